@@ -1,0 +1,74 @@
+# bountytree: two commands on a fresh machine, `make demo` and `make test`.
+# Every target installs what it needs first (`make setup`, idempotent).
+
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTHON3 ?= python3
+export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
+# py-solc-x (brownie's compiler driver) takes the solc-js adapter here for a native solc.
+export SOLCX_BINARY_PATH := $(CURDIR)/toolchain/solcx
+# Test workers: two cores here; CI may set it.
+JOBS ?= 2
+
+.PHONY: setup compile test test-contracts test-python demo up bench bench-gas bench-storage \
+        bench-trainer bench-oracle clean
+
+setup: $(VENV)/.installed node_modules/.installed build/.compiled
+
+$(VENV)/.installed: requirements.txt requirements-nodeps.txt pyproject.toml
+	test -x $(PY) || $(PYTHON3) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-nodeps.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+build/.compiled: $(VENV)/.installed node_modules/.installed $(wildcard contracts/*.sol) brownie-config.yaml
+	$(VENV)/bin/brownie compile
+	touch $@
+
+compile: setup
+
+# Contract tests (brownie, their own Ganache) and Python tests (one shared Ganache per
+# session) run side by side; both must pass.
+test: setup
+	@mkdir -p .bountytree; status=0; \
+	  ( $(MAKE) --no-print-directory test-contracts > .bountytree/test-contracts.log 2>&1 ) & cpid=$$!; \
+	  $(MAKE) --no-print-directory test-python || status=1; \
+	  wait $$cpid || status=1; \
+	  echo "──── contract tests (brownie) ────"; tail -n 40 .bountytree/test-contracts.log; \
+	  exit $$status
+
+test-contracts: setup
+	$(VENV)/bin/brownie test tests/contracts
+
+test-python: setup
+	$(PY) -m pytest tests -n $(JOBS) --ignore=tests/contracts
+
+demo: setup
+	$(VENV)/bin/bountytree up --demo
+
+up: setup
+	$(VENV)/bin/bountytree up
+
+bench: bench-gas bench-storage bench-trainer bench-oracle
+	$(PY) -m bench.report
+
+bench-gas: setup
+	$(VENV)/bin/brownie run scripts/bench_gas.py
+
+bench-storage: setup
+	$(PY) -m bench.storage
+
+bench-trainer: setup
+	$(PY) -m bench.trainer
+
+bench-oracle: setup
+	$(PY) -m bench.oracle
+
+clean:
+	rm -rf build .bountytree
