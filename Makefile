@@ -44,10 +44,10 @@ test: setup
 	  exit $$status
 
 test-contracts: setup
-	$(VENV)/bin/brownie test tests/contracts
+	$(VENV)/bin/brownie test tests/contracts --network ganache-cli
 
 test-python: setup
-	$(PY) -m pytest tests -n $(JOBS) --ignore=tests/contracts
+	$(PY) -m pytest tests -p no:pytest-brownie -n $(JOBS) --ignore=tests/contracts
 
 demo: setup
 	$(VENV)/bin/bountytree up --demo
@@ -59,7 +59,7 @@ bench: bench-gas bench-storage bench-trainer bench-oracle
 	$(PY) -m bench.report
 
 bench-gas: setup
-	$(VENV)/bin/brownie run scripts/bench_gas.py
+	$(VENV)/bin/brownie run scripts/bench_gas.py --network ganache-cli
 
 bench-storage: setup
 	$(PY) -m bench.storage

@@ -1,0 +1,200 @@
+"""createTask, proposeArchitecture, publishDataset, commit and reveal: effects and every revert."""
+
+import pytest
+from hexbytes import HexBytes
+from brownie import ZERO_ADDRESS, chain, web3
+
+from conftest import BOUNTY, DAY, SPEC, STAKE, VALIDATION, cid, reverts
+
+
+def test_create_task_stores_every_field(tree, market, sponsor):
+    deadline = chain.time() + DAY
+    tx = tree.createTask(SPEC, VALIDATION, 8500, deadline, 6000, 2500, 1500, STAKE,
+                         {"from": sponsor, "value": BOUNTY})
+    task_id = tx.return_value
+    assert task_id == 1
+    t = tree.getTask(task_id).dict()
+    assert t["sponsor"] == sponsor
+    assert t["bounty"] == BOUNTY
+    assert t["specCid"] == "0x" + SPEC.hex()
+    assert t["validationCommitment"] == "0x" + VALIDATION.hex()
+    assert (t["targetAccuracyBps"], t["deadline"], t["submissionStake"]) == (8500, deadline, STAKE)
+    assert (t["dataShareBps"], t["computeShareBps"], t["expertiseShareBps"]) == (6000, 2500, 1500)
+    assert not t["finalized"] and t["bestNodeId"] == 0 and t["forfeited"] == 0
+    assert tx.events["TaskCreated"]["taskId"] == 1
+    assert tx.events["TaskCreated"]["bounty"] == BOUNTY
+    assert tree.balance() == BOUNTY
+    assert [int(x) for x in tree.counts()] == [1, 0, 0]
+
+
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        ({"bounty": 0}, "NoBounty"),
+        ({"deadline_in": -10}, "DeadlineNotInFuture"),
+        ({"target": 0}, "TargetOutOfRange"),
+        ({"target": 10001}, "TargetOutOfRange"),
+        ({"shares": (5000, 3000, 1000)}, "SharesMustSumTo10000"),
+        ({"shares": (10000, 1, 0)}, "SharesMustSumTo10000"),
+        ({"spec": b"\x00" * 32}, "EmptyCid"),
+        ({"validation": b"\x00" * 32}, "EmptyCommitment"),
+        ({"stake": 2**96}, "AmountTooLarge"),
+    ],
+)
+def test_create_task_rejects(market, sponsor, kwargs, error):
+    with reverts(error):
+        market.create_task(sponsor, **kwargs)
+
+
+def test_propose_architecture(tree, market, sponsor, architect):
+    task_id = market.create_task(sponsor)
+    tx = tree.proposeArchitecture(task_id, cid(9), {"from": architect, "value": STAKE})
+    node_id = tx.return_value
+    n = tree.getNode(node_id).dict()
+    assert (n["author"], n["taskId"], n["parentId"], n["depth"], n["kind"], n["status"]) == (
+        architect, task_id, 0, 1, 0, 0)
+    assert n["cid"] == "0x" + cid(9).hex()
+    assert tx.events["ArchitectureProposed"]["nodeId"] == node_id
+    assert tree.balance() == BOUNTY + STAKE
+
+
+def test_propose_rejects(tree, market, sponsor, architect):
+    task_id = market.create_task(sponsor)
+    with reverts("WrongStake"):
+        tree.proposeArchitecture(task_id, cid(9), {"from": architect, "value": STAKE - 1})
+    with reverts("EmptyCid"):
+        tree.proposeArchitecture(task_id, b"\x00" * 32, {"from": architect, "value": STAKE})
+    with reverts("UnknownTask"):
+        tree.proposeArchitecture(99, cid(9), {"from": architect, "value": STAKE})
+    chain.sleep(DAY + 1)
+    chain.mine()
+    with reverts("DeadlinePassed"):
+        tree.proposeArchitecture(task_id, cid(9), {"from": architect, "value": STAKE})
+
+
+def test_finalized_task_takes_no_new_node(tree, market, sponsor, architect, alice):
+    task_id = market.create_task(sponsor)
+    arch = market.propose(task_id, architect)
+    c, salt, _ = market.commit(task_id, alice, arch, cid(3))
+    market.score(task_id, {arch: 9500})
+    tree.finalize(task_id, {"from": alice})
+    with reverts("TaskIsFinalized"):
+        tree.proposeArchitecture(task_id, cid(9), {"from": architect, "value": STAKE})
+    with reverts("TaskIsFinalized"):
+        tree.publishDataset(task_id, cid(9), {"from": alice})
+    with reverts("TaskIsFinalized"):
+        market.commit(task_id, alice, arch, cid(4))
+    with reverts("TaskIsFinalized"):
+        tree.revealSubmission(task_id, arch, cid(3), 1000, 0, salt, {"from": alice})
+
+
+def test_publish_dataset(tree, market, sponsor, publisher):
+    task_id = market.create_task(sponsor)
+    tx = tree.publishDataset(task_id, cid(42), {"from": publisher})
+    assert tx.return_value == 1
+    d = tree.getDataset(1).dict()
+    assert (d["publisher"], d["taskId"]) == (publisher, task_id)
+    assert tx.events["DatasetPublished"]["cid"] == "0x" + cid(42).hex()
+    with reverts("EmptyCid"):
+        tree.publishDataset(task_id, b"\x00" * 32, {"from": publisher})
+    with reverts("UnknownTask"):
+        tree.publishDataset(7, cid(1), {"from": publisher})
+
+
+def test_commit_then_reveal(tree, market, sponsor, architect, alice):
+    task_id = market.create_task(sponsor)
+    arch = market.propose(task_id, architect)
+    c, salt, tx = market.commit(task_id, alice, arch, cid(3), ops=777)
+    assert bytes(HexBytes(tx.events["SubmissionCommitted"]["commitment"])) == bytes(c)
+    assert tree.getCommitment(c).dict()["author"] == alice
+    rtx = tree.revealSubmission(task_id, arch, cid(3), 777, 0, salt, {"from": alice})
+    node_id = rtx.return_value
+    n = tree.getNode(node_id).dict()
+    assert (n["parentId"], n["depth"], n["kind"], n["ops"], n["datasetId"]) == (arch, 2, 1, 777, 0)
+    ev = rtx.events["NodeSubmitted"]
+    assert (ev["taskId"], ev["nodeId"], ev["parentId"], ev["author"], ev["ops"]) == (
+        task_id, node_id, arch, alice, 777)
+    assert tree.getCommitment(c).dict()["author"] == ZERO_ADDRESS
+    with reverts("UnknownCommitment"):  # a commitment reveals once
+        tree.revealSubmission(task_id, arch, cid(3), 777, 0, salt, {"from": alice})
+
+
+def test_reveal_rejects(tree, market, sponsor, architect, alice, bob, publisher):
+    task_id = market.create_task(sponsor)
+    other_task = market.create_task(sponsor)
+    arch = market.propose(task_id, architect)
+    other_arch = market.propose(other_task, architect)
+    other_dataset = market.publish(other_task, publisher)
+
+    c, salt, _ = market.commit(task_id, alice, arch, cid(3))
+    with reverts("CommitmentExists"):
+        tree.commitSubmission(task_id, c, {"from": alice, "value": STAKE})
+    with reverts("WrongStake"):
+        tree.commitSubmission(task_id, cid(12345), {"from": alice, "value": 0})
+    with reverts("EmptyCommitment"):
+        tree.commitSubmission(task_id, b"\x00" * 32, {"from": alice, "value": STAKE})
+    # nobody else can reveal alice's commitment: the hash binds msg.sender
+    with reverts("UnknownCommitment"):
+        tree.revealSubmission(task_id, arch, cid(3), 1000, 0, salt, {"from": bob})
+    # wrong salt / wrong CID
+    with reverts("UnknownCommitment"):
+        tree.revealSubmission(task_id, arch, cid(4), 1000, 0, salt, {"from": alice})
+
+    for parent, dataset, error in [
+        (0, 0, "ParentNotInTask"),
+        (other_arch, 0, "ParentNotInTask"),
+        (999, 0, "ParentNotInTask"),
+        (arch, other_dataset, "DatasetNotInTask"),
+        (arch, 55, "DatasetNotInTask"),
+    ]:
+        _, s, _ = market.commit(task_id, alice, parent, cid(8), dataset_id=dataset)
+        with reverts(error):
+            tree.revealSubmission(task_id, parent, cid(8), 1000, dataset, s, {"from": alice})
+    _, s, _ = market.commit(task_id, alice, arch, b"\x00" * 32)
+    with reverts("EmptyCid"):
+        tree.revealSubmission(task_id, arch, b"\x00" * 32, 1000, 0, s, {"from": alice})
+
+
+def test_reveal_in_the_commit_block_is_refused(tree, market, sponsor, architect, alice):
+    task_id = market.create_task(sponsor)
+    arch = market.propose(task_id, architect)
+    salt = b"\x05" * 32
+    c = market.commitment(alice, task_id, arch, cid(3), 1000, 0, salt)
+    tx_fields = {"from": alice.address, "to": tree.address, "gas": 500_000, "gasPrice": 10**9}
+    web3.provider.make_request("miner_stop", [])
+    try:
+        commit_hash = web3.eth.send_transaction(
+            {**tx_fields, "value": STAKE, "data": tree.commitSubmission.encode_input(task_id, c)})
+        reveal_hash = web3.eth.send_transaction(
+            {**tx_fields, "data": tree.revealSubmission.encode_input(task_id, arch, cid(3), 1000, 0, salt)})
+        web3.provider.make_request("evm_mine", [])
+    finally:
+        web3.provider.make_request("miner_start", [])
+    commit_receipt = web3.eth.wait_for_transaction_receipt(commit_hash)
+    reveal_receipt = web3.eth.wait_for_transaction_receipt(reveal_hash)
+    assert commit_receipt["blockNumber"] == reveal_receipt["blockNumber"]
+    assert commit_receipt["status"] == 1
+    assert reveal_receipt["status"] == 0
+    # one block later the same reveal goes through
+    tx = tree.revealSubmission(task_id, arch, cid(3), 1000, 0, salt, {"from": alice})
+    assert tx.events["NodeSubmitted"]["parentId"] == arch
+
+
+def test_reject_rejected_parent(tree, market, sponsor, architect, alice, oracle):
+    task_id = market.create_task(sponsor)
+    arch = market.propose(task_id, architect)
+    tree.rejectNodes(task_id, [arch], [2], {"from": oracle})
+    _, s, _ = market.commit(task_id, alice, arch, cid(8))
+    with reverts("ParentRejected"):
+        tree.revealSubmission(task_id, arch, cid(8), 1000, 0, s, {"from": alice})
+
+
+def test_tree_depth_is_bounded(tree, market, sponsor, architect, alice):
+    task_id = market.create_task(sponsor, stake=0)
+    parent = market.propose(task_id, architect, value=0)
+    for _ in range(tree.MAX_DEPTH() - 1):
+        parent = market.submit(task_id, alice, parent, value=0)
+    assert tree.getNode(parent).dict()["depth"] == tree.MAX_DEPTH()
+    _, s, _ = market.commit(task_id, alice, parent, cid(8), value=0)
+    with reverts("TreeTooDeep"):
+        tree.revealSubmission(task_id, parent, cid(8), 1000, 0, s, {"from": alice})
