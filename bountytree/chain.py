@@ -1,0 +1,238 @@
+"""The chain client: accounts, the deployed contracts, and transactions that fail in one line.
+
+Every transaction is simulated (eth_call) before it is signed, so a call the contract would
+refuse never leaves this machine: the user sees the contract's custom error, decoded, and no
+gas is spent. Contracts are found through `deployments/<chainId>.json` only.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
+from web3 import Web3
+from web3.exceptions import ContractCustomError, ContractLogicError
+
+from .config import Settings
+from .errors import UserError
+from .files import atomic_write_json
+
+# `ganache --wallet.deterministic` derives its accounts from this phrase (m/44'/60'/0'/0/i).
+GANACHE_MNEMONIC = "myth like bonus scare over problem client lizard pioneer submit female collect"
+CONTRACTS = ("Reputation", "BountyTree")
+
+
+def ganache_account(index: int) -> LocalAccount:
+    """The local chain's deterministic account `index`."""
+    Account.enable_unaudited_hdwallet_features()
+    return Account.from_mnemonic(GANACHE_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
+
+
+def load_account(spec: str | None) -> LocalAccount:
+    """`spec` is an index into the local chain's accounts or a keystore path; without one,
+    BOUNTYTREE_PRIVATE_KEY, else the local chain's account 0."""
+    if spec is None or spec == "":
+        key = os.environ.get("BOUNTYTREE_PRIVATE_KEY")
+        if key:
+            try:
+                return Account.from_key(key)
+            except Exception as exc:  # malformed hex, wrong length
+                raise UserError(f"BOUNTYTREE_PRIVATE_KEY is not a valid private key ({exc})") from None
+        return ganache_account(0)
+    if spec.isdigit():
+        return ganache_account(int(spec))
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        raise UserError(f"--account {spec}: neither an account index nor a keystore file")
+    try:
+        keystore = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"--account {spec}: not a readable keystore file ({exc})") from None
+    password = os.environ.get("BOUNTYTREE_KEYSTORE_PASSWORD")
+    if password is None:
+        password = getpass.getpass(f"password for {path.name}: ")
+    try:
+        return Account.from_key(Account.decrypt(keystore, password))
+    except ValueError:
+        raise UserError(f"--account {spec}: wrong keystore password") from None
+
+
+def connect(rpc: str) -> Web3:
+    w3 = Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 60}))
+    if not w3.is_connected():
+        raise UserError(f"cannot reach the chain at {rpc} (is Ganache running? try `bountytree up`)")
+    return w3
+
+
+def _error_selectors(abi: list[dict]) -> dict[bytes, dict]:
+    out = {}
+    for item in abi:
+        if item.get("type") == "error":
+            sig = f"{item['name']}({','.join(i['type'] for i in item['inputs'])})"
+            out[keccak(text=sig)[:4]] = item
+    return out
+
+
+def describe_revert(abi: list[dict], data: Any) -> str:
+    """`WrongStake(expected=10000000000000000, sent=0)` for a custom error's revert data."""
+    if isinstance(data, str):
+        data = bytes.fromhex(data.removeprefix("0x"))
+    if not data or len(data) < 4:
+        return "the contract reverted without a reason"
+    item = _error_selectors(abi).get(bytes(data[:4]))
+    if item is None:
+        return f"the contract reverted (unknown error 0x{bytes(data[:4]).hex()})"
+    values = Web3().codec.decode([i["type"] for i in item["inputs"]], bytes(data[4:]))
+    args = ", ".join(f"{i['name'].rstrip('_')}={_show(v)}" for i, v in zip(item["inputs"], values))
+    return f"{item['name']}({args})"
+
+
+def _show(value: Any) -> str:
+    return "0x" + value.hex() if isinstance(value, bytes) else str(value)
+
+
+@dataclass
+class Sent:
+    """What a command prints about a transaction."""
+
+    tx_hash: str
+    gas_used: int
+    receipt: Any
+
+    def __str__(self) -> str:
+        return f"tx {self.tx_hash} gas {self.gas_used}"
+
+
+class Chain:
+    """One account on one chain with the bountytree contracts of that chain's deployment."""
+
+    def __init__(self, settings: Settings, account: LocalAccount | None = None, *, need_contracts: bool = True):
+        self.settings = settings
+        self.w3 = connect(settings.rpc)
+        self.account = account or load_account(settings.account)
+        self.chain_id = self.w3.eth.chain_id
+        self.deployment = load_deployment(settings.deployments, self.chain_id) if need_contracts else None
+        if self.deployment:
+            self.tree = self.w3.eth.contract(**self.deployment["BountyTree"])
+            self.reputation = self.w3.eth.contract(**self.deployment["Reputation"])
+
+    @property
+    def address(self) -> str:
+        return self.account.address
+
+    def send(self, fn, value: int = 0) -> Sent:
+        """Simulate, sign, send and wait for a contract call; one-line UserError if refused."""
+        tx = {"from": self.address, "value": value}
+        abi = fn.contract_abi
+        try:
+            fn.call(tx)
+            gas = fn.estimate_gas(tx)
+        except (ContractCustomError, ContractLogicError) as exc:
+            raise UserError(f"refused by the contract: {describe_revert(abi, exc.data)}") from None
+        return self._sign_and_send(fn.build_transaction({**tx, **self._fees(gas, value)}))
+
+    def deploy(self, artifact: dict, *args) -> tuple[str, Sent]:
+        factory = self.w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
+        ctor = factory.constructor(*args)
+        gas = ctor.estimate_gas({"from": self.address})
+        sent = self._sign_and_send(ctor.build_transaction({"from": self.address, **self._fees(gas, 0)}))
+        return sent.receipt["contractAddress"], sent
+
+    def _fees(self, gas: int, value: int) -> dict:
+        gas = int(gas * 1.2) + 10_000
+        price = max(self.w3.eth.gas_price, 10**9)
+        balance = self.w3.eth.get_balance(self.address)
+        if balance < value + gas * price:
+            need = Web3.from_wei(value + gas * price, "ether")
+            raise UserError(f"insufficient funds: {self.address} has {Web3.from_wei(balance, 'ether')} ETH, "
+                            f"needs about {need} ETH")
+        return {"gas": gas, "gasPrice": price, "nonce": self.w3.eth.get_transaction_count(self.address, "pending"),
+                "chainId": self.chain_id}
+
+    def _sign_and_send(self, tx: dict) -> Sent:
+        signed = self.account.sign_transaction(tx)
+        tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
+        if receipt["status"] != 1:
+            raise UserError(f"transaction {tx_hash.hex()} reverted on-chain (state changed between check and send)")
+        return Sent("0x" + bytes(tx_hash).hex().removeprefix("0x"), receipt["gasUsed"], receipt)
+
+    def events(self, name: str, receipt) -> list:
+        """Decoded events `name` emitted by BountyTree in `receipt`."""
+        return list(getattr(self.tree.events, name)().process_receipt(receipt, errors=_DISCARD))
+
+
+try:
+    from web3.logs import DISCARD as _DISCARD
+except ImportError:  # pragma: no cover - older web3
+    _DISCARD = None
+
+
+def deployment_path(folder: Path, chain_id: int) -> Path:
+    return Path(folder) / f"{chain_id}.json"
+
+
+def load_deployment(folder: Path, chain_id: int) -> dict:
+    path = deployment_path(folder, chain_id)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"nothing deployed on chain {chain_id} ({path} missing): run `bountytree deploy`") from None
+    except ValueError as exc:
+        raise UserError(f"{path} is not valid JSON ({exc})") from None
+    try:
+        return {name: {"address": data[name]["address"], "abi": data[name]["abi"]} for name in CONTRACTS}
+    except (KeyError, TypeError):
+        raise UserError(f"{path} lacks the address and ABI of {', '.join(CONTRACTS)}") from None
+
+
+def load_artifact(build: Path, name: str) -> dict:
+    path = Path(build) / f"{name}.json"
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path} missing: compile the contracts first (`make setup`)") from None
+    return {"abi": data["abi"], "bytecode": data["bytecode"]}
+
+
+def deploy(settings: Settings, account: LocalAccount | None = None, oracle: str | None = None) -> dict:
+    """Deploys Reputation and BountyTree, binds the one to the other, and writes the
+    deployment file. The deployer is admin; `oracle` (default: the deployer) gets ORACLE_ROLE."""
+    chain = Chain(settings, account, need_contracts=False)
+    reputation_art = load_artifact(settings.build, "Reputation")
+    tree_art = load_artifact(settings.build, "BountyTree")
+    oracle = Web3.to_checksum_address(oracle) if oracle else chain.address
+    rep_address, rep_tx = chain.deploy(reputation_art)
+    tree_address, tree_tx = chain.deploy(tree_art, rep_address, chain.address, oracle)
+    reputation = chain.w3.eth.contract(address=rep_address, abi=reputation_art["abi"])
+    bind_tx = chain.send(reputation.functions.bindWriter(tree_address))
+    record = {
+        "chainId": chain.chain_id,
+        "deployer": chain.address,
+        "oracle": oracle,
+        "block": tree_tx.receipt["blockNumber"],
+        "Reputation": {"address": rep_address, "abi": reputation_art["abi"]},
+        "BountyTree": {"address": tree_address, "abi": tree_art["abi"]},
+    }
+    atomic_write_json(deployment_path(settings.deployments, chain.chain_id), record)
+    return {"record": record, "txs": {"Reputation": rep_tx, "BountyTree": tree_tx, "bindWriter": bind_tx}}
+
+
+def is_deployed(settings: Settings, w3: Web3) -> bool:
+    """A deployment file for this chain whose BountyTree address holds code."""
+    try:
+        record = load_deployment(settings.deployments, w3.eth.chain_id)
+    except UserError:
+        return False
+    return len(w3.eth.get_code(record["BountyTree"]["address"])) > 0
+
+
+__all__ = ["Chain", "Sent", "connect", "deploy", "describe_revert", "ganache_account", "is_deployed",
+           "load_account", "load_deployment"]
