@@ -1,0 +1,53 @@
+"""`bountytree`: the participants' command line. Each subcommand lives in bountytree/commands/.
+
+Every command takes --rpc, --account and --store; a UserError (bad input, a call the contract
+refuses) ends the command with one line on stderr and exit status 2, before anything is sent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .commands import deploy as deploy_cmd
+from .commands import ipfs as ipfs_cmd
+from .config import Settings
+from .errors import UserError
+
+COMMANDS = [deploy_cmd, ipfs_cmd]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--rpc", help="chain JSON-RPC URL (env BOUNTYTREE_RPC, default http://127.0.0.1:8545)")
+    common.add_argument("--account", help="local chain account index, or a keystore file "
+                                          "(env BOUNTYTREE_PRIVATE_KEY also works)")
+    common.add_argument("--store", help="embedded store directory, or a Kubo RPC URL (env BOUNTYTREE_STORE)")
+    parser = argparse.ArgumentParser(prog="bountytree", description=__doc__.splitlines()[0], parents=[common])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for module in COMMANDS:
+        module.register(sub, common)
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    return Settings().with_overrides(rpc=args.rpc, account=args.account, store=args.store)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args, settings_from(args)) or 0
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
