@@ -11,8 +11,7 @@ export SOLCX_BINARY_PATH := $(CURDIR)/toolchain/solcx
 # Test workers: two cores here; CI may set it.
 JOBS ?= 2
 
-.PHONY: setup compile test test-contracts test-python demo up bench bench-gas bench-storage \
-        bench-trainer bench-oracle clean
+.PHONY: setup compile test test-contracts test-python bench bench-gas bench-storage clean
 
 setup: $(VENV)/.installed node_modules/.installed build/.compiled
 
@@ -49,26 +48,19 @@ test-contracts: setup
 test-python: setup
 	$(PY) -m pytest tests -p no:pytest-brownie -n $(JOBS) --ignore=tests/contracts
 
+# `make demo` (bountytree up with the scripted market) is issue 7 and not built yet: say so
+# plainly instead of failing somewhere inside.
 demo: setup
-	$(VENV)/bin/bountytree up --demo
+	@echo "make demo: not built yet (needs the trainer, oracle and app: issues 4-7)." >&2; exit 1
 
-up: setup
-	$(VENV)/bin/bountytree up
-
-bench: bench-gas bench-storage bench-trainer bench-oracle
-	$(PY) -m bench.report
+bench: bench-gas bench-storage
 
 bench-gas: setup
 	$(VENV)/bin/brownie run scripts/bench_gas.py --network ganache-cli
 
 bench-storage: setup
+	@mkdir -p .bountytree
 	$(PY) -m bench.storage
-
-bench-trainer: setup
-	$(PY) -m bench.trainer
-
-bench-oracle: setup
-	$(PY) -m bench.oracle
 
 clean:
 	rm -rf build .bountytree
