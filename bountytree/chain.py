@@ -90,11 +90,13 @@ def describe_revert(abi: list[dict], data: Any) -> str:
     if item is None:
         return f"the contract reverted (unknown error 0x{bytes(data[:4]).hex()})"
     values = Web3().codec.decode([i["type"] for i in item["inputs"]], bytes(data[4:]))
-    args = ", ".join(f"{i['name'].rstrip('_')}={_show(v)}" for i, v in zip(item["inputs"], values))
+    args = ", ".join(f"{i['name'].rstrip('_')}={_show(v, i['type'])}" for i, v in zip(item["inputs"], values))
     return f"{item['name']}({args})"
 
 
-def _show(value: Any) -> str:
+def _show(value: Any, abi_type: str) -> str:
+    if abi_type == "address":
+        return Web3.to_checksum_address(value)
     return "0x" + value.hex() if isinstance(value, bytes) else str(value)
 
 
