@@ -166,16 +166,6 @@ class Chain:
             raise UserError(f"transaction {tx_hash.hex()} reverted on-chain (state changed between check and send)")
         return Sent("0x" + bytes(tx_hash).hex().removeprefix("0x"), receipt["gasUsed"], receipt)
 
-    def events(self, name: str, receipt) -> list:
-        """Decoded events `name` emitted by BountyTree in `receipt`."""
-        return list(getattr(self.tree.events, name)().process_receipt(receipt, errors=_DISCARD))
-
-
-try:
-    from web3.logs import DISCARD as _DISCARD
-except ImportError:  # pragma: no cover - older web3
-    _DISCARD = None
-
 
 def deployment_path(folder: Path, chain_id: int) -> Path:
     return Path(folder) / f"{chain_id}.json"
@@ -227,14 +217,5 @@ def deploy(settings: Settings, account: LocalAccount | None = None, oracle: str 
     return {"record": record, "txs": {"Reputation": rep_tx, "BountyTree": tree_tx, "bindWriter": bind_tx}}
 
 
-def is_deployed(settings: Settings, w3: Web3) -> bool:
-    """A deployment file for this chain whose BountyTree address holds code."""
-    try:
-        record = load_deployment(settings.deployments, w3.eth.chain_id)
-    except UserError:
-        return False
-    return len(w3.eth.get_code(record["BountyTree"]["address"])) > 0
-
-
-__all__ = ["Chain", "Sent", "connect", "deploy", "describe_revert", "ganache_account", "is_deployed",
-           "load_account", "load_deployment"]
+__all__ = ["Chain", "Sent", "connect", "deploy", "describe_revert", "ganache_account", "load_account",
+           "load_deployment"]

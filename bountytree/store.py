@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -187,16 +186,5 @@ def open_store(spec: str) -> Store:
     return EmbeddedStore(spec)
 
 
-def wait_for(store: Store, cid: str, timeout: float, poll: float = 0.5) -> bool:
-    """Whether `cid` becomes readable within `timeout` seconds (the oracle's fetch limit)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if store.has(cid):
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(poll)
-
-
 __all__ = ["EmbeddedStore", "KuboStore", "Store", "StoreError", "add_bytes", "add_file", "get_bytes",
-           "open_store", "wait_for"]
+           "open_store"]

@@ -32,44 +32,16 @@ def isolation(fn_isolation):
     pass
 
 
-@pytest.fixture(scope="module")
-def admin():
-    return accounts[0]
+ROLES = ["admin", "oracle", "sponsor", "architect", "alice", "bob", "publisher", "outsider"]
 
 
-@pytest.fixture(scope="module")
-def oracle():
-    return accounts[1]
+def _role_fixture(index: int):
+    return pytest.fixture(scope="module", name=ROLES[index])(lambda: accounts[index])
 
 
-@pytest.fixture(scope="module")
-def sponsor():
-    return accounts[2]
-
-
-@pytest.fixture(scope="module")
-def architect():
-    return accounts[3]
-
-
-@pytest.fixture(scope="module")
-def alice():
-    return accounts[4]
-
-
-@pytest.fixture(scope="module")
-def bob():
-    return accounts[5]
-
-
-@pytest.fixture(scope="module")
-def publisher():
-    return accounts[6]
-
-
-@pytest.fixture(scope="module")
-def outsider():
-    return accounts[7]
+# one fixture per role: admin is accounts[0], oracle accounts[1], …
+for _i, _role in enumerate(ROLES):
+    globals()[f"_{_role}_fixture"] = _role_fixture(_i)
 
 
 @pytest.fixture(scope="module")
