@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,7 @@ class Chain:
         self.chain_id = self.w3.eth.chain_id
         self.deployment = load_deployment(settings.deployments, self.chain_id) if need_contracts else None
         if self.deployment:
+            self.first_block = self.deployment["block"]  # where event queries start
             self.tree = self.w3.eth.contract(**self.deployment["BountyTree"])
             self.reputation = self.w3.eth.contract(**self.deployment["Reputation"])
 
@@ -139,6 +141,26 @@ class Chain:
         except (ContractCustomError, ContractLogicError) as exc:
             raise UserError(f"refused by the contract: {describe_revert(abi, exc.data)}") from None
         return self._sign_and_send(fn.build_transaction({**tx, **self._fees(gas, value)}))
+
+    def wait_for_block_after(self, block: int, timeout_s: float = 300, poll_s: float = 0.2) -> None:
+        """Returns once the chain has a block after `block` (a reveal must follow its commit).
+
+        A dev chain that mines only on transactions (Ganache) would never get there on its own;
+        it is asked once to mine an empty block (`evm_mine`), which other nodes refuse harmlessly.
+        """
+        deadline = time.monotonic() + timeout_s
+        asked = False
+        while self.w3.eth.block_number <= block:
+            if time.monotonic() > deadline:
+                raise UserError(f"no new block after {block} in {timeout_s:.0f}s; is the chain producing blocks?")
+            if not asked:
+                asked = True
+                try:
+                    self.w3.provider.make_request("evm_mine", [])
+                except Exception:
+                    pass
+                continue
+            time.sleep(poll_s)
 
     def deploy(self, artifact: dict, *args) -> tuple[str, Sent]:
         factory = self.w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
@@ -180,7 +202,8 @@ def load_deployment(folder: Path, chain_id: int) -> dict:
     except ValueError as exc:
         raise UserError(f"{path} is not valid JSON ({exc})") from None
     try:
-        return {name: {"address": data[name]["address"], "abi": data[name]["abi"]} for name in CONTRACTS}
+        contracts = {name: {"address": data[name]["address"], "abi": data[name]["abi"]} for name in CONTRACTS}
+        return {**contracts, "block": int(data.get("block", 0))}
     except (KeyError, TypeError):
         raise UserError(f"{path} lacks the address and ABI of {', '.join(CONTRACTS)}") from None
 

@@ -9,20 +9,31 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .commands import dataset as dataset_cmd
 from .commands import deploy as deploy_cmd
 from .commands import ipfs as ipfs_cmd
+from .commands import propose as propose_cmd
+from .commands import settle as settle_cmd
+from .commands import task as task_cmd
 from .config import Settings
 from .errors import UserError
 
-COMMANDS = [deploy_cmd, ipfs_cmd]
+COMMANDS = [deploy_cmd, ipfs_cmd, task_cmd, propose_cmd, dataset_cmd, settle_cmd]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+def common_options() -> argparse.ArgumentParser:
+    """--rpc, --account, --store: taken by every command (bountytree, trainer, oracle)."""
+    # SUPPRESS: an option given before the subcommand is not reset by the subcommand's default.
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     common.add_argument("--rpc", help="chain JSON-RPC URL (env BOUNTYTREE_RPC, default http://127.0.0.1:8545)")
     common.add_argument("--account", help="local chain account index, or a keystore file "
                                           "(env BOUNTYTREE_PRIVATE_KEY also works)")
     common.add_argument("--store", help="embedded store directory, or a Kubo RPC URL (env BOUNTYTREE_STORE)")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = common_options()
     parser = argparse.ArgumentParser(prog="bountytree", description=__doc__.splitlines()[0], parents=[common])
     sub = parser.add_subparsers(dest="command", required=True)
     for module in COMMANDS:
@@ -31,11 +42,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    return Settings().with_overrides(rpc=args.rpc, account=args.account, store=args.store)
+    return Settings().with_overrides(rpc=getattr(args, "rpc", None), account=getattr(args, "account", None),
+                                     store=getattr(args, "store", None))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    return run(build_parser(), argv)
+
+
+def run(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
+    """Parses, runs `args.run(args, settings)`, and turns a UserError into one line and exit 2."""
     args = parser.parse_args(argv)
     try:
         return args.run(args, settings_from(args)) or 0

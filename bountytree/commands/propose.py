@@ -1,0 +1,29 @@
+"""`bountytree propose --task TASK_ID --spec SPEC.json` (architect)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import UserError
+from ..market import open_market
+from ..spec import load_spec
+
+
+def register(sub, common) -> None:
+    p = sub.add_parser("propose", parents=[common], help="propose a model architecture (bountytree/model@1 spec)")
+    p.add_argument("--task", type=int, required=True)
+    p.add_argument("--spec", required=True, help="the model spec (JSON)")
+    p.set_defaults(run=run)
+
+
+def run(args, settings) -> int:
+    path = Path(args.spec)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
+    spec = load_spec(raw, str(path))
+    out = open_market(settings).propose(args.task, spec)
+    print(f"node {out['node_id']} proposed on task {args.task}  {out['sent']}")
+    print(f"  spec {out['spec_cid']}  initial weights {out['weights_cid']}  ({spec.num_params:,} parameters)")
+    return 0

@@ -1,0 +1,139 @@
+"""Datasets: CSV (a header, numeric features, an integer label column) or `.npz` (`X`, `y`).
+
+Every loader returns features as a float32 matrix (one row per example, features flattened) and
+labels as int64, and `check_against` compares them with a task before anything is trained or
+sent, so a wrong file fails with the reason and not with a shape error deep in torch.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+
+MAX_DATASET_BYTES = 1 << 30
+
+
+class DatasetError(UserError):
+    """A dataset file that cannot be read or does not fit its task."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    X: np.ndarray  # float32, (rows, features)
+    y: np.ndarray  # int64, (rows,)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    @property
+    def num_features(self) -> int:
+        return self.X.shape[1]
+
+    @property
+    def classes(self) -> list[int]:
+        return sorted(int(c) for c in np.unique(self.y))
+
+    def subset(self, index: np.ndarray) -> "Dataset":
+        return Dataset(self.X[index], self.y[index])
+
+    def to_npz_bytes(self) -> bytes:
+        buf = io.BytesIO()
+        np.savez(buf, X=self.X, y=self.y)
+        return buf.getvalue()
+
+
+def _labels(where: str, values: np.ndarray) -> np.ndarray:
+    if values.dtype.kind == "f":
+        if not np.isfinite(values).all() or (values != np.round(values)).any():
+            raise DatasetError(f"{where}: labels must be whole numbers")
+    elif values.dtype.kind not in "iu":
+        raise DatasetError(f"{where}: labels must be integers, got {values.dtype}")
+    y = values.astype(np.int64)
+    if y.size and y.min() < 0:
+        raise DatasetError(f"{where}: negative label {int(y.min())}")
+    return y
+
+
+def _features(where: str, values: np.ndarray) -> np.ndarray:
+    if values.dtype.kind not in "fiub":
+        raise DatasetError(f"{where}: features must be numbers, got {values.dtype}")
+    X = values.reshape(len(values), -1).astype(np.float32)
+    if not np.isfinite(X).all():
+        raise DatasetError(f"{where}: features contain NaN or infinity")
+    return X
+
+
+def _from_npz(raw: bytes, where: str) -> Dataset:
+    try:
+        with np.load(io.BytesIO(raw), allow_pickle=False) as data:
+            if "X" not in data or "y" not in data:
+                raise DatasetError(f"{where}: an .npz dataset needs arrays X and y, found {sorted(data.files)}")
+            X, y = data["X"], data["y"]
+    except DatasetError:
+        raise
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise DatasetError(f"{where}: not a readable .npz file ({exc})") from None
+    if X.ndim < 2 or y.ndim != 1 or len(X) != len(y):
+        raise DatasetError(f"{where}: X must be (rows, features…) and y (rows,), got {X.shape} and {y.shape}")
+    return Dataset(_features(where, X), _labels(where, y))
+
+
+def _from_csv(raw: bytes, where: str, label_column: str) -> Dataset:
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(io.BytesIO(raw))
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise DatasetError(f"{where}: not a readable CSV file ({str(exc).splitlines()[0]})") from None
+    if label_column not in frame.columns:
+        raise DatasetError(f"{where}: no label column {label_column!r} (columns: "
+                           f"{', '.join(map(str, frame.columns[:8]))}{'…' if len(frame.columns) > 8 else ''})")
+    features = frame.drop(columns=[label_column])
+    if features.shape[1] == 0:
+        raise DatasetError(f"{where}: no feature columns besides {label_column!r}")
+    bad = [c for c in features.columns if features[c].dtype.kind not in "fiub"]
+    if bad:
+        raise DatasetError(f"{where}: column {bad[0]!r} is not numeric")
+    if frame[label_column].isna().any():
+        raise DatasetError(f"{where}: missing labels in column {label_column!r}")
+    return Dataset(_features(where, features.to_numpy()), _labels(where, frame[label_column].to_numpy()))
+
+
+def load_bytes(raw: bytes, where: str = "dataset", label_column: str = "label") -> Dataset:
+    """A dataset from bytes: `.npz` if it is a zip archive, else CSV."""
+    if len(raw) > MAX_DATASET_BYTES:
+        raise DatasetError(f"{where}: {len(raw)} bytes, at most {MAX_DATASET_BYTES}")
+    ds = _from_npz(raw, where) if raw[:4] == b"PK\x03\x04" else _from_csv(raw, where, label_column)
+    if len(ds) == 0:
+        raise DatasetError(f"{where}: no rows")
+    return ds
+
+
+def load_file(path: str | Path, label_column: str = "label") -> Dataset:
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read ({exc.strerror})") from None
+    return load_bytes(raw, str(path), label_column)
+
+
+def check_against(ds: Dataset, num_features: int, num_classes: int, where: str = "dataset") -> None:
+    """Refuses data whose rows or labels do not fit a task."""
+    if ds.num_features != num_features:
+        raise DatasetError(f"{where}: {ds.num_features} features per row, the task expects {num_features}")
+    if int(ds.y.max()) >= num_classes:
+        raise DatasetError(f"{where}: label {int(ds.y.max())} is outside the task's classes 0..{num_classes - 1}")
+
+
+def holdout_split(ds: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
+    """A reproducible (train, holdout) split; the holdout keeps at least one row when it can."""
+    order = np.random.default_rng(seed).permutation(len(ds))
+    cut = min(len(ds) - 1, max(1, int(round(len(ds) * fraction)))) if len(ds) > 1 else 0
+    return ds.subset(order[cut:]), ds.subset(order[:cut])

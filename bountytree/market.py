@@ -1,0 +1,399 @@
+"""The marketplace as its participants see it: tasks, the model tree, and every action a
+sponsor, architect, data owner or anyone settling a task takes. The command line, the trainer,
+the oracle and the app all call these functions; none of them talks to the contract directly.
+
+Each action checks what it can off-chain first (files, specs, data against the task) and then
+sends through `Chain.send`, which simulates before signing: a refused action sends nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from eth_abi import encode as abi_encode
+from eth_utils import keccak
+from web3 import Web3
+
+from . import datasets, taskinfo, validation
+from . import weights as weights_io
+from .chain import Chain, Sent
+from .cid import bytes32_to_cid, cid_to_bytes32
+from .errors import UserError
+from .files import atomic_write_json
+from .spec import ModelSpec, load_spec
+from .store import Store, add_bytes, get_bytes
+
+KINDS = ("architecture", "trained")
+STATUSES = ("pending", "scored", "rejected", "reclaimed")
+PAYOUT_KINDS = ("data", "compute", "expertise", "refund", "stake")
+# Reason codes of rejected nodes (uint8 on-chain; 0 is not a reason).
+REASONS = {1: "missing", 2: "not-safetensors", 3: "shape-mismatch", 4: "not-finite", 5: "too-large",
+           6: "invalid-spec", 7: "parent-rejected", 8: "invalid-dataset"}
+REASON_CODES = {name: code for code, name in REASONS.items()}
+
+
+def parse_eth(text: str | float | Decimal, what: str) -> int:
+    try:
+        value = Decimal(str(text))
+    except InvalidOperation:
+        raise UserError(f"{what}: {text!r} is not an amount of ETH") from None
+    if not value.is_finite() or value < 0:
+        raise UserError(f"{what}: {text!r} is not an amount of ETH")
+    return int(Web3.to_wei(value, "ether"))
+
+
+def parse_duration(text: str) -> int:
+    """'90s', '30m', '2h', '7d' → seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        amount, unit = float(text[:-1]), units[text[-1]]
+    except (ValueError, KeyError, IndexError):
+        raise UserError(f"deadline: {text!r} is not a duration like 90s, 30m, 2h or 7d") from None
+    if amount <= 0 or not math.isfinite(amount):
+        raise UserError(f"deadline: {text!r} must be positive")
+    return int(amount * unit)
+
+
+def parse_split(text: str) -> tuple[int, int, int]:
+    try:
+        parts = tuple(int(p) for p in text.split("/"))
+    except ValueError:
+        parts = ()
+    if len(parts) != 3 or min(parts) < 0 or sum(parts) != 100 or parts[1] == 0:
+        raise UserError(f"--split: {text!r} is not train/validation/test percentages summing to 100 "
+                        "with a validation share")
+    return parts  # type: ignore[return-value]
+
+
+@dataclass
+class TaskView:
+    id: int
+    sponsor: str
+    bounty: int
+    stake: int
+    deadline: int
+    target_bps: int
+    shares_bps: tuple[int, int, int]
+    finalized: bool
+    description_cid: str
+    commitment: bytes
+    best_node: int
+    best_bps: int
+    winner: int
+    forfeited: int
+    info: taskinfo.TaskInfo | None = None
+
+    @property
+    def status(self) -> str:
+        if self.finalized:
+            return "finalized"
+        if self.deadline <= time.time():
+            return "expired"
+        return "target reached" if self.best_node and self.best_bps >= self.target_bps else "open"
+
+
+@dataclass
+class NodeView:
+    id: int
+    task_id: int
+    parent_id: int
+    author: str
+    depth: int
+    kind: str
+    cid: str
+    status: str
+    accuracy_bps: int
+    ops: int
+    verified_ops: int
+    dataset_id: int
+    gain_bps: int | None = None
+    reason: str | None = None
+    block: int = 0
+    children: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Payout:
+    task_id: int
+    account: str
+    amount: int
+    kind: str
+
+
+class Market:
+    """One participant (an account on a chain) and the store they use."""
+
+    def __init__(self, chain: Chain, store: Store):
+        self.chain = chain
+        self.store = store
+        self.tree = chain.tree
+        self.first_block = chain.first_block
+
+    # ── reading ──────────────────────────────────────────────────────────────
+
+    def task(self, task_id: int, *, with_info: bool = True) -> TaskView:
+        raw = self.tree.functions.getTask(task_id).call()
+        if raw[1] == 0:  # deadline 0: never created
+            raise UserError(f"unknown task {task_id}")
+        (stake, deadline, target, data_s, compute_s, expertise_s, finalized, sponsor, bounty, spec_cid,
+         commitment, best, best_bps, winner, forfeited) = raw
+        view = TaskView(task_id, sponsor, bounty, stake, deadline, target, (data_s, compute_s, expertise_s),
+                        finalized, bytes32_to_cid(spec_cid), bytes(commitment), best, best_bps, winner, forfeited)
+        if with_info:
+            view.info = taskinfo.parse(get_bytes(self.store, view.description_cid, taskinfo.MAX_BYTES),
+                                       f"task {task_id} description {view.description_cid}")
+        return view
+
+    def task_ids(self) -> list[int]:
+        tasks, _, _ = self.tree.functions.counts().call()
+        return list(range(1, tasks + 1))
+
+    def node(self, node_id: int) -> NodeView:
+        (author, task_id, parent_id, depth, kind, cid, status, acc, ops, vops, dataset) = \
+            self.tree.functions.getNode(node_id).call()
+        if author == "0x0000000000000000000000000000000000000000":
+            raise UserError(f"unknown node {node_id}")
+        return NodeView(node_id, task_id, parent_id, author, depth, KINDS[kind], bytes32_to_cid(cid),
+                        STATUSES[status], acc, ops, vops, dataset)
+
+    def _logs(self, event: str, **filters):
+        return getattr(self.tree.events, event).get_logs(from_block=self.first_block, argument_filters=filters)
+
+    def nodes(self, task_id: int) -> dict[int, NodeView]:
+        """Every node of a task (from its events), with gains over parents and rejection reasons."""
+        ids = [(e["args"]["nodeId"], e["blockNumber"]) for e in self._logs("ArchitectureProposed", taskId=task_id)]
+        ids += [(e["args"]["nodeId"], e["blockNumber"]) for e in self._logs("NodeSubmitted", taskId=task_id)]
+        reasons = {e["args"]["nodeId"]: e["args"]["reason"] for e in self._logs("NodeRejected", taskId=task_id)}
+        out: dict[int, NodeView] = {}
+        for node_id, block in sorted(ids):
+            n = self.node(node_id)
+            n.block = block
+            if node_id in reasons:
+                n.reason = REASONS.get(reasons[node_id], f"code {reasons[node_id]}")
+            out[node_id] = n
+        for n in out.values():
+            parent = out.get(n.parent_id)
+            if parent:
+                parent.children.append(n.id)
+                if n.status == "scored" and parent.status == "scored":
+                    n.gain_bps = n.accuracy_bps - parent.accuracy_bps
+        return out
+
+    def path_to(self, node_id: int) -> list[NodeView]:
+        """The node and its ancestors, architecture first."""
+        path = [self.node(node_id)]
+        while path[-1].parent_id:
+            path.append(self.node(path[-1].parent_id))
+        return path[::-1]
+
+    def architecture_spec(self, node: NodeView) -> ModelSpec:
+        arch = self.path_to(node.id)[0]
+        return load_spec(get_bytes(self.store, arch.cid, 64 * 1024), f"spec {arch.cid} of node {arch.id}")
+
+    def weights_cid(self, node: NodeView, spec: ModelSpec) -> str:
+        if node.kind == "trained":
+            return node.cid
+        if not spec.init_weights:
+            raise UserError(f"architecture node {node.id} has no init_weights")
+        return spec.init_weights
+
+    def best_parent(self, task_id: int) -> int:
+        """The node a trainer builds on by default: the best scored node, else the first architecture
+        that is still pending (ties: lowest id)."""
+        task = self.task(task_id, with_info=False)
+        if task.best_node:
+            return task.best_node
+        for e in self._logs("ArchitectureProposed", taskId=task_id):
+            if self.node(e["args"]["nodeId"]).status != "rejected":
+                return e["args"]["nodeId"]
+        raise UserError(f"task {task_id} has no architecture to train yet (run `bountytree propose`)")
+
+    def payouts(self, task_id: int) -> list[Payout]:
+        return [Payout(task_id, e["args"]["account"], e["args"]["amount"], PAYOUT_KINDS[e["args"]["kind"]])
+                for e in self._logs("PayoutCredited", taskId=task_id)]
+
+    def pending(self, account: str | None = None) -> int:
+        return self.tree.functions.pendingWithdrawals(account or self.chain.address).call()
+
+    def reputation(self, account: str) -> int:
+        return self.chain.reputation.functions.scoreOf(account).call()
+
+    # ── sponsor ──────────────────────────────────────────────────────────────
+
+    def create_task(self, validation_file: str | Path, *, name: str, bounty: int, target_bps: int, deadline_s: int,
+                    shares_bps: tuple[int, int, int] = (6000, 2000, 2000), stake: int = 0,
+                    label_column: str = "label", description: str = "",
+                    split: tuple[int, int, int] | None = None) -> dict:
+        """Posts a bounty. The validation file stays here; only its SHA-256 goes on-chain."""
+        if not 1 <= target_bps <= 10_000:
+            raise UserError(f"target: {target_bps / 10_000:g} is not in (0, 1]")
+        if bounty <= 0:
+            raise UserError("bounty: must be more than 0 ETH")
+        if sum(shares_bps) != 10_000 or min(shares_bps) < 0:
+            raise UserError(f"payout split {shares_bps} does not sum to 100 %")
+        ds = datasets.load_file(validation_file, label_column)
+        parts = None
+        if split:
+            parts = _split(ds, split)
+            ds = parts["validation"]
+        num_classes = max(int(ds.y.max()) + 1, 2)
+        info = taskinfo.TaskInfo(name=name, description=description, input_shape=(ds.num_features,),
+                                 num_classes=num_classes, label_column=label_column, validation_rows=len(ds))
+        home = self.chain.settings.home
+        chain_id = self.chain.chain_id
+        if parts:
+            staged = validation.save_private(home, chain_id, f".staged-{os.getpid()}.npz", ds.to_npz_bytes())
+        else:
+            staged = Path(validation_file)
+        commitment = validation.sha256_file(staged)
+        info_cid = add_bytes(self.store, info.to_bytes())
+        self.store.pin(info_cid)
+        deadline = self.chain.w3.eth.get_block("latest")["timestamp"] + deadline_s
+        sent = self.chain.send(self.tree.functions.createTask(
+            cid_to_bytes32(info_cid), commitment, target_bps, deadline, *shares_bps, stake), value=bounty)
+        task_id = self.tree.events.TaskCreated().process_receipt(sent.receipt)[0]["args"]["taskId"]
+        kept = validation.register(home, chain_id, task_id, staged)
+        result = {"task_id": task_id, "description_cid": info_cid, "commitment": commitment.hex(), "sent": sent,
+                  "validation": kept, "info": info}
+        if parts:
+            staged.unlink()
+            test_path = validation.save_private(home, chain_id, f"task-{task_id}-test.npz",
+                                                parts["test"].to_npz_bytes()) if len(parts["test"]) else None
+            result["test"] = test_path
+            if len(parts["train"]):
+                result["dataset"] = self.publish_dataset(task_id, data=parts["train"])
+        return result
+
+    # ── architect ────────────────────────────────────────────────────────────
+
+    def propose(self, task_id: int, spec: ModelSpec) -> dict:
+        """Uploads the spec (and initial weights from its seed if it names none) and proposes it."""
+        task = self.task(task_id)
+        self._check_open(task)
+        if spec.num_features != task.info.num_features or spec.num_classes != task.info.num_classes:
+            raise UserError(f"spec: input_shape {list(spec.input_shape)} and num_classes {spec.num_classes} do not "
+                            f"fit task {task_id} ({task.info.num_features} features, {task.info.num_classes} classes)")
+        if spec.init_weights:
+            weights_io.load(get_bytes(self.store, spec.init_weights, weights_io.MAX_WEIGHTS_BYTES), spec,
+                            f"init_weights {spec.init_weights}")
+        else:
+            init = add_bytes(self.store, weights_io.initial_weights(spec))
+            self.store.pin(init)
+            spec = spec.with_init_weights(init)
+        spec_cid = add_bytes(self.store, spec.to_bytes())
+        self.store.pin(spec_cid)
+        sent = self.chain.send(self.tree.functions.proposeArchitecture(task_id, cid_to_bytes32(spec_cid)),
+                               value=task.stake)
+        node_id = self.tree.events.ArchitectureProposed().process_receipt(sent.receipt)[0]["args"]["nodeId"]
+        return {"node_id": node_id, "spec_cid": spec_cid, "weights_cid": spec.init_weights, "sent": sent}
+
+    # ── data owners ──────────────────────────────────────────────────────────
+
+    def publish_dataset(self, task_id: int, path: str | Path | None = None,
+                        data: datasets.Dataset | None = None) -> dict:
+        """Publishes a public dataset to a task (its bytes go to the store, its CID on-chain)."""
+        task = self.task(task_id)
+        self._check_open(task)
+        if data is None:
+            data = datasets.load_file(path, task.info.label_column)
+            raw = Path(path).read_bytes()
+        else:
+            raw = data.to_npz_bytes()
+        datasets.check_against(data, task.info.num_features, task.info.num_classes, str(path or "dataset"))
+        cid = add_bytes(self.store, raw)
+        self.store.pin(cid)
+        sent = self.chain.send(self.tree.functions.publishDataset(task_id, cid_to_bytes32(cid)))
+        dataset_id = self.tree.events.DatasetPublished().process_receipt(sent.receipt)[0]["args"]["datasetId"]
+        return {"dataset_id": dataset_id, "cid": cid, "rows": len(data), "sent": sent}
+
+    def dataset(self, task_id: int, dataset_id: int, label_column: str) -> datasets.Dataset:
+        publisher, ds_task, cid = self.tree.functions.getDataset(dataset_id).call()
+        if ds_task != task_id:
+            raise UserError(f"dataset {dataset_id} is not published to task {task_id}")
+        cid = bytes32_to_cid(cid)
+        return datasets.load_bytes(get_bytes(self.store, cid, datasets.MAX_DATASET_BYTES),
+                                   f"dataset {dataset_id} ({cid})", label_column)
+
+    def submit(self, task_id: int, parent_id: int, weights_cid: str, ops: int, dataset_id: int = 0) -> dict:
+        """Commit, wait for a later block, reveal. The pending commitment is saved first, so a
+        crash between the two halves leaves what is needed to reveal or reclaim it."""
+        task = self.task(task_id, with_info=False)
+        self._check_open(task)
+        salt = os.urandom(32)
+        args = (task_id, parent_id, cid_to_bytes32(weights_cid), ops, dataset_id, salt)
+        commitment = keccak(abi_encode(["address", "uint256", "uint256", "bytes32", "uint64", "uint256", "bytes32"],
+                                       [self.chain.address, *args]))
+        # Simulate the reveal's checks that do not depend on the commitment before staking.
+        self._check_parent(task_id, parent_id, dataset_id)
+        record = self.chain.settings.home / "commitments" / f"{commitment.hex()}.json"
+        atomic_write_json(record, {"author": self.chain.address, "task": task_id, "parent": parent_id,
+                                   "weights": weights_cid, "ops": ops, "dataset": dataset_id, "salt": salt.hex()})
+        commit = self.chain.send(self.tree.functions.commitSubmission(task_id, commitment), value=task.stake)
+        self.chain.wait_for_block_after(commit.receipt["blockNumber"])
+        reveal = self.chain.send(self.tree.functions.revealSubmission(*args))
+        node_id = self.tree.events.NodeSubmitted().process_receipt(reveal.receipt)[0]["args"]["nodeId"]
+        record.unlink(missing_ok=True)
+        return {"node_id": node_id, "commit": commit, "reveal": reveal, "gas": commit.gas_used + reveal.gas_used}
+
+    def _check_parent(self, task_id: int, parent_id: int, dataset_id: int) -> None:
+        parent = self.node(parent_id)
+        if parent.task_id != task_id:
+            raise UserError(f"node {parent_id} is not in task {task_id}")
+        if parent.status == "rejected":
+            raise UserError(f"node {parent_id} was rejected ({parent.reason or 'by the oracle'}); pick another parent")
+        if dataset_id:
+            _, ds_task, _ = self.tree.functions.getDataset(dataset_id).call()
+            if ds_task != task_id:
+                raise UserError(f"dataset {dataset_id} is not published to task {task_id}")
+
+    # ── settlement ───────────────────────────────────────────────────────────
+
+    def finalize(self, task_id: int) -> dict:
+        self.task(task_id, with_info=False)
+        sent = self.chain.send(self.tree.functions.finalize(task_id))
+        done = self.tree.events.TaskFinalized().process_receipt(sent.receipt)[0]["args"]
+        credited = [Payout(task_id, e["args"]["account"], e["args"]["amount"], PAYOUT_KINDS[e["args"]["kind"]])
+                    for e in self.tree.events.PayoutCredited().process_receipt(sent.receipt)]
+        return {"winner": done["winnerNodeId"], "accuracy_bps": done["accuracyBps"], "pool": done["pool"],
+                "payouts": credited, "sent": sent}
+
+    def withdraw(self) -> dict:
+        amount = self.pending()
+        if amount == 0:
+            raise UserError(f"nothing to withdraw for {self.chain.address}")
+        sent = self.chain.send(self.tree.functions.withdraw())
+        return {"amount": amount, "sent": sent}
+
+    def _check_open(self, task: TaskView) -> None:
+        if task.finalized:
+            raise UserError(f"task {task.id} is finalized; it takes no new nodes")
+        now = self.chain.w3.eth.get_block("latest")["timestamp"]
+        if task.deadline <= now:
+            raise UserError(f"task {task.id}'s deadline has passed")
+
+
+def _split(ds: datasets.Dataset, split: tuple[int, int, int]) -> dict[str, datasets.Dataset]:
+    import numpy as np
+
+    order = np.random.default_rng(0).permutation(len(ds))
+    a = len(ds) * split[0] // 100
+    b = a + len(ds) * split[1] // 100
+    return {"train": ds.subset(order[:a]), "validation": ds.subset(order[a:b]), "test": ds.subset(order[b:])}
+
+
+def open_market(settings, account=None) -> Market:
+    """The Market for a Settings (chain, account, store) — what every command starts with."""
+    from .store import open_store
+
+    chain = Chain(settings, account)
+    market = Market(chain, open_store(settings.store))
+    return market
+
+
+__all__ = ["Market", "NodeView", "Payout", "REASONS", "REASON_CODES", "TaskView", "open_market", "parse_duration",
+           "parse_eth", "parse_split"]

@@ -1,0 +1,79 @@
+"""Text views of the market: the task tree, payouts and reputation, as `task show`, the trainer
+and the demo print them."""
+
+from __future__ import annotations
+
+import time
+
+from web3 import Web3
+
+from .market import Market, NodeView, Payout, TaskView
+
+
+def eth(wei: int) -> str:
+    return f"{Web3.from_wei(wei, 'ether'):f}".rstrip("0").rstrip(".") + " ETH"
+
+
+def pct(bps: int | None) -> str:
+    return "—" if bps is None else f"{bps / 100:.2f}%"
+
+
+def short(address: str) -> str:
+    return address[:6] + "…" + address[-4:]
+
+
+def task_header(task: TaskView) -> list[str]:
+    info = task.info
+    left = task.deadline - int(time.time())
+    when = f"in {left // 3600}h{left % 3600 // 60:02d}m" if left > 0 else "passed"
+    d, c, e = (s / 100 for s in task.shares_bps)
+    lines = [f"task {task.id}: {info.name if info else '?'}  [{task.status}]",
+             f"  sponsor {task.sponsor}  bounty {eth(task.bounty)}  stake {eth(task.stake)}",
+             f"  target {pct(task.target_bps)}  deadline {when}  split data {d:g}% / compute {c:g}% / "
+             f"expertise {e:g}%"]
+    if info:
+        lines.append(f"  rows of {list(info.input_shape)} features, {info.num_classes} classes, "
+                     f"{info.validation_rows} validation rows (kept by the sponsor)")
+    best = f"node {task.best_node} at {pct(task.best_bps)}" if task.best_node else "none scored yet"
+    lines.append(f"  best {best}" + (f"  winner node {task.winner}" if task.finalized else ""))
+    return lines
+
+
+def _node_line(n: NodeView, best: int, names: dict[str, str]) -> str:
+    score = pct(n.accuracy_bps) if n.status == "scored" else n.status + (f" ({n.reason})" if n.reason else "")
+    gain = "" if n.gain_bps is None else f"  gain {n.gain_bps / 100:+.2f}"
+    data = f"  dataset {n.dataset_id}" if n.dataset_id else ""
+    star = "  ★ best" if n.id == best else ""
+    who = names.get(n.author, short(n.author))
+    return f"#{n.id} {n.kind:<12} {who:<14} {score}{gain}{data}{star}"
+
+
+def tree_lines(nodes: dict[int, NodeView], best: int, names: dict[str, str] | None = None) -> list[str]:
+    names = names or {}
+    lines: list[str] = []
+
+    def walk(n: NodeView, prefix: str, last: bool, root: bool) -> None:
+        branch = "" if root else ("└─ " if last else "├─ ")
+        lines.append(prefix + branch + _node_line(n, best, names))
+        kids = [nodes[c] for c in n.children]
+        for i, child in enumerate(kids):
+            walk(child, prefix + ("" if root else ("   " if last else "│  ")), i == len(kids) - 1, False)
+
+    roots = [n for n in nodes.values() if n.parent_id == 0]
+    for r in roots:
+        walk(r, "  ", True, True)
+    return lines or ["  (no nodes yet)"]
+
+
+def payout_lines(payouts: list[Payout], names: dict[str, str] | None = None) -> list[str]:
+    names = names or {}
+    return [f"  {names.get(p.account, p.account):<44} {p.kind:<10} {eth(p.amount)}" for p in payouts] \
+        or ["  (none)"]
+
+
+def show_task(market: Market, task_id: int, names: dict[str, str] | None = None) -> str:
+    task = market.task(task_id)
+    lines = task_header(task) + ["", "tree:"] + tree_lines(market.nodes(task_id), task.best_node, names)
+    if task.finalized:
+        lines += ["", "payouts:"] + payout_lines(market.payouts(task_id), names)
+    return "\n".join(lines)

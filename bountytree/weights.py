@@ -1,0 +1,69 @@
+"""Weights files: safetensors only, keyed like the `torch.nn.Sequential` the spec builds.
+
+Loading never unpickles: safetensors is a JSON header plus raw little-endian arrays, and every
+tensor is checked against the spec (names, shapes, float32, finite) before a model sees it.
+"""
+
+from __future__ import annotations
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from .errors import UserError
+from .spec import ModelSpec, build_torch
+
+# A float32 model at the spec's parameter limit, plus the header.
+MAX_WEIGHTS_BYTES = 4 * 5_000_000 * 2 + 1024 * 1024
+
+
+class WeightsError(UserError):
+    """Weights that are not safetensors, or do not match their spec."""
+
+
+def to_bytes(model: torch.nn.Module) -> bytes:
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    return st_save(state, metadata={"format": "bountytree/weights@1"})
+
+
+def initial_weights(spec: ModelSpec) -> bytes:
+    """The weights torch's default initialisation gives with the spec's training seed."""
+    torch.manual_seed(spec.training["seed"])
+    return to_bytes(build_torch(spec))
+
+
+def load(raw: bytes, spec: ModelSpec, where: str = "weights") -> dict[str, torch.Tensor]:
+    """Parses and checks a weights file against its spec; returns the state dict."""
+    if len(raw) > MAX_WEIGHTS_BYTES:
+        raise WeightsError(f"{where}: {len(raw)} bytes, at most {MAX_WEIGHTS_BYTES}")
+    try:
+        state = st_load(raw)
+    except (SafetensorError, ValueError, RuntimeError) as exc:
+        raise WeightsError(f"{where}: not a safetensors file ({str(exc).splitlines()[0][:120]})") from None
+    missing = [k for k in spec.tensors if k not in state]
+    extra = [k for k in state if k not in spec.tensors]
+    if missing or extra:
+        detail = f"missing {missing[0]!r}" if missing else f"unexpected {extra[0]!r}"
+        raise WeightsError(f"{where}: tensors do not match the spec ({detail})")
+    for key, shape in spec.tensors.items():
+        tensor = state[key]
+        if key.endswith("num_batches_tracked"):
+            if tensor.dtype != torch.int64 or tuple(tensor.shape) != ():
+                raise WeightsError(f"{where}: {key} must be a scalar int64")
+            continue
+        if tuple(tensor.shape) != shape:
+            raise WeightsError(f"{where}: {key} has shape {list(tensor.shape)}, the spec says {list(shape)}")
+        if tensor.dtype != torch.float32:
+            raise WeightsError(f"{where}: {key} is {str(tensor.dtype).removeprefix('torch.')}, expected float32")
+        if not torch.isfinite(tensor).all():
+            raise WeightsError(f"{where}: {key} contains NaN or infinity")
+        if key.endswith("running_var") and (tensor < 0).any():
+            raise WeightsError(f"{where}: {key} has negative variances")
+    return state
+
+
+def load_model(raw: bytes, spec: ModelSpec, where: str = "weights") -> torch.nn.Module:
+    model = build_torch(spec)
+    model.load_state_dict(load(raw, spec, where))
+    return model

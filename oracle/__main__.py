@@ -1,0 +1,70 @@
+"""`python -m oracle [--once] [--task TASK_ID]`: score pending nodes, finalize when due.
+`python -m oracle validator --task TASK_ID --validation FILE`: the sponsor's party."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from bountytree.cli import common_options, run
+from bountytree.market import open_market
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = common_options()
+    p = argparse.ArgumentParser(prog="python -m oracle", parents=[common],
+                                description="score pending nodes with two-party CrypTen, finalize tasks that are due")
+    p.add_argument("--once", action="store_true", help="one round, then exit")
+    p.add_argument("--task", type=int, action="append", help="only this task (repeatable)")
+    p.add_argument("--validator", help="HOST:PORT of a running validator party (default: start one here from the "
+                                       "file `bountytree task create` registered)")
+    p.add_argument("--fetch-timeout", type=float, default=60.0,
+                   help="seconds a node's files may take to reach the store before it is rejected (default 60)")
+    p.add_argument("--interval", type=float, default=5.0, help="seconds between rounds (default 5)")
+    p.set_defaults(run=run_oracle)
+    sub = p.add_subparsers(dest="role")
+    v = sub.add_parser("validator", parents=[common], help="party 0: holds the validation file (sponsor's host)")
+    v.add_argument("--task", type=int, required=True)
+    v.add_argument("--validation", required=True)
+    v.add_argument("--address", default=os.environ.get("BOUNTYTREE_MPC_ADDRESS", "0.0.0.0:29500"),
+                   help="HOST:PORT this party listens on (env BOUNTYTREE_MPC_ADDRESS)")
+    v.add_argument("--sessions", type=int, default=0, help="serve this many sessions, then exit (0: forever)")
+    v.set_defaults(run=lambda a, s: _validator(a, s))
+    m = sub.add_parser("model-party", parents=[common], help=argparse.SUPPRESS)
+    m.add_argument("--job", required=True)
+    m.set_defaults(run=lambda a, s: _model_party(a))
+    return p
+
+
+def _validator(args, settings) -> int:
+    from .parties import run_validator
+
+    return run_validator(settings, args.task, args.validation, args.address, args.sessions)
+
+
+def _model_party(args) -> int:
+    from .parties import run_model_party
+
+    return run_model_party(args.job)
+
+
+def run_oracle(args, settings) -> int:
+    from .service import Oracle, serve
+
+    env = {"BOUNTYTREE_RPC": settings.rpc, "BOUNTYTREE_STORE": settings.store, "BOUNTYTREE_HOME": str(settings.home),
+           "BOUNTYTREE_DEPLOYMENTS": str(settings.deployments)}
+
+    def make() -> Oracle:
+        return Oracle(open_market(settings), validator=args.validator, fetch_timeout=args.fetch_timeout,
+                      settings_env=env, log=lambda line: print(line, flush=True))
+
+    if args.once:
+        rounds = make().run_round(args.task)
+        return 1 if any(r.error for r in rounds) else 0
+    serve(make, args.task, args.interval, log=lambda line: print(line, flush=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run(build_parser()))

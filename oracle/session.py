@@ -1,0 +1,103 @@
+"""One scoring session: the nodes of one task, evaluated by the two CrypTen parties.
+
+Each party runs in a process of its own for the length of the session (CrypTen's global state
+and torch.distributed's process group are set up once per process, and a fresh process cannot
+inherit a stale one). The model party (1) is always started here; the validator party (0) is
+started here too when this machine holds the task's registered validation file, otherwise the
+sponsor runs it (`python -m oracle validator`) and `validator` gives its address.
+
+What crosses between the oracle and its party-1 process is a folder: the checked specs as JSON
+and the weights as safetensors files, and back a JSON result. Nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bountytree.errors import UserError
+from bountytree.files import atomic_write_json
+from bountytree.localchain import free_port
+
+from .checks import Ready
+
+SESSION_TIMEOUT_S = 1800
+
+
+@dataclass
+class SessionResult:
+    correct: dict[int, int]
+    rows: int
+    seconds: float
+    per_node_s: dict[int, float]
+    share_rows_s: float
+
+
+def _party_env() -> dict:
+    # One thread per party: the two parties share the machine's cores.
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def run_session(task_id: int, ready: list[Ready], *, validation_file: Path | None, validator: str | None,
+                settings_env: dict, timeout_s: float = SESSION_TIMEOUT_S) -> SessionResult:
+    """Scores `ready` (ordered by id) in one two-party session; raises UserError on failure."""
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bountytree-session-") as folder:
+        job = Path(folder)
+        nodes = []
+        for r in ready:
+            name = f"{r.node.id}.safetensors"
+            (job / name).write_bytes(r.weights)
+            nodes.append({"id": r.node.id, "spec": r.spec.to_json(), "weights": name})
+        address = validator or f"127.0.0.1:{free_port()}"
+        atomic_write_json(job / "job.json", {"task": task_id, "address": address, "nodes": nodes})
+        env = {**_party_env(), **settings_env}
+        procs = []
+        if validator is None:
+            if validation_file is None:
+                raise UserError(f"task {task_id}: no validation file registered on this machine and no --validator")
+            procs.append(("validator", subprocess.Popen(
+                [sys.executable, "-m", "oracle", "validator", "--task", str(task_id), "--validation",
+                 str(validation_file), "--address", address, "--sessions", "1"],
+                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)))
+        procs.append(("model party", subprocess.Popen(
+            [sys.executable, "-m", "oracle", "model-party", "--job", str(job)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)))
+        failure = _wait_all(procs, timeout_s)
+        if failure:
+            raise UserError(f"task {task_id}: scoring session failed: {failure}")
+        result = json.loads((job / "result.json").read_text())
+    return SessionResult({int(k): v for k, v in result["correct"].items()}, result["rows"],
+                         time.perf_counter() - started, {int(k): v for k, v in result["seconds"].items()},
+                         result["share_rows_s"])
+
+
+def _wait_all(procs: list[tuple[str, subprocess.Popen]], timeout_s: float) -> str | None:
+    """Waits for every party; if one fails or time runs out, stops the others. Returns the first
+    failure's last stderr line, or None."""
+    deadline = time.monotonic() + timeout_s
+    failure = None
+    pending = dict(procs)
+    while pending and failure is None:
+        for name, proc in list(pending.items()):
+            if proc.poll() is not None:
+                del pending[name]
+                if proc.returncode != 0:
+                    err = proc.stderr.read().decode(errors="replace").strip().splitlines()
+                    failure = f"{name}: {err[-1] if err else f'exit {proc.returncode}'}"
+        if time.monotonic() > deadline:
+            failure = f"no result after {timeout_s:.0f}s"
+        time.sleep(0.05)
+    for _, proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            stream.close()
+    return failure

@@ -1,0 +1,100 @@
+"""A data owner's or compute provider's submission: fetch a node, train it locally, submit.
+
+Everything that can be checked is checked before the first transaction: the task is open, the
+data fits it (features, classes), the parent exists and is not rejected, the parent's weights
+match the architecture's spec. Private data is read from the local file and never leaves it;
+only the trained weights are uploaded.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bountytree import datasets
+from bountytree import weights as weights_io
+from bountytree.errors import UserError
+from bountytree.flops import claimed_ops
+from bountytree.market import Market
+from bountytree.store import add_bytes, get_bytes
+
+from .train import Progress, accuracy, fit
+
+HOLDOUT = 0.1
+
+
+@dataclass
+class Submission:
+    task_id: int
+    parent_id: int
+    node_id: int
+    weights_cid: str
+    ops: int
+    gas: int
+    holdout_accuracy: float
+    parent_holdout_accuracy: float
+    rows: int
+    losses: list[float]
+    timings: dict[str, float] = field(default_factory=dict)  # download, train, upload, chain
+
+
+class Trainer:
+    """Trains nodes of one market participant (the Market's account pays and is the author)."""
+
+    def __init__(self, market: Market):
+        self.market = market
+
+    def prepare(self, task_id: int, data: str | Path | None = None, parent: str | int = "best",
+                dataset_id: int = 0):
+        """Loads and checks everything a submission needs; sends nothing."""
+        m = self.market
+        task = m.task(task_id)
+        m._check_open(task)
+        if (data is None) == (not dataset_id):
+            raise UserError("give either --data FILE (private data) or --dataset DATASET_ID (a published one)")
+        if dataset_id:
+            rows = m.dataset(task_id, dataset_id, task.info.label_column)
+        else:
+            rows = datasets.load_file(data, task.info.label_column)
+        datasets.check_against(rows, task.info.num_features, task.info.num_classes, str(data or f"dataset {dataset_id}"))
+        parent_id = m.best_parent(task_id) if parent in ("best", None) else _node_id(parent)
+        m._check_parent(task_id, parent_id, dataset_id)
+        node = m.node(parent_id)
+        spec = m.architecture_spec(node)
+        cid = m.weights_cid(node, spec)
+        model = weights_io.load_model(get_bytes(m.store, cid, weights_io.MAX_WEIGHTS_BYTES), spec,
+                                      f"weights {cid} of node {parent_id}")
+        return task, rows, parent_id, spec, model
+
+    def run(self, task_id: int, data: str | Path | None = None, parent: str | int = "best", dataset_id: int = 0,
+            progress: Progress | None = None) -> Submission:
+        timings = {}
+        started = time.perf_counter()
+        task, rows, parent_id, spec, model = self.prepare(task_id, data, parent, dataset_id)
+        train_rows, holdout = datasets.holdout_split(rows, HOLDOUT, spec.training["seed"])
+        before = accuracy(model, spec, holdout)
+        timings["download"] = time.perf_counter() - started
+        result = fit(model, spec, train_rows, progress)
+        timings["train"] = result.seconds
+        after = accuracy(model, spec, holdout)
+        started = time.perf_counter()
+        cid = add_bytes(self.market.store, weights_io.to_bytes(model))
+        self.market.store.pin(cid)
+        ops = claimed_ops(spec, result.rows_seen)
+        timings["upload"] = time.perf_counter() - started
+        started = time.perf_counter()
+        sent = self.market.submit(task_id, parent_id, cid, ops, dataset_id)
+        timings["chain"] = time.perf_counter() - started
+        return Submission(task_id, parent_id, sent["node_id"], cid, ops, sent["gas"], after, before, len(rows),
+                          result.losses, timings)
+
+
+def _node_id(text) -> int:
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        raise UserError(f"--parent: {text!r} is neither a node id nor 'best'") from None
+    if value < 1:
+        raise UserError("--parent: node ids start at 1")
+    return value
