@@ -19,7 +19,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from web3 import Web3
-from web3.exceptions import ContractCustomError, ContractLogicError
+from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
 
 from .config import Settings
 from .errors import UserError
@@ -135,11 +135,14 @@ class Chain:
         """Simulate, sign, send and wait for a contract call; one-line UserError if refused."""
         tx = {"from": self.address, "value": value}
         abi = fn.contract_abi
+        self._check_funds(value, 0)
         try:
             fn.call(tx)
             gas = fn.estimate_gas(tx)
         except (ContractCustomError, ContractLogicError) as exc:
             raise UserError(f"refused by the contract: {describe_revert(abi, exc.data)}") from None
+        except Web3RPCError as exc:
+            raise UserError(f"the chain refused the call: {_rpc_message(exc)}") from None
         return self._sign_and_send(fn.build_transaction({**tx, **self._fees(gas, value)}))
 
     def wait_for_block_after(self, block: int, timeout_s: float = 300, poll_s: float = 0.2) -> None:
@@ -172,13 +175,16 @@ class Chain:
     def _fees(self, gas: int, value: int) -> dict:
         gas = int(gas * 1.2) + 10_000
         price = max(self.w3.eth.gas_price, 10**9)
-        balance = self.w3.eth.get_balance(self.address)
-        if balance < value + gas * price:
-            need = Web3.from_wei(value + gas * price, "ether")
-            raise UserError(f"insufficient funds: {self.address} has {Web3.from_wei(balance, 'ether')} ETH, "
-                            f"needs about {need} ETH")
+        self._check_funds(value, gas * price)
         return {"gas": gas, "gasPrice": price, "nonce": self.w3.eth.get_transaction_count(self.address, "pending"),
                 "chainId": self.chain_id}
+
+    def _check_funds(self, value: int, fee: int) -> None:
+        balance = self.w3.eth.get_balance(self.address)
+        if balance < value + fee:
+            need = Web3.from_wei(value + fee, "ether")
+            raise UserError(f"insufficient funds: {self.address} has {Web3.from_wei(balance, 'ether')} ETH, "
+                            f"needs {'about ' if fee else ''}{need} ETH")
 
     def _sign_and_send(self, tx: dict) -> Sent:
         signed = self.account.sign_transaction(tx)
@@ -187,6 +193,12 @@ class Chain:
         if receipt["status"] != 1:
             raise UserError(f"transaction {tx_hash.hex()} reverted on-chain (state changed between check and send)")
         return Sent("0x" + bytes(tx_hash).hex().removeprefix("0x"), receipt["gasUsed"], receipt)
+
+
+def _rpc_message(exc: Exception) -> str:
+    data = exc.args[0] if exc.args else exc
+    text = data.get("message", str(data)) if isinstance(data, dict) else str(data)
+    return text.splitlines()[0]
 
 
 def deployment_path(folder: Path, chain_id: int) -> Path:

@@ -94,6 +94,8 @@ def _from_csv(raw: bytes, where: str, label_column: str) -> Dataset:
     if label_column not in frame.columns:
         raise DatasetError(f"{where}: no label column {label_column!r} (columns: "
                            f"{', '.join(map(str, frame.columns[:8]))}{'…' if len(frame.columns) > 8 else ''})")
+    if len(frame) == 0:
+        raise DatasetError(f"{where}: no rows")
     features = frame.drop(columns=[label_column])
     if features.shape[1] == 0:
         raise DatasetError(f"{where}: no feature columns besides {label_column!r}")

@@ -279,7 +279,7 @@ class Market:
             raise UserError(f"spec: input_shape {list(spec.input_shape)} and num_classes {spec.num_classes} do not "
                             f"fit task {task_id} ({task.info.num_features} features, {task.info.num_classes} classes)")
         if spec.init_weights:
-            weights_io.load(get_bytes(self.store, spec.init_weights, weights_io.MAX_WEIGHTS_BYTES), spec,
+            weights_io.load(get_bytes(self.store, spec.init_weights, weights_io.max_bytes(spec)), spec,
                             f"init_weights {spec.init_weights}")
         else:
             init = add_bytes(self.store, weights_io.initial_weights(spec))

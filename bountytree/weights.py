@@ -6,6 +6,8 @@ tensor is checked against the spec (names, shapes, float32, finite) before a mod
 
 from __future__ import annotations
 
+import math
+
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as st_load
@@ -14,8 +16,13 @@ from safetensors.torch import save as st_save
 from .errors import UserError
 from .spec import ModelSpec, build_torch
 
-# A float32 model at the spec's parameter limit, plus the header.
-MAX_WEIGHTS_BYTES = 4 * 5_000_000 * 2 + 1024 * 1024
+# Room for the safetensors JSON header beside the tensors themselves.
+HEADER_ALLOWANCE = 64 * 1024
+
+
+def max_bytes(spec: ModelSpec) -> int:
+    """The largest weights file the spec can need: its tensors in float32 plus a header."""
+    return sum(4 * max(1, math.prod(s)) for s in spec.tensors.values()) + HEADER_ALLOWANCE
 
 
 class WeightsError(UserError):
@@ -35,8 +42,8 @@ def initial_weights(spec: ModelSpec) -> bytes:
 
 def load(raw: bytes, spec: ModelSpec, where: str = "weights") -> dict[str, torch.Tensor]:
     """Parses and checks a weights file against its spec; returns the state dict."""
-    if len(raw) > MAX_WEIGHTS_BYTES:
-        raise WeightsError(f"{where}: {len(raw)} bytes, at most {MAX_WEIGHTS_BYTES}")
+    if len(raw) > max_bytes(spec):
+        raise WeightsError(f"{where}: {len(raw)} bytes, at most {max_bytes(spec)} for this spec")
     try:
         state = st_load(raw)
     except (SafetensorError, ValueError, RuntimeError) as exc:

@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "file `bountytree task create` registered)")
     p.add_argument("--fetch-timeout", type=float, default=60.0,
                    help="seconds a node's files may take to reach the store before it is rejected (default 60)")
+    p.add_argument("--batch-size", type=int, default=64, help="nodes per scoring transaction (at most 64)")
     p.add_argument("--interval", type=float, default=5.0, help="seconds between rounds (default 5)")
     p.set_defaults(run=run_oracle)
     sub = p.add_subparsers(dest="role")
@@ -57,7 +58,7 @@ def run_oracle(args, settings) -> int:
 
     def make() -> Oracle:
         return Oracle(open_market(settings), validator=args.validator, fetch_timeout=args.fetch_timeout,
-                      settings_env=env, log=lambda line: print(line, flush=True))
+                      settings_env=env, batch_size=args.batch_size, log=lambda line: print(line, flush=True))
 
     if args.once:
         rounds = make().run_round(args.task)

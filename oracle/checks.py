@@ -76,7 +76,7 @@ def check(market: Market, node: NodeView, arch_spec: ModelSpec | Reject | None, 
             return Reject(node, "invalid-spec", "its architecture's spec is invalid")
         spec, cid = arch_spec, node.cid
         ops = min(node.ops, ops_bound(spec))
-    raw = _fetch(market, cid, weights_io.MAX_WEIGHTS_BYTES, node, age_s, fetch_timeout, "weights")
+    raw = _fetch(market, cid, weights_io.max_bytes(spec), node, age_s, fetch_timeout, "weights")
     if not isinstance(raw, bytes):
         return raw
     try:

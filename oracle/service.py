@@ -8,6 +8,7 @@ nothing skipped. One broken node is rejected on its own; it never stops the othe
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -20,6 +21,9 @@ from .checks import Ready, Reject, Wait, check
 from .session import SessionResult, run_session
 
 MAX_BATCH = 64
+# Fault injection for the reliability drills: "after-score-batch:N" ends the process abruptly
+# (no cleanup, like a kill -9) right after the N-th batch of scores is on-chain.
+FAILPOINT = os.environ.get("BOUNTYTREE_FAILPOINT", "")
 Log = Callable[[str], None]
 
 
@@ -36,8 +40,10 @@ class TaskRound:
 
 class Oracle:
     def __init__(self, market: Market, *, validator: str | None = None, fetch_timeout: float = 60.0,
-                 log: Log = print, settings_env: dict | None = None):
+                 log: Log = print, settings_env: dict | None = None, batch_size: int = MAX_BATCH):
         self.market = market
+        self.batch_size = max(1, min(batch_size, MAX_BATCH))
+        self.batches_sent = 0
         self.validator = validator
         self.fetch_timeout = fetch_timeout
         self.log = log
@@ -114,7 +120,7 @@ class Oracle:
         r.waiting = {w.node.id: w.detail for w in waits}
         for w in waits:
             self.log(f"task {task_id} node {w.node.id}: waiting ({w.detail})")
-        for batch in _batches(rejects):
+        for batch in _batches(rejects, self.batch_size):
             sent = self.market.chain.send(self.market.tree.functions.rejectNodes(
                 task_id, [x.node.id for x in batch], [x.code for x in batch]))
             for x in batch:
@@ -123,7 +129,6 @@ class Oracle:
             self.log(f"task {task_id}: {len(batch)} rejected  {sent}")
         if not ready:
             return
-        task = self.market.task(task_id, with_info=False)
         validation = registered(self.market.chain.settings.home, self.market.chain.chain_id, task_id)
         if self.validator is None and validation is None:
             raise UserError(f"no validator for task {task_id}: run `python -m oracle validator --task {task_id} "
@@ -132,8 +137,7 @@ class Oracle:
         session = run_session(task_id, ready, validation_file=validation, validator=self.validator,
                               settings_env=self.settings_env)
         r.session = session
-        del task
-        for batch in _batches(ready):
+        for batch in _batches(ready, self.batch_size):
             ids = [x.node.id for x in batch]
             accs = [session.correct[i] * 10_000 // session.rows for i in ids]
             sent = self.market.chain.send(self.market.tree.functions.recordScores(
@@ -142,6 +146,9 @@ class Oracle:
                 r.scored[i] = a
                 self.log(f"task {task_id} node {i}: {a / 100:.2f}% ({session.correct[i]}/{session.rows} rows)")
             self.log(f"task {task_id}: {len(batch)} scored  {sent}")
+            self.batches_sent += 1
+            if FAILPOINT == f"after-score-batch:{self.batches_sent}":
+                os._exit(137)
 
     def finalize_if_due(self, task_id: int, r: TaskRound) -> None:
         task = self.market.task(task_id, with_info=False)
@@ -154,8 +161,8 @@ class Oracle:
         self.log(f"task {task_id}: finalized, winner node {out['winner']}  {out['sent']}")
 
 
-def _batches(items: list) -> list[list]:
-    return [items[i:i + MAX_BATCH] for i in range(0, len(items), MAX_BATCH)]
+def _batches(items: list, size: int) -> list[list]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 def serve(make_oracle: Callable[[], Oracle], task_ids: list[int] | None, interval: float, log: Log = print,

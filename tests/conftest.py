@@ -47,3 +47,51 @@ def run_cli(settings: Settings, *args: str, module: str = "bountytree", input: b
                    **(env or {})}
     return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, input=input,
                           env=environment, timeout=600)
+
+
+@pytest.fixture(scope="session")
+def files(session_dir) -> dict[str, Path]:
+    """Digits cut for a market: validation/test/public CSVs and three owners' non-IID shares."""
+    from bountytree.sample_data import market_files
+
+    return market_files(session_dir / "data")
+
+
+def cli_ok(settings: Settings, *args: str, module: str = "bountytree", env: dict | None = None) -> str:
+    """Runs a command that must succeed; returns its stdout."""
+    proc = run_cli(settings, *args, module=module, env=env)
+    assert proc.returncode == 0, f"{module} {' '.join(args)} failed:\n{proc.stdout.decode()}\n{proc.stderr.decode()}"
+    return proc.stdout.decode()
+
+
+def cli_error(settings: Settings, *args: str, module: str = "bountytree", env: dict | None = None) -> str:
+    """Runs a command that must fail as a user mistake: exit 2 and one line on stderr, no traceback."""
+    proc = run_cli(settings, *args, module=module, env=env)
+    err = proc.stderr.decode()
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert proc.returncode == 2, f"expected exit 2, got {proc.returncode}:\n{err}"
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
+def market_for(settings: Settings, account: int = 0):
+    from bountytree.chain import ganache_account
+    from bountytree.market import open_market
+
+    return open_market(settings, ganache_account(account))
+
+
+def advance_time(settings: Settings, seconds: int) -> None:
+    from bountytree.chain import connect
+
+    w3 = connect(settings.rpc)
+    w3.provider.make_request("evm_increaseTime", [seconds])
+    w3.provider.make_request("evm_mine", [])
+
+
+def created_task_id(stdout: str) -> int:
+    return int(stdout.split("task ", 1)[1].split()[0])
+
+
+def node_id_of(stdout: str) -> int:
+    return int(stdout.split("node ", 1)[1].split()[0])

@@ -63,7 +63,7 @@ class Trainer:
         node = m.node(parent_id)
         spec = m.architecture_spec(node)
         cid = m.weights_cid(node, spec)
-        model = weights_io.load_model(get_bytes(m.store, cid, weights_io.MAX_WEIGHTS_BYTES), spec,
+        model = weights_io.load_model(get_bytes(m.store, cid, weights_io.max_bytes(spec)), spec,
                                       f"weights {cid} of node {parent_id}")
         return task, rows, parent_id, spec, model
 

@@ -1,0 +1,175 @@
+"""The oracle on a real chain with two real CrypTen parties: scores equal plaintext accuracy,
+bad nodes are rejected with their reason while the rest are scored, a tampered validation file
+is refused, and a crash at any point never scores a node twice or skips one."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+import torch
+from safetensors.torch import save as st_save
+
+from bountytree import weights
+from bountytree.cid import cid_from_digest, cid_to_bytes32
+from bountytree.datasets import load_file
+from bountytree.spec import load_spec
+from bountytree.store import add_bytes, get_bytes
+from tests.conftest import cli_error, cli_ok, created_task_id, market_for, node_id_of
+
+pytestmark = pytest.mark.mpc
+
+
+def _task(settings, files, name: str, target: str = "0.99") -> int:
+    return created_task_id(cli_ok(settings, "task", "create", "--validation", str(files["validation"]), "--name",
+                                  name, "--bounty", "1", "--target", target, "--deadline", "2h", "--stake", "0.01"))
+
+
+def _plain_correct(market, node_id: int, rows) -> int:
+    node = market.node(node_id)
+    spec = market.architecture_spec(node)
+    model = weights.load_model(get_bytes(market.store, market.weights_cid(node, spec), 1 << 24), spec)
+    with torch.no_grad():
+        pred = model(torch.from_numpy(rows.X).reshape(len(rows), *spec.input_shape)).argmax(1).numpy()
+    return int((pred == rows.y).sum())
+
+
+def _tolerance(rows: int) -> int:
+    """Rows that fixed-point rounding may flip: one, or 0.5 % of sets larger than 200."""
+    return max(1, rows * 5 // 1000) if rows > 200 else 1
+
+
+def test_scores_equal_plaintext_accuracy(settings, deployed, files):
+    task_id = _task(settings, files, "fidelity")
+    mlp = node_id_of(cli_ok(settings, "propose", "--task", str(task_id), "--spec", "examples/mlp.json",
+                            "--account", "1"))
+    cnn = node_id_of(cli_ok(settings, "propose", "--task", str(task_id), "--spec", "examples/cnn.json",
+                            "--account", "2"))
+    for parent, owner, account in ((mlp, "owner1", "3"), (cnn, "owner2", "4")):
+        cli_ok(settings, "--task", str(task_id), "--data", str(files[owner]), "--parent", str(parent),
+               "--account", account, "--quiet", module="trainer")
+    out = cli_ok(settings, "--once", "--task", str(task_id), module="oracle")
+    assert "one two-party session" in out
+    market = market_for(settings)
+    rows = load_file(files["validation"])
+    nodes = market.nodes(task_id)
+    assert len(nodes) == 4 and all(n.status == "scored" for n in nodes.values())
+    for n in nodes.values():
+        plain = _plain_correct(market, n.id, rows)
+        mpc = n.accuracy_bps * len(rows) / 10_000
+        assert abs(mpc - plain) <= _tolerance(len(rows)), (n.id, mpc, plain)
+        if n.kind == "trained":
+            assert 0 < n.verified_ops <= n.ops
+    assert max(n.accuracy_bps for n in nodes.values()) > 5000  # trained nodes learned something
+
+
+def _submit(market, task_id, parent, raw: bytes | None) -> int:
+    cid = add_bytes(market.store, raw) if raw is not None else cid_from_digest(os.urandom(32))
+    return market.submit(task_id, parent, cid, 1000)["node_id"]
+
+
+def test_bad_nodes_are_rejected_with_their_reason_and_the_rest_scored(settings, deployed, files):
+    task_id = _task(settings, files, "rejections")
+    market = market_for(settings, 3)
+    good_arch = node_id_of(cli_ok(settings, "propose", "--task", str(task_id), "--spec", "examples/mlp.json",
+                                  "--account", "1"))
+    spec = load_spec(open("examples/mlp.json", "rb").read())
+    good = weights.initial_weights(spec)
+    state = weights.load(good, spec)
+    # An architecture whose spec does not validate (proposed around the CLI's own check).
+    bad_spec_cid = add_bytes(market.store, b'{"format": "bountytree/model@1", "layers": "exec(1)"}')
+    architect = market_for(settings, 2)
+    sent = architect.chain.send(architect.tree.functions.proposeArchitecture(task_id, cid_to_bytes32(bad_spec_cid)),
+                                value=market.task(task_id).stake)
+    bad_arch = architect.tree.events.ArchitectureProposed().process_receipt(sent.receipt)[0]["args"]["nodeId"]
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    nan = dict(state, **{"2.bias": torch.full((10,), float("nan"))})
+    cnn_weights = weights.initial_weights(load_spec(open("examples/cnn.json", "rb").read()))
+    expected = {
+        _submit(market, task_id, good_arch, None): "missing",
+        _submit(market, task_id, good_arch, buf.getvalue()): "not-safetensors",
+        _submit(market, task_id, good_arch, cnn_weights): "shape-mismatch",
+        _submit(market, task_id, good_arch, st_save(nan)): "not-finite",
+        _submit(market, task_id, good_arch, st_save(dict(state, pad=torch.zeros(100_000)))): "too-large",
+        bad_arch: "invalid-spec",
+        _submit(market, task_id, bad_arch, good): "parent-rejected",
+    }
+    fine = _submit(market, task_id, good_arch, good)
+    out = cli_ok(settings, "--once", "--task", str(task_id), "--fetch-timeout", "0", module="oracle")
+    nodes = market.nodes(task_id)
+    assert {i: nodes[i].reason for i in expected} == expected, out
+    assert all(nodes[i].status == "rejected" for i in expected)
+    assert nodes[good_arch].status == "scored" and nodes[fine].status == "scored"
+    assert nodes[fine].accuracy_bps == nodes[good_arch].accuracy_bps  # same weights, same score
+
+
+def test_waits_for_weights_within_the_fetch_timeout(settings, deployed, files):
+    task_id = _task(settings, files, "late weights")
+    market = market_for(settings, 3)
+    arch = node_id_of(cli_ok(settings, "propose", "--task", str(task_id), "--spec", "examples/mlp.json"))
+    late = _submit(market, task_id, arch, None)
+    out = cli_ok(settings, "--once", "--task", str(task_id), "--fetch-timeout", "3600", module="oracle")
+    assert f"node {late}: waiting" in out
+    assert market.node(late).status == "pending" and market.node(arch).status == "scored"
+
+
+def test_tampered_validation_file_is_refused(settings, deployed, files, tmp_path):
+    task_id = _task(settings, files, "tampered")
+    tampered = tmp_path / "validation.csv"
+    tampered.write_bytes(files["validation"].read_bytes().replace(b",3\n", b",5\n", 1))
+    line = cli_error(settings, "validator", "--task", str(task_id), "--validation", str(tampered),
+                     "--address", "127.0.0.1:1", "--sessions", "1", module="oracle")
+    assert "differs from the task's commitment" in line
+    # The same check guards the copy the oracle starts its own validator from.
+    cli_ok(settings, "propose", "--task", str(task_id), "--spec", "examples/mlp.json")
+    market = market_for(settings)
+    from bountytree.validation import registered
+
+    kept = registered(settings.home, market.chain.chain_id, task_id)
+    kept.write_bytes(tampered.read_bytes())
+    proc = subprocess.run([sys.executable, "-m", "oracle", "--once", "--task", str(task_id)], capture_output=True,
+                          env=_env(settings), timeout=300)
+    assert proc.returncode == 1 and b"differs from the task's commitment" in proc.stdout
+    assert all(n.status == "pending" for n in market.nodes(task_id).values())
+
+
+def _env(settings, **extra) -> dict:
+    return {**os.environ, "BOUNTYTREE_RPC": settings.rpc, "BOUNTYTREE_STORE": settings.store,
+            "BOUNTYTREE_HOME": str(settings.home), "BOUNTYTREE_DEPLOYMENTS": str(settings.deployments), **extra}
+
+
+def test_killed_anywhere_and_restarted_scores_every_node_exactly_once(settings, deployed, files):
+    task_id = _task(settings, files, "restarts")
+    market = market_for(settings, 5)
+    arch = node_id_of(cli_ok(settings, "propose", "--task", str(task_id), "--spec", "examples/mlp.json"))
+    spec = market.architecture_spec(market.node(arch))
+    children = [market.submit(task_id, arch, spec.init_weights, 10)["node_id"] for _ in range(5)]
+    oracle = [sys.executable, "-m", "oracle", "--once", "--task", str(task_id), "--batch-size", "2"]
+
+    # 1. Dies right after its first batch of scores is on-chain.
+    proc = subprocess.run(oracle, capture_output=True, env=_env(settings, BOUNTYTREE_FAILPOINT="after-score-batch:1"),
+                          timeout=300)
+    assert proc.returncode == 137
+    statuses = Counter(n.status for n in market.nodes(task_id).values())
+    assert statuses == {"scored": 2, "pending": 4}
+    # 2. Killed (SIGKILL, with its parties) in the middle of the two-party session.
+    proc = subprocess.Popen(oracle, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_env(settings),
+                            start_new_session=True)
+    line = proc.stdout.readline()
+    assert b"scoring 4 node(s)" in line, line
+    time.sleep(1.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+    assert Counter(n.status for n in market.nodes(task_id).values()) == {"scored": 2, "pending": 4}
+    # 3. A clean run finishes the job.
+    subprocess.run(oracle, check=True, capture_output=True, env=_env(settings), timeout=300)
+    scored = Counter(e["args"]["nodeId"] for e in market._logs("NodeScored", taskId=task_id))
+    assert scored == {i: 1 for i in [arch, *children]}
