@@ -11,7 +11,7 @@ export SOLCX_BINARY_PATH := $(CURDIR)/toolchain/solcx
 # Test workers: two cores here; CI may set it.
 JOBS ?= 2
 
-.PHONY: setup compile test test-contracts test-python bench bench-gas bench-storage clean
+.PHONY: setup compile test test-contracts test-python demo bench bench-gas bench-storage bench-trainer bench-oracle clean
 
 setup: $(VENV)/.installed node_modules/.installed build/.compiled
 
@@ -53,7 +53,7 @@ test-python: setup
 demo: setup
 	@echo "make demo: not built yet (needs the trainer, oracle and app: issues 4-7)." >&2; exit 1
 
-bench: bench-gas bench-storage
+bench: bench-gas bench-storage bench-trainer bench-oracle
 
 bench-gas: setup
 	$(VENV)/bin/brownie run scripts/bench_gas.py --network ganache-cli
@@ -61,6 +61,12 @@ bench-gas: setup
 bench-storage: setup
 	@mkdir -p .bountytree
 	$(PY) -m bench.storage
+
+bench-trainer: setup
+	$(PY) -m bench.trainer
+
+bench-oracle: setup
+	$(PY) -m bench.oracle
 
 clean:
 	rm -rf build .bountytree

@@ -7,6 +7,7 @@ gas is spent. Contracts are found through `deployments/<chainId>.json` only.
 
 from __future__ import annotations
 
+import functools
 import getpass
 import json
 import os
@@ -30,6 +31,7 @@ GANACHE_MNEMONIC = "myth like bonus scare over problem client lizard pioneer sub
 CONTRACTS = ("Reputation", "BountyTree")
 
 
+@functools.lru_cache(maxsize=64)
 def ganache_account(index: int) -> LocalAccount:
     """The local chain's deterministic account `index`."""
     Account.enable_unaudited_hdwallet_features()

@@ -15,10 +15,11 @@ from .commands import ipfs as ipfs_cmd
 from .commands import propose as propose_cmd
 from .commands import settle as settle_cmd
 from .commands import task as task_cmd
+from .commands import up as up_cmd
 from .config import Settings
 from .errors import UserError
 
-COMMANDS = [deploy_cmd, ipfs_cmd, task_cmd, propose_cmd, dataset_cmd, settle_cmd]
+COMMANDS = [up_cmd, deploy_cmd, ipfs_cmd, task_cmd, propose_cmd, dataset_cmd, settle_cmd]
 
 
 def common_options() -> argparse.ArgumentParser:

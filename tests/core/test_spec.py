@@ -47,7 +47,7 @@ def _with(base, path, value):
     return data
 
 
-_DELETE = object()
+_DELETE = "<deleted>"  # a marker with a stable test id
 BAD = [
     (["format"], "bountytree/model@2", "format"),
     (["input_shape"], [], "input_shape"),

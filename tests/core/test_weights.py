@@ -50,7 +50,7 @@ def _mutated(**changes) -> bytes:
     return st_save(state)
 
 
-@pytest.mark.parametrize("raw,message", [
+BAD = [
     (pickle.dumps(Boom()), "not a safetensors file"),
     (_pickled_state(), "not a safetensors file"),
     (b"", "not a safetensors file"),
@@ -63,7 +63,12 @@ def _mutated(**changes) -> bytes:
     (_mutated(**{"9_weight": torch.zeros(2)}), "unexpected '9.weight'"),
     (st_save({**_state(), "pad": torch.zeros(100_000)}), "bytes, at most"),
     (json.dumps({"not": "weights"}).encode(), "not a safetensors file"),
-])
+]
+IDS = ["pickle-exploit", "torch-save", "empty", "garbage", "shape", "dtype", "nan", "inf", "missing-key",
+       "extra-key", "oversized", "json"]
+
+
+@pytest.mark.parametrize("raw,message", BAD, ids=IDS)
 def test_bad_weights_are_refused_in_one_line(raw, message):
     with pytest.raises(weights.WeightsError) as err:
         weights.load(raw, SPEC, "weights")
