@@ -18,6 +18,7 @@ from pathlib import Path
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
 from web3 import Web3
+from web3.logs import DISCARD
 
 from . import datasets, taskinfo, validation
 from . import weights as weights_io
@@ -87,12 +88,17 @@ class TaskView:
     winner: int
     forfeited: int
     info: taskinfo.TaskInfo | None = None
+    now: int = 0  # the chain's time when read (a dev chain's clock may run ahead of the wall clock)
+
+    @property
+    def seconds_left(self) -> int:
+        return self.deadline - (self.now or int(time.time()))
 
     @property
     def status(self) -> str:
         if self.finalized:
             return "finalized"
-        if self.deadline <= time.time():
+        if self.seconds_left < 0:
             return "expired"
         return "target reached" if self.best_node and self.best_bps >= self.target_bps else "open"
 
@@ -143,7 +149,8 @@ class Market:
         (stake, deadline, target, data_s, compute_s, expertise_s, finalized, sponsor, bounty, spec_cid,
          commitment, best, best_bps, winner, forfeited) = raw
         view = TaskView(task_id, sponsor, bounty, stake, deadline, target, (data_s, compute_s, expertise_s),
-                        finalized, bytes32_to_cid(spec_cid), bytes(commitment), best, best_bps, winner, forfeited)
+                        finalized, bytes32_to_cid(spec_cid), bytes(commitment), best, best_bps, winner, forfeited,
+                        now=self.chain.w3.eth.get_block("latest")["timestamp"])
         if with_info:
             view.info = taskinfo.parse(get_bytes(self.store, view.description_cid, taskinfo.MAX_BYTES),
                                        f"task {task_id} description {view.description_cid}")
@@ -256,7 +263,7 @@ class Market:
         deadline = self.chain.w3.eth.get_block("latest")["timestamp"] + deadline_s
         sent = self.chain.send(self.tree.functions.createTask(
             cid_to_bytes32(info_cid), commitment, target_bps, deadline, *shares_bps, stake), value=bounty)
-        task_id = self.tree.events.TaskCreated().process_receipt(sent.receipt)[0]["args"]["taskId"]
+        task_id = self._event(sent, "TaskCreated")["taskId"]
         kept = validation.register(home, chain_id, task_id, staged)
         result = {"task_id": task_id, "description_cid": info_cid, "commitment": commitment.hex(), "sent": sent,
                   "validation": kept, "info": info}
@@ -289,7 +296,7 @@ class Market:
         self.store.pin(spec_cid)
         sent = self.chain.send(self.tree.functions.proposeArchitecture(task_id, cid_to_bytes32(spec_cid)),
                                value=task.stake)
-        node_id = self.tree.events.ArchitectureProposed().process_receipt(sent.receipt)[0]["args"]["nodeId"]
+        node_id = self._event(sent, "ArchitectureProposed")["nodeId"]
         return {"node_id": node_id, "spec_cid": spec_cid, "weights_cid": spec.init_weights, "sent": sent}
 
     # ── data owners ──────────────────────────────────────────────────────────
@@ -308,7 +315,7 @@ class Market:
         cid = add_bytes(self.store, raw)
         self.store.pin(cid)
         sent = self.chain.send(self.tree.functions.publishDataset(task_id, cid_to_bytes32(cid)))
-        dataset_id = self.tree.events.DatasetPublished().process_receipt(sent.receipt)[0]["args"]["datasetId"]
+        dataset_id = self._event(sent, "DatasetPublished")["datasetId"]
         return {"dataset_id": dataset_id, "cid": cid, "rows": len(data), "sent": sent}
 
     def dataset(self, task_id: int, dataset_id: int, label_column: str) -> datasets.Dataset:
@@ -336,7 +343,7 @@ class Market:
         commit = self.chain.send(self.tree.functions.commitSubmission(task_id, commitment), value=task.stake)
         self.chain.wait_for_block_after(commit.receipt["blockNumber"])
         reveal = self.chain.send(self.tree.functions.revealSubmission(*args))
-        node_id = self.tree.events.NodeSubmitted().process_receipt(reveal.receipt)[0]["args"]["nodeId"]
+        node_id = self._event(reveal, "NodeSubmitted")["nodeId"]
         record.unlink(missing_ok=True)
         return {"node_id": node_id, "commit": commit, "reveal": reveal, "gas": commit.gas_used + reveal.gas_used}
 
@@ -356,9 +363,9 @@ class Market:
     def finalize(self, task_id: int) -> dict:
         self.task(task_id, with_info=False)
         sent = self.chain.send(self.tree.functions.finalize(task_id))
-        done = self.tree.events.TaskFinalized().process_receipt(sent.receipt)[0]["args"]
+        done = self._event(sent, "TaskFinalized")
         credited = [Payout(task_id, e["args"]["account"], e["args"]["amount"], PAYOUT_KINDS[e["args"]["kind"]])
-                    for e in self.tree.events.PayoutCredited().process_receipt(sent.receipt)]
+                    for e in self.tree.events.PayoutCredited().process_receipt(sent.receipt, errors=DISCARD)]
         return {"winner": done["winnerNodeId"], "accuracy_bps": done["accuracyBps"], "pool": done["pool"],
                 "payouts": credited, "sent": sent}
 
@@ -368,6 +375,10 @@ class Market:
             raise UserError(f"nothing to withdraw for {self.chain.address}")
         sent = self.chain.send(self.tree.functions.withdraw())
         return {"amount": amount, "sent": sent}
+
+    def _event(self, sent: Sent, name: str) -> dict:
+        """The arguments of the first `name` event a transaction emitted."""
+        return getattr(self.tree.events, name)().process_receipt(sent.receipt, errors=DISCARD)[0]["args"]
 
     def _check_open(self, task: TaskView) -> None:
         if task.finalized:

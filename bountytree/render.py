@@ -3,15 +3,16 @@ and the demo print them."""
 
 from __future__ import annotations
 
-import time
-
 from web3 import Web3
 
 from .market import Market, NodeView, Payout, TaskView
 
 
 def eth(wei: int) -> str:
-    return f"{Web3.from_wei(wei, 'ether'):f}".rstrip("0").rstrip(".") + " ETH"
+    text = f"{Web3.from_wei(wei, 'ether'):f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text + " ETH"
 
 
 def pct(bps: int | None) -> str:
@@ -24,7 +25,7 @@ def short(address: str) -> str:
 
 def task_header(task: TaskView) -> list[str]:
     info = task.info
-    left = task.deadline - int(time.time())
+    left = task.seconds_left
     when = f"in {left // 3600}h{left % 3600 // 60:02d}m" if left > 0 else "passed"
     d, c, e = (s / 100 for s in task.shares_bps)
     lines = [f"task {task.id}: {info.name if info else '?'}  [{task.status}]",

@@ -1,0 +1,61 @@
+"""A task: its tree, leaderboard, accuracy over time and, once finalized, who was paid what."""
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import ui  # noqa: E402
+from tree_view import tree_dot  # noqa: E402
+
+from bountytree.actors import names  # noqa: E402
+from bountytree.errors import UserError  # noqa: E402
+
+st.set_page_config(page_title="Task · bountytree", layout="wide")
+market = ui.sidebar()
+st.title("Task")
+task_id = ui.pick_task(market) if market is not None else None
+if task_id is not None:
+    task = market.task(task_id)
+    nodes = market.nodes(task_id)
+    st.subheader(task.info.name)
+    if task.info.description:
+        st.caption(task.info.description)
+    m = st.columns(5)
+    m[0].metric("Bounty", ui.eth(task.bounty))
+    m[1].metric("Target", ui.pct(task.target_bps))
+    m[2].metric("Best", ui.pct(task.best_bps) if task.best_node else "—")
+    m[3].metric("Deadline", ui.countdown(task))
+    m[4].metric("Status", task.status)
+    if not task.finalized:
+        due = (task.best_node and task.best_bps >= task.target_bps) or task.status == "expired"
+        if st.button("Finalize", disabled=not due, key="finalize",
+                     help="Anyone may finalize once the best node reaches the target or the deadline passes"):
+            try:
+                out = market.finalize(task_id)
+                st.success(f"Finalized: winner node {out['winner']}. Transaction {out['sent'].tx_hash}, "
+                           f"gas {out['sent'].gas_used}.")
+                task = market.task(task_id)
+            except UserError as exc:
+                ui.fail(exc)
+    st.graphviz_chart(tree_dot(nodes, task.winner or task.best_node, names(), f"task {task_id}"))
+    scored = sorted((n for n in nodes.values() if n.status == "scored"), key=lambda n: (-n.accuracy_bps, n.id))
+    st.subheader("Leaderboard")
+    st.dataframe([{"node": n.id, "kind": n.kind, "author": ui.label(n.author), "accuracy": ui.pct(n.accuracy_bps),
+                   "gain": "—" if n.gain_bps is None else f"{n.gain_bps / 100:+.2f}", "parent": n.parent_id,
+                   "verified ops": n.verified_ops} for n in scored], hide_index=True, width="stretch")
+    if scored:
+        st.subheader("Best accuracy over time")
+        best, series = 0, []
+        for n in sorted(scored, key=lambda n: n.id):
+            best = max(best, n.accuracy_bps)
+            series.append({"node": n.id, "best accuracy %": best / 100, "node accuracy %": n.accuracy_bps / 100})
+        st.line_chart(series, x="node")
+    if task.finalized:
+        st.subheader("Payouts")
+        why = {"data": "accuracy gain on the winning path", "compute": "verified operations on the winning path",
+               "expertise": "architect of the winning path", "refund": "unpaid remainder back to the sponsor",
+               "stake": "stake returned"}
+        st.dataframe([{"who": ui.label(p.account), "amount": ui.eth(p.amount), "for": p.kind, "why": why[p.kind]}
+                      for p in market.payouts(task_id)], hide_index=True, width="stretch")

@@ -1,0 +1,95 @@
+"""What every page of the app shares: the sidebar (who am I, which chain and store), the Market
+for the chosen account, and small view helpers. Pages call bountytree's functions (Market,
+Trainer, Oracle) exactly as the command line does; nothing here talks to the contract itself.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bountytree.actors import ACTORS, names  # noqa: E402
+from bountytree.chain import ganache_account, load_account  # noqa: E402
+from bountytree.config import Settings  # noqa: E402
+from bountytree.errors import UserError  # noqa: E402
+from bountytree.market import Market, open_market  # noqa: E402
+from bountytree.render import eth, pct  # noqa: E402
+
+
+def settings() -> Settings:
+    return Settings()
+
+
+def _account_choice():
+    options = list(ACTORS) + ["key"]
+    labels = {i: f"{name} — {role} (#{i})" for i, (name, role) in ACTORS.items()}
+    labels["key"] = "Imported private key"
+    choice = st.sidebar.selectbox("Who am I", options, format_func=labels.get, key="who",
+                                  index=options.index(st.session_state.get("who", 1)))
+    if choice == "key":
+        key = st.sidebar.text_input("Private key (0x…)", type="password", key="private_key")
+        if not key:
+            return None
+        import os
+
+        os.environ["BOUNTYTREE_PRIVATE_KEY"] = key
+        return load_account(None)
+    return ganache_account(int(choice))
+
+
+def sidebar() -> Market | None:
+    """Draws the sidebar; returns the Market for the chosen account, or None (with a message)."""
+    s = settings()
+    st.sidebar.markdown("### bountytree")
+    try:
+        account = _account_choice()
+        if account is None:
+            st.sidebar.info("Paste a private key to continue.")
+            return None
+        market = open_market(s, account)
+    except UserError as exc:
+        st.sidebar.error(str(exc))
+        st.error(f"Not connected: {exc}")
+        return None
+    balance = market.chain.w3.eth.get_balance(market.chain.address)
+    st.sidebar.metric("Balance", eth(balance))
+    st.sidebar.caption(f"`{market.chain.address}`")
+    st.sidebar.caption(f"chain {s.rpc} (id {market.chain.chain_id})  \nstore {s.store}")
+    return market
+
+
+def label(address: str) -> str:
+    return names().get(address, address[:8] + "…")
+
+
+def task_options(market: Market) -> list[int]:
+    return list(reversed(market.task_ids()))
+
+
+def pick_task(market: Market, key: str = "task") -> int | None:
+    ids = task_options(market)
+    if not ids:
+        st.info("No task yet: post a bounty first.")
+        return None
+    wanted = st.query_params.get("task")
+    index = ids.index(int(wanted)) if wanted and wanted.isdigit() and int(wanted) in ids else 0
+    return st.selectbox("Task", ids, index=index, key=key,
+                        format_func=lambda t: f"#{t} {market.task(t).info.name}")
+
+
+def countdown(task) -> str:
+    left = task.seconds_left
+    if left < 0:
+        return "passed"
+    return f"{left // 3600}h {left % 3600 // 60:02d}m"
+
+
+def fail(exc: UserError) -> None:
+    st.error(str(exc))
+
+
+__all__ = ["countdown", "eth", "fail", "label", "pct", "pick_task", "settings", "sidebar"]
