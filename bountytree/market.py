@@ -34,7 +34,7 @@ STATUSES = ("pending", "scored", "rejected", "reclaimed")
 PAYOUT_KINDS = ("data", "compute", "expertise", "refund", "stake")
 # Reason codes of rejected nodes (uint8 on-chain; 0 is not a reason).
 REASONS = {1: "missing", 2: "not-safetensors", 3: "shape-mismatch", 4: "not-finite", 5: "too-large",
-           6: "invalid-spec", 7: "parent-rejected", 8: "invalid-dataset"}
+           6: "invalid-spec", 7: "parent-rejected", 8: "corrupt"}
 REASON_CODES = {name: code for code, name in REASONS.items()}
 
 

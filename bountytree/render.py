@@ -9,7 +9,10 @@ from .market import Market, NodeView, Payout, TaskView
 
 
 def eth(wei: int) -> str:
-    text = f"{Web3.from_wei(wei, 'ether'):f}"
+    """Up to six decimals, as a person reads an amount (the exact wei are on-chain)."""
+    if 0 < wei < 10**12:
+        return "<0.000001 ETH"
+    text = f"{Web3.from_wei(wei, 'ether'):.6f}"
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return text + " ETH"

@@ -24,6 +24,14 @@ class StoreError(UserError):
     """A CID that cannot be read: missing, corrupted, or not a UnixFS file."""
 
 
+class BlockMissing(StoreError):
+    """A block of the file is not (yet) in the store; unlike corruption, it may still arrive."""
+
+
+class StoreUnavailable(StoreError):
+    """The store itself cannot be reached (a Kubo node down): retry later, blame no file."""
+
+
 class Store(Protocol):
     """What every part of bountytree needs from IPFS."""
 
@@ -91,7 +99,7 @@ class EmbeddedStore:
         try:
             block = self._block_path(digest).read_bytes()
         except FileNotFoundError:
-            raise StoreError(f"{cid}: block {cid_from_digest(digest)} is not in the store") from None
+            raise BlockMissing(f"{cid}: block {cid_from_digest(digest)} is not in the store") from None
         if hashlib.sha256(block).digest() != digest:
             raise StoreError(f"{cid}: block {cid_from_digest(digest)} is corrupted (hash mismatch)")
         return block
@@ -115,6 +123,7 @@ class EmbeddedStore:
                 yield node.data
 
     def has(self, cid: str) -> bool:
+        """A complete, verified copy of the file is here."""
         try:
             for _ in self.cat(cid):
                 pass
@@ -159,8 +168,14 @@ class KuboStore:
 
     def cat(self, cid: str) -> Iterator[bytes]:
         digest_from_cid(cid)
+        import ipfshttpclient.exceptions as kubo_errors
+
         try:
             data = self.client.cat(cid, timeout=self.timeout)
+        except kubo_errors.TimeoutError:
+            raise BlockMissing(f"{cid}: not found by {self.url} within {self.timeout:.0f}s") from None
+        except kubo_errors.ConnectionError as exc:
+            raise StoreUnavailable(f"cannot reach the Kubo node at {self.url} ({type(exc).__name__})") from None
         except Exception as exc:
             raise StoreError(f"{cid}: not readable from {self.url} ({type(exc).__name__})") from None
         yield data

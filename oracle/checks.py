@@ -14,7 +14,7 @@ from bountytree import weights as weights_io
 from bountytree.flops import ops_bound
 from bountytree.market import REASON_CODES, Market, NodeView
 from bountytree.spec import MAX_SPEC_BYTES, ModelSpec, SpecError, load_spec
-from bountytree.store import StoreError, get_bytes
+from bountytree.store import BlockMissing, StoreError, StoreUnavailable, get_bytes
 
 
 @dataclass
@@ -45,14 +45,16 @@ class Wait:
 def _fetch(market: Market, cid: str, limit: int, node: NodeView, age_s: float, fetch_timeout: float,
            what: str) -> bytes | Reject | Wait:
     try:
-        if not market.store.has(cid):
-            if age_s < fetch_timeout:
-                return Wait(node, f"{what} {cid} not in the store yet ({age_s:.0f}s of {fetch_timeout:.0f}s)")
-            return Reject(node, "missing", f"{what} {cid} never reached the store")
         return get_bytes(market.store, cid, limit)
+    except BlockMissing:
+        if age_s < fetch_timeout:
+            return Wait(node, f"{what} {cid} not in the store yet ({age_s:.0f}s of {fetch_timeout:.0f}s)")
+        return Reject(node, "missing", f"{what} {cid} never reached the store")
+    except StoreUnavailable:
+        raise  # the store is down, not the node's fault: the round fails and is retried
     except StoreError as exc:
         text = str(exc)
-        reason = "too-large" if "larger than" in text or "limit" in text else "missing"
+        reason = "too-large" if "larger than" in text else "corrupt" if "corrupted" in text else "missing"
         return Reject(node, reason, f"{what}: {text}")
 
 
