@@ -11,7 +11,7 @@ export SOLCX_BINARY_PATH := $(CURDIR)/toolchain/solcx
 # Test workers: two cores here; CI may set it.
 JOBS ?= 2
 
-.PHONY: setup chromium compile test test-contracts test-python demo bench bench-gas bench-storage bench-trainer bench-oracle clean
+.PHONY: setup chromium compile test test-contracts test-python demo bench bench-gas bench-storage bench-trainer bench-oracle bench-e2e bench-scale clean
 
 setup: $(VENV)/.installed node_modules/.installed build/.compiled chromium
 
@@ -57,7 +57,8 @@ test-python: setup
 demo: setup
 	$(VENV)/bin/bountytree up --demo
 
-bench: bench-gas bench-storage bench-trainer bench-oracle
+bench: bench-gas bench-storage bench-trainer bench-oracle bench-e2e bench-scale
+	$(PY) -m bench.results
 
 bench-gas: setup
 	$(VENV)/bin/brownie run scripts/bench_gas.py --network ganache-cli
@@ -71,6 +72,12 @@ bench-trainer: setup
 
 bench-oracle: setup
 	$(PY) -m bench.oracle
+
+bench-e2e: setup
+	$(PY) -m bench.e2e
+
+bench-scale: setup
+	$(PY) -m bench.scale
 
 clean:
 	rm -rf build .bountytree

@@ -28,6 +28,19 @@ MAX_ROUNDS = 5
 SCORE_TIMEOUT_S = 300
 
 
+class Clock:
+    """Where the scripted market's wall time goes, by phase."""
+
+    def __init__(self):
+        self.spent: dict[str, float] = {}
+        self._mark = time.perf_counter()
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.spent[phase] = self.spent.get(phase, 0.0) + now - self._mark
+        self._mark = now
+
+
 def _wait(what: str, done: Callable[[], bool], timeout_s: float = SCORE_TIMEOUT_S) -> None:
     deadline = time.monotonic() + timeout_s
     while not done():
@@ -44,6 +57,7 @@ def _all_scored(market: Market, task_id: int) -> bool:
 def run(settings: Settings, log: Callable[[str], None] = print) -> dict:
     from trainer.client import Trainer
 
+    clock = Clock()
     who = {i: open_market(settings, ganache_account(i)) for i in ACTORS}
     files = market_files(settings.home / "demo-data")
     sponsor = who[1]
@@ -58,7 +72,9 @@ def run(settings: Settings, log: Callable[[str], None] = print) -> dict:
         log(f"{ACTORS[index][0]} proposed {spec.name} as node {out['node_id']}")
     public = who[4].publish_dataset(task_id, files["public"])
     log(f"Pat published dataset {public['dataset_id']} ({public['rows']} rows)")
+    clock.lap("post, propose, publish")
     _wait("the architectures' scores", lambda: _all_scored(sponsor, task_id))
+    clock.lap("waiting for the oracle")
     for round_no in range(1, MAX_ROUNDS + 1):
         task = sponsor.task(task_id, with_info=False)
         if task.finalized:
@@ -77,13 +93,17 @@ def run(settings: Settings, log: Callable[[str], None] = print) -> dict:
                 break
             log(f"  {ACTORS[index][0]} submitted node {sub.node_id} (local holdout "
                 f"{sub.holdout_accuracy * 100:.1f}%, gas {sub.gas})")
+        clock.lap("training and submitting")
         _wait(f"round {round_no}'s scores", lambda: _all_scored(sponsor, task_id))
+        clock.lap("waiting for the oracle")
     _wait("finalization", lambda: sponsor.task(task_id, with_info=False).finalized)
+    clock.lap("waiting for the oracle")
     withdrawn = {}
     for index, market in who.items():
         if market.pending() > 0:
             withdrawn[ACTORS[index][0]] = market.withdraw()["amount"]
-    return {"task_id": task_id, "withdrawn": withdrawn, "market": sponsor}
+    clock.lap("withdrawals")
+    return {"task_id": task_id, "withdrawn": withdrawn, "market": sponsor, "spent": clock.spent}
 
 
 def summary(market: Market, task_id: int, withdrawn: dict[str, int]) -> str:

@@ -86,7 +86,8 @@ def run(args, settings) -> int:
             result = demo.run(settings)
             print()
             print(demo.summary(result["market"], result["task_id"], result["withdrawn"]))
-            print(f"\nscripted market took {time.perf_counter() - started_at:.0f} s")
+            spent = ", ".join(f"{phase} {seconds:.0f} s" for phase, seconds in result["spent"].items())
+            print(f"\nscripted market took {time.perf_counter() - started_at:.0f} s ({spent})")
             print("demo complete", flush=True)
         if args.exit:
             return 0
