@@ -11,7 +11,7 @@ export SOLCX_BINARY_PATH := $(CURDIR)/toolchain/solcx
 # Test workers: two cores here; CI may set it.
 JOBS ?= 2
 
-.PHONY: setup chromium compile test test-contracts test-python demo bench bench-gas bench-storage bench-trainer bench-oracle bench-e2e bench-scale clean
+.PHONY: setup chromium compile test test-contracts test-python demo bench bench-gas bench-storage bench-trainer bench-oracle bench-e2e bench-scale screenshots clean
 
 setup: $(VENV)/.installed node_modules/.installed build/.compiled chromium
 
@@ -78,6 +78,10 @@ bench-e2e: setup
 
 bench-scale: setup
 	$(PY) -m bench.scale
+
+# Screenshots of the task page (tree, payouts) from the demo market, into docs/.
+screenshots: setup
+	$(PY) app/screenshots.py
 
 clean:
 	rm -rf build .bountytree

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -105,7 +106,9 @@ class EmbeddedStore:
         return block
 
     def add(self, stream: BinaryIO) -> str:
-        root = build_file(read_chunks(stream), self._put)
+        # Two threads: one chunk is hashed while the previous one is written.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            root = build_file(read_chunks(stream), self._put, pool)
         return cid_from_digest(root.digest)
 
     def cat(self, cid: str) -> Iterator[bytes]:

@@ -12,7 +12,9 @@ not grow with the file.
 from __future__ import annotations
 
 import hashlib
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 
 CHUNK_SIZE = 256 * 1024
@@ -88,11 +90,13 @@ class Link:
 
 
 def leaf_block(chunk: bytes) -> bytes:
-    unixfs = _field_varint(1, TYPE_FILE)
-    if chunk:
-        unixfs += _field_bytes(2, chunk)
-    unixfs += _field_varint(3, len(chunk))
-    return _field_bytes(1, unixfs)
+    """PBNode{Data: UnixFS{Type: File, Data: chunk, filesize}}, assembled with one copy of the
+    chunk (the headers' lengths are known up front)."""
+    kind = _field_varint(1, TYPE_FILE)
+    data_head = _varint(2 << 3 | 2) + _varint(len(chunk)) if chunk else b""
+    size = _field_varint(3, len(chunk))
+    unixfs_len = len(kind) + len(data_head) + len(chunk) + len(size)
+    return b"".join((_varint(1 << 3 | 2), _varint(unixfs_len), kind, data_head, chunk, size))
 
 
 def parent_block(links: list[Link]) -> bytes:
@@ -150,9 +154,32 @@ def decode_block(block: bytes) -> Decoded:
 
 # ────────────────────────────── builder ──────────────────────────────
 
-def build_file(chunks: Iterator[bytes], put: Callable[[bytes, bytes], None]) -> Link:
+def _leaf(chunk: bytes, put: Callable[[bytes, bytes], None]) -> Link:
+    block = leaf_block(chunk)
+    digest = hashlib.sha256(block).digest()
+    put(digest, block)
+    return Link(digest, len(block), len(chunk))
+
+
+def _leaves(chunks: Iterator[bytes], put, pool: Executor | None, ahead: int = 4) -> Iterator[Link]:
+    """Leaf links in order. With a thread pool, up to `ahead` chunks are hashed and written at
+    once (hashlib and file writes release the GIL), so memory stays bounded by `ahead` chunks."""
+    if pool is None:
+        for chunk in chunks:
+            yield _leaf(chunk, put)
+        return
+    pending: deque[Future] = deque()
+    for chunk in chunks:
+        pending.append(pool.submit(_leaf, chunk, put))
+        if len(pending) >= ahead:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+def build_file(chunks: Iterator[bytes], put: Callable[[bytes, bytes], None], pool: Executor | None = None) -> Link:
     """Lays `chunks` out as kubo's balanced DAG, calling put(digest, block) for every block
-    (children before parents); returns the root's link."""
+    (leaves before their parents); returns the root's link."""
     levels: list[list[Link]] = [[]]
 
     def push(level: int, link: Link) -> None:
@@ -172,11 +199,8 @@ def build_file(chunks: Iterator[bytes], put: Callable[[bytes, bytes], None]) -> 
         push(level + 1, link)
 
     count = 0
-    for chunk in chunks:
-        block = leaf_block(chunk)
-        digest = hashlib.sha256(block).digest()
-        put(digest, block)
-        push(0, Link(digest, len(block), len(chunk)))
+    for link in _leaves(chunks, put, pool):
+        push(0, link)
         count += 1
     if count == 0:
         block = leaf_block(b"")
