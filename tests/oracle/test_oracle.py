@@ -173,3 +173,59 @@ def test_killed_anywhere_and_restarted_scores_every_node_exactly_once(settings, 
     subprocess.run(oracle, check=True, capture_output=True, env=_env(settings), timeout=300)
     scored = Counter(e["args"]["nodeId"] for e in market._logs("NodeScored", taskId=task_id))
     assert scored == {i: 1 for i in [arch, *children]}
+
+
+def test_outside_check_on_a_dataset_the_project_has_never_seen(settings, deployed, tmp_path):
+    """Wine (13 features, 3 classes), never used elsewhere here: the whole market through the
+    command lines, then a check that knows only the deployment file, the chain and the store
+    recomputes every on-chain score in plaintext."""
+    import json
+
+    import numpy as np
+    from sklearn.datasets import load_wine
+    from web3 import Web3
+
+    from bountytree.cid import bytes32_to_cid
+    from bountytree.datasets import Dataset
+    from bountytree.sample_data import write_csv
+
+    wine = load_wine()
+    X = ((wine.data - wine.data.mean(0)) / wine.data.std(0)).astype(np.float32)
+    order = np.random.default_rng(3).permutation(len(X))
+    parts = {"validation": order[:70], "a": order[70:125], "b": order[125:]}
+    paths = {k: write_csv(Dataset(X[v], wine.target[v].astype(np.int64)), tmp_path / f"{k}.csv")
+             for k, v in parts.items()}
+    spec = {"name": "wine mlp", "input_shape": [13], "num_classes": 3,
+            "layers": [{"type": "Linear", "in_features": 13, "out_features": 16}, {"type": "ReLU"},
+                       {"type": "Linear", "in_features": 16, "out_features": 3}],
+            "training": {"optimizer": "adam", "lr": 0.02, "batch_size": 16, "epochs": 10, "seed": 5}}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    task_id = created_task_id(cli_ok(settings, "task", "create", "--validation", str(paths["validation"]),
+                                     "--name", "wine", "--bounty", "1", "--target", "0.999", "--deadline", "2h"))
+    cli_ok(settings, "propose", "--task", str(task_id), "--spec", str(tmp_path / "spec.json"), "--account", "2")
+    for owner, account in (("a", "3"), ("b", "4")):
+        cli_ok(settings, "--task", str(task_id), "--data", str(paths[owner]), "--account", account, "--quiet",
+               module="trainer")
+    cli_ok(settings, "--once", "--task", str(task_id), module="oracle")
+
+    # The outside check: web3 + the deployment file + the store + torch, nothing of the oracle.
+    record = json.loads(next(settings.deployments.glob("*.json")).read_text())
+    w3 = Web3(Web3.HTTPProvider(settings.rpc))
+    tree = w3.eth.contract(**record["BountyTree"])
+    from bountytree.store import open_store
+
+    store = open_store(settings.store)
+    logs = tree.events.NodeScored.get_logs(from_block=0, argument_filters={"taskId": task_id})
+    assert len(logs) == 3
+    rows = load_file(paths["validation"])
+    model_spec = None
+    for log in sorted(logs, key=lambda e: e["args"]["nodeId"]):
+        node = tree.functions.getNode(log["args"]["nodeId"]).call()
+        cid = bytes32_to_cid(node[5])
+        if node[4] == 0:  # architecture: its spec names the initial weights
+            model_spec = load_spec(get_bytes(store, cid, 1 << 16))
+            cid = model_spec.init_weights
+        model = weights.load_model(get_bytes(store, cid, 1 << 22), model_spec)
+        with torch.no_grad():
+            plain = int((model(torch.from_numpy(rows.X)).argmax(1).numpy() == rows.y).sum())
+        assert log["args"]["accuracyBps"] == plain * 10_000 // len(rows), (log["args"]["nodeId"], plain)
