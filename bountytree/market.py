@@ -161,12 +161,19 @@ class Market:
         return list(range(1, tasks + 1))
 
     def node(self, node_id: int) -> NodeView:
-        (author, task_id, parent_id, depth, kind, cid, status, acc, ops, vops, dataset) = \
-            self.tree.functions.getNode(node_id).call()
-        if author == "0x0000000000000000000000000000000000000000":
-            raise UserError(f"unknown node {node_id}")
-        return NodeView(node_id, task_id, parent_id, author, depth, KINDS[kind], bytes32_to_cid(cid),
-                        STATUSES[status], acc, ops, vops, dataset)
+        return _node_view(node_id, self.tree.functions.getNode(node_id).call())
+
+    def _nodes_batched(self, ids: list[int], size: int = 250) -> list[NodeView]:
+        """getNode for many ids in few HTTP round trips (JSON-RPC batches)."""
+        out = []
+        for start in range(0, len(ids), size):
+            part = ids[start:start + size]
+            with self.chain.w3.batch_requests() as batch:
+                for node_id in part:
+                    batch.add(self.tree.functions.getNode(node_id))
+                raws = batch.execute()
+            out += [_node_view(i, raw) for i, raw in zip(part, raws)]
+        return out
 
     def _logs(self, event: str, **filters):
         return getattr(self.tree.events, event).get_logs(from_block=self.first_block, argument_filters=filters)
@@ -177,9 +184,10 @@ class Market:
         ids += [(e["args"]["nodeId"], e["blockNumber"]) for e in self._logs("NodeSubmitted", taskId=task_id)]
         reasons = {e["args"]["nodeId"]: e["args"]["reason"] for e in self._logs("NodeRejected", taskId=task_id)}
         out: dict[int, NodeView] = {}
-        for node_id, block in sorted(ids):
-            n = self.node(node_id)
-            n.block = block
+        blocks = dict(ids)
+        for n in self._nodes_batched(sorted(blocks)):
+            node_id = n.id
+            n.block = blocks[node_id]
             if node_id in reasons:
                 n.reason = REASONS.get(reasons[node_id], f"code {reasons[node_id]}")
             out[node_id] = n
@@ -386,6 +394,14 @@ class Market:
         now = self.chain.w3.eth.get_block("latest")["timestamp"]
         if task.deadline <= now:
             raise UserError(f"task {task.id}'s deadline has passed")
+
+
+def _node_view(node_id: int, raw) -> NodeView:
+    (author, task_id, parent_id, depth, kind, cid, status, acc, ops, vops, dataset) = raw
+    if author == "0x0000000000000000000000000000000000000000":
+        raise UserError(f"unknown node {node_id}")
+    return NodeView(node_id, task_id, parent_id, author, depth, KINDS[kind], bytes32_to_cid(cid), STATUSES[status],
+                    acc, ops, vops, dataset)
 
 
 def _split(ds: datasets.Dataset, split: tuple[int, int, int]) -> dict[str, datasets.Dataset]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from ..market import open_market, parse_duration, parse_eth, parse_split
 from ..errors import UserError
+from ..actors import names
+from ..localchain import CHAIN_ID
 from ..render import eth, show_task
 
 
@@ -62,5 +64,6 @@ def run_create(args, settings) -> int:
 
 def run_show(args, settings) -> int:
     market = open_market(settings)
-    print(show_task(market, args.task_id))
+    local = market.chain.chain_id == CHAIN_ID  # Ganache's accounts get their demo names
+    print(show_task(market, args.task_id, names() if local else None))
     return 0
