@@ -22,11 +22,15 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 
 
 def shoot(url: str, target: Path, size: str) -> None:
-    profile = tempfile.mkdtemp(prefix="bountytree-chromium-")
-    for _ in range(3):  # the first load may catch the page before its script has finished
+    # A load may catch the page before its script has finished (a grey skeleton, a small PNG):
+    # load again, as a user would reload.
+    for _ in range(8):
+        profile = tempfile.mkdtemp(prefix="bountytree-chromium-")
         subprocess.run([shutil.which("chromium") or "chromium", *FLAGS, f"--window-size={size}",
                         f"--user-data-dir={profile}", f"--screenshot={target}", url], capture_output=True, timeout=180)
-    print(f"wrote {target.relative_to(ROOT)}")
+        if target.exists() and target.stat().st_size > 40_000:
+            break
+    print(f"wrote {target.relative_to(ROOT)} ({target.stat().st_size // 1024} KiB)")
 
 
 def main() -> None:

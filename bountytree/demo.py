@@ -19,7 +19,7 @@ from .chain import ganache_account
 from .config import ROOT, Settings
 from .errors import UserError
 from .market import Market, open_market
-from .render import eth, payout_lines, show_task
+from .render import eth, show_task
 from .sample_data import market_files
 from .spec import load_spec
 
@@ -118,4 +118,4 @@ def summary(market: Market, task_id: int, withdrawn: dict[str, int]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["run", "summary", "payout_lines"]
+__all__ = ["run", "summary"]

@@ -232,6 +232,33 @@ class Market:
         return [Payout(task_id, e["args"]["account"], e["args"]["amount"], PAYOUT_KINDS[e["args"]["kind"]])
                 for e in self._logs("PayoutCredited", taskId=task_id)]
 
+    def payout_reasons(self, task_id: int) -> dict[tuple[str, str], str]:
+        """(account, payout kind) -> why, from the winning path: the gains a data provider added,
+        the operations a trainer spent, the architecture an architect proposed."""
+        task = self.task(task_id, with_info=False)
+        why: dict[tuple[str, str], list[str]] = {}
+        if not task.winner:
+            return {}
+        nodes = self.nodes(task_id)
+        node = nodes[task.winner]
+        while True:
+            if node.kind == "architecture":
+                why.setdefault((node.author, "expertise"), []).append(f"architecture #{node.id}")
+                break
+            parent = nodes[node.parent_id]
+            gain = max(0, node.accuracy_bps - parent.accuracy_bps)
+            provider = node.author
+            if node.dataset_id:
+                provider = self.tree.functions.getDataset(node.dataset_id).call()[0]
+            if gain:
+                source = f" (dataset {node.dataset_id})" if node.dataset_id else ""
+                why.setdefault((provider, "data"), []).append(f"+{gain / 100:.2f} pts on #{node.id}{source}")
+            if node.verified_ops:
+                why.setdefault((node.author, "compute"), []).append(f"{node.verified_ops:,} ops on #{node.id}")
+            node = parent
+        why[(task.sponsor, "refund")] = ["what the path could not be paid"]
+        return {key: ", ".join(reversed(parts)) for key, parts in why.items()}
+
     def pending(self, account: str | None = None) -> int:
         return self.tree.functions.pendingWithdrawals(account or self.chain.address).call()
 

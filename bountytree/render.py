@@ -71,7 +71,7 @@ def tree_lines(nodes: dict[int, NodeView], best: int, names: dict[str, str] | No
 
 def payout_lines(payouts: list[Payout], names: dict[str, str] | None = None) -> list[str]:
     names = names or {}
-    return [f"  {names.get(p.account, p.account):<44} {p.kind:<10} {eth(p.amount)}" for p in payouts] \
+    return [f"  {names.get(p.account, p.account):<10} {p.kind:<10} {eth(p.amount):>14}" for p in payouts] \
         or ["  (none)"]
 
 
@@ -79,5 +79,8 @@ def show_task(market: Market, task_id: int, names: dict[str, str] | None = None)
     task = market.task(task_id)
     lines = task_header(task) + ["", "tree:"] + tree_lines(market.nodes(task_id), task.best_node, names)
     if task.finalized:
-        lines += ["", "payouts:"] + payout_lines(market.payouts(task_id), names)
+        reasons = market.payout_reasons(task_id)
+        paid = [p for p in market.payouts(task_id) if p.kind != "stake"]
+        lines += ["", "payouts:"] + [line + (f"  ({reasons[(p.account, p.kind)]})" if (p.account, p.kind) in reasons
+                                             else "") for p, line in zip(paid, payout_lines(paid, names))]
     return "\n".join(lines)

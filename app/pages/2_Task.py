@@ -54,8 +54,12 @@ if task_id is not None:
         st.line_chart(series, x="node")
     if task.finalized:
         st.subheader("Payouts")
-        why = {"data": "accuracy gain on the winning path", "compute": "verified operations on the winning path",
-               "expertise": "architect of the winning path", "refund": "unpaid remainder back to the sponsor",
-               "stake": "stake returned"}
-        st.dataframe([{"who": ui.label(p.account), "amount": ui.eth(p.amount), "for": p.kind, "why": why[p.kind]}
-                      for p in market.payouts(task_id)], hide_index=True, width="stretch")
+        reasons = market.payout_reasons(task_id)
+        payouts = market.payouts(task_id)
+        st.dataframe([{"who": ui.label(p.account), "amount": ui.eth(p.amount), "for": p.kind,
+                       "why": reasons.get((p.account, p.kind), "")}
+                      for p in payouts if p.kind != "stake"], hide_index=True, width="stretch")
+        stakes = [p for p in payouts if p.kind == "stake"]
+        if stakes:
+            st.caption(f"Also {len(stakes)} submission stakes returned ({ui.eth(sum(p.amount for p in stakes))}); "
+                       "stakes of rejected and worse-than-parent nodes joined the pool.")
