@@ -11,7 +11,6 @@ real one, so the demo waits for its scores rather than producing them.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Callable
 
 from .actors import ACTORS, names

@@ -175,14 +175,15 @@ class Market:
             out += [_node_view(i, raw) for i, raw in zip(part, raws)]
         return out
 
-    def _logs(self, event: str, **filters):
+    def logs(self, event: str, **filters):
+        """Events of this deployment since it was deployed, filtered on indexed arguments."""
         return getattr(self.tree.events, event).get_logs(from_block=self.first_block, argument_filters=filters)
 
     def nodes(self, task_id: int) -> dict[int, NodeView]:
         """Every node of a task (from its events), with gains over parents and rejection reasons."""
-        ids = [(e["args"]["nodeId"], e["blockNumber"]) for e in self._logs("ArchitectureProposed", taskId=task_id)]
-        ids += [(e["args"]["nodeId"], e["blockNumber"]) for e in self._logs("NodeSubmitted", taskId=task_id)]
-        reasons = {e["args"]["nodeId"]: e["args"]["reason"] for e in self._logs("NodeRejected", taskId=task_id)}
+        ids = [(e["args"]["nodeId"], e["blockNumber"]) for e in self.logs("ArchitectureProposed", taskId=task_id)]
+        ids += [(e["args"]["nodeId"], e["blockNumber"]) for e in self.logs("NodeSubmitted", taskId=task_id)]
+        reasons = {e["args"]["nodeId"]: e["args"]["reason"] for e in self.logs("NodeRejected", taskId=task_id)}
         out: dict[int, NodeView] = {}
         blocks = dict(ids)
         for n in self._nodes_batched(sorted(blocks)):
@@ -223,14 +224,14 @@ class Market:
         task = self.task(task_id, with_info=False)
         if task.best_node:
             return task.best_node
-        for e in self._logs("ArchitectureProposed", taskId=task_id):
+        for e in self.logs("ArchitectureProposed", taskId=task_id):
             if self.node(e["args"]["nodeId"]).status != "rejected":
                 return e["args"]["nodeId"]
         raise UserError(f"task {task_id} has no architecture to train yet (run `bountytree propose`)")
 
     def payouts(self, task_id: int) -> list[Payout]:
         return [Payout(task_id, e["args"]["account"], e["args"]["amount"], PAYOUT_KINDS[e["args"]["kind"]])
-                for e in self._logs("PayoutCredited", taskId=task_id)]
+                for e in self.logs("PayoutCredited", taskId=task_id)]
 
     def payout_reasons(self, task_id: int) -> dict[tuple[str, str], str]:
         """(account, payout kind) -> why, from the winning path: the gains a data provider added,
@@ -316,7 +317,7 @@ class Market:
     def propose(self, task_id: int, spec: ModelSpec) -> dict:
         """Uploads the spec (and initial weights from its seed if it names none) and proposes it."""
         task = self.task(task_id)
-        self._check_open(task)
+        self.require_open(task)
         if spec.num_features != task.info.num_features or spec.num_classes != task.info.num_classes:
             raise UserError(f"spec: input_shape {list(spec.input_shape)} and num_classes {spec.num_classes} do not "
                             f"fit task {task_id} ({task.info.num_features} features, {task.info.num_classes} classes)")
@@ -340,7 +341,7 @@ class Market:
                         data: datasets.Dataset | None = None) -> dict:
         """Publishes a public dataset to a task (its bytes go to the store, its CID on-chain)."""
         task = self.task(task_id)
-        self._check_open(task)
+        self.require_open(task)
         if data is None:
             data = datasets.load_file(path, task.info.label_column)
             raw = Path(path).read_bytes()
@@ -365,13 +366,13 @@ class Market:
         """Commit, wait for a later block, reveal. The pending commitment is saved first, so a
         crash between the two halves leaves what is needed to reveal or reclaim it."""
         task = self.task(task_id, with_info=False)
-        self._check_open(task)
+        self.require_open(task)
         salt = os.urandom(32)
         args = (task_id, parent_id, cid_to_bytes32(weights_cid), ops, dataset_id, salt)
         commitment = keccak(abi_encode(["address", "uint256", "uint256", "bytes32", "uint64", "uint256", "bytes32"],
                                        [self.chain.address, *args]))
         # Simulate the reveal's checks that do not depend on the commitment before staking.
-        self._check_parent(task_id, parent_id, dataset_id)
+        self.require_parent(task_id, parent_id, dataset_id)
         record = self.chain.settings.home / "commitments" / f"{commitment.hex()}.json"
         atomic_write_json(record, {"author": self.chain.address, "task": task_id, "parent": parent_id,
                                    "weights": weights_cid, "ops": ops, "dataset": dataset_id, "salt": salt.hex()})
@@ -382,7 +383,8 @@ class Market:
         record.unlink(missing_ok=True)
         return {"node_id": node_id, "commit": commit, "reveal": reveal, "gas": commit.gas_used + reveal.gas_used}
 
-    def _check_parent(self, task_id: int, parent_id: int, dataset_id: int) -> None:
+    def require_parent(self, task_id: int, parent_id: int, dataset_id: int) -> None:
+        """Refuses, before any transaction, a parent or dataset the reveal would be refused for."""
         parent = self.node(parent_id)
         if parent.task_id != task_id:
             raise UserError(f"node {parent_id} is not in task {task_id}")
@@ -415,7 +417,8 @@ class Market:
         """The arguments of the first `name` event a transaction emitted."""
         return getattr(self.tree.events, name)().process_receipt(sent.receipt, errors=DISCARD)[0]["args"]
 
-    def _check_open(self, task: TaskView) -> None:
+    def require_open(self, task: TaskView) -> None:
+        """Refuses, before any transaction, a task that takes no new nodes."""
         if task.finalized:
             raise UserError(f"task {task.id} is finalized; it takes no new nodes")
         now = self.chain.w3.eth.get_block("latest")["timestamp"]

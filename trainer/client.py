@@ -50,7 +50,7 @@ class Trainer:
         """Loads and checks everything a submission needs; sends nothing."""
         m = self.market
         task = m.task(task_id)
-        m._check_open(task)
+        m.require_open(task)
         if (data is None) == (not dataset_id):
             raise UserError("give either --data FILE (private data) or --dataset DATASET_ID (a published one)")
         if dataset_id:
@@ -59,7 +59,7 @@ class Trainer:
             rows = datasets.load_file(data, task.info.label_column)
         datasets.check_against(rows, task.info.num_features, task.info.num_classes, str(data or f"dataset {dataset_id}"))
         parent_id = m.best_parent(task_id) if parent in ("best", None) else _node_id(parent)
-        m._check_parent(task_id, parent_id, dataset_id)
+        m.require_parent(task_id, parent_id, dataset_id)
         node = m.node(parent_id)
         spec = m.architecture_spec(node)
         cid = m.weights_cid(node, spec)

@@ -91,7 +91,7 @@ def test_weights_that_never_arrive_are_rejected_after_the_time_limit(settings, d
     out = cli_ok(settings, "--once", "--task", str(task_id), "--fetch-timeout", "120", module="oracle")
     node = author.nodes(task_id)[lost]
     assert node.status == "rejected" and node.reason == "missing", out
-    forfeits = author._logs("StakeForfeited", taskId=task_id)
+    forfeits = author.logs("StakeForfeited", taskId=task_id)
     assert [e["args"]["nodeId"] for e in forfeits] == [lost]
     assert author.task(task_id).forfeited == 10**16
     assert author.reputation(author.chain.address) == reputation_before - 20

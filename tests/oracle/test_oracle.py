@@ -171,7 +171,7 @@ def test_killed_anywhere_and_restarted_scores_every_node_exactly_once(settings, 
     assert Counter(n.status for n in market.nodes(task_id).values()) == {"scored": 2, "pending": 4}
     # 3. A clean run finishes the job.
     subprocess.run(oracle, check=True, capture_output=True, env=_env(settings), timeout=300)
-    scored = Counter(e["args"]["nodeId"] for e in market._logs("NodeScored", taskId=task_id))
+    scored = Counter(e["args"]["nodeId"] for e in market.logs("NodeScored", taskId=task_id))
     assert scored == {i: 1 for i in [arch, *children]}
 
 

@@ -13,7 +13,7 @@ import pytest
 from bountytree.chain import ganache_account
 from bountytree.sample_data import write_csv
 from bountytree.datasets import Dataset, load_file
-from tests.conftest import (advance_time, cli_error, cli_ok, created_task_id, market_for, node_id_of, run_cli)
+from tests.conftest import (advance_time, cli_error, cli_ok, created_task_id, market_for, node_id_of)
 
 
 @pytest.fixture(scope="module")
