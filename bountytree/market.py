@@ -163,15 +163,12 @@ class Market:
     def node(self, node_id: int) -> NodeView:
         return _node_view(node_id, self.tree.functions.getNode(node_id).call())
 
-    def _nodes_batched(self, ids: list[int], size: int = 250) -> list[NodeView]:
-        """getNode for many ids in few HTTP round trips (JSON-RPC batches)."""
+    def _nodes_batched(self, ids: list[int], size: int = 500) -> list[NodeView]:
+        """Many nodes in few calls (getNodes takes up to MAX_VIEW = 500 ids)."""
         out = []
         for start in range(0, len(ids), size):
             part = ids[start:start + size]
-            with self.chain.w3.batch_requests() as batch:
-                for node_id in part:
-                    batch.add(self.tree.functions.getNode(node_id))
-                raws = batch.execute()
+            raws = self.tree.functions.getNodes(part).call()
             out += [_node_view(i, raw) for i, raw in zip(part, raws)]
         return out
 

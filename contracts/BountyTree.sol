@@ -26,6 +26,8 @@ contract BountyTree is AccessControl, ReentrancyGuard {
     uint256 public constant MAX_DEPTH = 32;
     /// @notice Most nodes {recordScores} or {rejectNodes} take in one call.
     uint256 public constant MAX_BATCH = 64;
+    /// @notice Most nodes {getNodes} returns in one call.
+    uint256 public constant MAX_VIEW = 500;
     uint256 private constant BPS = 10_000;
 
     /// @notice Reputation granted for each payout credited on a winning path.
@@ -488,6 +490,17 @@ contract BountyTree is AccessControl, ReentrancyGuard {
     /// @notice The node with every stored field (a zero author means no such node).
     function getNode(uint256 nodeId) external view returns (Node memory) {
         return _nodes[nodeId];
+    }
+
+    /// @notice Several nodes in one call, for clients that draw a whole tree (a zero author means
+    ///         no such node).
+    /// @param nodeIds At most MAX_VIEW ids.
+    function getNodes(uint256[] calldata nodeIds) external view returns (Node[] memory nodes) {
+        if (nodeIds.length > MAX_VIEW) revert BatchSize(nodeIds.length, MAX_VIEW);
+        nodes = new Node[](nodeIds.length);
+        for (uint256 i = 0; i < nodeIds.length; ++i) {
+            nodes[i] = _nodes[nodeIds[i]];
+        }
     }
 
     /// @notice The published dataset (a zero publisher means no such dataset).

@@ -198,3 +198,15 @@ def test_tree_depth_is_bounded(tree, market, sponsor, architect, alice):
     _, s, _ = market.commit(task_id, alice, parent, cid(8), value=0)
     with reverts("TreeTooDeep"):
         tree.revealSubmission(task_id, parent, cid(8), 1000, 0, s, {"from": alice})
+
+
+def test_get_nodes_reads_many_nodes_in_one_call(tree, market, sponsor, architect):
+    task_id = market.create_task(sponsor)
+    ids = [tree.proposeArchitecture(task_id, cid(20 + i), {"from": architect, "value": STAKE}).return_value
+           for i in range(3)]
+    many = tree.getNodes(ids + [999])
+    assert [tuple(n) for n in many[:3]] == [tuple(tree.getNode(i)) for i in ids]
+    assert many[3][0] == ZERO_ADDRESS  # an unknown id comes back empty
+    assert len(tree.getNodes([])) == 0
+    with reverts("BatchSize"):
+        tree.getNodes(list(range(1, tree.MAX_VIEW() + 2)))
