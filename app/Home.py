@@ -8,9 +8,7 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ui  # noqa: E402
 
-st.set_page_config(page_title="bountytree", page_icon="🌳", layout="wide")
-market = ui.sidebar()
-st.title("bountytree")
+market = ui.page("bountytree", "tasks")
 st.caption("Bounties for models trained on private data. Scores come from a two-party secure computation: "
            "the validation set never leaves the sponsor.")
 if market is not None:

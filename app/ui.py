@@ -62,6 +62,20 @@ def sidebar() -> Market | None:
     return market
 
 
+def page(title: str, tab: str | None = None) -> Market | None:
+    """Every page's head: browser tab, sidebar, title. Returns the Market, or None (explained)."""
+    st.set_page_config(page_title=f"{tab or title} · bountytree", page_icon="🌳", layout="wide")
+    market = sidebar()
+    st.title(title)
+    return market
+
+
+def task_page(title: str, tab: str | None = None) -> tuple[Market | None, int | None]:
+    """A page about one task: `page`, then the task picker (the URL's ?task= preselects it)."""
+    market = page(title, tab)
+    return market, (pick_task(market) if market is not None else None)
+
+
 def label(address: str) -> str:
     return names().get(address, address[:8] + "…")
 

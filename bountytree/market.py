@@ -27,7 +27,7 @@ from .cid import bytes32_to_cid, cid_to_bytes32
 from .errors import UserError
 from .files import atomic_write_json
 from .spec import ModelSpec, load_spec
-from .store import Store, add_bytes, get_bytes
+from .store import Store, add_bytes, get_bytes, open_store
 
 KINDS = ("architecture", "trained")
 STATUSES = ("pending", "scored", "rejected", "reclaimed")
@@ -215,29 +215,26 @@ class Market:
             raise UserError(f"architecture node {node.id} has no init_weights")
         return spec.init_weights
 
-    def best_parent(self, task_id: int) -> int:
+    def best_parent(self, task: TaskView) -> int:
         """The node a trainer builds on by default: the best scored node, else the first architecture
-        that is still pending (ties: lowest id)."""
-        task = self.task(task_id, with_info=False)
+        that is not rejected (ties: lowest id)."""
         if task.best_node:
             return task.best_node
-        for e in self.logs("ArchitectureProposed", taskId=task_id):
+        for e in self.logs("ArchitectureProposed", taskId=task.id):
             if self.node(e["args"]["nodeId"]).status != "rejected":
                 return e["args"]["nodeId"]
-        raise UserError(f"task {task_id} has no architecture to train yet (run `bountytree propose`)")
+        raise UserError(f"task {task.id} has no architecture to train yet (run `bountytree propose`)")
 
     def payouts(self, task_id: int) -> list[Payout]:
-        return [Payout(task_id, e["args"]["account"], e["args"]["amount"], PAYOUT_KINDS[e["args"]["kind"]])
-                for e in self.logs("PayoutCredited", taskId=task_id)]
+        return [_payout(e["args"]) for e in self.logs("PayoutCredited", taskId=task_id)]
 
-    def payout_reasons(self, task_id: int) -> dict[tuple[str, str], str]:
-        """(account, payout kind) -> why, from the winning path: the gains a data provider added,
-        the operations a trainer spent, the architecture an architect proposed."""
-        task = self.task(task_id, with_info=False)
+    def payout_reasons(self, task: TaskView, nodes: dict[int, NodeView]) -> dict[tuple[str, str], str]:
+        """(account, payout kind) -> why, from the winning path of a finalized task and its nodes
+        (as `task` and `nodes` read them): the gains a data provider added, the operations a
+        trainer spent, the architecture an architect proposed."""
         why: dict[tuple[str, str], list[str]] = {}
         if not task.winner:
             return {}
-        nodes = self.nodes(task_id)
         node = nodes[task.winner]
         while True:
             if node.kind == "architecture":
@@ -380,8 +377,9 @@ class Market:
         record.unlink(missing_ok=True)
         return {"node_id": node_id, "commit": commit, "reveal": reveal, "gas": commit.gas_used + reveal.gas_used}
 
-    def require_parent(self, task_id: int, parent_id: int, dataset_id: int) -> None:
-        """Refuses, before any transaction, a parent or dataset the reveal would be refused for."""
+    def require_parent(self, task_id: int, parent_id: int, dataset_id: int) -> NodeView:
+        """Refuses, before any transaction, a parent or dataset the reveal would be refused for;
+        returns the parent."""
         parent = self.node(parent_id)
         if parent.task_id != task_id:
             raise UserError(f"node {parent_id} is not in task {task_id}")
@@ -391,6 +389,7 @@ class Market:
             _, ds_task, _ = self.tree.functions.getDataset(dataset_id).call()
             if ds_task != task_id:
                 raise UserError(f"dataset {dataset_id} is not published to task {task_id}")
+        return parent
 
     # ── settlement ───────────────────────────────────────────────────────────
 
@@ -398,7 +397,7 @@ class Market:
         self.task(task_id, with_info=False)
         sent = self.chain.send(self.tree.functions.finalize(task_id))
         done = self._event(sent, "TaskFinalized")
-        credited = [Payout(task_id, e["args"]["account"], e["args"]["amount"], PAYOUT_KINDS[e["args"]["kind"]])
+        credited = [_payout(e["args"])
                     for e in self.tree.events.PayoutCredited().process_receipt(sent.receipt, errors=DISCARD)]
         return {"winner": done["winnerNodeId"], "accuracy_bps": done["accuracyBps"], "pool": done["pool"],
                 "payouts": credited, "sent": sent}
@@ -415,11 +414,11 @@ class Market:
         return getattr(self.tree.events, name)().process_receipt(sent.receipt, errors=DISCARD)[0]["args"]
 
     def require_open(self, task: TaskView) -> None:
-        """Refuses, before any transaction, a task that takes no new nodes."""
+        """Refuses, before any transaction, a task that takes no new nodes (by the chain's clock
+        when the task was read; the next block cannot be earlier)."""
         if task.finalized:
             raise UserError(f"task {task.id} is finalized; it takes no new nodes")
-        now = self.chain.w3.eth.get_block("latest")["timestamp"]
-        if task.deadline <= now:
+        if task.seconds_left <= 0:
             raise UserError(f"task {task.id}'s deadline has passed")
 
 
@@ -429,6 +428,11 @@ def _node_view(node_id: int, raw) -> NodeView:
         raise UserError(f"unknown node {node_id}")
     return NodeView(node_id, task_id, parent_id, author, depth, KINDS[kind], bytes32_to_cid(cid), STATUSES[status],
                     acc, ops, vops, dataset)
+
+
+def _payout(args) -> Payout:
+    """A PayoutCredited event's arguments."""
+    return Payout(args["taskId"], args["account"], args["amount"], PAYOUT_KINDS[args["kind"]])
 
 
 def _split(ds: datasets.Dataset, split: tuple[int, int, int]) -> dict[str, datasets.Dataset]:
@@ -442,11 +446,7 @@ def _split(ds: datasets.Dataset, split: tuple[int, int, int]) -> dict[str, datas
 
 def open_market(settings, account=None) -> Market:
     """The Market for a Settings (chain, account, store) — what every command starts with."""
-    from .store import open_store
-
-    chain = Chain(settings, account)
-    market = Market(chain, open_store(settings.store))
-    return market
+    return Market(Chain(settings, account), open_store(settings.store))
 
 
 __all__ = ["Market", "NodeView", "Payout", "REASONS", "REASON_CODES", "TaskView", "open_market", "parse_duration",

@@ -77,9 +77,10 @@ def payout_lines(payouts: list[Payout], names: dict[str, str] | None = None) -> 
 
 def show_task(market: Market, task_id: int, names: dict[str, str] | None = None) -> str:
     task = market.task(task_id)
-    lines = task_header(task) + ["", "tree:"] + tree_lines(market.nodes(task_id), task.best_node, names)
+    nodes = market.nodes(task_id)
+    lines = task_header(task) + ["", "tree:"] + tree_lines(nodes, task.best_node, names)
     if task.finalized:
-        reasons = market.payout_reasons(task_id)
+        reasons = market.payout_reasons(task, nodes)
         paid = [p for p in market.payouts(task_id) if p.kind != "stake"]
         lines += ["", "payouts:"] + [line + (f"  ({reasons[(p.account, p.kind)]})" if (p.account, p.kind) in reasons
                                              else "") for p, line in zip(paid, payout_lines(paid, names))]

@@ -203,10 +203,7 @@ def build_file(chunks: Iterator[bytes], put: Callable[[bytes, bytes], None], poo
         push(0, link)
         count += 1
     if count == 0:
-        block = leaf_block(b"")
-        digest = hashlib.sha256(block).digest()
-        put(digest, block)
-        return Link(digest, len(block), 0)
+        return _leaf(b"", put)
     # Close the right edge: wrap what is pending at each level while anything remains above it.
     for level in range(len(levels)):
         pending = levels[level]

@@ -8,6 +8,7 @@ is given `fetch_timeout` seconds from its submission before it is rejected as mi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bountytree import weights as weights_io
@@ -42,11 +43,12 @@ class Wait:
     detail: str
 
 
-def _fetch(market: Market, cid: str, limit: int, node: NodeView, age_s: float, fetch_timeout: float,
+def _fetch(market: Market, cid: str, limit: int, node: NodeView, age: Callable[[], float], fetch_timeout: float,
            what: str) -> bytes | Reject | Wait:
     try:
         return get_bytes(market.store, cid, limit)
     except BlockMissing:
+        age_s = age()
         if age_s < fetch_timeout:
             return Wait(node, f"{what} {cid} not in the store yet ({age_s:.0f}s of {fetch_timeout:.0f}s)")
         return Reject(node, "missing", f"{what} {cid} never reached the store")
@@ -58,11 +60,12 @@ def _fetch(market: Market, cid: str, limit: int, node: NodeView, age_s: float, f
         return Reject(node, reason, f"{what}: {text}")
 
 
-def check(market: Market, node: NodeView, arch_spec: ModelSpec | Reject | None, age_s: float,
+def check(market: Market, node: NodeView, arch_spec: ModelSpec | None, age: Callable[[], float],
           fetch_timeout: float) -> Ready | Reject | Wait:
-    """Checks one pending node. `arch_spec` is the architecture's checked spec for trained nodes."""
+    """Checks one pending node. `arch_spec` is the architecture's checked spec for trained nodes;
+    `age` gives the node's age in chain seconds, asked only when a file is missing."""
     if node.kind == "architecture":
-        raw = _fetch(market, node.cid, MAX_SPEC_BYTES, node, age_s, fetch_timeout, "spec")
+        raw = _fetch(market, node.cid, MAX_SPEC_BYTES, node, age, fetch_timeout, "spec")
         if not isinstance(raw, bytes):
             return raw
         try:
@@ -74,11 +77,11 @@ def check(market: Market, node: NodeView, arch_spec: ModelSpec | Reject | None, 
             return Reject(node, "invalid-spec", "spec names no init_weights")
         ops = 0
     else:
-        if isinstance(arch_spec, Reject) or arch_spec is None:
+        if arch_spec is None:
             return Reject(node, "invalid-spec", "its architecture's spec is invalid")
         spec, cid = arch_spec, node.cid
         ops = min(node.ops, ops_bound(spec))
-    raw = _fetch(market, cid, weights_io.max_bytes(spec), node, age_s, fetch_timeout, "weights")
+    raw = _fetch(market, cid, weights_io.max_bytes(spec), node, age, fetch_timeout, "weights")
     if not isinstance(raw, bytes):
         return raw
     try:

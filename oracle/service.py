@@ -15,6 +15,8 @@ from typing import Callable
 
 from bountytree.errors import UserError
 from bountytree.market import Market, NodeView
+from bountytree.spec import MAX_SPEC_BYTES, ModelSpec, load_spec
+from bountytree.store import StoreUnavailable, get_bytes
 from bountytree.validation import registered
 
 from .checks import Ready, Reject, Wait, check
@@ -67,8 +69,8 @@ class Oracle:
 
     def _classify(self, task_id: int) -> tuple[list[Ready], list[Reject], list[Wait]]:
         nodes = self.market.nodes(task_id)
-        now = self.market.chain.w3.eth.get_block("latest")["timestamp"]
-        times: dict[int, int] = {}
+        eth = self.market.chain.w3.eth
+        now = eth.get_block("latest")["timestamp"]
         ready, rejects, waits = [], [], []
         fate: dict[int, str] = {}  # this round's outcome for pending nodes: ready / rejected / waiting
         arch_specs = {}
@@ -78,7 +80,7 @@ class Oracle:
             parent = nodes.get(node.parent_id)
             if parent is not None:
                 parent_state = fate.get(parent.id, parent.status)
-                if parent_state in ("rejected",):
+                if parent_state == "rejected":
                     fate[node.id] = "rejected"
                     rejects.append(Reject(node, "parent-rejected", f"parent {parent.id} was rejected"))
                     continue
@@ -89,9 +91,10 @@ class Oracle:
             arch = self._architecture(node, nodes)
             if node.kind == "trained" and arch.id not in arch_specs:
                 arch_specs[arch.id] = self._arch_spec(arch)
-            if node.block not in times:
-                times[node.block] = self.market.chain.w3.eth.get_block(node.block)["timestamp"]
-            outcome = check(self.market, node, arch_specs.get(arch.id), now - times[node.block], self.fetch_timeout)
+            def age(block=node.block) -> float:
+                return now - eth.get_block(block)["timestamp"]
+
+            outcome = check(self.market, node, arch_specs.get(arch.id), age, self.fetch_timeout)
             if isinstance(outcome, Ready):
                 fate[node.id] = "ready"
                 ready.append(outcome)
@@ -111,9 +114,16 @@ class Oracle:
             node = nodes[node.parent_id]
         return node
 
-    def _arch_spec(self, arch: NodeView):
-        outcome = check(self.market, arch, None, float("inf"), 0) if arch.status != "rejected" else None
-        return outcome.spec if isinstance(outcome, Ready) else None
+    def _arch_spec(self, arch: NodeView) -> ModelSpec | None:
+        """The spec of an architecture scored in an earlier round (None if it is unusable)."""
+        if arch.status == "rejected":
+            return None
+        try:
+            return load_spec(get_bytes(self.market.store, arch.cid, MAX_SPEC_BYTES))
+        except StoreUnavailable:
+            raise
+        except UserError:
+            return None
 
     def score_task(self, task_id: int, r: TaskRound) -> None:
         ready, rejects, waits = self._classify(task_id)
@@ -176,15 +186,8 @@ def serve(make_oracle: Callable[[], Oracle], task_ids: list[int] | None, interva
             oracle.run_round(task_ids)
             backoff = 1.0
             time.sleep(interval)
-        except (UserError, OSError, ConnectionError) as exc:
+        except (UserError, OSError) as exc:  # requests' ConnectionError is an OSError
             oracle = None
-            log(f"unavailable: {str(exc).splitlines()[0]}; retrying in {backoff:.0f}s")
-            time.sleep(backoff)
-            backoff = min(backoff * 2, 60.0)
-        except Exception as exc:  # requests' and web3's connection errors have no common base
-            if "connect" not in type(exc).__name__.lower() and "connection" not in str(exc).lower():
-                raise
-            oracle = None
-            log(f"chain unreachable ({type(exc).__name__}); retrying in {backoff:.0f}s")
+            log(f"unavailable: {str(exc).splitlines()[0] or type(exc).__name__}; retrying in {backoff:.0f}s")
             time.sleep(backoff)
             backoff = min(backoff * 2, 60.0)

@@ -89,6 +89,13 @@ def advance_time(settings: Settings, seconds: int) -> None:
     w3.provider.make_request("evm_mine", [])
 
 
+def new_task(settings: Settings, validation: Path, name: str, *, bounty: str = "1", target: str = "0.99",
+             deadline: str = "2h", stake: str = "0.01") -> int:
+    """Posts a bounty with `bountytree task create` (the sponsor is account 0); returns its id."""
+    return created_task_id(cli_ok(settings, "task", "create", "--validation", str(validation), "--name", name,
+                                  "--bounty", bounty, "--target", target, "--deadline", deadline, "--stake", stake))
+
+
 def created_task_id(stdout: str) -> int:
     return int(stdout.split("task ", 1)[1].split()[0])
 

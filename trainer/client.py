@@ -58,9 +58,8 @@ class Trainer:
         else:
             rows = datasets.load_file(data, task.info.label_column)
         datasets.check_against(rows, task.info.num_features, task.info.num_classes, str(data or f"dataset {dataset_id}"))
-        parent_id = m.best_parent(task_id) if parent in ("best", None) else _node_id(parent)
-        m.require_parent(task_id, parent_id, dataset_id)
-        node = m.node(parent_id)
+        parent_id = m.best_parent(task) if parent in ("best", None) else _node_id(parent)
+        node = m.require_parent(task_id, parent_id, dataset_id)
         spec = m.architecture_spec(node)
         cid = m.weights_cid(node, spec)
         model = weights_io.load_model(get_bytes(m.store, cid, weights_io.max_bytes(spec)), spec,

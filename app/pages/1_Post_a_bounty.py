@@ -13,9 +13,7 @@ from bountytree import datasets  # noqa: E402
 from bountytree.errors import UserError  # noqa: E402
 from bountytree.market import parse_eth  # noqa: E402
 
-st.set_page_config(page_title="Post a bounty · bountytree", layout="wide")
-market = ui.sidebar()
-st.title("Post a bounty")
+market = ui.page("Post a bounty")
 if market is not None:
     upload = st.file_uploader("Validation file (CSV with a label column, or .npz)", type=["csv", "npz"])
     path_text = st.text_input("…or its path on this machine", key="validation_path")

@@ -12,10 +12,7 @@ from tree_view import tree_dot  # noqa: E402
 from bountytree.actors import names  # noqa: E402
 from bountytree.errors import UserError  # noqa: E402
 
-st.set_page_config(page_title="Task · bountytree", layout="wide")
-market = ui.sidebar()
-st.title("Task")
-task_id = ui.pick_task(market) if market is not None else None
+market, task_id = ui.task_page("Task")
 if task_id is not None:
     task = market.task(task_id)
     nodes = market.nodes(task_id)
@@ -54,7 +51,7 @@ if task_id is not None:
         st.line_chart(series, x="node")
     if task.finalized:
         st.subheader("Payouts")
-        reasons = market.payout_reasons(task_id)
+        reasons = market.payout_reasons(task, nodes)
         payouts = market.payouts(task_id)
         st.dataframe([{"who": ui.label(p.account), "amount": ui.eth(p.amount), "for": p.kind,
                        "why": reasons.get((p.account, p.kind), "")}

@@ -12,10 +12,7 @@ import ui  # noqa: E402
 from bountytree.errors import UserError  # noqa: E402
 from bountytree.spec import LAYERS, OPTIMIZERS, load_spec, parse_spec  # noqa: E402
 
-st.set_page_config(page_title="Propose · bountytree", layout="wide")
-market = ui.sidebar()
-st.title("Propose an architecture")
-task_id = ui.pick_task(market) if market is not None else None
+market, task_id = ui.task_page("Propose an architecture", "Propose")
 if task_id is not None:
     info = market.task(task_id).info
     st.caption(f"Rows have {info.num_features} features; {info.num_classes} classes.")

@@ -12,10 +12,7 @@ import ui  # noqa: E402
 from bountytree.errors import UserError  # noqa: E402
 from trainer.client import Trainer  # noqa: E402
 
-st.set_page_config(page_title="Train · bountytree", layout="wide")
-market = ui.sidebar()
-st.title("Train a node")
-task_id = ui.pick_task(market) if market is not None else None
+market, task_id = ui.task_page("Train a node", "Train")
 if task_id is not None:
     upload = st.file_uploader("Your private data (CSV or .npz)", type=["csv", "npz"])
     path_text = st.text_input("…or its path on this machine", key="data_path")

@@ -12,10 +12,7 @@ from bountytree.chain import ganache_account  # noqa: E402
 from bountytree.errors import UserError  # noqa: E402
 from bountytree.market import open_market  # noqa: E402
 
-st.set_page_config(page_title="Oracle · bountytree", layout="wide")
-market = ui.sidebar()
-st.title("Oracle")
-task_id = ui.pick_task(market) if market is not None else None
+market, task_id = ui.task_page("Oracle")
 if task_id is not None:
     nodes = market.nodes(task_id).values()
     for status in ("pending", "scored", "rejected"):

@@ -11,9 +11,7 @@ import ui  # noqa: E402
 from bountytree.actors import names  # noqa: E402
 from bountytree.errors import UserError  # noqa: E402
 
-st.set_page_config(page_title="Wallet · bountytree", layout="wide")
-market = ui.sidebar()
-st.title("Wallet")
+market = ui.page("Wallet")
 if market is not None:
     pending = market.pending()
     st.metric("Waiting to be withdrawn", ui.eth(pending))

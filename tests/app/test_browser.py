@@ -14,7 +14,7 @@ import pytest
 
 from bountytree.config import ROOT
 from bountytree.localchain import free_port, stop, wait_for_port
-from tests.conftest import cli_ok, created_task_id
+from tests.conftest import cli_ok, new_task
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -47,9 +47,7 @@ def app_url(settings, deployed):
 
 
 def test_task_from_the_cli_appears_in_the_browser(settings, files, app_url, tmp_path):
-    task_id = created_task_id(cli_ok(settings, "task", "create", "--validation", str(files["validation"]),
-                                     "--name", "seen in chromium", "--bounty", "2", "--target", "0.9",
-                                     "--deadline", "2h"))
+    task_id = new_task(settings, files["validation"], "seen in chromium", bounty="2", target="0.9", stake="0")
     cli_ok(settings, "propose", "--task", str(task_id), "--spec", "examples/cnn.json")
     # The server's first run imports the whole stack and a loaded machine runs it slowly; a page
     # caught before its script ends is loaded again, as a user pressing reload would.

@@ -15,7 +15,7 @@ from safetensors.torch import save
 from bountytree import weights
 from bountytree.cid import cid_from_digest, digest_from_cid
 from bountytree.store import add_bytes
-from tests.conftest import advance_time, cli_error, cli_ok, created_task_id, market_for, node_id_of
+from tests.conftest import advance_time, cli_error, cli_ok, market_for, new_task, node_id_of
 
 pytestmark = pytest.mark.mpc
 
@@ -27,9 +27,7 @@ def test_ganache_restarted_from_its_saved_state_loses_nothing(tmp_path, files):
     chain = start_ganache(port, tmp_path / "chain")
     try:
         deploy(s)
-        task_id = created_task_id(cli_ok(s, "task", "create", "--validation", str(files["validation"]), "--name",
-                                         "survives", "--bounty", "2", "--target", "0.1", "--deadline", "2h",
-                                         "--stake", "0.01"))
+        task_id = new_task(s, files["validation"], "survives", bounty="2", target="0.1")
         node = node_id_of(cli_ok(s, "propose", "--task", str(task_id), "--spec", "examples/mlp.json",
                                  "--account", "2"))
     finally:
@@ -55,9 +53,7 @@ def test_ganache_restarted_from_its_saved_state_loses_nothing(tmp_path, files):
 
 
 def test_corrupted_block_fails_reads_by_name_and_the_oracle_rejects_only_that_node(settings, deployed, files):
-    task_id = created_task_id(cli_ok(settings, "task", "create", "--validation", str(files["validation"]),
-                                     "--name", "corruption", "--bounty", "1", "--target", "0.99",
-                                     "--deadline", "2h", "--stake", "0.01"))
+    task_id = new_task(settings, files["validation"], "corruption")
     arch = node_id_of(cli_ok(settings, "propose", "--task", str(task_id), "--spec", "examples/mlp.json"))
     market = market_for(settings, 5)
     spec = market.architecture_spec(market.node(arch))
@@ -78,9 +74,7 @@ def test_corrupted_block_fails_reads_by_name_and_the_oracle_rejects_only_that_no
 
 
 def test_weights_that_never_arrive_are_rejected_after_the_time_limit(settings, deployed, files):
-    task_id = created_task_id(cli_ok(settings, "task", "create", "--validation", str(files["validation"]),
-                                     "--name", "never arrives", "--bounty", "1", "--target", "0.99",
-                                     "--deadline", "2h", "--stake", "0.01"))
+    task_id = new_task(settings, files["validation"], "never arrives")
     arch = node_id_of(cli_ok(settings, "propose", "--task", str(task_id), "--spec", "examples/mlp.json"))
     author = market_for(settings, 6)
     reputation_before = author.reputation(author.chain.address)

@@ -21,14 +21,9 @@ from bountytree.cid import cid_from_digest, cid_to_bytes32
 from bountytree.datasets import load_file
 from bountytree.spec import load_spec
 from bountytree.store import add_bytes, get_bytes
-from tests.conftest import cli_error, cli_ok, created_task_id, market_for, node_id_of
+from tests.conftest import cli_error, cli_ok, market_for, new_task, node_id_of
 
 pytestmark = pytest.mark.mpc
-
-
-def _task(settings, files, name: str, target: str = "0.99") -> int:
-    return created_task_id(cli_ok(settings, "task", "create", "--validation", str(files["validation"]), "--name",
-                                  name, "--bounty", "1", "--target", target, "--deadline", "2h", "--stake", "0.01"))
 
 
 def _plain_correct(market, node_id: int, rows) -> int:
@@ -46,7 +41,7 @@ def _tolerance(rows: int) -> int:
 
 
 def test_scores_equal_plaintext_accuracy(settings, deployed, files):
-    task_id = _task(settings, files, "fidelity")
+    task_id = new_task(settings, files["validation"], "fidelity")
     mlp = node_id_of(cli_ok(settings, "propose", "--task", str(task_id), "--spec", "examples/mlp.json",
                             "--account", "1"))
     cnn = node_id_of(cli_ok(settings, "propose", "--task", str(task_id), "--spec", "examples/cnn.json",
@@ -75,7 +70,7 @@ def _submit(market, task_id, parent, raw: bytes | None) -> int:
 
 
 def test_bad_nodes_are_rejected_with_their_reason_and_the_rest_scored(settings, deployed, files):
-    task_id = _task(settings, files, "rejections")
+    task_id = new_task(settings, files["validation"], "rejections")
     market = market_for(settings, 3)
     good_arch = node_id_of(cli_ok(settings, "propose", "--task", str(task_id), "--spec", "examples/mlp.json",
                                   "--account", "1"))
@@ -111,7 +106,7 @@ def test_bad_nodes_are_rejected_with_their_reason_and_the_rest_scored(settings, 
 
 
 def test_waits_for_weights_within_the_fetch_timeout(settings, deployed, files):
-    task_id = _task(settings, files, "late weights")
+    task_id = new_task(settings, files["validation"], "late weights")
     market = market_for(settings, 3)
     arch = node_id_of(cli_ok(settings, "propose", "--task", str(task_id), "--spec", "examples/mlp.json"))
     late = _submit(market, task_id, arch, None)
@@ -121,7 +116,7 @@ def test_waits_for_weights_within_the_fetch_timeout(settings, deployed, files):
 
 
 def test_tampered_validation_file_is_refused(settings, deployed, files, tmp_path):
-    task_id = _task(settings, files, "tampered")
+    task_id = new_task(settings, files["validation"], "tampered")
     tampered = tmp_path / "validation.csv"
     tampered.write_bytes(files["validation"].read_bytes().replace(b",3\n", b",5\n", 1))
     line = cli_error(settings, "validator", "--task", str(task_id), "--validation", str(tampered),
@@ -146,7 +141,7 @@ def _env(settings, **extra) -> dict:
 
 
 def test_killed_anywhere_and_restarted_scores_every_node_exactly_once(settings, deployed, files):
-    task_id = _task(settings, files, "restarts")
+    task_id = new_task(settings, files["validation"], "restarts")
     market = market_for(settings, 5)
     arch = node_id_of(cli_ok(settings, "propose", "--task", str(task_id), "--spec", "examples/mlp.json"))
     spec = market.architecture_spec(market.node(arch))
@@ -200,8 +195,7 @@ def test_outside_check_on_a_dataset_the_project_has_never_seen(settings, deploye
                        {"type": "Linear", "in_features": 16, "out_features": 3}],
             "training": {"optimizer": "adam", "lr": 0.02, "batch_size": 16, "epochs": 10, "seed": 5}}
     (tmp_path / "spec.json").write_text(json.dumps(spec))
-    task_id = created_task_id(cli_ok(settings, "task", "create", "--validation", str(paths["validation"]),
-                                     "--name", "wine", "--bounty", "1", "--target", "0.999", "--deadline", "2h"))
+    task_id = new_task(settings, paths["validation"], "wine", target="0.999", stake="0")
     cli_ok(settings, "propose", "--task", str(task_id), "--spec", str(tmp_path / "spec.json"), "--account", "2")
     for owner, account in (("a", "3"), ("b", "4")):
         cli_ok(settings, "--task", str(task_id), "--data", str(paths[owner]), "--account", account, "--quiet",

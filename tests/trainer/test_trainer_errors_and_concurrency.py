@@ -13,23 +13,19 @@ import pytest
 from bountytree.chain import ganache_account
 from bountytree.sample_data import write_csv
 from bountytree.datasets import Dataset, load_file
-from tests.conftest import (advance_time, cli_error, cli_ok, created_task_id, market_for, node_id_of)
+from tests.conftest import (advance_time, cli_error, cli_ok, market_for, new_task, node_id_of)
 
 
 @pytest.fixture(scope="module")
 def task(settings, deployed, files):
-    out = cli_ok(settings, "task", "create", "--validation", str(files["validation"]), "--name", "errors",
-                 "--bounty", "1", "--target", "0.95", "--deadline", "2h", "--stake", "0.01")
-    task_id = created_task_id(out)
+    task_id = new_task(settings, files["validation"], "errors", target="0.95")
     cli_ok(settings, "propose", "--task", str(task_id), "--spec", "examples/mlp.json", "--account", "1")
     return task_id
 
 
 @pytest.fixture(scope="module")
 def finalized_task(settings, deployed, files):
-    out = cli_ok(settings, "task", "create", "--validation", str(files["validation"]), "--name", "short",
-                 "--bounty", "1", "--target", "0.95", "--deadline", "30s")
-    task_id = created_task_id(out)
+    task_id = new_task(settings, files["validation"], "short", target="0.95", deadline="30s", stake="0")
     cli_ok(settings, "propose", "--task", str(task_id), "--spec", "examples/mlp.json", "--account", "1")
     advance_time(settings, 60)
     cli_ok(settings, "finalize", "--task", str(task_id))
@@ -101,7 +97,7 @@ def test_bad_inputs_fail_in_one_line_and_send_nothing(settings, task, finalized_
 
 def test_two_trainers_at_once_both_land(settings, task, files):
     market = market_for(settings)
-    best = market.best_parent(task)
+    best = market.best_parent(market.task(task))
     env_base = {"BOUNTYTREE_RPC": settings.rpc, "BOUNTYTREE_STORE": settings.store,
                 "BOUNTYTREE_HOME": str(settings.home), "BOUNTYTREE_DEPLOYMENTS": str(settings.deployments)}
     import os
