@@ -20,7 +20,7 @@ from bountytree.chain import deploy, ganache_account
 from bountytree.cid import cid_to_bytes32
 from bountytree.config import ROOT, Settings
 from bountytree.localchain import free_port, start_ganache, stop
-from bountytree.market import Market, open_market
+from bountytree.market import Market, Score, open_market
 from bountytree.sample_data import market_files
 from bountytree.spec import parse_spec
 
@@ -40,7 +40,7 @@ def _propose(m: Market, task_id: int) -> int:
 def _score(oracle: Market, task_id: int, ids: list[int], acc: int = 5000) -> None:
     for i in range(0, len(ids), 64):
         batch = ids[i:i + 64]
-        oracle.chain.send(oracle.tree.functions.recordScores(task_id, batch, [acc] * len(batch), [0] * len(batch)))
+        oracle.record_scores(task_id, [Score(node_id, acc, 0, 0) for node_id in batch])
 
 
 def chain_part(settings: Settings, lines: list[str]) -> None:
@@ -54,7 +54,7 @@ def chain_part(settings: Settings, lines: list[str]) -> None:
         task_id = _task(sponsor, files)
         ids = [_propose(author, task_id) for _ in range(size - 1)]
         _score(oracle, task_id, ids)
-        sub = author.submit(task_id, ids[0], CID, 1000)
+        sub = author.submit(task_id, ids[0], CID)
         _score(oracle, task_id, [sub["node_id"]], 10_000)
         fin = oracle.finalize(task_id)["sent"]
         if size > 2:
@@ -67,7 +67,7 @@ def chain_part(settings: Settings, lines: list[str]) -> None:
         node = _propose(author, task_id)
         _score(oracle, task_id, [node], 100)
         for d in range(1, depth):
-            node = author.submit(task_id, node, CID, 1000)["node_id"]
+            node = author.submit(task_id, node, CID)["node_id"]
             _score(oracle, task_id, [node], 100 + d * 200)
         # The target (100 %) is not reached: let the deadline pass.
         oracle.chain.w3.provider.make_request("evm_increaseTime", [86_401])

@@ -23,7 +23,8 @@ from bountytree.localchain import free_port, start_ganache, stop
 from bountytree.market import open_market
 from bountytree.sample_data import digits, write_csv
 from bountytree.spec import parse_spec
-from trainer.client import HOLDOUT, Trainer
+from bountytree.training import HOLDOUT
+from trainer.client import Trainer
 
 RUNS = 5
 SPECS = {

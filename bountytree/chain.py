@@ -28,6 +28,9 @@ from .files import atomic_write_json
 
 # `ganache --wallet.deterministic` derives its accounts from this phrase (m/44'/60'/0'/0/i).
 GANACHE_MNEMONIC = "myth like bonus scare over problem client lizard pioneer submit female collect"
+# Chain ids of local development chains (Ganache, anvil/Hardhat): the only ones where the public
+# deterministic keys above are used without being named (`--account dev:N`).
+LOCAL_CHAIN_IDS = frozenset({1337, 31337})
 CONTRACTS = ("Reputation", "BountyTree")
 
 
@@ -38,9 +41,18 @@ def ganache_account(index: int) -> LocalAccount:
     return Account.from_mnemonic(GANACHE_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
 
 
-def load_account(spec: str | None) -> LocalAccount:
-    """`spec` is an index into the local chain's accounts or a keystore path; without one,
-    BOUNTYTREE_PRIVATE_KEY, else the local chain's account 0."""
+def _dev_account(index: int, chain_id: int | None, named: bool) -> LocalAccount:
+    """A deterministic development key; anyone has these, so off a local chain only by name."""
+    if not named and chain_id not in LOCAL_CHAIN_IDS:
+        raise UserError(f"chain {chain_id} is not a local development chain: its deterministic keys are public, so "
+                        f"pass --account KEYSTORE (or --account dev:{index} to use the public key anyway)")
+    return ganache_account(index)
+
+
+def load_account(spec: str | None, chain_id: int | None = None) -> LocalAccount:
+    """`spec` is an index into the local chain's accounts, `dev:N` for the same key on any chain,
+    or a keystore path; without one, BOUNTYTREE_PRIVATE_KEY, else the local chain's account 0.
+    The deterministic keys are refused on a chain id that is not a local one unless named."""
     if spec is None or spec == "":
         key = os.environ.get("BOUNTYTREE_PRIVATE_KEY")
         if key:
@@ -48,9 +60,11 @@ def load_account(spec: str | None) -> LocalAccount:
                 return Account.from_key(key)
             except Exception as exc:  # malformed hex, wrong length
                 raise UserError(f"BOUNTYTREE_PRIVATE_KEY is not a valid private key ({exc})") from None
-        return ganache_account(0)
+        return _dev_account(0, chain_id, named=False)
     if spec.isdigit():
-        return ganache_account(int(spec))
+        return _dev_account(int(spec), chain_id, named=False)
+    if spec.startswith("dev:") and spec[4:].isdigit():
+        return _dev_account(int(spec[4:]), chain_id, named=True)
     path = Path(spec).expanduser()
     if not path.is_file():
         raise UserError(f"--account {spec}: neither an account index nor a keystore file")
@@ -97,6 +111,23 @@ def describe_revert(abi: list[dict], data: Any) -> str:
     return f"{item['name']}({args})"
 
 
+def decode_record(fn: Any, raw: Any) -> Any:
+    """A view call's result with structs as dicts keyed by the ABI's field names (lists of them
+    for struct arrays), so nothing unpacks a struct by position."""
+    outputs = fn.abi["outputs"]
+    if len(outputs) == 1:
+        return _named(outputs[0], raw)
+    return {o["name"]: _named(o, v) for o, v in zip(outputs, raw)}
+
+
+def _named(item: dict, value: Any) -> Any:
+    if item["type"] == "tuple":
+        return {c["name"]: _named(c, v) for c, v in zip(item["components"], value)}
+    if item["type"] == "tuple[]":
+        return [_named({**item, "type": "tuple"}, v) for v in value]
+    return value
+
+
 def _show(value: Any, abi_type: str) -> str:
     if abi_type == "address":
         return Web3.to_checksum_address(value)
@@ -121,8 +152,8 @@ class Chain:
     def __init__(self, settings: Settings, account: LocalAccount | None = None, *, need_contracts: bool = True):
         self.settings = settings
         self.w3 = connect(settings.rpc)
-        self.account = account or load_account(settings.account)
         self.chain_id = self.w3.eth.chain_id
+        self.account = account or load_account(settings.account, self.chain_id)
         self.deployment = load_deployment(settings.deployments, self.chain_id) if need_contracts else None
         if self.deployment:
             self.first_block = self.deployment["block"]  # where event queries start
@@ -254,5 +285,6 @@ def deploy(settings: Settings, account: LocalAccount | None = None, oracle: str 
     return {"record": record, "txs": {"Reputation": rep_tx, "BountyTree": tree_tx, "bindWriter": bind_tx}}
 
 
-__all__ = ["Chain", "Sent", "connect", "deploy", "describe_revert", "ganache_account", "load_account",
+__all__ = ["LOCAL_CHAIN_IDS", "Chain", "Sent", "connect", "decode_record", "deploy", "describe_revert",
+           "ganache_account", "load_account",
            "load_deployment"]

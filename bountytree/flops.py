@@ -1,9 +1,9 @@
 """Training operations, counted with PyTorch's FLOP counter.
 
-Both the trainer (which claims operations) and the oracle (which caps the claim) call
-`training_flops_per_row`: one forward and backward pass under `FlopCounterMode` on a batch of
-two rows, halved. Multiplying by the rows seen gives the claim without running the counter
-during training, where its dispatch overhead would slow every step.
+`training_flops_per_row` runs one forward and backward pass under `FlopCounterMode` on a batch
+of two rows, halved. Multiplying by the rows seen gives a training run's operations without
+running the counter during training, where its dispatch overhead would slow every step. The
+oracle pays compute by the operations of its own replay of a node's training, never by a claim.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .spec import ModelSpec, build_torch
 
-# The oracle's bound on one submission: this many rows per epoch at most.
-MAX_ROWS_PER_EPOCH = 1_000_000
 UINT64_MAX = 2**64 - 1
 
 
@@ -28,10 +26,6 @@ def training_flops_per_row(spec: ModelSpec) -> int:
     return max(1, counter.get_total_flops() // 2)
 
 
-def claimed_ops(spec: ModelSpec, rows_seen: int) -> int:
+def training_ops(spec: ModelSpec, rows_seen: int) -> int:
+    """Operations of a training run that saw `rows_seen` rows (capped to fit the contract's uint64)."""
     return min(UINT64_MAX, training_flops_per_row(spec) * rows_seen)
-
-
-def ops_bound(spec: ModelSpec) -> int:
-    """The most operations the oracle accepts for one submission of this architecture."""
-    return min(UINT64_MAX, training_flops_per_row(spec) * spec.training["epochs"] * MAX_ROWS_PER_EPOCH)

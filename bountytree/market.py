@@ -22,20 +22,18 @@ from web3.logs import DISCARD
 
 from . import datasets, taskinfo, validation
 from . import weights as weights_io
-from .chain import Chain, Sent
+from .chain import Chain, Sent, decode_record
+from .reasons import Reason
 from .cid import bytes32_to_cid, cid_to_bytes32
 from .errors import UserError
 from .files import atomic_write_json
 from .spec import ModelSpec, load_spec
 from .store import Store, add_bytes, get_bytes, open_store
 
-KINDS = ("architecture", "trained")
 STATUSES = ("pending", "scored", "rejected", "reclaimed")
 PAYOUT_KINDS = ("data", "compute", "expertise", "refund", "stake")
-# Reason codes of rejected nodes (uint8 on-chain; 0 is not a reason).
-REASONS = {1: "missing", 2: "not-safetensors", 3: "shape-mismatch", 4: "not-finite", 5: "too-large",
-           6: "invalid-spec", 7: "parent-rejected", 8: "corrupt"}
-REASON_CODES = {name: code for code, name in REASONS.items()}
+# The contract's FINALIZE_GRACE: after deadline + this, anyone may finalize a task with unscored nodes.
+FINALIZE_GRACE_S = 24 * 3600
 
 
 def parse_eth(text: str | float | Decimal, what: str) -> int:
@@ -87,6 +85,7 @@ class TaskView:
     best_bps: int
     winner: int
     forfeited: int
+    pending_nodes: int = 0
     info: taskinfo.TaskInfo | None = None
     now: int = 0  # the chain's time when read (a dev chain's clock may run ahead of the wall clock)
 
@@ -95,12 +94,23 @@ class TaskView:
         return self.deadline - (self.now or int(time.time()))
 
     @property
+    def target_reached(self) -> bool:
+        return bool(self.best_node) and self.best_bps >= self.target_bps
+
+    @property
     def status(self) -> str:
         if self.finalized:
             return "finalized"
         if self.seconds_left < 0:
             return "expired"
-        return "target reached" if self.best_node and self.best_bps >= self.target_bps else "open"
+        return "target reached" if self.target_reached else "open"
+
+    def finalizable(self, *, by_oracle: bool) -> bool:
+        """The contract's rule, read from this view: due (target reached or deadline passed);
+        for anyone but the oracle, also no node left unscored, or the grace period over."""
+        if self.finalized or not (self.target_reached or self.seconds_left < 0):
+            return False
+        return by_oracle or self.pending_nodes == 0 or -self.seconds_left > FINALIZE_GRACE_S
 
 
 @dataclass
@@ -110,17 +120,30 @@ class NodeView:
     parent_id: int
     author: str
     depth: int
-    kind: str
     cid: str
     status: str
     accuracy_bps: int
-    ops: int
     verified_ops: int
     dataset_id: int
     gain_bps: int | None = None
     reason: str | None = None
     block: int = 0
     children: list[int] = field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        """An architecture is the node without a parent; its cid is its spec."""
+        return "trained" if self.parent_id else "architecture"
+
+
+@dataclass(frozen=True)
+class Score:
+    """What the oracle records for one node (the contract's `Score`)."""
+
+    node_id: int
+    accuracy_bps: int
+    verified_ops: int
+    dataset_id: int
 
 
 @dataclass
@@ -143,13 +166,14 @@ class Market:
     # ── reading ──────────────────────────────────────────────────────────────
 
     def task(self, task_id: int, *, with_info: bool = True) -> TaskView:
-        raw = self.tree.functions.getTask(task_id).call()
-        if raw[1] == 0:  # deadline 0: never created
+        fn = self.tree.functions.getTask(task_id)
+        t = decode_record(fn, fn.call())
+        if t["deadline"] == 0:  # never created
             raise UserError(f"unknown task {task_id}")
-        (stake, deadline, target, data_s, compute_s, expertise_s, finalized, sponsor, bounty, spec_cid,
-         commitment, best, best_bps, winner, forfeited) = raw
-        view = TaskView(task_id, sponsor, bounty, stake, deadline, target, (data_s, compute_s, expertise_s),
-                        finalized, bytes32_to_cid(spec_cid), bytes(commitment), best, best_bps, winner, forfeited,
+        view = TaskView(task_id, t["sponsor"], t["bounty"], t["submissionStake"], t["deadline"],
+                        t["targetAccuracyBps"], (t["dataShareBps"], t["computeShareBps"], t["expertiseShareBps"]),
+                        t["finalized"], bytes32_to_cid(t["specCid"]), bytes(t["validationCommitment"]),
+                        t["bestNodeId"], t["bestAccuracyBps"], t["winnerNodeId"], t["forfeited"], t["pendingNodes"],
                         now=self.chain.w3.eth.get_block("latest")["timestamp"])
         if with_info:
             view.info = taskinfo.parse(get_bytes(self.store, view.description_cid, taskinfo.MAX_BYTES),
@@ -161,15 +185,16 @@ class Market:
         return list(range(1, tasks + 1))
 
     def node(self, node_id: int) -> NodeView:
-        return _node_view(node_id, self.tree.functions.getNode(node_id).call())
+        fn = self.tree.functions.getNode(node_id)
+        return _node_view(node_id, decode_record(fn, fn.call()))
 
     def _nodes_batched(self, ids: list[int], size: int = 500) -> list[NodeView]:
         """Many nodes in few calls (getNodes takes up to MAX_VIEW = 500 ids)."""
         out = []
         for start in range(0, len(ids), size):
             part = ids[start:start + size]
-            raws = self.tree.functions.getNodes(part).call()
-            out += [_node_view(i, raw) for i, raw in zip(part, raws)]
+            fn = self.tree.functions.getNodes(part)
+            out += [_node_view(i, raw) for i, raw in zip(part, decode_record(fn, fn.call()))]
         return out
 
     def logs(self, event: str, **filters):
@@ -177,7 +202,8 @@ class Market:
         return getattr(self.tree.events, event).get_logs(from_block=self.first_block, argument_filters=filters)
 
     def nodes(self, task_id: int) -> dict[int, NodeView]:
-        """Every node of a task (from its events), with gains over parents and rejection reasons."""
+        """Every node of a task (from its events), with rejection reasons and each scored node's
+        gain as the payout counts it: over the best accuracy reached above it on its path."""
         ids = [(e["args"]["nodeId"], e["blockNumber"]) for e in self.logs("ArchitectureProposed", taskId=task_id)]
         ids += [(e["args"]["nodeId"], e["blockNumber"]) for e in self.logs("NodeSubmitted", taskId=task_id)]
         reasons = {e["args"]["nodeId"]: e["args"]["reason"] for e in self.logs("NodeRejected", taskId=task_id)}
@@ -187,14 +213,14 @@ class Market:
             node_id = n.id
             n.block = blocks[node_id]
             if node_id in reasons:
-                n.reason = REASONS.get(reasons[node_id], f"code {reasons[node_id]}")
+                n.reason = Reason.describe(reasons[node_id])
             out[node_id] = n
-        for n in out.values():
+        for n in out.values():  # ids ascend, so a parent's gain is known before its children's
             parent = out.get(n.parent_id)
             if parent:
                 parent.children.append(n.id)
                 if n.status == "scored" and parent.status == "scored":
-                    n.gain_bps = n.accuracy_bps - parent.accuracy_bps
+                    n.gain_bps = path_gain(n.accuracy_bps, best_above(parent, out))
         return out
 
     def path_to(self, node_id: int) -> list[NodeView]:
@@ -241,7 +267,7 @@ class Market:
                 why.setdefault((node.author, "expertise"), []).append(f"architecture #{node.id}")
                 break
             parent = nodes[node.parent_id]
-            gain = max(0, node.accuracy_bps - parent.accuracy_bps)
+            gain = path_gain(node.accuracy_bps, best_above(parent, nodes))
             provider = node.author
             if node.dataset_id:
                 provider = self.tree.functions.getDataset(node.dataset_id).call()[0]
@@ -266,7 +292,8 @@ class Market:
                     shares_bps: tuple[int, int, int] = (6000, 2000, 2000), stake: int = 0,
                     label_column: str = "label", description: str = "",
                     split: tuple[int, int, int] | None = None) -> dict:
-        """Posts a bounty. The validation file stays here; only its SHA-256 goes on-chain."""
+        """Posts a bounty. The validation file stays here with a fresh secret salt; only
+        SHA-256(salt ‖ file) goes on-chain, so nobody can confirm a guessed file offline."""
         if not 1 <= target_bps <= 10_000:
             raise UserError(f"target: {target_bps / 10_000:g} is not in (0, 1]")
         if bounty <= 0:
@@ -287,14 +314,15 @@ class Market:
             staged = validation.save_private(home, chain_id, f".staged-{os.getpid()}.npz", ds.to_npz_bytes())
         else:
             staged = Path(validation_file)
-        commitment = validation.sha256_file(staged)
+        salt = os.urandom(32)
+        commitment = validation.commitment(staged, salt)
         info_cid = add_bytes(self.store, info.to_bytes())
         self.store.pin(info_cid)
         deadline = self.chain.w3.eth.get_block("latest")["timestamp"] + deadline_s
         sent = self.chain.send(self.tree.functions.createTask(
             cid_to_bytes32(info_cid), commitment, target_bps, deadline, *shares_bps, stake), value=bounty)
         task_id = self._event(sent, "TaskCreated")["taskId"]
-        kept = validation.register(home, chain_id, task_id, staged)
+        kept = validation.register(home, chain_id, task_id, staged, salt)
         result = {"task_id": task_id, "description_cid": info_cid, "commitment": commitment.hex(), "sent": sent,
                   "validation": kept, "info": info}
         if parts:
@@ -316,8 +344,12 @@ class Market:
             raise UserError(f"spec: input_shape {list(spec.input_shape)} and num_classes {spec.num_classes} do not "
                             f"fit task {task_id} ({task.info.num_features} features, {task.info.num_classes} classes)")
         if spec.init_weights:
-            weights_io.load(get_bytes(self.store, spec.init_weights, weights_io.max_bytes(spec)), spec,
-                            f"init_weights {spec.init_weights}")
+            state = weights_io.load(get_bytes(self.store, spec.init_weights, weights_io.max_bytes(spec)), spec,
+                                    f"init_weights {spec.init_weights}")
+            if not weights_io.is_initial(state, spec):
+                raise UserError(f"init_weights {spec.init_weights}: not the initialisation of seed "
+                                f"{spec.training['seed']}; an architecture carries no training (the oracle would "
+                                "reject it); leave init_weights out to have it derived")
         else:
             init = add_bytes(self.store, weights_io.initial_weights(spec))
             self.store.pin(init)
@@ -356,20 +388,20 @@ class Market:
         return datasets.load_bytes(get_bytes(self.store, cid, datasets.MAX_DATASET_BYTES),
                                    f"dataset {dataset_id} ({cid})", label_column)
 
-    def submit(self, task_id: int, parent_id: int, weights_cid: str, ops: int, dataset_id: int = 0) -> dict:
+    def submit(self, task_id: int, parent_id: int, weights_cid: str, dataset_id: int = 0) -> dict:
         """Commit, wait for a later block, reveal. The pending commitment is saved first, so a
         crash between the two halves leaves what is needed to reveal or reclaim it."""
         task = self.task(task_id, with_info=False)
         self.require_open(task)
         salt = os.urandom(32)
-        args = (task_id, parent_id, cid_to_bytes32(weights_cid), ops, dataset_id, salt)
-        commitment = keccak(abi_encode(["address", "uint256", "uint256", "bytes32", "uint64", "uint256", "bytes32"],
+        args = (task_id, parent_id, cid_to_bytes32(weights_cid), dataset_id, salt)
+        commitment = keccak(abi_encode(["address", "uint256", "uint256", "bytes32", "uint256", "bytes32"],
                                        [self.chain.address, *args]))
         # Simulate the reveal's checks that do not depend on the commitment before staking.
         self.require_parent(task_id, parent_id, dataset_id)
         record = self.chain.settings.home / "commitments" / f"{commitment.hex()}.json"
         atomic_write_json(record, {"author": self.chain.address, "task": task_id, "parent": parent_id,
-                                   "weights": weights_cid, "ops": ops, "dataset": dataset_id, "salt": salt.hex()})
+                                   "weights": weights_cid, "dataset": dataset_id, "salt": salt.hex()})
         commit = self.chain.send(self.tree.functions.commitSubmission(task_id, commitment), value=task.stake)
         self.chain.wait_for_block_after(commit.receipt["blockNumber"])
         reveal = self.chain.send(self.tree.functions.revealSubmission(*args))
@@ -402,6 +434,26 @@ class Market:
         return {"winner": done["winnerNodeId"], "accuracy_bps": done["accuracyBps"], "pool": done["pool"],
                 "payouts": credited, "sent": sent}
 
+    # ── oracle ───────────────────────────────────────────────────────────────
+
+    def is_oracle(self) -> bool:
+        role = self.tree.functions.ORACLE_ROLE().call()
+        return bool(self.tree.functions.hasRole(role, self.chain.address).call())
+
+    def record_scores(self, task_id: int, scores: list[Score]) -> Sent:
+        """Records one batch of scores (the oracle's account only)."""
+        return self.chain.send(self.tree.functions.recordScores(
+            task_id, [(s.node_id, s.accuracy_bps, s.verified_ops, s.dataset_id) for s in scores]))
+
+    def reject_nodes(self, task_id: int, rejections: list[tuple[int, Reason]]) -> Sent:
+        """Rejects one batch of nodes with their reasons (the oracle's account only)."""
+        return self.chain.send(self.tree.functions.rejectNodes(
+            task_id, [node_id for node_id, _ in rejections], [int(reason) for _, reason in rejections]))
+
+    def datasets_of(self, task_id: int) -> list[int]:
+        """The ids of every dataset published to a task."""
+        return [e["args"]["datasetId"] for e in self.logs("DatasetPublished", taskId=task_id)]
+
     def withdraw(self) -> dict:
         amount = self.pending()
         if amount == 0:
@@ -422,12 +474,25 @@ class Market:
             raise UserError(f"task {task.id}'s deadline has passed")
 
 
-def _node_view(node_id: int, raw) -> NodeView:
-    (author, task_id, parent_id, depth, kind, cid, status, acc, ops, vops, dataset) = raw
-    if author == "0x0000000000000000000000000000000000000000":
+def _node_view(node_id: int, n: dict) -> NodeView:
+    if int(n["author"], 16) == 0:
         raise UserError(f"unknown node {node_id}")
-    return NodeView(node_id, task_id, parent_id, author, depth, KINDS[kind], bytes32_to_cid(cid), STATUSES[status],
-                    acc, ops, vops, dataset)
+    return NodeView(node_id, n["taskId"], n["parentId"], n["author"], n["depth"], bytes32_to_cid(n["cid"]),
+                    STATUSES[n["status"]], n["accuracyBps"], n["verifiedOps"], n["datasetId"])
+
+
+def best_above(node: NodeView, nodes: dict[int, NodeView]) -> int:
+    """The best accuracy on the path from the architecture down to `node`, included."""
+    best = node.accuracy_bps
+    while node.parent_id:
+        node = nodes[node.parent_id]
+        best = max(best, node.accuracy_bps)
+    return best
+
+
+def path_gain(accuracy_bps: int, best_above_bps: int) -> int:
+    """The payout rule's gain: only what improves on the best already reached on the path."""
+    return max(0, accuracy_bps - best_above_bps)
 
 
 def _payout(args) -> Payout:
@@ -449,5 +514,5 @@ def open_market(settings, account=None) -> Market:
     return Market(Chain(settings, account), open_store(settings.store))
 
 
-__all__ = ["Market", "NodeView", "Payout", "REASONS", "REASON_CODES", "TaskView", "open_market", "parse_duration",
-           "parse_eth", "parse_split"]
+__all__ = ["Market", "NodeView", "Payout", "Score", "TaskView", "best_above", "open_market", "parse_duration",
+           "parse_eth", "parse_split", "path_gain"]

@@ -39,7 +39,8 @@ def task_header(task: TaskView) -> list[str]:
         lines.append(f"  rows of {list(info.input_shape)} features, {info.num_classes} classes, "
                      f"{info.validation_rows} validation rows (kept by the sponsor)")
     best = f"node {task.best_node} at {pct(task.best_bps)}" if task.best_node else "none scored yet"
-    lines.append(f"  best {best}" + (f"  winner node {task.winner}" if task.finalized else ""))
+    lines.append(f"  best {best}" + (f"  winner node {task.winner}" if task.finalized else "")
+                 + (f"  {task.pending_nodes} node(s) awaiting the oracle" if task.pending_nodes else ""))
     return lines
 
 

@@ -29,6 +29,10 @@ class BlockMissing(StoreError):
     """A block of the file is not (yet) in the store; unlike corruption, it may still arrive."""
 
 
+class TooLarge(StoreError):
+    """A file over the reader's size limit (refused before it is read further)."""
+
+
 class StoreUnavailable(StoreError):
     """The store itself cannot be reached (a Kubo node down): retry later, blame no file."""
 
@@ -72,7 +76,7 @@ def get_bytes(store: Store, cid: str, max_size: int) -> bytes:
     for piece in store.cat(cid):
         out += piece
         if len(out) > max_size:
-            raise StoreError(f"{cid} is larger than the {max_size}-byte limit")
+            raise TooLarge(f"{cid} is larger than the {max_size}-byte limit")
     return bytes(out)
 
 

@@ -1,8 +1,10 @@
 """The sponsor's side of a task: the validation file, kept on this machine only.
 
 `bountytree task create` copies the file here (owner-only permissions) under the task's chain
-and id, and its SHA-256 is the commitment the task records; the oracle's validator party reads
-it from here when it runs on the same machine. Nothing in this folder is ever uploaded.
+and id with a fresh 32-byte salt, and SHA-256(salt ‖ file) is the commitment the task records:
+without the salt, a guessed file cannot be confirmed against the chain. The oracle's validator
+party reads both from here when it runs on the same machine. Nothing in this folder is ever
+uploaded.
 """
 
 from __future__ import annotations
@@ -16,8 +18,12 @@ from .errors import UserError
 from .files import atomic_write
 
 
-def sha256_file(path: str | Path) -> bytes:
-    h = hashlib.sha256()
+SALT_BYTES = 32
+
+
+def commitment(path: str | Path, salt: bytes) -> bytes:
+    """SHA-256(salt ‖ file bytes): what a task records of its validation file."""
+    h = hashlib.sha256(salt)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
@@ -31,14 +37,30 @@ def _folder(home: Path, chain_id: int) -> Path:
     return folder
 
 
-def register(home: Path, chain_id: int, task_id: int, source: str | Path) -> Path:
-    """Keeps a private copy of the validation file for the task's validator party."""
+def _salt_path(home: Path, chain_id: int, task_id: int) -> Path:
+    return Path(home) / "validator" / str(chain_id) / "salts" / f"task-{task_id}"
+
+
+def register(home: Path, chain_id: int, task_id: int, source: str | Path, salt: bytes) -> Path:
+    """Keeps a private copy of the validation file, and its salt, for the task's validator party."""
     target = _folder(home, chain_id) / f"task-{task_id}{Path(source).suffix or '.csv'}"
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     shutil.copyfile(source, tmp)
     os.chmod(tmp, 0o600)
     os.replace(tmp, target)
+    salt_file = _salt_path(home, chain_id, task_id)
+    salt_file.parent.mkdir(mode=0o700, exist_ok=True)
+    atomic_write(salt_file, salt.hex().encode())
+    os.chmod(salt_file, 0o600)
     return target
+
+
+def registered_salt(home: Path, chain_id: int, task_id: int) -> bytes | None:
+    """The salt `register` kept for a task, or None."""
+    try:
+        return bytes.fromhex(_salt_path(home, chain_id, task_id).read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
 
 
 def registered(home: Path, chain_id: int, task_id: int) -> Path | None:
@@ -47,12 +69,15 @@ def registered(home: Path, chain_id: int, task_id: int) -> Path | None:
     return matches[0] if matches else None
 
 
-def check_commitment(path: str | Path, commitment: bytes) -> None:
-    """Refuses a validation file whose SHA-256 differs from the task's on-chain commitment."""
-    digest = sha256_file(path)
-    if digest != bytes(commitment):
-        raise UserError(f"{path}: SHA-256 {digest.hex()[:16]}… differs from the task's commitment "
-                        f"{bytes(commitment).hex()[:16]}…; refusing to use it")
+def check_commitment(path: str | Path, salt: bytes | None, onchain: bytes) -> None:
+    """Refuses a validation file (with its salt) that does not open the task's on-chain commitment."""
+    if salt is None:
+        raise UserError(f"{path}: no salt for this task's validation file (it is kept beside the file "
+                        "`bountytree task create` registered); refusing to use it")
+    digest = commitment(path, salt)
+    if digest != bytes(onchain):
+        raise UserError(f"{path}: SHA-256(salt ‖ file) {digest.hex()[:16]}… differs from the task's commitment "
+                        f"{bytes(onchain).hex()[:16]}…; refusing to use it")
 
 
 def save_private(home: Path, chain_id: int, name: str, data: bytes) -> Path:

@@ -13,7 +13,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from .errors import UserError
+from .reasons import Reason, Rejected
 from .spec import ModelSpec, build_torch
 
 # Room for the safetensors JSON header beside the tensors themselves.
@@ -25,8 +25,11 @@ def max_bytes(spec: ModelSpec) -> int:
     return sum(4 * max(1, math.prod(s)) for s in spec.tensors.values()) + HEADER_ALLOWANCE
 
 
-class WeightsError(UserError):
-    """Weights that are not safetensors, or do not match their spec."""
+class WeightsError(Rejected):
+    """Weights that are not safetensors, or do not match their spec; `reason` says which."""
+
+    def __init__(self, message: str, reason: Reason = Reason.SHAPE_MISMATCH):
+        super().__init__(reason, message)
 
 
 def to_bytes(model: torch.nn.Module) -> bytes:
@@ -43,11 +46,12 @@ def initial_weights(spec: ModelSpec) -> bytes:
 def load(raw: bytes, spec: ModelSpec, where: str = "weights") -> dict[str, torch.Tensor]:
     """Parses and checks a weights file against its spec; returns the state dict."""
     if len(raw) > max_bytes(spec):
-        raise WeightsError(f"{where}: {len(raw)} bytes, at most {max_bytes(spec)} for this spec")
+        raise WeightsError(f"{where}: {len(raw)} bytes, at most {max_bytes(spec)} for this spec", Reason.TOO_LARGE)
     try:
         state = st_load(raw)
     except (SafetensorError, ValueError, RuntimeError) as exc:
-        raise WeightsError(f"{where}: not a safetensors file ({str(exc).splitlines()[0][:120]})") from None
+        raise WeightsError(f"{where}: not a safetensors file ({str(exc).splitlines()[0][:120]})",
+                           Reason.NOT_SAFETENSORS) from None
     missing = [k for k in spec.tensors if k not in state]
     extra = [k for k in state if k not in spec.tensors]
     if missing or extra:
@@ -64,10 +68,23 @@ def load(raw: bytes, spec: ModelSpec, where: str = "weights") -> dict[str, torch
         if tensor.dtype != torch.float32:
             raise WeightsError(f"{where}: {key} is {str(tensor.dtype).removeprefix('torch.')}, expected float32")
         if not torch.isfinite(tensor).all():
-            raise WeightsError(f"{where}: {key} contains NaN or infinity")
+            raise WeightsError(f"{where}: {key} contains NaN or infinity", Reason.NOT_FINITE)
         if key.endswith("running_var") and (tensor < 0).any():
-            raise WeightsError(f"{where}: {key} has negative variances")
+            raise WeightsError(f"{where}: {key} has negative variances", Reason.NOT_FINITE)
     return state
+
+
+def is_initial(state: dict[str, torch.Tensor], spec: ModelSpec) -> bool:
+    """True when `state` is exactly what `initial_weights(spec)` gives: an architecture carries
+    no training, so its weights must be the seed's and nothing else."""
+    torch.manual_seed(spec.training["seed"])
+    expected = build_torch(spec).state_dict()
+    return all(torch.equal(expected[k], state[k]) for k in expected)
+
+
+def flatten(state: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Every float tensor of a state dict in one float64 vector (keys sorted), for distances."""
+    return torch.cat([state[k].detach().reshape(-1).double() for k in sorted(state) if state[k].is_floating_point()])
 
 
 def load_model(raw: bytes, spec: ModelSpec, where: str = "weights") -> torch.nn.Module:

@@ -36,13 +36,14 @@ contract BountyTree is AccessControl, ReentrancyGuard {
     int256 public constant REP_WORSE = -10;
     /// @notice Reputation lost by a node the oracle rejects.
     int256 public constant REP_REJECTED = -20;
+    /// @notice Least an account must be paid by a task (stakes and refunds aside) for that task
+    ///         to raise its reputation; below it a task is dust and proves nothing.
+    uint256 public constant MIN_REPUTATION_PAYOUT = 1e15;
+    /// @notice How long after the deadline a task with unscored nodes may be finalized by anyone
+    ///         but the oracle (the oracle may finalize as soon as the task is due).
+    uint256 public constant FINALIZE_GRACE = 1 days;
 
     // ─────────────────────────────── types ───────────────────────────────
-
-    enum NodeKind {
-        Architecture,
-        Trained
-    }
 
     /// @dev Pending is 0 so that creating a node never writes its score slot for nothing.
     enum NodeStatus {
@@ -69,6 +70,7 @@ contract BountyTree is AccessControl, ReentrancyGuard {
         uint16 computeShareBps;
         uint16 expertiseShareBps;
         bool finalized;
+        uint24 pendingNodes; // submitted and neither scored nor rejected
         // slot 1
         address sponsor;
         uint96 bounty;
@@ -82,21 +84,35 @@ contract BountyTree is AccessControl, ReentrancyGuard {
         uint96 forfeited;
     }
 
+    /// @dev An architecture is the node with parentId 0 (its cid is its spec); a trained node's
+    ///      cid is its weights. A submission writes slots 0 and 1 only.
     struct Node {
-        // slot 0: the tree, written once
+        // slot 0: the tree, written at submission (datasetId again if the oracle re-attributes)
         address author;
         uint32 taskId;
         uint32 parentId;
         uint8 depth;
-        NodeKind kind;
+        uint24 datasetId;
         // slot 1
         bytes32 cid;
         // slot 2: the score
         NodeStatus status;
         uint16 accuracyBps;
-        uint64 ops;
         uint64 verifiedOps;
-        uint32 datasetId;
+    }
+
+    /// @notice One node's score as the oracle records it.
+    /// @param nodeId A pending node of the task.
+    /// @param accuracyBps Accuracy on the validation set, in 0..10000.
+    /// @param verifiedOps Training operations the oracle reproduced by replay; only a node trained
+    ///        on a published dataset has any.
+    /// @param datasetId The dataset the node was trained on: as declared, or a published dataset of
+    ///        the task whose replay reproduced a node declared as trained on private data.
+    struct Score {
+        uint256 nodeId;
+        uint16 accuracyBps;
+        uint64 verifiedOps;
+        uint256 datasetId;
     }
 
     struct Dataset {
@@ -125,12 +141,15 @@ contract BountyTree is AccessControl, ReentrancyGuard {
     /// @dev Running state of one {finalize} payout.
     struct Payout {
         uint256 taskId;
+        address sponsor;
         uint256 dataPool;
         uint256 computePool;
         uint256 totalGain;
         uint256 totalOps;
         uint256 paid;
+        // distinct accounts paid so far and what each was paid, for reputation
         address[] paidTo;
+        uint256[] paidAmount;
         uint256 paidCount;
     }
 
@@ -174,10 +193,12 @@ contract BountyTree is AccessControl, ReentrancyGuard {
         uint256 indexed parentId,
         address author,
         bytes32 cid,
-        uint64 ops,
         uint256 datasetId
     );
     event NodeScored(uint256 indexed taskId, uint256 indexed nodeId, uint16 accuracyBps, uint64 verifiedOps);
+    /// @notice The oracle's replay showed that a node declared as trained on private data was
+    ///         trained on this published dataset; its data share goes to the dataset's publisher.
+    event NodeAttributed(uint256 indexed taskId, uint256 indexed nodeId, uint256 datasetId);
     event NodeRejected(uint256 indexed taskId, uint256 indexed nodeId, uint8 reason);
     event StakeForfeited(uint256 indexed taskId, uint256 indexed nodeId, uint256 amount);
     event TaskFinalized(uint256 indexed taskId, uint256 winnerNodeId, uint16 accuracyBps, uint256 pool);
@@ -199,6 +220,7 @@ contract BountyTree is AccessControl, ReentrancyGuard {
     error WrongStake(uint256 expected, uint256 sent);
     error CommitmentExists(bytes32 commitment);
     error UnknownCommitment(bytes32 commitment);
+    error CommitmentNotInTask(bytes32 commitment, uint256 stakedIn);
     error RevealTooEarly(uint256 commitBlock);
     error ParentNotInTask(uint256 parentId, uint256 taskId);
     error ParentRejected(uint256 parentId);
@@ -209,10 +231,12 @@ contract BountyTree is AccessControl, ReentrancyGuard {
     error NodeNotInTask(uint256 nodeId, uint256 taskId);
     error NodeNotPending(uint256 nodeId);
     error AccuracyOutOfRange(uint256 nodeId, uint256 accuracyBps);
-    error OpsAboveClaim(uint256 nodeId, uint256 verifiedOps, uint256 claimedOps);
+    error ComputeOnPrivateData(uint256 nodeId);
+    error BadAttribution(uint256 nodeId, uint256 datasetId);
     error ParentNotScored(uint256 nodeId, uint256 parentId);
     error InvalidReason(uint256 nodeId);
     error NotFinalizable(uint256 taskId, uint256 deadline);
+    error WorkPending(uint256 taskId, uint256 pendingNodes, uint256 openToAllAt);
     error TaskNotFinalized(uint256 taskId);
     error NotAuthor(address caller);
     error NothingToReclaim();
@@ -288,6 +312,7 @@ contract BountyTree is AccessControl, ReentrancyGuard {
         Task storage t = _openTask(taskId);
         if (msg.value != t.submissionStake) revert WrongStake(t.submissionStake, msg.value);
         if (specCid == bytes32(0)) revert EmptyCid();
+        _addPending(t);
         nodeId = _nextId(1);
         Node storage n = _nodes[nodeId];
         n.author = msg.sender;
@@ -313,7 +338,7 @@ contract BountyTree is AccessControl, ReentrancyGuard {
     /// @notice First half of a submission: escrows the stake behind a hash that hides the
     ///         weights' CID, so nobody can copy it out of the mempool.
     /// @param taskId An open task.
-    /// @param commitment keccak256(abi.encode(msg.sender, taskId, parentId, weightsCid, ops, datasetId, salt)).
+    /// @param commitment keccak256(abi.encode(msg.sender, taskId, parentId, weightsCid, datasetId, salt)).
     function commitSubmission(uint256 taskId, bytes32 commitment) external payable {
         Task storage t = _openTask(taskId);
         if (msg.value != t.submissionStake) revert WrongStake(t.submissionStake, msg.value);
@@ -324,28 +349,26 @@ contract BountyTree is AccessControl, ReentrancyGuard {
         emit SubmissionCommitted(taskId, msg.sender, commitment);
     }
 
-    /// @notice Second half of a submission, in a later block than the commitment: adds the
-    ///         trained node under `parentId`.
+    /// @notice Second half of a submission, in a later block than the commitment, by the account
+    ///         that made it and into the task its stake was paid to: adds the trained node under
+    ///         `parentId`. The stake stays escrowed in that task.
     /// @param taskId The task of the commitment.
     /// @param parentId The node training started from (same task, not rejected).
     /// @param weightsCid The trained weights (safetensors) on IPFS.
-    /// @param ops Training operations claimed; the oracle caps them.
     /// @param datasetId 0 for the author's own private data, else a dataset published to this task.
     /// @param salt The secret that made the commitment unguessable.
     /// @return nodeId The new node's id.
-    function revealSubmission(
-        uint256 taskId,
-        uint256 parentId,
-        bytes32 weightsCid,
-        uint64 ops,
-        uint256 datasetId,
-        bytes32 salt
-    ) external returns (uint256 nodeId) {
-        bytes32 c = keccak256(abi.encode(msg.sender, taskId, parentId, weightsCid, ops, datasetId, salt));
+    function revealSubmission(uint256 taskId, uint256 parentId, bytes32 weightsCid, uint256 datasetId, bytes32 salt)
+        external
+        returns (uint256 nodeId)
+    {
+        bytes32 c = keccak256(abi.encode(msg.sender, taskId, parentId, weightsCid, datasetId, salt));
         Commitment memory cm = _commitments[c];
         if (cm.author == address(0)) revert UnknownCommitment(c);
+        if (cm.author != msg.sender) revert NotAuthor(msg.sender);
+        if (cm.taskId != taskId) revert CommitmentNotInTask(c, cm.taskId);
         if (cm.blockNumber >= block.number) revert RevealTooEarly(cm.blockNumber);
-        _openTask(taskId);
+        Task storage t = _openTask(taskId);
         if (weightsCid == bytes32(0)) revert EmptyCid();
         Node storage parent = _nodes[parentId];
         if (parentId == 0 || parent.taskId != taskId) revert ParentNotInTask(parentId, taskId);
@@ -354,34 +377,25 @@ contract BountyTree is AccessControl, ReentrancyGuard {
         if (datasetId != 0 && _datasets[datasetId].taskId != taskId) revert DatasetNotInTask(datasetId, taskId);
 
         delete _commitments[c];
+        _addPending(t);
         nodeId = _nextId(1);
         Node storage n = _nodes[nodeId];
         n.author = msg.sender;
         n.taskId = uint32(taskId);
         n.parentId = uint32(parentId);
         n.depth = parent.depth + 1;
-        n.kind = NodeKind.Trained;
+        n.datasetId = uint24(datasetId);
         n.cid = weightsCid;
-        n.ops = ops;
-        n.datasetId = uint32(datasetId);
-        emit NodeSubmitted(taskId, nodeId, parentId, msg.sender, weightsCid, ops, datasetId);
+        emit NodeSubmitted(taskId, nodeId, parentId, msg.sender, weightsCid, datasetId);
     }
 
     /// @notice Records the oracle's scores. Returns each node's stake, or forfeits it to the
     ///         task's pool when a trained node scores below its parent.
     /// @dev Parents must be scored first (a batch ordered by id satisfies this).
     /// @param taskId The task every node belongs to.
-    /// @param nodeIds Pending nodes, at most MAX_BATCH.
-    /// @param accuracyBps Accuracy of each node on the validation set.
-    /// @param verifiedOps Operations the oracle accepts for each node (at most the claim).
-    function recordScores(
-        uint256 taskId,
-        uint256[] calldata nodeIds,
-        uint16[] calldata accuracyBps,
-        uint64[] calldata verifiedOps
-    ) external onlyRole(ORACLE_ROLE) {
-        uint256 count = _checkBatch(nodeIds.length);
-        if (accuracyBps.length != count || verifiedOps.length != count) revert LengthMismatch();
+    /// @param scores At most MAX_BATCH scores of pending nodes.
+    function recordScores(uint256 taskId, Score[] calldata scores) external onlyRole(ORACLE_ROLE) {
+        uint256 count = _checkBatch(scores.length);
         Task storage t = _unfinalizedTask(taskId);
         ScoreBatch memory batch = ScoreBatch({
             stake: t.submissionStake,
@@ -392,8 +406,9 @@ contract BountyTree is AccessControl, ReentrancyGuard {
             penalisedCount: 0
         });
         for (uint256 i = 0; i < count; ++i) {
-            _applyScore(taskId, nodeIds[i], accuracyBps[i], verifiedOps[i], batch);
+            _applyScore(taskId, scores[i], batch);
         }
+        t.pendingNodes -= uint24(count);
         t.bestNodeId = batch.bestId;
         t.bestAccuracyBps = batch.bestAcc;
         if (batch.forfeited != 0) t.forfeited += batch.forfeited;
@@ -404,7 +419,13 @@ contract BountyTree is AccessControl, ReentrancyGuard {
     ///         stakes join the task's pool and their authors lose reputation.
     /// @param taskId The task every node belongs to.
     /// @param nodeIds Pending nodes, at most MAX_BATCH.
-    /// @param reasons A non-zero reason code per node (see the oracle's documentation).
+    /// @param reasons A non-zero reason code per node: 1 missing (files never reached the store),
+    ///        2 not-safetensors, 3 shape-mismatch, 4 not-finite, 5 too-large, 6 invalid-spec,
+    ///        7 parent-rejected, 8 corrupt, 9 copy (closer to another earlier node than to its
+    ///        parent, or equal to its parent), 10 not-initial (an architecture whose weights are
+    ///        not its spec's seeded initialisation), 11 replay-mismatch (training on the declared
+    ///        published dataset does not reproduce the weights), 12 unfit-spec (the spec does not
+    ///        fit the task's features and classes). docs/design.md says more.
     function rejectNodes(uint256 taskId, uint256[] calldata nodeIds, uint8[] calldata reasons)
         external
         onlyRole(ORACLE_ROLE)
@@ -423,19 +444,26 @@ contract BountyTree is AccessControl, ReentrancyGuard {
             if (t.submissionStake != 0) emit StakeForfeited(taskId, id, t.submissionStake);
         }
         t.forfeited += uint96(uint256(t.submissionStake) * count);
+        t.pendingNodes -= uint24(count);
         _adjustReputation(penalised, count, REP_REJECTED);
     }
 
     /// @notice Ends a task whose best node reached the target, or whose deadline has passed,
     ///         and credits the payouts along the path from the architecture to the winner
     ///         (best scored node; ties go to the lowest id). What cannot be paid goes back to
-    ///         the sponsor. Anyone may call it.
+    ///         the sponsor. The oracle may call it as soon as the task is due; anyone else once
+    ///         every submitted node is scored or rejected, or FINALIZE_GRACE after the deadline,
+    ///         so that nobody cuts off work submitted in time.
     /// @param taskId An unfinalized task.
     function finalize(uint256 taskId) external {
         Task storage t = _unfinalizedTask(taskId);
         uint32 winner = t.bestNodeId;
         if ((winner == 0 || t.bestAccuracyBps < t.targetAccuracyBps) && block.timestamp <= t.deadline) {
             revert NotFinalizable(taskId, t.deadline);
+        }
+        uint256 openToAllAt = uint256(t.deadline) + FINALIZE_GRACE;
+        if (t.pendingNodes != 0 && block.timestamp <= openToAllAt && !hasRole(ORACLE_ROLE, msg.sender)) {
+            revert WorkPending(taskId, t.pendingNodes, openToAllAt);
         }
         t.finalized = true;
         t.winnerNodeId = winner;
@@ -522,12 +550,19 @@ contract BountyTree is AccessControl, ReentrancyGuard {
     // ────────────────────────────── internals ────────────────────────────
 
     /// @dev kind 0: tasks, 1: nodes, 2: datasets. One packed slot for all three counters.
+    ///      Dataset ids fit a node's uint24 field.
     function _nextId(uint256 kind) private returns (uint256 id) {
         Counters storage c = _counters;
         if (kind == 0) id = ++c.tasks;
         else if (kind == 1) id = ++c.nodes;
         else id = ++c.datasets;
-        if (id == type(uint32).max) revert TooManyItems();
+        if (id == (kind == 2 ? type(uint24).max : type(uint32).max)) revert TooManyItems();
+    }
+
+    /// @dev One more node awaits the oracle (task slot 0, already read by the caller).
+    function _addPending(Task storage t) private {
+        if (t.pendingNodes == type(uint24).max) revert TooManyItems();
+        ++t.pendingNodes;
     }
 
     function _unfinalizedTask(uint256 taskId) private view returns (Task storage t) {
@@ -548,16 +583,26 @@ contract BountyTree is AccessControl, ReentrancyGuard {
         if (n.status != NodeStatus.Pending) revert NodeNotPending(nodeId);
     }
 
-    /// @dev Checks and writes one score (node slot 2 only), then settles the node's stake: a
-    ///      trained node below its parent forfeits it to the pool, any other gets it back.
-    function _applyScore(uint256 taskId, uint256 id, uint16 acc, uint64 verifiedOps, ScoreBatch memory batch)
-        private
-    {
+    /// @dev Checks and writes one score (node slot 2; slot 0 only to re-attribute the data), then
+    ///      settles the node's stake: a trained node below its parent forfeits it to the pool,
+    ///      any other gets it back. Compute is paid only for training on published data.
+    function _applyScore(uint256 taskId, Score calldata s, ScoreBatch memory batch) private {
+        uint256 id = s.nodeId;
+        uint16 acc = s.accuracyBps;
+        uint64 verifiedOps = s.verifiedOps;
         Node storage n = _pendingNode(taskId, id);
         if (acc > BPS) revert AccuracyOutOfRange(id, acc);
-        if (verifiedOps > n.ops) revert OpsAboveClaim(id, verifiedOps, n.ops);
+        if (s.datasetId != n.datasetId) {
+            // only private → published, for a trained node, to a dataset of this task
+            if (n.datasetId != 0 || n.parentId == 0 || _datasets[s.datasetId].taskId != taskId) {
+                revert BadAttribution(id, s.datasetId);
+            }
+            n.datasetId = uint24(s.datasetId);
+            emit NodeAttributed(taskId, id, s.datasetId);
+        }
+        if (verifiedOps != 0 && s.datasetId == 0) revert ComputeOnPrivateData(id);
         bool worse;
-        if (n.kind == NodeKind.Trained) {
+        if (n.parentId != 0) {
             Node storage parent = _nodes[n.parentId];
             if (parent.status != NodeStatus.Scored) revert ParentNotScored(id, n.parentId);
             worse = acc < parent.accuracyBps;
@@ -604,18 +649,22 @@ contract BountyTree is AccessControl, ReentrancyGuard {
     }
 
     /// @dev Walks winner → architecture (at most MAX_DEPTH nodes), then credits the data
-    ///      share by positive gain over the parent, the compute share by verified operations
-    ///      and the expertise share to the architect. Floor division; returns what was paid.
+    ///      share by each node's gain over the best accuracy already reached above it on the
+    ///      path, the compute share by verified operations and the expertise share to the
+    ///      architect. Floor division; returns what was paid. Reputation goes once per task to
+    ///      each account other than the sponsor that the path paid at least MIN_REPUTATION_PAYOUT.
     function _payPath(uint256 taskId, Task storage t, uint256 winner, uint256 pool) private returns (uint256) {
         (uint256[] memory path, uint256[] memory gains, uint256 len) = _walkPath(winner);
         Payout memory p = Payout({
             taskId: taskId,
+            sponsor: t.sponsor,
             dataPool: pool * t.dataShareBps / BPS,
             computePool: pool * t.computeShareBps / BPS,
             totalGain: 0,
             totalOps: 0,
             paid: 0,
             paidTo: new address[](2 * len),
+            paidAmount: new uint256[](2 * len),
             paidCount: 0
         });
         // path[len - 1] is the architecture; path[0 .. len - 2] are trained nodes.
@@ -628,12 +677,13 @@ contract BountyTree is AccessControl, ReentrancyGuard {
         }
         uint256 expertise = pool * t.expertiseShareBps / BPS;
         if (expertise != 0) _pay(p, _nodes[path[len - 1]].author, expertise, PayoutKind.Expertise);
-        _adjustReputation(p.paidTo, p.paidCount, REP_PAID);
+        _rewardReputation(p);
         return p.paid;
     }
 
-    /// @dev The winner's ancestry, winner first, with each node's positive accuracy gain over
-    ///      its parent (0 for the architecture, whose parent is the task).
+    /// @dev The winner's ancestry, winner first, with each node's gain over the best accuracy
+    ///      on the path above it (0 for the architecture, and for any node that only wins back
+    ///      what an ancestor already had: a dip and its recovery gain nothing).
     function _walkPath(uint256 winner)
         private
         view
@@ -641,12 +691,18 @@ contract BountyTree is AccessControl, ReentrancyGuard {
     {
         path = new uint256[](MAX_DEPTH);
         gains = new uint256[](MAX_DEPTH);
-        uint256 childAcc;
+        uint256[] memory accs = new uint256[](MAX_DEPTH);
         for (uint256 id = winner; id != 0; id = _nodes[id].parentId) {
-            uint256 acc = _nodes[id].accuracyBps;
-            if (len != 0 && childAcc > acc) gains[len - 1] = childAcc - acc;
+            accs[len] = _nodes[id].accuracyBps;
             path[len++] = id;
-            childAcc = acc;
+        }
+        uint256 best = accs[len - 1];
+        for (uint256 i = len - 1; i > 0; --i) {
+            uint256 acc = accs[i - 1];
+            if (acc > best) {
+                gains[i - 1] = acc - best;
+                best = acc;
+            }
         }
     }
 
@@ -663,6 +719,20 @@ contract BountyTree is AccessControl, ReentrancyGuard {
         if (amount == 0) return;
         _credit(p.taskId, account, amount, kind);
         p.paid += amount;
-        p.paidTo[p.paidCount++] = account;
+        uint256 i;
+        while (i < p.paidCount && p.paidTo[i] != account) ++i;
+        if (i == p.paidCount) p.paidTo[p.paidCount++] = account;
+        p.paidAmount[i] += amount;
+    }
+
+    /// @dev REP_PAID once to each distinct account the path paid at least MIN_REPUTATION_PAYOUT,
+    ///      the sponsor excepted: paying oneself, or dust, earns no reputation.
+    function _rewardReputation(Payout memory p) private {
+        address[] memory earned = new address[](p.paidCount);
+        uint256 count;
+        for (uint256 i = 0; i < p.paidCount; ++i) {
+            if (p.paidTo[i] != p.sponsor && p.paidAmount[i] >= MIN_REPUTATION_PAYOUT) earned[count++] = p.paidTo[i];
+        }
+        _adjustReputation(earned, count, REP_PAID);
     }
 }

@@ -31,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--address", default=os.environ.get("BOUNTYTREE_MPC_ADDRESS", "0.0.0.0:29500"),
                    help="HOST:PORT this party listens on (env BOUNTYTREE_MPC_ADDRESS)")
     v.add_argument("--sessions", type=int, default=0, help="serve this many sessions, then exit (0: forever)")
+    v.add_argument("--salt", type=_hex_salt, help="the validation file's salt in hex (default: the one `bountytree "
+                                                  "task create` kept on this machine)")
     v.set_defaults(run=lambda a, s: _validator(a, s))
     m = sub.add_parser("model-party", parents=[common], help=argparse.SUPPRESS)
     m.add_argument("--job", required=True)
@@ -38,10 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _hex_salt(text: str) -> bytes:
+    try:
+        return bytes.fromhex(text.removeprefix("0x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not hex") from None
+
+
 def _validator(args, settings) -> int:
     from .parties import run_validator
 
-    return run_validator(settings, args.task, args.validation, args.address, args.sessions)
+    return run_validator(settings, args.task, args.validation, args.address, args.sessions, args.salt)
 
 
 def _model_party(args) -> int:

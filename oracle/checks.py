@@ -1,9 +1,17 @@
-"""What the oracle checks before a node may be scored, and the reason code when it may not.
+"""What the oracle checks of one node's own files before it may be scored.
 
 A node's files come from strangers, so each check is about safety as much as shape: the spec
-must validate (never executed), the weights must be safetensors (never unpickled), fit the
-spec exactly, be finite and under the size limit. A node whose files have not reached the store
-is given `fetch_timeout` seconds from its submission before it is rejected as missing.
+must validate (never executed) and fit the task (features, classes); an architecture's weights
+must be exactly its spec's seeded initialisation (an architecture carries no training); weights
+must be safetensors (never unpickled), fit the spec exactly, be finite and under the size
+limit, and give finite outputs on the task's input shape. A node whose files have not reached
+the store is given `fetch_timeout` seconds from its submission before it is rejected as missing;
+a store that cannot be reached is never the node's fault (StoreUnavailable propagates and the
+round is retried). Checks that compare a node with others (lineage, replay) live in
+`lineage.py` and `replay.py`.
+
+Every rejection carries a `Reason`; the reason is chosen where the failure is detected, never
+from the wording of a message.
 """
 
 from __future__ import annotations
@@ -11,11 +19,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch
+
 from bountytree import weights as weights_io
-from bountytree.flops import ops_bound
-from bountytree.market import REASON_CODES, Market, NodeView
-from bountytree.spec import MAX_SPEC_BYTES, ModelSpec, SpecError, load_spec
-from bountytree.store import BlockMissing, StoreError, StoreUnavailable, get_bytes
+from bountytree.market import NodeView
+from bountytree.reasons import Reason, Rejected
+from bountytree.spec import MAX_SPEC_BYTES, ModelSpec, SpecError, build_torch, load_spec
+from bountytree.store import BlockMissing, Store, StoreError, StoreUnavailable, TooLarge, get_bytes
+from bountytree.taskinfo import TaskInfo
 
 
 @dataclass
@@ -23,18 +34,16 @@ class Ready:
     node: NodeView
     spec: ModelSpec
     weights: bytes
-    verified_ops: int
+    flat: torch.Tensor  # the weights in one float64 vector, for lineage
+    verified_ops: int = 0
+    dataset_id: int = 0
 
 
 @dataclass
 class Reject:
     node: NodeView
-    reason: str
+    reason: Reason
     detail: str
-
-    @property
-    def code(self) -> int:
-        return REASON_CODES[self.reason]
 
 
 @dataclass
@@ -43,58 +52,64 @@ class Wait:
     detail: str
 
 
-def _fetch(market: Market, cid: str, limit: int, node: NodeView, age: Callable[[], float], fetch_timeout: float,
-           what: str) -> bytes | Reject | Wait:
-    try:
-        return get_bytes(market.store, cid, limit)
-    except BlockMissing:
-        age_s = age()
-        if age_s < fetch_timeout:
-            return Wait(node, f"{what} {cid} not in the store yet ({age_s:.0f}s of {fetch_timeout:.0f}s)")
-        return Reject(node, "missing", f"{what} {cid} never reached the store")
-    except StoreUnavailable:
-        raise  # the store is down, not the node's fault: the round fails and is retried
-    except StoreError as exc:
-        text = str(exc)
-        reason = "too-large" if "larger than" in text else "corrupt" if "corrupted" in text else "missing"
-        return Reject(node, reason, f"{what}: {text}")
+class NotYet(Exception):
+    """A file is not in the store yet, and the node is still inside its fetch timeout."""
 
 
-def check(market: Market, node: NodeView, arch_spec: ModelSpec | None, age: Callable[[], float],
-          fetch_timeout: float) -> Ready | Reject | Wait:
-    """Checks one pending node. `arch_spec` is the architecture's checked spec for trained nodes;
-    `age` gives the node's age in chain seconds, asked only when a file is missing."""
-    if node.kind == "architecture":
-        raw = _fetch(market, node.cid, MAX_SPEC_BYTES, node, age, fetch_timeout, "spec")
-        if not isinstance(raw, bytes):
-            return raw
+@dataclass
+class Fetcher:
+    """Reads a node's files from the store: missing past the node's time limit is the node's
+    fault (Reason.MISSING), missing before it means wait, an unreachable store is nobody's."""
+
+    store: Store
+    age: Callable[[], float]  # the node's age in chain seconds, asked only when a file is missing
+    fetch_timeout: float
+
+    def get(self, cid: str, limit: int, what: str) -> bytes:
         try:
-            spec = load_spec(raw, f"spec {node.cid}")
-        except SpecError as exc:
-            return Reject(node, "invalid-spec", str(exc))
-        cid = spec.init_weights
-        if not cid:
-            return Reject(node, "invalid-spec", "spec names no init_weights")
-        ops = 0
-    else:
-        if arch_spec is None:
-            return Reject(node, "invalid-spec", "its architecture's spec is invalid")
-        spec, cid = arch_spec, node.cid
-        ops = min(node.ops, ops_bound(spec))
-    raw = _fetch(market, cid, weights_io.max_bytes(spec), node, age, fetch_timeout, "weights")
-    if not isinstance(raw, bytes):
-        return raw
+            return get_bytes(self.store, cid, limit)
+        except BlockMissing:
+            age_s = self.age()
+            if age_s < self.fetch_timeout:
+                raise NotYet(f"{what} {cid} not in the store yet ({age_s:.0f}s of {self.fetch_timeout:.0f}s)") from None
+            raise Rejected(Reason.MISSING, f"{what} {cid} never reached the store") from None
+        except StoreUnavailable:
+            raise
+        except TooLarge as exc:
+            raise Rejected(Reason.TOO_LARGE, f"{what}: {exc}") from None
+        except StoreError as exc:
+            raise Rejected(Reason.CORRUPT, f"{what}: {exc}") from None
+
+
+def architecture_spec(fetch: Fetcher, node: NodeView, task: TaskInfo) -> ModelSpec:
+    """An architecture's spec, checked against the task; raises Rejected or NotYet."""
+    raw = fetch.get(node.cid, MAX_SPEC_BYTES, "spec")
     try:
-        weights_io.load(raw, spec, f"weights {cid}")
-    except weights_io.WeightsError as exc:
-        text = str(exc)
-        if "not a safetensors" in text:
-            reason = "not-safetensors"
-        elif "NaN" in text or "negative variances" in text:
-            reason = "not-finite"
-        elif "bytes, at most" in text:
-            reason = "too-large"
-        else:
-            reason = "shape-mismatch"
-        return Reject(node, reason, text)
-    return Ready(node, spec, raw, ops)
+        spec = load_spec(raw, f"spec {node.cid}")
+    except SpecError as exc:
+        raise Rejected(Reason.INVALID_SPEC, str(exc)) from None
+    if spec.num_features != task.num_features or spec.num_classes != task.num_classes:
+        raise Rejected(Reason.UNFIT_SPEC, f"spec takes {spec.num_features} features and {spec.num_classes} classes; "
+                                          f"the task has {task.num_features} and {task.num_classes}")
+    if not spec.init_weights:
+        raise Rejected(Reason.INVALID_SPEC, "spec names no init_weights")
+    return spec
+
+
+def check(fetch: Fetcher, node: NodeView, spec: ModelSpec) -> Ready:
+    """Checks one node's weights against its architecture's (already checked) spec; raises
+    Rejected or NotYet."""
+    cid = spec.init_weights if node.kind == "architecture" else node.cid
+    raw = fetch.get(cid, weights_io.max_bytes(spec), "weights")
+    state = weights_io.load(raw, spec, f"weights {cid}")  # WeightsError is Rejected with its reason
+    if node.kind == "architecture" and not weights_io.is_initial(state, spec):
+        raise Rejected(Reason.NOT_INITIAL, f"weights {cid} are not the initialisation of seed "
+                                           f"{spec.training['seed']}: an architecture carries no training")
+    model = build_torch(spec)
+    model.load_state_dict(state)
+    model.eval()
+    with torch.no_grad():
+        out = model(torch.zeros(2, *spec.input_shape))
+    if not torch.isfinite(out).all():
+        raise Rejected(Reason.NOT_FINITE, f"weights {cid} give non-finite outputs")
+    return Ready(node, spec, raw, weights_io.flatten(state))

@@ -4,6 +4,7 @@ host) and `python -m oracle model-party` (party 1, started by the oracle)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,15 +15,23 @@ from bountytree.errors import UserError
 from bountytree.files import atomic_write_json
 from bountytree.market import open_market
 from bountytree.spec import parse_spec
-from bountytree.validation import check_commitment
+from bountytree.validation import check_commitment, registered_salt
+
+SALT_ENV = "BOUNTYTREE_VALIDATION_SALT"
 
 
-def run_validator(settings, task_id: int, validation: str, address: str, sessions: int) -> int:
-    """Party 0. Checks the file against the task's commitment before anything else, then serves
-    `sessions` scoring sessions (0: until stopped), each in a fresh process."""
+def run_validator(settings, task_id: int, validation: str, address: str, sessions: int,
+                  salt: bytes | None = None) -> int:
+    """Party 0. Checks the file and its salt (by default the one `task create` kept on this
+    machine) against the task's commitment before anything else, then serves `sessions` scoring
+    sessions (0: until stopped), each in a fresh process."""
     market = open_market(settings)
     task = market.task(task_id)
-    check_commitment(validation, task.commitment)
+    if salt is None and os.environ.get(SALT_ENV):
+        salt = bytes.fromhex(os.environ[SALT_ENV])
+    if salt is None:
+        salt = registered_salt(settings.home, market.chain.chain_id, task_id)
+    check_commitment(validation, salt, task.commitment)
     rows = datasets.load_file(validation, task.info.label_column)
     datasets.check_against(rows, task.info.num_features, task.info.num_classes, validation)
     if sessions == 1:
@@ -41,7 +50,8 @@ def run_validator(settings, task_id: int, validation: str, address: str, session
                 "--address", address, "--sessions", "1"]
         if getattr(settings, "rpc", None):
             argv += ["--rpc", settings.rpc]
-        status = subprocess.run(argv).returncode
+        # the salt goes by environment (readable by this user only), never on a command line
+        status = subprocess.run(argv, env={**os.environ, SALT_ENV: salt.hex()}).returncode
         served += 1
         print(f"session {served} {'done' if status == 0 else f'failed (exit {status})'}", flush=True)
     return 0

@@ -22,23 +22,32 @@ GOALS = {
 STAKE = 10**15
 
 
-def _commitment(author, task, parent, weights, ops, dataset, salt):
+def _commitment(author, task, parent, weights, dataset, salt):
     return web3.keccak(web3.codec.encode(
-        ["address", "uint256", "uint256", "bytes32", "uint64", "uint256", "bytes32"],
-        [str(author), task, parent, weights, ops, dataset, salt]))
+        ["address", "uint256", "uint256", "bytes32", "uint256", "bytes32"],
+        [str(author), task, parent, weights, dataset, salt]))
 
 
-def submit(tree, task, author, parent, ops=10**9):
+def submit(tree, task, author, parent, dataset):
     weights, salt = os.urandom(32), os.urandom(32)
-    c = tree.commitSubmission(task, _commitment(author, task, parent, weights, ops, 0, salt),
+    c = tree.commitSubmission(task, _commitment(author, task, parent, weights, dataset, salt),
                               {"from": author, "value": STAKE})
-    r = tree.revealSubmission(task, parent, weights, ops, 0, salt, {"from": author})
+    r = tree.revealSubmission(task, parent, weights, dataset, salt, {"from": author})
     return r.return_value, c.gas_used + r.gas_used
 
 
+def score(tree, task, nodes, accs, ops, oracle):
+    """recordScores with one Score record per node, each keeping its declared dataset."""
+    return tree.recordScores(task, [(n, a, o, tree.getNode(n).dict()["datasetId"])
+                                    for n, a, o in zip(nodes, accs, ops)], {"from": oracle})
+
+
 def new_task(tree, sponsor, target=10000):
-    return tree.createTask(os.urandom(32), os.urandom(32), target, chain.time() + 10**6, 5000, 3000, 2000, STAKE,
-                           {"from": sponsor, "value": 10**18})
+    """A task and a dataset published to it (compute is paid only for published data)."""
+    tx = tree.createTask(os.urandom(32), os.urandom(32), target, chain.time() + 10**6, 5000, 3000, 2000, STAKE,
+                         {"from": sponsor, "value": 10**18})
+    dataset = tree.publishDataset(tx.return_value, os.urandom(32), {"from": sponsor}).return_value
+    return tx, dataset
 
 
 def main():
@@ -50,21 +59,21 @@ def main():
     rows = {}
 
     new_task(tree, sponsor)  # the first task pays for the counters' slot
-    tx = new_task(tree, sponsor)
+    tx, data = new_task(tree, sponsor)
     task = tx.return_value
     rows["createTask"] = tx.gas_used
     tree.proposeArchitecture(task, os.urandom(32), {"from": architect, "value": STAKE})
     tx = tree.proposeArchitecture(task, os.urandom(32), {"from": architect, "value": STAKE})
     arch = tx.return_value
     rows["proposeArchitecture"] = tx.gas_used
-    tree.recordScores(task, [arch - 1, arch], [1000, 1000], [0, 0], {"from": admin})
+    score(tree, task, [arch - 1, arch], [1000, 1000], [0, 0], admin)
 
     # 12 trained nodes from 6 trainers; each trainer has been paid a stake before (typical)
-    warm = [submit(tree, task, t, arch)[0] for t in trainers]
-    tree.recordScores(task, warm, [1500] * len(warm), [0] * len(warm), {"from": admin})
-    ids, gas = zip(*[submit(tree, task, trainers[i % len(trainers)], arch) for i in range(12)])
+    warm = [submit(tree, task, t, arch, data)[0] for t in trainers]
+    score(tree, task, warm, [1500] * len(warm), [0] * len(warm), admin)
+    ids, gas = zip(*[submit(tree, task, trainers[i % len(trainers)], arch, data) for i in range(12)])
     rows["commit + reveal"] = sum(gas) // len(gas)
-    tx = tree.recordScores(task, list(ids), [2000 + i for i in range(12)], [10**9] * 12, {"from": admin})
+    tx = score(tree, task, list(ids), [2000 + i for i in range(12)], [10**9] * 12, admin)
     rows["recordScores per node (batch of 12)"] = tx.gas_used // 12
     rows["recordScores batch of 12 (total)"] = tx.gas_used
 
@@ -72,15 +81,16 @@ def main():
     finalize_rows = []
     for extra in (0, 100):
         for depth in (1, 2, 4, 8, 16, int(tree.MAX_DEPTH())):
-            t = new_task(tree, sponsor, target=1000).return_value
+            tx, data = new_task(tree, sponsor, target=1000)
+            t = tx.return_value
             parent = tree.proposeArchitecture(t, os.urandom(32), {"from": architect, "value": STAKE}).return_value
-            tree.recordScores(t, [parent], [1000], [0], {"from": admin})
+            score(tree, t, [parent], [1000], [0], admin)
             for i in range(extra):  # side nodes off the architecture, scored
-                n, _ = submit(tree, t, trainers[i % len(trainers)], parent)
-                tree.recordScores(t, [n], [900], [10**6], {"from": admin})
+                n, _ = submit(tree, t, trainers[i % len(trainers)], parent, data)
+                score(tree, t, [n], [900], [10**6], admin)
             for level in range(depth - 1):
-                n, _ = submit(tree, t, trainers[level % len(trainers)], parent)
-                tree.recordScores(t, [n], [1000 + 100 * (level + 1)], [10**9], {"from": admin})
+                n, _ = submit(tree, t, trainers[level % len(trainers)], parent, data)
+                score(tree, t, [n], [1000 + 100 * (level + 1)], [10**9], admin)
                 parent = n
             tx = tree.finalize(t, {"from": sponsor})
             finalize_rows.append((extra + depth, depth, tx.gas_used))

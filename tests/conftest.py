@@ -102,3 +102,19 @@ def created_task_id(stdout: str) -> int:
 
 def node_id_of(stdout: str) -> int:
     return int(stdout.split("node ", 1)[1].split()[0])
+
+
+def variant(spec, seed: int, scale: float = 0.05) -> bytes:
+    """The spec's initial weights moved by seeded noise: a distinct node that is no copy of any
+    other (each variant is as far from its siblings as from the initialisation, times √2)."""
+    import torch
+
+    from bountytree import weights
+
+    state = weights.load(weights.initial_weights(spec), spec)
+    g = torch.Generator().manual_seed(seed)
+    moved = {k: (v + scale * torch.randn(v.shape, generator=g) if v.is_floating_point() else v)
+             for k, v in state.items()}
+    from safetensors.torch import save
+
+    return save(moved)

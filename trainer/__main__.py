@@ -47,7 +47,8 @@ def main_run(args, settings) -> int:
             bar.close()
     t = sub.timings
     print(f"node {sub.node_id} submitted on task {sub.task_id} (parent {sub.parent_id}), gas {sub.gas}")
-    print(f"  weights {sub.weights_cid}  ops {sub.ops:,}  rows {sub.rows}")
+    print(f"  weights {sub.weights_cid}  rows {sub.rows}  training {sub.ops:,} ops (paid only when replayed on "
+          "published data)")
     print(f"  local holdout accuracy {pct(round(sub.holdout_accuracy * 10000))} "
           f"(parent {pct(round(sub.parent_holdout_accuracy * 10000))})")
     print(f"  time: download {t['download']:.2f}s  train {t['train']:.2f}s  upload {t['upload']:.2f}s  "

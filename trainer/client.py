@@ -15,13 +15,9 @@ from pathlib import Path
 from bountytree import datasets
 from bountytree import weights as weights_io
 from bountytree.errors import UserError
-from bountytree.flops import claimed_ops
 from bountytree.market import Market
 from bountytree.store import add_bytes, get_bytes
-
-from .train import Progress, accuracy, fit
-
-HOLDOUT = 0.1
+from bountytree.training import Progress, train_node
 
 
 @dataclass
@@ -30,7 +26,7 @@ class Submission:
     parent_id: int
     node_id: int
     weights_cid: str
-    ops: int
+    ops: int  # what training took; the oracle pays compute by its own replay, on published data only
     gas: int
     holdout_accuracy: float
     parent_holdout_accuracy: float
@@ -71,22 +67,18 @@ class Trainer:
         timings = {}
         started = time.perf_counter()
         task, rows, parent_id, spec, model = self.prepare(task_id, data, parent, dataset_id)
-        train_rows, holdout = datasets.holdout_split(rows, HOLDOUT, spec.training["seed"])
-        before = accuracy(model, spec, holdout)
         timings["download"] = time.perf_counter() - started
-        result = fit(model, spec, train_rows, progress)
-        timings["train"] = result.seconds
-        after = accuracy(model, spec, holdout)
+        trained = train_node(model, spec, rows, progress)
+        timings["train"] = trained.fit.seconds
         started = time.perf_counter()
         cid = add_bytes(self.market.store, weights_io.to_bytes(model))
         self.market.store.pin(cid)
-        ops = claimed_ops(spec, result.rows_seen)
         timings["upload"] = time.perf_counter() - started
         started = time.perf_counter()
-        sent = self.market.submit(task_id, parent_id, cid, ops, dataset_id)
+        sent = self.market.submit(task_id, parent_id, cid, dataset_id)
         timings["chain"] = time.perf_counter() - started
-        return Submission(task_id, parent_id, sent["node_id"], cid, ops, sent["gas"], after, before, len(rows),
-                          result.losses, timings)
+        return Submission(task_id, parent_id, sent["node_id"], cid, trained.ops, sent["gas"], trained.holdout_after,
+                          trained.holdout_before, len(rows), trained.fit.losses, timings)
 
 
 def _node_id(text) -> int:

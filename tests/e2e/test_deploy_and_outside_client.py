@@ -24,7 +24,7 @@ def test_deploy_writes_a_file_an_outside_client_can_use(settings, tmp_path):
     record = json.loads((deployments / f"{w3.eth.chain_id}.json").read_text())
     tree = w3.eth.contract(address=record["BountyTree"]["address"], abi=record["BountyTree"]["abi"])
     rep = w3.eth.contract(address=record["Reputation"]["address"], abi=record["Reputation"]["abi"])
-    oracle, sponsor, architect, owner = w3.eth.accounts[0], w3.eth.accounts[1], w3.eth.accounts[2], w3.eth.accounts[3]
+    oracle, sponsor, architect, owner, publisher = w3.eth.accounts[:5]
     assert tree.functions.hasRole(tree.functions.ORACLE_ROLE().call(), oracle).call()
     assert rep.functions.writer().call() == tree.address
 
@@ -40,28 +40,34 @@ def test_deploy_writes_a_file_an_outside_client_can_use(settings, tmp_path):
     task_id = tree.events.TaskCreated().process_receipt(r)[0].args.taskId
     r = send(tree.functions.proposeArchitecture(task_id, b"\x03" * 32), architect, stake)
     arch = tree.events.ArchitectureProposed().process_receipt(r)[0].args.nodeId
+    r = send(tree.functions.publishDataset(task_id, b"\x05" * 32), publisher)
+    dataset = tree.events.DatasetPublished().process_receipt(r)[0].args.datasetId
 
-    weights, ops, salt = b"\x04" * 32, 12345, os.urandom(32)
-    commitment = Web3.keccak(encode(["address", "uint256", "uint256", "bytes32", "uint64", "uint256", "bytes32"],
-                                    [owner, task_id, arch, weights, ops, 0, salt]))
+    # a compute provider trains on the published dataset: commit, then reveal in a later block
+    weights, salt, ops = b"\x04" * 32, os.urandom(32), 12345
+    commitment = Web3.keccak(encode(["address", "uint256", "uint256", "bytes32", "uint256", "bytes32"],
+                                    [owner, task_id, arch, weights, dataset, salt]))
     send(tree.functions.commitSubmission(task_id, commitment), owner, stake)
-    r = send(tree.functions.revealSubmission(task_id, arch, weights, ops, 0, salt), owner)
+    w3.provider.make_request("evm_mine", [])
+    r = send(tree.functions.revealSubmission(task_id, arch, weights, dataset, salt), owner)
     node = tree.events.NodeSubmitted().process_receipt(r)[0].args
-    assert (node.parentId, node.author, node.ops) == (arch, owner, ops)
+    assert (node.parentId, node.author, node.datasetId) == (arch, owner, dataset)
 
-    send(tree.functions.recordScores(task_id, [arch, node.nodeId], [6000, 9100], [0, ops]), oracle)
+    send(tree.functions.recordScores(task_id, [(arch, 6000, 0, 0), (node.nodeId, 9100, ops, dataset)]), oracle)
     r = send(tree.functions.finalize(task_id), sponsor)
     assert tree.events.TaskFinalized().process_receipt(r)[0].args.winnerNodeId == node.nodeId
-    task = tree.functions.getTask(task_id).call()
-    assert task[6] is True  # finalized
+    fn = tree.functions.getTask(task_id)
+    task = dict(zip([c["name"] for c in fn.abi["outputs"][0]["components"]], fn.call()))
+    assert task["finalized"] is True and task["pendingNodes"] == 0
 
-    # data 50% + compute 30% to the owner, expertise 20% to the architect, stakes back
-    assert tree.functions.pendingWithdrawals(owner).call() == stake + bounty * 8 // 10
+    # data 50% to the publisher, compute 30% to the provider, expertise 20% to the architect, stakes back
+    assert tree.functions.pendingWithdrawals(publisher).call() == bounty * 5 // 10
+    assert tree.functions.pendingWithdrawals(owner).call() == stake + bounty * 3 // 10
     assert tree.functions.pendingWithdrawals(architect).call() == stake + bounty * 2 // 10
     before = w3.eth.get_balance(owner)
     r = send(tree.functions.withdraw(), owner)
-    assert w3.eth.get_balance(owner) == before + stake + bounty * 8 // 10 - r.gasUsed * r.effectiveGasPrice
-    assert rep.functions.scoreOf(owner).call() == 20 and rep.functions.scoreOf(architect).call() == 10
+    assert w3.eth.get_balance(owner) == before + stake + bounty * 3 // 10 - r.gasUsed * r.effectiveGasPrice
+    assert [rep.functions.scoreOf(a).call() for a in (owner, architect, publisher, sponsor)] == [10, 10, 10, 0]
 
 
 def test_deploy_errors_are_one_line(settings, tmp_path):

@@ -21,7 +21,7 @@ from bountytree.cid import cid_from_digest, cid_to_bytes32
 from bountytree.datasets import load_file
 from bountytree.spec import load_spec
 from bountytree.store import add_bytes, get_bytes
-from tests.conftest import cli_error, cli_ok, market_for, new_task, node_id_of
+from tests.conftest import cli_error, cli_ok, market_for, new_task, node_id_of, variant
 
 pytestmark = pytest.mark.mpc
 
@@ -59,14 +59,13 @@ def test_scores_equal_plaintext_accuracy(settings, deployed, files):
         plain = _plain_correct(market, n.id, rows)
         mpc = n.accuracy_bps * len(rows) / 10_000
         assert abs(mpc - plain) <= _tolerance(len(rows)), (n.id, mpc, plain)
-        if n.kind == "trained":
-            assert 0 < n.verified_ops <= n.ops
+        assert n.verified_ops == 0  # private data: paid through accuracy gain only, never compute
     assert max(n.accuracy_bps for n in nodes.values()) > 5000  # trained nodes learned something
 
 
 def _submit(market, task_id, parent, raw: bytes | None) -> int:
     cid = add_bytes(market.store, raw) if raw is not None else cid_from_digest(os.urandom(32))
-    return market.submit(task_id, parent, cid, 1000)["node_id"]
+    return market.submit(task_id, parent, cid)["node_id"]
 
 
 def test_bad_nodes_are_rejected_with_their_reason_and_the_rest_scored(settings, deployed, files):
@@ -96,13 +95,13 @@ def test_bad_nodes_are_rejected_with_their_reason_and_the_rest_scored(settings, 
         bad_arch: "invalid-spec",
         _submit(market, task_id, bad_arch, good): "parent-rejected",
     }
-    fine = _submit(market, task_id, good_arch, good)
+    fine = _submit(market, task_id, good_arch, variant(spec, 1, scale=1e-4))
     out = cli_ok(settings, "--once", "--task", str(task_id), "--fetch-timeout", "0", module="oracle")
     nodes = market.nodes(task_id)
     assert {i: nodes[i].reason for i in expected} == expected, out
     assert all(nodes[i].status == "rejected" for i in expected)
     assert nodes[good_arch].status == "scored" and nodes[fine].status == "scored"
-    assert nodes[fine].accuracy_bps == nodes[good_arch].accuracy_bps  # same weights, same score
+    assert abs(nodes[fine].accuracy_bps - nodes[good_arch].accuracy_bps) <= 100  # nearly the same weights
 
 
 def test_waits_for_weights_within_the_fetch_timeout(settings, deployed, files):
@@ -145,7 +144,7 @@ def test_killed_anywhere_and_restarted_scores_every_node_exactly_once(settings, 
     market = market_for(settings, 5)
     arch = node_id_of(cli_ok(settings, "propose", "--task", str(task_id), "--spec", "examples/mlp.json"))
     spec = market.architecture_spec(market.node(arch))
-    children = [market.submit(task_id, arch, spec.init_weights, 10)["node_id"] for _ in range(5)]
+    children = [market.submit(task_id, arch, add_bytes(market.store, variant(spec, i)))["node_id"] for i in range(5)]
     oracle = [sys.executable, "-m", "oracle", "--once", "--task", str(task_id), "--batch-size", "2"]
 
     # 1. Dies right after its first batch of scores is on-chain.
@@ -216,7 +215,7 @@ def test_outside_check_on_a_dataset_the_project_has_never_seen(settings, deploye
     for log in sorted(logs, key=lambda e: e["args"]["nodeId"]):
         node = tree.functions.getNode(log["args"]["nodeId"]).call()
         cid = bytes32_to_cid(node[5])
-        if node[4] == 0:  # architecture: its spec names the initial weights
+        if node[2] == 0:  # no parent: an architecture, whose spec names the initial weights
             model_spec = load_spec(get_bytes(store, cid, 1 << 16))
             cid = model_spec.init_weights
         model = weights.load_model(get_bytes(store, cid, 1 << 22), model_spec)

@@ -1,8 +1,11 @@
-"""The training recipe of a spec applied to local rows: the one loop every submission runs.
+"""The training recipe of a spec applied to rows: the one loop every submission runs, and the
+one the oracle replays to verify a node trained on a published dataset.
 
 Kept as plain as a hand-written PyTorch loop (shuffled index batches, the spec's optimizer, no
 per-step bookkeeping beyond an optional progress callback), so that its cost is the cost of
-training; `make bench-trainer` compares it with such a loop.
+training; `make bench-trainer` compares it with such a loop. Everything random comes from the
+spec's seed, so on a CPU the same parent, rows and spec give the same weights (to rounding when
+the thread count differs): that is what makes a replay possible.
 """
 
 from __future__ import annotations
@@ -13,8 +16,12 @@ from typing import Callable
 
 import torch
 
-from bountytree.datasets import Dataset
-from bountytree.spec import ModelSpec
+from .datasets import Dataset, holdout_split
+from .flops import training_ops
+from .spec import ModelSpec
+
+# The share of a trainer's rows held out to report local accuracy (not trained on).
+HOLDOUT = 0.1
 
 Progress = Callable[[int, int, float], None]  # (step, total steps, loss)
 
@@ -65,6 +72,27 @@ def fit(model: torch.nn.Module, spec: ModelSpec, data: Dataset, progress: Progre
     result.seconds = time.perf_counter() - started
     model.eval()
     return result
+
+
+@dataclass
+class Trained:
+    """A node trained by `train_node`: the model, the fit, the held-out rows' accuracies."""
+
+    model: torch.nn.Module
+    fit: FitResult
+    ops: int
+    holdout_before: float
+    holdout_after: float
+
+
+def train_node(model: torch.nn.Module, spec: ModelSpec, rows: Dataset, progress: Progress | None = None) -> Trained:
+    """The whole recipe from a parent's model: hold out HOLDOUT of the rows (seeded), train on the
+    rest, count the operations. The trainer submits what this returns; the oracle's replay calls
+    it on the same inputs and compares."""
+    train_rows, holdout = holdout_split(rows, HOLDOUT, spec.training["seed"])
+    before = accuracy(model, spec, holdout)
+    result = fit(model, spec, train_rows, progress)
+    return Trained(model, result, training_ops(spec, result.rows_seen), before, accuracy(model, spec, holdout))
 
 
 @torch.no_grad()

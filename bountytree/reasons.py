@@ -1,0 +1,44 @@
+"""Why the oracle rejects a node: one enum, whose values are the uint8 codes `rejectNodes`
+records on-chain (the contract's NatSpec lists the same codes). Checks raise `Rejected` with a
+member of it; nothing is ever chosen by matching the wording of a message."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+from .errors import UserError
+
+
+class Reason(IntEnum):
+    MISSING = 1  # the node's files never reached the store within the fetch timeout
+    NOT_SAFETENSORS = 2
+    SHAPE_MISMATCH = 3
+    NOT_FINITE = 4
+    TOO_LARGE = 5
+    INVALID_SPEC = 6
+    PARENT_REJECTED = 7
+    CORRUPT = 8
+    COPY = 9  # equal to its parent, or closer to another earlier node than to its parent
+    NOT_INITIAL = 10  # an architecture whose weights are not its spec's seeded initialisation
+    REPLAY_MISMATCH = 11  # training on the declared published dataset does not give these weights
+    UNFIT_SPEC = 12  # the spec does not fit the task's features and classes
+
+    @property
+    def label(self) -> str:
+        """The name people read: `shape-mismatch`."""
+        return self.name.lower().replace("_", "-")
+
+    @classmethod
+    def describe(cls, code: int) -> str:
+        try:
+            return cls(code).label
+        except ValueError:
+            return f"code {code}"
+
+
+class Rejected(UserError):
+    """A node's files or lineage fail a check; `reason` is what goes on-chain."""
+
+    def __init__(self, reason: Reason, message: str):
+        super().__init__(message)
+        self.reason = reason
