@@ -31,3 +31,43 @@ def test_unknown_error_data_is_still_one_line():
 def test_missing_deployment_is_one_line(settings, tmp_path):
     with pytest.raises(UserError, match="nothing deployed on chain 1337"):
         Chain(settings.with_overrides(deployments=tmp_path))
+
+
+def test_public_development_keys_are_refused_off_local_chains():
+    from bountytree.chain import load_account
+
+    sepolia = 11155111
+    for spec in (None, "", "3"):
+        with pytest.raises(UserError, match="deterministic keys are public"):
+            load_account(spec, sepolia)
+    assert load_account("dev:3", sepolia).address == ganache_account(3).address  # asked for by name
+    assert load_account("3", 1337).address == ganache_account(3).address
+    assert load_account(None, 31337).address == ganache_account(0).address
+
+
+def test_reason_codes_are_the_contracts():
+    """Every Reason is listed, with its code and label, where the contract documents rejectNodes."""
+    from bountytree.config import ROOT
+    from bountytree.reasons import Reason
+
+    source = (ROOT / "contracts" / "BountyTree.sol").read_text()
+    doc = " ".join(line.strip().lstrip("/").strip() for line in source.splitlines() if line.strip().startswith("///"))
+    for reason in Reason:
+        assert f"{reason.value} {reason.label}" in doc, reason
+
+
+def test_validation_commitment_is_salted(tmp_path):
+    import hashlib
+
+    from bountytree.validation import check_commitment, commitment
+
+    f = tmp_path / "v.csv"
+    f.write_bytes(b"a,label\n1,0\n")
+    salt = bytes(range(32))
+    onchain = commitment(f, salt)
+    assert onchain != hashlib.sha256(f.read_bytes()).digest()  # a guessed file cannot be confirmed alone
+    check_commitment(f, salt, onchain)
+    with pytest.raises(UserError, match="differs from the task's commitment"):
+        check_commitment(f, bytes(32), onchain)
+    with pytest.raises(UserError, match="no salt"):
+        check_commitment(f, None, onchain)

@@ -15,7 +15,7 @@ from safetensors.torch import save
 from bountytree import weights
 from bountytree.cid import cid_from_digest, digest_from_cid
 from bountytree.store import add_bytes
-from tests.conftest import advance_time, cli_error, cli_ok, market_for, new_task, node_id_of
+from tests.conftest import advance_time, cli_error, cli_ok, market_for, new_task, node_id_of, variant
 
 pytestmark = pytest.mark.mpc
 
@@ -60,8 +60,8 @@ def test_corrupted_block_fails_reads_by_name_and_the_oracle_rejects_only_that_no
     state = weights.load(weights.initial_weights(spec), spec)
     state["0.bias"] = state["0.bias"] + 1  # other weights than the architecture's, so no block is shared
     bad_cid = add_bytes(market.store, save(state))
-    good = market.submit(task_id, arch, spec.init_weights, 10)["node_id"]
-    bad = market.submit(task_id, arch, bad_cid, 10)["node_id"]
+    good = market.submit(task_id, arch, add_bytes(market.store, variant(spec, 7)))["node_id"]
+    bad = market.submit(task_id, arch, bad_cid)["node_id"]
     block = market.store._block_path(digest_from_cid(bad_cid))
     block.write_bytes(block.read_bytes()[:-1] + b"\x00")
     line = cli_error(settings, "ipfs", "cat", bad_cid)
@@ -78,7 +78,7 @@ def test_weights_that_never_arrive_are_rejected_after_the_time_limit(settings, d
     arch = node_id_of(cli_ok(settings, "propose", "--task", str(task_id), "--spec", "examples/mlp.json"))
     author = market_for(settings, 6)
     reputation_before = author.reputation(author.chain.address)
-    lost = author.submit(task_id, arch, cid_from_digest(bytes(range(32))), 10)["node_id"]
+    lost = author.submit(task_id, arch, cid_from_digest(bytes(range(32))))["node_id"]
     cli_ok(settings, "--once", "--task", str(task_id), "--fetch-timeout", "120", module="oracle")
     assert author.node(lost).status == "pending"  # still inside its time limit: waiting, not rejected
     advance_time(settings, 180)

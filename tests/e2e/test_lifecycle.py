@@ -37,13 +37,23 @@ def test_three_owners_take_turns_and_the_tree_improves(settings, deployed, files
     test = load_file(files["test"])
     accuracies = [_test_accuracy(market, arch, test)]
     best_scores = [market.task(task_id).best_bps]
-    for owner, account in (("owner1", "3"), ("owner2", "4"), ("owner3", "5")):
+    # A publisher shares public rows; a compute provider trains on them first (the oracle replays
+    # that training and pays its operations), then three data owners train on private data.
+    out = cli_ok(settings, "dataset", "publish", "--task", str(task_id), "--data", str(files["public"]),
+                 "--account", "6")
+    dataset = int(out.split("dataset ", 1)[1].split()[0])
+    turns = [("--dataset", str(dataset), "7"), ("--data", str(files["owner1"]), "3"),
+             ("--data", str(files["owner2"]), "4"), ("--data", str(files["owner3"]), "5")]
+    for flag, source, account in turns:
         best_before = market.task(task_id).best_node
-        out = cli_ok(settings, "--task", str(task_id), "--data", str(files[owner]), "--account", account,
-                     "--quiet", module="trainer")
+        out = cli_ok(settings, "--task", str(task_id), flag, source, "--account", account, "--quiet",
+                     module="trainer")
         node = market.node(node_id_of(out))
         assert node.parent_id == best_before and "local holdout accuracy" in out and "gas" in out
         cli_ok(settings, "--once", "--task", str(task_id), module="oracle")
+        node = market.node(node.id)
+        assert node.status == "scored"
+        assert (node.verified_ops > 0) == (flag == "--dataset"), node  # compute only for replayed public work
         accuracies.append(_test_accuracy(market, node.id, test))
         best_scores.append(market.task(task_id).best_bps)
     # Held-out test accuracy rises with each owner's contribution, and so does the best score.
@@ -51,7 +61,7 @@ def test_three_owners_take_turns_and_the_tree_improves(settings, deployed, files
     assert best_scores == sorted(best_scores) and best_scores[-1] > best_scores[0]
 
     shown = cli_ok(settings, "task", "show", str(task_id))
-    assert "★ best" in shown and "gain +" in shown and shown.count("trained") == 3
+    assert "★ best" in shown and "gain +" in shown and shown.count("trained") == 4
 
     advance_time(settings, 21 * 60)  # past the deadline: anyone may finalize
     out = cli_ok(settings, "finalize", "--task", str(task_id), "--account", "9")

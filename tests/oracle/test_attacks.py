@@ -1,0 +1,230 @@
+"""Attacks on the payout through the oracle, on a real Ganache with the real contracts, trainer,
+store and two-party CrypTen oracle. Each test plays the attacker, measures what it gains (wei
+of data, compute or expertise share) and asserts that it is zero, while the honest participants
+beside it are still scored and paid."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import save
+
+from bountytree import weights
+from bountytree.cid import cid_to_bytes32
+from bountytree.datasets import load_file
+from bountytree.spec import build_torch, load_spec
+from bountytree.store import add_bytes, get_bytes
+from bountytree.training import train_node
+from tests.conftest import advance_time, cli_error, cli_ok, market_for, new_task, node_id_of
+
+pytestmark = pytest.mark.mpc
+
+MLP = "examples/mlp.json"
+STAKE = 10**16  # new_task's default stake, 0.01 ETH
+PAID_KINDS = ("data", "compute", "expertise")
+
+
+def _oracle(settings, task_id: int) -> str:
+    return cli_ok(settings, "--once", "--task", str(task_id), "--fetch-timeout", "0", module="oracle")
+
+
+def _train(settings, task_id: int, account: int, *, data=None, dataset: int = 0, parent: int | str = "best") -> int:
+    source = ["--dataset", str(dataset)] if dataset else ["--data", str(data)]
+    return node_id_of(cli_ok(settings, "--task", str(task_id), *source, "--parent", str(parent),
+                             "--account", str(account), "--quiet", module="trainer"))
+
+
+def _state(market, node_id: int):
+    node = market.node(node_id)
+    spec = market.architecture_spec(node)
+    return spec, weights.load(get_bytes(market.store, market.weights_cid(node, spec), 1 << 24), spec)
+
+
+def _moved(state, base, scale: float, seed: int):
+    """`state` plus seeded noise whose norm is `scale` × ‖state − base‖, tensor by tensor."""
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for k, v in state.items():
+        if not v.is_floating_point():
+            out[k] = v
+            continue
+        noise = torch.randn(v.shape, generator=g)
+        out[k] = v + scale * float((v - base[k]).norm()) * noise / float(noise.norm())
+    return out
+
+
+def _gain(market, task_id: int, account: str) -> int:
+    """What a task paid `account` for data, compute or expertise (stakes returned are not gain)."""
+    return sum(p.amount for p in market.payouts(task_id) if p.account == account and p.kind in PAID_KINDS)
+
+
+def _finalize(settings, task_id: int) -> None:
+    """Finalizes the task (past new_task's 2 h deadline) unless the oracle already did."""
+    if market_for(settings).task(task_id, with_info=False).finalized:
+        return
+    advance_time(settings, 2 * 3600 + 60)
+    cli_ok(settings, "finalize", "--task", str(task_id), "--account", "0")
+
+
+def test_copies_of_public_weights_earn_nothing(settings, deployed, files):
+    """Mallory downloads Alice's node, adds noise (a fifth of Alice's own update) and submits it
+    as a child of the architecture, then submits Alice's exact weights under Alice's node. Both
+    are rejected as copies and forfeit their stakes; Alice and Bob (an honest sibling) are paid."""
+    task_id = new_task(settings, files["validation"], "copies", target="0.999")
+    arch = node_id_of(cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1"))
+    _oracle(settings, task_id)
+    alice = _train(settings, task_id, 3, data=files["owner1"], parent=arch)
+    bob = _train(settings, task_id, 4, data=files["owner2"], parent=arch)
+    _oracle(settings, task_id)
+
+    mallory = market_for(settings, 8)
+    spec, alice_state = _state(mallory, alice)
+    _, init = _state(mallory, arch)
+    noisy = add_bytes(mallory.store, save(_moved(alice_state, init, 0.2, seed=1)))
+    exact = add_bytes(mallory.store, save(alice_state))
+    copy_of_alice = mallory.submit(task_id, arch, noisy)["node_id"]
+    same_as_parent = mallory.submit(task_id, alice, exact)["node_id"]
+    out = _oracle(settings, task_id)
+    nodes = mallory.nodes(task_id)
+    assert (nodes[copy_of_alice].status, nodes[copy_of_alice].reason) == ("rejected", "copy"), out
+    assert (nodes[same_as_parent].status, nodes[same_as_parent].reason) == ("rejected", "copy"), out
+    assert nodes[alice].status == nodes[bob].status == "scored"
+
+    _finalize(settings, task_id)
+    assert _gain(mallory, task_id, mallory.chain.address) == 0
+    assert mallory.pending() == 0  # not even a stake back
+    forfeited = {e["args"]["nodeId"] for e in mallory.logs("StakeForfeited", taskId=task_id)}
+    assert {copy_of_alice, same_as_parent} <= forfeited
+    winner = mallory.task(task_id, with_info=False).winner
+    assert winner in (alice, bob) and _gain(mallory, task_id, nodes[winner].author) > 0
+
+
+def test_dip_and_restore_gains_nothing(settings, deployed, files):
+    """Mallory submits a deliberately broken child of Alice's node, then Alice's weights again as
+    its child: the restore is a copy of Alice's node (rejected) and, by the payout rule, could
+    gain nothing over the best already reached on its path anyway."""
+    task_id = new_task(settings, files["validation"], "dip", target="0.999")
+    arch = node_id_of(cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1"))
+    _oracle(settings, task_id)
+    alice = _train(settings, task_id, 3, data=files["owner1"], parent=arch)
+    _oracle(settings, task_id)
+    mallory = market_for(settings, 8)
+    _, alice_state = _state(mallory, alice)
+    _, init = _state(mallory, arch)
+    dip = mallory.submit(task_id, alice, add_bytes(mallory.store, save(_moved(alice_state, init, 3.0, seed=2))))
+    _oracle(settings, task_id)
+    restore = mallory.submit(task_id, dip["node_id"],
+                             add_bytes(mallory.store, save(_moved(alice_state, init, 0.01, seed=3))))["node_id"]
+    _oracle(settings, task_id)
+    nodes = mallory.nodes(task_id)
+    assert nodes[dip["node_id"]].accuracy_bps < nodes[alice].accuracy_bps  # the dip forfeited its stake
+    assert (nodes[restore].status, nodes[restore].reason) == ("rejected", "copy")
+    _finalize(settings, task_id)
+    assert _gain(mallory, task_id, mallory.chain.address) == 0 and mallory.pending() == 0
+
+
+def test_trained_weights_are_no_architecture(settings, deployed, files):
+    """A sponsor fine-tunes weights on its own validation set and proposes them as an
+    architecture's initial weights to win alone and take the pools back: the command line
+    refuses it before any transaction, and sent straight to the contract it is rejected."""
+    task_id = new_task(settings, files["validation"], "fake architecture", target="0.5")
+    honest = node_id_of(cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1"))
+    _oracle(settings, task_id)
+    trained = _train(settings, task_id, 3, data=files["validation"], parent=honest)  # stands in for tuning
+    sponsor = market_for(settings, 0)
+    spec, state = _state(sponsor, trained)
+    raw = json.loads(open(MLP).read())
+    raw["init_weights"] = sponsor.node(trained).cid
+    spec_file = settings.home / "fake-arch.json"
+    spec_file.write_text(json.dumps(raw))
+    line = cli_error(settings, "propose", "--task", str(task_id), "--spec", str(spec_file), "--account", "0")
+    assert "not the initialisation" in line
+    spec_cid = add_bytes(sponsor.store, spec_file.read_bytes())
+    sent = sponsor.chain.send(sponsor.tree.functions.proposeArchitecture(task_id, cid_to_bytes32(spec_cid)),
+                              value=STAKE)
+    fake = sponsor.tree.events.ArchitectureProposed().process_receipt(sent.receipt)[0]["args"]["nodeId"]
+    _oracle(settings, task_id)
+    assert sponsor.nodes(task_id)[fake].reason == "not-initial"
+    _finalize(settings, task_id)
+    assert _gain(sponsor, task_id, sponsor.chain.address) == 0  # no expertise share for the sponsor
+
+
+def test_compute_is_paid_only_for_replayed_public_training(settings, deployed, files):
+    """Dave trains on Pat's published dataset honestly (replayed, paid compute). Eve claims the
+    published dataset for weights trained on her own data (replay mismatch, rejected). Mallory
+    trains Dave's node further on Pat's dataset and declares the data private, to take Pat's
+    data share: the replay attributes her node to Pat's dataset, so the data share goes to Pat
+    (Mallory keeps only the compute share of the training she really did)."""
+    task_id = new_task(settings, files["validation"], "compute", target="0.999")
+    arch = node_id_of(cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1"))
+    out = cli_ok(settings, "dataset", "publish", "--task", str(task_id), "--data", str(files["public"]),
+                 "--account", "6")
+    dataset = int(out.split("dataset ", 1)[1].split()[0])
+    _oracle(settings, task_id)
+    dave = _train(settings, task_id, 7, dataset=dataset, parent=arch)
+    _oracle(settings, task_id)
+
+    spec = load_spec(open(MLP, "rb").read())
+    eve = market_for(settings, 5)
+    _, init = _state(eve, arch)
+    own = build_torch(spec)
+    own.load_state_dict(init)
+    train_node(own, spec, load_file(files["owner2"]))
+    eve_node = eve.submit(task_id, arch, add_bytes(eve.store, weights.to_bytes(own)), dataset)["node_id"]
+
+    mallory = market_for(settings, 8)
+    _, dave_state = _state(mallory, dave)
+    relabelled = build_torch(spec)
+    relabelled.load_state_dict(dave_state)
+    train_node(relabelled, spec, mallory.dataset(task_id, dataset, "label"))
+    mallory_node = mallory.submit(task_id, dave, add_bytes(mallory.store, weights.to_bytes(relabelled)))["node_id"]
+    log = _oracle(settings, task_id)
+    nodes = mallory.nodes(task_id)
+    assert nodes[dave].status == "scored" and nodes[dave].verified_ops > 0, log
+    assert (nodes[eve_node].status, nodes[eve_node].reason) == ("rejected", "replay-mismatch"), log
+    assert nodes[mallory_node].status == "scored" and nodes[mallory_node].dataset_id == dataset, log
+    assert f"node {mallory_node}: declared private data, but dataset {dataset} reproduces it" in log
+
+    _finalize(settings, task_id)
+    data_to = {p.account for p in mallory.payouts(task_id) if p.kind == "data"}
+    assert mallory.chain.address not in data_to and eve.chain.address not in data_to
+    assert data_to <= {market_for(settings, 6).chain.address}  # Pat, the publisher
+    assert _gain(eve, task_id, eve.chain.address) == 0
+
+
+def test_a_node_that_does_not_fit_the_task_stalls_nothing(settings, deployed, files):
+    """An architecture for 3 classes in a 10-class task, sent straight to the contract, is
+    rejected before any session; the honest architecture beside it is scored in the same round."""
+    task_id = new_task(settings, files["validation"], "unfit")
+    architect = market_for(settings, 2)
+    raw = json.loads(open(MLP).read())
+    raw["num_classes"] = 3
+    raw["layers"][-1]["out_features"] = 3
+    unfit_spec = load_spec(json.dumps(raw).encode())
+    init = add_bytes(architect.store, weights.initial_weights(unfit_spec))
+    spec_cid = add_bytes(architect.store, unfit_spec.with_init_weights(init).to_bytes())
+    sent = architect.chain.send(architect.tree.functions.proposeArchitecture(task_id, cid_to_bytes32(spec_cid)),
+                                value=STAKE)
+    unfit = architect.tree.events.ArchitectureProposed().process_receipt(sent.receipt)[0]["args"]["nodeId"]
+    honest = node_id_of(cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1"))
+    out = _oracle(settings, task_id)
+    nodes = architect.nodes(task_id)
+    assert (nodes[unfit].status, nodes[unfit].reason) == ("rejected", "unfit-spec"), out
+    assert nodes[honest].status == "scored"
+    assert out.count("two-party session") == 1  # one session, for the honest node only
+
+
+def test_nobody_but_the_oracle_finalizes_over_pending_work(settings, deployed, files):
+    """One second after the deadline a stranger cannot finalize while a node revealed in time
+    is unscored; the oracle scores it and finalizes."""
+    task_id = new_task(settings, files["validation"], "cut-off", deadline="10m")
+    arch = node_id_of(cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1"))
+    advance_time(settings, 10 * 60 + 1)
+    line = cli_error(settings, "finalize", "--task", str(task_id), "--account", "9")
+    assert "WorkPending" in line
+    out = _oracle(settings, task_id)
+    market = market_for(settings)
+    assert market.node(arch).status == "scored" and "finalized" in out
+    assert _gain(market, task_id, market_for(settings, 1).chain.address) > 0
