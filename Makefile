@@ -11,7 +11,7 @@ export SOLCX_BINARY_PATH := $(CURDIR)/toolchain/solcx
 # Test workers: two cores here; CI may set it.
 JOBS ?= 2
 
-.PHONY: setup chromium compile test test-contracts test-python demo bench bench-gas bench-storage bench-trainer bench-oracle bench-e2e bench-scale screenshots clean
+.PHONY: setup chromium compile test test-contracts test-python demo bench bench-gas bench-storage bench-trainer bench-oracle bench-e2e bench-scale bench-lineage screenshots clean
 
 setup: $(VENV)/.installed node_modules/.installed build/.compiled chromium
 
@@ -57,7 +57,7 @@ test-python: setup
 demo: setup
 	$(VENV)/bin/bountytree up --demo
 
-bench: bench-gas bench-storage bench-trainer bench-oracle bench-e2e bench-scale
+bench: bench-gas bench-storage bench-trainer bench-oracle bench-e2e bench-scale bench-lineage
 	$(PY) -m bench.results
 
 bench-gas: setup
@@ -78,6 +78,9 @@ bench-e2e: setup
 
 bench-scale: setup
 	$(PY) -m bench.scale
+
+bench-lineage: setup
+	$(PY) -m bench.lineage
 
 # Screenshots of the task page (tree, payouts) from the demo market, into docs/.
 screenshots: setup

@@ -9,7 +9,8 @@ from bountytree.config import ROOT
 
 PARTS = [("Gas (make bench-gas)", "gas.md"), ("Storage (make bench-storage)", "storage.md"),
          ("Trainer (make bench-trainer)", "trainer.md"), ("Oracle (make bench-oracle)", "oracle.md"),
-         ("End to end (make bench-e2e)", "e2e.md"), ("Scale (make bench-scale)", "scale.md")]
+         ("End to end (make bench-e2e)", "e2e.md"), ("Scale (make bench-scale)", "scale.md"),
+         ("Lineage and replay (make bench-lineage)", "lineage.md")]
 
 
 def main() -> None:

@@ -13,13 +13,14 @@ from. So a trained node is rejected as a copy (`Reason.COPY`) when
 Only earlier nodes count: a copy can only be revealed after what it copies (commit-reveal hides
 a CID until its reveal), and an original must never be rejected because a later copy is close.
 
-COPY_RATIO = 0.5, from measurements on the digits examples (docs/design.md gives the table):
-honest children of one parent trained on independent shards of one distribution were never
-closer to each other than 0.6 × their distance to their parent (their updates are correlated,
-so this ratio is the honest floor), a grandchild was 1.01 × further from any other node than
-from its parent, while a copy has to add noise of about 0.55 × the original's own update to
-pass, which cost it 6 points of accuracy on the MLP and 10 on the CNN: such a copy scores well
-below what it copied and cannot take the path. What the check cannot catch is said in the docs.
+COPY_RATIO = 0.5, from `make bench-lineage` on the digits examples (docs/design.md gives the
+table): honest children of one parent trained on independent shards of one distribution were
+never closer to each other than 0.6 × their distance to their parent (their updates are
+correlated, so this is the honest floor), a grandchild was 1.01 × further from any other node
+than from its parent, while a copy has to add noise of about 0.6 × the original's own update to
+pass, which cost it 2 to 5 points of accuracy on the MLP and 16 to 20 on the CNN: such a copy
+scores below what it copied and cannot take the path by itself. What the check cannot catch is
+said in the docs.
 """
 
 from __future__ import annotations
