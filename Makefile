@@ -15,7 +15,7 @@ JOBS ?= 2
 
 setup: $(VENV)/.installed node_modules/.installed build/.compiled chromium
 
-# Debian's Chromium for the one browser test (and `make screenshots`); apt, as ENVIRONMENT.md says.
+# Debian's Chromium for the one browser test (and `make screenshots`), from apt.
 chromium:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 

@@ -31,7 +31,7 @@ from bountytree.weights import load, to_bytes
 ROWS = 1000
 MODELS = {"MLP 64-64-10": "mlp.json", "CNN conv3x3x8-pool-linear": "cnn.json"}
 GOALS = {"MLP 64-64-10": 0.5, "CNN conv3x3x8-pool-linear": 5.0}
-# Measured here before this work with a straightforward two-party CrypTen run (issue 5).
+# Measured here before this work with a straightforward two-party CrypTen run.
 REFERENCE = {"MLP 64-64-10": 0.85, "CNN conv3x3x8-pool-linear": 10.6}
 
 
@@ -93,7 +93,7 @@ def main() -> None:
              f"{ROWS} digits rows, two CrypTen parties in two processes (one torch thread each) on this machine's "
              "cores. Per-node time is the encrypted evaluation inside a session; plaintext is the same weights "
              "on the same rows in PyTorch, measured in this run. Reference: a straightforward two-party CrypTen "
-             "run measured on these machines before this work (issue 5).", "",
+             "run measured on these machines before this work.", "",
              "| model | encrypted per node | per row | plaintext | ratio | reference | goal | met | correct (mpc / plain) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     scaling = ["", "| model | nodes | session wall | per node in session | vs 16 × one-node session |",

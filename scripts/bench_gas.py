@@ -1,4 +1,4 @@
-"""make bench-gas: gas per operation on a fresh Ganache, beside the goals of issue 2.
+"""make bench-gas: gas per operation on a fresh Ganache, beside their goals.
 
 Measured on typical calls (not a task's or an account's very first write, which pays for
 creating storage once): the second task, an architecture, a commit + reveal, a batch of 12

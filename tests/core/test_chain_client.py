@@ -71,3 +71,21 @@ def test_validation_commitment_is_salted(tmp_path):
         check_commitment(f, bytes(32), onchain)
     with pytest.raises(UserError, match="no salt"):
         check_commitment(f, None, onchain)
+
+
+def test_the_repository_names_only_its_own_documents():
+    """A user's clone has nothing beside it: no file may send a reader outside the repository,
+    and every document the README links to exists."""
+    import re
+    import subprocess
+
+    from bountytree.config import ROOT
+
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    for name in tracked:
+        path = ROOT / name
+        if path.suffix in {".py", ".md", ".sol", ".yaml", ".toml", ".json"} or name == "Makefile":
+            assert "../shared" not in path.read_text(errors="replace"), name
+    readme = (ROOT / "README.md").read_text()
+    for link in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", readme):
+        assert (ROOT / link).exists(), link

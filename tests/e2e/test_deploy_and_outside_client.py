@@ -1,5 +1,5 @@
 """`bountytree deploy` on a real Ganache, then a plain web3.py client that knows nothing but the
-deployment file runs a whole task through the interface of DESIGN.md."""
+deployment file runs a whole task through the interface of docs/design.md."""
 
 from __future__ import annotations
 
