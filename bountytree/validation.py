@@ -30,7 +30,9 @@ def commitment(path: str | Path, salt: bytes) -> bytes:
     return h.digest()
 
 
-def _folder(home: Path, chain_id: int) -> Path:
+def validator_folder(home: Path, chain_id: int) -> Path:
+    """The sponsor's private folder for one chain (owner-only): validation files, salts, the
+    validator's session log."""
     folder = Path(home) / "validator" / str(chain_id)
     folder.mkdir(parents=True, exist_ok=True)
     os.chmod(Path(home) / "validator", 0o700)
@@ -43,7 +45,7 @@ def _salt_path(home: Path, chain_id: int, task_id: int) -> Path:
 
 def register(home: Path, chain_id: int, task_id: int, source: str | Path, salt: bytes) -> Path:
     """Keeps a private copy of the validation file, and its salt, for the task's validator party."""
-    target = _folder(home, chain_id) / f"task-{task_id}{Path(source).suffix or '.csv'}"
+    target = validator_folder(home, chain_id) / f"task-{task_id}{Path(source).suffix or '.csv'}"
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     shutil.copyfile(source, tmp)
     os.chmod(tmp, 0o600)
@@ -82,7 +84,7 @@ def check_commitment(path: str | Path, salt: bytes | None, onchain: bytes) -> No
 
 def save_private(home: Path, chain_id: int, name: str, data: bytes) -> Path:
     """A file that stays on the sponsor's machine (split parts of the sponsor's data)."""
-    target = _folder(home, chain_id) / name
+    target = validator_folder(home, chain_id) / name
     atomic_write(target, data)
     os.chmod(target, 0o600)
     return target

@@ -28,8 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validator", parents=[common], help="party 0: holds the validation file (sponsor's host)")
     v.add_argument("--task", type=int, required=True)
     v.add_argument("--validation", required=True)
-    v.add_argument("--address", default=os.environ.get("BOUNTYTREE_MPC_ADDRESS", "0.0.0.0:29500"),
-                   help="HOST:PORT this party listens on (env BOUNTYTREE_MPC_ADDRESS)")
+    v.add_argument("--address", default=os.environ.get("BOUNTYTREE_MPC_ADDRESS", "127.0.0.1:29500"),
+                   help="HOST:PORT this party listens on (default 127.0.0.1:29500; env BOUNTYTREE_MPC_ADDRESS); "
+                        "only sessions with a ticket signed by the task's oracle are admitted")
     v.add_argument("--sessions", type=int, default=0, help="serve this many sessions, then exit (0: forever)")
     v.add_argument("--salt", type=_hex_salt, help="the validation file's salt in hex (default: the one `bountytree "
                                                   "task create` kept on this machine)")

@@ -11,26 +11,44 @@ public on IPFS anyway; the secret of this computation is the validation set, and
 0's own.
 
 The two parties exchange one JSON header each (as a uint8 tensor; nothing is unpickled by our
-code): party 1 names the task and sends the specs of the models, party 0 checks them and
-answers with the number of rows. All nodes of one session share one encryption of the rows.
+code): party 1 sends the oracle's signed ticket (task, node ids), party 0 admits it against the
+chain (`admission.py`) and reads each node's spec itself, then answers with the number of rows,
+features and classes, which party 1 checks against the task. All nodes of one session share one
+encryption of the rows.
+
+Against a party 1 that deviates from the protocol (it holds shares of every intermediate value
+and can add what it likes to its own), party 0:
+- shares the rows in a fresh secret order each session, so whatever a tampered count carries
+  about "row i" is about a row party 1 cannot name, and the same position is another row next
+  time: what it can learn is what honest counts reveal (how many rows of a class, at most);
+- checks, inside the computation, that a count lies in [0, rows] before anything is revealed,
+  and ends the session without revealing it otherwise.
+Argmax ties go to the lowest class, as in PyTorch: a public bias of TIE_EPS × (classes − 1 − c)
+is added to logit c, a few units of the fixed-point encoding's last place.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
 import numpy as np
 
 from bountytree.mpc import crypten, torch
-from bountytree.spec import ModelSpec, build_crypten, parse_spec
+from bountytree.spec import ModelSpec, build_crypten
+
+from .admission import Refused
 
 MODEL_PARTY, DATA_PARTY = 1, 0
 CHUNK_ROWS = 4096
 MAX_HEADER = 8 << 20
+MAX_ROWS = 10_000_000  # what party 1 accepts as a row count when the task does not say
+TIE_EPS = 2.0**-14  # 4 units of CrypTen's 16-bit fixed-point fraction
 
 
 class SessionRefused(Exception):
@@ -81,7 +99,13 @@ def send_json(obj: dict | None, src: int) -> dict:
         raise SessionRefused(f"header of {n} bytes from party {src}")
     buf = torch.frombuffer(bytearray(raw), dtype=torch.uint8) if me == src else torch.empty(n, dtype=torch.uint8)
     dist.broadcast(buf, src, group=_group())
-    return json.loads(bytes(buf.numpy()).decode())
+    try:
+        obj = json.loads(bytes(buf.numpy()).decode())
+    except ValueError:  # UnicodeDecodeError included
+        raise SessionRefused(f"party {src} sent a header that is not JSON") from None
+    if not isinstance(obj, dict):
+        raise SessionRefused(f"party {src} sent a header that is not a JSON object")
+    return obj
 
 
 @dataclass
@@ -110,13 +134,19 @@ def _shared_rows(X: np.ndarray | None, y: np.ndarray | None, rows: int, features
     return chunks
 
 
-def _count_correct(model, spec: ModelSpec, chunks) -> int:
+def _count_correct(model, spec: ModelSpec, chunks, rows: int) -> int:
+    """Correct rows of one model; the count is revealed only once a comparison inside the
+    computation has shown it lies in [0, rows]."""
+    tie_bias = TIE_EPS * torch.arange(spec.num_classes - 1, -1, -1, dtype=torch.float32)
     total = None
     with crypten.no_grad():
         for x, onehot in chunks:
-            logits = model(x.reshape(x.size(0), *spec.input_shape))
+            logits = model(x.reshape(x.size(0), *spec.input_shape)) + tie_bias
             hits = (logits.argmax(dim=1, one_hot=True) * onehot).sum()
             total = hits if total is None else total + hits
+        in_range = total.ge(-0.5) * total.le(rows + 0.5)
+        if float(in_range.get_plain_text().item()) < 0.5:
+            raise SessionRefused("a count fell outside [0, rows]: a party deviated from the protocol")
     return int(round(float(total.get_plain_text().item())))
 
 
@@ -130,43 +160,48 @@ def _evaluate(models: list[tuple[int, ModelSpec, dict | None]], chunks, rows: in
                                   strict=False)
         model.encrypt(src=MODEL_PARTY)
         model.eval()
-        correct = _count_correct(model, spec, chunks)
+        correct = _count_correct(model, spec, chunks, rows)
         scores.append(NodeScore(node_id, correct, rows, time.perf_counter() - started))
     return scores
 
 
-def model_party(task_id: int, models: list[tuple[int, ModelSpec, dict]]) -> tuple[list[NodeScore], dict]:
-    """Party 1: sends the specs, shares the weights, returns the scores (after `join`)."""
-    header = {"task": task_id, "nodes": [{"id": i, "spec": s.to_json()} for i, s, _ in models]}
+def model_party(header: dict, models: list[tuple[int, ModelSpec, dict]], expect: dict) -> tuple[list[NodeScore], dict]:
+    """Party 1: sends the signed ticket, checks party 0's answer against what the task says
+    (`expect`: rows, features, classes; rows 0 when unknown), shares the weights, returns the
+    scores (after `join`)."""
     send_json(header, MODEL_PARTY)
     answer = send_json(None, DATA_PARTY)
     if not answer.get("ok"):
         raise SessionRefused(answer.get("error", "refused"))
+    announced = {k: answer.get(k) for k in ("rows", "features", "classes")}
+    wrong = [k for k, v in announced.items() if not isinstance(v, int) or v < 1
+             or (expect.get(k) and v != expect[k])]
+    if wrong or announced["rows"] > MAX_ROWS:
+        raise SessionRefused(f"the validator announced {announced}, the task says {expect}")
     started = time.perf_counter()
-    chunks = _shared_rows(None, None, answer["rows"], answer["features"], answer["classes"])
+    chunks = _shared_rows(None, None, announced["rows"], announced["features"], announced["classes"])
     shared_s = time.perf_counter() - started
-    return _evaluate(models, chunks, answer["rows"]), {"share_rows_s": shared_s, "rows": answer["rows"]}
+    return _evaluate(models, chunks, announced["rows"]), {"share_rows_s": shared_s, "rows": announced["rows"]}
 
 
-def data_party(task_id: int, X: np.ndarray, y: np.ndarray, num_classes: int) -> list[NodeScore]:
-    """Party 0: checks the header, shares the rows, takes part in every evaluation."""
+def data_party(X: np.ndarray, y: np.ndarray, num_classes: int,
+               admit: Callable[[dict], list[tuple[int, ModelSpec]]]) -> list[NodeScore]:
+    """Party 0: admits the header (or refuses it and says why), shares the rows in a fresh
+    secret order, takes part in every evaluation."""
     header = send_json(None, MODEL_PARTY)
     error = None
-    models = []
-    if header.get("task") != task_id:
-        error = f"this validator serves task {task_id}, not task {header.get('task')}"
-    else:
-        try:
-            for node in header["nodes"]:
-                spec = parse_spec(node["spec"])
-                if spec.num_features != X.shape[1] or spec.num_classes != num_classes:
-                    raise ValueError(f"node {node['id']}: spec does not fit the validation rows")
-                models.append((int(node["id"]), spec, None))
-        except Exception as exc:  # anything wrong in what party 1 sent ends the session cleanly
-            error = f"bad header: {exc}"
+    models: list[tuple[int, ModelSpec, dict | None]] = []
+    try:
+        for node_id, spec in admit(header):
+            if spec.num_features != X.shape[1] or spec.num_classes != num_classes:
+                raise Refused(f"node {node_id}: spec does not fit the validation rows")
+            models.append((node_id, spec, None))
+    except Refused as exc:
+        error = str(exc)
     send_json({"ok": error is None, "error": error, "rows": len(y), "features": int(X.shape[1]),
                "classes": num_classes}, DATA_PARTY)
     if error:
         raise SessionRefused(error)
-    chunks = _shared_rows(X, y, len(y), X.shape[1], num_classes)
+    order = np.random.default_rng(secrets.randbits(128)).permutation(len(y))
+    chunks = _shared_rows(X[order], y[order], len(y), X.shape[1], num_classes)
     return _evaluate(models, chunks, len(y))

@@ -15,7 +15,9 @@ from bountytree.errors import UserError
 from bountytree.files import atomic_write_json
 from bountytree.market import open_market
 from bountytree.spec import parse_spec
-from bountytree.validation import check_commitment, registered_salt
+from bountytree.validation import check_commitment, registered_salt, validator_folder
+
+from .admission import Gate
 
 SALT_ENV = "BOUNTYTREE_VALIDATION_SALT"
 
@@ -37,9 +39,12 @@ def run_validator(settings, task_id: int, validation: str, address: str, session
     if sessions == 1:
         from . import mpc
 
+        gate = Gate(market, task_id, validator_folder(settings.home, market.chain.chain_id) / "sessions.log")
         mpc.join(address, mpc.DATA_PARTY)
         try:
-            mpc.data_party(task_id, rows.X, rows.y, task.info.num_classes)
+            mpc.data_party(rows.X, rows.y, task.info.num_classes, gate.admit)
+        except mpc.SessionRefused as exc:
+            raise UserError(f"session refused: {exc}") from None
         finally:
             mpc.leave()
         return 0
@@ -70,7 +75,7 @@ def run_model_party(job_dir: str) -> int:
         models.append((int(node["id"]), spec, state))
     mpc.join(job["address"], mpc.MODEL_PARTY)
     try:
-        scores, info = mpc.model_party(int(job["task"]), models)
+        scores, info = mpc.model_party(job["header"], models, job["expect"])
     except mpc.SessionRefused as exc:
         raise UserError(f"the validator refused the session: {exc}") from None
     finally:

@@ -24,6 +24,7 @@ from bountytree.spec import ModelSpec, SpecError
 from bountytree.store import StoreError, StoreUnavailable, get_bytes
 from bountytree.validation import registered
 
+from .admission import MAX_NODES_PER_SESSION, issue
 from .checks import Fetcher, NotYet, Ready, Reject, Wait, architecture_spec, check
 from .lineage import check_lineage
 from .replay import replay
@@ -272,14 +273,22 @@ class Oracle:
         the validator or the machine is at fault, not a node: the round fails (UserError) and is
         retried. A count out of [0, rows] or a row count other than the task's is refused (the
         node stays pending, unblamed)."""
+        if len(ready) > MAX_NODES_PER_SESSION:  # the validator admits at most this many per session
+            out: dict[int, int] = {}
+            for part in _batches(ready, MAX_NODES_PER_SESSION):
+                out |= self._evaluate(task, part, validation, r)
+            return out
+        info = task.info
+        expect = {"rows": info.validation_rows, "features": info.num_features, "classes": info.num_classes}
         try:
-            session = run_session(task.id, ready, validation_file=validation, validator=self.validator,
+            session = run_session(task.id, ready, header=issue(self.market, task.id, [x.node.id for x in ready]),
+                                  expect=expect, validation_file=validation, validator=self.validator,
                                   settings_env=self.settings_env)
         except UserError as exc:
             if len(ready) == 1:
                 raise
             self.log(f"task {task.id}: {exc}; scoring each node in a session of its own")
-            out: dict[int, int] = {}
+            out = {}
             failures: dict[int, str] = {}
             for x in ready:
                 try:

@@ -44,9 +44,11 @@ def _party_env() -> dict:
     return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
-def run_session(task_id: int, ready: list[Ready], *, validation_file: Path | None, validator: str | None,
-                settings_env: dict, timeout_s: float = SESSION_TIMEOUT_S) -> SessionResult:
-    """Scores `ready` (ordered by id) in one two-party session; raises UserError on failure."""
+def run_session(task_id: int, ready: list[Ready], *, header: dict, expect: dict, validation_file: Path | None,
+                validator: str | None, settings_env: dict, timeout_s: float = SESSION_TIMEOUT_S) -> SessionResult:
+    """Scores `ready` (ordered by id) in one two-party session opened with the signed `header`
+    (admission.issue), checking the validator's answer against `expect`; raises UserError on
+    failure."""
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bountytree-session-") as folder:
         job = Path(folder)
@@ -56,7 +58,8 @@ def run_session(task_id: int, ready: list[Ready], *, validation_file: Path | Non
             (job / name).write_bytes(r.weights)
             nodes.append({"id": r.node.id, "spec": r.spec.to_json(), "weights": name})
         address = validator or f"127.0.0.1:{free_port()}"
-        atomic_write_json(job / "job.json", {"task": task_id, "address": address, "nodes": nodes})
+        atomic_write_json(job / "job.json", {"task": task_id, "address": address, "nodes": nodes, "header": header,
+                                             "expect": expect})
         env = {**_party_env(), **settings_env}
         procs = []
         if validator is None:

@@ -222,3 +222,20 @@ def test_outside_check_on_a_dataset_the_project_has_never_seen(settings, deploye
         with torch.no_grad():
             plain = int((model(torch.from_numpy(rows.X)).argmax(1).numpy() == rows.y).sum())
         assert log["args"]["accuracyBps"] == plain * 10_000 // len(rows), (log["args"]["nodeId"], plain)
+
+
+def test_argmax_ties_go_to_the_first_class_as_in_pytorch(settings, deployed, files):
+    """All-zero weights tie every class on every row: PyTorch predicts class 0 everywhere, and so
+    must the two-party evaluation (CrypTen alone breaks ties at random)."""
+    task_id = new_task(settings, files["validation"], "ties")
+    market = market_for(settings, 3)
+    arch = node_id_of(cli_ok(settings, "propose", "--task", str(task_id), "--spec", "examples/mlp.json"))
+    spec = load_spec(open("examples/mlp.json", "rb").read())
+    zeros = {k: torch.zeros(s) for k, s in spec.tensors.items()}
+    tie = _submit(market, task_id, arch, st_save(zeros))
+    cli_ok(settings, "--once", "--task", str(task_id), module="oracle")
+    rows = load_file(files["validation"])
+    node = market.node(tie)
+    assert node.status == "scored"
+    assert node.accuracy_bps == int((rows.y == 0).sum()) * 10_000 // len(rows) == \
+        _plain_correct(market, tie, rows) * 10_000 // len(rows)
