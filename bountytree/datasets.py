@@ -69,7 +69,27 @@ def _features(where: str, values: np.ndarray) -> np.ndarray:
     return X
 
 
+def _check_npz_sizes(raw: bytes, where: str) -> None:
+    """Reads each array's .npy header inside the zip and refuses, before anything is decompressed
+    or allocated, arrays that would take more than MAX_DATASET_BYTES."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as z:
+            total = 0
+            for name in z.namelist():
+                with z.open(name) as f:
+                    major, _ = np.lib.format.read_magic(f)
+                    read_header = np.lib.format.read_array_header_1_0 if major == 1 else \
+                        np.lib.format.read_array_header_2_0
+                    shape, _, dtype = read_header(f)
+                total += int(np.prod(shape, dtype=object)) * dtype.itemsize
+    except (ValueError, OSError, zipfile.BadZipFile, RuntimeError, TypeError, EOFError, AttributeError) as exc:
+        raise DatasetError(f"{where}: not a readable .npz file ({exc})") from None
+    if total > MAX_DATASET_BYTES:
+        raise DatasetError(f"{where}: its arrays would take {total} bytes, at most {MAX_DATASET_BYTES}")
+
+
 def _from_npz(raw: bytes, where: str) -> Dataset:
+    _check_npz_sizes(raw, where)
     try:
         with np.load(io.BytesIO(raw), allow_pickle=False) as data:
             if "X" not in data or "y" not in data:
@@ -77,7 +97,7 @@ def _from_npz(raw: bytes, where: str) -> Dataset:
             X, y = data["X"], data["y"]
     except DatasetError:
         raise
-    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+    except (ValueError, OSError, zipfile.BadZipFile, MemoryError) as exc:
         raise DatasetError(f"{where}: not a readable .npz file ({exc})") from None
     if X.ndim < 2 or y.ndim != 1 or len(X) != len(y):
         raise DatasetError(f"{where}: X must be (rows, features…) and y (rows,), got {X.shape} and {y.shape}")

@@ -450,9 +450,13 @@ class Market:
         return self.chain.send(self.tree.functions.rejectNodes(
             task_id, [node_id for node_id, _ in rejections], [int(reason) for _, reason in rejections]))
 
-    def datasets_of(self, task_id: int) -> list[int]:
-        """The ids of every dataset published to a task."""
-        return [e["args"]["datasetId"] for e in self.logs("DatasetPublished", taskId=task_id)]
+    def datasets_of(self, task_id: int) -> list[tuple[int, int]]:
+        """(dataset id, block it was published in) of every dataset published to a task, oldest first."""
+        return [(e["args"]["datasetId"], e["blockNumber"]) for e in self.logs("DatasetPublished", taskId=task_id)]
+
+    def dataset_cid(self, dataset_id: int) -> str:
+        fn = self.tree.functions.getDataset(dataset_id)
+        return bytes32_to_cid(decode_record(fn, fn.call())["cid"])
 
     def withdraw(self) -> dict:
         amount = self.pending()

@@ -22,6 +22,7 @@ class Reason(IntEnum):
     NOT_INITIAL = 10  # an architecture whose weights are not its spec's seeded initialisation
     REPLAY_MISMATCH = 11  # training on the declared published dataset does not give these weights
     UNFIT_SPEC = 12  # the spec does not fit the task's features and classes
+    TOO_COSTLY = 13  # replaying its training would cost more than the oracle's replay budget
 
     @property
     def label(self) -> str:

@@ -23,6 +23,9 @@ MAX_LAYERS = 64
 MAX_PARAMS = 5_000_000
 MAX_DIM = 4096  # any width, channel count or input side
 MAX_CLASSES = 1000
+# Values one layer may output per row: what bounds the memory of a check, a replay and a session
+# (the two parties evaluate in chunks of rows sized by it).
+MAX_ACTIVATIONS = 1 << 17
 
 
 class SpecError(UserError):
@@ -149,6 +152,8 @@ class ModelSpec:
     # Filled by validation: the name and shape of every parameter and buffer of the built
     # torch.nn.Sequential, in state-dict order.
     tensors: dict[str, tuple[int, ...]] = field(default_factory=dict, compare=False)
+    # The most values any layer outputs for one row (input included), at most MAX_ACTIVATIONS.
+    widest: int = field(default=0, compare=False)
 
     @property
     def num_params(self) -> int:
@@ -184,9 +189,11 @@ def _out_side(side: int, kernel: int, stride: int, padding: int, where: str) -> 
     return out
 
 
-def _follow(layers: tuple[Layer, ...], shape: tuple[int, ...]) -> tuple[tuple[int, ...], dict]:
-    """Walks the shapes through the layers; returns the output shape and the tensor shapes."""
+def _follow(layers: tuple[Layer, ...], shape: tuple[int, ...]) -> tuple[tuple[int, ...], dict, int]:
+    """Walks the shapes through the layers; returns the output shape, the tensor shapes and the
+    most values any layer outputs per row."""
     tensors: dict[str, tuple[int, ...]] = {}
+    widest = math.prod(shape)
     for i, layer in enumerate(layers):
         where, a = f"layers[{i}] ({layer.type})", layer.args
         t = layer.type
@@ -229,7 +236,10 @@ def _follow(layers: tuple[Layer, ...], shape: tuple[int, ...]) -> tuple[tuple[in
             tensors.update({f"{i}.weight": n, f"{i}.bias": n, f"{i}.running_mean": n, f"{i}.running_var": n,
                             f"{i}.num_batches_tracked": ()})
         # ReLU and Dropout keep the shape.
-    return shape, tensors
+        if math.prod(shape) > MAX_ACTIVATIONS:
+            raise SpecError(f"{where}: outputs {math.prod(shape)} values per row, at most {MAX_ACTIVATIONS}")
+        widest = max(widest, math.prod(shape))
+    return shape, tensors, widest
 
 
 def parse_spec(data: Any) -> ModelSpec:
@@ -278,11 +288,11 @@ def parse_spec(data: Any) -> ModelSpec:
             digest_from_cid(init)
         except Exception:
             raise SpecError(f"init_weights: {init!r} is not a CIDv0") from None
-    out_shape, tensors = _follow(tuple(layers), shape)
+    out_shape, tensors, widest = _follow(tuple(layers), shape)
     if out_shape != (num_classes,):
         raise SpecError(f"layers: the last layer gives shape {list(out_shape)}, expected [{num_classes}] "
                         f"(num_classes)")
-    spec = ModelSpec(shape, num_classes, tuple(layers), training, init, name, tensors)
+    spec = ModelSpec(shape, num_classes, tuple(layers), training, init, name, tensors, widest)
     if spec.num_params > MAX_PARAMS:
         raise SpecError(f"layers: {spec.num_params:,} parameters, at most {MAX_PARAMS:,}")
     return spec
@@ -296,13 +306,16 @@ def load_spec(raw: bytes, where: str = "spec") -> ModelSpec:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise SpecError(f"{where}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise SpecError(f"{where}: not valid JSON (nested too deeply)") from None
     try:
         return parse_spec(data)
     except SpecError as exc:
         raise SpecError(f"{where}: {exc}") from None
 
 
-def _kwargs(layer: Layer) -> dict:
+def layer_kwargs(layer: Layer) -> dict:
+    """A layer's constructor arguments, with the pooling stride defaulted to the kernel size."""
     a = dict(layer.args)
     if layer.type in ("MaxPool2d", "AvgPool2d") and a["stride"] is None:
         a["stride"] = a["kernel_size"]
@@ -313,33 +326,5 @@ def build_torch(spec: ModelSpec):
     """The spec as a torch.nn.Sequential (state-dict keys `<index>.<name>`)."""
     import torch
 
-    modules = [getattr(torch.nn, l.type)(**_kwargs(l)) for l in spec.layers]
+    modules = [getattr(torch.nn, l.type)(**layer_kwargs(l)) for l in spec.layers]
     return torch.nn.Sequential(*modules)
-
-
-def build_crypten(spec: ModelSpec):
-    """The spec as a crypten.nn.Sequential with the same parameter names as build_torch."""
-    from .mpc import crypten
-
-    nn = crypten.nn
-    modules = []
-    for layer in spec.layers:
-        a = _kwargs(layer)
-        if layer.type == "Flatten":
-            modules.append(nn.Flatten(axis=1))
-        elif layer.type == "Linear":
-            modules.append(nn.Linear(a["in_features"], a["out_features"], bias=a["bias"]))
-        elif layer.type == "Conv2d":
-            modules.append(nn.Conv2d(a["in_channels"], a["out_channels"], a["kernel_size"], stride=a["stride"],
-                                     padding=a["padding"], bias=a["bias"]))
-        elif layer.type == "MaxPool2d":
-            modules.append(nn.MaxPool2d(a["kernel_size"], stride=a["stride"], padding=a["padding"]))
-        elif layer.type == "AvgPool2d":
-            modules.append(nn.AvgPool2d(a["kernel_size"], stride=a["stride"], padding=a["padding"]))
-        elif layer.type in ("BatchNorm1d", "BatchNorm2d"):
-            modules.append(getattr(nn, layer.type)(a["num_features"], eps=a["eps"], momentum=a["momentum"]))
-        elif layer.type == "Dropout":
-            modules.append(nn.Dropout(a["p"]))
-        else:
-            modules.append(getattr(nn, layer.type)())
-    return nn.Sequential(*modules)

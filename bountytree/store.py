@@ -43,8 +43,10 @@ class Store(Protocol):
     def add(self, stream: BinaryIO) -> str:
         """Store the stream's bytes; return their CIDv0."""
 
-    def cat(self, cid: str) -> Iterator[bytes]:
-        """The file's bytes, in order, each piece verified before it is yielded."""
+    def cat(self, cid: str, limit: int | None = None) -> Iterator[bytes]:
+        """The file's bytes, in order, each piece verified before it is yielded; with `limit`,
+        the node is asked for no more than that many bytes (a reader's cap, not a truncation
+        the caller cannot see: get_bytes refuses a file that reaches it)."""
 
     def has(self, cid: str) -> bool:
         """Whether the whole file is readable here now."""
@@ -73,7 +75,7 @@ def add_file(store: Store, path: str | Path) -> str:
 def get_bytes(store: Store, cid: str, max_size: int) -> bytes:
     """The whole file, refusing (before reading further) anything over `max_size` bytes."""
     out = bytearray()
-    for piece in store.cat(cid):
+    for piece in store.cat(cid, limit=max_size + 1):
         out += piece
         if len(out) > max_size:
             raise TooLarge(f"{cid} is larger than the {max_size}-byte limit")
@@ -115,7 +117,7 @@ class EmbeddedStore:
             root = build_file(read_chunks(stream), self._put, pool)
         return cid_from_digest(root.digest)
 
-    def cat(self, cid: str) -> Iterator[bytes]:
+    def cat(self, cid: str, limit: int | None = None) -> Iterator[bytes]:
         root = digest_from_cid(cid)
         stack = [root]
         while stack:
@@ -173,12 +175,12 @@ class KuboStore:
         result = self.client.add(stream, cid_version=0, chunker="size-262144", raw_leaves=False, pin=True)
         return result["Hash"]
 
-    def cat(self, cid: str) -> Iterator[bytes]:
+    def cat(self, cid: str, limit: int | None = None) -> Iterator[bytes]:
         digest_from_cid(cid)
         import ipfshttpclient.exceptions as kubo_errors
 
-        try:
-            data = self.client.cat(cid, timeout=self.timeout)
+        try:  # with a limit, the node sends at most that much: a huge DAG cannot fill our memory
+            data = self.client.cat(cid, length=limit if limit else -1, timeout=self.timeout)
         except kubo_errors.TimeoutError:
             raise BlockMissing(f"{cid}: not found by {self.url} within {self.timeout:.0f}s") from None
         except kubo_errors.ConnectionError as exc:

@@ -48,3 +48,5 @@ def parse(raw: bytes, where: str = "task description") -> TaskInfo:
                         validation_rows=int(data.get("validation_rows", 0)))
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise UserError(f"{where}: not a valid {FORMAT} document ({exc})") from None
+    except RecursionError:
+        raise UserError(f"{where}: not a valid {FORMAT} document (nested too deeply)") from None

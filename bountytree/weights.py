@@ -6,6 +6,7 @@ tensor is checked against the spec (names, shapes, float32, finite) before a mod
 
 from __future__ import annotations
 
+import json
 import math
 
 import torch
@@ -43,13 +44,35 @@ def initial_weights(spec: ModelSpec) -> bytes:
     return to_bytes(build_torch(spec))
 
 
+# The only dtypes a weights file may hold: float32 tensors and BatchNorm's int64 counters.
+DTYPES = {"F32", "I64"}
+
+
+def _check_header(raw: bytes, where: str) -> None:
+    """Reads the safetensors header (8-byte length, JSON) and refuses any dtype but DTYPES before
+    the file is parsed: the parser knows dtypes torch cannot load, and must never get the chance."""
+    try:
+        size = int.from_bytes(raw[:8], "little")
+        header = json.loads(raw[8:8 + size]) if 0 < size <= len(raw) - 8 else None
+        dtypes = {v.get("dtype") for k, v in header.items() if k != "__metadata__"} if isinstance(header, dict) \
+            else None
+    except (ValueError, AttributeError, RecursionError):
+        dtypes = None
+    if dtypes is None:
+        raise WeightsError(f"{where}: not a safetensors file (unreadable header)", Reason.NOT_SAFETENSORS)
+    if not dtypes <= DTYPES:
+        raise WeightsError(f"{where}: dtypes {sorted(map(str, dtypes - DTYPES))} are not allowed (float32 only)",
+                           Reason.SHAPE_MISMATCH)
+
+
 def load(raw: bytes, spec: ModelSpec, where: str = "weights") -> dict[str, torch.Tensor]:
     """Parses and checks a weights file against its spec; returns the state dict."""
     if len(raw) > max_bytes(spec):
         raise WeightsError(f"{where}: {len(raw)} bytes, at most {max_bytes(spec)} for this spec", Reason.TOO_LARGE)
+    _check_header(raw, where)
     try:
         state = st_load(raw)
-    except (SafetensorError, ValueError, RuntimeError) as exc:
+    except (SafetensorError, ValueError, RuntimeError, KeyError) as exc:
         raise WeightsError(f"{where}: not a safetensors file ({str(exc).splitlines()[0][:120]})",
                            Reason.NOT_SAFETENSORS) from None
     missing = [k for k in spec.tensors if k not in state]
@@ -88,6 +111,7 @@ def flatten(state: dict[str, torch.Tensor]) -> torch.Tensor:
 
 
 def load_model(raw: bytes, spec: ModelSpec, where: str = "weights") -> torch.nn.Module:
+    """The checked weights in the spec's torch model, in evaluation mode (what a score means)."""
     model = build_torch(spec)
     model.load_state_dict(load(raw, spec, where))
-    return model
+    return model.eval()

@@ -425,7 +425,8 @@ contract BountyTree is AccessControl, ReentrancyGuard {
     ///        parent, or equal to its parent), 10 not-initial (an architecture whose weights are
     ///        not its spec's seeded initialisation), 11 replay-mismatch (training on the declared
     ///        published dataset does not reproduce the weights), 12 unfit-spec (the spec does not
-    ///        fit the task's features and classes). docs/design.md says more.
+    ///        fit the task's features and classes), 13 too-costly (replaying its training would
+    ///        exceed the oracle's budget). docs/design.md says more.
     function rejectNodes(uint256 taskId, uint256[] calldata nodeIds, uint8[] calldata reasons)
         external
         onlyRole(ORACLE_ROLE)

@@ -39,13 +39,17 @@ from datetime import timedelta
 
 import numpy as np
 
-from bountytree.mpc import crypten, torch
-from bountytree.spec import ModelSpec, build_crypten
+from bountytree.spec import ModelSpec
+
+from .crypten_import import crypten, torch
+from .models import build_crypten, crypten_state
 
 from .admission import Refused
 
 MODEL_PARTY, DATA_PARTY = 1, 0
 CHUNK_ROWS = 4096
+# Values of one layer's output across a chunk of rows: what a session holds at once per layer.
+CHUNK_VALUES = 1 << 21
 MAX_HEADER = 8 << 20
 MAX_ROWS = 10_000_000  # what party 1 accepts as a row count when the task does not say
 TIE_EPS = 2.0**-14  # 4 units of CrypTen's 16-bit fixed-point fraction
@@ -120,11 +124,19 @@ class NodeScore:
         return self.correct * 10_000 // self.rows
 
 
-def _shared_rows(X: np.ndarray | None, y: np.ndarray | None, rows: int, features: int, classes: int):
-    """Secret-shares the rows and one-hot labels from party 0, in chunks."""
+def chunk_rows(specs: list[ModelSpec]) -> int:
+    """Rows per chunk for a session of these models: CHUNK_VALUES over the widest layer, so a wide
+    model is evaluated on fewer rows at a time instead of exhausting memory. Both parties compute
+    it from the same specs."""
+    widest = max((s.widest for s in specs), default=1)
+    return max(1, min(CHUNK_ROWS, CHUNK_VALUES // max(1, widest)))
+
+
+def _shared_rows(X: np.ndarray | None, y: np.ndarray | None, rows: int, features: int, classes: int, chunk: int):
+    """Secret-shares the rows and one-hot labels from party 0, in chunks of `chunk` rows."""
     chunks = []
-    for start in range(0, rows, CHUNK_ROWS):
-        n = min(CHUNK_ROWS, rows - start)
+    for start in range(0, rows, chunk):
+        n = min(chunk, rows - start)
         if X is not None:
             x = torch.from_numpy(X[start:start + n])
             onehot = torch.nn.functional.one_hot(torch.from_numpy(y[start:start + n]), classes).float()
@@ -156,8 +168,10 @@ def _evaluate(models: list[tuple[int, ModelSpec, dict | None]], chunks, rows: in
         started = time.perf_counter()
         model = build_crypten(spec)
         if state is not None:
-            model.load_state_dict({k: v for k, v in state.items() if not k.endswith("num_batches_tracked")},
-                                  strict=False)
+            weights = crypten_state(spec, state)
+            if set(weights) != {name for name, _ in model.named_parameters()}:
+                raise SessionRefused(f"node {node_id}: weights do not match the model's parameters")
+            model.load_state_dict(weights, strict=False)  # strict wants torch's metadata; names checked above
         model.encrypt(src=MODEL_PARTY)
         model.eval()
         correct = _count_correct(model, spec, chunks, rows)
@@ -179,7 +193,8 @@ def model_party(header: dict, models: list[tuple[int, ModelSpec, dict]], expect:
     if wrong or announced["rows"] > MAX_ROWS:
         raise SessionRefused(f"the validator announced {announced}, the task says {expect}")
     started = time.perf_counter()
-    chunks = _shared_rows(None, None, announced["rows"], announced["features"], announced["classes"])
+    chunks = _shared_rows(None, None, announced["rows"], announced["features"], announced["classes"],
+                          chunk_rows([spec for _, spec, _ in models]))
     shared_s = time.perf_counter() - started
     return _evaluate(models, chunks, announced["rows"]), {"share_rows_s": shared_s, "rows": announced["rows"]}
 
@@ -203,5 +218,6 @@ def data_party(X: np.ndarray, y: np.ndarray, num_classes: int,
     if error:
         raise SessionRefused(error)
     order = np.random.default_rng(secrets.randbits(128)).permutation(len(y))
-    chunks = _shared_rows(X[order], y[order], len(y), X.shape[1], num_classes)
+    chunks = _shared_rows(X[order], y[order], len(y), X.shape[1], num_classes,
+                          chunk_rows([spec for _, spec, _ in models]))
     return _evaluate(models, chunks, len(y))

@@ -7,8 +7,10 @@ submitted weights. A node whose declared published dataset does not reproduce it
 rejected (`Reason.REPLAY_MISMATCH`); one that matches is paid the operations of the replay. A
 node declared as trained on private data whose weights a published dataset of the task
 reproduces is attributed to that dataset: its data share goes to the publisher, not to whoever
-re-labelled public work as private. Private data cannot be replayed; such nodes are paid through
-their accuracy gain only.
+re-labelled public work as private (only an exact relabelling is caught: training on the same
+rows in another order, or with one row more, reproduces nothing). Private data cannot be
+replayed; such nodes are paid through their accuracy gain only. A replay is bounded by
+MAX_REPLAY_OPS and MAX_REPLAY_STEPS; beyond them a node is rejected as too costly.
 
 REPLAY_TOLERANCE bounds ‖submitted − replay‖ / ‖replay − parent‖. The same machine reproduces a
 run bit for bit; one thread against two differed by 2e-7 (MLP) and 4e-7 (CNN) on the digits
@@ -19,14 +21,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from bountytree import weights as weights_io
 from bountytree.datasets import Dataset
+from bountytree.flops import training_flops_per_row, training_ops
 from bountytree.spec import ModelSpec
-from bountytree.training import train_node
+from bountytree.training import HOLDOUT, train_node
 
 REPLAY_TOLERANCE = 1e-3
+# The most one replay may cost: training operations, and optimizer steps (which bound the Python
+# overhead of tiny batches). About a minute of one core here at the upper end; the oracle's time
+# is shared by every task, so a recipe above it is rejected as too costly, never run.
+MAX_REPLAY_OPS = 10**12
+MAX_REPLAY_STEPS = 100_000
+
+
+def replay_cost(spec: ModelSpec, rows: Dataset) -> str | None:
+    """None when replaying the spec's recipe on `rows` fits the budget, else why not."""
+    epochs, batch = spec.training["epochs"], spec.training["batch_size"]
+    steps = epochs * -(-len(rows) // batch)
+    ops = training_flops_per_row(spec) * len(rows) * epochs
+    if steps > MAX_REPLAY_STEPS:
+        return f"would take {steps:,} optimizer steps, at most {MAX_REPLAY_STEPS:,}"
+    if ops > MAX_REPLAY_OPS:
+        return f"would take {ops:.2e} operations, at most {MAX_REPLAY_OPS:.0e}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -45,4 +66,8 @@ def replay(spec: ModelSpec, parent_weights: bytes, rows: Dataset, submitted: tor
     result = weights_io.flatten(trained.model.state_dict())
     moved = float(torch.linalg.vector_norm(result - start)) or 1e-12
     distance = float(torch.linalg.vector_norm(submitted - result)) / moved
-    return Replay(distance <= REPLAY_TOLERANCE, distance, trained.ops)
+    # Rows repeated in the dataset are paid once per epoch: padding a dataset with copies of its
+    # own rows buys operations, not training.
+    distinct = len(np.unique(rows.X, axis=0)) if len(rows) else 0
+    seen = min(trained.fit.rows_seen, round(distinct * (1 - HOLDOUT)) * spec.training["epochs"])
+    return Replay(distance <= REPLAY_TOLERANCE, distance, training_ops(spec, seen))

@@ -8,6 +8,7 @@ nothing skipped. One broken node is rejected on its own; it never stops the othe
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -27,15 +28,16 @@ from bountytree.validation import registered
 from .admission import MAX_NODES_PER_SESSION, issue
 from .checks import Fetcher, NotYet, Ready, Reject, Wait, architecture_spec, check
 from .lineage import check_lineage
-from .replay import replay
+from .replay import replay, replay_cost
 from .session import SessionResult, run_session
 
 MAX_BATCH = 64
 # A node declared as trained on private data is replayed on at most this many of the task's
 # published datasets (the first ones), so publishing datasets cannot make the oracle train forever.
-MAX_ATTRIBUTION_REPLAYS = 8
-# Flattened weights of nodes already checked, by CID (the lineage check compares against them).
-MAX_CACHED_WEIGHTS = 4096
+MAX_ATTRIBUTION_REPLAYS = 4
+# Flattened weights of scored nodes, by CID, for the lineage check: at most this many floats (1 GiB).
+MAX_CACHED_FLOATS = 1 << 27
+MAX_CACHED_DATASETS = 4
 # Fault injection for the reliability drills: "after-score-batch:N" ends the process abruptly
 # (no cleanup, like a kill -9) right after the N-th batch of scores is on-chain.
 FAILPOINT = os.environ.get("BOUNTYTREE_FAILPOINT", "")
@@ -64,8 +66,9 @@ class Oracle:
         self.fetch_timeout = fetch_timeout
         self.log = log
         self.settings_env = settings_env or {}
-        self._flat: dict[str, torch.Tensor] = {}
-        self._rows: dict[tuple[int, int], datasets.Dataset | None] = {}
+        self._flat: dict[str, torch.Tensor] = {}  # by CID, bounded by MAX_CACHED_FLOATS
+        self._rows: dict[tuple[int, int], datasets.Dataset | None] = {}  # the last few datasets read
+        self._trained: dict[int, tuple[int, int] | Reject] = {}  # node id -> (ops, dataset) or a rejection
 
     def open_tasks(self) -> list[int]:
         return [t for t in self.market.task_ids() if not self.market.task(t, with_info=False).finalized]
@@ -77,9 +80,12 @@ class Oracle:
             for step in (self.score_task, self.finalize_if_due):
                 try:
                     step(task_id, r)
-                except UserError as exc:  # one task's trouble never stops the others
-                    r.error = r.error or str(exc)
-                    self.log(f"task {task_id}: {exc}")
+                except StoreUnavailable:
+                    raise  # the store is down for every task: the round fails and is retried
+                except Exception as exc:  # one task's trouble, whatever it is, never stops the others
+                    message = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+                    r.error = r.error or message
+                    self.log(f"task {task_id}: {message}")
             rounds.append(r)
         return rounds
 
@@ -87,7 +93,8 @@ class Oracle:
 
     def _classify(self, task: TaskView) -> tuple[list[Ready], list[Reject], list[Wait]]:
         """Every pending node of the task, in id order: ready to score (files, lineage and
-        training checked), rejected with a reason, or waiting (for its files or its parent)."""
+        training checked), rejected with a reason, or waiting (for its files or its parent).
+        Whatever a node's files make a check raise rejects that node alone."""
         nodes = self.market.nodes(task.id)
         eth = self.market.chain.w3.eth
         now = eth.get_block("latest")["timestamp"]
@@ -112,26 +119,35 @@ class Oracle:
                     waits.append(Wait(node, f"parent {parent.id} is not scored yet"))
                     continue
 
-            def age(block: int = node.block) -> float:
-                return now - eth.get_block(block)["timestamp"]
+            def age(block: int) -> Callable[[], float]:
+                return lambda: now - eth.get_block(block)["timestamp"]
 
-            fetch = Fetcher(self.market.store, age, self.fetch_timeout)
+            fetch = Fetcher(self.market.store, age(node.block), self.fetch_timeout)
             try:
                 arch = _architecture(node, nodes)
                 if node.kind == "architecture":
                     specs[node.id] = spec = architecture_spec(fetch, node, task.info)
+                    ok = check(fetch, node, spec)
+                    self._check_duplicate(ok, nodes, specs, task)
                 else:
                     spec = self._arch_spec(arch, specs, task)
-                ok = check(fetch, node, spec)
-                if node.kind == "trained":
-                    self._check_lineage(ok, arch, nodes, checked)
-                    self._verify_training(ok, nodes[node.parent_id], task, fetch)
+                    ok = check(fetch, node, spec)
+                    self._check_lineage(ok, nodes, specs, checked, task)
+                    parent_fetch = Fetcher(self.market.store, age(parent.block), self.fetch_timeout)
+                    self._verify_training(ok, parent, task, parent_fetch, fetch)
+            except StoreUnavailable:
+                raise
             except Rejected as exc:
                 fate[node.id] = "rejected"
                 rejects.append(Reject(node, exc.reason, str(exc)))
             except NotYet as exc:
                 fate[node.id] = "waiting"
                 waits.append(Wait(node, str(exc)))
+            except Exception as exc:  # a file that makes a check fail in a way nobody foresaw
+                fate[node.id] = "rejected"
+                reason = Reason.INVALID_SPEC if node.kind == "architecture" else Reason.CORRUPT
+                rejects.append(Reject(node, reason, f"its files cannot be checked ({type(exc).__name__}: "
+                                                    f"{str(exc)[:200]})"))
             else:
                 fate[node.id] = "ready"
                 checked[node.id] = ok
@@ -139,12 +155,13 @@ class Oracle:
         return ready, rejects, waits
 
     def _arch_spec(self, arch: NodeView, specs: dict[int, ModelSpec | None], task: TaskView) -> ModelSpec:
-        """The spec of a trained node's architecture (checked this round, or scored earlier)."""
+        """The spec of a trained node's architecture (checked this round, or scored earlier); a
+        spec that is not in the store right now makes its children wait, not fail."""
         if arch.id not in specs:
             try:
-                specs[arch.id] = architecture_spec(Fetcher(self.market.store, lambda: float("inf"), 0), arch,
+                specs[arch.id] = architecture_spec(Fetcher(self.market.store, lambda: 0.0, float("inf")), arch,
                                                    task.info)
-            except (Rejected, NotYet, SpecError):
+            except (Rejected, SpecError):
                 specs[arch.id] = None
         spec = specs[arch.id]
         if spec is None:
@@ -161,72 +178,142 @@ class Oracle:
                 raise
             except (StoreError, Rejected):
                 return None
-            if len(self._flat) >= MAX_CACHED_WEIGHTS:
+            flat = weights_io.flatten(state)
+            while self._flat and sum(v.numel() for v in self._flat.values()) + flat.numel() > MAX_CACHED_FLOATS:
                 self._flat.pop(next(iter(self._flat)))
-            self._flat[cid] = weights_io.flatten(state)
+            self._flat[cid] = flat
         return self._flat[cid]
 
-    def _check_lineage(self, ok: Ready, arch: NodeView, nodes: dict[int, NodeView],
-                       checked: dict[int, Ready]) -> None:
-        """Rejects a copy (see lineage.py): compares with every earlier, not rejected node of the
-        same architecture whose weights can be read."""
+    def _same_layout(self, nodes: dict[int, NodeView], specs: dict[int, ModelSpec | None], task: TaskView,
+                     spec: ModelSpec, before: int, checked: dict[int, Ready]) -> dict[int, torch.Tensor]:
+        """The weights of every earlier, not rejected node of the task whose architecture has the
+        same tensors as `spec`, whatever architecture node it hangs from: a copy re-hung under a
+        duplicate architecture is compared with its original all the same."""
         earlier: dict[int, torch.Tensor] = {}
         for other in nodes.values():
-            if other.id >= ok.node.id or _architecture(other, nodes).id != arch.id:
+            if other.id >= before or other.status == "rejected":
                 continue
             if other.id in checked:
-                earlier[other.id] = checked[other.id].flat
-            elif other.status == "scored":
-                flat = self._flat_of(other, ok.spec)
-                if flat is not None:
-                    earlier[other.id] = flat
+                if checked[other.id].spec.tensors == spec.tensors:
+                    earlier[other.id] = checked[other.id].flat
+                continue
+            if other.status != "scored":
+                continue
+            try:
+                other_spec = self._arch_spec(_architecture(other, nodes), specs, task)
+            except (Rejected, NotYet):
+                continue
+            if other_spec.tensors == spec.tensors and (flat := self._flat_of(other, other_spec)) is not None:
+                earlier[other.id] = flat
+        return earlier
+
+    def _check_duplicate(self, ok: Ready, nodes: dict[int, NodeView], specs: dict[int, ModelSpec | None],
+                         task: TaskView) -> None:
+        """An architecture that repeats an earlier one of the task (same layers and recipe, the
+        seed and name aside) adds no expertise: rejected as a copy."""
+        design = _design(ok.spec)
+        for other in nodes.values():
+            if other.parent_id or other.id >= ok.node.id or other.status == "rejected":
+                continue
+            other_spec = specs.get(other.id)
+            if other_spec is None and other.id not in specs:
+                try:
+                    other_spec = self._arch_spec(other, specs, task)
+                except (Rejected, NotYet):
+                    continue
+            if other_spec is not None and _design(other_spec) == design:
+                raise Rejected(Reason.COPY, f"architecture {ok.node.id} repeats architecture {other.id}")
+
+    def _check_lineage(self, ok: Ready, nodes: dict[int, NodeView], specs: dict[int, ModelSpec | None],
+                       checked: dict[int, Ready], task: TaskView) -> None:
+        """Rejects a copy (see lineage.py), compared with every earlier node of the same layout."""
+        earlier = self._same_layout(nodes, specs, task, ok.spec, ok.node.id, checked)
         if ok.node.parent_id not in earlier:
             raise NotYet(f"the weights of parent {ok.node.parent_id} cannot be read now")
         verdict = check_lineage(ok.node.id, ok.flat, ok.node.parent_id, earlier)
         if verdict.is_copy:
             raise Rejected(Reason.COPY, verdict.detail)
 
-    def _dataset_rows(self, task: TaskView, dataset_id: int) -> datasets.Dataset | None:
+    def _dataset_rows(self, task: TaskView, dataset_id: int, fetch: Fetcher) -> datasets.Dataset | None:
+        """A published dataset's rows (None if it cannot be trained on); a dataset not in the
+        store yet is waited for within the node's fetch timeout, never remembered as bad."""
         key = (task.id, dataset_id)
         if key not in self._rows:
+            publisher_cid = self.market.dataset_cid(dataset_id)
             try:
-                self._rows[key] = self.market.dataset(task.id, dataset_id, task.info.label_column)
-                datasets.check_against(self._rows[key], task.info.num_features, task.info.num_classes,
-                                       f"dataset {dataset_id}")
-            except StoreUnavailable:
+                raw = fetch.get(publisher_cid, datasets.MAX_DATASET_BYTES, f"dataset {dataset_id}")
+                rows = datasets.load_bytes(raw, f"dataset {dataset_id}", task.info.label_column)
+                datasets.check_against(rows, task.info.num_features, task.info.num_classes, f"dataset {dataset_id}")
+            except (NotYet, StoreUnavailable):
                 raise
-            except UserError:  # unreadable or unfit: nothing can be trained on it
-                self._rows[key] = None
+            except (UserError, MemoryError):  # unreadable or unfit: nothing can be trained on it
+                rows = None
+            while len(self._rows) >= MAX_CACHED_DATASETS:
+                self._rows.pop(next(iter(self._rows)))
+            self._rows[key] = rows
         return self._rows[key]
 
-    def _verify_training(self, ok: Ready, parent: NodeView, task: TaskView, fetch: Fetcher) -> None:
+    def _verify_training(self, ok: Ready, parent: NodeView, task: TaskView, parent_fetch: Fetcher,
+                         fetch: Fetcher) -> None:
         """Replays a node's training where the data is public (see replay.py): sets its verified
-        operations and dataset, or rejects it."""
+        operations and dataset, or rejects it. A node's outcome is kept, so it is replayed once."""
+        node, spec = ok.node, ok.spec
+        if node.id not in self._trained:
+            self._trained[node.id] = self._replay(ok, parent, task, parent_fetch, fetch)
+        outcome = self._trained[node.id]
+        if isinstance(outcome, Reject):
+            raise Rejected(outcome.reason, outcome.detail)
+        ok.verified_ops, ok.dataset_id = outcome
+
+    def _replay(self, ok: Ready, parent: NodeView, task: TaskView, parent_fetch: Fetcher,
+                fetch: Fetcher) -> tuple[int, int] | Reject:
         node, spec = ok.node, ok.spec
         parent_cid = spec.init_weights if parent.kind == "architecture" else parent.cid
-        parent_weights = fetch.get(parent_cid, weights_io.max_bytes(spec), "parent weights")
+        parent_weights = parent_fetch.get(parent_cid, weights_io.max_bytes(spec), "parent weights")
         if node.dataset_id:
-            rows = self._dataset_rows(task, node.dataset_id)
+            rows = self._dataset_rows(task, node.dataset_id, fetch)
             if rows is None:
-                raise Rejected(Reason.REPLAY_MISMATCH, f"its dataset {node.dataset_id} cannot be trained on")
-            result = replay(spec, parent_weights, rows, ok.flat)
+                return Reject(node, Reason.REPLAY_MISMATCH, f"its dataset {node.dataset_id} cannot be trained on")
+            cost = replay_cost(spec, rows)
+            if cost is not None:
+                return Reject(node, Reason.TOO_COSTLY, f"replaying it on dataset {node.dataset_id} {cost}")
+            try:
+                result = replay(spec, parent_weights, rows, ok.flat)
+            except Exception as exc:  # the recipe cannot run on these rows (a BatchNorm batch of one, …)
+                return Reject(node, Reason.REPLAY_MISMATCH, f"training on dataset {node.dataset_id} fails "
+                                                            f"({type(exc).__name__}: {str(exc)[:120]})")
             if not result.matches:
-                raise Rejected(Reason.REPLAY_MISMATCH, f"training parent {parent.id} on dataset {node.dataset_id} "
-                                                       f"gives other weights (off by {result.distance:.2e})")
-            ok.verified_ops, ok.dataset_id = result.ops, node.dataset_id
-            return
-        for dataset_id in self.market.datasets_of(task.id)[:MAX_ATTRIBUTION_REPLAYS]:
-            rows = self._dataset_rows(task, dataset_id)
-            if rows is not None and (result := replay(spec, parent_weights, rows, ok.flat)).matches:
+                return Reject(node, Reason.REPLAY_MISMATCH, f"training parent {parent.id} on dataset "
+                                                            f"{node.dataset_id} gives other weights (off by "
+                                                            f"{result.distance:.2e})")
+            return result.ops, node.dataset_id
+        # Declared private: only datasets published before the node was revealed can be its source.
+        for dataset_id, block in self.market.datasets_of(task.id)[:MAX_ATTRIBUTION_REPLAYS]:
+            if block >= node.block:
+                break
+            try:
+                rows = self._dataset_rows(task, dataset_id, fetch)
+                if rows is None or replay_cost(spec, rows) is not None:
+                    continue
+                result = replay(spec, parent_weights, rows, ok.flat)
+            except (NotYet, StoreUnavailable):
+                raise
+            except Exception:  # a dataset the recipe cannot run on reproduces nothing
+                continue
+            if result.matches:
                 self.log(f"task {task.id} node {node.id}: declared private data, but dataset {dataset_id} "
                          f"reproduces it; attributed to the dataset")
-                ok.verified_ops, ok.dataset_id = result.ops, dataset_id
-                return
+                return result.ops, dataset_id
+        return 0, 0
 
     # ── scoring ─────────────────────────────────────────────────────────────
 
     def score_task(self, task_id: int, r: TaskRound) -> None:
         task = self.market.task(task_id)
+        validation = registered(self.market.chain.settings.home, self.market.chain.chain_id, task_id)
+        if self.validator is None and validation is None:  # before any check: no work without a validator
+            raise UserError(f"no validator for task {task_id}: run `python -m oracle validator --task {task_id} "
+                            f"--validation FILE` on the sponsor's host and pass its address with --validator")
         ready, rejects, waits = self._classify(task)
         r.waiting = {w.node.id: w.detail for w in waits}
         for w in waits:
@@ -239,10 +326,6 @@ class Oracle:
             self.log(f"task {task_id}: {len(batch)} rejected  {sent}")
         if not ready:
             return
-        validation = registered(self.market.chain.settings.home, self.market.chain.chain_id, task_id)
-        if self.validator is None and validation is None:
-            raise UserError(f"no validator for task {task_id}: run `python -m oracle validator --task {task_id} "
-                            f"--validation FILE` on the sponsor's host and pass its address with --validator")
         self.log(f"task {task_id}: scoring {len(ready)} node(s) in one two-party session")
         correct = self._evaluate(task, ready, validation, r)
         scores, done = [], set()
@@ -330,6 +413,15 @@ class Oracle:
         self.log(f"task {task_id}: finalized, winner node {out['winner']}  {out['sent']}")
 
 
+def _design(spec: ModelSpec) -> str:
+    """What makes two architectures the same design: layers and recipe, seed and name aside."""
+    data = spec.to_json()
+    data.pop("name", None)
+    data.pop("init_weights", None)
+    data["training"] = {k: v for k, v in data["training"].items() if k != "seed"}
+    return json.dumps(data, sort_keys=True)
+
+
 def _architecture(node: NodeView, nodes: dict[int, NodeView]) -> NodeView:
     while node.parent_id:
         node = nodes[node.parent_id]
@@ -351,8 +443,9 @@ def serve(make_oracle: Callable[[], Oracle], task_ids: list[int] | None, interva
             oracle.run_round(task_ids)
             backoff = 1.0
             time.sleep(interval)
-        except (UserError, OSError) as exc:  # requests' ConnectionError is an OSError
+        except Exception as exc:  # a chain or store down (requests' ConnectionError is an OSError), or worse
             oracle = None
-            log(f"unavailable: {str(exc).splitlines()[0] or type(exc).__name__}; retrying in {backoff:.0f}s")
+            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            log(f"unavailable: {text}; retrying in {backoff:.0f}s")
             time.sleep(backoff)
             backoff = min(backoff * 2, 60.0)

@@ -118,3 +118,19 @@ def variant(spec, seed: int, scale: float = 0.05) -> bytes:
     from safetensors.torch import save
 
     return save(moved)
+
+
+def nudged(state, base, scale: float, seed: int):
+    """`state` plus seeded noise whose norm is `scale` × ‖state − base‖, tensor by tensor: a copy
+    of `state` dressed up as a node of its own."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for k, v in state.items():
+        if not v.is_floating_point():
+            out[k] = v
+            continue
+        noise = torch.randn(v.shape, generator=g)
+        out[k] = v + scale * float((v - base[k]).norm()) * noise / float(noise.norm())
+    return out

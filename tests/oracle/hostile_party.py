@@ -16,7 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
-from bountytree.mpc import crypten, torch
+from oracle.crypten_import import crypten, torch
 from bountytree.spec import parse_spec
 from oracle import mpc
 

@@ -17,7 +17,7 @@ from bountytree.datasets import load_file
 from bountytree.spec import build_torch, load_spec
 from bountytree.store import add_bytes, get_bytes
 from bountytree.training import train_node
-from tests.conftest import advance_time, cli_error, cli_ok, market_for, new_task, node_id_of
+from tests.conftest import advance_time, cli_error, cli_ok, market_for, new_task, node_id_of, nudged
 
 pytestmark = pytest.mark.mpc
 
@@ -40,19 +40,6 @@ def _state(market, node_id: int):
     node = market.node(node_id)
     spec = market.architecture_spec(node)
     return spec, weights.load(get_bytes(market.store, market.weights_cid(node, spec), 1 << 24), spec)
-
-
-def _moved(state, base, scale: float, seed: int):
-    """`state` plus seeded noise whose norm is `scale` × ‖state − base‖, tensor by tensor."""
-    g = torch.Generator().manual_seed(seed)
-    out = {}
-    for k, v in state.items():
-        if not v.is_floating_point():
-            out[k] = v
-            continue
-        noise = torch.randn(v.shape, generator=g)
-        out[k] = v + scale * float((v - base[k]).norm()) * noise / float(noise.norm())
-    return out
 
 
 def _gain(market, task_id: int, account: str) -> int:
@@ -82,7 +69,7 @@ def test_copies_of_public_weights_earn_nothing(settings, deployed, files):
     mallory = market_for(settings, 8)
     spec, alice_state = _state(mallory, alice)
     _, init = _state(mallory, arch)
-    noisy = add_bytes(mallory.store, save(_moved(alice_state, init, 0.2, seed=1)))
+    noisy = add_bytes(mallory.store, save(nudged(alice_state, init, 0.2, seed=1)))
     exact = add_bytes(mallory.store, save(alice_state))
     copy_of_alice = mallory.submit(task_id, arch, noisy)["node_id"]
     same_as_parent = mallory.submit(task_id, alice, exact)["node_id"]
@@ -113,10 +100,10 @@ def test_dip_and_restore_gains_nothing(settings, deployed, files):
     mallory = market_for(settings, 8)
     _, alice_state = _state(mallory, alice)
     _, init = _state(mallory, arch)
-    dip = mallory.submit(task_id, alice, add_bytes(mallory.store, save(_moved(alice_state, init, 3.0, seed=2))))
+    dip = mallory.submit(task_id, alice, add_bytes(mallory.store, save(nudged(alice_state, init, 3.0, seed=2))))
     _oracle(settings, task_id)
     restore = mallory.submit(task_id, dip["node_id"],
-                             add_bytes(mallory.store, save(_moved(alice_state, init, 0.01, seed=3))))["node_id"]
+                             add_bytes(mallory.store, save(nudged(alice_state, init, 0.01, seed=3))))["node_id"]
     _oracle(settings, task_id)
     nodes = mallory.nodes(task_id)
     assert nodes[dip["node_id"]].accuracy_bps < nodes[alice].accuracy_bps  # the dip forfeited its stake

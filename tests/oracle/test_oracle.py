@@ -239,3 +239,40 @@ def test_argmax_ties_go_to_the_first_class_as_in_pytorch(settings, deployed, fil
     assert node.status == "scored"
     assert node.accuracy_bps == int((rows.y == 0).sum()) * 10_000 // len(rows) == \
         _plain_correct(market, tie, rows) * 10_000 // len(rows)
+
+
+def test_batchnorm_edge_cases_score_as_in_plaintext(settings, deployed, files, tmp_path):
+    """BatchNorm layers that are the identity in PyTorch but with running variances far from 1
+    (1e4 and 1e-4, their weights scaled to match), scored by the two parties: each score is the
+    plaintext one (CrypTen's approximate inverse square root would have moved them)."""
+    import json
+
+    raw = json.loads(open("examples/mlp.json").read())
+    raw["layers"] = [raw["layers"][0], {"type": "BatchNorm1d", "num_features": 64}, *raw["layers"][1:]]
+    raw["layers"][-1] = {"type": "Linear", "in_features": 64, "out_features": 10}
+    (tmp_path / "bn.json").write_text(json.dumps(raw))
+    task_id = new_task(settings, files["validation"], "batchnorm")
+    arch = node_id_of(cli_ok(settings, "propose", "--task", str(task_id), "--spec", str(tmp_path / "bn.json")))
+    market = market_for(settings, 3)
+    spec = market.architecture_spec(market.node(arch))
+    trained = weights.load_model(weights.initial_weights(spec), spec)
+    from bountytree.training import fit
+
+    fit(trained, spec, load_file(files["owner1"]))
+    base = trained.state_dict()
+    children = []
+    for var in (1e4, 1e-4):
+        state = {k: v.clone() for k, v in base.items()}
+        state["1.running_mean"].zero_()
+        state["1.running_var"].fill_(var)
+        state["1.weight"].copy_(torch.full((64,), var**0.5))
+        state["1.bias"].zero_()
+        children.append(_submit(market, task_id, arch, st_save(state)))
+    cli_ok(settings, "--once", "--task", str(task_id), module="oracle")
+    rows = load_file(files["validation"])
+    print({i: (market.node(i).accuracy_bps * len(rows) // 10_000, _plain_correct(market, i, rows)) for i in [arch] + children})
+    for node_id in children:
+        node = market.node(node_id)
+        assert node.status == "scored", node
+        assert abs(node.accuracy_bps * len(rows) / 10_000 - _plain_correct(market, node_id, rows)) <= _tolerance(
+            len(rows)), node

@@ -124,7 +124,10 @@ def test_a_tampering_model_party_reads_labels_only_at_chance(settings, deployed,
 
 
 def test_a_count_out_of_range_is_never_revealed(settings, deployed, files, pending_task, tmp_path):
+    """Every row's every class pushed up: whatever the order, the count leaves [0, rows]."""
     task_id, ids = pending_task
-    node = [{"id": ids[0], "state": _constant_model(0), "tamper": [[0, 0, 2**20]]}]
+    rows = len(load_file(files["validation"]))
+    everywhere = [[i, c, 16] for i in range(rows) for c in range(CLASSES)]
+    node = [{"id": ids[0], "state": _constant_model(0), "tamper": everywhere}]
     got, err = _session(settings, files, task_id, issue(market_for(settings, 0), task_id, [ids[0]]), node, tmp_path)
     assert "counts" not in got and "outside [0, rows]" in got.get("refused", "") + err, (got, err[-1000:])
