@@ -168,7 +168,9 @@ contract BountyTree is AccessControl, ReentrancyGuard {
     mapping(uint256 taskId => Task) private _tasks;
     mapping(uint256 nodeId => Node) private _nodes;
     mapping(uint256 datasetId => Dataset) private _datasets;
-    mapping(bytes32 commitment => Commitment) private _commitments;
+    /// @dev Keyed by keccak256(abi.encode(author, commitment)): each account has its own namespace,
+    ///      so nobody can block a commitment by staking the same hash first.
+    mapping(bytes32 key => Commitment) private _commitments;
     /// @notice Wei credited to `account` and not yet withdrawn.
     mapping(address account => uint256) public pendingWithdrawals;
 
@@ -343,8 +345,9 @@ contract BountyTree is AccessControl, ReentrancyGuard {
         Task storage t = _openTask(taskId);
         if (msg.value != t.submissionStake) revert WrongStake(t.submissionStake, msg.value);
         if (commitment == bytes32(0)) revert EmptyCommitment();
-        if (_commitments[commitment].author != address(0)) revert CommitmentExists(commitment);
-        _commitments[commitment] =
+        bytes32 key = _commitmentKey(msg.sender, commitment);
+        if (_commitments[key].author != address(0)) revert CommitmentExists(commitment);
+        _commitments[key] =
             Commitment({author: msg.sender, taskId: uint32(taskId), blockNumber: uint64(block.number)});
         emit SubmissionCommitted(taskId, msg.sender, commitment);
     }
@@ -363,9 +366,9 @@ contract BountyTree is AccessControl, ReentrancyGuard {
         returns (uint256 nodeId)
     {
         bytes32 c = keccak256(abi.encode(msg.sender, taskId, parentId, weightsCid, datasetId, salt));
-        Commitment memory cm = _commitments[c];
+        bytes32 key = _commitmentKey(msg.sender, c);
+        Commitment memory cm = _commitments[key];
         if (cm.author == address(0)) revert UnknownCommitment(c);
-        if (cm.author != msg.sender) revert NotAuthor(msg.sender);
         if (cm.taskId != taskId) revert CommitmentNotInTask(c, cm.taskId);
         if (cm.blockNumber >= block.number) revert RevealTooEarly(cm.blockNumber);
         Task storage t = _openTask(taskId);
@@ -376,7 +379,7 @@ contract BountyTree is AccessControl, ReentrancyGuard {
         if (parent.status == NodeStatus.Rejected) revert ParentRejected(parentId);
         if (datasetId != 0 && _datasets[datasetId].taskId != taskId) revert DatasetNotInTask(datasetId, taskId);
 
-        delete _commitments[c];
+        delete _commitments[key];
         _addPending(t);
         nodeId = _nextId(1);
         Node storage n = _nodes[nodeId];
@@ -490,12 +493,13 @@ contract BountyTree is AccessControl, ReentrancyGuard {
     /// @notice Returns the stake of a commitment never revealed before its task was finalized.
     /// @param commitment The caller's commitment.
     function reclaimCommitment(bytes32 commitment) external {
-        Commitment memory cm = _commitments[commitment];
+        bytes32 key = _commitmentKey(msg.sender, commitment);
+        Commitment memory cm = _commitments[key];
         if (cm.author != msg.sender) revert NotAuthor(msg.sender);
         Task storage t = _tasks[cm.taskId];
         if (!t.finalized) revert TaskNotFinalized(cm.taskId);
         if (t.submissionStake == 0) revert NothingToReclaim();
-        delete _commitments[commitment];
+        delete _commitments[key];
         _credit(cm.taskId, msg.sender, t.submissionStake, PayoutKind.Stake);
     }
 
@@ -538,8 +542,8 @@ contract BountyTree is AccessControl, ReentrancyGuard {
     }
 
     /// @notice The commitment not yet revealed or reclaimed (a zero author means none).
-    function getCommitment(bytes32 commitment) external view returns (Commitment memory) {
-        return _commitments[commitment];
+    function getCommitment(address author, bytes32 commitment) external view returns (Commitment memory) {
+        return _commitments[_commitmentKey(author, commitment)];
     }
 
     /// @notice How many tasks, nodes and datasets exist; ids run from 1 to these.
@@ -558,6 +562,10 @@ contract BountyTree is AccessControl, ReentrancyGuard {
         else if (kind == 1) id = ++c.nodes;
         else id = ++c.datasets;
         if (id == (kind == 2 ? type(uint24).max : type(uint32).max)) revert TooManyItems();
+    }
+
+    function _commitmentKey(address author, bytes32 commitment) private pure returns (bytes32) {
+        return keccak256(abi.encode(author, commitment));
     }
 
     /// @dev One more node awaits the oracle (task slot 0, already read by the caller).

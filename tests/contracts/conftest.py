@@ -9,6 +9,7 @@ import os
 import brownie
 import pytest
 from brownie import BountyTree, Reputation, accounts, chain, web3
+from brownie.network.transaction import TransactionReceipt
 
 STAKE = 10**16  # 0.01 ETH
 BOUNTY = 10**18  # 1 ETH
@@ -32,7 +33,7 @@ def isolation(fn_isolation):
     pass
 
 
-ROLES = ["admin", "oracle", "sponsor", "architect", "alice", "bob", "publisher", "outsider"]
+ROLES = ["admin", "oracle", "sponsor", "architect", "alice", "bob", "publisher", "outsider", "mallory", "sybil"]
 
 
 def _role_fixture(index: int):
@@ -63,9 +64,10 @@ class Market:
         self.tree = tree
         self.oracle = oracle
 
-    def create_task(self, sponsor, *, bounty=BOUNTY, target=9000, deadline_in=DAY,
+    def create_task(self, sponsor, *, bounty=BOUNTY, target=9000, deadline_in=DAY, deadline=None,
                     shares=(5000, 3000, 2000), stake=STAKE, spec=SPEC, validation=VALIDATION):
-        tx = self.tree.createTask(spec, validation, target, chain.time() + deadline_in, *shares,
+        deadline = deadline or chain.time() + deadline_in
+        tx = self.tree.createTask(spec, validation, target, deadline, *shares,
                                   stake, {"from": sponsor, "value": bounty})
         return tx.return_value
 
@@ -77,34 +79,56 @@ class Market:
         return self.tree.publishDataset(task_id, data, {"from": author}).return_value
 
     @staticmethod
-    def commitment(author, task_id, parent_id, weights, ops, dataset_id, salt):
+    def commitment(author, task_id, parent_id, weights, dataset_id, salt):
+        """keccak256(abi.encode(author, taskId, parentId, weightsCid, datasetId, salt))."""
         encoded = brownie.convert.to_bytes(
             web3.codec.encode(
-                ["address", "uint256", "uint256", "bytes32", "uint64", "uint256", "bytes32"],
-                [str(author), task_id, parent_id, weights, ops, dataset_id, salt],
+                ["address", "uint256", "uint256", "bytes32", "uint256", "bytes32"],
+                [str(author), task_id, parent_id, weights, dataset_id, salt],
             ),
             "bytes",
         )
         return web3.keccak(encoded)
 
-    def commit(self, task_id, author, parent_id, weights, ops=1000, dataset_id=0, salt=None, value=STAKE):
+    def commit(self, task_id, author, parent_id, weights, dataset_id=0, salt=None, value=STAKE):
         salt = salt or os.urandom(32)
-        c = self.commitment(author, task_id, parent_id, weights, ops, dataset_id, salt)
+        c = self.commitment(author, task_id, parent_id, weights, dataset_id, salt)
         tx = self.tree.commitSubmission(task_id, c, {"from": author, "value": value})
         return c, salt, tx
 
-    def submit(self, task_id, author, parent_id, weights=None, ops=1000, dataset_id=0, value=STAKE):
+    def submit(self, task_id, author, parent_id, weights=None, dataset_id=0, value=STAKE):
         """Commit, let a block pass, reveal: the trained node's id."""
         weights = weights or cid(5000 + len(chain))
-        _, salt, _ = self.commit(task_id, author, parent_id, weights, ops, dataset_id, value=value)
-        tx = self.tree.revealSubmission(task_id, parent_id, weights, ops, dataset_id, salt, {"from": author})
+        _, salt, _ = self.commit(task_id, author, parent_id, weights, dataset_id, value=value)
+        tx = self.tree.revealSubmission(task_id, parent_id, weights, dataset_id, salt, {"from": author})
         return tx.return_value
 
-    def score(self, task_id, scores: dict, ops: dict | None = None):
+    def score(self, task_id, scores: dict, ops: dict | None = None, datasets: dict | None = None):
+        """recordScores with one Score tuple (nodeId, accuracyBps, verifiedOps, datasetId) per node,
+        in id order; a node's dataset defaults to the one it declared."""
         ids = sorted(scores)
         ops = ops or {}
-        return self.tree.recordScores(task_id, ids, [scores[i] for i in ids], [ops.get(i, 0) for i in ids],
-                                      {"from": self.oracle})
+        datasets = datasets or {}
+        declared = [n[4] for n in self.tree.getNodes(ids)]  # Node.datasetId
+        records = [(i, scores[i], ops.get(i, 0), datasets.get(i, d)) for i, d in zip(ids, declared)]
+        return self.tree.recordScores(task_id, records, {"from": self.oracle})
+
+
+def mined_at(timestamp, contract_method, *args, sender, value=0):
+    """Sends one call in a block mined at exactly `timestamp` (brownie's own calls land a second or
+    two later than asked); returns its receipt, reverted or not (`revert_msg` names the error)."""
+    tx = {"from": sender.address, "to": contract_method._address, "gas": 1_000_000, "gasPrice": 10**9,
+          "value": value, "data": contract_method.encode_input(*args)}
+    web3.provider.make_request("miner_stop", [])
+    try:
+        tx_hash = web3.eth.send_transaction(tx)
+        web3.provider.make_request("evm_mine", [timestamp])
+    finally:
+        web3.provider.make_request("miner_start", [])
+    web3.eth.wait_for_transaction_receipt(tx_hash)
+    receipt = TransactionReceipt(tx_hash)
+    assert receipt.timestamp == timestamp
+    return receipt
 
 
 @pytest.fixture(scope="module")

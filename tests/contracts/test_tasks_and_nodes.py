@@ -20,7 +20,7 @@ def test_create_task_stores_every_field(tree, market, sponsor):
     assert t["validationCommitment"] == "0x" + VALIDATION.hex()
     assert (t["targetAccuracyBps"], t["deadline"], t["submissionStake"]) == (8500, deadline, STAKE)
     assert (t["dataShareBps"], t["computeShareBps"], t["expertiseShareBps"]) == (6000, 2500, 1500)
-    assert not t["finalized"] and t["bestNodeId"] == 0 and t["forfeited"] == 0
+    assert not t["finalized"] and t["bestNodeId"] == 0 and t["forfeited"] == 0 and t["pendingNodes"] == 0
     assert tx.events["TaskCreated"]["taskId"] == 1
     assert tx.events["TaskCreated"]["bounty"] == BOUNTY
     assert tree.balance() == BOUNTY
@@ -51,10 +51,11 @@ def test_propose_architecture(tree, market, sponsor, architect):
     tx = tree.proposeArchitecture(task_id, cid(9), {"from": architect, "value": STAKE})
     node_id = tx.return_value
     n = tree.getNode(node_id).dict()
-    assert (n["author"], n["taskId"], n["parentId"], n["depth"], n["kind"], n["status"]) == (
+    assert (n["author"], n["taskId"], n["parentId"], n["depth"], n["datasetId"], n["status"]) == (
         architect, task_id, 0, 1, 0, 0)
     assert n["cid"] == "0x" + cid(9).hex()
     assert tx.events["ArchitectureProposed"]["nodeId"] == node_id
+    assert tree.getTask(task_id).dict()["pendingNodes"] == 1
     assert tree.balance() == BOUNTY + STAKE
 
 
@@ -85,7 +86,7 @@ def test_finalized_task_takes_no_new_node(tree, market, sponsor, architect, alic
     with reverts("TaskIsFinalized"):
         market.commit(task_id, alice, arch, cid(4))
     with reverts("TaskIsFinalized"):
-        tree.revealSubmission(task_id, arch, cid(3), 1000, 0, salt, {"from": alice})
+        tree.revealSubmission(task_id, arch, cid(3), 0, salt, {"from": alice})
 
 
 def test_publish_dataset(tree, market, sponsor, publisher):
@@ -101,22 +102,30 @@ def test_publish_dataset(tree, market, sponsor, publisher):
         tree.publishDataset(7, cid(1), {"from": publisher})
 
 
-def test_commit_then_reveal(tree, market, sponsor, architect, alice):
+def test_commit_then_reveal(tree, market, sponsor, architect, alice, publisher):
     task_id = market.create_task(sponsor)
+    dataset = market.publish(task_id, publisher)
     arch = market.propose(task_id, architect)
-    c, salt, tx = market.commit(task_id, alice, arch, cid(3), ops=777)
+    c, salt, tx = market.commit(task_id, alice, arch, cid(3), dataset_id=dataset)
     assert bytes(HexBytes(tx.events["SubmissionCommitted"]["commitment"])) == bytes(c)
-    assert tree.getCommitment(c).dict()["author"] == alice
-    rtx = tree.revealSubmission(task_id, arch, cid(3), 777, 0, salt, {"from": alice})
+    cm = tree.getCommitment(alice, c).dict()
+    assert (cm["author"], cm["taskId"], cm["blockNumber"]) == (alice, task_id, tx.block_number)
+    assert tree.getTask(task_id).dict()["pendingNodes"] == 1  # a commitment is not a node yet
+    rtx = tree.revealSubmission(task_id, arch, cid(3), dataset, salt, {"from": alice})
     node_id = rtx.return_value
     n = tree.getNode(node_id).dict()
-    assert (n["parentId"], n["depth"], n["kind"], n["ops"], n["datasetId"]) == (arch, 2, 1, 777, 0)
+    assert (n["author"], n["taskId"], n["parentId"], n["depth"], n["datasetId"], n["status"]) == (
+        alice, task_id, arch, 2, dataset, 0)
+    assert n["cid"] == "0x" + cid(3).hex()
     ev = rtx.events["NodeSubmitted"]
-    assert (ev["taskId"], ev["nodeId"], ev["parentId"], ev["author"], ev["ops"]) == (
-        task_id, node_id, arch, alice, 777)
-    assert tree.getCommitment(c).dict()["author"] == ZERO_ADDRESS
+    assert (ev["taskId"], ev["nodeId"], ev["parentId"], ev["author"], ev["datasetId"]) == (
+        task_id, node_id, arch, alice, dataset)
+    assert "ops" not in ev
+    assert tree.getTask(task_id).dict()["pendingNodes"] == 2
+    assert tree.getCommitment(alice, c).dict()["author"] == ZERO_ADDRESS
+    assert tree.balance() == BOUNTY + 2 * STAKE  # the stake stays escrowed in the task
     with reverts("UnknownCommitment"):  # a commitment reveals once
-        tree.revealSubmission(task_id, arch, cid(3), 777, 0, salt, {"from": alice})
+        tree.revealSubmission(task_id, arch, cid(3), dataset, salt, {"from": alice})
 
 
 def test_reveal_rejects(tree, market, sponsor, architect, alice, bob, publisher):
@@ -135,10 +144,27 @@ def test_reveal_rejects(tree, market, sponsor, architect, alice, bob, publisher)
         tree.commitSubmission(task_id, b"\x00" * 32, {"from": alice, "value": STAKE})
     # nobody else can reveal alice's commitment: the hash binds msg.sender
     with reverts("UnknownCommitment"):
-        tree.revealSubmission(task_id, arch, cid(3), 1000, 0, salt, {"from": bob})
+        tree.revealSubmission(task_id, arch, cid(3), 0, salt, {"from": bob})
     # wrong salt / wrong CID
     with reverts("UnknownCommitment"):
-        tree.revealSubmission(task_id, arch, cid(4), 1000, 0, salt, {"from": alice})
+        tree.revealSubmission(task_id, arch, cid(4), 0, salt, {"from": alice})
+    # a commitment made for alice but staked by bob is bob's: alice has no such commitment, and
+    # bob's reveal hashes bob
+    salt2 = b"\x07" * 32
+    tree.commitSubmission(task_id, market.commitment(alice, task_id, arch, cid(5), 0, salt2),
+                          {"from": bob, "value": STAKE})
+    with reverts("UnknownCommitment"):
+        tree.revealSubmission(task_id, arch, cid(5), 0, salt2, {"from": alice})
+    with reverts("UnknownCommitment"):
+        tree.revealSubmission(task_id, arch, cid(5), 0, salt2, {"from": bob})
+    # a commitment for task_id staked in other_task reveals nowhere
+    salt3 = b"\x08" * 32
+    tree.commitSubmission(other_task, market.commitment(alice, task_id, arch, cid(6), 0, salt3),
+                          {"from": alice, "value": STAKE})
+    with reverts("CommitmentNotInTask"):
+        tree.revealSubmission(task_id, arch, cid(6), 0, salt3, {"from": alice})
+    with reverts("UnknownCommitment"):
+        tree.revealSubmission(other_task, arch, cid(6), 0, salt3, {"from": alice})
 
     for parent, dataset, error in [
         (0, 0, "ParentNotInTask"),
@@ -146,27 +172,29 @@ def test_reveal_rejects(tree, market, sponsor, architect, alice, bob, publisher)
         (999, 0, "ParentNotInTask"),
         (arch, other_dataset, "DatasetNotInTask"),
         (arch, 55, "DatasetNotInTask"),
+        (arch, 2**24 + other_dataset, "DatasetNotInTask"),
     ]:
         _, s, _ = market.commit(task_id, alice, parent, cid(8), dataset_id=dataset)
         with reverts(error):
-            tree.revealSubmission(task_id, parent, cid(8), 1000, dataset, s, {"from": alice})
+            tree.revealSubmission(task_id, parent, cid(8), dataset, s, {"from": alice})
     _, s, _ = market.commit(task_id, alice, arch, b"\x00" * 32)
     with reverts("EmptyCid"):
-        tree.revealSubmission(task_id, arch, b"\x00" * 32, 1000, 0, s, {"from": alice})
+        tree.revealSubmission(task_id, arch, b"\x00" * 32, 0, s, {"from": alice})
+    assert tree.getTask(task_id).dict()["pendingNodes"] == 1  # only the architecture
 
 
 def test_reveal_in_the_commit_block_is_refused(tree, market, sponsor, architect, alice):
     task_id = market.create_task(sponsor)
     arch = market.propose(task_id, architect)
     salt = b"\x05" * 32
-    c = market.commitment(alice, task_id, arch, cid(3), 1000, 0, salt)
+    c = market.commitment(alice, task_id, arch, cid(3), 0, salt)
     tx_fields = {"from": alice.address, "to": tree.address, "gas": 500_000, "gasPrice": 10**9}
     web3.provider.make_request("miner_stop", [])
     try:
         commit_hash = web3.eth.send_transaction(
             {**tx_fields, "value": STAKE, "data": tree.commitSubmission.encode_input(task_id, c)})
         reveal_hash = web3.eth.send_transaction(
-            {**tx_fields, "data": tree.revealSubmission.encode_input(task_id, arch, cid(3), 1000, 0, salt)})
+            {**tx_fields, "data": tree.revealSubmission.encode_input(task_id, arch, cid(3), 0, salt)})
         web3.provider.make_request("evm_mine", [])
     finally:
         web3.provider.make_request("miner_start", [])
@@ -176,7 +204,7 @@ def test_reveal_in_the_commit_block_is_refused(tree, market, sponsor, architect,
     assert commit_receipt["status"] == 1
     assert reveal_receipt["status"] == 0
     # one block later the same reveal goes through
-    tx = tree.revealSubmission(task_id, arch, cid(3), 1000, 0, salt, {"from": alice})
+    tx = tree.revealSubmission(task_id, arch, cid(3), 0, salt, {"from": alice})
     assert tx.events["NodeSubmitted"]["parentId"] == arch
 
 
@@ -186,7 +214,7 @@ def test_reject_rejected_parent(tree, market, sponsor, architect, alice, oracle)
     tree.rejectNodes(task_id, [arch], [2], {"from": oracle})
     _, s, _ = market.commit(task_id, alice, arch, cid(8))
     with reverts("ParentRejected"):
-        tree.revealSubmission(task_id, arch, cid(8), 1000, 0, s, {"from": alice})
+        tree.revealSubmission(task_id, arch, cid(8), 0, s, {"from": alice})
 
 
 def test_tree_depth_is_bounded(tree, market, sponsor, architect, alice):
@@ -197,7 +225,7 @@ def test_tree_depth_is_bounded(tree, market, sponsor, architect, alice):
     assert tree.getNode(parent).dict()["depth"] == tree.MAX_DEPTH()
     _, s, _ = market.commit(task_id, alice, parent, cid(8), value=0)
     with reverts("TreeTooDeep"):
-        tree.revealSubmission(task_id, parent, cid(8), 1000, 0, s, {"from": alice})
+        tree.revealSubmission(task_id, parent, cid(8), 0, s, {"from": alice})
 
 
 def test_get_nodes_reads_many_nodes_in_one_call(tree, market, sponsor, architect):

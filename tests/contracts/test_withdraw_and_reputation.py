@@ -74,3 +74,22 @@ def test_only_the_marketplace_writes_reputation(tree, reputation, admin):
     assert reputation.writer() == tree
     with reverts("NotWriter"):
         reputation.adjust([admin], [100], {"from": admin})
+
+
+def test_reputation_needs_a_real_payout_from_the_path(tree, reputation, market, sponsor, architect, alice,
+                                                      bob):
+    """REP_PAID (+10) needs at least MIN_REPUTATION_PAYOUT (1e15 wei) paid by the path; a stake
+    refund, however large, does not count, and an architect paid nothing earns nothing."""
+    assert (tree.REP_PAID(), tree.MIN_REPUTATION_PAYOUT()) == (10, 10**15)
+    stake = 10**18
+    # all to data: the single trained node takes the whole bounty; the architect's share is 0
+    dust = market.create_task(sponsor, bounty=10**15 - 1, shares=(10000, 0, 0), stake=stake)
+    real = market.create_task(sponsor, bounty=10**15, shares=(10000, 0, 0), stake=stake)
+    for task_id, author in ((dust, alice), (real, bob)):
+        arch = market.propose(task_id, architect, value=stake)
+        node = market.submit(task_id, author, arch, value=stake)
+        market.score(task_id, {arch: 5000, node: 9000})
+        tree.finalize(task_id, {"from": sponsor})
+    assert [tree.pendingWithdrawals(a) for a in (alice, bob, architect, sponsor)] == [
+        stake + 10**15 - 1, stake + 10**15, 2 * stake, 0]
+    assert [reputation.scoreOf(a) for a in (alice, bob, architect, sponsor)] == [0, 10, 0, 0]

@@ -1,0 +1,364 @@
+"""Attacks on the escrow, the payout rule, the finalize cut-off and reputation.
+
+Each test plays the attacker against honest accounts, measures what the attacker gained (wei,
+gas given back, or reputation points) and asserts it is nothing.
+"""
+
+import os
+
+import pytest
+from brownie import accounts, chain, web3
+
+from conftest import BOUNTY, DAY, STAKE, cid, mined_at, reverts
+
+ETHER = 10**18
+
+
+class Purse:
+    """What `account` holds in and out of the contract (balance + pendingWithdrawals), with the gas
+    of every transaction it sent since given back: `gain()` is what it won or lost by playing."""
+
+    def __init__(self, tree, account):
+        self.tree, self.account = tree, account
+        self.block = web3.eth.block_number
+        self.start = self._holdings()
+
+    def _holdings(self):
+        return self.account.balance() + self.tree.pendingWithdrawals(self.account)
+
+    def _gas_paid(self):
+        paid = 0
+        for number in range(self.block + 1, web3.eth.block_number + 1):
+            for tx in web3.eth.get_block(number, full_transactions=True)["transactions"]:
+                if tx["from"] == self.account.address:
+                    receipt = web3.eth.get_transaction_receipt(tx["hash"])
+                    paid += receipt["gasUsed"] * receipt["effectiveGasPrice"]
+        return paid
+
+    def gain(self):
+        return self._holdings() + self._gas_paid() - self.start
+
+
+def credited(tx, account, task_id=None):
+    """Wei `tx` credited to `account` (in `task_id` if given)."""
+    events = tx.events["PayoutCredited"] if "PayoutCredited" in tx.events else []
+    return sum(e["amount"] for e in events
+               if e["account"] == account and (task_id is None or e["taskId"] == task_id))
+
+
+def owed_to_everyone(tree):
+    return sum(tree.pendingWithdrawals(a) for a in accounts)
+
+
+# ───────────────────────────── escrow drain ─────────────────────────────
+
+def test_escrow_drain_through_a_commitment_staked_in_a_free_task(tree, market, sponsor, architect, alice,
+                                                                 mallory):
+    """The victim task asks 1 ETH per submission. mallory opens her own task with stake 0 and stakes
+    there (for free) a commitment computed for the victim task, to reveal it into the victim task:
+    the node's 1 ETH 'stake', returned when scored, would be paid out of other people's money
+    (mallory +1 ETH, and the last account to withdraw short of it)."""
+    victim = market.create_task(sponsor, bounty=ETHER, stake=ETHER, target=9000)
+    arch = market.propose(victim, architect, value=ETHER)
+    unrelated = market.create_task(alice, bounty=3 * ETHER, stake=0)  # someone else's money in escrow
+
+    purse = Purse(tree, mallory)
+    own = market.create_task(mallory, bounty=1, stake=0)
+    salt, weights = os.urandom(32), cid(66)
+    commitment = market.commitment(mallory, victim, arch, weights, 0, salt)
+    tree.commitSubmission(own, commitment, {"from": mallory, "value": 0})
+    assert tree.getCommitment(mallory, commitment).dict()["taskId"] == own
+    with reverts(f"CommitmentNotInTask: .*, {own}"):  # the error names the task it was staked in
+        tree.revealSubmission(victim, arch, weights, 0, salt, {"from": mallory})
+    with reverts("UnknownCommitment"):  # nor does it reveal into the task it was staked in
+        tree.revealSubmission(own, arch, weights, 0, salt, {"from": mallory})
+    assert tree.getTask(victim).dict()["pendingNodes"] == 1  # only the architecture
+
+    # every task runs its course; mallory's free commitment has nothing to reclaim
+    market.score(victim, {arch: 9500})
+    tree.finalize(victim, {"from": sponsor})
+    chain.sleep(DAY + 1)
+    chain.mine()
+    tree.finalize(own, {"from": mallory})
+    tree.finalize(unrelated, {"from": alice})
+    with reverts("NothingToReclaim"):
+        tree.reclaimCommitment(commitment, {"from": mallory})
+
+    # victim: architect stake 1 ETH back + expertise 0.2 ETH; sponsor the unpaid 0.8 ETH;
+    # mallory her 1 wei; alice her 3 ETH: the balance is exactly what is owed
+    assert [tree.pendingWithdrawals(a) for a in (architect, sponsor, mallory, alice)] == [
+        ETHER + 2 * 10**17, 8 * 10**17, 1, 3 * ETHER]
+    assert tree.balance() == owed_to_everyone(tree) == 5 * ETHER + 1
+    for account in (mallory, architect, sponsor):
+        tree.withdraw({"from": account})
+    tx = tree.withdraw({"from": alice})  # the unrelated sponsor, last, is paid in full
+    assert tx.events["Withdrawn"]["amount"] == 3 * ETHER
+    assert tree.balance() == 0
+    assert purse.gain() == 0
+
+
+def test_a_commitment_reveals_only_for_the_account_that_staked_it(tree, market, sponsor, architect, alice,
+                                                                  mallory):
+    """mallory copies alice's commitment out of the mempool and stakes it first. It is mallory's
+    own commitment (each account has its own), which no arguments of hers open: alice still
+    commits and reveals hers, and mallory only gets her own stake back."""
+    task_id = market.create_task(sponsor, target=9000)
+    arch = market.propose(task_id, architect)
+    purse = Purse(tree, mallory)
+    salt, weights = os.urandom(32), cid(67)
+    commitment = market.commitment(alice, task_id, arch, weights, 0, salt)
+    tree.commitSubmission(task_id, commitment, {"from": mallory, "value": STAKE})  # front-run
+    with reverts("UnknownCommitment"):  # alice has staked nothing yet
+        tree.revealSubmission(task_id, arch, weights, 0, salt, {"from": alice})
+    with reverts("UnknownCommitment"):  # mallory's reveal hashes her own address
+        tree.revealSubmission(task_id, arch, weights, 0, salt, {"from": mallory})
+    tree.commitSubmission(task_id, commitment, {"from": alice, "value": STAKE})  # not blocked
+    node = tree.revealSubmission(task_id, arch, weights, 0, salt, {"from": alice}).return_value
+    market.score(task_id, {arch: 5000, node: 9200})
+    tx = tree.finalize(task_id, {"from": alice})
+    assert tx.events["TaskFinalized"]["winnerNodeId"] == node
+    tree.reclaimCommitment(commitment, {"from": mallory})
+    assert purse.gain() == 0
+    # alice: her stake + data 0.5 ETH (all the gain); the architect: stake + expertise 0.2 ETH;
+    # the sponsor: the compute share nobody could earn on private data, 0.3 ETH
+    assert [tree.pendingWithdrawals(a) for a in (alice, architect, sponsor, mallory)] == [
+        STAKE + 5 * 10**17, STAKE + 2 * 10**17, 3 * 10**17, STAKE]
+    assert tree.balance() == owed_to_everyone(tree)
+
+
+def test_a_copied_commitment_does_not_block_its_author(tree, market, sponsor, architect, alice, mallory):
+    """mallory copies alice's commitment out of the mempool and stakes it first in a free task of
+    her own: it costs her nothing (her 1 wei bounty comes back), and alice should still commit."""
+    victim = market.create_task(sponsor)
+    arch = market.propose(victim, architect)
+    own = market.create_task(mallory, bounty=1, stake=0)
+    salt, weights = os.urandom(32), cid(68)
+    commitment = market.commitment(alice, victim, arch, weights, 0, salt)
+    tree.commitSubmission(own, commitment, {"from": mallory, "value": 0})
+    tree.commitSubmission(victim, commitment, {"from": alice, "value": STAKE})  # her own, not blocked
+    node = tree.revealSubmission(victim, arch, weights, 0, salt, {"from": alice}).return_value
+    assert tree.getNode(node).dict()["author"] == alice
+
+
+# ──────────────────────────── dip and recover ────────────────────────────
+
+@pytest.mark.parametrize("stake, expected_gain", [(0, 0), (STAKE, -9 * 10**15)])
+def test_dip_and_recover_earns_nothing_for_the_recovery(tree, reputation, market, sponsor, architect, alice,
+                                                        mallory, stake, expected_gain):
+    """arch 50% → alice 70%. Honest mallory trains on alice's node to 75%. Dishonest mallory first
+    trains it down to 40% on purpose, then back up to 75%, hoping to be paid for 40% → 75%
+    (3500 bps) instead of 70% → 75% (500 bps): the recovery pays nothing, and the dip costs her its
+    stake (when the task asks one) and REP_WORSE."""
+    honest = market.create_task(sponsor, target=7500, stake=stake)
+    dip = market.create_task(sponsor, target=7500, stake=stake)
+    payouts, rep_gained = {}, {}
+    for task_id in (honest, dip):
+        purse, rep_before = Purse(tree, mallory), reputation.scoreOf(mallory)
+        arch = market.propose(task_id, architect, value=stake)
+        good = market.submit(task_id, alice, arch, value=stake)
+        if task_id == honest:
+            last = market.submit(task_id, mallory, good, value=stake)
+            scores = {arch: 5000, good: 7000, last: 7500}
+        else:
+            bad = market.submit(task_id, mallory, good, value=stake)
+            last = market.submit(task_id, mallory, bad, value=stake)
+            scores = {arch: 5000, good: 7000, bad: 4000, last: 7500}
+        market.score(task_id, scores)
+        tx = tree.finalize(task_id, {"from": sponsor})
+        assert tx.events["TaskFinalized"]["winnerNodeId"] == last
+        payouts[task_id] = [credited(tx, a) for a in (alice, mallory, architect, sponsor)]
+        payouts[task_id].append(purse.gain())
+        rep_gained[task_id] = reputation.scoreOf(mallory) - rep_before
+    pool = BOUNTY + stake  # the dip's forfeited stake joins the dishonest pool
+    # honest: data 0.5 ETH by 2000 : 500 → alice 0.4, mallory 0.1; expertise 0.2; compute 0.3 back
+    assert payouts[honest] == [4 * 10**17, 10**17, 2 * 10**17, 3 * 10**17, 10**17]
+    # dip: data by 2000 : 0 : 500 of the (bigger, if staked) pool → the same split, and mallory
+    # has paid the dip's stake: 0.101 - 0.01 ETH = 0.091 ETH against 0.1 when staked
+    assert payouts[dip][:4] == [pool // 2 * 4 // 5, pool // 2 // 5, pool // 5, pool * 3 // 10]
+    gain = payouts[dip][4] - payouts[honest][4]
+    assert gain == expected_gain and gain <= 0
+    assert (rep_gained[honest], rep_gained[dip]) == (10, 10 - 10)  # the dip costs REP_WORSE
+
+
+# ──────────────────────────── finalize cut-off ────────────────────────────
+
+def _contested_task(tree, market, sponsor, architect, alice, rival, target, deadline):
+    """`rival`'s node scored at 80%, alice's better node (90% once scored) submitted in time and
+    still pending: finalizing now would make the rival's node the winner."""
+    task_id = market.create_task(sponsor, target=target, deadline=deadline)
+    arch = market.propose(task_id, architect)
+    hers = market.submit(task_id, rival, arch)
+    market.score(task_id, {arch: 5000, hers: 8000})
+    theirs = market.submit(task_id, alice, arch)
+    assert tree.getTask(task_id).dict()["pendingNodes"] == 1
+    return task_id, hers, theirs
+
+
+@pytest.mark.parametrize("target", [9900, 8000], ids=["target-missed", "target-reached"])
+def test_finalize_cut_off_waits_for_pending_work(tree, market, sponsor, architect, alice, bob, mallory, oracle,
+                                                 target):
+    """Three contested tasks with one deadline D. mallory cannot finalize while alice's node is
+    pending: not a second after D (nor before D, when her node already reached the target), and
+    still not at D + FINALIZE_GRACE; the oracle may as soon as the task is due; anyone may at
+    D + FINALIZE_GRACE + 1."""
+    grace = tree.FINALIZE_GRACE()
+    assert grace == DAY
+    deadline = chain.time() + DAY
+    cut_off, by_oracle, after_grace = [
+        _contested_task(tree, market, sponsor, architect, alice, rival, target, deadline)
+        for rival in (mallory, bob, mallory)]
+    purse = Purse(tree, mallory)
+    work_pending = f"WorkPending: {{}}, 1, {deadline + grace}"
+
+    if target == 8000:  # due at once: the rival's node reached the target
+        with reverts(work_pending.format(cut_off[0])):
+            tree.finalize(cut_off[0], {"from": mallory})
+        oracle_tx = tree.finalize(by_oracle[0], {"from": oracle})  # the oracle need not wait for D
+        assert oracle_tx.timestamp <= deadline
+    tx = mined_at(deadline + 1, tree.finalize, cut_off[0], sender=mallory)
+    assert (tx.status, tx.revert_msg) == (0, work_pending.format(cut_off[0]))
+    if target == 9900:
+        oracle_tx = mined_at(deadline + 2, tree.finalize, by_oracle[0], sender=oracle)
+        assert oracle_tx.status == 1
+    # the oracle's early finalize made bob's node the winner (alice's files may never have come);
+    # alice takes her stake back
+    assert oracle_tx.events["TaskFinalized"]["winnerNodeId"] == by_oracle[1]
+    tree.reclaimStake(by_oracle[2], {"from": alice})
+
+    # the contested task is settled by the oracle's score: alice's node wins (data 0.5 ETH: all
+    # the gain); mallory's node is off the path, and had its stake back when it was scored
+    market.score(cut_off[0], {cut_off[2]: 9000})
+    tx = tree.finalize(cut_off[0], {"from": mallory})
+    assert tx.events["TaskFinalized"]["winnerNodeId"] == cut_off[2]
+    assert (credited(tx, alice), credited(tx, mallory)) == (5 * 10**17, 0)
+    assert purse.gain() == 0
+
+    # a day after the deadline the oracle has had its chance: anyone may end the task
+    tx = mined_at(deadline + grace, tree.finalize, after_grace[0], sender=mallory)
+    assert (tx.status, tx.revert_msg) == (0, work_pending.format(after_grace[0]))
+    tx = mined_at(deadline + grace + 1, tree.finalize, after_grace[0], sender=mallory)
+    assert tx.status == 1 and tx.events["TaskFinalized"]["winnerNodeId"] == after_grace[1]
+    tree.reclaimStake(after_grace[2], {"from": alice})
+    assert tree.balance() == owed_to_everyone(tree)
+
+
+# ─────────────────────────── reputation farming ───────────────────────────
+
+def _farm(tree, market, sponsor, author, bounty=1000):
+    """A task of `bounty` wei whose whole 32-node path (architecture + 31 trained nodes, each 1%
+    better, on a dataset `author` published, with verified compute) is `author`'s."""
+    task_id = market.create_task(sponsor, bounty=bounty, stake=0, target=4100)
+    dataset = market.publish(task_id, author)
+    parent = market.propose(task_id, author, value=0)
+    path = [parent]
+    for _ in range(tree.MAX_DEPTH() - 1):
+        parent = market.submit(task_id, author, parent, dataset_id=dataset, value=0)
+        path.append(parent)
+    market.score(task_id, {n: 1000 + 100 * i for i, n in enumerate(path)}, {n: 1000 for n in path[1:]})
+    tx = tree.finalize(task_id, {"from": sponsor})
+    assert tx.events["TaskFinalized"]["winnerNodeId"] == path[-1]
+    assert tree.getNode(path[-1]).dict()["depth"] == tree.MAX_DEPTH()
+    return tx
+
+
+@pytest.mark.parametrize("bounty, per_node", [(1000, [16, 9]), (ETHER, [16129032258064516, 9677419354838709])],
+                         ids=["dust", "one-ether"])
+def test_self_sponsored_path_earns_its_sponsor_no_reputation(tree, reputation, market, mallory, bounty, per_node):
+    """mallory pays herself through 63 payouts (31 data, 31 compute, 1 expertise): dust earns
+    nothing, and neither does a whole ether of her own money (the old rule, +10 per payout, gave
+    her 630 points either way)."""
+    purse = Purse(tree, mallory)
+    tx = _farm(tree, market, mallory, mallory, bounty)
+    # data 50%: 31 × floor(pool / 2 × 100 / 3100); compute 30%: 31 × floor(pool × 3 / 10 / 31);
+    # expertise 20%; the 25 wei rounded off back to her as sponsor
+    assert [e["amount"] for e in tx.events["PayoutCredited"]] == per_node * 31 + [bounty // 5, 25]
+    assert {e["account"] for e in tx.events["PayoutCredited"]} == {mallory}
+    assert "ReputationChanged" not in tx.events
+    assert reputation.scoreOf(mallory) == 0
+    assert purse.gain() == 0
+
+
+def test_sybil_paid_dust_earns_no_reputation(tree, reputation, market, mallory, sybil):
+    """mallory sponsors 1000 wei for her second account: the 975 wei it is paid is far below 1e15."""
+    tx = _farm(tree, market, mallory, sybil)
+    assert (credited(tx, sybil), credited(tx, mallory)) == (975, 25)
+    assert "ReputationChanged" not in tx.events
+    assert (reputation.scoreOf(mallory), reputation.scoreOf(sybil)) == (0, 0)
+
+
+def test_honest_contributor_earns_ten_once_for_several_path_nodes(tree, reputation, market, sponsor, architect,
+                                                                  alice, publisher):
+    """alice authors four nodes of the winning path and is paid five times (0.425 ETH); the
+    publisher of the dataset three of them trained on is paid three times: each gains +10, once."""
+    task_id = market.create_task(sponsor, target=9000)
+    dataset = market.publish(task_id, publisher)
+    arch = market.propose(task_id, architect)
+    n1 = market.submit(task_id, alice, arch)  # private data
+    n2 = market.submit(task_id, alice, n1, dataset_id=dataset)
+    n3 = market.submit(task_id, alice, n2, dataset_id=dataset)
+    n4 = market.submit(task_id, alice, n3, dataset_id=dataset)
+    market.score(task_id, {arch: 5000, n1: 6000, n2: 7000, n3: 8000, n4: 9000}, {n2: 1000, n3: 1000, n4: 2000})
+    tx = tree.finalize(task_id, {"from": sponsor})
+    # data 0.5 ETH, 1000 bps each → 0.125 ETH per node: alice n1, the publisher n2..n4;
+    # compute 0.3 ETH by 1000 : 1000 : 2000 → alice 0.075 + 0.075 + 0.15; expertise 0.2 ETH
+    assert [(e["account"], e["amount"]) for e in tx.events["PayoutCredited"]] == [
+        (publisher, 125 * 10**15), (alice, 150 * 10**15),
+        (publisher, 125 * 10**15), (alice, 75 * 10**15),
+        (publisher, 125 * 10**15), (alice, 75 * 10**15),
+        (alice, 125 * 10**15),
+        (architect, 200 * 10**15)]
+    assert [(e["account"], e["delta"]) for e in tx.events["ReputationChanged"]] == [
+        (publisher, 10), (alice, 10), (architect, 10)]
+    assert [reputation.scoreOf(a) for a in (alice, publisher, architect, sponsor)] == [10, 10, 10, 0]
+
+
+# ───────────────────────── compute on private data ─────────────────────────
+
+def test_compute_is_paid_only_on_published_data(tree, market, sponsor, architect, mallory, publisher, oracle):
+    """mallory trains on the publisher's dataset but declares her own private data, to take the
+    data share as well. The oracle cannot pay compute on private data; it can re-attribute the node
+    to the dataset its replay reproduced (and to nothing else): mallory ends up exactly where
+    declaring the dataset honestly puts her."""
+    honest = market.create_task(sponsor, target=9000)
+    sly = market.create_task(sponsor, target=9000)
+    other = market.create_task(sponsor)
+    honest_data = market.publish(honest, publisher)
+    sly_data = market.publish(sly, publisher)
+    other_data = market.publish(other, publisher)
+    other_arch = market.propose(other, architect)
+    on_data = market.submit(other, architect, other_arch, dataset_id=other_data)
+    market.score(other, {other_arch: 5000})
+    gained = {}
+
+    purse = Purse(tree, mallory)
+    arch = market.propose(honest, architect)
+    node = market.submit(honest, mallory, arch, dataset_id=honest_data)
+    market.score(honest, {arch: 5000, node: 9000}, {node: 1000})
+    honest_tx = tree.finalize(honest, {"from": sponsor})
+    gained[honest] = purse.gain()
+
+    purse = Purse(tree, mallory)
+    arch = market.propose(sly, architect)
+    node = market.submit(sly, mallory, arch)  # declared private
+    for task_id, node_id, ops, dataset_id, error in [
+        (sly, node, 1000, 0, f"ComputeOnPrivateData: {node}"),
+        (sly, node, 1000, other_data, f"BadAttribution: {node}, {other_data}"),  # another task's data
+        (sly, arch, 0, sly_data, f"BadAttribution: {arch}, {sly_data}"),  # architectures train on nothing
+        (other, on_data, 1000, 0, f"BadAttribution: {on_data}, 0"),  # declared published data
+        (other, on_data, 1000, sly_data, f"BadAttribution: {on_data}, {sly_data}"),
+    ]:
+        with reverts(error):
+            tree.recordScores(task_id, [(node_id, 9000, ops, dataset_id)], {"from": oracle})
+    market.score(sly, {arch: 5000})
+    tx = tree.recordScores(sly, [(node, 9000, 1000, sly_data)], {"from": oracle})
+    assert tx.events["NodeAttributed"]["datasetId"] == sly_data
+    assert tree.getNode(node).dict()["datasetId"] == sly_data
+    sly_tx = tree.finalize(sly, {"from": sponsor})
+    gained[sly] = purse.gain()
+
+    # both: data 0.5 ETH to the publisher, compute 0.3 ETH to mallory, expertise 0.2 ETH
+    for tx in (honest_tx, sly_tx):
+        assert [(e["account"], e["amount"], e["kind"]) for e in tx.events["PayoutCredited"]] == [
+            (publisher, 5 * 10**17, 0), (mallory, 3 * 10**17, 1), (architect, 2 * 10**17, 2)]
+    assert gained[honest] == 3 * 10**17  # her stake came back when her node was scored
+    assert gained[sly] - gained[honest] == 0
