@@ -270,7 +270,7 @@ class Market:
             gain = path_gain(node.accuracy_bps, best_above(parent, nodes))
             provider = node.author
             if node.dataset_id:
-                provider = self.tree.functions.getDataset(node.dataset_id).call()[0]
+                provider = self.dataset_record(node.dataset_id)["publisher"]
             if gain:
                 source = f" (dataset {node.dataset_id})" if node.dataset_id else ""
                 why.setdefault((provider, "data"), []).append(f"+{gain / 100:.2f} pts on #{node.id}{source}")
@@ -380,11 +380,21 @@ class Market:
         dataset_id = self._event(sent, "DatasetPublished")["datasetId"]
         return {"dataset_id": dataset_id, "cid": cid, "rows": len(data), "sent": sent}
 
-    def dataset(self, task_id: int, dataset_id: int, label_column: str) -> datasets.Dataset:
-        publisher, ds_task, cid = self.tree.functions.getDataset(dataset_id).call()
-        if ds_task != task_id:
+    def dataset_record(self, dataset_id: int) -> dict:
+        """The contract's Dataset record (publisher, taskId, cid) by field name; a zero publisher
+        means no such dataset."""
+        fn = self.tree.functions.getDataset(dataset_id)
+        return decode_record(fn, fn.call())
+
+    def dataset_cid(self, task_id: int, dataset_id: int) -> str:
+        """The CID of a dataset published to `task_id`; refuses one of another task."""
+        record = self.dataset_record(dataset_id)
+        if record["taskId"] != task_id:
             raise UserError(f"dataset {dataset_id} is not published to task {task_id}")
-        cid = bytes32_to_cid(cid)
+        return bytes32_to_cid(record["cid"])
+
+    def dataset(self, task_id: int, dataset_id: int, label_column: str) -> datasets.Dataset:
+        cid = self.dataset_cid(task_id, dataset_id)
         return datasets.load_bytes(get_bytes(self.store, cid, datasets.MAX_DATASET_BYTES),
                                    f"dataset {dataset_id} ({cid})", label_column)
 
@@ -418,9 +428,7 @@ class Market:
         if parent.status == "rejected":
             raise UserError(f"node {parent_id} was rejected ({parent.reason or 'by the oracle'}); pick another parent")
         if dataset_id:
-            _, ds_task, _ = self.tree.functions.getDataset(dataset_id).call()
-            if ds_task != task_id:
-                raise UserError(f"dataset {dataset_id} is not published to task {task_id}")
+            self.dataset_cid(task_id, dataset_id)
         return parent
 
     # ── settlement ───────────────────────────────────────────────────────────
@@ -453,10 +461,6 @@ class Market:
     def datasets_of(self, task_id: int) -> list[tuple[int, int]]:
         """(dataset id, block it was published in) of every dataset published to a task, oldest first."""
         return [(e["args"]["datasetId"], e["blockNumber"]) for e in self.logs("DatasetPublished", taskId=task_id)]
-
-    def dataset_cid(self, dataset_id: int) -> str:
-        fn = self.tree.functions.getDataset(dataset_id)
-        return bytes32_to_cid(decode_record(fn, fn.call())["cid"])
 
     def withdraw(self) -> dict:
         amount = self.pending()

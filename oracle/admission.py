@@ -31,6 +31,9 @@ from bountytree.store import get_bytes
 TICKET_TTL_S = 600
 MAX_NODES_PER_SESSION = 64
 MAX_SESSIONS_PER_HOUR = 120
+# How much of the session log's end is read to check nonces and the hourly rate (thousands of
+# entries: far more than an hour of sessions, which are sequential and take seconds each).
+LOG_TAIL_BYTES = 4 << 20
 
 
 class Refused(Exception):
@@ -98,11 +101,10 @@ class Gate:
             raise Refused("ticket expired or valid for too long")
         if not 1 <= len(ticket.nodes) <= MAX_NODES_PER_SESSION or len(set(ticket.nodes)) != len(ticket.nodes):
             raise Refused(f"a session scores 1 to {MAX_NODES_PER_SESSION} distinct nodes")
-        past = self._past()
+        past = self._recent(now)
         if any(entry.get("nonce") == ticket.nonce for entry in past):
             raise Refused("ticket already used")
-        if sum(1 for entry in past if entry.get("outcome") == "admitted" and entry["at"] > now - 3600) \
-                >= MAX_SESSIONS_PER_HOUR:
+        if sum(1 for entry in past if entry.get("outcome") == "admitted") >= MAX_SESSIONS_PER_HOUR:
             raise Refused(f"more than {MAX_SESSIONS_PER_HOUR} sessions in the last hour")
         return ticket, signer
 
@@ -126,17 +128,23 @@ class Gate:
         except UserError as exc:
             raise Refused(str(exc)) from None
 
-    def _past(self) -> list[dict]:
+    def _recent(self, now: float) -> list[dict]:
+        """Entries of the last hour (a ticket lives TICKET_TTL_S, the rate is per hour), read from
+        the log's tail only, so a long log costs nothing."""
         try:
-            lines = self.log_path.read_text().splitlines()
+            with open(self.log_path, "rb") as f:
+                f.seek(max(0, f.seek(0, os.SEEK_END) - LOG_TAIL_BYTES))
+                lines = f.read().splitlines()
         except FileNotFoundError:
             return []
         out = []
         for line in lines:
             try:
-                out.append(json.loads(line))
+                entry = json.loads(line)
             except ValueError:
-                continue
+                continue  # the first line of the tail may be cut
+            if isinstance(entry, dict) and isinstance(entry.get("at"), (int, float)) and entry["at"] > now - 3600:
+                out.append(entry)
         return out
 
     def _log(self, now: float, signer: str | None, header: dict, outcome: str, nonce: str | None = None) -> None:

@@ -67,6 +67,7 @@ class Oracle:
         self.log = log
         self.settings_env = settings_env or {}
         self._flat: dict[str, torch.Tensor] = {}  # by CID, bounded by MAX_CACHED_FLOATS
+        self._flat_floats = 0
         self._rows: dict[tuple[int, int], datasets.Dataset | None] = {}  # the last few datasets read
         self._trained: dict[int, tuple[int, int] | Reject] = {}  # node id -> (ops, dataset) or a rejection
 
@@ -128,7 +129,7 @@ class Oracle:
                 if node.kind == "architecture":
                     specs[node.id] = spec = architecture_spec(fetch, node, task.info)
                     ok = check(fetch, node, spec)
-                    self._check_duplicate(ok, nodes, specs, task)
+                    self._check_duplicate(ok, nodes, specs, checked, task)
                 else:
                     spec = self._arch_spec(arch, specs, task)
                     ok = check(fetch, node, spec)
@@ -179,9 +180,10 @@ class Oracle:
             except (StoreError, Rejected):
                 return None
             flat = weights_io.flatten(state)
-            while self._flat and sum(v.numel() for v in self._flat.values()) + flat.numel() > MAX_CACHED_FLOATS:
-                self._flat.pop(next(iter(self._flat)))
+            while self._flat and self._flat_floats + flat.numel() > MAX_CACHED_FLOATS:
+                self._flat_floats -= self._flat.pop(next(iter(self._flat))).numel()
             self._flat[cid] = flat
+            self._flat_floats += flat.numel()
         return self._flat[cid]
 
     def _same_layout(self, nodes: dict[int, NodeView], specs: dict[int, ModelSpec | None], task: TaskView,
@@ -208,20 +210,20 @@ class Oracle:
         return earlier
 
     def _check_duplicate(self, ok: Ready, nodes: dict[int, NodeView], specs: dict[int, ModelSpec | None],
-                         task: TaskView) -> None:
+                         checked: dict[int, Ready], task: TaskView) -> None:
         """An architecture that repeats an earlier one of the task (same layers and recipe, the
-        seed and name aside) adds no expertise: rejected as a copy."""
+        seed and name aside) adds no expertise: rejected as a copy. Only architectures that are
+        scored, or passed their checks this round, count: one that is itself rejected (trained
+        weights, say) must not shut out the design it imitates."""
         design = _design(ok.spec)
         for other in nodes.values():
-            if other.parent_id or other.id >= ok.node.id or other.status == "rejected":
+            if other.parent_id or other.id >= ok.node.id or not (other.status == "scored" or other.id in checked):
                 continue
-            other_spec = specs.get(other.id)
-            if other_spec is None and other.id not in specs:
-                try:
-                    other_spec = self._arch_spec(other, specs, task)
-                except (Rejected, NotYet):
-                    continue
-            if other_spec is not None and _design(other_spec) == design:
+            try:
+                other_spec = self._arch_spec(other, specs, task)
+            except (Rejected, NotYet):
+                continue
+            if _design(other_spec) == design:
                 raise Rejected(Reason.COPY, f"architecture {ok.node.id} repeats architecture {other.id}")
 
     def _check_lineage(self, ok: Ready, nodes: dict[int, NodeView], specs: dict[int, ModelSpec | None],
@@ -239,13 +241,17 @@ class Oracle:
         store yet is waited for within the node's fetch timeout, never remembered as bad."""
         key = (task.id, dataset_id)
         if key not in self._rows:
-            publisher_cid = self.market.dataset_cid(dataset_id)
             try:
-                raw = fetch.get(publisher_cid, datasets.MAX_DATASET_BYTES, f"dataset {dataset_id}")
+                cid = self.market.dataset_cid(task.id, dataset_id)
+                raw = fetch.get(cid, datasets.MAX_DATASET_BYTES, f"dataset {dataset_id}")
                 rows = datasets.load_bytes(raw, f"dataset {dataset_id}", task.info.label_column)
                 datasets.check_against(rows, task.info.num_features, task.info.num_classes, f"dataset {dataset_id}")
             except (NotYet, StoreUnavailable):
                 raise
+            except Rejected as exc:
+                if exc.reason == Reason.MISSING:  # past this node's time limit; a newer node may still wait
+                    return None
+                rows = None
             except (UserError, MemoryError):  # unreadable or unfit: nothing can be trained on it
                 rows = None
             while len(self._rows) >= MAX_CACHED_DATASETS:
@@ -329,11 +335,11 @@ class Oracle:
         self.log(f"task {task_id}: scoring {len(ready)} node(s) in one two-party session")
         correct = self._evaluate(task, ready, validation, r)
         scores, done = [], set()
+        in_round = {x.node.id for x in ready}
         for x in ready:  # in id order; a node whose pending parent got no score cannot be recorded
             if x.node.id not in correct:
                 continue
-            parent_pending = x.node.parent_id and x.node.parent_id in {y.node.id for y in ready}
-            if parent_pending and x.node.parent_id not in done:
+            if x.node.parent_id in in_round and x.node.parent_id not in done:
                 continue
             done.add(x.node.id)
             scores.append((x, correct[x.node.id]))

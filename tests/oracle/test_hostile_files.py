@@ -145,3 +145,19 @@ def test_a_task_whose_description_crashes_parsers_stops_no_other_task(settings, 
     assert f"task {bad_task}: task {bad_task} description" in out and "nested too deeply" in out, out
     assert "Traceback" not in proc.stderr.decode()
     assert market_for(settings).node(arch).status == "scored"
+
+
+def test_a_rejected_imitation_does_not_shut_out_the_design_it_imitates(settings, deployed, files):
+    """Mallory sees an architect's spec coming and proposes its design first, with weights that are
+    not the seed's (so it is rejected): the honest proposal after it is still scored, not taken
+    for a copy of a node that is itself rejected."""
+    task_id = new_task(settings, files["validation"], "imitation")
+    mallory = market_for(settings, 8)
+    spec = load_spec(open(MLP, "rb").read())
+    fake_init = add_bytes(mallory.store, variant(spec, 5))
+    fake = _propose_raw(mallory, task_id, spec.with_init_weights(fake_init).to_bytes())
+    honest = node_id_of(cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1"))
+    out = cli_ok(settings, "--once", "--task", str(task_id), module="oracle")
+    nodes = mallory.nodes(task_id)
+    assert (nodes[fake].status, nodes[fake].reason) == ("rejected", "not-initial"), out
+    assert nodes[honest].status == "scored", out
