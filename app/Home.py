@@ -6,23 +6,38 @@ from pathlib import Path
 import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import ui  # noqa: E402
+import ui
 
 market = ui.page("bountytree", "tasks")
-st.caption("Bounties for models trained on private data. Scores come from a two-party secure computation: "
-           "the validation set never leaves the sponsor.")
+st.caption(
+    "Bounties for models trained on private data. Scores come from a two-party secure computation: "
+    "the validation set never leaves the sponsor."
+)
 if market is not None:
     rows = []
     for task_id in ui.task_options(market):
         t = market.task(task_id)
-        rows.append({"task": task_id, "name": t.info.name, "bounty": ui.eth(t.bounty),
-                     "target": ui.pct(t.target_bps), "best so far": ui.pct(t.best_bps) if t.best_node else "—",
-                     "deadline": ui.countdown(t), "status": t.status,
-                     "sponsor": ui.label(t.sponsor)})
+        rows.append(
+            {
+                "task": task_id,
+                "name": t.info.name,
+                "bounty": ui.eth(t.bounty),
+                "target": ui.pct(t.target_bps),
+                "best so far": ui.pct(t.best_bps) if t.best_node else "—",
+                "deadline": ui.countdown(t),
+                "status": t.status,
+                "sponsor": ui.label(t.sponsor),
+            }
+        )
     st.subheader("Tasks")
     if rows:
         st.dataframe(rows, hide_index=True, width="stretch")
-        st.markdown("  \n".join(f"[#{r['task']} {r['name']}](Task?task={r['task']}) · {r['status']}, best "
-                                 f"{r['best so far']} of {r['target']}" for r in rows))
+        st.markdown(
+            "  \n".join(
+                f"[#{r['task']} {r['name']}](Task?task={r['task']}) · {r['status']}, best "
+                f"{r['best so far']} of {r['target']}"
+                for r in rows
+            )
+        )
     else:
         st.info("No task yet. Post a bounty from the sidebar's pages.")

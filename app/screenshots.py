@@ -16,9 +16,18 @@ sys.path.insert(0, str(ROOT))
 
 from bountytree.localchain import free_port  # noqa: E402
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--virtual-time-budget=40000", "--hide-scrollbars"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--virtual-time-budget=40000",
+    "--hide-scrollbars",
+]
 
 
 def shoot(url: str, target: Path, size: str) -> None:
@@ -26,8 +35,18 @@ def shoot(url: str, target: Path, size: str) -> None:
     # load again, as a user would reload.
     for _ in range(8):
         profile = tempfile.mkdtemp(prefix="bountytree-chromium-")
-        subprocess.run([shutil.which("chromium") or "chromium", *FLAGS, f"--window-size={size}",
-                        f"--user-data-dir={profile}", f"--screenshot={target}", url], capture_output=True, timeout=180)
+        subprocess.run(
+            [
+                shutil.which("chromium") or "chromium",
+                *FLAGS,
+                f"--window-size={size}",
+                f"--user-data-dir={profile}",
+                f"--screenshot={target}",
+                url,
+            ],
+            capture_output=True,
+            timeout=180,
+        )
         if target.exists() and target.stat().st_size > 40_000:
             break
     print(f"wrote {target.relative_to(ROOT)} ({target.stat().st_size // 1024} KiB)")
@@ -36,10 +55,20 @@ def shoot(url: str, target: Path, size: str) -> None:
 def main() -> None:
     home = tempfile.mkdtemp(prefix="bountytree-shots-")
     port = free_port()
-    env = {**os.environ, "BOUNTYTREE_HOME": home, "BOUNTYTREE_RPC": f"http://127.0.0.1:{free_port()}",
-           "BOUNTYTREE_DEPLOYMENTS": os.path.join(home, "deployments"), "BOUNTYTREE_STORE": os.path.join(home, "store")}
-    proc = subprocess.Popen([sys.executable, "-m", "bountytree", "up", "--demo", "--app-port", str(port)], env=env,
-                            stdout=subprocess.PIPE, text=True, start_new_session=True)
+    env = {
+        **os.environ,
+        "BOUNTYTREE_HOME": home,
+        "BOUNTYTREE_RPC": f"http://127.0.0.1:{free_port()}",
+        "BOUNTYTREE_DEPLOYMENTS": os.path.join(home, "deployments"),
+        "BOUNTYTREE_STORE": os.path.join(home, "store"),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bountytree", "up", "--demo", "--app-port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         for line in proc.stdout:
             if line.strip() == "demo complete":

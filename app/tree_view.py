@@ -21,10 +21,15 @@ def best_path(nodes: dict[int, NodeView], best: int) -> set[int]:
     return path
 
 
-def tree_dot(nodes: dict[int, NodeView], best: int, names: dict[str, str], title: str = "task") -> str:
+def tree_dot(
+    nodes: dict[int, NodeView], best: int, names: dict[str, str], title: str = "task"
+) -> str:
     on_path = best_path(nodes, best)
-    lines = ["digraph tree {", 'rankdir=TB; node [shape=box, style="rounded,filled", fontname="Helvetica"];',
-             f'task [label="{title}", shape=oval, fillcolor="#dde6f5"];']
+    lines = [
+        "digraph tree {",
+        'rankdir=TB; node [shape=box, style="rounded,filled", fontname="Helvetica"];',
+        f'task [label="{title}", shape=oval, fillcolor="#dde6f5"];',
+    ]
     for n in nodes.values():
         who = names.get(n.author, n.author[:8])
         if n.status == "scored":
@@ -35,7 +40,9 @@ def tree_dot(nodes: dict[int, NodeView], best: int, names: dict[str, str], title
             fill, score = "#ffffff", n.status
         pen = ', penwidth=3, color="#1a4fd6"' if n.id in on_path else ""
         kind = "arch" if n.kind == "architecture" else "trained"
-        lines.append(f'n{n.id} [label="#{n.id} {kind}\\n{who}\\n{score}", fillcolor="{fill}"{pen}];')
+        lines.append(
+            f'n{n.id} [label="#{n.id} {kind}\\n{who}\\n{score}", fillcolor="{fill}"{pen}];'
+        )
         parent = f"n{n.parent_id}" if n.parent_id else "task"
         edge = ' [penwidth=3, color="#1a4fd6"]' if n.id in on_path else ""
         lines.append(f"{parent} -> n{n.id}{edge};")

@@ -12,12 +12,12 @@ import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bountytree.actors import ACTORS, names  # noqa: E402
-from bountytree.chain import ganache_account, load_account  # noqa: E402
-from bountytree.config import Settings  # noqa: E402
-from bountytree.errors import UserError  # noqa: E402
-from bountytree.market import Market, open_market  # noqa: E402
-from bountytree.render import eth, pct  # noqa: E402
+from bountytree.actors import ACTORS, names
+from bountytree.chain import ganache_account, load_account
+from bountytree.config import Settings
+from bountytree.errors import UserError
+from bountytree.market import Market, open_market
+from bountytree.render import eth, pct
 
 
 def settings() -> Settings:
@@ -25,11 +25,16 @@ def settings() -> Settings:
 
 
 def _account_choice():
-    options = list(ACTORS) + ["key"]
+    options = [*list(ACTORS), "key"]
     labels = {i: f"{name} — {role} (#{i})" for i, (name, role) in ACTORS.items()}
     labels["key"] = "Imported private key"
-    choice = st.sidebar.selectbox("Who am I", options, format_func=labels.get, key="who",
-                                  index=options.index(st.session_state.get("who", 1)))
+    choice = st.sidebar.selectbox(
+        "Who am I",
+        options,
+        format_func=labels.get,
+        key="who",
+        index=options.index(st.session_state.get("who", 1)),
+    )
     if choice == "key":
         key = st.sidebar.text_input("Private key (0x…)", type="password", key="private_key")
         if not key:
@@ -91,8 +96,9 @@ def pick_task(market: Market, key: str = "task") -> int | None:
         return None
     wanted = st.query_params.get("task")
     index = ids.index(int(wanted)) if wanted and wanted.isdigit() and int(wanted) in ids else 0
-    return st.selectbox("Task", ids, index=index, key=key,
-                        format_func=lambda t: f"#{t} {market.task(t).info.name}")
+    return st.selectbox(
+        "Task", ids, index=index, key=key, format_func=lambda t: f"#{t} {market.task(t).info.name}"
+    )
 
 
 def countdown(task) -> str:

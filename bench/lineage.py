@@ -41,7 +41,7 @@ def _set_flat(model, flat: torch.Tensor):
     for key in sorted(state):
         if state[key].is_floating_point():
             n = state[key].numel()
-            state[key].copy_(flat[offset:offset + n].reshape(state[key].shape).float())
+            state[key].copy_(flat[offset : offset + n].reshape(state[key].shape).float())
             offset += n
     model.load_state_dict(state)
     return model
@@ -56,7 +56,7 @@ def measure(name: str) -> list[str]:
     ds = digits()
     order = np.random.default_rng(0).permutation(len(ds))
     val = ds.subset(order[:500])
-    shards = [ds.subset(order[500 + 300 * i: 800 + 300 * i]) for i in range(4)]
+    shards = [ds.subset(order[500 + 300 * i : 800 + 300 * i]) for i in range(4)]
     torch.set_num_threads(1)
     arch = weights.load_model(weights.initial_weights(spec), spec)
     parent = _train(spec, arch, shards[0])
@@ -65,10 +65,14 @@ def measure(name: str) -> list[str]:
     a, p, ks = flat[0], flat[1], flat[2:]
     rows = [f"| {name} | parent, trained on shard 0 | — | {accuracy(parent, spec, val):.3f} |"]
     for i, k in enumerate(ks):
-        rows.append(f"| {name} | honest child {i + 1} of the parent | {_ratio(k, p, [a, *ks[:i]]):.3f} | "
-                    f"{accuracy(kids[i], spec, val):.3f} |")
+        rows.append(
+            f"| {name} | honest child {i + 1} of the parent | {_ratio(k, p, [a, *ks[:i]]):.3f} | "
+            f"{accuracy(kids[i], spec, val):.3f} |"
+        )
     grandchild = weights.flatten(_train(spec, kids[0], shards[3]).state_dict())
-    rows.append(f"| {name} | honest grandchild (child 1's child) | {_ratio(grandchild, ks[0], [a, p, *ks[1:]]):.3f} | |")
+    rows.append(
+        f"| {name} | honest grandchild (child 1's child) | {_ratio(grandchild, ks[0], [a, p, *ks[1:]]):.3f} | |"
+    )
     update = float((ks[0] - a).norm())
     g = torch.Generator().manual_seed(0)
     for scale in NOISE:
@@ -78,24 +82,33 @@ def measure(name: str) -> list[str]:
             copy = ks[0] + noise / noise.norm() * scale * update
             ratios.append(_ratio(copy, a, [p, *ks]))
             accs.append(accuracy(_set_flat(_model(spec, kids[0]), copy), spec, val))
-        rows.append(f"| {name} | copy of child 1 + noise {scale} × its update, declared under the architecture "
-                    f"(mean of {DRAWS} draws; best draw) | {np.mean(ratios):.3f} | {np.mean(accs):.3f}; {max(accs):.3f} |")
+        rows.append(
+            f"| {name} | copy of child 1 + noise {scale} × its update, declared under the architecture "
+            f"(mean of {DRAWS} draws; best draw) | {np.mean(ratios):.3f} | {np.mean(accs):.3f}; {max(accs):.3f} |"
+        )
     runs = []
     for threads in (1, 2):
         torch.set_num_threads(threads)
         model = _train(spec, arch, shards[0])
         runs.append(weights.flatten(model.state_dict()))
     drift = float((runs[0] - runs[1]).norm() / (runs[0] - a).norm())
-    rows.append(f"| {name} | replay with 1 thread against 2: ‖difference‖ ÷ ‖update‖ = {drift:.1e} | | |")
+    rows.append(
+        f"| {name} | replay with 1 thread against 2: ‖difference‖ ÷ ‖update‖ = {drift:.1e} | | |"
+    )
     return rows
 
 
 def main() -> None:
-    lines = ["# Lineage and replay (make bench-lineage)", "",
-             f"Lineage ratio: closest other earlier node ÷ distance to the declared parent; below COPY_RATIO = "
-             f"{COPY_RATIO} the oracle rejects the node as a copy. Accuracy on 500 held-out digits rows. Replay "
-             f"tolerance: {REPLAY_TOLERANCE}.", "",
-             "| model | node | lineage ratio | accuracy |", "| --- | --- | ---: | ---: |"]
+    lines = [
+        "# Lineage and replay (make bench-lineage)",
+        "",
+        f"Lineage ratio: closest other earlier node ÷ distance to the declared parent; below COPY_RATIO = "
+        f"{COPY_RATIO} the oracle rejects the node as a copy. Accuracy on 500 held-out digits rows. Replay "
+        f"tolerance: {REPLAY_TOLERANCE}.",
+        "",
+        "| model | node | lineage ratio | accuracy |",
+        "| --- | --- | ---: | ---: |",
+    ]
     for name in ("mlp.json", "cnn.json"):
         lines += measure(name)
     (ROOT / "bench" / "lineage.md").write_text("\n".join(lines) + "\n")

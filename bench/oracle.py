@@ -56,14 +56,32 @@ def party(rank: int, job: Path) -> None:
     models = []
     for node in spec_job["nodes"]:
         spec = parse_spec(node["spec"])
-        models.append((node["id"], spec, load((job / node["weights"]).read_bytes(), spec) if rank == 1 else None))
+        models.append(
+            (
+                node["id"],
+                spec,
+                load((job / node["weights"]).read_bytes(), spec) if rank == 1 else None,
+            )
+        )
     mpc.join(spec_job["address"], rank)
     if rank == 1:
         scores, info = mpc.model_party({"bench": True}, models, {})
-        (job / "result.json").write_text(json.dumps({"seconds": [s.seconds for s in scores],
-                                                     "correct": [s.correct for s in scores], **info}))
+        (job / "result.json").write_text(
+            json.dumps(
+                {
+                    "seconds": [s.seconds for s in scores],
+                    "correct": [s.correct for s in scores],
+                    **info,
+                }
+            )
+        )
     else:  # the benchmark measures the computation; admission (a chain read) is not part of it
-        mpc.data_party(rows["X"], rows["y"], 10, lambda header: [(node_id, spec) for node_id, spec, _ in models])
+        mpc.data_party(
+            rows["X"],
+            rows["y"],
+            10,
+            lambda header: [(node_id, spec) for node_id, spec, _ in models],
+        )
     mpc.leave()
 
 
@@ -71,12 +89,20 @@ def session(job: Path, spec, weights: bytes, count: int) -> tuple[float, dict]:
     for f in job.glob("*.safetensors"):
         f.unlink()
     (job / "w.safetensors").write_bytes(weights)
-    nodes = [{"id": i + 1, "spec": spec.to_json(), "weights": "w.safetensors"} for i in range(count)]
-    (job / "job.json").write_text(json.dumps({"address": f"127.0.0.1:{free_port()}", "nodes": nodes}))
+    nodes = [
+        {"id": i + 1, "spec": spec.to_json(), "weights": "w.safetensors"} for i in range(count)
+    ]
+    (job / "job.json").write_text(
+        json.dumps({"address": f"127.0.0.1:{free_port()}", "nodes": nodes})
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     start = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, "-m", "bench.oracle", str(rank), str(job)], env=env, cwd=ROOT)
-             for rank in (0, 1)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bench.oracle", str(rank), str(job)], env=env, cwd=ROOT
+        )
+        for rank in (0, 1)
+    ]
     for p in procs:
         if p.wait(timeout=1800) != 0:
             raise SystemExit("a party failed")
@@ -89,15 +115,22 @@ def main() -> None:
     X, y = ds.X[:ROWS], ds.y[:ROWS]
     job = Path(tempfile.mkdtemp(prefix="bench-oracle-"))
     np.savez(job / "rows.npz", X=X, y=y)
-    lines = ["# Oracle benchmark (make bench-oracle)", "",
-             f"{ROWS} digits rows, two CrypTen parties in two processes (one torch thread each) on this machine's "
-             "cores. Per-node time is the encrypted evaluation inside a session; plaintext is the same weights "
-             "on the same rows in PyTorch, measured in this run. Reference: a straightforward two-party CrypTen "
-             "run measured on these machines before this work.", "",
-             "| model | encrypted per node | per row | plaintext | ratio | reference | goal | met | correct (mpc / plain) |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    scaling = ["", "| model | nodes | session wall | per node in session | vs 16 × one-node session |",
-               "| --- | --- | --- | --- | --- |"]
+    lines = [
+        "# Oracle benchmark (make bench-oracle)",
+        "",
+        f"{ROWS} digits rows, two CrypTen parties in two processes (one torch thread each) on this machine's "
+        "cores. Per-node time is the encrypted evaluation inside a session; plaintext is the same weights "
+        "on the same rows in PyTorch, measured in this run. Reference: a straightforward two-party CrypTen "
+        "run measured on these machines before this work.",
+        "",
+        "| model | encrypted per node | per row | plaintext | ratio | reference | goal | met | correct (mpc / plain) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    scaling = [
+        "",
+        "| model | nodes | session wall | per node in session | vs 16 × one-node session |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for name, file in MODELS.items():
         spec = parse_spec(json.loads((ROOT / "examples" / file).read_text()))
         model = _trained(spec, X, y)
@@ -119,19 +152,28 @@ def main() -> None:
             if count == 1:
                 one = result["seconds"][0]
                 met = "yes" if one < GOALS[name] else "no"
-                lines.append(f"| {name} | {one:.3f} s | {one / ROWS * 1e3:.2f} ms | {plain * 1e3:.2f} ms | "
-                             f"{one / plain:,.0f}× | {REFERENCE[name]} s | < {GOALS[name]} s | {met} | "
-                             f"{result['correct'][0]} / {plain_correct} |")
+                lines.append(
+                    f"| {name} | {one:.3f} s | {one / ROWS * 1e3:.2f} ms | {plain * 1e3:.2f} ms | "
+                    f"{one / plain:,.0f}× | {REFERENCE[name]} s | < {GOALS[name]} s | {met} | "
+                    f"{result['correct'][0]} / {plain_correct} |"
+                )
                 print(lines[-1], flush=True)
-            scaling.append(f"| {name} | {count} | {wall:.2f} s | {per:.3f} s | "
-                           f"{wall / (16 * walls[1]):.2f} |" if count == 16 else
-                           f"| {name} | {count} | {wall:.2f} s | {per:.3f} s | |")
+            scaling.append(
+                f"| {name} | {count} | {wall:.2f} s | {per:.3f} s | {wall / (16 * walls[1]):.2f} |"
+                if count == 16
+                else f"| {name} | {count} | {wall:.2f} s | {per:.3f} s | |"
+            )
             print(scaling[-1], flush=True)
-    lines += scaling + ["", "Session wall time includes starting both party processes (importing torch and "
-                        "CrypTen), the rendezvous and secret-sharing the rows once; goal for 16 nodes: the last "
-                        "column below 1.00.", "",
-                        "The CrypTen paper's own figures (Knott et al., NeurIPS 2021) were not available offline "
-                        "on this machine, so none are quoted here."]
+    lines += [
+        *scaling,
+        "",
+        "Session wall time includes starting both party processes (importing torch and "
+        "CrypTen), the rendezvous and secret-sharing the rows once; goal for 16 nodes: the last "
+        "column below 1.00.",
+        "",
+        "The CrypTen paper's own figures (Knott et al., NeurIPS 2021) were not available offline "
+        "on this machine, so none are quoted here.",
+    ]
     (ROOT / "bench" / "oracle.md").write_text("\n".join(lines) + "\n")
     print("wrote bench/oracle.md")
 

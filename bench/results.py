@@ -7,17 +7,26 @@ import platform
 
 from bountytree.config import ROOT
 
-PARTS = [("Gas (make bench-gas)", "gas.md"), ("Storage (make bench-storage)", "storage.md"),
-         ("Trainer (make bench-trainer)", "trainer.md"), ("Oracle (make bench-oracle)", "oracle.md"),
-         ("End to end (make bench-e2e)", "e2e.md"), ("Scale (make bench-scale)", "scale.md"),
-         ("Lineage and replay (make bench-lineage)", "lineage.md")]
+PARTS = [
+    ("Gas (make bench-gas)", "gas.md"),
+    ("Storage (make bench-storage)", "storage.md"),
+    ("Trainer (make bench-trainer)", "trainer.md"),
+    ("Oracle (make bench-oracle)", "oracle.md"),
+    ("End to end (make bench-e2e)", "e2e.md"),
+    ("Scale (make bench-scale)", "scale.md"),
+    ("Lineage and replay (make bench-lineage)", "lineage.md"),
+]
 
 
 def main() -> None:
-    out = ["# bountytree benchmark results", "",
-           f"Written {datetime.datetime.now().isoformat(timespec='minutes')} on {platform.machine()}, "
-           f"Python {platform.python_version()}. Each section is the file its benchmark wrote; figures are "
-           "ratios to a baseline measured in the same run where there is one.", ""]
+    out = [
+        "# bountytree benchmark results",
+        "",
+        f"Written {datetime.datetime.now().isoformat(timespec='minutes')} on {platform.machine()}, "
+        f"Python {platform.python_version()}. Each section is the file its benchmark wrote; figures are "
+        "ratios to a baseline measured in the same run where there is one.",
+        "",
+    ]
     for title, name in PARTS:
         path = ROOT / "bench" / name
         body = path.read_text().split("\n", 1)[1] if path.exists() else "\n(not run)\n"

@@ -28,8 +28,9 @@ CID = "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH"
 
 
 def _task(sponsor: Market, files) -> int:
-    return sponsor.create_task(files["validation"], name="scale", bounty=10**18, target_bps=10_000,
-                               deadline_s=86_400)["task_id"]
+    return sponsor.create_task(
+        files["validation"], name="scale", bounty=10**18, target_bps=10_000, deadline_s=86_400
+    )["task_id"]
 
 
 def _propose(m: Market, task_id: int) -> int:
@@ -39,7 +40,7 @@ def _propose(m: Market, task_id: int) -> int:
 
 def _score(oracle: Market, task_id: int, ids: list[int], acc: int = 5000) -> None:
     for i in range(0, len(ids), 64):
-        batch = ids[i:i + 64]
+        batch = ids[i : i + 64]
         oracle.record_scores(task_id, [Score(node_id, acc, 0, 0) for node_id in batch])
 
 
@@ -48,9 +49,18 @@ def chain_part(settings: Settings, lines: list[str]) -> None:
     sponsor = open_market(settings, ganache_account(1))
     oracle = open_market(settings, ganache_account(0))
     author = open_market(settings, ganache_account(2))
-    lines += ["## Gas as the tree grows", "", "| nodes in the task | one more submission (commit + reveal) | finalize |",
-              "| --- | --- | --- |"]
-    for size in (2, 10, 100, 1000):  # 2: warm-up, not reported (first credits to fresh accounts cost more)
+    lines += [
+        "## Gas as the tree grows",
+        "",
+        "| nodes in the task | one more submission (commit + reveal) | finalize |",
+        "| --- | --- | --- |",
+    ]
+    for size in (
+        2,
+        10,
+        100,
+        1000,
+    ):  # 2: warm-up, not reported (first credits to fresh accounts cost more)
         task_id = _task(sponsor, files)
         ids = [_propose(author, task_id) for _ in range(size - 1)]
         _score(oracle, task_id, ids)
@@ -60,8 +70,13 @@ def chain_part(settings: Settings, lines: list[str]) -> None:
         if size > 2:
             lines.append(f"| {size} | {sub['gas']:,} | {fin.gas_used:,} |")
             print(lines[-1], flush=True)
-    lines += ["", "## Finalize by depth of the winning path", "", "| depth | finalize gas | per level |",
-              "| --- | --- | --- |"]
+    lines += [
+        "",
+        "## Finalize by depth of the winning path",
+        "",
+        "| depth | finalize gas | per level |",
+        "| --- | --- | --- |",
+    ]
     for depth in (1, 2, 4, 8, 16, 32):
         task_id = _task(sponsor, files)
         node = _propose(author, task_id)
@@ -88,8 +103,14 @@ def page_part(settings: Settings, lines: list[str]) -> None:
     task_id = _task(sponsor, files)
     ids = [_propose(author, task_id) for _ in range(1000)]
     _score(oracle, task_id, ids[:500])
-    os.environ.update({"BOUNTYTREE_RPC": settings.rpc, "BOUNTYTREE_STORE": settings.store,
-                       "BOUNTYTREE_HOME": str(settings.home), "BOUNTYTREE_DEPLOYMENTS": str(settings.deployments)})
+    os.environ.update(
+        {
+            "BOUNTYTREE_RPC": settings.rpc,
+            "BOUNTYTREE_STORE": settings.store,
+            "BOUNTYTREE_HOME": str(settings.home),
+            "BOUNTYTREE_DEPLOYMENTS": str(settings.deployments),
+        }
+    )
     times = []
     for _ in range(3):
         at = AppTest.from_file(str(ROOT / "app" / "pages" / "2_Task.py"), default_timeout=600)
@@ -98,17 +119,22 @@ def page_part(settings: Settings, lines: list[str]) -> None:
         at.run()
         times.append(time.perf_counter() - start)
         assert not at.exception, at.exception
-    lines += ["", "## The app's task page for a 1,000-node task", "",
-              f"Server-side render (reading 1,000 nodes from the chain, the Graphviz tree, leaderboard and chart), "
-              f"AppTest, best of 3: **{min(times):.2f} s** (runs: {', '.join(f'{t:.2f}' for t in times)} s)."]
+    lines += [
+        "",
+        "## The app's task page for a 1,000-node task",
+        "",
+        f"Server-side render (reading 1,000 nodes from the chain, the Graphviz tree, leaderboard and chart), "
+        f"AppTest, best of 3: **{min(times):.2f} s** (runs: {', '.join(f'{t:.2f}' for t in times)} s).",
+    ]
     print(lines[-1], flush=True)
 
 
 def oracle_part(lines: list[str]) -> None:
-    from bench.oracle import ROWS, session, _trained
+    import numpy as np
+
+    from bench.oracle import ROWS, _trained, session
     from bountytree.sample_data import digits
     from bountytree.weights import to_bytes
-    import numpy as np
 
     ds = digits()
     X, y = ds.X[:ROWS], ds.y[:ROWS]
@@ -116,8 +142,13 @@ def oracle_part(lines: list[str]) -> None:
     np.savez(job / "rows.npz", X=X, y=y)
     spec = parse_spec(json.loads((ROOT / "examples" / "mlp.json").read_text()))
     weights = to_bytes(_trained(spec, X, y))
-    lines += ["", "## The oracle's session by pending nodes (MLP, 1,000 rows)", "",
-              "| pending nodes | session wall | per node |", "| --- | --- | --- |"]
+    lines += [
+        "",
+        "## The oracle's session by pending nodes (MLP, 1,000 rows)",
+        "",
+        "| pending nodes | session wall | per node |",
+        "| --- | --- | --- |",
+    ]
     for count in (1, 10, 100):
         wall, _ = session(job, spec, weights, count)
         lines.append(f"| {count} | {wall:.1f} s | {wall / count:.2f} s |")
@@ -130,8 +161,13 @@ def main() -> None:
     port = free_port()
     chain = start_ganache(port)
     try:
-        settings = Settings(rpc=f"http://127.0.0.1:{port}", account="0", store=str(folder / "store"), home=folder,
-                            deployments=folder / "deployments")
+        settings = Settings(
+            rpc=f"http://127.0.0.1:{port}",
+            account="0",
+            store=str(folder / "store"),
+            home=folder,
+            deployments=folder / "deployments",
+        )
         deploy(settings)
         chain_part(settings, lines)
         page_part(settings, lines)

@@ -61,8 +61,9 @@ def _run_child(path: Path, root: Path):
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory(dir=Path.cwd() / ".bountytree" if (Path.cwd() / ".bountytree").is_dir()
-                                     else None) as tmp:
+    with tempfile.TemporaryDirectory(
+        dir=Path.cwd() / ".bountytree" if (Path.cwd() / ".bountytree").is_dir() else None
+    ) as tmp:
         folder = Path(tmp)
         rows = []
         peaks = {}
@@ -74,13 +75,19 @@ def main() -> None:
             peaks[size] = peak
             rows.append((size // MIB, sha, added, catted, peak))
             path.unlink()
-    lines = ["| file | sha256 alone | add | add speed ÷ sha256 speed (goal ≥ 0.5) | cat | cat ÷ sha256 | peak RSS |",
-             "|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| file | sha256 alone | add | add speed ÷ sha256 speed (goal ≥ 0.5) | cat | cat ÷ sha256 | peak RSS |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for mib, sha, added, catted, peak in rows:
-        lines.append(f"| {mib} MiB | {sha:.2f} s ({mib / sha:.0f} MiB/s) | {added:.2f} s ({mib / added:.0f} MiB/s) | "
-                     f"{sha / added:.2f} | {catted:.2f} s | {sha / catted:.2f} | {peak} MiB |")
+        lines.append(
+            f"| {mib} MiB | {sha:.2f} s ({mib / sha:.0f} MiB/s) | {added:.2f} s ({mib / added:.0f} MiB/s) | "
+            f"{sha / added:.2f} | {catted:.2f} s | {sha / catted:.2f} | {peak} MiB |"
+        )
     lines.append("")
-    lines.append(f"Peak memory 256 MiB ÷ 64 MiB file: {peaks[256 * MIB] / peaks[64 * MIB]:.2f} (flat = 1.00)")
+    lines.append(
+        f"Peak memory 256 MiB ÷ 64 MiB file: {peaks[256 * MIB] / peaks[64 * MIB]:.2f} (flat = 1.00)"
+    )
     table = "\n".join(lines)
     print(table)
     Path("bench").mkdir(exist_ok=True)

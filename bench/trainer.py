@@ -28,11 +28,21 @@ from trainer.client import Trainer
 
 RUNS = 5
 SPECS = {
-    "MLP 64-64-10": {**json.loads((ROOT / "examples" / "mlp.json").read_text()),
-                     "training": {"optimizer": "adam", "lr": 0.01, "batch_size": 32, "epochs": 20, "seed": 1}},
-    "CNN conv3x3x8": {**json.loads((ROOT / "examples" / "cnn.json").read_text()),
-                      "training": {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "batch_size": 32, "epochs": 5,
-                                   "seed": 2}},
+    "MLP 64-64-10": {
+        **json.loads((ROOT / "examples" / "mlp.json").read_text()),
+        "training": {"optimizer": "adam", "lr": 0.01, "batch_size": 32, "epochs": 20, "seed": 1},
+    },
+    "CNN conv3x3x8": {
+        **json.loads((ROOT / "examples" / "cnn.json").read_text()),
+        "training": {
+            "optimizer": "sgd",
+            "lr": 0.05,
+            "momentum": 0.9,
+            "batch_size": 32,
+            "epochs": 5,
+            "seed": 2,
+        },
+    },
 }
 
 
@@ -57,7 +67,7 @@ def plain_loop(spec_json: dict, X: torch.Tensor, y: torch.Tensor, state: dict) -
     for _ in range(t["epochs"]):
         order = torch.randperm(len(y), generator=g)
         for i in range(0, len(y), t["batch_size"]):
-            idx = order[i:i + t["batch_size"]]
+            idx = order[i : i + t["batch_size"]]
             opt.zero_grad(set_to_none=True)
             torch.nn.functional.cross_entropy(model(X[idx]), y[idx]).backward()
             opt.step()
@@ -70,21 +80,31 @@ def main() -> None:
     port = free_port()
     chain = start_ganache(port, db_path=None)
     try:
-        settings = Settings(rpc=f"http://127.0.0.1:{port}", account="0", store=str(folder / "store"), home=folder,
-                            deployments=folder / "deployments")
+        settings = Settings(
+            rpc=f"http://127.0.0.1:{port}",
+            account="0",
+            store=str(folder / "store"),
+            home=folder,
+            deployments=folder / "deployments",
+        )
         deploy(settings)
         data = write_csv(digits(), folder / "digits.csv")
         sponsor = open_market(settings, ganache_account(0))
-        task_id = sponsor.create_task(data, name="bench", bounty=10**18, target_bps=9999, deadline_s=86400,
-                                      stake=10**16)["task_id"]
+        task_id = sponsor.create_task(
+            data, name="bench", bounty=10**18, target_bps=9999, deadline_s=86400, stake=10**16
+        )["task_id"]
         rows = load_file(data)
-        lines = ["# Trainer benchmark (make bench-trainer)", "",
-                 f"One submission on {len(rows)} digits rows ({int(len(rows) * (1 - HOLDOUT))} trained on), "
-                 f"median of {RUNS} runs each, measured alternately in one process with one torch thread. "
-                 "Goal: overhead (download + upload + chain) under 2 s; trainer's training time within 10 % of "
-                 "the plain loop (ratio ≤ 1.10).", "",
-                 "| model | plain loop | trainer train | ratio | download | upload | chain | overhead | goal met |",
-                 "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        lines = [
+            "# Trainer benchmark (make bench-trainer)",
+            "",
+            f"One submission on {len(rows)} digits rows ({int(len(rows) * (1 - HOLDOUT))} trained on), "
+            f"median of {RUNS} runs each, measured alternately in one process with one torch thread. "
+            "Goal: overhead (download + upload + chain) under 2 s; trainer's training time within 10 % of "
+            "the plain loop (ratio ≤ 1.10).",
+            "",
+            "| model | plain loop | trainer train | ratio | download | upload | chain | overhead | goal met |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
         for i, (name, spec_json) in enumerate(SPECS.items()):
             spec = parse_spec(spec_json)
             arch = open_market(settings, ganache_account(1)).propose(task_id, spec)["node_id"]
@@ -102,11 +122,16 @@ def main() -> None:
             ratio = med["train"] / base
             overhead = med["download"] + med["upload"] + med["chain"]
             ok = "yes" if overhead < 2 and ratio <= 1.10 else "no"
-            lines.append(f"| {name} | {base:.3f} s | {med['train']:.3f} s | {ratio:.3f} | {med['download']:.3f} s | "
-                         f"{med['upload']:.3f} s | {med['chain']:.3f} s | {overhead:.3f} s | {ok} |")
+            lines.append(
+                f"| {name} | {base:.3f} s | {med['train']:.3f} s | {ratio:.3f} | {med['download']:.3f} s | "
+                f"{med['upload']:.3f} s | {med['chain']:.3f} s | {overhead:.3f} s | {ok} |"
+            )
             print(lines[-1], flush=True)
-        lines += ["", "download: task, parent node and spec reads on-chain and from the store, data loading and "
-                  "checks; upload: weights into the store; chain: commit, wait for the next block, reveal."]
+        lines += [
+            "",
+            "download: task, parent node and spec reads on-chain and from the store, data loading and "
+            "checks; upload: weights into the store; chain: commit, wait for the next block, reveal.",
+        ]
         (ROOT / "bench" / "trainer.md").write_text("\n".join(lines) + "\n")
         print("wrote bench/trainer.md")
     finally:

@@ -21,4 +21,6 @@ ACTORS: dict[int, tuple[str, str]] = {
 
 def names(count: int = 10) -> dict[str, str]:
     """address -> name for the first `count` local accounts (unnamed ones become "Account N")."""
-    return {ganache_account(i).address: ACTORS.get(i, (f"Account {i}", ""))[0] for i in range(count)}
+    return {
+        ganache_account(i).address: ACTORS.get(i, (f"Account {i}", ""))[0] for i in range(count)
+    }

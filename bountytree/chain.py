@@ -7,6 +7,7 @@ gas is spent. Contracts are found through `deployments/<chainId>.json` only.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import getpass
 import json
@@ -44,8 +45,10 @@ def ganache_account(index: int) -> LocalAccount:
 def _dev_account(index: int, chain_id: int | None, named: bool) -> LocalAccount:
     """A deterministic development key; anyone has these, so off a local chain only by name."""
     if not named and chain_id not in LOCAL_CHAIN_IDS:
-        raise UserError(f"chain {chain_id} is not a local development chain: its deterministic keys are public, so "
-                        f"pass --account KEYSTORE (or --account dev:{index} to use the public key anyway)")
+        raise UserError(
+            f"chain {chain_id} is not a local development chain: its deterministic keys are public, so "
+            f"pass --account KEYSTORE (or --account dev:{index} to use the public key anyway)"
+        )
     return ganache_account(index)
 
 
@@ -59,7 +62,9 @@ def load_account(spec: str | None, chain_id: int | None = None) -> LocalAccount:
             try:
                 return Account.from_key(key)
             except Exception as exc:  # malformed hex, wrong length
-                raise UserError(f"BOUNTYTREE_PRIVATE_KEY is not a valid private key ({exc})") from None
+                raise UserError(
+                    f"BOUNTYTREE_PRIVATE_KEY is not a valid private key ({exc})"
+                ) from None
         return _dev_account(0, chain_id, named=False)
     if spec.isdigit():
         return _dev_account(int(spec), chain_id, named=False)
@@ -84,7 +89,9 @@ def load_account(spec: str | None, chain_id: int | None = None) -> LocalAccount:
 def connect(rpc: str) -> Web3:
     w3 = Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 60}))
     if not w3.is_connected():
-        raise UserError(f"cannot reach the chain at {rpc} (is Ganache running? try `bountytree up`)")
+        raise UserError(
+            f"cannot reach the chain at {rpc} (is Ganache running? try `bountytree up`)"
+        )
     return w3
 
 
@@ -107,7 +114,10 @@ def describe_revert(abi: list[dict], data: Any) -> str:
     if item is None:
         return f"the contract reverted (unknown error 0x{bytes(data[:4]).hex()})"
     values = Web3().codec.decode([i["type"] for i in item["inputs"]], bytes(data[4:]))
-    args = ", ".join(f"{i['name'].rstrip('_')}={_show(v, i['type'])}" for i, v in zip(item["inputs"], values))
+    args = ", ".join(
+        f"{i['name'].rstrip('_')}={_show(v, i['type'])}"
+        for i, v in zip(item["inputs"], values, strict=False)
+    )
     return f"{item['name']}({args})"
 
 
@@ -117,12 +127,12 @@ def decode_record(fn: Any, raw: Any) -> Any:
     outputs = fn.abi["outputs"]
     if len(outputs) == 1:
         return _named(outputs[0], raw)
-    return {o["name"]: _named(o, v) for o, v in zip(outputs, raw)}
+    return {o["name"]: _named(o, v) for o, v in zip(outputs, raw, strict=False)}
 
 
 def _named(item: dict, value: Any) -> Any:
     if item["type"] == "tuple":
-        return {c["name"]: _named(c, v) for c, v in zip(item["components"], value)}
+        return {c["name"]: _named(c, v) for c, v in zip(item["components"], value, strict=False)}
     if item["type"] == "tuple[]":
         return [_named({**item, "type": "tuple"}, v) for v in value]
     return value
@@ -149,12 +159,20 @@ class Sent:
 class Chain:
     """One account on one chain with the bountytree contracts of that chain's deployment."""
 
-    def __init__(self, settings: Settings, account: LocalAccount | None = None, *, need_contracts: bool = True):
+    def __init__(
+        self,
+        settings: Settings,
+        account: LocalAccount | None = None,
+        *,
+        need_contracts: bool = True,
+    ):
         self.settings = settings
         self.w3 = connect(settings.rpc)
         self.chain_id = self.w3.eth.chain_id
         self.account = account or load_account(settings.account, self.chain_id)
-        self.deployment = load_deployment(settings.deployments, self.chain_id) if need_contracts else None
+        self.deployment = (
+            load_deployment(settings.deployments, self.chain_id) if need_contracts else None
+        )
         if self.deployment:
             self.first_block = self.deployment["block"]  # where event queries start
             self.tree = self.w3.eth.contract(**self.deployment["BountyTree"])
@@ -188,13 +206,13 @@ class Chain:
         asked = False
         while self.w3.eth.block_number <= block:
             if time.monotonic() > deadline:
-                raise UserError(f"no new block after {block} in {timeout_s:.0f}s; is the chain producing blocks?")
+                raise UserError(
+                    f"no new block after {block} in {timeout_s:.0f}s; is the chain producing blocks?"
+                )
             if not asked:
                 asked = True
-                try:
+                with contextlib.suppress(Exception):
                     self.w3.provider.make_request("evm_mine", [])
-                except Exception:
-                    pass
                 continue
             time.sleep(poll_s)
 
@@ -202,29 +220,39 @@ class Chain:
         factory = self.w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
         ctor = factory.constructor(*args)
         gas = ctor.estimate_gas({"from": self.address})
-        sent = self._sign_and_send(ctor.build_transaction({"from": self.address, **self._fees(gas, 0)}))
+        sent = self._sign_and_send(
+            ctor.build_transaction({"from": self.address, **self._fees(gas, 0)})
+        )
         return sent.receipt["contractAddress"], sent
 
     def _fees(self, gas: int, value: int) -> dict:
         gas = int(gas * 1.2) + 10_000
         price = max(self.w3.eth.gas_price, 10**9)
         self._check_funds(value, gas * price)
-        return {"gas": gas, "gasPrice": price, "nonce": self.w3.eth.get_transaction_count(self.address, "pending"),
-                "chainId": self.chain_id}
+        return {
+            "gas": gas,
+            "gasPrice": price,
+            "nonce": self.w3.eth.get_transaction_count(self.address, "pending"),
+            "chainId": self.chain_id,
+        }
 
     def _check_funds(self, value: int, fee: int) -> None:
         balance = self.w3.eth.get_balance(self.address)
         if balance < value + fee:
             need = Web3.from_wei(value + fee, "ether")
-            raise UserError(f"insufficient funds: {self.address} has {Web3.from_wei(balance, 'ether')} ETH, "
-                            f"needs {'about ' if fee else ''}{need} ETH")
+            raise UserError(
+                f"insufficient funds: {self.address} has {Web3.from_wei(balance, 'ether')} ETH, "
+                f"needs {'about ' if fee else ''}{need} ETH"
+            )
 
     def _sign_and_send(self, tx: dict) -> Sent:
         signed = self.account.sign_transaction(tx)
         tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
         if receipt["status"] != 1:
-            raise UserError(f"transaction {tx_hash.hex()} reverted on-chain (state changed between check and send)")
+            raise UserError(
+                f"transaction {tx_hash.hex()} reverted on-chain (state changed between check and send)"
+            )
         return Sent("0x" + bytes(tx_hash).hex().removeprefix("0x"), receipt["gasUsed"], receipt)
 
 
@@ -243,11 +271,15 @@ def load_deployment(folder: Path, chain_id: int) -> dict:
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
-        raise UserError(f"nothing deployed on chain {chain_id} ({path} missing): run `bountytree deploy`") from None
+        raise UserError(
+            f"nothing deployed on chain {chain_id} ({path} missing): run `bountytree deploy`"
+        ) from None
     except ValueError as exc:
         raise UserError(f"{path} is not valid JSON ({exc})") from None
     try:
-        contracts = {name: {"address": data[name]["address"], "abi": data[name]["abi"]} for name in CONTRACTS}
+        contracts = {
+            name: {"address": data[name]["address"], "abi": data[name]["abi"]} for name in CONTRACTS
+        }
         return {**contracts, "block": int(data.get("block", 0))}
     except (KeyError, TypeError):
         raise UserError(f"{path} lacks the address and ABI of {', '.join(CONTRACTS)}") from None
@@ -262,7 +294,9 @@ def load_artifact(build: Path, name: str) -> dict:
     return {"abi": data["abi"], "bytecode": data["bytecode"]}
 
 
-def deploy(settings: Settings, account: LocalAccount | None = None, oracle: str | None = None) -> dict:
+def deploy(
+    settings: Settings, account: LocalAccount | None = None, oracle: str | None = None
+) -> dict:
     """Deploys Reputation and BountyTree, binds the one to the other, and writes the
     deployment file. The deployer is admin; `oracle` (default: the deployer) gets ORACLE_ROLE."""
     chain = Chain(settings, account, need_contracts=False)
@@ -282,9 +316,21 @@ def deploy(settings: Settings, account: LocalAccount | None = None, oracle: str 
         "BountyTree": {"address": tree_address, "abi": tree_art["abi"]},
     }
     atomic_write_json(deployment_path(settings.deployments, chain.chain_id), record)
-    return {"record": record, "txs": {"Reputation": rep_tx, "BountyTree": tree_tx, "bindWriter": bind_tx}}
+    return {
+        "record": record,
+        "txs": {"Reputation": rep_tx, "BountyTree": tree_tx, "bindWriter": bind_tx},
+    }
 
 
-__all__ = ["LOCAL_CHAIN_IDS", "Chain", "Sent", "connect", "decode_record", "deploy", "describe_revert",
-           "ganache_account", "load_account",
-           "load_deployment"]
+__all__ = [
+    "LOCAL_CHAIN_IDS",
+    "Chain",
+    "Sent",
+    "connect",
+    "decode_record",
+    "deploy",
+    "describe_revert",
+    "ganache_account",
+    "load_account",
+    "load_deployment",
+]

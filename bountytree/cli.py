@@ -26,16 +26,25 @@ def common_options() -> argparse.ArgumentParser:
     """--rpc, --account, --store: taken by every command (bountytree, trainer, oracle)."""
     # SUPPRESS: an option given before the subcommand is not reset by the subcommand's default.
     common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
-    common.add_argument("--rpc", help="chain JSON-RPC URL (env BOUNTYTREE_RPC, default http://127.0.0.1:8545)")
-    common.add_argument("--account", help="local chain account index, or a keystore file "
-                                          "(env BOUNTYTREE_PRIVATE_KEY also works)")
-    common.add_argument("--store", help="embedded store directory, or a Kubo RPC URL (env BOUNTYTREE_STORE)")
+    common.add_argument(
+        "--rpc", help="chain JSON-RPC URL (env BOUNTYTREE_RPC, default http://127.0.0.1:8545)"
+    )
+    common.add_argument(
+        "--account",
+        help="local chain account index, or a keystore file "
+        "(env BOUNTYTREE_PRIVATE_KEY also works)",
+    )
+    common.add_argument(
+        "--store", help="embedded store directory, or a Kubo RPC URL (env BOUNTYTREE_STORE)"
+    )
     return common
 
 
 def build_parser() -> argparse.ArgumentParser:
     common = common_options()
-    parser = argparse.ArgumentParser(prog="bountytree", description=__doc__.splitlines()[0], parents=[common])
+    parser = argparse.ArgumentParser(
+        prog="bountytree", description=__doc__.splitlines()[0], parents=[common]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for module in COMMANDS:
         module.register(sub, common)
@@ -43,8 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    return Settings().with_overrides(rpc=getattr(args, "rpc", None), account=getattr(args, "account", None),
-                                     store=getattr(args, "store", None))
+    return Settings().with_overrides(
+        rpc=getattr(args, "rpc", None),
+        account=getattr(args, "account", None),
+        store=getattr(args, "store", None),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,14 +28,21 @@ class Settings:
     # An index into the local chain's deterministic accounts, or a keystore file path.
     account: str | None = field(default_factory=lambda: os.environ.get("BOUNTYTREE_ACCOUNT"))
     # A directory for the embedded store, or the URL of a Kubo RPC API.
-    store: str = field(default_factory=lambda: os.environ.get(
-        "BOUNTYTREE_STORE", str(_env_path("BOUNTYTREE_HOME", ROOT / ".bountytree") / "store")))
+    store: str = field(
+        default_factory=lambda: os.environ.get(
+            "BOUNTYTREE_STORE", str(_env_path("BOUNTYTREE_HOME", ROOT / ".bountytree") / "store")
+        )
+    )
     home: Path = field(default_factory=lambda: _env_path("BOUNTYTREE_HOME", ROOT / ".bountytree"))
-    deployments: Path = field(default_factory=lambda: _env_path("BOUNTYTREE_DEPLOYMENTS", ROOT / "deployments"))
+    deployments: Path = field(
+        default_factory=lambda: _env_path("BOUNTYTREE_DEPLOYMENTS", ROOT / "deployments")
+    )
     # brownie's compiler output: ABI and bytecode that `bountytree deploy` sends.
-    build: Path = field(default_factory=lambda: _env_path("BOUNTYTREE_BUILD", ROOT / "build" / "contracts"))
+    build: Path = field(
+        default_factory=lambda: _env_path("BOUNTYTREE_BUILD", ROOT / "build" / "contracts")
+    )
 
-    def with_overrides(self, **values) -> "Settings":
+    def with_overrides(self, **values) -> Settings:
         """A copy with the given fields replaced, ignoring those left as None."""
         kept = {k: v for k, v in values.items() if v is not None}
         return Settings(**{**self.__dict__, **kept})

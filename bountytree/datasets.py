@@ -39,7 +39,7 @@ class Dataset:
     def classes(self) -> list[int]:
         return sorted(int(c) for c in np.unique(self.y))
 
-    def subset(self, index: np.ndarray) -> "Dataset":
+    def subset(self, index: np.ndarray) -> Dataset:
         return Dataset(self.X[index], self.y[index])
 
     def to_npz_bytes(self) -> bytes:
@@ -78,14 +78,27 @@ def _check_npz_sizes(raw: bytes, where: str) -> None:
             for name in z.namelist():
                 with z.open(name) as f:
                     major, _ = np.lib.format.read_magic(f)
-                    read_header = np.lib.format.read_array_header_1_0 if major == 1 else \
-                        np.lib.format.read_array_header_2_0
+                    read_header = (
+                        np.lib.format.read_array_header_1_0
+                        if major == 1
+                        else np.lib.format.read_array_header_2_0
+                    )
                     shape, _, dtype = read_header(f)
                 total += int(np.prod(shape, dtype=object)) * dtype.itemsize
-    except (ValueError, OSError, zipfile.BadZipFile, RuntimeError, TypeError, EOFError, AttributeError) as exc:
+    except (
+        ValueError,
+        OSError,
+        zipfile.BadZipFile,
+        RuntimeError,
+        TypeError,
+        EOFError,
+        AttributeError,
+    ) as exc:
         raise DatasetError(f"{where}: not a readable .npz file ({exc})") from None
     if total > MAX_DATASET_BYTES:
-        raise DatasetError(f"{where}: its arrays would take {total} bytes, at most {MAX_DATASET_BYTES}")
+        raise DatasetError(
+            f"{where}: its arrays would take {total} bytes, at most {MAX_DATASET_BYTES}"
+        )
 
 
 def _from_npz(raw: bytes, where: str) -> Dataset:
@@ -93,14 +106,18 @@ def _from_npz(raw: bytes, where: str) -> Dataset:
     try:
         with np.load(io.BytesIO(raw), allow_pickle=False) as data:
             if "X" not in data or "y" not in data:
-                raise DatasetError(f"{where}: an .npz dataset needs arrays X and y, found {sorted(data.files)}")
+                raise DatasetError(
+                    f"{where}: an .npz dataset needs arrays X and y, found {sorted(data.files)}"
+                )
             X, y = data["X"], data["y"]
     except DatasetError:
         raise
     except (ValueError, OSError, zipfile.BadZipFile, MemoryError) as exc:
         raise DatasetError(f"{where}: not a readable .npz file ({exc})") from None
     if X.ndim < 2 or y.ndim != 1 or len(X) != len(y):
-        raise DatasetError(f"{where}: X must be (rows, features…) and y (rows,), got {X.shape} and {y.shape}")
+        raise DatasetError(
+            f"{where}: X must be (rows, features…) and y (rows,), got {X.shape} and {y.shape}"
+        )
     return Dataset(_features(where, X), _labels(where, y))
 
 
@@ -110,10 +127,14 @@ def _from_csv(raw: bytes, where: str, label_column: str) -> Dataset:
     try:
         frame = pd.read_csv(io.BytesIO(raw))
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise DatasetError(f"{where}: not a readable CSV file ({str(exc).splitlines()[0]})") from None
+        raise DatasetError(
+            f"{where}: not a readable CSV file ({str(exc).splitlines()[0]})"
+        ) from None
     if label_column not in frame.columns:
-        raise DatasetError(f"{where}: no label column {label_column!r} (columns: "
-                           f"{', '.join(map(str, frame.columns[:8]))}{'…' if len(frame.columns) > 8 else ''})")
+        raise DatasetError(
+            f"{where}: no label column {label_column!r} (columns: "
+            f"{', '.join(map(str, frame.columns[:8]))}{'…' if len(frame.columns) > 8 else ''})"
+        )
     if len(frame) == 0:
         raise DatasetError(f"{where}: no rows")
     features = frame.drop(columns=[label_column])
@@ -124,7 +145,9 @@ def _from_csv(raw: bytes, where: str, label_column: str) -> Dataset:
         raise DatasetError(f"{where}: column {bad[0]!r} is not numeric")
     if frame[label_column].isna().any():
         raise DatasetError(f"{where}: missing labels in column {label_column!r}")
-    return Dataset(_features(where, features.to_numpy()), _labels(where, frame[label_column].to_numpy()))
+    return Dataset(
+        _features(where, features.to_numpy()), _labels(where, frame[label_column].to_numpy())
+    )
 
 
 def load_bytes(raw: bytes, where: str = "dataset", label_column: str = "label") -> Dataset:
@@ -149,13 +172,17 @@ def load_file(path: str | Path, label_column: str = "label") -> Dataset:
 def check_against(ds: Dataset, num_features: int, num_classes: int, where: str = "dataset") -> None:
     """Refuses data whose rows or labels do not fit a task."""
     if ds.num_features != num_features:
-        raise DatasetError(f"{where}: {ds.num_features} features per row, the task expects {num_features}")
+        raise DatasetError(
+            f"{where}: {ds.num_features} features per row, the task expects {num_features}"
+        )
     if int(ds.y.max()) >= num_classes:
-        raise DatasetError(f"{where}: label {int(ds.y.max())} is outside the task's classes 0..{num_classes - 1}")
+        raise DatasetError(
+            f"{where}: label {int(ds.y.max())} is outside the task's classes 0..{num_classes - 1}"
+        )
 
 
 def holdout_split(ds: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
     """A reproducible (train, holdout) split; the holdout keeps at least one row when it can."""
     order = np.random.default_rng(seed).permutation(len(ds))
-    cut = min(len(ds) - 1, max(1, int(round(len(ds) * fraction)))) if len(ds) > 1 else 0
+    cut = min(len(ds) - 1, max(1, round(len(ds) * fraction))) if len(ds) > 1 else 0
     return ds.subset(order[cut:]), ds.subset(order[:cut])

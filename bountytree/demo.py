@@ -11,7 +11,7 @@ real one, so the demo waits for its scores rather than producing them.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from .actors import ACTORS, names
 from .chain import ganache_account
@@ -44,13 +44,16 @@ def _wait(what: str, done: Callable[[], bool], timeout_s: float = SCORE_TIMEOUT_
     deadline = time.monotonic() + timeout_s
     while not done():
         if time.monotonic() > deadline:
-            raise UserError(f"demo: gave up waiting for {what} after {timeout_s:.0f}s (is the oracle running?)")
+            raise UserError(
+                f"demo: gave up waiting for {what} after {timeout_s:.0f}s (is the oracle running?)"
+            )
         time.sleep(0.5)
 
 
 def _all_scored(market: Market, task_id: int) -> bool:
-    return market.task(task_id, with_info=False).finalized or \
-        all(n.status != "pending" for n in market.nodes(task_id).values())
+    return market.task(task_id, with_info=False).finalized or all(
+        n.status != "pending" for n in market.nodes(task_id).values()
+    )
 
 
 def run(settings: Settings, log: Callable[[str], None] = print) -> dict:
@@ -60,11 +63,19 @@ def run(settings: Settings, log: Callable[[str], None] = print) -> dict:
     who = {i: open_market(settings, ganache_account(i)) for i in ACTORS}
     files = market_files(settings.home / "demo-data")
     sponsor = who[1]
-    created = sponsor.create_task(files["validation"], name="Handwritten digits", bounty=10 * 10**18,
-                                  target_bps=TARGET_BPS, deadline_s=3600, stake=10**16,
-                                  description="Classify 8x8 digit images; the validation set stays with the sponsor.")
+    created = sponsor.create_task(
+        files["validation"],
+        name="Handwritten digits",
+        bounty=10 * 10**18,
+        target_bps=TARGET_BPS,
+        deadline_s=3600,
+        stake=10**16,
+        description="Classify 8x8 digit images; the validation set stays with the sponsor.",
+    )
     task_id = created["task_id"]
-    log(f"Sponsor posted task {task_id}: 10 ETH for {TARGET_BPS / 100:.0f}% accuracy  ({created['sent']})")
+    log(
+        f"Sponsor posted task {task_id}: 10 ETH for {TARGET_BPS / 100:.0f}% accuracy  ({created['sent']})"
+    )
     for index, spec_file in ((2, "mlp.json"), (3, "cnn.json")):
         spec = load_spec((ROOT / "examples" / spec_file).read_bytes())
         out = who[index].propose(task_id, spec)
@@ -80,8 +91,12 @@ def run(settings: Settings, log: Callable[[str], None] = print) -> dict:
             break
         best = task.best_node
         log(f"round {round_no}: everyone starts from node {best} ({task.best_bps / 100:.2f}%)")
-        jobs = [(5, files["owner1"], 0), (6, files["owner2"], 0), (7, files["owner3"], 0),
-                (8, None, public["dataset_id"])]
+        jobs = [
+            (5, files["owner1"], 0),
+            (6, files["owner2"], 0),
+            (7, files["owner3"], 0),
+            (8, None, public["dataset_id"]),
+        ]
         for index, data, dataset_id in jobs:
             if sponsor.task(task_id, with_info=False).finalized:
                 break
@@ -90,8 +105,10 @@ def run(settings: Settings, log: Callable[[str], None] = print) -> dict:
             except UserError as exc:  # the oracle may finalize mid-round: that ends the market
                 log(f"  {ACTORS[index][0]}: {exc}")
                 break
-            log(f"  {ACTORS[index][0]} submitted node {sub.node_id} (local holdout "
-                f"{sub.holdout_accuracy * 100:.1f}%, gas {sub.gas})")
+            log(
+                f"  {ACTORS[index][0]} submitted node {sub.node_id} (local holdout "
+                f"{sub.holdout_accuracy * 100:.1f}%, gas {sub.gas})"
+            )
         clock.lap("training and submitting")
         _wait(f"round {round_no}'s scores", lambda: _all_scored(sponsor, task_id))
         clock.lap("waiting for the oracle")

@@ -35,11 +35,29 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_ganache(port: int, db_path: Path | None = None, accounts: int = 20, log=None) -> subprocess.Popen:
+def start_ganache(
+    port: int, db_path: Path | None = None, accounts: int = 20, log=None
+) -> subprocess.Popen:
     """Starts Ganache on 127.0.0.1:`port`; with `db_path`, chain state persists there."""
-    cmd = [ganache_command(), "--wallet.deterministic", "--hardfork", HARDFORK, "--chain.chainId", str(CHAIN_ID),
-           "--server.host", "127.0.0.1", "--server.port", str(port), "--wallet.totalAccounts", str(accounts),
-           "--wallet.defaultBalance", "100000", "--miner.blockGasLimit", "30000000", "--logging.quiet"]
+    cmd = [
+        ganache_command(),
+        "--wallet.deterministic",
+        "--hardfork",
+        HARDFORK,
+        "--chain.chainId",
+        str(CHAIN_ID),
+        "--server.host",
+        "127.0.0.1",
+        "--server.port",
+        str(port),
+        "--wallet.totalAccounts",
+        str(accounts),
+        "--wallet.defaultBalance",
+        "100000",
+        "--miner.blockGasLimit",
+        "30000000",
+        "--logging.quiet",
+    ]
     if db_path is not None:
         Path(db_path).mkdir(parents=True, exist_ok=True)
         cmd += ["--database.dbPath", str(db_path)]
@@ -52,7 +70,9 @@ def wait_for_port(port: int, proc: subprocess.Popen | None = None, timeout: floa
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise UserError(f"ganache exited with status {proc.returncode} before listening on {port}")
+            raise UserError(
+                f"ganache exited with status {proc.returncode} before listening on {port}"
+            )
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return

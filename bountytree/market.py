@@ -23,10 +23,10 @@ from web3.logs import DISCARD
 from . import datasets, taskinfo, validation
 from . import weights as weights_io
 from .chain import Chain, Sent, decode_record
-from .reasons import Reason
 from .cid import bytes32_to_cid, cid_to_bytes32
 from .errors import UserError
 from .files import atomic_write_json
+from .reasons import Reason
 from .spec import ModelSpec, load_spec
 from .store import Store, add_bytes, get_bytes, open_store
 
@@ -64,8 +64,10 @@ def parse_split(text: str) -> tuple[int, int, int]:
     except ValueError:
         parts = ()
     if len(parts) != 3 or min(parts) < 0 or sum(parts) != 100 or parts[1] == 0:
-        raise UserError(f"--split: {text!r} is not train/validation/test percentages summing to 100 "
-                        "with a validation share")
+        raise UserError(
+            f"--split: {text!r} is not train/validation/test percentages summing to 100 "
+            "with a validation share"
+        )
     return parts  # type: ignore[return-value]
 
 
@@ -170,14 +172,29 @@ class Market:
         t = decode_record(fn, fn.call())
         if t["deadline"] == 0:  # never created
             raise UserError(f"unknown task {task_id}")
-        view = TaskView(task_id, t["sponsor"], t["bounty"], t["submissionStake"], t["deadline"],
-                        t["targetAccuracyBps"], (t["dataShareBps"], t["computeShareBps"], t["expertiseShareBps"]),
-                        t["finalized"], bytes32_to_cid(t["specCid"]), bytes(t["validationCommitment"]),
-                        t["bestNodeId"], t["bestAccuracyBps"], t["winnerNodeId"], t["forfeited"], t["pendingNodes"],
-                        now=self.chain.w3.eth.get_block("latest")["timestamp"])
+        view = TaskView(
+            task_id,
+            t["sponsor"],
+            t["bounty"],
+            t["submissionStake"],
+            t["deadline"],
+            t["targetAccuracyBps"],
+            (t["dataShareBps"], t["computeShareBps"], t["expertiseShareBps"]),
+            t["finalized"],
+            bytes32_to_cid(t["specCid"]),
+            bytes(t["validationCommitment"]),
+            t["bestNodeId"],
+            t["bestAccuracyBps"],
+            t["winnerNodeId"],
+            t["forfeited"],
+            t["pendingNodes"],
+            now=self.chain.w3.eth.get_block("latest")["timestamp"],
+        )
         if with_info:
-            view.info = taskinfo.parse(get_bytes(self.store, view.description_cid, taskinfo.MAX_BYTES),
-                                       f"task {task_id} description {view.description_cid}")
+            view.info = taskinfo.parse(
+                get_bytes(self.store, view.description_cid, taskinfo.MAX_BYTES),
+                f"task {task_id} description {view.description_cid}",
+            )
         return view
 
     def task_ids(self) -> list[int]:
@@ -192,21 +209,35 @@ class Market:
         """Many nodes in few calls (getNodes takes up to MAX_VIEW = 500 ids)."""
         out = []
         for start in range(0, len(ids), size):
-            part = ids[start:start + size]
+            part = ids[start : start + size]
             fn = self.tree.functions.getNodes(part)
-            out += [_node_view(i, raw) for i, raw in zip(part, decode_record(fn, fn.call()))]
+            out += [
+                _node_view(i, raw)
+                for i, raw in zip(part, decode_record(fn, fn.call()), strict=False)
+            ]
         return out
 
     def logs(self, event: str, **filters):
         """Events of this deployment since it was deployed, filtered on indexed arguments."""
-        return getattr(self.tree.events, event).get_logs(from_block=self.first_block, argument_filters=filters)
+        return getattr(self.tree.events, event).get_logs(
+            from_block=self.first_block, argument_filters=filters
+        )
 
     def nodes(self, task_id: int) -> dict[int, NodeView]:
         """Every node of a task (from its events), with rejection reasons and each scored node's
         gain as the payout counts it: over the best accuracy reached above it on its path."""
-        ids = [(e["args"]["nodeId"], e["blockNumber"]) for e in self.logs("ArchitectureProposed", taskId=task_id)]
-        ids += [(e["args"]["nodeId"], e["blockNumber"]) for e in self.logs("NodeSubmitted", taskId=task_id)]
-        reasons = {e["args"]["nodeId"]: e["args"]["reason"] for e in self.logs("NodeRejected", taskId=task_id)}
+        ids = [
+            (e["args"]["nodeId"], e["blockNumber"])
+            for e in self.logs("ArchitectureProposed", taskId=task_id)
+        ]
+        ids += [
+            (e["args"]["nodeId"], e["blockNumber"])
+            for e in self.logs("NodeSubmitted", taskId=task_id)
+        ]
+        reasons = {
+            e["args"]["nodeId"]: e["args"]["reason"]
+            for e in self.logs("NodeRejected", taskId=task_id)
+        }
         out: dict[int, NodeView] = {}
         blocks = dict(ids)
         for n in self._nodes_batched(sorted(blocks)):
@@ -232,7 +263,9 @@ class Market:
 
     def architecture_spec(self, node: NodeView) -> ModelSpec:
         arch = self.path_to(node.id)[0]
-        return load_spec(get_bytes(self.store, arch.cid, 64 * 1024), f"spec {arch.cid} of node {arch.id}")
+        return load_spec(
+            get_bytes(self.store, arch.cid, 64 * 1024), f"spec {arch.cid} of node {arch.id}"
+        )
 
     def weights_cid(self, node: NodeView, spec: ModelSpec) -> str:
         if node.kind == "trained":
@@ -249,12 +282,16 @@ class Market:
         for e in self.logs("ArchitectureProposed", taskId=task.id):
             if self.node(e["args"]["nodeId"]).status != "rejected":
                 return e["args"]["nodeId"]
-        raise UserError(f"task {task.id} has no architecture to train yet (run `bountytree propose`)")
+        raise UserError(
+            f"task {task.id} has no architecture to train yet (run `bountytree propose`)"
+        )
 
     def payouts(self, task_id: int) -> list[Payout]:
         return [_payout(e["args"]) for e in self.logs("PayoutCredited", taskId=task_id)]
 
-    def payout_reasons(self, task: TaskView, nodes: dict[int, NodeView]) -> dict[tuple[str, str], str]:
+    def payout_reasons(
+        self, task: TaskView, nodes: dict[int, NodeView]
+    ) -> dict[tuple[str, str], str]:
         """(account, payout kind) -> why, from the winning path of a finalized task and its nodes
         (as `task` and `nodes` read them): the gains a data provider added, the operations a
         trainer spent, the architecture an architect proposed."""
@@ -273,9 +310,13 @@ class Market:
                 provider = self.dataset_record(node.dataset_id)["publisher"]
             if gain:
                 source = f" (dataset {node.dataset_id})" if node.dataset_id else ""
-                why.setdefault((provider, "data"), []).append(f"+{gain / 100:.2f} pts on #{node.id}{source}")
+                why.setdefault((provider, "data"), []).append(
+                    f"+{gain / 100:.2f} pts on #{node.id}{source}"
+                )
             if node.verified_ops:
-                why.setdefault((node.author, "compute"), []).append(f"{node.verified_ops:,} ops on #{node.id}")
+                why.setdefault((node.author, "compute"), []).append(
+                    f"{node.verified_ops:,} ops on #{node.id}"
+                )
             node = parent
         why[(task.sponsor, "refund")] = ["what the path could not be paid"]
         return {key: ", ".join(reversed(parts)) for key, parts in why.items()}
@@ -288,10 +329,20 @@ class Market:
 
     # ── sponsor ──────────────────────────────────────────────────────────────
 
-    def create_task(self, validation_file: str | Path, *, name: str, bounty: int, target_bps: int, deadline_s: int,
-                    shares_bps: tuple[int, int, int] = (6000, 2000, 2000), stake: int = 0,
-                    label_column: str = "label", description: str = "",
-                    split: tuple[int, int, int] | None = None) -> dict:
+    def create_task(
+        self,
+        validation_file: str | Path,
+        *,
+        name: str,
+        bounty: int,
+        target_bps: int,
+        deadline_s: int,
+        shares_bps: tuple[int, int, int] = (6000, 2000, 2000),
+        stake: int = 0,
+        label_column: str = "label",
+        description: str = "",
+        split: tuple[int, int, int] | None = None,
+    ) -> dict:
         """Posts a bounty. The validation file stays here with a fresh secret salt; only
         SHA-256(salt ‖ file) goes on-chain, so nobody can confirm a guessed file offline."""
         if not 1 <= target_bps <= 10_000:
@@ -306,12 +357,20 @@ class Market:
             parts = _split(ds, split)
             ds = parts["validation"]
         num_classes = max(int(ds.y.max()) + 1, 2)
-        info = taskinfo.TaskInfo(name=name, description=description, input_shape=(ds.num_features,),
-                                 num_classes=num_classes, label_column=label_column, validation_rows=len(ds))
+        info = taskinfo.TaskInfo(
+            name=name,
+            description=description,
+            input_shape=(ds.num_features,),
+            num_classes=num_classes,
+            label_column=label_column,
+            validation_rows=len(ds),
+        )
         home = self.chain.settings.home
         chain_id = self.chain.chain_id
         if parts:
-            staged = validation.save_private(home, chain_id, f".staged-{os.getpid()}.npz", ds.to_npz_bytes())
+            staged = validation.save_private(
+                home, chain_id, f".staged-{os.getpid()}.npz", ds.to_npz_bytes()
+            )
         else:
             staged = Path(validation_file)
         salt = os.urandom(32)
@@ -319,16 +378,31 @@ class Market:
         info_cid = add_bytes(self.store, info.to_bytes())
         self.store.pin(info_cid)
         deadline = self.chain.w3.eth.get_block("latest")["timestamp"] + deadline_s
-        sent = self.chain.send(self.tree.functions.createTask(
-            cid_to_bytes32(info_cid), commitment, target_bps, deadline, *shares_bps, stake), value=bounty)
+        sent = self.chain.send(
+            self.tree.functions.createTask(
+                cid_to_bytes32(info_cid), commitment, target_bps, deadline, *shares_bps, stake
+            ),
+            value=bounty,
+        )
         task_id = self._event(sent, "TaskCreated")["taskId"]
         kept = validation.register(home, chain_id, task_id, staged, salt)
-        result = {"task_id": task_id, "description_cid": info_cid, "commitment": commitment.hex(), "sent": sent,
-                  "validation": kept, "info": info}
+        result = {
+            "task_id": task_id,
+            "description_cid": info_cid,
+            "commitment": commitment.hex(),
+            "sent": sent,
+            "validation": kept,
+            "info": info,
+        }
         if parts:
             staged.unlink()
-            test_path = validation.save_private(home, chain_id, f"task-{task_id}-test.npz",
-                                                parts["test"].to_npz_bytes()) if len(parts["test"]) else None
+            test_path = (
+                validation.save_private(
+                    home, chain_id, f"task-{task_id}-test.npz", parts["test"].to_npz_bytes()
+                )
+                if len(parts["test"])
+                else None
+            )
             result["test"] = test_path
             if len(parts["train"]):
                 result["dataset"] = self.publish_dataset(task_id, data=parts["train"])
@@ -341,30 +415,45 @@ class Market:
         task = self.task(task_id)
         self.require_open(task)
         if spec.num_features != task.info.num_features or spec.num_classes != task.info.num_classes:
-            raise UserError(f"spec: input_shape {list(spec.input_shape)} and num_classes {spec.num_classes} do not "
-                            f"fit task {task_id} ({task.info.num_features} features, {task.info.num_classes} classes)")
+            raise UserError(
+                f"spec: input_shape {list(spec.input_shape)} and num_classes {spec.num_classes} do not "
+                f"fit task {task_id} ({task.info.num_features} features, {task.info.num_classes} classes)"
+            )
         if spec.init_weights:
-            state = weights_io.load(get_bytes(self.store, spec.init_weights, weights_io.max_bytes(spec)), spec,
-                                    f"init_weights {spec.init_weights}")
+            state = weights_io.load(
+                get_bytes(self.store, spec.init_weights, weights_io.max_bytes(spec)),
+                spec,
+                f"init_weights {spec.init_weights}",
+            )
             if not weights_io.is_initial(state, spec):
-                raise UserError(f"init_weights {spec.init_weights}: not the initialisation of seed "
-                                f"{spec.training['seed']}; an architecture carries no training (the oracle would "
-                                "reject it); leave init_weights out to have it derived")
+                raise UserError(
+                    f"init_weights {spec.init_weights}: not the initialisation of seed "
+                    f"{spec.training['seed']}; an architecture carries no training (the oracle would "
+                    "reject it); leave init_weights out to have it derived"
+                )
         else:
             init = add_bytes(self.store, weights_io.initial_weights(spec))
             self.store.pin(init)
             spec = spec.with_init_weights(init)
         spec_cid = add_bytes(self.store, spec.to_bytes())
         self.store.pin(spec_cid)
-        sent = self.chain.send(self.tree.functions.proposeArchitecture(task_id, cid_to_bytes32(spec_cid)),
-                               value=task.stake)
+        sent = self.chain.send(
+            self.tree.functions.proposeArchitecture(task_id, cid_to_bytes32(spec_cid)),
+            value=task.stake,
+        )
         node_id = self._event(sent, "ArchitectureProposed")["nodeId"]
-        return {"node_id": node_id, "spec_cid": spec_cid, "weights_cid": spec.init_weights, "sent": sent}
+        return {
+            "node_id": node_id,
+            "spec_cid": spec_cid,
+            "weights_cid": spec.init_weights,
+            "sent": sent,
+        }
 
     # ── data owners ──────────────────────────────────────────────────────────
 
-    def publish_dataset(self, task_id: int, path: str | Path | None = None,
-                        data: datasets.Dataset | None = None) -> dict:
+    def publish_dataset(
+        self, task_id: int, path: str | Path | None = None, data: datasets.Dataset | None = None
+    ) -> dict:
         """Publishes a public dataset to a task (its bytes go to the store, its CID on-chain)."""
         task = self.task(task_id)
         self.require_open(task)
@@ -373,7 +462,9 @@ class Market:
             raw = Path(path).read_bytes()
         else:
             raw = data.to_npz_bytes()
-        datasets.check_against(data, task.info.num_features, task.info.num_classes, str(path or "dataset"))
+        datasets.check_against(
+            data, task.info.num_features, task.info.num_classes, str(path or "dataset")
+        )
         cid = add_bytes(self.store, raw)
         self.store.pin(cid)
         sent = self.chain.send(self.tree.functions.publishDataset(task_id, cid_to_bytes32(cid)))
@@ -395,8 +486,11 @@ class Market:
 
     def dataset(self, task_id: int, dataset_id: int, label_column: str) -> datasets.Dataset:
         cid = self.dataset_cid(task_id, dataset_id)
-        return datasets.load_bytes(get_bytes(self.store, cid, datasets.MAX_DATASET_BYTES),
-                                   f"dataset {dataset_id} ({cid})", label_column)
+        return datasets.load_bytes(
+            get_bytes(self.store, cid, datasets.MAX_DATASET_BYTES),
+            f"dataset {dataset_id} ({cid})",
+            label_column,
+        )
 
     def submit(self, task_id: int, parent_id: int, weights_cid: str, dataset_id: int = 0) -> dict:
         """Commit, wait for a later block, reveal. The pending commitment is saved first, so a
@@ -405,19 +499,39 @@ class Market:
         self.require_open(task)
         salt = os.urandom(32)
         args = (task_id, parent_id, cid_to_bytes32(weights_cid), dataset_id, salt)
-        commitment = keccak(abi_encode(["address", "uint256", "uint256", "bytes32", "uint256", "bytes32"],
-                                       [self.chain.address, *args]))
+        commitment = keccak(
+            abi_encode(
+                ["address", "uint256", "uint256", "bytes32", "uint256", "bytes32"],
+                [self.chain.address, *args],
+            )
+        )
         # Simulate the reveal's checks that do not depend on the commitment before staking.
         self.require_parent(task_id, parent_id, dataset_id)
         record = self.chain.settings.home / "commitments" / f"{commitment.hex()}.json"
-        atomic_write_json(record, {"author": self.chain.address, "task": task_id, "parent": parent_id,
-                                   "weights": weights_cid, "dataset": dataset_id, "salt": salt.hex()})
-        commit = self.chain.send(self.tree.functions.commitSubmission(task_id, commitment), value=task.stake)
+        atomic_write_json(
+            record,
+            {
+                "author": self.chain.address,
+                "task": task_id,
+                "parent": parent_id,
+                "weights": weights_cid,
+                "dataset": dataset_id,
+                "salt": salt.hex(),
+            },
+        )
+        commit = self.chain.send(
+            self.tree.functions.commitSubmission(task_id, commitment), value=task.stake
+        )
         self.chain.wait_for_block_after(commit.receipt["blockNumber"])
         reveal = self.chain.send(self.tree.functions.revealSubmission(*args))
         node_id = self._event(reveal, "NodeSubmitted")["nodeId"]
         record.unlink(missing_ok=True)
-        return {"node_id": node_id, "commit": commit, "reveal": reveal, "gas": commit.gas_used + reveal.gas_used}
+        return {
+            "node_id": node_id,
+            "commit": commit,
+            "reveal": reveal,
+            "gas": commit.gas_used + reveal.gas_used,
+        }
 
     def require_parent(self, task_id: int, parent_id: int, dataset_id: int) -> NodeView:
         """Refuses, before any transaction, a parent or dataset the reveal would be refused for;
@@ -426,7 +540,9 @@ class Market:
         if parent.task_id != task_id:
             raise UserError(f"node {parent_id} is not in task {task_id}")
         if parent.status == "rejected":
-            raise UserError(f"node {parent_id} was rejected ({parent.reason or 'by the oracle'}); pick another parent")
+            raise UserError(
+                f"node {parent_id} was rejected ({parent.reason or 'by the oracle'}); pick another parent"
+            )
         if dataset_id:
             self.dataset_cid(task_id, dataset_id)
         return parent
@@ -437,10 +553,17 @@ class Market:
         self.task(task_id, with_info=False)
         sent = self.chain.send(self.tree.functions.finalize(task_id))
         done = self._event(sent, "TaskFinalized")
-        credited = [_payout(e["args"])
-                    for e in self.tree.events.PayoutCredited().process_receipt(sent.receipt, errors=DISCARD)]
-        return {"winner": done["winnerNodeId"], "accuracy_bps": done["accuracyBps"], "pool": done["pool"],
-                "payouts": credited, "sent": sent}
+        credited = [
+            _payout(e["args"])
+            for e in self.tree.events.PayoutCredited().process_receipt(sent.receipt, errors=DISCARD)
+        ]
+        return {
+            "winner": done["winnerNodeId"],
+            "accuracy_bps": done["accuracyBps"],
+            "pool": done["pool"],
+            "payouts": credited,
+            "sent": sent,
+        }
 
     # ── oracle ───────────────────────────────────────────────────────────────
 
@@ -450,17 +573,28 @@ class Market:
 
     def record_scores(self, task_id: int, scores: list[Score]) -> Sent:
         """Records one batch of scores (the oracle's account only)."""
-        return self.chain.send(self.tree.functions.recordScores(
-            task_id, [(s.node_id, s.accuracy_bps, s.verified_ops, s.dataset_id) for s in scores]))
+        return self.chain.send(
+            self.tree.functions.recordScores(
+                task_id, [(s.node_id, s.accuracy_bps, s.verified_ops, s.dataset_id) for s in scores]
+            )
+        )
 
     def reject_nodes(self, task_id: int, rejections: list[tuple[int, Reason]]) -> Sent:
         """Rejects one batch of nodes with their reasons (the oracle's account only)."""
-        return self.chain.send(self.tree.functions.rejectNodes(
-            task_id, [node_id for node_id, _ in rejections], [int(reason) for _, reason in rejections]))
+        return self.chain.send(
+            self.tree.functions.rejectNodes(
+                task_id,
+                [node_id for node_id, _ in rejections],
+                [int(reason) for _, reason in rejections],
+            )
+        )
 
     def datasets_of(self, task_id: int) -> list[tuple[int, int]]:
         """(dataset id, block it was published in) of every dataset published to a task, oldest first."""
-        return [(e["args"]["datasetId"], e["blockNumber"]) for e in self.logs("DatasetPublished", taskId=task_id)]
+        return [
+            (e["args"]["datasetId"], e["blockNumber"])
+            for e in self.logs("DatasetPublished", taskId=task_id)
+        ]
 
     def withdraw(self) -> dict:
         amount = self.pending()
@@ -471,7 +605,9 @@ class Market:
 
     def _event(self, sent: Sent, name: str) -> dict:
         """The arguments of the first `name` event a transaction emitted."""
-        return getattr(self.tree.events, name)().process_receipt(sent.receipt, errors=DISCARD)[0]["args"]
+        return getattr(self.tree.events, name)().process_receipt(sent.receipt, errors=DISCARD)[0][
+            "args"
+        ]
 
     def require_open(self, task: TaskView) -> None:
         """Refuses, before any transaction, a task that takes no new nodes (by the chain's clock
@@ -485,8 +621,18 @@ class Market:
 def _node_view(node_id: int, n: dict) -> NodeView:
     if int(n["author"], 16) == 0:
         raise UserError(f"unknown node {node_id}")
-    return NodeView(node_id, n["taskId"], n["parentId"], n["author"], n["depth"], bytes32_to_cid(n["cid"]),
-                    STATUSES[n["status"]], n["accuracyBps"], n["verifiedOps"], n["datasetId"])
+    return NodeView(
+        node_id,
+        n["taskId"],
+        n["parentId"],
+        n["author"],
+        n["depth"],
+        bytes32_to_cid(n["cid"]),
+        STATUSES[n["status"]],
+        n["accuracyBps"],
+        n["verifiedOps"],
+        n["datasetId"],
+    )
 
 
 def best_above(node: NodeView, nodes: dict[int, NodeView]) -> int:
@@ -514,7 +660,11 @@ def _split(ds: datasets.Dataset, split: tuple[int, int, int]) -> dict[str, datas
     order = np.random.default_rng(0).permutation(len(ds))
     a = len(ds) * split[0] // 100
     b = a + len(ds) * split[1] // 100
-    return {"train": ds.subset(order[:a]), "validation": ds.subset(order[a:b]), "test": ds.subset(order[b:])}
+    return {
+        "train": ds.subset(order[:a]),
+        "validation": ds.subset(order[a:b]),
+        "test": ds.subset(order[b:]),
+    }
 
 
 def open_market(settings, account=None) -> Market:
@@ -522,5 +672,16 @@ def open_market(settings, account=None) -> Market:
     return Market(Chain(settings, account), open_store(settings.store))
 
 
-__all__ = ["Market", "NodeView", "Payout", "Score", "TaskView", "best_above", "open_market", "parse_duration",
-           "parse_eth", "parse_split", "path_gain"]
+__all__ = [
+    "Market",
+    "NodeView",
+    "Payout",
+    "Score",
+    "TaskView",
+    "best_above",
+    "open_market",
+    "parse_duration",
+    "parse_eth",
+    "parse_split",
+    "path_gain",
+]

@@ -31,21 +31,32 @@ def task_header(task: TaskView) -> list[str]:
     left = task.seconds_left
     when = f"in {left // 3600}h{left % 3600 // 60:02d}m" if left > 0 else "passed"
     d, c, e = (s / 100 for s in task.shares_bps)
-    lines = [f"task {task.id}: {info.name if info else '?'}  [{task.status}]",
-             f"  sponsor {task.sponsor}  bounty {eth(task.bounty)}  stake {eth(task.stake)}",
-             f"  target {pct(task.target_bps)}  deadline {when}  split data {d:g}% / compute {c:g}% / "
-             f"expertise {e:g}%"]
+    lines = [
+        f"task {task.id}: {info.name if info else '?'}  [{task.status}]",
+        f"  sponsor {task.sponsor}  bounty {eth(task.bounty)}  stake {eth(task.stake)}",
+        f"  target {pct(task.target_bps)}  deadline {when}  split data {d:g}% / compute {c:g}% / "
+        f"expertise {e:g}%",
+    ]
     if info:
-        lines.append(f"  rows of {list(info.input_shape)} features, {info.num_classes} classes, "
-                     f"{info.validation_rows} validation rows (kept by the sponsor)")
+        lines.append(
+            f"  rows of {list(info.input_shape)} features, {info.num_classes} classes, "
+            f"{info.validation_rows} validation rows (kept by the sponsor)"
+        )
     best = f"node {task.best_node} at {pct(task.best_bps)}" if task.best_node else "none scored yet"
-    lines.append(f"  best {best}" + (f"  winner node {task.winner}" if task.finalized else "")
-                 + (f"  {task.pending_nodes} node(s) awaiting the oracle" if task.pending_nodes else ""))
+    lines.append(
+        f"  best {best}"
+        + (f"  winner node {task.winner}" if task.finalized else "")
+        + (f"  {task.pending_nodes} node(s) awaiting the oracle" if task.pending_nodes else "")
+    )
     return lines
 
 
 def _node_line(n: NodeView, best: int, names: dict[str, str]) -> str:
-    score = pct(n.accuracy_bps) if n.status == "scored" else n.status + (f" ({n.reason})" if n.reason else "")
+    score = (
+        pct(n.accuracy_bps)
+        if n.status == "scored"
+        else n.status + (f" ({n.reason})" if n.reason else "")
+    )
     gain = "" if n.gain_bps is None else f"  gain {n.gain_bps / 100:+.2f}"
     data = f"  dataset {n.dataset_id}" if n.dataset_id else ""
     star = "  ★ best" if n.id == best else ""
@@ -53,7 +64,9 @@ def _node_line(n: NodeView, best: int, names: dict[str, str]) -> str:
     return f"#{n.id} {n.kind:<12} {who:<14} {score}{gain}{data}{star}"
 
 
-def tree_lines(nodes: dict[int, NodeView], best: int, names: dict[str, str] | None = None) -> list[str]:
+def tree_lines(
+    nodes: dict[int, NodeView], best: int, names: dict[str, str] | None = None
+) -> list[str]:
     names = names or {}
     lines: list[str] = []
 
@@ -62,7 +75,12 @@ def tree_lines(nodes: dict[int, NodeView], best: int, names: dict[str, str] | No
         lines.append(prefix + branch + _node_line(n, best, names))
         kids = [nodes[c] for c in n.children]
         for i, child in enumerate(kids):
-            walk(child, prefix + ("" if root else ("   " if last else "│  ")), i == len(kids) - 1, False)
+            walk(
+                child,
+                prefix + ("" if root else ("   " if last else "│  ")),
+                i == len(kids) - 1,
+                False,
+            )
 
     roots = [n for n in nodes.values() if n.parent_id == 0]
     for r in roots:
@@ -72,17 +90,20 @@ def tree_lines(nodes: dict[int, NodeView], best: int, names: dict[str, str] | No
 
 def payout_lines(payouts: list[Payout], names: dict[str, str] | None = None) -> list[str]:
     names = names or {}
-    return [f"  {names.get(p.account, p.account):<10} {p.kind:<10} {eth(p.amount):>14}" for p in payouts] \
-        or ["  (none)"]
+    return [
+        f"  {names.get(p.account, p.account):<10} {p.kind:<10} {eth(p.amount):>14}" for p in payouts
+    ] or ["  (none)"]
 
 
 def show_task(market: Market, task_id: int, names: dict[str, str] | None = None) -> str:
     task = market.task(task_id)
     nodes = market.nodes(task_id)
-    lines = task_header(task) + ["", "tree:"] + tree_lines(nodes, task.best_node, names)
+    lines = [*task_header(task), "", "tree:", *tree_lines(nodes, task.best_node, names)]
     if task.finalized:
         reasons = market.payout_reasons(task, nodes)
         paid = [p for p in market.payouts(task_id) if p.kind != "stake"]
-        lines += ["", "payouts:"] + [line + (f"  ({reasons[(p.account, p.kind)]})" if (p.account, p.kind) in reasons
-                                             else "") for p, line in zip(paid, payout_lines(paid, names))]
+        lines += ["", "payouts:"] + [
+            line + (f"  ({reasons[(p.account, p.kind)]})" if (p.account, p.kind) in reasons else "")
+            for p, line in zip(paid, payout_lines(paid, names), strict=False)
+        ]
     return "\n".join(lines)

@@ -44,4 +44,6 @@ def market_files(folder: Path, owners: int = 3, seed: int = 0) -> dict[str, Path
         groups[home if rng.random() < 0.7 else int(rng.integers(owners))].append(i)
     for k, g in enumerate(groups):
         parts[f"owner{k + 1}"] = np.array(g)
-    return {name: write_csv(ds.subset(index), folder / f"{name}.csv") for name, index in parts.items()}
+    return {
+        name: write_csv(ds.subset(index), folder / f"{name}.csv") for name, index in parts.items()
+    }

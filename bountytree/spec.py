@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .cid import digest_from_cid
 from .errors import UserError
@@ -33,6 +34,7 @@ class SpecError(UserError):
 
 
 # ── field checkers: each returns the cleaned value or raises SpecError(where: why) ──
+
 
 def _int(where: str, value: Any, lo: int, hi: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
@@ -60,7 +62,9 @@ def _pair(where: str, value: Any, lo: int, hi: int) -> int:
     """Kernel sizes, strides and paddings: one integer, or a square pair [k, k]."""
     if isinstance(value, list):
         if len(value) != 2 or value[0] != value[1]:
-            raise SpecError(f"{where}: expected an integer or a square pair [k, k], got {json.dumps(value)}")
+            raise SpecError(
+                f"{where}: expected an integer or a square pair [k, k], got {json.dumps(value)}"
+            )
         value = value[0]
     return _int(where, value, lo, hi)
 
@@ -79,16 +83,25 @@ def _req(check) -> Arg:
 _DIM = lambda w, v: _int(w, v, 1, MAX_DIM)  # noqa: E731
 _KERNEL = lambda w, v: _pair(w, v, 1, 64)  # noqa: E731
 _PAD = lambda w, v: _pair(w, v, 0, 64)  # noqa: E731
-_BN = {"num_features": _req(_DIM), "eps": Arg(lambda w, v: _num(w, v, 0, 1, open_lo=True), 1e-5),
-       "momentum": Arg(lambda w, v: _num(w, v, 0, 1), 0.1)}
+_BN = {
+    "num_features": _req(_DIM),
+    "eps": Arg(lambda w, v: _num(w, v, 0, 1, open_lo=True), 1e-5),
+    "momentum": Arg(lambda w, v: _num(w, v, 0, 1), 0.1),
+}
 _POOL = {"kernel_size": _req(_KERNEL), "stride": Arg(_KERNEL, None), "padding": Arg(_PAD, 0)}
 
 # The whitelist: class name -> constructor keyword arguments it accepts. Each class exists with
 # the same meaning in torch.nn and crypten.nn.
 LAYERS: dict[str, dict[str, Arg]] = {
     "Linear": {"in_features": _req(_DIM), "out_features": _req(_DIM), "bias": Arg(_bool, True)},
-    "Conv2d": {"in_channels": _req(_DIM), "out_channels": _req(_DIM), "kernel_size": _req(_KERNEL),
-               "stride": Arg(_KERNEL, 1), "padding": Arg(_PAD, 0), "bias": Arg(_bool, True)},
+    "Conv2d": {
+        "in_channels": _req(_DIM),
+        "out_channels": _req(_DIM),
+        "kernel_size": _req(_KERNEL),
+        "stride": Arg(_KERNEL, 1),
+        "padding": Arg(_PAD, 0),
+        "bias": Arg(_bool, True),
+    },
     "ReLU": {},
     "MaxPool2d": _POOL,
     "AvgPool2d": _POOL,
@@ -120,7 +133,9 @@ def _fields(where: str, given: Any, allowed: dict[str, Arg]) -> dict[str, Any]:
         raise SpecError(f"{where}: expected an object, got {json.dumps(given)[:60]}")
     unknown = sorted(set(given) - set(allowed))
     if unknown:
-        raise SpecError(f"{where}: unknown field {unknown[0]!r} (allowed: {', '.join(allowed) or 'none'})")
+        raise SpecError(
+            f"{where}: unknown field {unknown[0]!r} (allowed: {', '.join(allowed) or 'none'})"
+        )
     out = {}
     for name, arg in allowed.items():
         if name in given:
@@ -164,9 +179,14 @@ class ModelSpec:
         return math.prod(self.input_shape)
 
     def to_json(self) -> dict:
-        out = {"format": FORMAT, "name": self.name, "input_shape": list(self.input_shape),
-               "num_classes": self.num_classes, "layers": [l.to_json() for l in self.layers],
-               "training": dict(self.training)}
+        out = {
+            "format": FORMAT,
+            "name": self.name,
+            "input_shape": list(self.input_shape),
+            "num_classes": self.num_classes,
+            "layers": [l.to_json() for l in self.layers],
+            "training": dict(self.training),
+        }
         if self.init_weights:
             out["init_weights"] = self.init_weights
         return out
@@ -174,7 +194,7 @@ class ModelSpec:
     def to_bytes(self) -> bytes:
         return json.dumps(self.to_json(), indent=2, sort_keys=True).encode() + b"\n"
 
-    def with_init_weights(self, cid: str) -> "ModelSpec":
+    def with_init_weights(self, cid: str) -> ModelSpec:
         return parse_spec({**self.to_json(), "init_weights": cid})
 
 
@@ -185,7 +205,9 @@ def _is_buffer(key: str) -> bool:
 def _out_side(side: int, kernel: int, stride: int, padding: int, where: str) -> int:
     out = (side + 2 * padding - kernel) // stride + 1
     if out < 1:
-        raise SpecError(f"{where}: kernel {kernel} does not fit an input of side {side} with padding {padding}")
+        raise SpecError(
+            f"{where}: kernel {kernel} does not fit an input of side {side} with padding {padding}"
+        )
     return out
 
 
@@ -199,45 +221,76 @@ def _follow(layers: tuple[Layer, ...], shape: tuple[int, ...]) -> tuple[tuple[in
         t = layer.type
         if t == "Linear":
             if len(shape) != 1:
-                raise SpecError(f"{where}: needs a flat input but gets shape {list(shape)} (add a Flatten)")
+                raise SpecError(
+                    f"{where}: needs a flat input but gets shape {list(shape)} (add a Flatten)"
+                )
             if a["in_features"] != shape[0]:
-                raise SpecError(f"{where}.in_features: is {a['in_features']} but its input has {shape[0]} features")
+                raise SpecError(
+                    f"{where}.in_features: is {a['in_features']} but its input has {shape[0]} features"
+                )
             tensors[f"{i}.weight"] = (a["out_features"], a["in_features"])
             if a["bias"]:
                 tensors[f"{i}.bias"] = (a["out_features"],)
             shape = (a["out_features"],)
         elif t == "Conv2d":
             if len(shape) != 3:
-                raise SpecError(f"{where}: needs input of shape [channels, height, width], gets {list(shape)}")
+                raise SpecError(
+                    f"{where}: needs input of shape [channels, height, width], gets {list(shape)}"
+                )
             if a["in_channels"] != shape[0]:
-                raise SpecError(f"{where}.in_channels: is {a['in_channels']} but its input has {shape[0]} channels")
+                raise SpecError(
+                    f"{where}.in_channels: is {a['in_channels']} but its input has {shape[0]} channels"
+                )
             k, s, p = a["kernel_size"], a["stride"], a["padding"]
             tensors[f"{i}.weight"] = (a["out_channels"], a["in_channels"], k, k)
             if a["bias"]:
                 tensors[f"{i}.bias"] = (a["out_channels"],)
-            shape = (a["out_channels"], _out_side(shape[1], k, s, p, where), _out_side(shape[2], k, s, p, where))
+            shape = (
+                a["out_channels"],
+                _out_side(shape[1], k, s, p, where),
+                _out_side(shape[2], k, s, p, where),
+            )
         elif t in ("MaxPool2d", "AvgPool2d"):
             if len(shape) != 3:
-                raise SpecError(f"{where}: needs input of shape [channels, height, width], gets {list(shape)}")
+                raise SpecError(
+                    f"{where}: needs input of shape [channels, height, width], gets {list(shape)}"
+                )
             k, p = a["kernel_size"], a["padding"]
             s = a["stride"] or k
             if 2 * p > k:
                 raise SpecError(f"{where}.padding: {p} is more than half the kernel size {k}")
-            shape = (shape[0], _out_side(shape[1], k, s, p, where), _out_side(shape[2], k, s, p, where))
+            shape = (
+                shape[0],
+                _out_side(shape[1], k, s, p, where),
+                _out_side(shape[2], k, s, p, where),
+            )
         elif t == "Flatten":
             shape = (math.prod(shape),)
         elif t in ("BatchNorm1d", "BatchNorm2d"):
             want = 1 if t == "BatchNorm1d" else 3
             if len(shape) != want:
-                raise SpecError(f"{where}: needs a {'flat' if want == 1 else '[C, H, W]'} input, gets {list(shape)}")
+                raise SpecError(
+                    f"{where}: needs a {'flat' if want == 1 else '[C, H, W]'} input, gets {list(shape)}"
+                )
             if a["num_features"] != shape[0]:
-                raise SpecError(f"{where}.num_features: is {a['num_features']} but its input has {shape[0]}")
+                raise SpecError(
+                    f"{where}.num_features: is {a['num_features']} but its input has {shape[0]}"
+                )
             n = (shape[0],)
-            tensors.update({f"{i}.weight": n, f"{i}.bias": n, f"{i}.running_mean": n, f"{i}.running_var": n,
-                            f"{i}.num_batches_tracked": ()})
+            tensors.update(
+                {
+                    f"{i}.weight": n,
+                    f"{i}.bias": n,
+                    f"{i}.running_mean": n,
+                    f"{i}.running_var": n,
+                    f"{i}.num_batches_tracked": (),
+                }
+            )
         # ReLU and Dropout keep the shape.
         if math.prod(shape) > MAX_ACTIVATIONS:
-            raise SpecError(f"{where}: outputs {math.prod(shape)} values per row, at most {MAX_ACTIVATIONS}")
+            raise SpecError(
+                f"{where}: outputs {math.prod(shape)} values per row, at most {MAX_ACTIVATIONS}"
+            )
         widest = max(widest, math.prod(shape))
     return shape, tensors, widest
 
@@ -246,7 +299,16 @@ def parse_spec(data: Any) -> ModelSpec:
     """Validates a decoded spec; raises SpecError naming the first wrong field."""
     if not isinstance(data, dict):
         raise SpecError("spec: expected a JSON object")
-    allowed = {"format", "name", "description", "input_shape", "num_classes", "layers", "training", "init_weights"}
+    allowed = {
+        "format",
+        "name",
+        "description",
+        "input_shape",
+        "num_classes",
+        "layers",
+        "training",
+        "init_weights",
+    }
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise SpecError(f"spec: unknown field {unknown[0]!r}")
@@ -270,12 +332,16 @@ def parse_spec(data: Any) -> ModelSpec:
     layers = []
     for i, raw in enumerate(raw_layers):
         if not isinstance(raw, dict) or "type" not in raw:
-            raise SpecError(f"layers[{i}]: expected an object with a \"type\"")
+            raise SpecError(f'layers[{i}]: expected an object with a "type"')
         kind = raw["type"]
         if kind not in LAYERS:
-            raise SpecError(f"layers[{i}].type: {json.dumps(kind)} is not allowed "
-                            f"(allowed: {', '.join(LAYERS)})")
-        args = _fields(f"layers[{i}] ({kind})", {k: v for k, v in raw.items() if k != "type"}, LAYERS[kind])
+            raise SpecError(
+                f"layers[{i}].type: {json.dumps(kind)} is not allowed "
+                f"(allowed: {', '.join(LAYERS)})"
+            )
+        args = _fields(
+            f"layers[{i}] ({kind})", {k: v for k, v in raw.items() if k != "type"}, LAYERS[kind]
+        )
         layers.append(Layer(kind, args))
     if "training" not in data:
         raise SpecError("training: missing")
@@ -290,8 +356,10 @@ def parse_spec(data: Any) -> ModelSpec:
             raise SpecError(f"init_weights: {init!r} is not a CIDv0") from None
     out_shape, tensors, widest = _follow(tuple(layers), shape)
     if out_shape != (num_classes,):
-        raise SpecError(f"layers: the last layer gives shape {list(out_shape)}, expected [{num_classes}] "
-                        f"(num_classes)")
+        raise SpecError(
+            f"layers: the last layer gives shape {list(out_shape)}, expected [{num_classes}] "
+            f"(num_classes)"
+        )
     spec = ModelSpec(shape, num_classes, tuple(layers), training, init, name, tensors, widest)
     if spec.num_params > MAX_PARAMS:
         raise SpecError(f"layers: {spec.num_params:,} parameters, at most {MAX_PARAMS:,}")

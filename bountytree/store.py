@@ -106,7 +106,9 @@ class EmbeddedStore:
         try:
             block = self._block_path(digest).read_bytes()
         except FileNotFoundError:
-            raise BlockMissing(f"{cid}: block {cid_from_digest(digest)} is not in the store") from None
+            raise BlockMissing(
+                f"{cid}: block {cid_from_digest(digest)} is not in the store"
+            ) from None
         if hashlib.sha256(block).digest() != digest:
             raise StoreError(f"{cid}: block {cid_from_digest(digest)} is corrupted (hash mismatch)")
         return block
@@ -172,7 +174,9 @@ class KuboStore:
         return f"KuboStore({self.url!r})"
 
     def add(self, stream: BinaryIO) -> str:
-        result = self.client.add(stream, cid_version=0, chunker="size-262144", raw_leaves=False, pin=True)
+        result = self.client.add(
+            stream, cid_version=0, chunker="size-262144", raw_leaves=False, pin=True
+        )
         return result["Hash"]
 
     def cat(self, cid: str, limit: int | None = None) -> Iterator[bytes]:
@@ -182,11 +186,17 @@ class KuboStore:
         try:  # with a limit, the node sends at most that much: a huge DAG cannot fill our memory
             data = self.client.cat(cid, length=limit if limit else -1, timeout=self.timeout)
         except kubo_errors.TimeoutError:
-            raise BlockMissing(f"{cid}: not found by {self.url} within {self.timeout:.0f}s") from None
+            raise BlockMissing(
+                f"{cid}: not found by {self.url} within {self.timeout:.0f}s"
+            ) from None
         except kubo_errors.ConnectionError as exc:
-            raise StoreUnavailable(f"cannot reach the Kubo node at {self.url} ({type(exc).__name__})") from None
+            raise StoreUnavailable(
+                f"cannot reach the Kubo node at {self.url} ({type(exc).__name__})"
+            ) from None
         except Exception as exc:
-            raise StoreError(f"{cid}: not readable from {self.url} ({type(exc).__name__})") from None
+            raise StoreError(
+                f"{cid}: not readable from {self.url} ({type(exc).__name__})"
+            ) from None
         yield data
 
     def has(self, cid: str) -> bool:
@@ -210,5 +220,13 @@ def open_store(spec: str) -> Store:
     return EmbeddedStore(spec)
 
 
-__all__ = ["EmbeddedStore", "KuboStore", "Store", "StoreError", "add_bytes", "add_file", "get_bytes",
-           "open_store"]
+__all__ = [
+    "EmbeddedStore",
+    "KuboStore",
+    "Store",
+    "StoreError",
+    "add_bytes",
+    "add_file",
+    "get_bytes",
+    "open_store",
+]

@@ -42,10 +42,15 @@ def parse(raw: bytes, where: str = "task description") -> TaskInfo:
         shape = tuple(int(v) for v in data["input_shape"])
         if not shape or min(shape) < 1 or int(data["num_classes"]) < 2:
             raise ValueError("input_shape or num_classes out of range")
-        return TaskInfo(name=str(data["name"]), description=str(data.get("description", "")), input_shape=shape,
-                        num_classes=int(data["num_classes"]), label_column=str(data.get("label_column", "label")),
-                        metric=str(data.get("metric", "accuracy")),
-                        validation_rows=int(data.get("validation_rows", 0)))
+        return TaskInfo(
+            name=str(data["name"]),
+            description=str(data.get("description", "")),
+            input_shape=shape,
+            num_classes=int(data["num_classes"]),
+            label_column=str(data.get("label_column", "label")),
+            metric=str(data.get("metric", "accuracy")),
+            validation_rows=int(data.get("validation_rows", 0)),
+        )
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise UserError(f"{where}: not a valid {FORMAT} document ({exc})") from None
     except RecursionError:

@@ -11,8 +11,8 @@ the thread count differs): that is what makes a replay possible.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
@@ -40,7 +40,9 @@ def optimizer_for(model: torch.nn.Module, spec: ModelSpec) -> torch.optim.Optimi
     return torch.optim.SGD(model.parameters(), lr=t["lr"], momentum=t["momentum"])
 
 
-def fit(model: torch.nn.Module, spec: ModelSpec, data: Dataset, progress: Progress | None = None) -> FitResult:
+def fit(
+    model: torch.nn.Module, spec: ModelSpec, data: Dataset, progress: Progress | None = None
+) -> FitResult:
     t = spec.training
     X = torch.from_numpy(data.X).reshape(len(data), *spec.input_shape)
     y = torch.from_numpy(data.y)
@@ -58,7 +60,7 @@ def fit(model: torch.nn.Module, spec: ModelSpec, data: Dataset, progress: Progre
         order = torch.randperm(len(y), generator=generator)
         epoch_loss = torch.zeros(())
         for start in range(0, len(y), batch):
-            index = order[start:start + batch]
+            index = order[start : start + batch]
             opt.zero_grad(set_to_none=True)
             loss = torch.nn.functional.cross_entropy(model(X[index]), y[index])
             loss.backward()
@@ -85,14 +87,18 @@ class Trained:
     holdout_after: float
 
 
-def train_node(model: torch.nn.Module, spec: ModelSpec, rows: Dataset, progress: Progress | None = None) -> Trained:
+def train_node(
+    model: torch.nn.Module, spec: ModelSpec, rows: Dataset, progress: Progress | None = None
+) -> Trained:
     """The whole recipe from a parent's model: hold out HOLDOUT of the rows (seeded), train on the
     rest, count the operations. The trainer submits what this returns; the oracle's replay calls
     it on the same inputs and compares."""
     train_rows, holdout = holdout_split(rows, HOLDOUT, spec.training["seed"])
     before = accuracy(model, spec, holdout)
     result = fit(model, spec, train_rows, progress)
-    return Trained(model, result, training_ops(spec, result.rows_seen), before, accuracy(model, spec, holdout))
+    return Trained(
+        model, result, training_ops(spec, result.rows_seen), before, accuracy(model, spec, holdout)
+    )
 
 
 @torch.no_grad()

@@ -28,6 +28,7 @@ class BlockFormatError(ValueError):
 
 # ───────────────────────────── protobuf, minimal ─────────────────────────────
 
+
 def _varint(n: int) -> bytes:
     out = bytearray()
     while True:
@@ -74,13 +75,14 @@ def _fields(data: bytes) -> Iterator[tuple[int, int, object]]:
             length, pos = _read_varint(buf, pos)
             if pos + length > len(buf):
                 raise BlockFormatError("truncated field")
-            value, pos = buf[pos:pos + length], pos + length
+            value, pos = buf[pos : pos + length], pos + length
         else:
             raise BlockFormatError(f"unsupported wire type {wire}")
         yield number, wire, value
 
 
 # ─────────────────────────────── nodes ───────────────────────────────
+
 
 @dataclass(frozen=True)
 class Link:
@@ -102,7 +104,11 @@ def leaf_block(chunk: bytes) -> bytes:
 def parent_block(links: list[Link]) -> bytes:
     out = bytearray()
     for link in links:
-        pb_link = _field_bytes(1, b"\x12\x20" + link.digest) + _field_bytes(2, b"") + _field_varint(3, link.tsize)
+        pb_link = (
+            _field_bytes(1, b"\x12\x20" + link.digest)
+            + _field_bytes(2, b"")
+            + _field_varint(3, link.tsize)
+        )
         out += _field_bytes(2, pb_link)
     unixfs = _field_varint(1, TYPE_FILE) + _field_varint(3, sum(l.filesize for l in links))
     for link in links:
@@ -154,6 +160,7 @@ def decode_block(block: bytes) -> Decoded:
 
 # ────────────────────────────── builder ──────────────────────────────
 
+
 def _leaf(chunk: bytes, put: Callable[[bytes, bytes], None]) -> Link:
     block = leaf_block(chunk)
     digest = hashlib.sha256(block).digest()
@@ -177,7 +184,9 @@ def _leaves(chunks: Iterator[bytes], put, pool: Executor | None, ahead: int = 4)
         yield pending.popleft().result()
 
 
-def build_file(chunks: Iterator[bytes], put: Callable[[bytes, bytes], None], pool: Executor | None = None) -> Link:
+def build_file(
+    chunks: Iterator[bytes], put: Callable[[bytes, bytes], None], pool: Executor | None = None
+) -> Link:
     """Lays `chunks` out as kubo's balanced DAG, calling put(digest, block) for every block
     (leaves before their parents); returns the root's link."""
     levels: list[list[Link]] = [[]]
@@ -193,8 +202,11 @@ def build_file(chunks: Iterator[bytes], put: Callable[[bytes, bytes], None], poo
         block = parent_block(levels[level])
         digest = hashlib.sha256(block).digest()
         put(digest, block)
-        link = Link(digest, len(block) + sum(l.tsize for l in levels[level]),
-                    sum(l.filesize for l in levels[level]))
+        link = Link(
+            digest,
+            len(block) + sum(l.tsize for l in levels[level]),
+            sum(l.filesize for l in levels[level]),
+        )
         levels[level] = []
         push(level + 1, link)
 

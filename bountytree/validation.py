@@ -17,7 +17,6 @@ from pathlib import Path
 from .errors import UserError
 from .files import atomic_write
 
-
 SALT_BYTES = 32
 
 
@@ -74,12 +73,16 @@ def registered(home: Path, chain_id: int, task_id: int) -> Path | None:
 def check_commitment(path: str | Path, salt: bytes | None, onchain: bytes) -> None:
     """Refuses a validation file (with its salt) that does not open the task's on-chain commitment."""
     if salt is None:
-        raise UserError(f"{path}: no salt for this task's validation file (it is kept beside the file "
-                        "`bountytree task create` registered); refusing to use it")
+        raise UserError(
+            f"{path}: no salt for this task's validation file (it is kept beside the file "
+            "`bountytree task create` registered); refusing to use it"
+        )
     digest = commitment(path, salt)
     if digest != bytes(onchain):
-        raise UserError(f"{path}: SHA-256(salt ‖ file) {digest.hex()[:16]}… differs from the task's commitment "
-                        f"{bytes(onchain).hex()[:16]}…; refusing to use it")
+        raise UserError(
+            f"{path}: SHA-256(salt ‖ file) {digest.hex()[:16]}… differs from the task's commitment "
+            f"{bytes(onchain).hex()[:16]}…; refusing to use it"
+        )
 
 
 def save_private(home: Path, chain_id: int, name: str, data: bytes) -> Path:

@@ -53,28 +53,39 @@ def _check_header(raw: bytes, where: str) -> None:
     the file is parsed: the parser knows dtypes torch cannot load, and must never get the chance."""
     try:
         size = int.from_bytes(raw[:8], "little")
-        header = json.loads(raw[8:8 + size]) if 0 < size <= len(raw) - 8 else None
-        dtypes = {v.get("dtype") for k, v in header.items() if k != "__metadata__"} if isinstance(header, dict) \
+        header = json.loads(raw[8 : 8 + size]) if 0 < size <= len(raw) - 8 else None
+        dtypes = (
+            {v.get("dtype") for k, v in header.items() if k != "__metadata__"}
+            if isinstance(header, dict)
             else None
+        )
     except (ValueError, AttributeError, RecursionError):
         dtypes = None
     if dtypes is None:
-        raise WeightsError(f"{where}: not a safetensors file (unreadable header)", Reason.NOT_SAFETENSORS)
+        raise WeightsError(
+            f"{where}: not a safetensors file (unreadable header)", Reason.NOT_SAFETENSORS
+        )
     if not dtypes <= DTYPES:
-        raise WeightsError(f"{where}: dtypes {sorted(map(str, dtypes - DTYPES))} are not allowed (float32 only)",
-                           Reason.SHAPE_MISMATCH)
+        raise WeightsError(
+            f"{where}: dtypes {sorted(map(str, dtypes - DTYPES))} are not allowed (float32 only)",
+            Reason.SHAPE_MISMATCH,
+        )
 
 
 def load(raw: bytes, spec: ModelSpec, where: str = "weights") -> dict[str, torch.Tensor]:
     """Parses and checks a weights file against its spec; returns the state dict."""
     if len(raw) > max_bytes(spec):
-        raise WeightsError(f"{where}: {len(raw)} bytes, at most {max_bytes(spec)} for this spec", Reason.TOO_LARGE)
+        raise WeightsError(
+            f"{where}: {len(raw)} bytes, at most {max_bytes(spec)} for this spec", Reason.TOO_LARGE
+        )
     _check_header(raw, where)
     try:
         state = st_load(raw)
     except (SafetensorError, ValueError, RuntimeError, KeyError) as exc:
-        raise WeightsError(f"{where}: not a safetensors file ({str(exc).splitlines()[0][:120]})",
-                           Reason.NOT_SAFETENSORS) from None
+        raise WeightsError(
+            f"{where}: not a safetensors file ({str(exc).splitlines()[0][:120]})",
+            Reason.NOT_SAFETENSORS,
+        ) from None
     missing = [k for k in spec.tensors if k not in state]
     extra = [k for k in state if k not in spec.tensors]
     if missing or extra:
@@ -87,9 +98,13 @@ def load(raw: bytes, spec: ModelSpec, where: str = "weights") -> dict[str, torch
                 raise WeightsError(f"{where}: {key} must be a scalar int64")
             continue
         if tuple(tensor.shape) != shape:
-            raise WeightsError(f"{where}: {key} has shape {list(tensor.shape)}, the spec says {list(shape)}")
+            raise WeightsError(
+                f"{where}: {key} has shape {list(tensor.shape)}, the spec says {list(shape)}"
+            )
         if tensor.dtype != torch.float32:
-            raise WeightsError(f"{where}: {key} is {str(tensor.dtype).removeprefix('torch.')}, expected float32")
+            raise WeightsError(
+                f"{where}: {key} is {str(tensor.dtype).removeprefix('torch.')}, expected float32"
+            )
         if not torch.isfinite(tensor).all():
             raise WeightsError(f"{where}: {key} contains NaN or infinity", Reason.NOT_FINITE)
         if key.endswith("running_var") and (tensor < 0).any():
@@ -107,7 +122,13 @@ def is_initial(state: dict[str, torch.Tensor], spec: ModelSpec) -> bool:
 
 def flatten(state: dict[str, torch.Tensor]) -> torch.Tensor:
     """Every float tensor of a state dict in one float64 vector (keys sorted), for distances."""
-    return torch.cat([state[k].detach().reshape(-1).double() for k in sorted(state) if state[k].is_floating_point()])
+    return torch.cat(
+        [
+            state[k].detach().reshape(-1).double()
+            for k in sorted(state)
+            if state[k].is_floating_point()
+        ]
+    )
 
 
 def load_model(raw: bytes, spec: ModelSpec, where: str = "weights") -> torch.nn.Module:

@@ -13,27 +13,50 @@ from bountytree.market import open_market
 
 def build_parser() -> argparse.ArgumentParser:
     common = common_options()
-    p = argparse.ArgumentParser(prog="python -m oracle", parents=[common],
-                                description="score pending nodes with two-party CrypTen, finalize tasks that are due")
+    p = argparse.ArgumentParser(
+        prog="python -m oracle",
+        parents=[common],
+        description="score pending nodes with two-party CrypTen, finalize tasks that are due",
+    )
     p.add_argument("--once", action="store_true", help="one round, then exit")
     p.add_argument("--task", type=int, action="append", help="only this task (repeatable)")
-    p.add_argument("--validator", help="HOST:PORT of a running validator party (default: start one here from the "
-                                       "file `bountytree task create` registered)")
-    p.add_argument("--fetch-timeout", type=float, default=60.0,
-                   help="seconds a node's files may take to reach the store before it is rejected (default 60)")
-    p.add_argument("--batch-size", type=int, default=64, help="nodes per scoring transaction (at most 64)")
+    p.add_argument(
+        "--validator",
+        help="HOST:PORT of a running validator party (default: start one here from the "
+        "file `bountytree task create` registered)",
+    )
+    p.add_argument(
+        "--fetch-timeout",
+        type=float,
+        default=60.0,
+        help="seconds a node's files may take to reach the store before it is rejected (default 60)",
+    )
+    p.add_argument(
+        "--batch-size", type=int, default=64, help="nodes per scoring transaction (at most 64)"
+    )
     p.add_argument("--interval", type=float, default=5.0, help="seconds between rounds (default 5)")
     p.set_defaults(run=run_oracle)
     sub = p.add_subparsers(dest="role")
-    v = sub.add_parser("validator", parents=[common], help="party 0: holds the validation file (sponsor's host)")
+    v = sub.add_parser(
+        "validator", parents=[common], help="party 0: holds the validation file (sponsor's host)"
+    )
     v.add_argument("--task", type=int, required=True)
     v.add_argument("--validation", required=True)
-    v.add_argument("--address", default=os.environ.get("BOUNTYTREE_MPC_ADDRESS", "127.0.0.1:29500"),
-                   help="HOST:PORT this party listens on (default 127.0.0.1:29500; env BOUNTYTREE_MPC_ADDRESS); "
-                        "only sessions with a ticket signed by the task's oracle are admitted")
-    v.add_argument("--sessions", type=int, default=0, help="serve this many sessions, then exit (0: forever)")
-    v.add_argument("--salt", type=_hex_salt, help="the validation file's salt in hex (default: the one `bountytree "
-                                                  "task create` kept on this machine)")
+    v.add_argument(
+        "--address",
+        default=os.environ.get("BOUNTYTREE_MPC_ADDRESS", "127.0.0.1:29500"),
+        help="HOST:PORT this party listens on (default 127.0.0.1:29500; env BOUNTYTREE_MPC_ADDRESS); "
+        "only sessions with a ticket signed by the task's oracle are admitted",
+    )
+    v.add_argument(
+        "--sessions", type=int, default=0, help="serve this many sessions, then exit (0: forever)"
+    )
+    v.add_argument(
+        "--salt",
+        type=_hex_salt,
+        help="the validation file's salt in hex (default: the one `bountytree "
+        "task create` kept on this machine)",
+    )
     v.set_defaults(run=lambda a, s: _validator(a, s))
     m = sub.add_parser("model-party", parents=[common], help=argparse.SUPPRESS)
     m.add_argument("--job", required=True)
@@ -51,7 +74,9 @@ def _hex_salt(text: str) -> bytes:
 def _validator(args, settings) -> int:
     from .parties import run_validator
 
-    return run_validator(settings, args.task, args.validation, args.address, args.sessions, args.salt)
+    return run_validator(
+        settings, args.task, args.validation, args.address, args.sessions, args.salt
+    )
 
 
 def _model_party(args) -> int:
@@ -63,12 +88,22 @@ def _model_party(args) -> int:
 def run_oracle(args, settings) -> int:
     from .service import Oracle, serve
 
-    env = {"BOUNTYTREE_RPC": settings.rpc, "BOUNTYTREE_STORE": settings.store, "BOUNTYTREE_HOME": str(settings.home),
-           "BOUNTYTREE_DEPLOYMENTS": str(settings.deployments)}
+    env = {
+        "BOUNTYTREE_RPC": settings.rpc,
+        "BOUNTYTREE_STORE": settings.store,
+        "BOUNTYTREE_HOME": str(settings.home),
+        "BOUNTYTREE_DEPLOYMENTS": str(settings.deployments),
+    }
 
     def make() -> Oracle:
-        return Oracle(open_market(settings), validator=args.validator, fetch_timeout=args.fetch_timeout,
-                      settings_env=env, batch_size=args.batch_size, log=lambda line: print(line, flush=True))
+        return Oracle(
+            open_market(settings),
+            validator=args.validator,
+            fetch_timeout=args.fetch_timeout,
+            settings_env=env,
+            batch_size=args.batch_size,
+            log=lambda line: print(line, flush=True),
+        )
 
     if args.once:
         rounds = make().run_round(args.task)

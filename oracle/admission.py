@@ -50,15 +50,26 @@ class Ticket:
     nonce: str
 
     def message(self) -> bytes:
-        return json.dumps({**asdict(self), "nodes": list(self.nodes)}, sort_keys=True, separators=(",", ":")).encode()
+        return json.dumps(
+            {**asdict(self), "nodes": list(self.nodes)}, sort_keys=True, separators=(",", ":")
+        ).encode()
 
 
 def issue(market: Market, task_id: int, node_ids: list[int], now: float | None = None) -> dict:
     """A signed ticket for one session, from the oracle's own account."""
-    ticket = Ticket(market.chain.chain_id, market.tree.address, task_id, tuple(node_ids),
-                    int((now or time.time()) + TICKET_TTL_S), secrets.token_hex(16))
+    ticket = Ticket(
+        market.chain.chain_id,
+        market.tree.address,
+        task_id,
+        tuple(node_ids),
+        int((now or time.time()) + TICKET_TTL_S),
+        secrets.token_hex(16),
+    )
     signed = Account.sign_message(encode_defunct(ticket.message()), market.chain.account.key)
-    return {"ticket": {**asdict(ticket), "nodes": list(ticket.nodes)}, "signature": signed.signature.hex()}
+    return {
+        "ticket": {**asdict(ticket), "nodes": list(ticket.nodes)},
+        "signature": signed.signature.hex(),
+    }
 
 
 class Gate:
@@ -84,14 +95,27 @@ class Gate:
     def _verify(self, header: dict, now: float) -> tuple[Ticket, str]:
         try:
             raw = header["ticket"]
-            ticket = Ticket(int(raw["chain_id"]), str(raw["contract"]), int(raw["task"]),
-                            tuple(int(n) for n in raw["nodes"]), int(raw["expires"]), str(raw["nonce"]))
-            signer = Account.recover_message(encode_defunct(ticket.message()), signature=header["signature"])
+            ticket = Ticket(
+                int(raw["chain_id"]),
+                str(raw["contract"]),
+                int(raw["task"]),
+                tuple(int(n) for n in raw["nodes"]),
+                int(raw["expires"]),
+                str(raw["nonce"]),
+            )
+            signer = Account.recover_message(
+                encode_defunct(ticket.message()), signature=header["signature"]
+            )
         except Exception as exc:  # anything malformed from a stranger is a refusal, never a crash
             raise Refused(f"no valid signed ticket ({type(exc).__name__})") from None
         chain = self.market.chain
-        if ticket.chain_id != chain.chain_id or ticket.contract.lower() != self.market.tree.address.lower():
-            raise Refused(f"ticket for chain {ticket.chain_id} contract {ticket.contract}, not this deployment")
+        if (
+            ticket.chain_id != chain.chain_id
+            or ticket.contract.lower() != self.market.tree.address.lower()
+        ):
+            raise Refused(
+                f"ticket for chain {ticket.chain_id} contract {ticket.contract}, not this deployment"
+            )
         role = self.market.tree.functions.ORACLE_ROLE().call()
         if not self.market.tree.functions.hasRole(role, signer).call():
             raise Refused(f"{signer} does not hold ORACLE_ROLE")
@@ -99,7 +123,9 @@ class Gate:
             raise Refused(f"this validator serves task {self.task_id}, not task {ticket.task}")
         if not now < ticket.expires <= now + TICKET_TTL_S:
             raise Refused("ticket expired or valid for too long")
-        if not 1 <= len(ticket.nodes) <= MAX_NODES_PER_SESSION or len(set(ticket.nodes)) != len(ticket.nodes):
+        if not 1 <= len(ticket.nodes) <= MAX_NODES_PER_SESSION or len(set(ticket.nodes)) != len(
+            ticket.nodes
+        ):
             raise Refused(f"a session scores 1 to {MAX_NODES_PER_SESSION} distinct nodes")
         past = self._recent(now)
         if any(entry.get("nonce") == ticket.nonce for entry in past):
@@ -124,7 +150,9 @@ class Gate:
 
     def _spec(self, arch: NodeView) -> ModelSpec:
         try:
-            return load_spec(get_bytes(self.market.store, arch.cid, MAX_SPEC_BYTES), f"spec of node {arch.id}")
+            return load_spec(
+                get_bytes(self.market.store, arch.cid, MAX_SPEC_BYTES), f"spec of node {arch.id}"
+            )
         except UserError as exc:
             raise Refused(str(exc)) from None
 
@@ -143,16 +171,28 @@ class Gate:
                 entry = json.loads(line)
             except ValueError:
                 continue  # the first line of the tail may be cut
-            if isinstance(entry, dict) and isinstance(entry.get("at"), (int, float)) and entry["at"] > now - 3600:
+            if (
+                isinstance(entry, dict)
+                and isinstance(entry.get("at"), (int, float))
+                and entry["at"] > now - 3600
+            ):
                 out.append(entry)
         return out
 
-    def _log(self, now: float, signer: str | None, header: dict, outcome: str, nonce: str | None = None) -> None:
+    def _log(
+        self, now: float, signer: str | None, header: dict, outcome: str, nonce: str | None = None
+    ) -> None:
         ticket = header.get("ticket") if isinstance(header, dict) else None
         nodes = ticket.get("nodes") if isinstance(ticket, dict) else None
         if not (isinstance(nodes, list) and len(nodes) <= MAX_NODES_PER_SESSION):
             nodes = None  # a stranger's junk is not copied into the log
-        entry = {"at": now, "signer": signer, "task": self.task_id, "nodes": nodes, "outcome": outcome}
+        entry = {
+            "at": now,
+            "signer": signer,
+            "task": self.task_id,
+            "nodes": nodes,
+            "outcome": outcome,
+        }
         if nonce:
             entry["nonce"] = nonce
         self.log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -71,7 +71,9 @@ class Fetcher:
         except BlockMissing:
             age_s = self.age()
             if age_s < self.fetch_timeout:
-                raise NotYet(f"{what} {cid} not in the store yet ({age_s:.0f}s of {self.fetch_timeout:.0f}s)") from None
+                raise NotYet(
+                    f"{what} {cid} not in the store yet ({age_s:.0f}s of {self.fetch_timeout:.0f}s)"
+                ) from None
             raise Rejected(Reason.MISSING, f"{what} {cid} never reached the store") from None
         except StoreUnavailable:
             raise
@@ -89,8 +91,11 @@ def architecture_spec(fetch: Fetcher, node: NodeView, task: TaskInfo) -> ModelSp
     except SpecError as exc:
         raise Rejected(Reason.INVALID_SPEC, str(exc)) from None
     if spec.num_features != task.num_features or spec.num_classes != task.num_classes:
-        raise Rejected(Reason.UNFIT_SPEC, f"spec takes {spec.num_features} features and {spec.num_classes} classes; "
-                                          f"the task has {task.num_features} and {task.num_classes}")
+        raise Rejected(
+            Reason.UNFIT_SPEC,
+            f"spec takes {spec.num_features} features and {spec.num_classes} classes; "
+            f"the task has {task.num_features} and {task.num_classes}",
+        )
     if not spec.init_weights:
         raise Rejected(Reason.INVALID_SPEC, "spec names no init_weights")
     return spec
@@ -103,8 +108,11 @@ def check(fetch: Fetcher, node: NodeView, spec: ModelSpec) -> Ready:
     raw = fetch.get(cid, weights_io.max_bytes(spec), "weights")
     state = weights_io.load(raw, spec, f"weights {cid}")  # WeightsError is Rejected with its reason
     if node.kind == "architecture" and not weights_io.is_initial(state, spec):
-        raise Rejected(Reason.NOT_INITIAL, f"weights {cid} are not the initialisation of seed "
-                                           f"{spec.training['seed']}: an architecture carries no training")
+        raise Rejected(
+            Reason.NOT_INITIAL,
+            f"weights {cid} are not the initialisation of seed "
+            f"{spec.training['seed']}: an architecture carries no training",
+        )
     model = build_torch(spec)
     model.load_state_dict(state)
     model.eval()

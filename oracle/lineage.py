@@ -38,7 +38,9 @@ class Verdict:
     detail: str
 
 
-def check_lineage(node_id: int, weights: torch.Tensor, parent_id: int, earlier: dict[int, torch.Tensor]) -> Verdict:
+def check_lineage(
+    node_id: int, weights: torch.Tensor, parent_id: int, earlier: dict[int, torch.Tensor]
+) -> Verdict:
     """`weights` flattened (float64); `earlier` maps the ids of earlier nodes of the same
     architecture, the declared parent among them, to their flattened weights."""
     to_parent = float(torch.linalg.vector_norm(weights - earlier[parent_id]))
@@ -49,6 +51,9 @@ def check_lineage(node_id: int, weights: torch.Tensor, parent_id: int, earlier: 
             continue
         distance = float(torch.linalg.vector_norm(weights - other))
         if distance < COPY_RATIO * to_parent:
-            return Verdict(True, f"node {node_id} is {distance / to_parent:.3f}× as far from node {other_id} as "
-                                 f"from its declared parent {parent_id} (a copy below {COPY_RATIO})")
+            return Verdict(
+                True,
+                f"node {node_id} is {distance / to_parent:.3f}× as far from node {other_id} as "
+                f"from its declared parent {parent_id} (a copy below {COPY_RATIO})",
+            )
     return Verdict(False, "")

@@ -43,8 +43,16 @@ def build_crypten(spec: ModelSpec):
         elif layer.type == "Linear":
             modules.append(nn.Linear(a["in_features"], a["out_features"], bias=a["bias"]))
         elif layer.type == "Conv2d":
-            modules.append(nn.Conv2d(a["in_channels"], a["out_channels"], a["kernel_size"], stride=a["stride"],
-                                     padding=a["padding"], bias=a["bias"]))
+            modules.append(
+                nn.Conv2d(
+                    a["in_channels"],
+                    a["out_channels"],
+                    a["kernel_size"],
+                    stride=a["stride"],
+                    padding=a["padding"],
+                    bias=a["bias"],
+                )
+            )
         elif layer.type == "MaxPool2d":
             modules.append(nn.MaxPool2d(a["kernel_size"], stride=a["stride"], padding=a["padding"]))
         elif layer.type == "AvgPool2d":
@@ -60,12 +68,21 @@ def build_crypten(spec: ModelSpec):
 
 def crypten_state(spec: ModelSpec, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The weights for build_crypten's model: BatchNorm layers turned into their affine map."""
-    out = {k: v for k, v in state.items() if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))}
+    out = {
+        k: v
+        for k, v in state.items()
+        if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))
+    }
     for i, layer in enumerate(spec.layers):
         if layer.type not in ("BatchNorm1d", "BatchNorm2d"):
             continue
-        scale = state[f"{i}.weight"].double() / torch.sqrt(state[f"{i}.running_var"].double() + layer.args["eps"])
+        scale = state[f"{i}.weight"].double() / torch.sqrt(
+            state[f"{i}.running_var"].double() + layer.args["eps"]
+        )
         shift = state[f"{i}.bias"].double() - state[f"{i}.running_mean"].double() * scale
         shape = (-1, 1, 1) if layer.type == "BatchNorm2d" else (-1,)
-        out[f"{i}.weight"], out[f"{i}.bias"] = scale.float().reshape(shape), shift.float().reshape(shape)
+        out[f"{i}.weight"], out[f"{i}.bias"] = (
+            scale.float().reshape(shape),
+            shift.float().reshape(shape),
+        )
     return out

@@ -41,10 +41,9 @@ import numpy as np
 
 from bountytree.spec import ModelSpec
 
+from .admission import Refused
 from .crypten_import import crypten, torch
 from .models import build_crypten, crypten_state
-
-from .admission import Refused
 
 MODEL_PARTY, DATA_PARTY = 1, 0
 CHUNK_ROWS = 4096
@@ -61,8 +60,14 @@ class SessionRefused(Exception):
 
 def join(address: str, rank: int, timeout_s: float = 120) -> None:
     """Joins the two-party session at `address` (host:port; party 0 listens there)."""
-    os.environ.update({"DISTRIBUTED_BACKEND": "gloo", "RENDEZVOUS": f"tcp://{address}", "WORLD_SIZE": "2",
-                       "RANK": str(rank)})
+    os.environ.update(
+        {
+            "DISTRIBUTED_BACKEND": "gloo",
+            "RENDEZVOUS": f"tcp://{address}",
+            "WORLD_SIZE": "2",
+            "RANK": str(rank),
+        }
+    )
     torch.set_num_threads(1)
     # CrypTen calls init_process_group without a timeout; give it one so a missing party ends
     # the session instead of hanging forever.
@@ -101,7 +106,11 @@ def send_json(obj: dict | None, src: int) -> dict:
     n = int(size.item())
     if n > MAX_HEADER:
         raise SessionRefused(f"header of {n} bytes from party {src}")
-    buf = torch.frombuffer(bytearray(raw), dtype=torch.uint8) if me == src else torch.empty(n, dtype=torch.uint8)
+    buf = (
+        torch.frombuffer(bytearray(raw), dtype=torch.uint8)
+        if me == src
+        else torch.empty(n, dtype=torch.uint8)
+    )
     dist.broadcast(buf, src, group=_group())
     try:
         obj = json.loads(bytes(buf.numpy()).decode())
@@ -132,17 +141,23 @@ def chunk_rows(specs: list[ModelSpec]) -> int:
     return max(1, min(CHUNK_ROWS, CHUNK_VALUES // max(1, widest)))
 
 
-def _shared_rows(X: np.ndarray | None, y: np.ndarray | None, rows: int, features: int, classes: int, chunk: int):
+def _shared_rows(
+    X: np.ndarray | None, y: np.ndarray | None, rows: int, features: int, classes: int, chunk: int
+):
     """Secret-shares the rows and one-hot labels from party 0, in chunks of `chunk` rows."""
     chunks = []
     for start in range(0, rows, chunk):
         n = min(chunk, rows - start)
         if X is not None:
-            x = torch.from_numpy(X[start:start + n])
-            onehot = torch.nn.functional.one_hot(torch.from_numpy(y[start:start + n]), classes).float()
+            x = torch.from_numpy(X[start : start + n])
+            onehot = torch.nn.functional.one_hot(
+                torch.from_numpy(y[start : start + n]), classes
+            ).float()
         else:
             x, onehot = torch.zeros(n, features), torch.zeros(n, classes)
-        chunks.append((crypten.cryptensor(x, src=DATA_PARTY), crypten.cryptensor(onehot, src=DATA_PARTY)))
+        chunks.append(
+            (crypten.cryptensor(x, src=DATA_PARTY), crypten.cryptensor(onehot, src=DATA_PARTY))
+        )
     return chunks
 
 
@@ -158,11 +173,15 @@ def _count_correct(model, spec: ModelSpec, chunks, rows: int) -> int:
             total = hits if total is None else total + hits
         in_range = total.ge(-0.5) * total.le(rows + 0.5)
         if float(in_range.get_plain_text().item()) < 0.5:
-            raise SessionRefused("a count fell outside [0, rows]: a party deviated from the protocol")
-    return int(round(float(total.get_plain_text().item())))
+            raise SessionRefused(
+                "a count fell outside [0, rows]: a party deviated from the protocol"
+            )
+    return round(float(total.get_plain_text().item()))
 
 
-def _evaluate(models: list[tuple[int, ModelSpec, dict | None]], chunks, rows: int) -> list[NodeScore]:
+def _evaluate(
+    models: list[tuple[int, ModelSpec, dict | None]], chunks, rows: int
+) -> list[NodeScore]:
     scores = []
     for node_id, spec, state in models:
         started = time.perf_counter()
@@ -171,7 +190,9 @@ def _evaluate(models: list[tuple[int, ModelSpec, dict | None]], chunks, rows: in
             weights = crypten_state(spec, state)
             if set(weights) != {name for name, _ in model.named_parameters()}:
                 raise SessionRefused(f"node {node_id}: weights do not match the model's parameters")
-            model.load_state_dict(weights, strict=False)  # strict wants torch's metadata; names checked above
+            model.load_state_dict(
+                weights, strict=False
+            )  # strict wants torch's metadata; names checked above
         model.encrypt(src=MODEL_PARTY)
         model.eval()
         correct = _count_correct(model, spec, chunks, rows)
@@ -179,7 +200,9 @@ def _evaluate(models: list[tuple[int, ModelSpec, dict | None]], chunks, rows: in
     return scores
 
 
-def model_party(header: dict, models: list[tuple[int, ModelSpec, dict]], expect: dict) -> tuple[list[NodeScore], dict]:
+def model_party(
+    header: dict, models: list[tuple[int, ModelSpec, dict]], expect: dict
+) -> tuple[list[NodeScore], dict]:
     """Party 1: sends the signed ticket, checks party 0's answer against what the task says
     (`expect`: rows, features, classes; rows 0 when unknown), shares the weights, returns the
     scores (after `join`)."""
@@ -188,19 +211,35 @@ def model_party(header: dict, models: list[tuple[int, ModelSpec, dict]], expect:
     if not answer.get("ok"):
         raise SessionRefused(answer.get("error", "refused"))
     announced = {k: answer.get(k) for k in ("rows", "features", "classes")}
-    wrong = [k for k, v in announced.items() if not isinstance(v, int) or v < 1
-             or (expect.get(k) and v != expect[k])]
+    wrong = [
+        k
+        for k, v in announced.items()
+        if not isinstance(v, int) or v < 1 or (expect.get(k) and v != expect[k])
+    ]
     if wrong or announced["rows"] > MAX_ROWS:
         raise SessionRefused(f"the validator announced {announced}, the task says {expect}")
     started = time.perf_counter()
-    chunks = _shared_rows(None, None, announced["rows"], announced["features"], announced["classes"],
-                          chunk_rows([spec for _, spec, _ in models]))
+    chunks = _shared_rows(
+        None,
+        None,
+        announced["rows"],
+        announced["features"],
+        announced["classes"],
+        chunk_rows([spec for _, spec, _ in models]),
+    )
     shared_s = time.perf_counter() - started
-    return _evaluate(models, chunks, announced["rows"]), {"share_rows_s": shared_s, "rows": announced["rows"]}
+    return _evaluate(models, chunks, announced["rows"]), {
+        "share_rows_s": shared_s,
+        "rows": announced["rows"],
+    }
 
 
-def data_party(X: np.ndarray, y: np.ndarray, num_classes: int,
-               admit: Callable[[dict], list[tuple[int, ModelSpec]]]) -> list[NodeScore]:
+def data_party(
+    X: np.ndarray,
+    y: np.ndarray,
+    num_classes: int,
+    admit: Callable[[dict], list[tuple[int, ModelSpec]]],
+) -> list[NodeScore]:
     """Party 0: admits the header (or refuses it and says why), shares the rows in a fresh
     secret order, takes part in every evaluation."""
     header = send_json(None, MODEL_PARTY)
@@ -213,11 +252,25 @@ def data_party(X: np.ndarray, y: np.ndarray, num_classes: int,
             models.append((node_id, spec, None))
     except Refused as exc:
         error = str(exc)
-    send_json({"ok": error is None, "error": error, "rows": len(y), "features": int(X.shape[1]),
-               "classes": num_classes}, DATA_PARTY)
+    send_json(
+        {
+            "ok": error is None,
+            "error": error,
+            "rows": len(y),
+            "features": int(X.shape[1]),
+            "classes": num_classes,
+        },
+        DATA_PARTY,
+    )
     if error:
         raise SessionRefused(error)
     order = np.random.default_rng(secrets.randbits(128)).permutation(len(y))
-    chunks = _shared_rows(X[order], y[order], len(y), X.shape[1], num_classes,
-                          chunk_rows([spec for _, spec, _ in models]))
+    chunks = _shared_rows(
+        X[order],
+        y[order],
+        len(y),
+        X.shape[1],
+        num_classes,
+        chunk_rows([spec for _, spec, _ in models]),
+    )
     return _evaluate(models, chunks, len(y))

@@ -22,8 +22,9 @@ from .admission import Gate
 SALT_ENV = "BOUNTYTREE_VALIDATION_SALT"
 
 
-def run_validator(settings, task_id: int, validation: str, address: str, sessions: int,
-                  salt: bytes | None = None) -> int:
+def run_validator(
+    settings, task_id: int, validation: str, address: str, sessions: int, salt: bytes | None = None
+) -> int:
     """Party 0. Checks the file and its salt (by default the one `task create` kept on this
     machine) against the task's commitment before anything else, then serves `sessions` scoring
     sessions (0: until stopped), each in a fresh process."""
@@ -39,7 +40,9 @@ def run_validator(settings, task_id: int, validation: str, address: str, session
     if sessions == 1:
         from . import mpc
 
-        gate = Gate(market, task_id, validator_folder(settings.home, market.chain.chain_id) / "sessions.log")
+        gate = Gate(
+            market, task_id, validator_folder(settings.home, market.chain.chain_id) / "sessions.log"
+        )
         mpc.join(address, mpc.DATA_PARTY)
         try:
             mpc.data_party(rows.X, rows.y, task.info.num_classes, gate.admit)
@@ -49,16 +52,33 @@ def run_validator(settings, task_id: int, validation: str, address: str, session
             mpc.leave()
         return 0
     served = 0
-    print(f"validator for task {task_id} on {address} ({len(rows)} rows, commitment checked)", flush=True)
+    print(
+        f"validator for task {task_id} on {address} ({len(rows)} rows, commitment checked)",
+        flush=True,
+    )
     while sessions == 0 or served < sessions:
-        argv = [sys.executable, "-m", "oracle", "validator", "--task", str(task_id), "--validation", validation,
-                "--address", address, "--sessions", "1"]
+        argv = [
+            sys.executable,
+            "-m",
+            "oracle",
+            "validator",
+            "--task",
+            str(task_id),
+            "--validation",
+            validation,
+            "--address",
+            address,
+            "--sessions",
+            "1",
+        ]
         if getattr(settings, "rpc", None):
             argv += ["--rpc", settings.rpc]
         # the salt goes by environment (readable by this user only), never on a command line
         status = subprocess.run(argv, env={**os.environ, SALT_ENV: salt.hex()}).returncode
         served += 1
-        print(f"session {served} {'done' if status == 0 else f'failed (exit {status})'}", flush=True)
+        print(
+            f"session {served} {'done' if status == 0 else f'failed (exit {status})'}", flush=True
+        )
     return 0
 
 
@@ -71,7 +91,9 @@ def run_model_party(job_dir: str) -> int:
     models = []
     for node in job["nodes"]:
         spec = parse_spec(node["spec"])
-        state = weights_io.load((job_path / node["weights"]).read_bytes(), spec, f"node {node['id']}")
+        state = weights_io.load(
+            (job_path / node["weights"]).read_bytes(), spec, f"node {node['id']}"
+        )
         models.append((int(node["id"]), spec, state))
     mpc.join(job["address"], mpc.MODEL_PARTY)
     try:
@@ -80,8 +102,13 @@ def run_model_party(job_dir: str) -> int:
         raise UserError(f"the validator refused the session: {exc}") from None
     finally:
         mpc.leave()
-    atomic_write_json(job_path / "result.json", {
-        "rows": info["rows"], "share_rows_s": info["share_rows_s"],
-        "correct": {str(s.node_id): s.correct for s in scores},
-        "seconds": {str(s.node_id): s.seconds for s in scores}})
+    atomic_write_json(
+        job_path / "result.json",
+        {
+            "rows": info["rows"],
+            "share_rows_s": info["share_rows_s"],
+            "correct": {str(s.node_id): s.correct for s in scores},
+            "seconds": {str(s.node_id): s.seconds for s in scores},
+        },
+    )
     return 0

@@ -57,7 +57,9 @@ class Replay:
     ops: int
 
 
-def replay(spec: ModelSpec, parent_weights: bytes, rows: Dataset, submitted: torch.Tensor) -> Replay:
+def replay(
+    spec: ModelSpec, parent_weights: bytes, rows: Dataset, submitted: torch.Tensor
+) -> Replay:
     """Trains the parent on `rows` exactly as the trainer does and compares with `submitted`
     (flattened float64 weights)."""
     parent = weights_io.load_model(parent_weights, spec, "parent weights")

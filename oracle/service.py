@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
@@ -50,15 +50,25 @@ class TaskRound:
     scored: dict[int, int] = field(default_factory=dict)  # node id -> accuracy bps
     rejected: dict[int, str] = field(default_factory=dict)  # node id -> reason
     waiting: dict[int, str] = field(default_factory=dict)
-    unscorable: dict[int, str] = field(default_factory=dict)  # node id -> why its own session failed
+    unscorable: dict[int, str] = field(
+        default_factory=dict
+    )  # node id -> why its own session failed
     session: SessionResult | None = None
     finalized: bool = False
     error: str | None = None
 
 
 class Oracle:
-    def __init__(self, market: Market, *, validator: str | None = None, fetch_timeout: float = 60.0,
-                 log: Log = print, settings_env: dict | None = None, batch_size: int = MAX_BATCH):
+    def __init__(
+        self,
+        market: Market,
+        *,
+        validator: str | None = None,
+        fetch_timeout: float = 60.0,
+        log: Log = print,
+        settings_env: dict | None = None,
+        batch_size: int = MAX_BATCH,
+    ):
         self.market = market
         self.batch_size = max(1, min(batch_size, MAX_BATCH))
         self.batches_sent = 0
@@ -68,11 +78,17 @@ class Oracle:
         self.settings_env = settings_env or {}
         self._flat: dict[str, torch.Tensor] = {}  # by CID, bounded by MAX_CACHED_FLOATS
         self._flat_floats = 0
-        self._rows: dict[tuple[int, int], datasets.Dataset | None] = {}  # the last few datasets read
-        self._trained: dict[int, tuple[int, int] | Reject] = {}  # node id -> (ops, dataset) or a rejection
+        self._rows: dict[
+            tuple[int, int], datasets.Dataset | None
+        ] = {}  # the last few datasets read
+        self._trained: dict[
+            int, tuple[int, int] | Reject
+        ] = {}  # node id -> (ops, dataset) or a rejection
 
     def open_tasks(self) -> list[int]:
-        return [t for t in self.market.task_ids() if not self.market.task(t, with_info=False).finalized]
+        return [
+            t for t in self.market.task_ids() if not self.market.task(t, with_info=False).finalized
+        ]
 
     def run_round(self, task_ids: list[int] | None = None) -> list[TaskRound]:
         rounds = []
@@ -83,8 +99,12 @@ class Oracle:
                     step(task_id, r)
                 except StoreUnavailable:
                     raise  # the store is down for every task: the round fails and is retried
-                except Exception as exc:  # one task's trouble, whatever it is, never stops the others
-                    message = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+                except (
+                    Exception
+                ) as exc:  # one task's trouble, whatever it is, never stops the others
+                    message = (
+                        str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+                    )
                     r.error = r.error or message
                     self.log(f"task {task_id}: {message}")
             rounds.append(r)
@@ -102,7 +122,9 @@ class Oracle:
         ready: list[Ready] = []
         rejects: list[Reject] = []
         waits: list[Wait] = []
-        fate: dict[int, str] = {}  # this round's outcome for pending nodes: ready / rejected / waiting
+        fate: dict[
+            int, str
+        ] = {}  # this round's outcome for pending nodes: ready / rejected / waiting
         checked: dict[int, Ready] = {}
         specs: dict[int, ModelSpec | None] = {}
         for node in sorted(nodes.values(), key=lambda n: n.id):
@@ -113,7 +135,9 @@ class Oracle:
                 parent_state = fate.get(parent.id, parent.status)
                 if parent_state == "rejected":
                     fate[node.id] = "rejected"
-                    rejects.append(Reject(node, Reason.PARENT_REJECTED, f"parent {parent.id} was rejected"))
+                    rejects.append(
+                        Reject(node, Reason.PARENT_REJECTED, f"parent {parent.id} was rejected")
+                    )
                     continue
                 if parent_state in ("waiting", "pending"):
                     fate[node.id] = "waiting"
@@ -147,21 +171,29 @@ class Oracle:
             except Exception as exc:  # a file that makes a check fail in a way nobody foresaw
                 fate[node.id] = "rejected"
                 reason = Reason.INVALID_SPEC if node.kind == "architecture" else Reason.CORRUPT
-                rejects.append(Reject(node, reason, f"its files cannot be checked ({type(exc).__name__}: "
-                                                    f"{str(exc)[:200]})"))
+                rejects.append(
+                    Reject(
+                        node,
+                        reason,
+                        f"its files cannot be checked ({type(exc).__name__}: {str(exc)[:200]})",
+                    )
+                )
             else:
                 fate[node.id] = "ready"
                 checked[node.id] = ok
                 ready.append(ok)
         return ready, rejects, waits
 
-    def _arch_spec(self, arch: NodeView, specs: dict[int, ModelSpec | None], task: TaskView) -> ModelSpec:
+    def _arch_spec(
+        self, arch: NodeView, specs: dict[int, ModelSpec | None], task: TaskView
+    ) -> ModelSpec:
         """The spec of a trained node's architecture (checked this round, or scored earlier); a
         spec that is not in the store right now makes its children wait, not fail."""
         if arch.id not in specs:
             try:
-                specs[arch.id] = architecture_spec(Fetcher(self.market.store, lambda: 0.0, float("inf")), arch,
-                                                   task.info)
+                specs[arch.id] = architecture_spec(
+                    Fetcher(self.market.store, lambda: 0.0, float("inf")), arch, task.info
+                )
             except (Rejected, SpecError):
                 specs[arch.id] = None
         spec = specs[arch.id]
@@ -174,7 +206,9 @@ class Oracle:
         cid = spec.init_weights if node.kind == "architecture" else node.cid
         if cid not in self._flat:
             try:
-                state = weights_io.load(get_bytes(self.market.store, cid, weights_io.max_bytes(spec)), spec)
+                state = weights_io.load(
+                    get_bytes(self.market.store, cid, weights_io.max_bytes(spec)), spec
+                )
             except StoreUnavailable:
                 raise
             except (StoreError, Rejected):
@@ -186,8 +220,15 @@ class Oracle:
             self._flat_floats += flat.numel()
         return self._flat[cid]
 
-    def _same_layout(self, nodes: dict[int, NodeView], specs: dict[int, ModelSpec | None], task: TaskView,
-                     spec: ModelSpec, before: int, checked: dict[int, Ready]) -> dict[int, torch.Tensor]:
+    def _same_layout(
+        self,
+        nodes: dict[int, NodeView],
+        specs: dict[int, ModelSpec | None],
+        task: TaskView,
+        spec: ModelSpec,
+        before: int,
+        checked: dict[int, Ready],
+    ) -> dict[int, torch.Tensor]:
         """The weights of every earlier, not rejected node of the task whose architecture has the
         same tensors as `spec`, whatever architecture node it hangs from: a copy re-hung under a
         duplicate architecture is compared with its original all the same."""
@@ -205,29 +246,50 @@ class Oracle:
                 other_spec = self._arch_spec(_architecture(other, nodes), specs, task)
             except (Rejected, NotYet):
                 continue
-            if other_spec.tensors == spec.tensors and (flat := self._flat_of(other, other_spec)) is not None:
+            if (
+                other_spec.tensors == spec.tensors
+                and (flat := self._flat_of(other, other_spec)) is not None
+            ):
                 earlier[other.id] = flat
         return earlier
 
-    def _check_duplicate(self, ok: Ready, nodes: dict[int, NodeView], specs: dict[int, ModelSpec | None],
-                         checked: dict[int, Ready], task: TaskView) -> None:
+    def _check_duplicate(
+        self,
+        ok: Ready,
+        nodes: dict[int, NodeView],
+        specs: dict[int, ModelSpec | None],
+        checked: dict[int, Ready],
+        task: TaskView,
+    ) -> None:
         """An architecture that repeats an earlier one of the task (same layers and recipe, the
         seed and name aside) adds no expertise: rejected as a copy. Only architectures that are
         scored, or passed their checks this round, count: one that is itself rejected (trained
         weights, say) must not shut out the design it imitates."""
         design = _design(ok.spec)
         for other in nodes.values():
-            if other.parent_id or other.id >= ok.node.id or not (other.status == "scored" or other.id in checked):
+            if (
+                other.parent_id
+                or other.id >= ok.node.id
+                or not (other.status == "scored" or other.id in checked)
+            ):
                 continue
             try:
                 other_spec = self._arch_spec(other, specs, task)
             except (Rejected, NotYet):
                 continue
             if _design(other_spec) == design:
-                raise Rejected(Reason.COPY, f"architecture {ok.node.id} repeats architecture {other.id}")
+                raise Rejected(
+                    Reason.COPY, f"architecture {ok.node.id} repeats architecture {other.id}"
+                )
 
-    def _check_lineage(self, ok: Ready, nodes: dict[int, NodeView], specs: dict[int, ModelSpec | None],
-                       checked: dict[int, Ready], task: TaskView) -> None:
+    def _check_lineage(
+        self,
+        ok: Ready,
+        nodes: dict[int, NodeView],
+        specs: dict[int, ModelSpec | None],
+        checked: dict[int, Ready],
+        task: TaskView,
+    ) -> None:
         """Rejects a copy (see lineage.py), compared with every earlier node of the same layout."""
         earlier = self._same_layout(nodes, specs, task, ok.spec, ok.node.id, checked)
         if ok.node.parent_id not in earlier:
@@ -236,7 +298,9 @@ class Oracle:
         if verdict.is_copy:
             raise Rejected(Reason.COPY, verdict.detail)
 
-    def _dataset_rows(self, task: TaskView, dataset_id: int, fetch: Fetcher) -> datasets.Dataset | None:
+    def _dataset_rows(
+        self, task: TaskView, dataset_id: int, fetch: Fetcher
+    ) -> datasets.Dataset | None:
         """A published dataset's rows (None if it cannot be trained on); a dataset not in the
         store yet is waited for within the node's fetch timeout, never remembered as bad."""
         key = (task.id, dataset_id)
@@ -245,11 +309,15 @@ class Oracle:
                 cid = self.market.dataset_cid(task.id, dataset_id)
                 raw = fetch.get(cid, datasets.MAX_DATASET_BYTES, f"dataset {dataset_id}")
                 rows = datasets.load_bytes(raw, f"dataset {dataset_id}", task.info.label_column)
-                datasets.check_against(rows, task.info.num_features, task.info.num_classes, f"dataset {dataset_id}")
+                datasets.check_against(
+                    rows, task.info.num_features, task.info.num_classes, f"dataset {dataset_id}"
+                )
             except (NotYet, StoreUnavailable):
                 raise
             except Rejected as exc:
-                if exc.reason == Reason.MISSING:  # past this node's time limit; a newer node may still wait
+                if (
+                    exc.reason == Reason.MISSING
+                ):  # past this node's time limit; a newer node may still wait
                     return None
                 rows = None
             except (UserError, MemoryError):  # unreadable or unfit: nothing can be trained on it
@@ -259,11 +327,12 @@ class Oracle:
             self._rows[key] = rows
         return self._rows[key]
 
-    def _verify_training(self, ok: Ready, parent: NodeView, task: TaskView, parent_fetch: Fetcher,
-                         fetch: Fetcher) -> None:
+    def _verify_training(
+        self, ok: Ready, parent: NodeView, task: TaskView, parent_fetch: Fetcher, fetch: Fetcher
+    ) -> None:
         """Replays a node's training where the data is public (see replay.py): sets its verified
         operations and dataset, or rejects it. A node's outcome is kept, so it is replayed once."""
-        node, spec = ok.node, ok.spec
+        node, _spec = ok.node, ok.spec
         if node.id not in self._trained:
             self._trained[node.id] = self._replay(ok, parent, task, parent_fetch, fetch)
         outcome = self._trained[node.id]
@@ -271,27 +340,44 @@ class Oracle:
             raise Rejected(outcome.reason, outcome.detail)
         ok.verified_ops, ok.dataset_id = outcome
 
-    def _replay(self, ok: Ready, parent: NodeView, task: TaskView, parent_fetch: Fetcher,
-                fetch: Fetcher) -> tuple[int, int] | Reject:
+    def _replay(
+        self, ok: Ready, parent: NodeView, task: TaskView, parent_fetch: Fetcher, fetch: Fetcher
+    ) -> tuple[int, int] | Reject:
         node, spec = ok.node, ok.spec
         parent_cid = spec.init_weights if parent.kind == "architecture" else parent.cid
         parent_weights = parent_fetch.get(parent_cid, weights_io.max_bytes(spec), "parent weights")
         if node.dataset_id:
             rows = self._dataset_rows(task, node.dataset_id, fetch)
             if rows is None:
-                return Reject(node, Reason.REPLAY_MISMATCH, f"its dataset {node.dataset_id} cannot be trained on")
+                return Reject(
+                    node,
+                    Reason.REPLAY_MISMATCH,
+                    f"its dataset {node.dataset_id} cannot be trained on",
+                )
             cost = replay_cost(spec, rows)
             if cost is not None:
-                return Reject(node, Reason.TOO_COSTLY, f"replaying it on dataset {node.dataset_id} {cost}")
+                return Reject(
+                    node, Reason.TOO_COSTLY, f"replaying it on dataset {node.dataset_id} {cost}"
+                )
             try:
                 result = replay(spec, parent_weights, rows, ok.flat)
-            except Exception as exc:  # the recipe cannot run on these rows (a BatchNorm batch of one, …)
-                return Reject(node, Reason.REPLAY_MISMATCH, f"training on dataset {node.dataset_id} fails "
-                                                            f"({type(exc).__name__}: {str(exc)[:120]})")
+            except (
+                Exception
+            ) as exc:  # the recipe cannot run on these rows (a BatchNorm batch of one, …)
+                return Reject(
+                    node,
+                    Reason.REPLAY_MISMATCH,
+                    f"training on dataset {node.dataset_id} fails "
+                    f"({type(exc).__name__}: {str(exc)[:120]})",
+                )
             if not result.matches:
-                return Reject(node, Reason.REPLAY_MISMATCH, f"training parent {parent.id} on dataset "
-                                                            f"{node.dataset_id} gives other weights (off by "
-                                                            f"{result.distance:.2e})")
+                return Reject(
+                    node,
+                    Reason.REPLAY_MISMATCH,
+                    f"training parent {parent.id} on dataset "
+                    f"{node.dataset_id} gives other weights (off by "
+                    f"{result.distance:.2e})",
+                )
             return result.ops, node.dataset_id
         # Declared private: only datasets published before the node was revealed can be its source.
         for dataset_id, block in self.market.datasets_of(task.id)[:MAX_ATTRIBUTION_REPLAYS]:
@@ -307,8 +393,10 @@ class Oracle:
             except Exception:  # a dataset the recipe cannot run on reproduces nothing
                 continue
             if result.matches:
-                self.log(f"task {task.id} node {node.id}: declared private data, but dataset {dataset_id} "
-                         f"reproduces it; attributed to the dataset")
+                self.log(
+                    f"task {task.id} node {node.id}: declared private data, but dataset {dataset_id} "
+                    f"reproduces it; attributed to the dataset"
+                )
                 return result.ops, dataset_id
         return 0, 0
 
@@ -316,10 +404,16 @@ class Oracle:
 
     def score_task(self, task_id: int, r: TaskRound) -> None:
         task = self.market.task(task_id)
-        validation = registered(self.market.chain.settings.home, self.market.chain.chain_id, task_id)
-        if self.validator is None and validation is None:  # before any check: no work without a validator
-            raise UserError(f"no validator for task {task_id}: run `python -m oracle validator --task {task_id} "
-                            f"--validation FILE` on the sponsor's host and pass its address with --validator")
+        validation = registered(
+            self.market.chain.settings.home, self.market.chain.chain_id, task_id
+        )
+        if (
+            self.validator is None and validation is None
+        ):  # before any check: no work without a validator
+            raise UserError(
+                f"no validator for task {task_id}: run `python -m oracle validator --task {task_id} "
+                f"--validation FILE` on the sponsor's host and pass its address with --validator"
+            )
         ready, rejects, waits = self._classify(task)
         r.waiting = {w.node.id: w.detail for w in waits}
         for w in waits:
@@ -328,7 +422,9 @@ class Oracle:
             sent = self.market.reject_nodes(task_id, [(x.node.id, x.reason) for x in batch])
             for x in batch:
                 r.rejected[x.node.id] = x.reason.label
-                self.log(f"task {task_id} node {x.node.id}: rejected ({x.reason.label}: {x.detail})")
+                self.log(
+                    f"task {task_id} node {x.node.id}: rejected ({x.reason.label}: {x.detail})"
+                )
             self.log(f"task {task_id}: {len(batch)} rejected  {sent}")
         if not ready:
             return
@@ -348,15 +444,22 @@ class Oracle:
             sent = self.market.record_scores(task_id, records)
             for rec in records:
                 r.scored[rec.node_id] = rec.accuracy_bps
-                self.log(f"task {task_id} node {rec.node_id}: {rec.accuracy_bps / 100:.2f}%"
-                         + (f", {rec.verified_ops:,} ops replayed on dataset {rec.dataset_id}" if rec.verified_ops
-                            else ""))
+                self.log(
+                    f"task {task_id} node {rec.node_id}: {rec.accuracy_bps / 100:.2f}%"
+                    + (
+                        f", {rec.verified_ops:,} ops replayed on dataset {rec.dataset_id}"
+                        if rec.verified_ops
+                        else ""
+                    )
+                )
             self.log(f"task {task_id}: {len(batch)} scored  {sent}")
             self.batches_sent += 1
-            if FAILPOINT == f"after-score-batch:{self.batches_sent}":
+            if f"after-score-batch:{self.batches_sent}" == FAILPOINT:
                 os._exit(137)
 
-    def _evaluate(self, task: TaskView, ready: list[Ready], validation, r: TaskRound) -> dict[int, int]:
+    def _evaluate(
+        self, task: TaskView, ready: list[Ready], validation, r: TaskRound
+    ) -> dict[int, int]:
         """Accuracy (bps) of each node, from one two-party session; if the session fails, each
         node alone, so no node keeps the others from being scored. When every session fails,
         the validator or the machine is at fault, not a node: the round fails (UserError) and is
@@ -368,11 +471,21 @@ class Oracle:
                 out |= self._evaluate(task, part, validation, r)
             return out
         info = task.info
-        expect = {"rows": info.validation_rows, "features": info.num_features, "classes": info.num_classes}
+        expect = {
+            "rows": info.validation_rows,
+            "features": info.num_features,
+            "classes": info.num_classes,
+        }
         try:
-            session = run_session(task.id, ready, header=issue(self.market, task.id, [x.node.id for x in ready]),
-                                  expect=expect, validation_file=validation, validator=self.validator,
-                                  settings_env=self.settings_env)
+            session = run_session(
+                task.id,
+                ready,
+                header=issue(self.market, task.id, [x.node.id for x in ready]),
+                expect=expect,
+                validation_file=validation,
+                validator=self.validator,
+                settings_env=self.settings_env,
+            )
         except UserError as exc:
             if len(ready) == 1:
                 raise
@@ -392,14 +505,18 @@ class Oracle:
         r.session = session
         expected = task.info.validation_rows
         if session.rows <= 0 or (expected and session.rows != expected):
-            self.log(f"task {task.id}: the validator reported {session.rows} rows, the task has {expected}; "
-                     "result refused")
+            self.log(
+                f"task {task.id}: the validator reported {session.rows} rows, the task has {expected}; "
+                "result refused"
+            )
             return {}
         out = {}
         for x in ready:
             count = session.correct.get(x.node.id)
             if not isinstance(count, int) or not 0 <= count <= session.rows:
-                self.log(f"task {task.id} node {x.node.id}: count {count!r} out of [0, {session.rows}]; refused")
+                self.log(
+                    f"task {task.id} node {x.node.id}: count {count!r} out of [0, {session.rows}]; refused"
+                )
                 continue
             out[x.node.id] = count * 10_000 // session.rows
         return out
@@ -435,11 +552,16 @@ def _architecture(node: NodeView, nodes: dict[int, NodeView]) -> NodeView:
 
 
 def _batches(items: list, size: int) -> list[list]:
-    return [items[i:i + size] for i in range(0, len(items), size)]
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def serve(make_oracle: Callable[[], Oracle], task_ids: list[int] | None, interval: float, log: Log = print,
-          stop: Callable[[], bool] = lambda: False) -> None:
+def serve(
+    make_oracle: Callable[[], Oracle],
+    task_ids: list[int] | None,
+    interval: float,
+    log: Log = print,
+    stop: Callable[[], bool] = lambda: False,
+) -> None:
     """Runs rounds forever; an unreachable chain or store is retried with backoff, said once per try."""
     backoff = 1.0
     oracle = None
@@ -449,7 +571,9 @@ def serve(make_oracle: Callable[[], Oracle], task_ids: list[int] | None, interva
             oracle.run_round(task_ids)
             backoff = 1.0
             time.sleep(interval)
-        except Exception as exc:  # a chain or store down (requests' ConnectionError is an OSError), or worse
+        except (
+            Exception
+        ) as exc:  # a chain or store down (requests' ConnectionError is an OSError), or worse
             oracle = None
             text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             log(f"unavailable: {text}; retrying in {backoff:.0f}s")

@@ -44,8 +44,17 @@ def _party_env() -> dict:
     return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
-def run_session(task_id: int, ready: list[Ready], *, header: dict, expect: dict, validation_file: Path | None,
-                validator: str | None, settings_env: dict, timeout_s: float = SESSION_TIMEOUT_S) -> SessionResult:
+def run_session(
+    task_id: int,
+    ready: list[Ready],
+    *,
+    header: dict,
+    expect: dict,
+    validation_file: Path | None,
+    validator: str | None,
+    settings_env: dict,
+    timeout_s: float = SESSION_TIMEOUT_S,
+) -> SessionResult:
     """Scores `ready` (ordered by id) in one two-party session opened with the signed `header`
     (admission.issue), checking the validator's answer against `expect`; raises UserError on
     failure."""
@@ -58,27 +67,69 @@ def run_session(task_id: int, ready: list[Ready], *, header: dict, expect: dict,
             (job / name).write_bytes(r.weights)
             nodes.append({"id": r.node.id, "spec": r.spec.to_json(), "weights": name})
         address = validator or f"127.0.0.1:{free_port()}"
-        atomic_write_json(job / "job.json", {"task": task_id, "address": address, "nodes": nodes, "header": header,
-                                             "expect": expect})
+        atomic_write_json(
+            job / "job.json",
+            {
+                "task": task_id,
+                "address": address,
+                "nodes": nodes,
+                "header": header,
+                "expect": expect,
+            },
+        )
         env = {**_party_env(), **settings_env}
         procs = []
         if validator is None:
             if validation_file is None:
-                raise UserError(f"task {task_id}: no validation file registered on this machine and no --validator")
-            procs.append(("validator", subprocess.Popen(
-                [sys.executable, "-m", "oracle", "validator", "--task", str(task_id), "--validation",
-                 str(validation_file), "--address", address, "--sessions", "1"],
-                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)))
-        procs.append(("model party", subprocess.Popen(
-            [sys.executable, "-m", "oracle", "model-party", "--job", str(job)],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)))
+                raise UserError(
+                    f"task {task_id}: no validation file registered on this machine and no --validator"
+                )
+            procs.append(
+                (
+                    "validator",
+                    subprocess.Popen(
+                        [
+                            sys.executable,
+                            "-m",
+                            "oracle",
+                            "validator",
+                            "--task",
+                            str(task_id),
+                            "--validation",
+                            str(validation_file),
+                            "--address",
+                            address,
+                            "--sessions",
+                            "1",
+                        ],
+                        env=env,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE,
+                    ),
+                )
+            )
+        procs.append(
+            (
+                "model party",
+                subprocess.Popen(
+                    [sys.executable, "-m", "oracle", "model-party", "--job", str(job)],
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                ),
+            )
+        )
         failure = _wait_all(procs, timeout_s)
         if failure:
             raise UserError(f"task {task_id}: scoring session failed: {failure}")
         result = json.loads((job / "result.json").read_text())
-    return SessionResult({int(k): v for k, v in result["correct"].items()}, result["rows"],
-                         time.perf_counter() - started, {int(k): v for k, v in result["seconds"].items()},
-                         result["share_rows_s"])
+    return SessionResult(
+        {int(k): v for k, v in result["correct"].items()},
+        result["rows"],
+        time.perf_counter() - started,
+        {int(k): v for k, v in result["seconds"].items()},
+        result["share_rows_s"],
+    )
 
 
 def _wait_all(procs: list[tuple[str, subprocess.Popen]], timeout_s: float) -> str | None:

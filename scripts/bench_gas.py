@@ -23,29 +23,50 @@ STAKE = 10**15
 
 
 def _commitment(author, task, parent, weights, dataset, salt):
-    return web3.keccak(web3.codec.encode(
-        ["address", "uint256", "uint256", "bytes32", "uint256", "bytes32"],
-        [str(author), task, parent, weights, dataset, salt]))
+    return web3.keccak(
+        web3.codec.encode(
+            ["address", "uint256", "uint256", "bytes32", "uint256", "bytes32"],
+            [str(author), task, parent, weights, dataset, salt],
+        )
+    )
 
 
 def submit(tree, task, author, parent, dataset):
     weights, salt = os.urandom(32), os.urandom(32)
-    c = tree.commitSubmission(task, _commitment(author, task, parent, weights, dataset, salt),
-                              {"from": author, "value": STAKE})
+    c = tree.commitSubmission(
+        task,
+        _commitment(author, task, parent, weights, dataset, salt),
+        {"from": author, "value": STAKE},
+    )
     r = tree.revealSubmission(task, parent, weights, dataset, salt, {"from": author})
     return r.return_value, c.gas_used + r.gas_used
 
 
 def score(tree, task, nodes, accs, ops, oracle):
     """recordScores with one Score record per node, each keeping its declared dataset."""
-    return tree.recordScores(task, [(n, a, o, tree.getNode(n).dict()["datasetId"])
-                                    for n, a, o in zip(nodes, accs, ops)], {"from": oracle})
+    return tree.recordScores(
+        task,
+        [
+            (n, a, o, tree.getNode(n).dict()["datasetId"])
+            for n, a, o in zip(nodes, accs, ops, strict=False)
+        ],
+        {"from": oracle},
+    )
 
 
 def new_task(tree, sponsor, target=10000):
     """A task and a dataset published to it (compute is paid only for published data)."""
-    tx = tree.createTask(os.urandom(32), os.urandom(32), target, chain.time() + 10**6, 5000, 3000, 2000, STAKE,
-                         {"from": sponsor, "value": 10**18})
+    tx = tree.createTask(
+        os.urandom(32),
+        os.urandom(32),
+        target,
+        chain.time() + 10**6,
+        5000,
+        3000,
+        2000,
+        STAKE,
+        {"from": sponsor, "value": 10**18},
+    )
     dataset = tree.publishDataset(tx.return_value, os.urandom(32), {"from": sponsor}).return_value
     return tx, dataset
 
@@ -71,7 +92,10 @@ def main():
     # 12 trained nodes from 6 trainers; each trainer has been paid a stake before (typical)
     warm = [submit(tree, task, t, arch, data)[0] for t in trainers]
     score(tree, task, warm, [1500] * len(warm), [0] * len(warm), admin)
-    ids, gas = zip(*[submit(tree, task, trainers[i % len(trainers)], arch, data) for i in range(12)])
+    ids, gas = zip(
+        *[submit(tree, task, trainers[i % len(trainers)], arch, data) for i in range(12)],
+        strict=False,
+    )
     rows["commit + reveal"] = sum(gas) // len(gas)
     tx = score(tree, task, list(ids), [2000 + i for i in range(12)], [10**9] * 12, admin)
     rows["recordScores per node (batch of 12)"] = tx.gas_used // 12
@@ -83,7 +107,9 @@ def main():
         for depth in (1, 2, 4, 8, 16, int(tree.MAX_DEPTH())):
             tx, data = new_task(tree, sponsor, target=1000)
             t = tx.return_value
-            parent = tree.proposeArchitecture(t, os.urandom(32), {"from": architect, "value": STAKE}).return_value
+            parent = tree.proposeArchitecture(
+                t, os.urandom(32), {"from": architect, "value": STAKE}
+            ).return_value
             score(tree, t, [parent], [1000], [0], admin)
             for i in range(extra):  # side nodes off the architecture, scored
                 n, _ = submit(tree, t, trainers[i % len(trainers)], parent, data)
@@ -103,10 +129,17 @@ def main():
     lines = ["| operation | gas | goal | within goal |", "|---|---:|---:|---|"]
     for name, gas in rows.items():
         goal = GOALS.get(name)
-        lines.append(f"| {name} | {gas:,} | {f'{goal:,}' if goal else '—'} | "
-                     f"{'' if goal is None else ('yes' if gas <= goal else 'NO')} |")
-    lines += ["", "finalize by path depth and tree size (per level = (gas − 60k base) / depth):", "",
-              "| nodes in tree | path depth | finalize gas | per level |", "|---:|---:|---:|---:|"]
+        lines.append(
+            f"| {name} | {gas:,} | {f'{goal:,}' if goal else '—'} | "
+            f"{'' if goal is None else ('yes' if gas <= goal else 'NO')} |"
+        )
+    lines += [
+        "",
+        "finalize by path depth and tree size (per level = (gas − 60k base) / depth):",
+        "",
+        "| nodes in tree | path depth | finalize gas | per level |",
+        "|---:|---:|---:|---:|",
+    ]
     for nodes, depth, gas in finalize_rows:
         lines.append(f"| {nodes} | {depth} | {gas:,} | {int((gas - 60_000) / depth):,} |")
     table = "\n".join(lines)

@@ -30,8 +30,14 @@ def session_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def settings(ganache, session_dir) -> Settings:
-    return Settings(rpc=ganache, account="0", store=str(session_dir / "store"), home=session_dir,
-                    deployments=session_dir / "deployments", build=ROOT / "build" / "contracts")
+    return Settings(
+        rpc=ganache,
+        account="0",
+        store=str(session_dir / "store"),
+        home=session_dir,
+        deployments=session_dir / "deployments",
+        build=ROOT / "build" / "contracts",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -39,14 +45,29 @@ def deployed(settings):
     return deploy(settings)["record"]
 
 
-def run_cli(settings: Settings, *args: str, module: str = "bountytree", input: bytes | None = None,
-            env: dict | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+    settings: Settings,
+    *args: str,
+    module: str = "bountytree",
+    input: bytes | None = None,
+    env: dict | None = None,
+) -> subprocess.CompletedProcess:
     """Runs a command line as a user would, in a child process, pointed at the test chain."""
-    environment = {**os.environ, "BOUNTYTREE_RPC": settings.rpc, "BOUNTYTREE_STORE": settings.store,
-                   "BOUNTYTREE_HOME": str(settings.home), "BOUNTYTREE_DEPLOYMENTS": str(settings.deployments),
-                   **(env or {})}
-    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, input=input,
-                          env=environment, timeout=600)
+    environment = {
+        **os.environ,
+        "BOUNTYTREE_RPC": settings.rpc,
+        "BOUNTYTREE_STORE": settings.store,
+        "BOUNTYTREE_HOME": str(settings.home),
+        "BOUNTYTREE_DEPLOYMENTS": str(settings.deployments),
+        **(env or {}),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        input=input,
+        env=environment,
+        timeout=600,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -57,14 +78,20 @@ def files(session_dir) -> dict[str, Path]:
     return market_files(session_dir / "data")
 
 
-def cli_ok(settings: Settings, *args: str, module: str = "bountytree", env: dict | None = None) -> str:
+def cli_ok(
+    settings: Settings, *args: str, module: str = "bountytree", env: dict | None = None
+) -> str:
     """Runs a command that must succeed; returns its stdout."""
     proc = run_cli(settings, *args, module=module, env=env)
-    assert proc.returncode == 0, f"{module} {' '.join(args)} failed:\n{proc.stdout.decode()}\n{proc.stderr.decode()}"
+    assert proc.returncode == 0, (
+        f"{module} {' '.join(args)} failed:\n{proc.stdout.decode()}\n{proc.stderr.decode()}"
+    )
     return proc.stdout.decode()
 
 
-def cli_error(settings: Settings, *args: str, module: str = "bountytree", env: dict | None = None) -> str:
+def cli_error(
+    settings: Settings, *args: str, module: str = "bountytree", env: dict | None = None
+) -> str:
     """Runs a command that must fail as a user mistake: exit 2 and one line on stderr, no traceback."""
     proc = run_cli(settings, *args, module=module, env=env)
     err = proc.stderr.decode()
@@ -89,11 +116,36 @@ def advance_time(settings: Settings, seconds: int) -> None:
     w3.provider.make_request("evm_mine", [])
 
 
-def new_task(settings: Settings, validation: Path, name: str, *, bounty: str = "1", target: str = "0.99",
-             deadline: str = "2h", stake: str = "0.01") -> int:
+def new_task(
+    settings: Settings,
+    validation: Path,
+    name: str,
+    *,
+    bounty: str = "1",
+    target: str = "0.99",
+    deadline: str = "2h",
+    stake: str = "0.01",
+) -> int:
     """Posts a bounty with `bountytree task create` (the sponsor is account 0); returns its id."""
-    return created_task_id(cli_ok(settings, "task", "create", "--validation", str(validation), "--name", name,
-                                  "--bounty", bounty, "--target", target, "--deadline", deadline, "--stake", stake))
+    return created_task_id(
+        cli_ok(
+            settings,
+            "task",
+            "create",
+            "--validation",
+            str(validation),
+            "--name",
+            name,
+            "--bounty",
+            bounty,
+            "--target",
+            target,
+            "--deadline",
+            deadline,
+            "--stake",
+            stake,
+        )
+    )
 
 
 def created_task_id(stdout: str) -> int:
@@ -113,8 +165,10 @@ def variant(spec, seed: int, scale: float = 0.05) -> bytes:
 
     state = weights.load(weights.initial_weights(spec), spec)
     g = torch.Generator().manual_seed(seed)
-    moved = {k: (v + scale * torch.randn(v.shape, generator=g) if v.is_floating_point() else v)
-             for k, v in state.items()}
+    moved = {
+        k: (v + scale * torch.randn(v.shape, generator=g) if v.is_floating_point() else v)
+        for k, v in state.items()
+    }
     from safetensors.torch import save
 
     return save(moved)

@@ -13,12 +13,19 @@ from .client import Trainer
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m trainer", parents=[common_options()],
-                                description="train a node of a task on local data and submit it")
+    p = argparse.ArgumentParser(
+        prog="python -m trainer",
+        parents=[common_options()],
+        description="train a node of a task on local data and submit it",
+    )
     p.add_argument("--task", type=int, required=True)
     p.add_argument("--data", help="private data file (CSV or .npz); it never leaves this machine")
-    p.add_argument("--parent", default="best", help="node to build on (default: the task's best node)")
-    p.add_argument("--dataset", type=int, default=0, help="train on a dataset published to the task instead")
+    p.add_argument(
+        "--parent", default="best", help="node to build on (default: the task's best node)"
+    )
+    p.add_argument(
+        "--dataset", type=int, default=0, help="train on a dataset published to the task instead"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=main_run)
     return p
@@ -46,13 +53,21 @@ def main_run(args, settings) -> int:
         if bar is not None:
             bar.close()
     t = sub.timings
-    print(f"node {sub.node_id} submitted on task {sub.task_id} (parent {sub.parent_id}), gas {sub.gas}")
-    print(f"  weights {sub.weights_cid}  rows {sub.rows}  training {sub.ops:,} ops (paid only when replayed on "
-          "published data)")
-    print(f"  local holdout accuracy {pct(round(sub.holdout_accuracy * 10000))} "
-          f"(parent {pct(round(sub.parent_holdout_accuracy * 10000))})")
-    print(f"  time: download {t['download']:.2f}s  train {t['train']:.2f}s  upload {t['upload']:.2f}s  "
-          f"chain {t['chain']:.2f}s")
+    print(
+        f"node {sub.node_id} submitted on task {sub.task_id} (parent {sub.parent_id}), gas {sub.gas}"
+    )
+    print(
+        f"  weights {sub.weights_cid}  rows {sub.rows}  training {sub.ops:,} ops (paid only when replayed on "
+        "published data)"
+    )
+    print(
+        f"  local holdout accuracy {pct(round(sub.holdout_accuracy * 10000))} "
+        f"(parent {pct(round(sub.parent_holdout_accuracy * 10000))})"
+    )
+    print(
+        f"  time: download {t['download']:.2f}s  train {t['train']:.2f}s  upload {t['upload']:.2f}s  "
+        f"chain {t['chain']:.2f}s"
+    )
     return 0
 
 

@@ -26,7 +26,9 @@ class Submission:
     parent_id: int
     node_id: int
     weights_cid: str
-    ops: int  # what training took; the oracle pays compute by its own replay, on published data only
+    ops: (
+        int  # what training took; the oracle pays compute by its own replay, on published data only
+    )
     gas: int
     holdout_accuracy: float
     parent_holdout_accuracy: float
@@ -41,32 +43,53 @@ class Trainer:
     def __init__(self, market: Market):
         self.market = market
 
-    def prepare(self, task_id: int, data: str | Path | None = None, parent: str | int = "best",
-                dataset_id: int = 0):
+    def prepare(
+        self,
+        task_id: int,
+        data: str | Path | None = None,
+        parent: str | int = "best",
+        dataset_id: int = 0,
+    ):
         """Loads and checks everything a submission needs; sends nothing."""
         m = self.market
         task = m.task(task_id)
         m.require_open(task)
         if (data is None) == (not dataset_id):
-            raise UserError("give either --data FILE (private data) or --dataset DATASET_ID (a published one)")
+            raise UserError(
+                "give either --data FILE (private data) or --dataset DATASET_ID (a published one)"
+            )
         if dataset_id:
             rows = m.dataset(task_id, dataset_id, task.info.label_column)
         else:
             rows = datasets.load_file(data, task.info.label_column)
-        datasets.check_against(rows, task.info.num_features, task.info.num_classes, str(data or f"dataset {dataset_id}"))
+        datasets.check_against(
+            rows,
+            task.info.num_features,
+            task.info.num_classes,
+            str(data or f"dataset {dataset_id}"),
+        )
         parent_id = m.best_parent(task) if parent in ("best", None) else _node_id(parent)
         node = m.require_parent(task_id, parent_id, dataset_id)
         spec = m.architecture_spec(node)
         cid = m.weights_cid(node, spec)
-        model = weights_io.load_model(get_bytes(m.store, cid, weights_io.max_bytes(spec)), spec,
-                                      f"weights {cid} of node {parent_id}")
+        model = weights_io.load_model(
+            get_bytes(m.store, cid, weights_io.max_bytes(spec)),
+            spec,
+            f"weights {cid} of node {parent_id}",
+        )
         return task, rows, parent_id, spec, model
 
-    def run(self, task_id: int, data: str | Path | None = None, parent: str | int = "best", dataset_id: int = 0,
-            progress: Progress | None = None) -> Submission:
+    def run(
+        self,
+        task_id: int,
+        data: str | Path | None = None,
+        parent: str | int = "best",
+        dataset_id: int = 0,
+        progress: Progress | None = None,
+    ) -> Submission:
         timings = {}
         started = time.perf_counter()
-        task, rows, parent_id, spec, model = self.prepare(task_id, data, parent, dataset_id)
+        _task, rows, parent_id, spec, model = self.prepare(task_id, data, parent, dataset_id)
         timings["download"] = time.perf_counter() - started
         trained = train_node(model, spec, rows, progress)
         timings["train"] = trained.fit.seconds
@@ -77,8 +100,19 @@ class Trainer:
         started = time.perf_counter()
         sent = self.market.submit(task_id, parent_id, cid, dataset_id)
         timings["chain"] = time.perf_counter() - started
-        return Submission(task_id, parent_id, sent["node_id"], cid, trained.ops, sent["gas"], trained.holdout_after,
-                          trained.holdout_before, len(rows), trained.fit.losses, timings)
+        return Submission(
+            task_id,
+            parent_id,
+            sent["node_id"],
+            cid,
+            trained.ops,
+            sent["gas"],
+            trained.holdout_after,
+            trained.holdout_before,
+            len(rows),
+            trained.fit.losses,
+            timings,
+        )
 
 
 def _node_id(text) -> int:

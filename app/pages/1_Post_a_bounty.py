@@ -7,15 +7,17 @@ from pathlib import Path
 import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import ui  # noqa: E402
+import ui
 
-from bountytree import datasets  # noqa: E402
-from bountytree.errors import UserError  # noqa: E402
-from bountytree.market import parse_eth  # noqa: E402
+from bountytree import datasets
+from bountytree.errors import UserError
+from bountytree.market import parse_eth
 
 market = ui.page("Post a bounty")
 if market is not None:
-    upload = st.file_uploader("Validation file (CSV with a label column, or .npz)", type=["csv", "npz"])
+    upload = st.file_uploader(
+        "Validation file (CSV with a label column, or .npz)", type=["csv", "npz"]
+    )
     path_text = st.text_input("…or its path on this machine", key="validation_path")
     label_column = st.text_input("Label column", value="label", key="label_column")
     path = None
@@ -29,8 +31,10 @@ if market is not None:
     if path is not None:
         try:
             rows = datasets.load_file(path, label_column)
-            st.success(f"{len(rows)} rows, {rows.num_features} features, classes {rows.classes} — "
-                       "kept on this machine, registered with the local validator, never uploaded.")
+            st.success(
+                f"{len(rows)} rows, {rows.num_features} features, classes {rows.classes} — "
+                "kept on this machine, registered with the local validator, never uploaded."
+            )
         except UserError as exc:
             ui.fail(exc)
     name = st.text_input("Name", key="name")
@@ -42,18 +46,30 @@ if market is not None:
     st.markdown("**Payout split** (always 100 %)")
     s1, s2, s3 = st.columns(3)
     data_share = s1.slider("Data %", 0, 100, 60, key="data_share")
-    compute_share = s2.slider("Compute %", 0, 100 - data_share, min(20, 100 - data_share), key="compute_share")
+    compute_share = s2.slider(
+        "Compute %", 0, 100 - data_share, min(20, 100 - data_share), key="compute_share"
+    )
     expertise_share = 100 - data_share - compute_share
     s3.metric("Expertise %", expertise_share)
-    stake = st.number_input("Stake per submission (ETH)", min_value=0.0, value=0.01, step=0.01, key="stake")
+    stake = st.number_input(
+        "Stake per submission (ETH)", min_value=0.0, value=0.01, step=0.01, key="stake"
+    )
     if st.button("Post bounty", type="primary", disabled=rows is None or not name, key="post"):
         try:
-            out = market.create_task(path, name=name, description=description,
-                                     bounty=parse_eth(bounty, "bounty"), target_bps=round(target * 10_000),
-                                     deadline_s=int(hours * 3600),
-                                     shares_bps=(data_share * 100, compute_share * 100, expertise_share * 100),
-                                     stake=parse_eth(stake, "stake"), label_column=label_column)
-            st.success(f"Task {out['task_id']} posted. Transaction {out['sent'].tx_hash}, gas {out['sent'].gas_used}.")
+            out = market.create_task(
+                path,
+                name=name,
+                description=description,
+                bounty=parse_eth(bounty, "bounty"),
+                target_bps=round(target * 10_000),
+                deadline_s=int(hours * 3600),
+                shares_bps=(data_share * 100, compute_share * 100, expertise_share * 100),
+                stake=parse_eth(stake, "stake"),
+                label_column=label_column,
+            )
+            st.success(
+                f"Task {out['task_id']} posted. Transaction {out['sent'].tx_hash}, gas {out['sent'].gas_used}."
+            )
             st.query_params["task"] = str(out["task_id"])
         except UserError as exc:
             ui.fail(exc)

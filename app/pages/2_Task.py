@@ -6,11 +6,11 @@ from pathlib import Path
 import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import ui  # noqa: E402
-from tree_view import tree_dot  # noqa: E402
+import ui
+from tree_view import tree_dot
 
-from bountytree.actors import names  # noqa: E402
-from bountytree.errors import UserError  # noqa: E402
+from bountytree.actors import names
+from bountytree.errors import UserError
 
 market, task_id = ui.task_page("Task")
 if task_id is not None:
@@ -27,36 +27,76 @@ if task_id is not None:
     m[4].metric("Status", task.status)
     if not task.finalized:
         due = (task.best_node and task.best_bps >= task.target_bps) or task.status == "expired"
-        if st.button("Finalize", disabled=not due, key="finalize",
-                     help="Anyone may finalize once the best node reaches the target or the deadline passes"):
+        if st.button(
+            "Finalize",
+            disabled=not due,
+            key="finalize",
+            help="Anyone may finalize once the best node reaches the target or the deadline passes",
+        ):
             try:
                 out = market.finalize(task_id)
-                st.success(f"Finalized: winner node {out['winner']}. Transaction {out['sent'].tx_hash}, "
-                           f"gas {out['sent'].gas_used}.")
+                st.success(
+                    f"Finalized: winner node {out['winner']}. Transaction {out['sent'].tx_hash}, "
+                    f"gas {out['sent'].gas_used}."
+                )
                 task = market.task(task_id)
             except UserError as exc:
                 ui.fail(exc)
     st.graphviz_chart(tree_dot(nodes, task.winner or task.best_node, names(), f"task {task_id}"))
-    scored = sorted((n for n in nodes.values() if n.status == "scored"), key=lambda n: (-n.accuracy_bps, n.id))
+    scored = sorted(
+        (n for n in nodes.values() if n.status == "scored"), key=lambda n: (-n.accuracy_bps, n.id)
+    )
     st.subheader("Leaderboard")
-    st.dataframe([{"node": n.id, "kind": n.kind, "author": ui.label(n.author), "accuracy": ui.pct(n.accuracy_bps),
-                   "gain": "—" if n.gain_bps is None else f"{n.gain_bps / 100:+.2f}", "parent": n.parent_id,
-                   "verified ops": n.verified_ops} for n in scored], hide_index=True, width="stretch")
+    st.dataframe(
+        [
+            {
+                "node": n.id,
+                "kind": n.kind,
+                "author": ui.label(n.author),
+                "accuracy": ui.pct(n.accuracy_bps),
+                "gain": "—" if n.gain_bps is None else f"{n.gain_bps / 100:+.2f}",
+                "parent": n.parent_id,
+                "verified ops": n.verified_ops,
+            }
+            for n in scored
+        ],
+        hide_index=True,
+        width="stretch",
+    )
     if scored:
         st.subheader("Best accuracy over time")
         best, series = 0, []
         for n in sorted(scored, key=lambda n: n.id):
             best = max(best, n.accuracy_bps)
-            series.append({"node": n.id, "best accuracy %": best / 100, "node accuracy %": n.accuracy_bps / 100})
+            series.append(
+                {
+                    "node": n.id,
+                    "best accuracy %": best / 100,
+                    "node accuracy %": n.accuracy_bps / 100,
+                }
+            )
         st.line_chart(series, x="node")
     if task.finalized:
         st.subheader("Payouts")
         reasons = market.payout_reasons(task, nodes)
         payouts = market.payouts(task_id)
-        st.dataframe([{"who": ui.label(p.account), "amount": ui.eth(p.amount), "for": p.kind,
-                       "why": reasons.get((p.account, p.kind), "")}
-                      for p in payouts if p.kind != "stake"], hide_index=True, width="stretch")
+        st.dataframe(
+            [
+                {
+                    "who": ui.label(p.account),
+                    "amount": ui.eth(p.amount),
+                    "for": p.kind,
+                    "why": reasons.get((p.account, p.kind), ""),
+                }
+                for p in payouts
+                if p.kind != "stake"
+            ],
+            hide_index=True,
+            width="stretch",
+        )
         stakes = [p for p in payouts if p.kind == "stake"]
         if stakes:
-            st.caption(f"Also {len(stakes)} submission stakes returned ({ui.eth(sum(p.amount for p in stakes))}); "
-                       "stakes of rejected and worse-than-parent nodes joined the pool.")
+            st.caption(
+                f"Also {len(stakes)} submission stakes returned ({ui.eth(sum(p.amount for p in stakes))}); "
+                "stakes of rejected and worse-than-parent nodes joined the pool."
+            )

@@ -7,10 +7,10 @@ from pathlib import Path
 import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import ui  # noqa: E402
+import ui
 
-from bountytree.errors import UserError  # noqa: E402
-from bountytree.spec import LAYERS, OPTIMIZERS, load_spec, parse_spec  # noqa: E402
+from bountytree.errors import UserError
+from bountytree.spec import LAYERS, OPTIMIZERS, load_spec, parse_spec
 
 market, task_id = ui.task_page("Propose an architecture", "Propose")
 if task_id is not None:
@@ -29,11 +29,15 @@ if task_id is not None:
                 problem = str(exc)
     else:
         if "layers" not in st.session_state:
-            st.session_state.layers = [{"type": "Linear", "in_features": info.num_features, "out_features": 32},
-                                       {"type": "ReLU"},
-                                       {"type": "Linear", "in_features": 32, "out_features": info.num_classes}]
+            st.session_state.layers = [
+                {"type": "Linear", "in_features": info.num_features, "out_features": 32},
+                {"type": "ReLU"},
+                {"type": "Linear", "in_features": 32, "out_features": info.num_classes},
+            ]
         layers = st.session_state.layers
-        shape = st.text_input("input_shape", value=json.dumps([info.num_features]), key="input_shape")
+        shape = st.text_input(
+            "input_shape", value=json.dumps([info.num_features]), key="input_shape"
+        )
         for i, layer in enumerate(list(layers)):
             cols = st.columns([2, 6, 1, 1, 1])
             cols[0].markdown(f"**{i}. {layer['type']}**")
@@ -41,12 +45,19 @@ if task_id is not None:
                 for name, arg in LAYERS[layer["type"]].items():
                     value = layer.get(name, arg.default)
                     if isinstance(arg.default, bool) or name == "bias":
-                        layer[name] = st.checkbox(name, value=bool(value if value is not None else True),
-                                                  key=f"l{i}{name}")
+                        layer[name] = st.checkbox(
+                            name,
+                            value=bool(value if value is not None else True),
+                            key=f"l{i}{name}",
+                        )
                     elif isinstance(value, float) or name in ("p", "eps", "momentum"):
-                        layer[name] = st.number_input(name, value=float(value), key=f"l{i}{name}", format="%g")
+                        layer[name] = st.number_input(
+                            name, value=float(value), key=f"l{i}{name}", format="%g"
+                        )
                     else:
-                        layer[name] = int(st.number_input(name, value=int(value or 0), step=1, key=f"l{i}{name}"))
+                        layer[name] = int(
+                            st.number_input(name, value=int(value or 0), step=1, key=f"l{i}{name}")
+                        )
             if cols[2].button("↑", key=f"up{i}", disabled=i == 0):
                 layers[i - 1], layers[i] = layers[i], layers[i - 1]
                 st.rerun()
@@ -59,22 +70,37 @@ if task_id is not None:
         add_cols = st.columns([3, 1])
         new_type = add_cols[0].selectbox("Add a layer", list(LAYERS), key="new_type")
         if add_cols[1].button("Add", key="add_layer"):
-            layers.append({"type": new_type, **{n: (a.default if a.default is not None else 1)
-                                                for n, a in LAYERS[new_type].items()}})
+            layers.append(
+                {
+                    "type": new_type,
+                    **{
+                        n: (a.default if a.default is not None else 1)
+                        for n, a in LAYERS[new_type].items()
+                    },
+                }
+            )
             st.rerun()
         st.markdown("**Training recipe**")
         t = st.columns(6)
-        training = {"optimizer": t[0].selectbox("optimizer", OPTIMIZERS, key="optimizer"),
-                    "lr": t[1].number_input("lr", value=0.01, format="%g", key="lr"),
-                    "momentum": t[2].number_input("momentum", value=0.0, key="momentum"),
-                    "batch_size": int(t[3].number_input("batch size", value=32, step=1, key="batch_size")),
-                    "epochs": int(t[4].number_input("epochs", value=5, step=1, key="epochs")),
-                    "seed": int(t[5].number_input("seed", value=0, step=1, key="seed"))}
+        training = {
+            "optimizer": t[0].selectbox("optimizer", OPTIMIZERS, key="optimizer"),
+            "lr": t[1].number_input("lr", value=0.01, format="%g", key="lr"),
+            "momentum": t[2].number_input("momentum", value=0.0, key="momentum"),
+            "batch_size": int(t[3].number_input("batch size", value=32, step=1, key="batch_size")),
+            "epochs": int(t[4].number_input("epochs", value=5, step=1, key="epochs")),
+            "seed": int(t[5].number_input("seed", value=0, step=1, key="seed")),
+        }
         name = st.text_input("Name", value="my architecture", key="spec_name")
         try:
-            spec = parse_spec({"name": name, "input_shape": json.loads(shape), "num_classes": info.num_classes,
-                               "layers": [{k: v for k, v in l.items() if v is not None} for l in layers],
-                               "training": training})
+            spec = parse_spec(
+                {
+                    "name": name,
+                    "input_shape": json.loads(shape),
+                    "num_classes": info.num_classes,
+                    "layers": [{k: v for k, v in l.items() if v is not None} for l in layers],
+                    "training": training,
+                }
+            )
         except (UserError, ValueError) as exc:
             problem = str(exc)
     if problem:
@@ -84,7 +110,9 @@ if task_id is not None:
     if st.button("Propose", type="primary", disabled=spec is None, key="propose"):
         try:
             out = market.propose(task_id, spec)
-            st.success(f"Node {out['node_id']} proposed: spec {out['spec_cid']}, initial weights "
-                       f"{out['weights_cid']}. Transaction {out['sent'].tx_hash}, gas {out['sent'].gas_used}.")
+            st.success(
+                f"Node {out['node_id']} proposed: spec {out['spec_cid']}, initial weights "
+                f"{out['weights_cid']}. Transaction {out['sent'].tx_hash}, gas {out['sent'].gas_used}."
+            )
         except UserError as exc:
             ui.fail(exc)

@@ -7,10 +7,10 @@ from pathlib import Path
 import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import ui  # noqa: E402
+import ui
 
-from bountytree.errors import UserError  # noqa: E402
-from trainer.client import Trainer  # noqa: E402
+from bountytree.errors import UserError
+from trainer.client import Trainer
 
 market, task_id = ui.task_page("Train a node", "Train")
 if task_id is not None:
@@ -18,9 +18,16 @@ if task_id is not None:
     path_text = st.text_input("…or its path on this machine", key="data_path")
     nodes = market.nodes(task_id)
     choices = ["best"] + [n.id for n in nodes.values() if n.status != "rejected"]
-    parent = st.selectbox("Parent", choices, key="parent",
-                          format_func=lambda c: "best node (default)" if c == "best" else
-                          f"#{c} {nodes[c].kind} {ui.pct(nodes[c].accuracy_bps) if nodes[c].status == 'scored' else nodes[c].status}")
+    parent = st.selectbox(
+        "Parent",
+        choices,
+        key="parent",
+        format_func=lambda c: (
+            "best node (default)"
+            if c == "best"
+            else f"#{c} {nodes[c].kind} {ui.pct(nodes[c].accuracy_bps) if nodes[c].status == 'scored' else nodes[c].status}"
+        ),
+    )
     path = None
     if upload is not None:
         path = Path(tempfile.mkdtemp(prefix="bountytree-data-")) / upload.name
@@ -40,8 +47,10 @@ if task_id is not None:
 
         try:
             sub = Trainer(market).run(task_id, path, parent, 0, progress)
-            st.success(f"Node {sub.node_id} submitted on parent {sub.parent_id}: local holdout accuracy "
-                       f"{sub.holdout_accuracy * 100:.1f}% (parent {sub.parent_holdout_accuracy * 100:.1f}%), "
-                       f"gas {sub.gas}, weights {sub.weights_cid}.")
+            st.success(
+                f"Node {sub.node_id} submitted on parent {sub.parent_id}: local holdout accuracy "
+                f"{sub.holdout_accuracy * 100:.1f}% (parent {sub.parent_holdout_accuracy * 100:.1f}%), "
+                f"gas {sub.gas}, weights {sub.weights_cid}."
+            )
         except UserError as exc:
             ui.fail(exc)

@@ -6,10 +6,10 @@ from pathlib import Path
 import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import ui  # noqa: E402
+import ui
 
-from bountytree.actors import names  # noqa: E402
-from bountytree.errors import UserError  # noqa: E402
+from bountytree.actors import names
+from bountytree.errors import UserError
 
 market = ui.page("Wallet")
 if market is not None:
@@ -18,10 +18,17 @@ if market is not None:
     if st.button("Withdraw", type="primary", disabled=pending == 0, key="withdraw"):
         try:
             out = market.withdraw()
-            st.success(f"Withdrew {ui.eth(out['amount'])}. Transaction {out['sent'].tx_hash}, gas {out['sent'].gas_used}.")
+            st.success(
+                f"Withdrew {ui.eth(out['amount'])}. Transaction {out['sent'].tx_hash}, gas {out['sent'].gas_used}."
+            )
         except UserError as exc:
             ui.fail(exc)
     st.subheader("Reputation")
-    board = sorted(({"who": name, "address": address, "reputation": market.reputation(address)}
-                    for address, name in names().items()), key=lambda r: -r["reputation"])
+    board = sorted(
+        (
+            {"who": name, "address": address, "reputation": market.reputation(address)}
+            for address, name in names().items()
+        ),
+        key=lambda r: -r["reputation"],
+    )
     st.dataframe(board, hide_index=True, width="stretch")

@@ -8,7 +8,9 @@ from ..market import open_market
 def register(sub, common) -> None:
     p = sub.add_parser("dataset", parents=[common], help="publish a public dataset to a task")
     verbs = p.add_subparsers(dest="verb", required=True)
-    pub = verbs.add_parser("publish", parents=[common], help="upload a dataset and record it on the task")
+    pub = verbs.add_parser(
+        "publish", parents=[common], help="upload a dataset and record it on the task"
+    )
     pub.add_argument("--task", type=int, required=True)
     pub.add_argument("--data", required=True, help="CSV with a label column, or .npz with X and y")
     pub.set_defaults(run=run_publish)
@@ -16,5 +18,7 @@ def register(sub, common) -> None:
 
 def run_publish(args, settings) -> int:
     out = open_market(settings).publish_dataset(args.task, args.data)
-    print(f"dataset {out['dataset_id']} published on task {args.task}: {out['rows']} rows, {out['cid']}  {out['sent']}")
+    print(
+        f"dataset {out['dataset_id']} published on task {args.task}: {out['rows']} rows, {out['cid']}  {out['sent']}"
+    )
     return 0

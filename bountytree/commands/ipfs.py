@@ -8,7 +8,9 @@ from ..store import add_file, open_store
 
 
 def register(sub, common) -> None:
-    p = sub.add_parser("ipfs", parents=[common], help="content-addressed storage (embedded or Kubo)")
+    p = sub.add_parser(
+        "ipfs", parents=[common], help="content-addressed storage (embedded or Kubo)"
+    )
     verbs = p.add_subparsers(dest="verb", required=True)
     add = verbs.add_parser("add", parents=[common], help="store a file and print its CIDv0")
     add.add_argument("file")

@@ -10,7 +10,9 @@ from ..spec import load_spec
 
 
 def register(sub, common) -> None:
-    p = sub.add_parser("propose", parents=[common], help="propose a model architecture (bountytree/model@1 spec)")
+    p = sub.add_parser(
+        "propose", parents=[common], help="propose a model architecture (bountytree/model@1 spec)"
+    )
     p.add_argument("--task", type=int, required=True)
     p.add_argument("--spec", required=True, help="the model spec (JSON)")
     p.set_defaults(run=run)
@@ -25,5 +27,7 @@ def run(args, settings) -> int:
     spec = load_spec(raw, str(path))
     out = open_market(settings).propose(args.task, spec)
     print(f"node {out['node_id']} proposed on task {args.task}  {out['sent']}")
-    print(f"  spec {out['spec_cid']}  initial weights {out['weights_cid']}  ({spec.num_params:,} parameters)")
+    print(
+        f"  spec {out['spec_cid']}  initial weights {out['weights_cid']}  ({spec.num_params:,} parameters)"
+    )
     return 0

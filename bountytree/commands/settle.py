@@ -11,13 +11,19 @@ def register(sub, common) -> None:
     f = sub.add_parser("finalize", parents=[common], help="end a task and credit the winning path")
     f.add_argument("--task", type=int, required=True)
     f.set_defaults(run=run_finalize)
-    w = sub.add_parser("withdraw", parents=[common], help="withdraw every payout credited to the account")
+    w = sub.add_parser(
+        "withdraw", parents=[common], help="withdraw every payout credited to the account"
+    )
     w.set_defaults(run=run_withdraw)
 
 
 def run_finalize(args, settings) -> int:
     out = open_market(settings).finalize(args.task)
-    winner = f"winner node {out['winner']} at {out['accuracy_bps'] / 100:.2f}%" if out["winner"] else "no scored node"
+    winner = (
+        f"winner node {out['winner']} at {out['accuracy_bps'] / 100:.2f}%"
+        if out["winner"]
+        else "no scored node"
+    )
     print(f"task {args.task} finalized: {winner}, pool {eth(out['pool'])}  {out['sent']}")
     print("\n".join(payout_lines(out["payouts"])))
     return 0

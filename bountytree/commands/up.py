@@ -21,11 +21,19 @@ from ..localchain import start_ganache, stop, wait_for_port
 
 
 def register(sub, common) -> None:
-    p = sub.add_parser("up", parents=[common], help="local Ganache (state on disk), deploy if needed, oracle, app")
-    p.add_argument("--demo", action="store_true", help="play the scripted market on digits once everything is up")
+    p = sub.add_parser(
+        "up", parents=[common], help="local Ganache (state on disk), deploy if needed, oracle, app"
+    )
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="play the scripted market on digits once everything is up",
+    )
     p.add_argument("--no-app", action="store_true", help="do not start the Streamlit app")
     p.add_argument("--app-port", type=int, default=8501)
-    p.add_argument("--exit", action="store_true", help="stop everything once the demo is done (for scripts)")
+    p.add_argument(
+        "--exit", action="store_true", help="stop everything once the demo is done (for scripts)"
+    )
     p.set_defaults(run=run)
 
 
@@ -43,7 +51,9 @@ def _deployed(settings) -> bool:
 def run(args, settings) -> int:
     url = urlparse(settings.rpc)
     if url.hostname not in ("127.0.0.1", "localhost") or not url.port:
-        raise UserError(f"bountytree up runs a local chain; --rpc {settings.rpc} is not http://127.0.0.1:PORT")
+        raise UserError(
+            f"bountytree up runs a local chain; --rpc {settings.rpc} is not http://127.0.0.1:PORT"
+        )
     logs = settings.home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     started: list[tuple[str, subprocess.Popen]] = []
@@ -58,26 +68,61 @@ def run(args, settings) -> int:
             print(f"chain      already running at {settings.rpc}")
         except UserError:
             chain_log = open(logs / "ganache.log", "ab")
-            started.append(("ganache", start_ganache(url.port, settings.home / "chain", log=chain_log)))
+            started.append(
+                ("ganache", start_ganache(url.port, settings.home / "chain", log=chain_log))
+            )
             print(f"chain      Ganache at {settings.rpc}, state in {settings.home / 'chain'}")
         if _deployed(settings):
             print(f"contracts  already deployed ({deployment_path(settings.deployments, 1337)})")
         else:
             record = deploy(settings)["record"]
             print(f"contracts  deployed BountyTree {record['BountyTree']['address']}")
-        env = {**os.environ, "BOUNTYTREE_RPC": settings.rpc, "BOUNTYTREE_STORE": settings.store,
-               "BOUNTYTREE_HOME": str(settings.home), "BOUNTYTREE_DEPLOYMENTS": str(settings.deployments),
-               "BOUNTYTREE_ACCOUNT": "0"}
+        env = {
+            **os.environ,
+            "BOUNTYTREE_RPC": settings.rpc,
+            "BOUNTYTREE_STORE": settings.store,
+            "BOUNTYTREE_HOME": str(settings.home),
+            "BOUNTYTREE_DEPLOYMENTS": str(settings.deployments),
+            "BOUNTYTREE_ACCOUNT": "0",
+        }
         oracle_log = open(logs / "oracle.log", "ab")
-        started.append(("oracle", subprocess.Popen([sys.executable, "-m", "oracle", "--interval", "2"], env=env,
-                                                   stdout=oracle_log, stderr=subprocess.STDOUT)))
+        started.append(
+            (
+                "oracle",
+                subprocess.Popen(
+                    [sys.executable, "-m", "oracle", "--interval", "2"],
+                    env=env,
+                    stdout=oracle_log,
+                    stderr=subprocess.STDOUT,
+                ),
+            )
+        )
         print(f"oracle     scoring every 2 s (log: {logs / 'oracle.log'})")
         if not args.no_app:
             app_log = open(logs / "app.log", "ab")
-            started.append(("app", subprocess.Popen(
-                [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "Home.py"), "--server.headless", "true",
-                 "--server.port", str(args.app_port), "--browser.gatherUsageStats", "false"],
-                env=env, stdout=app_log, stderr=subprocess.STDOUT)))
+            started.append(
+                (
+                    "app",
+                    subprocess.Popen(
+                        [
+                            sys.executable,
+                            "-m",
+                            "streamlit",
+                            "run",
+                            str(ROOT / "app" / "Home.py"),
+                            "--server.headless",
+                            "true",
+                            "--server.port",
+                            str(args.app_port),
+                            "--browser.gatherUsageStats",
+                            "false",
+                        ],
+                        env=env,
+                        stdout=app_log,
+                        stderr=subprocess.STDOUT,
+                    ),
+                )
+            )
             print(f"app        http://localhost:{args.app_port}")
         if args.demo:
             from .. import demo
@@ -86,13 +131,18 @@ def run(args, settings) -> int:
             result = demo.run(settings)
             print()
             print(demo.summary(result["market"], result["task_id"], result["withdrawn"]))
-            spent = ", ".join(f"{phase} {seconds:.0f} s" for phase, seconds in result["spent"].items())
+            spent = ", ".join(
+                f"{phase} {seconds:.0f} s" for phase, seconds in result["spent"].items()
+            )
             print(f"\nscripted market took {time.perf_counter() - started_at:.0f} s ({spent})")
             print("demo complete", flush=True)
         if args.exit:
             return 0
-        print("Ctrl-C stops everything." + (f" The app stays at http://localhost:{args.app_port}" if not args.no_app
-                                           else ""), flush=True)
+        print(
+            "Ctrl-C stops everything."
+            + (f" The app stays at http://localhost:{args.app_port}" if not args.no_app else ""),
+            flush=True,
+        )
         while True:
             for name, proc in started:
                 if proc.poll() is not None:

@@ -15,9 +15,13 @@ APP = ROOT / "app"
 
 @pytest.fixture
 def app_env(settings, deployed, monkeypatch):
-    for name, value in {"BOUNTYTREE_RPC": settings.rpc, "BOUNTYTREE_STORE": settings.store,
-                        "BOUNTYTREE_HOME": str(settings.home),
-                        "BOUNTYTREE_DEPLOYMENTS": str(settings.deployments), "BOUNTYTREE_ACCOUNT": "0"}.items():
+    for name, value in {
+        "BOUNTYTREE_RPC": settings.rpc,
+        "BOUNTYTREE_STORE": settings.store,
+        "BOUNTYTREE_HOME": str(settings.home),
+        "BOUNTYTREE_DEPLOYMENTS": str(settings.deployments),
+        "BOUNTYTREE_ACCOUNT": "0",
+    }.items():
         monkeypatch.setenv(name, value)
 
 
@@ -43,7 +47,9 @@ def test_whole_lifecycle_in_the_app(app_env, settings, files):
     post.slider(key="target").set_value(0.99).run()
     post.number_input(key="hours").set_value(0.05).run()
     post.slider(key="data_share").set_value(70).run()
-    assert [m.value for m in post.metric if m.label == "Expertise %"] == ["10"]  # the split always sums to 100
+    assert [m.value for m in post.metric if m.label == "Expertise %"] == [
+        "10"
+    ]  # the split always sums to 100
     post.button(key="post").click().run()
     assert not post.exception and not post.error, post.error
     message = post.success[-1].value
@@ -51,11 +57,17 @@ def test_whole_lifecycle_in_the_app(app_env, settings, files):
     task_id = int(message.split("Task ")[1].split()[0])
     market = market_for(settings)
     task = market.task(task_id)
-    assert task.info.name == "app digits" and task.shares_bps[0] == 7000 and sum(task.shares_bps) == 10_000
+    assert (
+        task.info.name == "app digits"
+        and task.shares_bps[0] == 7000
+        and sum(task.shares_bps) == 10_000
+    )
 
     propose = page("pages/3_Propose.py", 2, task_id)
     assert "Valid spec" in propose.success[0].value
-    propose.button(key="add_layer").click().run()  # Linear appended after the output: shapes no longer fit
+    propose.button(
+        key="add_layer"
+    ).click().run()  # Linear appended after the output: shapes no longer fit
     assert propose.error and "layers" in propose.error[0].value
     propose.button(key="remove3").click().run()
     propose.button(key="propose").click().run()

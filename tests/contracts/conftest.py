@@ -33,7 +33,18 @@ def isolation(fn_isolation):
     pass
 
 
-ROLES = ["admin", "oracle", "sponsor", "architect", "alice", "bob", "publisher", "outsider", "mallory", "sybil"]
+ROLES = [
+    "admin",
+    "oracle",
+    "sponsor",
+    "architect",
+    "alice",
+    "bob",
+    "publisher",
+    "outsider",
+    "mallory",
+    "sybil",
+]
 
 
 def _role_fixture(index: int):
@@ -64,16 +75,30 @@ class Market:
         self.tree = tree
         self.oracle = oracle
 
-    def create_task(self, sponsor, *, bounty=BOUNTY, target=9000, deadline_in=DAY, deadline=None,
-                    shares=(5000, 3000, 2000), stake=STAKE, spec=SPEC, validation=VALIDATION):
+    def create_task(
+        self,
+        sponsor,
+        *,
+        bounty=BOUNTY,
+        target=9000,
+        deadline_in=DAY,
+        deadline=None,
+        shares=(5000, 3000, 2000),
+        stake=STAKE,
+        spec=SPEC,
+        validation=VALIDATION,
+    ):
         deadline = deadline or chain.time() + deadline_in
-        tx = self.tree.createTask(spec, validation, target, deadline, *shares,
-                                  stake, {"from": sponsor, "value": bounty})
+        tx = self.tree.createTask(
+            spec, validation, target, deadline, *shares, stake, {"from": sponsor, "value": bounty}
+        )
         return tx.return_value
 
     def propose(self, task_id, author, spec=None, value=STAKE):
         spec = spec or cid(1000 + len(chain))
-        return self.tree.proposeArchitecture(task_id, spec, {"from": author, "value": value}).return_value
+        return self.tree.proposeArchitecture(
+            task_id, spec, {"from": author, "value": value}
+        ).return_value
 
     def publish(self, task_id, author, data=cid(77)):
         return self.tree.publishDataset(task_id, data, {"from": author}).return_value
@@ -100,7 +125,9 @@ class Market:
         """Commit, let a block pass, reveal: the trained node's id."""
         weights = weights or cid(5000 + len(chain))
         _, salt, _ = self.commit(task_id, author, parent_id, weights, dataset_id, value=value)
-        tx = self.tree.revealSubmission(task_id, parent_id, weights, dataset_id, salt, {"from": author})
+        tx = self.tree.revealSubmission(
+            task_id, parent_id, weights, dataset_id, salt, {"from": author}
+        )
         return tx.return_value
 
     def score(self, task_id, scores: dict, ops: dict | None = None, datasets: dict | None = None):
@@ -110,15 +137,24 @@ class Market:
         ops = ops or {}
         datasets = datasets or {}
         declared = [n[4] for n in self.tree.getNodes(ids)]  # Node.datasetId
-        records = [(i, scores[i], ops.get(i, 0), datasets.get(i, d)) for i, d in zip(ids, declared)]
+        records = [
+            (i, scores[i], ops.get(i, 0), datasets.get(i, d))
+            for i, d in zip(ids, declared, strict=False)
+        ]
         return self.tree.recordScores(task_id, records, {"from": self.oracle})
 
 
 def mined_at(timestamp, contract_method, *args, sender, value=0):
     """Sends one call in a block mined at exactly `timestamp` (brownie's own calls land a second or
     two later than asked); returns its receipt, reverted or not (`revert_msg` names the error)."""
-    tx = {"from": sender.address, "to": contract_method._address, "gas": 1_000_000, "gasPrice": 10**9,
-          "value": value, "data": contract_method.encode_input(*args)}
+    tx = {
+        "from": sender.address,
+        "to": contract_method._address,
+        "gas": 1_000_000,
+        "gasPrice": 10**9,
+        "value": value,
+        "data": contract_method.encode_input(*args),
+    }
     web3.provider.make_request("miner_stop", [])
     try:
         tx_hash = web3.eth.send_transaction(tx)

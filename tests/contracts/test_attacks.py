@@ -8,7 +8,6 @@ import os
 
 import pytest
 from brownie import accounts, chain, web3
-
 from conftest import BOUNTY, DAY, STAKE, cid, mined_at, reverts
 
 ETHER = 10**18
@@ -41,9 +40,12 @@ class Purse:
 
 def credited(tx, account, task_id=None):
     """Wei `tx` credited to `account` (in `task_id` if given)."""
-    events = tx.events["PayoutCredited"] if "PayoutCredited" in tx.events else []
-    return sum(e["amount"] for e in events
-               if e["account"] == account and (task_id is None or e["taskId"] == task_id))
+    events = tx.events.get("PayoutCredited", [])
+    return sum(
+        e["amount"]
+        for e in events
+        if e["account"] == account and (task_id is None or e["taskId"] == task_id)
+    )
 
 
 def owed_to_everyone(tree):
@@ -52,15 +54,19 @@ def owed_to_everyone(tree):
 
 # ───────────────────────────── escrow drain ─────────────────────────────
 
-def test_escrow_drain_through_a_commitment_staked_in_a_free_task(tree, market, sponsor, architect, alice,
-                                                                 mallory):
+
+def test_escrow_drain_through_a_commitment_staked_in_a_free_task(
+    tree, market, sponsor, architect, alice, mallory
+):
     """The victim task asks 1 ETH per submission. mallory opens her own task with stake 0 and stakes
     there (for free) a commitment computed for the victim task, to reveal it into the victim task:
     the node's 1 ETH 'stake', returned when scored, would be paid out of other people's money
     (mallory +1 ETH, and the last account to withdraw short of it)."""
     victim = market.create_task(sponsor, bounty=ETHER, stake=ETHER, target=9000)
     arch = market.propose(victim, architect, value=ETHER)
-    unrelated = market.create_task(alice, bounty=3 * ETHER, stake=0)  # someone else's money in escrow
+    unrelated = market.create_task(
+        alice, bounty=3 * ETHER, stake=0
+    )  # someone else's money in escrow
 
     purse = Purse(tree, mallory)
     own = market.create_task(mallory, bounty=1, stake=0)
@@ -87,7 +93,11 @@ def test_escrow_drain_through_a_commitment_staked_in_a_free_task(tree, market, s
     # victim: architect stake 1 ETH back + expertise 0.2 ETH; sponsor the unpaid 0.8 ETH;
     # mallory her 1 wei; alice her 3 ETH: the balance is exactly what is owed
     assert [tree.pendingWithdrawals(a) for a in (architect, sponsor, mallory, alice)] == [
-        ETHER + 2 * 10**17, 8 * 10**17, 1, 3 * ETHER]
+        ETHER + 2 * 10**17,
+        8 * 10**17,
+        1,
+        3 * ETHER,
+    ]
     assert tree.balance() == owed_to_everyone(tree) == 5 * ETHER + 1
     for account in (mallory, architect, sponsor):
         tree.withdraw({"from": account})
@@ -97,8 +107,9 @@ def test_escrow_drain_through_a_commitment_staked_in_a_free_task(tree, market, s
     assert purse.gain() == 0
 
 
-def test_a_commitment_reveals_only_for_the_account_that_staked_it(tree, market, sponsor, architect, alice,
-                                                                  mallory):
+def test_a_commitment_reveals_only_for_the_account_that_staked_it(
+    tree, market, sponsor, architect, alice, mallory
+):
     """mallory copies alice's commitment out of the mempool and stakes it first. It is mallory's
     own commitment (each account has its own), which no arguments of hers open: alice still
     commits and reveals hers, and mallory only gets her own stake back."""
@@ -122,11 +133,17 @@ def test_a_commitment_reveals_only_for_the_account_that_staked_it(tree, market, 
     # alice: her stake + data 0.5 ETH (all the gain); the architect: stake + expertise 0.2 ETH;
     # the sponsor: the compute share nobody could earn on private data, 0.3 ETH
     assert [tree.pendingWithdrawals(a) for a in (alice, architect, sponsor, mallory)] == [
-        STAKE + 5 * 10**17, STAKE + 2 * 10**17, 3 * 10**17, STAKE]
+        STAKE + 5 * 10**17,
+        STAKE + 2 * 10**17,
+        3 * 10**17,
+        STAKE,
+    ]
     assert tree.balance() == owed_to_everyone(tree)
 
 
-def test_a_copied_commitment_does_not_block_its_author(tree, market, sponsor, architect, alice, mallory):
+def test_a_copied_commitment_does_not_block_its_author(
+    tree, market, sponsor, architect, alice, mallory
+):
     """mallory copies alice's commitment out of the mempool and stakes it first in a free task of
     her own: it costs her nothing (her 1 wei bounty comes back), and alice should still commit."""
     victim = market.create_task(sponsor)
@@ -135,16 +152,20 @@ def test_a_copied_commitment_does_not_block_its_author(tree, market, sponsor, ar
     salt, weights = os.urandom(32), cid(68)
     commitment = market.commitment(alice, victim, arch, weights, 0, salt)
     tree.commitSubmission(own, commitment, {"from": mallory, "value": 0})
-    tree.commitSubmission(victim, commitment, {"from": alice, "value": STAKE})  # her own, not blocked
+    tree.commitSubmission(
+        victim, commitment, {"from": alice, "value": STAKE}
+    )  # her own, not blocked
     node = tree.revealSubmission(victim, arch, weights, 0, salt, {"from": alice}).return_value
     assert tree.getNode(node).dict()["author"] == alice
 
 
 # ──────────────────────────── dip and recover ────────────────────────────
 
+
 @pytest.mark.parametrize("stake, expected_gain", [(0, 0), (STAKE, -9 * 10**15)])
-def test_dip_and_recover_earns_nothing_for_the_recovery(tree, reputation, market, sponsor, architect, alice,
-                                                        mallory, stake, expected_gain):
+def test_dip_and_recover_earns_nothing_for_the_recovery(
+    tree, reputation, market, sponsor, architect, alice, mallory, stake, expected_gain
+):
     """arch 50% → alice 70%. Honest mallory trains on alice's node to 75%. Dishonest mallory first
     trains it down to 40% on purpose, then back up to 75%, hoping to be paid for 40% → 75%
     (3500 bps) instead of 70% → 75% (500 bps): the recovery pays nothing, and the dip costs her its
@@ -182,6 +203,7 @@ def test_dip_and_recover_earns_nothing_for_the_recovery(tree, reputation, market
 
 # ──────────────────────────── finalize cut-off ────────────────────────────
 
+
 def _contested_task(tree, market, sponsor, architect, alice, rival, target, deadline):
     """`rival`'s node scored at 80%, alice's better node (90% once scored) submitted in time and
     still pending: finalizing now would make the rival's node the winner."""
@@ -195,8 +217,9 @@ def _contested_task(tree, market, sponsor, architect, alice, rival, target, dead
 
 
 @pytest.mark.parametrize("target", [9900, 8000], ids=["target-missed", "target-reached"])
-def test_finalize_cut_off_waits_for_pending_work(tree, market, sponsor, architect, alice, bob, mallory, oracle,
-                                                 target):
+def test_finalize_cut_off_waits_for_pending_work(
+    tree, market, sponsor, architect, alice, bob, mallory, oracle, target
+):
     """Three contested tasks with one deadline D. mallory cannot finalize while alice's node is
     pending: not a second after D (nor before D, when her node already reached the target), and
     still not at D + FINALIZE_GRACE; the oracle may as soon as the task is due; anyone may at
@@ -206,7 +229,8 @@ def test_finalize_cut_off_waits_for_pending_work(tree, market, sponsor, architec
     deadline = chain.time() + DAY
     cut_off, by_oracle, after_grace = [
         _contested_task(tree, market, sponsor, architect, alice, rival, target, deadline)
-        for rival in (mallory, bob, mallory)]
+        for rival in (mallory, bob, mallory)
+    ]
     purse = Purse(tree, mallory)
     work_pending = f"WorkPending: {{}}, 1, {deadline + grace}"
 
@@ -244,6 +268,7 @@ def test_finalize_cut_off_waits_for_pending_work(tree, market, sponsor, architec
 
 # ─────────────────────────── reputation farming ───────────────────────────
 
+
 def _farm(tree, market, sponsor, author, bounty=1000):
     """A task of `bounty` wei whose whole 32-node path (architecture + 31 trained nodes, each 1%
     better, on a dataset `author` published, with verified compute) is `author`'s."""
@@ -254,16 +279,23 @@ def _farm(tree, market, sponsor, author, bounty=1000):
     for _ in range(tree.MAX_DEPTH() - 1):
         parent = market.submit(task_id, author, parent, dataset_id=dataset, value=0)
         path.append(parent)
-    market.score(task_id, {n: 1000 + 100 * i for i, n in enumerate(path)}, {n: 1000 for n in path[1:]})
+    market.score(
+        task_id, {n: 1000 + 100 * i for i, n in enumerate(path)}, {n: 1000 for n in path[1:]}
+    )
     tx = tree.finalize(task_id, {"from": sponsor})
     assert tx.events["TaskFinalized"]["winnerNodeId"] == path[-1]
     assert tree.getNode(path[-1]).dict()["depth"] == tree.MAX_DEPTH()
     return tx
 
 
-@pytest.mark.parametrize("bounty, per_node", [(1000, [16, 9]), (ETHER, [16129032258064516, 9677419354838709])],
-                         ids=["dust", "one-ether"])
-def test_self_sponsored_path_earns_its_sponsor_no_reputation(tree, reputation, market, mallory, bounty, per_node):
+@pytest.mark.parametrize(
+    "bounty, per_node",
+    [(1000, [16, 9]), (ETHER, [16129032258064516, 9677419354838709])],
+    ids=["dust", "one-ether"],
+)
+def test_self_sponsored_path_earns_its_sponsor_no_reputation(
+    tree, reputation, market, mallory, bounty, per_node
+):
     """mallory pays herself through 63 payouts (31 data, 31 compute, 1 expertise): dust earns
     nothing, and neither does a whole ether of her own money (the old rule, +10 per payout, gave
     her 630 points either way)."""
@@ -286,8 +318,9 @@ def test_sybil_paid_dust_earns_no_reputation(tree, reputation, market, mallory, 
     assert (reputation.scoreOf(mallory), reputation.scoreOf(sybil)) == (0, 0)
 
 
-def test_honest_contributor_earns_ten_once_for_several_path_nodes(tree, reputation, market, sponsor, architect,
-                                                                  alice, publisher):
+def test_honest_contributor_earns_ten_once_for_several_path_nodes(
+    tree, reputation, market, sponsor, architect, alice, publisher
+):
     """alice authors four nodes of the winning path and is paid five times (0.425 ETH); the
     publisher of the dataset three of them trained on is paid three times: each gains +10, once."""
     task_id = market.create_task(sponsor, target=9000)
@@ -297,24 +330,43 @@ def test_honest_contributor_earns_ten_once_for_several_path_nodes(tree, reputati
     n2 = market.submit(task_id, alice, n1, dataset_id=dataset)
     n3 = market.submit(task_id, alice, n2, dataset_id=dataset)
     n4 = market.submit(task_id, alice, n3, dataset_id=dataset)
-    market.score(task_id, {arch: 5000, n1: 6000, n2: 7000, n3: 8000, n4: 9000}, {n2: 1000, n3: 1000, n4: 2000})
+    market.score(
+        task_id,
+        {arch: 5000, n1: 6000, n2: 7000, n3: 8000, n4: 9000},
+        {n2: 1000, n3: 1000, n4: 2000},
+    )
     tx = tree.finalize(task_id, {"from": sponsor})
     # data 0.5 ETH, 1000 bps each → 0.125 ETH per node: alice n1, the publisher n2..n4;
     # compute 0.3 ETH by 1000 : 1000 : 2000 → alice 0.075 + 0.075 + 0.15; expertise 0.2 ETH
     assert [(e["account"], e["amount"]) for e in tx.events["PayoutCredited"]] == [
-        (publisher, 125 * 10**15), (alice, 150 * 10**15),
-        (publisher, 125 * 10**15), (alice, 75 * 10**15),
-        (publisher, 125 * 10**15), (alice, 75 * 10**15),
+        (publisher, 125 * 10**15),
+        (alice, 150 * 10**15),
+        (publisher, 125 * 10**15),
+        (alice, 75 * 10**15),
+        (publisher, 125 * 10**15),
+        (alice, 75 * 10**15),
         (alice, 125 * 10**15),
-        (architect, 200 * 10**15)]
+        (architect, 200 * 10**15),
+    ]
     assert [(e["account"], e["delta"]) for e in tx.events["ReputationChanged"]] == [
-        (publisher, 10), (alice, 10), (architect, 10)]
-    assert [reputation.scoreOf(a) for a in (alice, publisher, architect, sponsor)] == [10, 10, 10, 0]
+        (publisher, 10),
+        (alice, 10),
+        (architect, 10),
+    ]
+    assert [reputation.scoreOf(a) for a in (alice, publisher, architect, sponsor)] == [
+        10,
+        10,
+        10,
+        0,
+    ]
 
 
 # ───────────────────────── compute on private data ─────────────────────────
 
-def test_compute_is_paid_only_on_published_data(tree, market, sponsor, architect, mallory, publisher, oracle):
+
+def test_compute_is_paid_only_on_published_data(
+    tree, market, sponsor, architect, mallory, publisher, oracle
+):
     """mallory trains on the publisher's dataset but declares her own private data, to take the
     data share as well. The oracle cannot pay compute on private data; it can re-attribute the node
     to the dataset its replay reproduced (and to nothing else): mallory ends up exactly where
@@ -342,8 +394,20 @@ def test_compute_is_paid_only_on_published_data(tree, market, sponsor, architect
     node = market.submit(sly, mallory, arch)  # declared private
     for task_id, node_id, ops, dataset_id, error in [
         (sly, node, 1000, 0, f"ComputeOnPrivateData: {node}"),
-        (sly, node, 1000, other_data, f"BadAttribution: {node}, {other_data}"),  # another task's data
-        (sly, arch, 0, sly_data, f"BadAttribution: {arch}, {sly_data}"),  # architectures train on nothing
+        (
+            sly,
+            node,
+            1000,
+            other_data,
+            f"BadAttribution: {node}, {other_data}",
+        ),  # another task's data
+        (
+            sly,
+            arch,
+            0,
+            sly_data,
+            f"BadAttribution: {arch}, {sly_data}",
+        ),  # architectures train on nothing
         (other, on_data, 1000, 0, f"BadAttribution: {on_data}, 0"),  # declared published data
         (other, on_data, 1000, sly_data, f"BadAttribution: {on_data}, {sly_data}"),
     ]:
@@ -359,6 +423,9 @@ def test_compute_is_paid_only_on_published_data(tree, market, sponsor, architect
     # both: data 0.5 ETH to the publisher, compute 0.3 ETH to mallory, expertise 0.2 ETH
     for tx in (honest_tx, sly_tx):
         assert [(e["account"], e["amount"], e["kind"]) for e in tx.events["PayoutCredited"]] == [
-            (publisher, 5 * 10**17, 0), (mallory, 3 * 10**17, 1), (architect, 2 * 10**17, 2)]
+            (publisher, 5 * 10**17, 0),
+            (mallory, 3 * 10**17, 1),
+            (architect, 2 * 10**17, 2),
+        ]
     assert gained[honest] == 3 * 10**17  # her stake came back when her node was scored
     assert gained[sly] - gained[honest] == 0

@@ -34,7 +34,6 @@ from collections import Counter
 
 import brownie
 from brownie import ZERO_ADDRESS, accounts, chain, history, web3
-
 from conftest import Market, cid
 
 SEQUENCES = int(os.environ.get("BOUNTYTREE_STATEFUL_SEQUENCES", "12"))
@@ -52,27 +51,45 @@ MARGIN = 5
 
 def expect_revert(error_name=None):
     """A revert, with the custom error `error_name` when given."""
-    return brownie.reverts(revert_pattern=rf"{error_name}(:.*)?") if error_name else brownie.reverts()
+    return (
+        brownie.reverts(revert_pattern=rf"{error_name}(:.*)?") if error_name else brownie.reverts()
+    )
 
 
 # how often each rule is drawn, relative to the others (1 unless named): the honest lifecycle often
 # enough to grow trees and settle tasks, every attack regularly
-WEIGHTS = {"rule_propose": 4, "rule_publish": 3, "rule_commit": 5, "rule_reveal": 5, "rule_score": 5,
-           "rule_create_task": 3, "rule_sleep": 3, "rule_finalize": 4, "rule_reclaim": 2,
-           "rule_attacker_reveals_across_tasks": 2, "rule_attacker_hides_dataset": 2}
+WEIGHTS = {
+    "rule_propose": 4,
+    "rule_publish": 3,
+    "rule_commit": 5,
+    "rule_reveal": 5,
+    "rule_score": 5,
+    "rule_create_task": 3,
+    "rule_sleep": 3,
+    "rule_finalize": 4,
+    "rule_reclaim": 2,
+    "rule_attacker_reveals_across_tasks": 2,
+    "rule_attacker_hides_dataset": 2,
+}
 
 DRAW = {
     "st_actor": lambda r: r.randrange(len(ACTORS)),
     "st_attacker": lambda r: r.randrange(len(ATTACKERS)),
     "st_player": lambda r: r.randrange(len(PLAYERS)),
-    "st_caller": lambda r: len(PLAYERS) if r.random() < 1 / 3 else r.randrange(len(PLAYERS)),  # or the oracle
+    "st_caller": lambda r: (
+        len(PLAYERS) if r.random() < 1 / 3 else r.randrange(len(PLAYERS))
+    ),  # or the oracle
     "st_pick": lambda r: r.randrange(2**16),
     "st_acc": lambda r: r.choice([0, 10000] + [r.randrange(10001)] * 3),
     "st_ops": lambda r: r.choice([0, r.randrange(1, 10**6)]),
-    "st_amount": lambda r: r.choice([1, 3, r.randrange(1, 10**16), r.randrange(1, 10**18)]),  # 1e15: reputation
+    "st_amount": lambda r: r.choice(
+        [1, 3, r.randrange(1, 10**16), r.randrange(1, 10**18)]
+    ),  # 1e15: reputation
     "st_stake": lambda r: r.choice([0, r.randrange(10**16)]),
     "st_seconds": lambda r: r.choice([1, 600, 3600, r.randrange(DAY), r.randrange(3 * DAY)]),
-    "st_duration": lambda r: r.choice([600, 3600, 6 * 3600, DAY, 3 * DAY]),  # a task's deadline from now
+    "st_duration": lambda r: r.choice(
+        [600, 3600, 6 * 3600, DAY, 3 * DAY]
+    ),  # a task's deadline from now
     "st_flag": lambda r: r.random() < 0.5,
     "st_reveal": lambda r: r.random() < 0.5,
 }
@@ -101,14 +118,16 @@ class MarketMachine:
         self.reclaimed = {}  # commitment -> its author, once reclaimed
         self.paid_out = {}  # task id -> wei credited by finalize
         self.finalize_gas = []  # (gas, depth)
-        self.holders = [accounts[i] for i in [1] + PLAYERS]  # every account the contract may credit
+        self.holders = [accounts[i] for i in [1, *PLAYERS]]  # every account the contract may credit
         self.model_credits = {}  # account -> wei credited and not withdrawn, from the events
         self.chain_tasks, self.chain_credits, self._seen = {}, {}, len(history)
         # something to work on from the first step
         tid = self._new_task(self._actor(0), 10**18, 10**16, 3 * DAY)
         self.datasets[self.market.publish(tid, self._actor(1))] = tid
         self._new_task(self._attacker(0), 1, 0, DAY)
-        self._snapshot(full=True)  # the contract's view after the last step: chain_tasks, chain_nodes, …
+        self._snapshot(
+            full=True
+        )  # the contract's view after the last step: chain_tasks, chain_nodes, …
 
     # ───────────────────────────── helpers ─────────────────────────────
     def _actor(self, i):
@@ -126,7 +145,9 @@ class MarketMachine:
 
     def _is_open(self, tid):
         """Certainly takes new nodes (and commitments) in the next block."""
-        return not self.tasks[tid]["finalized"] and chain.time() + MARGIN < self.tasks[tid]["deadline"]
+        return (
+            not self.tasks[tid]["finalized"] and chain.time() + MARGIN < self.tasks[tid]["deadline"]
+        )
 
     def _is_closed(self, tid):
         """Certainly takes none."""
@@ -144,11 +165,26 @@ class MarketMachine:
 
     def _new_task(self, sponsor, bounty, stake, duration):
         deadline = chain.time() + duration
-        tx = self.tree.createTask(cid(1), cid(2), TARGET, deadline, 5000, 3000, 2000, stake,
-                                  {"from": sponsor, "value": bounty})
-        self.tasks[tx.return_value] = {"stake": stake, "bounty": bounty, "deadline": deadline,
-                                       "sponsor": str(sponsor), "finalized": False, "paid_in": bounty,
-                                       "credited": 0}
+        tx = self.tree.createTask(
+            cid(1),
+            cid(2),
+            TARGET,
+            deadline,
+            5000,
+            3000,
+            2000,
+            stake,
+            {"from": sponsor, "value": bounty},
+        )
+        self.tasks[tx.return_value] = {
+            "stake": stake,
+            "bounty": bounty,
+            "deadline": deadline,
+            "sponsor": str(sponsor),
+            "finalized": False,
+            "paid_in": bounty,
+            "credited": 0,
+        }
         return tx.return_value
 
     def _stake(self, tid, commitment, staker, revealer, args, copy=False):
@@ -159,7 +195,13 @@ class MarketMachine:
         self.tree.commitSubmission(tid, commitment, {"from": staker, "value": stake})
         self.tasks[tid]["paid_in"] += stake
         key = (staker, commitment)
-        self.commitments[key] = {"task": tid, "author": staker, "revealer": revealer, "args": args, "copy": copy}
+        self.commitments[key] = {
+            "task": tid,
+            "author": staker,
+            "revealer": revealer,
+            "args": args,
+            "copy": copy,
+        }
         return key
 
     # ────────────────────────────── rules ──────────────────────────────
@@ -178,13 +220,21 @@ class MarketMachine:
         author = accounts[PLAYERS[st_player]]
         stake = self.tasks[tid]["stake"]
         if self._is_closed(tid):
-            with expect_revert("TaskIsFinalized" if self.tasks[tid]["finalized"] else "DeadlinePassed"):
+            with expect_revert(
+                "TaskIsFinalized" if self.tasks[tid]["finalized"] else "DeadlinePassed"
+            ):
                 self.market.propose(tid, author, value=stake)
             self.outcomes["proposal refused: task closed"] += 1
         elif self._is_open(tid):
             nid = self.market.propose(tid, author, value=stake)
             self.tasks[tid]["paid_in"] += stake
-            self.nodes[nid] = {"task": tid, "parent": 0, "author": author, "dataset": 0, "status": "pending"}
+            self.nodes[nid] = {
+                "task": tid,
+                "parent": 0,
+                "author": author,
+                "dataset": 0,
+                "status": "pending",
+            }
             self.outcomes["proposed"] += 1
 
     def rule_publish(self, st_player, st_pick):
@@ -197,20 +247,32 @@ class MarketMachine:
     def rule_commit(self, st_actor, st_pick, st_flag, st_reveal):
         """Commits under a node of an open task (st_flag: on one of its datasets, if any), and
         (st_reveal) reveals in the next block; one time in three an attacker tries to stake a copy."""
-        nid = self._pick([n for n, v in self.nodes.items() if v["status"] != "rejected"
-                          and self._is_open(v["task"])], st_pick)
+        nid = self._pick(
+            [
+                n
+                for n, v in self.nodes.items()
+                if v["status"] != "rejected" and self._is_open(v["task"])
+            ],
+            st_pick,
+        )
         if nid is None:
             return
         tid = self.nodes[nid]["task"]
         author = self._actor(st_actor)
-        dataset = self._pick([d for d, task in self.datasets.items() if task == tid], st_pick) if st_flag else 0
+        dataset = (
+            self._pick([d for d, task in self.datasets.items() if task == tid], st_pick)
+            if st_flag
+            else 0
+        )
         weights = cid(int.from_bytes(os.urandom(8), "big") + 1)
         salt = os.urandom(32)
         args = (tid, nid, weights, dataset or 0, salt)
         c = self.market.commitment(author, *args)
         key = self._stake(tid, c, author, author, args)
         self.outcomes["committed"] += 1
-        if st_pick % 3 == 0:  # an attacker copies it from the chain, in any open task: blocks nothing
+        if (
+            st_pick % 3 == 0
+        ):  # an attacker copies it from the chain, in any open task: blocks nothing
             tasks = [t for t in self.tasks if self._is_open(t)]
             target = self._pick(tasks, st_pick // 3)
             self._copy(c, target, self._attacker(st_pick % len(ATTACKERS)), args)
@@ -222,7 +284,9 @@ class MarketMachine:
         own commitments), revealable by nobody, its stake reclaimable by the attacker only."""
         if (attacker, c) in self.commitments:
             with expect_revert("CommitmentExists"):
-                self.tree.commitSubmission(tid, c, {"from": attacker, "value": self.tasks[tid]["stake"]})
+                self.tree.commitSubmission(
+                    tid, c, {"from": attacker, "value": self.tasks[tid]["stake"]}
+                )
             return
         key = self._stake(tid, c, attacker, attacker, args, copy=True)
         with expect_revert("UnknownCommitment"):  # the hash names its author, not the attacker
@@ -233,8 +297,14 @@ class MarketMachine:
     def rule_reveal(self, st_pick):
         """Reveals an honest commitment of an open task mostly; one time in four any, an attacker's
         included."""
-        honest = [c for c, v in self.commitments.items() if v["author"] == v["revealer"] and not v["copy"]
-                  and v["task"] == v["args"][0] and self._is_open(v["task"])]
+        honest = [
+            c
+            for c, v in self.commitments.items()
+            if v["author"] == v["revealer"]
+            and not v["copy"]
+            and v["task"] == v["args"][0]
+            and self._is_open(v["task"])
+        ]
         c = self._pick(honest if st_pick % 4 and honest else self.commitments, st_pick // 4)
         if c is not None:
             self._reveal(c)
@@ -244,7 +314,9 @@ class MarketMachine:
         tid, parent = info["args"][0], info["args"][1]
         revealer = info["revealer"]
         if revealer != info["author"] or info["copy"]:
-            with expect_revert("UnknownCommitment"):  # staked by another account than the hash names
+            with expect_revert(
+                "UnknownCommitment"
+            ):  # staked by another account than the hash names
                 self.tree.revealSubmission(*info["args"], {"from": revealer})
             self.outcomes["reveal in another's name refused"] += 1
             return
@@ -263,8 +335,13 @@ class MarketMachine:
             return
         nid = self.tree.revealSubmission(*info["args"], {"from": revealer}).return_value
         del self.commitments[c]
-        self.nodes[nid] = {"task": tid, "parent": parent, "author": revealer, "dataset": info["args"][3],
-                           "status": "pending"}
+        self.nodes[nid] = {
+            "task": tid,
+            "parent": parent,
+            "author": revealer,
+            "dataset": info["args"][3],
+            "status": "pending",
+        }
         self.outcomes["revealed"] += 1
         return nid
 
@@ -272,8 +349,16 @@ class MarketMachine:
         """Trains on a published dataset, declares private data (to take its data share); the
         oracle's replay finds the dataset when it scores the node and re-attributes it."""
         attacker = self._attacker(st_attacker)
-        nid = self._pick([n for n, v in self.nodes.items() if v["status"] != "rejected"
-                          and self._is_open(v["task"]) and v["task"] in self.datasets.values()], st_pick)
+        nid = self._pick(
+            [
+                n
+                for n, v in self.nodes.items()
+                if v["status"] != "rejected"
+                and self._is_open(v["task"])
+                and v["task"] in self.datasets.values()
+            ],
+            st_pick,
+        )
         if nid is None:
             return
         tid = self.nodes[nid]["task"]
@@ -281,7 +366,9 @@ class MarketMachine:
         key = self._stake(tid, self.market.commitment(attacker, *args), attacker, attacker, args)
         node = self._reveal(key)
         if node is not None:
-            self.nodes[node]["trained_on"] = self._pick([d for d, t in self.datasets.items() if t == tid], st_pick)
+            self.nodes[node]["trained_on"] = self._pick(
+                [d for d, t in self.datasets.items() if t == tid], st_pick
+            )
 
     def rule_attacker_reveals_across_tasks(self, st_attacker, st_pick, st_flag):
         """Stakes in an open task (preferably the attacker's own free one) a commitment naming a node
@@ -304,15 +391,23 @@ class MarketMachine:
             self.tree.revealSubmission(staked_in, *args[1:], {"from": attacker})
         self.outcomes["reveal across tasks refused"] += 1
         if self.tasks[staked_in]["stake"] == 0:
-            self.outcomes["free commitment for a staked task refused"] += self.tasks[victim]["stake"] > 0
+            self.outcomes["free commitment for a staked task refused"] += (
+                self.tasks[victim]["stake"] > 0
+            )
 
     def rule_attacker_reveals_for_another(self, st_attacker, st_pick):
         """Reveals another account's commitment with its arguments, from the attacker's address."""
         attacker = self._attacker(st_attacker)
         # (not arguments that open a commitment of the attacker's own: a copy of one of its hashes)
-        c = self._pick([c for c, v in self.commitments.items() if attacker not in (v["author"], v["revealer"])
-                        and (attacker, self.market.commitment(attacker, *v["args"])) not in self.commitments],
-                       st_pick)
+        c = self._pick(
+            [
+                c
+                for c, v in self.commitments.items()
+                if attacker not in (v["author"], v["revealer"])
+                and (attacker, self.market.commitment(attacker, *v["args"])) not in self.commitments
+            ],
+            st_pick,
+        )
         if c is None:
             return
         with expect_revert("UnknownCommitment"):  # the hash names its author
@@ -325,7 +420,9 @@ class MarketMachine:
         account then cannot reveal."""
         attacker = self._attacker(st_attacker)
         if st_flag:
-            key = self._pick([k for k, v in self.commitments.items() if self._is_open(v["task"])], st_pick)
+            key = self._pick(
+                [k for k, v in self.commitments.items() if self._is_open(v["task"])], st_pick
+            )
             if key is not None:
                 info = self.commitments[key]
                 self._copy(key[1], info["task"], attacker, info["args"])
@@ -334,7 +431,13 @@ class MarketMachine:
         if nid is None or not self._is_open(self.nodes[nid]["task"]):
             return
         victim = self._actor(st_actor)
-        args = (self.nodes[nid]["task"], nid, cid(int.from_bytes(os.urandom(8), "big") + 1), 0, os.urandom(32))
+        args = (
+            self.nodes[nid]["task"],
+            nid,
+            cid(int.from_bytes(os.urandom(8), "big") + 1),
+            0,
+            os.urandom(32),
+        )
         self._stake(args[0], self.market.commitment(victim, *args), attacker, victim, args)
 
     def _scorable(self, tid):
@@ -367,7 +470,11 @@ class MarketMachine:
             ops = (st_ops * (i + 1)) % 10**7 if dataset else 0
             records.append((nid, (st_acc + 997 * i) % 10001, ops, dataset))
         tx = self.tree.recordScores(tid, records, {"from": self.oracle})
-        attributed = {e["nodeId"] for e in tx.events["NodeAttributed"]} if "NodeAttributed" in tx.events else set()
+        attributed = (
+            {e["nodeId"] for e in tx.events["NodeAttributed"]}
+            if "NodeAttributed" in tx.events
+            else set()
+        )
         for nid, _, _, dataset in records:
             assert (nid in attributed) == (dataset != self.nodes[nid]["dataset"])
             self.nodes[nid]["status"] = "scored"
@@ -386,9 +493,17 @@ class MarketMachine:
         mine = [d for d, t in self.datasets.items() if t == tid]
         for nid in self._scorable(tid)[:2]:
             v = self.nodes[nid]
-            bad = [(1 + st_ops, 0, "ComputeOnPrivateData") if v["dataset"] == 0 else (st_ops, 0, "BadAttribution")]
+            bad = [
+                (1 + st_ops, 0, "ComputeOnPrivateData")
+                if v["dataset"] == 0
+                else (st_ops, 0, "BadAttribution")
+            ]
             bad += [(0, foreign, "BadAttribution")] if foreign else []
-            bad += [(0, d, "BadAttribution") for d in mine[:2] if v["parent"] == 0 or v["dataset"] not in (0, d)]
+            bad += [
+                (0, d, "BadAttribution")
+                for d in mine[:2]
+                if v["parent"] == 0 or v["dataset"] not in (0, d)
+            ]
             for ops, dataset, error in bad:
                 with expect_revert(error):
                     self.tree.recordScores(tid, [(nid, 5000, ops, dataset)], {"from": self.oracle})
@@ -401,7 +516,9 @@ class MarketMachine:
             v = self.nodes[nid]
             error = "TaskIsFinalized" if self.tasks[v["task"]]["finalized"] else "NodeNotPending"
             with expect_revert(error):
-                self.tree.recordScores(v["task"], [(nid, 5000, 0, v["dataset"])], {"from": self.oracle})
+                self.tree.recordScores(
+                    v["task"], [(nid, 5000, 0, v["dataset"])], {"from": self.oracle}
+                )
             with expect_revert(error):
                 self.tree.rejectNodes(v["task"], [nid], [1], {"from": self.oracle})
             if v["status"] == "reclaimed":
@@ -415,11 +532,19 @@ class MarketMachine:
             self.outcomes["commitment reclaimed twice refused"] += 1
 
     def rule_reject(self, st_pick):
-        nid = self._pick([n for n, v in self.nodes.items() if v["status"] == "pending"
-                          and not self.tasks[v["task"]]["finalized"]], st_pick)
+        nid = self._pick(
+            [
+                n
+                for n, v in self.nodes.items()
+                if v["status"] == "pending" and not self.tasks[v["task"]]["finalized"]
+            ],
+            st_pick,
+        )
         if nid is None:
             return
-        self.tree.rejectNodes(self.nodes[nid]["task"], [nid], [1 + st_pick % 13], {"from": self.oracle})
+        self.tree.rejectNodes(
+            self.nodes[nid]["task"], [nid], [1 + st_pick % 13], {"from": self.oracle}
+        )
         self.nodes[nid]["status"] = "rejected"
 
     def rule_sleep(self, st_seconds):
@@ -429,8 +554,11 @@ class MarketMachine:
     def rule_finalize(self, st_pick, st_caller):
         """Finalize at any step, by anyone: refused before the task is due, and, while nodes await
         the oracle, to everyone but the oracle until FINALIZE_GRACE after the deadline."""
-        due = [t for t in self._open_tasks() if self._reached(self.chain_tasks[t])
-               or chain.time() > self.tasks[t]["deadline"]]
+        due = [
+            t
+            for t in self._open_tasks()
+            if self._reached(self.chain_tasks[t]) or chain.time() > self.tasks[t]["deadline"]
+        ]
         tid = self._pick(due if st_pick % 4 and due else self._open_tasks(), st_pick // 4)
         if tid is None:
             return
@@ -455,13 +583,15 @@ class MarketMachine:
             return
         self._finalize(tid, caller)
         if pending:
-            self.outcomes["finalized with work pending " + ("by the oracle" if now <= open_to_all
-                                                            else "after the grace")] += 1
+            self.outcomes[
+                "finalized with work pending "
+                + ("by the oracle" if now <= open_to_all else "after the grace")
+            ] += 1
 
     def _finalize(self, tid, caller):
         tx = self.tree.finalize(tid, {"from": caller})
         self.tasks[tid]["finalized"] = True
-        credits = tx.events["PayoutCredited"] if "PayoutCredited" in tx.events else []
+        credits = tx.events.get("PayoutCredited", [])
         self.paid_out[tid] = sum(e["amount"] for e in credits)
         # +10 once to each account the path paid (data, compute, expertise) at least
         # MIN_REPUTATION_PAYOUT in all, the sponsor never
@@ -469,22 +599,35 @@ class MarketMachine:
         for e in credits:
             if e["kind"] in (0, 1, 2):
                 paid[e["account"]] += e["amount"]
-        earned = sorted(a for a, amount in paid.items() if amount >= MIN_REPUTATION_PAYOUT
-                        and a != self.tasks[tid]["sponsor"])
-        changes = tx.events["ReputationChanged"] if "ReputationChanged" in tx.events else []
-        assert sorted(e["account"] for e in changes) == earned and all(e["delta"] == 10 for e in changes)
+        earned = sorted(
+            a
+            for a, amount in paid.items()
+            if amount >= MIN_REPUTATION_PAYOUT and a != self.tasks[tid]["sponsor"]
+        )
+        changes = tx.events.get("ReputationChanged", [])
+        assert sorted(e["account"] for e in changes) == earned and all(
+            e["delta"] == 10 for e in changes
+        )
         self.outcomes["reputation earned on a path"] += len(earned)
         winner = tx.events["TaskFinalized"]["winnerNodeId"]
         self.finalize_gas.append((tx.gas_used, self.chain_nodes[winner]["depth"] if winner else 0))
         self.outcomes["finalized"] += 1
 
     def _reclaimable_nodes(self):
-        return [n for n, v in self.nodes.items() if v["status"] == "pending"
-                and self.tasks[v["task"]]["finalized"] and self.tasks[v["task"]]["stake"] > 0]
+        return [
+            n
+            for n, v in self.nodes.items()
+            if v["status"] == "pending"
+            and self.tasks[v["task"]]["finalized"]
+            and self.tasks[v["task"]]["stake"] > 0
+        ]
 
     def _reclaimable_commitments(self):
-        return [c for c, v in self.commitments.items()
-                if self.tasks[v["task"]]["finalized"] and self.tasks[v["task"]]["stake"] > 0]
+        return [
+            c
+            for c, v in self.commitments.items()
+            if self.tasks[v["task"]]["finalized"] and self.tasks[v["task"]]["stake"] > 0
+        ]
 
     def _reclaim_node(self, nid, thief=None):
         author = self.nodes[nid]["author"]
@@ -529,6 +672,7 @@ class MarketMachine:
         which finalizes every other one; after every grace period anyone finalizes the rest; every
         stake left is reclaimed and every credit withdrawn. Then each task has paid out exactly
         what was paid in, and the contract holds nothing."""
+
         def sleep_until(timestamp):
             if chain.time() <= timestamp:
                 chain.sleep(timestamp - chain.time() + 1)
@@ -537,9 +681,14 @@ class MarketMachine:
         by_oracle = True
         for tid in sorted(self._open_tasks(), key=lambda t: self.tasks[t]["deadline"]):
             sleep_until(self.tasks[tid]["deadline"])
-            if self._pending(tid) and chain.time() + MARGIN < self.tasks[tid]["deadline"] + self.grace:
+            if (
+                self._pending(tid)
+                and chain.time() + MARGIN < self.tasks[tid]["deadline"] + self.grace
+            ):
                 with expect_revert("WorkPending"):
-                    self.tree.finalize(tid, {"from": accounts[PLAYERS[rng.randrange(len(PLAYERS))]]})
+                    self.tree.finalize(
+                        tid, {"from": accounts[PLAYERS[rng.randrange(len(PLAYERS))]]}
+                    )
                 self.outcomes["finalize refused: work pending"] += 1
                 if by_oracle:  # every other one; the others wait for the grace to end
                     self._finalize(tid, self.oracle)
@@ -580,31 +729,45 @@ class MarketMachine:
             touched.add(str(tx.sender))
             if tx.status != 1:
                 continue
-            for e in tx.events["PayoutCredited"] if "PayoutCredited" in tx.events else []:
+            for e in tx.events.get("PayoutCredited", []):
                 self.tasks[e["taskId"]]["credited"] += e["amount"]
-                self.model_credits[e["account"]] = self.model_credits.get(e["account"], 0) + e["amount"]
+                self.model_credits[e["account"]] = (
+                    self.model_credits.get(e["account"], 0) + e["amount"]
+                )
                 touched.add(e["account"])
-            for e in tx.events["Withdrawn"] if "Withdrawn" in tx.events else []:
+            for e in tx.events.get("Withdrawn", []):
                 assert e["amount"] == self.model_credits.get(e["account"], 0)
                 self.model_credits[e["account"]] = 0
         self._seen = len(history)
         holders = [a for a in self.holders if full or str(a) in touched]
-        tasks = [t for t in self.tasks
-                 if full or t not in self.chain_tasks or not self.chain_tasks[t]["finalized"]]
+        tasks = [
+            t
+            for t in self.tasks
+            if full or t not in self.chain_tasks or not self.chain_tasks[t]["finalized"]
+        ]
         node_ids = sorted(self.nodes) + [len(self.nodes) + 1]  # and the next id: no node there yet
-        chunks = [node_ids[i:i + 500] for i in range(0, len(node_ids), 500)]
+        chunks = [node_ids[i : i + 500] for i in range(0, len(node_ids), 500)]
         calls = [(self.tree.getTask, (tid,)) for tid in tasks]
         calls += [(self.tree.pendingWithdrawals, (a,)) for a in holders]
-        calls += [(self.tree.getNodes, (chunk,)) for chunk in chunks] + ([(self.tree.counts, ())] if full else [])
-        batch = [("eth_call", [{"to": m._address, "data": m.encode_input(*args)}, "latest"]) for m, args in calls]
-        responses = web3.provider.make_batch_request(batch + [("eth_getBalance", [self.tree.address, "latest"])])
-        results = [m.decode_output(r["result"]) for (m, _), r in zip(calls, responses)]
+        calls += [(self.tree.getNodes, (chunk,)) for chunk in chunks] + (
+            [(self.tree.counts, ())] if full else []
+        )
+        batch = [
+            ("eth_call", [{"to": m._address, "data": m.encode_input(*args)}, "latest"])
+            for m, args in calls
+        ]
+        responses = web3.provider.make_batch_request(
+            [*batch, ("eth_getBalance", [self.tree.address, "latest"])]
+        )
+        results = [
+            m.decode_output(r["result"]) for (m, _), r in zip(calls, responses, strict=False)
+        ]
         self.chain_balance = int(responses[-1]["result"], 16)
         self.chain_tasks.update((tid, results.pop(0).dict()) for tid in tasks)
         self.chain_credits.update((a, results.pop(0)) for a in holders)
         self.chain_nodes = {}
         for chunk in chunks:
-            self.chain_nodes.update(zip(chunk, (n.dict() for n in results.pop(0))))
+            self.chain_nodes.update(zip(chunk, (n.dict() for n in results.pop(0)), strict=False))
         if full:
             assert tuple(results.pop(0)) == (len(self.tasks), len(self.nodes), len(self.datasets))
 
@@ -616,7 +779,9 @@ class MarketMachine:
         return stake * (nodes + commitments)
 
     def invariant_eth_is_accounted_for(self):
-        open_pools = sum(t["bounty"] + t["forfeited"] for t in self.chain_tasks.values() if not t["finalized"])
+        open_pools = sum(
+            t["bounty"] + t["forfeited"] for t in self.chain_tasks.values() if not t["finalized"]
+        )
         escrow = sum(self._escrowed(tid) for tid in self.tasks)
         assert self.chain_balance == open_pools + escrow + sum(self.chain_credits.values())
 
@@ -654,7 +819,11 @@ class MarketMachine:
         assert self.chain_nodes[len(self.nodes) + 1]["author"] == ZERO_ADDRESS
         for nid, v in self.nodes.items():
             n = self.chain_nodes[nid]
-            assert (n["taskId"], n["parentId"], n["author"]) == (v["task"], v["parent"], v["author"])
+            assert (n["taskId"], n["parentId"], n["author"]) == (
+                v["task"],
+                v["parent"],
+                v["author"],
+            )
             assert (n["status"], n["datasetId"]) == (codes[v["status"]], v["dataset"])
             if v["dataset"]:
                 assert self.datasets[v["dataset"]] == v["task"]
@@ -694,8 +863,11 @@ class MarketMachine:
 
 def test_invariants_hold_under_random_calls(tree, oracle):
     machine = MarketMachine(tree, oracle)
-    seeds = [int(os.environ["BOUNTYTREE_STATEFUL_SEED"])] if "BOUNTYTREE_STATEFUL_SEED" in os.environ \
+    seeds = (
+        [int(os.environ["BOUNTYTREE_STATEFUL_SEED"])]
+        if "BOUNTYTREE_STATEFUL_SEED" in os.environ
         else range(SEQUENCES)
+    )
     chain.snapshot()
     for seed in seeds:
         chain.revert()
@@ -709,11 +881,23 @@ def test_invariants_hold_under_random_calls(tree, oracle):
     assert machine.outcomes["wound down"] == len(seeds)
     if len(seeds) * STEPS >= 600:
         assert not {
-            "revealed", "scored", "re-attributed", "finalized", "finalized with work pending by the oracle",
-            "finalized with work pending after the grace", "finalize refused: not due",
-            "finalize refused: work pending", "stake reclaimed", "commitment reclaimed",
-            "reveal across tasks refused", "free commitment for a staked task refused",
-            "reveal in another's name refused", "reveal of another's commitment refused",
-            "copied commitment reveals nothing", "bad score refused (ComputeOnPrivateData)", "settled twice refused",
-            "bad score refused (BadAttribution)", "reputation earned on a path",
+            "revealed",
+            "scored",
+            "re-attributed",
+            "finalized",
+            "finalized with work pending by the oracle",
+            "finalized with work pending after the grace",
+            "finalize refused: not due",
+            "finalize refused: work pending",
+            "stake reclaimed",
+            "commitment reclaimed",
+            "reveal across tasks refused",
+            "free commitment for a staked task refused",
+            "reveal in another's name refused",
+            "reveal of another's commitment refused",
+            "copied commitment reveals nothing",
+            "bad score refused (ComputeOnPrivateData)",
+            "settled twice refused",
+            "bad score refused (BadAttribution)",
+            "reputation earned on a path",
         } - {outcome for outcome, count in machine.outcomes.items() if count}

@@ -2,7 +2,6 @@
 
 import brownie
 from brownie import chain
-
 from conftest import BOUNTY, DAY, STAKE, reverts
 
 E = 10**18
@@ -12,8 +11,9 @@ def pending(tree, *accounts):
     return [tree.pendingWithdrawals(a) for a in accounts]
 
 
-def test_scoring_returns_stakes_and_forfeits_worse_nodes(tree, reputation, market, sponsor, architect,
-                                                         alice, bob, publisher):
+def test_scoring_returns_stakes_and_forfeits_worse_nodes(
+    tree, reputation, market, sponsor, architect, alice, bob, publisher
+):
     task_id = market.create_task(sponsor)
     dataset = market.publish(task_id, publisher)
     arch = market.propose(task_id, architect)
@@ -27,9 +27,19 @@ def test_scoring_returns_stakes_and_forfeits_worse_nodes(tree, reputation, marke
     assert tx.events["StakeForfeited"][0]["nodeId"] == worse
     assert pending(tree, architect, alice, bob) == [STAKE, STAKE, 0]
     t = tree.getTask(task_id).dict()
-    assert (t["bestNodeId"], t["bestAccuracyBps"], t["forfeited"], t["pendingNodes"]) == (good, 6000, STAKE, 0)
+    assert (t["bestNodeId"], t["bestAccuracyBps"], t["forfeited"], t["pendingNodes"]) == (
+        good,
+        6000,
+        STAKE,
+        0,
+    )
     n = tree.getNode(good).dict()
-    assert (n["status"], n["accuracyBps"], n["verifiedOps"], n["datasetId"]) == (1, 6000, 900, dataset)
+    assert (n["status"], n["accuracyBps"], n["verifiedOps"], n["datasetId"]) == (
+        1,
+        6000,
+        900,
+        dataset,
+    )
     assert reputation.scoreOf(bob) == -10 and reputation.scoreOf(alice) == 0
 
 
@@ -58,7 +68,9 @@ def test_reject_nodes(tree, reputation, market, sponsor, architect, alice, oracl
         tree.rejectNodes(task_id, [node], [1], {"from": oracle})
 
 
-def test_scoring_rejects_bad_calls(tree, market, sponsor, architect, alice, oracle, outsider, publisher):
+def test_scoring_rejects_bad_calls(
+    tree, market, sponsor, architect, alice, oracle, outsider, publisher
+):
     task_id = market.create_task(sponsor)
     other = market.create_task(sponsor)
     dataset = market.publish(task_id, publisher)
@@ -118,8 +130,9 @@ def test_scoring_rejects_bad_calls(tree, market, sponsor, architect, alice, orac
     assert tree.getTask(task_id).dict()["pendingNodes"] == 2
 
 
-def test_payout_along_the_winning_path(tree, reputation, market, sponsor, architect, alice, bob,
-                                       publisher):
+def test_payout_along_the_winning_path(
+    tree, reputation, market, sponsor, architect, alice, bob, publisher
+):
     """arch 50.00% → alice on private data 70.00% (gain 2000, no compute: nobody can replay it)
     → bob on publisher's dataset 80.00% (gain 1000, ops 1000) → alice on publisher's dataset
     92.00% (gain 1200, ops 3000); a side node of alice's scores below its parent."""
@@ -130,8 +143,11 @@ def test_payout_along_the_winning_path(tree, reputation, market, sponsor, archit
     n_bob = market.submit(task_id, bob, n_alice, dataset_id=dataset)
     n_alice2 = market.submit(task_id, alice, n_bob, dataset_id=dataset)
     n_side = market.submit(task_id, alice, arch, dataset_id=dataset)
-    market.score(task_id, {arch: 5000, n_alice: 7000, n_bob: 8000, n_alice2: 9200, n_side: 4000},
-                 {n_bob: 1000, n_alice2: 3000, n_side: 1000})
+    market.score(
+        task_id,
+        {arch: 5000, n_alice: 7000, n_bob: 8000, n_alice2: 9200, n_side: 4000},
+        {n_bob: 1000, n_alice2: 3000, n_side: 1000},
+    )
     before = pending(tree, sponsor, architect, alice, bob, publisher)
     assert before == [0, STAKE, 2 * STAKE, STAKE, 0]
 
@@ -147,7 +163,7 @@ def test_payout_along_the_winning_path(tree, reputation, market, sponsor, archit
     #     bob 0.07575 ETH, alice 0.22725 ETH
     #   expertise 20% = 0.202 ETH → architect;  rounding remainder 1 wei → sponsor
     after = pending(tree, sponsor, architect, alice, bob, publisher)
-    gained = [a - b for a, b in zip(after, before)]
+    gained = [a - b for a, b in zip(after, before, strict=False)]
     assert gained == [
         1,
         202000000000000000,
@@ -159,8 +175,15 @@ def test_payout_along_the_winning_path(tree, reputation, market, sponsor, archit
     kinds = [(e["account"], e["kind"]) for e in tx.events["PayoutCredited"]]
     # winner first: alice's 2nd node (data to the dataset's publisher, compute to alice), bob's,
     # then alice's first (data only), the architect, the sponsor
-    assert kinds == [(publisher, 0), (alice, 1), (publisher, 0), (bob, 1), (alice, 0), (architect, 2),
-                     (sponsor, 3)]
+    assert kinds == [
+        (publisher, 0),
+        (alice, 1),
+        (publisher, 0),
+        (bob, 1),
+        (alice, 0),
+        (architect, 2),
+        (sponsor, 3),
+    ]
     # +10 once per account paid ≥ 1e15 by the path, however many payouts; the sponsor's dust refund
     # earns nothing
     assert reputation.scoreOf(alice) == 10 - 10  # paid by the path - worse side node
@@ -176,8 +199,9 @@ def test_payout_along_the_winning_path(tree, reputation, market, sponsor, archit
         market.score(task_id, {n_side: 1})
 
 
-def test_gain_is_over_the_best_accuracy_on_the_path(tree, reputation, market, sponsor, architect, alice,
-                                                   bob, publisher):
+def test_gain_is_over_the_best_accuracy_on_the_path(
+    tree, reputation, market, sponsor, architect, alice, bob, publisher
+):
     """arch 50%, A 70%, B (child of A) 40%, C (child of B) 75%: gains A 2000, B 0, C 500.
     C only wins back what A had, plus 500; B's dip earns no data share, only its compute."""
     task_id = market.create_task(sponsor, target=7500, shares=(5000, 3000, 2000))
@@ -194,15 +218,25 @@ def test_gain_is_over_the_best_accuracy_on_the_path(tree, reputation, market, sp
     # pool 1.01 ETH: data 0.505 ETH by 2000 : 0 : 500 → A 0.404 ETH, C 0.101 ETH (publisher nothing,
     # B gained nothing); compute 0.303 ETH all to bob (B's 1000 ops are the only ones); expertise
     # 0.202 ETH; nothing left for the sponsor
-    gained = [x - y for x, y in zip(pending(tree, sponsor, architect, alice, bob, publisher), before)]
+    gained = [
+        x - y
+        for x, y in zip(
+            pending(tree, sponsor, architect, alice, bob, publisher), before, strict=False
+        )
+    ]
     assert gained == [0, 202 * 10**15, 404 * 10**15 + 101 * 10**15, 303 * 10**15, 0]
     assert [(e["account"], e["kind"], e["amount"]) for e in tx.events["PayoutCredited"]] == [
-        (alice, 0, 101 * 10**15), (bob, 1, 303 * 10**15), (alice, 0, 404 * 10**15),
-        (architect, 2, 202 * 10**15)]
+        (alice, 0, 101 * 10**15),
+        (bob, 1, 303 * 10**15),
+        (alice, 0, 404 * 10**15),
+        (architect, 2, 202 * 10**15),
+    ]
     assert reputation.scoreOf(bob) == -10 + 10 and reputation.scoreOf(publisher) == 0
 
 
-def test_zero_gain_node_is_paid_compute_only(tree, market, sponsor, architect, alice, bob, publisher):
+def test_zero_gain_node_is_paid_compute_only(
+    tree, market, sponsor, architect, alice, bob, publisher
+):
     """alice trains on the published dataset without gaining (compute only, nothing to the
     publisher); bob trains on private data (data only)."""
     task_id = market.create_task(sponsor, shares=(6000, 4000, 0), stake=0)
@@ -213,11 +247,18 @@ def test_zero_gain_node_is_paid_compute_only(tree, market, sponsor, architect, a
     market.score(task_id, {arch: 6000, n_alice: 6000, n_bob: 9500}, {n_alice: 1000})
     tree.finalize(task_id, {"from": sponsor})
     # data 0.6 ETH all to bob (alice gained nothing); compute 0.4 ETH all to alice; no expertise
-    assert pending(tree, sponsor, architect, alice, bob, publisher) == [0, 0, 4 * 10**17, 6 * 10**17, 0]
+    assert pending(tree, sponsor, architect, alice, bob, publisher) == [
+        0,
+        0,
+        4 * 10**17,
+        6 * 10**17,
+        0,
+    ]
 
 
-def test_oracle_attributes_private_training_to_a_published_dataset(tree, market, sponsor, architect,
-                                                                  alice, publisher):
+def test_oracle_attributes_private_training_to_a_published_dataset(
+    tree, market, sponsor, architect, alice, publisher
+):
     """alice declared her own data; the oracle's replay reproduced her weights from the published
     dataset: the node is re-attributed, its data share goes to the publisher, compute to alice."""
     task_id = market.create_task(sponsor, shares=(5000, 3000, 2000), stake=0)
@@ -231,10 +272,17 @@ def test_oracle_attributes_private_training_to_a_published_dataset(tree, market,
     n = tree.getNode(node).dict()
     assert (n["datasetId"], n["verifiedOps"], n["author"]) == (dataset, 700, alice)
     tree.finalize(task_id, {"from": alice})
-    assert pending(tree, sponsor, architect, alice, publisher) == [0, 2 * 10**17, 3 * 10**17, 5 * 10**17]
+    assert pending(tree, sponsor, architect, alice, publisher) == [
+        0,
+        2 * 10**17,
+        3 * 10**17,
+        5 * 10**17,
+    ]
 
 
-def test_pending_nodes_hold_off_everyone_but_the_oracle(tree, market, sponsor, architect, alice, oracle):
+def test_pending_nodes_hold_off_everyone_but_the_oracle(
+    tree, market, sponsor, architect, alice, oracle
+):
     """Target reached while alice's node awaits its score: only the oracle may end the task before
     every node is settled (or the grace period after the deadline is over)."""
     task_id = market.create_task(sponsor, target=9000)
@@ -280,8 +328,9 @@ def test_architecture_alone_wins_after_deadline(tree, market, sponsor, architect
     assert pending(tree, sponsor, architect) == [8 * 10**17, STAKE + 2 * 10**17]
 
 
-def test_no_node_scored_refunds_the_sponsor_and_stakes_are_reclaimable(tree, market, sponsor, architect,
-                                                                       alice, bob):
+def test_no_node_scored_refunds_the_sponsor_and_stakes_are_reclaimable(
+    tree, market, sponsor, architect, alice, bob
+):
     task_id = market.create_task(sponsor)
     arch = market.propose(task_id, architect)
     node = market.submit(task_id, alice, arch)

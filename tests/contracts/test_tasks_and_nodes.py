@@ -1,16 +1,24 @@
 """createTask, proposeArchitecture, publishDataset, commit and reveal: effects and every revert."""
 
 import pytest
-from hexbytes import HexBytes
 from brownie import ZERO_ADDRESS, chain, web3
-
 from conftest import BOUNTY, DAY, SPEC, STAKE, VALIDATION, cid, reverts
+from hexbytes import HexBytes
 
 
 def test_create_task_stores_every_field(tree, market, sponsor):
     deadline = chain.time() + DAY
-    tx = tree.createTask(SPEC, VALIDATION, 8500, deadline, 6000, 2500, 1500, STAKE,
-                         {"from": sponsor, "value": BOUNTY})
+    tx = tree.createTask(
+        SPEC,
+        VALIDATION,
+        8500,
+        deadline,
+        6000,
+        2500,
+        1500,
+        STAKE,
+        {"from": sponsor, "value": BOUNTY},
+    )
     task_id = tx.return_value
     assert task_id == 1
     t = tree.getTask(task_id).dict()
@@ -20,7 +28,12 @@ def test_create_task_stores_every_field(tree, market, sponsor):
     assert t["validationCommitment"] == "0x" + VALIDATION.hex()
     assert (t["targetAccuracyBps"], t["deadline"], t["submissionStake"]) == (8500, deadline, STAKE)
     assert (t["dataShareBps"], t["computeShareBps"], t["expertiseShareBps"]) == (6000, 2500, 1500)
-    assert not t["finalized"] and t["bestNodeId"] == 0 and t["forfeited"] == 0 and t["pendingNodes"] == 0
+    assert (
+        not t["finalized"]
+        and t["bestNodeId"] == 0
+        and t["forfeited"] == 0
+        and t["pendingNodes"] == 0
+    )
     assert tx.events["TaskCreated"]["taskId"] == 1
     assert tx.events["TaskCreated"]["bounty"] == BOUNTY
     assert tree.balance() == BOUNTY
@@ -52,7 +65,13 @@ def test_propose_architecture(tree, market, sponsor, architect):
     node_id = tx.return_value
     n = tree.getNode(node_id).dict()
     assert (n["author"], n["taskId"], n["parentId"], n["depth"], n["datasetId"], n["status"]) == (
-        architect, task_id, 0, 1, 0, 0)
+        architect,
+        task_id,
+        0,
+        1,
+        0,
+        0,
+    )
     assert n["cid"] == "0x" + cid(9).hex()
     assert tx.events["ArchitectureProposed"]["nodeId"] == node_id
     assert tree.getTask(task_id).dict()["pendingNodes"] == 1
@@ -76,7 +95,7 @@ def test_propose_rejects(tree, market, sponsor, architect):
 def test_finalized_task_takes_no_new_node(tree, market, sponsor, architect, alice):
     task_id = market.create_task(sponsor)
     arch = market.propose(task_id, architect)
-    c, salt, _ = market.commit(task_id, alice, arch, cid(3))
+    _c, salt, _ = market.commit(task_id, alice, arch, cid(3))
     market.score(task_id, {arch: 9500})
     tree.finalize(task_id, {"from": alice})
     with reverts("TaskIsFinalized"):
@@ -115,11 +134,22 @@ def test_commit_then_reveal(tree, market, sponsor, architect, alice, publisher):
     node_id = rtx.return_value
     n = tree.getNode(node_id).dict()
     assert (n["author"], n["taskId"], n["parentId"], n["depth"], n["datasetId"], n["status"]) == (
-        alice, task_id, arch, 2, dataset, 0)
+        alice,
+        task_id,
+        arch,
+        2,
+        dataset,
+        0,
+    )
     assert n["cid"] == "0x" + cid(3).hex()
     ev = rtx.events["NodeSubmitted"]
     assert (ev["taskId"], ev["nodeId"], ev["parentId"], ev["author"], ev["datasetId"]) == (
-        task_id, node_id, arch, alice, dataset)
+        task_id,
+        node_id,
+        arch,
+        alice,
+        dataset,
+    )
     assert "ops" not in ev
     assert tree.getTask(task_id).dict()["pendingNodes"] == 2
     assert tree.getCommitment(alice, c).dict()["author"] == ZERO_ADDRESS
@@ -151,16 +181,22 @@ def test_reveal_rejects(tree, market, sponsor, architect, alice, bob, publisher)
     # a commitment made for alice but staked by bob is bob's: alice has no such commitment, and
     # bob's reveal hashes bob
     salt2 = b"\x07" * 32
-    tree.commitSubmission(task_id, market.commitment(alice, task_id, arch, cid(5), 0, salt2),
-                          {"from": bob, "value": STAKE})
+    tree.commitSubmission(
+        task_id,
+        market.commitment(alice, task_id, arch, cid(5), 0, salt2),
+        {"from": bob, "value": STAKE},
+    )
     with reverts("UnknownCommitment"):
         tree.revealSubmission(task_id, arch, cid(5), 0, salt2, {"from": alice})
     with reverts("UnknownCommitment"):
         tree.revealSubmission(task_id, arch, cid(5), 0, salt2, {"from": bob})
     # a commitment for task_id staked in other_task reveals nowhere
     salt3 = b"\x08" * 32
-    tree.commitSubmission(other_task, market.commitment(alice, task_id, arch, cid(6), 0, salt3),
-                          {"from": alice, "value": STAKE})
+    tree.commitSubmission(
+        other_task,
+        market.commitment(alice, task_id, arch, cid(6), 0, salt3),
+        {"from": alice, "value": STAKE},
+    )
     with reverts("CommitmentNotInTask"):
         tree.revealSubmission(task_id, arch, cid(6), 0, salt3, {"from": alice})
     with reverts("UnknownCommitment"):
@@ -192,9 +228,14 @@ def test_reveal_in_the_commit_block_is_refused(tree, market, sponsor, architect,
     web3.provider.make_request("miner_stop", [])
     try:
         commit_hash = web3.eth.send_transaction(
-            {**tx_fields, "value": STAKE, "data": tree.commitSubmission.encode_input(task_id, c)})
+            {**tx_fields, "value": STAKE, "data": tree.commitSubmission.encode_input(task_id, c)}
+        )
         reveal_hash = web3.eth.send_transaction(
-            {**tx_fields, "data": tree.revealSubmission.encode_input(task_id, arch, cid(3), 0, salt)})
+            {
+                **tx_fields,
+                "data": tree.revealSubmission.encode_input(task_id, arch, cid(3), 0, salt),
+            }
+        )
         web3.provider.make_request("evm_mine", [])
     finally:
         web3.provider.make_request("miner_start", [])
@@ -230,9 +271,13 @@ def test_tree_depth_is_bounded(tree, market, sponsor, architect, alice):
 
 def test_get_nodes_reads_many_nodes_in_one_call(tree, market, sponsor, architect):
     task_id = market.create_task(sponsor)
-    ids = [tree.proposeArchitecture(task_id, cid(20 + i), {"from": architect, "value": STAKE}).return_value
-           for i in range(3)]
-    many = tree.getNodes(ids + [999])
+    ids = [
+        tree.proposeArchitecture(
+            task_id, cid(20 + i), {"from": architect, "value": STAKE}
+        ).return_value
+        for i in range(3)
+    ]
+    many = tree.getNodes([*ids, 999])
     assert [tuple(n) for n in many[:3]] == [tuple(tree.getNode(i)) for i in ids]
     assert many[3][0] == ZERO_ADDRESS  # an unknown id comes back empty
     assert len(tree.getNodes([])) == 0

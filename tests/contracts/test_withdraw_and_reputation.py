@@ -1,7 +1,6 @@
 """Pull payments, a re-entering attacker, and the single-writer reputation registry."""
 
 from brownie import ReentrantWithdrawer, Reputation, accounts, chain
-
 from conftest import DAY, reverts
 
 
@@ -33,8 +32,17 @@ def test_reentrant_withdraw_is_blocked(tree, admin):
     attacker = ReentrantWithdrawer.deploy(tree, {"from": admin})
     attacker.sponsor(chain.time() + 100, {"from": admin, "value": 10**18})
     # a second, honest task keeps ETH in the contract that a successful re-entry could steal
-    tree.createTask(b"\x01" * 32, b"\x02" * 32, 9000, chain.time() + DAY, 5000, 3000, 2000, 0,
-                    {"from": admin, "value": 5 * 10**18})
+    tree.createTask(
+        b"\x01" * 32,
+        b"\x02" * 32,
+        9000,
+        chain.time() + DAY,
+        5000,
+        3000,
+        2000,
+        0,
+        {"from": admin, "value": 5 * 10**18},
+    )
     chain.sleep(101)
     chain.mine()
     tree.finalize(1, {"from": admin})
@@ -76,8 +84,9 @@ def test_only_the_marketplace_writes_reputation(tree, reputation, admin):
         reputation.adjust([admin], [100], {"from": admin})
 
 
-def test_reputation_needs_a_real_payout_from_the_path(tree, reputation, market, sponsor, architect, alice,
-                                                      bob):
+def test_reputation_needs_a_real_payout_from_the_path(
+    tree, reputation, market, sponsor, architect, alice, bob
+):
     """REP_PAID (+10) needs at least MIN_REPUTATION_PAYOUT (1e15 wei) paid by the path; a stake
     refund, however large, does not count, and an architect paid nothing earns nothing."""
     assert (tree.REP_PAID(), tree.MIN_REPUTATION_PAYOUT()) == (10, 10**15)
@@ -91,5 +100,9 @@ def test_reputation_needs_a_real_payout_from_the_path(tree, reputation, market, 
         market.score(task_id, {arch: 5000, node: 9000})
         tree.finalize(task_id, {"from": sponsor})
     assert [tree.pendingWithdrawals(a) for a in (alice, bob, architect, sponsor)] == [
-        stake + 10**15 - 1, stake + 10**15, 2 * stake, 0]
+        stake + 10**15 - 1,
+        stake + 10**15,
+        2 * stake,
+        0,
+    ]
     assert [reputation.scoreOf(a) for a in (alice, bob, architect, sponsor)] == [0, 10, 0, 0]

@@ -16,9 +16,13 @@ def test_deterministic_accounts_match_ganache(settings):
 def test_refused_call_is_decoded_and_nothing_is_sent(settings, deployed):
     chain = Chain(settings.with_overrides(account="7"))
     nonce = chain.w3.eth.get_transaction_count(chain.address)
-    with pytest.raises(UserError, match=rf"refused by the contract: NothingToWithdraw\(account={chain.address}\)"):
+    with pytest.raises(
+        UserError, match=rf"refused by the contract: NothingToWithdraw\(account={chain.address}\)"
+    ):
         chain.send(chain.tree.functions.withdraw())
-    with pytest.raises(UserError, match=r"WrongStake\(expected=0, sent=5\)|UnknownTask\(taskId=999\)"):
+    with pytest.raises(
+        UserError, match=r"WrongStake\(expected=0, sent=5\)|UnknownTask\(taskId=999\)"
+    ):
         chain.send(chain.tree.functions.proposeArchitecture(999, b"\x01" * 32), value=5)
     assert chain.w3.eth.get_transaction_count(chain.address) == nonce
 
@@ -51,7 +55,11 @@ def test_reason_codes_are_the_contracts():
     from bountytree.reasons import Reason
 
     source = (ROOT / "contracts" / "BountyTree.sol").read_text()
-    doc = " ".join(line.strip().lstrip("/").strip() for line in source.splitlines() if line.strip().startswith("///"))
+    doc = " ".join(
+        line.strip().lstrip("/").strip()
+        for line in source.splitlines()
+        if line.strip().startswith("///")
+    )
     for reason in Reason:
         assert f"{reason.value} {reason.label}" in doc, reason
 
@@ -65,7 +73,9 @@ def test_validation_commitment_is_salted(tmp_path):
     f.write_bytes(b"a,label\n1,0\n")
     salt = bytes(range(32))
     onchain = commitment(f, salt)
-    assert onchain != hashlib.sha256(f.read_bytes()).digest()  # a guessed file cannot be confirmed alone
+    assert (
+        onchain != hashlib.sha256(f.read_bytes()).digest()
+    )  # a guessed file cannot be confirmed alone
     check_commitment(f, salt, onchain)
     with pytest.raises(UserError, match="differs from the task's commitment"):
         check_commitment(f, bytes(32), onchain)
@@ -81,7 +91,9 @@ def test_the_repository_names_only_its_own_documents():
 
     from bountytree.config import ROOT
 
-    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
     outside = "../" + "shared"  # spelled in two parts so that this file does not match itself
     for name in tracked:
         path = ROOT / name

@@ -24,7 +24,9 @@ def _npz(**arrays) -> bytes:
 
 def test_csv_and_npz_give_the_same_rows():
     a = datasets.load_bytes(_csv("f1,f2,label\n0.5,1,2\n1.5,0,0\n"))
-    b = datasets.load_bytes(_npz(X=np.array([[0.5, 1], [1.5, 0]], dtype=np.float32), y=np.array([2, 0])))
+    b = datasets.load_bytes(
+        _npz(X=np.array([[0.5, 1], [1.5, 0]], dtype=np.float32), y=np.array([2, 0]))
+    )
     for ds in (a, b):
         assert ds.X.dtype == np.float32 and ds.y.dtype == np.int64
         assert ds.X.tolist() == [[0.5, 1.0], [1.5, 0.0]] and ds.y.tolist() == [2, 0]
@@ -34,22 +36,25 @@ def test_csv_and_npz_give_the_same_rows():
     assert images.X.shape == (3, 64)
 
 
-@pytest.mark.parametrize("raw,message", [
-    (_csv("a,b\n1,2\n"), "no label column 'label'"),
-    (_csv("a,label\nx,1\n"), "column 'a' is not numeric"),
-    (_csv("a,label\n1.0,0.5\n"), "whole numbers"),
-    (_csv("a,label\n1.0,-1\n"), "negative label"),
-    (_csv("a,label\n,1\n"), "NaN"),
-    (_csv("a,label\n1,\n"), "missing labels"),
-    (_csv("label\n1\n"), "no feature columns"),
-    (_csv("a,label\n"), "no rows"),
-    (b"", "not a readable CSV"),
-    (_npz(X=np.zeros((2, 3))), "needs arrays X and y"),
-    (_npz(X=np.zeros((2, 3)), y=np.zeros(3)), "X must be (rows, features"),
-    (_npz(X=np.zeros((2, 3)), y=np.array(["a", "b"])), "labels must be integers"),
-    (_npz(X=np.array([[object()]], dtype=object), y=np.zeros(1)), "not a readable .npz"),
-    (b"PK\x03\x04broken", "not a readable .npz"),
-])
+@pytest.mark.parametrize(
+    "raw,message",
+    [
+        (_csv("a,b\n1,2\n"), "no label column 'label'"),
+        (_csv("a,label\nx,1\n"), "column 'a' is not numeric"),
+        (_csv("a,label\n1.0,0.5\n"), "whole numbers"),
+        (_csv("a,label\n1.0,-1\n"), "negative label"),
+        (_csv("a,label\n,1\n"), "NaN"),
+        (_csv("a,label\n1,\n"), "missing labels"),
+        (_csv("label\n1\n"), "no feature columns"),
+        (_csv("a,label\n"), "no rows"),
+        (b"", "not a readable CSV"),
+        (_npz(X=np.zeros((2, 3))), "needs arrays X and y"),
+        (_npz(X=np.zeros((2, 3)), y=np.zeros(3)), "X must be (rows, features"),
+        (_npz(X=np.zeros((2, 3)), y=np.array(["a", "b"])), "labels must be integers"),
+        (_npz(X=np.array([[object()]], dtype=object), y=np.zeros(1)), "not a readable .npz"),
+        (b"PK\x03\x04broken", "not a readable .npz"),
+    ],
+)
 def test_bad_files(raw, message):
     with pytest.raises(DatasetError) as err:
         datasets.load_bytes(raw, "data.bin")

@@ -24,11 +24,30 @@ def test_examples_build_the_tensors_they_declare(base):
 
 
 def test_batchnorm_dropout_avgpool_spec():
-    spec = parse_spec({"input_shape": [1, 8, 8], "num_classes": 3, "training": {"lr": 0.1}, "layers": [
-        {"type": "Conv2d", "in_channels": 1, "out_channels": 4, "kernel_size": [3, 3], "padding": 1},
-        {"type": "BatchNorm2d", "num_features": 4}, {"type": "ReLU"}, {"type": "AvgPool2d", "kernel_size": 2},
-        {"type": "Flatten"}, {"type": "Dropout", "p": 0.2}, {"type": "Linear", "in_features": 64, "out_features": 8},
-        {"type": "BatchNorm1d", "num_features": 8}, {"type": "Linear", "in_features": 8, "out_features": 3}]})
+    spec = parse_spec(
+        {
+            "input_shape": [1, 8, 8],
+            "num_classes": 3,
+            "training": {"lr": 0.1},
+            "layers": [
+                {
+                    "type": "Conv2d",
+                    "in_channels": 1,
+                    "out_channels": 4,
+                    "kernel_size": [3, 3],
+                    "padding": 1,
+                },
+                {"type": "BatchNorm2d", "num_features": 4},
+                {"type": "ReLU"},
+                {"type": "AvgPool2d", "kernel_size": 2},
+                {"type": "Flatten"},
+                {"type": "Dropout", "p": 0.2},
+                {"type": "Linear", "in_features": 64, "out_features": 8},
+                {"type": "BatchNorm1d", "num_features": 8},
+                {"type": "Linear", "in_features": 8, "out_features": 3},
+            ],
+        }
+    )
     assert set(build_torch(spec).state_dict()) == set(spec.tensors)
     assert spec.num_params == 4 * 9 + 4 + 8 + 64 * 8 + 8 + 16 + 8 * 3 + 3
 
@@ -77,7 +96,9 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize("path,value,message", BAD, ids=[f"{'.'.join(map(str, p))}={v!r}"[:40] for p, v, _ in BAD])
+@pytest.mark.parametrize(
+    "path,value,message", BAD, ids=[f"{'.'.join(map(str, p))}={v!r}"[:40] for p, v, _ in BAD]
+)
 def test_malformed_spec_names_the_field(path, value, message):
     with pytest.raises(SpecError) as err:
         parse_spec(_with(MLP, path, value))
@@ -85,26 +106,44 @@ def test_malformed_spec_names_the_field(path, value, message):
     assert "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("layers,message", [
-    ([{"type": "Linear", "in_features": 64, "out_features": 10}], "needs a flat input"),
-    ([{"type": "Conv2d", "in_channels": 3, "out_channels": 4, "kernel_size": 3}], "in_channels"),
-    ([{"type": "Conv2d", "in_channels": 1, "out_channels": 4, "kernel_size": 9}], "does not fit"),
-    ([{"type": "MaxPool2d", "kernel_size": 2, "padding": 2}], "padding"),
-    ([{"type": "Flatten"}, {"type": "BatchNorm2d", "num_features": 64}], "BatchNorm2d"),
-    ([{"type": "Flatten"}, {"type": "Linear", "in_features": 64, "out_features": 4096},
-      {"type": "Linear", "in_features": 4096, "out_features": 4096},
-      {"type": "Linear", "in_features": 4096, "out_features": 10}], "parameters, at most"),
-])
+@pytest.mark.parametrize(
+    "layers,message",
+    [
+        ([{"type": "Linear", "in_features": 64, "out_features": 10}], "needs a flat input"),
+        (
+            [{"type": "Conv2d", "in_channels": 3, "out_channels": 4, "kernel_size": 3}],
+            "in_channels",
+        ),
+        (
+            [{"type": "Conv2d", "in_channels": 1, "out_channels": 4, "kernel_size": 9}],
+            "does not fit",
+        ),
+        ([{"type": "MaxPool2d", "kernel_size": 2, "padding": 2}], "padding"),
+        ([{"type": "Flatten"}, {"type": "BatchNorm2d", "num_features": 64}], "BatchNorm2d"),
+        (
+            [
+                {"type": "Flatten"},
+                {"type": "Linear", "in_features": 64, "out_features": 4096},
+                {"type": "Linear", "in_features": 4096, "out_features": 4096},
+                {"type": "Linear", "in_features": 4096, "out_features": 10},
+            ],
+            "parameters, at most",
+        ),
+    ],
+)
 def test_shapes_are_followed_through_the_layers(layers, message):
     with pytest.raises(SpecError, match=message):
         parse_spec({**CNN, "layers": layers})
 
 
-@pytest.mark.parametrize("raw,message", [
-    (b"{not json", "not valid JSON"),
-    (b"[1, 2]", "expected a JSON object"),
-    (b" " * (MAX_SPEC_BYTES + 1), "bytes, at most"),
-])
+@pytest.mark.parametrize(
+    "raw,message",
+    [
+        (b"{not json", "not valid JSON"),
+        (b"[1, 2]", "expected a JSON object"),
+        (b" " * (MAX_SPEC_BYTES + 1), "bytes, at most"),
+    ],
+)
 def test_unreadable_spec_files(raw, message):
     with pytest.raises(SpecError, match=message):
         load_spec(raw, "SPEC.json")
@@ -113,9 +152,21 @@ def test_unreadable_spec_files(raw, message):
 def test_a_spec_whose_activations_would_exhaust_memory_is_refused():
     """Few parameters, enormous outputs: 1x1 convolutions with padding 64 grow an 8x8 input to
     1800x1800 per channel. Refused on the layer that crosses MAX_ACTIVATIONS."""
-    layers = [{"type": "Conv2d", "in_channels": 1, "out_channels": 1, "kernel_size": 1, "padding": 64}] * 3
-    spec = {"input_shape": [1, 8, 8], "num_classes": 2, "training": {"lr": 0.1},
-            "layers": layers + [{"type": "AvgPool2d", "kernel_size": 64}, {"type": "Flatten"},
-                                {"type": "Linear", "in_features": 36, "out_features": 2}]}
-    with pytest.raises(SpecError, match=r"layers\[2\] \(Conv2d\): outputs 153664 values per row, at most 131072"):
+    layers = [
+        {"type": "Conv2d", "in_channels": 1, "out_channels": 1, "kernel_size": 1, "padding": 64}
+    ] * 3
+    spec = {
+        "input_shape": [1, 8, 8],
+        "num_classes": 2,
+        "training": {"lr": 0.1},
+        "layers": [
+            *layers,
+            {"type": "AvgPool2d", "kernel_size": 64},
+            {"type": "Flatten"},
+            {"type": "Linear", "in_features": 36, "out_features": 2},
+        ],
+    }
+    with pytest.raises(
+        SpecError, match=r"layers\[2\] \(Conv2d\): outputs 153664 values per row, at most 131072"
+    ):
         parse_spec(spec)

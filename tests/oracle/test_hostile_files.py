@@ -27,14 +27,20 @@ NESTED = b"[" * 30_000 + b"]" * 30_000  # valid-looking JSON that overflows a re
 
 def _propose_raw(market, task_id: int, spec_bytes: bytes) -> int:
     cid = add_bytes(market.store, spec_bytes)
-    sent = market.chain.send(market.tree.functions.proposeArchitecture(task_id, cid_to_bytes32(cid)), value=STAKE)
-    return market.tree.events.ArchitectureProposed().process_receipt(sent.receipt)[0]["args"]["nodeId"]
+    sent = market.chain.send(
+        market.tree.functions.proposeArchitecture(task_id, cid_to_bytes32(cid)), value=STAKE
+    )
+    return market.tree.events.ArchitectureProposed().process_receipt(sent.receipt)[0]["args"][
+        "nodeId"
+    ]
 
 
 def _publish_raw(market, task_id: int, raw: bytes) -> int:
     cid = add_bytes(market.store, raw)
     sent = market.chain.send(market.tree.functions.publishDataset(task_id, cid_to_bytes32(cid)))
-    return market.tree.events.DatasetPublished().process_receipt(sent.receipt)[0]["args"]["datasetId"]
+    return market.tree.events.DatasetPublished().process_receipt(sent.receipt)[0]["args"][
+        "datasetId"
+    ]
 
 
 def _npz_bomb() -> bytes:
@@ -54,7 +60,9 @@ def _npz_bomb() -> bytes:
 
 def test_crafted_files_are_rejected_one_by_one_and_the_rest_is_scored(settings, deployed, files):
     task_id = new_task(settings, files["validation"], "hostile files", target="0.999")
-    honest_arch = node_id_of(cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1"))
+    honest_arch = node_id_of(
+        cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1")
+    )
     mallory = market_for(settings, 8)
     spec = load_spec(open(MLP, "rb").read())
 
@@ -72,33 +80,72 @@ def test_crafted_files_are_rejected_one_by_one_and_the_rest_is_scored(settings, 
     costly["layers"][0]["out_features"] = costly["layers"][2]["in_features"] = 32
     costly_spec = load_spec(json.dumps(costly).encode())
     costly_init = add_bytes(mallory.store, weights.initial_weights(costly_spec))
-    costly_arch = _propose_raw(mallory, task_id, costly_spec.with_init_weights(costly_init).to_bytes())
+    costly_arch = _propose_raw(
+        mallory, task_id, costly_spec.with_init_weights(costly_init).to_bytes()
+    )
     bomb = _publish_raw(mallory, task_id, _npz_bomb())
     public = _publish_raw(mallory, task_id, load_file(files["public"]).to_npz_bytes())
     cli_ok(settings, "--once", "--task", str(task_id), module="oracle")
 
-    exotic = json.dumps({"0.weight": {"dtype": "F6_E2M3", "shape": [1], "data_offsets": [0, 1]}}).encode()
+    exotic = json.dumps(
+        {"0.weight": {"dtype": "F6_E2M3", "shape": [1], "data_offsets": [0, 1]}}
+    ).encode()
     exotic = len(exotic).to_bytes(8, "little") + exotic + b"\0"
     bad = {
-        mallory.submit(task_id, honest_arch, add_bytes(mallory.store, exotic))["node_id"]: "shape-mismatch",
-        mallory.submit(task_id, honest_arch, add_bytes(mallory.store, variant(spec, 1)), bomb)["node_id"]:
-            "replay-mismatch",
-        mallory.submit(task_id, honest_arch, add_bytes(mallory.store, variant(spec, 2)), public)["node_id"]:
-            "replay-mismatch",
-        mallory.submit(task_id, costly_arch, add_bytes(mallory.store, variant(costly_spec, 3)), public)["node_id"]:
-            "too-costly",
+        mallory.submit(task_id, honest_arch, add_bytes(mallory.store, exotic))[
+            "node_id"
+        ]: "shape-mismatch",
+        mallory.submit(task_id, honest_arch, add_bytes(mallory.store, variant(spec, 1)), bomb)[
+            "node_id"
+        ]: "replay-mismatch",
+        mallory.submit(task_id, honest_arch, add_bytes(mallory.store, variant(spec, 2)), public)[
+            "node_id"
+        ]: "replay-mismatch",
+        mallory.submit(
+            task_id, costly_arch, add_bytes(mallory.store, variant(costly_spec, 3)), public
+        )["node_id"]: "too-costly",
     }
     # The honest design's best node, copied under the duplicate architecture (same tensors).
-    alice = node_id_of(cli_ok(settings, "--task", str(task_id), "--data", str(files["owner1"]), "--parent",
-                              str(honest_arch), "--account", "3", "--quiet", module="trainer"))
+    alice = node_id_of(
+        cli_ok(
+            settings,
+            "--task",
+            str(task_id),
+            "--data",
+            str(files["owner1"]),
+            "--parent",
+            str(honest_arch),
+            "--account",
+            "3",
+            "--quiet",
+            module="trainer",
+        )
+    )
     out = cli_ok(settings, "--once", "--task", str(task_id), module="oracle")
-    bob = node_id_of(cli_ok(settings, "--task", str(task_id), "--data", str(files["owner2"]), "--parent",
-                            str(honest_arch), "--account", "4", "--quiet", module="trainer"))
+    bob = node_id_of(
+        cli_ok(
+            settings,
+            "--task",
+            str(task_id),
+            "--data",
+            str(files["owner2"]),
+            "--parent",
+            str(honest_arch),
+            "--account",
+            "4",
+            "--quiet",
+            module="trainer",
+        )
+    )
     out += cli_ok(settings, "--once", "--task", str(task_id), module="oracle")
 
     nodes = mallory.nodes(task_id)
-    assert (nodes[nested_spec].status, nodes[nested_spec].reason) == ("rejected", "invalid-spec"), out
-    assert nodes[duplicate_arch].status == "rejected" and nodes[duplicate_arch].reason == "copy", out
+    assert (nodes[nested_spec].status, nodes[nested_spec].reason) == ("rejected", "invalid-spec"), (
+        out
+    )
+    assert nodes[duplicate_arch].status == "rejected" and nodes[duplicate_arch].reason == "copy", (
+        out
+    )
     assert {i: nodes[i].reason for i in bad} == bad, out
     assert nodes[costly_arch].status == "scored"
     assert nodes[honest_arch].status == nodes[alice].status == nodes[bob].status == "scored"
@@ -108,16 +155,36 @@ def test_a_copy_under_a_duplicate_architecture_is_caught_by_its_layout(settings,
     """Even when the duplicate architecture itself survives (it was scored before this check
     existed, say), a copy hung under it is compared with every node of the same tensor layout."""
     task_id = new_task(settings, files["validation"], "layout", target="0.999")
-    honest_arch = node_id_of(cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1"))
+    honest_arch = node_id_of(
+        cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1")
+    )
     mallory = market_for(settings, 8)
     other = json.loads(open(MLP).read())
     other["training"]["lr"] = 0.02  # another recipe: a different design, the same tensors
     other_spec = load_spec(json.dumps(other).encode())
-    other_arch = _propose_raw(mallory, task_id, other_spec.with_init_weights(
-        add_bytes(mallory.store, weights.initial_weights(other_spec))).to_bytes())
+    other_arch = _propose_raw(
+        mallory,
+        task_id,
+        other_spec.with_init_weights(
+            add_bytes(mallory.store, weights.initial_weights(other_spec))
+        ).to_bytes(),
+    )
     cli_ok(settings, "--once", "--task", str(task_id), module="oracle")
-    alice = node_id_of(cli_ok(settings, "--task", str(task_id), "--data", str(files["owner1"]), "--parent",
-                              str(honest_arch), "--account", "3", "--quiet", module="trainer"))
+    alice = node_id_of(
+        cli_ok(
+            settings,
+            "--task",
+            str(task_id),
+            "--data",
+            str(files["owner1"]),
+            "--parent",
+            str(honest_arch),
+            "--account",
+            "3",
+            "--quiet",
+            module="trainer",
+        )
+    )
     cli_ok(settings, "--once", "--task", str(task_id), module="oracle")
     spec = load_spec(open(MLP, "rb").read())
     alice_state = weights.load(get_bytes(mallory.store, mallory.node(alice).cid, 1 << 24), spec)
@@ -133,16 +200,28 @@ def test_a_task_whose_description_crashes_parsers_stops_no_other_task(settings, 
     bad_sponsor = market_for(settings, 9)
     info_cid = add_bytes(bad_sponsor.store, NESTED)
     deadline = bad_sponsor.chain.w3.eth.get_block("latest")["timestamp"] + 3600
-    sent = bad_sponsor.chain.send(bad_sponsor.tree.functions.createTask(
-        cid_to_bytes32(info_cid), b"\x01" * 32, 9000, deadline, 6000, 2000, 2000, 0), value=1)
-    bad_task = bad_sponsor.tree.events.TaskCreated().process_receipt(sent.receipt)[0]["args"]["taskId"]
+    sent = bad_sponsor.chain.send(
+        bad_sponsor.tree.functions.createTask(
+            cid_to_bytes32(info_cid), b"\x01" * 32, 9000, deadline, 6000, 2000, 2000, 0
+        ),
+        value=1,
+    )
+    bad_task = bad_sponsor.tree.events.TaskCreated().process_receipt(sent.receipt)[0]["args"][
+        "taskId"
+    ]
     good_task = new_task(settings, files["validation"], "beside a bad one")
-    arch = node_id_of(cli_ok(settings, "propose", "--task", str(good_task), "--spec", MLP, "--account", "1"))
+    arch = node_id_of(
+        cli_ok(settings, "propose", "--task", str(good_task), "--spec", MLP, "--account", "1")
+    )
     from tests.conftest import run_cli
 
-    proc = run_cli(settings, "--once", "--task", str(bad_task), "--task", str(good_task), module="oracle")
+    proc = run_cli(
+        settings, "--once", "--task", str(bad_task), "--task", str(good_task), module="oracle"
+    )
     out = proc.stdout.decode()
-    assert f"task {bad_task}: task {bad_task} description" in out and "nested too deeply" in out, out
+    assert f"task {bad_task}: task {bad_task} description" in out and "nested too deeply" in out, (
+        out
+    )
     assert "Traceback" not in proc.stderr.decode()
     assert market_for(settings).node(arch).status == "scored"
 
@@ -156,7 +235,9 @@ def test_a_rejected_imitation_does_not_shut_out_the_design_it_imitates(settings,
     spec = load_spec(open(MLP, "rb").read())
     fake_init = add_bytes(mallory.store, variant(spec, 5))
     fake = _propose_raw(mallory, task_id, spec.with_init_weights(fake_init).to_bytes())
-    honest = node_id_of(cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1"))
+    honest = node_id_of(
+        cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1")
+    )
     out = cli_ok(settings, "--once", "--task", str(task_id), module="oracle")
     nodes = mallory.nodes(task_id)
     assert (nodes[fake].status, nodes[fake].reason) == ("rejected", "not-initial"), out

@@ -12,10 +12,19 @@ from bountytree.config import ROOT
 from bountytree.spec import build_torch, parse_spec
 from oracle.models import build_crypten, crypten_state
 
-BN = {"input_shape": [1, 8, 8], "num_classes": 3, "training": {"lr": 0.1}, "layers": [
-    {"type": "Conv2d", "in_channels": 1, "out_channels": 4, "kernel_size": 3, "padding": 1},
-    {"type": "BatchNorm2d", "num_features": 4}, {"type": "ReLU"}, {"type": "Flatten"},
-    {"type": "BatchNorm1d", "num_features": 256}, {"type": "Linear", "in_features": 256, "out_features": 3}]}
+BN = {
+    "input_shape": [1, 8, 8],
+    "num_classes": 3,
+    "training": {"lr": 0.1},
+    "layers": [
+        {"type": "Conv2d", "in_channels": 1, "out_channels": 4, "kernel_size": 3, "padding": 1},
+        {"type": "BatchNorm2d", "num_features": 4},
+        {"type": "ReLU"},
+        {"type": "Flatten"},
+        {"type": "BatchNorm1d", "num_features": 256},
+        {"type": "Linear", "in_features": 256, "out_features": 3},
+    ],
+}
 
 
 @pytest.mark.parametrize("name", ["mlp.json", "cnn.json"])

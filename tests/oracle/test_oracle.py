@@ -29,9 +29,13 @@ pytestmark = pytest.mark.mpc
 def _plain_correct(market, node_id: int, rows) -> int:
     node = market.node(node_id)
     spec = market.architecture_spec(node)
-    model = weights.load_model(get_bytes(market.store, market.weights_cid(node, spec), 1 << 24), spec)
+    model = weights.load_model(
+        get_bytes(market.store, market.weights_cid(node, spec), 1 << 24), spec
+    )
     with torch.no_grad():
-        pred = model(torch.from_numpy(rows.X).reshape(len(rows), *spec.input_shape)).argmax(1).numpy()
+        pred = (
+            model(torch.from_numpy(rows.X).reshape(len(rows), *spec.input_shape)).argmax(1).numpy()
+        )
     return int((pred == rows.y).sum())
 
 
@@ -42,13 +46,44 @@ def _tolerance(rows: int) -> int:
 
 def test_scores_equal_plaintext_accuracy(settings, deployed, files):
     task_id = new_task(settings, files["validation"], "fidelity")
-    mlp = node_id_of(cli_ok(settings, "propose", "--task", str(task_id), "--spec", "examples/mlp.json",
-                            "--account", "1"))
-    cnn = node_id_of(cli_ok(settings, "propose", "--task", str(task_id), "--spec", "examples/cnn.json",
-                            "--account", "2"))
+    mlp = node_id_of(
+        cli_ok(
+            settings,
+            "propose",
+            "--task",
+            str(task_id),
+            "--spec",
+            "examples/mlp.json",
+            "--account",
+            "1",
+        )
+    )
+    cnn = node_id_of(
+        cli_ok(
+            settings,
+            "propose",
+            "--task",
+            str(task_id),
+            "--spec",
+            "examples/cnn.json",
+            "--account",
+            "2",
+        )
+    )
     for parent, owner, account in ((mlp, "owner1", "3"), (cnn, "owner2", "4")):
-        cli_ok(settings, "--task", str(task_id), "--data", str(files[owner]), "--parent", str(parent),
-               "--account", account, "--quiet", module="trainer")
+        cli_ok(
+            settings,
+            "--task",
+            str(task_id),
+            "--data",
+            str(files[owner]),
+            "--parent",
+            str(parent),
+            "--account",
+            account,
+            "--quiet",
+            module="trainer",
+        )
     out = cli_ok(settings, "--once", "--task", str(task_id), module="oracle")
     assert "one two-party session" in out
     market = market_for(settings)
@@ -71,17 +106,31 @@ def _submit(market, task_id, parent, raw: bytes | None) -> int:
 def test_bad_nodes_are_rejected_with_their_reason_and_the_rest_scored(settings, deployed, files):
     task_id = new_task(settings, files["validation"], "rejections")
     market = market_for(settings, 3)
-    good_arch = node_id_of(cli_ok(settings, "propose", "--task", str(task_id), "--spec", "examples/mlp.json",
-                                  "--account", "1"))
+    good_arch = node_id_of(
+        cli_ok(
+            settings,
+            "propose",
+            "--task",
+            str(task_id),
+            "--spec",
+            "examples/mlp.json",
+            "--account",
+            "1",
+        )
+    )
     spec = load_spec(open("examples/mlp.json", "rb").read())
     good = weights.initial_weights(spec)
     state = weights.load(good, spec)
     # An architecture whose spec does not validate (proposed around the CLI's own check).
     bad_spec_cid = add_bytes(market.store, b'{"format": "bountytree/model@1", "layers": "exec(1)"}')
     architect = market_for(settings, 2)
-    sent = architect.chain.send(architect.tree.functions.proposeArchitecture(task_id, cid_to_bytes32(bad_spec_cid)),
-                                value=market.task(task_id).stake)
-    bad_arch = architect.tree.events.ArchitectureProposed().process_receipt(sent.receipt)[0]["args"]["nodeId"]
+    sent = architect.chain.send(
+        architect.tree.functions.proposeArchitecture(task_id, cid_to_bytes32(bad_spec_cid)),
+        value=market.task(task_id).stake,
+    )
+    bad_arch = architect.tree.events.ArchitectureProposed().process_receipt(sent.receipt)[0][
+        "args"
+    ]["nodeId"]
     buf = io.BytesIO()
     torch.save(state, buf)
     nan = dict(state, **{"2.bias": torch.full((10,), float("nan"))})
@@ -91,25 +140,35 @@ def test_bad_nodes_are_rejected_with_their_reason_and_the_rest_scored(settings, 
         _submit(market, task_id, good_arch, buf.getvalue()): "not-safetensors",
         _submit(market, task_id, good_arch, cnn_weights): "shape-mismatch",
         _submit(market, task_id, good_arch, st_save(nan)): "not-finite",
-        _submit(market, task_id, good_arch, st_save(dict(state, pad=torch.zeros(100_000)))): "too-large",
+        _submit(
+            market, task_id, good_arch, st_save(dict(state, pad=torch.zeros(100_000)))
+        ): "too-large",
         bad_arch: "invalid-spec",
         _submit(market, task_id, bad_arch, good): "parent-rejected",
     }
     fine = _submit(market, task_id, good_arch, variant(spec, 1, scale=1e-4))
-    out = cli_ok(settings, "--once", "--task", str(task_id), "--fetch-timeout", "0", module="oracle")
+    out = cli_ok(
+        settings, "--once", "--task", str(task_id), "--fetch-timeout", "0", module="oracle"
+    )
     nodes = market.nodes(task_id)
     assert {i: nodes[i].reason for i in expected} == expected, out
     assert all(nodes[i].status == "rejected" for i in expected)
     assert nodes[good_arch].status == "scored" and nodes[fine].status == "scored"
-    assert abs(nodes[fine].accuracy_bps - nodes[good_arch].accuracy_bps) <= 100  # nearly the same weights
+    assert (
+        abs(nodes[fine].accuracy_bps - nodes[good_arch].accuracy_bps) <= 100
+    )  # nearly the same weights
 
 
 def test_waits_for_weights_within_the_fetch_timeout(settings, deployed, files):
     task_id = new_task(settings, files["validation"], "late weights")
     market = market_for(settings, 3)
-    arch = node_id_of(cli_ok(settings, "propose", "--task", str(task_id), "--spec", "examples/mlp.json"))
+    arch = node_id_of(
+        cli_ok(settings, "propose", "--task", str(task_id), "--spec", "examples/mlp.json")
+    )
     late = _submit(market, task_id, arch, None)
-    out = cli_ok(settings, "--once", "--task", str(task_id), "--fetch-timeout", "3600", module="oracle")
+    out = cli_ok(
+        settings, "--once", "--task", str(task_id), "--fetch-timeout", "3600", module="oracle"
+    )
     assert f"node {late}: waiting" in out
     assert market.node(late).status == "pending" and market.node(arch).status == "scored"
 
@@ -118,8 +177,19 @@ def test_tampered_validation_file_is_refused(settings, deployed, files, tmp_path
     task_id = new_task(settings, files["validation"], "tampered")
     tampered = tmp_path / "validation.csv"
     tampered.write_bytes(files["validation"].read_bytes().replace(b",3\n", b",5\n", 1))
-    line = cli_error(settings, "validator", "--task", str(task_id), "--validation", str(tampered),
-                     "--address", "127.0.0.1:1", "--sessions", "1", module="oracle")
+    line = cli_error(
+        settings,
+        "validator",
+        "--task",
+        str(task_id),
+        "--validation",
+        str(tampered),
+        "--address",
+        "127.0.0.1:1",
+        "--sessions",
+        "1",
+        module="oracle",
+    )
     assert "differs from the task's commitment" in line
     # The same check guards the copy the oracle starts its own validator from.
     cli_ok(settings, "propose", "--task", str(task_id), "--spec", "examples/mlp.json")
@@ -128,34 +198,58 @@ def test_tampered_validation_file_is_refused(settings, deployed, files, tmp_path
 
     kept = registered(settings.home, market.chain.chain_id, task_id)
     kept.write_bytes(tampered.read_bytes())
-    proc = subprocess.run([sys.executable, "-m", "oracle", "--once", "--task", str(task_id)], capture_output=True,
-                          env=_env(settings), timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "oracle", "--once", "--task", str(task_id)],
+        capture_output=True,
+        env=_env(settings),
+        timeout=300,
+    )
     assert proc.returncode == 1 and b"differs from the task's commitment" in proc.stdout
     assert all(n.status == "pending" for n in market.nodes(task_id).values())
 
 
 def _env(settings, **extra) -> dict:
-    return {**os.environ, "BOUNTYTREE_RPC": settings.rpc, "BOUNTYTREE_STORE": settings.store,
-            "BOUNTYTREE_HOME": str(settings.home), "BOUNTYTREE_DEPLOYMENTS": str(settings.deployments), **extra}
+    return {
+        **os.environ,
+        "BOUNTYTREE_RPC": settings.rpc,
+        "BOUNTYTREE_STORE": settings.store,
+        "BOUNTYTREE_HOME": str(settings.home),
+        "BOUNTYTREE_DEPLOYMENTS": str(settings.deployments),
+        **extra,
+    }
 
 
 def test_killed_anywhere_and_restarted_scores_every_node_exactly_once(settings, deployed, files):
     task_id = new_task(settings, files["validation"], "restarts")
     market = market_for(settings, 5)
-    arch = node_id_of(cli_ok(settings, "propose", "--task", str(task_id), "--spec", "examples/mlp.json"))
+    arch = node_id_of(
+        cli_ok(settings, "propose", "--task", str(task_id), "--spec", "examples/mlp.json")
+    )
     spec = market.architecture_spec(market.node(arch))
-    children = [market.submit(task_id, arch, add_bytes(market.store, variant(spec, i)))["node_id"] for i in range(5)]
+    children = [
+        market.submit(task_id, arch, add_bytes(market.store, variant(spec, i)))["node_id"]
+        for i in range(5)
+    ]
     oracle = [sys.executable, "-m", "oracle", "--once", "--task", str(task_id), "--batch-size", "2"]
 
     # 1. Dies right after its first batch of scores is on-chain.
-    proc = subprocess.run(oracle, capture_output=True, env=_env(settings, BOUNTYTREE_FAILPOINT="after-score-batch:1"),
-                          timeout=300)
+    proc = subprocess.run(
+        oracle,
+        capture_output=True,
+        env=_env(settings, BOUNTYTREE_FAILPOINT="after-score-batch:1"),
+        timeout=300,
+    )
     assert proc.returncode == 137
     statuses = Counter(n.status for n in market.nodes(task_id).values())
     assert statuses == {"scored": 2, "pending": 4}
     # 2. Killed (SIGKILL, with its parties) in the middle of the two-party session.
-    proc = subprocess.Popen(oracle, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_env(settings),
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        oracle,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=_env(settings),
+        start_new_session=True,
+    )
     line = proc.stdout.readline()
     assert b"scoring 4 node(s)" in line, line
     time.sleep(1.5)
@@ -187,18 +281,45 @@ def test_outside_check_on_a_dataset_the_project_has_never_seen(settings, deploye
     X = ((wine.data - wine.data.mean(0)) / wine.data.std(0)).astype(np.float32)
     order = np.random.default_rng(3).permutation(len(X))
     parts = {"validation": order[:70], "a": order[70:125], "b": order[125:]}
-    paths = {k: write_csv(Dataset(X[v], wine.target[v].astype(np.int64)), tmp_path / f"{k}.csv")
-             for k, v in parts.items()}
-    spec = {"name": "wine mlp", "input_shape": [13], "num_classes": 3,
-            "layers": [{"type": "Linear", "in_features": 13, "out_features": 16}, {"type": "ReLU"},
-                       {"type": "Linear", "in_features": 16, "out_features": 3}],
-            "training": {"optimizer": "adam", "lr": 0.02, "batch_size": 16, "epochs": 10, "seed": 5}}
+    paths = {
+        k: write_csv(Dataset(X[v], wine.target[v].astype(np.int64)), tmp_path / f"{k}.csv")
+        for k, v in parts.items()
+    }
+    spec = {
+        "name": "wine mlp",
+        "input_shape": [13],
+        "num_classes": 3,
+        "layers": [
+            {"type": "Linear", "in_features": 13, "out_features": 16},
+            {"type": "ReLU"},
+            {"type": "Linear", "in_features": 16, "out_features": 3},
+        ],
+        "training": {"optimizer": "adam", "lr": 0.02, "batch_size": 16, "epochs": 10, "seed": 5},
+    }
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     task_id = new_task(settings, paths["validation"], "wine", target="0.999", stake="0")
-    cli_ok(settings, "propose", "--task", str(task_id), "--spec", str(tmp_path / "spec.json"), "--account", "2")
+    cli_ok(
+        settings,
+        "propose",
+        "--task",
+        str(task_id),
+        "--spec",
+        str(tmp_path / "spec.json"),
+        "--account",
+        "2",
+    )
     for owner, account in (("a", "3"), ("b", "4")):
-        cli_ok(settings, "--task", str(task_id), "--data", str(paths[owner]), "--account", account, "--quiet",
-               module="trainer")
+        cli_ok(
+            settings,
+            "--task",
+            str(task_id),
+            "--data",
+            str(paths[owner]),
+            "--account",
+            account,
+            "--quiet",
+            module="trainer",
+        )
     cli_ok(settings, "--once", "--task", str(task_id), module="oracle")
 
     # The outside check: web3 + the deployment file + the store + torch, nothing of the oracle.
@@ -221,7 +342,10 @@ def test_outside_check_on_a_dataset_the_project_has_never_seen(settings, deploye
         model = weights.load_model(get_bytes(store, cid, 1 << 22), model_spec)
         with torch.no_grad():
             plain = int((model(torch.from_numpy(rows.X)).argmax(1).numpy() == rows.y).sum())
-        assert log["args"]["accuracyBps"] == plain * 10_000 // len(rows), (log["args"]["nodeId"], plain)
+        assert log["args"]["accuracyBps"] == plain * 10_000 // len(rows), (
+            log["args"]["nodeId"],
+            plain,
+        )
 
 
 def test_argmax_ties_go_to_the_first_class_as_in_pytorch(settings, deployed, files):
@@ -229,7 +353,9 @@ def test_argmax_ties_go_to_the_first_class_as_in_pytorch(settings, deployed, fil
     must the two-party evaluation (CrypTen alone breaks ties at random)."""
     task_id = new_task(settings, files["validation"], "ties")
     market = market_for(settings, 3)
-    arch = node_id_of(cli_ok(settings, "propose", "--task", str(task_id), "--spec", "examples/mlp.json"))
+    arch = node_id_of(
+        cli_ok(settings, "propose", "--task", str(task_id), "--spec", "examples/mlp.json")
+    )
     spec = load_spec(open("examples/mlp.json", "rb").read())
     zeros = {k: torch.zeros(s) for k, s in spec.tensors.items()}
     tie = _submit(market, task_id, arch, st_save(zeros))
@@ -237,8 +363,11 @@ def test_argmax_ties_go_to_the_first_class_as_in_pytorch(settings, deployed, fil
     rows = load_file(files["validation"])
     node = market.node(tie)
     assert node.status == "scored"
-    assert node.accuracy_bps == int((rows.y == 0).sum()) * 10_000 // len(rows) == \
-        _plain_correct(market, tie, rows) * 10_000 // len(rows)
+    assert (
+        node.accuracy_bps
+        == int((rows.y == 0).sum()) * 10_000 // len(rows)
+        == _plain_correct(market, tie, rows) * 10_000 // len(rows)
+    )
 
 
 def test_batchnorm_edge_cases_score_as_in_plaintext(settings, deployed, files, tmp_path):
@@ -248,11 +377,17 @@ def test_batchnorm_edge_cases_score_as_in_plaintext(settings, deployed, files, t
     import json
 
     raw = json.loads(open("examples/mlp.json").read())
-    raw["layers"] = [raw["layers"][0], {"type": "BatchNorm1d", "num_features": 64}, *raw["layers"][1:]]
+    raw["layers"] = [
+        raw["layers"][0],
+        {"type": "BatchNorm1d", "num_features": 64},
+        *raw["layers"][1:],
+    ]
     raw["layers"][-1] = {"type": "Linear", "in_features": 64, "out_features": 10}
     (tmp_path / "bn.json").write_text(json.dumps(raw))
     task_id = new_task(settings, files["validation"], "batchnorm")
-    arch = node_id_of(cli_ok(settings, "propose", "--task", str(task_id), "--spec", str(tmp_path / "bn.json")))
+    arch = node_id_of(
+        cli_ok(settings, "propose", "--task", str(task_id), "--spec", str(tmp_path / "bn.json"))
+    )
     market = market_for(settings, 3)
     spec = market.architecture_spec(market.node(arch))
     trained = weights.load_model(weights.initial_weights(spec), spec)
@@ -270,9 +405,15 @@ def test_batchnorm_edge_cases_score_as_in_plaintext(settings, deployed, files, t
         children.append(_submit(market, task_id, arch, st_save(state)))
     cli_ok(settings, "--once", "--task", str(task_id), module="oracle")
     rows = load_file(files["validation"])
-    print({i: (market.node(i).accuracy_bps * len(rows) // 10_000, _plain_correct(market, i, rows)) for i in [arch] + children})
+    print(
+        {
+            i: (market.node(i).accuracy_bps * len(rows) // 10_000, _plain_correct(market, i, rows))
+            for i in [arch, *children]
+        }
+    )
     for node_id in children:
         node = market.node(node_id)
         assert node.status == "scored", node
-        assert abs(node.accuracy_bps * len(rows) / 10_000 - _plain_correct(market, node_id, rows)) <= _tolerance(
-            len(rows)), node
+        assert abs(
+            node.accuracy_bps * len(rows) / 10_000 - _plain_correct(market, node_id, rows)
+        ) <= _tolerance(len(rows)), node

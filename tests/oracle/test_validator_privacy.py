@@ -28,31 +28,73 @@ POSITIONS = 8  # row positions whose labels the tampering party tries to read pe
 
 
 def _env(settings) -> dict:
-    return {**os.environ, "BOUNTYTREE_RPC": settings.rpc, "BOUNTYTREE_STORE": settings.store,
-            "BOUNTYTREE_HOME": str(settings.home), "BOUNTYTREE_DEPLOYMENTS": str(settings.deployments)}
+    return {
+        **os.environ,
+        "BOUNTYTREE_RPC": settings.rpc,
+        "BOUNTYTREE_STORE": settings.store,
+        "BOUNTYTREE_HOME": str(settings.home),
+        "BOUNTYTREE_DEPLOYMENTS": str(settings.deployments),
+    }
 
 
 def _constant_model(cls: int) -> dict:
     """MLP weights that predict class `cls` for every row (and nothing else)."""
     spec = load_spec(MLP.read_bytes())
-    state = {k: [[0.0] * s[1] for _ in range(s[0])] if len(s) == 2 else [0.0] * s[0] for k, s in spec.tensors.items()}
+    state = {
+        k: [[0.0] * s[1] for _ in range(s[0])] if len(s) == 2 else [0.0] * s[0]
+        for k, s in spec.tensors.items()
+    }
     state["2.bias"][cls] = 1.0
     return state
 
 
-def _session(settings, files, task_id: int, header: dict, nodes: list[dict], tmp_path: Path) -> tuple[dict, str]:
+def _session(
+    settings, files, task_id: int, header: dict, nodes: list[dict], tmp_path: Path
+) -> tuple[dict, str]:
     """One session: the real validator against the hostile party; (what party 1 got, validator stderr)."""
     address = f"127.0.0.1:{free_port()}"
     job, out = tmp_path / f"job-{address[-5:]}.json", tmp_path / f"out-{address[-5:]}.json"
-    job.write_text(json.dumps({"header": header, "spec": json.loads(MLP.read_text()), "nodes": nodes}))
+    job.write_text(
+        json.dumps({"header": header, "spec": json.loads(MLP.read_text()), "nodes": nodes})
+    )
     validator = subprocess.Popen(
-        [sys.executable, "-m", "oracle", "validator", "--task", str(task_id), "--validation", str(files["validation"]),
-         "--address", address, "--sessions", "1"], env=_env(settings), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    party = subprocess.run([sys.executable, str(ROOT / "tests" / "oracle" / "hostile_party.py"), "--address", address,
-                            "--job", str(job), "--out", str(out)], env={**_env(settings), "PYTHONPATH": str(ROOT)},
-                           capture_output=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "oracle",
+            "validator",
+            "--task",
+            str(task_id),
+            "--validation",
+            str(files["validation"]),
+            "--address",
+            address,
+            "--sessions",
+            "1",
+        ],
+        env=_env(settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    party = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tests" / "oracle" / "hostile_party.py"),
+            "--address",
+            address,
+            "--job",
+            str(job),
+            "--out",
+            str(out),
+        ],
+        env={**_env(settings), "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        timeout=300,
+    )
     _, err = validator.communicate(timeout=300)
-    got = json.loads(out.read_text()) if out.exists() else {"crashed": party.stderr.decode()[-2000:]}
+    got = (
+        json.loads(out.read_text()) if out.exists() else {"crashed": party.stderr.decode()[-2000:]}
+    )
     return got, err.decode()
 
 
@@ -60,8 +102,14 @@ def _session(settings, files, task_id: int, header: dict, nodes: list[dict], tmp
 def pending_task(settings, deployed, files):
     """A task with 2 × CLASSES pending architecture nodes (the MLP), nothing scored."""
     task_id = new_task(settings, files["validation"], "hostile parties")
-    ids = [node_id_of(cli_ok(settings, "propose", "--task", str(task_id), "--spec", str(MLP), "--account", "1"))
-           for _ in range(2 * CLASSES)]
+    ids = [
+        node_id_of(
+            cli_ok(
+                settings, "propose", "--task", str(task_id), "--spec", str(MLP), "--account", "1"
+            )
+        )
+        for _ in range(2 * CLASSES)
+    ]
     return task_id, ids
 
 
@@ -74,10 +122,14 @@ def test_strangers_get_no_answer(settings, deployed, files, pending_task, tmp_pa
     other_task = issue(oracle, task_id + 1000, [ids[0]])
     tampered = json.loads(json.dumps(genuine))
     tampered["ticket"]["nodes"] = [ids[1]]
-    for header, why in (({}, "no valid signed ticket"), ({"ticket": "junk", "signature": "0x00"}, "no valid signed"),
-                        (forged, "does not hold ORACLE_ROLE"), (tampered, "does not hold ORACLE_ROLE"),
-                        (other_task, "this validator serves task"),
-                        (issue(oracle, task_id, [ids[-1] + 10_000]), "is not pending")):
+    for header, why in (
+        ({}, "no valid signed ticket"),
+        ({"ticket": "junk", "signature": "0x00"}, "no valid signed"),
+        (forged, "does not hold ORACLE_ROLE"),
+        (tampered, "does not hold ORACLE_ROLE"),
+        (other_task, "this validator serves task"),
+        (issue(oracle, task_id, [ids[-1] + 10_000]), "is not pending"),
+    ):
         got, err = _session(settings, files, task_id, header, node, tmp_path)
         assert "counts" not in got and why in got.get("refused", ""), (got, err[-500:])
         assert why in err
@@ -86,12 +138,18 @@ def test_strangers_get_no_answer(settings, deployed, files, pending_task, tmp_pa
     assert "counts" in got, (got, err[-1000:])
     got, _ = _session(settings, files, task_id, genuine, node, tmp_path)
     assert "already used" in got.get("refused", "")
-    log = (settings.home / "validator" / str(oracle.chain.chain_id) / "sessions.log").read_text().splitlines()
+    log = (
+        (settings.home / "validator" / str(oracle.chain.chain_id) / "sessions.log")
+        .read_text()
+        .splitlines()
+    )
     outcomes = Counter(json.loads(line)["outcome"].split(":")[0] for line in log)
     assert outcomes["refused"] >= 7 and outcomes["admitted"] >= 1
 
 
-def test_a_tampering_model_party_reads_labels_only_at_chance(settings, deployed, files, pending_task, tmp_path):
+def test_a_tampering_model_party_reads_labels_only_at_chance(
+    settings, deployed, files, pending_task, tmp_path
+):
     """Per session: ten honest constant-class models give each class's count; ten more add
     2^i to their share of row position i's prediction (i < POSITIONS), so each count carries
     which of those positions hold its class. The tampering works (every position decodes to
@@ -102,12 +160,24 @@ def test_a_tampering_model_party_reads_labels_only_at_chance(settings, deployed,
     oracle = market_for(settings, 0)
     truth = load_file(files["validation"]).y
     hits = trials = 0
-    for session in range(4):
+    for _session in range(4):
         nodes = [{"id": ids[c], "state": _constant_model(c)} for c in range(CLASSES)]
-        nodes += [{"id": ids[CLASSES + c], "state": _constant_model(c),
-                   "tamper": [[i, c, 2**i] for i in range(POSITIONS)]} for c in range(CLASSES)]
-        got, err = _session(settings, files, task_id, issue(oracle, task_id, [n["id"] for n in nodes]), nodes,
-                            tmp_path)
+        nodes += [
+            {
+                "id": ids[CLASSES + c],
+                "state": _constant_model(c),
+                "tamper": [[i, c, 2**i] for i in range(POSITIONS)],
+            }
+            for c in range(CLASSES)
+        ]
+        got, err = _session(
+            settings,
+            files,
+            task_id,
+            issue(oracle, task_id, [n["id"] for n in nodes]),
+            nodes,
+            tmp_path,
+        )
         assert "counts" in got, (got, err[-1000:])
         counts = {int(k): v for k, v in got["counts"].items()}
         read = {}
@@ -116,7 +186,9 @@ def test_a_tampering_model_party_reads_labels_only_at_chance(settings, deployed,
             for i in range(POSITIONS):
                 if extra >> i & 1:
                     read.setdefault(i, []).append(c)
-        assert sorted(read) == list(range(POSITIONS)) and all(len(v) == 1 for v in read.values()), read
+        assert sorted(read) == list(range(POSITIONS)) and all(len(v) == 1 for v in read.values()), (
+            read
+        )
         hits += sum(read[i][0] == truth[i] for i in range(POSITIONS))
         trials += POSITIONS
     chance = max(Counter(truth.tolist()).values()) / len(truth)
@@ -129,5 +201,10 @@ def test_a_count_out_of_range_is_never_revealed(settings, deployed, files, pendi
     rows = len(load_file(files["validation"]))
     everywhere = [[i, c, 16] for i in range(rows) for c in range(CLASSES)]
     node = [{"id": ids[0], "state": _constant_model(0), "tamper": everywhere}]
-    got, err = _session(settings, files, task_id, issue(market_for(settings, 0), task_id, [ids[0]]), node, tmp_path)
-    assert "counts" not in got and "outside [0, rows]" in got.get("refused", "") + err, (got, err[-1000:])
+    got, err = _session(
+        settings, files, task_id, issue(market_for(settings, 0), task_id, [ids[0]]), node, tmp_path
+    )
+    assert "counts" not in got and "outside [0, rows]" in got.get("refused", "") + err, (
+        got,
+        err[-1000:],
+    )
