@@ -11,7 +11,7 @@ export SOLCX_BINARY_PATH := $(CURDIR)/toolchain/solcx
 # Test workers: two cores here; CI may set it.
 JOBS ?= 2
 
-.PHONY: setup chromium compile test test-contracts test-python demo bench bench-gas bench-storage bench-trainer bench-oracle bench-e2e bench-scale bench-lineage screenshots clean
+.PHONY: setup chromium compile lint test test-contracts test-python demo bench bench-gas bench-storage bench-trainer bench-oracle bench-e2e bench-scale bench-lineage screenshots clean
 
 setup: $(VENV)/.installed node_modules/.installed build/.compiled chromium
 
@@ -35,6 +35,14 @@ build/.compiled: $(VENV)/.installed node_modules/.installed $(wildcard contracts
 	touch $@
 
 compile: setup
+
+# ruff (lint and format), the import layers (pyproject's [tool.importlinter]) and mypy (strict on
+# the core). .ci/run calls it before the tests.
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy bountytree trainer oracle
 
 # Contract tests (brownie, their own Ganache) and Python tests (one shared Ganache per
 # session) run side by side; both must pass.
