@@ -12,7 +12,7 @@ import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bountytree.actors import ACTORS, names
+from demo.actors import ACTORS, names
 from bountytree.chain import ganache_account, load_account
 from bountytree.config import Settings
 from bountytree.errors import UserError

@@ -16,7 +16,7 @@ import torch
 from bountytree import weights
 from bountytree.config import ROOT
 from bountytree.datasets import Dataset
-from bountytree.sample_data import digits
+from demo.sample_data import digits
 from bountytree.spec import load_spec
 from bountytree.training import accuracy, fit
 from oracle.lineage import COPY_RATIO

@@ -24,7 +24,7 @@ import torch
 
 from bountytree.config import ROOT
 from bountytree.localchain import free_port
-from bountytree.sample_data import digits
+from demo.sample_data import digits
 from bountytree.spec import build_torch, parse_spec
 from bountytree.weights import load, to_bytes
 

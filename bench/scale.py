@@ -21,7 +21,7 @@ from bountytree.cid import cid_to_bytes32
 from bountytree.config import ROOT, Settings
 from bountytree.localchain import free_port, start_ganache, stop
 from bountytree.market import Market, Score, open_market
-from bountytree.sample_data import market_files
+from demo.sample_data import market_files
 from bountytree.spec import parse_spec
 
 CID = "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH"
@@ -133,7 +133,7 @@ def oracle_part(lines: list[str]) -> None:
     import numpy as np
 
     from bench.oracle import ROWS, _trained, session
-    from bountytree.sample_data import digits
+    from demo.sample_data import digits
     from bountytree.weights import to_bytes
 
     ds = digits()

@@ -21,7 +21,7 @@ from bountytree.config import ROOT, Settings
 from bountytree.datasets import holdout_split, load_file
 from bountytree.localchain import free_port, start_ganache, stop
 from bountytree.market import open_market
-from bountytree.sample_data import digits, write_csv
+from demo.sample_data import digits, write_csv
 from bountytree.spec import parse_spec
 from bountytree.training import HOLDOUT
 from trainer.client import Trainer

@@ -8,41 +8,57 @@ defaults run everything on one machine: a local Ganache, the embedded store unde
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RPC = "http://127.0.0.1:8545"
 
 
-def _env_path(name: str, default: Path) -> Path:
-    value = os.environ.get(name)
-    return Path(value).expanduser() if value else default
+def _path(value: str) -> Path:
+    return Path(value).expanduser()
+
+
+def _env(name: str, default: Callable[[], Any], parse: Callable[[str], Any] = str) -> Any:
+    """A field read from the environment variable `name` when set, else `default()`. The name is
+    kept in the field's metadata: `Settings.to_env` hands the same settings to a child process."""
+    return field(
+        default_factory=lambda: parse(os.environ[name]) if os.environ.get(name) else default(),
+        metadata={"env": name},
+    )
+
+
+def _default_home() -> Path:
+    value = os.environ.get("BOUNTYTREE_HOME")
+    return _path(value) if value else ROOT / ".bountytree"
 
 
 @dataclass(frozen=True)
 class Settings:
     """Where the chain, the contracts, the store and local state are."""
 
-    rpc: str = field(default_factory=lambda: os.environ.get("BOUNTYTREE_RPC", DEFAULT_RPC))
-    # An index into the local chain's deterministic accounts, or a keystore file path.
-    account: str | None = field(default_factory=lambda: os.environ.get("BOUNTYTREE_ACCOUNT"))
+    rpc: str = _env("BOUNTYTREE_RPC", lambda: DEFAULT_RPC)
+    # An index into the local chain's deterministic accounts (dev:N), or a keystore file path.
+    account: str | None = _env("BOUNTYTREE_ACCOUNT", lambda: None)
     # A directory for the embedded store, or the URL of a Kubo RPC API.
-    store: str = field(
-        default_factory=lambda: os.environ.get(
-            "BOUNTYTREE_STORE", str(_env_path("BOUNTYTREE_HOME", ROOT / ".bountytree") / "store")
-        )
-    )
-    home: Path = field(default_factory=lambda: _env_path("BOUNTYTREE_HOME", ROOT / ".bountytree"))
-    deployments: Path = field(
-        default_factory=lambda: _env_path("BOUNTYTREE_DEPLOYMENTS", ROOT / "deployments")
-    )
+    store: str = _env("BOUNTYTREE_STORE", lambda: str(_default_home() / "store"))
+    home: Path = _env("BOUNTYTREE_HOME", _default_home, _path)
+    deployments: Path = _env("BOUNTYTREE_DEPLOYMENTS", lambda: ROOT / "deployments", _path)
     # brownie's compiler output: ABI and bytecode that `bountytree deploy` sends.
-    build: Path = field(
-        default_factory=lambda: _env_path("BOUNTYTREE_BUILD", ROOT / "build" / "contracts")
-    )
+    build: Path = _env("BOUNTYTREE_BUILD", lambda: ROOT / "build" / "contracts", _path)
 
-    def with_overrides(self, **values) -> Settings:
+    def to_env(self) -> dict[str, str]:
+        """These settings as the environment variables `Settings()` reads back in a child."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if "env" in f.metadata and value is not None:
+                out[f.metadata["env"]] = str(value)
+        return out
+
+    def with_overrides(self, **values: Any) -> Settings:
         """A copy with the given fields replaced, ignoring those left as None."""
         kept = {k: v for k, v in values.items() if v is not None}
         return Settings(**{**self.__dict__, **kept})

@@ -33,7 +33,7 @@ class Dataset:
 
     @property
     def num_features(self) -> int:
-        return self.X.shape[1]
+        return int(self.X.shape[1])
 
     @property
     def classes(self) -> list[int]:

@@ -7,6 +7,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
@@ -33,5 +34,5 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
         raise
 
 
-def atomic_write_json(path: Path, value) -> None:
+def atomic_write_json(path: Path, value: Any) -> None:
     atomic_write(path, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode())

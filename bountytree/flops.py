@@ -23,7 +23,7 @@ def training_flops_per_row(spec: ModelSpec) -> int:
     y = torch.zeros(2, dtype=torch.long)
     with FlopCounterMode(display=False) as counter:
         torch.nn.functional.cross_entropy(model(x), y).backward()
-    return max(1, counter.get_total_flops() // 2)
+    return max(1, int(counter.get_total_flops()) // 2)
 
 
 def training_ops(spec: ModelSpec, rows_seen: int) -> int:

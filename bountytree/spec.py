@@ -13,7 +13,10 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
 
 from .cid import digest_from_cid
 from .errors import UserError
@@ -41,7 +44,7 @@ def _int(where: str, value: Any, lo: int, hi: int) -> int:
         raise SpecError(f"{where}: expected an integer, got {json.dumps(value)}")
     if not lo <= value <= hi:
         raise SpecError(f"{where}: {value} is outside {lo}..{hi}")
-    return value
+    return int(value)
 
 
 def _num(where: str, value: Any, lo: float, hi: float, *, open_lo: bool = False) -> float:
@@ -76,7 +79,7 @@ class Arg:
     required: bool = False
 
 
-def _req(check) -> Arg:
+def _req(check: Callable[[str, Any], Any]) -> Arg:
     return Arg(check, required=True)
 
 
@@ -125,7 +128,7 @@ TRAINING: dict[str, Arg] = {
 def _choice(where: str, value: Any, options: tuple[str, ...]) -> str:
     if value not in options:
         raise SpecError(f"{where}: {json.dumps(value)} is not one of {', '.join(options)}")
-    return value
+    return str(value)
 
 
 def _fields(where: str, given: Any, allowed: dict[str, Arg]) -> dict[str, Any]:
@@ -152,7 +155,7 @@ class Layer:
     type: str
     args: dict[str, Any]
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"type": self.type, **{k: v for k, v in self.args.items() if v is not None}}
 
 
@@ -178,13 +181,13 @@ class ModelSpec:
     def num_features(self) -> int:
         return math.prod(self.input_shape)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         out = {
             "format": FORMAT,
             "name": self.name,
             "input_shape": list(self.input_shape),
             "num_classes": self.num_classes,
-            "layers": [l.to_json() for l in self.layers],
+            "layers": [layer.to_json() for layer in self.layers],
             "training": dict(self.training),
         }
         if self.init_weights:
@@ -211,7 +214,9 @@ def _out_side(side: int, kernel: int, stride: int, padding: int, where: str) -> 
     return out
 
 
-def _follow(layers: tuple[Layer, ...], shape: tuple[int, ...]) -> tuple[tuple[int, ...], dict, int]:
+def _follow(
+    layers: tuple[Layer, ...], shape: tuple[int, ...]
+) -> tuple[tuple[int, ...], dict[str, tuple[int, ...]], int]:
     """Walks the shapes through the layers; returns the output shape, the tensor shapes and the
     most values any layer outputs per row."""
     tensors: dict[str, tuple[int, ...]] = {}
@@ -382,7 +387,7 @@ def load_spec(raw: bytes, where: str = "spec") -> ModelSpec:
         raise SpecError(f"{where}: {exc}") from None
 
 
-def layer_kwargs(layer: Layer) -> dict:
+def layer_kwargs(layer: Layer) -> dict[str, Any]:
     """A layer's constructor arguments, with the pooling stride defaulted to the kernel size."""
     a = dict(layer.args)
     if layer.type in ("MaxPool2d", "AvgPool2d") and a["stride"] is None:
@@ -390,9 +395,9 @@ def layer_kwargs(layer: Layer) -> dict:
     return a
 
 
-def build_torch(spec: ModelSpec):
+def build_torch(spec: ModelSpec) -> torch.nn.Sequential:
     """The spec as a torch.nn.Sequential (state-dict keys `<index>.<name>`)."""
     import torch
 
-    modules = [getattr(torch.nn, l.type)(**layer_kwargs(l)) for l in spec.layers]
+    modules = [getattr(torch.nn, layer.type)(**layer_kwargs(layer)) for layer in spec.layers]
     return torch.nn.Sequential(*modules)

@@ -135,4 +135,5 @@ def load_model(raw: bytes, spec: ModelSpec, where: str = "weights") -> torch.nn.
     """The checked weights in the spec's torch model, in evaluation mode (what a score means)."""
     model = build_torch(spec)
     model.load_state_dict(load(raw, spec, where))
-    return model.eval()
+    model.eval()
+    return model

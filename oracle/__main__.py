@@ -88,12 +88,7 @@ def _model_party(args) -> int:
 def run_oracle(args, settings) -> int:
     from .service import Oracle, serve
 
-    env = {
-        "BOUNTYTREE_RPC": settings.rpc,
-        "BOUNTYTREE_STORE": settings.store,
-        "BOUNTYTREE_HOME": str(settings.home),
-        "BOUNTYTREE_DEPLOYMENTS": str(settings.deployments),
-    }
+    env = settings.to_env()
 
     def make() -> Oracle:
         return Oracle(

@@ -73,7 +73,7 @@ def run_cli(
 @pytest.fixture(scope="session")
 def files(session_dir) -> dict[str, Path]:
     """Digits cut for a market: validation/test/public CSVs and three owners' non-IID shares."""
-    from bountytree.sample_data import market_files
+    from demo.sample_data import market_files
 
     return market_files(session_dir / "data")
 

@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import ui
 from tree_view import tree_dot
 
-from bountytree.actors import names
+from demo.actors import names
 from bountytree.errors import UserError
 
 market, task_id = ui.task_page("Task")

@@ -8,7 +8,7 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import ui
 
-from bountytree.actors import names
+from demo.actors import names
 from bountytree.errors import UserError
 
 market = ui.page("Wallet")

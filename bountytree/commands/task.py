@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from ..actors import names
 from ..errors import UserError
 from ..localchain import CHAIN_ID
 from ..market import open_market, parse_duration, parse_eth, parse_split
-from ..render import eth, show_task
+from ..render import dev_names, eth, show_task
 
 
 def register(sub, common) -> None:
@@ -86,6 +85,6 @@ def run_create(args, settings) -> int:
 
 def run_show(args, settings) -> int:
     market = open_market(settings)
-    local = market.chain.chain_id == CHAIN_ID  # Ganache's accounts get their demo names
-    print(show_task(market, args.task_id, names() if local else None))
+    local = market.chain.chain_id == CHAIN_ID  # development accounts shown as dev:N
+    print(show_task(market, args.task_id, dev_names() if local else None))
     return 0

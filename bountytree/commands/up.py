@@ -77,14 +77,8 @@ def run(args, settings) -> int:
         else:
             record = deploy(settings)["record"]
             print(f"contracts  deployed BountyTree {record['BountyTree']['address']}")
-        env = {
-            **os.environ,
-            "BOUNTYTREE_RPC": settings.rpc,
-            "BOUNTYTREE_STORE": settings.store,
-            "BOUNTYTREE_HOME": str(settings.home),
-            "BOUNTYTREE_DEPLOYMENTS": str(settings.deployments),
-            "BOUNTYTREE_ACCOUNT": "0",
-        }
+        # The oracle and the app act as the deployer, the local chain's account 0.
+        env = {**os.environ, **settings.to_env(), "BOUNTYTREE_ACCOUNT": "dev:0"}
         oracle_log = open(logs / "oracle.log", "ab")
         started.append(
             (
@@ -125,17 +119,9 @@ def run(args, settings) -> int:
             )
             print(f"app        http://localhost:{args.app_port}")
         if args.demo:
-            from .. import demo
-
-            started_at = time.perf_counter()
-            result = demo.run(settings)
-            print()
-            print(demo.summary(result["market"], result["task_id"], result["withdrawn"]))
-            spent = ", ".join(
-                f"{phase} {seconds:.0f} s" for phase, seconds in result["spent"].items()
-            )
-            print(f"\nscripted market took {time.perf_counter() - started_at:.0f} s ({spent})")
-            print("demo complete", flush=True)
+            # The scripted market runs the trainer, a role: it is a process, never an import.
+            if subprocess.run([sys.executable, "-m", "demo"], env=env).returncode != 0:
+                raise UserError("the scripted market stopped (see above)")
         if args.exit:
             return 0
         print(

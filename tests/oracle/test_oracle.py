@@ -275,7 +275,7 @@ def test_outside_check_on_a_dataset_the_project_has_never_seen(settings, deploye
 
     from bountytree.cid import bytes32_to_cid
     from bountytree.datasets import Dataset
-    from bountytree.sample_data import write_csv
+    from demo.sample_data import write_csv
 
     wine = load_wine()
     X = ((wine.data - wine.data.mean(0)) / wine.data.std(0)).astype(np.float32)

@@ -12,7 +12,7 @@ import pytest
 
 from bountytree.chain import ganache_account
 from bountytree.datasets import Dataset, load_file
-from bountytree.sample_data import write_csv
+from demo.sample_data import write_csv
 from tests.conftest import advance_time, cli_error, cli_ok, market_for, new_task, node_id_of
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .datasets import Dataset
+from bountytree.datasets import Dataset
 
 
 def digits() -> Dataset:

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+
+from bountytree.chain import ganache_account
+from bountytree.config import ROOT, Settings
+from bountytree.errors import UserError
+from bountytree.market import Market, open_market
+from bountytree.render import eth, show_task
+from bountytree.spec import load_spec
+from trainer.client import Trainer
 
 from .actors import ACTORS, names
-from .chain import ganache_account
-from .config import ROOT, Settings
-from .errors import UserError
-from .market import Market, open_market
-from .render import eth, show_task
 from .sample_data import market_files
-from .spec import load_spec
 
 TARGET_BPS = 9000
 MAX_ROUNDS = 5
@@ -56,9 +59,15 @@ def _all_scored(market: Market, task_id: int) -> bool:
     )
 
 
-def run(settings: Settings, log: Callable[[str], None] = print) -> dict:
-    from trainer.client import Trainer
+@dataclass(frozen=True)
+class DemoResult:
+    task_id: int
+    withdrawn: dict[str, int]  # actor name -> wei withdrawn
+    market: Market  # the sponsor's
+    spent: dict[str, float]  # phase -> seconds
 
+
+def run(settings: Settings, log: Callable[[str], None] = print) -> DemoResult:
     clock = Clock()
     who = {i: open_market(settings, ganache_account(i)) for i in ACTORS}
     files = market_files(settings.home / "demo-data")
@@ -119,7 +128,7 @@ def run(settings: Settings, log: Callable[[str], None] = print) -> dict:
         if market.pending() > 0:
             withdrawn[ACTORS[index][0]] = market.withdraw()["amount"]
     clock.lap("withdrawals")
-    return {"task_id": task_id, "withdrawn": withdrawn, "market": sponsor, "spent": clock.spent}
+    return DemoResult(task_id=task_id, withdrawn=withdrawn, market=sponsor, spent=clock.spent)
 
 
 def summary(market: Market, task_id: int, withdrawn: dict[str, int]) -> str:
@@ -134,4 +143,4 @@ def summary(market: Market, task_id: int, withdrawn: dict[str, int]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["run", "summary"]
+__all__ = ["DemoResult", "run", "summary"]
