@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from ..market import open_market
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import argparse
+
+    from ..config import Settings
+    from . import Subparsers
 
 
-def register(sub, common) -> None:
+def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("dataset", parents=[common], help="publish a public dataset to a task")
     verbs = p.add_subparsers(dest="verb", required=True)
     pub = verbs.add_parser(
@@ -16,7 +22,9 @@ def register(sub, common) -> None:
     pub.set_defaults(run=run_publish)
 
 
-def run_publish(args, settings) -> int:
+def run_publish(args: argparse.Namespace, settings: Settings) -> int:
+    from ..market import open_market
+
     out = open_market(settings).publish_dataset(args.task, args.data)
     print(
         f"dataset {out['dataset_id']} published on task {args.task}: {out['rows']} rows, {out['cid']}  {out['sent']}"

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import argparse
+
+    from ..config import Settings
+    from . import Subparsers
+
 from pathlib import Path
 
 from ..errors import UserError
-from ..market import open_market
-from ..spec import load_spec
 
 
-def register(sub, common) -> None:
+def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "propose", parents=[common], help="propose a model architecture (bountytree/model@1 spec)"
     )
@@ -18,7 +24,10 @@ def register(sub, common) -> None:
     p.set_defaults(run=run)
 
 
-def run(args, settings) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from ..market import open_market
+    from ..spec import load_spec
+
     path = Path(args.spec)
     try:
         raw = path.read_bytes()

@@ -3,11 +3,16 @@
 
 from __future__ import annotations
 
-from ..market import open_market
-from ..render import eth, payout_lines
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import argparse
+
+    from ..config import Settings
+    from . import Subparsers
 
 
-def register(sub, common) -> None:
+def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     f = sub.add_parser("finalize", parents=[common], help="end a task and credit the winning path")
     f.add_argument("--task", type=int, required=True)
     f.set_defaults(run=run_finalize)
@@ -17,7 +22,10 @@ def register(sub, common) -> None:
     w.set_defaults(run=run_withdraw)
 
 
-def run_finalize(args, settings) -> int:
+def run_finalize(args: argparse.Namespace, settings: Settings) -> int:
+    from ..market import open_market
+    from ..render import eth, payout_lines
+
     out = open_market(settings).finalize(args.task)
     winner = (
         f"winner node {out['winner']} at {out['accuracy_bps'] / 100:.2f}%"
@@ -29,7 +37,10 @@ def run_finalize(args, settings) -> int:
     return 0
 
 
-def run_withdraw(args, settings) -> int:
+def run_withdraw(args: argparse.Namespace, settings: Settings) -> int:
+    from ..market import open_market
+    from ..render import eth
+
     market = open_market(settings)
     out = market.withdraw()
     print(f"withdrew {eth(out['amount'])} to {market.chain.address}  {out['sent']}")
