@@ -13,6 +13,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -83,9 +84,9 @@ def _req(check: Callable[[str, Any], Any]) -> Arg:
     return Arg(check, required=True)
 
 
-_DIM = lambda w, v: _int(w, v, 1, MAX_DIM)  # noqa: E731
-_KERNEL = lambda w, v: _pair(w, v, 1, 64)  # noqa: E731
-_PAD = lambda w, v: _pair(w, v, 0, 64)  # noqa: E731
+_DIM = partial(_int, lo=1, hi=MAX_DIM)
+_KERNEL = partial(_pair, lo=1, hi=64)
+_PAD = partial(_pair, lo=0, hi=64)
 _BN = {
     "num_features": _req(_DIM),
     "eps": Arg(lambda w, v: _num(w, v, 0, 1, open_lo=True), 1e-5),
