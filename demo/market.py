@@ -33,7 +33,7 @@ SCORE_TIMEOUT_S = 300
 class Clock:
     """Where the scripted market's wall time goes, by phase."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.spent: dict[str, float] = {}
         self._mark = time.perf_counter()
 

@@ -37,7 +37,7 @@ def market_files(folder: Path, owners: int = 3, seed: int = 0) -> dict[str, Path
     order = np.random.default_rng(seed).permutation(len(ds))
     parts = {"validation": order[:400], "test": order[400:700], "public": order[700:850]}
     rest = order[850:]
-    groups = [[] for _ in range(owners)]
+    groups: list[list[int]] = [[] for _ in range(owners)]
     rng = np.random.default_rng(seed + 1)
     for i in rest:
         home = int(ds.y[i]) * owners // 10
