@@ -11,10 +11,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from bountytree.localchain import free_port  # noqa: E402
+from bountytree.config import ROOT
+from bountytree.localchain import free_port
 
 FLAGS = [
     "--headless",

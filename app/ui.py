@@ -1,84 +1,193 @@
 """What every page of the app shares: the sidebar (who am I, which chain and store), the Market
-for the chosen account, and small view helpers. Pages call bountytree's functions (Market,
-Trainer, Oracle) exactly as the command line does; nothing here talks to the contract itself.
+for the chosen account, `act` (every action that sends a transaction), and small view helpers.
+Pages call bountytree's functions (Market, Trainer, Oracle) exactly as the command line does;
+nothing here talks to the contract itself.
+
+Nobody's key reaches this server. On a local development chain (chain id 1337 or 31337) the
+sidebar offers its public development accounts by name; on any chain the user may connect the
+wallet in their browser, which signs what the app prepared.
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
 
 import streamlit as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from demo.actors import ACTORS, names
-from bountytree.chain import ganache_account, load_account
+from app import jobs, wallet
+from bountytree.chain import LOCAL_CHAIN_IDS, connect, load_account
 from bountytree.config import Settings
 from bountytree.errors import UserError
-from bountytree.market import Market, open_market
-from bountytree.render import eth, pct
+from bountytree.market import Market
+from bountytree.render import eth, pct, short
+from bountytree.store import open_store
+from bountytree.unsigned import KeySigner, Signer, SignerChain, UnsignedTx
+from demo.actors import ACTORS, names
+
+WALLET = "wallet"  # the "Who am I" choice of the browser wallet
+_DRAWN = "_bountytree_sidebar"  # the Frame the entry's sidebar drew in this run, for the page
+_FRAME = "_bountytree_frame"  # the Frame of this run, once the page has taken it
+_ALONE = object()  # no sidebar drawn by the entry: the page runs alone
+
+
+@dataclass(frozen=True)
+class Frame:
+    """This run's connection: the chain, the Market (None if the chain or contracts are
+    missing, already explained on the page) and the signer (None: browsing, nobody to sign)."""
+
+    settings: Settings
+    chain_id: int
+    market: Market | None
+    signer: Signer | None
+
+
+class _Nobody:
+    """The signer while no wallet is connected: the pages can read, `act` refuses to send."""
+
+    address = "0x0000000000000000000000000000000000000000"
+
+    def submit(self, w3: Any, tx: UnsignedTx) -> str:
+        raise UserError("connect a wallet (sidebar) first")
 
 
 def settings() -> Settings:
     return Settings()
 
 
-def _account_choice():
-    options = [*list(ACTORS), "key"]
-    labels = {i: f"{name} — {role} (#{i})" for i, (name, role) in ACTORS.items()}
-    labels["key"] = "Imported private key"
-    choice = st.sidebar.selectbox(
-        "Who am I",
-        options,
-        format_func=labels.get,
-        key="who",
-        index=options.index(st.session_state.get("who", 1)),
+def _who(chain_id: int) -> Any:
+    """The "Who am I" choice: development accounts by name on a local chain, the wallet always."""
+    local = chain_id in LOCAL_CHAIN_IDS
+    options: list[Any] = [*ACTORS, WALLET] if local else [WALLET]
+    if st.session_state.get("who") not in options:
+        st.session_state["who"] = 1 if local else WALLET
+    labels: dict[Any, str] = {i: f"{name} — {role} (dev:{i})" for i, (name, role) in ACTORS.items()}
+    labels[WALLET] = "Browser wallet"
+    return st.sidebar.selectbox(
+        "Who am I", options, format_func=lambda choice: labels[choice], key="who"
     )
-    if choice == "key":
-        key = st.sidebar.text_input("Private key (0x…)", type="password", key="private_key")
-        if not key:
-            return None
-        import os
-
-        os.environ["BOUNTYTREE_PRIVATE_KEY"] = key
-        return load_account(None)
-    return ganache_account(int(choice))
 
 
-def sidebar() -> Market | None:
-    """Draws the sidebar; returns the Market for the chosen account, or None (with a message)."""
+def _signer(who: Any, chain_id: int) -> Signer | None:
+    if who != WALLET:
+        return KeySigner(load_account(str(who), chain_id))
+    with st.sidebar:
+        state = wallet.connect(chain_id)
+    if state.address is None:
+        st.sidebar.info("Connect your wallet to act; you can browse meanwhile.")
+        return None
+    if state.chain_id != chain_id:
+        st.sidebar.warning(
+            f"Your wallet is on chain {state.chain_id}; switch it to chain {chain_id} to act."
+        )
+        return None
+    return jobs.BrowserSigner(state.address)
+
+
+def sidebar() -> Frame | None:
+    """Draws the sidebar; returns this run's Frame, or None (with a message) without a chain.
+    The app's entry (main.py) calls it once per run, before the page."""
     s = settings()
     st.sidebar.markdown("### bountytree")
     try:
-        account = _account_choice()
-        if account is None:
-            st.sidebar.info("Paste a private key to continue.")
-            return None
-        market = open_market(s, account)
+        chain_id = int(connect(s.rpc).eth.chain_id)
+        who = _who(chain_id)
+        signer = _signer(who, chain_id)
+        chain = SignerChain(s, signer or _Nobody())
+        market = Market(chain, open_store(s.store))
     except UserError as exc:
         st.sidebar.error(str(exc))
         st.error(f"Not connected: {exc}")
+        st.session_state[_DRAWN] = None
         return None
-    balance = market.chain.w3.eth.get_balance(market.chain.address)
-    st.sidebar.metric("Balance", eth(balance))
-    st.sidebar.caption(f"`{market.chain.address}`")
-    st.sidebar.caption(f"chain {s.rpc} (id {market.chain.chain_id})  \nstore {s.store}")
-    return market
+    if signer is not None:
+        st.sidebar.metric("Balance", eth(chain.w3.eth.get_balance(cast(Any, chain.address))))
+        st.sidebar.caption(f"`{chain.address}`")
+    st.sidebar.caption(f"chain {s.rpc} (id {chain_id})  \nstore {s.store}")
+    frame = Frame(s, chain_id, market, signer)
+    st.session_state[_DRAWN] = frame
+    return frame
 
 
-def page(title: str, tab: str | None = None) -> Market | None:
-    """Every page's head: browser tab, sidebar, title. Returns the Market, or None (explained)."""
-    st.set_page_config(page_title=f"{tab or title} · bountytree", page_icon="🌳", layout="wide")
-    market = sidebar()
+def frame() -> Frame:
+    """This run's Frame (`page` takes it first)."""
+    value = st.session_state.get(_FRAME)
+    assert isinstance(value, Frame), "ui.page() first"
+    return value
+
+
+def page(title: str) -> Market | None:
+    """Every page's head: the title, and the Market of the sidebar the app's entry drew in this
+    run (the entry draws it so that "Who am I" and the wallet stay as they are from page to
+    page), or None (explained). A page run alone (a test, a benchmark) draws the sidebar itself.
+    """
+    drawn = st.session_state.pop(_DRAWN, _ALONE)
+    if drawn is _ALONE:
+        drawn = sidebar()
+        st.session_state.pop(_DRAWN, None)
+    st.session_state[_FRAME] = drawn
     st.title(title)
-    return market
+    return drawn.market if drawn is not None else None
 
 
-def task_page(title: str, tab: str | None = None) -> tuple[Market | None, int | None]:
+def task_page(title: str) -> tuple[Market | None, int | None]:
     """A page about one task: `page`, then the task picker (the URL's ?task= preselects it)."""
-    market = page(title, tab)
+    market = page(title)
     return market, (pick_task(market) if market is not None else None)
+
+
+def act(
+    key: str,
+    start: bool,
+    action: Callable[[Market], Any],
+    *,
+    what: str,
+    progress: Callable[[Any], None] | None = None,
+    as_user: bool = True,
+) -> Any:
+    """Runs `action` on the Market of the current signer (a development key or the browser
+    wallet) when `start`; returns its result once it has ended, else None (an error is shown).
+
+    The one path of every action that sends a transaction: each is prepared and simulated here,
+    signed by the signer, and followed to its receipt (`bountytree.unsigned`). An action waiting
+    for the wallet spans several runs of the page: this call picks it up again in each. An
+    action that sends nothing as the user (`as_user=False`) needs no signer.
+    """
+    running: dict[str, jobs.Job] = st.session_state.setdefault("_jobs", {})
+    job = running.get(key)
+    answer_key = f"wallet-send-{key}"
+    if start and job is None:
+        current = frame()
+        if current.market is None or (as_user and current.signer is None):
+            fail(UserError(f"connect a wallet on chain {current.chain_id} first (sidebar)"))
+            return None
+        market = current.market
+        job = running[key] = jobs.Job(lambda: action(market), what).start()
+    if job is None:
+        return None
+    answer = jobs.WalletAnswer.parse(st.session_state.get(answer_key))
+    if answer is not None:
+        job.answer(answer)
+    with st.spinner(f"{job.status}…"):
+        while not job.wait(0.25):
+            if progress is not None and job.progress is not None:
+                progress(job.progress)
+    if progress is not None and job.progress is not None:
+        progress(job.progress)
+    request = job.request
+    if request is not None and not job.done:
+        # The quote is at the chain's price now; the wallet shows the fee it will offer.
+        st.info(f"{what}: confirm the transaction in your wallet. {request.tx.quote}.")
+        wallet.send(request, frame().chain_id, answer_key, f"{what}: to {short(request.tx.to)}")
+        return None
+    del running[key]
+    if job.crash is not None:
+        raise job.crash
+    if job.error is not None:
+        fail(UserError(job.error))
+        return None
+    return job.result
 
 
 def label(address: str) -> str:
@@ -96,12 +205,16 @@ def pick_task(market: Market, key: str = "task") -> int | None:
         return None
     wanted = st.query_params.get("task")
     index = ids.index(int(wanted)) if wanted and wanted.isdigit() and int(wanted) in ids else 0
-    return st.selectbox(
-        "Task", ids, index=index, key=key, format_func=lambda t: f"#{t} {market.task(t).info.name}"
-    )
+
+    def name(task_id: int) -> str:
+        info = market.task(task_id).info
+        return f"#{task_id} {info.name if info else ''}"
+
+    chosen: int | None = st.selectbox("Task", ids, index=index, key=key, format_func=name)
+    return chosen
 
 
-def countdown(task) -> str:
+def countdown(task: Any) -> str:
     left = task.seconds_left
     if left < 0:
         return "passed"
@@ -112,4 +225,17 @@ def fail(exc: UserError) -> None:
     st.error(str(exc))
 
 
-__all__ = ["countdown", "eth", "fail", "label", "pct", "pick_task", "settings", "sidebar"]
+__all__ = [
+    "act",
+    "countdown",
+    "eth",
+    "fail",
+    "frame",
+    "label",
+    "page",
+    "pct",
+    "pick_task",
+    "settings",
+    "sidebar",
+    "task_page",
+]

@@ -1,14 +1,11 @@
 """Post a bounty: the validation file stays on this machine; only its hash goes on-chain."""
 
-import sys
 import tempfile
 from pathlib import Path
 
 import streamlit as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import ui
-
+from app import ui
 from bountytree import datasets
 from bountytree.errors import UserError
 from bountytree.market import parse_eth
@@ -54,22 +51,28 @@ if market is not None:
     stake = st.number_input(
         "Stake per submission (ETH)", min_value=0.0, value=0.01, step=0.01, key="stake"
     )
-    if st.button("Post bounty", type="primary", disabled=rows is None or not name, key="post"):
-        try:
-            out = market.create_task(
-                path,
-                name=name,
-                description=description,
-                bounty=parse_eth(bounty, "bounty"),
-                target_bps=round(target * 10_000),
-                deadline_s=int(hours * 3600),
-                shares_bps=(data_share * 100, compute_share * 100, expertise_share * 100),
-                stake=parse_eth(stake, "stake"),
-                label_column=label_column,
-            )
-            st.success(
-                f"Task {out['task_id']} posted. Transaction {out['sent'].tx_hash}, gas {out['sent'].gas_used}."
-            )
-            st.query_params["task"] = str(out["task_id"])
-        except UserError as exc:
-            ui.fail(exc)
+    clicked = st.button(
+        "Post bounty", type="primary", disabled=rows is None or not name, key="post"
+    )
+    out = ui.act(
+        "post",
+        clicked,
+        lambda m: m.create_task(
+            path,
+            name=name,
+            description=description,
+            bounty=parse_eth(bounty, "bounty"),
+            target_bps=round(target * 10_000),
+            deadline_s=int(hours * 3600),
+            shares_bps=(data_share * 100, compute_share * 100, expertise_share * 100),
+            stake=parse_eth(stake, "stake"),
+            label_column=label_column,
+        ),
+        what="Posting the bounty",
+    )
+    if out is not None:
+        st.success(
+            f"Task {out['task_id']} posted. Transaction {out['sent'].tx_hash}, "
+            f"gas {out['sent'].gas_used}."
+        )
+        st.query_params["task"] = str(out["task_id"])

@@ -1,16 +1,10 @@
 """A task: its tree, leaderboard, accuracy over time and, once finalized, who was paid what."""
 
-import sys
-from pathlib import Path
-
 import streamlit as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import ui
-from tree_view import tree_dot
-
+from app import ui
+from app.tree_view import tree_dot
 from demo.actors import names
-from bountytree.errors import UserError
 
 market, task_id = ui.task_page("Task")
 if task_id is not None:
@@ -19,29 +13,35 @@ if task_id is not None:
     st.subheader(task.info.name)
     if task.info.description:
         st.caption(task.info.description)
-    m = st.columns(5)
-    m[0].metric("Bounty", ui.eth(task.bounty))
-    m[1].metric("Target", ui.pct(task.target_bps))
-    m[2].metric("Best", ui.pct(task.best_bps) if task.best_node else "—")
-    m[3].metric("Deadline", ui.countdown(task))
-    m[4].metric("Status", task.status)
+    cols = st.columns(5)
+    cols[0].metric("Bounty", ui.eth(task.bounty))
+    cols[1].metric("Target", ui.pct(task.target_bps))
+    cols[2].metric("Best", ui.pct(task.best_bps) if task.best_node else "—")
+    cols[3].metric("Deadline", ui.countdown(task))
+    cols[4].metric("Status", task.status)
+    clicked = False
     if not task.finalized:
         due = (task.best_node and task.best_bps >= task.target_bps) or task.status == "expired"
-        if st.button(
+        clicked = st.button(
             "Finalize",
             disabled=not due,
             key="finalize",
             help="Anyone may finalize once the best node reaches the target or the deadline passes",
-        ):
-            try:
-                out = market.finalize(task_id)
-                st.success(
-                    f"Finalized: winner node {out['winner']}. Transaction {out['sent'].tx_hash}, "
-                    f"gas {out['sent'].gas_used}."
-                )
-                task = market.task(task_id)
-            except UserError as exc:
-                ui.fail(exc)
+        )
+    # Called even once the task reads as finalized: a wallet's transaction is mined before the
+    # run that brings its hash, and this run must still report it.
+    out = ui.act(
+        f"finalize-{task_id}",
+        clicked,
+        lambda m: m.finalize(task_id),
+        what=f"Finalizing task {task_id}",
+    )
+    if out is not None:
+        st.success(
+            f"Finalized: winner node {out['winner']}. Transaction {out['sent'].tx_hash}, "
+            f"gas {out['sent'].gas_used}."
+        )
+        task = market.task(task_id)
     st.graphviz_chart(tree_dot(nodes, task.winner or task.best_node, names(), f"task {task_id}"))
     scored = sorted(
         (n for n in nodes.values() if n.status == "scored"), key=lambda n: (-n.accuracy_bps, n.id)

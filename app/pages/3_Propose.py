@@ -1,18 +1,14 @@
 """Propose an architecture: build it layer by layer from the whitelist, or upload a spec."""
 
 import json
-import sys
-from pathlib import Path
 
 import streamlit as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import ui
-
+from app import ui
 from bountytree.errors import UserError
 from bountytree.spec import LAYERS, OPTIMIZERS, load_spec, parse_spec
 
-market, task_id = ui.task_page("Propose an architecture", "Propose")
+market, task_id = ui.task_page("Propose an architecture")
 if task_id is not None:
     info = market.task(task_id).info
     st.caption(f"Rows have {info.num_features} features; {info.num_classes} classes.")
@@ -97,7 +93,9 @@ if task_id is not None:
                     "name": name,
                     "input_shape": json.loads(shape),
                     "num_classes": info.num_classes,
-                    "layers": [{k: v for k, v in l.items() if v is not None} for l in layers],
+                    "layers": [
+                        {k: v for k, v in layer.items() if v is not None} for layer in layers
+                    ],
                     "training": training,
                 }
             )
@@ -107,12 +105,12 @@ if task_id is not None:
         st.error(problem)
     elif spec is not None:
         st.success(f"Valid spec: {spec.num_params:,} parameters")
-    if st.button("Propose", type="primary", disabled=spec is None, key="propose"):
-        try:
-            out = market.propose(task_id, spec)
-            st.success(
-                f"Node {out['node_id']} proposed: spec {out['spec_cid']}, initial weights "
-                f"{out['weights_cid']}. Transaction {out['sent'].tx_hash}, gas {out['sent'].gas_used}."
-            )
-        except UserError as exc:
-            ui.fail(exc)
+    clicked = st.button("Propose", type="primary", disabled=spec is None, key="propose")
+    out = ui.act(
+        "propose", clicked, lambda m: m.propose(task_id, spec), what="Proposing the architecture"
+    )
+    if out is not None:
+        st.success(
+            f"Node {out['node_id']} proposed: spec {out['spec_cid']}, initial weights "
+            f"{out['weights_cid']}. Transaction {out['sent'].tx_hash}, gas {out['sent'].gas_used}."
+        )

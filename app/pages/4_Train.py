@@ -1,21 +1,62 @@
-"""Train: your data stays on this machine; only the trained weights are uploaded."""
+"""Train: your data stays on this machine; only the trained weights are uploaded. Or publish a
+dataset to the task, for anyone (a compute provider) to train on."""
 
-import sys
 import tempfile
 from pathlib import Path
 
 import streamlit as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import ui
-
-from bountytree.errors import UserError
+from app import jobs, ui
 from trainer.client import Trainer
 
-market, task_id = ui.task_page("Train a node", "Train")
+
+def _file(label: str, key: str) -> Path | None:
+    """A file uploaded here or named by its path on this machine."""
+    upload = st.file_uploader(label, type=["csv", "npz"], key=f"{key}_upload")
+    path_text = st.text_input("…or its path on this machine", key=key)
+    if upload is not None:
+        path = Path(tempfile.mkdtemp(prefix="bountytree-data-")) / upload.name
+        path.write_bytes(upload.getvalue())
+        return path
+    return Path(path_text).expanduser() if path_text else None
+
+
+def _train(market, task_id, path, parent, dataset_id):
+    """The trainer's own run, its losses reported to the page as they come."""
+    losses: list[float] = []
+
+    def progress(step: int, total: int, loss: float) -> None:
+        losses.append(loss)
+        jobs.report((step, total, list(losses)))
+
+    return Trainer(market).run(task_id, path, parent, dataset_id, progress)
+
+
+def _draw_progress(bar, chart):
+    def draw(value) -> None:
+        step, total, losses = value
+        bar.progress(step / total, text=f"step {step}/{total}, loss {losses[-1]:.4f}")
+        chart.line_chart({"loss": losses})
+
+    return draw
+
+
+market, task_id = ui.task_page("Train a node")
 if task_id is not None:
-    upload = st.file_uploader("Your private data (CSV or .npz)", type=["csv", "npz"])
-    path_text = st.text_input("…or its path on this machine", key="data_path")
+    published = market.datasets_of(task_id)
+    source = st.radio(
+        "Train on",
+        ["private", "published"],
+        horizontal=True,
+        key="source",
+        format_func=lambda s: {"private": "my private data", "published": "a published dataset"}[s],
+        disabled=not published,
+    )
+    path, dataset_id = None, 0
+    if source == "private":
+        path = _file("Your private data (CSV or .npz)", "data_path")
+    else:
+        dataset_id = st.selectbox("Dataset", [d for d, _ in published], key="dataset")
     nodes = market.nodes(task_id)
     choices = ["best"] + [n.id for n in nodes.values() if n.status != "rejected"]
     parent = st.selectbox(
@@ -25,32 +66,43 @@ if task_id is not None:
         format_func=lambda c: (
             "best node (default)"
             if c == "best"
-            else f"#{c} {nodes[c].kind} {ui.pct(nodes[c].accuracy_bps) if nodes[c].status == 'scored' else nodes[c].status}"
+            else f"#{c} {nodes[c].kind} "
+            + (ui.pct(nodes[c].accuracy_bps) if nodes[c].status == "scored" else nodes[c].status)
         ),
     )
-    path = None
-    if upload is not None:
-        path = Path(tempfile.mkdtemp(prefix="bountytree-data-")) / upload.name
-        path.write_bytes(upload.getvalue())
-    elif path_text:
-        path = Path(path_text).expanduser()
-    if st.button("Train and submit", type="primary", disabled=path is None, key="train"):
-        bar = st.progress(0.0, text="training")
-        chart = st.empty()
-        losses = []
+    clicked = st.button(
+        "Train and submit", type="primary", disabled=path is None and not dataset_id, key="train"
+    )
+    bar, chart = st.empty(), st.empty()
+    sub = ui.act(
+        f"train-{task_id}",
+        clicked,
+        lambda m: _train(m, task_id, path, parent, dataset_id),
+        what="Training and submitting",
+        progress=_draw_progress(bar, chart),
+    )
+    if sub is not None:
+        st.success(
+            f"Node {sub.node_id} submitted on parent {sub.parent_id}: local holdout accuracy "
+            f"{sub.holdout_accuracy * 100:.1f}% (parent {sub.parent_holdout_accuracy * 100:.1f}%), "
+            f"gas {sub.gas}, weights {sub.weights_cid}."
+        )
 
-        def progress(step, total, loss):
-            losses.append(loss)
-            if step % 5 == 0 or step == total:
-                bar.progress(step / total, text=f"step {step}/{total}, loss {loss:.4f}")
-                chart.line_chart({"loss": losses})
-
-        try:
-            sub = Trainer(market).run(task_id, path, parent, 0, progress)
-            st.success(
-                f"Node {sub.node_id} submitted on parent {sub.parent_id}: local holdout accuracy "
-                f"{sub.holdout_accuracy * 100:.1f}% (parent {sub.parent_holdout_accuracy * 100:.1f}%), "
-                f"gas {sub.gas}, weights {sub.weights_cid}."
-            )
-        except UserError as exc:
-            ui.fail(exc)
+    st.subheader("Publish a dataset")
+    st.caption(
+        "A published dataset is public: anyone may train on it, and the oracle replays that "
+        "training to pay its compute; its gains are paid to you."
+    )
+    public = _file("Public dataset (CSV or .npz)", "public_path")
+    clicked = st.button("Publish", disabled=public is None, key="publish")
+    out = ui.act(
+        f"publish-{task_id}",
+        clicked,
+        lambda m: m.publish_dataset(task_id, public),
+        what="Publishing the dataset",
+    )
+    if out is not None:
+        st.success(
+            f"Dataset {out['dataset_id']} published: {out['rows']} rows, {out['cid']}. "
+            f"Transaction {out['sent'].tx_hash}, gas {out['sent'].gas_used}."
+        )

@@ -1,28 +1,24 @@
 """Wallet: payouts waiting for this account, withdraw them; the reputation leaderboard."""
 
-import sys
-from pathlib import Path
-
 import streamlit as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import ui
-
+from app import ui
 from demo.actors import names
-from bountytree.errors import UserError
 
 market = ui.page("Wallet")
 if market is not None:
-    pending = market.pending()
-    st.metric("Waiting to be withdrawn", ui.eth(pending))
-    if st.button("Withdraw", type="primary", disabled=pending == 0, key="withdraw"):
-        try:
-            out = market.withdraw()
+    if ui.frame().signer is None:
+        st.info("Connect a wallet (sidebar) to see what it can withdraw.")
+    else:
+        pending = market.pending()
+        st.metric("Waiting to be withdrawn", ui.eth(pending))
+        clicked = st.button("Withdraw", type="primary", disabled=pending == 0, key="withdraw")
+        out = ui.act("withdraw", clicked, lambda m: m.withdraw(), what="Withdrawing")
+        if out is not None:
             st.success(
-                f"Withdrew {ui.eth(out['amount'])}. Transaction {out['sent'].tx_hash}, gas {out['sent'].gas_used}."
+                f"Withdrew {ui.eth(out['amount'])}. Transaction {out['sent'].tx_hash}, "
+                f"gas {out['sent'].gas_used}."
             )
-        except UserError as exc:
-            ui.fail(exc)
     st.subheader("Reputation")
     board = sorted(
         (

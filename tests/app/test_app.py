@@ -1,16 +1,32 @@
 """The Streamlit app, page by page, with Streamlit's AppTest against the real Ganache and store:
-post a bounty, propose, train, score, finalize, withdraw, each checked by what the page shows."""
+post a bounty, propose, train, score, finalize, withdraw, each checked by what the page shows;
+no page asks for a key; development accounts only on a local chain."""
 
 from __future__ import annotations
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from bountytree.chain import connect, ganache_account
 from bountytree.config import ROOT
+from bountytree.localchain import free_port, start_chain
+from bountytree.spec import load_spec
 from tests.conftest import advance_time, market_for
 
 pytestmark = pytest.mark.mpc
-APP = ROOT / "app"
+MAIN = ROOT / "app" / "main.py"
+PAGES = [
+    "pages/0_Home.py",
+    "pages/1_Post_a_bounty.py",
+    "pages/2_Task.py",
+    "pages/3_Propose.py",
+    "pages/4_Train.py",
+    "pages/5_Oracle.py",
+    "pages/6_Wallet.py",
+]
+# Listed by the entry as a function (app/model_page.py's render); AppTest switches only to
+# files, so it is run through its wrapper file, alone (it draws the sidebar itself then).
+ALONE = ["pages/7_Model.py"]
 
 
 @pytest.fixture
@@ -25,18 +41,33 @@ def app_env(settings, deployed, monkeypatch):
         monkeypatch.setenv(name, value)
 
 
-def page(name: str, who: int, task: int | None = None) -> AppTest:
-    at = AppTest.from_file(str(APP / name), default_timeout=300)
+def page(name: str, who: int | str, task: int | None = None, **state) -> AppTest:
+    """The app from its entry, as `who`, switched to page `name` (a path under app/)."""
+    at = AppTest.from_file(str(MAIN), default_timeout=300)
     at.session_state["who"] = who
+    for key, value in state.items():
+        at.session_state[key] = value
     if task is not None:
         at.query_params["task"] = str(task)
+    at.run()
+    assert not at.exception, at.exception
+    if name != "pages/0_Home.py":
+        at.switch_page(name).run()
+        assert not at.exception, at.exception
+    return at
+
+
+def alone(name: str, who: int | str) -> AppTest:
+    """One page file run by itself, without the entry."""
+    at = AppTest.from_file(str(ROOT / "app" / name), default_timeout=300)
+    at.session_state["who"] = who
     at.run()
     assert not at.exception, at.exception
     return at
 
 
 def test_whole_lifecycle_in_the_app(app_env, settings, files):
-    home = page("Home.py", 1)
+    home = page("pages/0_Home.py", 1)
     assert home.title[0].value == "bountytree"
     assert "Sponsor" in home.sidebar.selectbox(key="who").format_func(1)
 
@@ -47,9 +78,8 @@ def test_whole_lifecycle_in_the_app(app_env, settings, files):
     post.slider(key="target").set_value(0.99).run()
     post.number_input(key="hours").set_value(0.05).run()
     post.slider(key="data_share").set_value(70).run()
-    assert [m.value for m in post.metric if m.label == "Expertise %"] == [
-        "10"
-    ]  # the split always sums to 100
+    # the split always sums to 100
+    assert [m.value for m in post.metric if m.label == "Expertise %"] == ["10"]
     post.button(key="post").click().run()
     assert not post.exception and not post.error, post.error
     message = post.success[-1].value
@@ -65,9 +95,8 @@ def test_whole_lifecycle_in_the_app(app_env, settings, files):
 
     propose = page("pages/3_Propose.py", 2, task_id)
     assert "Valid spec" in propose.success[0].value
-    propose.button(
-        key="add_layer"
-    ).click().run()  # Linear appended after the output: shapes no longer fit
+    # Linear appended after the output: shapes no longer fit
+    propose.button(key="add_layer").click().run()
     assert propose.error and "layers" in propose.error[0].value
     propose.button(key="remove3").click().run()
     propose.button(key="propose").click().run()
@@ -77,6 +106,12 @@ def test_whole_lifecycle_in_the_app(app_env, settings, files):
     train.text_input(key="data_path").input(str(files["owner1"])).run()
     train.button(key="train").click().run()
     assert "submitted on parent" in train.success[-1].value, [e.value for e in train.error]
+
+    publish = page("pages/4_Train.py", 4, task_id)
+    publish.text_input(key="public_path").input(str(files["public"])).run()
+    publish.button(key="publish").click().run()
+    assert "published" in publish.success[-1].value, [e.value for e in publish.error]
+    assert market.datasets_of(task_id)
 
     oracle = page("pages/5_Oracle.py", 0, task_id)
     assert "Pending (2)" in [h.value for h in oracle.subheader]
@@ -99,11 +134,76 @@ def test_whole_lifecycle_in_the_app(app_env, settings, files):
     assert "Withdrew" in wallet.success[-1].value and alice.pending() == 0
 
 
+def test_refusals_are_one_line_and_send_nothing(app_env, settings, files):
+    """The core's own refusals, through the page: one line, no transaction, no traceback."""
+    sponsor = ganache_account(1).address
+    w3 = connect(settings.rpc)
+    nonce = w3.eth.get_transaction_count(sponsor)
+    post = page("pages/1_Post_a_bounty.py", 1)
+    post.text_input(key="validation_path").input(str(files["validation"])).run()
+    post.text_input(key="name").input("free").run()
+    post.number_input(key="bounty").set_value(0.0).run()
+    post.button(key="post").click().run()
+    assert [e.value for e in post.error] == ["bounty: must be more than 0 ETH"]
+    assert w3.eth.get_transaction_count(sponsor) == nonce
+
+    # Past its deadline with a node unscored: the page offers Finalize, the contract refuses
+    # anyone but the oracle until the grace period is over; the simulation says so.
+    market = market_for(settings, 1)
+    task_id = market.create_task(
+        files["validation"], name="pending", bounty=10**15, target_bps=9000, deadline_s=60
+    )["task_id"]
+    market_for(settings, 2).propose(task_id, load_spec((ROOT / "examples/mlp.json").read_bytes()))
+    advance_time(settings, 120)
+    finalizer = ganache_account(4).address
+    nonce = w3.eth.get_transaction_count(finalizer)
+    view = page("pages/2_Task.py", 4, task_id)
+    view.button(key="finalize").click().run()
+    assert len(view.error) == 1 and view.error[0].value.startswith(
+        f"refused by the contract: WorkPending(taskId={task_id}, pendingNodes=1"
+    )
+    assert w3.eth.get_transaction_count(finalizer) == nonce
+
+
 def test_clear_message_when_nothing_is_deployed(monkeypatch, tmp_path, settings):
     monkeypatch.setenv("BOUNTYTREE_RPC", settings.rpc)
     monkeypatch.setenv("BOUNTYTREE_DEPLOYMENTS", str(tmp_path))
-    at = page("Home.py", 1)
+    at = page("pages/0_Home.py", 1)
     assert "nothing deployed" in at.error[0].value
     monkeypatch.setenv("BOUNTYTREE_RPC", "http://127.0.0.1:9")
-    at = page("Home.py", 1)
+    at = page("pages/0_Home.py", 1)
     assert "cannot reach the chain" in at.error[0].value
+
+
+@pytest.mark.parametrize("who", [1, 5, "wallet"])
+def test_no_page_asks_for_a_private_key(app_env, settings, who):
+    """Whoever one is, no page has a password field or anything that asks for a key."""
+    for name in PAGES + ALONE:
+        at = page(name, who) if name in PAGES else alone(name, who)
+        for field in at.text_input:
+            assert field.proto.type != field.proto.PASSWORD, (name, field.label)
+            assert "key" not in field.label.lower(), (name, field.label)
+        for area in at.text_area:
+            assert "key" not in area.label.lower(), (name, area.label)
+        options = at.sidebar.selectbox(key="who").options
+        assert not any("key" in option.lower() for option in options), options
+
+
+def test_dev_accounts_are_offered_only_on_a_local_chain(app_env, monkeypatch, tmp_path):
+    local = page("pages/0_Home.py", 1)
+    who = local.sidebar.selectbox(key="who")
+    assert who.options[:2] == [who.format_func(0), who.format_func(1)]
+    assert "dev:1" in who.format_func(1) and who.options[-1] == "Browser wallet"
+
+    # A chain whose id is not a development chain's: a public one, as far as the app can tell.
+    public = start_chain("ganache", free_port(), chain_id=8453)
+    try:
+        monkeypatch.setenv("BOUNTYTREE_RPC", public.rpc)
+        monkeypatch.setenv("BOUNTYTREE_DEPLOYMENTS", str(tmp_path))
+        remote = page("pages/0_Home.py", 1)  # a development account asked for: not offered
+        who = remote.sidebar.selectbox(key="who")
+        assert who.options == ["Browser wallet"] and who.value == "wallet"
+        assert remote.get("component_instance"), "the wallet's connect button is drawn"
+        assert not remote.sidebar.metric, "no balance: nobody is connected"
+    finally:
+        public.stop()

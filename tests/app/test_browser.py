@@ -1,21 +1,28 @@
 """The running app in a real headless Chromium: a task created from the command line appears on
-the home page, and the task page renders its tree (saved as a screenshot)."""
+the home page and the task page renders its tree (saved as a screenshot); a user with a browser
+wallet posts a bounty, finalizes it and withdraws, from the browser alone; the app listens on
+127.0.0.1 only and shows no "Deploy" button."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
+from web3 import Web3
 
+from bountytree.chain import connect, ganache_account
 from bountytree.config import ROOT
 from bountytree.localchain import free_port, stop, wait_for_port
-from tests.conftest import cli_ok, new_task
+from tests.conftest import cli_ok, market_for, new_task
 
+FRONTEND = ROOT / "app" / "wallet" / "frontend"
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -28,6 +35,7 @@ CHROMIUM_FLAGS = [
     "--window-size=1400,1100",
     "--virtual-time-budget=30000",
 ]
+WALLET_ACCOUNT = 13  # unlocked on the test chain; used by no other test
 
 
 def chromium(tmp_path, url: str, *args: str) -> subprocess.CompletedProcess:
@@ -41,8 +49,22 @@ def chromium(tmp_path, url: str, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses with a listening TCP socket on `port` (from /proc/net/tcp{,6})."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                found.add(address)
+    return found
+
+
 @pytest.fixture
-def app_url(settings, deployed):
+def app_url(settings, deployed, tmp_path):
+    """The app as `bountytree up` starts it (its settings from app/.streamlit/config.toml, found
+    from any directory: this one runs in a temporary one)."""
     port = free_port()
     env = {
         **os.environ,
@@ -57,21 +79,19 @@ def app_url(settings, deployed):
             "-m",
             "streamlit",
             "run",
-            str(ROOT / "app" / "Home.py"),
-            "--server.headless",
-            "true",
+            str(ROOT / "app" / "main.py"),
             "--server.port",
             str(port),
-            "--browser.gatherUsageStats",
-            "false",
         ],
         env=env,
+        cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
         wait_for_port(port, proc, timeout=60)
         urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=30).read()
+        assert listening_addresses(port) == {"0100007F"}, "127.0.0.1 only"
         yield f"http://127.0.0.1:{port}"
     finally:
         stop(proc)
@@ -96,3 +116,68 @@ def test_task_from_the_cli_appears_in_the_browser(settings, files, app_url, tmp_
         if shot.exists() and shot.stat().st_size > 25_000:
             break
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 25_000
+
+
+def test_a_browser_wallet_posts_finalizes_and_withdraws(settings, files, app_url, tmp_path):
+    account = ganache_account(WALLET_ACCOUNT).address
+    w3 = connect(settings.rpc)
+    market = market_for(settings)
+    tasks_before = len(market.task_ids())
+    contract_before = w3.eth.get_balance(market.tree.address)
+    before = w3.eth.get_balance(account)
+    bounty = Web3.to_wei("2.5", "ether")
+    config = {
+        "url": app_url,
+        "rpc": settings.rpc,
+        "account": account,
+        "validation": str(files["validation"]),
+        "name": "from the wallet",
+        "bounty": "2.5",
+        "shots": str(tmp_path),
+        "frontend": str(FRONTEND),
+    }
+    # A chain nobody uses mines no block, and a deadline counts from the latest one: a fresh
+    # block (test only) keeps a short deadline in the future.
+    assert "error" not in w3.provider.make_request("evm_mine", [])
+    run = subprocess.run(
+        ["node", str(Path(__file__).with_name("browser_wallet.mjs"))],
+        env={**os.environ, "BOUNTYTREE_BROWSER_TEST": json.dumps(config)},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = json.loads(run.stdout)
+    assert "error" not in out, (out["error"], out.get("text", "")[-3000:])
+    assert out["deploy_button"] == 0
+    assert account in out["sidebar"] and "Balance" in out["sidebar"]
+
+    # Three transactions, each sent by the wallet exactly once, each from its account.
+    sent = [r for r in out["seen"] if r["method"] == "eth_sendTransaction"]
+    assert len(sent) == 3, out["seen"]
+    assert all(r["params"][0]["from"] == account and "result" in r for r in sent)
+    hashes = [r["result"] for r in sent]
+    for tx_hash, step in zip(hashes, ("posted", "finalized", "withdrew"), strict=True):
+        assert tx_hash in out[step], (tx_hash, out[step])
+
+    # The chain: the task exists, its sponsor is the wallet, the bounty was escrowed and is
+    # back with the wallet, less the fees of three transactions.
+    task_id = out["task_id"]
+    assert len(market.task_ids()) == tasks_before + 1
+    task = market.task(task_id)
+    assert task.sponsor == account and task.bounty == bounty and task.finalized
+    assert task.info.name == "from the wallet"
+    receipts = [w3.eth.get_transaction_receipt(h) for h in hashes]
+    assert all(r["status"] == 1 for r in receipts)
+    create = w3.eth.get_transaction(hashes[0])
+    assert create["value"] == bounty and create["to"] == market.tree.address
+    # Right after the post, the bounty sat in escrow, paid from the wallet's account.
+    posted_in = receipts[0]["blockNumber"]
+    escrowed = w3.eth.get_balance(market.tree.address, block_identifier=posted_in)
+    assert escrowed == contract_before + bounty
+    fee = receipts[0]["gasUsed"] * receipts[0]["effectiveGasPrice"]
+    assert w3.eth.get_balance(account, block_identifier=posted_in) == before - bounty - fee
+    fees = sum(r["gasUsed"] * r["effectiveGasPrice"] for r in receipts)
+    assert w3.eth.get_balance(account) == before - fees
+    assert market.pending(account) == 0
+    assert w3.eth.get_balance(market.tree.address) == contract_before

@@ -1,14 +1,10 @@
 """bountytree: every task, newest first."""
 
-import sys
-from pathlib import Path
-
 import streamlit as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import ui
+from app import ui
 
-market = ui.page("bountytree", "tasks")
+market = ui.page("bountytree")
 st.caption(
     "Bounties for models trained on private data. Scores come from a two-party secure computation: "
     "the validation set never leaves the sponsor."
