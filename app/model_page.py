@@ -39,7 +39,13 @@ def _load(
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def _zip(
-    chain_id: int, contract: str, node_id: int, fmt: str, _market: Market, _source: ModelSource
+    chain_id: int,
+    contract: str,
+    node_id: int,
+    winner: bool,
+    fmt: str,
+    _market: Market,
+    _source: ModelSource,
 ) -> bytes:
     return export_zip(_source, fmt, check_rows(_market, _source))
 
@@ -47,7 +53,9 @@ def _zip(
 def _download(market: Market, source: ModelSource, fmt: str) -> Callable[[], bytes]:
     """Built when the button is clicked (an ONNX or TorchScript export is converted and
     checked then, not on every run of the page)."""
-    return lambda: _zip(source.chain_id, source.contract, source.node.id, fmt, market, source)
+    return lambda: _zip(
+        source.chain_id, source.contract, source.node.id, source.is_winner, fmt, market, source
+    )
 
 
 def _node_label(n: NodeView, winner: int) -> str:

@@ -15,6 +15,7 @@ PARTS = [
     ("End to end (make bench-e2e)", "e2e.md"),
     ("Scale (make bench-scale)", "scale.md"),
     ("Lineage and replay (make bench-lineage)", "lineage.md"),
+    ("Serving (make bench-serve)", "serve.md"),
 ]
 
 

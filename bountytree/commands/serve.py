@@ -1,0 +1,94 @@
+"""`bountytree serve --task N [--node ID] [--host 127.0.0.1] [--port 8080]`: the task's model
+over HTTP, speaking the Open Inference Protocol (KServe v2 REST); see docs/models.md.
+
+Heavy imports (torch, starlette, uvicorn) wait inside `run`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..config import Settings
+
+
+def register(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    p = sub.add_parser(
+        "serve",
+        parents=[common],
+        help="serve a task's winner (or a scored node) over HTTP (Open Inference Protocol)",
+    )
+    p.add_argument("--task", type=int, required=True)
+    p.add_argument("--node", type=int, help="a scored node of the task (default: the winner)")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)"
+    )
+    p.add_argument("--port", type=int, default=8080, help="default 8080; 0 picks a free port")
+    p.add_argument(
+        "--max-batch", type=int, default=64, help="rows per forward pass (1: no batching)"
+    )
+    p.add_argument(
+        "--max-delay-ms",
+        type=float,
+        default=1.0,
+        help="how long a batch waits for requests already arriving (default 1 ms)",
+    )
+    p.add_argument("--max-rows", type=int, default=1024, help="rows per request (default 1024)")
+    p.add_argument("--max-body-mb", type=float, default=4.0, help="request body limit (default 4)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from ..errors import UserError
+
+    if not 0 <= args.port <= 65535:
+        raise UserError(f"--port: {args.port} is outside 0..65535")
+    if not 1 <= args.threads <= 64:
+        raise UserError(f"--threads: {args.threads} is outside 1..64")
+    import torch
+
+    from ..inference import Predictor
+    from ..model_card import read_market, resolve
+    from ..serving import ModelInfo, ServeConfig, build_app, listen
+    from ..serving import run as serve_forever
+
+    config = ServeConfig(
+        max_batch=args.max_batch,
+        max_delay=args.max_delay_ms / 1000,
+        max_rows=args.max_rows,
+        max_body=int(args.max_body_mb * (1 << 20)),
+    )
+    config.check()
+    torch.set_num_threads(args.threads)
+    source = resolve(read_market(settings), args.task, args.node)
+    predictor = Predictor.from_weights(source.weights, source.spec, source.weights_cid)
+    predictor.forward(
+        predictor.rows(torch.zeros(config.max_batch, source.spec.num_features).numpy())
+    )
+    model = ModelInfo(source.model_name, source.version, source.task.id, source.node.id)
+    app = build_app(predictor, model, config)
+    sock = listen(args.host, args.port)
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{port}/v2/models/{model.name}"
+
+    def announce() -> None:
+        role = "winner" if source.is_winner else "scored node"
+        print(
+            f"serving node {source.node.id} ({role} of task {source.task.id}, validation accuracy "
+            f"{source.node.accuracy_bps / 100:.2f}%) at {url}",
+            flush=True,
+        )
+        if args.host not in ("127.0.0.1", "localhost", "::1"):
+            print(
+                f"warning: listening on {args.host}: anyone who can reach it may query the model "
+                "(no authentication)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    serve_forever(app, sock, announce)
+    print("stopped", flush=True)
+    return 0

@@ -1,0 +1,378 @@
+"""Which model a task produced, where it came from, and its model card.
+
+`resolve` finds the model a sponsor paid for — the winner the contract recorded when the task was
+finalized, or any scored node on request — reads its spec and weights from the store through the
+checked loaders, and gathers its lineage from the chain: every node from the architecture down,
+with its author, data, accuracy, gain and what the payout rule credited it. `model_card` writes
+that as a Hugging Face-style README.md (YAML front matter, then prose), so a model found on disk
+names the task, the chain and the contract that can prove it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_account import Account
+
+from .config import Settings
+from .errors import UserError
+from .market import Market, NodeView, Payout, TaskView, best_above, open_market, path_gain
+from .spec import ModelSpec
+from .store import get_bytes
+from .weights import load as load_weights
+from .weights import max_bytes
+
+BPS = 10_000
+
+
+@dataclass(frozen=True)
+class LineageStep:
+    """One node on the path from the architecture to the exported node."""
+
+    node_id: int
+    kind: str
+    author: str
+    accuracy_bps: int
+    gain_bps: int | None  # over the best reached above it on the path; None for the architecture
+    dataset_id: int  # 0: the author's private data
+    data_provider: str  # who a data payout for this node goes to (author, or the publisher)
+    cid: str  # the spec for the architecture, the weights for a trained node
+    verified_ops: int
+    paid: dict[str, int] = field(default_factory=dict)  # payout kind -> wei, at finalize
+
+
+@dataclass(frozen=True)
+class FormatCheck:
+    """An exported file loaded back and compared with PyTorch on the same rows."""
+
+    file: str
+    rows: int
+    source: str  # where the rows came from
+    max_abs_diff: float
+    classes_agree: int
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Everything an export, a server or a model card needs about one scored node."""
+
+    chain_id: int
+    contract: str
+    task: TaskView
+    node: NodeView
+    is_winner: bool
+    spec: ModelSpec
+    spec_cid: str
+    weights_cid: str
+    weights: bytes
+    lineage: tuple[LineageStep, ...]
+    payouts: tuple[Payout, ...]  # PayoutCredited events of the task, stakes left out
+    pool: int | None  # bounty + forfeited stakes at finalize
+
+    @property
+    def model_name(self) -> str:
+        """The name the server publishes (`/v2/models/<name>`)."""
+        return f"task-{self.task.id}"
+
+    @property
+    def version(self) -> str:
+        return str(self.node.id)
+
+    @property
+    def title(self) -> str:
+        name = self.task.info.name if self.task.info else f"task {self.task.id}"
+        role = "winner" if self.is_winner else "a scored node"
+        return f"{name}: node {self.node.id} ({role} of task {self.task.id})"
+
+
+def read_market(settings: Settings) -> Market:
+    """A Market for reading only. Export and serve sign nothing, so they need no key: a fresh
+    throwaway account stands in (and the refusal of public dev keys off a local chain never
+    applies)."""
+    return open_market(settings, Account.create())
+
+
+def resolve(market: Market, task_id: int, node_id: int | None = None) -> ModelSource:
+    """The winner of a finalized task by default, or scored node `node_id` of the task; its
+    weights are read from the store and checked against the spec before anything uses them."""
+    task = market.task(task_id)
+    if node_id is None:
+        if not task.finalized:
+            raise UserError(
+                f"task {task_id} is not finalized, so it has no winner yet; "
+                "give --node ID to use a scored node"
+            )
+        if not task.winner:
+            raise UserError(f"task {task_id} was finalized with no scored node: it has no model")
+        node_id = task.winner
+    nodes = market.nodes(task_id)
+    node = nodes.get(node_id)
+    if node is None:
+        raise UserError(f"node {node_id} is not in task {task_id}")
+    if node.status != "scored":
+        raise UserError(
+            f"node {node_id} is {node.status}, not scored: it has no accuracy to stand on"
+        )
+    path = _path(node, nodes)
+    spec = market.architecture_spec(node)
+    weights_cid = market.weights_cid(node, spec)
+    raw = get_bytes(market.store, weights_cid, max_bytes(spec))
+    load_weights(raw, spec, f"weights {weights_cid} of node {node.id}")
+    paid = _paid_by_rule(market, task, nodes) if task.finalized and task.winner else {}
+    publishers = {
+        n.dataset_id: market.dataset_record(n.dataset_id)["publisher"] for n in path if n.dataset_id
+    }
+    lineage = tuple(
+        LineageStep(
+            node_id=n.id,
+            kind=n.kind,
+            author=n.author,
+            accuracy_bps=n.accuracy_bps,
+            gain_bps=None if n.kind == "architecture" else n.gain_bps,
+            dataset_id=n.dataset_id,
+            data_provider=publishers.get(n.dataset_id, n.author),
+            cid=n.cid,
+            verified_ops=n.verified_ops,
+            paid=paid.get(n.id, {}),
+        )
+        for n in path
+    )
+    finalized = market.logs("TaskFinalized", taskId=task_id) if task.finalized else []
+    return ModelSource(
+        chain_id=market.chain.chain_id,
+        contract=str(market.tree.address),
+        task=task,
+        node=node,
+        is_winner=task.finalized and task.winner == node.id,
+        spec=spec,
+        spec_cid=path[0].cid,
+        weights_cid=weights_cid,
+        weights=raw,
+        lineage=lineage,
+        payouts=tuple(p for p in market.payouts(task_id) if p.kind != "stake"),
+        pool=int(finalized[0]["args"]["pool"]) if finalized else None,
+    )
+
+
+def _path(node: NodeView, nodes: dict[int, NodeView]) -> list[NodeView]:
+    path = [node]
+    while path[-1].parent_id:
+        path.append(nodes[path[-1].parent_id])
+    return path[::-1]
+
+
+def _paid_by_rule(
+    market: Market, task: TaskView, nodes: dict[int, NodeView]
+) -> dict[int, dict[str, int]]:
+    """node id -> {payout kind: wei} for the winner's path, by the contract's own arithmetic
+    (floor division, gains over the best above, ops of the oracle's replay). The events say who
+    was credited what; this says for which node."""
+    events = market.logs("TaskFinalized", taskId=task.id)
+    if not events:
+        return {}
+    pool = int(events[0]["args"]["pool"])
+    path = _path(nodes[task.winner], nodes)
+    trained = path[1:]
+    gains = {
+        n.id: path_gain(n.accuracy_bps, best_above(nodes[n.parent_id], nodes)) for n in trained
+    }
+    total_gain = sum(gains.values())
+    total_ops = sum(n.verified_ops for n in trained)
+    data_pool = pool * task.shares_bps[0] // BPS
+    compute_pool = pool * task.shares_bps[1] // BPS
+    out: dict[int, dict[str, int]] = {}
+    for n in trained:
+        paid = {}
+        if gains[n.id]:
+            paid["data"] = data_pool * gains[n.id] // total_gain
+        if n.verified_ops:
+            paid["compute"] = compute_pool * n.verified_ops // total_ops
+        out[n.id] = {k: v for k, v in paid.items() if v}
+    expertise = pool * task.shares_bps[2] // BPS
+    out[path[0].id] = {"expertise": expertise} if expertise else {}
+    return out
+
+
+# ── the model card ───────────────────────────────────────────────────────────
+
+
+def _eth(wei: int) -> str:
+    from .render import eth
+
+    return eth(wei)
+
+
+def front_matter(source: ModelSource, checks: Sequence[FormatCheck] = ()) -> dict[str, Any]:
+    """The YAML header: Hugging Face's fields (model-index with the validation accuracy) and a
+    `bountytree` block a program can check against the chain."""
+    task, node, info = source.task, source.node, source.task.info
+    accuracy = node.accuracy_bps / BPS
+    task_name = info.name if info else f"task {task.id}"
+    return {
+        "library_name": "pytorch",
+        "tags": ["bountytree", "classification", "safetensors"],
+        "pipeline_tag": "tabular-classification",
+        "model-index": [
+            {
+                "name": f"{task_name} node {node.id}",
+                "results": [
+                    {
+                        "task": {"type": "tabular-classification", "name": "classification"},
+                        "dataset": {
+                            "name": f"{task_name}: the sponsor's private validation set",
+                            "type": "private",
+                        },
+                        "metrics": [
+                            {
+                                "type": "accuracy",
+                                "value": accuracy,
+                                "name": "validation accuracy (two-party CrypTen, recorded on-chain)",
+                            }
+                        ],
+                    }
+                ],
+            }
+        ],
+        "bountytree": {
+            "chain_id": source.chain_id,
+            "contract": source.contract,
+            "task": task.id,
+            "task_description_cid": task.description_cid,
+            "finalized": task.finalized,
+            "node": node.id,
+            "winner": source.is_winner,
+            "spec_cid": source.spec_cid,
+            "weights_cid": source.weights_cid,
+            "input_shape": list(source.spec.input_shape),
+            "num_classes": source.spec.num_classes,
+            "validation_accuracy": accuracy,
+            "validation_rows": info.validation_rows if info else None,
+            "test_accuracy": None,
+            "target_accuracy": task.target_bps / BPS,
+            "pool_wei": source.pool,
+            "lineage": [
+                {
+                    "node": s.node_id,
+                    "kind": s.kind,
+                    "author": s.author,
+                    "dataset": None if s.kind == "architecture" else (s.dataset_id or "private"),
+                    "accuracy": s.accuracy_bps / BPS,
+                    "gain": None if s.gain_bps is None else s.gain_bps / BPS,
+                    "cid": s.cid,
+                    "paid_wei": dict(s.paid),
+                }
+                for s in source.lineage
+            ],
+            "checked": [{"file": c.file, "rows": c.rows, "source": c.source} for c in checks],
+        },
+    }
+
+
+def model_card(source: ModelSource, checks: Sequence[FormatCheck] = ()) -> str:
+    """README.md: front matter, then what the model is, how good, where it came from, how to use."""
+    import yaml  # type: ignore[import-untyped]
+
+    task, node, spec = source.task, source.node, source.spec
+    info = task.info
+    header = yaml.safe_dump(front_matter(source, checks), sort_keys=False, allow_unicode=True)
+    lines = [
+        "---",
+        str(header).rstrip(),
+        "---",
+        "",
+        f"# {source.title}",
+        "",
+        (info.description + "\n") if info and info.description else "",
+        f"A classifier of rows of {list(spec.input_shape)} features into {spec.num_classes} "
+        f"classes, `{spec.name or 'unnamed'}` ({spec.num_params:,} parameters), trained on the "
+        f"bountytree marketplace. "
+        + (
+            "It is the winner the contract recorded when the task was finalized."
+            if source.is_winner
+            else "It is a scored node of the task, not (or not yet) its recorded winner."
+        ),
+        "",
+        "## Accuracy",
+        "",
+        "| metric | value |",
+        "| --- | --- |",
+        f"| validation accuracy | {node.accuracy_bps / 100:.2f} % on "
+        f"{info.validation_rows if info else '?'} rows the sponsor keeps private; computed by the "
+        "oracle in a two-party CrypTen session and recorded on-chain |",
+        f"| target of the task | {task.target_bps / 100:.2f} % |",
+        "| test accuracy | none: a bountytree task records no test accuracy (a sponsor who kept "
+        "a test split can measure it locally) |",
+        "",
+        "## Lineage",
+        "",
+        "From the architecture down to this node. Gain is the accuracy a node added over the best "
+        "already reached above it on the path (what the data share pays); paid is what the "
+        "payout rule credited for the node when the task was finalized.",
+        "",
+        "| node | kind | author | data | accuracy | gain | paid | CID |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for s in source.lineage:
+        data = "—" if s.kind == "architecture" else "private"
+        if s.dataset_id:
+            data = f"dataset {s.dataset_id} (published by {s.data_provider})"
+        paid = ", ".join(f"{kind} {_eth(wei)}" for kind, wei in s.paid.items()) or "—"
+        gain = "—" if s.gain_bps is None else f"{s.gain_bps / 100:+.2f} pts"
+        lines.append(
+            f"| #{s.node_id} | {s.kind} | {s.author} | {data} | "
+            f"{s.accuracy_bps / 100:.2f} % | {gain} | {paid} | `{s.cid}` |"
+        )
+    lines += ["", "## Payouts", ""]
+    if source.payouts:
+        lines += [
+            f"Credited at finalize from a pool of {_eth(source.pool or 0)} (PayoutCredited events):",
+            "",
+            "| account | kind | amount |",
+            "| --- | --- | --- |",
+        ]
+        lines += [f"| {p.account} | {p.kind} | {_eth(p.amount)} |" for p in source.payouts]
+    else:
+        lines.append("None yet: the task is not finalized.")
+    lines += [
+        "",
+        "## Provenance",
+        "",
+        f"- chain id {source.chain_id}, BountyTree contract `{source.contract}`, task {task.id}",
+        f"- task description `{task.description_cid}`",
+        f"- model spec `{source.spec_cid}` (`config.json`, format bountytree/model@1)",
+        f"- weights `{source.weights_cid}` (`model.safetensors`, byte for byte: adding it to IPFS "
+        "gives this CID)",
+        "",
+    ]
+    if checks:
+        lines += ["## Exported formats, checked", ""]
+        lines += [
+            f"- `{c.file}` loaded back and run on {c.rows} rows of {c.source}: largest logit "
+            f"difference from PyTorch {c.max_abs_diff:.2g}, predicted classes identical on "
+            f"{c.classes_agree} of {c.rows} rows"
+            for c in checks
+        ]
+        lines.append("")
+    lines += [
+        "## Use",
+        "",
+        "```python",
+        "from pathlib import Path",
+        "",
+        "import numpy as np",
+        "from bountytree.inference import Predictor",
+        "from bountytree.spec import load_spec",
+        "",
+        "spec = load_spec(Path('config.json').read_bytes())",
+        "model = Predictor.from_weights(Path('model.safetensors').read_bytes(), spec)",
+        f"rows = np.zeros((3, {spec.num_features}), dtype=np.float32)  # your rows, one per line",
+        "print(model.predict(rows).classes)",
+        "```",
+        "",
+        f"or serve it: `bountytree serve --task {task.id} --node {node.id}` (Open Inference "
+        "Protocol, see docs/models.md of bountytree).",
+        "",
+    ]
+    return "\n".join(lines)

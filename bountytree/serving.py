@@ -1,0 +1,572 @@
+"""`bountytree serve`: one model behind the Open Inference Protocol (KServe v2, REST).
+
+Endpoints: `GET /v2/health/live`, `GET /v2/health/ready`, `GET /v2` (server metadata),
+`GET /v2/models/{name}[/versions/{v}]` (model metadata), `.../ready`, `POST .../infer`, and
+`GET /metrics` (Prometheus text). The model takes one input tensor `input` (FP32, FP64 or any
+INT/UINT type; shape [rows, *input_shape] or [rows, features]) and gives `logits` (FP32) and
+`class` (INT64, the argmax). Every bad request is a 400 (404 for an unknown model or path) with
+`{"error": "…"}` on one line; the model never sees a row that `Predictor.rows` did not check.
+
+Concurrent requests are batched: a request that finds the model idle runs at once (no added
+wait at low load); while others are already being read, the batcher waits up to `max_delay` for
+them, then runs one forward pass over all the rows, up to `max_batch`, and hands each request
+its slice. The forward pass runs on the event loop itself: the models bountytree trains take
+tens of microseconds, less than a hop to a worker thread would cost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import socket
+import time
+from bisect import bisect_left
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .errors import UserError
+from .inference import InputError, Prediction, Predictor
+
+INPUT = "input"
+OUTPUTS = ("logits", "class")
+# Open Inference Protocol datatypes accepted for the input, and the numpy kinds their data may take.
+DATATYPES = {
+    "FP32": "fiu",
+    "FP64": "fiu",
+    "FP16": "fiu",
+    **{f"INT{b}": "iu" for b in (8, 16, 32, 64)},
+    **{f"UINT{b}": "iu" for b in (8, 16, 32, 64)},
+}
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Limits and batching. `max_batch` is rows per forward pass (1 turns batching off: each
+    request alone); a single request larger than it still runs whole, up to `max_rows`."""
+
+    max_batch: int = 64
+    max_delay: float = 0.001
+    max_rows: int = 1024
+    max_body: int = 4 << 20
+
+    def check(self) -> None:
+        if not 1 <= self.max_batch <= 65536:
+            raise UserError(f"--max-batch: {self.max_batch} is outside 1..65536")
+        if not 0 <= self.max_delay <= 1:
+            raise UserError(f"--max-delay-ms: {self.max_delay * 1000:g} is outside 0..1000")
+        if not 1 <= self.max_rows <= 1 << 20:
+            raise UserError(f"--max-rows: {self.max_rows} is outside 1..{1 << 20}")
+        if not 1024 <= self.max_body <= 1 << 30:
+            raise UserError(f"--max-body-mb: {self.max_body / (1 << 20):g} is outside 0.001..1024")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the server publishes about its model (metadata, metrics labels)."""
+
+    name: str
+    version: str
+    task_id: int
+    node_id: int
+
+
+class BadRequest(Exception):
+    """A request the protocol or the model refuses; its message is the one-line error."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+# ── metrics (Prometheus text format 0.0.4) ──────────────────────────────────
+
+
+class Histogram:
+    def __init__(self, buckets: tuple[float, ...]):
+        self.buckets = buckets
+        self.counts = [0] * (len(buckets) + 1)
+        self.sum = 0.0
+        self.count = 0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.buckets, value)] += 1
+        self.sum += value
+        self.count += 1
+
+    def lines(self, name: str, labels: str = "") -> list[str]:
+        sep = "," if labels else ""
+        out, running = [], 0
+        for bound, n in zip((*self.buckets, math.inf), self.counts, strict=True):
+            running += n
+            le = "+Inf" if bound == math.inf else f"{bound:g}"
+            out.append(f'{name}_bucket{{{labels}{sep}le="{le}"}} {running}')
+        braces = f"{{{labels}}}" if labels else ""
+        out += [f"{name}_sum{braces} {self.sum:.9g}", f"{name}_count{braces} {self.count}"]
+        return out
+
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+ROWS_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+@dataclass
+class Metrics:
+    model: ModelInfo
+    requests: dict[tuple[str, int], int] = field(default_factory=dict)
+    latency: dict[str, Histogram] = field(default_factory=dict)
+    batch_rows: Histogram = field(default_factory=lambda: Histogram(ROWS_BUCKETS))
+    batch_requests: Histogram = field(default_factory=lambda: Histogram(ROWS_BUCKETS[:8]))
+
+    def request(self, route: str, status: int, seconds: float) -> None:
+        key = (route, status)
+        self.requests[key] = self.requests.get(key, 0) + 1
+        if route not in self.latency:
+            self.latency[route] = Histogram(LATENCY_BUCKETS)
+        self.latency[route].observe(seconds)
+
+    def render(self) -> str:
+        m = self.model
+        lines = [
+            "# HELP bountytree_model_info The model served: task, node (version) and name.",
+            "# TYPE bountytree_model_info gauge",
+            f'bountytree_model_info{{model="{m.name}",version="{m.version}",task="{m.task_id}",'
+            f'node="{m.node_id}"}} 1',
+            "# HELP bountytree_requests_total HTTP requests by route and status code.",
+            "# TYPE bountytree_requests_total counter",
+        ]
+        lines += [
+            f'bountytree_requests_total{{route="{route}",code="{code}"}} {n}'
+            for (route, code), n in sorted(self.requests.items())
+        ]
+        lines += [
+            "# HELP bountytree_request_duration_seconds Time from request to response, by route.",
+            "# TYPE bountytree_request_duration_seconds histogram",
+        ]
+        for route, h in sorted(self.latency.items()):
+            lines += h.lines("bountytree_request_duration_seconds", f'route="{route}"')
+        lines += [
+            "# HELP bountytree_batch_rows Rows in each forward pass.",
+            "# TYPE bountytree_batch_rows histogram",
+            *self.batch_rows.lines("bountytree_batch_rows"),
+            "# HELP bountytree_batch_requests Requests served by each forward pass.",
+            "# TYPE bountytree_batch_requests histogram",
+            *self.batch_requests.lines("bountytree_batch_requests"),
+        ]
+        return "\n".join(lines) + "\n"
+
+
+def route_of(path: str) -> str:
+    """A low-cardinality label for a request path (no model names or ids)."""
+    if path.endswith("/infer"):
+        return "infer"
+    if path.startswith("/v2/health/"):
+        return path.rsplit("/", 1)[1]
+    if path.startswith("/v2/models/"):
+        return "model_ready" if path.endswith("/ready") else "model_metadata"
+    return {"/v2": "server_metadata", "/metrics": "metrics"}.get(path.rstrip("/") or "/", "other")
+
+
+class MetricsMiddleware:
+    """Counts every HTTP request by route and status and times it (a plain ASGI wrapper: no
+    per-request task or thread, unlike Starlette's BaseHTTPMiddleware)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics):
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            self.metrics.request(route_of(scope["path"]), status, time.perf_counter() - started)
+
+
+# ── the batcher ──────────────────────────────────────────────────────────────
+
+
+@dataclass
+class _Job:
+    rows: np.ndarray
+    done: asyncio.Future[Prediction]
+
+
+class Batcher:
+    """Collects checked rows from concurrent requests into forward passes (see the module doc)."""
+
+    def __init__(self, predictor: Predictor, config: ServeConfig, metrics: Metrics):
+        self.predictor = predictor
+        self.config = config
+        self.metrics = metrics
+        self.queue: deque[_Job] = deque()
+        self.inflight = 0  # infer requests started and not yet answered
+        self._ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def predict(self, rows: np.ndarray) -> Prediction:
+        job = _Job(rows, asyncio.get_running_loop().create_future())
+        self.queue.append(job)
+        self._ready.set()
+        return await job.done
+
+    async def _collect(self) -> list[_Job]:
+        """The next batch: everything queued that fits, waiting up to max_delay only while
+        requests that started are still being read and parsed (they will join)."""
+        while not self.queue:
+            self._ready.clear()
+            await self._ready.wait()
+        jobs = [self.queue.popleft()]
+        rows = len(jobs[0].rows)
+        deadline = 0.0
+        while rows < self.config.max_batch:
+            if self.queue:
+                if rows + len(self.queue[0].rows) > self.config.max_batch:
+                    break
+                jobs.append(self.queue.popleft())
+                rows += len(jobs[-1].rows)
+                continue
+            coming = self.inflight - len(jobs)
+            if coming <= 0 or self.config.max_delay <= 0:
+                break
+            loop = asyncio.get_running_loop()
+            deadline = deadline or loop.time() + self.config.max_delay
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            self._ready.clear()
+            try:
+                async with asyncio.timeout(left):
+                    await self._ready.wait()
+            except TimeoutError:
+                break
+        return jobs
+
+    async def _run(self) -> None:
+        while True:
+            jobs = await self._collect()
+            live = [j for j in jobs if not j.done.cancelled()]
+            if not live:
+                continue
+            rows = live[0].rows if len(live) == 1 else np.concatenate([j.rows for j in live])
+            self.metrics.batch_rows.observe(len(rows))
+            self.metrics.batch_requests.observe(len(live))
+            try:
+                out = self.predictor.forward(rows)
+            except Exception as exc:  # not the caller's input: it was checked
+                for j in live:
+                    j.done.set_exception(exc)
+                continue
+            start = 0
+            for j in live:
+                end = start + len(j.rows)
+                j.done.set_result(Prediction(out.logits[start:end], out.classes[start:end]))
+                start = end
+
+
+# ── requests ─────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class InferRequest:
+    rows: np.ndarray
+    outputs: tuple[str, ...]
+    id: str | None
+
+
+def _shape(value: Any) -> list[int]:
+    if not isinstance(value, list) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in value
+    ):
+        raise BadRequest("inputs[0].shape: expected a list of non-negative integers")
+    return value
+
+
+def parse_infer(body: bytes, predictor: Predictor, config: ServeConfig) -> InferRequest:
+    """Checks an inference request against the protocol and the model; BadRequest if it fails."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise BadRequest("the body is not valid JSON") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("inputs"), list):
+        raise BadRequest(
+            'expected a JSON object with "inputs": [{"name", "shape", "datatype", "data"}]'
+        )
+    inputs = doc["inputs"]
+    if len(inputs) != 1 or not isinstance(inputs[0], dict):
+        raise BadRequest(f'"inputs": the model takes exactly one tensor, named "{INPUT}"')
+    tensor = inputs[0]
+    if tensor.get("name") != INPUT:
+        raise BadRequest(
+            f'inputs[0].name: {orjson.dumps(tensor.get("name")).decode()} is not "{INPUT}"'
+        )
+    datatype = tensor.get("datatype")
+    if datatype not in DATATYPES:
+        raise BadRequest(
+            f"inputs[0].datatype: {orjson.dumps(datatype).decode()} is not one of "
+            f"{', '.join(DATATYPES)}"
+        )
+    shape = _shape(tensor.get("shape"))
+    spec = predictor.spec
+    fits = (tuple(shape[1:]) == spec.input_shape) or (shape[1:] == [spec.num_features])
+    if len(shape) < 2 or not fits:
+        raise BadRequest(
+            f"inputs[0].shape: {shape} does not fit the model, which takes "
+            f"[rows, {', '.join(map(str, spec.input_shape))}]"
+            + (f" or [rows, {spec.num_features}]" if len(spec.input_shape) > 1 else "")
+        )
+    if not 1 <= shape[0] <= config.max_rows:
+        raise BadRequest(f"inputs[0].shape: {shape[0]} rows, expected 1 to {config.max_rows}")
+    data = tensor.get("data")
+    if not isinstance(data, list):
+        raise BadRequest("inputs[0].data: expected a list of numbers (flat or nested, row-major)")
+    try:
+        values = np.asarray(data)
+    except ValueError:
+        raise BadRequest(
+            "inputs[0].data: nested lists of unequal lengths, or nested too deeply"
+        ) from None
+    if values.dtype.kind not in DATATYPES[datatype]:
+        what = "integers" if DATATYPES[datatype] == "iu" else "numbers"
+        raise BadRequest(f"inputs[0].data: {datatype} data must be {what}, got {values.dtype}")
+    if values.size != math.prod(shape):
+        raise BadRequest(
+            f"inputs[0].data: {values.size} values, shape {shape} needs {math.prod(shape)}"
+        )
+    if datatype.startswith(("INT", "UINT")) and values.size:
+        limits = np.iinfo(datatype.lower())
+        if values.min() < limits.min or values.max() > limits.max:
+            raise BadRequest(f"inputs[0].data: values outside the range of {datatype}")
+    try:
+        rows = predictor.rows(values.reshape(shape), "inputs[0].data")
+    except InputError as exc:
+        raise BadRequest(str(exc)) from None
+    wanted = doc.get("outputs")
+    outputs: tuple[str, ...] = OUTPUTS
+    if wanted is not None:
+        if not isinstance(wanted, list) or not all(
+            isinstance(o, dict) and o.get("name") in OUTPUTS for o in wanted
+        ):
+            raise BadRequest(f'"outputs": expected a list of {{"name"}} among {", ".join(OUTPUTS)}')
+        outputs = tuple(o["name"] for o in wanted)
+    request_id = doc.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise BadRequest('"id": expected a string')
+    return InferRequest(rows, outputs, request_id)
+
+
+def infer_response(model: ModelInfo, request: InferRequest, out: Prediction) -> bytes:
+    tensors = {
+        "logits": {
+            "name": "logits",
+            "datatype": "FP32",
+            "shape": list(out.logits.shape),
+            "data": out.logits.reshape(-1),
+        },
+        "class": {
+            "name": "class",
+            "datatype": "INT64",
+            "shape": [len(out.classes)],
+            "data": out.classes,
+        },
+    }
+    doc: dict[str, Any] = {"model_name": model.name, "model_version": model.version}
+    if request.id is not None:
+        doc["id"] = request.id
+    doc["outputs"] = [tensors[name] for name in request.outputs]
+    return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def _json(doc: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(doc), status, media_type="application/json")
+
+
+def _error(message: str, status: int) -> Response:
+    return _json({"error": message}, status)
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BadRequest(f"the body is {int(declared)} bytes, at most {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BadRequest(f"the body is over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def build_app(predictor: Predictor, model: ModelInfo, config: ServeConfig) -> Starlette:
+    """The ASGI application (what uvicorn runs; tests and benchmarks build it the same way)."""
+    metrics = Metrics(model)
+    batcher = Batcher(predictor, config, metrics)
+    spec = predictor.spec
+
+    def check_model(request: Request) -> None:
+        name = request.path_params["name"]
+        if name != model.name:
+            raise BadRequest(f"unknown model {name!r}; this server has {model.name!r}", 404)
+        version = request.path_params.get("version")
+        if version is not None and version != model.version:
+            raise BadRequest(
+                f"model {name!r} has no version {version!r}; it has {model.version!r}", 404
+            )
+
+    async def live(request: Request) -> Response:
+        return _json({"live": True})
+
+    async def ready(request: Request) -> Response:
+        return _json({"ready": True})
+
+    async def server_metadata(request: Request) -> Response:
+        from . import __version__
+
+        return _json({"name": "bountytree", "version": __version__, "extensions": []})
+
+    async def model_metadata(request: Request) -> Response:
+        check_model(request)
+        return _json(
+            {
+                "name": model.name,
+                "versions": [model.version],
+                "platform": "pytorch_bountytree",
+                "inputs": [{"name": INPUT, "datatype": "FP32", "shape": [-1, *spec.input_shape]}],
+                "outputs": [
+                    {"name": "logits", "datatype": "FP32", "shape": [-1, spec.num_classes]},
+                    {"name": "class", "datatype": "INT64", "shape": [-1]},
+                ],
+                "parameters": {"task": model.task_id, "node": model.node_id},
+            }
+        )
+
+    async def model_ready(request: Request) -> Response:
+        check_model(request)
+        return _json({"name": model.name, "ready": True})
+
+    async def infer(request: Request) -> Response:
+        batcher.inflight += 1
+        try:
+            check_model(request)
+            parsed = parse_infer(await _body(request, config.max_body), predictor, config)
+            out = await batcher.predict(parsed.rows)
+            return Response(infer_response(model, parsed, out), media_type="application/json")
+        finally:
+            batcher.inflight -= 1
+
+    async def prometheus(request: Request) -> Response:
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    async def bad_request(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, BadRequest)
+        return _error(str(exc), exc.status)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return _error(f"{exc.detail}: {request.method} {request.url.path}", exc.status_code)
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        return _error(f"internal error ({type(exc).__name__})", 500)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        batcher.start()
+        yield
+        await batcher.stop()
+
+    base = "/v2/models/{name}"
+    versioned = "/v2/models/{name}/versions/{version}"
+    # Inference first: the router tries routes in order, and most requests are inferences.
+    routes = [Route(prefix + "/infer", infer, methods=["POST"]) for prefix in (base, versioned)]
+    routes += [
+        Route("/v2/health/live", live),
+        Route("/v2/health/ready", ready),
+        Route("/v2", server_metadata),
+        Route("/metrics", prometheus),
+    ]
+    for prefix in (base, versioned):
+        routes += [Route(prefix, model_metadata), Route(prefix + "/ready", model_ready)]
+    app = Starlette(
+        routes=routes,
+        exception_handlers={
+            BadRequest: bad_request,
+            HTTPException: http_error,
+            Exception: server_error,
+        },
+        lifespan=lifespan,
+    )
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # type: ignore[arg-type]
+    app.state.metrics = metrics
+    app.state.batcher = batcher
+    return app
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket, or a one-line UserError (port taken, address not on this machine)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise UserError(f"cannot listen on {host}:{port} ({exc.strerror})") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def run(app: Starlette, sock: socket.socket, on_ready: Callable[[], None] | None = None) -> None:
+    """Serves until SIGINT or SIGTERM, then shuts down gracefully (requests in flight are
+    answered) and returns. uvloop and httptools are used when installed (requirements.txt pins
+    them)."""
+    import signal
+
+    import uvicorn
+
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, lifespan="on", server_header=False
+    )
+    server = uvicorn.Server(config)
+    if on_ready is not None:
+        on_ready()
+    # uvicorn raises the signal again once it has shut down; a stop that was asked for is the
+    # normal end of a server, so that second delivery is ignored and the command exits 0.
+    stops = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in stops}
+    try:
+        server.run(sockets=[sock])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
