@@ -3,128 +3,55 @@ pragma solidity 0.8.28;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
-import {Reputation} from "./Reputation.sol";
+import {IBountyTree} from "./interfaces/IBountyTree.sol";
+import {IReputation} from "./interfaces/IReputation.sol";
+import {Payouts} from "./libraries/Payouts.sol";
 
 /// @title BountyTree
-/// @notice Escrowed bounties for models trained on private data. Every contribution to a task
-///         is a node in a tree (architectures at depth 1, trained weights below); an oracle
-///         scores nodes against the sponsor's private validation set; when a node reaches the
-///         target (or the deadline passes) the path from the architecture to the best node is
-///         paid: data by accuracy gain, compute by verified operations, expertise to the
-///         architect. Payouts are credited and pulled with {withdraw}.
-/// @dev Storage is packed so that each operation touches as few slots as possible: a
-///      submission reads only task slot 0, scoring writes only node slot 2, and the best node
-///      is tracked while scoring so that {finalize} walks one path (at most MAX_DEPTH nodes)
-///      and never the whole tree. Ids are stored as uint32 (4 billion of each is enough for
-///      one deployment) and exposed as uint256.
-contract BountyTree is AccessControl, ReentrancyGuard {
+/// @notice The bountytree marketplace; {IBountyTree} documents every type, event, error and
+///         function, and lists the reject reason codes.
+/// @dev Storage is laid out so that each operation touches as few slots as possible: a
+///      submission reads and writes task slot 0 only, scoring writes node slot 2 and task slot 4,
+///      and the best node is tracked while scoring so that {finalize} walks one path (at most
+///      MAX_DEPTH nodes, {Payouts}) and never the whole tree. Ids are stored as uint32 (4 billion
+///      of each is enough for one deployment) and exposed as uint256.
+///
+///      Escrow, per task: what it was paid (bounty, audit bond, and the stake and scoring fee of
+///      every proposal and commitment) is exactly what it credits once it is finalized, its
+///      stakes reclaimed and its bond settled; before that, what it has not credited is its
+///      open pool (bounty + forfeited stakes + fees), the stakes it still escrows and its bond.
+contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
     // ───────────────────────────── constants ─────────────────────────────
 
-    /// @notice Role allowed to record scores and reject nodes.
+    /// @inheritdoc IBountyTree
     bytes32 public constant ORACLE_ROLE = keccak256("ORACLE_ROLE");
-    /// @notice Longest path from the task to a node; bounds the cost of {finalize}.
+    /// @inheritdoc IBountyTree
     uint256 public constant MAX_DEPTH = 32;
-    /// @notice Most nodes {recordScores} or {rejectNodes} take in one call.
+    /// @inheritdoc IBountyTree
     uint256 public constant MAX_BATCH = 64;
-    /// @notice Most nodes {getNodes} returns in one call.
+    /// @inheritdoc IBountyTree
     uint256 public constant MAX_VIEW = 500;
+    /// @inheritdoc IBountyTree
+    int256 public constant REP_PAID = 10;
+    /// @inheritdoc IBountyTree
+    int256 public constant REP_WORSE = -10;
+    /// @inheritdoc IBountyTree
+    int256 public constant REP_REJECTED = -20;
+    /// @inheritdoc IBountyTree
+    uint256 public constant MIN_REPUTATION_PAYOUT = 1e15;
+    /// @inheritdoc IBountyTree
+    uint256 public constant FINALIZE_GRACE = 1 days;
+    /// @inheritdoc IBountyTree
+    /// @dev A week: long enough for a sponsor to upload the file and send one transaction, short
+    ///      enough that the path's accounts do not wait long for a forfeited bond.
+    uint256 public constant AUDIT_WINDOW = 7 days;
     uint256 private constant BPS = 10_000;
 
-    /// @notice Reputation granted for each payout credited on a winning path.
-    int256 public constant REP_PAID = 10;
-    /// @notice Reputation lost by a node that scores below its parent.
-    int256 public constant REP_WORSE = -10;
-    /// @notice Reputation lost by a node the oracle rejects.
-    int256 public constant REP_REJECTED = -20;
-    /// @notice Least an account must be paid by a task (stakes and refunds aside) for that task
-    ///         to raise its reputation; below it a task is dust and proves nothing.
-    uint256 public constant MIN_REPUTATION_PAYOUT = 1e15;
-    /// @notice How long after the deadline a task with unscored nodes may be finalized by anyone
-    ///         but the oracle (the oracle may finalize as soon as the task is due).
-    uint256 public constant FINALIZE_GRACE = 1 days;
-
-    // ─────────────────────────────── types ───────────────────────────────
-
-    /// @dev Pending is 0 so that creating a node never writes its score slot for nothing.
-    enum NodeStatus {
-        Pending,
-        Scored,
-        Rejected,
-        Reclaimed
-    }
-
-    enum PayoutKind {
-        Data,
-        Compute,
-        Expertise,
-        Refund,
-        Stake
-    }
-
-    struct Task {
-        // slot 0: everything a submission needs to read
-        uint96 submissionStake;
-        uint64 deadline;
-        uint16 targetAccuracyBps;
-        uint16 dataShareBps;
-        uint16 computeShareBps;
-        uint16 expertiseShareBps;
-        bool finalized;
-        uint24 pendingNodes; // submitted and neither scored nor rejected
-        // slot 1
-        address sponsor;
-        uint96 bounty;
-        // slots 2, 3
-        bytes32 specCid;
-        bytes32 validationCommitment;
-        // slot 4: written by scoring and finalization
-        uint32 bestNodeId;
-        uint16 bestAccuracyBps;
-        uint32 winnerNodeId;
-        uint96 forfeited;
-    }
-
-    /// @dev An architecture is the node with parentId 0 (its cid is its spec); a trained node's
-    ///      cid is its weights. A submission writes slots 0 and 1 only.
-    struct Node {
-        // slot 0: the tree, written at submission (datasetId again if the oracle re-attributes)
-        address author;
-        uint32 taskId;
-        uint32 parentId;
-        uint8 depth;
-        uint24 datasetId;
-        // slot 1
-        bytes32 cid;
-        // slot 2: the score
-        NodeStatus status;
-        uint16 accuracyBps;
-        uint64 verifiedOps;
-    }
-
-    /// @notice One node's score as the oracle records it.
-    /// @param nodeId A pending node of the task.
-    /// @param accuracyBps Accuracy on the validation set, in 0..10000.
-    /// @param verifiedOps Training operations the oracle reproduced by replay; only a node trained
-    ///        on a published dataset has any.
-    /// @param datasetId The dataset the node was trained on: as declared, or a published dataset of
-    ///        the task whose replay reproduced a node declared as trained on private data.
-    struct Score {
-        uint256 nodeId;
-        uint16 accuracyBps;
-        uint64 verifiedOps;
-        uint256 datasetId;
-    }
-
-    struct Dataset {
-        address publisher;
-        uint32 taskId;
-        bytes32 cid;
-    }
-
-    struct Commitment {
-        address author;
-        uint32 taskId;
-        uint64 blockNumber;
+    /// @dev Task ids, node ids and dataset ids, in one slot.
+    struct Counters {
+        uint32 tasks;
+        uint32 nodes;
+        uint32 datasets;
     }
 
     /// @dev Running state of one {recordScores} call, kept in memory so the task's slot 4 is
@@ -138,118 +65,35 @@ contract BountyTree is AccessControl, ReentrancyGuard {
         uint256 penalisedCount;
     }
 
-    /// @dev Running state of one {finalize} payout.
-    struct Payout {
-        uint256 taskId;
-        address sponsor;
-        uint256 dataPool;
-        uint256 computePool;
-        uint256 totalGain;
-        uint256 totalOps;
-        uint256 paid;
-        // distinct accounts paid so far and what each was paid, for reputation
-        address[] paidTo;
-        uint256[] paidAmount;
-        uint256 paidCount;
-    }
-
-    struct Counters {
-        uint32 tasks;
-        uint32 nodes;
-        uint32 datasets;
-    }
-
     // ────────────────────────────── storage ──────────────────────────────
+    // Slot 0 is AccessControl's role mapping; ReentrancyGuard keeps its flag in a namespaced slot
+    // (ERC-7201), so this contract's own variables start at slot 1.
 
-    /// @notice The reputation registry this marketplace writes.
-    Reputation public immutable reputation;
+    /// @inheritdoc IBountyTree
+    IReputation public immutable reputation;
 
+    /// @dev slot 1
     Counters private _counters;
+    /// @dev slot 2; a Task spans six slots (IBountyTree.Task says which field lives where).
     mapping(uint256 taskId => Task) private _tasks;
+    /// @dev slot 3; a Node spans three slots.
     mapping(uint256 nodeId => Node) private _nodes;
+    /// @dev slot 4; a Dataset spans two slots.
     mapping(uint256 datasetId => Dataset) private _datasets;
-    /// @dev Keyed by keccak256(abi.encode(author, commitment)): each account has its own namespace,
-    ///      so nobody can block a commitment by staking the same hash first.
+    /// @dev slot 5; keyed by keccak256(abi.encode(author, commitment)): each account has its own
+    ///      namespace, so nobody can block a commitment by staking the same hash first.
     mapping(bytes32 key => Commitment) private _commitments;
-    /// @notice Wei credited to `account` and not yet withdrawn.
+    /// @inheritdoc IBountyTree
+    /// @dev slot 6
     mapping(address account => uint256) public pendingWithdrawals;
-
-    // ─────────────────────────────── events ──────────────────────────────
-
-    event TaskCreated(
-        uint256 indexed taskId,
-        address indexed sponsor,
-        uint256 bounty,
-        bytes32 specCid,
-        bytes32 validationCommitment,
-        uint16 targetAccuracyBps,
-        uint64 deadline,
-        uint256 submissionStake
-    );
-    event ArchitectureProposed(uint256 indexed taskId, uint256 indexed nodeId, address indexed author, bytes32 cid);
-    event DatasetPublished(uint256 indexed taskId, uint256 indexed datasetId, address indexed publisher, bytes32 cid);
-    event SubmissionCommitted(uint256 indexed taskId, address indexed author, bytes32 commitment);
-    event NodeSubmitted(
-        uint256 indexed taskId,
-        uint256 indexed nodeId,
-        uint256 indexed parentId,
-        address author,
-        bytes32 cid,
-        uint256 datasetId
-    );
-    event NodeScored(uint256 indexed taskId, uint256 indexed nodeId, uint16 accuracyBps, uint64 verifiedOps);
-    /// @notice The oracle's replay showed that a node declared as trained on private data was
-    ///         trained on this published dataset; its data share goes to the dataset's publisher.
-    event NodeAttributed(uint256 indexed taskId, uint256 indexed nodeId, uint256 datasetId);
-    event NodeRejected(uint256 indexed taskId, uint256 indexed nodeId, uint8 reason);
-    event StakeForfeited(uint256 indexed taskId, uint256 indexed nodeId, uint256 amount);
-    event TaskFinalized(uint256 indexed taskId, uint256 winnerNodeId, uint16 accuracyBps, uint256 pool);
-    event PayoutCredited(uint256 indexed taskId, address indexed account, uint256 amount, uint8 kind);
-    event Withdrawn(address indexed account, uint256 amount);
-
-    // ─────────────────────────────── errors ──────────────────────────────
-
-    error NoBounty();
-    error AmountTooLarge(uint256 amount);
-    error EmptyCid();
-    error EmptyCommitment();
-    error DeadlineNotInFuture(uint256 deadline, uint256 now_);
-    error TargetOutOfRange(uint256 targetAccuracyBps);
-    error SharesMustSumTo10000(uint256 sum);
-    error UnknownTask(uint256 taskId);
-    error TaskIsFinalized(uint256 taskId);
-    error DeadlinePassed(uint256 taskId, uint256 deadline);
-    error WrongStake(uint256 expected, uint256 sent);
-    error CommitmentExists(bytes32 commitment);
-    error UnknownCommitment(bytes32 commitment);
-    error CommitmentNotInTask(bytes32 commitment, uint256 stakedIn);
-    error RevealTooEarly(uint256 commitBlock);
-    error ParentNotInTask(uint256 parentId, uint256 taskId);
-    error ParentRejected(uint256 parentId);
-    error TreeTooDeep(uint256 maxDepth);
-    error DatasetNotInTask(uint256 datasetId, uint256 taskId);
-    error BatchSize(uint256 size, uint256 max);
-    error LengthMismatch();
-    error NodeNotInTask(uint256 nodeId, uint256 taskId);
-    error NodeNotPending(uint256 nodeId);
-    error AccuracyOutOfRange(uint256 nodeId, uint256 accuracyBps);
-    error ComputeOnPrivateData(uint256 nodeId);
-    error BadAttribution(uint256 nodeId, uint256 datasetId);
-    error ParentNotScored(uint256 nodeId, uint256 parentId);
-    error InvalidReason(uint256 nodeId);
-    error NotFinalizable(uint256 taskId, uint256 deadline);
-    error WorkPending(uint256 taskId, uint256 pendingNodes, uint256 openToAllAt);
-    error TaskNotFinalized(uint256 taskId);
-    error NotAuthor(address caller);
-    error NothingToReclaim();
-    error NothingToWithdraw(address account);
-    error TransferFailed(address account, uint256 amount);
-    error TooManyItems();
+    /// @inheritdoc IBountyTree
+    /// @dev slot 7; written only for tasks with a cap, so uncapped submissions pay nothing for it.
+    mapping(uint256 taskId => mapping(address account => uint256)) public submissionsBy;
 
     /// @param reputation_ The Reputation registry; its deployer must bind this contract as writer.
     /// @param admin Holder of DEFAULT_ADMIN_ROLE (grants and revokes oracles).
     /// @param oracle First holder of ORACLE_ROLE.
-    constructor(Reputation reputation_, address admin, address oracle) {
+    constructor(IReputation reputation_, address admin, address oracle) {
         reputation = reputation_;
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(ORACLE_ROLE, oracle);
@@ -257,17 +101,7 @@ contract BountyTree is AccessControl, ReentrancyGuard {
 
     // ───────────────────────────── lifecycle ─────────────────────────────
 
-    /// @notice Posts a bounty (msg.value) for a model that reaches `targetAccuracyBps` on the
-    ///         sponsor's private validation set, committed to by its SHA-256.
-    /// @param specCid Task description on IPFS (CIDv0 digest).
-    /// @param validationCommitment sha256 of the validation file's bytes; the file is never uploaded.
-    /// @param targetAccuracyBps Accuracy that ends the task early, in 1..10000.
-    /// @param deadline Unix time after which anyone may finalize.
-    /// @param dataShareBps Share of the pool paid for accuracy gained on data.
-    /// @param computeShareBps Share paid for verified training operations.
-    /// @param expertiseShareBps Share paid to the architect of the winning path.
-    /// @param submissionStake Wei each proposal and commitment must escrow.
-    /// @return taskId The new task's id.
+    /// @inheritdoc IBountyTree
     function createTask(
         bytes32 specCid,
         bytes32 validationCommitment,
@@ -276,44 +110,51 @@ contract BountyTree is AccessControl, ReentrancyGuard {
         uint16 dataShareBps,
         uint16 computeShareBps,
         uint16 expertiseShareBps,
-        uint256 submissionStake
+        uint256 submissionStake,
+        uint256 scoringFee,
+        uint16 maxSubmissions,
+        uint256 auditBond
     ) external payable returns (uint256 taskId) {
-        if (msg.value == 0) revert NoBounty();
-        if (msg.value > type(uint96).max) revert AmountTooLarge(msg.value);
-        if (submissionStake > type(uint96).max) revert AmountTooLarge(submissionStake);
+        if (msg.value <= auditBond) revert NoBounty();
+        uint256 bounty = msg.value - auditBond;
+        if (bounty > type(uint96).max) revert AmountTooLarge(bounty);
+        if (auditBond > type(uint96).max) revert AmountTooLarge(auditBond);
+        if (submissionStake > type(uint72).max) revert AmountTooLarge(submissionStake);
+        if (scoringFee > type(uint72).max) revert AmountTooLarge(scoringFee);
         if (specCid == bytes32(0)) revert EmptyCid();
         if (validationCommitment == bytes32(0)) revert EmptyCommitment();
         if (deadline <= block.timestamp) revert DeadlineNotInFuture(deadline, block.timestamp);
+        if (deadline > type(uint40).max) revert DeadlineTooFar(deadline);
         if (targetAccuracyBps == 0 || targetAccuracyBps > BPS) revert TargetOutOfRange(targetAccuracyBps);
         uint256 sum = uint256(dataShareBps) + computeShareBps + expertiseShareBps;
         if (sum != BPS) revert SharesMustSumTo10000(sum);
 
         taskId = _nextId(0);
         Task storage t = _tasks[taskId];
-        t.submissionStake = uint96(submissionStake);
-        t.deadline = deadline;
+        t.submissionStake = uint72(submissionStake);
+        t.scoringFee = uint72(scoringFee);
+        t.deadline = uint40(deadline);
+        t.maxSubmissions = maxSubmissions;
+        t.sponsor = msg.sender;
+        t.bounty = uint96(bounty);
+        t.specCid = specCid;
+        t.validationCommitment = validationCommitment;
         t.targetAccuracyBps = targetAccuracyBps;
         t.dataShareBps = dataShareBps;
         t.computeShareBps = computeShareBps;
         t.expertiseShareBps = expertiseShareBps;
-        t.sponsor = msg.sender;
-        t.bounty = uint96(msg.value);
-        t.specCid = specCid;
-        t.validationCommitment = validationCommitment;
-        emit TaskCreated(
-            taskId, msg.sender, msg.value, specCid, validationCommitment, targetAccuracyBps, deadline, submissionStake
-        );
+        if (auditBond != 0) {
+            t.bondState = BondState.Held;
+            t.auditBond = uint96(auditBond);
+        }
+        _emitTaskCreated(taskId, t, auditBond);
     }
 
-    /// @notice Proposes an architecture (a model spec with initial weights) as a depth-1 node.
-    /// @dev Escrows exactly the task's stake, returned when the node is scored.
-    /// @param taskId An open task.
-    /// @param specCid The `bountytree/model@1` spec on IPFS.
-    /// @return nodeId The new node's id.
+    /// @inheritdoc IBountyTree
     function proposeArchitecture(uint256 taskId, bytes32 specCid) external payable returns (uint256 nodeId) {
         Task storage t = _openTask(taskId);
-        if (msg.value != t.submissionStake) revert WrongStake(t.submissionStake, msg.value);
         if (specCid == bytes32(0)) revert EmptyCid();
+        _takeSubmission(taskId, t);
         _addPending(t);
         nodeId = _nextId(1);
         Node storage n = _nodes[nodeId];
@@ -324,11 +165,7 @@ contract BountyTree is AccessControl, ReentrancyGuard {
         emit ArchitectureProposed(taskId, nodeId, msg.sender, specCid);
     }
 
-    /// @notice Publishes a dataset that anyone may train on for this task; the data share of
-    ///         every node trained on it goes to the publisher.
-    /// @param taskId An open task.
-    /// @param dataCid The dataset file on IPFS.
-    /// @return datasetId The new dataset's id.
+    /// @inheritdoc IBountyTree
     function publishDataset(uint256 taskId, bytes32 dataCid) external returns (uint256 datasetId) {
         _openTask(taskId);
         if (dataCid == bytes32(0)) revert EmptyCid();
@@ -337,30 +174,19 @@ contract BountyTree is AccessControl, ReentrancyGuard {
         emit DatasetPublished(taskId, datasetId, msg.sender, dataCid);
     }
 
-    /// @notice First half of a submission: escrows the stake behind a hash that hides the
-    ///         weights' CID, so nobody can copy it out of the mempool.
-    /// @param taskId An open task.
-    /// @param commitment keccak256(abi.encode(msg.sender, taskId, parentId, weightsCid, datasetId, salt)).
+    /// @inheritdoc IBountyTree
     function commitSubmission(uint256 taskId, bytes32 commitment) external payable {
         Task storage t = _openTask(taskId);
-        if (msg.value != t.submissionStake) revert WrongStake(t.submissionStake, msg.value);
         if (commitment == bytes32(0)) revert EmptyCommitment();
         bytes32 key = _commitmentKey(msg.sender, commitment);
         if (_commitments[key].author != address(0)) revert CommitmentExists(commitment);
+        _takeSubmission(taskId, t);
         _commitments[key] =
             Commitment({author: msg.sender, taskId: uint32(taskId), blockNumber: uint64(block.number)});
         emit SubmissionCommitted(taskId, msg.sender, commitment);
     }
 
-    /// @notice Second half of a submission, in a later block than the commitment, by the account
-    ///         that made it and into the task its stake was paid to: adds the trained node under
-    ///         `parentId`. The stake stays escrowed in that task.
-    /// @param taskId The task of the commitment.
-    /// @param parentId The node training started from (same task, not rejected).
-    /// @param weightsCid The trained weights (safetensors) on IPFS.
-    /// @param datasetId 0 for the author's own private data, else a dataset published to this task.
-    /// @param salt The secret that made the commitment unguessable.
-    /// @return nodeId The new node's id.
+    /// @inheritdoc IBountyTree
     function revealSubmission(uint256 taskId, uint256 parentId, bytes32 weightsCid, uint256 datasetId, bytes32 salt)
         external
         returns (uint256 nodeId)
@@ -392,11 +218,7 @@ contract BountyTree is AccessControl, ReentrancyGuard {
         emit NodeSubmitted(taskId, nodeId, parentId, msg.sender, weightsCid, datasetId);
     }
 
-    /// @notice Records the oracle's scores. Returns each node's stake, or forfeits it to the
-    ///         task's pool when a trained node scores below its parent.
-    /// @dev Parents must be scored first (a batch ordered by id satisfies this).
-    /// @param taskId The task every node belongs to.
-    /// @param scores At most MAX_BATCH scores of pending nodes.
+    /// @inheritdoc IBountyTree
     function recordScores(uint256 taskId, Score[] calldata scores) external onlyRole(ORACLE_ROLE) {
         uint256 count = _checkBatch(scores.length);
         Task storage t = _unfinalizedTask(taskId);
@@ -418,18 +240,7 @@ contract BountyTree is AccessControl, ReentrancyGuard {
         _adjustReputation(batch.penalised, batch.penalisedCount, REP_WORSE);
     }
 
-    /// @notice Rejects nodes whose files are missing, malformed, unsafe or mis-shaped; their
-    ///         stakes join the task's pool and their authors lose reputation.
-    /// @param taskId The task every node belongs to.
-    /// @param nodeIds Pending nodes, at most MAX_BATCH.
-    /// @param reasons A non-zero reason code per node: 1 missing (files never reached the store),
-    ///        2 not-safetensors, 3 shape-mismatch, 4 not-finite, 5 too-large, 6 invalid-spec,
-    ///        7 parent-rejected, 8 corrupt, 9 copy (closer to another earlier node than to its
-    ///        parent, or equal to its parent), 10 not-initial (an architecture whose weights are
-    ///        not its spec's seeded initialisation), 11 replay-mismatch (training on the declared
-    ///        published dataset does not reproduce the weights), 12 unfit-spec (the spec does not
-    ///        fit the task's features and classes), 13 too-costly (replaying its training would
-    ///        exceed the oracle's budget). docs/design.md says more.
+    /// @inheritdoc IBountyTree
     function rejectNodes(uint256 taskId, uint256[] calldata nodeIds, uint8[] calldata reasons)
         external
         onlyRole(ORACLE_ROLE)
@@ -437,6 +248,7 @@ contract BountyTree is AccessControl, ReentrancyGuard {
         uint256 count = _checkBatch(nodeIds.length);
         if (reasons.length != count) revert LengthMismatch();
         Task storage t = _unfinalizedTask(taskId);
+        uint256 stake = t.submissionStake;
         address[] memory penalised = new address[](count);
         for (uint256 i = 0; i < count; ++i) {
             uint256 id = nodeIds[i];
@@ -445,20 +257,14 @@ contract BountyTree is AccessControl, ReentrancyGuard {
             n.status = NodeStatus.Rejected;
             penalised[i] = n.author;
             emit NodeRejected(taskId, id, reasons[i]);
-            if (t.submissionStake != 0) emit StakeForfeited(taskId, id, t.submissionStake);
+            if (stake != 0) emit StakeForfeited(taskId, id, stake);
         }
-        t.forfeited += uint96(uint256(t.submissionStake) * count);
+        t.forfeited += uint96(stake * count);
         t.pendingNodes -= uint24(count);
         _adjustReputation(penalised, count, REP_REJECTED);
     }
 
-    /// @notice Ends a task whose best node reached the target, or whose deadline has passed,
-    ///         and credits the payouts along the path from the architecture to the winner
-    ///         (best scored node; ties go to the lowest id). What cannot be paid goes back to
-    ///         the sponsor. The oracle may call it as soon as the task is due; anyone else once
-    ///         every submitted node is scored or rejected, or FINALIZE_GRACE after the deadline,
-    ///         so that nobody cuts off work submitted in time.
-    /// @param taskId An unfinalized task.
+    /// @inheritdoc IBountyTree
     function finalize(uint256 taskId) external {
         Task storage t = _unfinalizedTask(taskId);
         uint32 winner = t.bestNodeId;
@@ -471,14 +277,31 @@ contract BountyTree is AccessControl, ReentrancyGuard {
         }
         t.finalized = true;
         t.winnerNodeId = winner;
-        uint256 pool = uint256(t.bounty) + t.forfeited;
-        uint256 paid = winner == 0 ? 0 : _payPath(taskId, t, winner, pool);
+        uint256 pool = _pool(t);
+        uint256 paid;
+        if (winner != 0) {
+            Payouts.PathPayout memory p = Payouts.ofPath(_nodes, _datasets, t, winner, pool, MAX_DEPTH);
+            for (uint256 i = 0; i < p.creditCount; ++i) {
+                Payouts.Credit memory c = p.credits[i];
+                _credit(taskId, c.account, c.amount, c.kind);
+            }
+            paid = p.paid;
+            _rewardReputation(p, t.sponsor);
+        }
         if (pool > paid) _credit(taskId, t.sponsor, pool - paid, PayoutKind.Refund);
+        if (t.bondState == BondState.Held) {
+            if (winner == 0) {
+                // nothing was scored, so the validation file decided nothing: no audit to wait for
+                t.bondState = BondState.Returned;
+                _credit(taskId, t.sponsor, t.auditBond, PayoutKind.Bond);
+            } else {
+                t.auditWindowEnd = uint40(block.timestamp + AUDIT_WINDOW);
+            }
+        }
         emit TaskFinalized(taskId, winner, t.bestAccuracyBps, pool);
     }
 
-    /// @notice Returns the stake of a node that was still unscored when its task was finalized.
-    /// @param nodeId A pending node of a finalized task, authored by the caller.
+    /// @inheritdoc IBountyTree
     function reclaimStake(uint256 nodeId) external {
         Node storage n = _nodes[nodeId];
         if (n.author != msg.sender) revert NotAuthor(msg.sender);
@@ -490,8 +313,7 @@ contract BountyTree is AccessControl, ReentrancyGuard {
         _credit(n.taskId, msg.sender, t.submissionStake, PayoutKind.Stake);
     }
 
-    /// @notice Returns the stake of a commitment never revealed before its task was finalized.
-    /// @param commitment The caller's commitment.
+    /// @inheritdoc IBountyTree
     function reclaimCommitment(bytes32 commitment) external {
         bytes32 key = _commitmentKey(msg.sender, commitment);
         Commitment memory cm = _commitments[key];
@@ -503,7 +325,73 @@ contract BountyTree is AccessControl, ReentrancyGuard {
         _credit(cm.taskId, msg.sender, t.submissionStake, PayoutKind.Stake);
     }
 
-    /// @notice Sends the caller everything credited to it. Reverts when nothing is owed.
+    // ─────────────────────────── after finalize ──────────────────────────
+
+    /// @inheritdoc IBountyTree
+    function publishValidation(uint256 taskId, bytes32 fileCid, bytes32 salt) external {
+        Task storage t = _finalizedTask(taskId);
+        if (msg.sender != t.sponsor) revert NotSponsor(msg.sender);
+        if (t.validationPublished) revert ValidationAlreadyPublished(taskId);
+        if (sha256(abi.encodePacked(salt, fileCid)) != t.validationCommitment) revert WrongOpening(taskId);
+        t.validationPublished = true;
+        emit ValidationPublished(taskId, fileCid, salt);
+        if (t.bondState == BondState.Held && block.timestamp <= t.auditWindowEnd) {
+            t.bondState = BondState.Returned;
+            _credit(taskId, t.sponsor, t.auditBond, PayoutKind.Bond);
+        }
+    }
+
+    /// @inheritdoc IBountyTree
+    /// @dev The bond insures the scores, so it goes to those whom the scores paid: the winning
+    ///      path's accounts, by what each was paid (a bounded walk, at most MAX_DEPTH nodes). The
+    ///      sponsor's own share is left out so that withholding the file always costs it the
+    ///      bond; if the path paid nobody else, the winner's author takes it all. Floor division;
+    ///      the remainder goes to the first account paid.
+    function forfeitBond(uint256 taskId) external {
+        Task storage t = _finalizedTask(taskId);
+        if (t.bondState != BondState.Held) revert NoBondHeld(taskId);
+        if (block.timestamp <= t.auditWindowEnd) revert AuditWindowOpen(taskId, t.auditWindowEnd);
+        t.bondState = BondState.Forfeited;
+        uint256 bond = t.auditBond;
+        address sponsor = t.sponsor;
+        Payouts.PathPayout memory p = Payouts.ofPath(_nodes, _datasets, t, t.winnerNodeId, _pool(t), MAX_DEPTH);
+        uint256 total;
+        for (uint256 i = 0; i < p.accountCount; ++i) {
+            if (p.accounts[i] != sponsor) total += p.totals[i];
+        }
+        emit BondForfeited(taskId, bond);
+        if (total == 0) {
+            _credit(taskId, _nodes[t.winnerNodeId].author, bond, PayoutKind.Bond);
+            return;
+        }
+        uint256[] memory shares = new uint256[](p.accountCount);
+        uint256 first = type(uint256).max;
+        uint256 given;
+        for (uint256 i = 0; i < p.accountCount; ++i) {
+            if (p.accounts[i] == sponsor) continue;
+            if (first == type(uint256).max) first = i;
+            shares[i] = bond * p.totals[i] / total;
+            given += shares[i];
+        }
+        shares[first] += bond - given;
+        for (uint256 i = 0; i < p.accountCount; ++i) {
+            if (shares[i] != 0) _credit(taskId, p.accounts[i], shares[i], PayoutKind.Bond);
+        }
+    }
+
+    /// @inheritdoc IBountyTree
+    function recordTestScore(uint256 taskId, uint16 accuracyBps) external onlyRole(ORACLE_ROLE) {
+        Task storage t = _finalizedTask(taskId);
+        uint256 winner = t.winnerNodeId;
+        if (winner == 0) revert NoWinner(taskId);
+        if (t.testScored) revert TestScoreAlreadyRecorded(taskId);
+        if (accuracyBps > BPS) revert AccuracyOutOfRange(winner, accuracyBps);
+        t.testScored = true;
+        t.testAccuracyBps = accuracyBps;
+        emit TestScoreRecorded(taskId, winner, accuracyBps);
+    }
+
+    /// @inheritdoc IBountyTree
     function withdraw() external nonReentrant {
         uint256 amount = pendingWithdrawals[msg.sender];
         if (amount == 0) revert NothingToWithdraw(msg.sender);
@@ -515,19 +403,17 @@ contract BountyTree is AccessControl, ReentrancyGuard {
 
     // ─────────────────────────────── views ───────────────────────────────
 
-    /// @notice The task with every stored field (a zero sponsor means no such task).
+    /// @inheritdoc IBountyTree
     function getTask(uint256 taskId) external view returns (Task memory) {
         return _tasks[taskId];
     }
 
-    /// @notice The node with every stored field (a zero author means no such node).
+    /// @inheritdoc IBountyTree
     function getNode(uint256 nodeId) external view returns (Node memory) {
         return _nodes[nodeId];
     }
 
-    /// @notice Several nodes in one call, for clients that draw a whole tree (a zero author means
-    ///         no such node).
-    /// @param nodeIds At most MAX_VIEW ids.
+    /// @inheritdoc IBountyTree
     function getNodes(uint256[] calldata nodeIds) external view returns (Node[] memory nodes) {
         if (nodeIds.length > MAX_VIEW) revert BatchSize(nodeIds.length, MAX_VIEW);
         nodes = new Node[](nodeIds.length);
@@ -536,17 +422,17 @@ contract BountyTree is AccessControl, ReentrancyGuard {
         }
     }
 
-    /// @notice The published dataset (a zero publisher means no such dataset).
+    /// @inheritdoc IBountyTree
     function getDataset(uint256 datasetId) external view returns (Dataset memory) {
         return _datasets[datasetId];
     }
 
-    /// @notice The commitment not yet revealed or reclaimed (a zero author means none).
+    /// @inheritdoc IBountyTree
     function getCommitment(address author, bytes32 commitment) external view returns (Commitment memory) {
         return _commitments[_commitmentKey(author, commitment)];
     }
 
-    /// @notice How many tasks, nodes and datasets exist; ids run from 1 to these.
+    /// @inheritdoc IBountyTree
     function counts() external view returns (uint256 tasks, uint256 nodes, uint256 datasets) {
         Counters memory c = _counters;
         return (c.tasks, c.nodes, c.datasets);
@@ -564,8 +450,42 @@ contract BountyTree is AccessControl, ReentrancyGuard {
         if (id == (kind == 2 ? type(uint24).max : type(uint32).max)) revert TooManyItems();
     }
 
+    /// @dev TaskCreated from the fields just stored (warm reads), which keeps createTask's
+    ///      eleven parameters off the stack when the event is built.
+    function _emitTaskCreated(uint256 taskId, Task storage t, uint256 auditBond) private {
+        emit TaskCreated(
+            taskId,
+            t.sponsor,
+            t.bounty,
+            t.specCid,
+            t.validationCommitment,
+            t.targetAccuracyBps,
+            t.deadline,
+            t.submissionStake,
+            t.scoringFee,
+            t.maxSubmissions,
+            auditBond
+        );
+    }
+
     function _commitmentKey(address author, bytes32 commitment) private pure returns (bytes32) {
         return keccak256(abi.encode(author, commitment));
+    }
+
+    /// @dev A proposal or commitment: exactly stake + fee paid, one more submission counted (task
+    ///      slot 0, already read by the caller), and the account's cap enforced where there is one.
+    function _takeSubmission(uint256 taskId, Task storage t) private {
+        uint256 price = uint256(t.submissionStake) + t.scoringFee;
+        if (msg.value != price) revert WrongStake(price, msg.value);
+        uint24 submissions = t.submissions;
+        if (submissions == type(uint24).max) revert TooManyItems();
+        t.submissions = submissions + 1;
+        uint256 cap = t.maxSubmissions;
+        if (cap != 0) {
+            uint256 made = submissionsBy[taskId][msg.sender];
+            if (made >= cap) revert SubmissionCapReached(taskId, msg.sender, cap);
+            submissionsBy[taskId][msg.sender] = made + 1;
+        }
     }
 
     /// @dev One more node awaits the oracle (task slot 0, already read by the caller).
@@ -574,10 +494,23 @@ contract BountyTree is AccessControl, ReentrancyGuard {
         ++t.pendingNodes;
     }
 
+    /// @dev What finalize shares out: the bounty, the stakes forfeited and every fee paid. The
+    ///      fee is fixed at creation and every submission paid it once, so the fees are
+    ///      scoringFee × submissions and no running total is written per submission.
+    function _pool(Task storage t) private view returns (uint256) {
+        return uint256(t.bounty) + t.forfeited + uint256(t.scoringFee) * t.submissions;
+    }
+
     function _unfinalizedTask(uint256 taskId) private view returns (Task storage t) {
         t = _tasks[taskId];
         if (t.deadline == 0) revert UnknownTask(taskId);
         if (t.finalized) revert TaskIsFinalized(taskId);
+    }
+
+    function _finalizedTask(uint256 taskId) private view returns (Task storage t) {
+        t = _tasks[taskId];
+        if (t.deadline == 0) revert UnknownTask(taskId);
+        if (!t.finalized) revert TaskNotFinalized(taskId);
     }
 
     /// @dev A task that still takes new nodes: exists, not finalized, deadline not passed.
@@ -657,90 +590,13 @@ contract BountyTree is AccessControl, ReentrancyGuard {
         reputation.adjust(accounts, deltas);
     }
 
-    /// @dev Walks winner → architecture (at most MAX_DEPTH nodes), then credits the data
-    ///      share by each node's gain over the best accuracy already reached above it on the
-    ///      path, the compute share by verified operations and the expertise share to the
-    ///      architect. Floor division; returns what was paid. Reputation goes once per task to
-    ///      each account other than the sponsor that the path paid at least MIN_REPUTATION_PAYOUT.
-    function _payPath(uint256 taskId, Task storage t, uint256 winner, uint256 pool) private returns (uint256) {
-        (uint256[] memory path, uint256[] memory gains, uint256 len) = _walkPath(winner);
-        Payout memory p = Payout({
-            taskId: taskId,
-            sponsor: t.sponsor,
-            dataPool: pool * t.dataShareBps / BPS,
-            computePool: pool * t.computeShareBps / BPS,
-            totalGain: 0,
-            totalOps: 0,
-            paid: 0,
-            paidTo: new address[](2 * len),
-            paidAmount: new uint256[](2 * len),
-            paidCount: 0
-        });
-        // path[len - 1] is the architecture; path[0 .. len - 2] are trained nodes.
-        for (uint256 i = 0; i + 1 < len; ++i) {
-            p.totalGain += gains[i];
-            p.totalOps += _nodes[path[i]].verifiedOps;
-        }
-        for (uint256 i = 0; i + 1 < len; ++i) {
-            _payTrainedNode(p, _nodes[path[i]], gains[i]);
-        }
-        uint256 expertise = pool * t.expertiseShareBps / BPS;
-        if (expertise != 0) _pay(p, _nodes[path[len - 1]].author, expertise, PayoutKind.Expertise);
-        _rewardReputation(p);
-        return p.paid;
-    }
-
-    /// @dev The winner's ancestry, winner first, with each node's gain over the best accuracy
-    ///      on the path above it (0 for the architecture, and for any node that only wins back
-    ///      what an ancestor already had: a dip and its recovery gain nothing).
-    function _walkPath(uint256 winner)
-        private
-        view
-        returns (uint256[] memory path, uint256[] memory gains, uint256 len)
-    {
-        path = new uint256[](MAX_DEPTH);
-        gains = new uint256[](MAX_DEPTH);
-        uint256[] memory accs = new uint256[](MAX_DEPTH);
-        for (uint256 id = winner; id != 0; id = _nodes[id].parentId) {
-            accs[len] = _nodes[id].accuracyBps;
-            path[len++] = id;
-        }
-        uint256 best = accs[len - 1];
-        for (uint256 i = len - 1; i > 0; --i) {
-            uint256 acc = accs[i - 1];
-            if (acc > best) {
-                gains[i - 1] = acc - best;
-                best = acc;
-            }
-        }
-    }
-
-    function _payTrainedNode(Payout memory p, Node storage n, uint256 gain) private {
-        if (gain != 0) {
-            address provider = n.datasetId == 0 ? n.author : _datasets[n.datasetId].publisher;
-            _pay(p, provider, p.dataPool * gain / p.totalGain, PayoutKind.Data);
-        }
-        uint256 ops = n.verifiedOps;
-        if (ops != 0) _pay(p, n.author, p.computePool * ops / p.totalOps, PayoutKind.Compute);
-    }
-
-    function _pay(Payout memory p, address account, uint256 amount, PayoutKind kind) private {
-        if (amount == 0) return;
-        _credit(p.taskId, account, amount, kind);
-        p.paid += amount;
-        uint256 i;
-        while (i < p.paidCount && p.paidTo[i] != account) ++i;
-        if (i == p.paidCount) p.paidTo[p.paidCount++] = account;
-        p.paidAmount[i] += amount;
-    }
-
     /// @dev REP_PAID once to each distinct account the path paid at least MIN_REPUTATION_PAYOUT,
     ///      the sponsor excepted: paying oneself, or dust, earns no reputation.
-    function _rewardReputation(Payout memory p) private {
-        address[] memory earned = new address[](p.paidCount);
+    function _rewardReputation(Payouts.PathPayout memory p, address sponsor) private {
+        address[] memory earned = new address[](p.accountCount);
         uint256 count;
-        for (uint256 i = 0; i < p.paidCount; ++i) {
-            if (p.paidTo[i] != p.sponsor && p.paidAmount[i] >= MIN_REPUTATION_PAYOUT) earned[count++] = p.paidTo[i];
+        for (uint256 i = 0; i < p.accountCount; ++i) {
+            if (p.accounts[i] != sponsor && p.totals[i] >= MIN_REPUTATION_PAYOUT) earned[count++] = p.accounts[i];
         }
         _adjustReputation(earned, count, REP_PAID);
     }

@@ -2,10 +2,15 @@
 
 Measured on typical calls (not a task's or an account's very first write, which pays for
 creating storage once): the second task, an architecture, a commit + reveal, a batch of 12
-scores, finalize over paths of depth 1..MAX_DEPTH in trees of different sizes, a withdraw.
+scores, finalize over paths of depth 1..MAX_DEPTH in trees of different sizes, a withdraw. Then
+the optional terms, each beside the plain call it adds to: a task with an audit bond, a commit +
+reveal paying a scoring fee, commits + reveals in a task with a cap per account (an account's
+first, which creates its counter, and a later one), and the calls after finalize: publishing the
+validation file (the bond returned), forfeiting a bond over a path of 4, a test score.
 Writes bench/gas.md as well as printing the table.
 """
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -18,6 +23,7 @@ GOALS = {
     "recordScores per node (batch of 12)": 40_000,
     "finalize per path level": 45_000,
     "withdraw": 40_000,
+    "commit + reveal, scoring fee": 150_000,
 }
 STAKE = 10**15
 
@@ -31,12 +37,12 @@ def _commitment(author, task, parent, weights, dataset, salt):
     )
 
 
-def submit(tree, task, author, parent, dataset):
+def submit(tree, task, author, parent, dataset, fee=0):
     weights, salt = os.urandom(32), os.urandom(32)
     c = tree.commitSubmission(
         task,
         _commitment(author, task, parent, weights, dataset, salt),
-        {"from": author, "value": STAKE},
+        {"from": author, "value": STAKE + fee},
     )
     r = tree.revealSubmission(task, parent, weights, dataset, salt, {"from": author})
     return r.return_value, c.gas_used + r.gas_used
@@ -54,18 +60,21 @@ def score(tree, task, nodes, accs, ops, oracle):
     )
 
 
-def new_task(tree, sponsor, target=10000):
+def new_task(tree, sponsor, target=10000, fee=0, cap=0, bond=0, commitment=None):
     """A task and a dataset published to it (compute is paid only for published data)."""
     tx = tree.createTask(
         os.urandom(32),
-        os.urandom(32),
+        commitment or os.urandom(32),
         target,
         chain.time() + 10**6,
         5000,
         3000,
         2000,
         STAKE,
-        {"from": sponsor, "value": 10**18},
+        fee,
+        cap,
+        bond,
+        {"from": sponsor, "value": 10**18 + bond},
     )
     dataset = tree.publishDataset(tx.return_value, os.urandom(32), {"from": sponsor}).return_value
     return tx, dataset
@@ -125,6 +134,56 @@ def main():
 
     tx = tree.withdraw({"from": trainers[0]})
     rows["withdraw"] = tx.gas_used
+
+    # the optional terms
+    file_cid, salt = os.urandom(32), os.urandom(32)
+    opening = hashlib.sha256(salt + file_cid).digest()
+    tx, data = new_task(tree, sponsor, target=1000, bond=10**17, commitment=opening)
+    audited = tx.return_value
+    rows["createTask with an audit bond"] = tx.gas_used
+    tx, data_fee = new_task(tree, sponsor, fee=10**14)
+    fee_task = tx.return_value
+    arch = tree.proposeArchitecture(
+        fee_task, os.urandom(32), {"from": architect, "value": STAKE + 10**14}
+    ).return_value
+    score(tree, fee_task, [arch], [1000], [0], admin)
+    gas = [submit(tree, fee_task, trainers[i], arch, data_fee, fee=10**14)[1] for i in range(6)]
+    rows["commit + reveal, scoring fee"] = sum(gas) // len(gas)
+    tx, data_cap = new_task(tree, sponsor, cap=2)
+    capped = tx.return_value
+    arch = tree.proposeArchitecture(
+        capped, os.urandom(32), {"from": architect, "value": STAKE}
+    ).return_value
+    score(tree, capped, [arch], [1000], [0], admin)
+    first = [submit(tree, capped, trainers[i], arch, data_cap)[1] for i in range(6)]
+    later = [submit(tree, capped, trainers[i], arch, data_cap)[1] for i in range(6)]
+    rows["commit + reveal, capped task: an account's first"] = sum(first) // len(first)
+    rows["commit + reveal, capped task: a later one"] = sum(later) // len(later)
+
+    parent = tree.proposeArchitecture(
+        audited, os.urandom(32), {"from": architect, "value": STAKE}
+    ).return_value
+    score(tree, audited, [parent], [1000], [0], admin)
+    for level in range(3):
+        n, _ = submit(tree, audited, trainers[level], parent, data)
+        score(tree, audited, [n], [1100 + 100 * level], [10**9], admin)
+        parent = n
+    tree.finalize(audited, {"from": sponsor})
+    tx = tree.recordTestScore(audited, 1200, {"from": admin})
+    rows["recordTestScore"] = tx.gas_used
+    chain.sleep(7 * 24 * 3600 + 60)
+    chain.mine()
+    tx = tree.forfeitBond(audited, {"from": trainers[0]})
+    rows["forfeitBond, path of 4"] = tx.gas_used
+    tx = tree.publishValidation(audited, file_cid, salt, {"from": sponsor})  # late: no bond back
+    rows["publishValidation (late: no bond back)"] = tx.gas_used
+    tx, _ = new_task(tree, sponsor, target=1000, bond=10**17, commitment=opening)
+    t = tx.return_value
+    arch = tree.proposeArchitecture(t, os.urandom(32), {"from": architect, "value": STAKE})
+    score(tree, t, [arch.return_value], [1000], [0], admin)
+    tree.finalize(t, {"from": sponsor})
+    tx = tree.publishValidation(t, file_cid, salt, {"from": sponsor})
+    rows["publishValidation (bond returned)"] = tx.gas_used
 
     lines = ["| operation | gas | goal | within goal |", "|---|---:|---:|---|"]
     for name, gas in rows.items():

@@ -1,16 +1,10 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
+import {IBountyTree} from "../interfaces/IBountyTree.sol";
+
 /// @notice Test-only attacker: a sponsor contract whose receive() calls withdraw() again.
 /// @dev Not deployed by scripts/; tests use it to show withdraw() cannot be re-entered.
-interface IBountyTree {
-    function createTask(bytes32, bytes32, uint16, uint64, uint16, uint16, uint16, uint256)
-        external
-        payable
-        returns (uint256);
-    function withdraw() external;
-}
-
 contract ReentrantWithdrawer {
     IBountyTree public immutable tree;
     /// @notice true: let the re-entrant call's revert bubble up; false: swallow it.
@@ -24,7 +18,7 @@ contract ReentrantWithdrawer {
 
     function sponsor(uint64 deadline) external payable returns (uint256) {
         return tree.createTask{value: msg.value}(
-            keccak256("spec"), keccak256("validation"), 9000, deadline, 5000, 3000, 2000, 0
+            keccak256("spec"), keccak256("validation"), 9000, deadline, 5000, 3000, 2000, 0, 0, 0, 0
         );
     }
 

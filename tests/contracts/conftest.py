@@ -23,6 +23,11 @@ def reverts(error_name: str):
     return brownie.reverts(revert_pattern=rf"{error_name}(:.*)?")
 
 
+def events(tx, name: str) -> list:
+    """The `name` events a transaction emitted, [] for none (brownie's EventDict has no `get`)."""
+    return list(tx.events[name]) if name in tx.events else []
+
+
 def cid(n: int) -> bytes:
     """A distinct non-zero bytes32 standing for a CID."""
     return n.to_bytes(32, "big")
@@ -30,7 +35,8 @@ def cid(n: int) -> bytes:
 
 @pytest.fixture(autouse=True)
 def isolation(fn_isolation):
-    pass
+    # brownie's clock taken from the chain's: anvil keeps its time offset across a revert
+    chain.sleep(0)
 
 
 ROLES = [
@@ -87,10 +93,23 @@ class Market:
         stake=STAKE,
         spec=SPEC,
         validation=VALIDATION,
+        fee=0,
+        cap=0,
+        bond=0,
     ):
+        """createTask; msg.value is the bounty plus the audit bond."""
         deadline = deadline or chain.time() + deadline_in
         tx = self.tree.createTask(
-            spec, validation, target, deadline, *shares, stake, {"from": sponsor, "value": bounty}
+            spec,
+            validation,
+            target,
+            deadline,
+            *shares,
+            stake,
+            fee,
+            cap,
+            bond,
+            {"from": sponsor, "value": bounty + bond},
         )
         return tx.return_value
 
@@ -100,8 +119,8 @@ class Market:
             task_id, spec, {"from": author, "value": value}
         ).return_value
 
-    def publish(self, task_id, author, data=cid(77)):
-        return self.tree.publishDataset(task_id, data, {"from": author}).return_value
+    def publish(self, task_id, author, data=None):
+        return self.tree.publishDataset(task_id, data or cid(77), {"from": author}).return_value
 
     @staticmethod
     def commitment(author, task_id, parent_id, weights, dataset_id, salt):
@@ -144,6 +163,15 @@ class Market:
         return self.tree.recordScores(task_id, records, {"from": self.oracle})
 
 
+def automine(on: bool) -> None:
+    """Mining on each transaction, on or off: `evm_setAutomine` on anvil and Hardhat,
+    `miner_start`/`miner_stop` on Ganache (each lacks the other's)."""
+    reply = web3.provider.make_request("evm_setAutomine", [on])
+    if "error" in reply:
+        reply = web3.provider.make_request("miner_start" if on else "miner_stop", [])
+    assert "error" not in reply, reply
+
+
 def mined_at(timestamp, contract_method, *args, sender, value=0):
     """Sends one call in a block mined at exactly `timestamp` (brownie's own calls land a second or
     two later than asked); returns its receipt, reverted or not (`revert_msg` names the error)."""
@@ -155,12 +183,12 @@ def mined_at(timestamp, contract_method, *args, sender, value=0):
         "value": value,
         "data": contract_method.encode_input(*args),
     }
-    web3.provider.make_request("miner_stop", [])
+    automine(False)
     try:
         tx_hash = web3.eth.send_transaction(tx)
         web3.provider.make_request("evm_mine", [timestamp])
     finally:
-        web3.provider.make_request("miner_start", [])
+        automine(True)
     web3.eth.wait_for_transaction_receipt(tx_hash)
     receipt = TransactionReceipt(tx_hash)
     assert receipt.timestamp == timestamp

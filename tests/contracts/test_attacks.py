@@ -8,7 +8,7 @@ import os
 
 import pytest
 from brownie import accounts, chain, web3
-from conftest import BOUNTY, DAY, STAKE, cid, mined_at, reverts
+from conftest import BOUNTY, DAY, STAKE, cid, events, mined_at, reverts
 
 ETHER = 10**18
 
@@ -40,10 +40,9 @@ class Purse:
 
 def credited(tx, account, task_id=None):
     """Wei `tx` credited to `account` (in `task_id` if given)."""
-    events = tx.events.get("PayoutCredited", [])
     return sum(
         e["amount"]
-        for e in events
+        for e in events(tx, "PayoutCredited")
         if e["account"] == account and (task_id is None or e["taskId"] == task_id)
     )
 

@@ -5,19 +5,25 @@ sequence is valid-ish; calls the contract must refuse are expected to revert, an
 which (by the error's name wherever the model can tell it for sure). The invariants are checked
 after every single step.
 
-Several tasks run side by side, among honest accounts (ACTORS) and attackers (ATTACKERS) who open
-free tasks of their own, stake in one task a commitment made for another and try to reveal it
-there, try to reveal other accounts' commitments, stake commitments made in a victim's name, hide
-the dataset they trained on, settle nodes twice, and try scores the oracle may not record.
-Finalize is tried at any step by anyone, the machine's oracle included: the model expects
-NotFinalizable before the task is due, and WorkPending for everyone but the oracle while nodes
-await a score, until FINALIZE_GRACE after the deadline. Payouts are followed task by task from
-the PayoutCredited events of every transaction: no task ever pays out more than was paid into it
-(its bounty and the stakes staked in it), what it has not paid is exactly its open pool and the
-stakes it still holds, and a finished task pays out exactly what was paid in. Each finalize
-raises reputation exactly as the path's payouts say. Every sequence ends by winding down:
+Several tasks run side by side, with random terms (stake, scoring fee, cap per account, audit
+bond), among honest accounts (ACTORS) and attackers (ATTACKERS) who open free tasks of their own,
+stake in one task a commitment made for another and try to reveal it there, try to reveal other
+accounts' commitments, stake commitments made in a victim's name, hide the dataset they trained
+on, settle nodes twice, try scores the oracle may not record, pay the stake without the fee,
+submit past the cap (another account still may), reclaim to get a fee back, publish a wrong
+opening or someone else's task's, forfeit a bond early or one never posted, and record test
+scores without the role or twice. Finalize is tried at any step by anyone, the machine's oracle
+included: the model expects NotFinalizable before the task is due, and WorkPending for everyone
+but the oracle while nodes await a score, until FINALIZE_GRACE after the deadline. Payouts are
+followed task by task from the PayoutCredited events of every transaction: no task ever pays out
+more than was paid into it (its bounty, its bond, and the stake and fee of every submission),
+what it has not paid is exactly its open pool (bounty + forfeited stakes + fees), the stakes it
+still holds and the bond it still holds, and a finished task pays out exactly what was paid in.
+Each finalize raises reputation exactly as the path's payouts say; a forfeited bond goes to the
+path's accounts but the sponsor, by what each was paid. Every sequence ends by winding down:
 finalize everything (the oracle early for some tasks, anyone after the grace), reclaim every
-stake, withdraw every credit, and the contract must then hold nothing.
+stake, record the winners' test scores, publish or forfeit every bond (some published too late),
+withdraw every credit, and the contract must then hold nothing.
 
 Why not brownie's `state_machine`: brownie 1.22.2 ships it compiled with mypyc, whose classes
 cannot be subclassed from Python ("_BrownieStateMachine object expected"). Hypothesis'
@@ -27,6 +33,7 @@ each from the chain snapshot taken after deployment; a failure names its seed, a
 `BOUNTYTREE_STATEFUL_SEED=<seed>` replays exactly that sequence.
 """
 
+import hashlib
 import inspect
 import os
 import random
@@ -34,8 +41,9 @@ from collections import Counter
 
 import brownie
 from brownie import ZERO_ADDRESS, accounts, chain, history, web3
-from conftest import Market, cid
+from conftest import Market, cid, events
 
+AUDIT_WINDOW = 7 * 24 * 3600
 SEQUENCES = int(os.environ.get("BOUNTYTREE_STATEFUL_SEQUENCES", "12"))
 STEPS = int(os.environ.get("BOUNTYTREE_STATEFUL_STEPS", "50"))
 ACTORS = range(2, 9)
@@ -47,6 +55,11 @@ MIN_REPUTATION_PAYOUT = 10**15
 # brownie's clock and the next block's timestamp may differ by a second or two: the model only
 # asserts a time-dependent outcome when it is this far from the boundary
 MARGIN = 5
+
+
+def credited_in(tx):
+    """(account, amount, kind) of every PayoutCredited of a transaction, in order."""
+    return [(e["account"], e["amount"], e["kind"]) for e in events(tx, "PayoutCredited")]
 
 
 def expect_revert(error_name=None):
@@ -70,6 +83,9 @@ WEIGHTS = {
     "rule_reclaim": 2,
     "rule_attacker_reveals_across_tasks": 2,
     "rule_attacker_hides_dataset": 2,
+    "rule_publish_validation": 2,
+    "rule_forfeit_bond": 2,
+    "rule_test_score": 2,
 }
 
 DRAW = {
@@ -86,6 +102,12 @@ DRAW = {
         [1, 3, r.randrange(1, 10**16), r.randrange(1, 10**18)]
     ),  # 1e15: reputation
     "st_stake": lambda r: r.choice([0, r.randrange(10**16)]),
+    # (scoring fee, cap per account, audit bond) of a new task
+    "st_terms": lambda r: (
+        r.choice([0, 0, r.randrange(1, 10**15)]),
+        r.choice([0, 0, 1, 2, 3]),
+        r.choice([0, r.randrange(1, 10**18)]),
+    ),
     "st_seconds": lambda r: r.choice([1, 600, 3600, r.randrange(DAY), r.randrange(3 * DAY)]),
     "st_duration": lambda r: r.choice(
         [600, 3600, 6 * 3600, DAY, 3 * DAY]
@@ -105,8 +127,12 @@ class MarketMachine:
         self.outcomes = Counter()  # what the sequences exercised, over all of them
 
     def setup(self):
-        # id -> {"stake", "bounty", "deadline", "sponsor", "finalized", "paid_in", "credited"}: paid_in
-        # is the bounty and every stake paid into the task, credited every PayoutCredited of the task
+        # id -> {"stake", "fee", "cap", "bounty", "bond", "deadline", "sponsor", "finalized", "paid_in",
+        #        "credited", "submissions", "by": submissions per account, "bond_state":
+        #        none|held|returned|forfeited, "audit_end", "opening": (file CID, salt), "published",
+        #        "winner", "path_paid": {account: data + compute + expertise} in order first paid,
+        #        "test_scored"}: paid_in is the bounty, the bond and every stake and fee paid into the
+        # task, credited every PayoutCredited of the task
         self.tasks = {}
         # id -> {"task", "parent", "author", "dataset", "status": pending|scored|rejected|reclaimed,
         #        "trained_on": the dataset an attacker hid, if any}
@@ -116,13 +142,14 @@ class MarketMachine:
         self.commitments = {}
         self.datasets = {}  # id -> task
         self.reclaimed = {}  # commitment -> its author, once reclaimed
-        self.paid_out = {}  # task id -> wei credited by finalize
+        self.paid_out = {}  # task id -> wei of the pool credited by finalize (bonds apart)
+        self.dirty = set()  # finalized tasks a step changed (bond, publication, test score)
         self.finalize_gas = []  # (gas, depth)
         self.holders = [accounts[i] for i in [1, *PLAYERS]]  # every account the contract may credit
         self.model_credits = {}  # account -> wei credited and not withdrawn, from the events
         self.chain_tasks, self.chain_credits, self._seen = {}, {}, len(history)
         # something to work on from the first step
-        tid = self._new_task(self._actor(0), 10**18, 10**16, 3 * DAY)
+        tid = self._new_task(self._actor(0), 10**18, 10**16, 3 * DAY, (10**14, 0, 10**17))
         self.datasets[self.market.publish(tid, self._actor(1))] = tid
         self._new_task(self._attacker(0), 1, 0, DAY)
         self._snapshot(
@@ -163,37 +190,78 @@ class MarketMachine:
     def _pending(self, tid):
         return sum(1 for v in self.nodes.values() if v["task"] == tid and v["status"] == "pending")
 
-    def _new_task(self, sponsor, bounty, stake, duration):
+    def _new_task(self, sponsor, bounty, stake, duration, terms=(0, 0, 0)):
+        """A task with (scoring fee, cap, audit bond) `terms`; every task commits to a real opening
+        of its validation file (a random file CID and salt), so any may be published."""
+        fee, cap, bond = terms
         deadline = chain.time() + duration
+        opening = (os.urandom(32), os.urandom(32))
         tx = self.tree.createTask(
             cid(1),
-            cid(2),
+            hashlib.sha256(opening[1] + opening[0]).digest(),  # sha256(salt ‖ file CID)
             TARGET,
             deadline,
             5000,
             3000,
             2000,
             stake,
-            {"from": sponsor, "value": bounty},
+            fee,
+            cap,
+            bond,
+            {"from": sponsor, "value": bounty + bond},
         )
         self.tasks[tx.return_value] = {
             "stake": stake,
+            "fee": fee,
+            "cap": cap,
             "bounty": bounty,
+            "bond": bond,
             "deadline": deadline,
             "sponsor": str(sponsor),
             "finalized": False,
-            "paid_in": bounty,
+            "paid_in": bounty + bond,
             "credited": 0,
+            "submissions": 0,
+            "by": Counter(),
+            "bond_state": "held" if bond else "none",
+            "audit_end": None,
+            "opening": opening,
+            "published": False,
+            "winner": 0,
+            "path_paid": {},
+            "test_scored": False,
         }
         return tx.return_value
 
+    def _price(self, tid):
+        return self.tasks[tid]["stake"] + self.tasks[tid]["fee"]
+
+    def _capped_out(self, tid, account):
+        """`account` made as many proposals and commitments as the task allows."""
+        t = self.tasks[tid]
+        return t["cap"] != 0 and t["by"][str(account)] >= t["cap"]
+
+    def _paid_submission(self, tid, account):
+        t = self.tasks[tid]
+        t["paid_in"] += self._price(tid)
+        t["submissions"] += 1
+        if t["cap"]:
+            t["by"][str(account)] += 1
+
     def _stake(self, tid, commitment, staker, revealer, args, copy=False):
-        """Stakes `commitment` in task `tid` from `staker`; `revealer` would reveal it with `args`
-        (`copy`: a hash copied from another account, which no arguments of the staker's open).
-        Commitments are the staker's own: the model keys them by (staker, hash) as the contract does."""
-        stake = self.tasks[tid]["stake"]
-        self.tree.commitSubmission(tid, commitment, {"from": staker, "value": stake})
-        self.tasks[tid]["paid_in"] += stake
+        """Stakes `commitment` in task `tid` from `staker`, paying stake and fee; `revealer` would
+        reveal it with `args` (`copy`: a hash copied from another account, which no arguments of the
+        staker's open). Commitments are the staker's own: the model keys them by (staker, hash) as
+        the contract does. None when the staker has reached the task's cap (refused)."""
+        if self._capped_out(tid, staker):
+            with expect_revert("SubmissionCapReached"):
+                self.tree.commitSubmission(
+                    tid, commitment, {"from": staker, "value": self._price(tid)}
+                )
+            self.outcomes["submission over the cap refused"] += 1
+            return None
+        self.tree.commitSubmission(tid, commitment, {"from": staker, "value": self._price(tid)})
+        self._paid_submission(tid, staker)
         key = (staker, commitment)
         self.commitments[key] = {
             "task": tid,
@@ -205,8 +273,8 @@ class MarketMachine:
         return key
 
     # ────────────────────────────── rules ──────────────────────────────
-    def rule_create_task(self, st_actor, st_amount, st_stake, st_duration):
-        self._new_task(self._actor(st_actor), st_amount, st_stake, st_duration)
+    def rule_create_task(self, st_actor, st_amount, st_stake, st_duration, st_terms):
+        self._new_task(self._actor(st_actor), st_amount, st_stake, st_duration, st_terms)
 
     def rule_attacker_opens_free_task(self, st_attacker, st_amount, st_duration):
         """A task of the attacker's own, no stake asked: somewhere to stake commitments for free."""
@@ -218,16 +286,23 @@ class MarketMachine:
         if tid is None:
             return
         author = accounts[PLAYERS[st_player]]
-        stake = self.tasks[tid]["stake"]
+        price = self._price(tid)
         if self._is_closed(tid):
             with expect_revert(
                 "TaskIsFinalized" if self.tasks[tid]["finalized"] else "DeadlinePassed"
             ):
-                self.market.propose(tid, author, value=stake)
+                self.market.propose(tid, author, value=price)
             self.outcomes["proposal refused: task closed"] += 1
+        elif self._is_open(tid) and self._capped_out(tid, author):
+            with expect_revert("SubmissionCapReached"):
+                self.market.propose(tid, author, value=price)
+            self.outcomes["submission over the cap refused"] += 1
         elif self._is_open(tid):
-            nid = self.market.propose(tid, author, value=stake)
-            self.tasks[tid]["paid_in"] += stake
+            if self.tasks[tid]["fee"]:  # stake + fee, exactly: the stake alone is refused
+                with expect_revert("WrongStake"):
+                    self.market.propose(tid, author, value=self.tasks[tid]["stake"])
+            nid = self.market.propose(tid, author, value=price)
+            self._paid_submission(tid, author)
             self.nodes[nid] = {
                 "task": tid,
                 "parent": 0,
@@ -269,6 +344,8 @@ class MarketMachine:
         args = (tid, nid, weights, dataset or 0, salt)
         c = self.market.commitment(author, *args)
         key = self._stake(tid, c, author, author, args)
+        if key is None:
+            return
         self.outcomes["committed"] += 1
         if (
             st_pick % 3 == 0
@@ -284,11 +361,11 @@ class MarketMachine:
         own commitments), revealable by nobody, its stake reclaimable by the attacker only."""
         if (attacker, c) in self.commitments:
             with expect_revert("CommitmentExists"):
-                self.tree.commitSubmission(
-                    tid, c, {"from": attacker, "value": self.tasks[tid]["stake"]}
-                )
+                self.tree.commitSubmission(tid, c, {"from": attacker, "value": self._price(tid)})
             return
         key = self._stake(tid, c, attacker, attacker, args, copy=True)
+        if key is None:
+            return
         with expect_revert("UnknownCommitment"):  # the hash names its author, not the attacker
             self.tree.revealSubmission(*args, {"from": attacker})
         self.outcomes["copied commitment reveals nothing"] += 1
@@ -364,6 +441,8 @@ class MarketMachine:
         tid = self.nodes[nid]["task"]
         args = (tid, nid, cid(int.from_bytes(os.urandom(8), "big") + 1), 0, os.urandom(32))
         key = self._stake(tid, self.market.commitment(attacker, *args), attacker, attacker, args)
+        if key is None:
+            return
         node = self._reveal(key)
         if node is not None:
             self.nodes[node]["trained_on"] = self._pick(
@@ -384,7 +463,13 @@ class MarketMachine:
         if staked_in is None:
             return
         args = (victim, nid, cid(int.from_bytes(os.urandom(8), "big") + 1), 0, os.urandom(32))
-        self._stake(staked_in, self.market.commitment(attacker, *args), attacker, attacker, args)
+        if (
+            self._stake(
+                staked_in, self.market.commitment(attacker, *args), attacker, attacker, args
+            )
+            is None
+        ):
+            return
         with expect_revert("CommitmentNotInTask"):
             self.tree.revealSubmission(*args, {"from": attacker})
         with expect_revert("UnknownCommitment"):  # nor into the task it was staked in
@@ -590,26 +675,38 @@ class MarketMachine:
 
     def _finalize(self, tid, caller):
         tx = self.tree.finalize(tid, {"from": caller})
-        self.tasks[tid]["finalized"] = True
-        credits = tx.events.get("PayoutCredited", [])
-        self.paid_out[tid] = sum(e["amount"] for e in credits)
+        task = self.tasks[tid]
+        task["finalized"] = True
+        credits = events(tx, "PayoutCredited")
+        self.paid_out[tid] = sum(e["amount"] for e in credits if e["kind"] != 5)
+        winner = tx.events["TaskFinalized"]["winnerNodeId"]
+        task["winner"] = winner
+        bonds = [(e["account"], e["amount"]) for e in credits if e["kind"] == 5]
+        if task["bond_state"] == "held" and not winner:  # nothing scored: nothing to audit
+            assert bonds == [(task["sponsor"], task["bond"])]
+            task["bond_state"] = "returned"
+            self.outcomes["bond returned: no winner"] += 1
+        else:
+            assert bonds == []
+            if task["bond_state"] == "held":
+                task["audit_end"] = tx.timestamp + AUDIT_WINDOW
         # +10 once to each account the path paid (data, compute, expertise) at least
         # MIN_REPUTATION_PAYOUT in all, the sponsor never
         paid = Counter()
         for e in credits:
             if e["kind"] in (0, 1, 2):
-                paid[e["account"]] += e["amount"]
+                paid[e["account"]] += e["amount"]  # (a Counter keeps the order first paid)
+        task["path_paid"] = dict(paid)
         earned = sorted(
             a
             for a, amount in paid.items()
             if amount >= MIN_REPUTATION_PAYOUT and a != self.tasks[tid]["sponsor"]
         )
-        changes = tx.events.get("ReputationChanged", [])
+        changes = events(tx, "ReputationChanged")
         assert sorted(e["account"] for e in changes) == earned and all(
             e["delta"] == 10 for e in changes
         )
         self.outcomes["reputation earned on a path"] += len(earned)
-        winner = tx.events["TaskFinalized"]["winnerNodeId"]
         self.finalize_gas.append((tx.gas_used, self.chain_nodes[winner]["depth"] if winner else 0))
         self.outcomes["finalized"] += 1
 
@@ -634,7 +731,9 @@ class MarketMachine:
         if thief is not None and thief != author:
             with expect_revert("NotAuthor"):
                 self.tree.reclaimStake(nid, {"from": thief})
-        self.tree.reclaimStake(nid, {"from": author})
+        tx = self.tree.reclaimStake(nid, {"from": author})
+        # the stake comes back, never the fee
+        assert credited_in(tx) == [(str(author), self.tasks[self.nodes[nid]["task"]]["stake"], 4)]
         self.nodes[nid]["status"] = "reclaimed"
         self.outcomes["stake reclaimed"] += 1
 
@@ -643,7 +742,10 @@ class MarketMachine:
         if thief is not None and thief != author and (thief, c) not in self.commitments:
             with expect_revert("NotAuthor"):
                 self.tree.reclaimCommitment(c, {"from": thief})
-        self.tree.reclaimCommitment(c, {"from": author})
+        tx = self.tree.reclaimCommitment(c, {"from": author})
+        assert credited_in(tx) == [
+            (str(author), self.tasks[self.commitments[key]["task"]]["stake"], 4)
+        ]
         del self.commitments[key]
         self.reclaimed[key] = author
         self.outcomes["commitment reclaimed"] += 1
@@ -657,6 +759,197 @@ class MarketMachine:
         c = self._pick(self._reclaimable_commitments(), st_pick)
         if c is not None:
             self._reclaim_commitment(c, thief)
+
+    def rule_attacker_reclaims_the_fee(self, st_pick, st_attacker):
+        """Submits into a task whose stake is 0 but whose fee is not, then tries to get the fee
+        back once it is finalized: there is nothing to reclaim."""
+        attacker = self._attacker(st_attacker)
+        tid = self._pick(
+            [
+                t
+                for t, v in self.tasks.items()
+                if v["fee"]
+                and not v["stake"]
+                and self._is_open(t)
+                and not self._capped_out(t, attacker)
+            ],
+            st_pick,
+        )
+        parent = self._pick(
+            [n for n, v in self.nodes.items() if v["task"] == tid and v["status"] != "rejected"],
+            st_pick,
+        )
+        if parent is not None:
+            args = (tid, parent, cid(int.from_bytes(os.urandom(8), "big") + 1), 0, os.urandom(32))
+            self._stake(tid, self.market.commitment(attacker, *args), attacker, attacker, args)
+        mine = [
+            k
+            for k, v in self.commitments.items()
+            if k[0] == attacker
+            and self.tasks[v["task"]]["finalized"]
+            and self.tasks[v["task"]]["fee"]
+            and not self.tasks[v["task"]]["stake"]
+        ]
+        key = self._pick(mine, st_pick)
+        if key is not None:
+            with expect_revert("NothingToReclaim"):
+                self.tree.reclaimCommitment(key[1], {"from": attacker})
+            self.outcomes["fee reclaim refused"] += 1
+
+    def rule_attacker_exceeds_cap(self, st_attacker, st_pick):
+        """Proposes into a capped open task until the cap, and once more: refused; another account
+        still may."""
+        tid = self._pick(
+            [t for t, v in self.tasks.items() if v["cap"] and self._is_open(t)], st_pick
+        )
+        if tid is None:
+            return
+        attacker = self._attacker(st_attacker)
+        while not self._capped_out(tid, attacker):
+            self._propose(tid, attacker)
+        with expect_revert("SubmissionCapReached"):
+            self.market.propose(tid, attacker, value=self._price(tid))
+        assert self.tree.submissionsBy(tid, attacker) == self.tasks[tid]["cap"]
+        self.outcomes["submission over the cap refused"] += 1
+        other = self._attacker((st_attacker + 1) % len(ATTACKERS))
+        if not self._capped_out(tid, other):
+            self._propose(tid, other)
+            self.outcomes["cap is per account"] += 1
+
+    def _propose(self, tid, author):
+        nid = self.market.propose(tid, author, value=self._price(tid))
+        self._paid_submission(tid, author)
+        self.nodes[nid] = {
+            "task": tid,
+            "parent": 0,
+            "author": author,
+            "dataset": 0,
+            "status": "pending",
+        }
+        return nid
+
+    def rule_publish_validation(self, st_pick, st_player, st_flag):
+        """Publishes a finalized task's validation file: refused to anyone but the sponsor, for a
+        wrong opening, before finalize and a second time; the sponsor's opening returns a held bond
+        within the audit window and nothing after it (the bond stays forfeit)."""
+        finalized = [t for t, v in self.tasks.items() if v["finalized"]]
+        tid = self._pick(finalized if st_pick % 4 and finalized else self.tasks, st_pick // 4)
+        t = self.tasks[tid]
+        file_cid, salt = t["opening"]
+        sponsor = accounts.at(t["sponsor"])
+        caller = accounts[PLAYERS[st_player]]
+        if str(caller) != t["sponsor"] and t["finalized"]:
+            with expect_revert("NotSponsor"):
+                self.tree.publishValidation(tid, file_cid, salt, {"from": caller})
+            self.outcomes["publication by another refused"] += 1
+        if not t["finalized"]:
+            with expect_revert("TaskNotFinalized"):
+                self.tree.publishValidation(tid, file_cid, salt, {"from": sponsor})
+            return
+        if t["published"]:
+            with expect_revert("ValidationAlreadyPublished"):
+                self.tree.publishValidation(tid, file_cid, salt, {"from": sponsor})
+            return
+        with expect_revert("WrongOpening"):  # another file, or another salt
+            wrong = (os.urandom(32), salt) if st_flag else (file_cid, os.urandom(32))
+            self.tree.publishValidation(tid, *wrong, {"from": sponsor})
+        self.outcomes["wrong opening refused"] += 1
+        if t["bond_state"] == "held" and abs(chain.time() - t["audit_end"]) <= MARGIN:
+            return  # too close to the window's end to say which side the next block falls on
+        self._publish(tid)
+
+    def _publish(self, tid):
+        t = self.tasks[tid]
+        held = t["bond_state"] == "held"
+        tx = self.tree.publishValidation(tid, *t["opening"], {"from": t["sponsor"]})
+        assert (
+            tx.events["ValidationPublished"]["fileCid"],
+            tx.events["ValidationPublished"]["salt"],
+        ) == tuple("0x" + x.hex() for x in t["opening"])
+        t["published"] = True
+        self.dirty.add(tid)
+        if held and tx.timestamp <= t["audit_end"]:
+            assert credited_in(tx) == [(t["sponsor"], t["bond"], 5)]
+            t["bond_state"] = "returned"
+            self.outcomes["bond returned: published"] += 1
+        else:
+            assert credited_in(tx) == []
+            self.outcomes[
+                "published late: bond stays forfeit" if held else "published, no bond"
+            ] += 1
+
+    def rule_forfeit_bond(self, st_pick, st_player):
+        """Anyone forfeits a held bond once the audit window has closed: refused before (and for a
+        task holding none); credited to the winning path's accounts but the sponsor, by what each
+        was paid."""
+        tid = self._pick([t for t, v in self.tasks.items() if v["finalized"]], st_pick)
+        if tid is None:
+            return
+        t = self.tasks[tid]
+        caller = accounts[PLAYERS[st_player]]
+        if t["bond_state"] != "held":
+            with expect_revert("NoBondHeld"):
+                self.tree.forfeitBond(tid, {"from": caller})
+            self.outcomes["forfeit refused: no bond"] += 1
+        elif chain.time() + MARGIN < t["audit_end"]:
+            with expect_revert("AuditWindowOpen"):
+                self.tree.forfeitBond(tid, {"from": caller})
+            self.outcomes["forfeit refused: early"] += 1
+        elif chain.time() > t["audit_end"]:
+            self._forfeit(tid, caller)
+
+    def _forfeit(self, tid, caller):
+        t = self.tasks[tid]
+        tx = self.tree.forfeitBond(tid, {"from": caller})
+        t["bond_state"] = "forfeited"
+        self.dirty.add(tid)
+        others = {a: v for a, v in t["path_paid"].items() if a != t["sponsor"]}
+        total = sum(others.values())
+        if total == 0:
+            expected = [(str(self.nodes[t["winner"]]["author"]), t["bond"], 5)]
+        else:
+            shares = {a: t["bond"] * v // total for a, v in others.items()}
+            first = next(iter(shares))
+            shares[first] += t["bond"] - sum(shares.values())
+            expected = [(a, v, 5) for a, v in shares.items() if v]
+        assert credited_in(tx) == expected
+        assert tx.events["BondForfeited"]["amount"] == t["bond"]
+        self.outcomes["bond forfeited"] += 1
+
+    def rule_test_score(self, st_pick, st_acc, st_caller):
+        """The winner's test score: the oracle's only, once, after finalize and with a winner; it
+        credits nothing."""
+        finalized = [t for t, v in self.tasks.items() if v["finalized"]]
+        tid = self._pick(finalized if st_pick % 4 and finalized else self.tasks, st_pick // 4)
+        self._test_score(tid, st_acc, st_caller)
+
+    def _test_score(self, tid, st_acc, st_caller):
+        t = self.tasks[tid]
+        if st_caller != len(PLAYERS):
+            with expect_revert("AccessControlUnauthorizedAccount"):
+                self.tree.recordTestScore(tid, st_acc, {"from": accounts[PLAYERS[st_caller]]})
+            self.outcomes["test score by another refused"] += 1
+            return
+        error = (
+            "TaskNotFinalized"
+            if not t["finalized"]
+            else "NoWinner"
+            if not t["winner"]
+            else "TestScoreAlreadyRecorded"
+            if t["test_scored"]
+            else None
+        )
+        if error:
+            with expect_revert(error):
+                self.tree.recordTestScore(tid, st_acc, {"from": self.oracle})
+            self.outcomes[f"test score refused ({error})"] += 1
+            return
+        tx = self.tree.recordTestScore(tid, st_acc, {"from": self.oracle})
+        assert credited_in(tx) == []
+        assert tx.events["TestScoreRecorded"]["nodeId"] == t["winner"]
+        t["test_scored"] = True
+        self.dirty.add(tid)
+        self.outcomes["test score recorded"] += 1
 
     def rule_withdraw(self, st_player):
         account = accounts[PLAYERS[st_player]]
@@ -707,6 +1000,36 @@ class MarketMachine:
         for c in self._reclaimable_commitments():
             self._reclaim_commitment(c)
             yield f"reclaimCommitment({c[1].hex()[:10]}…)"
+        for key, v in list(self.commitments.items()):  # a fee is never returned
+            if self.tasks[v["task"]]["fee"] and not self.tasks[v["task"]]["stake"]:
+                with expect_revert("NothingToReclaim"):
+                    self.tree.reclaimCommitment(key[1], {"from": key[0]})
+                self.outcomes["fee reclaim refused"] += 1
+        for tid, t in self.tasks.items():  # the winner's test score, once; none without a winner
+            if not t["test_scored"]:
+                self._test_score(tid, rng.randrange(10001), len(PLAYERS))
+                yield f"recordTestScore({tid})"
+            self._test_score(tid, rng.randrange(10001), len(PLAYERS))
+        # bonds: every other held one published (returned if still in its window), the rest
+        # forfeited once their windows close
+        held = [tid for tid in self.tasks if self.tasks[tid]["bond_state"] == "held"]
+        for tid in held[1::2]:
+            if (
+                not self.tasks[tid]["published"]
+                and abs(chain.time() - self.tasks[tid]["audit_end"]) > MARGIN
+            ):
+                self._publish(tid)
+                yield f"publishValidation({tid})"
+        held = [tid for tid in held if self.tasks[tid]["bond_state"] == "held"]
+        if held:
+            sleep_until(max(self.tasks[tid]["audit_end"] for tid in held))
+        for tid in held[::2]:  # too late: published, but the bond is not returned
+            if not self.tasks[tid]["published"]:
+                self._publish(tid)
+                yield f"publishValidation({tid}) late"
+        for tid in held:
+            self._forfeit(tid, accounts[PLAYERS[rng.randrange(len(PLAYERS))]])
+            yield f"forfeitBond({tid})"
         for i in PLAYERS:
             if self.chain_credits[accounts[i]]:
                 self.tree.withdraw({"from": accounts[i]})
@@ -729,13 +1052,13 @@ class MarketMachine:
             touched.add(str(tx.sender))
             if tx.status != 1:
                 continue
-            for e in tx.events.get("PayoutCredited", []):
+            for e in events(tx, "PayoutCredited"):
                 self.tasks[e["taskId"]]["credited"] += e["amount"]
                 self.model_credits[e["account"]] = (
                     self.model_credits.get(e["account"], 0) + e["amount"]
                 )
                 touched.add(e["account"])
-            for e in tx.events.get("Withdrawn", []):
+            for e in events(tx, "Withdrawn"):
                 assert e["amount"] == self.model_credits.get(e["account"], 0)
                 self.model_credits[e["account"]] = 0
         self._seen = len(history)
@@ -743,9 +1066,13 @@ class MarketMachine:
         tasks = [
             t
             for t in self.tasks
-            if full or t not in self.chain_tasks or not self.chain_tasks[t]["finalized"]
+            if full
+            or t not in self.chain_tasks
+            or not self.chain_tasks[t]["finalized"]
+            or t in self.dirty
         ]
-        node_ids = sorted(self.nodes) + [len(self.nodes) + 1]  # and the next id: no node there yet
+        self.dirty.clear()
+        node_ids = [*sorted(self.nodes), len(self.nodes) + 1]  # and the next id: no node there yet
         chunks = [node_ids[i : i + 500] for i in range(0, len(node_ids), 500)]
         calls = [(self.tree.getTask, (tid,)) for tid in tasks]
         calls += [(self.tree.pendingWithdrawals, (a,)) for a in holders]
@@ -778,34 +1105,64 @@ class MarketMachine:
         commitments = sum(1 for v in self.commitments.values() if v["task"] == tid)
         return stake * (nodes + commitments)
 
+    @staticmethod
+    def _pool(t):
+        """A task's pool as the contract reads it: bounty, forfeited stakes, every fee paid."""
+        return t["bounty"] + t["forfeited"] + t["scoringFee"] * t["submissions"]
+
+    def _bond_held(self, tid):
+        return self.tasks[tid]["bond"] if self.tasks[tid]["bond_state"] == "held" else 0
+
     def invariant_eth_is_accounted_for(self):
-        open_pools = sum(
-            t["bounty"] + t["forfeited"] for t in self.chain_tasks.values() if not t["finalized"]
-        )
+        open_pools = sum(self._pool(t) for t in self.chain_tasks.values() if not t["finalized"])
         escrow = sum(self._escrowed(tid) for tid in self.tasks)
-        assert self.chain_balance == open_pools + escrow + sum(self.chain_credits.values())
+        bonds = sum(self._bond_held(tid) for tid in self.tasks)
+        assert self.chain_balance == open_pools + escrow + bonds + sum(self.chain_credits.values())
 
     def invariant_credits_match_the_events(self):
         for account, credit in self.chain_credits.items():
             assert credit == self.model_credits.get(str(account), 0)
 
     def invariant_each_task_pays_out_at_most_what_was_paid_in(self):
-        """Per task, from the events: credited ≤ bounty + stakes paid in; what is not credited yet is
-        the open pool and the stakes still escrowed; once finalized and reclaimed, credited == paid in."""
+        """Per task, from the events: credited ≤ bounty + bond + stakes and fees paid in; what is not
+        credited yet is the open pool, the stakes still escrowed and the bond still held; once
+        finalized, reclaimed and its bond settled, credited == paid in."""
         for tid, model in self.tasks.items():
             t = self.chain_tasks[tid]
             assert model["finalized"] == t["finalized"]
             assert model["credited"] <= model["paid_in"]
-            pool = 0 if t["finalized"] else t["bounty"] + t["forfeited"]
-            escrowed = self._escrowed(tid)
-            assert model["credited"] + pool + escrowed == model["paid_in"]
-            if t["finalized"] and escrowed == 0:
+            pool = 0 if t["finalized"] else self._pool(t)
+            escrowed, bond = self._escrowed(tid), self._bond_held(tid)
+            assert model["credited"] + pool + escrowed + bond == model["paid_in"]
+            if t["finalized"] and escrowed == 0 and bond == 0:
                 assert model["credited"] == model["paid_in"]
+
+    def invariant_task_terms_match_the_model(self):
+        """Fees counted once per paid submission; the bond, publication and test score as the model
+        has them."""
+        states = {"none": 0, "held": 1, "returned": 2, "forfeited": 3}
+        for tid, model in self.tasks.items():
+            t = self.chain_tasks[tid]
+            assert (t["scoringFee"], t["maxSubmissions"], t["auditBond"]) == (
+                model["fee"],
+                model["cap"],
+                model["bond"],
+            )
+            assert (t["submissions"], t["bondState"]) == (
+                model["submissions"],
+                states[model["bond_state"]],
+            )
+            assert (t["validationPublished"], t["testScored"]) == (
+                model["published"],
+                model["test_scored"],
+            )
+            if model["audit_end"] is not None:
+                assert t["auditWindowEnd"] == model["audit_end"]
 
     def invariant_no_task_pays_more_than_its_pool(self):
         for tid, paid in self.paid_out.items():
             t = self.chain_tasks[tid]
-            assert paid == t["bounty"] + t["forfeited"]
+            assert paid == self._pool(t)
 
     def invariant_pending_nodes_match_the_model(self):
         for tid, t in self.chain_tasks.items():
@@ -900,4 +1257,18 @@ def test_invariants_hold_under_random_calls(tree, oracle):
             "settled twice refused",
             "bad score refused (BadAttribution)",
             "reputation earned on a path",
+            "submission over the cap refused",
+            "cap is per account",
+            "fee reclaim refused",
+            "bond returned: no winner",
+            "bond returned: published",
+            "bond forfeited",
+            "published late: bond stays forfeit",
+            "forfeit refused: no bond",
+            "wrong opening refused",
+            "publication by another refused",
+            "test score recorded",
+            "test score by another refused",
+            "test score refused (NoWinner)",
+            "test score refused (TestScoreAlreadyRecorded)",
         } - {outcome for outcome, count in machine.outcomes.items() if count}

@@ -2,7 +2,7 @@
 
 import pytest
 from brownie import ZERO_ADDRESS, chain, web3
-from conftest import BOUNTY, DAY, SPEC, STAKE, VALIDATION, cid, reverts
+from conftest import BOUNTY, DAY, SPEC, STAKE, VALIDATION, automine, cid, reverts
 from hexbytes import HexBytes
 
 
@@ -17,6 +17,9 @@ def test_create_task_stores_every_field(tree, market, sponsor):
         2500,
         1500,
         STAKE,
+        0,
+        0,
+        0,
         {"from": sponsor, "value": BOUNTY},
     )
     task_id = tx.return_value
@@ -225,7 +228,7 @@ def test_reveal_in_the_commit_block_is_refused(tree, market, sponsor, architect,
     salt = b"\x05" * 32
     c = market.commitment(alice, task_id, arch, cid(3), 0, salt)
     tx_fields = {"from": alice.address, "to": tree.address, "gas": 500_000, "gasPrice": 10**9}
-    web3.provider.make_request("miner_stop", [])
+    automine(False)
     try:
         commit_hash = web3.eth.send_transaction(
             {**tx_fields, "value": STAKE, "data": tree.commitSubmission.encode_input(task_id, c)}
@@ -238,7 +241,7 @@ def test_reveal_in_the_commit_block_is_refused(tree, market, sponsor, architect,
         )
         web3.provider.make_request("evm_mine", [])
     finally:
-        web3.provider.make_request("miner_start", [])
+        automine(True)
     commit_receipt = web3.eth.wait_for_transaction_receipt(commit_hash)
     reveal_receipt = web3.eth.wait_for_transaction_receipt(reveal_hash)
     assert commit_receipt["blockNumber"] == reveal_receipt["blockNumber"]

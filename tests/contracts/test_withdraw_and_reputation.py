@@ -41,6 +41,9 @@ def test_reentrant_withdraw_is_blocked(tree, admin):
         3000,
         2000,
         0,
+        0,
+        0,
+        0,
         {"from": admin, "value": 5 * 10**18},
     )
     chain.sleep(101)

@@ -1,0 +1,515 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {IReputation} from "./IReputation.sol";
+
+/// @title IBountyTree
+/// @notice Escrowed bounties for models trained on private data. A sponsor escrows a bounty for
+///         a model that reaches a target accuracy on a validation set only the sponsor holds.
+///         Every contribution is a node in the task's tree: architectures at depth 1 (their CID
+///         is a model spec), trained weights below. An oracle scores nodes against the
+///         sponsor's private validation set; when a node reaches the target (or the deadline
+///         passes) the path from the architecture to the best node is paid: data by accuracy
+///         gained, compute by verified operations, expertise to the architect. Every payment is
+///         credited and pulled with {withdraw}.
+///
+///         Conventions: ids start at 1 (node id 0 is "the task itself", parent of every
+///         architecture); accuracies are basis points (0..10000); a CID on-chain is the bytes32
+///         SHA-256 digest of a CIDv0.
+///
+///         Reject reasons, the uint8 codes {rejectNodes} records (bountytree/reasons.py mirrors
+///         them; a test checks the two agree):
+///         1 missing: the node's files never reached the store within the oracle's fetch timeout.
+///         2 not-safetensors: the weights are not a safetensors file of float32 tensors.
+///         3 shape-mismatch: the tensors' names or shapes differ from the spec's.
+///         4 not-finite: a weight, or an output on the task's inputs, is NaN or infinite.
+///         5 too-large: the file exceeds the size the spec allows.
+///         6 invalid-spec: the architecture's spec is not a valid whitelisted model spec.
+///         7 parent-rejected: the node's parent was rejected.
+///         8 corrupt: the node's files made a check fail in a way nobody foresaw.
+///         9 copy: equal to its parent, or closer to another earlier node than to its parent.
+///         10 not-initial: an architecture whose weights are not its spec's seeded initialisation.
+///         11 replay-mismatch: training on the declared published dataset does not reproduce
+///            the weights.
+///         12 unfit-spec: the spec does not fit the task's features and classes.
+///         13 too-costly: replaying its training would exceed the oracle's budget.
+///         14 logit-range: logits out of the fixed-point range on the task's inputs (weights
+///            whose logits could overflow the oracle's fixed-point encoding).
+/// @dev Implemented by BountyTree; roles (ORACLE_ROLE, DEFAULT_ADMIN_ROLE) are OpenZeppelin's
+///      AccessControl.
+interface IBountyTree {
+    // ─────────────────────────────── types ───────────────────────────────
+
+    /// @notice Where a node stands. Pending is 0 so that creating a node never writes its score
+    ///         slot for nothing.
+    enum NodeStatus {
+        Pending, // submitted, awaiting the oracle
+        Scored, // accuracy recorded
+        Rejected, // failed a check; its stake was forfeited to the pool
+        Reclaimed // still pending at finalize; its author took the stake back
+    }
+
+    /// @notice What a credit pays for, as {PayoutCredited} reports it.
+    enum PayoutKind {
+        Data, // accuracy gained on the winning path, to the data's provider
+        Compute, // verified training operations on the winning path
+        Expertise, // the winning path's architecture, to its architect
+        Refund, // what the path could not be paid, back to the sponsor
+        Stake, // a stake returned
+        Bond // an audit bond: returned to the sponsor, or forfeited to the path
+    }
+
+    /// @notice The audit bond of a task.
+    enum BondState {
+        None, // the task was created without a bond
+        Held, // escrowed until the validation file is published or the audit window closes
+        Returned, // credited back to the sponsor
+        Forfeited // credited to the accounts the winning path paid
+    }
+
+    /// @notice A task, as {getTask} returns it; its storage layout, slot by slot.
+    /// @dev Slot 0 is everything a proposal or commitment reads and writes (one slot per
+    ///      submission); slot 4 everything scoring and finalize write; slot 5 is touched only by
+    ///      auditable tasks and by the post-finalize calls. Amounts of slot 0 are uint72 (up to
+    ///      4,722 ETH per submission), ids uint32, times uint40.
+    struct Task {
+        // slot 0 — read by every submission
+        uint72 submissionStake; // wei each proposal and commitment escrows, returned when scored
+        uint72 scoringFee; // wei each proposal and commitment pays into the pool, never returned
+        uint40 deadline; // unix time after which the task takes no new node
+        uint16 maxSubmissions; // proposals + commitments per account; 0 = unlimited
+        uint24 submissions; // proposals + commitments paid into the task (each paid the fee)
+        uint24 pendingNodes; // nodes submitted and neither scored nor rejected
+        bool finalized;
+        // slot 1 — read by finalize
+        address sponsor;
+        uint96 bounty; // the sponsor's escrow for the pool (the audit bond is apart)
+        // slot 2
+        bytes32 specCid; // the task description (bountytree/task@1)
+        // slot 3
+        bytes32 validationCommitment; // sha256(abi.encodePacked(salt, validation file's CID digest))
+        // slot 4 — written by scoring and finalize
+        uint32 bestNodeId; // best scored node so far (ties: lowest id); 0 until one is scored
+        uint16 bestAccuracyBps;
+        uint32 winnerNodeId; // set at finalize: the best node then, 0 if none was scored
+        uint96 forfeited; // stakes forfeited to the pool
+        uint16 targetAccuracyBps; // accuracy that makes the task finalizable before its deadline
+        uint16 dataShareBps; // share of the pool for accuracy gained
+        uint16 computeShareBps; // share for verified operations
+        uint16 expertiseShareBps; // share for the architect
+        BondState bondState;
+        // slot 5 — auditable tasks and what comes after finalize
+        uint96 auditBond; // wei the sponsor escrowed to publish the validation file after finalize
+        uint40 auditWindowEnd; // while a bond is held after finalize: the last moment to publish
+        uint16 testAccuracyBps; // the winner's accuracy on the sponsor's held-out test set
+        bool testScored; // testAccuracyBps is recorded
+        bool validationPublished; // the sponsor opened the validation commitment
+    }
+
+    /// @notice A node of a task's tree. An architecture is the node with parentId 0 (its cid is
+    ///         its spec); a trained node's cid is its weights.
+    /// @dev A submission writes slots 0 and 1 only; scoring writes slot 2 (and slot 0's datasetId
+    ///      when the oracle re-attributes the data).
+    struct Node {
+        // slot 0 — the tree
+        address author;
+        uint32 taskId;
+        uint32 parentId;
+        uint8 depth; // 1 for an architecture
+        uint24 datasetId; // 0: the author's private data; else a dataset published to the task
+        // slot 1
+        bytes32 cid;
+        // slot 2 — the score
+        NodeStatus status;
+        uint16 accuracyBps;
+        uint64 verifiedOps; // training operations the oracle reproduced by replay
+    }
+
+    /// @notice One node's score as the oracle records it.
+    /// @param nodeId A pending node of the task.
+    /// @param accuracyBps Accuracy on the validation set, in 0..10000.
+    /// @param verifiedOps Training operations the oracle reproduced by replay; only a node trained
+    ///        on a published dataset has any.
+    /// @param datasetId The dataset the node was trained on: as declared, or a published dataset of
+    ///        the task whose replay reproduced a node declared as trained on private data.
+    struct Score {
+        uint256 nodeId;
+        uint16 accuracyBps;
+        uint64 verifiedOps;
+        uint256 datasetId;
+    }
+
+    /// @notice A dataset published to one task; the data share of nodes trained on it goes to
+    ///         its publisher.
+    struct Dataset {
+        // slot 0
+        address publisher;
+        uint32 taskId;
+        // slot 1
+        bytes32 cid;
+    }
+
+    /// @notice A commitment not yet revealed: its author, the task its stake was paid into, and
+    ///         the block it was made in (a reveal must come later).
+    struct Commitment {
+        // slot 0, the only one: a commitment costs one new slot, and deleting it at the reveal
+        // refunds part of that
+        address author;
+        uint32 taskId;
+        uint64 blockNumber;
+    }
+
+    // ─────────────────────────────── events ──────────────────────────────
+
+    /// @notice A bounty was posted.
+    /// @param bounty The pool's escrow (msg.value less the audit bond).
+    /// @param scoringFee Paid with every proposal and commitment into the pool, never returned.
+    /// @param maxSubmissions Proposals + commitments allowed per account; 0 = unlimited.
+    /// @param auditBond Escrowed until the sponsor publishes the validation file; 0 = not auditable.
+    event TaskCreated(
+        uint256 indexed taskId,
+        address indexed sponsor,
+        uint256 bounty,
+        bytes32 specCid,
+        bytes32 validationCommitment,
+        uint16 targetAccuracyBps,
+        uint64 deadline,
+        uint256 submissionStake,
+        uint256 scoringFee,
+        uint16 maxSubmissions,
+        uint256 auditBond
+    );
+
+    /// @notice An architecture was proposed as the depth-1 node `nodeId`.
+    event ArchitectureProposed(uint256 indexed taskId, uint256 indexed nodeId, address indexed author, bytes32 cid);
+
+    /// @notice A dataset was published to a task.
+    event DatasetPublished(uint256 indexed taskId, uint256 indexed datasetId, address indexed publisher, bytes32 cid);
+
+    /// @notice The first half of a submission: a stake (and fee) paid behind a hash.
+    event SubmissionCommitted(uint256 indexed taskId, address indexed author, bytes32 commitment);
+
+    /// @notice A trained node was revealed.
+    event NodeSubmitted(
+        uint256 indexed taskId,
+        uint256 indexed nodeId,
+        uint256 indexed parentId,
+        address author,
+        bytes32 cid,
+        uint256 datasetId
+    );
+
+    /// @notice The oracle recorded a node's accuracy and verified operations.
+    event NodeScored(uint256 indexed taskId, uint256 indexed nodeId, uint16 accuracyBps, uint64 verifiedOps);
+
+    /// @notice The oracle's replay showed that a node declared as trained on private data was
+    ///         trained on this published dataset; its data share goes to the dataset's publisher.
+    event NodeAttributed(uint256 indexed taskId, uint256 indexed nodeId, uint256 datasetId);
+
+    /// @notice The oracle rejected a node.
+    /// @param reason One of the reject reason codes listed above (1..14).
+    event NodeRejected(uint256 indexed taskId, uint256 indexed nodeId, uint8 reason);
+
+    /// @notice A node's stake joined the task's pool (rejected, or scored below its parent).
+    event StakeForfeited(uint256 indexed taskId, uint256 indexed nodeId, uint256 amount);
+
+    /// @notice A task was settled.
+    /// @param winnerNodeId The best scored node, 0 if none was scored.
+    /// @param pool Bounty + forfeited stakes + scoring fees, all of it credited.
+    event TaskFinalized(uint256 indexed taskId, uint256 winnerNodeId, uint16 accuracyBps, uint256 pool);
+
+    /// @notice Wei credited to `account`, to be pulled with {withdraw}.
+    /// @param kind A PayoutKind.
+    event PayoutCredited(uint256 indexed taskId, address indexed account, uint256 amount, uint8 kind);
+
+    /// @notice `account` pulled everything credited to it.
+    event Withdrawn(address indexed account, uint256 amount);
+
+    /// @notice The sponsor opened the validation commitment: anyone holding the file whose CIDv0
+    ///         digest is `fileCid` can now check every score.
+    event ValidationPublished(uint256 indexed taskId, bytes32 fileCid, bytes32 salt);
+
+    /// @notice The sponsor did not publish within the audit window; the bond was credited to the
+    ///         accounts the winning path paid (each credit a {PayoutCredited} of kind Bond).
+    event BondForfeited(uint256 indexed taskId, uint256 amount);
+
+    /// @notice The oracle recorded the winner's accuracy on the sponsor's held-out test set.
+    event TestScoreRecorded(uint256 indexed taskId, uint256 indexed nodeId, uint16 accuracyBps);
+
+    // ─────────────────────────────── errors ──────────────────────────────
+
+    /// @notice A task needs a bounty: msg.value must exceed the audit bond.
+    error NoBounty();
+    /// @notice An amount does not fit its storage field (uint72 for stake and fee, uint96 else).
+    error AmountTooLarge(uint256 amount);
+    /// @notice A CID is zero.
+    error EmptyCid();
+    /// @notice A commitment is zero.
+    error EmptyCommitment();
+    /// @notice A deadline must lie in the future.
+    error DeadlineNotInFuture(uint256 deadline, uint256 now_);
+    /// @notice A deadline must fit uint40 (the year 36812).
+    error DeadlineTooFar(uint256 deadline);
+    /// @notice The target must be in 1..10000.
+    error TargetOutOfRange(uint256 targetAccuracyBps);
+    /// @notice The data, compute and expertise shares must sum to 10000.
+    error SharesMustSumTo10000(uint256 sum);
+    /// @notice No task has this id.
+    error UnknownTask(uint256 taskId);
+    /// @notice The task is finalized and takes no more nodes, scores or rejections.
+    error TaskIsFinalized(uint256 taskId);
+    /// @notice The task's deadline has passed: it takes no new nodes.
+    error DeadlinePassed(uint256 taskId, uint256 deadline);
+    /// @notice msg.value must be exactly the task's stake plus its scoring fee (`expected`).
+    error WrongStake(uint256 expected, uint256 sent);
+    /// @notice The account already made `maxSubmissions` proposals and commitments in this task.
+    error SubmissionCapReached(uint256 taskId, address account, uint256 maxSubmissions);
+    /// @notice The caller already has this commitment pending.
+    error CommitmentExists(bytes32 commitment);
+    /// @notice The caller has no such commitment (wrong arguments, or staked by another account).
+    error UnknownCommitment(bytes32 commitment);
+    /// @notice A commitment reveals only into the task its stake was paid into.
+    error CommitmentNotInTask(bytes32 commitment, uint256 stakedIn);
+    /// @notice A reveal must come in a later block than its commitment.
+    error RevealTooEarly(uint256 commitBlock);
+    /// @notice The parent is not a node of this task.
+    error ParentNotInTask(uint256 parentId, uint256 taskId);
+    /// @notice Nothing grows under a rejected node.
+    error ParentRejected(uint256 parentId);
+    /// @notice The path from the task would exceed MAX_DEPTH.
+    error TreeTooDeep(uint256 maxDepth);
+    /// @notice The dataset is not published to this task.
+    error DatasetNotInTask(uint256 datasetId, uint256 taskId);
+    /// @notice A batch is empty or larger than allowed.
+    error BatchSize(uint256 size, uint256 max);
+    /// @notice Node ids and reasons differ in length.
+    error LengthMismatch();
+    /// @notice The node is not in this task.
+    error NodeNotInTask(uint256 nodeId, uint256 taskId);
+    /// @notice The node is already scored, rejected or reclaimed.
+    error NodeNotPending(uint256 nodeId);
+    /// @notice An accuracy must be in 0..10000.
+    error AccuracyOutOfRange(uint256 nodeId, uint256 accuracyBps);
+    /// @notice Compute is paid only for training on published data.
+    error ComputeOnPrivateData(uint256 nodeId);
+    /// @notice A score may re-attribute only a privately trained node, to a dataset of its task.
+    error BadAttribution(uint256 nodeId, uint256 datasetId);
+    /// @notice A node is scored after its parent.
+    error ParentNotScored(uint256 nodeId, uint256 parentId);
+    /// @notice A reject reason must be non-zero.
+    error InvalidReason(uint256 nodeId);
+    /// @notice The task is neither at its target nor past its deadline.
+    error NotFinalizable(uint256 taskId, uint256 deadline);
+    /// @notice Nodes await the oracle: only the oracle may finalize before `openToAllAt`.
+    error WorkPending(uint256 taskId, uint256 pendingNodes, uint256 openToAllAt);
+    /// @notice The call needs a finalized task.
+    error TaskNotFinalized(uint256 taskId);
+    /// @notice Only the node's or commitment's author may reclaim its stake.
+    error NotAuthor(address caller);
+    /// @notice Only the task's sponsor may publish its validation file.
+    error NotSponsor(address caller);
+    /// @notice The task asked no stake: there is nothing to reclaim (a fee is never returned).
+    error NothingToReclaim();
+    /// @notice Nothing is credited to the account.
+    error NothingToWithdraw(address account);
+    /// @notice Sending the account its credit failed.
+    error TransferFailed(address account, uint256 amount);
+    /// @notice An id or counter would overflow its storage field.
+    error TooManyItems();
+    /// @notice sha256(abi.encodePacked(salt, fileCid)) is not the task's validation commitment.
+    error WrongOpening(uint256 taskId);
+    /// @notice The validation file was already published.
+    error ValidationAlreadyPublished(uint256 taskId);
+    /// @notice The task holds no audit bond (none was posted, or it was returned or forfeited).
+    error NoBondHeld(uint256 taskId);
+    /// @notice The sponsor may still publish until `closesAt`.
+    error AuditWindowOpen(uint256 taskId, uint256 closesAt);
+    /// @notice The task was finalized without a scored node.
+    error NoWinner(uint256 taskId);
+    /// @notice The winner's test score is recorded once.
+    error TestScoreAlreadyRecorded(uint256 taskId);
+
+    // ───────────────────────────── lifecycle ─────────────────────────────
+
+    /// @notice Posts a bounty for a model that reaches `targetAccuracyBps` on the sponsor's
+    ///         private validation set. msg.value is the bounty plus `auditBond`.
+    /// @param specCid Task description on IPFS (CIDv0 digest).
+    /// @param validationCommitment sha256(abi.encodePacked(salt, fileCid)): `fileCid` is the
+    ///        validation file's CIDv0 digest; the file and salt stay with the sponsor.
+    /// @param targetAccuracyBps Accuracy that ends the task early, in 1..10000.
+    /// @param deadline Unix time after which the task takes no new node and anyone may finalize.
+    /// @param dataShareBps Share of the pool paid for accuracy gained on data.
+    /// @param computeShareBps Share paid for verified training operations.
+    /// @param expertiseShareBps Share paid to the architect of the winning path.
+    /// @param submissionStake Wei each proposal and commitment escrows (returned when scored).
+    /// @param scoringFee Wei each proposal and commitment pays into the pool, never returned
+    ///        (0 allowed): every score then costs something, so noise mining does.
+    /// @param maxSubmissions Proposals + commitments per account; 0 = unlimited.
+    /// @param auditBond Wei escrowed apart from the pool until the validation file is published
+    ///        after finalize; 0 = not auditable.
+    /// @return taskId The new task's id.
+    function createTask(
+        bytes32 specCid,
+        bytes32 validationCommitment,
+        uint16 targetAccuracyBps,
+        uint64 deadline,
+        uint16 dataShareBps,
+        uint16 computeShareBps,
+        uint16 expertiseShareBps,
+        uint256 submissionStake,
+        uint256 scoringFee,
+        uint16 maxSubmissions,
+        uint256 auditBond
+    ) external payable returns (uint256 taskId);
+
+    /// @notice Proposes an architecture (a model spec with initial weights) as a depth-1 node.
+    ///         msg.value is the task's stake (escrowed, returned when the node is scored) plus its
+    ///         scoring fee (into the pool). Counts towards the account's cap.
+    /// @param taskId An open task.
+    /// @param specCid The `bountytree/model@1` spec on IPFS.
+    /// @return nodeId The new node's id.
+    function proposeArchitecture(uint256 taskId, bytes32 specCid) external payable returns (uint256 nodeId);
+
+    /// @notice Publishes a dataset that anyone may train on for this task; the data share of
+    ///         every node trained on it goes to the publisher.
+    /// @param taskId An open task.
+    /// @param dataCid The dataset file on IPFS.
+    /// @return datasetId The new dataset's id.
+    function publishDataset(uint256 taskId, bytes32 dataCid) external returns (uint256 datasetId);
+
+    /// @notice First half of a submission: pays the stake and the scoring fee behind a hash that
+    ///         hides the weights' CID, so nobody can copy it out of the mempool. Counts towards
+    ///         the account's cap.
+    /// @param taskId An open task.
+    /// @param commitment keccak256(abi.encode(msg.sender, taskId, parentId, weightsCid, datasetId, salt)).
+    function commitSubmission(uint256 taskId, bytes32 commitment) external payable;
+
+    /// @notice Second half of a submission, in a later block than the commitment, by the account
+    ///         that made it and into the task its stake was paid to: adds the trained node under
+    ///         `parentId`. The stake stays escrowed in that task.
+    /// @param taskId The task of the commitment.
+    /// @param parentId The node training started from (same task, not rejected).
+    /// @param weightsCid The trained weights (safetensors) on IPFS.
+    /// @param datasetId 0 for the author's own private data, else a dataset published to this task.
+    /// @param salt The secret that made the commitment unguessable.
+    /// @return nodeId The new node's id.
+    function revealSubmission(uint256 taskId, uint256 parentId, bytes32 weightsCid, uint256 datasetId, bytes32 salt)
+        external
+        returns (uint256 nodeId);
+
+    /// @notice Records the oracle's scores (ORACLE_ROLE). Returns each node's stake, or forfeits
+    ///         it to the task's pool when a trained node scores below its parent.
+    /// @dev Parents must be scored first (a batch ordered by id satisfies this).
+    /// @param taskId The task every node belongs to.
+    /// @param scores At most MAX_BATCH scores of pending nodes.
+    function recordScores(uint256 taskId, Score[] calldata scores) external;
+
+    /// @notice Rejects nodes (ORACLE_ROLE); their stakes join the task's pool and their authors
+    ///         lose reputation.
+    /// @param taskId The task every node belongs to.
+    /// @param nodeIds Pending nodes, at most MAX_BATCH.
+    /// @param reasons A non-zero reject reason code per node (listed above).
+    function rejectNodes(uint256 taskId, uint256[] calldata nodeIds, uint8[] calldata reasons) external;
+
+    /// @notice Ends a task whose best node reached the target, or whose deadline has passed,
+    ///         and credits the payouts along the path from the architecture to the winner
+    ///         (best scored node; ties go to the lowest id). What cannot be paid goes back to the
+    ///         sponsor. The oracle may call it as soon as the task is due; anyone else once every
+    ///         submitted node is scored or rejected, or FINALIZE_GRACE after the deadline, so that
+    ///         nobody cuts off work submitted in time. A task with a bond and a winner opens its
+    ///         audit window; with no winner nothing was scored, so its bond returns at once.
+    /// @param taskId An unfinalized task.
+    function finalize(uint256 taskId) external;
+
+    /// @notice Returns the stake (not the fee) of a node still unscored when its task was
+    ///         finalized.
+    /// @param nodeId A pending node of a finalized task, authored by the caller.
+    function reclaimStake(uint256 nodeId) external;
+
+    /// @notice Returns the stake (not the fee) of a commitment never revealed before its task
+    ///         was finalized.
+    /// @param commitment The caller's commitment.
+    function reclaimCommitment(bytes32 commitment) external;
+
+    /// @notice Opens the validation commitment of a finalized task (the sponsor only): anyone
+    ///         can then fetch the file by its CID and re-score every node. Within AUDIT_WINDOW of
+    ///         finalize it returns a held bond to the sponsor; later it still publishes, but the
+    ///         bond stays forfeit.
+    /// @param taskId A finalized task of the caller.
+    /// @param fileCid The validation file's CIDv0 digest.
+    /// @param salt The salt of the commitment.
+    function publishValidation(uint256 taskId, bytes32 fileCid, bytes32 salt) external;
+
+    /// @notice After AUDIT_WINDOW without a publication, anyone credits a task's held bond to the
+    ///         accounts its winning path paid (the sponsor excepted), in proportion to what each
+    ///         was paid; to the winner's author if the path paid nobody else.
+    /// @param taskId A finalized task holding a bond.
+    function forfeitBond(uint256 taskId) external;
+
+    /// @notice Records the winner's accuracy on the sponsor's held-out test set (ORACLE_ROLE),
+    ///         once, after finalize. Informative only: it changes no payout.
+    /// @param taskId A finalized task with a winner.
+    /// @param accuracyBps In 0..10000.
+    function recordTestScore(uint256 taskId, uint16 accuracyBps) external;
+
+    /// @notice Sends the caller everything credited to it. Reverts when nothing is owed.
+    function withdraw() external;
+
+    // ─────────────────────────────── views ───────────────────────────────
+
+    /// @notice The task with every stored field (a zero deadline means no such task).
+    function getTask(uint256 taskId) external view returns (Task memory);
+
+    /// @notice The node with every stored field (a zero author means no such node).
+    function getNode(uint256 nodeId) external view returns (Node memory);
+
+    /// @notice Several nodes in one call, for clients that draw a whole tree (a zero author means
+    ///         no such node).
+    /// @param nodeIds At most MAX_VIEW ids.
+    function getNodes(uint256[] calldata nodeIds) external view returns (Node[] memory nodes);
+
+    /// @notice The published dataset (a zero publisher means no such dataset).
+    function getDataset(uint256 datasetId) external view returns (Dataset memory);
+
+    /// @notice The commitment not yet revealed or reclaimed (a zero author means none).
+    function getCommitment(address author, bytes32 commitment) external view returns (Commitment memory);
+
+    /// @notice How many tasks, nodes and datasets exist; ids run from 1 to these.
+    function counts() external view returns (uint256 tasks, uint256 nodes, uint256 datasets);
+
+    /// @notice Proposals and commitments `account` made in a task with a cap (not counted, so 0,
+    ///         where the task has none).
+    function submissionsBy(uint256 taskId, address account) external view returns (uint256);
+
+    /// @notice Wei credited to `account` and not yet withdrawn.
+    function pendingWithdrawals(address account) external view returns (uint256);
+
+    /// @notice The reputation registry this marketplace writes.
+    function reputation() external view returns (IReputation);
+
+    // ───────────────────────────── constants ─────────────────────────────
+
+    /// @notice Role allowed to record scores and test scores and to reject nodes.
+    function ORACLE_ROLE() external view returns (bytes32);
+    /// @notice Longest path from the task to a node; bounds the cost of {finalize}.
+    function MAX_DEPTH() external view returns (uint256);
+    /// @notice Most nodes {recordScores} or {rejectNodes} take in one call.
+    function MAX_BATCH() external view returns (uint256);
+    /// @notice Most nodes {getNodes} returns in one call.
+    function MAX_VIEW() external view returns (uint256);
+    /// @notice Reputation granted once per task to each account the winning path paid enough.
+    function REP_PAID() external view returns (int256);
+    /// @notice Reputation lost by a node that scores below its parent.
+    function REP_WORSE() external view returns (int256);
+    /// @notice Reputation lost by a node the oracle rejects.
+    function REP_REJECTED() external view returns (int256);
+    /// @notice Least an account must be paid by a task (stakes, refunds and bonds aside) for that
+    ///         task to raise its reputation; below it a task is dust and proves nothing.
+    function MIN_REPUTATION_PAYOUT() external view returns (uint256);
+    /// @notice How long after the deadline a task with unscored nodes may be finalized by anyone
+    ///         but the oracle (the oracle may finalize as soon as the task is due).
+    function FINALIZE_GRACE() external view returns (uint256);
+    /// @notice How long after finalize the sponsor of a task with a bond has to publish the
+    ///         validation file before anyone may forfeit the bond.
+    function AUDIT_WINDOW() external view returns (uint256);
+}

@@ -1,0 +1,375 @@
+"""Scoring fees, caps per account, the auditable mode and the winner's test score: each function's
+effects and every error it can raise, and the attacks on them (a fee reclaimed, a cap dodged, a
+wrong opening, an early forfeit, a second or unauthorised test score)."""
+
+import hashlib
+
+import pytest
+from brownie import chain
+from conftest import BOUNTY, DAY, STAKE, cid, events, reverts
+
+FEE = 10**15
+BOND = 3 * 10**17
+FILE_CID = b"\x33" * 32
+SALT = b"\x44" * 32
+OPENING = hashlib.sha256(SALT + FILE_CID).digest()  # sha256(abi.encodePacked(salt, fileCid))
+BOND_KIND = 5
+WEEK = 7 * DAY
+
+
+def credits(tx):
+    """(account, amount, kind) of each PayoutCredited, in order."""
+    return [(e["account"], e["amount"], e["kind"]) for e in events(tx, "PayoutCredited")]
+
+
+def auditable(market, sponsor, **kwargs):
+    return market.create_task(sponsor, validation=OPENING, bond=BOND, **kwargs)
+
+
+def won(market, tree, task_id, architect, alice, accuracy=9500):
+    """An architecture and a trained node on it that reaches the target; finalized."""
+    price = _price(tree, task_id)
+    arch = market.propose(task_id, architect, value=price)
+    node = market.submit(task_id, alice, arch, value=price)
+    market.score(task_id, {arch: 5000, node: accuracy})
+    return arch, node, tree.finalize(task_id, {"from": alice})
+
+
+def _price(tree, task_id):
+    t = tree.getTask(task_id).dict()
+    return t["submissionStake"] + t["scoringFee"]
+
+
+# ─────────────────────────────── createTask ───────────────────────────────
+
+
+def test_create_task_stores_the_new_terms(tree, market, sponsor):
+    task_id = auditable(market, sponsor, fee=FEE, cap=3)
+    t = tree.getTask(task_id).dict()
+    assert (t["scoringFee"], t["maxSubmissions"], t["auditBond"], t["bondState"]) == (
+        FEE,
+        3,
+        BOND,
+        1,
+    )
+    assert (t["bounty"], t["submissions"], t["validationPublished"], t["testScored"]) == (
+        BOUNTY,
+        0,
+        False,
+        False,
+    )
+    assert tree.balance() == BOUNTY + BOND  # the bond is held apart from the pool
+    tx = tree.createTask(
+        cid(1),
+        OPENING,
+        9000,
+        chain.time() + DAY,
+        5000,
+        3000,
+        2000,
+        STAKE,
+        FEE,
+        2,
+        BOND,
+        {"from": sponsor, "value": BOUNTY + BOND},
+    )
+    e = tx.events["TaskCreated"]
+    assert (e["bounty"], e["scoringFee"], e["maxSubmissions"], e["auditBond"]) == (
+        BOUNTY,
+        FEE,
+        2,
+        BOND,
+    )
+    plain = tree.getTask(market.create_task(sponsor)).dict()
+    assert (plain["auditBond"], plain["bondState"], plain["scoringFee"]) == (0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        ({"bond": BOND, "bounty": 0}, "NoBounty"),  # the whole value would be bond
+        ({"fee": 2**72}, "AmountTooLarge"),
+        ({"stake": 2**72}, "AmountTooLarge"),
+        ({"deadline": 2**40}, "DeadlineTooFar"),
+    ],
+)
+def test_create_task_rejects_the_new_terms(market, sponsor, kwargs, error):
+    with reverts(error):
+        market.create_task(sponsor, **kwargs)
+
+
+# ─────────────────────────────── scoring fee ──────────────────────────────
+
+
+def test_every_submission_pays_stake_plus_fee_into_the_pool(
+    tree, market, sponsor, architect, alice
+):
+    task_id = market.create_task(sponsor, fee=FEE)
+    price = STAKE + FEE
+    with reverts("WrongStake"):  # the stake alone
+        tree.proposeArchitecture(task_id, cid(9), {"from": architect, "value": STAKE})
+    with reverts("WrongStake"):
+        market.commit(task_id, alice, 1, cid(3), value=STAKE)
+    arch = market.propose(task_id, architect, value=price)
+    node = market.submit(task_id, alice, arch, value=price)
+    market.commit(task_id, alice, node, cid(4), value=price)  # never revealed
+    t = tree.getTask(task_id).dict()
+    assert t["submissions"] == 3
+    assert tree.balance() == BOUNTY + 3 * price
+    market.score(task_id, {arch: 5000, node: 9500})
+    tx = tree.finalize(task_id, {"from": alice})
+    assert tx.events["TaskFinalized"]["pool"] == BOUNTY + 3 * FEE  # fees join the pool at once
+
+
+def test_a_fee_is_never_returned(tree, market, sponsor, architect, alice, bob, oracle):
+    """Reclaiming a commitment or an unscored node returns the stake only; with no stake there is
+    nothing to reclaim at all."""
+    task_id = market.create_task(sponsor, fee=FEE)
+    arch = market.propose(task_id, architect, value=STAKE + FEE)
+    pending = market.submit(task_id, bob, arch, value=STAKE + FEE)
+    c, _, _ = market.commit(task_id, alice, arch, cid(3), value=STAKE + FEE)
+    market.score(task_id, {arch: 9500})
+    tree.finalize(task_id, {"from": oracle})  # bob's node still pending
+    assert credits(tree.reclaimCommitment(c, {"from": alice})) == [(alice, STAKE, 4)]
+    assert credits(tree.reclaimStake(pending, {"from": bob})) == [(bob, STAKE, 4)]
+
+    free = market.create_task(sponsor, fee=FEE, stake=0)
+    a2 = market.propose(free, architect, value=FEE)
+    c2, _, _ = market.commit(free, alice, a2, cid(5), value=FEE)
+    market.score(free, {a2: 9500})
+    tree.finalize(free, {"from": alice})
+    with reverts("NothingToReclaim"):
+        tree.reclaimCommitment(c2, {"from": alice})
+
+
+# ──────────────────────────────── the cap ─────────────────────────────────
+
+
+def test_the_cap_counts_proposals_and_commitments_per_account(
+    tree, market, sponsor, architect, alice, bob
+):
+    task_id = market.create_task(sponsor, cap=2)
+    arch = market.propose(task_id, architect)
+    market.commit(task_id, architect, arch, cid(3))  # the architect's second submission
+    with reverts("SubmissionCapReached"):
+        market.propose(task_id, architect)
+    with reverts("SubmissionCapReached"):
+        market.commit(task_id, architect, arch, cid(4))
+    assert tree.submissionsBy(task_id, architect) == 2
+    market.submit(task_id, alice, arch)  # other accounts keep their own count
+    market.submit(task_id, alice, arch)
+    with reverts("SubmissionCapReached"):
+        market.submit(task_id, alice, arch)
+    market.propose(task_id, bob)
+    assert tree.getTask(task_id).dict()["submissions"] == 5
+    other = market.create_task(sponsor, cap=2)  # and the count is per task
+    market.propose(other, architect)
+    uncapped = market.create_task(sponsor)
+    for _ in range(3):
+        market.propose(uncapped, architect)
+    assert tree.submissionsBy(uncapped, architect) == 0  # not counted where there is no cap
+
+
+# ──────────────────────────── publishValidation ───────────────────────────
+
+
+def test_publishing_the_opening_returns_the_bond(tree, market, sponsor, architect, alice):
+    task_id = auditable(market, sponsor)
+    with reverts("TaskNotFinalized"):  # the file stays private while nodes are scored
+        tree.publishValidation(task_id, FILE_CID, SALT, {"from": sponsor})
+    _, _, fin = won(market, tree, task_id, architect, alice)
+    assert all(kind != BOND_KIND for _, _, kind in credits(fin))  # pool only
+    end = tree.getTask(task_id).dict()["auditWindowEnd"]
+    assert end == fin.timestamp + WEEK
+    with reverts("NotSponsor"):
+        tree.publishValidation(task_id, FILE_CID, SALT, {"from": alice})
+    with reverts("WrongOpening"):
+        tree.publishValidation(task_id, cid(9), SALT, {"from": sponsor})
+    with reverts("WrongOpening"):
+        tree.publishValidation(task_id, FILE_CID, cid(9), {"from": sponsor})
+    with reverts("WrongOpening"):  # the order is salt ‖ file CID
+        tree.publishValidation(task_id, SALT, FILE_CID, {"from": sponsor})
+    tx = tree.publishValidation(task_id, FILE_CID, SALT, {"from": sponsor})
+    e = tx.events["ValidationPublished"]
+    assert (e["taskId"], e["fileCid"], e["salt"]) == (
+        task_id,
+        "0x" + FILE_CID.hex(),
+        "0x" + SALT.hex(),
+    )
+    assert credits(tx) == [(sponsor, BOND, BOND_KIND)]
+    t = tree.getTask(task_id).dict()
+    assert (t["validationPublished"], t["bondState"]) == (True, 2)
+    with reverts("ValidationAlreadyPublished"):
+        tree.publishValidation(task_id, FILE_CID, SALT, {"from": sponsor})
+    with reverts("NoBondHeld"):
+        tree.forfeitBond(task_id, {"from": alice})
+    with reverts("UnknownTask"):
+        tree.publishValidation(99, FILE_CID, SALT, {"from": sponsor})
+
+
+def test_a_task_without_a_bond_may_publish_too(tree, market, sponsor, architect, alice):
+    task_id = market.create_task(sponsor, validation=OPENING)
+    won(market, tree, task_id, architect, alice)
+    tx = tree.publishValidation(task_id, FILE_CID, SALT, {"from": sponsor})
+    assert "ValidationPublished" in tx.events and credits(tx) == []
+    with reverts("NoBondHeld"):
+        tree.forfeitBond(task_id, {"from": alice})
+
+
+def test_a_late_publication_does_not_save_the_bond(tree, market, sponsor, architect, alice):
+    task_id = auditable(market, sponsor)
+    won(market, tree, task_id, architect, alice)
+    chain.sleep(WEEK + 10)
+    chain.mine()
+    tx = tree.publishValidation(task_id, FILE_CID, SALT, {"from": sponsor})
+    assert credits(tx) == []  # the file is public now, but the bond is forfeit
+    assert tree.getTask(task_id).dict()["bondState"] == 1
+    assert sum(a for _, a, _ in credits(tree.forfeitBond(task_id, {"from": alice}))) == BOND
+
+
+# ─────────────────────────────── forfeitBond ──────────────────────────────
+
+
+def test_the_bond_is_forfeited_to_the_path_by_what_each_was_paid(
+    tree, market, sponsor, architect, alice, bob, outsider
+):
+    task_id = auditable(market, sponsor)
+    with reverts("TaskNotFinalized"):
+        tree.forfeitBond(task_id, {"from": outsider})
+    arch = market.propose(task_id, architect)
+    a = market.submit(task_id, alice, arch)
+    b = market.submit(task_id, bob, a)
+    market.score(task_id, {arch: 5000, a: 8000, b: 9500})
+    fin = tree.finalize(task_id, {"from": outsider})
+    paid = {}
+    for account, amount, kind in credits(fin):
+        if kind in (0, 1, 2):
+            paid[account] = paid.get(account, 0) + amount
+    end = tree.getTask(task_id).dict()["auditWindowEnd"]
+    chain.sleep(end - chain.time() - 30)
+    chain.mine()
+    with reverts("AuditWindowOpen"):  # the sponsor may still publish
+        tree.forfeitBond(task_id, {"from": outsider})
+    chain.sleep(60)
+    chain.mine()
+    tx = tree.forfeitBond(task_id, {"from": outsider})
+    total = sum(paid.values())
+    shares = {acct: BOND * v // total for acct, v in paid.items()}
+    first = next(iter(shares))
+    shares[first] += BOND - sum(shares.values())
+    assert credits(tx) == [(acct, v, BOND_KIND) for acct, v in shares.items()]
+    assert set(shares) == {str(alice), str(bob), str(architect)}
+    assert tx.events["BondForfeited"]["amount"] == BOND
+    assert tree.getTask(task_id).dict()["bondState"] == 3
+    with reverts("NoBondHeld"):  # once
+        tree.forfeitBond(task_id, {"from": outsider})
+    with reverts("WrongOpening"):  # and a wrong opening is refused even then
+        tree.publishValidation(task_id, cid(9), SALT, {"from": sponsor})
+
+
+def test_the_sponsor_gets_no_share_of_its_own_forfeited_bond(
+    tree, market, sponsor, architect, outsider
+):
+    """The sponsor's own architecture wins: the path paid nobody else, so the bond goes to the
+    winner's author, which here is the sponsor's node; with another account on the path, the
+    sponsor's share goes to that account."""
+    task_id = auditable(market, sponsor)
+    arch = market.propose(task_id, sponsor)
+    node = market.submit(task_id, architect, arch)
+    market.score(task_id, {arch: 5000, node: 9500})
+    tree.finalize(task_id, {"from": outsider})
+    chain.sleep(WEEK + 10)
+    chain.mine()
+    tx = tree.forfeitBond(task_id, {"from": outsider})
+    assert credits(tx) == [(architect, BOND, BOND_KIND)]  # sponsor's expertise share left out
+
+
+def test_a_path_that_paid_nobody_else_forfeits_to_the_winners_author(
+    tree, market, sponsor, architect, outsider
+):
+    task_id = auditable(market, sponsor, shares=(10000, 0, 0))  # a lone architecture gains nothing
+    arch = market.propose(task_id, architect)
+    market.score(task_id, {arch: 9500})
+    fin = tree.finalize(task_id, {"from": outsider})
+    assert [k for _, _, k in credits(fin)] == [3]  # all refunded
+    chain.sleep(WEEK + 10)
+    chain.mine()
+    assert credits(tree.forfeitBond(task_id, {"from": outsider})) == [(architect, BOND, BOND_KIND)]
+
+
+def test_no_winner_returns_the_bond_at_finalize(tree, market, sponsor, architect, outsider, oracle):
+    """Nothing was scored, so the validation file decided nothing: there is nothing to audit."""
+    task_id = auditable(market, sponsor, fee=FEE)
+    arch = market.propose(task_id, architect, value=STAKE + FEE)
+    tree.rejectNodes(task_id, [arch], [14], {"from": oracle})  # logit-range
+    chain.sleep(DAY + 10)
+    chain.mine()
+    tx = tree.finalize(task_id, {"from": outsider})
+    assert credits(tx) == [(sponsor, BOUNTY + STAKE + FEE, 3), (sponsor, BOND, BOND_KIND)]
+    assert tree.getTask(task_id).dict()["bondState"] == 2
+    with reverts("NoBondHeld"):
+        tree.forfeitBond(task_id, {"from": outsider})
+    with reverts("NoWinner"):
+        tree.recordTestScore(task_id, 9000, {"from": oracle})
+
+
+def test_forfeit_of_an_unknown_task(tree, outsider):
+    with reverts("UnknownTask"):
+        tree.forfeitBond(7, {"from": outsider})
+
+
+# ───────────────────────────── recordTestScore ────────────────────────────
+
+
+def test_the_winners_test_score_is_recorded_once_and_pays_nothing(
+    tree, market, sponsor, architect, alice, outsider, oracle
+):
+    task_id = market.create_task(sponsor)
+    arch = market.propose(task_id, architect)
+    node = market.submit(task_id, alice, arch)
+    market.score(task_id, {arch: 5000, node: 9500})
+    with reverts("TaskNotFinalized"):
+        tree.recordTestScore(task_id, 9100, {"from": oracle})
+    tree.finalize(task_id, {"from": alice})
+    with reverts("AccessControlUnauthorizedAccount"):
+        tree.recordTestScore(task_id, 9100, {"from": outsider})
+    with reverts("AccuracyOutOfRange"):
+        tree.recordTestScore(task_id, 10001, {"from": oracle})
+    before = [tree.pendingWithdrawals(a) for a in (sponsor, architect, alice)]
+    tx = tree.recordTestScore(task_id, 9100, {"from": oracle})
+    e = tx.events["TestScoreRecorded"]
+    assert (e["taskId"], e["nodeId"], e["accuracyBps"]) == (task_id, node, 9100)
+    assert credits(tx) == [] and before == [
+        tree.pendingWithdrawals(a) for a in (sponsor, architect, alice)
+    ]
+    t = tree.getTask(task_id).dict()
+    assert (t["testScored"], t["testAccuracyBps"]) == (True, 9100)
+    with reverts("TestScoreAlreadyRecorded"):
+        tree.recordTestScore(task_id, 9900, {"from": oracle})
+    with reverts("UnknownTask"):
+        tree.recordTestScore(99, 9000, {"from": oracle})
+
+
+def test_escrow_of_a_task_with_every_term(tree, market, sponsor, architect, alice, bob, outsider):
+    """Paid in: bounty + bond + (stake + fee) per submission; credited, once everything settles:
+    exactly that, and the contract holds nothing."""
+    task_id = auditable(market, sponsor, fee=FEE, cap=2)
+    price = STAKE + FEE
+    arch = market.propose(task_id, architect, value=price)
+    a = market.submit(task_id, alice, arch, value=price)
+    worse = market.submit(task_id, bob, a, value=price)  # scores below its parent: stake forfeited
+    c, _, _ = market.commit(task_id, bob, a, cid(7), value=price)  # never revealed
+    market.score(task_id, {arch: 5000, a: 9500, worse: 9000})
+    paid_in = BOUNTY + BOND + 4 * price
+    assert tree.balance() == paid_in
+    fin = tree.finalize(task_id, {"from": outsider})
+    assert fin.events["TaskFinalized"]["pool"] == BOUNTY + 4 * FEE + STAKE  # worse's stake
+    tree.reclaimCommitment(c, {"from": bob})
+    tree.publishValidation(task_id, FILE_CID, SALT, {"from": sponsor})
+    total = 0
+    for account in (sponsor, architect, alice, bob):
+        owed = tree.pendingWithdrawals(account)
+        if owed:
+            total += owed
+            tree.withdraw({"from": account})
+    assert total == paid_in and tree.balance() == 0

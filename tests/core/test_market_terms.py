@@ -1,0 +1,153 @@
+"""A task's scoring fee, cap per account and audit bond, from `bountytree task create` through
+the Market to the contract and back, on the session's real chain: every proposal pays stake +
+fee, the cap refuses before anything is uploaded or sent, a bond comes back when the file is
+published (`bountytree audit publish`) and goes to the path when it is not, and the winner's test
+score is read back from the task."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from web3 import Web3
+
+from bountytree.config import ROOT
+from bountytree.errors import UserError
+from bountytree.market import Score
+from bountytree.spec import load_spec
+from tests.conftest import advance_time, cli_error, cli_ok, created_task_id, market_for
+
+MLP = ROOT / "examples" / "mlp.json"
+STAKE, FEE = 10**16, 10**15
+WEEK = 7 * 24 * 3600
+
+
+def _create(settings, files, name: str, *terms: str) -> int:
+    return created_task_id(
+        cli_ok(
+            settings,
+            "task",
+            "create",
+            "--validation",
+            str(files["validation"]),
+            "--name",
+            name,
+            "--bounty",
+            "1",
+            "--target",
+            "0.5",
+            "--deadline",
+            "2h",
+            "--stake",
+            "0.01",
+            *terms,
+        )
+    )
+
+
+def _balance(market) -> int:
+    return market.chain.w3.eth.get_balance(market.tree.address)
+
+
+def _won(settings, task_id: int):
+    """Account 1 proposes the MLP, the oracle (account 0) scores it above the target, finalizes."""
+    architect, oracle = market_for(settings, 1), market_for(settings, 0)
+    arch = architect.propose(task_id, load_spec(Path(MLP).read_bytes()))["node_id"]
+    oracle.record_scores(task_id, [Score(arch, 9000, 0, 0)])
+    oracle.finalize(task_id)
+    return architect, arch
+
+
+def test_fee_and_cap_are_paid_and_enforced(settings, deployed, files):
+    task_id = _create(
+        settings, files, "fee and cap", "--scoring-fee", "0.001", "--max-submissions", "1"
+    )
+    architect = market_for(settings, 1)
+    task = architect.task(task_id)
+    assert (task.scoring_fee, task.max_submissions, task.price, task.bond_state) == (
+        FEE,
+        1,
+        STAKE + FEE,
+        "none",
+    )
+    before = _balance(architect)
+    spec = load_spec(Path(MLP).read_bytes())
+    arch = architect.propose(task_id, spec)["node_id"]
+    assert _balance(architect) == before + STAKE + FEE
+    nonce = architect.chain.w3.eth.get_transaction_count(architect.chain.address)
+    with pytest.raises(UserError, match="at most 1 proposals and commitments per account"):
+        architect.propose(task_id, spec)
+    assert architect.chain.w3.eth.get_transaction_count(architect.chain.address) == nonce
+    market_for(settings, 2).propose(task_id, spec)  # the cap is per account
+    oracle = market_for(settings, 0)
+    oracle.record_scores(task_id, [Score(arch, 9000, 0, 0)])
+    done = oracle.finalize(task_id)
+    assert done["pool"] == oracle.task(task_id).pool == 10**18 + 2 * FEE  # fees join the pool
+
+
+def test_an_unpublished_file_forfeits_the_bond_to_the_path(settings, deployed, files):
+    task_id = _create(settings, files, "forfeit", "--audit-bond", "0.5")
+    sponsor = market_for(settings, 0)
+    assert sponsor.task(task_id).audit_bond == 5 * 10**17
+    architect, _ = _won(settings, task_id)
+    task = sponsor.task(task_id)
+    assert task.bond_state == "held" and task.audit_window_end > task.now
+    anyone = market_for(settings, 5)
+    with pytest.raises(UserError, match="may publish its validation file for"):
+        anyone.forfeit_bond(task_id)
+    advance_time(settings, WEEK + 60)
+    out = anyone.forfeit_bond(task_id)
+    assert [(p.account, p.amount, p.kind) for p in out["payouts"]] == [
+        (architect.chain.address, 5 * 10**17, "bond")  # the only account the path paid
+    ]
+    assert sponsor.task(task_id).bond_state == "forfeited"
+    with pytest.raises(UserError, match="holds no audit bond"):
+        anyone.forfeit_bond(task_id)
+    oracle = market_for(settings, 0)
+    oracle.record_test_score(task_id, 8800)
+    assert oracle.task(task_id).test_score_bps == 8800
+
+
+def test_publishing_the_file_returns_the_bond(settings, deployed, files):
+    task_id = _create(settings, files, "publish", "--audit-bond", "0.2")
+    _won(settings, task_id)
+    sponsor = market_for(settings, 0)
+    before = sponsor.pending()
+    cli_ok(settings, "audit", "publish", "--task", str(task_id))
+    task = sponsor.task(task_id)
+    assert (task.validation_published, task.bond_state) == (True, "returned")
+    assert sponsor.pending() == before + 2 * 10**17
+    assert sponsor.payouts(task_id)[-1].kind == "bond"
+
+
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [
+        ("--max-submissions", "-1", "--max-submissions: '-1' is not a whole number"),
+        ("--max-submissions", "70000", "--max-submissions: '70000' is not a whole number"),
+        ("--scoring-fee", "lots", "--scoring-fee: 'lots' is not an amount of ETH"),
+        ("--audit-bond", "-1", "--audit-bond: '-1' is not an amount of ETH"),
+    ],
+)
+def test_bad_terms_are_one_line_and_send_nothing(settings, deployed, files, flag, value, message):
+    w3 = Web3(Web3.HTTPProvider(settings.rpc))
+    tasks = market_for(settings, 0).task_ids()
+    line = cli_error(
+        settings,
+        "task",
+        "create",
+        "--validation",
+        str(files["validation"]),
+        "--name",
+        "bad",
+        "--bounty",
+        "1",
+        "--target",
+        "0.5",
+        "--deadline",
+        "2h",
+        flag,
+        value,
+    )
+    assert message in line
+    assert market_for(settings, 0).task_ids() == tasks and w3.is_connected()
