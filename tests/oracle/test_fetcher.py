@@ -1,0 +1,80 @@
+"""The oracle's Fetcher on a real IPFS daemon: of the store's three kinds of failure, only a
+file missing past its node's fetch timeout is held against the author. Corrupted bytes make the
+node wait; a daemon that is down, or killed mid-transfer, fails the round with nobody blamed."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+import store_damage as damage
+from ipfs_daemon import own_daemon
+
+from bountytree.cid import cid_from_digest, digest_from_cid
+from bountytree.kubo import KuboStore
+from bountytree.reasons import Reason, Rejected
+from bountytree.store import StoreUnavailable, add_bytes
+from bountytree.unixfs import CHUNK_SIZE
+from oracle.checks import Fetcher, NotYet
+
+TIMEOUT = 60.0  # the node's fetch timeout, in chain seconds
+
+
+def fetcher(store, age: float) -> Fetcher:
+    return Fetcher(store, lambda: age, TIMEOUT)
+
+
+def test_missing_waits_inside_the_timeout_and_is_rejected_past_it(ipfs_daemon):
+    store = KuboStore(ipfs_daemon.url, timeout=1.0)
+    absent = cid_from_digest(os.urandom(32))
+    with pytest.raises(NotYet, match="not in the store yet"):
+        fetcher(store, TIMEOUT - 1).get(absent, 1000, "weights")
+    with pytest.raises(Rejected) as rejected:
+        fetcher(store, TIMEOUT + 1).get(absent, 1000, "weights")
+    assert rejected.value.reason == Reason.MISSING
+
+
+def test_corrupted_bytes_from_the_daemon_wait_at_any_age(ipfs_daemon):
+    store = KuboStore(ipfs_daemon.url, timeout=1.0)
+    cid = add_bytes(store, os.urandom(1000))
+    damage.corrupt(ipfs_daemon, digest_from_cid(cid))
+    with pytest.raises(NotYet, match=f"{cid} is corrupted.*nobody's fault"):
+        fetcher(store, 10 * TIMEOUT).get(cid, 10_000, "weights")
+
+
+def test_too_large_is_the_authors(ipfs_daemon):
+    store = KuboStore(ipfs_daemon.url)
+    cid = add_bytes(store, os.urandom(2000))
+    with pytest.raises(Rejected) as rejected:
+        fetcher(store, 0).get(cid, 1000, "weights")
+    assert rejected.value.reason == Reason.TOO_LARGE
+
+
+class _KillsMidTransfer:
+    """The real daemon's store; the daemon is killed once the first piece of a file is out."""
+
+    def __init__(self, store: KuboStore, proc):
+        self.store, self.proc = store, proc
+
+    def cat(self, cid: str, limit: int | None = None) -> Iterator[bytes]:
+        for i, piece in enumerate(self.store.cat(cid, limit)):
+            if i == 0:
+                self.proc.kill()
+            yield piece
+
+
+def test_daemon_down_or_killed_mid_transfer_blames_nobody(tmp_path):
+    data = os.urandom(64 * CHUNK_SIZE)
+    with own_daemon(tmp_path) as daemon:
+        store = KuboStore(daemon.url, timeout=5.0)
+        cid = add_bytes(store, data)
+        assert fetcher(store, 0).get(cid, len(data), "weights") == data
+        with pytest.raises(StoreUnavailable, match="cannot reach the IPFS node"):
+            fetcher(_KillsMidTransfer(store, daemon.proc), 10 * TIMEOUT).get(
+                cid, len(data), "weights"
+            )
+        daemon.proc.wait()
+        for age in (0, 10 * TIMEOUT):  # down: neither waiting nor rejected, the round fails
+            with pytest.raises(StoreUnavailable):
+                fetcher(store, age).get(cid, len(data), "weights")
