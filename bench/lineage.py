@@ -16,9 +16,9 @@ import torch
 from bountytree import weights
 from bountytree.config import ROOT
 from bountytree.datasets import Dataset
-from demo.sample_data import digits
 from bountytree.spec import load_spec
 from bountytree.training import accuracy, fit
+from demo.sample_data import digits
 from oracle.lineage import COPY_RATIO
 from oracle.replay import REPLAY_TOLERANCE
 

@@ -21,8 +21,8 @@ from bountytree.cid import cid_to_bytes32
 from bountytree.config import ROOT, Settings
 from bountytree.localchain import free_port, start_ganache, stop
 from bountytree.market import Market, Score, open_market
-from demo.sample_data import market_files
 from bountytree.spec import parse_spec
+from demo.sample_data import market_files
 
 CID = "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH"
 
@@ -133,8 +133,8 @@ def oracle_part(lines: list[str]) -> None:
     import numpy as np
 
     from bench.oracle import ROWS, _trained, session
-    from demo.sample_data import digits
     from bountytree.weights import to_bytes
+    from demo.sample_data import digits
 
     ds = digits()
     X, y = ds.X[:ROWS], ds.y[:ROWS]

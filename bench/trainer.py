@@ -21,9 +21,9 @@ from bountytree.config import ROOT, Settings
 from bountytree.datasets import holdout_split, load_file
 from bountytree.localchain import free_port, start_ganache, stop
 from bountytree.market import open_market
-from demo.sample_data import digits, write_csv
 from bountytree.spec import parse_spec
 from bountytree.training import HOLDOUT
+from demo.sample_data import digits, write_csv
 from trainer.client import Trainer
 
 RUNS = 5

@@ -66,7 +66,7 @@ def test_checked_against_the_task():
     datasets.check_against(ds, 2, 6)
     with pytest.raises(DatasetError, match="2 features per row, the task expects 64"):
         datasets.check_against(ds, 64, 6)
-    with pytest.raises(DatasetError, match="label 5 is outside the task's classes 0..4"):
+    with pytest.raises(DatasetError, match=r"label 5 is outside the task's classes 0\.\.4"):
         datasets.check_against(ds, 2, 5)
 
 

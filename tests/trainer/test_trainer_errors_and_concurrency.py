@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -48,11 +49,11 @@ def _bad_files(tmp_path, files):
     wrong_shape = write_csv(Dataset(ds.X[:, :10], ds.y), tmp_path / "ten_features.csv")
     wrong_classes = write_csv(Dataset(ds.X, np.where(ds.y == 0, 12, ds.y)), tmp_path / "twelve.csv")
     bad_spec = tmp_path / "bad_spec.json"
-    spec = json.loads(open("examples/mlp.json").read())
+    spec = json.loads(Path("examples/mlp.json").read_text())
     spec["layers"][0]["in_features"] = 63
     bad_spec.write_text(json.dumps(spec))
     wrong_task_spec = tmp_path / "three_classes.json"
-    spec = json.loads(open("examples/mlp.json").read())
+    spec = json.loads(Path("examples/mlp.json").read_text())
     spec["num_classes"] = 3
     spec["layers"][2]["out_features"] = 3
     wrong_task_spec.write_text(json.dumps(spec))
