@@ -65,7 +65,7 @@ def _node_label(n: NodeView, winner: int) -> str:
 
 def _try_it(source: ModelSource, predictor: Predictor) -> None:
     st.subheader("Try it")
-    info = source.task.info
+    info = source.task.description
     label_column = info.label_column if info else "label"
     upload = st.file_uploader(
         f"Rows to predict: a CSV with a header and {source.spec.num_features} feature columns "

@@ -207,7 +207,7 @@ def pick_task(market: Market, key: str = "task") -> int | None:
     index = ids.index(int(wanted)) if wanted and wanted.isdigit() and int(wanted) in ids else 0
 
     def name(task_id: int) -> str:
-        info = market.task(task_id).info
+        info = market.task(task_id).description
         return f"#{task_id} {info.name if info else ''}"
 
     chosen: int | None = st.selectbox("Task", ids, index=index, key=key, format_func=name)

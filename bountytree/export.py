@@ -65,7 +65,7 @@ def require_empty(out: Path) -> None:
 def check_rows(market: Market, source: ModelSource, limit: int = CHECK_ROWS) -> CheckRows:
     """Public rows that fit the model: the first readable dataset published to the task, else the
     example digits when the model takes 64 features, else seeded random rows."""
-    info = source.task.info
+    info = source.task.description
     spec = source.spec
     if info is not None:
         for dataset_id, _block in market.datasets_of(source.task.id):

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
@@ -26,12 +27,19 @@ from .chain import Chain, Sent, decode_record
 from .cid import bytes32_to_cid, cid_to_bytes32
 from .errors import UserError
 from .files import atomic_write_json
+from .ladder import DEFAULT_MARGIN_BPS
 from .reasons import Reason
 from .spec import ModelSpec, load_spec
 from .store import Store, add_bytes, get_bytes, open_store
 
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+    from .config import Settings
+
 STATUSES = ("pending", "scored", "rejected", "reclaimed")
-PAYOUT_KINDS = ("data", "compute", "expertise", "refund", "stake")
+PAYOUT_KINDS = ("data", "compute", "expertise", "refund", "stake", "bond")
+BOND_STATES = ("none", "held", "returned", "forfeited")  # the contract's BondState
 # The contract's FINALIZE_GRACE: after deadline + this, anyone may finalize a task with unscored nodes.
 FINALIZE_GRACE_S = 24 * 3600
 
@@ -88,8 +96,34 @@ class TaskView:
     winner: int
     forfeited: int
     pending_nodes: int = 0
-    info: taskinfo.TaskInfo | None = None
+    # The task's description, read from the store unless the view was asked for without it.
+    description: taskinfo.TaskInfo | None = None
     now: int = 0  # the chain's time when read (a dev chain's clock may run ahead of the wall clock)
+    scoring_fee: int = 0  # wei each proposal and commitment pays into the pool, never returned
+    max_submissions: int = 0  # proposals + commitments per account; 0 = unlimited
+    submissions: int = 0  # proposals + commitments paid into the task so far
+    audit_bond: int = 0  # wei held until the sponsor publishes the validation file
+    bond_state: str = "none"  # none | held | returned | forfeited
+    audit_window_end: int = 0  # while a bond is held after finalize: the last time to publish
+    validation_published: bool = False
+    test_score_bps: int | None = None  # the winner's score on the sponsor's test part
+
+    @property
+    def info(self) -> taskinfo.TaskInfo:
+        """The description; a view read with `with_info=False` has none, and asking is a bug."""
+        if self.description is None:
+            raise RuntimeError(f"task {self.id} was read without its description")
+        return self.description
+
+    @property
+    def price(self) -> int:
+        """What each proposal and commitment sends: the stake plus the scoring fee."""
+        return self.stake + self.scoring_fee
+
+    @property
+    def pool(self) -> int:
+        """What finalize shares out: bounty, forfeited stakes and every fee paid."""
+        return self.bounty + self.forfeited + self.scoring_fee * self.submissions
 
     @property
     def seconds_left(self) -> int:
@@ -189,9 +223,17 @@ class Market:
             t["forfeited"],
             t["pendingNodes"],
             now=self.chain.w3.eth.get_block("latest")["timestamp"],
+            scoring_fee=t.get("scoringFee", 0),  # (absent from deployments older than fees)
+            max_submissions=t.get("maxSubmissions", 0),
+            submissions=t.get("submissions", 0),
+            audit_bond=t.get("auditBond", 0),
+            bond_state=BOND_STATES[t.get("bondState", 0)],
+            audit_window_end=t.get("auditWindowEnd", 0),
+            validation_published=t.get("validationPublished", False),
+            test_score_bps=t["testAccuracyBps"] if t.get("testScored") else None,
         )
         if with_info:
-            view.info = taskinfo.parse(
+            view.description = taskinfo.parse(
                 get_bytes(self.store, view.description_cid, taskinfo.MAX_BYTES),
                 f"task {task_id} description {view.description_cid}",
             )
@@ -217,7 +259,7 @@ class Market:
             ]
         return out
 
-    def logs(self, event: str, **filters):
+    def logs(self, event: str, **filters: Any) -> Any:
         """Events of this deployment since it was deployed, filtered on indexed arguments."""
         return getattr(self.tree.events, event).get_logs(
             from_block=self.first_block, argument_filters=filters
@@ -281,7 +323,7 @@ class Market:
             return task.best_node
         for e in self.logs("ArchitectureProposed", taskId=task.id):
             if self.node(e["args"]["nodeId"]).status != "rejected":
-                return e["args"]["nodeId"]
+                return int(e["args"]["nodeId"])
         raise UserError(
             f"task {task.id} has no architecture to train yet (run `bountytree propose`)"
         )
@@ -322,10 +364,10 @@ class Market:
         return {key: ", ".join(reversed(parts)) for key, parts in why.items()}
 
     def pending(self, account: str | None = None) -> int:
-        return self.tree.functions.pendingWithdrawals(account or self.chain.address).call()
+        return int(self.tree.functions.pendingWithdrawals(account or self.chain.address).call())
 
     def reputation(self, account: str) -> int:
-        return self.chain.reputation.functions.scoreOf(account).call()
+        return int(self.chain.reputation.functions.scoreOf(account).call())
 
     # ── sponsor ──────────────────────────────────────────────────────────────
 
@@ -342,11 +384,26 @@ class Market:
         label_column: str = "label",
         description: str = "",
         split: tuple[int, int, int] | None = None,
-    ) -> dict:
+        margin_bps: int = DEFAULT_MARGIN_BPS,
+        scoring_fee: int = 0,
+        max_submissions: int = 0,
+        audit_bond: int = 0,
+    ) -> dict[str, Any]:
         """Posts a bounty. The validation file stays here with a fresh secret salt; only
-        SHA-256(salt ‖ file) goes on-chain, so nobody can confirm a guessed file offline."""
+        SHA-256(salt ‖ cid of the file) goes on-chain, so nobody can confirm a guessed file
+        offline. `margin_bps` is the Ladder's margin (bountytree/ladder.py). Each proposal and
+        commitment will pay `scoring_fee` into the pool (never returned), each account may make at
+        most `max_submissions` of them (0: no cap), and `audit_bond` (sent with the bounty, apart
+        from the pool) comes back only if the file is published after finalize
+        (`publish_validation`)."""
+        if not 0 <= max_submissions <= 0xFFFF:
+            raise UserError(f"max submissions: {max_submissions} is not in 0..65535 (0: no cap)")
+        if scoring_fee < 0 or audit_bond < 0:
+            raise UserError("scoring fee and audit bond cannot be negative")
         if not 1 <= target_bps <= 10_000:
             raise UserError(f"target: {target_bps / 10_000:g} is not in (0, 1]")
+        if not 1 <= margin_bps <= 10_000:
+            raise UserError(f"margin: {margin_bps / 10_000:g} is not in (0, 1]")
         if bounty <= 0:
             raise UserError("bounty: must be more than 0 ETH")
         if sum(shares_bps) != 10_000 or min(shares_bps) < 0:
@@ -357,6 +414,7 @@ class Market:
             parts = _split(ds, split)
             ds = parts["validation"]
         num_classes = max(int(ds.y.max()) + 1, 2)
+        scored = [ds, parts["test"]] if parts and len(parts["test"]) else [ds]
         info = taskinfo.TaskInfo(
             name=name,
             description=description,
@@ -364,6 +422,12 @@ class Market:
             num_classes=num_classes,
             label_column=label_column,
             validation_rows=len(ds),
+            margin_bps=margin_bps,
+            test_rows=len(scored[1]) if len(scored) > 1 else 0,
+            input_range=(
+                min(float(d.X.min()) for d in scored),
+                max(float(d.X.max()) for d in scored),
+            ),
         )
         home = self.chain.settings.home
         chain_id = self.chain.chain_id
@@ -380,9 +444,17 @@ class Market:
         deadline = self.chain.w3.eth.get_block("latest")["timestamp"] + deadline_s
         sent = self.chain.send(
             self.tree.functions.createTask(
-                cid_to_bytes32(info_cid), commitment, target_bps, deadline, *shares_bps, stake
+                cid_to_bytes32(info_cid),
+                commitment,
+                target_bps,
+                deadline,
+                *shares_bps,
+                stake,
+                scoring_fee,
+                max_submissions,
+                audit_bond,
             ),
-            value=bounty,
+            value=bounty + audit_bond,
         )
         task_id = self._event(sent, "TaskCreated")["taskId"]
         kept = validation.register(home, chain_id, task_id, staged, salt)
@@ -410,14 +482,16 @@ class Market:
 
     # ── architect ────────────────────────────────────────────────────────────
 
-    def propose(self, task_id: int, spec: ModelSpec) -> dict:
+    def propose(self, task_id: int, spec: ModelSpec) -> dict[str, Any]:
         """Uploads the spec (and initial weights from its seed if it names none) and proposes it."""
         task = self.task(task_id)
         self.require_open(task)
-        if spec.num_features != task.info.num_features or spec.num_classes != task.info.num_classes:
+        self.require_below_cap(task)
+        info = task.info
+        if spec.num_features != info.num_features or spec.num_classes != info.num_classes:
             raise UserError(
                 f"spec: input_shape {list(spec.input_shape)} and num_classes {spec.num_classes} do not "
-                f"fit task {task_id} ({task.info.num_features} features, {task.info.num_classes} classes)"
+                f"fit task {task_id} ({info.num_features} features, {info.num_classes} classes)"
             )
         if spec.init_weights:
             state = weights_io.load(
@@ -439,7 +513,7 @@ class Market:
         self.store.pin(spec_cid)
         sent = self.chain.send(
             self.tree.functions.proposeArchitecture(task_id, cid_to_bytes32(spec_cid)),
-            value=task.stake,
+            value=task.price,
         )
         node_id = self._event(sent, "ArchitectureProposed")["nodeId"]
         return {
@@ -453,29 +527,31 @@ class Market:
 
     def publish_dataset(
         self, task_id: int, path: str | Path | None = None, data: datasets.Dataset | None = None
-    ) -> dict:
+    ) -> dict[str, Any]:
         """Publishes a public dataset to a task (its bytes go to the store, its CID on-chain)."""
         task = self.task(task_id)
         self.require_open(task)
+        info = task.info
         if data is None:
-            data = datasets.load_file(path, task.info.label_column)
+            if path is None:
+                raise UserError("publish a dataset from a file or from data")
+            data = datasets.load_file(path, info.label_column)
             raw = Path(path).read_bytes()
         else:
             raw = data.to_npz_bytes()
-        datasets.check_against(
-            data, task.info.num_features, task.info.num_classes, str(path or "dataset")
-        )
+        datasets.check_against(data, info.num_features, info.num_classes, str(path or "dataset"))
         cid = add_bytes(self.store, raw)
         self.store.pin(cid)
         sent = self.chain.send(self.tree.functions.publishDataset(task_id, cid_to_bytes32(cid)))
         dataset_id = self._event(sent, "DatasetPublished")["datasetId"]
         return {"dataset_id": dataset_id, "cid": cid, "rows": len(data), "sent": sent}
 
-    def dataset_record(self, dataset_id: int) -> dict:
+    def dataset_record(self, dataset_id: int) -> dict[str, Any]:
         """The contract's Dataset record (publisher, taskId, cid) by field name; a zero publisher
         means no such dataset."""
         fn = self.tree.functions.getDataset(dataset_id)
-        return decode_record(fn, fn.call())
+        record: dict[str, Any] = decode_record(fn, fn.call())
+        return record
 
     def dataset_cid(self, task_id: int, dataset_id: int) -> str:
         """The CID of a dataset published to `task_id`; refuses one of another task."""
@@ -492,11 +568,14 @@ class Market:
             label_column,
         )
 
-    def submit(self, task_id: int, parent_id: int, weights_cid: str, dataset_id: int = 0) -> dict:
+    def submit(
+        self, task_id: int, parent_id: int, weights_cid: str, dataset_id: int = 0
+    ) -> dict[str, Any]:
         """Commit, wait for a later block, reveal. The pending commitment is saved first, so a
         crash between the two halves leaves what is needed to reveal or reclaim it."""
         task = self.task(task_id, with_info=False)
         self.require_open(task)
+        self.require_below_cap(task)
         salt = os.urandom(32)
         args = (task_id, parent_id, cid_to_bytes32(weights_cid), dataset_id, salt)
         commitment = keccak(
@@ -520,7 +599,7 @@ class Market:
             },
         )
         commit = self.chain.send(
-            self.tree.functions.commitSubmission(task_id, commitment), value=task.stake
+            self.tree.functions.commitSubmission(task_id, commitment), value=task.price
         )
         self.chain.wait_for_block_after(commit.receipt["blockNumber"])
         reveal = self.chain.send(self.tree.functions.revealSubmission(*args))
@@ -549,7 +628,7 @@ class Market:
 
     # ── settlement ───────────────────────────────────────────────────────────
 
-    def finalize(self, task_id: int) -> dict:
+    def finalize(self, task_id: int) -> dict[str, Any]:
         self.task(task_id, with_info=False)
         sent = self.chain.send(self.tree.functions.finalize(task_id))
         done = self._event(sent, "TaskFinalized")
@@ -589,6 +668,63 @@ class Market:
             )
         )
 
+    def _abi_has(self, kind: str, name: str) -> bool:
+        """Whether this deployment's ABI has the function or event (older ones lack some)."""
+        return any(e.get("type") == kind and e.get("name") == name for e in self.tree.abi)
+
+    def _function(self, name: str) -> Any:
+        if not self._abi_has("function", name):
+            raise UserError(f"this deployment has no {name}: redeploy the contracts")
+        return getattr(self.tree.functions, name)
+
+    def record_test_score(self, task_id: int, accuracy_bps: int) -> Sent:
+        """Records the finalized winner's score on the sponsor's test part, once (the oracle's
+        account only)."""
+        return self.chain.send(self._function("recordTestScore")(task_id, accuracy_bps))
+
+    def test_score(self, task_id: int) -> int | None:
+        """The winner's recorded test score (bps), or None while there is none."""
+        if not self._abi_has("event", "TestScoreRecorded"):
+            return None
+        found = self.logs("TestScoreRecorded", taskId=task_id)
+        return int(found[-1]["args"]["accuracyBps"]) if found else None
+
+    def publish_validation(self, task_id: int, file_cid: str, salt: bytes) -> Sent:
+        """Opens a finalized task's validation commitment (the sponsor): the contract checks
+        SHA-256(salt ‖ cid) against it."""
+        return self.chain.send(
+            self._function("publishValidation")(task_id, cid_to_bytes32(file_cid), salt)
+        )
+
+    def validation_opening(self, task_id: int) -> tuple[str, bytes] | None:
+        """(CID of the validation file, salt) once the sponsor has published them, else None."""
+        if not self._abi_has("event", "ValidationPublished"):
+            return None
+        found = self.logs("ValidationPublished", taskId=task_id)
+        if not found:
+            return None
+        args = found[-1]["args"]
+        return bytes32_to_cid(args["fileCid"]), bytes(args["salt"])
+
+    def forfeit_bond(self, task_id: int) -> dict[str, Any]:
+        """Anyone, once a finalized task's audit window has closed without the validation file:
+        credits its bond to the accounts the winning path paid (the sponsor excepted), by what
+        each was paid. Returns the credits."""
+        task = self.task(task_id, with_info=False)
+        if not task.finalized or task.bond_state != "held":
+            raise UserError(f"task {task_id} holds no audit bond (bond {task.bond_state})")
+        if task.now < task.audit_window_end:
+            raise UserError(
+                f"task {task_id}'s sponsor may publish its validation file for "
+                f"{task.audit_window_end - task.now} s more"
+            )
+        sent = self.chain.send(self._function("forfeitBond")(task_id))
+        credited = [
+            _payout(e["args"])
+            for e in self.tree.events.PayoutCredited().process_receipt(sent.receipt, errors=DISCARD)
+        ]
+        return {"payouts": credited, "sent": sent}
+
     def datasets_of(self, task_id: int) -> list[tuple[int, int]]:
         """(dataset id, block it was published in) of every dataset published to a task, oldest first."""
         return [
@@ -596,18 +732,18 @@ class Market:
             for e in self.logs("DatasetPublished", taskId=task_id)
         ]
 
-    def withdraw(self) -> dict:
+    def withdraw(self) -> dict[str, Any]:
         amount = self.pending()
         if amount == 0:
             raise UserError(f"nothing to withdraw for {self.chain.address}")
         sent = self.chain.send(self.tree.functions.withdraw())
         return {"amount": amount, "sent": sent}
 
-    def _event(self, sent: Sent, name: str) -> dict:
+    def _event(self, sent: Sent, name: str) -> dict[str, Any]:
         """The arguments of the first `name` event a transaction emitted."""
-        return getattr(self.tree.events, name)().process_receipt(sent.receipt, errors=DISCARD)[0][
-            "args"
-        ]
+        logs = getattr(self.tree.events, name)().process_receipt(sent.receipt, errors=DISCARD)
+        args: dict[str, Any] = logs[0]["args"]
+        return args
 
     def require_open(self, task: TaskView) -> None:
         """Refuses, before any transaction, a task that takes no new nodes (by the chain's clock
@@ -617,8 +753,20 @@ class Market:
         if task.seconds_left <= 0:
             raise UserError(f"task {task.id}'s deadline has passed")
 
+    def require_below_cap(self, task: TaskView) -> None:
+        """Refuses, before any upload or transaction, a proposal or commitment past the task's cap
+        per account (the contract counts both)."""
+        if not task.max_submissions:
+            return
+        made = self.tree.functions.submissionsBy(task.id, self.chain.address).call()
+        if made >= task.max_submissions:
+            raise UserError(
+                f"task {task.id} takes at most {task.max_submissions} proposals and commitments "
+                f"per account; {self.chain.address} has made {made}"
+            )
 
-def _node_view(node_id: int, n: dict) -> NodeView:
+
+def _node_view(node_id: int, n: dict[str, Any]) -> NodeView:
     if int(n["author"], 16) == 0:
         raise UserError(f"unknown node {node_id}")
     return NodeView(
@@ -649,7 +797,7 @@ def path_gain(accuracy_bps: int, best_above_bps: int) -> int:
     return max(0, accuracy_bps - best_above_bps)
 
 
-def _payout(args) -> Payout:
+def _payout(args: Any) -> Payout:
     """A PayoutCredited event's arguments."""
     return Payout(args["taskId"], args["account"], args["amount"], PAYOUT_KINDS[args["kind"]])
 
@@ -667,7 +815,7 @@ def _split(ds: datasets.Dataset, split: tuple[int, int, int]) -> dict[str, datas
     }
 
 
-def open_market(settings, account=None) -> Market:
+def open_market(settings: Settings, account: LocalAccount | None = None) -> Market:
     """The Market for a Settings (chain, account, store) — what every command starts with."""
     return Market(Chain(settings, account), open_store(settings.store))
 

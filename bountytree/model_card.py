@@ -82,7 +82,7 @@ class ModelSource:
 
     @property
     def title(self) -> str:
-        name = self.task.info.name if self.task.info else f"task {self.task.id}"
+        name = self.task.description.name if self.task.description else f"task {self.task.id}"
         role = "winner" if self.is_winner else "a scored node"
         return f"{name}: node {self.node.id} ({role} of task {self.task.id})"
 
@@ -207,7 +207,7 @@ def _eth(wei: int) -> str:
 def front_matter(source: ModelSource, checks: Sequence[FormatCheck] = ()) -> dict[str, Any]:
     """The YAML header: Hugging Face's fields (model-index with the validation accuracy) and a
     `bountytree` block a program can check against the chain."""
-    task, node, info = source.task, source.node, source.task.info
+    task, node, info = source.task, source.node, source.task.description
     accuracy = node.accuracy_bps / BPS
     task_name = info.name if info else f"task {task.id}"
     return {
@@ -275,7 +275,7 @@ def model_card(source: ModelSource, checks: Sequence[FormatCheck] = ()) -> str:
     import yaml  # type: ignore[import-untyped]
 
     task, node, spec = source.task, source.node, source.spec
-    info = task.info
+    info = task.description
     header = yaml.safe_dump(front_matter(source, checks), sort_keys=False, allow_unicode=True)
     lines = [
         "---",

@@ -33,7 +33,7 @@ def dev_names(count: int = 10) -> dict[str, str]:
 
 
 def task_header(task: TaskView) -> list[str]:
-    info = task.info
+    info = task.description
     left = task.seconds_left
     when = f"in {left // 3600}h{left % 3600 // 60:02d}m" if left > 0 else "passed"
     d, c, e = (s / 100 for s in task.shares_bps)
@@ -47,6 +47,10 @@ def task_header(task: TaskView) -> list[str]:
         lines.append(
             f"  rows of {list(info.input_shape)} features, {info.num_classes} classes, "
             f"{info.validation_rows} validation rows (kept by the sponsor)"
+        )
+        lines.append(
+            f"  scores recorded only as a new best by {info.margin_bps / 100:g} point(s), "
+            "rounded down to it (the Ladder)"
         )
     best = f"node {task.best_node} at {pct(task.best_bps)}" if task.best_node else "none scored yet"
     lines.append(
@@ -104,7 +108,14 @@ def payout_lines(payouts: list[Payout], names: dict[str, str] | None = None) -> 
 def show_task(market: Market, task_id: int, names: dict[str, str] | None = None) -> str:
     task = market.task(task_id)
     nodes = market.nodes(task_id)
-    lines = [*task_header(task), "", "tree:", *tree_lines(nodes, task.best_node, names)]
+    lines = task_header(task)
+    if task.finalized and task.winner:
+        test = market.test_score(task_id)
+        lines.append(
+            f"  winner node {task.winner}: validation {pct(task.best_bps)}, test "
+            + (pct(test) if test is not None else "not scored")
+        )
+    lines += ["", "tree:", *tree_lines(nodes, task.best_node, names)]
     if task.finalized:
         reasons = market.payout_reasons(task, nodes)
         paid = [p for p in market.payouts(task_id) if p.kind != "stake"]

@@ -58,7 +58,7 @@ class Trainer:
             raise UserError(
                 "give either --data FILE (private data) or --dataset DATASET_ID (a published one)"
             )
-        if dataset_id:
+        if data is None:
             rows = m.dataset(task_id, dataset_id, task.info.label_column)
         else:
             rows = datasets.load_file(data, task.info.label_column)

@@ -51,7 +51,7 @@ def run_export(args: argparse.Namespace, settings: Settings) -> int:
     market = read_market(settings)
     source = resolve(market, args.task, args.node)
     if args.check_data:
-        info = source.task.info
+        info = source.task.description
         ds = load_file(args.check_data, info.label_column if info else "label")
         check_against(ds, source.spec.num_features, source.spec.num_classes, args.check_data)
         rows = CheckRows(ds.X[:256], args.check_data)
