@@ -4,6 +4,8 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
+# The app's wallet component, an npm project of its own (see its rules below).
+WALLET_UI := app/wallet/frontend
 PYTHON3 ?= python3
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 # py-solc-x (brownie's compiler driver) takes the solc-js adapter here for a native solc.
@@ -11,9 +13,9 @@ export SOLCX_BINARY_PATH := $(CURDIR)/toolchain/solcx
 # Test workers: two cores here; CI may set it.
 JOBS ?= 2
 
-.PHONY: setup chromium compile lint test test-contracts test-python demo bench bench-gas bench-storage bench-trainer bench-oracle bench-e2e bench-scale bench-lineage screenshots clean
+.PHONY: setup chromium compile lint test test-contracts test-python test-e2e-anvil test-contracts-anvil demo bench bench-gas bench-storage bench-trainer bench-oracle bench-e2e bench-scale bench-lineage bench-serve screenshots clean
 
-setup: $(VENV)/.installed node_modules/.installed build/.compiled chromium
+setup: $(VENV)/.installed node_modules/.installed build/.compiled chromium $(WALLET_UI)/build/index.html
 
 # Debian's Chromium for the one browser test (and `make screenshots`), from apt.
 chromium:
@@ -26,11 +28,24 @@ $(VENV)/.installed: requirements.txt requirements-nodeps.txt pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
+# Ganache, solc-js, OpenZeppelin and js-ipfs (the IPFS daemon of `up --store ipfs` and of the
+# tests; three of its dependencies pinned by `overrides` in package.json), from the lockfile.
+# --prefer-offline takes what npm's cache holds without asking the registry.
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	npm ci --prefer-offline --no-audit --no-fund --loglevel=error
 	touch $@
 
-build/.compiled: $(VENV)/.installed node_modules/.installed $(wildcard contracts/*.sol) brownie-config.yaml
+# The app's wallet component (app/wallet/frontend): its own lockfile, bundled by vite into
+# build/ (served by the app; nothing is fetched at run time); its playwright-core drives Chromium
+# in the browser test.
+$(WALLET_UI)/node_modules/.installed: $(WALLET_UI)/package.json $(WALLET_UI)/package-lock.json
+	cd $(WALLET_UI) && npm ci --prefer-offline --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(WALLET_UI)/build/index.html: $(WALLET_UI)/node_modules/.installed $(WALLET_UI)/index.html $(WALLET_UI)/vite.config.js $(wildcard $(WALLET_UI)/src/*)
+	cd $(WALLET_UI) && npm run --silent build
+
+build/.compiled: $(VENV)/.installed node_modules/.installed $(wildcard contracts/*.sol contracts/*/*.sol) brownie-config.yaml
 	$(VENV)/bin/brownie compile
 	touch $@
 
@@ -60,12 +75,21 @@ test-contracts: setup
 test-python: setup
 	$(PY) -m pytest tests -p no:pytest-brownie -n $(JOBS) --ignore=tests/contracts
 
+# The same tests on anvil, the second local chain (npm installs it with the rest): the
+# end-to-end tests (.ci/run runs them after `make test`), and the contract tests on brownie's
+# `anvil` network. BOUNTYTREE_TEST_CHAIN picks the chain of a pytest session.
+test-e2e-anvil: setup
+	BOUNTYTREE_TEST_CHAIN=anvil $(PY) -m pytest tests/e2e -p no:pytest-brownie -n $(JOBS)
+
+test-contracts-anvil: setup
+	$(VENV)/bin/brownie test tests/contracts --network anvil
+
 # The whole marketplace on this machine: Ganache (state in .bountytree/chain, so a second run
 # resumes it), contracts, oracle, app, and the scripted market; the app stays up until Ctrl-C.
 demo: setup
 	$(VENV)/bin/bountytree up --demo
 
-bench: bench-gas bench-storage bench-trainer bench-oracle bench-e2e bench-scale bench-lineage
+bench: bench-gas bench-storage bench-trainer bench-oracle bench-e2e bench-scale bench-lineage bench-serve
 	$(PY) -m bench.results
 
 bench-gas: setup
@@ -89,6 +113,12 @@ bench-scale: setup
 
 bench-lineage: setup
 	$(PY) -m bench.lineage
+
+# `bountytree serve` under load (p50/p99, requests/s, batching on and off) beside a plain
+# forward call; writes bench/serve.md and its section of bench/results.md.
+bench-serve: setup
+	$(PY) -m bench.serve
+	$(PY) -m bench.results
 
 # Screenshots of the task page (tree, payouts) from the demo market, into docs/.
 screenshots: setup

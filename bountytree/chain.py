@@ -3,51 +3,81 @@
 Every transaction is simulated (eth_call) before it is signed, so a call the contract would
 refuse never leaves this machine: the user sees the contract's custom error, decoded, and no
 gas is spent. Contracts are found through `deployments/<chainId>.json` only.
+
+Sending works the same on a local chain and a public one: fees as the chain prices them
+(EIP-1559 where blocks carry a base fee, a legacy gas price otherwise), a quote of what the
+transaction costs, a confirmation on chains that are not local (`Settings.yes` skips it),
+nonces taken under a per-account lock, and a wait for `Settings.confirmations` blocks. No
+development RPC (evm_mine and friends) is used here: a client waits for blocks as it would on
+a public chain.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import getpass
 import json
 import os
+import sys
+import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+from urllib.parse import urlparse
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from web3 import Web3
-from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
+from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted, Web3RPCError
+from web3.types import TxParams
 
 from .config import Settings
 from .errors import UserError
 from .files import atomic_write_json
+from .localchain import MNEMONIC
 
-# `ganache --wallet.deterministic` derives its accounts from this phrase (m/44'/60'/0'/0/i).
-GANACHE_MNEMONIC = "myth like bonus scare over problem client lizard pioneer submit female collect"
+# `ganache --wallet.deterministic` derives its accounts from this phrase (m/44'/60'/0'/0/i);
+# the local anvil and Hardhat are started with it too.
+GANACHE_MNEMONIC = MNEMONIC
 # Chain ids of local development chains (Ganache, anvil/Hardhat): the only ones where the public
-# deterministic keys above are used without being named (`--account dev:N`).
+# deterministic keys above are used without being named (`--account dev:N`), where nothing is
+# confirmed before it is sent, and where one block is confirmation enough.
 LOCAL_CHAIN_IDS = frozenset({1337, 31337})
 CONTRACTS = ("Reputation", "BountyTree")
+GAS_MARGIN = 1.2  # the gas limit sent is the estimate × this + GAS_PAD
+GAS_PAD = 10_000
+CONFIRMATIONS_LOCAL = 1
+CONFIRMATIONS_PUBLIC = 2
+RECEIPT_TIMEOUT_S = {True: 120.0, False: 600.0}  # local chain / public chain
+ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
+PANIC_SELECTOR = bytes.fromhex("4e487b71")  # Panic(uint256)
+# How nodes say that a nonce was taken meanwhile (by another process sending from the account).
+NONCE_TAKEN = ("nonce too low", "correct nonce", "replacement transaction underpriced")
 
 
 @functools.lru_cache(maxsize=64)
 def ganache_account(index: int) -> LocalAccount:
     """The local chain's deterministic account `index`."""
     Account.enable_unaudited_hdwallet_features()
-    return Account.from_mnemonic(GANACHE_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
+    account: LocalAccount = Account.from_mnemonic(
+        GANACHE_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}"
+    )
+    return account
 
 
 def _dev_account(index: int, chain_id: int | None, named: bool) -> LocalAccount:
     """A deterministic development key; anyone has these, so off a local chain only by name."""
     if not named and chain_id not in LOCAL_CHAIN_IDS:
         raise UserError(
-            f"chain {chain_id} is not a local development chain: its deterministic keys are public, so "
-            f"pass --account KEYSTORE (or --account dev:{index} to use the public key anyway)"
+            f"chain {chain_id} is not a local development chain: its deterministic keys are "
+            f"public, so pass --account KEYSTORE (or --account dev:{index} to use the public key "
+            "anyway)"
         )
     return ganache_account(index)
 
@@ -60,7 +90,7 @@ def load_account(spec: str | None, chain_id: int | None = None) -> LocalAccount:
         key = os.environ.get("BOUNTYTREE_PRIVATE_KEY")
         if key:
             try:
-                return Account.from_key(key)
+                return cast(LocalAccount, Account.from_key(key))
             except Exception as exc:  # malformed hex, wrong length
                 raise UserError(
                     f"BOUNTYTREE_PRIVATE_KEY is not a valid private key ({exc})"
@@ -81,7 +111,7 @@ def load_account(spec: str | None, chain_id: int | None = None) -> LocalAccount:
     if password is None:
         password = getpass.getpass(f"password for {path.name}: ")
     try:
-        return Account.from_key(Account.decrypt(keystore, password))
+        return cast(LocalAccount, Account.from_key(Account.decrypt(keystore, password)))
     except ValueError:
         raise UserError(f"--account {spec}: wrong keystore password") from None
 
@@ -90,12 +120,15 @@ def connect(rpc: str) -> Web3:
     w3 = Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 60}))
     if not w3.is_connected():
         raise UserError(
-            f"cannot reach the chain at {rpc} (is Ganache running? try `bountytree up`)"
+            f"cannot reach the chain at {rpc} (is the local chain running? try `bountytree up`)"
         )
     return w3
 
 
-def _error_selectors(abi: list[dict]) -> dict[bytes, dict]:
+# ───────────────────────────── revert reasons ─────────────────────────────
+
+
+def _error_selectors(abi: list[dict[str, Any]]) -> dict[bytes, dict[str, Any]]:
     out = {}
     for item in abi:
         if item.get("type") == "error":
@@ -104,21 +137,76 @@ def _error_selectors(abi: list[dict]) -> dict[bytes, dict]:
     return out
 
 
-def describe_revert(abi: list[dict], data: Any) -> str:
-    """`WrongStake(expected=10000000000000000, sent=0)` for a custom error's revert data."""
+def revert_bytes(data: Any) -> bytes:
+    """The revert data in whatever shape web3 hands it over, as bytes (empty if there is none).
+
+    Ganache and anvil give a hex string (Ganache's eth_estimateGas a dict with it under
+    `result`); Hardhat a dict `{"message", "data"}`; some providers nest it once more
+    (`{"data": {"data": "0x…"}}`) or keep it under `originalError`; a few prefix the hex with
+    "Reverted ".
+    """
+    for _ in range(4):  # unwrap at most a few dict levels
+        if not isinstance(data, dict):
+            break
+        keys = ("data", "result", "originalError", "error")
+        inner = next((data[k] for k in keys if data.get(k) is not None), None)
+        if inner is None:
+            return b""
+        data = inner
+    if isinstance(data, bytes | bytearray):
+        return bytes(data)
     if isinstance(data, str):
-        data = bytes.fromhex(data.removeprefix("0x"))
-    if not data or len(data) < 4:
+        text = data.strip().removeprefix("Reverted ").strip()
+        try:
+            return bytes.fromhex(text.removeprefix("0x"))
+        except ValueError:
+            return b""
+    return b""
+
+
+def describe_revert(abi: list[dict[str, Any]], data: Any) -> str:
+    """`WrongStake(expected=10000000000000000, sent=0)` for a custom error's revert data, in any
+    of the shapes `revert_bytes` reads; `Error("…")` and `Panic(0x11)` for Solidity's own."""
+    raw = revert_bytes(data)
+    if len(raw) < 4:
         return "the contract reverted without a reason"
-    item = _error_selectors(abi).get(bytes(data[:4]))
-    if item is None:
-        return f"the contract reverted (unknown error 0x{bytes(data[:4]).hex()})"
-    values = Web3().codec.decode([i["type"] for i in item["inputs"]], bytes(data[4:]))
+    selector, body = raw[:4], raw[4:]
+    codec = Web3().codec
+    try:
+        if selector == ERROR_SELECTOR:
+            return f'Error("{codec.decode(["string"], body)[0]}")'
+        if selector == PANIC_SELECTOR:
+            return f"Panic(0x{codec.decode(['uint256'], body)[0]:02x})"
+        item = _error_selectors(abi).get(selector)
+        if item is None:
+            return f"the contract reverted (unknown error 0x{selector.hex()})"
+        values = codec.decode([i["type"] for i in item["inputs"]], body)
+    except Exception:  # truncated or malformed arguments
+        return f"the contract reverted (undecodable error 0x{selector.hex()})"
     args = ", ".join(
         f"{i['name'].rstrip('_')}={_show(v, i['type'])}"
         for i, v in zip(item["inputs"], values, strict=False)
     )
     return f"{item['name']}({args})"
+
+
+def rpc_message(exc: Exception) -> str:
+    """The first line of a node's error message, from a Web3RPCError or a plain error."""
+    response = getattr(exc, "rpc_response", None)
+    if isinstance(response, dict) and isinstance(response.get("error"), dict):
+        data: Any = response["error"]
+    else:
+        data = exc.args[0] if exc.args else exc
+    text = str(data.get("message", data)) if isinstance(data, dict) else str(data)
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _rpc_revert(exc: Web3RPCError) -> Any:
+    """Revert data a node sent with an error web3 did not classify as a revert, if any."""
+    response = getattr(exc, "rpc_response", None)
+    if isinstance(response, dict) and isinstance(response.get("error"), dict):
+        return response["error"].get("data")
+    return None
 
 
 def decode_record(fn: Any, raw: Any) -> Any:
@@ -130,7 +218,7 @@ def decode_record(fn: Any, raw: Any) -> Any:
     return {o["name"]: _named(o, v) for o, v in zip(outputs, raw, strict=False)}
 
 
-def _named(item: dict, value: Any) -> Any:
+def _named(item: dict[str, Any], value: Any) -> Any:
     if item["type"] == "tuple":
         return {c["name"]: _named(c, v) for c, v in zip(item["components"], value, strict=False)}
     if item["type"] == "tuple[]":
@@ -140,8 +228,79 @@ def _named(item: dict, value: Any) -> Any:
 
 def _show(value: Any, abi_type: str) -> str:
     if abi_type == "address":
-        return Web3.to_checksum_address(value)
+        return str(Web3.to_checksum_address(value))
     return "0x" + value.hex() if isinstance(value, bytes) else str(value)
+
+
+# ───────────────────────────── fees and quotes ─────────────────────────────
+
+
+def eth(wei: int) -> str:
+    """Wei as ETH for people: `0.000123` (no exponent, no trailing zeros)."""
+    text = f"{Decimal(wei) / Decimal(10**18):.18f}".rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def gwei(wei: int) -> str:
+    return f"{Decimal(wei) / Decimal(10**9):.4g}"
+
+
+@dataclass(frozen=True)
+class Fees:
+    """What a transaction offers per unit of gas. On an EIP-1559 chain it pays the block's base
+    fee plus the tip, never more than `max_fee`; on a legacy chain `max_fee` is the gas price."""
+
+    max_fee: int
+    tip: int
+    likely: int  # what a unit of gas will most likely cost (next base fee + tip)
+    eip1559: bool
+
+    def tx_fields(self) -> dict[str, int]:
+        if self.eip1559:
+            return {"maxFeePerGas": self.max_fee, "maxPriorityFeePerGas": self.tip}
+        return {"gasPrice": self.max_fee}
+
+
+@dataclass(frozen=True)
+class Quote:
+    """What one transaction will cost, shown before it is sent."""
+
+    action: str
+    chain_id: int
+    sender: str
+    value: int
+    gas: int  # the estimate
+    gas_limit: int
+    fees: Fees
+
+    @property
+    def likely_fee(self) -> int:
+        return self.gas * self.fees.likely
+
+    @property
+    def max_fee(self) -> int:
+        return self.gas_limit * self.fees.max_fee
+
+    def __str__(self) -> str:
+        sends = f"sends {eth(self.value)} ETH, " if self.value else ""
+        return (
+            f"{self.action} on chain {self.chain_id} from {self.sender}: {sends}gas ~{self.gas:,} "
+            f"at ~{gwei(self.fees.likely)} gwei = about {eth(self.likely_fee)} ETH in fees "
+            f"(at most {eth(self.max_fee)} ETH: limit {self.gas_limit:,} × "
+            f"{gwei(self.fees.max_fee)} gwei)"
+        )
+
+
+def ask_on_terminal(quote: Quote) -> bool:
+    """The CLI's confirmation: the quote and a question on stderr, the answer from a terminal.
+    Without a terminal there is nobody to ask: refused in one line (pass --yes)."""
+    if not sys.stdin or not sys.stdin.isatty():
+        raise UserError(
+            f"not sending {quote.action} on chain {quote.chain_id} unconfirmed: stdin is not a "
+            "terminal (pass --yes to send without asking)"
+        )
+    print(f"{quote}\nsend it? [y/N] ", end="", file=sys.stderr, flush=True)
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
 
 
 @dataclass
@@ -152,8 +311,27 @@ class Sent:
     gas_used: int
     receipt: Any
 
+    @property
+    def fee(self) -> int:
+        """What the transaction paid for gas, in wei."""
+        price = self.receipt.get("effectiveGasPrice") or 0
+        return int(self.gas_used) * int(price)
+
     def __str__(self) -> str:
-        return f"tx {self.tx_hash} gas {self.gas_used}"
+        return f"tx {self.tx_hash} gas {self.gas_used} fee {eth(self.fee)} ETH"
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """A contract this client deployed: its address and the transaction that created it."""
+
+    address: str
+    sent: Sent
+
+
+# The threads' side of `Chain._lock`: nonce choice, and turns on a local chain.
+_NONCE_THREADS = threading.Lock()
+_LOCAL_THREADS = threading.Lock()
 
 
 class Chain:
@@ -165,11 +343,13 @@ class Chain:
         account: LocalAccount | None = None,
         *,
         need_contracts: bool = True,
+        confirm: Callable[[Quote], bool] = ask_on_terminal,
     ):
         self.settings = settings
         self.w3 = connect(settings.rpc)
         self.chain_id = self.w3.eth.chain_id
         self.account = account or load_account(settings.account, self.chain_id)
+        self.confirm = confirm
         self.deployment = (
             load_deployment(settings.deployments, self.chain_id) if need_contracts else None
         )
@@ -180,93 +360,263 @@ class Chain:
 
     @property
     def address(self) -> str:
-        return self.account.address
+        return str(self.account.address)
 
-    def send(self, fn, value: int = 0) -> Sent:
-        """Simulate, sign, send and wait for a contract call; one-line UserError if refused."""
-        tx = {"from": self.address, "value": value}
-        abi = fn.contract_abi
+    @property
+    def local(self) -> bool:
+        """A development chain: its keys are public and its ether is play money."""
+        return self.chain_id in LOCAL_CHAIN_IDS
+
+    @property
+    def confirmations(self) -> int:
+        """Blocks a transaction must be buried under (its own included) before it counts."""
+        chosen = self.settings.confirmations
+        if chosen is not None:
+            return max(1, chosen)
+        return CONFIRMATIONS_LOCAL if self.local else CONFIRMATIONS_PUBLIC
+
+    def send(self, fn: Any, value: int = 0, action: str | None = None) -> Sent:
+        """Simulate, quote, confirm, sign, send and wait for a contract call; one-line UserError
+        if the contract refuses it (nothing is sent then)."""
+        with self._local_turn():
+            tx_hash, quote = self._broadcast_call(fn, value, action)
+        return self._await(tx_hash, quote)
+
+    def _broadcast_call(self, fn: Any, value: int, action: str | None) -> tuple[bytes, Quote]:
+        tx: dict[str, Any] = {"from": self.address, "value": value}
         self._check_funds(value, 0)
         try:
             fn.call(tx)
             gas = fn.estimate_gas(tx)
         except (ContractCustomError, ContractLogicError) as exc:
-            raise UserError(f"refused by the contract: {describe_revert(abi, exc.data)}") from None
+            raise UserError(
+                f"refused by the contract: {describe_revert(fn.contract_abi, exc.data)}"
+            ) from None
         except Web3RPCError as exc:
-            raise UserError(f"the chain refused the call: {_rpc_message(exc)}") from None
-        return self._sign_and_send(fn.build_transaction({**tx, **self._fees(gas, value)}))
+            reverted = revert_bytes(_rpc_revert(exc))
+            if reverted:
+                reason = describe_revert(fn.contract_abi, reverted)
+                raise UserError(f"refused by the contract: {reason}") from None
+            raise UserError(f"the chain refused the call: {rpc_message(exc)}") from None
+        quote = self.quote(action or fn.fn_name, gas, value)
+        built = fn.build_transaction({**tx, "gas": quote.gas_limit, **quote.fees.tx_fields()})
+        return self._broadcast(dict(built), quote), quote
+
+    def deploy(self, artifact: dict[str, Any], *args: Any, name: str = "contract") -> Deployed:
+        """Deploys `artifact` (ABI and bytecode) with constructor `args`, quoted like a send."""
+        with self._local_turn():
+            tx_hash, quote = self._broadcast_creation(artifact, args, name)
+        sent = self._await(tx_hash, quote)
+        return Deployed(str(sent.receipt["contractAddress"]), sent)
+
+    def _broadcast_creation(
+        self, artifact: dict[str, Any], args: tuple[Any, ...], name: str
+    ) -> tuple[bytes, Quote]:
+        factory = self.w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
+        ctor = factory.constructor(*args)
+        tx: dict[str, Any] = {"from": self.address}
+        try:
+            gas = ctor.estimate_gas(cast(TxParams, tx))
+        except (ContractCustomError, ContractLogicError) as exc:
+            reason = describe_revert(artifact["abi"], exc.data)
+            raise UserError(f"deploying {name} was refused: {reason}") from None
+        except Web3RPCError as exc:
+            raise UserError(f"the chain refused to deploy {name}: {rpc_message(exc)}") from None
+        quote = self.quote(f"deploy {name}", gas, 0)
+        built = ctor.build_transaction(
+            cast(TxParams, {**tx, "gas": quote.gas_limit, **quote.fees.tx_fields()})
+        )
+        return self._broadcast(dict(built), quote), quote
+
+    def fees(self) -> Fees:
+        """Fees as the chain prices them now: EIP-1559 (next block's base fee from
+        eth_feeHistory, the tip from eth_maxPriorityFeePerGas) when the latest block has a base
+        fee, the legacy gas price otherwise. `Settings.max_fee_gwei` caps what is offered."""
+        latest = self.w3.eth.get_block("latest")
+        base = latest.get("baseFeePerGas")
+        if base is None:
+            price = int(self.w3.eth.gas_price)
+            fees = Fees(price, 0, price, eip1559=False)
+        else:
+            next_base = int(base)
+            with contextlib.suppress(Exception):  # a node without eth_feeHistory
+                history = self.w3.eth.fee_history(1, "latest", [50])
+                next_base = int(history["baseFeePerGas"][-1])
+            try:
+                tip = int(self.w3.eth.max_priority_fee)
+            except Exception:  # a node without eth_maxPriorityFeePerGas
+                tip = 10**9
+            # Twice the base fee: room for six full blocks in a row before it is outbid.
+            fees = Fees(2 * next_base + tip, tip, next_base + tip, eip1559=True)
+        return self._capped(fees)
+
+    def _capped(self, fees: Fees) -> Fees:
+        cap_gwei = self.settings.max_fee_gwei
+        if cap_gwei is None:
+            return fees
+        cap = int(Decimal(str(cap_gwei)) * 10**9)
+        if fees.likely > cap:
+            raise UserError(
+                f"gas costs about {gwei(fees.likely)} gwei on chain {self.chain_id} now, above "
+                f"--max-fee {cap_gwei} gwei: nothing sent (try later, or raise --max-fee)"
+            )
+        if fees.max_fee <= cap:
+            return fees
+        return Fees(cap, min(fees.tip, cap), fees.likely, fees.eip1559)
+
+    def quote(self, action: str, gas: int, value: int) -> Quote:
+        fees = self.fees()
+        quote = Quote(
+            action,
+            self.chain_id,
+            self.address,
+            value,
+            int(gas),
+            int(gas * GAS_MARGIN) + GAS_PAD,
+            fees,
+        )
+        self._check_funds(value, quote.max_fee)
+        return quote
 
     def wait_for_block_after(self, block: int, timeout_s: float = 300, poll_s: float = 0.2) -> None:
         """Returns once the chain has a block after `block` (a reveal must follow its commit).
 
-        A dev chain that mines only on transactions (Ganache) would never get there on its own;
-        it is asked once to mine an empty block (`evm_mine`), which other nodes refuse harmlessly.
+        Public chains produce blocks on their own; the local chains `bountytree up` and the tests
+        start have a block clock (`localchain.BlockClock`) that does. Nothing here asks a node
+        to mine.
         """
         deadline = time.monotonic() + timeout_s
-        asked = False
         while self.w3.eth.block_number <= block:
             if time.monotonic() > deadline:
                 raise UserError(
                     f"no new block after {block} in {timeout_s:.0f}s; is the chain producing blocks?"
                 )
-            if not asked:
-                asked = True
-                with contextlib.suppress(Exception):
-                    self.w3.provider.make_request("evm_mine", [])
-                continue
             time.sleep(poll_s)
 
-    def deploy(self, artifact: dict, *args) -> tuple[str, Sent]:
-        factory = self.w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
-        ctor = factory.constructor(*args)
-        gas = ctor.estimate_gas({"from": self.address})
-        sent = self._sign_and_send(
-            ctor.build_transaction({"from": self.address, **self._fees(gas, 0)})
-        )
-        return sent.receipt["contractAddress"], sent
+    def _broadcast(self, tx: dict[str, Any], quote: Quote) -> bytes:
+        """Confirms off a local chain, then signs and hands the transaction to the node."""
+        if not self.local:
+            if self.settings.yes:
+                print(quote, file=sys.stderr, flush=True)
+            elif not self.confirm(quote):
+                raise UserError(f"not sent: {quote.action} was not confirmed")
+        tx["chainId"] = self.chain_id
+        with self._lock(_NONCE_THREADS, f"{self.chain_id}-{self.address}"):
+            return self._sign_and_broadcast(tx)
 
-    def _fees(self, gas: int, value: int) -> dict:
-        gas = int(gas * 1.2) + 10_000
-        price = max(self.w3.eth.gas_price, 10**9)
-        self._check_funds(value, gas * price)
-        return {
-            "gas": gas,
-            "gasPrice": price,
-            "nonce": self.w3.eth.get_transaction_count(self.address, "pending"),
-            "chainId": self.chain_id,
-        }
+    def _sign_and_broadcast(self, tx: dict[str, Any]) -> bytes:
+        """Signs with the account's next nonce and hands the transaction to the node. A nonce
+        another sender took meanwhile (a node that lags, a process not on this machine) is
+        retried with the next one."""
+        for attempt in range(4):
+            tx["nonce"] = self.w3.eth.get_transaction_count(cast(Any, self.address), "pending")
+            signed = self.account.sign_transaction(cast(Any, tx))
+            try:
+                return bytes(self.w3.eth.send_raw_transaction(signed.raw_transaction))
+            except (Web3RPCError, ValueError) as exc:
+                message = rpc_message(exc).lower()
+                if "already known" in message:  # this very transaction is in the pool
+                    return bytes(signed.hash)
+                if attempt < 3 and any(phrase in message for phrase in NONCE_TAKEN):
+                    time.sleep(0.2 * (attempt + 1))
+                    continue
+                raise UserError(f"the chain refused the transaction: {rpc_message(exc)}") from None
+        raise AssertionError("unreachable")
+
+    @contextlib.contextmanager
+    def _local_turn(self) -> Iterator[None]:
+        """On a local chain, one transaction at a time from this machine, simulation to
+        broadcast: Ganache 7.9 can leave an eth_estimateGas unanswered until the client's
+        timeout when it races another transaction. A local send takes milliseconds; public
+        chains are not serialised."""
+        if not self.local:
+            yield
+            return
+        url = urlparse(self.settings.rpc)
+        with self._lock(_LOCAL_THREADS, f"{self.chain_id}-{url.hostname}-{url.port}"):
+            yield
+
+    @contextlib.contextmanager
+    def _lock(self, threads: threading.Lock, name: str) -> Iterator[None]:
+        """`threads` for this process's threads, and a file lock under the home folder for
+        the other processes of this machine. The nonce lock is held from choosing a nonce until
+        the node has the transaction, so two quick sends from one account never pick the same
+        nonce."""
+        folder = self.settings.home / "locks"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            handle = open(folder / f"{name}.lock", "a")  # noqa: SIM115
+        except OSError:
+            handle = None  # a read-only home: the node's pending count and the retry remain
+        with threads:
+            try:
+                if handle is not None:
+                    fcntl.flock(handle, fcntl.LOCK_EX)
+                yield
+            finally:
+                if handle is not None:
+                    handle.close()  # releases the lock
+
+    def _await(self, tx_hash: bytes, quote: Quote) -> Sent:
+        """The receipt, once the transaction has `confirmations` blocks (its own included) and
+        is still in the chain; a transaction that reverted on-chain is a UserError."""
+        shown = "0x" + tx_hash.hex()
+        timeout = RECEIPT_TIMEOUT_S[self.local]
+        deadline = time.monotonic() + timeout
+        announced = False
+        while True:
+            try:
+                receipt = self.w3.eth.wait_for_transaction_receipt(
+                    cast(Any, tx_hash), timeout=max(1.0, deadline - time.monotonic())
+                )
+            except TimeExhausted:
+                raise UserError(
+                    f"transaction {shown} ({quote.action}) was not mined within {timeout:.0f} s; "
+                    "it may still be: look it up before sending it again"
+                ) from None
+            if receipt["status"] != 1:
+                raise UserError(
+                    f"transaction {shown} ({quote.action}) reverted on-chain (state changed "
+                    "between check and send)"
+                )
+            buried = self.w3.eth.block_number - receipt["blockNumber"] + 1
+            if buried >= self.confirmations:
+                again = self.w3.eth.get_transaction_receipt(cast(Any, tx_hash))
+                if again is not None and again["blockHash"] == receipt["blockHash"]:
+                    return Sent(shown, receipt["gasUsed"], receipt)
+                continue  # reorganised away: wait for it to be mined again
+            if not announced and not self.local:
+                print(
+                    f"waiting for {self.confirmations} confirmations of {shown}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                announced = True
+            if time.monotonic() > deadline:
+                raise UserError(
+                    f"transaction {shown} has {buried} of {self.confirmations} confirmations "
+                    f"after {timeout:.0f} s"
+                )
+            time.sleep(0.2 if self.local else 2.0)
 
     def _check_funds(self, value: int, fee: int) -> None:
-        balance = self.w3.eth.get_balance(self.address)
+        balance = self.w3.eth.get_balance(cast(Any, self.address))
         if balance < value + fee:
-            need = Web3.from_wei(value + fee, "ether")
+            need = eth(value + fee)
             raise UserError(
-                f"insufficient funds: {self.address} has {Web3.from_wei(balance, 'ether')} ETH, "
-                f"needs {'about ' if fee else ''}{need} ETH"
+                f"insufficient funds: {self.address} has {eth(balance)} ETH, "
+                f"needs {'up to ' if fee else ''}{need} ETH"
             )
 
-    def _sign_and_send(self, tx: dict) -> Sent:
-        signed = self.account.sign_transaction(tx)
-        tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
-        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
-        if receipt["status"] != 1:
-            raise UserError(
-                f"transaction {tx_hash.hex()} reverted on-chain (state changed between check and send)"
-            )
-        return Sent("0x" + bytes(tx_hash).hex().removeprefix("0x"), receipt["gasUsed"], receipt)
 
-
-def _rpc_message(exc: Exception) -> str:
-    data = exc.args[0] if exc.args else exc
-    text = data.get("message", str(data)) if isinstance(data, dict) else str(data)
-    return text.splitlines()[0]
+# ───────────────────────────── deployments ─────────────────────────────
 
 
 def deployment_path(folder: Path, chain_id: int) -> Path:
     return Path(folder) / f"{chain_id}.json"
 
 
-def load_deployment(folder: Path, chain_id: int) -> dict:
+def load_deployment(folder: Path, chain_id: int) -> dict[str, Any]:
     path = deployment_path(folder, chain_id)
     try:
         data = json.loads(path.read_text())
@@ -285,7 +635,7 @@ def load_deployment(folder: Path, chain_id: int) -> dict:
         raise UserError(f"{path} lacks the address and ABI of {', '.join(CONTRACTS)}") from None
 
 
-def load_artifact(build: Path, name: str) -> dict:
+def load_artifact(build: Path, name: str) -> dict[str, Any]:
     path = Path(build) / f"{name}.json"
     try:
         data = json.loads(path.read_text())
@@ -295,36 +645,47 @@ def load_artifact(build: Path, name: str) -> dict:
 
 
 def deploy(
-    settings: Settings, account: LocalAccount | None = None, oracle: str | None = None
-) -> dict:
-    """Deploys Reputation and BountyTree, binds the one to the other, and writes the
-    deployment file. The deployer is admin; `oracle` (default: the deployer) gets ORACLE_ROLE."""
-    chain = Chain(settings, account, need_contracts=False)
+    settings: Settings,
+    account: LocalAccount | None = None,
+    oracle: str | None = None,
+    *,
+    confirm: Callable[[Quote], bool] = ask_on_terminal,
+) -> dict[str, Any]:
+    """The one deployment path (`bountytree deploy`, `bountytree up`, brownie's
+    scripts/deploy.py): deploys Reputation and BountyTree, binds the one to the other, and writes
+    the deployment file. The deployer is admin; `oracle` (default: the deployer) gets
+    ORACLE_ROLE. Returns the record written and the three transactions."""
+    chain = Chain(settings, account, need_contracts=False, confirm=confirm)
     reputation_art = load_artifact(settings.build, "Reputation")
     tree_art = load_artifact(settings.build, "BountyTree")
+    if oracle is not None and not Web3.is_address(oracle):
+        raise UserError(f"--oracle {oracle}: not an address")
     oracle = Web3.to_checksum_address(oracle) if oracle else chain.address
-    rep_address, rep_tx = chain.deploy(reputation_art)
-    tree_address, tree_tx = chain.deploy(tree_art, rep_address, chain.address, oracle)
-    reputation = chain.w3.eth.contract(address=rep_address, abi=reputation_art["abi"])
-    bind_tx = chain.send(reputation.functions.bindWriter(tree_address))
+    rep = chain.deploy(reputation_art, name="Reputation")
+    tree = chain.deploy(tree_art, rep.address, chain.address, oracle, name="BountyTree")
+    reputation = chain.w3.eth.contract(address=cast(Any, rep.address), abi=reputation_art["abi"])
+    bind_tx = chain.send(reputation.functions.bindWriter(tree.address), action="bindWriter")
     record = {
         "chainId": chain.chain_id,
         "deployer": chain.address,
         "oracle": oracle,
-        "block": tree_tx.receipt["blockNumber"],
-        "Reputation": {"address": rep_address, "abi": reputation_art["abi"]},
-        "BountyTree": {"address": tree_address, "abi": tree_art["abi"]},
+        "block": tree.sent.receipt["blockNumber"],
+        "Reputation": {"address": rep.address, "abi": reputation_art["abi"]},
+        "BountyTree": {"address": tree.address, "abi": tree_art["abi"]},
     }
     atomic_write_json(deployment_path(settings.deployments, chain.chain_id), record)
     return {
         "record": record,
-        "txs": {"Reputation": rep_tx, "BountyTree": tree_tx, "bindWriter": bind_tx},
+        "txs": {"Reputation": rep.sent, "BountyTree": tree.sent, "bindWriter": bind_tx},
     }
 
 
 __all__ = [
     "LOCAL_CHAIN_IDS",
     "Chain",
+    "Deployed",
+    "Fees",
+    "Quote",
     "Sent",
     "connect",
     "decode_record",
@@ -333,4 +694,6 @@ __all__ = [
     "ganache_account",
     "load_account",
     "load_deployment",
+    "revert_bytes",
+    "rpc_message",
 ]

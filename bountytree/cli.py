@@ -9,17 +9,31 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .commands import audit as audit_cmd
 from .commands import dataset as dataset_cmd
 from .commands import deploy as deploy_cmd
 from .commands import ipfs as ipfs_cmd
+from .commands import model as model_cmd
 from .commands import propose as propose_cmd
+from .commands import serve as serve_cmd
 from .commands import settle as settle_cmd
 from .commands import task as task_cmd
 from .commands import up as up_cmd
 from .config import Settings
 from .errors import UserError
 
-COMMANDS = [up_cmd, deploy_cmd, ipfs_cmd, task_cmd, propose_cmd, dataset_cmd, settle_cmd]
+COMMANDS = [
+    up_cmd,
+    deploy_cmd,
+    ipfs_cmd,
+    task_cmd,
+    propose_cmd,
+    dataset_cmd,
+    settle_cmd,
+    model_cmd,
+    serve_cmd,
+    audit_cmd,
+]
 
 
 def common_options() -> argparse.ArgumentParser:
@@ -37,7 +51,42 @@ def common_options() -> argparse.ArgumentParser:
     common.add_argument(
         "--store", help="embedded store directory, or a Kubo RPC URL (env BOUNTYTREE_STORE)"
     )
+    # Sending on a public chain (bountytree/chain.py): every transaction is quoted on stderr and,
+    # off a local chain, confirmed at a prompt unless --yes.
+    common.add_argument(
+        "--yes",
+        action="store_true",
+        help="send on a chain that is not local without asking (env BOUNTYTREE_YES)",
+    )
+    common.add_argument(
+        "--confirmations",
+        type=_positive_int,
+        help="blocks to wait for after each transaction (default 1 on a local chain, else 2)",
+    )
+    common.add_argument(
+        "--max-fee",
+        type=_positive_float,
+        dest="max_fee_gwei",
+        metavar="GWEI",
+        help="refuse to pay more than this per unit of gas (env BOUNTYTREE_MAX_FEE_GWEI)",
+    )
     return common
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of gwei")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of blocks, 1 or more")
+    return int(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +105,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
         rpc=getattr(args, "rpc", None),
         account=getattr(args, "account", None),
         store=getattr(args, "store", None),
+        yes=getattr(args, "yes", None) or None,
+        confirmations=getattr(args, "confirmations", None),
+        max_fee_gwei=getattr(args, "max_fee_gwei", None),
     )
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .errors import UserError
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RPC = "http://127.0.0.1:8545"
 
@@ -28,6 +30,25 @@ def _env(name: str, default: Callable[[], Any], parse: Callable[[str], Any] = st
         default_factory=lambda: parse(os.environ[name]) if os.environ.get(name) else default(),
         metadata={"env": name},
     )
+
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes")
+
+
+def _number(name: str, kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    """A parser for a numeric variable whose bad value is a one-line error, not a traceback."""
+
+    def parse(value: str) -> Any:
+        try:
+            parsed = kind(value)
+        except ValueError:
+            raise UserError(f"{name}={value!r} is not a number") from None
+        if parsed <= 0:
+            raise UserError(f"{name}={value!r} must be positive")
+        return parsed
+
+    return parse
 
 
 def _default_home() -> Path:
@@ -48,6 +69,17 @@ class Settings:
     deployments: Path = _env("BOUNTYTREE_DEPLOYMENTS", lambda: ROOT / "deployments", _path)
     # brownie's compiler output: ABI and bytecode that `bountytree deploy` sends.
     build: Path = _env("BOUNTYTREE_BUILD", lambda: ROOT / "build" / "contracts", _path)
+    # Sending (bountytree/chain.py). Blocks a transaction must be buried under before a command
+    # goes on; None: 1 on a local chain, 2 elsewhere.
+    confirmations: int | None = _env(
+        "BOUNTYTREE_CONFIRMATIONS", lambda: None, _number("BOUNTYTREE_CONFIRMATIONS", int)
+    )
+    # Send on a chain that is not local without asking (the quote is still shown on stderr).
+    yes: bool = _env("BOUNTYTREE_YES", lambda: False, _flag)
+    # The most a unit of gas may cost, in gwei; None: whatever the chain asks.
+    max_fee_gwei: float | None = _env(
+        "BOUNTYTREE_MAX_FEE_GWEI", lambda: None, _number("BOUNTYTREE_MAX_FEE_GWEI", float)
+    )
 
     def to_env(self) -> dict[str, str]:
         """These settings as the environment variables `Settings()` reads back in a child."""

@@ -1,32 +1,25 @@
-"""brownie run scripts/deploy.py --network <id>: the same deployment as `bountytree deploy`.
+"""brownie run scripts/deploy.py [main ACCOUNT [ORACLE]] --network <id>
 
-Deploys Reputation and BountyTree, binds the writer, and writes deployments/<chainId>.json
-(address and ABI of each) for the oracle, trainer and app, none of which import brownie.
+The deployment of `bountytree deploy`, through the same function (`bountytree.chain.deploy`):
+Reputation and BountyTree deployed, the writer bound, ORACLE_ROLE granted and
+deployments/<chainId>.json written, with the same quotes, confirmations and prompts. brownie
+only provides the network (it starts its development chain, whose accounts are the same
+deterministic ones: brownie-config.yaml gives it the same mnemonic). ACCOUNT is what
+`--account` takes (an index on a local chain, `dev:N`, or a keystore file); by default
+BOUNTYTREE_ACCOUNT or BOUNTYTREE_PRIVATE_KEY, else the local chain's account 0.
 """
 
-import json
-from pathlib import Path
+from brownie import web3
 
-from brownie import BountyTree, Reputation, accounts, chain
+from bountytree.chain import deploy, deployment_path
+from bountytree.config import Settings
 
 
-def main(oracle=None):
-    deployer = accounts[0]
-    reputation = Reputation.deploy({"from": deployer})
-    tree = BountyTree.deploy(reputation, deployer, oracle or deployer, {"from": deployer})
-    reputation.bindWriter(tree, {"from": deployer})
-    record = {
-        "chainId": chain.id,
-        "deployer": str(deployer),
-        "oracle": str(oracle or deployer),
-        "block": tree.tx.block_number,
-        "Reputation": {"address": str(reputation), "abi": reputation.abi},
-        "BountyTree": {"address": str(tree), "abi": tree.abi},
-    }
-    path = Path("deployments") / f"{chain.id}.json"
-    path.parent.mkdir(exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
-    print(f"wrote {path}")
-    return tree
+def main(account=None, oracle=None):
+    settings = Settings().with_overrides(rpc=web3.provider.endpoint_uri, account=account)
+    result = deploy(settings, oracle=oracle)
+    record = result["record"]
+    for name in ("Reputation", "BountyTree", "bindWriter"):
+        print(f"{name:<11} {result['txs'][name]}")
+    print(f"wrote {deployment_path(settings.deployments, record['chainId'])}")
+    return record

@@ -1,5 +1,8 @@
-"""Python tests: one real Ganache per test session (per xdist worker), the real contracts
-deployed once on it, and an embedded store in a temporary directory."""
+"""Python tests: one real local chain per test session (per xdist worker), the real contracts
+deployed once on it, and an embedded store in a temporary directory.
+
+The chain is Ganache unless BOUNTYTREE_TEST_CHAIN names another local chain (`anvil`, or
+`hardhat` when it is installed: see docs/environment.md)."""
 
 from __future__ import annotations
 
@@ -9,18 +12,20 @@ import sys
 from pathlib import Path
 
 import pytest
+from ipfs_daemon import ipfs_daemon  # noqa: F401 (a real IPFS daemon per session, on demand)
 
 from bountytree.chain import deploy
 from bountytree.config import ROOT, Settings
-from bountytree.localchain import free_port, start_ganache, stop
+from bountytree.localchain import DEFAULT_KIND, free_port, start_chain
+
+TEST_CHAIN = os.environ.get("BOUNTYTREE_TEST_CHAIN", DEFAULT_KIND)
 
 
 @pytest.fixture(scope="session")
-def ganache():
-    port = free_port()
-    proc = start_ganache(port)
-    yield f"http://127.0.0.1:{port}"
-    stop(proc)
+def local_chain():
+    chain = start_chain(TEST_CHAIN, free_port())
+    yield chain
+    chain.stop()
 
 
 @pytest.fixture(scope="session")
@@ -29,9 +34,9 @@ def session_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def settings(ganache, session_dir) -> Settings:
+def settings(local_chain, session_dir) -> Settings:
     return Settings(
-        rpc=ganache,
+        rpc=local_chain.rpc,
         account="0",
         store=str(session_dir / "store"),
         home=session_dir,
@@ -109,11 +114,14 @@ def market_for(settings: Settings, account: int = 0):
 
 
 def advance_time(settings: Settings, seconds: int) -> None:
+    """Moves the chain's clock on and mines a block (test only; Ganache, anvil and Hardhat all
+    take these two calls)."""
     from bountytree.chain import connect
 
     w3 = connect(settings.rpc)
-    w3.provider.make_request("evm_increaseTime", [seconds])
-    w3.provider.make_request("evm_mine", [])
+    for method, params in (("evm_increaseTime", [seconds]), ("evm_mine", [])):
+        reply = w3.provider.make_request(method, params)
+        assert "error" not in reply, (method, reply)
 
 
 def new_task(

@@ -1,28 +1,36 @@
 """`bountytree up`: the whole marketplace on this machine.
 
-Starts Ganache with its state under the home folder (a second `up` resumes the same chain),
+Starts the local chain (Ganache, or anvil with `--chain anvil`) with its state under the home
+folder (a second `up` resumes the same chain),
 deploys the contracts unless this chain already has them, starts the oracle and the app, and
 with `--demo` plays the scripted market. Ctrl-C stops every process it started.
+With `--store ipfs` the store is a js-ipfs daemon (offline, API on 127.0.0.1) whose repo is kept
+in `.bountytree/ipfs` like the chain's state (`bountytree/ipfsd.py`).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import subprocess
 import sys
 import time
+from typing import Any
 from urllib.parse import urlparse
 
 from ..chain import Chain, deploy, deployment_path
-from ..config import ROOT
+from ..config import ROOT, Settings
 from ..errors import UserError
-from ..localchain import start_ganache, stop, wait_for_port
+from ..localchain import STATE_FOLDERS, BlockClock, start_chain, stop, wait_for_port
+
+# What may carry a key: never in the app's environment, which every session of it shares.
+KEY_VARIABLES = ("BOUNTYTREE_PRIVATE_KEY", "BOUNTYTREE_KEYSTORE_PASSWORD")
 
 
-def register(sub, common) -> None:
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
-        "up", parents=[common], help="local Ganache (state on disk), deploy if needed, oracle, app"
+        "up", parents=[common], help="local chain (state on disk), deploy if needed, oracle, app"
     )
     p.add_argument(
         "--demo",
@@ -30,6 +38,12 @@ def register(sub, common) -> None:
         help="play the scripted market on digits once everything is up",
     )
     p.add_argument("--no-app", action="store_true", help="do not start the Streamlit app")
+    p.add_argument(
+        "--chain",
+        choices=("ganache", "anvil"),
+        default="ganache",
+        help="the local chain to start (state in .bountytree/chain or .bountytree/anvil)",
+    )
     p.add_argument("--app-port", type=int, default=8501)
     p.add_argument(
         "--exit", action="store_true", help="stop everything once the demo is done (for scripts)"
@@ -37,18 +51,22 @@ def register(sub, common) -> None:
     p.set_defaults(run=run)
 
 
-def _deployed(settings) -> bool:
+def _deployed(settings: Settings) -> bool:
     chain = Chain(settings, need_contracts=False)
     path = deployment_path(settings.deployments, chain.chain_id)
     if not path.exists():
         return False
     import json
 
-    address = json.loads(path.read_text())["BountyTree"]["address"]
-    return len(chain.w3.eth.get_code(address)) > 0  # the file may outlive a chain that was reset
+    from ..chain import load_artifact
+
+    record = json.loads(path.read_text())["BountyTree"]
+    if record["abi"] != load_artifact(settings.build, "BountyTree")["abi"]:
+        return False  # deployed from older sources: a new interface needs new contracts
+    return len(chain.w3.eth.get_code(record["address"])) > 0  # the file may outlive a reset chain
 
 
-def run(args, settings) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     url = urlparse(settings.rpc)
     if url.hostname not in ("127.0.0.1", "localhost") or not url.port:
         raise UserError(
@@ -56,24 +74,35 @@ def run(args, settings) -> int:
         )
     logs = settings.home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    started: list[tuple[str, subprocess.Popen]] = []
+    started: list[tuple[str, subprocess.Popen[bytes]]] = []
 
-    def shutdown(*_):
+    def shutdown(*_: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, shutdown)
     try:
+        if settings.store == "ipfs":  # a js-ipfs daemon, its repo in .bountytree/ipfs
+            from ..ipfsd import start as start_ipfs
+
+            daemon = start_ipfs(settings.home / "ipfs", logs / "ipfs.log")
+            if daemon.proc is not None:
+                started.append(("ipfs", daemon.proc))
+            settings = settings.with_overrides(store=daemon.url)
+            print(f"store      IPFS daemon at {daemon.url}, repo in {daemon.repo}")
         try:
             wait_for_port(url.port, timeout=0.5)
             print(f"chain      already running at {settings.rpc}")
+            BlockClock(settings.rpc).start()  # reveals need a block after their commit
         except UserError:
-            chain_log = open(logs / "ganache.log", "ab")
-            started.append(
-                ("ganache", start_ganache(url.port, settings.home / "chain", log=chain_log))
-            )
-            print(f"chain      Ganache at {settings.rpc}, state in {settings.home / 'chain'}")
+            state = settings.home / STATE_FOLDERS[args.chain]
+            chain_log = open(logs / f"{args.chain}.log", "ab")
+            local = start_chain(args.chain, url.port, state, log=chain_log)
+            started.append((args.chain, local.proc))
+            print(f"chain      {args.chain} at {settings.rpc}, state in {state}")
         if _deployed(settings):
-            print(f"contracts  already deployed ({deployment_path(settings.deployments, 1337)})")
+            chain_id = Chain(settings, need_contracts=False).chain_id
+            path = deployment_path(settings.deployments, chain_id)
+            print(f"contracts  already deployed ({path})")
         else:
             record = deploy(settings)["record"]
             print(f"contracts  deployed BountyTree {record['BountyTree']['address']}")
@@ -103,15 +132,13 @@ def run(args, settings) -> int:
                             "-m",
                             "streamlit",
                             "run",
-                            str(ROOT / "app" / "Home.py"),
-                            "--server.headless",
-                            "true",
+                            # Settings in app/.streamlit/config.toml (127.0.0.1, headless,
+                            # no usage statistics); the app holds no key, so none is passed on.
+                            str(ROOT / "app" / "main.py"),
                             "--server.port",
                             str(args.app_port),
-                            "--browser.gatherUsageStats",
-                            "false",
                         ],
-                        env=env,
+                        env={k: v for k, v in env.items() if k not in KEY_VARIABLES},
                         stdout=app_log,
                         stderr=subprocess.STDOUT,
                     ),

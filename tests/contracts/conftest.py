@@ -35,8 +35,11 @@ def cid(n: int) -> bytes:
 
 @pytest.fixture(autouse=True)
 def isolation(fn_isolation):
-    # brownie's clock taken from the chain's: anvil keeps its time offset across a revert
-    chain.sleep(0)
+    # brownie's clock set from the chain's own offset (both Ganache and anvil answer a zero
+    # evm_increaseTime with it): after a revert anvil winds its clock back to the snapshot, which
+    # brownie does not follow, and brownie's anvil backend returns 0 from chain.sleep(0).
+    offset = web3.provider.make_request("evm_increaseTime", [0])["result"]
+    chain._time_offset = int(offset, 0) if isinstance(offset, str) else int(offset)
 
 
 ROLES = [
