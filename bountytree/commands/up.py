@@ -11,12 +11,13 @@ in `.bountytree/ipfs` like the chain's state (`bountytree/ipfsd.py`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urlparse
 
 from ..chain import Chain, deploy, deployment_path
@@ -80,6 +81,22 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, shutdown)
+    # Each process writes to its own log under .bountytree/logs; the files close when up ends.
+    files = contextlib.ExitStack()
+
+    def log(name: str) -> BinaryIO:
+        return files.enter_context(open(logs / name, "ab"))
+
+    def spawn(name: str, argv: list[str], env: dict[str, str]) -> None:
+        started.append(
+            (
+                name,
+                subprocess.Popen(
+                    argv, env=env, stdout=log(f"{name}.log"), stderr=subprocess.STDOUT
+                ),
+            )
+        )
+
     try:
         if settings.store == "ipfs":  # a js-ipfs daemon, its repo in .bountytree/ipfs
             from ..ipfsd import start as start_ipfs
@@ -95,8 +112,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             BlockClock(settings.rpc).start()  # reveals need a block after their commit
         except UserError:
             state = settings.home / STATE_FOLDERS[args.chain]
-            chain_log = open(logs / f"{args.chain}.log", "ab")
-            local = start_chain(args.chain, url.port, state, log=chain_log)
+            local = start_chain(args.chain, url.port, state, log=log(f"{args.chain}.log"))
             started.append((args.chain, local.proc))
             print(f"chain      {args.chain} at {settings.rpc}, state in {state}")
         if _deployed(settings):
@@ -106,49 +122,21 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         else:
             record = deploy(settings)["record"]
             print(f"contracts  deployed BountyTree {record['BountyTree']['address']}")
-        # The oracle and the app act as the deployer, the local chain's account 0.
+        # The oracle acts as the deployer, the local chain's account 0. The roles are processes,
+        # never imports: the core knows them only by their module names.
         env = {**os.environ, **settings.to_env(), "BOUNTYTREE_ACCOUNT": "dev:0"}
-        oracle_log = open(logs / "oracle.log", "ab")
-        started.append(
-            (
-                "oracle",
-                subprocess.Popen(
-                    [sys.executable, "-m", "oracle", "--interval", "2"],
-                    env=env,
-                    stdout=oracle_log,
-                    stderr=subprocess.STDOUT,
-                ),
-            )
-        )
+        spawn("oracle", [sys.executable, "-m", "oracle", "--interval", "2"], env)
         print(f"oracle     scoring every 2 s (log: {logs / 'oracle.log'})")
         if not args.no_app:
-            app_log = open(logs / "app.log", "ab")
-            started.append(
-                (
-                    "app",
-                    subprocess.Popen(
-                        [
-                            sys.executable,
-                            "-m",
-                            "streamlit",
-                            "run",
-                            # Settings in app/.streamlit/config.toml (127.0.0.1, headless,
-                            # no usage statistics); the app holds no key, so none is passed on.
-                            str(ROOT / "app" / "main.py"),
-                            "--server.port",
-                            str(args.app_port),
-                        ],
-                        env={k: v for k, v in env.items() if k not in KEY_VARIABLES},
-                        stdout=app_log,
-                        stderr=subprocess.STDOUT,
-                    ),
-                )
-            )
+            # Settings in app/.streamlit/config.toml (127.0.0.1, headless, no usage
+            # statistics); the app holds no key, so none is passed on.
+            app = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "main.py")]
+            app_env = {k: v for k, v in env.items() if k not in KEY_VARIABLES}
+            spawn("app", [*app, "--server.port", str(args.app_port)], app_env)
             print(f"app        http://localhost:{args.app_port}")
-        if args.demo:
-            # The scripted market runs the trainer, a role: it is a process, never an import.
-            if subprocess.run([sys.executable, "-m", "demo"], env=env).returncode != 0:
-                raise UserError("the scripted market stopped (see above)")
+        # The scripted market runs the trainer, a role: a process as well.
+        if args.demo and subprocess.run([sys.executable, "-m", "demo"], env=env).returncode:
+            raise UserError("the scripted market stopped (see above)")
         if args.exit:
             return 0
         print(
@@ -167,3 +155,4 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         for _, proc in reversed(started):
             stop(proc)
+        files.close()
