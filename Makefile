@@ -13,7 +13,7 @@ export SOLCX_BINARY_PATH := $(CURDIR)/toolchain/solcx
 # Test workers: two cores here; CI may set it.
 JOBS ?= 2
 
-.PHONY: setup chromium compile lint test test-contracts test-python test-e2e-anvil test-contracts-anvil demo bench bench-gas bench-storage bench-trainer bench-oracle bench-e2e bench-scale bench-lineage bench-serve screenshots clean
+.PHONY: setup chromium compile lint test test-contracts test-python test-e2e-anvil test-contracts-anvil demo bench bench-gas bench-storage bench-trainer bench-oracle bench-e2e bench-scale bench-lineage bench-serve screenshots clean bench-cli
 
 setup: $(VENV)/.installed node_modules/.installed build/.compiled chromium $(WALLET_UI)/build/index.html
 
@@ -57,7 +57,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/mypy bountytree trainer oracle
+	$(VENV)/bin/mypy bountytree trainer demo
 
 # Contract tests (brownie, their own Ganache) and Python tests (one shared Ganache per
 # session) run side by side; both must pass.
@@ -89,7 +89,7 @@ test-contracts-anvil: setup
 demo: setup
 	$(VENV)/bin/bountytree up --demo
 
-bench: bench-gas bench-storage bench-trainer bench-oracle bench-e2e bench-scale bench-lineage bench-serve
+bench: bench-gas bench-storage bench-trainer bench-oracle bench-e2e bench-scale bench-lineage bench-serve bench-cli
 	$(PY) -m bench.results
 
 bench-gas: setup
@@ -110,6 +110,9 @@ bench-e2e: setup
 
 bench-scale: setup
 	$(PY) -m bench.scale
+
+bench-cli: setup
+	$(PY) -m bench.cli
 
 bench-lineage: setup
 	$(PY) -m bench.lineage

@@ -16,6 +16,7 @@ PARTS = [
     ("Scale (make bench-scale)", "scale.md"),
     ("Lineage and replay (make bench-lineage)", "lineage.md"),
     ("Serving (make bench-serve)", "serve.md"),
+    ("Command-line start-up (make bench-cli)", "cli.md"),
 ]
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..chain import deploy, deployment_path, eth
 from ..config import Settings
 
 
@@ -20,6 +19,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from ..chain import deploy, deployment_path, eth
+
     result = deploy(settings, oracle=args.oracle)
     record, txs = result["record"], result["txs"]
     for name in ("Reputation", "BountyTree"):

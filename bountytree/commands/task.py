@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..errors import UserError
-from ..localchain import CHAIN_ID
-from ..market import open_market, parse_duration, parse_eth, parse_split
-from ..render import dev_names, eth, show_task
+
+if TYPE_CHECKING:
+    import argparse
+
+    from ..config import Settings
+    from . import Subparsers
 
 
-def register(sub, common) -> None:
+def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("task", parents=[common], help="post a bounty, or show a task's tree")
     verbs = p.add_subparsers(dest="verb", required=True)
     c = verbs.add_parser(
@@ -27,6 +32,29 @@ def register(sub, common) -> None:
         "train part, commit to the validation part, keep the test part",
     )
     c.add_argument("--stake", default="0", help="ETH each submission escrows (default 0)")
+    c.add_argument(
+        "--scoring-fee",
+        default="0",
+        help="ETH each proposal and commitment pays into the pool, never returned (default 0)",
+    )
+    c.add_argument(
+        "--max-submissions",
+        default="0",
+        help="proposals + commitments allowed per account (default 0: no cap)",
+    )
+    c.add_argument(
+        "--audit-bond",
+        default="0",
+        help="ETH escrowed apart from the bounty, returned only if the validation file is "
+        "published within 7 days of finalize (`bountytree audit publish`); default 0",
+    )
+    c.add_argument(
+        "--margin",
+        type=float,
+        default=0.01,
+        help="the leaderboard's margin, 0..1 (default 0.01): a score is recorded only when it "
+        "beats the best by this much, rounded down to it",
+    )
     c.add_argument(
         "--shares", default="60/20/20", help="payout split data/compute/expertise in percent"
     )
@@ -48,9 +76,21 @@ def _shares(text: str) -> tuple[int, int, int]:
     return tuple(parts)  # type: ignore[return-value]
 
 
-def run_create(args, settings) -> int:
+def _count(text: str, flag: str) -> int:
+    if not text.isdigit() or int(text) > 0xFFFF:
+        raise UserError(f"{flag}: {text!r} is not a whole number in 0..65535")
+    return int(text)
+
+
+def run_create(args: argparse.Namespace, settings: Settings) -> int:
+    from ..market import open_market, parse_duration, parse_eth, parse_split
+    from ..render import eth
+
     if not 0 < args.target <= 1:
         raise UserError(f"--target: {args.target} is not in (0, 1]")
+    fee = parse_eth(args.scoring_fee, "--scoring-fee")
+    cap = _count(args.max_submissions, "--max-submissions")
+    bond = parse_eth(args.audit_bond, "--audit-bond")
     market = open_market(settings)
     out = market.create_task(
         args.validation,
@@ -63,6 +103,10 @@ def run_create(args, settings) -> int:
         stake=parse_eth(args.stake, "--stake"),
         label_column=args.label_column,
         split=parse_split(args.split) if args.split else None,
+        margin_bps=round(args.margin * 10_000),
+        scoring_fee=fee,
+        max_submissions=cap,
+        audit_bond=bond,
     )
     info = out["info"]
     print(f"task {out['task_id']} created  {out['sent']}")
@@ -73,6 +117,11 @@ def run_create(args, settings) -> int:
         f"  bounty {eth(parse_eth(args.bounty, '--bounty'))}  commitment sha256:{out['commitment']}"
     )
     print(f"  validation file kept for the validator at {out['validation']} (never uploaded)")
+    if fee or cap or bond:
+        print(
+            f"  scoring fee {eth(fee)} per submission  cap {cap or 'none'} per account  "
+            f"audit bond {eth(bond)}"
+        )
     if out.get("dataset"):
         d = out["dataset"]
         print(
@@ -83,7 +132,11 @@ def run_create(args, settings) -> int:
     return 0
 
 
-def run_show(args, settings) -> int:
+def run_show(args: argparse.Namespace, settings: Settings) -> int:
+    from ..localchain import CHAIN_ID
+    from ..market import open_market
+    from ..render import dev_names, show_task
+
     market = open_market(settings)
     local = market.chain.chain_id == CHAIN_ID  # development accounts shown as dev:N
     print(show_task(market, args.task_id, dev_names() if local else None))

@@ -20,10 +20,8 @@ import time
 from typing import Any, BinaryIO
 from urllib.parse import urlparse
 
-from ..chain import Chain, deploy, deployment_path
 from ..config import ROOT, Settings
 from ..errors import UserError
-from ..localchain import STATE_FOLDERS, BlockClock, start_chain, stop, wait_for_port
 
 # What may carry a key: never in the app's environment, which every session of it shares.
 KEY_VARIABLES = ("BOUNTYTREE_PRIVATE_KEY", "BOUNTYTREE_KEYSTORE_PASSWORD")
@@ -53,6 +51,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _deployed(settings: Settings) -> bool:
+    from ..chain import Chain, deployment_path
+
     chain = Chain(settings, need_contracts=False)
     path = deployment_path(settings.deployments, chain.chain_id)
     if not path.exists():
@@ -68,6 +68,9 @@ def _deployed(settings: Settings) -> bool:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from ..chain import Chain, deploy, deployment_path
+    from ..localchain import STATE_FOLDERS, BlockClock, start_chain, stop, wait_for_port
+
     url = urlparse(settings.rpc)
     if url.hostname not in ("127.0.0.1", "localhost") or not url.port:
         raise UserError(
