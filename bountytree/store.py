@@ -154,29 +154,45 @@ def _decode(cid: str, block: bytes) -> Decoded:
         raise StoreError(f"{cid}: not a UnixFS file ({exc})") from None
 
 
+# Blocks a file may take per KiB it declares (plus a few): kubo's chunks are 256 KiB, and no
+# chunker makes them smaller than 1 KiB. It bounds a walk over a DAG built to be walked forever.
+MIN_CHUNK = 1024
+SPARE_BLOCKS = 64
+
+
 def read_file(cid: str, source: BlockSource, limit: int | None = None) -> Iterator[bytes]:
     """The file's bytes in order, walking its DAG depth first from verified blocks. The root's
     declared size is checked against `limit` before anything below it is fetched, and every
-    block's size against what its parent declared, so the file cannot outgrow its root."""
+    block's size against what its parent declared, so the file cannot outgrow its root; the
+    blocks read are bounded by the declared size, so a DAG whose links repeat cannot keep a
+    reader walking."""
     root = _decode(cid, source.get_block(cid, digest_from_cid(cid)))
     if limit is not None and root.filesize > limit:
         raise TooLarge(f"{cid} is larger than the {limit}-byte limit ({root.filesize} bytes)")
-    yield from _below(cid, root, source, 0)
+    budget = [root.filesize // MIN_CHUNK + SPARE_BLOCKS]
+    yield from _below(cid, root, source, 0, budget)
 
 
-def _below(cid: str, node: Decoded, source: BlockSource, depth: int) -> Iterator[bytes]:
+def _below(
+    cid: str, node: Decoded, source: BlockSource, depth: int, budget: list[int]
+) -> Iterator[bytes]:
     if node.data:
         yield node.data
     if not node.links:
         return
     if depth >= MAX_DEPTH:
         raise StoreError(f"{cid}: not a UnixFS file (deeper than {MAX_DEPTH} levels)")
+    if min(node.blocksizes) <= 0 or len(node.data) + sum(node.blocksizes) != node.filesize:
+        raise StoreError(f"{cid}: not a UnixFS file (its blocks' sizes do not add up)")
+    budget[0] -= len(node.links)
+    if budget[0] < 0:
+        raise StoreError(f"{cid}: not a UnixFS file (more blocks than its size needs)")
     with contextlib.closing(source.get_blocks(cid, node.links)) as blocks:
         for block, declared in zip(blocks, node.blocksizes, strict=True):
             child = _decode(cid, block)
             if child.filesize != declared:
                 raise StoreError(f"{cid}: not a UnixFS file (a block's size is not its parent's)")
-            yield from _below(cid, child, source, depth + 1)
+            yield from _below(cid, child, source, depth + 1, budget)
 
 
 def check_readable(store: Store, cid: str) -> bool:

@@ -45,6 +45,9 @@ class UnsignedTx:
     gas: int  # the gas limit: the estimate with `Chain`'s margin
     chain_id: int
     quote: Quote  # what it will cost at the fees the chain asks now
+    # The sender's transaction count when prepared: what the wallet sends for it has a nonce at
+    # least this, so the hash of an earlier, identical call cannot stand in for it.
+    first_nonce: int = 0
 
     def to_rpc(self) -> dict[str, str]:
         """The parameter object of EIP-1193's eth_sendTransaction (hex quantities). The fees
@@ -119,7 +122,14 @@ def prepare(chain: Chain, fn: Any, value: int = 0, action: str | None = None) ->
     quote = chain.quote(action or fn.fn_name, gas, value)  # refuses what the funds cannot pay
     built = fn.build_transaction({**call, "gas": quote.gas_limit, **quote.fees.tx_fields()})
     return UnsignedTx(
-        sender, str(built["to"]), _hex(built["data"]), value, quote.gas_limit, chain.chain_id, quote
+        sender,
+        str(built["to"]),
+        _hex(built["data"]),
+        value,
+        quote.gas_limit,
+        chain.chain_id,
+        quote,
+        first_nonce=chain.w3.eth.get_transaction_count(cast(Any, sender), "latest"),
     )
 
 
@@ -170,6 +180,8 @@ def _check_same(tx_hash: str, tx: UnsignedTx, sent: Any) -> None:
         )
         if want != got
     ]
+    if int(sent["nonce"]) < tx.first_nonce:
+        differ.append("nonce (it was sent before this one was prepared)")
     if differ:
         raise UserError(
             f"transaction {tx_hash} is not the one prepared (its {', '.join(differ)} differ): "

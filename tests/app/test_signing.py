@@ -96,6 +96,21 @@ def test_a_hash_of_another_transaction_is_refused(settings, deployed, files):
     assert not market_for(settings).task(task_id).finalized
 
 
+def test_the_hash_of_an_earlier_identical_transaction_is_refused(settings, deployed, files):
+    """The same call prepared again (a second withdraw, say): a hash sent before it was prepared
+    names the first one, and its receipt is not this action's outcome."""
+    import dataclasses
+
+    task_id = due_task(settings, files, 1)
+    chain = SignerChain(settings, jobs.BrowserSigner(ganache_account(WALLET).address))
+    first = prepare(chain, chain.tree.functions.finalize(task_id))
+    earlier = node_sends(settings, first)
+    again = dataclasses.replace(first, first_nonce=first.first_nonce + 1)
+    with pytest.raises(UserError, match=r"not the one prepared \(its nonce"):
+        follow(chain, earlier, again, chain.tree.abi)
+    assert follow(chain, earlier, first, chain.tree.abi).receipt["status"] == 1
+
+
 def test_a_key_signer_runs_market_actions(settings, deployed, files):
     """A development key through the same path: the Market runs unchanged on a SignerChain."""
     from bountytree.market import Market

@@ -269,6 +269,34 @@ def test_a_dag_that_lies_about_its_size_is_refused(tmp_path):
         get_bytes(store, cid_from_digest(digest), 100)
 
 
+@pytest.mark.parametrize("leaf_bytes", [b"", b"x"])
+def test_a_dag_whose_links_repeat_cannot_keep_a_reader_walking(tmp_path, leaf_bytes):
+    """1,000 links to one child, nested six levels: 7 distinct blocks, 10^18 reads if walked.
+    Empty children are refused at once; 1-byte children by the block budget (a file may take
+    about one block per KiB it declares). Either way within a few thousand block reads."""
+    from bountytree.unixfs import Link, hash_leaf, parent_block
+
+    store = EmbeddedStore(tmp_path / "store")
+    reads = 0
+    get_block = store.get_block
+
+    def counted(cid: str, digest: bytes) -> bytes:
+        nonlocal reads
+        reads += 1
+        return get_block(cid, digest)
+
+    store.get_block = counted  # type: ignore[method-assign]
+    link = hash_leaf(leaf_bytes, store._put)
+    for _ in range(2 if leaf_bytes else 6):
+        block = parent_block([link] * 1000)
+        digest = hashlib.sha256(block).digest()
+        store._put(digest, block)
+        link = Link(digest, len(block) + 1000 * link.tsize, 1000 * link.filesize)
+    with pytest.raises(StoreError, match="not a UnixFS file"):
+        get_bytes(store, cid_from_digest(link.digest), 2 << 20)
+    assert reads < 3000
+
+
 # ───────────────────────── limits and pins ─────────────────────────
 
 
