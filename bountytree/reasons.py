@@ -23,6 +23,7 @@ class Reason(IntEnum):
     REPLAY_MISMATCH = 11  # training on the declared published dataset does not give these weights
     UNFIT_SPEC = 12  # the spec does not fit the task's features and classes
     TOO_COSTLY = 13  # replaying its training would cost more than the oracle's replay budget
+    LOGIT_RANGE = 14  # on the task's input range its values could leave CrypTen's fixed-point range
 
     @property
     def label(self) -> str:

@@ -1,32 +1,51 @@
 """The sponsor's side of a task: the validation file, kept on this machine only.
 
 `bountytree task create` copies the file here (owner-only permissions) under the task's chain
-and id with a fresh 32-byte salt, and SHA-256(salt ‖ file) is the commitment the task records:
-without the salt, a guessed file cannot be confirmed against the chain. The oracle's validator
-party reads both from here when it runs on the same machine. Nothing in this folder is ever
-uploaded.
+and id with a fresh 32-byte salt, and SHA-256(salt ‖ cid) is the commitment the task records,
+where `cid` is the 32-byte SHA-256 digest inside the file's CIDv0 (as `ipfs add` would name it;
+computed here, nothing is published): without the salt, a guessed file cannot be confirmed
+against the chain, and after finalize the sponsor can open the commitment on-chain
+(`bountytree audit publish`): the contract checks SHA-256(salt ‖ cid) itself and anyone can
+fetch the file by that CID. The oracle's validator party reads the file and salt from here when
+it runs on the same machine, and the test part (`task-N-test.npz`) too. Nothing in this folder
+is uploaded until the sponsor publishes it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import shutil
 from pathlib import Path
 
 from .errors import UserError
 from .files import atomic_write
+from .unixfs import build_file, read_chunks
 
 SALT_BYTES = 32
 
 
-def commitment(path: str | Path, salt: bytes) -> bytes:
-    """SHA-256(salt ‖ file bytes): what a task records of its validation file."""
-    h = hashlib.sha256(salt)
+def file_digest(path: str | Path) -> bytes:
+    """The 32-byte digest inside the file's CIDv0, as the store would name it (kubo's layout),
+    computed without writing a block anywhere."""
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.digest()
+        return build_file(read_chunks(f), lambda digest, block: None).digest
+
+
+def data_digest(data: bytes) -> bytes:
+    """file_digest of bytes in memory (what an auditor fetched)."""
+    return build_file(read_chunks(io.BytesIO(data)), lambda digest, block: None).digest
+
+
+def opening(salt: bytes, cid_digest: bytes) -> bytes:
+    """SHA-256(salt ‖ cid): the commitment a salt and a file's CID digest open."""
+    return hashlib.sha256(bytes(salt) + bytes(cid_digest)).digest()
+
+
+def commitment(path: str | Path, salt: bytes) -> bytes:
+    """SHA-256(salt ‖ cid of the file): what a task records of its validation file."""
+    return opening(salt, file_digest(path))
 
 
 def validator_folder(home: Path, chain_id: int) -> Path:
@@ -70,6 +89,16 @@ def registered(home: Path, chain_id: int, task_id: int) -> Path | None:
     return matches[0] if matches else None
 
 
+def kept_test_name(task_id: int) -> str:
+    return f"task-{task_id}-test.npz"
+
+
+def registered_test(home: Path, chain_id: int, task_id: int) -> Path | None:
+    """The test part `task create --split` kept for a task, or None."""
+    path = Path(home) / "validator" / str(chain_id) / kept_test_name(task_id)
+    return path if path.is_file() else None
+
+
 def check_commitment(path: str | Path, salt: bytes | None, onchain: bytes) -> None:
     """Refuses a validation file (with its salt) that does not open the task's on-chain commitment."""
     if salt is None:
@@ -80,7 +109,7 @@ def check_commitment(path: str | Path, salt: bytes | None, onchain: bytes) -> No
     digest = commitment(path, salt)
     if digest != bytes(onchain):
         raise UserError(
-            f"{path}: SHA-256(salt ‖ file) {digest.hex()[:16]}… differs from the task's commitment "
+            f"{path}: SHA-256(salt ‖ cid) {digest.hex()[:16]}… differs from the task's commitment "
             f"{bytes(onchain).hex()[:16]}…; refusing to use it"
         )
 

@@ -43,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--task", type=int, required=True)
     v.add_argument("--validation", required=True)
     v.add_argument(
+        "--test",
+        help="the test part, scored once for the finalized winner (default: the one "
+        "`bountytree task create --split` kept on this machine, if any)",
+    )
+    v.add_argument(
         "--address",
         default=os.environ.get("BOUNTYTREE_MPC_ADDRESS", "127.0.0.1:29500"),
         help="HOST:PORT this party listens on (default 127.0.0.1:29500; env BOUNTYTREE_MPC_ADDRESS); "
@@ -75,7 +80,7 @@ def _validator(args, settings) -> int:
     from .parties import run_validator
 
     return run_validator(
-        settings, args.task, args.validation, args.address, args.sessions, args.salt
+        settings, args.task, args.validation, args.address, args.sessions, args.salt, args.test
     )
 
 

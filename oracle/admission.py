@@ -9,6 +9,12 @@ before, every node is pending in that task, and the validator reads each node's 
 the chain and the store (nothing the other party says about a model is believed). It also bounds
 nodes per session and sessions per hour, and logs every session, admitted or refused, on the
 sponsor's side (`validator/<chainId>/sessions.log`, owner-only).
+
+A ticket names the part of the sponsor's data it is for. The validation part scores pending
+nodes. The test part is scored once per task, for the winner only: the validator admits a
+test session only when the chain says the task is finalized, the ticket names exactly its
+winner, no test score is recorded yet, and this validator has never admitted a test session for
+the task before (a marker file it creates when it admits one).
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ from bountytree.spec import MAX_SPEC_BYTES, ModelSpec, load_spec
 from bountytree.store import get_bytes
 
 TICKET_TTL_S = 600
+VALIDATION, TEST = "validation", "test"
+PARTS = (VALIDATION, TEST)
 MAX_NODES_PER_SESSION = 64
 MAX_SESSIONS_PER_HOUR = 120
 # How much of the session log's end is read to check nonces and the hourly rate (thousands of
@@ -48,6 +56,7 @@ class Ticket:
     nodes: tuple[int, ...]
     expires: int
     nonce: str
+    part: str = VALIDATION
 
     def message(self) -> bytes:
         return json.dumps(
@@ -55,7 +64,21 @@ class Ticket:
         ).encode()
 
 
-def issue(market: Market, task_id: int, node_ids: list[int], now: float | None = None) -> dict:
+@dataclass(frozen=True)
+class Admitted:
+    """What the validator admitted: which part of its data, and each node's spec."""
+
+    part: str
+    models: list[tuple[int, ModelSpec]]
+
+
+def issue(
+    market: Market,
+    task_id: int,
+    node_ids: list[int],
+    now: float | None = None,
+    part: str = VALIDATION,
+) -> dict:
     """A signed ticket for one session, from the oracle's own account."""
     ticket = Ticket(
         market.chain.chain_id,
@@ -64,6 +87,7 @@ def issue(market: Market, task_id: int, node_ids: list[int], now: float | None =
         tuple(node_ids),
         int((now or time.time()) + TICKET_TTL_S),
         secrets.token_hex(16),
+        part,
     )
     signed = Account.sign_message(encode_defunct(ticket.message()), market.chain.account.key)
     return {
@@ -75,22 +99,31 @@ def issue(market: Market, task_id: int, node_ids: list[int], now: float | None =
 class Gate:
     """The validator's side: admits a session's header or raises Refused, logging either way."""
 
-    def __init__(self, market: Market, task_id: int, log_path: Path):
+    def __init__(
+        self, market: Market, task_id: int, log_path: Path, parts: tuple[str, ...] = (VALIDATION,)
+    ):
         self.market = market
         self.task_id = task_id
         self.log_path = Path(log_path)
+        self.parts = parts  # the parts of the sponsor's data this validator holds
+        # Created when a test session is admitted: the test part answers once per task.
+        self.test_marker = self.log_path.parent / "test-sessions" / f"task-{task_id}"
 
-    def admit(self, header: dict, now: float | None = None) -> list[tuple[int, ModelSpec]]:
+    def admit(self, header: dict, now: float | None = None) -> Admitted:
         now = time.time() if now is None else now
         signer = None
         try:
             ticket, signer = self._verify(header, now)
-            models = self._models(ticket)
+            if ticket.part == TEST:
+                models = self._winner(ticket)
+                self._claim_test_session()
+            else:
+                models = self._models(ticket)
         except Refused as exc:
             self._log(now, signer, header, f"refused: {exc}")
             raise
         self._log(now, signer, header, "admitted", nonce=ticket.nonce)
-        return models
+        return Admitted(ticket.part, models)
 
     def _verify(self, header: dict, now: float) -> tuple[Ticket, str]:
         try:
@@ -102,6 +135,7 @@ class Gate:
                 tuple(int(n) for n in raw["nodes"]),
                 int(raw["expires"]),
                 str(raw["nonce"]),
+                str(raw.get("part", VALIDATION)),
             )
             signer = Account.recover_message(
                 encode_defunct(ticket.message()), signature=header["signature"]
@@ -121,6 +155,10 @@ class Gate:
             raise Refused(f"{signer} does not hold ORACLE_ROLE")
         if ticket.task != self.task_id:
             raise Refused(f"this validator serves task {self.task_id}, not task {ticket.task}")
+        if ticket.part not in PARTS:
+            raise Refused(f"no part {ticket.part[:40]!r}: a session scores {' or '.join(PARTS)}")
+        if ticket.part not in self.parts:
+            raise Refused(f"this validator holds no {ticket.part} part for task {self.task_id}")
         if not now < ticket.expires <= now + TICKET_TTL_S:
             raise Refused("ticket expired or valid for too long")
         if not 1 <= len(ticket.nodes) <= MAX_NODES_PER_SESSION or len(set(ticket.nodes)) != len(
@@ -147,6 +185,28 @@ class Gate:
                 arch = nodes[arch.parent_id]
             out.append((node_id, self._spec(arch)))
         return out
+
+    def _winner(self, ticket: Ticket) -> list[tuple[int, ModelSpec]]:
+        """The test part: the finalized task's winner only, before any test score is recorded."""
+        task = self.market.task(self.task_id, with_info=False)
+        if not task.finalized or not task.winner:
+            raise Refused(f"task {self.task_id} has no winner yet: the test part waits for one")
+        if ticket.nodes != (task.winner,):
+            raise Refused(f"the test part scores task {self.task_id}'s winner {task.winner} only")
+        if self.market.test_score(self.task_id) is not None:
+            raise Refused(f"task {self.task_id}'s test score is already recorded")
+        nodes = self.market.nodes(self.task_id)
+        arch = nodes[task.winner]
+        while arch.parent_id:
+            arch = nodes[arch.parent_id]
+        return [(task.winner, self._spec(arch))]
+
+    def _claim_test_session(self) -> None:
+        self.test_marker.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            os.close(os.open(self.test_marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            raise Refused(f"the test part of task {self.task_id} was already scored once") from None
 
     def _spec(self, arch: NodeView) -> ModelSpec:
         try:
@@ -186,10 +246,12 @@ class Gate:
         nodes = ticket.get("nodes") if isinstance(ticket, dict) else None
         if not (isinstance(nodes, list) and len(nodes) <= MAX_NODES_PER_SESSION):
             nodes = None  # a stranger's junk is not copied into the log
+        part = ticket.get("part", VALIDATION) if isinstance(ticket, dict) else None
         entry = {
             "at": now,
             "signer": signer,
             "task": self.task_id,
+            "part": part if part in PARTS else None,
             "nodes": nodes,
             "outcome": outcome,
         }

@@ -4,11 +4,12 @@ A node's files come from strangers, so each check is about safety as much as sha
 must validate (never executed) and fit the task (features, classes); an architecture's weights
 must be exactly its spec's seeded initialisation (an architecture carries no training); weights
 must be safetensors (never unpickled), fit the spec exactly, be finite and under the size
-limit, and give finite outputs on the task's input shape. A node whose files have not reached
-the store is given `fetch_timeout` seconds from its submission before it is rejected as missing;
-a store that cannot be reached is never the node's fault (StoreUnavailable propagates and the
-round is retried). Checks that compare a node with others (lineage, replay) live in
-`lineage.py` and `replay.py`.
+limit, give finite outputs on the task's input shape, and keep every value within what
+CrypTen's fixed-point encoding holds for inputs in the task's declared range (`bounds.py`). A
+node whose files have not reached the store is given `fetch_timeout` seconds from its submission
+before it is rejected as missing; a store that cannot be reached, or hands back bytes that do
+not hash to their CID, is never the node's fault (see `Fetcher`). Checks that compare a node
+with others (lineage, replay) live in `lineage.py` and `replay.py`.
 
 Every rejection carries a `Reason`; the reason is chosen where the failure is detected, never
 from the wording of a message.
@@ -25,8 +26,18 @@ from bountytree import weights as weights_io
 from bountytree.market import NodeView
 from bountytree.reasons import Reason, Rejected
 from bountytree.spec import MAX_SPEC_BYTES, ModelSpec, SpecError, build_torch, load_spec
-from bountytree.store import BlockMissing, Store, StoreError, StoreUnavailable, TooLarge, get_bytes
+from bountytree.store import (
+    BlockCorrupted,
+    BlockMissing,
+    Store,
+    StoreError,
+    StoreUnavailable,
+    TooLarge,
+    get_bytes,
+)
 from bountytree.taskinfo import TaskInfo
+
+from .bounds import SAFE_LIMIT, within_range
 
 
 @dataclass
@@ -58,8 +69,12 @@ class NotYet(Exception):
 
 @dataclass
 class Fetcher:
-    """Reads a node's files from the store: missing past the node's time limit is the node's
-    fault (Reason.MISSING), missing before it means wait, an unreachable store is nobody's."""
+    """Reads a node's files from the store. Of the store's three kinds of failure only one may
+    ever reject a node: missing past the node's time limit (Reason.MISSING; before it, wait).
+    Corrupted bytes (they do not hash to the CID, so the author cannot have made them) mean
+    wait for a good copy; an unreachable store is nobody's fault (StoreUnavailable propagates,
+    the round is retried). What the author did make is theirs: a file over the limit
+    (TOO_LARGE) or verified blocks that are not a UnixFS file (CORRUPT)."""
 
     store: Store
     age: Callable[[], float]  # the node's age in chain seconds, asked only when a file is missing
@@ -75,6 +90,8 @@ class Fetcher:
                     f"{what} {cid} not in the store yet ({age_s:.0f}s of {self.fetch_timeout:.0f}s)"
                 ) from None
             raise Rejected(Reason.MISSING, f"{what} {cid} never reached the store") from None
+        except BlockCorrupted as exc:
+            raise NotYet(f"{what}: {exc}; nobody's fault, waiting for a good copy") from None
         except StoreUnavailable:
             raise
         except TooLarge as exc:
@@ -101,9 +118,15 @@ def architecture_spec(fetch: Fetcher, node: NodeView, task: TaskInfo) -> ModelSp
     return spec
 
 
-def check(fetch: Fetcher, node: NodeView, spec: ModelSpec) -> Ready:
-    """Checks one node's weights against its architecture's (already checked) spec; raises
-    Rejected or NotYet."""
+def check(
+    fetch: Fetcher,
+    node: NodeView,
+    spec: ModelSpec,
+    input_range: tuple[float, float] | None = None,
+) -> Ready:
+    """Checks one node's weights against its architecture's (already checked) spec and, given
+    the task's input range, that its values stay within CrypTen's fixed-point range
+    (bounds.py); raises Rejected or NotYet."""
     cid = spec.init_weights if node.kind == "architecture" else node.cid
     raw = fetch.get(cid, weights_io.max_bytes(spec), "weights")
     state = weights_io.load(raw, spec, f"weights {cid}")  # WeightsError is Rejected with its reason
@@ -120,4 +143,13 @@ def check(fetch: Fetcher, node: NodeView, spec: ModelSpec) -> Ready:
         out = model(torch.zeros(2, *spec.input_shape))
     if not torch.isfinite(out).all():
         raise Rejected(Reason.NOT_FINITE, f"weights {cid} give non-finite outputs")
+    if input_range is not None:
+        fits, bound = within_range(spec, state, *input_range)
+        if not fits:
+            raise Rejected(
+                Reason.LOGIT_RANGE,
+                f"weights {cid} can reach values of {bound:.3g} on inputs in "
+                f"[{input_range[0]:g}, {input_range[1]:g}], beyond the {SAFE_LIMIT:.3g} the secure "
+                "evaluation holds",
+            )
     return Ready(node, spec, raw, weights_io.flatten(state))

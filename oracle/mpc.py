@@ -41,7 +41,7 @@ import numpy as np
 
 from bountytree.spec import ModelSpec
 
-from .admission import Refused
+from .admission import TEST, Admitted, Refused
 from .crypten_import import crypten, torch
 from .models import build_crypten, crypten_state
 
@@ -171,12 +171,21 @@ def _count_correct(model, spec: ModelSpec, chunks, rows: int) -> int:
             logits = model(x.reshape(x.size(0), *spec.input_shape)) + tie_bias
             hits = (logits.argmax(dim=1, one_hot=True) * onehot).sum()
             total = hits if total is None else total + hits
-        in_range = total.ge(-0.5) * total.le(rows + 0.5)
-        if float(in_range.get_plain_text().item()) < 0.5:
-            raise SessionRefused(
-                "a count fell outside [0, rows]: a party deviated from the protocol"
-            )
+        return _reveal_count(total, rows)
+
+
+def _reveal_count(total, rows: int) -> int:
+    """Reveals a shared count only once a comparison inside the computation has shown it lies
+    in [0, rows] (make bench-oracle measures what this costs)."""
+    in_range = total.ge(-0.5) * total.le(rows + 0.5)
+    if float(in_range.get_plain_text().item()) < 0.5:
+        raise SessionRefused("a count fell outside [0, rows]: a party deviated from the protocol")
     return round(float(total.get_plain_text().item()))
+
+
+def _secret_order(rows: int) -> np.ndarray:
+    """A fresh secret order of the rows for one session (party 0 only)."""
+    return np.random.default_rng(secrets.randbits(128)).permutation(rows)
 
 
 def _evaluate(
@@ -238,15 +247,22 @@ def data_party(
     X: np.ndarray,
     y: np.ndarray,
     num_classes: int,
-    admit: Callable[[dict], list[tuple[int, ModelSpec]]],
+    admit: Callable[[dict], Admitted],
+    test: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> list[NodeScore]:
-    """Party 0: admits the header (or refuses it and says why), shares the rows in a fresh
-    secret order, takes part in every evaluation."""
+    """Party 0: admits the header (or refuses it and says why), shares the rows of the part it
+    admitted (validation, or the `test` rows) in a fresh secret order, takes part in every
+    evaluation."""
     header = send_json(None, MODEL_PARTY)
     error = None
     models: list[tuple[int, ModelSpec, dict | None]] = []
     try:
-        for node_id, spec in admit(header):
+        admitted = admit(header)
+        if admitted.part == TEST:
+            if test is None:
+                raise Refused("this validator holds no test part")
+            X, y = test
+        for node_id, spec in admitted.models:
             if spec.num_features != X.shape[1] or spec.num_classes != num_classes:
                 raise Refused(f"node {node_id}: spec does not fit the validation rows")
             models.append((node_id, spec, None))
@@ -264,7 +280,7 @@ def data_party(
     )
     if error:
         raise SessionRefused(error)
-    order = np.random.default_rng(secrets.randbits(128)).permutation(len(y))
+    order = _secret_order(len(y))
     chunks = _shared_rows(
         X[order],
         y[order],

@@ -15,19 +15,48 @@ from bountytree.errors import UserError
 from bountytree.files import atomic_write_json
 from bountytree.market import open_market
 from bountytree.spec import parse_spec
-from bountytree.validation import check_commitment, registered_salt, validator_folder
+from bountytree.taskinfo import TaskInfo
+from bountytree.validation import (
+    check_commitment,
+    registered_salt,
+    registered_test,
+    validator_folder,
+)
 
-from .admission import Gate
+from .admission import TEST, VALIDATION, Gate
 
 SALT_ENV = "BOUNTYTREE_VALIDATION_SALT"
 
 
+def _rows(path: str | Path, info: TaskInfo, expected_rows: int) -> datasets.Dataset:
+    """A part of the sponsor's data, checked against the task: features, classes, row count,
+    and the input range the task declares (the oracle bounds logits on it)."""
+    rows = datasets.load_file(path, info.label_column)
+    datasets.check_against(rows, info.num_features, info.num_classes, str(path))
+    if expected_rows and len(rows) != expected_rows:
+        raise UserError(f"{path}: {len(rows)} rows, the task says {expected_rows}")
+    if info.input_range and len(rows):
+        low, high = info.input_range
+        if float(rows.X.min()) < low or float(rows.X.max()) > high:
+            raise UserError(
+                f"{path}: values outside the task's declared input range [{low:g}, {high:g}]"
+            )
+    return rows
+
+
 def run_validator(
-    settings, task_id: int, validation: str, address: str, sessions: int, salt: bytes | None = None
+    settings,
+    task_id: int,
+    validation: str,
+    address: str,
+    sessions: int,
+    salt: bytes | None = None,
+    test: str | None = None,
 ) -> int:
     """Party 0. Checks the file and its salt (by default the one `task create` kept on this
     machine) against the task's commitment before anything else, then serves `sessions` scoring
-    sessions (0: until stopped), each in a fresh process."""
+    sessions (0: until stopped), each in a fresh process. `test` is the test part (by default
+    the one `task create --split` kept here, if any): scored once, for the winner only."""
     market = open_market(settings)
     task = market.task(task_id)
     if salt is None and os.environ.get(SALT_ENV):
@@ -35,25 +64,37 @@ def run_validator(
     if salt is None:
         salt = registered_salt(settings.home, market.chain.chain_id, task_id)
     check_commitment(validation, salt, task.commitment)
-    rows = datasets.load_file(validation, task.info.label_column)
-    datasets.check_against(rows, task.info.num_features, task.info.num_classes, validation)
+    rows = _rows(validation, task.info, task.info.validation_rows)
+    if test is None and (kept := registered_test(settings.home, market.chain.chain_id, task_id)):
+        test = str(kept)
+    test_rows = _rows(test, task.info, task.info.test_rows) if test else None
     if sessions == 1:
         from . import mpc
 
         gate = Gate(
-            market, task_id, validator_folder(settings.home, market.chain.chain_id) / "sessions.log"
+            market,
+            task_id,
+            validator_folder(settings.home, market.chain.chain_id) / "sessions.log",
+            parts=(VALIDATION, TEST) if test_rows is not None else (VALIDATION,),
         )
         mpc.join(address, mpc.DATA_PARTY)
         try:
-            mpc.data_party(rows.X, rows.y, task.info.num_classes, gate.admit)
+            mpc.data_party(
+                rows.X,
+                rows.y,
+                task.info.num_classes,
+                gate.admit,
+                test=(test_rows.X, test_rows.y) if test_rows is not None else None,
+            )
         except mpc.SessionRefused as exc:
             raise UserError(f"session refused: {exc}") from None
         finally:
             mpc.leave()
         return 0
     served = 0
+    held = f", test part {len(test_rows)} rows" if test_rows is not None else ""
     print(
-        f"validator for task {task_id} on {address} ({len(rows)} rows, commitment checked)",
+        f"validator for task {task_id} on {address} ({len(rows)} rows, commitment checked{held})",
         flush=True,
     )
     while sessions == 0 or served < sessions:
@@ -71,6 +112,8 @@ def run_validator(
             "--sessions",
             "1",
         ]
+        if test:
+            argv += ["--test", test]
         if getattr(settings, "rpc", None):
             argv += ["--rpc", settings.rpc]
         # the salt goes by environment (readable by this user only), never on a command line

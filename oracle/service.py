@@ -16,16 +16,16 @@ from dataclasses import dataclass, field
 
 import torch
 
-from bountytree import datasets
+from bountytree import datasets, ladder
 from bountytree import weights as weights_io
 from bountytree.errors import UserError
 from bountytree.market import Market, NodeView, Score, TaskView
 from bountytree.reasons import Reason, Rejected
 from bountytree.spec import ModelSpec, SpecError
 from bountytree.store import StoreError, StoreUnavailable, get_bytes
-from bountytree.validation import registered
+from bountytree.validation import registered, registered_test
 
-from .admission import MAX_NODES_PER_SESSION, issue
+from .admission import MAX_NODES_PER_SESSION, TEST, issue
 from .checks import Fetcher, NotYet, Ready, Reject, Wait, architecture_spec, check
 from .lineage import check_lineage
 from .replay import replay, replay_cost
@@ -38,6 +38,8 @@ MAX_ATTRIBUTION_REPLAYS = 4
 # Flattened weights of scored nodes, by CID, for the lineage check: at most this many floats (1 GiB).
 MAX_CACHED_FLOATS = 1 << 27
 MAX_CACHED_DATASETS = 4
+# A winner's test session that fails is tried again in later rounds, at most this many times.
+MAX_TEST_ATTEMPTS = 3
 # Fault injection for the reliability drills: "after-score-batch:N" ends the process abruptly
 # (no cleanup, like a kill -9) right after the N-th batch of scores is on-chain.
 FAILPOINT = os.environ.get("BOUNTYTREE_FAILPOINT", "")
@@ -47,7 +49,8 @@ Log = Callable[[str], None]
 @dataclass
 class TaskRound:
     task_id: int
-    scored: dict[int, int] = field(default_factory=dict)  # node id -> accuracy bps
+    scored: dict[int, int] = field(default_factory=dict)  # node id -> recorded accuracy bps
+    exact: dict[int, int] = field(default_factory=dict)  # node id -> its exact accuracy bps
     rejected: dict[int, str] = field(default_factory=dict)  # node id -> reason
     waiting: dict[int, str] = field(default_factory=dict)
     unscorable: dict[int, str] = field(
@@ -55,6 +58,7 @@ class TaskRound:
     )  # node id -> why its own session failed
     session: SessionResult | None = None
     finalized: bool = False
+    test_bps: int | None = None  # the winner's test score, recorded this round
     error: str | None = None
 
 
@@ -84,17 +88,29 @@ class Oracle:
         self._trained: dict[
             int, tuple[int, int] | Reject
         ] = {}  # node id -> (ops, dataset) or a rejection
+        # Finalized tasks whose test score is recorded, or that have none to record.
+        self._test_settled: set[int] = set()
+        self._test_attempts: dict[int, int] = {}
 
     def open_tasks(self) -> list[int]:
-        return [
-            t for t in self.market.task_ids() if not self.market.task(t, with_info=False).finalized
-        ]
+        """Unfinalized tasks, and finalized ones whose winner may still need a test score
+        (score_test_if_due settles those)."""
+        out = []
+        for t in self.market.task_ids():
+            if t in self._test_settled:
+                continue
+            task = self.market.task(t, with_info=False)
+            if task.finalized and not task.winner:
+                self._test_settled.add(t)
+                continue
+            out.append(t)
+        return out
 
     def run_round(self, task_ids: list[int] | None = None) -> list[TaskRound]:
         rounds = []
         for task_id in task_ids or self.open_tasks():
             r = TaskRound(task_id)
-            for step in (self.score_task, self.finalize_if_due):
+            for step in (self.score_task, self.finalize_if_due, self.score_test_if_due):
                 try:
                     step(task_id, r)
                 except StoreUnavailable:
@@ -152,11 +168,11 @@ class Oracle:
                 arch = _architecture(node, nodes)
                 if node.kind == "architecture":
                     specs[node.id] = spec = architecture_spec(fetch, node, task.info)
-                    ok = check(fetch, node, spec)
+                    ok = check(fetch, node, spec, task.info.input_range)
                     self._check_duplicate(ok, nodes, specs, checked, task)
                 else:
                     spec = self._arch_spec(arch, specs, task)
-                    ok = check(fetch, node, spec)
+                    ok = check(fetch, node, spec, task.info.input_range)
                     self._check_lineage(ok, nodes, specs, checked, task)
                     parent_fetch = Fetcher(self.market.store, age(parent.block), self.fetch_timeout)
                     self._verify_training(ok, parent, task, parent_fetch, fetch)
@@ -404,6 +420,8 @@ class Oracle:
 
     def score_task(self, task_id: int, r: TaskRound) -> None:
         task = self.market.task(task_id)
+        if task.finalized:  # nothing can be recorded in a finalized task
+            return
         validation = registered(
             self.market.chain.settings.home, self.market.chain.chain_id, task_id
         )
@@ -439,13 +457,23 @@ class Oracle:
                 continue
             done.add(x.node.id)
             scores.append((x, correct[x.node.id]))
+        if not scores:
+            return
+        steps = self._ladder(task_id, task.info.margin_bps, scores)
         for batch in _batches(scores, self.batch_size):
-            records = [Score(x.node.id, bps, x.verified_ops, x.dataset_id) for x, bps in batch]
+            records = [
+                Score(x.node.id, steps[x.node.id].recorded_bps, x.verified_ops, x.dataset_id)
+                for x, _ in batch
+            ]
             sent = self.market.record_scores(task_id, records)
             for rec in records:
+                step = steps[rec.node_id]
                 r.scored[rec.node_id] = rec.accuracy_bps
+                r.exact[rec.node_id] = step.exact_bps
                 self.log(
-                    f"task {task_id} node {rec.node_id}: {rec.accuracy_bps / 100:.2f}%"
+                    f"task {task_id} node {rec.node_id}: {step.exact_bps / 100:.2f}%, recorded "
+                    f"{rec.accuracy_bps / 100:.2f}%"
+                    + (" (a new best)" if step.improved else " (its parent's: not a new best)")
                     + (
                         f", {rec.verified_ops:,} ops replayed on dataset {rec.dataset_id}"
                         if rec.verified_ops
@@ -456,6 +484,21 @@ class Oracle:
             self.batches_sent += 1
             if f"after-score-batch:{self.batches_sent}" == FAILPOINT:
                 os._exit(137)
+
+    def _ladder(
+        self, task_id: int, margin_bps: int, scores: list[tuple[Ready, int]]
+    ) -> dict[int, ladder.Step]:
+        """What each node records (bountytree/ladder.py), in the order they are recorded, from
+        the best and the parents' scores on-chain right now: only the oracle records scores."""
+        best = self.market.task(task_id, with_info=False).best_bps
+        recorded = {
+            n.id: n.accuracy_bps
+            for n in self.market.nodes(task_id).values()
+            if n.status == "scored"
+        }
+        entries = [ladder.Entry(x.node.id, x.node.parent_id, bps) for x, bps in scores]
+        steps = ladder.climb(entries, best_bps=best, margin_bps=margin_bps, recorded=recorded)
+        return {step.node_id: step for step in steps}
 
     def _evaluate(
         self, task: TaskView, ready: list[Ready], validation, r: TaskRound
@@ -520,6 +563,72 @@ class Oracle:
                 continue
             out[x.node.id] = count * 10_000 // session.rows
         return out
+
+    def score_test_if_due(self, task_id: int, r: TaskRound) -> None:
+        """Once a task is finalized, scores its winner on the sponsor's test part, once, in a
+        session of its own, and records that score. The validator admits one such session per
+        task; a session that fails is tried again in later rounds, at most MAX_TEST_ATTEMPTS
+        times in this process."""
+        if task_id in self._test_settled:
+            return
+        task = self.market.task(task_id)
+        if not task.finalized:
+            return
+        if (
+            not task.winner
+            or not task.info.test_rows
+            or (self.market.test_score(task_id) is not None)
+        ):
+            self._test_settled.add(task_id)
+            return
+        home, chain_id = self.market.chain.settings.home, self.market.chain.chain_id
+        validation = registered(home, chain_id, task_id)
+        if self.validator is None and registered_test(home, chain_id, task_id) is None:
+            self._test_settled.add(task_id)
+            self.log(f"task {task_id}: no test part on this machine and no --validator; not tested")
+            return
+        attempts = self._test_attempts[task_id] = self._test_attempts.get(task_id, 0) + 1
+        if attempts >= MAX_TEST_ATTEMPTS:
+            self._test_settled.add(task_id)
+        winner = self._winner(task)
+        self.log(f"task {task_id}: scoring winner node {task.winner} on the test part, once")
+        session = run_session(
+            task_id,
+            [winner],
+            header=issue(self.market, task_id, [task.winner], part=TEST),
+            expect={
+                "rows": task.info.test_rows,
+                "features": task.info.num_features,
+                "classes": task.info.num_classes,
+            },
+            validation_file=validation,
+            validator=self.validator,
+            settings_env=self.settings_env,
+        )
+        count = session.correct.get(task.winner)
+        if session.rows != task.info.test_rows or not (
+            isinstance(count, int) and 0 <= count <= session.rows
+        ):
+            raise UserError(
+                f"task {task_id}: the test session reported {count!r} of {session.rows} rows "
+                f"(the task has {task.info.test_rows}); result refused"
+            )
+        bps = count * 10_000 // session.rows
+        sent = self.market.record_test_score(task_id, bps)
+        self._test_settled.add(task_id)
+        r.test_bps = bps
+        self.log(
+            f"task {task_id}: winner node {task.winner} scores {bps / 100:.2f}% on the test part  {sent}"
+        )
+
+    def _winner(self, task: TaskView) -> Ready:
+        """The finalized winner's files, checked as any node's are (it was scored with them)."""
+        nodes = self.market.nodes(task.id)
+        node = nodes[task.winner]
+        arch = _architecture(node, nodes)
+        anyway = Fetcher(self.market.store, lambda: 0.0, float("inf"))
+        spec = architecture_spec(anyway, arch, task.info)
+        return check(anyway, node, spec, task.info.input_range)
 
     def finalize_if_due(self, task_id: int, r: TaskRound) -> None:
         """Finalizes a due task once nothing submitted is left to score: every node scored or

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -64,17 +65,17 @@ def test_crafted_files_are_rejected_one_by_one_and_the_rest_is_scored(settings, 
         cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1")
     )
     mallory = market_for(settings, 8)
-    spec = load_spec(open(MLP, "rb").read())
+    spec = load_spec(Path(MLP).read_bytes())
 
     nested_spec = _propose_raw(mallory, task_id, NESTED)
     # The honest design again under another name and seed: a duplicate architecture.
-    duplicate = json.loads(open(MLP).read())
+    duplicate = json.loads(Path(MLP).read_text())
     duplicate["name"], duplicate["training"]["seed"] = "my own MLP", 99
     dup_spec = load_spec(json.dumps(duplicate).encode())
     dup_init = add_bytes(mallory.store, weights.initial_weights(dup_spec))
     duplicate_arch = _propose_raw(mallory, task_id, dup_spec.with_init_weights(dup_init).to_bytes())
     # A recipe whose replay would take days: batch 1, 1000 epochs.
-    costly = json.loads(open(MLP).read())
+    costly = json.loads(Path(MLP).read_text())
     costly["name"], costly["layers"][2]["out_features"] = "costly", 10
     costly["training"].update(batch_size=1, epochs=1000)
     costly["layers"][0]["out_features"] = costly["layers"][2]["in_features"] = 32
@@ -159,7 +160,7 @@ def test_a_copy_under_a_duplicate_architecture_is_caught_by_its_layout(settings,
         cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1")
     )
     mallory = market_for(settings, 8)
-    other = json.loads(open(MLP).read())
+    other = json.loads(Path(MLP).read_text())
     other["training"]["lr"] = 0.02  # another recipe: a different design, the same tensors
     other_spec = load_spec(json.dumps(other).encode())
     other_arch = _propose_raw(
@@ -186,7 +187,7 @@ def test_a_copy_under_a_duplicate_architecture_is_caught_by_its_layout(settings,
         )
     )
     cli_ok(settings, "--once", "--task", str(task_id), module="oracle")
-    spec = load_spec(open(MLP, "rb").read())
+    spec = load_spec(Path(MLP).read_bytes())
     alice_state = weights.load(get_bytes(mallory.store, mallory.node(alice).cid, 1 << 24), spec)
     init = weights.load(weights.initial_weights(spec), spec)
     dressed = save(nudged(alice_state, init, 0.2, seed=4))
@@ -202,7 +203,7 @@ def test_a_task_whose_description_crashes_parsers_stops_no_other_task(settings, 
     deadline = bad_sponsor.chain.w3.eth.get_block("latest")["timestamp"] + 3600
     sent = bad_sponsor.chain.send(
         bad_sponsor.tree.functions.createTask(
-            cid_to_bytes32(info_cid), b"\x01" * 32, 9000, deadline, 6000, 2000, 2000, 0
+            cid_to_bytes32(info_cid), b"\x01" * 32, 9000, deadline, 6000, 2000, 2000, 0, 0, 0, 0
         ),
         value=1,
     )
@@ -232,7 +233,7 @@ def test_a_rejected_imitation_does_not_shut_out_the_design_it_imitates(settings,
     for a copy of a node that is itself rejected."""
     task_id = new_task(settings, files["validation"], "imitation")
     mallory = market_for(settings, 8)
-    spec = load_spec(open(MLP, "rb").read())
+    spec = load_spec(Path(MLP).read_bytes())
     fake_init = add_bytes(mallory.store, variant(spec, 5))
     fake = _propose_raw(mallory, task_id, spec.with_init_weights(fake_init).to_bytes())
     honest = node_id_of(
@@ -242,3 +243,39 @@ def test_a_rejected_imitation_does_not_shut_out_the_design_it_imitates(settings,
     nodes = mallory.nodes(task_id)
     assert (nodes[fake].status, nodes[fake].reason) == ("rejected", "not-initial"), out
     assert nodes[honest].status == "scored", out
+
+
+def test_weights_whose_logits_leave_the_fixed_point_range_are_rejected(settings, deployed, files):
+    """Alice's trained MLP, its last layer multiplied by 10^6, submitted straight to the contract:
+    its logits could reach ~10^8 on the task's inputs, where CrypTen's fixed point wraps. It is
+    rejected as logit-range before any session; Alice's own node beside it is scored."""
+    task_id = new_task(settings, files["validation"], "large logits", target="0.999")
+    arch = node_id_of(
+        cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1")
+    )
+    cli_ok(settings, "--once", "--task", str(task_id), module="oracle")
+    alice = node_id_of(
+        cli_ok(
+            settings,
+            "--task",
+            str(task_id),
+            "--data",
+            str(files["owner1"]),
+            "--parent",
+            str(arch),
+            "--account",
+            "3",
+            "--quiet",
+            module="trainer",
+        )
+    )
+    mallory = market_for(settings, 8)
+    spec = load_spec(Path(MLP).read_bytes())
+    state = weights.load(get_bytes(mallory.store, mallory.node(alice).cid, 1 << 24), spec)
+    loud = dict(state, **{"2.weight": state["2.weight"] * 1e6, "2.bias": state["2.bias"] * 1e6})
+    large = mallory.submit(task_id, arch, add_bytes(mallory.store, save(loud)))["node_id"]
+    out = cli_ok(settings, "--once", "--task", str(task_id), module="oracle")
+    nodes = mallory.nodes(task_id)
+    assert (nodes[large].status, nodes[large].reason) == ("rejected", "logit-range"), out
+    assert "beyond the" in out and "secure evaluation holds" in out
+    assert nodes[alice].status == "scored", out

@@ -51,3 +51,84 @@ def test_batchnorm_becomes_its_affine_map():
         h = model[0](x) * state["1.weight"] + state["1.bias"]
         h = model[3](model[2](h)) * state["4.weight"] + state["4.bias"]
         assert torch.allclose(model[5](h), model(x), rtol=1e-4, atol=1e-4)
+
+
+# ── the fixed-point range: a sound bound on every value a model can output ──
+
+
+def _trained(name: str):
+    from bountytree import weights
+    from bountytree.training import fit
+    from demo.sample_data import digits
+
+    spec = parse_spec(json.loads((ROOT / "examples" / name).read_text()))
+    model = weights.load_model(weights.initial_weights(spec), spec)
+    fit(model, spec, digits())
+    return spec, model.eval()
+
+
+@pytest.mark.parametrize("name", ["mlp.json", "cnn.json"])
+def test_honest_example_models_are_far_inside_the_range(name):
+    """The examples, initial and trained on all of digits (inputs in [0, 1]), and even on
+    inputs in [0, 16]: their worst-case bound stays orders of magnitude below the limit."""
+    from oracle.bounds import SAFE_LIMIT, value_bound, within_range
+
+    spec, model = _trained(name)
+    initial = build_torch(spec).state_dict()
+    for state in (initial, model.state_dict()):
+        fits, bound = within_range(spec, state, 0.0, 1.0)
+        assert fits and bound < SAFE_LIMIT / 1000, bound
+    assert value_bound(spec, model.state_dict(), 0.0, 16.0) < SAFE_LIMIT / 100
+
+
+@pytest.mark.parametrize("name", ["mlp.json", "cnn.json"])
+def test_the_bound_holds_for_every_input_in_the_range(name):
+    """Soundness, sampled: random and corner inputs in [0, 1] never produce a value (any layer,
+    logits included) above the bound."""
+    from oracle.bounds import value_bound
+
+    spec, model = _trained(name)
+    bound = value_bound(spec, model.state_dict(), 0.0, 1.0)
+    g = torch.Generator().manual_seed(3)
+    x = torch.cat(
+        [
+            torch.rand(2000, *spec.input_shape, generator=g),
+            torch.randint(0, 2, (2000, *spec.input_shape), generator=g).float(),
+        ]
+    )
+    largest = 0.0
+    with torch.no_grad():
+        h = x
+        for layer in model:
+            h = layer(h)
+            largest = max(largest, float(h.abs().max()))
+    assert largest <= bound
+
+
+def test_batchnorm_layers_are_bounded_as_the_affine_map_the_session_evaluates():
+    from oracle.bounds import value_bound
+
+    spec = parse_spec(BN)
+    model = build_torch(spec).eval()
+    with torch.no_grad():
+        model[1].running_var.fill_(1e-10)  # a scale of 1/√eps ≈ 316 on the conv's outputs
+        model[1].weight.fill_(-1.0)  # negative: the interval flips
+    state = model.state_dict()
+    x = torch.rand(500, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        after_bn = model[1](model[0](x)).abs().max()
+    bound = value_bound(spec, state, 0.0, 1.0)
+    assert float(after_bn) > 300 and bound >= float(after_bn)
+
+
+@pytest.mark.parametrize("scale", [1e5, 1e7])
+def test_crafted_large_logits_are_out_of_range(scale):
+    """The trained MLP with its last layer multiplied: its logits leave the range."""
+    from oracle.bounds import SAFE_LIMIT, within_range
+
+    spec, model = _trained("mlp.json")
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    state["2.weight"] *= scale
+    state["2.bias"] *= scale
+    fits, bound = within_range(spec, state, 0.0, 1.0)
+    assert not fits and bound > SAFE_LIMIT

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import torch
@@ -37,6 +39,14 @@ def _plain_correct(market, node_id: int, rows) -> int:
             model(torch.from_numpy(rows.X).reshape(len(rows), *spec.input_shape)).argmax(1).numpy()
         )
     return int((pred == rows.y).sum())
+
+
+def _exact(out: str, node_id: int) -> int:
+    """A node's exact score (bps) as the oracle's own log gives it (the chain holds only what the
+    Ladder records, bountytree/ladder.py)."""
+    found = re.search(rf"node {node_id}: ([0-9.]+)%, recorded", out)
+    assert found, out
+    return round(float(found.group(1)) * 100)
 
 
 def _tolerance(rows: int) -> int:
@@ -92,7 +102,7 @@ def test_scores_equal_plaintext_accuracy(settings, deployed, files):
     assert len(nodes) == 4 and all(n.status == "scored" for n in nodes.values())
     for n in nodes.values():
         plain = _plain_correct(market, n.id, rows)
-        mpc = n.accuracy_bps * len(rows) / 10_000
+        mpc = _exact(out, n.id) * len(rows) / 10_000
         assert abs(mpc - plain) <= _tolerance(len(rows)), (n.id, mpc, plain)
         assert n.verified_ops == 0  # private data: paid through accuracy gain only, never compute
     assert max(n.accuracy_bps for n in nodes.values()) > 5000  # trained nodes learned something
@@ -118,7 +128,7 @@ def test_bad_nodes_are_rejected_with_their_reason_and_the_rest_scored(settings, 
             "1",
         )
     )
-    spec = load_spec(open("examples/mlp.json", "rb").read())
+    spec = load_spec(Path("examples/mlp.json").read_bytes())
     good = weights.initial_weights(spec)
     state = weights.load(good, spec)
     # An architecture whose spec does not validate (proposed around the CLI's own check).
@@ -134,7 +144,7 @@ def test_bad_nodes_are_rejected_with_their_reason_and_the_rest_scored(settings, 
     buf = io.BytesIO()
     torch.save(state, buf)
     nan = dict(state, **{"2.bias": torch.full((10,), float("nan"))})
-    cnn_weights = weights.initial_weights(load_spec(open("examples/cnn.json", "rb").read()))
+    cnn_weights = weights.initial_weights(load_spec(Path("examples/cnn.json").read_bytes()))
     expected = {
         _submit(market, task_id, good_arch, None): "missing",
         _submit(market, task_id, good_arch, buf.getvalue()): "not-safetensors",
@@ -154,9 +164,8 @@ def test_bad_nodes_are_rejected_with_their_reason_and_the_rest_scored(settings, 
     assert {i: nodes[i].reason for i in expected} == expected, out
     assert all(nodes[i].status == "rejected" for i in expected)
     assert nodes[good_arch].status == "scored" and nodes[fine].status == "scored"
-    assert (
-        abs(nodes[fine].accuracy_bps - nodes[good_arch].accuracy_bps) <= 100
-    )  # nearly the same weights
+    # nearly the same weights
+    assert abs(_exact(out, fine) - _exact(out, good_arch)) <= 100
 
 
 def test_waits_for_weights_within_the_fetch_timeout(settings, deployed, files):
@@ -333,8 +342,10 @@ def test_outside_check_on_a_dataset_the_project_has_never_seen(settings, deploye
     assert len(logs) == 3
     rows = load_file(paths["validation"])
     model_spec = None
-    for log in sorted(logs, key=lambda e: e["args"]["nodeId"]):
-        node = tree.functions.getNode(log["args"]["nodeId"]).call()
+    best, recorded = 0, {}
+    for log in sorted(logs, key=lambda e: (e["blockNumber"], e["logIndex"])):
+        node_id = log["args"]["nodeId"]
+        node = tree.functions.getNode(node_id).call()
         cid = bytes32_to_cid(node[5])
         if node[2] == 0:  # no parent: an architecture, whose spec names the initial weights
             model_spec = load_spec(get_bytes(store, cid, 1 << 16))
@@ -342,10 +353,12 @@ def test_outside_check_on_a_dataset_the_project_has_never_seen(settings, deploye
         model = weights.load_model(get_bytes(store, cid, 1 << 22), model_spec)
         with torch.no_grad():
             plain = int((model(torch.from_numpy(rows.X)).argmax(1).numpy() == rows.y).sum())
-        assert log["args"]["accuracyBps"] == plain * 10_000 // len(rows), (
-            log["args"]["nodeId"],
-            plain,
-        )
+        # The Ladder, as docs/design.md states it, with the task's default margin of a point.
+        exact = plain * 10_000 // len(rows)
+        expected = exact // 100 * 100 if exact >= best + 100 else recorded.get(node[2], 0)
+        assert log["args"]["accuracyBps"] == expected, (node_id, plain, best)
+        recorded[node_id] = expected
+        best = max(best, expected)
 
 
 def test_argmax_ties_go_to_the_first_class_as_in_pytorch(settings, deployed, files):
@@ -356,15 +369,15 @@ def test_argmax_ties_go_to_the_first_class_as_in_pytorch(settings, deployed, fil
     arch = node_id_of(
         cli_ok(settings, "propose", "--task", str(task_id), "--spec", "examples/mlp.json")
     )
-    spec = load_spec(open("examples/mlp.json", "rb").read())
+    spec = load_spec(Path("examples/mlp.json").read_bytes())
     zeros = {k: torch.zeros(s) for k, s in spec.tensors.items()}
     tie = _submit(market, task_id, arch, st_save(zeros))
-    cli_ok(settings, "--once", "--task", str(task_id), module="oracle")
+    out = cli_ok(settings, "--once", "--task", str(task_id), module="oracle")
     rows = load_file(files["validation"])
     node = market.node(tie)
     assert node.status == "scored"
     assert (
-        node.accuracy_bps
+        _exact(out, tie)
         == int((rows.y == 0).sum()) * 10_000 // len(rows)
         == _plain_correct(market, tie, rows) * 10_000 // len(rows)
     )
@@ -376,7 +389,7 @@ def test_batchnorm_edge_cases_score_as_in_plaintext(settings, deployed, files, t
     plaintext one (CrypTen's approximate inverse square root would have moved them)."""
     import json
 
-    raw = json.loads(open("examples/mlp.json").read())
+    raw = json.loads(Path("examples/mlp.json").read_text())
     raw["layers"] = [
         raw["layers"][0],
         {"type": "BatchNorm1d", "num_features": 64},
@@ -403,17 +416,11 @@ def test_batchnorm_edge_cases_score_as_in_plaintext(settings, deployed, files, t
         state["1.weight"].copy_(torch.full((64,), var**0.5))
         state["1.bias"].zero_()
         children.append(_submit(market, task_id, arch, st_save(state)))
-    cli_ok(settings, "--once", "--task", str(task_id), module="oracle")
+    out = cli_ok(settings, "--once", "--task", str(task_id), module="oracle")
     rows = load_file(files["validation"])
-    print(
-        {
-            i: (market.node(i).accuracy_bps * len(rows) // 10_000, _plain_correct(market, i, rows))
-            for i in [arch, *children]
-        }
-    )
     for node_id in children:
         node = market.node(node_id)
         assert node.status == "scored", node
         assert abs(
-            node.accuracy_bps * len(rows) / 10_000 - _plain_correct(market, node_id, rows)
-        ) <= _tolerance(len(rows)), node
+            _exact(out, node_id) * len(rows) / 10_000 - _plain_correct(market, node_id, rows)
+        ) <= _tolerance(len(rows)), (node, out)

@@ -160,7 +160,7 @@ def test_a_tampering_model_party_reads_labels_only_at_chance(
     oracle = market_for(settings, 0)
     truth = load_file(files["validation"]).y
     hits = trials = 0
-    for _session in range(4):
+    for _round in range(4):
         nodes = [{"id": ids[c], "state": _constant_model(c)} for c in range(CLASSES)]
         nodes += [
             {

@@ -1,0 +1,198 @@
+"""`bountytree audit publish --task N` (the sponsor, after finalize) and `bountytree audit --task N`
+(anyone).
+
+A task's validation file stays private while the task runs; its commitment is
+SHA-256(salt ‖ cid). Once the task is finalized the sponsor publishes the file to the store and
+opens the commitment on-chain (`publishValidation`, which checks it). Then anyone can audit the
+scores: fetch the file by its CID, check it opens the commitment, recompute every scored node's
+accuracy in plaintext from the file and the node's stored weights, apply the Ladder exactly as
+the oracle must have (bountytree/ladder.py: in the order the scores were recorded, with the best
+recorded before each), and compare with what the chain holds. A sponsor whose validator shifted
+a count, or an oracle that recorded something else, shows up as one line per node; the exit
+status is 1 if any node does not match.
+
+The secure evaluation computes in fixed point, so a count may differ from plaintext by a row
+near a tie; an audit accepts any score the Ladder would record within `audit_tolerance` rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..errors import UserError
+
+if TYPE_CHECKING:
+    import argparse
+
+    from ..config import Settings
+    from ..datasets import Dataset
+    from ..market import Market, NodeView
+    from . import Subparsers
+
+
+def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
+    a = sub.add_parser(
+        "audit",
+        parents=[common],
+        help="check a finalized task's scores against its published validation file",
+    )
+    a.add_argument("--task", type=int, default=None)
+    a.set_defaults(run=run_audit)
+    verbs = a.add_subparsers(dest="verb")
+    p = verbs.add_parser(
+        "publish",
+        parents=[common],
+        help="the sponsor: publish the validation file and open its commitment on-chain",
+    )
+    p.add_argument("--task", type=int, required=True)
+    p.set_defaults(run=run_publish)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One scored node as the audit sees it."""
+
+    node_id: int
+    recorded_bps: int
+    plain_bps: int
+    expected: frozenset[int]  # what the Ladder could record for the plaintext count
+    best_before_bps: int
+    unreadable: str = ""  # why the node's weights could not be checked, if they could not
+
+    @property
+    def matches(self) -> bool:
+        return self.recorded_bps in self.expected
+
+
+def run_publish(args: argparse.Namespace, settings: Settings) -> int:
+    from ..market import open_market
+    from ..store import add_file
+    from ..validation import check_commitment, registered, registered_salt
+
+    market = open_market(settings)
+    task = market.task(args.task, with_info=False)
+    if not task.finalized:
+        raise UserError(f"task {args.task} is not finalized: its validation file stays private")
+    home, chain_id = settings.home, market.chain.chain_id
+    path, salt = registered(home, chain_id, args.task), registered_salt(home, chain_id, args.task)
+    if path is None or salt is None:
+        raise UserError(
+            f"task {args.task}: no validation file and salt kept on this machine "
+            "(run it where `bountytree task create` ran)"
+        )
+    check_commitment(path, salt, task.commitment)
+    cid = add_file(market.store, path)
+    market.store.pin(cid)
+    sent = market.publish_validation(args.task, cid, salt)
+    print(f"task {args.task}: validation file published as {cid}, salt {salt.hex()}  {sent}")
+    return 0
+
+
+def run_audit(args: argparse.Namespace, settings: Settings) -> int:
+    from ..market import open_market
+
+    if args.task is None:
+        raise UserError("audit: --task is required")
+    market = open_market(settings)
+    findings, rows = audit(market, args.task)
+    bad = [f for f in findings if not f.matches]
+    for f in bad:
+        if f.unreadable:
+            print(
+                f"node {f.node_id}: recorded {f.recorded_bps / 100:.2f}%, unchecked: {f.unreadable}"
+            )
+            continue
+        allowed = " or ".join(f"{v / 100:.2f}%" for v in sorted(f.expected))
+        print(
+            f"node {f.node_id}: recorded {f.recorded_bps / 100:.2f}%, but its plaintext score "
+            f"{f.plain_bps / 100:.2f}% records {allowed} (best before it "
+            f"{f.best_before_bps / 100:.2f}%)"
+        )
+    print(
+        f"task {args.task}: the published file ({rows} rows) opens the commitment; "
+        f"{len(findings)} scored node(s) checked, {len(bad)} mismatch(es)"
+    )
+    return 1 if bad else 0
+
+
+def audit(market: Market, task_id: int) -> tuple[list[Finding], int]:
+    """Every scored node of a finalized task, in the order its score was recorded, against the
+    published validation file; and the file's row count."""
+    from ..ladder import audit_tolerance, possible_records
+    from ..reasons import Rejected
+    from ..store import StoreError, StoreUnavailable
+
+    task = market.task(task_id)
+    assert task.info is not None
+    rows = published_rows(market, task_id, task.commitment, task.info.label_column)
+    nodes = market.nodes(task_id)
+    events = sorted(
+        market.logs("NodeScored", taskId=task_id),
+        key=lambda e: (e["blockNumber"], e["logIndex"]),
+    )
+    best, out = 0, []
+    for e in events:
+        node = nodes[e["args"]["nodeId"]]
+        recorded = int(e["args"]["accuracyBps"])
+        try:
+            correct = _plain_correct(market, node, rows)
+        except StoreUnavailable:
+            raise  # the store is down: nobody's fault, and nothing is audited
+        except (StoreError, Rejected) as exc:  # a file gone from the store, or unreadable
+            out.append(Finding(node.id, recorded, 0, frozenset(), best, str(exc)))
+            best = max(best, recorded)
+            continue
+        parent = nodes[node.parent_id].accuracy_bps if node.parent_id else 0
+        expected = possible_records(
+            correct,
+            len(rows),
+            audit_tolerance(len(rows)),
+            best_bps=best,
+            margin_bps=task.info.margin_bps,
+            parent_bps=parent,
+        )
+        out.append(
+            Finding(node.id, recorded, correct * 10_000 // len(rows), frozenset(expected), best)
+        )
+        best = max(best, recorded)
+    return out, len(rows)
+
+
+def published_rows(market: Market, task_id: int, commitment: bytes, label_column: str) -> Dataset:
+    """The validation file the sponsor published, checked against the task's commitment."""
+    from ..cid import digest_from_cid
+    from ..datasets import MAX_DATASET_BYTES, load_bytes
+    from ..store import get_bytes
+    from ..validation import data_digest, opening
+
+    published = market.validation_opening(task_id)
+    if published is None:
+        raise UserError(
+            f"task {task_id}: the sponsor has not published its validation file "
+            f"(`bountytree audit publish --task {task_id}`, after finalize)"
+        )
+    cid, salt = published
+    raw = get_bytes(market.store, cid, MAX_DATASET_BYTES)
+    if data_digest(raw) != digest_from_cid(cid) or opening(salt, digest_from_cid(cid)) != bytes(
+        commitment
+    ):
+        raise UserError(f"task {task_id}: the published file {cid} does not open the commitment")
+    return load_bytes(raw, f"validation file {cid}", label_column)
+
+
+def _plain_correct(market: Market, node: NodeView, rows: Dataset) -> int:
+    """The node's correct rows, in plaintext, from its stored weights (argmax ties to the
+    first class, as in PyTorch and in the secure evaluation)."""
+    import torch
+
+    from ..store import get_bytes
+    from ..weights import load_model, max_bytes
+
+    spec = market.architecture_spec(node)
+    raw = get_bytes(market.store, market.weights_cid(node, spec), max_bytes(spec))
+    model = load_model(raw, spec, f"weights of node {node.id}")
+    with torch.no_grad():
+        X = torch.from_numpy(rows.X).reshape(len(rows), *spec.input_shape)
+        predicted = model(X).argmax(1).numpy()
+    return int((predicted == rows.y).sum())

@@ -1,0 +1,97 @@
+"""The Ladder (Blum and Hardt, "The Ladder: A Reliable Leaderboard for Machine Learning
+Competitions", 2015): what the oracle records of a node's exact validation score.
+
+An exact score for every node leaks the validation set: many adaptive submissions can learn its
+labels, and the best of many submissions overfits it. The Ladder publishes a score only when it
+beats the task's best recorded score by the task's margin η, and then only rounded down to a
+multiple of η. Any other node records its parent's score (0 for an architecture): that reveals
+one bit, cannot fall below the parent (so no stake is forfeited for it) and gains nothing on the
+path. At most 10000 / η improvements can happen in a task, so what all its nodes reveal together
+grows with the logarithm of their number, not with the number.
+
+The rule lives here, in the core, because two parties apply it: the oracle when it records
+scores, and `bountytree audit` when it checks them against the published validation file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+BPS = 10_000
+DEFAULT_MARGIN_BPS = 100
+
+
+def round_down(bps: int, margin_bps: int) -> int:
+    return bps - bps % margin_bps
+
+
+def recorded_score(exact_bps: int, *, best_bps: int, margin_bps: int, parent_bps: int) -> int:
+    """What goes on-chain for one node: its score rounded down to the margin if it beats the
+    task's best recorded score by the margin, otherwise its parent's recorded score."""
+    if exact_bps >= best_bps + margin_bps:
+        return round_down(exact_bps, margin_bps)
+    return parent_bps
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One node to record: its parent (0 for an architecture) and its exact score."""
+
+    node_id: int
+    parent_id: int
+    exact_bps: int
+
+
+@dataclass(frozen=True)
+class Step:
+    node_id: int
+    exact_bps: int
+    recorded_bps: int
+    improved: bool
+
+
+def climb(
+    entries: Iterable[Entry], *, best_bps: int, margin_bps: int, recorded: Mapping[int, int]
+) -> list[Step]:
+    """Applies the rule to `entries` in the order given (the order they are recorded in), with
+    the running best; a parent is looked up in `recorded` (scores already on-chain) or among the
+    entries before it."""
+    known = dict(recorded)
+    steps = []
+    for e in entries:
+        parent = known.get(e.parent_id, 0) if e.parent_id else 0
+        value = recorded_score(
+            e.exact_bps, best_bps=best_bps, margin_bps=margin_bps, parent_bps=parent
+        )
+        improved = e.exact_bps >= best_bps + margin_bps
+        if improved:
+            best_bps = value
+        known[e.node_id] = value
+        steps.append(Step(e.node_id, e.exact_bps, value, improved))
+    return steps
+
+
+def possible_records(
+    correct: int,
+    rows: int,
+    tolerance_rows: int,
+    *,
+    best_bps: int,
+    margin_bps: int,
+    parent_bps: int,
+) -> set[int]:
+    """Every score the rule could record for a count within `tolerance_rows` of `correct` (the
+    secure evaluation's fixed-point rounding may flip a near-tie row): what an audit accepts."""
+    low, high = max(0, correct - tolerance_rows), min(rows, correct + tolerance_rows)
+    return {
+        recorded_score(
+            c * BPS // rows, best_bps=best_bps, margin_bps=margin_bps, parent_bps=parent_bps
+        )
+        for c in range(low, high + 1)
+    }
+
+
+def audit_tolerance(rows: int) -> int:
+    """Rows by which a secure count may differ from plaintext: one, or 0.5 % above 200 rows."""
+    return max(1, rows * 5 // 1000) if rows > 200 else 1

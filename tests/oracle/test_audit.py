@@ -1,0 +1,167 @@
+"""`bountytree audit`: after finalize the sponsor opens its validation commitment, and anyone
+recomputes every recorded score in plaintext under the Ladder. On the real chain, store, oracle
+and two-party validator: an honest task audits clean; a task whose validator shifted its
+counts (tests/oracle/hostile_validator.py) shows one mismatch per node."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from bountytree.cid import digest_from_cid
+from bountytree.config import ROOT
+from bountytree.localchain import free_port
+from bountytree.market import Market
+from bountytree.store import add_bytes, add_file
+from bountytree.validation import commitment, opening, registered, registered_salt
+from tests.conftest import cli_error, cli_ok, market_for, new_task, node_id_of, run_cli
+
+pytestmark = pytest.mark.mpc
+
+MLP = "examples/mlp.json"
+SHIFT = 60  # rows the hostile validator adds to every count (of 400)
+
+
+def test_the_commitment_is_to_the_files_cid_and_opens_with_the_salt(settings, tmp_path):
+    """SHA-256(salt ‖ cid), with cid the digest of the file's CIDv0 as the store names it:
+    computed without the store, and opened by what the sponsor publishes."""
+    from bountytree.store import open_store
+
+    path = tmp_path / "v.csv"
+    path.write_bytes(b"px0,label\n" + b"0.5,1\n" * 200_000)  # several 256 KiB chunks
+    salt = bytes(range(32))
+    cid = add_file(open_store(str(tmp_path / "store")), path)
+    assert commitment(path, salt) == opening(salt, digest_from_cid(cid))
+    assert opening(bytes(32), digest_from_cid(cid)) != commitment(path, salt)
+
+
+def _market_with_two_trained_nodes(settings, files, name: str) -> tuple[int, list[int]]:
+    task_id = new_task(settings, files["validation"], name, target="0.3")
+    arch = node_id_of(
+        cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1")
+    )
+    children = [
+        node_id_of(
+            cli_ok(
+                settings,
+                "--task",
+                str(task_id),
+                "--data",
+                str(files[owner]),
+                "--parent",
+                str(arch),
+                "--account",
+                account,
+                "--quiet",
+                module="trainer",
+            )
+        )
+        for owner, account in (("owner1", "3"), ("owner2", "4"))
+    ]
+    return task_id, [arch, *children]
+
+
+def _audit(settings, task_id: int, monkeypatch, capsys) -> tuple[int, str]:
+    """`audit publish` then `audit`, as the sponsor and a stranger run them. A deployment whose
+    contract cannot open a commitment yet gets the same audit with the opening the sponsor
+    would publish (the file added to the store, its salt) handed over directly."""
+    sponsor = market_for(settings)
+    if sponsor._abi_has("function", "publishValidation"):
+        cli_ok(settings, "audit", "publish", "--task", str(task_id))
+        proc = run_cli(settings, "audit", "--task", str(task_id), "--account", "9")
+        return proc.returncode, proc.stdout.decode() + proc.stderr.decode()
+    home, chain_id = settings.home, sponsor.chain.chain_id
+    cid = add_file(sponsor.store, registered(home, chain_id, task_id))
+    salt = registered_salt(home, chain_id, task_id)
+    monkeypatch.setattr(Market, "validation_opening", lambda self, t: (cid, salt))
+    for key, value in settings.to_env().items():
+        monkeypatch.setenv(key, value)
+    from bountytree.cli import main
+
+    status = main(["audit", "--task", str(task_id), "--account", "9"])
+    return status, capsys.readouterr().out
+
+
+def test_an_honest_task_audits_clean(settings, deployed, files, monkeypatch, capsys):
+    task_id, nodes = _market_with_two_trained_nodes(settings, files, "audit honest")
+    out = cli_ok(settings, "--once", "--task", str(task_id), module="oracle")
+    market = market_for(settings)
+    assert market.task(task_id, with_info=False).finalized, out
+    status, report = _audit(settings, task_id, monkeypatch, capsys)
+    assert status == 0, report
+    assert f"{len(nodes)} scored node(s) checked, 0 mismatch(es)" in report, report
+
+
+def test_a_validator_that_shifted_its_counts_is_caught(
+    settings, deployed, files, monkeypatch, capsys
+):
+    task_id, nodes = _market_with_two_trained_nodes(settings, files, "audit shifted")
+    address = f"127.0.0.1:{free_port()}"
+    validator = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "tests" / "oracle" / "hostile_validator.py"),
+            "--shift",
+            str(SHIFT),
+            "validator",
+            "--task",
+            str(task_id),
+            "--validation",
+            str(files["validation"]),
+            "--address",
+            address,
+            "--sessions",
+            "1",
+        ],
+        env={**os.environ, **settings.to_env(), "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    out = cli_ok(
+        settings, "--once", "--task", str(task_id), "--validator", address, module="oracle"
+    )
+    _, err = validator.communicate(timeout=300)
+    assert validator.returncode == 0, err.decode()
+    market = market_for(settings)
+    assert all(market.node(n).status == "scored" for n in nodes), out
+    assert market.task(task_id, with_info=False).finalized, out
+
+    status, report = _audit(settings, task_id, monkeypatch, capsys)
+    print(report)
+    assert status == 1, report
+    flagged = {
+        int(line.split()[1].rstrip(":")) for line in report.splitlines() if line.startswith("node ")
+    }
+    assert flagged == set(nodes), report
+    assert f"{len(nodes)} scored node(s) checked, {len(nodes)} mismatch(es)" in report
+
+
+def test_a_file_that_does_not_open_the_commitment_is_refused(
+    settings, deployed, files, monkeypatch
+):
+    """A sponsor who publishes another file (here: one label changed) cannot pass an audit."""
+    task_id = new_task(settings, files["validation"], "audit forged")
+    market = market_for(settings)
+    forged = files["validation"].read_bytes().replace(b",3\n", b",5\n", 1)
+    cid = add_bytes(market.store, forged)
+    salt = registered_salt(settings.home, market.chain.chain_id, task_id)
+    monkeypatch.setattr(Market, "validation_opening", lambda self, t: (cid, salt))
+    from bountytree.commands.audit import published_rows
+    from bountytree.errors import UserError
+
+    task = market.task(task_id)
+    with pytest.raises(UserError, match="does not open the commitment"):
+        published_rows(market, task_id, task.commitment, "label")
+
+
+def test_user_mistakes_are_one_line_and_send_nothing(settings, deployed, files):
+    task_id = new_task(settings, files["validation"], "audit early")
+    line = cli_error(settings, "audit", "publish", "--task", str(task_id))
+    assert f"task {task_id} is not finalized" in line
+    assert "--task is required" in cli_error(settings, "audit")
+    # An unpublished task cannot be audited; a stranger's account changes nothing.
+    line = cli_error(settings, "audit", "--task", str(task_id), "--account", "9")
+    assert "has not published its validation file" in line
