@@ -668,24 +668,13 @@ class Market:
             )
         )
 
-    def _abi_has(self, kind: str, name: str) -> bool:
-        """Whether this deployment's ABI has the function or event (older ones lack some)."""
-        return any(e.get("type") == kind and e.get("name") == name for e in self.tree.abi)
-
-    def _function(self, name: str) -> Any:
-        if not self._abi_has("function", name):
-            raise UserError(f"this deployment has no {name}: redeploy the contracts")
-        return getattr(self.tree.functions, name)
-
     def record_test_score(self, task_id: int, accuracy_bps: int) -> Sent:
         """Records the finalized winner's score on the sponsor's test part, once (the oracle's
         account only)."""
-        return self.chain.send(self._function("recordTestScore")(task_id, accuracy_bps))
+        return self.chain.send(self.tree.functions.recordTestScore(task_id, accuracy_bps))
 
     def test_score(self, task_id: int) -> int | None:
         """The winner's recorded test score (bps), or None while there is none."""
-        if not self._abi_has("event", "TestScoreRecorded"):
-            return None
         found = self.logs("TestScoreRecorded", taskId=task_id)
         return int(found[-1]["args"]["accuracyBps"]) if found else None
 
@@ -693,13 +682,11 @@ class Market:
         """Opens a finalized task's validation commitment (the sponsor): the contract checks
         SHA-256(salt ‖ cid) against it."""
         return self.chain.send(
-            self._function("publishValidation")(task_id, cid_to_bytes32(file_cid), salt)
+            self.tree.functions.publishValidation(task_id, cid_to_bytes32(file_cid), salt)
         )
 
     def validation_opening(self, task_id: int) -> tuple[str, bytes] | None:
         """(CID of the validation file, salt) once the sponsor has published them, else None."""
-        if not self._abi_has("event", "ValidationPublished"):
-            return None
         found = self.logs("ValidationPublished", taskId=task_id)
         if not found:
             return None
@@ -718,7 +705,7 @@ class Market:
                 f"task {task_id}'s sponsor may publish its validation file for "
                 f"{task.audit_window_end - task.now} s more"
             )
-        sent = self.chain.send(self._function("forfeitBond")(task_id))
+        sent = self.chain.send(self.tree.functions.forfeitBond(task_id))
         credited = [
             _payout(e["args"])
             for e in self.tree.events.PayoutCredited().process_receipt(sent.receipt, errors=DISCARD)

@@ -61,10 +61,18 @@ class Reject:
 class Wait:
     node: NodeView
     detail: str
+    # Past its fetch timeout with nobody to blame (its file corrupted in the store): it is not
+    # rejected, but no longer holds up an early finalize either.
+    overdue: bool = False
 
 
 class NotYet(Exception):
-    """A file is not in the store yet, and the node is still inside its fetch timeout."""
+    """A file is not in the store yet, and the node is still inside its fetch timeout; or it is
+    corrupted in the store (nobody's fault), `overdue` once past that timeout."""
+
+    def __init__(self, detail: str, *, overdue: bool = False):
+        super().__init__(detail)
+        self.overdue = overdue
 
 
 @dataclass
@@ -91,7 +99,10 @@ class Fetcher:
                 ) from None
             raise Rejected(Reason.MISSING, f"{what} {cid} never reached the store") from None
         except BlockCorrupted as exc:
-            raise NotYet(f"{what}: {exc}; nobody's fault, waiting for a good copy") from None
+            raise NotYet(
+                f"{what}: {exc}; nobody's fault, waiting for a good copy",
+                overdue=self.age() >= self.fetch_timeout,
+            ) from None
         except StoreUnavailable:
             raise
         except TooLarge as exc:

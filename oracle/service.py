@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -60,6 +61,16 @@ class TaskRound:
     finalized: bool = False
     test_bps: int | None = None  # the winner's test score, recorded this round
     error: str | None = None
+
+
+# How the oracle logs a scored node: the exact score first, then what the Ladder recorded.
+_EXACT = re.compile(r"(node \d+): [0-9.]+%, (recorded )")
+
+
+def public_line(line: str) -> str:
+    """A log line as anyone may see it: without the exact score, which only the oracle's own
+    log keeps (publishing it would undo the Ladder)."""
+    return _EXACT.sub(r"\1: \2", line)
 
 
 class Oracle:
@@ -183,7 +194,7 @@ class Oracle:
                 rejects.append(Reject(node, exc.reason, str(exc)))
             except NotYet as exc:
                 fate[node.id] = "waiting"
-                waits.append(Wait(node, str(exc)))
+                waits.append(Wait(node, str(exc), overdue=exc.overdue))
             except Exception as exc:  # a file that makes a check fail in a way nobody foresaw
                 fate[node.id] = "rejected"
                 reason = Reason.INVALID_SPEC if node.kind == "architecture" else Reason.CORRUPT
@@ -434,6 +445,7 @@ class Oracle:
             )
         ready, rejects, waits = self._classify(task)
         r.waiting = {w.node.id: w.detail for w in waits}
+        r.unscorable |= {w.node.id: w.detail for w in waits if w.overdue}
         for w in waits:
             self.log(f"task {task_id} node {w.node.id}: waiting ({w.detail})")
         for batch in _batches(rejects, self.batch_size):

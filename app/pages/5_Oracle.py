@@ -6,6 +6,7 @@ import streamlit as st
 from app import ui
 from bountytree.chain import LOCAL_CHAIN_IDS, load_account
 from bountytree.market import open_market
+from oracle.service import public_line
 
 
 def _round(settings, chain_id: int, index: int, task_id: int):
@@ -61,7 +62,7 @@ if task_id is not None:
                 "\n".join(errors)
                 or f"Round done: {len(rounds[0].scored)} scored, {len(rounds[0].rejected)} rejected"
             )
-            st.code("\n".join(lines) or "nothing pending")
+            st.code("\n".join(public_line(line) for line in lines) or "nothing pending")
     else:
         st.caption(
             "Scores are sent by the oracle's own service (`python -m oracle`) with its "

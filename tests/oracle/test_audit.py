@@ -16,7 +16,7 @@ from bountytree.config import ROOT
 from bountytree.localchain import free_port
 from bountytree.market import Market
 from bountytree.store import add_bytes, add_file
-from bountytree.validation import commitment, opening, registered, registered_salt
+from bountytree.validation import commitment, opening, registered_salt
 from tests.conftest import cli_error, cli_ok, market_for, new_task, node_id_of, run_cli
 
 pytestmark = pytest.mark.mpc
@@ -65,24 +65,10 @@ def _market_with_two_trained_nodes(settings, files, name: str) -> tuple[int, lis
 
 
 def _audit(settings, task_id: int, monkeypatch, capsys) -> tuple[int, str]:
-    """`audit publish` then `audit`, as the sponsor and a stranger run them. A deployment whose
-    contract cannot open a commitment yet gets the same audit with the opening the sponsor
-    would publish (the file added to the store, its salt) handed over directly."""
-    sponsor = market_for(settings)
-    if sponsor._abi_has("function", "publishValidation"):
-        cli_ok(settings, "audit", "publish", "--task", str(task_id))
-        proc = run_cli(settings, "audit", "--task", str(task_id), "--account", "9")
-        return proc.returncode, proc.stdout.decode() + proc.stderr.decode()
-    home, chain_id = settings.home, sponsor.chain.chain_id
-    cid = add_file(sponsor.store, registered(home, chain_id, task_id))
-    salt = registered_salt(home, chain_id, task_id)
-    monkeypatch.setattr(Market, "validation_opening", lambda self, t: (cid, salt))
-    for key, value in settings.to_env().items():
-        monkeypatch.setenv(key, value)
-    from bountytree.cli import main
-
-    status = main(["audit", "--task", str(task_id), "--account", "9"])
-    return status, capsys.readouterr().out
+    """`audit publish` then `audit`, as the sponsor and a stranger run them."""
+    cli_ok(settings, "audit", "publish", "--task", str(task_id))
+    proc = run_cli(settings, "audit", "--task", str(task_id), "--account", "9")
+    return proc.returncode, proc.stdout.decode() + proc.stderr.decode()
 
 
 def test_an_honest_task_audits_clean(settings, deployed, files, monkeypatch, capsys):

@@ -39,8 +39,21 @@ def test_corrupted_bytes_from_the_daemon_wait_at_any_age(ipfs_daemon):
     store = KuboStore(ipfs_daemon.url, timeout=1.0)
     cid = add_bytes(store, os.urandom(1000))
     damage.corrupt(ipfs_daemon, digest_from_cid(cid))
-    with pytest.raises(NotYet, match=f"{cid} is corrupted.*nobody's fault"):
+    with pytest.raises(NotYet, match=f"{cid} is corrupted.*nobody's fault") as young:
+        fetcher(store, TIMEOUT - 1).get(cid, 10_000, "weights")
+    assert not young.value.overdue
+    # Past its timeout it is still nobody's fault, but no longer holds up an early finalize.
+    with pytest.raises(NotYet, match=f"{cid} is corrupted.*nobody's fault") as old:
         fetcher(store, 10 * TIMEOUT).get(cid, 10_000, "weights")
+    assert old.value.overdue
+
+
+def test_the_exact_score_stays_in_the_oracles_own_log():
+    from oracle.service import public_line
+
+    line = "task 3 node 7: 91.25%, recorded 91.00% (a new best)"
+    assert public_line(line) == "task 3 node 7: recorded 91.00% (a new best)"
+    assert public_line("task 3: 2 scored") == "task 3: 2 scored"
 
 
 def test_too_large_is_the_authors(ipfs_daemon):

@@ -73,10 +73,6 @@ def test_the_winner_is_scored_once_on_the_test_part(settings, deployed, files, t
         module="trainer",
     )
     oracle_market = market_for(settings, 0)
-    recorded: list[int] = []
-    if not oracle_market._abi_has("function", "recordTestScore"):
-        # Until the contract records test scores: the session and its result are what is tested.
-        oracle_market.record_test_score = lambda t, bps: recorded.append(bps) or "(not sent)"
     lines: list[str] = []
     oracle = Oracle(oracle_market, log=lines.append, settings_env=settings.to_env())
     (r,) = oracle.run_round([task_id])
@@ -93,12 +89,8 @@ def test_the_winner_is_scored_once_on_the_test_part(settings, deployed, files, t
     assert abs(r.test_bps * len(test_rows) / 10_000 - plain) <= 1.5, (r.test_bps, plain)
     shown = cli_ok(settings, "task", "show", str(task_id))
     line = f"winner node {task.winner}: validation {task.best_bps / 100:.2f}%, test "
-    if recorded:
-        assert recorded == [r.test_bps]
-        assert line + "not scored" in shown, shown
-    else:
-        assert oracle_market.test_score(task_id) == r.test_bps
-        assert line + f"{r.test_bps / 100:.2f}%" in shown, shown
+    assert oracle_market.test_score(task_id) == r.test_bps
+    assert line + f"{r.test_bps / 100:.2f}%" in shown, shown
 
     # The validator admits no second test session for the task, whoever asks and for what.
     gate = Gate(
