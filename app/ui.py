@@ -207,7 +207,10 @@ def pick_task(market: Market, key: str = "task") -> int | None:
     index = ids.index(int(wanted)) if wanted and wanted.isdigit() and int(wanted) in ids else 0
 
     def name(task_id: int) -> str:
-        info = market.task(task_id).description
+        try:  # anyone can post a task whose description is unreadable: it must not hide the rest
+            info = market.task(task_id).description
+        except UserError as exc:
+            return f"#{task_id} (description unreadable: {str(exc)[-60:]})"
         return f"#{task_id} {info.name if info else ''}"
 
     chosen: int | None = st.selectbox("Task", ids, index=index, key=key, format_func=name)

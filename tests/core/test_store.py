@@ -13,6 +13,7 @@ import os
 import random
 import socket
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -69,8 +70,19 @@ class Backend:
         http = urllib3.PoolManager()  # unpin the file so that the node lets go of the block
         url = self.daemon.url
         assert http.request("POST", f"{url}/api/v0/pin/rm?arg={cid}").status in (200, 500)
-        done = http.request("POST", f"{url}/api/v0/block/rm?arg={cid_from_digest(digest)}")
+        block = cid_from_digest(digest)
+        done = http.request("POST", f"{url}/api/v0/block/rm?arg={block}")
         assert done.status == 200, done.data
+        for _ in range(50):  # a busy node may answer from what it had in hand for a moment
+            try:
+                stat = http.request(
+                    "POST", f"{url}/api/v0/block/stat?arg={block}&offline=true", timeout=2.0
+                )
+            except urllib3.exceptions.HTTPError:
+                return  # offline, a node looking for a block it lacks does not answer
+            if stat.status != 200:
+                return
+            time.sleep(0.1)
 
 
 @pytest.fixture(params=["embedded", "daemon"])
