@@ -8,6 +8,7 @@ sends through `Chain.send`, which simulates before signing: a refused action sen
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -41,7 +42,6 @@ STATUSES = ("pending", "scored", "rejected", "reclaimed")
 PAYOUT_KINDS = ("data", "compute", "expertise", "refund", "stake", "bond")
 BOND_STATES = ("none", "held", "returned", "forfeited")  # the contract's BondState
 # The contract's FINALIZE_GRACE: after deadline + this, anyone may finalize a task with unscored nodes.
-FINALIZE_GRACE_S = 24 * 3600
 
 
 def parse_eth(text: str | float | Decimal, what: str) -> int:
@@ -79,6 +79,15 @@ def parse_split(text: str) -> tuple[int, int, int]:
     return parts  # type: ignore[return-value]
 
 
+@dataclass(frozen=True)
+class ContractLimits:
+    """Constants of the deployed contract that clients plan by."""
+
+    finalize_grace_s: int  # FINALIZE_GRACE: after deadline + this, anyone may finalize
+    max_batch: int  # MAX_BATCH: scores or rejections per call
+    max_view: int  # MAX_VIEW: nodes per getNodes call
+
+
 @dataclass
 class TaskView:
     id: int
@@ -107,6 +116,7 @@ class TaskView:
     audit_window_end: int = 0  # while a bond is held after finalize: the last time to publish
     validation_published: bool = False
     test_score_bps: int | None = None  # the winner's score on the sponsor's test part
+    finalize_grace_s: int = 0  # the contract's FINALIZE_GRACE
 
     @property
     def info(self) -> taskinfo.TaskInfo:
@@ -146,7 +156,7 @@ class TaskView:
         for anyone but the oracle, also no node left unscored, or the grace period over."""
         if self.finalized or not (self.target_reached or self.seconds_left < 0):
             return False
-        return by_oracle or self.pending_nodes == 0 or -self.seconds_left > FINALIZE_GRACE_S
+        return by_oracle or self.pending_nodes == 0 or -self.seconds_left > self.finalize_grace_s
 
 
 @dataclass
@@ -199,6 +209,16 @@ class Market:
         self.tree = chain.tree
         self.first_block = chain.first_block
 
+    @functools.cached_property
+    def limits(self) -> ContractLimits:
+        """The contract's own constants, read once from the deployment (never copied here)."""
+        f = self.tree.functions
+        return ContractLimits(
+            finalize_grace_s=int(f.FINALIZE_GRACE().call()),
+            max_batch=int(f.MAX_BATCH().call()),
+            max_view=int(f.MAX_VIEW().call()),
+        )
+
     # ── reading ──────────────────────────────────────────────────────────────
 
     def task(self, task_id: int, *, with_info: bool = True) -> TaskView:
@@ -223,6 +243,7 @@ class Market:
             t["forfeited"],
             t["pendingNodes"],
             now=self.chain.w3.eth.get_block("latest")["timestamp"],
+            finalize_grace_s=self.limits.finalize_grace_s,
             scoring_fee=t.get("scoringFee", 0),  # (absent from deployments older than fees)
             max_submissions=t.get("maxSubmissions", 0),
             submissions=t.get("submissions", 0),
@@ -247,8 +268,9 @@ class Market:
         fn = self.tree.functions.getNode(node_id)
         return _node_view(node_id, decode_record(fn, fn.call()))
 
-    def _nodes_batched(self, ids: list[int], size: int = 500) -> list[NodeView]:
-        """Many nodes in few calls (getNodes takes up to MAX_VIEW = 500 ids)."""
+    def _nodes_batched(self, ids: list[int]) -> list[NodeView]:
+        """Many nodes in few calls (getNodes takes up to the contract's MAX_VIEW ids)."""
+        size = self.limits.max_view
         out = []
         for start in range(0, len(ids), size):
             part = ids[start : start + size]

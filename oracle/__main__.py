@@ -32,7 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds a node's files may take to reach the store before it is rejected (default 60)",
     )
     p.add_argument(
-        "--batch-size", type=int, default=64, help="nodes per scoring transaction (at most 64)"
+        "--batch-size",
+        type=int,
+        default=None,
+        help="nodes per scoring transaction (default and most: the contract's MAX_BATCH)",
     )
     p.add_argument("--interval", type=float, default=5.0, help="seconds between rounds (default 5)")
     p.set_defaults(run=run_oracle)

@@ -32,7 +32,6 @@ from .lineage import check_lineage
 from .replay import replay, replay_cost
 from .session import SessionResult, run_session
 
-MAX_BATCH = 64
 # A node declared as trained on private data is replayed on at most this many of the task's
 # published datasets (the first ones), so publishing datasets cannot make the oracle train forever.
 MAX_ATTRIBUTION_REPLAYS = 4
@@ -82,10 +81,12 @@ class Oracle:
         fetch_timeout: float = 60.0,
         log: Log = print,
         settings_env: dict | None = None,
-        batch_size: int = MAX_BATCH,
+        batch_size: int | None = None,
     ):
         self.market = market
-        self.batch_size = max(1, min(batch_size, MAX_BATCH))
+        # At most the contract's MAX_BATCH scores or rejections per call.
+        limit = market.limits.max_batch
+        self.batch_size = limit if batch_size is None else max(1, min(batch_size, limit))
         self.batches_sent = 0
         self.validator = validator
         self.fetch_timeout = fetch_timeout
