@@ -9,17 +9,14 @@ sends through `Chain.send`, which simulates before signing: a refused action sen
 from __future__ import annotations
 
 import functools
-import math
 import os
 import time
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
-from web3 import Web3
 from web3.logs import DISCARD
 
 from . import datasets, taskinfo, validation
@@ -41,42 +38,6 @@ if TYPE_CHECKING:
 STATUSES = ("pending", "scored", "rejected", "reclaimed")
 PAYOUT_KINDS = ("data", "compute", "expertise", "refund", "stake", "bond")
 BOND_STATES = ("none", "held", "returned", "forfeited")  # the contract's BondState
-# The contract's FINALIZE_GRACE: after deadline + this, anyone may finalize a task with unscored nodes.
-
-
-def parse_eth(text: str | float | Decimal, what: str) -> int:
-    try:
-        value = Decimal(str(text))
-    except InvalidOperation:
-        raise UserError(f"{what}: {text!r} is not an amount of ETH") from None
-    if not value.is_finite() or value < 0:
-        raise UserError(f"{what}: {text!r} is not an amount of ETH")
-    return int(Web3.to_wei(value, "ether"))
-
-
-def parse_duration(text: str) -> int:
-    """'90s', '30m', '2h', '7d' → seconds."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    try:
-        amount, unit = float(text[:-1]), units[text[-1]]
-    except (ValueError, KeyError, IndexError):
-        raise UserError(f"deadline: {text!r} is not a duration like 90s, 30m, 2h or 7d") from None
-    if amount <= 0 or not math.isfinite(amount):
-        raise UserError(f"deadline: {text!r} must be positive")
-    return int(amount * unit)
-
-
-def parse_split(text: str) -> tuple[int, int, int]:
-    try:
-        parts = tuple(int(p) for p in text.split("/"))
-    except ValueError:
-        parts = ()
-    if len(parts) != 3 or min(parts) < 0 or sum(parts) != 100 or parts[1] == 0:
-        raise UserError(
-            f"--split: {text!r} is not train/validation/test percentages summing to 100 "
-            "with a validation share"
-        )
-    return parts  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -837,8 +798,5 @@ __all__ = [
     "TaskView",
     "best_above",
     "open_market",
-    "parse_duration",
-    "parse_eth",
-    "parse_split",
     "path_gain",
 ]

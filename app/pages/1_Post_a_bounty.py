@@ -8,7 +8,7 @@ import streamlit as st
 from app import ui
 from bountytree import datasets
 from bountytree.errors import UserError
-from bountytree.market import parse_eth
+from bountytree.units import parse_eth
 
 market = ui.page("Post a bounty")
 if market is not None:

@@ -83,8 +83,9 @@ def _count(text: str, flag: str) -> int:
 
 
 def run_create(args: argparse.Namespace, settings: Settings) -> int:
-    from ..market import open_market, parse_duration, parse_eth, parse_split
+    from ..market import open_market
     from ..render import eth
+    from ..units import parse_duration, parse_eth, parse_split
 
     if not 0 < args.target <= 1:
         raise UserError(f"--target: {args.target} is not in (0, 1]")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from bountytree.cli import main
 from bountytree.config import ROOT, Settings
-from bountytree.market import parse_eth
 from bountytree.spec import load_spec
+from bountytree.units import parse_eth
 from tests.conftest import cli_ok, market_for
 from trainer.client import Trainer
 
