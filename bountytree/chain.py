@@ -58,7 +58,13 @@ RECEIPT_TIMEOUT_S = {True: 120.0, False: 600.0}  # local chain / public chain
 ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
 PANIC_SELECTOR = bytes.fromhex("4e487b71")  # Panic(uint256)
 # How nodes say that a nonce was taken meanwhile (by another process sending from the account).
-NONCE_TAKEN = ("nonce too low", "correct nonce", "replacement transaction underpriced")
+# Ganache says the last when a transaction with that nonce is being mined right now.
+NONCE_TAKEN = (
+    "nonce too low",
+    "correct nonce",
+    "replacement transaction underpriced",
+    "mining has already started",
+)
 
 
 @functools.lru_cache(maxsize=64)
