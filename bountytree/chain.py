@@ -564,9 +564,25 @@ class Chain:
                     handle.close()  # releases the lock
 
     def _await(self, tx_hash: bytes, quote: Quote) -> Sent:
+        """`follow` for a transaction this client signed and sent."""
+        return self.follow(
+            "0x" + tx_hash.hex(),
+            f" ({quote.action})",
+            lambda _receipt: "reverted on-chain (state changed between check and send)",
+            "it may still be: look it up before sending it again",
+        )
+
+    def follow(
+        self,
+        tx_hash: str,
+        label: str,
+        reverted: Callable[[Any], str],
+        unmined_hint: str,
+    ) -> Sent:
         """The receipt, once the transaction has `confirmations` blocks (its own included) and
-        is still in the chain; a transaction that reverted on-chain is a UserError."""
-        shown = "0x" + tx_hash.hex()
+        is still in the chain. One that reverted on-chain is a UserError saying `reverted(receipt)`;
+        one not mined in time says `unmined_hint`, what to look at before sending again."""
+        shown = f"transaction {tx_hash}{label}"
         timeout = RECEIPT_TIMEOUT_S[self.local]
         deadline = time.monotonic() + timeout
         announced = False
@@ -577,30 +593,26 @@ class Chain:
                 )
             except TimeExhausted:
                 raise UserError(
-                    f"transaction {shown} ({quote.action}) was not mined within {timeout:.0f} s; "
-                    "it may still be: look it up before sending it again"
+                    f"{shown} was not mined within {timeout:.0f} s; {unmined_hint}"
                 ) from None
             if receipt["status"] != 1:
-                raise UserError(
-                    f"transaction {shown} ({quote.action}) reverted on-chain (state changed "
-                    "between check and send)"
-                )
+                raise UserError(f"{shown} {reverted(receipt)}")
             buried = self.w3.eth.block_number - receipt["blockNumber"] + 1
             if buried >= self.confirmations:
                 again = self.w3.eth.get_transaction_receipt(cast(Any, tx_hash))
                 if again is not None and again["blockHash"] == receipt["blockHash"]:
-                    return Sent(shown, receipt["gasUsed"], receipt)
+                    return Sent(tx_hash, receipt["gasUsed"], receipt)
                 continue  # reorganised away: wait for it to be mined again
             if not announced and not self.local:
                 print(
-                    f"waiting for {self.confirmations} confirmations of {shown}",
+                    f"waiting for {self.confirmations} confirmations of {tx_hash}",
                     file=sys.stderr,
                     flush=True,
                 )
                 announced = True
             if time.monotonic() > deadline:
                 raise UserError(
-                    f"transaction {shown} has {buried} of {self.confirmations} confirmations "
+                    f"{shown} has {buried} of {self.confirmations} confirmations "
                     f"after {timeout:.0f} s"
                 )
             time.sleep(0.2 if self.local else 2.0)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .config import ROOT
 from .errors import UserError
-from .localchain import free_port
+from .localchain import free_port, stop
 from .store import StoreUnavailable
 
 DEFAULT_PORT = 5001  # kubo's, taken when a new repo is made and the port is free
@@ -139,7 +139,7 @@ def start(repo: Path, log_path: Path, port: int | None = None, timeout: float = 
                 return IpfsDaemon(url, repo, proc)
             time.sleep(0.2)
         if proc.poll() is None:
-            _stop(proc)
+            stop(proc)
             raise UserError(f"the IPFS daemon did not answer at {url} within {timeout:.0f} s")
         said = log_path.read_bytes()[offset:].decode(errors="replace")
         if _LOCKED in said and time.monotonic() < deadline:
@@ -152,20 +152,10 @@ def start(repo: Path, log_path: Path, port: int | None = None, timeout: float = 
         )
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def stop_daemon(daemon: IpfsDaemon) -> None:
     """Stops the daemon if this process started it (SIGTERM, then SIGKILL after 10 s)."""
     if daemon.proc is not None:
-        _stop(daemon.proc)
+        stop(daemon.proc)
 
 
 __all__ = ["IpfsDaemon", "api_url", "init_repo", "jsipfs_command", "start", "stop_daemon"]

@@ -321,8 +321,8 @@ def wait_for_port(
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    """Stops a chain's process (SIGTERM first: anvil dumps its state on a clean exit); its block
-    clock ends with it."""
+    """Stops a local process, a chain or an IPFS daemon: SIGTERM first (anvil dumps its state on
+    a clean exit; a chain's block clock ends with it), SIGKILL after 10 s."""
     if proc.poll() is None:
         proc.terminate()
         try:

@@ -21,12 +21,11 @@ from web3 import Web3
 from web3.exceptions import (
     ContractCustomError,
     ContractLogicError,
-    TimeExhausted,
     TransactionNotFound,
     Web3RPCError,
 )
 
-from .chain import RECEIPT_TIMEOUT_S, Chain, Quote, Sent, describe_revert, revert_bytes, rpc_message
+from .chain import Chain, Quote, Sent, describe_revert, revert_bytes, rpc_message
 from .config import Settings
 from .errors import UserError
 
@@ -139,32 +138,12 @@ def follow(chain: Chain, tx_hash: str, tx: UnsignedTx, abi: list[dict[str, Any]]
     one that reverted raises UserError with the contract's reason."""
     w3 = chain.w3
     _check_same(tx_hash, tx, _seen(w3, tx_hash))
-    timeout = RECEIPT_TIMEOUT_S[chain.local]
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            receipt = w3.eth.wait_for_transaction_receipt(
-                cast(Any, tx_hash), timeout=max(1.0, deadline - time.monotonic())
-            )
-        except TimeExhausted:
-            raise UserError(
-                f"transaction {tx_hash} was not mined within {timeout:.0f} s: see the wallet "
-                "(it may wait for a higher fee, or have been replaced)"
-            ) from None
-        if receipt["status"] != 1:
-            reason = _replay_reason(w3, tx, receipt, abi)
-            raise UserError(f"transaction {tx_hash} reverted on-chain: {reason}")
-        if w3.eth.block_number - receipt["blockNumber"] + 1 >= chain.confirmations:
-            again = w3.eth.get_transaction_receipt(cast(Any, tx_hash))
-            if again is not None and again["blockHash"] == receipt["blockHash"]:
-                return Sent(tx_hash, receipt["gasUsed"], receipt)
-            continue  # reorganised away: wait for it to be mined again
-        if time.monotonic() > deadline:
-            raise UserError(
-                f"transaction {tx_hash} lacks {chain.confirmations} confirmations after "
-                f"{timeout:.0f} s"
-            )
-        time.sleep(0.2 if chain.local else 2.0)
+    return chain.follow(
+        tx_hash,
+        "",
+        lambda receipt: f"reverted on-chain: {_replay_reason(w3, tx, receipt, abi)}",
+        "see the wallet (it may wait for a higher fee, or have been replaced)",
+    )
 
 
 def _check_same(tx_hash: str, tx: UnsignedTx, sent: Any) -> None:
