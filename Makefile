@@ -57,7 +57,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/mypy bountytree trainer demo
+	$(VENV)/bin/mypy bountytree trainer demo oracle app
 
 # Contract tests (brownie, their own Ganache) and Python tests (one shared Ganache per
 # session) run side by side; both must pass.
@@ -69,8 +69,11 @@ test: setup
 	  echo "──── contract tests (brownie) ────"; tail -n 40 .bountytree/test-contracts.log; \
 	  exit $$status
 
+# A free port for a test chain, chosen at run time: two runs on one host never collide.
+FREE_PORT = $$($(PY) -c 'from bountytree.processes import free_port; print(free_port())')
+
 test-contracts: setup
-	$(VENV)/bin/brownie test tests/contracts --network ganache-cli
+	BROWNIE_GANACHE_PORT=$(FREE_PORT) $(VENV)/bin/brownie test tests/contracts --network ganache-cli
 
 test-python: setup
 	$(PY) -m pytest tests -p no:pytest-brownie -n $(JOBS) --ignore=tests/contracts
@@ -82,7 +85,7 @@ test-e2e-anvil: setup
 	BOUNTYTREE_TEST_CHAIN=anvil $(PY) -m pytest tests/e2e -p no:pytest-brownie -n $(JOBS)
 
 test-contracts-anvil: setup
-	$(VENV)/bin/brownie test tests/contracts --network anvil
+	BROWNIE_ANVIL_PORT=$(FREE_PORT) $(VENV)/bin/brownie test tests/contracts --network anvil
 
 # The whole marketplace on this machine: Ganache (state in .bountytree/chain, so a second run
 # resumes it), contracts, oracle, app, and the scripted market; the app stays up until Ctrl-C.
@@ -93,7 +96,7 @@ bench: bench-gas bench-storage bench-trainer bench-oracle bench-e2e bench-scale 
 	$(PY) -m bench.results
 
 bench-gas: setup
-	$(VENV)/bin/brownie run scripts/bench_gas.py --network ganache-cli
+	BROWNIE_GANACHE_PORT=$(FREE_PORT) $(VENV)/bin/brownie run scripts/bench_gas.py --network ganache-cli
 
 bench-storage: setup
 	@mkdir -p .bountytree

@@ -22,8 +22,8 @@ import requests
 from web3 import Web3
 from web3.exceptions import ProviderConnectionError
 
+from bountytree.chain.unsigned import UnsignedTx
 from bountytree.errors import UserError
-from bountytree.unsigned import UnsignedTx
 
 WALLET_TIMEOUT_S = 900.0  # how long a transaction may wait in the wallet for its user
 _local = threading.local()

@@ -13,11 +13,11 @@ import numpy as np
 import streamlit as st
 
 from app import ui
+from bountytree.delivery.export import FORMATS, check_rows, export_zip
+from bountytree.delivery.model_card import ModelSource, model_card, resolve
 from bountytree.errors import UserError
-from bountytree.export import FORMATS, check_rows, export_zip
-from bountytree.inference import Predictor, accuracy, rows_from_csv
-from bountytree.market import Market, NodeView
-from bountytree.model_card import ModelSource, model_card, resolve
+from bountytree.market.actions import Market, NodeView
+from bountytree.models.inference import Predictor, accuracy, rows_from_csv
 
 FORMAT_LABELS = {
     "safetensors": "safetensors",
@@ -99,9 +99,10 @@ def _try_it(source: ModelSource, predictor: Predictor) -> None:
 
 
 def render() -> None:
-    market, task_id = ui.task_page("Model")
-    if market is None or task_id is None:
+    here = ui.task_page("Model")
+    if here is None:
         return
+    market, task_id = here.market, here.task_id
     task = market.task(task_id)
     nodes = market.nodes(task_id)
     scored = sorted(

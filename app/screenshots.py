@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from bountytree.config import ROOT
-from bountytree.localchain import free_port
+from bountytree.processes import free_port
 
 FLAGS = [
     "--headless",
@@ -67,6 +67,7 @@ def main() -> None:
         text=True,
         start_new_session=True,
     )
+    assert proc.stdout is not None  # stdout=PIPE
     try:
         for line in proc.stdout:
             if line.strip() == "demo complete":

@@ -3,7 +3,7 @@ drawn bold, rejected nodes crossed out. Rendered in the browser by st.graphviz_c
 
 from __future__ import annotations
 
-from bountytree.market import NodeView
+from bountytree.market.actions import NodeView
 
 
 def _colour(acc_bps: int) -> str:

@@ -12,20 +12,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import streamlit as st
 
 from app import jobs, wallet
-from bountytree.chain import LOCAL_CHAIN_IDS, connect, load_account
+from bountytree.chain.addressbook import DEV_ACCOUNTS, AddressBook, dev_names
+from bountytree.chain.client import LOCAL_CHAIN_IDS, connect, load_account
+from bountytree.chain.unsigned import KeySigner, Signer, SignerChain, UnsignedTx
 from bountytree.config import Settings
 from bountytree.errors import UserError
-from bountytree.market import Market
-from bountytree.render import eth, pct, short
-from bountytree.store import open_store
-from bountytree.unsigned import KeySigner, Signer, SignerChain, UnsignedTx
-from demo.actors import ACTORS, names
+from bountytree.market.actions import Market
+from bountytree.market.render import eth, pct, short
+from bountytree.storage.connect import open_store
 
+T = TypeVar("T")
 WALLET = "wallet"  # the "Who am I" choice of the browser wallet
 _DRAWN = "_bountytree_sidebar"  # the Frame the entry's sidebar drew in this run, for the page
 _FRAME = "_bountytree_frame"  # the Frame of this run, once the page has taken it
@@ -56,17 +57,34 @@ def settings() -> Settings:
     return Settings()
 
 
+def book(chain_id: int | None = None) -> AddressBook:
+    """The product's address book for this chain (names the demo or the user saved)."""
+    s = settings()
+    return AddressBook(s.home, chain_id if chain_id is not None else frame().chain_id)
+
+
 def _who(chain_id: int) -> Any:
-    """The "Who am I" choice: development accounts by name on a local chain, the wallet always."""
+    """The "Who am I" choice: development accounts (named from the address book) on a local
+    chain, the wallet always. The choice is kept in the page's address (?who=), so a reload or
+    another page keeps acting as the same person."""
     local = chain_id in LOCAL_CHAIN_IDS
-    options: list[Any] = [*ACTORS, WALLET] if local else [WALLET]
+    options: list[Any] = [*range(DEV_ACCOUNTS), WALLET] if local else [WALLET]
     if st.session_state.get("who") not in options:
-        st.session_state["who"] = 1 if local else WALLET
-    labels: dict[Any, str] = {i: f"{name} — {role} (dev:{i})" for i, (name, role) in ACTORS.items()}
+        wanted = st.query_params.get("who", "")
+        st.session_state["who"] = (
+            int(wanted) if wanted.isdigit() and int(wanted) in options else WALLET
+        )
+    named = {e.address: e for e in book(chain_id).entries()}
+    labels: dict[Any, str] = {}
+    for address, dev in dev_names().items():
+        i, entry = int(dev.removeprefix("dev:")), named.get(address)
+        labels[i] = f"{entry.label} ({dev})" if entry and entry.name != dev else dev
     labels[WALLET] = "Browser wallet"
-    return st.sidebar.selectbox(
+    who = st.sidebar.selectbox(
         "Who am I", options, format_func=lambda choice: labels[choice], key="who"
     )
+    st.query_params["who"] = str(who)
+    return who
 
 
 def _signer(who: Any, chain_id: int) -> Signer | None:
@@ -131,10 +149,20 @@ def page(title: str) -> Market | None:
     return drawn.market if drawn is not None else None
 
 
-def task_page(title: str) -> tuple[Market | None, int | None]:
-    """A page about one task: `page`, then the task picker (the URL's ?task= preselects it)."""
+@dataclass(frozen=True)
+class TaskPage:
+    """A page about one task, once there is a market and a task to show."""
+
+    market: Market
+    task_id: int
+
+
+def task_page(title: str) -> TaskPage | None:
+    """A page about one task: `page`, then the task picker (the URL's ?task= preselects it);
+    None when there is no market or no task (explained on the page)."""
     market = page(title)
-    return market, (pick_task(market) if market is not None else None)
+    task_id = pick_task(market) if market is not None else None
+    return TaskPage(market, task_id) if market is not None and task_id is not None else None
 
 
 def act(
@@ -190,8 +218,16 @@ def act(
     return job.result
 
 
+def required(value: T | None, what: str) -> T:
+    """`value`, or a one-line refusal naming what is missing (an action whose button was enabled
+    before its input went away)."""
+    if value is None:
+        raise UserError(f"{what} is needed first")
+    return value
+
+
 def label(address: str) -> str:
-    return names().get(address, address[:8] + "…")
+    return book().names().get(address, address[:8] + "…")
 
 
 def task_options(market: Market) -> list[int]:

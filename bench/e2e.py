@@ -14,7 +14,7 @@ import tempfile
 import time
 
 from bountytree.config import ROOT
-from bountytree.localchain import free_port
+from bountytree.processes import free_port
 
 
 def main() -> None:

@@ -13,11 +13,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from bountytree import weights
 from bountytree.config import ROOT
-from bountytree.datasets import Dataset
-from bountytree.spec import load_spec
-from bountytree.training import accuracy, fit
+from bountytree.models import weights
+from bountytree.models.datasets import Dataset
+from bountytree.models.spec import load_spec
+from bountytree.models.training import accuracy, fit
 from demo.sample_data import digits
 from oracle.lineage import COPY_RATIO
 from oracle.replay import REPLAY_TOLERANCE

@@ -30,9 +30,9 @@ import numpy as np
 import torch
 
 from bountytree.config import ROOT
-from bountytree.localchain import free_port
-from bountytree.spec import build_torch, parse_spec
-from bountytree.weights import load, to_bytes
+from bountytree.models.spec import build_torch, parse_spec
+from bountytree.models.weights import load, to_bytes
+from bountytree.processes import free_port
 from demo.sample_data import digits
 
 ROWS = 1000
@@ -149,7 +149,7 @@ def party(rank: int, job: Path) -> None:
     admit_s = 0.0
     if rank == 0 and variant.ticket:
         from bountytree.config import Settings
-        from bountytree.market import open_market
+        from bountytree.market.actions import open_market
 
         chain = spec_job["chain"]
         market = open_market(
@@ -263,10 +263,10 @@ def _paired(
 def _chain(folder: Path, spec) -> tuple[object, dict]:
     """A Ganache with the contracts, a task whose validation file is the benchmark's rows and one
     COST_NODES pending MLP architectures: what a validator checks a ticket against."""
-    from bountytree.chain import deploy, ganache_account
+    from bountytree.chain.client import deploy, ganache_account
+    from bountytree.chain.local import start_ganache
     from bountytree.config import Settings
-    from bountytree.localchain import start_ganache
-    from bountytree.market import open_market
+    from bountytree.market.actions import open_market
     from demo.sample_data import write_csv
 
     port = free_port()
@@ -301,7 +301,7 @@ def _chain(folder: Path, spec) -> tuple[object, dict]:
 
 def _costs(job: Path, X, y) -> list[str]:
     """Each safeguard with and without it, in this run."""
-    from bountytree.localchain import stop
+    from bountytree.processes import stop
 
     mlp = parse_spec(json.loads((ROOT / "examples" / "mlp.json").read_text()))
     mlp_weights = to_bytes(_trained(mlp, X, y))

@@ -16,12 +16,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from bountytree.chain import deploy, ganache_account
-from bountytree.cid import cid_to_bytes32
+from bountytree.chain.client import deploy, ganache_account
+from bountytree.chain.local import start_ganache
 from bountytree.config import ROOT, Settings
-from bountytree.localchain import free_port, start_ganache, stop
-from bountytree.market import Market, Score, open_market
-from bountytree.spec import parse_spec
+from bountytree.market.actions import Market, Score, open_market
+from bountytree.models.spec import parse_spec
+from bountytree.processes import free_port, stop
+from bountytree.storage.cid import cid_to_bytes32
 from demo.sample_data import market_files
 
 CID = "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH"
@@ -133,7 +134,7 @@ def oracle_part(lines: list[str]) -> None:
     import numpy as np
 
     from bench.oracle import ROWS, _trained, session
-    from bountytree.weights import to_bytes
+    from bountytree.models.weights import to_bytes
     from demo.sample_data import digits
 
     ds = digits()

@@ -33,8 +33,8 @@ import numpy as np
 import torch
 
 from bountytree.config import ROOT
-from bountytree.spec import load_spec
-from bountytree.weights import initial_weights
+from bountytree.models.spec import load_spec
+from bountytree.models.weights import initial_weights
 
 
 def _example(name: str) -> bytes:
@@ -107,8 +107,8 @@ def _bodies(rows_per_request: int, count: int = 32) -> list[bytes]:
 
 def serve(model: str, max_batch: int) -> None:
     """What `bountytree serve` runs once it has read the model (bountytree/commands/serve.py)."""
-    from bountytree.inference import Predictor
-    from bountytree.serving import ModelInfo, ServeConfig, build_app, listen, run
+    from bountytree.delivery.serving import ModelInfo, ServeConfig, build_app, listen, run
+    from bountytree.models.inference import Predictor
 
     torch.set_num_threads(1)
     spec = load_spec(MODELS[model])
@@ -198,7 +198,7 @@ def plain(model_name: str, rows: int) -> Result:
     """`model(x)` on the same rows, one torch thread, in this process."""
     torch.set_num_threads(1)
     spec = load_spec(MODELS[model_name])
-    from bountytree.weights import load_model
+    from bountytree.models.weights import load_model
 
     model = load_model(initial_weights(spec), spec)
     X = torch.from_numpy(_rows())

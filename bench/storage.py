@@ -24,7 +24,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bountytree.store import add_file, open_store
+from bountytree.storage.connect import open_store
+from bountytree.storage.store import add_file
 
 MIB = 1024 * 1024
 RUNS = 5
@@ -82,7 +83,7 @@ def _speed(mib: int, seconds: float) -> str:
 
 
 def main() -> None:
-    from bountytree import ipfsd
+    from bountytree.storage import daemon as ipfsd
 
     home = Path.cwd() / ".bountytree"
     with tempfile.TemporaryDirectory(dir=home if home.is_dir() else None) as tmp:

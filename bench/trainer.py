@@ -16,13 +16,14 @@ from pathlib import Path
 
 import torch
 
-from bountytree.chain import deploy, ganache_account
+from bountytree.chain.client import deploy, ganache_account
+from bountytree.chain.local import start_ganache
 from bountytree.config import ROOT, Settings
-from bountytree.datasets import holdout_split, load_file
-from bountytree.localchain import free_port, start_ganache, stop
-from bountytree.market import open_market
-from bountytree.spec import parse_spec
-from bountytree.training import HOLDOUT
+from bountytree.market.actions import open_market
+from bountytree.models.datasets import holdout_split, load_file
+from bountytree.models.spec import parse_spec
+from bountytree.models.training import HOLDOUT
+from bountytree.processes import free_port, stop
 from demo.sample_data import digits, write_csv
 from trainer.client import Trainer
 

@@ -9,18 +9,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .commands import audit as audit_cmd
-from .commands import dataset as dataset_cmd
-from .commands import deploy as deploy_cmd
-from .commands import ipfs as ipfs_cmd
-from .commands import model as model_cmd
-from .commands import propose as propose_cmd
-from .commands import serve as serve_cmd
-from .commands import settle as settle_cmd
-from .commands import task as task_cmd
-from .commands import up as up_cmd
-from .config import Settings
-from .errors import UserError
+from bountytree.commands import audit as audit_cmd
+from bountytree.commands import dataset as dataset_cmd
+from bountytree.commands import deploy as deploy_cmd
+from bountytree.commands import ipfs as ipfs_cmd
+from bountytree.commands import model as model_cmd
+from bountytree.commands import propose as propose_cmd
+from bountytree.commands import serve as serve_cmd
+from bountytree.commands import settle as settle_cmd
+from bountytree.commands import task as task_cmd
+from bountytree.commands import up as up_cmd
+from bountytree.config import Settings
+from bountytree.errors import UserError
 
 COMMANDS = [
     up_cmd,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
+from bountytree.errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RPC = "http://127.0.0.1:8545"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-from .errors import UserError
+from bountytree.errors import UserError
 
 
 class Reason(IntEnum):

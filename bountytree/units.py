@@ -9,7 +9,7 @@ from decimal import Decimal, InvalidOperation
 
 from web3 import Web3
 
-from .errors import UserError
+from bountytree.errors import UserError
 
 
 def parse_eth(text: str | float | Decimal, what: str) -> int:

@@ -3,7 +3,7 @@ and the app: on a local chain, "Alice" is easier to follow than 0xFFcf…."""
 
 from __future__ import annotations
 
-from bountytree.chain import ganache_account
+from bountytree.chain.client import ganache_account
 
 # index -> (name, role in the demo)
 ACTORS: dict[int, tuple[str, str]] = {

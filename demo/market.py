@@ -14,12 +14,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bountytree.chain import ganache_account
+from bountytree.chain.addressbook import AddressBook
+from bountytree.chain.client import ganache_account
 from bountytree.config import ROOT, Settings
 from bountytree.errors import UserError
-from bountytree.market import Market, open_market
-from bountytree.render import eth, show_task
-from bountytree.spec import load_spec
+from bountytree.market.actions import Market, open_market
+from bountytree.market.render import eth, show_task
+from bountytree.models.spec import load_spec
 from trainer.client import Trainer
 
 from .actors import ACTORS, names
@@ -67,9 +68,18 @@ class DemoResult:
     spent: dict[str, float]  # phase -> seconds
 
 
+def save_cast(settings: Settings, chain_id: int) -> None:
+    """Names the demo's cast in the product's address book, so the app and `task show` label
+    them; the product itself knows no demo."""
+    book = AddressBook(settings.home, chain_id)
+    for i, (name, role) in ACTORS.items():
+        book.save(ganache_account(i).address, name, role)
+
+
 def run(settings: Settings, log: Callable[[str], None] = print) -> DemoResult:
     clock = Clock()
     who = {i: open_market(settings, ganache_account(i)) for i in ACTORS}
+    save_cast(settings, who[0].chain.chain_id)
     files = market_files(settings.home / "demo-data")
     sponsor = who[1]
     created = sponsor.create_task(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bountytree.datasets import Dataset
+from bountytree.models.datasets import Dataset
 
 
 def digits() -> Dataset:

@@ -8,7 +8,7 @@ import os
 import sys
 
 from bountytree.cli import common_options, run
-from bountytree.market import open_market
+from bountytree.market.actions import open_market
 
 
 def build_parser() -> argparse.ArgumentParser:

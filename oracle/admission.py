@@ -30,9 +30,9 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 
 from bountytree.errors import UserError
-from bountytree.market import Market, NodeView
-from bountytree.spec import MAX_SPEC_BYTES, ModelSpec, load_spec
-from bountytree.store import get_bytes
+from bountytree.market.actions import Market, NodeView
+from bountytree.models.spec import MAX_SPEC_BYTES, ModelSpec, load_spec
+from bountytree.storage.store import get_bytes
 
 TICKET_TTL_S = 600
 VALIDATION, TEST = "validation", "test"

@@ -22,11 +22,13 @@ from dataclasses import dataclass
 
 import torch
 
-from bountytree import weights as weights_io
-from bountytree.market import NodeView
+from bountytree.market.actions import NodeView
+from bountytree.market.taskinfo import TaskInfo
+from bountytree.models import weights as weights_io
+from bountytree.models.bounds import SAFE_LIMIT, within_range
+from bountytree.models.spec import MAX_SPEC_BYTES, ModelSpec, SpecError, build_torch, load_spec
 from bountytree.reasons import Reason, Rejected
-from bountytree.spec import MAX_SPEC_BYTES, ModelSpec, SpecError, build_torch, load_spec
-from bountytree.store import (
+from bountytree.storage.store import (
     BlockCorrupted,
     BlockMissing,
     Store,
@@ -35,9 +37,6 @@ from bountytree.store import (
     TooLarge,
     get_bytes,
 )
-from bountytree.taskinfo import TaskInfo
-
-from .bounds import SAFE_LIMIT, within_range
 
 
 @dataclass
@@ -138,7 +137,7 @@ def check(
     """Checks one node's weights against its architecture's (already checked) spec and, given
     the task's input range, that its values stay within CrypTen's fixed-point range
     (bounds.py); raises Rejected or NotYet."""
-    cid = spec.init_weights if node.kind == "architecture" else node.cid
+    cid = node.weights_cid(spec)
     raw = fetch.get(cid, weights_io.max_bytes(spec), "weights")
     state = weights_io.load(raw, spec, f"weights {cid}")  # WeightsError is Rejected with its reason
     if node.kind == "architecture" and not weights_io.is_initial(state, spec):

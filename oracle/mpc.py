@@ -33,13 +33,14 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import numpy as np
 
-from bountytree.spec import ModelSpec
+from bountytree.models.spec import ModelSpec
 
 from .admission import TEST, Admitted, Refused
 from .crypten_import import crypten, torch
@@ -148,7 +149,7 @@ def _shared_rows(
     chunks = []
     for start in range(0, rows, chunk):
         n = min(chunk, rows - start)
-        if X is not None:
+        if X is not None and y is not None:
             x = torch.from_numpy(X[start : start + n])
             onehot = torch.nn.functional.one_hot(
                 torch.from_numpy(y[start : start + n]), classes
@@ -189,7 +190,7 @@ def _secret_order(rows: int) -> np.ndarray:
 
 
 def _evaluate(
-    models: list[tuple[int, ModelSpec, dict | None]], chunks, rows: int
+    models: Sequence[tuple[int, ModelSpec, dict | None]], chunks, rows: int
 ) -> list[NodeScore]:
     scores = []
     for node_id, spec, state in models:
@@ -219,7 +220,7 @@ def model_party(
     answer = send_json(None, DATA_PARTY)
     if not answer.get("ok"):
         raise SessionRefused(answer.get("error", "refused"))
-    announced = {k: answer.get(k) for k in ("rows", "features", "classes")}
+    announced: dict[str, Any] = {k: answer.get(k) for k in ("rows", "features", "classes")}
     wrong = [
         k
         for k, v in announced.items()

@@ -9,19 +9,19 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bountytree import datasets
-from bountytree import weights as weights_io
 from bountytree.errors import UserError
 from bountytree.files import atomic_write_json
-from bountytree.market import open_market
-from bountytree.spec import parse_spec
-from bountytree.taskinfo import TaskInfo
-from bountytree.validation import (
+from bountytree.market.actions import open_market
+from bountytree.market.taskinfo import TaskInfo
+from bountytree.market.validation import (
     check_commitment,
     registered_salt,
     registered_test,
     validator_folder,
 )
+from bountytree.models import datasets
+from bountytree.models import weights as weights_io
+from bountytree.models.spec import parse_spec
 
 from .admission import TEST, VALIDATION, Gate
 
@@ -63,7 +63,7 @@ def run_validator(
         salt = bytes.fromhex(os.environ[SALT_ENV])
     if salt is None:
         salt = registered_salt(settings.home, market.chain.chain_id, task_id)
-    check_commitment(validation, salt, task.commitment)
+    salt = check_commitment(validation, salt, task.commitment)
     rows = _rows(validation, task.info, task.info.validation_rows)
     if test is None and (kept := registered_test(settings.home, market.chain.chain_id, task_id)):
         test = str(kept)

@@ -24,11 +24,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from bountytree import weights as weights_io
-from bountytree.datasets import Dataset
-from bountytree.flops import training_flops_per_row, training_ops
-from bountytree.spec import ModelSpec
-from bountytree.training import HOLDOUT, train_node
+from bountytree.models import weights as weights_io
+from bountytree.models.datasets import Dataset
+from bountytree.models.flops import training_flops_per_row, training_ops
+from bountytree.models.spec import ModelSpec
+from bountytree.models.training import HOLDOUT, train_node
 
 REPLAY_TOLERANCE = 1e-3
 # The most one replay may cost: training operations, and optimizer steps (which bound the Python

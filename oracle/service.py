@@ -17,14 +17,15 @@ from dataclasses import dataclass, field
 
 import torch
 
-from bountytree import datasets, ladder
-from bountytree import weights as weights_io
 from bountytree.errors import UserError
-from bountytree.market import Market, NodeView, Score, TaskView
+from bountytree.market import ladder
+from bountytree.market.actions import Market, NodeView, Score, TaskView
+from bountytree.market.validation import registered, registered_test
+from bountytree.models import datasets
+from bountytree.models import weights as weights_io
+from bountytree.models.spec import ModelSpec, SpecError
 from bountytree.reasons import Reason, Rejected
-from bountytree.spec import ModelSpec, SpecError
-from bountytree.store import StoreError, StoreUnavailable, get_bytes
-from bountytree.validation import registered, registered_test
+from bountytree.storage.store import StoreError, StoreUnavailable, get_bytes
 
 from .admission import MAX_NODES_PER_SESSION, TEST, issue
 from .checks import Fetcher, NotYet, Ready, Reject, Wait, architecture_spec, check
@@ -183,6 +184,9 @@ class Oracle:
                     ok = check(fetch, node, spec, task.info.input_range)
                     self._check_duplicate(ok, nodes, specs, checked, task)
                 else:
+                    assert (
+                        parent is not None
+                    )  # the contract admits a trained node under a node only
                     spec = self._arch_spec(arch, specs, task)
                     ok = check(fetch, node, spec, task.info.input_range)
                     self._check_lineage(ok, nodes, specs, checked, task)
@@ -231,7 +235,7 @@ class Oracle:
 
     def _flat_of(self, node: NodeView, spec: ModelSpec) -> torch.Tensor | None:
         """A scored node's weights, flattened (cached by CID); None if they cannot be read now."""
-        cid = spec.init_weights if node.kind == "architecture" else node.cid
+        cid = node.weights_cid(spec)
         if cid not in self._flat:
             try:
                 state = weights_io.load(
@@ -372,7 +376,7 @@ class Oracle:
         self, ok: Ready, parent: NodeView, task: TaskView, parent_fetch: Fetcher, fetch: Fetcher
     ) -> tuple[int, int] | Reject:
         node, spec = ok.node, ok.spec
-        parent_cid = spec.init_weights if parent.kind == "architecture" else parent.cid
+        parent_cid = parent.weights_cid(spec)
         parent_weights = parent_fetch.get(parent_cid, weights_io.max_bytes(spec), "parent weights")
         if node.dataset_id:
             rows = self._dataset_rows(task, node.dataset_id, fetch)

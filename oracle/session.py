@@ -23,7 +23,7 @@ from pathlib import Path
 
 from bountytree.errors import UserError
 from bountytree.files import atomic_write_json
-from bountytree.localchain import free_port
+from bountytree.processes import free_port
 
 from .checks import Ready
 
@@ -143,7 +143,8 @@ def _wait_all(procs: list[tuple[str, subprocess.Popen]], timeout_s: float) -> st
             if proc.poll() is not None:
                 del pending[name]
                 if proc.returncode != 0:
-                    err = proc.stderr.read().decode(errors="replace").strip().splitlines()
+                    raw = proc.stderr.read() if proc.stderr else b""
+                    err = raw.decode(errors="replace").strip().splitlines()
                     failure = f"{name}: {err[-1] if err else f'exit {proc.returncode}'}"
         if time.monotonic() > deadline:
             failure = f"no result after {timeout_s:.0f}s"
@@ -153,5 +154,6 @@ def _wait_all(procs: list[tuple[str, subprocess.Popen]], timeout_s: float) -> st
             proc.kill()
         proc.wait()
         for stream in (proc.stdout, proc.stderr):
-            stream.close()
+            if stream is not None:
+                stream.close()
     return failure

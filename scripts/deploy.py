@@ -11,7 +11,7 @@ BOUNTYTREE_ACCOUNT or BOUNTYTREE_PRIVATE_KEY, else the local chain's account 0.
 
 from brownie import web3
 
-from bountytree.chain import deploy, deployment_path
+from bountytree.chain.client import deploy, deployment_path
 from bountytree.config import Settings
 
 

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from ipfs_daemon import ipfs_daemon  # noqa: F401 (a real IPFS daemon per session, on demand)
 
-from bountytree.chain import deploy
+from bountytree.chain.client import deploy
+from bountytree.chain.local import DEFAULT_KIND, start_chain
 from bountytree.config import ROOT, Settings
-from bountytree.localchain import DEFAULT_KIND, free_port, start_chain
+from bountytree.processes import free_port
 
 TEST_CHAIN = os.environ.get("BOUNTYTREE_TEST_CHAIN", DEFAULT_KIND)
 
@@ -107,8 +108,8 @@ def cli_error(
 
 
 def market_for(settings: Settings, account: int = 0):
-    from bountytree.chain import ganache_account
-    from bountytree.market import open_market
+    from bountytree.chain.client import ganache_account
+    from bountytree.market.actions import open_market
 
     return open_market(settings, ganache_account(account))
 
@@ -116,7 +117,7 @@ def market_for(settings: Settings, account: int = 0):
 def advance_time(settings: Settings, seconds: int) -> None:
     """Moves the chain's clock on and mines a block (test only; Ganache, anvil and Hardhat all
     take these two calls)."""
-    from bountytree.chain import connect
+    from bountytree.chain.client import connect
 
     w3 = connect(settings.rpc)
     for method, params in (("evm_increaseTime", [seconds]), ("evm_mine", [])):
@@ -169,7 +170,7 @@ def variant(spec, seed: int, scale: float = 0.05) -> bytes:
     other (each variant is as far from its siblings as from the initialisation, times √2)."""
     import torch
 
-    from bountytree import weights
+    from bountytree.models import weights
 
     state = weights.load(weights.initial_weights(spec), spec)
     g = torch.Generator().manual_seed(seed)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bountytree import ipfsd
-from bountytree.localchain import free_port
+from bountytree.processes import free_port
+from bountytree.storage import daemon as ipfsd
 
 
 @contextlib.contextmanager

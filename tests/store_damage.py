@@ -8,8 +8,8 @@ import base64
 import sqlite3
 from pathlib import Path
 
-from bountytree.ipfsd import IpfsDaemon
-from bountytree.store import EmbeddedStore
+from bountytree.storage.daemon import IpfsDaemon
+from bountytree.storage.embedded import EmbeddedStore
 
 
 def daemon_block_file(daemon: IpfsDaemon, digest: bytes) -> Path:

@@ -6,8 +6,8 @@ import argparse
 import sys
 
 from bountytree.cli import common_options, run
-from bountytree.market import open_market
-from bountytree.render import pct
+from bountytree.market.actions import open_market
+from bountytree.market.render import pct
 
 from .client import Trainer
 

@@ -12,12 +12,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bountytree import datasets
-from bountytree import weights as weights_io
 from bountytree.errors import UserError
-from bountytree.market import Market
-from bountytree.store import add_bytes, get_bytes
-from bountytree.training import Progress, train_node
+from bountytree.market.actions import Market
+from bountytree.models import datasets
+from bountytree.models import weights as weights_io
+from bountytree.models.training import Progress, train_node
+from bountytree.storage.store import add_bytes, get_bytes
 
 
 @dataclass

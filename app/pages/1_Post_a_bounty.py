@@ -6,8 +6,8 @@ from pathlib import Path
 import streamlit as st
 
 from app import ui
-from bountytree import datasets
 from bountytree.errors import UserError
+from bountytree.models import datasets
 from bountytree.units import parse_eth
 
 market = ui.page("Post a bounty")
@@ -58,7 +58,7 @@ if market is not None:
         "post",
         clicked,
         lambda m: m.create_task(
-            path,
+            ui.required(path, "a validation file"),
             name=name,
             description=description,
             bounty=parse_eth(bounty, "bounty"),

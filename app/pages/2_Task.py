@@ -4,10 +4,10 @@ import streamlit as st
 
 from app import ui
 from app.tree_view import tree_dot
-from demo.actors import names
 
-market, task_id = ui.task_page("Task")
-if task_id is not None:
+here = ui.task_page("Task")
+if here is not None:
+    market, task_id = here.market, here.task_id
     task = market.task(task_id)
     nodes = market.nodes(task_id)
     st.subheader(task.info.name)
@@ -42,7 +42,9 @@ if task_id is not None:
             f"gas {out['sent'].gas_used}."
         )
         task = market.task(task_id)
-    st.graphviz_chart(tree_dot(nodes, task.winner or task.best_node, names(), f"task {task_id}"))
+    st.graphviz_chart(
+        tree_dot(nodes, task.winner or task.best_node, ui.book().names(), f"task {task_id}")
+    )
     scored = sorted(
         (n for n in nodes.values() if n.status == "scored"), key=lambda n: (-n.accuracy_bps, n.id)
     )

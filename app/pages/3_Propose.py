@@ -6,10 +6,11 @@ import streamlit as st
 
 from app import ui
 from bountytree.errors import UserError
-from bountytree.spec import LAYERS, OPTIMIZERS, load_spec, parse_spec
+from bountytree.models.spec import LAYERS, OPTIMIZERS, load_spec, parse_spec
 
-market, task_id = ui.task_page("Propose an architecture")
-if task_id is not None:
+here = ui.task_page("Propose an architecture")
+if here is not None:
+    market, task_id = here.market, here.task_id
     info = market.task(task_id).info
     st.caption(f"Rows have {info.num_features} features; {info.num_classes} classes.")
     mode = st.radio("Spec", ["Layer builder", "Upload JSON"], horizontal=True, key="mode")
@@ -38,7 +39,7 @@ if task_id is not None:
             cols = st.columns([2, 6, 1, 1, 1])
             cols[0].markdown(f"**{i}. {layer['type']}**")
             with cols[1]:
-                for name, arg in LAYERS[layer["type"]].items():
+                for name, arg in LAYERS[layer["type"]].args.items():
                     value = layer.get(name, arg.default)
                     if isinstance(arg.default, bool) or name == "bias":
                         layer[name] = st.checkbox(
@@ -71,7 +72,7 @@ if task_id is not None:
                     "type": new_type,
                     **{
                         n: (a.default if a.default is not None else 1)
-                        for n, a in LAYERS[new_type].items()
+                        for n, a in LAYERS[new_type].args.items()
                     },
                 }
             )
@@ -107,7 +108,10 @@ if task_id is not None:
         st.success(f"Valid spec: {spec.num_params:,} parameters")
     clicked = st.button("Propose", type="primary", disabled=spec is None, key="propose")
     out = ui.act(
-        "propose", clicked, lambda m: m.propose(task_id, spec), what="Proposing the architecture"
+        "propose",
+        clicked,
+        lambda m: m.propose(task_id, ui.required(spec, "a valid spec")),
+        what="Proposing the architecture",
     )
     if out is not None:
         st.success(

@@ -41,8 +41,9 @@ def _draw_progress(bar, chart):
     return draw
 
 
-market, task_id = ui.task_page("Train a node")
-if task_id is not None:
+here = ui.task_page("Train a node")
+if here is not None:
+    market, task_id = here.market, here.task_id
     published = market.datasets_of(task_id)
     source = st.radio(
         "Train on",
@@ -98,7 +99,7 @@ if task_id is not None:
     out = ui.act(
         f"publish-{task_id}",
         clicked,
-        lambda m: m.publish_dataset(task_id, public),
+        lambda m: m.publish_dataset(task_id, ui.required(public, "a dataset file")),
         what="Publishing the dataset",
     )
     if out is not None:

@@ -4,8 +4,8 @@ scoring round on demand."""
 import streamlit as st
 
 from app import ui
-from bountytree.chain import LOCAL_CHAIN_IDS, load_account
-from bountytree.market import open_market
+from bountytree.chain.client import LOCAL_CHAIN_IDS, load_account
+from bountytree.market.actions import open_market
 from oracle.service import public_line
 
 
@@ -20,8 +20,9 @@ def _round(settings, chain_id: int, index: int, task_id: int):
     return rounds, lines
 
 
-market, task_id = ui.task_page("Oracle")
-if task_id is not None:
+here = ui.task_page("Oracle")
+if here is not None:
+    market, task_id = here.market, here.task_id
     nodes = market.nodes(task_id).values()
     for status in ("pending", "scored", "rejected"):
         rows = [

@@ -3,7 +3,6 @@
 import streamlit as st
 
 from app import ui
-from demo.actors import names
 
 market = ui.page("Wallet")
 if market is not None:
@@ -20,11 +19,9 @@ if market is not None:
                 f"gas {out['sent'].gas_used}."
             )
     st.subheader("Reputation")
-    board = sorted(
-        (
-            {"who": name, "address": address, "reputation": market.reputation(address)}
-            for address, name in names().items()
-        ),
-        key=lambda r: -r["reputation"],
-    )
+    points = [(market.reputation(a), a, name) for a, name in ui.book().names().items()]
+    board = [
+        {"who": name, "address": a, "reputation": r}
+        for r, a, name in sorted(points, key=lambda p: -p[0])
+    ]
     st.dataframe(board, hide_index=True, width="stretch")

@@ -20,15 +20,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..errors import UserError
+from bountytree.errors import UserError
 
 if TYPE_CHECKING:
     import argparse
 
-    from ..config import Settings
-    from ..datasets import Dataset
-    from ..market import Market, NodeView
-    from . import Subparsers
+    from bountytree.commands import Subparsers
+    from bountytree.config import Settings
+    from bountytree.market.actions import Market, NodeView
+    from bountytree.models.datasets import Dataset
 
 
 def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
@@ -66,9 +66,9 @@ class Finding:
 
 
 def run_publish(args: argparse.Namespace, settings: Settings) -> int:
-    from ..market import open_market
-    from ..store import add_file
-    from ..validation import check_commitment, registered, registered_salt
+    from bountytree.market.actions import open_market
+    from bountytree.market.validation import check_commitment, registered, registered_salt
+    from bountytree.storage.store import add_file
 
     market = open_market(settings)
     task = market.task(args.task, with_info=False)
@@ -90,7 +90,7 @@ def run_publish(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_audit(args: argparse.Namespace, settings: Settings) -> int:
-    from ..market import open_market
+    from bountytree.market.actions import open_market
 
     if args.task is None:
         raise UserError("audit: --task is required")
@@ -119,9 +119,9 @@ def run_audit(args: argparse.Namespace, settings: Settings) -> int:
 def audit(market: Market, task_id: int) -> tuple[list[Finding], int]:
     """Every scored node of a finalized task, in the order its score was recorded, against the
     published validation file; and the file's row count."""
-    from ..ladder import audit_tolerance, possible_records
-    from ..reasons import Rejected
-    from ..store import StoreError, StoreUnavailable
+    from bountytree.market.ladder import audit_tolerance, possible_records
+    from bountytree.reasons import Rejected
+    from bountytree.storage.store import StoreError, StoreUnavailable
 
     task = market.task(task_id)
     assert task.info is not None
@@ -161,10 +161,10 @@ def audit(market: Market, task_id: int) -> tuple[list[Finding], int]:
 
 def published_rows(market: Market, task_id: int, commitment: bytes, label_column: str) -> Dataset:
     """The validation file the sponsor published, checked against the task's commitment."""
-    from ..cid import digest_from_cid
-    from ..datasets import MAX_DATASET_BYTES, load_bytes
-    from ..store import get_bytes
-    from ..validation import data_digest, opening
+    from bountytree.market.validation import data_digest, opening
+    from bountytree.models.datasets import MAX_DATASET_BYTES, load_bytes
+    from bountytree.storage.cid import digest_from_cid
+    from bountytree.storage.store import get_bytes
 
     published = market.validation_opening(task_id)
     if published is None:
@@ -186,8 +186,8 @@ def _plain_correct(market: Market, node: NodeView, rows: Dataset) -> int:
     first class, as in PyTorch and in the secure evaluation)."""
     import torch
 
-    from ..store import get_bytes
-    from ..weights import load_model, max_bytes
+    from bountytree.models.weights import load_model, max_bytes
+    from bountytree.storage.store import get_bytes
 
     spec = market.architecture_spec(node)
     raw = get_bytes(market.store, market.weights_cid(node, spec), max_bytes(spec))

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import argparse
 
-    from ..config import Settings
-    from . import Subparsers
+    from bountytree.commands import Subparsers
+    from bountytree.config import Settings
 
 
 def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
@@ -23,7 +23,7 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
 
 
 def run_publish(args: argparse.Namespace, settings: Settings) -> int:
-    from ..market import open_market
+    from bountytree.market.actions import open_market
 
     out = open_market(settings).publish_dataset(args.task, args.data)
     print(

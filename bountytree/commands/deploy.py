@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..config import Settings
+from bountytree.config import Settings
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -19,7 +19,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from ..chain import deploy, deployment_path, eth
+    from bountytree.chain.client import deploy, deployment_path, eth
 
     result = deploy(settings, oracle=args.oracle)
     record, txs = result["record"], result["txs"]

@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..config import Settings
-from ..store import Store, add_file, open_store
+from bountytree.config import Settings
+from bountytree.storage.connect import open_store
+from bountytree.storage.store import Store, add_file
 
 
 def register(

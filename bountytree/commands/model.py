@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..config import Settings
+from bountytree.config import Settings
 
 # bountytree.export.FORMATS, repeated here so that parsing imports no torch.
 FORMATS = ("safetensors", "onnx", "torchscript")
@@ -42,9 +42,9 @@ def register(
 
 
 def run_export(args: argparse.Namespace, settings: Settings) -> int:
-    from ..datasets import check_against, load_file
-    from ..export import CheckRows, check_rows, export_model, require_empty
-    from ..model_card import read_market, resolve
+    from bountytree.delivery.export import CheckRows, check_rows, export_model, require_empty
+    from bountytree.delivery.model_card import read_market, resolve
+    from bountytree.models.datasets import check_against, load_file
 
     out = Path(args.out)
     require_empty(out)  # before anything is read: a refused target costs nothing

@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import argparse
 
-    from ..config import Settings
-    from . import Subparsers
+    from bountytree.commands import Subparsers
+    from bountytree.config import Settings
 
 from pathlib import Path
 
-from ..errors import UserError
+from bountytree.errors import UserError
 
 
 def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
@@ -25,8 +25,8 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from ..market import open_market
-    from ..spec import load_spec
+    from bountytree.market.actions import open_market
+    from bountytree.models.spec import load_spec
 
     path = Path(args.spec)
     try:

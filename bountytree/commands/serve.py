@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..config import Settings
+from bountytree.config import Settings
 
 
 def register(
@@ -41,7 +41,7 @@ def register(
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from ..errors import UserError
+    from bountytree.errors import UserError
 
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port: {args.port} is outside 0..65535")
@@ -49,10 +49,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise UserError(f"--threads: {args.threads} is outside 1..64")
     import torch
 
-    from ..inference import Predictor
-    from ..model_card import read_market, resolve
-    from ..serving import ModelInfo, ServeConfig, build_app, listen
-    from ..serving import run as serve_forever
+    from bountytree.delivery.model_card import read_market, resolve
+    from bountytree.delivery.serving import ModelInfo, ServeConfig, build_app, listen
+    from bountytree.delivery.serving import run as serve_forever
+    from bountytree.models.inference import Predictor
 
     config = ServeConfig(
         max_batch=args.max_batch,

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import argparse
 
-    from ..config import Settings
-    from . import Subparsers
+    from bountytree.commands import Subparsers
+    from bountytree.config import Settings
 
 
 def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
@@ -23,8 +23,8 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
 
 
 def run_finalize(args: argparse.Namespace, settings: Settings) -> int:
-    from ..market import open_market
-    from ..render import eth, payout_lines
+    from bountytree.market.actions import open_market
+    from bountytree.market.render import eth, payout_lines
 
     out = open_market(settings).finalize(args.task)
     winner = (
@@ -38,8 +38,8 @@ def run_finalize(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_withdraw(args: argparse.Namespace, settings: Settings) -> int:
-    from ..market import open_market
-    from ..render import eth
+    from bountytree.market.actions import open_market
+    from bountytree.market.render import eth
 
     market = open_market(settings)
     out = market.withdraw()

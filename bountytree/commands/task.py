@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import UserError
+from bountytree.errors import UserError
 
 if TYPE_CHECKING:
     import argparse
 
-    from ..config import Settings
-    from . import Subparsers
+    from bountytree.commands import Subparsers
+    from bountytree.config import Settings
 
 
 def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
@@ -83,9 +83,9 @@ def _count(text: str, flag: str) -> int:
 
 
 def run_create(args: argparse.Namespace, settings: Settings) -> int:
-    from ..market import open_market
-    from ..render import eth
-    from ..units import parse_duration, parse_eth, parse_split
+    from bountytree.market.actions import open_market
+    from bountytree.market.render import eth
+    from bountytree.units import parse_duration, parse_eth, parse_split
 
     if not 0 < args.target <= 1:
         raise UserError(f"--target: {args.target} is not in (0, 1]")
@@ -134,11 +134,12 @@ def run_create(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_show(args: argparse.Namespace, settings: Settings) -> int:
-    from ..localchain import CHAIN_ID
-    from ..market import open_market
-    from ..render import dev_names, show_task
+    from bountytree.chain.addressbook import AddressBook
+    from bountytree.market.actions import open_market
+    from bountytree.market.render import show_task
 
     market = open_market(settings)
-    local = market.chain.chain_id == CHAIN_ID  # development accounts shown as dev:N
-    print(show_task(market, args.task_id, dev_names() if local else None))
+    # The address book's names, and dev:N for development accounts on a local chain.
+    names = AddressBook(settings.home, market.chain.chain_id).names()
+    print(show_task(market, args.task_id, names or None))
     return 0

@@ -20,8 +20,8 @@ import time
 from typing import Any, BinaryIO
 from urllib.parse import urlparse
 
-from ..config import ROOT, Settings
-from ..errors import UserError
+from bountytree.config import ROOT, Settings
+from bountytree.errors import UserError
 
 # What may carry a key: never in the app's environment, which every session of it shares.
 KEY_VARIABLES = ("BOUNTYTREE_PRIVATE_KEY", "BOUNTYTREE_KEYSTORE_PASSWORD")
@@ -51,7 +51,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _deployed(settings: Settings) -> bool:
-    from ..chain import Chain, deployment_path
+    from bountytree.chain.client import Chain, deployment_path
 
     chain = Chain(settings, need_contracts=False)
     path = deployment_path(settings.deployments, chain.chain_id)
@@ -59,7 +59,7 @@ def _deployed(settings: Settings) -> bool:
         return False
     import json
 
-    from ..chain import load_artifact
+    from bountytree.chain.client import load_artifact
 
     record = json.loads(path.read_text())["BountyTree"]
     if record["abi"] != load_artifact(settings.build, "BountyTree")["abi"]:
@@ -68,8 +68,9 @@ def _deployed(settings: Settings) -> bool:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from ..chain import Chain, deploy, deployment_path
-    from ..localchain import STATE_FOLDERS, BlockClock, start_chain, stop, wait_for_port
+    from bountytree.chain.client import Chain, deploy, deployment_path
+    from bountytree.chain.local import STATE_FOLDERS, BlockClock, start_chain
+    from bountytree.processes import stop, wait_for_port
 
     url = urlparse(settings.rpc)
     if url.hostname not in ("127.0.0.1", "localhost") or not url.port:
@@ -102,7 +103,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         if settings.store == "ipfs":  # a js-ipfs daemon, its repo in .bountytree/ipfs
-            from ..ipfsd import start as start_ipfs
+            from bountytree.storage.daemon import start as start_ipfs
 
             daemon = start_ipfs(settings.home / "ipfs", logs / "ipfs.log")
             if daemon.proc is not None:

@@ -7,10 +7,12 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from bountytree.chain import connect, ganache_account
+from bountytree.chain.addressbook import AddressBook
+from bountytree.chain.client import connect, ganache_account
+from bountytree.chain.local import start_chain
 from bountytree.config import ROOT
-from bountytree.localchain import free_port, start_chain
-from bountytree.spec import load_spec
+from bountytree.models.spec import load_spec
+from bountytree.processes import free_port
 from tests.conftest import advance_time, market_for
 
 pytestmark = pytest.mark.mpc
@@ -69,7 +71,12 @@ def alone(name: str, who: int | str) -> AppTest:
 def test_whole_lifecycle_in_the_app(app_env, settings, files):
     home = page("pages/0_Home.py", 1)
     assert home.title[0].value == "bountytree"
-    assert "Sponsor" in home.sidebar.selectbox(key="who").format_func(1)
+    assert home.sidebar.selectbox(key="who").format_func(1) == "dev:1"
+    # Names come from the product's address book (the demo writes its cast there), not the demo.
+    book = AddressBook(settings.home, int(connect(settings.rpc).eth.chain_id))
+    book.save(ganache_account(1).address, "Sponsor", "posts the bounty")
+    home = page("pages/0_Home.py", 1)
+    assert home.sidebar.selectbox(key="who").format_func(1) == "Sponsor — posts the bounty (dev:1)"
 
     post = page("pages/1_Post_a_bounty.py", 1)
     post.text_input(key="validation_path").input(str(files["validation"])).run()

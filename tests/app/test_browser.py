@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from web3 import Web3
 
-from bountytree.chain import connect, ganache_account
+from bountytree.chain.client import connect, ganache_account
 from bountytree.config import ROOT
-from bountytree.localchain import free_port, stop, wait_for_port
+from bountytree.processes import free_port, stop, wait_for_port
 from tests.conftest import cli_ok, market_for, new_task
 
 FRONTEND = ROOT / "app" / "wallet" / "frontend"

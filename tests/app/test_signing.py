@@ -9,11 +9,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app import jobs
-from bountytree.chain import LOCAL_CHAIN_IDS, Chain, connect, ganache_account
+from bountytree.chain.client import LOCAL_CHAIN_IDS, Chain, connect, ganache_account
+from bountytree.chain.unsigned import KeySigner, SignerChain, follow, prepare
 from bountytree.config import ROOT
 from bountytree.errors import UserError
-from bountytree.store import open_store
-from bountytree.unsigned import KeySigner, SignerChain, follow, prepare
+from bountytree.storage.connect import open_store
 from tests.conftest import advance_time, market_for
 
 WALLET = 14  # the account the test's "wallet" holds (unlocked on the test chain)
@@ -113,7 +113,7 @@ def test_the_hash_of_an_earlier_identical_transaction_is_refused(settings, deplo
 
 def test_a_key_signer_runs_market_actions(settings, deployed, files):
     """A development key through the same path: the Market runs unchanged on a SignerChain."""
-    from bountytree.market import Market
+    from bountytree.market.actions import Market
 
     market = Market(key_chain(settings, 16), open_store(settings.store))
     assert isinstance(market.chain, Chain)

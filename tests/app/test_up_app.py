@@ -14,7 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bountytree.localchain import free_port
+from bountytree.processes import free_port
 from tests.app.test_browser import listening_addresses
 
 SECRETS = {"BOUNTYTREE_PRIVATE_KEY": "0x" + "11" * 32, "BOUNTYTREE_KEYSTORE_PASSWORD": "hunter2"}

@@ -14,10 +14,11 @@ from eth_abi import encode
 from web3 import Web3
 from web3.exceptions import ContractCustomError, ContractLogicError
 
-from bountytree.chain import Chain, describe_revert, eth, ganache_account, revert_bytes
+from bountytree.chain.client import Chain, describe_revert, eth, ganache_account, revert_bytes
+from bountytree.chain.local import start_chain
 from bountytree.config import ROOT
 from bountytree.errors import UserError
-from bountytree.localchain import free_port, start_chain
+from bountytree.processes import free_port
 
 # NothingToWithdraw(0x28a8…535E), as each node hands it over through web3 7.16 (captured from
 # Ganache 7.9 and `hardhat node` 2.28: web3 gives their error objects, dicts, as the data).
@@ -118,7 +119,7 @@ def test_missing_deployment_is_one_line(settings, tmp_path):
 
 
 def test_public_development_keys_are_refused_off_local_chains():
-    from bountytree.chain import load_account
+    from bountytree.chain.client import load_account
 
     sepolia = 11155111
     for spec in (None, "", "3"):
@@ -172,7 +173,7 @@ def test_quick_sends_from_one_account_do_not_collide(settings, task_id):
 
     script = (
         "import sys\n"
-        "from bountytree.chain import Chain\n"
+        "from bountytree.chain.client import Chain\n"
         "from bountytree.config import Settings\n"
         "chain = Chain(Settings(account='9'))\n"
         "task, tag = int(sys.argv[1]), int(sys.argv[2])\n"
@@ -293,7 +294,7 @@ def test_reason_codes_are_the_contracts():
 def test_validation_commitment_is_salted(tmp_path):
     import hashlib
 
-    from bountytree.validation import check_commitment, commitment
+    from bountytree.market.validation import check_commitment, commitment
 
     f = tmp_path / "v.csv"
     f.write_bytes(b"a,label\n1,0\n")

@@ -9,11 +9,12 @@ import pytest
 import store_damage as damage
 from conftest import cli_error, run_cli
 
-from bountytree import ipfsd
-from bountytree.cid import digest_from_cid
-from bountytree.kubo import KuboStore
-from bountytree.localchain import free_port
-from bountytree.store import EmbeddedStore, StoreUnavailable, add_bytes
+from bountytree.processes import free_port
+from bountytree.storage import daemon as ipfsd
+from bountytree.storage.cid import digest_from_cid
+from bountytree.storage.embedded import EmbeddedStore
+from bountytree.storage.kubo import KuboStore
+from bountytree.storage.store import StoreUnavailable, add_bytes
 
 HELLO = "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o"
 ABSENT = "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG"

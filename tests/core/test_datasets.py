@@ -8,8 +8,8 @@ import io
 import numpy as np
 import pytest
 
-from bountytree import datasets
-from bountytree.datasets import DatasetError
+from bountytree.models import datasets
+from bountytree.models.datasets import DatasetError
 
 
 def _csv(text: str) -> bytes:

@@ -13,13 +13,14 @@ import pytest
 import torch
 import yaml
 
-from bountytree import export
-from bountytree.datasets import load_file
+from bountytree.delivery import export
+from bountytree.delivery.model_card import read_market, resolve
 from bountytree.errors import UserError
-from bountytree.inference import Predictor
-from bountytree.model_card import read_market, resolve
-from bountytree.spec import load_spec
-from bountytree.store import EmbeddedStore, add_bytes
+from bountytree.models.datasets import load_file
+from bountytree.models.inference import Predictor
+from bountytree.models.spec import load_spec
+from bountytree.storage.embedded import EmbeddedStore
+from bountytree.storage.store import add_bytes
 from tests.conftest import cli_error, cli_ok, market_for
 from tests.serve.finalized import finalized_task, in_process
 

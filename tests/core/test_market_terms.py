@@ -13,8 +13,8 @@ from web3 import Web3
 
 from bountytree.config import ROOT
 from bountytree.errors import UserError
-from bountytree.market import Score
-from bountytree.spec import load_spec
+from bountytree.market.actions import Score
+from bountytree.models.spec import load_spec
 from tests.conftest import advance_time, cli_error, cli_ok, created_task_id, market_for
 
 MLP = ROOT / "examples" / "mlp.json"

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from bountytree.config import ROOT
-from bountytree.spec import MAX_SPEC_BYTES, SpecError, build_torch, load_spec, parse_spec
+from bountytree.models.spec import MAX_SPEC_BYTES, SpecError, build_torch, load_spec, parse_spec
 
 MLP = json.loads((ROOT / "examples" / "mlp.json").read_text())
 CNN = json.loads((ROOT / "examples" / "cnn.json").read_text())

@@ -25,15 +25,16 @@ import store_damage as damage
 import urllib3
 from ipfs_daemon import own_daemon
 
-from bountytree.cid import bytes32_to_cid, cid_from_digest, cid_to_bytes32, digest_from_cid
 from bountytree.errors import UserError
-from bountytree.ipfsd import IpfsDaemon
-from bountytree.kubo import KuboStore
-from bountytree.localchain import free_port
-from bountytree.store import (
+from bountytree.processes import free_port
+from bountytree.storage.cid import bytes32_to_cid, cid_from_digest, cid_to_bytes32, digest_from_cid
+from bountytree.storage.connect import open_store
+from bountytree.storage.daemon import IpfsDaemon
+from bountytree.storage.embedded import EmbeddedStore
+from bountytree.storage.kubo import KuboStore
+from bountytree.storage.store import (
     BlockCorrupted,
     BlockMissing,
-    EmbeddedStore,
     Store,
     StoreError,
     StoreUnavailable,
@@ -41,9 +42,8 @@ from bountytree.store import (
     add_bytes,
     add_file,
     get_bytes,
-    open_store,
 )
-from bountytree.unixfs import CHUNK_SIZE, MAX_LINKS, LeafBuffer, decode_block, read_chunks
+from bountytree.storage.unixfs import CHUNK_SIZE, MAX_LINKS, LeafBuffer, decode_block, read_chunks
 
 C = CHUNK_SIZE
 
@@ -63,7 +63,7 @@ class Backend:
     def file_missing_a_leaf(self) -> str:
         """A file whose root and first leaf are in the store and whose second leaf never was:
         a missing block, without asking a node to forget one (js-ipfs may keep serving it)."""
-        from bountytree.unixfs import hash_leaf, leaf_block, parent_block
+        from bountytree.storage.unixfs import hash_leaf, leaf_block, parent_block
 
         chunk = os.urandom(C)
         root = parent_block([hash_leaf(chunk), hash_leaf(os.urandom(C))])
@@ -248,7 +248,7 @@ def test_one_block_files_are_block_files_and_larger_ones_one_pack(tmp_path):
 
 def test_a_store_made_with_three_digit_folders_is_still_read(tmp_path):
     """Before packs, every block was a file in one of 4096 three-digit folders."""
-    from bountytree.unixfs import build_file, read_chunks
+    from bountytree.storage.unixfs import build_file, read_chunks
 
     store = EmbeddedStore(tmp_path / "store")
     data = os.urandom(2 * C + 1)
@@ -289,7 +289,7 @@ def test_block_that_is_not_unixfs(tmp_path):
 
 def test_a_dag_that_lies_about_its_size_is_refused(tmp_path):
     """A parent declaring 10 bytes above a leaf holding 2 KiB: refused, not read through."""
-    from bountytree.unixfs import Link, hash_leaf, parent_block
+    from bountytree.storage.unixfs import Link, hash_leaf, parent_block
 
     store = EmbeddedStore(tmp_path / "store")
     leaf = hash_leaf(b"x" * 2048, store._put)
@@ -305,7 +305,7 @@ def test_a_dag_whose_links_repeat_cannot_keep_a_reader_walking(tmp_path, leaf_by
     """1,000 links to one child, nested six levels: 7 distinct blocks, 10^18 reads if walked.
     Empty children are refused at once; 1-byte children by the block budget (a file may take
     about one block per KiB it declares). Either way within a few thousand block reads."""
-    from bountytree.unixfs import Link, hash_leaf, parent_block
+    from bountytree.storage.unixfs import Link, hash_leaf, parent_block
 
     store = EmbeddedStore(tmp_path / "store")
     reads = 0

@@ -10,9 +10,9 @@ import pytest
 import torch
 from safetensors.torch import save as st_save
 
-from bountytree import weights
 from bountytree.config import ROOT
-from bountytree.spec import load_spec
+from bountytree.models import weights
+from bountytree.models.spec import load_spec
 
 SPEC = load_spec((ROOT / "examples" / "cnn.json").read_bytes())
 

@@ -18,10 +18,11 @@ from eth_abi import encode
 from web3 import Web3
 from web3.logs import DISCARD
 
-from bountytree.chain import ganache_account
+from bountytree.chain.client import ganache_account
+from bountytree.chain.local import start_chain
 from bountytree.config import ROOT
 from bountytree.errors import UserError
-from bountytree.localchain import free_port, start_chain, wait_for_port
+from bountytree.processes import free_port, wait_for_port
 
 SEPOLIA = 11155111
 

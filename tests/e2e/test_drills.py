@@ -7,13 +7,14 @@ from __future__ import annotations
 import pytest
 from safetensors.torch import save
 
-from bountytree import weights
-from bountytree.chain import deploy, ganache_account
-from bountytree.cid import cid_from_digest, digest_from_cid
+from bountytree.chain.client import deploy, ganache_account
+from bountytree.chain.local import start_ganache
 from bountytree.config import Settings
-from bountytree.localchain import free_port, start_ganache, stop
-from bountytree.market import open_market
-from bountytree.store import add_bytes
+from bountytree.market.actions import open_market
+from bountytree.models import weights
+from bountytree.processes import free_port, stop
+from bountytree.storage.cid import cid_from_digest, digest_from_cid
+from bountytree.storage.store import add_bytes
 from tests.conftest import (
     advance_time,
     cli_error,

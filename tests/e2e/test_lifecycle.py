@@ -8,9 +8,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bountytree import weights
-from bountytree.datasets import load_file
-from bountytree.store import get_bytes
+from bountytree.models import weights
+from bountytree.models.datasets import load_file
+from bountytree.storage.store import get_bytes
 from tests.conftest import advance_time, cli_ok, created_task_id, market_for, node_id_of
 
 pytestmark = pytest.mark.mpc

@@ -16,7 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
-from bountytree.spec import parse_spec
+from bountytree.models.spec import parse_spec
 from oracle import mpc
 from oracle.crypten_import import crypten, torch
 

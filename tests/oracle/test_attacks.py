@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from safetensors.torch import save
 
-from bountytree import weights
-from bountytree.cid import cid_to_bytes32
-from bountytree.datasets import load_file
-from bountytree.spec import build_torch, load_spec
-from bountytree.store import add_bytes, get_bytes
-from bountytree.training import train_node
+from bountytree.models import weights
+from bountytree.models.datasets import load_file
+from bountytree.models.spec import build_torch, load_spec
+from bountytree.models.training import train_node
+from bountytree.storage.cid import cid_to_bytes32
+from bountytree.storage.store import add_bytes, get_bytes
 from tests.conftest import advance_time, cli_error, cli_ok, market_for, new_task, node_id_of, nudged
 
 pytestmark = pytest.mark.mpc

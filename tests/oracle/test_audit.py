@@ -11,12 +11,12 @@ import sys
 
 import pytest
 
-from bountytree.cid import digest_from_cid
 from bountytree.config import ROOT
-from bountytree.localchain import free_port
-from bountytree.market import Market
-from bountytree.store import add_bytes, add_file
-from bountytree.validation import commitment, opening, registered_salt
+from bountytree.market.actions import Market
+from bountytree.market.validation import commitment, opening, registered_salt
+from bountytree.processes import free_port
+from bountytree.storage.cid import digest_from_cid
+from bountytree.storage.store import add_bytes, add_file
 from tests.conftest import cli_error, cli_ok, market_for, new_task, node_id_of, run_cli
 
 pytestmark = pytest.mark.mpc
@@ -28,7 +28,7 @@ SHIFT = 60  # rows the hostile validator adds to every count (of 400)
 def test_the_commitment_is_to_the_files_cid_and_opens_with_the_salt(settings, tmp_path):
     """SHA-256(salt ‖ cid), with cid the digest of the file's CIDv0 as the store names it:
     computed without the store, and opened by what the sponsor publishes."""
-    from bountytree.store import open_store
+    from bountytree.storage.connect import open_store
 
     path = tmp_path / "v.csv"
     path.write_bytes(b"px0,label\n" + b"0.5,1\n" * 200_000)  # several 256 KiB chunks

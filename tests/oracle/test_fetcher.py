@@ -11,11 +11,11 @@ import pytest
 import store_damage as damage
 from ipfs_daemon import own_daemon
 
-from bountytree.cid import cid_from_digest, digest_from_cid
-from bountytree.kubo import KuboStore
 from bountytree.reasons import Reason, Rejected
-from bountytree.store import StoreUnavailable, add_bytes
-from bountytree.unixfs import CHUNK_SIZE
+from bountytree.storage.cid import cid_from_digest, digest_from_cid
+from bountytree.storage.kubo import KuboStore
+from bountytree.storage.store import StoreUnavailable, add_bytes
+from bountytree.storage.unixfs import CHUNK_SIZE
 from oracle.checks import Fetcher, NotYet
 
 TIMEOUT = 60.0  # the node's fetch timeout, in chain seconds

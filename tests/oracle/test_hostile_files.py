@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from safetensors.torch import save
 
-from bountytree import weights
-from bountytree.cid import cid_to_bytes32
-from bountytree.datasets import load_file
-from bountytree.spec import load_spec
-from bountytree.store import add_bytes, get_bytes
+from bountytree.models import weights
+from bountytree.models.datasets import load_file
+from bountytree.models.spec import load_spec
+from bountytree.storage.cid import cid_to_bytes32
+from bountytree.storage.store import add_bytes, get_bytes
 from tests.conftest import cli_ok, market_for, new_task, node_id_of, nudged, variant
 
 pytestmark = pytest.mark.mpc

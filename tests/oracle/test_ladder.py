@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from bountytree.ladder import (
+from bountytree.market.ladder import (
     BPS,
     Entry,
     audit_tolerance,

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from bountytree.config import ROOT
-from bountytree.spec import build_torch, parse_spec
+from bountytree.models.spec import build_torch, parse_spec
 from oracle.models import build_crypten, crypten_state
 
 BN = {
@@ -57,8 +57,8 @@ def test_batchnorm_becomes_its_affine_map():
 
 
 def _trained(name: str):
-    from bountytree import weights
-    from bountytree.training import fit
+    from bountytree.models import weights
+    from bountytree.models.training import fit
     from demo.sample_data import digits
 
     spec = parse_spec(json.loads((ROOT / "examples" / name).read_text()))
@@ -71,7 +71,7 @@ def _trained(name: str):
 def test_honest_example_models_are_far_inside_the_range(name):
     """The examples, initial and trained on all of digits (inputs in [0, 1]), and even on
     inputs in [0, 16]: their worst-case bound stays orders of magnitude below the limit."""
-    from oracle.bounds import SAFE_LIMIT, value_bound, within_range
+    from bountytree.models.bounds import SAFE_LIMIT, value_bound, within_range
 
     spec, model = _trained(name)
     initial = build_torch(spec).state_dict()
@@ -85,7 +85,7 @@ def test_honest_example_models_are_far_inside_the_range(name):
 def test_the_bound_holds_for_every_input_in_the_range(name):
     """Soundness, sampled: random and corner inputs in [0, 1] never produce a value (any layer,
     logits included) above the bound."""
-    from oracle.bounds import value_bound
+    from bountytree.models.bounds import value_bound
 
     spec, model = _trained(name)
     bound = value_bound(spec, model.state_dict(), 0.0, 1.0)
@@ -106,7 +106,7 @@ def test_the_bound_holds_for_every_input_in_the_range(name):
 
 
 def test_batchnorm_layers_are_bounded_as_the_affine_map_the_session_evaluates():
-    from oracle.bounds import value_bound
+    from bountytree.models.bounds import value_bound
 
     spec = parse_spec(BN)
     model = build_torch(spec).eval()
@@ -124,7 +124,7 @@ def test_batchnorm_layers_are_bounded_as_the_affine_map_the_session_evaluates():
 @pytest.mark.parametrize("scale", [1e5, 1e7])
 def test_crafted_large_logits_are_out_of_range(scale):
     """The trained MLP with its last layer multiplied: its logits leave the range."""
-    from oracle.bounds import SAFE_LIMIT, within_range
+    from bountytree.models.bounds import SAFE_LIMIT, within_range
 
     spec, model = _trained("mlp.json")
     state = {k: v.clone() for k, v in model.state_dict().items()}

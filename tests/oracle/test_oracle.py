@@ -18,11 +18,11 @@ import pytest
 import torch
 from safetensors.torch import save as st_save
 
-from bountytree import weights
-from bountytree.cid import cid_from_digest, cid_to_bytes32
-from bountytree.datasets import load_file
-from bountytree.spec import load_spec
-from bountytree.store import add_bytes, get_bytes
+from bountytree.models import weights
+from bountytree.models.datasets import load_file
+from bountytree.models.spec import load_spec
+from bountytree.storage.cid import cid_from_digest, cid_to_bytes32
+from bountytree.storage.store import add_bytes, get_bytes
 from tests.conftest import cli_error, cli_ok, market_for, new_task, node_id_of, variant
 
 pytestmark = pytest.mark.mpc
@@ -203,7 +203,7 @@ def test_tampered_validation_file_is_refused(settings, deployed, files, tmp_path
     # The same check guards the copy the oracle starts its own validator from.
     cli_ok(settings, "propose", "--task", str(task_id), "--spec", "examples/mlp.json")
     market = market_for(settings)
-    from bountytree.validation import registered
+    from bountytree.market.validation import registered
 
     kept = registered(settings.home, market.chain.chain_id, task_id)
     kept.write_bytes(tampered.read_bytes())
@@ -282,8 +282,8 @@ def test_outside_check_on_a_dataset_the_project_has_never_seen(settings, deploye
     from sklearn.datasets import load_wine
     from web3 import Web3
 
-    from bountytree.cid import bytes32_to_cid
-    from bountytree.datasets import Dataset
+    from bountytree.models.datasets import Dataset
+    from bountytree.storage.cid import bytes32_to_cid
     from demo.sample_data import write_csv
 
     wine = load_wine()
@@ -335,7 +335,7 @@ def test_outside_check_on_a_dataset_the_project_has_never_seen(settings, deploye
     record = json.loads(next(settings.deployments.glob("*.json")).read_text())
     w3 = Web3(Web3.HTTPProvider(settings.rpc))
     tree = w3.eth.contract(**record["BountyTree"])
-    from bountytree.store import open_store
+    from bountytree.storage.connect import open_store
 
     store = open_store(settings.store)
     logs = tree.events.NodeScored.get_logs(from_block=0, argument_filters={"taskId": task_id})
@@ -404,7 +404,7 @@ def test_batchnorm_edge_cases_score_as_in_plaintext(settings, deployed, files, t
     market = market_for(settings, 3)
     spec = market.architecture_spec(market.node(arch))
     trained = weights.load_model(weights.initial_weights(spec), spec)
-    from bountytree.training import fit
+    from bountytree.models.training import fit
 
     fit(trained, spec, load_file(files["owner1"]))
     base = trained.state_dict()

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from bountytree import weights
-from bountytree.datasets import load_file
-from bountytree.store import get_bytes
-from bountytree.validation import registered_test, validator_folder
+from bountytree.market.validation import registered_test, validator_folder
+from bountytree.models import weights
+from bountytree.models.datasets import load_file
+from bountytree.storage.store import get_bytes
 from demo.sample_data import digits, write_csv
 from oracle.admission import TEST, VALIDATION, Gate, Refused, issue
 from oracle.service import Oracle

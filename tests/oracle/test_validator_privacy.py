@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from bountytree.config import ROOT
-from bountytree.datasets import load_file
-from bountytree.localchain import free_port
-from bountytree.spec import load_spec
+from bountytree.models.datasets import load_file
+from bountytree.models.spec import load_spec
+from bountytree.processes import free_port
 from oracle.admission import issue
 from tests.conftest import cli_ok, market_for, new_task, node_id_of
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bountytree.cli import main
 from bountytree.config import ROOT, Settings
-from bountytree.spec import load_spec
+from bountytree.models.spec import load_spec
 from bountytree.units import parse_eth
 from tests.conftest import cli_ok, market_for
 from trainer.client import Trainer

@@ -9,10 +9,17 @@ import asyncio
 import numpy as np
 
 from bountytree.config import ROOT
-from bountytree.inference import Predictor
-from bountytree.serving import Batcher, Histogram, Metrics, ModelInfo, ServeConfig, route_of
-from bountytree.spec import load_spec
-from bountytree.weights import initial_weights
+from bountytree.delivery.serving import (
+    Batcher,
+    Histogram,
+    Metrics,
+    ModelInfo,
+    ServeConfig,
+    route_of,
+)
+from bountytree.models.inference import Predictor
+from bountytree.models.spec import load_spec
+from bountytree.models.weights import initial_weights
 
 SPEC = load_spec((ROOT / "examples" / "mlp.json").read_bytes())
 PREDICTOR = Predictor.from_weights(initial_weights(SPEC), SPEC)

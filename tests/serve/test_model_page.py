@@ -13,10 +13,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from bountytree.config import ROOT
-from bountytree.datasets import load_file
-from bountytree.inference import Predictor, accuracy
-from bountytree.model_card import read_market, resolve
-from bountytree.render import pct
+from bountytree.delivery.model_card import read_market, resolve
+from bountytree.market.render import pct
+from bountytree.models.datasets import load_file
+from bountytree.models.inference import Predictor, accuracy
 from tests.serve.finalized import finalized_task
 
 pytestmark = pytest.mark.mpc

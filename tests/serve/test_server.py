@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import requests
 
-from bountytree.datasets import load_file
-from bountytree.inference import Predictor
-from bountytree.model_card import read_market, resolve
+from bountytree.delivery.model_card import read_market, resolve
+from bountytree.models.datasets import load_file
+from bountytree.models.inference import Predictor
 from tests.conftest import cli_error
 from tests.serve.finalized import finalized_task, in_process
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bountytree.chain import ganache_account
-from bountytree.datasets import Dataset, load_file
+from bountytree.chain.client import ganache_account
+from bountytree.models.datasets import Dataset, load_file
 from demo.sample_data import write_csv
 from tests.conftest import advance_time, cli_error, cli_ok, market_for, new_task, node_id_of
 

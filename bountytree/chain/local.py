@@ -17,18 +17,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
-import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from .config import ROOT
-from .errors import UserError
+from bountytree.config import ROOT
+from bountytree.errors import UserError
+from bountytree.processes import stop, wait_for_port
 
 HARDFORK = "shanghai"
 # Ganache's own phrase (`ganache --wallet.deterministic`); anvil and Hardhat are given it too.
@@ -57,13 +56,6 @@ def tool(name: str) -> str:
 
 def ganache_command() -> str:
     return tool("ganache")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _rpc(url: str, method: str, params: list[Any], timeout: float = 5) -> Any:
@@ -298,35 +290,3 @@ def start_ganache(
     """Starts Ganache on 127.0.0.1:`port` (with its block clock); with `db_path`, chain state
     persists there. `stop(proc)` stops both."""
     return start_chain("ganache", port, db_path, accounts, log).proc
-
-
-def wait_for_port(
-    port: int,
-    proc: subprocess.Popen[bytes] | None = None,
-    timeout: float = 60,
-    name: str = "the chain",
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise UserError(
-                f"{name} exited with status {proc.returncode} before listening on {port}"
-            )
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise UserError(f"{name} did not listen on port {port} within {timeout:.0f} s")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """Stops a local process, a chain or an IPFS daemon: SIGTERM first (anvil dumps its state on
-    a clean exit; a chain's block clock ends with it), SIGKILL after 10 s."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()

@@ -23,7 +23,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from .unixfs import Bytes
+from bountytree.storage.unixfs import Bytes
 
 _SCHEMA = """CREATE TABLE IF NOT EXISTS blocks (
     digest BLOB PRIMARY KEY,

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .errors import UserError
-from .spec import ModelSpec
-from .weights import load_model
+from bountytree.errors import UserError
+from bountytree.models.spec import ModelSpec
+from bountytree.models.weights import load_model
 
 # A CSV uploaded to the app for predictions is read whole; beyond this it is refused.
 MAX_CSV_BYTES = 32 << 20

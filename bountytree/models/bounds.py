@@ -11,7 +11,7 @@ session as `logit-range`.
 The bound is sound, not estimated: interval arithmetic carries, for every value of every layer,
 an interval that contains it for every input in the task's declared range [low, high] (Linear
 and Conv2d as centre ± radius with |W|, ReLU and pooling monotone, BatchNorm as the affine map
-the session evaluates). The largest magnitude of any interval, logits included, must not exceed
+the session evaluates), each layer by its entry in `layers.LAYERS`. The largest magnitude of any interval, logits included, must not exceed
 SAFE_LIMIT. Honest models sit far below it (the examples' bounds are in tests/oracle/test_models.py
 and docs/design.md), because interval bounds are loose but trained weights are small.
 """
@@ -19,9 +19,9 @@ and docs/design.md), because interval bounds are loose but trained weights are s
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from bountytree.spec import ModelSpec, layer_kwargs
+from bountytree.models.layers import LAYERS
+from bountytree.models.spec import ModelSpec, evaluation_state, layer_kwargs, layer_weights
 
 # 2^20: 2^11 below the 2^31 at which a product wraps the ring; a value this large is truncated
 # wrongly once in 2^12. The examples' worst-case bounds are a few hundred (inputs in [0, 1]).
@@ -30,46 +30,15 @@ SAFE_LIMIT = float(2**20)
 
 def value_bound(spec: ModelSpec, state: dict[str, torch.Tensor], low: float, high: float) -> float:
     """The largest |value| any layer of the model can output for inputs in [low, high] (float64
-    interval arithmetic; BatchNorm as its evaluation-mode affine map). Infinite if the weights
-    overflow even float64."""
+    interval arithmetic on the evaluated weights). Infinite if the weights overflow even float64."""
     shape = (1, *spec.input_shape)
     lo = torch.full(shape, float(low), dtype=torch.float64)
     hi = torch.full(shape, float(high), dtype=torch.float64)
+    evaluated = evaluation_state(spec, state)
     worst = max(abs(low), abs(high))
     for i, layer in enumerate(spec.layers):
-        a = layer_kwargs(layer)
-        t = layer.type
-        if t in ("Linear", "Conv2d"):
-            w = state[f"{i}.weight"].double()
-            b = state[f"{i}.bias"].double() if a.get("bias") else None
-            centre, radius = (hi + lo) / 2, (hi - lo) / 2
-            if t == "Linear":
-                mid, spread = F.linear(centre, w, b), F.linear(radius, w.abs())
-            else:
-                conv = {"stride": a["stride"], "padding": a["padding"]}
-                mid = F.conv2d(centre, w, b, **conv)
-                spread = F.conv2d(radius, w.abs(), **conv)
-            lo, hi = mid - spread, mid + spread
-        elif t in ("BatchNorm1d", "BatchNorm2d"):
-            scale = state[f"{i}.weight"].double() / torch.sqrt(
-                state[f"{i}.running_var"].double() + layer.args["eps"]
-            )
-            shift = state[f"{i}.bias"].double() - state[f"{i}.running_mean"].double() * scale
-            view = (1, -1, 1, 1) if t == "BatchNorm2d" else (1, -1)
-            scale, shift = scale.reshape(view), shift.reshape(view)
-            lo, hi = (
-                torch.minimum(lo * scale, hi * scale) + shift,
-                torch.maximum(lo * scale, hi * scale) + shift,
-            )
-        elif t == "ReLU":
-            lo, hi = lo.clamp(min=0), hi.clamp(min=0)
-        elif t in ("MaxPool2d", "AvgPool2d"):
-            pool = F.max_pool2d if t == "MaxPool2d" else F.avg_pool2d
-            args = {"kernel_size": a["kernel_size"], "stride": a["stride"], "padding": a["padding"]}
-            lo, hi = pool(lo, **args), pool(hi, **args)
-        elif t == "Flatten":
-            lo, hi = lo.flatten(1), hi.flatten(1)
-        # Dropout is the identity in evaluation.
+        bound = LAYERS[layer.type].bound
+        lo, hi = bound(layer_kwargs(layer), layer_weights(evaluated, i), (lo, hi))
         largest = float(torch.maximum(lo.abs(), hi.abs()).max())
         if largest != largest:  # NaN: inf - inf somewhere; the weights overflow float64
             return float("inf")

@@ -16,13 +16,21 @@ from typing import Any
 
 from eth_account import Account
 
-from .config import Settings
-from .errors import UserError
-from .market import Market, NodeView, Payout, TaskView, best_above, open_market, path_gain
-from .spec import ModelSpec
-from .store import get_bytes
-from .weights import load as load_weights
-from .weights import max_bytes
+from bountytree.config import Settings
+from bountytree.errors import UserError
+from bountytree.market.actions import (
+    Market,
+    NodeView,
+    Payout,
+    TaskView,
+    best_above,
+    open_market,
+    path_gain,
+)
+from bountytree.models.spec import ModelSpec
+from bountytree.models.weights import load as load_weights
+from bountytree.models.weights import max_bytes
+from bountytree.storage.store import get_bytes
 
 BPS = 10_000
 
@@ -199,7 +207,7 @@ def _paid_by_rule(
 
 
 def _eth(wei: int) -> str:
-    from .render import eth
+    from bountytree.market.render import eth
 
     return eth(wei)
 
@@ -362,8 +370,8 @@ def model_card(source: ModelSource, checks: Sequence[FormatCheck] = ()) -> str:
         "from pathlib import Path",
         "",
         "import numpy as np",
-        "from bountytree.inference import Predictor",
-        "from bountytree.spec import load_spec",
+        "from bountytree.models.inference import Predictor",
+        "from bountytree.models.spec import load_spec",
         "",
         "spec = load_spec(Path('config.json').read_bytes())",
         "model = Predictor.from_weights(Path('model.safetensors').read_bytes(), spec)",

@@ -20,10 +20,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import ROOT
-from .errors import UserError
-from .localchain import free_port, stop
-from .store import StoreUnavailable
+from bountytree.config import ROOT
+from bountytree.errors import UserError
+from bountytree.processes import free_port, stop
+from bountytree.storage.store import StoreUnavailable
 
 DEFAULT_PORT = 5001  # kubo's, taken when a new repo is made and the port is free
 _LOCKED = "Lock already being held"  # js-ipfs, for up to ~10 s after a daemon was killed
@@ -101,7 +101,7 @@ def api_url(repo: Path) -> str:
 
 
 def _answers(url: str) -> bool:
-    from .kubo import KuboStore
+    from bountytree.storage.kubo import KuboStore
 
     try:
         KuboStore(url, timeout=2.0).version()

@@ -36,8 +36,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import UserError
-from .inference import InputError, Prediction, Predictor
+from bountytree.errors import UserError
+from bountytree.models.inference import InputError, Prediction, Predictor
 
 INPUT = "input"
 OUTPUTS = ("logits", "class")
@@ -451,7 +451,7 @@ def build_app(predictor: Predictor, model: ModelInfo, config: ServeConfig) -> St
         return _json({"ready": True})
 
     async def server_metadata(request: Request) -> Response:
-        from . import __version__
+        from bountytree import __version__
 
         return _json({"name": "bountytree", "version": __version__, "extensions": []})
 

@@ -37,10 +37,10 @@ from web3 import Web3
 from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted, Web3RPCError
 from web3.types import TxParams
 
-from .config import Settings
-from .errors import UserError
-from .files import atomic_write_json
-from .localchain import MNEMONIC
+from bountytree.chain.local import MNEMONIC
+from bountytree.config import Settings
+from bountytree.errors import UserError
+from bountytree.files import atomic_write_json
 
 # `ganache --wallet.deterministic` derives its accounts from this phrase (m/44'/60'/0'/0/i);
 # the local anvil and Hardhat are started with it too.

@@ -14,8 +14,8 @@ import json
 import math
 from dataclasses import asdict, dataclass
 
-from .errors import UserError
-from .ladder import BPS, DEFAULT_MARGIN_BPS
+from bountytree.errors import UserError
+from bountytree.market.ladder import BPS, DEFAULT_MARGIN_BPS
 
 FORMAT = "bountytree/task@1"
 MAX_BYTES = 64 * 1024

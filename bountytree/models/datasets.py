@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
+from bountytree.errors import UserError
 
 MAX_DATASET_BYTES = 1 << 30
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base58
 
-from .errors import UserError
+from bountytree.errors import UserError
 
 _PREFIX = b"\x12\x20"  # multihash: sha2-256, 32 bytes
 

@@ -19,21 +19,23 @@ from eth_abi import encode as abi_encode
 from eth_utils import keccak
 from web3.logs import DISCARD
 
-from . import datasets, taskinfo, validation
-from . import weights as weights_io
-from .chain import Chain, Sent, decode_record
-from .cid import bytes32_to_cid, cid_to_bytes32
-from .errors import UserError
-from .files import atomic_write_json
-from .ladder import DEFAULT_MARGIN_BPS
-from .reasons import Reason
-from .spec import ModelSpec, load_spec
-from .store import Store, add_bytes, get_bytes, open_store
+from bountytree.chain.client import Chain, Sent, decode_record
+from bountytree.errors import UserError
+from bountytree.files import atomic_write_json
+from bountytree.market import taskinfo, validation
+from bountytree.market.ladder import DEFAULT_MARGIN_BPS
+from bountytree.models import datasets
+from bountytree.models import weights as weights_io
+from bountytree.models.spec import ModelSpec, load_spec
+from bountytree.reasons import Reason, Rejected
+from bountytree.storage.cid import bytes32_to_cid, cid_to_bytes32
+from bountytree.storage.connect import open_store
+from bountytree.storage.store import Store, add_bytes, get_bytes
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
-    from .config import Settings
+    from bountytree.config import Settings
 
 STATUSES = ("pending", "scored", "rejected", "reclaimed")
 PAYOUT_KINDS = ("data", "compute", "expertise", "refund", "stake", "bond")
@@ -141,6 +143,15 @@ class NodeView:
     def kind(self) -> str:
         """An architecture is the node without a parent; its cid is its spec."""
         return "trained" if self.parent_id else "architecture"
+
+    def weights_cid(self, spec: ModelSpec) -> str:
+        """Where this node's weights are: a trained node's CID, or for an architecture its
+        spec's seeded initial weights (`spec` is its architecture's)."""
+        if self.kind == "trained":
+            return self.cid
+        if spec.init_weights is None:
+            raise Rejected(Reason.INVALID_SPEC, f"architecture {self.id}'s spec names no weights")
+        return spec.init_weights
 
 
 @dataclass(frozen=True)

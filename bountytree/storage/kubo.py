@@ -33,17 +33,17 @@ from urllib3.exceptions import (
     ReadTimeoutError,
 )
 
-from .cid import cid_from_digest, digest_from_cid
-from .store import (
+from bountytree.storage.cid import cid_from_digest, digest_from_cid
+from bountytree.storage.store import (
     MAX_BLOCK,
     BlockCorrupted,
     BlockMissing,
     StoreUnavailable,
-    _which,
     check_readable,
     read_file,
+    which_block,
 )
-from .unixfs import DagBuilder, hash_leaf, read_chunks
+from bountytree.storage.unixfs import DagBuilder, hash_leaf, read_chunks
 
 CONNECT_TIMEOUT = 5.0
 GRACE = 10.0  # our read timeout is the node's own timeout plus this: its answer comes first
@@ -179,17 +179,17 @@ class KuboStore:
         resp = self._post(
             "block/get",
             {"arg": name, "timeout": f"{self.timeout:g}s"},
-            missing=_which(cid, name),
+            missing=which_block(cid, name),
         )
         block = self._read(resp, MAX_BLOCK)
         if len(block) > MAX_BLOCK:
             raise BlockCorrupted(
-                f"{_which(cid, name)} is corrupted: the IPFS node at {self.url} sent over "
+                f"{which_block(cid, name)} is corrupted: the IPFS node at {self.url} sent over "
                 f"{MAX_BLOCK} bytes for it, and no IPFS block is that large"
             )
         if hashlib.sha256(block).digest() != digest:
             raise BlockCorrupted(
-                f"{_which(cid, name)} is corrupted: the bytes the IPFS node at {self.url} sent "
+                f"{which_block(cid, name)} is corrupted: the bytes the IPFS node at {self.url} sent "
                 "do not hash to its CID"
             )
         return block

@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .datasets import DatasetError, check_against
-from .errors import UserError
-from .inference import Prediction, Predictor
-from .market import Market
-from .model_card import FormatCheck, ModelSource, model_card
+from bountytree.delivery.model_card import FormatCheck, ModelSource, model_card
+from bountytree.errors import UserError
+from bountytree.market.actions import Market
+from bountytree.models.datasets import DatasetError, check_against
+from bountytree.models.inference import Prediction, Predictor
 
 FORMATS = ("safetensors", "onnx", "torchscript")
 CONVERTED = {"onnx": "model.onnx", "torchscript": "model.pt"}

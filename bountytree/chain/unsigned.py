@@ -25,9 +25,9 @@ from web3.exceptions import (
     Web3RPCError,
 )
 
-from .chain import Chain, Quote, Sent, describe_revert, revert_bytes, rpc_message
-from .config import Settings
-from .errors import UserError
+from bountytree.chain.client import Chain, Quote, Sent, describe_revert, revert_bytes, rpc_message
+from bountytree.config import Settings
+from bountytree.errors import UserError
 
 SEEN_TIMEOUT_S = 30.0  # how long a hash the wallet returned may take to reach our node
 

@@ -19,9 +19,9 @@ import os
 import shutil
 from pathlib import Path
 
-from .errors import UserError
-from .files import atomic_write
-from .unixfs import build_file, read_chunks
+from bountytree.errors import UserError
+from bountytree.files import atomic_write
+from bountytree.storage.unixfs import build_file, read_chunks
 
 SALT_BYTES = 32
 
@@ -99,8 +99,9 @@ def registered_test(home: Path, chain_id: int, task_id: int) -> Path | None:
     return path if path.is_file() else None
 
 
-def check_commitment(path: str | Path, salt: bytes | None, onchain: bytes) -> None:
-    """Refuses a validation file (with its salt) that does not open the task's on-chain commitment."""
+def check_commitment(path: str | Path, salt: bytes | None, onchain: bytes) -> bytes:
+    """Refuses a validation file (with its salt) that does not open the task's on-chain commitment;
+    returns the salt that opens it."""
     if salt is None:
         raise UserError(
             f"{path}: no salt for this task's validation file (it is kept beside the file "
@@ -112,6 +113,7 @@ def check_commitment(path: str | Path, salt: bytes | None, onchain: bytes) -> No
             f"{path}: SHA-256(salt ‖ cid) {digest.hex()[:16]}… differs from the task's commitment "
             f"{bytes(onchain).hex()[:16]}…; refusing to use it"
         )
+    return salt
 
 
 def save_private(home: Path, chain_id: int, name: str, data: bytes) -> Path:

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from web3 import Web3
 
-from .chain import ganache_account
-from .market import Market, NodeView, Payout, TaskView
+from bountytree.market.actions import Market, NodeView, Payout, TaskView
 
 
 def eth(wei: int) -> str:
@@ -25,11 +24,6 @@ def pct(bps: int | None) -> str:
 
 def short(address: str) -> str:
     return address[:6] + "…" + address[-4:]
-
-
-def dev_names(count: int = 10) -> dict[str, str]:
-    """address -> "dev:N" for a local chain's development accounts, the name `--account` takes."""
-    return {ganache_account(i).address: f"dev:{i}" for i in range(count)}
 
 
 def task_header(task: TaskView) -> list[str]:

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .datasets import Dataset, holdout_split
-from .flops import training_ops
-from .spec import ModelSpec
+from bountytree.models.datasets import Dataset, holdout_split
+from bountytree.models.flops import training_ops
+from bountytree.models.spec import ModelSpec
 
 # The share of a trainer's rows held out to report local accuracy (not trained on).
 HOLDOUT = 0.1

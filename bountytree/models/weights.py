@@ -14,8 +14,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from .reasons import Reason, Rejected
-from .spec import ModelSpec, build_torch
+from bountytree.models.spec import ModelSpec, build_torch
+from bountytree.reasons import Reason, Rejected
 
 # Room for the safetensors JSON header beside the tensors themselves.
 HEADER_ALLOWANCE = 64 * 1024

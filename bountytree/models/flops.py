@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .spec import ModelSpec, build_torch
+from bountytree.models.spec import ModelSpec, build_torch
 
 UINT64_MAX = 2**64 - 1
 
