@@ -284,9 +284,9 @@ def _chain(folder: Path, spec) -> tuple[object, dict]:
     validation = write_csv(ds.subset(np.arange(ROWS)), folder / "validation.csv")
     task = oracle.create_task(
         validation, name="bench", bounty=10**18, target_bps=9900, deadline_s=7200
-    )["task_id"]
+    ).task_id
     architect = open_market(settings, ganache_account(1))
-    nodes = [architect.propose(task, spec)["node_id"] for _ in range(COST_NODES)]
+    nodes = [architect.propose(task, spec).node_id for _ in range(COST_NODES)]
     assert nodes == list(range(nodes[0], nodes[0] + COST_NODES))
     return proc, {
         "market": oracle,

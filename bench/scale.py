@@ -31,7 +31,7 @@ CID = "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH"
 def _task(sponsor: Market, files) -> int:
     return sponsor.create_task(
         files["validation"], name="scale", bounty=10**18, target_bps=10_000, deadline_s=86_400
-    )["task_id"]
+    ).task_id
 
 
 def _propose(m: Market, task_id: int) -> int:
@@ -66,10 +66,10 @@ def chain_part(settings: Settings, lines: list[str]) -> None:
         ids = [_propose(author, task_id) for _ in range(size - 1)]
         _score(oracle, task_id, ids)
         sub = author.submit(task_id, ids[0], CID)
-        _score(oracle, task_id, [sub["node_id"]], 10_000)
-        fin = oracle.finalize(task_id)["sent"]
+        _score(oracle, task_id, [sub.node_id], 10_000)
+        fin = oracle.finalize(task_id).sent
         if size > 2:
-            lines.append(f"| {size} | {sub['gas']:,} | {fin.gas_used:,} |")
+            lines.append(f"| {size} | {sub.gas:,} | {fin.gas_used:,} |")
             print(lines[-1], flush=True)
     lines += [
         "",
@@ -83,12 +83,12 @@ def chain_part(settings: Settings, lines: list[str]) -> None:
         node = _propose(author, task_id)
         _score(oracle, task_id, [node], 100)
         for d in range(1, depth):
-            node = author.submit(task_id, node, CID)["node_id"]
+            node = author.submit(task_id, node, CID).node_id
             _score(oracle, task_id, [node], 100 + d * 200)
         # The target (100 %) is not reached: let the deadline pass.
         oracle.chain.w3.provider.make_request("evm_increaseTime", [86_401])
         oracle.chain.w3.provider.make_request("evm_mine", [])
-        fin = oracle.finalize(task_id)["sent"]
+        fin = oracle.finalize(task_id).sent
         lines.append(f"| {depth} | {fin.gas_used:,} | {fin.gas_used / depth:,.0f} |")
         print(lines[-1], flush=True)
 

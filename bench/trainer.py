@@ -93,7 +93,7 @@ def main() -> None:
         sponsor = open_market(settings, ganache_account(0))
         task_id = sponsor.create_task(
             data, name="bench", bounty=10**18, target_bps=9999, deadline_s=86400, stake=10**16
-        )["task_id"]
+        ).task_id
         rows = load_file(data)
         lines = [
             "# Trainer benchmark (make bench-trainer)",
@@ -108,7 +108,7 @@ def main() -> None:
         ]
         for i, (name, spec_json) in enumerate(SPECS.items()):
             spec = parse_spec(spec_json)
-            arch = open_market(settings, ganache_account(1)).propose(task_id, spec)["node_id"]
+            arch = open_market(settings, ganache_account(1)).propose(task_id, spec).node_id
             trainer = Trainer(open_market(settings, ganache_account(2 + i)))
             train_rows, _ = holdout_split(rows, HOLDOUT, spec.training["seed"])
             _, _, _, _, model = trainer.prepare(task_id, data, arch)

@@ -91,16 +91,16 @@ def run(settings: Settings, log: Callable[[str], None] = print) -> DemoResult:
         stake=10**16,
         description="Classify 8x8 digit images; the validation set stays with the sponsor.",
     )
-    task_id = created["task_id"]
+    task_id = created.task_id
     log(
-        f"Sponsor posted task {task_id}: 10 ETH for {TARGET_BPS / 100:.0f}% accuracy  ({created['sent']})"
+        f"Sponsor posted task {task_id}: 10 ETH for {TARGET_BPS / 100:.0f}% accuracy  ({created.sent})"
     )
     for index, spec_file in ((2, "mlp.json"), (3, "cnn.json")):
         spec = load_spec((ROOT / "examples" / spec_file).read_bytes())
         out = who[index].propose(task_id, spec)
-        log(f"{ACTORS[index][0]} proposed {spec.name} as node {out['node_id']}")
+        log(f"{ACTORS[index][0]} proposed {spec.name} as node {out.node_id}")
     public = who[4].publish_dataset(task_id, files["public"])
-    log(f"Pat published dataset {public['dataset_id']} ({public['rows']} rows)")
+    log(f"Pat published dataset {public.dataset_id} ({public.rows} rows)")
     clock.lap("post, propose, publish")
     _wait("the architectures' scores", lambda: _all_scored(sponsor, task_id))
     clock.lap("waiting for the oracle")
@@ -114,7 +114,7 @@ def run(settings: Settings, log: Callable[[str], None] = print) -> DemoResult:
             (5, files["owner1"], 0),
             (6, files["owner2"], 0),
             (7, files["owner3"], 0),
-            (8, None, public["dataset_id"]),
+            (8, None, public.dataset_id),
         ]
         for index, data, dataset_id in jobs:
             if sponsor.task(task_id, with_info=False).finalized:
@@ -136,7 +136,7 @@ def run(settings: Settings, log: Callable[[str], None] = print) -> DemoResult:
     withdrawn = {}
     for index, market in who.items():
         if market.pending() > 0:
-            withdrawn[ACTORS[index][0]] = market.withdraw()["amount"]
+            withdrawn[ACTORS[index][0]] = market.withdraw().amount
     clock.lap("withdrawals")
     return DemoResult(task_id=task_id, withdrawn=withdrawn, market=sponsor, spent=clock.spent)
 

@@ -659,7 +659,7 @@ class Oracle:
             return
         out = self.market.finalize(task_id)
         r.finalized = True
-        self.log(f"task {task_id}: finalized, winner node {out['winner']}  {out['sent']}")
+        self.log(f"task {task_id}: finalized, winner node {out.winner}  {out.sent}")
 
 
 def _design(spec: ModelSpec) -> str:

@@ -103,10 +103,10 @@ class Trainer:
         return Submission(
             task_id,
             parent_id,
-            sent["node_id"],
+            sent.node_id,
             cid,
             trained.ops,
-            sent["gas"],
+            sent.gas,
             trained.holdout_after,
             trained.holdout_before,
             len(rows),

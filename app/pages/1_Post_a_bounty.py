@@ -72,7 +72,6 @@ if market is not None:
     )
     if out is not None:
         st.success(
-            f"Task {out['task_id']} posted. Transaction {out['sent'].tx_hash}, "
-            f"gas {out['sent'].gas_used}."
+            f"Task {out.task_id} posted. Transaction {out.sent.tx_hash}, gas {out.sent.gas_used}."
         )
-        st.query_params["task"] = str(out["task_id"])
+        st.query_params["task"] = str(out.task_id)

@@ -38,8 +38,8 @@ if here is not None:
     )
     if out is not None:
         st.success(
-            f"Finalized: winner node {out['winner']}. Transaction {out['sent'].tx_hash}, "
-            f"gas {out['sent'].gas_used}."
+            f"Finalized: winner node {out.winner}. Transaction {out.sent.tx_hash}, "
+            f"gas {out.sent.gas_used}."
         )
         task = market.task(task_id)
     st.graphviz_chart(

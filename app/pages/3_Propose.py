@@ -115,6 +115,6 @@ if here is not None:
     )
     if out is not None:
         st.success(
-            f"Node {out['node_id']} proposed: spec {out['spec_cid']}, initial weights "
-            f"{out['weights_cid']}. Transaction {out['sent'].tx_hash}, gas {out['sent'].gas_used}."
+            f"Node {out.node_id} proposed: spec {out.spec_cid}, initial weights "
+            f"{out.weights_cid}. Transaction {out.sent.tx_hash}, gas {out.sent.gas_used}."
         )

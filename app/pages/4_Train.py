@@ -104,6 +104,6 @@ if here is not None:
     )
     if out is not None:
         st.success(
-            f"Dataset {out['dataset_id']} published: {out['rows']} rows, {out['cid']}. "
-            f"Transaction {out['sent'].tx_hash}, gas {out['sent'].gas_used}."
+            f"Dataset {out.dataset_id} published: {out.rows} rows, {out.cid}. "
+            f"Transaction {out.sent.tx_hash}, gas {out.sent.gas_used}."
         )

@@ -15,8 +15,8 @@ if market is not None:
         out = ui.act("withdraw", clicked, lambda m: m.withdraw(), what="Withdrawing")
         if out is not None:
             st.success(
-                f"Withdrew {ui.eth(out['amount'])}. Transaction {out['sent'].tx_hash}, "
-                f"gas {out['sent'].gas_used}."
+                f"Withdrew {ui.eth(out.amount)}. Transaction {out.sent.tx_hash}, "
+                f"gas {out.sent.gas_used}."
             )
     st.subheader("Reputation")
     points = [(market.reputation(a), a, name) for a, name in ui.book().names().items()]

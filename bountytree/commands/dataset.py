@@ -27,6 +27,6 @@ def run_publish(args: argparse.Namespace, settings: Settings) -> int:
 
     out = open_market(settings).publish_dataset(args.task, args.data)
     print(
-        f"dataset {out['dataset_id']} published on task {args.task}: {out['rows']} rows, {out['cid']}  {out['sent']}"
+        f"dataset {out.dataset_id} published on task {args.task}: {out.rows} rows, {out.cid}  {out.sent}"
     )
     return 0

@@ -35,8 +35,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise UserError(f"{path}: cannot read ({exc.strerror})") from None
     spec = load_spec(raw, str(path))
     out = open_market(settings).propose(args.task, spec)
-    print(f"node {out['node_id']} proposed on task {args.task}  {out['sent']}")
+    print(f"node {out.node_id} proposed on task {args.task}  {out.sent}")
     print(
-        f"  spec {out['spec_cid']}  initial weights {out['weights_cid']}  ({spec.num_params:,} parameters)"
+        f"  spec {out.spec_cid}  initial weights {out.weights_cid}  ({spec.num_params:,} parameters)"
     )
     return 0

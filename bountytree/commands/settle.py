@@ -28,12 +28,12 @@ def run_finalize(args: argparse.Namespace, settings: Settings) -> int:
 
     out = open_market(settings).finalize(args.task)
     winner = (
-        f"winner node {out['winner']} at {out['accuracy_bps'] / 100:.2f}%"
-        if out["winner"]
+        f"winner node {out.winner} at {out.accuracy_bps / 100:.2f}%"
+        if out.winner
         else "no scored node"
     )
-    print(f"task {args.task} finalized: {winner}, pool {eth(out['pool'])}  {out['sent']}")
-    print("\n".join(payout_lines(out["payouts"])))
+    print(f"task {args.task} finalized: {winner}, pool {eth(out.pool)}  {out.sent}")
+    print("\n".join(payout_lines(out.payouts)))
     return 0
 
 
@@ -43,5 +43,5 @@ def run_withdraw(args: argparse.Namespace, settings: Settings) -> int:
 
     market = open_market(settings)
     out = market.withdraw()
-    print(f"withdrew {eth(out['amount'])} to {market.chain.address}  {out['sent']}")
+    print(f"withdrew {eth(out.amount)} to {market.chain.address}  {out.sent}")
     return 0

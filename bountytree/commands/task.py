@@ -109,27 +109,25 @@ def run_create(args: argparse.Namespace, settings: Settings) -> int:
         max_submissions=cap,
         audit_bond=bond,
     )
-    info = out["info"]
-    print(f"task {out['task_id']} created  {out['sent']}")
+    info = out.info
+    print(f"task {out.task_id} created  {out.sent}")
     print(
-        f"  description {out['description_cid']}  ({info.num_features} features, {info.num_classes} classes)"
+        f"  description {out.description_cid}  ({info.num_features} features, {info.num_classes} classes)"
     )
-    print(
-        f"  bounty {eth(parse_eth(args.bounty, '--bounty'))}  commitment sha256:{out['commitment']}"
-    )
-    print(f"  validation file kept for the validator at {out['validation']} (never uploaded)")
+    print(f"  bounty {eth(parse_eth(args.bounty, '--bounty'))}  commitment sha256:{out.commitment}")
+    print(f"  validation file kept for the validator at {out.validation} (never uploaded)")
     if fee or cap or bond:
         print(
             f"  scoring fee {eth(fee)} per submission  cap {cap or 'none'} per account  "
             f"audit bond {eth(bond)}"
         )
-    if out.get("dataset"):
-        d = out["dataset"]
+    if out.dataset:
+        d = out.dataset
         print(
-            f"  published the train part as dataset {d['dataset_id']} ({d['rows']} rows, {d['cid']})  {d['sent']}"
+            f"  published the train part as dataset {d.dataset_id} ({d.rows} rows, {d.cid})  {d.sent}"
         )
-    if out.get("test"):
-        print(f"  kept the test part at {out['test']}")
+    if out.test:
+        print(f"  kept the test part at {out.test}")
     return 0
 
 

@@ -24,6 +24,17 @@ from bountytree.errors import UserError
 from bountytree.files import atomic_write_json
 from bountytree.market import taskinfo, validation
 from bountytree.market.ladder import DEFAULT_MARGIN_BPS
+from bountytree.market.records import (
+    Credited,
+    DatasetPublished,
+    DatasetRecord,
+    Finalized,
+    Payout,
+    Proposed,
+    Submitted,
+    TaskPosted,
+    Withdrawn,
+)
 from bountytree.models import datasets
 from bountytree.models import weights as weights_io
 from bountytree.models.spec import ModelSpec, load_spec
@@ -162,14 +173,6 @@ class Score:
     accuracy_bps: int
     verified_ops: int
     dataset_id: int
-
-
-@dataclass
-class Payout:
-    task_id: int
-    account: str
-    amount: int
-    kind: str
 
 
 class Market:
@@ -343,7 +346,7 @@ class Market:
             gain = path_gain(node.accuracy_bps, best_above(parent, nodes))
             provider = node.author
             if node.dataset_id:
-                provider = self.dataset_record(node.dataset_id)["publisher"]
+                provider = self.dataset_record(node.dataset_id).publisher
             if gain:
                 source = f" (dataset {node.dataset_id})" if node.dataset_id else ""
                 why.setdefault((provider, "data"), []).append(
@@ -382,7 +385,7 @@ class Market:
         scoring_fee: int = 0,
         max_submissions: int = 0,
         audit_bond: int = 0,
-    ) -> dict[str, Any]:
+    ) -> TaskPosted:
         """Posts a bounty. The validation file stays here with a fresh secret salt; only
         SHA-256(salt ‖ cid of the file) goes on-chain, so nobody can confirm a guessed file
         offline. `margin_bps` is the Ladder's margin (bountytree/ladder.py). Each proposal and
@@ -452,31 +455,20 @@ class Market:
         )
         task_id = self._event(sent, "TaskCreated")["taskId"]
         kept = validation.register(home, chain_id, task_id, staged, salt)
-        result = {
-            "task_id": task_id,
-            "description_cid": info_cid,
-            "commitment": commitment.hex(),
-            "sent": sent,
-            "validation": kept,
-            "info": info,
-        }
+        test_path, dataset = None, None
         if parts:
             staged.unlink()
-            test_path = (
-                validation.save_private(
+            if len(parts["test"]):
+                test_path = validation.save_private(
                     home, chain_id, f"task-{task_id}-test.npz", parts["test"].to_npz_bytes()
                 )
-                if len(parts["test"])
-                else None
-            )
-            result["test"] = test_path
             if len(parts["train"]):
-                result["dataset"] = self.publish_dataset(task_id, data=parts["train"])
-        return result
+                dataset = self.publish_dataset(task_id, data=parts["train"])
+        return TaskPosted(task_id, info_cid, commitment.hex(), sent, kept, info, test_path, dataset)
 
     # ── architect ────────────────────────────────────────────────────────────
 
-    def propose(self, task_id: int, spec: ModelSpec) -> dict[str, Any]:
+    def propose(self, task_id: int, spec: ModelSpec) -> Proposed:
         """Uploads the spec (and initial weights from its seed if it names none) and proposes it."""
         task = self.task(task_id)
         self.require_open(task)
@@ -510,18 +502,14 @@ class Market:
             value=task.price,
         )
         node_id = self._event(sent, "ArchitectureProposed")["nodeId"]
-        return {
-            "node_id": node_id,
-            "spec_cid": spec_cid,
-            "weights_cid": spec.init_weights,
-            "sent": sent,
-        }
+        assert spec.init_weights is not None  # set above from the seed when the spec named none
+        return Proposed(node_id, spec_cid, spec.init_weights, sent)
 
     # ── data owners ──────────────────────────────────────────────────────────
 
     def publish_dataset(
         self, task_id: int, path: str | Path | None = None, data: datasets.Dataset | None = None
-    ) -> dict[str, Any]:
+    ) -> DatasetPublished:
         """Publishes a public dataset to a task (its bytes go to the store, its CID on-chain)."""
         task = self.task(task_id)
         self.require_open(task)
@@ -538,21 +526,20 @@ class Market:
         self.store.pin(cid)
         sent = self.chain.send(self.tree.functions.publishDataset(task_id, cid_to_bytes32(cid)))
         dataset_id = self._event(sent, "DatasetPublished")["datasetId"]
-        return {"dataset_id": dataset_id, "cid": cid, "rows": len(data), "sent": sent}
+        return DatasetPublished(dataset_id, cid, len(data), sent)
 
-    def dataset_record(self, dataset_id: int) -> dict[str, Any]:
-        """The contract's Dataset record (publisher, taskId, cid) by field name; a zero publisher
-        means no such dataset."""
+    def dataset_record(self, dataset_id: int) -> DatasetRecord:
+        """The contract's Dataset record; a zero publisher means no such dataset."""
         fn = self.tree.functions.getDataset(dataset_id)
-        record: dict[str, Any] = decode_record(fn, fn.call())
-        return record
+        record = decode_record(fn, fn.call())
+        return DatasetRecord(record["publisher"], record["taskId"], bytes(record["cid"]))
 
     def dataset_cid(self, task_id: int, dataset_id: int) -> str:
         """The CID of a dataset published to `task_id`; refuses one of another task."""
         record = self.dataset_record(dataset_id)
-        if record["taskId"] != task_id:
+        if record.task_id != task_id:
             raise UserError(f"dataset {dataset_id} is not published to task {task_id}")
-        return bytes32_to_cid(record["cid"])
+        return bytes32_to_cid(record.cid)
 
     def dataset(self, task_id: int, dataset_id: int, label_column: str) -> datasets.Dataset:
         cid = self.dataset_cid(task_id, dataset_id)
@@ -564,7 +551,7 @@ class Market:
 
     def submit(
         self, task_id: int, parent_id: int, weights_cid: str, dataset_id: int = 0
-    ) -> dict[str, Any]:
+    ) -> Submitted:
         """Commit, wait for a later block, reveal. The pending commitment is saved first, so a
         crash between the two halves leaves what is needed to reveal or reclaim it."""
         task = self.task(task_id, with_info=False)
@@ -599,12 +586,7 @@ class Market:
         reveal = self.chain.send(self.tree.functions.revealSubmission(*args))
         node_id = self._event(reveal, "NodeSubmitted")["nodeId"]
         record.unlink(missing_ok=True)
-        return {
-            "node_id": node_id,
-            "commit": commit,
-            "reveal": reveal,
-            "gas": commit.gas_used + reveal.gas_used,
-        }
+        return Submitted(node_id, commit, reveal)
 
     def require_parent(self, task_id: int, parent_id: int, dataset_id: int) -> NodeView:
         """Refuses, before any transaction, a parent or dataset the reveal would be refused for;
@@ -622,7 +604,7 @@ class Market:
 
     # ── settlement ───────────────────────────────────────────────────────────
 
-    def finalize(self, task_id: int) -> dict[str, Any]:
+    def finalize(self, task_id: int) -> Finalized:
         self.task(task_id, with_info=False)
         sent = self.chain.send(self.tree.functions.finalize(task_id))
         done = self._event(sent, "TaskFinalized")
@@ -630,13 +612,7 @@ class Market:
             _payout(e["args"])
             for e in self.tree.events.PayoutCredited().process_receipt(sent.receipt, errors=DISCARD)
         ]
-        return {
-            "winner": done["winnerNodeId"],
-            "accuracy_bps": done["accuracyBps"],
-            "pool": done["pool"],
-            "payouts": credited,
-            "sent": sent,
-        }
+        return Finalized(done["winnerNodeId"], done["accuracyBps"], done["pool"], credited, sent)
 
     # ── oracle ───────────────────────────────────────────────────────────────
 
@@ -687,7 +663,7 @@ class Market:
         args = found[-1]["args"]
         return bytes32_to_cid(args["fileCid"]), bytes(args["salt"])
 
-    def forfeit_bond(self, task_id: int) -> dict[str, Any]:
+    def forfeit_bond(self, task_id: int) -> Credited:
         """Anyone, once a finalized task's audit window has closed without the validation file:
         credits its bond to the accounts the winning path paid (the sponsor excepted), by what
         each was paid. Returns the credits."""
@@ -704,7 +680,7 @@ class Market:
             _payout(e["args"])
             for e in self.tree.events.PayoutCredited().process_receipt(sent.receipt, errors=DISCARD)
         ]
-        return {"payouts": credited, "sent": sent}
+        return Credited(credited, sent)
 
     def datasets_of(self, task_id: int) -> list[tuple[int, int]]:
         """(dataset id, block it was published in) of every dataset published to a task, oldest first."""
@@ -713,12 +689,12 @@ class Market:
             for e in self.logs("DatasetPublished", taskId=task_id)
         ]
 
-    def withdraw(self) -> dict[str, Any]:
+    def withdraw(self) -> Withdrawn:
         amount = self.pending()
         if amount == 0:
             raise UserError(f"nothing to withdraw for {self.chain.address}")
         sent = self.chain.send(self.tree.functions.withdraw())
-        return {"amount": amount, "sent": sent}
+        return Withdrawn(amount, sent)
 
     def _event(self, sent: Sent, name: str) -> dict[str, Any]:
         """The arguments of the first `name` event a transaction emitted."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from web3 import Web3
 
-from bountytree.market.actions import Market, NodeView, Payout, TaskView
+from bountytree.market.actions import Market, NodeView, TaskView
+from bountytree.market.records import Payout
 
 
 def eth(wei: int) -> str:

@@ -159,7 +159,7 @@ def test_refusals_are_one_line_and_send_nothing(app_env, settings, files):
     market = market_for(settings, 1)
     task_id = market.create_task(
         files["validation"], name="pending", bounty=10**15, target_bps=9000, deadline_s=60
-    )["task_id"]
+    ).task_id
     market_for(settings, 2).propose(task_id, load_spec((ROOT / "examples/mlp.json").read_bytes()))
     advance_time(settings, 120)
     finalizer = ganache_account(4).address

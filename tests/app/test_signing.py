@@ -40,7 +40,7 @@ def due_task(settings, files, sponsor: int) -> int:
         files["validation"], name="due", bounty=10**15, target_bps=9000, deadline_s=60
     )
     advance_time(settings, 120)
-    return out["task_id"]
+    return out.task_id
 
 
 def node_sends(settings, tx) -> str:
@@ -120,9 +120,9 @@ def test_a_key_signer_runs_market_actions(settings, deployed, files):
     out = market.create_task(
         files["validation"], name="signed here", bounty=10**15, target_bps=9000, deadline_s=3600
     )
-    task = market_for(settings).task(out["task_id"])
+    task = market_for(settings).task(out.task_id)
     assert task.sponsor == ganache_account(16).address and task.bounty == 10**15
-    assert out["sent"].receipt["status"] == 1
+    assert out.sent.receipt["status"] == 1
 
 
 def test_a_job_waits_for_the_wallet_and_matches_answers_by_id():

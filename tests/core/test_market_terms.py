@@ -52,7 +52,7 @@ def _balance(market) -> int:
 def _won(settings, task_id: int):
     """Account 1 proposes the MLP, the oracle (account 0) scores it above the target, finalizes."""
     architect, oracle = market_for(settings, 1), market_for(settings, 0)
-    arch = architect.propose(task_id, load_spec(Path(MLP).read_bytes()))["node_id"]
+    arch = architect.propose(task_id, load_spec(Path(MLP).read_bytes())).node_id
     oracle.record_scores(task_id, [Score(arch, 9000, 0, 0)])
     oracle.finalize(task_id)
     return architect, arch
@@ -72,7 +72,7 @@ def test_fee_and_cap_are_paid_and_enforced(settings, deployed, files):
     )
     before = _balance(architect)
     spec = load_spec(Path(MLP).read_bytes())
-    arch = architect.propose(task_id, spec)["node_id"]
+    arch = architect.propose(task_id, spec).node_id
     assert _balance(architect) == before + STAKE + FEE
     nonce = architect.chain.w3.eth.get_transaction_count(architect.chain.address)
     with pytest.raises(UserError, match="at most 1 proposals and commitments per account"):
@@ -82,7 +82,7 @@ def test_fee_and_cap_are_paid_and_enforced(settings, deployed, files):
     oracle = market_for(settings, 0)
     oracle.record_scores(task_id, [Score(arch, 9000, 0, 0)])
     done = oracle.finalize(task_id)
-    assert done["pool"] == oracle.task(task_id).pool == 10**18 + 2 * FEE  # fees join the pool
+    assert done.pool == oracle.task(task_id).pool == 10**18 + 2 * FEE  # fees join the pool
 
 
 def test_an_unpublished_file_forfeits_the_bond_to_the_path(settings, deployed, files):
@@ -97,7 +97,7 @@ def test_an_unpublished_file_forfeits_the_bond_to_the_path(settings, deployed, f
         anyone.forfeit_bond(task_id)
     advance_time(settings, WEEK + 60)
     out = anyone.forfeit_bond(task_id)
-    assert [(p.account, p.amount, p.kind) for p in out["payouts"]] == [
+    assert [(p.account, p.amount, p.kind) for p in out.payouts] == [
         (architect.chain.address, 5 * 10**17, "bond")  # the only account the path paid
     ]
     assert sponsor.task(task_id).bond_state == "forfeited"

@@ -91,8 +91,8 @@ def test_corrupted_block_fails_reads_by_name_and_the_oracle_blames_nobody(
         state["0.bias"] + 1
     )  # other weights than the architecture's, so no block is shared
     bad_cid = add_bytes(market.store, save(state))
-    good = market.submit(task_id, arch, add_bytes(market.store, variant(spec, 7)))["node_id"]
-    bad = market.submit(task_id, arch, bad_cid)["node_id"]
+    good = market.submit(task_id, arch, add_bytes(market.store, variant(spec, 7))).node_id
+    bad = market.submit(task_id, arch, bad_cid).node_id
     block = market.store._block_path(digest_from_cid(bad_cid))
     block.write_bytes(block.read_bytes()[:-1] + b"\x00")
     line = cli_error(settings, "ipfs", "cat", bad_cid)
@@ -111,7 +111,7 @@ def test_weights_that_never_arrive_are_rejected_after_the_time_limit(settings, d
     )
     author = market_for(settings, 6)
     reputation_before = author.reputation(author.chain.address)
-    lost = author.submit(task_id, arch, cid_from_digest(bytes(range(32))))["node_id"]
+    lost = author.submit(task_id, arch, cid_from_digest(bytes(range(32)))).node_id
     cli_ok(settings, "--once", "--task", str(task_id), "--fetch-timeout", "120", module="oracle")
     assert (
         author.node(lost).status == "pending"

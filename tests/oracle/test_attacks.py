@@ -100,8 +100,8 @@ def test_copies_of_public_weights_earn_nothing(settings, deployed, files):
     _, init = _state(mallory, arch)
     noisy = add_bytes(mallory.store, save(nudged(alice_state, init, 0.2, seed=1)))
     exact = add_bytes(mallory.store, save(alice_state))
-    copy_of_alice = mallory.submit(task_id, arch, noisy)["node_id"]
-    same_as_parent = mallory.submit(task_id, alice, exact)["node_id"]
+    copy_of_alice = mallory.submit(task_id, arch, noisy).node_id
+    same_as_parent = mallory.submit(task_id, alice, exact).node_id
     out = _oracle(settings, task_id)
     nodes = mallory.nodes(task_id)
     assert (nodes[copy_of_alice].status, nodes[copy_of_alice].reason) == ("rejected", "copy"), out
@@ -138,12 +138,12 @@ def test_dip_and_restore_gains_nothing(settings, deployed, files):
     _oracle(settings, task_id)
     restore = mallory.submit(
         task_id,
-        dip["node_id"],
+        dip.node_id,
         add_bytes(mallory.store, save(nudged(alice_state, init, 0.01, seed=3))),
-    )["node_id"]
+    ).node_id
     _oracle(settings, task_id)
     nodes = mallory.nodes(task_id)
-    assert nodes[dip["node_id"]].accuracy_bps == nodes[alice].accuracy_bps  # its parent's score
+    assert nodes[dip.node_id].accuracy_bps == nodes[alice].accuracy_bps  # its parent's score
     assert (nodes[restore].status, nodes[restore].reason) == ("rejected", "copy")
     _finalize(settings, task_id)
     assert _gain(mallory, task_id, mallory.chain.address) == 0
@@ -229,7 +229,7 @@ def test_compute_is_paid_only_for_replayed_public_training(settings, deployed, f
     train_node(relabelled, spec, mallory.dataset(task_id, dataset, "label"))
     mallory_node = mallory.submit(
         task_id, dave, add_bytes(mallory.store, weights.to_bytes(relabelled))
-    )["node_id"]
+    ).node_id
     log = _oracle(settings, task_id)
     nodes = mallory.nodes(task_id)
     assert nodes[dave].status == "scored" and nodes[dave].verified_ops > 0, log

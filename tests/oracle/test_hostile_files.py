@@ -104,7 +104,7 @@ def test_crafted_files_are_rejected_one_by_one_and_the_rest_is_scored(settings, 
         ]: "replay-mismatch",
         mallory.submit(
             task_id, costly_arch, add_bytes(mallory.store, variant(costly_spec, 3)), public
-        )["node_id"]: "too-costly",
+        ).node_id: "too-costly",
     }
     # The honest design's best node, copied under the duplicate architecture (same tensors).
     alice = node_id_of(
@@ -191,7 +191,7 @@ def test_a_copy_under_a_duplicate_architecture_is_caught_by_its_layout(settings,
     alice_state = weights.load(get_bytes(mallory.store, mallory.node(alice).cid, 1 << 24), spec)
     init = weights.load(weights.initial_weights(spec), spec)
     dressed = save(nudged(alice_state, init, 0.2, seed=4))
-    copy = mallory.submit(task_id, other_arch, add_bytes(mallory.store, dressed))["node_id"]
+    copy = mallory.submit(task_id, other_arch, add_bytes(mallory.store, dressed)).node_id
     out = cli_ok(settings, "--once", "--task", str(task_id), module="oracle")
     node = mallory.node(copy)
     assert node.status == "rejected" and mallory.nodes(task_id)[copy].reason == "copy", out
@@ -273,7 +273,7 @@ def test_weights_whose_logits_leave_the_fixed_point_range_are_rejected(settings,
     spec = load_spec(Path(MLP).read_bytes())
     state = weights.load(get_bytes(mallory.store, mallory.node(alice).cid, 1 << 24), spec)
     loud = dict(state, **{"2.weight": state["2.weight"] * 1e6, "2.bias": state["2.bias"] * 1e6})
-    large = mallory.submit(task_id, arch, add_bytes(mallory.store, save(loud)))["node_id"]
+    large = mallory.submit(task_id, arch, add_bytes(mallory.store, save(loud))).node_id
     out = cli_ok(settings, "--once", "--task", str(task_id), module="oracle")
     nodes = mallory.nodes(task_id)
     assert (nodes[large].status, nodes[large].reason) == ("rejected", "logit-range"), out

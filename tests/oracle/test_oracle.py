@@ -110,7 +110,7 @@ def test_scores_equal_plaintext_accuracy(settings, deployed, files):
 
 def _submit(market, task_id, parent, raw: bytes | None) -> int:
     cid = add_bytes(market.store, raw) if raw is not None else cid_from_digest(os.urandom(32))
-    return market.submit(task_id, parent, cid)["node_id"]
+    return market.submit(task_id, parent, cid).node_id
 
 
 def test_bad_nodes_are_rejected_with_their_reason_and_the_rest_scored(settings, deployed, files):
@@ -236,7 +236,7 @@ def test_killed_anywhere_and_restarted_scores_every_node_exactly_once(settings, 
     )
     spec = market.architecture_spec(market.node(arch))
     children = [
-        market.submit(task_id, arch, add_bytes(market.store, variant(spec, i)))["node_id"]
+        market.submit(task_id, arch, add_bytes(market.store, variant(spec, i))).node_id
         for i in range(5)
     ]
     oracle = [sys.executable, "-m", "oracle", "--once", "--task", str(task_id), "--batch-size", "2"]

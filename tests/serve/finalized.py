@@ -50,10 +50,10 @@ def finalized_task(settings: Settings, files: dict[str, Path]) -> Finalized:
         target_bps=3000,
         deadline_s=3 * 3600,
         stake=parse_eth("0.01", "stake"),
-    )["task_id"]
-    mlp = market_for(settings, 2).propose(task_id, _spec("mlp.json"))["node_id"]
-    cnn = market_for(settings, 3).propose(task_id, _spec("cnn.json"))["node_id"]
-    dataset_id = market_for(settings, 4).publish_dataset(task_id, files["public"])["dataset_id"]
+    ).task_id
+    mlp = market_for(settings, 2).propose(task_id, _spec("mlp.json")).node_id
+    cnn = market_for(settings, 3).propose(task_id, _spec("cnn.json")).node_id
+    dataset_id = market_for(settings, 4).publish_dataset(task_id, files["public"]).dataset_id
     mlp_child = Trainer(market_for(settings, 5)).run(task_id, files["owner1"], mlp).node_id
     cnn_child = Trainer(market_for(settings, 8)).run(task_id, None, cnn, dataset_id).node_id
     # A task left open (not finalized) with one scored architecture, for the refusals.
@@ -63,10 +63,10 @@ def finalized_task(settings: Settings, files: dict[str, Path]) -> Finalized:
         bounty=parse_eth("1", "bounty"),
         target_bps=9999,
         deadline_s=3 * 3600,
-    )["task_id"]
-    mlp_open = market_for(settings, 2).propose(open_task_id, _spec("mlp.json"))["node_id"]
+    ).task_id
+    mlp_open = market_for(settings, 2).propose(open_task_id, _spec("mlp.json")).node_id
     cli_ok(settings, "--once", "--task", str(task_id), "--task", str(open_task_id), module="oracle")
-    cnn_pending = market_for(settings, 3).propose(open_task_id, _spec("cnn.json"))["node_id"]
+    cnn_pending = market_for(settings, 3).propose(open_task_id, _spec("cnn.json")).node_id
     market = market_for(settings, 9)
     if not market.task(task_id).finalized:  # the oracle finalizes a task that reached its target
         market.finalize(task_id)

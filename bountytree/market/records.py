@@ -1,0 +1,100 @@
+"""What the market's actions return: one typed record per action, named by what happened.
+
+Each carries the transaction(s) it sent (`Sent`: hash, receipt, gas), so a caller can show the
+hash and the gas without knowing which event the contract emitted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from bountytree.chain.client import Sent
+from bountytree.market.taskinfo import TaskInfo
+
+
+@dataclass(frozen=True)
+class Payout:
+    """One PayoutCredited: `amount` wei credited to `account` in `task_id` for `kind` (data,
+    compute, expertise, refund or bond)."""
+
+    task_id: int
+    account: str
+    amount: int
+    kind: str
+
+
+@dataclass(frozen=True)
+class DatasetPublished:
+    dataset_id: int
+    cid: str
+    rows: int
+    sent: Sent
+
+
+@dataclass(frozen=True)
+class TaskPosted:
+    """A posted bounty: the description and commitment on-chain, the validation file (and the
+    test part, with `--split`) kept on this machine only, the train part published if any."""
+
+    task_id: int
+    description_cid: str
+    commitment: str  # hex of SHA-256(salt ‖ digest of the validation file's CID)
+    sent: Sent
+    validation: Path
+    info: TaskInfo
+    test: Path | None = None
+    dataset: DatasetPublished | None = None
+
+
+@dataclass(frozen=True)
+class Proposed:
+    node_id: int
+    spec_cid: str
+    weights_cid: str
+    sent: Sent
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """A trained node, committed and then revealed in a later block."""
+
+    node_id: int
+    commit: Sent
+    reveal: Sent
+
+    @property
+    def gas(self) -> int:
+        return self.commit.gas_used + self.reveal.gas_used
+
+
+@dataclass(frozen=True)
+class Finalized:
+    winner: int  # 0: no node reached the target; the bounty went back to the sponsor
+    accuracy_bps: int
+    pool: int
+    payouts: list[Payout]
+    sent: Sent
+
+
+@dataclass(frozen=True)
+class Credited:
+    """Payouts an action credited (the audit bond's forfeit)."""
+
+    payouts: list[Payout]
+    sent: Sent
+
+
+@dataclass(frozen=True)
+class Withdrawn:
+    amount: int
+    sent: Sent
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    """The contract's Dataset record; a zero publisher means no such dataset."""
+
+    publisher: str
+    task_id: int
+    cid: bytes
