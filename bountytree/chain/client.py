@@ -34,7 +34,13 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from web3 import Web3
-from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted, Web3RPCError
+from web3.exceptions import (
+    ContractCustomError,
+    ContractLogicError,
+    TimeExhausted,
+    TransactionNotFound,
+    Web3RPCError,
+)
 from web3.types import TxParams
 
 from bountytree.chain.local import MNEMONIC
@@ -57,8 +63,9 @@ CONFIRMATIONS_PUBLIC = 2
 RECEIPT_TIMEOUT_S = {True: 120.0, False: 600.0}  # local chain / public chain
 ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
 PANIC_SELECTOR = bytes.fromhex("4e487b71")  # Panic(uint256)
-# How nodes say that a nonce was taken meanwhile (by another process sending from the account).
-# Ganache says the last when a transaction with that nonce is being mined right now.
+# How nodes say that a nonce was taken meanwhile (by a sender not on this machine, whose
+# transactions the nonce cursor does not know). Ganache says the last when a transaction with
+# that nonce is being mined right now.
 NONCE_TAKEN = (
     "nonce too low",
     "correct nonce",
@@ -335,6 +342,44 @@ class Deployed:
     sent: Sent
 
 
+class NonceCursor:
+    """The next nonce this machine gives an account on a chain, kept in the home folder
+    (`nonces/<chain id>-<address>.json`: the next nonce and the hash of the last transaction
+    handed to the node) and read and written only under the account's nonce lock, by every
+    thread and process of this machine.
+
+    Why: a node's `pending` count does not always include a transaction it already holds.
+    Ganache counts only mined transactions, so a send made while the previous one waits for its
+    block or is being mined would take the same nonce ("mining has already started", or a
+    replacement). The cursor is trusted above the node's count only while the node still knows
+    the last transaction it records; a node that forgot it (restarted, a new chain on the same
+    port) is believed instead. Transactions sent from another machine are not in the cursor:
+    the node's count covers those that it counts, and a nonce refused as taken moves on by one.
+    """
+
+    def __init__(self, home: Path, chain_id: int, address: str):
+        self.path = Path(home) / "nonces" / f"{chain_id}-{address}.json"
+
+    def _read(self) -> tuple[int, bytes] | None:
+        try:
+            data = json.loads(self.path.read_text())
+            return int(data["next"]), bytes.fromhex(data["last"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def next_nonce(self, node_pending: int, known: Callable[[bytes], bool]) -> int:
+        kept = self._read()
+        if kept is not None and kept[0] > node_pending and known(kept[1]):
+            return kept[0]
+        return node_pending
+
+    def handed(self, nonce: int, tx_hash: bytes) -> None:
+        """Records that the node has the transaction with `nonce` (`tx_hash`)."""
+        with contextlib.suppress(OSError):  # a read-only home: the node's count remains
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(self.path, {"next": nonce + 1, "last": tx_hash.hex()})
+
+
 # The threads' side of `Chain._lock`: nonce choice, and turns on a local chain.
 _NONCE_THREADS = threading.Lock()
 _LOCAL_THREADS = threading.Lock()
@@ -407,6 +452,15 @@ class Chain:
         quote = self.quote(action or fn.fn_name, gas, value)
         built = fn.build_transaction({**tx, "gas": quote.gas_limit, **quote.fees.tx_fields()})
         return self._broadcast(dict(built), quote), quote
+
+    def transfer(self, to: str, value: int) -> Sent:
+        """Sends `value` wei to `to`: a plain transfer, quoted, confirmed and followed like any
+        send (funding a second account of one's own, for instance)."""
+        with self._local_turn():
+            quote = self.quote("transfer", 21_000, value)
+            tx = {"from": self.address, "to": to, "value": value, "gas": quote.gas_limit}
+            tx_hash = self._broadcast({**tx, **quote.fees.tx_fields()}, quote)
+        return self._await(tx_hash, quote)
 
     def deploy(self, artifact: dict[str, Any], *args: Any, name: str = "contract") -> Deployed:
         """Deploys `artifact` (ABI and bytecode) with constructor `args`, quoted like a send."""
@@ -511,23 +565,44 @@ class Chain:
             return self._sign_and_broadcast(tx)
 
     def _sign_and_broadcast(self, tx: dict[str, Any]) -> bytes:
-        """Signs with the account's next nonce and hands the transaction to the node. A nonce
-        another sender took meanwhile (a node that lags, a process not on this machine) is
-        retried with the next one."""
+        """Signs with the account's next nonce and hands the transaction to the node (under the
+        nonce lock). The next nonce is the larger of the node's `pending` count and this
+        machine's cursor (`NonceCursor`), so a nonce this machine handed to the node is never
+        signed again, even while the node does not count it yet. A nonce taken by a sender the
+        cursor does not know (another machine) is retried with the next one."""
+        cursor = NonceCursor(self.settings.home, self.chain_id, self.address)
+        node = self.w3.eth.get_transaction_count(cast(Any, self.address), "pending")
+        nonce = cursor.next_nonce(node, self._known)
         for attempt in range(4):
-            tx["nonce"] = self.w3.eth.get_transaction_count(cast(Any, self.address), "pending")
+            tx["nonce"] = nonce
             signed = self.account.sign_transaction(cast(Any, tx))
             try:
-                return bytes(self.w3.eth.send_raw_transaction(signed.raw_transaction))
+                sent = bytes(self.w3.eth.send_raw_transaction(signed.raw_transaction))
             except (Web3RPCError, ValueError) as exc:
                 message = rpc_message(exc).lower()
                 if "already known" in message:  # this very transaction is in the pool
-                    return bytes(signed.hash)
-                if attempt < 3 and any(phrase in message for phrase in NONCE_TAKEN):
-                    time.sleep(0.2 * (attempt + 1))
+                    sent = bytes(signed.hash)
+                elif attempt < 3 and any(phrase in message for phrase in NONCE_TAKEN):
+                    node = self.w3.eth.get_transaction_count(cast(Any, self.address), "pending")
+                    nonce = max(nonce + 1, node)
                     continue
-                raise UserError(f"the chain refused the transaction: {rpc_message(exc)}") from None
-        raise AssertionError("unreachable")
+                else:
+                    raise UserError(
+                        f"the chain refused the transaction: {rpc_message(exc)}"
+                    ) from None
+            cursor.handed(nonce, sent)
+            return sent
+        raise UserError(
+            f"the chain refused four nonces of {self.address} as taken, up to {nonce}: is "
+            "another machine sending from this account?"
+        )
+
+    def _known(self, tx_hash: bytes) -> bool:
+        """Whether the node knows a transaction (in its pool or in a block)."""
+        try:
+            return self.w3.eth.get_transaction(cast(Any, tx_hash)) is not None
+        except TransactionNotFound:
+            return False
 
     @contextlib.contextmanager
     def _local_turn(self) -> Iterator[None]:

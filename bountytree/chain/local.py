@@ -256,10 +256,13 @@ def start_chain(
     accounts: int = 20,
     log: IO[bytes] | None = None,
     chain_id: int | None = None,
+    block_time: int | None = None,
 ) -> LocalChain:
     """Starts a local chain of `kind` on 127.0.0.1:`port`, with its block clock; with `state`,
     its state persists in that folder (a later start resumes it). `chain_id` replaces the
-    kind's own (the tests use it to play a public chain on this machine)."""
+    kind's own (the tests use it to play a public chain on this machine). `block_time` (Ganache
+    and anvil) mines a block every so many seconds instead of one per transaction, as a public
+    chain does: a transaction then waits in the node's pool for its block."""
     if kind not in KINDS:
         raise UserError(f"unknown local chain {kind!r}: choose one of {', '.join(KINDS)}")
     cid = chain_id if chain_id is not None else CHAIN_IDS[kind]
@@ -267,8 +270,10 @@ def start_chain(
     env = None
     if kind == "ganache":
         cmd = _ganache_args(port, state, accounts, cid)
+        cmd += ["--miner.blockTime", str(block_time)] if block_time else []
     elif kind == "anvil":
         cmd = _anvil_args(port, state, accounts, cid)
+        cmd += ["--block-time", str(block_time)] if block_time else []
     else:
         cmd, cwd = _hardhat_args(port, state, accounts, cid)
         env = {**os.environ, "HARDHAT_DISABLE_TELEMETRY_PROMPT": "true"}

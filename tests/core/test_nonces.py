@@ -1,0 +1,136 @@
+"""One nonce per transaction, whatever the local chain's block clock is doing.
+
+Many sends from one account, in threads of this process and in other processes at once, while
+the chain's block clock mines: every send must land, each with its own nonce, none refused. On a
+client that took the node's `pending` count as the next nonce, Ganache answered a send made
+while it was still mining the previous one with "transaction can't be replaced, mining has
+already started" (the count did not yet include the transaction being mined).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from bountytree.chain.client import Chain, ganache_account
+from bountytree.chain.local import start_chain
+from bountytree.config import Settings
+from bountytree.processes import free_port
+
+SENDER, RECEIVER = 15, 16
+THREADS, PROCESSES, EACH = 4, 2, 8
+
+CHILD = f"""
+import sys
+from bountytree.chain.client import Chain, ganache_account
+from bountytree.config import Settings
+from pathlib import Path
+settings = Settings(rpc=sys.argv[1], home=Path(sys.argv[2]), account="dev:{SENDER}")
+chain = Chain(settings, need_contracts=False)
+for _ in range({EACH}):
+    sent = chain.transfer(ganache_account({RECEIVER}).address, 1)
+    print(sent.receipt["transactionHash"].hex(), flush=True)
+"""
+
+
+@pytest.fixture
+def home(tmp_path, settings) -> Settings:
+    return Settings(rpc=settings.rpc, home=tmp_path, account=f"dev:{SENDER}")
+
+
+def _mine_constantly(rpc: str, stop: threading.Event) -> None:
+    """A block clock at its busiest: a block mined as soon as the last one is, so that sends
+    keep arriving while the node is mining."""
+    from bountytree.chain.local import _rpc
+
+    while not stop.is_set():
+        with contextlib.suppress(OSError, ValueError, RuntimeError):
+            _rpc(rpc, "evm_mine", [])
+
+
+@pytest.fixture
+def clocked(tmp_path):
+    """A Ganache that mines a block every second, as a public chain does: a transaction waits in
+    the pool for its block, and the node's `pending` count does not include it."""
+    chain = start_chain("ganache", free_port(), block_time=1)
+    yield Settings(rpc=chain.rpc, home=tmp_path, account=f"dev:{SENDER}")
+    chain.stop()
+
+
+def test_two_sends_within_one_block_take_two_nonces(clocked):
+    """Two transfers from one account before a block: the second used to take the first's
+    nonce (Ganache's pending count is its mined count) and was refused as a replacement."""
+    first, second = Chain(clocked, need_contracts=False), Chain(clocked, need_contracts=False)
+    to = ganache_account(RECEIVER).address
+    start = first.w3.eth.get_transaction_count(first.address)
+    with ThreadPoolExecutor(2) as pool:
+        sends = [
+            pool.submit(chain.transfer, to, value) for chain, value in ((first, 1), (second, 2))
+        ]
+        receipts = [s.result().receipt for s in sends]
+    assert all(r["status"] == 1 for r in receipts)
+    nonces = sorted(first.w3.eth.get_transaction(r["transactionHash"])["nonce"] for r in receipts)
+    assert nonces == [start, start + 1]
+
+
+def test_sends_from_one_account_in_threads_and_processes_never_share_a_nonce(home):
+    stop = threading.Event()
+    clock = threading.Thread(target=_mine_constantly, args=(home.rpc, stop), daemon=True)
+    clock.start()
+    try:
+        _sends_in_threads_and_processes(home)
+    finally:
+        stop.set()
+        clock.join()
+
+
+def _sends_in_threads_and_processes(home: Settings) -> None:
+    chain = Chain(home, need_contracts=False)
+    to = ganache_account(RECEIVER).address
+    start = chain.w3.eth.get_transaction_count(chain.address)
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", CHILD, home.rpc, str(home.home)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(PROCESSES)
+    ]
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def burst(_: int) -> list[str]:
+        mine = Chain(home, need_contracts=False)  # a client per thread, as the app's jobs have
+        hashes = []
+        for _ in range(EACH):
+            try:
+                hashes.append(mine.transfer(to, 1).receipt["transactionHash"].hex())
+            except Exception as exc:  # counted, not raised: every failure is reported
+                with lock:
+                    errors.append(f"{type(exc).__name__}: {exc}")
+        return hashes
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        ours = [h for hashes in pool.map(burst, range(THREADS)) for h in hashes]
+    theirs = []
+    for child in children:
+        out, err = child.communicate(timeout=300)
+        if child.returncode != 0:
+            errors.append(
+                err.strip().splitlines()[-1] if err.strip() else f"exit {child.returncode}"
+            )
+        theirs += out.split()
+    assert errors == []
+    total = THREADS * EACH + PROCESSES * EACH
+    assert len(set(ours + theirs)) == total
+    nonces = sorted(
+        chain.w3.eth.get_transaction("0x" + h.removeprefix("0x"))["nonce"] for h in ours + theirs
+    )
+    assert nonces == list(range(start, start + total))
+    assert chain.w3.eth.get_transaction_count(chain.address) == start + total
