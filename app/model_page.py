@@ -18,6 +18,7 @@ from bountytree.delivery.model_card import ModelSource, model_card, resolve
 from bountytree.errors import UserError
 from bountytree.market.actions import Market, NodeView
 from bountytree.models.inference import Predictor, accuracy, rows_from_csv
+from bountytree.text import markdown
 
 FORMAT_LABELS = {
     "safetensors": "safetensors",
@@ -69,7 +70,7 @@ def _try_it(source: ModelSource, predictor: Predictor) -> None:
     label_column = info.label_column if info else "label"
     upload = st.file_uploader(
         f"Rows to predict: a CSV with a header and {source.spec.num_features} feature columns "
-        f"(a {label_column!r} column, if present, is compared with the predictions)",
+        f"(a {markdown(repr(label_column))} column, if present, is compared with the predictions)",
         type=["csv"],
         key="model_rows",
     )

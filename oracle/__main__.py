@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from bountytree.cli import common_options, run
 from bountytree.market.actions import open_market
@@ -40,8 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interval", type=float, default=5.0, help="seconds between rounds (default 5)")
     p.set_defaults(run=run_oracle)
     sub = p.add_subparsers(dest="role")
+    # No abbreviations: `--salt HEX` must be refused, not read as `--salt-file HEX`.
     v = sub.add_parser(
-        "validator", parents=[common], help="party 0: holds the validation file (sponsor's host)"
+        "validator",
+        parents=[common],
+        allow_abbrev=False,
+        help="party 0: holds the validation file (sponsor's host)",
     )
     v.add_argument("--task", type=int, required=True)
     v.add_argument("--validation", required=True)
@@ -60,10 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--sessions", type=int, default=0, help="serve this many sessions, then exit (0: forever)"
     )
     v.add_argument(
-        "--salt",
-        type=_hex_salt,
-        help="the validation file's salt in hex (default: the one `bountytree "
-        "task create` kept on this machine)",
+        "--salt-file",
+        dest="salt",
+        type=_salt_file,
+        help="a file holding the validation file's salt in hex, readable by its owner only "
+        "(default: env BOUNTYTREE_VALIDATION_SALT, else the salt `bountytree task create` kept "
+        "on this machine); never on the command line, which every local user can read",
     )
     v.set_defaults(run=lambda a, s: _validator(a, s))
     m = sub.add_parser("model-party", parents=[common], help=argparse.SUPPRESS)
@@ -72,11 +79,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _hex_salt(text: str) -> bytes:
+def _salt_file(path: str) -> bytes:
+    """The salt from a file only its owner can read (a secret in argv is in /proc/<pid>/cmdline,
+    readable by every local user for as long as the process runs)."""
+    try:
+        mode = os.stat(path).st_mode
+        text = Path(path).read_text().strip()
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"{path}: {exc.strerror}") from None
+    if mode & 0o077:
+        raise argparse.ArgumentTypeError(
+            f"{path} is readable by others (mode {mode & 0o777:o}): chmod 600 {path}"
+        )
     try:
         return bytes.fromhex(text.removeprefix("0x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not hex") from None
+        raise argparse.ArgumentTypeError(f"{path} does not hold a hex salt") from None
 
 
 def _validator(args, settings) -> int:

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from app import ui
+from bountytree.text import markdown
 
 market = ui.page("bountytree")
 st.caption(
@@ -30,7 +31,7 @@ if market is not None:
         st.dataframe(rows, hide_index=True, width="stretch")
         st.markdown(
             "  \n".join(
-                f"[#{r['task']} {r['name']}](Task?task={r['task']}) · {r['status']}, best "
+                f"[#{r['task']} {markdown(str(r['name']))}](Task?task={r['task']}) · {r['status']}, best "
                 f"{r['best so far']} of {r['target']}"
                 for r in rows
             )

@@ -4,15 +4,16 @@ import streamlit as st
 
 from app import ui
 from app.tree_view import tree_dot
+from bountytree.text import markdown
 
 here = ui.task_page("Task")
 if here is not None:
     market, task_id = here.market, here.task_id
     task = market.task(task_id)
     nodes = market.nodes(task_id)
-    st.subheader(task.info.name)
+    st.subheader(markdown(task.info.name))
     if task.info.description:
-        st.caption(task.info.description)
+        st.caption(markdown(task.info.description, block=True))
     cols = st.columns(5)
     cols[0].metric("Bounty", ui.eth(task.bounty))
     cols[1].metric("Target", ui.pct(task.target_bps))

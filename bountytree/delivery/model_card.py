@@ -31,6 +31,7 @@ from bountytree.models.spec import ModelSpec
 from bountytree.models.weights import load as load_weights
 from bountytree.models.weights import max_bytes
 from bountytree.storage.store import get_bytes
+from bountytree.text import markdown
 
 BPS = 10_000
 
@@ -290,11 +291,11 @@ def model_card(source: ModelSource, checks: Sequence[FormatCheck] = ()) -> str:
         str(header).rstrip(),
         "---",
         "",
-        f"# {source.title}",
+        f"# {markdown(source.title)}",
         "",
-        (info.description + "\n") if info and info.description else "",
+        (markdown(info.description, block=True) + "\n") if info and info.description else "",
         f"A classifier of rows of {list(spec.input_shape)} features into {spec.num_classes} "
-        f"classes, `{spec.name or 'unnamed'}` ({spec.num_params:,} parameters), trained on the "
+        f"classes, {markdown(spec.name) or 'unnamed'} ({spec.num_params:,} parameters), trained on the "
         f"bountytree marketplace. "
         + (
             "It is the winner the contract recorded when the task was finalized."

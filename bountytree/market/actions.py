@@ -42,6 +42,7 @@ from bountytree.reasons import Reason, Rejected
 from bountytree.storage.cid import bytes32_to_cid, cid_to_bytes32
 from bountytree.storage.connect import open_store
 from bountytree.storage.store import Store, add_bytes, get_bytes
+from bountytree.text import check_name
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -393,6 +394,11 @@ class Market:
         most `max_submissions` of them (0: no cap), and `audit_bond` (sent with the bounty, apart
         from the pool) comes back only if the file is published after finalize
         (`publish_validation`)."""
+        check_name(name, "task name")
+        if len(description) > MAX_DESCRIPTION:
+            raise UserError(
+                f"description: {len(description)} characters, at most {MAX_DESCRIPTION}"
+            )
         if not 0 <= max_submissions <= 0xFFFF:
             raise UserError(f"max submissions: {max_submissions} is not in 0..65535 (0: no cap)")
         if scoring_fee < 0 or audit_bond < 0:
@@ -721,6 +727,9 @@ class Market:
                 f"task {task.id} takes at most {task.max_submissions} proposals and commitments "
                 f"per account; {self.chain.address} has made {made}"
             )
+
+
+MAX_DESCRIPTION = 4000  # characters of a task's free-text description
 
 
 def _node_view(node_id: int, n: dict[str, Any]) -> NodeView:

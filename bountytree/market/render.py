@@ -7,6 +7,7 @@ from web3 import Web3
 
 from bountytree.market.actions import Market, NodeView, TaskView
 from bountytree.market.records import Payout
+from bountytree.text import terminal
 
 
 def eth(wei: int) -> str:
@@ -33,7 +34,7 @@ def task_header(task: TaskView) -> list[str]:
     when = f"in {left // 3600}h{left % 3600 // 60:02d}m" if left > 0 else "passed"
     d, c, e = (s / 100 for s in task.shares_bps)
     lines = [
-        f"task {task.id}: {info.name if info else '?'}  [{task.status}]",
+        f"task {task.id}: {terminal(info.name) if info else '?'}  [{task.status}]",
         f"  sponsor {task.sponsor}  bounty {eth(task.bounty)}  stake {eth(task.stake)}",
         f"  target {pct(task.target_bps)}  deadline {when}  split data {d:g}% / compute {c:g}% / "
         f"expertise {e:g}%",

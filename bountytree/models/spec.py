@@ -26,6 +26,7 @@ from bountytree.models.fields import (
 )
 from bountytree.models.layers import LAYERS, is_buffer
 from bountytree.storage.cid import digest_from_cid
+from bountytree.text import NAME, NAME_RULE
 
 if TYPE_CHECKING:
     import torch
@@ -143,8 +144,8 @@ def parse_spec(data: Any) -> ModelSpec:
     if data.get("format", FORMAT) != FORMAT:
         raise SpecError(f"format: {json.dumps(data.get('format'))} is not {FORMAT}")
     name = data.get("name", "")
-    if not isinstance(name, str) or len(name) > 200:
-        raise SpecError("name: expected a string of at most 200 characters")
+    if name != "" and (not isinstance(name, str) or not NAME.match(name)):
+        raise SpecError(f"name: {json.dumps(name)[:60]} is not a name ({NAME_RULE})")
     shape = data.get("input_shape")
     if not isinstance(shape, list) or not 1 <= len(shape) <= 3:
         raise SpecError(f"input_shape: expected a list of 1 to 3 integers, got {json.dumps(shape)}")

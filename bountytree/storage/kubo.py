@@ -18,9 +18,11 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import time
 from collections import deque
 from collections.abc import Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 from urllib.parse import urlencode
 
@@ -46,12 +48,22 @@ from bountytree.storage.store import (
 from bountytree.storage.unixfs import DagBuilder, hash_leaf, read_chunks
 
 CONNECT_TIMEOUT = 5.0
-GRACE = 10.0  # our read timeout is the node's own timeout plus this: its answer comes first
+# Our read timeout, per receive and for a whole answer, is the node's own timeout plus this: its
+# own "not found" comes first. A node that answers, but drips, is cut off at the same bound.
+GRACE = 10.0
 AHEAD = 8  # blocks requested at once while reading a file (memory: 8 × 256 KiB)
 MAX_ANSWER = 64 * 1024 * 1024  # the JSON answers we read whole (pin lists)
 # What kubo (context deadline, offline lookups) and js-ipfs (its `timeout` argument) say when a
 # block could not be found in time.
 _MISSING = ("timed out", "deadline exceeded", "not found", "could not find")
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """A 200 answer whose body is still to be read, and when reading it must have ended."""
+
+    resp: urllib3.BaseHTTPResponse
+    deadline: float
 
 
 class KuboStore:
@@ -77,9 +89,10 @@ class KuboStore:
         missing: str | None = None,
         body: Iterator[bytes] | None = None,
         headers: dict[str, str] | None = None,
-    ) -> urllib3.BaseHTTPResponse:
-        """One call; a response with status 200 whose body the caller reads. `missing` names
-        what is not found when the node says so (otherwise such an answer is an outage)."""
+    ) -> _Answer:
+        """One call; an answer with status 200 whose body the caller reads before its deadline
+        (the node's timeout plus GRACE from now, once any upload is sent). `missing` names what
+        is not found when the node says so (otherwise such an answer is an outage)."""
         # A call without a body may be retried once if the connection drops (a kept-alive
         # connection the node closed); an upload, half sent, cannot be replayed.
         retries: urllib3.Retry | bool = False
@@ -107,9 +120,10 @@ class KuboStore:
             )
         except (HTTPError, OSError) as exc:
             raise self._unreachable(exc) from None
+        answer = _Answer(resp, time.monotonic() + self.timeout + GRACE)
         if resp.status == 200:
-            return resp
-        message = self._error_text(resp)
+            return answer
+        message = self._error_text(answer)
         # Only the node's own error answer (500) can say "not found": a 404 is a server that is
         # not an IPFS node at all.
         if resp.status == 500 and missing and any(w in message.lower() for w in _MISSING):
@@ -133,9 +147,9 @@ class KuboStore:
             why = f"{type(reason).__name__}: {str(reason)[:160]}"
         return StoreUnavailable(f"cannot reach the IPFS node at {self.url} ({why})")
 
-    def _error_text(self, resp: urllib3.BaseHTTPResponse) -> str:
+    def _error_text(self, answer: _Answer) -> str:
         try:
-            raw = self._read(resp, 64 * 1024)
+            raw = self._read(answer, 64 * 1024)
         except StoreUnavailable:
             return "(no readable error message)"
         try:
@@ -144,13 +158,22 @@ class KuboStore:
             message = None
         return str(message) if message else raw[:200].decode(errors="replace")
 
-    def _read(self, resp: urllib3.BaseHTTPResponse, cap: int) -> bytes:
+    def _read(self, answer: _Answer, cap: int) -> bytes:
         """The body, up to cap + 1 bytes (a body longer than `cap` is left unread and its
-        connection dropped); a body cut short is StoreUnavailable."""
-        out = bytearray()
+        connection dropped); a body cut short, or not whole by the answer's deadline, is
+        StoreUnavailable. Each receive is one `read1` (at most one socket read, each bounded by
+        the read timeout), so the deadline is checked between receives however slowly they come:
+        a read ends by the deadline plus one receive's timeout."""
+        resp, out = answer.resp, bytearray()
         try:
             while len(out) <= cap:
-                piece = resp.read(min(1024 * 1024, cap + 1 - len(out)))
+                if time.monotonic() > answer.deadline:
+                    resp.close()
+                    raise StoreUnavailable(
+                        f"the IPFS node at {self.url} sent {len(out)} bytes of an answer and not "
+                        f"the rest within {self.timeout + GRACE:g} s: it is too slow to use"
+                    )
+                piece = resp.read1(min(1024 * 1024, cap + 1 - len(out)))
                 if not piece:
                     break
                 out += piece
@@ -163,8 +186,8 @@ class KuboStore:
             resp.release_conn()
         return bytes(out)
 
-    def _json(self, resp: urllib3.BaseHTTPResponse, what: str) -> Any:
-        raw = self._read(resp, MAX_ANSWER)
+    def _json(self, answer: _Answer, what: str) -> Any:
+        raw = self._read(answer, MAX_ANSWER)
         try:
             return json.loads(raw)
         except ValueError:
@@ -176,12 +199,12 @@ class KuboStore:
 
     def get_block(self, cid: str, digest: bytes) -> bytes:
         name = cid_from_digest(digest)
-        resp = self._post(
+        answer = self._post(
             "block/get",
             {"arg": name, "timeout": f"{self.timeout:g}s"},
             missing=which_block(cid, name),
         )
-        block = self._read(resp, MAX_BLOCK)
+        block = self._read(answer, MAX_BLOCK)
         if len(block) > MAX_BLOCK:
             raise BlockCorrupted(
                 f"{which_block(cid, name)} is corrupted: the IPFS node at {self.url} sent over "
@@ -236,7 +259,7 @@ class KuboStore:
                 yield chunk
             yield f"\r\n--{boundary}--\r\n".encode()
 
-        resp = self._post(
+        uploaded = self._post(
             "add",
             {
                 "cid-version": "0",
@@ -250,16 +273,16 @@ class KuboStore:
             headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
         )
         added: str | None = None
-        for line in self._read(resp, MAX_ANSWER).splitlines():
+        for line in self._read(uploaded, MAX_ANSWER).splitlines():
             try:
-                answer = json.loads(line)
+                said = json.loads(line)
             except ValueError:
                 continue
-            if answer.get("Type") == "error":
+            if said.get("Type") == "error":
                 raise StoreUnavailable(
-                    f"the IPFS node at {self.url} failed to add: {answer.get('Message')}"
+                    f"the IPFS node at {self.url} failed to add: {said.get('Message')}"
                 )
-            added = answer.get("Hash", added)
+            added = said.get("Hash", added)
         if not added:
             raise StoreUnavailable(f"the IPFS node at {self.url} added the file but gave no CID")
         expected = cid_from_digest(builder.finish().digest)
@@ -279,12 +302,11 @@ class KuboStore:
 
     def pin(self, cid: str) -> None:
         digest_from_cid(cid)
-        resp = self._post("pin/add", {"arg": cid, "timeout": f"{self.timeout:g}s"}, missing=cid)
-        self._read(resp, MAX_ANSWER)
+        answer = self._post("pin/add", {"arg": cid, "timeout": f"{self.timeout:g}s"}, missing=cid)
+        self._read(answer, MAX_ANSWER)
 
     def pins(self) -> list[str]:
-        resp = self._post("pin/ls", {"type": "recursive"})
-        answer = self._json(resp, "pin/ls")
+        answer = self._json(self._post("pin/ls", {"type": "recursive"}), "pin/ls")
         keys = answer.get("Keys") if isinstance(answer, dict) else None
         if not isinstance(keys, dict):
             raise StoreUnavailable(f"the IPFS node at {self.url} answered pin/ls without Keys")

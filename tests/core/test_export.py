@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from markdown_it import MarkdownIt
 
 from bountytree.delivery import export
 from bountytree.delivery.model_card import read_market, resolve
@@ -126,6 +127,10 @@ def test_model_card_tells_task_lineage_payouts_and_chain(settings, task, tmp_pat
     assert paid == credited > 0
     assert "expertise" in card["lineage"][0]["paid_wei"]
     assert "## Lineage" in readme and "## Payouts" in readme and card["spec_cid"] in readme
+    # The task's description is shown as text: no heading, image, link or HTML of its own.
+    html = MarkdownIt("commonmark").render(readme.split("---", 2)[2])
+    assert "<img" not in html and 'phish.example/"' not in html and "<b>" not in html
+    assert html.count("<h1>") == 1 and "Independently audited" in html
 
 
 def test_export_of_a_chosen_node_of_the_other_architecture(settings, task, rows, tmp_path, run):

@@ -31,7 +31,7 @@ from bountytree.storage.cid import bytes32_to_cid, cid_from_digest, cid_to_bytes
 from bountytree.storage.connect import open_store
 from bountytree.storage.daemon import IpfsDaemon
 from bountytree.storage.embedded import EmbeddedStore
-from bountytree.storage.kubo import KuboStore
+from bountytree.storage.kubo import GRACE, KuboStore
 from bountytree.storage.store import (
     BlockCorrupted,
     BlockMissing,
@@ -446,8 +446,9 @@ def test_connection_cut_mid_stream_is_unavailable(ipfs_daemon):
 
 
 @contextlib.contextmanager
-def _fake_node(status: int, answer: bytes) -> Iterator[str]:
-    """An HTTP server that answers every call with `answer`: a node we do not trust."""
+def _fake_node(status: int, answer: bytes, drip: float = 0.0) -> Iterator[str]:
+    """An HTTP server that answers every call with `answer`: a node we do not trust. With
+    `drip`, the body comes one byte every `drip` seconds."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
@@ -461,7 +462,13 @@ def _fake_node(status: int, answer: bytes) -> Iterator[str]:
             self.send_response(status)
             self.send_header("Content-Length", str(len(answer)))
             self.end_headers()
-            self.wfile.write(answer)
+            if not drip:
+                self.wfile.write(answer)
+                return
+            for i in range(len(answer)):  # bounded: the answer's length, or the client leaving
+                self.wfile.write(answer[i : i + 1])
+                self.wfile.flush()
+                time.sleep(drip)
 
         def log_message(self, *args):
             pass
@@ -487,6 +494,19 @@ def test_a_server_that_is_no_ipfs_node_is_unavailable_not_missing():
         pytest.raises(StoreUnavailable, match="some internal failure"),
     ):
         list(KuboStore(url).cat(cid))
+
+
+def test_a_node_that_drips_is_unavailable_within_its_deadline():
+    """A node that answers 200 and then one byte every 3 s: the read ends as unavailable by the
+    node's timeout plus GRACE (plus one receive), never a hang; the author is not blamed."""
+    cid = "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o"
+    timeout, drip = 1.0, 3.0
+    with _fake_node(200, b"x" * 64, drip=drip) as url:
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable, match="too slow"):
+            list(KuboStore(url, timeout=timeout).cat(cid))
+        took = time.monotonic() - started
+    assert took <= timeout + GRACE + drip + 2, took
 
 
 def test_a_node_that_sends_other_bytes_is_corrupted_not_the_author():

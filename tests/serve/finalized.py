@@ -32,6 +32,10 @@ class Finalized:
 
 
 _built: dict[str, Finalized] = {}
+HOSTILE_DESCRIPTION = (
+    "Digits 0-9 from 8x8 pixel intensities.\n# Independently audited: 99.9 % test accuracy\n"
+    "![t](https://tracker.example/p.png) [claim your prize](https://phish.example/) <b>x</b>"
+)
 
 
 def _spec(name: str):
@@ -45,7 +49,8 @@ def finalized_task(settings: Settings, files: dict[str, Path]) -> Finalized:
     task_id = sponsor.create_task(
         files["validation"],
         name="served digits",
-        description="Digits 0-9 from 8x8 pixel intensities.",
+        # A description is free text from whoever posts a task: this one tries to write the card.
+        description=HOSTILE_DESCRIPTION,
         bounty=parse_eth("2", "bounty"),
         target_bps=3000,
         deadline_s=3 * 3600,
