@@ -7,6 +7,8 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
+from collections.abc import Callable
+from typing import cast
 
 from bountytree.errors import UserError
 
@@ -48,3 +50,25 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def die_with_parent() -> None:
+    """`preexec_fn` for a child that must not outlive the process that started it, however that
+    process ends (SIGKILL included): Linux delivers SIGTERM to the child when its parent dies.
+    Elsewhere it does nothing (the parent's own shutdown still stops its children). It only
+    calls a C function resolved when this module was imported: nothing to import or lock
+    between fork and exec."""
+    if _PRCTL is not None:
+        _PRCTL(1, 15)  # PR_SET_PDEATHSIG, SIGTERM
+
+
+def _prctl() -> Callable[[int, int], int] | None:
+    try:
+        import ctypes
+
+        return cast(Callable[[int, int], int], ctypes.CDLL(None, use_errno=True).prctl)
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _prctl()

@@ -22,6 +22,7 @@ from bountytree.market.validation import (
 from bountytree.models import datasets
 from bountytree.models import weights as weights_io
 from bountytree.models.spec import parse_spec
+from bountytree.processes import die_with_parent
 
 from .admission import TEST, VALIDATION, Gate
 
@@ -117,7 +118,10 @@ def run_validator(
         if getattr(settings, "rpc", None):
             argv += ["--rpc", settings.rpc]
         # the salt goes by environment (readable by this user only), never on a command line
-        status = subprocess.run(argv, env={**os.environ, SALT_ENV: salt.hex()}).returncode
+        # The session dies with this process, however it is stopped (it holds the MPC port).
+        status = subprocess.run(
+            argv, env={**os.environ, SALT_ENV: salt.hex()}, preexec_fn=die_with_parent
+        ).returncode
         served += 1
         print(
             f"session {served} {'done' if status == 0 else f'failed (exit {status})'}", flush=True

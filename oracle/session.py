@@ -23,7 +23,7 @@ from pathlib import Path
 
 from bountytree.errors import UserError
 from bountytree.files import atomic_write_json
-from bountytree.processes import free_port
+from bountytree.processes import die_with_parent, free_port
 
 from .checks import Ready
 
@@ -105,6 +105,7 @@ def run_session(
                         env=env,
                         stdout=subprocess.PIPE,
                         stderr=subprocess.PIPE,
+                        preexec_fn=die_with_parent,
                     ),
                 )
             )
@@ -116,6 +117,7 @@ def run_session(
                     env=env,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
+                    preexec_fn=die_with_parent,
                 ),
             )
         )

@@ -549,7 +549,9 @@ class Chain:
         while self.w3.eth.block_number <= block:
             if time.monotonic() > deadline:
                 raise UserError(
-                    f"no new block after {block} in {timeout_s:.0f}s; is the chain producing blocks?"
+                    f"no new block after {block} in {timeout_s:.0f} s: a reveal needs a block "
+                    "after its commit. A local chain that mines only on transactions needs a "
+                    "block clock: start it with `bountytree up` (or `up --chain-only`)"
                 )
             time.sleep(poll_s)
 

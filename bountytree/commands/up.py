@@ -38,6 +38,16 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--no-app", action="store_true", help="do not start the Streamlit app")
     p.add_argument(
+        "--no-oracle",
+        action="store_true",
+        help="do not start the oracle (run your own: python -m oracle --account ...)",
+    )
+    p.add_argument(
+        "--chain-only",
+        action="store_true",
+        help="only the chain (and the contracts, deployed if needed): no oracle, no app",
+    )
+    p.add_argument(
         "--chain",
         choices=("ganache", "anvil"),
         default="ganache",
@@ -68,9 +78,9 @@ def _deployed(settings: Settings) -> bool:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from bountytree.chain.client import Chain, deploy, deployment_path
+    from bountytree.chain.client import LOCAL_CHAIN_IDS, connect, deploy, deployment_path
     from bountytree.chain.local import STATE_FOLDERS, BlockClock, start_chain
-    from bountytree.processes import stop, wait_for_port
+    from bountytree.processes import die_with_parent, stop, wait_for_port
 
     url = urlparse(settings.rpc)
     if url.hostname not in ("127.0.0.1", "localhost") or not url.port:
@@ -96,7 +106,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             (
                 name,
                 subprocess.Popen(
-                    argv, env=env, stdout=log(f"{name}.log"), stderr=subprocess.STDOUT
+                    argv,
+                    env=env,
+                    stdout=log(f"{name}.log"),
+                    stderr=subprocess.STDOUT,
+                    preexec_fn=die_with_parent,  # no role outlives `up`, even killed
                 ),
             )
         )
@@ -119,8 +133,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             local = start_chain(args.chain, url.port, state, log=log(f"{args.chain}.log"))
             started.append((args.chain, local.proc))
             print(f"chain      {args.chain} at {settings.rpc}, state in {state}")
+        chain_id = int(connect(settings.rpc).eth.chain_id)
+        if chain_id not in LOCAL_CHAIN_IDS:
+            raise UserError(
+                f"the chain at {settings.rpc} has chain id {chain_id}, not a local development "
+                f"chain ({', '.join(map(str, sorted(LOCAL_CHAIN_IDS)))}): `up` would run its oracle "
+                "with a public development key there. Deploy with `bountytree deploy --account "
+                "KEYSTORE` and run `python -m oracle --account KEYSTORE` instead"
+            )
         if _deployed(settings):
-            chain_id = Chain(settings, need_contracts=False).chain_id
             path = deployment_path(settings.deployments, chain_id)
             print(f"contracts  already deployed ({path})")
         else:
@@ -129,9 +150,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         # The oracle acts as the deployer, the local chain's account 0. The roles are processes,
         # never imports: the core knows them only by their module names.
         env = {**os.environ, **settings.to_env(), "BOUNTYTREE_ACCOUNT": "dev:0"}
-        spawn("oracle", [sys.executable, "-m", "oracle", "--interval", "2"], env)
-        print(f"oracle     scoring every 2 s (log: {logs / 'oracle.log'})")
-        if not args.no_app:
+        if not (args.no_oracle or args.chain_only):
+            spawn("oracle", [sys.executable, "-m", "oracle", "--interval", "2"], env)
+            print(f"oracle     dev:0, scoring every 2 s (log: {logs / 'oracle.log'})")
+        if not (args.no_app or args.chain_only):
             # Settings in app/.streamlit/config.toml (127.0.0.1, headless, no usage
             # statistics); the app holds no key, so none is passed on.
             app = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "main.py")]
@@ -145,7 +167,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         print(
             "Ctrl-C stops everything."
-            + (f" The app stays at http://localhost:{args.app_port}" if not args.no_app else ""),
+            + (
+                f" The app stays at http://localhost:{args.app_port}"
+                if not (args.no_app or args.chain_only)
+                else ""
+            ),
             flush=True,
         )
         while True:

@@ -40,6 +40,11 @@ from bountytree.errors import UserError
 from bountytree.models.inference import InputError, Prediction, Predictor
 
 INPUT = "input"
+# The largest magnitude each float datatype holds: data beyond it is not of that type.
+FLOAT_MAX = {
+    name: float(np.finfo(t).max)
+    for name, t in (("FP16", np.float16), ("FP32", np.float32), ("FP64", np.float64))
+}
 OUTPUTS = ("logits", "class")
 # Open Inference Protocol datatypes accepted for the input, and the numpy kinds their data may take.
 DATATYPES = {
@@ -366,6 +371,10 @@ def parse_infer(body: bytes, predictor: Predictor, config: ServeConfig) -> Infer
     if datatype.startswith(("INT", "UINT")) and values.size:
         limits = np.iinfo(datatype.lower())
         if values.min() < limits.min or values.max() > limits.max:
+            raise BadRequest(f"inputs[0].data: values outside the range of {datatype}")
+    if datatype.startswith("FP") and values.size:
+        biggest = float(np.abs(values).max())
+        if not biggest <= FLOAT_MAX[datatype]:  # NaN compares false too
             raise BadRequest(f"inputs[0].data: values outside the range of {datatype}")
     try:
         rows = predictor.rows(values.reshape(shape), "inputs[0].data")

@@ -190,6 +190,7 @@ def test_bad_requests_get_a_400_with_one_line(served, expected, rows):
         "must be integers": {"inputs": [{**good, "datatype": "INT64"}]},
         "unequal lengths": {"inputs": [{**good, "shape": [2, n], "data": [[0.0] * n, [0.0]]}]},
         "finite": {"inputs": [{**good, "datatype": "FP64", "data": [1e300] * n}]},
+        "outside the range of FP16": {"inputs": [{**good, "datatype": "FP16", "data": [7e4] * n}]},
         "rows, expected 1 to": {
             "inputs": [{**good, "shape": [MAX_ROWS + 1, n], "data": [0.0] * (MAX_ROWS + 1) * n}]
         },
