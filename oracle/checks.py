@@ -25,7 +25,8 @@ import torch
 from bountytree.market.actions import NodeView
 from bountytree.market.taskinfo import TaskInfo
 from bountytree.models import weights as weights_io
-from bountytree.models.bounds import SAFE_LIMIT, within_range
+from bountytree.models.bounds import range_problem
+from bountytree.models.datasets import InputBox
 from bountytree.models.spec import MAX_SPEC_BYTES, ModelSpec, SpecError, build_torch, load_spec
 from bountytree.reasons import Reason, Rejected
 from bountytree.storage.store import (
@@ -132,7 +133,7 @@ def check(
     fetch: Fetcher,
     node: NodeView,
     spec: ModelSpec,
-    input_range: tuple[float, float] | None = None,
+    box: InputBox | None = None,
 ) -> Ready:
     """Checks one node's weights against its architecture's (already checked) spec and, given
     the task's input range, that its values stay within CrypTen's fixed-point range
@@ -153,13 +154,6 @@ def check(
         out = model(torch.zeros(2, *spec.input_shape))
     if not torch.isfinite(out).all():
         raise Rejected(Reason.NOT_FINITE, f"weights {cid} give non-finite outputs")
-    if input_range is not None:
-        fits, bound = within_range(spec, state, *input_range)
-        if not fits:
-            raise Rejected(
-                Reason.LOGIT_RANGE,
-                f"weights {cid} can reach values of {bound:.3g} on inputs in "
-                f"[{input_range[0]:g}, {input_range[1]:g}], beyond the {SAFE_LIMIT:.3g} the secure "
-                "evaluation holds",
-            )
+    if box is not None and (problem := range_problem(spec, state, box)):
+        raise Rejected(Reason.LOGIT_RANGE, f"weights {cid}: {problem}")
     return Ready(node, spec, raw, weights_io.flatten(state))

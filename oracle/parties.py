@@ -36,12 +36,12 @@ def _rows(path: str | Path, info: TaskInfo, expected_rows: int) -> datasets.Data
     datasets.check_against(rows, info.num_features, info.num_classes, str(path))
     if expected_rows and len(rows) != expected_rows:
         raise UserError(f"{path}: {len(rows)} rows, the task says {expected_rows}")
-    if info.input_range and len(rows):
-        low, high = info.input_range
-        if float(rows.X.min()) < low or float(rows.X.max()) > high:
-            raise UserError(
-                f"{path}: values outside the task's declared input range [{low:g}, {high:g}]"
-            )
+    box = info.input_box
+    if box is not None and len(rows) and (feature := box.outside(rows.X)) is not None:
+        raise UserError(
+            f"{path}: feature {feature} leaves the task's declared range "
+            f"[{box.low[feature]:g}, {box.high[feature]:g}]"
+        )
     return rows
 
 

@@ -181,14 +181,14 @@ class Oracle:
                 arch = _architecture(node, nodes)
                 if node.kind == "architecture":
                     specs[node.id] = spec = architecture_spec(fetch, node, task.info)
-                    ok = check(fetch, node, spec, task.info.input_range)
+                    ok = check(fetch, node, spec, task.info.input_box)
                     self._check_duplicate(ok, nodes, specs, checked, task)
                 else:
                     assert (
                         parent is not None
                     )  # the contract admits a trained node under a node only
                     spec = self._arch_spec(arch, specs, task)
-                    ok = check(fetch, node, spec, task.info.input_range)
+                    ok = check(fetch, node, spec, task.info.input_box)
                     self._check_lineage(ok, nodes, specs, checked, task)
                     parent_fetch = Fetcher(self.market.store, age(parent.block), self.fetch_timeout)
                     self._verify_training(ok, parent, task, parent_fetch, fetch)
@@ -645,7 +645,7 @@ class Oracle:
         arch = _architecture(node, nodes)
         anyway = Fetcher(self.market.store, lambda: 0.0, float("inf"))
         spec = architecture_spec(anyway, arch, task.info)
-        return check(anyway, node, spec, task.info.input_range)
+        return check(anyway, node, spec, task.info.input_box)
 
     def finalize_if_due(self, task_id: int, r: TaskRound) -> None:
         """Finalizes a due task once nothing submitted is left to score: every node scored or

@@ -12,10 +12,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from bountytree.errors import UserError
-from bountytree.market.actions import Market
+from bountytree.market.actions import Market, TaskView
 from bountytree.models import datasets
 from bountytree.models import weights as weights_io
+from bountytree.models.bounds import range_problem
+from bountytree.models.spec import ModelSpec
 from bountytree.models.training import Progress, train_node
 from bountytree.storage.store import add_bytes, get_bytes
 
@@ -42,6 +46,24 @@ class Trainer:
 
     def __init__(self, market: Market):
         self.market = market
+
+    @staticmethod
+    def check_before_staking(task: TaskView, spec: ModelSpec, model: torch.nn.Module) -> None:
+        """The oracle's checks on a node's own weights that need no secure session (finite
+        outputs, the bound on its values over the task's rows), run before anything is uploaded
+        or staked: a model the oracle would reject is refused here, in one line that says what
+        to change, and nothing is sent."""
+        state = {k: v.detach() for k, v in model.state_dict().items()}
+        if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
+            raise UserError(
+                "not submitted (nothing staked): training made some weights NaN or infinite; "
+                "lower the learning rate"
+            )
+        box = task.info.input_box
+        if box is not None and (problem := range_problem(spec, state, box)):
+            raise UserError(
+                f"not submitted (nothing staked): the oracle would reject it: {problem}"
+            )
 
     def prepare(
         self,
@@ -71,7 +93,7 @@ class Trainer:
         parent_id = m.best_parent(task) if parent in ("best", None) else _node_id(parent)
         node = m.require_parent(task_id, parent_id, dataset_id)
         spec = m.architecture_spec(node)
-        cid = m.weights_cid(node, spec)
+        cid = node.weights_cid(spec)
         model = weights_io.load_model(
             get_bytes(m.store, cid, weights_io.max_bytes(spec)),
             spec,
@@ -93,6 +115,7 @@ class Trainer:
         timings["download"] = time.perf_counter() - started
         trained = train_node(model, spec, rows, progress)
         timings["train"] = trained.fit.seconds
+        self.check_before_staking(_task, spec, model)
         started = time.perf_counter()
         cid = add_bytes(self.market.store, weights_io.to_bytes(model))
         self.market.store.pin(cid)

@@ -190,7 +190,7 @@ def _plain_correct(market: Market, node: NodeView, rows: Dataset) -> int:
     from bountytree.storage.store import get_bytes
 
     spec = market.architecture_spec(node)
-    raw = get_bytes(market.store, market.weights_cid(node, spec), max_bytes(spec))
+    raw = get_bytes(market.store, node.weights_cid(spec), max_bytes(spec))
     model = load_model(raw, spec, f"weights of node {node.id}")
     with torch.no_grad():
         X = torch.from_numpy(rows.X).reshape(len(rows), *spec.input_shape)

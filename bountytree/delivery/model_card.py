@@ -21,12 +21,13 @@ from bountytree.errors import UserError
 from bountytree.market.actions import (
     Market,
     NodeView,
-    Payout,
     TaskView,
     best_above,
     open_market,
     path_gain,
 )
+from bountytree.market.records import Payout
+from bountytree.market.taskinfo import TaskInfo
 from bountytree.models.spec import ModelSpec
 from bountytree.models.weights import load as load_weights
 from bountytree.models.weights import max_bytes
@@ -79,6 +80,9 @@ class ModelSource:
     lineage: tuple[LineageStep, ...]
     payouts: tuple[Payout, ...]  # PayoutCredited events of the task, stakes left out
     pool: int | None  # bounty + forfeited stakes at finalize
+    # The winner's score on the sponsor's test part, recorded once on-chain (None: not recorded,
+    # or not the winner).
+    test_bps: int | None = None
 
     @property
     def model_name(self) -> str:
@@ -126,7 +130,7 @@ def resolve(market: Market, task_id: int, node_id: int | None = None) -> ModelSo
         )
     path = _path(node, nodes)
     spec = market.architecture_spec(node)
-    weights_cid = market.weights_cid(node, spec)
+    weights_cid = node.weights_cid(spec)
     raw = get_bytes(market.store, weights_cid, max_bytes(spec))
     load_weights(raw, spec, f"weights {weights_cid} of node {node.id}")
     paid = _paid_by_rule(market, task, nodes) if task.finalized and task.winner else {}
@@ -162,6 +166,7 @@ def resolve(market: Market, task_id: int, node_id: int | None = None) -> ModelSo
         lineage=lineage,
         payouts=tuple(p for p in market.payouts(task_id) if p.kind != "stake"),
         pool=int(finalized[0]["args"]["pool"]) if finalized else None,
+        test_bps=market.test_score(task_id) if task.finalized and task.winner == node.id else None,
     )
 
 
@@ -205,6 +210,19 @@ def _paid_by_rule(
 
 
 # ── the model card ───────────────────────────────────────────────────────────
+
+
+def _features(info: TaskInfo | None) -> list[dict[str, Any]] | None:
+    """The rows' schema, in column order: each feature's name (when the sponsor's file had a
+    header) and the range the sponsor's rows span (what a row the model was scored on holds)."""
+    box = info.input_box if info else None
+    if info is None or box is None:
+        return None
+    names = info.feature_names or tuple(f"feature {i}" for i in range(info.num_features))
+    return [
+        {"name": name, "dtype": "float32", "min": low, "max": high}
+        for name, low, high in zip(names, box.low, box.high, strict=True)
+    ]
 
 
 def _eth(wei: int) -> str:
@@ -258,7 +276,8 @@ def front_matter(source: ModelSource, checks: Sequence[FormatCheck] = ()) -> dic
             "num_classes": source.spec.num_classes,
             "validation_accuracy": accuracy,
             "validation_rows": info.validation_rows if info else None,
-            "test_accuracy": None,
+            "test_accuracy": None if source.test_bps is None else source.test_bps / BPS,
+            "features": _features(info),
             "target_accuracy": task.target_bps / BPS,
             "pool_wei": source.pool,
             "lineage": [
@@ -311,8 +330,13 @@ def model_card(source: ModelSource, checks: Sequence[FormatCheck] = ()) -> str:
         f"{info.validation_rows if info else '?'} rows the sponsor keeps private; computed by the "
         "oracle in a two-party CrypTen session and recorded on-chain |",
         f"| target of the task | {task.target_bps / 100:.2f} % |",
-        "| test accuracy | none: a bountytree task records no test accuracy (a sponsor who kept "
-        "a test split can measure it locally) |",
+        (
+            f"| test accuracy | {source.test_bps / 100:.2f} % on the sponsor's test part, scored "
+            "once for the winner and recorded on-chain |"
+            if source.test_bps is not None
+            else "| test accuracy | none recorded (the sponsor kept no test part, or this node "
+            "is not the winner) |"
+        ),
         "",
         "## Lineage",
         "",
@@ -333,6 +357,23 @@ def model_card(source: ModelSource, checks: Sequence[FormatCheck] = ()) -> str:
             f"| #{s.node_id} | {s.kind} | {s.author} | {data} | "
             f"{s.accuracy_bps / 100:.2f} % | {gain} | {paid} | `{s.cid}` |"
         )
+    features = _features(info)
+    if features:
+        lines += [
+            "",
+            "## Input",
+            "",
+            "One row per prediction, the features in this order, as float32 (the ranges are "
+            "those of the sponsor's rows; the model was scored on rows within them). No "
+            "preprocessing happens outside the model.",
+            "",
+            "| # | feature | min | max |",
+            "| --- | --- | --- | --- |",
+        ]
+        lines += [
+            f"| {i} | {markdown(f['name'])} | {f['min']:.6g} | {f['max']:.6g} |"
+            for i, f in enumerate(features)
+        ]
     lines += ["", "## Payouts", ""]
     if source.payouts:
         lines += [

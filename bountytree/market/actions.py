@@ -307,13 +307,6 @@ class Market:
             get_bytes(self.store, arch.cid, 64 * 1024), f"spec {arch.cid} of node {arch.id}"
         )
 
-    def weights_cid(self, node: NodeView, spec: ModelSpec) -> str:
-        if node.kind == "trained":
-            return node.cid
-        if not spec.init_weights:
-            raise UserError(f"architecture node {node.id} has no init_weights")
-        return spec.init_weights
-
     def best_parent(self, task: TaskView) -> int:
         """The node a trainer builds on by default: the best scored node, else the first architecture
         that is not rejected (ties: lowest id)."""
@@ -431,6 +424,8 @@ class Market:
                 min(float(d.X.min()) for d in scored),
                 max(float(d.X.max()) for d in scored),
             ),
+            feature_ranges=tuple(zip(*_box(scored), strict=True)),
+            feature_names=ds.feature_names,
         )
         home = self.chain.settings.home
         chain_id = self.chain.chain_id
@@ -727,6 +722,11 @@ class Market:
                 f"task {task.id} takes at most {task.max_submissions} proposals and commitments "
                 f"per account; {self.chain.address} has made {made}"
             )
+
+
+def _box(parts: list[datasets.Dataset]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    box = datasets.InputBox.of_rows(*(d.X for d in parts))
+    return box.low, box.high
 
 
 MAX_DESCRIPTION = 4000  # characters of a task's free-text description

@@ -9,7 +9,8 @@ random, or make the session fail for every node beside them; they are rejected b
 session as `logit-range`.
 
 The bound is sound, not estimated: interval arithmetic carries, for every value of every layer,
-an interval that contains it for every input in the task's declared range [low, high] (Linear
+an interval that contains it for every row in the task's input box (each feature in its own
+[low, high], `datasets.InputBox`) (Linear
 and Conv2d as centre ± radius with |W|, ReLU and pooling monotone, BatchNorm as the affine map
 the session evaluates), each layer by its entry in `layers.LAYERS`. The largest magnitude of any interval, logits included, must not exceed
 SAFE_LIMIT. Honest models sit far below it (the examples' bounds are in tests/oracle/test_models.py
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import torch
 
+from bountytree.models.datasets import InputBox
 from bountytree.models.layers import LAYERS
 from bountytree.models.spec import ModelSpec, evaluation_state, layer_kwargs, layer_weights
 
@@ -28,14 +30,15 @@ from bountytree.models.spec import ModelSpec, evaluation_state, layer_kwargs, la
 SAFE_LIMIT = float(2**20)
 
 
-def value_bound(spec: ModelSpec, state: dict[str, torch.Tensor], low: float, high: float) -> float:
-    """The largest |value| any layer of the model can output for inputs in [low, high] (float64
-    interval arithmetic on the evaluated weights). Infinite if the weights overflow even float64."""
+def value_bound(spec: ModelSpec, state: dict[str, torch.Tensor], box: InputBox) -> float:
+    """The largest |value| any layer of the model can output for rows in `box` (each feature in
+    its own [low, high]; float64 interval arithmetic on the evaluated weights). Infinite if the
+    weights overflow even float64."""
     shape = (1, *spec.input_shape)
-    lo = torch.full(shape, float(low), dtype=torch.float64)
-    hi = torch.full(shape, float(high), dtype=torch.float64)
+    lo = torch.tensor(box.low, dtype=torch.float64).reshape(shape)
+    hi = torch.tensor(box.high, dtype=torch.float64).reshape(shape)
     evaluated = evaluation_state(spec, state)
-    worst = max(abs(low), abs(high))
+    worst = float(torch.maximum(lo.abs(), hi.abs()).max())
     for i, layer in enumerate(spec.layers):
         bound = LAYERS[layer.type].bound
         lo, hi = bound(layer_kwargs(layer), layer_weights(evaluated, i), (lo, hi))
@@ -47,8 +50,22 @@ def value_bound(spec: ModelSpec, state: dict[str, torch.Tensor], low: float, hig
 
 
 def within_range(
-    spec: ModelSpec, state: dict[str, torch.Tensor], low: float, high: float
+    spec: ModelSpec, state: dict[str, torch.Tensor], box: InputBox
 ) -> tuple[bool, float]:
     """(whether every value stays within SAFE_LIMIT, the bound)."""
-    bound = value_bound(spec, state, low, high)
+    bound = value_bound(spec, state, box)
     return bound <= SAFE_LIMIT, bound
+
+
+def range_problem(spec: ModelSpec, state: dict[str, torch.Tensor], box: InputBox) -> str | None:
+    """Why these weights cannot be scored in the secure evaluation, and what to change; None if
+    they can. The trainer asks before it stakes, the oracle before it scores: one message."""
+    fits, bound = within_range(spec, state, box)
+    if fits:
+        return None
+    return (
+        f"its values can reach {bound:.3g} on the task's rows (each feature within the range "
+        f"the sponsor's rows span), beyond the {SAFE_LIMIT:.3g} the secure evaluation holds: "
+        "scale the inputs inside the model (a BatchNorm first, trained with the model), use "
+        "smaller weights (a lower learning rate, fewer epochs), or a narrower layer"
+    )

@@ -11,6 +11,7 @@ import io
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,6 +28,8 @@ class DatasetError(UserError):
 class Dataset:
     X: np.ndarray  # float32, (rows, features)
     y: np.ndarray  # int64, (rows,)
+    # The feature columns' names, in order, when the file has them (a CSV's header).
+    feature_names: tuple[str, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.y)
@@ -40,12 +43,33 @@ class Dataset:
         return sorted(int(c) for c in np.unique(self.y))
 
     def subset(self, index: np.ndarray) -> Dataset:
-        return Dataset(self.X[index], self.y[index])
+        return Dataset(self.X[index], self.y[index], self.feature_names)
 
     def to_npz_bytes(self) -> bytes:
         buf = io.BytesIO()
         np.savez(buf, X=self.X, y=self.y)
         return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class InputBox:
+    """Per-feature bounds of a task's rows (flattened feature order)."""
+
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+
+    @classmethod
+    def of_rows(cls, *parts: Any) -> InputBox:
+        """The box around every row of the given arrays (rows × features)."""
+        X = np.concatenate([np.asarray(p, dtype=np.float64) for p in parts if len(p)])
+        return cls(tuple(map(float, X.min(axis=0))), tuple(map(float, X.max(axis=0))))
+
+    def outside(self, X: Any) -> int | None:
+        """The first feature (index) on which some row of X leaves the box, or None."""
+        below = (np.asarray(X) < np.asarray(self.low)).any(axis=0)
+        above = (np.asarray(X) > np.asarray(self.high)).any(axis=0)
+        bad = np.flatnonzero(below | above)
+        return int(bad[0]) if bad.size else None
 
 
 def _labels(where: str, values: np.ndarray) -> np.ndarray:
@@ -146,7 +170,9 @@ def _from_csv(raw: bytes, where: str, label_column: str) -> Dataset:
     if frame[label_column].isna().any():
         raise DatasetError(f"{where}: missing labels in column {label_column!r}")
     return Dataset(
-        _features(where, features.to_numpy()), _labels(where, frame[label_column].to_numpy())
+        _features(where, features.to_numpy()),
+        _labels(where, frame[label_column].to_numpy()),
+        tuple(str(c) for c in features.columns),
     )
 
 

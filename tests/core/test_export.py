@@ -113,6 +113,9 @@ def test_model_card_tells_task_lineage_payouts_and_chain(settings, task, tmp_pat
     assert card["task"] == task.task_id and card["node"] == task.winner and card["winner"] is True
     assert card["validation_accuracy"] == winner.accuracy_bps / 10_000
     assert card["test_accuracy"] is None and "test accuracy | none" in readme
+    # The rows' schema: every feature in column order with the range the sponsor's rows span.
+    assert len(card["features"]) == winner_spec_features(market, winner) and "## Input" in readme
+    assert all(f["min"] <= f["max"] for f in card["features"])
     assert (
         meta["model-index"][0]["results"][0]["metrics"][0]["value"] == card["validation_accuracy"]
     )
@@ -239,3 +242,7 @@ def test_check_data_given_by_the_user(settings, task, files, tmp_path, run):
     assert f"rows of {files['test']}" in shown
     card = _front_matter((out / "README.md").read_text())["bountytree"]
     assert card["checked"] == [{"file": "model.pt", "rows": 256, "source": str(files["test"])}]
+
+
+def winner_spec_features(market, node) -> int:
+    return market.architecture_spec(node).num_features

@@ -19,9 +19,7 @@ pytestmark = pytest.mark.mpc
 def _test_accuracy(market, node_id, test) -> float:
     node = market.node(node_id)
     spec = market.architecture_spec(node)
-    model = weights.load_model(
-        get_bytes(market.store, market.weights_cid(node, spec), 1 << 24), spec
-    )
+    model = weights.load_model(get_bytes(market.store, node.weights_cid(spec), 1 << 24), spec)
     with torch.no_grad():
         pred = model(torch.from_numpy(test.X).reshape(len(test), *spec.input_shape)).argmax(1)
     return float((pred.numpy() == test.y).mean())

@@ -55,9 +55,7 @@ def _train(
 def _state(market, node_id: int):
     node = market.node(node_id)
     spec = market.architecture_spec(node)
-    return spec, weights.load(
-        get_bytes(market.store, market.weights_cid(node, spec), 1 << 24), spec
-    )
+    return spec, weights.load(get_bytes(market.store, node.weights_cid(spec), 1 << 24), spec)
 
 
 def _credited(market, task_id: int) -> int:

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from bountytree.config import ROOT
+from bountytree.models.datasets import InputBox
 from bountytree.models.spec import build_torch, parse_spec
 from oracle.models import build_crypten, crypten_state
 
@@ -76,9 +77,9 @@ def test_honest_example_models_are_far_inside_the_range(name):
     spec, model = _trained(name)
     initial = build_torch(spec).state_dict()
     for state in (initial, model.state_dict()):
-        fits, bound = within_range(spec, state, 0.0, 1.0)
+        fits, bound = within_range(spec, state, _box(spec, 0.0, 1.0))
         assert fits and bound < SAFE_LIMIT / 1000, bound
-    assert value_bound(spec, model.state_dict(), 0.0, 16.0) < SAFE_LIMIT / 100
+    assert value_bound(spec, model.state_dict(), _box(spec, 0.0, 16.0)) < SAFE_LIMIT / 100
 
 
 @pytest.mark.parametrize("name", ["mlp.json", "cnn.json"])
@@ -88,7 +89,7 @@ def test_the_bound_holds_for_every_input_in_the_range(name):
     from bountytree.models.bounds import value_bound
 
     spec, model = _trained(name)
-    bound = value_bound(spec, model.state_dict(), 0.0, 1.0)
+    bound = value_bound(spec, model.state_dict(), _box(spec, 0.0, 1.0))
     g = torch.Generator().manual_seed(3)
     x = torch.cat(
         [
@@ -117,7 +118,7 @@ def test_batchnorm_layers_are_bounded_as_the_affine_map_the_session_evaluates():
     x = torch.rand(500, 1, 8, 8, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         after_bn = model[1](model[0](x)).abs().max()
-    bound = value_bound(spec, state, 0.0, 1.0)
+    bound = value_bound(spec, state, _box(spec, 0.0, 1.0))
     assert float(after_bn) > 300 and bound >= float(after_bn)
 
 
@@ -130,5 +131,10 @@ def test_crafted_large_logits_are_out_of_range(scale):
     state = {k: v.clone() for k, v in model.state_dict().items()}
     state["2.weight"] *= scale
     state["2.bias"] *= scale
-    fits, bound = within_range(spec, state, 0.0, 1.0)
+    fits, bound = within_range(spec, state, _box(spec, 0.0, 1.0))
     assert not fits and bound > SAFE_LIMIT
+
+
+def _box(spec, low: float, high: float) -> InputBox:
+    """Every feature in one [low, high]."""
+    return InputBox((low,) * spec.num_features, (high,) * spec.num_features)

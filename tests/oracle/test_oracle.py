@@ -31,9 +31,7 @@ pytestmark = pytest.mark.mpc
 def _plain_correct(market, node_id: int, rows) -> int:
     node = market.node(node_id)
     spec = market.architecture_spec(node)
-    model = weights.load_model(
-        get_bytes(market.store, market.weights_cid(node, spec), 1 << 24), spec
-    )
+    model = weights.load_model(get_bytes(market.store, node.weights_cid(spec), 1 << 24), spec)
     with torch.no_grad():
         pred = (
             model(torch.from_numpy(rows.X).reshape(len(rows), *spec.input_shape)).argmax(1).numpy()

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from bountytree.delivery.model_card import front_matter, resolve
 from bountytree.market.validation import registered_test, validator_folder
 from bountytree.models import weights
 from bountytree.models.datasets import load_file
@@ -24,9 +25,7 @@ MLP = "examples/mlp.json"
 def _plain_correct(market, node_id: int, rows) -> int:
     node = market.node(node_id)
     spec = market.architecture_spec(node)
-    model = weights.load_model(
-        get_bytes(market.store, market.weights_cid(node, spec), 1 << 24), spec
-    )
+    model = weights.load_model(get_bytes(market.store, node.weights_cid(spec), 1 << 24), spec)
     with torch.no_grad():
         return int((model(torch.from_numpy(rows.X)).argmax(1).numpy() == rows.y).sum())
 
@@ -91,6 +90,10 @@ def test_the_winner_is_scored_once_on_the_test_part(settings, deployed, files, t
     line = f"winner node {task.winner}: validation {task.best_bps / 100:.2f}%, test "
     assert oracle_market.test_score(task_id) == r.test_bps
     assert line + f"{r.test_bps / 100:.2f}%" in shown, shown
+    # The model card carries the recorded test score.
+    card = resolve(oracle_market, task_id)
+    assert card.test_bps == r.test_bps
+    assert front_matter(card)["bountytree"]["test_accuracy"] == r.test_bps / 10_000
 
     # The validator admits no second test session for the task, whoever asks and for what.
     gate = Gate(
