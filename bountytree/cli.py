@@ -51,7 +51,7 @@ def common_options() -> argparse.ArgumentParser:
     common.add_argument(
         "--store", help="embedded store directory, or a Kubo RPC URL (env BOUNTYTREE_STORE)"
     )
-    # Sending on a public chain (bountytree/chain.py): every transaction is quoted on stderr and,
+    # Sending on a public chain (bountytree/chain/client.py): every transaction is quoted on stderr and,
     # off a local chain, confirmed at a prompt unless --yes.
     common.add_argument(
         "--yes",

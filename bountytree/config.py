@@ -69,7 +69,7 @@ class Settings:
     deployments: Path = _env("BOUNTYTREE_DEPLOYMENTS", lambda: ROOT / "deployments", _path)
     # brownie's compiler output: ABI and bytecode that `bountytree deploy` sends.
     build: Path = _env("BOUNTYTREE_BUILD", lambda: ROOT / "build" / "contracts", _path)
-    # Sending (bountytree/chain.py). Blocks a transaction must be buried under before a command
+    # Sending (bountytree/chain/client.py). Blocks a transaction must be buried under before a command
     # goes on; None: 1 on a local chain, 2 elsewhere.
     confirmations: int | None = _env(
         "BOUNTYTREE_CONFIRMATIONS", lambda: None, _number("BOUNTYTREE_CONFIRMATIONS", int)

@@ -505,7 +505,7 @@ class Oracle:
     def _ladder(
         self, task_id: int, margin_bps: int, scores: list[tuple[Ready, int]]
     ) -> dict[int, ladder.Step]:
-        """What each node records (bountytree/ladder.py), in the order they are recorded, from
+        """What each node records (bountytree/market/ladder.py), in the order they are recorded, from
         the best and the parents' scores on-chain right now: only the oracle records scores."""
         best = self.market.task(task_id, with_info=False).best_bps
         recorded = {

@@ -6,7 +6,7 @@ SHA-256(salt ‖ cid). Once the task is finalized the sponsor publishes the file
 opens the commitment on-chain (`publishValidation`, which checks it). Then anyone can audit the
 scores: fetch the file by its CID, check it opens the commitment, recompute every scored node's
 accuracy in plaintext from the file and the node's stored weights, apply the Ladder exactly as
-the oracle must have (bountytree/ladder.py: in the order the scores were recorded, with the best
+the oracle must have (bountytree/market/ladder.py: in the order the scores were recorded, with the best
 recorded before each), and compare with what the chain holds. A sponsor whose validator shifted
 a count, or an oracle that recorded something else, shows up as one line per node; the exit
 status is 1 if any node does not match.

@@ -5,7 +5,7 @@ folder (a second `up` resumes the same chain),
 deploys the contracts unless this chain already has them, starts the oracle and the app, and
 with `--demo` plays the scripted market. Ctrl-C stops every process it started.
 With `--store ipfs` the store is a js-ipfs daemon (offline, API on 127.0.0.1) whose repo is kept
-in `.bountytree/ipfs` like the chain's state (`bountytree/ipfsd.py`).
+in `.bountytree/ipfs` like the chain's state (`bountytree/storage/daemon.py`).
 """
 
 from __future__ import annotations

@@ -382,7 +382,7 @@ class Market:
     ) -> TaskPosted:
         """Posts a bounty. The validation file stays here with a fresh secret salt; only
         SHA-256(salt ‖ cid of the file) goes on-chain, so nobody can confirm a guessed file
-        offline. `margin_bps` is the Ladder's margin (bountytree/ladder.py). Each proposal and
+        offline. `margin_bps` is the Ladder's margin (bountytree/market/ladder.py). Each proposal and
         commitment will pay `scoring_fee` into the pool (never returned), each account may make at
         most `max_submissions` of them (0: no cap), and `audit_bond` (sent with the bounty, apart
         from the pool) comes back only if the file is published after finalize

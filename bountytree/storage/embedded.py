@@ -46,7 +46,7 @@ class EmbeddedStore:
     A file of one block (up to 256 KiB: specs, small weights, datasets) is a block file,
     `blocks/<first 2 hex digits>/<sha256 hex>`, written through a temporary file and a rename.
     The blocks of a larger file go into one pack file per add, indexed in SQLite
-    (`bountytree/packs.py`): one new file per add rather than one per 256 KiB. Either way no
+    (`bountytree/storage/packs.py`): one new file per add rather than one per 256 KiB. Either way no
     half-written block is ever visible, two processes adding the same blocks both succeed,
     blocks already present are not written again, and every read checks the block's hash. A
     block that fails it is set aside (a block file renamed `<block>.corrupt`, a packed block

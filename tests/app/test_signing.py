@@ -1,4 +1,4 @@
-"""Transactions the app prepares and someone else signs (bountytree/unsigned.py), and the jobs
+"""Transactions the app prepares and someone else signs (bountytree/chain/unsigned.py), and the jobs
 that wait for the browser wallet (app/jobs.py), against the session's real chain. The wallet is
 played by the test: the node holds its account unlocked and signs eth_sendTransaction, as a
 wallet would; the AppTest session is the app's real pages."""

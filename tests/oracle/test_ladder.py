@@ -1,4 +1,4 @@
-"""The Ladder (bountytree/ladder.py): the rule itself, what it means for the contract's payout
+"""The Ladder (bountytree/market/ladder.py): the rule itself, what it means for the contract's payout
 rule, and Blum and Hardt's boosting attack measured against exact scores and against it."""
 
 from __future__ import annotations

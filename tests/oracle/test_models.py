@@ -138,3 +138,37 @@ def test_crafted_large_logits_are_out_of_range(scale):
 def _box(spec, low: float, high: float) -> InputBox:
     """Every feature in one [low, high]."""
     return InputBox((low,) * spec.num_features, (high,) * spec.num_features)
+
+
+def test_a_new_layer_type_is_one_entry(monkeypatch):
+    """Hardtanh, added as one entry of the layer table and nothing else: the spec accepts it, the
+    torch model, the CrypTen model and the bound all follow from the entry."""
+    from bountytree.models.bounds import value_bound
+    from bountytree.models.layers import LAYERS, LayerType
+
+    entry = LayerType(
+        args={},
+        shape=lambda where, a, shape: shape,
+        crypten=lambda kit, a: kit.nn.Hardtanh(),
+        bound=lambda a, w, x: (x[0].clamp(-1, 1), x[1].clamp(-1, 1)),  # monotone, into [-1, 1]
+    )
+    monkeypatch.setitem(LAYERS, "Hardtanh", entry)
+    spec = parse_spec(
+        {
+            "input_shape": [4],
+            "num_classes": 2,
+            "layers": [
+                {"type": "Linear", "in_features": 4, "out_features": 8},
+                {"type": "Hardtanh"},
+                {"type": "Linear", "in_features": 8, "out_features": 2},
+            ],
+            "training": {"lr": 0.1},
+        }
+    )
+    model = build_torch(spec).eval()
+    params = {k: tuple(v.shape) for k, v in build_crypten(spec).named_parameters()}
+    assert params == {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    box = _box(spec, -1000.0, 1000.0)
+    bound = value_bound(spec, model.state_dict(), box)
+    first = (model[0].bias.double().abs() + 1000.0 * model[0].weight.double().abs().sum(1)).max()
+    assert bound == pytest.approx(float(first))  # Hardtanh's [-1, 1] keeps the logits small

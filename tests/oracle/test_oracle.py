@@ -41,7 +41,7 @@ def _plain_correct(market, node_id: int, rows) -> int:
 
 def _exact(out: str, node_id: int) -> int:
     """A node's exact score (bps) as the oracle's own log gives it (the chain holds only what the
-    Ladder records, bountytree/ladder.py)."""
+    Ladder records, bountytree/market/ladder.py)."""
     found = re.search(rf"node {node_id}: ([0-9.]+)%, recorded", out)
     assert found, out
     return round(float(found.group(1)) * 100)
