@@ -8,7 +8,14 @@ single row: the signer holds ORACLE_ROLE on that contract, the ticket is fresh a
 before, every node is pending in that task, and the validator reads each node's spec itself from
 the chain and the store (nothing the other party says about a model is believed). It also bounds
 nodes per session and sessions per hour, and logs every session, admitted or refused, on the
-sponsor's side (`validator/<chainId>/sessions.log`, owner-only).
+sponsor's side (`validator/<chainId>/sessions.log`, owner-only: only fields that validated, so a
+stranger's junk never fills it).
+
+The validator's memory of used tickets is a store of its own, not the log: one file per admitted
+ticket's nonce (`validator/<chainId>/nonces/`), created atomically when the ticket is admitted
+and kept an hour (longer than any ticket lives), so a used ticket is refused however much else
+was logged, and the hourly limit counts those files. A ticket also names each node's weights
+CID, which the validator checks against the chain.
 
 A ticket names the part of the sponsor's data it is for. The validation part scores pending
 nodes. The test part is scored once per task, for the winner only: the validator admits a
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import time
 from dataclasses import asdict, dataclass
@@ -39,9 +47,9 @@ VALIDATION, TEST = "validation", "test"
 PARTS = (VALIDATION, TEST)
 MAX_NODES_PER_SESSION = 64
 MAX_SESSIONS_PER_HOUR = 120
-# How much of the session log's end is read to check nonces and the hourly rate (thousands of
-# entries: far more than an hour of sessions, which are sequential and take seconds each).
-LOG_TAIL_BYTES = 4 << 20
+NONCE = re.compile(r"^[0-9a-f]{32}$")  # secrets.token_hex(16): also a safe file name
+MEMORY_S = 3600  # how long a used nonce is kept: the rate's window, longer than TICKET_TTL_S
+MAX_LOGGED = 200  # characters of a refusal's reason written to the log
 
 
 class Refused(Exception):
@@ -57,10 +65,13 @@ class Ticket:
     expires: int
     nonce: str
     part: str = VALIDATION
+    weights: tuple[str, ...] = ()  # each node's weights CID, in the order of `nodes`
 
     def message(self) -> bytes:
         return json.dumps(
-            {**asdict(self), "nodes": list(self.nodes)}, sort_keys=True, separators=(",", ":")
+            {**asdict(self), "nodes": list(self.nodes), "weights": list(self.weights)},
+            sort_keys=True,
+            separators=(",", ":"),
         ).encode()
 
 
@@ -80,6 +91,7 @@ def issue(
     part: str = VALIDATION,
 ) -> dict:
     """A signed ticket for one session, from the oracle's own account."""
+    nodes = market.nodes(task_id)
     ticket = Ticket(
         market.chain.chain_id,
         market.tree.address,
@@ -88,12 +100,28 @@ def issue(
         int((now or time.time()) + TICKET_TTL_S),
         secrets.token_hex(16),
         part,
+        tuple(_weights(market, nodes, n) if n in nodes else "" for n in node_ids),
     )
     signed = Account.sign_message(encode_defunct(ticket.message()), market.chain.account.key)
     return {
-        "ticket": {**asdict(ticket), "nodes": list(ticket.nodes)},
+        "ticket": {**asdict(ticket), "nodes": list(ticket.nodes), "weights": list(ticket.weights)},
         "signature": signed.signature.hex(),
     }
+
+
+def _architecture(nodes: dict[int, NodeView], node_id: int) -> NodeView:
+    arch = nodes[node_id]
+    while arch.parent_id:
+        arch = nodes[arch.parent_id]
+    return arch
+
+
+def _weights(market: Market, nodes: dict[int, NodeView], node_id: int) -> str:
+    """The weights CID the chain gives node `node_id` (its own, or its architecture's seeded
+    initial weights): what a ticket names and the validator checks."""
+    arch = _architecture(nodes, node_id)
+    spec = load_spec(get_bytes(market.store, arch.cid, MAX_SPEC_BYTES), f"spec of node {arch.id}")
+    return nodes[node_id].weights_cid(spec)
 
 
 class Gate:
@@ -106,23 +134,25 @@ class Gate:
         self.task_id = task_id
         self.log_path = Path(log_path)
         self.parts = parts  # the parts of the sponsor's data this validator holds
-        # Created when a test session is admitted: the test part answers once per task.
-        self.test_marker = self.log_path.parent / "test-sessions" / f"task-{task_id}"
+        # Created when a test session is admitted: the test part answers once per task. Named by
+        # contract as well as task, so that another deployment's task of the same id is its own.
+        contract = market.tree.address.lower()
+        self.test_marker = self.log_path.parent / "test-sessions" / f"{contract}-task-{task_id}"
+        self.nonces = self.log_path.parent / "nonces"  # one file per admitted ticket
 
     def admit(self, header: dict, now: float | None = None) -> Admitted:
         now = time.time() if now is None else now
         signer = None
         try:
             ticket, signer = self._verify(header, now)
+            models = self._winner(ticket) if ticket.part == TEST else self._models(ticket)
+            self._claim_nonce(ticket.nonce, now)
             if ticket.part == TEST:
-                models = self._winner(ticket)
                 self._claim_test_session()
-            else:
-                models = self._models(ticket)
         except Refused as exc:
-            self._log(now, signer, header, f"refused: {exc}")
+            self._log(now, signer, None, f"refused: {str(exc)[:MAX_LOGGED]}")
             raise
-        self._log(now, signer, header, "admitted", nonce=ticket.nonce)
+        self._log(now, signer, ticket, "admitted")
         return Admitted(ticket.part, models)
 
     def _verify(self, header: dict, now: float) -> tuple[Ticket, str]:
@@ -130,13 +160,16 @@ class Gate:
             raw = header["ticket"]
             ticket = Ticket(
                 int(raw["chain_id"]),
-                str(raw["contract"]),
+                str(raw["contract"])[:42],
                 int(raw["task"]),
-                tuple(int(n) for n in raw["nodes"]),
+                tuple(int(n) for n in raw["nodes"][: MAX_NODES_PER_SESSION + 1]),
                 int(raw["expires"]),
                 str(raw["nonce"]),
-                str(raw.get("part", VALIDATION)),
+                str(raw.get("part", VALIDATION))[:16],
+                tuple(str(c)[:64] for c in raw.get("weights", [])[: MAX_NODES_PER_SESSION + 1]),
             )
+            if not NONCE.match(ticket.nonce):
+                raise ValueError("nonce")
             signer = Account.recover_message(
                 encode_defunct(ticket.message()), signature=header["signature"]
             )
@@ -165,25 +198,27 @@ class Gate:
             ticket.nodes
         ):
             raise Refused(f"a session scores 1 to {MAX_NODES_PER_SESSION} distinct nodes")
-        past = self._recent(now)
-        if any(entry.get("nonce") == ticket.nonce for entry in past):
+        if len(ticket.weights) != len(ticket.nodes):
+            raise Refused("the ticket does not name each node's weights")
+        if (self.nonces / ticket.nonce).exists():
             raise Refused("ticket already used")
-        if sum(1 for entry in past if entry.get("outcome") == "admitted") >= MAX_SESSIONS_PER_HOUR:
+        if self._admitted_within(now) >= MAX_SESSIONS_PER_HOUR:
             raise Refused(f"more than {MAX_SESSIONS_PER_HOUR} sessions in the last hour")
         return ticket, signer
 
     def _models(self, ticket: Ticket) -> list[tuple[int, ModelSpec]]:
-        """Each node's spec as the chain and the store say, for pending nodes of the task only."""
+        """Each node's spec as the chain and the store say, for pending nodes of the task only,
+        each with the weights the ticket names."""
         nodes = self.market.nodes(self.task_id)
         out = []
-        for node_id in ticket.nodes:
+        for node_id, weights in zip(ticket.nodes, ticket.weights, strict=True):
             node = nodes.get(node_id)
             if node is None or node.status != "pending":
                 raise Refused(f"node {node_id} is not pending in task {self.task_id}")
-            arch = node
-            while arch.parent_id:
-                arch = nodes[arch.parent_id]
-            out.append((node_id, self._spec(arch)))
+            spec = self._spec(_architecture(nodes, node_id))
+            if node.weights_cid(spec) != weights:
+                raise Refused(f"the ticket names other weights than node {node_id}'s")
+            out.append((node_id, spec))
         return out
 
     def _winner(self, ticket: Ticket) -> list[tuple[int, ModelSpec]]:
@@ -196,10 +231,10 @@ class Gate:
         if self.market.test_score(self.task_id) is not None:
             raise Refused(f"task {self.task_id}'s test score is already recorded")
         nodes = self.market.nodes(self.task_id)
-        arch = nodes[task.winner]
-        while arch.parent_id:
-            arch = nodes[arch.parent_id]
-        return [(task.winner, self._spec(arch))]
+        spec = self._spec(_architecture(nodes, task.winner))
+        if ticket.weights != (nodes[task.winner].weights_cid(spec),):
+            raise Refused(f"the ticket names other weights than the winner {task.winner}'s")
+        return [(task.winner, spec)]
 
     def _claim_test_session(self) -> None:
         self.test_marker.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -216,47 +251,48 @@ class Gate:
         except UserError as exc:
             raise Refused(str(exc)) from None
 
-    def _recent(self, now: float) -> list[dict]:
-        """Entries of the last hour (a ticket lives TICKET_TTL_S, the rate is per hour), read from
-        the log's tail only, so a long log costs nothing."""
+    def _admitted_within(self, now: float) -> int:
+        """Sessions admitted in the last hour: the nonce files younger than MEMORY_S (older ones
+        are removed here, so the folder never holds more than an hour's sessions)."""
+        count = 0
         try:
-            with open(self.log_path, "rb") as f:
-                f.seek(max(0, f.seek(0, os.SEEK_END) - LOG_TAIL_BYTES))
-                lines = f.read().splitlines()
+            entries = list(os.scandir(self.nonces))
         except FileNotFoundError:
-            return []
-        out = []
-        for line in lines:
+            return 0
+        for entry in entries:
             try:
-                entry = json.loads(line)
-            except ValueError:
-                continue  # the first line of the tail may be cut
-            if (
-                isinstance(entry, dict)
-                and isinstance(entry.get("at"), (int, float))
-                and entry["at"] > now - 3600
-            ):
-                out.append(entry)
-        return out
+                if entry.stat().st_mtime > now - MEMORY_S:
+                    count += 1
+                else:
+                    os.unlink(entry.path)
+            except FileNotFoundError:
+                continue
+        return count
 
-    def _log(
-        self, now: float, signer: str | None, header: dict, outcome: str, nonce: str | None = None
-    ) -> None:
-        ticket = header.get("ticket") if isinstance(header, dict) else None
-        nodes = ticket.get("nodes") if isinstance(ticket, dict) else None
-        if not (isinstance(nodes, list) and len(nodes) <= MAX_NODES_PER_SESSION):
-            nodes = None  # a stranger's junk is not copied into the log
-        part = ticket.get("part", VALIDATION) if isinstance(ticket, dict) else None
+    def _claim_nonce(self, nonce: str, now: float) -> None:
+        """Records an admitted ticket's nonce, atomically: of two sessions with one ticket, the
+        second finds it taken."""
+        self.nonces.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            fd = os.open(self.nonces / nonce, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise Refused("ticket already used") from None
+        os.close(fd)
+        os.utime(self.nonces / nonce, (now, now))
+
+    def _log(self, now: float, signer: str | None, ticket: Ticket | None, outcome: str) -> None:
+        """One line per session. Only what validated is written: a refused ticket's fields are
+        a stranger's, and are left out (its reason is bounded)."""
         entry = {
             "at": now,
             "signer": signer,
             "task": self.task_id,
-            "part": part if part in PARTS else None,
-            "nodes": nodes,
+            "part": ticket.part if ticket else None,
+            "nodes": list(ticket.nodes) if ticket else None,
             "outcome": outcome,
         }
-        if nonce:
-            entry["nonce"] = nonce
+        if ticket:
+            entry["nonce"] = ticket.nonce
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(fd, "a") as f:

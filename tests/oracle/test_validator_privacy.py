@@ -12,12 +12,14 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from eth_account import Account
+from eth_account.messages import encode_defunct
 
 from bountytree.config import ROOT
 from bountytree.models.datasets import load_file
 from bountytree.models.spec import load_spec
 from bountytree.processes import free_port
-from oracle.admission import issue
+from oracle.admission import VALIDATION, Gate, Refused, Ticket, issue
 from tests.conftest import cli_ok, market_for, new_task, node_id_of
 
 pytestmark = pytest.mark.mpc
@@ -145,6 +147,53 @@ def test_strangers_get_no_answer(settings, deployed, files, pending_task, tmp_pa
     )
     outcomes = Counter(json.loads(line)["outcome"].split(":")[0] for line in log)
     assert outcomes["refused"] >= 7 and outcomes["admitted"] >= 1
+
+
+def test_the_validator_remembers_used_tickets_whatever_the_log_holds(
+    settings, deployed, pending_task, tmp_path
+):
+    """A stranger's junk is not written to the log, and the memory of used tickets is not the
+    log: after megabytes of junk (one connection used to write 7.7 MB and wipe that memory), a
+    replayed ticket is still refused, and tickets name the weights they admit."""
+    task_id, ids = pending_task
+    oracle = market_for(settings, 0)
+    gate = Gate(oracle, task_id, tmp_path / "validator" / "sessions.log")
+    genuine = issue(oracle, task_id, [ids[0]])
+    assert gate.admit(genuine).part == VALIDATION
+    junk = {
+        "ticket": {
+            "chain_id": oracle.chain.chain_id,
+            "contract": "x" * 3_000_000,
+            "task": task_id,
+            "nodes": ["9" * 1_000_000] * 50,
+            "expires": 0,
+            "nonce": "n" * 1_000_000,
+            "part": "p" * 1_000_000,
+        },
+        "signature": "0x" + "00" * 65,
+    }
+    before = gate.log_path.stat().st_size
+    for _ in range(3):
+        with pytest.raises(Refused):
+            gate.admit(junk)
+    assert gate.log_path.stat().st_size - before < 3 * 400  # bounded lines, not megabytes
+    with gate.log_path.open("a") as log:  # and even a log buried under junk forgets nothing
+        log.write(("x" * 1000 + "\n") * 8000)
+    with pytest.raises(Refused, match="already used"):
+        gate.admit(genuine)
+    # A ticket names each node's weights, as the chain has them; one signed for other weights
+    # (the weights of another node) is refused.
+    other = issue(oracle, task_id, [ids[1]])
+    spec = oracle.architecture_spec(oracle.node(ids[1]))
+    assert other["ticket"]["weights"] == [oracle.node(ids[1]).weights_cid(spec)]
+    ticket = Ticket(**{**other["ticket"], "nodes": (ids[1],), "weights": ("QmOther",)})
+    signed = Account.sign_message(encode_defunct(ticket.message()), oracle.chain.account.key)
+    wrong = {
+        "ticket": {**other["ticket"], "weights": ["QmOther"]},
+        "signature": signed.signature.hex(),
+    }
+    with pytest.raises(Refused, match="other weights"):
+        gate.admit(wrong)
 
 
 def test_a_tampering_model_party_reads_labels_only_at_chance(
