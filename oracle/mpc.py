@@ -21,8 +21,9 @@ and can add what it likes to its own), party 0:
 - shares the rows in a fresh secret order each session, so whatever a tampered count carries
   about "row i" is about a row party 1 cannot name, and the same position is another row next
   time: what it can learn is what honest counts reveal (how many rows of a class, at most);
-- checks, inside the computation, that a count lies in [0, rows] before anything is revealed,
-  and ends the session without revealing it otherwise.
+- sees each count first and alone (revealed to party 0 only), checks in plaintext that it lies
+  in [0, rows], and only then sends it to party 1; otherwise it ends the session, and party 1
+  learns nothing but that.
 Argmax ties go to the lowest class, as in PyTorch: a public bias of TIE_EPS × (classes − 1 − c)
 is added to logit c, a few units of the fixed-point encoding's last place.
 """
@@ -176,12 +177,19 @@ def _count_correct(model, spec: ModelSpec, chunks, rows: int) -> int:
 
 
 def _reveal_count(total, rows: int) -> int:
-    """Reveals a shared count only once a comparison inside the computation has shown it lies
-    in [0, rows] (make bench-oracle measures what this costs)."""
-    in_range = total.ge(-0.5) * total.le(rows + 0.5)
-    if float(in_range.get_plain_text().item()) < 0.5:
+    """Reveals a shared count to party 0 alone; party 0 checks in plaintext that it lies in
+    [0, rows] and only then tells party 1 (a count party 1 tampered with into a message, like
+    the 2^i-per-row encodings, never reaches it). Party 0's decision is its own plaintext,
+    which party 1 cannot change: there is no shared yes/no for party 1 to add to."""
+    comm = crypten.comm.get()
+    value = float(total.get_plain_text(dst=DATA_PARTY).item())  # meaningful on party 0 only
+    answer = torch.zeros(1, dtype=torch.int64)
+    if comm.get_rank() == DATA_PARTY:
+        answer[0] = round(value) if -0.5 <= value <= rows + 0.5 else -1
+    comm.broadcast(answer, DATA_PARTY)
+    if int(answer[0]) < 0:
         raise SessionRefused("a count fell outside [0, rows]: a party deviated from the protocol")
-    return round(float(total.get_plain_text().item()))
+    return int(answer[0])
 
 
 def _secret_order(rows: int) -> np.ndarray:
