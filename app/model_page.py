@@ -167,7 +167,9 @@ def render() -> None:
 
     st.subheader("Model card")
     card = model_card(source)
-    _, front, body = card.split("---\n", 2)
+    # The front matter ends at the first line that is exactly "---" (text in the card may
+    # hold "---" elsewhere, escaped or not).
+    front, body = card.removeprefix("---\n").split("\n---\n", 1)
     st.markdown(body)
     with st.expander("Front matter (YAML)"):
         st.code(front, language="yaml")

@@ -25,6 +25,7 @@ from bountytree.errors import UserError
 from bountytree.market.actions import Market
 from bountytree.market.render import eth, pct, short
 from bountytree.storage.connect import open_store
+from bountytree.text import markdown
 
 T = TypeVar("T")
 WALLET = "wallet"  # the "Who am I" choice of the browser wallet
@@ -261,7 +262,9 @@ def countdown(task: Any) -> str:
 
 
 def fail(exc: UserError) -> None:
-    st.error(str(exc))
+    """A refusal on the page; its text may quote a stranger's (a column name, a node's answer),
+    so it is shown as text, never as Markdown."""
+    st.error(markdown(str(exc)))
 
 
 __all__ = [

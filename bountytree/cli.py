@@ -21,6 +21,7 @@ from bountytree.commands import task as task_cmd
 from bountytree.commands import up as up_cmd
 from bountytree.config import Settings
 from bountytree.errors import UserError
+from bountytree.text import terminal
 
 COMMANDS = [
     up_cmd,
@@ -121,7 +122,7 @@ def run(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
     try:
         return args.run(args, settings_from(args)) or 0
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {terminal(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -4,6 +4,7 @@ imports the other for it."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
@@ -52,14 +53,22 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-def die_with_parent() -> None:
-    """`preexec_fn` for a child that must not outlive the process that started it, however that
-    process ends (SIGKILL included): Linux delivers SIGTERM to the child when its parent dies.
-    Elsewhere it does nothing (the parent's own shutdown still stops its children). It only
-    calls a C function resolved when this module was imported: nothing to import or lock
-    between fork and exec."""
-    if _PRCTL is not None:
-        _PRCTL(1, 15)  # PR_SET_PDEATHSIG, SIGTERM
+def die_with_parent() -> Callable[[], None]:
+    """A `preexec_fn` for a child that must not outlive the process that starts it, however
+    that process ends (SIGKILL included): Linux delivers SIGTERM to the child when its parent
+    dies; a parent already gone by then makes the child exit at once. Elsewhere the hook does
+    nothing (the parent's own shutdown still stops its children). Call it in the parent, just
+    before starting the child: the hook only calls a C function resolved when this module was
+    imported and compares pids, nothing to import or lock between fork and exec."""
+    parent = os.getpid()
+
+    def hook() -> None:
+        if _PRCTL is not None:
+            _PRCTL(1, 15)  # PR_SET_PDEATHSIG, SIGTERM
+            if os.getppid() != parent:  # the parent died before the signal was armed
+                os._exit(1)
+
+    return hook
 
 
 def _prctl() -> Callable[[int, int], int] | None:

@@ -23,7 +23,7 @@ NAME_RULE = (
     "(no line breaks or Markdown)"
 )
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~>&$:])")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~>&$:=])")
 
 
 def check_name(value: str, what: str) -> str:

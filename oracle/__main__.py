@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
-from pathlib import Path
 
 from bountytree.cli import common_options, run
 from bountytree.market.actions import open_market
@@ -82,15 +82,20 @@ def build_parser() -> argparse.ArgumentParser:
 def _salt_file(path: str) -> bytes:
     """The salt from a file only its owner can read (a secret in argv is in /proc/<pid>/cmdline,
     readable by every local user for as long as the process runs)."""
-    try:
-        mode = os.stat(path).st_mode
-        text = Path(path).read_text().strip()
+    try:  # opened once, not followed if a link, never blocking (a FIFO), then checked
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as exc:
         raise argparse.ArgumentTypeError(f"{path}: {exc.strerror}") from None
-    if mode & 0o077:
-        raise argparse.ArgumentTypeError(
-            f"{path} is readable by others (mode {mode & 0o777:o}): chmod 600 {path}"
-        )
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+            raise argparse.ArgumentTypeError(f"{path} is not a regular file of yours")
+        mode = st.st_mode
+        if mode & 0o077:
+            raise argparse.ArgumentTypeError(
+                f"{path} is readable by others (mode {mode & 0o777:o}): chmod 600 {path}"
+            )
+        text = f.read(4096).decode(errors="replace").strip()
     try:
         return bytes.fromhex(text.removeprefix("0x"))
     except ValueError:

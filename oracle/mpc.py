@@ -182,9 +182,10 @@ def _reveal_count(total, rows: int) -> int:
     the 2^i-per-row encodings, never reaches it). Party 0's decision is its own plaintext,
     which party 1 cannot change: there is no shared yes/no for party 1 to add to."""
     comm = crypten.comm.get()
-    value = float(total.get_plain_text(dst=DATA_PARTY).item())  # meaningful on party 0 only
+    revealed = total.get_plain_text(dst=DATA_PARTY)  # None on party 1: it receives nothing
     answer = torch.zeros(1, dtype=torch.int64)
     if comm.get_rank() == DATA_PARTY:
+        value = float(revealed.item())
         answer[0] = round(value) if -0.5 <= value <= rows + 0.5 else -1
     comm.broadcast(answer, DATA_PARTY)
     if int(answer[0]) < 0:

@@ -120,7 +120,7 @@ def run_validator(
         # the salt goes by environment (readable by this user only), never on a command line
         # The session dies with this process, however it is stopped (it holds the MPC port).
         status = subprocess.run(
-            argv, env={**os.environ, SALT_ENV: salt.hex()}, preexec_fn=die_with_parent
+            argv, env={**os.environ, SALT_ENV: salt.hex()}, preexec_fn=die_with_parent()
         ).returncode
         served += 1
         print(

@@ -105,7 +105,7 @@ def run_session(
                         env=env,
                         stdout=subprocess.PIPE,
                         stderr=subprocess.PIPE,
-                        preexec_fn=die_with_parent,
+                        preexec_fn=die_with_parent(),
                     ),
                 )
             )
@@ -117,7 +117,7 @@ def run_session(
                     env=env,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
-                    preexec_fn=die_with_parent,
+                    preexec_fn=die_with_parent(),
                 ),
             )
         )

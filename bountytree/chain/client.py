@@ -38,7 +38,6 @@ from web3.exceptions import (
     ContractCustomError,
     ContractLogicError,
     TimeExhausted,
-    TransactionNotFound,
     Web3RPCError,
 )
 from web3.types import TxParams
@@ -357,19 +356,30 @@ class NonceCursor:
     the node's count covers those that it counts, and a nonce refused as taken moves on by one.
     """
 
+    AHEAD = 64  # transactions of this machine a node may hold uncounted, at most
+
     def __init__(self, home: Path, chain_id: int, address: str):
         self.path = Path(home) / "nonces" / f"{chain_id}-{address}.json"
 
     def _read(self) -> tuple[int, bytes] | None:
         try:
             data = json.loads(self.path.read_text())
-            return int(data["next"]), bytes.fromhex(data["last"])
-        except (OSError, ValueError, KeyError, TypeError):
+            last = bytes.fromhex(data["last"])
+            return (int(data["next"]), last) if len(last) == 32 else None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
 
-    def next_nonce(self, node_pending: int, known: Callable[[bytes], bool]) -> int:
+    def next_nonce(self, node_pending: int, known: Callable[[bytes, int], bool]) -> int:
+        """The cursor, when it is ahead of the node by at most AHEAD and the node still holds
+        the transaction it names, from this account with the nonce before it; else the node's
+        count (a cursor file that is damaged, forged or left from another chain changes
+        nothing)."""
         kept = self._read()
-        if kept is not None and kept[0] > node_pending and known(kept[1]):
+        if (
+            kept is not None
+            and node_pending < kept[0] <= node_pending + self.AHEAD
+            and known(kept[1], kept[0] - 1)
+        ):
             return kept[0]
         return node_pending
 
@@ -431,7 +441,19 @@ class Chain:
         if the contract refuses it (nothing is sent then)."""
         with self._local_turn():
             tx_hash, quote = self._broadcast_call(fn, value, action)
-        return self._await(tx_hash, quote)
+        return self._await(tx_hash, quote, lambda receipt: self._why_reverted(fn, value, receipt))
+
+    def _why_reverted(self, fn: Any, value: int, receipt: Any) -> str:
+        """What a call that passed its simulation but reverted on-chain says when it is run
+        again on the state its block left (the state that changed between check and send)."""
+        try:
+            fn.call({"from": self.address, "value": value}, block_identifier=receipt["blockNumber"])
+        except (ContractCustomError, ContractLogicError) as exc:
+            reason = describe_revert(fn.contract_abi, exc.data)
+            return f"reverted on-chain: {reason} (state changed between check and send)"
+        except Exception:  # a node that cannot replay old state: the generic answer
+            pass
+        return "reverted on-chain (state changed between check and send)"
 
     def _broadcast_call(self, fn: Any, value: int, action: str | None) -> tuple[bytes, Quote]:
         tx: dict[str, Any] = {"from": self.address, "value": value}
@@ -599,12 +621,14 @@ class Chain:
             "another machine sending from this account?"
         )
 
-    def _known(self, tx_hash: bytes) -> bool:
-        """Whether the node knows a transaction (in its pool or in a block)."""
+    def _known(self, tx_hash: bytes, nonce: int) -> bool:
+        """Whether the node holds (in its pool or a block) this account's transaction `tx_hash`
+        with `nonce`; anything else, an error included, is no."""
         try:
-            return self.w3.eth.get_transaction(cast(Any, tx_hash)) is not None
-        except TransactionNotFound:
+            tx = self.w3.eth.get_transaction(cast(Any, tx_hash))
+        except Exception:  # not found, or a node that cannot say: do not trust the cursor
             return False
+        return str(tx.get("from", "")).lower() == self.address.lower() and tx.get("nonce") == nonce
 
     @contextlib.contextmanager
     def _local_turn(self) -> Iterator[None]:
@@ -640,12 +664,12 @@ class Chain:
                 if handle is not None:
                     handle.close()  # releases the lock
 
-    def _await(self, tx_hash: bytes, quote: Quote) -> Sent:
+    def _await(self, tx_hash: bytes, quote: Quote, why: Callable[[Any], str] | None = None) -> Sent:
         """`follow` for a transaction this client signed and sent."""
         return self.follow(
             "0x" + tx_hash.hex(),
             f" ({quote.action})",
-            lambda _receipt: "reverted on-chain (state changed between check and send)",
+            why or (lambda _receipt: "reverted on-chain (state changed between check and send)"),
             "it may still be: look it up before sending it again",
         )
 

@@ -110,7 +110,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                     env=env,
                     stdout=log(f"{name}.log"),
                     stderr=subprocess.STDOUT,
-                    preexec_fn=die_with_parent,  # no role outlives `up`, even killed
+                    preexec_fn=die_with_parent(),  # no role outlives `up`, even killed
                 ),
             )
         )

@@ -37,6 +37,8 @@ from bountytree.market.records import (
 )
 from bountytree.models import datasets
 from bountytree.models import weights as weights_io
+from bountytree.models.bounds import range_problem
+from bountytree.models.fixedpoint import SAFE_LIMIT
 from bountytree.models.spec import ModelSpec, load_spec
 from bountytree.reasons import Reason, Rejected
 from bountytree.storage.cid import bytes32_to_cid, cid_to_bytes32
@@ -493,7 +495,14 @@ class Market:
                     "reject it); leave init_weights out to have it derived"
                 )
         else:
-            init = add_bytes(self.store, weights_io.initial_weights(spec))
+            initial = weights_io.initial_weights(spec)
+            state = weights_io.load(initial, spec, "initial weights")
+        # The oracle's bound on the task's rows, before anything is uploaded or staked.
+        box = info.input_box
+        if box is not None and (problem := range_problem(spec, state, box)):
+            raise UserError(f"not proposed (nothing staked): its initial weights: {problem}")
+        if not spec.init_weights:
+            init = add_bytes(self.store, initial)
             self.store.pin(init)
             spec = spec.with_init_weights(init)
         spec_cid = add_bytes(self.store, spec.to_bytes())
@@ -725,7 +734,18 @@ class Market:
 
 
 def _box(parts: list[datasets.Dataset]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Each feature's published range; a feature beyond what the secure evaluation holds is
+    refused here, on the sponsor's machine, before anything is sent."""
     box = datasets.InputBox.of_rows(*(d.X for d in parts))
+    wide = box.too_wide(SAFE_LIMIT)
+    if wide is not None:
+        names = parts[0].feature_names
+        which = repr(names[wide]) if names else f"{wide}"
+        raise UserError(
+            f"feature {which} reaches {max(abs(box.low[wide]), abs(box.high[wide])):g}: the "
+            f"secure evaluation holds values up to {SAFE_LIMIT:g}; rescale that column "
+            "(e.g. other units) and post again"
+        )
     return box.low, box.high
 
 

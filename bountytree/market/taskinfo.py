@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from bountytree.errors import UserError
 from bountytree.market.ladder import BPS, DEFAULT_MARGIN_BPS
 from bountytree.models.datasets import InputBox
+from bountytree.models.fixedpoint import SAFE_LIMIT
 
 FORMAT = "bountytree/task@1"
 MAX_BYTES = 512 * 1024  # room for a name and a range per feature (up to 4096 features)
@@ -109,8 +110,15 @@ def _feature_ranges(value: object, features: int) -> tuple[tuple[float, float], 
         return None
     if not isinstance(value, list) or len(value) != features:
         raise ValueError(f"feature_ranges is not a [low, high] for each of {features} features")
-    ranges = tuple(_range(v) for v in value)
-    return tuple(r for r in ranges if r is not None)
+    ranges = []
+    for i, v in enumerate(value):
+        r = _range(v)
+        if r is None or max(abs(r[0]), abs(r[1])) > SAFE_LIMIT:
+            raise ValueError(
+                f"feature_ranges[{i}] is not a finite [low, high] within ±{SAFE_LIMIT:g}"
+            )
+        ranges.append(r)
+    return tuple(ranges)
 
 
 def _feature_names(value: object, features: int) -> tuple[str, ...] | None:

@@ -22,12 +22,11 @@ from __future__ import annotations
 import torch
 
 from bountytree.models.datasets import InputBox
+from bountytree.models.fixedpoint import SAFE_LIMIT
 from bountytree.models.layers import LAYERS
 from bountytree.models.spec import ModelSpec, evaluation_state, layer_kwargs, layer_weights
 
-# 2^20: 2^11 below the 2^31 at which a product wraps the ring; a value this large is truncated
-# wrongly once in 2^12. The examples' worst-case bounds are a few hundred (inputs in [0, 1]).
-SAFE_LIMIT = float(2**20)
+__all__ = ["SAFE_LIMIT", "range_problem", "value_bound", "within_range"]
 
 
 def value_bound(spec: ModelSpec, state: dict[str, torch.Tensor], box: InputBox) -> float:

@@ -60,9 +60,25 @@ class InputBox:
 
     @classmethod
     def of_rows(cls, *parts: Any) -> InputBox:
-        """The box around every row of the given arrays (rows × features)."""
+        """A box around every row of the given arrays (rows × features), each bound rounded
+        outward to a coarse grid (an eighth of the power of two above the feature's magnitude):
+        it is published with the task, and an exact minimum or maximum would be the value of
+        one of the sponsor's private rows. The bound only needs a box that holds the rows."""
         X = np.concatenate([np.asarray(p, dtype=np.float64) for p in parts if len(p)])
-        return cls(tuple(map(float, X.min(axis=0))), tuple(map(float, X.max(axis=0))))
+        low, high = X.min(axis=0), X.max(axis=0)
+        magnitude = np.maximum(np.maximum(np.abs(low), np.abs(high)), 2.0**-20)
+        step = 2.0 ** (np.ceil(np.log2(magnitude)) - 3)
+        return cls(
+            tuple(map(float, np.floor(low / step) * step)),
+            tuple(map(float, np.ceil(high / step) * step)),
+        )
+
+    def too_wide(self, limit: float) -> int | None:
+        """The first feature whose range reaches beyond ±limit, or None."""
+        for i, (lo, hi) in enumerate(zip(self.low, self.high, strict=True)):
+            if max(abs(lo), abs(hi)) > limit:
+                return i
+        return None
 
     def outside(self, X: Any) -> int | None:
         """The first feature (index) on which some row of X leaves the box, or None."""

@@ -112,7 +112,10 @@ class KuboStore:
                 "POST",
                 self._api + endpoint + "?" + urlencode(params),
                 body=body,
-                headers=headers,
+                # Bytes as the node sends them: nothing to decompress, so nothing that a
+                # compressed answer could keep a read busy with (and a gzip bomb is moot).
+                headers={"Accept-Encoding": "identity", **(headers or {})},
+                decode_content=False,
                 chunked=body is not None,
                 preload_content=False,
                 retries=retries,
@@ -121,6 +124,13 @@ class KuboStore:
         except (HTTPError, OSError) as exc:
             raise self._unreachable(exc) from None
         answer = _Answer(resp, time.monotonic() + self.timeout + GRACE)
+        encoding = resp.headers.get("Content-Encoding", "identity").lower()
+        if encoding != "identity":
+            resp.close()
+            raise StoreUnavailable(
+                f"the IPFS node at {self.url} answered {endpoint} with {encoding[:40]!r} "
+                "content encoding, which was not asked for"
+            )
         if resp.status == 200:
             return answer
         message = self._error_text(answer)

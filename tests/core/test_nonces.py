@@ -134,3 +134,32 @@ def _sends_in_threads_and_processes(home: Settings) -> None:
     )
     assert nonces == list(range(start, start + total))
     assert chain.w3.eth.get_transaction_count(chain.address) == start + total
+
+
+def test_a_forged_or_damaged_cursor_changes_nothing(home):
+    """The cursor is believed only for this account's own transaction with the nonce before it,
+    and at most a few ahead of the node: a cursor file naming someone else's transaction, a
+    nonce far ahead, or garbage, is ignored (the send takes the node's count and lands)."""
+    import json
+
+    chain = Chain(home, need_contracts=False)
+    other = Chain(
+        Settings(rpc=home.rpc, home=home.home / "other", account="dev:17"), need_contracts=False
+    )
+    theirs = other.transfer(chain.address, 1).receipt["transactionHash"]
+    path = home.home / "nonces" / f"{chain.chain_id}-{chain.address}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    start = chain.w3.eth.get_transaction_count(chain.address)
+    for forged in (
+        {"next": start + 10**9, "last": bytes(theirs).hex()},  # far ahead, another's transaction
+        {"next": start + 1, "last": bytes(theirs).hex()},  # close, but not this account's
+        {"next": "x", "last": "zz"},  # garbage
+    ):
+        path.write_text(json.dumps(forged))
+        sent = chain.transfer(ganache_account(RECEIVER).address, 1)
+        assert sent.receipt["status"] == 1
+        nonce = chain.w3.eth.get_transaction(sent.receipt["transactionHash"])["nonce"]
+        assert nonce == start
+        start += 1
+    path.write_text("{not json")
+    assert chain.transfer(ganache_account(RECEIVER).address, 1).receipt["status"] == 1

@@ -66,3 +66,8 @@ def test_a_spec_name_is_a_name():
     with pytest.raises(SpecError, match=r"^name: "):
         parse_spec(spec)
     assert parse_spec({**spec, "name": "tiny linear"}).name == "tiny linear"
+
+
+def test_a_setext_heading_is_text():
+    html = MarkdownIt("commonmark").render(markdown("Verified by the oracle\n===", block=True))
+    assert "<h1" not in html and "<h2" not in html

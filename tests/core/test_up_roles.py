@@ -54,7 +54,7 @@ PARENT = """
 import subprocess, sys, time
 from bountytree.processes import die_with_parent
 child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"],
-                         preexec_fn=die_with_parent)
+                         preexec_fn=die_with_parent())
 print(child.pid, flush=True)
 time.sleep(120)
 """

@@ -64,8 +64,11 @@ def test_own_tabular_data_gets_a_batchnorm_model_scored(settings, deployed, canc
     box = info.input_box
     assert box is not None and len(box.low) == 30
     rows = np.loadtxt(paths["validation"], delimiter=",", skiprows=1)[:, :30].astype(np.float32)
-    assert box.low == tuple(map(float, rows.min(axis=0)))
-    assert box.high == tuple(map(float, rows.max(axis=0)))
+    # The box holds every row, its bounds rounded outward: no private row's value is published.
+    assert all(np.array(box.low) <= rows.min(axis=0)) and all(
+        np.array(box.high) >= rows.max(axis=0)
+    )
+    assert not set(box.low + box.high) & set(map(float, rows.reshape(-1))) - {0.0}
 
     arch = architect.propose(task_id, parse_spec(SPEC)).node_id
     submitted = Trainer(owner).run(task_id, paths["owner"], arch)
@@ -102,6 +105,37 @@ def test_a_model_the_oracle_would_reject_is_refused_before_staking(settings, dep
         Trainer.check_before_staking(task, spec, model)
     assert "\n" not in str(err.value)
     assert owner.chain.w3.eth.get_transaction_count(owner.chain.address) == nonce
+
+
+def test_a_column_too_large_and_an_architecture_the_bound_refuses_cost_nothing(
+    settings, deployed, cancer, tmp_path
+):
+    """A column beyond what the secure evaluation holds is refused when the task is posted; an
+    architecture whose initial weights already exceed the bound on the task's rows is refused
+    before it is staked. One line each, nothing sent."""
+    import pandas as pd
+
+    paths, _ = cancer
+    frame = pd.read_csv(paths["validation"])
+    sponsor, architect = market_for(settings, 1), market_for(settings, 2)
+    before = [m.chain.w3.eth.get_transaction_count(m.chain.address) for m in (sponsor, architect)]
+    huge = frame.assign(**{"mean area": frame["mean area"] * 1e4})  # up to ~2.5e7
+    huge.to_csv(tmp_path / "huge.csv", index=False)
+    with pytest.raises(UserError, match=r"^feature 'mean area' reaches .*rescale that column"):
+        sponsor.create_task(
+            tmp_path / "huge.csv", name="too large", bounty=10**18, target_bps=9900, deadline_s=60
+        )
+    wide = frame.assign(**{c: frame[c] * 0 + 9.0e5 for c in frame.columns if c != "label"})
+    wide.loc[0, [c for c in frame.columns if c != "label"]] = -9.0e5
+    wide.to_csv(tmp_path / "wide.csv", index=False)
+    task_id = sponsor.create_task(
+        tmp_path / "wide.csv", name="wide ranges", bounty=10**18, target_bps=9900, deadline_s=600
+    ).task_id
+    before[0] = sponsor.chain.w3.eth.get_transaction_count(sponsor.chain.address)
+    with pytest.raises(UserError, match=r"^not proposed \(nothing staked\): its initial weights"):
+        architect.propose(task_id, parse_spec({**SPEC, "layers": SPEC["layers"][1:]}))
+    after = [m.chain.w3.eth.get_transaction_count(m.chain.address) for m in (sponsor, architect)]
+    assert after == before
 
 
 def test_the_description_keeps_ranges_and_schema(settings, deployed, cancer):

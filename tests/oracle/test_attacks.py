@@ -216,9 +216,9 @@ def test_compute_is_paid_only_for_replayed_public_training(settings, deployed, f
     own = build_torch(spec)
     own.load_state_dict(init)
     train_node(own, spec, load_file(files["owner2"]))
-    eve_node = eve.submit(task_id, arch, add_bytes(eve.store, weights.to_bytes(own)), dataset)[
-        "node_id"
-    ]
+    eve_node = eve.submit(
+        task_id, arch, add_bytes(eve.store, weights.to_bytes(own)), dataset
+    ).node_id
 
     mallory = market_for(settings, 8)
     _, dave_state = _state(mallory, dave)

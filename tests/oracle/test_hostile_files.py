@@ -93,15 +93,15 @@ def test_crafted_files_are_rejected_one_by_one_and_the_rest_is_scored(settings, 
     ).encode()
     exotic = len(exotic).to_bytes(8, "little") + exotic + b"\0"
     bad = {
-        mallory.submit(task_id, honest_arch, add_bytes(mallory.store, exotic))[
-            "node_id"
-        ]: "shape-mismatch",
-        mallory.submit(task_id, honest_arch, add_bytes(mallory.store, variant(spec, 1)), bomb)[
-            "node_id"
-        ]: "replay-mismatch",
-        mallory.submit(task_id, honest_arch, add_bytes(mallory.store, variant(spec, 2)), public)[
-            "node_id"
-        ]: "replay-mismatch",
+        mallory.submit(
+            task_id, honest_arch, add_bytes(mallory.store, exotic)
+        ).node_id: "shape-mismatch",
+        mallory.submit(
+            task_id, honest_arch, add_bytes(mallory.store, variant(spec, 1)), bomb
+        ).node_id: "replay-mismatch",
+        mallory.submit(
+            task_id, honest_arch, add_bytes(mallory.store, variant(spec, 2)), public
+        ).node_id: "replay-mismatch",
         mallory.submit(
             task_id, costly_arch, add_bytes(mallory.store, variant(costly_spec, 3)), public
         ).node_id: "too-costly",
