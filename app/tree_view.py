@@ -4,6 +4,7 @@ drawn bold, rejected nodes crossed out. Rendered in the browser by st.graphviz_c
 from __future__ import annotations
 
 from bountytree.market.actions import NodeView
+from bountytree.market.ladder import carried
 
 
 def _colour(acc_bps: int) -> str:
@@ -33,7 +34,10 @@ def tree_dot(
     for n in nodes.values():
         who = names.get(n.author, n.author[:8])
         if n.status == "scored":
-            fill, score = _colour(n.accuracy_bps), f"{n.accuracy_bps / 100:.2f}%"
+            above = nodes.get(n.parent_id)
+            own = not carried(n.accuracy_bps, above.accuracy_bps if above else None)
+            fill = _colour(n.accuracy_bps)
+            score = f"{n.accuracy_bps / 100:.2f}%" + ("" if own else " (carried)")
         elif n.status == "rejected":
             fill, score = "#bbbbbb", f"✗ rejected ({n.reason})"
         else:

@@ -10,6 +10,8 @@ from bountytree.errors import UserError
 from bountytree.models import datasets
 from bountytree.units import parse_eth
 
+POSTED = "posted_terms"  # (the terms of the last bounty this session posted, its task id)
+
 market = ui.page("Post a bounty")
 if market is not None:
     upload = st.file_uploader(
@@ -51,9 +53,19 @@ if market is not None:
     stake = st.number_input(
         "Stake per submission (ETH)", min_value=0.0, value=0.01, step=0.01, key="stake"
     )
+    # What was just posted, so that a second click does not escrow a second bounty.
+    terms = (str(path), name, description, bounty, target, hours, data_share, compute_share, stake)
+    again = st.session_state.get(POSTED, (None, None))[0] == terms
     clicked = st.button(
-        "Post bounty", type="primary", disabled=rows is None or not name, key="post"
+        "Post bounty", type="primary", disabled=rows is None or not name or again, key="post"
     )
+    if rows is None or not name:
+        st.caption("Posting needs a validation file and a name.")
+    elif again:
+        st.caption(
+            f"Task {st.session_state[POSTED][1]} was posted with exactly these terms: change "
+            "something (or reload the page) to post another bounty."
+        )
     out = ui.act(
         "post",
         clicked,
@@ -75,3 +87,4 @@ if market is not None:
             f"Task {out.task_id} posted. Transaction {out.sent.tx_hash}, gas {out.sent.gas_used}."
         )
         st.query_params["task"] = str(out.task_id)
+        st.session_state[POSTED] = (terms, out.task_id)

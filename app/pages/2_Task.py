@@ -4,6 +4,7 @@ import streamlit as st
 
 from app import ui
 from app.tree_view import tree_dot
+from bountytree.market.ladder import shown_score
 from bountytree.text import markdown
 
 here = ui.task_page("Task")
@@ -56,8 +57,12 @@ if here is not None:
                 "node": n.id,
                 "kind": n.kind,
                 "author": ui.label(n.author),
-                "accuracy": ui.pct(n.accuracy_bps),
-                "gain": "—" if n.gain_bps is None else f"{n.gain_bps / 100:+.2f}",
+                "accuracy": shown_score(
+                    n.accuracy_bps, nodes[n.parent_id].accuracy_bps if n.parent_id else None
+                ),
+                "gain over the path's best": "—"
+                if n.gain_bps is None
+                else f"{n.gain_bps / 100:+.2f}",
                 "parent": n.parent_id,
                 "verified ops": n.verified_ops,
             }

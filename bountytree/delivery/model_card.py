@@ -26,6 +26,7 @@ from bountytree.market.actions import (
     open_market,
     path_gain,
 )
+from bountytree.market.ladder import shown_score
 from bountytree.market.records import Payout
 from bountytree.market.taskinfo import TaskInfo
 from bountytree.models.spec import ModelSpec
@@ -42,6 +43,7 @@ class LineageStep:
     """One node on the path from the architecture to the exported node."""
 
     node_id: int
+    parent_id: int
     kind: str
     author: str
     accuracy_bps: int
@@ -140,6 +142,7 @@ def resolve(market: Market, task_id: int, node_id: int | None = None) -> ModelSo
     lineage = tuple(
         LineageStep(
             node_id=n.id,
+            parent_id=n.parent_id,
             kind=n.kind,
             author=n.author,
             accuracy_bps=n.accuracy_bps,
@@ -347,15 +350,17 @@ def model_card(source: ModelSource, checks: Sequence[FormatCheck] = ()) -> str:
         "| node | kind | author | data | accuracy | gain | paid | CID |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+    recorded = {s.node_id: s.accuracy_bps for s in source.lineage}
     for s in source.lineage:
         data = "—" if s.kind == "architecture" else "private"
         if s.dataset_id:
             data = f"dataset {s.dataset_id} (published by {s.data_provider})"
         paid = ", ".join(f"{kind} {_eth(wei)}" for kind, wei in s.paid.items()) or "—"
         gain = "—" if s.gain_bps is None else f"{s.gain_bps / 100:+.2f} pts"
+        parent_bps = recorded.get(s.parent_id) if s.kind == "trained" else None
         lines.append(
             f"| #{s.node_id} | {s.kind} | {s.author} | {data} | "
-            f"{s.accuracy_bps / 100:.2f} % | {gain} | {paid} | `{s.cid}` |"
+            f"{shown_score(s.accuracy_bps, parent_bps)} | {gain} | {paid} | `{s.cid}` |"
         )
     features = _features(info)
     if features:

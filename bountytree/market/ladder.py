@@ -22,6 +22,22 @@ BPS = 10_000
 DEFAULT_MARGIN_BPS = 100
 
 
+def carried(recorded_bps: int, parent_bps: int | None) -> bool:
+    """Whether a recorded score is its parent's carried by the Ladder, not the node's own: a
+    released score beats the task's best by the margin, so it is above its parent's (and above
+    0 for an architecture); a carried one equals it. `parent_bps` None: an architecture."""
+    return recorded_bps == (0 if parent_bps is None else parent_bps)
+
+
+def shown_score(recorded_bps: int, parent_bps: int | None) -> str:
+    """A recorded score as people should read it: its own, or marked as carried."""
+    text = f"{recorded_bps / 100:.2f} %"
+    if carried(recorded_bps, parent_bps):
+        whose = "none released" if parent_bps is None else "parent's, carried"
+        return f"{text} ({whose}: not a new best by the margin)"
+    return text
+
+
 def round_down(bps: int, margin_bps: int) -> int:
     return bps - bps % margin_bps
 

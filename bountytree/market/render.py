@@ -6,6 +6,7 @@ from __future__ import annotations
 from web3 import Web3
 
 from bountytree.market.actions import Market, NodeView, TaskView
+from bountytree.market.ladder import shown_score
 from bountytree.market.records import Payout
 from bountytree.text import terminal
 
@@ -57,13 +58,13 @@ def task_header(task: TaskView) -> list[str]:
     return lines
 
 
-def _node_line(n: NodeView, best: int, names: dict[str, str]) -> str:
+def _node_line(n: NodeView, best: int, names: dict[str, str], parent_bps: int | None) -> str:
     score = (
-        pct(n.accuracy_bps)
+        shown_score(n.accuracy_bps, parent_bps)
         if n.status == "scored"
         else n.status + (f" ({n.reason})" if n.reason else "")
     )
-    gain = "" if n.gain_bps is None else f"  gain {n.gain_bps / 100:+.2f}"
+    gain = "" if n.gain_bps is None else f"  gain {n.gain_bps / 100:+.2f} over the path's best"
     data = f"  dataset {n.dataset_id}" if n.dataset_id else ""
     star = "  ★ best" if n.id == best else ""
     who = names.get(n.author, short(n.author))
@@ -78,7 +79,9 @@ def tree_lines(
 
     def walk(n: NodeView, prefix: str, last: bool, root: bool) -> None:
         branch = "" if root else ("└─ " if last else "├─ ")
-        lines.append(prefix + branch + _node_line(n, best, names))
+        parent = nodes.get(n.parent_id)
+        parent_bps = None if parent is None else parent.accuracy_bps
+        lines.append(prefix + branch + _node_line(n, best, names, parent_bps))
         kids = [nodes[c] for c in n.children]
         for i, child in enumerate(kids):
             walk(

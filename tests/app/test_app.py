@@ -92,6 +92,10 @@ def test_whole_lifecycle_in_the_app(app_env, settings, files):
     message = post.success[-1].value
     assert "posted" in message and "gas" in message
     task_id = int(message.split("Task ")[1].split()[0])
+    # The same terms cannot be posted twice by a second click: the button is off, and says why.
+    post.run()
+    assert post.button(key="post").disabled
+    assert any("posted with exactly these terms" in c.value for c in post.caption)
     market = market_for(settings)
     task = market.task(task_id)
     assert (
@@ -214,3 +218,16 @@ def test_dev_accounts_are_offered_only_on_a_local_chain(app_env, monkeypatch, tm
         assert not remote.sidebar.metric, "no balance: nobody is connected"
     finally:
         public.stop()
+
+
+def test_who_am_i_survives_a_reload(app_env):
+    """The identity is in the page's address (?who=): a reload, with a fresh session, acts as the
+    same account, never as a default one."""
+    reloaded = AppTest.from_file(str(MAIN), default_timeout=300)
+    reloaded.query_params["who"] = "5"
+    reloaded.run()
+    assert not reloaded.exception
+    assert reloaded.sidebar.selectbox(key="who").value == 5
+    fresh = AppTest.from_file(str(MAIN), default_timeout=300)
+    fresh.run()  # nobody chosen yet: the wallet, which signs nothing until connected
+    assert fresh.sidebar.selectbox(key="who").value == "wallet"

@@ -176,3 +176,15 @@ def test_what_the_ladder_reveals_grows_with_the_log_of_submissions():
     labels = rng.integers(0, 2, ROWS)
     seen = _ladder_leaderboard(labels)(rng.integers(0, 2, (k, ROWS)))
     assert 1 <= int(seen.sum()) <= 10
+
+
+def test_a_carried_score_is_shown_as_carried():
+    """Under the Ladder a node that is not a new best records its parent's score (0 for an
+    architecture): shown as carried, never as the node's own."""
+    from bountytree.market.ladder import carried, shown_score
+
+    assert carried(0, None) and not carried(6300, None)
+    assert carried(6300, 6300) and not carried(9000, 6300)
+    assert shown_score(0, None) == "0.00 % (none released: not a new best by the margin)"
+    assert "parent's, carried" in shown_score(6300, 6300)
+    assert shown_score(9000, 6300) == "90.00 %"
