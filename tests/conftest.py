@@ -197,3 +197,11 @@ def nudged(state, base, scale: float, seed: int):
         noise = torch.randn(v.shape, generator=g)
         out[k] = v + scale * float((v - base[k]).norm()) * noise / float(noise.norm())
     return out
+
+
+def shown(markdown_text: str) -> str:
+    """What a person reads of Markdown source whose text was escaped (`bountytree.text.markdown`):
+    the backslashes gone."""
+    import re
+
+    return re.sub(r"\\(.)", r"\1", markdown_text)

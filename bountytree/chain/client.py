@@ -604,7 +604,14 @@ class Chain:
                 sent = bytes(self.w3.eth.send_raw_transaction(signed.raw_transaction))
             except (Web3RPCError, ValueError) as exc:
                 message = rpc_message(exc).lower()
-                if "already known" in message:  # this very transaction is in the pool
+                if "already known" in message or (
+                    any(phrase in message for phrase in NONCE_TAKEN)
+                    and self._known(bytes(signed.hash), nonce)
+                ):
+                    # This very transaction is in the pool or a block. Ganache can answer "mining
+                    # has already started" for the transaction it is mining, ours: sending it
+                    # again under the next nonce would send the call twice (a second reveal
+                    # then reverted as UnknownCommitment).
                     sent = bytes(signed.hash)
                 elif attempt < 3 and any(phrase in message for phrase in NONCE_TAKEN):
                     node = self.w3.eth.get_transaction_count(cast(Any, self.address), "pending")

@@ -14,7 +14,7 @@ from bountytree.chain.unsigned import KeySigner, SignerChain, follow, prepare
 from bountytree.config import ROOT
 from bountytree.errors import UserError
 from bountytree.storage.connect import open_store
-from tests.conftest import advance_time, market_for
+from tests.conftest import advance_time, market_for, shown
 
 WALLET = 14  # the account the test's "wallet" holds (unlocked on the test chain)
 
@@ -209,7 +209,7 @@ def test_a_wallet_user_posts_a_bounty_in_the_app(app_env, settings, files):
         "code": 4001,
     }
     post.run()
-    assert [e.value for e in post.error] == ["not sent: declined"]
+    assert [shown(e.value) for e in post.error] == ["not sent: declined"]
     assert w3.eth.get_transaction_count(account) == nonce
 
     # Again, and the wallet signs: the page follows the receipt to the new task.
@@ -233,7 +233,9 @@ def test_a_wallet_on_another_chain_cannot_act(app_env, settings, files):
     )
     assert "switch it to chain 1337" in post.sidebar.warning[0].value
     post.button(key="post").click().run()
-    assert [e.value for e in post.error] == ["connect a wallet on chain 1337 first (sidebar)"]
+    assert [shown(e.value) for e in post.error] == [
+        "connect a wallet on chain 1337 first (sidebar)"
+    ]
     assert not post.get("component_instance")[1:], "nothing handed to the wallet"
     assert connect(settings.rpc).eth.get_transaction_count(account) == nonce
 

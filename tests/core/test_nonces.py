@@ -163,3 +163,57 @@ def test_a_forged_or_damaged_cursor_changes_nothing(home):
         start += 1
     path.write_text("{not json")
     assert chain.transfer(ganache_account(RECEIVER).address, 1).receipt["status"] == 1
+
+
+def test_a_node_that_refuses_the_transaction_it_mines_gets_it_once(home):
+    """Ganache can answer "mining has already started" for the very transaction it is mining
+    (seen in full suite runs: a reveal refused, or sent again under the next nonce and then
+    reverted as UnknownCommitment). A node in front of the chain that forwards a transaction and
+    then answers that error: the client finds its transaction known and sends nothing more."""
+    import json
+    import urllib.request
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Lying(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            request = urllib.request.Request(home.rpc, body, {"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=30) as r:
+                answer = r.read()
+            call = json.loads(body)
+            if isinstance(call, dict) and call.get("method") == "eth_sendRawTransaction":
+                answer = json.dumps(
+                    {
+                        "jsonrpc": "2.0",
+                        "id": call["id"],
+                        "error": {
+                            "code": -32003,
+                            "message": "transaction can't be replaced, mining has already started.",
+                        },
+                    }
+                ).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Lying)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        lying = Settings(
+            rpc=f"http://127.0.0.1:{server.server_address[1]}",
+            home=home.home,
+            account=f"dev:{SENDER}",
+        )
+        chain = Chain(lying, need_contracts=False)
+        start = chain.w3.eth.get_transaction_count(chain.address)
+        sent = chain.transfer(ganache_account(RECEIVER).address, 1)
+        assert sent.receipt["status"] == 1
+        assert chain.w3.eth.get_transaction_count(chain.address) == start + 1  # sent once
+    finally:
+        server.shutdown()
+        server.server_close()
