@@ -221,6 +221,43 @@ def _rpc_revert(exc: Web3RPCError) -> Any:
     return None
 
 
+def simulate(fn: Any, call: dict[str, Any]) -> int:
+    """Runs a contract call as `call` would send it (eth_call) and estimates its gas; one line
+    with the contract's error, decoded, if it would refuse: nothing is sent either way."""
+    try:
+        fn.call(call)
+        return int(fn.estimate_gas(call))
+    except (ContractCustomError, ContractLogicError) as exc:
+        reason = describe_revert(fn.contract_abi, exc.data)
+        raise UserError(f"refused by the contract: {reason}") from None
+    except Web3RPCError as exc:
+        reverted = revert_bytes(_rpc_revert(exc))
+        if reverted:
+            reason = describe_revert(fn.contract_abi, reverted)
+            raise UserError(f"refused by the contract: {reason}") from None
+        raise UserError(f"the chain refused the call: {rpc_message(exc)}") from None
+
+
+def why_reverted(
+    w3: Web3, call: dict[str, Any], receipt: Any, abi: list[dict[str, Any]], gas_limit: int
+) -> str:
+    """Why a mined transaction reverted although its simulation passed: out of gas, or the chain
+    moved in between (another transaction, the block's time): the call replayed on the state its
+    block left names the contract's error."""
+    if receipt["gasUsed"] >= gas_limit:
+        return f"out of gas (it used its whole limit of {gas_limit:,})"
+    try:
+        w3.eth.call(cast(Any, call), block_identifier=receipt["blockNumber"])
+    except (ContractCustomError, ContractLogicError) as exc:
+        return describe_revert(abi, exc.data)
+    except Web3RPCError as exc:
+        reverted = revert_bytes(_rpc_revert(exc))
+        return describe_revert(abi, reverted) if reverted else rpc_message(exc)
+    except Exception:  # a node that cannot replay old state
+        pass
+    return "the state changed between the check and the block"
+
+
 def decode_record(fn: Any, raw: Any) -> Any:
     """A view call's result with structs as dicts keyed by the ABI's field names (lists of them
     for struct arrays), so nothing unpacks a struct by position."""
@@ -440,40 +477,26 @@ class Chain:
         """Simulate, quote, confirm, sign, send and wait for a contract call; one-line UserError
         if the contract refuses it (nothing is sent then)."""
         with self._local_turn():
-            tx_hash, quote = self._broadcast_call(fn, value, action)
-        return self._await(tx_hash, quote, lambda receipt: self._why_reverted(fn, value, receipt))
+            tx_hash, quote, built = self._broadcast_call(fn, value, action)
+        call = {k: built[k] for k in ("from", "to", "data", "value") if k in built}
+        abi = fn.contract_abi
+        return self._await(
+            tx_hash,
+            quote,
+            lambda receipt: (
+                "reverted on-chain: " + why_reverted(self.w3, call, receipt, abi, quote.gas_limit)
+            ),
+        )
 
-    def _why_reverted(self, fn: Any, value: int, receipt: Any) -> str:
-        """What a call that passed its simulation but reverted on-chain says when it is run
-        again on the state its block left (the state that changed between check and send)."""
-        try:
-            fn.call({"from": self.address, "value": value}, block_identifier=receipt["blockNumber"])
-        except (ContractCustomError, ContractLogicError) as exc:
-            reason = describe_revert(fn.contract_abi, exc.data)
-            return f"reverted on-chain: {reason} (state changed between check and send)"
-        except Exception:  # a node that cannot replay old state: the generic answer
-            pass
-        return "reverted on-chain (state changed between check and send)"
-
-    def _broadcast_call(self, fn: Any, value: int, action: str | None) -> tuple[bytes, Quote]:
+    def _broadcast_call(
+        self, fn: Any, value: int, action: str | None
+    ) -> tuple[bytes, Quote, dict[str, Any]]:
         tx: dict[str, Any] = {"from": self.address, "value": value}
         self._check_funds(value, 0)
-        try:
-            fn.call(tx)
-            gas = fn.estimate_gas(tx)
-        except (ContractCustomError, ContractLogicError) as exc:
-            raise UserError(
-                f"refused by the contract: {describe_revert(fn.contract_abi, exc.data)}"
-            ) from None
-        except Web3RPCError as exc:
-            reverted = revert_bytes(_rpc_revert(exc))
-            if reverted:
-                reason = describe_revert(fn.contract_abi, reverted)
-                raise UserError(f"refused by the contract: {reason}") from None
-            raise UserError(f"the chain refused the call: {rpc_message(exc)}") from None
+        gas = simulate(fn, tx)
         quote = self.quote(action or fn.fn_name, gas, value)
-        built = fn.build_transaction({**tx, "gas": quote.gas_limit, **quote.fees.tx_fields()})
-        return self._broadcast(dict(built), quote), quote
+        built = dict(fn.build_transaction({**tx, "gas": quote.gas_limit, **quote.fees.tx_fields()}))
+        return self._broadcast(dict(built), quote), quote, built
 
     def transfer(self, to: str, value: int) -> Sent:
         """Sends `value` wei to `to`: a plain transfer, quoted, confirmed and followed like any

@@ -19,13 +19,11 @@ from typing import Any, Protocol, cast
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.exceptions import (
-    ContractCustomError,
-    ContractLogicError,
     TransactionNotFound,
     Web3RPCError,
 )
 
-from bountytree.chain.client import Chain, Quote, Sent, describe_revert, revert_bytes, rpc_message
+from bountytree.chain.client import Chain, Quote, Sent, rpc_message, simulate, why_reverted
 from bountytree.config import Settings
 from bountytree.errors import UserError
 
@@ -106,18 +104,7 @@ def prepare(chain: Chain, fn: Any, value: int = 0, action: str | None = None) ->
     UserError with its error decoded, and nothing is prepared."""
     sender = Web3.to_checksum_address(chain.address)
     call: dict[str, Any] = {"from": sender, "value": value}
-    try:
-        fn.call(call)
-        gas = fn.estimate_gas(call)
-    except (ContractCustomError, ContractLogicError) as exc:
-        reason = describe_revert(fn.contract_abi, exc.data)
-        raise UserError(f"refused by the contract: {reason}") from None
-    except Web3RPCError as exc:
-        reverted = revert_bytes(_error_data(exc))
-        if reverted:
-            reason = describe_revert(fn.contract_abi, reverted)
-            raise UserError(f"refused by the contract: {reason}") from None
-        raise UserError(f"the chain refused the call: {rpc_message(exc)}") from None
+    gas = simulate(fn, call)
     quote = chain.quote(action or fn.fn_name, gas, value)  # refuses what the funds cannot pay
     built = fn.build_transaction({**call, "gas": quote.gas_limit, **quote.fees.tx_fields()})
     return UnsignedTx(
@@ -141,7 +128,16 @@ def follow(chain: Chain, tx_hash: str, tx: UnsignedTx, abi: list[dict[str, Any]]
     return chain.follow(
         tx_hash,
         "",
-        lambda receipt: f"reverted on-chain: {_replay_reason(w3, tx, receipt, abi)}",
+        lambda receipt: (
+            "reverted on-chain: "
+            + why_reverted(
+                w3,
+                {"from": tx.sender, "to": tx.to, "data": tx.data, "value": tx.value},
+                receipt,
+                abi,
+                tx.gas,
+            )
+        ),
         "see the wallet (it may wait for a higher fee, or have been replaced)",
     )
 
@@ -206,31 +202,6 @@ def _seen(w3: Web3, tx_hash: str) -> Any:
                     f"{SEEN_TIMEOUT_S:.0f} s: see the wallet"
                 ) from None
             time.sleep(0.5)
-
-
-def _replay_reason(w3: Web3, tx: UnsignedTx, receipt: Any, abi: list[dict[str, Any]]) -> str:
-    """Why a mined transaction reverted although its simulation passed: out of gas, or the chain
-    moved in between (another transaction, the block's time): the call replayed in its own
-    block names the contract's error."""
-    if receipt["gasUsed"] >= tx.gas:
-        return f"out of gas (it used its whole limit of {tx.gas:,})"
-    call: Any = {"from": tx.sender, "to": tx.to, "data": tx.data, "value": tx.value}
-    try:
-        w3.eth.call(call, block_identifier=receipt["blockNumber"])
-    except (ContractCustomError, ContractLogicError) as exc:
-        return describe_revert(abi, exc.data)
-    except Web3RPCError as exc:
-        reverted = revert_bytes(_error_data(exc))
-        return describe_revert(abi, reverted) if reverted else rpc_message(exc)
-    return "the state changed between the check and the block"
-
-
-def _error_data(exc: Web3RPCError) -> Any:
-    """Revert data a node sent with an error web3 did not classify as a revert, if any."""
-    response = getattr(exc, "rpc_response", None)
-    if isinstance(response, dict) and isinstance(response.get("error"), dict):
-        return response["error"].get("data")
-    return None
 
 
 def _hex(value: Any) -> str:
