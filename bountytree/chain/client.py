@@ -629,7 +629,7 @@ class Chain:
                 message = rpc_message(exc).lower()
                 if "already known" in message or (
                     any(phrase in message for phrase in NONCE_TAKEN)
-                    and self._known(bytes(signed.hash), nonce)
+                    and self._settled_as_ours(bytes(signed.hash), nonce)
                 ):
                     # This very transaction is in the pool or a block. Ganache can answer "mining
                     # has already started" for the transaction it is mining, ours: sending it
@@ -650,6 +650,23 @@ class Chain:
             f"the chain refused four nonces of {self.address} as taken, up to {nonce}: is "
             "another machine sending from this account?"
         )
+
+    def _settled_as_ours(self, tx_hash: bytes, nonce: int, wait_s: float = 10.0) -> bool:
+        """After a node refused `nonce` as taken: whether the transaction holding it is ours.
+        While the node is still mining that nonce it may not show the transaction yet, so this
+        waits (at most `wait_s`) until either ours is known or the nonce is mined, then decides;
+        a nonce mined by another transaction is not ours."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            if self._known(tx_hash, nonce):
+                return True
+            try:
+                mined = self.w3.eth.get_transaction_count(cast(Any, self.address), "latest") > nonce
+            except Exception:
+                mined = False
+            if mined or time.monotonic() > deadline:
+                return self._known(tx_hash, nonce)
+            time.sleep(0.1)
 
     def _known(self, tx_hash: bytes, nonce: int) -> bool:
         """Whether the node holds (in its pool or a block) this account's transaction `tx_hash`
