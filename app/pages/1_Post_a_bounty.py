@@ -50,11 +50,42 @@ if market is not None:
     )
     expertise_share = 100 - data_share - compute_share
     s3.metric("Expertise %", expertise_share)
-    stake = st.number_input(
+    k1, k2 = st.columns(2)
+    stake = k1.number_input(
         "Stake per submission (ETH)", min_value=0.0, value=0.01, step=0.01, key="stake"
     )
+    fee = k2.number_input(
+        "Scoring fee per submission (ETH, into the pool, never returned)",
+        min_value=0.0,
+        value=0.0,
+        step=0.001,
+        format="%.4f",
+        key="scoring_fee",
+    )
+    m1, m2, m3 = st.columns(3)
+    margin = m1.number_input(
+        "Margin (points a new best must add; the Ladder)",
+        min_value=0.01,
+        max_value=100.0,
+        value=1.0,
+        step=0.5,
+        key="margin",
+    )
+    cap = m2.number_input(
+        "Submissions per account (0: no cap)", min_value=0, max_value=65535, value=0, key="cap"
+    )
+    bond = m3.number_input(
+        "Audit bond (ETH, back when you publish the file)",
+        min_value=0.0,
+        value=0.0,
+        step=0.5,
+        key="audit_bond",
+    )
     # What was just posted, so that a second click does not escrow a second bounty.
-    terms = (str(path), name, description, bounty, target, hours, data_share, compute_share, stake)
+    terms = (
+        *(str(path), name, description, bounty, target, hours),
+        *(data_share, compute_share, stake, fee, margin, cap, bond),
+    )
     again = st.session_state.get(POSTED, (None, None))[0] == terms
     clicked = st.button(
         "Post bounty", type="primary", disabled=rows is None or not name or again, key="post"
@@ -79,6 +110,10 @@ if market is not None:
             shares_bps=(data_share * 100, compute_share * 100, expertise_share * 100),
             stake=parse_eth(stake, "stake"),
             label_column=label_column,
+            margin_bps=round(margin * 100),
+            scoring_fee=parse_eth(fee, "scoring fee"),
+            max_submissions=int(cap),
+            audit_bond=parse_eth(bond, "audit bond"),
         ),
         what="Posting the bounty",
     )

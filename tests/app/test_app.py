@@ -231,3 +231,26 @@ def test_who_am_i_survives_a_reload(app_env):
     fresh = AppTest.from_file(str(MAIN), default_timeout=300)
     fresh.run()  # nobody chosen yet: the wallet, which signs nothing until connected
     assert fresh.sidebar.selectbox(key="who").value == "wallet"
+
+
+def test_the_post_form_sets_every_term_the_command_line_offers(app_env, settings, files):
+    """Scoring fee, margin, cap per account and audit bond, as `task create` takes them."""
+    post = page("pages/1_Post_a_bounty.py", 1)
+    post.text_input(key="validation_path").input(str(files["validation"])).run()
+    post.text_input(key="name").input("every term").run()
+    post.number_input(key="bounty").set_value(1.0).run()
+    post.number_input(key="scoring_fee").set_value(0.002).run()
+    post.number_input(key="margin").set_value(2.5).run()
+    post.number_input(key="cap").set_value(3).run()
+    post.number_input(key="audit_bond").set_value(0.5).run()
+    post.button(key="post").click().run()
+    assert not post.exception and not post.error, [e.value for e in post.error]
+    task_id = int(post.success[-1].value.split("Task ")[1].split()[0])
+    task = market_for(settings).task(task_id)
+    assert (task.scoring_fee, task.max_submissions, task.audit_bond, task.bond_state) == (
+        2 * 10**15,
+        3,
+        5 * 10**17,
+        "held",
+    )
+    assert task.info.margin_bps == 250
