@@ -25,9 +25,9 @@ import torch
 from bountytree.market.actions import NodeView
 from bountytree.market.taskinfo import TaskInfo
 from bountytree.models import weights as weights_io
-from bountytree.models.bounds import range_problem
+from bountytree.models.bounds import check_evaluable
 from bountytree.models.datasets import InputBox
-from bountytree.models.spec import MAX_SPEC_BYTES, ModelSpec, SpecError, build_torch, load_spec
+from bountytree.models.spec import MAX_SPEC_BYTES, ModelSpec, SpecError, load_spec
 from bountytree.reasons import Reason, Rejected
 from bountytree.storage.store import (
     BlockCorrupted,
@@ -147,13 +147,5 @@ def check(
             f"weights {cid} are not the initialisation of seed "
             f"{spec.training['seed']}: an architecture carries no training",
         )
-    model = build_torch(spec)
-    model.load_state_dict(state)
-    model.eval()
-    with torch.no_grad():
-        out = model(torch.zeros(2, *spec.input_shape))
-    if not torch.isfinite(out).all():
-        raise Rejected(Reason.NOT_FINITE, f"weights {cid} give non-finite outputs")
-    if box is not None and (problem := range_problem(spec, state, box)):
-        raise Rejected(Reason.LOGIT_RANGE, f"weights {cid}: {problem}")
+    check_evaluable(spec, state, box, f"weights {cid}")
     return Ready(node, spec, raw, weights_io.flatten(state))

@@ -18,9 +18,10 @@ from bountytree.errors import UserError
 from bountytree.market.actions import Market, TaskView
 from bountytree.models import datasets
 from bountytree.models import weights as weights_io
-from bountytree.models.bounds import range_problem
+from bountytree.models.bounds import check_evaluable
 from bountytree.models.spec import ModelSpec
 from bountytree.models.training import Progress, train_node
+from bountytree.reasons import Rejected
 from bountytree.storage.store import add_bytes, get_bytes
 
 
@@ -53,17 +54,14 @@ class Trainer:
         outputs, the bound on its values over the task's rows), run before anything is uploaded
         or staked: a model the oracle would reject is refused here, in one line that says what
         to change, and nothing is sent."""
-        state = {k: v.detach() for k, v in model.state_dict().items()}
-        if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
+        try:  # the oracle's own checks: the weights file as it will read it, then the model
+            state = weights_io.load(weights_io.to_bytes(model), spec, "the trained weights")
+            check_evaluable(spec, state, task.info.input_box, "the trained weights")
+        except Rejected as exc:
             raise UserError(
-                "not submitted (nothing staked): training made some weights NaN or infinite; "
-                "lower the learning rate"
-            )
-        box = task.info.input_box
-        if box is not None and (problem := range_problem(spec, state, box)):
-            raise UserError(
-                f"not submitted (nothing staked): the oracle would reject it: {problem}"
-            )
+                f"not submitted (nothing staked): the oracle would reject it as "
+                f"{exc.reason.label}: {exc}"
+            ) from None
 
     def prepare(
         self,

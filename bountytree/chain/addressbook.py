@@ -11,18 +11,14 @@ or the wallet).
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from bountytree.chain.local import CHAIN_IDS
-from bountytree.errors import UserError
 from bountytree.files import atomic_write_json
+from bountytree.text import NAME, check_name
 
 FILE = "addressbook.json"
 DEV_ACCOUNTS = 10  # development accounts named dev:N on a local chain
-# What a name may hold: it is rendered in the app and the terminal.
-NAME = re.compile(r"^[A-Za-z0-9 _.\-]{1,40}$")
 
 
 @dataclass(frozen=True)
@@ -34,12 +30,6 @@ class Entry:
     @property
     def label(self) -> str:
         return f"{self.name} — {self.role}" if self.role else self.name
-
-
-def _check(text: str, what: str) -> str:
-    if text and not NAME.match(text):
-        raise UserError(f"{what} {text!r}: use 1 to 40 letters, digits, spaces, '_', '.' or '-'")
-    return text
 
 
 class AddressBook:
@@ -57,7 +47,7 @@ class AddressBook:
     def entries(self) -> list[Entry]:
         """The book's entries for this chain, then (on a local chain) the development accounts
         it does not name, as dev:N."""
-        from bountytree.chain.client import ganache_account
+        from bountytree.chain.client import LOCAL_CHAIN_IDS
 
         book = self._all().get(str(self.chain_id), {})
         out = []
@@ -65,13 +55,9 @@ class AddressBook:
             if isinstance(entry, dict) and NAME.match(str(entry.get("name", ""))):
                 role = str(entry.get("role", ""))
                 out.append(Entry(address, str(entry["name"]), role if NAME.match(role) else ""))
-        if self.chain_id in CHAIN_IDS.values():
+        if self.chain_id in LOCAL_CHAIN_IDS:
             known = {e.address for e in out}
-            out += [
-                Entry(a, f"dev:{i}")
-                for i in range(DEV_ACCOUNTS)
-                if (a := ganache_account(i).address) not in known
-            ]
+            out += [Entry(a, dev) for a, dev in dev_names().items() if a not in known]
         return out
 
     def names(self) -> dict[str, str]:
@@ -81,7 +67,10 @@ class AddressBook:
     def save(self, address: str, name: str, role: str = "") -> None:
         data = self._all()
         book = data.setdefault(str(self.chain_id), {})
-        book[address] = {"name": _check(name, "name"), "role": _check(role, "role")}
+        book[address] = {
+            "name": check_name(name, "name"),
+            "role": role and check_name(role, "role"),
+        }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(self.path, data)
 

@@ -37,7 +37,7 @@ from bountytree.market.records import (
 )
 from bountytree.models import datasets
 from bountytree.models import weights as weights_io
-from bountytree.models.bounds import range_problem
+from bountytree.models.bounds import check_evaluable
 from bountytree.models.fixedpoint import SAFE_LIMIT
 from bountytree.models.spec import ModelSpec, load_spec
 from bountytree.reasons import Reason, Rejected
@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 
 STATUSES = ("pending", "scored", "rejected", "reclaimed")
 PAYOUT_KINDS = ("data", "compute", "expertise", "refund", "stake", "bond")
+MAX_DESCRIPTION = 4000  # characters of a task's free-text description
 BOND_STATES = ("none", "held", "returned", "forfeited")  # the contract's BondState
 
 
@@ -413,6 +414,7 @@ class Market:
             ds = parts["validation"]
         num_classes = max(int(ds.y.max()) + 1, 2)
         scored = [ds, parts["test"]] if parts and len(parts["test"]) else [ds]
+        box = _box(scored)
         info = taskinfo.TaskInfo(
             name=name,
             description=description,
@@ -422,11 +424,9 @@ class Market:
             validation_rows=len(ds),
             margin_bps=margin_bps,
             test_rows=len(scored[1]) if len(scored) > 1 else 0,
-            input_range=(
-                min(float(d.X.min()) for d in scored),
-                max(float(d.X.max()) for d in scored),
-            ),
-            feature_ranges=tuple(zip(*_box(scored), strict=True)),
+            # Published, so rounded outward (InputBox.of_rows): never a private row's own value.
+            input_range=(min(box.low), max(box.high)),
+            feature_ranges=tuple(zip(box.low, box.high, strict=True)),
             feature_names=ds.feature_names,
         )
         home = self.chain.settings.home
@@ -497,10 +497,11 @@ class Market:
         else:
             initial = weights_io.initial_weights(spec)
             state = weights_io.load(initial, spec, "initial weights")
-        # The oracle's bound on the task's rows, before anything is uploaded or staked.
-        box = info.input_box
-        if box is not None and (problem := range_problem(spec, state, box)):
-            raise UserError(f"not proposed (nothing staked): its initial weights: {problem}")
+        # The oracle's checks on the weights, before anything is uploaded or staked.
+        try:
+            check_evaluable(spec, state, info.input_box, "its initial weights")
+        except Rejected as exc:
+            raise UserError(f"not proposed (nothing staked): {exc}") from None
         if not spec.init_weights:
             init = add_bytes(self.store, initial)
             self.store.pin(init)
@@ -733,7 +734,7 @@ class Market:
             )
 
 
-def _box(parts: list[datasets.Dataset]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def _box(parts: list[datasets.Dataset]) -> datasets.InputBox:
     """Each feature's published range; a feature beyond what the secure evaluation holds is
     refused here, on the sponsor's machine, before anything is sent."""
     box = datasets.InputBox.of_rows(*(d.X for d in parts))
@@ -746,10 +747,7 @@ def _box(parts: list[datasets.Dataset]) -> tuple[tuple[float, ...], tuple[float,
             f"secure evaluation holds values up to {SAFE_LIMIT:g}; rescale that column "
             "(e.g. other units) and post again"
         )
-    return box.low, box.high
-
-
-MAX_DESCRIPTION = 4000  # characters of a task's free-text description
+    return box
 
 
 def _node_view(node_id: int, n: dict[str, Any]) -> NodeView:

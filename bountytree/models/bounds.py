@@ -24,9 +24,16 @@ import torch
 from bountytree.models.datasets import InputBox
 from bountytree.models.fixedpoint import SAFE_LIMIT
 from bountytree.models.layers import LAYERS
-from bountytree.models.spec import ModelSpec, evaluation_state, layer_kwargs, layer_weights
+from bountytree.models.spec import (
+    ModelSpec,
+    build_torch,
+    evaluation_state,
+    layer_kwargs,
+    layer_weights,
+)
+from bountytree.reasons import Reason, Rejected
 
-__all__ = ["SAFE_LIMIT", "range_problem", "value_bound", "within_range"]
+__all__ = ["SAFE_LIMIT", "check_evaluable", "range_problem", "value_bound", "within_range"]
 
 
 def value_bound(spec: ModelSpec, state: dict[str, torch.Tensor], box: InputBox) -> float:
@@ -68,3 +75,24 @@ def range_problem(spec: ModelSpec, state: dict[str, torch.Tensor], box: InputBox
         "scale the inputs inside the model (a BatchNorm first, trained with the model), use "
         "smaller weights (a lower learning rate, fewer epochs), or a narrower layer"
     )
+
+
+def check_evaluable(
+    spec: ModelSpec, state: dict[str, torch.Tensor], box: InputBox | None, where: str
+) -> None:
+    """The checks on a model's own (already loaded) weights that need no secure session, as the
+    oracle runs them before one: finite outputs, and the bound over the task's rows. Raises
+    Rejected with the reason the oracle records; the trainer and `propose` run the same before
+    anything is staked."""
+    model = build_torch(spec)
+    model.load_state_dict(state)
+    model.eval()
+    with torch.no_grad():
+        out = model(torch.zeros(2, *spec.input_shape))
+    if not torch.isfinite(out).all():
+        raise Rejected(
+            Reason.NOT_FINITE,
+            f"{where} give non-finite outputs (a lower learning rate usually avoids it)",
+        )
+    if box is not None and (problem := range_problem(spec, state, box)):
+        raise Rejected(Reason.LOGIT_RANGE, f"{where}: {problem}")

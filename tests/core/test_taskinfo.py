@@ -35,6 +35,13 @@ def test_bad_feature_ranges_make_the_description_unreadable(ranges):
         parse(_description(feature_ranges=ranges))
 
 
+def test_one_range_beyond_the_secure_evaluation_is_unreadable_too():
+    """The older single `input_range` is held to the same limit as per-feature ranges."""
+    with pytest.raises(UserError, match="reaches beyond"):
+        parse(_description(input_range=[-2e6, 2e6]))
+    assert parse(_description(input_range=[0, 16])).input_box == InputBox((0.0,) * 3, (16.0,) * 3)
+
+
 def test_good_ranges_give_the_box():
     info = parse(_description(feature_ranges=[[0, 1], [-2, 2], [0, SAFE_LIMIT]]))
     assert info.input_box == InputBox((0.0, -2.0, 0.0), (1.0, 2.0, SAFE_LIMIT))

@@ -69,6 +69,7 @@ def test_own_tabular_data_gets_a_batchnorm_model_scored(settings, deployed, canc
         np.array(box.high) >= rows.max(axis=0)
     )
     assert not set(box.low + box.high) & set(map(float, rows.reshape(-1))) - {0.0}
+    assert info.input_range == (min(box.low), max(box.high))  # the one range is rounded too
 
     arch = architect.propose(task_id, parse_spec(SPEC)).node_id
     submitted = Trainer(owner).run(task_id, paths["owner"], arch)
