@@ -123,7 +123,7 @@ def _unfolded(mpc, models_module):
 
 def party(rank: int, job: Path) -> None:
     """One party of a benchmark session (run as `python -m bench.oracle RANK JOB`)."""
-    from oracle import models as models_module
+    from bountytree.mpc import models as models_module
     from oracle import mpc
     from oracle.admission import Admitted, Gate
 

@@ -17,6 +17,7 @@ PARTS = [
     ("Lineage and replay (make bench-lineage)", "lineage.md"),
     ("Serving (make bench-serve)", "serve.md"),
     ("Command-line start-up (make bench-cli)", "cli.md"),
+    ("Private models (make bench-private)", "private.md"),
 ]
 
 

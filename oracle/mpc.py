@@ -24,36 +24,32 @@ and can add what it likes to its own), party 0:
 - sees each count first and alone (revealed to party 0 only), checks in plaintext that it lies
   in [0, rows], and only then sends it to party 1; otherwise it ends the session, and party 1
   learns nothing but that.
-Argmax ties go to the lowest class, as in PyTorch: a public bias of TIE_EPS × (classes − 1 − c)
-is added to logit c, a few units of the fixed-point encoding's last place.
+Rows are counted as `bountytree/mpc/counting.py` says (the custodians of a private task count
+the same way).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import numpy as np
 
 from bountytree.models.spec import ModelSpec
+from bountytree.mpc import session
+from bountytree.mpc.counting import chunk_rows, shared_hits
+from bountytree.mpc.crypten_import import crypten, torch
+from bountytree.mpc.models import build_crypten, crypten_state
 
 from .admission import TEST, Admitted, Refused
-from .crypten_import import crypten, torch
-from .models import build_crypten, crypten_state
 
 MODEL_PARTY, DATA_PARTY = 1, 0
-CHUNK_ROWS = 4096
-# Values of one layer's output across a chunk of rows: what a session holds at once per layer.
-CHUNK_VALUES = 1 << 21
 MAX_HEADER = 8 << 20
 MAX_ROWS = 10_000_000  # what party 1 accepts as a row count when the task does not say
-TIE_EPS = 2.0**-14  # 4 units of CrypTen's 16-bit fixed-point fraction
 
 
 class SessionRefused(Exception):
@@ -62,35 +58,11 @@ class SessionRefused(Exception):
 
 def join(address: str, rank: int, timeout_s: float = 120) -> None:
     """Joins the two-party session at `address` (host:port; party 0 listens there)."""
-    os.environ.update(
-        {
-            "DISTRIBUTED_BACKEND": "gloo",
-            "RENDEZVOUS": f"tcp://{address}",
-            "WORLD_SIZE": "2",
-            "RANK": str(rank),
-        }
-    )
-    torch.set_num_threads(1)
-    # CrypTen calls init_process_group without a timeout; give it one so a missing party ends
-    # the session instead of hanging forever.
-    import torch.distributed as dist
-
-    original = dist.init_process_group
-
-    def with_timeout(*args, **kwargs):
-        kwargs.setdefault("timeout", timedelta(seconds=timeout_s))
-        return original(*args, **kwargs)
-
-    dist.init_process_group = with_timeout
-    try:
-        crypten.init()
-    finally:
-        dist.init_process_group = original
-    crypten.cfg.mpc.provider = "TFP"
+    session.join(address, rank, timeout_s=timeout_s)
 
 
 def leave() -> None:
-    crypten.uninit()
+    session.leave()
 
 
 def _group():
@@ -135,14 +107,6 @@ class NodeScore:
         return self.correct * 10_000 // self.rows
 
 
-def chunk_rows(specs: list[ModelSpec]) -> int:
-    """Rows per chunk for a session of these models: CHUNK_VALUES over the widest layer, so a wide
-    model is evaluated on fewer rows at a time instead of exhausting memory. Both parties compute
-    it from the same specs."""
-    widest = max((s.widest for s in specs), default=1)
-    return max(1, min(CHUNK_ROWS, CHUNK_VALUES // max(1, widest)))
-
-
 def _shared_rows(
     X: np.ndarray | None, y: np.ndarray | None, rows: int, features: int, classes: int, chunk: int
 ):
@@ -164,16 +128,9 @@ def _shared_rows(
 
 
 def _count_correct(model, spec: ModelSpec, chunks, rows: int) -> int:
-    """Correct rows of one model; the count is revealed only once a comparison inside the
-    computation has shown it lies in [0, rows]."""
-    tie_bias = TIE_EPS * torch.arange(spec.num_classes - 1, -1, -1, dtype=torch.float32)
-    total = None
-    with crypten.no_grad():
-        for x, onehot in chunks:
-            logits = model(x.reshape(x.size(0), *spec.input_shape)) + tie_bias
-            hits = (logits.argmax(dim=1, one_hot=True) * onehot).sum()
-            total = hits if total is None else total + hits
-        return _reveal_count(total, rows)
+    """Correct rows of one model; the count is revealed only once party 0 has seen that it lies
+    in [0, rows]."""
+    return _reveal_count(shared_hits(model, spec, chunks), rows)
 
 
 def _reveal_count(total, rows: int) -> int:

@@ -223,8 +223,15 @@ def check_against(ds: Dataset, num_features: int, num_classes: int, where: str =
         )
 
 
+def holdout_indices(rows: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (train, holdout) row indices of holdout_split: they depend on the row count and the
+    seed only, so custodians who hold the rows as secret shares select the same rows."""
+    order = np.random.default_rng(seed).permutation(rows)
+    cut = min(rows - 1, max(1, round(rows * fraction))) if rows > 1 else 0
+    return order[cut:], order[:cut]
+
+
 def holdout_split(ds: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
     """A reproducible (train, holdout) split; the holdout keeps at least one row when it can."""
-    order = np.random.default_rng(seed).permutation(len(ds))
-    cut = min(len(ds) - 1, max(1, round(len(ds) * fraction))) if len(ds) > 1 else 0
-    return ds.subset(order[cut:]), ds.subset(order[:cut])
+    train, holdout = holdout_indices(len(ds), fraction, seed)
+    return ds.subset(train), ds.subset(holdout)

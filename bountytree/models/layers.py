@@ -45,7 +45,7 @@ BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
 class CryptenKit:
     """What a layer's CrypTen builder may use: the `crypten.nn` namespace and the oracle's exact
-    affine map (the oracle supplies both; see `oracle/models.py`)."""
+    affine map (the oracle supplies both; see `bountytree/mpc/models.py`)."""
 
     nn: Any
 
@@ -67,6 +67,11 @@ class LayerType:
     bound: Callable[[dict[str, Any], Tensors, Interval], Interval]
     tensors: Callable[[dict[str, Any]], dict[str, Shape]] = field(default=lambda a: {})
     fold: Callable[[dict[str, Any], Tensors], Tensors] | None = None
+    # Whether the custodians can train it on secret shares (a private task's architectures use
+    # only such layers): not BatchNorm (its statistics would be revealed or need a secure
+    # division per step), not Dropout (its mask needs randomness neither custodian knows), not
+    # MaxPool2d (not measured yet).
+    private: bool = True
 
     def kwargs(self, args: dict[str, Any]) -> dict[str, Any]:
         """Constructor arguments for torch.nn and crypten.nn (pooling's stride defaults to its
@@ -270,11 +275,13 @@ def _batchnorm(rank: int) -> LayerType:
         crypten=lambda kit, a: kit.affine(a["num_features"], spatial=rank == 3),
         fold=_fold_batchnorm(rank),
         bound=_affine_bound,
+        private=False,
     )
 
 
 def _pool(kind: str, name: str) -> LayerType:
     return LayerType(
+        private=kind == "avg",
         args=_POOL_ARGS,
         shape=_pool_shape,
         crypten=lambda kit, a: getattr(kit.nn, name)(
@@ -334,6 +341,7 @@ LAYERS: dict[str, LayerType] = {
         shape=_same,
         crypten=lambda kit, a: kit.nn.Dropout(a["p"]),
         bound=_identity_bound,
+        private=False,
     ),
     "BatchNorm1d": _batchnorm(1),
     "BatchNorm2d": _batchnorm(3),

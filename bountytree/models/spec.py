@@ -243,3 +243,15 @@ def evaluation_state(spec: ModelSpec, state: dict[str, torch.Tensor]) -> dict[st
                 {f"{i}.{k}": v for k, v in fold(layer.args, layer_weights(state, i)).items()}
             )
     return out
+
+
+def private_problem(spec: ModelSpec) -> str | None:
+    """Why a private task's custodians cannot train this architecture on secret shares (None if
+    they can): a layer they do not train (see LayerType.private), or an optimizer other than
+    SGD (Adam's square root and division per step are costly and imprecise in fixed point)."""
+    for i, layer in enumerate(spec.layers):
+        if not LAYERS[layer.type].private:
+            return f"layers[{i}]: a private task's models cannot use {layer.type}"
+    if spec.training["optimizer"] != "sgd":
+        return "training.optimizer: a private task's models train with sgd"
+    return None

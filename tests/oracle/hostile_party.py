@@ -17,8 +17,8 @@ import json
 from pathlib import Path
 
 from bountytree.models.spec import parse_spec
+from bountytree.mpc.crypten_import import crypten, torch
 from oracle import mpc
-from oracle.crypten_import import crypten, torch
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ import torch
 from bountytree.config import ROOT
 from bountytree.models.datasets import InputBox
 from bountytree.models.spec import build_torch, parse_spec
-from oracle.models import build_crypten, crypten_state
+from bountytree.mpc.models import build_crypten, crypten_state
 
 BN = {
     "input_shape": [1, 8, 8],

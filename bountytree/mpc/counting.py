@@ -1,0 +1,38 @@
+"""Counting a model's correct rows on secret-shared rows: what both the oracle's session and the
+custodians' scoring compute, up to the moment a count is revealed (each reveals its own way).
+
+Rows are shared in chunks of `chunk_rows` rows, so a wide model holds fewer rows at once instead
+of exhausting memory. Argmax ties go to the lowest class, as in PyTorch: a public bias of
+TIE_EPS × (classes − 1 − c) is added to logit c, a few units of the encoding's last place.
+"""
+
+from __future__ import annotations
+
+from bountytree.models.spec import ModelSpec
+
+from .crypten_import import crypten, torch
+
+CHUNK_ROWS = 4096
+# Values of one layer's output across a chunk of rows: what a session holds at once per layer.
+CHUNK_VALUES = 1 << 21
+TIE_EPS = 2.0**-14  # 4 units of CrypTen's 16-bit fixed-point fraction
+
+
+def chunk_rows(specs: list[ModelSpec]) -> int:
+    """Rows per chunk for a session of these models: CHUNK_VALUES over the widest layer. Every
+    party computes it from the same specs."""
+    widest = max((s.widest for s in specs), default=1)
+    return max(1, min(CHUNK_ROWS, CHUNK_VALUES // max(1, widest)))
+
+
+def shared_hits(model, spec: ModelSpec, chunks):
+    """The shared number of rows the model classifies correctly, over (rows, one-hot labels)
+    chunks of shared tensors; nothing is revealed."""
+    tie_bias = TIE_EPS * torch.arange(spec.num_classes - 1, -1, -1, dtype=torch.float32)
+    total = None
+    with crypten.no_grad():
+        for x, onehot in chunks:
+            logits = model(x.reshape(x.size(0), *spec.input_shape)) + tie_bias
+            hits = (logits.argmax(dim=1, one_hot=True) * onehot).sum()
+            total = hits if total is None else total + hits
+    return total

@@ -1,0 +1,168 @@
+"""The dealer: a third process that deals the correlated randomness of a two-party computation
+(CrypTen's trusted third party), speaking JSON instead of pickle.
+
+Each computing party shares a PRNG seed with the dealer, so for a triple (a, b, c = a·b) both
+draw their shares of a and b locally and the dealer sends party 0 its share of c alone. The
+dealer therefore knows every triple, but triples do not depend on the data: what it learns of a
+computation is the sequence of operations and their shapes. What it must not do is share its
+knowledge with a custodian (the non-collusion assumption, docs/private-models.md).
+
+CrypTen's own dealer receives each request as a pickle from party 0, and party 0 the answer's
+size as a pickle: a hostile party could run code on the other. Here a request is a JSON object
+checked against a closed list (function, operation, keyword arguments, sizes with at most
+MAX_ELEMENTS elements) and a size is a tensor of int64.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from .crypten_import import crypten, torch
+
+MAX_REQUEST = 1 << 16
+MAX_ELEMENTS = 1 << 24  # per tensor a request may ask for (128 MiB of int64)
+FUNCTIONS = {"additive", "square", "binary", "wraps", "B2A"}
+OPERATIONS = {"mul", "matmul", "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d"}
+KEYWORDS = {"stride", "padding", "dilation", "groups", "output_padding"}
+END = "end"
+
+
+class DealerError(Exception):
+    """A request the dealer refuses (it ends the session)."""
+
+
+def _ttp():
+    from crypten.mpc.provider.ttp_provider import TTPClient, TTPServer
+
+    return TTPClient, TTPServer
+
+
+def _send_json(obj: Any, dst: int, group) -> None:
+    import torch.distributed as dist
+
+    raw = json.dumps(obj).encode()
+    dist.send(torch.tensor([len(raw)], dtype=torch.int64), dst, group=group)
+    dist.send(torch.frombuffer(bytearray(raw), dtype=torch.uint8), dst, group=group)
+
+
+def _recv_json(src: int, group) -> Any:
+    import torch.distributed as dist
+
+    size = torch.zeros(1, dtype=torch.int64)
+    dist.recv(size, src, group=group)
+    n = int(size[0])
+    if not 0 < n <= MAX_REQUEST:
+        raise DealerError(f"a message of {n} bytes")
+    buf = torch.empty(n, dtype=torch.uint8)
+    dist.recv(buf, src, group=group)
+    try:
+        return json.loads(bytes(buf.numpy()).decode())
+    except ValueError:
+        raise DealerError("a message that is not JSON") from None
+
+
+def _plain(value: Any) -> Any:
+    """A request's arguments as JSON: sizes and tuples as lists."""
+    if isinstance(value, torch.Size | tuple | list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _size(value: Any) -> torch.Size:
+    if not isinstance(value, list) or not all(
+        isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= MAX_ELEMENTS for n in value
+    ):
+        raise DealerError(f"not a tensor size: {value!r}")
+    if math.prod(value) > MAX_ELEMENTS:
+        raise DealerError(f"a size of {math.prod(value)} elements")
+    return torch.Size(value)
+
+
+def _keyword(value: Any) -> int | tuple[int, ...]:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 4096:
+        return value
+    if isinstance(value, list) and all(isinstance(v, int) and 0 <= v <= 4096 for v in value):
+        return tuple(value)
+    raise DealerError(f"not a convolution argument: {value!r}")
+
+
+def parse_request(message: Any) -> tuple[str, list[Any], dict[str, Any]]:
+    """A request as (function, arguments, keyword arguments), or DealerError."""
+    if not isinstance(message, dict) or message.get("function") not in FUNCTIONS:
+        raise DealerError("an unknown request")
+    function, args, kwargs = message["function"], message.get("args"), message.get("kwargs")
+    if not isinstance(args, list) or not isinstance(kwargs, dict) or set(kwargs) - KEYWORDS:
+        raise DealerError("a request with unknown arguments")
+    if function == "additive":
+        if len(args) != 3 or args[2] not in OPERATIONS:
+            raise DealerError("an unknown operation")
+        parsed: list[Any] = [_size(args[0]), _size(args[1]), args[2]]
+    else:
+        counts = {"square": 1, "binary": 2, "wraps": 1, "B2A": 1}
+        if len(args) != counts[function]:
+            raise DealerError("a request with the wrong number of sizes")
+        parsed = [_size(a) for a in args]
+    return function, parsed, {k: _keyword(v) for k, v in kwargs.items()}
+
+
+def _request(self, func_name, device, *args, **kwargs):
+    """Party 0's request to the dealer (replaces CrypTen's pickled one)."""
+    comm = crypten.comm.get()
+    ttp_rank = comm.get_ttp_rank()
+    _send_json(
+        {"function": func_name, "args": _plain(args), "kwargs": _plain(kwargs)},
+        ttp_rank,
+        self.ttp_group,
+    )
+    import torch.distributed as dist
+
+    ndim = torch.zeros(1, dtype=torch.int64)
+    dist.recv(ndim, ttp_rank, group=self.ttp_group)
+    dims = torch.zeros(int(ndim[0]), dtype=torch.int64)
+    if int(ndim[0]):
+        dist.recv(dims, ttp_rank, group=self.ttp_group)
+    result = torch.empty(torch.Size(dims.tolist()), dtype=torch.long)
+    comm.broadcast(result, ttp_rank, self.comm_group)
+    return result
+
+
+def install() -> None:
+    """Makes CrypTen's dealer client speak JSON (before crypten.init)."""
+    client, _ = _ttp()
+    inner = client._TTPClient__TTPClient  # CrypTen's singleton class
+    inner.ttp_request = _request
+
+
+def finish() -> None:
+    """Party 0 tells the dealer the session is over; CrypTen's own (pickled) goodbye is skipped."""
+    comm = crypten.comm.get()
+    if comm.get_rank() == 0 and comm.ttp_initialized:
+        _send_json(END, comm.get_ttp_rank(), comm.ttp_group)
+    comm.ttp_initialized = False
+
+
+def serve() -> int:
+    """The dealer's loop (after session.join as rank 2): answers party 0's requests until it
+    says the session is over; returns the number of requests answered."""
+    import torch.distributed as dist
+
+    _, server_class = _ttp()
+    server = object.__new__(server_class)  # its __init__ runs CrypTen's pickled loop
+    comm = crypten.comm.get()
+    server.ttp_group, server.comm_group, server.device = comm.ttp_group, comm.ttp_comm_group, "cpu"
+    server._setup_generators()
+    answered = 0
+    while True:
+        message = _recv_json(0, server.ttp_group)
+        if message == END:
+            return answered
+        function, args, kwargs = parse_request(message)
+        result = getattr(server, function)(*args, **kwargs)
+        dims = torch.tensor(list(result.size()), dtype=torch.int64)
+        dist.send(torch.tensor([len(dims)], dtype=torch.int64), 0, group=server.ttp_group)
+        if len(dims):
+            dist.send(dims, 0, group=server.ttp_group)
+        comm.broadcast(result, comm.get_ttp_rank(), server.comm_group)
+        answered += 1

@@ -1,0 +1,92 @@
+"""Joining a CrypTen computation over torch.distributed (gloo).
+
+Two computing parties (ranks 0 and 1) and, with a dealer, a third process (rank 2) that only
+deals correlated randomness. gloo is plain TCP and CrypTen sends its seeds over it in the
+clear. A private task's session is therefore confined to this machine (`local_only`): an
+address that is not a loopback address is refused before anything is sent, since links between
+machines need an authenticated, encrypted tunnel, which the project does not provide yet. The
+public-weights oracle session may span two hosts (docs/private-models.md says what an
+eavesdropper on that link sees).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from datetime import timedelta
+
+from bountytree.errors import UserError
+
+from .crypten_import import crypten, torch
+
+COMPUTING_PARTIES = 2
+DEALER_RANK = COMPUTING_PARTIES
+
+
+class InsecureLink(UserError):
+    """A session address another machine could reach: its traffic would travel in the clear."""
+
+
+def check_loopback(address: str) -> None:
+    host = address.rsplit(":", 1)[0].strip("[]")
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise InsecureLink(
+            f"{address}: an MPC session runs on this machine only (its traffic is not encrypted)"
+        )
+
+
+def join(
+    address: str,
+    rank: int,
+    *,
+    dealer: bool = False,
+    local_only: bool = False,
+    timeout_s: float = 120,
+) -> None:
+    """Joins the session at `address` (host:port; rank 0 listens there) as `rank`. With a dealer,
+    multiplication triples come from rank 2 (CrypTen's trusted third party) instead of rank 0
+    (trusted first party)."""
+    if local_only:
+        check_loopback(address)
+    os.environ.update(
+        {
+            "DISTRIBUTED_BACKEND": "gloo",
+            "RENDEZVOUS": f"tcp://{address}",
+            "WORLD_SIZE": str(COMPUTING_PARTIES),
+            "RANK": str(rank),
+        }
+    )
+    torch.set_num_threads(1)
+    crypten.cfg.mpc.provider = "TTP" if dealer else "TFP"
+    if dealer:
+        from . import dealer as dealing
+
+        dealing.install()
+    # CrypTen calls init_process_group without a timeout; give it one so a missing party ends
+    # the session instead of hanging forever.
+    import torch.distributed as dist
+
+    original = dist.init_process_group
+
+    def with_timeout(*args, **kwargs):
+        kwargs.setdefault("timeout", timedelta(seconds=timeout_s))
+        return original(*args, **kwargs)
+
+    dist.init_process_group = with_timeout
+    try:
+        crypten.init()  # the dealer (rank 2) joins the groups; dealer.serve answers
+    finally:
+        dist.init_process_group = original
+
+
+def leave() -> None:
+    """Leaves the session (rank 0 first tells the dealer the session is over)."""
+    if crypten.mpc.ttp_required():
+        from . import dealer as dealing
+
+        dealing.finish()
+    crypten.uninit()

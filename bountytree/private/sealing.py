@@ -1,0 +1,142 @@
+"""Sealing a file to one X25519 public key (an ECIES "sealed box").
+
+A sealed file is MAGIC ‖ the sender's ephemeral public key (32 bytes) ‖ a ChaCha20-Poly1305
+nonce (12) ‖ the ciphertext ‖ its tag (16). The key is HKDF-SHA256 of the X25519 agreement
+between the ephemeral key and the recipient's key, bound to both public keys. Only the holder of
+the recipient's private key opens it, and any change to a byte makes opening fail; the sender
+keeps nothing that opens it. pycryptodome, which web3's stack already pins, supplies all three
+primitives.
+
+A private key file holds the 32-byte X25519 seed, hex, readable by its owner only; the public
+key is 32 bytes, written as 64 hex digits (how a task records the sponsor's key on-chain).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from Crypto.Cipher import ChaCha20_Poly1305
+from Crypto.Hash import SHA256
+from Crypto.Protocol import DH
+from Crypto.Protocol.KDF import HKDF
+from Crypto.PublicKey import ECC
+
+from bountytree.errors import UserError
+from bountytree.files import atomic_write
+
+MAGIC = b"bountytree-sealed-v1\n"
+KEY_BYTES = 32
+NONCE_BYTES = 12
+TAG_BYTES = 16
+
+
+class SealError(UserError):
+    """A sealed file that does not open with this key (wrong key, damaged or not a sealed file)."""
+
+
+def new_private_key() -> bytes:
+    """A fresh X25519 private key (its 32-byte seed)."""
+    seed: bytes = ECC.generate(curve="curve25519").seed  # type: ignore[attr-defined]
+    return seed
+
+
+def public_key(private: bytes) -> bytes:
+    """The 32-byte public key of a private key."""
+    raw = DH.import_x25519_private_key(private).public_key().export_key(format="raw")
+    assert isinstance(raw, bytes)
+    return raw
+
+
+def _key(shared: bytes, ephemeral: bytes, recipient: bytes) -> bytes:
+    key = HKDF(shared, 32, b"", SHA256, context=b"bountytree seal" + ephemeral + recipient)
+    assert isinstance(key, bytes)  # one key asked for, so not a tuple of keys
+    return key
+
+
+def seal(data: bytes, recipient: bytes) -> bytes:
+    """`data` sealed to the recipient's 32-byte public key."""
+    if len(recipient) != KEY_BYTES:
+        raise UserError(f"a public key is {KEY_BYTES} bytes, this one is {len(recipient)}")
+    try:
+        their = DH.import_x25519_public_key(recipient)
+    except ValueError:
+        raise UserError("not an X25519 public key") from None
+    ephemeral = ECC.generate(curve="curve25519")
+    mine = ephemeral.public_key().export_key(format="raw")
+    assert isinstance(mine, bytes)
+    key = DH.key_agreement(
+        static_priv=ephemeral, static_pub=their, kdf=lambda z: _key(z, mine, recipient)
+    )
+    nonce = os.urandom(NONCE_BYTES)
+    cipher = ChaCha20_Poly1305.new(key=key, nonce=nonce)
+    cipher.update(MAGIC + mine)
+    body, tag = cipher.encrypt_and_digest(data)
+    return MAGIC + mine + nonce + body + tag
+
+
+def open_sealed(sealed: bytes, private: bytes, what: str = "sealed file") -> bytes:
+    """The data of a sealed file; SealError if it is not one sealed to this key or was changed."""
+    head = len(MAGIC) + KEY_BYTES + NONCE_BYTES
+    if not sealed.startswith(MAGIC) or len(sealed) < head + TAG_BYTES:
+        raise SealError(f"{what}: not a sealed file")
+    theirs = sealed[len(MAGIC) : len(MAGIC) + KEY_BYTES]
+    nonce = sealed[len(MAGIC) + KEY_BYTES : head]
+    body, tag = sealed[head:-TAG_BYTES], sealed[-TAG_BYTES:]
+    me = DH.import_x25519_private_key(private)
+    try:
+        key = DH.key_agreement(
+            static_priv=me,
+            static_pub=DH.import_x25519_public_key(theirs),
+            kdf=lambda z: _key(z, theirs, public_key(private)),
+        )
+        cipher = ChaCha20_Poly1305.new(key=key, nonce=nonce)
+        cipher.update(MAGIC + theirs)
+        return bytes(cipher.decrypt_and_verify(body, tag))
+    except ValueError:
+        raise SealError(
+            f"{what}: does not open with this key (another key's, or changed)"
+        ) from None
+
+
+def write_private_key(path: Path) -> bytes:
+    """Creates a private key file (owner-only, never overwritten); returns the public key."""
+    path = Path(path)
+    if path.exists():
+        raise UserError(f"{path} exists; a key file is never overwritten")
+    private = new_private_key()
+    atomic_write(path, private.hex().encode() + b"\n")
+    os.chmod(path, 0o600)
+    return public_key(private)
+
+
+def read_private_key(path: Path) -> bytes:
+    """A private key file's key; refuses one other users can read, or that is not a key."""
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text().strip()
+    except OSError as exc:
+        raise UserError(f"{path}: {exc.strerror}") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise UserError(f"{path}: a private key must be readable by its owner only (chmod 600)")
+    try:
+        private = bytes.fromhex(text)
+    except ValueError:
+        private = b""
+    if len(private) != KEY_BYTES:
+        raise UserError(f"{path}: not a private key file (64 hex digits)")
+    return private
+
+
+def parse_public_key(text: str) -> bytes:
+    """A public key written as 64 hex digits (0x allowed)."""
+    raw = text.strip().removeprefix("0x")
+    try:
+        key = bytes.fromhex(raw)
+    except ValueError:
+        key = b""
+    if len(key) != KEY_BYTES:
+        raise UserError(f"{text!r} is not a public key (64 hex digits)")
+    return key
