@@ -14,7 +14,7 @@ scoring the oracle runs today, measured in the same run.
 - Hand-over: both custodians seal their share, the sponsor opens both, checks both commitments
   and adds them. Goal: < 5 s.
 
-Medians of REPEAT runs. Writes bench/private.md.
+Medians of REPEAT runs. Writes bench/private.md (`--no-scoring` skips the scoring table).
 """
 
 from __future__ import annotations

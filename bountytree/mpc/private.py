@@ -41,8 +41,10 @@ def my_rank() -> int:
 
 def shared(share: np.ndarray):
     """The MPCTensor whose share on this party is `share` (int64, 16-bit fixed point)."""
+    # A copy: CrypTen updates shares in place (an optimizer step), and the caller's array is
+    # the caller's (a parent's share trains many children).
     return crypten.mpc.MPCTensor.from_shares(
-        torch.from_numpy(np.ascontiguousarray(share, dtype=np.int64)),
+        torch.from_numpy(np.array(share, dtype=np.int64, copy=True)),
         precision=ring.PRECISION_BITS,
     )
 
@@ -89,8 +91,10 @@ def shared_model(spec: ModelSpec, share: Share):
     modules = _modules(model)
     for name, value in share.tensors.items():
         owner, _, parameter = name.rpartition(".")
-        modules[owner].set_parameter_from_shares(
-            parameter, torch.from_numpy(value), precision=ring.PRECISION_BITS
+        modules[owner].set_parameter_from_shares(  # a copy, as in `shared`
+            parameter,
+            torch.from_numpy(np.array(value, dtype=np.int64, copy=True)),
+            precision=ring.PRECISION_BITS,
         )
     return model
 

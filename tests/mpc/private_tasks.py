@@ -21,3 +21,18 @@ def train(rank, spec_json, weights, rows_x, rows_y):
     spec = parse_spec(spec_json)
     child = private.train(spec, Share(rank, weights), private.SharedRows(rows_x, rows_y))
     return {f"w:{k}": v for k, v in child.tensors.items()}
+
+
+def train_twice(rank, spec_json, weights, rows_x, rows_y):
+    """Two children of one parent's share: they must be the same child."""
+    from bountytree.mpc import private
+
+    spec = parse_spec(spec_json)
+    rows = private.SharedRows(rows_x, rows_y)
+    parent = Share(rank, weights)
+    first = private.train(spec, parent, rows)
+    second = private.train(spec, parent, rows)
+    return {
+        **{f"w:{k}": v for k, v in first.tensors.items()},
+        **{f"again:{k}": v for k, v in second.tensors.items()},
+    }

@@ -194,7 +194,7 @@ def trained(tmp_path_factory):
     xa, xb = ring.share_floats(rows.X)
     ya, yb = ring.share_floats(np.eye(10, dtype=np.float32)[rows.y])
     results = run_parties(
-        private_tasks.train,
+        private_tasks.train_twice,
         [(raw, a.tensors, xa, ya), (raw, b.tensors, xb, yb)],
         tmp_path_factory.mktemp("train"),
     )
@@ -202,12 +202,16 @@ def trained(tmp_path_factory):
         shares.Share(r, {k[2:]: v for k, v in results[r].items() if k.startswith("w:")})
         for r in (0, 1)
     ]
+    again = [
+        shares.Share(r, {k[6:]: v for k, v in results[r].items() if k.startswith("again:")})
+        for r in (0, 1)
+    ]
     plain = train_node(parent, spec, rows).model
-    return raw, spec, state, child_shares, plain
+    return raw, spec, state, child_shares, plain, again
 
 
 def test_training_on_shares_matches_training_in_the_clear(trained):
-    _, _, parent, child_shares, plain = trained
+    _, _, parent, child_shares, plain, _ = trained
     child = shares.combine_state(*child_shares)
     plain_state = plain.state_dict()
     assert max(float(np.abs(child[k] - plain_state[k].numpy()).max()) for k in child) <= 2e-3
@@ -230,7 +234,7 @@ def _score(raw, child_shares, val: Dataset, best, margin, parent_bps, work: Path
 
 
 def test_scoring_reveals_only_the_ladders_record_and_keeps_the_exact_best_shared(trained, tmp_path):
-    raw, spec, _, child_shares, _ = trained
+    raw, spec, _, child_shares, _, _ = trained
     data = digits()
     val = Dataset(data.X[1000:1400], data.y[1000:1400])
     child = shares.combine_state(*child_shares)
@@ -258,3 +262,11 @@ def test_scoring_reveals_only_the_ladders_record_and_keeps_the_exact_best_shared
     assert (
         float(ring.decode(ring.combine(again[0]["best"], again[1]["best"])).reshape(-1)[0]) == exact
     )
+
+
+def test_a_parents_share_trains_every_child_from_the_parent(trained):
+    """A custodian's share of a parent is not changed by training a child from it (CrypTen's
+    optimizer updates shares in place): a second child of the same parent is the first."""
+    _, _, _, child_shares, _, again = trained
+    first, second = shares.combine_state(*child_shares), shares.combine_state(*again)
+    assert max(float(np.abs(first[k] - second[k]).max()) for k in first) <= 1e-3
