@@ -10,7 +10,10 @@ knowledge with a custodian (the non-collusion assumption, docs/private-models.md
 CrypTen's own dealer receives each request as a pickle from party 0, and party 0 the answer's
 size as a pickle: a hostile party could run code on the other. Here a request is a JSON object
 checked against a closed list (function, operation, keyword arguments, sizes with at most
-MAX_ELEMENTS elements) and a size is a tensor of int64.
+MAX_ELEMENTS elements, an answer of at most MAX_ELEMENTS costing at most MAX_WORK
+multiply-adds, both worked out on shapes alone before anything is computed). Party 0 works out
+the answer's size itself, from its own request, as party 1 does: nothing the dealer sends
+decides what party 0 allocates.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from typing import Any
 from .crypten_import import crypten, torch
 
 MAX_REQUEST = 1 << 16
-MAX_ELEMENTS = 1 << 24  # per tensor a request may ask for (128 MiB of int64)
+MAX_ELEMENTS = 1 << 24  # per tensor a request names or its answer holds (128 MiB of int64)
+MAX_WORK = 1 << 32  # multiply-adds one answer may cost the dealer
 FUNCTIONS = {"additive", "square", "binary", "wraps", "B2A"}
 OPERATIONS = {"mul", "matmul", "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d"}
 KEYWORDS = {"stride", "padding", "dilation", "groups", "output_padding"}
@@ -88,6 +92,36 @@ def _keyword(value: Any) -> int | tuple[int, ...]:
     raise DealerError(f"not a convolution argument: {value!r}")
 
 
+def answer_size(function: str, args: list[Any], kwargs: dict[str, Any]) -> torch.Size:
+    """The size of the dealer's answer to a parsed request, from shapes alone (meta tensors:
+    nothing is allocated); DealerError if it, or the work it costs, exceeds the limits."""
+    if function == "additive":
+        size0, size1, op = args
+        try:
+            out = getattr(torch, op)(
+                torch.empty(size0, device="meta"), torch.empty(size1, device="meta"), **kwargs
+            ).size()
+        except (RuntimeError, TypeError, ValueError) as exc:
+            raise DealerError(f"an impossible {op}: {str(exc).splitlines()[0]}") from None
+        work = math.prod(out)
+        if op == "matmul":
+            work *= size0[-1] if len(size0) else 1
+        elif op.startswith("conv"):  # a kernel's weights per output (per input, transposed)
+            work = max(work, math.prod(size0)) * math.prod(size1[1:])
+    elif function == "binary":
+        try:
+            out = torch.broadcast_shapes(*args)
+        except RuntimeError:
+            raise DealerError("sizes that do not broadcast") from None
+        work = math.prod(out)
+    else:
+        out = args[0]
+        work = math.prod(out)
+    if math.prod(out) > MAX_ELEMENTS or work > MAX_WORK:
+        raise DealerError(f"an answer of {math.prod(out)} elements costing {work} products")
+    return torch.Size(out)
+
+
 def parse_request(message: Any) -> tuple[str, list[Any], dict[str, Any]]:
     """A request as (function, arguments, keyword arguments), or DealerError."""
     if not isinstance(message, dict) or message.get("function") not in FUNCTIONS:
@@ -104,26 +138,20 @@ def parse_request(message: Any) -> tuple[str, list[Any], dict[str, Any]]:
         if len(args) != counts[function]:
             raise DealerError("a request with the wrong number of sizes")
         parsed = [_size(a) for a in args]
-    return function, parsed, {k: _keyword(v) for k, v in kwargs.items()}
+    keywords = {k: _keyword(v) for k, v in kwargs.items()}
+    answer_size(function, parsed, keywords)
+    return function, parsed, keywords
 
 
 def _request(self, func_name, device, *args, **kwargs):
     """Party 0's request to the dealer (replaces CrypTen's pickled one)."""
     comm = crypten.comm.get()
     ttp_rank = comm.get_ttp_rank()
-    _send_json(
-        {"function": func_name, "args": _plain(args), "kwargs": _plain(kwargs)},
-        ttp_rank,
-        self.ttp_group,
-    )
-    import torch.distributed as dist
-
-    ndim = torch.zeros(1, dtype=torch.int64)
-    dist.recv(ndim, ttp_rank, group=self.ttp_group)
-    dims = torch.zeros(int(ndim[0]), dtype=torch.int64)
-    if int(ndim[0]):
-        dist.recv(dims, ttp_rank, group=self.ttp_group)
-    result = torch.empty(torch.Size(dims.tolist()), dtype=torch.long)
+    message = {"function": func_name, "args": _plain(args), "kwargs": _plain(kwargs)}
+    # the answer's size, worked out here from the request (the dealer's word is not taken)
+    size = answer_size(*parse_request(json.loads(json.dumps(message))))
+    _send_json(message, ttp_rank, self.ttp_group)
+    result = torch.empty(size, dtype=torch.long)
     comm.broadcast(result, ttp_rank, self.comm_group)
     return result
 
@@ -146,8 +174,6 @@ def finish() -> None:
 def serve() -> int:
     """The dealer's loop (after session.join as rank 2): answers party 0's requests until it
     says the session is over; returns the number of requests answered."""
-    import torch.distributed as dist
-
     _, server_class = _ttp()
     server = object.__new__(server_class)  # its __init__ runs CrypTen's pickled loop
     comm = crypten.comm.get()
@@ -160,9 +186,5 @@ def serve() -> int:
             return answered
         function, args, kwargs = parse_request(message)
         result = getattr(server, function)(*args, **kwargs)
-        dims = torch.tensor(list(result.size()), dtype=torch.int64)
-        dist.send(torch.tensor([len(dims)], dtype=torch.int64), 0, group=server.ttp_group)
-        if len(dims):
-            dist.send(dims, 0, group=server.ttp_group)
         comm.broadcast(result, comm.get_ttp_rank(), server.comm_group)
         answered += 1

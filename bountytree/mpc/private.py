@@ -142,6 +142,10 @@ def ladder(count, rows: int, best: np.ndarray, margin_bps: int, parent_bps: int)
     record = beat * (rounded - parent_bps) + parent_bps
     best_after = best_now + beat * (exact - best_now)
     recorded = round(float(record.get_plain_text()))
+    if not 0 <= recorded <= BPS:
+        # two-party truncation wrapped (probability about 2^-19 per new best): the record and
+        # the best after it are wrong; the round is scored again rather than recorded
+        raise ArithmeticError(f"a record of {recorded} basis points: truncation wrapped")
     return LadderStep(recorded, my_share(best_after))
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from datetime import timedelta
+from typing import Any
 
 from bountytree.errors import UserError
 
@@ -52,6 +53,7 @@ def join(
     (trusted first party)."""
     if local_only:
         check_loopback(address)
+        os.environ["GLOO_SOCKET_IFNAME"] = "lo"  # gloo's own listeners on loopback too
     os.environ.update(
         {
             "DISTRIBUTED_BACKEND": "gloo",
@@ -70,17 +72,27 @@ def join(
     # the session instead of hanging forever.
     import torch.distributed as dist
 
-    original = dist.init_process_group
+    # ... and to the groups CrypTen creates inside it (torch's default there is 30 minutes).
+    originals: dict[str, Any] = {
+        "init_process_group": dist.init_process_group,
+        "new_group": dist.new_group,
+    }
 
-    def with_timeout(*args, **kwargs):
-        kwargs.setdefault("timeout", timedelta(seconds=timeout_s))
-        return original(*args, **kwargs)
+    def timed(name: str):
+        def call(*args, **kwargs):
+            if kwargs.get("timeout") is None:
+                kwargs["timeout"] = timedelta(seconds=timeout_s)
+            return originals[name](*args, **kwargs)
 
-    dist.init_process_group = with_timeout
+        return call
+
+    for name in originals:
+        setattr(dist, name, timed(name))
     try:
         crypten.init()  # the dealer (rank 2) joins the groups; dealer.serve answers
     finally:
-        dist.init_process_group = original
+        for name, original in originals.items():
+            setattr(dist, name, original)
 
 
 def leave() -> None:

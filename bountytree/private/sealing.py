@@ -24,7 +24,6 @@ from Crypto.Protocol.KDF import HKDF
 from Crypto.PublicKey import ECC
 
 from bountytree.errors import UserError
-from bountytree.files import atomic_write
 
 MAGIC = b"bountytree-sealed-v1\n"
 KEY_BYTES = 32
@@ -103,11 +102,17 @@ def open_sealed(sealed: bytes, private: bytes, what: str = "sealed file") -> byt
 def write_private_key(path: Path) -> bytes:
     """Creates a private key file (owner-only, never overwritten); returns the public key."""
     path = Path(path)
-    if path.exists():
-        raise UserError(f"{path} exists; a key file is never overwritten")
     private = new_private_key()
-    atomic_write(path, private.hex().encode() + b"\n")
-    os.chmod(path, 0o600)
+    try:  # O_EXCL: an existing file, or one created meanwhile, is never replaced
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        raise UserError(f"{path} exists; a key file is never overwritten") from None
+    except OSError as exc:
+        raise UserError(f"{path}: {exc.strerror}") from None
+    with os.fdopen(fd, "wb") as f:
+        f.write(private.hex().encode() + b"\n")
+        f.flush()
+        os.fsync(f.fileno())
     return public_key(private)
 
 

@@ -57,18 +57,22 @@ class Share:
         try:
             size = int.from_bytes(raw[:8], "little")
             header = json.loads(raw[8 : 8 + size]) if 0 < size <= len(raw) - 8 else None
-        except ValueError:
+        except (ValueError, RecursionError):
             header = None
         meta = header.get("__metadata__", {}) if isinstance(header, dict) else {}
         if (
-            not isinstance(meta, dict)
+            not isinstance(header, dict)
+            or not isinstance(meta, dict)
             or meta.get("format") != FORMAT
             or meta.get("party") not in ("0", "1")
             or meta.get("precision") != str(ring.PRECISION_BITS)
         ):
             raise ShareError(f"{what}: not a share file ({FORMAT})")
-        assert isinstance(header, dict)
-        if any(v.get("dtype") != "I64" for k, v in header.items() if k != "__metadata__"):
+        if any(
+            not isinstance(v, dict) or v.get("dtype") != "I64"
+            for k, v in header.items()
+            if k != "__metadata__"
+        ):
             raise ShareError(f"{what}: a share holds int64 tensors only")
         try:
             tensors = st_load(raw)

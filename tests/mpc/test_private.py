@@ -63,6 +63,16 @@ def test_a_share_file_round_trips_and_refuses_floats_and_other_files():
         shares.Share.from_bytes(b"\x00" * 40)
 
 
+@pytest.mark.parametrize(
+    "header",
+    [b'{"w":"x"}', b'{"w":[1]}', b"[" * 100_000 + b"]" * 100_000, b'{"__metadata__":7}'],
+)
+def test_a_hostile_share_header_is_refused_in_one_line(header):
+    raw = len(header).to_bytes(8, "little") + header
+    with pytest.raises(shares.ShareError):
+        shares.Share.from_bytes(raw)
+
+
 def test_two_copies_of_one_share_are_refused():
     a, _ = shares.split_state({"w": np.ones(3, np.float32)})
     with pytest.raises(shares.ShareError, match="not the two shares"):
@@ -141,6 +151,21 @@ def test_hand_over_checks_each_custodian_against_its_commitment():
             "args": [[1, 1, 3, 3], [1, 1, 2, 2], "conv2d"],
             "kwargs": {"bias": 1},
         },
+        # inputs within bounds whose answer or work is not: 32 GiB, 512 GiB, 496 GiB, 2^50 products
+        {"function": "additive", "args": [[65536, 1], [1, 65536], "mul"], "kwargs": {}},
+        {"function": "binary", "args": [[65536, 1], [1, 65536]], "kwargs": {}},
+        {"function": "additive", "args": [[4096, 4096, 1], [1, 4096], "matmul"], "kwargs": {}},
+        {
+            "function": "additive",
+            "args": [[1, 1, 64, 64], [1, 1, 1, 1], "conv_transpose2d"],
+            "kwargs": {"stride": 4096},
+        },
+        {
+            "function": "additive",
+            "args": [[1, 1, 4096, 4096], [1, 1, 4096, 4096], "conv2d"],
+            "kwargs": {"padding": 4095},
+        },
+        {"function": "additive", "args": [[2, 3], [4, 5], "matmul"], "kwargs": {}},
     ],
 )
 def test_the_dealer_refuses_what_it_was_not_built_to_answer(message):
