@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from bountytree.commands import audit as audit_cmd
+from bountytree.commands import custody as custody_cmd
 from bountytree.commands import dataset as dataset_cmd
 from bountytree.commands import deploy as deploy_cmd
 from bountytree.commands import ipfs as ipfs_cmd
@@ -34,6 +35,7 @@ COMMANDS = [
     model_cmd,
     serve_cmd,
     audit_cmd,
+    custody_cmd,
 ]
 
 

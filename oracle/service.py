@@ -103,14 +103,22 @@ class Oracle:
         ] = {}  # node id -> (ops, dataset) or a rejection
         # Finalized tasks whose test score is recorded, or that have none to record.
         self._test_settled: set[int] = set()
+        # Private tasks (custody registered, which is for good): their nodes' weights exist
+        # only as custodians' shares, so this oracle neither checks nor scores them.
+        self._private: set[int] = set()
         self._test_attempts: dict[int, int] = {}
 
     def open_tasks(self) -> list[int]:
         """Unfinalized tasks, and finalized ones whose winner may still need a test score
         (score_test_if_due settles those)."""
         out = []
+        custody = self.market.chain.custody
         for t in self.market.task_ids():
-            if t in self._test_settled:
+            if t in self._test_settled or t in self._private:
+                continue
+            if custody is not None and int(custody.functions.custodyOf(t).call()[0], 16):
+                self._private.add(t)
+                self.log(f"task {t} is private: its custodians hold its nodes; skipped")
                 continue
             task = self.market.task(t, with_info=False)
             if task.finalized and not task.winner:

@@ -55,6 +55,9 @@ GANACHE_MNEMONIC = MNEMONIC
 # confirmed before it is sent, and where one block is confirmation enough.
 LOCAL_CHAIN_IDS = frozenset({1337, 31337})
 CONTRACTS = ("Reputation", "BountyTree")
+# Deployed with them since private tasks exist; a deployment file written before has none (its
+# public tasks work on; private ones need a new deployment).
+OPTIONAL_CONTRACTS = ("PrivateCustody",)
 GAS_MARGIN = 1.2  # the gas limit sent is the estimate × this + GAS_PAD
 GAS_PAD = 10_000
 CONFIRMATIONS_LOCAL = 1
@@ -455,6 +458,8 @@ class Chain:
             self.first_block = self.deployment["block"]  # where event queries start
             self.tree = self.w3.eth.contract(**self.deployment["BountyTree"])
             self.reputation = self.w3.eth.contract(**self.deployment["Reputation"])
+            custody = self.deployment.get("PrivateCustody")
+            self.custody = self.w3.eth.contract(**custody) if custody else None
 
     @property
     def address(self) -> str:
@@ -794,7 +799,8 @@ def load_deployment(folder: Path, chain_id: int) -> dict[str, Any]:
         raise UserError(f"{path} is not valid JSON ({exc})") from None
     try:
         contracts = {
-            name: {"address": data[name]["address"], "abi": data[name]["abi"]} for name in CONTRACTS
+            name: {"address": data[name]["address"], "abi": data[name]["abi"]}
+            for name in (*CONTRACTS, *(n for n in OPTIONAL_CONTRACTS if n in data))
         }
         return {**contracts, "block": int(data.get("block", 0))}
     except (KeyError, TypeError):
@@ -818,12 +824,14 @@ def deploy(
     confirm: Callable[[Quote], bool] = ask_on_terminal,
 ) -> dict[str, Any]:
     """The one deployment path (`bountytree deploy`, `bountytree up`, brownie's
-    scripts/deploy.py): deploys Reputation and BountyTree, binds the one to the other, and writes
-    the deployment file. The deployer is admin; `oracle` (default: the deployer) gets
-    ORACLE_ROLE. Returns the record written and the three transactions."""
+    scripts/deploy.py): deploys Reputation and BountyTree, binds the one to the other, deploys
+    PrivateCustody on BountyTree, and writes the deployment file. The deployer is admin; `oracle`
+    (default: the deployer) gets ORACLE_ROLE. Returns the record written and the four
+    transactions."""
     chain = Chain(settings, account, need_contracts=False, confirm=confirm)
     reputation_art = load_artifact(settings.build, "Reputation")
     tree_art = load_artifact(settings.build, "BountyTree")
+    custody_art = load_artifact(settings.build, "PrivateCustody")
     if oracle is not None and not Web3.is_address(oracle):
         raise UserError(f"--oracle {oracle}: not an address")
     oracle = Web3.to_checksum_address(oracle) if oracle else chain.address
@@ -831,6 +839,7 @@ def deploy(
     tree = chain.deploy(tree_art, rep.address, chain.address, oracle, name="BountyTree")
     reputation = chain.w3.eth.contract(address=cast(Any, rep.address), abi=reputation_art["abi"])
     bind_tx = chain.send(reputation.functions.bindWriter(tree.address), action="bindWriter")
+    custody = chain.deploy(custody_art, tree.address, name="PrivateCustody")
     record = {
         "chainId": chain.chain_id,
         "deployer": chain.address,
@@ -838,11 +847,17 @@ def deploy(
         "block": tree.sent.receipt["blockNumber"],
         "Reputation": {"address": rep.address, "abi": reputation_art["abi"]},
         "BountyTree": {"address": tree.address, "abi": tree_art["abi"]},
+        "PrivateCustody": {"address": custody.address, "abi": custody_art["abi"]},
     }
     atomic_write_json(deployment_path(settings.deployments, chain.chain_id), record)
     return {
         "record": record,
-        "txs": {"Reputation": rep.sent, "BountyTree": tree.sent, "bindWriter": bind_tx},
+        "txs": {
+            "Reputation": rep.sent,
+            "BountyTree": tree.sent,
+            "bindWriter": bind_tx,
+            "PrivateCustody": custody.sent,
+        },
     }
 
 

@@ -13,7 +13,9 @@ from bountytree.config import Settings
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("deploy", parents=[common], help="deploy Reputation and BountyTree")
+    p = sub.add_parser(
+        "deploy", parents=[common], help="deploy Reputation, BountyTree and PrivateCustody"
+    )
     p.add_argument("--oracle", help="address given ORACLE_ROLE (default: the deploying account)")
     p.set_defaults(run=run)
 
@@ -24,11 +26,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     result = deploy(settings, oracle=args.oracle)
     record, txs = result["record"], result["txs"]
     for name in ("Reputation", "BountyTree"):
-        print(f"{name:<11} {record[name]['address']}  {txs[name]}")
-    print(f"bindWriter  {txs['bindWriter']}")
-    print(f"oracle      {record['oracle']}")
+        print(f"{name:<14} {record[name]['address']}  {txs[name]}")
+    print(f"{'bindWriter':<14} {txs['bindWriter']}")
+    print(f"{'PrivateCustody':<14} {record['PrivateCustody']['address']}  {txs['PrivateCustody']}")
+    print(f"{'oracle':<14} {record['oracle']}")
     total_gas = sum(sent.gas_used for sent in txs.values())
     total_fee = sum(sent.fee for sent in txs.values())
-    print(f"cost        gas {total_gas} fee {eth(total_fee)} ETH (3 transactions)")
+    print(f"{'cost':<14} gas {total_gas} fee {eth(total_fee)} ETH ({len(txs)} transactions)")
     print(f"wrote {deployment_path(settings.deployments, record['chainId'])}")
     return 0

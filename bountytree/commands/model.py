@@ -38,6 +38,11 @@ def register(
         help="rows (CSV with the task's label column, or .npz) to check a converted file on "
         "(default: a dataset published to the task, else the example digits)",
     )
+    e.add_argument(
+        "--key-file",
+        help="a private task's winner: the sponsor's key file, which opens the custodians' "
+        "hand-overs",
+    )
     e.set_defaults(run=run_export)
 
 
@@ -49,7 +54,12 @@ def run_export(args: argparse.Namespace, settings: Settings) -> int:
     out = Path(args.out)
     require_empty(out)  # before anything is read: a refused target costs nothing
     market = read_market(settings)
-    source = resolve(market, args.task, args.node)
+    opened = None
+    if market.chain.custody is not None:
+        from bountytree.delivery.private import open_winner
+
+        opened = open_winner(market, args.task, args.node, args.key_file)
+    source = resolve(market, args.task, args.node, opened)
     if args.check_data:
         info = source.task.description
         ds = load_file(args.check_data, info.label_column if info else "label")

@@ -109,9 +109,16 @@ def read_market(settings: Settings) -> Market:
     return open_market(settings, Account.create())
 
 
-def resolve(market: Market, task_id: int, node_id: int | None = None) -> ModelSource:
+def resolve(
+    market: Market,
+    task_id: int,
+    node_id: int | None = None,
+    opened: tuple[bytes, str] | None = None,
+) -> ModelSource:
     """The winner of a finalized task by default, or scored node `node_id` of the task; its
-    weights are read from the store and checked against the spec before anything uses them."""
+    weights are read from the store (or, for a private task, are the `opened` hand-over: the
+    weights file and what it was opened from) and checked against the spec before anything uses
+    them."""
     task = market.task(task_id)
     if node_id is None:
         if not task.finalized:
@@ -132,8 +139,11 @@ def resolve(market: Market, task_id: int, node_id: int | None = None) -> ModelSo
         )
     path = _path(node, nodes)
     spec = market.architecture_spec(node)
-    weights_cid = node.weights_cid(spec)
-    raw = get_bytes(market.store, weights_cid, max_bytes(spec))
+    if opened is not None:
+        raw, weights_cid = opened
+    else:
+        weights_cid = node.weights_cid(spec)
+        raw = get_bytes(market.store, weights_cid, max_bytes(spec))
     load_weights(raw, spec, f"weights {weights_cid} of node {node.id}")
     paid = _paid_by_rule(market, task, nodes) if task.finalized and task.winner else {}
     publishers = {

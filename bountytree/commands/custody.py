@@ -1,0 +1,211 @@
+"""`bountytree custody …`: private tasks' custody on-chain (contracts/PrivateCustody.sol).
+
+  keygen --out FILE                      an X25519 key pair (sponsor or custodian); prints the
+                                         public key
+  register --task T --custodians A,B --dealer D --key-file FILE --stake ETH --fee ETH
+                                         the sponsor makes a task private (before any submission)
+  accept --task T [--key-file FILE]      a custodian (with its key) or the dealer stakes
+  show --task T                          who holds the task's models and what was handed over
+  commit --node N --holding FILE --key-file FILE
+                                         a custodian commits to its share of a node
+  hand-over --task T --holding FILE --key-file FILE
+                                         a custodian seals its share of the winner to the
+                                         sponsor's key, stores it and posts its CID
+  settle --task T / withdraw             close a custody; pull what it credited
+
+A holding is a custodian's share of one node at rest: the share and the salt of its commitment,
+sealed to the custodian's own key (`bountytree/private/handover.py`), so a copied disk or store
+yields nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import argparse
+
+    from bountytree.commands import Subparsers
+    from bountytree.config import Settings
+    from bountytree.market.custody import Custody
+    from bountytree.private.handover import Opened
+
+DEFAULT_WINDOW = "2d"
+
+
+def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("custody", parents=[common], help="private tasks: custodians and hand-over")
+    verbs = p.add_subparsers(dest="verb", required=True)
+    k = verbs.add_parser("keygen", parents=[common], help="write an X25519 key file")
+    k.add_argument("--out", required=True, help="a new file (owner-only)")
+    k.set_defaults(run=run_keygen)
+    r = verbs.add_parser("register", parents=[common], help="make a task private (its sponsor)")
+    r.add_argument("--task", type=int, required=True)
+    r.add_argument("--custodians", required=True, help="two addresses, comma-separated")
+    r.add_argument("--dealer", required=True, help="the dealer's address")
+    r.add_argument("--key-file", required=True, help="the sponsor's key file (custody keygen)")
+    r.add_argument("--stake", required=True, help="ETH each of the three stakes")
+    r.add_argument("--fee", required=True, help="ETH paid now, in thirds at the hand-over")
+    r.add_argument(
+        "--window", default=DEFAULT_WINDOW, help="hand-over time after deadline + grace (2d)"
+    )
+    r.set_defaults(run=run_register)
+    a = verbs.add_parser("accept", parents=[common], help="accept custody by staking")
+    a.add_argument("--task", type=int, required=True)
+    a.add_argument("--key-file", help="a custodian's key file (the dealer gives none)")
+    a.set_defaults(run=run_accept)
+    s = verbs.add_parser("show", parents=[common], help="a task's custody")
+    s.add_argument("--task", type=int, required=True)
+    s.set_defaults(run=run_show)
+    c = verbs.add_parser("commit", parents=[common], help="commit to a share of a node")
+    c.add_argument("--node", type=int, required=True)
+    c.add_argument("--holding", required=True)
+    c.add_argument("--key-file", required=True)
+    c.set_defaults(run=run_commit)
+    h = verbs.add_parser("hand-over", parents=[common], help="hand the winner's share over")
+    h.add_argument("--task", type=int, required=True)
+    h.add_argument("--holding", required=True)
+    h.add_argument("--key-file", required=True)
+    h.set_defaults(run=run_hand_over)
+    t = verbs.add_parser("settle", parents=[common], help="settle a custody")
+    t.add_argument("--task", type=int, required=True)
+    t.set_defaults(run=run_settle)
+    w = verbs.add_parser("withdraw", parents=[common], help="withdraw custody credits")
+    w.set_defaults(run=run_withdraw)
+
+
+def _custody(settings: Settings) -> Custody:
+    from bountytree.market.actions import open_market
+    from bountytree.market.custody import Custody
+
+    return Custody(open_market(settings))
+
+
+def run_keygen(args: argparse.Namespace, settings: Settings) -> int:
+    from bountytree.private.sealing import write_private_key
+
+    public = write_private_key(Path(args.out))
+    print(f"wrote {args.out} (owner-only); public key {public.hex()}")
+    return 0
+
+
+def run_register(args: argparse.Namespace, settings: Settings) -> int:
+    from bountytree.errors import UserError
+    from bountytree.market.render import eth
+    from bountytree.private.sealing import public_key, read_private_key
+    from bountytree.units import parse_duration, parse_eth
+
+    named = [a.strip() for a in args.custodians.split(",")]
+    if len(named) != 2:
+        raise UserError(f"--custodians {args.custodians!r}: give two addresses, A,B")
+    key = public_key(read_private_key(Path(args.key_file)))
+    custody = _custody(settings)
+    out = custody.register(
+        args.task,
+        (named[0], named[1]),
+        args.dealer,
+        key,
+        stake=parse_eth(args.stake, "--stake"),
+        fee=parse_eth(args.fee, "--fee"),
+        handover_window=parse_duration(args.window),
+    )
+    print(
+        f"task {args.task} is private: custodians {', '.join(out.view.custodians)}, dealer "
+        f"{out.view.dealer}; fee {eth(out.view.fee)}, stake {eth(out.view.stake)} each  {out.sent}"
+    )
+    return 0
+
+
+def run_accept(args: argparse.Namespace, settings: Settings) -> int:
+    from bountytree.private.sealing import public_key, read_private_key
+
+    key = public_key(read_private_key(Path(args.key_file))) if args.key_file else None
+    custody = _custody(settings)
+    sent = custody.accept(args.task, key)
+    print(f"accepted custody of task {args.task}  {sent}")
+    return 0
+
+
+def run_show(args: argparse.Namespace, settings: Settings) -> int:
+    from bountytree.market.custody import PARTIES
+    from bountytree.market.render import eth
+
+    view = _custody(settings).require(args.task)
+    print(f"task {args.task}: fee {eth(view.fee)}, stake {eth(view.stake)} each")
+    for i, (who, party) in enumerate(zip(view.parties, PARTIES, strict=True)):
+        accepted = "accepted" if view.accepted >> i & 1 else "not accepted"
+        delivered = ""
+        if i < 2:
+            sealed = view.sealed[i]
+            delivered = f", handed over {sealed}" if sealed else ""
+        print(f"  {party:<12} {who}  {accepted}{delivered}")
+    print(f"  sponsor key  {view.sponsor_key.hex()}")
+    print(
+        f"  hand-over by {view.handover_deadline} (unix time){'; settled' if view.settled else ''}"
+    )
+    return 0
+
+
+def _holding(args: argparse.Namespace) -> Opened:
+    from bountytree.errors import UserError
+    from bountytree.private.handover import open_share
+    from bountytree.private.sealing import read_private_key
+
+    path = Path(args.holding)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"{path}: {exc.strerror}") from None
+    return open_share(raw, read_private_key(Path(args.key_file)), str(path))
+
+
+def run_commit(args: argparse.Namespace, settings: Settings) -> int:
+    from bountytree.private.shares import commitment
+
+    held = _holding(args)
+    value = commitment(held.share, held.salt)
+    sent = _custody(settings).commit_share(args.node, value)
+    print(f"committed to share {held.share.party} of node {args.node}: {value.hex()}  {sent}")
+    return 0
+
+
+def run_hand_over(args: argparse.Namespace, settings: Settings) -> int:
+    import io
+
+    from bountytree.errors import UserError
+    from bountytree.private.handover import seal_share
+    from bountytree.private.shares import commitment
+
+    custody = _custody(settings)
+    view = custody.require(args.task)
+    task = custody.market.task(args.task, with_info=False)
+    if not task.finalized or not task.winner:
+        raise UserError(f"task {args.task} has no winner yet: nothing to hand over")
+    held = _holding(args)
+    committed = custody.commitment(task.winner, held.share.party)
+    if committed != commitment(held.share, held.salt):
+        raise UserError(
+            f"{args.holding} is not the share custodian {held.share.party} committed to for "
+            f"the winner, node {task.winner}"
+        )
+    sealed = seal_share(held.share, held.salt, view.sponsor_key)
+    cid = custody.market.store.add(io.BytesIO(sealed))
+    sent = custody.hand_over(args.task, cid)
+    print(f"handed share {held.share.party} of node {task.winner} over as {cid}  {sent}")
+    return 0
+
+
+def run_settle(args: argparse.Namespace, settings: Settings) -> int:
+    sent = _custody(settings).settle(args.task)
+    print(f"settled the custody of task {args.task}  {sent}")
+    return 0
+
+
+def run_withdraw(args: argparse.Namespace, settings: Settings) -> int:
+    from bountytree.market.render import eth
+
+    custody = _custody(settings)
+    amount, sent = custody.withdraw()
+    print(f"withdrew {eth(amount)} of custody credits to {custody.market.chain.address}  {sent}")
+    return 0

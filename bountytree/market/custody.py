@@ -1,0 +1,179 @@
+"""The custody of private tasks on-chain (contracts/PrivateCustody.sol): who holds a task's
+models as secret shares, their commitments to each share, and the hand-over of the winner.
+
+`Custody(market)` acts as the market's account (sponsor, custodian, dealer or anyone); every
+call is simulated first, so a refusal is a one-line error and nothing is sent. docs/
+private-models.md says what each party holds and why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from web3 import Web3
+
+from bountytree.chain.client import Sent
+from bountytree.errors import UserError
+from bountytree.storage.cid import bytes32_to_cid, cid_to_bytes32
+
+from .actions import Market
+
+PARTIES = ("custodian 0", "custodian 1", "dealer")
+ZERO = b"\x00" * 32
+
+
+@dataclass(frozen=True)
+class CustodyView:
+    """A private task's custody as the contract holds it."""
+
+    task_id: int
+    custodians: tuple[str, str]
+    dealer: str
+    stake: int
+    fee: int
+    handover_window: int
+    accepted: int  # bit i: party i staked (0, 1 custodians, 2 the dealer)
+    delivered: int  # bit i: custodian i handed over
+    settled: bool
+    sponsor_key: bytes
+    sealed: tuple[str | None, str | None]  # CIDs of the two sealed hand-overs
+    keys: tuple[bytes | None, bytes | None]  # the custodians' X25519 keys, once accepted
+    handover_deadline: int
+
+    @property
+    def parties(self) -> tuple[str, str, str]:
+        return (*self.custodians, self.dealer)
+
+    @property
+    def ready(self) -> bool:
+        """All three have accepted: nodes can be trained and scored."""
+        return self.accepted == 0b111
+
+    def party_of(self, account: str) -> int | None:
+        """0 or 1 for a custodian, 2 for the dealer, None for anyone else."""
+        lowered = account.lower()
+        for i, party in enumerate(self.parties):
+            if party.lower() == lowered:
+                return i
+        return None
+
+
+@dataclass(frozen=True)
+class CustodyRegistered:
+    view: CustodyView
+    sent: Sent
+
+
+class Custody:
+    """PrivateCustody as one market account sees it."""
+
+    def __init__(self, market: Market):
+        if market.chain.custody is None:
+            raise UserError(
+                "this deployment has no PrivateCustody (it predates private tasks): "
+                "deploy again (`bountytree deploy`) to create private tasks"
+            )
+        self.market = market
+        self.contract = market.chain.custody
+
+    def of(self, task_id: int) -> CustodyView | None:
+        """The task's custody, None for a public task."""
+        c = self.contract.functions.custodyOf(task_id).call()
+        if int(c[0], 16) == 0:
+            return None
+        (c0, stake, c1, fee, dealer, window, accepted, delivered, settled, key) = c[:10]
+        sealed0, sealed1, key0, key1 = c[10:14]
+        return CustodyView(
+            task_id=task_id,
+            custodians=(Web3.to_checksum_address(c0), Web3.to_checksum_address(c1)),
+            dealer=Web3.to_checksum_address(dealer),
+            stake=int(stake),
+            fee=int(fee),
+            handover_window=int(window),
+            accepted=int(accepted),
+            delivered=int(delivered),
+            settled=bool(settled),
+            sponsor_key=bytes(key),
+            sealed=(_cid_or_none(sealed0), _cid_or_none(sealed1)),
+            keys=(_key_or_none(key0), _key_or_none(key1)),
+            handover_deadline=int(self.contract.functions.handoverDeadline(task_id).call()),
+        )
+
+    def require(self, task_id: int) -> CustodyView:
+        view = self.of(task_id)
+        if view is None:
+            raise UserError(f"task {task_id} is not private (no custody registered)")
+        return view
+
+    def register(
+        self,
+        task_id: int,
+        custodians: tuple[str, str],
+        dealer: str,
+        sponsor_key: bytes,
+        *,
+        stake: int,
+        fee: int,
+        handover_window: int,
+    ) -> CustodyRegistered:
+        """Makes a task private (its sponsor, before any submission); `fee` is paid with it."""
+        named = [_address(a, what) for a, what in zip((*custodians, dealer), PARTIES, strict=True)]
+        sent = self.market.chain.send(
+            self.contract.functions.register(task_id, *named, sponsor_key, stake, handover_window),
+            value=fee,
+            action=f"make task {task_id} private",
+        )
+        return CustodyRegistered(self.require(task_id), sent)
+
+    def accept(self, task_id: int, sealing_key: bytes | None) -> Sent:
+        """Accepts custody by staking (a custodian gives its X25519 key, the dealer none)."""
+        view = self.require(task_id)
+        return self.market.chain.send(
+            self.contract.functions.accept(task_id, sealing_key or ZERO),
+            value=view.stake,
+            action=f"accept custody of task {task_id}",
+        )
+
+    def commit_share(self, node_id: int, commitment: bytes) -> Sent:
+        return self.market.chain.send(
+            self.contract.functions.commitShare(node_id, commitment),
+            action=f"commit to a share of node {node_id}",
+        )
+
+    def commitment(self, node_id: int, index: int) -> bytes | None:
+        value = bytes(self.contract.functions.commitmentOf(node_id, index).call())
+        return None if value == ZERO else value
+
+    def hand_over(self, task_id: int, sealed_cid: str) -> Sent:
+        return self.market.chain.send(
+            self.contract.functions.handOver(task_id, cid_to_bytes32(sealed_cid)),
+            action=f"hand over task {task_id}'s winner",
+        )
+
+    def settle(self, task_id: int) -> Sent:
+        return self.market.chain.send(self.contract.functions.settle(task_id))
+
+    def pending(self, account: str | None = None) -> int:
+        who = account or self.market.chain.address
+        return int(self.contract.functions.pendingWithdrawals(who).call())
+
+    def withdraw(self) -> tuple[int, Sent]:
+        amount = self.pending()
+        if amount == 0:
+            raise UserError(f"no custody credit to withdraw for {self.market.chain.address}")
+        return amount, self.market.chain.send(self.contract.functions.withdraw())
+
+
+def _address(value: str, what: str) -> str:
+    if not Web3.is_address(value):
+        raise UserError(f"{what}: {value!r} is not an address")
+    return str(Web3.to_checksum_address(value))
+
+
+def _cid_or_none(raw: Any) -> str | None:
+    return None if bytes(raw) == ZERO else bytes32_to_cid(bytes(raw))
+
+
+def _key_or_none(raw: Any) -> bytes | None:
+    return None if bytes(raw) == ZERO else bytes(raw)

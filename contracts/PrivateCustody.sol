@@ -1,0 +1,221 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {IBountyTree} from "./interfaces/IBountyTree.sol";
+import {IPrivateCustody} from "./interfaces/IPrivateCustody.sol";
+
+/// @title PrivateCustody
+/// @notice The custody of private tasks ({IPrivateCustody} documents every type, event, error and
+///         function).
+/// @dev Kept apart from BountyTree, which it only reads: a public task pays nothing for it, and
+///      BountyTree's escrow and code stay as they are. Every loop is over three parties.
+contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
+    uint256 private constant PARTIES = 3;
+    uint256 private constant MIN_WINDOW = 1 hours;
+    uint256 private constant MAX_WINDOW = 30 days;
+
+    IBountyTree public immutable tree;
+    uint256 private immutable _grace;
+
+    // slot 0 is ReentrancyGuard's namespaced flag (ERC-7201): these start at slot 0.
+    mapping(uint256 taskId => Custody) private _custody;
+    /// @dev keyed by nodeId * 2 + index
+    mapping(uint256 key => bytes32) private _commitments;
+    mapping(address account => uint256) public pendingWithdrawals;
+
+    constructor(IBountyTree tree_) {
+        tree = tree_;
+        _grace = tree_.FINALIZE_GRACE();
+    }
+
+    /// @inheritdoc IPrivateCustody
+    function register(
+        uint256 taskId,
+        address custodian0,
+        address custodian1,
+        address dealer,
+        bytes32 sponsorKey,
+        uint256 stake,
+        uint256 handoverWindow
+    ) external payable {
+        IBountyTree.Task memory t = tree.getTask(taskId);
+        if (t.sponsor == address(0)) revert UnknownTask(taskId);
+        if (msg.sender != t.sponsor) revert NotSponsor(msg.sender);
+        if (t.finalized || block.timestamp >= t.deadline) revert TaskClosed(taskId);
+        if (t.submissions != 0) revert TaskHasSubmissions(taskId);
+        Custody storage c = _custody[taskId];
+        if (c.custodian0 != address(0)) revert AlreadyRegistered(taskId);
+        if (
+            custodian0 == address(0) || custodian1 == address(0) || dealer == address(0)
+                || custodian0 == custodian1 || custodian0 == dealer || custodian1 == dealer
+                || custodian0 == msg.sender || custodian1 == msg.sender || dealer == msg.sender
+        ) revert PartiesNotDistinct();
+        if (sponsorKey == bytes32(0)) revert ZeroKey();
+        if (stake > type(uint96).max) revert AmountTooLarge(stake);
+        if (msg.value > type(uint96).max) revert AmountTooLarge(msg.value);
+        if (handoverWindow < MIN_WINDOW || handoverWindow > MAX_WINDOW) revert WindowOutOfRange(handoverWindow);
+        c.custodian0 = custodian0;
+        c.custodian1 = custodian1;
+        c.dealer = dealer;
+        c.stake = uint96(stake);
+        c.fee = uint96(msg.value);
+        c.handoverWindow = uint40(handoverWindow);
+        c.sponsorKey = sponsorKey;
+        emit CustodyRegistered(taskId, custodian0, custodian1, dealer, sponsorKey, stake, msg.value, handoverWindow);
+    }
+
+    /// @inheritdoc IPrivateCustody
+    function accept(uint256 taskId, bytes32 sealingKey) external payable {
+        Custody storage c = _registered(taskId);
+        if (c.settled) revert AlreadySettled(taskId);
+        uint8 party = _party(c, msg.sender);
+        if (c.accepted & (1 << party) != 0) revert AlreadyAccepted(msg.sender);
+        if (msg.value != c.stake) revert WrongStake(msg.value, c.stake);
+        if (tree.getTask(taskId).finalized) revert TaskClosed(taskId);
+        if ((party < 2) != (sealingKey != bytes32(0))) revert ZeroKey();
+        c.accepted |= uint8(1 << party);
+        if (party == 0) c.key0 = sealingKey;
+        else if (party == 1) c.key1 = sealingKey;
+        emit CustodyAccepted(taskId, msg.sender, party, sealingKey);
+    }
+
+    /// @inheritdoc IPrivateCustody
+    function commitShare(uint256 nodeId, bytes32 commitment) external {
+        IBountyTree.Node memory n = tree.getNode(nodeId);
+        if (n.author == address(0)) revert NodeNotInTask(nodeId);
+        Custody storage c = _registered(n.taskId);
+        if (c.accepted != 7) revert CustodyNotReady(n.taskId);
+        uint8 index = _custodianIndex(c, msg.sender);
+        if (commitment == bytes32(0)) revert EmptyCommitment();
+        uint256 key = nodeId * 2 + index;
+        if (_commitments[key] != bytes32(0)) revert AlreadyCommitted(nodeId, index);
+        _commitments[key] = commitment;
+        emit ShareCommitted(n.taskId, nodeId, index, commitment);
+    }
+
+    /// @inheritdoc IPrivateCustody
+    function handOver(uint256 taskId, bytes32 sealedCid) external nonReentrant {
+        Custody storage c = _registered(taskId);
+        if (c.settled) revert AlreadySettled(taskId);
+        uint8 index = _custodianIndex(c, msg.sender);
+        IBountyTree.Task memory t = tree.getTask(taskId);
+        if (!t.finalized) revert NotFinalized(taskId);
+        if (t.winnerNodeId == 0) revert NoWinner(taskId);
+        uint256 deadline = _deadline(c, t);
+        if (block.timestamp > deadline) revert HandoverClosed(deadline);
+        if (_commitments[uint256(t.winnerNodeId) * 2 + index] == bytes32(0)) {
+            revert NoCommitment(t.winnerNodeId, index);
+        }
+        if (c.delivered & (1 << index) != 0) revert AlreadyHandedOver(index);
+        if (sealedCid == bytes32(0)) revert EmptyCommitment();
+        c.delivered |= uint8(1 << index);
+        if (index == 0) c.sealed0 = sealedCid;
+        else c.sealed1 = sealedCid;
+        emit HandedOver(taskId, t.winnerNodeId, index, sealedCid);
+        if (c.delivered == 3) _settle(taskId, c, t.sponsor);
+    }
+
+    /// @inheritdoc IPrivateCustody
+    function settle(uint256 taskId) external nonReentrant {
+        Custody storage c = _registered(taskId);
+        if (c.settled) revert AlreadySettled(taskId);
+        IBountyTree.Task memory t = tree.getTask(taskId);
+        if (c.accepted == 7) {
+            if (!t.finalized) revert NotFinalized(taskId);
+            uint256 deadline = _deadline(c, t);
+            if (t.winnerNodeId != 0 && block.timestamp <= deadline) revert HandoverOpen(deadline);
+            if (t.winnerNodeId == 0) c.delivered = 3; // nothing to hand over: custody was served
+        } else if (!t.finalized && block.timestamp < t.deadline) {
+            // custody has not started yet, and the parties still have until the deadline
+            revert CustodyNotReady(taskId);
+        }
+        _settle(taskId, c, t.sponsor);
+    }
+
+    /// @inheritdoc IPrivateCustody
+    function withdraw() external nonReentrant {
+        uint256 amount = pendingWithdrawals[msg.sender];
+        if (amount == 0) revert NothingToWithdraw();
+        pendingWithdrawals[msg.sender] = 0;
+        (bool ok,) = msg.sender.call{value: amount}("");
+        if (!ok) revert TransferFailed();
+        emit Withdrawn(msg.sender, amount);
+    }
+
+    /// @inheritdoc IPrivateCustody
+    function custodyOf(uint256 taskId) external view returns (Custody memory) {
+        return _custody[taskId];
+    }
+
+    /// @inheritdoc IPrivateCustody
+    function commitmentOf(uint256 nodeId, uint8 index) external view returns (bytes32) {
+        return index < 2 ? _commitments[nodeId * 2 + index] : bytes32(0);
+    }
+
+    /// @inheritdoc IPrivateCustody
+    function handoverDeadline(uint256 taskId) external view returns (uint256) {
+        Custody storage c = _custody[taskId];
+        if (c.custodian0 == address(0)) return 0;
+        return _deadline(c, tree.getTask(taskId));
+    }
+
+    // ───────────────────────────── internals ─────────────────────────────
+
+    /// @dev Credits everyone once. Custody served (all three accepted): each party its stake and
+    ///      a third of the fee (the dealer takes the rounding), except a custodian that did not
+    ///      deliver, whose stake and third go to the sponsor. Custody never started: the fee back
+    ///      to the sponsor, each stake back to whoever staked it.
+    function _settle(uint256 taskId, Custody storage c, address sponsor) private {
+        c.settled = true;
+        address[PARTIES] memory parties = [c.custodian0, c.custodian1, c.dealer];
+        uint256 stake = c.stake;
+        uint256 fee = c.fee;
+        if (c.accepted != 7) {
+            for (uint256 i = 0; i < PARTIES; ++i) {
+                if (c.accepted & (1 << i) != 0) _credit(taskId, parties[i], stake, CreditKind.Stake);
+            }
+            _credit(taskId, sponsor, fee, CreditKind.Refund);
+        } else {
+            uint256 third = fee / PARTIES;
+            for (uint256 i = 0; i < PARTIES; ++i) {
+                uint256 share = i == PARTIES - 1 ? fee - 2 * third : third;
+                if (i < 2 && c.delivered & (1 << i) == 0) {
+                    _credit(taskId, sponsor, stake + share, CreditKind.Forfeit);
+                } else {
+                    _credit(taskId, parties[i], stake, CreditKind.Stake);
+                    _credit(taskId, parties[i], share, CreditKind.Fee);
+                }
+            }
+        }
+        emit CustodySettled(taskId, c.delivered);
+    }
+
+    function _credit(uint256 taskId, address account, uint256 amount, CreditKind kind) private {
+        if (amount == 0) return;
+        pendingWithdrawals[account] += amount;
+        emit Credited(taskId, account, amount, uint8(kind));
+    }
+
+    function _registered(uint256 taskId) private view returns (Custody storage c) {
+        c = _custody[taskId];
+        if (c.custodian0 == address(0)) revert NotRegistered(taskId);
+    }
+
+    function _party(Custody storage c, address account) private view returns (uint8) {
+        if (account == c.custodian0) return 0;
+        if (account == c.custodian1) return 1;
+        if (account == c.dealer) return 2;
+        revert NotAParty(account);
+    }
+
+    function _custodianIndex(Custody storage c, address account) private view returns (uint8) {
+        if (account == c.custodian0) return 0;
+        if (account == c.custodian1) return 1;
+        revert NotCustodian(account);
+    }
+
+    function _deadline(Custody storage c, IBountyTree.Task memory t) private view returns (uint256) {
+        return uint256(t.deadline) + _grace + c.handoverWindow;
+    }
+}

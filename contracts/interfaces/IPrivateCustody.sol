@@ -1,0 +1,159 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+/// @title IPrivateCustody
+/// @notice Who holds a private task's models, and how the winner reaches the sponsor.
+///
+///         In a private task no trained node's weights exist in the clear: two custodians each
+///         hold one additive secret share of every node, and a dealer deals the correlated
+///         randomness they compute with (docs/private-models.md). The sponsor names the three
+///         and its X25519 public key before the task takes any submission, and pays a custody
+///         fee; each of the three accepts by staking. A custodian records a commitment to its
+///         share of each node it holds. Once the task is finalized with a winner, each
+///         custodian seals its share of the winner to the sponsor's key and posts the sealed
+///         file's CID; when both have, all three are paid (fee in thirds) and their stakes
+///         returned. A custodian that has not delivered by the hand-over deadline loses its
+///         stake and its third of the fee to the sponsor.
+///
+///         Escrow, per task: the fee and the stakes accepted are exactly what {settle} (or the
+///         second hand-over) credits; nothing of one task pays another.
+interface IPrivateCustody {
+    // ─────────────────────────────── types ───────────────────────────────
+
+    /// @notice A task's custody; its storage layout, slot by slot.
+    struct Custody {
+        // slot 0
+        address custodian0;
+        uint96 stake; // wei each of the three stakes to accept
+        // slot 1
+        address custodian1;
+        uint96 fee; // wei the sponsor paid, split in thirds at settlement
+        // slot 2
+        address dealer;
+        uint40 handoverWindow; // seconds after the task's deadline + BountyTree.FINALIZE_GRACE
+        uint8 accepted; // bit i: party i staked (0, 1: custodians; 2: dealer)
+        uint8 delivered; // bit i: custodian i posted its hand-over
+        bool settled;
+        // slot 3
+        bytes32 sponsorKey; // the sponsor's X25519 public key, for the hand-over
+        // slots 4, 5
+        bytes32 sealed0; // CID digest of custodian 0's sealed share of the winner
+        bytes32 sealed1;
+        // slots 6, 7
+        bytes32 key0; // custodian 0's X25519 public key: data owners seal its share of rows to it
+        bytes32 key1;
+    }
+
+    /// @notice What a credit pays, as {Credited} reports it.
+    enum CreditKind {
+        Fee, // a third of the custody fee, for custody delivered
+        Stake, // a stake returned
+        Forfeit, // a stake and a fee third, to the sponsor: a custodian did not deliver
+        Refund // the fee back to the sponsor: custody never started
+    }
+
+    // ─────────────────────────────── events ──────────────────────────────
+
+    event CustodyRegistered(
+        uint256 indexed taskId,
+        address custodian0,
+        address custodian1,
+        address dealer,
+        bytes32 sponsorKey,
+        uint256 stake,
+        uint256 fee,
+        uint256 handoverWindow
+    );
+    /// @param party 0, 1: custodians; 2: the dealer.
+    /// @param sealingKey A custodian's X25519 public key (0 for the dealer, which holds nothing).
+    event CustodyAccepted(uint256 indexed taskId, address indexed account, uint8 party, bytes32 sealingKey);
+    /// @notice Custodian `index` committed to its share of a node: sha256 over a tag, a salt and
+    ///         the share (bountytree/private/shares.py).
+    event ShareCommitted(uint256 indexed taskId, uint256 indexed nodeId, uint8 index, bytes32 commitment);
+    event HandedOver(uint256 indexed taskId, uint256 indexed nodeId, uint8 index, bytes32 sealedCid);
+    event CustodySettled(uint256 indexed taskId, uint8 delivered);
+    event Credited(uint256 indexed taskId, address indexed account, uint256 amount, uint8 kind);
+    event Withdrawn(address indexed account, uint256 amount);
+
+    // ─────────────────────────────── errors ──────────────────────────────
+
+    error UnknownTask(uint256 taskId);
+    error NotSponsor(address caller);
+    /// @notice Custody is set before the task takes any proposal or commitment.
+    error TaskHasSubmissions(uint256 taskId);
+    error TaskClosed(uint256 taskId);
+    error AlreadyRegistered(uint256 taskId);
+    error NotRegistered(uint256 taskId);
+    /// @notice The custodians, the dealer and the sponsor must be four different accounts.
+    error PartiesNotDistinct();
+    error ZeroKey();
+    error AmountTooLarge(uint256 amount);
+    error WindowOutOfRange(uint256 window);
+    error NotAParty(address caller);
+    error WrongStake(uint256 sent, uint256 stake);
+    error AlreadyAccepted(address caller);
+    error NotCustodian(address caller);
+    error CustodyNotReady(uint256 taskId);
+    error NodeNotInTask(uint256 nodeId);
+    error EmptyCommitment();
+    error AlreadyCommitted(uint256 nodeId, uint8 index);
+    error NotFinalized(uint256 taskId);
+    error NoWinner(uint256 taskId);
+    error NoCommitment(uint256 nodeId, uint8 index);
+    error AlreadyHandedOver(uint8 index);
+    error HandoverClosed(uint256 deadline);
+    error HandoverOpen(uint256 deadline);
+    error AlreadySettled(uint256 taskId);
+    error NothingToWithdraw();
+    error TransferFailed();
+
+    // ───────────────────────────── functions ─────────────────────────────
+
+    /// @notice Makes a task private: names its custodians, dealer and the sponsor's key. Only
+    ///         the task's sponsor, before any submission, while the task is open. msg.value is
+    ///         the custody fee.
+    /// @param stake Wei each of the three must stake to accept.
+    /// @param handoverWindow Seconds the custodians have for the hand-over after the task's
+    ///        deadline plus BountyTree.FINALIZE_GRACE (by when anyone can finalize), 1 hour to
+    ///        30 days.
+    function register(
+        uint256 taskId,
+        address custodian0,
+        address custodian1,
+        address dealer,
+        bytes32 sponsorKey,
+        uint256 stake,
+        uint256 handoverWindow
+    ) external payable;
+
+    /// @notice A named party accepts custody by staking exactly the task's stake; a custodian
+    ///         also gives the X25519 public key that what it is sent is sealed to (the dealer
+    ///         gives 0).
+    function accept(uint256 taskId, bytes32 sealingKey) external payable;
+
+    /// @notice Custodian `index` of the node's task records its commitment to its share of the
+    ///         node, once.
+    function commitShare(uint256 nodeId, bytes32 commitment) external;
+
+    /// @notice After finalize with a winner, a custodian posts the CID of its share of the winner
+    ///         sealed to the sponsor's key, by the hand-over deadline; the second hand-over
+    ///         settles the custody.
+    function handOver(uint256 taskId, bytes32 sealedCid) external;
+
+    /// @notice Settles a custody that cannot or did not complete by hand-over: the task was
+    ///         finalized without a winner, custody never started, or the hand-over deadline
+    ///         passed. Anyone may call it.
+    function settle(uint256 taskId) external;
+
+    /// @notice Pays out everything credited to the caller.
+    function withdraw() external;
+
+    function custodyOf(uint256 taskId) external view returns (Custody memory);
+
+    function commitmentOf(uint256 nodeId, uint8 index) external view returns (bytes32);
+
+    /// @notice The last moment a custodian may hand over (0: the task is not private).
+    function handoverDeadline(uint256 taskId) external view returns (uint256);
+
+    function pendingWithdrawals(address account) external view returns (uint256);
+}

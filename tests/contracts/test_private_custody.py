@@ -1,0 +1,271 @@
+"""PrivateCustody: who may make a task private, accept custody, commit to shares and hand the
+winner over, and what each party is credited. Every attack measures the attacker's gain."""
+
+import pytest
+from brownie import PrivateCustody, chain, web3
+
+from conftest import DAY, STAKE, cid, reverts
+
+KEY = b"\x5a" * 32
+CUSTODY_STAKE = 3 * 10**16
+FEE = 9 * 10**16 + 2  # not a multiple of three: the dealer takes the rounding
+WINDOW = 2 * DAY
+GRACE = DAY
+
+
+@pytest.fixture(scope="module")
+def custody(tree, admin):
+    return PrivateCustody.deploy(tree, {"from": admin})
+
+
+@pytest.fixture(scope="module")
+def parties(alice, bob, publisher):
+    return alice, bob, publisher  # custodian 0, custodian 1, dealer
+
+
+def _register(custody, task_id, sponsor, parties, *, fee=FEE, window=WINDOW, stake=CUSTODY_STAKE):
+    return custody.register(
+        task_id, *parties, KEY, stake, window, {"from": sponsor, "value": fee}
+    )
+
+
+def _ready(market, custody, sponsor, parties):
+    task_id = market.create_task(sponsor, target=9000)
+    _register(custody, task_id, sponsor, parties)
+    _accept_all(custody, task_id, parties)
+    return task_id
+
+
+def _key(party) -> bytes:
+    return b"\x00" * 32 if party == 2 else bytes([0x60 + party]) * 32
+
+
+def _accept_all(custody, task_id, parties):
+    for i, party in enumerate(parties):
+        custody.accept(task_id, _key(i), {"from": party, "value": CUSTODY_STAKE})
+
+
+def _won(market, custody, sponsor, parties, architect, trainer):
+    """A private task whose winner both custodians committed to, finalized."""
+    task_id = _ready(market, custody, sponsor, parties)
+    arch = market.propose(task_id, architect)
+    node = market.submit(task_id, trainer, arch)
+    for index in (0, 1):
+        custody.commitShare(node, cid(900 + index), {"from": parties[index]})
+    market.score(task_id, {arch: 0, node: 9500})
+    market.tree.finalize(task_id, {"from": sponsor})
+    return task_id, node
+
+
+def _custody(custody, task_id) -> dict:
+    return custody.custodyOf(task_id).dict()
+
+
+def test_only_the_sponsor_makes_a_task_private_and_only_before_any_submission(
+    market, custody, sponsor, parties, architect, mallory
+):
+    task_id = market.create_task(sponsor)
+    with reverts("NotSponsor"):
+        _register(custody, task_id, mallory, parties)
+    with reverts("UnknownTask"):
+        _register(custody, 999, sponsor, parties)
+    later = market.create_task(sponsor)
+    market.propose(later, architect)
+    with reverts("TaskHasSubmissions"):
+        _register(custody, later, sponsor, parties)
+    _register(custody, task_id, sponsor, parties)
+    with reverts("AlreadyRegistered"):
+        _register(custody, task_id, sponsor, parties)
+    c = _custody(custody, task_id)
+    assert (c["custodian0"], c["custodian1"], c["dealer"]) == parties
+    assert c["sponsorKey"] == "0x" + KEY.hex() and c["fee"] == FEE
+
+
+@pytest.mark.parametrize(
+    "which", ["same custodians", "dealer is a custodian", "sponsor is a party", "zero"]
+)
+def test_the_four_parties_are_four_accounts(market, custody, sponsor, parties, which):
+    c0, c1, dealer = parties
+    named = {
+        "same custodians": (c0, c0, dealer),
+        "dealer is a custodian": (c0, c1, c1),
+        "sponsor is a party": (c0, sponsor, dealer),
+        "zero": (c0, c1, "0x" + "00" * 20),
+    }[which]
+    task_id = market.create_task(sponsor)
+    with reverts("PartiesNotDistinct"):
+        _register(custody, task_id, sponsor, named)
+
+
+def test_terms_out_of_range_are_refused(market, custody, sponsor, parties):
+    task_id = market.create_task(sponsor)
+    with reverts("WindowOutOfRange"):
+        _register(custody, task_id, sponsor, parties, window=60)
+    with reverts("WindowOutOfRange"):
+        _register(custody, task_id, sponsor, parties, window=31 * DAY)
+    with reverts("ZeroKey"):
+        custody.register(task_id, *parties, b"\x00" * 32, 1, WINDOW, {"from": sponsor})
+
+
+def test_accepting_takes_the_exact_stake_once_from_a_named_party(
+    market, custody, sponsor, parties, mallory
+):
+    task_id = market.create_task(sponsor)
+    _register(custody, task_id, sponsor, parties)
+    with reverts("NotAParty"):
+        custody.accept(task_id, _key(0), {"from": mallory, "value": CUSTODY_STAKE})
+    with reverts("WrongStake"):
+        custody.accept(task_id, _key(0), {"from": parties[0], "value": CUSTODY_STAKE - 1})
+    with reverts("ZeroKey"):  # a custodian must say what to seal its shares to
+        custody.accept(task_id, _key(2), {"from": parties[0], "value": CUSTODY_STAKE})
+    with reverts("ZeroKey"):  # the dealer holds nothing
+        custody.accept(task_id, _key(0), {"from": parties[2], "value": CUSTODY_STAKE})
+    custody.accept(task_id, _key(0), {"from": parties[0], "value": CUSTODY_STAKE})
+    with reverts("AlreadyAccepted"):
+        custody.accept(task_id, _key(0), {"from": parties[0], "value": CUSTODY_STAKE})
+    c = _custody(custody, task_id)
+    assert c["accepted"] == 1 and c["key0"] == "0x" + _key(0).hex()  # bit 0: custodian 0
+
+
+def test_only_a_custodian_of_the_nodes_task_commits_once_and_only_when_custody_is_ready(
+    market, custody, sponsor, parties, architect, alice, mallory
+):
+    task_id = market.create_task(sponsor)
+    _register(custody, task_id, sponsor, parties)
+    arch = market.propose(task_id, architect)
+    with reverts("CustodyNotReady"):
+        custody.commitShare(arch, cid(1), {"from": parties[0]})
+    _accept_all(custody, task_id, parties)
+    for stranger in (mallory, parties[2], sponsor):
+        with reverts("NotCustodian"):
+            custody.commitShare(arch, cid(1), {"from": stranger})
+    with reverts("EmptyCommitment"):
+        custody.commitShare(arch, b"\x00" * 32, {"from": parties[0]})
+    custody.commitShare(arch, cid(1), {"from": parties[0]})
+    with reverts("AlreadyCommitted"):
+        custody.commitShare(arch, cid(2), {"from": parties[0]})
+    assert custody.commitmentOf(arch, 0) == "0x" + cid(1).hex()
+    public = market.create_task(sponsor)
+    other = market.propose(public, architect)
+    with reverts("NotRegistered"):
+        custody.commitShare(other, cid(3), {"from": parties[0]})
+
+
+def test_both_hand_overs_pay_the_three_and_return_their_stakes(
+    market, custody, sponsor, parties, architect, alice, bob, outsider
+):
+    task_id, node = _won(market, custody, sponsor, parties, architect, outsider)
+    with reverts("NotCustodian"):
+        custody.handOver(task_id, cid(7), {"from": outsider})
+    custody.handOver(task_id, cid(70), {"from": parties[0]})
+    with reverts("AlreadyHandedOver"):
+        custody.handOver(task_id, cid(71), {"from": parties[0]})
+    with reverts("HandoverOpen"):
+        custody.settle(task_id, {"from": outsider})
+    tx = custody.handOver(task_id, cid(80), {"from": parties[1]})
+    assert "CustodySettled" in tx.events
+    third = FEE // 3
+    assert custody.pendingWithdrawals(parties[0]) == CUSTODY_STAKE + third
+    assert custody.pendingWithdrawals(parties[1]) == CUSTODY_STAKE + third
+    assert custody.pendingWithdrawals(parties[2]) == CUSTODY_STAKE + FEE - 2 * third
+    assert custody.pendingWithdrawals(sponsor) == 0
+    assert custody.balance() == FEE + 3 * CUSTODY_STAKE
+    c = _custody(custody, task_id)
+    assert (c["sealed0"], c["sealed1"]) == ("0x" + cid(70).hex(), "0x" + cid(80).hex())
+    with reverts("AlreadySettled"):
+        custody.settle(task_id, {"from": outsider})
+    before = custody.balance()
+    tx = custody.withdraw({"from": parties[2]})
+    assert before - custody.balance() == CUSTODY_STAKE + FEE - 2 * third
+    assert tx.events["Withdrawn"]["amount"] == CUSTODY_STAKE + FEE - 2 * third
+    with reverts("NothingToWithdraw"):
+        custody.withdraw({"from": parties[2]})
+
+
+def test_a_custodian_that_does_not_deliver_loses_its_stake_and_third_to_the_sponsor(
+    market, custody, sponsor, parties, architect, outsider
+):
+    task_id, _ = _won(market, custody, sponsor, parties, architect, outsider)
+    custody.handOver(task_id, cid(70), {"from": parties[0]})
+    deadline = custody.handoverDeadline(task_id)
+    assert deadline == market.tree.getTask(task_id)[2] + GRACE + WINDOW
+    chain.sleep(deadline - chain.time() + 1)
+    chain.mine()
+    with reverts("HandoverClosed"):
+        custody.handOver(task_id, cid(80), {"from": parties[1]})
+    custody.settle(task_id, {"from": outsider})
+    third = FEE // 3
+    assert custody.pendingWithdrawals(sponsor) == CUSTODY_STAKE + third
+    assert custody.pendingWithdrawals(parties[1]) == 0
+    assert custody.pendingWithdrawals(parties[0]) == CUSTODY_STAKE + third
+    assert custody.pendingWithdrawals(outsider) == 0  # settling earns the caller nothing
+    assert custody.balance() == FEE + 3 * CUSTODY_STAKE
+
+
+def test_a_winner_without_a_commitment_cannot_be_handed_over(
+    market, custody, sponsor, parties, architect, outsider
+):
+    task_id = _ready(market, custody, sponsor, parties)
+    arch = market.propose(task_id, architect)
+    node = market.submit(task_id, outsider, arch)
+    custody.commitShare(node, cid(5), {"from": parties[0]})
+    market.score(task_id, {arch: 0, node: 9500})
+    market.tree.finalize(task_id, {"from": sponsor})
+    with reverts("NoCommitment"):
+        custody.handOver(task_id, cid(81), {"from": parties[1]})
+
+
+def test_no_winner_pays_custody_served_and_nothing_is_handed_over(
+    market, custody, sponsor, parties, outsider
+):
+    task_id = _ready(market, custody, sponsor, parties)
+    with reverts("NotFinalized"):
+        custody.settle(task_id, {"from": outsider})
+    chain.sleep(DAY + 1)
+    market.tree.finalize(task_id, {"from": outsider})
+    with reverts("NoWinner"):
+        custody.handOver(task_id, cid(1), {"from": parties[0]})
+    custody.settle(task_id, {"from": outsider})
+    assert sum(custody.pendingWithdrawals(p) for p in parties) == FEE + 3 * CUSTODY_STAKE
+    assert custody.pendingWithdrawals(sponsor) == 0
+
+
+def test_custody_never_started_refunds_the_fee_and_returns_each_stake(
+    market, custody, sponsor, parties, outsider
+):
+    task_id = market.create_task(sponsor)
+    _register(custody, task_id, sponsor, parties)
+    custody.accept(task_id, _key(0), {"from": parties[0], "value": CUSTODY_STAKE})
+    with reverts("CustodyNotReady"):
+        custody.settle(task_id, {"from": outsider})
+    chain.sleep(DAY + 1)
+    chain.mine()
+    custody.settle(task_id, {"from": outsider})
+    assert custody.pendingWithdrawals(sponsor) == FEE
+    assert custody.pendingWithdrawals(parties[0]) == CUSTODY_STAKE
+    with reverts("AlreadySettled"):
+        custody.accept(task_id, _key(1), {"from": parties[1], "value": CUSTODY_STAKE})
+
+
+def test_one_tasks_custody_never_pays_from_anothers(
+    market, custody, sponsor, parties, architect, outsider
+):
+    """Two private tasks; the first settles with a forfeit; the contract still holds every wei
+    the second escrows, and the credits of the first are exactly what it was paid."""
+    first, _ = _won(market, custody, sponsor, parties, architect, outsider)
+    second = _ready(market, custody, sponsor, parties)
+    chain.sleep(custody.handoverDeadline(first) - chain.time() + 1)
+    chain.mine()
+    custody.settle(first, {"from": outsider})
+    credited = sum(custody.pendingWithdrawals(a) for a in (*parties, sponsor))
+    assert credited == FEE + 3 * CUSTODY_STAKE  # the first task's escrow, no more
+    assert custody.balance() - credited == FEE + 3 * CUSTODY_STAKE  # the second's, intact
+    assert _custody(custody, second)["accepted"] == 7
+
+
+def test_stake_amounts_do_not_overflow(market, custody, sponsor, parties):
+    task_id = market.create_task(sponsor)
+    with reverts("AmountTooLarge"):
+        _register(custody, task_id, sponsor, parties, stake=2**96)
+    assert STAKE  # the BountyTree stake is a different one
+    assert web3.eth.get_balance(custody.address) == 0
