@@ -57,7 +57,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/mypy bountytree trainer demo oracle app
+	$(VENV)/bin/mypy bountytree trainer demo oracle custodian app
 
 # Contract tests (brownie, their own Ganache) and Python tests (one shared Ganache per
 # session) run side by side; both must pass.

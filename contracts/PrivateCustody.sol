@@ -14,6 +14,7 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
     uint256 private constant PARTIES = 3;
     uint256 private constant MIN_WINDOW = 1 hours;
     uint256 private constant MAX_WINDOW = 30 days;
+    uint256 private constant BPS = 10_000;
 
     IBountyTree public immutable tree;
     uint256 private immutable _grace;
@@ -23,6 +24,10 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
     /// @dev keyed by nodeId * 2 + index
     mapping(uint256 key => bytes32) private _commitments;
     mapping(address account => uint256) public pendingWithdrawals;
+    /// @dev keyed by nodeId * 2 + index: 1 + (kind << 16 | value), 0 = none
+    mapping(uint256 key => uint32) private _attestations;
+    /// @dev the sponsor's validation rows, two sealed shares (CID digests)
+    mapping(uint256 taskId => bytes32[2]) private _validation;
 
     constructor(IBountyTree tree_) {
         tree = tree_;
@@ -131,6 +136,68 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
             revert CustodyNotReady(taskId);
         }
         _settle(taskId, c, t.sponsor);
+    }
+
+    /// @inheritdoc IPrivateCustody
+    function shareValidation(uint256 taskId, bytes32 share0, bytes32 share1) external {
+        Custody storage c = _registered(taskId);
+        IBountyTree.Task memory t = tree.getTask(taskId);
+        if (msg.sender != t.sponsor) revert NotSponsor(msg.sender);
+        if (c.accepted != 7) revert CustodyNotReady(taskId);
+        if (share0 == bytes32(0) || share1 == bytes32(0)) revert EmptyCommitment();
+        if (_validation[taskId][0] != bytes32(0)) revert AlreadyShared(taskId);
+        _validation[taskId] = [share0, share1];
+        emit ValidationShared(taskId, share0, share1);
+    }
+
+    /// @inheritdoc IPrivateCustody
+    function attest(uint256 nodeId, uint8 kind, uint16 value) external nonReentrant {
+        IBountyTree.Node memory n = tree.getNode(nodeId);
+        if (n.author == address(0)) revert NodeNotInTask(nodeId);
+        Custody storage c = _registered(n.taskId);
+        if (c.accepted != 7) revert CustodyNotReady(n.taskId);
+        uint8 index = _custodianIndex(c, msg.sender);
+        if (n.status != IBountyTree.NodeStatus.Pending) revert NodeNotPending(nodeId);
+        if (kind > 1 || (kind == 0 && value > BPS) || (kind == 1 && (value == 0 || value > 255))) {
+            revert BadAttestation(kind, value);
+        }
+        uint256 key = nodeId * 2 + index;
+        if (_attestations[key] != 0) revert AlreadyAttested(nodeId, index);
+        uint32 mine = 1 + (uint32(kind) << 16 | value);
+        emit Attested(n.taskId, nodeId, index, kind, value);
+        uint256 otherKey = nodeId * 2 + (1 - index);
+        uint32 theirs = _attestations[otherKey];
+        if (theirs == 0) {
+            _attestations[key] = mine;
+            return;
+        }
+        if (theirs != mine) {
+            delete _attestations[otherKey];
+            emit AttestationsDiffer(n.taskId, nodeId, theirs, mine);
+            return;
+        }
+        _attestations[key] = mine;
+        if (kind == 0) {
+            IBountyTree.Score[] memory scores = new IBountyTree.Score[](1);
+            scores[0] = IBountyTree.Score(nodeId, value, 0, n.datasetId);
+            tree.recordScores(n.taskId, scores);
+        } else {
+            uint256[] memory ids = new uint256[](1);
+            uint8[] memory reasons = new uint8[](1);
+            ids[0] = nodeId;
+            reasons[0] = uint8(value);
+            tree.rejectNodes(n.taskId, ids, reasons);
+        }
+    }
+
+    /// @inheritdoc IPrivateCustody
+    function attestationOf(uint256 nodeId, uint8 index) external view returns (uint32) {
+        return index < 2 ? _attestations[nodeId * 2 + index] : 0;
+    }
+
+    /// @inheritdoc IPrivateCustody
+    function validationShares(uint256 taskId) external view returns (bytes32 share0, bytes32 share1) {
+        return (_validation[taskId][0], _validation[taskId][1]);
     }
 
     /// @inheritdoc IPrivateCustody

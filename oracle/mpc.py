@@ -30,7 +30,6 @@ the same way).
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -44,16 +43,12 @@ from bountytree.mpc import session
 from bountytree.mpc.counting import chunk_rows, shared_hits
 from bountytree.mpc.crypten_import import crypten, torch
 from bountytree.mpc.models import build_crypten, crypten_state
+from bountytree.mpc.session import SessionRefused, send_json
 
 from .admission import TEST, Admitted, Refused
 
 MODEL_PARTY, DATA_PARTY = 1, 0
-MAX_HEADER = 8 << 20
 MAX_ROWS = 10_000_000  # what party 1 accepts as a row count when the task does not say
-
-
-class SessionRefused(Exception):
-    """The other party refused the session (wrong task, invalid spec, …)."""
 
 
 def join(address: str, rank: int, timeout_s: float = 120) -> None:
@@ -63,36 +58,6 @@ def join(address: str, rank: int, timeout_s: float = 120) -> None:
 
 def leave() -> None:
     session.leave()
-
-
-def _group():
-    return crypten.communicator.get().main_group
-
-
-def send_json(obj: dict | None, src: int) -> dict:
-    """Broadcasts a JSON object from `src`; every party returns it."""
-    import torch.distributed as dist
-
-    me = crypten.communicator.get().get_rank()
-    raw = json.dumps(obj).encode() if me == src else b""
-    size = torch.tensor([len(raw)], dtype=torch.int64)
-    dist.broadcast(size, src, group=_group())
-    n = int(size.item())
-    if n > MAX_HEADER:
-        raise SessionRefused(f"header of {n} bytes from party {src}")
-    buf = (
-        torch.frombuffer(bytearray(raw), dtype=torch.uint8)
-        if me == src
-        else torch.empty(n, dtype=torch.uint8)
-    )
-    dist.broadcast(buf, src, group=_group())
-    try:
-        obj = json.loads(bytes(buf.numpy()).decode())
-    except ValueError:  # UnicodeDecodeError included
-        raise SessionRefused(f"party {src} sent a header that is not JSON") from None
-    if not isinstance(obj, dict):
-        raise SessionRefused(f"party {src} sent a header that is not a JSON object")
-    return obj
 
 
 @dataclass

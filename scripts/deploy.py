@@ -19,7 +19,7 @@ def main(account=None, oracle=None):
     settings = Settings().with_overrides(rpc=web3.provider.endpoint_uri, account=account)
     result = deploy(settings, oracle=oracle)
     record = result["record"]
-    for name in ("Reputation", "BountyTree", "bindWriter", "PrivateCustody"):
+    for name in ("Reputation", "BountyTree", "bindWriter", "PrivateCustody", "grantRole"):
         print(f"{name:<14} {result['txs'][name]}")
     print(f"wrote {deployment_path(settings.deployments, record['chainId'])}")
     return record

@@ -825,8 +825,9 @@ def deploy(
 ) -> dict[str, Any]:
     """The one deployment path (`bountytree deploy`, `bountytree up`, brownie's
     scripts/deploy.py): deploys Reputation and BountyTree, binds the one to the other, deploys
-    PrivateCustody on BountyTree, and writes the deployment file. The deployer is admin; `oracle`
-    (default: the deployer) gets ORACLE_ROLE. Returns the record written and the four
+    PrivateCustody on BountyTree (with ORACLE_ROLE, which it uses only for scores both custodians
+    of a private task attest), and writes the deployment file. The deployer is admin; `oracle`
+    (default: the deployer) gets ORACLE_ROLE. Returns the record written and the five
     transactions."""
     chain = Chain(settings, account, need_contracts=False, confirm=confirm)
     reputation_art = load_artifact(settings.build, "Reputation")
@@ -840,6 +841,14 @@ def deploy(
     reputation = chain.w3.eth.contract(address=cast(Any, rep.address), abi=reputation_art["abi"])
     bind_tx = chain.send(reputation.functions.bindWriter(tree.address), action="bindWriter")
     custody = chain.deploy(custody_art, tree.address, name="PrivateCustody")
+    # PrivateCustody records a private node's score once both custodians attest the same one
+    tree_contract = chain.w3.eth.contract(address=cast(Any, tree.address), abi=tree_art["abi"])
+    grant_tx = chain.send(
+        tree_contract.functions.grantRole(
+            tree_contract.functions.ORACLE_ROLE().call(), custody.address
+        ),
+        action="grantRole ORACLE_ROLE to PrivateCustody",
+    )
     record = {
         "chainId": chain.chain_id,
         "deployer": chain.address,
@@ -857,6 +866,7 @@ def deploy(
             "BountyTree": tree.sent,
             "bindWriter": bind_tx,
             "PrivateCustody": custody.sent,
+            "grantRole": grant_tx,
         },
     }
 

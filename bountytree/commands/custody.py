@@ -6,6 +6,11 @@
                                          the sponsor makes a task private (before any submission)
   accept --task T [--key-file FILE]      a custodian (with its key) or the dealer stakes
   show --task T                          who holds the task's models and what was handed over
+  share-validation --task T [--validation FILE]
+                                         the sponsor shares its validation rows with the
+                                         custodians (two shares, each sealed to its custodian)
+  submit --task T --parent N --data FILE a data owner's rows, sealed to the custodians, to train
+                                         a child of node N
   commit --node N --holding FILE --key-file FILE
                                          a custodian commits to its share of a node
   hand-over --task T --holding FILE --key-file FILE
@@ -58,6 +63,19 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     s = verbs.add_parser("show", parents=[common], help="a task's custody")
     s.add_argument("--task", type=int, required=True)
     s.set_defaults(run=run_show)
+    v = verbs.add_parser(
+        "share-validation", parents=[common], help="give the custodians the validation rows"
+    )
+    v.add_argument("--task", type=int, required=True)
+    v.add_argument(
+        "--validation", help="the validation file (default: the one task create registered)"
+    )
+    v.set_defaults(run=run_share_validation)
+    b = verbs.add_parser("submit", parents=[common], help="rows for a private child of a node")
+    b.add_argument("--task", type=int, required=True)
+    b.add_argument("--parent", type=int, required=True)
+    b.add_argument("--data", required=True, help="rows (CSV or .npz); they leave as shares")
+    b.set_defaults(run=run_submit)
     c = verbs.add_parser("commit", parents=[common], help="commit to a share of a node")
     c.add_argument("--node", type=int, required=True)
     c.add_argument("--holding", required=True)
@@ -143,6 +161,66 @@ def run_show(args: argparse.Namespace, settings: Settings) -> int:
     print(f"  sponsor key  {view.sponsor_key.hex()}")
     print(
         f"  hand-over by {view.handover_deadline} (unix time){'; settled' if view.settled else ''}"
+    )
+    return 0
+
+
+def _custodian_keys(custody: Custody, task_id: int) -> tuple[bytes, bytes]:
+    from bountytree.errors import UserError
+
+    view = custody.require(task_id)
+    if not view.ready or view.keys[0] is None or view.keys[1] is None:
+        raise UserError(f"task {task_id}'s custody is not accepted by all three yet")
+    return view.keys[0], view.keys[1]
+
+
+def run_share_validation(args: argparse.Namespace, settings: Settings) -> int:
+    import io
+
+    from bountytree.errors import UserError
+    from bountytree.market.validation import check_commitment, registered, registered_salt
+    from bountytree.models.datasets import check_against, load_file
+    from bountytree.private.rows import seal_rows
+
+    custody = _custody(settings)
+    market = custody.market
+    keys = _custodian_keys(custody, args.task)
+    task = market.task(args.task)
+    info = task.info
+    chain_id = market.chain.chain_id
+    path = args.validation or registered(settings.home, chain_id, args.task)
+    if path is None:
+        raise UserError(f"no validation file registered for task {args.task}: give --validation")
+    check_commitment(path, registered_salt(settings.home, chain_id, args.task), task.commitment)
+    data = load_file(path, info.label_column)
+    check_against(data, info.num_features, info.num_classes, str(path))
+    sealed = seal_rows(data.X, data.y, info.num_classes, keys)
+    cids = (market.store.add(io.BytesIO(sealed[0])), market.store.add(io.BytesIO(sealed[1])))
+    sent = custody.share_validation(args.task, cids)
+    print(f"shared {len(data)} validation rows with task {args.task}'s custodians  {sent}")
+    return 0
+
+
+def run_submit(args: argparse.Namespace, settings: Settings) -> int:
+    import io
+
+    from bountytree.models.datasets import check_against, load_file
+    from bountytree.private.rows import PrivateNode, seal_rows
+
+    custody = _custody(settings)
+    market = custody.market
+    keys = _custodian_keys(custody, args.task)
+    info = market.task(args.task).info
+    market.require_parent(args.task, args.parent, 0)
+    data = load_file(args.data, info.label_column)
+    check_against(data, info.num_features, info.num_classes, args.data)
+    sealed = seal_rows(data.X, data.y, info.num_classes, keys)
+    cids = (market.store.add(io.BytesIO(sealed[0])), market.store.add(io.BytesIO(sealed[1])))
+    record = PrivateNode(args.parent, len(data), cids)
+    out = market.submit(args.task, args.parent, market.store.add(io.BytesIO(record.to_bytes())))
+    print(
+        f"node {out.node_id} submitted on task {args.task} (parent {args.parent}): {len(data)} "
+        "rows, each custodian holds one sealed share of them; they train it on shares"
     )
     return 0
 

@@ -29,6 +29,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{name:<14} {record[name]['address']}  {txs[name]}")
     print(f"{'bindWriter':<14} {txs['bindWriter']}")
     print(f"{'PrivateCustody':<14} {record['PrivateCustody']['address']}  {txs['PrivateCustody']}")
+    print(f"{'grantRole':<14} {txs['grantRole']}")
     print(f"{'oracle':<14} {record['oracle']}")
     total_gas = sum(sent.gas_used for sent in txs.values())
     total_fee = sum(sent.fee for sent in txs.values())

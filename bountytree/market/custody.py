@@ -21,6 +21,7 @@ from .actions import Market
 
 PARTIES = ("custodian 0", "custodian 1", "dealer")
 ZERO = b"\x00" * 32
+SCORE, REJECT = 0, 1  # what an attestation says (IPrivateCustody.attest's kind)
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,37 @@ class Custody:
 
     def settle(self, task_id: int) -> Sent:
         return self.market.chain.send(self.contract.functions.settle(task_id))
+
+    def share_validation(self, task_id: int, cids: tuple[str, str]) -> Sent:
+        """The sponsor gives the custodians its validation rows (two sealed shares' CIDs)."""
+        return self.market.chain.send(
+            self.contract.functions.shareValidation(
+                task_id, cid_to_bytes32(cids[0]), cid_to_bytes32(cids[1])
+            ),
+            action=f"share task {task_id}'s validation rows with its custodians",
+        )
+
+    def validation_shares(self, task_id: int) -> tuple[str, str] | None:
+        zero, one = self.contract.functions.validationShares(task_id).call()
+        if bytes(zero) == ZERO:
+            return None
+        return bytes32_to_cid(bytes(zero)), bytes32_to_cid(bytes(one))
+
+    def attest(self, node_id: int, kind: int, value: int) -> Sent:
+        """A custodian attests a node's outcome (SCORE with the Ladder's record, or REJECT with
+        a reason code); the second equal attestation records it."""
+        what = "score" if kind == SCORE else "rejection"
+        return self.market.chain.send(
+            self.contract.functions.attest(node_id, kind, value),
+            action=f"attest node {node_id}'s {what}",
+        )
+
+    def attestation(self, node_id: int, index: int) -> tuple[int, int] | None:
+        """(kind, value) custodian `index` attested for a node, None if none stands."""
+        raw = int(self.contract.functions.attestationOf(node_id, index).call())
+        if raw == 0:
+            return None
+        return (raw - 1) >> 16, (raw - 1) & 0xFFFF
 
     def pending(self, account: str | None = None) -> int:
         who = account or self.market.chain.address

@@ -102,3 +102,41 @@ def leave() -> None:
 
         dealing.finish()
     crypten.uninit()
+
+
+MAX_HEADER = 8 << 20
+
+
+class SessionRefused(Exception):
+    """The other party refused the session (wrong task, invalid spec, another job, …)."""
+
+
+def send_json(obj: dict[str, Any] | None, src: int) -> dict[str, Any]:
+    """Broadcasts a JSON object from `src` to the computing parties; each returns it. What the
+    parties say to each other outside the computation (a ticket, a job, an answer): JSON in a
+    uint8 tensor, never a pickle."""
+    import json
+
+    import torch.distributed as dist
+
+    group = crypten.communicator.get().main_group
+    me = crypten.communicator.get().get_rank()
+    raw = json.dumps(obj).encode() if me == src else b""
+    size = torch.tensor([len(raw)], dtype=torch.int64)
+    dist.broadcast(size, src, group=group)
+    n = int(size.item())
+    if n > MAX_HEADER:
+        raise SessionRefused(f"header of {n} bytes from party {src}")
+    buf = (
+        torch.frombuffer(bytearray(raw), dtype=torch.uint8)
+        if me == src
+        else torch.empty(n, dtype=torch.uint8)
+    )
+    dist.broadcast(buf, src, group=group)
+    try:
+        value = json.loads(bytes(buf.numpy()).decode())
+    except (ValueError, RecursionError):  # UnicodeDecodeError included
+        raise SessionRefused(f"party {src} sent a header that is not JSON") from None
+    if not isinstance(value, dict):
+        raise SessionRefused(f"party {src} sent a header that is not a JSON object")
+    return value

@@ -15,6 +15,11 @@ pragma solidity 0.8.28;
 ///         returned. A custodian that has not delivered by the hand-over deadline loses its
 ///         stake and its third of the fee to the sponsor.
 ///
+///         The custodians also score their task's nodes (the Ladder computed on shares reveals
+///         only the record) and each attests the record; when both attest the same, this
+///         contract records it on BountyTree (it holds ORACLE_ROLE for that alone), so no single
+///         custodian, nor the oracle's service, decides a private node's score.
+///
 ///         Escrow, per task: the fee and the stakes accepted are exactly what {settle} (or the
 ///         second hand-over) credits; nothing of one task pays another.
 interface IPrivateCustody {
@@ -72,6 +77,14 @@ interface IPrivateCustody {
     event ShareCommitted(uint256 indexed taskId, uint256 indexed nodeId, uint8 index, bytes32 commitment);
     event HandedOver(uint256 indexed taskId, uint256 indexed nodeId, uint8 index, bytes32 sealedCid);
     event CustodySettled(uint256 indexed taskId, uint8 delivered);
+    /// @param kind 0: a score (value in basis points); 1: a rejection (value the reason code).
+    event Attested(uint256 indexed taskId, uint256 indexed nodeId, uint8 index, uint8 kind, uint16 value);
+    /// @notice The custodians attested different outcomes; both attestations are cleared so they
+    ///         can try again (a custodian that keeps disagreeing stalls the node, no more).
+    event AttestationsDiffer(uint256 indexed taskId, uint256 indexed nodeId, uint32 first, uint32 second);
+    /// @notice The sponsor gave the custodians its validation rows, as two shares sealed to
+    ///         their keys.
+    event ValidationShared(uint256 indexed taskId, bytes32 share0, bytes32 share1);
     event Credited(uint256 indexed taskId, address indexed account, uint256 amount, uint8 kind);
     event Withdrawn(address indexed account, uint256 amount);
 
@@ -105,6 +118,10 @@ interface IPrivateCustody {
     error HandoverOpen(uint256 deadline);
     error AlreadySettled(uint256 taskId);
     error NothingToWithdraw();
+    error NodeNotPending(uint256 nodeId);
+    error AlreadyAttested(uint256 nodeId, uint8 index);
+    error BadAttestation(uint8 kind, uint16 value);
+    error AlreadyShared(uint256 taskId);
     error TransferFailed();
 
     // ───────────────────────────── functions ─────────────────────────────
@@ -144,6 +161,20 @@ interface IPrivateCustody {
     ///         finalized without a winner, custody never started, or the hand-over deadline
     ///         passed. Anyone may call it.
     function settle(uint256 taskId) external;
+
+    /// @notice The sponsor gives the custodians its validation rows: the CIDs of the two shares,
+    ///         each sealed to its custodian's key (bountytree/private/rows.py), once, after all
+    ///         three accepted.
+    function shareValidation(uint256 taskId, bytes32 share0, bytes32 share1) external;
+
+    /// @notice Custodian `index` of a pending node's task attests its outcome: kind 0 a score
+    ///         (the Ladder's record, 0..10000), kind 1 a rejection (a reason code, 1..255). The
+    ///         second, equal attestation records it on BountyTree.
+    function attest(uint256 nodeId, uint8 kind, uint16 value) external;
+
+    function attestationOf(uint256 nodeId, uint8 index) external view returns (uint32);
+
+    function validationShares(uint256 taskId) external view returns (bytes32 share0, bytes32 share1);
 
     /// @notice Pays out everything credited to the caller.
     function withdraw() external;

@@ -3,7 +3,6 @@ winner over, and what each party is credited. Every attack measures the attacker
 
 import pytest
 from brownie import PrivateCustody, chain, web3
-
 from conftest import DAY, STAKE, cid, reverts
 
 KEY = b"\x5a" * 32
@@ -15,7 +14,9 @@ GRACE = DAY
 
 @pytest.fixture(scope="module")
 def custody(tree, admin):
-    return PrivateCustody.deploy(tree, {"from": admin})
+    contract = PrivateCustody.deploy(tree, {"from": admin})
+    tree.grantRole(tree.ORACLE_ROLE(), contract, {"from": admin})
+    return contract
 
 
 @pytest.fixture(scope="module")
@@ -24,9 +25,7 @@ def parties(alice, bob, publisher):
 
 
 def _register(custody, task_id, sponsor, parties, *, fee=FEE, window=WINDOW, stake=CUSTODY_STAKE):
-    return custody.register(
-        task_id, *parties, KEY, stake, window, {"from": sponsor, "value": fee}
-    )
+    return custody.register(task_id, *parties, KEY, stake, window, {"from": sponsor, "value": fee})
 
 
 def _ready(market, custody, sponsor, parties):
@@ -154,7 +153,7 @@ def test_only_a_custodian_of_the_nodes_task_commits_once_and_only_when_custody_i
 def test_both_hand_overs_pay_the_three_and_return_their_stakes(
     market, custody, sponsor, parties, architect, alice, bob, outsider
 ):
-    task_id, node = _won(market, custody, sponsor, parties, architect, outsider)
+    task_id, _ = _won(market, custody, sponsor, parties, architect, outsider)
     with reverts("NotCustodian"):
         custody.handOver(task_id, cid(7), {"from": outsider})
     custody.handOver(task_id, cid(70), {"from": parties[0]})
@@ -269,3 +268,72 @@ def test_stake_amounts_do_not_overflow(market, custody, sponsor, parties):
         _register(custody, task_id, sponsor, parties, stake=2**96)
     assert STAKE  # the BountyTree stake is a different one
     assert web3.eth.get_balance(custody.address) == 0
+
+
+def test_a_score_is_recorded_only_when_both_custodians_attest_the_same(
+    market, custody, sponsor, parties, architect, outsider, mallory
+):
+    task_id = _ready(market, custody, sponsor, parties)
+    arch = market.propose(task_id, architect)
+    node = market.submit(task_id, outsider, arch)
+    for index in (0, 1):  # a parent is scored before its child
+        custody.attest(arch, 0, 0, {"from": parties[index]})
+    for stranger in (mallory, parties[2], sponsor):
+        with reverts("NotCustodian"):
+            custody.attest(node, 0, 5000, {"from": stranger})
+    with reverts("BadAttestation"):
+        custody.attest(node, 0, 10_001, {"from": parties[0]})
+    with reverts("BadAttestation"):
+        custody.attest(node, 1, 0, {"from": parties[0]})
+    with reverts("BadAttestation"):
+        custody.attest(node, 2, 1, {"from": parties[0]})
+    custody.attest(node, 0, 5000, {"from": parties[0]})
+    with reverts("AlreadyAttested"):
+        custody.attest(node, 0, 5000, {"from": parties[0]})
+    assert market.tree.getNode(node)[6] == 0  # still pending: one custodian decides nothing
+    tx = custody.attest(node, 0, 4900, {"from": parties[1]})
+    assert "AttestationsDiffer" in tx.events and market.tree.getNode(node)[6] == 0
+    assert custody.attestationOf(node, 0) == 0 and custody.attestationOf(node, 1) == 0
+    custody.attest(node, 0, 5000, {"from": parties[1]})
+    tx = custody.attest(node, 0, 5000, {"from": parties[0]})
+    scored = tx.events["NodeScored"]
+    assert (scored["nodeId"], scored["accuracyBps"], scored["verifiedOps"]) == (node, 5000, 0)
+    with reverts("NodeNotPending"):
+        custody.attest(node, 0, 5000, {"from": parties[1]})
+
+
+def test_both_custodians_reject_a_node_they_cannot_train(
+    market, custody, sponsor, parties, architect, outsider
+):
+    task_id = _ready(market, custody, sponsor, parties)
+    arch = market.propose(task_id, architect)
+    node = market.submit(task_id, outsider, arch)
+    custody.attest(node, 1, 8, {"from": parties[0]})
+    tx = custody.attest(node, 1, 8, {"from": parties[1]})
+    assert tx.events["NodeRejected"]["reason"] == 8
+    assert "StakeForfeited" in tx.events
+
+
+def test_a_task_the_custody_does_not_hold_cannot_be_scored_through_it(
+    market, custody, sponsor, parties, architect, outsider
+):
+    public = market.create_task(sponsor)
+    arch = market.propose(public, architect)
+    with reverts("NotRegistered"):
+        custody.attest(arch, 0, 9000, {"from": parties[0]})
+
+
+def test_only_the_sponsor_shares_its_validation_rows_once_custody_is_ready(
+    market, custody, sponsor, parties, mallory
+):
+    task_id = market.create_task(sponsor)
+    _register(custody, task_id, sponsor, parties)
+    with reverts("CustodyNotReady"):
+        custody.shareValidation(task_id, cid(1), cid(2), {"from": sponsor})
+    _accept_all(custody, task_id, parties)
+    with reverts("NotSponsor"):
+        custody.shareValidation(task_id, cid(1), cid(2), {"from": mallory})
+    custody.shareValidation(task_id, cid(1), cid(2), {"from": sponsor})
+    with reverts("AlreadyShared"):
+        custody.shareValidation(task_id, cid(3), cid(4), {"from": sponsor})
+    assert custody.validationShares(task_id) == ("0x" + cid(1).hex(), "0x" + cid(2).hex())

@@ -204,7 +204,7 @@ def test_off_a_local_chain_nothing_is_sent_unconfirmed(public_chain, tmp_path):
 def test_deploy_and_a_task_on_a_public_chain_are_quoted_and_confirmed(public_chain, tmp_path):
     w3 = Web3(Web3.HTTPProvider(public_chain.rpc))
     deployed = _on_a_terminal(
-        public_chain, tmp_path, "y\ny\ny\ny\n", "deploy", "--account", "dev:0"
+        public_chain, tmp_path, "y\ny\ny\ny\ny\n", "deploy", "--account", "dev:0"
     )
     err, out = deployed.stderr.decode(), deployed.stdout.decode()
     assert deployed.returncode == 0, err
@@ -213,10 +213,11 @@ def test_deploy_and_a_task_on_a_public_chain_are_quoted_and_confirmed(public_cha
         "deploy BountyTree",
         "bindWriter",
         "deploy PrivateCustody",
+        "grantRole ORACLE_ROLE to PrivateCustody",
     ):
         assert f"{action} on chain {SEPOLIA}" in err
-    assert err.count("send it? [y/N]") == 4 and "waiting for 2 confirmations" in err
-    assert "cost           gas" in out and "ETH (4 transactions)" in out
+    assert err.count("send it? [y/N]") == 5 and "waiting for 2 confirmations" in err
+    assert "cost           gas" in out and "ETH (5 transactions)" in out
     record = json.loads((tmp_path / "deployments" / f"{SEPOLIA}.json").read_text())
     assert w3.eth.get_code(record["BountyTree"]["address"])
     assert w3.eth.get_code(record["PrivateCustody"]["address"])

@@ -1,0 +1,61 @@
+"""What a custodian keeps on disk: its share of each node (and the salt of its commitment),
+and its share of each task's exact best after each scored node, all sealed to its own key.
+
+A copied disk, a backup or a store holds nothing readable without the key file. Files are
+written atomically; a holding is never overwritten once its commitment is on-chain.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bountytree.files import atomic_write
+from bountytree.private import handover, sealing
+from bountytree.private.shares import Share, new_salt
+
+
+class Holdings:
+    def __init__(self, folder: Path, private_key: bytes):
+        self.folder = Path(folder)
+        self.key = private_key
+        self.public = sealing.public_key(private_key)
+
+    def _node(self, task_id: int, node_id: int) -> Path:
+        return self.folder / f"task-{task_id}" / f"node-{node_id}.sealed"
+
+    def share(self, task_id: int, node_id: int) -> handover.Opened | None:
+        path = self._node(task_id, node_id)
+        if not path.exists():
+            return None
+        return handover.open_share(path.read_bytes(), self.key, str(path))
+
+    def keep(self, task_id: int, node_id: int, share: Share) -> handover.Opened:
+        salt = new_salt()
+        atomic_write(self._node(task_id, node_id), handover.seal_share(share, salt, self.public))
+        return handover.Opened(share, salt)
+
+    def _best(self, task_id: int, node_id: int) -> Path:
+        return self.folder / f"task-{task_id}" / f"best-after-{node_id}.sealed"
+
+    def best_before(self, task_id: int, node_id: int, index: int) -> np.ndarray:
+        """This custodian's share of the task's exact best before `node_id` was scored: as left
+        by the last node scored before it, or a share of zero."""
+        folder = self.folder / f"task-{task_id}"
+        earlier = sorted(
+            int(p.name[len("best-after-") : -len(".sealed")])
+            for p in folder.glob("best-after-*.sealed")
+        )
+        earlier = [n for n in earlier if n < node_id]
+        if not earlier:
+            return np.zeros((), dtype=np.int64)
+        path = self._best(task_id, earlier[-1])
+        opened = Share.from_bytes(sealing.open_sealed(path.read_bytes(), self.key, str(path)))
+        if opened.party != index:
+            raise ValueError(f"{path}: another custodian's share")
+        return opened.tensors["best"].reshape(())
+
+    def keep_best(self, task_id: int, node_id: int, index: int, best: np.ndarray) -> None:
+        share = Share(index, {"best": np.asarray(best, dtype=np.int64).reshape(1)})
+        atomic_write(self._best(task_id, node_id), sealing.seal(share.to_bytes(), self.public))

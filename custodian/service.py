@@ -1,0 +1,314 @@
+"""A custodian's rounds: for each private task it holds, in node-id order, whatever the next
+node needs, one MPC session at a time (both custodians walk the same nodes in the same order
+over the same chain, so they arrive at the same session).
+
+Per pending node:
+- an architecture: its weights are public (checked to be its spec's seeded initialisation and
+  a layout the custodians can train); its holding is (weights, 0) on custodian 0 and (0, 0)…
+  i.e. a share of a public value, made without a session;
+- a trained node: its record names the data owner's rows sealed to each custodian; the two
+  train the child from the parent's shares in a session (`session.TRAIN`);
+- then each commits to its share on-chain, and once both have, they score it in a session on
+  the sponsor's shared validation rows with the Ladder inside (`session.SCORE`) and each
+  attests the record; the second equal attestation records it (contracts/PrivateCustody.sol).
+A node whose files are not what they should be is rejected by both, with its reason.
+Once the task is finalized, each hands its share of the winner over to the sponsor.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.numpy import load, save
+
+from bountytree.errors import UserError
+from bountytree.files import atomic_write, atomic_write_json
+from bountytree.market.actions import Market, NodeView
+from bountytree.market.custody import REJECT, SCORE, Custody, CustodyView
+from bountytree.models import weights as weights_io
+from bountytree.models.spec import ModelSpec, private_problem
+from bountytree.private import handover, ring, rows
+from bountytree.private.shares import Share, ShareError, commitment
+from bountytree.processes import die_with_parent
+from bountytree.reasons import Reason
+from bountytree.storage.store import get_bytes
+
+from . import session
+from .holdings import Holdings
+
+Log = Callable[[str], None]
+MAX_ROWS_BYTES = 64 << 20
+
+
+@dataclass
+class Job:
+    kind: str
+    task_id: int
+    node_id: int
+    spec: ModelSpec
+    inputs: dict[str, np.ndarray]
+    margin: int = 0
+    parent_bps: int = 0
+
+
+class Refuse(Exception):
+    """A node both custodians must reject (its reason)."""
+
+    def __init__(self, reason: Reason, why: str):
+        super().__init__(why)
+        self.reason = reason
+
+
+class Custodian:
+    def __init__(
+        self,
+        market: Market,
+        private_key: bytes,
+        peer: str,
+        *,
+        log: Log = print,
+        session_timeout: float = 60.0,
+        tasks: list[int] | None = None,
+    ):
+        self.market = market
+        self.custody = Custody(market)
+        self.me = market.chain.address
+        folder = market.chain.settings.home / "custodian" / str(market.chain.chain_id)
+        self.holdings = Holdings(folder / self.me.lower(), private_key)
+        self.peer = peer
+        self.log = log
+        self.session_timeout = session_timeout
+        self.only = tasks
+
+    # ── the round ──
+
+    def my_tasks(self) -> list[CustodyView]:
+        out = []
+        for task_id in self.only or self.market.task_ids():
+            view = self.custody.of(task_id)
+            if view and view.party_of(self.me) in (0, 1) and not view.settled:
+                out.append(view)
+        return out
+
+    def run_round(self) -> None:
+        for view in self.my_tasks():
+            try:
+                self.serve_task(view)
+            except UserError as exc:
+                self.log(f"task {view.task_id}: {exc}")
+
+    def serve_task(self, view: CustodyView) -> None:
+        index = view.party_of(self.me)
+        assert index in (0, 1)
+        if view.keys[index] != self.holdings.public:
+            raise UserError("the key file is not the key this custodian accepted custody with")
+        if not view.ready:
+            return
+        task = self.market.task(view.task_id)
+        if task.finalized:
+            if task.winner and not view.delivered >> index & 1:
+                self.hand_over(view, task.winner, index)
+            return
+        validation = self.custody.validation_shares(view.task_id)
+        if validation is None:
+            return  # the sponsor has not shared its validation rows yet
+        nodes = self.market.nodes(view.task_id)
+        for node in sorted(
+            (n for n in nodes.values() if n.status == "pending"), key=lambda n: n.id
+        ):
+            if not self.advance(view, index, node, nodes, validation):
+                return
+
+    def advance(
+        self,
+        view: CustodyView,
+        index: int,
+        node: NodeView,
+        nodes: dict[int, NodeView],
+        validation: tuple[str, str],
+    ) -> bool:
+        """Does what the node needs from this custodian now; True to go on to the next node."""
+        task_id = view.task_id
+        held = self.holdings.share(task_id, node.id)
+        try:
+            if held is None:
+                if node.parent_id == 0:
+                    held = self.holdings.keep(task_id, node.id, self._architecture(node, index))
+                else:
+                    parent = nodes[node.parent_id]
+                    if parent.status == "rejected":
+                        raise Refuse(Reason.PARENT_REJECTED, f"parent {parent.id} was rejected")
+                    return self._train(view, index, node, parent)
+        except Refuse as refused:
+            self._attest(node, REJECT, int(refused.reason), str(refused))
+            return True
+        if self.custody.commitment(node.id, index) is None:
+            self.custody.commit_share(node.id, commitment(held.share, held.salt))
+            self.log(f"node {node.id}: committed to share {index}")
+        if self.custody.commitment(node.id, 1 - index) is None:
+            return False  # the other custodian is behind
+        if node.parent_id and nodes[node.parent_id].status != "scored":
+            return False
+        attested = [self.custody.attestation(node.id, i) for i in (0, 1)]
+        if None not in attested:
+            return True
+        return self._score(view, index, node, nodes, held.share, validation, attested[index])
+
+    # ── the node's inputs ──
+
+    def _spec(self, node: NodeView) -> ModelSpec:
+        spec = self.market.architecture_spec(node)
+        if (problem := private_problem(spec)) is not None:
+            raise Refuse(Reason.UNFIT_SPEC, problem)
+        return spec
+
+    def _architecture(self, node: NodeView, index: int) -> Share:
+        spec = self._spec(node)
+        raw = get_bytes(self.market.store, node.weights_cid(spec), weights_io.max_bytes(spec))
+        state = weights_io.load(raw, spec, f"node {node.id}")
+        torch.manual_seed(spec.training["seed"])
+        initial = weights_io.load(weights_io.initial_weights(spec), spec)
+        if any(not torch.equal(state[k], initial[k]) for k in initial):
+            raise Refuse(Reason.NOT_INITIAL, "not its spec's seeded initialisation")
+        values = {k: v.detach().numpy() for k, v in state.items()}
+        return Share(
+            index,
+            {
+                k: ring.encode(v) if index == 0 else np.zeros(v.shape, dtype=np.int64)
+                for k, v in values.items()
+            },
+        )
+
+    def _rows(self, cid: str, index: int, what: str) -> Share:
+        raw = get_bytes(self.market.store, cid, MAX_ROWS_BYTES)
+        try:
+            return rows.open_rows(raw, self.holdings.key, index, what)
+        except UserError as exc:
+            raise Refuse(Reason.CORRUPT, str(exc)) from None
+
+    # ── sessions ──
+
+    def _train(self, view: CustodyView, index: int, node: NodeView, parent: NodeView) -> bool:
+        parent_share = self.holdings.share(view.task_id, parent.id)
+        if parent_share is None or self.custody.commitment(parent.id, 1 - index) is None:
+            return False
+        spec = self._spec(node)
+        try:
+            record = rows.PrivateNode.parse(
+                get_bytes(self.market.store, node.cid, rows.MAX_RECORD), f"node {node.id}"
+            )
+        except ShareError as exc:
+            raise Refuse(Reason.CORRUPT, str(exc)) from None
+        if record.parent != parent.id:
+            raise Refuse(Reason.CORRUPT, f"its record names parent {record.parent}")
+        mine = self._rows(record.shares[index], index, f"node {node.id}'s rows")
+        if mine.tensors["X"].shape[1] != spec.num_features or len(mine.tensors["X"]) != record.rows:
+            raise Refuse(Reason.CORRUPT, "its rows do not fit its spec or its record")
+        inputs = {f"w:{k}": v for k, v in parent_share.share.tensors.items()}
+        inputs.update(X=mine.tensors["X"], Y=mine.tensors["Y"])
+        result = self._session(index, Job(session.TRAIN, view.task_id, node.id, spec, inputs))
+        if result is None:
+            return False
+        _, arrays = result
+        child = Share(index, {k[2:]: v for k, v in arrays.items() if k.startswith("w:")})
+        held = self.holdings.keep(view.task_id, node.id, child)
+        self.custody.commit_share(node.id, commitment(held.share, held.salt))
+        self.log(f"node {node.id}: trained on shares, committed to share {index}")
+        return False  # the next round scores it, once the other custodian has committed too
+
+    def _score(
+        self,
+        view: CustodyView,
+        index: int,
+        node: NodeView,
+        nodes: dict[int, NodeView],
+        share: Share,
+        validation: tuple[str, str],
+        mine: tuple[int, int] | None,
+    ) -> bool:
+        spec = self._spec(node)
+        rows_share = self._rows(validation[index], index, "the validation rows")
+        inputs = {f"w:{k}": v for k, v in share.tensors.items()}
+        inputs.update(
+            X=rows_share.tensors["X"],
+            Y=rows_share.tensors["Y"],
+            best=self.holdings.best_before(view.task_id, node.id, index).reshape(1),
+        )
+        task = self.market.task(view.task_id)
+        margin = task.description.margin_bps if task.description else 100
+        parent_bps = nodes[node.parent_id].accuracy_bps if node.parent_id else 0
+        job = Job(session.SCORE, view.task_id, node.id, spec, inputs, margin, parent_bps)
+        result = self._session(index, job)
+        if result is None:
+            return False
+        out, arrays = result
+        self.holdings.keep_best(view.task_id, node.id, index, arrays["best"])
+        if mine is None:
+            self._attest(node, SCORE, int(out["recorded"]), f"record {out['recorded']} bps")
+        return False  # the record lands when both have attested; the next round goes on
+
+    def _attest(self, node: NodeView, kind: int, value: int, what: str) -> None:
+        index = self.custody.require(node.task_id).party_of(self.me)
+        if self.custody.attestation(node.id, int(index or 0)) is None:
+            self.custody.attest(node.id, kind, value)
+            verb = "scored" if kind == SCORE else "rejected"
+            self.log(f"node {node.id}: {verb} ({what})")
+
+    def _session(self, index: int, job: Job) -> tuple[dict, dict[str, np.ndarray]] | None:
+        """Runs the job in a fresh process as rank `index`; None if the session did not happen
+        (the other custodian or the dealer was not there, or disagreed): the next round retries."""
+        with tempfile.TemporaryDirectory(prefix="custodian-session-") as scratch:
+            folder = Path(scratch)
+            os.chmod(folder, 0o700)
+            atomic_write_json(
+                folder / "job.json",
+                {
+                    "address": self.peer,
+                    "rank": index,
+                    "kind": job.kind,
+                    "task": job.task_id,
+                    "node": job.node_id,
+                    "spec": job.spec.to_json(),
+                    "margin": job.margin,
+                    "parent_bps": job.parent_bps,
+                    "timeout": self.session_timeout,
+                },
+            )
+            atomic_write(folder / "inputs.safetensors", save(job.inputs))
+            status = subprocess.run(
+                [sys.executable, "-m", "custodian", "session", str(folder)],
+                preexec_fn=die_with_parent(),
+                capture_output=True,
+                timeout=self.session_timeout * 20,
+            )
+            if status.returncode != 0 or not (folder / "result.json").exists():
+                tail = status.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
+                self.log(f"node {job.node_id}: no {job.kind} session this round ({tail[0]})")
+                return None
+            return (
+                json.loads((folder / "result.json").read_text()),
+                load((folder / "result.safetensors").read_bytes()),
+            )
+
+    # ── hand-over ──
+
+    def hand_over(self, view: CustodyView, winner: int, index: int) -> None:
+        held = self.holdings.share(view.task_id, winner)
+        if held is None:
+            raise UserError(f"no holding of the winner, node {winner}: nothing to hand over")
+        if self.custody.commitment(winner, index) != commitment(held.share, held.salt):
+            raise UserError(f"the holding of node {winner} is not the share committed to")
+        sealed = handover.seal_share(held.share, held.salt, view.sponsor_key)
+        cid = self.market.store.add(io.BytesIO(sealed))
+        self.custody.hand_over(view.task_id, cid)
+        self.log(f"task {view.task_id}: handed share {index} of node {winner} over as {cid}")

@@ -1,0 +1,73 @@
+"""One three-party session of a custodian, in a fresh process (`python -m custodian session
+JOB`): the job folder holds `job.json` (the session's address, this custodian's rank, what to
+do) and `inputs.safetensors` (this custodian's shares); the process writes `result.json` and
+`result.safetensors`. Nothing is pickled on the way in or out.
+
+Rank 0 says what the session is for (kind, task, node), rank 1 compares it with what it worked
+out itself from the chain and answers; both go on only if they agree. The dealer deals for any
+session custodian 0 opens (`dealer` below): it learns shapes, never values.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import load, save
+
+from bountytree.files import atomic_write, atomic_write_json
+from bountytree.models.spec import parse_spec
+from bountytree.mpc import private, session
+from bountytree.private.shares import Share
+
+TRAIN, SCORE = "train", "score"
+
+
+def run(job_dir: Path) -> int:
+    job = json.loads((job_dir / "job.json").read_text())
+    inputs = load((job_dir / "inputs.safetensors").read_bytes())
+    rank = int(job["rank"])
+    header = {k: job[k] for k in ("kind", "task", "node")}
+    session.join(
+        job["address"], rank, dealer=True, local_only=True, timeout_s=float(job["timeout"])
+    )
+    started = time.perf_counter()
+    try:
+        theirs = session.send_json(header if rank == 0 else None, 0)
+        answer = session.send_json({"ok": theirs == header} if rank == 1 else None, 1)
+        if not answer.get("ok"):
+            raise session.SessionRefused(f"the custodians disagree on the job: {theirs}")
+        spec = parse_spec(job["spec"])
+        weights = Share(rank, {k[2:]: v for k, v in inputs.items() if k.startswith("w:")})
+        rows = private.SharedRows(inputs["X"], inputs["Y"])
+        result: dict[str, object] = {"kind": job["kind"]}
+        arrays: dict[str, np.ndarray] = {}
+        if job["kind"] == TRAIN:
+            child = private.train(spec, weights, rows)
+            arrays = {f"w:{k}": v for k, v in child.tensors.items()}
+        else:
+            count = private.shared_count(spec, weights, rows)
+            step = private.ladder(
+                count, len(rows), inputs["best"].reshape(()), job["margin"], job["parent_bps"]
+            )
+            result["recorded"] = step.recorded_bps
+            arrays = {"best": step.best.reshape(1)}
+    finally:
+        session.leave()
+    result["seconds"] = time.perf_counter() - started
+    atomic_write(job_dir / "result.safetensors", save(arrays))
+    atomic_write_json(job_dir / "result.json", result)
+    return 0
+
+
+def dealer(address: str, timeout_s: float) -> int:
+    """One session as the dealer (a fresh process each time, like the custodians')."""
+    from bountytree.mpc import dealer as dealing
+
+    session.join(address, session.DEALER_RANK, dealer=True, local_only=True, timeout_s=timeout_s)
+    answered = dealing.serve()
+    session.leave()
+    print(f"dealt {answered} requests", flush=True)
+    return 0
