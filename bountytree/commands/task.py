@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bountytree.errors import UserError
@@ -58,6 +59,21 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     c.add_argument(
         "--shares", default="60/20/20", help="payout split data/compute/expertise in percent"
     )
+    c.add_argument(
+        "--private-models",
+        action="store_true",
+        help="no trained node's weights are ever public: custodians hold them as secret shares "
+        "(docs/private-models.md); needs --custodians, --dealer, --key-file, --custody-stake, "
+        "--custody-fee",
+    )
+    c.add_argument("--custodians", help="private models: the two custodians' addresses, A,B")
+    c.add_argument("--dealer", help="private models: the dealer's address")
+    c.add_argument("--key-file", help="private models: your key file (custody keygen)")
+    c.add_argument("--custody-stake", help="private models: ETH each of the three stakes")
+    c.add_argument("--custody-fee", help="private models: ETH paid now to the three, in thirds")
+    c.add_argument(
+        "--custody-window", default="2d", help="private models: hand-over time (default 2d)"
+    )
     c.set_defaults(run=run_create)
     s = verbs.add_parser("show", parents=[common], help="the model tree with scores, as text")
     s.add_argument("task_id", type=int)
@@ -82,6 +98,41 @@ def _count(text: str, flag: str) -> int:
     return int(text)
 
 
+def _private_terms(args: argparse.Namespace) -> dict[str, object] | None:
+    """The custody terms of `--private-models`, checked before anything is sent."""
+    from web3 import Web3
+
+    from bountytree.private.sealing import public_key, read_private_key
+    from bountytree.units import parse_duration, parse_eth
+
+    needed = ("custodians", "dealer", "key_file", "custody_stake", "custody_fee")
+    if not args.private_models:
+        given = [f"--{n.replace('_', '-')}" for n in needed if getattr(args, n)]
+        if given:
+            raise UserError(f"{', '.join(given)}: only with --private-models")
+        return None
+    missing = [f"--{n.replace('_', '-')}" for n in needed if not getattr(args, n)]
+    if missing:
+        raise UserError(f"--private-models needs {', '.join(missing)}")
+    named = [a.strip() for a in args.custodians.split(",")]
+    if len(named) != 2:
+        raise UserError(f"--custodians {args.custodians!r}: give two addresses, A,B")
+    parties = [*named, args.dealer]
+    for who in parties:
+        if not Web3.is_address(who):
+            raise UserError(f"{who!r} is not an address")
+    if len({p.lower() for p in parties}) != 3:
+        raise UserError("the two custodians and the dealer must be three different accounts")
+    return {
+        "custodians": (named[0], named[1]),
+        "dealer": args.dealer,
+        "sponsor_key": public_key(read_private_key(Path(args.key_file))),
+        "stake": parse_eth(args.custody_stake, "--custody-stake"),
+        "fee": parse_eth(args.custody_fee, "--custody-fee"),
+        "handover_window": parse_duration(args.custody_window),
+    }
+
+
 def run_create(args: argparse.Namespace, settings: Settings) -> int:
     from bountytree.market.actions import open_market
     from bountytree.market.render import eth
@@ -89,10 +140,15 @@ def run_create(args: argparse.Namespace, settings: Settings) -> int:
 
     if not 0 < args.target <= 1:
         raise UserError(f"--target: {args.target} is not in (0, 1]")
+    terms = _private_terms(args)
     fee = parse_eth(args.scoring_fee, "--scoring-fee")
     cap = _count(args.max_submissions, "--max-submissions")
     bond = parse_eth(args.audit_bond, "--audit-bond")
     market = open_market(settings)
+    if terms is not None:
+        from bountytree.market.custody import Custody
+
+        custody = Custody(market)  # refuses a deployment without PrivateCustody, before posting
     out = market.create_task(
         args.validation,
         name=args.name,
@@ -128,6 +184,18 @@ def run_create(args: argparse.Namespace, settings: Settings) -> int:
         )
     if out.test:
         print(f"  kept the test part at {out.test}")
+    if terms is not None:
+        try:
+            made = custody.register(out.task_id, **terms)  # type: ignore[arg-type]
+        except UserError as exc:
+            raise UserError(
+                f"task {out.task_id} was created but is not private yet ({exc}); before anyone "
+                f"submits, retry with `bountytree custody register --task {out.task_id} …`"
+            ) from None
+        print(
+            f"  private models: custodians {', '.join(made.view.custodians)}, dealer "
+            f"{made.view.dealer}; custody fee {eth(made.view.fee)}  {made.sent}"
+        )
     return 0
 
 

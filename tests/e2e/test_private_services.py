@@ -61,18 +61,26 @@ def test_custodians_train_score_and_hand_over_a_private_task(settings, deployed,
     for name in ("sponsor", "c0", "c1"):
         keys[name] = tmp_path / f"{name}.key"
         cli_ok(settings, "custody", "keygen", "--out", str(keys[name]))
-    task_id = created_task_id(
-        cli_ok(
-            settings, "task", "create", "--validation", str(files["validation"]),
-            "--name", "private services", "--bounty", "1", "--target", "0.2",
-            "--deadline", "2h", "--stake", "0.01",
-        )
+    create = (
+        "task", "create", "--validation", str(files["validation"]),
+        "--name", "private services", "--bounty", "1", "--target", "0.2",
+        "--deadline", "2h", "--stake", "0.01", "--shares", "80/0/20",
     )  # fmt: skip
-    cli_ok(
-        settings, "custody", "register", "--task", str(task_id),
+    terms = (
         "--custodians", f"{address[8]},{address[9]}", "--dealer", address[10],
-        "--key-file", str(keys["sponsor"]), "--stake", "0.02", "--fee", "0.03",
+        "--key-file", str(keys["sponsor"]), "--custody-stake", "0.02", "--custody-fee", "0.03",
     )  # fmt: skip
+    tasks_before = market_for(settings).chain.tree.functions.counts().call()[0]
+    assert "only with --private-models" in cli_error(settings, *create, *terms)
+    assert "needs --dealer" in cli_error(settings, *create, "--private-models", *terms[:2])
+    assert "three different accounts" in cli_error(
+        settings, *create, "--private-models", *terms[:3], address[8], *terms[4:]
+    )
+    # refused before anything was sent
+    assert market_for(settings).chain.tree.functions.counts().call()[0] == tasks_before
+    out = cli_ok(settings, *create, "--private-models", *terms)
+    task_id = created_task_id(out)
+    assert "private models: custodians" in out
     # rows cannot be shared before the custodians have said where to seal them
     assert "not accepted by all three" in cli_error(
         settings, "custody", "share-validation", "--task", str(task_id)
