@@ -17,7 +17,7 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
     uint256 private constant BPS = 10_000;
 
     IBountyTree public immutable tree;
-    uint256 private immutable _grace;
+    address public immutable admin;
 
     // slot 0 is ReentrancyGuard's namespaced flag (ERC-7201): these start at slot 0.
     mapping(uint256 taskId => Custody) private _custody;
@@ -28,10 +28,29 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
     mapping(uint256 key => uint32) private _attestations;
     /// @dev the sponsor's validation rows, two sealed shares (CID digests)
     mapping(uint256 taskId => bytes32[2]) private _validation;
+    mapping(address account => bool) private _approved;
 
     constructor(IBountyTree tree_) {
         tree = tree_;
-        _grace = tree_.FINALIZE_GRACE();
+        admin = msg.sender;
+    }
+
+    /// @inheritdoc IPrivateCustody
+    function approve(address account, bool approved) external {
+        if (msg.sender != admin) revert NotAdmin(msg.sender);
+        _approved[account] = approved;
+        emit Approved(account, approved);
+    }
+
+    /// @inheritdoc IPrivateCustody
+    function isApproved(address account) external view returns (bool) {
+        return _approved[account];
+    }
+
+    /// @inheritdoc IPrivateCustody
+    function noteFinalized(uint256 taskId) external {
+        Custody storage c = _registered(taskId);
+        if (!_note(taskId, c, tree.getTask(taskId))) revert NotFinalized(taskId);
     }
 
     /// @inheritdoc IPrivateCustody
@@ -56,6 +75,9 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
                 || custodian0 == custodian1 || custodian0 == dealer || custodian1 == dealer
                 || custodian0 == msg.sender || custodian1 == msg.sender || dealer == msg.sender
         ) revert PartiesNotDistinct();
+        if (!_approved[custodian0]) revert NotApproved(custodian0);
+        if (!_approved[custodian1]) revert NotApproved(custodian1);
+        if (!_approved[dealer]) revert NotApproved(dealer);
         if (sponsorKey == bytes32(0)) revert ZeroKey();
         if (stake > type(uint96).max) revert AmountTooLarge(stake);
         if (msg.value > type(uint96).max) revert AmountTooLarge(msg.value);
@@ -65,7 +87,7 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
         c.dealer = dealer;
         c.stake = uint96(stake);
         c.fee = uint96(msg.value);
-        c.handoverWindow = uint40(handoverWindow);
+        c.handoverWindow = uint32(handoverWindow);
         c.sponsorKey = sponsorKey;
         emit CustodyRegistered(taskId, custodian0, custodian1, dealer, sponsorKey, stake, msg.value, handoverWindow);
     }
@@ -105,9 +127,9 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
         if (c.settled) revert AlreadySettled(taskId);
         uint8 index = _custodianIndex(c, msg.sender);
         IBountyTree.Task memory t = tree.getTask(taskId);
-        if (!t.finalized) revert NotFinalized(taskId);
+        if (!_note(taskId, c, t)) revert NotFinalized(taskId);
         if (t.winnerNodeId == 0) revert NoWinner(taskId);
-        uint256 deadline = _deadline(c, t);
+        uint256 deadline = _deadline(c);
         if (block.timestamp > deadline) revert HandoverClosed(deadline);
         if (_commitments[uint256(t.winnerNodeId) * 2 + index] == bytes32(0)) {
             revert NoCommitment(t.winnerNodeId, index);
@@ -128,7 +150,9 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
         IBountyTree.Task memory t = tree.getTask(taskId);
         if (c.accepted == 7) {
             if (!t.finalized) revert NotFinalized(taskId);
-            uint256 deadline = _deadline(c, t);
+            // the window runs from the moment finalization is noted: settling cannot close it
+            if (c.finalizedAt == 0 && t.winnerNodeId != 0) revert HandoverOpen(0);
+            uint256 deadline = _deadline(c);
             if (t.winnerNodeId != 0 && block.timestamp <= deadline) revert HandoverOpen(deadline);
             if (t.winnerNodeId == 0) c.delivered = 3; // nothing to hand over: custody was served
         } else if (!t.finalized && block.timestamp < t.deadline) {
@@ -223,8 +247,8 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
     /// @inheritdoc IPrivateCustody
     function handoverDeadline(uint256 taskId) external view returns (uint256) {
         Custody storage c = _custody[taskId];
-        if (c.custodian0 == address(0)) return 0;
-        return _deadline(c, tree.getTask(taskId));
+        if (c.finalizedAt == 0) return 0;
+        return _deadline(c);
     }
 
     // ───────────────────────────── internals ─────────────────────────────
@@ -282,7 +306,17 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
         revert NotCustodian(account);
     }
 
-    function _deadline(Custody storage c, IBountyTree.Task memory t) private view returns (uint256) {
-        return uint256(t.deadline) + _grace + c.handoverWindow;
+    function _deadline(Custody storage c) private view returns (uint256) {
+        return uint256(c.finalizedAt) + c.handoverWindow;
+    }
+
+    /// @dev Records the first moment the task was seen finalized; whether it is finalized.
+    function _note(uint256 taskId, Custody storage c, IBountyTree.Task memory t) private returns (bool) {
+        if (!t.finalized) return false;
+        if (c.finalizedAt == 0) {
+            c.finalizedAt = uint40(block.timestamp);
+            emit FinalizationNoted(taskId, block.timestamp);
+        }
+        return true;
     }
 }

@@ -23,6 +23,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,12 +37,19 @@ from bountytree.files import atomic_write, atomic_write_json
 from bountytree.market.actions import Market, NodeView
 from bountytree.market.custody import REJECT, SCORE, Custody, CustodyView
 from bountytree.models import weights as weights_io
+from bountytree.models.fields import SpecError
 from bountytree.models.spec import ModelSpec, private_problem
 from bountytree.private import handover, ring, rows
 from bountytree.private.shares import Share, ShareError, commitment
 from bountytree.processes import die_with_parent
-from bountytree.reasons import Reason
-from bountytree.storage.store import get_bytes
+from bountytree.reasons import Reason, Rejected
+from bountytree.storage.store import (
+    BlockMissing,
+    StoreError,
+    StoreUnavailable,
+    TooLarge,
+    get_bytes,
+)
 
 from . import session
 from .holdings import Holdings
@@ -78,6 +86,8 @@ class Custodian:
         *,
         log: Log = print,
         session_timeout: float = 60.0,
+        session_budget: float = 1800.0,
+        fetch_timeout: float = 60.0,
         tasks: list[int] | None = None,
     ):
         self.market = market
@@ -88,6 +98,10 @@ class Custodian:
         self.peer = peer
         self.log = log
         self.session_timeout = session_timeout
+        # What one session may take, start to end (a training of many rows and epochs is long)
+        self.session_budget = session_budget
+        self.fetch_timeout = fetch_timeout
+        self._missing: dict[int, float] = {}  # node -> when a file of it was first missing
         self.only = tasks
 
     # ── the round ──
@@ -104,8 +118,12 @@ class Custodian:
         for view in self.my_tasks():
             try:
                 self.serve_task(view)
+            except StoreUnavailable as exc:
+                self.log(f"task {view.task_id}: the store is unavailable ({exc}); next round")
             except UserError as exc:
                 self.log(f"task {view.task_id}: {exc}")
+            except Exception as exc:  # one task's trouble never stops the custodian's others
+                self.log(f"task {view.task_id}: {type(exc).__name__}: {exc}")
 
     def serve_task(self, view: CustodyView) -> None:
         index = view.party_of(self.me)
@@ -141,14 +159,32 @@ class Custodian:
         task_id = view.task_id
         held = self.holdings.share(task_id, node.id)
         try:
-            if held is None:
-                if node.parent_id == 0:
-                    held = self.holdings.keep(task_id, node.id, self._architecture(node, index))
-                else:
-                    parent = nodes[node.parent_id]
-                    if parent.status == "rejected":
-                        raise Refuse(Reason.PARENT_REJECTED, f"parent {parent.id} was rejected")
-                    return self._train(view, index, node, parent)
+            try:
+                if held is None:
+                    if node.parent_id == 0:
+                        held = self.holdings.keep(task_id, node.id, self._architecture(node, index))
+                    else:
+                        parent = nodes[node.parent_id]
+                        if parent.status == "rejected":
+                            raise Refuse(Reason.PARENT_REJECTED, f"parent {parent.id} was rejected")
+                        return self._train(view, index, node, parent)
+                self._spec(node)  # an architecture the task cannot use stops here, too
+            except StoreUnavailable:
+                raise  # the store is down: nobody's node is at fault
+            except BlockMissing as exc:
+                first = self._missing.setdefault(node.id, time.monotonic())
+                if time.monotonic() - first < self.fetch_timeout:
+                    self.log(f"node {node.id}: {exc}; waiting")
+                    return False
+                raise Refuse(Reason.MISSING, str(exc)) from None
+            except TooLarge as exc:
+                raise Refuse(Reason.TOO_LARGE, str(exc)) from None
+            except Rejected as exc:
+                raise Refuse(exc.reason, str(exc)) from None
+            except SpecError as exc:
+                raise Refuse(Reason.INVALID_SPEC, str(exc)) from None
+            except (ShareError, StoreError) as exc:
+                raise Refuse(Reason.CORRUPT, str(exc)) from None
         except Refuse as refused:
             self._attest(node, REJECT, int(refused.reason), str(refused))
             return True
@@ -170,6 +206,13 @@ class Custodian:
         spec = self.market.architecture_spec(node)
         if (problem := private_problem(spec)) is not None:
             raise Refuse(Reason.UNFIT_SPEC, problem)
+        info = self.market.task(node.task_id).info
+        if (spec.num_features, spec.num_classes) != (info.num_features, info.num_classes):
+            raise Refuse(
+                Reason.UNFIT_SPEC,
+                f"{spec.num_features} features and {spec.num_classes} classes; the task has "
+                f"{info.num_features} and {info.num_classes}",
+            )
         return spec
 
     def _architecture(self, node: NodeView, index: int) -> Share:
@@ -189,12 +232,11 @@ class Custodian:
             },
         )
 
-    def _rows(self, cid: str, index: int, what: str) -> Share:
+    def _rows(
+        self, cid: str, index: int, what: str, context: bytes, shape: tuple[int, int]
+    ) -> Share:
         raw = get_bytes(self.market.store, cid, MAX_ROWS_BYTES)
-        try:
-            return rows.open_rows(raw, self.holdings.key, index, what)
-        except UserError as exc:
-            raise Refuse(Reason.CORRUPT, str(exc)) from None
+        return rows.open_rows(raw, self.holdings.key, index, what, context, shape)
 
     # ── sessions ──
 
@@ -211,9 +253,16 @@ class Custodian:
             raise Refuse(Reason.CORRUPT, str(exc)) from None
         if record.parent != parent.id:
             raise Refuse(Reason.CORRUPT, f"its record names parent {record.parent}")
-        mine = self._rows(record.shares[index], index, f"node {node.id}'s rows")
-        if mine.tensors["X"].shape[1] != spec.num_features or len(mine.tensors["X"]) != record.rows:
-            raise Refuse(Reason.CORRUPT, "its rows do not fit its spec or its record")
+        context = rows.node_context(
+            self.market.chain.chain_id, view.task_id, node.author, parent.id
+        )
+        shape = (spec.num_features, spec.num_classes)
+        try:
+            mine = self._rows(record.shares[index], index, f"node {node.id}'s rows", context, shape)
+        except UserError as exc:  # the owner's files: its node is refused, nobody else's
+            raise Refuse(Reason.CORRUPT, str(exc)) from None
+        if len(mine.tensors["X"]) != record.rows:
+            raise Refuse(Reason.CORRUPT, "its rows are not as many as its record says")
         inputs = {f"w:{k}": v for k, v in parent_share.share.tensors.items()}
         inputs.update(X=mine.tensors["X"], Y=mine.tensors["Y"])
         result = self._session(index, Job(session.TRAIN, view.task_id, node.id, spec, inputs))
@@ -237,7 +286,12 @@ class Custodian:
         mine: tuple[int, int] | None,
     ) -> bool:
         spec = self._spec(node)
-        rows_share = self._rows(validation[index], index, "the validation rows")
+        context = rows.validation_context(self.market.chain.chain_id, view.task_id)
+        shape = (spec.num_features, spec.num_classes)
+        try:
+            rows_share = self._rows(validation[index], index, "the validation rows", context, shape)
+        except UserError as exc:  # the sponsor's files: no node is blamed for them
+            raise UserError(f"the sponsor's validation shares: {exc}") from None
         inputs = {f"w:{k}": v for k, v in share.tensors.items()}
         inputs.update(
             X=rows_share.tensors["X"],
@@ -285,12 +339,18 @@ class Custodian:
                 },
             )
             atomic_write(folder / "inputs.safetensors", save(job.inputs))
-            status = subprocess.run(
-                [sys.executable, "-m", "custodian", "session", str(folder)],
-                preexec_fn=die_with_parent(),
-                capture_output=True,
-                timeout=self.session_timeout * 20,
-            )
+            try:
+                status = subprocess.run(
+                    [sys.executable, "-m", "custodian", "session", str(folder)],
+                    preexec_fn=die_with_parent(),
+                    capture_output=True,
+                    timeout=self.session_budget,
+                )
+            except subprocess.TimeoutExpired:
+                self.log(
+                    f"node {job.node_id}: the {job.kind} session ran over {self.session_budget:.0f} s"
+                )
+                return None
             if status.returncode != 0 or not (folder / "result.json").exists():
                 tail = status.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
                 self.log(f"node {job.node_id}: no {job.kind} session this round ({tail[0]})")

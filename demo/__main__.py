@@ -15,8 +15,11 @@ from .market import run, summary
 
 def main() -> int:
     started_at = time.perf_counter()
+    play = run
+    if "--private-models" in sys.argv[1:]:
+        from .private import run as play
     try:
-        result = run(Settings(), log=lambda line: print(line, flush=True))
+        result = play(Settings(), log=lambda line: print(line, flush=True))
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -16,10 +16,14 @@ ACTORS: dict[int, tuple[str, str]] = {
     6: ("Bob", "data owner"),
     7: ("Carol", "data owner"),
     8: ("Dave", "compute provider"),
+    # a private task's custody (`bountytree up --private-models`)
+    10: ("Kai", "custodian"),
+    11: ("Lin", "custodian"),
+    12: ("Dee", "dealer"),
 }
 
 
-def names(count: int = 10) -> dict[str, str]:
+def names(count: int = 13) -> dict[str, str]:
     """address -> name for the first `count` local accounts (unnamed ones become "Account N")."""
     return {
         ganache_account(i).address: ACTORS.get(i, (f"Account {i}", ""))[0] for i in range(count)

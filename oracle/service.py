@@ -20,6 +20,7 @@ import torch
 from bountytree.errors import UserError
 from bountytree.market import ladder
 from bountytree.market.actions import Market, NodeView, Score, TaskView
+from bountytree.market.custody import Custody
 from bountytree.market.validation import registered, registered_test
 from bountytree.models import datasets
 from bountytree.models import weights as weights_io
@@ -112,13 +113,8 @@ class Oracle:
         """Unfinalized tasks, and finalized ones whose winner may still need a test score
         (score_test_if_due settles those)."""
         out = []
-        custody = self.market.chain.custody
         for t in self.market.task_ids():
-            if t in self._test_settled or t in self._private:
-                continue
-            if custody is not None and int(custody.functions.custodyOf(t).call()[0], 16):
-                self._private.add(t)
-                self.log(f"task {t} is private: its custodians hold its nodes; skipped")
+            if t in self._test_settled or self.is_private(t):
                 continue
             task = self.market.task(t, with_info=False)
             if task.finalized and not task.winner:
@@ -127,9 +123,21 @@ class Oracle:
             out.append(t)
         return out
 
+    def is_private(self, task_id: int) -> bool:
+        """Whether custody is registered for the task (for good, once it is)."""
+        if task_id in self._private:
+            return True
+        if self.market.chain.custody is not None and Custody(self.market).of(task_id):
+            self._private.add(task_id)
+            self.log(f"task {task_id} is private: its custodians hold its nodes; skipped")
+            return True
+        return False
+
     def run_round(self, task_ids: list[int] | None = None) -> list[TaskRound]:
         rounds = []
         for task_id in task_ids or self.open_tasks():
+            if self.is_private(task_id):  # again: it may have become private since the list
+                continue
             r = TaskRound(task_id)
             for step in (self.score_task, self.finalize_if_due, self.score_test_if_due):
                 try:

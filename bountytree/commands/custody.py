@@ -2,6 +2,7 @@
 
   keygen --out FILE                      an X25519 key pair (sponsor or custodian); prints the
                                          public key
+  approve ADDRESS [--revoke]             the admin approves a custodian or dealer
   register --task T --custodians A,B --dealer D --key-file FILE --stake ETH --fee ETH
                                          the sponsor makes a task private (before any submission)
   accept --task T [--key-file FILE]      a custodian (with its key) or the dealer stakes
@@ -45,6 +46,10 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     k = verbs.add_parser("keygen", parents=[common], help="write an X25519 key file")
     k.add_argument("--out", required=True, help="a new file (owner-only)")
     k.set_defaults(run=run_keygen)
+    p_ = verbs.add_parser("approve", parents=[common], help="approve a custodian or dealer")
+    p_.add_argument("address")
+    p_.add_argument("--revoke", action="store_true", help="withdraw the approval")
+    p_.set_defaults(run=run_approve)
     r = verbs.add_parser("register", parents=[common], help="make a task private (its sponsor)")
     r.add_argument("--task", type=int, required=True)
     r.add_argument("--custodians", required=True, help="two addresses, comma-separated")
@@ -108,6 +113,12 @@ def run_keygen(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def run_approve(args: argparse.Namespace, settings: Settings) -> int:
+    sent = _custody(settings).approve(args.address, not args.revoke)
+    print(f"{'withdrew approval of' if args.revoke else 'approved'} {args.address}  {sent}")
+    return 0
+
+
 def run_register(args: argparse.Namespace, settings: Settings) -> int:
     from bountytree.errors import UserError
     from bountytree.market.render import eth
@@ -165,59 +176,19 @@ def run_show(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _custodian_keys(custody: Custody, task_id: int) -> tuple[bytes, bytes]:
-    from bountytree.errors import UserError
-
-    view = custody.require(task_id)
-    if not view.ready or view.keys[0] is None or view.keys[1] is None:
-        raise UserError(f"task {task_id}'s custody is not accepted by all three yet")
-    return view.keys[0], view.keys[1]
-
-
 def run_share_validation(args: argparse.Namespace, settings: Settings) -> int:
-    import io
-
-    from bountytree.errors import UserError
-    from bountytree.market.validation import check_commitment, registered, registered_salt
-    from bountytree.models.datasets import check_against, load_file
-    from bountytree.private.rows import seal_rows
-
-    custody = _custody(settings)
-    market = custody.market
-    keys = _custodian_keys(custody, args.task)
-    task = market.task(args.task)
-    info = task.info
-    chain_id = market.chain.chain_id
-    path = args.validation or registered(settings.home, chain_id, args.task)
-    if path is None:
-        raise UserError(f"no validation file registered for task {args.task}: give --validation")
-    check_commitment(path, registered_salt(settings.home, chain_id, args.task), task.commitment)
-    data = load_file(path, info.label_column)
-    check_against(data, info.num_features, info.num_classes, str(path))
-    sealed = seal_rows(data.X, data.y, info.num_classes, keys)
-    cids = (market.store.add(io.BytesIO(sealed[0])), market.store.add(io.BytesIO(sealed[1])))
-    sent = custody.share_validation(args.task, cids)
-    print(f"shared {len(data)} validation rows with task {args.task}'s custodians  {sent}")
+    rows = _custody(settings).share_validation_file(args.task, args.validation)
+    print(f"shared {rows} validation rows with task {args.task}'s custodians")
     return 0
 
 
 def run_submit(args: argparse.Namespace, settings: Settings) -> int:
-    import io
-
-    from bountytree.models.datasets import check_against, load_file
-    from bountytree.private.rows import PrivateNode, seal_rows
+    from bountytree.models.datasets import load_file
 
     custody = _custody(settings)
-    market = custody.market
-    keys = _custodian_keys(custody, args.task)
-    info = market.task(args.task).info
-    market.require_parent(args.task, args.parent, 0)
+    info = custody.market.task(args.task).info
     data = load_file(args.data, info.label_column)
-    check_against(data, info.num_features, info.num_classes, args.data)
-    sealed = seal_rows(data.X, data.y, info.num_classes, keys)
-    cids = (market.store.add(io.BytesIO(sealed[0])), market.store.add(io.BytesIO(sealed[1])))
-    record = PrivateNode(args.parent, len(data), cids)
-    out = market.submit(args.task, args.parent, market.store.add(io.BytesIO(record.to_bytes())))
+    out = custody.submit_rows(args.task, args.parent, data)
     print(
         f"node {out.node_id} submitted on task {args.task} (parent {args.parent}): {len(data)} "
         "rows, each custodian holds one sealed share of them; they train it on shares"

@@ -53,6 +53,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         default="ganache",
         help="the local chain to start (state in .bountytree/chain or .bountytree/anvil)",
     )
+    p.add_argument(
+        "--private-models",
+        action="store_true",
+        help="also start two custodians (dev:10, dev:11) and a dealer (dev:12) for private "
+        "tasks; with --demo, play a private task",
+    )
     p.add_argument("--app-port", type=int, default=8501)
     p.add_argument(
         "--exit", action="store_true", help="stop everything once the demo is done (for scripts)"
@@ -71,10 +77,51 @@ def _deployed(settings: Settings) -> bool:
 
     from bountytree.chain.client import load_artifact
 
-    record = json.loads(path.read_text())["BountyTree"]
-    if record["abi"] != load_artifact(settings.build, "BountyTree")["abi"]:
-        return False  # deployed from older sources: a new interface needs new contracts
-    return len(chain.w3.eth.get_code(record["address"])) > 0  # the file may outlive a reset chain
+    deployed = json.loads(path.read_text())
+    for name in ("BountyTree", "PrivateCustody"):
+        record = deployed.get(name)
+        if record is None or record["abi"] != load_artifact(settings.build, name)["abi"]:
+            return False  # deployed from older sources: a new interface needs new contracts
+    # the file may outlive a reset chain
+    return len(chain.w3.eth.get_code(deployed["BountyTree"]["address"])) > 0
+
+
+def _start_custody(settings: Settings, env: dict[str, str], spawn: Any, logs: Any) -> None:
+    """Two custodians and a dealer as local development accounts (their key files under the
+    home folder, created once), meeting at a free loopback port."""
+    from bountytree.chain.client import ganache_account
+    from bountytree.market.actions import open_market
+    from bountytree.market.custody import LOCAL_PARTIES, Custody, local_key_file
+    from bountytree.private.sealing import write_private_key
+    from bountytree.processes import free_port
+
+    peer = f"127.0.0.1:{free_port()}"
+    *custodians, dealer = LOCAL_PARTIES
+    admin = Custody(open_market(settings, ganache_account(0)))  # the deployer
+    for account in LOCAL_PARTIES:
+        address = ganache_account(account).address
+        if not admin.is_approved(address):
+            admin.approve(address)
+    for index, account in enumerate(custodians):
+        key = local_key_file(settings.home, account)
+        if not key.exists():
+            key.parent.mkdir(parents=True, exist_ok=True)
+            write_private_key(key)
+        argv = ["serve", "--key-file", str(key), "--peer", peer, "--interval", "2"]
+        spawn(
+            f"custodian{index}",
+            [sys.executable, "-m", "custodian", *argv],
+            {**env, "BOUNTYTREE_ACCOUNT": f"dev:{account}"},
+        )
+    spawn(
+        "dealer",
+        [sys.executable, "-m", "custodian", "dealer", "--peer", peer],
+        {**env, "BOUNTYTREE_ACCOUNT": f"dev:{dealer}"},
+    )
+    print(
+        f"custody    custodians dev:{custodians[0]}, dev:{custodians[1]} and dealer dev:{dealer} "
+        f"at {peer} (logs: {logs / 'custodian0.log'} …)"
+    )
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -160,8 +207,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             app_env = {k: v for k, v in env.items() if k not in KEY_VARIABLES}
             spawn("app", [*app, "--server.port", str(args.app_port)], app_env)
             print(f"app        http://localhost:{args.app_port}")
+        if args.private_models and not args.chain_only:
+            _start_custody(settings, env, spawn, logs)
         # The scripted market runs the trainer, a role: a process as well.
-        if args.demo and subprocess.run([sys.executable, "-m", "demo"], env=env).returncode:
+        demo = [
+            sys.executable,
+            "-m",
+            "demo",
+            *(["--private-models"] if args.private_models else []),
+        ]
+        if args.demo and subprocess.run(demo, env=env).returncode:
             raise UserError("the scripted market stopped (see above)")
         if args.exit:
             return 0

@@ -8,16 +8,31 @@ private-models.md says what each party holds and why.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from web3 import Web3
 
-from bountytree.chain.client import Sent
+from bountytree.chain.client import Sent, decode_record
 from bountytree.errors import UserError
+from bountytree.models.datasets import Dataset, check_against, load_file
+from bountytree.private.rows import PrivateNode, node_context, seal_rows, validation_context
 from bountytree.storage.cid import bytes32_to_cid, cid_to_bytes32
 
+from . import validation as validation_files
 from .actions import Market
+from .records import Submitted
+
+# The custody `bountytree up --private-models` runs on a local chain: custodians and dealer as
+# these development accounts, their key files under the home folder.
+LOCAL_PARTIES = (10, 11, 12)
+
+
+def local_key_file(home: Path, account: int) -> Path:
+    return Path(home) / "custody" / f"dev-{account}.key"
+
 
 PARTIES = ("custodian 0", "custodian 1", "dealer")
 ZERO = b"\x00" * 32
@@ -80,24 +95,26 @@ class Custody:
 
     def of(self, task_id: int) -> CustodyView | None:
         """The task's custody, None for a public task."""
-        c = self.contract.functions.custodyOf(task_id).call()
-        if int(c[0], 16) == 0:
+        fn = self.contract.functions.custodyOf(task_id)
+        c = decode_record(fn, fn.call())
+        if int(c["custodian0"], 16) == 0:
             return None
-        (c0, stake, c1, fee, dealer, window, accepted, delivered, settled, key) = c[:10]
-        sealed0, sealed1, key0, key1 = c[10:14]
         return CustodyView(
             task_id=task_id,
-            custodians=(Web3.to_checksum_address(c0), Web3.to_checksum_address(c1)),
-            dealer=Web3.to_checksum_address(dealer),
-            stake=int(stake),
-            fee=int(fee),
-            handover_window=int(window),
-            accepted=int(accepted),
-            delivered=int(delivered),
-            settled=bool(settled),
-            sponsor_key=bytes(key),
-            sealed=(_cid_or_none(sealed0), _cid_or_none(sealed1)),
-            keys=(_key_or_none(key0), _key_or_none(key1)),
+            custodians=(
+                Web3.to_checksum_address(c["custodian0"]),
+                Web3.to_checksum_address(c["custodian1"]),
+            ),
+            dealer=Web3.to_checksum_address(c["dealer"]),
+            stake=int(c["stake"]),
+            fee=int(c["fee"]),
+            handover_window=int(c["handoverWindow"]),
+            accepted=int(c["accepted"]),
+            delivered=int(c["delivered"]),
+            settled=bool(c["settled"]),
+            sponsor_key=bytes(c["sponsorKey"]),
+            sealed=(_cid_or_none(c["sealed0"]), _cid_or_none(c["sealed1"])),
+            keys=(_key_or_none(c["key0"]), _key_or_none(c["key1"])),
             handover_deadline=int(self.contract.functions.handoverDeadline(task_id).call()),
         )
 
@@ -127,6 +144,17 @@ class Custody:
         )
         return CustodyRegistered(self.require(task_id), sent)
 
+    def approve(self, account: str, approved: bool = True) -> Sent:
+        """The admin approves an account as custodian or dealer (or withdraws approval)."""
+        who = _address(account, "account")
+        verb = "approve" if approved else "withdraw approval of"
+        return self.market.chain.send(
+            self.contract.functions.approve(who, approved), action=f"{verb} {who} for custody"
+        )
+
+    def is_approved(self, account: str) -> bool:
+        return bool(self.contract.functions.isApproved(_address(account, "account")).call())
+
     def accept(self, task_id: int, sealing_key: bytes | None) -> Sent:
         """Accepts custody by staking (a custodian gives its X25519 key, the dealer none)."""
         view = self.require(task_id)
@@ -154,6 +182,49 @@ class Custody:
 
     def settle(self, task_id: int) -> Sent:
         return self.market.chain.send(self.contract.functions.settle(task_id))
+
+    def custodian_keys(self, task_id: int) -> tuple[bytes, bytes]:
+        view = self.require(task_id)
+        if not view.ready or view.keys[0] is None or view.keys[1] is None:
+            raise UserError(f"task {task_id}'s custody is not accepted by all three yet")
+        return view.keys[0], view.keys[1]
+
+    def _sealed_rows(
+        self, task_id: int, data: Dataset, classes: int, context: bytes
+    ) -> tuple[str, str]:
+        sealed = seal_rows(data.X, data.y, classes, self.custodian_keys(task_id), context)
+        store = self.market.store
+        return store.add(io.BytesIO(sealed[0])), store.add(io.BytesIO(sealed[1]))
+
+    def share_validation_file(self, task_id: int, path: str | Path | None = None) -> int:
+        """The sponsor shares its validation rows (by default the file `task create` kept),
+        checked against the task's commitment first; returns the number of rows."""
+        home, chain_id = self.market.chain.settings.home, self.market.chain.chain_id
+        task = self.market.task(task_id)
+        path = path or validation_files.registered(home, chain_id, task_id)
+        if path is None:
+            raise UserError(f"no validation file registered for task {task_id}: give its path")
+        salt = validation_files.registered_salt(home, chain_id, task_id)
+        validation_files.check_commitment(path, salt, task.commitment)
+        data = load_file(path, task.info.label_column)
+        check_against(data, task.info.num_features, task.info.num_classes, str(path))
+        context = validation_context(chain_id, task_id)
+        self.share_validation(
+            task_id, self._sealed_rows(task_id, data, task.info.num_classes, context)
+        )
+        return len(data)
+
+    def submit_rows(self, task_id: int, parent_id: int, data: Dataset) -> Submitted:
+        """A data owner's rows, one share sealed to each custodian, as a child of `parent_id`
+        (committed and revealed as any node)."""
+        info = self.market.task(task_id).info
+        self.market.require_parent(task_id, parent_id, 0)
+        check_against(data, info.num_features, info.num_classes, "the rows")
+        chain = self.market.chain
+        context = node_context(chain.chain_id, task_id, chain.address, parent_id)
+        shares = self._sealed_rows(task_id, data, info.num_classes, context)
+        record = PrivateNode(parent_id, len(data), shares).to_bytes()
+        return self.market.submit(task_id, parent_id, self.market.store.add(io.BytesIO(record)))
 
     def share_validation(self, task_id: int, cids: tuple[str, str]) -> Sent:
         """The sponsor gives the custodians its validation rows (two sealed shares' CIDs)."""

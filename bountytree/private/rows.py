@@ -5,6 +5,10 @@ splits each into two shares and seals share i to custodian i's X25519 key (the k
 it accepted custody, on-chain): each sealed file is a share file holding tensors "X" and "Y".
 No custodian alone, and nobody reading the store, learns anything about the rows.
 
+Each sealed share is bound to what it is for (`node_context`, `validation_context`: chain,
+task, and for a node its author and parent): a share copied into another submission, task or
+chain does not open there, so nobody can claim another owner's rows.
+
 A private node's CID on-chain names a record (`bountytree/private-node@1`, JSON): its parent,
 the number of rows, and the CIDs of the two sealed row shares. The custodians train the child
 from the parent's shares on these rows; the child's weights exist only as their shares.
@@ -63,20 +67,37 @@ class PrivateNode:
         return PrivateNode(data["parent"], data["rows"], (data["shares"][0], data["shares"][1]))
 
 
+def node_context(chain_id: int, task_id: int, author: str, parent_id: int) -> bytes:
+    """What a data owner's row shares are bound to: this chain, task, author and parent."""
+    return f"bountytree rows {chain_id} {task_id} {author.lower()} {parent_id}".encode()
+
+
+def validation_context(chain_id: int, task_id: int) -> bytes:
+    """What a sponsor's validation shares are bound to."""
+    return f"bountytree validation {chain_id} {task_id}".encode()
+
+
 def seal_rows(
-    X: np.ndarray, y: np.ndarray, classes: int, keys: tuple[bytes, bytes]
+    X: np.ndarray, y: np.ndarray, classes: int, keys: tuple[bytes, bytes], context: bytes
 ) -> tuple[bytes, bytes]:
-    """The owner's rows as two sealed shares, share i to custodian key i."""
+    """The owner's rows as two sealed shares, share i to custodian key i, bound to `context`."""
     onehot = np.eye(classes, dtype=np.float32)[np.asarray(y, dtype=np.int64)]
     zero, one = split_state({"X": np.asarray(X, dtype=np.float32), "Y": onehot})
-    return sealing.seal(zero.to_bytes(), keys[0]), sealing.seal(one.to_bytes(), keys[1])
+    return (
+        sealing.seal(zero.to_bytes(), keys[0], context),
+        sealing.seal(one.to_bytes(), keys[1], context),
+    )
 
 
-def open_rows(sealed: bytes, private_key: bytes, index: int, what: str) -> Share:
-    """Custodian `index`'s share of an owner's rows; ShareError if it is not its share."""
-    share = Share.from_bytes(sealing.open_sealed(sealed, private_key, what), what)
+def open_rows(
+    sealed: bytes, private_key: bytes, index: int, what: str, context: bytes, shape: tuple[int, int]
+) -> Share:
+    """Custodian `index`'s share of rows with `shape` = (features, classes); ShareError if it
+    is not its share, for this context, of rows of that shape."""
+    share = Share.from_bytes(sealing.open_sealed(sealed, private_key, what, context), what)
     if share.party != index or set(share.tensors) != {"X", "Y"}:
         raise ShareError(f"{what}: not custodian {index}'s share of rows")
-    if share.tensors["X"].ndim != 2 or share.tensors["Y"].shape[0] != share.tensors["X"].shape[0]:
-        raise ShareError(f"{what}: rows and labels of different lengths")
+    X, Y = share.tensors["X"], share.tensors["Y"]
+    if X.ndim != 2 or Y.ndim != 2 or len(X) != len(Y) or (X.shape[1], Y.shape[1]) != shape:
+        raise ShareError(f"{what}: not rows of {shape[0]} features and {shape[1]} classes")
     return share

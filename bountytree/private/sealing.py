@@ -48,14 +48,17 @@ def public_key(private: bytes) -> bytes:
     return raw
 
 
-def _key(shared: bytes, ephemeral: bytes, recipient: bytes) -> bytes:
-    key = HKDF(shared, 32, b"", SHA256, context=b"bountytree seal" + ephemeral + recipient)
+def _key(shared: bytes, ephemeral: bytes, recipient: bytes, context: bytes) -> bytes:
+    info = b"bountytree seal" + ephemeral + recipient + context
+    key = HKDF(shared, 32, b"", SHA256, context=info)
     assert isinstance(key, bytes)  # one key asked for, so not a tuple of keys
     return key
 
 
-def seal(data: bytes, recipient: bytes) -> bytes:
-    """`data` sealed to the recipient's 32-byte public key."""
+def seal(data: bytes, recipient: bytes, context: bytes = b"") -> bytes:
+    """`data` sealed to the recipient's 32-byte public key. `context` (not stored) binds the
+    file to what it is for: it opens only with the same context, so a sealed file copied into
+    another task, node or author's submission does not open there."""
     if len(recipient) != KEY_BYTES:
         raise UserError(f"a public key is {KEY_BYTES} bytes, this one is {len(recipient)}")
     try:
@@ -66,17 +69,20 @@ def seal(data: bytes, recipient: bytes) -> bytes:
     mine = ephemeral.public_key().export_key(format="raw")
     assert isinstance(mine, bytes)
     key = DH.key_agreement(
-        static_priv=ephemeral, static_pub=their, kdf=lambda z: _key(z, mine, recipient)
+        static_priv=ephemeral, static_pub=their, kdf=lambda z: _key(z, mine, recipient, context)
     )
     nonce = os.urandom(NONCE_BYTES)
     cipher = ChaCha20_Poly1305.new(key=key, nonce=nonce)
-    cipher.update(MAGIC + mine)
+    cipher.update(MAGIC + mine + context)
     body, tag = cipher.encrypt_and_digest(data)
     return MAGIC + mine + nonce + body + tag
 
 
-def open_sealed(sealed: bytes, private: bytes, what: str = "sealed file") -> bytes:
-    """The data of a sealed file; SealError if it is not one sealed to this key or was changed."""
+def open_sealed(
+    sealed: bytes, private: bytes, what: str = "sealed file", context: bytes = b""
+) -> bytes:
+    """The data of a sealed file; SealError if it is not one sealed to this key and context, or
+    was changed."""
     head = len(MAGIC) + KEY_BYTES + NONCE_BYTES
     if not sealed.startswith(MAGIC) or len(sealed) < head + TAG_BYTES:
         raise SealError(f"{what}: not a sealed file")
@@ -88,10 +94,10 @@ def open_sealed(sealed: bytes, private: bytes, what: str = "sealed file") -> byt
         key = DH.key_agreement(
             static_priv=me,
             static_pub=DH.import_x25519_public_key(theirs),
-            kdf=lambda z: _key(z, theirs, public_key(private)),
+            kdf=lambda z: _key(z, theirs, public_key(private), context),
         )
         cipher = ChaCha20_Poly1305.new(key=key, nonce=nonce)
-        cipher.update(MAGIC + theirs)
+        cipher.update(MAGIC + theirs + context)
         return bytes(cipher.decrypt_and_verify(body, tag))
     except ValueError:
         raise SealError(

@@ -35,10 +35,11 @@ interface IPrivateCustody {
         uint96 fee; // wei the sponsor paid, split in thirds at settlement
         // slot 2
         address dealer;
-        uint40 handoverWindow; // seconds after the task's deadline + BountyTree.FINALIZE_GRACE
+        uint32 handoverWindow; // seconds the custodians have once finalization is noted
         uint8 accepted; // bit i: party i staked (0, 1: custodians; 2: dealer)
         uint8 delivered; // bit i: custodian i posted its hand-over
         bool settled;
+        uint40 finalizedAt; // when this contract first saw the task finalized (0: not yet)
         // slot 3
         bytes32 sponsorKey; // the sponsor's X25519 public key, for the hand-over
         // slots 4, 5
@@ -59,6 +60,9 @@ interface IPrivateCustody {
 
     // ─────────────────────────────── events ──────────────────────────────
 
+    event Approved(address indexed account, bool approved);
+    /// @notice The hand-over window opened: the task was seen finalized at `at`.
+    event FinalizationNoted(uint256 indexed taskId, uint256 at);
     event CustodyRegistered(
         uint256 indexed taskId,
         address custodian0,
@@ -91,6 +95,9 @@ interface IPrivateCustody {
     // ─────────────────────────────── errors ──────────────────────────────
 
     error UnknownTask(uint256 taskId);
+    error NotAdmin(address caller);
+    /// @notice A custodian or dealer the admin has not approved.
+    error NotApproved(address account);
     error NotSponsor(address caller);
     /// @notice Custody is set before the task takes any proposal or commitment.
     error TaskHasSubmissions(uint256 taskId);
@@ -126,13 +133,22 @@ interface IPrivateCustody {
 
     // ───────────────────────────── functions ─────────────────────────────
 
+    /// @notice The admin approves (or withdraws approval of) an account as custodian or dealer.
+    function approve(address account, bool approved) external;
+
+    function isApproved(address account) external view returns (bool);
+
+    /// @notice Anyone, once the task is finalized: opens the hand-over window (the handover
+    ///         and settle calls do it too). The window runs from this moment, so finalizing late
+    ///         never shortens it.
+    function noteFinalized(uint256 taskId) external;
+
     /// @notice Makes a task private: names its custodians, dealer and the sponsor's key. Only
     ///         the task's sponsor, before any submission, while the task is open. msg.value is
     ///         the custody fee.
     /// @param stake Wei each of the three must stake to accept.
-    /// @param handoverWindow Seconds the custodians have for the hand-over after the task's
-    ///        deadline plus BountyTree.FINALIZE_GRACE (by when anyone can finalize), 1 hour to
-    ///        30 days.
+    /// @param handoverWindow Seconds the custodians have for the hand-over once finalization is
+    ///        noted, 1 hour to 30 days.
     function register(
         uint256 taskId,
         address custodian0,
@@ -183,7 +199,7 @@ interface IPrivateCustody {
 
     function commitmentOf(uint256 nodeId, uint8 index) external view returns (bytes32);
 
-    /// @notice The last moment a custodian may hand over (0: the task is not private).
+    /// @notice The last moment a custodian may hand over (0: not private, or not finalized yet).
     function handoverDeadline(uint256 taskId) external view returns (uint256);
 
     function pendingWithdrawals(address account) external view returns (uint256);

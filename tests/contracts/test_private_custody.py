@@ -9,13 +9,14 @@ KEY = b"\x5a" * 32
 CUSTODY_STAKE = 3 * 10**16
 FEE = 9 * 10**16 + 2  # not a multiple of three: the dealer takes the rounding
 WINDOW = 2 * DAY
-GRACE = DAY
 
 
 @pytest.fixture(scope="module")
-def custody(tree, admin):
+def custody(tree, admin, alice, bob, publisher):
     contract = PrivateCustody.deploy(tree, {"from": admin})
     tree.grantRole(tree.ORACLE_ROLE(), contract, {"from": admin})
+    for account in (alice, bob, publisher):
+        contract.approve(account, True, {"from": admin})
     return contract
 
 
@@ -185,9 +186,10 @@ def test_a_custodian_that_does_not_deliver_loses_its_stake_and_third_to_the_spon
     market, custody, sponsor, parties, architect, outsider
 ):
     task_id, _ = _won(market, custody, sponsor, parties, architect, outsider)
-    custody.handOver(task_id, cid(70), {"from": parties[0]})
+    assert custody.handoverDeadline(task_id) == 0  # the window opens when finalization is seen
+    tx = custody.handOver(task_id, cid(70), {"from": parties[0]})
     deadline = custody.handoverDeadline(task_id)
-    assert deadline == market.tree.getTask(task_id)[2] + GRACE + WINDOW
+    assert deadline == tx.timestamp + WINDOW
     chain.sleep(deadline - chain.time() + 1)
     chain.mine()
     with reverts("HandoverClosed"):
@@ -253,6 +255,7 @@ def test_one_tasks_custody_never_pays_from_anothers(
     the second escrows, and the credits of the first are exactly what it was paid."""
     first, _ = _won(market, custody, sponsor, parties, architect, outsider)
     second = _ready(market, custody, sponsor, parties)
+    custody.noteFinalized(first, {"from": outsider})
     chain.sleep(custody.handoverDeadline(first) - chain.time() + 1)
     chain.mine()
     custody.settle(first, {"from": outsider})
@@ -337,3 +340,41 @@ def test_only_the_sponsor_shares_its_validation_rows_once_custody_is_ready(
     with reverts("AlreadyShared"):
         custody.shareValidation(task_id, cid(3), cid(4), {"from": sponsor})
     assert custody.validationShares(task_id) == ("0x" + cid(1).hex(), "0x" + cid(2).hex())
+
+
+def test_only_approved_accounts_hold_a_task_and_only_the_admin_approves(
+    market, custody, sponsor, parties, mallory, sybil
+):
+    """A sponsor naming accounts of its own as custodians would receive every data owner's
+    rows and decide every score: it cannot, unless the admin approved them."""
+    task_id = market.create_task(sponsor)
+    with reverts("NotApproved"):
+        _register(custody, task_id, sponsor, (mallory, sybil, parties[2]))
+    with reverts("NotAdmin"):
+        custody.approve(mallory, True, {"from": sponsor})
+    assert not custody.isApproved(mallory)
+    _register(custody, task_id, sponsor, parties)
+
+
+def test_finalizing_late_never_shortens_the_hand_over_window(
+    market, custody, sponsor, parties, architect, outsider
+):
+    """A sponsor that waits to finalize until long after the deadline, then settles at once,
+    forfeits nobody: the window starts when finalization is noted."""
+    task_id = _ready(market, custody, sponsor, parties)
+    arch = market.propose(task_id, architect)
+    node = market.submit(task_id, outsider, arch)
+    for index in (0, 1):
+        custody.commitShare(node, cid(900 + index), {"from": parties[index]})
+    market.score(task_id, {arch: 0, node: 100})  # below the target: no early finalize
+    chain.sleep(40 * DAY)
+    market.tree.finalize(task_id, {"from": sponsor})
+    with reverts("HandoverOpen"):
+        custody.settle(task_id, {"from": sponsor})
+    custody.noteFinalized(task_id, {"from": sponsor})
+    with reverts("HandoverOpen"):
+        custody.settle(task_id, {"from": sponsor})
+    for index in (0, 1):
+        custody.handOver(task_id, cid(70 + index), {"from": parties[index]})
+    assert custody.pendingWithdrawals(sponsor) == 0
+    assert custody.pendingWithdrawals(parties[0]) == CUSTODY_STAKE + FEE // 3

@@ -57,6 +57,10 @@ def _wait(what, done, procs, timeout=WAIT_S):
 
 def test_custodians_train_score_and_hand_over_a_private_task(settings, deployed, files, tmp_path):
     address = {i: ganache_account(i).address for i in (*CUSTODIANS, DEALER)}
+    admin = Custody(market_for(settings, 0))  # the deployer approves custodians and dealers
+    for account in address.values():
+        if not admin.is_approved(account):
+            admin.approve(account)
     keys = {}
     for name in ("sponsor", "c0", "c1"):
         keys[name] = tmp_path / f"{name}.key"
@@ -116,6 +120,12 @@ def test_custodians_train_score_and_hand_over_a_private_task(settings, deployed,
         ],
     ]
     try:
+        # An architecture the custodians cannot train on shares (Adam) comes first: both reject
+        # it, and it stalls nobody behind it.
+        unfit = node_id_of(
+            cli_ok(settings, "propose", "--task", str(task_id), "--spec", "examples/mlp.json",
+                   "--account", "3")
+        )  # fmt: skip
         spec_file = tmp_path / "spec.json"
         spec_file.write_text(json.dumps(SPEC))
         arch = node_id_of(
@@ -133,6 +143,8 @@ def test_custodians_train_score_and_hand_over_a_private_task(settings, deployed,
         _wait("the child's score", lambda: market.node(child).status == "scored", procs)
         recorded = market.node(child).accuracy_bps
         assert recorded >= 2000
+        assert market.node(unfit).status == "rejected"
+        assert market.nodes(task_id)[unfit].reason.startswith("unfit-spec")
         custody = Custody(market)
         # the chain holds commitments, the store only ciphertext: the node's CID is a record
         assert custody.commitment(child, 0) and custody.commitment(child, 1)

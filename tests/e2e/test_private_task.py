@@ -67,6 +67,10 @@ def _holding(share: shares.Share, key_file: Path, folder: Path, name: str) -> Pa
 
 def test_a_private_task_from_posting_to_the_sponsors_export(settings, deployed, files, tmp_path):
     address = {i: ganache_account(i).address for i in (*CUSTODIANS, DEALER)}
+    admin = Custody(market_for(settings, 0))  # the deployer approves custodians and dealers
+    for account in address.values():
+        if not admin.is_approved(account):
+            admin.approve(account)
     sponsor_key = tmp_path / "sponsor.key"
     _keygen(settings, sponsor_key)
     custodian_keys = [tmp_path / f"custodian{i}.key" for i in (0, 1)]
@@ -114,13 +118,14 @@ def test_a_private_task_from_posting_to_the_sponsors_export(settings, deployed, 
     # The data owner seals its row shares to the keys the custodians gave on-chain, and submits
     # the node record naming them.
     owner_rows = load_file(files["owner1"])
+    owner = market_for(settings, OWNER)
+    context = rows.node_context(market.chain.chain_id, task_id, owner.chain.address, arch)
     sealed = rows.seal_rows(
-        owner_rows.X[:160], owner_rows.y[:160], 10, (view.keys[0], view.keys[1])
+        owner_rows.X[:160], owner_rows.y[:160], 10, (view.keys[0], view.keys[1]), context
     )
     row_cids = tuple(market.store.add(io.BytesIO(s)) for s in sealed)
     assert all(owner_rows.X[:160].tobytes()[:64] not in s for s in sealed)
     record = rows.PrivateNode(arch, 160, (row_cids[0], row_cids[1]))
-    owner = market_for(settings, OWNER)
     child = owner.submit(task_id, arch, owner.store.add(io.BytesIO(record.to_bytes()))).node_id
 
     # The custodians: each opens its share of the rows, they train from the architecture's
@@ -131,6 +136,8 @@ def test_a_private_task_from_posting_to_the_sponsors_export(settings, deployed, 
             sealing.read_private_key(custodian_keys[i]),
             i,
             f"rows for custodian {i}",
+            context,
+            (64, 10),
         )
         for i in (0, 1)
     ]
