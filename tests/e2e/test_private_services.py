@@ -4,6 +4,7 @@ line. Nobody but the sponsor, after the hand-over, ever holds a trained node's w
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -19,6 +20,7 @@ from bountytree.market.ladder import DEFAULT_MARGIN_BPS, round_down
 from bountytree.models import weights as weights_io
 from bountytree.models.datasets import load_file
 from bountytree.models.spec import build_torch, parse_spec
+from bountytree.private import rows
 from bountytree.processes import free_port
 from bountytree.storage.store import get_bytes
 from tests.e2e.test_private_task import SPEC
@@ -140,7 +142,15 @@ def test_custodians_train_score_and_hand_over_a_private_task(settings, deployed,
                    "--data", str(owner_rows), "--account", "2")
         )  # fmt: skip
         market = market_for(settings)
+        # A thief submits a record naming the owner's sealed shares as its own rows: they are
+        # bound to the owner's submission, open nowhere else, and the thief's node is rejected.
+        stolen = json.loads(get_bytes(market.store, market.node(child).cid, 4096))
+        thief = market_for(settings, 4)
+        record = rows.PrivateNode(arch, stolen["rows"], tuple(stolen["shares"])).to_bytes()
+        theft = thief.submit(task_id, arch, thief.store.add(io.BytesIO(record))).node_id
         _wait("the child's score", lambda: market.node(child).status == "scored", procs)
+        _wait("the theft's rejection", lambda: market.node(theft).status == "rejected", procs)
+        assert market.nodes(task_id)[theft].reason == "corrupt"
         recorded = market.node(child).accuracy_bps
         assert recorded >= 2000
         assert market.node(unfit).status == "rejected"
