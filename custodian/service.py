@@ -136,6 +136,9 @@ class Custodian:
         if task.finalized:
             if task.winner and not view.delivered >> index & 1:
                 self.hand_over(view, task.winner, index)
+            elif not task.winner:  # nothing to hand over: the custody was served, settle it
+                self.custody.settle(view.task_id)
+                self.log(f"task {view.task_id}: finalized with no winner; custody settled")
             return
         validation = self.custody.validation_shares(view.task_id)
         if validation is None:
@@ -339,6 +342,7 @@ class Custodian:
                 },
             )
             atomic_write(folder / "inputs.safetensors", save(job.inputs))
+            self.log(f"node {job.node_id}: {job.kind} session at {self.peer}")
             try:
                 status = subprocess.run(
                     [sys.executable, "-m", "custodian", "session", str(folder)],

@@ -6,7 +6,9 @@ scores, finalize over paths of depth 1..MAX_DEPTH in trees of different sizes, a
 the optional terms, each beside the plain call it adds to: a task with an audit bond, a commit +
 reveal paying a scoring fee, commits + reveals in a task with a cap per account (an account's
 first, which creates its counter, and a later one), and the calls after finalize: publishing the
-validation file (the bond returned), forfeiting a bond over a path of 4, a test score.
+validation file (the bond returned), forfeiting a bond over a path of 4, a test score. Last, a
+private task's custody (PrivateCustody): register, accept, a commitment to a share, the two
+attestations that record a score, and the two hand-overs (the second settles).
 Writes bench/gas.md as well as printing the table.
 """
 
@@ -14,7 +16,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from brownie import BountyTree, Reputation, accounts, chain, web3
+from brownie import BountyTree, PrivateCustody, Reputation, accounts, chain, web3
 
 GOALS = {
     "createTask": 150_000,
@@ -78,6 +80,51 @@ def new_task(tree, sponsor, target=10000, fee=0, cap=0, bond=0, commitment=None)
     )
     dataset = tree.publishDataset(tx.return_value, os.urandom(32), {"from": sponsor}).return_value
     return tx, dataset
+
+
+def custody_rows(tree, admin, sponsor, architect, trainers):
+    """A private task from registration to the second hand-over, typical calls (the second
+    task's, so that storage the first creates is not counted)."""
+    custody = PrivateCustody.deploy(tree, {"from": admin})
+    tree.grantRole(tree.ORACLE_ROLE(), custody, {"from": admin})
+    parties = accounts[9], accounts[10], accounts[11]
+    for party in parties:
+        custody.approve(party, True, {"from": admin})
+    keys = [os.urandom(32), os.urandom(32), b"\x00" * 32]
+    out = {}
+    for _ in range(2):
+        tx, data = new_task(tree, sponsor, target=1000)
+        task = tx.return_value
+        reg = custody.register(
+            task, *parties, os.urandom(32), 10**16, 86400, {"from": sponsor, "value": 3 * 10**16}
+        )
+        accepted = [
+            custody.accept(task, keys[i], {"from": p, "value": 10**16})
+            for i, p in enumerate(parties)
+        ]
+        custody.shareValidation(task, os.urandom(32), os.urandom(32), {"from": sponsor})
+        arch = tree.proposeArchitecture(
+            task, os.urandom(32), {"from": architect, "value": STAKE}
+        ).return_value
+        node, _ = submit(tree, task, trainers[0], arch, data)
+        commits, attests = [], []
+        for n in (arch, node):
+            for i in (0, 1):
+                commits.append(custody.commitShare(n, os.urandom(32), {"from": parties[i]}))
+            for i in (0, 1):
+                attests.append(
+                    custody.attest(n, 0, 1000 if n == arch else 2000, {"from": parties[i]})
+                )
+        tree.finalize(task, {"from": sponsor})
+        handed = [custody.handOver(task, os.urandom(32), {"from": parties[i]}) for i in (0, 1)]
+    out["custody: register"] = reg.gas_used
+    out["custody: accept (a custodian)"] = accepted[0].gas_used
+    out["custody: commitShare"] = commits[-1].gas_used
+    out["custody: attest, first"] = attests[-2].gas_used
+    out["custody: attest, second (records the score)"] = attests[-1].gas_used
+    out["custody: handOver, first"] = handed[0].gas_used
+    out["custody: handOver, second (settles)"] = handed[1].gas_used
+    return out
 
 
 def main():
@@ -184,6 +231,8 @@ def main():
     tree.finalize(t, {"from": sponsor})
     tx = tree.publishValidation(t, file_cid, salt, {"from": sponsor})
     rows["publishValidation (bond returned)"] = tx.gas_used
+
+    rows.update(custody_rows(tree, admin, sponsor, architect, trainers))
 
     lines = ["| operation | gas | goal | within goal |", "|---|---:|---:|---|"]
     for name, gas in rows.items():

@@ -26,6 +26,7 @@ from bountytree.market.actions import (
     open_market,
     path_gain,
 )
+from bountytree.market.custody import Custody
 from bountytree.market.ladder import shown_score
 from bountytree.market.records import Payout
 from bountytree.market.taskinfo import TaskInfo
@@ -141,6 +142,11 @@ def resolve(
     spec = market.architecture_spec(node)
     if opened is not None:
         raw, weights_cid = opened
+    elif market.chain.custody is not None and Custody(market).of(task_id) is not None:
+        raise UserError(
+            f"task {task_id} is private: its models are never public; its sponsor opens the "
+            f"winner with `bountytree model export --task {task_id} --key-file KEY`"
+        )
     else:
         weights_cid = node.weights_cid(spec)
         raw = get_bytes(market.store, weights_cid, max_bytes(spec))

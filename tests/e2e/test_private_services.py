@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 from conftest import cli_error, cli_ok, created_task_id, market_for, node_id_of
@@ -29,7 +30,8 @@ CUSTODIANS, DEALER = (8, 9), 10
 WAIT_S = 420
 
 
-def _start(settings, *args: str, account: int) -> subprocess.Popen:
+def _start(settings, log: Path, *args: str, account: int) -> subprocess.Popen:
+    """A custodian or dealer process; its output goes to `log`."""
     env = {
         **os.environ,
         "BOUNTYTREE_RPC": settings.rpc,
@@ -38,12 +40,10 @@ def _start(settings, *args: str, account: int) -> subprocess.Popen:
         "BOUNTYTREE_DEPLOYMENTS": str(settings.deployments),
         "BOUNTYTREE_ACCOUNT": str(account),
     }
-    return subprocess.Popen(
-        [sys.executable, "-m", "custodian", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "custodian", *args], env=env, stdout=out, stderr=out
+        )
 
 
 def _wait(what, done, procs, timeout=WAIT_S):
@@ -52,14 +52,15 @@ def _wait(what, done, procs, timeout=WAIT_S):
         if done():
             return
         for p in procs:
-            assert p.poll() is None, p.stdout.read().decode()
+            assert p.poll() is None, f"{p.args} stopped"
         time.sleep(1)
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_custodians_train_score_and_hand_over_a_private_task(settings, deployed, files, tmp_path):
+def _approved_keys(settings, tmp_path) -> tuple[dict[int, str], dict[str, Path]]:
+    """The custodians' and dealer's addresses (approved by the deployer) and fresh key files."""
     address = {i: ganache_account(i).address for i in (*CUSTODIANS, DEALER)}
-    admin = Custody(market_for(settings, 0))  # the deployer approves custodians and dealers
+    admin = Custody(market_for(settings, 0))
     for account in address.values():
         if not admin.is_approved(account):
             admin.approve(account)
@@ -67,15 +68,75 @@ def test_custodians_train_score_and_hand_over_a_private_task(settings, deployed,
     for name in ("sponsor", "c0", "c1"):
         keys[name] = tmp_path / f"{name}.key"
         cli_ok(settings, "custody", "keygen", "--out", str(keys[name]))
-    create = (
+    return address, keys
+
+
+def _create(settings, files, name: str) -> tuple[str, ...]:
+    return (
         "task", "create", "--validation", str(files["validation"]),
-        "--name", "private services", "--bounty", "1", "--target", "0.2",
+        "--name", name, "--bounty", "1", "--target", "0.2",
         "--deadline", "2h", "--stake", "0.01", "--shares", "80/0/20",
     )  # fmt: skip
-    terms = (
+
+
+def _terms(address, keys) -> tuple[str, ...]:
+    return (
         "--custodians", f"{address[8]},{address[9]}", "--dealer", address[10],
         "--key-file", str(keys["sponsor"]), "--custody-stake", "0.02", "--custody-fee", "0.03",
     )  # fmt: skip
+
+
+def _accept_and_share(settings, task_id: int, keys) -> None:
+    for key, account in (("c0", 8), ("c1", 9)):
+        cli_ok(
+            settings, "custody", "accept", "--task", str(task_id),
+            "--key-file", str(keys[key]), "--account", str(account),
+        )  # fmt: skip
+    cli_ok(settings, "custody", "accept", "--task", str(task_id), "--account", "10")
+    cli_ok(settings, "custody", "share-validation", "--task", str(task_id))
+
+
+def _custodian(settings, keys, index: int, peer: str, task_id: int, log: Path):
+    return _start(
+        settings, log, "serve", "--key-file", str(keys[f"c{index}"]), "--peer", peer,
+        "--task", str(task_id), "--session-timeout", "30", "--interval", "1",
+        account=CUSTODIANS[index],
+    )  # fmt: skip
+
+
+def _services(settings, keys, task_id: int, folder: Path) -> tuple[str, list[subprocess.Popen]]:
+    """The dealer and both custodians, logging to folder/{dealer,c0,c1}.log; and their peer
+    address."""
+    peer = f"127.0.0.1:{free_port()}"
+    dealer = _start(
+        settings, folder / "dealer.log", "dealer", "--peer", peer, "--session-timeout", "30",
+        account=DEALER,
+    )  # fmt: skip
+    return peer, [
+        dealer,
+        *(_custodian(settings, keys, i, peer, task_id, folder / f"c{i}.log") for i in (0, 1)),
+    ]
+
+
+def _propose(settings, task_id: int, tmp_path: Path) -> int:
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text(json.dumps(SPEC))
+    return node_id_of(
+        cli_ok(settings, "propose", "--task", str(task_id), "--spec", str(spec_file),
+               "--account", "1")
+    )  # fmt: skip
+
+
+def _owner_rows(files, tmp_path: Path) -> Path:
+    owner_rows = tmp_path / "owner.csv"
+    lines = files["owner1"].read_text().splitlines()
+    owner_rows.write_text("\n".join(lines[:161]) + "\n")
+    return owner_rows
+
+
+def test_custodians_train_score_and_hand_over_a_private_task(settings, deployed, files, tmp_path):
+    address, keys = _approved_keys(settings, tmp_path)
+    create, terms = _create(settings, files, "private services"), _terms(address, keys)
     tasks_before = market_for(settings).chain.tree.functions.counts().call()[0]
     assert "only with --private-models" in cli_error(settings, *create, *terms)
     assert "needs --dealer" in cli_error(settings, *create, "--private-models", *terms[:2])
@@ -91,36 +152,8 @@ def test_custodians_train_score_and_hand_over_a_private_task(settings, deployed,
     assert "not accepted by all three" in cli_error(
         settings, "custody", "share-validation", "--task", str(task_id)
     )
-    for key, account in (("c0", 8), ("c1", 9)):
-        cli_ok(
-            settings, "custody", "accept", "--task", str(task_id),
-            "--key-file", str(keys[key]), "--account", str(account),
-        )  # fmt: skip
-    cli_ok(settings, "custody", "accept", "--task", str(task_id), "--account", "10")
-    cli_ok(settings, "custody", "share-validation", "--task", str(task_id))
-
-    peer = f"127.0.0.1:{free_port()}"
-    procs = [
-        _start(settings, "dealer", "--peer", peer, "--session-timeout", "30", account=10),
-        *[
-            _start(
-                settings,
-                "serve",
-                "--key-file",
-                str(keys[k]),
-                "--peer",
-                peer,
-                "--task",
-                str(task_id),
-                "--session-timeout",
-                "30",
-                "--interval",
-                "1",
-                account=a,
-            )
-            for k, a in (("c0", 8), ("c1", 9))
-        ],
-    ]
+    _accept_and_share(settings, task_id, keys)
+    _, procs = _services(settings, keys, task_id, tmp_path)
     try:
         # An architecture the custodians cannot train on shares (Adam) comes first: both reject
         # it, and it stalls nobody behind it.
@@ -128,15 +161,8 @@ def test_custodians_train_score_and_hand_over_a_private_task(settings, deployed,
             cli_ok(settings, "propose", "--task", str(task_id), "--spec", "examples/mlp.json",
                    "--account", "3")
         )  # fmt: skip
-        spec_file = tmp_path / "spec.json"
-        spec_file.write_text(json.dumps(SPEC))
-        arch = node_id_of(
-            cli_ok(settings, "propose", "--task", str(task_id), "--spec", str(spec_file),
-                   "--account", "1")
-        )  # fmt: skip
-        owner_rows = tmp_path / "owner.csv"
-        lines = files["owner1"].read_text().splitlines()
-        owner_rows.write_text("\n".join(lines[:161]) + "\n")
+        arch = _propose(settings, task_id, tmp_path)
+        owner_rows = _owner_rows(files, tmp_path)
         child = node_id_of(
             cli_ok(settings, "custody", "submit", "--task", str(task_id), "--parent", str(arch),
                    "--data", str(owner_rows), "--account", "2")
@@ -167,6 +193,14 @@ def test_custodians_train_score_and_hand_over_a_private_task(settings, deployed,
             p.kill()
             p.wait()
     out_dir = tmp_path / "model"
+    # anyone without the sponsor's key gets nothing, in one line
+    assert "--key-file" in cli_error(
+        settings, "model", "export", "--task", str(task_id), "--out", str(out_dir)
+    )
+    assert "private" in cli_error(
+        settings, "model", "export", "--task", str(task_id), "--node", str(arch),
+        "--out", str(out_dir), "--key-file", str(keys["c0"]),
+    )  # fmt: skip
     cli_ok(
         settings, "model", "export", "--task", str(task_id), "--out", str(out_dir),
         "--key-file", str(keys["sponsor"]),
@@ -180,3 +214,53 @@ def test_custodians_train_score_and_hand_over_a_private_task(settings, deployed,
             (model(torch.from_numpy(validation.X)).argmax(1).numpy() == validation.y).sum()
         )
     assert round_down(correct * 10_000 // len(validation), DEFAULT_MARGIN_BPS) == recorded
+
+    # What every other party holds: the store (every block of the session), each custodian's
+    # folder and its output. None of it contains the winner's weights in the clear (the first
+    # 32 bytes of each tensor as float32, as a weights file would hold them).
+    needles = [t.numpy().tobytes()[:32] for t in model.state_dict().values()]
+    views = [Path(settings.store), Path(settings.home) / "custodian"]
+    held = [f for folder in views for f in folder.rglob("*") if f.is_file()]
+    assert any("custodian" in str(f) for f in held)  # the custodians' holdings are there
+    for f in held:
+        data = f.read_bytes()
+        assert not any(n in data for n in needles), f
+    for log in tmp_path.glob("*.log"):
+        assert not any(n in log.read_bytes() for n in needles)
+
+
+def test_a_custodian_killed_mid_training_loses_nothing_and_the_round_is_retried(
+    settings, deployed, files, tmp_path
+):
+    address, keys = _approved_keys(settings, tmp_path)
+    task_id = created_task_id(
+        cli_ok(settings, *_create(settings, files, "killed"), "--private-models",
+               *_terms(address, keys))
+    )  # fmt: skip
+    _accept_and_share(settings, task_id, keys)
+    peer, procs = _services(settings, keys, task_id, tmp_path)
+    market = market_for(settings)
+    try:
+        arch = _propose(settings, task_id, tmp_path)
+        _wait("the architecture's score", lambda: market.node(arch).status == "scored", procs)
+        child = node_id_of(
+            cli_ok(settings, "custody", "submit", "--task", str(task_id), "--parent", str(arch),
+                   "--data", str(_owner_rows(files, tmp_path)), "--account", "2")
+        )  # fmt: skip
+        started = f"node {child}: train session"
+        _wait("the training session", lambda: started in (tmp_path / "c1.log").read_text(), procs)
+        procs[2].kill()  # custodian 1, and with it its session (it dies with its parent)
+        procs[2].wait()
+        _wait(
+            "custodian 0 to give the round up",
+            lambda: f"node {child}: no train session" in (tmp_path / "c0.log").read_text(),
+            procs[:2],
+        )
+        assert Custody(market).commitment(child, 0) is None  # nothing half-done was kept
+        procs[2] = _custodian(settings, keys, 1, peer, task_id, tmp_path / "c1.log")
+        _wait("the child's score", lambda: market.node(child).status == "scored", procs)
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    assert market.node(child).accuracy_bps >= 2000
