@@ -195,12 +195,17 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
             _attestations[key] = mine;
             return;
         }
-        if (theirs != mine) {
+        // Two rejections agree whatever their reasons (each custodian judges its own share of
+        // the node's files: one may find them corrupt where the other finds them missing); the
+        // first custodian's reason is recorded.
+        bool bothReject = kind == 1 && (theirs - 1) >> 16 == 1;
+        if (theirs != mine && !bothReject) {
             delete _attestations[otherKey];
             emit AttestationsDiffer(n.taskId, nodeId, theirs, mine);
             return;
         }
         _attestations[key] = mine;
+        if (bothReject) value = uint16((theirs - 1) & 0xFFFF);
         if (kind == 0) {
             IBountyTree.Score[] memory scores = new IBountyTree.Score[](1);
             scores[0] = IBountyTree.Score(nodeId, value, 0, n.datasetId);

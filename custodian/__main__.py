@@ -61,11 +61,19 @@ def run_serve(args: argparse.Namespace, settings) -> int:
         log=lambda line: print(line, flush=True),
     )
     print(f"custodian {custodian.me}: sessions at {args.peer}", flush=True)
+    failures = 0
     while True:
-        custodian.run_round()
+        try:
+            custodian.run_round()
+            failures = 0
+        except Exception as exc:  # the chain or the store is down: wait and try again
+            if args.once:
+                raise
+            failures += 1
+            print(f"round failed ({type(exc).__name__}: {exc}); retrying", flush=True)
         if args.once:
             return 0
-        time.sleep(args.interval)
+        time.sleep(min(60.0, args.interval * 2**failures))
 
 
 def run_dealer(args: argparse.Namespace, settings) -> int:

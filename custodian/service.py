@@ -38,12 +38,14 @@ from bountytree.market.actions import Market, NodeView
 from bountytree.market.custody import REJECT, SCORE, Custody, CustodyView
 from bountytree.models import weights as weights_io
 from bountytree.models.fields import SpecError
+from bountytree.models.flops import training_ops
 from bountytree.models.spec import ModelSpec, private_problem
 from bountytree.private import handover, ring, rows
 from bountytree.private.shares import Share, ShareError, commitment
 from bountytree.processes import die_with_parent
 from bountytree.reasons import Reason, Rejected
 from bountytree.storage.store import (
+    BlockCorrupted,
     BlockMissing,
     StoreError,
     StoreUnavailable,
@@ -56,6 +58,20 @@ from .holdings import Holdings
 
 Log = Callable[[str], None]
 MAX_ROWS_BYTES = 64 << 20
+# What custodians train on shares: at most this many operations (about half an hour of MPC
+# here), and batches whose widest layer the dealer can deal for.
+MAX_PRIVATE_OPS = 10**11
+MAX_BATCH_VALUES = 1 << 22
+
+
+def training_cost(spec: ModelSpec, rows: int) -> str | None:
+    """Why training the spec on `rows` rows on shares is too costly, or None."""
+    ops = training_ops(spec, rows * spec.training["epochs"])
+    if ops > MAX_PRIVATE_OPS:
+        return f"training would take {ops:.2e} operations on shares, at most {MAX_PRIVATE_OPS:.0e}"
+    if spec.training["batch_size"] * spec.widest > MAX_BATCH_VALUES:
+        return f"a batch would hold more than {MAX_BATCH_VALUES:,} values in its widest layer"
+    return None
 
 
 @dataclass
@@ -161,8 +177,24 @@ class Custodian:
         """Does what the node needs from this custodian now; True to go on to the next node."""
         task_id = view.task_id
         held = self.holdings.share(task_id, node.id)
+        other = self.custody.attestation(node.id, 1 - index)
         try:
             try:
+                if other is not None and other[0] == REJECT and held is None:
+                    # The other custodian found a fault in its share of the node's files, which
+                    # only it can see (a share sealed wrongly to it, say). This custodian checks
+                    # its own and then rejects too: a node one custodian cannot train would
+                    # otherwise stay pending and hold up the task's finalization.
+                    if node.parent_id:
+                        self._training_rows(view, index, node)
+                    else:
+                        self._architecture(node, index)
+                    raise Refuse(
+                        Reason(other[1])
+                        if other[1] in Reason._value2member_map_
+                        else Reason.CORRUPT,
+                        "the other custodian found its share of the node's files at fault",
+                    )
                 if held is None:
                     if node.parent_id == 0:
                         held = self.holdings.keep(task_id, node.id, self._architecture(node, index))
@@ -172,8 +204,8 @@ class Custodian:
                             raise Refuse(Reason.PARENT_REJECTED, f"parent {parent.id} was rejected")
                         return self._train(view, index, node, parent)
                 self._spec(node)  # an architecture the task cannot use stops here, too
-            except StoreUnavailable:
-                raise  # the store is down: nobody's node is at fault
+            except (StoreUnavailable, BlockCorrupted):
+                raise  # the store is down or damaged: nobody's node is at fault
             except BlockMissing as exc:
                 first = self._missing.setdefault(node.id, time.monotonic())
                 if time.monotonic() - first < self.fetch_timeout:
@@ -197,7 +229,7 @@ class Custodian:
         if self.custody.commitment(node.id, 1 - index) is None:
             return False  # the other custodian is behind
         if node.parent_id and nodes[node.parent_id].status != "scored":
-            return False
+            return True  # waits for its parent; the others go on
         attested = [self.custody.attestation(node.id, i) for i in (0, 1)]
         if None not in attested:
             return True
@@ -243,10 +275,9 @@ class Custodian:
 
     # ── sessions ──
 
-    def _train(self, view: CustodyView, index: int, node: NodeView, parent: NodeView) -> bool:
-        parent_share = self.holdings.share(view.task_id, parent.id)
-        if parent_share is None or self.custody.commitment(parent.id, 1 - index) is None:
-            return False
+    def _training_rows(self, view: CustodyView, index: int, node: NodeView) -> Share:
+        """This custodian's share of the node's rows, after every check of the node's own files
+        and cost that its share lets it make (Refuse with the reason otherwise)."""
         spec = self._spec(node)
         try:
             record = rows.PrivateNode.parse(
@@ -254,18 +285,30 @@ class Custodian:
             )
         except ShareError as exc:
             raise Refuse(Reason.CORRUPT, str(exc)) from None
-        if record.parent != parent.id:
+        if record.parent != node.parent_id:
             raise Refuse(Reason.CORRUPT, f"its record names parent {record.parent}")
+        if (problem := training_cost(spec, record.rows)) is not None:
+            raise Refuse(Reason.TOO_COSTLY, problem)
         context = rows.node_context(
-            self.market.chain.chain_id, view.task_id, node.author, parent.id
+            self.market.chain.chain_id, view.task_id, node.author, node.parent_id
         )
         shape = (spec.num_features, spec.num_classes)
         try:
             mine = self._rows(record.shares[index], index, f"node {node.id}'s rows", context, shape)
         except UserError as exc:  # the owner's files: its node is refused, nobody else's
+            if isinstance(exc, StoreUnavailable | BlockMissing | BlockCorrupted):
+                raise
             raise Refuse(Reason.CORRUPT, str(exc)) from None
         if len(mine.tensors["X"]) != record.rows:
             raise Refuse(Reason.CORRUPT, "its rows are not as many as its record says")
+        return mine
+
+    def _train(self, view: CustodyView, index: int, node: NodeView, parent: NodeView) -> bool:
+        parent_share = self.holdings.share(view.task_id, parent.id)
+        if parent.status != "scored" or parent_share is None:
+            return True  # its parent is not scored (stalled, say): it waits, the others go on
+        mine = self._training_rows(view, index, node)
+        spec = self._spec(node)
         inputs = {f"w:{k}": v for k, v in parent_share.share.tensors.items()}
         inputs.update(X=mine.tensors["X"], Y=mine.tensors["Y"])
         result = self._session(index, Job(session.TRAIN, view.task_id, node.id, spec, inputs))

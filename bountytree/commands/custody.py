@@ -58,7 +58,9 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     r.add_argument("--stake", required=True, help="ETH each of the three stakes")
     r.add_argument("--fee", required=True, help="ETH paid now, in thirds at the hand-over")
     r.add_argument(
-        "--window", default=DEFAULT_WINDOW, help="hand-over time after deadline + grace (2d)"
+        "--window",
+        default=DEFAULT_WINDOW,
+        help="how long the custodians have to hand over once the task is finalized (2d)",
     )
     r.set_defaults(run=run_register)
     a = verbs.add_parser("accept", parents=[common], help="accept custody by staking")

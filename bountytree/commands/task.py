@@ -123,13 +123,16 @@ def _private_terms(args: argparse.Namespace) -> dict[str, object] | None:
             raise UserError(f"{who!r} is not an address")
     if len({p.lower() for p in parties}) != 3:
         raise UserError("the two custodians and the dealer must be three different accounts")
+    window = parse_duration(args.custody_window)
+    if not 3600 <= window <= 30 * 86400:
+        raise UserError(f"--custody-window {args.custody_window}: from 1h to 30d")
     return {
         "custodians": (named[0], named[1]),
         "dealer": args.dealer,
         "sponsor_key": public_key(read_private_key(Path(args.key_file))),
         "stake": parse_eth(args.custody_stake, "--custody-stake"),
         "fee": parse_eth(args.custody_fee, "--custody-fee"),
-        "handover_window": parse_duration(args.custody_window),
+        "handover_window": window,
     }
 
 
@@ -149,6 +152,11 @@ def run_create(args: argparse.Namespace, settings: Settings) -> int:
         from bountytree.market.custody import Custody
 
         custody = Custody(market)  # refuses a deployment without PrivateCustody, before posting
+        for who in (*terms["custodians"], terms["dealer"]):  # type: ignore[misc]
+            if str(who).lower() == market.chain.address.lower():
+                raise UserError("the sponsor cannot be its own task's custodian or dealer")
+            if not custody.is_approved(str(who)):
+                raise UserError(f"{who} is not approved for custody (`bountytree custody approve`)")
     out = market.create_task(
         args.validation,
         name=args.name,

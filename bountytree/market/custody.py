@@ -18,6 +18,7 @@ from web3 import Web3
 from bountytree.chain.client import Sent, decode_record
 from bountytree.errors import UserError
 from bountytree.models.datasets import Dataset, check_against, load_file
+from bountytree.private import sealing
 from bountytree.private.rows import PrivateNode, node_context, seal_rows, validation_context
 from bountytree.storage.cid import bytes32_to_cid, cid_to_bytes32
 
@@ -156,8 +157,17 @@ class Custody:
         return bool(self.contract.functions.isApproved(_address(account, "account")).call())
 
     def accept(self, task_id: int, sealing_key: bytes | None) -> Sent:
-        """Accepts custody by staking (a custodian gives its X25519 key, the dealer none)."""
+        """Accepts custody by staking (a custodian gives its X25519 key, the dealer none).
+        Refuses a custody whose sponsor key nothing can be sealed to: the hand-over could never
+        happen, and the stake would be forfeited for it."""
         view = self.require(task_id)
+        try:
+            sealing.seal(b"", view.sponsor_key)
+        except (UserError, ValueError):
+            raise UserError(
+                f"task {task_id}'s sponsor key is not a usable X25519 key: the hand-over could "
+                "never be sealed to it; refusing custody"
+            ) from None
         return self.market.chain.send(
             self.contract.functions.accept(task_id, sealing_key or ZERO),
             value=view.stake,

@@ -185,7 +185,8 @@ interface IPrivateCustody {
 
     /// @notice Custodian `index` of a pending node's task attests its outcome: kind 0 a score
     ///         (the Ladder's record, 0..10000), kind 1 a rejection (a reason code, 1..255). The
-    ///         second, equal attestation records it on BountyTree.
+    ///         second, equal attestation records it on BountyTree; two rejections agree whatever
+    ///         their reasons (the first one's is recorded).
     function attest(uint256 nodeId, uint8 kind, uint16 value) external;
 
     function attestationOf(uint256 nodeId, uint8 index) external view returns (uint32);

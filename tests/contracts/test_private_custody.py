@@ -296,6 +296,9 @@ def test_a_score_is_recorded_only_when_both_custodians_attest_the_same(
     assert market.tree.getNode(node)[6] == 0  # still pending: one custodian decides nothing
     tx = custody.attest(node, 0, 4900, {"from": parties[1]})
     assert "AttestationsDiffer" in tx.events and market.tree.getNode(node)[6] == 0
+    custody.attest(node, 1, 8, {"from": parties[1]})  # a score and a rejection differ too
+    tx = custody.attest(node, 0, 5000, {"from": parties[0]})
+    assert "AttestationsDiffer" in tx.events and market.tree.getNode(node)[6] == 0
     assert custody.attestationOf(node, 0) == 0 and custody.attestationOf(node, 1) == 0
     custody.attest(node, 0, 5000, {"from": parties[1]})
     tx = custody.attest(node, 0, 5000, {"from": parties[0]})
@@ -312,7 +315,8 @@ def test_both_custodians_reject_a_node_they_cannot_train(
     arch = market.propose(task_id, architect)
     node = market.submit(task_id, outsider, arch)
     custody.attest(node, 1, 8, {"from": parties[0]})
-    tx = custody.attest(node, 1, 8, {"from": parties[1]})
+    # the other custodian found its share of the files missing: two rejections agree
+    tx = custody.attest(node, 1, 1, {"from": parties[1]})
     assert tx.events["NodeRejected"]["reason"] == 8
     assert "StakeForfeited" in tx.events
 

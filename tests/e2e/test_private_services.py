@@ -174,9 +174,22 @@ def test_custodians_train_score_and_hand_over_a_private_task(settings, deployed,
         thief = market_for(settings, 4)
         record = rows.PrivateNode(arch, stolen["rows"], tuple(stolen["shares"])).to_bytes()
         theft = thief.submit(task_id, arch, thief.store.add(io.BytesIO(record))).node_id
+        # An owner seals a good share to custodian 0 and junk to custodian 1: only custodian 1
+        # can see the fault; custodian 0 rejects with it rather than leave the node pending.
+        half = market_for(settings, 5)
+        context = rows.node_context(market.chain.chain_id, task_id, half.chain.address, arch)
+        keys_on_chain = Custody(market).custodian_keys(task_id)
+        data = load_file(_owner_rows(files, tmp_path))
+        good, _ = rows.seal_rows(data.X, data.y, 10, keys_on_chain, context)
+        junk_cids = (half.store.add(io.BytesIO(good)), half.store.add(io.BytesIO(os.urandom(900))))
+        record = rows.PrivateNode(arch, len(data), junk_cids).to_bytes()
+        junk = half.submit(task_id, arch, half.store.add(io.BytesIO(record))).node_id
         _wait("the child's score", lambda: market.node(child).status == "scored", procs)
         _wait("the theft's rejection", lambda: market.node(theft).status == "rejected", procs)
         assert market.nodes(task_id)[theft].reason == "corrupt"
+        _wait(
+            "the half-junk node's rejection", lambda: market.node(junk).status == "rejected", procs
+        )
         recorded = market.node(child).accuracy_bps
         assert recorded >= 2000
         assert market.node(unfit).status == "rejected"
@@ -220,7 +233,14 @@ def test_custodians_train_score_and_hand_over_a_private_task(settings, deployed,
     # 32 bytes of each tensor as float32, as a weights file would hold them).
     needles = [t.numpy().tobytes()[:32] for t in model.state_dict().values()]
     views = [Path(settings.store), Path(settings.home) / "custodian"]
-    held = [f for folder in views for f in folder.rglob("*") if f.is_file()]
+    # Not the store's SQLite index (digests and offsets only): opening and closing it from this
+    # process would drop this process's own POSIX locks on it, under its open connection.
+    held = [
+        f
+        for folder in views
+        for f in folder.rglob("*")
+        if f.is_file() and not f.name.startswith("index.sqlite")
+    ]
     assert any("custodian" in str(f) for f in held)  # the custodians' holdings are there
     for f in held:
         data = f.read_bytes()
