@@ -40,8 +40,8 @@ from bountytree.models import weights as weights_io
 from bountytree.models.fields import SpecError
 from bountytree.models.flops import training_ops
 from bountytree.models.spec import ModelSpec, private_problem
-from bountytree.private import handover, ring, rows
-from bountytree.private.shares import Share, ShareError, commitment
+from bountytree.private import handover, rows
+from bountytree.private.shares import Share, ShareError, commitment, public_share
 from bountytree.processes import die_with_parent
 from bountytree.reasons import Reason, Rejected
 from bountytree.storage.store import (
@@ -258,14 +258,7 @@ class Custodian:
         initial = weights_io.load(weights_io.initial_weights(spec), spec)
         if any(not torch.equal(state[k], initial[k]) for k in initial):
             raise Refuse(Reason.NOT_INITIAL, "not its spec's seeded initialisation")
-        values = {k: v.detach().numpy() for k, v in state.items()}
-        return Share(
-            index,
-            {
-                k: ring.encode(v) if index == 0 else np.zeros(v.shape, dtype=np.int64)
-                for k, v in values.items()
-            },
-        )
+        return public_share({k: v.detach().numpy() for k, v in state.items()}, index)
 
     def _rows(
         self, cid: str, index: int, what: str, context: bytes, shape: tuple[int, int]

@@ -9,7 +9,7 @@ its count, not whether it came close, not the task's best), training reveals not
 
 Shares are int64 ring elements in CrypTen's 16-bit fixed point (`bountytree/private/ring.py`).
 An architecture's initial weights are public (they follow from its spec's seed); the custodians
-share a public value as (value, 0).
+share a public value as (value, 0) (`bountytree/private/shares.public_share`).
 """
 
 from __future__ import annotations
@@ -52,18 +52,6 @@ def shared(share: np.ndarray):
 def my_share(value) -> np.ndarray:
     """This party's share of an MPCTensor, as int64."""
     return value._tensor.share.detach().numpy().astype(np.int64).copy()
-
-
-def public_share(values: dict[str, np.ndarray]) -> Share:
-    """This party's share of public weights: the value on rank 0, zeros on rank 1."""
-    rank = my_rank()
-    return Share(
-        rank,
-        {
-            k: ring.encode(v) if rank == 0 else np.zeros(np.shape(v), dtype=np.int64)
-            for k, v in values.items()
-        },
-    )
 
 
 @dataclass

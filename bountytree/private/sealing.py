@@ -139,15 +139,3 @@ def read_private_key(path: Path) -> bytes:
     if len(private) != KEY_BYTES:
         raise UserError(f"{path}: not a private key file (64 hex digits)")
     return private
-
-
-def parse_public_key(text: str) -> bytes:
-    """A public key written as 64 hex digits (0x allowed)."""
-    raw = text.strip().removeprefix("0x")
-    try:
-        key = bytes.fromhex(raw)
-    except ValueError:
-        key = b""
-    if len(key) != KEY_BYTES:
-        raise UserError(f"{text!r} is not a public key (64 hex digits)")
-    return key

@@ -89,6 +89,18 @@ def split_state(state: dict[str, np.ndarray]) -> tuple[Share, Share]:
     return Share(0, zero), Share(1, one)
 
 
+def public_share(values: dict[str, np.ndarray], party: int) -> Share:
+    """Share `party` of public values: the values themselves for party 0, zeros for party 1
+    (how custodians hold an architecture's public initial weights)."""
+    return Share(
+        party,
+        {
+            k: ring.encode(v) if party == 0 else np.zeros(np.shape(v), dtype=np.int64)
+            for k, v in values.items()
+        },
+    )
+
+
 def combine_state(a: Share, b: Share) -> dict[str, np.ndarray]:
     """The float32 weights two shares stand for; refuses two copies of one share or shares of
     different tensors."""

@@ -142,10 +142,7 @@ def test_a_private_task_from_posting_to_the_sponsors_export(settings, deployed, 
         for i in (0, 1)
     ]
     parent = {k: v.detach().numpy() for k, v in initial.items()}
-    start = [
-        {k: ring.encode(v) for k, v in parent.items()},
-        {k: np.zeros(v.shape, dtype=np.int64) for k, v in parent.items()},
-    ]
+    start = [shares.public_share(parent, i).tensors for i in (0, 1)]
     trained = run_parties(
         private_tasks.train,
         [(SPEC, start[i], opened[i].tensors["X"], opened[i].tensors["Y"]) for i in (0, 1)],
