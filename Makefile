@@ -13,7 +13,7 @@ export SOLCX_BINARY_PATH := $(CURDIR)/toolchain/solcx
 # Test workers: two cores here; CI may set it.
 JOBS ?= 2
 
-.PHONY: setup chromium compile lint test test-contracts test-python test-e2e-anvil test-contracts-anvil demo bench bench-gas bench-storage bench-trainer bench-oracle bench-e2e bench-scale bench-lineage bench-serve bench-private screenshots clean bench-cli
+.PHONY: setup chromium compile lint test test-contracts test-python test-e2e-anvil test-contracts-anvil demo bench bench-gas bench-storage bench-trainer bench-oracle bench-e2e bench-scale bench-lineage bench-serve bench-private bench-chain screenshots clean bench-cli
 
 setup: $(VENV)/.installed node_modules/.installed build/.compiled chromium $(WALLET_UI)/build/index.html
 
@@ -92,7 +92,7 @@ test-contracts-anvil: setup
 demo: setup
 	$(VENV)/bin/bountytree up --demo
 
-bench: bench-gas bench-storage bench-trainer bench-oracle bench-e2e bench-scale bench-lineage bench-serve bench-cli bench-private
+bench: bench-gas bench-storage bench-trainer bench-oracle bench-e2e bench-scale bench-lineage bench-serve bench-cli bench-private bench-chain
 	$(PY) -m bench.results
 
 bench-gas: setup
@@ -120,6 +120,10 @@ bench-private: setup
 
 bench-cli: setup
 	$(PY) -m bench.cli
+
+# The local chain: sends left unmined by Ganache, with the block clock as it was and as it is.
+bench-chain: setup
+	$(PY) -m bench.chain
 
 bench-lineage: setup
 	$(PY) -m bench.lineage

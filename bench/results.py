@@ -18,6 +18,7 @@ PARTS = [
     ("Serving (make bench-serve)", "serve.md"),
     ("Command-line start-up (make bench-cli)", "cli.md"),
     ("Private models (make bench-private)", "private.md"),
+    ("Local chain (make bench-chain)", "chain.md"),
 ]
 
 

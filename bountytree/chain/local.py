@@ -71,23 +71,36 @@ def _rpc(url: str, method: str, params: list[Any], timeout: float = 5) -> Any:
 
 class BlockClock(threading.Thread):
     """Follows every block that carries transactions with `TRAIL` empty blocks, one each
-    `interval_s`, as a real network keeps producing them.
+    `interval_s`, as a real network keeps producing them; and mines a block whenever the node
+    still holds, one tick later, a transaction that it could have mined.
 
     Code waiting for "a block after my transaction" (a reveal after its commit, a transaction's
     confirmations: up to TRAIL + 1 of them) then behaves the same on a local chain and a public
     one. A chain nobody uses does not grow. `evm_mine` is the one development RPC all three
     local chains share; only this launcher uses it, never a client. The thread ends with the
     chain's process (`proc`), or with this process for a chain started elsewhere.
+
+    Why the pool is watched: Ganache 7.9 (archived, unfixed) drops a transaction that arrives
+    while an `evm_mine` is finishing its block. The transaction stays "pending" in the pool,
+    and in instamine mode nothing mines it until some other transaction or `evm_mine` comes,
+    so a reveal sent the moment the commit's trailing block appeared could wait forever (its
+    send never returned; web3 re-sent it after 60 s and the node answered "mining has already
+    started"). docs/environment.md says more.
     """
 
     TRAIL = 2
 
     def __init__(
-        self, url: str, proc: subprocess.Popen[bytes] | None = None, interval_s: float = 0.25
+        self,
+        url: str,
+        proc: subprocess.Popen[bytes] | None = None,
+        interval_s: float = 0.25,
+        watch_pool: bool = True,  # False only for `make bench-chain`'s baseline
     ):
         super().__init__(name=f"block-clock {url}", daemon=True)
         self.url, self.proc, self.interval_s = url, proc, interval_s
         self._stop_event = threading.Event()
+        self._pool = watch_pool  # whether the node answers txpool_content
 
     def _alive(self) -> bool:
         return self.proc is None or self.proc.poll() is None
@@ -95,17 +108,36 @@ class BlockClock(threading.Thread):
     def run(self) -> None:
         followed = -1  # the last block with transactions seen
         owed = 0  # empty blocks still to follow it
+        waiting: set[str] = set()  # transactions the node held unmined at the last tick
         while self._alive() and not self._stop_event.wait(self.interval_s):
             try:
                 block = _rpc(self.url, "eth_getBlockByNumber", ["latest", False])
                 number = int(block["number"], 16)
                 if block["transactions"] and number != followed:
                     followed, owed = number, self.TRAIL
-                if owed > 0:
+                held, waiting = waiting, self._pending()
+                if owed > 0 or held & waiting:
                     _rpc(self.url, "evm_mine", [])
-                    owed -= 1
-            except (OSError, ValueError, RuntimeError, KeyError, TypeError):
+                    owed = max(0, owed - 1)
+            except (OSError, ValueError, RuntimeError, KeyError, TypeError, AttributeError):
                 continue  # starting, stopping or busy: try again at the next tick
+
+    def _pending(self) -> set[str]:
+        """The hashes of the transactions the node could mine now (`txpool_content`'s
+        "pending"; a gap in an account's nonces keeps the later ones "queued", rightly unmined).
+        A node without the method has no pool to watch."""
+        if not self._pool:
+            return set()
+        try:
+            pool = _rpc(self.url, "txpool_content", [])
+        except RuntimeError:  # method not found (Hardhat): nothing to watch
+            self._pool = False
+            return set()
+        return {
+            str(tx.get("hash"))
+            for txs in (pool.get("pending") or {}).values()
+            for tx in txs.values()
+        }
 
     def stop(self) -> None:
         self._stop_event.set()

@@ -23,7 +23,7 @@ from bountytree.models.spec import load_spec
 from bountytree.storage.embedded import EmbeddedStore
 from bountytree.storage.store import add_bytes
 from tests.conftest import cli_error, cli_ok, market_for
-from tests.serve.finalized import finalized_task, in_process
+from tests.delivery.finalized import finalized_task, in_process
 
 pytestmark = pytest.mark.mpc
 

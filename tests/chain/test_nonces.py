@@ -13,6 +13,7 @@ import contextlib
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -217,3 +218,29 @@ def test_a_node_that_refuses_the_transaction_it_mines_gets_it_once(home):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_transaction_the_node_holds_unmined_is_mined_by_the_block_clock(tmp_path, monkeypatch):
+    """Ganache 7.9 can leave a transaction pending in its pool that nothing mines: one that
+    arrives while an `evm_mine` finishes its block (the block clock's last trailing block, when
+    a reveal is sent the moment that block appears). The send then never returned, web3 sent it
+    again after 60 s, and the suite failed with "mining has already started" or a reveal "not
+    mined within 120 s". The same state is made on purpose here on anvil with its automine off:
+    the block clock must mine what the node holds. A chain with nothing to mine does not grow."""
+    from bountytree.chain import client
+    from bountytree.chain.local import _rpc
+
+    monkeypatch.setitem(client.RECEIPT_TIMEOUT_S, True, 15.0)
+    chain = start_chain("anvil", free_port())
+    try:
+        idle = int(_rpc(chain.rpc, "eth_blockNumber", []), 16)
+        time.sleep(4 * chain.clock.interval_s)
+        assert int(_rpc(chain.rpc, "eth_blockNumber", []), 16) == idle
+        _rpc(chain.rpc, "evm_setAutomine", [False])
+        sender = Chain(
+            Settings(rpc=chain.rpc, home=tmp_path, account=f"dev:{SENDER}"), need_contracts=False
+        )
+        sent = sender.transfer(ganache_account(RECEIVER).address, 1)
+        assert sent.receipt["status"] == 1
+    finally:
+        chain.stop()

@@ -17,7 +17,7 @@ from bountytree.delivery.model_card import read_market, resolve
 from bountytree.market.render import pct
 from bountytree.models.datasets import load_file
 from bountytree.models.inference import Predictor, accuracy
-from tests.serve.finalized import finalized_task
+from tests.delivery.finalized import finalized_task
 
 pytestmark = pytest.mark.mpc
 PAGE = ROOT / "app" / "pages" / "7_Model.py"

@@ -20,7 +20,7 @@ from bountytree.delivery.model_card import read_market, resolve
 from bountytree.models.datasets import load_file
 from bountytree.models.inference import Predictor
 from tests.conftest import cli_error
-from tests.serve.finalized import finalized_task, in_process
+from tests.delivery.finalized import finalized_task, in_process
 
 pytestmark = pytest.mark.mpc
 MAX_ROWS = 100
