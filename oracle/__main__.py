@@ -62,7 +62,18 @@ def build_parser() -> argparse.ArgumentParser:
         "only sessions with a ticket signed by the task's oracle are admitted",
     )
     v.add_argument(
-        "--sessions", type=int, default=0, help="serve this many sessions, then exit (0: forever)"
+        "--sessions",
+        type=int,
+        default=0,
+        help="serve this many sessions, then exit (0: forever); waits with no oracle do not count",
+    )
+    v.add_argument("--one-session", action="store_true", help=argparse.SUPPRESS)
+    v.add_argument(
+        "--wait",
+        type=float,
+        default=120.0,
+        help="seconds a session waits for the oracle to join before it listens afresh, and for "
+        "any one step once it has (default 120)",
     )
     v.add_argument(
         "--salt-file",
@@ -106,7 +117,15 @@ def _validator(args, settings) -> int:
     from .parties import run_validator
 
     return run_validator(
-        settings, args.task, args.validation, args.address, args.sessions, args.salt, args.test
+        settings,
+        args.task,
+        args.validation,
+        args.address,
+        args.sessions,
+        args.salt,
+        args.test,
+        wait_s=args.wait,
+        one_session=args.one_session,
     )
 
 

@@ -43,9 +43,11 @@ from bountytree.mpc import session
 from bountytree.mpc.counting import chunk_rows, shared_hits
 from bountytree.mpc.crypten_import import crypten, torch
 from bountytree.mpc.models import build_crypten, crypten_state
-from bountytree.mpc.session import SessionRefused, send_json
+from bountytree.mpc.session import PartyMissing, SessionRefused, send_json
 
 from .admission import TEST, Admitted, Refused
+
+__all__ = ["PartyMissing", "SessionRefused", "data_party", "join", "leave", "model_party"]
 
 MODEL_PARTY, DATA_PARTY = 1, 0
 MAX_ROWS = 10_000_000  # what party 1 accepts as a row count when the task does not say
@@ -121,7 +123,10 @@ def _secret_order(rows: int) -> np.ndarray:
 
 
 def _evaluate(
-    models: Sequence[tuple[int, ModelSpec, dict | None]], chunks, rows: int
+    models: Sequence[tuple[int, ModelSpec, dict | None]],
+    chunks,
+    rows: int,
+    progress: Callable[[str], None] = lambda line: None,
 ) -> list[NodeScore]:
     scores = []
     for node_id, spec, state in models:
@@ -138,15 +143,22 @@ def _evaluate(
         model.eval()
         correct = _count_correct(model, spec, chunks, rows)
         scores.append(NodeScore(node_id, correct, rows, time.perf_counter() - started))
+        progress(
+            f"node {node_id} evaluated ({len(scores)} of {len(models)}, {scores[-1].seconds:.1f} s)"
+        )
     return scores
 
 
 def model_party(
-    header: dict, models: list[tuple[int, ModelSpec, dict]], expect: dict
+    header: dict,
+    models: list[tuple[int, ModelSpec, dict]],
+    expect: dict,
+    progress: Callable[[str], None] = lambda line: None,
 ) -> tuple[list[NodeScore], dict]:
     """Party 1: sends the signed ticket, checks party 0's answer against what the task says
     (`expect`: rows, features, classes; rows 0 when unknown), shares the weights, returns the
-    scores (after `join`)."""
+    scores (after `join`). `progress` hears a line as each node is evaluated (no count: the
+    exact count is this party's alone)."""
     send_json(header, MODEL_PARTY)
     answer = send_json(None, DATA_PARTY)
     if not answer.get("ok"):
@@ -169,7 +181,8 @@ def model_party(
         chunk_rows([spec for _, spec, _ in models]),
     )
     shared_s = time.perf_counter() - started
-    return _evaluate(models, chunks, announced["rows"]), {
+    progress(f"validation rows shared ({shared_s:.1f} s)")
+    return _evaluate(models, chunks, announced["rows"], progress), {
         "share_rows_s": shared_s,
         "rows": announced["rows"],
     }

@@ -25,8 +25,12 @@ from bountytree.models.spec import parse_spec
 from bountytree.processes import die_with_parent
 
 from .admission import TEST, VALIDATION, Gate
+from .session import PROGRESS
 
 SALT_ENV = "BOUNTYTREE_VALIDATION_SALT"
+# A session's exit status when no oracle came to it (EX_TEMPFAIL): the validator waits again,
+# and the wait counts against no --sessions.
+IDLE = 75
 
 
 def _rows(path: str | Path, info: TaskInfo, expected_rows: int) -> datasets.Dataset:
@@ -53,11 +57,15 @@ def run_validator(
     sessions: int,
     salt: bytes | None = None,
     test: str | None = None,
+    wait_s: float = 120.0,
+    one_session: bool = False,
 ) -> int:
     """Party 0. Checks the file and its salt (by default the one `task create` kept on this
     machine) against the task's commitment before anything else, then serves `sessions` scoring
-    sessions (0: until stopped), each in a fresh process. `test` is the test part (by default
-    the one `task create --split` kept here, if any): scored once, for the winner only."""
+    sessions (0: until stopped), each in a fresh process; a session no oracle joined within
+    `wait_s` is opened afresh and not counted. `one_session`: this process is one session (what
+    the loop, and an oracle scoring with its own validator, start). `test` is the test part (by
+    default the one `task create --split` kept here, if any): scored once, for the winner only."""
     market = open_market(settings)
     task = market.task(task_id)
     if salt is None and os.environ.get(SALT_ENV):
@@ -69,7 +77,7 @@ def run_validator(
     if test is None and (kept := registered_test(settings.home, market.chain.chain_id, task_id)):
         test = str(kept)
     test_rows = _rows(test, task.info, task.info.test_rows) if test else None
-    if sessions == 1:
+    if one_session:  # this process is the session
         from . import mpc
 
         gate = Gate(
@@ -78,7 +86,10 @@ def run_validator(
             validator_folder(settings.home, market.chain.chain_id) / "sessions.log",
             parts=(VALIDATION, TEST) if test_rows is not None else (VALIDATION,),
         )
-        mpc.join(address, mpc.DATA_PARTY)
+        try:
+            mpc.join(address, mpc.DATA_PARTY, timeout_s=wait_s)
+        except mpc.PartyMissing:
+            return IDLE
         try:
             mpc.data_party(
                 rows.X,
@@ -92,10 +103,11 @@ def run_validator(
         finally:
             mpc.leave()
         return 0
-    served = 0
+    served = failed = 0
     held = f", test part {len(test_rows)} rows" if test_rows is not None else ""
     print(
-        f"validator for task {task_id} on {address} ({len(rows)} rows, commitment checked{held})",
+        f"validator for task {task_id} on {address} ({len(rows)} rows, commitment checked{held}); "
+        "waiting for the oracle",
         flush=True,
     )
     while sessions == 0 or served < sessions:
@@ -110,8 +122,9 @@ def run_validator(
             validation,
             "--address",
             address,
-            "--sessions",
-            "1",
+            "--one-session",
+            "--wait",
+            str(wait_s),
         ]
         if test:
             argv += ["--test", test]
@@ -122,11 +135,14 @@ def run_validator(
         status = subprocess.run(
             argv, env={**os.environ, SALT_ENV: salt.hex()}, preexec_fn=die_with_parent()
         ).returncode
+        if status == IDLE:  # nobody came: wait again, silently (said once above)
+            continue
         served += 1
+        failed += status != 0
         print(
             f"session {served} {'done' if status == 0 else f'failed (exit {status})'}", flush=True
         )
-    return 0
+    return 1 if failed else 0
 
 
 def run_model_party(job_dir: str) -> int:
@@ -142,13 +158,23 @@ def run_model_party(job_dir: str) -> int:
             (job_path / node["weights"]).read_bytes(), spec, f"node {node['id']}"
         )
         models.append((int(node["id"]), spec, state))
-    mpc.join(job["address"], mpc.MODEL_PARTY)
     try:
-        scores, info = mpc.model_party(job["header"], models, job["expect"])
+        mpc.join(job["address"], mpc.MODEL_PARTY)
+    except mpc.PartyMissing:
+        raise UserError(
+            f"no validator answered at {job['address']}: is `python -m oracle validator` running "
+            "there?"
+        ) from None
+    progress = open(job_path / PROGRESS, "a", buffering=1)  # noqa: SIM115 (closed below)
+    try:
+        scores, info = mpc.model_party(
+            job["header"], models, job["expect"], lambda line: print(line, file=progress)
+        )
     except mpc.SessionRefused as exc:
         raise UserError(f"the validator refused the session: {exc}") from None
     finally:
         mpc.leave()
+        progress.close()
     atomic_write_json(
         job_path / "result.json",
         {

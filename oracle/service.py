@@ -108,6 +108,18 @@ class Oracle:
         # only as custodians' shares, so this oracle neither checks nor scores them.
         self._private: set[int] = set()
         self._test_attempts: dict[int, int] = {}
+        # What each task's last round said of lasting states (an error, a node waiting), so that
+        # a state is said once, and again only when it changes or comes back.
+        self._said: dict[int, dict[str, str]] = {}
+        self._saying: dict[str, str] = {}
+        self._task_saying = 0
+
+    def say(self, what: str, line: str) -> None:
+        """Logs `line`, a lasting state of the round's task named `what`, unless the task's last
+        round said the same of it."""
+        self._saying[what] = line
+        if self._said.get(self._task_saying, {}).get(what) != line:
+            self.log(line)
 
     def open_tasks(self) -> list[int]:
         """Unfinalized tasks, and finalized ones whose winner may still need a test score
@@ -139,6 +151,7 @@ class Oracle:
             if self.is_private(task_id):  # again: it may have become private since the list
                 continue
             r = TaskRound(task_id)
+            self._task_saying, self._saying = task_id, {}
             for step in (self.score_task, self.finalize_if_due, self.score_test_if_due):
                 try:
                     step(task_id, r)
@@ -151,7 +164,8 @@ class Oracle:
                         str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
                     )
                     r.error = r.error or message
-                    self.log(f"task {task_id}: {message}")
+                    self.say(f"error {step.__name__}", f"task {task_id}: {message}")
+            self._said[task_id] = self._saying
             rounds.append(r)
         return rounds
 
@@ -468,7 +482,7 @@ class Oracle:
         r.waiting = {w.node.id: w.detail for w in waits}
         r.unscorable |= {w.node.id: w.detail for w in waits if w.overdue}
         for w in waits:
-            self.log(f"task {task_id} node {w.node.id}: waiting ({w.detail})")
+            self.say(f"wait {w.node.id}", f"task {task_id} node {w.node.id}: waiting ({w.detail})")
         for batch in _batches(rejects, self.batch_size):
             sent = self.market.reject_nodes(task_id, [(x.node.id, x.reason) for x in batch])
             for x in batch:
@@ -561,6 +575,7 @@ class Oracle:
                 validation_file=validation,
                 validator=self.validator,
                 settings_env=self.settings_env,
+                progress=lambda line: self.log(f"task {task.id}: {line}"),
             )
         except UserError as exc:
             if len(ready) == 1:
@@ -671,7 +686,9 @@ class Oracle:
             return
         work_left = task.pending_nodes - len(r.unscorable)
         if work_left > 0 and not task.finalizable(by_oracle=False):
-            self.log(f"task {task_id}: due, {work_left} node(s) still to score before finalizing")
+            self.say(
+                "due", f"task {task_id}: due, {work_left} node(s) still to score before finalizing"
+            )
             return
         out = self.market.finalize(task_id)
         r.finalized = True

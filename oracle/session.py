@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,9 @@ from bountytree.files import atomic_write_json
 from bountytree.processes import die_with_parent, free_port
 
 from .checks import Ready
+
+# The model party's progress, a line per step, in the session's job folder (the oracle follows it).
+PROGRESS = "progress.log"
 
 SESSION_TIMEOUT_S = 1800
 
@@ -54,10 +58,12 @@ def run_session(
     validator: str | None,
     settings_env: dict,
     timeout_s: float = SESSION_TIMEOUT_S,
+    progress: Callable[[str], None] = lambda line: None,
 ) -> SessionResult:
     """Scores `ready` (ordered by id) in one two-party session opened with the signed `header`
     (admission.issue), checking the validator's answer against `expect`; raises UserError on
-    failure."""
+    failure. `progress` hears the model party's lines as they come (rows shared, each node
+    evaluated)."""
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bountytree-session-") as folder:
         job = Path(folder)
@@ -99,8 +105,7 @@ def run_session(
                             str(validation_file),
                             "--address",
                             address,
-                            "--sessions",
-                            "1",
+                            "--one-session",
                         ],
                         env=env,
                         stdout=subprocess.PIPE,
@@ -121,7 +126,7 @@ def run_session(
                 ),
             )
         )
-        failure = _wait_all(procs, timeout_s)
+        failure = _wait_all(procs, timeout_s, _Follower(job / PROGRESS, progress))
         if failure:
             raise UserError(f"task {task_id}: scoring session failed: {failure}")
         result = json.loads((job / "result.json").read_text())
@@ -134,13 +139,38 @@ def run_session(
     )
 
 
-def _wait_all(procs: list[tuple[str, subprocess.Popen]], timeout_s: float) -> str | None:
+class _Follower:
+    """Hands on each whole line appended to a file (the model party's progress), as `tail -f`."""
+
+    MAX_LINE = 512  # the model party is ours, but a line is printed: keep it short
+
+    def __init__(self, path: Path, hear: Callable[[str], None]):
+        self.path, self.hear, self.offset, self.partial = path, hear, 0, b""
+
+    def poll(self) -> None:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read(1 << 16)
+        except OSError:  # not written yet
+            return
+        self.offset += len(data)
+        *lines, self.partial = (self.partial + data).split(b"\n")
+        for line in lines:
+            self.hear(line[: self.MAX_LINE].decode(errors="replace"))
+
+
+def _wait_all(
+    procs: list[tuple[str, subprocess.Popen]], timeout_s: float, follower: _Follower | None = None
+) -> str | None:
     """Waits for every party; if one fails or time runs out, stops the others. Returns the first
     failure's last stderr line, or None."""
     deadline = time.monotonic() + timeout_s
     failure = None
     pending = dict(procs)
     while pending and failure is None:
+        if follower is not None:
+            follower.poll()
         for name, proc in list(pending.items()):
             if proc.poll() is not None:
                 del pending[name]

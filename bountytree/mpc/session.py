@@ -28,6 +28,11 @@ class InsecureLink(UserError):
     """A session address another machine could reach: its traffic would travel in the clear."""
 
 
+class PartyMissing(Exception):
+    """The other parties did not all join within the timeout: nobody came, not a failure of
+    whoever waited (a validator waiting for an oracle waits again)."""
+
+
 def check_loopback(address: str) -> None:
     host = address.rsplit(":", 1)[0].strip("[]")
     try:
@@ -90,6 +95,8 @@ def join(
         setattr(dist, name, timed(name))
     try:
         crypten.init()  # the dealer (rank 2) joins the groups; dealer.serve answers
+    except dist.DistStoreError as exc:  # the rendezvous timed out: "1/2 clients joined"
+        raise PartyMissing(f"not every party joined within {timeout_s:.0f} s ({exc})") from None
     finally:
         for name, original in originals.items():
             setattr(dist, name, original)

@@ -2,7 +2,7 @@
 process of its own:
 
     python tests/oracle/hostile_validator.py --shift ROWS validator --task N --validation FILE \
-        --address HOST:PORT --sessions 1
+        --address HOST:PORT --one-session
 
 It is the real validator (`python -m oracle validator`: commitment check, ticket admission, rows
 in a secret order) except for one thing: before a count is revealed it adds ROWS to its own

@@ -99,8 +99,7 @@ def test_a_validator_that_shifted_its_counts_is_caught(
             str(files["validation"]),
             "--address",
             address,
-            "--sessions",
-            "1",
+            "--one-session",  # in this process, where the shift is installed
         ],
         env={**os.environ, **settings.to_env(), "PYTHONPATH": str(ROOT)},
         stdout=subprocess.PIPE,

@@ -94,6 +94,10 @@ def test_scores_equal_plaintext_accuracy(settings, deployed, files):
         )
     out = cli_ok(settings, "--once", "--task", str(task_id), module="oracle")
     assert "one two-party session" in out
+    # the round's progress, as the session goes: rows shared, then each node (no count in it)
+    assert re.search(rf"task {task_id}: validation rows shared \(", out), out
+    for i in range(1, 5):
+        assert re.search(rf"task {task_id}: node \d+ evaluated \({i} of 4, [0-9.]+ s\)", out), out
     market = market_for(settings)
     rows = load_file(files["validation"])
     nodes = market.nodes(task_id)
