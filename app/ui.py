@@ -235,13 +235,24 @@ def task_options(market: Market) -> list[int]:
     return list(reversed(market.task_ids()))
 
 
+# The task the user last chose, on whichever page: not a widget's key, so it outlives a page
+# change (Streamlit drops the state of a widget its page no longer draws).
+CHOSEN_TASK = "chosen_task"
+
+
 def pick_task(market: Market, key: str = "task") -> int | None:
+    """The task picker every task page shares: it opens on the task last chosen on any page,
+    else the one the address names (?task=, so a reload keeps it), else the newest; a choice is
+    written back to both."""
     ids = task_options(market)
     if not ids:
         st.info("No task yet: post a bounty first.")
         return None
-    wanted = st.query_params.get("task")
-    index = ids.index(int(wanted)) if wanted and wanted.isdigit() and int(wanted) in ids else 0
+    wanted = st.session_state.get(CHOSEN_TASK) or st.query_params.get("task")
+    wanted = int(wanted) if str(wanted).isdigit() else None
+    index = ids.index(wanted) if wanted in ids else 0
+    if st.session_state.get(key) not in (None, ids[index]):  # left from another page's choice
+        st.session_state[key] = ids[index]
 
     def name(task_id: int) -> str:
         try:  # anyone can post a task whose description is unreadable: it must not hide the rest
@@ -250,11 +261,38 @@ def pick_task(market: Market, key: str = "task") -> int | None:
             return f"#{task_id} (description unreadable: {str(exc)[-60:]})"
         return f"#{task_id} {info.name if info else ''}"
 
-    chosen: int | None = st.selectbox("Task", ids, index=index, key=key, format_func=name)
+    chosen: int | None = st.selectbox(
+        "Task",
+        ids,
+        index=index,
+        key=key,
+        format_func=name,
+        on_change=lambda: choose_task(st.session_state[key]),  # before the rerun reads it
+    )
+    choose_task(chosen)
     return chosen
 
 
+def choose_task(task_id: int | None) -> None:
+    """Makes `task_id` the task every page opens on (a task just posted, say)."""
+    st.session_state[CHOSEN_TASK] = task_id
+    st.query_params["task"] = str(task_id)
+
+
+def button(label: str, *, key: str, why_not: str | None = None, primary: bool = False) -> bool:
+    """A button that, when it cannot be pressed, says why in text beside it (a tooltip on a
+    disabled button is easy to miss, and absent on a touch screen)."""
+    clicked = st.button(
+        label, key=key, disabled=why_not is not None, type="primary" if primary else "secondary"
+    )
+    if why_not is not None:
+        st.caption(f"{label}: {why_not}")
+    return clicked
+
+
 def countdown(task: Any) -> str:
+    if task.finalized:
+        return "—"
     left = task.seconds_left
     if left < 0:
         return "passed"
@@ -269,6 +307,8 @@ def fail(exc: UserError) -> None:
 
 __all__ = [
     "act",
+    "button",
+    "choose_task",
     "countdown",
     "eth",
     "fail",

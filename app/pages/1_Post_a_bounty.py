@@ -87,16 +87,15 @@ if market is not None:
         *(data_share, compute_share, stake, fee, margin, cap, bond),
     )
     again = st.session_state.get(POSTED, (None, None))[0] == terms
-    clicked = st.button(
-        "Post bounty", type="primary", disabled=rows is None or not name or again, key="post"
-    )
+    why_not = None
     if rows is None or not name:
-        st.caption("Posting needs a validation file and a name.")
+        why_not = "posting needs a validation file and a name"
     elif again:
-        st.caption(
-            f"Task {st.session_state[POSTED][1]} was posted with exactly these terms: change "
-            "something (or reload the page) to post another bounty."
+        why_not = (
+            f"task {st.session_state[POSTED][1]} was posted with exactly these terms: change "
+            "something (or reload the page) to post another bounty"
         )
+    clicked = ui.button("Post bounty", key="post", primary=True, why_not=why_not)
     out = ui.act(
         "post",
         clicked,
@@ -121,5 +120,5 @@ if market is not None:
         st.success(
             f"Task {out.task_id} posted. Transaction {out.sent.tx_hash}, gas {out.sent.gas_used}."
         )
-        st.query_params["task"] = str(out.task_id)
+        ui.choose_task(out.task_id)
         st.session_state[POSTED] = (terms, out.task_id)

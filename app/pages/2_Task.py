@@ -24,11 +24,13 @@ if here is not None:
     clicked = False
     if not task.finalized:
         due = (task.best_node and task.best_bps >= task.target_bps) or task.status == "expired"
-        clicked = st.button(
+        clicked = ui.button(
             "Finalize",
-            disabled=not due,
             key="finalize",
-            help="Anyone may finalize once the best node reaches the target or the deadline passes",
+            why_not=None
+            if due
+            else "anyone may finalize once the best node reaches the target or the deadline "
+            "passes; neither has happened yet",
         )
     # Called even once the task reads as finalized: a wallet's transaction is mined before the
     # run that brings its hash, and this run must still report it.

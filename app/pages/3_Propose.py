@@ -106,7 +106,12 @@ if here is not None:
         st.error(problem)
     elif spec is not None:
         st.success(f"Valid spec: {spec.num_params:,} parameters")
-    clicked = st.button("Propose", type="primary", disabled=spec is None, key="propose")
+    clicked = ui.button(
+        "Propose",
+        key="propose",
+        primary=True,
+        why_not=None if spec is not None else "the spec above is not valid yet",
+    )
     out = ui.act(
         "propose",
         clicked,

@@ -71,8 +71,13 @@ if here is not None:
             + (ui.pct(nodes[c].accuracy_bps) if nodes[c].status == "scored" else nodes[c].status)
         ),
     )
-    clicked = st.button(
-        "Train and submit", type="primary", disabled=path is None and not dataset_id, key="train"
+    clicked = ui.button(
+        "Train and submit",
+        key="train",
+        primary=True,
+        why_not="choose your data file (or a published dataset) first"
+        if path is None and not dataset_id
+        else None,
     )
     bar, chart = st.empty(), st.empty()
     sub = ui.act(
@@ -95,7 +100,11 @@ if here is not None:
         "training to pay its compute; its gains are paid to you."
     )
     public = _file("Public dataset (CSV or .npz)", "public_path")
-    clicked = st.button("Publish", disabled=public is None, key="publish")
+    clicked = ui.button(
+        "Publish",
+        key="publish",
+        why_not="choose the dataset file first" if public is None else None,
+    )
     out = ui.act(
         f"publish-{task_id}",
         clicked,

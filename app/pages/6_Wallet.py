@@ -11,7 +11,12 @@ if market is not None:
     else:
         pending = market.pending()
         st.metric("Waiting to be withdrawn", ui.eth(pending))
-        clicked = st.button("Withdraw", type="primary", disabled=pending == 0, key="withdraw")
+        clicked = ui.button(
+            "Withdraw",
+            key="withdraw",
+            primary=True,
+            why_not="nothing is waiting for this account" if pending == 0 else None,
+        )
         out = ui.act("withdraw", clicked, lambda m: m.withdraw(), what="Withdrawing")
         if out is not None:
             st.success(
@@ -19,9 +24,11 @@ if market is not None:
                 f"gas {out.sent.gas_used}."
             )
     st.subheader("Reputation")
-    points = [(market.reputation(a), a, name) for a, name in ui.book().names().items()]
     board = [
-        {"who": name, "address": a, "reputation": r}
-        for r, a, name in sorted(points, key=lambda p: -p[0])
+        {"who": ui.label(address), "address": address, "reputation": score}
+        for address, score in sorted(market.reputation_board().items(), key=lambda p: -p[1])
     ]
-    st.dataframe(board, hide_index=True, width="stretch")
+    if board:
+        st.dataframe(board, hide_index=True, width="stretch")
+    else:
+        st.caption("Nobody has earned or lost reputation on this chain yet.")

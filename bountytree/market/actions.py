@@ -363,6 +363,17 @@ class Market:
     def reputation(self, account: str) -> int:
         return int(self.chain.reputation.functions.scoreOf(account).call())
 
+    def reputation_board(self) -> dict[str, int]:
+        """Every account whose reputation ever changed, with its score now, from the Reputation
+        contract's own events: the chain's participants, whoever they are (not a list of names
+        this machine happens to know)."""
+        board: dict[str, int] = {}
+        for e in self.chain.reputation.events.ReputationChanged().get_logs(
+            from_block=self.first_block
+        ):
+            board[e["args"]["account"]] = int(e["args"]["score"])
+        return board
+
     # ── sponsor ──────────────────────────────────────────────────────────────
 
     def create_task(

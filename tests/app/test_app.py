@@ -7,13 +7,13 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from bountytree.chain.addressbook import AddressBook
+from bountytree.chain.addressbook import DEV_ACCOUNTS, AddressBook
 from bountytree.chain.client import connect, ganache_account
 from bountytree.chain.local import start_chain
 from bountytree.config import ROOT
 from bountytree.models.spec import load_spec
 from bountytree.processes import free_port
-from tests.conftest import advance_time, market_for, shown
+from tests.conftest import advance_time, market_for, new_task, shown
 
 pytestmark = pytest.mark.mpc
 MAIN = ROOT / "app" / "main.py"
@@ -254,3 +254,56 @@ def test_the_post_form_sets_every_term_the_command_line_offers(app_env, settings
         "held",
     )
     assert task.info.margin_bps == 250
+
+
+def test_the_task_chosen_on_one_page_is_the_one_every_page_opens_on(app_env, settings, files):
+    """Propose, Train, Oracle and Model used to preselect the newest task whatever the user had
+    chosen on the page before; a reload kept neither."""
+    older = new_task(settings, files["validation"], "chosen first", stake="0")
+    newer = new_task(settings, files["validation"], "posted later", stake="0")
+    at = page("pages/2_Task.py", 1)
+    assert at.selectbox(key="task").value == newer  # nothing chosen yet: the newest
+    at.selectbox(key="task").select(older).run()
+    for name in ("pages/3_Propose.py", "pages/4_Train.py", "pages/5_Oracle.py", "pages/2_Task.py"):
+        at.switch_page(name).run()
+        assert not at.exception, (name, at.exception)
+        assert at.selectbox(key="task").value == older, name
+    reloaded = page("pages/4_Train.py", 1, task=older)  # a fresh session from the same address
+    assert reloaded.selectbox(key="task").value == older
+
+
+def test_a_button_that_cannot_be_pressed_says_why_in_text(app_env, settings, files):
+    """The reason used to be a tooltip only (or nothing): now a line of text beside the button."""
+    task_id = new_task(settings, files["validation"], "not due yet", stake="0")
+    at = page("pages/2_Task.py", 1, task=task_id)
+    assert at.button(key="finalize").disabled
+    assert any("Finalize: anyone may finalize once" in c.value for c in at.caption), at.caption
+    wallet = page("pages/6_Wallet.py", 9)  # an account nothing was ever credited to
+    assert wallet.button(key="withdraw").disabled
+    assert any("Withdraw: nothing is waiting" in c.value for c in wallet.caption)
+
+
+def test_the_reputation_table_lists_the_chain_s_accounts(app_env, settings, files):
+    """The table used to list the accounts this machine had names for (the development ones),
+    not the chain's: on a public chain, nobody who had actually earned reputation. An account
+    the address book does not name, rejected once, is in it with its score."""
+    from bountytree.chain.client import ganache_account
+    from bountytree.market.actions import open_market
+    from bountytree.reasons import Reason
+
+    stranger = ganache_account(DEV_ACCOUNTS + 3)  # beyond the named development accounts
+    oracle = market_for(settings)
+    oracle.chain.transfer(stranger.address, 10**18)
+    task_id = new_task(settings, files["validation"], "reputation from the chain", stake="0")
+    spec = load_spec((ROOT / "examples/mlp.json").read_bytes())
+    node = open_market(settings, stranger).propose(task_id, spec)
+    oracle.reject_nodes(task_id, [(node.node_id, Reason.UNFIT_SPEC)])
+    board = oracle.reputation_board()
+    assert board[stranger.address] == oracle.reputation(stranger.address) < 0
+    wallet = page("pages/6_Wallet.py", 1)
+    table = wallet.dataframe[0].value
+    assert set(table["address"]) == set(board)
+    row = table[table["address"] == stranger.address].iloc[0]
+    assert row["reputation"] == board[stranger.address] and row["who"].startswith(
+        stranger.address[:8]
+    )
