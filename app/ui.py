@@ -248,8 +248,8 @@ def pick_task(market: Market, key: str = "task") -> int | None:
     if not ids:
         st.info("No task yet: post a bounty first.")
         return None
-    wanted = st.session_state.get(CHOSEN_TASK) or st.query_params.get("task")
-    wanted = int(wanted) if str(wanted).isdigit() else None
+    asked = str(st.session_state.get(CHOSEN_TASK) or st.query_params.get("task") or "")
+    wanted = int(asked) if asked.isdigit() else None
     index = ids.index(wanted) if wanted in ids else 0
     if st.session_state.get(key) not in (None, ids[index]):  # left from another page's choice
         st.session_state[key] = ids[index]
