@@ -36,8 +36,6 @@ from bountytree.market.records import (
     Withdrawn,
 )
 from bountytree.models import datasets
-from bountytree.models import weights as weights_io
-from bountytree.models.bounds import check_evaluable
 from bountytree.models.fixedpoint import SAFE_LIMIT
 from bountytree.models.spec import ModelSpec, load_spec
 from bountytree.reasons import Reason, Rejected
@@ -493,6 +491,11 @@ class Market:
                 f"spec: input_shape {list(spec.input_shape)} and num_classes {spec.num_classes} do not "
                 f"fit task {task_id} ({info.num_features} features, {info.num_classes} classes)"
             )
+        # torch is imported by the actions that need it only: reading the market (`task show`)
+        # must not wait for it (`make bench-cli`).
+        from bountytree.models import weights as weights_io
+        from bountytree.models.bounds import check_evaluable
+
         if spec.init_weights:
             state = weights_io.load(
                 get_bytes(self.store, spec.init_weights, weights_io.max_bytes(spec)),
