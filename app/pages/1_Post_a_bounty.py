@@ -10,7 +10,8 @@ from bountytree.errors import UserError
 from bountytree.models import datasets
 from bountytree.units import parse_eth
 
-POSTED = "posted_terms"  # (the terms of the last bounty this session posted, its task id)
+POSTED = "posted_terms"  # (the terms of the last bounty this session posted, its task id, what
+# the page said of it)
 
 market = ui.page("Post a bounty")
 if market is not None:
@@ -86,7 +87,7 @@ if market is not None:
         *(str(path), name, description, bounty, target, hours),
         *(data_share, compute_share, stake, fee, margin, cap, bond),
     )
-    again = st.session_state.get(POSTED, (None, None))[0] == terms
+    again = st.session_state.get(POSTED, (None,))[0] == terms
     why_not = None
     if rows is None or not name:
         why_not = "posting needs a validation file and a name"
@@ -116,9 +117,13 @@ if market is not None:
         ),
         what="Posting the bounty",
     )
-    if out is not None:
-        st.success(
-            f"Task {out.task_id} posted. Transaction {out.sent.tx_hash}, gas {out.sent.gas_used}."
-        )
+    if out is not None:  # drawn again at once, so the button is off from this moment on
         ui.choose_task(out.task_id)
-        st.session_state[POSTED] = (terms, out.task_id)
+        st.session_state[POSTED] = (
+            terms,
+            out.task_id,
+            f"Task {out.task_id} posted. Transaction {out.sent.tx_hash}, gas {out.sent.gas_used}.",
+        )
+        st.rerun()
+    if again:
+        st.success(st.session_state[POSTED][2])

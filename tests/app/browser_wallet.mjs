@@ -110,6 +110,7 @@ async function main() {
     const connect = page.frameLocator('iframe[title="app.wallet.wallet"]').getByRole("button", { name: "Connect wallet" });
     await connect.click({ timeout: WAIT });
     await textAppears(page, cfg.account);
+    await textAppears(page, "Balance");
     out.sidebar = await page.getByTestId("stSidebar").innerText();
 
     // Post a bounty.
@@ -124,6 +125,9 @@ async function main() {
     out.posted = await page.getByText("posted. Transaction").first().innerText();
     await page.screenshot({ path: path.join(cfg.shots, "posted.png") });
     const taskId = Number(out.posted.match(/Task (\d+) posted/)[1]);
+    // A second click would escrow a second bounty: the button is off, and says why.
+    out.post_again_disabled = await page.getByRole("button", { name: "Post bounty" }).isDisabled();
+    out.post_again_reason = await page.getByText("posted with exactly these terms").first().innerText();
 
     // The deadline passes; the sponsor finalizes (nothing was proposed: the bounty comes back).
     for (const [method, params] of [["evm_increaseTime", [600]], ["evm_mine", []]]) await rpc(method, params);
@@ -138,6 +142,31 @@ async function main() {
     await textAppears(page, "Withdrew");
     out.withdrew = await page.getByText("Withdrew").first().innerText();
     out.task_id = taskId;
+
+    // Who and what stay put: another page opens on the task posted, and so does a reload. The
+    // picker draws its label before its value: wait for the value the user chose (a wrong one
+    // times out, and the text read then is reported).
+    const taskBox = () => page.getByTestId("stSelectbox").filter({ hasText: /^Task/ }).first();
+    const whoBox = () => page.getByTestId("stSidebar").getByTestId("stSelectbox").first();
+    const picked = async (box) => {
+      const input = box.locator("input").first();
+      const typed = (await input.count()) ? await input.inputValue() : "";
+      return `${await box.textContent()} ${typed}`;
+    };
+    const shows = async (key) => {
+      await taskBox().waitFor({ timeout: WAIT });
+      for (let i = 0; i < 60 && !(await picked(taskBox())).includes(`#${taskId} `); i++) {
+        await page.waitForTimeout(1000);
+      }
+      out[key] = await picked(taskBox());
+    };
+    await page.getByTestId("stSidebarNav").getByText("Propose", { exact: true }).click();
+    await textAppears(page, "Propose an architecture");
+    await shows("task_on_propose");
+    await page.reload();
+    await textAppears(page, "Who am I");
+    await shows("task_after_reload");
+    out.who_after_reload = await picked(whoBox());
   } catch (error) {
     out.error = String(error);
     out.text = await page.locator("body").innerText().catch(() => "");

@@ -88,7 +88,7 @@ def test_whole_lifecycle_in_the_app(app_env, settings, files):
     # the split always sums to 100
     assert [m.value for m in post.metric if m.label == "Expertise %"] == ["10"]
     post.button(key="post").click().run()
-    assert not post.exception and not post.error, post.error
+    assert not post.exception and not post.error, [e.value for e in post.error]
     message = post.success[-1].value
     assert "posted" in message and "gas" in message
     task_id = int(message.split("Task ")[1].split()[0])

@@ -150,7 +150,7 @@ def test_a_browser_wallet_posts_finalizes_and_withdraws(settings, files, app_url
     out = json.loads(run.stdout)
     assert "error" not in out, (out["error"], out.get("text", "")[-3000:])
     assert out["deploy_button"] == 0
-    assert account in out["sidebar"] and "Balance" in out["sidebar"]
+    assert account in out["sidebar"] and "Balance" in out["sidebar"], out["sidebar"]
 
     # Three transactions, each sent by the wallet exactly once, each from its account.
     sent = [r for r in out["seen"] if r["method"] == "eth_sendTransaction"]
@@ -181,3 +181,10 @@ def test_a_browser_wallet_posts_finalizes_and_withdraws(settings, files, app_url
     assert w3.eth.get_balance(account) == before - fees
     assert market.pending(account) == 0
     assert w3.eth.get_balance(market.tree.address) == contract_before
+    # No second bounty from a second click, and who and which task survive pages and a reload.
+    assert (
+        out["post_again_disabled"] and "posted with exactly these terms" in out["post_again_reason"]
+    )
+    assert f"#{task_id} from the wallet" in out["task_on_propose"], out["task_on_propose"]
+    assert f"#{task_id} from the wallet" in out["task_after_reload"], out["task_after_reload"]
+    assert "Browser wallet" in out["who_after_reload"], out["who_after_reload"]
