@@ -23,7 +23,15 @@ from web3.exceptions import (
     Web3RPCError,
 )
 
-from bountytree.chain.client import Chain, Quote, Sent, rpc_message, simulate, why_reverted
+from bountytree.chain.client import (
+    Chain,
+    Quote,
+    Sent,
+    eth,
+    rpc_message,
+    simulate,
+    why_reverted,
+)
 from bountytree.config import Settings
 from bountytree.errors import UserError
 
@@ -158,9 +166,14 @@ def _check_same(tx_hash: str, tx: UnsignedTx, sent: Any) -> None:
     if int(sent["nonce"]) < tx.first_nonce:
         differ.append("nonce (it was sent before this one was prepared)")
     if differ:
+        # Say what did happen on-chain: the user's wallet sent something, maybe ETH.
+        block = sent.get("blockNumber")
+        where = f"mined in block {block}" if block is not None else "not mined yet"
         raise UserError(
-            f"transaction {tx_hash} is not the one prepared (its {', '.join(differ)} differ): "
-            "its outcome is not recorded here"
+            f"transaction {tx_hash} is not the one prepared (its {', '.join(differ)} "
+            f"{'differs' if len(differ) == 1 else 'differ'}): it sends {eth(int(sent['value']))} "
+            f"ETH from {sent['from']} to {sent['to']} and is {where}; nothing from it is recorded "
+            "here (look it up in your wallet)"
         )
 
 

@@ -5,6 +5,8 @@ wallet would; the AppTest session is the app's real pages."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -91,8 +93,14 @@ def test_a_hash_of_another_transaction_is_refused(settings, deployed, files):
         .eth.send_transaction({"from": tx.sender, "to": ganache_account(3).address, "value": 1})
         .to_0x_hex()
     )
-    with pytest.raises(UserError, match=r"not the one prepared \(its contract, call, value"):
+    with pytest.raises(UserError) as refused:
         follow(chain, other, tx, chain.tree.abi)
+    # which fields differ, and what did happen on-chain (1 wei went out, and was mined)
+    assert "not the one prepared (its contract, call, value differ)" in str(refused.value)
+    assert re.search(
+        r"it sends 0\.000000000000000001 ETH from 0x\w+ to 0x\w+ and is mined in block \d+",
+        str(refused.value),
+    ), refused.value
     assert not market_for(settings).task(task_id).finalized
 
 
