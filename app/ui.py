@@ -10,8 +10,11 @@ wallet in their browser, which signs what the app prepared.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import streamlit as st
@@ -22,6 +25,7 @@ from bountytree.chain.client import LOCAL_CHAIN_IDS, connect, load_account
 from bountytree.chain.unsigned import KeySigner, Signer, SignerChain, UnsignedTx
 from bountytree.config import Settings
 from bountytree.errors import UserError
+from bountytree.files import atomic_write
 from bountytree.market.actions import Market
 from bountytree.market.render import eth, pct, short
 from bountytree.storage.connect import open_store
@@ -73,7 +77,9 @@ def _who(chain_id: int) -> Any:
     if st.session_state.get("who") not in options:
         wanted = st.query_params.get("who", "")
         st.session_state["who"] = (
-            int(wanted) if wanted.isdigit() and int(wanted) in options else WALLET
+            int(wanted)
+            if re.fullmatch(r"[0-9]{1,3}", wanted) and int(wanted) in options
+            else WALLET
         )
     named = {e.address: e for e in book(chain_id).entries()}
     labels: dict[Any, str] = {}
@@ -249,7 +255,7 @@ def pick_task(market: Market, key: str = "task") -> int | None:
         st.info("No task yet: post a bounty first.")
         return None
     asked = str(st.session_state.get(CHOSEN_TASK) or st.query_params.get("task") or "")
-    wanted = int(asked) if asked.isdigit() else None
+    wanted = int(asked) if re.fullmatch(r"[0-9]{1,9}", asked) else None  # not "²", not 10^5000
     index = ids.index(wanted) if wanted in ids else 0
     if st.session_state.get(key) not in (None, ids[index]):  # left from another page's choice
         st.session_state[key] = ids[index]
@@ -277,6 +283,25 @@ def choose_task(task_id: int | None) -> None:
     """Makes `task_id` the task every page opens on (a task just posted, say)."""
     st.session_state[CHOSEN_TASK] = task_id
     st.query_params["task"] = str(task_id)
+
+
+def chosen_file(label: str, key: str) -> Path | None:
+    """A file uploaded here, or named by its path on this machine. An upload is written once,
+    owner-only, to a path named by its content (so a page drawn again neither copies the data
+    again nor sees a new file: a bounty posted from it is recognised as posted)."""
+    upload = st.file_uploader(label, type=["csv", "npz"], key=f"{key}_upload")
+    path_text = st.text_input("…or its path on this machine", key=key)
+    if upload is None:
+        return Path(path_text).expanduser() if path_text else None
+    data = upload.getvalue()
+    folder = settings().home / "uploads" / hashlib.sha256(data).hexdigest()[:32]
+    name = Path(upload.name).name
+    path = folder / (name if name not in ("", ".", "..") else "upload.csv")
+    if not path.exists():
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        atomic_write(path, data)
+        path.chmod(0o600)
+    return path
 
 
 def button(label: str, *, key: str, why_not: str | None = None, primary: bool = False) -> bool:
@@ -309,6 +334,7 @@ __all__ = [
     "act",
     "button",
     "choose_task",
+    "chosen_file",
     "countdown",
     "eth",
     "fail",

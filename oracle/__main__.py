@@ -70,10 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--one-session", action="store_true", help=argparse.SUPPRESS)
     v.add_argument(
         "--wait",
-        type=float,
+        type=_seconds,
         default=120.0,
-        help="seconds a session waits for the oracle to join before it listens afresh, and for "
-        "any one step once it has (default 120)",
+        help="seconds a session waits for the oracle to join before it listens afresh "
+        "(default 120; each step of a session may take 120 s whatever this is)",
     )
     v.add_argument(
         "--salt-file",
@@ -88,6 +88,16 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--job", required=True)
     m.set_defaults(run=lambda a, s: _model_party(a))
     return p
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 1 <= value <= 86_400:
+        raise argparse.ArgumentTypeError(f"{text}: a number of seconds from 1 to 86400")
+    return value
 
 
 def _salt_file(path: str) -> bytes:

@@ -47,15 +47,17 @@ from bountytree.mpc.session import PartyMissing, SessionRefused, send_json
 
 from .admission import TEST, Admitted, Refused
 
-__all__ = ["PartyMissing", "SessionRefused", "data_party", "join", "leave", "model_party"]
+__all__ = ["PartyMissing", "SessionRefused", "data_party", "join", "leave", "model_party", "torch"]
 
 MODEL_PARTY, DATA_PARTY = 1, 0
 MAX_ROWS = 10_000_000  # what party 1 accepts as a row count when the task does not say
 
 
-def join(address: str, rank: int, timeout_s: float = 120) -> None:
+def join(
+    address: str, rank: int, timeout_s: float = 120, rendezvous_s: float | None = None
+) -> None:
     """Joins the two-party session at `address` (host:port; party 0 listens there)."""
-    session.join(address, rank, timeout_s=timeout_s)
+    session.join(address, rank, timeout_s=timeout_s, rendezvous_s=rendezvous_s)
 
 
 def leave() -> None:

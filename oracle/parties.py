@@ -49,6 +49,11 @@ def _rows(path: str | Path, info: TaskInfo, expected_rows: int) -> datasets.Data
     return rows
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
 def run_validator(
     settings,
     task_id: int,
@@ -87,9 +92,11 @@ def run_validator(
             parts=(VALIDATION, TEST) if test_rows is not None else (VALIDATION,),
         )
         try:
-            mpc.join(address, mpc.DATA_PARTY, timeout_s=wait_s)
+            mpc.join(address, mpc.DATA_PARTY, rendezvous_s=wait_s)
         except mpc.PartyMissing:
             return IDLE
+        except Exception as exc:  # a peer that joined, then stalled or sent garbage
+            raise UserError(f"session failed: {_first_line(exc)}") from None
         try:
             mpc.data_party(
                 rows.X,
@@ -160,10 +167,10 @@ def run_model_party(job_dir: str) -> int:
         models.append((int(node["id"]), spec, state))
     try:
         mpc.join(job["address"], mpc.MODEL_PARTY)
-    except mpc.PartyMissing:
+    except mpc.torch.distributed.DistError as exc:  # the validator never took part
         raise UserError(
-            f"no validator answered at {job['address']}: is `python -m oracle validator` running "
-            "there?"
+            f"no session with a validator at {job['address']} ({_first_line(exc)}): is "
+            "`python -m oracle validator` running there?"
         ) from None
     progress = open(job_path / PROGRESS, "a", buffering=1)  # noqa: SIM115 (closed below)
     try:

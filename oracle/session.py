@@ -181,6 +181,8 @@ def _wait_all(
         if time.monotonic() > deadline:
             failure = f"no result after {timeout_s:.0f}s"
         time.sleep(0.05)
+    if follower is not None:
+        follower.poll()  # the lines written just before the parties ended
     for _, proc in procs:
         if proc.poll() is None:
             proc.kill()

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from app import ui
+from bountytree.errors import UserError
 from bountytree.text import markdown
 
 market = ui.page("bountytree")
@@ -11,9 +12,13 @@ st.caption(
     "the validation set never leaves the sponsor."
 )
 if market is not None:
-    rows = []
+    rows, unreadable = [], []
     for task_id in ui.task_options(market):
-        t = market.task(task_id)
+        try:  # anyone can post a task whose description cannot be read: it hides no other
+            t = market.task(task_id)
+        except UserError as exc:
+            unreadable.append(f"#{task_id}: {str(exc)[-80:]}")
+            continue
         rows.append(
             {
                 "task": task_id,
@@ -38,3 +43,5 @@ if market is not None:
         )
     else:
         st.info("No task yet. Post a bounty from the sidebar's pages.")
+    if unreadable:
+        st.caption(markdown("Tasks whose description cannot be read: " + "; ".join(unreadable)))

@@ -1,8 +1,5 @@
 """Post a bounty: the validation file stays on this machine; only its hash goes on-chain."""
 
-import tempfile
-from pathlib import Path
-
 import streamlit as st
 
 from app import ui
@@ -15,18 +12,8 @@ POSTED = "posted_terms"  # (the terms of the last bounty this session posted, it
 
 market = ui.page("Post a bounty")
 if market is not None:
-    upload = st.file_uploader(
-        "Validation file (CSV with a label column, or .npz)", type=["csv", "npz"]
-    )
-    path_text = st.text_input("…or its path on this machine", key="validation_path")
+    path = ui.chosen_file("Validation file (CSV with a label column, or .npz)", "validation_path")
     label_column = st.text_input("Label column", value="label", key="label_column")
-    path = None
-    if upload is not None:
-        folder = Path(tempfile.mkdtemp(prefix="bountytree-upload-"))
-        path = folder / upload.name
-        path.write_bytes(upload.getvalue())
-    elif path_text:
-        path = Path(path_text).expanduser()
     rows = None
     if path is not None:
         try:

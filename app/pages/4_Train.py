@@ -1,24 +1,10 @@
 """Train: your data stays on this machine; only the trained weights are uploaded. Or publish a
 dataset to the task, for anyone (a compute provider) to train on."""
 
-import tempfile
-from pathlib import Path
-
 import streamlit as st
 
 from app import jobs, ui
 from trainer.client import Trainer
-
-
-def _file(label: str, key: str) -> Path | None:
-    """A file uploaded here or named by its path on this machine."""
-    upload = st.file_uploader(label, type=["csv", "npz"], key=f"{key}_upload")
-    path_text = st.text_input("…or its path on this machine", key=key)
-    if upload is not None:
-        path = Path(tempfile.mkdtemp(prefix="bountytree-data-")) / upload.name
-        path.write_bytes(upload.getvalue())
-        return path
-    return Path(path_text).expanduser() if path_text else None
 
 
 def _train(market, task_id, path, parent, dataset_id):
@@ -55,7 +41,7 @@ if here is not None:
     )
     path, dataset_id = None, 0
     if source == "private":
-        path = _file("Your private data (CSV or .npz)", "data_path")
+        path = ui.chosen_file("Your private data (CSV or .npz)", "data_path")
     else:
         dataset_id = st.selectbox("Dataset", [d for d, _ in published], key="dataset")
     nodes = market.nodes(task_id)
@@ -99,7 +85,7 @@ if here is not None:
         "A published dataset is public: anyone may train on it, and the oracle replays that "
         "training to pay its compute; its gains are paid to you."
     )
-    public = _file("Public dataset (CSV or .npz)", "public_path")
+    public = ui.chosen_file("Public dataset (CSV or .npz)", "public_path")
     clicked = ui.button(
         "Publish",
         key="publish",

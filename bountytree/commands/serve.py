@@ -1,5 +1,6 @@
 """`bountytree serve --task N [--node ID] [--host 127.0.0.1] [--port 8080]`: the task's model
 over HTTP, speaking the Open Inference Protocol (KServe v2 REST); see docs/models.md.
+`bountytree serve DIR`: an exported model folder, without a chain or a store.
 
 Heavy imports (torch, starlette, uvicorn) wait inside `run`."""
 
@@ -19,7 +20,12 @@ def register(
         parents=[common],
         help="serve a task's winner (or a scored node) over HTTP (Open Inference Protocol)",
     )
-    p.add_argument("--task", type=int, required=True)
+    p.add_argument(
+        "folder",
+        nargs="?",
+        help="an exported model folder (`model export --out`) to serve without a chain",
+    )
+    p.add_argument("--task", type=int)
     p.add_argument("--node", type=int, help="a scored node of the task (default: the winner)")
     p.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)"
@@ -43,6 +49,10 @@ def register(
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from bountytree.errors import UserError
 
+    if (args.folder is None) == (args.task is None):
+        raise UserError("serve a model folder (DIR) or a task's model (--task N): one of the two")
+    if args.folder is not None and args.node is not None:
+        raise UserError("--node goes with --task: a folder holds one model")
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port: {args.port} is outside 0..65535")
     if not 1 <= args.threads <= 64:
@@ -62,12 +72,23 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     )
     config.check()
     torch.set_num_threads(args.threads)
-    source = resolve(read_market(settings), args.task, args.node)
-    predictor = Predictor.from_weights(source.weights, source.spec, source.weights_cid)
-    predictor.forward(
-        predictor.rows(torch.zeros(config.max_batch, source.spec.num_features).numpy())
-    )
-    model = ModelInfo(source.model_name, source.version, source.task.id, source.node.id)
+    if args.folder is not None:
+        from bountytree.delivery.folder import load_folder
+
+        held = load_folder(args.folder)
+        predictor = Predictor.from_weights(held.weights, held.spec, held.weights_cid)
+        model = ModelInfo(held.name, held.version, held.task_id, held.node_id)
+        said = f"serving {args.folder} (weights {held.weights_cid})"
+    else:
+        source = resolve(read_market(settings), args.task, args.node)
+        predictor = Predictor.from_weights(source.weights, source.spec, source.weights_cid)
+        model = ModelInfo(source.model_name, source.version, source.task.id, source.node.id)
+        role = "winner" if source.is_winner else "scored node"
+        said = (
+            f"serving node {source.node.id} ({role} of task {source.task.id}, validation "
+            f"accuracy {source.node.accuracy_bps / 100:.2f}%)"
+        )
+    predictor.forward(predictor.rows(torch.zeros(config.max_batch, predictor.num_features).numpy()))
     app = build_app(predictor, model, config)
     sock = listen(args.host, args.port)
     host, port = sock.getsockname()[:2]
@@ -75,12 +96,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     url = f"http://{shown}:{port}/v2/models/{model.name}"
 
     def announce() -> None:
-        role = "winner" if source.is_winner else "scored node"
-        print(
-            f"serving node {source.node.id} ({role} of task {source.task.id}, validation accuracy "
-            f"{source.node.accuracy_bps / 100:.2f}%) at {url}",
-            flush=True,
-        )
+        print(f"{said} at {url}", flush=True)
         if args.host not in ("127.0.0.1", "localhost", "::1"):
             print(
                 f"warning: listening on {args.host}: anyone who can reach it may query the model "

@@ -52,10 +52,14 @@ def join(
     dealer: bool = False,
     local_only: bool = False,
     timeout_s: float = 120,
+    rendezvous_s: float | None = None,
 ) -> None:
     """Joins the session at `address` (host:port; rank 0 listens there) as `rank`. With a dealer,
     multiplication triples come from rank 2 (CrypTen's trusted third party) instead of rank 0
-    (trusted first party)."""
+    (trusted first party). Every step of the session may take `timeout_s`; the others may take
+    `rendezvous_s` (default: the same) to join, after which rank 0 raises PartyMissing."""
+    if timeout_s <= 0 or (rendezvous_s is not None and rendezvous_s <= 0):
+        raise UserError("a session's timeouts must be positive numbers of seconds")
     if local_only:
         check_loopback(address)
         os.environ["GLOO_SOCKET_IFNAME"] = "lo"  # gloo's own listeners on loopback too
@@ -83,11 +87,18 @@ def join(
         "new_group": dist.new_group,
     }
 
+    waits = {"init_process_group": rendezvous_s or timeout_s, "new_group": timeout_s}
+
     def timed(name: str):
         def call(*args, **kwargs):
             if kwargs.get("timeout") is None:
-                kwargs["timeout"] = timedelta(seconds=timeout_s)
-            return originals[name](*args, **kwargs)
+                kwargs["timeout"] = timedelta(seconds=waits[name])
+            out = originals[name](*args, **kwargs)
+            if name == "init_process_group" and waits[name] != timeout_s:
+                # joined: the session's own steps get their own limit (torch is pinned to 2.13,
+                # whose gloo groups take a new default timeout this way)
+                dist.distributed_c10d._set_pg_timeout(timedelta(seconds=timeout_s))
+            return out
 
         return call
 
@@ -95,8 +106,14 @@ def join(
         setattr(dist, name, timed(name))
     try:
         crypten.init()  # the dealer (rank 2) joins the groups; dealer.serve answers
-    except dist.DistStoreError as exc:  # the rendezvous timed out: "1/2 clients joined"
-        raise PartyMissing(f"not every party joined within {timeout_s:.0f} s ({exc})") from None
+    except dist.DistStoreError as exc:
+        # Only an empty rendezvous is "nobody came" ("Timed out ... waiting for clients. 1/2
+        # clients joined."); a peer that connected and then stalled is a failed session.
+        if "clients joined" in str(exc):
+            raise PartyMissing(
+                f"not every party joined within {waits['init_process_group']:.0f} s"
+            ) from None
+        raise
     finally:
         for name, original in originals.items():
             setattr(dist, name, original)

@@ -307,3 +307,26 @@ def test_the_reputation_table_lists_the_chain_s_accounts(app_env, settings, file
     assert row["reputation"] == board[stranger.address] and row["who"].startswith(
         stranger.address[:8]
     )
+
+
+def test_a_bounty_posted_from_an_uploaded_file_is_not_posted_twice(app_env, settings, files):
+    """An upload was written to a fresh temporary folder on every run of the page, so the terms
+    (its path among them) never matched what was posted: no confirmation, and the button was on
+    again for a second bounty. Now an upload is written once, owner-only, named by its content."""
+    post = page("pages/1_Post_a_bounty.py", 1)
+    data = files["validation"].read_bytes()
+    post.file_uploader(key="validation_path_upload").set_value(("val.csv", data, "text/csv")).run()
+    post.text_input(key="name").input("from an upload").run()
+    post.number_input(key="hours").set_value(0.05).run()
+    before = len(market_for(settings).task_ids())
+    post.button(key="post").click().run()
+    assert not post.exception and not post.error, [e.value for e in post.error]
+    assert "posted" in post.success[-1].value
+    post.run()  # drawn again, as any interaction does
+    assert post.button(key="post").disabled
+    assert any("posted with exactly these terms" in c.value for c in post.caption)
+    assert "posted" in post.success[-1].value
+    assert len(market_for(settings).task_ids()) == before + 1
+    kept = list((settings.home / "uploads").glob("*/val.csv"))
+    assert [p.read_bytes() for p in kept] == [data]
+    assert kept[0].stat().st_mode & 0o077 == 0

@@ -317,3 +317,48 @@ def test_sigterm_stops_the_server_cleanly(served):
     assert "Traceback" not in proc.stderr.read().decode()
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{base}/v2/health/live", timeout=5)
+
+
+def test_an_exported_folder_serves_without_a_chain(settings, task, expected, rows, tmp_path):
+    """`bountytree serve DIR`, as other model servers serve a model directory: the folder
+    `model export` wrote, served with no chain reachable (its RPC points at a closed port), gives
+    the same answers as the task's model; a folder whose weights are not the ones its card names
+    is refused in one line before anything listens."""
+    import shutil
+
+    from bountytree.models import weights as weights_io
+    from bountytree.processes import free_port
+    from tests.conftest import cli_error, cli_ok
+
+    folder = tmp_path / "winner"
+    cli_ok(settings, "model", "export", "--task", str(task.task_id), "--out", str(folder))
+    offline = {**_env(settings), "BOUNTYTREE_RPC": f"http://127.0.0.1:{free_port()}"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bountytree", "serve", str(folder), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=offline,
+    )
+    try:
+        line = proc.stdout.readline().decode()
+        match = re.search(r"at (http://127\.0\.0\.1:\d+)/v2/models/(\S+)", line)
+        assert match, (line, proc.stderr.read().decode() if proc.poll() is not None else "")
+        base, name = match.group(1), match.group(2)
+        assert name == f"task-{task.task_id}"
+        r = _infer(base, name, rows[:5])
+        assert r.status_code == 200, r.text
+        assert r.json()["model_version"] == str(task.winner)
+        logits = np.float32(r.json()["outputs"][0]["data"]).reshape(5, -1)
+        assert np.array_equal(logits, expected.predict(rows[:5]).logits)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        proc.stdout.close()
+        proc.stderr.close()
+    swapped = tmp_path / "swapped"
+    shutil.copytree(folder, swapped)
+    (swapped / "model.safetensors").write_bytes(weights_io.initial_weights(expected.spec))
+    line = cli_error(settings, "serve", str(swapped), "--port", "0")
+    assert "is not the weights its model card names" in line
+    assert "not a folder" in cli_error(settings, "serve", str(tmp_path / "nowhere"))
+    assert "one of the two" in cli_error(settings, "serve")

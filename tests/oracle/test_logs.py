@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 from bountytree.market.actions import open_market
@@ -70,3 +71,44 @@ def test_an_idle_validator_keeps_listening_quietly(settings, deployed, files):
     assert "Traceback" not in text, text
     assert out.decode().count("waiting for the oracle") == 1, text
     assert "session 1" not in text, text  # no session counted
+
+
+def test_a_peer_that_joins_and_stalls_is_a_failed_session_not_an_idle_one(
+    settings, deployed, files
+):
+    """Only an empty rendezvous is "nobody came". A peer that joins the rendezvous and then does
+    nothing used to be taken for nobody too: silent, and never counted against --sessions."""
+    import torch.distributed as dist
+
+    task_id = new_task(settings, files["validation"], "stalled peer")
+    port = free_port()
+    env = {
+        **os.environ,
+        "BOUNTYTREE_RPC": settings.rpc,
+        "BOUNTYTREE_STORE": settings.store,
+        "BOUNTYTREE_HOME": str(settings.home),
+        "BOUNTYTREE_DEPLOYMENTS": str(settings.deployments),
+    }
+    argv = [sys.executable, "-m", "oracle", "validator", "--task", str(task_id)]
+    argv += ["--validation", str(files["validation"]), "--sessions", "1", "--wait", "10"]
+    argv += ["--address", f"127.0.0.1:{port}"]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        store = None
+        while store is None and time.monotonic() < deadline:
+            try:  # join the rendezvous as party 1 would, then never go on
+                store = dist.TCPStore("127.0.0.1", port, 2, False, timeout=timedelta(seconds=5))
+            except (RuntimeError, dist.DistError):
+                store = None
+                time.sleep(0.5)
+        assert store is not None, "the validator never listened"
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    text = out.decode() + err.decode()
+    assert proc.returncode == 1, text
+    assert "session 1 failed" in text and "session failed:" in text, text
+    assert "Traceback" not in text, text
