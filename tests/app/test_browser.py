@@ -104,9 +104,10 @@ def test_task_from_the_cli_appears_in_the_browser(settings, files, app_url, tmp_
     cli_ok(settings, "propose", "--task", str(task_id), "--spec", "examples/cnn.json")
     # The server's first run imports the whole stack and a loaded machine runs it slowly; a page
     # caught before its script ends is loaded again, as a user pressing reload would.
-    for _ in range(10):
+    deadline = time.monotonic() + 300  # the Tasks page reads every task of the worker's chain
+    while True:
         dom = chromium(tmp_path, app_url + "/", "--dump-dom").stdout.decode()
-        if f"#{task_id} seen in chromium" in dom:
+        if f"#{task_id} seen in chromium" in dom or time.monotonic() > deadline:
             break
         time.sleep(2)
     assert f"#{task_id} seen in chromium" in dom, dom[-2000:]
