@@ -18,6 +18,15 @@ from oracle.service import Oracle
 from tests.conftest import new_task
 
 
+def _validator(settings, task_id: int, files, port: int, wait_s: int) -> subprocess.Popen:
+    """`python -m oracle validator --sessions 1` for the task, listening on `port`."""
+    argv = [sys.executable, "-m", "oracle", "validator", "--task", str(task_id)]
+    argv += ["--validation", str(files["validation"]), "--sessions", "1", "--wait", str(wait_s)]
+    argv += ["--address", f"127.0.0.1:{port}"]
+    env = {**os.environ, **settings.to_env()}
+    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
 def test_a_lasting_state_is_said_once_and_again_when_it_changes(
     settings, deployed, files, tmp_path
 ):
@@ -43,17 +52,7 @@ def test_an_idle_validator_keeps_listening_quietly(settings, deployed, files):
     """A validator no oracle calls: each session's wait ran out with a traceback (every two
     minutes by default) and counted against --sessions, so `--sessions 1` ended unused."""
     task_id = new_task(settings, files["validation"], "idle validator")
-    env = {
-        **os.environ,
-        "BOUNTYTREE_RPC": settings.rpc,
-        "BOUNTYTREE_STORE": settings.store,
-        "BOUNTYTREE_HOME": str(settings.home),
-        "BOUNTYTREE_DEPLOYMENTS": str(settings.deployments),
-    }
-    argv = [sys.executable, "-m", "oracle", "validator", "--task", str(task_id)]
-    argv += ["--validation", str(files["validation"]), "--sessions", "1", "--wait", "1"]
-    argv += ["--address", f"127.0.0.1:{free_port()}"]
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = _validator(settings, task_id, files, free_port(), wait_s=1)
     children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
     seen: set[str] = set()  # each idle session is a fresh child process
     try:
@@ -82,17 +81,7 @@ def test_a_peer_that_joins_and_stalls_is_a_failed_session_not_an_idle_one(
 
     task_id = new_task(settings, files["validation"], "stalled peer")
     port = free_port()
-    env = {
-        **os.environ,
-        "BOUNTYTREE_RPC": settings.rpc,
-        "BOUNTYTREE_STORE": settings.store,
-        "BOUNTYTREE_HOME": str(settings.home),
-        "BOUNTYTREE_DEPLOYMENTS": str(settings.deployments),
-    }
-    argv = [sys.executable, "-m", "oracle", "validator", "--task", str(task_id)]
-    argv += ["--validation", str(files["validation"]), "--sessions", "1", "--wait", "10"]
-    argv += ["--address", f"127.0.0.1:{port}"]
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = _validator(settings, task_id, files, port, wait_s=10)
     try:
         deadline = time.monotonic() + 120
         store = None
