@@ -42,6 +42,27 @@ def register(
     )
     p.add_argument("--max-rows", type=int, default=1024, help="rows per request (default 1024)")
     p.add_argument("--max-body-mb", type=float, default=4.0, help="request body limit (default 4)")
+    p.add_argument(
+        "--max-body-memory-mb",
+        type=float,
+        default=256.0,
+        help="request bodies held at once, all requests together (default 256)",
+    )
+    p.add_argument(
+        "--max-connections", type=int, default=1000, help="connections open at once (default 1000)"
+    )
+    p.add_argument(
+        "--header-timeout-s",
+        type=float,
+        default=10.0,
+        help="seconds from a request's first byte to its last header (default 10)",
+    )
+    p.add_argument(
+        "--body-timeout-s",
+        type=float,
+        default=30.0,
+        help="seconds from a request's last header to its body's last byte (default 30)",
+    )
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.set_defaults(run=run)
 
@@ -59,8 +80,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise UserError(f"--threads: {args.threads} is outside 1..64")
     import torch
 
+    from bountytree.delivery.http import HttpLimits
+    from bountytree.delivery.metrics import ModelInfo
     from bountytree.delivery.model_card import read_market, resolve
-    from bountytree.delivery.serving import ModelInfo, ServeConfig, build_app, listen
+    from bountytree.delivery.serving import ServeConfig, build_app, listen
     from bountytree.delivery.serving import run as serve_forever
     from bountytree.models.inference import Predictor
 
@@ -69,6 +92,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         max_delay=args.max_delay_ms / 1000,
         max_rows=args.max_rows,
         max_body=int(args.max_body_mb * (1 << 20)),
+        body_memory=int(args.max_body_memory_mb * (1 << 20)),
+        http=HttpLimits(
+            header_timeout=args.header_timeout_s,
+            body_timeout=args.body_timeout_s,
+            max_connections=args.max_connections,
+        ),
     )
     config.check()
     torch.set_num_threads(args.threads)

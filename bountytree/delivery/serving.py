@@ -20,10 +20,9 @@ import asyncio
 import math
 import socket
 import time
-from bisect import bisect_left
 from collections import deque
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,11 +30,13 @@ import numpy as np
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bountytree.delivery.http import HttpLimits
+from bountytree.delivery.metrics import CONTENT_TYPE, Metrics, ModelInfo, route_of
 from bountytree.errors import UserError
 from bountytree.models.inference import InputError, Prediction, Predictor
 
@@ -46,6 +47,9 @@ FLOAT_MAX = {
     for name, t in (("FP16", np.float16), ("FP32", np.float32), ("FP64", np.float64))
 }
 OUTPUTS = ("logits", "class")
+# Keys and separators a request's envelope may have beside its values (name, shape, datatype,
+# data, outputs, id, parameters...): generous, and far below what holds the parser for long.
+ENVELOPE_ITEMS = 256
 # Open Inference Protocol datatypes accepted for the input, and the numpy kinds their data may take.
 DATATYPES = {
     "FP32": "fiu",
@@ -65,8 +69,13 @@ class ServeConfig:
     max_delay: float = 0.001
     max_rows: int = 1024
     max_body: int = 4 << 20
+    # Request bodies held in memory at once, all requests together: with the connections
+    # limit, what bounds the server's memory (docs/models.md, "Limits").
+    body_memory: int = 256 << 20
+    http: HttpLimits = field(default_factory=HttpLimits)
 
     def check(self) -> None:
+        self.http.check()
         if not 1 <= self.max_batch <= 65536:
             raise UserError(f"--max-batch: {self.max_batch} is outside 1..65536")
         if not 0 <= self.max_delay <= 1:
@@ -75,16 +84,11 @@ class ServeConfig:
             raise UserError(f"--max-rows: {self.max_rows} is outside 1..{1 << 20}")
         if not 1024 <= self.max_body <= 1 << 30:
             raise UserError(f"--max-body-mb: {self.max_body / (1 << 20):g} is outside 0.001..1024")
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What the server publishes about its model (metadata, metrics labels)."""
-
-    name: str
-    version: str
-    task_id: int
-    node_id: int
+        if not self.max_body <= self.body_memory <= 1 << 40:
+            raise UserError(
+                f"--max-body-memory-mb: {self.body_memory / (1 << 20):g} is less than one body "
+                f"(--max-body-mb {self.max_body / (1 << 20):g})"
+            )
 
 
 class BadRequest(Exception):
@@ -93,94 +97,6 @@ class BadRequest(Exception):
     def __init__(self, message: str, status: int = 400):
         super().__init__(message)
         self.status = status
-
-
-# ── metrics (Prometheus text format 0.0.4) ──────────────────────────────────
-
-
-class Histogram:
-    def __init__(self, buckets: tuple[float, ...]):
-        self.buckets = buckets
-        self.counts = [0] * (len(buckets) + 1)
-        self.sum = 0.0
-        self.count = 0
-
-    def observe(self, value: float) -> None:
-        self.counts[bisect_left(self.buckets, value)] += 1
-        self.sum += value
-        self.count += 1
-
-    def lines(self, name: str, labels: str = "") -> list[str]:
-        sep = "," if labels else ""
-        out, running = [], 0
-        for bound, n in zip((*self.buckets, math.inf), self.counts, strict=True):
-            running += n
-            le = "+Inf" if bound == math.inf else f"{bound:g}"
-            out.append(f'{name}_bucket{{{labels}{sep}le="{le}"}} {running}')
-        braces = f"{{{labels}}}" if labels else ""
-        out += [f"{name}_sum{braces} {self.sum:.9g}", f"{name}_count{braces} {self.count}"]
-        return out
-
-
-LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
-ROWS_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
-
-
-@dataclass
-class Metrics:
-    model: ModelInfo
-    requests: dict[tuple[str, int], int] = field(default_factory=dict)
-    latency: dict[str, Histogram] = field(default_factory=dict)
-    batch_rows: Histogram = field(default_factory=lambda: Histogram(ROWS_BUCKETS))
-    batch_requests: Histogram = field(default_factory=lambda: Histogram(ROWS_BUCKETS[:8]))
-
-    def request(self, route: str, status: int, seconds: float) -> None:
-        key = (route, status)
-        self.requests[key] = self.requests.get(key, 0) + 1
-        if route not in self.latency:
-            self.latency[route] = Histogram(LATENCY_BUCKETS)
-        self.latency[route].observe(seconds)
-
-    def render(self) -> str:
-        m = self.model
-        lines = [
-            "# HELP bountytree_model_info The model served: task, node (version) and name.",
-            "# TYPE bountytree_model_info gauge",
-            f'bountytree_model_info{{model="{m.name}",version="{m.version}",task="{m.task_id}",'
-            f'node="{m.node_id}"}} 1',
-            "# HELP bountytree_requests_total HTTP requests by route and status code.",
-            "# TYPE bountytree_requests_total counter",
-        ]
-        lines += [
-            f'bountytree_requests_total{{route="{route}",code="{code}"}} {n}'
-            for (route, code), n in sorted(self.requests.items())
-        ]
-        lines += [
-            "# HELP bountytree_request_duration_seconds Time from request to response, by route.",
-            "# TYPE bountytree_request_duration_seconds histogram",
-        ]
-        for route, h in sorted(self.latency.items()):
-            lines += h.lines("bountytree_request_duration_seconds", f'route="{route}"')
-        lines += [
-            "# HELP bountytree_batch_rows Rows in each forward pass.",
-            "# TYPE bountytree_batch_rows histogram",
-            *self.batch_rows.lines("bountytree_batch_rows"),
-            "# HELP bountytree_batch_requests Requests served by each forward pass.",
-            "# TYPE bountytree_batch_requests histogram",
-            *self.batch_requests.lines("bountytree_batch_requests"),
-        ]
-        return "\n".join(lines) + "\n"
-
-
-def route_of(path: str) -> str:
-    """A low-cardinality label for a request path (no model names or ids)."""
-    if path.endswith("/infer"):
-        return "infer"
-    if path.startswith("/v2/health/"):
-        return path.rsplit("/", 1)[1]
-    if path.startswith("/v2/models/"):
-        return "model_ready" if path.endswith("/ready") else "model_metadata"
-    return {"/v2": "server_metadata", "/metrics": "metrics"}.get(path.rstrip("/") or "/", "other")
 
 
 class MetricsMiddleware:
@@ -329,12 +245,16 @@ def max_lists(input_shape: tuple[int, ...], max_rows: int) -> int:
 
 def parse_infer(body: bytes, predictor: Predictor, config: ServeConfig) -> InferRequest:
     """Checks an inference request against the protocol and the model; BadRequest if it fails.
-    The body's lists are counted before it is parsed (a bytes count, about a millisecond for
-    4 MiB): a body of a million empty lists would hold the event loop for a second in the
-    parser, and is refused in that millisecond instead."""
+    The body's lists, items and keys are counted before it is parsed (bytes counts, about a
+    millisecond for 4 MiB): a body of a million empty lists, two million zeros or 400,000 keys
+    would hold the event loop for 0.1 to 1 s in the parser, and is refused in that millisecond
+    instead; what passes holds it for at most about 20 ms (docs/models.md, "Limits")."""
     allowed = max_lists(predictor.spec.input_shape, config.max_rows)
     if body.count(b"[") > allowed or body.count(b"{") > 16 + config.max_rows:
         raise BadRequest(f"the body nests more lists than {config.max_rows} rows can need")
+    values = config.max_rows * math.prod(predictor.spec.input_shape)
+    if body.count(b",") > values + allowed + ENVELOPE_ITEMS or body.count(b":") > ENVELOPE_ITEMS:
+        raise BadRequest(f"the body holds more items than {config.max_rows} rows can need")
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -440,23 +360,53 @@ def _error(message: str, status: int) -> Response:
     return _json({"error": message}, status)
 
 
+class BodyMemory:
+    """The bytes all request bodies may hold at once. A request reserves its declared length
+    (the body limit when it declares none) before reading a byte, and gets a 503 at once when
+    that does not fit: a slow body holds its share only until the body deadline, and no honest
+    request waits behind one."""
+
+    def __init__(self, total: int):
+        self.left = total
+
+    @contextmanager
+    def reserve(self, size: int) -> Iterator[None]:
+        if size > self.left:
+            raise BadRequest("the server holds too many request bodies now; retry", 503)
+        self.left -= size
+        try:
+            yield
+        finally:
+            self.left += size
+
+
 async def _body(request: Request, limit: int) -> bytes:
+    """The request's body, at most `limit` bytes; a client that goes away (or is cut off by the
+    body deadline) is a BadRequest 499, which no one receives but the metrics count."""
+    chunks, size = [], 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BadRequest(f"the body is over {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise BadRequest("the client went away before its body ended", 499) from None
+    return b"".join(chunks)
+
+
+def _declared(request: Request, limit: int) -> int:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise BadRequest(f"the body is {int(declared)} bytes, at most {limit}")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BadRequest(f"the body is over {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return int(declared) if declared.isdigit() else limit
 
 
 def build_app(predictor: Predictor, model: ModelInfo, config: ServeConfig) -> Starlette:
     """The ASGI application (what uvicorn runs; tests and benchmarks build it the same way)."""
     metrics = Metrics(model)
     batcher = Batcher(predictor, config, metrics)
+    bodies = BodyMemory(config.body_memory)
     spec = predictor.spec
 
     def check_model(request: Request) -> None:
@@ -504,14 +454,15 @@ def build_app(predictor: Predictor, model: ModelInfo, config: ServeConfig) -> St
         batcher.inflight += 1
         try:
             check_model(request)
-            parsed = parse_infer(await _body(request, config.max_body), predictor, config)
+            with bodies.reserve(_declared(request, config.max_body)):
+                parsed = parse_infer(await _body(request, config.max_body), predictor, config)
             out = await batcher.predict(parsed.rows)
             return Response(infer_response(model, parsed, out), media_type="application/json")
         finally:
             batcher.inflight -= 1
 
     async def prometheus(request: Request) -> Response:
-        return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+        return Response(metrics.render(), headers={"content-type": CONTENT_TYPE})
 
     async def bad_request(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, BadRequest)
@@ -553,6 +504,7 @@ def build_app(predictor: Predictor, model: ModelInfo, config: ServeConfig) -> St
     )
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # type: ignore[arg-type]
     app.state.metrics = metrics
+    app.state.http = config.http
     app.state.batcher = batcher
     return app
 
@@ -574,14 +526,24 @@ def listen(host: str, port: int) -> socket.socket:
 
 def run(app: Starlette, sock: socket.socket, on_ready: Callable[[], None] | None = None) -> None:
     """Serves until SIGINT or SIGTERM, then shuts down gracefully (requests in flight are
-    answered) and returns. uvloop and httptools are used when installed (requirements.txt pins
-    them)."""
+    answered) and returns, on uvloop and uvicorn's httptools protocol with the app's HTTP
+    limits (bountytree.delivery.http)."""
     import signal
 
     import uvicorn
 
+    from bountytree.delivery.http import guarded_protocol
+
+    limits: HttpLimits = app.state.http
     config = uvicorn.Config(
-        app, log_level="warning", access_log=False, lifespan="on", server_header=False
+        app,
+        http=guarded_protocol(limits, app.state.metrics.closed),
+        loop="uvloop",
+        timeout_keep_alive=limits.keep_alive_timeout,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        server_header=False,
     )
     server = uvicorn.Server(config)
     if on_ready is not None:
