@@ -13,7 +13,7 @@ export SOLCX_BINARY_PATH := $(CURDIR)/toolchain/solcx
 # Test workers: two cores here; CI may set it.
 JOBS ?= 2
 
-.PHONY: setup chromium compile lint test test-contracts test-python test-e2e-anvil test-contracts-anvil demo bench bench-gas bench-storage bench-trainer bench-oracle bench-e2e bench-scale bench-lineage bench-serve bench-private bench-chain screenshots clean bench-cli
+.PHONY: setup chromium compile lint test test-contracts test-python test-e2e-anvil test-contracts-anvil demo bench bench-gas bench-storage bench-trainer bench-oracle bench-e2e bench-scale bench-lineage bench-serve bench-private bench-chain screenshots clean bench-cli bench-http-servers
 
 setup: $(VENV)/.installed node_modules/.installed build/.compiled chromium $(WALLET_UI)/build/index.html
 
@@ -92,7 +92,7 @@ test-contracts-anvil: setup
 demo: setup
 	$(VENV)/bin/bountytree up --demo
 
-bench: bench-gas bench-storage bench-trainer bench-oracle bench-e2e bench-scale bench-lineage bench-serve bench-cli bench-private bench-chain
+bench: bench-gas bench-storage bench-trainer bench-oracle bench-e2e bench-scale bench-lineage bench-serve bench-cli bench-private bench-chain bench-http-servers
 	$(PY) -m bench.results
 
 bench-gas: setup
@@ -124,6 +124,11 @@ bench-cli: setup
 # The local chain: sends left unmined by Ganache, with the block clock as it was and as it is.
 bench-chain: setup
 	$(PY) -m bench.chain
+
+# The HTTP server candidates beside uvicorn live in .bench-http/, never in the product's venv.
+bench-http-servers: setup
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --target .bench-http hypercorn==0.18.0 granian==2.8.7 h2==4.4.1 hpack==4.2.0 hyperframe==6.1.0 priority==2.0.0 wsproto==1.3.2
+	$(PY) -m bench.http_servers
 
 bench-lineage: setup
 	$(PY) -m bench.lineage

@@ -19,6 +19,7 @@ PARTS = [
     ("Command-line start-up (make bench-cli)", "cli.md"),
     ("Private models (make bench-private)", "private.md"),
     ("Local chain (make bench-chain)", "chain.md"),
+    ("HTTP servers under hostile clients (make bench-http-servers)", "http_servers.md"),
 ]
 
 

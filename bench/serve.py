@@ -107,7 +107,8 @@ def _bodies(rows_per_request: int, count: int = 32) -> list[bytes]:
 
 def serve(model: str, max_batch: int) -> None:
     """What `bountytree serve` runs once it has read the model (bountytree/commands/serve.py)."""
-    from bountytree.delivery.serving import ModelInfo, ServeConfig, build_app, listen, run
+    from bountytree.delivery.metrics import ModelInfo
+    from bountytree.delivery.serving import ServeConfig, build_app, listen, run
     from bountytree.models.inference import Predictor
 
     torch.set_num_threads(1)

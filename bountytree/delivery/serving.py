@@ -252,8 +252,8 @@ def parse_infer(body: bytes, predictor: Predictor, config: ServeConfig) -> Infer
     allowed = max_lists(predictor.spec.input_shape, config.max_rows)
     if body.count(b"[") > allowed or body.count(b"{") > 16 + config.max_rows:
         raise BadRequest(f"the body nests more lists than {config.max_rows} rows can need")
-    values = config.max_rows * math.prod(predictor.spec.input_shape)
-    if body.count(b",") > values + allowed + ENVELOPE_ITEMS or body.count(b":") > ENVELOPE_ITEMS:
+    max_values = config.max_rows * math.prod(predictor.spec.input_shape)
+    if body.count(b",") > max_values + allowed + ENVELOPE_ITEMS or body.count(b":") > ENVELOPE_ITEMS:
         raise BadRequest(f"the body holds more items than {config.max_rows} rows can need")
     try:
         doc = orjson.loads(body)
