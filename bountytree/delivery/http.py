@@ -33,10 +33,18 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from bountytree.errors import UserError
 
 REASONS = {
+    400: b"Bad Request",
     408: b"Request Timeout",
     431: b"Request Header Fields Too Large",
     503: b"Service Unavailable",
 }
+
+
+# Pipelined requests one connection may queue behind the one being answered: more stops the
+# parser (256 KiB of tiny requests would be 8,192 requests parsed in one go on the loop).
+MAX_PIPELINED = 16
+# Seconds a closed connection's unsent answer may wait for its peer to read it.
+WRITE_GRACE_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -78,15 +86,27 @@ def refusal(status: int, message: str) -> bytes:
     )
 
 
+class _TooDeep(Exception):
+    """Raised inside the parser to stop it: a connection queued more pipelined requests than
+    MAX_PIPELINED (httptools then stops where it is, and uvicorn closes the connection)."""
+
+
 def guarded_protocol(limits: HttpLimits, on_limit: Callable[[str], None]) -> type[Any]:
     """uvicorn's httptools protocol class with `limits`; `on_limit(name)` is told of each
-    connection closed for one (the metrics count them)."""
+    connection closed for one (the metrics count them).
+
+    The invariant the timers keep: while a connection is open and its app is not working on a
+    request, exactly one deadline runs, the header one (or uvicorn's keep-alive one right
+    after a response); while a body arrives, the body one; a closed connection whose peer does
+    not read what is left to send is aborted WRITE_GRACE_S later."""
 
     class Guarded(HttpToolsProtocol):  # type: ignore[misc]
         _timer: asyncio.TimerHandle | None = None
         _in_headers = False
+        _began_here = False
         _header_bytes = 0
         _requests = 0
+        _too_deep = False
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -100,25 +120,42 @@ def guarded_protocol(limits: HttpLimits, on_limit: Callable[[str], None]) -> typ
             super().connection_lost(exc)
 
         def data_received(self, data: bytes) -> None:
+            self._began_here = False
             super().data_received(data)
-            if self._in_headers and not self.transport.is_closing():
-                # The whole chunk counts when the headers are still not over after it (a chunk
-                # that ends them may carry body bytes: those are the body's to count).
-                self._header_bytes += len(data)
+            if self.transport.is_closing():
+                if self._too_deep:
+                    on_limit("pipelined")
+                self._disarm()
+                self._abort_later()
+                return
+            if self._in_headers:
+                # Bytes of headers still not over: a request that began in this chunk counts
+                # from the next one (its start within the chunk is unknown), so the headers
+                # kept are at most the limit plus one read.
+                self._header_bytes = 0 if self._began_here else self._header_bytes + len(data)
                 if self._header_bytes > limits.max_header_bytes:
                     self._refuse(
                         431,
                         f"request line and headers over {limits.max_header_bytes} bytes",
                         "header_bytes",
                     )
+                    return
+            idle = self.cycle is None or self.cycle.response_complete
+            if idle and self._timer is None and self.timeout_keep_alive_task is None:
+                # Bytes that began no request (blank lines between requests) or ended a body
+                # the app had already answered: the connection is idle again.
+                self._arm(limits.header_timeout, self._header_late)
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
-            self._in_headers, self._header_bytes = True, 0
+            self._in_headers, self._began_here, self._header_bytes = True, True, 0
             if self._timer is None:  # a new request on a kept-alive connection
                 self._arm(limits.header_timeout, self._header_late)
 
         def on_headers_complete(self) -> None:
+            if len(self.pipeline) >= MAX_PIPELINED:
+                self._too_deep = True
+                raise _TooDeep
             self._in_headers = False
             self._arm(limits.body_timeout, self._body_late)
             super().on_headers_complete()
@@ -130,6 +167,25 @@ def guarded_protocol(limits: HttpLimits, on_limit: Callable[[str], None]) -> typ
             self._disarm()
             super().on_message_complete()
 
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if self.transport.is_closing():  # `connection: close`: the rest must still leave
+                self._abort_later()
+
+        def timeout_keep_alive_handler(self) -> None:
+            super().timeout_keep_alive_handler()
+            self._abort_later()
+
+        def send_400_response(self, msg: str) -> None:
+            """uvicorn's answer to bytes that are not HTTP, as the server's JSON error."""
+            if self._too_deep:
+                message = f"more than {MAX_PIPELINED} pipelined requests waiting"
+            else:
+                on_limit("malformed")
+                message = "not a valid HTTP/1.1 request"
+            self.transport.write(refusal(400, message))
+            self.transport.close()
+
         def _arm(self, seconds: float, then: Callable[[], None]) -> None:
             self._disarm()
             self._timer = self.loop.call_later(seconds, then)
@@ -138,6 +194,9 @@ def guarded_protocol(limits: HttpLimits, on_limit: Callable[[str], None]) -> typ
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
+
+        def _abort_later(self) -> None:
+            self.loop.call_later(WRITE_GRACE_S, self.transport.abort)
 
         def _header_late(self) -> None:
             self._timer = None
@@ -153,7 +212,7 @@ def guarded_protocol(limits: HttpLimits, on_limit: Callable[[str], None]) -> typ
             self._timer = None
             if not self.transport.is_closing():
                 on_limit("body_timeout")
-                self.transport.close()
+                self.transport.abort()
 
         def _refuse(self, status: int, message: str, limit: str) -> None:
             self._disarm()
@@ -161,5 +220,6 @@ def guarded_protocol(limits: HttpLimits, on_limit: Callable[[str], None]) -> typ
                 on_limit(limit)
                 self.transport.write(refusal(status, message))
                 self.transport.close()
+                self._abort_later()
 
     return Guarded

@@ -50,6 +50,8 @@ OUTPUTS = ("logits", "class")
 # Keys and separators a request's envelope may have beside its values (name, shape, datatype,
 # data, outputs, id, parameters...): generous, and far below what holds the parser for long.
 ENVELOPE_ITEMS = 256
+SHOWN_CHARS = 80  # of a stranger's value quoted in an error
+MAX_ID_CHARS = 256  # a request id, echoed in the answer
 # Open Inference Protocol datatypes accepted for the input, and the numpy kinds their data may take.
 DATATYPES = {
     "FP32": "fiu",
@@ -243,6 +245,29 @@ def max_lists(input_shape: tuple[int, ...], max_rows: int) -> int:
     return 16 + max_rows * lists
 
 
+def _shown(value: Any) -> str:
+    """A stranger's value quoted in an error: JSON for a scalar, the type's name otherwise, cut
+    to SHOWN_CHARS characters (an error must not grow with what was sent)."""
+    scalar = value is None or isinstance(value, str | int | float | bool)
+    text = orjson.dumps(value).decode() if scalar else type(value).__name__
+    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "…"
+
+
+def _numbers_only(data: list[Any]) -> bool:
+    """Whether nested lists hold only ints and floats (JSON numbers; not bools or strings).
+    Checked before numpy sees the data: a list of strings becomes an array as wide as the
+    longest one times the count, gigabytes for a 200 KB body."""
+    stack = [data]
+    while stack:
+        for item in stack.pop():
+            kind = type(item)
+            if kind is list:
+                stack.append(item)
+            elif kind is not float and kind is not int:
+                return False
+    return True
+
+
 def parse_infer(body: bytes, predictor: Predictor, config: ServeConfig) -> InferRequest:
     """Checks an inference request against the protocol and the model; BadRequest if it fails.
     The body's lists, items and keys are counted before it is parsed (bytes counts, about a
@@ -253,7 +278,10 @@ def parse_infer(body: bytes, predictor: Predictor, config: ServeConfig) -> Infer
     if body.count(b"[") > allowed or body.count(b"{") > 16 + config.max_rows:
         raise BadRequest(f"the body nests more lists than {config.max_rows} rows can need")
     max_values = config.max_rows * math.prod(predictor.spec.input_shape)
-    if body.count(b",") > max_values + allowed + ENVELOPE_ITEMS or body.count(b":") > ENVELOPE_ITEMS:
+    if (
+        body.count(b",") > max_values + allowed + ENVELOPE_ITEMS
+        or body.count(b":") > ENVELOPE_ITEMS
+    ):
         raise BadRequest(f"the body holds more items than {config.max_rows} rows can need")
     try:
         doc = orjson.loads(body)
@@ -268,14 +296,11 @@ def parse_infer(body: bytes, predictor: Predictor, config: ServeConfig) -> Infer
         raise BadRequest(f'"inputs": the model takes exactly one tensor, named "{INPUT}"')
     tensor = inputs[0]
     if tensor.get("name") != INPUT:
-        raise BadRequest(
-            f'inputs[0].name: {orjson.dumps(tensor.get("name")).decode()} is not "{INPUT}"'
-        )
+        raise BadRequest(f'inputs[0].name: {_shown(tensor.get("name"))} is not "{INPUT}"')
     datatype = tensor.get("datatype")
     if datatype not in DATATYPES:
         raise BadRequest(
-            f"inputs[0].datatype: {orjson.dumps(datatype).decode()} is not one of "
-            f"{', '.join(DATATYPES)}"
+            f"inputs[0].datatype: {_shown(datatype)} is not one of {', '.join(DATATYPES)}"
         )
     shape = _shape(tensor.get("shape"))
     spec = predictor.spec
@@ -291,9 +316,12 @@ def parse_infer(body: bytes, predictor: Predictor, config: ServeConfig) -> Infer
     data = tensor.get("data")
     if not isinstance(data, list):
         raise BadRequest("inputs[0].data: expected a list of numbers (flat or nested, row-major)")
+    if not _numbers_only(data):
+        what = "integers" if DATATYPES[datatype] == "iu" else "numbers"
+        raise BadRequest(f"inputs[0].data: {datatype} data must be {what}, in lists")
     try:
         values = np.asarray(data)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise BadRequest(
             "inputs[0].data: nested lists of unequal lengths, or nested too deeply"
         ) from None
@@ -325,8 +353,10 @@ def parse_infer(body: bytes, predictor: Predictor, config: ServeConfig) -> Infer
             raise BadRequest(f'"outputs": expected a list of {{"name"}} among {", ".join(OUTPUTS)}')
         outputs = tuple(o["name"] for o in wanted)
     request_id = doc.get("id")
-    if request_id is not None and not isinstance(request_id, str):
-        raise BadRequest('"id": expected a string')
+    if request_id is not None and (
+        not isinstance(request_id, str) or len(request_id) > MAX_ID_CHARS
+    ):
+        raise BadRequest(f'"id": expected a string of at most {MAX_ID_CHARS} characters')
     return InferRequest(rows, outputs, request_id)
 
 
@@ -361,45 +391,50 @@ def _error(message: str, status: int) -> Response:
 
 
 class BodyMemory:
-    """The bytes all request bodies may hold at once. A request reserves its declared length
-    (the body limit when it declares none) before reading a byte, and gets a 503 at once when
-    that does not fit: a slow body holds its share only until the body deadline, and no honest
-    request waits behind one."""
+    """The bytes all request bodies may hold at once. A request takes its share as its bytes
+    arrive (a declared length costs nothing until it is sent) and gets a 503 at once when the
+    next chunk does not fit: a slow body holds what it sent only until the body deadline, and
+    no honest request waits behind one."""
 
     def __init__(self, total: int):
         self.left = total
 
     @contextmanager
-    def reserve(self, size: int) -> Iterator[None]:
-        if size > self.left:
-            raise BadRequest("the server holds too many request bodies now; retry", 503)
-        self.left -= size
+    def held(self) -> Iterator[Callable[[int], None]]:
+        """A `take(n)` for one request; everything it took is given back at the end."""
+        taken = 0
+
+        def take(size: int) -> None:
+            nonlocal taken
+            if size > self.left:
+                raise BadRequest("the server holds too many request bodies now; retry", 503)
+            self.left -= size
+            taken += size
+
         try:
-            yield
+            yield take
         finally:
-            self.left += size
+            self.left += taken
 
 
-async def _body(request: Request, limit: int) -> bytes:
-    """The request's body, at most `limit` bytes; a client that goes away (or is cut off by the
-    body deadline) is a BadRequest 499, which no one receives but the metrics count."""
+async def _body(request: Request, limit: int, take: Callable[[int], None]) -> bytes:
+    """The request's body, at most `limit` bytes, each chunk taken from the body memory; a
+    client that goes away (or is cut off by the body deadline) is a BadRequest 499, which no
+    one receives but the metrics count."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BadRequest(f"the body is {int(declared)} bytes, at most {limit}")
     chunks, size = [], 0
     try:
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
                 raise BadRequest(f"the body is over {limit} bytes")
+            take(len(chunk))
             chunks.append(chunk)
     except ClientDisconnect:
         raise BadRequest("the client went away before its body ended", 499) from None
     return b"".join(chunks)
-
-
-def _declared(request: Request, limit: int) -> int:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise BadRequest(f"the body is {int(declared)} bytes, at most {limit}")
-    return int(declared) if declared.isdigit() else limit
 
 
 def build_app(predictor: Predictor, model: ModelInfo, config: ServeConfig) -> Starlette:
@@ -454,8 +489,8 @@ def build_app(predictor: Predictor, model: ModelInfo, config: ServeConfig) -> St
         batcher.inflight += 1
         try:
             check_model(request)
-            with bodies.reserve(_declared(request, config.max_body)):
-                parsed = parse_infer(await _body(request, config.max_body), predictor, config)
+            with bodies.held() as take:
+                parsed = parse_infer(await _body(request, config.max_body, take), predictor, config)
             out = await batcher.predict(parsed.rows)
             return Response(infer_response(model, parsed, out), media_type="application/json")
         finally:
@@ -502,6 +537,9 @@ def build_app(predictor: Predictor, model: ModelInfo, config: ServeConfig) -> St
         },
         lifespan=lifespan,
     )
+    # No redirect to the path with(out) a trailing slash: it would be built from the client's own
+    # Host header.
+    app.router.redirect_slashes = False
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # type: ignore[arg-type]
     app.state.metrics = metrics
     app.state.http = config.http
@@ -539,8 +577,11 @@ def run(app: Starlette, sock: socket.socket, on_ready: Callable[[], None] | None
         app,
         http=guarded_protocol(limits, app.state.metrics.closed),
         loop="uvloop",
+        ws="none",
         timeout_keep_alive=limits.keep_alive_timeout,
-        log_level="warning",
+        # Not "warning": uvicorn warns once per malformed request, a log strangers could fill;
+        # the metrics count those instead.
+        log_level="error",
         access_log=False,
         lifespan="on",
         server_header=False,
