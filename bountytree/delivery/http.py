@@ -43,7 +43,9 @@ REASONS = {
 # Pipelined requests one connection may queue behind the one being answered: more stops the
 # parser (256 KiB of tiny requests would be 8,192 requests parsed in one go on the loop).
 MAX_PIPELINED = 16
-# Seconds a closed connection's unsent answer may wait for its peer to read it.
+# Header lines (trailers included) one request may have.
+MAX_HEADERS = 100
+# Seconds a closed connection's unsent answer, or a peer that stopped reading, may wait.
 WRITE_GRACE_S = 5.0
 
 
@@ -86,9 +88,9 @@ def refusal(status: int, message: str) -> bytes:
     )
 
 
-class _TooDeep(Exception):
-    """Raised inside the parser to stop it: a connection queued more pipelined requests than
-    MAX_PIPELINED (httptools then stops where it is, and uvicorn closes the connection)."""
+class _Stop(Exception):
+    """Raised inside the parser to stop it where it is, before the app sees the request:
+    uvicorn then answers through `send_400_response`, which says why and closes."""
 
 
 def guarded_protocol(limits: HttpLimits, on_limit: Callable[[str], None]) -> type[Any]:
@@ -104,9 +106,13 @@ def guarded_protocol(limits: HttpLimits, on_limit: Callable[[str], None]) -> typ
         _timer: asyncio.TimerHandle | None = None
         _in_headers = False
         _began_here = False
-        _header_bytes = 0
+        _header_bytes = 0  # raw bytes of headers still arriving (a value not yet complete)
+        _parsed_bytes = 0  # url, header names and values parsed, trailers included
+        _headers = 0
         _requests = 0
-        _too_deep = False
+        _stopped: tuple[int, str, str] | None = None  # status, message, limit
+        _running: Any = None  # the request cycle the app is answering
+        _write_timer: asyncio.TimerHandle | None = None
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -117,45 +123,94 @@ def guarded_protocol(limits: HttpLimits, on_limit: Callable[[str], None]) -> typ
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
+            if self._write_timer is not None:
+                self._write_timer.cancel()
+            # uvicorn marks only the newest cycle gone; the one the app is answering (an earlier
+            # pipelined request) would write into a closed transport and log a traceback.
+            for cycle in (self._running, *(c for c, _ in self.pipeline)):
+                if cycle is not None and not cycle.response_complete:
+                    cycle.disconnected = True
+                    cycle.message_event.set()
             super().connection_lost(exc)
+
+        def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+            self._running = cycle
+            super()._start_asgi_task(cycle, app)
+
+        def pause_writing(self) -> None:
+            """The peer stopped reading: it has WRITE_GRACE_S to start again."""
+            super().pause_writing()
+            if self._write_timer is None:
+                self._write_timer = self.loop.call_later(WRITE_GRACE_S, self._write_late)
+
+        def resume_writing(self) -> None:
+            super().resume_writing()
+            if self._write_timer is not None:
+                self._write_timer.cancel()
+                self._write_timer = None
+
+        def _write_late(self) -> None:
+            self._write_timer = None
+            on_limit("write_timeout")
+            self.transport.abort()
 
         def data_received(self, data: bytes) -> None:
             self._began_here = False
             super().data_received(data)
             if self.transport.is_closing():
-                if self._too_deep:
-                    on_limit("pipelined")
                 self._disarm()
                 self._abort_later()
                 return
             if self._in_headers:
                 # Bytes of headers still not over: a request that began in this chunk counts
-                # from the next one (its start within the chunk is unknown), so the headers
-                # kept are at most the limit plus one read.
+                # from the next one (its start within the chunk is unknown), so a header value
+                # still arriving is at most the limit plus one read.
                 self._header_bytes = 0 if self._began_here else self._header_bytes + len(data)
-                if self._header_bytes > limits.max_header_bytes:
-                    self._refuse(
-                        431,
-                        f"request line and headers over {limits.max_header_bytes} bytes",
-                        "header_bytes",
-                    )
-                    return
+            if self._header_bytes > limits.max_header_bytes:
+                self._refuse(431, self._too_long, "header_bytes")
+                return
             idle = self.cycle is None or self.cycle.response_complete
             if idle and self._timer is None and self.timeout_keep_alive_task is None:
                 # Bytes that began no request (blank lines between requests) or ended a body
                 # the app had already answered: the connection is idle again.
                 self._arm(limits.header_timeout, self._header_late)
 
+        def on_url(self, url: bytes) -> None:
+            self._parsed_bytes += len(url)
+            super().on_url(url)
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            # Trailers after a chunked body come here too: they count as headers.
+            self._parsed_bytes += len(name) + len(value) + 4
+            self._headers += 1
+            if self._parsed_bytes > limits.max_header_bytes:
+                self._stop(431, self._too_long, "header_bytes")
+            if self._headers > MAX_HEADERS:
+                self._stop(431, f"more than {MAX_HEADERS} header lines", "header_bytes")
+            super().on_header(name, value)
+
+        @property
+        def _too_long(self) -> str:
+            return f"request line and headers over {limits.max_header_bytes} bytes"
+
+        def _stop(self, status: int, message: str, limit: str) -> None:
+            self._stopped = (status, message, limit)
+            raise _Stop
+
         def on_message_begin(self) -> None:
             super().on_message_begin()
             self._in_headers, self._began_here, self._header_bytes = True, True, 0
+            self._parsed_bytes = self._headers = 0
             if self._timer is None:  # a new request on a kept-alive connection
                 self._arm(limits.header_timeout, self._header_late)
 
         def on_headers_complete(self) -> None:
+            if self._parsed_bytes > limits.max_header_bytes:
+                self._stop(431, self._too_long, "header_bytes")
             if len(self.pipeline) >= MAX_PIPELINED:
-                self._too_deep = True
-                raise _TooDeep
+                self._stop(
+                    400, f"more than {MAX_PIPELINED} pipelined requests waiting", "pipelined"
+                )
             self._in_headers = False
             self._arm(limits.body_timeout, self._body_late)
             super().on_headers_complete()
@@ -178,12 +233,13 @@ def guarded_protocol(limits: HttpLimits, on_limit: Callable[[str], None]) -> typ
 
         def send_400_response(self, msg: str) -> None:
             """uvicorn's answer to bytes that are not HTTP, as the server's JSON error."""
-            if self._too_deep:
-                message = f"more than {MAX_PIPELINED} pipelined requests waiting"
-            else:
-                on_limit("malformed")
-                message = "not a valid HTTP/1.1 request"
-            self.transport.write(refusal(400, message))
+            status, message, limit = self._stopped or (
+                400,
+                "not a valid HTTP/1.1 request",
+                "malformed",
+            )
+            on_limit(limit)
+            self.transport.write(refusal(status, message))
             self.transport.close()
 
         def _arm(self, seconds: float, then: Callable[[], None]) -> None:

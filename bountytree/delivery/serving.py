@@ -8,9 +8,9 @@ INT/UINT type; shape [rows, *input_shape] or [rows, features]) and gives `logits
 `{"error": "…"}` on one line; the model never sees a row that `Predictor.rows` did not check.
 
 Concurrent requests are batched: a request that finds the model idle runs at once (no added
-wait at low load); while others are already being read, the batcher waits up to `max_delay` for
-them, then runs one forward pass over all the rows, up to `max_batch`, and hands each request
-its slice. The forward pass runs on the event loop itself: the models bountytree trains take
+wait at low load); while others whose bodies are in are being parsed, the batcher waits up to
+`max_delay` for them, then runs one forward pass over all the rows, up to `max_batch`, and
+hands each request its slice. The forward pass runs on the event loop itself: the models bountytree trains take
 tens of microseconds, less than a hop to a worker thread would cost.
 """
 
@@ -165,7 +165,7 @@ class Batcher:
 
     async def _collect(self) -> list[_Job]:
         """The next batch: everything queued that fits, waiting up to max_delay only while
-        requests that started are still being read and parsed (they will join)."""
+        requests whose bodies are in are still being parsed (they will join)."""
         while not self.queue:
             self._ready.clear()
             await self._ready.wait()
@@ -298,7 +298,7 @@ def parse_infer(body: bytes, predictor: Predictor, config: ServeConfig) -> Infer
     if tensor.get("name") != INPUT:
         raise BadRequest(f'inputs[0].name: {_shown(tensor.get("name"))} is not "{INPUT}"')
     datatype = tensor.get("datatype")
-    if datatype not in DATATYPES:
+    if not isinstance(datatype, str) or datatype not in DATATYPES:
         raise BadRequest(
             f"inputs[0].datatype: {_shown(datatype)} is not one of {', '.join(DATATYPES)}"
         )
@@ -347,10 +347,15 @@ def parse_infer(body: bytes, predictor: Predictor, config: ServeConfig) -> Infer
     wanted = doc.get("outputs")
     outputs: tuple[str, ...] = OUTPUTS
     if wanted is not None:
-        if not isinstance(wanted, list) or not all(
-            isinstance(o, dict) and o.get("name") in OUTPUTS for o in wanted
+        if (
+            not isinstance(wanted, list)
+            or not all(isinstance(o, dict) and o.get("name") in OUTPUTS for o in wanted)
+            or len({o["name"] for o in wanted}) != len(wanted)
         ):
-            raise BadRequest(f'"outputs": expected a list of {{"name"}} among {", ".join(OUTPUTS)}')
+            raise BadRequest(
+                f'"outputs": expected a list of {{"name"}} among {", ".join(OUTPUTS)}, '
+                "each at most once"
+            )
         outputs = tuple(o["name"] for o in wanted)
     request_id = doc.get("id")
     if request_id is not None and (
@@ -447,11 +452,12 @@ def build_app(predictor: Predictor, model: ModelInfo, config: ServeConfig) -> St
     def check_model(request: Request) -> None:
         name = request.path_params["name"]
         if name != model.name:
-            raise BadRequest(f"unknown model {name!r}; this server has {model.name!r}", 404)
+            raise BadRequest(f"unknown model {_shown(name)}; this server has {model.name!r}", 404)
         version = request.path_params.get("version")
         if version is not None and version != model.version:
             raise BadRequest(
-                f"model {name!r} has no version {version!r}; it has {model.version!r}", 404
+                f"model {_shown(name)} has no version {_shown(version)}; it has {model.version!r}",
+                404,
             )
 
     async def live(request: Request) -> Response:
@@ -486,15 +492,19 @@ def build_app(predictor: Predictor, model: ModelInfo, config: ServeConfig) -> St
         return _json({"name": model.name, "ready": True})
 
     async def infer(request: Request) -> Response:
-        batcher.inflight += 1
-        try:
-            check_model(request)
-            with bodies.held() as take:
-                parsed = parse_infer(await _body(request, config.max_body, take), predictor, config)
-            out = await batcher.predict(parsed.rows)
-            return Response(infer_response(model, parsed, out), media_type="application/json")
-        finally:
-            batcher.inflight -= 1
+        check_model(request)
+        with bodies.held() as take:
+            body = await _body(request, config.max_body, take)
+            # In flight (what the batcher may wait for) only once its body is in: a client that
+            # sends half a body must not hold every batch for --max-delay-ms.
+            batcher.inflight += 1
+            try:
+                parsed = parse_infer(body, predictor, config)
+                del body
+                out = await batcher.predict(parsed.rows)
+            finally:
+                batcher.inflight -= 1
+        return Response(infer_response(model, parsed, out), media_type="application/json")
 
     async def prometheus(request: Request) -> Response:
         return Response(metrics.render(), headers={"content-type": CONTENT_TYPE})
@@ -505,7 +515,7 @@ def build_app(predictor: Predictor, model: ModelInfo, config: ServeConfig) -> St
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        return _error(f"{exc.detail}: {request.method} {request.url.path}", exc.status_code)
+        return _error(f"{exc.detail}: {request.method} {_shown(request.url.path)}", exc.status_code)
 
     async def server_error(request: Request, exc: Exception) -> Response:
         return _error(f"internal error ({type(exc).__name__})", 500)

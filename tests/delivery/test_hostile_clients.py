@@ -12,6 +12,7 @@ import json
 import re
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -24,6 +25,7 @@ import pytest
 import requests
 
 from bountytree.config import ROOT
+from bountytree.delivery.http import WRITE_GRACE_S
 from bountytree.models.spec import load_spec
 from bountytree.models.weights import initial_weights
 
@@ -348,6 +350,91 @@ def test_every_refusal_is_a_json_line_and_nothing_redirects(server: Server):
         timeout=10,
     )
     assert r.status_code == 200 and r.json() == {"live": True}
+
+
+def test_trailers_and_headers_in_one_read_count_against_the_header_cap(server: Server):
+    """Trailers after a chunked body were kept without limit (3.7 GB from one connection in
+    30 s), and 30,000 header lines that arrived in one read were never counted (30x their
+    size in memory). Both are a 431 now, and the server does not grow."""
+    before = server.peak_mib()
+    sock = server.connect()
+    sock.sendall(
+        f"POST /v2/models/{server.name}/infer HTTP/1.1\r\nHost: x\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n1\r\n{\r\n0\r\n".encode()
+    )
+    deadline = time.monotonic() + 3
+    with contextlib.suppress(OSError):
+        while time.monotonic() < deadline:
+            sock.sendall(b"a:\r\n" * 4096)
+    answer = _closed_by_server(sock, within=5)
+    assert answer is not None and b"431" in answer, answer
+    sock = server.connect()
+    sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n" + b"a:\r\n" * 30_000 + b"\r\n")
+    answer = _closed_by_server(sock, within=5)
+    assert answer is not None and answer.startswith(b"HTTP/1.1 431"), answer[:200]
+    assert server.peak_mib() - before < 32
+    server.honest()
+
+
+def test_a_client_that_stops_reading_is_cut_off(server: Server):
+    """A client that asks for answers and never reads them (a 4 KiB receive buffer, hundreds of
+    pipelined `GET /metrics`) kept its connection and the server's send queue forever. The
+    server now aborts it WRITE_GRACE_S after its writes stall."""
+    before = server.closed_for("write_timeout")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.port))
+    sock.settimeout(0.5)
+    request = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+    deadline = time.monotonic() + 8
+    while time.monotonic() < deadline:  # eight at a time, under the pipelining cap
+        try:
+            sock.sendall(request * 8)
+            time.sleep(0.05)
+        except TimeoutError:  # the server stopped reading: its answers are stuck
+            time.sleep(0.1)
+        except OSError:
+            break  # cut off already
+    time.sleep(WRITE_GRACE_S + 2)
+    assert server.closed_for("write_timeout") > before
+    sock.close()
+    server.honest()
+
+
+def test_pipelined_requests_cut_by_a_reset_log_nothing(server: Server):
+    """An inference and a second request in one write, then a reset: the app's answer to the
+    first was written into a closed transport, a traceback in the log each time. The server's
+    log is checked empty of tracebacks when the module's server stops."""
+    body = json.dumps(
+        {"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": [0] * 64}]}
+    ).encode()
+    for _ in range(20):
+        sock = server.connect()
+        sock.sendall(
+            f"POST /v2/models/{server.name}/infer HTTP/1.1\r\nHost: x\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            + body
+            + b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+    time.sleep(0.5)
+    server.honest()
+
+
+def test_odd_fields_and_long_paths_are_short_400s_and_404s(server: Server):
+    """A list as the datatype was a 500 with a traceback; repeated output names multiplied the
+    answer (28.8 MB for a 135 KB request); a 15,000-character model name came back whole in
+    the 404."""
+    url = f"{server.base}/v2/models/{server.name}/infer"
+    good = {"name": "input", "shape": [1, 64], "datatype": "FP32", "data": [0.0] * 64}
+    r = requests.post(url, json={"inputs": [{**good, "datatype": []}]}, timeout=10)
+    assert r.status_code == 400 and "datatype" in r.json()["error"], r.text
+    many = [{"name": "logits"}] * 240
+    r = requests.post(url, json={"inputs": [good], "outputs": many}, timeout=10)
+    assert r.status_code == 400 and "at most once" in r.json()["error"], r.text
+    r = requests.get(f"{server.base}/v2/models/{'q' * 15_000}", timeout=10)
+    assert r.status_code == 404 and len(r.content) < 400, len(r.content)
 
 
 def test_limits_outside_their_ranges_are_one_line(tmp_path: Path):
