@@ -1,24 +1,13 @@
 """The HTTP server under `bountytree serve`: uvicorn's httptools protocol, with the limits a
 server that strangers can reach needs and uvicorn does not have.
 
-Measured against hostile clients (docs/measurements.md, "Choosing the HTTP server"): uvicorn
-with httptools answered fastest, honest requests under attack included, but kept every header
-line a client sent (1.6 GiB in 4 s on one connection), never timed out a request that was still
-arriving, and kept idle connections open forever. Its h11 protocol caps headers but has no
-deadline; hypercorn has both but took 4x the time per request; granian caps and times out
-headers in Rust, but its in-process mode is experimental, it ignored SIGTERM there, and 300
-idle connections stalled an honest one. So the server stays uvicorn + httptools, and this
-protocol adds, per connection:
-
-- a header size cap (request line and headers together): 431, then close;
-- a header deadline, from a connection's first byte (or its opening) to the last header of a
-  request: 408, then close, so a connection that sends nothing, or a byte at a time, is gone
-  after `header_timeout` seconds;
-- a body deadline, from the last header to the body's last byte: the connection is closed;
-- a cap on requests per keep-alive connection, and on connections open at once (503, then
-  close).
-
-The app holds the rest: the body size and the memory all bodies may take together (serving.py).
+uvicorn with httptools answered honest requests fastest of the servers measured, under attack
+included, but bounds neither headers nor the time a request or an idle connection may take
+(docs/measurements.md, "Choosing the HTTP server"). This protocol adds, per connection: a cap
+on header bytes and lines (trailers included), header and body deadlines, a cap on pipelined
+requests, on requests per connection and on connections open at once, and an abort for answers
+the peer does not read. The app holds the rest: the body size and the memory all bodies may
+take together (serving.py). Every bound and what happens past it: docs/models.md, "Limits".
 """
 
 from __future__ import annotations
@@ -113,6 +102,7 @@ def guarded_protocol(limits: HttpLimits, on_limit: Callable[[str], None]) -> typ
         _stopped: tuple[int, str, str] | None = None  # status, message, limit
         _running: Any = None  # the request cycle the app is answering
         _write_timer: asyncio.TimerHandle | None = None
+        _aborting = False
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -252,7 +242,9 @@ def guarded_protocol(limits: HttpLimits, on_limit: Callable[[str], None]) -> typ
                 self._timer = None
 
         def _abort_later(self) -> None:
-            self.loop.call_later(WRITE_GRACE_S, self.transport.abort)
+            if not self._aborting:  # once per connection, whichever path closed it
+                self._aborting = True
+                self.loop.call_later(WRITE_GRACE_S, self.transport.abort)
 
         def _header_late(self) -> None:
             self._timer = None

@@ -10,8 +10,8 @@ INT/UINT type; shape [rows, *input_shape] or [rows, features]) and gives `logits
 Concurrent requests are batched: a request that finds the model idle runs at once (no added
 wait at low load); while others whose bodies are in are being parsed, the batcher waits up to
 `max_delay` for them, then runs one forward pass over all the rows, up to `max_batch`, and
-hands each request its slice. The forward pass runs on the event loop itself: the models bountytree trains take
-tens of microseconds, less than a hop to a worker thread would cost.
+hands each request its slice. The forward pass runs on the event loop itself: the models
+bountytree trains take tens of microseconds, less than a hop to a worker thread would cost.
 """
 
 from __future__ import annotations
@@ -88,8 +88,8 @@ class ServeConfig:
             raise UserError(f"--max-body-mb: {self.max_body / (1 << 20):g} is outside 0.001..1024")
         if not self.max_body <= self.body_memory <= 1 << 40:
             raise UserError(
-                f"--max-body-memory-mb: {self.body_memory / (1 << 20):g} is less than one body "
-                f"(--max-body-mb {self.max_body / (1 << 20):g})"
+                f"--max-body-memory-mb: {self.body_memory / (1 << 20):g} is outside one body "
+                f"(--max-body-mb {self.max_body / (1 << 20):g}) to {1 << 20}"
             )
 
 

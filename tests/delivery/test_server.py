@@ -15,13 +15,14 @@ import sys
 import numpy as np
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from bountytree.delivery.model_card import read_market, resolve
 from bountytree.models.datasets import load_file
 from bountytree.models.inference import Predictor
 from tests.conftest import cli_error
 from tests.delivery.finalized import finalized_task, in_process
+from tests.delivery.prometheus import key as _key
+from tests.delivery.prometheus import samples as _metrics
 
 pytestmark = pytest.mark.mpc
 MAX_ROWS = 100
@@ -98,20 +99,6 @@ def _infer(base, name, rows: np.ndarray, shape=None, **extra) -> requests.Respon
         **extra,
     }
     return requests.post(f"{base}/v2/models/{name}/infer", json=body, timeout=30)
-
-
-def _metrics(base) -> dict[tuple, float]:
-    """Every sample of GET /metrics, by (name, labels), read by Prometheus' own parser."""
-    text = requests.get(f"{base}/metrics", timeout=30).text
-    return {
-        (sample.name, *sorted(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def _key(name: str, **labels: str) -> tuple:
-    return (name, *sorted(labels.items()))
 
 
 def test_health_and_metadata(served, task, expected):
