@@ -749,7 +749,14 @@ class Chain:
         shown = f"transaction {tx_hash}{label}"
         timeout = RECEIPT_TIMEOUT_S[self.local]
         deadline = time.monotonic() + timeout
-        announced = False
+        if not self.local:
+            # Said before the first wait, not after it: whether a block already came by then is
+            # a race, and the user should know what the command waits for either way.
+            print(
+                f"waiting for {self.confirmations} confirmations of {tx_hash}",
+                file=sys.stderr,
+                flush=True,
+            )
         while True:
             try:
                 receipt = self.w3.eth.wait_for_transaction_receipt(
@@ -767,13 +774,6 @@ class Chain:
                 if again is not None and again["blockHash"] == receipt["blockHash"]:
                     return Sent(tx_hash, receipt["gasUsed"], receipt)
                 continue  # reorganised away: wait for it to be mined again
-            if not announced and not self.local:
-                print(
-                    f"waiting for {self.confirmations} confirmations of {tx_hash}",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                announced = True
             if time.monotonic() > deadline:
                 raise UserError(
                     f"{shown} has {buried} of {self.confirmations} confirmations "
