@@ -1,5 +1,6 @@
 """The running app in a real headless Chromium: a task created from the command line appears on
-the home page and the task page renders its tree (saved as a screenshot); a user with a browser
+the home page and the task page renders its tree (saved as a screenshot), a score the Ladder
+carried marked as carried; a user with a browser
 wallet posts a bounty, finalizes it and withdraws, from the browser alone; the app listens on
 127.0.0.1 only and shows no "Deploy" button."""
 
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,8 +21,10 @@ from web3 import Web3
 
 from bountytree.chain.client import connect, ganache_account
 from bountytree.config import ROOT
+from bountytree.market.actions import Score
+from bountytree.models.spec import load_spec
 from bountytree.processes import free_port, stop, wait_for_port
-from tests.conftest import cli_ok, market_for, new_task
+from tests.conftest import market_for, new_task
 
 FRONTEND = ROOT / "app" / "wallet" / "frontend"
 CHROMIUM_FLAGS = [
@@ -97,20 +101,45 @@ def app_url(settings, deployed, tmp_path):
         stop(proc)
 
 
+def _dom_with(tmp_path, url: str, text: str) -> str:
+    """The page's DOM once it shows `text`. The server's first run imports the whole stack and
+    a loaded machine runs it slowly; a page caught before its script ends is loaded again, as a
+    user pressing reload would."""
+    deadline = time.monotonic() + 300  # the Tasks page reads every task of the worker's chain
+    while True:
+        dom = chromium(tmp_path, url, "--dump-dom").stdout.decode()
+        if text in dom or time.monotonic() > deadline:
+            return dom
+        time.sleep(2)
+
+
+def _node_label(dom: str, node_id: int) -> str:
+    """The text of node `node_id`'s box in the tree's SVG (one <text> element per line)."""
+    boxes = [g.split("</g>")[0] for g in dom.split('class="node"')[1:]]
+    box = [b for b in boxes if f">#{node_id} arch<" in b]
+    assert len(box) == 1, f"node #{node_id} is not once in the tree"
+    return " | ".join(re.findall(r"<text[^>]*>([^<]*)</text>", box[0]))
+
+
 def test_task_from_the_cli_appears_in_the_browser(settings, files, app_url, tmp_path):
     task_id = new_task(
         settings, files["validation"], "seen in chromium", bounty="2", target="0.9", stake="0"
     )
-    cli_ok(settings, "propose", "--task", str(task_id), "--spec", "examples/cnn.json")
-    # The server's first run imports the whole stack and a loaded machine runs it slowly; a page
-    # caught before its script ends is loaded again, as a user pressing reload would.
-    deadline = time.monotonic() + 300  # the Tasks page reads every task of the worker's chain
-    while True:
-        dom = chromium(tmp_path, app_url + "/", "--dump-dom").stdout.decode()
-        if f"#{task_id} seen in chromium" in dom or time.monotonic() > deadline:
-            break
-        time.sleep(2)
+    architect = market_for(settings, 1)
+    cnn, mlp = (
+        architect.propose(task_id, load_spec((ROOT / "examples" / name).read_bytes())).node_id
+        for name in ("cnn.json", "mlp.json")
+    )
+    # The oracle (account 0) records the CNN's score as the Ladder carries it (no new best: the
+    # task's 0) and the MLP's own released score.
+    market_for(settings, 0).record_scores(task_id, [Score(cnn, 0, 0, 0), Score(mlp, 6300, 0, 0)])
+    dom = _dom_with(tmp_path, app_url + "/", f"#{task_id} seen in chromium")
     assert f"#{task_id} seen in chromium" in dom, dom[-2000:]
+    # The tree, drawn as SVG in the page: the carried score says so, the released one does not.
+    dom = _dom_with(tmp_path, f"{app_url}/Task?task={task_id}", f"#{mlp} arch")
+    labels = {node: _node_label(dom, node) for node in (cnn, mlp)}
+    assert "0.00% (carried)" in labels[cnn], labels
+    assert "63.00%" in labels[mlp] and "carried" not in labels[mlp], labels
     shot = tmp_path / "task.png"
     for _ in range(10):  # a grey skeleton of a page still loading is a small PNG
         chromium(tmp_path, f"{app_url}/Task?task={task_id}", f"--screenshot={shot}")
