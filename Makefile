@@ -134,10 +134,18 @@ bench-lineage: setup
 	$(PY) -m bench.lineage
 
 # `bountytree serve` under load (p50/p99, requests/s, batching on and off) beside a plain
-# forward call; writes bench/serve.md and its section of bench/results.md.
-bench-serve: setup
+# forward call, then beside MLServer; writes bench/serve.md, bench/mlserver.md and results.md.
+bench-serve: setup .bench-mlserver/.installed
 	$(PY) -m bench.serve
+	$(PY) -m bench.mlserver
 	$(PY) -m bench.results
+
+# MLServer, the reference server `serve` is measured against, in an environment of its own
+# (bench/mlserver-requirements.txt), never the product's venv.
+.bench-mlserver/.installed: bench/mlserver-requirements.txt
+	test -x .bench-mlserver/bin/python || $(PYTHON3) -m venv .bench-mlserver
+	.bench-mlserver/bin/python -m pip install --quiet --disable-pip-version-check -r bench/mlserver-requirements.txt
+	touch $@
 
 # Screenshots of the task page (tree, payouts) from the demo market, into docs/.
 screenshots: setup

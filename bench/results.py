@@ -16,6 +16,7 @@ PARTS = [
     ("Scale (make bench-scale)", "scale.md"),
     ("Lineage and replay (make bench-lineage)", "lineage.md"),
     ("Serving (make bench-serve)", "serve.md"),
+    ("Serving beside MLServer (make bench-serve)", "mlserver.md"),
     ("Command-line start-up (make bench-cli)", "cli.md"),
     ("Private models (make bench-private)", "private.md"),
     ("Local chain (make bench-chain)", "chain.md"),

@@ -153,7 +153,7 @@ async def _load(url: str, bodies: list[bytes], clients: int, duration: float) ->
 
 
 def client(plan: list[tuple[str, int, int]], out_file: str) -> None:
-    """Runs each (server URL, rows per request, clients) of the plan in turn; writes the
+    """Runs each (inference URL, rows per request, clients) of the plan in turn; writes the
     latencies of each, as one JSON list of lists, to `out_file`."""
     try:
         import uvloop
@@ -165,10 +165,10 @@ def client(plan: list[tuple[str, int, int]], out_file: str) -> None:
     # A first run, thrown away: the client process's own start (imports, first connections)
     # would otherwise weigh on whichever measurement comes first.
     for url in dict.fromkeys(url for url, _, _ in plan):
-        runner(_load(f"{url}/v2/models/bench/infer", bodies[plan[0][1]], 8, 0.5))
+        runner(_load(url, bodies[plan[0][1]], 8, 0.5))
     out = []
     for url, rows, clients in plan:
-        out.append(runner(_load(f"{url}/v2/models/bench/infer", bodies[rows], clients, DURATION)))
+        out.append(runner(_load(url, bodies[rows], clients, DURATION)))
     Path(out_file).write_text(json.dumps(out))
 
 
@@ -182,12 +182,12 @@ class Result:
     requests_s: float
 
 
-def _summary(latencies: list[float], seconds: float) -> Result:
+def summary(latencies: list[float], seconds: float) -> Result:
     ms = np.array(latencies) * 1000
     return Result(float(np.percentile(ms, 50)), float(np.percentile(ms, 99)), len(ms) / seconds)
 
 
-def _median(results: list[Result]) -> Result:
+def median(results: list[Result]) -> Result:
     return Result(
         statistics.median(r.p50_ms for r in results),
         statistics.median(r.p99_ms for r in results),
@@ -213,7 +213,7 @@ def plain(model_name: str, rows: int) -> Result:
             started = time.perf_counter()
             model(batches[i % 32]).argmax(1)
             times.append(time.perf_counter() - started)
-    return _summary(times, sum(times))
+    return summary(times, sum(times))
 
 
 def _start_server(model: str, max_batch: int) -> tuple[subprocess.Popen, str]:
@@ -228,8 +228,9 @@ def _start_server(model: str, max_batch: int) -> tuple[subprocess.Popen, str]:
     return proc, url
 
 
-def _measure(plan: list[tuple[str, int, int]]) -> list[Result]:
-    """One client process runs the plan (its interpreter starts once for all of it)."""
+def measure(plan: list[tuple[str, int, int]]) -> list[Result]:
+    """One client process runs the plan of (inference URL, rows per request, clients) and
+    gives each step's figures (its interpreter starts once for all of it)."""
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "latencies.json"
         subprocess.run(
@@ -238,7 +239,7 @@ def _measure(plan: list[tuple[str, int, int]]) -> list[Result]:
             cwd=ROOT,
             timeout=600,
         )
-        return [_summary(latencies, DURATION) for latencies in json.loads(out.read_text())]
+        return [summary(latencies, DURATION) for latencies in json.loads(out.read_text())]
 
 
 def main() -> None:
@@ -274,14 +275,17 @@ def main() -> None:
             runs: dict[tuple[str, int, int], list[Result]] = {}
             for round_ in range(ROUNDS):
                 order = keys if round_ % 2 == 0 else keys[::-1]  # no server always first
-                plan = [(servers[name][1], rows, clients) for name, rows, clients in order]
-                for key, result in zip(order, _measure(plan), strict=True):
+                plan = [
+                    (f"{servers[name][1]}/v2/models/bench/infer", rows, clients)
+                    for name, rows, clients in order
+                ]
+                for key, result in zip(order, measure(plan), strict=True):
                     runs.setdefault(key, []).append(result)
         finally:
             for proc, _ in servers.values():
                 proc.terminate()
                 proc.wait(timeout=30)
-        got = {key: _median(results) for key, results in runs.items()}
+        got = {key: median(results) for key, results in runs.items()}
         for rows in ROWS:
             b = base[rows]
             lines.append(
@@ -335,7 +339,7 @@ if __name__ == "__main__":
     s.add_argument("model", choices=MODELS)
     s.add_argument("max_batch", type=int)
     c = sub.add_parser("client")
-    c.add_argument("plan", help="JSON list of [server URL, rows per request, clients]")
+    c.add_argument("plan", help="JSON list of [inference URL, rows per request, clients]")
     c.add_argument("out", help="where the latencies go (JSON)")
     args = parser.parse_args()
     if args.role == "server":
