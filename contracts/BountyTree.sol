@@ -17,9 +17,11 @@ import {Payouts} from "./libraries/Payouts.sol";
 ///      of each is enough for one deployment) and exposed as uint256.
 ///
 ///      Escrow, per task: what it was paid (bounty, audit bond, and the stake and scoring fee of
-///      every proposal and commitment) is exactly what it credits once it is finalized, its
-///      stakes reclaimed and its bond settled; before that, what it has not credited is its
-///      open pool (bounty + forfeited stakes + fees), the stakes it still escrows and its bond.
+///      every proposal and commitment) is exactly what it credits (address(0) for what is
+///      burned) once it is finalized, its stakes reclaimed and its bond settled; before that,
+///      what it has not credited is its open pool (bounty + forfeited stakes + the fees of
+///      nodes), the stakes it still escrows, the stakes and fees of unrevealed commitments and
+///      its bond.
 contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
     // ───────────────────────────── constants ─────────────────────────────
 
@@ -46,6 +48,9 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
     ///      enough that the path's accounts do not wait long for a forfeited bond.
     uint256 public constant AUDIT_WINDOW = 7 days;
     uint256 private constant BPS = 10_000;
+    /// @dev Where burned wei is credited: no account can withdraw from address(0), so
+    ///      pendingWithdrawals(address(0)) is everything ever burned.
+    address private constant BURNED = address(0);
 
     /// @dev Task ids, node ids and dataset ids, in one slot.
     struct Counters {
@@ -155,7 +160,7 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
         Task storage t = _openTask(taskId);
         if (specCid == bytes32(0)) revert EmptyCid();
         _takeSubmission(taskId, t);
-        _addPending(t);
+        _addNode(t);
         nodeId = _nextId(1);
         Node storage n = _nodes[nodeId];
         n.author = msg.sender;
@@ -206,7 +211,7 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
         if (datasetId != 0 && _datasets[datasetId].taskId != taskId) revert DatasetNotInTask(datasetId, taskId);
 
         delete _commitments[key];
-        _addPending(t);
+        _addNode(t);
         nodeId = _nextId(1);
         Node storage n = _nodes[nodeId];
         n.author = msg.sender;
@@ -288,14 +293,27 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
             paid = p.paid;
             _rewardReputation(p, t.sponsor);
         }
-        if (pool > paid) _credit(taskId, t.sponsor, pool - paid, PayoutKind.Refund);
+        // What the path was not paid goes back to the sponsor up to its bounty, never beyond:
+        // strangers' forfeited stakes and fees never reach the sponsor (through any account), and
+        // neither do the fees of nodes left pending, which bought no score. Those are burned.
+        uint256 left = pool - paid;
+        uint256 refund = left < t.bounty ? left : t.bounty;
+        if (refund != 0) _credit(taskId, t.sponsor, refund, PayoutKind.Refund);
+        uint256 burned = left - refund + uint256(t.scoringFee) * t.pendingNodes;
+        if (burned != 0) _credit(taskId, BURNED, burned, PayoutKind.Burned);
         if (t.bondState == BondState.Held) {
-            if (winner == 0) {
-                // nothing was scored, so the validation file decided nothing: no audit to wait for
+            if (t.pendingNodes != 0) {
+                // Work waited for the sponsor's validator and was never scored (nothing at all,
+                // or everything but what the sponsor chose to score): the bond is burned.
+                t.bondState = BondState.Forfeited;
+                emit BondForfeited(taskId, t.auditBond);
+                _credit(taskId, BURNED, t.auditBond, PayoutKind.Burned);
+            } else if (winner != 0) {
+                t.auditWindowEnd = uint40(block.timestamp + AUDIT_WINDOW);
+            } else {
+                // nothing waited (all rejected, or nothing submitted): the file decided nothing
                 t.bondState = BondState.Returned;
                 _credit(taskId, t.sponsor, t.auditBond, PayoutKind.Bond);
-            } else {
-                t.auditWindowEnd = uint40(block.timestamp + AUDIT_WINDOW);
             }
         }
         emit TaskFinalized(taskId, winner, t.bestAccuracyBps, pool);
@@ -320,9 +338,10 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
         if (cm.author != msg.sender) revert NotAuthor(msg.sender);
         Task storage t = _tasks[cm.taskId];
         if (!t.finalized) revert TaskNotFinalized(cm.taskId);
-        if (t.submissionStake == 0) revert NothingToReclaim();
+        uint256 amount = uint256(t.submissionStake) + t.scoringFee; // never revealed: the fee too
+        if (amount == 0) revert NothingToReclaim();
         delete _commitments[key];
-        _credit(cm.taskId, msg.sender, t.submissionStake, PayoutKind.Stake);
+        _credit(cm.taskId, msg.sender, amount, PayoutKind.Stake);
     }
 
     // ─────────────────────────── after finalize ──────────────────────────
@@ -342,41 +361,16 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
     }
 
     /// @inheritdoc IBountyTree
-    /// @dev The bond insures the scores, so it goes to those whom the scores paid: the winning
-    ///      path's accounts, by what each was paid (a bounded walk, at most MAX_DEPTH nodes). The
-    ///      sponsor's own share is left out so that withholding the file always costs it the
-    ///      bond; if the path paid nobody else, the winner's author takes it all. Floor division;
-    ///      the remainder goes to the first account paid.
+    /// @dev Burned, not paid to the path: the sponsor may control any account on it (its own
+    ///      second account may even be the winner), so only a bond nobody receives makes
+    ///      withholding the file cost the sponsor the bond.
     function forfeitBond(uint256 taskId) external {
         Task storage t = _finalizedTask(taskId);
         if (t.bondState != BondState.Held) revert NoBondHeld(taskId);
         if (block.timestamp <= t.auditWindowEnd) revert AuditWindowOpen(taskId, t.auditWindowEnd);
         t.bondState = BondState.Forfeited;
-        uint256 bond = t.auditBond;
-        address sponsor = t.sponsor;
-        Payouts.PathPayout memory p = Payouts.ofPath(_nodes, _datasets, t, t.winnerNodeId, _pool(t), MAX_DEPTH);
-        uint256 total;
-        for (uint256 i = 0; i < p.accountCount; ++i) {
-            if (p.accounts[i] != sponsor) total += p.totals[i];
-        }
-        emit BondForfeited(taskId, bond);
-        if (total == 0) {
-            _credit(taskId, _nodes[t.winnerNodeId].author, bond, PayoutKind.Bond);
-            return;
-        }
-        uint256[] memory shares = new uint256[](p.accountCount);
-        uint256 first = type(uint256).max;
-        uint256 given;
-        for (uint256 i = 0; i < p.accountCount; ++i) {
-            if (p.accounts[i] == sponsor) continue;
-            if (first == type(uint256).max) first = i;
-            shares[i] = bond * p.totals[i] / total;
-            given += shares[i];
-        }
-        shares[first] += bond - given;
-        for (uint256 i = 0; i < p.accountCount; ++i) {
-            if (shares[i] != 0) _credit(taskId, p.accounts[i], shares[i], PayoutKind.Bond);
-        }
+        emit BondForfeited(taskId, t.auditBond);
+        _credit(taskId, BURNED, t.auditBond, PayoutKind.Burned);
     }
 
     /// @inheritdoc IBountyTree
@@ -472,14 +466,11 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
         return keccak256(abi.encode(author, commitment));
     }
 
-    /// @dev A proposal or commitment: exactly stake + fee paid, one more submission counted (task
-    ///      slot 0, already read by the caller), and the account's cap enforced where there is one.
+    /// @dev A proposal or commitment: exactly stake + fee paid, and the account's cap enforced
+    ///      where there is one.
     function _takeSubmission(uint256 taskId, Task storage t) private {
         uint256 price = uint256(t.submissionStake) + t.scoringFee;
         if (msg.value != price) revert WrongStake(price, msg.value);
-        uint24 submissions = t.submissions;
-        if (submissions == type(uint24).max) revert TooManyItems();
-        t.submissions = submissions + 1;
         uint256 cap = t.maxSubmissions;
         if (cap != 0) {
             uint256 made = submissionsBy[taskId][msg.sender];
@@ -488,17 +479,22 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
         }
     }
 
-    /// @dev One more node awaits the oracle (task slot 0, already read by the caller).
-    function _addPending(Task storage t) private {
-        if (t.pendingNodes == type(uint24).max) revert TooManyItems();
+    /// @dev One more node in the tree, awaiting the oracle (task slot 0, already read by the
+    ///      caller). A commitment's fee stays with the commitment until it is revealed here.
+    function _addNode(Task storage t) private {
+        if (t.submissions == type(uint24).max) revert TooManyItems();
+        ++t.submissions;
         ++t.pendingNodes;
     }
 
-    /// @dev What finalize shares out: the bounty, the stakes forfeited and every fee paid. The
-    ///      fee is fixed at creation and every submission paid it once, so the fees are
-    ///      scoringFee × submissions and no running total is written per submission.
+    /// @dev What finalize shares out: the bounty, the stakes forfeited and the fee of every node
+    ///      the oracle scored or rejected. The fee is fixed at creation and every node paid it
+    ///      once, so those fees are scoringFee × (nodes − pending) and no running total is
+    ///      written per submission. The fees of nodes still pending at finalize bought no score:
+    ///      finalize burns them (they reach neither the path nor the sponsor, and a submitter
+    ///      whose junk the oracle had not rejected yet does not get them back either).
     function _pool(Task storage t) private view returns (uint256) {
-        return uint256(t.bounty) + t.forfeited + uint256(t.scoringFee) * t.submissions;
+        return uint256(t.bounty) + t.forfeited + uint256(t.scoringFee) * (t.submissions - t.pendingNodes);
     }
 
     function _unfinalizedTask(uint256 taskId) private view returns (Task storage t) {

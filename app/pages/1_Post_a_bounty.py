@@ -43,7 +43,7 @@ if market is not None:
         "Stake per submission (ETH)", min_value=0.0, value=0.01, step=0.01, key="stake"
     )
     fee = k2.number_input(
-        "Scoring fee per submission (ETH, into the pool, never returned)",
+        "Scoring fee per submission (ETH, into the pool when scored; burned if never)",
         min_value=0.0,
         value=0.0,
         step=0.001,

@@ -1,5 +1,6 @@
-"""`bountytree finalize --task TASK_ID` (anyone, once the target or the deadline is reached) and
-`bountytree withdraw` (pull what was credited to the account)."""
+"""`bountytree finalize --task TASK_ID` (anyone, once the target or the deadline is reached),
+`bountytree reclaim --task TASK_ID` (the stake and fee of one's work a finalized task never
+scored) and `bountytree withdraw` (pull what was credited to the account)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,13 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     f = sub.add_parser("finalize", parents=[common], help="end a task and credit the winning path")
     f.add_argument("--task", type=int, required=True)
     f.set_defaults(run=run_finalize)
+    r = sub.add_parser(
+        "reclaim",
+        parents=[common],
+        help="take back the stakes (and commitments' fees) of your work a finalized task never scored",
+    )
+    r.add_argument("--task", type=int, required=True)
+    r.set_defaults(run=run_reclaim)
     w = sub.add_parser(
         "withdraw", parents=[common], help="withdraw every payout credited to the account"
     )
@@ -34,6 +42,22 @@ def run_finalize(args: argparse.Namespace, settings: Settings) -> int:
     )
     print(f"task {args.task} finalized: {winner}, pool {eth(out.pool)}  {out.sent}")
     print("\n".join(payout_lines(out.payouts)))
+    return 0
+
+
+def run_reclaim(args: argparse.Namespace, settings: Settings) -> int:
+    from bountytree.market.actions import open_market
+    from bountytree.market.render import eth
+
+    got = open_market(settings).reclaim(args.task)
+    for r in got:
+        print(f"reclaimed {eth(r.amount)} for {r.what}  {r.sent}")
+    total = sum(r.amount for r in got)
+    print(
+        f"task {args.task}: {eth(total)} credited back; `bountytree withdraw` pulls it"
+        if got
+        else f"task {args.task}: nothing of yours to reclaim"
+    )
     return 0
 
 

@@ -36,7 +36,8 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     c.add_argument(
         "--scoring-fee",
         default="0",
-        help="ETH each proposal and commitment pays into the pool, never returned (default 0)",
+        help="ETH each proposal and commitment pays into the pool once its node is scored or "
+        "rejected; burned if never (an unrevealed commitment gets it back) (default 0)",
     )
     c.add_argument(
         "--max-submissions",

@@ -9,6 +9,7 @@ sends through `Chain.send`, which simulates before signing: a refused action sen
 from __future__ import annotations
 
 import functools
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from bountytree.market.records import (
     Finalized,
     Payout,
     Proposed,
+    Reclaimed,
     Submitted,
     TaskPosted,
     Withdrawn,
@@ -50,7 +52,7 @@ if TYPE_CHECKING:
     from bountytree.config import Settings
 
 STATUSES = ("pending", "scored", "rejected", "reclaimed")
-PAYOUT_KINDS = ("data", "compute", "expertise", "refund", "stake", "bond")
+PAYOUT_KINDS = ("data", "compute", "expertise", "refund", "stake", "bond", "burned")
 MAX_DESCRIPTION = 4000  # characters of a task's free-text description
 BOND_STATES = ("none", "held", "returned", "forfeited")  # the contract's BondState
 
@@ -84,9 +86,9 @@ class TaskView:
     # The task's description, read from the store unless the view was asked for without it.
     description: taskinfo.TaskInfo | None = None
     now: int = 0  # the chain's time when read (a dev chain's clock may run ahead of the wall clock)
-    scoring_fee: int = 0  # wei each proposal and commitment pays into the pool, never returned
+    scoring_fee: int = 0  # wei each node pays into the pool when scored or rejected (else burned)
     max_submissions: int = 0  # proposals + commitments per account; 0 = unlimited
-    submissions: int = 0  # proposals + commitments paid into the task so far
+    submissions: int = 0  # nodes of the task: proposals + revealed commitments
     audit_bond: int = 0  # wei held until the sponsor publishes the validation file
     bond_state: str = "none"  # none | held | returned | forfeited
     audit_window_end: int = 0  # while a bond is held after finalize: the last time to publish
@@ -108,8 +110,13 @@ class TaskView:
 
     @property
     def pool(self) -> int:
-        """What finalize shares out: bounty, forfeited stakes and every fee paid."""
-        return self.bounty + self.forfeited + self.scoring_fee * self.submissions
+        """What finalize shares out: bounty, forfeited stakes and the fees of settled nodes (the
+        fees of nodes still pending are burned, a commitment never revealed reclaims its own)."""
+        return (
+            self.bounty
+            + self.forfeited
+            + self.scoring_fee * (self.submissions - self.pending_nodes)
+        )
 
     @property
     def seconds_left(self) -> int:
@@ -395,7 +402,8 @@ class Market:
         """Posts a bounty. The validation file stays here with a fresh secret salt; only
         SHA-256(salt ‖ cid of the file) goes on-chain, so nobody can confirm a guessed file
         offline. `margin_bps` is the Ladder's margin (bountytree/market/ladder.py). Each proposal and
-        commitment will pay `scoring_fee` into the pool (never returned), each account may make at
+        commitment will pay `scoring_fee` into the pool once scored or rejected (burned if never;
+        an unrevealed commitment reclaims it), each account may make at
         most `max_submissions` of them (0: no cap), and `audit_bond` (sent with the bounty, apart
         from the pool) comes back only if the file is published after finalize
         (`publish_validation`)."""
@@ -639,6 +647,40 @@ class Market:
         ]
         return Finalized(done["winnerNodeId"], done["accuracyBps"], done["pool"], credited, sent)
 
+    def reclaim(self, task_id: int) -> list[Reclaimed]:
+        """Takes back, in a finalized task, what this account's work that was never scored
+        escrows: each node still pending its stake (finalize burned its fee), each commitment
+        never revealed its stake and fee (found from the records `submit` saves before it
+        commits). Nothing to reclaim is an empty list."""
+        task = self.task(task_id, with_info=False)
+        if not task.finalized:
+            raise UserError(f"task {task_id} is not finalized: its stakes are still in play")
+        if task.price == 0:
+            return []
+        me = self.chain.address
+        out = []
+        for node in self.nodes(task_id).values():
+            if node.author == me and node.status == "pending" and task.stake:
+                sent = self.chain.send(self.tree.functions.reclaimStake(node.id))
+                out.append(Reclaimed(f"node {node.id}", task.stake, sent))
+        for record in sorted((self.chain.settings.home / "commitments").glob("*.json")):
+            try:
+                saved = json.loads(record.read_text())
+                commitment = bytes.fromhex(record.stem)
+            except (OSError, ValueError):
+                continue  # not a record `submit` wrote
+            if not isinstance(saved, dict) or (saved.get("author"), saved.get("task")) != (
+                me,
+                task_id,
+            ):
+                continue
+            fn = self.tree.functions.getCommitment(me, commitment)
+            if int(decode_record(fn, fn.call())["author"], 16) != 0:
+                sent = self.chain.send(self.tree.functions.reclaimCommitment(commitment))
+                out.append(Reclaimed(f"commitment 0x{commitment.hex()[:8]}…", task.price, sent))
+            record.unlink(missing_ok=True)
+        return out
+
     # ── oracle ───────────────────────────────────────────────────────────────
 
     def is_oracle(self) -> bool:
@@ -690,8 +732,8 @@ class Market:
 
     def forfeit_bond(self, task_id: int) -> Credited:
         """Anyone, once a finalized task's audit window has closed without the validation file:
-        credits its bond to the accounts the winning path paid (the sponsor excepted), by what
-        each was paid. Returns the credits."""
+        burns its bond (credited to address(0), which nobody can withdraw; paid to no account the
+        sponsor might control). Returns the credits."""
         task = self.task(task_id, with_info=False)
         if not task.finalized or task.bond_state != "held":
             raise UserError(f"task {task_id} holds no audit bond (bond {task.bond_state})")

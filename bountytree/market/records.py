@@ -86,6 +86,16 @@ class Credited:
 
 
 @dataclass(frozen=True)
+class Reclaimed:
+    """What `reclaim` got back for one piece of work never scored: a node still pending at
+    finalize, or a commitment never revealed (its stake and its fee)."""
+
+    what: str  # "node 12" or "commitment 0x1234…"
+    amount: int
+    sent: Sent
+
+
+@dataclass(frozen=True)
 class Withdrawn:
     amount: int
     sent: Sent

@@ -56,7 +56,9 @@ interface IBountyTree {
         Expertise, // the winning path's architecture, to its architect
         Refund, // what the path could not be paid, back to the sponsor
         Stake, // a stake returned
-        Bond // an audit bond: returned to the sponsor, or forfeited to the path
+        Bond, // an audit bond returned to the sponsor
+        Burned // credited to address(0), which nobody can withdraw: a forfeited bond, what the
+        // path was not paid beyond the sponsor's bounty, the fees of nodes left pending
     }
 
     /// @notice The audit bond of a task.
@@ -64,7 +66,7 @@ interface IBountyTree {
         None, // the task was created without a bond
         Held, // escrowed until the validation file is published or the audit window closes
         Returned, // credited back to the sponsor
-        Forfeited // credited to the accounts the winning path paid
+        Forfeited // burned (credited to address(0)): not published in time, or work left unscored
     }
 
     /// @notice A task, as {getTask} returns it; its storage layout, slot by slot.
@@ -75,10 +77,10 @@ interface IBountyTree {
     struct Task {
         // slot 0 — read by every submission
         uint72 submissionStake; // wei each proposal and commitment escrows, returned when scored
-        uint72 scoringFee; // wei each proposal and commitment pays into the pool, never returned
+        uint72 scoringFee; // wei each node pays into the pool when scored or rejected (burned if never)
         uint40 deadline; // unix time after which the task takes no new node
         uint16 maxSubmissions; // proposals + commitments per account; 0 = unlimited
-        uint24 submissions; // proposals + commitments paid into the task (each paid the fee)
+        uint24 submissions; // nodes of the task: proposals + revealed commitments
         uint24 pendingNodes; // nodes submitted and neither scored nor rejected
         bool finalized;
         // slot 1 — read by finalize
@@ -215,7 +217,8 @@ interface IBountyTree {
 
     /// @notice A task was settled.
     /// @param winnerNodeId The best scored node, 0 if none was scored.
-    /// @param pool Bounty + forfeited stakes + scoring fees, all of it credited.
+    /// @param pool Bounty + forfeited stakes + the fees of nodes scored or rejected, all of it
+    ///        credited: to the path, to the sponsor up to its bounty, the rest burned.
     event TaskFinalized(uint256 indexed taskId, uint256 winnerNodeId, uint16 accuracyBps, uint256 pool);
 
     /// @notice Wei credited to `account`, to be pulled with {withdraw}.
@@ -229,8 +232,9 @@ interface IBountyTree {
     ///         digest is `fileCid` can now check every score.
     event ValidationPublished(uint256 indexed taskId, bytes32 fileCid, bytes32 salt);
 
-    /// @notice The sponsor did not publish within the audit window; the bond was credited to the
-    ///         accounts the winning path paid (each credit a {PayoutCredited} of kind Bond).
+    /// @notice The bond was burned (a {PayoutCredited} of kind Burned): the sponsor did not
+    ///         publish within the audit window, or the task ended with work its validator never
+    ///         scored.
     event BondForfeited(uint256 indexed taskId, uint256 amount);
 
     /// @notice The oracle recorded the winner's accuracy on the sponsor's held-out test set.
@@ -364,7 +368,8 @@ interface IBountyTree {
 
     /// @notice Proposes an architecture (a model spec with initial weights) as a depth-1 node.
     ///         msg.value is the task's stake (escrowed, returned when the node is scored) plus its
-    ///         scoring fee (into the pool). Counts towards the account's cap.
+    ///         scoring fee (into the pool once the node is scored or rejected; burned at finalize if
+    ///         it never is). Counts towards the account's cap.
     /// @param taskId An open task.
     /// @param specCid The `bountytree/model@1` spec on IPFS.
     /// @return nodeId The new node's id.
@@ -378,8 +383,9 @@ interface IBountyTree {
     function publishDataset(uint256 taskId, bytes32 dataCid) external returns (uint256 datasetId);
 
     /// @notice First half of a submission: pays the stake and the scoring fee behind a hash that
-    ///         hides the weights' CID, so nobody can copy it out of the mempool. Counts towards
-    ///         the account's cap.
+    ///         hides the weights' CID, so nobody can copy it out of the mempool. Both stay with
+    ///         the commitment until it is revealed (then they are the node's) or reclaimed after
+    ///         finalize. Counts towards the account's cap.
     /// @param taskId An open task.
     /// @param commitment keccak256(abi.encode(msg.sender, taskId, parentId, weightsCid, datasetId, salt)).
     function commitSubmission(uint256 taskId, bytes32 commitment) external payable;
@@ -416,18 +422,24 @@ interface IBountyTree {
     ///         (best scored node; ties go to the lowest id). What cannot be paid goes back to the
     ///         sponsor. The oracle may call it as soon as the task is due; anyone else once every
     ///         submitted node is scored or rejected, or FINALIZE_GRACE after the deadline, so that
-    ///         nobody cuts off work submitted in time. A task with a bond and a winner opens its
-    ///         audit window; with no winner nothing was scored, so its bond returns at once.
+    ///         nobody cuts off work submitted in time. A held bond is burned if any node is left
+    ///         pending (work waited for the sponsor's validator and was never scored); otherwise
+    ///         a task with a winner opens its audit window, and one without (nothing scored, so
+    ///         the file decided nothing) returns the bond at once. In every case the
+    ///         sponsor gets back at most its bounty: what the path was not paid beyond it
+    ///         (strangers' forfeited stakes and fees) is burned, and so are the fees of nodes left
+    ///         pending.
     /// @param taskId An unfinalized task.
     function finalize(uint256 taskId) external;
 
-    /// @notice Returns the stake (not the fee) of a node still unscored when its task was
-    ///         finalized.
+    /// @notice Returns the stake of a node still unscored when its task was finalized (its fee
+    ///         was burned at finalize: it bought no score, and a submitter whose node the oracle
+    ///         had not rejected yet must not get it back).
     /// @param nodeId A pending node of a finalized task, authored by the caller.
     function reclaimStake(uint256 nodeId) external;
 
-    /// @notice Returns the stake (not the fee) of a commitment never revealed before its task
-    ///         was finalized.
+    /// @notice Returns the stake and the fee of a commitment never revealed before its task was
+    ///         finalized: a commitment made in time and cut off by a finalize loses nothing.
     /// @param commitment The caller's commitment.
     function reclaimCommitment(bytes32 commitment) external;
 
@@ -440,9 +452,9 @@ interface IBountyTree {
     /// @param salt The salt of the commitment.
     function publishValidation(uint256 taskId, bytes32 fileCid, bytes32 salt) external;
 
-    /// @notice After AUDIT_WINDOW without a publication, anyone credits a task's held bond to the
-    ///         accounts its winning path paid (the sponsor excepted), in proportion to what each
-    ///         was paid; to the winner's author if the path paid nobody else.
+    /// @notice After AUDIT_WINDOW without a publication, anyone burns a task's held bond. Not
+    ///         paid to the path: the sponsor may control any account on it, so only a bond that
+    ///         nobody receives makes withholding the file cost the sponsor.
     /// @param taskId A finalized task holding a bond.
     function forfeitBond(uint256 taskId) external;
 

@@ -17,8 +17,7 @@ import {IBountyTree} from "../interfaces/IBountyTree.sol";
 ///           verifiedOps (only the oracle's replays of training on published data have any).
 ///         - Expertise share (pool × expertiseShareBps): to the architect.
 ///         Floor division everywhere; what is not paid stays with the caller to refund.
-/// @dev BountyTree credits the result at finalize, and computes it again to share a forfeited
-///      audit bond (a finalized task's path, scores and pool never change, so both agree).
+/// @dev BountyTree credits the result at finalize.
 library Payouts {
     /// @notice One credit of a path's payout.
     struct Credit {

@@ -265,6 +265,34 @@ def test_finalize_cut_off_waits_for_pending_work(
     assert tree.balance() == owed_to_everyone(tree)
 
 
+def test_a_finalize_between_a_strangers_commit_and_reveal_takes_nothing_from_it(
+    tree, market, sponsor, architect, alice, mallory
+):
+    """mallory's architecture reached the target; alice commits a child in time and mallory
+    finalizes before alice's reveal. alice's reveal is refused (the task is over), but she
+    reclaims her stake and her fee: she loses only gas, and mallory's payout is exactly what it
+    would have been without alice's commitment. Before, alice's fee joined the pool that mallory's
+    path was paid from."""
+    fee = 10**15
+    price = STAKE + fee
+    payouts = []
+    for with_victim in (False, True):
+        task_id = market.create_task(sponsor, fee=fee)
+        arch = market.propose(task_id, mallory, value=price)
+        market.score(task_id, {arch: 9500})
+        victim = Purse(tree, alice)
+        if with_victim:
+            c, salt, _ = market.commit(task_id, alice, arch, cid(11), value=price)
+        tx = tree.finalize(task_id, {"from": mallory})
+        payouts.append(credited(tx, mallory, task_id))
+        if with_victim:
+            with reverts("TaskIsFinalized"):
+                tree.revealSubmission(task_id, arch, cid(11), 0, salt, {"from": alice})
+            assert credited(tree.reclaimCommitment(c, {"from": alice}), alice) == price
+            assert victim.gain() == 0  # stake and fee back; gas given back by the Purse
+    assert payouts[0] == payouts[1]  # the sniper took nothing of the victim's
+
+
 # ─────────────────────────── reputation farming ───────────────────────────
 
 

@@ -14,6 +14,8 @@ FILE_CID = b"\x33" * 32
 SALT = b"\x44" * 32
 OPENING = hashlib.sha256(SALT + FILE_CID).digest()  # sha256(abi.encodePacked(salt, fileCid))
 BOND_KIND = 5
+BURNED_KIND = 6
+BURNED = "0x0000000000000000000000000000000000000000"  # credited, never withdrawable
 WEEK = 7 * DAY
 
 
@@ -114,32 +116,46 @@ def test_every_submission_pays_stake_plus_fee_into_the_pool(
     node = market.submit(task_id, alice, arch, value=price)
     market.commit(task_id, alice, node, cid(4), value=price)  # never revealed
     t = tree.getTask(task_id).dict()
-    assert t["submissions"] == 3
+    assert t["submissions"] == 2  # nodes: the commitment's fee stays with it until revealed
     assert tree.balance() == BOUNTY + 3 * price
     market.score(task_id, {arch: 5000, node: 9500})
     tx = tree.finalize(task_id, {"from": alice})
-    assert tx.events["TaskFinalized"]["pool"] == BOUNTY + 3 * FEE  # fees join the pool at once
+    assert tx.events["TaskFinalized"]["pool"] == BOUNTY + 2 * FEE  # the scored nodes' fees
 
 
-def test_a_fee_is_never_returned(tree, market, sponsor, architect, alice, bob, oracle):
-    """Reclaiming a commitment or an unscored node returns the stake only; with no stake there is
-    nothing to reclaim at all."""
+def test_a_fee_pays_for_a_score_and_for_nothing_else(
+    tree, market, sponsor, architect, alice, bob, oracle
+):
+    """A commitment cut off by a finalize gets its stake and its fee back (it never became a
+    node). A node still pending at finalize gets its stake back; its fee bought no score and is
+    burned, reaching neither the path nor the sponsor (and a submitter whose junk the oracle had
+    not rejected yet cannot dodge the fee). A task with neither stake nor fee has nothing to
+    reclaim."""
     task_id = market.create_task(sponsor, fee=FEE)
     arch = market.propose(task_id, architect, value=STAKE + FEE)
     pending = market.submit(task_id, bob, arch, value=STAKE + FEE)
     c, _, _ = market.commit(task_id, alice, arch, cid(3), value=STAKE + FEE)
     market.score(task_id, {arch: 9500})
-    tree.finalize(task_id, {"from": oracle})  # bob's node still pending
-    assert credits(tree.reclaimCommitment(c, {"from": alice})) == [(alice, STAKE, 4)]
+    fin = tree.finalize(task_id, {"from": oracle})  # bob's node still pending, alice unrevealed
+    assert fin.events["TaskFinalized"]["pool"] == BOUNTY + FEE  # the architecture's fee only
+    assert (BURNED, FEE, BURNED_KIND) in credits(fin)  # bob's node's fee
+    assert credits(tree.reclaimCommitment(c, {"from": alice})) == [(alice, STAKE + FEE, 4)]
     assert credits(tree.reclaimStake(pending, {"from": bob})) == [(bob, STAKE, 4)]
 
-    free = market.create_task(sponsor, fee=FEE, stake=0)
+    free = market.create_task(sponsor, fee=FEE, stake=0)  # the fee alone comes back too
     a2 = market.propose(free, architect, value=FEE)
     c2, _, _ = market.commit(free, alice, a2, cid(5), value=FEE)
     market.score(free, {a2: 9500})
     tree.finalize(free, {"from": alice})
+    assert credits(tree.reclaimCommitment(c2, {"from": alice})) == [(alice, FEE, 4)]
+
+    nothing = market.create_task(sponsor, stake=0)
+    a3 = market.propose(nothing, architect, value=0)
+    c3, _, _ = market.commit(nothing, alice, a3, cid(6), value=0)
+    market.score(nothing, {a3: 9500})
+    tree.finalize(nothing, {"from": alice})
     with reverts("NothingToReclaim"):
-        tree.reclaimCommitment(c2, {"from": alice})
+        tree.reclaimCommitment(c3, {"from": alice})
 
 
 # ──────────────────────────────── the cap ─────────────────────────────────
@@ -161,7 +177,8 @@ def test_the_cap_counts_proposals_and_commitments_per_account(
     with reverts("SubmissionCapReached"):
         market.submit(task_id, alice, arch)
     market.propose(task_id, bob)
-    assert tree.getTask(task_id).dict()["submissions"] == 5
+    # nodes: the architect's unrevealed commitment is capped but not (yet) a node
+    assert tree.getTask(task_id).dict()["submissions"] == 4
     other = market.create_task(sponsor, cap=2)  # and the count is per task
     market.propose(other, architect)
     uncapped = market.create_task(sponsor)
@@ -230,9 +247,8 @@ def test_a_late_publication_does_not_save_the_bond(tree, market, sponsor, archit
 # ─────────────────────────────── forfeitBond ──────────────────────────────
 
 
-def test_the_bond_is_forfeited_to_the_path_by_what_each_was_paid(
-    tree, market, sponsor, architect, alice, bob, outsider
-):
+def test_a_forfeited_bond_is_burned(tree, market, sponsor, architect, alice, bob, outsider):
+    """Not paid to the path: the sponsor may control any account on it."""
     task_id = auditable(market, sponsor)
     with reverts("TaskNotFinalized"):
         tree.forfeitBond(task_id, {"from": outsider})
@@ -240,11 +256,7 @@ def test_the_bond_is_forfeited_to_the_path_by_what_each_was_paid(
     a = market.submit(task_id, alice, arch)
     b = market.submit(task_id, bob, a)
     market.score(task_id, {arch: 5000, a: 8000, b: 9500})
-    fin = tree.finalize(task_id, {"from": outsider})
-    paid = {}
-    for account, amount, kind in credits(fin):
-        if kind in (0, 1, 2):
-            paid[account] = paid.get(account, 0) + amount
+    tree.finalize(task_id, {"from": outsider})
     end = tree.getTask(task_id).dict()["auditWindowEnd"]
     chain.sleep(end - chain.time() - 30)
     chain.mine()
@@ -252,13 +264,10 @@ def test_the_bond_is_forfeited_to_the_path_by_what_each_was_paid(
         tree.forfeitBond(task_id, {"from": outsider})
     chain.sleep(60)
     chain.mine()
+    before = tree.pendingWithdrawals(BURNED)
     tx = tree.forfeitBond(task_id, {"from": outsider})
-    total = sum(paid.values())
-    shares = {acct: BOND * v // total for acct, v in paid.items()}
-    first = next(iter(shares))
-    shares[first] += BOND - sum(shares.values())
-    assert credits(tx) == [(acct, v, BOND_KIND) for acct, v in shares.items()]
-    assert set(shares) == {str(alice), str(bob), str(architect)}
+    assert credits(tx) == [(BURNED, BOND, BURNED_KIND)]
+    assert tree.pendingWithdrawals(BURNED) == before + BOND
     assert tx.events["BondForfeited"]["amount"] == BOND
     assert tree.getTask(task_id).dict()["bondState"] == 3
     with reverts("NoBondHeld"):  # once
@@ -267,50 +276,117 @@ def test_the_bond_is_forfeited_to_the_path_by_what_each_was_paid(
         tree.publishValidation(task_id, cid(9), SALT, {"from": sponsor})
 
 
-def test_the_sponsor_gets_no_share_of_its_own_forfeited_bond(
-    tree, market, sponsor, architect, outsider
+def test_a_sponsor_that_wins_its_own_task_gets_nothing_back_by_withholding_the_file(
+    tree, market, sponsor, sybil, outsider
 ):
-    """The sponsor's own architecture wins: the path paid nobody else, so the bond goes to the
-    winner's author, which here is the sponsor's node; with another account on the path, the
-    sponsor's share goes to that account."""
+    """The sponsor's second account proposes and wins; the sponsor never publishes the file.
+    Before, the forfeited bond went to the winner's author, the sponsor's own account: the two
+    accounts together got the whole bond back. Now withholding costs them exactly the bond."""
     task_id = auditable(market, sponsor)
-    arch = market.propose(task_id, sponsor)
-    node = market.submit(task_id, architect, arch)
-    market.score(task_id, {arch: 5000, node: 9500})
+    pair = (sponsor, sybil)
+    credited_before = sum(tree.pendingWithdrawals(a) for a in pair)
+    arch = market.propose(task_id, sybil)
+    paid_in = BOUNTY + BOND + STAKE
+    market.score(task_id, {arch: 9500})
     tree.finalize(task_id, {"from": outsider})
     chain.sleep(WEEK + 10)
     chain.mine()
-    tx = tree.forfeitBond(task_id, {"from": outsider})
-    assert credits(tx) == [(architect, BOND, BOND_KIND)]  # sponsor's expertise share left out
+    tree.forfeitBond(task_id, {"from": outsider})
+    credited = sum(tree.pendingWithdrawals(a) for a in pair) - credited_before
+    assert paid_in - credited == BOND
 
 
-def test_a_path_that_paid_nobody_else_forfeits_to_the_winners_author(
-    tree, market, sponsor, architect, outsider
+def test_a_sponsor_that_scores_only_its_own_account_loses_its_bond(
+    tree, market, sponsor, sybil, alice, oracle
 ):
-    task_id = auditable(market, sponsor, shares=(10000, 0, 0))  # a lone architecture gains nothing
-    arch = market.propose(task_id, architect)
+    """The sponsor's validator admits sessions for its second account's node only: that node
+    wins, alice's node is left pending, and the oracle finalizes. The bond is burned at once
+    (publishing the file cannot bring it back), alice's fee is burned (not the path's, not the
+    sponsor's) and her stake comes back."""
+    task_id = auditable(market, sponsor, fee=FEE)
+    price = STAKE + FEE
+    arch = market.propose(task_id, sybil, value=price)
+    node = market.propose(task_id, alice, value=price)
     market.score(task_id, {arch: 9500})
-    fin = tree.finalize(task_id, {"from": outsider})
-    assert [k for _, _, k in credits(fin)] == [3]  # all refunded
-    chain.sleep(WEEK + 10)
-    chain.mine()
-    assert credits(tree.forfeitBond(task_id, {"from": outsider})) == [(architect, BOND, BOND_KIND)]
+    fin = tree.finalize(task_id, {"from": oracle})
+    assert (BURNED, BOND, BURNED_KIND) in credits(fin)
+    assert (BURNED, FEE, BURNED_KIND) in credits(fin)
+    assert fin.events["BondForfeited"]["amount"] == BOND
+    assert tree.getTask(task_id).dict()["bondState"] == 3
+    tx = tree.publishValidation(task_id, FILE_CID, SALT, {"from": sponsor})
+    assert credits(tx) == []  # published, but the bond is gone
+    assert credits(tree.reclaimStake(node, {"from": alice})) == [(alice, STAKE, 4)]
 
 
-def test_no_winner_returns_the_bond_at_finalize(tree, market, sponsor, architect, outsider, oracle):
-    """Nothing was scored, so the validation file decided nothing: there is nothing to audit."""
+def test_the_sponsor_gets_back_at_most_its_bounty(tree, market, sponsor, architect, alice, oracle):
+    """Strangers' junk is rejected (stakes forfeited, fees paid) and a lone architecture wins a
+    task whose whole pool is the data share, which an architecture alone does not earn: the
+    path is paid nothing, and the pool goes back to the sponsor only up to its bounty; the
+    strangers' money beyond it is burned. Before, the sponsor got all of it."""
+    task_id = market.create_task(sponsor, fee=FEE, shares=(10000, 0, 0))
+    price = STAKE + FEE
+    arch = market.propose(task_id, architect, value=price)
+    junk = [market.propose(task_id, alice, value=price) for _ in range(3)]
+    tree.rejectNodes(task_id, junk, [6, 6, 6], {"from": oracle})
+    market.score(task_id, {arch: 9500})
+    fin = tree.finalize(task_id, {"from": oracle})
+    pool = BOUNTY + 3 * STAKE + 4 * FEE
+    assert fin.events["TaskFinalized"]["pool"] == pool
+    assert credits(fin) == [(sponsor, BOUNTY, 3), (BURNED, pool - BOUNTY, BURNED_KIND)]
+
+
+def test_no_winner_with_nothing_pending_returns_the_bond_and_burns_what_strangers_paid(
+    tree, market, sponsor, architect, outsider, oracle
+):
+    """Everything submitted was rejected: the validation file decided nothing, so the bond comes
+    back; the rejected node's stake and fee are burned, never the sponsor's."""
     task_id = auditable(market, sponsor, fee=FEE)
     arch = market.propose(task_id, architect, value=STAKE + FEE)
     tree.rejectNodes(task_id, [arch], [14], {"from": oracle})  # logit-range
     chain.sleep(DAY + 10)
     chain.mine()
     tx = tree.finalize(task_id, {"from": outsider})
-    assert credits(tx) == [(sponsor, BOUNTY + STAKE + FEE, 3), (sponsor, BOND, BOND_KIND)]
+    assert credits(tx) == [
+        (sponsor, BOUNTY, 3),
+        (BURNED, STAKE + FEE, BURNED_KIND),
+        (sponsor, BOND, BOND_KIND),
+    ]
     assert tree.getTask(task_id).dict()["bondState"] == 2
     with reverts("NoBondHeld"):
         tree.forfeitBond(task_id, {"from": outsider})
     with reverts("NoWinner"):
         tree.recordTestScore(task_id, 9000, {"from": oracle})
+
+
+def test_a_sponsor_that_never_runs_its_validator_gains_nothing(
+    tree, market, sponsor, architect, alice, bob, outsider
+):
+    """Strangers submit (each paying stake + fee) and the sponsor's validator never scores: after
+    the grace, the sponsor gets exactly its bounty back and its bond is burned; each node's
+    author reclaims its stake (its fee is burned), a commitment its stake and fee. Before, the
+    sponsor kept every fee and its bond."""
+    task_id = auditable(market, sponsor, fee=FEE)
+    price = STAKE + FEE
+    arch = market.propose(task_id, architect, value=price)
+    node = market.submit(task_id, alice, arch, value=price)
+    c, _, _ = market.commit(task_id, bob, arch, cid(8), value=price)
+    chain.sleep(2 * DAY + 10)  # past the deadline and the grace
+    chain.mine()
+    fin = tree.finalize(task_id, {"from": outsider})
+    assert credits(fin) == [
+        (sponsor, BOUNTY, 3),
+        (BURNED, 2 * FEE, BURNED_KIND),  # the two pending nodes' fees: no score, no sponsor
+        (BURNED, BOND, BURNED_KIND),
+    ]
+    assert fin.events["BondForfeited"]["amount"] == BOND
+    assert tree.getTask(task_id).dict()["bondState"] == 3
+    assert tree.pendingWithdrawals(sponsor) == BOUNTY  # its gain: 0, and it lost the bond
+    assert credits(tree.reclaimStake(arch, {"from": architect})) == [(architect, STAKE, 4)]
+    assert credits(tree.reclaimStake(node, {"from": alice})) == [(alice, STAKE, 4)]
+    assert credits(tree.reclaimCommitment(c, {"from": bob})) == [(bob, price, 4)]
+    assert tree.balance() == sum(
+        tree.pendingWithdrawals(a) for a in (sponsor, architect, alice, bob, BURNED)
+    )
 
 
 def test_forfeit_of_an_unknown_task(tree, outsider):
@@ -363,13 +439,13 @@ def test_escrow_of_a_task_with_every_term(tree, market, sponsor, architect, alic
     paid_in = BOUNTY + BOND + 4 * price
     assert tree.balance() == paid_in
     fin = tree.finalize(task_id, {"from": outsider})
-    assert fin.events["TaskFinalized"]["pool"] == BOUNTY + 4 * FEE + STAKE  # worse's stake
-    tree.reclaimCommitment(c, {"from": bob})
+    assert fin.events["TaskFinalized"]["pool"] == BOUNTY + 3 * FEE + STAKE  # worse's stake
+    assert credits(tree.reclaimCommitment(c, {"from": bob})) == [(bob, price, 4)]
     tree.publishValidation(task_id, FILE_CID, SALT, {"from": sponsor})
-    total = 0
+    total = tree.pendingWithdrawals(BURNED)  # what the path was not paid beyond the bounty
     for account in (sponsor, architect, alice, bob):
         owed = tree.pendingWithdrawals(account)
         if owed:
             total += owed
             tree.withdraw({"from": account})
-    assert total == paid_in and tree.balance() == 0
+    assert total == paid_in and tree.balance() == tree.pendingWithdrawals(BURNED)

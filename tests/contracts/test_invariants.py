@@ -10,20 +10,24 @@ bond), among honest accounts (ACTORS) and attackers (ATTACKERS) who open free ta
 stake in one task a commitment made for another and try to reveal it there, try to reveal other
 accounts' commitments, stake commitments made in a victim's name, hide the dataset they trained
 on, settle nodes twice, try scores the oracle may not record, pay the stake without the fee,
-submit past the cap (another account still may), reclaim to get a fee back, publish a wrong
+submit past the cap (another account still may), reclaim a fee twice, publish a wrong
 opening or someone else's task's, forfeit a bond early or one never posted, and record test
 scores without the role or twice. Finalize is tried at any step by anyone, the machine's oracle
 included: the model expects NotFinalizable before the task is due, and WorkPending for everyone
 but the oracle while nodes await a score, until FINALIZE_GRACE after the deadline. Payouts are
 followed task by task from the PayoutCredited events of every transaction: no task ever pays out
 more than was paid into it (its bounty, its bond, and the stake and fee of every submission),
-what it has not paid is exactly its open pool (bounty + forfeited stakes + fees), the stakes it
-still holds and the bond it still holds, and a finished task pays out exactly what was paid in.
-Each finalize raises reputation exactly as the path's payouts say; a forfeited bond goes to the
-path's accounts but the sponsor, by what each was paid. Every sequence ends by winding down:
-finalize everything (the oracle early for some tasks, anyone after the grace), reclaim every
-stake, record the winners' test scores, publish or forfeit every bond (some published too late),
-withdraw every credit, and the contract must then hold nothing.
+what it has not paid is exactly its open pool (bounty + forfeited stakes + the fees of nodes
+settled), the stakes and fees it still holds for unsettled nodes and unrevealed commitments and
+the bond it still holds, and a finished task pays out exactly what was paid in (address(0)
+credited with what is burned). Each finalize raises reputation exactly as the path's payouts
+say; what the path was not paid goes back to the sponsor up to its bounty and the rest, with
+the fees of nodes left pending, is burned; a bond is burned when nodes were left unscored or
+the file was not published in time. Every sequence ends by
+winding down: finalize everything (the oracle early for some tasks, anyone after the grace),
+reclaim every stake and fee left, record the winners' test scores, publish or forfeit every bond
+(some published too late), withdraw every credit, and the contract must then hold exactly what
+was burned.
 
 Why not brownie's `state_machine`: brownie 1.22.2 ships it compiled with mypyc, whose classes
 cannot be subclassed from Python ("_BrownieStateMachine object expected"). Hypothesis'
@@ -145,7 +149,8 @@ class MarketMachine:
         self.paid_out = {}  # task id -> wei of the pool credited by finalize (bonds apart)
         self.dirty = set()  # finalized tasks a step changed (bond, publication, test score)
         self.finalize_gas = []  # (gas, depth)
-        self.holders = [accounts[i] for i in [1, *PLAYERS]]  # every account the contract may credit
+        # every account the contract may credit; address(0) holds what is burned
+        self.holders = [accounts[i] for i in [1, *PLAYERS]] + [ZERO_ADDRESS]
         self.model_credits = {}  # account -> wei credited and not withdrawn, from the events
         self.chain_tasks, self.chain_credits, self._seen = {}, {}, len(history)
         # something to work on from the first step
@@ -241,10 +246,12 @@ class MarketMachine:
         t = self.tasks[tid]
         return t["cap"] != 0 and t["by"][str(account)] >= t["cap"]
 
-    def _paid_submission(self, tid, account):
+    def _paid_submission(self, tid, account, node=True):
+        """A proposal (`node`) or a commitment paid stake + fee; a node counts among the task's
+        submissions at once, a commitment when it is revealed."""
         t = self.tasks[tid]
         t["paid_in"] += self._price(tid)
-        t["submissions"] += 1
+        t["submissions"] += node
         if t["cap"]:
             t["by"][str(account)] += 1
 
@@ -261,7 +268,7 @@ class MarketMachine:
             self.outcomes["submission over the cap refused"] += 1
             return None
         self.tree.commitSubmission(tid, commitment, {"from": staker, "value": self._price(tid)})
-        self._paid_submission(tid, staker)
+        self._paid_submission(tid, staker, node=False)
         key = (staker, commitment)
         self.commitments[key] = {
             "task": tid,
@@ -412,6 +419,7 @@ class MarketMachine:
             return
         nid = self.tree.revealSubmission(*info["args"], {"from": revealer}).return_value
         del self.commitments[c]
+        self.tasks[tid]["submissions"] += 1  # its fee joins the pool's count
         self.nodes[nid] = {
             "task": tid,
             "parent": parent,
@@ -674,28 +682,43 @@ class MarketMachine:
             ] += 1
 
     def _finalize(self, tid, caller):
+        pending = self._pending(tid)
         tx = self.tree.finalize(tid, {"from": caller})
         task = self.tasks[tid]
         task["finalized"] = True
-        credits = events(tx, "PayoutCredited")
-        self.paid_out[tid] = sum(e["amount"] for e in credits if e["kind"] != 5)
+        credits = credited_in(tx)
         winner = tx.events["TaskFinalized"]["winnerNodeId"]
         task["winner"] = winner
-        bonds = [(e["account"], e["amount"]) for e in credits if e["kind"] == 5]
-        if task["bond_state"] == "held" and not winner:  # nothing scored: nothing to audit
-            assert bonds == [(task["sponsor"], task["bond"])]
+        pool = tx.events["TaskFinalized"]["pool"]
+        # the path first; then the sponsor up to its bounty; the rest of the pool and the fees
+        # of nodes left pending burned; then the bond
+        path = [c for c in credits if c[2] in (0, 1, 2)]
+        assert credits[: len(path)] == path and (winner or not path)
+        paid = sum(amount for _, amount, _ in path)
+        refund = min(pool - paid, task["bounty"])
+        burned = pool - paid - refund + task["fee"] * pending
+        expected = [(str(task["sponsor"]), refund, 3)] if refund else []
+        expected += [(ZERO_ADDRESS, burned, 6)] if burned else []
+        if burned:
+            self.outcomes["burned at finalize: beyond the bounty, or pending fees"] += 1
+        if task["bond_state"] == "held" and pending:  # work waited for the validator
+            expected.append((ZERO_ADDRESS, task["bond"], 6))
+            task["bond_state"] = "forfeited"
+            self.outcomes["bond burned: work left unscored"] += 1
+        elif task["bond_state"] == "held" and not winner:  # nothing waited: nothing to audit
+            expected.append((str(task["sponsor"]), task["bond"], 5))
             task["bond_state"] = "returned"
             self.outcomes["bond returned: no winner"] += 1
-        else:
-            assert bonds == []
-            if task["bond_state"] == "held":
-                task["audit_end"] = tx.timestamp + AUDIT_WINDOW
+        elif task["bond_state"] == "held":
+            task["audit_end"] = tx.timestamp + AUDIT_WINDOW
+        assert credits[len(path) :] == expected
+        self.paid_out[tid] = pool
         # +10 once to each account the path paid (data, compute, expertise) at least
         # MIN_REPUTATION_PAYOUT in all, the sponsor never
         paid = Counter()
-        for e in credits:
-            if e["kind"] in (0, 1, 2):
-                paid[e["account"]] += e["amount"]  # (a Counter keeps the order first paid)
+        for account, amount, kind in credits:
+            if kind in (0, 1, 2):
+                paid[account] += amount  # (a Counter keeps the order first paid)
         task["path_paid"] = dict(paid)
         earned = sorted(
             a
@@ -723,7 +746,7 @@ class MarketMachine:
         return [
             c
             for c, v in self.commitments.items()
-            if self.tasks[v["task"]]["finalized"] and self.tasks[v["task"]]["stake"] > 0
+            if self.tasks[v["task"]]["finalized"] and self._price(v["task"]) > 0
         ]
 
     def _reclaim_node(self, nid, thief=None):
@@ -732,7 +755,7 @@ class MarketMachine:
             with expect_revert("NotAuthor"):
                 self.tree.reclaimStake(nid, {"from": thief})
         tx = self.tree.reclaimStake(nid, {"from": author})
-        # the stake comes back, never the fee
+        # never scored: the stake comes back (the fee was burned at finalize)
         assert credited_in(tx) == [(str(author), self.tasks[self.nodes[nid]["task"]]["stake"], 4)]
         self.nodes[nid]["status"] = "reclaimed"
         self.outcomes["stake reclaimed"] += 1
@@ -743,12 +766,15 @@ class MarketMachine:
             with expect_revert("NotAuthor"):
                 self.tree.reclaimCommitment(c, {"from": thief})
         tx = self.tree.reclaimCommitment(c, {"from": author})
-        assert credited_in(tx) == [
-            (str(author), self.tasks[self.commitments[key]["task"]]["stake"], 4)
-        ]
+        task = self.tasks[self.commitments[key]["task"]]
+        assert credited_in(tx) == [(str(author), self._price(self.commitments[key]["task"]), 4)]
         del self.commitments[key]
         self.reclaimed[key] = author
         self.outcomes["commitment reclaimed"] += 1
+        if task["fee"] and not task["stake"]:  # the fee alone came back: once
+            with expect_revert("NotAuthor"):
+                self.tree.reclaimCommitment(c, {"from": author})
+            self.outcomes["fee returned once for a commitment never revealed"] += 1
 
     def rule_reclaim(self, st_pick, st_attacker, st_flag):
         """Reclaims a stake left in a finalized task (st_flag: an attacker tries first, refused)."""
@@ -761,8 +787,9 @@ class MarketMachine:
             self._reclaim_commitment(c, thief)
 
     def rule_attacker_reclaims_the_fee(self, st_pick, st_attacker):
-        """Submits into a task whose stake is 0 but whose fee is not, then tries to get the fee
-        back once it is finalized: there is nothing to reclaim."""
+        """Submits into a task whose stake is 0 but whose fee is not, then, once it is finalized
+        with the commitment unrevealed, reclaims: the fee comes back (it paid for no scoring),
+        once; a second reclaim is refused."""
         attacker = self._attacker(st_attacker)
         tid = self._pick(
             [
@@ -792,9 +819,7 @@ class MarketMachine:
         ]
         key = self._pick(mine, st_pick)
         if key is not None:
-            with expect_revert("NothingToReclaim"):
-                self.tree.reclaimCommitment(key[1], {"from": attacker})
-            self.outcomes["fee reclaim refused"] += 1
+            self._reclaim_commitment(key)
 
     def rule_attacker_exceeds_cap(self, st_attacker, st_pick):
         """Proposes into a capped open task until the cap, and once more: refused; another account
@@ -880,8 +905,7 @@ class MarketMachine:
 
     def rule_forfeit_bond(self, st_pick, st_player):
         """Anyone forfeits a held bond once the audit window has closed: refused before (and for a
-        task holding none); credited to the winning path's accounts but the sponsor, by what each
-        was paid."""
+        task holding none); burned."""
         tid = self._pick([t for t, v in self.tasks.items() if v["finalized"]], st_pick)
         if tid is None:
             return
@@ -903,16 +927,7 @@ class MarketMachine:
         tx = self.tree.forfeitBond(tid, {"from": caller})
         t["bond_state"] = "forfeited"
         self.dirty.add(tid)
-        others = {a: v for a, v in t["path_paid"].items() if a != t["sponsor"]}
-        total = sum(others.values())
-        if total == 0:
-            expected = [(str(self.nodes[t["winner"]]["author"]), t["bond"], 5)]
-        else:
-            shares = {a: t["bond"] * v // total for a, v in others.items()}
-            first = next(iter(shares))
-            shares[first] += t["bond"] - sum(shares.values())
-            expected = [(a, v, 5) for a, v in shares.items() if v]
-        assert credited_in(tx) == expected
+        assert credited_in(tx) == [(ZERO_ADDRESS, t["bond"], 6)]
         assert tx.events["BondForfeited"]["amount"] == t["bond"]
         self.outcomes["bond forfeited"] += 1
 
@@ -1000,11 +1015,10 @@ class MarketMachine:
         for c in self._reclaimable_commitments():
             self._reclaim_commitment(c)
             yield f"reclaimCommitment({c[1].hex()[:10]}…)"
-        for key, v in list(self.commitments.items()):  # a fee is never returned
-            if self.tasks[v["task"]]["fee"] and not self.tasks[v["task"]]["stake"]:
-                with expect_revert("NothingToReclaim"):
-                    self.tree.reclaimCommitment(key[1], {"from": key[0]})
-                self.outcomes["fee reclaim refused"] += 1
+        for key in list(self.commitments):  # only commitments of free tasks are left
+            with expect_revert("NothingToReclaim"):
+                self.tree.reclaimCommitment(key[1], {"from": key[0]})
+            self.outcomes["reclaim of nothing refused"] += 1
         for tid, t in self.tasks.items():  # the winner's test score, once; none without a winner
             if not t["test_scored"]:
                 self._test_score(tid, rng.randrange(10001), len(PLAYERS))
@@ -1036,7 +1050,9 @@ class MarketMachine:
                 yield f"withdraw(accounts[{i}])"
         self._snapshot(full=True)
         assert all(t["credited"] == t["paid_in"] for t in self.tasks.values())
-        assert self.chain_balance == 0 and not any(self.chain_credits.values())
+        burned = self.chain_credits[ZERO_ADDRESS]
+        assert self.chain_balance == burned
+        assert not any(v for a, v in self.chain_credits.items() if a != ZERO_ADDRESS)
         self.outcomes["wound down"] += 1
 
     # ──────────────────────────── invariants ───────────────────────────
@@ -1099,16 +1115,21 @@ class MarketMachine:
             assert tuple(results.pop(0)) == (len(self.tasks), len(self.nodes), len(self.datasets))
 
     def _escrowed(self, tid):
-        """Stakes still held for the task: its unsettled nodes and unrevealed commitments."""
-        stake = self.tasks[tid]["stake"]
+        """Stakes and fees still held for the task outside its pool: its unsettled nodes' (their
+        fees only until finalize burns them) and its unrevealed commitments'."""
+        t = self.tasks[tid]
         nodes = sum(1 for v in self.nodes.values() if v["task"] == tid and v["status"] == "pending")
         commitments = sum(1 for v in self.commitments.values() if v["task"] == tid)
-        return stake * (nodes + commitments)
+        per_node = t["stake"] if t["finalized"] else self._price(tid)
+        return per_node * nodes + self._price(tid) * commitments
 
     @staticmethod
     def _pool(t):
-        """A task's pool as the contract reads it: bounty, forfeited stakes, every fee paid."""
-        return t["bounty"] + t["forfeited"] + t["scoringFee"] * t["submissions"]
+        """A task's pool as the contract reads it: bounty, forfeited stakes, the fees of settled
+        nodes."""
+        return (
+            t["bounty"] + t["forfeited"] + t["scoringFee"] * (t["submissions"] - t["pendingNodes"])
+        )
 
     def _bond_held(self, tid):
         return self.tasks[tid]["bond"] if self.tasks[tid]["bond_state"] == "held" else 0
@@ -1194,7 +1215,7 @@ class MarketMachine:
 
     def invariant_finalize_cost_is_bounded_by_depth(self):
         for gas, depth in self.finalize_gas:
-            assert gas <= 90_000 + 60_000 * depth
+            assert gas <= 110_000 + 60_000 * depth  # no winner: refund, burn, bond: 93k
 
     # ────────────────────────────── driver ───────────────────────────────
     def run(self, rng: random.Random, steps: int, log: list):
@@ -1259,8 +1280,10 @@ def test_invariants_hold_under_random_calls(tree, oracle):
             "reputation earned on a path",
             "submission over the cap refused",
             "cap is per account",
-            "fee reclaim refused",
+            "fee returned once for a commitment never revealed",
             "bond returned: no winner",
+            "bond burned: work left unscored",
+            "burned at finalize: beyond the bounty, or pending fees",
             "bond returned: published",
             "bond forfeited",
             "published late: bond stays forfeit",

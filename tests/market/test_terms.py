@@ -1,8 +1,9 @@
 """A task's scoring fee, cap per account and audit bond, from `bountytree task create` through
 the Market to the contract and back, on the session's real chain: every proposal pays stake +
 fee, the cap refuses before anything is uploaded or sent, a bond comes back when the file is
-published (`bountytree audit publish`) and goes to the path when it is not, and the winner's test
-score is read back from the task."""
+published (`bountytree audit publish`) and is burned when it is not, work never scored gets its
+stake and fee back (`bountytree reclaim`), and the winner's test score is read back from the
+task."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from bountytree.config import ROOT
 from bountytree.errors import UserError
 from bountytree.market.actions import Score
 from bountytree.models.spec import load_spec
+from bountytree.storage.cid import bytes32_to_cid
 from tests.conftest import advance_time, cli_error, cli_ok, created_task_id, market_for
 
 MLP = ROOT / "examples" / "mlp.json"
@@ -82,14 +84,16 @@ def test_fee_and_cap_are_paid_and_enforced(settings, deployed, files):
     oracle = market_for(settings, 0)
     oracle.record_scores(task_id, [Score(arch, 9000, 0, 0)])
     done = oracle.finalize(task_id)
-    assert done.pool == oracle.task(task_id).pool == 10**18 + 2 * FEE  # fees join the pool
+    # the scored architecture's fee joins the pool; the pending proposal's comes back with its
+    # stake
+    assert done.pool == oracle.task(task_id).pool == 10**18 + FEE
 
 
-def test_an_unpublished_file_forfeits_the_bond_to_the_path(settings, deployed, files):
+def test_an_unpublished_file_burns_the_bond(settings, deployed, files):
     task_id = _create(settings, files, "forfeit", "--audit-bond", "0.5")
     sponsor = market_for(settings, 0)
     assert sponsor.task(task_id).audit_bond == 5 * 10**17
-    architect, _ = _won(settings, task_id)
+    _won(settings, task_id)
     task = sponsor.task(task_id)
     assert task.bond_state == "held" and task.audit_window_end > task.now
     anyone = market_for(settings, 5)
@@ -98,7 +102,7 @@ def test_an_unpublished_file_forfeits_the_bond_to_the_path(settings, deployed, f
     advance_time(settings, WEEK + 60)
     out = anyone.forfeit_bond(task_id)
     assert [(p.account, p.amount, p.kind) for p in out.payouts] == [
-        (architect.chain.address, 5 * 10**17, "bond")  # the only account the path paid
+        ("0x" + "00" * 20, 5 * 10**17, "burned")  # no account the sponsor might control
     ]
     assert sponsor.task(task_id).bond_state == "forfeited"
     with pytest.raises(UserError, match="holds no audit bond"):
@@ -151,3 +155,38 @@ def test_bad_terms_are_one_line_and_send_nothing(settings, deployed, files, flag
     )
     assert message in line
     assert market_for(settings, 0).task_ids() == tasks and w3.is_connected()
+
+
+class _Crash(Exception):
+    pass
+
+
+def test_work_never_scored_gets_its_stake_and_fee_back(settings, deployed, files, monkeypatch):
+    """Account 3 proposes an architecture the oracle never scores, and commits a child whose
+    reveal never comes (the trainer's process dies between the two halves); the oracle scores
+    account 1's architecture above the target and finalizes. `bountytree reclaim` gives account 3
+    back both stakes and the commitment's fee (the pending node's fee was burned: it bought no
+    score), and says so; a second run finds nothing."""
+    task_id = _create(settings, files, "reclaim", "--scoring-fee", "0.001")
+    spec = load_spec(MLP.read_bytes())
+    winner = market_for(settings, 1).propose(task_id, spec).node_id
+    loser = market_for(settings, 3)
+    pending = loser.propose(task_id, spec).node_id
+
+    def crash(*_args, **_kwargs):
+        raise _Crash
+
+    with monkeypatch.context() as m:
+        m.setattr(loser.chain, "wait_for_block_after", crash)
+        with pytest.raises(_Crash):
+            loser.submit(task_id, pending, bytes32_to_cid(b"\x11" * 32))
+    oracle = market_for(settings, 0)
+    oracle.record_scores(task_id, [Score(winner, 9000, 0, 0)])
+    assert oracle.finalize(task_id).pool == 10**18 + FEE  # the scored node's fee only
+    before = loser.pending()
+    out = cli_ok(settings, "reclaim", "--task", str(task_id), "--account", "dev:3")
+    assert f"reclaimed 0.01 ETH for node {pending}" in out, out
+    assert "reclaimed 0.011 ETH for commitment 0x" in out, out
+    assert loser.pending() == before + STAKE + (STAKE + FEE)
+    again = cli_ok(settings, "reclaim", "--task", str(task_id), "--account", "dev:3")
+    assert "nothing of yours to reclaim" in again
