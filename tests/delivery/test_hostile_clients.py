@@ -383,16 +383,23 @@ def test_a_client_that_stops_reading_is_cut_off(server: Server):
     sock.connect(("127.0.0.1", server.port))
     sock.settimeout(0.5)
     request = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
-    deadline = time.monotonic() + 8
-    while time.monotonic() < deadline:  # eight at a time, under the pipelining cap
+    # Eight at a time, under the pipelining cap, until the server has stopped reading (its
+    # answers are stuck in full buffers): five sends in a row time out. A loaded machine takes
+    # longer to fill the buffers; the test waits for the stall, not for a fixed time.
+    deadline, stalled = time.monotonic() + 60, 0
+    while time.monotonic() < deadline and stalled < 5:
         try:
             sock.sendall(request * 8)
+            stalled = 0
             time.sleep(0.05)
-        except TimeoutError:  # the server stopped reading: its answers are stuck
+        except TimeoutError:
+            stalled += 1
             time.sleep(0.1)
         except OSError:
             break  # cut off already
-    time.sleep(WRITE_GRACE_S + 2)
+    cut_off_by = time.monotonic() + WRITE_GRACE_S + 20  # the grace, and a loaded loop's delay
+    while server.closed_for("write_timeout") <= before and time.monotonic() < cut_off_by:
+        time.sleep(0.5)
     assert server.closed_for("write_timeout") > before
     sock.close()
     server.honest()
