@@ -32,6 +32,8 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
     /// @inheritdoc IBountyTree
     uint256 public constant MAX_BATCH = 64;
     /// @inheritdoc IBountyTree
+    uint8 public constant PARENT_REJECTED = 7;
+    /// @inheritdoc IBountyTree
     uint256 public constant MAX_VIEW = 500;
     /// @inheritdoc IBountyTree
     int256 public constant REP_PAID = 10;
@@ -255,18 +257,25 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
         Task storage t = _unfinalizedTask(taskId);
         uint256 stake = t.submissionStake;
         address[] memory penalised = new address[](count);
+        uint256 judged;
         for (uint256 i = 0; i < count; ++i) {
             uint256 id = nodeIds[i];
             Node storage n = _pendingNode(taskId, id);
             if (reasons[i] == 0) revert InvalidReason(id);
             n.status = NodeStatus.Rejected;
-            penalised[i] = n.author;
             emit NodeRejected(taskId, id, reasons[i]);
-            if (stake != 0) emit StakeForfeited(taskId, id, stake);
+            if (reasons[i] == PARENT_REJECTED) {
+                // never judged on its own: its parent fell after it was revealed (a bait parent,
+                // say), so it keeps its stake and its reputation
+                if (stake != 0) _credit(taskId, n.author, stake, PayoutKind.Stake);
+            } else {
+                penalised[judged++] = n.author;
+                if (stake != 0) emit StakeForfeited(taskId, id, stake);
+            }
         }
-        t.forfeited += uint96(stake * count);
+        t.forfeited += uint96(stake * judged);
         t.pendingNodes -= uint24(count);
-        _adjustReputation(penalised, count, REP_REJECTED);
+        _adjustReputation(penalised, judged, REP_REJECTED);
     }
 
     /// @inheritdoc IBountyTree

@@ -25,7 +25,7 @@ import {IReputation} from "./IReputation.sol";
 ///         4 not-finite: a weight, or an output on the task's inputs, is NaN or infinite.
 ///         5 too-large: the file exceeds the size the spec allows.
 ///         6 invalid-spec: the architecture's spec is not a valid whitelisted model spec.
-///         7 parent-rejected: the node's parent was rejected.
+///         7 parent-rejected: the node's parent was rejected (its stake is returned: never judged).
 ///         8 corrupt: the node's files made a check fail in a way nobody foresaw.
 ///         9 copy: equal to its parent, or closer to another earlier node than to its parent.
 ///         10 not-initial: an architecture whose weights are not its spec's seeded initialisation.
@@ -411,7 +411,8 @@ interface IBountyTree {
     function recordScores(uint256 taskId, Score[] calldata scores) external;
 
     /// @notice Rejects nodes (ORACLE_ROLE); their stakes join the task's pool and their authors
-    ///         lose reputation.
+    ///         lose reputation, except a node rejected as PARENT_REJECTED (never judged on its
+    ///         own), whose stake is returned.
     /// @param taskId The task every node belongs to.
     /// @param nodeIds Pending nodes, at most MAX_BATCH.
     /// @param reasons A non-zero reject reason code per node (listed above).
@@ -507,6 +508,9 @@ interface IBountyTree {
     function MAX_DEPTH() external view returns (uint256);
     /// @notice Most nodes {recordScores} or {rejectNodes} take in one call.
     function MAX_BATCH() external view returns (uint256);
+    /// @notice The reject reason of a node whose parent was rejected: the node was never judged
+    ///         on its own, so {rejectNodes} returns its stake and takes no reputation.
+    function PARENT_REJECTED() external view returns (uint8);
     /// @notice Most nodes {getNodes} returns in one call.
     function MAX_VIEW() external view returns (uint256);
     /// @notice Reputation granted once per task to each account the winning path paid enough.

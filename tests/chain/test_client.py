@@ -289,6 +289,11 @@ def test_reason_codes_are_the_contracts():
     )
     for reason in Reason:
         assert f"{reason.value} {reason.label}" in doc, reason
+    # the one code the contract acts on itself, as its own constant
+    assert (
+        f"uint8 public constant PARENT_REJECTED = {Reason.PARENT_REJECTED.value};"
+        in (ROOT / "contracts" / "BountyTree.sol").read_text()
+    )
 
 
 def test_validation_commitment_is_salted(tmp_path):

@@ -293,6 +293,25 @@ def test_a_finalize_between_a_strangers_commit_and_reveal_takes_nothing_from_it(
     assert payouts[0] == payouts[1]  # the sniper took nothing of the victim's
 
 
+def test_a_bait_parent_costs_its_children_nothing(
+    tree, reputation, market, sponsor, alice, mallory, oracle
+):
+    """mallory posts an architecture she knows the oracle will reject, and alice trains a child
+    of it before it is scored. The oracle rejects the bait (mallory forfeits her stake) and the
+    child as parent-rejected: alice, never judged on her own work, gets her stake back and keeps
+    her reputation. Before, her stake joined the pool."""
+    task_id = market.create_task(sponsor)
+    bait = market.propose(task_id, mallory)
+    victim = Purse(tree, alice)
+    rep = reputation.scoreOf(alice)
+    child = market.submit(task_id, alice, bait)
+    tree.rejectNodes(task_id, [bait], [6], {"from": oracle})  # invalid-spec
+    tx = tree.rejectNodes(task_id, [child], [tree.PARENT_REJECTED()], {"from": oracle})
+    assert credited(tx, alice, task_id) == STAKE and not events(tx, "StakeForfeited")
+    assert victim.gain() == 0 and reputation.scoreOf(alice) == rep
+    assert tree.getTask(task_id).dict()["forfeited"] == STAKE  # the bait's only
+
+
 # ─────────────────────────── reputation farming ───────────────────────────
 
 

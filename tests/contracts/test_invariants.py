@@ -635,10 +635,17 @@ class MarketMachine:
         )
         if nid is None:
             return
-        self.tree.rejectNodes(
-            self.nodes[nid]["task"], [nid], [1 + st_pick % 13], {"from": self.oracle}
-        )
+        reason = 1 + st_pick % 13
+        tx = self.tree.rejectNodes(self.nodes[nid]["task"], [nid], [reason], {"from": self.oracle})
         self.nodes[nid]["status"] = "rejected"
+        stake = self.tasks[self.nodes[nid]["task"]]["stake"]
+        if reason == 7:  # parent-rejected: never judged, its stake comes back
+            expected = [(str(self.nodes[nid]["author"]), stake, 4)] if stake else []
+            assert credited_in(tx) == expected
+            assert not events(tx, "ReputationChanged")
+            self.outcomes["parent-rejected: stake returned"] += 1
+        else:
+            assert credited_in(tx) == []
 
     def rule_sleep(self, st_seconds):
         chain.sleep(st_seconds)
