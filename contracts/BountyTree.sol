@@ -47,7 +47,7 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
     uint256 public constant FINALIZE_GRACE = 1 days;
     /// @inheritdoc IBountyTree
     /// @dev A week: long enough for a sponsor to upload the file and send one transaction, short
-    ///      enough that the path's accounts do not wait long for a forfeited bond.
+    ///      enough that a sponsor's silence is settled (the bond burned) soon after.
     uint256 public constant AUDIT_WINDOW = 7 days;
     uint256 private constant BPS = 10_000;
     /// @dev Where burned wei is credited: no account can withdraw from address(0), so

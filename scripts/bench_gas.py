@@ -6,7 +6,8 @@ scores, finalize over paths of depth 1..MAX_DEPTH in trees of different sizes, a
 the optional terms, each beside the plain call it adds to: a task with an audit bond, a commit +
 reveal paying a scoring fee, commits + reveals in a task with a cap per account (an account's
 first, which creates its counter, and a later one), and the calls after finalize: publishing the
-validation file (the bond returned), forfeiting a bond over a path of 4, a test score. Last, a
+validation file (the bond returned), forfeiting (burning) a bond over a path of 4, a test score.
+Last, a
 private task's custody (PrivateCustody): register, accept, a commitment to a share, the two
 attestations that record a score, and the two hand-overs (the second settles).
 Writes bench/gas.md as well as printing the table.

@@ -165,7 +165,8 @@ interface IBountyTree {
 
     /// @notice A bounty was posted.
     /// @param bounty The pool's escrow (msg.value less the audit bond).
-    /// @param scoringFee Paid with every proposal and commitment into the pool, never returned.
+    /// @param scoringFee Paid with every proposal and commitment; into the pool once its node is
+    ///        scored or rejected (burned if never; an unrevealed commitment reclaims it).
     /// @param maxSubmissions Proposals + commitments allowed per account; 0 = unlimited.
     /// @param auditBond Escrowed until the sponsor publishes the validation file; 0 = not auditable.
     event TaskCreated(
@@ -312,7 +313,7 @@ interface IBountyTree {
     error NotAuthor(address caller);
     /// @notice Only the task's sponsor may publish its validation file.
     error NotSponsor(address caller);
-    /// @notice The task asked no stake: there is nothing to reclaim (a fee is never returned).
+    /// @notice There is nothing to reclaim: the task asked no stake (and, for a commitment, no fee).
     error NothingToReclaim();
     /// @notice Nothing is credited to the account.
     error NothingToWithdraw(address account);
@@ -346,8 +347,9 @@ interface IBountyTree {
     /// @param computeShareBps Share paid for verified training operations.
     /// @param expertiseShareBps Share paid to the architect of the winning path.
     /// @param submissionStake Wei each proposal and commitment escrows (returned when scored).
-    /// @param scoringFee Wei each proposal and commitment pays into the pool, never returned
-    ///        (0 allowed): every score then costs something, so noise mining does.
+    /// @param scoringFee Wei each proposal and commitment pays, into the pool once its node is
+    ///        scored or rejected (0 allowed): every score then costs something, so noise
+    ///        mining does. Burned for a node never scored; an unrevealed commitment reclaims it.
     /// @param maxSubmissions Proposals + commitments per account; 0 = unlimited.
     /// @param auditBond Wei escrowed apart from the pool until the validation file is published
     ///        after finalize; 0 = not auditable.
