@@ -108,13 +108,14 @@ def _mlserver(folder: Path, root: Path, workers: int, name: str) -> Server:
         )
     )
     log = (home / "mlserver.log").open("wb")
-    proc = subprocess.Popen(
-        [str(MLSERVER), "start", str(home)],
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        cwd=home,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    with log:  # the child keeps its own descriptor
+        proc = subprocess.Popen(
+            [str(MLSERVER), "start", str(home)],
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            cwd=home,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     ready = f"http://127.0.0.1:{http}/v2/models/bench/ready"
     deadline = time.monotonic() + 120
     while True:

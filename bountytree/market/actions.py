@@ -678,7 +678,10 @@ class Market:
             if int(decode_record(fn, fn.call())["author"], 16) != 0:
                 sent = self.chain.send(self.tree.functions.reclaimCommitment(commitment))
                 out.append(Reclaimed(f"commitment 0x{commitment.hex()[:8]}…", task.price, sent))
-            record.unlink(missing_ok=True)
+                # Only a record this chain just settled is removed: the home folder is shared by
+                # every chain, and a record whose commitment this chain does not hold may be
+                # another chain's, still needed to reveal or reclaim there.
+                record.unlink(missing_ok=True)
         return out
 
     # ── oracle ───────────────────────────────────────────────────────────────

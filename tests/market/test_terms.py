@@ -7,6 +7,7 @@ task."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -180,6 +181,10 @@ def test_work_never_scored_gets_its_stake_and_fee_back(settings, deployed, files
         m.setattr(loser.chain, "wait_for_block_after", crash)
         with pytest.raises(_Crash):
             loser.submit(task_id, pending, bytes32_to_cid(b"\x11" * 32))
+    # a record of the same account and task id whose commitment this chain does not hold (made
+    # on another chain: the home folder is shared): kept, never deleted by a reclaim here
+    foreign = settings.home / "commitments" / f"{'ab' * 32}.json"
+    foreign.write_text(json.dumps({"author": loser.chain.address, "task": task_id}))
     oracle = market_for(settings, 0)
     oracle.record_scores(task_id, [Score(winner, 9000, 0, 0)])
     assert oracle.finalize(task_id).pool == 10**18 + FEE  # the scored node's fee only
@@ -190,3 +195,4 @@ def test_work_never_scored_gets_its_stake_and_fee_back(settings, deployed, files
     assert loser.pending() == before + STAKE + (STAKE + FEE)
     again = cli_ok(settings, "reclaim", "--task", str(task_id), "--account", "dev:3")
     assert "nothing of yours to reclaim" in again
+    assert foreign.exists()
