@@ -22,7 +22,6 @@ from bountytree.config import ROOT, Settings
 from bountytree.market.actions import Market, Score, open_market
 from bountytree.models.spec import parse_spec
 from bountytree.processes import free_port, stop
-from bountytree.storage.cid import cid_to_bytes32
 from demo.sample_data import market_files
 
 CID = "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH"
@@ -35,8 +34,7 @@ def _task(sponsor: Market, files) -> int:
 
 
 def _propose(m: Market, task_id: int) -> int:
-    sent = m.chain.send(m.tree.functions.proposeArchitecture(task_id, cid_to_bytes32(CID)))
-    return m._event(sent, "ArchitectureProposed")["nodeId"]
+    return m.submit(task_id, 0, CID).node_id
 
 
 def _score(oracle: Market, task_id: int, ids: list[int], acc: int = 5000) -> None:

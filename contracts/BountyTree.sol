@@ -17,10 +17,10 @@ import {Payouts} from "./libraries/Payouts.sol";
 ///      of each is enough for one deployment) and exposed as uint256.
 ///
 ///      Escrow, per task: what it was paid (bounty, audit bond, and the stake and scoring fee of
-///      every proposal and commitment) is exactly what it credits (address(0) for what is
+///      every commitment) is exactly what it credits (address(0) for what is
 ///      burned) once it is finalized, its stakes reclaimed and its bond settled; before that,
 ///      what it has not credited is its open pool (bounty + forfeited stakes + the fees of
-///      nodes), the stakes it still escrows, the stakes and fees of unrevealed commitments and
+///      nodes and datasets revealed), the stakes it still escrows, the stakes and fees of unrevealed commitments and
 ///      its bond.
 contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
     // ───────────────────────────── constants ─────────────────────────────
@@ -54,11 +54,10 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
     ///      pendingWithdrawals(address(0)) is everything ever burned.
     address private constant BURNED = address(0);
 
-    /// @dev Task ids, node ids and dataset ids, in one slot.
+    /// @dev Task ids and node ids, in one slot (dataset ids are per task: Task.datasets).
     struct Counters {
         uint32 tasks;
         uint32 nodes;
-        uint32 datasets;
     }
 
     /// @dev Running state of one {recordScores} call, kept in memory so the task's slot 4 is
@@ -85,8 +84,9 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
     mapping(uint256 taskId => Task) private _tasks;
     /// @dev slot 3; a Node spans three slots.
     mapping(uint256 nodeId => Node) private _nodes;
-    /// @dev slot 4; a Dataset spans two slots.
-    mapping(uint256 datasetId => Dataset) private _datasets;
+    /// @dev slot 4; a Dataset spans two slots. Ids count from 1 in each task, so no task's
+    ///      publishing can use up another's ids.
+    mapping(uint256 taskId => mapping(uint256 datasetId => Dataset)) private _datasets;
     /// @dev slot 5; keyed by keccak256(abi.encode(author, commitment)): each account has its own
     ///      namespace, so nobody can block a commitment by staking the same hash first.
     mapping(bytes32 key => Commitment) private _commitments;
@@ -96,6 +96,9 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
     /// @inheritdoc IBountyTree
     /// @dev slot 7; written only for tasks with a cap, so uncapped submissions pay nothing for it.
     mapping(uint256 taskId => mapping(address account => uint256)) public submissionsBy;
+    /// @inheritdoc IBountyTree
+    /// @dev slot 8
+    mapping(uint256 taskId => mapping(bytes32 cid => uint256 datasetId)) public datasetIdOf;
 
     /// @param reputation_ The Reputation registry; its deployer must bind this contract as writer.
     /// @param admin Holder of DEFAULT_ADMIN_ROLE (grants and revokes oracles).
@@ -158,30 +161,6 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
     }
 
     /// @inheritdoc IBountyTree
-    function proposeArchitecture(uint256 taskId, bytes32 specCid) external payable returns (uint256 nodeId) {
-        Task storage t = _openTask(taskId);
-        if (specCid == bytes32(0)) revert EmptyCid();
-        _takeSubmission(taskId, t);
-        _addNode(t);
-        nodeId = _nextId(1);
-        Node storage n = _nodes[nodeId];
-        n.author = msg.sender;
-        n.taskId = uint32(taskId);
-        n.depth = 1;
-        n.cid = specCid;
-        emit ArchitectureProposed(taskId, nodeId, msg.sender, specCid);
-    }
-
-    /// @inheritdoc IBountyTree
-    function publishDataset(uint256 taskId, bytes32 dataCid) external returns (uint256 datasetId) {
-        _openTask(taskId);
-        if (dataCid == bytes32(0)) revert EmptyCid();
-        datasetId = _nextId(2);
-        _datasets[datasetId] = Dataset({publisher: msg.sender, taskId: uint32(taskId), cid: dataCid});
-        emit DatasetPublished(taskId, datasetId, msg.sender, dataCid);
-    }
-
-    /// @inheritdoc IBountyTree
     function commitSubmission(uint256 taskId, bytes32 commitment) external payable {
         Task storage t = _openTask(taskId);
         if (commitment == bytes32(0)) revert EmptyCommitment();
@@ -194,35 +173,55 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
     }
 
     /// @inheritdoc IBountyTree
-    function revealSubmission(uint256 taskId, uint256 parentId, bytes32 weightsCid, uint256 datasetId, bytes32 salt)
+    function revealSubmission(uint256 taskId, uint256 parentId, bytes32 cid, uint256 datasetId, bytes32 salt)
         external
         returns (uint256 nodeId)
     {
-        bytes32 c = keccak256(abi.encode(msg.sender, taskId, parentId, weightsCid, datasetId, salt));
-        bytes32 key = _commitmentKey(msg.sender, c);
-        Commitment memory cm = _commitments[key];
-        if (cm.author == address(0)) revert UnknownCommitment(c);
-        if (cm.taskId != taskId) revert CommitmentNotInTask(c, cm.taskId);
-        if (cm.blockNumber >= block.number) revert RevealTooEarly(cm.blockNumber);
-        Task storage t = _openTask(taskId);
-        if (weightsCid == bytes32(0)) revert EmptyCid();
-        Node storage parent = _nodes[parentId];
-        if (parentId == 0 || parent.taskId != taskId) revert ParentNotInTask(parentId, taskId);
-        if (parent.depth >= MAX_DEPTH) revert TreeTooDeep(MAX_DEPTH);
-        if (parent.status == NodeStatus.Rejected) revert ParentRejected(parentId);
-        if (datasetId != 0 && _datasets[datasetId].taskId != taskId) revert DatasetNotInTask(datasetId, taskId);
+        Task storage t =
+            _takeCommitment(taskId, keccak256(abi.encode(msg.sender, taskId, parentId, cid, datasetId, salt)));
+        if (cid == bytes32(0)) revert EmptyCid();
+        uint8 depth = 1;
+        if (parentId != 0) {
+            Node storage parent = _nodes[parentId];
+            if (parent.taskId != taskId) revert ParentNotInTask(parentId, taskId);
+            if (parent.depth >= MAX_DEPTH) revert TreeTooDeep(MAX_DEPTH);
+            if (parent.status == NodeStatus.Rejected) revert ParentRejected(parentId);
+            if (datasetId != 0 && _datasets[taskId][datasetId].publisher == address(0)) {
+                revert DatasetNotInTask(datasetId, taskId);
+            }
+            depth = parent.depth + 1;
+        } else if (datasetId != 0) {
+            revert DatasetOnArchitecture(datasetId);
+        }
 
-        delete _commitments[key];
         _addNode(t);
         nodeId = _nextId(1);
         Node storage n = _nodes[nodeId];
         n.author = msg.sender;
         n.taskId = uint32(taskId);
         n.parentId = uint32(parentId);
-        n.depth = parent.depth + 1;
+        n.depth = depth;
         n.datasetId = uint24(datasetId);
-        n.cid = weightsCid;
-        emit NodeSubmitted(taskId, nodeId, parentId, msg.sender, weightsCid, datasetId);
+        n.cid = cid;
+        if (parentId == 0) emit ArchitectureProposed(taskId, nodeId, msg.sender, cid);
+        else emit NodeSubmitted(taskId, nodeId, parentId, msg.sender, cid, datasetId);
+    }
+
+    /// @inheritdoc IBountyTree
+    function revealDataset(uint256 taskId, bytes32 dataCid, bytes32 salt) external returns (uint256 datasetId) {
+        Task storage t = _takeCommitment(taskId, keccak256(abi.encode(msg.sender, taskId, dataCid, salt)));
+        if (dataCid == bytes32(0)) revert EmptyCid();
+        uint256 earlier = datasetIdOf[taskId][dataCid];
+        if (earlier != 0) revert DatasetExists(taskId, earlier);
+        // Its fee joins the pool now (a dataset counts among the task's revealed items, never
+        // pending); its stake has nothing to be judged on and returns at once.
+        if (t.submissions == type(uint24).max) revert TooManyItems();
+        ++t.submissions;
+        datasetId = ++t.datasets;
+        _datasets[taskId][datasetId] = Dataset({publisher: msg.sender, cid: dataCid});
+        datasetIdOf[taskId][dataCid] = datasetId;
+        if (t.submissionStake != 0) _credit(taskId, msg.sender, t.submissionStake, PayoutKind.Stake);
+        emit DatasetPublished(taskId, datasetId, msg.sender, dataCid);
     }
 
     /// @inheritdoc IBountyTree
@@ -294,7 +293,7 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
         uint256 pool = _pool(t);
         uint256 paid;
         if (winner != 0) {
-            Payouts.PathPayout memory p = Payouts.ofPath(_nodes, _datasets, t, winner, pool, MAX_DEPTH);
+            Payouts.PathPayout memory p = Payouts.ofPath(_nodes, _datasets[taskId], t, winner, pool, MAX_DEPTH);
             for (uint256 i = 0; i < p.creditCount; ++i) {
                 Payouts.Credit memory c = p.credits[i];
                 _credit(taskId, c.account, c.amount, c.kind);
@@ -426,8 +425,8 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
     }
 
     /// @inheritdoc IBountyTree
-    function getDataset(uint256 datasetId) external view returns (Dataset memory) {
-        return _datasets[datasetId];
+    function getDataset(uint256 taskId, uint256 datasetId) external view returns (Dataset memory) {
+        return _datasets[taskId][datasetId];
     }
 
     /// @inheritdoc IBountyTree
@@ -436,21 +435,31 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
     }
 
     /// @inheritdoc IBountyTree
-    function counts() external view returns (uint256 tasks, uint256 nodes, uint256 datasets) {
+    function counts() external view returns (uint256 tasks, uint256 nodes) {
         Counters memory c = _counters;
-        return (c.tasks, c.nodes, c.datasets);
+        return (c.tasks, c.nodes);
     }
 
     // ────────────────────────────── internals ────────────────────────────
 
-    /// @dev kind 0: tasks, 1: nodes, 2: datasets. One packed slot for all three counters.
-    ///      Dataset ids fit a node's uint24 field.
+    /// @dev kind 0: tasks, 1: nodes. One packed slot for both counters.
     function _nextId(uint256 kind) private returns (uint256 id) {
         Counters storage c = _counters;
-        if (kind == 0) id = ++c.tasks;
-        else if (kind == 1) id = ++c.nodes;
-        else id = ++c.datasets;
-        if (id == (kind == 2 ? type(uint24).max : type(uint32).max)) revert TooManyItems();
+        id = kind == 0 ? ++c.tasks : ++c.nodes;
+        if (id == type(uint32).max) revert TooManyItems();
+    }
+
+    /// @dev Checks and consumes the caller's commitment `c` to task `taskId`: made by this
+    ///      account, staked in this task, in an earlier block (so whoever sees a reveal in the
+    ///      mempool cannot commit to its contents and reveal first), and the task still open.
+    function _takeCommitment(uint256 taskId, bytes32 c) private returns (Task storage t) {
+        bytes32 key = _commitmentKey(msg.sender, c);
+        Commitment memory cm = _commitments[key];
+        if (cm.author == address(0)) revert UnknownCommitment(c);
+        if (cm.taskId != taskId) revert CommitmentNotInTask(c, cm.taskId);
+        if (cm.blockNumber >= block.number) revert RevealTooEarly(cm.blockNumber);
+        t = _openTask(taskId);
+        delete _commitments[key];
     }
 
     /// @dev TaskCreated from the fields just stored (warm reads), which keeps createTask's
@@ -475,7 +484,7 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
         return keccak256(abi.encode(author, commitment));
     }
 
-    /// @dev A proposal or commitment: exactly stake + fee paid, and the account's cap enforced
+    /// @dev A commitment: exactly stake + fee paid, and the account's cap enforced
     ///      where there is one.
     function _takeSubmission(uint256 taskId, Task storage t) private {
         uint256 price = uint256(t.submissionStake) + t.scoringFee;
@@ -541,7 +550,7 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
         if (acc > BPS) revert AccuracyOutOfRange(id, acc);
         if (s.datasetId != n.datasetId) {
             // only private → published, for a trained node, to a dataset of this task
-            if (n.datasetId != 0 || n.parentId == 0 || _datasets[s.datasetId].taskId != taskId) {
+            if (n.datasetId != 0 || n.parentId == 0 || _datasets[taskId][s.datasetId].publisher == address(0)) {
                 revert BadAttribution(id, s.datasetId);
             }
             n.datasetId = uint24(s.datasetId);

@@ -67,7 +67,8 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
         if (t.sponsor == address(0)) revert UnknownTask(taskId);
         if (msg.sender != t.sponsor) revert NotSponsor(msg.sender);
         if (t.finalized || block.timestamp >= t.deadline) revert TaskClosed(taskId);
-        if (t.submissions != 0) revert TaskHasSubmissions(taskId);
+        // revealed datasets count among submissions; a node is any other
+        if (t.submissions != t.datasets) revert TaskHasSubmissions(taskId);
         Custody storage c = _custody[taskId];
         if (c.custodian0 != address(0)) revert AlreadyRegistered(taskId);
         if (

@@ -65,8 +65,8 @@ def main_run(args, settings) -> int:
         f"(parent {pct(round(sub.parent_holdout_accuracy * 10000))})"
     )
     print(
-        f"  time: download {t['download']:.2f}s  train {t['train']:.2f}s  upload {t['upload']:.2f}s  "
-        f"chain {t['chain']:.2f}s"
+        f"  time: download {t['download']:.2f}s  train {t['train']:.2f}s  hash {t['hash']:.2f}s  "
+        f"chain (commit, upload, reveal) {t['chain']:.2f}s"
     )
     return 0
 

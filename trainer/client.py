@@ -22,7 +22,7 @@ from bountytree.models.bounds import check_evaluable
 from bountytree.models.spec import ModelSpec
 from bountytree.models.training import Progress, train_node
 from bountytree.reasons import Rejected
-from bountytree.storage.store import add_bytes, get_bytes
+from bountytree.storage.store import cid_of, get_bytes
 
 
 @dataclass
@@ -115,11 +115,12 @@ class Trainer:
         timings["train"] = trained.fit.seconds
         self.check_before_staking(_task, spec, model)
         started = time.perf_counter()
-        cid = add_bytes(self.market.store, weights_io.to_bytes(model))
-        self.market.store.pin(cid)
-        timings["upload"] = time.perf_counter() - started
+        trained_bytes = weights_io.to_bytes(model)
+        cid = cid_of(trained_bytes)
+        timings["hash"] = time.perf_counter() - started
         started = time.perf_counter()
-        sent = self.market.submit(task_id, parent_id, cid, dataset_id)
+        # the weights reach the store between the commitment and the reveal
+        sent = self.market.submit(task_id, parent_id, cid, dataset_id, content=trained_bytes)
         timings["chain"] = time.perf_counter() - started
         return Submission(
             task_id,

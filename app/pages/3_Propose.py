@@ -121,5 +121,6 @@ if here is not None:
     if out is not None:
         st.success(
             f"Node {out.node_id} proposed: spec {out.spec_cid}, initial weights "
-            f"{out.weights_cid}. Transaction {out.sent.tx_hash}, gas {out.sent.gas_used}."
+            f"{out.weights_cid}. Committed in {out.commit.tx_hash}, revealed in "
+            f"{out.reveal.tx_hash}; gas {out.gas}."
         )

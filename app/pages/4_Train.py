@@ -100,5 +100,5 @@ if here is not None:
     if out is not None:
         st.success(
             f"Dataset {out.dataset_id} published: {out.rows} rows, {out.cid}. "
-            f"Transaction {out.sent.tx_hash}, gas {out.sent.gas_used}."
+            f"Committed in {out.commit.tx_hash}, revealed in {out.reveal.tx_hash}; gas {out.gas}."
         )

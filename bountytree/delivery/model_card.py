@@ -153,7 +153,9 @@ def resolve(
     load_weights(raw, spec, f"weights {weights_cid} of node {node.id}")
     paid = _paid_by_rule(market, task, nodes) if task.finalized and task.winner else {}
     publishers = {
-        n.dataset_id: market.dataset_record(n.dataset_id).publisher for n in path if n.dataset_id
+        n.dataset_id: market.dataset_record(task.id, n.dataset_id).publisher
+        for n in path
+        if n.dataset_id
     }
     lineage = tuple(
         LineageStep(

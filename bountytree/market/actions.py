@@ -12,6 +12,7 @@ import functools
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,7 +44,7 @@ from bountytree.models.spec import ModelSpec, load_spec
 from bountytree.reasons import Reason, Rejected
 from bountytree.storage.cid import bytes32_to_cid, cid_to_bytes32
 from bountytree.storage.connect import open_store
-from bountytree.storage.store import Store, add_bytes, get_bytes
+from bountytree.storage.store import Store, add_bytes, cid_of, get_bytes
 from bountytree.text import check_name
 
 if TYPE_CHECKING:
@@ -245,7 +246,7 @@ class Market:
         return view
 
     def task_ids(self) -> list[int]:
-        tasks, _, _ = self.tree.functions.counts().call()
+        tasks, _ = self.tree.functions.counts().call()
         return list(range(1, tasks + 1))
 
     def node(self, node_id: int) -> NodeView:
@@ -348,7 +349,7 @@ class Market:
             gain = path_gain(node.accuracy_bps, best_above(parent, nodes))
             provider = node.author
             if node.dataset_id:
-                provider = self.dataset_record(node.dataset_id).publisher
+                provider = self.dataset_record(task.id, node.dataset_id).publisher
             if gain:
                 source = f" (dataset {node.dataset_id})" if node.dataset_id else ""
                 why.setdefault((provider, "data"), []).append(
@@ -525,27 +526,33 @@ class Market:
         except Rejected as exc:
             raise UserError(f"not proposed (nothing staked): {exc}") from None
         if not spec.init_weights:
+            # the seed's initialisation: anyone can derive it, so it may be stored at once
             init = add_bytes(self.store, initial)
             self.store.pin(init)
             spec = spec.with_init_weights(init)
-        spec_cid = add_bytes(self.store, spec.to_bytes())
-        self.store.pin(spec_cid)
-        sent = self.chain.send(
-            self.tree.functions.proposeArchitecture(task_id, cid_to_bytes32(spec_cid)),
-            value=task.price,
-        )
-        node_id = self._event(sent, "ArchitectureProposed")["nodeId"]
+        spec_bytes = spec.to_bytes()
+        spec_cid = cid_of(spec_bytes)
+        made = self.submit(task_id, 0, spec_cid, content=spec_bytes)
         assert spec.init_weights is not None  # set above from the seed when the spec named none
-        return Proposed(node_id, spec_cid, spec.init_weights, sent)
+        return Proposed(
+            commit=made.commit,
+            reveal=made.reveal,
+            node_id=made.node_id,
+            spec_cid=spec_cid,
+            weights_cid=spec.init_weights,
+        )
 
     # ── data owners ──────────────────────────────────────────────────────────
 
     def publish_dataset(
         self, task_id: int, path: str | Path | None = None, data: datasets.Dataset | None = None
     ) -> DatasetPublished:
-        """Publishes a public dataset to a task (its bytes go to the store, its CID on-chain)."""
+        """Publishes a public dataset to a task (its bytes go to the store, its CID on-chain behind
+        a commitment, at the task's price: the stake comes back at the reveal, the fee joins the
+        pool)."""
         task = self.task(task_id)
         self.require_open(task)
+        self.require_below_cap(task)
         info = task.info
         if data is None:
             if path is None:
@@ -555,22 +562,43 @@ class Market:
         else:
             raw = data.to_npz_bytes()
         datasets.check_against(data, info.num_features, info.num_classes, str(path or "dataset"))
-        cid = add_bytes(self.store, raw)
-        self.store.pin(cid)
-        sent = self.chain.send(self.tree.functions.publishDataset(task_id, cid_to_bytes32(cid)))
-        dataset_id = self._event(sent, "DatasetPublished")["datasetId"]
-        return DatasetPublished(dataset_id, cid, len(data), sent)
+        cid = cid_of(raw)
+        earlier = self.tree.functions.datasetIdOf(task_id, cid_to_bytes32(cid)).call()
+        if earlier:
+            raise UserError(
+                f"this file is already dataset {earlier} of task {task_id}; train with --dataset {earlier}"
+            )
+        return self.publish_cid(task, cid, len(data), content=raw)
 
-    def dataset_record(self, dataset_id: int) -> DatasetRecord:
+    def publish_cid(
+        self, task: TaskView, cid: str, rows: int = 0, content: bytes | None = None
+    ) -> DatasetPublished:
+        """Commits to a dataset's CID and reveals it, as is: `publish_dataset` checks the file
+        first. `content` (the file) is uploaded between the two halves; without it the CID is
+        taken as already stored."""
+        data_cid = cid_to_bytes32(cid)
+        commit, reveal = self._commit_then_reveal(
+            task,
+            (["bytes32"], [data_cid]),
+            {"dataset_cid": cid},
+            lambda salt: self.tree.functions.revealDataset(task.id, data_cid, salt),
+            self._uploader(cid, content),
+        )
+        dataset_id = self._event(reveal, "DatasetPublished")["datasetId"]
+        return DatasetPublished(
+            commit=commit, reveal=reveal, dataset_id=dataset_id, cid=cid, rows=rows
+        )
+
+    def dataset_record(self, task_id: int, dataset_id: int) -> DatasetRecord:
         """The contract's Dataset record; a zero publisher means no such dataset."""
-        fn = self.tree.functions.getDataset(dataset_id)
+        fn = self.tree.functions.getDataset(task_id, dataset_id)
         record = decode_record(fn, fn.call())
-        return DatasetRecord(record["publisher"], record["taskId"], bytes(record["cid"]))
+        return DatasetRecord(record["publisher"], bytes(record["cid"]))
 
     def dataset_cid(self, task_id: int, dataset_id: int) -> str:
-        """The CID of a dataset published to `task_id`; refuses one of another task."""
-        record = self.dataset_record(dataset_id)
-        if record.task_id != task_id:
+        """The CID of a dataset published to `task_id`; refuses an id the task does not have."""
+        record = self.dataset_record(task_id, dataset_id)
+        if int(record.publisher, 16) == 0:
             raise UserError(f"dataset {dataset_id} is not published to task {task_id}")
         return bytes32_to_cid(record.cid)
 
@@ -583,43 +611,81 @@ class Market:
         )
 
     def submit(
-        self, task_id: int, parent_id: int, weights_cid: str, dataset_id: int = 0
+        self,
+        task_id: int,
+        parent_id: int,
+        cid: str,
+        dataset_id: int = 0,
+        content: bytes | None = None,
     ) -> Submitted:
-        """Commit, wait for a later block, reveal. The pending commitment is saved first, so a
-        crash between the two halves leaves what is needed to reveal or reclaim it."""
+        """Puts a node on a task: a trained node's weights under `parent_id`, or with parent 0 an
+        architecture's spec (as is: `propose` checks a spec first). `content` (the file `cid`
+        names) is uploaded between the commitment and the reveal, so no store shows the CID
+        before it is committed to; without it the CID is taken as already stored."""
         task = self.task(task_id, with_info=False)
         self.require_open(task)
         self.require_below_cap(task)
+        # Simulate the reveal's checks that do not depend on the commitment before staking.
+        if parent_id:
+            self.require_parent(task_id, parent_id, dataset_id)
+        elif dataset_id:
+            raise UserError("an architecture is trained on nothing: it names no dataset")
+        fields = [parent_id, cid_to_bytes32(cid), dataset_id]
+        commit, reveal = self._commit_then_reveal(
+            task,
+            (["uint256", "bytes32", "uint256"], fields),
+            {"parent": parent_id, "cid": cid, "dataset": dataset_id},
+            lambda salt: self.tree.functions.revealSubmission(task_id, *fields, salt),
+            self._uploader(cid, content),
+        )
+        event = "NodeSubmitted" if parent_id else "ArchitectureProposed"
+        return Submitted(commit=commit, reveal=reveal, node_id=self._event(reveal, event)["nodeId"])
+
+    def _commit_then_reveal(
+        self,
+        task: TaskView,
+        hidden: tuple[list[str], list[Any]],
+        record: dict[str, Any],
+        reveal: Callable[[bytes], Any],
+        upload: Callable[[], None],
+    ) -> tuple[Sent, Sent]:
+        """Commits to keccak256(abi.encode(me, task, *hidden, salt)) at the task's price, uploads
+        what it hides once the commitment is mined, waits for a later block, and reveals. The
+        pending commitment is saved first (with `record`, what it hides), so a crash between the
+        two halves leaves what is needed to reveal or reclaim it; the record goes once the
+        reveal is mined."""
         salt = os.urandom(32)
-        args = (task_id, parent_id, cid_to_bytes32(weights_cid), dataset_id, salt)
+        types, values = hidden
         commitment = keccak(
             abi_encode(
-                ["address", "uint256", "uint256", "bytes32", "uint256", "bytes32"],
-                [self.chain.address, *args],
+                ["address", "uint256", *types, "bytes32"],
+                [self.chain.address, task.id, *values, salt],
             )
         )
-        # Simulate the reveal's checks that do not depend on the commitment before staking.
-        self.require_parent(task_id, parent_id, dataset_id)
-        record = self.chain.settings.home / "commitments" / f"{commitment.hex()}.json"
-        atomic_write_json(
-            record,
-            {
-                "author": self.chain.address,
-                "task": task_id,
-                "parent": parent_id,
-                "weights": weights_cid,
-                "dataset": dataset_id,
-                "salt": salt.hex(),
-            },
-        )
+        path = self.chain.settings.home / "commitments" / f"{commitment.hex()}.json"
+        saved = {"author": self.chain.address, "task": task.id, **record, "salt": salt.hex()}
+        atomic_write_json(path, saved)
         commit = self.chain.send(
-            self.tree.functions.commitSubmission(task_id, commitment), value=task.price
+            self.tree.functions.commitSubmission(task.id, commitment), value=task.price
         )
+        upload()
         self.chain.wait_for_block_after(commit.receipt["blockNumber"])
-        reveal = self.chain.send(self.tree.functions.revealSubmission(*args))
-        node_id = self._event(reveal, "NodeSubmitted")["nodeId"]
-        record.unlink(missing_ok=True)
-        return Submitted(node_id, commit, reveal)
+        revealed = self.chain.send(reveal(salt))
+        path.unlink(missing_ok=True)
+        return commit, revealed
+
+    def _uploader(self, cid: str, content: bytes | None) -> Callable[[], None]:
+        """Stores and pins `content` under `cid` (nothing when there is no content)."""
+        if content is not None and cid_of(content) != cid:
+            raise ValueError(f"content does not hash to {cid}")
+
+        def upload() -> None:
+            if content is not None:
+                if add_bytes(self.store, content) != cid:
+                    raise UserError(f"the store keeps the file under another CID than {cid}")
+                self.store.pin(cid)
+
+        return upload
 
     def require_parent(self, task_id: int, parent_id: int, dataset_id: int) -> NodeView:
         """Refuses, before any transaction, a parent or dataset the reveal would be refused for;

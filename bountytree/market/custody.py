@@ -21,6 +21,7 @@ from bountytree.models.datasets import Dataset, check_against, load_file
 from bountytree.private import sealing
 from bountytree.private.rows import PrivateNode, node_context, seal_rows, validation_context
 from bountytree.storage.cid import bytes32_to_cid, cid_to_bytes32
+from bountytree.storage.store import cid_of
 
 from . import validation as validation_files
 from .actions import Market
@@ -234,7 +235,7 @@ class Custody:
         context = node_context(chain.chain_id, task_id, chain.address, parent_id)
         shares = self._sealed_rows(task_id, data, info.num_classes, context)
         record = PrivateNode(parent_id, len(data), shares).to_bytes()
-        return self.market.submit(task_id, parent_id, self.market.store.add(io.BytesIO(record)))
+        return self.market.submit(task_id, parent_id, cid_of(record), content=record)
 
     def share_validation(self, task_id: int, cids: tuple[str, str]) -> Sent:
         """The sponsor gives the custodians its validation rows (two sealed shares' CIDs)."""

@@ -25,11 +25,29 @@ class Payout:
 
 
 @dataclass(frozen=True)
-class DatasetPublished:
+class Revealed:
+    """Anything put on a task (an architecture, a trained node, a dataset) takes two
+    transactions: a commitment that hides it, then its reveal in a later block, so nobody can copy
+    it out of the mempool and be first with it."""
+
+    commit: Sent
+    reveal: Sent
+
+    @property
+    def gas(self) -> int:
+        return self.commit.gas_used + self.reveal.gas_used
+
+    @property
+    def sent(self) -> str:
+        """Both transactions, as a command prints them."""
+        return f"commit {self.commit}; reveal {self.reveal}"
+
+
+@dataclass(frozen=True)
+class DatasetPublished(Revealed):
     dataset_id: int
     cid: str
     rows: int
-    sent: Sent
 
 
 @dataclass(frozen=True)
@@ -48,24 +66,17 @@ class TaskPosted:
 
 
 @dataclass(frozen=True)
-class Proposed:
+class Proposed(Revealed):
     node_id: int
     spec_cid: str
     weights_cid: str
-    sent: Sent
 
 
 @dataclass(frozen=True)
-class Submitted:
+class Submitted(Revealed):
     """A trained node, committed and then revealed in a later block."""
 
     node_id: int
-    commit: Sent
-    reveal: Sent
-
-    @property
-    def gas(self) -> int:
-        return self.commit.gas_used + self.reveal.gas_used
 
 
 @dataclass(frozen=True)
@@ -106,5 +117,4 @@ class DatasetRecord:
     """The contract's Dataset record; a zero publisher means no such dataset."""
 
     publisher: str
-    task_id: int
     cid: bytes

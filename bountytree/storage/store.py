@@ -29,11 +29,13 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from bountytree.errors import UserError
-from bountytree.storage.cid import digest_from_cid
+from bountytree.storage.cid import cid_from_digest, digest_from_cid
 from bountytree.storage.unixfs import (
     BlockFormatError,
     Decoded,
+    build_file,
     decode_block,
+    read_chunks,
 )
 
 MAX_DEPTH = 32  # kubo's balanced DAG of 174 links per node needs 6 levels for 10 PB
@@ -89,6 +91,14 @@ class Store(Protocol):
 
 def add_bytes(store: Store, data: bytes) -> str:
     return store.add(io.BytesIO(data))
+
+
+def cid_of(data: bytes) -> str:
+    """The CID `add_bytes` gives these bytes (kubo's defaults), computed here and stored nowhere:
+    what is put on a task is committed to before its bytes reach a store that could show the CID
+    to a watcher."""
+    root = build_file(read_chunks(io.BytesIO(data)), lambda digest, block: None)
+    return cid_from_digest(root.digest)
 
 
 def add_file(store: Store, path: str | Path) -> str:

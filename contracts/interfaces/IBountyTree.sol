@@ -70,17 +70,17 @@ interface IBountyTree {
     }
 
     /// @notice A task, as {getTask} returns it; its storage layout, slot by slot.
-    /// @dev Slot 0 is everything a proposal or commitment reads and writes (one slot per
+    /// @dev Slot 0 is everything a commitment or reveal reads and writes (one slot per
     ///      submission); slot 4 everything scoring and finalize write; slot 5 is touched only by
     ///      auditable tasks and by the post-finalize calls. Amounts of slot 0 are uint72 (up to
     ///      4,722 ETH per submission), ids uint32, times uint40.
     struct Task {
         // slot 0 — read by every submission
-        uint72 submissionStake; // wei each proposal and commitment escrows, returned when scored
+        uint72 submissionStake; // wei each commitment escrows, returned when scored
         uint72 scoringFee; // wei each node pays into the pool when scored or rejected (burned if never)
         uint40 deadline; // unix time after which the task takes no new node
-        uint16 maxSubmissions; // proposals + commitments per account; 0 = unlimited
-        uint24 submissions; // nodes of the task: proposals + revealed commitments
+        uint16 maxSubmissions; // commitments per account; 0 = unlimited
+        uint24 submissions; // revealed commitments: nodes and datasets
         uint24 pendingNodes; // nodes submitted and neither scored nor rejected
         bool finalized;
         // slot 1 — read by finalize
@@ -100,12 +100,13 @@ interface IBountyTree {
         uint16 computeShareBps; // share for verified operations
         uint16 expertiseShareBps; // share for the architect
         BondState bondState;
-        // slot 5 — auditable tasks and what comes after finalize
+        // slot 5 — auditable tasks, what comes after finalize, and the dataset count
         uint96 auditBond; // wei the sponsor escrowed to publish the validation file after finalize
         uint40 auditWindowEnd; // while a bond is held after finalize: the last moment to publish
         uint16 testAccuracyBps; // the winner's accuracy on the sponsor's held-out test set
         bool testScored; // testAccuracyBps is recorded
         bool validationPublished; // the sponsor opened the validation commitment
+        uint24 datasets; // datasets published to the task; their ids run from 1 to this
     }
 
     /// @notice A node of a task's tree. An architecture is the node with parentId 0 (its cid is
@@ -146,7 +147,6 @@ interface IBountyTree {
     struct Dataset {
         // slot 0
         address publisher;
-        uint32 taskId;
         // slot 1
         bytes32 cid;
     }
@@ -165,9 +165,9 @@ interface IBountyTree {
 
     /// @notice A bounty was posted.
     /// @param bounty The pool's escrow (msg.value less the audit bond).
-    /// @param scoringFee Paid with every proposal and commitment; into the pool once its node is
+    /// @param scoringFee Paid with every commitment; into the pool once its node is
     ///        scored or rejected (burned if never; an unrevealed commitment reclaims it).
-    /// @param maxSubmissions Proposals + commitments allowed per account; 0 = unlimited.
+    /// @param maxSubmissions Commitments allowed per account; 0 = unlimited.
     /// @param auditBond Escrowed until the sponsor publishes the validation file; 0 = not auditable.
     event TaskCreated(
         uint256 indexed taskId,
@@ -267,7 +267,7 @@ interface IBountyTree {
     error DeadlinePassed(uint256 taskId, uint256 deadline);
     /// @notice msg.value must be exactly the task's stake plus its scoring fee (`expected`).
     error WrongStake(uint256 expected, uint256 sent);
-    /// @notice The account already made `maxSubmissions` proposals and commitments in this task.
+    /// @notice The account already made `maxSubmissions` commitments in this task.
     error SubmissionCapReached(uint256 taskId, address account, uint256 maxSubmissions);
     /// @notice The caller already has this commitment pending.
     error CommitmentExists(bytes32 commitment);
@@ -283,6 +283,10 @@ interface IBountyTree {
     error ParentRejected(uint256 parentId);
     /// @notice The path from the task would exceed MAX_DEPTH.
     error TreeTooDeep(uint256 maxDepth);
+    /// @notice An architecture is not trained on anything: it names no dataset.
+    error DatasetOnArchitecture(uint256 datasetId);
+    /// @notice This content is already a dataset of the task, under `datasetId`.
+    error DatasetExists(uint256 taskId, uint256 datasetId);
     /// @notice The dataset is not published to this task.
     error DatasetNotInTask(uint256 datasetId, uint256 taskId);
     /// @notice A batch is empty or larger than allowed.
@@ -346,11 +350,11 @@ interface IBountyTree {
     /// @param dataShareBps Share of the pool paid for accuracy gained on data.
     /// @param computeShareBps Share paid for verified training operations.
     /// @param expertiseShareBps Share paid to the architect of the winning path.
-    /// @param submissionStake Wei each proposal and commitment escrows (returned when scored).
-    /// @param scoringFee Wei each proposal and commitment pays, into the pool once its node is
+    /// @param submissionStake Wei each commitment escrows (returned when scored).
+    /// @param scoringFee Wei each commitment pays, into the pool once its node is
     ///        scored or rejected (0 allowed): every score then costs something, so noise
     ///        mining does. Burned for a node never scored; an unrevealed commitment reclaims it.
-    /// @param maxSubmissions Proposals + commitments per account; 0 = unlimited.
+    /// @param maxSubmissions Commitments per account; 0 = unlimited.
     /// @param auditBond Wei escrowed apart from the pool until the validation file is published
     ///        after finalize; 0 = not auditable.
     /// @return taskId The new task's id.
@@ -368,42 +372,48 @@ interface IBountyTree {
         uint256 auditBond
     ) external payable returns (uint256 taskId);
 
-    /// @notice Proposes an architecture (a model spec with initial weights) as a depth-1 node.
-    ///         msg.value is the task's stake (escrowed, returned when the node is scored) plus its
-    ///         scoring fee (into the pool once the node is scored or rejected; burned at finalize if
-    ///         it never is). Counts towards the account's cap.
+    /// @notice First half of every submission (an architecture, a trained node, a dataset): pays
+    ///         the stake and the scoring fee behind a hash that hides what will be revealed, so
+    ///         nobody can copy it out of the mempool and be first with it. Both stay with the
+    ///         commitment until it is revealed or reclaimed after finalize. Counts towards the
+    ///         account's cap.
     /// @param taskId An open task.
-    /// @param specCid The `bountytree/model@1` spec on IPFS.
-    /// @return nodeId The new node's id.
-    function proposeArchitecture(uint256 taskId, bytes32 specCid) external payable returns (uint256 nodeId);
-
-    /// @notice Publishes a dataset that anyone may train on for this task; the data share of
-    ///         every node trained on it goes to the publisher.
-    /// @param taskId An open task.
-    /// @param dataCid The dataset file on IPFS.
-    /// @return datasetId The new dataset's id.
-    function publishDataset(uint256 taskId, bytes32 dataCid) external returns (uint256 datasetId);
-
-    /// @notice First half of a submission: pays the stake and the scoring fee behind a hash that
-    ///         hides the weights' CID, so nobody can copy it out of the mempool. Both stay with
-    ///         the commitment until it is revealed (then they are the node's) or reclaimed after
-    ///         finalize. Counts towards the account's cap.
-    /// @param taskId An open task.
-    /// @param commitment keccak256(abi.encode(msg.sender, taskId, parentId, weightsCid, datasetId, salt)).
+    /// @param commitment For a node, keccak256(abi.encode(msg.sender, taskId, parentId, cid,
+    ///        datasetId, salt)); for a dataset, keccak256(abi.encode(msg.sender, taskId, dataCid,
+    ///        salt)). The two preimages differ in length, so neither opens as the other.
     function commitSubmission(uint256 taskId, bytes32 commitment) external payable;
 
-    /// @notice Second half of a submission, in a later block than the commitment, by the account
-    ///         that made it and into the task its stake was paid to: adds the trained node under
-    ///         `parentId`. The stake stays escrowed in that task.
+    /// @notice Second half of a node's submission, in a later block than the commitment, by the
+    ///         account that made it and into the task its stake was paid to. With parentId 0 the
+    ///         node is an architecture (a depth-1 node whose cid is its model spec;
+    ///         ArchitectureProposed), else a trained node under `parentId` (NodeSubmitted). The
+    ///         stake stays escrowed in the task; the fee joins its pool once the oracle scores or
+    ///         rejects the node (burned at finalize if it never does).
+    /// @dev Architectures were once proposed in one transaction; a proposal copied from the
+    ///      mempool and sent first took the expertise share, and the architect's own was then
+    ///      rejected as the copy. A commitment hides the spec until a later block.
     /// @param taskId The task of the commitment.
-    /// @param parentId The node training started from (same task, not rejected).
-    /// @param weightsCid The trained weights (safetensors) on IPFS.
-    /// @param datasetId 0 for the author's own private data, else a dataset published to this task.
+    /// @param parentId 0 for an architecture, else the node training started from (same task,
+    ///        not rejected).
+    /// @param cid The spec of an architecture, the trained weights (safetensors) of a node.
+    /// @param datasetId 0 for the author's own private data (always, for an architecture), else a
+    ///        dataset published to this task.
     /// @param salt The secret that made the commitment unguessable.
     /// @return nodeId The new node's id.
-    function revealSubmission(uint256 taskId, uint256 parentId, bytes32 weightsCid, uint256 datasetId, bytes32 salt)
+    function revealSubmission(uint256 taskId, uint256 parentId, bytes32 cid, uint256 datasetId, bytes32 salt)
         external
         returns (uint256 nodeId);
+
+    /// @notice Second half of publishing a dataset that anyone may train on for this task (the
+    ///         data share of every node trained on it goes to the publisher). The commitment's fee
+    ///         joins the task's pool at once, as the price of the oracle's replays against the
+    ///         dataset; its stake is credited back. One dataset per content per task: the first
+    ///         reveal of a CID holds it.
+    /// @param taskId The task of the commitment, still open.
+    /// @param dataCid The dataset file on IPFS.
+    /// @param salt The secret that made the commitment unguessable.
+    /// @return datasetId The dataset's id in this task (ids count from 1 in every task).
+    function revealDataset(uint256 taskId, bytes32 dataCid, bytes32 salt) external returns (uint256 datasetId);
 
     /// @notice Records the oracle's scores (ORACLE_ROLE). Returns each node's stake, or forfeits
     ///         it to the task's pool when a trained node scores below its parent.
@@ -483,16 +493,20 @@ interface IBountyTree {
     /// @param nodeIds At most MAX_VIEW ids.
     function getNodes(uint256[] calldata nodeIds) external view returns (Node[] memory nodes);
 
-    /// @notice The published dataset (a zero publisher means no such dataset).
-    function getDataset(uint256 datasetId) external view returns (Dataset memory);
+    /// @notice A dataset published to a task (a zero publisher means no such dataset).
+    function getDataset(uint256 taskId, uint256 datasetId) external view returns (Dataset memory);
+
+    /// @notice The id a dataset's CID holds in a task, 0 if it was never published there.
+    function datasetIdOf(uint256 taskId, bytes32 cid) external view returns (uint256);
 
     /// @notice The commitment not yet revealed or reclaimed (a zero author means none).
     function getCommitment(address author, bytes32 commitment) external view returns (Commitment memory);
 
-    /// @notice How many tasks, nodes and datasets exist; ids run from 1 to these.
-    function counts() external view returns (uint256 tasks, uint256 nodes, uint256 datasets);
+    /// @notice How many tasks and nodes exist; ids run from 1 to these (a task's datasets are
+    ///         counted in its `datasets` field).
+    function counts() external view returns (uint256 tasks, uint256 nodes);
 
-    /// @notice Proposals and commitments `account` made in a task with a cap (not counted, so 0,
+    /// @notice Commitments `account` made in a task with a cap (not counted, so 0,
     ///         where the task has none).
     function submissionsBy(uint256 taskId, address account) external view returns (uint256);
 

@@ -99,7 +99,7 @@ interface IPrivateCustody {
     /// @notice A custodian or dealer the admin has not approved.
     error NotApproved(address account);
     error NotSponsor(address caller);
-    /// @notice Custody is set before the task takes any proposal or commitment.
+    /// @notice Custody is set before the task has any node (published datasets may come first).
     error TaskHasSubmissions(uint256 taskId);
     error TaskClosed(uint256 taskId);
     error AlreadyRegistered(uint256 taskId);

@@ -40,7 +40,8 @@ HARDHAT_DATA = {
 
 @pytest.fixture(scope="module")
 def task_id(settings, deployed) -> int:
-    """An open task (sponsor: account 1) to publish datasets into."""
+    """An open task (sponsor: account 1) that takes commitments for free (no stake, no fee, no
+    cap): each is a real transaction that changes state and costs nothing but gas."""
     sponsor = Chain(settings.with_overrides(account="1"))
     deadline = sponsor.w3.eth.get_block("latest")["timestamp"] + 86400
     created = sponsor.send(
@@ -68,7 +69,7 @@ def test_refused_call_is_decoded_and_nothing_is_sent(settings, deployed):
     with pytest.raises(
         UserError, match=r"WrongStake\(expected=0, sent=5\)|UnknownTask\(taskId=999\)"
     ):
-        chain.send(chain.tree.functions.proposeArchitecture(999, b"\x01" * 32), value=5)
+        chain.send(chain.tree.functions.commitSubmission(999, b"\x01" * 32), value=5)
     assert chain.w3.eth.get_transaction_count(chain.address) == nonce
 
 
@@ -136,10 +137,10 @@ def test_fees_are_the_chains_eip1559_prices(settings, task_id):
     base = chain.w3.eth.get_block("latest")["baseFeePerGas"]
     assert fees.eip1559 and fees.tip > 0 and fees.max_fee >= fees.likely > fees.tip
     assert fees.max_fee >= base
-    quote = chain.quote("publishDataset", 50_000, 0)
+    quote = chain.quote("commitSubmission", 50_000, 0)
     assert quote.gas_limit > quote.gas and quote.max_fee >= quote.likely_fee > 0
     assert "about" in str(quote) and "at most" in str(quote)
-    sent = chain.send(chain.tree.functions.publishDataset(task_id, b"\x09" * 32))
+    sent = chain.send(chain.tree.functions.commitSubmission(task_id, b"\x09" * 32))
     tx = chain.w3.eth.get_transaction(sent.tx_hash)
     assert tx["type"] == 2 and tx["maxPriorityFeePerGas"] > 0
     assert tx["maxFeePerGas"] >= sent.receipt["effectiveGasPrice"]
@@ -151,7 +152,7 @@ def test_a_fee_cap_below_the_price_sends_nothing(settings, task_id):
     chain = Chain(settings.with_overrides(account="8", max_fee_gwei=1e-6))
     nonce = chain.w3.eth.get_transaction_count(chain.address)
     with pytest.raises(UserError, match=r"above --max-fee 1e-06 gwei: nothing sent"):
-        chain.send(chain.tree.functions.publishDataset(task_id, b"\x0a" * 32))
+        chain.send(chain.tree.functions.commitSubmission(task_id, b"\x0a" * 32))
     assert chain.w3.eth.get_transaction_count(chain.address) == nonce
 
 
@@ -167,7 +168,7 @@ def test_quick_sends_from_one_account_do_not_collide(settings, task_id):
         try:
             for i in range(3):
                 cid = bytes([tag + 1, i]) * 16
-                sent.append(mine.send(mine.tree.functions.publishDataset(task_id, cid)))
+                sent.append(mine.send(mine.tree.functions.commitSubmission(task_id, cid)))
         except Exception as exc:  # collected, so the assertion below shows it
             errors.append(exc)
 
@@ -178,7 +179,7 @@ def test_quick_sends_from_one_account_do_not_collide(settings, task_id):
         "chain = Chain(Settings(account='9'))\n"
         "task, tag = int(sys.argv[1]), int(sys.argv[2])\n"
         "for i in range(3):\n"
-        "    chain.send(chain.tree.functions.publishDataset(task, bytes([tag, i]) * 16))\n"
+        "    chain.send(chain.tree.functions.commitSubmission(task, bytes([tag, i]) * 16))\n"
     )
     env = {**os.environ, **settings.to_env()}
     env.pop("BOUNTYTREE_ACCOUNT", None)
@@ -200,7 +201,7 @@ def test_quick_sends_from_one_account_do_not_collide(settings, task_id):
 
 def test_confirmations_are_waited_for(settings, task_id):
     chain = Chain(settings.with_overrides(account="8", confirmations=3))
-    sent = chain.send(chain.tree.functions.publishDataset(task_id, b"\x0b" * 32))
+    sent = chain.send(chain.tree.functions.commitSubmission(task_id, b"\x0b" * 32))
     assert chain.w3.eth.block_number >= sent.receipt["blockNumber"] + 2
 
 
@@ -217,8 +218,6 @@ def test_a_reveal_waits_for_a_later_block_without_asking_the_node_to_mine(settin
         value=10**17,
     )
     task_id = tree.events.TaskCreated().process_receipt(created.receipt)[0]["args"]["taskId"]
-    arch = sponsor.send(tree.functions.proposeArchitecture(task_id, b"\x03" * 32))
-    arch_id = tree.events.ArchitectureProposed().process_receipt(arch.receipt)[0]["args"]["nodeId"]
 
     owner = Chain(settings.with_overrides(account="6"))
     methods: list[str] = []
@@ -231,7 +230,7 @@ def test_a_reveal_waits_for_a_later_block_without_asking_the_node_to_mine(settin
     owner.w3.provider.make_request = recorded
     owner.w3.provider._request_func_cache = (None, None)  # web3 caches the bound method
     salt = os.urandom(32)
-    args = (task_id, arch_id, b"\x04" * 32, 0, salt)
+    args = (task_id, 0, b"\x04" * 32, 0, salt)  # an architecture: parent 0
     commitment = Web3.keccak(
         encode(
             ["address", "uint256", "uint256", "bytes32", "uint256", "bytes32"],

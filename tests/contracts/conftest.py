@@ -117,13 +117,28 @@ class Market:
         return tx.return_value
 
     def propose(self, task_id, author, spec=None, value=STAKE):
-        spec = spec or cid(1000 + len(chain))
-        return self.tree.proposeArchitecture(
-            task_id, spec, {"from": author, "value": value}
-        ).return_value
+        """An architecture: a node with parent 0, committed and revealed like any other."""
+        return self.submit(task_id, author, 0, spec or cid(1000 + len(chain)), value=value)
 
-    def publish(self, task_id, author, data=None):
-        return self.tree.publishDataset(task_id, data or cid(77), {"from": author}).return_value
+    @staticmethod
+    def dataset_commitment(author, task_id, data, salt):
+        """keccak256(abi.encode(author, taskId, dataCid, salt))."""
+        encoded = web3.codec.encode(
+            ["address", "uint256", "bytes32", "bytes32"], [str(author), task_id, data, salt]
+        )
+        return web3.keccak(brownie.convert.to_bytes(encoded, "bytes"))
+
+    def publish(self, task_id, author, data=None, value=None):
+        """Commit (at the task's price unless `value` says otherwise), let a block pass, reveal
+        the dataset: its id in the task."""
+        data = data or cid(7000 + len(chain))
+        if value is None:
+            t = self.tree.getTask(task_id).dict()
+            value = t["submissionStake"] + t["scoringFee"]
+        salt = os.urandom(32)
+        c = self.dataset_commitment(author, task_id, data, salt)
+        self.tree.commitSubmission(task_id, c, {"from": author, "value": value})
+        return self.tree.revealDataset(task_id, data, salt, {"from": author}).return_value
 
     @staticmethod
     def commitment(author, task_id, parent_id, weights, dataset_id, salt):

@@ -8,7 +8,7 @@ import os
 
 import pytest
 from brownie import accounts, chain, web3
-from conftest import BOUNTY, DAY, STAKE, cid, events, mined_at, reverts
+from conftest import BOUNTY, DAY, STAKE, automine, cid, events, mined_at, reverts
 
 ETHER = 10**18
 
@@ -156,6 +156,104 @@ def test_a_copied_commitment_does_not_block_its_author(
     )  # her own, not blocked
     node = tree.revealSubmission(victim, arch, weights, 0, salt, {"from": alice}).return_value
     assert tree.getNode(node).dict()["author"] == alice
+
+
+# ────────────────────────── copied out of the mempool ──────────────────────────
+
+
+def _one_block(*txs):
+    """Sends raw transactions ({"from", "data", "value"?, "gasPrice"?}) into one block; their
+    receipts, reverted or not."""
+    hashes = []
+    automine(False)
+    try:
+        for tx in txs:
+            hashes.append(
+                web3.eth.send_transaction({"gas": 500_000, "gasPrice": 10**9, "value": 0, **tx})
+            )
+        web3.provider.make_request("evm_mine", [])
+    finally:
+        automine(True)
+    return [web3.eth.wait_for_transaction_receipt(h) for h in hashes]
+
+
+def test_a_proposal_or_a_dataset_seen_in_the_mempool_cannot_be_put_first(
+    tree, market, sponsor, architect, publisher, mallory
+):
+    """The second attack round sent a pending proposeArchitecture's spec, and a pending dataset's
+    CID, first from another account: the copy took the expertise share (the architect's own
+    proposal was then rejected as the copy) and 6 of a 10 ETH data share. Now both are commit then
+    reveal, a reveal only in a later block than its commitment: mallory, who reads both CIDs
+    from the victims' pending reveals and sends her own commitment and reveal ahead of them at ten
+    times the gas price, has her reveals refused in that block; the victims' land first. Her
+    dataset is then refused as a repeat of the content, and her architecture only follows the
+    original (the oracle rejects the later of two equal designs as the copy). Her gain, once she
+    reclaims the commitment that never opened: nothing."""
+    task_id = market.create_task(sponsor, bounty=ETHER, fee=10**15)
+    price = STAKE + 10**15
+    spec, data = cid(31), cid(32)
+    _, spec_salt, _ = market.commit(task_id, architect, 0, spec, value=price)
+    data_salt = os.urandom(32)
+    tree.commitSubmission(
+        task_id,
+        market.dataset_commitment(publisher, task_id, data, data_salt),
+        {"from": publisher, "value": price},
+    )
+    purse = Purse(tree, mallory)
+    mine_spec, mine_data = os.urandom(32), os.urandom(32)
+    fast = {"from": mallory.address, "to": tree.address, "gasPrice": 10**10}
+    ahead = [
+        {
+            **fast,
+            "value": price,
+            "data": tree.commitSubmission.encode_input(
+                task_id, market.commitment(mallory, task_id, 0, spec, 0, mine_spec)
+            ),
+        },
+        {
+            **fast,
+            "value": price,
+            "data": tree.commitSubmission.encode_input(
+                task_id, market.dataset_commitment(mallory, task_id, data, mine_data)
+            ),
+        },
+        {**fast, "data": tree.revealSubmission.encode_input(task_id, 0, spec, 0, mine_spec)},
+        {**fast, "data": tree.revealDataset.encode_input(task_id, data, mine_data)},
+    ]
+    victims = [
+        {
+            "from": architect.address,
+            "to": tree.address,
+            "data": tree.revealSubmission.encode_input(task_id, 0, spec, 0, spec_salt),
+        },
+        {
+            "from": publisher.address,
+            "to": tree.address,
+            "data": tree.revealDataset.encode_input(task_id, data, data_salt),
+        },
+    ]
+    receipts = _one_block(*ahead, *victims)
+    assert [r["status"] for r in receipts] == [1, 1, 0, 0, 1, 1]
+    original = tree.events.ArchitectureProposed().process_receipt(receipts[4])[0]["args"]["nodeId"]
+    assert tree.getNode(original).dict()["author"] == architect
+    assert tree.datasetIdOf(task_id, data) == 1
+    assert tree.getDataset(task_id, 1).dict()["publisher"] == publisher
+
+    later = tree.revealSubmission(task_id, 0, spec, 0, mine_spec, {"from": mallory}).return_value
+    assert later > original
+    with reverts("DatasetExists"):
+        tree.revealDataset(task_id, data, mine_data, {"from": mallory})
+
+    # The oracle rejects the repeated design as the copy (Reason.COPY); the original wins.
+    tree.rejectNodes(task_id, [later], [9], {"from": market.oracle})
+    market.score(task_id, {original: 9500})
+    tx = tree.finalize(task_id, {"from": sponsor})
+    tree.reclaimCommitment(
+        market.dataset_commitment(mallory, task_id, data, mine_data), {"from": mallory}
+    )
+    assert purse.gain() == -price  # the copy's stake forfeited and its fee spent; nothing won
+    expertise = [e["account"] for e in events(tx, "PayoutCredited") if e["kind"] == 2]
+    assert expertise == [architect]
 
 
 # ──────────────────────────── dip and recover ────────────────────────────
@@ -422,7 +520,8 @@ def test_compute_is_paid_only_on_published_data(
     other = market.create_task(sponsor)
     honest_data = market.publish(honest, publisher)
     sly_data = market.publish(sly, publisher)
-    other_data = market.publish(other, publisher)
+    market.publish(other, publisher)
+    other_data = market.publish(other, publisher)  # id 2: sly has no dataset 2
     other_arch = market.propose(other, architect)
     on_data = market.submit(other, architect, other_arch, dataset_id=other_data)
     market.score(other, {other_arch: 5000})

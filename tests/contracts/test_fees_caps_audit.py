@@ -109,7 +109,7 @@ def test_every_submission_pays_stake_plus_fee_into_the_pool(
     task_id = market.create_task(sponsor, fee=FEE)
     price = STAKE + FEE
     with reverts("WrongStake"):  # the stake alone
-        tree.proposeArchitecture(task_id, cid(9), {"from": architect, "value": STAKE})
+        market.commit(task_id, architect, 0, cid(9), value=STAKE)
     with reverts("WrongStake"):
         market.commit(task_id, alice, 1, cid(3), value=STAKE)
     arch = market.propose(task_id, architect, value=price)

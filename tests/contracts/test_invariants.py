@@ -144,7 +144,7 @@ class MarketMachine:
         # commitment -> {"task": staked in, "author": staker, "revealer", "args": reveal arguments};
         # an attacker's stands for a node of another task, or in another account's name
         self.commitments = {}
-        self.datasets = {}  # id -> task
+        self.datasets = {}  # task -> its dataset ids (ids count from 1 in each task)
         self.reclaimed = {}  # commitment -> its author, once reclaimed
         self.paid_out = {}  # task id -> wei of the pool credited by finalize (bonds apart)
         self.dirty = set()  # finalized tasks a step changed (bond, publication, test score)
@@ -155,7 +155,7 @@ class MarketMachine:
         self.chain_tasks, self.chain_credits, self._seen = {}, {}, len(history)
         # something to work on from the first step
         tid = self._new_task(self._actor(0), 10**18, 10**16, 3 * DAY, (10**14, 0, 10**17))
-        self.datasets[self.market.publish(tid, self._actor(1))] = tid
+        self._publish_dataset(tid, self._actor(1))
         self._new_task(self._attacker(0), 1, 0, DAY)
         self._snapshot(
             full=True
@@ -323,8 +323,20 @@ class MarketMachine:
         tid = self._pick(self._open_tasks(), st_pick)
         if tid is None or not self._is_open(tid):
             return
-        did = self.market.publish(tid, accounts[PLAYERS[st_player]])
-        self.datasets[did] = tid
+        self._publish_dataset(tid, accounts[PLAYERS[st_player]])
+
+    def _publish_dataset(self, tid, publisher):
+        """Commit and reveal at the task's price: counted against the cap, the stake credited back
+        at the reveal (followed from its event), the fee in the pool's count."""
+        if self._capped_out(tid, publisher):
+            with expect_revert("SubmissionCapReached"):
+                self.market.publish(tid, publisher, value=self._price(tid))
+            self.outcomes["submission over the cap refused"] += 1
+            return
+        did = self.market.publish(tid, publisher, value=self._price(tid))
+        self._paid_submission(tid, publisher)
+        assert did == len(self.datasets.get(tid, [])) + 1
+        self.datasets.setdefault(tid, []).append(did)
 
     def rule_commit(self, st_actor, st_pick, st_flag, st_reveal):
         """Commits under a node of an open task (st_flag: on one of its datasets, if any), and
@@ -341,11 +353,7 @@ class MarketMachine:
             return
         tid = self.nodes[nid]["task"]
         author = self._actor(st_actor)
-        dataset = (
-            self._pick([d for d, task in self.datasets.items() if task == tid], st_pick)
-            if st_flag
-            else 0
-        )
+        dataset = self._pick(self.datasets.get(tid, []), st_pick) if st_flag else 0
         weights = cid(int.from_bytes(os.urandom(8), "big") + 1)
         salt = os.urandom(32)
         args = (tid, nid, weights, dataset or 0, salt)
@@ -440,7 +448,7 @@ class MarketMachine:
                 for n, v in self.nodes.items()
                 if v["status"] != "rejected"
                 and self._is_open(v["task"])
-                and v["task"] in self.datasets.values()
+                and self.datasets.get(v["task"])
             ],
             st_pick,
         )
@@ -453,9 +461,7 @@ class MarketMachine:
             return
         node = self._reveal(key)
         if node is not None:
-            self.nodes[node]["trained_on"] = self._pick(
-                [d for d, t in self.datasets.items() if t == tid], st_pick
-            )
+            self.nodes[node]["trained_on"] = self._pick(self.datasets[tid], st_pick)
 
     def rule_attacker_reveals_across_tasks(self, st_attacker, st_pick, st_flag):
         """Stakes in an open task (preferably the attacker's own free one) a commitment naming a node
@@ -551,7 +557,7 @@ class MarketMachine:
         if tid is None:
             return
         batch = self._scorable(tid)[: 1 + st_pick % 12]
-        task_datasets = [d for d, t in self.datasets.items() if t == tid]
+        task_datasets = self.datasets.get(tid, [])
         records = []
         for i, nid in enumerate(batch):
             v = self.nodes[nid]
@@ -582,8 +588,8 @@ class MarketMachine:
         tid = self._pick([t for t in self._open_tasks() if self._scorable(t)], st_pick)
         if tid is None:
             return
-        foreign = self._pick([d for d, t in self.datasets.items() if t != tid], st_pick)
-        mine = [d for d, t in self.datasets.items() if t == tid]
+        mine = self.datasets.get(tid, [])
+        foreign = len(mine) + 1 + st_pick % 3  # ids are per task: one this task does not have
         for nid in self._scorable(tid)[:2]:
             v = self.nodes[nid]
             bad = [
@@ -1119,7 +1125,7 @@ class MarketMachine:
         for chunk in chunks:
             self.chain_nodes.update(zip(chunk, (n.dict() for n in results.pop(0)), strict=False))
         if full:
-            assert tuple(results.pop(0)) == (len(self.tasks), len(self.nodes), len(self.datasets))
+            assert tuple(results.pop(0)) == (len(self.tasks), len(self.nodes))
 
     def _escrowed(self, tid):
         """Stakes and fees still held for the task outside its pool: its unsettled nodes' (their
@@ -1211,7 +1217,7 @@ class MarketMachine:
             )
             assert (n["status"], n["datasetId"]) == (codes[v["status"]], v["dataset"])
             if v["dataset"]:
-                assert self.datasets[v["dataset"]] == v["task"]
+                assert v["dataset"] in self.datasets[v["task"]]
             if n["parentId"]:
                 parent = self.chain_nodes[n["parentId"]]
                 assert parent["taskId"] == n["taskId"] and parent["depth"] + 1 == n["depth"]

@@ -75,7 +75,8 @@ def test_scoring_rejects_bad_calls(
     other = market.create_task(sponsor)
     dataset = market.publish(task_id, publisher)
     dataset2 = market.publish(task_id, outsider)
-    other_dataset = market.publish(other, publisher)
+    # ids count per task: the other task's third dataset has an id this task never gave
+    other_dataset = [market.publish(other, publisher) for _ in range(3)][-1]
     arch = market.propose(task_id, architect)
     other_arch = market.propose(other, architect)
     child = market.submit(task_id, alice, arch)  # trained on alice's private data
@@ -149,7 +150,7 @@ def test_payout_along_the_winning_path(
         {n_bob: 1000, n_alice2: 3000, n_side: 1000},
     )
     before = pending(tree, sponsor, architect, alice, bob, publisher)
-    assert before == [0, STAKE, 2 * STAKE, STAKE, 0]
+    assert before == [0, STAKE, 2 * STAKE, STAKE, STAKE]  # the publisher's at its reveal
 
     tx = tree.finalize(task_id, {"from": bob})
     assert tx.events["TaskFinalized"]["winnerNodeId"] == n_alice2
@@ -212,7 +213,7 @@ def test_gain_is_over_the_best_accuracy_on_the_path(
     c = market.submit(task_id, alice, b)
     market.score(task_id, {arch: 5000, a: 7000, b: 4000, c: 7500}, {b: 1000})
     before = pending(tree, sponsor, architect, alice, bob, publisher)
-    assert before == [0, STAKE, 2 * STAKE, 0, 0]  # bob's stake is forfeited: B scored below A
+    assert before == [0, STAKE, 2 * STAKE, 0, STAKE]  # bob's stake is forfeited: B scored below A
     tx = tree.finalize(task_id, {"from": alice})
     assert tx.events["TaskFinalized"]["winnerNodeId"] == c
     # pool 1.01 ETH: data 0.505 ETH by 2000 : 0 : 500 → A 0.404 ETH, C 0.101 ETH (publisher nothing,

@@ -1,4 +1,7 @@
-"""createTask, proposeArchitecture, publishDataset, commit and reveal: effects and every revert."""
+"""createTask; commit and reveal of architectures, trained nodes and datasets: effects and every
+revert."""
+
+import os
 
 import pytest
 from brownie import ZERO_ADDRESS, chain, web3
@@ -40,7 +43,8 @@ def test_create_task_stores_every_field(tree, market, sponsor):
     assert tx.events["TaskCreated"]["taskId"] == 1
     assert tx.events["TaskCreated"]["bounty"] == BOUNTY
     assert tree.balance() == BOUNTY
-    assert [int(x) for x in tree.counts()] == [1, 0, 0]
+    assert [int(x) for x in tree.counts()] == [1, 0]
+    assert t["datasets"] == 0
 
 
 @pytest.mark.parametrize(
@@ -62,9 +66,11 @@ def test_create_task_rejects(market, sponsor, kwargs, error):
         market.create_task(sponsor, **kwargs)
 
 
-def test_propose_architecture(tree, market, sponsor, architect):
+def test_an_architecture_is_a_node_with_parent_0(tree, market, sponsor, architect):
     task_id = market.create_task(sponsor)
-    tx = tree.proposeArchitecture(task_id, cid(9), {"from": architect, "value": STAKE})
+    _c, salt, _ = market.commit(task_id, architect, 0, cid(9))
+    assert tree.getTask(task_id).dict()["pendingNodes"] == 0  # a commitment is not a node yet
+    tx = tree.revealSubmission(task_id, 0, cid(9), 0, salt, {"from": architect})
     node_id = tx.return_value
     n = tree.getNode(node_id).dict()
     assert (n["author"], n["taskId"], n["parentId"], n["depth"], n["datasetId"], n["status"]) == (
@@ -77,51 +83,96 @@ def test_propose_architecture(tree, market, sponsor, architect):
     )
     assert n["cid"] == "0x" + cid(9).hex()
     assert tx.events["ArchitectureProposed"]["nodeId"] == node_id
+    assert "NodeSubmitted" not in tx.events
     assert tree.getTask(task_id).dict()["pendingNodes"] == 1
     assert tree.balance() == BOUNTY + STAKE
 
 
-def test_propose_rejects(tree, market, sponsor, architect):
+def test_architecture_reveal_rejects(tree, market, sponsor, architect, publisher):
     task_id = market.create_task(sponsor)
+    dataset = market.publish(task_id, publisher)
     with reverts("WrongStake"):
-        tree.proposeArchitecture(task_id, cid(9), {"from": architect, "value": STAKE - 1})
-    with reverts("EmptyCid"):
-        tree.proposeArchitecture(task_id, b"\x00" * 32, {"from": architect, "value": STAKE})
+        market.commit(task_id, architect, 0, cid(9), value=STAKE - 1)
     with reverts("UnknownTask"):
-        tree.proposeArchitecture(99, cid(9), {"from": architect, "value": STAKE})
+        market.commit(99, architect, 0, cid(9))
+    _, s, _ = market.commit(task_id, architect, 0, b"\x00" * 32)
+    with reverts("EmptyCid"):
+        tree.revealSubmission(task_id, 0, b"\x00" * 32, 0, s, {"from": architect})
+    _, s, _ = market.commit(task_id, architect, 0, cid(9), dataset_id=dataset)
+    with reverts("DatasetOnArchitecture"):
+        tree.revealSubmission(task_id, 0, cid(9), dataset, s, {"from": architect})
+    _, s, _ = market.commit(task_id, architect, 0, cid(9))
     chain.sleep(DAY + 1)
     chain.mine()
     with reverts("DeadlinePassed"):
-        tree.proposeArchitecture(task_id, cid(9), {"from": architect, "value": STAKE})
+        tree.revealSubmission(task_id, 0, cid(9), 0, s, {"from": architect})
+    assert tree.getTask(task_id).dict()["pendingNodes"] == 0
 
 
 def test_finalized_task_takes_no_new_node(tree, market, sponsor, architect, alice):
     task_id = market.create_task(sponsor)
     arch = market.propose(task_id, architect)
     _c, salt, _ = market.commit(task_id, alice, arch, cid(3))
+    _c, arch_salt, _ = market.commit(task_id, alice, 0, cid(9))
+    data_salt = os.urandom(32)
+    data_commitment = market.dataset_commitment(alice, task_id, cid(10), data_salt)
+    tree.commitSubmission(task_id, data_commitment, {"from": alice, "value": STAKE})
     market.score(task_id, {arch: 9500})
     tree.finalize(task_id, {"from": alice})
-    with reverts("TaskIsFinalized"):
-        tree.proposeArchitecture(task_id, cid(9), {"from": architect, "value": STAKE})
-    with reverts("TaskIsFinalized"):
-        tree.publishDataset(task_id, cid(9), {"from": alice})
     with reverts("TaskIsFinalized"):
         market.commit(task_id, alice, arch, cid(4))
     with reverts("TaskIsFinalized"):
         tree.revealSubmission(task_id, arch, cid(3), 0, salt, {"from": alice})
+    with reverts("TaskIsFinalized"):
+        tree.revealSubmission(task_id, 0, cid(9), 0, arch_salt, {"from": alice})
+    with reverts("TaskIsFinalized"):
+        tree.revealDataset(task_id, cid(10), data_salt, {"from": alice})
 
 
-def test_publish_dataset(tree, market, sponsor, publisher):
-    task_id = market.create_task(sponsor)
-    tx = tree.publishDataset(task_id, cid(42), {"from": publisher})
+def test_publish_dataset(tree, market, sponsor, publisher, alice):
+    fee = 10**15
+    task_id = market.create_task(sponsor, fee=fee)
+    other = market.create_task(sponsor)
+    before = tree.pendingWithdrawals(publisher)
+    salt = b"\x01" * 32
+    c = market.dataset_commitment(publisher, task_id, cid(42), salt)
+    tree.commitSubmission(task_id, c, {"from": publisher, "value": STAKE + fee})
+    tx = tree.revealDataset(task_id, cid(42), salt, {"from": publisher})
     assert tx.return_value == 1
-    d = tree.getDataset(1).dict()
-    assert (d["publisher"], d["taskId"]) == (publisher, task_id)
     assert tx.events["DatasetPublished"]["cid"] == "0x" + cid(42).hex()
+    d = tree.getDataset(task_id, 1).dict()
+    assert (d["publisher"], d["cid"]) == (publisher, "0x" + cid(42).hex())
+    assert tree.datasetIdOf(task_id, cid(42)) == 1
+    t = tree.getTask(task_id).dict()
+    assert (t["datasets"], t["submissions"], t["pendingNodes"]) == (1, 1, 0)
+    # the stake comes back at once; the fee stays in the task's pool
+    assert tree.pendingWithdrawals(publisher) - before == STAKE
+    assert tree.getCommitment(publisher, c).dict()["author"] == ZERO_ADDRESS
+    # ids count per task: the same content is dataset 1 of another task too
+    assert market.publish(other, publisher, cid(42)) == 1
+    assert market.publish(task_id, alice, cid(43), value=STAKE + fee) == 2
+    # one dataset per content per task, whoever reveals it
+    for who in (publisher, alice):
+        s = os.urandom(32)
+        c = market.dataset_commitment(who, task_id, cid(42), s)
+        tree.commitSubmission(task_id, c, {"from": who, "value": STAKE + fee})
+        with reverts("DatasetExists"):
+            tree.revealDataset(task_id, cid(42), s, {"from": who})
+    s = os.urandom(32)
+    tree.commitSubmission(
+        task_id,
+        market.dataset_commitment(alice, task_id, b"\x00" * 32, s),
+        {"from": alice, "value": STAKE + fee},
+    )
     with reverts("EmptyCid"):
-        tree.publishDataset(task_id, b"\x00" * 32, {"from": publisher})
-    with reverts("UnknownTask"):
-        tree.publishDataset(7, cid(1), {"from": publisher})
+        tree.revealDataset(task_id, b"\x00" * 32, s, {"from": alice})
+    # a node's commitment does not open as a dataset, nor a dataset's as a node
+    _, s, _ = market.commit(task_id, alice, 0, cid(44), value=STAKE + fee)
+    with reverts("UnknownCommitment"):
+        tree.revealDataset(task_id, cid(44), s, {"from": alice})
+    with reverts("UnknownCommitment"):
+        tree.revealSubmission(task_id, 0, cid(43), 0, salt, {"from": publisher})
+    assert tree.getDataset(task_id, 3).dict()["publisher"] == ZERO_ADDRESS
 
 
 def test_commit_then_reveal(tree, market, sponsor, architect, alice, publisher):
@@ -156,7 +207,9 @@ def test_commit_then_reveal(tree, market, sponsor, architect, alice, publisher):
     assert "ops" not in ev
     assert tree.getTask(task_id).dict()["pendingNodes"] == 2
     assert tree.getCommitment(alice, c).dict()["author"] == ZERO_ADDRESS
-    assert tree.balance() == BOUNTY + 2 * STAKE  # the stake stays escrowed in the task
+    # the node's stake stays escrowed in the task; the dataset's was credited back at its reveal
+    assert tree.balance() == BOUNTY + 3 * STAKE
+    assert tree.pendingWithdrawals(publisher) == STAKE
     with reverts("UnknownCommitment"):  # a commitment reveals once
         tree.revealSubmission(task_id, arch, cid(3), dataset, salt, {"from": alice})
 
@@ -206,7 +259,6 @@ def test_reveal_rejects(tree, market, sponsor, architect, alice, bob, publisher)
         tree.revealSubmission(other_task, arch, cid(6), 0, salt3, {"from": alice})
 
     for parent, dataset, error in [
-        (0, 0, "ParentNotInTask"),
         (other_arch, 0, "ParentNotInTask"),
         (999, 0, "ParentNotInTask"),
         (arch, other_dataset, "DatasetNotInTask"),
@@ -274,12 +326,7 @@ def test_tree_depth_is_bounded(tree, market, sponsor, architect, alice):
 
 def test_get_nodes_reads_many_nodes_in_one_call(tree, market, sponsor, architect):
     task_id = market.create_task(sponsor)
-    ids = [
-        tree.proposeArchitecture(
-            task_id, cid(20 + i), {"from": architect, "value": STAKE}
-        ).return_value
-        for i in range(3)
-    ]
+    ids = [market.propose(task_id, architect, cid(20 + i)) for i in range(3)]
     many = tree.getNodes([*ids, 999])
     assert [tuple(n) for n in many[:3]] == [tuple(tree.getNode(i)) for i in ids]
     assert many[3][0] == ZERO_ADDRESS  # an unknown id comes back empty

@@ -60,25 +60,45 @@ def test_deploy_writes_a_file_an_outside_client_can_use(settings, tmp_path):
         bounty,
     )
     task_id = tree.events.TaskCreated().process_receipt(r, errors=DISCARD)[0].args.taskId
-    r = send(tree.functions.proposeArchitecture(task_id, b"\x03" * 32), architect, stake)
-    arch = tree.events.ArchitectureProposed().process_receipt(r, errors=DISCARD)[0].args.nodeId
-    r = send(tree.functions.publishDataset(task_id, b"\x05" * 32), publisher)
-    dataset = tree.events.DatasetPublished().process_receipt(r, errors=DISCARD)[0].args.datasetId
 
-    # a compute provider trains on the published dataset: commit, then reveal in a later block
-    weights, salt, ops = b"\x04" * 32, os.urandom(32), 12345
-    commitment = Web3.keccak(
-        encode(
-            ["address", "uint256", "uint256", "bytes32", "uint256", "bytes32"],
-            [owner, task_id, arch, weights, dataset, salt],
+    def commit_then_reveal(sender, types, values, reveal):
+        """Everything put on a task is committed first, then revealed in a later block."""
+        salt = os.urandom(32)
+        hidden = Web3.keccak(
+            encode(["address", "uint256", *types, "bytes32"], [sender, task_id, *values, salt])
         )
+        commit = send(tree.functions.commitSubmission(task_id, hidden), sender, stake)
+        # as on a public chain, the reveal waits for a later block (gas is estimated on the latest)
+        deadline = time.monotonic() + 30
+        while w3.eth.block_number <= commit.blockNumber and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return send(reveal(salt), sender)
+
+    node_fields = ["uint256", "bytes32", "uint256"]
+    r = commit_then_reveal(
+        architect,
+        node_fields,
+        [0, b"\x03" * 32, 0],
+        lambda salt: tree.functions.revealSubmission(task_id, 0, b"\x03" * 32, 0, salt),
     )
-    commit = send(tree.functions.commitSubmission(task_id, commitment), owner, stake)
-    # as on a public chain, the reveal waits for a later block (gas is estimated on the latest)
-    deadline = time.monotonic() + 30
-    while w3.eth.block_number <= commit.blockNumber and time.monotonic() < deadline:
-        time.sleep(0.1)
-    r = send(tree.functions.revealSubmission(task_id, arch, weights, dataset, salt), owner)
+    arch = tree.events.ArchitectureProposed().process_receipt(r, errors=DISCARD)[0].args.nodeId
+    r = commit_then_reveal(
+        publisher,
+        ["bytes32"],
+        [b"\x05" * 32],
+        lambda salt: tree.functions.revealDataset(task_id, b"\x05" * 32, salt),
+    )
+    dataset = tree.events.DatasetPublished().process_receipt(r, errors=DISCARD)[0].args.datasetId
+    assert tree.functions.datasetIdOf(task_id, b"\x05" * 32).call() == dataset == 1
+
+    # a compute provider trains on the published dataset
+    weights, ops = b"\x04" * 32, 12345
+    r = commit_then_reveal(
+        owner,
+        node_fields,
+        [arch, weights, dataset],
+        lambda salt: tree.functions.revealSubmission(task_id, arch, weights, dataset, salt),
+    )
     node = tree.events.NodeSubmitted().process_receipt(r, errors=DISCARD)[0].args
     assert (node.parentId, node.author, node.datasetId) == (arch, owner, dataset)
 
@@ -99,8 +119,9 @@ def test_deploy_writes_a_file_an_outside_client_can_use(settings, tmp_path):
     )
     assert task["finalized"] is True and task["pendingNodes"] == 0
 
-    # data 50% to the publisher, compute 30% to the provider, expertise 20% to the architect, stakes back
-    assert tree.functions.pendingWithdrawals(publisher).call() == bounty * 5 // 10
+    # data 50% to the publisher, compute 30% to the provider, expertise 20% to the architect,
+    # stakes back (the dataset's at its reveal)
+    assert tree.functions.pendingWithdrawals(publisher).call() == stake + bounty * 5 // 10
     assert tree.functions.pendingWithdrawals(owner).call() == stake + bounty * 3 // 10
     assert tree.functions.pendingWithdrawals(architect).call() == stake + bounty * 2 // 10
     before = w3.eth.get_balance(owner)

@@ -15,7 +15,6 @@ from bountytree.models import weights
 from bountytree.models.datasets import load_file
 from bountytree.models.spec import build_torch, load_spec
 from bountytree.models.training import train_node
-from bountytree.storage.cid import cid_to_bytes32
 from bountytree.storage.store import add_bytes, get_bytes
 from tests.conftest import advance_time, cli_error, cli_ok, market_for, new_task, node_id_of, nudged
 
@@ -172,12 +171,7 @@ def test_trained_weights_are_no_architecture(settings, deployed, files):
     )
     assert "not the initialisation" in line
     spec_cid = add_bytes(sponsor.store, spec_file.read_bytes())
-    sent = sponsor.chain.send(
-        sponsor.tree.functions.proposeArchitecture(task_id, cid_to_bytes32(spec_cid)), value=STAKE
-    )
-    fake = sponsor.tree.events.ArchitectureProposed().process_receipt(sent.receipt)[0]["args"][
-        "nodeId"
-    ]
+    fake = sponsor.submit(task_id, 0, spec_cid).node_id  # around the CLI's check
     _oracle(settings, task_id)
     assert sponsor.nodes(task_id)[fake].reason == "not-initial"
     _finalize(settings, task_id)
@@ -253,12 +247,7 @@ def test_a_node_that_does_not_fit_the_task_stalls_nothing(settings, deployed, fi
     unfit_spec = load_spec(json.dumps(raw).encode())
     init = add_bytes(architect.store, weights.initial_weights(unfit_spec))
     spec_cid = add_bytes(architect.store, unfit_spec.with_init_weights(init).to_bytes())
-    sent = architect.chain.send(
-        architect.tree.functions.proposeArchitecture(task_id, cid_to_bytes32(spec_cid)), value=STAKE
-    )
-    unfit = architect.tree.events.ArchitectureProposed().process_receipt(sent.receipt)[0]["args"][
-        "nodeId"
-    ]
+    unfit = architect.submit(task_id, 0, spec_cid).node_id
     honest = node_id_of(
         cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1")
     )

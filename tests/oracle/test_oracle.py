@@ -21,7 +21,7 @@ from safetensors.torch import save as st_save
 from bountytree.models import weights
 from bountytree.models.datasets import load_file
 from bountytree.models.spec import load_spec
-from bountytree.storage.cid import cid_from_digest, cid_to_bytes32
+from bountytree.storage.cid import cid_from_digest
 from bountytree.storage.store import add_bytes, get_bytes
 from tests.conftest import cli_error, cli_ok, market_for, new_task, node_id_of, variant
 
@@ -136,13 +136,7 @@ def test_bad_nodes_are_rejected_with_their_reason_and_the_rest_scored(settings, 
     # An architecture whose spec does not validate (proposed around the CLI's own check).
     bad_spec_cid = add_bytes(market.store, b'{"format": "bountytree/model@1", "layers": "exec(1)"}')
     architect = market_for(settings, 2)
-    sent = architect.chain.send(
-        architect.tree.functions.proposeArchitecture(task_id, cid_to_bytes32(bad_spec_cid)),
-        value=market.task(task_id).stake,
-    )
-    bad_arch = architect.tree.events.ArchitectureProposed().process_receipt(sent.receipt)[0][
-        "args"
-    ]["nodeId"]
+    bad_arch = architect.submit(task_id, 0, bad_spec_cid).node_id
     buf = io.BytesIO()
     torch.save(state, buf)
     nan = dict(state, **{"2.bias": torch.full((10,), float("nan"))})

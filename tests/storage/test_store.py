@@ -41,6 +41,7 @@ from bountytree.storage.store import (
     TooLarge,
     add_bytes,
     add_file,
+    cid_of,
     get_bytes,
 )
 from bountytree.storage.unixfs import CHUNK_SIZE, MAX_LINKS, LeafBuffer, decode_block, read_chunks
@@ -188,6 +189,7 @@ def test_same_cid_as_real_kubo(store, kubo_cid, tmp_path, size):
     path.write_bytes(data)
     cid = add_file(store, path)
     assert cid == kubo_cid(size, path)
+    assert cid_of(data) == cid  # known before anything is stored (a commitment hides it)
     assert b"".join(store.cat(cid)) == data
 
 
