@@ -482,7 +482,10 @@ class Oracle:
         r.waiting = {w.node.id: w.detail for w in waits}
         r.unscorable |= {w.node.id: w.detail for w in waits if w.overdue}
         for w in waits:
-            self.say(f"wait {w.node.id}", f"task {task_id} node {w.node.id}: waiting ({w.detail})")
+            # Said again when a wait turns overdue: the operator learns the node will not be
+            # scored and that finalize no longer waits for it.
+            state = "overdue, not scored; finalize does not wait for it" if w.overdue else "waiting"
+            self.say(f"wait {w.node.id}", f"task {task_id} node {w.node.id}: {state} ({w.detail})")
         for batch in _batches(rejects, self.batch_size):
             sent = self.market.reject_nodes(task_id, [(x.node.id, x.reason) for x in batch])
             for x in batch:

@@ -97,11 +97,19 @@ def test_corrupted_block_fails_reads_by_name_and_the_oracle_blames_nobody(
     block.write_bytes(block.read_bytes()[:-1] + b"\x00")
     line = cli_error(settings, "ipfs", "cat", bad_cid)
     assert bad_cid in line and "corrupted" in line
-    out = cli_ok(settings, "--once", "--task", str(task_id), module="oracle")
+    oracle = ("--once", "--task", str(task_id), "--fetch-timeout", "120")
+    out = cli_ok(settings, *oracle, module="oracle")
     nodes = market.nodes(task_id)
     # Bytes that do not hash to their CID are the store's fault, never the author's: it waits.
     assert nodes[bad].status == "pending" and f"{bad_cid} is corrupted" in out, out
+    assert f"node {bad}: waiting" in out, out
     assert nodes[good].status == "scored" and nodes[arch].status == "scored"
+    # Past the time limit it is still nobody's fault (never rejected), but the oracle says that
+    # it stopped waiting: the line changes, so a long-running oracle says it again.
+    advance_time(settings, 180)
+    out = cli_ok(settings, *oracle, module="oracle")
+    assert f"node {bad}: overdue, not scored; finalize does not wait for it" in out, out
+    assert market.node(bad).status == "pending"
 
 
 def test_weights_that_never_arrive_are_rejected_after_the_time_limit(settings, deployed, files):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 
 import pytest
+import torch
 from safetensors.torch import save
 
 from bountytree.config import ROOT
@@ -57,18 +58,21 @@ class _Watched:
 
 
 def test_a_file_reaches_the_store_after_its_commitment_and_before_its_reveal(
-    settings, deployed, files
+    settings, deployed, files, tmp_path
 ):
     task_id = new_task(settings, files["validation"], "hidden until committed")
     market = market_for(settings, 5)
     watched = _Watched(market, task_id)
 
-    spec = load_spec(MLP.read_bytes())
+    # Files no test of the session has stored yet: a spec of its own name, a dataset of its own
+    # rows, weights of their own (they stand for trained ones).
+    spec = load_spec(MLP.read_bytes().replace(b"digits MLP 64-64-10", b"hidden until committed"))
     proposed = market.propose(task_id, spec)
-    published = market.publish_dataset(task_id, files["public"])
-    # stands for trained weights: bytes no store has yet
+    mine = tmp_path / "public.csv"
+    mine.write_bytes(b"".join(files["public"].read_bytes().splitlines(keepends=True)[:-7]))
+    published = market.publish_dataset(task_id, mine)
     state = weights.load(weights.initial_weights(spec), spec)
-    state["2.bias"] += 0.5
+    state["2.bias"] += torch.rand(state["2.bias"].shape, generator=torch.Generator().manual_seed(5))
     trained = save(state)
     submitted = market.submit(
         task_id, proposed.node_id, cid_of(trained), published.dataset_id, content=trained
