@@ -49,6 +49,10 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
     /// @dev A week: long enough for a sponsor to upload the file and send one transaction, short
     ///      enough that a sponsor's silence is settled (the bond burned) soon after.
     uint256 public constant AUDIT_WINDOW = 7 days;
+    /// @inheritdoc IBountyTree
+    /// @dev About 50 minutes of 12-second blocks: a client reveals one or two blocks after its
+    ///      commitment is confirmed, so a commitment older than this at finalize was left.
+    uint256 public constant CUT_OFF_BLOCKS = 256;
     uint256 private constant BPS = 10_000;
     /// @dev Where burned wei is credited: no account can withdraw from address(0), so
     ///      pendingWithdrawals(address(0)) is everything ever burned.
@@ -290,6 +294,7 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
         }
         t.finalized = true;
         t.winnerNodeId = winner;
+        t.finalizedBlock = uint40(block.number);
         uint256 pool = _pool(t);
         uint256 paid;
         if (winner != 0) {
@@ -346,10 +351,17 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
         if (cm.author != msg.sender) revert NotAuthor(msg.sender);
         Task storage t = _tasks[cm.taskId];
         if (!t.finalized) revert TaskNotFinalized(cm.taskId);
-        uint256 amount = uint256(t.submissionStake) + t.scoringFee; // never revealed: the fee too
-        if (amount == 0) revert NothingToReclaim();
+        uint256 stake = t.submissionStake;
+        uint256 fee = t.scoringFee;
+        if (stake + fee == 0) revert NothingToReclaim();
         delete _commitments[key];
-        _credit(cm.taskId, msg.sender, amount, PayoutKind.Stake);
+        // Cut off by the finalize (made within CUT_OFF_BLOCKS of it): the fee bought nothing and
+        // comes back. Older, the commitment was left unrevealed by choice, perhaps held as a
+        // free option on content someone else might reveal: its fee is burned.
+        bool cutOff = uint256(cm.blockNumber) + CUT_OFF_BLOCKS >= t.finalizedBlock;
+        uint256 back = cutOff ? stake + fee : stake;
+        if (back != 0) _credit(cm.taskId, msg.sender, back, PayoutKind.Stake);
+        if (!cutOff && fee != 0) _credit(cm.taskId, BURNED, fee, PayoutKind.Burned);
     }
 
     // ─────────────────────────── after finalize ──────────────────────────

@@ -1,6 +1,6 @@
 """`bountytree finalize --task TASK_ID` (anyone, once the target or the deadline is reached),
-`bountytree reclaim --task TASK_ID` (the stake and fee of one's work a finalized task never
-scored) and `bountytree withdraw` (pull what was credited to the account)."""
+`bountytree reclaim --task TASK_ID` (the stakes of one's work a finalized task never scored,
+and the fee of a commitment the finalize cut off) and `bountytree withdraw` (pull what was credited to the account)."""
 
 from __future__ import annotations
 

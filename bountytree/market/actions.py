@@ -707,10 +707,7 @@ class Market:
         self.task(task_id, with_info=False)
         sent = self.chain.send(self.tree.functions.finalize(task_id))
         done = self._event(sent, "TaskFinalized")
-        credited = [
-            _payout(e["args"])
-            for e in self.tree.events.PayoutCredited().process_receipt(sent.receipt, errors=DISCARD)
-        ]
+        credited = self._credits(sent)
         return Finalized(done["winnerNodeId"], done["accuracyBps"], done["pool"], credited, sent)
 
     def reclaim(self, task_id: int) -> list[Reclaimed]:
@@ -743,7 +740,11 @@ class Market:
             fn = self.tree.functions.getCommitment(me, commitment)
             if int(decode_record(fn, fn.call())["author"], 16) != 0:
                 sent = self.chain.send(self.tree.functions.reclaimCommitment(commitment))
-                out.append(Reclaimed(f"commitment 0x{commitment.hex()[:8]}…", task.price, sent))
+                back = sum(p.amount for p in self._credits(sent) if p.account == me)
+                what = f"commitment 0x{commitment.hex()[:8]}…"
+                if back < task.price:  # left unrevealed long before the finalize
+                    what += " (its fee burned: made long before the finalize, never revealed)"
+                out.append(Reclaimed(what, back, sent))
                 # Only a record this chain just settled is removed: the home folder is shared by
                 # every chain, and a record whose commitment this chain does not hold may be
                 # another chain's, still needed to reveal or reclaim there.
@@ -812,11 +813,7 @@ class Market:
                 f"{task.audit_window_end - task.now} s more"
             )
         sent = self.chain.send(self.tree.functions.forfeitBond(task_id))
-        credited = [
-            _payout(e["args"])
-            for e in self.tree.events.PayoutCredited().process_receipt(sent.receipt, errors=DISCARD)
-        ]
-        return Credited(credited, sent)
+        return Credited(self._credits(sent), sent)
 
     def datasets_of(self, task_id: int) -> list[tuple[int, int]]:
         """(dataset id, block it was published in) of every dataset published to a task, oldest first."""
@@ -831,6 +828,13 @@ class Market:
             raise UserError(f"nothing to withdraw for {self.chain.address}")
         sent = self.chain.send(self.tree.functions.withdraw())
         return Withdrawn(amount, sent)
+
+    def _credits(self, sent: Sent) -> list[Payout]:
+        """Every PayoutCredited a transaction emitted."""
+        return [
+            _payout(e["args"])
+            for e in self.tree.events.PayoutCredited().process_receipt(sent.receipt, errors=DISCARD)
+        ]
 
     def _event(self, sent: Sent, name: str) -> dict[str, Any]:
         """The arguments of the first `name` event a transaction emitted."""

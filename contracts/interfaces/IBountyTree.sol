@@ -107,6 +107,7 @@ interface IBountyTree {
         bool testScored; // testAccuracyBps is recorded
         bool validationPublished; // the sponsor opened the validation commitment
         uint24 datasets; // datasets published to the task; their ids run from 1 to this
+        uint40 finalizedBlock; // the block of finalize: which unrevealed commitments it cut off
     }
 
     /// @notice A node of a task's tree. An architecture is the node with parentId 0 (its cid is
@@ -451,8 +452,12 @@ interface IBountyTree {
     /// @param nodeId A pending node of a finalized task, authored by the caller.
     function reclaimStake(uint256 nodeId) external;
 
-    /// @notice Returns the stake and the fee of a commitment never revealed before its task was
-    ///         finalized: a commitment made in time and cut off by a finalize loses nothing.
+    /// @notice Returns the stake of a commitment never revealed before its task was finalized,
+    ///         and its fee when the finalize cut it off (it was made within CUT_OFF_BLOCKS of the
+    ///         finalize block): a commitment made in time loses nothing. The fee of an older one is
+    ///         burned: it was left unrevealed, and a commitment that costs nothing in the end is a
+    ///         free option on content someone else may reveal (a guessable architecture design,
+    ///         committed in advance and revealed only when a real architect's reveal shows it).
     /// @param commitment The caller's commitment.
     function reclaimCommitment(bytes32 commitment) external;
 
@@ -544,4 +549,7 @@ interface IBountyTree {
     /// @notice How long after finalize the sponsor of a task with a bond has to publish the
     ///         validation file before anyone may forfeit the bond.
     function AUDIT_WINDOW() external view returns (uint256);
+    /// @notice A commitment unrevealed at finalize and made within this many blocks before it
+    ///         was cut off by the finalize: reclaimCommitment returns its fee with its stake.
+    function CUT_OFF_BLOCKS() external view returns (uint256);
 }

@@ -7,8 +7,8 @@ gas given back, or reputation points) and asserts it is nothing.
 import os
 
 import pytest
-from brownie import accounts, chain, web3
-from conftest import BOUNTY, DAY, STAKE, automine, cid, events, mined_at, reverts
+from brownie import ZERO_ADDRESS, accounts, chain, web3
+from conftest import BOUNTY, DAY, STAKE, automine, cid, events, mine_blocks, mined_at, reverts
 
 ETHER = 10**18
 
@@ -389,6 +389,33 @@ def test_a_finalize_between_a_strangers_commit_and_reveal_takes_nothing_from_it(
             assert credited(tree.reclaimCommitment(c, {"from": alice}), alice) == price
             assert victim.gain() == 0  # stake and fee back; gas given back by the Purse
     assert payouts[0] == payouts[1]  # the sniper took nothing of the victim's
+
+
+def test_a_commitment_held_back_as_a_free_option_pays_its_fee(
+    tree, market, sponsor, architect, mallory
+):
+    """mallory commits early to designs anyone could guess, to reveal one only if a real
+    architect's reveal shows the same design (the first reveal of a design holds it; found by
+    this session's attacker review). Before, every unrevealed commitment got its stake and fee
+    back after finalize, so the option cost her gas only. Now a commitment older than
+    CUT_OFF_BLOCKS at finalize was left by choice: its stake comes back, its fee is burned, so
+    each guess costs her its fee; one made just before the finalize still gets both back."""
+    fee = 10**15
+    price = STAKE + fee
+    task_id = market.create_task(sponsor, fee=fee)
+    purse = Purse(tree, mallory)
+    guesses = [market.commit(task_id, mallory, 0, cid(700 + i), value=price)[0] for i in range(3)]
+    arch = market.propose(task_id, architect, value=price)
+    market.score(task_id, {arch: 9500})
+    mine_blocks(tree.CUT_OFF_BLOCKS() + 1)
+    late = market.commit(task_id, mallory, arch, cid(710), value=price)[0]
+    tree.finalize(task_id, {"from": sponsor})
+    for c in guesses:
+        r = tree.reclaimCommitment(c, {"from": mallory})
+        assert credited(r, mallory) == STAKE
+        assert credited(r, ZERO_ADDRESS) == fee
+    assert credited(tree.reclaimCommitment(late, {"from": mallory}), mallory) == price
+    assert purse.gain() == -3 * fee  # each guess held back cost its fee
 
 
 def test_a_bait_parent_costs_its_children_nothing(

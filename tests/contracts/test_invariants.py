@@ -45,7 +45,7 @@ from collections import Counter
 
 import brownie
 from brownie import ZERO_ADDRESS, accounts, chain, history, web3
-from conftest import Market, cid, events
+from conftest import Market, cid, events, mine_blocks
 
 AUDIT_WINDOW = 7 * 24 * 3600
 SEQUENCES = int(os.environ.get("BOUNTYTREE_STATEFUL_SEQUENCES", "12"))
@@ -128,6 +128,7 @@ class MarketMachine:
         self.market = Market(tree, oracle)
         self.grace = tree.FINALIZE_GRACE()
         self.max_depth = tree.MAX_DEPTH()
+        self.cut_off = tree.CUT_OFF_BLOCKS()
         self.outcomes = Counter()  # what the sequences exercised, over all of them
 
     def setup(self):
@@ -267,11 +268,14 @@ class MarketMachine:
                 )
             self.outcomes["submission over the cap refused"] += 1
             return None
-        self.tree.commitSubmission(tid, commitment, {"from": staker, "value": self._price(tid)})
+        tx = self.tree.commitSubmission(
+            tid, commitment, {"from": staker, "value": self._price(tid)}
+        )
         self._paid_submission(tid, staker, node=False)
         key = (staker, commitment)
         self.commitments[key] = {
             "task": tid,
+            "block": tx.block_number,
             "author": staker,
             "revealer": revealer,
             "args": args,
@@ -656,6 +660,9 @@ class MarketMachine:
     def rule_sleep(self, st_seconds):
         chain.sleep(st_seconds)
         chain.mine()
+        if st_seconds >= DAY:  # long enough that an unrevealed commitment counts as left
+            mine_blocks(self.cut_off + 1)
+            self.outcomes["blocks past the cut-off mined"] += 1
 
     def rule_finalize(self, st_pick, st_caller):
         """Finalize at any step, by anyone: refused before the task is due, and, while nodes await
@@ -699,6 +706,7 @@ class MarketMachine:
         tx = self.tree.finalize(tid, {"from": caller})
         task = self.tasks[tid]
         task["finalized"] = True
+        task["finalized_block"] = tx.block_number
         credits = credited_in(tx)
         winner = tx.events["TaskFinalized"]["winnerNodeId"]
         task["winner"] = winner
@@ -780,10 +788,18 @@ class MarketMachine:
                 self.tree.reclaimCommitment(c, {"from": thief})
         tx = self.tree.reclaimCommitment(c, {"from": author})
         task = self.tasks[self.commitments[key]["task"]]
-        assert credited_in(tx) == [(str(author), self._price(self.commitments[key]["task"]), 4)]
+        # the fee comes back only to a commitment the finalize cut off (made within
+        # CUT_OFF_BLOCKS of it); an older one's is burned
+        cut_off = self.commitments[key]["block"] + self.cut_off >= task["finalized_block"]
+        back = task["stake"] + (task["fee"] if cut_off else 0)
+        expected = [(str(author), back, 4)] if back else []
+        expected += [(ZERO_ADDRESS, task["fee"], 6)] if task["fee"] and not cut_off else []
+        assert credited_in(tx) == expected
         del self.commitments[key]
         self.reclaimed[key] = author
-        self.outcomes["commitment reclaimed"] += 1
+        self.outcomes[
+            "commitment reclaimed" + ("" if cut_off else ": left too long, its fee burned")
+        ] += 1
         if task["fee"] and not task["stake"]:  # the fee alone came back: once
             with expect_revert("NotAuthor"):
                 self.tree.reclaimCommitment(c, {"from": author})
