@@ -50,9 +50,9 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
     ///      enough that a sponsor's silence is settled (the bond burned) soon after.
     uint256 public constant AUDIT_WINDOW = 7 days;
     /// @inheritdoc IBountyTree
-    /// @dev About 50 minutes of 12-second blocks: a client reveals one or two blocks after its
-    ///      commitment is confirmed, so a commitment older than this at finalize was left.
-    uint256 public constant CUT_OFF_BLOCKS = 256;
+    /// @dev A client reveals a block or two after its commitment is confirmed: a commitment an
+    ///      hour older than the task's close was left, not cut off.
+    uint256 public constant CUT_OFF_WINDOW = 1 hours;
     uint256 private constant BPS = 10_000;
     /// @dev Where burned wei is credited: no account can withdraw from address(0), so
     ///      pendingWithdrawals(address(0)) is everything ever burned.
@@ -172,7 +172,12 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
         if (_commitments[key].author != address(0)) revert CommitmentExists(commitment);
         _takeSubmission(taskId, t);
         _commitments[key] =
-            Commitment({author: msg.sender, taskId: uint32(taskId), blockNumber: uint64(block.number)});
+            Commitment({
+                author: msg.sender,
+                taskId: uint32(taskId),
+                blockNumber: uint24(block.number),
+                committedAt: uint40(block.timestamp)
+            });
         emit SubmissionCommitted(taskId, msg.sender, commitment);
     }
 
@@ -294,7 +299,7 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
         }
         t.finalized = true;
         t.winnerNodeId = winner;
-        t.finalizedBlock = uint40(block.number);
+        t.finalizedAt = uint40(block.timestamp);
         uint256 pool = _pool(t);
         uint256 paid;
         if (winner != 0) {
@@ -355,10 +360,12 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
         uint256 fee = t.scoringFee;
         if (stake + fee == 0) revert NothingToReclaim();
         delete _commitments[key];
-        // Cut off by the finalize (made within CUT_OFF_BLOCKS of it): the fee bought nothing and
-        // comes back. Older, the commitment was left unrevealed by choice, perhaps held as a
-        // free option on content someone else might reveal: its fee is burned.
-        bool cutOff = uint256(cm.blockNumber) + CUT_OFF_BLOCKS >= t.finalizedBlock;
+        // Cut off (made within CUT_OFF_WINDOW of the task's close: its deadline, or the finalize
+        // if that came first): the fee bought nothing and comes back. Older, the commitment was
+        // left unrevealed by choice, perhaps held as a free option on content someone else might
+        // reveal: its fee is burned.
+        uint256 closedAt = t.finalizedAt < t.deadline ? t.finalizedAt : t.deadline;
+        bool cutOff = uint256(cm.committedAt) + CUT_OFF_WINDOW >= closedAt;
         uint256 back = cutOff ? stake + fee : stake;
         if (back != 0) _credit(cm.taskId, msg.sender, back, PayoutKind.Stake);
         if (!cutOff && fee != 0) _credit(cm.taskId, BURNED, fee, PayoutKind.Burned);
@@ -469,7 +476,10 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
         Commitment memory cm = _commitments[key];
         if (cm.author == address(0)) revert UnknownCommitment(c);
         if (cm.taskId != taskId) revert CommitmentNotInTask(c, cm.taskId);
-        if (cm.blockNumber >= block.number) revert RevealTooEarly(cm.blockNumber);
+        // Only "not the commit's own block" matters, and a reveal always comes after its commit,
+        // so the low 24 bits suffice: they equal the commit's again only 2^24 blocks later (a
+        // reveal then is refused once and goes through in the next block).
+        if (cm.blockNumber == uint24(block.number)) revert RevealTooEarly(cm.blockNumber);
         t = _openTask(taskId);
         delete _commitments[key];
     }

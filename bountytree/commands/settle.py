@@ -1,6 +1,8 @@
 """`bountytree finalize --task TASK_ID` (anyone, once the target or the deadline is reached),
+`bountytree reveal --task TASK_ID` (finish one's commitments a client left unrevealed),
 `bountytree reclaim --task TASK_ID` (the stakes of one's work a finalized task never scored,
-and the fee of a commitment the finalize cut off) and `bountytree withdraw` (pull what was credited to the account)."""
+and the fee of a commitment the task's close cut off) and `bountytree withdraw` (pull what
+was credited to the account)."""
 
 from __future__ import annotations
 
@@ -24,6 +26,13 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     )
     r.add_argument("--task", type=int, required=True)
     r.set_defaults(run=run_reclaim)
+    v = sub.add_parser(
+        "reveal",
+        parents=[common],
+        help="reveal your commitments to an open task that a client stopped before revealing",
+    )
+    v.add_argument("--task", type=int, required=True)
+    v.set_defaults(run=run_reveal)
     w = sub.add_parser(
         "withdraw", parents=[common], help="withdraw every payout credited to the account"
     )
@@ -58,6 +67,14 @@ def run_reclaim(args: argparse.Namespace, settings: Settings) -> int:
         if got
         else f"task {args.task}: nothing of yours to reclaim"
     )
+    return 0
+
+
+def run_reveal(args: argparse.Namespace, settings: Settings) -> int:
+    from bountytree.market.actions import open_market
+
+    lines = open_market(settings).reveal_saved(args.task)
+    print("\n".join(lines) if lines else f"task {args.task}: no commitment of yours to reveal")
     return 0
 
 

@@ -713,8 +713,8 @@ class Market:
     def reclaim(self, task_id: int) -> list[Reclaimed]:
         """Takes back, in a finalized task, what this account's work that was never scored
         escrows: each node still pending its stake (finalize burned its fee), each commitment
-        never revealed its stake and fee (found from the records `submit` saves before it
-        commits). Nothing to reclaim is an empty list."""
+        never revealed its stake, and its fee if the task's close cut it off (found from the
+        records `submit` saves before it commits). Nothing to reclaim is an empty list."""
         task = self.task(task_id, with_info=False)
         if not task.finalized:
             raise UserError(f"task {task_id} is not finalized: its stakes are still in play")
@@ -726,12 +726,63 @@ class Market:
             if node.author == me and node.status == "pending" and task.stake:
                 sent = self.chain.send(self.tree.functions.reclaimStake(node.id))
                 out.append(Reclaimed(f"node {node.id}", task.stake, sent))
+        for record, commitment, _saved in self._saved_commitments(task_id):
+            sent = self.chain.send(self.tree.functions.reclaimCommitment(commitment))
+            back = sum(p.amount for p in self._credits(sent) if p.account == me)
+            what = f"commitment 0x{commitment.hex()[:8]}…"
+            if back < task.price:  # left unrevealed long before the task closed
+                what += " (its fee burned: made over an hour before the task closed)"
+            out.append(Reclaimed(what, back, sent))
+            # Only a record this chain just settled is removed: the home folder is shared by
+            # every chain, and a record whose commitment this chain does not hold may be
+            # another chain's, still needed to reveal or reclaim there.
+            record.unlink(missing_ok=True)
+        return out
+
+    def reveal_saved(self, task_id: int) -> list[str]:
+        """Finishes what a client stopped between commitment and reveal (a crash, a dead RPC):
+        reveals every commitment of this account to an open task that a saved record can open
+        and whose file is in the store. Each line says what happened; a commitment that cannot
+        be revealed stays, for `reclaim` once the task is finalized."""
+        task = self.task(task_id, with_info=False)
+        self.require_open(task)
+        lines = []
+        for record, commitment, saved in self._saved_commitments(task_id):
+            name = f"commitment 0x{commitment.hex()[:8]}…"
+            cid = saved.get("dataset_cid") or saved.get("cid") or saved.get("weights")
+            if not isinstance(cid, str) or not self.store.has(cid):
+                lines.append(f"{name}: its file {cid} is not in the store; not revealed")
+                continue
+            salt = bytes.fromhex(saved["salt"])
+            if "dataset_cid" in saved:
+                call = self.tree.functions.revealDataset(task_id, cid_to_bytes32(cid), salt)
+                event, key, kind = "DatasetPublished", "datasetId", "dataset"
+            else:
+                parent, dataset = int(saved["parent"]), int(saved["dataset"])
+                call = self.tree.functions.revealSubmission(
+                    task_id, parent, cid_to_bytes32(cid), dataset, salt
+                )
+                event = "NodeSubmitted" if parent else "ArchitectureProposed"
+                key, kind = "nodeId", "node"
+            try:
+                sent = self.chain.send(call)
+            except UserError as exc:  # refused (its parent rejected since, say): keep the record
+                lines.append(f"{name}: not revealed ({exc}); `bountytree reclaim` once finalized")
+                continue
+            record.unlink(missing_ok=True)
+            lines.append(f"{name}: revealed as {kind} {self._event(sent, event)[key]}  {sent}")
+        return lines
+
+    def _saved_commitments(self, task_id: int) -> list[tuple[Path, bytes, dict[str, Any]]]:
+        """(record file, commitment, what it saved) for every commitment of this account to
+        `task_id` that a record `_commit_then_reveal` saved and that this chain still holds."""
+        me, out = self.chain.address, []
         for record in sorted((self.chain.settings.home / "commitments").glob("*.json")):
             try:
                 saved = json.loads(record.read_text())
                 commitment = bytes.fromhex(record.stem)
             except (OSError, ValueError):
-                continue  # not a record `submit` wrote
+                continue  # not a record this client wrote
             if not isinstance(saved, dict) or (saved.get("author"), saved.get("task")) != (
                 me,
                 task_id,
@@ -739,16 +790,7 @@ class Market:
                 continue
             fn = self.tree.functions.getCommitment(me, commitment)
             if int(decode_record(fn, fn.call())["author"], 16) != 0:
-                sent = self.chain.send(self.tree.functions.reclaimCommitment(commitment))
-                back = sum(p.amount for p in self._credits(sent) if p.account == me)
-                what = f"commitment 0x{commitment.hex()[:8]}…"
-                if back < task.price:  # left unrevealed long before the finalize
-                    what += " (its fee burned: made long before the finalize, never revealed)"
-                out.append(Reclaimed(what, back, sent))
-                # Only a record this chain just settled is removed: the home folder is shared by
-                # every chain, and a record whose commitment this chain does not hold may be
-                # another chain's, still needed to reveal or reclaim there.
-                record.unlink(missing_ok=True)
+                out.append((record, commitment, saved))
         return out
 
     # ── oracle ───────────────────────────────────────────────────────────────

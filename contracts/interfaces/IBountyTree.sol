@@ -107,7 +107,7 @@ interface IBountyTree {
         bool testScored; // testAccuracyBps is recorded
         bool validationPublished; // the sponsor opened the validation commitment
         uint24 datasets; // datasets published to the task; their ids run from 1 to this
-        uint40 finalizedBlock; // the block of finalize: which unrevealed commitments it cut off
+        uint40 finalizedAt; // when it was finalized: which unrevealed commitments it cut off
     }
 
     /// @notice A node of a task's tree. An architecture is the node with parentId 0 (its cid is
@@ -153,13 +153,14 @@ interface IBountyTree {
     }
 
     /// @notice A commitment not yet revealed: its author, the task its stake was paid into, and
-    ///         the block it was made in (a reveal must come later).
+    ///         the block (a reveal must come later) and time it was made in.
     struct Commitment {
         // slot 0, the only one: a commitment costs one new slot, and deleting it at the reveal
         // refunds part of that
         address author;
         uint32 taskId;
-        uint64 blockNumber;
+        uint24 blockNumber; // the commit block's low 24 bits: a reveal must come in another block
+        uint40 committedAt; // the commitment's time: was it cut off by the task's close?
     }
 
     // ─────────────────────────────── events ──────────────────────────────
@@ -276,7 +277,8 @@ interface IBountyTree {
     error UnknownCommitment(bytes32 commitment);
     /// @notice A commitment reveals only into the task its stake was paid into.
     error CommitmentNotInTask(bytes32 commitment, uint256 stakedIn);
-    /// @notice A reveal must come in a later block than its commitment.
+    /// @notice A reveal must come in a later block than its commitment (`commitBlock`: the low
+    ///         24 bits of its block number).
     error RevealTooEarly(uint256 commitBlock);
     /// @notice The parent is not a node of this task.
     error ParentNotInTask(uint256 parentId, uint256 taskId);
@@ -453,8 +455,9 @@ interface IBountyTree {
     function reclaimStake(uint256 nodeId) external;
 
     /// @notice Returns the stake of a commitment never revealed before its task was finalized,
-    ///         and its fee when the finalize cut it off (it was made within CUT_OFF_BLOCKS of the
-    ///         finalize block): a commitment made in time loses nothing. The fee of an older one is
+    ///         and its fee when the task's close cut it off (it was made within CUT_OFF_WINDOW of
+    ///         the deadline, or of the finalize if that came first): a commitment made in time
+    ///         loses nothing. The fee of an older one is
     ///         burned: it was left unrevealed, and a commitment that costs nothing in the end is a
     ///         free option on content someone else may reveal (a guessable architecture design,
     ///         committed in advance and revealed only when a real architect's reveal shows it).
@@ -549,7 +552,8 @@ interface IBountyTree {
     /// @notice How long after finalize the sponsor of a task with a bond has to publish the
     ///         validation file before anyone may forfeit the bond.
     function AUDIT_WINDOW() external view returns (uint256);
-    /// @notice A commitment unrevealed at finalize and made within this many blocks before it
-    ///         was cut off by the finalize: reclaimCommitment returns its fee with its stake.
-    function CUT_OFF_BLOCKS() external view returns (uint256);
+    /// @notice A commitment never revealed and made within this many seconds of its task's close
+    ///         (the deadline, or the finalize if earlier) was cut off by it: reclaimCommitment
+    ///         returns its fee with its stake.
+    function CUT_OFF_WINDOW() external view returns (uint256);
 }

@@ -181,17 +181,6 @@ class Market:
         return self.tree.recordScores(task_id, records, {"from": self.oracle})
 
 
-def mine_blocks(count: int) -> None:
-    """`count` empty blocks in one call: Ganache's `evm_mine {blocks}`, anvil's `anvil_mine`."""
-    start = web3.eth.block_number
-    reply = web3.provider.make_request("evm_mine", [{"blocks": count}])
-    if "error" in reply or web3.eth.block_number - start < count:
-        reply = web3.provider.make_request(
-            "anvil_mine", [hex(count - (web3.eth.block_number - start))]
-        )
-    assert "error" not in reply and web3.eth.block_number - start >= count, reply
-
-
 def automine(on: bool) -> None:
     """Mining on each transaction, on or off: `evm_setAutomine` on anvil and Hardhat,
     `miner_start`/`miner_stop` on Ganache (each lacks the other's)."""

@@ -8,7 +8,7 @@ import os
 
 import pytest
 from brownie import ZERO_ADDRESS, accounts, chain, web3
-from conftest import BOUNTY, DAY, STAKE, automine, cid, events, mine_blocks, mined_at, reverts
+from conftest import BOUNTY, DAY, STAKE, automine, cid, events, mined_at, reverts
 
 ETHER = 10**18
 
@@ -397,9 +397,9 @@ def test_a_commitment_held_back_as_a_free_option_pays_its_fee(
     """mallory commits early to designs anyone could guess, to reveal one only if a real
     architect's reveal shows the same design (the first reveal of a design holds it; found by
     this session's attacker review). Before, every unrevealed commitment got its stake and fee
-    back after finalize, so the option cost her gas only. Now a commitment older than
-    CUT_OFF_BLOCKS at finalize was left by choice: its stake comes back, its fee is burned, so
-    each guess costs her its fee; one made just before the finalize still gets both back."""
+    back after finalize, so the option cost her gas only. Now a commitment made more than
+    CUT_OFF_WINDOW before the task's close was left by choice: its stake comes back, its fee is
+    burned, so each guess costs her its fee; one made just before the finalize still gets both."""
     fee = 10**15
     price = STAKE + fee
     task_id = market.create_task(sponsor, fee=fee)
@@ -407,7 +407,7 @@ def test_a_commitment_held_back_as_a_free_option_pays_its_fee(
     guesses = [market.commit(task_id, mallory, 0, cid(700 + i), value=price)[0] for i in range(3)]
     arch = market.propose(task_id, architect, value=price)
     market.score(task_id, {arch: 9500})
-    mine_blocks(tree.CUT_OFF_BLOCKS() + 1)
+    chain.sleep(tree.CUT_OFF_WINDOW() + 60)
     late = market.commit(task_id, mallory, arch, cid(710), value=price)[0]
     tree.finalize(task_id, {"from": sponsor})
     for c in guesses:

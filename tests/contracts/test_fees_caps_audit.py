@@ -363,8 +363,9 @@ def test_a_sponsor_that_never_runs_its_validator_gains_nothing(
 ):
     """Strangers submit (each paying stake + fee) and the sponsor's validator never scores: after
     the grace, the sponsor gets exactly its bounty back and its bond is burned; each node's
-    author reclaims its stake (its fee is burned), a commitment its stake and fee. Before, the
-    sponsor kept every fee and its bond."""
+    author reclaims its stake (its fee is burned), and so does a commitment left unrevealed a day
+    before the close (its fee burned too: no close cut it off). Before, the sponsor kept every
+    fee and its bond."""
     task_id = auditable(market, sponsor, fee=FEE)
     price = STAKE + FEE
     arch = market.propose(task_id, architect, value=price)
@@ -383,7 +384,10 @@ def test_a_sponsor_that_never_runs_its_validator_gains_nothing(
     assert tree.pendingWithdrawals(sponsor) == BOUNTY  # its gain: 0, and it lost the bond
     assert credits(tree.reclaimStake(arch, {"from": architect})) == [(architect, STAKE, 4)]
     assert credits(tree.reclaimStake(node, {"from": alice})) == [(alice, STAKE, 4)]
-    assert credits(tree.reclaimCommitment(c, {"from": bob})) == [(bob, price, 4)]
+    assert credits(tree.reclaimCommitment(c, {"from": bob})) == [
+        (bob, STAKE, 4),
+        (BURNED, FEE, BURNED_KIND),
+    ]
     assert tree.balance() == sum(
         tree.pendingWithdrawals(a) for a in (sponsor, architect, alice, bob, BURNED)
     )
@@ -440,6 +444,7 @@ def test_escrow_of_a_task_with_every_term(tree, market, sponsor, architect, alic
     assert tree.balance() == paid_in
     fin = tree.finalize(task_id, {"from": outsider})
     assert fin.events["TaskFinalized"]["pool"] == BOUNTY + 3 * FEE + STAKE  # worse's stake
+    # cut off by the finalize (an early one: the target was reached) minutes after it was made
     assert credits(tree.reclaimCommitment(c, {"from": bob})) == [(bob, price, 4)]
     tree.publishValidation(task_id, FILE_CID, SALT, {"from": sponsor})
     total = tree.pendingWithdrawals(BURNED)  # what the path was not paid beyond the bounty

@@ -45,7 +45,7 @@ from collections import Counter
 
 import brownie
 from brownie import ZERO_ADDRESS, accounts, chain, history, web3
-from conftest import Market, cid, events, mine_blocks
+from conftest import Market, cid, events
 
 AUDIT_WINDOW = 7 * 24 * 3600
 SEQUENCES = int(os.environ.get("BOUNTYTREE_STATEFUL_SEQUENCES", "12"))
@@ -128,7 +128,7 @@ class MarketMachine:
         self.market = Market(tree, oracle)
         self.grace = tree.FINALIZE_GRACE()
         self.max_depth = tree.MAX_DEPTH()
-        self.cut_off = tree.CUT_OFF_BLOCKS()
+        self.cut_off = tree.CUT_OFF_WINDOW()
         self.outcomes = Counter()  # what the sequences exercised, over all of them
 
     def setup(self):
@@ -275,7 +275,7 @@ class MarketMachine:
         key = (staker, commitment)
         self.commitments[key] = {
             "task": tid,
-            "block": tx.block_number,
+            "time": tx.timestamp,
             "author": staker,
             "revealer": revealer,
             "args": args,
@@ -660,9 +660,6 @@ class MarketMachine:
     def rule_sleep(self, st_seconds):
         chain.sleep(st_seconds)
         chain.mine()
-        if st_seconds >= DAY:  # long enough that an unrevealed commitment counts as left
-            mine_blocks(self.cut_off + 1)
-            self.outcomes["blocks past the cut-off mined"] += 1
 
     def rule_finalize(self, st_pick, st_caller):
         """Finalize at any step, by anyone: refused before the task is due, and, while nodes await
@@ -706,7 +703,7 @@ class MarketMachine:
         tx = self.tree.finalize(tid, {"from": caller})
         task = self.tasks[tid]
         task["finalized"] = True
-        task["finalized_block"] = tx.block_number
+        task["finalized_at"] = tx.timestamp
         credits = credited_in(tx)
         winner = tx.events["TaskFinalized"]["winnerNodeId"]
         task["winner"] = winner
@@ -788,9 +785,10 @@ class MarketMachine:
                 self.tree.reclaimCommitment(c, {"from": thief})
         tx = self.tree.reclaimCommitment(c, {"from": author})
         task = self.tasks[self.commitments[key]["task"]]
-        # the fee comes back only to a commitment the finalize cut off (made within
-        # CUT_OFF_BLOCKS of it); an older one's is burned
-        cut_off = self.commitments[key]["block"] + self.cut_off >= task["finalized_block"]
+        # the fee comes back only to a commitment the task's close cut off (made within
+        # CUT_OFF_WINDOW of the deadline, or of the finalize if earlier); an older one's is burned
+        closed = min(task["finalized_at"], task["deadline"])
+        cut_off = self.commitments[key]["time"] + self.cut_off >= closed
         back = task["stake"] + (task["fee"] if cut_off else 0)
         expected = [(str(author), back, 4)] if back else []
         expected += [(ZERO_ADDRESS, task["fee"], 6)] if task["fee"] and not cut_off else []

@@ -182,7 +182,12 @@ def test_commit_then_reveal(tree, market, sponsor, architect, alice, publisher):
     c, salt, tx = market.commit(task_id, alice, arch, cid(3), dataset_id=dataset)
     assert bytes(HexBytes(tx.events["SubmissionCommitted"]["commitment"])) == bytes(c)
     cm = tree.getCommitment(alice, c).dict()
-    assert (cm["author"], cm["taskId"], cm["blockNumber"]) == (alice, task_id, tx.block_number)
+    assert (cm["author"], cm["taskId"], cm["blockNumber"], cm["committedAt"]) == (
+        alice,
+        task_id,
+        tx.block_number,
+        tx.timestamp,
+    )
     assert tree.getTask(task_id).dict()["pendingNodes"] == 1  # a commitment is not a node yet
     rtx = tree.revealSubmission(task_id, arch, cid(3), dataset, salt, {"from": alice})
     node_id = rtx.return_value

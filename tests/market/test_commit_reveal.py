@@ -118,3 +118,42 @@ def test_a_dataset_is_one_per_content_and_counted_in_its_task(settings, deployed
     assert publisher.publish_dataset(second, files["public"]).dataset_id == 1
     rows = load_file(files["public"], "label")
     assert len(publisher.dataset(second, 1, "label")) == len(rows)
+
+
+def test_a_commitment_a_client_left_is_revealed_later(settings, deployed, files, tmp_path):
+    """A client stopped between the halves (after the upload, then before it): `bountytree
+    reveal` finishes the first from the saved record, and says the second cannot be revealed
+    (its file never reached the store) and leaves it for `reclaim`. Without it a commitment left
+    over an hour before the task's close would lose its fee at reclaim."""
+    task_id = new_task(settings, files["validation"], "revealed later")
+    market = market_for(settings, 8)
+    spec = load_spec(MLP.read_bytes().replace(b"digits MLP 64-64-10", b"revealed later"))
+    arch = market.propose(task_id, spec).node_id
+    state = weights.load(weights.initial_weights(spec), spec)
+
+    def stopped(trained: bytes) -> None:
+        with pytest.raises(RuntimeError, match="stopped"):
+            market.submit(task_id, arch, cid_of(trained), content=trained)
+
+    def stop(*_args, **_kwargs):
+        raise RuntimeError("stopped")
+
+    state["2.bias"] += 1.0
+    uploaded = save(state)
+    market.chain.wait_for_block_after = stop  # after the upload, before the reveal
+    stopped(uploaded)
+    del market.chain.wait_for_block_after
+    state["2.bias"] += 1.0
+    never = save(state)
+    market.store.add = stop  # before the upload
+    stopped(never)
+    del market.store.add
+    assert market.store.has(cid_of(uploaded)) and not market.store.has(cid_of(never))
+
+    out = cli_ok(settings, "reveal", "--task", str(task_id), "--account", "dev:8")
+    assert f"its file {cid_of(never)} is not in the store; not revealed" in out, out
+    revealed = [n for n in market.nodes(task_id).values() if n.parent_id == arch]
+    assert [n.weights_cid(spec) for n in revealed] == [cid_of(uploaded)], out
+    assert f"revealed as node {revealed[0].id}" in out
+    again = cli_ok(settings, "reveal", "--task", str(task_id), "--account", "dev:8")
+    assert "revealed as" not in again and cid_of(never) in again  # the first is done
