@@ -16,23 +16,23 @@ if TYPE_CHECKING:
 
 
 def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
-    f = sub.add_parser("finalize", parents=[common], help="end a task and credit the winning path")
-    f.add_argument("--task", type=int, required=True)
-    f.set_defaults(run=run_finalize)
-    r = sub.add_parser(
-        "reclaim",
-        parents=[common],
-        help="take back the stakes (and commitments' fees) of your work a finalized task never scored",
-    )
-    r.add_argument("--task", type=int, required=True)
-    r.set_defaults(run=run_reclaim)
-    v = sub.add_parser(
-        "reveal",
-        parents=[common],
-        help="reveal your commitments to an open task that a client stopped before revealing",
-    )
-    v.add_argument("--task", type=int, required=True)
-    v.set_defaults(run=run_reveal)
+    for name, run, text in (
+        ("finalize", run_finalize, "end a task and credit the winning path"),
+        (
+            "reveal",
+            run_reveal,
+            "reveal your commitments to an open task that a client stopped before revealing",
+        ),
+        (
+            "reclaim",
+            run_reclaim,
+            "take back the stakes (and cut-off commitments' fees) of your work a finalized task "
+            "never scored",
+        ),
+    ):
+        p = sub.add_parser(name, parents=[common], help=text)
+        p.add_argument("--task", type=int, required=True)
+        p.set_defaults(run=run)
     w = sub.add_parser(
         "withdraw", parents=[common], help="withdraw every payout credited to the account"
     )

@@ -185,6 +185,22 @@ class Score:
     dataset_id: int
 
 
+@dataclass(frozen=True)
+class _Opening:
+    """What a commitment hides (after the author and the task, before the salt) and how it is
+    revealed: the call, the event it emits and the id that event names."""
+
+    types: list[str]
+    values: list[Any]
+    reveal: Callable[[bytes], Any]
+    event: str
+    id_key: str
+
+    @property
+    def kind(self) -> str:
+        return "dataset" if self.id_key == "datasetId" else "node"
+
+
 class Market:
     """One participant (an account on a chain) and the store they use."""
 
@@ -576,15 +592,9 @@ class Market:
         """Commits to a dataset's CID and reveals it, as is: `publish_dataset` checks the file
         first. `content` (the file) is uploaded between the two halves; without it the CID is
         taken as already stored."""
-        data_cid = cid_to_bytes32(cid)
-        commit, reveal = self._commit_then_reveal(
-            task,
-            (["bytes32"], [data_cid]),
-            {"dataset_cid": cid},
-            lambda salt: self.tree.functions.revealDataset(task.id, data_cid, salt),
-            self._uploader(cid, content),
+        commit, reveal, dataset_id = self._commit_then_reveal(
+            task, {"dataset_cid": cid}, self._uploader(cid, content)
         )
-        dataset_id = self._event(reveal, "DatasetPublished")["datasetId"]
         return DatasetPublished(
             commit=commit, reveal=reveal, dataset_id=dataset_id, cid=cid, rows=rows
         )
@@ -630,36 +640,56 @@ class Market:
             self.require_parent(task_id, parent_id, dataset_id)
         elif dataset_id:
             raise UserError("an architecture is trained on nothing: it names no dataset")
-        fields = [parent_id, cid_to_bytes32(cid), dataset_id]
-        commit, reveal = self._commit_then_reveal(
+        commit, reveal, node_id = self._commit_then_reveal(
             task,
-            (["uint256", "bytes32", "uint256"], fields),
             {"parent": parent_id, "cid": cid, "dataset": dataset_id},
-            lambda salt: self.tree.functions.revealSubmission(task_id, *fields, salt),
             self._uploader(cid, content),
         )
-        event = "NodeSubmitted" if parent_id else "ArchitectureProposed"
-        return Submitted(commit=commit, reveal=reveal, node_id=self._event(reveal, event)["nodeId"])
+        return Submitted(commit=commit, reveal=reveal, node_id=node_id)
+
+    def _opening(self, task_id: int, record: dict[str, Any]) -> _Opening:
+        """How the commitment a record describes opens: a dataset ({"dataset_cid"}) or a node
+        ({"parent", "cid", "dataset"}; "weights" in records of older clients). One place for both
+        the first reveal and `reveal_saved`, so they can never open a commitment differently."""
+        try:
+            if "dataset_cid" in record:
+                data = cid_to_bytes32(record["dataset_cid"])
+                return _Opening(
+                    ["bytes32"],
+                    [data],
+                    lambda salt: self.tree.functions.revealDataset(task_id, data, salt),
+                    "DatasetPublished",
+                    "datasetId",
+                )
+            fields = [
+                int(record["parent"]),
+                cid_to_bytes32(record.get("cid") or record["weights"]),
+                int(record["dataset"]),
+            ]
+        except (KeyError, TypeError, ValueError):
+            raise UserError(f"a saved commitment record is unreadable: {record}") from None
+        return _Opening(
+            ["uint256", "bytes32", "uint256"],
+            fields,
+            lambda salt: self.tree.functions.revealSubmission(task_id, *fields, salt),
+            "NodeSubmitted" if fields[0] else "ArchitectureProposed",
+            "nodeId",
+        )
 
     def _commit_then_reveal(
-        self,
-        task: TaskView,
-        hidden: tuple[list[str], list[Any]],
-        record: dict[str, Any],
-        reveal: Callable[[bytes], Any],
-        upload: Callable[[], None],
-    ) -> tuple[Sent, Sent]:
-        """Commits to keccak256(abi.encode(me, task, *hidden, salt)) at the task's price, uploads
-        what it hides once the commitment is mined, waits for a later block, and reveals. The
-        pending commitment is saved first (with `record`, what it hides), so a crash between the
-        two halves leaves what is needed to reveal or reclaim it; the record goes once the
-        reveal is mined."""
+        self, task: TaskView, record: dict[str, Any], upload: Callable[[], None]
+    ) -> tuple[Sent, Sent, int]:
+        """Commits to keccak256(abi.encode(me, task, *hidden, salt)) at the task's price (what is
+        hidden: `_opening(record)`), uploads the file once the commitment is mined, waits for a
+        later block, and reveals; the new node's or dataset's id last. The pending commitment is
+        saved first (with `record`), so a crash between the two halves leaves what is needed to
+        reveal (`reveal_saved`) or reclaim it; the record goes once the reveal is mined."""
+        opening = self._opening(task.id, record)
         salt = os.urandom(32)
-        types, values = hidden
         commitment = keccak(
             abi_encode(
-                ["address", "uint256", *types, "bytes32"],
-                [self.chain.address, task.id, *values, salt],
+                ["address", "uint256", *opening.types, "bytes32"],
+                [self.chain.address, task.id, *opening.values, salt],
             )
         )
         path = self.chain.settings.home / "commitments" / f"{commitment.hex()}.json"
@@ -670,14 +700,13 @@ class Market:
         )
         upload()
         self.chain.wait_for_block_after(commit.receipt["blockNumber"])
-        revealed = self.chain.send(reveal(salt))
+        revealed = self.chain.send(opening.reveal(salt))
         path.unlink(missing_ok=True)
-        return commit, revealed
+        return commit, revealed, self._event(revealed, opening.event)[opening.id_key]
 
     def _uploader(self, cid: str, content: bytes | None) -> Callable[[], None]:
-        """Stores and pins `content` under `cid` (nothing when there is no content)."""
-        if content is not None and cid_of(content) != cid:
-            raise ValueError(f"content does not hash to {cid}")
+        """Stores and pins `content` under `cid` (nothing when there is no content); a store that
+        keeps it under another CID is refused (the commitment is then left for `reclaim`)."""
 
         def upload() -> None:
             if content is not None:
@@ -753,24 +782,18 @@ class Market:
             if not isinstance(cid, str) or not self.store.has(cid):
                 lines.append(f"{name}: its file {cid} is not in the store; not revealed")
                 continue
-            salt = bytes.fromhex(saved["salt"])
-            if "dataset_cid" in saved:
-                call = self.tree.functions.revealDataset(task_id, cid_to_bytes32(cid), salt)
-                event, key, kind = "DatasetPublished", "datasetId", "dataset"
-            else:
-                parent, dataset = int(saved["parent"]), int(saved["dataset"])
-                call = self.tree.functions.revealSubmission(
-                    task_id, parent, cid_to_bytes32(cid), dataset, salt
-                )
-                event = "NodeSubmitted" if parent else "ArchitectureProposed"
-                key, kind = "nodeId", "node"
             try:
-                sent = self.chain.send(call)
+                opening = self._opening(task_id, saved)
+                sent = self.chain.send(opening.reveal(bytes.fromhex(saved["salt"])))
+            except (KeyError, ValueError):
+                lines.append(f"{name}: its record has no readable salt; not revealed")
+                continue
             except UserError as exc:  # refused (its parent rejected since, say): keep the record
                 lines.append(f"{name}: not revealed ({exc}); `bountytree reclaim` once finalized")
                 continue
             record.unlink(missing_ok=True)
-            lines.append(f"{name}: revealed as {kind} {self._event(sent, event)[key]}  {sent}")
+            new_id = self._event(sent, opening.event)[opening.id_key]
+            lines.append(f"{name}: revealed as {opening.kind} {new_id}  {sent}")
         return lines
 
     def _saved_commitments(self, task_id: int) -> list[tuple[Path, bytes, dict[str, Any]]]:
