@@ -50,9 +50,10 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
     ///      enough that a sponsor's silence is settled (the bond burned) soon after.
     uint256 public constant AUDIT_WINDOW = 7 days;
     /// @inheritdoc IBountyTree
-    /// @dev A client reveals a block or two after its commitment is confirmed: a commitment an
-    ///      hour older than the task's close was left, not cut off.
-    uint256 public constant CUT_OFF_WINDOW = 1 hours;
+    /// @dev A client reveals a block or two after its commitment is mined (once its file is
+    ///      uploaded); half an hour leaves room for a congested chain and a restarted client
+    ///      (`bountytree reveal`), and bounds what one unrevealed commitment can delay a finalize.
+    uint256 public constant REVEAL_WINDOW = 30 minutes;
     uint256 private constant BPS = 10_000;
     /// @dev Where burned wei is credited: no account can withdraw from address(0), so
     ///      pendingWithdrawals(address(0)) is everything ever burned.
@@ -133,21 +134,21 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
         uint256 bounty = msg.value - auditBond;
         if (bounty > type(uint96).max) revert AmountTooLarge(bounty);
         if (auditBond > type(uint96).max) revert AmountTooLarge(auditBond);
-        if (submissionStake > type(uint72).max) revert AmountTooLarge(submissionStake);
-        if (scoringFee > type(uint72).max) revert AmountTooLarge(scoringFee);
+        if (submissionStake > type(uint64).max) revert AmountTooLarge(submissionStake);
+        if (scoringFee > type(uint64).max) revert AmountTooLarge(scoringFee);
         if (specCid == bytes32(0)) revert EmptyCid();
         if (validationCommitment == bytes32(0)) revert EmptyCommitment();
         if (deadline <= block.timestamp) revert DeadlineNotInFuture(deadline, block.timestamp);
-        if (deadline > type(uint40).max) revert DeadlineTooFar(deadline);
+        if (deadline > type(uint32).max) revert DeadlineTooFar(deadline);
         if (targetAccuracyBps == 0 || targetAccuracyBps > BPS) revert TargetOutOfRange(targetAccuracyBps);
         uint256 sum = uint256(dataShareBps) + computeShareBps + expertiseShareBps;
         if (sum != BPS) revert SharesMustSumTo10000(sum);
 
         taskId = _nextId(0);
         Task storage t = _tasks[taskId];
-        t.submissionStake = uint72(submissionStake);
-        t.scoringFee = uint72(scoringFee);
-        t.deadline = uint40(deadline);
+        t.submissionStake = uint64(submissionStake);
+        t.scoringFee = uint64(scoringFee);
+        t.deadline = uint32(deadline);
         t.maxSubmissions = maxSubmissions;
         t.sponsor = msg.sender;
         t.bounty = uint96(bounty);
@@ -171,13 +172,10 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
         bytes32 key = _commitmentKey(msg.sender, commitment);
         if (_commitments[key].author != address(0)) revert CommitmentExists(commitment);
         _takeSubmission(taskId, t);
+        if (t.openCommitments == type(uint24).max) revert TooManyItems();
+        ++t.openCommitments;
         _commitments[key] =
-            Commitment({
-                author: msg.sender,
-                taskId: uint32(taskId),
-                blockNumber: uint24(block.number),
-                committedAt: uint40(block.timestamp)
-            });
+            Commitment({author: msg.sender, taskId: uint32(taskId), blockNumber: uint64(block.number)});
         emit SubmissionCommitted(taskId, msg.sender, commitment);
     }
 
@@ -249,6 +247,13 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
             _applyScore(taskId, scores[i], batch);
         }
         t.pendingNodes -= uint24(count);
+        if (batch.bestAcc >= t.targetAccuracyBps && t.deadline > block.timestamp + REVEAL_WINDOW) {
+            // The target is reached: the task could be finalized at any moment, so it now takes
+            // commitments for REVEAL_WINDOW only, and finalize waits for their reveals at most
+            // REVEAL_WINDOW more (a later batch finds the deadline already near and skips this).
+            t.deadline = uint32(block.timestamp + REVEAL_WINDOW);
+            emit DeadlineBroughtForward(taskId, t.deadline);
+        }
         t.bestNodeId = batch.bestId;
         t.bestAccuracyBps = batch.bestAcc;
         if (batch.forfeited != 0) t.forfeited += batch.forfeited;
@@ -297,9 +302,12 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
         if (t.pendingNodes != 0 && block.timestamp <= openToAllAt && !hasRole(ORACLE_ROLE, msg.sender)) {
             revert WorkPending(taskId, t.pendingNodes, openToAllAt);
         }
+        uint256 revealsCloseAt = uint256(t.deadline) + REVEAL_WINDOW;
+        if (t.openCommitments != 0 && block.timestamp <= revealsCloseAt) {
+            revert RevealsOpen(taskId, t.openCommitments, revealsCloseAt);
+        }
         t.finalized = true;
         t.winnerNodeId = winner;
-        t.finalizedAt = uint40(block.timestamp);
         uint256 pool = _pool(t);
         uint256 paid;
         if (winner != 0) {
@@ -360,15 +368,11 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
         uint256 fee = t.scoringFee;
         if (stake + fee == 0) revert NothingToReclaim();
         delete _commitments[key];
-        // Cut off (made within CUT_OFF_WINDOW of the task's close: its deadline, or the finalize
-        // if that came first): the fee bought nothing and comes back. Older, the commitment was
-        // left unrevealed by choice, perhaps held as a free option on content someone else might
-        // reveal: its fee is burned.
-        uint256 closedAt = t.finalizedAt < t.deadline ? t.finalizedAt : t.deadline;
-        bool cutOff = uint256(cm.committedAt) + CUT_OFF_WINDOW >= closedAt;
-        uint256 back = cutOff ? stake + fee : stake;
-        if (back != 0) _credit(cm.taskId, msg.sender, back, PayoutKind.Stake);
-        if (!cutOff && fee != 0) _credit(cm.taskId, BURNED, fee, PayoutKind.Burned);
+        --t.openCommitments;
+        // Finalize waited for its reveal, so it was left unrevealed by its author, perhaps held
+        // as a free option on content someone else might reveal: its fee is burned.
+        if (stake != 0) _credit(cm.taskId, msg.sender, stake, PayoutKind.Stake);
+        if (fee != 0) _credit(cm.taskId, BURNED, fee, PayoutKind.Burned);
     }
 
     // ─────────────────────────── after finalize ──────────────────────────
@@ -470,18 +474,19 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
 
     /// @dev Checks and consumes the caller's commitment `c` to task `taskId`: made by this
     ///      account, staked in this task, in an earlier block (so whoever sees a reveal in the
-    ///      mempool cannot commit to its contents and reveal first), and the task still open.
+    ///      mempool cannot commit to its contents and reveal first), and the task not finalized
+    ///      and at most REVEAL_WINDOW past its deadline (every commitment was made by then).
     function _takeCommitment(uint256 taskId, bytes32 c) private returns (Task storage t) {
         bytes32 key = _commitmentKey(msg.sender, c);
         Commitment memory cm = _commitments[key];
         if (cm.author == address(0)) revert UnknownCommitment(c);
         if (cm.taskId != taskId) revert CommitmentNotInTask(c, cm.taskId);
-        // Only "not the commit's own block" matters, and a reveal always comes after its commit,
-        // so the low 24 bits suffice: they equal the commit's again only 2^24 blocks later (a
-        // reveal then is refused once and goes through in the next block).
-        if (cm.blockNumber == uint24(block.number)) revert RevealTooEarly(cm.blockNumber);
-        t = _openTask(taskId);
+        if (cm.blockNumber == block.number) revert RevealTooEarly(cm.blockNumber);
+        t = _unfinalizedTask(taskId);
+        uint256 revealsCloseAt = uint256(t.deadline) + REVEAL_WINDOW;
+        if (block.timestamp > revealsCloseAt) revert RevealWindowClosed(taskId, revealsCloseAt);
         delete _commitments[key];
+        --t.openCommitments;
     }
 
     /// @dev TaskCreated from the fields just stored (warm reads), which keeps createTask's

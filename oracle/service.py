@@ -683,8 +683,16 @@ class Oracle:
 
     def finalize_if_due(self, task_id: int, r: TaskRound) -> None:
         """Finalizes a due task once nothing submitted is left to score: every node scored or
-        rejected, except nodes whose own session failed; or once the grace period is over."""
+        rejected, except nodes whose own session failed; or once the grace period is over. Never
+        while a commitment made in time may still be revealed (the contract waits for it too)."""
         task = self.market.task(task_id, with_info=False)
+        if task.reveals_open and (task.target_reached or task.seconds_left < 0):
+            self.say(
+                "reveals",
+                f"task {task_id}: due, waiting for {task.open_commitments} commitment(s) to be "
+                f"revealed (at the latest until {_utc(task.reveals_close_at)})",
+            )
+            return
         if not task.finalizable(by_oracle=True):
             return
         work_left = task.pending_nodes - len(r.unscorable)
@@ -696,6 +704,10 @@ class Oracle:
         out = self.market.finalize(task_id)
         r.finalized = True
         self.log(f"task {task_id}: finalized, winner node {out.winner}  {out.sent}")
+
+
+def _utc(timestamp: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp))
 
 
 def _design(spec: ModelSpec) -> str:

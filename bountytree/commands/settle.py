@@ -1,8 +1,8 @@
 """`bountytree finalize --task TASK_ID` (anyone, once the target or the deadline is reached),
 `bountytree reveal --task TASK_ID` (finish one's commitments a client left unrevealed),
-`bountytree reclaim --task TASK_ID` (the stakes of one's work a finalized task never scored,
-and the fee of a commitment the task's close cut off) and `bountytree withdraw` (pull what
-was credited to the account)."""
+`bountytree reclaim --task TASK_ID` (the stakes of one's work a finalized task never scored:
+a commitment never revealed gets its stake back, not its fee) and `bountytree withdraw` (pull
+what was credited to the account)."""
 
 from __future__ import annotations
 
@@ -26,8 +26,7 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         (
             "reclaim",
             run_reclaim,
-            "take back the stakes (and cut-off commitments' fees) of your work a finalized task "
-            "never scored",
+            "take back the stakes of your work a finalized task never scored",
         ),
     ):
         p = sub.add_parser(name, parents=[common], help=text)

@@ -63,6 +63,7 @@ class ContractLimits:
     """Constants of the deployed contract that clients plan by."""
 
     finalize_grace_s: int  # FINALIZE_GRACE: after deadline + this, anyone may finalize
+    reveal_window_s: int  # REVEAL_WINDOW: reveals after the deadline, and finalize's wait for them
     max_batch: int  # MAX_BATCH: scores or rejections per call
     max_view: int  # MAX_VIEW: nodes per getNodes call
 
@@ -96,6 +97,8 @@ class TaskView:
     validation_published: bool = False
     test_score_bps: int | None = None  # the winner's score on the sponsor's test part
     finalize_grace_s: int = 0  # the contract's FINALIZE_GRACE
+    open_commitments: int = 0  # commitments neither revealed nor reclaimed
+    reveal_window_s: int = 0  # the contract's REVEAL_WINDOW
 
     @property
     def info(self) -> taskinfo.TaskInfo:
@@ -131,14 +134,31 @@ class TaskView:
     def status(self) -> str:
         if self.finalized:
             return "finalized"
-        if self.seconds_left < 0:
-            return "expired"
-        return "target reached" if self.target_reached else "open"
+        if self.target_reached:
+            return "target reached"
+        return "expired" if self.seconds_left < 0 else "open"
+
+    @property
+    def reveals_close_at(self) -> int:
+        """The last moment a commitment to this task may be revealed (REVEAL_WINDOW after the
+        deadline, which reaching the target brings forward)."""
+        return self.deadline + self.reveal_window_s
+
+    @property
+    def reveals_open(self) -> bool:
+        """Commitments made in time may still be revealed: finalize waits for them. Judged by the
+        later of the last block's time and the wall clock: a local chain nobody uses mines no
+        block, and the next one (a finalize) is stamped no earlier than now."""
+        now = max(self.now, int(time.time()))
+        return self.open_commitments > 0 and now <= self.reveals_close_at
 
     def finalizable(self, *, by_oracle: bool) -> bool:
-        """The contract's rule, read from this view: due (target reached or deadline passed);
-        for anyone but the oracle, also no node left unscored, or the grace period over."""
+        """The contract's rule, read from this view: due (target reached or deadline passed), no
+        commitment still in its reveal window; for anyone but the oracle, also no node left
+        unscored, or the grace period over."""
         if self.finalized or not (self.target_reached or self.seconds_left < 0):
+            return False
+        if self.reveals_open:
             return False
         return by_oracle or self.pending_nodes == 0 or -self.seconds_left > self.finalize_grace_s
 
@@ -216,6 +236,7 @@ class Market:
         f = self.tree.functions
         return ContractLimits(
             finalize_grace_s=int(f.FINALIZE_GRACE().call()),
+            reveal_window_s=int(f.REVEAL_WINDOW().call()),
             max_batch=int(f.MAX_BATCH().call()),
             max_view=int(f.MAX_VIEW().call()),
         )
@@ -253,6 +274,8 @@ class Market:
             audit_window_end=t.get("auditWindowEnd", 0),
             validation_published=t.get("validationPublished", False),
             test_score_bps=t["testAccuracyBps"] if t.get("testScored") else None,
+            open_commitments=t["openCommitments"],
+            reveal_window_s=self.limits.reveal_window_s,
         )
         if with_info:
             view.description = taskinfo.parse(
@@ -733,7 +756,13 @@ class Market:
     # ── settlement ───────────────────────────────────────────────────────────
 
     def finalize(self, task_id: int) -> Finalized:
-        self.task(task_id, with_info=False)
+        task = self.task(task_id, with_info=False)
+        if not task.finalized and task.reveals_open:
+            raise UserError(
+                f"task {task_id}: {task.open_commitments} commitment(s) made in time may still be "
+                f"revealed for {task.reveals_close_at - task.now} s; finalize after that, or once "
+                "they are revealed"
+            )
         sent = self.chain.send(self.tree.functions.finalize(task_id))
         done = self._event(sent, "TaskFinalized")
         credited = self._credits(sent)
@@ -742,8 +771,8 @@ class Market:
     def reclaim(self, task_id: int) -> list[Reclaimed]:
         """Takes back, in a finalized task, what this account's work that was never scored
         escrows: each node still pending its stake (finalize burned its fee), each commitment
-        never revealed its stake, and its fee if the task's close cut it off (found from the
-        records `submit` saves before it commits). Nothing to reclaim is an empty list."""
+        never revealed its stake (its fee is burned: finalize waited for its reveal; found from
+        the records `submit` saves before it commits). Nothing to reclaim is an empty list."""
         task = self.task(task_id, with_info=False)
         if not task.finalized:
             raise UserError(f"task {task_id} is not finalized: its stakes are still in play")
@@ -759,8 +788,8 @@ class Market:
             sent = self.chain.send(self.tree.functions.reclaimCommitment(commitment))
             back = sum(p.amount for p in self._credits(sent) if p.account == me)
             what = f"commitment 0x{commitment.hex()[:8]}…"
-            if back < task.price:  # left unrevealed long before the task closed
-                what += " (its fee burned: made over an hour before the task closed)"
+            if task.scoring_fee:
+                what += " (its fee burned: it was never revealed)"
             out.append(Reclaimed(what, back, sent))
             # Only a record this chain just settled is removed: the home folder is shared by
             # every chain, and a record whose commitment this chain does not hold may be
@@ -774,7 +803,15 @@ class Market:
         and whose file is in the store. Each line says what happened; a commitment that cannot
         be revealed stays, for `reclaim` once the task is finalized."""
         task = self.task(task_id, with_info=False)
-        self.require_open(task)
+        if task.finalized:
+            raise UserError(
+                f"task {task_id} is finalized; `bountytree reclaim` takes back the stakes"
+            )
+        if task.now > task.reveals_close_at:
+            raise UserError(
+                f"task {task_id}'s reveals closed {task.now - task.reveals_close_at} s ago "
+                "(the contract's REVEAL_WINDOW after its deadline); `bountytree reclaim` once finalized"
+            )
         lines = []
         for record, commitment, saved in self._saved_commitments(task_id):
             name = f"commitment 0x{commitment.hex()[:8]}…"

@@ -99,7 +99,7 @@ class Credited:
 @dataclass(frozen=True)
 class Reclaimed:
     """What `reclaim` got back for one piece of work never scored: a node still pending at
-    finalize, or a commitment never revealed (its stake and its fee)."""
+    finalize, or a commitment never revealed (its stake; its fee is burned)."""
 
     what: str  # "node 12" or "commitment 0x1234…"
     amount: int

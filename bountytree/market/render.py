@@ -54,6 +54,7 @@ def task_header(task: TaskView) -> list[str]:
         f"  best {best}"
         + (f"  winner node {task.winner}" if task.finalized else "")
         + (f"  {task.pending_nodes} node(s) awaiting the oracle" if task.pending_nodes else "")
+        + (f"  {task.open_commitments} commitment(s) to reveal" if task.reveals_open else "")
     )
     return lines
 

@@ -72,16 +72,21 @@ interface IBountyTree {
     /// @notice A task, as {getTask} returns it; its storage layout, slot by slot.
     /// @dev Slot 0 is everything a commitment or reveal reads and writes (one slot per
     ///      submission); slot 4 everything scoring and finalize write; slot 5 is touched only by
-    ///      auditable tasks and by the post-finalize calls. Amounts of slot 0 are uint72 (up to
-    ///      4,722 ETH per submission), ids uint32, times uint40.
+    ///      auditable tasks and by the post-finalize calls. Amounts of slot 0 are uint64 (up to
+    ///      18.4 ETH each for stake and fee), so that the open-commitment count fits beside them
+    ///      and a commitment writes no second slot; ids uint32; the deadline uint32 (the year
+    ///      2106), other times uint40.
     struct Task {
         // slot 0 — read by every submission
-        uint72 submissionStake; // wei each commitment escrows, returned when scored
-        uint72 scoringFee; // wei each node pays into the pool when scored or rejected (burned if never)
-        uint40 deadline; // unix time after which the task takes no new node
+        uint64 submissionStake; // wei each commitment escrows, returned when scored
+        uint64 scoringFee; // wei each node pays into the pool when scored or rejected (burned if never)
+        uint32 deadline; // unix time after which the task takes no new commitment (brought forward
+            // to REVEAL_WINDOW after the moment the target is reached)
         uint16 maxSubmissions; // commitments per account; 0 = unlimited
         uint24 submissions; // revealed commitments: nodes and datasets
         uint24 pendingNodes; // nodes submitted and neither scored nor rejected
+        uint24 openCommitments; // commitments neither revealed nor reclaimed: finalize waits for
+            // them until REVEAL_WINDOW after the deadline
         bool finalized;
         // slot 1 — read by finalize
         address sponsor;
@@ -107,7 +112,6 @@ interface IBountyTree {
         bool testScored; // testAccuracyBps is recorded
         bool validationPublished; // the sponsor opened the validation commitment
         uint24 datasets; // datasets published to the task; their ids run from 1 to this
-        uint40 finalizedAt; // when it was finalized: which unrevealed commitments it cut off
     }
 
     /// @notice A node of a task's tree. An architecture is the node with parentId 0 (its cid is
@@ -153,14 +157,13 @@ interface IBountyTree {
     }
 
     /// @notice A commitment not yet revealed: its author, the task its stake was paid into, and
-    ///         the block (a reveal must come later) and time it was made in.
+    ///         the block it was made in (a reveal must come later).
     struct Commitment {
         // slot 0, the only one: a commitment costs one new slot, and deleting it at the reveal
         // refunds part of that
         address author;
         uint32 taskId;
-        uint24 blockNumber; // the commit block's low 24 bits: a reveal must come in another block
-        uint40 committedAt; // the commitment's time: was it cut off by the task's close?
+        uint64 blockNumber;
     }
 
     // ─────────────────────────────── events ──────────────────────────────
@@ -218,6 +221,11 @@ interface IBountyTree {
     /// @notice A node's stake joined the task's pool (rejected, or scored below its parent).
     event StakeForfeited(uint256 indexed taskId, uint256 indexed nodeId, uint256 amount);
 
+    /// @notice The task's best node reached the target: the task takes new commitments until
+    ///         `deadline` (REVEAL_WINDOW from now, where the deadline was later), and those made
+    ///         by then may be revealed for REVEAL_WINDOW more.
+    event DeadlineBroughtForward(uint256 indexed taskId, uint256 deadline);
+
     /// @notice A task was settled.
     /// @param winnerNodeId The best scored node, 0 if none was scored.
     /// @param pool Bounty + forfeited stakes + the fees of nodes scored or rejected, all of it
@@ -247,7 +255,7 @@ interface IBountyTree {
 
     /// @notice A task needs a bounty: msg.value must exceed the audit bond.
     error NoBounty();
-    /// @notice An amount does not fit its storage field (uint72 for stake and fee, uint96 else).
+    /// @notice An amount does not fit its storage field (uint64, about 18.4 ETH, for stake and fee; uint96 else).
     error AmountTooLarge(uint256 amount);
     /// @notice A CID is zero.
     error EmptyCid();
@@ -255,7 +263,7 @@ interface IBountyTree {
     error EmptyCommitment();
     /// @notice A deadline must lie in the future.
     error DeadlineNotInFuture(uint256 deadline, uint256 now_);
-    /// @notice A deadline must fit uint40 (the year 36812).
+    /// @notice A deadline must fit uint32 (the year 2106).
     error DeadlineTooFar(uint256 deadline);
     /// @notice The target must be in 1..10000.
     error TargetOutOfRange(uint256 targetAccuracyBps);
@@ -277,8 +285,7 @@ interface IBountyTree {
     error UnknownCommitment(bytes32 commitment);
     /// @notice A commitment reveals only into the task its stake was paid into.
     error CommitmentNotInTask(bytes32 commitment, uint256 stakedIn);
-    /// @notice A reveal must come in a later block than its commitment (`commitBlock`: the low
-    ///         24 bits of its block number).
+    /// @notice A reveal must come in a later block than its commitment (made in `commitBlock`).
     error RevealTooEarly(uint256 commitBlock);
     /// @notice The parent is not a node of this task.
     error ParentNotInTask(uint256 parentId, uint256 taskId);
@@ -314,6 +321,11 @@ interface IBountyTree {
     error NotFinalizable(uint256 taskId, uint256 deadline);
     /// @notice Nodes await the oracle: only the oracle may finalize before `openToAllAt`.
     error WorkPending(uint256 taskId, uint256 pendingNodes, uint256 openToAllAt);
+    /// @notice Commitments made in time may still be revealed: nobody may finalize before
+    ///         `revealsCloseAt` (REVEAL_WINDOW after the deadline) unless they are all revealed.
+    error RevealsOpen(uint256 taskId, uint256 openCommitments, uint256 revealsCloseAt);
+    /// @notice Reveals close REVEAL_WINDOW after the deadline (`revealsCloseAt`).
+    error RevealWindowClosed(uint256 taskId, uint256 revealsCloseAt);
     /// @notice The call needs a finalized task.
     error TaskNotFinalized(uint256 taskId);
     /// @notice Only the node's or commitment's author may reclaim its stake.
@@ -349,7 +361,8 @@ interface IBountyTree {
     /// @param validationCommitment sha256(abi.encodePacked(salt, fileCid)): `fileCid` is the
     ///        validation file's CIDv0 digest; the file and salt stay with the sponsor.
     /// @param targetAccuracyBps Accuracy that ends the task early, in 1..10000.
-    /// @param deadline Unix time after which the task takes no new node and anyone may finalize.
+    /// @param deadline Unix time after which the task takes no new commitment and anyone may
+    ///        finalize (once the reveals of open commitments are in, or REVEAL_WINDOW later).
     /// @param dataShareBps Share of the pool paid for accuracy gained on data.
     /// @param computeShareBps Share paid for verified training operations.
     /// @param expertiseShareBps Share paid to the architect of the winning path.
@@ -379,7 +392,9 @@ interface IBountyTree {
     ///         the stake and the scoring fee behind a hash that hides what will be revealed, so
     ///         nobody can copy it out of the mempool and be first with it. Both stay with the
     ///         commitment until it is revealed or reclaimed after finalize. Counts towards the
-    ///         account's cap.
+    ///         account's cap, and as open work: it may be revealed until REVEAL_WINDOW after the
+    ///         deadline, and until then finalize waits for it (so nobody who is due to be paid can
+    ///         finalize between a competitor's commitment and its reveal).
     /// @param taskId An open task.
     /// @param commitment For a node, keccak256(abi.encode(msg.sender, taskId, parentId, cid,
     ///        datasetId, salt)); for a dataset, keccak256(abi.encode(msg.sender, taskId, dataCid,
@@ -387,7 +402,8 @@ interface IBountyTree {
     function commitSubmission(uint256 taskId, bytes32 commitment) external payable;
 
     /// @notice Second half of a node's submission, in a later block than the commitment, by the
-    ///         account that made it and into the task its stake was paid to. With parentId 0 the
+    ///         account that made it and into the task its stake was paid to, before the task is
+    ///         finalized and at most REVEAL_WINDOW after its deadline. With parentId 0 the
     ///         node is an architecture (a depth-1 node whose cid is its model spec;
     ///         ArchitectureProposed), else a trained node under `parentId` (NodeSubmitted). The
     ///         stake stays escrowed in the task; the fee joins its pool once the oracle scores or
@@ -412,14 +428,18 @@ interface IBountyTree {
     ///         joins the task's pool at once, as the price of the oracle's replays against the
     ///         dataset; its stake is credited back. One dataset per content per task: the first
     ///         reveal of a CID holds it.
-    /// @param taskId The task of the commitment, still open.
+    /// @param taskId The task of the commitment, not finalized, at most REVEAL_WINDOW past its
+    ///        deadline.
     /// @param dataCid The dataset file on IPFS.
     /// @param salt The secret that made the commitment unguessable.
     /// @return datasetId The dataset's id in this task (ids count from 1 in every task).
     function revealDataset(uint256 taskId, bytes32 dataCid, bytes32 salt) external returns (uint256 datasetId);
 
     /// @notice Records the oracle's scores (ORACLE_ROLE). Returns each node's stake, or forfeits
-    ///         it to the task's pool when a trained node scores below its parent.
+    ///         it to the task's pool when a trained node scores below its parent. The batch that
+    ///         first brings the task's best to its target brings the deadline forward to
+    ///         REVEAL_WINDOW from now (DeadlineBroughtForward), so that commitments, and the wait
+    ///         for their reveals, end within a bounded time of the target.
     /// @dev Parents must be scored first (a batch ordered by id satisfies this).
     /// @param taskId The task every node belongs to.
     /// @param scores At most MAX_BATCH scores of pending nodes.
@@ -438,7 +458,9 @@ interface IBountyTree {
     ///         (best scored node; ties go to the lowest id). What cannot be paid goes back to the
     ///         sponsor. The oracle may call it as soon as the task is due; anyone else once every
     ///         submitted node is scored or rejected, or FINALIZE_GRACE after the deadline, so that
-    ///         nobody cuts off work submitted in time. A held bond is burned if any node is left
+    ///         nobody cuts off work submitted in time. Nobody, the oracle included, finalizes while
+    ///         a commitment is open and its reveal window (REVEAL_WINDOW after the deadline) lasts:
+    ///         work committed in time is never cut off before it could be revealed. A held bond is burned if any node is left
     ///         pending (work waited for the sponsor's validator and was never scored); otherwise
     ///         a task with a winner opens its audit window, and one without (nothing scored, so
     ///         the file decided nothing) returns the bond at once. In every case the
@@ -454,13 +476,12 @@ interface IBountyTree {
     /// @param nodeId A pending node of a finalized task, authored by the caller.
     function reclaimStake(uint256 nodeId) external;
 
-    /// @notice Returns the stake of a commitment never revealed before its task was finalized,
-    ///         and its fee when the task's close cut it off (it was made within CUT_OFF_WINDOW of
-    ///         the deadline, or of the finalize if that came first): a commitment made in time
-    ///         loses nothing. The fee of an older one is
-    ///         burned: it was left unrevealed, and a commitment that costs nothing in the end is a
-    ///         free option on content someone else may reveal (a guessable architecture design,
-    ///         committed in advance and revealed only when a real architect's reveal shows it).
+    /// @notice Returns the stake of a commitment never revealed before its task was finalized, and
+    ///         burns its fee. Finalize never cuts a commitment off (it waits for every reveal up to
+    ///         REVEAL_WINDOW after the deadline), so an unrevealed commitment was left by its
+    ///         author; one that cost nothing in the end would be a free option on content someone
+    ///         else may reveal (a guessable architecture design, committed in advance and revealed
+    ///         only when a real architect's reveal shows it).
     /// @param commitment The caller's commitment.
     function reclaimCommitment(bytes32 commitment) external;
 
@@ -552,8 +573,8 @@ interface IBountyTree {
     /// @notice How long after finalize the sponsor of a task with a bond has to publish the
     ///         validation file before anyone may forfeit the bond.
     function AUDIT_WINDOW() external view returns (uint256);
-    /// @notice A commitment never revealed and made within this many seconds of its task's close
-    ///         (the deadline, or the finalize if earlier) was cut off by it: reclaimCommitment
-    ///         returns its fee with its stake.
-    function CUT_OFF_WINDOW() external view returns (uint256);
+    /// @notice How long a commitment may be revealed after its task's deadline, and how long
+    ///         after reaching the target a task still takes commitments; finalize waits for open
+    ///         commitments until REVEAL_WINDOW after the deadline.
+    function REVEAL_WINDOW() external view returns (uint256);
 }

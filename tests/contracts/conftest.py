@@ -190,6 +190,14 @@ def automine(on: bool) -> None:
     assert "error" not in reply, reply
 
 
+def past_reveals(tree, task_id) -> None:
+    """Moves the chain's clock past the task's reveal window (REVEAL_WINDOW after its deadline,
+    which reaching the target brought forward): finalize no longer waits for open commitments."""
+    close = tree.getTask(task_id).dict()["deadline"] + tree.REVEAL_WINDOW()
+    chain.sleep(max(0, close - chain.time()) + 1)
+    chain.mine()
+
+
 def mined_at(timestamp, contract_method, *args, sender, value=0):
     """Sends one call in a block mined at exactly `timestamp` (brownie's own calls land a second or
     two later than asked); returns its receipt, reverted or not (`revert_msg` names the error)."""

@@ -8,7 +8,7 @@ import os
 
 import pytest
 from brownie import ZERO_ADDRESS, accounts, chain, web3
-from conftest import BOUNTY, DAY, STAKE, automine, cid, events, mined_at, reverts
+from conftest import BOUNTY, DAY, STAKE, automine, cid, events, mined_at, past_reveals, reverts
 
 ETHER = 10**18
 
@@ -83,7 +83,7 @@ def test_escrow_drain_through_a_commitment_staked_in_a_free_task(
     market.score(victim, {arch: 9500})
     tree.finalize(victim, {"from": sponsor})
     chain.sleep(DAY + 1)
-    chain.mine()
+    past_reveals(tree, own)  # her commitment held own's finalize for its reveal window
     tree.finalize(own, {"from": mallory})
     tree.finalize(unrelated, {"from": alice})
     with reverts("NothingToReclaim"):
@@ -125,6 +125,7 @@ def test_a_commitment_reveals_only_for_the_account_that_staked_it(
     tree.commitSubmission(task_id, commitment, {"from": alice, "value": STAKE})  # not blocked
     node = tree.revealSubmission(task_id, arch, weights, 0, salt, {"from": alice}).return_value
     market.score(task_id, {arch: 5000, node: 9200})
+    past_reveals(tree, task_id)  # mallory's copy is never revealed
     tx = tree.finalize(task_id, {"from": alice})
     assert tx.events["TaskFinalized"]["winnerNodeId"] == node
     tree.reclaimCommitment(commitment, {"from": mallory})
@@ -188,7 +189,7 @@ def test_a_proposal_or_a_dataset_seen_in_the_mempool_cannot_be_put_first(
     times the gas price, has her reveals refused in that block; the victims' land first. Her
     dataset is then refused as a repeat of the content, and her architecture only follows the
     original (the oracle rejects the later of two equal designs as the copy). Her gain, once she
-    reclaims the commitment that never opened: nothing."""
+    reclaims the commitment that never opened: minus the copy's price and the unopened one's fee."""
     task_id = market.create_task(sponsor, bounty=ETHER, fee=10**15)
     price = STAKE + 10**15
     spec, data = cid(31), cid(32)
@@ -247,11 +248,13 @@ def test_a_proposal_or_a_dataset_seen_in_the_mempool_cannot_be_put_first(
     # The oracle rejects the repeated design as the copy (Reason.COPY); the original wins.
     tree.rejectNodes(task_id, [later], [9], {"from": market.oracle})
     market.score(task_id, {original: 9500})
+    past_reveals(tree, task_id)  # her dataset commitment can never open
     tx = tree.finalize(task_id, {"from": sponsor})
     tree.reclaimCommitment(
         market.dataset_commitment(mallory, task_id, data, mine_data), {"from": mallory}
     )
-    assert purse.gain() == -price  # the copy's stake forfeited and its fee spent; nothing won
+    # the copy's stake forfeited and its fee spent, the unopened commitment's fee burned
+    assert purse.gain() == -price - 10**15
     expertise = [e["account"] for e in events(tx, "PayoutCredited") if e["kind"] == 2]
     assert expertise == [architect]
 
@@ -317,10 +320,11 @@ def _contested_task(tree, market, sponsor, architect, alice, rival, target, dead
 def test_finalize_cut_off_waits_for_pending_work(
     tree, market, sponsor, architect, alice, bob, mallory, oracle, target
 ):
-    """Three contested tasks with one deadline D. mallory cannot finalize while alice's node is
-    pending: not a second after D (nor before D, when her node already reached the target), and
-    still not at D + FINALIZE_GRACE; the oracle may as soon as the task is due; anyone may at
-    D + FINALIZE_GRACE + 1."""
+    """Three contested tasks with one deadline D (brought forward to REVEAL_WINDOW after the
+    rival's score where it reached the target). mallory cannot finalize while alice's node is
+    pending: not a second after the deadline (nor before it, when the rival's node already reached
+    the target), and still not at deadline + FINALIZE_GRACE; the oracle may as soon as the task
+    is due; anyone may at deadline + FINALIZE_GRACE + 1."""
     grace = tree.FINALIZE_GRACE()
     assert grace == DAY
     deadline = chain.time() + DAY
@@ -328,18 +332,26 @@ def test_finalize_cut_off_waits_for_pending_work(
         _contested_task(tree, market, sponsor, architect, alice, rival, target, deadline)
         for rival in (mallory, bob, mallory)
     ]
+    due = {t[0]: tree.getTask(t[0]).dict()["deadline"] for t in (cut_off, by_oracle, after_grace)}
+    window = tree.REVEAL_WINDOW()
+    if target == 8000:
+        assert all(d < deadline and d <= chain.time() + window for d in due.values())
+    else:
+        assert set(due.values()) == {deadline}
     purse = Purse(tree, mallory)
-    work_pending = f"WorkPending: {{}}, 1, {deadline + grace}"
+
+    def work_pending(task_id):
+        return f"WorkPending: {task_id}, 1, {due[task_id] + grace}"
 
     if target == 8000:  # due at once: the rival's node reached the target
-        with reverts(work_pending.format(cut_off[0])):
+        with reverts(work_pending(cut_off[0])):
             tree.finalize(cut_off[0], {"from": mallory})
-        oracle_tx = tree.finalize(by_oracle[0], {"from": oracle})  # the oracle need not wait for D
-        assert oracle_tx.timestamp <= deadline
-    tx = mined_at(deadline + 1, tree.finalize, cut_off[0], sender=mallory)
-    assert (tx.status, tx.revert_msg) == (0, work_pending.format(cut_off[0]))
+        oracle_tx = tree.finalize(by_oracle[0], {"from": oracle})  # the oracle need not wait
+        assert oracle_tx.timestamp <= due[by_oracle[0]]
+    tx = mined_at(due[cut_off[0]] + 1, tree.finalize, cut_off[0], sender=mallory)
+    assert (tx.status, tx.revert_msg) == (0, work_pending(cut_off[0]))
     if target == 9900:
-        oracle_tx = mined_at(deadline + 2, tree.finalize, by_oracle[0], sender=oracle)
+        oracle_tx = mined_at(due[by_oracle[0]] + 2, tree.finalize, by_oracle[0], sender=oracle)
         assert oracle_tx.status == 1
     # the oracle's early finalize made bob's node the winner (alice's files may never have come);
     # alice takes her stake back
@@ -355,40 +367,66 @@ def test_finalize_cut_off_waits_for_pending_work(
     assert purse.gain() == 0
 
     # a day after the deadline the oracle has had its chance: anyone may end the task
-    tx = mined_at(deadline + grace, tree.finalize, after_grace[0], sender=mallory)
-    assert (tx.status, tx.revert_msg) == (0, work_pending.format(after_grace[0]))
-    tx = mined_at(deadline + grace + 1, tree.finalize, after_grace[0], sender=mallory)
+    end = due[after_grace[0]] + grace
+    tx = mined_at(end, tree.finalize, after_grace[0], sender=mallory)
+    assert (tx.status, tx.revert_msg) == (0, work_pending(after_grace[0]))
+    tx = mined_at(end + 1, tree.finalize, after_grace[0], sender=mallory)
     assert tx.status == 1 and tx.events["TaskFinalized"]["winnerNodeId"] == after_grace[1]
     tree.reclaimStake(after_grace[2], {"from": alice})
     assert tree.balance() == owed_to_everyone(tree)
 
 
-def test_a_finalize_between_a_strangers_commit_and_reveal_takes_nothing_from_it(
-    tree, market, sponsor, architect, alice, mallory
+def test_a_commitment_made_in_time_is_never_cut_off_by_a_finalize(
+    tree, market, sponsor, alice, mallory, oracle
 ):
-    """mallory's architecture reached the target; alice commits a child in time and mallory
-    finalizes before alice's reveal. alice's reveal is refused (the task is over), but she
-    reclaims her stake and her fee: she loses only gas, and mallory's payout is exactly what it
-    would have been without alice's commitment. Before, alice's fee joined the pool that mallory's
-    path was paid from."""
+    """The second attack round: once mallory's architecture reached the target, anyone could
+    finalize between a stranger's commitment and its reveal, and a better child committed in time
+    never became a node. Now a commitment counts as open work: nobody (mallory, the sponsor, the
+    oracle) finalizes while it is open and its reveal window lasts, so alice reveals, even after
+    the deadline the target brought forward, her child is scored and wins, and mallory is paid
+    only what her architecture earns on alice's path. The window is bounded: a commitment never
+    revealed (mallory's stall) holds the finalize until REVEAL_WINDOW after the deadline and no
+    longer, and costs its fee."""
     fee = 10**15
     price = STAKE + fee
-    payouts = []
-    for with_victim in (False, True):
-        task_id = market.create_task(sponsor, fee=fee)
-        arch = market.propose(task_id, mallory, value=price)
-        market.score(task_id, {arch: 9500})
-        victim = Purse(tree, alice)
-        if with_victim:
-            c, salt, _ = market.commit(task_id, alice, arch, cid(11), value=price)
-        tx = tree.finalize(task_id, {"from": mallory})
-        payouts.append(credited(tx, mallory, task_id))
-        if with_victim:
-            with reverts("TaskIsFinalized"):
-                tree.revealSubmission(task_id, arch, cid(11), 0, salt, {"from": alice})
-            assert credited(tree.reclaimCommitment(c, {"from": alice}), alice) == price
-            assert victim.gain() == 0  # stake and fee back; gas given back by the Purse
-    assert payouts[0] == payouts[1]  # the sniper took nothing of the victim's
+    window = tree.REVEAL_WINDOW()
+    task_id = market.create_task(sponsor, fee=fee)
+    arch = market.propose(task_id, mallory, value=price)
+    _, salt, _ = market.commit(task_id, alice, arch, cid(11), value=price)
+    scored = market.score(task_id, {arch: 9500})
+    deadline = tree.getTask(task_id).dict()["deadline"]
+    assert events(scored, "DeadlineBroughtForward")[0]["deadline"] == deadline
+    assert deadline == scored.timestamp + window  # the target brought it forward
+    refused = f"RevealsOpen: {task_id}, 1, {deadline + window}"
+    for who in (mallory, sponsor, oracle):
+        with reverts(refused):
+            tree.finalize(task_id, {"from": who})
+    chain.sleep(deadline - chain.time() + 60)
+    chain.mine()
+    with reverts("DeadlinePassed"):  # no new commitment after the deadline...
+        market.commit(task_id, mallory, arch, cid(12), value=price)
+    # ...but one made in time is revealed in the window after it
+    node = tree.revealSubmission(task_id, arch, cid(11), 0, salt, {"from": alice}).return_value
+    market.score(task_id, {node: 9900})
+    victim = Purse(tree, alice)
+    tx = tree.finalize(task_id, {"from": mallory})
+    assert tx.events["TaskFinalized"]["winnerNodeId"] == node
+    data_share = tx.events["TaskFinalized"]["pool"] * 5000 // 10_000  # all the gain is hers
+    assert credited(tx, alice, task_id) == data_share == victim.gain()
+
+    # the stall: mallory's commitment that never opens holds a finalize for the window, no more
+    stalled = market.create_task(sponsor, fee=fee)
+    a2 = market.propose(stalled, alice, value=price)
+    purse = Purse(tree, mallory)
+    junk, _, _ = market.commit(stalled, mallory, a2, cid(13), value=price)
+    market.score(stalled, {a2: 9500})
+    close = tree.getTask(stalled).dict()["deadline"] + window
+    tx = mined_at(close, tree.finalize, stalled, sender=alice)
+    assert (tx.status, tx.revert_msg) == (0, f"RevealsOpen: {stalled}, 1, {close}")
+    tx = mined_at(close + 1, tree.finalize, stalled, sender=alice)
+    assert tx.status == 1
+    tree.reclaimCommitment(junk, {"from": mallory})
+    assert purse.gain() == -fee  # the stall cost her the fee, and won nothing
 
 
 def test_a_commitment_held_back_as_a_free_option_pays_its_fee(
@@ -396,10 +434,10 @@ def test_a_commitment_held_back_as_a_free_option_pays_its_fee(
 ):
     """mallory commits early to designs anyone could guess, to reveal one only if a real
     architect's reveal shows the same design (the first reveal of a design holds it; found by
-    this session's attacker review). Before, every unrevealed commitment got its stake and fee
-    back after finalize, so the option cost her gas only. Now a commitment made more than
-    CUT_OFF_WINDOW before the task's close was left by choice: its stake comes back, its fee is
-    burned, so each guess costs her its fee; one made just before the finalize still gets both."""
+    session 10's attacker review). Before, every unrevealed commitment got its stake and fee back
+    after finalize, so the option cost her gas only. Now finalize waits for every commitment's
+    reveal, so one never revealed was left by choice: its stake comes back, its fee is burned,
+    and each guess costs her its fee, the last one before the close as much as the first."""
     fee = 10**15
     price = STAKE + fee
     task_id = market.create_task(sponsor, fee=fee)
@@ -407,15 +445,14 @@ def test_a_commitment_held_back_as_a_free_option_pays_its_fee(
     guesses = [market.commit(task_id, mallory, 0, cid(700 + i), value=price)[0] for i in range(3)]
     arch = market.propose(task_id, architect, value=price)
     market.score(task_id, {arch: 9500})
-    chain.sleep(tree.CUT_OFF_WINDOW() + 60)
-    late = market.commit(task_id, mallory, arch, cid(710), value=price)[0]
+    guesses.append(market.commit(task_id, mallory, arch, cid(710), value=price)[0])
+    past_reveals(tree, task_id)
     tree.finalize(task_id, {"from": sponsor})
     for c in guesses:
         r = tree.reclaimCommitment(c, {"from": mallory})
         assert credited(r, mallory) == STAKE
         assert credited(r, ZERO_ADDRESS) == fee
-    assert credited(tree.reclaimCommitment(late, {"from": mallory}), mallory) == price
-    assert purse.gain() == -3 * fee  # each guess held back cost its fee
+    assert purse.gain() == -4 * fee  # each guess held back cost its fee
 
 
 def test_a_bait_parent_costs_its_children_nothing(

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 from brownie import chain
-from conftest import BOUNTY, DAY, STAKE, cid, events, reverts
+from conftest import BOUNTY, DAY, STAKE, cid, events, past_reveals, reverts
 
 FEE = 10**15
 BOND = 3 * 10**17
@@ -90,9 +90,9 @@ def test_create_task_stores_the_new_terms(tree, market, sponsor):
     "kwargs, error",
     [
         ({"bond": BOND, "bounty": 0}, "NoBounty"),  # the whole value would be bond
-        ({"fee": 2**72}, "AmountTooLarge"),
-        ({"stake": 2**72}, "AmountTooLarge"),
-        ({"deadline": 2**40}, "DeadlineTooFar"),
+        ({"fee": 2**64}, "AmountTooLarge"),
+        ({"stake": 2**64}, "AmountTooLarge"),
+        ({"deadline": 2**32}, "DeadlineTooFar"),
     ],
 )
 def test_create_task_rejects_the_new_terms(market, sponsor, kwargs, error):
@@ -119,6 +119,7 @@ def test_every_submission_pays_stake_plus_fee_into_the_pool(
     assert t["submissions"] == 2  # nodes: the commitment's fee stays with it until revealed
     assert tree.balance() == BOUNTY + 3 * price
     market.score(task_id, {arch: 5000, node: 9500})
+    past_reveals(tree, task_id)
     tx = tree.finalize(task_id, {"from": alice})
     assert tx.events["TaskFinalized"]["pool"] == BOUNTY + 2 * FEE  # the scored nodes' fees
 
@@ -126,33 +127,39 @@ def test_every_submission_pays_stake_plus_fee_into_the_pool(
 def test_a_fee_pays_for_a_score_and_for_nothing_else(
     tree, market, sponsor, architect, alice, bob, oracle
 ):
-    """A commitment cut off by a finalize gets its stake and its fee back (it never became a
-    node). A node still pending at finalize gets its stake back; its fee bought no score and is
-    burned, reaching neither the path nor the sponsor (and a submitter whose junk the oracle had
-    not rejected yet cannot dodge the fee). A task with neither stake nor fee has nothing to
-    reclaim."""
+    """A commitment never revealed gets its stake back and its fee burned: finalize waited for
+    its reveal, so it was left, not cut off. A node still pending at finalize gets its stake back;
+    its fee bought no score and is burned, reaching neither the path nor the sponsor (and a
+    submitter whose junk the oracle had not rejected yet cannot dodge the fee). A task with
+    neither stake nor fee has nothing to reclaim."""
     task_id = market.create_task(sponsor, fee=FEE)
     arch = market.propose(task_id, architect, value=STAKE + FEE)
     pending = market.submit(task_id, bob, arch, value=STAKE + FEE)
     c, _, _ = market.commit(task_id, alice, arch, cid(3), value=STAKE + FEE)
     market.score(task_id, {arch: 9500})
+    past_reveals(tree, task_id)
     fin = tree.finalize(task_id, {"from": oracle})  # bob's node still pending, alice unrevealed
     assert fin.events["TaskFinalized"]["pool"] == BOUNTY + FEE  # the architecture's fee only
     assert (BURNED, FEE, BURNED_KIND) in credits(fin)  # bob's node's fee
-    assert credits(tree.reclaimCommitment(c, {"from": alice})) == [(alice, STAKE + FEE, 4)]
+    assert credits(tree.reclaimCommitment(c, {"from": alice})) == [
+        (alice, STAKE, 4),
+        (BURNED, FEE, BURNED_KIND),
+    ]
     assert credits(tree.reclaimStake(pending, {"from": bob})) == [(bob, STAKE, 4)]
 
-    free = market.create_task(sponsor, fee=FEE, stake=0)  # the fee alone comes back too
+    free = market.create_task(sponsor, fee=FEE, stake=0)  # the fee alone: burned
     a2 = market.propose(free, architect, value=FEE)
     c2, _, _ = market.commit(free, alice, a2, cid(5), value=FEE)
     market.score(free, {a2: 9500})
+    past_reveals(tree, free)
     tree.finalize(free, {"from": alice})
-    assert credits(tree.reclaimCommitment(c2, {"from": alice})) == [(alice, FEE, 4)]
+    assert credits(tree.reclaimCommitment(c2, {"from": alice})) == [(BURNED, FEE, BURNED_KIND)]
 
     nothing = market.create_task(sponsor, stake=0)
     a3 = market.propose(nothing, architect, value=0)
     c3, _, _ = market.commit(nothing, alice, a3, cid(6), value=0)
     market.score(nothing, {a3: 9500})
+    past_reveals(tree, nothing)
     tree.finalize(nothing, {"from": alice})
     with reverts("NothingToReclaim"):
         tree.reclaimCommitment(c3, {"from": alice})
@@ -442,10 +449,11 @@ def test_escrow_of_a_task_with_every_term(tree, market, sponsor, architect, alic
     market.score(task_id, {arch: 5000, a: 9500, worse: 9000})
     paid_in = BOUNTY + BOND + 4 * price
     assert tree.balance() == paid_in
+    past_reveals(tree, task_id)
     fin = tree.finalize(task_id, {"from": outsider})
     assert fin.events["TaskFinalized"]["pool"] == BOUNTY + 3 * FEE + STAKE  # worse's stake
-    # cut off by the finalize (an early one: the target was reached) minutes after it was made
-    assert credits(tree.reclaimCommitment(c, {"from": bob})) == [(bob, price, 4)]
+    # never revealed: finalize waited for it, so its fee is burned
+    assert credits(tree.reclaimCommitment(c, {"from": bob})) == [(bob, STAKE, 4), (BURNED, FEE, 6)]
     tree.publishValidation(task_id, FILE_CID, SALT, {"from": sponsor})
     total = tree.pendingWithdrawals(BURNED)  # what the path was not paid beyond the bounty
     for account in (sponsor, architect, alice, bob):

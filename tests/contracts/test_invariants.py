@@ -13,8 +13,10 @@ on, settle nodes twice, try scores the oracle may not record, pay the stake with
 submit past the cap (another account still may), reclaim a fee twice, publish a wrong
 opening or someone else's task's, forfeit a bond early or one never posted, and record test
 scores without the role or twice. Finalize is tried at any step by anyone, the machine's oracle
-included: the model expects NotFinalizable before the task is due, and WorkPending for everyone
-but the oracle while nodes await a score, until FINALIZE_GRACE after the deadline. Payouts are
+included: the model expects NotFinalizable before the task is due, WorkPending for everyone
+but the oracle while nodes await a score, until FINALIZE_GRACE after the deadline, and
+RevealsOpen for everyone while a commitment is open, until REVEAL_WINDOW after the deadline
+(which the score that first reaches the target brings forward). Payouts are
 followed task by task from the PayoutCredited events of every transaction: no task ever pays out
 more than was paid into it (its bounty, its bond, and the stake and fee of every submission),
 what it has not paid is exactly its open pool (bounty + forfeited stakes + the fees of nodes
@@ -128,7 +130,7 @@ class MarketMachine:
         self.market = Market(tree, oracle)
         self.grace = tree.FINALIZE_GRACE()
         self.max_depth = tree.MAX_DEPTH()
-        self.cut_off = tree.CUT_OFF_WINDOW()
+        self.window = tree.REVEAL_WINDOW()
         self.outcomes = Counter()  # what the sequences exercised, over all of them
 
     def setup(self):
@@ -185,6 +187,20 @@ class MarketMachine:
     def _is_closed(self, tid):
         """Certainly takes none."""
         return self.tasks[tid]["finalized"] or chain.time() > self.tasks[tid]["deadline"]
+
+    def _revealable(self, tid):
+        """Certainly takes a reveal in the next block: not finalized, and REVEAL_WINDOW after the
+        deadline not reached."""
+        t = self.tasks[tid]
+        return not t["finalized"] and chain.time() + MARGIN < t["deadline"] + self.window
+
+    def _unrevealable(self, tid):
+        t = self.tasks[tid]
+        return t["finalized"] or chain.time() > t["deadline"] + self.window
+
+    def _open_commitments(self, tid):
+        """Commitments staked in `tid`, neither revealed nor reclaimed."""
+        return sum(1 for v in self.commitments.values() if v["task"] == tid)
 
     def _open_tasks(self):
         return [t for t, v in self.tasks.items() if not v["finalized"]]
@@ -268,14 +284,11 @@ class MarketMachine:
                 )
             self.outcomes["submission over the cap refused"] += 1
             return None
-        tx = self.tree.commitSubmission(
-            tid, commitment, {"from": staker, "value": self._price(tid)}
-        )
+        self.tree.commitSubmission(tid, commitment, {"from": staker, "value": self._price(tid)})
         self._paid_submission(tid, staker, node=False)
         key = (staker, commitment)
         self.commitments[key] = {
             "task": tid,
-            "time": tx.timestamp,
             "author": staker,
             "revealer": revealer,
             "args": args,
@@ -399,7 +412,7 @@ class MarketMachine:
             if v["author"] == v["revealer"]
             and not v["copy"]
             and v["task"] == v["args"][0]
-            and self._is_open(v["task"])
+            and self._revealable(v["task"])
         ]
         c = self._pick(honest if st_pick % 4 and honest else self.commitments, st_pick // 4)
         if c is not None:
@@ -423,12 +436,14 @@ class MarketMachine:
             return
         parent_rejected = self.nodes[parent]["status"] == "rejected"
         too_deep = self.chain_nodes[parent]["depth"] >= self.max_depth
-        if self._is_closed(tid) or parent_rejected or too_deep:
+        if self._unrevealable(tid) or parent_rejected or too_deep:
             with expect_revert():
                 self.tree.revealSubmission(*info["args"], {"from": revealer})
             return
-        if not self._is_open(tid):
+        if not self._revealable(tid):
             return
+        if self._is_closed(tid):
+            self.outcomes["revealed after the deadline, in the reveal window"] += 1
         nid = self.tree.revealSubmission(*info["args"], {"from": revealer}).return_value
         del self.commitments[c]
         self.tasks[tid]["submissions"] += 1  # its fee joins the pool's count
@@ -572,7 +587,22 @@ class MarketMachine:
                 dataset = self._pick(task_datasets, st_pick + i)
             ops = (st_ops * (i + 1)) % 10**7 if dataset else 0
             records.append((nid, (st_acc + 997 * i) % 10001, ops, dataset))
+        reached_before = self._reached(self._task(tid))
         tx = self.tree.recordScores(tid, records, {"from": self.oracle})
+        # the batch that first reaches the target brings the deadline forward to REVEAL_WINDOW
+        # from now (where it was later)
+        t = self._task(tid)
+        if (
+            self._reached(t)
+            and not reached_before
+            and self.tasks[tid]["deadline"] > tx.timestamp + self.window
+        ):
+            self.tasks[tid]["deadline"] = tx.timestamp + self.window
+            assert tx.events["DeadlineBroughtForward"]["deadline"] == self.tasks[tid]["deadline"]
+            self.outcomes["deadline brought forward by the target"] += 1
+        else:
+            assert "DeadlineBroughtForward" not in tx.events
+        assert t["deadline"] == self.tasks[tid]["deadline"]
         attributed = (
             {e["nodeId"] for e in tx.events["NodeAttributed"]}
             if "NodeAttributed" in tx.events
@@ -662,8 +692,9 @@ class MarketMachine:
         chain.mine()
 
     def rule_finalize(self, st_pick, st_caller):
-        """Finalize at any step, by anyone: refused before the task is due, and, while nodes await
-        the oracle, to everyone but the oracle until FINALIZE_GRACE after the deadline."""
+        """Finalize at any step, by anyone: refused before the task is due; while nodes await the
+        oracle, to everyone but the oracle until FINALIZE_GRACE after the deadline; and to everyone
+        while a commitment is open, until REVEAL_WINDOW after the deadline."""
         due = [
             t
             for t in self._open_tasks()
@@ -691,6 +722,17 @@ class MarketMachine:
                     self.tree.finalize(tid, {"from": caller})
                 self.outcomes["finalize refused: work pending"] += 1
             return
+        opened = self._open_commitments(tid)
+        assert t["openCommitments"] == opened
+        reveals_close = t["deadline"] + self.window
+        if opened and now <= reveals_close:
+            if now + MARGIN < reveals_close:
+                with expect_revert("RevealsOpen"):
+                    self.tree.finalize(tid, {"from": caller})
+                self.outcomes["finalize refused: commitments may still be revealed"] += 1
+            return
+        if opened:
+            self.outcomes["finalized after the reveal window, commitments left"] += 1
         self._finalize(tid, caller)
         if pending:
             self.outcomes[
@@ -703,7 +745,6 @@ class MarketMachine:
         tx = self.tree.finalize(tid, {"from": caller})
         task = self.tasks[tid]
         task["finalized"] = True
-        task["finalized_at"] = tx.timestamp
         credits = credited_in(tx)
         winner = tx.events["TaskFinalized"]["winnerNodeId"]
         task["winner"] = winner
@@ -785,23 +826,17 @@ class MarketMachine:
                 self.tree.reclaimCommitment(c, {"from": thief})
         tx = self.tree.reclaimCommitment(c, {"from": author})
         task = self.tasks[self.commitments[key]["task"]]
-        # the fee comes back only to a commitment the task's close cut off (made within
-        # CUT_OFF_WINDOW of the deadline, or of the finalize if earlier); an older one's is burned
-        closed = min(task["finalized_at"], task["deadline"])
-        cut_off = self.commitments[key]["time"] + self.cut_off >= closed
-        back = task["stake"] + (task["fee"] if cut_off else 0)
-        expected = [(str(author), back, 4)] if back else []
-        expected += [(ZERO_ADDRESS, task["fee"], 6)] if task["fee"] and not cut_off else []
+        # finalize waited for its reveal: the stake comes back, the fee is burned
+        expected = [(str(author), task["stake"], 4)] if task["stake"] else []
+        expected += [(ZERO_ADDRESS, task["fee"], 6)] if task["fee"] else []
         assert credited_in(tx) == expected
         del self.commitments[key]
         self.reclaimed[key] = author
-        self.outcomes[
-            "commitment reclaimed" + ("" if cut_off else ": left too long, its fee burned")
-        ] += 1
-        if task["fee"] and not task["stake"]:  # the fee alone came back: once
+        self.outcomes["commitment reclaimed" + (": its fee burned" if task["fee"] else "")] += 1
+        if task["fee"] and not task["stake"]:  # the fee alone, burned: once
             with expect_revert("NotAuthor"):
                 self.tree.reclaimCommitment(c, {"from": author})
-            self.outcomes["fee returned once for a commitment never revealed"] += 1
+            self.outcomes["fee burned once for a commitment never revealed"] += 1
 
     def rule_reclaim(self, st_pick, st_attacker, st_flag):
         """Reclaims a stake left in a finalized task (st_flag: an attacker tries first, refused)."""
@@ -815,8 +850,8 @@ class MarketMachine:
 
     def rule_attacker_reclaims_the_fee(self, st_pick, st_attacker):
         """Submits into a task whose stake is 0 but whose fee is not, then, once it is finalized
-        with the commitment unrevealed, reclaims: the fee comes back (it paid for no scoring),
-        once; a second reclaim is refused."""
+        with the commitment unrevealed, reclaims: the fee is burned (finalize waited for the
+        reveal), once; a second reclaim is refused."""
         attacker = self._attacker(st_attacker)
         tid = self._pick(
             [
@@ -1015,7 +1050,7 @@ class MarketMachine:
 
         by_oracle = True
         for tid in sorted(self._open_tasks(), key=lambda t: self.tasks[t]["deadline"]):
-            sleep_until(self.tasks[tid]["deadline"])
+            sleep_until(self.tasks[tid]["deadline"] + self.window)  # every reveal window closed
             if (
                 self._pending(tid)
                 and chain.time() + MARGIN < self.tasks[tid]["deadline"] + self.grace
@@ -1307,7 +1342,9 @@ def test_invariants_hold_under_random_calls(tree, oracle):
             "reputation earned on a path",
             "submission over the cap refused",
             "cap is per account",
-            "fee returned once for a commitment never revealed",
+            "fee burned once for a commitment never revealed",
+            "deadline brought forward by the target",
+            "finalize refused: commitments may still be revealed",
             "bond returned: no winner",
             "bond burned: work left unscored",
             "burned at finalize: beyond the bounty, or pending fees",

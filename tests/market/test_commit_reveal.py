@@ -123,8 +123,8 @@ def test_a_dataset_is_one_per_content_and_counted_in_its_task(settings, deployed
 def test_a_commitment_a_client_left_is_revealed_later(settings, deployed, files, tmp_path):
     """A client stopped between the halves (after the upload, then before it): `bountytree
     reveal` finishes the first from the saved record, and says the second cannot be revealed
-    (its file never reached the store) and leaves it for `reclaim`. Without it a commitment left
-    over an hour before the task's close would lose its fee at reclaim."""
+    (its file never reached the store) and leaves it for `reclaim`. Without it the first would
+    lose its fee at reclaim: a commitment never revealed was left, since finalize waits for it."""
     task_id = new_task(settings, files["validation"], "revealed later")
     market = market_for(settings, 8)
     spec = load_spec(MLP.read_bytes().replace(b"digits MLP 64-64-10", b"revealed later"))

@@ -162,12 +162,13 @@ class _Crash(Exception):
     pass
 
 
-def test_work_never_scored_gets_its_stake_and_fee_back(settings, deployed, files, monkeypatch):
+def test_work_never_scored_gets_its_stakes_back(settings, deployed, files, monkeypatch):
     """Account 3 proposes an architecture the oracle never scores, and commits a child whose
     reveal never comes (the trainer's process dies between the two halves); the oracle scores
-    account 1's architecture above the target and finalizes. `bountytree reclaim` gives account 3
-    back both stakes and the commitment's fee (the pending node's fee was burned: it bought no
-    score), and says so; a second run finds nothing."""
+    account 1's architecture above the target. Finalize waits for the commitment's reveal window,
+    then the oracle finalizes. `bountytree reclaim` gives account 3 back both stakes (the pending
+    node's fee was burned: it bought no score; so is the commitment's, left unrevealed), and says
+    so; a second run finds nothing."""
     task_id = _create(settings, files, "reclaim", "--scoring-fee", "0.001")
     spec = load_spec(MLP.read_bytes())
     winner = market_for(settings, 1).propose(task_id, spec).node_id
@@ -187,12 +188,16 @@ def test_work_never_scored_gets_its_stake_and_fee_back(settings, deployed, files
     foreign.write_text(json.dumps({"author": loser.chain.address, "task": task_id}))
     oracle = market_for(settings, 0)
     oracle.record_scores(task_id, [Score(winner, 9000, 0, 0)])
+    with pytest.raises(UserError, match=r"1 commitment\(s\) made in time may still be revealed"):
+        oracle.finalize(task_id)
+    task = oracle.task(task_id, with_info=False)
+    advance_time(settings, task.reveals_close_at - task.now + 1)
     assert oracle.finalize(task_id).pool == 10**18 + FEE  # the scored node's fee only
     before = loser.pending()
     out = cli_ok(settings, "reclaim", "--task", str(task_id), "--account", "dev:3")
     assert f"reclaimed 0.01 ETH for node {pending}" in out, out
-    assert "reclaimed 0.011 ETH for commitment 0x" in out, out
-    assert loser.pending() == before + STAKE + (STAKE + FEE)
+    assert "reclaimed 0.01 ETH for commitment 0x" in out and "its fee burned" in out, out
+    assert loser.pending() == before + STAKE + STAKE
     again = cli_ok(settings, "reclaim", "--task", str(task_id), "--account", "dev:3")
     assert "nothing of yours to reclaim" in again
     assert foreign.exists()

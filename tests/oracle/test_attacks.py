@@ -15,7 +15,7 @@ from bountytree.models import weights
 from bountytree.models.datasets import load_file
 from bountytree.models.spec import build_torch, load_spec
 from bountytree.models.training import train_node
-from bountytree.storage.store import add_bytes, get_bytes
+from bountytree.storage.store import add_bytes, cid_of, get_bytes
 from tests.conftest import advance_time, cli_error, cli_ok, market_for, new_task, node_id_of, nudged
 
 pytestmark = pytest.mark.mpc
@@ -256,6 +256,51 @@ def test_a_node_that_does_not_fit_the_task_stalls_nothing(settings, deployed, fi
     assert (nodes[unfit].status, nodes[unfit].reason) == ("rejected", "unfit-spec"), out
     assert nodes[honest].status == "scored"
     assert out.count("two-party session") == 1  # one session, for the honest node only
+
+
+def test_a_commitment_made_in_time_holds_the_finalize_until_it_is_revealed(
+    settings, deployed, files
+):
+    """Class 5 of the second attack round, on the real oracle: once a task was due, anyone could
+    finalize between a stranger's commitment and its reveal, and work committed in time never
+    became a node. Account 6 commits a trained child of the architecture and stops before the
+    reveal; the oracle scores the architecture, which reaches the target. Neither the oracle nor
+    the architect finalizes while the commitment may be revealed. Account 6 reveals later
+    (`bountytree reveal`, past the deadline the target brought forward, inside the window after
+    it); the oracle scores the child, only then finalizes, and the child's author is paid."""
+    task_id = new_task(settings, files["validation"], "reveal window", target="0.01")
+    arch = node_id_of(
+        cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1")
+    )
+    owner = market_for(settings, 6)
+    spec, init = _state(owner, arch)
+    model = build_torch(spec)
+    model.load_state_dict(init)
+    train_node(model, spec, load_file(files["owner2"]))
+    trained = weights.to_bytes(model)
+
+    def stop(*_args, **_kwargs):
+        raise RuntimeError("stopped between the halves")
+
+    owner.chain.wait_for_block_after = stop
+    with pytest.raises(RuntimeError, match="stopped"):
+        owner.submit(task_id, arch, cid_of(trained), content=trained)
+    del owner.chain.wait_for_block_after
+
+    out = _oracle(settings, task_id)
+    task = owner.task(task_id, with_info=False)
+    assert task.target_reached and task.open_commitments == 1 and not task.finalized, out
+    assert "waiting for 1 commitment(s) to be revealed" in out, out
+    line = cli_error(settings, "finalize", "--task", str(task_id), "--account", "1")
+    assert "may still be revealed" in line, line
+
+    advance_time(settings, task.seconds_left + 60)  # the deadline passed; reveals still open
+    revealed = cli_ok(settings, "reveal", "--task", str(task_id), "--account", "6")
+    child = node_id_of(revealed.split("revealed as ", 1)[1])
+    out = _oracle(settings, task_id)
+    assert owner.node(child).status == "scored" and "finalized" in out, out
+    assert owner.task(task_id, with_info=False).winner == child
+    assert _gain(owner, task_id, owner.chain.address) > 0
 
 
 def test_nobody_but_the_oracle_finalizes_over_pending_work(settings, deployed, files):
