@@ -36,13 +36,13 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
     /// @inheritdoc IBountyTree
     uint256 public constant MAX_VIEW = 500;
     /// @inheritdoc IBountyTree
-    int256 public constant REP_PAID = 10;
-    /// @inheritdoc IBountyTree
     int256 public constant REP_WORSE = -10;
     /// @inheritdoc IBountyTree
     int256 public constant REP_REJECTED = -20;
     /// @inheritdoc IBountyTree
-    uint256 public constant MIN_REPUTATION_PAYOUT = 1e15;
+    uint256 public constant REPUTATION_LEVY_BPS = Payouts.LEVY_BPS;
+    /// @inheritdoc IBountyTree
+    uint256 public constant REPUTATION_POINT_PRICE = Payouts.POINT_PRICE;
     /// @inheritdoc IBountyTree
     uint256 public constant FINALIZE_GRACE = 1 days;
     /// @inheritdoc IBountyTree
@@ -316,8 +316,9 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
                 Payouts.Credit memory c = p.credits[i];
                 _credit(taskId, c.account, c.amount, c.kind);
             }
+            if (p.levy != 0) _credit(taskId, BURNED, p.levy, PayoutKind.Burned);
             paid = p.paid;
-            _rewardReputation(p, t.sponsor);
+            _rewardReputation(p);
         }
         // What the path was not paid goes back to the sponsor up to its bounty, never beyond:
         // strangers' forfeited stakes and fees never reach the sponsor (through any account), and
@@ -631,14 +632,24 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
         reputation.adjust(accounts, deltas);
     }
 
-    /// @dev REP_PAID once to each distinct account the path paid at least MIN_REPUTATION_PAYOUT,
-    ///      the sponsor excepted: paying oneself, or dust, earns no reputation.
-    function _rewardReputation(Payouts.PathPayout memory p, address sponsor) private {
+    /// @dev To each account the path paid, a point per REPUTATION_POINT_PRICE of its levies (none
+    ///      to the sponsor, who pays none; none for dust): one Reputation call.
+    function _rewardReputation(Payouts.PathPayout memory p) private {
         address[] memory earned = new address[](p.accountCount);
+        int256[] memory deltas = new int256[](p.accountCount);
         uint256 count;
         for (uint256 i = 0; i < p.accountCount; ++i) {
-            if (p.accounts[i] != sponsor && p.totals[i] >= MIN_REPUTATION_PAYOUT) earned[count++] = p.accounts[i];
+            uint256 points = p.levies[i] / REPUTATION_POINT_PRICE;
+            if (points != 0) {
+                earned[count] = p.accounts[i];
+                deltas[count++] = int256(points);
+            }
         }
-        _adjustReputation(earned, count, REP_PAID);
+        if (count == 0) return;
+        assembly ("memory-safe") {
+            mstore(earned, count)
+            mstore(deltas, count)
+        }
+        reputation.adjust(earned, deltas);
     }
 }

@@ -202,8 +202,9 @@ def _paid_by_rule(
     market: Market, task: TaskView, nodes: dict[int, NodeView]
 ) -> dict[int, dict[str, int]]:
     """node id -> {payout kind: wei} for the winner's path, by the contract's own arithmetic
-    (floor division, gains over the best above, ops of the oracle's replay). The events say who
-    was credited what; this says for which node."""
+    (floor division, gains over the best above, ops of the oracle's replay, each credit net of
+    the reputation levy unless it goes to the sponsor). The events say who was credited what;
+    this says for which node."""
     events = market.logs("TaskFinalized", taskId=task.id)
     if not events:
         return {}
@@ -217,16 +218,24 @@ def _paid_by_rule(
     total_ops = sum(n.verified_ops for n in trained)
     data_pool = pool * task.shares_bps[0] // BPS
     compute_pool = pool * task.shares_bps[1] // BPS
+    levy_bps = market.limits.reputation_levy_bps
+
+    def net(amount: int, payee: str) -> int:
+        return amount if payee == task.sponsor else amount - amount * levy_bps // BPS
+
     out: dict[int, dict[str, int]] = {}
     for n in trained:
         paid = {}
         if gains[n.id]:
-            paid["data"] = data_pool * gains[n.id] // total_gain
+            provider = (
+                market.dataset_record(task.id, n.dataset_id).publisher if n.dataset_id else n.author
+            )
+            paid["data"] = net(data_pool * gains[n.id] // total_gain, provider)
         if n.verified_ops:
-            paid["compute"] = compute_pool * n.verified_ops // total_ops
+            paid["compute"] = net(compute_pool * n.verified_ops // total_ops, n.author)
         out[n.id] = {k: v for k, v in paid.items() if v}
     expertise = pool * task.shares_bps[2] // BPS
-    out[path[0].id] = {"expertise": expertise} if expertise else {}
+    out[path[0].id] = {"expertise": net(expertise, path[0].author)} if expertise else {}
     return out
 
 

@@ -64,6 +64,7 @@ class ContractLimits:
 
     finalize_grace_s: int  # FINALIZE_GRACE: after deadline + this, anyone may finalize
     reveal_window_s: int  # REVEAL_WINDOW: reveals after the deadline, and finalize's wait for them
+    reputation_levy_bps: int  # REPUTATION_LEVY_BPS: burned of each path credit but the sponsor's
     max_batch: int  # MAX_BATCH: scores or rejections per call
     max_view: int  # MAX_VIEW: nodes per getNodes call
 
@@ -237,6 +238,7 @@ class Market:
         return ContractLimits(
             finalize_grace_s=int(f.FINALIZE_GRACE().call()),
             reveal_window_s=int(f.REVEAL_WINDOW().call()),
+            reputation_levy_bps=int(f.REPUTATION_LEVY_BPS().call()),
             max_batch=int(f.MAX_BATCH().call()),
             max_view=int(f.MAX_VIEW().call()),
         )

@@ -58,7 +58,8 @@ interface IBountyTree {
         Stake, // a stake returned
         Bond, // an audit bond returned to the sponsor
         Burned // credited to address(0), which nobody can withdraw: a forfeited bond, what the
-        // path was not paid beyond the sponsor's bounty, the fees of nodes left pending
+        // path was not paid beyond the sponsor's bounty, the fees of nodes left pending and of
+        // commitments never revealed, the path's reputation levy
     }
 
     /// @notice The audit bond of a task.
@@ -455,7 +456,9 @@ interface IBountyTree {
 
     /// @notice Ends a task whose best node reached the target, or whose deadline has passed,
     ///         and credits the payouts along the path from the architecture to the winner
-    ///         (best scored node; ties go to the lowest id). What cannot be paid goes back to the
+    ///         (best scored node; ties go to the lowest id), each net of the reputation levy
+    ///         (REPUTATION_LEVY_BPS, burned; a point per REPUTATION_POINT_PRICE of it goes to its
+    ///         payee's reputation). What cannot be paid goes back to the
     ///         sponsor. The oracle may call it as soon as the task is due; anyone else once every
     ///         submitted node is scored or rejected, or FINALIZE_GRACE after the deadline, so that
     ///         nobody cuts off work submitted in time. Nobody, the oracle included, finalizes while
@@ -558,15 +561,18 @@ interface IBountyTree {
     function PARENT_REJECTED() external view returns (uint8);
     /// @notice Most nodes {getNodes} returns in one call.
     function MAX_VIEW() external view returns (uint256);
-    /// @notice Reputation granted once per task to each account the winning path paid enough.
-    function REP_PAID() external view returns (int256);
     /// @notice Reputation lost by a node that scores below its parent.
     function REP_WORSE() external view returns (int256);
     /// @notice Reputation lost by a node the oracle rejects.
     function REP_REJECTED() external view returns (int256);
-    /// @notice Least an account must be paid by a task (stakes, refunds and bonds aside) for that
-    ///         task to raise its reputation; below it a task is dust and proves nothing.
-    function MIN_REPUTATION_PAYOUT() external view returns (uint256);
+    /// @notice The reputation levy, in basis points of each credit the winning path pays an
+    ///         account other than the sponsor: burned, and the account earns a point per
+    ///         REPUTATION_POINT_PRICE of its levies in the task. Paying oneself earns nothing; a
+    ///         farmer who controls every account pays at least REPUTATION_POINT_PRICE per point,
+    ///         irrecoverably.
+    function REPUTATION_LEVY_BPS() external view returns (uint256);
+    /// @notice Wei of levy burned per reputation point: what a point costs, whoever earns it.
+    function REPUTATION_POINT_PRICE() external view returns (uint256);
     /// @notice How long after the deadline a task with unscored nodes may be finalized by anyone
     ///         but the oracle (the oracle may finalize as soon as the task is due).
     function FINALIZE_GRACE() external view returns (uint256);

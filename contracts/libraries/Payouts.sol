@@ -16,6 +16,11 @@ import {IBountyTree} from "../interfaces/IBountyTree.sol";
 ///         - Compute share (pool × computeShareBps): split in proportion to each trained node's
 ///           verifiedOps (only the oracle's replays of training on published data have any).
 ///         - Expertise share (pool × expertiseShareBps): to the architect.
+///         - The reputation levy: LEVY_BPS of every credit to an account other than the sponsor
+///           is burned, and the account earns a point per POINT_PRICE of its levies in the task
+///           (rounded down). Reputation is proof of burn: every point cost its holder at least
+///           POINT_PRICE that nobody can get back, whoever controls the accounts paid (the
+///           sponsor's own credits, which it would pay itself, neither pay the levy nor earn).
 ///         Floor division everywhere; what is not paid stays with the caller to refund.
 /// @dev BountyTree credits the result at finalize.
 library Payouts {
@@ -27,17 +32,22 @@ library Payouts {
     }
 
     /// @notice What a winning path is paid.
-    /// @param credits Every non-zero credit, winner's end of the path first, expertise last.
+    /// @param credits Every non-zero credit, winner's end of the path first, expertise last, each
+    ///        net of its levy.
     /// @param accounts The distinct accounts paid, in the order first paid.
-    /// @param totals What each of `accounts` is paid in all.
-    /// @param paid The sum of every credit (at most the pool).
+    /// @param levies What each of `accounts` paid in levies (its points: levies / POINT_PRICE).
+    /// @param paid The sum of every credit and every levy (at most the pool).
+    /// @param levy The levies, to be burned.
+    /// @param sponsor The task's sponsor, whose credits pay no levy.
     struct PathPayout {
         Credit[] credits;
         uint256 creditCount;
         address[] accounts;
-        uint256[] totals;
+        uint256[] levies;
         uint256 accountCount;
         uint256 paid;
+        uint256 levy;
+        address sponsor;
     }
 
     /// @dev The data and compute pools and what they are split by.
@@ -49,6 +59,10 @@ library Payouts {
     }
 
     uint256 private constant BPS = 10_000;
+    /// @notice The share of each path credit (the sponsor's aside) burned as the reputation levy.
+    uint256 internal constant LEVY_BPS = 100;
+    /// @notice Wei of levy burned per reputation point: what a point costs, irrecoverably.
+    uint256 internal constant POINT_PRICE = 1e15;
 
     /// @notice The payout of the path ending at `winner` out of `pool`, by the task's shares.
     /// @param maxDepth The contract's MAX_DEPTH: no path is longer.
@@ -64,7 +78,8 @@ library Payouts {
         // at most two credits (data, compute) per trained node, and the expertise
         p.credits = new Credit[](2 * len - 1);
         p.accounts = new address[](2 * len - 1);
-        p.totals = new uint256[](2 * len - 1);
+        p.levies = new uint256[](2 * len - 1);
+        p.sponsor = task.sponsor;
 
         // path[len - 1] is the architecture; path[0 .. len - 2] are trained nodes.
         Shares memory shares = Shares({
@@ -122,17 +137,22 @@ library Payouts {
             _add(p, provider, shares.dataPool * gain / shares.totalGain, IBountyTree.PayoutKind.Data);
         }
         uint256 ops = n.verifiedOps;
-        if (ops != 0) _add(p, n.author, shares.computePool * ops / shares.totalOps, IBountyTree.PayoutKind.Compute);
+        if (ops != 0) {
+            _add(p, n.author, shares.computePool * ops / shares.totalOps, IBountyTree.PayoutKind.Compute);
+        }
     }
 
-    /// @dev Appends a non-zero credit and adds it to its account's total.
+    /// @dev Appends a non-zero credit, net of its levy (none for the sponsor), and adds the levy
+    ///      to its account's.
     function _add(PathPayout memory p, address account, uint256 amount, IBountyTree.PayoutKind kind) private pure {
         if (amount == 0) return;
-        p.credits[p.creditCount++] = Credit(account, amount, kind);
+        uint256 levy = account == p.sponsor ? 0 : amount * LEVY_BPS / BPS;
+        p.credits[p.creditCount++] = Credit(account, amount - levy, kind);
         p.paid += amount;
+        p.levy += levy;
         uint256 i;
         while (i < p.accountCount && p.accounts[i] != account) ++i;
         if (i == p.accountCount) p.accounts[p.accountCount++] = account;
-        p.totals[i] += amount;
+        p.levies[i] += levy;
     }
 }

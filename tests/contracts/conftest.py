@@ -16,6 +16,12 @@ BOUNTY = 10**18  # 1 ETH
 SPEC = b"\x11" * 32
 VALIDATION = b"\x22" * 32
 DAY = 24 * 3600
+LEVY_BPS = 100  # the contract's REPUTATION_LEVY_BPS (asserted in test_withdraw_and_reputation)
+
+
+def net(wei: int) -> int:
+    """What a path credit of `wei` to an account other than the sponsor is, net of its levy."""
+    return wei - wei * LEVY_BPS // 10_000
 
 
 def reverts(error_name: str):

@@ -8,7 +8,18 @@ import os
 
 import pytest
 from brownie import ZERO_ADDRESS, accounts, chain, web3
-from conftest import BOUNTY, DAY, STAKE, automine, cid, events, mined_at, past_reveals, reverts
+from conftest import (
+    BOUNTY,
+    DAY,
+    STAKE,
+    automine,
+    cid,
+    events,
+    mined_at,
+    net,
+    past_reveals,
+    reverts,
+)
 
 ETHER = 10**18
 
@@ -48,7 +59,8 @@ def credited(tx, account, task_id=None):
 
 
 def owed_to_everyone(tree):
-    return sum(tree.pendingWithdrawals(a) for a in accounts)
+    """Everything credited and not withdrawn, what was burned (credited to address(0)) included."""
+    return sum(tree.pendingWithdrawals(a) for a in accounts) + tree.pendingWithdrawals(ZERO_ADDRESS)
 
 
 # ───────────────────────────── escrow drain ─────────────────────────────
@@ -89,10 +101,10 @@ def test_escrow_drain_through_a_commitment_staked_in_a_free_task(
     with reverts("NothingToReclaim"):
         tree.reclaimCommitment(commitment, {"from": mallory})
 
-    # victim: architect stake 1 ETH back + expertise 0.2 ETH; sponsor the unpaid 0.8 ETH;
-    # mallory her 1 wei; alice her 3 ETH: the balance is exactly what is owed
+    # victim: architect stake 1 ETH back + expertise 0.2 ETH less its levy; sponsor the unpaid
+    # 0.8 ETH; mallory her 1 wei; alice her 3 ETH: the balance is exactly what is owed
     assert [tree.pendingWithdrawals(a) for a in (architect, sponsor, mallory, alice)] == [
-        ETHER + 2 * 10**17,
+        ETHER + net(2 * 10**17),
         8 * 10**17,
         1,
         3 * ETHER,
@@ -102,7 +114,7 @@ def test_escrow_drain_through_a_commitment_staked_in_a_free_task(
         tree.withdraw({"from": account})
     tx = tree.withdraw({"from": alice})  # the unrelated sponsor, last, is paid in full
     assert tx.events["Withdrawn"]["amount"] == 3 * ETHER
-    assert tree.balance() == 0
+    assert tree.balance() == tree.pendingWithdrawals(ZERO_ADDRESS)  # the levy, burned
     assert purse.gain() == 0
 
 
@@ -133,8 +145,8 @@ def test_a_commitment_reveals_only_for_the_account_that_staked_it(
     # alice: her stake + data 0.5 ETH (all the gain); the architect: stake + expertise 0.2 ETH;
     # the sponsor: the compute share nobody could earn on private data, 0.3 ETH
     assert [tree.pendingWithdrawals(a) for a in (alice, architect, sponsor, mallory)] == [
-        STAKE + 5 * 10**17,
-        STAKE + 2 * 10**17,
+        STAKE + net(5 * 10**17),
+        STAKE + net(2 * 10**17),
         3 * 10**17,
         STAKE,
     ]
@@ -262,7 +274,9 @@ def test_a_proposal_or_a_dataset_seen_in_the_mempool_cannot_be_put_first(
 # ──────────────────────────── dip and recover ────────────────────────────
 
 
-@pytest.mark.parametrize("stake, expected_gain", [(0, 0), (STAKE, -9 * 10**15)])
+@pytest.mark.parametrize(
+    "stake, expected_gain", [(0, 0), (STAKE, net(10**17 + 10**15) - net(10**17) - STAKE)]
+)
 def test_dip_and_recover_earns_nothing_for_the_recovery(
     tree, reputation, market, sponsor, architect, alice, mallory, stake, expected_gain
 ):
@@ -292,13 +306,26 @@ def test_dip_and_recover_earns_nothing_for_the_recovery(
         rep_gained[task_id] = reputation.scoreOf(mallory) - rep_before
     pool = BOUNTY + stake  # the dip's forfeited stake joins the dishonest pool
     # honest: data 0.5 ETH by 2000 : 500 → alice 0.4, mallory 0.1; expertise 0.2; compute 0.3 back
-    assert payouts[honest] == [4 * 10**17, 10**17, 2 * 10**17, 3 * 10**17, 10**17]
+    # (each path credit less its levy)
+    assert payouts[honest] == [
+        net(4 * 10**17),
+        net(10**17),
+        net(2 * 10**17),
+        3 * 10**17,
+        net(10**17),
+    ]
     # dip: data by 2000 : 0 : 500 of the (bigger, if staked) pool → the same split, and mallory
-    # has paid the dip's stake: 0.101 - 0.01 ETH = 0.091 ETH against 0.1 when staked
-    assert payouts[dip][:4] == [pool // 2 * 4 // 5, pool // 2 // 5, pool // 5, pool * 3 // 10]
+    # has paid the dip's stake: 0.101 - 0.01 ETH = 0.091 ETH against 0.1 when staked (levies apart)
+    assert payouts[dip][:4] == [
+        net(pool // 2 * 4 // 5),
+        net(pool // 2 // 5),
+        net(pool // 5),
+        pool * 3 // 10,
+    ]
     gain = payouts[dip][4] - payouts[honest][4]
     assert gain == expected_gain and gain <= 0
-    assert (rep_gained[honest], rep_gained[dip]) == (10, 10 - 10)  # the dip costs REP_WORSE
+    # 0.1 ETH of data pay buys one point with its levy; the dip costs REP_WORSE
+    assert (rep_gained[honest], rep_gained[dip]) == (1, 1 - 10)
 
 
 # ──────────────────────────── finalize cut-off ────────────────────────────
@@ -363,7 +390,7 @@ def test_finalize_cut_off_waits_for_pending_work(
     market.score(cut_off[0], {cut_off[2]: 9000})
     tx = tree.finalize(cut_off[0], {"from": mallory})
     assert tx.events["TaskFinalized"]["winnerNodeId"] == cut_off[2]
-    assert (credited(tx, alice), credited(tx, mallory)) == (5 * 10**17, 0)
+    assert (credited(tx, alice), credited(tx, mallory)) == (net(5 * 10**17), 0)
     assert purse.gain() == 0
 
     # a day after the deadline the oracle has had its chance: anyone may end the task
@@ -412,7 +439,7 @@ def test_a_commitment_made_in_time_is_never_cut_off_by_a_finalize(
     tx = tree.finalize(task_id, {"from": mallory})
     assert tx.events["TaskFinalized"]["winnerNodeId"] == node
     data_share = tx.events["TaskFinalized"]["pool"] * 5000 // 10_000  # all the gain is hers
-    assert credited(tx, alice, task_id) == data_share == victim.gain()
+    assert credited(tx, alice, task_id) == net(data_share) == victim.gain()
 
     # the stall: mallory's commitment that never opens holds a finalize for the window, no more
     stalled = market.create_task(sponsor, fee=fee)
@@ -519,18 +546,22 @@ def test_self_sponsored_path_earns_its_sponsor_no_reputation(
 
 
 def test_sybil_paid_dust_earns_no_reputation(tree, reputation, market, mallory, sybil):
-    """mallory sponsors 1000 wei for her second account: the 975 wei it is paid is far below 1e15."""
+    """mallory sponsors 1000 wei for her second account: of the 975 wei it is paid, 2 are the
+    levy, far below the price of a point."""
     tx = _farm(tree, market, mallory, sybil)
-    assert (credited(tx, sybil), credited(tx, mallory)) == (975, 25)
+    # the levy is taken credit by credit: 31 × 16 and 31 × 9 wei pay none, the 200 of expertise 2
+    assert (credited(tx, sybil), credited(tx, mallory), credited(tx, ZERO_ADDRESS)) == (973, 25, 2)
     assert "ReputationChanged" not in tx.events
     assert (reputation.scoreOf(mallory), reputation.scoreOf(sybil)) == (0, 0)
 
 
-def test_honest_contributor_earns_ten_once_for_several_path_nodes(
+def test_honest_contributors_earn_a_point_per_levy_price_once_per_task(
     tree, reputation, market, sponsor, architect, alice, publisher
 ):
-    """alice authors four nodes of the winning path and is paid five times (0.425 ETH); the
-    publisher of the dataset three of them trained on is paid three times: each gains +10, once."""
+    """alice authors four nodes of the winning path and is paid five times (0.425 ETH), the
+    publisher of the dataset three of them trained on three times (0.375 ETH), the architect
+    0.2 ETH: 1% of each credit is burned, and each earns one Reputation change per task, a point
+    per 0.001 ETH of its levies (4, 3 and 2; the fractions are burned with the rest)."""
     task_id = market.create_task(sponsor, target=9000)
     dataset = market.publish(task_id, publisher)
     arch = market.propose(task_id, architect)
@@ -545,28 +576,43 @@ def test_honest_contributor_earns_ten_once_for_several_path_nodes(
     )
     tx = tree.finalize(task_id, {"from": sponsor})
     # data 0.5 ETH, 1000 bps each → 0.125 ETH per node: alice n1, the publisher n2..n4;
-    # compute 0.3 ETH by 1000 : 1000 : 2000 → alice 0.075 + 0.075 + 0.15; expertise 0.2 ETH
+    # compute 0.3 ETH by 1000 : 1000 : 2000 → alice 0.075 + 0.075 + 0.15; expertise 0.2 ETH;
+    # each less its 1% levy, and the levies (0.01 ETH) burned
     assert [(e["account"], e["amount"]) for e in tx.events["PayoutCredited"]] == [
-        (publisher, 125 * 10**15),
-        (alice, 150 * 10**15),
-        (publisher, 125 * 10**15),
-        (alice, 75 * 10**15),
-        (publisher, 125 * 10**15),
-        (alice, 75 * 10**15),
-        (alice, 125 * 10**15),
-        (architect, 200 * 10**15),
+        (publisher, 12375 * 10**13),
+        (alice, 14850 * 10**13),
+        (publisher, 12375 * 10**13),
+        (alice, 7425 * 10**13),
+        (publisher, 12375 * 10**13),
+        (alice, 7425 * 10**13),
+        (alice, 12375 * 10**13),
+        (architect, 19800 * 10**13),
+        (ZERO_ADDRESS, 10**16),
     ]
     assert [(e["account"], e["delta"]) for e in tx.events["ReputationChanged"]] == [
-        (publisher, 10),
-        (alice, 10),
-        (architect, 10),
+        (publisher, 3),
+        (alice, 4),
+        (architect, 2),
     ]
-    assert [reputation.scoreOf(a) for a in (alice, publisher, architect, sponsor)] == [
-        10,
-        10,
-        10,
-        0,
-    ]
+    assert [reputation.scoreOf(a) for a in (alice, publisher, architect, sponsor)] == [4, 3, 2, 0]
+
+
+def test_reputation_farmed_through_ones_own_accounts_costs_its_price(
+    tree, reputation, market, mallory, sybil
+):
+    """The second attack round farmed 60 points with three self-sponsored tasks for gas alone.
+    mallory sponsors three 1 ETH tasks whose whole path is her second account's: the path's pay
+    comes back to her, but every point the second account earns cost at least
+    REPUTATION_POINT_PRICE, burned; the farm's gain (both accounts, gas given back) is minus the
+    levies, and the levies cover the points at the price the docs state."""
+    price = tree.REPUTATION_POINT_PRICE()
+    purses = [Purse(tree, mallory), Purse(tree, sybil)]
+    for _ in range(3):
+        _farm(tree, market, mallory, sybil, ETHER)
+    points = reputation.scoreOf(sybil)
+    loss = -sum(p.gain() for p in purses)
+    assert points > 0 and reputation.scoreOf(mallory) == 0
+    assert loss == tree.pendingWithdrawals(ZERO_ADDRESS) >= points * price
 
 
 # ───────────────────────── compute on private data ─────────────────────────
@@ -632,9 +678,10 @@ def test_compute_is_paid_only_on_published_data(
     # both: data 0.5 ETH to the publisher, compute 0.3 ETH to mallory, expertise 0.2 ETH
     for tx in (honest_tx, sly_tx):
         assert [(e["account"], e["amount"], e["kind"]) for e in tx.events["PayoutCredited"]] == [
-            (publisher, 5 * 10**17, 0),
-            (mallory, 3 * 10**17, 1),
-            (architect, 2 * 10**17, 2),
+            (publisher, net(5 * 10**17), 0),
+            (mallory, net(3 * 10**17), 1),
+            (architect, net(2 * 10**17), 2),
+            (ZERO_ADDRESS, 10**16, 6),  # the levies
         ]
-    assert gained[honest] == 3 * 10**17  # her stake came back when her node was scored
+    assert gained[honest] == net(3 * 10**17)  # her stake came back when her node was scored
     assert gained[sly] - gained[honest] == 0

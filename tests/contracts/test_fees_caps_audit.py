@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 from brownie import chain
-from conftest import BOUNTY, DAY, STAKE, cid, events, past_reveals, reverts
+from conftest import BOUNTY, DAY, STAKE, cid, events, net, past_reveals, reverts
 
 FEE = 10**15
 BOND = 3 * 10**17
@@ -300,7 +300,8 @@ def test_a_sponsor_that_wins_its_own_task_gets_nothing_back_by_withholding_the_f
     chain.mine()
     tree.forfeitBond(task_id, {"from": outsider})
     credited = sum(tree.pendingWithdrawals(a) for a in pair) - credited_before
-    assert paid_in - credited == BOND
+    # the bond, and the levy on the second account's expertise share (the price of its points)
+    assert paid_in - credited == BOND + 2 * 10**17 - net(2 * 10**17)
 
 
 def test_a_sponsor_that_scores_only_its_own_account_loses_its_bond(

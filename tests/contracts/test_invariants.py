@@ -57,7 +57,6 @@ ATTACKERS = range(9, 12)
 PLAYERS = list(ACTORS) + list(ATTACKERS)
 TARGET = 9500
 DAY = 24 * 3600
-MIN_REPUTATION_PAYOUT = 10**15
 # brownie's clock and the next block's timestamp may differ by a second or two: the model only
 # asserts a time-dependent outcome when it is this far from the boundary
 MARGIN = 5
@@ -131,6 +130,8 @@ class MarketMachine:
         self.grace = tree.FINALIZE_GRACE()
         self.max_depth = tree.MAX_DEPTH()
         self.window = tree.REVEAL_WINDOW()
+        self.point_price = tree.REPUTATION_POINT_PRICE()
+        self.levy_bps = tree.REPUTATION_LEVY_BPS()
         self.outcomes = Counter()  # what the sequences exercised, over all of them
 
     def setup(self):
@@ -749,11 +750,19 @@ class MarketMachine:
         winner = tx.events["TaskFinalized"]["winnerNodeId"]
         task["winner"] = winner
         pool = tx.events["TaskFinalized"]["pool"]
-        # the path first; then the sponsor up to its bounty; the rest of the pool and the fees
-        # of nodes left pending burned; then the bond
+        # the path first, each credit net of its levy (the sponsor's excepted); then the levies,
+        # burned; then the sponsor up to its bounty; the rest of the pool and the fees of nodes
+        # left pending burned; then the bond
         path = [c for c in credits if c[2] in (0, 1, 2)]
         assert credits[: len(path)] == path and (winner or not path)
-        paid = sum(amount for _, amount, _ in path)
+        levies = self._levies(path, str(task["sponsor"]))
+        rest = credits[len(path) :]
+        low, high = sum(lo for lo, _ in levies.values()), sum(hi for _, hi in levies.values())
+        levy = 0
+        if high and rest and rest[0][0] == ZERO_ADDRESS and low <= rest[0][1] <= high:
+            levy = rest.pop(0)[1]
+        assert low <= levy <= high
+        paid = sum(amount for _, amount, _ in path) + levy
         refund = min(pool - paid, task["bounty"])
         burned = pool - paid - refund + task["fee"] * pending
         expected = [(str(task["sponsor"]), refund, 3)] if refund else []
@@ -770,27 +779,43 @@ class MarketMachine:
             self.outcomes["bond returned: no winner"] += 1
         elif task["bond_state"] == "held":
             task["audit_end"] = tx.timestamp + AUDIT_WINDOW
-        assert credits[len(path) :] == expected
+        assert rest == expected
         self.paid_out[tid] = pool
-        # +10 once to each account the path paid (data, compute, expertise) at least
-        # MIN_REPUTATION_PAYOUT in all, the sponsor never
+        if levy:
+            self.outcomes["reputation levy burned"] += 1
         paid = Counter()
-        for account, amount, kind in credits:
-            if kind in (0, 1, 2):
-                paid[account] += amount  # (a Counter keeps the order first paid)
+        for account, amount, _kind in path:
+            paid[account] += amount  # (a Counter keeps the order first paid)
         task["path_paid"] = dict(paid)
-        earned = sorted(
-            a
-            for a, amount in paid.items()
-            if amount >= MIN_REPUTATION_PAYOUT and a != self.tasks[tid]["sponsor"]
-        )
-        changes = events(tx, "ReputationChanged")
-        assert sorted(e["account"] for e in changes) == earned and all(
-            e["delta"] == 10 for e in changes
-        )
-        self.outcomes["reputation earned on a path"] += len(earned)
+        # a point per REPUTATION_POINT_PRICE of an account's levies, once per task; the sponsor,
+        # who pays no levy, never
+        changes = {e["account"]: e["delta"] for e in events(tx, "ReputationChanged")}
+        assert len(changes) == len(events(tx, "ReputationChanged"))
+        for account, (lo, hi) in levies.items():
+            assert lo // self.point_price <= changes.get(account, 0) <= hi // self.point_price
+        assert set(changes) <= set(levies) and all(d > 0 for d in changes.values())
+        self.outcomes["reputation earned on a path"] += len(changes)
         self.finalize_gas.append((tx.gas_used, self.chain_nodes[winner]["depth"] if winner else 0))
         self.outcomes["finalized"] += 1
+
+    def _levies(self, path, sponsor):
+        """account -> (least, most) it can have paid in levies, from its net path credits: a credit
+        of gross g is credited g - g * levy_bps // 10000, and one net amount can come from two
+        grosses."""
+        out = {}
+        for account, net, _kind in path:
+            if account == sponsor:
+                continue
+            first = net * self.levy_bps // (10_000 - self.levy_bps)
+            valid = [
+                levy
+                for levy in range(max(0, first - 2), first + 3)
+                if (net + levy) * self.levy_bps // 10_000 == levy
+            ]
+            assert valid, (account, net)
+            lo, hi = out.get(account, (0, 0))
+            out[account] = (lo + min(valid), hi + max(valid))
+        return out
 
     def _reclaimable_nodes(self):
         return [

@@ -1,8 +1,8 @@
 """recordScores, rejectNodes, finalize and reclaims; payouts against hand-computed figures."""
 
 import brownie
-from brownie import chain
-from conftest import BOUNTY, DAY, STAKE, reverts
+from brownie import ZERO_ADDRESS, chain
+from conftest import BOUNTY, DAY, STAKE, net, reverts
 
 E = 10**18
 
@@ -163,16 +163,17 @@ def test_payout_along_the_winning_path(
     #   compute 30% = 0.303 ETH by ops 1000 : 3000 (the side node is off the path)
     #     bob 0.07575 ETH, alice 0.22725 ETH
     #   expertise 20% = 0.202 ETH → architect;  rounding remainder 1 wei → sponsor
+    #   each path credit less its 1% levy, the levies burned
     after = pending(tree, sponsor, architect, alice, bob, publisher)
     gained = [a - b for a, b in zip(after, before, strict=False)]
     assert gained == [
         1,
-        202000000000000000,
-        240476190476190476 + 227250000000000000,
-        75750000000000000,
-        120238095238095238 + 144285714285714285,
+        net(202000000000000000),
+        net(240476190476190476) + net(227250000000000000),
+        net(75750000000000000),
+        net(120238095238095238) + net(144285714285714285),
     ]
-    assert sum(gained) == BOUNTY + STAKE
+    assert sum(gained) + tree.pendingWithdrawals(ZERO_ADDRESS) == BOUNTY + STAKE
     kinds = [(e["account"], e["kind"]) for e in tx.events["PayoutCredited"]]
     # winner first: alice's 2nd node (data to the dataset's publisher, compute to alice), bob's,
     # then alice's first (data only), the architect, the sponsor
@@ -183,14 +184,15 @@ def test_payout_along_the_winning_path(
         (bob, 1),
         (alice, 0),
         (architect, 2),
+        (ZERO_ADDRESS, 6),
         (sponsor, 3),
     ]
-    # +10 once per account paid ≥ 1e15 by the path, however many payouts; the sponsor's dust refund
-    # earns nothing
-    assert reputation.scoreOf(alice) == 10 - 10  # paid by the path - worse side node
-    assert reputation.scoreOf(bob) == 10
-    assert reputation.scoreOf(publisher) == 10
-    assert reputation.scoreOf(architect) == 10
+    # a point per 0.001 ETH of an account's levies in the task, however many payouts; the
+    # sponsor's refund pays no levy and earns nothing
+    assert reputation.scoreOf(alice) == 4 - 10  # 0.0046 ETH of levies - worse side node
+    assert reputation.scoreOf(bob) == 0  # 0.00076 ETH of levy: less than a point
+    assert reputation.scoreOf(publisher) == 2
+    assert reputation.scoreOf(architect) == 2
     assert reputation.scoreOf(sponsor) == 0
     t = tree.getTask(task_id).dict()
     assert t["finalized"] and t["winnerNodeId"] == n_alice2
@@ -225,14 +227,21 @@ def test_gain_is_over_the_best_accuracy_on_the_path(
             pending(tree, sponsor, architect, alice, bob, publisher), before, strict=False
         )
     ]
-    assert gained == [0, 202 * 10**15, 404 * 10**15 + 101 * 10**15, 303 * 10**15, 0]
-    assert [(e["account"], e["kind"], e["amount"]) for e in tx.events["PayoutCredited"]] == [
-        (alice, 0, 101 * 10**15),
-        (bob, 1, 303 * 10**15),
-        (alice, 0, 404 * 10**15),
-        (architect, 2, 202 * 10**15),
+    assert gained == [
+        0,
+        net(202 * 10**15),
+        net(404 * 10**15) + net(101 * 10**15),
+        net(303 * 10**15),
+        0,
     ]
-    assert reputation.scoreOf(bob) == -10 + 10 and reputation.scoreOf(publisher) == 0
+    assert [(e["account"], e["kind"], e["amount"]) for e in tx.events["PayoutCredited"]] == [
+        (alice, 0, net(101 * 10**15)),
+        (bob, 1, net(303 * 10**15)),
+        (alice, 0, net(404 * 10**15)),
+        (architect, 2, net(202 * 10**15)),
+        (ZERO_ADDRESS, 6, 101 * 10**14),  # the levies
+    ]
+    assert reputation.scoreOf(bob) == -10 + 3 and reputation.scoreOf(publisher) == 0
 
 
 def test_zero_gain_node_is_paid_compute_only(
@@ -251,8 +260,8 @@ def test_zero_gain_node_is_paid_compute_only(
     assert pending(tree, sponsor, architect, alice, bob, publisher) == [
         0,
         0,
-        4 * 10**17,
-        6 * 10**17,
+        net(4 * 10**17),
+        net(6 * 10**17),
         0,
     ]
 
@@ -275,9 +284,9 @@ def test_oracle_attributes_private_training_to_a_published_dataset(
     tree.finalize(task_id, {"from": alice})
     assert pending(tree, sponsor, architect, alice, publisher) == [
         0,
-        2 * 10**17,
-        3 * 10**17,
-        5 * 10**17,
+        net(2 * 10**17),
+        net(3 * 10**17),
+        net(5 * 10**17),
     ]
 
 
@@ -313,7 +322,7 @@ def test_pending_nodes_hold_off_everyone_but_the_oracle(
     tree.reclaimStake(node2, {"from": alice})
     # task 1: node's stake and the whole data share (0.5 ETH, her 100 bps are the only gain);
     # task 2: node2's stake, reclaimed
-    assert pending(tree, alice) == [STAKE + 5 * 10**17 + STAKE]
+    assert pending(tree, alice) == [STAKE + net(5 * 10**17) + STAKE]
 
 
 def test_architecture_alone_wins_after_deadline(tree, market, sponsor, architect):
@@ -326,7 +335,7 @@ def test_architecture_alone_wins_after_deadline(tree, market, sponsor, architect
     chain.sleep(DAY + 1)
     chain.mine()
     tree.finalize(task_id, {"from": sponsor})
-    assert pending(tree, sponsor, architect) == [8 * 10**17, STAKE + 2 * 10**17]
+    assert pending(tree, sponsor, architect) == [8 * 10**17, STAKE + net(2 * 10**17)]
 
 
 def test_no_node_scored_refunds_the_sponsor_and_stakes_are_reclaimable(

@@ -1,6 +1,6 @@
 """Pull payments, a re-entering attacker, and the single-writer reputation registry."""
 
-from brownie import ReentrantWithdrawer, Reputation, accounts, chain
+from brownie import ZERO_ADDRESS, ReentrantWithdrawer, Reputation, accounts, chain
 from conftest import DAY, reverts
 
 
@@ -87,25 +87,27 @@ def test_only_the_marketplace_writes_reputation(tree, reputation, admin):
         reputation.adjust([admin], [100], {"from": admin})
 
 
-def test_reputation_needs_a_real_payout_from_the_path(
-    tree, reputation, market, sponsor, architect, alice, bob
-):
-    """REP_PAID (+10) needs at least MIN_REPUTATION_PAYOUT (1e15 wei) paid by the path; a stake
-    refund, however large, does not count, and an architect paid nothing earns nothing."""
-    assert (tree.REP_PAID(), tree.MIN_REPUTATION_PAYOUT()) == (10, 10**15)
+def test_reputation_is_bought_by_the_levy(tree, reputation, market, sponsor, architect, alice, bob):
+    """Of every credit the path pays an account other than the sponsor, REPUTATION_LEVY_BPS (1%)
+    is burned, and the account earns a point per REPUTATION_POINT_PRICE (0.001 ETH) of its levies
+    in the task: 1 ETH of data pay is credited 0.99 ETH and earns 10 points; 0.099 ETH earns
+    none (its levy is burned all the same); a stake returned, however large, pays no levy and
+    earns nothing; an architect paid nothing earns nothing."""
+    assert (tree.REPUTATION_LEVY_BPS(), tree.REPUTATION_POINT_PRICE()) == (100, 10**15)
     stake = 10**18
     # all to data: the single trained node takes the whole bounty; the architect's share is 0
-    dust = market.create_task(sponsor, bounty=10**15 - 1, shares=(10000, 0, 0), stake=stake)
-    real = market.create_task(sponsor, bounty=10**15, shares=(10000, 0, 0), stake=stake)
-    for task_id, author in ((dust, alice), (real, bob)):
+    small = market.create_task(sponsor, bounty=99 * 10**15, shares=(10000, 0, 0), stake=stake)
+    real = market.create_task(sponsor, bounty=10**18, shares=(10000, 0, 0), stake=stake)
+    for task_id, author in ((small, alice), (real, bob)):
         arch = market.propose(task_id, architect, value=stake)
         node = market.submit(task_id, author, arch, value=stake)
         market.score(task_id, {arch: 5000, node: 9000})
         tree.finalize(task_id, {"from": sponsor})
     assert [tree.pendingWithdrawals(a) for a in (alice, bob, architect, sponsor)] == [
-        stake + 10**15 - 1,
-        stake + 10**15,
+        stake + 99 * 10**15 - 99 * 10**13,
+        stake + 10**18 - 10**16,
         2 * stake,
         0,
     ]
+    assert tree.pendingWithdrawals(ZERO_ADDRESS) == 99 * 10**13 + 10**16  # the levies, burned
     assert [reputation.scoreOf(a) for a in (alice, bob, architect, sponsor)] == [0, 10, 0, 0]
