@@ -36,9 +36,11 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
     /// @inheritdoc IBountyTree
     uint256 public constant MAX_VIEW = 500;
     /// @inheritdoc IBountyTree
-    int256 public constant REP_WORSE = -10;
+    /// @dev The points the levy on 1 ETH of work paid buys (10,000 × 1e12 wei = 1% of 1 ETH).
+    int256 public constant REP_WORSE = -10_000;
     /// @inheritdoc IBountyTree
-    int256 public constant REP_REJECTED = -20;
+    /// @dev The points the levy on 2 ETH of work paid buys.
+    int256 public constant REP_REJECTED = -20_000;
     /// @inheritdoc IBountyTree
     uint256 public constant REPUTATION_LEVY_BPS = Payouts.LEVY_BPS;
     /// @inheritdoc IBountyTree

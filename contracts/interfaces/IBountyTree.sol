@@ -561,9 +561,11 @@ interface IBountyTree {
     function PARENT_REJECTED() external view returns (uint8);
     /// @notice Most nodes {getNodes} returns in one call.
     function MAX_VIEW() external view returns (uint256);
-    /// @notice Reputation lost by a node that scores below its parent.
+    /// @notice Reputation lost by a node that scores below its parent (what the levy on 1 ETH of
+    ///         work paid earns).
     function REP_WORSE() external view returns (int256);
-    /// @notice Reputation lost by a node the oracle rejects.
+    /// @notice Reputation lost by a node the oracle rejects (what the levy on 2 ETH of work paid
+    ///         earns).
     function REP_REJECTED() external view returns (int256);
     /// @notice The reputation levy, in basis points of each credit the winning path pays an
     ///         account other than the sponsor: burned, and the account earns a point per

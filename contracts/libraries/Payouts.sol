@@ -61,8 +61,10 @@ library Payouts {
     uint256 private constant BPS = 10_000;
     /// @notice The share of each path credit (the sponsor's aside) burned as the reputation levy.
     uint256 internal constant LEVY_BPS = 100;
-    /// @notice Wei of levy burned per reputation point: what a point costs, irrecoverably.
-    uint256 internal constant POINT_PRICE = 1e15;
+    /// @notice Wei of levy burned per reputation point: what a point costs, irrecoverably. A
+    ///         microether, so that what a task's levies leave over a whole point is negligible
+    ///         (an account paid 0.099 ETH earns 990 points, not none).
+    uint256 internal constant POINT_PRICE = 1e12;
 
     /// @notice The payout of the path ending at `winner` out of `pool`, by the task's shares.
     /// @param maxDepth The contract's MAX_DEPTH: no path is longer.

@@ -324,8 +324,9 @@ def test_dip_and_recover_earns_nothing_for_the_recovery(
     ]
     gain = payouts[dip][4] - payouts[honest][4]
     assert gain == expected_gain and gain <= 0
-    # 0.1 ETH of data pay buys one point with its levy; the dip costs REP_WORSE
-    assert (rep_gained[honest], rep_gained[dip]) == (1, 1 - 10)
+    # the levy on her data pay buys a point per microether; the dip costs REP_WORSE
+    points = (10**17 // 100 // 10**12, pool // 2 // 5 // 100 // 10**12)
+    assert (rep_gained[honest], rep_gained[dip]) == (points[0], points[1] - 10_000)
 
 
 # ──────────────────────────── finalize cut-off ────────────────────────────
@@ -561,7 +562,7 @@ def test_honest_contributors_earn_a_point_per_levy_price_once_per_task(
     """alice authors four nodes of the winning path and is paid five times (0.425 ETH), the
     publisher of the dataset three of them trained on three times (0.375 ETH), the architect
     0.2 ETH: 1% of each credit is burned, and each earns one Reputation change per task, a point
-    per 0.001 ETH of its levies (4, 3 and 2; the fractions are burned with the rest)."""
+    per microether of its levies."""
     task_id = market.create_task(sponsor, target=9000)
     dataset = market.publish(task_id, publisher)
     arch = market.propose(task_id, architect)
@@ -590,11 +591,16 @@ def test_honest_contributors_earn_a_point_per_levy_price_once_per_task(
         (ZERO_ADDRESS, 10**16),
     ]
     assert [(e["account"], e["delta"]) for e in tx.events["ReputationChanged"]] == [
-        (publisher, 3),
-        (alice, 4),
-        (architect, 2),
+        (publisher, 3750),
+        (alice, 4250),
+        (architect, 2000),
     ]
-    assert [reputation.scoreOf(a) for a in (alice, publisher, architect, sponsor)] == [4, 3, 2, 0]
+    assert [reputation.scoreOf(a) for a in (alice, publisher, architect, sponsor)] == [
+        4250,
+        3750,
+        2000,
+        0,
+    ]
 
 
 def test_reputation_farmed_through_ones_own_accounts_costs_its_price(

@@ -40,7 +40,7 @@ def test_scoring_returns_stakes_and_forfeits_worse_nodes(
         900,
         dataset,
     )
-    assert reputation.scoreOf(bob) == -10 and reputation.scoreOf(alice) == 0
+    assert reputation.scoreOf(bob) == -10_000 and reputation.scoreOf(alice) == 0
 
 
 def test_best_node_ties_go_to_lowest_id(tree, market, sponsor, architect, alice):
@@ -61,7 +61,7 @@ def test_reject_nodes(tree, reputation, market, sponsor, architect, alice, oracl
     t = tree.getTask(task_id).dict()
     assert (t["forfeited"], t["pendingNodes"]) == (2 * STAKE, 0)
     assert tree.getNode(node).dict()["status"] == 2
-    assert reputation.scoreOf(architect) == -20 and reputation.scoreOf(alice) == -20
+    assert reputation.scoreOf(architect) == -20_000 and reputation.scoreOf(alice) == -20_000
     with reverts("NodeNotPending"):  # scored or rejected at most once
         market.score(task_id, {arch: 5000})
     with reverts("NodeNotPending"):
@@ -187,12 +187,12 @@ def test_payout_along_the_winning_path(
         (ZERO_ADDRESS, 6),
         (sponsor, 3),
     ]
-    # a point per 0.001 ETH of an account's levies in the task, however many payouts; the
+    # a point per microether of an account's levies in the task, however many payouts; the
     # sponsor's refund pays no levy and earns nothing
-    assert reputation.scoreOf(alice) == 4 - 10  # 0.0046 ETH of levies - worse side node
-    assert reputation.scoreOf(bob) == 0  # 0.00076 ETH of levy: less than a point
-    assert reputation.scoreOf(publisher) == 2
-    assert reputation.scoreOf(architect) == 2
+    assert reputation.scoreOf(alice) == 4677 - 10_000  # levies 0.004677… ETH - worse side node
+    assert reputation.scoreOf(bob) == 757
+    assert reputation.scoreOf(publisher) == 2645
+    assert reputation.scoreOf(architect) == 2020
     assert reputation.scoreOf(sponsor) == 0
     t = tree.getTask(task_id).dict()
     assert t["finalized"] and t["winnerNodeId"] == n_alice2
@@ -241,7 +241,7 @@ def test_gain_is_over_the_best_accuracy_on_the_path(
         (architect, 2, net(202 * 10**15)),
         (ZERO_ADDRESS, 6, 101 * 10**14),  # the levies
     ]
-    assert reputation.scoreOf(bob) == -10 + 3 and reputation.scoreOf(publisher) == 0
+    assert reputation.scoreOf(bob) == -10_000 + 3030 and reputation.scoreOf(publisher) == 0
 
 
 def test_zero_gain_node_is_paid_compute_only(

@@ -89,11 +89,11 @@ def test_only_the_marketplace_writes_reputation(tree, reputation, admin):
 
 def test_reputation_is_bought_by_the_levy(tree, reputation, market, sponsor, architect, alice, bob):
     """Of every credit the path pays an account other than the sponsor, REPUTATION_LEVY_BPS (1%)
-    is burned, and the account earns a point per REPUTATION_POINT_PRICE (0.001 ETH) of its levies
-    in the task: 1 ETH of data pay is credited 0.99 ETH and earns 10 points; 0.099 ETH earns
-    none (its levy is burned all the same); a stake returned, however large, pays no levy and
-    earns nothing; an architect paid nothing earns nothing."""
-    assert (tree.REPUTATION_LEVY_BPS(), tree.REPUTATION_POINT_PRICE()) == (100, 10**15)
+    is burned, and the account earns a point per REPUTATION_POINT_PRICE (a microether) of its
+    levies in the task: 1 ETH of data pay is credited 0.99 ETH and earns 10,000 points, 0.099 ETH
+    earns 990; a stake returned, however large, pays no levy and earns nothing; an architect paid
+    nothing earns nothing."""
+    assert (tree.REPUTATION_LEVY_BPS(), tree.REPUTATION_POINT_PRICE()) == (100, 10**12)
     stake = 10**18
     # all to data: the single trained node takes the whole bounty; the architect's share is 0
     small = market.create_task(sponsor, bounty=99 * 10**15, shares=(10000, 0, 0), stake=stake)
@@ -110,4 +110,4 @@ def test_reputation_is_bought_by_the_levy(tree, reputation, market, sponsor, arc
         0,
     ]
     assert tree.pendingWithdrawals(ZERO_ADDRESS) == 99 * 10**13 + 10**16  # the levies, burned
-    assert [reputation.scoreOf(a) for a in (alice, bob, architect, sponsor)] == [0, 10, 0, 0]
+    assert [reputation.scoreOf(a) for a in (alice, bob, architect, sponsor)] == [990, 10_000, 0, 0]

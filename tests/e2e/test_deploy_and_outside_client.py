@@ -120,22 +120,26 @@ def test_deploy_writes_a_file_an_outside_client_can_use(settings, tmp_path):
     assert task["finalized"] is True and task["pendingNodes"] == 0
 
     # data 50% to the publisher, compute 30% to the provider, expertise 20% to the architect,
-    # stakes back (the dataset's at its reveal)
-    assert tree.functions.pendingWithdrawals(publisher).call() == stake + bounty * 5 // 10
-    assert tree.functions.pendingWithdrawals(owner).call() == stake + bounty * 3 // 10
-    assert tree.functions.pendingWithdrawals(architect).call() == stake + bounty * 2 // 10
+    # each less the reputation levy; stakes back (the dataset's at its reveal)
+    levy_bps = tree.functions.REPUTATION_LEVY_BPS().call()
+
+    def net(wei):
+        return wei - wei * levy_bps // 10_000
+
+    assert tree.functions.pendingWithdrawals(publisher).call() == stake + net(bounty * 5 // 10)
+    assert tree.functions.pendingWithdrawals(owner).call() == stake + net(bounty * 3 // 10)
+    assert tree.functions.pendingWithdrawals(architect).call() == stake + net(bounty * 2 // 10)
     before = w3.eth.get_balance(owner)
     r = send(tree.functions.withdraw(), owner)
     assert (
         w3.eth.get_balance(owner)
-        == before + stake + bounty * 3 // 10 - r.gasUsed * r.effectiveGasPrice
+        == before + stake + net(bounty * 3 // 10) - r.gasUsed * r.effectiveGasPrice
     )
+    # a point per REPUTATION_POINT_PRICE of each account's levy; the sponsor pays none, earns none
+    price = tree.functions.REPUTATION_POINT_PRICE().call()
     assert [rep.functions.scoreOf(a).call() for a in (owner, architect, publisher, sponsor)] == [
-        10,
-        10,
-        10,
-        0,
-    ]
+        (bounty * share // 10 - net(bounty * share // 10)) // price for share in (3, 2, 5)
+    ] + [0]
 
 
 def test_deploy_errors_are_one_line(settings, tmp_path):

@@ -133,4 +133,4 @@ def test_weights_that_never_arrive_are_rejected_after_the_time_limit(settings, d
     forfeits = author.logs("StakeForfeited", taskId=task_id)
     assert [e["args"]["nodeId"] for e in forfeits] == [lost]
     assert author.task(task_id).forfeited == 10**16
-    assert author.reputation(author.chain.address) == reputation_before - 20
+    assert author.reputation(author.chain.address) == reputation_before - 20_000
