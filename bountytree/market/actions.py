@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 
 STATUSES = ("pending", "scored", "rejected", "reclaimed")
 PAYOUT_KINDS = ("data", "compute", "expertise", "refund", "stake", "bond", "burned")
+BURNED = "0x" + "00" * 20  # where the contract credits what it burns: nobody can withdraw it
 MAX_DESCRIPTION = 4000  # characters of a task's free-text description
 BOND_STATES = ("none", "held", "returned", "forfeited")  # the contract's BondState
 
@@ -402,6 +403,10 @@ class Market:
                 )
             node = parent
         why[(task.sponsor, "refund")] = ["what the path could not be paid"]
+        why[(BURNED, "burned")] = [
+            f"the path's reputation levy, {self.limits.reputation_levy_bps / 100:g}% of its pay; "
+            "with any pool beyond the bounty, and the fees of work never scored"
+        ]
         return {key: ", ".join(reversed(parts)) for key, parts in why.items()}
 
     def pending(self, account: str | None = None) -> int:

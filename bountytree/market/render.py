@@ -99,9 +99,12 @@ def tree_lines(
 
 
 def payout_lines(payouts: list[Payout], names: dict[str, str] | None = None) -> list[str]:
+    """One line per credit; a burned one (address(0), which nobody can withdraw) says so."""
     names = names or {}
     return [
-        f"  {names.get(p.account, p.account):<10} {p.kind:<10} {eth(p.amount):>14}" for p in payouts
+        f"  {'(nobody)' if p.kind == 'burned' else names.get(p.account, p.account):<10} "
+        f"{p.kind:<10} {eth(p.amount):>14}"
+        for p in payouts
     ] or ["  (none)"]
 
 
