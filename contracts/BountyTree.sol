@@ -304,9 +304,8 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
         if (t.pendingNodes != 0 && block.timestamp <= openToAllAt && !hasRole(ORACLE_ROLE, msg.sender)) {
             revert WorkPending(taskId, t.pendingNodes, openToAllAt);
         }
-        uint256 revealsCloseAt = uint256(t.deadline) + REVEAL_WINDOW;
-        if (t.openCommitments != 0 && block.timestamp <= revealsCloseAt) {
-            revert RevealsOpen(taskId, t.openCommitments, revealsCloseAt);
+        if (t.openCommitments != 0 && block.timestamp <= _revealsCloseAt(t)) {
+            revert RevealsOpen(taskId, t.openCommitments, _revealsCloseAt(t));
         }
         t.finalized = true;
         t.winnerNodeId = winner;
@@ -486,8 +485,7 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
         if (cm.taskId != taskId) revert CommitmentNotInTask(c, cm.taskId);
         if (cm.blockNumber == block.number) revert RevealTooEarly(cm.blockNumber);
         t = _unfinalizedTask(taskId);
-        uint256 revealsCloseAt = uint256(t.deadline) + REVEAL_WINDOW;
-        if (block.timestamp > revealsCloseAt) revert RevealWindowClosed(taskId, revealsCloseAt);
+        if (block.timestamp > _revealsCloseAt(t)) revert RevealWindowClosed(taskId, _revealsCloseAt(t));
         delete _commitments[key];
         --t.openCommitments;
     }
@@ -557,6 +555,13 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
         if (!t.finalized) revert TaskNotFinalized(taskId);
     }
 
+    /// @dev The last moment a commitment to `t` may be revealed, and until which finalize waits
+    ///      for open commitments: REVEAL_WINDOW after the deadline (every commitment was made by
+    ///      then).
+    function _revealsCloseAt(Task storage t) private view returns (uint256) {
+        return uint256(t.deadline) + REVEAL_WINDOW;
+    }
+
     /// @dev A task that still takes new nodes: exists, not finalized, deadline not passed.
     function _openTask(uint256 taskId) private view returns (Task storage t) {
         t = _unfinalizedTask(taskId);
@@ -623,15 +628,11 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
 
     /// @dev One Reputation call for the first `count` accounts, all by the same delta.
     function _adjustReputation(address[] memory accounts, uint256 count, int256 delta) private {
-        if (count == 0) return;
         int256[] memory deltas = new int256[](count);
         for (uint256 i = 0; i < count; ++i) {
             deltas[i] = delta;
         }
-        assembly ("memory-safe") {
-            mstore(accounts, count)
-        }
-        reputation.adjust(accounts, deltas);
+        _writeReputation(accounts, deltas, count);
     }
 
     /// @dev To each account the path paid, a point per REPUTATION_POINT_PRICE of its levies (none
@@ -647,11 +648,17 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
                 deltas[count++] = int256(points);
             }
         }
+        _writeReputation(earned, deltas, count);
+    }
+
+    /// @dev One Reputation call for the first `count` entries of `accounts` and `deltas` (arrays
+    ///      sized for the most there could be, cut to `count` in place); none for none.
+    function _writeReputation(address[] memory accounts, int256[] memory deltas, uint256 count) private {
         if (count == 0) return;
         assembly ("memory-safe") {
-            mstore(earned, count)
+            mstore(accounts, count)
             mstore(deltas, count)
         }
-        reputation.adjust(earned, deltas);
+        reputation.adjust(accounts, deltas);
     }
 }

@@ -10,7 +10,8 @@ names the task, the chain and the contract that can prove it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,12 +152,10 @@ def resolve(
         weights_cid = node.weights_cid(spec)
         raw = get_bytes(market.store, weights_cid, max_bytes(spec))
     load_weights(raw, spec, f"weights {weights_cid} of node {node.id}")
-    paid = _paid_by_rule(market, task, nodes) if task.finalized and task.winner else {}
-    publishers = {
-        n.dataset_id: market.dataset_record(task.id, n.dataset_id).publisher
-        for n in path
-        if n.dataset_id
-    }
+    publisher_of = functools.cache(lambda d: market.dataset_record(task.id, d).publisher)
+    paid = (
+        _paid_by_rule(market, task, nodes, publisher_of) if task.finalized and task.winner else {}
+    )
     lineage = tuple(
         LineageStep(
             node_id=n.id,
@@ -166,7 +165,7 @@ def resolve(
             accuracy_bps=n.accuracy_bps,
             gain_bps=None if n.kind == "architecture" else n.gain_bps,
             dataset_id=n.dataset_id,
-            data_provider=publishers.get(n.dataset_id, n.author),
+            data_provider=publisher_of(n.dataset_id) if n.dataset_id else n.author,
             cid=n.cid,
             verified_ops=n.verified_ops,
             paid=paid.get(n.id, {}),
@@ -199,7 +198,10 @@ def _path(node: NodeView, nodes: dict[int, NodeView]) -> list[NodeView]:
 
 
 def _paid_by_rule(
-    market: Market, task: TaskView, nodes: dict[int, NodeView]
+    market: Market,
+    task: TaskView,
+    nodes: dict[int, NodeView],
+    publisher_of: Callable[[int], str],
 ) -> dict[int, dict[str, int]]:
     """node id -> {payout kind: wei} for the winner's path, by the contract's own arithmetic
     (floor division, gains over the best above, ops of the oracle's replay, each credit net of
@@ -227,9 +229,7 @@ def _paid_by_rule(
     for n in trained:
         paid = {}
         if gains[n.id]:
-            provider = (
-                market.dataset_record(task.id, n.dataset_id).publisher if n.dataset_id else n.author
-            )
+            provider = publisher_of(n.dataset_id) if n.dataset_id else n.author
             paid["data"] = net(data_pool * gains[n.id] // total_gain, provider)
         if n.verified_ops:
             paid["compute"] = net(compute_pool * n.verified_ops // total_ops, n.author)
