@@ -3,6 +3,7 @@ pragma solidity 0.8.28;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {IBountyTree} from "./interfaces/IBountyTree.sol";
 import {IReputation} from "./interfaces/IReputation.sol";
 import {Payouts} from "./libraries/Payouts.sol";
@@ -73,6 +74,8 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
         uint96 stake;
         uint32 bestId;
         uint16 bestAcc;
+        uint16 raised; // the raises of the batch's new bests
+        uint64 countedOps; // the operations its new bests counted
         uint96 forfeited;
         address[] penalised;
         uint256 penalisedCount;
@@ -135,7 +138,7 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
         if (msg.value <= auditBond) revert NoBounty();
         uint256 bounty = msg.value - auditBond;
         if (bounty > type(uint96).max) revert AmountTooLarge(bounty);
-        if (auditBond > type(uint96).max) revert AmountTooLarge(auditBond);
+        if (auditBond > type(uint80).max) revert AmountTooLarge(auditBond);
         if (submissionStake > type(uint64).max) revert AmountTooLarge(submissionStake);
         if (scoringFee > type(uint64).max) revert AmountTooLarge(scoringFee);
         if (specCid == bytes32(0)) revert EmptyCid();
@@ -162,7 +165,7 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
         t.expertiseShareBps = expertiseShareBps;
         if (auditBond != 0) {
             t.bondState = BondState.Held;
-            t.auditBond = uint96(auditBond);
+            t.auditBond = uint80(auditBond);
         }
         _emitTaskCreated(taskId, t, auditBond);
     }
@@ -241,6 +244,8 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
             stake: t.submissionStake,
             bestId: t.bestNodeId,
             bestAcc: t.bestAccuracyBps,
+            raised: 0,
+            countedOps: 0,
             forfeited: 0,
             penalised: new address[](count),
             penalisedCount: 0
@@ -258,6 +263,8 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
         }
         t.bestNodeId = batch.bestId;
         t.bestAccuracyBps = batch.bestAcc;
+        if (batch.raised != 0) t.raisedBps += batch.raised;
+        if (batch.countedOps != 0) t.countedOps += batch.countedOps;
         if (batch.forfeited != 0) t.forfeited += batch.forfeited;
         _adjustReputation(batch.penalised, batch.penalisedCount, REP_WORSE);
     }
@@ -313,15 +320,19 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
         uint256 paid;
         if (winner != 0) {
             Payouts.PathPayout memory p = Payouts.ofPath(_nodes, _datasets[taskId], t, winner, pool, MAX_DEPTH);
-            for (uint256 i = 0; i < p.creditCount; ++i) {
-                Payouts.Credit memory c = p.credits[i];
-                _credit(taskId, c.account, c.amount, c.kind);
+            if (p.unclaimedRaise != 0 || p.unclaimedOps != 0) {
+                // new bests or counted compute off the path: their parts wait for claim (slot 6
+                // written only then, slot 7 only for compute), written before any call out
+                t.raiseReserve = SafeCast.toUint96(p.raiseReserve);
+                t.unclaimedRaiseBps = uint16(p.unclaimedRaise);
+                t.unclaimedOps = uint64(p.unclaimedOps);
+                if (p.computeReserve != 0) t.computeReserve = SafeCast.toUint96(p.computeReserve);
             }
-            if (p.levy != 0) _credit(taskId, BURNED, p.levy, PayoutKind.Burned);
-            paid = p.paid;
-            _rewardReputation(p);
+            _payOut(taskId, p);
+            paid = p.paid + p.raiseReserve + p.computeReserve;
         }
-        // What the path was not paid goes back to the sponsor up to its bounty, never beyond:
+        // What the path was not paid (nor kept for the raises off it) goes back to the sponsor up
+        // to its bounty, never beyond:
         // strangers' forfeited stakes and fees never reach the sponsor (through any account), and
         // neither do the fees of nodes left pending, which bought no score. Those are burned.
         uint256 left = pool - paid;
@@ -357,6 +368,36 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
         if (t.submissionStake == 0) revert NothingToReclaim();
         n.status = NodeStatus.Reclaimed;
         _credit(n.taskId, msg.sender, t.submissionStake, PayoutKind.Stake);
+    }
+
+    /// @inheritdoc IBountyTree
+    function claim(uint256 nodeId) external nonReentrant {
+        Node storage n = _nodes[nodeId];
+        uint256 raise = n.raiseBps;
+        uint256 ops = n.counted ? n.verifiedOps : 0;
+        if ((raise == 0 && ops == 0) || n.claimed) revert NothingToClaim(nodeId);
+        uint256 taskId = n.taskId;
+        Task storage t = _tasks[taskId];
+        // paid at finalize on the winning path; off it, from what finalize kept
+        if (!t.finalized || Payouts.onPath(_nodes, t.winnerNodeId, nodeId)) revert NothingToClaim(nodeId);
+        n.claimed = true;
+        // each part is its share of what is left, so that the last claim takes the rest to the wei
+        uint256 raiseAmount;
+        if (raise != 0) {
+            uint256 unclaimed = t.unclaimedRaiseBps;
+            raiseAmount = uint256(t.raiseReserve) * raise / unclaimed;
+            t.raiseReserve -= uint96(raiseAmount);
+            t.unclaimedRaiseBps = uint16(unclaimed - raise);
+        }
+        uint256 computeAmount;
+        if (ops != 0) {
+            uint256 unclaimedOps = t.unclaimedOps;
+            computeAmount = uint256(t.computeReserve) * ops / unclaimedOps;
+            t.computeReserve -= uint96(computeAmount);
+            t.unclaimedOps = uint64(unclaimedOps - ops);
+        }
+        _payOut(taskId, Payouts.ofClaim(_nodes, _datasets[taskId], t, nodeId, raiseAmount, computeAmount));
+        emit Claimed(taskId, nodeId, raiseAmount + computeAmount);
     }
 
     /// @inheritdoc IBountyTree
@@ -598,9 +639,15 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
             if (parent.status != NodeStatus.Scored) revert ParentNotScored(id, n.parentId);
             worse = acc < parent.accuracyBps;
         }
-        n.status = NodeStatus.Scored;
+        // A new task best by training: what it adds over the best before it is its raise, whoever
+        // it copied (an architecture moves the best without a raise: it was not trained). It is
+        // counted, and so are its ancestors not counted yet (_count).
+        uint16 raise = n.parentId != 0 && acc > batch.bestAcc ? acc - batch.bestAcc : 0;
+        n.status = NodeStatus.Scored; // the score slot, written once
         n.accuracyBps = acc;
         n.verifiedOps = verifiedOps;
+        n.raiseBps = raise;
+        n.counted = raise != 0;
         emit NodeScored(taskId, id, acc, verifiedOps);
 
         if (worse) {
@@ -609,6 +656,10 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
             emit StakeForfeited(taskId, id, batch.stake);
         } else if (batch.stake != 0) {
             _credit(taskId, n.author, batch.stake, PayoutKind.Stake);
+        }
+        if (raise != 0) {
+            batch.raised += raise;
+            batch.countedOps += verifiedOps + _count(_nodes[n.parentId]);
         }
         if (batch.bestId == 0 || acc > batch.bestAcc || (acc == batch.bestAcc && id < batch.bestId)) {
             batch.bestId = uint32(id);
@@ -633,6 +684,28 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
             deltas[i] = delta;
         }
         _writeReputation(accounts, deltas, count);
+    }
+
+    /// @dev Counts the trained ancestors of a new best, from `parent` up, that are not counted yet
+    ///      (it grew from them: their replayed compute earns) and returns their operations. A node
+    ///      is counted once, so the walk stops at the first ancestor already counted: over a task,
+    ///      one write per node.
+    function _count(Node storage parent) private returns (uint64 ops) {
+        for (Node storage n = parent; n.parentId != 0 && !n.counted; n = _nodes[n.parentId]) {
+            n.counted = true;
+            ops += n.verifiedOps;
+        }
+    }
+
+    /// @dev Credits a payout (a path's, or a node's off it), burns its levy and rewards its
+    ///      accounts' reputation.
+    function _payOut(uint256 taskId, Payouts.PathPayout memory p) private {
+        for (uint256 i = 0; i < p.creditCount; ++i) {
+            Payouts.Credit memory c = p.credits[i];
+            _credit(taskId, c.account, c.amount, c.kind);
+        }
+        if (p.levy != 0) _credit(taskId, BURNED, p.levy, PayoutKind.Burned);
+        _rewardReputation(p);
     }
 
     /// @dev To each account the path paid, a point per REPUTATION_POINT_PRICE of its levies (none

@@ -3,7 +3,8 @@
 Measured on typical calls (not a task's or an account's very first write, which pays for
 creating storage once): the second task, an architecture's commit + reveal, a dataset's commit +
 reveal, a trained node's commit + reveal, a batch of 12
-scores, finalize over paths of depth 1..MAX_DEPTH in trees of different sizes, a withdraw. Then
+scores, finalize over paths of depth 1..MAX_DEPTH in trees of different sizes, a withdraw, a
+finalize that keeps a new best off the winning path for its claim and that claim. Then
 the optional terms, each beside the plain call it adds to: a task with an audit bond, a commit +
 reveal paying a scoring fee, commits + reveals in a task with a cap per account (an account's
 first, which creates its counter, and a later one), and the calls after finalize: publishing the
@@ -196,6 +197,20 @@ def main():
 
     tx = tree.withdraw({"from": trainers[0]})
     rows["withdraw"] = tx.gas_used
+
+    # a claim: a new best with replayed compute, left off the winning path by a better sibling
+    tx, data = new_task(tree, sponsor)
+    t = tx.return_value
+    arch, _ = propose(tree, t, architect)
+    earlier, _ = submit(tree, t, trainers[1], arch, data)
+    later, _ = submit(tree, t, trainers[2], arch, data)
+    score(tree, t, [arch, earlier, later], [1000, 5000, 6000], [0, 10**9, 10**9], admin)
+    chain.sleep(10**6 + 3600)
+    chain.mine()
+    tx = tree.finalize(t, {"from": sponsor})
+    rows["finalize, a new best off the path kept for its claim"] = tx.gas_used
+    tx = tree.claim(earlier, {"from": trainers[0]})
+    rows["claim: a new best off the path (raise and compute)"] = tx.gas_used
 
     # the optional terms
     file_cid, salt = os.urandom(32), os.urandom(32)

@@ -62,9 +62,7 @@ if here is not None:
                 "accuracy": shown_score(
                     n.accuracy_bps, nodes[n.parent_id].accuracy_bps if n.parent_id else None
                 ),
-                "gain over the path's best": "—"
-                if n.gain_bps is None
-                else f"{n.gain_bps / 100:+.2f}",
+                "raise (new best)": f"+{n.raise_bps / 100:.2f}" if n.raise_bps else "—",
                 "parent": n.parent_id,
                 "verified ops": n.verified_ops,
             }

@@ -1,4 +1,6 @@
-"""`bountytree finalize --task TASK_ID` (anyone, once the target or the deadline is reached),
+"""`bountytree finalize --task TASK_ID` (anyone, once the target or the deadline is reached; it
+pays what nodes off the winning path hold too), `bountytree claim --task TASK_ID` (anyone: pays
+what a finalize left unclaimed),
 `bountytree reveal --task TASK_ID` (finish one's commitments a client left unrevealed),
 `bountytree reclaim --task TASK_ID` (the stakes of one's work a finalized task never scored:
 a commitment never revealed gets its stake back, not its fee) and `bountytree withdraw` (pull
@@ -18,6 +20,11 @@ if TYPE_CHECKING:
 def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     for name, run, text in (
         ("finalize", run_finalize, "end a task and credit the winning path"),
+        (
+            "claim",
+            run_claim,
+            "pay what nodes off a finalized task's winning path hold: raises, counted compute",
+        ),
         (
             "reveal",
             run_reveal,
@@ -50,6 +57,22 @@ def run_finalize(args: argparse.Namespace, settings: Settings) -> int:
     )
     print(f"task {args.task} finalized: {winner}, pool {eth(out.pool)}  {out.sent}")
     print("\n".join(payout_lines(out.payouts)))
+    return 0
+
+
+def run_claim(args: argparse.Namespace, settings: Settings) -> int:
+    from bountytree.errors import UserError
+    from bountytree.market.actions import open_market
+    from bountytree.market.render import payout_lines
+
+    market = open_market(settings)
+    task = market.task(args.task, with_info=False)
+    if not task.finalized:
+        raise UserError(
+            f"task {args.task} is not finalized: what lies off its path is paid once it is"
+        )
+    paid = market.claim_off_path(args.task)
+    print("\n".join(payout_lines(paid)) if paid else f"task {args.task}: nothing left to claim")
     return 0
 
 

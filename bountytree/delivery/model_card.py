@@ -3,7 +3,7 @@
 `resolve` finds the model a sponsor paid for — the winner the contract recorded when the task was
 finalized, or any scored node on request — reads its spec and weights from the store through the
 checked loaders, and gathers its lineage from the chain: every node from the architecture down,
-with its author, data, accuracy, gain and what the payout rule credited it. `model_card` writes
+with its author, data, accuracy, raise and what the payout rule credited it. `model_card` writes
 that as a Hugging Face-style README.md (YAML front matter, then prose), so a model found on disk
 names the task, the chain and the contract that can prove it.
 """
@@ -23,9 +23,7 @@ from bountytree.market.actions import (
     Market,
     NodeView,
     TaskView,
-    best_above,
     open_market,
-    path_gain,
 )
 from bountytree.market.custody import Custody
 from bountytree.market.ladder import shown_score
@@ -49,7 +47,9 @@ class LineageStep:
     kind: str
     author: str
     accuracy_bps: int
-    gain_bps: int | None  # over the best reached above it on the path; None for the architecture
+    # over the task's best before it, if it set a new one (what the data share pays); None for
+    # the architecture
+    raise_bps: int | None
     dataset_id: int  # 0: the author's private data
     data_provider: str  # who a data payout for this node goes to (author, or the publisher)
     cid: str  # the spec for the architecture, the weights for a trained node
@@ -163,7 +163,7 @@ def resolve(
             kind=n.kind,
             author=n.author,
             accuracy_bps=n.accuracy_bps,
-            gain_bps=None if n.kind == "architecture" else n.gain_bps,
+            raise_bps=None if n.kind == "architecture" else n.raise_bps,
             dataset_id=n.dataset_id,
             data_provider=publisher_of(n.dataset_id) if n.dataset_id else n.author,
             cid=n.cid,
@@ -204,22 +204,16 @@ def _paid_by_rule(
     publisher_of: Callable[[int], str],
 ) -> dict[int, dict[str, int]]:
     """node id -> {payout kind: wei} for the winner's path, by the contract's own arithmetic
-    (floor division, gains over the best above, ops of the oracle's replay, each credit net of
-    the reputation levy unless it goes to the sponsor). The events say who was credited what;
-    this says for which node."""
+    (floor division; data and expertise by the raises of new bests over the task's sum of them,
+    compute by the counted ops of the oracle's replays over the task's sum of them; each credit
+    net of the reputation levy unless it goes to the sponsor). The events say who was credited what; this says for which node."""
     events = market.logs("TaskFinalized", taskId=task.id)
     if not events:
         return {}
     pool = int(events[0]["args"]["pool"])
     path = _path(nodes[task.winner], nodes)
     trained = path[1:]
-    gains = {
-        n.id: path_gain(n.accuracy_bps, best_above(nodes[n.parent_id], nodes)) for n in trained
-    }
-    total_gain = sum(gains.values())
-    total_ops = sum(n.verified_ops for n in trained)
-    data_pool = pool * task.shares_bps[0] // BPS
-    compute_pool = pool * task.shares_bps[1] // BPS
+    data_pool, compute_pool, expertise_pool = (pool * bps // BPS for bps in task.shares_bps)
     levy_bps = market.limits.reputation_levy_bps
 
     def net(amount: int, payee: str) -> int:
@@ -228,13 +222,15 @@ def _paid_by_rule(
     out: dict[int, dict[str, int]] = {}
     for n in trained:
         paid = {}
-        if gains[n.id]:
+        if n.raise_bps:
             provider = publisher_of(n.dataset_id) if n.dataset_id else n.author
-            paid["data"] = net(data_pool * gains[n.id] // total_gain, provider)
-        if n.verified_ops:
-            paid["compute"] = net(compute_pool * n.verified_ops // total_ops, n.author)
+            paid["data"] = net(data_pool * n.raise_bps // task.raised_bps, provider)
+        if n.counted and n.verified_ops:
+            paid["compute"] = net(compute_pool * n.verified_ops // task.counted_ops, n.author)
         out[n.id] = {k: v for k, v in paid.items() if v}
-    expertise = pool * task.shares_bps[2] // BPS
+    expertise = expertise_pool
+    if task.raised_bps:
+        expertise = expertise_pool * sum(n.raise_bps for n in trained) // task.raised_bps
     out[path[0].id] = {"expertise": net(expertise, path[0].author)} if expertise else {}
     return out
 
@@ -317,7 +313,7 @@ def front_matter(source: ModelSource, checks: Sequence[FormatCheck] = ()) -> dic
                     "author": s.author,
                     "dataset": None if s.kind == "architecture" else (s.dataset_id or "private"),
                     "accuracy": s.accuracy_bps / BPS,
-                    "gain": None if s.gain_bps is None else s.gain_bps / BPS,
+                    "raise": None if s.raise_bps is None else s.raise_bps / BPS,
                     "cid": s.cid,
                     "paid_wei": dict(s.paid),
                 }
@@ -374,7 +370,7 @@ def model_card(source: ModelSource, checks: Sequence[FormatCheck] = ()) -> str:
         "already reached above it on the path (what the data share pays); paid is what the "
         "payout rule credited for the node when the task was finalized.",
         "",
-        "| node | kind | author | data | accuracy | gain | paid | CID |",
+        "| node | kind | author | data | accuracy | raise | paid | CID |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     recorded = {s.node_id: s.accuracy_bps for s in source.lineage}
@@ -383,11 +379,11 @@ def model_card(source: ModelSource, checks: Sequence[FormatCheck] = ()) -> str:
         if s.dataset_id:
             data = f"dataset {s.dataset_id} (published by {s.data_provider})"
         paid = ", ".join(f"{kind} {_eth(wei)}" for kind, wei in s.paid.items()) or "—"
-        gain = "—" if s.gain_bps is None else f"{s.gain_bps / 100:+.2f} pts"
+        raised = "—" if s.raise_bps is None else f"{s.raise_bps / 100:+.2f} pts"
         parent_bps = recorded.get(s.parent_id) if s.kind == "trained" else None
         lines.append(
             f"| #{s.node_id} | {s.kind} | {s.author} | {data} | "
-            f"{shown_score(s.accuracy_bps, parent_bps)} | {gain} | {paid} | `{s.cid}` |"
+            f"{shown_score(s.accuracy_bps, parent_bps)} | {raised} | {paid} | `{s.cid}` |"
         )
     features = _features(info)
     if features:

@@ -101,6 +101,10 @@ class TaskView:
     finalize_grace_s: int = 0  # the contract's FINALIZE_GRACE
     open_commitments: int = 0  # commitments neither revealed nor reclaimed
     reveal_window_s: int = 0  # the contract's REVEAL_WINDOW
+    raised_bps: int = 0  # the sum of every new best's raise: what data and expertise are split by
+    counted_ops: int = 0  # the verified ops new bests grew from: what compute is split by
+    unclaimed_raise_bps: int = 0  # after finalize: raises off the winning path not claimed yet
+    unclaimed_ops: int = 0  # after finalize: counted ops off the winning path not claimed yet
 
     @property
     def info(self) -> taskinfo.TaskInfo:
@@ -177,7 +181,11 @@ class NodeView:
     accuracy_bps: int
     verified_ops: int
     dataset_id: int
-    gain_bps: int | None = None
+    # a trained node that set a new task best: its accuracy less the best before it (what the
+    # data and expertise shares pay it for, on the winning path or off it); else 0
+    raise_bps: int = 0
+    counted: bool = False  # a new best is it or grew from it: its verified ops earn compute
+    claimed: bool = False  # off the winning path, what it holds was paid by claim
     reason: str | None = None
     block: int = 0
     children: list[int] = field(default_factory=list)
@@ -279,6 +287,10 @@ class Market:
             test_score_bps=t["testAccuracyBps"] if t.get("testScored") else None,
             open_commitments=t["openCommitments"],
             reveal_window_s=self.limits.reveal_window_s,
+            raised_bps=t["raisedBps"],
+            counted_ops=t["countedOps"],
+            unclaimed_raise_bps=t["unclaimedRaiseBps"],
+            unclaimed_ops=t["unclaimedOps"],
         )
         if with_info:
             view.description = taskinfo.parse(
@@ -337,12 +349,10 @@ class Market:
             if node_id in reasons:
                 n.reason = Reason.describe(reasons[node_id])
             out[node_id] = n
-        for n in out.values():  # ids ascend, so a parent's gain is known before its children's
+        for n in out.values():
             parent = out.get(n.parent_id)
             if parent:
                 parent.children.append(n.id)
-                if n.status == "scored" and parent.status == "scored":
-                    n.gain_bps = path_gain(n.accuracy_bps, best_above(parent, out))
         return out
 
     def path_to(self, node_id: int) -> list[NodeView]:
@@ -376,38 +386,45 @@ class Market:
     def payout_reasons(
         self, task: TaskView, nodes: dict[int, NodeView]
     ) -> dict[tuple[str, str], str]:
-        """(account, payout kind) -> why, from the winning path of a finalized task and its nodes
-        (as `task` and `nodes` read them): the gains a data provider added, the operations a
-        trainer spent, the architecture an architect proposed."""
+        """(account, payout kind) -> why, for a finalized task and its nodes (as `task` and `nodes`
+        read them): the raises a data provider's new bests added and the architectures they grew
+        from, the replayed operations new bests grew from (on the winning path or off it)."""
         why: dict[tuple[str, str], list[str]] = {}
         if not task.winner:
             return {}
-        node = nodes[task.winner]
-        while True:
-            if node.kind == "architecture":
-                why.setdefault((node.author, "expertise"), []).append(f"architecture #{node.id}")
-                break
-            parent = nodes[node.parent_id]
-            gain = path_gain(node.accuracy_bps, best_above(parent, nodes))
-            provider = node.author
-            if node.dataset_id:
-                provider = self.dataset_record(task.id, node.dataset_id).publisher
-            if gain:
-                source = f" (dataset {node.dataset_id})" if node.dataset_id else ""
-                why.setdefault((provider, "data"), []).append(
-                    f"+{gain / 100:.2f} pts on #{node.id}{source}"
+
+        def architecture(node: NodeView) -> NodeView:
+            while node.parent_id:
+                node = nodes[node.parent_id]
+            return node
+
+        for n in sorted(nodes.values(), key=lambda n: n.id):
+            if n.counted and n.verified_ops:
+                why.setdefault((n.author, "compute"), []).append(
+                    f"{n.verified_ops:,} ops on #{n.id}"
                 )
-            if node.verified_ops:
-                why.setdefault((node.author, "compute"), []).append(
-                    f"{node.verified_ops:,} ops on #{node.id}"
-                )
-            node = parent
+            if not n.raise_bps:
+                continue
+            provider = (
+                self.dataset_record(task.id, n.dataset_id).publisher if n.dataset_id else n.author
+            )
+            source = f" (dataset {n.dataset_id})" if n.dataset_id else ""
+            why.setdefault((provider, "data"), []).append(
+                f"new best +{n.raise_bps / 100:.2f} pts on #{n.id}{source}"
+            )
+            arch = architecture(n)
+            why.setdefault((arch.author, "expertise"), []).append(
+                f"+{n.raise_bps / 100:.2f} pts on architecture #{arch.id}"
+            )
+        if not task.raised_bps:
+            arch = architecture(nodes[task.winner])
+            why[(arch.author, "expertise")] = [f"architecture #{arch.id}"]
         why[(task.sponsor, "refund")] = ["what the path could not be paid"]
         why[(BURNED, "burned")] = [
-            f"the path's reputation levy, {self.limits.reputation_levy_bps / 100:g}% of its pay; "
+            f"the reputation levy, {self.limits.reputation_levy_bps / 100:g}% of the pay; "
             "with any pool beyond the bounty, and the fees of work never scored"
         ]
-        return {key: ", ".join(reversed(parts)) for key, parts in why.items()}
+        return {key: ", ".join(parts) for key, parts in why.items()}
 
     def pending(self, account: str | None = None) -> int:
         return int(self.tree.functions.pendingWithdrawals(account or self.chain.address).call())
@@ -772,8 +789,22 @@ class Market:
             )
         sent = self.chain.send(self.tree.functions.finalize(task_id))
         done = self._event(sent, "TaskFinalized")
-        credited = self._credits(sent)
+        credited = self._credits(sent) + self.claim_off_path(task_id)
         return Finalized(done["winnerNodeId"], done["accuracyBps"], done["pool"], credited, sent)
+
+    def claim_off_path(self, task_id: int) -> list[Payout]:
+        """Pays every node off a finalized task's winning path what it holds (a new best its
+        raise, a counted node its compute): one `claim` each, which anyone may send and which
+        credits only the node's provider, author and architect. Returns what was credited.
+        `finalize` does it at once, so that nothing off the path waits for anybody; a node
+        claimed meanwhile by someone else is skipped."""
+        task = self.task(task_id, with_info=False)
+        out: list[Payout] = []
+        for node in unclaimed(task, self.nodes(task_id)):
+            if self.node(node.id).claimed:  # someone else sent it since
+                continue
+            out += self._credits(self.chain.send(self.tree.functions.claim(node.id)))
+        return out
 
     def reclaim(self, task_id: int) -> list[Reclaimed]:
         """Takes back, in a finalized task, what this account's work that was never scored
@@ -1002,21 +1033,32 @@ def _node_view(node_id: int, n: dict[str, Any]) -> NodeView:
         n["accuracyBps"],
         n["verifiedOps"],
         n["datasetId"],
+        n["raiseBps"],
+        n["counted"],
+        n["claimed"],
     )
 
 
-def best_above(node: NodeView, nodes: dict[int, NodeView]) -> int:
-    """The best accuracy on the path from the architecture down to `node`, included."""
-    best = node.accuracy_bps
-    while node.parent_id:
-        node = nodes[node.parent_id]
-        best = max(best, node.accuracy_bps)
-    return best
+def on_path(node: NodeView, winner: int, nodes: dict[int, NodeView]) -> bool:
+    """Whether `node` is `winner` or one of its ancestors (the contract's Payouts.onPath)."""
+    n = nodes.get(winner)
+    while n is not None and n.depth > node.depth:
+        n = nodes.get(n.parent_id)
+    return n is not None and n.id == node.id
 
 
-def path_gain(accuracy_bps: int, best_above_bps: int) -> int:
-    """The payout rule's gain: only what improves on the best already reached on the path."""
-    return max(0, accuracy_bps - best_above_bps)
+def unclaimed(task: TaskView, nodes: dict[int, NodeView]) -> list[NodeView]:
+    """The nodes off a finalized task's winning path that hold something not claimed yet: a raise,
+    or counted compute."""
+    if not task.finalized or not (task.unclaimed_raise_bps or task.unclaimed_ops):
+        return []
+    return [
+        n
+        for n in nodes.values()
+        if (n.raise_bps or (n.counted and n.verified_ops))
+        and not n.claimed
+        and not on_path(n, task.winner, nodes)
+    ]
 
 
 def _payout(args: Any) -> Payout:
@@ -1048,7 +1090,7 @@ __all__ = [
     "Payout",
     "Score",
     "TaskView",
-    "best_above",
+    "on_path",
     "open_market",
-    "path_gain",
+    "unclaimed",
 ]

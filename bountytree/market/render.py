@@ -56,6 +56,11 @@ def task_header(task: TaskView) -> list[str]:
         + (f"  {task.pending_nodes} node(s) awaiting the oracle" if task.pending_nodes else "")
         + (f"  {task.open_commitments} commitment(s) to reveal" if task.reveals_open else "")
     )
+    if task.finalized and task.unclaimed_raise_bps:
+        lines.append(
+            f"  raises off the winning path not paid yet ({task.unclaimed_raise_bps / 100:g} pts): "
+            f"`bountytree claim --task {task.id}` pays them"
+        )
     return lines
 
 
@@ -65,7 +70,7 @@ def _node_line(n: NodeView, best: int, names: dict[str, str], parent_bps: int | 
         if n.status == "scored"
         else n.status + (f" ({n.reason})" if n.reason else "")
     )
-    gain = "" if n.gain_bps is None else f"  gain {n.gain_bps / 100:+.2f} over the path's best"
+    gain = f"  new best +{n.raise_bps / 100:.2f}" if n.raise_bps else ""
     data = f"  dataset {n.dataset_id}" if n.dataset_id else ""
     star = "  ★ best" if n.id == best else ""
     who = names.get(n.author, short(n.author))

@@ -51,9 +51,9 @@ interface IBountyTree {
 
     /// @notice What a credit pays for, as {PayoutCredited} reports it.
     enum PayoutKind {
-        Data, // accuracy gained on the winning path, to the data's provider
-        Compute, // verified training operations on the winning path
-        Expertise, // the winning path's architecture, to its architect
+        Data, // a new task best's raise, to the data's provider
+        Compute, // verified training operations a new best grew from, to their trainer
+        Expertise, // a new task best's raise, to the architect of its architecture
         Refund, // what the path could not be paid, back to the sponsor
         Stake, // a stake returned
         Bond, // an audit bond returned to the sponsor
@@ -72,8 +72,10 @@ interface IBountyTree {
 
     /// @notice A task, as {getTask} returns it; its storage layout, slot by slot.
     /// @dev Slot 0 is everything a commitment or reveal reads and writes (one slot per
-    ///      submission); slot 4 everything scoring and finalize write; slot 5 is touched only by
-    ///      auditable tasks and by the post-finalize calls. Amounts of slot 0 are uint64 (up to
+    ///      submission); slot 4 everything scoring and finalize write; slot 5 is touched by
+    ///      auditable tasks, the post-finalize calls and a scoring batch that sets a new best by
+    ///      training (the bond is uint80 so that the counted operations fit there); slots 6 and 7
+    ///      only when something off the winning path waits for a claim. Amounts of slot 0 are uint64 (up to
     ///      18.4 ETH each for stake and fee), so that the open-commitment count fits beside them
     ///      and a commitment writes no second slot; ids uint32; the deadline uint32 (the year
     ///      2106), other times uint40.
@@ -106,13 +108,26 @@ interface IBountyTree {
         uint16 computeShareBps; // share for verified operations
         uint16 expertiseShareBps; // share for the architect
         BondState bondState;
-        // slot 5 — auditable tasks, what comes after finalize, and the dataset count
-        uint96 auditBond; // wei the sponsor escrowed to publish the validation file after finalize
+        // slot 5 — auditable tasks, what comes after finalize, the dataset count, and what new
+        // bests set (written by a scoring batch that sets one by training)
+        uint80 auditBond; // wei the sponsor escrowed to publish the validation file after finalize
+            // (at most 1.2 million ETH)
         uint40 auditWindowEnd; // while a bond is held after finalize: the last moment to publish
         uint16 testAccuracyBps; // the winner's accuracy on the sponsor's held-out test set
         bool testScored; // testAccuracyBps is recorded
         bool validationPublished; // the sponsor opened the validation commitment
         uint24 datasets; // datasets published to the task; their ids run from 1 to this
+        uint16 raisedBps; // the sum of every node's raiseBps: what the data and expertise shares
+            // are split by (written by a scoring batch that sets a new best by training)
+        uint64 countedOps; // the sum of every counted node's verifiedOps: what the compute share
+            // is split by (written by the same batches)
+        // slots 6 and 7 — written at finalize only when a new best or counted compute lies off
+        // the winning path, then by each claim
+        uint64 unclaimedOps; // the counted operations off the path not claimed yet
+        uint16 unclaimedRaiseBps; // the raises off the path not claimed yet
+        uint96 raiseReserve; // wei of the data and expertise shares kept for raises off the path
+        // slot 7
+        uint96 computeReserve; // wei of the compute share kept for counted operations off the path
     }
 
     /// @notice A node of a task's tree. An architecture is the node with parentId 0 (its cid is
@@ -132,6 +147,10 @@ interface IBountyTree {
         NodeStatus status;
         uint16 accuracyBps;
         uint64 verifiedOps; // training operations the oracle reproduced by replay
+        uint16 raiseBps; // a trained node that set a new task best: its accuracy less the best
+            // before it (what it added to the task, whoever it copied); else 0
+        bool counted; // a new best grew from it (or is it): its verifiedOps earn compute
+        bool claimed; // off the winning path, its raise and counted compute were paid by claim
     }
 
     /// @notice One node's score as the oracle records it.
@@ -230,8 +249,14 @@ interface IBountyTree {
     /// @notice A task was settled.
     /// @param winnerNodeId The best scored node, 0 if none was scored.
     /// @param pool Bounty + forfeited stakes + the fees of nodes scored or rejected, all of it
-    ///        credited: to the path, to the sponsor up to its bounty, the rest burned.
+    ///        credited (to the path, to the sponsor up to its bounty, the rest burned) or kept
+    ///        for what {claim} pays off the winning path.
     event TaskFinalized(uint256 indexed taskId, uint256 winnerNodeId, uint16 accuracyBps, uint256 pool);
+
+    /// @notice A node off the winning path was paid what it holds: its raise's part of the data
+    ///         and expertise shares, its counted operations' part of the compute share (`amount`,
+    ///         levies included; PayoutCredited says to whom).
+    event Claimed(uint256 indexed taskId, uint256 indexed nodeId, uint256 amount);
 
     /// @notice Wei credited to `account`, to be pulled with {withdraw}.
     /// @param kind A PayoutKind.
@@ -335,6 +360,10 @@ interface IBountyTree {
     error NotSponsor(address caller);
     /// @notice There is nothing to reclaim: the task asked no stake (and, for a commitment, no fee).
     error NothingToReclaim();
+    /// @notice The node holds nothing off the winning path left to claim: no raise and no counted
+    ///         compute, its task is not finalized, it was paid at finalize (it is on the winning
+    ///         path) or claimed already.
+    error NothingToClaim(uint256 nodeId);
     /// @notice Nothing is credited to the account.
     error NothingToWithdraw(address account);
     /// @notice Sending the account its credit failed.
@@ -456,7 +485,11 @@ interface IBountyTree {
 
     /// @notice Ends a task whose best node reached the target, or whose deadline has passed,
     ///         and credits the payouts along the path from the architecture to the winner
-    ///         (best scored node; ties go to the lowest id), each net of the reputation levy
+    ///         (best scored node; ties go to the lowest id): the data and expertise shares by the
+    ///         raises of the new bests on it (each new best's part is its raise over the task's
+    ///         raisedBps), the compute share by the counted operations on it (each node's
+    ///         verifiedOps over the task's countedOps); what nodes off the path hold is kept for
+    ///         {claim}. Each credit is net of the reputation levy
     ///         (REPUTATION_LEVY_BPS, burned; a point per REPUTATION_POINT_PRICE of it goes to its
     ///         payee's reputation). What cannot be paid goes back to the
     ///         sponsor. The oracle may call it as soon as the task is due; anyone else once every
@@ -487,6 +520,18 @@ interface IBountyTree {
     ///         only when a real architect's reveal shows it).
     /// @param commitment The caller's commitment.
     function reclaimCommitment(bytes32 commitment) external;
+
+    /// @notice Pays a node off the winning path what it holds, once: a new best its raise's part
+    ///         of the data and expertise shares (data to its data's provider, expertise to the
+    ///         architect of its architecture), a counted node its operations' part of the compute
+    ///         share (to its author), each out of what finalize kept (its part of what is left, so
+    ///         the last claim takes the rest to the wei) and net of the reputation levy. Anyone may
+    ///         call it; it credits only those. So a copy in any disguise that sets a new best is
+    ///         paid its own raise only, and what it copied, on the winning path or off it, keeps
+    ///         its raise and the compute it grew from.
+    /// @param nodeId A node of a finalized task, off its winning path, with a raise or counted
+    ///        operations, not claimed.
+    function claim(uint256 nodeId) external;
 
     /// @notice Opens the validation commitment of a finalized task (the sponsor only): anyone
     ///         can then fetch the file by its CID and re-score every node. Within AUDIT_WINDOW of

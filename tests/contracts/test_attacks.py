@@ -59,8 +59,18 @@ def credited(tx, account, task_id=None):
 
 
 def owed_to_everyone(tree):
-    """Everything credited and not withdrawn, what was burned (credited to address(0)) included."""
-    return sum(tree.pendingWithdrawals(a) for a in accounts) + tree.pendingWithdrawals(ZERO_ADDRESS)
+    """Everything credited and not withdrawn, what was burned (credited to address(0)) included,
+    and what finalized tasks keep for the raises off their winning paths."""
+    tasks, _ = tree.counts()
+    reserved = sum(
+        t["raiseReserve"] + t["computeReserve"]
+        for t in (tree.getTask(i).dict() for i in range(1, tasks + 1))
+    )
+    return (
+        sum(tree.pendingWithdrawals(a) for a in accounts)
+        + tree.pendingWithdrawals(ZERO_ADDRESS)
+        + reserved
+    )
 
 
 # ───────────────────────────── escrow drain ─────────────────────────────
@@ -329,6 +339,105 @@ def test_dip_and_recover_earns_nothing_for_the_recovery(
     assert (rep_gained[honest], rep_gained[dip]) == (points[0], points[1] - 10_000)
 
 
+# ───────────────────────── copies that change form ─────────────────────────
+
+
+def _paid(txs, *who):
+    """Data, compute and expertise `txs` credited to the accounts `who` (stakes apart)."""
+    return sum(
+        e["amount"]
+        for tx in txs
+        for e in events(tx, "PayoutCredited")
+        if e["account"] in who and e["kind"] in (0, 1, 2)
+    )
+
+
+@pytest.mark.parametrize("copy_bps", [8100, 8000], ids=["a-point-better", "as-good"])
+def test_a_copy_in_any_disguise_is_paid_only_its_own_raise(
+    tree, market, sponsor, architect, alice, bob, publisher, mallory, sybil, copy_bps
+):
+    """The architect's design scores 10%; bob trains it on the publisher's dataset to 50% (a raise
+    of 4000 bps, 1000 replayed operations), alice trains bob's node on her own data to 80% (a
+    raise of 3000). mallory takes alice's public weights and fine-tunes them to `copy_bps`, once
+    as an honest child of alice's node, once disguised: hidden units permuted or embedded in a
+    wider layer, which the oracle's tensor comparison cannot tell from new work, hung under an
+    architecture of her second account (sybil), so that the winning path is wholly hers. The
+    second attack round measured that disguise taking the whole data and expertise shares.
+
+    Data and expertise are paid by raises over the task's best when scored, compute by the
+    replayed operations new bests grew from: disguised, mallory's node adds 100 bps and her two
+    accounts are paid that raise's part of the data and expertise shares, nothing more; alice,
+    the publisher and bob claim off the path what they would have been paid had mallory's node
+    been an honest child of alice's, bob's compute included, and the sponsor gets no compute
+    back. What the disguise moves is the expertise part of mallory's own raise, from alice's
+    architect to sybil: at most pool × expertiseShareBps × raise / raisedBps (docs/design.md,
+    "The payout rule"). A copy that is no better than what it copied is paid nothing."""
+    paid = {}
+    payees = (alice, publisher, bob, architect, sponsor)
+    for disguised in (False, True):
+        task_id = market.create_task(sponsor, target=9900)
+        dataset = market.publish(task_id, publisher)
+        arch = market.propose(task_id, architect)
+        computed = market.submit(task_id, bob, arch, dataset_id=dataset)
+        original = market.submit(task_id, alice, computed)
+        scores = {arch: 1000, computed: 5000, original: 8000}
+        if disguised:
+            own_arch = market.propose(task_id, sybil)
+            copy = market.submit(task_id, mallory, own_arch)
+            scores |= {own_arch: 1000, copy: copy_bps}
+        else:
+            copy = market.submit(task_id, mallory, original)
+            scores |= {copy: copy_bps}
+        market.score(task_id, scores, {computed: 1000})
+        past_reveals(tree, task_id)
+        txs = [tree.finalize(task_id, {"from": sponsor})]
+        winner = txs[0].events["TaskFinalized"]["winnerNodeId"]
+        assert winner == (copy if copy_bps > 8000 else original)
+        if winner == copy and disguised:  # the climb is off the path: anyone claims it
+            txs += [tree.claim(n, {"from": sponsor}) for n in (computed, original)]
+            with reverts(f"NothingToClaim: {original}"):  # once
+                tree.claim(original, {"from": alice})
+        for n in (arch, copy):
+            with reverts(f"NothingToClaim: {n}"):  # nothing held, or paid on the path
+                tree.claim(n, {"from": mallory})
+        t = tree.getTask(task_id).dict()
+        assert t["countedOps"] == 1000
+        assert [t[k] for k in ("raiseReserve", "computeReserve", "unclaimedRaiseBps")] == [0] * 3
+        assert t["unclaimedOps"] == 0
+        paid[disguised] = [_paid(txs, a) for a in payees]
+        paid[disguised].append(_paid(txs, mallory, sybil))
+        refund = [e for e in events(txs[0], "PayoutCredited") if e["kind"] == 3]
+        paid[disguised].append(sum(e["amount"] for e in refund))
+        assert tree.balance() == owed_to_everyone(tree)
+
+    pool = BOUNTY  # no fee, nothing forfeited
+    data, compute, expertise = (pool * bps // 10_000 for bps in (5000, 3000, 2000))
+    if copy_bps == 8000:  # no new best: the copy is paid nothing, disguised or not
+        raised = 7000
+        expected = [net(data * 3000 // raised), net(data * 4000 // raised), net(compute)]
+        assert paid[False][:3] == paid[True][:3] == expected
+        assert paid[False][3:6] == paid[True][3:6] == [net(expertise), 0, 0]
+        return
+    raised = 7100
+    assert paid[False][:6] == [
+        net(data * 3000 // raised),
+        net(data * 4000 // raised),
+        net(compute),
+        net(expertise),
+        0,
+        net(data * 100 // raised),
+    ]
+    for honest, disguised in zip(paid[False][:3], paid[True][:3], strict=True):
+        assert abs(honest - disguised) <= 2  # the same, by another rounding; bob's compute whole
+    assert paid[True][4] == 0 and paid[True][6] <= 2  # the sponsor gets no compute back
+    mallory_paid = paid[True][5]
+    assert mallory_paid == net(data * 100 // raised) + net(expertise * 100 // raised)
+    assert mallory_paid <= net((data + expertise) * 100 // raised)  # what her own raise is worth
+    moved = mallory_paid - paid[False][5]
+    assert 0 < moved <= net(expertise * 100 // raised)  # the stated bound
+    assert abs(paid[True][3] - (paid[False][3] - moved)) <= 2
+
+
 # ──────────────────────────── finalize cut-off ────────────────────────────
 
 
@@ -386,13 +495,21 @@ def test_finalize_cut_off_waits_for_pending_work(
     assert oracle_tx.events["TaskFinalized"]["winnerNodeId"] == by_oracle[1]
     tree.reclaimStake(by_oracle[2], {"from": alice})
 
-    # the contested task is settled by the oracle's score: alice's node wins (data 0.5 ETH: all
-    # the gain); mallory's node is off the path, and had its stake back when it was scored
+    # the contested task is settled by the oracle's score: alice's node wins and is paid its raise
+    # over mallory's (1000 of the 4000 bps raised: 0.125 ETH of the 0.5 ETH data share); the failed
+    # finalizes gained mallory nothing (her node, off the path, had its stake back when scored)
     market.score(cut_off[0], {cut_off[2]: 9000})
     tx = tree.finalize(cut_off[0], {"from": mallory})
     assert tx.events["TaskFinalized"]["winnerNodeId"] == cut_off[2]
-    assert (credited(tx, alice), credited(tx, mallory)) == (net(5 * 10**17), 0)
+    assert (credited(tx, alice), credited(tx, mallory)) == (net(125 * 10**15), 0)
     assert purse.gain() == 0
+    # her node was the best before alice's, and claims its own raise (3000 bps) off the path:
+    # 0.375 ETH of data to her, 0.15 ETH of expertise to the architect
+    claim = tree.claim(cut_off[1], {"from": alice})
+    assert (credited(claim, mallory), credited(claim, architect)) == (
+        net(375 * 10**15),
+        net(15 * 10**16),
+    )
 
     # a day after the deadline the oracle has had its chance: anyone may end the task
     end = due[after_grace[0]] + grace

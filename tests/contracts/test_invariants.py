@@ -86,6 +86,7 @@ WEIGHTS = {
     "rule_sleep": 3,
     "rule_finalize": 4,
     "rule_reclaim": 2,
+    "rule_attacker_reclaims_the_fee": 2,
     "rule_attacker_reveals_across_tasks": 2,
     "rule_attacker_hides_dataset": 2,
     "rule_publish_validation": 2,
@@ -149,10 +150,11 @@ class MarketMachine:
         # an attacker's stands for a node of another task, or in another account's name
         self.commitments = {}
         self.datasets = {}  # task -> its dataset ids (ids count from 1 in each task)
+        self.publishers = {}  # (task, dataset id) -> its publisher
         self.reclaimed = {}  # commitment -> its author, once reclaimed
         self.paid_out = {}  # task id -> wei of the pool credited by finalize (bonds apart)
         self.dirty = set()  # finalized tasks a step changed (bond, publication, test score)
-        self.finalize_gas = []  # (gas, depth)
+        self.finalize_gas = []  # (gas, depth, slots it wrote to keep reserves for claims)
         # every account the contract may credit; address(0) holds what is burned
         self.holders = [accounts[i] for i in [1, *PLAYERS]] + [ZERO_ADDRESS]
         self.model_credits = {}  # account -> wei credited and not withdrawn, from the events
@@ -253,6 +255,12 @@ class MarketMachine:
             "winner": 0,
             "path_paid": {},
             "test_scored": False,
+            "raised": 0,  # the sum of its nodes' raises
+            "counted_ops": 0,  # the sum of its counted nodes' ops
+            "reserve": 0,  # wei kept at finalize for the raises off the winning path
+            "unclaimed": 0,  # those raises not claimed yet
+            "compute_reserve": 0,  # wei kept at finalize for the counted ops off the path
+            "unclaimed_ops": 0,  # those ops not claimed yet
         }
         return tx.return_value
 
@@ -355,6 +363,7 @@ class MarketMachine:
         self._paid_submission(tid, publisher)
         assert did == len(self.datasets.get(tid, [])) + 1
         self.datasets.setdefault(tid, []).append(did)
+        self.publishers[(tid, did)] = publisher
 
     def rule_commit(self, st_actor, st_pick, st_flag, st_reveal):
         """Commits under a node of an open task (st_flag: on one of its datasets, if any), and
@@ -588,7 +597,24 @@ class MarketMachine:
                 dataset = self._pick(task_datasets, st_pick + i)
             ops = (st_ops * (i + 1)) % 10**7 if dataset else 0
             records.append((nid, (st_acc + 997 * i) % 10001, ops, dataset))
-        reached_before = self._reached(self._task(tid))
+        before = self._task(tid)
+        reached_before = self._reached(before)
+        best = before["bestAccuracyBps"]  # a trained node above it sets a new best: its raise
+        for nid, acc, ops, _ in records:
+            self.nodes[nid]["ops"] = ops
+            if self.nodes[nid]["parent"] and acc > best:
+                self.nodes[nid]["raise"] = acc - best
+                self.tasks[tid]["raised"] += acc - best
+                self.outcomes["new best with a raise"] += 1
+                # it and its trained ancestors not counted yet are counted: their ops earn compute
+                n = nid
+                while self.nodes[n]["parent"] and not self.nodes[n].get("counted"):
+                    self.nodes[n]["counted"] = True
+                    self.tasks[tid]["counted_ops"] += self.nodes[n]["ops"]
+                    if self.nodes[n]["ops"]:
+                        self.outcomes["replayed compute counted"] += 1
+                    n = self.nodes[n]["parent"]
+            best = max(best, acc)
         tx = self.tree.recordScores(tid, records, {"from": self.oracle})
         # the batch that first reaches the target brings the deadline forward to REVEAL_WINDOW
         # from now (where it was later)
@@ -763,6 +789,25 @@ class MarketMachine:
             levy = rest.pop(0)[1]
         assert low <= levy <= high
         paid = sum(amount for _, amount, _ in path) + levy
+        # the raises off the winning path keep their part of the data and expertise shares
+        on_path, nid = set(), winner
+        while nid:
+            on_path.add(nid)
+            nid = self.nodes[nid]["parent"]
+        data, compute, expertise = (pool * bps // 10_000 for bps in (5000, 3000, 2000))
+        if task["raised"]:
+            task["unclaimed"] = task["raised"] - sum(self.nodes[n].get("raise", 0) for n in on_path)
+            task["reserve"] = (data + expertise) * task["unclaimed"] // task["raised"]
+            if task["unclaimed"]:
+                self.outcomes["finalized with raises off the path"] += 1
+        if task["counted_ops"]:
+            task["unclaimed_ops"] = task["counted_ops"] - sum(
+                self.nodes[n]["ops"] for n in on_path if self.nodes[n].get("counted")
+            )
+            task["compute_reserve"] = compute * task["unclaimed_ops"] // task["counted_ops"]
+            if task["unclaimed_ops"]:
+                self.outcomes["finalized with counted compute off the path"] += 1
+        paid += task["reserve"] + task["compute_reserve"]
         refund = min(pool - paid, task["bounty"])
         burned = pool - paid - refund + task["fee"] * pending
         expected = [(str(task["sponsor"]), refund, 3)] if refund else []
@@ -795,7 +840,9 @@ class MarketMachine:
             assert lo // self.point_price <= changes.get(account, 0) <= hi // self.point_price
         assert set(changes) <= set(levies) and all(d > 0 for d in changes.values())
         self.outcomes["reputation earned on a path"] += len(changes)
-        self.finalize_gas.append((tx.gas_used, self.chain_nodes[winner]["depth"] if winner else 0))
+        depth = self.chain_nodes[winner]["depth"] if winner else 0
+        slots = bool(task["unclaimed"] or task["unclaimed_ops"]) + bool(task["compute_reserve"])
+        self.finalize_gas.append((tx.gas_used, depth, slots))
         self.outcomes["finalized"] += 1
 
     def _levies(self, path, sponsor):
@@ -816,6 +863,83 @@ class MarketMachine:
             lo, hi = out.get(account, (0, 0))
             out[account] = (lo + min(valid), hi + max(valid))
         return out
+
+    def _claimable(self):
+        """Nodes off their finalized task's winning path holding a raise or counted ops, not
+        claimed yet."""
+        return [
+            nid
+            for nid, v in self.nodes.items()
+            if (v.get("raise") or (v.get("counted") and v["ops"]))
+            and not v.get("claimed")
+            and self.tasks[v["task"]]["finalized"]
+            and nid not in self._path(self.tasks[v["task"]]["winner"])
+        ]
+
+    def _path(self, nid):
+        path = [nid]
+        while self.nodes[path[-1]]["parent"]:
+            path.append(self.nodes[path[-1]]["parent"])
+        return path
+
+    def rule_claim(self, st_pick, st_player):
+        """Anyone claims what a node off a winning path holds, once: its raise's part of what is
+        left of the raise reserve, its counted ops' part of what is left of the compute reserve
+        (the last claim all of each), data to its provider, compute to its author, expertise to
+        its architect, each net of its levy. A node holding nothing, on the path, or claimed is
+        refused."""
+        caller = accounts[PLAYERS[st_player]]
+        claimable = self._claimable()
+        nid = self._pick(claimable, st_pick) if st_pick % 3 else None
+        if nid is None:
+            nid = self._pick(self.nodes, st_pick)
+            if nid is None or nid in claimable:
+                return
+            with expect_revert("NothingToClaim"):
+                self.tree.claim(nid, {"from": caller})
+            self.outcomes["claim refused"] += 1
+            return
+        self._claim(nid, caller)
+
+    def _claim(self, nid, caller):
+        v = self.nodes[nid]
+        t = self.tasks[v["task"]]
+        raise_part = compute_part = 0
+        if v.get("raise"):
+            raise_part = t["reserve"] * v["raise"] // t["unclaimed"]
+            t["reserve"] -= raise_part
+            t["unclaimed"] -= v["raise"]
+        ops = v["ops"] if v.get("counted") else 0
+        if ops:
+            compute_part = t["compute_reserve"] * ops // t["unclaimed_ops"]
+            t["compute_reserve"] -= compute_part
+            t["unclaimed_ops"] -= ops
+        tx = self.tree.claim(nid, {"from": caller})
+        assert tx.events["Claimed"]["amount"] == raise_part + compute_part
+        v["claimed"] = True
+        self.dirty.add(v["task"])
+        data = raise_part * 5000 // 7000
+        provider = (
+            str(self.publishers[(v["task"], v["dataset"])]) if v["dataset"] else str(v["author"])
+        )
+        architect = str(self.nodes[self._path(nid)[-1]]["author"])
+        gross = [
+            (provider, data, 0),
+            (str(v["author"]), compute_part, 1),
+            (architect, raise_part - data, 2),
+        ]
+        expected, levy = [], 0
+        for account, g, kind in gross:
+            cut = 0 if account == t["sponsor"] else g * self.levy_bps // 10_000
+            if g:
+                expected.append((account, g - cut, kind))
+                levy += cut
+        credits = credited_in(tx)
+        assert credits[: len(expected)] == expected
+        assert credits[len(expected) :] == ([(ZERO_ADDRESS, levy, 6)] if levy else [])
+        self.outcomes["claimed off the path"] += 1
+        if compute_part:
+            self.outcomes["counted compute claimed off the path"] += 1
 
     def _reclaimable_nodes(self):
         return [
@@ -1096,6 +1220,9 @@ class MarketMachine:
                 self.outcomes["finalized with work pending after the grace"] += 1
             self._finalize(tid, accounts[PLAYERS[rng.randrange(len(PLAYERS))]])
             yield f"finalize({tid})"
+        for nid in self._claimable():  # every raise off a winning path is paid
+            self._claim(nid, accounts[PLAYERS[rng.randrange(len(PLAYERS))]])
+            yield f"claim({nid})"
         for nid in self._reclaimable_nodes():
             self._reclaim_node(nid)
             yield f"reclaimStake({nid})"
@@ -1225,7 +1352,26 @@ class MarketMachine:
         open_pools = sum(self._pool(t) for t in self.chain_tasks.values() if not t["finalized"])
         escrow = sum(self._escrowed(tid) for tid in self.tasks)
         bonds = sum(self._bond_held(tid) for tid in self.tasks)
-        assert self.chain_balance == open_pools + escrow + bonds + sum(self.chain_credits.values())
+        reserves = sum(t["reserve"] + t["compute_reserve"] for t in self.tasks.values())
+        assert self.chain_balance == open_pools + escrow + bonds + reserves + sum(
+            self.chain_credits.values()
+        )
+
+    def invariant_raises_match_the_model(self):
+        """Each task's raises, and what it keeps for those off its winning path, as the model
+        has them."""
+        for tid, model in self.tasks.items():
+            t = self.chain_tasks[tid]
+            assert (t["raisedBps"], t["raiseReserve"], t["unclaimedRaiseBps"]) == (
+                model["raised"],
+                model["reserve"],
+                model["unclaimed"],
+            )
+            assert (t["countedOps"], t["computeReserve"], t["unclaimedOps"]) == (
+                model["counted_ops"],
+                model["compute_reserve"],
+                model["unclaimed_ops"],
+            )
 
     def invariant_credits_match_the_events(self):
         for account, credit in self.chain_credits.items():
@@ -1234,15 +1380,16 @@ class MarketMachine:
     def invariant_each_task_pays_out_at_most_what_was_paid_in(self):
         """Per task, from the events: credited ≤ bounty + bond + stakes and fees paid in; what is not
         credited yet is the open pool, the stakes still escrowed and the bond still held; once
-        finalized, reclaimed and its bond settled, credited == paid in."""
+        finalized, its raises claimed, reclaimed and its bond settled, credited == paid in."""
         for tid, model in self.tasks.items():
             t = self.chain_tasks[tid]
             assert model["finalized"] == t["finalized"]
             assert model["credited"] <= model["paid_in"]
             pool = 0 if t["finalized"] else self._pool(t)
             escrowed, bond = self._escrowed(tid), self._bond_held(tid)
-            assert model["credited"] + pool + escrowed + bond == model["paid_in"]
-            if t["finalized"] and escrowed == 0 and bond == 0:
+            kept = model["reserve"] + model["compute_reserve"]
+            assert model["credited"] + pool + escrowed + bond + kept == model["paid_in"]
+            if t["finalized"] and escrowed == 0 and bond == 0 and kept == 0:
                 assert model["credited"] == model["paid_in"]
 
     def invariant_task_terms_match_the_model(self):
@@ -1290,6 +1437,11 @@ class MarketMachine:
                 v["author"],
             )
             assert (n["status"], n["datasetId"]) == (codes[v["status"]], v["dataset"])
+            assert (n["raiseBps"], n["counted"], n["claimed"]) == (
+                v.get("raise", 0),
+                v.get("counted", False),
+                v.get("claimed", False),
+            )
             if v["dataset"]:
                 assert v["dataset"] in self.datasets[v["task"]]
             if n["parentId"]:
@@ -1301,8 +1453,9 @@ class MarketMachine:
                 assert n["datasetId"] != 0
 
     def invariant_finalize_cost_is_bounded_by_depth(self):
-        for gas, depth in self.finalize_gas:
-            assert gas <= 110_000 + 60_000 * depth  # no winner: refund, burn, bond: 93k
+        for gas, depth, slots in self.finalize_gas:
+            # no winner: refund, burn, bond: 93k; each slot kept for claims 22k more
+            assert gas <= 110_000 + 60_000 * depth + 25_000 * slots
 
     # ────────────────────────────── driver ───────────────────────────────
     def run(self, rng: random.Random, steps: int, log: list):
@@ -1383,4 +1536,11 @@ def test_invariants_hold_under_random_calls(tree, oracle):
             "test score by another refused",
             "test score refused (NoWinner)",
             "test score refused (TestScoreAlreadyRecorded)",
+            "new best with a raise",
+            "finalized with raises off the path",
+            "claimed off the path",
+            "claim refused",
+            "replayed compute counted",
+            "finalized with counted compute off the path",
+            "counted compute claimed off the path",
         } - {outcome for outcome, count in machine.outcomes.items() if count}

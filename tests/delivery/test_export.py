@@ -122,10 +122,14 @@ def test_model_card_tells_task_lineage_payouts_and_chain(settings, task, tmp_pat
     path = [n.id for n in market.path_to(task.winner)]
     assert [s["node"] for s in card["lineage"]] == path
     assert [s["author"] for s in card["lineage"]] == [market.node(i).author for i in path]
-    # What the card attributes to the lineage's nodes is what the contract credited.
+    # What the card attributes to the lineage's nodes is what finalize credited the path (what
+    # nodes off the path claimed after it is not theirs).
     paid = sum(sum(s["paid_wei"].values()) for s in card["lineage"])
+    finalized = market.logs("TaskFinalized", taskId=task.task_id)[0]["transactionHash"]
     credited = sum(
-        p.amount for p in market.payouts(task.task_id) if p.kind in ("data", "compute", "expertise")
+        e["args"]["amount"]
+        for e in market.logs("PayoutCredited", taskId=task.task_id)
+        if e["transactionHash"] == finalized and e["args"]["kind"] in (0, 1, 2)  # data … expertise
     )
     assert paid == credited > 0
     assert "expertise" in card["lineage"][0]["paid_wei"]

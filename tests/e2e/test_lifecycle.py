@@ -112,7 +112,7 @@ def test_three_owners_take_turns_and_the_tree_improves(settings, deployed, files
     assert best_scores == sorted(best_scores) and best_scores[-1] > best_scores[0]
 
     shown = cli_ok(settings, "task", "show", str(task_id))
-    assert "★ best" in shown and "gain +" in shown and shown.count("trained") == 4
+    assert "★ best" in shown and "new best +" in shown and shown.count("trained") == 4
 
     advance_time(settings, 21 * 60)  # past the deadline: anyone may finalize
     out = cli_ok(settings, "finalize", "--task", str(task_id), "--account", "9")
