@@ -199,8 +199,16 @@ class Oracle:
                     )
                     continue
                 if parent_state in ("waiting", "pending"):
+                    # under a parent that is overdue (never scored) it is overdue too, and holds
+                    # nothing up (_in_reveal_order)
                     fate[node.id] = "waiting"
-                    waits.append(Wait(node, f"parent {parent.id} is not scored yet"))
+                    waits.append(
+                        Wait(
+                            node,
+                            f"parent {parent.id} is not scored yet",
+                            overdue=any(w.overdue for w in waits if w.node.id == parent.id),
+                        )
+                    )
                     continue
 
             def age(block: int) -> Callable[[], float]:
@@ -244,7 +252,24 @@ class Oracle:
                 fate[node.id] = "ready"
                 checked[node.id] = ok
                 ready.append(ok)
-        return ready, rejects, waits
+        return self._in_reveal_order(ready, waits), rejects, waits
+
+    @staticmethod
+    def _in_reveal_order(ready: list[Ready], waits: list[Wait]) -> list[Ready]:
+        """The ready nodes that may be recorded now: those revealed before every node still
+        waiting (its files or its parent not there yet, and not overdue); the others wait too
+        (appended to `waits`). A new best's raise is counted from the task's best when it is
+        recorded, so recording a later node first would let a copy of a waiting node (its weights
+        read from the store, dressed as new work) take that node's raise. The hold lasts at most
+        the waiting node's fetch timeout: then it is overdue and holds nothing."""
+        holding = [w.node.id for w in waits if not w.overdue]
+        if not holding:
+            return ready
+        first = min(holding)
+        for ok in ready:
+            if ok.node.id > first:
+                waits.append(Wait(ok.node, f"node {first}, revealed before it, is not scored yet"))
+        return [ok for ok in ready if ok.node.id < first]
 
     def _arch_spec(
         self, arch: NodeView, specs: dict[int, ModelSpec | None], task: TaskView

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from safetensors.torch import save
+from torch import equal as torch_equal
 
 from bountytree.models import weights
 from bountytree.models.datasets import load_file
@@ -112,6 +113,127 @@ def test_copies_of_public_weights_earn_nothing(settings, deployed, files):
     assert {copy_of_alice, same_as_parent} <= forfeited
     winner = mallory.task(task_id, with_info=False).winner
     assert winner in (alice, bob) and _gain(mallory, task_id, nodes[winner].author) > 0
+
+
+def _permuted(state, seed: int):
+    """The same function as the MLP `state` in other tensors: its hidden units in another order."""
+    import torch
+
+    order = torch.randperm(
+        state["0.weight"].shape[0], generator=torch.Generator().manual_seed(seed)
+    )
+    out = dict(state)
+    out["0.weight"], out["0.bias"] = state["0.weight"][order], state["0.bias"][order]
+    out["2.weight"] = state["2.weight"][:, order]
+    return {k: v.contiguous() for k, v in out.items()}
+
+
+def _net(wei: int) -> int:
+    """A credit to an account other than the sponsor, net of the 1% reputation levy."""
+    return wei - wei * 100 // 10_000
+
+
+def test_a_copy_that_changes_form_is_paid_only_its_own_raise(settings, deployed, files):
+    """Mallory takes Alice's public weights, permutes the hidden units (the same function in
+    other tensors: the oracle's tensor comparison sees new work) and fine-tunes them on her own
+    rows, then submits the result under the architecture as her own private work, so that a win
+    would make the path wholly hers (the second attack round measured that disguise taking the
+    whole data share). The real oracle scores it: her node passes the copy check, sets a new best
+    and wins. The data share is split by raises over the task's best when scored: Mallory is paid
+    her node's own raise over Alice's (what her fine-tune on her own rows added, 24 points here),
+    and Alice, off the winning path, is paid her raise in full by the claim finalize sends."""
+    task_id = new_task(settings, files["validation"], "disguise", target="0.999")
+    arch = node_id_of(
+        cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1")
+    )
+    _oracle(settings, task_id)
+    alice = _train(settings, task_id, 3, data=files["owner1"], parent=arch)
+    _oracle(settings, task_id)
+
+    mallory = market_for(settings, 8)
+    spec, alice_state = _state(mallory, alice)
+    model = build_torch(spec)
+    model.load_state_dict(_permuted(alice_state, seed=4))
+    assert not torch_equal(model.state_dict()["0.weight"], alice_state["0.weight"])
+    train_node(model, spec, load_file(files["owner2"]))
+    copy = mallory.submit(task_id, arch, add_bytes(mallory.store, weights.to_bytes(model))).node_id
+    log = _oracle(settings, task_id)
+    nodes = mallory.nodes(task_id)
+    assert nodes[copy].status == "scored", log  # the disguise passes the copy check
+
+    _finalize(settings, task_id)  # and pays every raise off the winning path
+    task = mallory.task(task_id, with_info=False)
+    nodes = mallory.nodes(task_id)
+    raised = task.raised_bps
+    assert nodes[alice].raise_bps > 0 and raised == nodes[alice].raise_bps + nodes[copy].raise_bps
+    assert task.unclaimed_raise_bps == 0 and all(
+        n.claimed or n.id in (task.winner, alice) for n in nodes.values() if n.raise_bps
+    )
+    pool = int(mallory.logs("TaskFinalized", taskId=task_id)[0]["args"]["pool"])
+    data_pool = pool * task.shares_bps[0] // 10_000
+
+    def data_to(account: str) -> int:
+        return sum(
+            p.amount for p in mallory.payouts(task_id) if p.account == account and p.kind == "data"
+        )
+
+    me = mallory.chain.address
+    # the disguised copy won (the case the attack round measured) and Alice's raise was claimed
+    assert task.winner == copy and nodes[alice].claimed
+    assert (
+        _gain(mallory, task_id, me)
+        == data_to(me)
+        == _net(data_pool * nodes[copy].raise_bps // raised)
+    )
+    assert (
+        abs(data_to(nodes[alice].author) - _net(data_pool * nodes[alice].raise_bps // raised)) <= 2
+    )
+
+
+def test_a_copy_of_a_node_still_waiting_for_its_files_cannot_take_its_raise(
+    settings, deployed, files
+):
+    """Alice's node is revealed, but its weights reach the oracle's store late (the oracle waits
+    for them, within its fetch timeout). Mallory, who read them elsewhere, reveals them in another
+    form (hidden units permuted) under the architecture as her own work. Were the copy recorded
+    first, it would be the new best and hold the raise, and Alice's node, no better, would record
+    its parent's score. The oracle records nodes in the order they were revealed: the copy waits
+    for Alice's node; once Alice's files arrive, hers is recorded first and holds the raise, and
+    the copy, as good and no better, sets no new best and is paid nothing."""
+    task_id = new_task(settings, files["validation"], "late original", target="0.999")
+    arch = node_id_of(
+        cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1")
+    )
+    _oracle(settings, task_id)
+    alice_market = market_for(settings, 3)
+    spec, init = _state(alice_market, arch)
+    model = build_torch(spec)
+    model.load_state_dict(init)
+    train_node(model, spec, load_file(files["owner1"]))
+    # (nudged, so that no other test of the session's shared store holds the same bytes)
+    raw = save(nudged(model.state_dict(), init, 0.01, seed=7))
+    alice = alice_market.submit(task_id, arch, cid_of(raw)).node_id  # not in the store yet
+
+    mallory = market_for(settings, 8)
+    copy = add_bytes(mallory.store, save(_permuted(weights.load(raw, spec), seed=5)))
+    copy = mallory.submit(task_id, arch, copy).node_id
+
+    def oracle_round() -> str:
+        return cli_ok(
+            settings, "--once", "--task", str(task_id), "--fetch-timeout", "3600", module="oracle"
+        )
+
+    out = oracle_round()
+    assert f"node {copy}: waiting (node {alice}, revealed before it, is not scored yet)" in out
+    assert mallory.node(copy).status == mallory.node(alice).status == "pending"
+    add_bytes(alice_market.store, raw)  # Alice's files arrive
+    out = oracle_round()
+    nodes = mallory.nodes(task_id)
+    assert nodes[alice].status == nodes[copy].status == "scored", out
+    assert nodes[alice].raise_bps > 0 and nodes[copy].raise_bps == 0
+    _finalize(settings, task_id)
+    assert _gain(mallory, task_id, mallory.chain.address) == 0
+    assert _gain(mallory, task_id, nodes[alice].author) > 0
 
 
 def test_dip_and_restore_gains_nothing(settings, deployed, files):
