@@ -47,6 +47,8 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
     /// @inheritdoc IBountyTree
     uint256 public constant REPUTATION_POINT_PRICE = Payouts.POINT_PRICE;
     /// @inheritdoc IBountyTree
+    uint256 public constant WEIGHT_PER_BPS = Payouts.WEIGHT_PER_BPS;
+    /// @inheritdoc IBountyTree
     uint256 public constant FINALIZE_GRACE = 1 days;
     /// @inheritdoc IBountyTree
     /// @dev A week: long enough for a sponsor to upload the file and send one transaction, short
@@ -75,7 +77,7 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
         uint32 bestId;
         uint16 bestAcc;
         uint16 raised; // the raises of the batch's new bests
-        uint64 countedOps; // the operations its new bests counted
+        uint64 weighed; // the compute weights its new bests gave
         uint96 forfeited;
         address[] penalised;
         uint256 penalisedCount;
@@ -245,7 +247,7 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
             bestId: t.bestNodeId,
             bestAcc: t.bestAccuracyBps,
             raised: 0,
-            countedOps: 0,
+            weighed: 0,
             forfeited: 0,
             penalised: new address[](count),
             penalisedCount: 0
@@ -264,7 +266,7 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
         t.bestNodeId = batch.bestId;
         t.bestAccuracyBps = batch.bestAcc;
         if (batch.raised != 0) t.raisedBps += batch.raised;
-        if (batch.countedOps != 0) t.countedOps += batch.countedOps;
+        if (batch.weighed != 0) t.computeWeight += batch.weighed;
         if (batch.forfeited != 0) t.forfeited += batch.forfeited;
         _adjustReputation(batch.penalised, batch.penalisedCount, REP_WORSE);
     }
@@ -320,12 +322,12 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
         uint256 paid;
         if (winner != 0) {
             Payouts.PathPayout memory p = Payouts.ofPath(_nodes, _datasets[taskId], t, winner, pool, MAX_DEPTH);
-            if (p.unclaimedRaise != 0 || p.unclaimedOps != 0) {
-                // new bests or counted compute off the path: their parts wait for claim (slot 6
+            if (p.unclaimedRaise != 0 || p.unclaimedWeight != 0) {
+                // raises or compute weights off the path: their parts wait for claim (slot 6
                 // written only then, slot 7 only for compute), written before any call out
                 t.raiseReserve = SafeCast.toUint96(p.raiseReserve);
                 t.unclaimedRaiseBps = uint16(p.unclaimedRaise);
-                t.unclaimedOps = uint64(p.unclaimedOps);
+                t.unclaimedWeight = uint64(p.unclaimedWeight);
                 if (p.computeReserve != 0) t.computeReserve = SafeCast.toUint96(p.computeReserve);
             }
             _payOut(taskId, p);
@@ -374,8 +376,8 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
     function claim(uint256 nodeId) external nonReentrant {
         Node storage n = _nodes[nodeId];
         uint256 raise = n.raiseBps;
-        uint256 ops = n.counted ? n.verifiedOps : 0;
-        if ((raise == 0 && ops == 0) || n.claimed) revert NothingToClaim(nodeId);
+        uint256 weight = n.computeWeight;
+        if ((raise == 0 && weight == 0) || n.claimed) revert NothingToClaim(nodeId);
         uint256 taskId = n.taskId;
         Task storage t = _tasks[taskId];
         // paid at finalize on the winning path; off it, from what finalize kept
@@ -390,11 +392,11 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
             t.unclaimedRaiseBps = uint16(unclaimed - raise);
         }
         uint256 computeAmount;
-        if (ops != 0) {
-            uint256 unclaimedOps = t.unclaimedOps;
-            computeAmount = uint256(t.computeReserve) * ops / unclaimedOps;
+        if (weight != 0) {
+            uint256 unclaimed = t.unclaimedWeight;
+            computeAmount = uint256(t.computeReserve) * weight / unclaimed;
             t.computeReserve -= uint96(computeAmount);
-            t.unclaimedOps = uint64(unclaimedOps - ops);
+            t.unclaimedWeight = uint64(unclaimed - weight);
         }
         _payOut(taskId, Payouts.ofClaim(_nodes, _datasets[taskId], t, nodeId, raiseAmount, computeAmount));
         emit Claimed(taskId, nodeId, raiseAmount + computeAmount);
@@ -640,14 +642,18 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
             worse = acc < parent.accuracyBps;
         }
         // A new task best by training: what it adds over the best before it is its raise, whoever
-        // it copied (an architecture moves the best without a raise: it was not trained). It is
-        // counted, and so are its ancestors not counted yet (_count).
+        // it copied (an architecture moves the best without a raise: it was not trained). The
+        // replayed training on its path, itself included, is given its compute weight (_weigh).
         uint16 raise = n.parentId != 0 && acc > batch.bestAcc ? acc - batch.bestAcc : 0;
+        uint256 above = raise != 0 ? _opsAbove(n.parentId) : 0;
+        uint64 own = raise != 0 && verifiedOps != 0
+            ? uint64(uint256(raise) * WEIGHT_PER_BPS * verifiedOps / (verifiedOps + above))
+            : 0;
         n.status = NodeStatus.Scored; // the score slot, written once
         n.accuracyBps = acc;
         n.verifiedOps = verifiedOps;
         n.raiseBps = raise;
-        n.counted = raise != 0;
+        n.computeWeight = own;
         emit NodeScored(taskId, id, acc, verifiedOps);
 
         if (worse) {
@@ -659,7 +665,8 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
         }
         if (raise != 0) {
             batch.raised += raise;
-            batch.countedOps += verifiedOps + _count(_nodes[n.parentId]);
+            batch.weighed += own;
+            if (above != 0) batch.weighed += _weighAbove(n.parentId, raise, verifiedOps + above);
         }
         if (batch.bestId == 0 || acc > batch.bestAcc || (acc == batch.bestAcc && id < batch.bestId)) {
             batch.bestId = uint32(id);
@@ -686,14 +693,28 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
         _writeReputation(accounts, deltas, count);
     }
 
-    /// @dev Counts the trained ancestors of a new best, from `parent` up, that are not counted yet
-    ///      (it grew from them: their replayed compute earns) and returns their operations. A node
-    ///      is counted once, so the walk stops at the first ancestor already counted: over a task,
-    ///      one write per node.
-    function _count(Node storage parent) private returns (uint64 ops) {
-        for (Node storage n = parent; n.parentId != 0 && !n.counted; n = _nodes[n.parentId]) {
-            n.counted = true;
-            ops += n.verifiedOps;
+    /// @dev The replayed operations of the trained nodes from `id` up (a new best's ancestors).
+    function _opsAbove(uint256 id) private view returns (uint256 ops) {
+        for (; _nodes[id].parentId != 0; id = _nodes[id].parentId) {
+            ops += _nodes[id].verifiedOps;
+        }
+    }
+
+    /// @dev Gives the replayed training on a new best's path above it (the trained nodes from `id`
+    ///      up, at most MAX_DEPTH) their part of `raise` × WEIGHT_PER_BPS of compute weight, by
+    ///      verifiedOps out of the path's `ops` (the new best's own part is written with its
+    ///      score), and returns what it gave (rounded down). A raise whose path replayed nothing
+    ///      gives nothing: its part of the compute share goes to the refund.
+    function _weighAbove(uint256 id, uint256 raise, uint256 ops) private returns (uint64 given) {
+        uint256 weight = raise * WEIGHT_PER_BPS;
+        for (; _nodes[id].parentId != 0; id = _nodes[id].parentId) {
+            Node storage node = _nodes[id];
+            uint256 o = node.verifiedOps;
+            if (o != 0) {
+                uint64 w = uint64(weight * o / ops);
+                node.computeWeight += w;
+                given += w;
+            }
         }
     }
 

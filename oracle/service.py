@@ -186,6 +186,10 @@ class Oracle:
         ] = {}  # this round's outcome for pending nodes: ready / rejected / waiting
         checked: dict[int, Ready] = {}
         specs: dict[int, ModelSpec | None] = {}
+
+        def age(block: int) -> Callable[[], float]:
+            return lambda: now - eth.get_block(block)["timestamp"]
+
         for node in sorted(nodes.values(), key=lambda n: n.id):
             if node.status != "pending":
                 continue
@@ -210,9 +214,6 @@ class Oracle:
                         )
                     )
                     continue
-
-            def age(block: int) -> Callable[[], float]:
-                return lambda: now - eth.get_block(block)["timestamp"]
 
             fetch = Fetcher(self.market.store, age(node.block), self.fetch_timeout)
             try:
@@ -252,17 +253,20 @@ class Oracle:
                 fate[node.id] = "ready"
                 checked[node.id] = ok
                 ready.append(ok)
-        return self._in_reveal_order(ready, waits), rejects, waits
+        young = [
+            w.node.id for w in waits if not w.overdue and age(w.node.block)() < self.fetch_timeout
+        ]
+        return self._in_reveal_order(ready, waits, young), rejects, waits
 
     @staticmethod
-    def _in_reveal_order(ready: list[Ready], waits: list[Wait]) -> list[Ready]:
-        """The ready nodes that may be recorded now: those revealed before every node still
-        waiting (its files or its parent not there yet, and not overdue); the others wait too
-        (appended to `waits`). A new best's raise is counted from the task's best when it is
-        recorded, so recording a later node first would let a copy of a waiting node (its weights
-        read from the store, dressed as new work) take that node's raise. The hold lasts at most
-        the waiting node's fetch timeout: then it is overdue and holds nothing."""
-        holding = [w.node.id for w in waits if not w.overdue]
+    def _in_reveal_order(ready: list[Ready], waits: list[Wait], holding: list[int]) -> list[Ready]:
+        """The ready nodes that may be recorded now: those revealed before every node in
+        `holding` (waiting, for whatever reason, and younger than the fetch timeout); the others
+        wait too (appended to `waits`). A new best's raise is counted from the task's best when it
+        is recorded, so recording a later node first would let a copy of a waiting node (its
+        weights read from the store, dressed as new work) take that node's raise. A node holds the
+        others for its fetch timeout at most, whatever it waits for (its files, its parent's, its
+        architecture's spec), so that no file kept unreadable stalls the task."""
         if not holding:
             return ready
         first = min(holding)

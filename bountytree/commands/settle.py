@@ -23,7 +23,7 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         (
             "claim",
             run_claim,
-            "pay what nodes off a finalized task's winning path hold: raises, counted compute",
+            "pay what nodes off a finalized task's winning path hold: raises, compute weights",
         ),
         (
             "reveal",

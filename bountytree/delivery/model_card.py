@@ -205,7 +205,7 @@ def _paid_by_rule(
 ) -> dict[int, dict[str, int]]:
     """node id -> {payout kind: wei} for the winner's path, by the contract's own arithmetic
     (floor division; data and expertise by the raises of new bests over the task's sum of them,
-    compute by the counted ops of the oracle's replays over the task's sum of them; each credit
+    compute by each node's compute weight over raisedBps × WEIGHT_PER_BPS; each credit
     net of the reputation levy unless it goes to the sponsor). The events say who was credited what; this says for which node."""
     events = market.logs("TaskFinalized", taskId=task.id)
     if not events:
@@ -225,8 +225,11 @@ def _paid_by_rule(
         if n.raise_bps:
             provider = publisher_of(n.dataset_id) if n.dataset_id else n.author
             paid["data"] = net(data_pool * n.raise_bps // task.raised_bps, provider)
-        if n.counted and n.verified_ops:
-            paid["compute"] = net(compute_pool * n.verified_ops // task.counted_ops, n.author)
+        if n.compute_weight:
+            paid["compute"] = net(
+                compute_pool * n.compute_weight // (task.raised_bps * market.limits.weight_per_bps),
+                n.author,
+            )
         out[n.id] = {k: v for k, v in paid.items() if v}
     expertise = expertise_pool
     if task.raised_bps:

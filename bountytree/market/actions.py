@@ -66,6 +66,7 @@ class ContractLimits:
     finalize_grace_s: int  # FINALIZE_GRACE: after deadline + this, anyone may finalize
     reveal_window_s: int  # REVEAL_WINDOW: reveals after the deadline, and finalize's wait for them
     reputation_levy_bps: int  # REPUTATION_LEVY_BPS: burned of each path credit but the sponsor's
+    weight_per_bps: int  # WEIGHT_PER_BPS: compute weight a raise of one bps gives its path
     max_batch: int  # MAX_BATCH: scores or rejections per call
     max_view: int  # MAX_VIEW: nodes per getNodes call
 
@@ -102,9 +103,11 @@ class TaskView:
     open_commitments: int = 0  # commitments neither revealed nor reclaimed
     reveal_window_s: int = 0  # the contract's REVEAL_WINDOW
     raised_bps: int = 0  # the sum of every new best's raise: what data and expertise are split by
-    counted_ops: int = 0  # the verified ops new bests grew from: what compute is split by
+    compute_weight: int = 0  # the sum of its nodes' compute weights
     unclaimed_raise_bps: int = 0  # after finalize: raises off the winning path not claimed yet
-    unclaimed_ops: int = 0  # after finalize: counted ops off the winning path not claimed yet
+    unclaimed_weight: int = (
+        0  # after finalize: compute weights off the winning path not claimed yet
+    )
 
     @property
     def info(self) -> taskinfo.TaskInfo:
@@ -184,7 +187,9 @@ class NodeView:
     # a trained node that set a new task best: its accuracy less the best before it (what the
     # data and expertise shares pay it for, on the winning path or off it); else 0
     raise_bps: int = 0
-    counted: bool = False  # a new best is it or grew from it: its verified ops earn compute
+    # what its replayed training earns of the compute share: for each new best that is it or grew
+    # from it, that raise × WEIGHT_PER_BPS split by ops over the best's path
+    compute_weight: int = 0
     claimed: bool = False  # off the winning path, what it holds was paid by claim
     reason: str | None = None
     block: int = 0
@@ -248,6 +253,7 @@ class Market:
             finalize_grace_s=int(f.FINALIZE_GRACE().call()),
             reveal_window_s=int(f.REVEAL_WINDOW().call()),
             reputation_levy_bps=int(f.REPUTATION_LEVY_BPS().call()),
+            weight_per_bps=int(f.WEIGHT_PER_BPS().call()),
             max_batch=int(f.MAX_BATCH().call()),
             max_view=int(f.MAX_VIEW().call()),
         )
@@ -288,9 +294,9 @@ class Market:
             open_commitments=t["openCommitments"],
             reveal_window_s=self.limits.reveal_window_s,
             raised_bps=t["raisedBps"],
-            counted_ops=t["countedOps"],
+            compute_weight=t["computeWeight"],
             unclaimed_raise_bps=t["unclaimedRaiseBps"],
-            unclaimed_ops=t["unclaimedOps"],
+            unclaimed_weight=t["unclaimedWeight"],
         )
         if with_info:
             view.description = taskinfo.parse(
@@ -399,7 +405,7 @@ class Market:
             return node
 
         for n in sorted(nodes.values(), key=lambda n: n.id):
-            if n.counted and n.verified_ops:
+            if n.compute_weight:
                 why.setdefault((n.author, "compute"), []).append(
                     f"{n.verified_ops:,} ops on #{n.id}"
                 )
@@ -794,16 +800,21 @@ class Market:
 
     def claim_off_path(self, task_id: int) -> list[Payout]:
         """Pays every node off a finalized task's winning path what it holds (a new best its
-        raise, a counted node its compute): one `claim` each, which anyone may send and which
-        credits only the node's provider, author and architect. Returns what was credited.
+        raise, replayed training its compute weight): one `claim` each, which anyone may send and
+        which credits only the node's provider, author and architect. Returns what was credited.
         `finalize` does it at once, so that nothing off the path waits for anybody; a node
-        claimed meanwhile by someone else is skipped."""
+        claimed meanwhile by someone else is skipped, before sending or when its claim is refused
+        as nothing to claim."""
         task = self.task(task_id, with_info=False)
         out: list[Payout] = []
         for node in unclaimed(task, self.nodes(task_id)):
             if self.node(node.id).claimed:  # someone else sent it since
                 continue
-            out += self._credits(self.chain.send(self.tree.functions.claim(node.id)))
+            try:
+                out += self._credits(self.chain.send(self.tree.functions.claim(node.id)))
+            except UserError as exc:
+                if "NothingToClaim" not in str(exc):
+                    raise
         return out
 
     def reclaim(self, task_id: int) -> list[Reclaimed]:
@@ -1034,7 +1045,7 @@ def _node_view(node_id: int, n: dict[str, Any]) -> NodeView:
         n["verifiedOps"],
         n["datasetId"],
         n["raiseBps"],
-        n["counted"],
+        n["computeWeight"],
         n["claimed"],
     )
 
@@ -1049,13 +1060,13 @@ def on_path(node: NodeView, winner: int, nodes: dict[int, NodeView]) -> bool:
 
 def unclaimed(task: TaskView, nodes: dict[int, NodeView]) -> list[NodeView]:
     """The nodes off a finalized task's winning path that hold something not claimed yet: a raise,
-    or counted compute."""
-    if not task.finalized or not (task.unclaimed_raise_bps or task.unclaimed_ops):
+    or a compute weight."""
+    if not task.finalized or not (task.unclaimed_raise_bps or task.unclaimed_weight):
         return []
     return [
         n
         for n in nodes.values()
-        if (n.raise_bps or (n.counted and n.verified_ops))
+        if (n.raise_bps or n.compute_weight)
         and not n.claimed
         and not on_path(n, task.winner, nodes)
     ]

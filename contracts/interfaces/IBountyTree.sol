@@ -52,7 +52,7 @@ interface IBountyTree {
     /// @notice What a credit pays for, as {PayoutCredited} reports it.
     enum PayoutKind {
         Data, // a new task best's raise, to the data's provider
-        Compute, // verified training operations a new best grew from, to their trainer
+        Compute, // a new best's raise, to the trainers of the replayed training it grew from
         Expertise, // a new task best's raise, to the architect of its architecture
         Refund, // what the path could not be paid, back to the sponsor
         Stake, // a stake returned
@@ -74,7 +74,7 @@ interface IBountyTree {
     /// @dev Slot 0 is everything a commitment or reveal reads and writes (one slot per
     ///      submission); slot 4 everything scoring and finalize write; slot 5 is touched by
     ///      auditable tasks, the post-finalize calls and a scoring batch that sets a new best by
-    ///      training (the bond is uint80 so that the counted operations fit there); slots 6 and 7
+    ///      training (the bond is uint80 so that the compute weights' sum fits there); slots 6 and 7
     ///      only when something off the winning path waits for a claim. Amounts of slot 0 are uint64 (up to
     ///      18.4 ETH each for stake and fee), so that the open-commitment count fits beside them
     ///      and a commitment writes no second slot; ids uint32; the deadline uint32 (the year
@@ -119,15 +119,15 @@ interface IBountyTree {
         uint24 datasets; // datasets published to the task; their ids run from 1 to this
         uint16 raisedBps; // the sum of every node's raiseBps: what the data and expertise shares
             // are split by (written by a scoring batch that sets a new best by training)
-        uint64 countedOps; // the sum of every counted node's verifiedOps: what the compute share
-            // is split by (written by the same batches)
-        // slots 6 and 7 — written at finalize only when a new best or counted compute lies off
-        // the winning path, then by each claim
-        uint64 unclaimedOps; // the counted operations off the path not claimed yet
+        uint64 computeWeight; // the sum of every node's computeWeight (written by the same
+            // batches); at most raisedBps × WEIGHT_PER_BPS
+        // slots 6 and 7 — written at finalize only when a raise or a compute weight lies off the
+        // winning path, then by each claim
+        uint64 unclaimedWeight; // the compute weights off the path not claimed yet
         uint16 unclaimedRaiseBps; // the raises off the path not claimed yet
         uint96 raiseReserve; // wei of the data and expertise shares kept for raises off the path
         // slot 7
-        uint96 computeReserve; // wei of the compute share kept for counted operations off the path
+        uint96 computeReserve; // wei of the compute share kept for compute weights off the path
     }
 
     /// @notice A node of a task's tree. An architecture is the node with parentId 0 (its cid is
@@ -149,8 +149,10 @@ interface IBountyTree {
         uint64 verifiedOps; // training operations the oracle reproduced by replay
         uint16 raiseBps; // a trained node that set a new task best: its accuracy less the best
             // before it (what it added to the task, whoever it copied); else 0
-        bool counted; // a new best grew from it (or is it): its verifiedOps earn compute
-        bool claimed; // off the winning path, its raise and counted compute were paid by claim
+        uint64 computeWeight; // what its replayed training earns of the compute share: for each
+            // new best that is it or grew from it, that best's raise × WEIGHT_PER_BPS × its
+            // verifiedOps / the verifiedOps on that best's path
+        bool claimed; // off the winning path, its raise and compute weight were paid by claim
     }
 
     /// @notice One node's score as the oracle records it.
@@ -254,7 +256,7 @@ interface IBountyTree {
     event TaskFinalized(uint256 indexed taskId, uint256 winnerNodeId, uint16 accuracyBps, uint256 pool);
 
     /// @notice A node off the winning path was paid what it holds: its raise's part of the data
-    ///         and expertise shares, its counted operations' part of the compute share (`amount`,
+    ///         and expertise shares, its compute weight's part of the compute share (`amount`,
     ///         levies included; PayoutCredited says to whom).
     event Claimed(uint256 indexed taskId, uint256 indexed nodeId, uint256 amount);
 
@@ -360,8 +362,8 @@ interface IBountyTree {
     error NotSponsor(address caller);
     /// @notice There is nothing to reclaim: the task asked no stake (and, for a commitment, no fee).
     error NothingToReclaim();
-    /// @notice The node holds nothing off the winning path left to claim: no raise and no counted
-    ///         compute, its task is not finalized, it was paid at finalize (it is on the winning
+    /// @notice The node holds nothing off the winning path left to claim: no raise and no compute
+    ///         weight, its task is not finalized, it was paid at finalize (it is on the winning
     ///         path) or claimed already.
     error NothingToClaim(uint256 nodeId);
     /// @notice Nothing is credited to the account.
@@ -487,8 +489,9 @@ interface IBountyTree {
     ///         and credits the payouts along the path from the architecture to the winner
     ///         (best scored node; ties go to the lowest id): the data and expertise shares by the
     ///         raises of the new bests on it (each new best's part is its raise over the task's
-    ///         raisedBps), the compute share by the counted operations on it (each node's
-    ///         verifiedOps over the task's countedOps); what nodes off the path hold is kept for
+    ///         raisedBps), the compute share by the compute weights on it (each raise's part of
+    ///         the share, split among the replayed training on its path by operations: a node's
+    ///         computeWeight over raisedBps × WEIGHT_PER_BPS); what nodes off the path hold is kept for
     ///         {claim}. Each credit is net of the reputation levy
     ///         (REPUTATION_LEVY_BPS, burned; a point per REPUTATION_POINT_PRICE of it goes to its
     ///         payee's reputation). What cannot be paid goes back to the
@@ -523,14 +526,14 @@ interface IBountyTree {
 
     /// @notice Pays a node off the winning path what it holds, once: a new best its raise's part
     ///         of the data and expertise shares (data to its data's provider, expertise to the
-    ///         architect of its architecture), a counted node its operations' part of the compute
+    ///         architect of its architecture), a node with a compute weight its part of the compute
     ///         share (to its author), each out of what finalize kept (its part of what is left, so
     ///         the last claim takes the rest to the wei) and net of the reputation levy. Anyone may
     ///         call it; it credits only those. So a copy in any disguise that sets a new best is
     ///         paid its own raise only, and what it copied, on the winning path or off it, keeps
     ///         its raise and the compute it grew from.
-    /// @param nodeId A node of a finalized task, off its winning path, with a raise or counted
-    ///        operations, not claimed.
+    /// @param nodeId A node of a finalized task, off its winning path, with a raise or a compute
+    ///        weight, not claimed.
     function claim(uint256 nodeId) external;
 
     /// @notice Opens the validation commitment of a finalized task (the sponsor only): anyone
@@ -620,6 +623,9 @@ interface IBountyTree {
     function REPUTATION_LEVY_BPS() external view returns (uint256);
     /// @notice Wei of levy burned per reputation point: what a point costs, whoever earns it.
     function REPUTATION_POINT_PRICE() external view returns (uint256);
+    /// @notice Compute weight per basis point of raise: a raise of r bps gives the replayed
+    ///         training on its path r × WEIGHT_PER_BPS of weight, split by operations.
+    function WEIGHT_PER_BPS() external view returns (uint256);
     /// @notice How long after the deadline a task with unscored nodes may be finalized by anyone
     ///         but the oracle (the oracle may finalize as soon as the task is due).
     function FINALIZE_GRACE() external view returns (uint256);

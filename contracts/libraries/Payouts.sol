@@ -20,11 +20,15 @@ import {IBountyTree} from "../interfaces/IBountyTree.sol";
 ///         - Expertise share (pool × expertiseShareBps): split by the same raises, to the
 ///           architect of each raise's architecture (all of it to the winner's architect when
 ///           nothing trained set a new best).
-///         - Compute share (pool × computeShareBps): split in proportion to the verifiedOps of
-///           counted nodes (only the oracle's replays of training on published data have any): a
-///           node is counted when a new best is it or descends from it, so compute is paid for the
-///           training new bests grew from, on the winning path or off it, and a copy that wins on
-///           a path of its own takes nothing from the compute of what it copied.
+///         - Compute share (pool × computeShareBps): split by the same raises, each raise's part
+///           among the replayed training on its path (the new best and its ancestors; only the
+///           oracle's replays of training on published data have operations), by operations, as
+///           compute weights recorded at scoring (Node.computeWeight). So compute is paid for the
+///           training new bests grew from, on the winning path or off it, never more than their
+///           raises' part: a long chain of heavy training under a one-point raise earns that
+///           point's part, and a copy that wins on a path of its own takes nothing from the compute
+///           of what it copied. A raise with no replayed training on its path leaves its part to
+///           the refund.
 ///         - The reputation levy: LEVY_BPS of every credit to an account other than the sponsor
 ///           is burned, and the account earns a point per POINT_PRICE of its levies in the
 ///           payout (rounded down). Reputation is proof of burn: every point cost its holder at
@@ -52,8 +56,8 @@ library Payouts {
     /// @param raiseReserve The data and expertise shares' parts of the raises off the path, kept
     ///        for their claims.
     /// @param unclaimedRaise Those raises, in basis points.
-    /// @param computeReserve The compute share's part of the counted operations off the path.
-    /// @param unclaimedOps Those operations.
+    /// @param computeReserve The compute share's part of the compute weights off the path.
+    /// @param unclaimedWeight Those weights.
     struct PathPayout {
         Credit[] credits;
         uint256 creditCount;
@@ -66,7 +70,7 @@ library Payouts {
         uint256 raiseReserve;
         uint256 unclaimedRaise;
         uint256 computeReserve;
-        uint256 unclaimedOps;
+        uint256 unclaimedWeight;
     }
 
     /// @dev The pools and what they are split by.
@@ -75,7 +79,7 @@ library Payouts {
         uint256 computePool;
         uint256 expertisePool;
         uint256 totalRaise;
-        uint256 totalOps;
+        uint256 totalWeight; // the compute share's denominator: totalRaise × WEIGHT_PER_BPS
     }
 
     uint256 private constant BPS = 10_000;
@@ -85,6 +89,8 @@ library Payouts {
     ///         microether, so that what a task's levies leave over a whole point is negligible
     ///         (an account paid 0.099 ETH earns 990 points, not none).
     uint256 internal constant POINT_PRICE = 1e12;
+    /// @notice Compute weight per basis point of raise (weights of a task sum to at most 1e16).
+    uint256 internal constant WEIGHT_PER_BPS = 1e12;
 
     /// @notice The payout of the path ending at `winner` out of `pool`, by the task's shares.
     /// @param maxDepth The contract's MAX_DEPTH: no path is longer.
@@ -106,14 +112,14 @@ library Payouts {
             computePool: pool * task.computeShareBps / BPS,
             expertisePool: pool * task.expertiseShareBps / BPS,
             totalRaise: task.raisedBps,
-            totalOps: task.countedOps
+            totalWeight: uint256(task.raisedBps) * WEIGHT_PER_BPS
         });
         uint256 pathRaise;
-        uint256 pathOps;
+        uint256 pathWeight;
         for (uint256 i = 0; i + 1 < len; ++i) {
             IBountyTree.Node storage n = nodes[path[i]];
             pathRaise += n.raiseBps;
-            if (n.counted) pathOps += n.verifiedOps;
+            pathWeight += n.computeWeight;
         }
         for (uint256 i = 0; i + 1 < len; ++i) {
             _payTrainedNode(p, shares, nodes[path[i]], datasets);
@@ -124,9 +130,9 @@ library Payouts {
             p.unclaimedRaise = shares.totalRaise - pathRaise;
             p.raiseReserve = (shares.dataPool + shares.expertisePool) * p.unclaimedRaise / shares.totalRaise;
         }
-        if (shares.totalOps != 0) {
-            p.unclaimedOps = shares.totalOps - pathOps;
-            p.computeReserve = shares.computePool * p.unclaimedOps / shares.totalOps;
+        if (task.computeWeight != 0) {
+            p.unclaimedWeight = task.computeWeight - pathWeight;
+            p.computeReserve = shares.computePool * p.unclaimedWeight / shares.totalWeight;
         }
         _add(p, nodes[path[len - 1]].author, expertise, IBountyTree.PayoutKind.Expertise);
     }
@@ -134,7 +140,7 @@ library Payouts {
     /// @notice What `nodeId`, a node off the winning path, is paid out of `raiseAmount` (its
     ///         raise's part of the raise reserve: the data part to its data's provider, the
     ///         expertise part to its architect, in the proportion of the task's two shares) and
-    ///         `computeAmount` (its counted operations' part of the compute reserve, to its author).
+    ///         `computeAmount` (its compute weight's part of the compute reserve, to its author).
     function ofClaim(
         mapping(uint256 => IBountyTree.Node) storage nodes,
         mapping(uint256 => IBountyTree.Dataset) storage datasets,
@@ -181,7 +187,7 @@ library Payouts {
     }
 
     /// @dev A trained node's data credit (by its raise, to its data's provider) and compute
-    ///      credit (by its verified operations, if counted, to its author).
+    ///      credit (by its compute weight, to its author).
     function _payTrainedNode(
         PathPayout memory p,
         Shares memory shares,
@@ -192,9 +198,9 @@ library Payouts {
         if (raise != 0) {
             _add(p, _provider(n, datasets), shares.dataPool * raise / shares.totalRaise, IBountyTree.PayoutKind.Data);
         }
-        uint256 ops = n.counted ? n.verifiedOps : 0;
-        if (ops != 0) {
-            _add(p, n.author, shares.computePool * ops / shares.totalOps, IBountyTree.PayoutKind.Compute);
+        uint256 weight = n.computeWeight;
+        if (weight != 0) {
+            _add(p, n.author, shares.computePool * weight / shares.totalWeight, IBountyTree.PayoutKind.Compute);
         }
     }
 

@@ -364,14 +364,15 @@ def test_a_copy_in_any_disguise_is_paid_only_its_own_raise(
     architecture of her second account (sybil), so that the winning path is wholly hers. The
     second attack round measured that disguise taking the whole data and expertise shares.
 
-    Data and expertise are paid by raises over the task's best when scored, compute by the
-    replayed operations new bests grew from: disguised, mallory's node adds 100 bps and her two
-    accounts are paid that raise's part of the data and expertise shares, nothing more; alice,
-    the publisher and bob claim off the path what they would have been paid had mallory's node
-    been an honest child of alice's, bob's compute included, and the sponsor gets no compute
-    back. What the disguise moves is the expertise part of mallory's own raise, from alice's
-    architect to sybil: at most pool × expertiseShareBps × raise / raisedBps (docs/design.md,
-    "The payout rule"). A copy that is no better than what it copied is paid nothing."""
+    Every share is paid by raises over the task's best when scored (compute among the replayed
+    training each raise grew from): disguised, mallory's node adds 100 bps and her two accounts are
+    paid that raise's part of the data and expertise shares, nothing more; alice and the publisher
+    claim off the path what they would have been paid had mallory's node been an honest child of
+    alice's, and bob the compute part of the two raises his training led to. What the disguise
+    moves is only the parts of mallory's own raise: its expertise part from alice's architect to
+    sybil, its compute part (her path replayed nothing) from bob to the refund; at most
+    pool × (expertiseShareBps + computeShareBps) × raise / raisedBps (docs/design.md, "The payout
+    rule"). A copy that is no better than what it copied is paid nothing."""
     paid = {}
     payees = (alice, publisher, bob, architect, sponsor)
     for disguised in (False, True):
@@ -401,9 +402,11 @@ def test_a_copy_in_any_disguise_is_paid_only_its_own_raise(
             with reverts(f"NothingToClaim: {n}"):  # nothing held, or paid on the path
                 tree.claim(n, {"from": mallory})
         t = tree.getTask(task_id).dict()
-        assert t["countedOps"] == 1000
+        assert t["computeWeight"] == 7000 * 10**12 + (0 if disguised else 100 * 10**12) * (
+            copy_bps > 8000
+        )
         assert [t[k] for k in ("raiseReserve", "computeReserve", "unclaimedRaiseBps")] == [0] * 3
-        assert t["unclaimedOps"] == 0
+        assert t["unclaimedWeight"] == 0
         paid[disguised] = [_paid(txs, a) for a in payees]
         paid[disguised].append(_paid(txs, mallory, sybil))
         refund = [e for e in events(txs[0], "PayoutCredited") if e["kind"] == 3]
@@ -427,15 +430,54 @@ def test_a_copy_in_any_disguise_is_paid_only_its_own_raise(
         0,
         net(data * 100 // raised),
     ]
-    for honest, disguised in zip(paid[False][:3], paid[True][:3], strict=True):
-        assert abs(honest - disguised) <= 2  # the same, by another rounding; bob's compute whole
-    assert paid[True][4] == 0 and paid[True][6] <= 2  # the sponsor gets no compute back
+    for honest, disguised in zip(paid[False][:2], paid[True][:2], strict=True):
+        assert abs(honest - disguised) <= 2  # the same, by another rounding
+    # bob's training is paid by the raises that grew from it, 7000 of 7100 bps; the compute part
+    # of mallory's raise, whose path has no replayed training, goes to the refund
+    assert paid[True][2] == net(compute * 7000 // raised)
+    assert paid[True][4] == 0 and 0 <= paid[True][6] - compute * 100 // raised <= 3
     mallory_paid = paid[True][5]
     assert mallory_paid == net(data * 100 // raised) + net(expertise * 100 // raised)
     assert mallory_paid <= net((data + expertise) * 100 // raised)  # what her own raise is worth
     moved = mallory_paid - paid[False][5]
     assert 0 < moved <= net(expertise * 100 // raised)  # the stated bound
     assert abs(paid[True][3] - (paid[False][3] - moved)) <= 2
+
+
+def test_compute_piled_under_a_small_raise_earns_only_that_raise(
+    tree, market, sponsor, architect, alice, bob, mallory
+):
+    """alice (80%) and bob (90%, her child) train on private data: no compute anywhere on the
+    winning path. mallory publishes a dataset (padded, say) and hangs a chain of six nodes of
+    heavy replayed training under the architecture, the last one point above alice's, so that
+    her training becomes something a new best grew from, then loses to bob. Compute is paid by
+    raises: her chain earns her one point's part of the compute share (100 of the 8000 bps
+    raised) and its data part, however many operations it piled up; the rest of the compute
+    share, which nobody's replayed training raised, goes back to the sponsor."""
+    task_id = market.create_task(sponsor, target=9900)
+    dataset = market.publish(task_id, mallory)
+    arch = market.propose(task_id, architect)
+    hers = market.submit(task_id, alice, arch)
+    market.score(task_id, {arch: 1000, hers: 8000})
+    chain_ = [arch]
+    for _ in range(6):
+        chain_.append(market.submit(task_id, mallory, chain_[-1], dataset_id=dataset))
+    scores = {n: 1000 for n in chain_[1:-1]} | {chain_[-1]: 8100}
+    market.score(task_id, scores, {n: 10**12 for n in chain_[1:]})
+    his = market.submit(task_id, bob, hers)
+    market.score(task_id, {his: 9000})
+    past_reveals(tree, task_id)
+    txs = [tree.finalize(task_id, {"from": sponsor})]
+    assert txs[0].events["TaskFinalized"]["winnerNodeId"] == his
+    txs += [tree.claim(n, {"from": sponsor}) for n in chain_[1:]]
+    data, compute = BOUNTY * 5000 // 10_000, BOUNTY * 3000 // 10_000
+    paid = _paid(txs, mallory)
+    # (short by the rounding of six weights and claims)
+    assert 0 <= net(data * 100 // 8000) + net(compute * 100 // 8000) - paid <= 1000
+    assert paid <= net((data + compute) * 100 // 8000) + 6
+    refund = sum(e["amount"] for e in events(txs[0], "PayoutCredited") if e["kind"] == 3)
+    assert refund >= compute * 7900 // 8000
+    assert tree.balance() == owed_to_everyone(tree)
 
 
 # ──────────────────────────── finalize cut-off ────────────────────────────
@@ -641,22 +683,34 @@ def _farm(tree, market, sponsor, author, bounty=1000):
     return tx
 
 
-@pytest.mark.parametrize(
-    "bounty, per_node",
-    [(1000, [16, 9]), (ETHER, [16129032258064516, 9677419354838709])],
-    ids=["dust", "one-ether"],
-)
+def _farm_credits(bounty):
+    """What _farm's finalize credits by the payout rule, winner first, zero credits left out, and
+    the refund: each trained node's data (a 100 bps raise of the 3100 raised) and compute (a raise
+    at depth k gives each of the k trained nodes on its path 1/k of its weight, all ops being
+    equal), then the expertise."""
+    data, compute, expertise = (bounty * bps // 10_000 for bps in (5000, 3000, 2000))
+    unit = 10**12  # WEIGHT_PER_BPS
+    weight = {j: sum(100 * unit // k for k in range(j, 32)) for j in range(1, 32)}
+    credits = []
+    for j in range(31, 0, -1):
+        credits += [data * 100 // 3100, compute * weight[j] // (3100 * unit)]
+    credits = [c for c in [*credits, expertise] if c]
+    return credits, bounty - sum(credits)
+
+
+@pytest.mark.parametrize("bounty", [1000, ETHER], ids=["dust", "one-ether"])
 def test_self_sponsored_path_earns_its_sponsor_no_reputation(
-    tree, reputation, market, mallory, bounty, per_node
+    tree, reputation, market, mallory, bounty
 ):
     """mallory pays herself through 63 payouts (31 data, 31 compute, 1 expertise): dust earns
     nothing, and neither does a whole ether of her own money (the old rule, +10 per payout, gave
     her 630 points either way)."""
     purse = Purse(tree, mallory)
     tx = _farm(tree, market, mallory, mallory, bounty)
-    # data 50%: 31 × floor(pool / 2 × 100 / 3100); compute 30%: 31 × floor(pool × 3 / 10 / 31);
-    # expertise 20%; the 25 wei rounded off back to her as sponsor
-    assert [e["amount"] for e in tx.events["PayoutCredited"]] == per_node * 31 + [bounty // 5, 25]
+    # data 50% by raises, compute 30% by the raises' weights, expertise 20%; what rounding leaves
+    # back to her as sponsor
+    credits, refund = _farm_credits(bounty)
+    assert [e["amount"] for e in tx.events["PayoutCredited"]] == [*credits, refund]
     assert {e["account"] for e in tx.events["PayoutCredited"]} == {mallory}
     assert "ReputationChanged" not in tx.events
     assert reputation.scoreOf(mallory) == 0
@@ -664,11 +718,14 @@ def test_self_sponsored_path_earns_its_sponsor_no_reputation(
 
 
 def test_sybil_paid_dust_earns_no_reputation(tree, reputation, market, mallory, sybil):
-    """mallory sponsors 1000 wei for her second account: of the 975 wei it is paid, 2 are the
+    """mallory sponsors 1000 wei for her second account: of the 979 wei it is paid, 2 are the
     levy, far below the price of a point."""
     tx = _farm(tree, market, mallory, sybil)
-    # the levy is taken credit by credit: 31 × 16 and 31 × 9 wei pay none, the 200 of expertise 2
-    assert (credited(tx, sybil), credited(tx, mallory), credited(tx, ZERO_ADDRESS)) == (973, 25, 2)
+    credits, refund = _farm_credits(1000)
+    assert (sum(credits), refund) == (979, 21)
+    # the levy is taken credit by credit: the credits of 16 wei and less pay none, the 200 of
+    # expertise 2
+    assert (credited(tx, sybil), credited(tx, mallory), credited(tx, ZERO_ADDRESS)) == (977, 21, 2)
     assert "ReputationChanged" not in tx.events
     assert (reputation.scoreOf(mallory), reputation.scoreOf(sybil)) == (0, 0)
 
@@ -676,7 +733,7 @@ def test_sybil_paid_dust_earns_no_reputation(tree, reputation, market, mallory, 
 def test_honest_contributors_earn_a_point_per_levy_price_once_per_task(
     tree, reputation, market, sponsor, architect, alice, publisher
 ):
-    """alice authors four nodes of the winning path and is paid five times (0.425 ETH), the
+    """alice authors four nodes of the winning path and is paid four times (0.35 ETH), the
     publisher of the dataset three of them trained on three times (0.375 ETH), the architect
     0.2 ETH: 1% of each credit is burned, and each earns one Reputation change per task, a point
     per microether of its levies."""
@@ -694,26 +751,30 @@ def test_honest_contributors_earn_a_point_per_levy_price_once_per_task(
     )
     tx = tree.finalize(task_id, {"from": sponsor})
     # data 0.5 ETH, 1000 bps each → 0.125 ETH per node: alice n1, the publisher n2..n4;
-    # compute 0.3 ETH by 1000 : 1000 : 2000 → alice 0.075 + 0.075 + 0.15; expertise 0.2 ETH;
-    # each less its 1% levy, and the levies (0.01 ETH) burned
+    # compute 0.3 ETH, 0.075 per raise, each among the replayed training on its path by ops: n1's
+    # raise has none (its part is refunded), n2's all to n2, n3's half to n2 and n3, n4's to n4,
+    # n3, n2 by 2 : 1 : 1 → weights n2 1750, n3 750, n4 500 of 4000 → alice 0.13125 + 0.05625 +
+    # 0.0375; expertise 0.2 ETH; each less its 1% levy, the levies (0.00925 ETH) burned, and
+    # 0.075 ETH back to the sponsor
     assert [(e["account"], e["amount"]) for e in tx.events["PayoutCredited"]] == [
-        (publisher, 12375 * 10**13),
-        (alice, 14850 * 10**13),
-        (publisher, 12375 * 10**13),
-        (alice, 7425 * 10**13),
-        (publisher, 12375 * 10**13),
-        (alice, 7425 * 10**13),
-        (alice, 12375 * 10**13),
-        (architect, 19800 * 10**13),
-        (ZERO_ADDRESS, 10**16),
+        (publisher, net(125 * 10**15)),
+        (alice, net(375 * 10**14)),
+        (publisher, net(125 * 10**15)),
+        (alice, net(5625 * 10**13)),
+        (publisher, net(125 * 10**15)),
+        (alice, net(13125 * 10**13)),
+        (alice, net(125 * 10**15)),
+        (architect, net(200 * 10**15)),
+        (ZERO_ADDRESS, 925 * 10**13),
+        (sponsor, 75 * 10**15),
     ]
     assert [(e["account"], e["delta"]) for e in tx.events["ReputationChanged"]] == [
         (publisher, 3750),
-        (alice, 4250),
+        (alice, 3500),
         (architect, 2000),
     ]
     assert [reputation.scoreOf(a) for a in (alice, publisher, architect, sponsor)] == [
-        4250,
+        3500,
         3750,
         2000,
         0,

@@ -56,6 +56,7 @@ ACTORS = range(2, 9)
 ATTACKERS = range(9, 12)
 PLAYERS = list(ACTORS) + list(ATTACKERS)
 TARGET = 9500
+WEIGHT_PER_BPS = 10**12  # the contract's: compute weight a raise of one bps gives its path
 DAY = 24 * 3600
 # brownie's clock and the next block's timestamp may differ by a second or two: the model only
 # asserts a time-dependent outcome when it is this far from the boundary
@@ -256,11 +257,11 @@ class MarketMachine:
             "path_paid": {},
             "test_scored": False,
             "raised": 0,  # the sum of its nodes' raises
-            "counted_ops": 0,  # the sum of its counted nodes' ops
+            "weight": 0,  # the sum of its nodes' compute weights
             "reserve": 0,  # wei kept at finalize for the raises off the winning path
             "unclaimed": 0,  # those raises not claimed yet
-            "compute_reserve": 0,  # wei kept at finalize for the counted ops off the path
-            "unclaimed_ops": 0,  # those ops not claimed yet
+            "compute_reserve": 0,  # wei kept at finalize for the compute weights off the path
+            "unclaimed_weight": 0,  # those weights not claimed yet
         }
         return tx.return_value
 
@@ -606,14 +607,15 @@ class MarketMachine:
                 self.nodes[nid]["raise"] = acc - best
                 self.tasks[tid]["raised"] += acc - best
                 self.outcomes["new best with a raise"] += 1
-                # it and its trained ancestors not counted yet are counted: their ops earn compute
-                n = nid
-                while self.nodes[n]["parent"] and not self.nodes[n].get("counted"):
-                    self.nodes[n]["counted"] = True
-                    self.tasks[tid]["counted_ops"] += self.nodes[n]["ops"]
-                    if self.nodes[n]["ops"]:
-                        self.outcomes["replayed compute counted"] += 1
-                    n = self.nodes[n]["parent"]
+                # the replayed training on its path gets its raise's compute weight, by ops
+                trainers = [n for n in self._path(nid)[:-1] if self.nodes[n]["ops"]]
+                ops = sum(self.nodes[n]["ops"] for n in trainers)
+                for n in trainers:
+                    w = (acc - best) * WEIGHT_PER_BPS * self.nodes[n]["ops"] // ops
+                    self.nodes[n]["weight"] = self.nodes[n].get("weight", 0) + w
+                    self.tasks[tid]["weight"] += w
+                if trainers:
+                    self.outcomes["compute weight given"] += 1
             best = max(best, acc)
         tx = self.tree.recordScores(tid, records, {"from": self.oracle})
         # the batch that first reaches the target brings the deadline forward to REVEAL_WINDOW
@@ -800,13 +802,15 @@ class MarketMachine:
             task["reserve"] = (data + expertise) * task["unclaimed"] // task["raised"]
             if task["unclaimed"]:
                 self.outcomes["finalized with raises off the path"] += 1
-        if task["counted_ops"]:
-            task["unclaimed_ops"] = task["counted_ops"] - sum(
-                self.nodes[n]["ops"] for n in on_path if self.nodes[n].get("counted")
+        if task["weight"]:
+            task["unclaimed_weight"] = task["weight"] - sum(
+                self.nodes[n].get("weight", 0) for n in on_path
             )
-            task["compute_reserve"] = compute * task["unclaimed_ops"] // task["counted_ops"]
-            if task["unclaimed_ops"]:
-                self.outcomes["finalized with counted compute off the path"] += 1
+            task["compute_reserve"] = (
+                compute * task["unclaimed_weight"] // (task["raised"] * WEIGHT_PER_BPS)
+            )
+            if task["unclaimed_weight"]:
+                self.outcomes["finalized with compute weight off the path"] += 1
         paid += task["reserve"] + task["compute_reserve"]
         refund = min(pool - paid, task["bounty"])
         burned = pool - paid - refund + task["fee"] * pending
@@ -841,7 +845,7 @@ class MarketMachine:
         assert set(changes) <= set(levies) and all(d > 0 for d in changes.values())
         self.outcomes["reputation earned on a path"] += len(changes)
         depth = self.chain_nodes[winner]["depth"] if winner else 0
-        slots = bool(task["unclaimed"] or task["unclaimed_ops"]) + bool(task["compute_reserve"])
+        slots = bool(task["unclaimed"] or task["unclaimed_weight"]) + bool(task["compute_reserve"])
         self.finalize_gas.append((tx.gas_used, depth, slots))
         self.outcomes["finalized"] += 1
 
@@ -865,12 +869,12 @@ class MarketMachine:
         return out
 
     def _claimable(self):
-        """Nodes off their finalized task's winning path holding a raise or counted ops, not
+        """Nodes off their finalized task's winning path holding a raise or a compute weight, not
         claimed yet."""
         return [
             nid
             for nid, v in self.nodes.items()
-            if (v.get("raise") or (v.get("counted") and v["ops"]))
+            if (v.get("raise") or v.get("weight"))
             and not v.get("claimed")
             and self.tasks[v["task"]]["finalized"]
             and nid not in self._path(self.tasks[v["task"]]["winner"])
@@ -884,7 +888,7 @@ class MarketMachine:
 
     def rule_claim(self, st_pick, st_player):
         """Anyone claims what a node off a winning path holds, once: its raise's part of what is
-        left of the raise reserve, its counted ops' part of what is left of the compute reserve
+        left of the raise reserve, its compute weight's part of what is left of the compute reserve
         (the last claim all of each), data to its provider, compute to its author, expertise to
         its architect, each net of its levy. A node holding nothing, on the path, or claimed is
         refused."""
@@ -909,11 +913,11 @@ class MarketMachine:
             raise_part = t["reserve"] * v["raise"] // t["unclaimed"]
             t["reserve"] -= raise_part
             t["unclaimed"] -= v["raise"]
-        ops = v["ops"] if v.get("counted") else 0
-        if ops:
-            compute_part = t["compute_reserve"] * ops // t["unclaimed_ops"]
+        weight = v.get("weight", 0)
+        if weight:
+            compute_part = t["compute_reserve"] * weight // t["unclaimed_weight"]
             t["compute_reserve"] -= compute_part
-            t["unclaimed_ops"] -= ops
+            t["unclaimed_weight"] -= weight
         tx = self.tree.claim(nid, {"from": caller})
         assert tx.events["Claimed"]["amount"] == raise_part + compute_part
         v["claimed"] = True
@@ -939,7 +943,7 @@ class MarketMachine:
         assert credits[len(expected) :] == ([(ZERO_ADDRESS, levy, 6)] if levy else [])
         self.outcomes["claimed off the path"] += 1
         if compute_part:
-            self.outcomes["counted compute claimed off the path"] += 1
+            self.outcomes["compute weight claimed off the path"] += 1
 
     def _reclaimable_nodes(self):
         return [
@@ -1367,10 +1371,10 @@ class MarketMachine:
                 model["reserve"],
                 model["unclaimed"],
             )
-            assert (t["countedOps"], t["computeReserve"], t["unclaimedOps"]) == (
-                model["counted_ops"],
+            assert (t["computeWeight"], t["computeReserve"], t["unclaimedWeight"]) == (
+                model["weight"],
                 model["compute_reserve"],
-                model["unclaimed_ops"],
+                model["unclaimed_weight"],
             )
 
     def invariant_credits_match_the_events(self):
@@ -1437,9 +1441,9 @@ class MarketMachine:
                 v["author"],
             )
             assert (n["status"], n["datasetId"]) == (codes[v["status"]], v["dataset"])
-            assert (n["raiseBps"], n["counted"], n["claimed"]) == (
+            assert (n["raiseBps"], n["computeWeight"], n["claimed"]) == (
                 v.get("raise", 0),
-                v.get("counted", False),
+                v.get("weight", 0),
                 v.get("claimed", False),
             )
             if v["dataset"]:
@@ -1540,7 +1544,7 @@ def test_invariants_hold_under_random_calls(tree, oracle):
             "finalized with raises off the path",
             "claimed off the path",
             "claim refused",
-            "replayed compute counted",
-            "finalized with counted compute off the path",
-            "counted compute claimed off the path",
+            "compute weight given",
+            "finalized with compute weight off the path",
+            "compute weight claimed off the path",
         } - {outcome for outcome, count in machine.outcomes.items() if count}

@@ -160,17 +160,19 @@ def test_payout_along_the_winning_path(
     #     alice  505e15 * 2000 / 4200 = 240476190476190476 (floor of …476.19)
     #     publisher (bob's node)  505e15 * 1000 / 4200 = 120238095238095238 (…238.09)
     #     publisher (alice's 2nd) 505e15 * 1200 / 4200 = 144285714285714285 (…285.71)
-    #   compute 30% = 0.303 ETH by ops 1000 : 3000 (the side node is off the path)
-    #     bob 0.07575 ETH, alice 0.22725 ETH
-    #   expertise 20% = 0.202 ETH → architect;  rounding remainder 1 wei → sponsor
+    #   compute 30% = 0.303 ETH by the raises too, each raise's part among the replayed training
+    #   on its path by ops: alice's first raise has none (its 2000/4200 is refunded), bob's 1000
+    #   is bob's, alice's second 1200 splits 3000 : 1000 between her node and bob's
+    #     bob 0.303 * 1300 / 4200 = 93785714285714285, alice 0.303 * 900 / 4200 = 64928571428571428
+    #   expertise 20% = 0.202 ETH → architect; the rest → sponsor
     #   each path credit less its 1% levy, the levies burned
     after = pending(tree, sponsor, architect, alice, bob, publisher)
     gained = [a - b for a, b in zip(after, before, strict=False)]
     assert gained == [
-        1,
+        144285714285714288,
         net(202000000000000000),
-        net(240476190476190476) + net(227250000000000000),
-        net(75750000000000000),
+        net(240476190476190476) + net(64928571428571428),
+        net(93785714285714285),
         net(120238095238095238) + net(144285714285714285),
     ]
     assert sum(gained) + tree.pendingWithdrawals(ZERO_ADDRESS) == BOUNTY + STAKE
@@ -189,8 +191,8 @@ def test_payout_along_the_winning_path(
     ]
     # a point per microether of an account's levies in the task, however many payouts; the
     # sponsor's refund pays no levy and earns nothing
-    assert reputation.scoreOf(alice) == 4677 - 10_000  # levies 0.004677… ETH - worse side node
-    assert reputation.scoreOf(bob) == 757
+    assert reputation.scoreOf(alice) == 3054 - 10_000  # levies 0.003054… ETH - worse side node
+    assert reputation.scoreOf(bob) == 937
     assert reputation.scoreOf(publisher) == 2645
     assert reputation.scoreOf(architect) == 2020
     assert reputation.scoreOf(sponsor) == 0
@@ -219,8 +221,8 @@ def test_gain_is_over_the_best_accuracy_on_the_path(
     tx = tree.finalize(task_id, {"from": alice})
     assert tx.events["TaskFinalized"]["winnerNodeId"] == c
     # pool 1.01 ETH: data 0.505 ETH by 2000 : 0 : 500 → A 0.404 ETH, C 0.101 ETH (publisher nothing,
-    # B gained nothing); compute 0.303 ETH all to bob (B's 1000 ops are the only ones); expertise
-    # 0.202 ETH; nothing left for the sponsor
+    # B gained nothing); compute 0.303 ETH by the same raises: C's 500 grew from B's replayed
+    # training (0.0606 ETH to bob), A's 2000 from none (refunded); expertise 0.202 ETH
     gained = [
         x - y
         for x, y in zip(
@@ -228,20 +230,21 @@ def test_gain_is_over_the_best_accuracy_on_the_path(
         )
     ]
     assert gained == [
-        0,
+        2424 * 10**14,
         net(202 * 10**15),
         net(404 * 10**15) + net(101 * 10**15),
-        net(303 * 10**15),
+        net(606 * 10**14),
         0,
     ]
     assert [(e["account"], e["kind"], e["amount"]) for e in tx.events["PayoutCredited"]] == [
         (alice, 0, net(101 * 10**15)),
-        (bob, 1, net(303 * 10**15)),
+        (bob, 1, net(606 * 10**14)),
         (alice, 0, net(404 * 10**15)),
         (architect, 2, net(202 * 10**15)),
-        (ZERO_ADDRESS, 6, 101 * 10**14),  # the levies
+        (ZERO_ADDRESS, 6, 7676 * 10**12),  # the levies
+        (sponsor, 3, 2424 * 10**14),
     ]
-    assert reputation.scoreOf(bob) == -10_000 + 3030 and reputation.scoreOf(publisher) == 0
+    assert reputation.scoreOf(bob) == -10_000 + 606 and reputation.scoreOf(publisher) == 0
 
 
 def test_zero_gain_node_is_paid_compute_only(
