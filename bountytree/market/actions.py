@@ -803,13 +803,11 @@ class Market:
         raise, replayed training its compute weight): one `claim` each, which anyone may send and
         which credits only the node's provider, author and architect. Returns what was credited.
         `finalize` does it at once, so that nothing off the path waits for anybody; a node
-        claimed meanwhile by someone else is skipped, before sending or when its claim is refused
-        as nothing to claim."""
+        claimed meanwhile by someone else is skipped (its claim is refused as nothing to claim
+        when it is simulated, before anything is sent)."""
         task = self.task(task_id, with_info=False)
         out: list[Payout] = []
         for node in unclaimed(task, self.nodes(task_id)):
-            if self.node(node.id).claimed:  # someone else sent it since
-                continue
             try:
                 out += self._credits(self.chain.send(self.tree.functions.claim(node.id)))
             except UserError as exc:
