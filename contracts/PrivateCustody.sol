@@ -101,10 +101,11 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
         if (c.accepted & (1 << party) != 0) revert AlreadyAccepted(msg.sender);
         if (msg.value != c.stake) revert WrongStake(msg.value, c.stake);
         if (tree.getTask(taskId).finalized) revert TaskClosed(taskId);
-        if ((party < 2) != (sealingKey != bytes32(0))) revert ZeroKey();
+        if (sealingKey == bytes32(0)) revert ZeroKey();
         c.accepted |= uint8(1 << party);
         if (party == 0) c.key0 = sealingKey;
         else if (party == 1) c.key1 = sealingKey;
+        else c.key2 = sealingKey;
         emit CustodyAccepted(taskId, msg.sender, party, sealingKey);
     }
 

@@ -1,6 +1,11 @@
-"""`python -m custodian serve --key-file FILE --peer 127.0.0.1:PORT [--task T …] [--once]`
-(a custodian), `python -m custodian dealer --peer 127.0.0.1:PORT [--sessions N]` (the
-dealer), and `python -m custodian session JOB` (one session, run by `serve`)."""
+"""`python -m custodian serve --key-file FILE --peer HOST:PORT [--task T …] [--once]`
+(a custodian), `python -m custodian dealer --key-file FILE --peer HOST:PORT [--sessions N]`
+(the dealer), and `python -m custodian session JOB` (one session, run by `serve`).
+
+Custodian 0 listens at --peer; custodian 1 and the dealer connect there. Every link between
+the three is authenticated by the keys they accepted custody with and encrypted
+(bountytree/mpc/links.py), so they may run on different machines: --peer is then an address
+the others can reach."""
 
 from __future__ import annotations
 
@@ -24,9 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = verbs.add_parser("serve", parents=[common_options()], help="a custodian's rounds")
     s.add_argument("--key-file", required=True, help="the key this custodian accepted with")
     s.add_argument(
-        "--peer",
-        required=True,
-        help="host:port of the sessions (custodian 0 listens there; loopback only)",
+        "--peer", required=True, help="host:port of the sessions (custodian 0 listens there)"
     )
     s.add_argument("--task", type=int, action="append", help="only these tasks (repeatable)")
     s.add_argument("--once", action="store_true", help="one round, then exit")
@@ -34,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--session-timeout", type=float, default=SESSION_TIMEOUT)
     s.set_defaults(run=run_serve)
     d = verbs.add_parser("dealer", parents=[common_options()], help="the dealer")
+    d.add_argument("--key-file", required=True, help="the key this dealer accepted with")
     d.add_argument("--peer", required=True, help="host:port of custodian 0's sessions")
+    d.add_argument("--interval", type=float, default=2.0, help="seconds between looks for tasks")
     d.add_argument("--sessions", type=int, default=0, help="stop after N sessions (0: never)")
     d.add_argument("--session-timeout", type=float, default=SESSION_TIMEOUT)
     d.set_defaults(run=run_dealer)
@@ -46,15 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_serve(args: argparse.Namespace, settings) -> int:
     from bountytree.market.actions import open_market
-    from bountytree.mpc.session import check_loopback
-    from bountytree.private.sealing import read_private_key
 
     from .service import Custodian
 
-    check_loopback(args.peer)
     custodian = Custodian(
         open_market(settings),
-        read_private_key(Path(args.key_file)),
+        Path(args.key_file),
         args.peer,
         session_timeout=args.session_timeout,
         tasks=args.task,
@@ -76,13 +78,40 @@ def run_serve(args: argparse.Namespace, settings) -> int:
         time.sleep(min(60.0, args.interval * 2**failures))
 
 
-def run_dealer(args: argparse.Namespace, settings) -> int:
-    from bountytree.mpc.session import check_loopback
+def custodian_keys(custody, me: str, mine: bytes) -> tuple[set[bytes], set[bytes]]:
+    """The keys of custodians 0 and 1 of the ready, unsettled tasks this account deals for with
+    this key: the only parties whose sessions it joins."""
+    zero: set[bytes] = set()
+    one: set[bytes] = set()
+    for task_id in custody.market.task_ids():
+        view = custody.of(task_id)
+        if not view or view.party_of(me) != 2 or not view.ready or view.settled:
+            continue
+        if view.keys[2] == mine and view.keys[0] and view.keys[1]:
+            zero.add(view.keys[0])
+            one.add(view.keys[1])
+    return zero, one
 
-    check_loopback(args.peer)
-    print(f"dealer: sessions at {args.peer}", flush=True)
+
+def run_dealer(args: argparse.Namespace, settings) -> int:
+    from bountytree.market.actions import open_market
+    from bountytree.market.custody import Custody
+    from bountytree.private.sealing import public_key, read_private_key
+
+    key_file = Path(args.key_file).resolve()
+    mine = public_key(read_private_key(key_file))
+    custody = Custody(open_market(settings))
+    print(f"dealer {custody.market.chain.address}: sessions at {args.peer}", flush=True)
     served = 0
     while args.sessions == 0 or served < args.sessions:
+        try:
+            zero, one = custodian_keys(custody, custody.market.chain.address, mine)
+        except Exception as exc:  # the chain is down: wait and look again
+            print(f"could not read the tasks ({type(exc).__name__}: {exc}); retrying", flush=True)
+            zero = one = set()
+        if not zero:
+            time.sleep(args.interval)
+            continue
         status = subprocess.run(
             [
                 sys.executable,
@@ -91,6 +120,9 @@ def run_dealer(args: argparse.Namespace, settings) -> int:
                 "session-dealer",
                 args.peer,
                 str(args.session_timeout),
+                str(key_file),
+                ",".join(sorted(k.hex() for k in zero)),
+                ",".join(sorted(k.hex() for k in one)),
             ],
             preexec_fn=die_with_parent(),
             capture_output=True,
@@ -108,10 +140,10 @@ def run_session(args: argparse.Namespace, settings) -> int:
 
 
 def main() -> int:
-    if len(sys.argv) == 4 and sys.argv[1] == "session-dealer":
+    if len(sys.argv) == 7 and sys.argv[1] == "session-dealer":
         from .session import dealer
 
-        return dealer(sys.argv[2], float(sys.argv[3]))
+        return dealer(sys.argv[2], float(sys.argv[3]), *sys.argv[4:])
     return run(build_parser())
 
 

@@ -41,6 +41,7 @@ from bountytree.models.fields import SpecError
 from bountytree.models.flops import training_ops
 from bountytree.models.spec import ModelSpec, private_problem
 from bountytree.private import handover, rows
+from bountytree.private.sealing import read_private_key
 from bountytree.private.shares import Share, ShareError, commitment, public_share
 from bountytree.processes import die_with_parent
 from bountytree.reasons import Reason, Rejected
@@ -97,7 +98,7 @@ class Custodian:
     def __init__(
         self,
         market: Market,
-        private_key: bytes,
+        key_file: Path,
         peer: str,
         *,
         log: Log = print,
@@ -110,7 +111,8 @@ class Custodian:
         self.custody = Custody(market)
         self.me = market.chain.address
         folder = market.chain.settings.home / "custodian" / str(market.chain.chain_id)
-        self.holdings = Holdings(folder / self.me.lower(), private_key)
+        self.key_file = Path(key_file)
+        self.holdings = Holdings(folder / self.me.lower(), read_private_key(self.key_file))
         self.peer = peer
         self.log = log
         self.session_timeout = session_timeout
@@ -304,7 +306,7 @@ class Custodian:
         spec = self._spec(node)
         inputs = {f"w:{k}": v for k, v in parent_share.share.tensors.items()}
         inputs.update(X=mine.tensors["X"], Y=mine.tensors["Y"])
-        result = self._session(index, Job(session.TRAIN, view.task_id, node.id, spec, inputs))
+        result = self._session(view, index, Job(session.TRAIN, view.task_id, node.id, spec, inputs))
         if result is None:
             return False
         _, arrays = result
@@ -341,7 +343,7 @@ class Custodian:
         margin = task.description.margin_bps if task.description else 100
         parent_bps = nodes[node.parent_id].accuracy_bps if node.parent_id else 0
         job = Job(session.SCORE, view.task_id, node.id, spec, inputs, margin, parent_bps)
-        result = self._session(index, job)
+        result = self._session(view, index, job)
         if result is None:
             return False
         out, arrays = result
@@ -357,9 +359,14 @@ class Custodian:
             verb = "scored" if kind == SCORE else "rejected"
             self.log(f"node {node.id}: {verb} ({what})")
 
-    def _session(self, index: int, job: Job) -> tuple[dict, dict[str, np.ndarray]] | None:
+    def _session(
+        self, view: CustodyView, index: int, job: Job
+    ) -> tuple[dict, dict[str, np.ndarray]] | None:
         """Runs the job in a fresh process as rank `index`; None if the session did not happen
-        (the other custodian or the dealer was not there, or disagreed): the next round retries."""
+        (the other custodian or the dealer was not there, disagreed, or could not prove the key
+        the chain holds for it): the next round retries. The process reads this custodian's key
+        from its key file and accepts, as each peer, only the key the chain holds for it."""
+        peers = {r: view.keys[r] for r in (1 - index, session.DEALER)}
         with tempfile.TemporaryDirectory(prefix="custodian-session-") as scratch:
             folder = Path(scratch)
             os.chmod(folder, 0o700)
@@ -375,6 +382,8 @@ class Custodian:
                     "margin": job.margin,
                     "parent_bps": job.parent_bps,
                     "timeout": self.session_timeout,
+                    "key_file": str(self.key_file.resolve()),
+                    "peers": {str(r): key.hex() for r, key in peers.items() if key},
                 },
             )
             atomic_write(folder / "inputs.safetensors", save(job.inputs))

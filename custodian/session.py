@@ -3,9 +3,12 @@ JOB`): the job folder holds `job.json` (the session's address, this custodian's 
 do) and `inputs.safetensors` (this custodian's shares); the process writes `result.json` and
 `result.safetensors`. Nothing is pickled on the way in or out.
 
-Rank 0 says what the session is for (kind, task, node), rank 1 compares it with what it worked
-out itself from the chain and answers; both go on only if they agree. The dealer deals for any
-session custodian 0 opens (`dealer` below): it learns shapes, never values.
+The three parties talk over authenticated, encrypted links (bountytree/mpc/links.py): each
+proves the X25519 key it accepted custody with, and accepts as its peers only the keys the chain
+holds for them (`peers` in job.json). Rank 0 says what the session is for (kind, task, node),
+rank 1 compares it with what it worked out itself from the chain and answers; both go on only
+if they agree. The dealer deals for sessions of the custodians of the tasks it serves
+(`dealer` below): it learns shapes, never values.
 """
 
 from __future__ import annotations
@@ -20,9 +23,16 @@ from safetensors.numpy import load, save
 from bountytree.files import atomic_write, atomic_write_json
 from bountytree.models.spec import parse_spec
 from bountytree.mpc import private, session
+from bountytree.mpc.links import Identity
+from bountytree.private.sealing import read_private_key
 from bountytree.private.shares import Share
 
 TRAIN, SCORE = "train", "score"
+DEALER = session.DEALER_RANK
+
+
+def identity(key_file: str, peers: dict[int, set[bytes]]) -> Identity:
+    return Identity(read_private_key(Path(key_file)), peers)
 
 
 def run(job_dir: Path) -> int:
@@ -30,8 +40,9 @@ def run(job_dir: Path) -> int:
     inputs = load((job_dir / "inputs.safetensors").read_bytes())
     rank = int(job["rank"])
     header = {k: job[k] for k in ("kind", "task", "node")}
-    session.join(
-        job["address"], rank, dealer=True, local_only=True, timeout_s=float(job["timeout"])
+    peers = {int(r): {bytes.fromhex(k)} for r, k in job["peers"].items()}
+    session.join_private(
+        job["address"], rank, identity(job["key_file"], peers), timeout_s=float(job["timeout"])
     )
     started = time.perf_counter()
     try:
@@ -62,11 +73,15 @@ def run(job_dir: Path) -> int:
     return 0
 
 
-def dealer(address: str, timeout_s: float) -> int:
-    """One session as the dealer (a fresh process each time, like the custodians')."""
+def dealer(address: str, timeout_s: float, key_file: str, keys0: str, keys1: str) -> int:
+    """One session as the dealer (a fresh process each time, like the custodians'), accepting
+    as custodian 0 and 1 the keys named (comma-separated hex: the custodians of its tasks)."""
     from bountytree.mpc import dealer as dealing
 
-    session.join(address, session.DEALER_RANK, dealer=True, local_only=True, timeout_s=timeout_s)
+    peers = {
+        r: {bytes.fromhex(k) for k in keys.split(",") if k} for r, keys in enumerate((keys0, keys1))
+    }
+    session.join_private(address, DEALER, identity(key_file, peers), timeout_s=timeout_s)
     answered = dealing.serve()
     session.leave()
     print(f"dealt {answered} requests", flush=True)

@@ -5,7 +5,7 @@
   approve ADDRESS [--revoke]             the admin approves a custodian or dealer
   register --task T --custodians A,B --dealer D --key-file FILE --stake ETH --fee ETH
                                          the sponsor makes a task private (before any submission)
-  accept --task T [--key-file FILE]      a custodian (with its key) or the dealer stakes
+  accept --task T --key-file FILE        a custodian or the dealer stakes, with its key
   show --task T                          who holds the task's models and what was handed over
   share-validation --task T [--validation FILE]
                                          the sponsor shares its validation rows with the
@@ -65,7 +65,11 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     r.set_defaults(run=run_register)
     a = verbs.add_parser("accept", parents=[common], help="accept custody by staking")
     a.add_argument("--task", type=int, required=True)
-    a.add_argument("--key-file", help="a custodian's key file (the dealer gives none)")
+    a.add_argument(
+        "--key-file",
+        required=True,
+        help="this party's key file (custody keygen): shares are sealed to it, links prove it",
+    )
     a.set_defaults(run=run_accept)
     s = verbs.add_parser("show", parents=[common], help="a task's custody")
     s.add_argument("--task", type=int, required=True)
@@ -151,7 +155,7 @@ def run_register(args: argparse.Namespace, settings: Settings) -> int:
 def run_accept(args: argparse.Namespace, settings: Settings) -> int:
     from bountytree.private.sealing import public_key, read_private_key
 
-    key = public_key(read_private_key(Path(args.key_file))) if args.key_file else None
+    key = public_key(read_private_key(Path(args.key_file)))
     custody = _custody(settings)
     sent = custody.accept(args.task, key)
     print(f"accepted custody of task {args.task}  {sent}")

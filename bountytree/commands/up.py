@@ -102,12 +102,14 @@ def _start_custody(settings: Settings, env: dict[str, str], spawn: Any, logs: An
         address = ganache_account(account).address
         if not admin.is_approved(address):
             admin.approve(address)
+    keys = {}
+    for account in LOCAL_PARTIES:
+        keys[account] = local_key_file(settings.home, account)
+        if not keys[account].exists():
+            keys[account].parent.mkdir(parents=True, exist_ok=True)
+            write_private_key(keys[account])
     for index, account in enumerate(custodians):
-        key = local_key_file(settings.home, account)
-        if not key.exists():
-            key.parent.mkdir(parents=True, exist_ok=True)
-            write_private_key(key)
-        argv = ["serve", "--key-file", str(key), "--peer", peer, "--interval", "2"]
+        argv = ["serve", "--key-file", str(keys[account]), "--peer", peer, "--interval", "2"]
         spawn(
             f"custodian{index}",
             [sys.executable, "-m", "custodian", *argv],
@@ -115,7 +117,16 @@ def _start_custody(settings: Settings, env: dict[str, str], spawn: Any, logs: An
         )
     spawn(
         "dealer",
-        [sys.executable, "-m", "custodian", "dealer", "--peer", peer],
+        [
+            sys.executable,
+            "-m",
+            "custodian",
+            "dealer",
+            "--key-file",
+            str(keys[dealer]),
+            "--peer",
+            peer,
+        ],
         {**env, "BOUNTYTREE_ACCOUNT": f"dev:{dealer}"},
     )
     print(

@@ -56,7 +56,9 @@ class CustodyView:
     settled: bool
     sponsor_key: bytes
     sealed: tuple[str | None, str | None]  # CIDs of the two sealed hand-overs
-    keys: tuple[bytes | None, bytes | None]  # the custodians' X25519 keys, once accepted
+    # the three parties' X25519 keys, once accepted: custodians 0 and 1 (what they are sent is
+    # sealed to them), then the dealer; every session link authenticates with these
+    keys: tuple[bytes | None, bytes | None, bytes | None]
     handover_deadline: int
 
     @property
@@ -116,7 +118,7 @@ class Custody:
             settled=bool(c["settled"]),
             sponsor_key=bytes(c["sponsorKey"]),
             sealed=(_cid_or_none(c["sealed0"]), _cid_or_none(c["sealed1"])),
-            keys=(_key_or_none(c["key0"]), _key_or_none(c["key1"])),
+            keys=(_key_or_none(c["key0"]), _key_or_none(c["key1"]), _key_or_none(c["key2"])),
             handover_deadline=int(self.contract.functions.handoverDeadline(task_id).call()),
         )
 
@@ -157,8 +159,9 @@ class Custody:
     def is_approved(self, account: str) -> bool:
         return bool(self.contract.functions.isApproved(_address(account, "account")).call())
 
-    def accept(self, task_id: int, sealing_key: bytes | None) -> Sent:
-        """Accepts custody by staking (a custodian gives its X25519 key, the dealer none).
+    def accept(self, task_id: int, key: bytes) -> Sent:
+        """Accepts custody by staking and giving this party's X25519 public key (what a
+        custodian is sent is sealed to it; every party's session links prove it).
         Refuses a custody whose sponsor key nothing can be sealed to: the hand-over could never
         happen, and the stake would be forfeited for it."""
         view = self.require(task_id)
@@ -170,7 +173,7 @@ class Custody:
                 "never be sealed to it; refusing custody"
             ) from None
         return self.market.chain.send(
-            self.contract.functions.accept(task_id, sealing_key or ZERO),
+            self.contract.functions.accept(task_id, key),
             value=view.stake,
             action=f"accept custody of task {task_id}",
         )

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from typing import Any
 
 from .crypten_import import crypten, torch
@@ -43,28 +44,47 @@ def _ttp():
     return TTPClient, TTPServer
 
 
-def _send_json(obj: Any, dst: int, group) -> None:
-    import torch.distributed as dist
-
-    raw = json.dumps(obj).encode()
-    dist.send(torch.tensor([len(raw)], dtype=torch.int64), dst, group=group)
-    dist.send(torch.frombuffer(bytearray(raw), dtype=torch.uint8), dst, group=group)
+def _send_json(obj: Any, dst: int) -> None:
+    crypten.comm.get().links[dst].send(json.dumps(obj).encode())
 
 
-def _recv_json(src: int, group) -> Any:
-    import torch.distributed as dist
+def _recv_json(src: int) -> Any:
+    from .links import LinkError
 
-    size = torch.zeros(1, dtype=torch.int64)
-    dist.recv(size, src, group=group)
-    n = int(size[0])
-    if not 0 < n <= MAX_REQUEST:
-        raise DealerError(f"a message of {n} bytes")
-    buf = torch.empty(n, dtype=torch.uint8)
-    dist.recv(buf, src, group=group)
     try:
-        return json.loads(bytes(buf.numpy()).decode())
+        raw = crypten.comm.get().links[src].recv(MAX_REQUEST)
+    except LinkError as exc:
+        raise DealerError(str(exc)) from None
+    try:
+        return json.loads(raw.decode())
     except ValueError:
         raise DealerError("a message that is not JSON") from None
+
+
+def _client_generators(self) -> None:
+    """A computing party's generator shared with the dealer (replaces CrypTen's, which calls
+    torch.distributed directly): its seed comes over the link from the dealer."""
+    comm = crypten.comm.get()
+    seed = comm.recv(torch.empty(size=(), dtype=torch.long), comm.get_ttp_rank())
+    comm.barrier(comm.ttp_group)
+    self.generator = torch.Generator(device="cpu")
+    self.generator.manual_seed(int(seed.item()))
+    self.generator_cuda = None
+
+
+def _server_generators(self) -> None:
+    """The dealer's generators, one per computing party, seeded from the operating system's
+    generator and sent to each party over its own link."""
+    comm = crypten.comm.get()
+    seeds = [int.from_bytes(os.urandom(8), "big", signed=True) for _ in comm.main_group]
+    self.generators, self.generators_cuda = [], []
+    for rank, seed in zip(comm.main_group, seeds, strict=True):
+        comm.send(torch.tensor(seed, dtype=torch.long), rank)
+        generator = torch.Generator(device="cpu")
+        generator.manual_seed(seed)
+        self.generators.append(generator)
+        self.generators_cuda.append(None)
+    comm.barrier(comm.ttp_group)
 
 
 def _plain(value: Any) -> Any:
@@ -150,24 +170,25 @@ def _request(self, func_name, device, *args, **kwargs):
     message = {"function": func_name, "args": _plain(args), "kwargs": _plain(kwargs)}
     # the answer's size, worked out here from the request (the dealer's word is not taken)
     size = answer_size(*parse_request(json.loads(json.dumps(message))))
-    _send_json(message, ttp_rank, self.ttp_group)
+    _send_json(message, ttp_rank)
     result = torch.empty(size, dtype=torch.long)
     comm.broadcast(result, ttp_rank, self.comm_group)
     return result
 
 
 def install() -> None:
-    """Makes CrypTen's dealer client speak JSON (before crypten.init)."""
+    """Makes CrypTen's dealer client speak JSON over the session's links (before crypten.init)."""
     client, _ = _ttp()
     inner = client._TTPClient__TTPClient  # CrypTen's singleton class
     inner.ttp_request = _request
+    inner._setup_generators = _client_generators
 
 
 def finish() -> None:
     """Party 0 tells the dealer the session is over; CrypTen's own (pickled) goodbye is skipped."""
     comm = crypten.comm.get()
     if comm.get_rank() == 0 and comm.ttp_initialized:
-        _send_json(END, comm.get_ttp_rank(), comm.ttp_group)
+        _send_json(END, comm.get_ttp_rank())
     comm.ttp_initialized = False
 
 
@@ -178,10 +199,10 @@ def serve() -> int:
     server = object.__new__(server_class)  # its __init__ runs CrypTen's pickled loop
     comm = crypten.comm.get()
     server.ttp_group, server.comm_group, server.device = comm.ttp_group, comm.ttp_comm_group, "cpu"
-    server._setup_generators()
+    _server_generators(server)
     answered = 0
     while True:
-        message = _recv_json(0, server.ttp_group)
+        message = _recv_json(0)
         if message == END:
             return answered
         function, args, kwargs = parse_request(message)

@@ -21,7 +21,10 @@ from typing import Any
 import numpy as np
 
 from bountytree.files import atomic_write, atomic_write_json
+from bountytree.private.sealing import new_private_key, public_key
 from bountytree.processes import free_port
+
+from .links import Identity
 
 Result = dict[str, Any]
 
@@ -32,7 +35,7 @@ def _party(
     work: str,
     task: Callable[..., Result] | None,
     args: tuple[Any, ...],
-    dealer_on: bool,
+    identity: Identity | None,
 ) -> None:
     from safetensors.numpy import save
 
@@ -40,7 +43,10 @@ def _party(
 
     out = Path(work)
     try:
-        session.join(address, rank, dealer=dealer_on, local_only=True)
+        if identity is None:
+            session.join(address, rank, local_only=True)
+        else:
+            session.join_private(address, rank, identity)
         if task is None:
             answered = dealer.serve()
             session.leave()
@@ -61,6 +67,17 @@ def _party(
         raise
 
 
+def _identities(parties: int) -> list[Identity]:
+    """Fresh keys for each party, each accepting exactly the others' (a session on one
+    machine, run by one operator)."""
+    keys = [new_private_key() for _ in range(parties)]
+    public = [public_key(k) for k in keys]
+    return [
+        Identity(keys[r], {p: {public[p]} for p in range(parties) if p != r})
+        for r in range(parties)
+    ]
+
+
 def run_parties(
     task: Callable[..., Result],
     args: list[tuple[Any, ...]],
@@ -76,14 +93,15 @@ def run_parties(
 
     work.mkdir(parents=True, exist_ok=True)
     address = f"127.0.0.1:{free_port()}"
+    identities = _identities(3) if dealer else [None, None]
     context = multiprocessing.get_context("spawn")
     processes = [
-        context.Process(target=_party, args=(r, address, str(work), task, args[r], dealer))
+        context.Process(target=_party, args=(r, address, str(work), task, args[r], identities[r]))
         for r in (0, 1)
     ]
     if dealer:
         processes.append(
-            context.Process(target=_party, args=(2, address, str(work), None, (), True))
+            context.Process(target=_party, args=(2, address, str(work), None, (), identities[2]))
         )
     for p in processes:
         p.start()

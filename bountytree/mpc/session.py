@@ -1,12 +1,14 @@
-"""Joining a CrypTen computation over torch.distributed (gloo).
+"""Joining a CrypTen computation.
 
-Two computing parties (ranks 0 and 1) and, with a dealer, a third process (rank 2) that only
-deals correlated randomness. gloo is plain TCP and CrypTen sends its seeds over it in the
-clear. A private task's session is therefore confined to this machine (`local_only`): an
-address that is not a loopback address is refused before anything is sent, since links between
-machines need an authenticated, encrypted tunnel, which the project does not provide yet. The
-public-weights oracle session may span two hosts (docs/private-models.md says what an
-eavesdropper on that link sees).
+A private session has three parties: two that compute (ranks 0 and 1) and a dealer (rank 2)
+that only deals correlated randomness. They talk over authenticated, encrypted links
+(links.py, communicator.py): each party proves the X25519 key the chain records for it, and a
+party that cannot make its links secure refuses to start, in one line. The parties may be on
+different machines.
+
+The public-weights oracle's session has two parties and no dealer (the sponsor's validator
+deals) and runs over torch.distributed's gloo, which is plain TCP with an unauthenticated
+rendezvous; docs/threat-model.md says what that exposes and how to run it across hosts.
 """
 
 from __future__ import annotations
@@ -19,18 +21,17 @@ from typing import Any
 from bountytree.errors import UserError
 
 from .crypten_import import crypten, torch
+from .links import Identity, LinkRefused, PartyMissing, connect
 
 COMPUTING_PARTIES = 2
 DEALER_RANK = COMPUTING_PARTIES
 
+__all__ = ["Identity", "LinkRefused", "PartyMissing", "join", "leave", "send_json"]
+
 
 class InsecureLink(UserError):
-    """A session address another machine could reach: its traffic would travel in the clear."""
-
-
-class PartyMissing(Exception):
-    """The other parties did not all join within the timeout: nobody came, not a failure of
-    whoever waited (a validator waiting for an oracle waits again)."""
+    """A gloo session address another machine could reach: its traffic would travel in the
+    clear."""
 
 
 def check_loopback(address: str) -> None:
@@ -45,21 +46,56 @@ def check_loopback(address: str) -> None:
         )
 
 
+def _check_timeouts(timeout_s: float, rendezvous_s: float | None) -> None:
+    if timeout_s <= 0 or (rendezvous_s is not None and rendezvous_s <= 0):
+        raise UserError("a session's timeouts must be positive numbers of seconds")
+
+
+def join_private(
+    address: str,
+    rank: int,
+    identity: Identity,
+    *,
+    timeout_s: float = 120,
+    rendezvous_s: float | None = None,
+) -> None:
+    """Joins the private session at `address` (host:port; rank 0 listens there) as `rank`
+    (2: the dealer), authenticated as `identity`. Every step may take `timeout_s`; the others
+    may take `rendezvous_s` (default: the same) to join, after which PartyMissing. LinkRefused
+    if a peer's key is not one `identity` accepts."""
+    from . import dealer
+    from .communicator import LinkCommunicator
+
+    _check_timeouts(timeout_s, rendezvous_s)
+    links = connect(
+        address,
+        identity,
+        rank,
+        COMPUTING_PARTIES + 1,
+        rendezvous_s=rendezvous_s or timeout_s,
+        timeout_s=timeout_s,
+    )
+    torch.set_num_threads(1)
+    crypten.cfg.mpc.provider = "TTP"
+    dealer.install()
+    LinkCommunicator.pending = (rank, links)
+    # crypten.communicator's functions look the class up by this name at each call
+    crypten.communicator.DistributedCommunicator = LinkCommunicator
+    crypten.init()
+
+
 def join(
     address: str,
     rank: int,
     *,
-    dealer: bool = False,
     local_only: bool = False,
     timeout_s: float = 120,
     rendezvous_s: float | None = None,
 ) -> None:
-    """Joins the session at `address` (host:port; rank 0 listens there) as `rank`. With a dealer,
-    multiplication triples come from rank 2 (CrypTen's trusted third party) instead of rank 0
-    (trusted first party). Every step of the session may take `timeout_s`; the others may take
-    `rendezvous_s` (default: the same) to join, after which rank 0 raises PartyMissing."""
-    if timeout_s <= 0 or (rendezvous_s is not None and rendezvous_s <= 0):
-        raise UserError("a session's timeouts must be positive numbers of seconds")
+    """Joins the two-party gloo session at `address` (host:port; rank 0 listens there) as
+    `rank`; rank 0 deals (CrypTen's trusted first party). `local_only` refuses an address that
+    is not a loopback one. Timeouts as in join_private."""
+    _check_timeouts(timeout_s, rendezvous_s)
     if local_only:
         check_loopback(address)
         os.environ["GLOO_SOCKET_IFNAME"] = "lo"  # gloo's own listeners on loopback too
@@ -72,11 +108,7 @@ def join(
         }
     )
     torch.set_num_threads(1)
-    crypten.cfg.mpc.provider = "TTP" if dealer else "TFP"
-    if dealer:
-        from . import dealer as dealing
-
-        dealing.install()
+    crypten.cfg.mpc.provider = "TFP"
     # CrypTen calls init_process_group without a timeout; give it one so a missing party ends
     # the session instead of hanging forever.
     import torch.distributed as dist
@@ -105,7 +137,7 @@ def join(
     for name in originals:
         setattr(dist, name, timed(name))
     try:
-        crypten.init()  # the dealer (rank 2) joins the groups; dealer.serve answers
+        crypten.init()
     except dist.DistStoreError as exc:
         # Only an empty rendezvous is "nobody came" ("Timed out ... waiting for clients. 1/2
         # clients joined."); a peer that connected and then stalled is a failed session.
@@ -120,12 +152,15 @@ def join(
 
 
 def leave() -> None:
-    """Leaves the session (rank 0 first tells the dealer the session is over)."""
+    """Leaves the session (in a private one, rank 0 first tells the dealer it is over)."""
+    from crypten.communicator.distributed_communicator import DistributedCommunicator
+
     if crypten.mpc.ttp_required():
         from . import dealer as dealing
 
         dealing.finish()
     crypten.uninit()
+    crypten.communicator.DistributedCommunicator = DistributedCommunicator
 
 
 MAX_HEADER = 8 << 20
@@ -141,13 +176,11 @@ def send_json(obj: dict[str, Any] | None, src: int) -> dict[str, Any]:
     uint8 tensor, never a pickle."""
     import json
 
-    import torch.distributed as dist
-
-    group = crypten.communicator.get().main_group
-    me = crypten.communicator.get().get_rank()
+    comm = crypten.communicator.get()
+    me = comm.get_rank()
     raw = json.dumps(obj).encode() if me == src else b""
     size = torch.tensor([len(raw)], dtype=torch.int64)
-    dist.broadcast(size, src, group=group)
+    comm.broadcast(size, src)
     n = int(size.item())
     if n > MAX_HEADER:
         raise SessionRefused(f"header of {n} bytes from party {src}")
@@ -156,7 +189,7 @@ def send_json(obj: dict[str, Any] | None, src: int) -> dict[str, Any]:
         if me == src
         else torch.empty(n, dtype=torch.uint8)
     )
-    dist.broadcast(buf, src, group=group)
+    comm.broadcast(buf, src)
     try:
         value = json.loads(bytes(buf.numpy()).decode())
     except (ValueError, RecursionError):  # UnicodeDecodeError included

@@ -45,9 +45,11 @@ interface IPrivateCustody {
         // slots 4, 5
         bytes32 sealed0; // CID digest of custodian 0's sealed share of the winner
         bytes32 sealed1;
-        // slots 6, 7
-        bytes32 key0; // custodian 0's X25519 public key: data owners seal its share of rows to it
+        // slots 6, 7, 8: each party's X25519 public key. Data owners seal a custodian's share of
+        // rows to its key; the parties' links to each other authenticate with all three.
+        bytes32 key0;
         bytes32 key1;
+        bytes32 key2; // the dealer's
     }
 
     /// @notice What a credit pays, as {Credited} reports it.
@@ -74,7 +76,8 @@ interface IPrivateCustody {
         uint256 handoverWindow
     );
     /// @param party 0, 1: custodians; 2: the dealer.
-    /// @param sealingKey A custodian's X25519 public key (0 for the dealer, which holds nothing).
+    /// @param sealingKey The party's X25519 public key: what a custodian is sent is sealed to it,
+    ///        and every party's session links authenticate with it.
     event CustodyAccepted(uint256 indexed taskId, address indexed account, uint8 party, bytes32 sealingKey);
     /// @notice Custodian `index` committed to its share of a node: sha256 over a tag, a salt and
     ///         the share (bountytree/private/shares.py).
@@ -106,6 +109,7 @@ interface IPrivateCustody {
     error NotRegistered(uint256 taskId);
     /// @notice The custodians, the dealer and the sponsor must be four different accounts.
     error PartiesNotDistinct();
+    /// @notice A party accepting custody must give its X25519 public key.
     error ZeroKey();
     error AmountTooLarge(uint256 amount);
     error WindowOutOfRange(uint256 window);
@@ -159,9 +163,10 @@ interface IPrivateCustody {
         uint256 handoverWindow
     ) external payable;
 
-    /// @notice A named party accepts custody by staking exactly the task's stake; a custodian
-    ///         also gives the X25519 public key that what it is sent is sealed to (the dealer
-    ///         gives 0).
+    /// @notice A named party accepts custody by staking exactly the task's stake and giving its
+    ///         X25519 public key: what a custodian is sent is sealed to it, and the three
+    ///         parties' session links authenticate with it (a party that cannot prove the key
+    ///         the chain holds for it is refused by the others).
     function accept(uint256 taskId, bytes32 sealingKey) external payable;
 
     /// @notice Custodian `index` of the node's task records its commitment to its share of the

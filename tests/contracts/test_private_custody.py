@@ -37,7 +37,7 @@ def _ready(market, custody, sponsor, parties):
 
 
 def _key(party) -> bytes:
-    return b"\x00" * 32 if party == 2 else bytes([0x60 + party]) * 32
+    return bytes([0x60 + party]) * 32
 
 
 def _accept_all(custody, task_id, parties):
@@ -116,15 +116,16 @@ def test_accepting_takes_the_exact_stake_once_from_a_named_party(
         custody.accept(task_id, _key(0), {"from": mallory, "value": CUSTODY_STAKE})
     with reverts("WrongStake"):
         custody.accept(task_id, _key(0), {"from": parties[0], "value": CUSTODY_STAKE - 1})
-    with reverts("ZeroKey"):  # a custodian must say what to seal its shares to
-        custody.accept(task_id, _key(2), {"from": parties[0], "value": CUSTODY_STAKE})
-    with reverts("ZeroKey"):  # the dealer holds nothing
-        custody.accept(task_id, _key(0), {"from": parties[2], "value": CUSTODY_STAKE})
+    for party in parties:  # a custodian says what to seal to; every party what links prove
+        with reverts("ZeroKey"):
+            custody.accept(task_id, b"\x00" * 32, {"from": party, "value": CUSTODY_STAKE})
     custody.accept(task_id, _key(0), {"from": parties[0], "value": CUSTODY_STAKE})
     with reverts("AlreadyAccepted"):
         custody.accept(task_id, _key(0), {"from": parties[0], "value": CUSTODY_STAKE})
     c = _custody(custody, task_id)
     assert c["accepted"] == 1 and c["key0"] == "0x" + _key(0).hex()  # bit 0: custodian 0
+    custody.accept(task_id, _key(2), {"from": parties[2], "value": CUSTODY_STAKE})
+    assert _custody(custody, task_id)["key2"] == "0x" + _key(2).hex()  # the dealer's link key
 
 
 def test_only_a_custodian_of_the_nodes_task_commits_once_and_only_when_custody_is_ready(

@@ -65,7 +65,7 @@ def _approved_keys(settings, tmp_path) -> tuple[dict[int, str], dict[str, Path]]
         if not admin.is_approved(account):
             admin.approve(account)
     keys = {}
-    for name in ("sponsor", "c0", "c1"):
+    for name in ("sponsor", "c0", "c1", "dealer"):
         keys[name] = tmp_path / f"{name}.key"
         cli_ok(settings, "custody", "keygen", "--out", str(keys[name]))
     return address, keys
@@ -92,7 +92,10 @@ def _accept_and_share(settings, task_id: int, keys) -> None:
             settings, "custody", "accept", "--task", str(task_id),
             "--key-file", str(keys[key]), "--account", str(account),
         )  # fmt: skip
-    cli_ok(settings, "custody", "accept", "--task", str(task_id), "--account", "10")
+    cli_ok(
+        settings, "custody", "accept", "--task", str(task_id),
+        "--key-file", str(keys["dealer"]), "--account", "10",
+    )  # fmt: skip
     cli_ok(settings, "custody", "share-validation", "--task", str(task_id))
 
 
@@ -109,8 +112,8 @@ def _services(settings, keys, task_id: int, folder: Path) -> tuple[str, list[sub
     address."""
     peer = f"127.0.0.1:{free_port()}"
     dealer = _start(
-        settings, folder / "dealer.log", "dealer", "--peer", peer, "--session-timeout", "30",
-        account=DEALER,
+        settings, folder / "dealer.log", "dealer", "--key-file", str(keys["dealer"]),
+        "--peer", peer, "--session-timeout", "30", "--interval", "1", account=DEALER,
     )  # fmt: skip
     return peer, [
         dealer,

@@ -97,11 +97,16 @@ def test_a_private_task_from_posting_to_the_sponsors_export(settings, deployed, 
             settings, "custody", "accept", "--task", str(task_id),
             "--key-file", str(custodian_keys[index]), "--account", str(account),
         )  # fmt: skip
-    cli_ok(settings, "custody", "accept", "--task", str(task_id), "--account", str(DEALER))
+    dealer_key = tmp_path / "dealer.key"
+    _keygen(settings, dealer_key)
+    cli_ok(
+        settings, "custody", "accept", "--task", str(task_id),
+        "--key-file", str(dealer_key), "--account", str(DEALER),
+    )  # fmt: skip
     market = market_for(settings)
     custody = Custody(market)
     view = custody.require(task_id)
-    assert view.ready and view.keys[0] and view.keys[1]
+    assert view.ready and all(view.keys)
 
     spec_file = tmp_path / "spec.json"
     spec_file.write_text(json.dumps(SPEC))

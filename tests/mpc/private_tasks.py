@@ -36,3 +36,37 @@ def train_twice(rank, spec_json, weights, rows_x, rows_y):
         **{f"w:{k}": v for k, v in first.tensors.items()},
         **{f"again:{k}": v for k, v in second.tensors.items()},
     }
+
+
+def square(rank, share):
+    """Each party's share of x, x·x revealed; returns what this party held, so the test can look
+    for it on the wire."""
+    from bountytree.mpc import private
+
+    x = private.shared(share)
+    y = x * x
+    return {"input": share, "output": private.my_share(y), "revealed": y.get_plain_text().numpy()}
+
+
+def linked_party(rank, address, identity, work, rendezvous_s, share):
+    """One party of a three-party session over links: custodians square `share`, the dealer
+    deals. Writes rank{r}.safetensors, or rank{r}.error with the one line it failed with."""
+    from pathlib import Path
+
+    import numpy as np
+    from safetensors.numpy import save
+
+    from bountytree.files import atomic_write
+    from bountytree.mpc import dealer, session
+
+    out = Path(work)
+    try:
+        session.join_private(address, rank, identity, timeout_s=30, rendezvous_s=rendezvous_s)
+        if rank == session.DEALER_RANK:
+            result = {"answered": np.array([dealer.serve()])}
+        else:
+            result = square(rank, share)
+        session.leave()
+        atomic_write(out / f"rank{rank}.safetensors", save(result))
+    except Exception as exc:
+        atomic_write(out / f"rank{rank}.error", f"{type(exc).__name__}: {exc}".encode())

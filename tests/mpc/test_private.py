@@ -1,7 +1,8 @@
 """Private models: what each party holds, and that the engine computes what the clear does.
 
 The integration tests run the two custodians and the dealer as three real processes on this
-machine (CrypTen over gloo), on shares of real weights and real rows.
+machine (CrypTen over the parties' authenticated, encrypted links), on shares of real weights
+and real rows.
 """
 
 from __future__ import annotations
@@ -186,7 +187,7 @@ def test_the_dealer_reads_a_convolution_request():
 
 
 @pytest.mark.parametrize("address", ["10.0.0.5:29500", "example.org:29500", "0.0.0.0:1"])
-def test_a_private_session_off_this_machine_is_refused(address):
+def test_a_local_only_gloo_session_off_this_machine_is_refused(address):
     with pytest.raises(InsecureLink, match="this machine only"):
         check_loopback(address)
     check_loopback("127.0.0.1:29500")

@@ -1,0 +1,454 @@
+"""Authenticated, encrypted links between the three parties of a private session.
+
+gloo, torch's transport, is plain TCP, and CrypTen sends its PRNG seeds and the dealer's over
+it in the clear: whoever reads the wire unmasks every value, and whoever reaches the rendezvous
+port can join. A private session therefore talks over links of its own. Each pair of parties
+holds one TCP connection; a handshake authenticates both ends by their X25519 keys (the keys
+the chain records for the task's custodians and dealer) and derives one ChaCha20-Poly1305 key
+per direction. Every frame after it is sealed under a counter nonce, so a frame read, changed,
+dropped, replayed or reordered ends the session instead of being used.
+
+Handshake (both ends know which static keys they accept, as in Noise's KK pattern):
+
+    I -> R:  HELLO ‖ rank_I ‖ s_I ‖ e_I
+    R -> I:  HELLO ‖ rank_R ‖ s_R ‖ e_R
+    keys  =  HKDF-SHA256(DH(e_I, e_R) ‖ DH(s_I, e_R) ‖ DH(e_I, s_R), salt = SHA-256(transcript))
+
+then each sends a sealed confirmation. Only the holder of s_I's private key computes
+DH(s_I, e_R) for R's fresh e_R (and the same for R), so a party that does not hold the key it
+names cannot confirm and is dropped; the ephemeral keys make each session's keys fresh.
+
+Topology: party 0 listens at the session's address; parties 1 and 2 connect to it. Party 1 then
+listens on a port of its own, which it tells party 0 and party 0 tells the dealer, and the
+dealer connects there. A listener serves many handshakes at once, each with a deadline, and a
+new connection evicts the oldest unfinished one beyond MAX_PENDING: a stranger who connects and
+stalls holds only its own connection, never the party's place.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import queue
+import socket
+import struct
+import threading
+import time
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+
+from Crypto.Hash import SHA256
+from Crypto.Protocol import DH
+from Crypto.Protocol.KDF import HKDF
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+from bountytree.errors import UserError
+from bountytree.private.sealing import new_private_key, public_key
+
+HELLO = b"bountytree-link-v1\n"
+KEY_BYTES = 32
+HELLO_BYTES = len(HELLO) + 1 + 2 * KEY_BYTES
+CONFIRM = b"bountytree-link-confirmed"
+TAG_BYTES = 16
+MORE = 1 << 31  # a frame's header: its length, and whether the message goes on
+MAX_FRAME = 8 << 20  # plaintext bytes per frame
+MAX_MESSAGE = 1 << 30  # bytes one message may hold (the dealer's answers are at most 128 MiB)
+HANDSHAKE_S = 10.0  # a connection that has not confirmed by then is dropped
+MAX_PENDING = 32  # handshakes a listener runs at once; a new connection evicts the oldest
+
+
+class LinkError(Exception):
+    """A link that failed during a session: the peer left, a frame did not open, or nothing came
+    within the session's timeout. Ends the session (nobody's fault is implied)."""
+
+
+class LinkRefused(UserError):
+    """A link that could not be made secure (the peer's key is not one this party accepts, or
+    it did not prove it holds it): the party refuses to start."""
+
+
+class Unanswered(ConnectionError):
+    """A connection closed, or silent, before the peer said who it is (a listener that evicted
+    it, or not a party at all): the connecting party tries again."""
+
+
+class PartyMissing(Exception):
+    """The other parties did not all join within the timeout: nobody came, not a failure of
+    whoever waited (a validator waiting for an oracle waits again)."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who this party is and whom it accepts: its X25519 private key (the 32-byte seed) and,
+    for each other rank, the public keys it accepts there (the chain says which)."""
+
+    private_key: bytes
+    peers: Mapping[int, Collection[bytes]] = field(default_factory=dict)
+
+    @property
+    def public_key(self) -> bytes:
+        return public_key(self.private_key)
+
+
+def _dh(private, public: bytes) -> bytes:
+    theirs = DH.import_x25519_public_key(public)
+    shared: bytes = DH.key_agreement(static_priv=private, static_pub=theirs, kdf=lambda z: z)
+    return shared
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    buf = bytearray(n)
+    _recv_into(sock, memoryview(buf))
+    return bytes(buf)
+
+
+def _recv_into(sock: socket.socket, view: memoryview) -> None:
+    got = 0
+    while got < len(view):
+        k = sock.recv_into(view[got:])
+        if k == 0:
+            raise ConnectionError("the peer closed the link")
+        got += k
+
+
+class Link:
+    """One authenticated, encrypted connection to one peer.
+
+    A small message is written by the caller when nothing is queued before it; larger ones go
+    to a writer thread of the link's own, so two parties sending each other large tensors at
+    once never block each other (each would fill the other's socket buffer). Receives happen in
+    the caller, decrypted straight into the caller's buffer."""
+
+    DIRECT = 64 << 10  # bytes a caller writes itself (well inside any socket buffer)
+
+    def __init__(self, sock: socket.socket, rank: int, send_key: bytes, recv_key: bytes):
+        if sock.family in (socket.AF_INET, socket.AF_INET6):  # MPC rounds are small messages
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock, self.rank = sock, rank
+        # OpenSSL's ChaCha20-Poly1305 (the `cryptography` package): a session moves hundreds of
+        # megabytes, ten times faster than pycryptodome's here (docs/private-models.md)
+        self._send, self._recv = ChaCha20Poly1305(send_key), ChaCha20Poly1305(recv_key)
+        self._sent = self._received = 0
+        self._outbox: queue.Queue[list[bytes] | None] = queue.Queue()
+        self._queued = 0  # frames handed to the writer and not yet written
+        # Frames are sealed and queued under this lock, so they are written in nonce order; the
+        # writer thread writes without it (a caller waiting to queue never waits on a socket).
+        self._lock = threading.Lock()
+        self._body = bytearray(MAX_FRAME + TAG_BYTES)
+        self._failure: BaseException | None = None
+        self._writer = threading.Thread(target=self._write, daemon=True)
+        self._writer.start()
+
+    # -- frames ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _nonce(counter: int) -> bytes:
+        return struct.pack("<Q", counter) + b"\0\0\0\0"
+
+    def _seal(self, chunk: bytes | memoryview, more: bool) -> list[bytes]:
+        header = struct.pack(">I", len(chunk) | (MORE if more else 0))
+        sealed = self._send.encrypt(self._nonce(self._sent), chunk, header)  # body ‖ tag
+        self._sent += 1
+        return [header + sealed] if len(sealed) <= self.DIRECT else [header, sealed]
+
+    def _write(self) -> None:
+        while (frame := self._outbox.get()) is not None:
+            try:
+                for part in frame:
+                    self.sock.sendall(part)
+            except OSError as exc:
+                self._failure = exc
+                return
+            with self._lock:
+                self._queued -= 1
+
+    def send(self, data: bytes | memoryview) -> None:
+        """Sends one message (any length up to MAX_MESSAGE); returns once it is written or
+        queued."""
+        if self._failure is not None:
+            raise LinkError(f"the link to party {self.rank} failed: {self._failure}")
+        view = memoryview(data).cast("B")
+        if len(view) > MAX_MESSAGE:
+            raise LinkError(f"a message of {len(view)} bytes")
+        if len(view) <= self.DIRECT:
+            with self._lock:
+                frame = self._seal(view, more=False)
+                if self._queued == 0:  # nothing before it: write it now
+                    try:
+                        self.sock.sendall(frame[0])
+                    except OSError as exc:
+                        raise LinkError(f"the link to party {self.rank} failed: {exc}") from None
+                    return
+                self._queued += 1
+            self._outbox.put(frame)
+            return
+        start = 0
+        while start < len(view):
+            end = min(len(view), start + MAX_FRAME)
+            with self._lock:
+                frame = self._seal(view[start:end], more=end < len(view))
+                self._queued += 1
+            self._outbox.put(frame)
+            start = end
+
+    def _frame_into(self, out: memoryview | None) -> tuple[int, bool, bytes | None]:
+        """Reads one frame; decrypts it into `out` (which must be at least its length) or, with
+        no buffer, returns it."""
+        try:
+            (header,) = struct.unpack(">I", _recv_exact(self.sock, 4))
+            n, more = header & ~MORE, bool(header & MORE)
+            if n > MAX_FRAME:
+                raise LinkError(f"party {self.rank} sent a frame of {n} bytes")
+            body = memoryview(self._body)[: n + TAG_BYTES]
+            _recv_into(self.sock, body)
+        except TimeoutError:
+            raise LinkError(
+                f"party {self.rank} sent nothing within the session's timeout"
+            ) from None
+        except OSError as exc:
+            raise LinkError(f"the link to party {self.rank} failed: {exc}") from None
+        nonce, aad = self._nonce(self._received), struct.pack(">I", header)
+        self._received += 1
+        if out is not None and len(out) < n:
+            raise LinkError(f"party {self.rank} sent more than was expected")
+        try:
+            if out is None:
+                return n, more, self._recv.decrypt(nonce, body, aad)
+            self._recv.decrypt_into(nonce, body, aad, out[:n])
+        except InvalidTag:
+            raise LinkError(f"a frame from party {self.rank} does not open (changed?)") from None
+        return n, more, None
+
+    def recv_into(self, buffer: memoryview | bytearray) -> None:
+        """Receives one message of exactly len(buffer) bytes into `buffer`."""
+        out = memoryview(buffer).cast("B")
+        got, more = 0, True
+        while more:
+            n, more, _ = self._frame_into(out[got:])
+            got += n
+        if got != len(out):
+            raise LinkError(f"party {self.rank} sent {got} bytes where {len(out)} were expected")
+
+    def recv(self, limit: int) -> bytes:
+        """Receives one message of at most `limit` bytes."""
+        parts: list[bytes] = []
+        got, more = 0, True
+        while more:
+            n, more, chunk = self._frame_into(None)
+            got += n
+            if got > limit:
+                raise LinkError(f"party {self.rank} sent a message over {limit} bytes")
+            assert chunk is not None
+            parts.append(chunk)
+        return b"".join(parts)
+
+    def close(self) -> None:
+        self._outbox.put(None)
+        self._writer.join(timeout=30)
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+
+
+def _handshake(
+    sock: socket.socket,
+    me: Identity,
+    rank: int,
+    world: int,
+    expect: Mapping[int, Collection[bytes]],
+) -> Link:
+    """Runs the handshake on a connected socket (either end); returns the link or raises
+    LinkRefused. `expect` is the ranks (and their keys) this end accepts on this socket."""
+    mine = DH.import_x25519_private_key(me.private_key)
+    ephemeral = DH.import_x25519_private_key(new_private_key())
+    e_pub = ephemeral.public_key().export_key(format="raw")
+    hello = HELLO + bytes([rank]) + me.public_key + e_pub
+    try:
+        sock.sendall(hello)
+        theirs = _recv_exact(sock, HELLO_BYTES)
+    except OSError as exc:  # closed or silent before saying who it is: nobody answered
+        raise Unanswered(str(exc)) from None
+    if not theirs.startswith(HELLO):
+        raise LinkRefused("the peer does not speak bountytree's link protocol")
+    peer = theirs[len(HELLO)]
+    s_peer = theirs[len(HELLO) + 1 : len(HELLO) + 1 + KEY_BYTES]
+    e_peer = theirs[len(HELLO) + 1 + KEY_BYTES :]
+    if peer not in expect or peer == rank or peer >= world:
+        raise LinkRefused(f"a peer that says it is party {peer}, which is not expected here")
+    if s_peer not in expect[peer]:
+        raise LinkRefused(f"party {peer}'s key {s_peer.hex()[:16]}… is not one this party accepts")
+    initiator = rank > peer  # the higher rank connects
+    first, second = (hello, theirs) if initiator else (theirs, hello)
+    try:
+        ikm = _dh(ephemeral, e_peer) + (
+            _dh(mine, e_peer) + _dh(ephemeral, s_peer)
+            if initiator
+            else _dh(ephemeral, s_peer) + _dh(mine, e_peer)
+        )
+    except ValueError:
+        raise LinkRefused(f"party {peer} sent a key that is not an X25519 key") from None
+    salt = SHA256.new(first + second + bytes([world])).digest()
+    keys = HKDF(ikm, 2 * KEY_BYTES, salt, SHA256, context=b"bountytree link keys")
+    assert isinstance(keys, bytes)
+    up, down = keys[:KEY_BYTES], keys[KEY_BYTES:]  # initiator -> responder, and back
+    link = Link(sock, peer, up if initiator else down, down if initiator else up)
+    link.send(CONFIRM)
+    try:
+        proof = link.recv(len(CONFIRM))
+    except LinkError:
+        proof = b""
+    if proof != CONFIRM:
+        link.close()
+        raise LinkRefused(
+            f"party {peer} did not confirm the link (it does not accept this party's key, or "
+            "does not hold the key it named)"
+        )
+    return link
+
+
+def _split(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    try:
+        return host.strip("[]") or "127.0.0.1", int(port)
+    except ValueError:
+        raise UserError(f"{address}: not host:port") from None
+
+
+def _hang_up(conn: socket.socket) -> None:
+    """Closes a refused connection gracefully (what it sent is read and dropped first), so the
+    peer reads our hello and learns it was refused instead of seeing a reset."""
+    with contextlib.suppress(OSError):
+        conn.shutdown(socket.SHUT_WR)
+        conn.settimeout(1.0)
+        while conn.recv(1 << 12):
+            pass
+    conn.close()
+
+
+def _accept(
+    listener: socket.socket,
+    me: Identity,
+    rank: int,
+    world: int,
+    ranks: Collection[int],
+    deadline: float,
+    timeout_s: float,
+) -> dict[int, Link]:
+    """Accepts connections on `listener` until each of `ranks` has an authenticated link, or
+    the deadline passes (PartyMissing). Each handshake runs in a thread of its own with its own
+    deadline; connections that fail it are closed and forgotten."""
+    done: dict[int, Link] = {}
+    lock = threading.Lock()
+    pending: collections.deque[socket.socket] = collections.deque()
+    expect = {r: me.peers.get(r, ()) for r in ranks}
+
+    def serve(conn: socket.socket) -> None:
+        try:
+            conn.settimeout(min(HANDSHAKE_S, max(0.1, deadline - time.monotonic())))
+            link = _handshake(conn, me, rank, world, expect)
+            with lock:
+                if link.rank in done:  # already linked: a second connection is not used
+                    link.close()
+                    return
+                link.sock.settimeout(timeout_s)
+                done[link.rank] = link
+        except (OSError, LinkRefused, LinkError):
+            _hang_up(conn)
+        finally:
+            with lock, contextlib.suppress(ValueError):
+                pending.remove(conn)
+
+    while True:
+        with lock:
+            if all(r in done for r in ranks):
+                return dict(done)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            with lock:
+                for link in done.values():
+                    link.close()
+                missing = sorted(set(ranks) - set(done))
+            raise PartyMissing(f"parties {missing} did not join within the time allowed")
+        listener.settimeout(min(0.2, left))
+        try:
+            conn, _ = listener.accept()
+        except TimeoutError:
+            continue
+        with lock:
+            if len(pending) >= MAX_PENDING:
+                # the oldest handshake gives way: connections held open and silent cannot
+                # keep a party out (one that is answering finishes within milliseconds)
+                with contextlib.suppress(OSError):
+                    pending.popleft().shutdown(socket.SHUT_RDWR)
+            pending.append(conn)
+        threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+
+def _connect(
+    address: str,
+    me: Identity,
+    rank: int,
+    world: int,
+    peer: int,
+    deadline: float,
+    timeout_s: float,
+) -> Link:
+    """Connects to `peer` at `address` (retrying until the deadline) and runs the handshake."""
+    host, port = _split(address)
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise PartyMissing(f"party {peer} at {address} could not be reached in time")
+        try:
+            sock = socket.create_connection((host, port), timeout=min(HANDSHAKE_S, left))
+        except OSError:
+            time.sleep(min(0.1, max(0.0, left)))
+            continue
+        try:
+            sock.settimeout(min(HANDSHAKE_S, max(0.1, left)))
+            link = _handshake(sock, me, rank, world, {peer: me.peers.get(peer, ())})
+        except Unanswered:
+            sock.close()
+            time.sleep(min(0.1, max(0.0, left)))
+            continue
+        except (LinkRefused, LinkError):
+            sock.close()
+            raise
+        link.sock.settimeout(timeout_s)
+        return link
+
+
+def connect(
+    address: str, me: Identity, rank: int, world: int, *, rendezvous_s: float, timeout_s: float
+) -> dict[int, Link]:
+    """This party's links to every other party of a session of `world` parties (2 or 3) whose
+    party 0 listens at `address`. Raises PartyMissing if the others do not all come within
+    `rendezvous_s`, LinkRefused if a peer cannot be authenticated."""
+    deadline = time.monotonic() + rendezvous_s
+    if rank == 0:
+        try:
+            listener = socket.create_server(_split(address))
+        except OSError as exc:
+            raise LinkError(f"cannot listen at {address}: {exc.strerror}") from None
+        with listener:
+            links = _accept(listener, me, 0, world, range(1, world), deadline, timeout_s)
+        if world == 3:  # party 1 says where the dealer finds it; party 0 passes it on
+            said = links[1].recv(64).decode(errors="replace")
+            links[2].send(json.dumps([links[1].sock.getpeername()[0], said]).encode())
+        return links
+    links = {0: _connect(address, me, rank, world, 0, deadline, timeout_s)}
+    if world == 3 and rank == 1:
+        local = links[0].sock.getsockname()[0]
+        with socket.create_server((local, 0)) as listener:
+            links[0].send(str(listener.getsockname()[1]).encode())
+            links.update(_accept(listener, me, 1, world, [2], deadline, timeout_s))
+    elif world == 3 and rank == 2:
+        try:
+            host, port = json.loads(links[0].recv(256))
+            where = f"[{host}]:{int(port)}" if ":" in host else f"{host}:{int(port)}"
+        except (ValueError, TypeError):
+            raise LinkError("party 0 sent no address for party 1") from None
+        links[1] = _connect(where, me, rank, world, 1, deadline, timeout_s)
+    return links

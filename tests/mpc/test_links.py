@@ -1,0 +1,255 @@
+"""The private session's links (bountytree/mpc/links.py): what a stranger on the wire or at the
+port gets, and that a party the others do not accept refuses to start.
+
+The integration tests run two custodians and a dealer as three real processes doing a real
+CrypTen multiplication with dealt triples; the unit tests drive a link pair over socket pairs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import load
+
+from bountytree.mpc import links
+from bountytree.private import ring
+from bountytree.private.sealing import new_private_key, public_key
+from bountytree.processes import free_port
+from tests.mpc import private_tasks
+
+pytestmark = pytest.mark.mpc
+
+VALUES = np.round(np.random.default_rng(3).uniform(-8, 8, 64), 3)
+
+
+def _identities(keys: list[bytes]) -> list[links.Identity]:
+    public = [public_key(k) for k in keys]
+    return [links.Identity(keys[r], {p: {public[p]} for p in range(3) if p != r}) for r in range(3)]
+
+
+def _run(
+    addresses: list[str], identities: list[links.Identity], work: Path, rendezvous_s: float = 60
+) -> tuple[dict[int, dict], dict[int, str], list[np.ndarray]]:
+    """The three parties, party r joining at addresses[r]; their results, their errors (one
+    line each) and the shares of VALUES the custodians were given."""
+    encoded = ring.encode(VALUES)
+    zero = np.frombuffer(np.random.default_rng(7).bytes(8 * len(VALUES)), dtype=np.int64)
+    shares = [zero.copy(), encoded - zero]
+    context = multiprocessing.get_context("spawn")
+    processes = [
+        context.Process(
+            target=private_tasks.linked_party,
+            args=(
+                r,
+                addresses[r],
+                identities[r],
+                str(work),
+                rendezvous_s,
+                shares[r] if r < 2 else None,
+            ),
+        )
+        for r in range(3)
+    ]
+    for p in processes:
+        p.start()
+    for p in processes:
+        p.join(180)
+        if p.is_alive():
+            p.kill()
+    results = {
+        r: load((work / f"rank{r}.safetensors").read_bytes())
+        for r in range(3)
+        if (work / f"rank{r}.safetensors").exists()
+    }
+    errors = {
+        r: (work / f"rank{r}.error").read_text()
+        for r in range(3)
+        if (work / f"rank{r}.error").exists()
+    }
+    return results, errors, shares
+
+
+class Relay:
+    """A wiretap in front of party 0: forwards every connection to `target` and keeps every
+    byte that passes, both ways."""
+
+    def __init__(self, target: str):
+        host, port = target.rsplit(":", 1)
+        self.target = (host, int(port))
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self.server.getsockname()[1]}"
+        self.seen = bytearray()
+        self.lock = threading.Lock()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while chunk := src.recv(1 << 16):
+                with self.lock:
+                    self.seen += chunk
+                dst.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def _serve(self) -> None:
+        while True:
+            client, _ = self.server.accept()
+            for _ in range(200):  # party 0 may not listen yet
+                try:
+                    upstream = socket.create_connection(self.target)
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            else:
+                client.close()
+                continue
+            threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
+
+
+def test_the_wire_to_party_0_carries_no_share_no_value_and_no_seed(tmp_path):
+    address = f"127.0.0.1:{free_port()}"
+    relay = Relay(address)
+    identities = _identities([new_private_key() for _ in range(3)])
+    results, errors, shares = _run([address, relay.address, relay.address], identities, tmp_path)
+    assert not errors
+    np.testing.assert_allclose(results[0]["revealed"], VALUES**2, atol=1e-3)
+    wire = bytes(relay.seen)
+    # custodian 1's link and the dealer's ran through the tap: ε and δ (64 values each way)
+    # and the reveal crossed it
+    assert len(wire) > 3 * 2 * VALUES.nbytes, len(wire)
+    held = {
+        "custodian 0's share": shares[0],
+        "custodian 1's share": shares[1],
+        "custodian 0's share of x·x": results[0]["output"],
+        "custodian 1's share of x·x": results[1]["output"],
+        "x·x": ring.encode(VALUES**2),
+    }
+    for what, values in held.items():
+        leaked = [v for v in np.asarray(values, dtype=np.int64) if v.tobytes() in wire]
+        assert not leaked, f"{what} is readable on the wire: {leaked}"
+    # what gloo would carry in the clear is in none of the frames: the wire is the handshakes'
+    # public keys and sealed frames only
+    assert wire.count(links.HELLO) == 4  # two hellos on each of the two tapped links
+
+
+def test_a_stranger_at_the_session_port_neither_joins_nor_stalls_the_session(tmp_path):
+    address = f"127.0.0.1:{free_port()}"
+    host, port = address.rsplit(":", 1)
+    keys = [new_private_key() for _ in range(3)]
+    stranger = links.Identity(new_private_key(), {0: {public_key(keys[0])}})
+    done = threading.Event()
+    attempts: list[str] = []
+    silent: list[socket.socket] = []
+
+    def pose() -> None:
+        """Holds more silent connections open than party 0 serves at once, and keeps trying
+        to join as party 1 and as the dealer with a key of its own."""
+        while not done.is_set():
+            try:
+                for _ in range(links.MAX_PENDING + 8 if not silent else 1):
+                    silent.append(socket.create_connection((host, int(port)), timeout=1))
+            except OSError:
+                time.sleep(0.05)
+                continue
+            for rank in (1, 2):
+                try:
+                    links._connect(address, stranger, rank, 3, 0, time.monotonic() + 2, 5)
+                    attempts.append("joined")
+                except links.LinkRefused as exc:
+                    attempts.append(str(exc))
+                except links.PartyMissing:
+                    pass
+
+    poser = threading.Thread(target=pose, daemon=True)
+    poser.start()
+    results, errors, _ = _run([address] * 3, _identities(keys), tmp_path)
+    done.set()
+    poser.join(10)
+    for s in silent:
+        s.close()
+    assert not errors
+    np.testing.assert_allclose(results[1]["revealed"], VALUES**2, atol=1e-3)
+    assert len(silent) > links.MAX_PENDING
+    assert attempts and "joined" not in attempts
+    assert all("did not confirm the link" in a for a in attempts), attempts
+
+
+def test_a_dealer_the_custodians_do_not_accept_refuses_to_start_in_one_line(tmp_path):
+    address = f"127.0.0.1:{free_port()}"
+    keys = [new_private_key() for _ in range(3)]
+    identities = _identities(keys)
+    identities[2] = links.Identity(new_private_key(), identities[2].peers)  # another key
+    results, errors, _ = _run([address] * 3, identities, tmp_path, rendezvous_s=8)
+    assert not results  # nothing was computed
+    assert errors[2].startswith("LinkRefused: party 0 did not confirm the link")
+    assert "\n" not in errors[2]
+    assert errors[0].startswith("PartyMissing: parties [2]")
+
+
+def _pair() -> tuple[links.Link, socket.socket, socket.socket, links.Link]:
+    """Link A → (tap) → link B: A writes to one socket pair, B reads from another; the test
+    moves the frames between them."""
+    a_end, tap_in = socket.socketpair()
+    tap_out, b_end = socket.socketpair()
+    up, down = new_private_key(), new_private_key()
+    b_end.settimeout(5)
+    return links.Link(a_end, 1, up, down), tap_in, tap_out, links.Link(b_end, 0, down, up)
+
+
+def _frame(tap: socket.socket) -> bytes:
+    header = links._recv_exact(tap, 4)
+    n = int.from_bytes(header, "big") & ~links.MORE
+    return header + links._recv_exact(tap, n + links.TAG_BYTES)
+
+
+@pytest.mark.parametrize("change", ["flip a bit", "replay", "drop", "reorder"])
+def test_a_frame_changed_replayed_dropped_or_reordered_on_the_wire_ends_the_session(change):
+    a, tap_in, tap_out, b = _pair()
+    a.send(b"first message")
+    a.send(b"second message")
+    first, second = _frame(tap_in), _frame(tap_in)
+    forwarded = {
+        "flip a bit": [first[:10] + bytes([first[10] ^ 1]) + first[11:]],
+        "replay": [first, first],
+        "drop": [second],
+        "reorder": [second, first],
+    }[change]
+    for frame in forwarded:
+        tap_out.sendall(frame)
+    with pytest.raises(links.LinkError, match="does not open"):
+        for _ in forwarded:
+            b.recv(64)
+    a.close()
+    b.close()
+
+
+def test_a_message_longer_than_the_receiver_expects_is_refused():
+    a, tap_in, tap_out, b = _pair()
+    a.send(b"x" * 100)
+    tap_out.sendall(_frame(tap_in))
+    with pytest.raises(links.LinkError, match="more than was expected"):
+        b.recv_into(bytearray(10))
+
+
+def test_a_peer_that_does_not_speak_the_protocol_or_names_an_unexpected_rank_is_refused():
+    me = links.Identity(new_private_key(), {1: {public_key(new_private_key())}})
+    for greeting in (b"GET / HTTP/1.1\r\n" + b"x" * 80, links.HELLO + bytes([5]) + b"k" * 64):
+        ours, theirs = socket.socketpair()
+        ours.settimeout(5)
+        theirs.sendall(greeting)
+        with pytest.raises(links.LinkRefused):
+            links._handshake(ours, me, 0, 3, {1: me.peers[1]})
+        ours.close()
+        theirs.close()
