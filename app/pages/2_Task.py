@@ -5,6 +5,7 @@ import streamlit as st
 from app import ui
 from app.tree_view import tree_dot
 from bountytree.market.ladder import shown_score
+from bountytree.market.render import summed
 from bountytree.text import markdown
 
 here = ui.task_page("Task")
@@ -96,8 +97,7 @@ if here is not None:
                     "for": p.kind,
                     "why": reasons.get((p.account, p.kind), ""),
                 }
-                for p in payouts
-                if p.kind != "stake"
+                for p in summed([p for p in payouts if p.kind != "stake"])
             ],
             hide_index=True,
             width="stretch",

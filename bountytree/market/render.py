@@ -3,6 +3,8 @@ and the demo print them."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from web3 import Web3
 
 from bountytree.market.actions import Market, NodeView, TaskView
@@ -103,6 +105,16 @@ def tree_lines(
     return lines or ["  (no nodes yet)"]
 
 
+def summed(payouts: list[Payout]) -> list[Payout]:
+    """One credit per account and kind, in the order they were first credited: what finalize
+    paid the winning path and what claims paid the nodes off it add up."""
+    out: dict[tuple[str, str], Payout] = {}
+    for p in payouts:
+        key = (p.account, p.kind)
+        out[key] = replace(p, amount=out[key].amount + p.amount) if key in out else p
+    return list(out.values())
+
+
 def payout_lines(payouts: list[Payout], names: dict[str, str] | None = None) -> list[str]:
     """One line per credit; a burned one (address(0), which nobody can withdraw) says so."""
     names = names or {}
@@ -126,7 +138,7 @@ def show_task(market: Market, task_id: int, names: dict[str, str] | None = None)
     lines += ["", "tree:", *tree_lines(nodes, task.best_node, names)]
     if task.finalized:
         reasons = market.payout_reasons(task, nodes)
-        paid = [p for p in market.payouts(task_id) if p.kind != "stake"]
+        paid = summed([p for p in market.payouts(task_id) if p.kind != "stake"])
         lines += ["", "payouts:"] + [
             line + (f"  ({reasons[(p.account, p.kind)]})" if (p.account, p.kind) in reasons else "")
             for p, line in zip(paid, payout_lines(paid, names), strict=False)
