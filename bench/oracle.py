@@ -32,6 +32,7 @@ import torch
 from bountytree.config import ROOT
 from bountytree.models.spec import build_torch, parse_spec
 from bountytree.models.weights import load, to_bytes
+from bountytree.private.sealing import new_private_key, read_private_key, write_private_key
 from bountytree.processes import free_port
 from demo.sample_data import digits
 
@@ -163,20 +164,21 @@ def party(rank: int, job: Path) -> None:
         )
         gate = Gate(market, chain["task"], Path(chain["home"]) / "bench-sessions.log")
 
-        def admit(header: dict) -> Admitted:
+        def admit(header: dict, key: bytes) -> Admitted:
             nonlocal admit_s
             started = time.perf_counter()
-            admitted = gate.admit(header)
+            admitted = gate.admit(header, link_key=key)
             admit_s = time.perf_counter() - started
             return admitted
     else:
 
-        def admit(header: dict) -> Admitted:
+        def admit(header: dict, key: bytes) -> Admitted:
             return Admitted("validation", [(node_id, spec) for node_id, spec, _ in models])
 
-    mpc.join(spec_job["address"], rank)
     if rank == 1:
-        scores, info = mpc.model_party(spec_job.get("header", {"bench": True}), models, {})
+        identity = mpc.Identity(read_private_key(job / "link.key"), {mpc.DATA_PARTY: None})
+        mpc.join(spec_job["address"], rank, identity, ticket=spec_job.get("header", {"bench": 1}))
+        scores, info = mpc.model_party(models, {})
         (job / "result.json").write_text(
             json.dumps(
                 {
@@ -187,7 +189,11 @@ def party(rank: int, job: Path) -> None:
             )
         )
     else:
-        mpc.data_party(rows["X"], rows["y"], 10, admit)
+        admission = mpc.Admission(admit, rows["X"].shape[1], 10, has_test=False)
+        identity = mpc.Identity(new_private_key(), {mpc.MODEL_PARTY: None})
+        mpc.join(spec_job["address"], rank, identity, admission=admission)
+        assert admission.admitted is not None
+        mpc.data_party(rows["X"], rows["y"], 10, admission.admitted)
         (job / "admit.json").write_text(json.dumps({"seconds": admit_s}))
     mpc.leave()
 
@@ -201,8 +207,9 @@ def session(
     chain: dict | None = None,
     first_id: int = 1,
 ) -> tuple[float, dict]:
-    for f in job.glob("*.safetensors"):
+    for f in [*job.glob("*.safetensors"), *job.glob("link.key")]:
         f.unlink()
+    link = write_private_key(job / "link.key")
     (job / "w.safetensors").write_bytes(weights)
     nodes = [
         {"id": first_id + i, "spec": spec.to_json(), "weights": "w.safetensors"}
@@ -217,7 +224,7 @@ def session(
         from oracle.admission import issue
 
         body["chain"] = {k: v for k, v in chain.items() if k != "market"}
-        body["header"] = issue(chain["market"], chain["task"], [n["id"] for n in nodes])
+        body["header"] = issue(chain["market"], chain["task"], [n["id"] for n in nodes], link=link)
     (job / "job.json").write_text(json.dumps(body))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     start = time.perf_counter()

@@ -41,8 +41,12 @@ def run(job_dir: Path) -> int:
     rank = int(job["rank"])
     header = {k: job[k] for k in ("kind", "task", "node")}
     peers = {int(r): {bytes.fromhex(k)} for r, k in job["peers"].items()}
-    session.join_private(
-        job["address"], rank, identity(job["key_file"], peers), timeout_s=float(job["timeout"])
+    session.join(
+        job["address"],
+        rank,
+        identity(job["key_file"], peers),
+        dealer=True,
+        timeout_s=float(job["timeout"]),
     )
     started = time.perf_counter()
     try:
@@ -81,7 +85,7 @@ def dealer(address: str, timeout_s: float, key_file: str, keys0: str, keys1: str
     peers = {
         r: {bytes.fromhex(k) for k in keys.split(",") if k} for r, keys in enumerate((keys0, keys1))
     }
-    session.join_private(address, DEALER, identity(key_file, peers), timeout_s=timeout_s)
+    session.join(address, DEALER, identity(key_file, peers), dealer=True, timeout_s=timeout_s)
     answered = dealing.serve()
     session.leave()
     print(f"dealt {answered} requests", flush=True)

@@ -15,7 +15,10 @@ The validator's memory of used tickets is a store of its own, not the log: one f
 ticket's nonce (`validator/<chainId>/nonces/`), created atomically when the ticket is admitted
 and kept an hour (longer than any ticket lives), so a used ticket is refused however much else
 was logged, and the hourly limit counts those files. A ticket also names each node's weights
-CID, which the validator checks against the chain.
+CID, which the validator checks against the chain, and the key of the link it opens: the oracle's
+model party proves a fresh X25519 key when it connects (bountytree/mpc/links.py), and the
+validator admits a ticket only over the link whose key it names, so a ticket read or copied
+opens nothing.
 
 A ticket names the part of the sponsor's data it is for. The validation part scores pending
 nodes. The test part is scored once per task, for the winner only: the validator admits a
@@ -66,6 +69,7 @@ class Ticket:
     nonce: str
     part: str = VALIDATION
     weights: tuple[str, ...] = ()  # each node's weights CID, in the order of `nodes`
+    link: str = ""  # hex of the X25519 key the model party's link proves
 
     def message(self) -> bytes:
         return json.dumps(
@@ -89,8 +93,10 @@ def issue(
     node_ids: list[int],
     now: float | None = None,
     part: str = VALIDATION,
+    link: bytes = b"",
 ) -> dict:
-    """A signed ticket for one session, from the oracle's own account."""
+    """A signed ticket for one session, from the oracle's own account, for the link that
+    proves the public key `link`."""
     nodes = market.nodes(task_id)
     ticket = Ticket(
         market.chain.chain_id,
@@ -101,6 +107,7 @@ def issue(
         secrets.token_hex(16),
         part,
         tuple(_weights(market, nodes, n) if n in nodes else "" for n in node_ids),
+        link.hex(),
     )
     signed = Account.sign_message(encode_defunct(ticket.message()), market.chain.account.key)
     return {
@@ -140,11 +147,17 @@ class Gate:
         self.test_marker = self.log_path.parent / "test-sessions" / f"{contract}-task-{task_id}"
         self.nonces = self.log_path.parent / "nonces"  # one file per admitted ticket
 
-    def admit(self, header: dict, now: float | None = None) -> Admitted:
+    def admit(
+        self, header: dict, now: float | None = None, link_key: bytes | None = None
+    ) -> Admitted:
+        """Admits a ticket (Refused says why). `link_key`: the key the link it came over
+        proved, which the ticket must name (a session always gives it)."""
         now = time.time() if now is None else now
         signer = None
         try:
             ticket, signer = self._verify(header, now)
+            if link_key is not None and ticket.link != link_key.hex():
+                raise Refused("the ticket was issued for another link")
             models = self._winner(ticket) if ticket.part == TEST else self._models(ticket)
             self._claim_nonce(ticket.nonce, now)
             if ticket.part == TEST:
@@ -167,6 +180,7 @@ class Gate:
                 str(raw["nonce"]),
                 str(raw.get("part", VALIDATION))[:16],
                 tuple(str(c)[:64] for c in raw.get("weights", [])[: MAX_NODES_PER_SESSION + 1]),
+                str(raw.get("link", ""))[:64],
             )
             if not NONCE.match(ticket.nonce):
                 raise ValueError("nonce")

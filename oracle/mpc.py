@@ -1,4 +1,4 @@
-"""Two-party secure evaluation with CrypTen over torch.distributed.
+"""Two-party secure evaluation with CrypTen over the parties' authenticated, encrypted links.
 
 Party 0 is the sponsor's validator: it secret-shares the validation rows and their one-hot
 labels. Party 1 is the oracle: it secret-shares each model's weights. Each model runs on the
@@ -10,11 +10,13 @@ That is safe here because what party 0 could learn from them are the model's wei
 public on IPFS anyway; the secret of this computation is the validation set, and it is party
 0's own.
 
-The two parties exchange one JSON header each (as a uint8 tensor; nothing is unpickled by our
-code): party 1 sends the oracle's signed ticket (task, node ids), party 0 admits it against the
-chain (`admission.py`) and reads each node's spec itself, then answers with the number of rows,
-features and classes, which party 1 checks against the task. All nodes of one session share one
-encryption of the rows.
+Party 1 opens its link to party 0 with the oracle's signed ticket (task, node ids, the key its
+link proves). Party 0 admits it against the chain (`admission.py`), reading each node's spec
+itself, before anything else is said: a stranger at party 0's port, or anyone with a copied
+ticket, is told why it was refused and dropped, and party 0 goes on waiting for the oracle
+(`Admission`). Once admitted, party 0 answers with the number of rows, features and classes
+(JSON in a uint8 tensor; nothing is unpickled), which party 1 checks against the task. All
+nodes of one session share one encryption of the rows.
 
 Against a party 1 that deviates from the protocol (it holds shares of every intermediate value
 and can add what it likes to its own), party 0:
@@ -30,6 +32,7 @@ the same way).
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -43,21 +46,87 @@ from bountytree.mpc import session
 from bountytree.mpc.counting import chunk_rows, shared_hits
 from bountytree.mpc.crypten_import import crypten, torch
 from bountytree.mpc.models import build_crypten, crypten_state
-from bountytree.mpc.session import PartyMissing, SessionRefused, send_json
+from bountytree.mpc.session import Identity, LinkRefused, PartyMissing, SessionRefused, send_json
 
 from .admission import TEST, Admitted, Refused
 
-__all__ = ["PartyMissing", "SessionRefused", "data_party", "join", "leave", "model_party", "torch"]
+__all__ = [
+    "Admission",
+    "Identity",
+    "LinkRefused",
+    "PartyMissing",
+    "SessionRefused",
+    "data_party",
+    "join",
+    "leave",
+    "model_party",
+    "torch",
+]
 
 MODEL_PARTY, DATA_PARTY = 1, 0
 MAX_ROWS = 10_000_000  # what party 1 accepts as a row count when the task does not say
 
 
 def join(
-    address: str, rank: int, timeout_s: float = 120, rendezvous_s: float | None = None
+    address: str,
+    rank: int,
+    identity: Identity,
+    *,
+    timeout_s: float = 120,
+    rendezvous_s: float | None = None,
+    ticket: dict | None = None,
+    admission: Admission | None = None,
 ) -> None:
-    """Joins the two-party session at `address` (host:port; party 0 listens there)."""
-    session.join(address, rank, timeout_s=timeout_s, rendezvous_s=rendezvous_s)
+    """Joins the two-party session at `address` (host:port; party 0 listens there): party 1
+    opens with its `ticket`, party 0 lets it in only past `admission`."""
+    session.join(
+        address,
+        rank,
+        identity,
+        timeout_s=timeout_s,
+        rendezvous_s=rendezvous_s,
+        opening=json.dumps(ticket).encode() if ticket is not None else None,
+        admit=admission,
+    )
+
+
+class Admission:
+    """Party 0's check of a linked party's opening message, before it is let in: a signed
+    ticket for the key its link proved (`admit`, the validator's Gate.admit), for a part this
+    validator holds, naming nodes whose specs fit the rows. Refused connections are dropped and
+    party 0 goes on waiting; `admitted` is what the one let in was admitted for."""
+
+    def __init__(
+        self,
+        admit: Callable[[dict, bytes], Admitted],
+        features: int,
+        classes: int,
+        has_test: bool,
+        log: Callable[[str], None] = lambda line: None,
+    ):
+        self.admit, self.features, self.classes, self.has_test = admit, features, classes, has_test
+        self.log = log  # hears why each connection turned away was
+        self.admitted: Admitted | None = None
+
+    def __call__(self, link_key: bytes, opening: bytes) -> None:
+        try:
+            header = json.loads(opening)
+            if not isinstance(header, dict):
+                raise ValueError
+        except (ValueError, RecursionError):
+            self.log("refused a connection: no valid signed ticket (not JSON)")
+            raise SessionRefused("no valid signed ticket (not JSON)") from None
+        try:
+            admitted = self.admit(header, link_key)
+            if admitted.part == TEST and not self.has_test:
+                raise Refused("this validator holds no test part")
+            for node_id, spec in admitted.models:
+                if spec.num_features != self.features or spec.num_classes != self.classes:
+                    raise Refused(f"node {node_id}: spec does not fit the validation rows")
+        except Refused as exc:
+            self.log(f"refused a connection: {str(exc)[:300]}")
+            raise SessionRefused(str(exc)) from None
+        self.admitted = admitted
 
 
 def leave() -> None:
@@ -152,16 +221,14 @@ def _evaluate(
 
 
 def model_party(
-    header: dict,
     models: list[tuple[int, ModelSpec, dict]],
     expect: dict,
     progress: Callable[[str], None] = lambda line: None,
 ) -> tuple[list[NodeScore], dict]:
-    """Party 1: sends the signed ticket, checks party 0's answer against what the task says
-    (`expect`: rows, features, classes; rows 0 when unknown), shares the weights, returns the
-    scores (after `join`). `progress` hears a line as each node is evaluated (no count: the
-    exact count is this party's alone)."""
-    send_json(header, MODEL_PARTY)
+    """Party 1 (after `join` with its ticket): checks party 0's answer against what the task
+    says (`expect`: rows, features, classes; rows 0 when unknown), shares the weights, returns
+    the scores. `progress` hears a line as each node is evaluated (no count: the exact count is
+    this party's alone)."""
     answer = send_json(None, DATA_PARTY)
     if not answer.get("ok"):
         raise SessionRefused(answer.get("error", "refused"))
@@ -194,39 +261,23 @@ def data_party(
     X: np.ndarray,
     y: np.ndarray,
     num_classes: int,
-    admit: Callable[[dict], Admitted],
+    admitted: Admitted,
     test: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> list[NodeScore]:
-    """Party 0: admits the header (or refuses it and says why), shares the rows of the part it
+    """Party 0 (after `join`, which admitted party 1's ticket): shares the rows of the part it
     admitted (validation, or the `test` rows) in a fresh secret order, takes part in every
     evaluation."""
-    header = send_json(None, MODEL_PARTY)
-    error = None
-    models: list[tuple[int, ModelSpec, dict | None]] = []
-    try:
-        admitted = admit(header)
-        if admitted.part == TEST:
-            if test is None:
-                raise Refused("this validator holds no test part")
-            X, y = test
-        for node_id, spec in admitted.models:
-            if spec.num_features != X.shape[1] or spec.num_classes != num_classes:
-                raise Refused(f"node {node_id}: spec does not fit the validation rows")
-            models.append((node_id, spec, None))
-    except Refused as exc:
-        error = str(exc)
+    if admitted.part == TEST:
+        if test is None:
+            raise SessionRefused("this validator holds no test part")
+        X, y = test
+    models: list[tuple[int, ModelSpec, dict | None]] = [
+        (node_id, spec, None) for node_id, spec in admitted.models
+    ]
     send_json(
-        {
-            "ok": error is None,
-            "error": error,
-            "rows": len(y),
-            "features": int(X.shape[1]),
-            "classes": num_classes,
-        },
+        {"ok": True, "rows": len(y), "features": int(X.shape[1]), "classes": num_classes},
         DATA_PARTY,
     )
-    if error:
-        raise SessionRefused(error)
     order = _secret_order(len(y))
     chunks = _shared_rows(
         X[order],

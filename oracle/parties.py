@@ -22,10 +22,11 @@ from bountytree.market.validation import (
 from bountytree.models import datasets
 from bountytree.models import weights as weights_io
 from bountytree.models.spec import parse_spec
+from bountytree.private.sealing import new_private_key, read_private_key
 from bountytree.processes import die_with_parent
 
 from .admission import TEST, VALIDATION, Gate
-from .session import PROGRESS
+from .session import LINK_KEY, PROGRESS
 
 SALT_ENV = "BOUNTYTREE_VALIDATION_SALT"
 # A session's exit status when no oracle came to it (EX_TEMPFAIL): the validator waits again,
@@ -91,18 +92,34 @@ def run_validator(
             validator_folder(settings.home, market.chain.chain_id) / "sessions.log",
             parts=(VALIDATION, TEST) if test_rows is not None else (VALIDATION,),
         )
+        admission = mpc.Admission(
+            lambda header, key: gate.admit(header, link_key=key),
+            rows.X.shape[1],
+            task.info.num_classes,
+            has_test=test_rows is not None,
+            log=lambda line: print(line, flush=True),
+        )
         try:
-            mpc.join(address, mpc.DATA_PARTY, rendezvous_s=wait_s)
+            # a fresh link key per session: the oracle is known by its signed ticket, which
+            # names the key its own link proves
+            mpc.join(
+                address,
+                mpc.DATA_PARTY,
+                mpc.Identity(new_private_key(), {mpc.MODEL_PARTY: None}),
+                rendezvous_s=wait_s,
+                admission=admission,
+            )
         except mpc.PartyMissing:
             return IDLE
-        except Exception as exc:  # a peer that joined, then stalled or sent garbage
+        except Exception as exc:  # a peer that was let in, then stalled or sent garbage
             raise UserError(f"session failed: {_first_line(exc)}") from None
+        assert admission.admitted is not None
         try:
             mpc.data_party(
                 rows.X,
                 rows.y,
                 task.info.num_classes,
-                gate.admit,
+                admission.admitted,
                 test=(test_rows.X, test_rows.y) if test_rows is not None else None,
             )
         except mpc.SessionRefused as exc:
@@ -165,17 +182,20 @@ def run_model_party(job_dir: str) -> int:
             (job_path / node["weights"]).read_bytes(), spec, f"node {node['id']}"
         )
         models.append((int(node["id"]), spec, state))
+    identity = mpc.Identity(read_private_key(job_path / LINK_KEY), {mpc.DATA_PARTY: None})
     try:
-        mpc.join(job["address"], mpc.MODEL_PARTY)
-    except mpc.torch.distributed.DistError as exc:  # the validator never took part
+        mpc.join(job["address"], mpc.MODEL_PARTY, identity, ticket=job["header"])
+    except mpc.PartyMissing as exc:  # the validator never took part
         raise UserError(
             f"no session with a validator at {job['address']} ({_first_line(exc)}): is "
             "`python -m oracle validator` running there?"
         ) from None
+    except mpc.SessionRefused as exc:
+        raise UserError(f"the validator refused the session: {exc}") from None
     progress = open(job_path / PROGRESS, "a", buffering=1)  # noqa: SIM115 (closed below)
     try:
         scores, info = mpc.model_party(
-            job["header"], models, job["expect"], lambda line: print(line, file=progress)
+            models, job["expect"], lambda line: print(line, file=progress)
         )
     except mpc.SessionRefused as exc:
         raise UserError(f"the validator refused the session: {exc}") from None

@@ -602,7 +602,9 @@ class Oracle:
             session = run_session(
                 task.id,
                 ready,
-                header=issue(self.market, task.id, [x.node.id for x in ready]),
+                ticket=lambda link: issue(
+                    self.market, task.id, [x.node.id for x in ready], link=link
+                ),
                 expect=expect,
                 validation_file=validation,
                 validator=self.validator,
@@ -675,7 +677,7 @@ class Oracle:
         session = run_session(
             task_id,
             [winner],
-            header=issue(self.market, task_id, [task.winner], part=TEST),
+            ticket=lambda link: issue(self.market, task_id, [task.winner], part=TEST, link=link),
             expect={
                 "rows": task.info.test_rows,
                 "features": task.info.num_features,

@@ -6,8 +6,10 @@ inherit a stale one). The model party (1) is always started here; the validator 
 started here too when this machine holds the task's registered validation file, otherwise the
 sponsor runs it (`python -m oracle validator`) and `validator` gives its address.
 
-What crosses between the oracle and its party-1 process is a folder: the checked specs as JSON
-and the weights as safetensors files, and back a JSON result. Nothing is pickled.
+What crosses between the oracle and its party-1 process is a folder (owner-only): the checked
+specs as JSON, the weights as safetensors files, the signed ticket and the session's link key
+(a fresh X25519 key the ticket names: the validator admits the ticket only over the link that
+proves it), and back a JSON result. Nothing is pickled.
 """
 
 from __future__ import annotations
@@ -24,12 +26,14 @@ from pathlib import Path
 
 from bountytree.errors import UserError
 from bountytree.files import atomic_write_json
+from bountytree.private.sealing import write_private_key
 from bountytree.processes import die_with_parent, free_port
 
 from .checks import Ready
 
 # The model party's progress, a line per step, in the session's job folder (the oracle follows it).
 PROGRESS = "progress.log"
+LINK_KEY = "link.key"  # the model party's key for this session's link, in the job folder
 
 SESSION_TIMEOUT_S = 1800
 
@@ -52,7 +56,7 @@ def run_session(
     task_id: int,
     ready: list[Ready],
     *,
-    header: dict,
+    ticket: Callable[[bytes], dict],
     expect: dict,
     validation_file: Path | None,
     validator: str | None,
@@ -60,9 +64,9 @@ def run_session(
     timeout_s: float = SESSION_TIMEOUT_S,
     progress: Callable[[str], None] = lambda line: None,
 ) -> SessionResult:
-    """Scores `ready` (ordered by id) in one two-party session opened with the signed `header`
-    (admission.issue), checking the validator's answer against `expect`; raises UserError on
-    failure. `progress` hears the model party's lines as they come (rows shared, each node
+    """Scores `ready` (ordered by id) in one two-party session opened with the signed ticket
+    `ticket(link key)` gives (admission.issue, for the session's fresh link key), checking the
+    validator's answer against `expect`; raises UserError on failure. `progress` hears the model party's lines as they come (rows shared, each node
     evaluated)."""
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bountytree-session-") as folder:
@@ -73,13 +77,14 @@ def run_session(
             (job / name).write_bytes(r.weights)
             nodes.append({"id": r.node.id, "spec": r.spec.to_json(), "weights": name})
         address = validator or f"127.0.0.1:{free_port()}"
+        link = write_private_key(job / LINK_KEY)
         atomic_write_json(
             job / "job.json",
             {
                 "task": task_id,
                 "address": address,
                 "nodes": nodes,
-                "header": header,
+                "header": ticket(link),
                 "expect": expect,
             },
         )

@@ -73,7 +73,7 @@ class LinkCommunicator(crypten.communicator.Communicator):
         self.rank, self.links = rank, links
         self.world_size = len(MAIN_GROUP)
         self.main_group, self.ttp_group, self.ttp_comm_group = MAIN_GROUP, TTP_GROUP, TTP_COMM_GROUP
-        self.ttp_initialized = True
+        self.ttp_initialized = len(links) == len(TTP_GROUP) - 1  # a dealer takes part
         self._name = f"rank{rank}"
         self.reset_communication_stats()
 

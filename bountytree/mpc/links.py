@@ -35,7 +35,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 from Crypto.Hash import SHA256
@@ -55,6 +55,8 @@ TAG_BYTES = 16
 MORE = 1 << 31  # a frame's header: its length, and whether the message goes on
 MAX_FRAME = 8 << 20  # plaintext bytes per frame
 MAX_MESSAGE = 1 << 30  # bytes one message may hold (the dealer's answers are at most 128 MiB)
+MAX_OPENING = 1 << 20  # bytes of the message a party opens with (the oracle's ticket)
+MAX_REASON = 300  # characters of a refusal's reason sent back
 HANDSHAKE_S = 10.0  # a connection that has not confirmed by then is dropped
 MAX_PENDING = 32  # handshakes a listener runs at once; a new connection evicts the oldest
 
@@ -74,6 +76,11 @@ class Unanswered(ConnectionError):
     it, or not a party at all): the connecting party tries again."""
 
 
+class SessionRefused(Exception):
+    """The other party refused the session (wrong task, invalid spec, another job, a ticket it
+    does not admit, …); the message says why."""
+
+
 class PartyMissing(Exception):
     """The other parties did not all join within the timeout: nobody came, not a failure of
     whoever waited (a validator waiting for an oracle waits again)."""
@@ -82,10 +89,12 @@ class PartyMissing(Exception):
 @dataclass(frozen=True)
 class Identity:
     """Who this party is and whom it accepts: its X25519 private key (the 32-byte seed) and,
-    for each other rank, the public keys it accepts there (the chain says which)."""
+    for each other rank, the public keys it accepts there (the chain says which), or None: any
+    key, the party being vouched for by its opening message instead (the oracle's ticket, signed
+    by its role account, names the key its link proves)."""
 
     private_key: bytes
-    peers: Mapping[int, Collection[bytes]] = field(default_factory=dict)
+    peers: Mapping[int, Collection[bytes] | None] = field(default_factory=dict)
 
     @property
     def public_key(self) -> bytes:
@@ -127,6 +136,7 @@ class Link:
         if sock.family in (socket.AF_INET, socket.AF_INET6):  # MPC rounds are small messages
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock, self.rank = sock, rank
+        self.peer_key = b""  # the static key the peer proved in the handshake
         # OpenSSL's ChaCha20-Poly1305 (the `cryptography` package): a session moves hundreds of
         # megabytes, ten times faster than pycryptodome's here (docs/private-models.md)
         self._send, self._recv = ChaCha20Poly1305(send_key), ChaCha20Poly1305(recv_key)
@@ -257,7 +267,7 @@ def _handshake(
     me: Identity,
     rank: int,
     world: int,
-    expect: Mapping[int, Collection[bytes]],
+    expect: Mapping[int, Collection[bytes] | None],
 ) -> Link:
     """Runs the handshake on a connected socket (either end); returns the link or raises
     LinkRefused. `expect` is the ranks (and their keys) this end accepts on this socket."""
@@ -277,7 +287,8 @@ def _handshake(
     e_peer = theirs[len(HELLO) + 1 + KEY_BYTES :]
     if peer not in expect or peer == rank or peer >= world:
         raise LinkRefused(f"a peer that says it is party {peer}, which is not expected here")
-    if s_peer not in expect[peer]:
+    accepted = expect[peer]
+    if accepted is not None and s_peer not in accepted:
         raise LinkRefused(f"party {peer}'s key {s_peer.hex()[:16]}… is not one this party accepts")
     initiator = rank > peer  # the higher rank connects
     first, second = (hello, theirs) if initiator else (theirs, hello)
@@ -294,6 +305,7 @@ def _handshake(
     assert isinstance(keys, bytes)
     up, down = keys[:KEY_BYTES], keys[KEY_BYTES:]  # initiator -> responder, and back
     link = Link(sock, peer, up if initiator else down, down if initiator else up)
+    link.peer_key = s_peer
     link.send(CONFIRM)
     try:
         proof = link.recv(len(CONFIRM))
@@ -327,6 +339,29 @@ def _hang_up(conn: socket.socket) -> None:
     conn.close()
 
 
+Admit = Callable[[bytes, bytes], None]  # (the key the peer proved, its opening message)
+
+
+def _admitted(
+    link: Link, admit: Admit, admitting: threading.Lock, taken: Callable[[], bool]
+) -> bool:
+    """Reads the linked peer's opening message and runs `admit` on it; tells the peer the
+    verdict. False (the link closed) if it is refused or its place is taken."""
+    opening = link.recv(MAX_OPENING)
+    with admitting:
+        if taken():
+            link.close()
+            return False
+        try:
+            admit(link.peer_key, opening)
+        except SessionRefused as exc:
+            link.send(json.dumps({"ok": False, "error": str(exc)[:MAX_REASON]}).encode())
+            link.close()
+            return False
+        link.send(json.dumps({"ok": True}).encode())
+    return True
+
+
 def _accept(
     listener: socket.socket,
     me: Identity,
@@ -335,12 +370,16 @@ def _accept(
     ranks: Collection[int],
     deadline: float,
     timeout_s: float,
+    admit: Admit | None = None,
 ) -> dict[int, Link]:
     """Accepts connections on `listener` until each of `ranks` has an authenticated link, or
     the deadline passes (PartyMissing). Each handshake runs in a thread of its own with its own
-    deadline; connections that fail it are closed and forgotten."""
+    deadline; connections that fail it are closed and forgotten. With `admit`, a linked party
+    is let in only once its opening message passes `admit` (one at a time); a refused one is
+    told why and dropped, and the listener goes on waiting."""
     done: dict[int, Link] = {}
     lock = threading.Lock()
+    admitting = threading.Lock()
     pending: collections.deque[socket.socket] = collections.deque()
     expect = {r: me.peers.get(r, ()) for r in ranks}
 
@@ -348,6 +387,10 @@ def _accept(
         try:
             conn.settimeout(min(HANDSHAKE_S, max(0.1, deadline - time.monotonic())))
             link = _handshake(conn, me, rank, world, expect)
+            if admit is not None and not _admitted(
+                link, admit, admitting, lambda: link.rank in done
+            ):
+                return
             with lock:
                 if link.rank in done:  # already linked: a second connection is not used
                     link.close()
@@ -421,11 +464,21 @@ def _connect(
 
 
 def connect(
-    address: str, me: Identity, rank: int, world: int, *, rendezvous_s: float, timeout_s: float
+    address: str,
+    me: Identity,
+    rank: int,
+    world: int,
+    *,
+    rendezvous_s: float,
+    timeout_s: float,
+    opening: bytes | None = None,
+    admit: Admit | None = None,
 ) -> dict[int, Link]:
     """This party's links to every other party of a session of `world` parties (2 or 3) whose
     party 0 listens at `address`. Raises PartyMissing if the others do not all come within
-    `rendezvous_s`, LinkRefused if a peer cannot be authenticated."""
+    `rendezvous_s`, LinkRefused if a peer cannot be authenticated. Party 0 may `admit` party 1
+    by its opening message (which party 1 gives as `opening`): SessionRefused on party 1 says
+    why it was not."""
     deadline = time.monotonic() + rendezvous_s
     if rank == 0:
         try:
@@ -433,12 +486,22 @@ def connect(
         except OSError as exc:
             raise LinkError(f"cannot listen at {address}: {exc.strerror}") from None
         with listener:
-            links = _accept(listener, me, 0, world, range(1, world), deadline, timeout_s)
+            links = _accept(listener, me, 0, world, range(1, world), deadline, timeout_s, admit)
         if world == 3:  # party 1 says where the dealer finds it; party 0 passes it on
             said = links[1].recv(64).decode(errors="replace")
             links[2].send(json.dumps([links[1].sock.getpeername()[0], said]).encode())
         return links
     links = {0: _connect(address, me, rank, world, 0, deadline, timeout_s)}
+    if opening is not None:
+        links[0].send(opening)
+        try:
+            verdict = json.loads(links[0].recv(MAX_OPENING))
+        except (LinkError, ValueError):
+            verdict = {"ok": False, "error": "party 0 ended the link without a verdict"}
+        if not isinstance(verdict, dict) or verdict.get("ok") is not True:
+            links[0].close()
+            error = verdict.get("error") if isinstance(verdict, dict) else None
+            raise SessionRefused(str(error or "refused")[:MAX_REASON])
     if world == 3 and rank == 1:
         local = links[0].sock.getsockname()[0]
         with socket.create_server((local, 0)) as listener:

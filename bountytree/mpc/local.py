@@ -35,7 +35,8 @@ def _party(
     work: str,
     task: Callable[..., Result] | None,
     args: tuple[Any, ...],
-    identity: Identity | None,
+    identity: Identity,
+    dealer_on: bool,
 ) -> None:
     from safetensors.numpy import save
 
@@ -43,10 +44,7 @@ def _party(
 
     out = Path(work)
     try:
-        if identity is None:
-            session.join(address, rank, local_only=True)
-        else:
-            session.join_private(address, rank, identity)
+        session.join(address, rank, identity, dealer=dealer_on)
         if task is None:
             answered = dealer.serve()
             session.leave()
@@ -93,15 +91,19 @@ def run_parties(
 
     work.mkdir(parents=True, exist_ok=True)
     address = f"127.0.0.1:{free_port()}"
-    identities = _identities(3) if dealer else [None, None]
+    identities = _identities(3 if dealer else 2)
     context = multiprocessing.get_context("spawn")
     processes = [
-        context.Process(target=_party, args=(r, address, str(work), task, args[r], identities[r]))
+        context.Process(
+            target=_party, args=(r, address, str(work), task, args[r], identities[r], dealer)
+        )
         for r in (0, 1)
     ]
     if dealer:
         processes.append(
-            context.Process(target=_party, args=(2, address, str(work), None, (), identities[2]))
+            context.Process(
+                target=_party, args=(2, address, str(work), None, (), identities[2], True)
+            )
         )
     for p in processes:
         p.start()

@@ -2,7 +2,7 @@
 custodian, and so do the rows it is scored or trained on.
 
 Run by the two custodians (ranks 0 and 1) of a session joined with a dealer
-(`session.join_private`, over authenticated, encrypted links); every function here is called by
+(`session.join` with a dealer, over authenticated, encrypted links); every function here is called by
 both with their own shares and returns their own share of the result. Nothing is revealed but what a
 function's docstring says: scoring reveals the Ladder's record of the node and nothing else (not
 its count, not whether it came close, not the task's best), training reveals nothing.

@@ -61,7 +61,7 @@ def linked_party(rank, address, identity, work, rendezvous_s, share):
 
     out = Path(work)
     try:
-        session.join_private(address, rank, identity, timeout_s=30, rendezvous_s=rendezvous_s)
+        session.join(address, rank, identity, dealer=True, timeout_s=30, rendezvous_s=rendezvous_s)
         if rank == session.DEALER_RANK:
             result = {"answered": np.array([dealer.serve()])}
         else:

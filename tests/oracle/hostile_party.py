@@ -1,9 +1,9 @@
 """A party 1 that deviates from the protocol, run by the tests as a process of its own:
 
-    python tests/oracle/hostile_party.py --address HOST:PORT --job JOB.json --out OUT.json
+    python tests/oracle/hostile_party.py --address HOST:PORT --job JOB.json --key KEY --out OUT.json
 
 JOB.json holds the header to send (anything: a stranger's junk, a forged or a genuine signed
-ticket) and, per node, weights for the constant model it shares and an optional tamper: a list
+ticket, the genuine ones issued for the link key in the key file KEY) and, per node, weights for the constant model it shares and an optional tamper: a list
 of [row position, class, value] added to party 1's own share of that model's one-hot argmax
 before it is multiplied with the labels. OUT.json receives the counts it was given, or why the
 validator refused it. It uses the product's own protocol code for everything else, so it stays
@@ -18,6 +18,7 @@ from pathlib import Path
 
 from bountytree.models.spec import parse_spec
 from bountytree.mpc.crypten_import import crypten, torch
+from bountytree.private.sealing import read_private_key
 from oracle import mpc
 
 
@@ -25,6 +26,7 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--address", required=True)
     p.add_argument("--job", required=True)
+    p.add_argument("--key", required=True)
     p.add_argument("--out", required=True)
     args = p.parse_args()
     job = json.loads(Path(args.job).read_text())
@@ -48,9 +50,14 @@ def main() -> None:
         return result
 
     crypten.mpc.MPCTensor.argmax = cheating_argmax
-    mpc.join(args.address, mpc.MODEL_PARTY)
+    identity = mpc.Identity(read_private_key(Path(args.key)), {mpc.DATA_PARTY: None})
     try:
-        scores, _ = mpc.model_party(job["header"], models, {})
+        mpc.join(args.address, mpc.MODEL_PARTY, identity, ticket=job["header"])
+    except mpc.SessionRefused as exc:
+        Path(args.out).write_text(json.dumps({"refused": str(exc)}))
+        return
+    try:
+        scores, _ = mpc.model_party(models, {})
         out = {"counts": {str(s.node_id): s.correct for s in scores}}
     except mpc.SessionRefused as exc:
         out = {"refused": str(exc)}

@@ -1,14 +1,18 @@
 """Hostile parties against the sponsor's real validator (`python -m oracle validator`, party 0):
-strangers at its port get no answer without a ticket signed by the oracle for pending nodes,
-and a party 1 that tampers with its shares to read labels learns them only at chance."""
+strangers at its port get no answer without a ticket signed by the oracle for pending nodes and
+for the key their link proves, and a party 1 that tampers with its shares to read labels learns
+them only at chance."""
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
+import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,6 +22,7 @@ from eth_account.messages import encode_defunct
 from bountytree.config import ROOT
 from bountytree.models.datasets import load_file
 from bountytree.models.spec import load_spec
+from bountytree.private.sealing import write_private_key
 from bountytree.processes import free_port
 from oracle.admission import VALIDATION, Gate, Refused, Ticket, issue
 from tests.conftest import cli_ok, market_for, new_task, node_id_of
@@ -50,14 +55,30 @@ def _constant_model(cls: int) -> dict:
     return state
 
 
+def _link_key(tmp_path: Path) -> tuple[Path, bytes]:
+    """A fresh link key file for the hostile party, and its public key."""
+    path = tmp_path / f"link-{secrets.token_hex(4)}.key"
+    return path, write_private_key(path)
+
+
 def _session(
-    settings, files, task_id: int, header: dict, nodes: list[dict], tmp_path: Path
+    settings,
+    files,
+    task_id: int,
+    header: dict | Callable[[bytes], dict],
+    nodes: list[dict],
+    tmp_path: Path,
+    key: tuple[Path, bytes] | None = None,
 ) -> tuple[dict, str]:
-    """One session: the real validator against the hostile party; (what party 1 got, validator stderr)."""
+    """One session: the real validator against the hostile party, which proves `key` (a fresh
+    one by default) and opens with `header` (or `header(its public key)`); (what party 1 got,
+    the validator's output)."""
     address = f"127.0.0.1:{free_port()}"
+    key_file, public = key or _link_key(tmp_path)
+    opening = header(public) if callable(header) else header
     job, out = tmp_path / f"job-{address[-5:]}.json", tmp_path / f"out-{address[-5:]}.json"
     job.write_text(
-        json.dumps({"header": header, "spec": json.loads(MLP.read_text()), "nodes": nodes})
+        json.dumps({"header": opening, "spec": json.loads(MLP.read_text()), "nodes": nodes})
     )
     validator = subprocess.Popen(
         [
@@ -73,6 +94,8 @@ def _session(
             address,
             "--sessions",
             "1",
+            "--wait",
+            "30",
         ],
         env=_env(settings),
         stdout=subprocess.PIPE,
@@ -86,6 +109,8 @@ def _session(
             address,
             "--job",
             str(job),
+            "--key",
+            str(key_file),
             "--out",
             str(out),
         ],
@@ -93,11 +118,16 @@ def _session(
         capture_output=True,
         timeout=300,
     )
-    _, err = validator.communicate(timeout=300)
     got = (
         json.loads(out.read_text()) if out.exists() else {"crashed": party.stderr.decode()[-2000:]}
     )
-    return got, err.decode()
+    if "refused" in got and "outside" not in got["refused"]:
+        # turned away at the door: the validator goes on waiting for the oracle
+        time.sleep(1)
+        assert validator.poll() is None, "a refused connection ended the validator's session"
+        validator.terminate()
+    out_text, err = validator.communicate(timeout=300)
+    return got, out_text.decode() + err.decode()
 
 
 @pytest.fixture(scope="module")
@@ -119,26 +149,27 @@ def test_strangers_get_no_answer(settings, deployed, files, pending_task, tmp_pa
     task_id, ids = pending_task
     oracle, stranger = market_for(settings, 0), market_for(settings, 5)
     node = [{"id": ids[0], "state": _constant_model(0)}]
-    genuine = issue(oracle, task_id, [ids[0]])
-    forged = issue(stranger, task_id, [ids[0]])
-    other_task = issue(oracle, task_id + 1000, [ids[0]])
+    key = _link_key(tmp_path)
+    genuine = issue(oracle, task_id, [ids[0]], link=key[1])
     tampered = json.loads(json.dumps(genuine))
     tampered["ticket"]["nodes"] = [ids[1]]
     for header, why in (
         ({}, "no valid signed ticket"),
         ({"ticket": "junk", "signature": "0x00"}, "no valid signed"),
-        (forged, "does not hold ORACLE_ROLE"),
+        (lambda link: issue(stranger, task_id, [ids[0]], link=link), "does not hold ORACLE_ROLE"),
         (tampered, "does not hold ORACLE_ROLE"),
-        (other_task, "this validator serves task"),
-        (issue(oracle, task_id, [ids[-1] + 10_000]), "is not pending"),
+        (lambda link: issue(oracle, task_id + 1000, [ids[0]], link=link), "serves task"),
+        (lambda link: issue(oracle, task_id, [ids[-1] + 10_000], link=link), "is not pending"),
+        # the genuine ticket, copied by a stranger whose link proves another key
+        (genuine, "issued for another link"),
     ):
-        got, err = _session(settings, files, task_id, header, node, tmp_path)
-        assert "counts" not in got and why in got.get("refused", ""), (got, err[-500:])
-        assert why in err
-    # the genuine ticket is admitted once; replayed, it is refused
-    got, err = _session(settings, files, task_id, genuine, node, tmp_path)
-    assert "counts" in got, (got, err[-1000:])
-    got, _ = _session(settings, files, task_id, genuine, node, tmp_path)
+        got, out = _session(settings, files, task_id, header, node, tmp_path)
+        assert "counts" not in got and why in got.get("refused", ""), (got, out[-500:])
+        assert "refused a connection: " in out and why in out, out[-500:]
+    # the genuine ticket is admitted once, over the link it names; replayed, it is refused
+    got, out = _session(settings, files, task_id, genuine, node, tmp_path, key)
+    assert "counts" in got, (got, out[-1000:])
+    got, _ = _session(settings, files, task_id, genuine, node, tmp_path, key)
     assert "already used" in got.get("refused", "")
     log = (
         (settings.home / "validator" / str(oracle.chain.chain_id) / "sessions.log")
@@ -146,7 +177,7 @@ def test_strangers_get_no_answer(settings, deployed, files, pending_task, tmp_pa
         .splitlines()
     )
     outcomes = Counter(json.loads(line)["outcome"].split(":")[0] for line in log)
-    assert outcomes["refused"] >= 7 and outcomes["admitted"] >= 1
+    assert outcomes["refused"] >= 8 and outcomes["admitted"] >= 1
 
 
 def test_the_validator_remembers_used_tickets_whatever_the_log_holds(
@@ -223,7 +254,7 @@ def test_a_tampering_model_party_reads_labels_only_at_chance(
             settings,
             files,
             task_id,
-            issue(oracle, task_id, [n["id"] for n in nodes]),
+            lambda link, ids=[n["id"] for n in nodes]: issue(oracle, task_id, ids, link=link),
             nodes,
             tmp_path,
         )
@@ -251,7 +282,12 @@ def test_a_count_out_of_range_is_never_revealed(settings, deployed, files, pendi
     everywhere = [[i, c, 16] for i in range(rows) for c in range(CLASSES)]
     node = [{"id": ids[0], "state": _constant_model(0), "tamper": everywhere}]
     got, err = _session(
-        settings, files, task_id, issue(market_for(settings, 0), task_id, [ids[0]]), node, tmp_path
+        settings,
+        files,
+        task_id,
+        lambda link: issue(market_for(settings, 0), task_id, [ids[0]], link=link),
+        node,
+        tmp_path,
     )
     assert "counts" not in got and "outside [0, rows]" in got.get("refused", "") + err, (
         got,
