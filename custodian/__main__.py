@@ -18,6 +18,8 @@ from pathlib import Path
 from bountytree.cli import common_options, run
 from bountytree.processes import die_with_parent
 
+from .session import SESSION_BUDGET
+
 SESSION_TIMEOUT = 60.0
 
 
@@ -112,25 +114,34 @@ def run_dealer(args: argparse.Namespace, settings) -> int:
         if not zero:
             time.sleep(args.interval)
             continue
-        status = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "custodian",
-                "session-dealer",
-                args.peer,
-                str(args.session_timeout),
-                str(key_file),
-                ",".join(sorted(k.hex() for k in zero)),
-                ",".join(sorted(k.hex() for k in one)),
-            ],
-            preexec_fn=die_with_parent(),
-            capture_output=True,
-        )
+        try:
+            status = _dealer_session(args, key_file, zero, one)
+        except subprocess.TimeoutExpired:  # a session a custodian kept alive without end
+            print(f"a session ran over {SESSION_BUDGET:.0f} s and was stopped", flush=True)
+            continue
         if status.returncode == 0:
             served += 1
             print(status.stdout.decode().strip(), flush=True)
     return 0
+
+
+def _dealer_session(args, key_file: Path, zero: set[bytes], one: set[bytes]):
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "custodian",
+            "session-dealer",
+            args.peer,
+            str(args.session_timeout),
+            str(key_file),
+            ",".join(sorted(k.hex() for k in zero)),
+            ",".join(sorted(k.hex() for k in one)),
+        ],
+        preexec_fn=die_with_parent(),
+        capture_output=True,
+        timeout=SESSION_BUDGET,
+    )
 
 
 def run_session(args: argparse.Namespace, settings) -> int:

@@ -103,7 +103,7 @@ class Custodian:
         *,
         log: Log = print,
         session_timeout: float = 60.0,
-        session_budget: float = 1800.0,
+        session_budget: float = session.SESSION_BUDGET,
         fetch_timeout: float = 60.0,
         tasks: list[int] | None = None,
     ):

@@ -28,6 +28,7 @@ from bountytree.private.sealing import read_private_key
 from bountytree.private.shares import Share
 
 TRAIN, SCORE = "train", "score"
+SESSION_BUDGET = 1800.0  # what one session may take, start to end, before it is stopped
 DEALER = session.DEALER_RANK
 
 

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from typing import Any
 
+from . import randomness
 from .crypten_import import crypten, torch
 
 MAX_REQUEST = 1 << 16
@@ -57,34 +57,55 @@ def _recv_json(src: int) -> Any:
         raise DealerError(str(exc)) from None
     try:
         return json.loads(raw.decode())
-    except ValueError:
+    except (ValueError, RecursionError):
         raise DealerError("a message that is not JSON") from None
 
 
 def _client_generators(self) -> None:
-    """A computing party's generator shared with the dealer (replaces CrypTen's, which calls
-    torch.distributed directly): its seed comes over the link from the dealer."""
+    """A computing party's stream shared with the dealer (replaces CrypTen's torch.Generator,
+    whose seed is 32 bits): its 256-bit key comes over the link from the dealer."""
     comm = crypten.comm.get()
-    seed = comm.recv(torch.empty(size=(), dtype=torch.long), comm.get_ttp_rank())
-    comm.barrier(comm.ttp_group)
-    self.generator = torch.Generator(device="cpu")
-    self.generator.manual_seed(int(seed.item()))
+    self.generator = randomness.receive_key(comm.get_ttp_rank())
     self.generator_cuda = None
+    comm.barrier(comm.ttp_group)
 
 
 def _server_generators(self) -> None:
-    """The dealer's generators, one per computing party, seeded from the operating system's
-    generator and sent to each party over its own link."""
+    """The dealer's streams, one per computing party, each keyed afresh and the key sent to
+    that party over its own link."""
     comm = crypten.comm.get()
-    seeds = [int.from_bytes(os.urandom(8), "big", signed=True) for _ in comm.main_group]
-    self.generators, self.generators_cuda = [], []
-    for rank, seed in zip(comm.main_group, seeds, strict=True):
-        comm.send(torch.tensor(seed, dtype=torch.long), rank)
-        generator = torch.Generator(device="cpu")
-        generator.manual_seed(seed)
-        self.generators.append(generator)
-        self.generators_cuda.append(None)
+    self.generators = [randomness.send_key(rank) for rank in comm.main_group]
+    self.generators_cuda = [None for _ in comm.main_group]
     comm.barrier(comm.ttp_group)
+
+
+# CrypTen's provider methods, and the dealer's request each stands for. Party 0 sends the
+# request (`_request`); party 1 draws its share locally, and now sends the same request too, so
+# the dealer answers only what both custodians ask for, in the same order: party 0 alone cannot
+# make the dealer draw from party 1's stream for a request of its choosing (which would hand it
+# party 1's masks; found by the attacker review of the links).
+ASKED = {
+    "generate_additive_triple": "additive",
+    "square": "square",
+    "generate_binary_triple": "binary",
+    "wrap_rng": "wraps",
+    "B2A_rng": "B2A",
+}
+
+
+def _message(function: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {"function": function, "args": _plain(args), "kwargs": _plain(kwargs)}
+
+
+def _asked_by_both(function: str, method):
+    def call(self, *args, device=None, **kwargs):
+        comm = crypten.comm.get()
+        if comm.get_rank() == 1:
+            _send_json(_message(function, args, kwargs), comm.get_ttp_rank())
+        return method(self, *args, device=device, **kwargs)
+
+    call.__wrapped__ = method  # type: ignore[attr-defined]
+    return call
 
 
 def _plain(value: Any) -> Any:
@@ -167,7 +188,7 @@ def _request(self, func_name, device, *args, **kwargs):
     """Party 0's request to the dealer (replaces CrypTen's pickled one)."""
     comm = crypten.comm.get()
     ttp_rank = comm.get_ttp_rank()
-    message = {"function": func_name, "args": _plain(args), "kwargs": _plain(kwargs)}
+    message = _message(func_name, args, kwargs)
     # the answer's size, worked out here from the request (the dealer's word is not taken)
     size = answer_size(*parse_request(json.loads(json.dumps(message))))
     _send_json(message, ttp_rank)
@@ -182,12 +203,22 @@ def install() -> None:
     inner = client._TTPClient__TTPClient  # CrypTen's singleton class
     inner.ttp_request = _request
     inner._setup_generators = _client_generators
+    from crypten.mpc.provider.ttp_provider import TrustedThirdParty
+
+    for name, function in ASKED.items():
+        method = getattr(TrustedThirdParty, name)
+        setattr(
+            TrustedThirdParty,
+            name,
+            _asked_by_both(function, getattr(method, "__wrapped__", method)),
+        )
 
 
 def finish() -> None:
-    """Party 0 tells the dealer the session is over; CrypTen's own (pickled) goodbye is skipped."""
+    """Both custodians tell the dealer the session is over; CrypTen's own (pickled) goodbye is
+    skipped."""
     comm = crypten.comm.get()
-    if comm.get_rank() == 0 and comm.ttp_initialized:
+    if comm.get_rank() in comm.main_group and comm.ttp_initialized:
         _send_json(END, comm.get_ttp_rank())
     comm.ttp_initialized = False
 
@@ -203,6 +234,9 @@ def serve() -> int:
     answered = 0
     while True:
         message = _recv_json(0)
+        also = _recv_json(1)  # party 1 asks for the same, or the session ends here
+        if also != message:
+            raise DealerError("the custodians asked for different things")
         if message == END:
             return answered
         function, args, kwargs = parse_request(message)

@@ -31,6 +31,7 @@ import collections
 import contextlib
 import json
 import queue
+import select
 import socket
 import struct
 import threading
@@ -57,6 +58,7 @@ MAX_FRAME = 8 << 20  # plaintext bytes per frame
 MAX_MESSAGE = 1 << 30  # bytes one message may hold (the dealer's answers are at most 128 MiB)
 MAX_OPENING = 1 << 20  # bytes of the message a party opens with (the oracle's ticket)
 MAX_REASON = 300  # characters of a refusal's reason sent back
+REFUSAL = b"\xff\xff\xff\xff"  # in place of a confirmation's header: "your key is not accepted"
 HANDSHAKE_S = 10.0  # a connection that has not confirmed by then is dropped
 MAX_PENDING = 32  # handshakes a listener runs at once; a new connection evicts the oldest
 
@@ -64,6 +66,11 @@ MAX_PENDING = 32  # handshakes a listener runs at once; a new connection evicts 
 class LinkError(Exception):
     """A link that failed during a session: the peer left, a frame did not open, or nothing came
     within the session's timeout. Ends the session (nobody's fault is implied)."""
+
+
+class Tampered(LinkError):
+    """A frame that does not open under the link's key: changed on the way, or sealed by
+    someone who does not hold the key."""
 
 
 class LinkRefused(UserError):
@@ -107,15 +114,23 @@ def _dh(private, public: bytes) -> bytes:
     return shared
 
 
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
+def _recv_exact(sock: socket.socket, n: int, deadline: float | None = None) -> bytes:
     buf = bytearray(n)
-    _recv_into(sock, memoryview(buf))
+    _recv_into(sock, memoryview(buf), deadline)
     return bytes(buf)
 
 
-def _recv_into(sock: socket.socket, view: memoryview) -> None:
+def _recv_into(sock: socket.socket, view: memoryview, deadline: float | None = None) -> None:
+    """Fills `view` from the socket; with a deadline, by then (TimeoutError otherwise): a peer
+    dripping a byte at a time cannot stretch one read past it."""
     got = 0
     while got < len(view):
+        if deadline is not None:  # wait for bytes without touching the socket's own timeout,
+            left = deadline - time.monotonic()  # which the link's writer thread shares
+            ready = select.poll()
+            ready.register(sock, select.POLLIN)
+            if left <= 0 or not ready.poll(left * 1000):
+                raise TimeoutError
         k = sock.recv_into(view[got:])
         if k == 0:
             raise ConnectionError("the peer closed the link")
@@ -137,6 +152,7 @@ class Link:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock, self.rank = sock, rank
         self.peer_key = b""  # the static key the peer proved in the handshake
+        self.timeout_s = HANDSHAKE_S  # what one message may take to arrive, start to end
         # OpenSSL's ChaCha20-Poly1305 (the `cryptography` package): a session moves hundreds of
         # megabytes, ten times faster than pycryptodome's here (docs/private-models.md)
         self._send, self._recv = ChaCha20Poly1305(send_key), ChaCha20Poly1305(recv_key)
@@ -146,7 +162,7 @@ class Link:
         # Frames are sealed and queued under this lock, so they are written in nonce order; the
         # writer thread writes without it (a caller waiting to queue never waits on a socket).
         self._lock = threading.Lock()
-        self._body = bytearray(MAX_FRAME + TAG_BYTES)
+        self._body = bytearray()  # grown to the largest frame received
         self._failure: BaseException | None = None
         self._writer = threading.Thread(target=self._write, daemon=True)
         self._writer.start()
@@ -203,16 +219,21 @@ class Link:
             self._outbox.put(frame)
             start = end
 
-    def _frame_into(self, out: memoryview | None) -> tuple[int, bool, bytes | None]:
-        """Reads one frame; decrypts it into `out` (which must be at least its length) or, with
-        no buffer, returns it."""
+    def _frame_into(
+        self, out: memoryview | None, deadline: float, raw_header: bytes | None = None
+    ) -> tuple[int, bool, bytes | None]:
+        """Reads one frame by `deadline`; decrypts it into `out` (which must be at least its
+        length) or, with no buffer, returns it."""
         try:
-            (header,) = struct.unpack(">I", _recv_exact(self.sock, 4))
+            raw_header = raw_header or _recv_exact(self.sock, 4, deadline)
+            (header,) = struct.unpack(">I", raw_header)
             n, more = header & ~MORE, bool(header & MORE)
-            if n > MAX_FRAME:
-                raise LinkError(f"party {self.rank} sent a frame of {n} bytes")
+            if n > MAX_FRAME or (more and n == 0):
+                raise LinkError(f"party {self.rank} sent a frame header {header:#x}")
+            if len(self._body) < n + TAG_BYTES:
+                self._body = bytearray(n + TAG_BYTES)
             body = memoryview(self._body)[: n + TAG_BYTES]
-            _recv_into(self.sock, body)
+            _recv_into(self.sock, body, deadline)
         except TimeoutError:
             raise LinkError(
                 f"party {self.rank} sent nothing within the session's timeout"
@@ -228,31 +249,40 @@ class Link:
                 return n, more, self._recv.decrypt(nonce, body, aad)
             self._recv.decrypt_into(nonce, body, aad, out[:n])
         except InvalidTag:
-            raise LinkError(f"a frame from party {self.rank} does not open (changed?)") from None
+            raise Tampered(f"a frame from party {self.rank} does not open (changed?)") from None
         return n, more, None
 
     def recv_into(self, buffer: memoryview | bytearray) -> None:
         """Receives one message of exactly len(buffer) bytes into `buffer`."""
         out = memoryview(buffer).cast("B")
+        deadline = time.monotonic() + self.timeout_s
         got, more = 0, True
         while more:
-            n, more, _ = self._frame_into(out[got:])
+            n, more, _ = self._frame_into(out[got:], deadline)
             got += n
         if got != len(out):
             raise LinkError(f"party {self.rank} sent {got} bytes where {len(out)} were expected")
 
-    def recv(self, limit: int) -> bytes:
-        """Receives one message of at most `limit` bytes."""
+    def recv(self, limit: int, raw_header: bytes | None = None) -> bytes:
+        """Receives one message of at most `limit` bytes (its first frame's header may have
+        been read already)."""
+        deadline = time.monotonic() + self.timeout_s
         parts: list[bytes] = []
         got, more = 0, True
         while more:
-            n, more, chunk = self._frame_into(None)
+            n, more, chunk = self._frame_into(None, deadline, raw_header)
+            raw_header = None
             got += n
             if got > limit:
                 raise LinkError(f"party {self.rank} sent a message over {limit} bytes")
             assert chunk is not None
             parts.append(chunk)
         return b"".join(parts)
+
+    def set_timeout(self, timeout_s: float) -> None:
+        """What one message may take to arrive, and one write to go out."""
+        self.timeout_s = timeout_s
+        self.sock.settimeout(timeout_s)
 
     def close(self) -> None:
         self._outbox.put(None)
@@ -269,8 +299,39 @@ def _handshake(
     world: int,
     expect: Mapping[int, Collection[bytes] | None],
 ) -> Link:
-    """Runs the handshake on a connected socket (either end); returns the link or raises
-    LinkRefused. `expect` is the ranks (and their keys) this end accepts on this socket."""
+    """Runs the handshake on a connected socket (either end), all of it within HANDSHAKE_S (a
+    watchdog shuts the socket then, however the peer drips its bytes); returns the link, or
+    raises LinkRefused (the peer is not accepted, or does not accept this party) or Unanswered
+    (the connection ended before the peer said whether it accepts). `expect` is the ranks (and
+    their keys) this end accepts on this socket."""
+    watchdog = threading.Timer(HANDSHAKE_S, _shut, args=(sock,))
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        return _handshake_steps(sock, me, rank, world, expect)
+    finally:
+        watchdog.cancel()
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _refuse(sock: socket.socket, why: str) -> LinkRefused:
+    """Tells the peer it is not accepted (in place of a confirmation) and says why here."""
+    with contextlib.suppress(OSError):
+        sock.sendall(REFUSAL)
+    return LinkRefused(why)
+
+
+def _handshake_steps(
+    sock: socket.socket,
+    me: Identity,
+    rank: int,
+    world: int,
+    expect: Mapping[int, Collection[bytes] | None],
+) -> Link:
     mine = DH.import_x25519_private_key(me.private_key)
     ephemeral = DH.import_x25519_private_key(new_private_key())
     e_pub = ephemeral.public_key().export_key(format="raw")
@@ -281,15 +342,17 @@ def _handshake(
     except OSError as exc:  # closed or silent before saying who it is: nobody answered
         raise Unanswered(str(exc)) from None
     if not theirs.startswith(HELLO):
-        raise LinkRefused("the peer does not speak bountytree's link protocol")
+        raise _refuse(sock, "the peer does not speak bountytree's link protocol")
     peer = theirs[len(HELLO)]
     s_peer = theirs[len(HELLO) + 1 : len(HELLO) + 1 + KEY_BYTES]
     e_peer = theirs[len(HELLO) + 1 + KEY_BYTES :]
     if peer not in expect or peer == rank or peer >= world:
-        raise LinkRefused(f"a peer that says it is party {peer}, which is not expected here")
+        raise _refuse(sock, f"a peer that says it is party {peer}, which is not expected here")
     accepted = expect[peer]
     if accepted is not None and s_peer not in accepted:
-        raise LinkRefused(f"party {peer}'s key {s_peer.hex()[:16]}… is not one this party accepts")
+        raise _refuse(
+            sock, f"party {peer}'s key {s_peer.hex()[:16]}… is not one this party accepts"
+        )
     initiator = rank > peer  # the higher rank connects
     first, second = (hello, theirs) if initiator else (theirs, hello)
     try:
@@ -299,24 +362,30 @@ def _handshake(
             else _dh(ephemeral, s_peer) + _dh(mine, e_peer)
         )
     except ValueError:
-        raise LinkRefused(f"party {peer} sent a key that is not an X25519 key") from None
+        raise _refuse(sock, f"party {peer} sent a key that is not an X25519 key") from None
     salt = SHA256.new(first + second + bytes([world])).digest()
     keys = HKDF(ikm, 2 * KEY_BYTES, salt, SHA256, context=b"bountytree link keys")
     assert isinstance(keys, bytes)
     up, down = keys[:KEY_BYTES], keys[KEY_BYTES:]  # initiator -> responder, and back
     link = Link(sock, peer, up if initiator else down, down if initiator else up)
     link.peer_key = s_peer
-    link.send(CONFIRM)
     try:
-        proof = link.recv(len(CONFIRM))
-    except LinkError:
-        proof = b""
+        link.send(CONFIRM)
+        header = _recv_exact(sock, 4)
+        if header == REFUSAL:
+            raise LinkRefused(f"party {peer} does not accept this party's key")
+        proof = link.recv(len(CONFIRM), raw_header=header)
+    except (OSError, LinkError) as exc:  # ended before it said: it may have been evicted
+        link.close()
+        if isinstance(exc, Tampered):
+            raise LinkRefused(f"party {peer} did not prove it holds the key it named") from None
+        raise Unanswered(str(exc)) from None
+    except LinkRefused:
+        link.close()
+        raise
     if proof != CONFIRM:
         link.close()
-        raise LinkRefused(
-            f"party {peer} did not confirm the link (it does not accept this party's key, or "
-            "does not hold the key it named)"
-        )
+        raise LinkRefused(f"party {peer} did not prove it holds the key it named")
     return link
 
 
@@ -395,7 +464,7 @@ def _accept(
                 if link.rank in done:  # already linked: a second connection is not used
                     link.close()
                     return
-                link.sock.settimeout(timeout_s)
+                link.set_timeout(timeout_s)
                 done[link.rank] = link
         except (OSError, LinkRefused, LinkError):
             _hang_up(conn)
@@ -459,7 +528,7 @@ def _connect(
         except (LinkRefused, LinkError):
             sock.close()
             raise
-        link.sock.settimeout(timeout_s)
+        link.set_timeout(timeout_s)
         return link
 
 

@@ -90,6 +90,8 @@ def run_parties(
     from safetensors.numpy import load
 
     work.mkdir(parents=True, exist_ok=True)
+    for stale in work.glob("rank*.*"):  # a previous run's results are not this run's
+        stale.unlink()
     address = f"127.0.0.1:{free_port()}"
     identities = _identities(3 if dealer else 2)
     context = multiprocessing.get_context("spawn")

@@ -49,6 +49,7 @@ def join(
     the others may take `rendezvous_s` (default: the same) to join, after which PartyMissing.
     Rank 1 may open with a message that rank 0 must `admit` (SessionRefused if it does not)."""
     from . import dealer as dealing
+    from . import randomness
     from .communicator import LinkCommunicator
 
     if timeout_s <= 0 or (rendezvous_s is not None and rendezvous_s <= 0):
@@ -65,12 +66,15 @@ def join(
     )
     torch.set_num_threads(1)
     crypten.cfg.mpc.provider = "TTP" if dealer else "TFP"
+    randomness.install()
     if dealer:
         dealing.install()
     LinkCommunicator.pending = (rank, links)
     # crypten.communicator's functions look the class up by this name at each call
     crypten.communicator.DistributedCommunicator = LinkCommunicator
     crypten.init()
+    if rank < COMPUTING_PARTIES:
+        randomness.share_keys(rank)  # before anything is drawn
 
 
 def leave() -> None:

@@ -48,9 +48,10 @@ def square(rank, share):
     return {"input": share, "output": private.my_share(y), "revealed": y.get_plain_text().numpy()}
 
 
-def linked_party(rank, address, identity, work, rendezvous_s, share):
+def linked_party(rank, address, identity, work, rendezvous_s, share, task=square, delay_s=0.0):
     """One party of a three-party session over links: custodians square `share`, the dealer
     deals. Writes rank{r}.safetensors, or rank{r}.error with the one line it failed with."""
+    import time
     from pathlib import Path
 
     import numpy as np
@@ -60,13 +61,65 @@ def linked_party(rank, address, identity, work, rendezvous_s, share):
     from bountytree.mpc import dealer, session
 
     out = Path(work)
+    time.sleep(delay_s)  # a party that comes late
     try:
         session.join(address, rank, identity, dealer=True, timeout_s=30, rendezvous_s=rendezvous_s)
         if rank == session.DEALER_RANK:
             result = {"answered": np.array([dealer.serve()])}
         else:
-            result = square(rank, share)
+            result = task(rank, share)
         session.leave()
         atomic_write(out / f"rank{rank}.safetensors", save(result))
     except Exception as exc:
         atomic_write(out / f"rank{rank}.error", f"{type(exc).__name__}: {exc}".encode())
+
+
+def draws(rank, share):
+    """x·x and a comparison (triples, wraps and bits from the dealer), counting every draw from
+    torch's own generators meanwhile; and what CrypTen's generators are."""
+    import numpy as np
+    import torch
+
+    from bountytree.mpc import private
+    from bountytree.mpc.crypten_import import crypten
+
+    calls = {"n": 0}
+    originals = {name: getattr(torch, name) for name in ("randint", "rand", "randn")}
+
+    def counted(name):
+        def call(*args, **kwargs):
+            calls["n"] += 1
+            return originals[name](*args, **kwargs)
+
+        return call
+
+    for name in originals:
+        setattr(torch, name, counted(name))
+    try:
+        x = private.shared(share)
+        (x * x).get_plain_text()
+        (x > 0).get_plain_text()
+    finally:
+        for name, original in originals.items():
+            setattr(torch, name, original)
+    from crypten.mpc.provider.ttp_provider import TTPClient
+
+    kinds = {type(g[torch.device("cpu")]).__name__ for g in crypten.generators.values()}
+    kinds.add(type(TTPClient.get().generator).__name__)
+    return {"torch_draws": np.array([calls["n"]]), "kinds": np.array([sorted(kinds) == ["Stream"]])}
+
+
+def asks_for_wraps(rank, share):
+    """Party 0 asks the dealer for `wraps` of its own choosing while party 1 asks for a triple:
+    what the attacker review found would hand party 0 party 1's masks."""
+    import torch
+
+    from bountytree.mpc import private
+
+    if rank == 0:
+        from crypten.mpc.provider.ttp_provider import TTPClient
+
+        answer = TTPClient.get().ttp_request("wraps", None, torch.Size([len(share)]))
+        return {"answer": answer.numpy()}
+    x = private.shared(share)
+    return {"product": private.my_share(x * x)}

@@ -10,15 +10,17 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import socket
+import struct
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from safetensors.numpy import load
 
-from bountytree.mpc import links
+from bountytree.mpc import links, randomness
 from bountytree.private import ring
 from bountytree.private.sealing import new_private_key, public_key
 from bountytree.processes import free_port
@@ -35,7 +37,12 @@ def _identities(keys: list[bytes]) -> list[links.Identity]:
 
 
 def _run(
-    addresses: list[str], identities: list[links.Identity], work: Path, rendezvous_s: float = 60
+    addresses: list[str],
+    identities: list[links.Identity],
+    work: Path,
+    rendezvous_s: float = 60,
+    task=private_tasks.square,
+    late_s: float = 0.0,
 ) -> tuple[dict[int, dict], dict[int, str], list[np.ndarray]]:
     """The three parties, party r joining at addresses[r]; their results, their errors (one
     line each) and the shares of VALUES the custodians were given."""
@@ -53,6 +60,8 @@ def _run(
                 str(work),
                 rendezvous_s,
                 shares[r] if r < 2 else None,
+                task,
+                late_s if r else 0.0,
             ),
         )
         for r in range(3)
@@ -174,7 +183,7 @@ def test_a_stranger_at_the_session_port_neither_joins_nor_stalls_the_session(tmp
 
     poser = threading.Thread(target=pose, daemon=True)
     poser.start()
-    results, errors, _ = _run([address] * 3, _identities(keys), tmp_path)
+    results, errors, _ = _run([address] * 3, _identities(keys), tmp_path, late_s=4)
     done.set()
     poser.join(10)
     for s in silent:
@@ -183,7 +192,7 @@ def test_a_stranger_at_the_session_port_neither_joins_nor_stalls_the_session(tmp
     np.testing.assert_allclose(results[1]["revealed"], VALUES**2, atol=1e-3)
     assert len(silent) > links.MAX_PENDING
     assert attempts and "joined" not in attempts
-    assert all("did not confirm the link" in a for a in attempts), attempts
+    assert all("does not accept this party's key" in a for a in attempts), attempts
 
 
 def test_a_dealer_the_custodians_do_not_accept_refuses_to_start_in_one_line(tmp_path):
@@ -193,7 +202,7 @@ def test_a_dealer_the_custodians_do_not_accept_refuses_to_start_in_one_line(tmp_
     identities[2] = links.Identity(new_private_key(), identities[2].peers)  # another key
     results, errors, _ = _run([address] * 3, identities, tmp_path, rendezvous_s=8)
     assert not results  # nothing was computed
-    assert errors[2].startswith("LinkRefused: party 0 did not confirm the link")
+    assert errors[2].startswith("LinkRefused: party 0 does not accept this party's key")
     assert "\n" not in errors[2]
     assert errors[0].startswith("PartyMissing: parties [2]")
 
@@ -253,3 +262,150 @@ def test_a_peer_that_does_not_speak_the_protocol_or_names_an_unexpected_rank_is_
             links._handshake(ours, me, 0, 3, {1: me.peers[1]})
         ours.close()
         theirs.close()
+
+
+def test_no_party_draws_from_torch_s_generators_whose_seeds_are_32_bits():
+    """torch's generator keeps 32 bits of its seed, and its state follows from 624 outputs: a
+    custodian that saw the dealer's answers, or the oracle that knows the weights it masks,
+    could predict another party's masks (found by the attacker review). Every draw comes from
+    a ChaCha20 stream under a 256-bit key instead."""
+    seed = int.from_bytes(b"\x5a" * 8, "big")
+    draws = [
+        torch.randint(-(2**63), 2**63 - 1, (8,), generator=torch.Generator().manual_seed(s))
+        for s in (seed, seed & 0xFFFFFFFF)
+    ]
+    assert torch.equal(draws[0], draws[1])  # the premise: the seed's high bits do not matter
+    key = new_private_key()
+    same = [randomness.Stream(key).ring((4, 3)) for _ in range(2)]
+    assert torch.equal(same[0], same[1])
+    assert not torch.equal(same[0], randomness.Stream(new_private_key()).ring((4, 3)))
+    assert int(randomness.generate_kbit_random_tensor(1000, 1, randomness.Stream(key)).max()) == 1
+
+
+def test_a_session_draws_every_mask_from_cryptographic_streams(tmp_path):
+    address = f"127.0.0.1:{free_port()}"
+    identities = _identities([new_private_key() for _ in range(3)])
+    results, errors, _ = _run([address] * 3, identities, tmp_path, task=private_tasks.draws)
+    assert not errors
+    for rank in (0, 1):
+        assert int(results[rank]["torch_draws"][0]) == 0
+        assert bool(results[rank]["kinds"][0])
+
+
+def test_the_dealer_answers_only_what_both_custodians_ask_for(tmp_path):
+    """Party 0 asks for `wraps` where party 1 asks for a triple: answered, it would give party 0
+    party 1's mask within ±1. The dealer refuses and answers nothing."""
+    address = f"127.0.0.1:{free_port()}"
+    identities = _identities([new_private_key() for _ in range(3)])
+    results, errors, _ = _run(
+        [address] * 3, identities, tmp_path, rendezvous_s=30, task=private_tasks.asks_for_wraps
+    )
+    assert errors[2] == "DealerError: the custodians asked for different things"
+    assert 0 not in results  # party 0 got no answer
+
+
+def _listener(keys: dict[int, bytes], deadline_s: float = 20) -> tuple[str, dict]:
+    """Party 0 of a two-party session accepting party 1's `keys[1]`, listening in a thread;
+    its links (or error) land in the returned dict."""
+    address = f"127.0.0.1:{free_port()}"
+    out: dict = {}
+
+    def run() -> None:
+        me = links.Identity(keys[0], {1: {public_key(keys[1])}})
+        try:
+            out["links"] = links.connect(address, me, 0, 2, rendezvous_s=deadline_s, timeout_s=5)
+        except Exception as exc:
+            out["error"] = exc
+
+    out["thread"] = threading.Thread(target=run, daemon=True)
+    out["thread"].start()
+    return address, out
+
+
+def test_strangers_naming_a_party_s_public_key_leave_nothing_behind_in_the_listener():
+    """A stranger names party 1's public key (it is on the chain), then resets the connection:
+    each such connection used to leave a link, its 8 MiB buffer and its writer thread behind
+    (150 connections took the listener from 27 MB to 1.26 GB)."""
+    keys = {0: new_private_key(), 1: new_private_key()}
+    address, out = _listener(keys)
+    host, port = address.rsplit(":", 1)
+    before = threading.active_count()
+    hello = links.HELLO + bytes([1]) + public_key(keys[1]) + public_key(new_private_key())
+    for _ in range(60):
+        for _ in range(50):
+            try:
+                s = socket.create_connection((host, int(port)), timeout=2)
+                break
+            except OSError:
+                time.sleep(0.05)
+        s.sendall(hello)
+        links._recv_exact(s, links.HELLO_BYTES)  # the listener's hello: it took ours
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()  # a reset, before any confirmation
+    time.sleep(1)
+    assert threading.active_count() <= before + 2, threading.active_count() - before
+    me = links.Identity(keys[1], {0: {public_key(keys[0])}})
+    mine = links.connect(address, me, 1, 2, rendezvous_s=10, timeout_s=5)
+    out["thread"].join(10)
+    assert set(out["links"]) == {1} and set(mine) == {0}  # the real party still got in
+    for link in [*out["links"].values(), *mine.values()]:
+        link.close()
+
+
+def test_a_handshake_that_drips_ends_by_its_deadline(monkeypatch):
+    """A listener that sends a valid hello and then one byte at a time: the connecting party
+    used to wait 10 s per byte (the dealer, without end)."""
+    monkeypatch.setattr(links, "HANDSHAKE_S", 1.0)
+    server = socket.create_server(("127.0.0.1", 0))
+    address = f"127.0.0.1:{server.getsockname()[1]}"
+    key = new_private_key()
+    stop = threading.Event()
+
+    def drip() -> None:
+        while not stop.is_set():
+            try:
+                server.settimeout(0.2)
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            conn.sendall(links.HELLO + bytes([0]) + public_key(key) + public_key(key))
+            with contextlib.suppress(OSError):
+                for byte in b"\x00\x00\x00\x20" + b"\x00" * 48:
+                    if stop.is_set():
+                        break
+                    conn.sendall(bytes([byte]))
+                    time.sleep(0.4)
+            conn.close()
+
+    threading.Thread(target=drip, daemon=True).start()
+    me = links.Identity(new_private_key(), {0: None})
+    started = time.monotonic()
+    with pytest.raises(links.PartyMissing):
+        links.connect(address, me, 1, 2, rendezvous_s=3, timeout_s=5)
+    stop.set()
+    assert time.monotonic() - started < 3 + 1 + 1  # its rendezvous, one handshake, a margin
+
+
+def test_empty_frames_that_say_more_follows_or_a_message_dripped_end_by_the_timeout():
+    a, _, tap_out, b = _pair()
+    tap_out.sendall(struct.pack(">I", links.MORE))  # zero bytes, "more follows", forever
+    with pytest.raises(links.LinkError, match="frame header"):
+        b.recv(64)
+    a2, tap_in2, tap_out2, b2 = _pair()
+    b2.set_timeout(1.0)
+    a2.send(b"a message sent one byte a second")
+    frame = _frame(tap_in2)
+    started = time.monotonic()
+
+    def drip() -> None:
+        with contextlib.suppress(OSError):
+            for byte in frame:
+                tap_out2.sendall(bytes([byte]))
+                time.sleep(0.3)
+
+    threading.Thread(target=drip, daemon=True).start()
+    with pytest.raises(links.LinkError, match="within the session's timeout"):
+        b2.recv(64)
+    assert time.monotonic() - started < 2.5
+    for link in (a, b, a2, b2):
+        link.close()
