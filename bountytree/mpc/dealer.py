@@ -1,8 +1,11 @@
 """The dealer: a third process that deals the correlated randomness of a two-party computation
 (CrypTen's trusted third party), speaking JSON instead of pickle.
 
-Each computing party shares a PRNG seed with the dealer, so for a triple (a, b, c = a·b) both
-draw their shares of a and b locally and the dealer sends party 0 its share of c alone. The
+Each computing party shares a ChaCha20 stream with the dealer (a 256-bit key, randomness.py),
+so for a triple (a, b, c = a·b) both draw their shares of a and b locally and the dealer sends
+party 0 its share of c alone. Both custodians send each request, and the dealer answers only
+when they agree: party 0 alone cannot make it draw from party 1's stream for a request of its
+choosing (a `wraps` where party 1 drew a triple would hand party 0 party 1's mask). The
 dealer therefore knows every triple, but triples do not depend on the data: what it learns of a
 computation is the sequence of operations and their shapes. What it must not do is share its
 knowledge with a custodian (the non-collusion assumption, docs/private-models.md).
