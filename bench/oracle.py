@@ -126,7 +126,7 @@ def party(rank: int, job: Path) -> None:
     """One party of a benchmark session (run as `python -m bench.oracle RANK JOB`)."""
     from bountytree.mpc import models as models_module
     from oracle import mpc
-    from oracle.admission import Admitted, Gate
+    from oracle.admission import Admitted, Gate, Model
 
     spec_job = json.loads((job / "job.json").read_text())
     variant = Variant(**spec_job["variant"])
@@ -144,7 +144,7 @@ def party(rank: int, job: Path) -> None:
             (
                 node["id"],
                 spec,
-                load((job / node["weights"]).read_bytes(), spec) if rank == 1 else None,
+                load((job / node["weights"]).read_bytes(), spec) if rank == 0 else None,
             )
         )
     admit_s = 0.0
@@ -173,12 +173,12 @@ def party(rank: int, job: Path) -> None:
     else:
 
         def admit(header: dict, key: bytes) -> Admitted:
-            return Admitted("validation", [(node_id, spec) for node_id, spec, _ in models])
+            return Admitted("validation", [Model(i, spec, state) for i, spec, state in models])
 
     if rank == 1:
         identity = mpc.Identity(read_private_key(job / "link.key"), {mpc.DATA_PARTY: None})
         mpc.join(spec_job["address"], rank, identity, ticket=spec_job.get("header", {"bench": 1}))
-        scores, info = mpc.model_party(models, {})
+        scores, info = mpc.model_party([(i, spec) for i, spec, _ in models], {})
         (job / "result.json").write_text(
             json.dumps(
                 {

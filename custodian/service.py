@@ -120,6 +120,9 @@ class Custodian:
         self.session_budget = session_budget
         self.fetch_timeout = fetch_timeout
         self._missing: dict[int, float] = {}  # node -> when a file of it was first missing
+        # nodes whose record fell out of range: never scored again (each retry would let a
+        # deviating custodian read one more bit of a score); their authors reclaim the stake
+        self._unscorable: set[int] = set()
         self.only = tasks
 
     # ── the round ──
@@ -233,7 +236,7 @@ class Custodian:
         if node.parent_id and nodes[node.parent_id].status != "scored":
             return True  # waits for its parent; the others go on
         attested = [self.custody.attestation(node.id, i) for i in (0, 1)]
-        if None not in attested:
+        if None not in attested or node.id in self._unscorable:
             return True
         return self._score(view, index, node, nodes, held.share, validation, attested[index])
 
@@ -347,6 +350,13 @@ class Custodian:
         if result is None:
             return False
         out, arrays = result
+        if out.get("out_of_range"):
+            self._unscorable.add(node.id)
+            self.log(
+                f"node {node.id}: its record fell out of range (a wrap, or a custodian deviated); "
+                "it is not scored again"
+            )
+            return True
         self.holdings.keep_best(view.task_id, node.id, index, arrays["best"])
         if mine is None:
             self._attest(node, SCORE, int(out["recorded"]), f"record {out['recorded']} bps")

@@ -65,11 +65,14 @@ def run(job_dir: Path) -> int:
             arrays = {f"w:{k}": v for k, v in child.tensors.items()}
         else:
             count = private.shared_count(spec, weights, rows)
-            step = private.ladder(
-                count, len(rows), inputs["best"].reshape(()), job["margin"], job["parent_bps"]
-            )
-            result["recorded"] = step.recorded_bps
-            arrays = {"best": step.best.reshape(1)}
+            try:
+                step = private.ladder(
+                    count, len(rows), inputs["best"].reshape(()), job["margin"], job["parent_bps"]
+                )
+                result["recorded"] = step.recorded_bps
+                arrays = {"best": step.best.reshape(1)}
+            except private.OutOfRange:
+                result["out_of_range"] = True
     finally:
         session.leave()
     result["seconds"] = time.perf_counter() - started

@@ -37,13 +37,15 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import torch
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
 from bountytree.errors import UserError
 from bountytree.market.actions import Market, NodeView
+from bountytree.models import weights as weights_io
 from bountytree.models.spec import MAX_SPEC_BYTES, ModelSpec, load_spec
-from bountytree.storage.store import get_bytes
+from bountytree.storage.store import StoreError, get_bytes
 
 TICKET_TTL_S = 600
 VALIDATION, TEST = "validation", "test"
@@ -80,11 +82,21 @@ class Ticket:
 
 
 @dataclass(frozen=True)
+class Model:
+    """A node the validator admitted, as the chain and the store have it: its spec and its
+    weights (public in a public task), read by the validator itself."""
+
+    node_id: int
+    spec: ModelSpec
+    weights: dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
 class Admitted:
-    """What the validator admitted: which part of its data, and each node's spec."""
+    """What the validator admitted: which part of its data, and each node."""
 
     part: str
-    models: list[tuple[int, ModelSpec]]
+    models: list[Model]
 
 
 def issue(
@@ -146,6 +158,7 @@ class Gate:
         contract = market.tree.address.lower()
         self.test_marker = self.log_path.parent / "test-sessions" / f"{contract}-task-{task_id}"
         self.nonces = self.log_path.parent / "nonces"  # one file per admitted ticket
+        self._role: bytes | None = None  # ORACLE_ROLE's id, read once
 
     def admit(
         self, header: dict, now: float | None = None, link_key: bytes | None = None
@@ -155,9 +168,9 @@ class Gate:
         now = time.time() if now is None else now
         signer = None
         try:
-            ticket, signer = self._verify(header, now)
-            if link_key is not None and ticket.link != link_key.hex():
-                raise Refused("the ticket was issued for another link")
+            ticket = self._parse(header)
+            self._check(ticket, now, link_key)
+            signer = self._signer(ticket, header)
             models = self._winner(ticket) if ticket.part == TEST else self._models(ticket)
             self._claim_nonce(ticket.nonce, now)
             if ticket.part == TEST:
@@ -168,7 +181,7 @@ class Gate:
         self._log(now, signer, ticket, "admitted")
         return Admitted(ticket.part, models)
 
-    def _verify(self, header: dict, now: float) -> tuple[Ticket, str]:
+    def _parse(self, header: dict) -> Ticket:
         try:
             raw = header["ticket"]
             ticket = Ticket(
@@ -184,11 +197,13 @@ class Gate:
             )
             if not NONCE.match(ticket.nonce):
                 raise ValueError("nonce")
-            signer = Account.recover_message(
-                encode_defunct(ticket.message()), signature=header["signature"]
-            )
         except Exception as exc:  # anything malformed from a stranger is a refusal, never a crash
             raise Refused(f"no valid signed ticket ({type(exc).__name__})") from None
+        return ticket
+
+    def _check(self, ticket: Ticket, now: float, link_key: bytes | None) -> None:
+        """What costs the validator nothing to check, before the signature and the chain: a
+        stranger's junk is refused here."""
         chain = self.market.chain
         if (
             ticket.chain_id != chain.chain_id
@@ -197,9 +212,6 @@ class Gate:
             raise Refused(
                 f"ticket for chain {ticket.chain_id} contract {ticket.contract}, not this deployment"
             )
-        role = self.market.tree.functions.ORACLE_ROLE().call()
-        if not self.market.tree.functions.hasRole(role, signer).call():
-            raise Refused(f"{signer} does not hold ORACLE_ROLE")
         if ticket.task != self.task_id:
             raise Refused(f"this validator serves task {self.task_id}, not task {ticket.task}")
         if ticket.part not in PARTS:
@@ -214,15 +226,30 @@ class Gate:
             raise Refused(f"a session scores 1 to {MAX_NODES_PER_SESSION} distinct nodes")
         if len(ticket.weights) != len(ticket.nodes):
             raise Refused("the ticket does not name each node's weights")
+        if link_key is not None and ticket.link != link_key.hex():
+            raise Refused("the ticket was issued for another link")
         if (self.nonces / ticket.nonce).exists():
             raise Refused("ticket already used")
         if self._admitted_within(now) >= MAX_SESSIONS_PER_HOUR:
             raise Refused(f"more than {MAX_SESSIONS_PER_HOUR} sessions in the last hour")
-        return ticket, signer
 
-    def _models(self, ticket: Ticket) -> list[tuple[int, ModelSpec]]:
-        """Each node's spec as the chain and the store say, for pending nodes of the task only,
-        each with the weights the ticket names."""
+    def _signer(self, ticket: Ticket, header: dict) -> str:
+        """The ticket's signer, who must hold ORACLE_ROLE on this contract."""
+        try:
+            signer: str = Account.recover_message(
+                encode_defunct(ticket.message()), signature=header["signature"]
+            )
+        except Exception as exc:  # a malformed signature is a refusal, never a crash
+            raise Refused(f"no valid signed ticket ({type(exc).__name__})") from None
+        if self._role is None:
+            self._role = self.market.tree.functions.ORACLE_ROLE().call()
+        if not self.market.tree.functions.hasRole(self._role, signer).call():
+            raise Refused(f"{signer} does not hold ORACLE_ROLE")
+        return signer
+
+    def _models(self, ticket: Ticket) -> list[Model]:
+        """Each node's spec and weights as the chain and the store say, for pending nodes of the
+        task only, each with the weights the ticket names."""
         nodes = self.market.nodes(self.task_id)
         out = []
         for node_id, weights in zip(ticket.nodes, ticket.weights, strict=True):
@@ -232,10 +259,10 @@ class Gate:
             spec = self._spec(_architecture(nodes, node_id))
             if node.weights_cid(spec) != weights:
                 raise Refused(f"the ticket names other weights than node {node_id}'s")
-            out.append((node_id, spec))
+            out.append(self._model(node, spec))
         return out
 
-    def _winner(self, ticket: Ticket) -> list[tuple[int, ModelSpec]]:
+    def _winner(self, ticket: Ticket) -> list[Model]:
         """The test part: the finalized task's winner only, before any test score is recorded."""
         task = self.market.task(self.task_id, with_info=False)
         if not task.finalized or not task.winner:
@@ -248,7 +275,20 @@ class Gate:
         spec = self._spec(_architecture(nodes, task.winner))
         if ticket.weights != (nodes[task.winner].weights_cid(spec),):
             raise Refused(f"the ticket names other weights than the winner {task.winner}'s")
-        return [(task.winner, spec)]
+        return [self._model(nodes[task.winner], spec)]
+
+    def _model(self, node: NodeView, spec: ModelSpec) -> Model:
+        """The node's weights, read from the store by the CID the chain records: the model the
+        validator evaluates is the node's, whatever weights the other party holds (a party 1
+        that shared weights of its own choosing would turn each node into a counting question
+        about the rows of its choosing; found by the attacker review of the sessions)."""
+        cid = node.weights_cid(spec)
+        where = f"weights of node {node.id}"
+        try:
+            raw = get_bytes(self.market.store, cid, weights_io.max_bytes(spec))
+            return Model(node.id, spec, weights_io.load(raw, spec, where))
+        except (UserError, StoreError) as exc:  # a file at fault, or the store down
+            raise Refused(f"{where}: {str(exc)[:MAX_LOGGED]}") from None
 
     def _claim_test_session(self) -> None:
         self.test_marker.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -1,14 +1,17 @@
 """Two-party secure evaluation with CrypTen over the parties' authenticated, encrypted links.
 
 Party 0 is the sponsor's validator: it secret-shares the validation rows and their one-hot
-labels. Party 1 is the oracle: it secret-shares each model's weights. Each model runs on the
-shared rows, its one-hot predictions are multiplied with the shared labels, and only the sum
-(the number of correct rows) is revealed. Nothing else leaves either party.
+labels, and each model's weights, which are public in a public task: it reads them itself from
+the store by the CIDs the chain records, so the model evaluated is the node's whatever party 1
+holds (a party 1 that shared weights of its own choosing would turn each node into a counting
+question about the rows). Party 1 is the oracle: it holds the other half of every value and
+receives each count. Each model runs on the shared rows, its one-hot predictions are multiplied
+with the shared labels, and only the sum (the number of correct rows) is revealed. Nothing else
+leaves either party.
 
-Party 0 also generates the multiplication triples (CrypTen's trusted-first-party provider).
-That is safe here because what party 0 could learn from them are the model's weights, which are
-public on IPFS anyway; the secret of this computation is the validation set, and it is party
-0's own.
+Party 0 also generates the multiplication triples (CrypTen's trusted-first-party provider),
+from ChaCha20 streams (bountytree/mpc/randomness.py): the secret of this computation is the
+validation set, and it is party 0's own.
 
 Party 1 opens its link to party 0 with the oracle's signed ticket (task, node ids, the key its
 link proves). Party 0 admits it against the chain (`admission.py`), reading each node's spec
@@ -120,9 +123,12 @@ class Admission:
             admitted = self.admit(header, link_key)
             if admitted.part == TEST and not self.has_test:
                 raise Refused("this validator holds no test part")
-            for node_id, spec in admitted.models:
-                if spec.num_features != self.features or spec.num_classes != self.classes:
-                    raise Refused(f"node {node_id}: spec does not fit the validation rows")
+            for model in admitted.models:
+                if (
+                    model.spec.num_features != self.features
+                    or model.spec.num_classes != self.classes
+                ):
+                    raise Refused(f"node {model.node_id}: spec does not fit the validation rows")
         except Refused as exc:
             self.log(f"refused a connection: {str(exc)[:300]}")
             raise SessionRefused(str(exc)) from None
@@ -210,7 +216,7 @@ def _evaluate(
             model.load_state_dict(
                 weights, strict=False
             )  # strict wants torch's metadata; names checked above
-        model.encrypt(src=MODEL_PARTY)
+        model.encrypt(src=DATA_PARTY)  # the weights party 0 read itself
         model.eval()
         correct = _count_correct(model, spec, chunks, rows)
         scores.append(NodeScore(node_id, correct, rows, time.perf_counter() - started))
@@ -221,7 +227,7 @@ def _evaluate(
 
 
 def model_party(
-    models: list[tuple[int, ModelSpec, dict]],
+    models: list[tuple[int, ModelSpec]],
     expect: dict,
     progress: Callable[[str], None] = lambda line: None,
 ) -> tuple[list[NodeScore], dict]:
@@ -247,11 +253,12 @@ def model_party(
         announced["rows"],
         announced["features"],
         announced["classes"],
-        chunk_rows([spec for _, spec, _ in models]),
+        chunk_rows([spec for _, spec in models]),
     )
     shared_s = time.perf_counter() - started
     progress(f"validation rows shared ({shared_s:.1f} s)")
-    return _evaluate(models, chunks, announced["rows"], progress), {
+    mine = [(node_id, spec, None) for node_id, spec in models]
+    return _evaluate(mine, chunks, announced["rows"], progress), {
         "share_rows_s": shared_s,
         "rows": announced["rows"],
     }
@@ -272,7 +279,7 @@ def data_party(
             raise SessionRefused("this validator holds no test part")
         X, y = test
     models: list[tuple[int, ModelSpec, dict | None]] = [
-        (node_id, spec, None) for node_id, spec in admitted.models
+        (m.node_id, m.spec, m.weights) for m in admitted.models
     ]
     send_json(
         {"ok": True, "rows": len(y), "features": int(X.shape[1]), "classes": num_classes},

@@ -20,7 +20,6 @@ from bountytree.market.validation import (
     validator_folder,
 )
 from bountytree.models import datasets
-from bountytree.models import weights as weights_io
 from bountytree.models.spec import parse_spec
 from bountytree.private.sealing import new_private_key, read_private_key
 from bountytree.processes import die_with_parent
@@ -170,18 +169,13 @@ def run_validator(
 
 
 def run_model_party(job_dir: str) -> int:
-    """Party 1: shares the weights of the job's nodes and writes the revealed counts."""
+    """Party 1: takes part in the evaluation of the job's nodes and writes the revealed counts."""
     from . import mpc
 
     job_path = Path(job_dir)
     job = json.loads((job_path / "job.json").read_text())
-    models = []
-    for node in job["nodes"]:
-        spec = parse_spec(node["spec"])
-        state = weights_io.load(
-            (job_path / node["weights"]).read_bytes(), spec, f"node {node['id']}"
-        )
-        models.append((int(node["id"]), spec, state))
+    # the specs only: party 0 shares each node's weights, read by itself from the store
+    models = [(int(node["id"]), parse_spec(node["spec"])) for node in job["nodes"]]
     identity = mpc.Identity(read_private_key(job_path / LINK_KEY), {mpc.DATA_PARTY: None})
     try:
         mpc.join(job["address"], mpc.MODEL_PARTY, identity, ticket=job["header"])

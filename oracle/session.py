@@ -7,7 +7,7 @@ started here too when this machine holds the task's registered validation file, 
 sponsor runs it (`python -m oracle validator`) and `validator` gives its address.
 
 What crosses between the oracle and its party-1 process is a folder (owner-only): the checked
-specs as JSON, the weights as safetensors files, the signed ticket and the session's link key
+specs as JSON (the validator reads each node's weights itself), the signed ticket and the session's link key
 (a fresh X25519 key the ticket names: the validator admits the ticket only over the link that
 proves it), and back a JSON result. Nothing is pickled.
 """
@@ -71,11 +71,7 @@ def run_session(
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bountytree-session-") as folder:
         job = Path(folder)
-        nodes = []
-        for r in ready:
-            name = f"{r.node.id}.safetensors"
-            (job / name).write_bytes(r.weights)
-            nodes.append({"id": r.node.id, "spec": r.spec.to_json(), "weights": name})
+        nodes = [{"id": r.node.id, "spec": r.spec.to_json()} for r in ready]
         address = validator or f"127.0.0.1:{free_port()}"
         link = write_private_key(job / LINK_KEY)
         atomic_write_json(
@@ -113,7 +109,9 @@ def run_session(
                             "--one-session",
                         ],
                         env=env,
-                        stdout=subprocess.PIPE,
+                        # what it says of refused connections is not read here: a pipe nobody
+                        # reads would fill and stop it
+                        stdout=subprocess.DEVNULL,
                         stderr=subprocess.PIPE,
                         preexec_fn=die_with_parent(),
                     ),

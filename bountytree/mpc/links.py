@@ -411,26 +411,6 @@ def _hang_up(conn: socket.socket) -> None:
 Admit = Callable[[bytes, bytes], None]  # (the key the peer proved, its opening message)
 
 
-def _admitted(
-    link: Link, admit: Admit, admitting: threading.Lock, taken: Callable[[], bool]
-) -> bool:
-    """Reads the linked peer's opening message and runs `admit` on it; tells the peer the
-    verdict. False (the link closed) if it is refused or its place is taken."""
-    opening = link.recv(MAX_OPENING)
-    with admitting:
-        if taken():
-            link.close()
-            return False
-        try:
-            admit(link.peer_key, opening)
-        except SessionRefused as exc:
-            link.send(json.dumps({"ok": False, "error": str(exc)[:MAX_REASON]}).encode())
-            link.close()
-            return False
-        link.send(json.dumps({"ok": True}).encode())
-    return True
-
-
 def _accept(
     listener: socket.socket,
     me: Identity,
@@ -443,59 +423,107 @@ def _accept(
 ) -> dict[int, Link]:
     """Accepts connections on `listener` until each of `ranks` has an authenticated link, or
     the deadline passes (PartyMissing). Each handshake runs in a thread of its own with its own
-    deadline; connections that fail it are closed and forgotten. With `admit`, a linked party
-    is let in only once its opening message passes `admit` (one at a time); a refused one is
-    told why and dropped, and the listener goes on waiting."""
+    deadline; connections that fail it are closed and forgotten, and leave nothing behind. With
+    `admit`, a linked party is let in only once its opening message passes `admit` (one at a
+    time, the first admitted taking the place); a refused one is told why and dropped, and the
+    listener goes on waiting."""
     done: dict[int, Link] = {}
-    lock = threading.Lock()
-    admitting = threading.Lock()
-    pending: collections.deque[socket.socket] = collections.deque()
+    lock = threading.Lock()  # done, pending, waiting
+    admitting = threading.Lock()  # one admission at a time: the first admitted takes the place
+    pending: collections.deque[socket.socket] = collections.deque()  # still in the handshake
+    waiting = [0]  # connections whose opening arrived, waiting for their admission
+    over = threading.Event()  # this listener has returned or given up: late links are closed
     expect = {r: me.peers.get(r, ()) for r in ranks}
 
+    def place(link: Link) -> None:
+        with lock:
+            if over.is_set() or link.rank in done:  # too late, or the place is taken
+                link.close()
+                return
+            link.set_timeout(timeout_s)
+            done[link.rank] = link
+
+    def admitted(conn: socket.socket, link: Link) -> None:
+        """Reads the opening and runs `admit` on it, telling the peer the verdict. Once its
+        opening has arrived a connection is no longer evicted; at most MAX_PENDING wait."""
+        assert admit is not None
+        opening = link.recv(MAX_OPENING)
+        with lock:
+            evicted = conn not in pending
+            if not evicted:
+                pending.remove(conn)
+            full = waiting[0] >= MAX_PENDING
+            if not evicted and not full:
+                waiting[0] += 1
+        if evicted:
+            raise LinkError("evicted before its opening arrived")
+        if full:
+            link.send(json.dumps({"ok": False, "error": "too many connections waiting"}).encode())
+            raise LinkError("too many connections waiting")
+        try:
+            with admitting:
+                if over.is_set() or link.rank in done:
+                    raise LinkError("the place is taken")
+                try:
+                    admit(link.peer_key, opening)
+                except SessionRefused as exc:
+                    verdict = {"ok": False, "error": str(exc)[:MAX_REASON]}
+                    link.send(json.dumps(verdict).encode())
+                    raise LinkError("refused") from None
+                link.send(json.dumps({"ok": True}).encode())
+                place(link)  # within the admission: nobody else is admitted meanwhile
+        finally:
+            with lock:
+                waiting[0] -= 1
+
     def serve(conn: socket.socket) -> None:
+        link = None
         try:
             conn.settimeout(min(HANDSHAKE_S, max(0.1, deadline - time.monotonic())))
             link = _handshake(conn, me, rank, world, expect)
-            if admit is not None and not _admitted(
-                link, admit, admitting, lambda: link.rank in done
-            ):
-                return
-            with lock:
-                if link.rank in done:  # already linked: a second connection is not used
-                    link.close()
-                    return
-                link.set_timeout(timeout_s)
-                done[link.rank] = link
-        except (OSError, LinkRefused, LinkError):
+            if admit is not None:
+                admitted(conn, link)
+            else:
+                place(link)
+        except Exception:  # whatever went wrong, nothing of the connection is left behind
+            if link is not None and done.get(link.rank) is not link:
+                link.close()
             _hang_up(conn)
         finally:
             with lock, contextlib.suppress(ValueError):
                 pending.remove(conn)
 
-    while True:
-        with lock:
-            if all(r in done for r in ranks):
-                return dict(done)
-        left = deadline - time.monotonic()
-        if left <= 0:
+    try:
+        while True:
             with lock:
-                for link in done.values():
-                    link.close()
-                missing = sorted(set(ranks) - set(done))
-            raise PartyMissing(f"parties {missing} did not join within the time allowed")
-        listener.settimeout(min(0.2, left))
-        try:
-            conn, _ = listener.accept()
-        except TimeoutError:
-            continue
+                if all(r in done for r in ranks):
+                    return dict(done)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                with lock:
+                    for link in done.values():
+                        link.close()
+                    missing = sorted(set(ranks) - set(done))
+                raise PartyMissing(f"parties {missing} did not join within the time allowed")
+            listener.settimeout(min(0.2, left))
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:  # out of descriptors, say: wait, do not give up the session
+                time.sleep(0.1)
+                continue
+            with lock:
+                if len(pending) >= MAX_PENDING:
+                    # the oldest handshake gives way: connections held open and silent cannot
+                    # keep a party out (one that is answering finishes within milliseconds)
+                    with contextlib.suppress(OSError):
+                        pending.popleft().shutdown(socket.SHUT_RDWR)
+                pending.append(conn)
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+    finally:
         with lock:
-            if len(pending) >= MAX_PENDING:
-                # the oldest handshake gives way: connections held open and silent cannot
-                # keep a party out (one that is answering finishes within milliseconds)
-                with contextlib.suppress(OSError):
-                    pending.popleft().shutdown(socket.SHUT_RDWR)
-            pending.append(conn)
-        threading.Thread(target=serve, args=(conn,), daemon=True).start()
+            over.set()
 
 
 def _connect(

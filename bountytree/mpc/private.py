@@ -114,6 +114,10 @@ class LadderStep:
     best: np.ndarray
 
 
+class OutOfRange(ArithmeticError):
+    """The Ladder's record fell outside [0, 10000]."""
+
+
 def ladder(count, rows: int, best: np.ndarray, margin_bps: int, parent_bps: int) -> LadderStep:
     """The Ladder inside the computation (`bountytree/market/ladder.py` in the clear): the exact
     score in basis points is floor(count · 10000 / rows), the number of thresholds
@@ -131,9 +135,11 @@ def ladder(count, rows: int, best: np.ndarray, margin_bps: int, parent_bps: int)
     best_after = best_now + beat * (exact - best_now)
     recorded = round(float(record.get_plain_text()))
     if not 0 <= recorded <= BPS:
-        # two-party truncation wrapped (probability about 2^-19 per new best): the record and
-        # the best after it are wrong; the round is scored again rather than recorded
-        raise ArithmeticError(f"a record of {recorded} basis points: truncation wrapped")
+        # two-party truncation wrapped (about 2^-19 per new best), or a custodian added to its
+        # shares to make the record say something (a bit of the exact score, found by the
+        # attacker review of the sessions): the value is not kept, and the node is not scored
+        # again (custodian/service.py), so the bit is one per node at most
+        raise OutOfRange("the record fell outside [0, 10000]: a wrap or a deviating party")
     return LadderStep(recorded, my_share(best_after))
 
 

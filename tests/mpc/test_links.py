@@ -304,16 +304,22 @@ def test_the_dealer_answers_only_what_both_custodians_ask_for(tmp_path):
     assert 0 not in results  # party 0 got no answer
 
 
-def _listener(keys: dict[int, bytes], deadline_s: float = 20) -> tuple[str, dict]:
-    """Party 0 of a two-party session accepting party 1's `keys[1]`, listening in a thread;
-    its links (or error) land in the returned dict."""
+def _listener(
+    keys: dict[int, bytes | None], deadline_s: float = 20, admit: links.Admit | None = None
+) -> tuple[str, dict]:
+    """Party 0 of a two-party session accepting party 1's `keys[1]` (None: any key, admitted by
+    its opening instead), listening in a thread; its links (or error) land in the returned
+    dict."""
     address = f"127.0.0.1:{free_port()}"
     out: dict = {}
 
     def run() -> None:
-        me = links.Identity(keys[0], {1: {public_key(keys[1])}})
+        one = keys[1]
+        me = links.Identity(keys[0], {1: {public_key(one)} if one else None})
         try:
-            out["links"] = links.connect(address, me, 0, 2, rendezvous_s=deadline_s, timeout_s=5)
+            out["links"] = links.connect(
+                address, me, 0, 2, rendezvous_s=deadline_s, timeout_s=5, admit=admit
+            )
         except Exception as exc:
             out["error"] = exc
 
@@ -408,4 +414,36 @@ def test_empty_frames_that_say_more_follows_or_a_message_dripped_end_by_the_time
         b2.recv(64)
     assert time.monotonic() - started < 2.5
     for link in (a, b, a2, b2):
+        link.close()
+
+
+def test_strangers_on_the_admission_path_leave_nothing_behind_and_the_opening_decides():
+    """The validator takes any key for party 1 and admits it by its opening (the oracle's
+    signed ticket). A stranger that finished the handshake, announced a frame of 8 MiB and left
+    used to leave that buffer and a thread behind (150 connections: 1.2 GB)."""
+    admitted: list[bytes] = []
+
+    def admit(key: bytes, opening: bytes) -> None:
+        if opening != b"a ticket":
+            raise links.SessionRefused("no valid signed ticket")
+        admitted.append(key)
+
+    address, out = _listener({0: new_private_key(), 1: None}, admit=admit)
+    before = threading.active_count()
+    for _ in range(40):
+        stranger = links.Identity(new_private_key(), {0: None})
+        link = links._connect(address, stranger, 1, 2, 0, time.monotonic() + 5, 5)
+        link.sock.sendall(struct.pack(">I", links.MAX_FRAME))  # a frame announced, never sent
+        link.close()
+    with pytest.raises(links.SessionRefused, match="no valid signed ticket"):
+        stranger = links.Identity(new_private_key(), {0: None})
+        links.connect(address, stranger, 1, 2, rendezvous_s=5, timeout_s=5, opening=b"junk")
+    time.sleep(1)
+    assert threading.active_count() <= before + 2, threading.active_count() - before
+    me = links.Identity(new_private_key(), {0: None})
+    mine = links.connect(address, me, 1, 2, rendezvous_s=10, timeout_s=5, opening=b"a ticket")
+    out["thread"].join(10)
+    assert admitted == [links.Identity(me.private_key).public_key]
+    assert out["links"][1].peer_key == admitted[0]
+    for link in [*out["links"].values(), *mine.values()]:
         link.close()

@@ -3,11 +3,12 @@
     python tests/oracle/hostile_party.py --address HOST:PORT --job JOB.json --key KEY --out OUT.json
 
 JOB.json holds the header to send (anything: a stranger's junk, a forged or a genuine signed
-ticket, the genuine ones issued for the link key in the key file KEY) and, per node, weights for the constant model it shares and an optional tamper: a list
-of [row position, class, value] added to party 1's own share of that model's one-hot argmax
-before it is multiplied with the labels. OUT.json receives the counts it was given, or why the
-validator refused it. It uses the product's own protocol code for everything else, so it stays
-in step with party 0 until the point where it cheats.
+ticket, the genuine ones issued for the link key in the key file KEY) and, per node, weights it
+holds (never used: the validator shares each node's weights itself, from the store) and an
+optional tamper: a list of [row position, class, value] added to party 1's own share of that
+model's one-hot argmax before it is multiplied with the labels. OUT.json receives the counts it
+was given, or why the validator refused it. It uses the product's own protocol code for
+everything else, so it stays in step with party 0 until the point where it cheats.
 """
 
 from __future__ import annotations
@@ -33,8 +34,7 @@ def main() -> None:
     spec = parse_spec(job["spec"])
     models, tampers = [], []
     for node in job["nodes"]:
-        state = {k: torch.tensor(v, dtype=torch.float32) for k, v in node["state"].items()}
-        models.append((node["id"], spec, state))
+        models.append((node["id"], spec))
         tampers.append(node.get("tamper") or [])
 
     calls = iter(tampers)

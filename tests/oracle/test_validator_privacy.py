@@ -16,10 +16,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
 from bountytree.config import ROOT
+from bountytree.models import weights as weights_io
 from bountytree.models.datasets import load_file
 from bountytree.models.spec import load_spec
 from bountytree.private.sealing import write_private_key
@@ -151,8 +153,13 @@ def test_strangers_get_no_answer(settings, deployed, files, pending_task, tmp_pa
     node = [{"id": ids[0], "state": _constant_model(0)}]
     key = _link_key(tmp_path)
     genuine = issue(oracle, task_id, [ids[0]], link=key[1])
-    tampered = json.loads(json.dumps(genuine))
-    tampered["ticket"]["nodes"] = [ids[1]]
+
+    def tampered(link: bytes) -> dict:
+        """A genuine ticket for this link with its nodes changed after it was signed."""
+        ticket = issue(oracle, task_id, [ids[0]], link=link)
+        ticket["ticket"]["nodes"] = [ids[1]]
+        return ticket
+
     for header, why in (
         ({}, "no valid signed ticket"),
         ({"ticket": "junk", "signature": "0x00"}, "no valid signed"),
@@ -293,3 +300,32 @@ def test_a_count_out_of_range_is_never_revealed(settings, deployed, files, pendi
         got,
         err[-1000:],
     )
+
+
+def test_the_validator_evaluates_each_node_s_own_weights_whatever_party_1_holds(
+    settings, deployed, files, pending_task, tmp_path
+):
+    """Party 1 used to share the weights: holding a model of its own choosing (here one that
+    says class 0 for every row) made each node a counting question of its choosing about the
+    rows (found by the attacker review of the sessions). The validator now shares each node's
+    weights itself, read from the store by the CID the chain records."""
+    task_id, ids = pending_task
+    oracle = market_for(settings, 0)
+    spec = load_spec(MLP.read_bytes())
+    rows = load_file(files["validation"])
+    model = weights_io.load_model(weights_io.initial_weights(spec), spec).eval()
+    with torch.no_grad():
+        predicted = model(torch.from_numpy(rows.X)).argmax(dim=1).numpy()
+    node_count = int((predicted == rows.y).sum())
+    chosen_count = int((rows.y == 0).sum())  # what the model party's own weights would count
+    assert node_count != chosen_count
+    node = [{"id": ids[0], "state": _constant_model(0)}]
+    got, out = _session(
+        settings,
+        files,
+        task_id,
+        lambda link: issue(oracle, task_id, [ids[0]], link=link),
+        node,
+        tmp_path,
+    )
+    assert got.get("counts") == {str(ids[0]): node_count}, (got, out[-500:])
