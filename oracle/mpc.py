@@ -25,10 +25,13 @@ Against a party 1 that deviates from the protocol (it holds shares of every inte
 and can add what it likes to its own), party 0:
 - shares the rows in a fresh secret order each session, so whatever a tampered count carries
   about "row i" is about a row party 1 cannot name, and the same position is another row next
-  time: what it can learn is what honest counts reveal (how many rows of a class, at most);
+  time;
 - sees each count first and alone (revealed to party 0 only), checks in plaintext that it lies
   in [0, rows], and only then sends it to party 1; otherwise it ends the session, and party 1
   learns nothing but that.
+What remains (docs/open-findings.md): without MACs, a party 1 that adds constants to its shares
+of a layer's output chooses, in effect, the biases of the model counted, so a count can answer a
+question of its choosing about the rows as a whole (not about a row it can name).
 Rows are counted as `bountytree/mpc/counting.py` says (the custodians of a private task count
 the same way).
 """
