@@ -308,7 +308,61 @@ def _handshake(
     watchdog.daemon = True
     watchdog.start()
     try:
-        return _handshake_steps(sock, me, rank, world, expect)
+        mine = DH.import_x25519_private_key(me.private_key)
+        ephemeral = DH.import_x25519_private_key(new_private_key())
+        e_pub = ephemeral.public_key().export_key(format="raw")
+        hello = HELLO + bytes([rank]) + me.public_key + e_pub
+        try:
+            sock.sendall(hello)
+            theirs = _recv_exact(sock, HELLO_BYTES)
+        except OSError as exc:  # closed or silent before saying who it is: nobody answered
+            raise Unanswered(str(exc)) from None
+        if not theirs.startswith(HELLO):
+            raise _refuse(sock, "the peer does not speak bountytree's link protocol")
+        peer = theirs[len(HELLO)]
+        s_peer = theirs[len(HELLO) + 1 : len(HELLO) + 1 + KEY_BYTES]
+        e_peer = theirs[len(HELLO) + 1 + KEY_BYTES :]
+        if peer not in expect or peer == rank or peer >= world:
+            raise _refuse(sock, f"a peer that says it is party {peer}, which is not expected here")
+        accepted = expect[peer]
+        if accepted is not None and s_peer not in accepted:
+            raise _refuse(
+                sock, f"party {peer}'s key {s_peer.hex()[:16]}… is not one this party accepts"
+            )
+        initiator = rank > peer  # the higher rank connects
+        first, second = (hello, theirs) if initiator else (theirs, hello)
+        try:
+            ikm = _dh(ephemeral, e_peer) + (
+                _dh(mine, e_peer) + _dh(ephemeral, s_peer)
+                if initiator
+                else _dh(ephemeral, s_peer) + _dh(mine, e_peer)
+            )
+        except ValueError:
+            raise _refuse(sock, f"party {peer} sent a key that is not an X25519 key") from None
+        salt = SHA256.new(first + second + bytes([world])).digest()
+        keys = HKDF(ikm, 2 * KEY_BYTES, salt, SHA256, context=b"bountytree link keys")
+        assert isinstance(keys, bytes)
+        up, down = keys[:KEY_BYTES], keys[KEY_BYTES:]  # initiator -> responder, and back
+        link = Link(sock, peer, up if initiator else down, down if initiator else up)
+        link.peer_key = s_peer
+        try:
+            link.send(CONFIRM)
+            header = _recv_exact(sock, 4)
+            if header == REFUSAL:
+                raise LinkRefused(f"party {peer} does not accept this party's key")
+            proof = link.recv(len(CONFIRM), raw_header=header)
+        except (OSError, LinkError) as exc:  # ended before it said: it may have been evicted
+            link.close()
+            if isinstance(exc, Tampered):
+                raise LinkRefused(f"party {peer} did not prove it holds the key it named") from None
+            raise Unanswered(str(exc)) from None
+        except LinkRefused:
+            link.close()
+            raise
+        if proof != CONFIRM:
+            link.close()
+            raise LinkRefused(f"party {peer} did not prove it holds the key it named")
+        return link
     finally:
         watchdog.cancel()
 
@@ -323,70 +377,6 @@ def _refuse(sock: socket.socket, why: str) -> LinkRefused:
     with contextlib.suppress(OSError):
         sock.sendall(REFUSAL)
     return LinkRefused(why)
-
-
-def _handshake_steps(
-    sock: socket.socket,
-    me: Identity,
-    rank: int,
-    world: int,
-    expect: Mapping[int, Collection[bytes] | None],
-) -> Link:
-    mine = DH.import_x25519_private_key(me.private_key)
-    ephemeral = DH.import_x25519_private_key(new_private_key())
-    e_pub = ephemeral.public_key().export_key(format="raw")
-    hello = HELLO + bytes([rank]) + me.public_key + e_pub
-    try:
-        sock.sendall(hello)
-        theirs = _recv_exact(sock, HELLO_BYTES)
-    except OSError as exc:  # closed or silent before saying who it is: nobody answered
-        raise Unanswered(str(exc)) from None
-    if not theirs.startswith(HELLO):
-        raise _refuse(sock, "the peer does not speak bountytree's link protocol")
-    peer = theirs[len(HELLO)]
-    s_peer = theirs[len(HELLO) + 1 : len(HELLO) + 1 + KEY_BYTES]
-    e_peer = theirs[len(HELLO) + 1 + KEY_BYTES :]
-    if peer not in expect or peer == rank or peer >= world:
-        raise _refuse(sock, f"a peer that says it is party {peer}, which is not expected here")
-    accepted = expect[peer]
-    if accepted is not None and s_peer not in accepted:
-        raise _refuse(
-            sock, f"party {peer}'s key {s_peer.hex()[:16]}… is not one this party accepts"
-        )
-    initiator = rank > peer  # the higher rank connects
-    first, second = (hello, theirs) if initiator else (theirs, hello)
-    try:
-        ikm = _dh(ephemeral, e_peer) + (
-            _dh(mine, e_peer) + _dh(ephemeral, s_peer)
-            if initiator
-            else _dh(ephemeral, s_peer) + _dh(mine, e_peer)
-        )
-    except ValueError:
-        raise _refuse(sock, f"party {peer} sent a key that is not an X25519 key") from None
-    salt = SHA256.new(first + second + bytes([world])).digest()
-    keys = HKDF(ikm, 2 * KEY_BYTES, salt, SHA256, context=b"bountytree link keys")
-    assert isinstance(keys, bytes)
-    up, down = keys[:KEY_BYTES], keys[KEY_BYTES:]  # initiator -> responder, and back
-    link = Link(sock, peer, up if initiator else down, down if initiator else up)
-    link.peer_key = s_peer
-    try:
-        link.send(CONFIRM)
-        header = _recv_exact(sock, 4)
-        if header == REFUSAL:
-            raise LinkRefused(f"party {peer} does not accept this party's key")
-        proof = link.recv(len(CONFIRM), raw_header=header)
-    except (OSError, LinkError) as exc:  # ended before it said: it may have been evicted
-        link.close()
-        if isinstance(exc, Tampered):
-            raise LinkRefused(f"party {peer} did not prove it holds the key it named") from None
-        raise Unanswered(str(exc)) from None
-    except LinkRefused:
-        link.close()
-        raise
-    if proof != CONFIRM:
-        link.close()
-        raise LinkRefused(f"party {peer} did not prove it holds the key it named")
-    return link
 
 
 def _split(address: str) -> tuple[str, int]:

@@ -106,8 +106,8 @@ def share_keys(rank: int) -> None:
     mine = new_key()
     comm.send(torch.frombuffer(bytearray(mine), dtype=torch.uint8), nxt)
     theirs = bytes(comm.recv(torch.empty(KEY_BYTES, dtype=torch.uint8), prev).numpy())
-    everyone = torch.frombuffer(bytearray(new_key()), dtype=torch.uint8)
-    everyone = comm.broadcast(everyone, 0)
+    everyone = torch.frombuffer(bytearray(new_key() if rank == 0 else KEY_BYTES), dtype=torch.uint8)
+    everyone = comm.broadcast(everyone, 0)  # party 0's key
     keys = {"local": new_key(), "next": mine, "prev": theirs, "global": bytes(everyone.numpy())}
     for kind, key in keys.items():
         crypten.generators[kind] = {CPU: Stream(key)}
