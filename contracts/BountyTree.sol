@@ -29,6 +29,8 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
     /// @inheritdoc IBountyTree
     bytes32 public constant ORACLE_ROLE = keccak256("ORACLE_ROLE");
     /// @inheritdoc IBountyTree
+    bytes32 public constant CUSTODY_ROLE = keccak256("CUSTODY_ROLE");
+    /// @inheritdoc IBountyTree
     uint256 public constant MAX_DEPTH = 32;
     /// @inheritdoc IBountyTree
     uint256 public constant MAX_BATCH = 64;
@@ -239,9 +241,9 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
     }
 
     /// @inheritdoc IBountyTree
-    function recordScores(uint256 taskId, Score[] calldata scores) external onlyRole(ORACLE_ROLE) {
+    function recordScores(uint256 taskId, Score[] calldata scores) external {
         uint256 count = _checkBatch(scores.length);
-        Task storage t = _unfinalizedTask(taskId);
+        Task storage t = _scoredBy(taskId, msg.sender);
         ScoreBatch memory batch = ScoreBatch({
             stake: t.submissionStake,
             bestId: t.bestNodeId,
@@ -272,13 +274,10 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
     }
 
     /// @inheritdoc IBountyTree
-    function rejectNodes(uint256 taskId, uint256[] calldata nodeIds, uint8[] calldata reasons)
-        external
-        onlyRole(ORACLE_ROLE)
-    {
+    function rejectNodes(uint256 taskId, uint256[] calldata nodeIds, uint8[] calldata reasons) external {
         uint256 count = _checkBatch(nodeIds.length);
         if (reasons.length != count) revert LengthMismatch();
-        Task storage t = _unfinalizedTask(taskId);
+        Task storage t = _scoredBy(taskId, msg.sender);
         uint256 stake = t.submissionStake;
         address[] memory penalised = new address[](count);
         uint256 judged;
@@ -304,15 +303,43 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
 
     /// @inheritdoc IBountyTree
     function finalize(uint256 taskId) external {
-        Task storage t = _unfinalizedTask(taskId);
-        uint32 winner = t.bestNodeId;
-        if ((winner == 0 || t.bestAccuracyBps < t.targetAccuracyBps) && block.timestamp <= t.deadline) {
-            revert NotFinalizable(taskId, t.deadline);
-        }
+        Task storage t = _dueTask(taskId);
         uint256 openToAllAt = uint256(t.deadline) + FINALIZE_GRACE;
-        if (t.pendingNodes != 0 && block.timestamp <= openToAllAt && !hasRole(ORACLE_ROLE, msg.sender)) {
+        if (t.pendingNodes != 0 && block.timestamp <= openToAllAt) {
             revert WorkPending(taskId, t.pendingNodes, openToAllAt);
         }
+        _finalize(taskId, t);
+    }
+
+    /// @inheritdoc IBountyTree
+    function finalizeLeaving(uint256 taskId, uint256 pendingSeen) external {
+        Task storage t = _scoredBy(taskId, msg.sender);
+        _dueTask(taskId);
+        if (t.pendingNodes != pendingSeen) revert PendingChanged(taskId, t.pendingNodes, pendingSeen);
+        _finalize(taskId, t);
+    }
+
+    /// @inheritdoc IBountyTree
+    function markCustodied(uint256 taskId) external onlyRole(CUSTODY_ROLE) {
+        Task storage t = _unfinalizedTask(taskId);
+        // revealed datasets count among submissions; a node is any other
+        if (t.submissions != t.datasets) revert TaskHasNodes(taskId);
+        t.custodied = true;
+        emit TaskCustodied(taskId, msg.sender);
+    }
+
+    /// @dev An unfinalized task whose best reached its target, or whose deadline has passed.
+    function _dueTask(uint256 taskId) private view returns (Task storage t) {
+        t = _unfinalizedTask(taskId);
+        if ((t.bestNodeId == 0 || t.bestAccuracyBps < t.targetAccuracyBps) && block.timestamp <= t.deadline) {
+            revert NotFinalizable(taskId, t.deadline);
+        }
+    }
+
+    /// @dev Everything of finalize after who may call it and whether the task is due: no
+    ///      commitment's reveal window open; then the path is paid and the bond settled.
+    function _finalize(uint256 taskId, Task storage t) private {
+        uint32 winner = t.bestNodeId;
         if (t.openCommitments != 0 && block.timestamp <= _revealsCloseAt(t)) {
             revert RevealsOpen(taskId, t.openCommitments, _revealsCloseAt(t));
         }
@@ -452,6 +479,8 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
     /// @inheritdoc IBountyTree
     function recordTestScore(uint256 taskId, uint16 accuracyBps) external onlyRole(ORACLE_ROLE) {
         Task storage t = _finalizedTask(taskId);
+        // a private winner's test score could only come from its custodians, who do not give one
+        if (t.custodied) revert NotScorer(taskId, msg.sender);
         uint256 winner = t.winnerNodeId;
         if (winner == 0) revert NoWinner(taskId);
         if (t.testScored) revert TestScoreAlreadyRecorded(taskId);
@@ -590,6 +619,13 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
         t = _tasks[taskId];
         if (t.deadline == 0) revert UnknownTask(taskId);
         if (t.finalized) revert TaskIsFinalized(taskId);
+    }
+
+    /// @dev An unfinalized task `account` may score: the oracle a public task, the custody
+    ///      contract a private one (the oracle's role never reaches a private node).
+    function _scoredBy(uint256 taskId, address account) private view returns (Task storage t) {
+        t = _unfinalizedTask(taskId);
+        if (!hasRole(t.custodied ? CUSTODY_ROLE : ORACLE_ROLE, account)) revert NotScorer(taskId, account);
     }
 
     function _finalizedTask(uint256 taskId) private view returns (Task storage t) {

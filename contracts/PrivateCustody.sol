@@ -67,8 +67,6 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
         if (t.sponsor == address(0)) revert UnknownTask(taskId);
         if (msg.sender != t.sponsor) revert NotSponsor(msg.sender);
         if (t.finalized || block.timestamp >= t.deadline) revert TaskClosed(taskId);
-        // revealed datasets count among submissions; a node is any other
-        if (t.submissions != t.datasets) revert TaskHasSubmissions(taskId);
         Custody storage c = _custody[taskId];
         if (c.custodian0 != address(0)) revert AlreadyRegistered(taskId);
         if (
@@ -91,6 +89,8 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
         c.handoverWindow = uint32(handoverWindow);
         c.sponsorKey = sponsorKey;
         emit CustodyRegistered(taskId, custodian0, custodian1, dealer, sponsorKey, stake, msg.value, handoverWindow);
+        // BountyTree refuses once the task has a node: a task turns private before any work
+        tree.markCustodied(taskId);
     }
 
     /// @inheritdoc IPrivateCustody

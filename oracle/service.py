@@ -20,7 +20,6 @@ import torch
 from bountytree.errors import UserError
 from bountytree.market import ladder
 from bountytree.market.actions import Market, NodeView, Score, TaskView
-from bountytree.market.custody import Custody
 from bountytree.market.validation import registered, registered_test
 from bountytree.models import datasets
 from bountytree.models import weights as weights_io
@@ -136,10 +135,11 @@ class Oracle:
         return out
 
     def is_private(self, task_id: int) -> bool:
-        """Whether custody is registered for the task (for good, once it is)."""
+        """Whether the task is custodied (for good, once it is): the contract refuses this
+        oracle's scores on it anyway."""
         if task_id in self._private:
             return True
-        if self.market.chain.custody is not None and Custody(self.market).of(task_id):
+        if self.market.task(task_id, with_info=False).custodied:
             self._private.add(task_id)
             self.log(f"task {task_id} is private: its custodians hold its nodes; skipped")
             return True
@@ -724,15 +724,17 @@ class Oracle:
                 f"revealed (at the latest until {_utc(task.reveals_close_at)})",
             )
             return
-        if not task.finalizable(by_oracle=True):
+        if not task.finalizable(by_scorer=True):
             return
         work_left = task.pending_nodes - len(r.unscorable)
-        if work_left > 0 and not task.finalizable(by_oracle=False):
+        if work_left > 0 and not task.finalizable(by_scorer=False):
             self.say(
                 "due", f"task {task_id}: due, {work_left} node(s) still to score before finalizing"
             )
             return
-        out = self.market.finalize(task_id)
+        # the nodes left pending are exactly those it saw: one revealed since refuses the call
+        leaving = task.pending_nodes if task.pending_nodes else None
+        out = self.market.finalize(task_id, leaving=leaving)
         r.finalized = True
         self.log(f"task {task_id}: finalized, winner node {out.winner}  {out.sent}")
 

@@ -107,7 +107,7 @@ def custody_rows(tree, admin, sponsor, architect, trainers):
     """A private task from registration to the second hand-over, typical calls (the second
     task's, so that storage the first creates is not counted)."""
     custody = PrivateCustody.deploy(tree, {"from": admin})
-    tree.grantRole(tree.ORACLE_ROLE(), custody, {"from": admin})
+    tree.grantRole(tree.CUSTODY_ROLE(), custody, {"from": admin})
     parties = accounts[9], accounts[10], accounts[11]
     for party in parties:
         custody.approve(party, True, {"from": admin})

@@ -1,7 +1,7 @@
 """brownie run scripts/deploy.py [main ACCOUNT [ORACLE]] --network <id>
 
 The deployment of `bountytree deploy`, through the same function (`bountytree.chain.deploy`):
-Reputation and BountyTree deployed, the writer bound, PrivateCustody deployed, ORACLE_ROLE granted and
+Reputation and BountyTree deployed, the writer bound, PrivateCustody deployed, CUSTODY_ROLE granted and
 deployments/<chainId>.json written, with the same quotes, confirmations and prompts. brownie
 only provides the network (it starts its development chain, whose accounts are the same
 deterministic ones: brownie-config.yaml gives it the same mnemonic). ACCOUNT is what

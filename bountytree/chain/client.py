@@ -163,6 +163,14 @@ def _error_selectors(abi: list[dict[str, Any]]) -> dict[bytes, dict[str, Any]]:
     return out
 
 
+def _calling(contract: dict[str, Any], callee_abi: list[dict[str, Any]]) -> dict[str, Any]:
+    """A contract's record whose ABI also knows the errors of the contract it calls, which a
+    revert there bubbles up through it (PrivateCustody's `register` refused by BountyTree's
+    `markCustodied`): the user reads the callee's error, decoded, not an unknown selector."""
+    errors = [item for item in callee_abi if item.get("type") == "error"]
+    return {**contract, "abi": [*contract["abi"], *errors]}
+
+
 def revert_bytes(data: Any) -> bytes:
     """The revert data in whatever shape web3 hands it over, as bytes (empty if there is none).
 
@@ -470,7 +478,9 @@ class Chain:
             self.tree = self.w3.eth.contract(**self.deployment["BountyTree"])
             self.reputation = self.w3.eth.contract(**self.deployment["Reputation"])
             custody = self.deployment.get("PrivateCustody")
-            self.custody = self.w3.eth.contract(**custody) if custody else None
+            self.custody = (
+                self.w3.eth.contract(**_calling(custody, self.tree.abi)) if custody else None
+            )
 
     @property
     def address(self) -> str:
@@ -836,8 +846,8 @@ def deploy(
 ) -> dict[str, Any]:
     """The one deployment path (`bountytree deploy`, `bountytree up`, brownie's
     scripts/deploy.py): deploys Reputation and BountyTree, binds the one to the other, deploys
-    PrivateCustody on BountyTree (with ORACLE_ROLE, which it uses only for scores both custodians
-    of a private task attest), and writes the deployment file. The deployer is admin; `oracle`
+    PrivateCustody on BountyTree (with CUSTODY_ROLE, which marks a task private at registration
+    and records the scores both of its custodians attest), and writes the deployment file. The deployer is admin; `oracle`
     (default: the deployer) gets ORACLE_ROLE. Returns the record written and the five
     transactions."""
     chain = Chain(settings, account, need_contracts=False, confirm=confirm)
@@ -852,13 +862,14 @@ def deploy(
     reputation = chain.w3.eth.contract(address=cast(Any, rep.address), abi=reputation_art["abi"])
     bind_tx = chain.send(reputation.functions.bindWriter(tree.address), action="bindWriter")
     custody = chain.deploy(custody_art, tree.address, name="PrivateCustody")
-    # PrivateCustody records a private node's score once both custodians attest the same one
+    # PrivateCustody marks private tasks and records a private node's score once both
+    # custodians attest the same one
     tree_contract = chain.w3.eth.contract(address=cast(Any, tree.address), abi=tree_art["abi"])
     grant_tx = chain.send(
         tree_contract.functions.grantRole(
-            tree_contract.functions.ORACLE_ROLE().call(), custody.address
+            tree_contract.functions.CUSTODY_ROLE().call(), custody.address
         ),
-        action="grantRole ORACLE_ROLE to PrivateCustody",
+        action="grantRole CUSTODY_ROLE to PrivateCustody",
     )
     record = {
         "chainId": chain.chain_id,

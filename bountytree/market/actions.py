@@ -108,6 +108,8 @@ class TaskView:
     unclaimed_weight: int = (
         0  # after finalize: compute weights off the winning path not claimed yet
     )
+    # a private task: its custodians score it through PrivateCustody, never the oracle
+    custodied: bool = False
 
     @property
     def info(self) -> taskinfo.TaskInfo:
@@ -161,15 +163,15 @@ class TaskView:
         now = max(self.now, int(time.time()))
         return self.open_commitments > 0 and now <= self.reveals_close_at
 
-    def finalizable(self, *, by_oracle: bool) -> bool:
+    def finalizable(self, *, by_scorer: bool) -> bool:
         """The contract's rule, read from this view: due (target reached or deadline passed), no
-        commitment still in its reveal window; for anyone but the oracle, also no node left
-        unscored, or the grace period over."""
+        commitment still in its reveal window; for anyone but the task's scorer (who may leave
+        nodes with `finalizeLeaving`), also no node left unscored, or the grace period over."""
         if self.finalized or not (self.target_reached or self.seconds_left < 0):
             return False
         if self.reveals_open:
             return False
-        return by_oracle or self.pending_nodes == 0 or -self.seconds_left > self.finalize_grace_s
+        return by_scorer or self.pending_nodes == 0 or -self.seconds_left > self.finalize_grace_s
 
 
 @dataclass
@@ -297,6 +299,7 @@ class Market:
             compute_weight=t["computeWeight"],
             unclaimed_raise_bps=t["unclaimedRaiseBps"],
             unclaimed_weight=t["unclaimedWeight"],
+            custodied=t["custodied"],
         )
         if with_info:
             view.description = taskinfo.parse(
@@ -785,7 +788,10 @@ class Market:
 
     # ── settlement ───────────────────────────────────────────────────────────
 
-    def finalize(self, task_id: int) -> Finalized:
+    def finalize(self, task_id: int, *, leaving: int | None = None) -> Finalized:
+        """Finalizes a due task. `leaving`: the task's scorer gives up on that many pending
+        nodes, exactly the count it saw (`finalizeLeaving`), so that a node revealed since is
+        never cut off unscored: the contract refuses the count then, and nothing is sent."""
         task = self.task(task_id, with_info=False)
         if not task.finalized and task.reveals_open:
             raise UserError(
@@ -793,7 +799,9 @@ class Market:
                 f"revealed for {task.reveals_close_at - task.now} s; finalize after that, or once "
                 "they are revealed"
             )
-        sent = self.chain.send(self.tree.functions.finalize(task_id))
+        fns = self.tree.functions
+        call = fns.finalize(task_id) if leaving is None else fns.finalizeLeaving(task_id, leaving)
+        sent = self.chain.send(call)
         done = self._event(sent, "TaskFinalized")
         credited = self._credits(sent) + self.claim_off_path(task_id)
         return Finalized(done["winnerNodeId"], done["accuracyBps"], done["pool"], credited, sent)

@@ -108,6 +108,8 @@ interface IBountyTree {
         uint16 computeShareBps; // share for verified operations
         uint16 expertiseShareBps; // share for the architect
         BondState bondState;
+        bool custodied; // a private task: scored by CUSTODY_ROLE (PrivateCustody), never by the
+            // oracle; set before its first node, never cleared
         // slot 5 — auditable tasks, what comes after finalize, the dataset count, and what new
         // bests set (written by a scoring batch that sets one by training)
         uint80 auditBond; // wei the sponsor escrowed to publish the validation file after finalize
@@ -255,6 +257,9 @@ interface IBountyTree {
     ///        for what {claim} pays off the winning path.
     event TaskFinalized(uint256 indexed taskId, uint256 winnerNodeId, uint16 accuracyBps, uint256 pool);
 
+    /// @notice The task is private: PrivateCustody scores it, the oracle's role no longer can.
+    event TaskCustodied(uint256 indexed taskId, address custody);
+
     /// @notice A node off the winning path was paid what it holds: its raise's part of the data
     ///         and expertise shares, its compute weight's part of the compute share (`amount`,
     ///         levies included; PayoutCredited says to whom).
@@ -349,6 +354,13 @@ interface IBountyTree {
     error NotFinalizable(uint256 taskId, uint256 deadline);
     /// @notice Nodes await the oracle: only the oracle may finalize before `openToAllAt`.
     error WorkPending(uint256 taskId, uint256 pendingNodes, uint256 openToAllAt);
+    /// @notice {finalizeLeaving} saw another pending count than the task holds now.
+    error PendingChanged(uint256 taskId, uint256 pendingNodes, uint256 pendingSeen);
+    /// @notice The caller does not hold the role that scores this task (ORACLE_ROLE for a public
+    ///         task, CUSTODY_ROLE for a custodied one).
+    error NotScorer(uint256 taskId, address caller);
+    /// @notice A task is made private only before its first node.
+    error TaskHasNodes(uint256 taskId);
     /// @notice Commitments made in time may still be revealed: nobody may finalize before
     ///         `revealsCloseAt` (REVEAL_WINDOW after the deadline) unless they are all revealed.
     error RevealsOpen(uint256 taskId, uint256 openCommitments, uint256 revealsCloseAt);
@@ -495,9 +507,10 @@ interface IBountyTree {
     ///         {claim}. Each credit is net of the reputation levy
     ///         (REPUTATION_LEVY_BPS, burned; a point per REPUTATION_POINT_PRICE of it goes to its
     ///         payee's reputation). What cannot be paid goes back to the
-    ///         sponsor. The oracle may call it as soon as the task is due; anyone else once every
-    ///         submitted node is scored or rejected, or FINALIZE_GRACE after the deadline, so that
-    ///         nobody cuts off work submitted in time. Nobody, the oracle included, finalizes while
+    ///         sponsor. Anyone may call it once the task is due and every submitted node is scored
+    ///         or rejected, or FINALIZE_GRACE after the deadline, so that nobody cuts off work
+    ///         submitted in time (the scorer leaves nodes it gave up on with {finalizeLeaving}).
+    ///         Nobody, the scorer included, finalizes while
     ///         a commitment is open and its reveal window (REVEAL_WINDOW after the deadline) lasts:
     ///         work committed in time is never cut off before it could be revealed. A held bond is burned if any node is left
     ///         pending (work waited for the sponsor's validator and was never scored); otherwise
@@ -508,6 +521,24 @@ interface IBountyTree {
     ///         pending.
     /// @param taskId An unfinalized task.
     function finalize(uint256 taskId) external;
+
+    /// @notice Finalizes a due task leaving nodes unscored (the task's scorer only: ORACLE_ROLE,
+    ///         CUSTODY_ROLE for a custodied task), once the scorer has given up on them (their
+    ///         files cannot be fetched, their session keeps failing). Otherwise as {finalize},
+    ///         which leaves nothing pending before FINALIZE_GRACE.
+    /// @dev `pendingSeen` is the count of pending nodes the scorer decided on: a node revealed
+    ///      between that decision and this transaction (a commitment and its reveal mined in the
+    ///      blocks between) would otherwise be cut off unscored, its fee burned. Found by the
+    ///      attacker review of the reveal window; it once was finalize's exemption for the oracle.
+    /// @param taskId An unfinalized, due task.
+    /// @param pendingSeen Exactly the task's pendingNodes now, else {PendingChanged}.
+    function finalizeLeaving(uint256 taskId, uint256 pendingSeen) external;
+
+    /// @notice Marks a task private before its first node (CUSTODY_ROLE: PrivateCustody, when
+    ///         the sponsor registers custody): its scores and rejections then come from that
+    ///         role alone, and the oracle's role no longer reaches it.
+    /// @param taskId An unfinalized task without nodes (published datasets aside).
+    function markCustodied(uint256 taskId) external;
 
     /// @notice Returns the stake of a node still unscored when its task was finalized (its fee
     ///         was burned at finalize: it bought no score, and a submitter whose node the oracle
@@ -598,8 +629,12 @@ interface IBountyTree {
 
     // ───────────────────────────── constants ─────────────────────────────
 
-    /// @notice Role allowed to record scores and test scores and to reject nodes.
+    /// @notice Role allowed to record scores and test scores and to reject nodes of public tasks.
     function ORACLE_ROLE() external view returns (bytes32);
+
+    /// @notice Role that makes a task private ({markCustodied}) and alone scores and rejects its
+    ///         nodes: granted to PrivateCustody, which uses it for records both custodians attest.
+    function CUSTODY_ROLE() external view returns (bytes32);
     /// @notice Longest path from the task to a node; bounds the cost of {finalize}.
     function MAX_DEPTH() external view returns (uint256);
     /// @notice Most nodes {recordScores} or {rejectNodes} take in one call.

@@ -17,8 +17,10 @@ pragma solidity 0.8.28;
 ///
 ///         The custodians also score their task's nodes (the Ladder computed on shares reveals
 ///         only the record) and each attests the record; when both attest the same, this
-///         contract records it on BountyTree (it holds ORACLE_ROLE for that alone), so no single
-///         custodian, nor the oracle's service, decides a private node's score.
+///         contract records it on BountyTree. It holds BountyTree's CUSTODY_ROLE, and
+///         registering custody marks the task custodied there ({IBountyTree-markCustodied}), so
+///         that its nodes are scored through this contract alone: no single custodian, nor the
+///         oracle's account, decides a private node's score.
 ///
 ///         Escrow, per task: the fee and the stakes accepted are exactly what {settle} (or the
 ///         second hand-over) credits; nothing of one task pays another.
@@ -102,8 +104,6 @@ interface IPrivateCustody {
     /// @notice A custodian or dealer the admin has not approved.
     error NotApproved(address account);
     error NotSponsor(address caller);
-    /// @notice Custody is set before the task has any node (published datasets may come first).
-    error TaskHasSubmissions(uint256 taskId);
     error TaskClosed(uint256 taskId);
     error AlreadyRegistered(uint256 taskId);
     error NotRegistered(uint256 taskId);
@@ -147,9 +147,10 @@ interface IPrivateCustody {
     ///         never shortens it.
     function noteFinalized(uint256 taskId) external;
 
-    /// @notice Makes a task private: names its custodians, dealer and the sponsor's key. Only
-    ///         the task's sponsor, before any submission, while the task is open. msg.value is
-    ///         the custody fee.
+    /// @notice Makes a task private: names its custodians, dealer and the sponsor's key, and
+    ///         marks the task custodied on BountyTree (which refuses once the task has a node:
+    ///         TaskHasNodes). Only the task's sponsor, while the task is open. msg.value is the
+    ///         custody fee.
     /// @param stake Wei each of the three must stake to accept.
     /// @param handoverWindow Seconds the custodians have for the hand-over once finalization is
     ///        noted, 1 hour to 30 days.

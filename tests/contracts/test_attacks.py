@@ -483,6 +483,31 @@ def test_compute_piled_under_a_small_raise_earns_only_that_raise(
 # ──────────────────────────── finalize cut-off ────────────────────────────
 
 
+def test_the_scorers_finalize_never_cuts_off_a_node_revealed_after_it_decided(
+    tree, market, sponsor, architect, alice, bob, mallory, oracle
+):
+    """The oracle decides to finalize leaving the one node it gave up on (alice's: its files
+    never came); in the blocks before its transaction is mined, bob commits in time and reveals.
+    Finalize used to be mined anyway and cut bob's node off unscored, its fee burned. Now the
+    oracle's call names the count it saw and is refused; bob's node is scored and paid back its
+    stake, and his fee reaches the pool: he loses nothing to the race."""
+    task_id, _, given_up = _contested_task(
+        tree, market, sponsor, architect, alice, mallory, 8000, chain.time() + DAY
+    )
+    seen = tree.getTask(task_id).dict()["pendingNodes"]
+    assert seen == 1
+    arch = tree.getNode(given_up).dict()["parentId"]
+    late = market.submit(task_id, bob, arch)  # committed before the deadline, revealed at once
+    with reverts(f"PendingChanged: {task_id}, 2, 1"):
+        tree.finalizeLeaving(task_id, seen, {"from": oracle})
+    market.score(task_id, {late: 7000})
+    assert tree.pendingWithdrawals(bob) == STAKE  # scored above its parent: the stake is back
+    fin = tree.finalizeLeaving(task_id, 1, {"from": oracle})
+    assert fin.events["TaskFinalized"]["winnerNodeId"] != late  # it did not beat the best
+    assert tree.getNode(late).dict()["status"] == 1  # scored, not cut off
+    assert tree.getNode(given_up).dict()["status"] == 0  # the one it gave up on, as it decided
+
+
 def _contested_task(tree, market, sponsor, architect, alice, rival, target, deadline):
     """`rival`'s node scored at 80%, alice's better node (90% once scored) submitted in time and
     still pending: finalizing now would make the rival's node the winner."""
@@ -525,12 +550,14 @@ def test_finalize_cut_off_waits_for_pending_work(
     if target == 8000:  # due at once: the rival's node reached the target
         with reverts(work_pending(cut_off[0])):
             tree.finalize(cut_off[0], {"from": mallory})
-        oracle_tx = tree.finalize(by_oracle[0], {"from": oracle})  # the oracle need not wait
+        oracle_tx = tree.finalizeLeaving(by_oracle[0], 1, {"from": oracle})  # it need not wait
         assert oracle_tx.timestamp <= due[by_oracle[0]]
     tx = mined_at(due[cut_off[0]] + 1, tree.finalize, cut_off[0], sender=mallory)
     assert (tx.status, tx.revert_msg) == (0, work_pending(cut_off[0]))
     if target == 9900:
-        oracle_tx = mined_at(due[by_oracle[0]] + 2, tree.finalize, by_oracle[0], sender=oracle)
+        oracle_tx = mined_at(
+            due[by_oracle[0]] + 2, tree.finalizeLeaving, by_oracle[0], 1, sender=oracle
+        )
         assert oracle_tx.status == 1
     # the oracle's early finalize made bob's node the winner (alice's files may never have come);
     # alice takes her stake back

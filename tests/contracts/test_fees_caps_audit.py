@@ -138,7 +138,7 @@ def test_a_fee_pays_for_a_score_and_for_nothing_else(
     c, _, _ = market.commit(task_id, alice, arch, cid(3), value=STAKE + FEE)
     market.score(task_id, {arch: 9500})
     past_reveals(tree, task_id)
-    fin = tree.finalize(task_id, {"from": oracle})  # bob's node still pending, alice unrevealed
+    fin = tree.finalizeLeaving(task_id, 1, {"from": oracle})  # bob's node pending, alice unrevealed
     assert fin.events["TaskFinalized"]["pool"] == BOUNTY + FEE  # the architecture's fee only
     assert (BURNED, FEE, BURNED_KIND) in credits(fin)  # bob's node's fee
     assert credits(tree.reclaimCommitment(c, {"from": alice})) == [
@@ -316,7 +316,7 @@ def test_a_sponsor_that_scores_only_its_own_account_loses_its_bond(
     arch = market.propose(task_id, sybil, value=price)
     node = market.propose(task_id, alice, value=price)
     market.score(task_id, {arch: 9500})
-    fin = tree.finalize(task_id, {"from": oracle})
+    fin = tree.finalizeLeaving(task_id, 1, {"from": oracle})
     assert (BURNED, BOND, BURNED_KIND) in credits(fin)
     assert (BURNED, FEE, BURNED_KIND) in credits(fin)
     assert fin.events["BondForfeited"]["amount"] == BOND

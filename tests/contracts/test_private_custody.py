@@ -14,7 +14,7 @@ WINDOW = 2 * DAY
 @pytest.fixture(scope="module")
 def custody(tree, admin, alice, bob, publisher):
     contract = PrivateCustody.deploy(tree, {"from": admin})
-    tree.grantRole(tree.ORACLE_ROLE(), contract, {"from": admin})
+    tree.grantRole(tree.CUSTODY_ROLE(), contract, {"from": admin})
     for account in (alice, bob, publisher):
         contract.approve(account, True, {"from": admin})
     return contract
@@ -52,9 +52,16 @@ def _won(market, custody, sponsor, parties, architect, trainer):
     node = market.submit(task_id, trainer, arch)
     for index in (0, 1):
         custody.commitShare(node, cid(900 + index), {"from": parties[index]})
-    market.score(task_id, {arch: 0, node: 9500})
+    _attest(custody, parties, {arch: 0, node: 9500})
     market.tree.finalize(task_id, {"from": sponsor})
     return task_id, node
+
+
+def _attest(custody, parties, scores: dict) -> None:
+    """Both custodians attest each score, parents first: the only way a private node is scored."""
+    for node in sorted(scores):
+        for index in (0, 1):
+            custody.attest(node, 0, scores[node], {"from": parties[index]})
 
 
 def _custody(custody, task_id) -> dict:
@@ -71,7 +78,7 @@ def test_only_the_sponsor_makes_a_task_private_and_only_before_any_submission(
         _register(custody, 999, sponsor, parties)
     later = market.create_task(sponsor)
     market.propose(later, architect)
-    with reverts("TaskHasSubmissions"):
+    with reverts("TaskHasNodes"):  # BountyTree's refusal, through the custody
         _register(custody, later, sponsor, parties)
     _register(custody, task_id, sponsor, parties)
     with reverts("AlreadyRegistered"):
@@ -211,7 +218,7 @@ def test_a_winner_without_a_commitment_cannot_be_handed_over(
     arch = market.propose(task_id, architect)
     node = market.submit(task_id, outsider, arch)
     custody.commitShare(node, cid(5), {"from": parties[0]})
-    market.score(task_id, {arch: 0, node: 9500})
+    _attest(custody, parties, {arch: 0, node: 9500})
     market.tree.finalize(task_id, {"from": sponsor})
     with reverts("NoCommitment"):
         custody.handOver(task_id, cid(81), {"from": parties[1]})
@@ -322,6 +329,49 @@ def test_both_custodians_reject_a_node_they_cannot_train(
     assert "StakeForfeited" in tx.events
 
 
+def test_the_oracles_role_does_not_reach_a_private_task(
+    market, custody, sponsor, parties, architect, outsider, mallory, oracle, admin
+):
+    """The oracle's account (or a thief of its key) tries every scorer's call on a private task:
+    scoring its accomplice's node at the target, rejecting an honest node to forfeit its stake,
+    finalizing leaving the honest node unscored, and a test score after finalize. Each is
+    refused, so its gain is nothing: the accomplice's node stays pending and unpaid, the honest
+    node is scored through the custodians only. Nor does PrivateCustody's role reach a public
+    task, and a task is made private only through registration."""
+    task_id = _ready(market, custody, sponsor, parties)
+    tree = market.tree
+    assert tree.getTask(task_id).dict()["custodied"]
+    arch = market.propose(task_id, architect)
+    honest = market.submit(task_id, outsider, arch)
+    accomplice = market.submit(task_id, mallory, arch)
+    with reverts("NotScorer"):
+        tree.recordScores(task_id, [(arch, 9900, 0, 0)], {"from": oracle})
+    with reverts("NotScorer"):
+        tree.rejectNodes(task_id, [honest], [6], {"from": oracle})
+    _attest(custody, parties, {arch: 0, honest: 9500})
+    with reverts("NotScorer"):
+        tree.recordScores(task_id, [(accomplice, 9900, 0, 0)], {"from": oracle})
+    with reverts("NotScorer"):
+        tree.finalizeLeaving(task_id, 1, {"from": oracle})
+    assert tree.getNode(accomplice).dict()["status"] == 0  # still pending, never recorded
+    chain.sleep(2 * DAY + 1)  # the grace over: anyone finalizes, the accomplice's node pending
+    tree.finalize(task_id, {"from": sponsor})
+    with reverts("NotScorer"):
+        tree.recordTestScore(task_id, 10_000, {"from": oracle})
+    assert tree.getTask(task_id).dict()["winnerNodeId"] == honest
+    assert tree.pendingWithdrawals(mallory) == 0
+    # the custody's role reaches only the tasks it marks, and marks only through registration
+    public = market.create_task(sponsor)
+    p_arch = market.propose(public, architect)
+    with reverts("AccessControlUnauthorizedAccount"):
+        tree.markCustodied(public, {"from": oracle})
+    with reverts("AccessControlUnauthorizedAccount"):
+        tree.markCustodied(public, {"from": admin})
+    with reverts("NotRegistered"):
+        custody.attest(p_arch, 0, 9000, {"from": parties[0]})
+    assert not tree.getTask(public).dict()["custodied"]
+
+
 def test_a_task_the_custody_does_not_hold_cannot_be_scored_through_it(
     market, custody, sponsor, parties, architect, outsider
 ):
@@ -371,7 +421,7 @@ def test_finalizing_late_never_shortens_the_hand_over_window(
     node = market.submit(task_id, outsider, arch)
     for index in (0, 1):
         custody.commitShare(node, cid(900 + index), {"from": parties[index]})
-    market.score(task_id, {arch: 0, node: 100})  # below the target: no early finalize
+    _attest(custody, parties, {arch: 0, node: 100})  # below the target: no early finalize
     chain.sleep(40 * DAY)
     market.tree.finalize(task_id, {"from": sponsor})
     with reverts("HandoverOpen"):

@@ -85,9 +85,9 @@ def test_scoring_rejects_bad_calls(
     def record(*scores, sender=oracle, task=task_id):
         return tree.recordScores(task, list(scores), {"from": sender})
 
-    with reverts("AccessControlUnauthorizedAccount"):
+    with reverts("NotScorer"):
         record((arch, 5000, 0, 0), sender=outsider)
-    with reverts("AccessControlUnauthorizedAccount"):
+    with reverts("NotScorer"):
         tree.rejectNodes(task_id, [arch], [1], {"from": outsider})
     with reverts("BatchSize"):
         record()
@@ -320,7 +320,13 @@ def test_pending_nodes_hold_off_everyone_but_the_oracle(
     market.score(task2, {arch2: 9500})
     with reverts("WorkPending"):
         tree.finalize(task2, {"from": alice})
-    tree.finalize(task2, {"from": oracle})
+    with reverts("WorkPending"):  # finalize is the same for everyone
+        tree.finalize(task2, {"from": oracle})
+    with reverts("NotScorer"):  # leaving nodes is the scorer's alone
+        tree.finalizeLeaving(task2, 1, {"from": alice})
+    with reverts("PendingChanged"):  # and only the nodes it saw
+        tree.finalizeLeaving(task2, 0, {"from": oracle})
+    tree.finalizeLeaving(task2, 1, {"from": oracle})
     assert tree.getNode(node2).dict()["status"] == 0  # still pending: its stake is reclaimable
     tree.reclaimStake(node2, {"from": alice})
     # task 1: node's stake and the whole data share (0.5 ETH, her 100 bps are the only gain);

@@ -238,7 +238,7 @@ def test_deploy_and_a_task_on_a_public_chain_are_quoted_and_confirmed(public_cha
         "deploy BountyTree",
         "bindWriter",
         "deploy PrivateCustody",
-        "grantRole ORACLE_ROLE to PrivateCustody",
+        "grantRole CUSTODY_ROLE to PrivateCustody",
     ):
         assert f"{action} on chain {SEPOLIA}" in err
     assert err.count("send it? [y/N]") == 5 and "waiting for 2 confirmations" in err
