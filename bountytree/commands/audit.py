@@ -186,12 +186,12 @@ def _plain_correct(market: Market, node: NodeView, rows: Dataset) -> int:
     first class, as in PyTorch and in the secure evaluation)."""
     import torch
 
-    from bountytree.models.weights import load_model, max_bytes
+    from bountytree.models.weights import load_evaluated, max_bytes
     from bountytree.storage.store import get_bytes
 
     spec = market.architecture_spec(node)
     raw = get_bytes(market.store, node.weights_cid(spec), max_bytes(spec))
-    model = load_model(raw, spec, f"weights of node {node.id}")
+    model = load_evaluated(raw, spec, f"weights of node {node.id}")
     with torch.no_grad():
         X = torch.from_numpy(rows.X).reshape(len(rows), *spec.input_shape)
         predicted = model(X).argmax(1).numpy()

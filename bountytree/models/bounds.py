@@ -15,15 +15,23 @@ and Conv2d as centre ± radius with |W|, ReLU and pooling monotone, BatchNorm as
 the session evaluates), each layer by its entry in `layers.LAYERS`. The largest magnitude of any interval, logits included, must not exceed
 SAFE_LIMIT. Honest models sit far below it (the examples' bounds are in tests/oracle/test_models.py
 and docs/design.md), because interval bounds are loose but trained weights are small.
+
+The same pass bounds the drift: how far the secure evaluation's logits can be from those of the
+weights themselves (inputs encoded, products truncated, a folded BatchNorm's weights encoded),
+which must stay within DRIFT_LIMIT. Without it, weights of 2^27 behind a value that rounds made
+the model scored differ from the model delivered by a chosen amount.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import torch
 
 from bountytree.models.datasets import InputBox
-from bountytree.models.fixedpoint import SAFE_LIMIT
-from bountytree.models.layers import LAYERS
+from bountytree.models.fixedpoint import DRIFT_LIMIT, SAFE_LIMIT, ULP, on_grid
+from bountytree.models.layers import LAYERS, Bound, Tensors
 from bountytree.models.spec import (
     ModelSpec,
     build_torch,
@@ -33,26 +41,72 @@ from bountytree.models.spec import (
 )
 from bountytree.reasons import Reason, Rejected
 
-__all__ = ["SAFE_LIMIT", "check_evaluable", "range_problem", "value_bound", "within_range"]
+__all__ = [
+    "DRIFT_LIMIT",
+    "SAFE_LIMIT",
+    "Reach",
+    "check_evaluable",
+    "range_problem",
+    "reach",
+    "value_bound",
+    "within_range",
+]
+
+
+@dataclass(frozen=True)
+class Reach:
+    """What interval arithmetic says of a model over the task's input box."""
+
+    bound: float  # the largest |value| any layer can output (inputs included)
+    drift: float  # the most any logit of the secure evaluation can differ from the weights' own
+
+
+def reach(spec: ModelSpec, state: dict[str, torch.Tensor], box: InputBox) -> Reach:
+    """One pass of interval arithmetic over the evaluated weights (float64): each layer's values,
+    and beside them how far the secure evaluation can have moved them. The drift starts as the
+    inputs' encoding (one ULP); each layer carries the drift it receives (`_carried`), adds what
+    its weights' own encoding moves (zero for weights on the grid, which `weights.load` makes
+    them; a folded BatchNorm's are not) and two ULP of truncation. Infinite if the weights
+    overflow even float64."""
+    shape = (1, *spec.input_shape)
+    lo = torch.tensor(box.low, dtype=torch.float64).reshape(shape)
+    hi = torch.tensor(box.high, dtype=torch.float64).reshape(shape)
+    evaluated = evaluation_state(spec, state)
+    worst = float(torch.maximum(lo.abs(), hi.abs()).max())
+    drift = torch.full_like(lo, ULP)
+    for i, layer in enumerate(spec.layers):
+        bound, kwargs = LAYERS[layer.type].bound, layer_kwargs(layer)
+        weights = layer_weights(evaluated, i)
+        drift = _carried(bound, kwargs, weights, drift) + 2 * ULP
+        if weights:  # |W - W on the grid| · |x|, through the layer's own bound
+            off = {k: (v.double() - on_grid(v).double()).abs() for k, v in weights.items()}
+            largest_in = torch.maximum(lo.abs(), hi.abs())
+            drift = drift + bound(kwargs, off, (-largest_in, largest_in))[1]
+        lo, hi = bound(kwargs, weights, (lo, hi))
+        largest = float(torch.maximum(lo.abs(), hi.abs()).max())
+        if largest != largest:  # NaN: inf - inf somewhere; the weights overflow float64
+            return Reach(float("inf"), float("inf"))
+        worst = max(worst, largest)
+    most = float(drift.max())
+    return Reach(worst, most if most == most else float("inf"))
+
+
+def _carried(
+    bound: Bound, kwargs: dict[str, Any], weights: Tensors, drift: torch.Tensor
+) -> torch.Tensor:
+    """The drift a layer's output carries from its input's: every layer is affine or a monotone
+    map that is 1-Lipschitz and keeps 0 (ReLU, pooling, flattening), so the upper end of its bound
+    on [-drift, drift] less that on [0, 0] is |W| · drift for the affine ones and the drift
+    itself (pooled) for the others."""
+    zero = torch.zeros_like(drift)
+    return bound(kwargs, weights, (-drift, drift))[1] - bound(kwargs, weights, (zero, zero))[1]
 
 
 def value_bound(spec: ModelSpec, state: dict[str, torch.Tensor], box: InputBox) -> float:
     """The largest |value| any layer of the model can output for rows in `box` (each feature in
     its own [low, high]; float64 interval arithmetic on the evaluated weights). Infinite if the
     weights overflow even float64."""
-    shape = (1, *spec.input_shape)
-    lo = torch.tensor(box.low, dtype=torch.float64).reshape(shape)
-    hi = torch.tensor(box.high, dtype=torch.float64).reshape(shape)
-    evaluated = evaluation_state(spec, state)
-    worst = float(torch.maximum(lo.abs(), hi.abs()).max())
-    for i, layer in enumerate(spec.layers):
-        bound = LAYERS[layer.type].bound
-        lo, hi = bound(layer_kwargs(layer), layer_weights(evaluated, i), (lo, hi))
-        largest = float(torch.maximum(lo.abs(), hi.abs()).max())
-        if largest != largest:  # NaN: inf - inf somewhere; the weights overflow float64
-            return float("inf")
-        worst = max(worst, largest)
-    return worst
+    return reach(spec, state, box).bound
 
 
 def within_range(
@@ -66,15 +120,21 @@ def within_range(
 def range_problem(spec: ModelSpec, state: dict[str, torch.Tensor], box: InputBox) -> str | None:
     """Why these weights cannot be scored in the secure evaluation, and what to change; None if
     they can. The trainer asks before it stakes, the oracle before it scores: one message."""
-    fits, bound = within_range(spec, state, box)
-    if fits:
-        return None
-    return (
-        f"its values can reach {bound:.3g} on the task's rows (each feature within the range "
-        f"the sponsor's rows span), beyond the {SAFE_LIMIT:.3g} the secure evaluation holds: "
-        "scale the inputs inside the model (a BatchNorm first, trained with the model), use "
-        "smaller weights (a lower learning rate, fewer epochs), or a narrower layer"
-    )
+    r = reach(spec, state, box)
+    if r.bound > SAFE_LIMIT:
+        return (
+            f"its values can reach {r.bound:.3g} on the task's rows (each feature within the "
+            f"range the sponsor's rows span), beyond the {SAFE_LIMIT:.3g} the secure evaluation "
+            "holds: scale the inputs inside the model (a BatchNorm first, trained with the "
+            "model), use smaller weights (a lower learning rate, fewer epochs), or a narrower layer"
+        )
+    if r.drift > DRIFT_LIMIT:
+        return (
+            f"its weights amplify the secure evaluation's fixed-point rounding: a logit can "
+            f"differ by {r.drift:.3g} from the weights' own, beyond the {DRIFT_LIMIT:g} allowed, "
+            "so the model scored would not be the model delivered; use smaller weights"
+        )
+    return None
 
 
 def check_evaluable(

@@ -17,7 +17,7 @@ import torch
 
 from bountytree.errors import UserError
 from bountytree.models.spec import ModelSpec
-from bountytree.models.weights import load_model
+from bountytree.models.weights import load_evaluated
 
 # A CSV uploaded to the app for predictions is read whole; beyond this it is refused.
 MAX_CSV_BYTES = 32 << 20
@@ -63,8 +63,9 @@ class Predictor:
 
     @classmethod
     def from_weights(cls, raw: bytes, spec: ModelSpec, where: str = "weights") -> Predictor:
-        """Through the checked safetensors loader only (names, shapes, float32, finite)."""
-        return cls(spec, load_model(raw, spec, where))
+        """Through the checked safetensors loader only (names, shapes, float32, finite), as the
+        secure evaluation computes the model (`weights.load_evaluated`)."""
+        return cls(spec, load_evaluated(raw, spec, where))
 
     @property
     def num_features(self) -> int:

@@ -31,6 +31,7 @@ from bountytree.models.fields import (
     positive_fraction,
     required,
 )
+from bountytree.models.fixedpoint import on_grid
 
 if TYPE_CHECKING:
     import torch
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
 Shape = tuple[int, ...]
 Tensors = dict[str, "torch.Tensor"]
 Interval = tuple["torch.Tensor", "torch.Tensor"]
+# A layer's interval map: (its arguments, its weights, the input interval) -> the output's.
+Bound = Callable[[dict[str, Any], Tensors, Interval], Interval]
 
 # Buffers that evaluation does not use once a layer is folded (BatchNorm's statistics).
 BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
@@ -64,7 +67,7 @@ class LayerType:
     args: Mapping[str, Arg]
     shape: Callable[[str, dict[str, Any], Shape], Shape]
     crypten: Callable[[CryptenKit, dict[str, Any]], Any]
-    bound: Callable[[dict[str, Any], Tensors, Interval], Interval]
+    bound: Bound
     tensors: Callable[[dict[str, Any]], dict[str, Shape]] = field(default=lambda a: {})
     fold: Callable[[dict[str, Any], Tensors], Tensors] | None = None
     # Whether the custodians can train it on secret shares (a private task's architectures use
@@ -196,7 +199,7 @@ def _relu_bound(a: dict[str, Any], w: Tensors, x: Interval) -> Interval:
     return x[0].clamp(min=0), x[1].clamp(min=0)
 
 
-def _pool_bound(kind: str) -> Callable[[dict[str, Any], Tensors, Interval], Interval]:
+def _pool_bound(kind: str) -> Bound:
     def bound(a: dict[str, Any], w: Tensors, x: Interval) -> Interval:
         import torch.nn.functional as F
 
@@ -222,7 +225,9 @@ def _fold_batchnorm(rank: int) -> Callable[[dict[str, Any], Tensors], Tensors]:
     """x · s + t with s = γ / √(running_var + eps), t = β − running_mean · s, computed in float64
     from the weights. CrypTen's own BatchNorm goes through an approximate inverse square root,
     which can make a layer that is the identity in PyTorch change a score; one multiplication and
-    one addition are exact up to fixed-point rounding."""
+    one addition are exact up to fixed-point rounding. Both are put on the 2^-16 grid here: they
+    are what the secure evaluation encodes, and what the delivered model computes
+    (`weights.load_evaluated`), so that encoding them changes nothing."""
 
     def fold(a: dict[str, Any], w: Tensors) -> Tensors:
         import torch
@@ -230,7 +235,10 @@ def _fold_batchnorm(rank: int) -> Callable[[dict[str, Any], Tensors], Tensors]:
         scale = w["weight"].double() / torch.sqrt(w["running_var"].double() + a["eps"])
         shift = w["bias"].double() - w["running_mean"].double() * scale
         view = (-1, 1, 1) if rank == 3 else (-1,)
-        return {"weight": scale.float().reshape(view), "bias": shift.float().reshape(view)}
+        return {
+            "weight": on_grid(scale.float().reshape(view)),
+            "bias": on_grid(shift.float().reshape(view)),
+        }
 
     return fold
 

@@ -2,6 +2,8 @@
 
 Loading never unpickles: safetensors is a JSON header plus raw little-endian arrays, and every
 tensor is checked against the spec (names, shapes, float32, finite) before a model sees it.
+Loading also snaps every float to the secure evaluation's 2^-16 grid (`fixedpoint.on_grid`), so
+that whoever loads a node (oracle, trainer, audit, export, serve) holds the model that is scored.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from bountytree.models.spec import ModelSpec, build_torch
+from bountytree.models.fixedpoint import on_grid
+from bountytree.models.layers import LAYERS
+from bountytree.models.spec import ModelSpec, build_torch, evaluation_state
 from bountytree.reasons import Reason, Rejected
 
 # Room for the safetensors JSON header beside the tensors themselves.
@@ -39,9 +43,12 @@ def to_bytes(model: torch.nn.Module) -> bytes:
 
 
 def initial_weights(spec: ModelSpec) -> bytes:
-    """The weights torch's default initialisation gives with the spec's training seed."""
+    """The weights torch's default initialisation gives with the spec's training seed, on the
+    grid (as `load` returns them: the file round-trips)."""
     torch.manual_seed(spec.training["seed"])
-    return to_bytes(build_torch(spec))
+    model = build_torch(spec)
+    model.load_state_dict({k: on_grid(v) for k, v in model.state_dict().items()})
+    return to_bytes(model)
 
 
 # The only dtypes a weights file may hold: float32 tensors and BatchNorm's int64 counters.
@@ -73,7 +80,7 @@ def _check_header(raw: bytes, where: str) -> None:
 
 
 def load(raw: bytes, spec: ModelSpec, where: str = "weights") -> dict[str, torch.Tensor]:
-    """Parses and checks a weights file against its spec; returns the state dict."""
+    """Parses and checks a weights file against its spec; returns the state dict, on the grid."""
     if len(raw) > max_bytes(spec):
         raise WeightsError(
             f"{where}: {len(raw)} bytes, at most {max_bytes(spec)} for this spec", Reason.TOO_LARGE
@@ -109,7 +116,35 @@ def load(raw: bytes, spec: ModelSpec, where: str = "weights") -> dict[str, torch
             raise WeightsError(f"{where}: {key} contains NaN or infinity", Reason.NOT_FINITE)
         if key.endswith("running_var") and (tensor < 0).any():
             raise WeightsError(f"{where}: {key} has negative variances", Reason.NOT_FINITE)
-    return state
+    return {k: on_grid(v) for k, v in state.items()}
+
+
+class Affine(torch.nn.Module):
+    """x · weight + bias: a BatchNorm layer as it is evaluated (its folded map, on the grid)."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor):
+        super().__init__()
+        self.weight = torch.nn.Parameter(weight, requires_grad=False)
+        self.bias = torch.nn.Parameter(bias, requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.weight + self.bias
+
+
+def load_evaluated(raw: bytes, spec: ModelSpec, where: str = "weights") -> torch.nn.Module:
+    """The checked weights as the secure evaluation computes them, in evaluation mode: each
+    BatchNorm replaced by its folded map on the grid (`spec.evaluation_state`). What is delivered
+    and audited (`serve`, `model export`, `audit`) is then exactly the model that was scored, up
+    to the inputs' encoding and the session's truncations, which `bounds.reach` bounds."""
+    state = load(raw, spec, where)
+    model = build_torch(spec)
+    model.load_state_dict(state)
+    evaluated = evaluation_state(spec, state)
+    for i, layer in enumerate(spec.layers):
+        if LAYERS[layer.type].fold is not None:
+            model[i] = Affine(evaluated[f"{i}.weight"], evaluated[f"{i}.bias"])
+    model.eval()
+    return model
 
 
 def is_initial(state: dict[str, torch.Tensor], spec: ModelSpec) -> bool:
@@ -117,7 +152,7 @@ def is_initial(state: dict[str, torch.Tensor], spec: ModelSpec) -> bool:
     no training, so its weights must be the seed's and nothing else."""
     torch.manual_seed(spec.training["seed"])
     expected = build_torch(spec).state_dict()
-    return all(torch.equal(expected[k], state[k]) for k in expected)
+    return all(torch.equal(on_grid(expected[k]), on_grid(state[k])) for k in expected)
 
 
 def flatten(state: dict[str, torch.Tensor]) -> torch.Tensor:
