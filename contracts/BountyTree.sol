@@ -113,6 +113,9 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
     /// @inheritdoc IBountyTree
     /// @dev slot 8
     mapping(uint256 taskId => mapping(bytes32 cid => uint256 datasetId)) public datasetIdOf;
+    /// @inheritdoc IBountyTree
+    /// @dev slot 9; read only for tasks whose `custodied` flag (slot 4, read anyway) is set
+    mapping(uint256 taskId => address custody) public custodyOf;
 
     /// @param reputation_ The Reputation registry; its deployer must bind this contract as writer.
     /// @param admin Holder of DEFAULT_ADMIN_ROLE (grants and revokes oracles).
@@ -322,9 +325,12 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
     /// @inheritdoc IBountyTree
     function markCustodied(uint256 taskId) external onlyRole(CUSTODY_ROLE) {
         Task storage t = _unfinalizedTask(taskId);
-        // revealed datasets count among submissions; a node is any other
-        if (t.submissions != t.datasets) revert TaskHasNodes(taskId);
+        if (t.custodied) revert AlreadyCustodied(taskId, custodyOf[taskId]);
+        // revealed datasets count among submissions; a node is any other. A commitment still
+        // open may be a node meant for a public task (or a dataset's): it must be revealed first.
+        if (t.submissions != t.datasets || t.openCommitments != 0) revert TaskHasWork(taskId);
         t.custodied = true;
+        custodyOf[taskId] = msg.sender;
         emit TaskCustodied(taskId, msg.sender);
     }
 
@@ -622,10 +628,14 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
     }
 
     /// @dev An unfinalized task `account` may score: the oracle a public task, the custody
-    ///      contract a private one (the oracle's role never reaches a private node).
+    ///      contract that marked a private one (the oracle's role never reaches a private node,
+    ///      nor another holder of CUSTODY_ROLE). A custody whose role was revoked scores nothing.
     function _scoredBy(uint256 taskId, address account) private view returns (Task storage t) {
         t = _unfinalizedTask(taskId);
-        if (!hasRole(t.custodied ? CUSTODY_ROLE : ORACLE_ROLE, account)) revert NotScorer(taskId, account);
+        bool scorer = t.custodied
+            ? account == custodyOf[taskId] && hasRole(CUSTODY_ROLE, account)
+            : hasRole(ORACLE_ROLE, account);
+        if (!scorer) revert NotScorer(taskId, account);
     }
 
     function _finalizedTask(uint256 taskId) private view returns (Task storage t) {

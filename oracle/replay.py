@@ -26,6 +26,7 @@ import torch
 
 from bountytree.models import weights as weights_io
 from bountytree.models.datasets import Dataset
+from bountytree.models.fixedpoint import on_grid
 from bountytree.models.flops import training_flops_per_row, training_ops
 from bountytree.models.spec import ModelSpec
 from bountytree.models.training import HOLDOUT, train_node
@@ -65,7 +66,8 @@ def replay(
     parent = weights_io.load_model(parent_weights, spec, "parent weights")
     start = weights_io.flatten(parent.state_dict())
     trained = train_node(parent, spec, rows)
-    result = weights_io.flatten(trained.model.state_dict())
+    # on the grid, as the submitted weights were loaded: an exact replay is at distance 0
+    result = weights_io.flatten({k: on_grid(v) for k, v in trained.model.state_dict().items()})
     moved = float(torch.linalg.vector_norm(result - start)) or 1e-12
     distance = float(torch.linalg.vector_norm(submitted - result)) / moved
     # Rows repeated in the dataset are paid once per epoch: padding a dataset with copies of its

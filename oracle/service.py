@@ -42,7 +42,9 @@ MAX_CACHED_DATASETS = 4
 # A winner's test session that fails is tried again in later rounds, at most this many times.
 MAX_TEST_ATTEMPTS = 3
 # Fault injection for the reliability drills: "after-score-batch:N" ends the process abruptly
-# (no cleanup, like a kill -9) right after the N-th batch of scores is on-chain.
+# (no cleanup, like a kill -9) right after the N-th batch of scores is on-chain;
+# "session-fails:N" makes every session that holds node N fail, as a validator that cannot
+# evaluate it would.
 FAILPOINT = os.environ.get("BOUNTYTREE_FAILPOINT", "")
 Log = Callable[[str], None]
 
@@ -257,6 +259,13 @@ class Oracle:
             w.node.id for w in waits if not w.overdue and age(w.node.block)() < self.fetch_timeout
         ]
         return self._in_reveal_order(ready, waits, young), rejects, waits
+
+    def _young(self, node: NodeView) -> bool:
+        """Whether the node was revealed less than the fetch timeout ago: how long it may hold
+        the nodes revealed after it."""
+        eth = self.market.chain.w3.eth
+        now = eth.get_block("latest")["timestamp"]
+        return bool(now - eth.get_block(node.block)["timestamp"] < self.fetch_timeout)
 
     @staticmethod
     def _in_reveal_order(ready: list[Ready], waits: list[Wait], holding: list[int]) -> list[Ready]:
@@ -529,8 +538,18 @@ class Oracle:
         correct = self._evaluate(task, ready, validation, r)
         scores, done = [], set()
         in_round = {x.node.id for x in ready}
+        # A node whose session failed this round holds the nodes revealed after it back, as a
+        # node waiting for its files does (`_in_reveal_order`) and for as long (its fetch
+        # timeout): recorded first, a copy of it could take its raise.
+        failed = [x.node for x in ready if x.node.id not in correct]
+        first = min((n.id for n in failed if self._young(n)), default=None)
         for x in ready:  # in id order; a node whose pending parent got no score cannot be recorded
             if x.node.id not in correct:
+                continue
+            if first is not None and x.node.id > first:
+                why = f"node {first}, revealed before it, was not scored this round"
+                r.waiting[x.node.id] = why
+                self.say(f"wait {x.node.id}", f"task {task_id} node {x.node.id}: waiting ({why})")
                 continue
             if x.node.parent_id in in_round and x.node.parent_id not in done:
                 continue
@@ -599,6 +618,8 @@ class Oracle:
             "classes": info.num_classes,
         }
         try:
+            if FAILPOINT in {f"session-fails:{x.node.id}" for x in ready}:
+                raise UserError(f"the session failed ({FAILPOINT})")
             session = run_session(
                 task.id,
                 ready,

@@ -1,5 +1,5 @@
 """`bountytree finalize --task TASK_ID` (anyone, once the target or the deadline is reached; it
-pays what nodes off the winning path hold too), `bountytree claim --task TASK_ID` (anyone: pays
+pays what nodes off the winning path hold too; the task's scorer may add `--leaving N`), `bountytree claim --task TASK_ID` (anyone: pays
 what a finalize left unclaimed),
 `bountytree reveal --task TASK_ID` (finish one's commitments a client left unrevealed),
 `bountytree reclaim --task TASK_ID` (the stakes of one's work a finalized task never scored:
@@ -38,6 +38,15 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     ):
         p = sub.add_parser(name, parents=[common], help=text)
         p.add_argument("--task", type=int, required=True)
+        if name == "finalize":
+            p.add_argument(
+                "--leaving",
+                type=int,
+                metavar="N",
+                help="the task's scorer only: finalize leaving exactly N nodes unscored (the "
+                "contract refuses if another count is pending now, so none revealed since is "
+                "cut off)",
+            )
         p.set_defaults(run=run)
     w = sub.add_parser(
         "withdraw", parents=[common], help="withdraw every payout credited to the account"
@@ -49,7 +58,7 @@ def run_finalize(args: argparse.Namespace, settings: Settings) -> int:
     from bountytree.market.actions import open_market
     from bountytree.market.render import eth, payout_lines
 
-    out = open_market(settings).finalize(args.task)
+    out = open_market(settings).finalize(args.task, leaving=args.leaving)
     winner = (
         f"winner node {out.winner} at {out.accuracy_bps / 100:.2f}%"
         if out.winner

@@ -299,7 +299,7 @@ class Market:
             compute_weight=t["computeWeight"],
             unclaimed_raise_bps=t["unclaimedRaiseBps"],
             unclaimed_weight=t["unclaimedWeight"],
-            custodied=t["custodied"],
+            custodied=t.get("custodied", False),  # (absent from deployments older than custody)
         )
         if with_info:
             view.description = taskinfo.parse(

@@ -43,6 +43,7 @@ from bountytree.reasons import Reason, Rejected
 
 __all__ = [
     "DRIFT_LIMIT",
+    "PAD_FLOOR",
     "SAFE_LIMIT",
     "Reach",
     "check_evaluable",
@@ -59,6 +60,16 @@ class Reach:
 
     bound: float  # the largest |value| any layer can output (inputs included)
     drift: float  # the most any logit of the secure evaluation can differ from the weights' own
+    # a padded MaxPool2d whose inputs can fall below PAD_FLOOR (its index in the spec), else None
+    padded_pool: int | None = None
+
+
+# CrypTen pads a max-pool's input by padding each party's share with -2^24 (encoded), so a
+# padded cell is worth about -512 in a two-party session where PyTorch's is -inf: where every
+# value of a window can be below that, the session's max is the padding's and the delivered
+# model's is not (the attacker review of session 14 scored -488 for a delivered +1,000). A padded
+# MaxPool2d is evaluated only over inputs that stay above half of it.
+PAD_FLOOR = -256.0
 
 
 def reach(spec: ModelSpec, state: dict[str, torch.Tensor], box: InputBox) -> Reach:
@@ -77,6 +88,8 @@ def reach(spec: ModelSpec, state: dict[str, torch.Tensor], box: InputBox) -> Rea
     for i, layer in enumerate(spec.layers):
         bound, kwargs = LAYERS[layer.type].bound, layer_kwargs(layer)
         weights = layer_weights(evaluated, i)
+        if layer.type == "MaxPool2d" and kwargs["padding"] and float(lo.min()) < PAD_FLOOR:
+            return Reach(float(torch.maximum(lo.abs(), hi.abs()).max()), float("inf"), i)
         drift = _carried(bound, kwargs, weights, drift) + 2 * ULP
         if weights:  # |W - W on the grid| · |x|, through the layer's own bound
             off = {k: (v.double() - on_grid(v).double()).abs() for k, v in weights.items()}
@@ -127,6 +140,12 @@ def range_problem(spec: ModelSpec, state: dict[str, torch.Tensor], box: InputBox
             f"range the sponsor's rows span), beyond the {SAFE_LIMIT:.3g} the secure evaluation "
             "holds: scale the inputs inside the model (a BatchNorm first, trained with the "
             "model), use smaller weights (a lower learning rate, fewer epochs), or a narrower layer"
+        )
+    if r.padded_pool is not None:
+        return (
+            f"layers[{r.padded_pool}] pads a max-pool over values that can fall below "
+            f"{PAD_FLOOR:g}, where the secure evaluation's padding (about -512) would win and "
+            "PyTorch's would not: put a ReLU before it, or use padding 0"
         )
     if r.drift > DRIFT_LIMIT:
         return (

@@ -37,6 +37,20 @@ ULP = 2.0**-FRACTION_BITS
 DRIFT_LIMIT = 2.0**-2
 
 
+# Argmax ties go to the lowest class, as in PyTorch: the secure evaluation adds a public
+# TIE_EPS × (classes − 1 − c) to logit c, four units of the encoding's last place each. The
+# delivered model adds the same (`weights.load_evaluated`): a crafted pair of logits TIE_EPS
+# apart once scored as one class and was delivered as the other (184 rows of 1,000).
+TIE_EPS = 2.0**-14
+
+
+def tie_offsets(num_classes: int) -> torch.Tensor:
+    """What each logit gains before the argmax: TIE_EPS × (classes − 1 − c) for class c."""
+    import torch
+
+    return TIE_EPS * torch.arange(num_classes - 1, -1, -1, dtype=torch.float32)
+
+
 def on_grid(t: torch.Tensor) -> torch.Tensor:
     """A float tensor as CrypTen encodes it: truncated toward zero to a multiple of ULP. Exact in
     float32 (a power of two scales; below 2^8 the product fits the mantissa, above it float32's

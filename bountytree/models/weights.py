@@ -16,7 +16,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from bountytree.models.fixedpoint import on_grid
+from bountytree.models.fixedpoint import on_grid, tie_offsets
 from bountytree.models.layers import LAYERS
 from bountytree.models.spec import ModelSpec, build_torch, evaluation_state
 from bountytree.reasons import Reason, Rejected
@@ -131,11 +131,23 @@ class Affine(torch.nn.Module):
         return x * self.weight + self.bias
 
 
+class TieOffsets(torch.nn.Module):
+    """Adds the secure evaluation's public argmax tie-breaking offsets to the logits."""
+
+    def __init__(self, num_classes: int):
+        super().__init__()
+        self.register_buffer("offsets", tie_offsets(num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.offsets
+
+
 def load_evaluated(raw: bytes, spec: ModelSpec, where: str = "weights") -> torch.nn.Module:
     """The checked weights as the secure evaluation computes them, in evaluation mode: each
-    BatchNorm replaced by its folded map on the grid (`spec.evaluation_state`). What is delivered
-    and audited (`serve`, `model export`, `audit`) is then exactly the model that was scored, up
-    to the inputs' encoding and the session's truncations, which `bounds.reach` bounds."""
+    BatchNorm replaced by its folded map on the grid (`spec.evaluation_state`), and the logits
+    given the session's tie-breaking offsets (`fixedpoint.tie_offsets`). What is delivered and
+    audited (`serve`, `model export`, `audit`) is then exactly the model that was scored, up to
+    the inputs' encoding and the session's truncations, which `bounds.reach` bounds."""
     state = load(raw, spec, where)
     model = build_torch(spec)
     model.load_state_dict(state)
@@ -143,6 +155,7 @@ def load_evaluated(raw: bytes, spec: ModelSpec, where: str = "weights") -> torch
     for i, layer in enumerate(spec.layers):
         if LAYERS[layer.type].fold is not None:
             model[i] = Affine(evaluated[f"{i}.weight"], evaluated[f"{i}.bias"])
+    model.append(TieOffsets(spec.num_classes))
     model.eval()
     return model
 

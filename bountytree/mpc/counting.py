@@ -2,20 +2,20 @@
 custodians' scoring compute, up to the moment a count is revealed (each reveals its own way).
 
 Rows are shared in chunks of `chunk_rows` rows, so a wide model holds fewer rows at once instead
-of exhausting memory. Argmax ties go to the lowest class, as in PyTorch: a public bias of
-TIE_EPS × (classes − 1 − c) is added to logit c, a few units of the encoding's last place.
+of exhausting memory. Argmax ties go to the lowest class, as in PyTorch: the public offsets of
+`fixedpoint.tie_offsets` are added to the logits, as the delivered model adds them.
 """
 
 from __future__ import annotations
 
+from bountytree.models.fixedpoint import tie_offsets
 from bountytree.models.spec import ModelSpec
 
-from .crypten_import import crypten, torch
+from .crypten_import import crypten
 
 CHUNK_ROWS = 4096
 # Values of one layer's output across a chunk of rows: what a session holds at once per layer.
 CHUNK_VALUES = 1 << 21
-TIE_EPS = 2.0**-14  # 4 units of CrypTen's 16-bit fixed-point fraction
 
 
 def chunk_rows(specs: list[ModelSpec]) -> int:
@@ -28,7 +28,7 @@ def chunk_rows(specs: list[ModelSpec]) -> int:
 def shared_hits(model, spec: ModelSpec, chunks):
     """The shared number of rows the model classifies correctly, over (rows, one-hot labels)
     chunks of shared tensors; nothing is revealed."""
-    tie_bias = TIE_EPS * torch.arange(spec.num_classes - 1, -1, -1, dtype=torch.float32)
+    tie_bias = tie_offsets(spec.num_classes)
     total = None
     with crypten.no_grad():
         for x, onehot in chunks:

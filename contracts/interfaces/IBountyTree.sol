@@ -108,8 +108,8 @@ interface IBountyTree {
         uint16 computeShareBps; // share for verified operations
         uint16 expertiseShareBps; // share for the architect
         BondState bondState;
-        bool custodied; // a private task: scored by CUSTODY_ROLE (PrivateCustody), never by the
-            // oracle; set before its first node, never cleared
+        bool custodied; // a private task: scored by the custody contract that marked it
+            // ({custodyOf}), never by the oracle; set before any work, never cleared
         // slot 5 — auditable tasks, what comes after finalize, the dataset count, and what new
         // bests set (written by a scoring batch that sets one by training)
         uint80 auditBond; // wei the sponsor escrowed to publish the validation file after finalize
@@ -359,8 +359,10 @@ interface IBountyTree {
     /// @notice The caller does not hold the role that scores this task (ORACLE_ROLE for a public
     ///         task, CUSTODY_ROLE for a custodied one).
     error NotScorer(uint256 taskId, address caller);
-    /// @notice A task is made private only before its first node.
-    error TaskHasNodes(uint256 taskId);
+    /// @notice A task is made private only before any node is revealed or any commitment is open.
+    error TaskHasWork(uint256 taskId);
+    /// @notice The task is already private, held by `custody`.
+    error AlreadyCustodied(uint256 taskId, address custody);
     /// @notice Commitments made in time may still be revealed: nobody may finalize before
     ///         `revealsCloseAt` (REVEAL_WINDOW after the deadline) unless they are all revealed.
     error RevealsOpen(uint256 taskId, uint256 openCommitments, uint256 revealsCloseAt);
@@ -534,11 +536,17 @@ interface IBountyTree {
     /// @param pendingSeen Exactly the task's pendingNodes now, else {PendingChanged}.
     function finalizeLeaving(uint256 taskId, uint256 pendingSeen) external;
 
-    /// @notice Marks a task private before its first node (CUSTODY_ROLE: PrivateCustody, when
-    ///         the sponsor registers custody): its scores and rejections then come from that
-    ///         role alone, and the oracle's role no longer reaches it.
-    /// @param taskId An unfinalized task without nodes (published datasets aside).
+    /// @notice Marks a task private before any work (CUSTODY_ROLE: PrivateCustody, when the
+    ///         sponsor registers custody): its scores and rejections then come from the calling
+    ///         contract alone ({custodyOf}), and the oracle's role no longer reaches it.
+    /// @dev A commitment still open is refused too: a stranger committed it to a public task,
+    ///      and its node, revealed into a private one, could only be rejected.
+    /// @param taskId An unfinalized, unmarked task with no node and no open commitment
+    ///        (published datasets aside).
     function markCustodied(uint256 taskId) external;
+
+    /// @notice The custody contract that alone scores a private task (zero for a public task).
+    function custodyOf(uint256 taskId) external view returns (address);
 
     /// @notice Returns the stake of a node still unscored when its task was finalized (its fee
     ///         was burned at finalize: it bought no score, and a submitter whose node the oracle

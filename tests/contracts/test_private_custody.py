@@ -78,8 +78,12 @@ def test_only_the_sponsor_makes_a_task_private_and_only_before_any_submission(
         _register(custody, 999, sponsor, parties)
     later = market.create_task(sponsor)
     market.propose(later, architect)
-    with reverts("TaskHasNodes"):  # BountyTree's refusal, through the custody
+    with reverts("TaskHasWork"):  # BountyTree's refusal, through the custody
         _register(custody, later, sponsor, parties)
+    committed = market.create_task(sponsor)  # a commitment open, not revealed yet
+    market.commit(committed, architect, 0, cid(77))
+    with reverts("TaskHasWork"):
+        _register(custody, committed, sponsor, parties)
     _register(custody, task_id, sponsor, parties)
     with reverts("AlreadyRegistered"):
         _register(custody, task_id, sponsor, parties)
@@ -353,6 +357,15 @@ def test_the_oracles_role_does_not_reach_a_private_task(
         tree.recordScores(task_id, [(accomplice, 9900, 0, 0)], {"from": oracle})
     with reverts("NotScorer"):
         tree.finalizeLeaving(task_id, 1, {"from": oracle})
+    # another holder of CUSTODY_ROLE (a second custody contract, say) neither scores the task
+    # nor takes it over
+    tree.grantRole(tree.CUSTODY_ROLE(), mallory, {"from": admin})
+    assert tree.custodyOf(task_id) == custody.address
+    with reverts("NotScorer"):
+        tree.recordScores(task_id, [(accomplice, 9900, 0, 0)], {"from": mallory})
+    with reverts("AlreadyCustodied"):
+        tree.markCustodied(task_id, {"from": mallory})
+    tree.revokeRole(tree.CUSTODY_ROLE(), mallory, {"from": admin})
     assert tree.getNode(accomplice).dict()["status"] == 0  # still pending, never recorded
     chain.sleep(2 * DAY + 1)  # the grace over: anyone finalizes, the accomplice's node pending
     tree.finalize(task_id, {"from": sponsor})

@@ -84,7 +84,11 @@ def test_fee_and_cap_are_paid_and_enforced(settings, deployed, files):
     market_for(settings, 2).propose(task_id, spec)  # the cap is per account
     oracle = market_for(settings, 0)
     oracle.record_scores(task_id, [Score(arch, 9000, 0, 0)])
-    done = oracle.finalize(task_id)
+    with pytest.raises(UserError, match="WorkPending"):  # the same for the oracle as for anyone
+        oracle.finalize(task_id)
+    with pytest.raises(UserError, match="PendingChanged"):  # it leaves only what it saw
+        oracle.finalize(task_id, leaving=0)
+    done = oracle.finalize(task_id, leaving=1)
     # the scored architecture's fee joins the pool; the pending proposal's comes back with its
     # stake
     assert done.pool == oracle.task(task_id).pool == 10**18 + FEE
@@ -192,7 +196,7 @@ def test_work_never_scored_gets_its_stakes_back(settings, deployed, files, monke
         oracle.finalize(task_id)
     task = oracle.task(task_id, with_info=False)
     advance_time(settings, task.reveals_close_at - task.now + 1)
-    assert oracle.finalize(task_id).pool == 10**18 + FEE  # the scored node's fee only
+    assert oracle.finalize(task_id, leaving=1).pool == 10**18 + FEE  # the scored node's fee only
     before = loser.pending()
     out = cli_ok(settings, "reclaim", "--task", str(task_id), "--account", "dev:3")
     assert f"reclaimed 0.01 ETH for node {pending}" in out, out

@@ -13,7 +13,7 @@ from safetensors.torch import load as load_file_bytes
 from bountytree.models import weights
 from bountytree.models.bounds import check_evaluable, reach
 from bountytree.models.datasets import InputBox
-from bountytree.models.fixedpoint import DRIFT_LIMIT, ULP, on_grid
+from bountytree.models.fixedpoint import DRIFT_LIMIT, TIE_EPS, ULP, on_grid, tie_offsets
 from bountytree.models.spec import build_torch, parse_spec
 from bountytree.mpc.local import run_parties
 from bountytree.reasons import Reason, Rejected
@@ -135,3 +135,78 @@ def test_a_batchnorm_model_is_delivered_as_the_map_it_is_scored_as(tmp_path):
     gap = float(np.abs(as_delivered - secure).max())
     print(f"tabular: delivered vs secure {gap:.2e}, drift bound {r.drift:.2e}")
     assert gap <= r.drift
+
+
+def test_ties_break_the_same_way_scored_and_delivered(tmp_path):
+    """The attacker review's tie gadget: class 2's logit is class 0's plus TIE_EPS. The session
+    adds the tie offsets before its argmax (class 0 wins by TIE_EPS); delivered without them,
+    class 2 won on every row. Now the delivered model adds the same offsets."""
+    spec = parse_spec(GADGET)
+    torch.manual_seed(2)
+    model = build_torch(spec)
+    with torch.no_grad():
+        model[2].weight[2] = model[2].weight[0]
+        model[2].bias[2] = model[2].bias[0] + TIE_EPS
+    raw = weights.to_bytes(model)
+    state = weights.load(raw, spec)
+    rows = _rows()
+    secure = _secure_logits(GADGET, state, rows, tmp_path) + tie_offsets(3).numpy()
+    plain = build_torch(spec)
+    plain.load_state_dict(state)
+    with torch.no_grad():
+        without = plain.eval()(torch.from_numpy(rows)).numpy().argmax(1)
+        delivered = weights.load_evaluated(raw, spec)(torch.from_numpy(rows)).numpy().argmax(1)
+    scored = secure.argmax(1)
+    classes_0_or_2 = np.isin(scored, (0, 2))
+    assert classes_0_or_2.sum() > 10
+    assert (without[classes_0_or_2] != scored[classes_0_or_2]).mean() > 0.9  # the old gap
+    assert (delivered != scored).mean() <= 0.05  # truncation noise at most, not a chosen class
+
+
+PADDED = {
+    "name": "padded pool",
+    "input_shape": [1, 4, 4],
+    "num_classes": 2,
+    "layers": [
+        {"type": "Conv2d", "in_channels": 1, "out_channels": 1, "kernel_size": 1},
+        {"type": "MaxPool2d", "kernel_size": 2, "padding": 1},
+        {"type": "Flatten"},
+        {"type": "Linear", "in_features": 9, "out_features": 2},
+    ],
+    "training": GADGET["training"],
+}
+
+
+def test_a_max_pool_padded_over_low_values_is_refused(tmp_path):
+    """CrypTen pads each party's share of a max-pool's input with -2^24, so a padded cell is
+    worth about -512 where PyTorch's is -inf: under a convolution biased to -2,000 the corner
+    windows' max is the padding's in the session and not in the delivered model (the review
+    scored -488 for a delivered +1,000). Refused before any session; with a ReLU before the
+    pool (values at 0 or above) the same model is accepted."""
+    spec = parse_spec(PADDED)
+    torch.manual_seed(3)
+    model = build_torch(spec)
+    with torch.no_grad():
+        model[0].weight.fill_(1.0)
+        model[0].bias.fill_(-2000.0)
+        model[3].weight.zero_()
+        model[3].weight[0, 0] = -1.0  # the top-left window: padding and one real cell
+        model[3].bias.fill_(0.0)
+    raw = weights.to_bytes(model)
+    state = weights.load(raw, spec)
+    box = InputBox((0.0,) * 16, (1.0,) * 16)
+    rows = np.random.default_rng(4).random((8, 1, 4, 4)).astype(np.float32)
+    secure = _secure_logits(PADDED, state, rows, tmp_path)
+    with torch.no_grad():
+        delivered = weights.load_evaluated(raw, spec)(torch.from_numpy(rows)).numpy()
+    assert np.abs(secure[:, 0] - delivered[:, 0]).min() > 1000  # what it would have gained
+    r = reach(spec, state, box)
+    assert r.padded_pool == 1
+    with pytest.raises(Rejected, match="pads a max-pool"):
+        check_evaluable(spec, state, box, "the padded weights")
+    relu_first = {
+        **PADDED,
+        "layers": [PADDED["layers"][0], {"type": "ReLU"}, *PADDED["layers"][1:]],
+    }
+    model = build_torch(parse_spec(relu_first))
+    assert reach(parse_spec(relu_first), model.state_dict(), box).padded_pool is None

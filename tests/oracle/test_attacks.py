@@ -358,6 +358,48 @@ def test_compute_is_paid_only_for_replayed_public_training(settings, deployed, f
     assert _gain(eve, task_id, eve.chain.address) == 0
 
 
+def test_a_copy_of_a_node_whose_session_failed_cannot_take_its_raise(settings, deployed, files):
+    """Alice's node is checked and ready, but its session fails this round (the validator cannot
+    evaluate it: `session-fails`, an infrastructure fault); Mallory's copy of it in another form,
+    revealed after it, is evaluated fine in the same round. Recorded then, the copy was the new
+    best and held the raise. Now it waits for Alice's node, within the fetch timeout; the next
+    round records Alice's first, and the copy gains nothing."""
+    task_id = new_task(settings, files["validation"], "failed original", target="0.999")
+    arch = node_id_of(
+        cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1")
+    )
+    _oracle(settings, task_id)
+    alice_market = market_for(settings, 3)
+    spec, init = _state(alice_market, arch)
+    model = build_torch(spec)
+    model.load_state_dict(init)
+    train_node(model, spec, load_file(files["owner1"]))
+    raw = save(nudged(model.state_dict(), init, 0.01, seed=11))
+    alice = alice_market.submit(task_id, arch, add_bytes(alice_market.store, raw)).node_id
+    mallory = market_for(settings, 8)
+    copy = add_bytes(mallory.store, save(_permuted(weights.load(raw, spec), seed=9)))
+    copy = mallory.submit(task_id, arch, copy).node_id
+
+    out = cli_ok(
+        settings,
+        *("--once", "--task", str(task_id), "--fetch-timeout", "3600"),
+        module="oracle",
+        env={"BOUNTYTREE_FAILPOINT": f"session-fails:{alice}"},
+    )
+    assert f"node {alice}: not scored" in out, out
+    assert f"node {copy}: waiting (node {alice}, revealed before it, was not scored" in out, out
+    assert mallory.node(copy).status == mallory.node(alice).status == "pending"
+    out = cli_ok(
+        settings, "--once", "--task", str(task_id), "--fetch-timeout", "3600", module="oracle"
+    )
+    nodes = mallory.nodes(task_id)
+    assert nodes[alice].status == nodes[copy].status == "scored", out
+    assert nodes[alice].raise_bps > 0 and nodes[copy].raise_bps == 0
+    _finalize(settings, task_id)
+    assert _gain(mallory, task_id, mallory.chain.address) == 0
+    assert _gain(mallory, task_id, nodes[alice].author) > 0
+
+
 def test_a_node_that_does_not_fit_the_task_stalls_nothing(settings, deployed, files):
     """An architecture for 3 classes in a 10-class task, sent straight to the contract, is
     rejected before any session; the honest architecture beside it is scored in the same round."""
