@@ -31,6 +31,7 @@ from typing import BinaryIO, Protocol
 from bountytree.errors import UserError
 from bountytree.storage.cid import cid_from_digest, digest_from_cid
 from bountytree.storage.unixfs import (
+    CHUNK_SIZE,
     BlockFormatError,
     Decoded,
     build_file,
@@ -147,22 +148,24 @@ def _decode(cid: str, block: bytes) -> Decoded:
         raise StoreError(f"{cid}: not a UnixFS file ({exc})") from None
 
 
-# Blocks a file may take per KiB it declares (plus a few): kubo's chunks are 256 KiB, and no
-# chunker makes them smaller than 1 KiB. It bounds a walk over a DAG built to be walked forever.
-MIN_CHUNK = 1024
+# Every file is read as kubo adds it by default (both stores add that way, and `add` refuses a
+# node that does not): each block's links, but the last, lead to whole 256 KiB chunks or to full
+# subtrees of them. A DAG of 1 KiB leaves, each served by a peer just inside the node's timeout,
+# once made one read last hours; now a file takes at most two blocks per chunk it declares (plus
+# a few), fetched AHEAD at a time, so a read's time is bounded by its declared size.
 SPARE_BLOCKS = 64
 
 
 def read_file(cid: str, source: BlockSource, limit: int | None = None) -> Iterator[bytes]:
     """The file's bytes in order, walking its DAG depth first from verified blocks. The root's
     declared size is checked against `limit` before anything below it is fetched, and every
-    block's size against what its parent declared, so the file cannot outgrow its root; the
-    blocks read are bounded by the declared size, so a DAG whose links repeat cannot keep a
-    reader walking."""
+    block's size against what its parent declared, so the file cannot outgrow its root; every
+    link but a block's last must hold whole chunks, and the blocks read are bounded by the
+    declared size, so neither tiny leaves nor links that repeat can keep a reader walking."""
     root = _decode(cid, source.get_block(cid, digest_from_cid(cid)))
     if limit is not None and root.filesize > limit:
         raise TooLarge(f"{cid} is larger than the {limit}-byte limit ({root.filesize} bytes)")
-    budget = [root.filesize // MIN_CHUNK + SPARE_BLOCKS]
+    budget = [2 * (root.filesize // CHUNK_SIZE) + SPARE_BLOCKS]
     yield from _below(cid, root, source, 0, budget)
 
 
@@ -177,6 +180,13 @@ def _below(
         raise StoreError(f"{cid}: not a UnixFS file (deeper than {MAX_DEPTH} levels)")
     if min(node.blocksizes) <= 0 or len(node.data) + sum(node.blocksizes) != node.filesize:
         raise StoreError(f"{cid}: not a UnixFS file (its blocks' sizes do not add up)")
+    partial = next((size for size in node.blocksizes[:-1] if size % CHUNK_SIZE), None)
+    if partial is not None:
+        raise StoreError(
+            f"{cid}: not a UnixFS file as IPFS adds it by default (a block before the last "
+            f"holds {partial} bytes, not whole {CHUNK_SIZE}-byte chunks); add it again with "
+            "`bountytree ipfs add` or kubo's defaults"
+        )
     budget[0] -= len(node.links)
     if budget[0] < 0:
         raise StoreError(f"{cid}: not a UnixFS file (more blocks than its size needs)")

@@ -330,6 +330,36 @@ def test_a_dag_whose_links_repeat_cannot_keep_a_reader_walking(tmp_path, leaf_by
     assert reads < 3000
 
 
+def test_a_dag_of_tiny_leaves_is_refused_before_its_leaves_are_fetched(tmp_path):
+    """A valid UnixFS file of 200 leaves of 1 KiB, whose blocks a hostile peer serves each just
+    inside the node's timeout: one read of it took 200 of those waits (hours at kubo's 30 s).
+    Files are read as kubo adds them, whole 256 KiB chunks before the last: refused from its
+    root, one block read, the others never asked for."""
+    from bountytree.storage.unixfs import hash_leaf, parent_block
+
+    store = EmbeddedStore(tmp_path / "store")
+    leaves = [hash_leaf(os.urandom(1024), store._put) for _ in range(200)]
+    root = parent_block(leaves)
+    digest = hashlib.sha256(root).digest()
+    store._put(digest, root)
+    asked = []
+    get_block = store.get_block
+
+    def slow(cid: str, block: bytes) -> bytes:
+        asked.append(block)
+        time.sleep(0.05)  # a peer just inside the timeout, scaled down
+        return get_block(cid, block)
+
+    store.get_block = slow  # type: ignore[method-assign]
+    with pytest.raises(StoreError, match="not whole 262144-byte chunks"):
+        get_bytes(store, cid_from_digest(digest), 1 << 20)
+    assert asked == [digest]
+    # as many bytes, added as IPFS adds them (one chunk), read back whole
+    store.get_block = get_block  # type: ignore[method-assign]
+    data = os.urandom(200 * 1024)
+    assert get_bytes(store, add_bytes(store, data), 1 << 20) == data
+
+
 # ───────────────────────── limits and pins ─────────────────────────
 
 
