@@ -24,7 +24,9 @@ A ticket names the part of the sponsor's data it is for. The validation part sco
 nodes. The test part is scored once per task, for the winner only: the validator admits a
 test session only when the chain says the task is finalized, the ticket names exactly its
 winner, no test score is recorded yet, and this validator has never admitted a test session for
-the task before (a marker file it creates when it admits one).
+the task MAX_TEST_SESSIONS times before (a marker file it creates for each it admits): a session
+admitted and then cut off is tried again, a bounded number of times, and the winner's weights
+are the same in each, so an honest party learns the same count.
 """
 
 from __future__ import annotations
@@ -53,6 +55,9 @@ PARTS = (VALIDATION, TEST)
 MAX_NODES_PER_SESSION = 64
 MAX_SESSIONS_PER_HOUR = 120
 NONCE = re.compile(r"^[0-9a-f]{32}$")  # secrets.token_hex(16): also a safe file name
+# Test sessions a validator admits per task: the oracle's attempts (one that fails after it was
+# admitted, cut off by a network fault, is not lost), and no more.
+MAX_TEST_SESSIONS = 3
 MEMORY_S = 3600  # how long a used nonce is kept: the rate's window, longer than TICKET_TTL_S
 MAX_LOGGED = 200  # characters of a refusal's reason written to the log
 
@@ -153,7 +158,7 @@ class Gate:
         self.task_id = task_id
         self.log_path = Path(log_path)
         self.parts = parts  # the parts of the sponsor's data this validator holds
-        # Created when a test session is admitted: the test part answers once per task. Named by
+        # One created per test session admitted, up to MAX_TEST_SESSIONS per task. Named by
         # contract as well as task, so that another deployment's task of the same id is its own.
         contract = market.tree.address.lower()
         self.test_marker = self.log_path.parent / "test-sessions" / f"{contract}-task-{task_id}"
@@ -291,11 +296,19 @@ class Gate:
             raise Refused(f"{where}: {str(exc)[:MAX_LOGGED]}") from None
 
     def _claim_test_session(self) -> None:
+        """Claims one of the task's MAX_TEST_SESSIONS test sessions (each a marker file created
+        exclusively, so two validators of one home cannot both take the last)."""
         self.test_marker.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        try:
-            os.close(os.open(self.test_marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        except FileExistsError:
-            raise Refused(f"the test part of task {self.task_id} was already scored once") from None
+        for attempt in range(1, MAX_TEST_SESSIONS + 1):
+            marker = self.test_marker.with_name(f"{self.test_marker.name}.{attempt}")
+            try:
+                os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+                return
+            except FileExistsError:
+                continue
+        raise Refused(
+            f"the test part of task {self.task_id} was already admitted {MAX_TEST_SESSIONS} times"
+        )
 
     def _spec(self, arch: NodeView) -> ModelSpec:
         try:

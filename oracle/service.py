@@ -27,7 +27,7 @@ from bountytree.models.spec import ModelSpec, SpecError
 from bountytree.reasons import Reason, Rejected
 from bountytree.storage.store import StoreError, StoreUnavailable, get_bytes
 
-from .admission import MAX_NODES_PER_SESSION, TEST, issue
+from .admission import MAX_NODES_PER_SESSION, MAX_TEST_SESSIONS, TEST, issue
 from .checks import Fetcher, NotYet, Ready, Reject, Wait, architecture_spec, check
 from .lineage import check_lineage
 from .replay import replay, replay_cost
@@ -40,7 +40,7 @@ MAX_ATTRIBUTION_REPLAYS = 4
 MAX_CACHED_FLOATS = 1 << 27
 MAX_CACHED_DATASETS = 4
 # A winner's test session that fails is tried again in later rounds, at most this many times.
-MAX_TEST_ATTEMPTS = 3
+MAX_TEST_ATTEMPTS = MAX_TEST_SESSIONS
 # Fault injection for the reliability drills: "after-score-batch:N" ends the process abruptly
 # (no cleanup, like a kill -9) right after the N-th batch of scores is on-chain;
 # "session-fails:N" makes every session that holds node N fail, as a validator that cannot

@@ -13,9 +13,16 @@ from bountytree.models import weights
 from bountytree.models.datasets import load_file
 from bountytree.storage.store import get_bytes
 from demo.sample_data import digits, write_csv
-from oracle.admission import TEST, VALIDATION, Gate, Refused, issue
+from oracle.admission import MAX_TEST_SESSIONS, TEST, VALIDATION, Gate, Refused, issue
 from oracle.service import Oracle
-from tests.conftest import cli_ok, created_task_id, market_for, new_task, node_id_of
+from tests.conftest import (
+    advance_time,
+    cli_ok,
+    created_task_id,
+    market_for,
+    new_task,
+    node_id_of,
+)
 
 pytestmark = pytest.mark.mpc
 
@@ -30,7 +37,7 @@ def _plain_correct(market, node_id: int, rows) -> int:
         return int((model(torch.from_numpy(rows.X)).argmax(1).numpy() == rows.y).sum())
 
 
-def _split_task(settings, tmp_path) -> int:
+def _split_task(settings, tmp_path, target: str = "0.5") -> int:
     sponsor_file = write_csv(digits().subset(np.arange(1000)), tmp_path / "sponsor.csv")
     out = cli_ok(
         settings,
@@ -43,7 +50,7 @@ def _split_task(settings, tmp_path) -> int:
         "--bounty",
         "1",
         "--target",
-        "0.5",
+        target,
         "--deadline",
         "2h",
         "--split",
@@ -109,6 +116,43 @@ def test_the_winner_is_scored_once_on_the_test_part(settings, deployed, files, t
     # A second round does not try again.
     (again,) = oracle.run_round([task_id])
     assert again.test_bps is None and again.error is None
+
+
+def test_a_test_session_cut_off_after_admission_is_tried_again(settings, deployed, files, tmp_path):
+    """A test session admitted and then cut off (the oracle's party dies, the network drops) used
+    to use up the test part: the validator marked it scored when it admitted the session, and
+    the winner was never tested. Now the validator admits up to MAX_TEST_SESSIONS of them; the
+    oracle's next attempt is admitted and the winner's test score recorded, and past the cap
+    nobody is admitted again."""
+    task_id = _split_task(settings, tmp_path, target="0.999")
+    arch = node_id_of(
+        cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1")
+    )
+    oracle_market = market_for(settings, 0)
+    oracle = Oracle(oracle_market, log=lambda line: None, settings_env=settings.to_env())
+    oracle.run_round([task_id])  # scored; the target is out of reach, so not finalized
+    assert oracle_market.node(arch).status == "scored"
+    advance_time(settings, 2 * 3600 + 60)
+    cli_ok(settings, "finalize", "--task", str(task_id), "--account", "5")
+    home, chain_id = settings.home, oracle_market.chain.chain_id
+    gate = Gate(
+        oracle_market,
+        task_id,
+        validator_folder(home, chain_id) / "sessions.log",
+        parts=(VALIDATION, TEST),
+    )
+    assert gate.admit(issue(oracle_market, task_id, [arch], part=TEST)).part == TEST  # cut off
+    lines: list[str] = []
+    oracle = Oracle(oracle_market, log=lines.append, settings_env=settings.to_env())
+    (r,) = oracle.run_round([task_id])
+    assert r.error is None and r.test_bps is not None, "\n".join(lines)
+    assert oracle_market.test_score(task_id) == r.test_bps
+    with pytest.raises(Refused, match="already recorded"):
+        gate.admit(issue(oracle_market, task_id, [arch], part=TEST))
+    assert MAX_TEST_SESSIONS == 3  # and the third, had the score not been recorded, is the last
+    gate._claim_test_session()
+    with pytest.raises(Refused, match="admitted 3 times"):
+        gate._claim_test_session()
 
 
 def test_the_test_part_is_refused_before_finalize_and_where_there_is_none(
