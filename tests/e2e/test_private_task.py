@@ -16,11 +16,14 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from conftest import cli_error, cli_ok, created_task_id, market_for, node_id_of
 
 from bountytree.chain.client import ganache_account
-from bountytree.market.custody import Custody
+from bountytree.errors import UserError
+from bountytree.market.actions import Score
+from bountytree.market.custody import SCORE, Custody
 from bountytree.market.ladder import DEFAULT_MARGIN_BPS, round_down
 from bountytree.models import weights as weights_io
 from bountytree.models.datasets import load_file
@@ -187,9 +190,13 @@ def test_a_private_task_from_posting_to_the_sponsors_export(settings, deployed, 
     )
     recorded = scored[0]["recorded"]
     assert recorded == scored[1]["recorded"] and recorded >= 2000
-    from bountytree.market.actions import Score
-
-    market.record_scores(task_id, [Score(arch, 0, 0, 0), Score(child, recorded, 0, 0)])
+    # Both custodians attest what the session revealed: the only way a private node is scored
+    # (the oracle's account is refused: NotScorer).
+    with pytest.raises(UserError, match="NotScorer"):
+        market.record_scores(task_id, [Score(arch, 0, 0, 0)])
+    for node_id, bps in ((arch, 0), (child, recorded)):
+        for account in CUSTODIANS:
+            Custody(market_for(settings, account)).attest(node_id, SCORE, bps)
     cli_ok(settings, "finalize", "--task", str(task_id))
 
     # Before the hand-over the sponsor has nothing to open; a stranger cannot hand over.
