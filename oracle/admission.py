@@ -31,6 +31,7 @@ are the same in each, so an honest party learns the same count.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -54,6 +55,9 @@ VALIDATION, TEST = "validation", "test"
 PARTS = (VALIDATION, TEST)
 MAX_NODES_PER_SESSION = 64
 MAX_SESSIONS_PER_HOUR = 120
+# The session log is rotated past this size (one older file kept, `sessions.log.1`): a flood of
+# refused connections, each one bounded line, cannot fill the sponsor's disk.
+LOG_MAX_BYTES = 4 * 1024 * 1024
 NONCE = re.compile(r"^[0-9a-f]{32}$")  # secrets.token_hex(16): also a safe file name
 # Test sessions a validator admits per task: the oracle's attempts (one that fails after it was
 # admitted, cut off by a network fault, is not lost), and no more.
@@ -361,6 +365,9 @@ class Gate:
         if ticket:
             entry["nonce"] = ticket.nonce
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            if self.log_path.stat().st_size > LOG_MAX_BYTES:
+                os.replace(self.log_path, self.log_path.with_name(self.log_path.name + ".1"))
         fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(fd, "a") as f:
             f.write(json.dumps(entry) + "\n")

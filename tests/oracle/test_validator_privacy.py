@@ -26,7 +26,7 @@ from bountytree.models.datasets import load_file
 from bountytree.models.spec import load_spec
 from bountytree.private.sealing import write_private_key
 from bountytree.processes import free_port
-from oracle.admission import VALIDATION, Gate, Refused, Ticket, issue
+from oracle.admission import LOG_MAX_BYTES, VALIDATION, Gate, Refused, Ticket, issue
 from tests.conftest import cli_ok, market_for, new_task, node_id_of
 
 pytestmark = pytest.mark.mpc
@@ -232,6 +232,30 @@ def test_the_validator_remembers_used_tickets_whatever_the_log_holds(
     }
     with pytest.raises(Refused, match="other weights"):
         gate.admit(wrong)
+
+
+def test_a_flood_of_refused_connections_cannot_fill_the_sponsors_disk(
+    settings, deployed, pending_task, tmp_path
+):
+    """Each refused opening writes one bounded line; a stranger opening thousands used to grow
+    sessions.log without end. Past LOG_MAX_BYTES it is rotated (one older file kept), so the
+    log holds at most twice that, and the memory of used tickets, kept apart, is untouched."""
+    task_id, ids = pending_task
+    oracle = market_for(settings, 0)
+    gate = Gate(oracle, task_id, tmp_path / "validator" / "sessions.log")
+    genuine = issue(oracle, task_id, [ids[0]])
+    assert gate.admit(genuine).part == VALIDATION
+    with gate.log_path.open("a") as log:  # the log as a long flood left it, just under the cap
+        log.write(("x" * 999 + "\n") * (LOG_MAX_BYTES // 1000))
+    junk = {"ticket": {"task": task_id}, "signature": "0x"}
+    for _ in range(50):  # the flood goes on: each refusal one line
+        with pytest.raises(Refused):
+            gate.admit(junk)
+    older = gate.log_path.with_name("sessions.log.1")
+    assert older.exists() and gate.log_path.stat().st_size < 50 * 400
+    assert older.stat().st_size + gate.log_path.stat().st_size <= 2 * LOG_MAX_BYTES
+    with pytest.raises(Refused, match="already used"):
+        gate.admit(genuine)
 
 
 def test_a_tampering_model_party_reads_labels_only_at_chance(
