@@ -326,9 +326,10 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
     function markCustodied(uint256 taskId) external onlyRole(CUSTODY_ROLE) {
         Task storage t = _unfinalizedTask(taskId);
         if (t.custodied) revert AlreadyCustodied(taskId, custodyOf[taskId]);
-        // revealed datasets count among submissions; a node is any other. A commitment still
-        // open may be a node meant for a public task (or a dataset's): it must be revealed first.
-        if (t.submissions != t.datasets || t.openCommitments != 0) revert TaskHasWork(taskId);
+        // revealed datasets count among submissions; a node is any other. (Refusing open
+        // commitments too let anyone keep a task public for good with one commitment, which
+        // cannot be withdrawn before finalize: found by the second review of session 14.)
+        if (t.submissions != t.datasets) revert TaskHasWork(taskId);
         t.custodied = true;
         custodyOf[taskId] = msg.sender;
         emit TaskCustodied(taskId, msg.sender);

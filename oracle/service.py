@@ -109,6 +109,9 @@ class Oracle:
         # only as custodians' shares, so this oracle neither checks nor scores them.
         self._private: set[int] = set()
         self._test_attempts: dict[int, int] = {}
+        # Nodes whose session failed, and since when (chain time): each holds the nodes revealed
+        # after it for the fetch timeout from then.
+        self._failed_since: dict[int, float] = {}
         # What each task's last round said of lasting states (an error, a node waiting), so that
         # a state is said once, and again only when it changes or comes back.
         self._said: dict[int, dict[str, str]] = {}
@@ -257,32 +260,33 @@ class Oracle:
                 ready.append(ok)
         young = [
             w.node.id for w in waits if not w.overdue and age(w.node.block)() < self.fetch_timeout
-        ]
+        ] + [ok.node.id for ok in ready if self._holds_after_failure(ok.node.id, now)]
         return self._in_reveal_order(ready, waits, young), rejects, waits
 
-    def _young(self, node: NodeView) -> bool:
-        """Whether the node was revealed less than the fetch timeout ago: how long it may hold
-        the nodes revealed after it."""
-        eth = self.market.chain.w3.eth
-        now = eth.get_block("latest")["timestamp"]
-        return bool(now - eth.get_block(node.block)["timestamp"] < self.fetch_timeout)
+    def _holds_after_failure(self, node_id: int, now: float) -> bool:
+        """Whether a node whose session failed still holds the nodes revealed after it: for the
+        fetch timeout from its first failure (so a node that becomes ready late, then fails, is
+        held for as long as one that fails at once), and never longer, however often it fails."""
+        since = self._failed_since.get(node_id)
+        return since is not None and now - since < self.fetch_timeout
 
     @staticmethod
     def _in_reveal_order(ready: list[Ready], waits: list[Wait], holding: list[int]) -> list[Ready]:
         """The ready nodes that may be recorded now: those revealed before every node in
-        `holding` (waiting, for whatever reason, and younger than the fetch timeout); the others
-        wait too (appended to `waits`). A new best's raise is counted from the task's best when it
+        `holding` (waiting, for whatever reason, and younger than the fetch timeout; or ready,
+        whose session failed lately, and which is itself tried again); the others wait too
+        (appended to `waits`). A new best's raise is counted from the task's best when it
         is recorded, so recording a later node first would let a copy of a waiting node (its
         weights read from the store, dressed as new work) take that node's raise. A node holds the
         others for its fetch timeout at most, whatever it waits for (its files, its parent's, its
         architecture's spec), so that no file kept unreadable stalls the task."""
         if not holding:
             return ready
-        first = min(holding)
+        first = min(holding)  # a holder that is ready itself (its session failed) is retried
         for ok in ready:
             if ok.node.id > first:
                 waits.append(Wait(ok.node, f"node {first}, revealed before it, is not scored yet"))
-        return [ok for ok in ready if ok.node.id < first]
+        return [ok for ok in ready if ok.node.id <= first]
 
     def _arch_spec(
         self, arch: NodeView, specs: dict[int, ModelSpec | None], task: TaskView
@@ -538,11 +542,18 @@ class Oracle:
         correct = self._evaluate(task, ready, validation, r)
         scores, done = [], set()
         in_round = {x.node.id for x in ready}
-        # A node whose session failed this round holds the nodes revealed after it back, as a
-        # node waiting for its files does (`_in_reveal_order`) and for as long (its fetch
-        # timeout): recorded first, a copy of it could take its raise.
-        failed = [x.node for x in ready if x.node.id not in correct]
-        first = min((n.id for n in failed if self._young(n)), default=None)
+        # A node whose session failed holds the nodes revealed after it back, as a node waiting
+        # for its files does (`_in_reveal_order`) and for as long (the fetch timeout, from its
+        # first failure): recorded first, a copy of it could take its raise. Later rounds hold
+        # them before any session (`_classify`), so they are not evaluated again meanwhile.
+        now = self.market.chain.w3.eth.get_block("latest")["timestamp"]
+        for x in ready:
+            if x.node.id in correct:
+                self._failed_since.pop(x.node.id, None)
+            else:
+                self._failed_since.setdefault(x.node.id, now)
+        failed = [x.node.id for x in ready if x.node.id not in correct]
+        first = min((n for n in failed if self._holds_after_failure(n, now)), default=None)
         for x in ready:  # in id order; a node whose pending parent got no score cannot be recorded
             if x.node.id not in correct:
                 continue

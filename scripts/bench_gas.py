@@ -111,7 +111,7 @@ def custody_rows(tree, admin, sponsor, architect, trainers):
     parties = accounts[9], accounts[10], accounts[11]
     for party in parties:
         custody.approve(party, True, {"from": admin})
-    keys = [os.urandom(32), os.urandom(32), b"\x00" * 32]
+    keys = [os.urandom(32) for _ in parties]  # every party's key: its links prove it
     out = {}
     for _ in range(2):
         tx, data = new_task(tree, sponsor, target=1000)

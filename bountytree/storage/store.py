@@ -32,6 +32,7 @@ from bountytree.errors import UserError
 from bountytree.storage.cid import cid_from_digest, digest_from_cid
 from bountytree.storage.unixfs import (
     CHUNK_SIZE,
+    MAX_LINKS,
     BlockFormatError,
     Decoded,
     build_file,
@@ -166,18 +167,34 @@ def read_file(cid: str, source: BlockSource, limit: int | None = None) -> Iterat
     if limit is not None and root.filesize > limit:
         raise TooLarge(f"{cid} is larger than the {limit}-byte limit ({root.filesize} bytes)")
     budget = [2 * (root.filesize // CHUNK_SIZE) + SPARE_BLOCKS]
-    yield from _below(cid, root, source, 0, budget)
+    yield from _below(cid, root, source, 0, budget, _levels(root.filesize))
+
+
+def _levels(filesize: int) -> int:
+    """How deep kubo's balanced DAG of a file this size is: its chunks, MAX_LINKS per block."""
+    blocks, levels = max(1, -(-filesize // CHUNK_SIZE)), 0
+    while blocks > 1:
+        blocks, levels = -(-blocks // MAX_LINKS), levels + 1
+    return levels
 
 
 def _below(
-    cid: str, node: Decoded, source: BlockSource, depth: int, budget: list[int]
+    cid: str, node: Decoded, source: BlockSource, depth: int, budget: list[int], levels: int
 ) -> Iterator[bytes]:
-    if node.data:
-        yield node.data
     if not node.links:
+        if node.data:
+            yield node.data
         return
     if depth >= MAX_DEPTH:
         raise StoreError(f"{cid}: not a UnixFS file (deeper than {MAX_DEPTH} levels)")
+    if node.data or depth >= levels:
+        # kubo's balanced layout keeps data in its leaves only, all at the depth the file's
+        # size needs: a chain of tiny blocks, each fetched in turn, cannot stretch a read
+        raise StoreError(
+            f"{cid}: not a UnixFS file as IPFS adds it by default (data above its leaves, or "
+            f"deeper than the {levels} level(s) its size needs); add it again with "
+            "`bountytree ipfs add` or kubo's defaults"
+        )
     if min(node.blocksizes) <= 0 or len(node.data) + sum(node.blocksizes) != node.filesize:
         raise StoreError(f"{cid}: not a UnixFS file (its blocks' sizes do not add up)")
     partial = next((size for size in node.blocksizes[:-1] if size % CHUNK_SIZE), None)
@@ -195,7 +212,7 @@ def _below(
             child = _decode(cid, block)
             if child.filesize != declared:
                 raise StoreError(f"{cid}: not a UnixFS file (a block's size is not its parent's)")
-            yield from _below(cid, child, source, depth + 1, budget)
+            yield from _below(cid, child, source, depth + 1, budget, levels)
 
 
 def check_readable(store: Store, cid: str) -> bool:

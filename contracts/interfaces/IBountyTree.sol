@@ -359,7 +359,7 @@ interface IBountyTree {
     /// @notice The caller does not hold the role that scores this task (ORACLE_ROLE for a public
     ///         task, CUSTODY_ROLE for a custodied one).
     error NotScorer(uint256 taskId, address caller);
-    /// @notice A task is made private only before any node is revealed or any commitment is open.
+    /// @notice A task is made private only before any node is revealed.
     error TaskHasWork(uint256 taskId);
     /// @notice The task is already private, held by `custody`.
     error AlreadyCustodied(uint256 taskId, address custody);
@@ -539,10 +539,7 @@ interface IBountyTree {
     /// @notice Marks a task private before any work (CUSTODY_ROLE: PrivateCustody, when the
     ///         sponsor registers custody): its scores and rejections then come from the calling
     ///         contract alone ({custodyOf}), and the oracle's role no longer reaches it.
-    /// @dev A commitment still open is refused too: a stranger committed it to a public task,
-    ///      and its node, revealed into a private one, could only be rejected.
-    /// @param taskId An unfinalized, unmarked task with no node and no open commitment
-    ///        (published datasets aside).
+    /// @param taskId An unfinalized, unmarked task with no node (published datasets aside).
     function markCustodied(uint256 taskId) external;
 
     /// @notice The custody contract that alone scores a private task (zero for a public task).

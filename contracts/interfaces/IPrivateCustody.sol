@@ -148,8 +148,8 @@ interface IPrivateCustody {
     function noteFinalized(uint256 taskId) external;
 
     /// @notice Makes a task private: names its custodians, dealer and the sponsor's key, and
-    ///         marks the task custodied on BountyTree (which refuses once the task has a node or
-    ///         an open commitment: TaskHasWork). Only the task's sponsor, while the task is open. msg.value is the
+    ///         marks the task custodied on BountyTree (which refuses once the task has a node:
+    ///         TaskHasWork). Only the task's sponsor, while the task is open. msg.value is the
     ///         custody fee.
     /// @param stake Wei each of the three must stake to accept.
     /// @param handoverWindow Seconds the custodians have for the hand-over once finalization is

@@ -80,10 +80,11 @@ def test_only_the_sponsor_makes_a_task_private_and_only_before_any_submission(
     market.propose(later, architect)
     with reverts("TaskHasWork"):  # BountyTree's refusal, through the custody
         _register(custody, later, sponsor, parties)
-    committed = market.create_task(sponsor)  # a commitment open, not revealed yet
+    # a commitment still open does not keep a task public (anyone could make one, and it cannot
+    # be withdrawn before finalize): its author checks `custody show` before revealing
+    committed = market.create_task(sponsor)
     market.commit(committed, architect, 0, cid(77))
-    with reverts("TaskHasWork"):
-        _register(custody, committed, sponsor, parties)
+    _register(custody, committed, sponsor, parties)
     _register(custody, task_id, sponsor, parties)
     with reverts("AlreadyRegistered"):
         _register(custody, task_id, sponsor, parties)

@@ -17,6 +17,8 @@ from bountytree.models.datasets import load_file
 from bountytree.models.spec import build_torch, load_spec
 from bountytree.models.training import train_node
 from bountytree.storage.store import add_bytes, cid_of, get_bytes
+from oracle import service
+from oracle.service import Oracle
 from tests.conftest import advance_time, cli_error, cli_ok, market_for, new_task, node_id_of, nudged
 
 pytestmark = pytest.mark.mpc
@@ -358,7 +360,9 @@ def test_compute_is_paid_only_for_replayed_public_training(settings, deployed, f
     assert _gain(eve, task_id, eve.chain.address) == 0
 
 
-def test_a_copy_of_a_node_whose_session_failed_cannot_take_its_raise(settings, deployed, files):
+def test_a_copy_of_a_node_whose_session_failed_cannot_take_its_raise(
+    settings, deployed, files, monkeypatch
+):
     """Alice's node is checked and ready, but its session fails this round (the validator cannot
     evaluate it: `session-fails`, an infrastructure fault); Mallory's copy of it in another form,
     revealed after it, is evaluated fine in the same round. Recorded then, the copy was the new
@@ -380,18 +384,29 @@ def test_a_copy_of_a_node_whose_session_failed_cannot_take_its_raise(settings, d
     copy = add_bytes(mallory.store, save(_permuted(weights.load(raw, spec), seed=9)))
     copy = mallory.submit(task_id, arch, copy).node_id
 
-    out = cli_ok(
-        settings,
-        *("--once", "--task", str(task_id), "--fetch-timeout", "3600"),
-        module="oracle",
-        env={"BOUNTYTREE_FAILPOINT": f"session-fails:{alice}"},
+    lines: list[str] = []
+    oracle = Oracle(
+        market_for(settings, 0),
+        fetch_timeout=3600,
+        log=lines.append,
+        settings_env=settings.to_env(),
     )
+    monkeypatch.setattr(service, "FAILPOINT", f"session-fails:{alice}")
+    oracle.run_round([task_id])
+    out = "\n".join(lines)
     assert f"node {alice}: not scored" in out, out
     assert f"node {copy}: waiting (node {alice}, revealed before it, was not scored" in out, out
     assert mallory.node(copy).status == mallory.node(alice).status == "pending"
-    out = cli_ok(
-        settings, "--once", "--task", str(task_id), "--fetch-timeout", "3600", module="oracle"
-    )
+    # the next round holds the copy back before any session: only Alice's node is tried again
+    lines.clear()
+    oracle.run_round([task_id])
+    out = "\n".join(lines)
+    assert "scoring 1 node(s)" in out and mallory.node(copy).status == "pending", out
+    monkeypatch.setattr(service, "FAILPOINT", "")
+    lines.clear()
+    oracle.run_round([task_id])
+    oracle.run_round([task_id])  # Alice's node first, then the copy it held
+    out = "\n".join(lines)
     nodes = mallory.nodes(task_id)
     assert nodes[alice].status == nodes[copy].status == "scored", out
     assert nodes[alice].raise_bps > 0 and nodes[copy].raise_bps == 0

@@ -333,9 +333,10 @@ def test_a_dag_whose_links_repeat_cannot_keep_a_reader_walking(tmp_path, leaf_by
 def test_a_dag_of_tiny_leaves_is_refused_before_its_leaves_are_fetched(tmp_path):
     """A valid UnixFS file of 200 leaves of 1 KiB, whose blocks a hostile peer serves each just
     inside the node's timeout: one read of it took 200 of those waits (hours at kubo's 30 s).
-    Files are read as kubo adds them, whole 256 KiB chunks before the last: refused from its
-    root, one block read, the others never asked for."""
-    from bountytree.storage.unixfs import hash_leaf, parent_block
+    Files are read as kubo adds them, whole 256 KiB chunks before the last, data in leaves only,
+    no deeper than the size needs: refused from its root, one block read, the others never
+    asked for; and so is a chain of tiny blocks (the review's 32 fetches in turn)."""
+    from bountytree.storage.unixfs import Link, hash_leaf, parent_block
 
     store = EmbeddedStore(tmp_path / "store")
     leaves = [hash_leaf(os.urandom(1024), store._put) for _ in range(200)]
@@ -351,9 +352,29 @@ def test_a_dag_of_tiny_leaves_is_refused_before_its_leaves_are_fetched(tmp_path)
         return get_block(cid, block)
 
     store.get_block = slow  # type: ignore[method-assign]
-    with pytest.raises(StoreError, match="not whole 262144-byte chunks"):
+    with pytest.raises(StoreError, match="not a UnixFS file as IPFS adds it"):
         get_bytes(store, cid_from_digest(digest), 1 << 20)
     assert asked == [digest]
+    # the same leaves under a two-level root, whole chunks nowhere: refused at its first level
+    wide = parent_block([Link(root_digest := digest, len(root) + 200 * 1024, 200 * 1024)] * 2)
+    wide_digest = hashlib.sha256(wide).digest()
+    store._put(wide_digest, wide)
+    asked.clear()
+    with pytest.raises(StoreError, match="not whole 262144-byte chunks"):
+        get_bytes(store, cid_from_digest(wide_digest), 1 << 20)
+    assert asked == [wide_digest] and root_digest not in asked
+    # a chain of 32 blocks of one link each above a 32-byte leaf (each fetched in turn, up to the
+    # node's timeout): deeper than the file's size needs, refused at its root
+    link = hash_leaf(b"x" * 32, store._put)
+    for _ in range(32):
+        block = parent_block([link])
+        chained = hashlib.sha256(block).digest()
+        store._put(chained, block)
+        link = Link(chained, len(block) + link.tsize, 32)
+    asked.clear()
+    with pytest.raises(StoreError, match="deeper than the 0 level"):
+        get_bytes(store, cid_from_digest(link.digest), 1 << 20)
+    assert asked == [link.digest]
     # as many bytes, added as IPFS adds them (one chunk), read back whole
     store.get_block = get_block  # type: ignore[method-assign]
     data = os.urandom(200 * 1024)
