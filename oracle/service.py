@@ -41,6 +41,31 @@ MAX_CACHED_FLOATS = 1 << 27
 MAX_CACHED_DATASETS = 4
 # A winner's test session that fails is tried again in later rounds, at most this many times.
 MAX_TEST_ATTEMPTS = MAX_TEST_SESSIONS
+# A node whose session failed is tried again after RETRY_BASE_S, then twice as long after each
+# further failure, up to RETRY_MAX_S: a node that keeps failing (its weights readable by the
+# oracle's store but not the validator's, say) costs the validator's hourly sessions a few a
+# day, not one a round.
+RETRY_BASE_S = 30.0
+RETRY_MAX_S = 3600.0
+
+
+@dataclass
+class Failing:
+    """A node whose two-party session failed: since when (chain time), how often, and when it
+    may be tried again."""
+
+    since: float
+    count: int = 0
+    next_try: float = 0.0
+
+    def failed(self, now: float) -> None:
+        self.count += 1
+        self.next_try = now + min(RETRY_BASE_S * 2 ** (self.count - 1), RETRY_MAX_S)
+
+    def resting(self, now: float) -> bool:
+        return now < self.next_try
+
+
 # Fault injection for the reliability drills: "after-score-batch:N" ends the process abruptly
 # (no cleanup, like a kill -9) right after the N-th batch of scores is on-chain;
 # "session-fails:N" makes every session that holds node N fail, as a validator that cannot
@@ -109,9 +134,9 @@ class Oracle:
         # only as custodians' shares, so this oracle neither checks nor scores them.
         self._private: set[int] = set()
         self._test_attempts: dict[int, int] = {}
-        # Nodes whose session failed, and since when (chain time): each holds the nodes revealed
-        # after it for the fetch timeout from then.
-        self._failed_since: dict[int, float] = {}
+        # Nodes whose session failed: each holds the nodes revealed after it for the fetch
+        # timeout from its first failure, and is tried again after a wait that doubles.
+        self._failing: dict[int, Failing] = {}
         # What each task's last round said of lasting states (an error, a node waiting), so that
         # a state is said once, and again only when it changes or comes back.
         self._said: dict[int, dict[str, str]] = {}
@@ -267,8 +292,8 @@ class Oracle:
         """Whether a node whose session failed still holds the nodes revealed after it: for the
         fetch timeout from its first failure (so a node that becomes ready late, then fails, is
         held for as long as one that fails at once), and never longer, however often it fails."""
-        since = self._failed_since.get(node_id)
-        return since is not None and now - since < self.fetch_timeout
+        failing = self._failing.get(node_id)
+        return failing is not None and now - failing.since < self.fetch_timeout
 
     @staticmethod
     def _in_reveal_order(ready: list[Ready], waits: list[Wait], holding: list[int]) -> list[Ready]:
@@ -536,6 +561,15 @@ class Oracle:
                     f"task {task_id} node {x.node.id}: rejected ({x.reason.label}: {x.detail})"
                 )
             self.log(f"task {task_id}: {len(batch)} rejected  {sent}")
+        now = self.market.chain.w3.eth.get_block("latest")["timestamp"]
+        resting = {
+            x.node.id: f for x in ready if (f := self._failing.get(x.node.id)) and f.resting(now)
+        }
+        for node_id, f in resting.items():
+            why = f"its session failed {f.count} time(s); tried again in {f.next_try - now:.0f} s"
+            r.unscorable[node_id] = why
+            self.say(f"wait {node_id}", f"task {task_id} node {node_id}: not scored ({why})")
+        ready = [x for x in ready if x.node.id not in resting]
         if not ready:
             return
         self.log(f"task {task_id}: scoring {len(ready)} node(s) in one two-party session")
@@ -546,12 +580,12 @@ class Oracle:
         # for its files does (`_in_reveal_order`) and for as long (the fetch timeout, from its
         # first failure): recorded first, a copy of it could take its raise. Later rounds hold
         # them before any session (`_classify`), so they are not evaluated again meanwhile.
-        now = self.market.chain.w3.eth.get_block("latest")["timestamp"]
         for x in ready:
             if x.node.id in correct:
-                self._failed_since.pop(x.node.id, None)
+                self._failing.pop(x.node.id, None)
             else:
-                self._failed_since.setdefault(x.node.id, now)
+                failing = self._failing.setdefault(x.node.id, Failing(since=now))
+                failing.failed(now)
         failed = [x.node.id for x in ready if x.node.id not in correct]
         first = min((n for n in failed if self._holds_after_failure(n, now)), default=None)
         for x in ready:  # in id order; a node whose pending parent got no score cannot be recorded

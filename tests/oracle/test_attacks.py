@@ -397,12 +397,20 @@ def test_a_copy_of_a_node_whose_session_failed_cannot_take_its_raise(
     assert f"node {alice}: not scored" in out, out
     assert f"node {copy}: waiting (node {alice}, revealed before it, was not scored" in out, out
     assert mallory.node(copy).status == mallory.node(alice).status == "pending"
-    # the next round holds the copy back before any session: only Alice's node is tried again
+    # the next round holds the copy back before any session, and Alice's node rests (tried
+    # again after RETRY_BASE_S, doubling): no session is spent on either
     lines.clear()
     oracle.run_round([task_id])
     out = "\n".join(lines)
+    assert "two-party session" not in out and f"node {alice}: not scored (its session" in out, out
+    assert mallory.node(copy).status == "pending"
+    advance_time(settings, service.RETRY_BASE_S + 1)
+    lines.clear()
+    oracle.run_round([task_id])  # tried again, failing again: now it rests twice as long
+    out = "\n".join(lines)
     assert "scoring 1 node(s)" in out and mallory.node(copy).status == "pending", out
     monkeypatch.setattr(service, "FAILPOINT", "")
+    advance_time(settings, 2 * service.RETRY_BASE_S + 1)
     lines.clear()
     oracle.run_round([task_id])
     oracle.run_round([task_id])  # Alice's node first, then the copy it held
