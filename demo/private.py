@@ -20,7 +20,7 @@ from bountytree.delivery.export import check_rows, export_model
 from bountytree.delivery.model_card import resolve
 from bountytree.delivery.private import open_winner
 from bountytree.market.actions import open_market
-from bountytree.market.custody import LOCAL_PARTIES, Custody, local_key_file
+from bountytree.market.custody import LOCAL_PARTIES, Custody, custody_terms, local_key_file
 from bountytree.market.ladder import round_down
 from bountytree.models import weights as weights_io
 from bountytree.models.datasets import load_file
@@ -59,15 +59,15 @@ def run(settings: Settings, log: Callable[[str], None] = print) -> DemoResult:
         description="Every trained model stays secret-shared between two custodians until paid for.",
     )
     task_id = created.task_id
-    Custody(sponsor).register(
-        task_id,
+    terms = custody_terms(
         (ganache_account(custodians[0]).address, ganache_account(custodians[1]).address),
         ganache_account(dealer).address,
-        public_key(read_private_key(key_file)),
+        key_file,
         stake=10**17,
         fee=3 * 10**17,
-        handover_window=2 * 86400,
+        window_s=2 * 86400,
     )
+    Custody(sponsor).register(task_id, terms)
     log(f"Sponsor posted private task {task_id}: 10 ETH for {TARGET_BPS / 100:.0f}%")
     for account in LOCAL_PARTIES:
         key = public_key(read_private_key(local_key_file(settings.home, account)))

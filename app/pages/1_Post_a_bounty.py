@@ -1,9 +1,15 @@
-"""Post a bounty: the validation file stays on this machine; only its hash goes on-chain."""
+"""Post a bounty: the validation file stays on this machine; only its hash goes on-chain. With
+private models, the task is made private in the same action: its custodians and dealer named,
+the sponsor's key read from its file on this machine (only the public key is sent)."""
+
+from pathlib import Path
 
 import streamlit as st
 
 from app import ui
 from bountytree.errors import UserError
+from bountytree.market.actions import Market
+from bountytree.market.custody import Custody, CustodyTerms, custody_terms
 from bountytree.models import datasets
 from bountytree.units import parse_eth
 
@@ -69,25 +75,72 @@ if market is not None:
         step=0.5,
         key="audit_bond",
     )
+    private = st.checkbox(
+        "Private models: no trained model is ever public; two custodians hold each as secret "
+        "shares, and the winner is handed over to you once paid",
+        key="private_models",
+    )
+    custody: CustodyTerms | None = None
+    if private:
+        p1, p2, p3 = st.columns(3)
+        first = p1.text_input("Custodian A (address)", key="custodian_a")
+        second = p2.text_input("Custodian B (address)", key="custodian_b")
+        dealer = p3.text_input("Dealer (address)", key="dealer")
+        key_path = st.text_input(
+            "Your key file's path on this machine (`bountytree custody keygen`; only its public "
+            "key is sent, the winner is sealed to it)",
+            key="custody_key_file",
+        )
+        q1, q2, q3 = st.columns(3)
+        custody_stake = q1.number_input(
+            "Custody stake each (ETH)", min_value=0.0, value=0.1, step=0.05, key="custody_stake"
+        )
+        custody_fee = q2.number_input(
+            "Custody fee (ETH, paid now, in thirds)",
+            min_value=0.0,
+            value=0.3,
+            step=0.05,
+            key="custody_fee",
+        )
+        window_h = q3.number_input(
+            "Hand-over time (hours)", min_value=1.0, max_value=720.0, value=48.0, key="window_h"
+        )
+        if first and second and dealer and key_path:
+            try:
+                custody = custody_terms(
+                    (first, second),
+                    dealer,
+                    Path(key_path).expanduser(),
+                    stake=parse_eth(custody_stake, "custody stake"),
+                    fee=parse_eth(custody_fee, "custody fee"),
+                    window_s=int(window_h * 3600),
+                )
+            except UserError as exc:
+                ui.fail(exc)
     # What was just posted, so that a second click does not escrow a second bounty.
     terms = (
         *(str(path), name, description, bounty, target, hours),
-        *(data_share, compute_share, stake, fee, margin, cap, bond),
+        *(data_share, compute_share, stake, fee, margin, cap, bond, custody),
     )
     again = st.session_state.get(POSTED, (None,))[0] == terms
     why_not = None
     if rows is None or not name:
         why_not = "posting needs a validation file and a name"
+    elif private and custody is None:
+        why_not = "private models need two custodians, a dealer and your key file"
     elif again:
         why_not = (
             f"task {st.session_state[POSTED][1]} was posted with exactly these terms: change "
             "something (or reload the page) to post another bounty"
         )
     clicked = ui.button("Post bounty", key="post", primary=True, why_not=why_not)
-    out = ui.act(
-        "post",
-        clicked,
-        lambda m: m.create_task(
+
+    def post(m: Market):
+        """The task, then (private models) its custody: checked before anything is sent, and
+        said plainly if the task is posted but not made private."""
+        if custody is not None:
+            Custody(m).check(custody)
+        created = m.create_task(
             ui.required(path, "a validation file"),
             name=name,
             description=description,
@@ -101,15 +154,28 @@ if market is not None:
             scoring_fee=parse_eth(fee, "scoring fee"),
             max_submissions=int(cap),
             audit_bond=parse_eth(bond, "audit bond"),
-        ),
-        what="Posting the bounty",
-    )
+        )
+        if custody is None:
+            return created, ""
+        try:
+            Custody(m).register(created.task_id, custody)
+        except UserError as exc:
+            raise UserError(
+                f"task {created.task_id} was posted but is not private yet ({exc}); before "
+                f"anyone submits, retry with `bountytree custody register --task "
+                f"{created.task_id} …`"
+            ) from None
+        return created, " Private models: its custodians hold every trained node."
+
+    out = ui.act("post", clicked, post, what="Posting the bounty")
     if out is not None:  # drawn again at once, so the button is off from this moment on
-        ui.choose_task(out.task_id)
+        created, private_note = out
+        ui.choose_task(created.task_id)
         st.session_state[POSTED] = (
             terms,
-            out.task_id,
-            f"Task {out.task_id} posted. Transaction {out.sent.tx_hash}, gas {out.sent.gas_used}.",
+            created.task_id,
+            f"Task {created.task_id} posted. Transaction {created.sent.tx_hash}, gas "
+            f"{created.sent.gas_used}.{private_note}",
         )
         st.rerun()
     if again:

@@ -125,26 +125,30 @@ def run_approve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def run_register(args: argparse.Namespace, settings: Settings) -> int:
+def custodian_pair(text: str) -> tuple[str, str]:
+    """`--custodians A,B` as two addresses (checked by `custody_terms`)."""
     from bountytree.errors import UserError
+
+    named = [a.strip() for a in text.split(",")]
+    if len(named) != 2:
+        raise UserError(f"--custodians {text!r}: give two addresses, A,B")
+    return named[0], named[1]
+
+
+def run_register(args: argparse.Namespace, settings: Settings) -> int:
+    from bountytree.market.custody import custody_terms
     from bountytree.market.render import eth
-    from bountytree.private.sealing import public_key, read_private_key
     from bountytree.units import parse_duration, parse_eth
 
-    named = [a.strip() for a in args.custodians.split(",")]
-    if len(named) != 2:
-        raise UserError(f"--custodians {args.custodians!r}: give two addresses, A,B")
-    key = public_key(read_private_key(Path(args.key_file)))
-    custody = _custody(settings)
-    out = custody.register(
-        args.task,
-        (named[0], named[1]),
+    terms = custody_terms(
+        custodian_pair(args.custodians),
         args.dealer,
-        key,
+        Path(args.key_file),
         stake=parse_eth(args.stake, "--stake"),
         fee=parse_eth(args.fee, "--fee"),
-        handover_window=parse_duration(args.window),
+        window_s=parse_duration(args.window),
     )
+    out = _custody(settings).register(args.task, terms)
     print(
         f"task {args.task} is private: custodians {', '.join(out.view.custodians)}, dealer "
         f"{out.view.dealer}; fee {eth(out.view.fee)}, stake {eth(out.view.stake)} each  {out.sent}"

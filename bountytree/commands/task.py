@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 
     from bountytree.commands import Subparsers
     from bountytree.config import Settings
+    from bountytree.market.custody import CustodyTerms
 
 
 def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
@@ -99,11 +100,10 @@ def _count(text: str, flag: str) -> int:
     return int(text)
 
 
-def _private_terms(args: argparse.Namespace) -> dict[str, object] | None:
+def _private_terms(args: argparse.Namespace) -> CustodyTerms | None:
     """The custody terms of `--private-models`, checked before anything is sent."""
-    from web3 import Web3
-
-    from bountytree.private.sealing import public_key, read_private_key
+    from bountytree.commands.custody import custodian_pair
+    from bountytree.market.custody import custody_terms
     from bountytree.units import parse_duration, parse_eth
 
     needed = ("custodians", "dealer", "key_file", "custody_stake", "custody_fee")
@@ -115,26 +115,14 @@ def _private_terms(args: argparse.Namespace) -> dict[str, object] | None:
     missing = [f"--{n.replace('_', '-')}" for n in needed if not getattr(args, n)]
     if missing:
         raise UserError(f"--private-models needs {', '.join(missing)}")
-    named = [a.strip() for a in args.custodians.split(",")]
-    if len(named) != 2:
-        raise UserError(f"--custodians {args.custodians!r}: give two addresses, A,B")
-    parties = [*named, args.dealer]
-    for who in parties:
-        if not Web3.is_address(who):
-            raise UserError(f"{who!r} is not an address")
-    if len({p.lower() for p in parties}) != 3:
-        raise UserError("the two custodians and the dealer must be three different accounts")
-    window = parse_duration(args.custody_window)
-    if not 3600 <= window <= 30 * 86400:
-        raise UserError(f"--custody-window {args.custody_window}: from 1h to 30d")
-    return {
-        "custodians": (named[0], named[1]),
-        "dealer": args.dealer,
-        "sponsor_key": public_key(read_private_key(Path(args.key_file))),
-        "stake": parse_eth(args.custody_stake, "--custody-stake"),
-        "fee": parse_eth(args.custody_fee, "--custody-fee"),
-        "handover_window": window,
-    }
+    return custody_terms(
+        custodian_pair(args.custodians),
+        args.dealer,
+        Path(args.key_file),
+        stake=parse_eth(args.custody_stake, "--custody-stake"),
+        fee=parse_eth(args.custody_fee, "--custody-fee"),
+        window_s=parse_duration(args.custody_window),
+    )
 
 
 def run_create(args: argparse.Namespace, settings: Settings) -> int:
@@ -153,11 +141,7 @@ def run_create(args: argparse.Namespace, settings: Settings) -> int:
         from bountytree.market.custody import Custody
 
         custody = Custody(market)  # refuses a deployment without PrivateCustody, before posting
-        for who in (*terms["custodians"], terms["dealer"]):  # type: ignore[misc]
-            if str(who).lower() == market.chain.address.lower():
-                raise UserError("the sponsor cannot be its own task's custodian or dealer")
-            if not custody.is_approved(str(who)):
-                raise UserError(f"{who} is not approved for custody (`bountytree custody approve`)")
+        custody.check(terms)
     out = market.create_task(
         args.validation,
         name=args.name,
@@ -195,7 +179,7 @@ def run_create(args: argparse.Namespace, settings: Settings) -> int:
         print(f"  kept the test part at {out.test}")
     if terms is not None:
         try:
-            made = custody.register(out.task_id, **terms)  # type: ignore[arg-type]
+            made = custody.register(out.task_id, terms)
         except UserError as exc:
             raise UserError(
                 f"task {out.task_id} was created but is not private yet ({exc}); before anyone "

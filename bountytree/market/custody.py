@@ -37,6 +37,40 @@ def local_key_file(home: Path, account: int) -> Path:
 
 
 PARTIES = ("custodian 0", "custodian 1", "dealer")
+# The hand-over window PrivateCustody accepts (its MIN_WINDOW and MAX_WINDOW).
+WINDOW_RANGE_S = (3600, 30 * 86400)
+
+
+@dataclass(frozen=True)
+class CustodyTerms:
+    """What a sponsor names to make its task private (`Custody.register`), checked."""
+
+    custodians: tuple[str, str]
+    dealer: str
+    sponsor_key: bytes  # the sponsor's X25519 public key: the winner's shares are sealed to it
+    stake: int  # wei each of the three stakes
+    fee: int  # wei paid now, to the three in thirds
+    handover_window: int  # seconds
+
+
+def custody_terms(
+    custodians: tuple[str, str], dealer: str, key_file: Path, stake: int, fee: int, window_s: int
+) -> CustodyTerms:
+    """The terms of a private task, checked before anything is sent: three different accounts,
+    the sponsor's own key file (only its public key leaves it), a window the contract takes.
+    `task create --private-models` and the app's form both come here."""
+    named = tuple(
+        _address(a.strip(), what) for a, what in zip((*custodians, dealer), PARTIES, strict=True)
+    )
+    if len({a.lower() for a in named}) != 3:
+        raise UserError("the two custodians and the dealer must be three different accounts")
+    low, high = WINDOW_RANGE_S
+    if not low <= window_s <= high:
+        raise UserError(f"hand-over window of {window_s} s: from 1h to 30d")
+    key = sealing.public_key(sealing.read_private_key(Path(key_file)))
+    return CustodyTerms((named[0], named[1]), named[2], key, stake, fee, window_s)
+
+
 ZERO = b"\x00" * 32
 SCORE, REJECT = 0, 1  # what an attestation says (IPrivateCustody.attest's kind)
 
@@ -128,22 +162,27 @@ class Custody:
             raise UserError(f"task {task_id} is not private (no custody registered)")
         return view
 
-    def register(
-        self,
-        task_id: int,
-        custodians: tuple[str, str],
-        dealer: str,
-        sponsor_key: bytes,
-        *,
-        stake: int,
-        fee: int,
-        handover_window: int,
-    ) -> CustodyRegistered:
-        """Makes a task private (its sponsor, before any submission); `fee` is paid with it."""
-        named = [_address(a, what) for a, what in zip((*custodians, dealer), PARTIES, strict=True)]
+    def check(self, terms: CustodyTerms) -> None:
+        """What the contract would refuse of this account's terms, said before a task is posted
+        for them: the sponsor as a party, a party the admin has not approved."""
+        for who in (*terms.custodians, terms.dealer):
+            if who.lower() == self.market.chain.address.lower():
+                raise UserError("the sponsor cannot be its own task's custodian or dealer")
+            if not self.is_approved(who):
+                raise UserError(f"{who} is not approved for custody (`bountytree custody approve`)")
+
+    def register(self, task_id: int, terms: CustodyTerms) -> CustodyRegistered:
+        """Makes a task private (its sponsor, before any node); the fee is paid with it."""
         sent = self.market.chain.send(
-            self.contract.functions.register(task_id, *named, sponsor_key, stake, handover_window),
-            value=fee,
+            self.contract.functions.register(
+                task_id,
+                *terms.custodians,
+                terms.dealer,
+                terms.sponsor_key,
+                terms.stake,
+                terms.handover_window,
+            ),
+            value=terms.fee,
             action=f"make task {task_id} private",
         )
         return CustodyRegistered(self.require(task_id), sent)

@@ -134,6 +134,8 @@ class Affine(torch.nn.Module):
 class TieOffsets(torch.nn.Module):
     """Adds the secure evaluation's public argmax tie-breaking offsets to the logits."""
 
+    offsets: torch.Tensor
+
     def __init__(self, num_classes: int):
         super().__init__()
         self.register_buffer("offsets", tie_offsets(num_classes))

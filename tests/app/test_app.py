@@ -330,3 +330,46 @@ def test_a_bounty_posted_from_an_uploaded_file_is_not_posted_twice(app_env, sett
     kept = list((settings.home / "uploads").glob("*/val.csv"))
     assert [p.read_bytes() for p in kept] == [data]
     assert kept[0].stat().st_mode & 0o077 == 0
+
+
+def test_a_private_task_is_posted_from_the_form(app_env, settings, files, tmp_path):
+    """Private models from the app: custodians and dealer named, the sponsor's key read from its
+    file on this machine (the form takes a path, never a key); one click posts the task and makes
+    it private. A dealer the admin never approved is refused before anything is sent."""
+    from bountytree.market.custody import Custody
+    from bountytree.private.sealing import public_key, read_private_key, write_private_key
+
+    admin = Custody(market_for(settings, 0))
+    parties = [ganache_account(i).address for i in (5, 6, 7)]
+    for account in parties:
+        if not admin.is_approved(account):
+            admin.approve(account)
+    key_file = tmp_path / "sponsor.key"
+    write_private_key(key_file)
+    market = market_for(settings, 1)
+    tasks_before = market.task_ids()
+
+    post = page("pages/1_Post_a_bounty.py", 1)
+    post.text_input(key="validation_path").input(str(files["validation"])).run()
+    post.text_input(key="name").input("app private digits").run()
+    post.checkbox(key="private_models").check().run()
+    assert post.button(key="post").disabled  # not before its custody is named
+    post.text_input(key="custodian_a").input(parties[0]).run()
+    post.text_input(key="custodian_b").input(parties[1]).run()
+    stranger = ganache_account(9).address
+    post.text_input(key="dealer").input(stranger).run()
+    post.text_input(key="custody_key_file").input(str(key_file)).run()
+    post.button(key="post").click().run()
+    assert post.error and "not approved for custody" in post.error[-1].value
+    assert market.task_ids() == tasks_before  # nothing sent
+
+    post.text_input(key="dealer").input(parties[2]).run()
+    post.button(key="post").click().run()
+    assert not post.exception and not post.error, [e.value for e in post.error]
+    message = post.success[-1].value
+    assert "Private models" in message, message
+    task_id = int(message.split("Task ")[1].split()[0])
+    view = Custody(market).require(task_id)
+    assert [*view.custodians, view.dealer] == parties
+    assert view.sponsor_key == public_key(read_private_key(key_file))
+    assert market.task(task_id, with_info=False).custodied
