@@ -58,9 +58,13 @@ class Failing:
     count: int = 0
     next_try: float = 0.0
 
-    def failed(self, now: float) -> None:
+    def failed(self, now: float, hold_ends: float) -> None:
+        """One more failure at `now`. While the node still holds later nodes (until
+        `hold_ends`) it is tried again by then at the latest, so that it is recorded before
+        them if it can be (a copy revealed after it could otherwise take its raise)."""
         self.count += 1
-        self.next_try = now + min(RETRY_BASE_S * 2 ** (self.count - 1), RETRY_MAX_S)
+        wait = min(RETRY_BASE_S * 2 ** min(self.count - 1, 16), RETRY_MAX_S)
+        self.next_try = now + wait if now >= hold_ends else min(now + wait, hold_ends)
 
     def resting(self, now: float) -> bool:
         return now < self.next_try
@@ -585,7 +589,7 @@ class Oracle:
                 self._failing.pop(x.node.id, None)
             else:
                 failing = self._failing.setdefault(x.node.id, Failing(since=now))
-                failing.failed(now)
+                failing.failed(now, failing.since + self.fetch_timeout)
         failed = [x.node.id for x in ready if x.node.id not in correct]
         first = min((n for n in failed if self._holds_after_failure(n, now)), default=None)
         for x in ready:  # in id order; a node whose pending parent got no score cannot be recorded

@@ -157,6 +157,12 @@ if market is not None:
         )
         if custody is None:
             return created, ""
+        # recorded before custody is sent: if that fails, the same terms cannot post again
+        st.session_state[POSTED] = (
+            terms,
+            created.task_id,
+            f"Task {created.task_id} posted, but not made private yet.",
+        )
         try:
             Custody(m).register(created.task_id, custody)
         except UserError as exc:

@@ -126,12 +126,18 @@ def read_private_key(path: Path) -> bytes:
     """A private key file's key; refuses one other users can read, or that is not a key."""
     path = Path(path)
     try:
-        mode = path.stat().st_mode
+        info = path.stat()
+        # a regular, small, owner-only file before a byte is read: a device or a pipe named
+        # here (the app's form takes a path) would never end
+        if not stat.S_ISREG(info.st_mode) or info.st_size > 1024:
+            raise UserError(f"{path}: not a private key file (64 hex digits)")
+        if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise UserError(f"{path}: a private key must be readable by its owner only (chmod 600)")
         text = path.read_text().strip()
     except OSError as exc:
         raise UserError(f"{path}: {exc.strerror}") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise UserError(f"{path}: a private key must be readable by its owner only (chmod 600)")
+    except UnicodeDecodeError:
+        text = ""
     try:
         private = bytes.fromhex(text)
     except ValueError:

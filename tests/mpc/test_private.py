@@ -111,6 +111,13 @@ def test_a_key_file_others_can_read_is_refused(tmp_path):
     os.chmod(path, 0o644)
     with pytest.raises(Exception, match="owner only"):
         sealing.read_private_key(path)
+    # a device or a pipe named as the key file (the app's form takes a path) is refused before
+    # a byte is read: /dev/zero once exhausted memory
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    for named in (Path("/dev/zero"), pipe):
+        with pytest.raises(Exception, match="not a private key file"):
+            sealing.read_private_key(named)
 
 
 def test_hand_over_checks_each_custodian_against_its_commitment():
