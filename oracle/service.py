@@ -39,8 +39,6 @@ MAX_ATTRIBUTION_REPLAYS = 4
 # Flattened weights of scored nodes, by CID, for the lineage check: at most this many floats (1 GiB).
 MAX_CACHED_FLOATS = 1 << 27
 MAX_CACHED_DATASETS = 4
-# A winner's test session that fails is tried again in later rounds, at most this many times.
-MAX_TEST_ATTEMPTS = MAX_TEST_SESSIONS
 # A node whose session failed is tried again after RETRY_BASE_S, then twice as long after each
 # further failure, up to RETRY_MAX_S: a node that keeps failing (its weights readable by the
 # oracle's store but not the validator's, say) costs the validator's hourly sessions a few a
@@ -590,16 +588,15 @@ class Oracle:
             else:
                 failing = self._failing.setdefault(x.node.id, Failing(since=now))
                 failing.failed(now, failing.since + self.fetch_timeout)
-        failed = [x.node.id for x in ready if x.node.id not in correct]
-        first = min((n for n in failed if self._holds_after_failure(n, now)), default=None)
-        for x in ready:  # in id order; a node whose pending parent got no score cannot be recorded
-            if x.node.id not in correct:
-                continue
-            if first is not None and x.node.id > first:
-                why = f"node {first}, revealed before it, was not scored this round"
-                r.waiting[x.node.id] = why
-                self.say(f"wait {x.node.id}", f"task {task_id} node {x.node.id}: waiting ({why})")
-                continue
+        holding = [x.node.id for x in ready if self._holds_after_failure(x.node.id, now)]
+        held: list[Wait] = []
+        counted = self._in_reveal_order([x for x in ready if x.node.id in correct], held, holding)
+        for w in held:
+            r.waiting[w.node.id] = w.detail
+            self.say(f"wait {w.node.id}", f"task {task_id} node {w.node.id}: waiting ({w.detail})")
+        for (
+            x
+        ) in counted:  # in id order; a node whose pending parent got no score cannot be recorded
             if x.node.parent_id in in_round and x.node.parent_id not in done:
                 continue
             done.add(x.node.id)
@@ -719,7 +716,7 @@ class Oracle:
     def score_test_if_due(self, task_id: int, r: TaskRound) -> None:
         """Once a task is finalized, scores its winner on the sponsor's test part, once, in a
         session of its own, and records that score. The validator admits one such session per
-        task; a session that fails is tried again in later rounds, at most MAX_TEST_ATTEMPTS
+        task; a session that fails is tried again in later rounds, at most MAX_TEST_SESSIONS (as many as the validator admits)
         times in this process."""
         if task_id in self._test_settled:
             return
@@ -740,7 +737,7 @@ class Oracle:
             self.log(f"task {task_id}: no test part on this machine and no --validator; not tested")
             return
         attempts = self._test_attempts[task_id] = self._test_attempts.get(task_id, 0) + 1
-        if attempts >= MAX_TEST_ATTEMPTS:
+        if attempts >= MAX_TEST_SESSIONS:
             self._test_settled.add(task_id)
         winner = self._winner(task)
         self.log(f"task {task_id}: scoring winner node {task.winner} on the test part, once")

@@ -2,6 +2,7 @@
 private models, the task is made private in the same action: its custodians and dealer named,
 the sponsor's key read from its file on this machine (only the public key is sent)."""
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
@@ -13,8 +14,18 @@ from bountytree.market.custody import Custody, CustodyTerms, custody_terms
 from bountytree.models import datasets
 from bountytree.units import parse_eth
 
-POSTED = "posted_terms"  # (the terms of the last bounty this session posted, its task id, what
-# the page said of it)
+POSTED = "posted_terms"  # the last bounty this session posted (a Posted)
+
+
+@dataclass(frozen=True)
+class Posted:
+    """The last bounty this session posted: a second click on the same terms posts nothing."""
+
+    terms: tuple
+    task_id: int
+    said: str  # what the page said of it
+    not_private: str | None  # why a task meant to be private is not (yet), if it is not
+
 
 market = ui.page("Post a bounty")
 if market is not None:
@@ -122,22 +133,26 @@ if market is not None:
         *(str(path), name, description, bounty, target, hours),
         *(data_share, compute_share, stake, fee, margin, cap, bond, custody),
     )
-    again = st.session_state.get(POSTED, (None,))[0] == terms
+    posted: Posted | None = st.session_state.get(POSTED)
+    if posted is not None and posted.terms != terms:
+        posted = None  # other terms: this bounty is not posted yet
     why_not = None
     if rows is None or not name:
         why_not = "posting needs a validation file and a name"
     elif private and custody is None:
         why_not = "private models need two custodians, a dealer and your key file"
-    elif again:
+    elif posted is not None:
         why_not = (
-            f"task {st.session_state[POSTED][1]} was posted with exactly these terms: change "
+            f"task {posted.task_id} was posted with exactly these terms: change "
             "something (or reload the page) to post another bounty"
         )
     clicked = ui.button("Post bounty", key="post", primary=True, why_not=why_not)
 
     def post(m: Market):
-        """The task, then (private models) its custody: checked before anything is sent, and
-        said plainly if the task is posted but not made private."""
+        """The task, then (private models) its custody, checked before anything is sent.
+        Returns the task and, if it was posted but not made private, why: the page records it
+        as posted either way (this runs in a job of its own, apart from the page's state), so
+        the same terms never post a second bounty."""
         if custody is not None:
             Custody(m).check(custody)
         created = m.create_task(
@@ -156,33 +171,33 @@ if market is not None:
             audit_bond=parse_eth(bond, "audit bond"),
         )
         if custody is None:
-            return created, ""
-        # recorded before custody is sent: if that fails, the same terms cannot post again
-        st.session_state[POSTED] = (
-            terms,
-            created.task_id,
-            f"Task {created.task_id} posted, but not made private yet.",
-        )
+            return created, None
         try:
             Custody(m).register(created.task_id, custody)
         except UserError as exc:
-            raise UserError(
-                f"task {created.task_id} was posted but is not private yet ({exc}); before "
-                f"anyone submits, retry with `bountytree custody register --task "
-                f"{created.task_id} …`"
-            ) from None
-        return created, " Private models: its custodians hold every trained node."
+            return created, (
+                f"Task {created.task_id} is not private yet ({exc}); before anyone submits, "
+                f"retry with `bountytree custody register --task {created.task_id} …`"
+            )
+        return created, None
 
     out = ui.act("post", clicked, post, what="Posting the bounty")
     if out is not None:  # drawn again at once, so the button is off from this moment on
-        created, private_note = out
+        created, not_private = out
         ui.choose_task(created.task_id)
-        st.session_state[POSTED] = (
+        made_private = custody is not None and not_private is None
+        private_note = (
+            " Private models: its custodians hold every trained node." if made_private else ""
+        )
+        st.session_state[POSTED] = Posted(
             terms,
             created.task_id,
             f"Task {created.task_id} posted. Transaction {created.sent.tx_hash}, gas "
             f"{created.sent.gas_used}.{private_note}",
+            not_private,
         )
         st.rerun()
-    if again:
-        st.success(st.session_state[POSTED][2])
+    if posted is not None:
+        st.success(posted.said)
+        if posted.not_private:
+            ui.fail(UserError(posted.not_private))

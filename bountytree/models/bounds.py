@@ -85,11 +85,12 @@ def reach(spec: ModelSpec, state: dict[str, torch.Tensor], box: InputBox) -> Rea
     evaluated = evaluation_state(spec, state)
     worst = float(torch.maximum(lo.abs(), hi.abs()).max())
     drift = torch.full_like(lo, ULP)
+    padded = None
     for i, layer in enumerate(spec.layers):
         bound, kwargs = LAYERS[layer.type].bound, layer_kwargs(layer)
         weights = layer_weights(evaluated, i)
         if layer.type == "MaxPool2d" and kwargs["padding"] and float(lo.min()) < PAD_FLOOR:
-            return Reach(float(torch.maximum(lo.abs(), hi.abs()).max()), float("inf"), i)
+            padded = i if padded is None else padded
         drift = _carried(bound, kwargs, weights, drift) + 2 * ULP
         if weights:  # |W - W on the grid| · |x|, through the layer's own bound
             off = {k: (v.double() - on_grid(v).double()).abs() for k, v in weights.items()}
@@ -98,10 +99,10 @@ def reach(spec: ModelSpec, state: dict[str, torch.Tensor], box: InputBox) -> Rea
         lo, hi = bound(kwargs, weights, (lo, hi))
         largest = float(torch.maximum(lo.abs(), hi.abs()).max())
         if largest != largest:  # NaN: inf - inf somewhere; the weights overflow float64
-            return Reach(float("inf"), float("inf"))
+            return Reach(float("inf"), float("inf"), padded)
         worst = max(worst, largest)
     most = float(drift.max())
-    return Reach(worst, most if most == most else float("inf"))
+    return Reach(worst, most if most == most else float("inf"), padded)
 
 
 def _carried(

@@ -53,9 +53,10 @@ def tie_offsets(num_classes: int) -> torch.Tensor:
 
 def on_grid(t: torch.Tensor) -> torch.Tensor:
     """A float tensor as CrypTen encodes it: truncated toward zero to a multiple of ULP. Exact in
-    float32 (a power of two scales; below 2^8 the product fits the mantissa, above it float32's
-    own spacing is already a multiple of ULP); other dtypes unchanged."""
+    float32: below 2^8 the scaled value fits the mantissa, and from 2^8 up float32's own spacing
+    is already a multiple of ULP, so those values are left as they are (scaling them could only
+    overflow); other dtypes unchanged."""
     if not t.is_floating_point():
         return t
     snapped: torch.Tensor = (t * 2**FRACTION_BITS).trunc() / 2**FRACTION_BITS
-    return snapped
+    return snapped.where(t.abs() < 2**8, t)

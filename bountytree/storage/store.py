@@ -40,7 +40,6 @@ from bountytree.storage.unixfs import (
     read_chunks,
 )
 
-MAX_DEPTH = 32  # kubo's balanced DAG of 174 links per node needs 6 levels for 10 PB
 MAX_BLOCK = 2 * 1024 * 1024  # bitswap's limit: no IPFS block is larger
 
 
@@ -185,24 +184,20 @@ def _below(
         if node.data:
             yield node.data
         return
-    if depth >= MAX_DEPTH:
-        raise StoreError(f"{cid}: not a UnixFS file (deeper than {MAX_DEPTH} levels)")
     if node.data or depth >= levels:
         # kubo's balanced layout keeps data in its leaves only, all at the depth the file's
-        # size needs: a chain of tiny blocks, each fetched in turn, cannot stretch a read
-        raise StoreError(
-            f"{cid}: not a UnixFS file as IPFS adds it by default (data above its leaves, or "
-            f"deeper than the {levels} level(s) its size needs); add it again with "
-            "`bountytree ipfs add` or kubo's defaults"
+        # size needs (at most a handful of levels): a chain of tiny blocks, each fetched in
+        # turn, cannot stretch a read
+        raise _not_as_added(
+            cid, f"data above its leaves, or deeper than the {levels} level(s) its size needs"
         )
     if min(node.blocksizes) <= 0 or len(node.data) + sum(node.blocksizes) != node.filesize:
         raise StoreError(f"{cid}: not a UnixFS file (its blocks' sizes do not add up)")
     partial = next((size for size in node.blocksizes[:-1] if size % CHUNK_SIZE), None)
     if partial is not None:
-        raise StoreError(
-            f"{cid}: not a UnixFS file as IPFS adds it by default (a block before the last "
-            f"holds {partial} bytes, not whole {CHUNK_SIZE}-byte chunks); add it again with "
-            "`bountytree ipfs add` or kubo's defaults"
+        raise _not_as_added(
+            cid,
+            f"a block before the last holds {partial} bytes, not whole {CHUNK_SIZE}-byte chunks",
         )
     budget[0] -= len(node.links)
     if budget[0] < 0:
@@ -213,6 +208,13 @@ def _below(
             if child.filesize != declared:
                 raise StoreError(f"{cid}: not a UnixFS file (a block's size is not its parent's)")
             yield from _below(cid, child, source, depth + 1, budget, levels)
+
+
+def _not_as_added(cid: str, why: str) -> StoreError:
+    return StoreError(
+        f"{cid}: not a UnixFS file as IPFS adds it by default ({why}); add it again with "
+        "`bountytree ipfs add` or kubo's defaults"
+    )
 
 
 def check_readable(store: Store, cid: str) -> bool:

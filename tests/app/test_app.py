@@ -373,3 +373,14 @@ def test_a_private_task_is_posted_from_the_form(app_env, settings, files, tmp_pa
     assert [*view.custodians, view.dealer] == parties
     assert view.sponsor_key == public_key(read_private_key(key_file))
     assert market.task(task_id, with_info=False).custodied
+
+    # Posted, but custody refused by the contract (a stake beyond what it holds): said so, and a
+    # second click on the same terms posts no second bounty.
+    post.text_input(key="name").input("app private, refused").run()
+    post.number_input(key="custody_stake").set_value(1e12).run()
+    before = market.task_ids()
+    post.button(key="post").click().run()
+    assert not post.exception, post.exception
+    assert post.error and "is not private yet" in post.error[-1].value, post.error
+    assert len(market.task_ids()) == len(before) + 1
+    assert post.button(key="post").disabled  # (AppTest refuses a click on it, as a browser does)

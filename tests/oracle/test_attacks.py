@@ -395,7 +395,7 @@ def test_a_copy_of_a_node_whose_session_failed_cannot_take_its_raise(
     oracle.run_round([task_id])
     out = "\n".join(lines)
     assert f"node {alice}: not scored" in out, out
-    assert f"node {copy}: waiting (node {alice}, revealed before it, was not scored" in out, out
+    assert f"node {copy}: waiting (node {alice}, revealed before it, is not scored yet)" in out, out
     assert mallory.node(copy).status == mallory.node(alice).status == "pending"
     # the next round holds the copy back before any session, and Alice's node rests (tried
     # again after RETRY_BASE_S, doubling): no session is spent on either
