@@ -20,6 +20,7 @@ import os
 import secrets
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,7 @@ _RECORD = """INSERT INTO blocks (digest, pack, offset, length) VALUES (?, ?, ?, 
 ON CONFLICT (digest) DO UPDATE SET pack = excluded.pack, offset = excluded.offset,
     length = excluded.length, corrupt = 0
 WHERE blocks.corrupt = 1"""
+LOCK_WAIT_S = 60  # how long a busy index is waited for
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,26 @@ class Entry:
     digest: bytes
     offset: int
     length: int
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    """A connection to the index, in WAL mode, its table made. Two processes opening a new index
+    at once can be refused at once (`database is locked`): switching the journal mode and
+    creating the table take a lock SQLite does not wait for while another process holds it,
+    so that is tried again, within the same LOCK_WAIT_S a busy index is waited for."""
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        db = sqlite3.connect(path, timeout=LOCK_WAIT_S, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")  # fsync at checkpoints only: blocks are
+            db.execute(_SCHEMA)  # checked on every read, an index is never corrupted by a crash
+            return db
+        except sqlite3.OperationalError as exc:
+            db.close()
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 class PackIndex:
@@ -71,10 +93,7 @@ class PackIndex:
             if not create and not self.path.exists():
                 return None
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")  # fsync at checkpoints only: blocks are
-            db.execute(_SCHEMA)  # checked on every read, an index is never corrupted by a crash
+            db = _open(self.path)
             self._local.db, self._local.pid = db, os.getpid()
         return db
 

@@ -1,6 +1,5 @@
-// A user with a browser wallet, in the real headless Chromium (playwright-core, from the wallet
-// component's own node_modules): connect the wallet, post a bounty, finalize it once its deadline
-// has passed, withdraw the refund — the browser alone, the key never on the app server.
+// A user with a browser wallet, in the real headless Chromium (chromium.mjs): connect the
+// wallet, post a bounty, finalize it once its deadline has passed, withdraw the refund — the browser alone, the key never on the app server.
 //
 // The wallet is an EIP-1193 provider injected into every frame before the page's scripts run
 // (as a wallet extension injects window.ethereum). It answers accounts and chain itself and
@@ -9,22 +8,11 @@
 //
 // node browser_wallet.mjs  (settings in BOUNTYTREE_BROWSER_TEST, a JSON object: url, rpc,
 // account, validation, name, bounty, shots, frontend)
-import { createRequire } from "node:module";
 import path from "node:path";
 
-const cfg = JSON.parse(process.env.BOUNTYTREE_BROWSER_TEST);
-const require = createRequire(path.join(cfg.frontend, "package.json"));
-const { chromium } = require("playwright-core");
+import { launch, VIEWPORT } from "./chromium.mjs";
 
-const FLAGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
+const cfg = JSON.parse(process.env.BOUNTYTREE_BROWSER_TEST);
 const WAIT = 180_000;
 const seen = []; // every wallet request: {method, params?, result?, error?}
 let connected = false;
@@ -93,9 +81,9 @@ async function fill(page, label, value) {
 }
 
 async function main() {
-  const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: FLAGS });
+  const browser = await launch(cfg.frontend);
   const out = { seen };
-  const context = await browser.newContext({ viewport: { width: 1400, height: 1100 } });
+  const context = await browser.newContext({ viewport: VIEWPORT });
   await context.exposeBinding("__bountytreeWallet", wallet);
   await context.addInitScript(PROVIDER);
   const page = await context.newPage();

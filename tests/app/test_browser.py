@@ -1,18 +1,16 @@
-"""The running app in a real headless Chromium: a task created from the command line appears on
-the home page and the task page renders its tree (saved as a screenshot), a score the Ladder
-carried marked as carried; a user with a browser
-wallet posts a bounty, finalizes it and withdraws, from the browser alone; the app listens on
-127.0.0.1 only and shows no "Deploy" button."""
+"""The running app in a real headless Chromium (playwright-core, chromium.mjs): a task created
+from the command line appears on the home page and the task page renders its tree (saved as a
+screenshot), a score the Ladder carried marked as carried; a user with a browser wallet posts a
+bounty, finalizes it and withdraws, from the browser alone; the app listens on 127.0.0.1 only and
+shows no "Deploy" button."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -27,30 +25,25 @@ from bountytree.processes import free_port, stop, wait_for_port
 from tests.conftest import market_for, new_task
 
 FRONTEND = ROOT / "app" / "wallet" / "frontend"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1400,1100",
-    "--virtual-time-budget=30000",
-]
 WALLET_ACCOUNT = 13  # unlocked on the test chain; used by no other test
 
 
-def chromium(tmp_path, url: str, *args: str) -> subprocess.CompletedProcess:
-    binary = shutil.which("chromium")
-    assert binary, "Debian's chromium is missing: `make setup` installs it"
-    profile = tmp_path / f"profile-{len(list(tmp_path.iterdir()))}"
-    return subprocess.run(
-        [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args, url],
+def page_once(url: str, text: str, shot: Path | None = None) -> str:
+    """The HTML of the app's page at `url` once it shows `text` (page_once.mjs; one browser
+    session that waits for it: the server's first run imports the whole stack, and the Tasks
+    page reads every task of the worker's chain, which a loaded machine does slowly)."""
+    config = {"url": url, "text": text, "frontend": str(FRONTEND), "wait_ms": 300_000}
+    if shot is not None:
+        config["shot"] = str(shot)
+    run = subprocess.run(
+        ["node", str(Path(__file__).with_name("page_once.mjs"))],
+        env={**os.environ, "BOUNTYTREE_BROWSER_TEST": json.dumps(config)},
         capture_output=True,
-        timeout=180,
+        text=True,
+        timeout=420,
     )
+    assert run.returncode == 0, run.stderr[-3000:]
+    return run.stdout
 
 
 def listening_addresses(port: int) -> set[str]:
@@ -101,18 +94,6 @@ def app_url(settings, deployed, tmp_path):
         stop(proc)
 
 
-def _dom_with(tmp_path, url: str, text: str) -> str:
-    """The page's DOM once it shows `text`. The server's first run imports the whole stack and
-    a loaded machine runs it slowly; a page caught before its script ends is loaded again, as a
-    user pressing reload would."""
-    deadline = time.monotonic() + 300  # the Tasks page reads every task of the worker's chain
-    while True:
-        dom = chromium(tmp_path, url, "--dump-dom").stdout.decode()
-        if text in dom or time.monotonic() > deadline:
-            return dom
-        time.sleep(2)
-
-
 def _node_label(dom: str, node_id: int) -> str:
     """The text of node `node_id`'s box in the tree's SVG (one <text> element per line)."""
     boxes = [g.split("</g>")[0] for g in dom.split('class="node"')[1:]]
@@ -133,18 +114,14 @@ def test_task_from_the_cli_appears_in_the_browser(settings, files, app_url, tmp_
     # The oracle (account 0) records the CNN's score as the Ladder carries it (no new best: the
     # task's 0) and the MLP's own released score.
     market_for(settings, 0).record_scores(task_id, [Score(cnn, 0, 0, 0), Score(mlp, 6300, 0, 0)])
-    dom = _dom_with(tmp_path, app_url + "/", f"#{task_id} seen in chromium")
+    dom = page_once(app_url + "/", f"#{task_id} seen in chromium")
     assert f"#{task_id} seen in chromium" in dom, dom[-2000:]
     # The tree, drawn as SVG in the page: the carried score says so, the released one does not.
-    dom = _dom_with(tmp_path, f"{app_url}/Task?task={task_id}", f"#{mlp} arch")
+    shot = tmp_path / "task.png"
+    dom = page_once(f"{app_url}/Task?task={task_id}", f"#{mlp} arch", shot)
     labels = {node: _node_label(dom, node) for node in (cnn, mlp)}
     assert "0.00% (carried)" in labels[cnn], labels
     assert "63.00%" in labels[mlp] and "carried" not in labels[mlp], labels
-    shot = tmp_path / "task.png"
-    for _ in range(10):  # a grey skeleton of a page still loading is a small PNG
-        chromium(tmp_path, f"{app_url}/Task?task={task_id}", f"--screenshot={shot}")
-        if shot.exists() and shot.stat().st_size > 25_000:
-            break
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 25_000
 
 

@@ -32,6 +32,7 @@ from bountytree.storage.connect import open_store
 from bountytree.storage.daemon import IpfsDaemon
 from bountytree.storage.embedded import EmbeddedStore
 from bountytree.storage.kubo import GRACE, KuboStore
+from bountytree.storage.packs import PackIndex
 from bountytree.storage.store import (
     BlockCorrupted,
     BlockMissing,
@@ -621,6 +622,35 @@ def test_two_processes_adding_at_once(tmp_path):
         assert add_bytes(store, data) in cids
         assert b"".join(store.cat(add_bytes(store, data))) == data
     assert not list(Path(root).rglob("*.tmp"))  # no temporary file left behind
+
+
+def _open_index_in_child(root: str, start, out):
+    start.wait()
+    try:
+        PackIndex(Path(root))._db(create=True)
+        out.put("ok")
+    except Exception as exc:  # reported to the parent, which shows it
+        out.put(repr(exc))
+
+
+def test_processes_opening_a_new_index_at_once_all_open_it(tmp_path):
+    """Switching a new index to WAL is refused at once, not waited for, while another process
+    holds its lock: 8 processes released together on a fresh index each time, 6 times over,
+    all open it (before the retry, 2 runs of 3 had one refused with `database is locked`)."""
+    ctx = multiprocessing.get_context("spawn")
+    results = []
+    for trial in range(6):
+        start, out = ctx.Barrier(8), ctx.Queue()
+        procs = [
+            ctx.Process(target=_open_index_in_child, args=(str(tmp_path / str(trial)), start, out))
+            for _ in range(8)
+        ]
+        for p in procs:
+            p.start()
+        results += [out.get(timeout=120) for _ in procs]
+        for p in procs:
+            p.join(60)
+    assert results == ["ok"] * 48, [r for r in results if r != "ok"]
 
 
 def test_open_store_picks_the_backend(tmp_path):
