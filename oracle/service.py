@@ -650,12 +650,24 @@ class Oracle:
         """Accuracy (bps) of each node, from one two-party session; if the session fails, each
         node alone, so no node keeps the others from being scored. When every session fails,
         the validator or the machine is at fault, not a node: the round fails (UserError) and is
-        retried. A count out of [0, rows] or a row count other than the task's is refused (the
-        node stays pending, unblamed)."""
+        retried. More nodes than a session admits go in parts, and a part whose every node fails
+        alone fails alone: its nodes are left unscored (and rest, `Failing`), the others are
+        scored (nodes that each fail, revealed first, used to fail the round, so no later node
+        was ever scored). A count out of [0, rows] or a row count other than the task's is
+        refused (the node stays pending, unblamed)."""
         if len(ready) > MAX_NODES_PER_SESSION:  # the validator admits at most this many per session
             out: dict[int, int] = {}
-            for part in _batches(ready, MAX_NODES_PER_SESSION):
-                out |= self._evaluate(task, part, validation, r)
+            parts = _batches(ready, MAX_NODES_PER_SESSION)
+            failed: list[UserError] = []
+            for part in parts:
+                try:
+                    out |= self._evaluate(task, part, validation, r)
+                except UserError as exc:
+                    failed.append(exc)
+                    for x in part:
+                        r.unscorable.setdefault(x.node.id, str(exc))
+            if len(failed) == len(parts):
+                raise failed[0]
             return out
         info = task.info
         expect = {

@@ -423,6 +423,48 @@ def test_a_copy_of_a_node_whose_session_failed_cannot_take_its_raise(
     assert _gain(mallory, task_id, nodes[alice].author) > 0
 
 
+def test_nodes_that_each_fail_their_session_stall_no_later_node(
+    settings, deployed, files, monkeypatch, tmp_path
+):
+    """Mallory reveals first a node whose every session fails (weights the oracle's store serves
+    and the validator's cannot, say: `session-fails`), enough of them to fill a session's part
+    of the round (one node here: the part size is set to 1). That part failing used to fail the
+    whole round, every round: the honest architecture revealed after it was never scored. Now
+    the failing part is left unscored and resting, and the honest node is scored in the same
+    round."""
+    monkeypatch.setattr(service, "MAX_NODES_PER_SESSION", 1)
+    task_id = new_task(settings, files["validation"], "failing parts")
+    raw = json.loads(Path(MLP).read_text())
+    raw["layers"][0]["out_features"] = raw["layers"][2]["in_features"] = 48
+    (tmp_path / "narrow.json").write_text(json.dumps(raw))
+    mallory = node_id_of(
+        cli_ok(
+            settings,
+            "propose",
+            "--task",
+            str(task_id),
+            "--spec",
+            str(tmp_path / "narrow.json"),
+            "--account",
+            "8",
+        )
+    )
+    honest = node_id_of(
+        cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1")
+    )
+    monkeypatch.setattr(service, "FAILPOINT", f"session-fails:{mallory}")
+    lines: list[str] = []
+    oracle = Oracle(
+        market_for(settings, 0), fetch_timeout=0, log=lines.append, settings_env=settings.to_env()
+    )
+    (r,) = oracle.run_round([task_id])
+    out = "\n".join(lines)
+    nodes = market_for(settings).nodes(task_id)
+    assert r.error is None and nodes[honest].status == "scored", out
+    assert nodes[mallory].status == "pending" and mallory in r.unscorable, out
+    assert oracle._failing[mallory].count == 1  # it rests before it is tried again
+
+
 def test_a_node_that_does_not_fit_the_task_stalls_nothing(settings, deployed, files):
     """An architecture for 3 classes in a 10-class task, sent straight to the contract, is
     rejected before any session; the honest architecture beside it is scored in the same round."""
