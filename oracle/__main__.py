@@ -83,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: env BOUNTYTREE_VALIDATION_SALT, else the salt `bountytree task create` kept "
         "on this machine); never on the command line, which every local user can read",
     )
+    v.add_argument(
+        "--link-key",
+        help="the validator's link key file, whose public key the task names (default: the one "
+        "`bountytree task create` made on this machine)",
+    )
     v.set_defaults(run=lambda a, s: _validator(a, s))
     m = sub.add_parser("model-party", parents=[common], help=argparse.SUPPRESS)
     m.add_argument("--job", required=True)
@@ -136,6 +141,7 @@ def _validator(args, settings) -> int:
         args.test,
         wait_s=args.wait,
         one_session=args.one_session,
+        link_key=args.link_key,
     )
 
 

@@ -15,13 +15,14 @@ from bountytree.market.actions import open_market
 from bountytree.market.taskinfo import TaskInfo
 from bountytree.market.validation import (
     check_commitment,
+    link_key_path,
     registered_salt,
     registered_test,
     validator_folder,
 )
 from bountytree.models import datasets
 from bountytree.models.spec import parse_spec
-from bountytree.private.sealing import new_private_key, read_private_key
+from bountytree.private.sealing import new_private_key, public_key, read_private_key
 from bountytree.processes import die_with_parent
 
 from .admission import TEST, VALIDATION, Gate
@@ -49,6 +50,29 @@ def _rows(path: str | Path, info: TaskInfo, expected_rows: int) -> datasets.Data
     return rows
 
 
+def link_identity(settings, chain_id: int, info: TaskInfo, key_file: str | Path | None) -> bytes:
+    """The validator's link key: the one the task names (`validator_key`), from `key_file` or
+    the one `task create` made on this machine. A key the task does not name is refused here,
+    before any session (the oracle would refuse the link anyway). A task that names none (an
+    older description, or one another client posted) gets a fresh key per session."""
+    if info.validator_key is None:
+        return new_private_key()
+    path = Path(key_file) if key_file else link_key_path(settings.home, chain_id)
+    if not path.exists():
+        raise UserError(
+            f"{path}: no validator link key here; the task names {info.validator_key[:16]}…, "
+            "made on the machine that posted it (copy its validator/<chain>/link.key, or pass "
+            "--link-key)"
+        )
+    private = read_private_key(path)
+    if public_key(private).hex() != info.validator_key:
+        raise UserError(
+            f"{path}: this link key is not the one the task names ({info.validator_key[:16]}…); "
+            "the oracle would not talk to this validator"
+        )
+    return private
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0][:200] if text else type(exc).__name__
@@ -64,13 +88,15 @@ def run_validator(
     test: str | None = None,
     wait_s: float = 120.0,
     one_session: bool = False,
+    link_key: str | None = None,
 ) -> int:
     """Party 0. Checks the file and its salt (by default the one `task create` kept on this
     machine) against the task's commitment before anything else, then serves `sessions` scoring
     sessions (0: until stopped), each in a fresh process; a session no oracle joined within
     `wait_s` is opened afresh and not counted. `one_session`: this process is one session (what
     the loop, and an oracle scoring with its own validator, start). `test` is the test part (by
-    default the one `task create --split` kept here, if any): scored once, for the winner only."""
+    default the one `task create --split` kept here, if any): scored once, for the winner only.
+    `link_key`: the key file the link proves (default: the one `task create` kept here)."""
     market = open_market(settings)
     task = market.task(task_id)
     if salt is None and os.environ.get(SALT_ENV):
@@ -82,6 +108,7 @@ def run_validator(
     if test is None and (kept := registered_test(settings.home, market.chain.chain_id, task_id)):
         test = str(kept)
     test_rows = _rows(test, task.info, task.info.test_rows) if test else None
+    link = link_identity(settings, market.chain.chain_id, task.info, link_key)
     if one_session:  # this process is the session
         from . import mpc
 
@@ -99,12 +126,12 @@ def run_validator(
             log=lambda line: print(line, flush=True),
         )
         try:
-            # a fresh link key per session: the oracle is known by its signed ticket, which
-            # names the key its own link proves
+            # the oracle is known by its signed ticket, which names the key its own link
+            # proves; this party by the key the task names
             mpc.join(
                 address,
                 mpc.DATA_PARTY,
-                mpc.Identity(new_private_key(), {mpc.MODEL_PARTY: None}),
+                mpc.Identity(link, {mpc.MODEL_PARTY: None}),
                 rendezvous_s=wait_s,
                 admission=admission,
             )
@@ -151,6 +178,8 @@ def run_validator(
         ]
         if test:
             argv += ["--test", test]
+        if link_key:
+            argv += ["--link-key", link_key]
         if getattr(settings, "rpc", None):
             argv += ["--rpc", settings.rpc]
         # the salt goes by environment (readable by this user only), never on a command line
@@ -176,7 +205,10 @@ def run_model_party(job_dir: str) -> int:
     job = json.loads((job_path / "job.json").read_text())
     # the specs only: party 0 shares each node's weights, read by itself from the store
     models = [(int(node["id"]), parse_spec(node["spec"])) for node in job["nodes"]]
-    identity = mpc.Identity(read_private_key(job_path / LINK_KEY), {mpc.DATA_PARTY: None})
+    # the validator the task names, by its link key (any, for a task that names none)
+    named = job.get("validator_key")
+    validators = [bytes.fromhex(named)] if named else None
+    identity = mpc.Identity(read_private_key(job_path / LINK_KEY), {mpc.DATA_PARTY: validators})
     try:
         mpc.join(job["address"], mpc.MODEL_PARTY, identity, ticket=job["header"])
     except mpc.PartyMissing as exc:  # the validator never took part

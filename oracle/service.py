@@ -685,6 +685,7 @@ class Oracle:
                     self.market, task.id, [x.node.id for x in ready], link=link
                 ),
                 expect=expect,
+                validator_key=info.validator_key,
                 validation_file=validation,
                 validator=self.validator,
                 settings_env=self.settings_env,
@@ -762,6 +763,7 @@ class Oracle:
                 "features": task.info.num_features,
                 "classes": task.info.num_classes,
             },
+            validator_key=task.info.validator_key,
             validation_file=validation,
             validator=self.validator,
             settings_env=self.settings_env,

@@ -58,6 +58,7 @@ def run_session(
     *,
     ticket: Callable[[bytes], dict],
     expect: dict,
+    validator_key: str | None,
     validation_file: Path | None,
     validator: str | None,
     settings_env: dict,
@@ -66,7 +67,8 @@ def run_session(
 ) -> SessionResult:
     """Scores `ready` (ordered by id) in one two-party session opened with the signed ticket
     `ticket(link key)` gives (admission.issue, for the session's fresh link key), checking the
-    validator's answer against `expect`; raises UserError on failure. `progress` hears the model party's lines as they come (rows shared, each node
+    validator's answer against `expect`, with the validator proving `validator_key` on its link
+    (the one the task names; any, for a task that names none); raises UserError on failure. `progress` hears the model party's lines as they come (rows shared, each node
     evaluated)."""
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bountytree-session-") as folder:
@@ -82,6 +84,7 @@ def run_session(
                 "nodes": nodes,
                 "header": ticket(link),
                 "expect": expect,
+                "validator_key": validator_key,
             },
         )
         env = {**_party_env(), **settings_env}

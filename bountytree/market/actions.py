@@ -518,6 +518,9 @@ class Market:
             input_range=(min(box.low), max(box.high)),
             feature_ranges=tuple(zip(box.low, box.high, strict=True)),
             feature_names=ds.feature_names,
+            validator_key=validation.validator_public_key(
+                self.chain.settings.home, self.chain.chain_id
+            ),
         )
         home = self.chain.settings.home
         chain_id = self.chain.chain_id

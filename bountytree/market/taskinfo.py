@@ -8,8 +8,11 @@ model's values are bounded before a secure session (bountytree/models/bounds.py:
 checks it before it stakes, the oracle before it scores); `input_range`, one [low, high] for all
 features, what descriptions held before; `test_rows`, the size of the test part the winner is
 scored on once. `feature_names` is the rows' schema (the CSV header's feature columns, in
-order), carried into the model card. A description written before these existed reads with the
-default margin, no range (no bound) and no test part."""
+order), carried into the model card. `validator_key` is the public X25519 key the sponsor's
+validator proves on the scoring link (bountytree/market/validation.py): the oracle scores with
+no other. A description written before these existed reads with the default margin, no range
+(no bound), no test part and no validator key (the oracle then trusts whoever answers at its
+`--validator` address, as it did)."""
 
 from __future__ import annotations
 
@@ -41,6 +44,7 @@ class TaskInfo:
     input_range: tuple[float, float] | None = None
     feature_ranges: tuple[tuple[float, float], ...] | None = None
     feature_names: tuple[str, ...] | None = None
+    validator_key: str | None = None  # 64 hex digits
 
     @property
     def num_features(self) -> int:
@@ -92,6 +96,7 @@ def parse(raw: bytes, where: str = "task description") -> TaskInfo:
             input_range=_range(data.get("input_range")),
             feature_ranges=_feature_ranges(data.get("feature_ranges"), math.prod(shape)),
             feature_names=_feature_names(data.get("feature_names"), math.prod(shape)),
+            validator_key=_key(data.get("validator_key")),
         )
         # A box beyond what the secure evaluation holds, in either form, would fail every
         # model's bound: such a task cannot be scored, and is not read.
@@ -104,6 +109,14 @@ def parse(raw: bytes, where: str = "task description") -> TaskInfo:
         raise UserError(f"{where}: not a valid {FORMAT} document ({exc})") from None
     except RecursionError:
         raise UserError(f"{where}: not a valid {FORMAT} document (nested too deeply)") from None
+
+
+def _key(value: object) -> str | None:
+    if value is None:
+        return None
+    if not (isinstance(value, str) and len(value) == 64 and set(value) <= set("0123456789abcdef")):
+        raise ValueError("validator_key is not 64 lowercase hex digits (an X25519 public key)")
+    return value
 
 
 def _margin(value: object) -> int:

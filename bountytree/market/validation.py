@@ -9,6 +9,11 @@ against the chain, and after finalize the sponsor can open the commitment on-cha
 fetch the file by that CID. The oracle's validator party reads the file and salt from here when
 it runs on the same machine, and the test part (`task-N-test.npz`) too. Nothing in this folder
 is uploaded until the sponsor publishes it.
+
+The validator's link key (`link.key`, one per chain) is kept here too: its public half goes into
+every task description this machine posts (`validator_key`), and the oracle's model party talks
+only to a validator that proves it, so whoever else answers at the validator's address cannot
+pose as the sponsor's validator and feed the oracle counts of its own.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from pathlib import Path
 
 from bountytree.errors import UserError
 from bountytree.files import atomic_write
+from bountytree.private.sealing import public_key, read_private_key, write_private_key
 from bountytree.storage.unixfs import build_file, read_chunks
 
 SALT_BYTES = 32
@@ -55,6 +61,28 @@ def validator_folder(home: Path, chain_id: int) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     os.chmod(Path(home) / "validator", 0o700)
     return folder
+
+
+def link_key_path(home: Path, chain_id: int) -> Path:
+    return Path(home) / "validator" / str(chain_id) / "link.key"
+
+
+def validator_link_key(home: Path, chain_id: int) -> bytes:
+    """This machine's validator link key for the chain (its private half), made on first use."""
+    path = link_key_path(home, chain_id)
+    validator_folder(home, chain_id)
+    if not path.exists():
+        try:
+            write_private_key(path)
+        except UserError:  # made meanwhile by another process: read it
+            if not path.exists():
+                raise
+    return read_private_key(path)
+
+
+def validator_public_key(home: Path, chain_id: int) -> str:
+    """What a task description names: the link key's public half, in hex."""
+    return public_key(validator_link_key(home, chain_id)).hex()
 
 
 def _salt_path(home: Path, chain_id: int, task_id: int) -> Path:

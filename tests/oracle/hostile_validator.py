@@ -1,14 +1,17 @@
 """A sponsor's validator (party 0) that shifts every count it helps reveal, run by the tests as a
 process of its own:
 
-    python tests/oracle/hostile_validator.py --shift ROWS validator --task N --validation FILE \
-        --address HOST:PORT --one-session
+    python tests/oracle/hostile_validator.py --shift ROWS [--own-key] validator --task N \
+        --validation FILE --address HOST:PORT --one-session
 
 It is the real validator (`python -m oracle validator`: commitment check, ticket admission, rows
 in a secret order) except for one thing: before a count is revealed it adds ROWS to its own
 share of it. Adding a public constant in CrypTen changes party 0's share only, so party 1 and
 the oracle see nothing unusual: the count stays inside [0, rows] and is recorded. Only an audit
 against the published validation file can tell.
+
+With `--own-key` it is someone else at the validator's address: it proves a link key of its own,
+not the one the task names (it holds the rows here only so that it can run the real code).
 """
 
 from __future__ import annotations
@@ -17,13 +20,15 @@ import argparse
 import sys
 
 from bountytree.cli import run
-from oracle import mpc
+from bountytree.private.sealing import new_private_key
+from oracle import mpc, parties
 from oracle.__main__ import build_parser
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--shift", type=int, required=True)
+    p.add_argument("--own-key", action="store_true")
     args, rest = p.parse_known_args()
     honest_reveal = mpc._reveal_count
 
@@ -31,6 +36,8 @@ def main() -> None:
         return honest_reveal(total + args.shift, rows)
 
     mpc._reveal_count = shifted
+    if args.own_key:
+        parties.link_identity = lambda *_: new_private_key()
     sys.exit(run(build_parser(), rest))
 
 

@@ -6,20 +6,34 @@ beside it are still scored and paid."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from safetensors.torch import save
 from torch import equal as torch_equal
 
+from bountytree.config import ROOT
 from bountytree.models import weights
 from bountytree.models.datasets import load_file
 from bountytree.models.spec import build_torch, load_spec
 from bountytree.models.training import train_node
+from bountytree.processes import free_port
 from bountytree.storage.store import add_bytes, cid_of, get_bytes
 from oracle import service
 from oracle.service import Oracle
-from tests.conftest import advance_time, cli_error, cli_ok, market_for, new_task, node_id_of, nudged
+from tests.conftest import (
+    advance_time,
+    cli_error,
+    cli_ok,
+    market_for,
+    new_task,
+    node_id_of,
+    nudged,
+    run_cli,
+)
 
 pytestmark = pytest.mark.mpc
 
@@ -463,6 +477,61 @@ def test_nodes_that_each_fail_their_session_stall_no_later_node(
     assert r.error is None and nodes[honest].status == "scored", out
     assert nodes[mallory].status == "pending" and mallory in r.unscorable, out
     assert oracle._failing[mallory].count == 1  # it rests before it is tried again
+
+
+def test_whoever_answers_at_the_validators_address_scores_nothing(settings, deployed, files):
+    """Mallory takes the address the oracle is told its validator listens at (`--validator`)
+    and answers there as the real validator code would, holding rows and shifting every count
+    by 60 of 400 rows: her counts were recorded. The task names the sponsor's validator link key
+    (made by `task create`), so the oracle's model party refuses her link: nothing is counted,
+    nothing recorded, and the round blames no node. The sponsor's own validator at the same
+    address then scores the node."""
+    task_id = new_task(settings, files["validation"], "impostor", target="0.999")
+    info = market_for(settings).task(task_id).info
+    assert info.validator_key is not None and len(info.validator_key) == 64
+    arch = node_id_of(
+        cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1")
+    )
+
+    def validator(*hostile: str) -> subprocess.Popen:
+        script = ["tests/oracle/hostile_validator.py", *hostile] if hostile else ["-m", "oracle"]
+        return subprocess.Popen(
+            [
+                sys.executable,
+                *script,
+                "validator",
+                "--task",
+                str(task_id),
+                "--validation",
+                str(files["validation"]),
+                "--address",
+                address,
+                "--one-session",
+            ],
+            env={**os.environ, **settings.to_env(), "PYTHONPATH": str(ROOT)},
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+
+    address = f"127.0.0.1:{free_port()}"
+    mallory = validator("--shift", "60", "--own-key")
+    out = run_cli(
+        settings, "--once", "--task", str(task_id), "--validator", address, module="oracle"
+    )
+    _, err = mallory.communicate(timeout=300)
+    said = out.stdout.decode() + out.stderr.decode()
+    assert "party 0's key" in said and "is not one this party accepts" in said, said
+    assert market_for(settings).node(arch).status == "pending", said
+    assert mallory.returncode != 0, err.decode()[-2000:]
+
+    sponsor = validator()
+    out = cli_ok(
+        settings, "--once", "--task", str(task_id), "--validator", address, module="oracle"
+    )
+    _, err = sponsor.communicate(timeout=300)
+    assert sponsor.returncode == 0, err.decode()[-2000:]
+    assert market_for(settings).node(arch).status == "scored", out
 
 
 def test_a_node_that_does_not_fit_the_task_stalls_nothing(settings, deployed, files):

@@ -213,6 +213,24 @@ def test_tampered_validation_file_is_refused(settings, deployed, files, tmp_path
     assert all(n.status == "pending" for n in market.nodes(task_id).values())
 
 
+def test_a_validator_with_another_link_key_than_the_tasks_is_refused(
+    settings, deployed, files, tmp_path
+):
+    """The sponsor's validator proves the link key its task names: started with another key
+    file, or on a machine without the one `task create` made, it stops in one line before any
+    session (the oracle's model party would refuse its link anyway)."""
+    from bountytree.private.sealing import write_private_key
+
+    task_id = new_task(settings, files["validation"], "link key")
+    other = tmp_path / "other.key"
+    write_private_key(other)
+    common = ["validator", "--task", str(task_id), "--validation", str(files["validation"])]
+    line = cli_error(settings, *common, "--link-key", str(other), module="oracle")
+    assert "this link key is not the one the task names" in line, line
+    line = cli_error(settings, *common, "--link-key", str(tmp_path / "none.key"), module="oracle")
+    assert "no validator link key here" in line, line
+
+
 def _env(settings, **extra) -> dict:
     return {
         **os.environ,
