@@ -21,8 +21,10 @@ names cannot confirm and is dropped; the ephemeral keys make each session's keys
 Topology: party 0 listens at the session's address; parties 1 and 2 connect to it. Party 1 then
 listens on a port of its own, which it tells party 0 and party 0 tells the dealer, and the
 dealer connects there. A listener serves many handshakes at once, each with a deadline, and a
-new connection evicts the oldest unfinished one beyond MAX_PENDING: a stranger who connects and
-stalls holds only its own connection, never the party's place.
+new connection beyond MAX_PENDING evicts the oldest unfinished one of the source address that
+has the most: a stranger who connects and stalls, or floods connections faster than handshakes
+complete, holds and evicts only its own connections, never the place of a party that connects
+from another address.
 """
 
 from __future__ import annotations
@@ -420,7 +422,8 @@ def _accept(
     done: dict[int, Link] = {}
     lock = threading.Lock()  # done, pending, waiting
     admitting = threading.Lock()  # one admission at a time: the first admitted takes the place
-    pending: collections.deque[socket.socket] = collections.deque()  # still in the handshake
+    # still in the handshake, oldest first, with the address each came from
+    pending: dict[socket.socket, str] = {}
     waiting = [0]  # connections whose opening arrived, waiting for their admission
     over = threading.Event()  # this listener has returned or given up: late links are closed
     expect = {r: me.peers.get(r, ()) for r in ranks}
@@ -441,7 +444,7 @@ def _accept(
         with lock:
             evicted = conn not in pending
             if not evicted:
-                pending.remove(conn)
+                del pending[conn]
             full = waiting[0] >= MAX_PENDING
             if not evicted and not full:
                 waiting[0] += 1
@@ -480,8 +483,8 @@ def _accept(
                 link.close()
             _hang_up(conn)
         finally:
-            with lock, contextlib.suppress(ValueError):
-                pending.remove(conn)
+            with lock:
+                pending.pop(conn, None)
 
     try:
         while True:
@@ -497,23 +500,33 @@ def _accept(
                 raise PartyMissing(f"parties {missing} did not join within the time allowed")
             listener.settimeout(min(0.2, left))
             try:
-                conn, _ = listener.accept()
+                conn, peer = listener.accept()
             except TimeoutError:
                 continue
             except OSError:  # out of descriptors, say: wait, do not give up the session
                 time.sleep(0.1)
                 continue
             with lock:
-                if len(pending) >= MAX_PENDING:
-                    # the oldest handshake gives way: connections held open and silent cannot
-                    # keep a party out (one that is answering finishes within milliseconds)
+                pending[conn] = str(peer[0])
+                if len(pending) > MAX_PENDING:
+                    # the oldest handshake of the busiest source (the newcomer's counted) gives
+                    # way: connections held open and silent, or a flood from one address,
+                    # cannot keep a party from another out (one that is answering finishes
+                    # within milliseconds)
                     with contextlib.suppress(OSError):
-                        pending.popleft().shutdown(socket.SHUT_RDWR)
-                pending.append(conn)
+                        _busiest_oldest(pending).shutdown(socket.SHUT_RDWR)
             threading.Thread(target=serve, args=(conn,), daemon=True).start()
     finally:
         with lock:
             over.set()
+
+
+def _busiest_oldest(pending: dict[socket.socket, str]) -> socket.socket:
+    """The oldest pending connection of the address with the most pending (taken out)."""
+    busiest, _ = collections.Counter(pending.values()).most_common(1)[0]
+    conn = next(c for c, source in pending.items() if source == busiest)
+    del pending[conn]
+    return conn
 
 
 def _connect(

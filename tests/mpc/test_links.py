@@ -7,6 +7,7 @@ CrypTen multiplication with dealt triples; the unit tests drive a link pair over
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import multiprocessing
 import socket
@@ -447,3 +448,78 @@ def test_strangers_on_the_admission_path_leave_nothing_behind_and_the_opening_de
     assert out["links"][1].peer_key == admitted[0]
     for link in [*out["links"].values(), *mine.values()]:
         link.close()
+
+
+def _flood(address: str, source: str, stop, opened) -> None:
+    """Opens connections to `address` from `source` as fast as it can, each left silent (the
+    last thousand kept open), until `stop` is set; counts them in `opened`."""
+    host, port = address.rsplit(":", 1)
+    held: collections.deque[socket.socket] = collections.deque()
+    while not stop.is_set():
+        try:
+            s = socket.create_connection((host, int(port)), timeout=1, source_address=(source, 0))
+        except OSError:
+            continue
+        held.append(s)
+        if len(held) > 1000:
+            held.popleft().close()
+        with opened.get_lock():
+            opened.value += 1
+
+
+def _slow_path(target: str, delay_s: float, tries: list[int]) -> str:
+    """A forwarder to `target` that holds every chunk `delay_s` each way (a party on a slow
+    network); its address. Each connection it forwards is appended to `tries`."""
+    server = socket.create_server(("127.0.0.1", 0))
+    host, port = target.rsplit(":", 1)
+
+    def pipe(a: socket.socket, b: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := a.recv(1 << 16):
+                time.sleep(delay_s)
+                b.sendall(data)
+        for s in (a, b):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+    def serve() -> None:
+        while True:
+            client, _ = server.accept()
+            tries.append(1)
+            upstream = socket.create_connection((host, int(port)))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=pipe, args=(a, b), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return f"127.0.0.1:{server.getsockname()[1]}"
+
+
+def test_a_flood_of_connections_from_one_address_keeps_no_party_out(monkeypatch):
+    """A stranger at 127.0.0.2 opens connections to party 0's port as fast as one process can,
+    each silent, while party 1 comes over a slow network (0.1 s each way, so its handshake takes
+    most of a second). Evicting the oldest handshake let the flood cycle party 1's out before it
+    finished, for as long as it flooded; now the busiest source gives way, and party 1, from
+    127.0.0.1, links within its rendezvous each time."""
+    monkeypatch.setattr(links, "MAX_PENDING", 2)
+    ctx = multiprocessing.get_context("spawn")
+    for _ in range(3):
+        keys = {0: new_private_key(), 1: new_private_key()}
+        address, out = _listener(keys, deadline_s=30)
+        stop, opened = ctx.Event(), ctx.Value("l", 0)
+        flooder = ctx.Process(target=_flood, args=(address, "127.0.0.2", stop, opened))
+        flooder.start()
+        try:
+            while opened.value < 2 * links.MAX_PENDING:  # the flood is on before party 1 comes
+                time.sleep(0.01)
+            me = links.Identity(keys[1], {0: {public_key(keys[0])}})
+            tries: list[int] = []
+            path = _slow_path(address, 0.2, tries)
+            mine = links.connect(path, me, 1, 2, rendezvous_s=15, timeout_s=5)
+        finally:
+            stop.set()
+            flooder.join(10)
+        out["thread"].join(10)
+        assert set(out["links"]) == {1} and set(mine) == {0}, out.get("error")
+        assert len(tries) == 1, f"party 1's handshake was cut {len(tries) - 1} time(s)"
+        for link in [*out["links"].values(), *mine.values()]:
+            link.close()
