@@ -3,6 +3,13 @@ and its share of each task's exact best after each scored node, all sealed to it
 
 A copied disk, a backup or a store holds nothing readable without the key file. Files are
 written atomically; a holding is never overwritten once its commitment is on-chain.
+
+A trained node's share is kept in two steps, so that a custodian killed at any point never
+leaves the other committed to a share it lacks: the training session keeps it *tentatively*
+(`node-N.tentative.sealed`), the two custodians then tell each other so, and only a session that
+got that word from the other ends well; the custodian then promotes its share (`node-N.sealed`)
+and commits to it. A custodian that finds the other committed while it holds a tentative share
+promotes it: the other committed only after hearing it was kept.
 """
 
 from __future__ import annotations
@@ -35,6 +42,21 @@ class Holdings:
         salt = new_salt()
         atomic_write(self._node(task_id, node_id), handover.seal_share(share, salt, self.public))
         return handover.Opened(share, salt)
+
+    def _tentative(self, task_id: int, node_id: int) -> Path:
+        return self.folder / f"task-{task_id}" / f"node-{node_id}.tentative.sealed"
+
+    def keep_tentatively(self, task_id: int, node_id: int, share: Share) -> None:
+        """A trained share, before the other custodian has said it kept its own."""
+        sealed = handover.seal_share(share, new_salt(), self.public)
+        atomic_write(self._tentative(task_id, node_id), sealed)
+
+    def promote(self, task_id: int, node_id: int) -> handover.Opened | None:
+        """The tentative share made the node's holding (None if there is none)."""
+        tentative = self._tentative(task_id, node_id)
+        if tentative.exists():
+            tentative.replace(self._node(task_id, node_id))
+        return self.share(task_id, node_id)
 
     def _best(self, task_id: int, node_id: int) -> Path:
         return self.folder / f"task-{task_id}" / f"best-after-{node_id}.sealed"

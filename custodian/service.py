@@ -182,6 +182,13 @@ class Custodian:
         """Does what the node needs from this custodian now; True to go on to the next node."""
         task_id = view.task_id
         held = self.holdings.share(task_id, node.id)
+        if held is None and node.parent_id and self.custody.commitment(node.id, 1 - index):
+            # the other custodian kept its share and heard this one had kept its own (it
+            # commits only then): this one was stopped before it promoted it
+            held = self.holdings.promote(task_id, node.id)
+            if held is None:
+                self.log(f"node {node.id}: the other custodian committed to a share; none here")
+                return True
         other = self.custody.attestation(node.id, 1 - index)
         try:
             try:
@@ -312,9 +319,11 @@ class Custodian:
         result = self._session(view, index, Job(session.TRAIN, view.task_id, node.id, spec, inputs))
         if result is None:
             return False
-        _, arrays = result
-        child = Share(index, {k[2:]: v for k, v in arrays.items() if k.startswith("w:")})
-        held = self.holdings.keep(view.task_id, node.id, child)
+        if f"custodian-trained:{index}" == session.FAILPOINT:
+            os._exit(137)
+        held = self.holdings.promote(view.task_id, node.id)  # the session kept it tentatively
+        if held is None:
+            raise UserError(f"node {node.id}: the training session kept no share")
         self.custody.commit_share(node.id, commitment(held.share, held.salt))
         self.log(f"node {node.id}: trained on shares, committed to share {index}")
         return False  # the next round scores it, once the other custodian has committed too
@@ -393,6 +402,7 @@ class Custodian:
                     "parent_bps": job.parent_bps,
                     "timeout": self.session_timeout,
                     "key_file": str(self.key_file.resolve()),
+                    "holdings": str(self.holdings.folder.resolve()),
                     "peers": {str(r): key.hex() for r, key in peers.items() if key},
                 },
             )

@@ -1,7 +1,8 @@
 """One three-party session of a custodian, in a fresh process (`python -m custodian session
 JOB`): the job folder holds `job.json` (the session's address, this custodian's rank, what to
 do) and `inputs.safetensors` (this custodian's shares); the process writes `result.json` and
-`result.safetensors`. Nothing is pickled on the way in or out.
+`result.safetensors` (a training session keeps the child's share itself, tentatively, in the
+custodian's holdings: see holdings.py). Nothing is pickled on the way in or out.
 
 The three parties talk over authenticated, encrypted links (bountytree/mpc/links.py): each
 proves the X25519 key it accepted custody with, and accepts as its peers only the keys the chain
@@ -14,6 +15,7 @@ if they agree. The dealer deals for sessions of the custodians of the tasks it s
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -27,9 +29,16 @@ from bountytree.mpc.links import Identity
 from bountytree.private.sealing import read_private_key
 from bountytree.private.shares import Share
 
+from .holdings import Holdings
+
 TRAIN, SCORE = "train", "score"
 SESSION_BUDGET = 1800.0  # what one session may take, start to end, before it is stopped
 DEALER = session.DEALER_RANK
+# Fault injection for the recovery drills: "custodian-kept:RANK" ends custodian RANK's session
+# process abruptly right after it kept its trained share tentatively, before it said so;
+# "custodian-trained:RANK" ends custodian RANK's service right after a training session ended
+# well, before it promoted its share and committed to it.
+FAILPOINT = os.environ.get("BOUNTYTREE_FAILPOINT", "")
 
 
 def identity(key_file: str, peers: dict[int, set[bytes]]) -> Identity:
@@ -62,7 +71,15 @@ def run(job_dir: Path) -> int:
         arrays: dict[str, np.ndarray] = {}
         if job["kind"] == TRAIN:
             child = private.train(spec, weights, rows)
-            arrays = {f"w:{k}": v for k, v in child.tensors.items()}
+            # kept before either says so; a session ends well only once both have (holdings.py)
+            holdings = Holdings(Path(job["holdings"]), read_private_key(Path(job["key_file"])))
+            holdings.keep_tentatively(int(job["task"]), int(job["node"]), child)
+            if f"custodian-kept:{rank}" == FAILPOINT:
+                os._exit(137)
+            for speaker in (0, 1):
+                said = session.send_json({"kept": True} if rank == speaker else None, speaker)
+                if said != {"kept": True}:
+                    raise session.SessionRefused(f"custodian {speaker} did not keep its share")
         else:
             count = private.shared_count(spec, weights, rows)
             try:

@@ -30,9 +30,10 @@ CUSTODIANS, DEALER = (8, 9), 10
 WAIT_S = 420
 
 
-def _start(settings, log: Path, *args: str, account: int) -> subprocess.Popen:
+def _start(settings, log: Path, *args: str, account: int, failpoint: str = "") -> subprocess.Popen:
     """A custodian or dealer process; its output goes to `log`."""
     env = {
+        "BOUNTYTREE_FAILPOINT": failpoint,
         **os.environ,
         "BOUNTYTREE_RPC": settings.rpc,
         "BOUNTYTREE_STORE": settings.store,
@@ -99,17 +100,19 @@ def _accept_and_share(settings, task_id: int, keys) -> None:
     cli_ok(settings, "custody", "share-validation", "--task", str(task_id))
 
 
-def _custodian(settings, keys, index: int, peer: str, task_id: int, log: Path):
+def _custodian(settings, keys, index: int, peer: str, task_id: int, log: Path, failpoint=""):
     return _start(
         settings, log, "serve", "--key-file", str(keys[f"c{index}"]), "--peer", peer,
         "--task", str(task_id), "--session-timeout", "30", "--interval", "1",
-        account=CUSTODIANS[index],
+        account=CUSTODIANS[index], failpoint=failpoint,
     )  # fmt: skip
 
 
-def _services(settings, keys, task_id: int, folder: Path) -> tuple[str, list[subprocess.Popen]]:
+def _services(
+    settings, keys, task_id: int, folder: Path, failpoint: str = ""
+) -> tuple[str, list[subprocess.Popen]]:
     """The dealer and both custodians, logging to folder/{dealer,c0,c1}.log; and their peer
-    address."""
+    address. `failpoint` is custodian 1's (custodian/session.py)."""
     peer = f"127.0.0.1:{free_port()}"
     dealer = _start(
         settings, folder / "dealer.log", "dealer", "--key-file", str(keys["dealer"]),
@@ -117,7 +120,8 @@ def _services(settings, keys, task_id: int, folder: Path) -> tuple[str, list[sub
     )  # fmt: skip
     return peer, [
         dealer,
-        *(_custodian(settings, keys, i, peer, task_id, folder / f"c{i}.log") for i in (0, 1)),
+        _custodian(settings, keys, 0, peer, task_id, folder / "c0.log"),
+        _custodian(settings, keys, 1, peer, task_id, folder / "c1.log", failpoint),
     ]
 
 
@@ -287,3 +291,78 @@ def test_a_custodian_killed_mid_training_loses_nothing_and_the_round_is_retried(
             p.kill()
             p.wait()
     assert market.node(child).accuracy_bps >= 2000
+
+
+def _private_child(settings, files, tmp_path, name: str, failpoint: str):
+    """A private task whose architecture is scored, and a data owner's child of it submitted,
+    with custodian 1 started under `failpoint`: (task, child, peer, keys, processes)."""
+    address, keys = _approved_keys(settings, tmp_path)
+    task_id = created_task_id(
+        cli_ok(settings, *_create(settings, files, name), "--private-models",
+               *_terms(address, keys))
+    )  # fmt: skip
+    _accept_and_share(settings, task_id, keys)
+    peer, procs = _services(settings, keys, task_id, tmp_path, failpoint)
+    market = market_for(settings)
+    arch = _propose(settings, task_id, tmp_path)
+    _wait("the architecture's score", lambda: market.node(arch).status == "scored", procs)
+    child = node_id_of(
+        cli_ok(settings, "custody", "submit", "--task", str(task_id), "--parent", str(arch),
+               "--data", str(_owner_rows(files, tmp_path)), "--account", "2")
+    )  # fmt: skip
+    return task_id, child, peer, keys, procs
+
+
+def test_a_custodian_killed_between_its_session_and_its_commitment_loses_nothing(
+    settings, deployed, files, tmp_path
+):
+    """Custodian 1 is stopped right after a training session ended well, before it kept its
+    share as the node's and committed to it (`custodian-trained:1`). Custodian 0 commits. The
+    share was already kept (tentatively, by the session, before either custodian said so), so
+    custodian 1, restarted, makes it the node's, commits, and the child is scored. (Before, the
+    share lived only in the session's scratch folder: the node stayed pending for good, custodian
+    0 committed to a share whose other half was gone.)"""
+    market = market_for(settings)
+    task_id, child, peer, keys, procs = _private_child(
+        settings, files, tmp_path, "killed after training", "custodian-trained:1"
+    )
+    try:
+        procs[2].wait(timeout=WAIT_S)  # it stops itself at the failpoint
+        custody = Custody(market)
+        _wait("custodian 0's commitment", lambda: custody.commitment(child, 0), procs[:2])
+        assert custody.commitment(child, 1) is None
+        procs[2] = _custodian(settings, keys, 1, peer, task_id, tmp_path / "c1.log")
+        _wait("the child's score", lambda: market.node(child).status == "scored", procs)
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    assert market.node(child).accuracy_bps >= 2000
+
+
+def test_a_custodian_killed_before_saying_it_kept_its_share_leaves_nothing_committed(
+    settings, deployed, files, tmp_path
+):
+    """Custodian 1's session process dies right after it kept its share tentatively, before it
+    said so (`custodian-kept:1`): custodian 0 never hears it, so neither commits; the next round
+    trains the node again, both keep and commit, and the child is scored."""
+    market = market_for(settings)
+    task_id, child, peer, keys, procs = _private_child(
+        settings, files, tmp_path, "killed before saying", "custodian-kept:1"
+    )
+    custody = Custody(market)
+    try:
+        _wait(
+            "custodian 0 to give the round up",
+            lambda: f"node {child}: no train session" in (tmp_path / "c0.log").read_text(),
+            procs,
+        )
+        assert custody.commitment(child, 0) is None and custody.commitment(child, 1) is None
+        procs[2].kill()
+        procs[2].wait()
+        procs[2] = _custodian(settings, keys, 1, peer, task_id, tmp_path / "c1.log")
+        _wait("the child's score", lambda: market.node(child).status == "scored", procs)
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
