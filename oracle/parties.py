@@ -15,10 +15,10 @@ from bountytree.market.actions import open_market
 from bountytree.market.taskinfo import TaskInfo
 from bountytree.market.validation import (
     check_commitment,
-    link_key_path,
     registered_salt,
     registered_test,
     validator_folder,
+    validator_key_path,
 )
 from bountytree.models import datasets
 from bountytree.models.spec import parse_spec
@@ -52,17 +52,21 @@ def _rows(path: str | Path, info: TaskInfo, expected_rows: int) -> datasets.Data
 
 def link_identity(settings, chain_id: int, info: TaskInfo, key_file: str | Path | None) -> bytes:
     """The validator's link key: the one the task names (`validator_key`), from `key_file` or
-    the one `task create` made on this machine. A key the task does not name is refused here,
+    where `task create` kept it on this machine. A key the task does not name is refused here,
     before any session (the oracle would refuse the link anyway). A task that names none (an
     older description, or one another client posted) gets a fresh key per session."""
     if info.validator_key is None:
         return new_private_key()
-    path = Path(key_file) if key_file else link_key_path(settings.home, chain_id)
+    path = (
+        Path(key_file)
+        if key_file
+        else validator_key_path(settings.home, chain_id, info.validator_key)
+    )
     if not path.exists():
         raise UserError(
             f"{path}: no validator link key here; the task names {info.validator_key[:16]}…, "
-            "made on the machine that posted it (copy its validator/<chain>/link.key, or pass "
-            "--link-key)"
+            "kept by `task create` on the machine that posted it (in validator/<chain>/link-keys/: "
+            "copy that file here, or pass --link-key)"
         )
     private = read_private_key(path)
     if public_key(private).hex() != info.validator_key:

@@ -518,7 +518,7 @@ class Market:
             input_range=(min(box.low), max(box.high)),
             feature_ranges=tuple(zip(box.low, box.high, strict=True)),
             feature_names=ds.feature_names,
-            validator_key=validation.validator_public_key(
+            validator_key=validation.new_validator_key(
                 self.chain.settings.home, self.chain.chain_id
             ),
         )

@@ -10,10 +10,11 @@ fetch the file by that CID. The oracle's validator party reads the file and salt
 it runs on the same machine, and the test part (`task-N-test.npz`) too. Nothing in this folder
 is uploaded until the sponsor publishes it.
 
-The validator's link key (`link.key`, one per chain) is kept here too: its public half goes into
-every task description this machine posts (`validator_key`), and the oracle's model party talks
-only to a validator that proves it, so whoever else answers at the validator's address cannot
-pose as the sponsor's validator and feed the oracle counts of its own.
+The validator's link keys (`link-keys/<public key>.key`, a fresh one per task) are kept here
+too: each task description names its key's public half (`validator_key`), and the oracle's model
+party talks only to a validator that proves it, so whoever else answers at the validator's
+address cannot pose as the sponsor's validator and feed the oracle counts of its own. Back this
+folder up: a task whose key is lost cannot be scored.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from bountytree.errors import UserError
 from bountytree.files import atomic_write
-from bountytree.private.sealing import public_key, read_private_key, write_private_key
+from bountytree.private.sealing import new_private_key, public_key, write_private_key
 from bountytree.storage.unixfs import build_file, read_chunks
 
 SALT_BYTES = 32
@@ -63,26 +64,21 @@ def validator_folder(home: Path, chain_id: int) -> Path:
     return folder
 
 
-def link_key_path(home: Path, chain_id: int) -> Path:
-    return Path(home) / "validator" / str(chain_id) / "link.key"
+def validator_key_path(home: Path, chain_id: int, public_hex: str) -> Path:
+    """Where `task create` kept the validator link key whose public half is `public_hex`."""
+    return Path(home) / "validator" / str(chain_id) / "link-keys" / f"{public_hex}.key"
 
 
-def validator_link_key(home: Path, chain_id: int) -> bytes:
-    """This machine's validator link key for the chain (its private half), made on first use."""
-    path = link_key_path(home, chain_id)
+def new_validator_key(home: Path, chain_id: int) -> str:
+    """A fresh validator link key for one task, kept here under its public half (hex), which
+    the task description names: copying one task's key to a validator host gives it no other."""
+    private = new_private_key()
+    public_hex = public_key(private).hex()
+    path = validator_key_path(home, chain_id, public_hex)
     validator_folder(home, chain_id)
-    if not path.exists():
-        try:
-            write_private_key(path)
-        except UserError:  # made meanwhile by another process: read it
-            if not path.exists():
-                raise
-    return read_private_key(path)
-
-
-def validator_public_key(home: Path, chain_id: int) -> str:
-    """What a task description names: the link key's public half, in hex."""
-    return public_key(validator_link_key(home, chain_id)).hex()
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    write_private_key(path, private)
+    return public_hex
 
 
 def _salt_path(home: Path, chain_id: int, task_id: int) -> Path:

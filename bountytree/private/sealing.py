@@ -13,6 +13,7 @@ key is 32 bytes, written as 64 hex digits (how a task records the sponsor's key 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from pathlib import Path
@@ -105,20 +106,31 @@ def open_sealed(
         ) from None
 
 
-def write_private_key(path: Path) -> bytes:
-    """Creates a private key file (owner-only, never overwritten); returns the public key."""
+def write_private_key(path: Path, private: bytes | None = None) -> bytes:
+    """Creates a private key file (owner-only, never overwritten) holding `private` (a fresh key
+    by default); returns the public key. The file appears whole or not at all: written under a
+    temporary name, then linked to its own (a reader never sees it empty, and a crash leaves
+    no empty key file behind)."""
     path = Path(path)
-    private = new_private_key()
-    try:  # O_EXCL: an existing file, or one created meanwhile, is never replaced
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    private = new_private_key() if private is None else private
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    try:  # O_EXCL, no link followed: the temporary file is this call's own
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise UserError(f"{path}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(private.hex().encode() + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(tmp, path)  # never replaces an existing file, or one created meanwhile
     except FileExistsError:
         raise UserError(f"{path} exists; a key file is never overwritten") from None
     except OSError as exc:
         raise UserError(f"{path}: {exc.strerror}") from None
-    with os.fdopen(fd, "wb") as f:
-        f.write(private.hex().encode() + b"\n")
-        f.flush()
-        os.fsync(f.fileno())
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
     return public_key(private)
 
 

@@ -62,7 +62,8 @@ def _open(path: Path) -> sqlite3.Connection:
     so that is tried again, within the same LOCK_WAIT_S a busy index is waited for."""
     deadline = time.monotonic() + LOCK_WAIT_S
     while True:
-        db = sqlite3.connect(path, timeout=LOCK_WAIT_S, isolation_level=None)
+        left = max(0.1, deadline - time.monotonic())  # one minute in all, not one per try
+        db = sqlite3.connect(path, timeout=left, isolation_level=None)
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")  # fsync at checkpoints only: blocks are

@@ -108,6 +108,8 @@ def test_a_key_file_others_can_read_is_refused(tmp_path):
     assert sealing.public_key(sealing.read_private_key(path)) == public
     with pytest.raises(Exception, match="never overwritten"):
         sealing.write_private_key(path)
+    assert sealing.public_key(sealing.read_private_key(path)) == public  # the first key stays
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sponsor.key"]  # no temporary left
     os.chmod(path, 0o644)
     with pytest.raises(Exception, match="owner only"):
         sealing.read_private_key(path)
