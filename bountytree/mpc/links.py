@@ -63,6 +63,8 @@ MAX_REASON = 300  # characters of a refusal's reason sent back
 REFUSAL = b"\xff\xff\xff\xff"  # in place of a confirmation's header: "your key is not accepted"
 HANDSHAKE_S = 10.0  # a connection that has not confirmed by then is dropped
 MAX_PENDING = 32  # handshakes a listener runs at once; a new connection evicts the oldest
+MAX_WAITING_PER_SOURCE = 4  # linked connections of one address waiting for their admission
+BUSY = "too many connections waiting"  # a refusal that says: come again
 
 
 class LinkError(Exception):
@@ -424,7 +426,7 @@ def _accept(
     admitting = threading.Lock()  # one admission at a time: the first admitted takes the place
     # still in the handshake, oldest first, with the address each came from
     pending: dict[socket.socket, str] = {}
-    waiting = [0]  # connections whose opening arrived, waiting for their admission
+    waiting: collections.Counter[str] = collections.Counter()  # openings waiting, by address
     over = threading.Event()  # this listener has returned or given up: late links are closed
     expect = {r: me.peers.get(r, ()) for r in ranks}
 
@@ -438,21 +440,24 @@ def _accept(
 
     def admitted(conn: socket.socket, link: Link) -> None:
         """Reads the opening and runs `admit` on it, telling the peer the verdict. Once its
-        opening has arrived a connection is no longer evicted; at most MAX_PENDING wait."""
+        opening has arrived a connection is no longer evicted; at most MAX_PENDING wait, and
+        MAX_WAITING_PER_SOURCE from one address (strangers who complete handshakes and send
+        openings, each costing an admission check, cannot fill the queue from one address and
+        keep the party out); one turned away is told to come again (BUSY)."""
         assert admit is not None
         opening = link.recv(MAX_OPENING)
         with lock:
-            evicted = conn not in pending
-            if not evicted:
-                del pending[conn]
-            full = waiting[0] >= MAX_PENDING
-            if not evicted and not full:
-                waiting[0] += 1
-        if evicted:
+            source = pending.pop(conn, None)
+            full = source is not None and (
+                waiting.total() >= MAX_PENDING or waiting[source] >= MAX_WAITING_PER_SOURCE
+            )
+            if source is not None and not full:
+                waiting[source] += 1
+        if source is None:
             raise LinkError("evicted before its opening arrived")
         if full:
-            link.send(json.dumps({"ok": False, "error": "too many connections waiting"}).encode())
-            raise LinkError("too many connections waiting")
+            link.send(json.dumps({"ok": False, "error": BUSY}).encode())
+            raise LinkError(BUSY)
         try:
             with admitting:
                 if over.is_set() or link.rank in done:
@@ -467,7 +472,7 @@ def _accept(
                 place(link)  # within the admission: nobody else is admitted meanwhile
         finally:
             with lock:
-                waiting[0] -= 1
+                waiting[source] -= 1
 
     def serve(conn: socket.socket) -> None:
         link = None
@@ -591,17 +596,23 @@ def connect(
             said = links[1].recv(64).decode(errors="replace")
             links[2].send(json.dumps([links[1].sock.getpeername()[0], said]).encode())
         return links
-    links = {0: _connect(address, me, rank, world, 0, deadline, timeout_s)}
-    if opening is not None:
+    while True:
+        links = {0: _connect(address, me, rank, world, 0, deadline, timeout_s)}
+        if opening is None:
+            break
         links[0].send(opening)
         try:
             verdict = json.loads(links[0].recv(MAX_OPENING))
         except (LinkError, ValueError):
             verdict = {"ok": False, "error": "party 0 ended the link without a verdict"}
-        if not isinstance(verdict, dict) or verdict.get("ok") is not True:
-            links[0].close()
-            error = verdict.get("error") if isinstance(verdict, dict) else None
-            raise SessionRefused(str(error or "refused")[:MAX_REASON])
+        if isinstance(verdict, dict) and verdict.get("ok") is True:
+            break
+        links[0].close()
+        error = verdict.get("error") if isinstance(verdict, dict) else None
+        if error == BUSY and time.monotonic() < deadline:  # strangers ahead: come again
+            time.sleep(0.2)
+            continue
+        raise SessionRefused(str(error or "refused")[:MAX_REASON])
     if world == 3 and rank == 1:
         local = links[0].sock.getsockname()[0]
         with socket.create_server((local, 0)) as listener:

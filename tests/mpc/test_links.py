@@ -523,3 +523,51 @@ def test_a_flood_of_connections_from_one_address_keeps_no_party_out(monkeypatch)
         assert len(tries) == 1, f"party 1's handshake was cut {len(tries) - 1} time(s)"
         for link in [*out["links"].values(), *mine.values()]:
             link.close()
+
+
+def test_strangers_queueing_openings_from_one_address_keep_no_party_out():
+    """Strangers at 127.0.0.2 complete the handshake (party 0 takes any key for party 1) and
+    send openings that each cost an admission check (0.3 s here, a chain call's price
+    exaggerated), 36 at a time, again and again. They filled the 32 places of the admission
+    queue, and party 1 was told "too many connections waiting" and gave up; now one address
+    holds at most 4 places, a party told to come again does, and party 1, from 127.0.0.1, is
+    admitted."""
+    checked: list[bytes] = []
+
+    def admit(key: bytes, opening: bytes) -> None:
+        if opening != b"a ticket":
+            time.sleep(0.3)
+            checked.append(opening)
+            raise links.SessionRefused("no valid signed ticket")
+
+    address, out = _listener({0: new_private_key(), 1: None}, deadline_s=60, admit=admit)
+    host, port = address.rsplit(":", 1)
+    stop = threading.Event()
+
+    def stranger() -> None:
+        me = links.Identity(new_private_key(), {0: None})
+        while not stop.is_set():
+            with contextlib.suppress(OSError, links.LinkError, links.LinkRefused):
+                sock = socket.create_connection(
+                    (host, int(port)), timeout=5, source_address=("127.0.0.2", 0)
+                )
+                link = links._handshake(sock, me, 1, 2, {0: None})
+                link.send(b"junk")
+                link.recv(links.MAX_OPENING)
+                link.close()
+
+    crowd = [threading.Thread(target=stranger, daemon=True) for _ in range(36)]
+    for t in crowd:  # more than the queue holds, each back as soon as it is answered
+        t.start()
+        time.sleep(0.05)
+    try:
+        while len(checked) < 2:  # the strangers are in the queue before party 1 comes
+            time.sleep(0.05)
+        me = links.Identity(new_private_key(), {0: None})
+        mine = links.connect(address, me, 1, 2, rendezvous_s=30, timeout_s=5, opening=b"a ticket")
+    finally:
+        stop.set()
+    out["thread"].join(10)
+    assert out["links"][1].peer_key == links.Identity(me.private_key).public_key
+    for link in [*out["links"].values(), *mine.values()]:
+        link.close()
