@@ -45,6 +45,17 @@ MAX_CACHED_DATASETS = 4
 # day, not one a round.
 RETRY_BASE_S = 30.0
 RETRY_MAX_S = 3600.0
+# A failed node is given up on (finalize may leave it pending) only once its sessions have
+# failed GIVE_UP_TRIES times over at least GIVE_UP_S: a failure is the validator's as often as
+# the node's, and one brought about at the right moment (the validator kept busy during one
+# session) must not let a task be finalized without an honest node.
+GIVE_UP_S = 3600.0
+GIVE_UP_TRIES = 4
+# A task whose every session failed in a round (the validator away, or only nodes that each
+# fail) rests before its next session, from TASK_RETRY_BASE_S doubling to TASK_RETRY_MAX_S (chain
+# time, as for nodes): such a round costs a session per node.
+TASK_RETRY_BASE_S = 10.0
+TASK_RETRY_MAX_S = 600.0
 
 
 @dataclass
@@ -55,17 +66,22 @@ class Failing:
     since: float
     count: int = 0
     next_try: float = 0.0
+    base_s: float = RETRY_BASE_S
+    max_s: float = RETRY_MAX_S
 
     def failed(self, now: float, hold_ends: float) -> None:
         """One more failure at `now`. While the node still holds later nodes (until
         `hold_ends`) it is tried again by then at the latest, so that it is recorded before
         them if it can be (a copy revealed after it could otherwise take its raise)."""
         self.count += 1
-        wait = min(RETRY_BASE_S * 2 ** min(self.count - 1, 16), RETRY_MAX_S)
+        wait = min(self.base_s * 2 ** min(self.count - 1, 16), self.max_s)
         self.next_try = now + wait if now >= hold_ends else min(now + wait, hold_ends)
 
     def resting(self, now: float) -> bool:
         return now < self.next_try
+
+    def given_up(self, now: float) -> bool:
+        return self.count >= GIVE_UP_TRIES and now - self.since >= GIVE_UP_S
 
 
 # Fault injection for the reliability drills: "after-score-batch:N" ends the process abruptly
@@ -139,6 +155,7 @@ class Oracle:
         # Nodes whose session failed: each holds the nodes revealed after it for the fetch
         # timeout from its first failure, and is tried again after a wait that doubles.
         self._failing: dict[int, Failing] = {}
+        self._task_failing: dict[int, Failing] = {}  # tasks whose every session failed
         # What each task's last round said of lasting states (an error, a node waiting), so that
         # a state is said once, and again only when it changes or comes back.
         self._said: dict[int, dict[str, str]] = {}
@@ -574,8 +591,24 @@ class Oracle:
         ready = [x for x in ready if x.node.id not in resting]
         if not ready:
             return
+        rest = self._task_failing.get(task_id)
+        if rest is not None and rest.resting(now):
+            self.say(
+                "rest",
+                f"task {task_id}: every session failed lately; tried again in "
+                f"{rest.next_try - now:.0f} s",
+            )
+            return
         self.log(f"task {task_id}: scoring {len(ready)} node(s) in one two-party session")
-        correct = self._evaluate(task, ready, validation, r)
+        try:
+            correct = self._evaluate(task, ready, validation, r)
+        except UserError:
+            rest = self._task_failing.setdefault(
+                task_id, Failing(now, base_s=TASK_RETRY_BASE_S, max_s=TASK_RETRY_MAX_S)
+            )
+            rest.failed(now, now)
+            raise
+        self._task_failing.pop(task_id, None)
         scores, done = [], set()
         in_round = {x.node.id for x in ready}
         # A node whose session failed holds the nodes revealed after it back, as a node waiting
@@ -658,16 +691,17 @@ class Oracle:
         if len(ready) > MAX_NODES_PER_SESSION:  # the validator admits at most this many per session
             out: dict[int, int] = {}
             parts = _batches(ready, MAX_NODES_PER_SESSION)
-            failed: list[UserError] = []
+            failed: list[tuple[list[Ready], UserError]] = []
             for part in parts:
                 try:
                     out |= self._evaluate(task, part, validation, r)
                 except UserError as exc:
-                    failed.append(exc)
-                    for x in part:
-                        r.unscorable.setdefault(x.node.id, str(exc))
+                    failed.append((part, exc))
             if len(failed) == len(parts):
-                raise failed[0]
+                raise failed[0][1]
+            for part, why in failed:
+                for x in part:
+                    r.unscorable.setdefault(x.node.id, str(why))
             return out
         info = task.info
         expect = {
@@ -795,7 +829,8 @@ class Oracle:
 
     def finalize_if_due(self, task_id: int, r: TaskRound) -> None:
         """Finalizes a due task once nothing submitted is left to score: every node scored or
-        rejected, except nodes whose own session failed; or once the grace period is over. Never
+        rejected, except nodes overdue for their files and nodes whose own sessions kept
+        failing (GIVE_UP_S); or once the grace period is over. Never
         while a commitment made in time may still be revealed (the contract waits for it too)."""
         task = self.market.task(task_id, with_info=False)
         if task.reveals_open and (task.target_reached or task.seconds_left < 0):
@@ -807,7 +842,13 @@ class Oracle:
             return
         if not task.finalizable(by_scorer=True):
             return
-        work_left = task.pending_nodes - len(r.unscorable)
+        # left pending: nodes overdue for their files, and nodes whose sessions kept failing
+        # long enough (GIVE_UP_S); a node that failed lately is still work to do
+        now = self.market.chain.w3.eth.get_block("latest")["timestamp"]
+        given_up = [
+            n for n in r.unscorable if (f := self._failing.get(n)) is None or f.given_up(now)
+        ]
+        work_left = task.pending_nodes - len(given_up)
         if work_left > 0 and not task.finalizable(by_scorer=False):
             self.say(
                 "due", f"task {task_id}: due, {work_left} node(s) still to score before finalizing"

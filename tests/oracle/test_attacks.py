@@ -448,21 +448,10 @@ def test_nodes_that_each_fail_their_session_stall_no_later_node(
     round."""
     monkeypatch.setattr(service, "MAX_NODES_PER_SESSION", 1)
     task_id = new_task(settings, files["validation"], "failing parts")
-    raw = json.loads(Path(MLP).read_text())
-    raw["layers"][0]["out_features"] = raw["layers"][2]["in_features"] = 48
-    (tmp_path / "narrow.json").write_text(json.dumps(raw))
     mallory = node_id_of(
-        cli_ok(
-            settings,
-            "propose",
-            "--task",
-            str(task_id),
-            "--spec",
-            str(tmp_path / "narrow.json"),
-            "--account",
-            "8",
-        )
-    )
+        cli_ok(settings, "propose", "--task", str(task_id), "--spec", _narrow_mlp(tmp_path),
+               "--account", "8")
+    )  # fmt: skip
     honest = node_id_of(
         cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1")
     )
@@ -477,6 +466,84 @@ def test_nodes_that_each_fail_their_session_stall_no_later_node(
     assert r.error is None and nodes[honest].status == "scored", out
     assert nodes[mallory].status == "pending" and mallory in r.unscorable, out
     assert oracle._failing[mallory].count == 1  # it rests before it is tried again
+
+
+def _narrow_mlp(tmp_path, hidden: int = 48) -> str:
+    """The example MLP with fewer hidden units: another design, so no copy of it."""
+    raw = json.loads(Path(MLP).read_text())
+    raw["layers"][0]["out_features"] = raw["layers"][2]["in_features"] = hidden
+    (tmp_path / f"narrow-{hidden}.json").write_text(json.dumps(raw))
+    return str(tmp_path / f"narrow-{hidden}.json")
+
+
+def test_a_session_failed_at_the_right_moment_does_not_get_a_node_left_out(
+    settings, deployed, files, monkeypatch, tmp_path
+):
+    """The task is due (its deadline passed); Bob's node and Carol's are pending. Bob's session
+    fails: the validator was kept busy at that moment (`session-fails`, as a stranger flooding
+    its port during that one session would make it), and Carol's is scored. The oracle used to
+    finalize at once, leaving Bob's node out (its stake returned, nothing more); a node is now
+    given up on only after its sessions kept failing GIVE_UP_TRIES times over GIVE_UP_S. Here
+    the validator is back by the next try: Bob's node is scored, then the task is finalized."""
+    task_id = new_task(settings, files["validation"], "failed at the end", target="0.999")
+    alice = node_id_of(
+        cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1")
+    )
+    bob = node_id_of(
+        cli_ok(settings, "propose", "--task", str(task_id), "--spec", _narrow_mlp(tmp_path),
+               "--account", "2")
+    )  # fmt: skip
+    lines: list[str] = []
+    oracle = Oracle(
+        market_for(settings, 0), fetch_timeout=0, log=lines.append, settings_env=settings.to_env()
+    )
+    monkeypatch.setattr(service, "FAILPOINT", f"session-fails:{bob}")
+    oracle.run_round([task_id])
+    market = market_for(settings)
+    assert market.node(alice).status == "scored" and market.node(bob).status == "pending"
+    carol = node_id_of(
+        cli_ok(settings, "propose", "--task", str(task_id), "--spec", _narrow_mlp(tmp_path, 32),
+               "--account", "4")
+    )  # fmt: skip
+    advance_time(settings, 2 * 3600 + 60)  # past the deadline: due
+    (r,) = oracle.run_round([task_id])  # Bob's tried again, failing again; Carol's scored
+    out = "\n".join(lines)
+    assert market.node(carol).status == "scored", out
+    assert not market.task(task_id, with_info=False).finalized, out
+    assert bob in r.unscorable and "still to score before finalizing" in out, out
+    monkeypatch.setattr(service, "FAILPOINT", "")
+    advance_time(settings, 2 * service.RETRY_BASE_S + 1)
+    oracle.run_round([task_id])
+    out = "\n".join(lines)
+    assert market.node(bob).status == "scored", out
+    assert market.task(task_id, with_info=False).finalized, out
+
+
+def test_a_task_whose_every_session_fails_rests_before_the_next(
+    settings, deployed, files, monkeypatch
+):
+    """Nodes that each fail their session alone, and nothing else pending: every round used to
+    run a session per node, every 5 s. The task now rests (10 s, doubling) before it tries
+    again, and says so."""
+    task_id = new_task(settings, files["validation"], "all fail")
+    node = node_id_of(
+        cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1")
+    )
+    lines: list[str] = []
+    oracle = Oracle(
+        market_for(settings, 0), fetch_timeout=0, log=lines.append, settings_env=settings.to_env()
+    )
+    monkeypatch.setattr(service, "FAILPOINT", f"session-fails:{node}")
+    (r,) = oracle.run_round([task_id])
+    assert r.error and "session-fails" in r.error
+    lines.clear()
+    (r,) = oracle.run_round([task_id])
+    out = "\n".join(lines)
+    assert "every session failed lately" in out and "two-party session" not in out, out
+    monkeypatch.setattr(service, "FAILPOINT", "")
+    advance_time(settings, service.TASK_RETRY_BASE_S + 1)
+    oracle.run_round([task_id])
+    assert market_for(settings).node(node).status == "scored"
 
 
 def test_whoever_answers_at_the_validators_address_scores_nothing(settings, deployed, files):
