@@ -29,6 +29,9 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
     /// @dev the sponsor's validation rows, two sealed shares (CID digests)
     mapping(uint256 taskId => bytes32[2]) private _validation;
     mapping(address account => bool) private _approved;
+    /// @dev per task, each custodian's agreement to finalize leaving the pending nodes:
+    ///      1 + (submissions << 128 | pendingSeen), 0 = none
+    mapping(uint256 taskId => uint256[2]) private _leaving;
 
     constructor(IBountyTree tree_) {
         tree = tree_;
@@ -219,6 +222,23 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
             reasons[0] = uint8(value);
             tree.rejectNodes(n.taskId, ids, reasons);
         }
+    }
+
+    /// @inheritdoc IPrivateCustody
+    function finalizeLeaving(uint256 taskId, uint256 pendingSeen) external nonReentrant {
+        Custody storage c = _registered(taskId);
+        if (c.accepted != 7) revert CustodyNotReady(taskId);
+        uint8 index = _custodianIndex(c, msg.sender);
+        IBountyTree.Task memory t = tree.getTask(taskId);
+        emit LeavingAgreed(taskId, index, pendingSeen, t.submissions);
+        uint256 mine = 1 + (uint256(t.submissions) << 128 | uint128(pendingSeen));
+        if (_leaving[taskId][1 - index] != mine) {
+            _leaving[taskId][index] = mine;
+            return;
+        }
+        delete _leaving[taskId];
+        tree.finalizeLeaving(taskId, pendingSeen); // due, and exactly this count pending
+        _note(taskId, c, tree.getTask(taskId));
     }
 
     /// @inheritdoc IPrivateCustody

@@ -34,7 +34,7 @@ from safetensors.numpy import load, save
 
 from bountytree.errors import UserError
 from bountytree.files import atomic_write, atomic_write_json
-from bountytree.market.actions import Market, NodeView
+from bountytree.market.actions import Market, NodeView, TaskView
 from bountytree.market.custody import REJECT, SCORE, Custody, CustodyView
 from bountytree.models import weights as weights_io
 from bountytree.models.fields import SpecError
@@ -123,6 +123,8 @@ class Custodian:
         # nodes whose record fell out of range: never scored again (each retry would let a
         # deviating custodian read one more bit of a score); their authors reclaim the stake
         self._unscorable: set[int] = set()
+        # task -> (pending nodes, submissions) this custodian last agreed to finalize leaving
+        self._agreed: dict[int, tuple[int, int]] = {}
         self.only = tasks
 
     # ── the round ──
@@ -170,6 +172,29 @@ class Custodian:
         ):
             if not self.advance(view, index, node, nodes, validation):
                 return
+        self.leave_if_due(view.task_id, self.market.task(view.task_id, with_info=False))
+
+    def leave_if_due(self, task_id: int, task: TaskView) -> None:
+        """Agrees to finalize a due task leaving its pending nodes once this custodian has given
+        up on every one (its record fell out of range, or its parent is such a node); the other
+        custodian's equal agreement finalizes it (PrivateCustody.finalizeLeaving). Such nodes
+        used to hold the task until the grace period after its deadline."""
+        if task.pending_nodes == 0 or not task.finalizable(by_scorer=True):
+            return
+        given_up = set(self._unscorable)
+        pending = sorted(
+            (n for n in self.market.nodes(task_id).values() if n.status == "pending"),
+            key=lambda n: n.id,
+        )
+        for node in pending:  # parents first: a child of a node given up on waits for good
+            if node.parent_id in given_up:
+                given_up.add(node.id)
+        seen = (task.pending_nodes, task.submissions)
+        if any(n.id not in given_up for n in pending) or self._agreed.get(task_id) == seen:
+            return
+        self.custody.finalize_leaving(task_id, task.pending_nodes)
+        self._agreed[task_id] = seen
+        self.log(f"task {task_id}: agreed to finalize leaving {task.pending_nodes} node(s)")
 
     def advance(
         self,

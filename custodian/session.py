@@ -37,7 +37,8 @@ DEALER = session.DEALER_RANK
 # Fault injection for the recovery drills: "custodian-kept:RANK" ends custodian RANK's session
 # process abruptly right after it kept its trained share tentatively, before it said so;
 # "custodian-trained:RANK" ends custodian RANK's service right after a training session ended
-# well, before it promoted its share and committed to it.
+# well, before it promoted its share and committed to it; "custodian-out-of-range:NODE" makes
+# node NODE's record fall out of range, as a wrap would.
 FAILPOINT = os.environ.get("BOUNTYTREE_FAILPOINT", "")
 
 
@@ -83,6 +84,8 @@ def run(job_dir: Path) -> int:
         else:
             count = private.shared_count(spec, weights, rows)
             try:
+                if f"custodian-out-of-range:{job['node']}" == FAILPOINT:
+                    raise private.OutOfRange("failpoint")
                 step = private.ladder(
                     count, len(rows), inputs["best"].reshape(()), job["margin"], job["parent_bps"]
                 )

@@ -303,6 +303,14 @@ class Custody:
             action=f"attest node {node_id}'s {what}",
         )
 
+    def finalize_leaving(self, task_id: int, pending_seen: int) -> Sent:
+        """A custodian agrees to finalize the task leaving the `pending_seen` nodes pending it
+        cannot score; the second custodian's equal agreement finalizes it."""
+        return self.market.chain.send(
+            self.contract.functions.finalizeLeaving(task_id, pending_seen),
+            action=f"agree to finalize task {task_id} leaving {pending_seen} node(s)",
+        )
+
     def attestation(self, node_id: int, index: int) -> tuple[int, int] | None:
         """(kind, value) custodian `index` attested for a node, None if none stands."""
         raw = int(self.contract.functions.attestationOf(node_id, index).call())

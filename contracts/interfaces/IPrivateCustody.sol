@@ -94,6 +94,9 @@ interface IPrivateCustody {
     /// @notice The sponsor gave the custodians its validation rows, as two shares sealed to
     ///         their keys.
     event ValidationShared(uint256 indexed taskId, bytes32 share0, bytes32 share1);
+    /// @notice Custodian `index` gives up on the task's `pendingSeen` pending nodes, as it saw
+    ///         them after `submissions` submissions ({finalizeLeaving}).
+    event LeavingAgreed(uint256 indexed taskId, uint8 index, uint256 pendingSeen, uint256 submissions);
     event Credited(uint256 indexed taskId, address indexed account, uint256 amount, uint8 kind);
     event Withdrawn(address indexed account, uint256 amount);
 
@@ -196,6 +199,15 @@ interface IPrivateCustody {
     function attest(uint256 nodeId, uint8 kind, uint16 value) external;
 
     function attestationOf(uint256 nodeId, uint8 index) external view returns (uint32);
+
+    /// @notice A custodian gives up on the task's pending nodes (it cannot score them: a record
+    ///         out of range, say) and agrees to finalize leaving them; the second custodian's
+    ///         equal agreement calls {IBountyTree-finalizeLeaving}, which this contract alone may
+    ///         call for a custodied task. Agreements are on the count the caller saw and the
+    ///         task's submissions then: pending nodes only leave, so two equal agreements name
+    ///         the same nodes, and one made before a later submission matches nothing after it.
+    /// @param pendingSeen The task's pendingNodes as the custodian decided on them.
+    function finalizeLeaving(uint256 taskId, uint256 pendingSeen) external;
 
     function validationShares(uint256 taskId) external view returns (bytes32 share0, bytes32 share1);
 

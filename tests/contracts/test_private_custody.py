@@ -447,3 +447,38 @@ def test_finalizing_late_never_shortens_the_hand_over_window(
         custody.handOver(task_id, cid(70 + index), {"from": parties[index]})
     assert custody.pendingWithdrawals(sponsor) == 0
     assert custody.pendingWithdrawals(parties[0]) == CUSTODY_STAKE + FEE // 3
+
+
+def test_both_custodians_agree_to_finalize_leaving_nodes_neither_can_score(
+    market, custody, sponsor, parties, architect, outsider, mallory, oracle
+):
+    """A node the custodians cannot score (its record out of range, say) held a due private task
+    until FINALIZE_GRACE: only the task's scorer finalizes leaving nodes, and the custody
+    contract had no call for it. Now both custodians agree on what they saw; one alone, a
+    stranger, the oracle's role, or an agreement made before a later submission finalizes
+    nothing."""
+    task_id = _ready(market, custody, sponsor, parties)
+    arch = market.propose(task_id, architect)
+    _attest(custody, parties, {arch: 9500})  # the target (9000) is reached: the task is due
+    stuck = market.submit(task_id, outsider, arch)
+    tree = market.tree
+
+    def pending() -> int:
+        return tree.getTask(task_id).dict()["pendingNodes"]
+
+    for stranger in (mallory, parties[2], sponsor):
+        with reverts("NotCustodian"):
+            custody.finalizeLeaving(task_id, 1, {"from": stranger})
+    with reverts("NotScorer"):
+        tree.finalizeLeaving(task_id, 1, {"from": oracle})
+    custody.finalizeLeaving(task_id, 1, {"from": parties[0]})  # one custodian decides nothing
+    assert not tree.getTask(task_id).dict()["finalized"] and pending() == 1
+    market.submit(task_id, outsider, arch)  # a node revealed since custodian 0 agreed
+    custody.finalizeLeaving(task_id, 1, {"from": parties[1]})  # the same count, another set
+    assert not tree.getTask(task_id).dict()["finalized"] and pending() == 2
+    custody.finalizeLeaving(task_id, 2, {"from": parties[1]})
+    tx = custody.finalizeLeaving(task_id, 2, {"from": parties[0]})
+    assert "TaskFinalized" in tx.events and tree.getTask(task_id).dict()["finalized"]
+    assert tree.getTask(task_id).dict()["winnerNodeId"] == arch
+    assert tree.getNode(stuck)[6] == 0  # left pending, unscored
+    assert custody.handoverDeadline(task_id) > 0  # the hand-over window runs from now

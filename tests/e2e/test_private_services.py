@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import torch
-from conftest import cli_error, cli_ok, created_task_id, market_for, node_id_of
+from conftest import advance_time, cli_error, cli_ok, created_task_id, market_for, node_id_of
 
 from bountytree.chain.client import ganache_account
 from bountytree.market.custody import Custody
@@ -109,10 +109,11 @@ def _custodian(settings, keys, index: int, peer: str, task_id: int, log: Path, f
 
 
 def _services(
-    settings, keys, task_id: int, folder: Path, failpoint: str = ""
+    settings, keys, task_id: int, folder: Path, failpoint: str = "", both: bool = False
 ) -> tuple[str, list[subprocess.Popen]]:
     """The dealer and both custodians, logging to folder/{dealer,c0,c1}.log; and their peer
-    address. `failpoint` is custodian 1's (custodian/session.py)."""
+    address. `failpoint` is custodian 1's (custodian/session.py), and custodian 0's too if
+    `both`."""
     peer = f"127.0.0.1:{free_port()}"
     dealer = _start(
         settings, folder / "dealer.log", "dealer", "--key-file", str(keys["dealer"]),
@@ -120,7 +121,7 @@ def _services(
     )  # fmt: skip
     return peer, [
         dealer,
-        _custodian(settings, keys, 0, peer, task_id, folder / "c0.log"),
+        _custodian(settings, keys, 0, peer, task_id, folder / "c0.log", failpoint if both else ""),
         _custodian(settings, keys, 1, peer, task_id, folder / "c1.log", failpoint),
     ]
 
@@ -366,3 +367,49 @@ def test_a_custodian_killed_before_saying_it_kept_its_share_leaves_nothing_commi
         for p in procs:
             p.kill()
             p.wait()
+
+
+def test_custodians_finalize_a_due_task_leaving_a_node_neither_can_score(
+    settings, deployed, files, tmp_path
+):
+    """The child's record falls out of range in both custodians (`custodian-out-of-range`, as a
+    wrap would): it is never scored. Once the task is due, both agree to finalize leaving it,
+    and the task is finalized with the architecture as its winner. (Such a node used to hold the
+    task until the grace period after its deadline: only the scorer may finalize leaving nodes.)"""
+    address, keys = _approved_keys(settings, tmp_path)
+    task_id = created_task_id(
+        cli_ok(settings, *_create(settings, files, "left pending"), "--private-models",
+               *_terms(address, keys))
+    )  # fmt: skip
+    _accept_and_share(settings, task_id, keys)
+    market = market_for(settings)
+    arch = _propose(settings, task_id, tmp_path)
+    child_id = arch + 1  # the next node of the chain: nothing else submits meanwhile
+    _, procs = _services(
+        settings, keys, task_id, tmp_path, f"custodian-out-of-range:{child_id}", both=True
+    )
+    try:
+        _wait("the architecture's score", lambda: market.node(arch).status == "scored", procs)
+        child = node_id_of(
+            cli_ok(settings, "custody", "submit", "--task", str(task_id), "--parent", str(arch),
+                   "--data", str(_owner_rows(files, tmp_path)), "--account", "2")
+        )  # fmt: skip
+        assert child == child_id
+        _wait(
+            "both custodians to give the child up",
+            lambda: all(
+                f"node {child}: its record fell out of range"
+                in (tmp_path / f"c{i}.log").read_text()
+                for i in (0, 1)
+            ),
+            procs,
+        )
+        assert not market.task(task_id, with_info=False).finalized
+        advance_time(settings, 2 * 3600 + 60)  # past the deadline: due
+        _wait("the task's finalization", lambda: market.task(task_id).finalized, procs)
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    task = market.task(task_id)
+    assert task.winner == arch and market.node(child).status == "pending"
