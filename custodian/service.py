@@ -211,8 +211,13 @@ class Custodian:
             # the other custodian kept its share and heard this one had kept its own (it
             # commits only then): this one was stopped before it promoted it
             held = self.holdings.promote(task_id, node.id)
-            if held is None:
-                self.log(f"node {node.id}: the other custodian committed to a share; none here")
+            if held is None:  # it committed without this one's word: it deviated
+                if node.id not in self._unscorable:
+                    self._unscorable.add(node.id)  # given up on (leave_if_due), said once
+                    self.log(
+                        f"node {node.id}: the other custodian committed to a share this one "
+                        "never kept; given up on"
+                    )
                 return True
         other = self.custody.attestation(node.id, 1 - index)
         try:

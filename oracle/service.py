@@ -46,9 +46,10 @@ MAX_CACHED_DATASETS = 4
 RETRY_BASE_S = 30.0
 RETRY_MAX_S = 3600.0
 # A failed node is given up on (finalize may leave it pending) only once its sessions have
-# failed GIVE_UP_TRIES times over at least GIVE_UP_S: a failure is the validator's as often as
-# the node's, and one brought about at the right moment (the validator kept busy during one
-# session) must not let a task be finalized without an honest node.
+# failed GIVE_UP_TRIES times over at least GIVE_UP_S, and a session of its task succeeded since
+# it first failed (or in that round): a failure is the validator's as often as the node's, and
+# one brought about at the right moment (the validator kept busy during one session) must not
+# let a task be finalized without an honest node, nor a validator that was away.
 GIVE_UP_S = 3600.0
 GIVE_UP_TRIES = 4
 # A task whose every session failed in a round (the validator away, or only nodes that each
@@ -80,8 +81,23 @@ class Failing:
     def resting(self, now: float) -> bool:
         return now < self.next_try
 
-    def given_up(self, now: float) -> bool:
-        return self.count >= GIVE_UP_TRIES and now - self.since >= GIVE_UP_S
+    def given_up(self, now: float, last_success: float) -> bool:
+        """Whether finalize may leave the node: it failed often and long enough, and the
+        validator worked for its task since it first failed (`last_success`)."""
+        return (
+            self.count >= GIVE_UP_TRIES
+            and now - self.since >= GIVE_UP_S
+            and last_success >= self.since
+        )
+
+
+@dataclass
+class TaskRest:
+    """A task whose every session failed in a round: it rests (`failing`) unless a node other
+    than those `tried` then is ready (new work is not kept waiting by an old failure)."""
+
+    failing: Failing
+    tried: frozenset[int]
 
 
 # Fault injection for the reliability drills: "after-score-batch:N" ends the process abruptly
@@ -155,7 +171,8 @@ class Oracle:
         # Nodes whose session failed: each holds the nodes revealed after it for the fetch
         # timeout from its first failure, and is tried again after a wait that doubles.
         self._failing: dict[int, Failing] = {}
-        self._task_failing: dict[int, Failing] = {}  # tasks whose every session failed
+        self._task_rest: dict[int, TaskRest] = {}  # tasks whose every session failed
+        self._last_success: dict[int, float] = {}  # task -> when a session of it last succeeded
         # What each task's last round said of lasting states (an error, a node waiting), so that
         # a state is said once, and again only when it changes or comes back.
         self._said: dict[int, dict[str, str]] = {}
@@ -591,24 +608,30 @@ class Oracle:
         ready = [x for x in ready if x.node.id not in resting]
         if not ready:
             return
-        rest = self._task_failing.get(task_id)
-        if rest is not None and rest.resting(now):
+        tried = frozenset(x.node.id for x in ready)
+        rest = self._task_rest.get(task_id)
+        if rest is not None and rest.failing.resting(now) and tried <= rest.tried:
             self.say(
                 "rest",
                 f"task {task_id}: every session failed lately; tried again in "
-                f"{rest.next_try - now:.0f} s",
+                f"{rest.failing.next_try - now:.0f} s",
             )
             return
         self.log(f"task {task_id}: scoring {len(ready)} node(s) in one two-party session")
         try:
             correct = self._evaluate(task, ready, validation, r)
         except UserError:
-            rest = self._task_failing.setdefault(
-                task_id, Failing(now, base_s=TASK_RETRY_BASE_S, max_s=TASK_RETRY_MAX_S)
-            )
-            rest.failed(now, now)
+            if rest is None:
+                failing = Failing(now, base_s=TASK_RETRY_BASE_S, max_s=TASK_RETRY_MAX_S)
+                rest = self._task_rest[task_id] = TaskRest(failing, tried)
+            rest.failing.failed(now, now)
+            rest.tried = rest.tried | tried
+            for x in ready:  # counted against each node, its next try paced by the task's rest
+                self._failing.setdefault(x.node.id, Failing(since=now)).count += 1
             raise
-        self._task_failing.pop(task_id, None)
+        self._task_rest.pop(task_id, None)
+        if correct:
+            self._last_success[task_id] = now
         scores, done = [], set()
         in_round = {x.node.id for x in ready}
         # A node whose session failed holds the nodes revealed after it back, as a node waiting
@@ -843,12 +866,15 @@ class Oracle:
         if not task.finalizable(by_scorer=True):
             return
         # left pending: nodes overdue for their files, and nodes whose sessions kept failing
-        # long enough (GIVE_UP_S); a node that failed lately is still work to do
+        # long enough (GIVE_UP_S) while the validator worked; a node that failed lately is
+        # still work to do
         now = self.market.chain.w3.eth.get_block("latest")["timestamp"]
-        given_up = [
-            n for n in r.unscorable if (f := self._failing.get(n)) is None or f.given_up(now)
-        ]
-        work_left = task.pending_nodes - len(given_up)
+        last = self._last_success.get(task_id, float("-inf"))
+        pending = {n.id for n in self.market.nodes(task_id).values() if n.status == "pending"}
+        given_up = {n for n in r.unscorable if n not in self._failing} | {
+            n for n in pending if (f := self._failing.get(n)) and f.given_up(now, last)
+        }
+        work_left = task.pending_nodes - len(given_up & pending)
         if work_left > 0 and not task.finalizable(by_scorer=False):
             self.say(
                 "due", f"task {task_id}: due, {work_left} node(s) still to score before finalizing"

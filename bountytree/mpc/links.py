@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import ipaddress
 import json
 import queue
 import select
@@ -473,6 +474,8 @@ def _accept(
         finally:
             with lock:
                 waiting[source] -= 1
+                if not waiting[source]:
+                    del waiting[source]
 
     def serve(conn: socket.socket) -> None:
         link = None
@@ -512,7 +515,7 @@ def _accept(
                 time.sleep(0.1)
                 continue
             with lock:
-                pending[conn] = str(peer[0])
+                pending[conn] = _source(peer[0])
                 if len(pending) > MAX_PENDING:
                     # the oldest handshake of the busiest source (the newcomer's counted) gives
                     # way: connections held open and silent, or a flood from one address,
@@ -524,6 +527,20 @@ def _accept(
     finally:
         with lock:
             over.set()
+
+
+def _source(host: str) -> str:
+    """Whom a connection counts against: its IPv4 address, or its IPv6 /64 (one host is
+    commonly given a whole /64); an IPv4-mapped IPv6 address is its IPv4 address."""
+    try:
+        address = ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 def _busiest_oldest(pending: dict[socket.socket, str]) -> socket.socket:

@@ -520,11 +520,11 @@ def test_a_session_failed_at_the_right_moment_does_not_get_a_node_left_out(
 
 
 def test_a_task_whose_every_session_fails_rests_before_the_next(
-    settings, deployed, files, monkeypatch
+    settings, deployed, files, monkeypatch, tmp_path
 ):
     """Nodes that each fail their session alone, and nothing else pending: every round used to
     run a session per node, every 5 s. The task now rests (10 s, doubling) before it tries
-    again, and says so."""
+    again, and says so; a node revealed meanwhile is scored without waiting for the rest."""
     task_id = new_task(settings, files["validation"], "all fail")
     node = node_id_of(
         cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1")
@@ -540,8 +540,15 @@ def test_a_task_whose_every_session_fails_rests_before_the_next(
     (r,) = oracle.run_round([task_id])
     out = "\n".join(lines)
     assert "every session failed lately" in out and "two-party session" not in out, out
+    # new work ends the rest: it is not kept waiting by an old failure
+    later = node_id_of(
+        cli_ok(settings, "propose", "--task", str(task_id), "--spec", _narrow_mlp(tmp_path),
+               "--account", "2")
+    )  # fmt: skip
+    oracle.run_round([task_id])
+    assert market_for(settings).node(later).status == "scored"
     monkeypatch.setattr(service, "FAILPOINT", "")
-    advance_time(settings, service.TASK_RETRY_BASE_S + 1)
+    advance_time(settings, 2 * service.RETRY_BASE_S + 1)  # its second failure: 60 s of rest
     oracle.run_round([task_id])
     assert market_for(settings).node(node).status == "scored"
 
