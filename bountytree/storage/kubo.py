@@ -15,6 +15,7 @@ going wrong (refused, reset, timed out on our side, cut mid-body, an error we do
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import secrets
@@ -35,6 +36,7 @@ from urllib3.exceptions import (
     ReadTimeoutError,
 )
 
+from bountytree.storage import deadline
 from bountytree.storage.cid import cid_from_digest, digest_from_cid
 from bountytree.storage.store import (
     MAX_BLOCK,
@@ -75,6 +77,8 @@ class KuboStore:
         self.timeout = timeout
         self._api = f"{self.url}/api/v0/"
         self._http = urllib3.PoolManager(maxsize=AHEAD + 2, block=False)
+        # an answer must begin by the same bound, however its headers come (deadline.py)
+        self._http.pool_classes_by_scheme = deadline.pool_classes(timeout + GRACE)
 
     def __repr__(self) -> str:
         return f"KuboStore({self.url!r})"
@@ -107,20 +111,24 @@ class KuboStore:
                 allowed_methods=None,
                 raise_on_status=False,
             )
+        # the answer must begin within the call's deadline, its retry included; an upload's
+        # wait starts once its body is sent (deadline.py)
+        bound = deadline.within(self.timeout + GRACE) if body is None else contextlib.nullcontext()
         try:
-            resp = self._http.request(
-                "POST",
-                self._api + endpoint + "?" + urlencode(params),
-                body=body,
-                # Bytes as the node sends them: nothing to decompress, so nothing that a
-                # compressed answer could keep a read busy with (and a gzip bomb is moot).
-                headers={"Accept-Encoding": "identity", **(headers or {})},
-                decode_content=False,
-                chunked=body is not None,
-                preload_content=False,
-                retries=retries,
-                timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT, read=self.timeout + GRACE),
-            )
+            with bound:
+                resp = self._http.request(
+                    "POST",
+                    self._api + endpoint + "?" + urlencode(params),
+                    body=body,
+                    # Bytes as the node sends them: nothing to decompress, so nothing that a
+                    # compressed answer could keep a read busy with (and a gzip bomb is moot).
+                    headers={"Accept-Encoding": "identity", **(headers or {})},
+                    decode_content=False,
+                    chunked=body is not None,
+                    preload_content=False,
+                    retries=retries,
+                    timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT, read=self.timeout + GRACE),
+                )
         except (HTTPError, OSError) as exc:
             raise self._unreachable(exc) from None
         answer = _Answer(resp, time.monotonic() + self.timeout + GRACE)
@@ -175,6 +183,12 @@ class KuboStore:
         the read timeout), so the deadline is checked between receives however slowly they come:
         a read ends by the deadline plus one receive's timeout."""
         resp, out = answer.resp, bytearray()
+        # One receive may itself be dripped (a chunk-size line a byte at a time): the socket is
+        # shut down one receive's timeout past the deadline, however the bytes come.
+        sock = getattr(getattr(resp, "connection", None), "sock", None)
+        watch = (
+            deadline.WATCHDOG.arm(sock, answer.deadline + self.timeout + GRACE) if sock else None
+        )
         try:
             while len(out) <= cap:
                 if time.monotonic() > answer.deadline:
@@ -190,6 +204,9 @@ class KuboStore:
         except (HTTPError, OSError) as exc:
             resp.close()
             raise self._unreachable(exc) from None
+        finally:
+            if watch is not None:
+                deadline.WATCHDOG.disarm(watch)
         if len(out) > cap:
             resp.close()
         else:

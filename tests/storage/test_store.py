@@ -563,6 +563,107 @@ def test_a_node_that_drips_is_unavailable_within_its_deadline():
     assert took <= timeout + GRACE + drip + 2, took
 
 
+@contextlib.contextmanager
+def _continuing_node() -> Iterator[str]:
+    """An HTTP server that answers every call with `100 Continue`, one every 0.2 s, forever (as
+    long as the client listens): an answer that never begins."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            with contextlib.suppress(OSError):
+                while True:
+                    self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                    self.wfile.flush()
+                    time.sleep(0.2)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextlib.contextmanager
+def _endless_chunk_size_node() -> Iterator[str]:
+    """An HTTP server that answers 200, chunked, then drips a chunk-size line that never ends,
+    one digit every 0.2 s."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            with contextlib.suppress(OSError):
+                while True:
+                    self.wfile.write(b"1")
+                    self.wfile.flush()
+                    time.sleep(0.2)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _read_ends(url: str, timeout: float, within: float) -> tuple[list[BaseException], float]:
+    """Reads a block from the node at `url` in a thread; what it raised, and how long it took
+    (the test fails if it has not ended `within` seconds)."""
+    cid = "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o"
+    outcome: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            list(KuboStore(url, timeout=timeout).cat(cid))
+        except BaseException as exc:  # reported to the test's thread
+            outcome.append(exc)
+
+    started = time.monotonic()
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(within)
+    took = time.monotonic() - started
+    assert not reader.is_alive(), f"the read still waits after {took:.0f} s"
+    return outcome, took
+
+
+def test_a_node_that_drips_a_chunk_size_line_is_unavailable_within_its_deadline():
+    """One receive of the body can itself be dripped (a chunk-size line that never ends), and
+    the deadline was checked between receives only: the read lasted as long as the node liked.
+    The socket is now shut one receive's timeout past the deadline."""
+    timeout = 1.0
+    with _endless_chunk_size_node() as url:
+        outcome, took = _read_ends(url, timeout, 2 * (timeout + GRACE) + 10)
+    assert len(outcome) == 1 and isinstance(outcome[0], StoreUnavailable), outcome
+    assert took <= 2 * (timeout + GRACE) + 3, took
+
+
+def test_a_node_whose_answer_never_begins_is_unavailable_within_its_deadline():
+    """A node that sends `100 Continue` forever held a read for ever: our deadline ran from the
+    answer's headers, which never came. The wait for them is now watched from the request on
+    (bountytree/storage/deadline.py): the read ends as unavailable by the node's timeout plus
+    GRACE."""
+    timeout = 1.0
+    with _continuing_node() as url:
+        outcome, took = _read_ends(url, timeout, timeout + GRACE + 10)
+    assert len(outcome) == 1 and isinstance(outcome[0], StoreUnavailable), outcome
+    assert took <= timeout + GRACE + 3, took
+
+
 def test_a_node_that_sends_other_bytes_is_corrupted_not_the_author():
     cid = "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o"
     with (

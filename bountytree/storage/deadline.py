@@ -1,0 +1,122 @@
+"""A wall-clock deadline on the wait for an IPFS node's answer to begin.
+
+http.client reads an answer's status line and headers with the socket's read timeout on each
+receive, so a node that drips them, or sends `100 Continue` answers forever, could hold a call
+for as long as it liked: the store's own deadline (KuboStore) starts only once the headers are
+in. Here, every call's wait for its answer is watched from the moment its request is sent: when
+the deadline passes first, the watchdog shuts the socket down and the call fails at once (as the
+node being unavailable, never the file's fault). One thread watches every call in flight.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.response import BaseHTTPResponse
+
+
+class Watchdog:
+    """Shuts sockets down at their deadlines unless disarmed first (one daemon thread)."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, socket.socket]] = []
+        self._armed: set[int] = set()
+        self._tokens = itertools.count()
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, sock: socket.socket, deadline: float) -> int:
+        with self._changed:
+            token = next(self._tokens)
+            heapq.heappush(self._heap, (deadline, token, sock))
+            self._armed.add(token)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="store-deadline", daemon=True
+                )
+                self._thread.start()
+            self._changed.notify()
+        return token
+
+    def disarm(self, token: int) -> None:
+        with self._changed:
+            self._armed.discard(token)
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                while not self._heap:
+                    self._changed.wait()
+                deadline, token, sock = self._heap[0]
+                if token not in self._armed:  # answered in time
+                    heapq.heappop(self._heap)
+                    continue
+                left = deadline - time.monotonic()
+                if left > 0:
+                    self._changed.wait(left)
+                    continue
+                heapq.heappop(self._heap)
+                self._armed.discard(token)
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+WATCHDOG = Watchdog()
+_call = threading.local()  # this thread's call: when its answer must have begun, retries included
+
+
+@contextlib.contextmanager
+def within(seconds: float) -> Iterator[None]:
+    """Calls made in this block (the retries of one call included) must each have begun
+    answering `seconds` from now: a retry does not start the wait afresh."""
+    before = getattr(_call, "until", None)
+    _call.until = time.monotonic() + seconds
+    try:
+        yield
+    finally:
+        _call.until = before
+
+
+class _Watched:
+    """The wait for an answer, watched (mixed into urllib3's connection classes)."""
+
+    answer_within_s = 60.0  # set per pool (`pool_classes`)
+    sock: socket.socket | None
+
+    def getresponse(self) -> BaseHTTPResponse:
+        # the request is sent; from now on, the node has this long to begin its answer
+        if self.sock is None:
+            response: BaseHTTPResponse = super().getresponse()  # type: ignore[misc]
+            return response
+        until = getattr(_call, "until", None) or time.monotonic() + self.answer_within_s
+        token = WATCHDOG.arm(self.sock, until)
+        try:
+            answer: BaseHTTPResponse = super().getresponse()  # type: ignore[misc]
+            return answer
+        finally:
+            WATCHDOG.disarm(token)
+
+
+def pool_classes(answer_within_s: float) -> dict[str, type[HTTPConnectionPool]]:
+    """urllib3 connection pools, by scheme, whose calls each have `answer_within_s` to begin
+    answering (for PoolManager.pool_classes_by_scheme)."""
+    out: dict[str, type[HTTPConnectionPool]] = {}
+    for scheme, pool, connection in (
+        ("http", HTTPConnectionPool, HTTPConnection),
+        ("https", HTTPSConnectionPool, HTTPSConnection),
+    ):
+        watched = type(
+            "Watched" + connection.__name__,
+            (_Watched, connection),
+            {"answer_within_s": answer_within_s},
+        )
+        out[scheme] = type("Watched" + pool.__name__, (pool,), {"ConnectionCls": watched})
+    return out
