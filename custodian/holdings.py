@@ -14,6 +14,7 @@ promotes it: the other committed only after hearing it was kept.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -61,15 +62,19 @@ class Holdings:
     def _best(self, task_id: int, node_id: int) -> Path:
         return self.folder / f"task-{task_id}" / f"best-after-{node_id}.sealed"
 
-    def best_before(self, task_id: int, node_id: int, index: int) -> np.ndarray:
-        """This custodian's share of the task's exact best before `node_id` was scored: as left
-        by the last node scored before it, or a share of zero."""
+    def best_before(
+        self, task_id: int, node_id: int, index: int, scored: Collection[int]
+    ) -> np.ndarray:
+        """This custodian's share of the task's exact best before `node_id` is scored: as left
+        by the last node before it that the chain records as scored (`scored`), or a share of
+        zero. A node this custodian scored whose record never landed (the two attestations
+        differed, say) raises no bar for the nodes after it."""
         folder = self.folder / f"task-{task_id}"
         earlier = sorted(
             int(p.name[len("best-after-") : -len(".sealed")])
             for p in folder.glob("best-after-*.sealed")
         )
-        earlier = [n for n in earlier if n < node_id]
+        earlier = [n for n in earlier if n < node_id and n in scored]
         if not earlier:
             return np.zeros((), dtype=np.int64)
         path = self._best(task_id, earlier[-1])

@@ -379,7 +379,12 @@ class Custodian:
         inputs.update(
             X=rows_share.tensors["X"],
             Y=rows_share.tensors["Y"],
-            best=self.holdings.best_before(view.task_id, node.id, index).reshape(1),
+            best=self.holdings.best_before(
+                view.task_id,
+                node.id,
+                index,
+                {n.id for n in nodes.values() if n.status == "scored"},
+            ).reshape(1),
         )
         task = self.market.task(view.task_id)
         margin = task.description.margin_bps if task.description else 100

@@ -1,0 +1,36 @@
+"""What a custodian keeps on disk (custodian/holdings.py), on a real folder with real sealing:
+the running best a node is compared with, and a trained share kept in two steps."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bountytree.private.sealing import new_private_key
+from bountytree.private.shares import Share
+from custodian.holdings import Holdings
+
+
+def test_a_node_whose_record_never_landed_raises_no_bar(tmp_path):
+    """The custodian scored nodes 5 and 7 and kept its share of the best after each; node 7's
+    two attestations differed, so the chain records only node 5 as scored. Node 9 is compared
+    with the best after node 5, not after node 7 (it used to be: a stalled node raised the bar
+    for every node after it)."""
+    holdings = Holdings(tmp_path, new_private_key())
+    holdings.keep_best(1, 5, 0, np.array([5000]))
+    holdings.keep_best(1, 7, 0, np.array([9000]))
+    assert int(holdings.best_before(1, 9, 0, scored={5})) == 5000
+    assert int(holdings.best_before(1, 9, 0, scored={5, 7})) == 9000
+    assert int(holdings.best_before(1, 6, 0, scored={5, 7})) == 5000
+    assert int(holdings.best_before(1, 5, 0, scored={5, 7})) == 0  # nothing before it
+
+
+def test_a_tentative_share_is_the_nodes_only_once_promoted(tmp_path):
+    holdings = Holdings(tmp_path, new_private_key())
+    share = Share(1, {"w": np.arange(4, dtype=np.int64)})
+    holdings.keep_tentatively(1, 3, share)
+    assert holdings.share(1, 3) is None  # not the node's yet
+    held = holdings.promote(1, 3)
+    assert held is not None and np.array_equal(held.share.tensors["w"], share.tensors["w"])
+    again = holdings.share(1, 3)
+    assert again is not None and again.salt == held.salt  # the node's holding now
+    assert holdings.promote(1, 4) is None  # nothing kept for node 4
