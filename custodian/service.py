@@ -33,7 +33,7 @@ import torch
 from safetensors.numpy import load, save
 
 from bountytree.errors import UserError
-from bountytree.files import atomic_write, atomic_write_json
+from bountytree.files import atomic_write_json
 from bountytree.market.actions import Market, NodeView, TaskView
 from bountytree.market.custody import REJECT, SCORE, Custody, CustodyView
 from bountytree.models import weights as weights_io
@@ -441,11 +441,11 @@ class Custodian:
                     "peers": {str(r): key.hex() for r, key in peers.items() if key},
                 },
             )
-            atomic_write(folder / "inputs.safetensors", save(job.inputs))
             self.log(f"node {job.node_id}: {job.kind} session at {self.peer}")
             try:
                 status = subprocess.run(
                     [sys.executable, "-m", "custodian", "session", str(folder)],
+                    input=save(job.inputs),  # this custodian's shares, through a pipe only
                     preexec_fn=die_with_parent(),
                     capture_output=True,
                     timeout=self.session_budget,

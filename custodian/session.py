@@ -1,7 +1,7 @@
 """One three-party session of a custodian, in a fresh process (`python -m custodian session
 JOB`): the job folder holds `job.json` (the session's address, this custodian's rank, what to
-do) and `inputs.safetensors` (this custodian's shares); the process writes `result.json` and
-`result.safetensors` (a training session keeps the child's share itself, tentatively, in the
+do); this custodian's shares come on standard input (safetensors, never written to disk); the
+process writes `result.json` and `result.safetensors` (a training session keeps the child's share itself, tentatively, in the
 custodian's holdings: see holdings.py). Nothing is pickled on the way in or out.
 
 The three parties talk over authenticated, encrypted links (bountytree/mpc/links.py): each
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def identity(key_file: str, peers: dict[int, set[bytes]]) -> Identity:
 
 def run(job_dir: Path) -> int:
     job = json.loads((job_dir / "job.json").read_text())
-    inputs = load((job_dir / "inputs.safetensors").read_bytes())
+    inputs = load(sys.stdin.buffer.read())  # through a pipe: never on disk
     rank = int(job["rank"])
     header = {k: job[k] for k in ("kind", "task", "node")}
     peers = {int(r): {bytes.fromhex(k)} for r, k in job["peers"].items()}
