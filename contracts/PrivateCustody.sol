@@ -225,12 +225,13 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
     }
 
     /// @inheritdoc IPrivateCustody
-    function finalizeLeaving(uint256 taskId, uint256 pendingSeen) external nonReentrant {
+    function finalizeLeaving(uint256 taskId, uint256 pendingSeen, uint256 submissionsSeen) external nonReentrant {
         Custody storage c = _registered(taskId);
         if (c.accepted != 7) revert CustodyNotReady(taskId);
         uint8 index = _custodianIndex(c, msg.sender);
         IBountyTree.Task memory t = tree.getTask(taskId);
-        emit LeavingAgreed(taskId, index, pendingSeen, t.submissions);
+        if (t.submissions != submissionsSeen) revert SubmissionsChanged(taskId, t.submissions, submissionsSeen);
+        emit LeavingAgreed(taskId, index, pendingSeen, submissionsSeen);
         uint256 mine = 1 + (uint256(t.submissions) << 128 | uint128(pendingSeen));
         if (_leaving[taskId][1 - index] != mine) {
             _leaving[taskId][index] = mine;

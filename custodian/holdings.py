@@ -62,26 +62,45 @@ class Holdings:
     def _best(self, task_id: int, node_id: int) -> Path:
         return self.folder / f"task-{task_id}" / f"best-after-{node_id}.sealed"
 
-    def best_before(
-        self, task_id: int, node_id: int, index: int, scored: Collection[int]
-    ) -> np.ndarray:
-        """This custodian's share of the task's exact best before `node_id` is scored: as left
-        by the last node before it that the chain records as scored (`scored`), or a share of
-        zero. A node this custodian scored whose record never landed (the two attestations
-        differed, say) raises no bar for the nodes after it."""
+    def best_source(self, task_id: int, node_id: int, scored: Collection[int]) -> int:
+        """The node whose kept best `node_id` is compared with: the last node before it that
+        the chain records as scored (`scored`) and this custodian scored, or 0 (none: a best of
+        zero). A node this custodian scored whose record never landed (the two attestations
+        differed, say) raises no bar for the nodes after it. The two custodians name it in
+        their session's header, so that neither adds its share of another best."""
         folder = self.folder / f"task-{task_id}"
-        earlier = sorted(
-            int(p.name[len("best-after-") : -len(".sealed")])
+        earlier = [
+            n
             for p in folder.glob("best-after-*.sealed")
-        )
-        earlier = [n for n in earlier if n < node_id and n in scored]
-        if not earlier:
+            if (n := int(p.name[len("best-after-") : -len(".sealed")])) < node_id and n in scored
+        ]
+        return max(earlier, default=0)
+
+    def best_before(self, task_id: int, node_id: int, index: int, source: int) -> np.ndarray:
+        """This custodian's share of the task's exact best as kept after node `source`
+        (`best_source`; 0: a share of zero)."""
+        if not source:
             return np.zeros((), dtype=np.int64)
-        path = self._best(task_id, earlier[-1])
+        path = self._best(task_id, source)
         opened = Share.from_bytes(sealing.open_sealed(path.read_bytes(), self.key, str(path)))
         if opened.party != index:
             raise ValueError(f"{path}: another custodian's share")
         return opened.tensors["best"].reshape(())
+
+    def _given_up(self, task_id: int, node_id: int) -> Path:
+        return self.folder / f"task-{task_id}" / f"given-up-{node_id}"
+
+    def give_up(self, task_id: int, node_id: int) -> None:
+        """Marks a node this custodian will never score again (its record fell out of range,
+        say): kept on disk, so that a restart does not score it again (each retry would give a
+        deviating custodian one more bit of its score) nor fall out of step with the other."""
+        path = self._given_up(task_id, node_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+
+    def given_up(self, task_id: int) -> set[int]:
+        folder = self.folder / f"task-{task_id}"
+        return {int(p.name[len("given-up-") :]) for p in folder.glob("given-up-*")}
 
     def keep_best(self, task_id: int, node_id: int, index: int, best: np.ndarray) -> None:
         share = Share(index, {"best": np.asarray(best, dtype=np.int64).reshape(1)})

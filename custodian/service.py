@@ -84,6 +84,7 @@ class Job:
     inputs: dict[str, np.ndarray]
     margin: int = 0
     parent_bps: int = 0
+    best_from: int = 0  # a score's: the node whose kept best it is compared with (0: none)
 
 
 class Refuse(Exception):
@@ -120,9 +121,6 @@ class Custodian:
         self.session_budget = session_budget
         self.fetch_timeout = fetch_timeout
         self._missing: dict[int, float] = {}  # node -> when a file of it was first missing
-        # nodes whose record fell out of range: never scored again (each retry would let a
-        # deviating custodian read one more bit of a score); their authors reclaim the stake
-        self._unscorable: set[int] = set()
         # task -> (pending nodes, submissions) this custodian last agreed to finalize leaving
         self._agreed: dict[int, tuple[int, int]] = {}
         self.only = tasks
@@ -181,7 +179,7 @@ class Custodian:
         used to hold the task until the grace period after its deadline."""
         if task.pending_nodes == 0 or not task.finalizable(by_scorer=True):
             return
-        given_up = set(self._unscorable)
+        given_up = self.holdings.given_up(task_id)
         pending = sorted(
             (n for n in self.market.nodes(task_id).values() if n.status == "pending"),
             key=lambda n: n.id,
@@ -192,7 +190,7 @@ class Custodian:
         seen = (task.pending_nodes, task.submissions)
         if any(n.id not in given_up for n in pending) or self._agreed.get(task_id) == seen:
             return
-        self.custody.finalize_leaving(task_id, task.pending_nodes)
+        self.custody.finalize_leaving(task_id, task.pending_nodes, task.submissions)
         self._agreed[task_id] = seen
         self.log(f"task {task_id}: agreed to finalize leaving {task.pending_nodes} node(s)")
 
@@ -212,8 +210,8 @@ class Custodian:
             # commits only then): this one was stopped before it promoted it
             held = self.holdings.promote(task_id, node.id)
             if held is None:  # it committed without this one's word: it deviated
-                if node.id not in self._unscorable:
-                    self._unscorable.add(node.id)  # given up on (leave_if_due), said once
+                if node.id not in self.holdings.given_up(task_id):
+                    self.holdings.give_up(task_id, node.id)  # for leave_if_due; said once
                     self.log(
                         f"node {node.id}: the other custodian committed to a share this one "
                         "never kept; given up on"
@@ -273,7 +271,7 @@ class Custodian:
         if node.parent_id and nodes[node.parent_id].status != "scored":
             return True  # waits for its parent; the others go on
         attested = [self.custody.attestation(node.id, i) for i in (0, 1)]
-        if None not in attested or node.id in self._unscorable:
+        if None not in attested or node.id in self.holdings.given_up(task_id):
             return True
         return self._score(view, index, node, nodes, held.share, validation, attested[index])
 
@@ -375,27 +373,25 @@ class Custodian:
             rows_share = self._rows(validation[index], index, "the validation rows", context, shape)
         except UserError as exc:  # the sponsor's files: no node is blamed for them
             raise UserError(f"the sponsor's validation shares: {exc}") from None
+        # the chain as it is now (not the round's first read): which earlier nodes are scored
+        scored = {n.id for n in self.market.nodes(view.task_id).values() if n.status == "scored"}
+        best_from = self.holdings.best_source(view.task_id, node.id, scored)
         inputs = {f"w:{k}": v for k, v in share.tensors.items()}
         inputs.update(
             X=rows_share.tensors["X"],
             Y=rows_share.tensors["Y"],
-            best=self.holdings.best_before(
-                view.task_id,
-                node.id,
-                index,
-                {n.id for n in nodes.values() if n.status == "scored"},
-            ).reshape(1),
+            best=self.holdings.best_before(view.task_id, node.id, index, best_from).reshape(1),
         )
         task = self.market.task(view.task_id)
         margin = task.description.margin_bps if task.description else 100
         parent_bps = nodes[node.parent_id].accuracy_bps if node.parent_id else 0
-        job = Job(session.SCORE, view.task_id, node.id, spec, inputs, margin, parent_bps)
+        job = Job(session.SCORE, view.task_id, node.id, spec, inputs, margin, parent_bps, best_from)
         result = self._session(view, index, job)
         if result is None:
             return False
         out, arrays = result
         if out.get("out_of_range"):
-            self._unscorable.add(node.id)
+            self.holdings.give_up(view.task_id, node.id)
             self.log(
                 f"node {node.id}: its record fell out of range (a wrap, or a custodian deviated); "
                 "it is not scored again"
@@ -435,6 +431,7 @@ class Custodian:
                     "spec": job.spec.to_json(),
                     "margin": job.margin,
                     "parent_bps": job.parent_bps,
+                    "best_from": job.best_from,
                     "timeout": self.session_timeout,
                     "key_file": str(self.key_file.resolve()),
                     "holdings": str(self.holdings.folder.resolve()),

@@ -51,7 +51,9 @@ def run(job_dir: Path) -> int:
     job = json.loads((job_dir / "job.json").read_text())
     inputs = load(sys.stdin.buffer.read())  # through a pipe: never on disk
     rank = int(job["rank"])
-    header = {k: job[k] for k in ("kind", "task", "node")}
+    # what the session is for, which both must agree on: a score's best included (each adds
+    # its share of the best kept after `best_from`; two different bests would add to noise)
+    header = {k: job[k] for k in ("kind", "task", "node", "best_from")}
     peers = {int(r): {bytes.fromhex(k)} for r, k in job["peers"].items()}
     session.join(
         job["address"],

@@ -303,11 +303,12 @@ class Custody:
             action=f"attest node {node_id}'s {what}",
         )
 
-    def finalize_leaving(self, task_id: int, pending_seen: int) -> Sent:
+    def finalize_leaving(self, task_id: int, pending_seen: int, submissions_seen: int) -> Sent:
         """A custodian agrees to finalize the task leaving the `pending_seen` nodes pending it
-        cannot score; the second custodian's equal agreement finalizes it."""
+        cannot score, as it saw them after `submissions_seen` submissions; the second
+        custodian's equal agreement finalizes it."""
         return self.market.chain.send(
-            self.contract.functions.finalizeLeaving(task_id, pending_seen),
+            self.contract.functions.finalizeLeaving(task_id, pending_seen, submissions_seen),
             action=f"agree to finalize task {task_id} leaving {pending_seen} node(s)",
         )
 

@@ -55,6 +55,10 @@ class Watchdog:
             with self._changed:
                 while not self._heap:
                     self._changed.wait()
+                if len(self._heap) > 2 * len(self._armed) + 1024:  # mostly answered calls
+                    self._heap = [e for e in self._heap if e[1] in self._armed]
+                    heapq.heapify(self._heap)
+                    continue
                 deadline, token, sock = self._heap[0]
                 if token not in self._armed:  # answered in time
                     heapq.heappop(self._heap)
@@ -65,8 +69,10 @@ class Watchdog:
                     continue
                 heapq.heappop(self._heap)
                 self._armed.discard(token)
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+                # under the lock: once `disarm` returns, its socket is never shut (it may be
+                # back in the pool, serving another call)
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
 
 WATCHDOG = Watchdog()

@@ -136,6 +136,8 @@ interface IPrivateCustody {
     error AlreadyAttested(uint256 nodeId, uint8 index);
     error BadAttestation(uint8 kind, uint16 value);
     error AlreadyShared(uint256 taskId);
+    /// @notice The task took a submission since the custodian decided to finalize leaving nodes.
+    error SubmissionsChanged(uint256 taskId, uint256 submissions, uint256 seen);
     error TransferFailed();
 
     // ───────────────────────────── functions ─────────────────────────────
@@ -203,11 +205,14 @@ interface IPrivateCustody {
     /// @notice A custodian gives up on the task's pending nodes (it cannot score them: a record
     ///         out of range, say) and agrees to finalize leaving them; the second custodian's
     ///         equal agreement calls {IBountyTree-finalizeLeaving}, which this contract alone may
-    ///         call for a custodied task. Agreements are on the count the caller saw and the
-    ///         task's submissions then: pending nodes only leave, so two equal agreements name
-    ///         the same nodes, and one made before a later submission matches nothing after it.
+    ///         call for a custodied task. Agreements are on the pending count and the task's
+    ///         submissions the caller saw: pending nodes only leave, so two equal agreements
+    ///         name the same nodes, and one made before a later submission matches nothing after
+    ///         it.
     /// @param pendingSeen The task's pendingNodes as the custodian decided on them.
-    function finalizeLeaving(uint256 taskId, uint256 pendingSeen) external;
+    /// @param submissionsSeen The task's submissions then; another count now reverts
+    ///        {SubmissionsChanged} (a node revealed while the call was on its way).
+    function finalizeLeaving(uint256 taskId, uint256 pendingSeen, uint256 submissionsSeen) external;
 
     function validationShares(uint256 taskId) external view returns (bytes32 share0, bytes32 share1);
 

@@ -466,18 +466,24 @@ def test_both_custodians_agree_to_finalize_leaving_nodes_neither_can_score(
     def pending() -> int:
         return tree.getTask(task_id).dict()["pendingNodes"]
 
+    def submissions() -> int:
+        return tree.getTask(task_id).dict()["submissions"]
+
+    seen = submissions()
     for stranger in (mallory, parties[2], sponsor):
         with reverts("NotCustodian"):
-            custody.finalizeLeaving(task_id, 1, {"from": stranger})
+            custody.finalizeLeaving(task_id, 1, seen, {"from": stranger})
     with reverts("NotScorer"):
         tree.finalizeLeaving(task_id, 1, {"from": oracle})
-    custody.finalizeLeaving(task_id, 1, {"from": parties[0]})  # one custodian decides nothing
+    custody.finalizeLeaving(task_id, 1, seen, {"from": parties[0]})  # one decides nothing
     assert not tree.getTask(task_id).dict()["finalized"] and pending() == 1
     market.submit(task_id, outsider, arch)  # a node revealed since custodian 0 agreed
-    custody.finalizeLeaving(task_id, 1, {"from": parties[1]})  # the same count, another set
+    with reverts("SubmissionsChanged"):  # what custodian 1 saw is no longer so
+        custody.finalizeLeaving(task_id, 1, seen, {"from": parties[1]})
+    custody.finalizeLeaving(task_id, 1, submissions(), {"from": parties[1]})  # another set
     assert not tree.getTask(task_id).dict()["finalized"] and pending() == 2
-    custody.finalizeLeaving(task_id, 2, {"from": parties[1]})
-    tx = custody.finalizeLeaving(task_id, 2, {"from": parties[0]})
+    custody.finalizeLeaving(task_id, 2, submissions(), {"from": parties[1]})
+    tx = custody.finalizeLeaving(task_id, 2, submissions(), {"from": parties[0]})
     assert "TaskFinalized" in tx.events and tree.getTask(task_id).dict()["finalized"]
     assert tree.getTask(task_id).dict()["winnerNodeId"] == arch
     assert tree.getNode(stuck)[6] == 0  # left pending, unscored

@@ -18,10 +18,22 @@ def test_a_node_whose_record_never_landed_raises_no_bar(tmp_path):
     holdings = Holdings(tmp_path, new_private_key())
     holdings.keep_best(1, 5, 0, np.array([5000]))
     holdings.keep_best(1, 7, 0, np.array([9000]))
-    assert int(holdings.best_before(1, 9, 0, scored={5})) == 5000
-    assert int(holdings.best_before(1, 9, 0, scored={5, 7})) == 9000
-    assert int(holdings.best_before(1, 6, 0, scored={5, 7})) == 5000
-    assert int(holdings.best_before(1, 5, 0, scored={5, 7})) == 0  # nothing before it
+    assert holdings.best_source(1, 9, scored={5}) == 5
+    assert int(holdings.best_before(1, 9, 0, 5)) == 5000
+    assert holdings.best_source(1, 9, scored={5, 7}) == 7
+    assert int(holdings.best_before(1, 9, 0, 7)) == 9000
+    assert holdings.best_source(1, 6, scored={5, 7}) == 5
+    assert holdings.best_source(1, 5, scored={5, 7}) == 0  # nothing before it
+    assert int(holdings.best_before(1, 5, 0, 0)) == 0
+
+
+def test_a_node_given_up_on_stays_given_up_after_a_restart(tmp_path):
+    """A node whose record fell out of range is never scored again: kept on disk, not in the
+    process's memory (a restarted custodian scored it again, out of step with the other)."""
+    key = new_private_key()
+    Holdings(tmp_path, key).give_up(1, 12)
+    assert Holdings(tmp_path, key).given_up(1) == {12}
+    assert Holdings(tmp_path, key).given_up(2) == set()
 
 
 def test_a_tentative_share_is_the_nodes_only_once_promoted(tmp_path):
