@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bountytree.errors import UserError
 from bountytree.files import atomic_write
 from bountytree.private import handover, sealing
 from bountytree.private.shares import Share, new_salt
@@ -62,26 +63,24 @@ class Holdings:
     def _best(self, task_id: int, node_id: int) -> Path:
         return self.folder / f"task-{task_id}" / f"best-after-{node_id}.sealed"
 
-    def best_source(self, task_id: int, node_id: int, scored: Collection[int]) -> int:
+    @staticmethod
+    def best_source(node_id: int, scored: Collection[int]) -> int:
         """The node whose kept best `node_id` is compared with: the last node before it that
-        the chain records as scored (`scored`) and this custodian scored, or 0 (none: a best of
-        zero). A node this custodian scored whose record never landed (the two attestations
-        differed, say) raises no bar for the nodes after it. The two custodians name it in
-        their session's header, so that neither adds its share of another best."""
-        folder = self.folder / f"task-{task_id}"
-        earlier = [
-            n
-            for p in folder.glob("best-after-*.sealed")
-            if (n := int(p.name[len("best-after-") : -len(".sealed")])) < node_id and n in scored
-        ]
-        return max(earlier, default=0)
+        the chain records as scored (`scored`), or 0 (none: a best of zero). From the chain
+        alone, so that both custodians name the same one (in their session's header: neither
+        adds its share of another best); a node whose record never landed (the two
+        attestations differed, say) raises no bar for the nodes after it."""
+        return max((n for n in scored if n < node_id), default=0)
 
     def best_before(self, task_id: int, node_id: int, index: int, source: int) -> np.ndarray:
         """This custodian's share of the task's exact best as kept after node `source`
-        (`best_source`; 0: a share of zero)."""
+        (`best_source`; 0: a share of zero). Every scored node's best was kept by both
+        custodians before they attested; one missing here is said, not replaced by another."""
         if not source:
             return np.zeros((), dtype=np.int64)
         path = self._best(task_id, source)
+        if not path.exists():
+            raise UserError(f"{path}: no kept best after node {source}; node {node_id} waits")
         opened = Share.from_bytes(sealing.open_sealed(path.read_bytes(), self.key, str(path)))
         if opened.party != index:
             raise ValueError(f"{path}: another custodian's share")

@@ -375,7 +375,7 @@ class Custodian:
             raise UserError(f"the sponsor's validation shares: {exc}") from None
         # the chain as it is now (not the round's first read): which earlier nodes are scored
         scored = {n.id for n in self.market.nodes(view.task_id).values() if n.status == "scored"}
-        best_from = self.holdings.best_source(view.task_id, node.id, scored)
+        best_from = self.holdings.best_source(node.id, scored)
         inputs = {f"w:{k}": v for k, v in share.tensors.items()}
         inputs.update(
             X=rows_share.tensors["X"],
@@ -452,7 +452,8 @@ class Custodian:
                     f"node {job.node_id}: the {job.kind} session ran over {self.session_budget:.0f} s"
                 )
                 return None
-            if status.returncode != 0 or not (folder / "result.json").exists():
+            # a result written is the session's, even if leaving it failed afterwards
+            if not (folder / "result.json").exists():
                 tail = status.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
                 self.log(f"node {job.node_id}: no {job.kind} session this round ({tail[0]})")
                 return None

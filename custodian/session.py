@@ -96,11 +96,14 @@ def run(job_dir: Path) -> int:
                 arrays = {"best": step.best.reshape(1)}
             except private.OutOfRange:
                 result["out_of_range"] = True
+        # written before the session is left: what both custodians learned is never lost to a
+        # failure while leaving (one giving a node up while the other tries it again would keep
+        # them out of step for good)
+        result["seconds"] = time.perf_counter() - started
+        atomic_write(job_dir / "result.safetensors", save(arrays))
+        atomic_write_json(job_dir / "result.json", result)
     finally:
         session.leave()
-    result["seconds"] = time.perf_counter() - started
-    atomic_write(job_dir / "result.safetensors", save(arrays))
-    atomic_write_json(job_dir / "result.json", result)
     return 0
 
 

@@ -4,7 +4,9 @@ the running best a node is compared with, and a trained share kept in two steps.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from bountytree.errors import UserError
 from bountytree.private.sealing import new_private_key
 from bountytree.private.shares import Share
 from custodian.holdings import Holdings
@@ -18,13 +20,17 @@ def test_a_node_whose_record_never_landed_raises_no_bar(tmp_path):
     holdings = Holdings(tmp_path, new_private_key())
     holdings.keep_best(1, 5, 0, np.array([5000]))
     holdings.keep_best(1, 7, 0, np.array([9000]))
-    assert holdings.best_source(1, 9, scored={5}) == 5
+    assert holdings.best_source(9, scored={5}) == 5
     assert int(holdings.best_before(1, 9, 0, 5)) == 5000
-    assert holdings.best_source(1, 9, scored={5, 7}) == 7
+    assert holdings.best_source(9, scored={5, 7}) == 7
     assert int(holdings.best_before(1, 9, 0, 7)) == 9000
-    assert holdings.best_source(1, 6, scored={5, 7}) == 5
-    assert holdings.best_source(1, 5, scored={5, 7}) == 0  # nothing before it
+    assert holdings.best_source(6, scored={5, 7}) == 5
+    assert holdings.best_source(5, scored={5, 7}) == 0  # nothing before it
     assert int(holdings.best_before(1, 5, 0, 0)) == 0
+    # a best the chain says was kept, missing here (a restored disk): said, never replaced by
+    # an earlier one (the other custodian would add its share of another best)
+    with pytest.raises(UserError, match="no kept best after node 8"):
+        holdings.best_before(1, 9, 0, 8)
 
 
 def test_a_node_given_up_on_stays_given_up_after_a_restart(tmp_path):
