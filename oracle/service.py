@@ -870,11 +870,12 @@ class Oracle:
         # still work to do
         now = self.market.chain.w3.eth.get_block("latest")["timestamp"]
         last = self._last_success.get(task_id, float("-inf"))
-        pending = {n.id for n in self.market.nodes(task_id).values() if n.status == "pending"}
-        given_up = {n for n in r.unscorable if n not in self._failing} | {
-            n for n in pending if (f := self._failing.get(n)) and f.given_up(now, last)
-        }
-        work_left = task.pending_nodes - len(given_up & pending)
+        given_up = {n for n in r.unscorable if n not in self._failing}  # overdue: pending
+        failed = {n for n, f in self._failing.items() if f.given_up(now, last)}
+        if failed:  # of any task: which are this task's, pending (read only when there are some)
+            nodes = self.market.nodes(task_id).values()
+            given_up |= failed & {n.id for n in nodes if n.status == "pending"}
+        work_left = task.pending_nodes - len(given_up)
         if work_left > 0 and not task.finalizable(by_scorer=False):
             self.say(
                 "due", f"task {task_id}: due, {work_left} node(s) still to score before finalizing"

@@ -84,6 +84,32 @@ def files(session_dir) -> dict[str, Path]:
     return market_files(session_dir / "data")
 
 
+def validator_process(
+    settings: Settings,
+    task_id: int,
+    validation: Path,
+    address: str,
+    *args: str,
+    hostile: tuple[str, ...] | None = None,
+) -> subprocess.Popen:
+    """The sponsor's validator (`python -m oracle validator`) for one task, listening at
+    `address`, as a process of its own (its output piped); with `hostile`, the arguments of
+    tests/oracle/hostile_validator.py, which runs the same code with one deviation."""
+    script = (
+        [str(ROOT / "tests" / "oracle" / "hostile_validator.py"), *hostile]
+        if hostile is not None
+        else ["-m", "oracle"]
+    )
+    return subprocess.Popen(
+        [sys.executable, *script, "validator", "--task", str(task_id),
+         "--validation", str(validation), "--address", address, *args],
+        env={**os.environ, **settings.to_env(), "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
 def cli_ok(
     settings: Settings, *args: str, module: str = "bountytree", env: dict | None = None
 ) -> str:

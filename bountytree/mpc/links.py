@@ -63,7 +63,7 @@ MAX_OPENING = 1 << 20  # bytes of the message a party opens with (the oracle's t
 MAX_REASON = 300  # characters of a refusal's reason sent back
 REFUSAL = b"\xff\xff\xff\xff"  # in place of a confirmation's header: "your key is not accepted"
 HANDSHAKE_S = 10.0  # a connection that has not confirmed by then is dropped
-MAX_PENDING = 32  # handshakes a listener runs at once; a new connection evicts the oldest
+MAX_PENDING = 32  # handshakes a listener runs at once; beyond, the busiest source's oldest goes
 MAX_WAITING_PER_SOURCE = 4  # linked connections of one address waiting for their admission
 BUSY = "too many connections waiting"  # a refusal that says: come again
 

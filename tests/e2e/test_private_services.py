@@ -4,12 +4,14 @@ line. Nobody but the sponsor, after the hand-over, ever holds a trained node's w
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -257,26 +259,55 @@ def test_custodians_train_score_and_hand_over_a_private_task(settings, deployed,
         assert not any(n in log.read_bytes() for n in needles)
 
 
-def test_a_custodian_killed_mid_training_loses_nothing_and_the_round_is_retried(
-    settings, deployed, files, tmp_path
-):
+def _private_task(settings, files, tmp_path, name: str) -> tuple[int, dict[str, Path]]:
+    """A private task whose custody all three accepted and whose validation rows are shared:
+    (its id, the parties' key files)."""
     address, keys = _approved_keys(settings, tmp_path)
     task_id = created_task_id(
-        cli_ok(settings, *_create(settings, files, "killed"), "--private-models",
+        cli_ok(settings, *_create(settings, files, name), "--private-models",
                *_terms(address, keys))
     )  # fmt: skip
     _accept_and_share(settings, task_id, keys)
-    peer, procs = _services(settings, keys, task_id, tmp_path)
-    market = market_for(settings)
+    return task_id, keys
+
+
+def _submit_child(settings, files, tmp_path, task_id: int, parent: int) -> int:
+    """A data owner's child of `parent`, its rows sent as shares (account 2)."""
+    return node_id_of(
+        cli_ok(settings, "custody", "submit", "--task", str(task_id), "--parent", str(parent),
+               "--data", str(_owner_rows(files, tmp_path)), "--account", "2")
+    )  # fmt: skip
+
+
+@contextlib.contextmanager
+def _running(procs: list[subprocess.Popen]) -> Iterator[list[subprocess.Popen]]:
+    """The services, stopped when the block ends, however it ends (a process the block
+    replaces in the list is the one stopped)."""
     try:
-        arch = _propose(settings, task_id, tmp_path)
-        _wait("the architecture's score", lambda: market.node(arch).status == "scored", procs)
-        child = node_id_of(
-            cli_ok(settings, "custody", "submit", "--task", str(task_id), "--parent", str(arch),
-                   "--data", str(_owner_rows(files, tmp_path)), "--account", "2")
-        )  # fmt: skip
-        started = f"node {child}: train session"
-        _wait("the training session", lambda: started in (tmp_path / "c1.log").read_text(), procs)
+        yield procs
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def _child_of_a_scored_architecture(settings, files, tmp_path, procs, task_id: int) -> int:
+    market = market_for(settings)
+    arch = _propose(settings, task_id, tmp_path)
+    _wait("the architecture's score", lambda: market.node(arch).status == "scored", procs)
+    return _submit_child(settings, files, tmp_path, task_id, arch)
+
+
+def test_a_custodian_killed_mid_training_loses_nothing_and_the_round_is_retried(
+    settings, deployed, files, tmp_path
+):
+    task_id, keys = _private_task(settings, files, tmp_path, "killed")
+    peer, started = _services(settings, keys, task_id, tmp_path)
+    market = market_for(settings)
+    with _running(started) as procs:
+        child = _child_of_a_scored_architecture(settings, files, tmp_path, procs, task_id)
+        training = f"node {child}: train session"
+        _wait("the training session", lambda: training in (tmp_path / "c1.log").read_text(), procs)
         procs[2].kill()  # custodian 1, and with it its session (it dies with its parent)
         procs[2].wait()
         _wait(
@@ -287,31 +318,7 @@ def test_a_custodian_killed_mid_training_loses_nothing_and_the_round_is_retried(
         assert Custody(market).commitment(child, 0) is None  # nothing half-done was kept
         procs[2] = _custodian(settings, keys, 1, peer, task_id, tmp_path / "c1.log")
         _wait("the child's score", lambda: market.node(child).status == "scored", procs)
-    finally:
-        for p in procs:
-            p.kill()
-            p.wait()
     assert market.node(child).accuracy_bps >= 2000
-
-
-def _private_child(settings, files, tmp_path, name: str, failpoint: str):
-    """A private task whose architecture is scored, and a data owner's child of it submitted,
-    with custodian 1 started under `failpoint`: (task, child, peer, keys, processes)."""
-    address, keys = _approved_keys(settings, tmp_path)
-    task_id = created_task_id(
-        cli_ok(settings, *_create(settings, files, name), "--private-models",
-               *_terms(address, keys))
-    )  # fmt: skip
-    _accept_and_share(settings, task_id, keys)
-    peer, procs = _services(settings, keys, task_id, tmp_path, failpoint)
-    market = market_for(settings)
-    arch = _propose(settings, task_id, tmp_path)
-    _wait("the architecture's score", lambda: market.node(arch).status == "scored", procs)
-    child = node_id_of(
-        cli_ok(settings, "custody", "submit", "--task", str(task_id), "--parent", str(arch),
-               "--data", str(_owner_rows(files, tmp_path)), "--account", "2")
-    )  # fmt: skip
-    return task_id, child, peer, keys, procs
 
 
 def test_a_custodian_killed_between_its_session_and_its_commitment_loses_nothing(
@@ -324,20 +331,16 @@ def test_a_custodian_killed_between_its_session_and_its_commitment_loses_nothing
     share lived only in the session's scratch folder: the node stayed pending for good, custodian
     0 committed to a share whose other half was gone.)"""
     market = market_for(settings)
-    task_id, child, peer, keys, procs = _private_child(
-        settings, files, tmp_path, "killed after training", "custodian-trained:1"
-    )
-    try:
+    custody = Custody(market)
+    task_id, keys = _private_task(settings, files, tmp_path, "killed after training")
+    peer, started = _services(settings, keys, task_id, tmp_path, "custodian-trained:1")
+    with _running(started) as procs:
+        child = _child_of_a_scored_architecture(settings, files, tmp_path, procs, task_id)
         procs[2].wait(timeout=WAIT_S)  # it stops itself at the failpoint
-        custody = Custody(market)
         _wait("custodian 0's commitment", lambda: custody.commitment(child, 0), procs[:2])
         assert custody.commitment(child, 1) is None
         procs[2] = _custodian(settings, keys, 1, peer, task_id, tmp_path / "c1.log")
         _wait("the child's score", lambda: market.node(child).status == "scored", procs)
-    finally:
-        for p in procs:
-            p.kill()
-            p.wait()
     assert market.node(child).accuracy_bps >= 2000
 
 
@@ -348,11 +351,11 @@ def test_a_custodian_killed_before_saying_it_kept_its_share_leaves_nothing_commi
     said so (`custodian-kept:1`): custodian 0 never hears it, so neither commits; the next round
     trains the node again, both keep and commit, and the child is scored."""
     market = market_for(settings)
-    task_id, child, peer, keys, procs = _private_child(
-        settings, files, tmp_path, "killed before saying", "custodian-kept:1"
-    )
     custody = Custody(market)
-    try:
+    task_id, keys = _private_task(settings, files, tmp_path, "killed before saying")
+    peer, started = _services(settings, keys, task_id, tmp_path, "custodian-kept:1")
+    with _running(started) as procs:
+        child = _child_of_a_scored_architecture(settings, files, tmp_path, procs, task_id)
         _wait(
             "custodian 0 to give the round up",
             lambda: f"node {child}: no train session" in (tmp_path / "c0.log").read_text(),
@@ -363,10 +366,6 @@ def test_a_custodian_killed_before_saying_it_kept_its_share_leaves_nothing_commi
         procs[2].wait()
         procs[2] = _custodian(settings, keys, 1, peer, task_id, tmp_path / "c1.log")
         _wait("the child's score", lambda: market.node(child).status == "scored", procs)
-    finally:
-        for p in procs:
-            p.kill()
-            p.wait()
 
 
 def test_custodians_finalize_a_due_task_leaving_a_node_neither_can_score(
@@ -376,24 +375,15 @@ def test_custodians_finalize_a_due_task_leaving_a_node_neither_can_score(
     wrap would): it is never scored. Once the task is due, both agree to finalize leaving it,
     and the task is finalized with the architecture as its winner. (Such a node used to hold the
     task until the grace period after its deadline: only the scorer may finalize leaving nodes.)"""
-    address, keys = _approved_keys(settings, tmp_path)
-    task_id = created_task_id(
-        cli_ok(settings, *_create(settings, files, "left pending"), "--private-models",
-               *_terms(address, keys))
-    )  # fmt: skip
-    _accept_and_share(settings, task_id, keys)
+    task_id, keys = _private_task(settings, files, tmp_path, "left pending")
     market = market_for(settings)
     arch = _propose(settings, task_id, tmp_path)
     child_id = arch + 1  # the next node of the chain: nothing else submits meanwhile
-    _, procs = _services(
-        settings, keys, task_id, tmp_path, f"custodian-out-of-range:{child_id}", both=True
-    )
-    try:
+    failpoint = f"custodian-out-of-range:{child_id}"
+    _, started = _services(settings, keys, task_id, tmp_path, failpoint, both=True)
+    with _running(started) as procs:
         _wait("the architecture's score", lambda: market.node(arch).status == "scored", procs)
-        child = node_id_of(
-            cli_ok(settings, "custody", "submit", "--task", str(task_id), "--parent", str(arch),
-                   "--data", str(_owner_rows(files, tmp_path)), "--account", "2")
-        )  # fmt: skip
+        child = _submit_child(settings, files, tmp_path, task_id, arch)
         assert child == child_id
         _wait(
             "both custodians to give the child up",
@@ -407,9 +397,5 @@ def test_custodians_finalize_a_due_task_leaving_a_node_neither_can_score(
         assert not market.task(task_id, with_info=False).finalized
         advance_time(settings, 2 * 3600 + 60)  # past the deadline: due
         _wait("the task's finalization", lambda: market.task(task_id).finalized, procs)
-    finally:
-        for p in procs:
-            p.kill()
-            p.wait()
     task = market.task(task_id)
     assert task.winner == arch and market.node(child).status == "pending"

@@ -6,16 +6,12 @@ beside it are still scored and paid."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from safetensors.torch import save
 from torch import equal as torch_equal
 
-from bountytree.config import ROOT
 from bountytree.models import weights
 from bountytree.models.datasets import load_file
 from bountytree.models.spec import build_torch, load_spec
@@ -33,6 +29,7 @@ from tests.conftest import (
     node_id_of,
     nudged,
     run_cli,
+    validator_process,
 )
 
 pytestmark = pytest.mark.mpc
@@ -567,29 +564,11 @@ def test_whoever_answers_at_the_validators_address_scores_nothing(settings, depl
         cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1")
     )
 
-    def validator(*hostile: str) -> subprocess.Popen:
-        script = ["tests/oracle/hostile_validator.py", *hostile] if hostile else ["-m", "oracle"]
-        return subprocess.Popen(
-            [
-                sys.executable,
-                *script,
-                "validator",
-                "--task",
-                str(task_id),
-                "--validation",
-                str(files["validation"]),
-                "--address",
-                address,
-                "--one-session",
-            ],
-            env={**os.environ, **settings.to_env(), "PYTHONPATH": str(ROOT)},
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-
     address = f"127.0.0.1:{free_port()}"
-    mallory = validator("--shift", "60", "--own-key")
+    mallory = validator_process(
+        settings, task_id, files["validation"], address, "--one-session",
+        hostile=("--shift", "60", "--own-key"),
+    )  # fmt: skip
     out = run_cli(
         settings, "--once", "--task", str(task_id), "--validator", address, module="oracle"
     )
@@ -599,7 +578,7 @@ def test_whoever_answers_at_the_validators_address_scores_nothing(settings, depl
     assert market_for(settings).node(arch).status == "pending", said
     assert mallory.returncode != 0, err.decode()[-2000:]
 
-    sponsor = validator()
+    sponsor = validator_process(settings, task_id, files["validation"], address, "--one-session")
     out = cli_ok(
         settings, "--once", "--task", str(task_id), "--validator", address, module="oracle"
     )

@@ -5,19 +5,22 @@ counts (tests/oracle/hostile_validator.py) shows one mismatch per node."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
-from bountytree.config import ROOT
 from bountytree.market.actions import Market
 from bountytree.market.validation import commitment, opening, registered_salt
 from bountytree.processes import free_port
 from bountytree.storage.cid import digest_from_cid
 from bountytree.storage.store import add_bytes, add_file
-from tests.conftest import cli_error, cli_ok, market_for, new_task, node_id_of, run_cli
+from tests.conftest import (
+    cli_error,
+    cli_ok,
+    market_for,
+    new_task,
+    node_id_of,
+    run_cli,
+    validator_process,
+)
 
 pytestmark = pytest.mark.mpc
 
@@ -86,25 +89,11 @@ def test_a_validator_that_shifted_its_counts_is_caught(
 ):
     task_id, nodes = _market_with_two_trained_nodes(settings, files, "audit shifted")
     address = f"127.0.0.1:{free_port()}"
-    validator = subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "tests" / "oracle" / "hostile_validator.py"),
-            "--shift",
-            str(SHIFT),
-            "validator",
-            "--task",
-            str(task_id),
-            "--validation",
-            str(files["validation"]),
-            "--address",
-            address,
-            "--one-session",  # in this process, where the shift is installed
-        ],
-        env={**os.environ, **settings.to_env(), "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    validator = validator_process(
+        settings, task_id, files["validation"], address,
+        "--one-session",  # in this process, where the shift is installed
+        hostile=("--shift", str(SHIFT)),
+    )  # fmt: skip
     out = cli_ok(
         settings, "--once", "--task", str(task_id), "--validator", address, module="oracle"
     )

@@ -27,7 +27,7 @@ from bountytree.models.spec import load_spec
 from bountytree.private.sealing import write_private_key
 from bountytree.processes import free_port
 from oracle.admission import LOG_MAX_BYTES, VALIDATION, Gate, Refused, Ticket, issue
-from tests.conftest import cli_ok, market_for, new_task, node_id_of
+from tests.conftest import cli_ok, market_for, new_task, node_id_of, validator_process
 
 pytestmark = pytest.mark.mpc
 
@@ -82,26 +82,8 @@ def _session(
     job.write_text(
         json.dumps({"header": opening, "spec": json.loads(MLP.read_text()), "nodes": nodes})
     )
-    validator = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "oracle",
-            "validator",
-            "--task",
-            str(task_id),
-            "--validation",
-            str(files["validation"]),
-            "--address",
-            address,
-            "--sessions",
-            "1",
-            "--wait",
-            "30",
-        ],
-        env=_env(settings),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+    validator = validator_process(
+        settings, task_id, files["validation"], address, "--sessions", "1", "--wait", "30"
     )
     party = subprocess.run(
         [

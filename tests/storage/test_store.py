@@ -524,10 +524,16 @@ def _fake_node(status: int, answer: bytes, drip: float = 0.0) -> Iterator[str]:
                 self.wfile.flush()
                 time.sleep(drip)
 
-        def log_message(self, *args):
-            pass
+    with _serving(Handler) as url:
+        yield url
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+
+@contextlib.contextmanager
+def _serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """`handler` served on a free local port (quietly), until the block ends."""
+    handler.log_message = lambda *args: None  # type: ignore[method-assign]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -564,60 +570,25 @@ def test_a_node_that_drips_is_unavailable_within_its_deadline():
 
 
 @contextlib.contextmanager
-def _continuing_node() -> Iterator[str]:
-    """An HTTP server that answers every call with `100 Continue`, one every 0.2 s, forever (as
-    long as the client listens): an answer that never begins."""
+def _endless_node(head: bytes, drip: bytes) -> Iterator[str]:
+    """An HTTP server that answers every call with `head`, then `drip` every 0.2 s, forever (as
+    long as the client listens)."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
             with contextlib.suppress(OSError):
+                self.wfile.write(head)
                 while True:
-                    self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                    self.wfile.write(drip)
                     self.wfile.flush()
                     time.sleep(0.2)
 
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with _serving(Handler) as url:
+        yield url
 
 
-@contextlib.contextmanager
-def _endless_chunk_size_node() -> Iterator[str]:
-    """An HTTP server that answers 200, chunked, then drips a chunk-size line that never ends,
-    one digit every 0.2 s."""
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_POST(self):
-            self.send_response(200)
-            self.send_header("Transfer-Encoding", "chunked")
-            self.end_headers()
-            with contextlib.suppress(OSError):
-                while True:
-                    self.wfile.write(b"1")
-                    self.wfile.flush()
-                    time.sleep(0.2)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"  # an answer that never begins, sent again and again
+CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"  # then a chunk-size line
 
 
 def _read_ends(url: str, timeout: float, within: float) -> tuple[list[BaseException], float]:
@@ -646,7 +617,7 @@ def test_a_node_that_drips_a_chunk_size_line_is_unavailable_within_its_deadline(
     the deadline was checked between receives only: the read lasted as long as the node liked.
     The socket is now shut one receive's timeout past the deadline."""
     timeout = 1.0
-    with _endless_chunk_size_node() as url:
+    with _endless_node(CHUNKED, b"1") as url:  # a chunk-size line that never ends
         outcome, took = _read_ends(url, timeout, 2 * (timeout + GRACE) + 10)
     assert len(outcome) == 1 and isinstance(outcome[0], StoreUnavailable), outcome
     assert took <= 2 * (timeout + GRACE) + 3, took
@@ -658,7 +629,7 @@ def test_a_node_whose_answer_never_begins_is_unavailable_within_its_deadline():
     (bountytree/storage/deadline.py): the read ends as unavailable by the node's timeout plus
     GRACE."""
     timeout = 1.0
-    with _continuing_node() as url:
+    with _endless_node(b"", CONTINUE) as url:
         outcome, took = _read_ends(url, timeout, timeout + GRACE + 10)
     assert len(outcome) == 1 and isinstance(outcome[0], StoreUnavailable), outcome
     assert took <= timeout + GRACE + 3, took
