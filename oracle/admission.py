@@ -27,6 +27,15 @@ winner, no test score is recorded yet, and this validator has never admitted a t
 the task MAX_TEST_SESSIONS times before (a marker file it creates for each it admits): a session
 admitted and then cut off is tried again, a bounded number of times, and the winner's weights
 are the same in each, so an honest party learns the same count.
+
+Admission is one session at a time, and a linked party waits its turn; what it waits with must
+already be the oracle's. So an opening is first *screened*, with nothing a stranger can make slow:
+the checks that read no chain, the signature, and whether its signer is among the holders of
+ORACLE_ROLE the validator knows from the chain's RoleGranted and RoleRevoked events (read when the
+gate opens, and again at most every ROLE_REFRESH_S when an unknown signer comes; a node that
+never answers that query leaves the role to the full admission, as before). A stranger signing
+with keys of its own is refused there, without a chain call and without waiting for the
+admission; only then is the ticket admitted in full, with the role checked on the chain itself.
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ import json
 import os
 import re
 import secrets
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -64,6 +74,10 @@ NONCE = re.compile(r"^[0-9a-f]{32}$")  # secrets.token_hex(16): also a safe file
 MAX_TEST_SESSIONS = 3
 MEMORY_S = 3600  # how long a used nonce is kept: the rate's window, longer than TICKET_TTL_S
 MAX_LOGGED = 200  # characters of a refusal's reason written to the log
+# How often, at most, an opening signed by a key not known to hold ORACLE_ROLE makes the
+# validator read the role's grants from the chain again (a stranger's fresh keys cost it at most
+# one read per this many seconds; an oracle granted the role meanwhile is known by then).
+ROLE_REFRESH_S = 5.0
 
 
 class Refused(Exception):
@@ -168,6 +182,77 @@ class Gate:
         self.test_marker = self.log_path.parent / "test-sessions" / f"{contract}-task-{task_id}"
         self.nonces = self.log_path.parent / "nonces"  # one file per admitted ticket
         self._role: bytes | None = None  # ORACLE_ROLE's id, read once
+        # ORACLE_ROLE's holders as its events say, up to block `_holders_at` (`screen`); read
+        # before the gate admits anyone, so that no opening races the first read
+        self._holders: set[str] = set()
+        self._holders_at = market.first_block - 1
+        self._holders_read = float("-inf")  # when, by the monotonic clock
+        self._holders_lock = threading.Lock()
+        self._log_lock = threading.Lock()
+        with contextlib.suppress(Exception):  # the chain did not answer: screen() says so
+            self._read_holders()
+
+    def screen(self, header: dict, link_key: bytes | None = None, now: float | None = None) -> None:
+        """Refuses (Refused) an opening that cannot be the oracle's, without a chain call a
+        stranger could make it wait for: what `_check` checks, the signature, and a signer among
+        ORACLE_ROLE's known holders. Safe to call from many threads at once; `admit` still
+        checks everything, the role on the chain itself."""
+        now = time.time() if now is None else now
+        signer = None
+        try:
+            ticket = self._parse(header)
+            self._check(ticket, now, link_key)
+            signer = self._recover(ticket, header)
+            holders = self._known_holders(signer)
+            # never read (the node refuses event queries of that range, say): the role is left
+            # to the full admission's check on the chain, as before there was a screen
+            if signer not in holders and self._holders_at >= self.market.first_block:
+                raise Refused(f"{signer} does not hold ORACLE_ROLE")
+        except Refused as exc:
+            self._log(now, signer, None, f"refused: {str(exc)[:MAX_LOGGED]}")
+            raise
+
+    def _known_holders(self, signer: str) -> set[str]:
+        """ORACLE_ROLE's holders as the chain's events say, read again first if `signer` is not
+        among them and the last read (or failed read) is ROLE_REFRESH_S old; a signer that comes
+        during a read waits for it (bounded)."""
+        if signer in self._holders:
+            return self._holders
+        if not self._holders_lock.acquire(timeout=ROLE_REFRESH_S):
+            return self._holders
+        try:
+            if signer not in self._holders and (
+                time.monotonic() - self._holders_read >= ROLE_REFRESH_S
+            ):
+                with contextlib.suppress(Exception):  # the chain did not answer
+                    self._read_holders()
+        finally:
+            self._holders_lock.release()
+        return self._holders
+
+    def _read_holders(self) -> None:
+        """Applies the role's grants and revocations since the last read, in chain order (one
+        failed read waits ROLE_REFRESH_S like a successful one)."""
+        self._holders_read = time.monotonic()
+        tree, role = self.market.tree, self._oracle_role()
+        last = self.market.chain.w3.eth.block_number
+        if last <= self._holders_at:
+            return
+        changes = []
+        for event, granted in ((tree.events.RoleGranted, True), (tree.events.RoleRevoked, False)):
+            for entry in event().get_logs(
+                from_block=self._holders_at + 1, to_block=last, argument_filters={"role": role}
+            ):
+                changes.append((entry["blockNumber"], entry["logIndex"], granted, entry["args"]))
+        holders = set(self._holders)
+        for _, _, granted, args in sorted(changes, key=lambda c: (c[0], c[1])):
+            (holders.add if granted else holders.discard)(args["account"])
+        self._holders, self._holders_at = holders, last
+
+    def _oracle_role(self) -> bytes:
+        if self._role is None:
+            self._role = self.market.tree.functions.ORACLE_ROLE().call()
+        return self._role
 
     def admit(
         self, header: dict, now: float | None = None, link_key: bytes | None = None
@@ -242,17 +327,20 @@ class Gate:
         if self._admitted_within(now) >= MAX_SESSIONS_PER_HOUR:
             raise Refused(f"more than {MAX_SESSIONS_PER_HOUR} sessions in the last hour")
 
-    def _signer(self, ticket: Ticket, header: dict) -> str:
-        """The ticket's signer, who must hold ORACLE_ROLE on this contract."""
+    def _recover(self, ticket: Ticket, header: dict) -> str:
+        """The ticket's signer."""
         try:
             signer: str = Account.recover_message(
                 encode_defunct(ticket.message()), signature=header["signature"]
             )
         except Exception as exc:  # a malformed signature is a refusal, never a crash
             raise Refused(f"no valid signed ticket ({type(exc).__name__})") from None
-        if self._role is None:
-            self._role = self.market.tree.functions.ORACLE_ROLE().call()
-        if not self.market.tree.functions.hasRole(self._role, signer).call():
+        return signer
+
+    def _signer(self, ticket: Ticket, header: dict) -> str:
+        """The ticket's signer, who must hold ORACLE_ROLE on this contract (asked of the chain)."""
+        signer = self._recover(ticket, header)
+        if not self.market.tree.functions.hasRole(self._oracle_role(), signer).call():
             raise Refused(f"{signer} does not hold ORACLE_ROLE")
         return signer
 
@@ -365,9 +453,10 @@ class Gate:
         if ticket:
             entry["nonce"] = ticket.nonce
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            if self.log_path.stat().st_size > LOG_MAX_BYTES:
-                os.replace(self.log_path, self.log_path.with_name(self.log_path.name + ".1"))
-        fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        with os.fdopen(fd, "a") as f:
-            f.write(json.dumps(entry) + "\n")
+        with self._log_lock:  # screens run in many threads; one rotation at a time
+            with contextlib.suppress(FileNotFoundError):
+                if self.log_path.stat().st_size > LOG_MAX_BYTES:
+                    os.replace(self.log_path, self.log_path.with_name(self.log_path.name + ".1"))
+            fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            with os.fdopen(fd, "a") as f:
+                f.write(json.dumps(entry) + "\n")

@@ -93,6 +93,7 @@ def join(
         rendezvous_s=rendezvous_s,
         opening=json.dumps(ticket).encode() if ticket is not None else None,
         admit=admission,
+        screen=admission.screen if admission is not None else None,
     )
 
 
@@ -109,12 +110,14 @@ class Admission:
         classes: int,
         has_test: bool,
         log: Callable[[str], None] = lambda line: None,
+        screen: Callable[[dict, bytes], None] | None = None,
     ):
         self.admit, self.features, self.classes, self.has_test = admit, features, classes, has_test
         self.log = log  # hears why each connection turned away was
+        self._screen = screen  # the validator's Gate.screen: before a place in the queue
         self.admitted: Admitted | None = None
 
-    def __call__(self, link_key: bytes, opening: bytes) -> None:
+    def _header(self, opening: bytes) -> dict:
         try:
             header = json.loads(opening)
             if not isinstance(header, dict):
@@ -122,6 +125,22 @@ class Admission:
         except (ValueError, RecursionError):
             self.log("refused a connection: no valid signed ticket (not JSON)")
             raise SessionRefused("no valid signed ticket (not JSON)") from None
+        return header
+
+    def screen(self, link_key: bytes, opening: bytes) -> None:
+        """The cheap part of the check, run as the opening arrives and before the connection
+        waits for its turn: an opening that cannot be the oracle's takes no place in the queue."""
+        header = self._header(opening)
+        if self._screen is None:
+            return
+        try:
+            self._screen(header, link_key)
+        except Refused as exc:
+            self.log(f"refused a connection: {str(exc)[:300]}")
+            raise SessionRefused(str(exc)) from None
+
+    def __call__(self, link_key: bytes, opening: bytes) -> None:
+        header = self._header(opening)
         try:
             admitted = self.admit(header, link_key)
             if admitted.part == TEST and not self.has_test:

@@ -128,6 +128,7 @@ def run_validator(
             task.info.num_classes,
             has_test=test_rows is not None,
             log=lambda line: print(line, flush=True),
+            screen=lambda header, key: gate.screen(header, link_key=key),
         )
         try:
             # the oracle is known by its signed ticket, which names the key its own link

@@ -395,15 +395,25 @@ def _split(address: str) -> tuple[str, int]:
 def _hang_up(conn: socket.socket) -> None:
     """Closes a refused connection gracefully (what it sent is read and dropped first), so the
     peer reads our hello and learns it was refused instead of seeing a reset."""
+    until = time.monotonic() + 2.0  # however slowly the peer goes on sending
     with contextlib.suppress(OSError):
         conn.shutdown(socket.SHUT_WR)
         conn.settimeout(1.0)
-        while conn.recv(1 << 12):
+        while conn.recv(1 << 12) and time.monotonic() < until:
             pass
     conn.close()
 
 
 Admit = Callable[[bytes, bytes], None]  # (the key the peer proved, its opening message)
+
+
+def _judge(link: Link, check: Admit, opening: bytes) -> None:
+    """Runs `check` on a linked party's opening; a refusal is sent back, and ends the link."""
+    try:
+        check(link.peer_key, opening)
+    except SessionRefused as exc:
+        link.send(json.dumps({"ok": False, "error": str(exc)[:MAX_REASON]}).encode())
+        raise LinkError("refused") from None
 
 
 def _accept(
@@ -415,13 +425,15 @@ def _accept(
     deadline: float,
     timeout_s: float,
     admit: Admit | None = None,
+    screen: Admit | None = None,
 ) -> dict[int, Link]:
     """Accepts connections on `listener` until each of `ranks` has an authenticated link, or
     the deadline passes (PartyMissing). Each handshake runs in a thread of its own with its own
     deadline; connections that fail it are closed and forgotten, and leave nothing behind. With
     `admit`, a linked party is let in only once its opening message passes `admit` (one at a
     time, the first admitted taking the place); a refused one is told why and dropped, and the
-    listener goes on waiting."""
+    listener goes on waiting. `screen`, if given, is the cheap part of `admit`, run as each
+    opening arrives, concurrently: an opening it refuses never waits for a turn."""
     done: dict[int, Link] = {}
     lock = threading.Lock()  # done, pending, waiting
     admitting = threading.Lock()  # one admission at a time: the first admitted takes the place
@@ -460,15 +472,12 @@ def _accept(
             link.send(json.dumps({"ok": False, "error": BUSY}).encode())
             raise LinkError(BUSY)
         try:
+            if screen is not None:  # at once, beside other screens: no turn taken
+                _judge(link, screen, opening)
             with admitting:
                 if over.is_set() or link.rank in done:
                     raise LinkError("the place is taken")
-                try:
-                    admit(link.peer_key, opening)
-                except SessionRefused as exc:
-                    verdict = {"ok": False, "error": str(exc)[:MAX_REASON]}
-                    link.send(json.dumps(verdict).encode())
-                    raise LinkError("refused") from None
+                _judge(link, admit, opening)
                 link.send(json.dumps({"ok": True}).encode())
                 place(link)  # within the admission: nobody else is admitted meanwhile
         finally:
@@ -595,12 +604,14 @@ def connect(
     timeout_s: float,
     opening: bytes | None = None,
     admit: Admit | None = None,
+    screen: Admit | None = None,
 ) -> dict[int, Link]:
     """This party's links to every other party of a session of `world` parties (2 or 3) whose
     party 0 listens at `address`. Raises PartyMissing if the others do not all come within
     `rendezvous_s`, LinkRefused if a peer cannot be authenticated. Party 0 may `admit` party 1
-    by its opening message (which party 1 gives as `opening`): SessionRefused on party 1 says
-    why it was not."""
+    by its opening message (which party 1 gives as `opening`), after `screen` (the cheap part of
+    the check, before the opening waits its turn): SessionRefused on party 1 says why it was
+    not."""
     deadline = time.monotonic() + rendezvous_s
     if rank == 0:
         try:
@@ -608,7 +619,9 @@ def connect(
         except OSError as exc:
             raise LinkError(f"cannot listen at {address}: {exc.strerror}") from None
         with listener:
-            links = _accept(listener, me, 0, world, range(1, world), deadline, timeout_s, admit)
+            links = _accept(
+                listener, me, 0, world, range(1, world), deadline, timeout_s, admit, screen
+            )
         if world == 3:  # party 1 says where the dealer finds it; party 0 passes it on
             said = links[1].recv(64).decode(errors="replace")
             links[2].send(json.dumps([links[1].sock.getpeername()[0], said]).encode())

@@ -42,12 +42,14 @@ def join(
     rendezvous_s: float | None = None,
     opening: bytes | None = None,
     admit: Admit | None = None,
+    screen: Admit | None = None,
 ) -> None:
     """Joins the session at `address` (host:port; rank 0 listens there) as `rank`, proving
     `identity`'s key. With a dealer, multiplication triples come from rank 2 (CrypTen's trusted
     third party); without, from rank 0 (trusted first party). Every step may take `timeout_s`;
     the others may take `rendezvous_s` (default: the same) to join, after which PartyMissing.
-    Rank 1 may open with a message that rank 0 must `admit` (SessionRefused if it does not)."""
+    Rank 1 may open with a message that rank 0 must `admit` (SessionRefused if it does not),
+    after `screen` has passed it, before it waits its turn (links.connect)."""
     from . import dealer as dealing
     from . import randomness
     from .communicator import LinkCommunicator
@@ -63,6 +65,7 @@ def join(
         timeout_s=timeout_s,
         opening=opening,
         admit=admit,
+        screen=screen,
     )
     torch.set_num_threads(1)
     crypten.cfg.mpc.provider = "TTP" if dealer else "TFP"

@@ -5,11 +5,14 @@ them only at chance."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -24,9 +27,11 @@ from bountytree.config import ROOT
 from bountytree.models import weights as weights_io
 from bountytree.models.datasets import load_file
 from bountytree.models.spec import load_spec
-from bountytree.private.sealing import write_private_key
+from bountytree.mpc import links
+from bountytree.private.sealing import new_private_key, write_private_key
 from bountytree.processes import free_port
 from oracle.admission import LOG_MAX_BYTES, VALIDATION, Gate, Refused, Ticket, issue
+from oracle.mpc import Admission
 from tests.conftest import cli_ok, market_for, new_task, node_id_of, validator_process
 
 pytestmark = pytest.mark.mpc
@@ -335,3 +340,135 @@ def test_the_validator_evaluates_each_node_s_own_weights_whatever_party_1_holds(
         tmp_path,
     )
     assert got.get("counts") == {str(ids[0]): node_count}, (got, out[-500:])
+
+
+def test_strangers_signing_their_own_tickets_from_many_addresses_take_no_place_in_the_queue(
+    settings, deployed, pending_task, tmp_path
+):
+    """Strangers at nine addresses, four at a time each (36: more than the 32 places of the
+    admission queue), complete the handshake and open with well-formed tickets for the pending
+    node, signed with keys of their own, again and again (found by the third review of session
+    15). Each such opening used to wait in the queue for a role check on the chain, inside the
+    one-at-a-time admission, so they could keep the queue full and the oracle out. The real
+    validator's gate now screens an opening first (its signer must be among ORACLE_ROLE's holders
+    the chain's events name): no stranger's opening reaches the admission, and the oracle's
+    ticket is admitted while they go on."""
+    task_id, ids = pending_task
+    oracle = market_for(settings, 0)
+    gate = Gate(oracle, task_id, tmp_path / "validator" / "sessions.log")
+    admitted: list[dict] = []  # the openings that got a place in the queue, in order
+
+    def admit(header: dict, key: bytes):
+        admitted.append(header)
+        return gate.admit(header, link_key=key)
+
+    admission = Admission(
+        admit, 64, CLASSES, has_test=False, screen=lambda h, key: gate.screen(h, link_key=key)
+    )
+    address = f"127.0.0.1:{free_port()}"
+    host, port = address.rsplit(":", 1)
+    out: dict = {}
+
+    def validator() -> None:
+        me = links.Identity(new_private_key(), {1: None})
+        try:
+            out["links"] = links.connect(
+                address,
+                me,
+                0,
+                2,
+                rendezvous_s=60,
+                timeout_s=5,
+                admit=admission,
+                screen=admission.screen,
+            )
+        except Exception as exc:
+            out["error"] = exc
+
+    template = issue(oracle, task_id, [ids[0]])["ticket"]  # what a stranger can read for itself
+    refusals: list[str] = []
+    stop = threading.Event()
+
+    def stranger(source: str) -> None:
+        me = links.Identity(new_private_key(), {0: None})
+        signer = Account.create()
+        while not stop.is_set():
+            with contextlib.suppress(OSError, links.LinkError, links.LinkRefused, ValueError):
+                sock = socket.create_connection(
+                    (host, int(port)), timeout=5, source_address=(source, 0)
+                )
+                link = links._handshake(sock, me, 1, 2, {0: None})
+                fields = {
+                    **template,
+                    "nonce": secrets.token_hex(16),
+                    "expires": int(time.time()) + 300,
+                    "link": me.public_key.hex(),
+                }
+                ticket = Ticket(
+                    **{
+                        **fields,
+                        "nodes": tuple(fields["nodes"]),
+                        "weights": tuple(fields["weights"]),
+                    }
+                )
+                signed = Account.sign_message(encode_defunct(ticket.message()), signer.key)
+                link.send(
+                    json.dumps({"ticket": fields, "signature": signed.signature.hex()}).encode()
+                )
+                refusals.append(json.loads(link.recv(links.MAX_OPENING)).get("error", ""))
+                link.close()
+
+    listening = threading.Thread(target=validator, daemon=True)
+    listening.start()
+    time.sleep(0.5)
+    crowd = [
+        threading.Thread(target=stranger, args=(f"127.0.0.{2 + i % 9}",), daemon=True)
+        for i in range(36)
+    ]
+    for t in crowd:
+        t.start()
+    try:
+        while len(refusals) < 72:  # every stranger has been turned away, and comes again
+            time.sleep(0.05)
+        key = links.Identity(new_private_key(), {0: None})
+        genuine = json.dumps(issue(oracle, task_id, [ids[0]], link=key.public_key)).encode()
+        mine = links.connect(address, key, 1, 2, rendezvous_s=30, timeout_s=5, opening=genuine)
+    finally:
+        stop.set()
+    listening.join(10)
+    assert "error" not in out, out
+    assert out["links"][1].peer_key == key.public_key
+    # turned away at the screen (or told to come again while others were being screened)
+    assert all("does not hold ORACLE_ROLE" in why or why == links.BUSY for why in refusals)
+    assert sum("does not hold ORACLE_ROLE" in why for why in refusals) >= 36
+    # the gain measured: places in the queue the strangers took (each a role check on the chain)
+    assert [h["ticket"]["link"] for h in admitted] == [key.public_key.hex()], len(admitted)
+    for link in [*out["links"].values(), *mine.values()]:
+        link.close()
+
+
+def test_the_screen_follows_the_roles_grants_and_revocations(
+    settings, deployed, pending_task, tmp_path
+):
+    """The screen knows ORACLE_ROLE's holders from the chain's events: an account granted the
+    role while the validator runs is let through by the next read (at most ROLE_REFRESH_S
+    later), one revoked is turned away by the admission, and a stranger never reaches it."""
+    from oracle.admission import ROLE_REFRESH_S
+
+    task_id, ids = pending_task
+    admin, newcomer = market_for(settings, 0), market_for(settings, 6)
+    gate = Gate(admin, task_id, tmp_path / "validator" / "sessions.log")
+    gate.screen(issue(admin, task_id, [ids[0]]))  # the oracle (the deployer holds the role)
+    with pytest.raises(Refused, match="does not hold ORACLE_ROLE"):
+        gate.screen(issue(newcomer, task_id, [ids[0]]))
+    tree, role = admin.tree, admin.tree.functions.ORACLE_ROLE().call()
+    admin.chain.send(tree.functions.grantRole(role, newcomer.chain.address), action="grant")
+    try:
+        time.sleep(ROLE_REFRESH_S)
+        gate.screen(issue(newcomer, task_id, [ids[0]]))
+    finally:
+        admin.chain.send(tree.functions.revokeRole(role, newcomer.chain.address), action="revoke")
+    # revoked: a signer the screen knows is not read again for (a revoked oracle is no
+    # stranger), and the admission, which asks the chain, refuses it
+    with pytest.raises(Refused, match="does not hold ORACLE_ROLE"):
+        gate.admit(issue(newcomer, task_id, [ids[1]]))
