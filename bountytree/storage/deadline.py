@@ -6,6 +6,11 @@ for as long as it liked: the store's own deadline (KuboStore) starts only once t
 in. Here, every call's wait for its answer is watched from the moment its request is sent: when
 the deadline passes first, the watchdog shuts the socket down and the call fails at once (as the
 node being unavailable, never the file's fault). One thread watches every call in flight.
+
+An upload is watched the same way while its body is sent: a node that takes it a byte at a time
+could otherwise hold the call as long as it liked. The time spent sending (not reading the local
+file, nor connecting) may not exceed the node's bound plus what was sent so far at
+MIN_UPLOAD_RATE, so the whole upload ends by its size over that rate, plus the bound.
 """
 
 from __future__ import annotations
@@ -21,6 +26,14 @@ from collections.abc import Iterator
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.response import BaseHTTPResponse
+
+# The slowest an upload may go (bytes a second, 0.5 Mbit/s: a slow home uplink still passes): a
+# model of 10 MB has at most 160 s more than the node's bound to be sent.
+MIN_UPLOAD_RATE = 64 * 1024
+
+
+class UploadTooSlow(TimeoutError):
+    """An upload went slower than MIN_UPLOAD_RATE (its socket was shut down)."""
 
 
 class Watchdog:
@@ -72,7 +85,9 @@ class Watchdog:
                 # under the lock: once `disarm` returns, its socket is never shut (it may be
                 # back in the pool, serving another call)
                 with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
+                    # the plain socket's shutdown, not SSLSocket's (which drops its TLS state
+                    # first, under a send that may be going on)
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 WATCHDOG = Watchdog()
@@ -96,6 +111,36 @@ class _Watched:
 
     answer_within_s = 60.0  # set per pool (`pool_classes`)
     sock: socket.socket | None
+    _upload: tuple[float, int] | None = None  # while a request is sent: seconds sending, bytes
+
+    def request(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        self._upload = (0.0, 0)
+        try:
+            super().request(*args, **kwargs)  # type: ignore[misc]
+        finally:
+            self._upload = None
+
+    def send(self, data) -> None:  # type: ignore[no-untyped-def]
+        if self._upload is None or self.sock is None:
+            super().send(data)  # type: ignore[misc]
+            return
+        spent, sent = self._upload
+        sent += len(data)
+        started = time.monotonic()
+        until = started + self.answer_within_s + sent / MIN_UPLOAD_RATE - spent
+        token = WATCHDOG.arm(self.sock, until)
+        try:
+            super().send(data)  # type: ignore[misc]
+        except OSError:
+            if time.monotonic() >= until:
+                raise UploadTooSlow(
+                    f"{sent} bytes went slower than {MIN_UPLOAD_RATE // 1024} KiB/s (this "
+                    "machine's link or the node)"
+                ) from None
+            raise
+        finally:
+            WATCHDOG.disarm(token)
+            self._upload = (spent + time.monotonic() - started, sent)
 
     def getresponse(self) -> BaseHTTPResponse:
         # the request is sent; from now on, the node has this long to begin its answer

@@ -112,7 +112,7 @@ class KuboStore:
                 raise_on_status=False,
             )
         # the answer must begin within the call's deadline, its retry included; an upload's
-        # wait starts once its body is sent (deadline.py)
+        # wait starts once its body is sent, which has a deadline of its own (deadline.py)
         bound = deadline.within(self.timeout + GRACE) if body is None else contextlib.nullcontext()
         try:
             with bound:
@@ -159,6 +159,8 @@ class KuboStore:
             why = "connection refused: is its daemon running?"
         elif isinstance(reason, ReadTimeoutError | TimeoutError):
             why = f"no answer within {self.timeout + GRACE:g} s"
+        elif slow := next((a for a in reason.args if isinstance(a, deadline.UploadTooSlow)), None):
+            why = f"the upload was cut off: {slow}"
         elif isinstance(reason, ProtocolError):
             why = f"the connection broke mid-answer: {str(reason)[:120]}"
         else:

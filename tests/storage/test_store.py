@@ -27,6 +27,7 @@ from ipfs_daemon import own_daemon
 
 from bountytree.errors import UserError
 from bountytree.processes import free_port
+from bountytree.storage import deadline
 from bountytree.storage.cid import bytes32_to_cid, cid_from_digest, cid_to_bytes32, digest_from_cid
 from bountytree.storage.connect import open_store
 from bountytree.storage.daemon import IpfsDaemon
@@ -633,6 +634,42 @@ def test_a_node_whose_answer_never_begins_is_unavailable_within_its_deadline():
         outcome, took = _read_ends(url, timeout, timeout + GRACE + 10)
     assert len(outcome) == 1 and isinstance(outcome[0], StoreUnavailable), outcome
     assert took <= timeout + GRACE + 3, took
+
+
+def test_a_node_that_takes_an_upload_a_trickle_at_a_time_is_unavailable_by_its_size(monkeypatch):
+    """A node that reads an upload 64 KiB a second held `add` (a custodian's hand-over, say) for
+    as long as the upload took it: 8 MiB, over two minutes, each piece sent within the socket's
+    timeout. An upload now has a deadline of its own, its size over MIN_UPLOAD_RATE plus the
+    node's bound (the rate patched here to 1 MiB/s, so the test ends sooner), and the call ends
+    as unavailable by then."""
+    monkeypatch.setattr(deadline, "MIN_UPLOAD_RATE", 1024 * 1024)
+    size, timeout = 8 * 1024 * 1024, 1.0
+    bound = size / deadline.MIN_UPLOAD_RATE + timeout + GRACE
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            with contextlib.suppress(OSError):
+                while self.rfile.read1(16384):  # 64 KiB a second, until the client leaves
+                    time.sleep(0.25)
+
+    outcome: list[BaseException] = []
+
+    def upload(url: str) -> None:
+        try:
+            KuboStore(url, timeout=timeout).add(io.BytesIO(os.urandom(size)))
+        except BaseException as exc:  # reported to the test's thread
+            outcome.append(exc)
+
+    with _serving(Handler) as url:
+        started = time.monotonic()
+        uploader = threading.Thread(target=upload, args=(url,), daemon=True)
+        uploader.start()
+        uploader.join(bound + 20)
+        took = time.monotonic() - started
+        assert not uploader.is_alive(), f"the upload still goes on after {took:.0f} s"
+    assert len(outcome) == 1 and isinstance(outcome[0], StoreUnavailable), outcome
+    assert "went slower than" in str(outcome[0]), outcome[0]
+    assert took <= bound + 3, took
 
 
 def test_a_node_that_sends_other_bytes_is_corrupted_not_the_author():
