@@ -135,11 +135,12 @@ def ladder(count, rows: int, best: np.ndarray, margin_bps: int, parent_bps: int)
     best_after = best_now + beat * (exact - best_now)
     recorded = round(float(record.get_plain_text()))
     if not 0 <= recorded <= BPS:
-        # two-party truncation wrapped (about 2^-19 per new best), or a custodian added to its
-        # shares to make the record say something (a bit of the exact score, found by the
-        # attacker review of the sessions): the value is not kept, and the node is not scored
-        # again (custodian/service.py), so the bit is one per node at most
-        raise OutOfRange("the record fell outside [0, 10000]: a wrap or a deviating party")
+        # the Ladder truncates nothing (its 0/1 factors are at scale 1), so an honest run is
+        # exact and this is a custodian that added to its shares to make the record say
+        # something (a bit of the exact score, found by the attacker review of the sessions):
+        # the value is not kept, and the node is not scored again (custodian/service.py), so
+        # the bit is one per node at most
+        raise OutOfRange("the record fell outside [0, 10000]: a deviating party")
     return LadderStep(recorded, my_share(best_after))
 
 

@@ -15,6 +15,33 @@ def score(rank, spec_json, weights, rows_x, rows_y, best, margin, parent):
     return {"recorded": step.recorded_bps, "best": step.best}
 
 
+def ladder_cases(rank, counts, bests, rows, margin, parent):
+    """The Ladder on each (count, best) pair of shares, counting CrypTen's truncations (every
+    two-party truncation goes through ArithmeticSharedTensor.div_): the records, and how many
+    truncations the Ladder made."""
+    import numpy as np
+    from crypten.mpc.primitives.arithmetic import ArithmeticSharedTensor
+
+    from bountytree.mpc import private
+
+    truncations = [0]
+    divide = ArithmeticSharedTensor.div_
+
+    def counted(self, y):
+        truncations[0] += 1
+        return divide(self, y)
+
+    records = []
+    for count, best in zip(counts, bests, strict=True):
+        shared_count = private.shared(count)
+        ArithmeticSharedTensor.div_ = counted
+        try:
+            records.append(private.ladder(shared_count, rows, best, margin, parent).recorded_bps)
+        finally:
+            ArithmeticSharedTensor.div_ = divide
+    return {"records": np.array(records, dtype=np.int64), "truncations": truncations[0]}
+
+
 def train(rank, spec_json, weights, rows_x, rows_y):
     from bountytree.mpc import private
 
