@@ -10,6 +10,15 @@ leaves the other committed to a share it lacks: the training session keeps it *t
 got that word from the other ends well; the custodian then promotes its share (`node-N.sealed`)
 and commits to it. A custodian that finds the other committed while it holds a tentative share
 promotes it: the other committed only after hearing it was kept.
+
+A scoring session's share of the task's best after the node (with the record it revealed) is
+kept the same way, the other's attestation standing for its commitment: the two custodians'
+shares of a best then always come from one run. A custodian whose scoring of a node ended well
+never scores it again, whatever the chain shows (it attests what it kept), and one gives a node
+up after `MAX_SCORING_RUNS` (service.py) runs that revealed its record without ending well (counted on disk
+before each reveal): each run lets a deviating custodian choose what its record compares, and
+re-running until the other attested used to give it a comparison a round, and could leave the two
+holding shares of different runs.
 """
 
 from __future__ import annotations
@@ -101,6 +110,65 @@ class Holdings:
         folder = self.folder / f"task-{task_id}"
         return {int(p.name[len("given-up-") :]) for p in folder.glob("given-up-*")}
 
-    def keep_best(self, task_id: int, node_id: int, index: int, best: np.ndarray) -> None:
-        share = Share(index, {"best": np.asarray(best, dtype=np.int64).reshape(1)})
-        atomic_write(self._best(task_id, node_id), sealing.seal(share.to_bytes(), self.public))
+    def _best_tentative(self, task_id: int, node_id: int) -> Path:
+        return self.folder / f"task-{task_id}" / f"best-after-{node_id}.tentative.sealed"
+
+    def keep_best_tentatively(
+        self, task_id: int, node_id: int, index: int, best: np.ndarray, recorded: int
+    ) -> None:
+        """A scoring session's share of the best after the node and the record it revealed,
+        before the other custodian has said it kept its own."""
+        share = Share(
+            index,
+            {
+                "best": np.asarray(best, dtype=np.int64).reshape(1),
+                "recorded": np.array([recorded], dtype=np.int64),
+            },
+        )
+        sealed = sealing.seal(share.to_bytes(), self.public)
+        atomic_write(self._best_tentative(task_id, node_id), sealed)
+
+    def promote_best(self, task_id: int, node_id: int, index: int) -> int | None:
+        """The tentative best made the one kept after the node; the record it goes with (None:
+        no scoring of the node was kept)."""
+        tentative = self._best_tentative(task_id, node_id)
+        if tentative.exists():
+            tentative.replace(self._best(task_id, node_id))
+        path = self._best(task_id, node_id)
+        if not path.exists():
+            return None
+        return self.scored(task_id, node_id, index)
+
+    def scored(self, task_id: int, node_id: int, index: int) -> int | None:
+        """The record of this custodian's scoring of the node that ended well (its best
+        promoted), or None: it never scores the node again once there is one."""
+        path = self._best(task_id, node_id)
+        if not path.exists():
+            return None
+        opened = Share.from_bytes(sealing.open_sealed(path.read_bytes(), self.key, str(path)))
+        if opened.party != index:
+            raise ValueError(f"{path}: another custodian's share")
+        if "recorded" not in opened.tensors:  # kept by a version that did not keep the record
+            return None
+        return int(opened.tensors["recorded"].reshape(-1)[0])
+
+    def _count(self, task_id: int, name: str) -> Path:
+        return self.folder / f"task-{task_id}" / name
+
+    def _add_one(self, path: Path) -> int:
+        count = int(path.read_text()) + 1 if path.exists() else 1
+        atomic_write(path, str(count).encode())
+        return count
+
+    def note_scoring_run(self, task_id: int, node_id: int) -> None:
+        """Counts a scoring session of the node that goes on to reveal its record (written
+        before it does, by the session)."""
+        self._add_one(self._count(task_id, f"scoring-runs-{node_id}"))
+
+    def scoring_runs(self, task_id: int, node_id: int) -> int:
+        path = self._count(task_id, f"scoring-runs-{node_id}")
+        return int(path.read_text()) if path.exists() else 0
+
+    def count_attestation(self, task_id: int, node_id: int) -> int:
+        """Counts one more attestation of the node's kept record; the count so far."""
+        return self._add_one(self._count(task_id, f"attestations-{node_id}"))

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.numpy import load, save
+from safetensors.numpy import save
 
 from bountytree.errors import UserError
 from bountytree.files import atomic_write_json
@@ -59,6 +59,13 @@ from .holdings import Holdings
 
 Log = Callable[[str], None]
 MAX_ROWS_BYTES = 64 << 20
+# Scoring sessions of one node that revealed its record and did not end well (the other never
+# said it kept its result), before this custodian gives the node up: each such run shows a
+# deviating custodian one comparison of its choosing (holdings.py).
+MAX_SCORING_RUNS = 3
+# Attestations of one kept record the chain may drop (two that differ are both dropped) before
+# this custodian gives the node up.
+MAX_ATTESTATIONS = 3
 # What custodians train on shares: at most this many operations (about half an hour of MPC
 # here), and batches whose widest layer the dealer can deal for.
 MAX_PRIVATE_OPS = 10**11
@@ -210,13 +217,11 @@ class Custodian:
             # commits only then): this one was stopped before it promoted it
             held = self.holdings.promote(task_id, node.id)
             if held is None:  # it committed without this one's word: it deviated
-                if node.id not in self.holdings.given_up(task_id):
-                    self.holdings.give_up(task_id, node.id)  # for leave_if_due; said once
-                    self.log(
-                        f"node {node.id}: the other custodian committed to a share this one "
-                        "never kept; given up on"
-                    )
-                return True
+                if node.id in self.holdings.given_up(task_id):
+                    return True  # said once
+                return self._give_up(
+                    node, "the other custodian committed to a share this one never kept"
+                )
         other = self.custody.attestation(node.id, 1 - index)
         try:
             try:
@@ -263,17 +268,52 @@ class Custodian:
         except Refuse as refused:
             self._attest(node, REJECT, int(refused.reason), str(refused))
             return True
+        if node.id in self.holdings.given_up(task_id):
+            return True
         if self.custody.commitment(node.id, index) is None:
             self.custody.commit_share(node.id, commitment(held.share, held.salt))
             self.log(f"node {node.id}: committed to share {index}")
         if self.custody.commitment(node.id, 1 - index) is None:
+            if other is not None:  # it attested instead of committing: it deviated
+                return self._give_up(node, "the other custodian attested without committing")
             return False  # the other custodian is behind
         if node.parent_id and nodes[node.parent_id].status != "scored":
             return True  # waits for its parent; the others go on
-        attested = [self.custody.attestation(node.id, i) for i in (0, 1)]
-        if None not in attested or node.id in self.holdings.given_up(task_id):
+        recorded = self.holdings.scored(task_id, node.id, index)
+        if recorded is not None:  # this one ended its scoring well: never scored again
+            return self._attest_kept(node, index, recorded)
+        if (other := self.custody.attestation(node.id, 1 - index)) is not None:
+            return self._follow(node, index, other)
+        if self.holdings.scoring_runs(task_id, node.id) >= MAX_SCORING_RUNS:
+            return self._give_up(
+                node, f"{MAX_SCORING_RUNS} scorings revealed its record and none ended well"
+            )
+        return self._score(view, index, node, nodes, held.share, validation)
+
+    def _give_up(self, node: NodeView, why: str) -> bool:
+        self.holdings.give_up(node.task_id, node.id)
+        self.log(f"node {node.id}: {why}; given up on")
+        return True
+
+    def _attest_kept(self, node: NodeView, index: int, recorded: int) -> bool:
+        """Attests the record this custodian kept, once more if the chain dropped it (two
+        attestations that differ are both dropped), a bounded number of times."""
+        if self.custody.attestation(node.id, index) is not None:
             return True
-        return self._score(view, index, node, nodes, held.share, validation, attested[index])
+        if self.holdings.count_attestation(node.task_id, node.id) > MAX_ATTESTATIONS:
+            return self._give_up(node, "its record was attested and dropped again and again")
+        self._attest(node, SCORE, recorded, f"record {recorded} bps")
+        return False  # the record lands when both have attested; the next round goes on
+
+    def _follow(self, node: NodeView, index: int, other: tuple[int, int]) -> bool:
+        """The other custodian attested first: it heard this one say it kept its result of
+        their scoring session (it attests only then), so this one promotes that result and
+        attests its own record, with no session of its own (a run a round for a custodian that
+        never attests used to draw a fresh best each time)."""
+        recorded = self.holdings.promote_best(node.task_id, node.id, index)
+        if other[0] != SCORE or recorded is None:  # it attested what no session both kept
+            return self._give_up(node, "the other custodian attested a scoring this one never kept")
+        return self._attest_kept(node, index, recorded)
 
     # ── the node's inputs ──
 
@@ -364,7 +404,6 @@ class Custodian:
         nodes: dict[int, NodeView],
         share: Share,
         validation: tuple[str, str],
-        mine: tuple[int, int] | None,
     ) -> bool:
         spec = self._spec(node)
         context = rows.validation_context(self.market.chain.chain_id, view.task_id)
@@ -389,18 +428,14 @@ class Custodian:
         result = self._session(view, index, job)
         if result is None:
             return False
-        out, arrays = result
-        if out.get("out_of_range"):
-            self.holdings.give_up(view.task_id, node.id)
-            self.log(
-                f"node {node.id}: its record fell out of range (a wrap, or a custodian deviated); "
-                "it is not scored again"
-            )
-            return True
-        self.holdings.keep_best(view.task_id, node.id, index, arrays["best"])
-        if mine is None:
-            self._attest(node, SCORE, int(out["recorded"]), f"record {out['recorded']} bps")
-        return False  # the record lands when both have attested; the next round goes on
+        if result.get("out_of_range"):
+            return self._give_up(node, "its record fell out of range (a custodian deviated)")
+        if f"custodian-scored:{index}" == session.FAILPOINT:
+            os._exit(137)
+        recorded = self.holdings.promote_best(view.task_id, node.id, index)  # kept tentatively
+        if recorded is None:
+            raise UserError(f"node {node.id}: the scoring session kept no best")
+        return self._attest_kept(node, index, recorded)
 
     def _attest(self, node: NodeView, kind: int, value: int, what: str) -> None:
         index = self.custody.require(node.task_id).party_of(self.me)
@@ -409,9 +444,7 @@ class Custodian:
             verb = "scored" if kind == SCORE else "rejected"
             self.log(f"node {node.id}: {verb} ({what})")
 
-    def _session(
-        self, view: CustodyView, index: int, job: Job
-    ) -> tuple[dict, dict[str, np.ndarray]] | None:
+    def _session(self, view: CustodyView, index: int, job: Job) -> dict | None:
         """Runs the job in a fresh process as rank `index`; None if the session did not happen
         (the other custodian or the dealer was not there, disagreed, or could not prove the key
         the chain holds for it): the next round retries. The process reads this custodian's key
@@ -457,10 +490,8 @@ class Custodian:
                 tail = status.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
                 self.log(f"node {job.node_id}: no {job.kind} session this round ({tail[0]})")
                 return None
-            return (
-                json.loads((folder / "result.json").read_text()),
-                load((folder / "result.safetensors").read_bytes()),
-            )
+            result: dict = json.loads((folder / "result.json").read_text())
+            return result
 
     # ── hand-over ──
 

@@ -1,8 +1,9 @@
 """One three-party session of a custodian, in a fresh process (`python -m custodian session
 JOB`): the job folder holds `job.json` (the session's address, this custodian's rank, what to
 do); this custodian's shares come on standard input (safetensors, never written to disk); the
-process writes `result.json` and `result.safetensors` (a training session keeps the child's share itself, tentatively, in the
-custodian's holdings: see holdings.py). Nothing is pickled on the way in or out.
+process writes `result.json`; what it computed it keeps itself, tentatively, in the custodian's
+holdings (a trained child's share, a scoring's share of the best: see holdings.py). Nothing is
+pickled on the way in or out.
 
 The three parties talk over authenticated, encrypted links (bountytree/mpc/links.py): each
 proves the X25519 key it accepted custody with, and accepts as its peers only the keys the chain
@@ -20,10 +21,9 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-from safetensors.numpy import load, save
+from safetensors.numpy import load
 
-from bountytree.files import atomic_write, atomic_write_json
+from bountytree.files import atomic_write_json
 from bountytree.models.spec import parse_spec
 from bountytree.mpc import private, session
 from bountytree.mpc.links import Identity
@@ -39,7 +39,10 @@ DEALER = session.DEALER_RANK
 # process abruptly right after it kept its trained share tentatively, before it said so;
 # "custodian-trained:RANK" ends custodian RANK's service right after a training session ended
 # well, before it promoted its share and committed to it; "custodian-out-of-range:NODE" makes
-# node NODE's record fall out of range, as a wrap would.
+# node NODE's record fall out of range, as a deviating custodian would; "custodian-scored:RANK"
+# ends custodian RANK's service right after a scoring session ended well, before it attested;
+# "custodian-withholds:RANK" ends every scoring session of custodian RANK once the record is
+# revealed, before it says it kept its result (a deviating custodian after another comparison).
 FAILPOINT = os.environ.get("BOUNTYTREE_FAILPOINT", "")
 
 
@@ -72,20 +75,16 @@ def run(job_dir: Path) -> int:
         weights = Share(rank, {k[2:]: v for k, v in inputs.items() if k.startswith("w:")})
         rows = private.SharedRows(inputs["X"], inputs["Y"])
         result: dict[str, object] = {"kind": job["kind"]}
-        arrays: dict[str, np.ndarray] = {}
         if job["kind"] == TRAIN:
             child = private.train(spec, weights, rows)
             # kept before either says so; a session ends well only once both have (holdings.py)
-            holdings = Holdings(Path(job["holdings"]), read_private_key(Path(job["key_file"])))
-            holdings.keep_tentatively(int(job["task"]), int(job["node"]), child)
+            _holdings(job).keep_tentatively(int(job["task"]), int(job["node"]), child)
             if f"custodian-kept:{rank}" == FAILPOINT:
                 os._exit(137)
-            for speaker in (0, 1):
-                said = session.send_json({"kept": True} if rank == speaker else None, speaker)
-                if said != {"kept": True}:
-                    raise session.SessionRefused(f"custodian {speaker} did not keep its share")
+            _both_kept(rank)
         else:
             count = private.shared_count(spec, weights, rows)
+            _holdings(job).note_scoring_run(int(job["task"]), int(job["node"]))  # before the reveal
             try:
                 if f"custodian-out-of-range:{job['node']}" == FAILPOINT:
                     raise private.OutOfRange("failpoint")
@@ -93,18 +92,37 @@ def run(job_dir: Path) -> int:
                     count, len(rows), inputs["best"].reshape(()), job["margin"], job["parent_bps"]
                 )
                 result["recorded"] = step.recorded_bps
-                arrays = {"best": step.best.reshape(1)}
             except private.OutOfRange:
                 result["out_of_range"] = True
+            else:  # kept before either says so, as a trained share is (holdings.py)
+                _holdings(job).keep_best_tentatively(
+                    int(job["task"]), int(job["node"]), rank, step.best, step.recorded_bps
+                )
+                if f"custodian-withholds:{rank}" == FAILPOINT:
+                    os._exit(137)
+                _both_kept(rank)
         # written before the session is left: what both custodians learned is never lost to a
         # failure while leaving (one giving a node up while the other tries it again would keep
         # them out of step for good)
         result["seconds"] = time.perf_counter() - started
-        atomic_write(job_dir / "result.safetensors", save(arrays))
         atomic_write_json(job_dir / "result.json", result)
     finally:
         session.leave()
     return 0
+
+
+def _holdings(job: dict) -> Holdings:
+    return Holdings(Path(job["holdings"]), read_private_key(Path(job["key_file"])))
+
+
+def _both_kept(rank: int) -> None:
+    """Each custodian says it kept its result (tentatively), custodian 0 first; a session ends
+    well only for one that heard the other say so, so neither acts on a result (commits to a
+    share, attests a record) that the other may lack."""
+    for speaker in (0, 1):
+        said = session.send_json({"kept": True} if rank == speaker else None, speaker)
+        if said != {"kept": True}:
+            raise session.SessionRefused(f"custodian {speaker} did not keep its result")
 
 
 def dealer(address: str, timeout_s: float, key_file: str, keys0: str, keys1: str) -> int:

@@ -12,14 +12,20 @@ from bountytree.private.shares import Share
 from custodian.holdings import Holdings
 
 
+def _scored(holdings: Holdings, node_id: int, best: int) -> None:
+    """Custodian 0's scoring of node `node_id` in task 1, kept and promoted."""
+    holdings.keep_best_tentatively(1, node_id, 0, np.array([best]), recorded=best // 100 * 100)
+    assert holdings.promote_best(1, node_id, 0) == best // 100 * 100
+
+
 def test_a_node_whose_record_never_landed_raises_no_bar(tmp_path):
     """The custodian scored nodes 5 and 7 and kept its share of the best after each; node 7's
     two attestations differed, so the chain records only node 5 as scored. Node 9 is compared
     with the best after node 5, not after node 7 (it used to be: a stalled node raised the bar
     for every node after it)."""
     holdings = Holdings(tmp_path, new_private_key())
-    holdings.keep_best(1, 5, 0, np.array([5000]))
-    holdings.keep_best(1, 7, 0, np.array([9000]))
+    _scored(holdings, 5, 5000)
+    _scored(holdings, 7, 9000)
     assert holdings.best_source(9, scored={5}) == 5
     assert int(holdings.best_before(1, 9, 0, 5)) == 5000
     assert holdings.best_source(9, scored={5, 7}) == 7
@@ -52,3 +58,32 @@ def test_a_tentative_share_is_the_nodes_only_once_promoted(tmp_path):
     again = holdings.share(1, 3)
     assert again is not None and again.salt == held.salt  # the node's holding now
     assert holdings.promote(1, 4) is None  # nothing kept for node 4
+
+
+def test_a_scorings_best_is_kept_only_once_promoted_and_its_record_with_it(tmp_path):
+    """A scoring session keeps its share of the best tentatively; a custodian stopped before it
+    promoted it (and attested) finds it after a restart and attests the record it went with,
+    without scoring the node again (custodian/service.py `_follow`)."""
+    key = new_private_key()
+    holdings = Holdings(tmp_path, key)
+    holdings.keep_best_tentatively(1, 4, 1, np.array([7123]), recorded=7100)
+    with pytest.raises(UserError, match="no kept best after node 4"):
+        holdings.best_before(1, 5, 1, 4)  # not the best yet
+    restarted = Holdings(tmp_path, key)
+    assert restarted.promote_best(1, 4, 1) == 7100
+    assert int(restarted.best_before(1, 5, 1, 4)) == 7123
+    assert restarted.promote_best(1, 4, 1) == 7100  # promoted once; asked again, the same
+    assert restarted.scored(1, 4, 1) == 7100  # ended well: never scored again
+    assert restarted.promote_best(1, 6, 1) is None  # no scoring of node 6 kept
+    assert restarted.scored(1, 6, 1) is None
+
+
+def test_scoring_runs_and_attestations_are_counted_on_disk(tmp_path):
+    """What bounds the comparisons a deviating custodian gets (runs that revealed a record
+    without ending well) and the attestations the chain may drop, whatever restarts."""
+    key = new_private_key()
+    for _ in range(2):
+        Holdings(tmp_path, key).note_scoring_run(1, 8)
+    assert Holdings(tmp_path, key).scoring_runs(1, 8) == 2
+    assert Holdings(tmp_path, key).scoring_runs(1, 9) == 0
+    assert [Holdings(tmp_path, key).count_attestation(1, 8) for _ in range(3)] == [1, 2, 3]
