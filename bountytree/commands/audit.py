@@ -13,6 +13,12 @@ status is 1 if any node does not match.
 
 The secure evaluation computes in fixed point, so a count may differ from plaintext by a row
 near a tie; an audit accepts any score the Ladder would record within `audit_tolerance` rows.
+
+A private task's nodes have no public weights to recompute, but what they were scored on is
+checked: the sponsor's two sealed validation shares are made from the file and the salt alone
+(`bountytree/private/rows.validation_seed`), so the audit makes them again from the published
+file and compares their CIDs with those the sponsor gave the custodians. Shares of any other
+rows than the committed file's show as a mismatch.
 """
 
 from __future__ import annotations
@@ -65,6 +71,16 @@ class Finding:
         return self.recorded_bps in self.expected
 
 
+@dataclass(frozen=True)
+class Report:
+    """What an audit found: each scored node, the published file's row count, and for a private
+    task whether its validation shares are that file's (None: a public task)."""
+
+    findings: list[Finding]
+    rows: int
+    shares_match: bool | None = None
+
+
 def run_publish(args: argparse.Namespace, settings: Settings) -> int:
     from bountytree.market.actions import open_market
     from bountytree.market.validation import check_commitment, registered, registered_salt
@@ -95,7 +111,8 @@ def run_audit(args: argparse.Namespace, settings: Settings) -> int:
     if args.task is None:
         raise UserError("audit: --task is required")
     market = open_market(settings)
-    findings, rows = audit(market, args.task)
+    report = audit(market, args.task)
+    findings, rows = report.findings, report.rows
     bad = [f for f in findings if not f.matches]
     for f in bad:
         if f.unreadable:
@@ -109,16 +126,23 @@ def run_audit(args: argparse.Namespace, settings: Settings) -> int:
             f"{f.plain_bps / 100:.2f}% records {allowed} (best before it "
             f"{f.best_before_bps / 100:.2f}%)"
         )
+    if report.shares_match is False:
+        print(
+            f"task {args.task}: the validation shares the sponsor gave the custodians are not "
+            "the published file's: its private nodes were scored on other rows"
+        )
+    elif report.shares_match:
+        print(f"task {args.task}: the custodians' validation shares are the published file's")
     print(
         f"task {args.task}: the published file ({rows} rows) opens the commitment; "
         f"{len(findings)} scored node(s) checked, {len(bad)} mismatch(es)"
     )
-    return 1 if bad else 0
+    return 1 if bad or report.shares_match is False else 0
 
 
-def audit(market: Market, task_id: int) -> tuple[list[Finding], int]:
+def audit(market: Market, task_id: int) -> Report:
     """Every scored node of a finalized task, in the order its score was recorded, against the
-    published validation file; and the file's row count."""
+    published validation file; the file's row count; a private task's validation shares."""
     from bountytree.market.ladder import audit_tolerance, possible_records
     from bountytree.reasons import Rejected
     from bountytree.storage.store import StoreError, StoreUnavailable
@@ -126,6 +150,9 @@ def audit(market: Market, task_id: int) -> tuple[list[Finding], int]:
     task = market.task(task_id)
     assert task.info is not None
     rows = published_rows(market, task_id, task.commitment, task.info.label_column)
+    shares_match = _private_shares_match(market, task_id, rows)
+    if shares_match is not None:  # private: no node's weights are public to recompute
+        return Report([], len(rows), shares_match)
     nodes = market.nodes(task_id)
     events = sorted(
         market.logs("NodeScored", taskId=task_id),
@@ -156,7 +183,19 @@ def audit(market: Market, task_id: int) -> tuple[list[Finding], int]:
             Finding(node.id, recorded, correct * 10_000 // len(rows), frozenset(expected), best)
         )
         best = max(best, recorded)
-    return out, len(rows)
+    return Report(out, len(rows))
+
+
+def _private_shares_match(market: Market, task_id: int, rows: Dataset) -> bool | None:
+    """For a private task, whether the sponsor's validation shares are the published file's
+    (None: a public task)."""
+    from bountytree.market.custody import Custody
+
+    if not market.task(task_id, with_info=False).custodied:
+        return None
+    opening = market.validation_opening(task_id)
+    assert opening is not None  # published_rows read it
+    return Custody(market).validation_shares_match(task_id, rows, opening[1])
 
 
 def published_rows(market: Market, task_id: int, commitment: bytes, label_column: str) -> Dataset:

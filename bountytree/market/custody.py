@@ -19,7 +19,13 @@ from bountytree.chain.client import Sent, decode_record
 from bountytree.errors import UserError
 from bountytree.models.datasets import Dataset, check_against, load_file
 from bountytree.private import sealing
-from bountytree.private.rows import PrivateNode, node_context, seal_rows, validation_context
+from bountytree.private.rows import (
+    PrivateNode,
+    node_context,
+    seal_rows,
+    validation_context,
+    validation_seed,
+)
 from bountytree.storage.cid import bytes32_to_cid, cid_to_bytes32
 from bountytree.storage.store import cid_of
 
@@ -243,11 +249,30 @@ class Custody:
         return view.keys[0], view.keys[1]
 
     def _sealed_rows(
-        self, task_id: int, data: Dataset, classes: int, context: bytes
+        self, task_id: int, data: Dataset, classes: int, context: bytes, seed: bytes | None = None
     ) -> tuple[str, str]:
-        sealed = seal_rows(data.X, data.y, classes, self.custodian_keys(task_id), context)
+        sealed = seal_rows(data.X, data.y, classes, self.custodian_keys(task_id), context, seed)
         store = self.market.store
         return store.add(io.BytesIO(sealed[0])), store.add(io.BytesIO(sealed[1]))
+
+    def validation_shares_match(self, task_id: int, data: Dataset, salt: bytes) -> bool:
+        """Whether the validation shares the custodians scored on are the published file's:
+        the two sealed files made again from the file and the salt the commitment opened
+        (`validation_seed`) have the CIDs the sponsor shared (a sponsor that shared other
+        rows than it committed to shows here)."""
+        shared = self.validation_shares(task_id)
+        if shared is None:
+            return True  # nothing was shared: nothing was scored on shares
+        chain_id, info = self.market.chain.chain_id, self.market.task(task_id).info
+        sealed = seal_rows(
+            data.X,
+            data.y,
+            info.num_classes,
+            self.custodian_keys(task_id),
+            validation_context(chain_id, task_id),
+            validation_seed(salt, chain_id, task_id),
+        )
+        return (cid_of(sealed[0]), cid_of(sealed[1])) == shared
 
     def share_validation_file(self, task_id: int, path: str | Path | None = None) -> int:
         """The sponsor shares its validation rows (by default the file `task create` kept),
@@ -257,13 +282,15 @@ class Custody:
         path = path or validation_files.registered(home, chain_id, task_id)
         if path is None:
             raise UserError(f"no validation file registered for task {task_id}: give its path")
-        salt = validation_files.registered_salt(home, chain_id, task_id)
-        validation_files.check_commitment(path, salt, task.commitment)
+        salt = validation_files.check_commitment(
+            path, validation_files.registered_salt(home, chain_id, task_id), task.commitment
+        )
         data = load_file(path, task.info.label_column)
         check_against(data, task.info.num_features, task.info.num_classes, str(path))
         context = validation_context(chain_id, task_id)
+        seed = validation_seed(salt, chain_id, task_id)  # the audit makes them again from it
         self.share_validation(
-            task_id, self._sealed_rows(task_id, data, task.info.num_classes, context)
+            task_id, self._sealed_rows(task_id, data, task.info.num_classes, context, seed)
         )
         return len(data)
 

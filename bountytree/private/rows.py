@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from . import sealing
-from .shares import Share, ShareError, split_state
+from .shares import Share, ShareError, derive, split_state
 
 FORMAT = "bountytree/private-node@1"
 MAX_RECORD = 4096
@@ -77,16 +77,35 @@ def validation_context(chain_id: int, task_id: int) -> bytes:
     return f"bountytree validation {chain_id} {task_id}".encode()
 
 
+def validation_seed(salt: bytes, chain_id: int, task_id: int) -> bytes:
+    """What a sponsor's validation shares are made from: its commitment's salt, which stays
+    secret until it publishes the file after finalize (`bountytree audit publish`). Then anyone
+    makes the two sealed shares again from the published file and compares them with the CIDs
+    the custodians scored on (`bountytree audit`): shares of other rows than the committed file's
+    show."""
+    return derive(bytes(salt), f"validation shares {chain_id} {task_id}")
+
+
 def seal_rows(
-    X: np.ndarray, y: np.ndarray, classes: int, keys: tuple[bytes, bytes], context: bytes
+    X: np.ndarray,
+    y: np.ndarray,
+    classes: int,
+    keys: tuple[bytes, bytes],
+    context: bytes,
+    seed: bytes | None = None,
 ) -> tuple[bytes, bytes]:
-    """The owner's rows as two sealed shares, share i to custodian key i, bound to `context`."""
+    """The owner's rows as two sealed shares, share i to custodian key i, bound to `context`;
+    with `seed`, the same rows and keys always give the same two files (`validation_seed`)."""
     onehot = np.eye(classes, dtype=np.float32)[np.asarray(y, dtype=np.int64)]
-    zero, one = split_state({"X": np.asarray(X, dtype=np.float32), "Y": onehot})
+    zero, one = split_state({"X": np.asarray(X, dtype=np.float32), "Y": onehot}, seed)
     return (
-        sealing.seal(zero.to_bytes(), keys[0], context),
-        sealing.seal(one.to_bytes(), keys[1], context),
+        sealing.seal(zero.to_bytes(), keys[0], context, _ephemeral(seed, 0)),
+        sealing.seal(one.to_bytes(), keys[1], context, _ephemeral(seed, 1)),
     )
+
+
+def _ephemeral(seed: bytes | None, index: int) -> bytes | None:
+    return derive(seed, f"seal {index}") if seed is not None else None
 
 
 def open_rows(

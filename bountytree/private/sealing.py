@@ -56,23 +56,31 @@ def _key(shared: bytes, ephemeral: bytes, recipient: bytes, context: bytes) -> b
     return key
 
 
-def seal(data: bytes, recipient: bytes, context: bytes = b"") -> bytes:
+def seal(
+    data: bytes, recipient: bytes, context: bytes = b"", ephemeral: bytes | None = None
+) -> bytes:
     """`data` sealed to the recipient's 32-byte public key. `context` (not stored) binds the
     file to what it is for: it opens only with the same context, so a sealed file copied into
-    another task, node or author's submission does not open there."""
+    another task, node or author's submission does not open there. `ephemeral` (32 bytes, kept
+    secret until the file may be public) makes the ephemeral key and nonce from it, so the same
+    data seals to the same bytes: whoever later learns it can seal again and compare, and open
+    the file."""
     if len(recipient) != KEY_BYTES:
         raise UserError(f"a public key is {KEY_BYTES} bytes, this one is {len(recipient)}")
     try:
         their = DH.import_x25519_public_key(recipient)
     except ValueError:
         raise UserError("not an X25519 public key") from None
-    ephemeral = ECC.generate(curve="curve25519")
-    mine = ephemeral.public_key().export_key(format="raw")
+    if ephemeral is None:
+        own, nonce = ECC.generate(curve="curve25519"), os.urandom(NONCE_BYTES)
+    else:
+        own = DH.import_x25519_private_key(ephemeral)
+        nonce = SHA256.new(b"bountytree seal nonce" + ephemeral).digest()[:NONCE_BYTES]
+    mine = own.public_key().export_key(format="raw")
     assert isinstance(mine, bytes)
     key = DH.key_agreement(
-        static_priv=ephemeral, static_pub=their, kdf=lambda z: _key(z, mine, recipient, context)
+        static_priv=own, static_pub=their, kdf=lambda z: _key(z, mine, recipient, context)
     )
-    nonce = os.urandom(NONCE_BYTES)
     cipher = ChaCha20_Poly1305.new(key=key, nonce=nonce)
     cipher.update(MAGIC + mine + context)
     body, tag = cipher.encrypt_and_digest(data)

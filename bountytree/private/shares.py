@@ -43,7 +43,10 @@ class Share:
     tensors: dict[str, np.ndarray]
 
     def to_bytes(self) -> bytes:
-        return st_save(
+        """The share file; the same share always gives the same bytes (safetensors writes its
+        metadata in no fixed order, so the header is written again with sorted keys): sealed
+        files made again from the same shares are the same files (`rows.validation_seed`)."""
+        raw = st_save(
             {k: np.ascontiguousarray(v, dtype=np.int64) for k, v in self.tensors.items()},
             metadata={
                 "format": FORMAT,
@@ -51,6 +54,10 @@ class Share:
                 "precision": str(ring.PRECISION_BITS),
             },
         )
+        size = int.from_bytes(raw[:8], "little")
+        header = json.dumps(json.loads(raw[8 : 8 + size]), sort_keys=True, separators=(",", ":"))
+        padded = header.encode() + b" " * (-len(header) % 8)  # the data stays 8-byte aligned
+        return len(padded).to_bytes(8, "little") + padded + raw[8 + size :]
 
     @staticmethod
     def from_bytes(raw: bytes, what: str = "share") -> Share:
@@ -81,12 +88,24 @@ class Share:
         return Share(int(meta["party"]), tensors)
 
 
-def split_state(state: dict[str, np.ndarray]) -> tuple[Share, Share]:
-    """The two shares of float weights."""
+def split_state(state: dict[str, np.ndarray], seed: bytes | None = None) -> tuple[Share, Share]:
+    """The two shares of float tensors (made again from `seed`, if given: `derive(seed, name)`
+    for each tensor)."""
     zero, one = {}, {}
     for name, value in state.items():
-        zero[name], one[name] = ring.share_floats(np.asarray(value))
+        mask = derive(seed, f"mask {name}") if seed is not None else None
+        zero[name], one[name] = ring.share_floats(np.asarray(value), mask)
     return Share(0, zero), Share(1, one)
+
+
+def derive(seed: bytes, purpose: str) -> bytes:
+    """A 32-byte key for one `purpose` from a seed (HKDF-SHA256)."""
+    from Crypto.Hash import SHA256
+    from Crypto.Protocol.KDF import HKDF
+
+    key = HKDF(seed, 32, b"", SHA256, context=b"bountytree " + purpose.encode())
+    assert isinstance(key, bytes)
+    return key
 
 
 def public_share(values: dict[str, np.ndarray], party: int) -> Share:

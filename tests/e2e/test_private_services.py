@@ -15,17 +15,27 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
-from conftest import advance_time, cli_error, cli_ok, created_task_id, market_for, node_id_of
+from conftest import (
+    advance_time,
+    cli_error,
+    cli_ok,
+    created_task_id,
+    market_for,
+    node_id_of,
+    run_cli,
+)
 
 from bountytree.chain.client import ganache_account
 from bountytree.market.custody import Custody
 from bountytree.market.ladder import DEFAULT_MARGIN_BPS, round_down
 from bountytree.models import weights as weights_io
-from bountytree.models.datasets import load_file
+from bountytree.models.datasets import Dataset, load_file
 from bountytree.models.spec import build_torch, parse_spec
-from bountytree.private import rows
+from bountytree.private import ring, rows
+from bountytree.private.sealing import read_private_key
 from bountytree.processes import free_port
 from bountytree.storage.store import get_bytes
+from custodian.holdings import Holdings
 from tests.e2e.test_private_task import SPEC
 
 CUSTODIANS, DEALER = (8, 9), 10
@@ -90,6 +100,11 @@ def _terms(address, keys) -> tuple[str, ...]:
 
 
 def _accept_and_share(settings, task_id: int, keys) -> None:
+    _accept(settings, task_id, keys)
+    cli_ok(settings, "custody", "share-validation", "--task", str(task_id))
+
+
+def _accept(settings, task_id: int, keys) -> None:
     for key, account in (("c0", 8), ("c1", 9)):
         cli_ok(
             settings, "custody", "accept", "--task", str(task_id),
@@ -99,7 +114,6 @@ def _accept_and_share(settings, task_id: int, keys) -> None:
         settings, "custody", "accept", "--task", str(task_id),
         "--key-file", str(keys["dealer"]), "--account", "10",
     )  # fmt: skip
-    cli_ok(settings, "custody", "share-validation", "--task", str(task_id))
 
 
 def _custodian(settings, keys, index: int, peer: str, task_id: int, log: Path, failpoint=""):
@@ -257,6 +271,10 @@ def test_custodians_train_score_and_hand_over_a_private_task(settings, deployed,
         assert not any(n in data for n in needles), f
     for log in tmp_path.glob("*.log"):
         assert not any(n in log.read_bytes() for n in needles)
+    # the sponsor publishes its validation file: anyone checks the custodians scored on its rows
+    cli_ok(settings, "audit", "publish", "--task", str(task_id))
+    audited = cli_ok(settings, "audit", "--task", str(task_id))
+    assert "validation shares are the published file's" in audited, audited
 
 
 def _private_task(settings, files, tmp_path, name: str) -> tuple[int, dict[str, Path]]:
@@ -344,6 +362,73 @@ def test_a_custodian_killed_between_its_session_and_its_commitment_loses_nothing
     assert market.node(child).accuracy_bps >= 2000
 
 
+def test_a_custodian_killed_after_scoring_attests_what_both_kept_without_scoring_again(
+    settings, deployed, files, tmp_path
+):
+    """Custodian 1 is stopped right after the architecture's scoring session ended well, before
+    it attested (`custodian-scored:1`); custodian 0 attests. Restarted, custodian 1 attests the
+    record it kept in that session, and neither runs the node's scoring again. (Before, custodian
+    0 ran it again every round the other had not attested, each run drawing fresh shares of the
+    best: two runs' shares could end up kept, one on each side, and a custodian that never
+    attested got a run, and a bit of the score, a round.) Both shares of the best after it then
+    add up to the node's exact score."""
+    market = market_for(settings)
+    custody = Custody(market)
+    task_id, keys = _private_task(settings, files, tmp_path, "killed after scoring")
+    peer, started = _services(settings, keys, task_id, tmp_path, "custodian-scored:1")
+    with _running(started) as procs:
+        arch = _propose(settings, task_id, tmp_path)
+        procs[2].wait(timeout=WAIT_S)  # it stops itself at the failpoint
+        _wait("custodian 0's attestation", lambda: custody.attestation(arch, 0), procs[:2])
+        assert custody.attestation(arch, 1) is None
+        procs[2] = _custodian(settings, keys, 1, peer, task_id, tmp_path / "c1.log")
+        _wait("the architecture's score", lambda: market.node(arch).status == "scored", procs)
+    sessions = [
+        (tmp_path / f"c{i}.log").read_text().count(f"node {arch}: score session") for i in (0, 1)
+    ]
+    assert sessions == [1, 1], sessions  # one run, on each side
+    folder = settings.home / "custodian" / str(market.chain.chain_id)
+    best = [
+        Holdings(
+            folder / ganache_account(CUSTODIANS[i]).address.lower(),
+            read_private_key(keys[f"c{i}"]),
+        ).best_before(task_id, arch + 1, i, arch)
+        for i in (0, 1)
+    ]
+    exact = float(ring.decode(ring.combine(*best)))
+    recorded = market.node(arch).accuracy_bps
+    assert exact == int(exact) and recorded <= exact < recorded + DEFAULT_MARGIN_BPS, exact
+
+
+def test_a_custodian_that_never_says_it_kept_its_scoring_gets_a_bounded_number_of_runs(
+    settings, deployed, files, tmp_path
+):
+    """Custodian 1 deviates: every scoring session of the architecture ends on its side once the
+    record is revealed, before it says it kept its result (`custodian-withholds:1`). Each run lets
+    a deviating custodian choose what the record compares (its share of the best, offset), so it
+    learns a bit of the node's exact score per run. Custodian 0 used to run the scoring again every
+    round; it now gives the node up after MAX_SCORING_RUNS runs that revealed a record, and the
+    node stays pending, unscored."""
+    from custodian.service import MAX_SCORING_RUNS
+
+    task_id, keys = _private_task(settings, files, tmp_path, "withholds")
+    market = market_for(settings)
+    _, started = _services(settings, keys, task_id, tmp_path, "custodian-withholds:1")
+    with _running(started) as procs:
+        arch = _propose(settings, task_id, tmp_path)
+        _wait(
+            "custodian 0 to give the architecture up",
+            lambda: (
+                f"node {arch}: {MAX_SCORING_RUNS} scorings" in (tmp_path / "c0.log").read_text()
+            ),
+            procs,
+        )
+        time.sleep(10)  # rounds go on: custodian 0 scores it no more
+    runs = (tmp_path / "c0.log").read_text().count(f"node {arch}: score session")
+    assert runs == MAX_SCORING_RUNS, runs
+    assert market.node(arch).status == "pending"
+
+
 def test_a_custodian_killed_before_saying_it_kept_its_share_leaves_nothing_committed(
     settings, deployed, files, tmp_path
 ):
@@ -372,7 +457,7 @@ def test_custodians_finalize_a_due_task_leaving_a_node_neither_can_score(
     settings, deployed, files, tmp_path
 ):
     """The child's record falls out of range in both custodians (`custodian-out-of-range`, as a
-    wrap would): it is never scored. Once the task is due, both agree to finalize leaving it,
+    deviating custodian would make it): it is never scored. Once the task is due, both agree to finalize leaving it,
     and the task is finalized with the architecture as its winner. (Such a node used to hold the
     task until the grace period after its deadline: only the scorer may finalize leaving nodes.)"""
     task_id, keys = _private_task(settings, files, tmp_path, "left pending")
@@ -399,3 +484,33 @@ def test_custodians_finalize_a_due_task_leaving_a_node_neither_can_score(
         _wait("the task's finalization", lambda: market.task(task_id).finalized, procs)
     task = market.task(task_id)
     assert task.winner == arch and market.node(child).status == "pending"
+
+
+def test_validation_shares_of_other_rows_than_the_committed_file_show_in_the_audit(
+    settings, deployed, files, tmp_path
+):
+    """A sponsor commits to its validation file but gives the custodians shares of other rows
+    (its labels shuffled, say, to steer which node wins), then publishes the committed file for
+    its audit. The custodians cannot tell, and the audit could not recompute private scores: the
+    swap went unseen. Validation shares are now made from the file and the commitment's salt
+    alone, so the audit makes them again from the published file and finds other CIDs."""
+    address, keys = _approved_keys(settings, tmp_path)
+    task_id = created_task_id(
+        cli_ok(settings, *_create(settings, files, "other rows"), "--private-models",
+               *_terms(address, keys))
+    )  # fmt: skip
+    _accept(settings, task_id, keys)
+    market = market_for(settings)  # the sponsor
+    custody = Custody(market)
+    committed = load_file(files["validation"])
+    other = Dataset(committed.X, committed.y[::-1].copy())
+    context = rows.validation_context(market.chain.chain_id, task_id)
+    sealed = rows.seal_rows(other.X, other.y, 10, custody.custodian_keys(task_id), context)
+    custody.share_validation(task_id, tuple(market.store.add(io.BytesIO(f)) for f in sealed))
+    advance_time(settings, 2 * 3600 + 60)  # past the deadline, nothing submitted
+    cli_ok(settings, "finalize", "--task", str(task_id))
+    cli_ok(settings, "audit", "publish", "--task", str(task_id))
+    audited = run_cli(settings, "audit", "--task", str(task_id))
+    out = audited.stdout.decode()
+    assert audited.returncode == 1, (out, audited.stderr.decode())
+    assert "are not the published file's" in out, out

@@ -102,6 +102,32 @@ def test_a_sealed_file_opens_with_its_key_only_and_not_once_changed():
     assert b"share bytes" not in sealed
 
 
+def test_validation_shares_made_from_a_salt_are_made_again_from_it_alone():
+    """What the audit of a private task relies on: the same rows, keys and salt give the same
+    two sealed files; each still opens with its custodian's key only and is one share of the
+    rows; other rows, or another salt, give other files."""
+    from bountytree.private import rows
+
+    keys = [sealing.new_private_key() for _ in range(2)]
+    public = (sealing.public_key(keys[0]), sealing.public_key(keys[1]))
+    data = digits()
+    X, y = data.X[:50], data.y[:50]
+    context = rows.validation_context(1, 7)
+    seed = rows.validation_seed(b"s" * 32, 1, 7)
+    first = rows.seal_rows(X, y, 10, public, context, seed)
+    assert rows.seal_rows(X, y, 10, public, context, seed) == first
+    opened = [rows.open_rows(first[i], keys[i], i, "v", context, (64, 10)) for i in (0, 1)]
+    combined = ring.decode(ring.combine(opened[0].tensors["X"], opened[1].tensors["X"]))
+    assert np.abs(combined - X).max() <= 2**-16
+    assert _relative_error(ring.decode(opened[0].tensors["X"]), X) > 0.10
+    shuffled = rows.seal_rows(X, y[::-1].copy(), 10, public, context, seed)
+    assert shuffled[1] != first[1]  # (share 0 is the mask the salt draws, whatever the rows)
+    other_salt = rows.validation_seed(b"t" * 32, 1, 7)
+    assert rows.seal_rows(X, y, 10, public, context, other_salt) != first
+    # without a seed, fresh randomness: never the same files twice
+    assert rows.seal_rows(X, y, 10, public, context) != rows.seal_rows(X, y, 10, public, context)
+
+
 def test_a_key_file_others_can_read_is_refused(tmp_path):
     path = tmp_path / "sponsor.key"
     public = sealing.write_private_key(path)
@@ -288,6 +314,36 @@ def test_scoring_reveals_only_the_ladders_record_and_keeps_the_exact_best_shared
     assert (
         float(ring.decode(ring.combine(again[0]["best"], again[1]["best"])).reshape(-1)[0]) == exact
     )
+
+
+def test_the_ladder_inside_the_computation_truncates_nothing_so_an_honest_run_cannot_wrap(
+    tmp_path,
+):
+    """Two-party truncation is the only step of CrypTen's arithmetic that can go wrong without a
+    deviating party (it wraps with a probability that grows with the value). The Ladder's
+    products multiply a comparison's 0/1, which CrypTen keeps at scale 1, so it needs none: the
+    record of an honest run is exact. Measured: no truncation over cases around the thresholds,
+    each record the clear Ladder's."""
+    rng = np.random.default_rng(7)
+    rows, margin, parent = 400, 100, 1234
+    counts = [0, 400, 123, 124, 200, *rng.integers(0, rows + 1, 5).tolist()]
+    bests = [0, 9900, 3075, 3000, 4899, *rng.integers(0, 10_001, 5).tolist()]
+    count_shares = [ring.share_floats(np.array([c], dtype=np.float64)) for c in counts]
+    best_shares = [ring.share_floats(np.array([b], dtype=np.float64)) for b in bests]
+    results = run_parties(
+        private_tasks.ladder_cases,
+        [
+            ([c[r] for c in count_shares], [b[r] for b in best_shares], rows, margin, parent)
+            for r in (0, 1)
+        ],
+        tmp_path,
+    )
+    assert results[0]["truncations"] == results[1]["truncations"] == 0
+    expected = [
+        recorded_score(c * 10_000 // rows, best_bps=b, margin_bps=margin, parent_bps=parent)
+        for c, b in zip(counts, bests, strict=True)
+    ]
+    assert results[0]["records"].tolist() == results[1]["records"].tolist() == expected
 
 
 def test_a_parents_share_trains_every_child_from_the_parent(trained):
