@@ -377,9 +377,11 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
         uint256 burned = left - refund + uint256(t.scoringFee) * t.pendingNodes;
         if (burned != 0) _credit(taskId, BURNED, burned, PayoutKind.Burned);
         if (t.bondState == BondState.Held) {
-            if (t.pendingNodes != 0) {
+            if (t.pendingNodes != 0 && !t.custodied) {
                 // Work waited for the sponsor's validator and was never scored (nothing at all,
-                // or everything but what the sponsor chose to score): the bond is burned.
+                // or everything but what the sponsor chose to score): the bond is burned. A
+                // private task's nodes wait for its custodians, not for the sponsor (its rows
+                // were shared before any node came): what they leave costs it nothing.
                 t.bondState = BondState.Forfeited;
                 emit BondForfeited(taskId, t.auditBond);
                 _credit(taskId, BURNED, t.auditBond, PayoutKind.Burned);

@@ -14,11 +14,11 @@ promotes it: the other committed only after hearing it was kept.
 A scoring session's share of the task's best after the node (with the record it revealed) is
 kept the same way, the other's attestation standing for its commitment: the two custodians'
 shares of a best then always come from one run. A custodian whose scoring of a node ended well
-never scores it again, whatever the chain shows (it attests what it kept), and one gives a node
-up after `MAX_SCORING_RUNS` (service.py) runs that revealed its record without ending well (counted on disk
-before each reveal): each run lets a deviating custodian choose what its record compares, and
-re-running until the other attested used to give it a comparison a round, and could leave the two
-holding shares of different runs.
+never scores it again, whatever the chain shows (it attests what it kept), and one whose scoring
+revealed the record without ending well gives the node up (`MAX_SCORING_RUNS` in service.py,
+counted on disk right before each reveal): each run lets a deviating custodian choose what its
+record compares, and re-running until the other attested used to give it a comparison a round,
+and could leave the two holding shares of different runs.
 """
 
 from __future__ import annotations
@@ -155,10 +155,8 @@ class Holdings:
     def _count(self, task_id: int, name: str) -> Path:
         return self.folder / f"task-{task_id}" / name
 
-    def _add_one(self, path: Path) -> int:
-        count = int(path.read_text()) + 1 if path.exists() else 1
-        atomic_write(path, str(count).encode())
-        return count
+    def _add_one(self, path: Path) -> None:
+        atomic_write(path, str(self._read_count(path) + 1).encode())
 
     def note_scoring_run(self, task_id: int, node_id: int) -> None:
         """Counts a scoring session of the node that goes on to reveal its record (written
@@ -166,9 +164,15 @@ class Holdings:
         self._add_one(self._count(task_id, f"scoring-runs-{node_id}"))
 
     def scoring_runs(self, task_id: int, node_id: int) -> int:
-        path = self._count(task_id, f"scoring-runs-{node_id}")
+        return self._read_count(self._count(task_id, f"scoring-runs-{node_id}"))
+
+    @staticmethod
+    def _read_count(path: Path) -> int:
         return int(path.read_text()) if path.exists() else 0
 
-    def count_attestation(self, task_id: int, node_id: int) -> int:
-        """Counts one more attestation of the node's kept record; the count so far."""
-        return self._add_one(self._count(task_id, f"attestations-{node_id}"))
+    def note_attestation_sent(self, task_id: int, node_id: int) -> None:
+        """Counts an attestation of the node's kept record that landed on the chain."""
+        self._add_one(self._count(task_id, f"attestations-{node_id}"))
+
+    def attestations_sent(self, task_id: int, node_id: int) -> int:
+        return self._read_count(self._count(task_id, f"attestations-{node_id}"))

@@ -59,12 +59,13 @@ from .holdings import Holdings
 
 Log = Callable[[str], None]
 MAX_ROWS_BYTES = 64 << 20
-# Scoring sessions of one node that revealed its record and did not end well (the other never
-# said it kept its result), before this custodian gives the node up: each such run shows a
-# deviating custodian one comparison of its choosing (holdings.py).
-MAX_SCORING_RUNS = 3
-# Attestations of one kept record the chain may drop (two that differ are both dropped) before
-# this custodian gives the node up.
+# Scoring sessions of one node that revealed its record, after which this custodian scores it
+# no more (one that ended well is attested; one that did not gives the node up): each run shows a
+# deviating custodian what its record compares, of its choosing (custodian 0 adds every public
+# operand of the Ladder, its thresholds included), so a node is revealed once (holdings.py).
+MAX_SCORING_RUNS = 1
+# Times one kept record may be attested, each after the chain dropped the last (two attestations
+# that differ are both dropped), before this custodian gives the node up.
 MAX_ATTESTATIONS = 3
 # What custodians train on shares: at most this many operations (about half an hour of MPC
 # here), and batches whose widest layer the dealer can deal for.
@@ -285,9 +286,7 @@ class Custodian:
         if (other := self.custody.attestation(node.id, 1 - index)) is not None:
             return self._follow(node, index, other)
         if self.holdings.scoring_runs(task_id, node.id) >= MAX_SCORING_RUNS:
-            return self._give_up(
-                node, f"{MAX_SCORING_RUNS} scorings revealed its record and none ended well"
-            )
+            return self._give_up(node, "a scoring revealed its record and did not end well")
         return self._score(view, index, node, nodes, held.share, validation)
 
     def _give_up(self, node: NodeView, why: str) -> bool:
@@ -300,9 +299,10 @@ class Custodian:
         attestations that differ are both dropped), a bounded number of times."""
         if self.custody.attestation(node.id, index) is not None:
             return True
-        if self.holdings.count_attestation(node.task_id, node.id) > MAX_ATTESTATIONS:
+        if self.holdings.attestations_sent(node.task_id, node.id) >= MAX_ATTESTATIONS:
             return self._give_up(node, "its record was attested and dropped again and again")
         self._attest(node, SCORE, recorded, f"record {recorded} bps")
+        self.holdings.note_attestation_sent(node.task_id, node.id)  # once it landed
         return False  # the record lands when both have attested; the next round goes on
 
     def _follow(self, node: NodeView, index: int, other: tuple[int, int]) -> bool:

@@ -84,19 +84,24 @@ def run(job_dir: Path) -> int:
             _both_kept(rank)
         else:
             count = private.shared_count(spec, weights, rows)
-            _holdings(job).note_scoring_run(int(job["task"]), int(job["node"]))  # before the reveal
+            task_id, node_id = int(job["task"]), int(job["node"])
             try:
-                if f"custodian-out-of-range:{job['node']}" == FAILPOINT:
+                if f"custodian-out-of-range:{node_id}" == FAILPOINT:
                     raise private.OutOfRange("failpoint")
                 step = private.ladder(
-                    count, len(rows), inputs["best"].reshape(()), job["margin"], job["parent_bps"]
+                    count,
+                    len(rows),
+                    inputs["best"].reshape(()),
+                    job["margin"],
+                    job["parent_bps"],
+                    before_reveal=lambda: _holdings(job).note_scoring_run(task_id, node_id),
                 )
                 result["recorded"] = step.recorded_bps
             except private.OutOfRange:
                 result["out_of_range"] = True
             else:  # kept before either says so, as a trained share is (holdings.py)
                 _holdings(job).keep_best_tentatively(
-                    int(job["task"]), int(job["node"]), rank, step.best, step.recorded_bps
+                    task_id, node_id, rank, step.best, step.recorded_bps
                 )
                 if f"custodian-withholds:{rank}" == FAILPOINT:
                     os._exit(137)

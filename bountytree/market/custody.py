@@ -19,6 +19,7 @@ from bountytree.chain.client import Sent, decode_record
 from bountytree.errors import UserError
 from bountytree.models.datasets import Dataset, check_against, load_file
 from bountytree.private import sealing
+from bountytree.private.ring import RingError
 from bountytree.private.rows import (
     PrivateNode,
     node_context,
@@ -264,14 +265,20 @@ class Custody:
         if shared is None:
             return True  # nothing was shared: nothing was scored on shares
         chain_id, info = self.market.chain.chain_id, self.market.task(task_id).info
-        sealed = seal_rows(
-            data.X,
-            data.y,
-            info.num_classes,
-            self.custodian_keys(task_id),
-            validation_context(chain_id, task_id),
-            validation_seed(salt, chain_id, task_id),
-        )
+        try:
+            # a file that does not fit the task, or that fixed point cannot hold, is one no
+            # client could have shared: the shares were of something else
+            check_against(data, info.num_features, info.num_classes, "the validation file")
+            sealed = seal_rows(
+                data.X,
+                data.y,
+                info.num_classes,
+                self.custodian_keys(task_id),
+                validation_context(chain_id, task_id),
+                validation_seed(salt, chain_id, task_id),
+            )
+        except (UserError, RingError):
+            return False
         return (cid_of(sealed[0]), cid_of(sealed[1])) == shared
 
     def share_validation_file(self, task_id: int, path: str | Path | None = None) -> int:

@@ -14,6 +14,7 @@ share a public value as (value, 0) (`bountytree/private/shares.public_share`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,12 +119,20 @@ class OutOfRange(ArithmeticError):
     """The Ladder's record fell outside [0, 10000]."""
 
 
-def ladder(count, rows: int, best: np.ndarray, margin_bps: int, parent_bps: int) -> LadderStep:
+def ladder(
+    count,
+    rows: int,
+    best: np.ndarray,
+    margin_bps: int,
+    parent_bps: int,
+    before_reveal: Callable[[], None] = lambda: None,
+) -> LadderStep:
     """The Ladder inside the computation (`bountytree/market/ladder.py` in the clear): the exact
     score in basis points is floor(count · 10000 / rows), the number of thresholds
     ceil(b · rows / 10000), b = 1…10000, that the count reaches; if it beats the exact best by
     the margin, the record is the score rounded down to the margin and the best becomes the
-    score; otherwise the record is the parent's. Only the record is revealed."""
+    score; otherwise the record is the parent's. Only the record is revealed, right after
+    `before_reveal` is called (a custodian counts the runs that reveal a node's record)."""
     levels = torch.arange(1, BPS + 1, dtype=torch.float64)
     thresholds = (torch.ceil(levels * rows / BPS) - HALF).float()
     exact = (count - thresholds).ge(0).sum()
@@ -133,6 +142,7 @@ def ladder(count, rows: int, best: np.ndarray, margin_bps: int, parent_bps: int)
     rounded = (exact - steps).ge(0).sum() * margin_bps
     record = beat * (rounded - parent_bps) + parent_bps
     best_after = best_now + beat * (exact - best_now)
+    before_reveal()
     recorded = round(float(record.get_plain_text()))
     if not 0 <= recorded <= BPS:
         # the Ladder truncates nothing (its 0/1 factors are at scale 1), so an honest run is

@@ -9,6 +9,7 @@ KEY = b"\x5a" * 32
 CUSTODY_STAKE = 3 * 10**16
 FEE = 9 * 10**16 + 2  # not a multiple of three: the dealer takes the rounding
 WINDOW = 2 * DAY
+BOND = 2 * 10**17
 
 
 @pytest.fixture(scope="module")
@@ -488,3 +489,24 @@ def test_both_custodians_agree_to_finalize_leaving_nodes_neither_can_score(
     assert tree.getTask(task_id).dict()["winnerNodeId"] == arch
     assert tree.getNode(stuck)[6] == 0  # left pending, unscored
     assert custody.handoverDeadline(task_id) > 0  # the hand-over window runs from now
+
+
+def test_nodes_the_custodians_leave_pending_do_not_burn_the_sponsors_bond(
+    market, custody, sponsor, parties, architect, outsider
+):
+    """A node the custodians give up on (a deviating custodian's, say) is left pending at
+    finalize; in a public task that burns the audit bond (the sponsor's validator left work
+    unscored), but a private task's nodes wait for its custodians, not its sponsor: its bond
+    stays held for the audit window, and the left node's fee is burned."""
+    task_id = market.create_task(sponsor, target=9000, bond=BOND)
+    _register(custody, task_id, sponsor, parties)
+    _accept_all(custody, task_id, parties)
+    arch = market.propose(task_id, architect)
+    _attest(custody, parties, {arch: 9500})
+    market.submit(task_id, outsider, arch)  # never scored
+    seen = market.tree.getTask(task_id).dict()["submissions"]
+    for index in (0, 1):
+        tx = custody.finalizeLeaving(task_id, 1, seen, {"from": parties[index]})
+    assert "TaskFinalized" in tx.events and "BondForfeited" not in tx.events
+    task = market.tree.getTask(task_id).dict()
+    assert task["pendingNodes"] == 1 and task["auditWindowEnd"] > 0  # held for the audit

@@ -86,4 +86,6 @@ def test_scoring_runs_and_attestations_are_counted_on_disk(tmp_path):
         Holdings(tmp_path, key).note_scoring_run(1, 8)
     assert Holdings(tmp_path, key).scoring_runs(1, 8) == 2
     assert Holdings(tmp_path, key).scoring_runs(1, 9) == 0
-    assert [Holdings(tmp_path, key).count_attestation(1, 8) for _ in range(3)] == [1, 2, 3]
+    for _ in range(3):
+        Holdings(tmp_path, key).note_attestation_sent(1, 8)
+    assert Holdings(tmp_path, key).attestations_sent(1, 8) == 3
