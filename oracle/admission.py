@@ -78,6 +78,7 @@ MAX_LOGGED = 200  # characters of a refusal's reason written to the log
 # validator read the role's grants from the chain again (a stranger's fresh keys cost it at most
 # one read per this many seconds; an oracle granted the role meanwhile is known by then).
 ROLE_REFRESH_S = 5.0
+ROLE_SCAN_BLOCKS = 10_000  # blocks per event query (what RPC providers commonly allow)
 
 
 class Refused(Exception):
@@ -231,19 +232,27 @@ class Gate:
         return self._holders
 
     def _read_holders(self) -> None:
-        """Applies the role's grants and revocations since the last read, in chain order (one
-        failed read waits ROLE_REFRESH_S like a successful one)."""
+        """Applies the role's grants and revocations since the last read, in chain order, once
+        every query of the read has answered (one failed read waits ROLE_REFRESH_S like a
+        successful one)."""
         self._holders_read = time.monotonic()
         tree, role = self.market.tree, self._oracle_role()
         last = self.market.chain.w3.eth.block_number
         if last <= self._holders_at:
             return
         changes = []
-        for event, granted in ((tree.events.RoleGranted, True), (tree.events.RoleRevoked, False)):
-            for entry in event().get_logs(
-                from_block=self._holders_at + 1, to_block=last, argument_filters={"role": role}
+        for start in range(self._holders_at + 1, last + 1, ROLE_SCAN_BLOCKS):
+            end = min(start + ROLE_SCAN_BLOCKS - 1, last)  # nodes cap a query's range
+            for event, granted in (
+                (tree.events.RoleGranted, True),
+                (tree.events.RoleRevoked, False),
             ):
-                changes.append((entry["blockNumber"], entry["logIndex"], granted, entry["args"]))
+                for entry in event().get_logs(
+                    from_block=start, to_block=end, argument_filters={"role": role}
+                ):
+                    changes.append(
+                        (entry["blockNumber"], entry["logIndex"], granted, entry["args"])
+                    )
         holders = set(self._holders)
         for _, _, granted, args in sorted(changes, key=lambda c: (c[0], c[1])):
             (holders.add if granted else holders.discard)(args["account"])

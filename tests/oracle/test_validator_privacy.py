@@ -448,13 +448,15 @@ def test_strangers_signing_their_own_tickets_from_many_addresses_take_no_place_i
 
 
 def test_the_screen_follows_the_roles_grants_and_revocations(
-    settings, deployed, pending_task, tmp_path
+    settings, deployed, pending_task, tmp_path, monkeypatch
 ):
     """The screen knows ORACLE_ROLE's holders from the chain's events: an account granted the
     role while the validator runs is let through by the next read (at most ROLE_REFRESH_S
     later), one revoked is turned away by the admission, and a stranger never reaches it."""
+    from oracle import admission
     from oracle.admission import ROLE_REFRESH_S
 
+    monkeypatch.setattr(admission, "ROLE_SCAN_BLOCKS", 25)  # many queries, as on a long chain
     task_id, ids = pending_task
     admin, newcomer = market_for(settings, 0), market_for(settings, 6)
     gate = Gate(admin, task_id, tmp_path / "validator" / "sessions.log")
