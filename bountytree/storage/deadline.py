@@ -131,6 +131,10 @@ class _Watched:
         token = WATCHDOG.arm(self.sock, until)
         try:
             super().send(data)  # type: ignore[misc]
+        except TimeoutError:  # the socket's own timeout: nothing taken for that long
+            raise UploadTooSlow(
+                f"the node took nothing of the upload for {self.sock.gettimeout():g} s"
+            ) from None
         except OSError:
             if time.monotonic() >= until:
                 raise UploadTooSlow(
