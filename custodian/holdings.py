@@ -134,9 +134,6 @@ class Holdings:
         tentative = self._best_tentative(task_id, node_id)
         if tentative.exists():
             tentative.replace(self._best(task_id, node_id))
-        path = self._best(task_id, node_id)
-        if not path.exists():
-            return None
         return self.scored(task_id, node_id, index)
 
     def scored(self, task_id: int, node_id: int, index: int) -> int | None:

@@ -150,9 +150,8 @@ def audit(market: Market, task_id: int) -> Report:
     task = market.task(task_id)
     assert task.info is not None
     rows = published_rows(market, task_id, task.commitment, task.info.label_column)
-    shares_match = _private_shares_match(market, task_id, rows)
-    if shares_match is not None:  # private: no node's weights are public to recompute
-        return Report([], len(rows), shares_match)
+    if task.custodied:  # private: no node's weights are public to recompute
+        return Report([], len(rows), _private_shares_match(market, task_id, rows))
     nodes = market.nodes(task_id)
     events = sorted(
         market.logs("NodeScored", taskId=task_id),
@@ -186,13 +185,11 @@ def audit(market: Market, task_id: int) -> Report:
     return Report(out, len(rows))
 
 
-def _private_shares_match(market: Market, task_id: int, rows: Dataset) -> bool | None:
-    """For a private task, whether the sponsor's validation shares are the published file's
-    (None: a public task)."""
+def _private_shares_match(market: Market, task_id: int, rows: Dataset) -> bool:
+    """Whether a private task's validation shares, as the sponsor gave them, are the published
+    file's."""
     from bountytree.market.custody import Custody
 
-    if not market.task(task_id, with_info=False).custodied:
-        return None
     opening = market.validation_opening(task_id)
     assert opening is not None  # published_rows read it
     return Custody(market).validation_shares_match(task_id, rows, opening[1])
