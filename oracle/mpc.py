@@ -5,9 +5,9 @@ labels, and each model's weights, which are public in a public task: it reads th
 the store by the CIDs the chain records, so the model evaluated is the node's whatever party 1
 holds (a party 1 that shared weights of its own choosing would turn each node into a counting
 question about the rows). Party 1 is the oracle: it holds the other half of every value and
-receives each count. Each model runs on the shared rows, its one-hot predictions are multiplied
-with the shared labels, and only the sum (the number of correct rows) is revealed. Nothing else
-leaves either party.
+receives each count (party 0's own, once the shared count agrees with it, below). Each model
+runs on the shared rows, its one-hot predictions are multiplied with the shared labels, and only
+the sum (the number of correct rows) is revealed. Nothing else leaves either party.
 
 Party 0 also generates the multiplication triples (CrypTen's trusted-first-party provider),
 from ChaCha20 streams (bountytree/mpc/randomness.py): the secret of this computation is the
@@ -22,16 +22,17 @@ ticket, is told why it was refused and dropped, and party 0 goes on waiting for 
 nodes of one session share one encryption of the rows.
 
 Against a party 1 that deviates from the protocol (it holds shares of every intermediate value
-and can add what it likes to its own), party 0:
-- shares the rows in a fresh secret order each session, so whatever a tampered count carries
-  about "row i" is about a row party 1 cannot name, and the same position is another row next
-  time;
-- sees each count first and alone (revealed to party 0 only), checks in plaintext that it lies
-  in [0, rows], and only then sends it to party 1; otherwise it ends the session, and party 1
-  learns nothing but that.
-What remains (docs/open-findings.md): without MACs, a party 1 that adds constants to its shares
-of a layer's output chooses, in effect, the biases of the model counted, so a count can answer a
-question of its choosing about the rows as a whole (not about a row it can name).
+and can add what it likes to its own; two-party CrypTen has no MACs), party 0:
+- counts each node itself, in plaintext, from the same public weights, sees the shared count
+  first and alone (revealed to party 0 only), and sends party 1 its own plaintext count, only
+  if the two agree within what fixed point can flip (`ladder.audit_tolerance`); otherwise it
+  ends the session, and party 1 learns nothing but that. A party 1 that adds constants to its
+  shares of a layer's output chooses, in effect, the biases of the model counted, and so a
+  counting question about the rows; its answer never reaches it (before, it did: found by the
+  second attacker review of the sessions). At most one bit per session is left, whether the
+  tampered count strayed, and the validator's log names the deviation;
+- shares the rows in a fresh secret order each session, so whatever a tampered value carries
+  about "row i" is about a row party 1 cannot name.
 Rows are counted as `bountytree/mpc/counting.py` says (the custodians of a private task count
 the same way).
 """
@@ -47,7 +48,10 @@ from typing import Any
 
 import numpy as np
 
+from bountytree.market.ladder import audit_tolerance
+from bountytree.models.inference import correct_rows
 from bountytree.models.spec import ModelSpec
+from bountytree.models.weights import evaluated
 from bountytree.mpc import session
 from bountytree.mpc.counting import chunk_rows, shared_hits
 from bountytree.mpc.crypten_import import crypten, torch
@@ -193,26 +197,33 @@ def _shared_rows(
     return chunks
 
 
-def _count_correct(model, spec: ModelSpec, chunks, rows: int) -> int:
-    """Correct rows of one model; the count is revealed only once party 0 has seen that it lies
-    in [0, rows]."""
-    return _reveal_count(shared_hits(model, spec, chunks), rows)
+def _count_correct(model, spec: ModelSpec, chunks, rows: int, plain: int | None) -> int:
+    """Correct rows of one model: party 0's own plaintext count `plain`, given to party 1 only
+    once the shared count agrees with it (None on party 1)."""
+    return _reveal_count(shared_hits(model, spec, chunks), rows, plain)
 
 
-def _reveal_count(total, rows: int) -> int:
-    """Reveals a shared count to party 0 alone; party 0 checks in plaintext that it lies in
-    [0, rows] and only then tells party 1 (a count party 1 tampered with into a message, like
-    the 2^i-per-row encodings, never reaches it). Party 0's decision is its own plaintext,
-    which party 1 cannot change: there is no shared yes/no for party 1 to add to."""
+def _reveal_count(total, rows: int, plain: int | None) -> int:
+    """Reveals a shared count to party 0 alone. Party 0 has counted the node itself, in
+    plaintext, from the same public weights: if the two differ by more than fixed point can
+    flip (`ladder.audit_tolerance`), party 1 changed its shares, and party 0 ends the session;
+    otherwise it tells party 1 its own plaintext count, not the shared one. Party 1 learns the
+    node's count or that a party deviated, whatever it adds to its shares (a tampered count is
+    a counting question of its choosing about the rows, and never reaches it); party 0's
+    decision is its own plaintext, with no shared yes/no for party 1 to add to."""
     comm = crypten.comm.get()
     revealed = total.get_plain_text(dst=DATA_PARTY)  # None on party 1: it receives nothing
     answer = torch.zeros(1, dtype=torch.int64)
     if comm.get_rank() == DATA_PARTY:
-        value = float(revealed.item())
-        answer[0] = round(value) if -0.5 <= value <= rows + 0.5 else -1
+        assert plain is not None
+        agrees = abs(float(revealed.item()) - plain) <= audit_tolerance(rows)
+        answer[0] = plain if agrees else -1
     comm.broadcast(answer, DATA_PARTY)
     if int(answer[0]) < 0:
-        raise SessionRefused("a count fell outside [0, rows]: a party deviated from the protocol")
+        raise SessionRefused(
+            "a count differs from the validator's own count of the node: a party deviated from "
+            "the protocol"
+        )
     return int(answer[0])
 
 
@@ -226,11 +237,17 @@ def _evaluate(
     chunks,
     rows: int,
     progress: Callable[[str], None] = lambda line: None,
+    plain_rows: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> list[NodeScore]:
+    """Each model on the shared rows; party 0 (with the weights and `plain_rows`) also counts
+    each in plaintext, to check the shared count against."""
     scores = []
     for node_id, spec, state in models:
         started = time.perf_counter()
         model = build_crypten(spec)
+        plain = None
+        if state is not None and plain_rows is not None:
+            plain = correct_rows(evaluated(state, spec), spec, *plain_rows)
         if state is not None:
             weights = crypten_state(spec, state)
             if set(weights) != {name for name, _ in model.named_parameters()}:
@@ -240,7 +257,7 @@ def _evaluate(
             )  # strict wants torch's metadata; names checked above
         model.encrypt(src=DATA_PARTY)  # the weights party 0 read itself
         model.eval()
-        correct = _count_correct(model, spec, chunks, rows)
+        correct = _count_correct(model, spec, chunks, rows, plain)
         scores.append(NodeScore(node_id, correct, rows, time.perf_counter() - started))
         progress(
             f"node {node_id} evaluated ({len(scores)} of {len(models)}, {scores[-1].seconds:.1f} s)"
@@ -316,4 +333,4 @@ def data_party(
         num_classes,
         chunk_rows([spec for _, spec, _ in models]),
     )
-    return _evaluate(models, chunks, len(y))
+    return _evaluate(models, chunks, len(y), plain_rows=(X, y))

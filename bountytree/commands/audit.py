@@ -220,15 +220,11 @@ def published_rows(market: Market, task_id: int, commitment: bytes, label_column
 def _plain_correct(market: Market, node: NodeView, rows: Dataset) -> int:
     """The node's correct rows, in plaintext, from its stored weights (argmax ties to the
     first class, as in PyTorch and in the secure evaluation)."""
-    import torch
-
+    from bountytree.models.inference import correct_rows
     from bountytree.models.weights import load_evaluated, max_bytes
     from bountytree.storage.store import get_bytes
 
     spec = market.architecture_spec(node)
     raw = get_bytes(market.store, node.weights_cid(spec), max_bytes(spec))
     model = load_evaluated(raw, spec, f"weights of node {node.id}")
-    with torch.no_grad():
-        X = torch.from_numpy(rows.X).reshape(len(rows), *spec.input_shape)
-        predicted = model(X).argmax(1).numpy()
-    return int((predicted == rows.y).sum())
+    return correct_rows(model, spec, rows.X, rows.y)

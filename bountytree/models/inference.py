@@ -148,6 +148,20 @@ def rows_from_csv(
     return CsvRows(X.astype(np.float32), labels)
 
 
+def correct_rows(
+    model: torch.nn.Module, spec: ModelSpec, X: np.ndarray, y: np.ndarray, chunk: int = 4096
+) -> int:
+    """Rows whose predicted class (argmax, ties to the first class) is the label, in plaintext,
+    `chunk` rows at a time: how the audit and a public task's validator count a node, from the
+    model `weights.load_evaluated` gives."""
+    correct = 0
+    with torch.no_grad():
+        for start in range(0, len(y), chunk):
+            x = torch.from_numpy(X[start : start + chunk]).reshape(-1, *spec.input_shape)
+            correct += int((model(x).argmax(1).numpy() == y[start : start + chunk]).sum())
+    return correct
+
+
 def accuracy(prediction: Prediction, labels: np.ndarray) -> float:
     """Share of rows whose predicted class is the label."""
     return float((prediction.classes == labels).mean()) if len(labels) else math.nan

@@ -150,7 +150,11 @@ def load_evaluated(raw: bytes, spec: ModelSpec, where: str = "weights") -> torch
     given the session's tie-breaking offsets (`fixedpoint.tie_offsets`). What is delivered and
     audited (`serve`, `model export`, `audit`) is then exactly the model that was scored, up to
     the inputs' encoding and the session's truncations, which `bounds.reach` bounds."""
-    state = load(raw, spec, where)
+    return evaluated(load(raw, spec, where), spec)
+
+
+def evaluated(state: dict[str, torch.Tensor], spec: ModelSpec) -> torch.nn.Module:
+    """`load_evaluated` of weights already checked (`load`)."""
     model = build_torch(spec)
     model.load_state_dict(state)
     evaluated = evaluation_state(spec, state)

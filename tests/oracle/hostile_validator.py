@@ -32,8 +32,12 @@ def main() -> None:
     args, rest = p.parse_known_args()
     honest_reveal = mpc._reveal_count
 
-    def shifted(total, rows: int) -> int:
-        return honest_reveal(total + args.shift, rows)
+    def shifted(total, rows: int, plain: int | None) -> int:
+        # its own plaintext count shifted the same way, so its check passes and the oracle is
+        # told the shifted count
+        return honest_reveal(
+            total + args.shift, rows, None if plain is None else plain + args.shift
+        )
 
     mpc._reveal_count = shifted
     if args.own_key:
