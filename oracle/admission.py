@@ -117,10 +117,13 @@ class Model:
 
 @dataclass(frozen=True)
 class Admitted:
-    """What the validator admitted: which part of its data, and each node."""
+    """What the validator admitted: which part of its data, each node, and (validation part)
+    the node holding the task's best recorded score, whose exact count the Ladder compares
+    against (bountytree/market/ladder.py)."""
 
     part: str
     models: list[Model]
+    best: Model | None = None
 
 
 def issue(
@@ -275,6 +278,7 @@ class Gate:
             self._check(ticket, now, link_key)
             signer = self._signer(ticket, header)
             models = self._winner(ticket) if ticket.part == TEST else self._models(ticket)
+            best = None if ticket.part == TEST else self._best()
             self._claim_nonce(ticket.nonce, now)
             if ticket.part == TEST:
                 self._claim_test_session()
@@ -282,7 +286,7 @@ class Gate:
             self._log(now, signer, None, f"refused: {str(exc)[:MAX_LOGGED]}")
             raise
         self._log(now, signer, ticket, "admitted")
-        return Admitted(ticket.part, models)
+        return Admitted(ticket.part, models, best)
 
     def _parse(self, header: dict) -> Ticket:
         try:
@@ -367,6 +371,15 @@ class Gate:
                 raise Refused(f"the ticket names other weights than node {node_id}'s")
             out.append(self._model(node, spec))
         return out
+
+    def _best(self) -> Model | None:
+        """The node holding the task's best recorded score: the validator counts it again in
+        every session, so the oracle compares against its exact score without keeping it."""
+        best = self.market.task(self.task_id, with_info=False).best_node
+        if not best:
+            return None
+        nodes = self.market.nodes(self.task_id)
+        return self._model(nodes[best], self._spec(_architecture(nodes, best)))
 
     def _winner(self, ticket: Ticket) -> list[Model]:
         """The test part: the finalized task's winner only, before any test score is recorded."""

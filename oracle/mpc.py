@@ -172,10 +172,6 @@ class NodeScore:
     rows: int
     seconds: float
 
-    @property
-    def accuracy_bps(self) -> int:
-        return self.correct * 10_000 // self.rows
-
 
 def _shared_rows(
     X: np.ndarray | None, y: np.ndarray | None, rows: int, features: int, classes: int, chunk: int
@@ -271,8 +267,9 @@ def model_party(
     progress: Callable[[str], None] = lambda line: None,
 ) -> tuple[list[NodeScore], dict]:
     """Party 1 (after `join` with its ticket): checks party 0's answer against what the task
-    says (`expect`: rows, features, classes; rows 0 when unknown), shares the weights, returns
-    the scores. `progress` hears a line as each node is evaluated (no count: the exact count is
+    says (`expect`: rows, features, classes; rows 0 when unknown), takes part in each
+    evaluation, returns the scores and what it was told (rows, the validator's count of the
+    task's best node). `progress` hears a line as each node is evaluated (no count: the exact count is
     this party's alone)."""
     answer = send_json(None, DATA_PARTY)
     if not answer.get("ok"):
@@ -285,6 +282,7 @@ def model_party(
     ]
     if wrong or announced["rows"] > MAX_ROWS:
         raise SessionRefused(f"the validator announced {announced}, the task says {expect}")
+    best = _best_count(answer.get("best"), announced["rows"])
     started = time.perf_counter()
     chunks = _shared_rows(
         None,
@@ -300,7 +298,26 @@ def model_party(
     return _evaluate(mine, chunks, announced["rows"], progress), {
         "share_rows_s": shared_s,
         "rows": announced["rows"],
+        "best": best,
     }
+
+
+def _best_count(best: Any, rows: int) -> dict | None:
+    """The validator's count of the task's best node, checked for shape: {"node", "correct"}
+    with the count in [0, rows], or None (no best yet)."""
+    if best is None:
+        return None
+    if (
+        not isinstance(best, dict)
+        or set(best) != {"node", "correct"}
+        or not all(isinstance(best[k], int) and not isinstance(best[k], bool) for k in best)
+        or best["node"] < 1
+        or not 0 <= best["correct"] <= rows
+    ):
+        raise SessionRefused(
+            f"the validator's count of the best node is malformed: {str(best)[:100]}"
+        )
+    return {"node": best["node"], "correct": best["correct"]}
 
 
 def data_party(
@@ -320,8 +337,21 @@ def data_party(
     models: list[tuple[int, ModelSpec, dict | None]] = [
         (m.node_id, m.spec, m.weights) for m in admitted.models
     ]
+    best = None
+    if admitted.best is not None:
+        b = admitted.best
+        best = {
+            "node": b.node_id,
+            "correct": correct_rows(evaluated(b.weights, b.spec), b.spec, X, y),
+        }
     send_json(
-        {"ok": True, "rows": len(y), "features": int(X.shape[1]), "classes": num_classes},
+        {
+            "ok": True,
+            "rows": len(y),
+            "features": int(X.shape[1]),
+            "classes": num_classes,
+            "best": best,
+        },
         DATA_PARTY,
     )
     order = _secret_order(len(y))

@@ -238,6 +238,7 @@ def run_model_party(job_dir: str) -> int:
         {
             "rows": info["rows"],
             "share_rows_s": info["share_rows_s"],
+            "best": info["best"],
             "correct": {str(s.node_id): s.correct for s in scores},
             "seconds": {str(s.node_id): s.seconds for s in scores},
         },

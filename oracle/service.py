@@ -91,6 +91,16 @@ class Failing:
         )
 
 
+@dataclass(frozen=True)
+class ExactBest:
+    """The exact score of the node holding a task's best recorded score: what the Ladder
+    compares against. The validator counts that node again in every session, and the oracle's
+    own releases update it; it is never published."""
+
+    node_id: int
+    bps: int
+
+
 @dataclass
 class TaskRest:
     """A task whose every session failed in a round: it rests (`failing`) unless a node other
@@ -173,6 +183,7 @@ class Oracle:
         self._failing: dict[int, Failing] = {}
         self._task_rest: dict[int, TaskRest] = {}  # tasks whose every session failed
         self._last_success: dict[int, float] = {}  # task -> when a session of it last succeeded
+        self._exact_best: dict[int, ExactBest] = {}  # task -> its best node's exact score
         # What each task's last round said of lasting states (an error, a node waiting), so that
         # a state is said once, and again only when it changes or comes back.
         self._said: dict[int, dict[str, str]] = {}
@@ -668,6 +679,8 @@ class Oracle:
             sent = self.market.record_scores(task_id, records)
             for rec in records:
                 step = steps[rec.node_id]
+                if step.improved:
+                    self._exact_best[task_id] = ExactBest(rec.node_id, step.exact_bps)
                 r.scored[rec.node_id] = rec.accuracy_bps
                 r.exact[rec.node_id] = step.exact_bps
                 self.log(
@@ -689,8 +702,18 @@ class Oracle:
         self, task_id: int, margin_bps: int, scores: list[tuple[Ready, int]]
     ) -> dict[int, ladder.Step]:
         """What each node records (bountytree/market/ladder.py), in the order they are recorded, from
-        the best and the parents' scores on-chain right now: only the oracle records scores."""
-        best = self.market.task(task_id, with_info=False).best_bps
+        the exact score of the task's best node and the parents' scores on-chain right now: only
+        the oracle records scores."""
+        best_node = self.market.task(task_id, with_info=False).best_node
+        best = 0
+        if best_node:
+            known = self._exact_best.get(task_id)
+            if known is None or known.node_id != best_node:
+                raise UserError(
+                    f"task {task_id}: the validator did not count the best node {best_node} "
+                    "(the Ladder compares against its exact score); nothing recorded"
+                )
+            best = known.bps
         recorded = {
             n.id: n.accuracy_bps
             for n in self.market.nodes(task_id).values()
@@ -780,7 +803,11 @@ class Oracle:
                     f"task {task.id} node {x.node.id}: count {count!r} out of [0, {session.rows}]; refused"
                 )
                 continue
-            out[x.node.id] = count * 10_000 // session.rows
+            out[x.node.id] = ladder.bps(count, session.rows)
+        if session.best is not None:
+            self._exact_best[task.id] = ExactBest(
+                session.best.node_id, ladder.bps(session.best.correct, session.rows)
+            )
         return out
 
     def score_test_if_due(self, task_id: int, r: TaskRound) -> None:
@@ -833,7 +860,7 @@ class Oracle:
                 f"task {task_id}: the test session reported {count!r} of {session.rows} rows "
                 f"(the task has {task.info.test_rows}); result refused"
             )
-        bps = count * 10_000 // session.rows
+        bps = ladder.bps(count, session.rows)
         sent = self.market.record_test_score(task_id, bps)
         self._test_settled.add(task_id)
         r.test_bps = bps

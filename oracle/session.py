@@ -38,6 +38,15 @@ LINK_KEY = "link.key"  # the model party's key for this session's link, in the j
 SESSION_TIMEOUT_S = 1800
 
 
+@dataclass(frozen=True)
+class BestCount:
+    """The validator's count of the node holding the task's best recorded score: the Ladder's
+    exact best (bountytree/market/ladder.py)."""
+
+    node_id: int
+    correct: int
+
+
 @dataclass
 class SessionResult:
     correct: dict[int, int]
@@ -45,6 +54,7 @@ class SessionResult:
     seconds: float
     per_node_s: dict[int, float]
     share_rows_s: float
+    best: BestCount | None = None
 
 
 def _party_env() -> dict:
@@ -142,6 +152,7 @@ def run_session(
         time.perf_counter() - started,
         {int(k): v for k, v in result["seconds"].items()},
         result["share_rows_s"],
+        BestCount(result["best"]["node"], result["best"]["correct"]) if result["best"] else None,
     )
 
 

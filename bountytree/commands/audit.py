@@ -6,8 +6,8 @@ SHA-256(salt ‖ cid). Once the task is finalized the sponsor publishes the file
 opens the commitment on-chain (`publishValidation`, which checks it). Then anyone can audit the
 scores: fetch the file by its CID, check it opens the commitment, recompute every scored node's
 accuracy in plaintext from the file and the node's stored weights, apply the Ladder exactly as
-the oracle must have (bountytree/market/ladder.py: in the order the scores were recorded, with the best
-recorded before each), and compare with what the chain holds. A sponsor whose validator shifted
+the oracle must have (bountytree/market/ladder.py: in the order the scores were recorded, from
+the exact score of the node that set the best before each), and compare with what the chain holds. A sponsor whose validator shifted
 a count, or an oracle that recorded something else, shows up as one line per node; the exit
 status is 1 if any node does not match.
 
@@ -143,7 +143,7 @@ def run_audit(args: argparse.Namespace, settings: Settings) -> int:
 def audit(market: Market, task_id: int) -> Report:
     """Every scored node of a finalized task, in the order its score was recorded, against the
     published validation file; the file's row count; a private task's validation shares."""
-    from bountytree.market.ladder import audit_tolerance, possible_records
+    from bountytree.market.ladder import audit_tolerance, bps, near_scores, possible_records
     from bountytree.reasons import Rejected
     from bountytree.storage.store import StoreError, StoreUnavailable
 
@@ -153,11 +153,15 @@ def audit(market: Market, task_id: int) -> Report:
     if task.custodied:  # private: no node's weights are public to recompute
         return Report([], len(rows), _private_shares_match(market, task_id, rows))
     nodes = market.nodes(task_id)
+    tolerance = audit_tolerance(len(rows))
     events = sorted(
         market.logs("NodeScored", taskId=task_id),
         key=lambda e: (e["blockNumber"], e["logIndex"]),
     )
-    best, out = 0, []
+    # The Ladder's best is exact: the count of the node that set the best recorded score, as
+    # this audit counts it (within the tolerance); one whose weights cannot be read leaves
+    # every exact score its release allows.
+    best, bests, out = 0, {0}, []
     for e in events:
         node = nodes[e["args"]["nodeId"]]
         recorded = int(e["args"]["accuracyBps"])
@@ -167,21 +171,21 @@ def audit(market: Market, task_id: int) -> Report:
             raise  # the store is down: nobody's fault, and nothing is audited
         except (StoreError, Rejected) as exc:  # a file gone from the store, or unreadable
             out.append(Finding(node.id, recorded, 0, frozenset(), best, str(exc)))
-            best = max(best, recorded)
+            if recorded > best:
+                best, bests = recorded, set(range(recorded, recorded + task.info.margin_bps))
             continue
         parent = nodes[node.parent_id].accuracy_bps if node.parent_id else 0
         expected = possible_records(
             correct,
             len(rows),
-            audit_tolerance(len(rows)),
-            best_bps=best,
+            tolerance,
+            bests_bps=bests,
             margin_bps=task.info.margin_bps,
             parent_bps=parent,
         )
-        out.append(
-            Finding(node.id, recorded, correct * 10_000 // len(rows), frozenset(expected), best)
-        )
-        best = max(best, recorded)
+        out.append(Finding(node.id, recorded, bps(correct, len(rows)), frozenset(expected), best))
+        if recorded > best:
+            best, bests = recorded, near_scores(correct, len(rows), tolerance)
     return Report(out, len(rows))
 
 

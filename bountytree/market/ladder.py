@@ -3,11 +3,20 @@ Competitions", 2015): what the oracle records of a node's exact validation score
 
 An exact score for every node leaks the validation set: many adaptive submissions can learn its
 labels, and the best of many submissions overfits it. The Ladder publishes a score only when it
-beats the task's best recorded score by the task's margin η, and then only rounded down to a
-multiple of η. Any other node records its parent's score (0 for an architecture): that reveals
+beats the task's best exact score (the exact score of the node that set the best recorded one)
+by the task's margin η, and then only rounded down to a multiple of η. Any other node records
+its parent's score (0 for an architecture): that reveals
 one bit, cannot fall below the parent (so no stake is forfeited for it) and gains nothing on the
 path. At most 10000 / η improvements can happen in a task, so what all its nodes reveal together
 grows with the logarithm of their number, not with the number.
+
+The margin is counted from the exact best, not from its rounded release: from the rounded one, a
+near-copy only a few rows better than a best sitting just under the next multiple of η took a
+whole margin's release and its payout (noise mining at the Ladder's edge, the second attack
+round); from the exact one, every release is at least η of exact score above the last. The exact
+best is never published: a public task's oracle holds it (the validator counts the best node
+again in every session, so the oracle keeps no state of its own), a private task's custodians
+hold it secret-shared.
 
 The rule lives here, in the core, because two parties apply it: the oracle when it records
 scores, and `bountytree audit` when it checks them against the published validation file.
@@ -42,9 +51,14 @@ def round_down(bps: int, margin_bps: int) -> int:
     return bps - bps % margin_bps
 
 
+def bps(correct: int, rows: int) -> int:
+    """A count of correct rows as an exact score in basis points (rounded down)."""
+    return correct * BPS // rows
+
+
 def recorded_score(exact_bps: int, *, best_bps: int, margin_bps: int, parent_bps: int) -> int:
     """What goes on-chain for one node: its score rounded down to the margin if it beats the
-    task's best recorded score by the margin, otherwise its parent's recorded score."""
+    task's exact best `best_bps` by the margin, otherwise its parent's recorded score."""
     if exact_bps >= best_bps + margin_bps:
         return round_down(exact_bps, margin_bps)
     return parent_bps
@@ -70,8 +84,9 @@ class Step:
 def climb(
     entries: Iterable[Entry], *, best_bps: int, margin_bps: int, recorded: Mapping[int, int]
 ) -> list[Step]:
-    """Applies the rule to `entries` in the order given (the order they are recorded in), with
-    the running best; a parent is looked up in `recorded` (scores already on-chain) or among the
+    """Applies the rule to `entries` in the order given (the order they are recorded in), from
+    the task's exact best `best_bps` (0 with no best yet), each new best's exact score becoming
+    the best; a parent is looked up in `recorded` (scores already on-chain) or among the
     entries before it."""
     known = dict(recorded)
     steps = []
@@ -82,7 +97,7 @@ def climb(
         )
         improved = e.exact_bps >= best_bps + margin_bps
         if improved:
-            best_bps = value
+            best_bps = e.exact_bps
         known[e.node_id] = value
         steps.append(Step(e.node_id, e.exact_bps, value, improved))
     return steps
@@ -93,19 +108,25 @@ def possible_records(
     rows: int,
     tolerance_rows: int,
     *,
-    best_bps: int,
+    bests_bps: Iterable[int],
     margin_bps: int,
     parent_bps: int,
 ) -> set[int]:
-    """Every score the rule could record for a count within `tolerance_rows` of `correct` (the
-    secure evaluation's fixed-point rounding may flip a near-tie row): what an audit accepts."""
-    low, high = max(0, correct - tolerance_rows), min(rows, correct + tolerance_rows)
+    """Every score the rule could record for a count within `tolerance_rows` of `correct` and
+    an exact best among `bests_bps` (`near_scores` of the best's own count): what an audit
+    accepts, since the secure evaluation's fixed point may flip a near-tie row, and the audit
+    counts on a machine of its own."""
     return {
-        recorded_score(
-            c * BPS // rows, best_bps=best_bps, margin_bps=margin_bps, parent_bps=parent_bps
-        )
-        for c in range(low, high + 1)
+        recorded_score(c, best_bps=b, margin_bps=margin_bps, parent_bps=parent_bps)
+        for c in near_scores(correct, rows, tolerance_rows)
+        for b in set(bests_bps)
     }
+
+
+def near_scores(correct: int, rows: int, tolerance_rows: int) -> set[int]:
+    """The exact scores of every count within `tolerance_rows` of `correct`."""
+    low, high = max(0, correct - tolerance_rows), min(rows, correct + tolerance_rows)
+    return {bps(c, rows) for c in range(low, high + 1)}
 
 
 def audit_tolerance(rows: int) -> int:

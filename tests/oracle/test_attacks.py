@@ -8,12 +8,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from safetensors.torch import save
 from torch import equal as torch_equal
 
+from bountytree.market import ladder
 from bountytree.models import weights
 from bountytree.models.datasets import load_file
+from bountytree.models.inference import correct_rows
 from bountytree.models.spec import build_torch, load_spec
 from bountytree.models.training import train_node
 from bountytree.processes import free_port
@@ -281,6 +284,83 @@ def test_dip_and_restore_gains_nothing(settings, deployed, files):
     assert _gain(mallory, task_id, mallory.chain.address) == 0
     # at most the dip's stake back; the restore's is forfeited
     assert _credited(mallory, task_id) <= STAKE
+
+
+def _blend(a: dict, b: dict, t: float) -> dict:
+    return {k: a[k] + t * (b[k] - a[k]) if a[k].is_floating_point() else a[k] for k in a}
+
+
+def _blend_counting(spec, a: dict, b: dict, rows, want, steps: int = 800) -> tuple[bytes, int]:
+    """The first blend of `a` towards `b` whose correct validation rows satisfy `want`, as the
+    bytes a node would submit, with that count (as the validator counts it, in plaintext)."""
+    for t in np.linspace(0.0, 1.0, steps + 1)[1:]:
+        raw = save(_blend(a, b, float(t)))
+        count = correct_rows(weights.load_evaluated(raw, spec), spec, rows.X, rows.y)
+        if want(count):
+            return raw, count
+    raise AssertionError("no blend with the count wanted")
+
+
+def test_a_node_a_row_better_than_the_best_takes_no_release(settings, deployed, files):
+    """Noise mining at the Ladder's edge (the second attack round: net +0.078 ETH on four
+    probes). Alice's node scores 0.75 points above its release (a multiple of the margin, one
+    point); Mallory submits a child of it one validation row (0.25 points) better. Compared with
+    the rounded best, that row was a whole margin: Mallory's node was released a point above
+    Alice's, became the best and won, and Bob, whose child of Alice is four rows better, was
+    recorded as carrying Alice's score. Compared with the exact best (the validator counts the
+    best node again in every session), Mallory's node carries Alice's score and gains nothing;
+    Bob's is released and wins."""
+    task_id = new_task(settings, files["validation"], "edge", target="0.999")
+    arch = node_id_of(
+        cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1")
+    )
+    _oracle(settings, task_id)
+    market = market_for(settings, 3)
+    spec, init = _state(market, arch)
+    rows = load_file(files["validation"])
+    start = correct_rows(weights.load_evaluated(save(init), spec), spec, rows.X, rows.y)
+    trained = {}
+    for owner in ("owner1", "owner2"):
+        model = build_torch(spec)
+        model.load_state_dict(init)
+        train_node(model, spec, load_file(files[owner]))
+        trained[owner] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    # Alice: 0.75 points (three rows of 400) above a multiple of the margin, well above the
+    # architecture
+    raw, alice_count = _blend_counting(
+        spec,
+        init,
+        trained["owner1"],
+        rows,
+        lambda c: c >= start + 12 and ladder.bps(c, len(rows)) % 100 == 75,
+    )
+    alice = market.submit(task_id, arch, add_bytes(market.store, raw)).node_id
+    _oracle(settings, task_id)
+    released = market.node(alice).accuracy_bps
+    assert released == ladder.bps(alice_count, len(rows)) - 75, released
+
+    mallory, bob = market_for(settings, 8), market_for(settings, 4)
+    _, alice_state = _state(market, alice)
+    raw, _ = _blend_counting(
+        spec, alice_state, trained["owner1"], rows, lambda c: c == alice_count + 1
+    )
+    edge = mallory.submit(task_id, alice, add_bytes(mallory.store, raw)).node_id
+    # the same node compared with the rounded best was a new best by the margin
+    assert ladder.bps(alice_count + 1, len(rows)) >= released + 100
+    raw, _ = _blend_counting(
+        spec, alice_state, trained["owner2"], rows, lambda c: c >= alice_count + 4
+    )
+    better = bob.submit(task_id, alice, add_bytes(bob.store, raw)).node_id
+    log = _oracle(settings, task_id)
+    nodes = market.nodes(task_id)
+    assert nodes[edge].status == nodes[better].status == "scored", log
+    assert nodes[edge].accuracy_bps == released, log  # Alice's score, carried
+    assert nodes[better].accuracy_bps >= released + 100, log
+
+    _finalize(settings, task_id)
+    assert market.task(task_id, with_info=False).winner == better
+    assert _gain(mallory, task_id, mallory.chain.address) == 0
+    assert _gain(bob, task_id, bob.chain.address) > 0
 
 
 def test_trained_weights_are_no_architecture(settings, deployed, files):

@@ -12,6 +12,7 @@ from bountytree.market.ladder import (
     Entry,
     audit_tolerance,
     climb,
+    near_scores,
     possible_records,
     recorded_score,
     round_down,
@@ -101,12 +102,39 @@ def test_an_audit_accepts_the_rounding_of_a_secure_count_and_nothing_more():
     rows, tol = 400, audit_tolerance(400)
     assert tol == 2
     # 372/400 = 93.00 %; two rows either side cover 92.50 % .. 93.50 %.
-    allowed = possible_records(372, rows, tol, best_bps=9200, margin_bps=MARGIN, parent_bps=9000)
+    allowed = possible_records(372, rows, tol, bests_bps={9200}, margin_bps=MARGIN, parent_bps=9000)
     assert allowed == {9000, 9300}
     shifted = possible_records(
-        372 + 40, rows, tol, best_bps=9200, margin_bps=MARGIN, parent_bps=9000
+        372 + 40, rows, tol, bests_bps={9200}, margin_bps=MARGIN, parent_bps=9000
     )
     assert 9300 not in shifted
+    # a best the audit counts 368 may have been counted 366 to 370 in the session: from 91.50 %,
+    # 370 rows (92.50 %) was a release too
+    assert near_scores(368, rows, tol) == {9150, 9175, 9200, 9225, 9250}
+    assert possible_records(
+        372, rows, tol, bests_bps=near_scores(368, rows, tol), margin_bps=MARGIN, parent_bps=9000
+    ) == {9000, 9200, 9300}
+
+
+def test_the_margin_is_counted_from_the_exact_best_not_its_release():
+    """A best of 92.75 % exact is released as 92 %: a node at 93 % (one row better on 400) beat
+    the rounded best by the margin and was released at 93 % (noise mining at the Ladder's edge);
+    from the exact best it carries its parent's score, and 93.75 % is the first release."""
+    assert recorded_score(9300, best_bps=9275, margin_bps=MARGIN, parent_bps=9200) == 9200
+    assert recorded_score(9375, best_bps=9275, margin_bps=MARGIN, parent_bps=9200) == 9300
+    steps = climb(
+        [Entry(2, 1, 9300), Entry(3, 1, 9375), Entry(4, 3, 9450), Entry(5, 3, 9475)],
+        best_bps=9275,
+        margin_bps=MARGIN,
+        recorded={1: 9200},
+    )
+    # node 3's exact 93.75 % is the best now: 94.50 % is not a margin above it, 94.75 % is
+    assert [(s.recorded_bps, s.improved) for s in steps] == [
+        (9200, False),
+        (9300, True),
+        (9300, False),
+        (9400, True),
+    ]
 
 
 # ── Blum and Hardt's boosting attack, simulated on a synthetic label vector ──
