@@ -2,7 +2,7 @@
 the task records: what a row looks like and what is predicted, never the data itself.
 
 Fields that serve the scoring: `margin_bps`, the Ladder's η (a node's score is recorded only
-when it beats the task's best by this much, rounded down to it: bountytree/market/ladder.py);
+when it beats the task's exact best by this much, rounded down to it: bountytree/market/ladder.py);
 `feature_ranges`, each feature's least and greatest value over the sponsor's rows, from which a
 model's values are bounded before a secure session (bountytree/models/bounds.py: the trainer
 checks it before it stakes, the oracle before it scores); `input_range`, one [low, high] for all
