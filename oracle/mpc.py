@@ -5,7 +5,7 @@ labels, and each model's weights, which are public in a public task: it reads th
 the store by the CIDs the chain records, so the model evaluated is the node's whatever party 1
 holds (a party 1 that shared weights of its own choosing would turn each node into a counting
 question about the rows). Party 1 is the oracle: it holds the other half of every value and
-receives each count (party 0's own, once the shared count agrees with it, below). Each model
+receives each count (party 0's own plaintext count, below). Each model
 runs on the shared rows, its one-hot predictions are multiplied with the shared labels, and only
 the sum (the number of correct rows) is revealed. Nothing else leaves either party.
 
@@ -23,14 +23,14 @@ nodes of one session share one encryption of the rows.
 
 Against a party 1 that deviates from the protocol (it holds shares of every intermediate value
 and can add what it likes to its own; two-party CrypTen has no MACs), party 0:
-- counts each node itself, in plaintext, from the same public weights, sees the shared count
-  first and alone (revealed to party 0 only), and sends party 1 its own plaintext count, only
-  if the two agree within what fixed point can flip (`ladder.audit_tolerance`); otherwise it
-  ends the session, and party 1 learns nothing but that. A party 1 that adds constants to its
-  shares of a layer's output chooses, in effect, the biases of the model counted, and so a
-  counting question about the rows; its answer never reaches it (before, it did: found by the
-  second attacker review of the sessions). At most one bit per session is left, whether the
-  tampered count strayed, and the validator's log names the deviation;
+- counts each node itself, in plaintext, from the same public weights, and tells party 1 that
+  count, whatever the shared count (revealed to party 0 alone) says. A party 1 that adds
+  constants to its shares of a layer's output chooses, in effect, the biases of the model
+  counted, and so a counting question about the rows; before, its answer reached it (found by
+  the second attacker review of the sessions). Now it stays with party 0, which logs a shared
+  count that strays from its own (`_evaluate`) and tells party 1 nothing of it: not an answer,
+  not a refusal. A node crafted so that fixed point flips many near-tie rows strays the same
+  way; it is logged, and scored as plaintext counts it, not stalled;
 - shares the rows in a fresh secret order each session, so whatever a tampered value carries
   about "row i" is about a row party 1 cannot name.
 Rows are counted as `bountytree/mpc/counting.py` says (the custodians of a private task count
@@ -193,34 +193,22 @@ def _shared_rows(
     return chunks
 
 
-def _count_correct(model, spec: ModelSpec, chunks, rows: int, plain: int | None) -> int:
-    """Correct rows of one model: party 0's own plaintext count `plain`, given to party 1 only
-    once the shared count agrees with it (None on party 1)."""
-    return _reveal_count(shared_hits(model, spec, chunks), rows, plain)
-
-
-def _reveal_count(total, rows: int, plain: int | None) -> int:
-    """Reveals a shared count to party 0 alone. Party 0 has counted the node itself, in
-    plaintext, from the same public weights: if the two differ by more than fixed point can
-    flip (`ladder.audit_tolerance`), party 1 changed its shares, and party 0 ends the session;
-    otherwise it tells party 1 its own plaintext count, not the shared one. Party 1 learns the
-    node's count or that a party deviated, whatever it adds to its shares (a tampered count is
-    a counting question of its choosing about the rows, and never reaches it); party 0's
-    decision is its own plaintext, with no shared yes/no for party 1 to add to."""
+def _reveal_count(total, plain: int | None) -> tuple[int, float | None]:
+    """Reveals a shared count to party 0 alone, and tells party 1 party 0's own plaintext count
+    `plain` of the same public weights, whatever the shared count says: (the count told, the
+    shared count on party 0, None on party 1). A party 1 that adds to its shares makes the
+    shared count a counting question of its choosing about the rows; its answer stays with
+    party 0, which logs how far it strayed (`_evaluate`), and party 1 learns nothing from it,
+    not even that it was noticed."""
     comm = crypten.comm.get()
     revealed = total.get_plain_text(dst=DATA_PARTY)  # None on party 1: it receives nothing
     answer = torch.zeros(1, dtype=torch.int64)
+    shared = None
     if comm.get_rank() == DATA_PARTY:
         assert plain is not None
-        agrees = abs(float(revealed.item()) - plain) <= audit_tolerance(rows)
-        answer[0] = plain if agrees else -1
+        answer[0], shared = plain, float(revealed.item())
     comm.broadcast(answer, DATA_PARTY)
-    if int(answer[0]) < 0:
-        raise SessionRefused(
-            "a count differs from the validator's own count of the node: a party deviated from "
-            "the protocol"
-        )
-    return int(answer[0])
+    return int(answer[0]), shared
 
 
 def _secret_order(rows: int) -> np.ndarray:
@@ -234,9 +222,12 @@ def _evaluate(
     rows: int,
     progress: Callable[[str], None] = lambda line: None,
     plain_rows: tuple[np.ndarray, np.ndarray] | None = None,
+    log: Callable[[str], None] = lambda line: None,
 ) -> list[NodeScore]:
-    """Each model on the shared rows; party 0 (with the weights and `plain_rows`) also counts
-    each in plaintext, to check the shared count against."""
+    """Each model on the shared rows; party 0 (with the weights and `plain_rows`) counts each
+    in plaintext too, tells party 1 that count, and `log`s a shared count that strays from it
+    by more than fixed point flips near ties (`ladder.audit_tolerance`): the model party
+    deviated, or the node's rows sit at near-ties on purpose."""
     scores = []
     for node_id, spec, state in models:
         started = time.perf_counter()
@@ -253,7 +244,14 @@ def _evaluate(
             )  # strict wants torch's metadata; names checked above
         model.encrypt(src=DATA_PARTY)  # the weights party 0 read itself
         model.eval()
-        correct = _count_correct(model, spec, chunks, rows, plain)
+        correct, shared = _reveal_count(shared_hits(model, spec, chunks), plain)
+        if shared is not None and abs(shared - correct) > audit_tolerance(rows):
+            log(
+                f"node {node_id}: the shared count {shared:.0f} strays from this validator's own "
+                f"count {correct} by more than {audit_tolerance(rows)} rows (the model party "
+                "deviated, or the node's rows sit at near-ties); the model party was told "
+                f"{correct}"
+            )
         scores.append(NodeScore(node_id, correct, rows, time.perf_counter() - started))
         progress(
             f"node {node_id} evaluated ({len(scores)} of {len(models)}, {scores[-1].seconds:.1f} s)"
@@ -326,6 +324,7 @@ def data_party(
     num_classes: int,
     admitted: Admitted,
     test: tuple[np.ndarray, np.ndarray] | None = None,
+    log: Callable[[str], None] = lambda line: None,
 ) -> list[NodeScore]:
     """Party 0 (after `join`, which admitted party 1's ticket): shares the rows of the part it
     admitted (validation, or the `test` rows) in a fresh secret order, takes part in every
@@ -363,4 +362,4 @@ def data_party(
         num_classes,
         chunk_rows([spec for _, spec, _ in models]),
     )
-    return _evaluate(models, chunks, len(y), plain_rows=(X, y))
+    return _evaluate(models, chunks, len(y), plain_rows=(X, y), log=log)

@@ -152,6 +152,7 @@ def run_validator(
                 task.info.num_classes,
                 admission.admitted,
                 test=(test_rows.X, test_rows.y) if test_rows is not None else None,
+                log=lambda line: print(line, flush=True),
             )
         except mpc.SessionRefused as exc:
             raise UserError(f"session refused: {exc}") from None

@@ -32,12 +32,9 @@ def main() -> None:
     args, rest = p.parse_known_args()
     honest_reveal = mpc._reveal_count
 
-    def shifted(total, rows: int, plain: int | None) -> int:
-        # its own plaintext count shifted the same way, so its check passes and the oracle is
-        # told the shifted count
-        return honest_reveal(
-            total + args.shift, rows, None if plain is None else plain + args.shift
-        )
+    def shifted(total, plain: int | None) -> tuple[int, float | None]:
+        # the oracle is told party 0's own count: shifted
+        return honest_reveal(total + args.shift, None if plain is None else plain + args.shift)
 
     mpc._reveal_count = shifted
     if args.own_key:
