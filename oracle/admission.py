@@ -55,10 +55,11 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 
 from bountytree.errors import UserError
+from bountytree.files import atomic_write
 from bountytree.market.actions import Market, NodeView
 from bountytree.models import weights as weights_io
 from bountytree.models.spec import MAX_SPEC_BYTES, ModelSpec, load_spec
-from bountytree.storage.store import StoreError, get_bytes
+from bountytree.storage.store import StoreError, cid_of, get_bytes
 
 TICKET_TTL_S = 600
 VALIDATION, TEST = "validation", "test"
@@ -79,6 +80,7 @@ MAX_LOGGED = 200  # characters of a refusal's reason written to the log
 # one read per this many seconds; an oracle granted the role meanwhile is known by then).
 ROLE_REFRESH_S = 5.0
 ROLE_SCAN_BLOCKS = 10_000  # blocks per event query (what RPC providers commonly allow)
+CIDV0 = re.compile(r"^Qm[1-9A-HJ-NP-Za-km-z]{44}$")  # a weights CID, safe as a file name
 
 
 class Refused(Exception):
@@ -96,6 +98,9 @@ class Ticket:
     part: str = VALIDATION
     weights: tuple[str, ...] = ()  # each node's weights CID, in the order of `nodes`
     link: str = ""  # hex of the X25519 key the model party's link proves
+    # the node holding the task's best released score (0: none yet): the validator counts it
+    # too, for the Ladder's exact best, and refuses a ticket whose best the chain does not show
+    best: int = 0
 
     def message(self) -> bytes:
         return json.dumps(
@@ -117,13 +122,22 @@ class Model:
 
 @dataclass(frozen=True)
 class Admitted:
-    """What the validator admitted: which part of its data, each node, and (validation part)
-    the node holding the task's best recorded score, whose exact count the Ladder compares
-    against (bountytree/market/ladder.py)."""
+    """What the validator admitted: which part of its data, each node, and (validation part,
+    once a score was released) the node holding the task's best, whose exact count the Ladder
+    compares against (bountytree/market/ladder.py)."""
 
     part: str
     models: list[Model]
-    best: Model | None = None
+    best: Best | None = None
+
+
+@dataclass(frozen=True)
+class Best:
+    """The node holding the task's best released score, and its model (None when neither this
+    validator's kept copy nor the store has its weights any more)."""
+
+    node_id: int
+    model: Model | None
 
 
 def issue(
@@ -137,6 +151,10 @@ def issue(
     """A signed ticket for one session, from the oracle's own account, for the link that
     proves the public key `link`."""
     nodes = market.nodes(task_id)
+    best = 0
+    if part == VALIDATION:
+        task = market.task(task_id, with_info=False)
+        best = task.best_node if task.best_bps else 0
     ticket = Ticket(
         market.chain.chain_id,
         market.tree.address,
@@ -147,6 +165,7 @@ def issue(
         part,
         tuple(_weights(market, nodes, n) if n in nodes else "" for n in node_ids),
         link.hex(),
+        best,
     )
     signed = Account.sign_message(encode_defunct(ticket.message()), market.chain.account.key)
     return {
@@ -185,6 +204,7 @@ class Gate:
         contract = market.tree.address.lower()
         self.test_marker = self.log_path.parent / "test-sessions" / f"{contract}-task-{task_id}"
         self.nonces = self.log_path.parent / "nonces"  # one file per admitted ticket
+        self.kept = self.log_path.parent / "weights"  # a copy of each admitted node's weights
         self._role: bytes | None = None  # ORACLE_ROLE's id, read once
         # ORACLE_ROLE's holders as its events say, up to block `_holders_at` (`screen`); read
         # before the gate admits anyone, so that no opening races the first read
@@ -278,7 +298,7 @@ class Gate:
             self._check(ticket, now, link_key)
             signer = self._signer(ticket, header)
             models = self._winner(ticket) if ticket.part == TEST else self._models(ticket)
-            best = None if ticket.part == TEST else self._best()
+            best = None if ticket.part == TEST else self._best(ticket)
             self._claim_nonce(ticket.nonce, now)
             if ticket.part == TEST:
                 self._claim_test_session()
@@ -301,6 +321,7 @@ class Gate:
                 str(raw.get("part", VALIDATION))[:16],
                 tuple(str(c)[:64] for c in raw.get("weights", [])[: MAX_NODES_PER_SESSION + 1]),
                 str(raw.get("link", ""))[:64],
+                int(raw.get("best", 0)),
             )
             if not NONCE.match(ticket.nonce):
                 raise ValueError("nonce")
@@ -372,14 +393,26 @@ class Gate:
             out.append(self._model(node, spec))
         return out
 
-    def _best(self) -> Model | None:
-        """The node holding the task's best recorded score: the validator counts it again in
-        every session, so the oracle compares against its exact score without keeping it."""
-        best = self.market.task(self.task_id, with_info=False).best_node
+    def _best(self, ticket: Ticket) -> Best | None:
+        """The node holding the task's best released score, which the ticket must name: the
+        validator counts it again in every session, so the oracle compares against its exact
+        score without keeping it. Its weights come from this validator's kept copy (it admitted
+        the node once, while pending), else the store; with neither, the session goes on
+        without its count (a leader that withdraws its file cannot stop every session)."""
+        task = self.market.task(self.task_id, with_info=False)
+        best = task.best_node if task.best_bps else 0
+        if ticket.best != best:
+            raise Refused(
+                f"the ticket names node {ticket.best} as the task's best, the chain {best}"
+            )
         if not best:
             return None
         nodes = self.market.nodes(self.task_id)
-        return self._model(nodes[best], self._spec(_architecture(nodes, best)))
+        try:
+            return Best(best, self._model(nodes[best], self._spec(_architecture(nodes, best))))
+        except Refused as exc:
+            self._log(time.time(), None, None, f"best node unreadable: {str(exc)[:MAX_LOGGED]}")
+            return Best(best, None)
 
     def _winner(self, ticket: Ticket) -> list[Model]:
         """The test part: the finalized task's winner only, before any test score is recorded."""
@@ -403,11 +436,19 @@ class Gate:
         about the rows of its choosing; found by the attacker review of the sessions)."""
         cid = node.weights_cid(spec)
         where = f"weights of node {node.id}"
+        kept = self.kept / cid if CIDV0.match(cid) else None
         try:
-            raw = get_bytes(self.market.store, cid, weights_io.max_bytes(spec))
-            return Model(node.id, spec, weights_io.load(raw, spec, where))
-        except (UserError, StoreError) as exc:  # a file at fault, or the store down
+            raw = kept.read_bytes() if kept is not None and kept.exists() else None
+            if raw is None or cid_of(raw) != cid:
+                raw = get_bytes(self.market.store, cid, weights_io.max_bytes(spec))
+            model = Model(node.id, spec, weights_io.load(raw, spec, where))
+        except (UserError, StoreError, OSError) as exc:  # a file at fault, or the store down
             raise Refused(f"{where}: {str(exc)[:MAX_LOGGED]}") from None
+        if kept is not None and not kept.exists():
+            # kept for the day the node is the task's best and its author's file is gone
+            self.kept.mkdir(mode=0o700, parents=True, exist_ok=True)
+            atomic_write(kept, raw)
+        return model
 
     def _claim_test_session(self) -> None:
         """Claims one of the task's MAX_TEST_SESSIONS test sessions (each a marker file created

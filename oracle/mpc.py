@@ -48,7 +48,6 @@ from typing import Any
 
 import numpy as np
 
-from bountytree.market.ladder import audit_tolerance
 from bountytree.models.inference import correct_rows
 from bountytree.models.spec import ModelSpec
 from bountytree.models.weights import evaluated
@@ -75,6 +74,12 @@ __all__ = [
 
 MODEL_PARTY, DATA_PARTY = 1, 0
 MAX_ROWS = 10_000_000  # what party 1 accepts as a row count when the task does not say
+
+
+def fixed_point_rows(rows: int) -> int:
+    """Rows by which an honest shared count may differ from plaintext (fixed point flips rows
+    near a tie): one, or 0.5 % above 200 rows. Beyond it, party 0 logs the count as strayed."""
+    return max(1, rows * 5 // 1000) if rows > 200 else 1
 
 
 def join(
@@ -226,7 +231,7 @@ def _evaluate(
 ) -> list[NodeScore]:
     """Each model on the shared rows; party 0 (with the weights and `plain_rows`) counts each
     in plaintext too, tells party 1 that count, and `log`s a shared count that strays from it
-    by more than fixed point flips near ties (`ladder.audit_tolerance`): the model party
+    by more than fixed point flips near ties (`fixed_point_rows`): the model party
     deviated, or the node's rows sit at near-ties on purpose."""
     scores = []
     for node_id, spec, state in models:
@@ -234,7 +239,7 @@ def _evaluate(
         model = build_crypten(spec)
         plain = None
         if state is not None and plain_rows is not None:
-            plain = correct_rows(evaluated(state, spec), spec, *plain_rows)
+            plain = correct_rows(evaluated(state, spec), spec, *plain_rows).correct
         if state is not None:
             weights = crypten_state(spec, state)
             if set(weights) != {name for name, _ in model.named_parameters()}:
@@ -245,10 +250,10 @@ def _evaluate(
         model.encrypt(src=DATA_PARTY)  # the weights party 0 read itself
         model.eval()
         correct, shared = _reveal_count(shared_hits(model, spec, chunks), plain)
-        if shared is not None and abs(shared - correct) > audit_tolerance(rows):
+        if shared is not None and abs(shared - correct) > fixed_point_rows(rows):
             log(
                 f"node {node_id}: the shared count {shared:.0f} strays from this validator's own "
-                f"count {correct} by more than {audit_tolerance(rows)} rows (the model party "
+                f"count {correct} by more than {fixed_point_rows(rows)} rows (the model party "
                 "deviated, or the node's rows sit at near-ties); the model party was told "
                 f"{correct}"
             )
@@ -265,7 +270,8 @@ def model_party(
     progress: Callable[[str], None] = lambda line: None,
 ) -> tuple[list[NodeScore], dict]:
     """Party 1 (after `join` with its ticket): checks party 0's answer against what the task
-    says (`expect`: rows, features, classes; rows 0 when unknown), takes part in each
+    says (`expect`: rows, features, classes, rows 0 when unknown; and the best node the ticket
+    named), takes part in each
     evaluation, returns the scores and what it was told (rows, the validator's count of the
     task's best node). `progress` hears a line as each node is evaluated (no count: the exact count is
     this party's alone)."""
@@ -280,7 +286,7 @@ def model_party(
     ]
     if wrong or announced["rows"] > MAX_ROWS:
         raise SessionRefused(f"the validator announced {announced}, the task says {expect}")
-    best = _best_count(answer.get("best"), announced["rows"])
+    best = _best_count(answer.get("best"), announced["rows"], int(expect.get("best", 0)))
     started = time.perf_counter()
     chunks = _shared_rows(
         None,
@@ -300,22 +306,26 @@ def model_party(
     }
 
 
-def _best_count(best: Any, rows: int) -> dict | None:
-    """The validator's count of the task's best node, checked for shape: {"node", "correct"}
-    with the count in [0, rows], or None (no best yet)."""
-    if best is None:
+def _best_count(best: Any, rows: int, expected: int) -> dict | None:
+    """The validator's count of the task's best node, which must be the node the ticket named
+    (`expected`; 0: none released yet, and no count): {"node", "correct"}, the count in
+    [0, rows] or None (its weights could not be read)."""
+    if not expected:
+        if best is not None:
+            raise SessionRefused("the validator counted a best node the ticket did not name")
         return None
+    count = best.get("correct") if isinstance(best, dict) else None
     if (
         not isinstance(best, dict)
         or set(best) != {"node", "correct"}
-        or not all(isinstance(best[k], int) and not isinstance(best[k], bool) for k in best)
-        or best["node"] < 1
-        or not 0 <= best["correct"] <= rows
+        or best["node"] != expected
+        or isinstance(best["node"], bool)
+        or not (count is None or (type(count) is int and 0 <= count <= rows))
     ):
         raise SessionRefused(
-            f"the validator's count of the best node is malformed: {str(best)[:100]}"
+            f"the validator's count of the best node {expected} is wrong: {str(best)[:100]}"
         )
-    return {"node": best["node"], "correct": best["correct"]}
+    return {"node": expected, "correct": count}
 
 
 def data_party(
@@ -337,12 +347,10 @@ def data_party(
         (m.node_id, m.spec, m.weights) for m in admitted.models
     ]
     best = None
-    if admitted.best is not None:
-        b = admitted.best
-        best = {
-            "node": b.node_id,
-            "correct": correct_rows(evaluated(b.weights, b.spec), b.spec, X, y),
-        }
+    if admitted.best is not None:  # its count, or None when its weights could not be read
+        m = admitted.best.model
+        count = None if m is None else correct_rows(evaluated(m.weights, m.spec), m.spec, X, y)
+        best = {"node": admitted.best.node_id, "correct": None if count is None else count.correct}
     send_json(
         {
             "ok": True,

@@ -226,9 +226,9 @@ def run_model_party(job_dir: str) -> int:
         raise UserError(f"the validator refused the session: {exc}") from None
     progress = open(job_path / PROGRESS, "a", buffering=1)  # noqa: SIM115 (closed below)
     try:
-        scores, info = mpc.model_party(
-            models, job["expect"], lambda line: print(line, file=progress)
-        )
+        # the best node the signed ticket named: the validator must count that one
+        expect = {**job["expect"], "best": int(job["header"]["ticket"].get("best", 0))}
+        scores, info = mpc.model_party(models, expect, lambda line: print(line, file=progress))
     except mpc.SessionRefused as exc:
         raise UserError(f"the validator refused the session: {exc}") from None
     finally:

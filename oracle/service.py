@@ -93,12 +93,12 @@ class Failing:
 
 @dataclass(frozen=True)
 class ExactBest:
-    """The exact score of the node holding a task's best recorded score: what the Ladder
-    compares against. The validator counts that node again in every session, and the oracle's
-    own releases update it; it is never published."""
+    """The exact score of the node holding a task's best released score: what the Ladder
+    compares against. The validator counts that node again in every session (None: it could
+    not read its weights), and the oracle's own releases update it; it is never published."""
 
     node_id: int
-    bps: int
+    bps: int | None
 
 
 @dataclass
@@ -704,16 +704,19 @@ class Oracle:
         """What each node records (bountytree/market/ladder.py), in the order they are recorded, from
         the exact score of the task's best node and the parents' scores on-chain right now: only
         the oracle records scores."""
-        best_node = self.market.task(task_id, with_info=False).best_node
-        best = 0
-        if best_node:
+        task = self.market.task(task_id, with_info=False)
+        best = 0  # nothing released yet: the first release is η above 0
+        if task.best_bps:
             known = self._exact_best.get(task_id)
-            if known is None or known.node_id != best_node:
+            if known is None or known.node_id != task.best_node:
+                # every session's ticket names the chain's best and the validator counts it,
+                # and only this oracle records: not reached unless the chain changed under it
                 raise UserError(
-                    f"task {task_id}: the validator did not count the best node {best_node} "
-                    "(the Ladder compares against its exact score); nothing recorded"
+                    f"task {task_id}: no count of the best node {task.best_node} (the Ladder "
+                    "compares against its exact score); nothing recorded"
                 )
-            best = known.bps
+            # unread by the validator: the most its exact score can be, below the next release
+            best = known.bps if known.bps is not None else task.best_bps + margin_bps - 1
         recorded = {
             n.id: n.accuracy_bps
             for n in self.market.nodes(task_id).values()
@@ -804,10 +807,10 @@ class Oracle:
                 )
                 continue
             out[x.node.id] = ladder.bps(count, session.rows)
-        if session.best is not None:
-            self._exact_best[task.id] = ExactBest(
-                session.best.node_id, ladder.bps(session.best.correct, session.rows)
-            )
+        if session.best is not None:  # the node the ticket named, checked by the model party
+            b = session.best
+            exact = None if b.correct is None else ladder.bps(b.correct, session.rows)
+            self._exact_best[task.id] = ExactBest(b.node_id, exact)
         return out
 
     def score_test_if_due(self, task_id: int, r: TaskRound) -> None:

@@ -40,11 +40,12 @@ SESSION_TIMEOUT_S = 1800
 
 @dataclass(frozen=True)
 class BestCount:
-    """The validator's count of the node holding the task's best recorded score: the Ladder's
-    exact best (bountytree/market/ladder.py)."""
+    """The validator's count of the node holding the task's best released score: the Ladder's
+    exact best (bountytree/market/ladder.py); None when the validator could not read its
+    weights."""
 
     node_id: int
-    correct: int
+    correct: int | None
 
 
 @dataclass

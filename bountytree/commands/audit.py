@@ -11,8 +11,10 @@ the exact score of the node that set the best before each), and compare with wha
 a count, or an oracle that recorded something else, shows up as one line per node; the exit
 status is 1 if any node does not match.
 
-The secure evaluation computes in fixed point, so a count may differ from plaintext by a row
-near a tie; an audit accepts any score the Ladder would record within `audit_tolerance` rows.
+A public task records the validator's plaintext counts, made by the same code as the audit's, so
+a count may differ only on rows a node decides by a near-tie, which another machine's float
+arithmetic may decide the other way: an audit accepts any score the Ladder would record within
+the node's near-tie rows (and the best's, for the exact best), and no more.
 
 A private task's nodes have no public weights to recompute, but what they were scored on is
 checked: the sponsor's two sealed validation shares are made from the file and the salt alone
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
     from bountytree.config import Settings
     from bountytree.market.actions import Market, NodeView
     from bountytree.models.datasets import Dataset
+    from bountytree.models.inference import Counted
 
 
 def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
@@ -143,7 +146,7 @@ def run_audit(args: argparse.Namespace, settings: Settings) -> int:
 def audit(market: Market, task_id: int) -> Report:
     """Every scored node of a finalized task, in the order its score was recorded, against the
     published validation file; the file's row count; a private task's validation shares."""
-    from bountytree.market.ladder import audit_tolerance, bps, near_scores, possible_records
+    from bountytree.market.ladder import bps, near_scores, possible_records
     from bountytree.reasons import Rejected
     from bountytree.storage.store import StoreError, StoreUnavailable
 
@@ -153,7 +156,6 @@ def audit(market: Market, task_id: int) -> Report:
     if task.custodied:  # private: no node's weights are public to recompute
         return Report([], len(rows), _private_shares_match(market, task_id, rows))
     nodes = market.nodes(task_id)
-    tolerance = audit_tolerance(len(rows))
     events = sorted(
         market.logs("NodeScored", taskId=task_id),
         key=lambda e: (e["blockNumber"], e["logIndex"]),
@@ -166,7 +168,7 @@ def audit(market: Market, task_id: int) -> Report:
         node = nodes[e["args"]["nodeId"]]
         recorded = int(e["args"]["accuracyBps"])
         try:
-            correct = _plain_correct(market, node, rows)
+            counted = _plain_correct(market, node, rows)
         except StoreUnavailable:
             raise  # the store is down: nobody's fault, and nothing is audited
         except (StoreError, Rejected) as exc:  # a file gone from the store, or unreadable
@@ -176,16 +178,18 @@ def audit(market: Market, task_id: int) -> Report:
             continue
         parent = nodes[node.parent_id].accuracy_bps if node.parent_id else 0
         expected = possible_records(
-            correct,
+            counted.correct,
             len(rows),
-            tolerance,
+            counted.near_ties,
             bests_bps=bests,
             margin_bps=task.info.margin_bps,
             parent_bps=parent,
         )
-        out.append(Finding(node.id, recorded, bps(correct, len(rows)), frozenset(expected), best))
+        out.append(
+            Finding(node.id, recorded, bps(counted.correct, len(rows)), frozenset(expected), best)
+        )
         if recorded > best:
-            best, bests = recorded, near_scores(correct, len(rows), tolerance)
+            best, bests = recorded, near_scores(counted.correct, len(rows), counted.near_ties)
     return Report(out, len(rows))
 
 
@@ -221,7 +225,7 @@ def published_rows(market: Market, task_id: int, commitment: bytes, label_column
     return load_bytes(raw, f"validation file {cid}", label_column)
 
 
-def _plain_correct(market: Market, node: NodeView, rows: Dataset) -> int:
+def _plain_correct(market: Market, node: NodeView, rows: Dataset) -> Counted:
     """The node's correct rows, in plaintext, from its stored weights (argmax ties to the
     first class, as in PyTorch and in the secure evaluation)."""
     from bountytree.models.inference import correct_rows

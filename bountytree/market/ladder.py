@@ -114,8 +114,9 @@ def possible_records(
 ) -> set[int]:
     """Every score the rule could record for a count within `tolerance_rows` of `correct` and
     an exact best among `bests_bps` (`near_scores` of the best's own count): what an audit
-    accepts, since the secure evaluation's fixed point may flip a near-tie row, and the audit
-    counts on a machine of its own."""
+    accepts. The tolerance is the node's rows decided by a near-tie (`inference.Counted`), which
+    another machine's float arithmetic may decide the other way, and nothing more: a wider one
+    on both the node and the best lets a validator that shifts two counts pass."""
     return {
         recorded_score(c, best_bps=b, margin_bps=margin_bps, parent_bps=parent_bps)
         for c in near_scores(correct, rows, tolerance_rows)
@@ -127,8 +128,3 @@ def near_scores(correct: int, rows: int, tolerance_rows: int) -> set[int]:
     """The exact scores of every count within `tolerance_rows` of `correct`."""
     low, high = max(0, correct - tolerance_rows), min(rows, correct + tolerance_rows)
     return {bps(c, rows) for c in range(low, high + 1)}
-
-
-def audit_tolerance(rows: int) -> int:
-    """Rows by which a secure count may differ from plaintext: one, or 0.5 % above 200 rows."""
-    return max(1, rows * 5 // 1000) if rows > 200 else 1

@@ -1,28 +1,20 @@
 """Counting a model's correct rows on secret-shared rows: what both the oracle's session and the
 custodians' scoring compute, up to the moment a count is revealed (each reveals its own way).
 
-Rows are shared in chunks of `chunk_rows` rows, so a wide model holds fewer rows at once instead
-of exhausting memory. Argmax ties go to the lowest class, as in PyTorch: the public offsets of
+Rows are shared in chunks of `chunk_rows` rows (bountytree/models/inference.py, which counts in
+plaintext the same way), so a wide model holds fewer rows at once instead of exhausting memory. Argmax ties go to the lowest class, as in PyTorch: the public offsets of
 `fixedpoint.tie_offsets` are added to the logits, as the delivered model adds them.
 """
 
 from __future__ import annotations
 
 from bountytree.models.fixedpoint import tie_offsets
+from bountytree.models.inference import chunk_rows
 from bountytree.models.spec import ModelSpec
 
 from .crypten_import import crypten
 
-CHUNK_ROWS = 4096
-# Values of one layer's output across a chunk of rows: what a session holds at once per layer.
-CHUNK_VALUES = 1 << 21
-
-
-def chunk_rows(specs: list[ModelSpec]) -> int:
-    """Rows per chunk for a session of these models: CHUNK_VALUES over the widest layer. Every
-    party computes it from the same specs."""
-    widest = max((s.widest for s in specs), default=1)
-    return max(1, min(CHUNK_ROWS, CHUNK_VALUES // max(1, widest)))
+__all__ = ["chunk_rows", "shared_hits"]
 
 
 def shared_hits(model, spec: ModelSpec, chunks):

@@ -6,6 +6,7 @@ beside it are still scored and paid."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,13 +15,16 @@ from safetensors.torch import save
 from torch import equal as torch_equal
 
 from bountytree.market import ladder
+from bountytree.market.actions import Market
+from bountytree.market.validation import validator_folder
 from bountytree.models import weights
-from bountytree.models.datasets import load_file
+from bountytree.models.datasets import Dataset, load_file
 from bountytree.models.inference import correct_rows
-from bountytree.models.spec import build_torch, load_spec
+from bountytree.models.spec import ModelSpec, build_torch, load_spec
 from bountytree.models.training import train_node
 from bountytree.processes import free_port
-from bountytree.storage.store import add_bytes, cid_of, get_bytes
+from bountytree.storage.cid import digest_from_cid
+from bountytree.storage.store import StoreError, add_bytes, cid_of, get_bytes
 from oracle import service
 from oracle.service import Oracle
 from tests.conftest import (
@@ -34,6 +38,7 @@ from tests.conftest import (
     run_cli,
     validator_process,
 )
+from tests.store_damage import remove
 
 pytestmark = pytest.mark.mpc
 
@@ -286,6 +291,39 @@ def test_dip_and_restore_gains_nothing(settings, deployed, files):
     assert _credited(mallory, task_id) <= STAKE
 
 
+def _trained(spec, init: dict, rows) -> dict:
+    model = build_torch(spec)
+    model.load_state_dict(init)
+    train_node(model, spec, rows)
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+@dataclass(frozen=True)
+class BlendTask:
+    """A task with its architecture scored, and what a test blends nodes of chosen counts from:
+    the initial weights, the validation rows and a model trained from them on each owner's rows."""
+
+    task_id: int
+    arch: int
+    market: Market
+    spec: ModelSpec
+    init: dict
+    rows: Dataset
+    trained: dict[str, dict]
+
+
+def _blend_task(settings, files, name: str, owners: tuple[str, ...]) -> BlendTask:
+    task_id = new_task(settings, files["validation"], name, target="0.999")
+    arch = node_id_of(
+        cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1")
+    )
+    _oracle(settings, task_id)
+    market = market_for(settings, 3)
+    spec, init = _state(market, arch)
+    trained = {o: _trained(spec, init, load_file(files[o])) for o in owners}
+    return BlendTask(task_id, arch, market, spec, init, load_file(files["validation"]), trained)
+
+
 def _blend(a: dict, b: dict, t: float) -> dict:
     return {k: a[k] + t * (b[k] - a[k]) if a[k].is_floating_point() else a[k] for k in a}
 
@@ -295,7 +333,7 @@ def _blend_counting(spec, a: dict, b: dict, rows, want, steps: int = 800) -> tup
     bytes a node would submit, with that count (as the validator counts it, in plaintext)."""
     for t in np.linspace(0.0, 1.0, steps + 1)[1:]:
         raw = save(_blend(a, b, float(t)))
-        count = correct_rows(weights.load_evaluated(raw, spec), spec, rows.X, rows.y)
+        count = correct_rows(weights.load_evaluated(raw, spec), spec, rows.X, rows.y).correct
         if want(count):
             return raw, count
     raise AssertionError("no blend with the count wanted")
@@ -310,21 +348,11 @@ def test_a_node_a_row_better_than_the_best_takes_no_release(settings, deployed, 
     recorded as carrying Alice's score. Compared with the exact best (the validator counts the
     best node again in every session), Mallory's node carries Alice's score and gains nothing;
     Bob's is released and wins."""
-    task_id = new_task(settings, files["validation"], "edge", target="0.999")
-    arch = node_id_of(
-        cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1")
-    )
-    _oracle(settings, task_id)
-    market = market_for(settings, 3)
-    spec, init = _state(market, arch)
-    rows = load_file(files["validation"])
-    start = correct_rows(weights.load_evaluated(save(init), spec), spec, rows.X, rows.y)
-    trained = {}
-    for owner in ("owner1", "owner2"):
-        model = build_torch(spec)
-        model.load_state_dict(init)
-        train_node(model, spec, load_file(files[owner]))
-        trained[owner] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    t = _blend_task(settings, files, "edge", ("owner1", "owner2"))
+    task_id, arch, market, spec, init, rows, trained = (
+        t.task_id, t.arch, t.market, t.spec, t.init, t.rows, t.trained
+    )  # fmt: skip
+    start = correct_rows(weights.load_evaluated(save(init), spec), spec, rows.X, rows.y).correct
     # Alice: 0.75 points (three rows of 400) above a multiple of the margin, well above the
     # architecture
     raw, alice_count = _blend_counting(
@@ -361,6 +389,73 @@ def test_a_node_a_row_better_than_the_best_takes_no_release(settings, deployed, 
     assert market.task(task_id, with_info=False).winner == better
     assert _gain(mallory, task_id, mallory.chain.address) == 0
     assert _gain(bob, task_id, bob.chain.address) > 0
+
+
+def test_a_leader_that_withdraws_its_file_stops_no_session(settings, deployed, files):
+    """The validator counts the task's best node in every session (the Ladder's exact best). The
+    first version refused every session whose best it could not read: a leader that withdrew
+    its file would have kept the lead, every later node pending (found by the attacker review
+    of the exact best). Now the validator counts the best from the copy it kept when it admitted
+    the node; with that copy gone too, the session goes on without the count, and the oracle
+    compares against the most the best can be (its release + η − 1), so that a lost file never
+    lowers the bar."""
+    t = _blend_task(settings, files, "withdrawn", ("owner1",))
+    task_id, arch, market, spec, init, rows, trained = (
+        t.task_id, t.arch, t.market, t.spec, t.init, t.rows, t.trained
+    )  # fmt: skip
+    # Alice: a quarter point above her release
+    raw, alice_count = _blend_counting(
+        spec,
+        init,
+        trained["owner1"],
+        rows,
+        lambda c: c >= 200 and ladder.bps(c, len(rows)) % 100 == 25,
+    )
+    alice = market.submit(task_id, arch, add_bytes(market.store, raw)).node_id
+    _oracle(settings, task_id)
+    task = market.task(task_id, with_info=False)
+    assert task.best_node == alice and task.best_bps == ladder.round_down(
+        ladder.bps(alice_count, len(rows)), 100
+    )
+    kept = validator_folder(settings.home, market.chain.chain_id) / "weights"
+
+    def withdraw(node_id: int) -> Path:
+        """The node's file is gone from the store; its copy the validator kept, at the path
+        returned, is not."""
+        cid = market.node(node_id).weights_cid(spec)
+        remove(market.store, digest_from_cid(cid))
+        with pytest.raises(StoreError):
+            get_bytes(market.store, cid, 1 << 24)
+        assert (kept / cid).exists()
+        return kept / cid
+
+    # Bob: four rows (a point) better than Alice, whose file is gone: the validator counts her
+    # from its copy, and Bob beats her exact score by the margin
+    withdraw(alice)
+    bob, bob_count = _blend_counting(
+        spec, init, trained["owner1"], rows, lambda c: alice_count + 4 <= c <= alice_count + 6
+    )
+    bob = market_for(settings, 4).submit(task_id, arch, add_bytes(market.store, bob)).node_id
+    log = _oracle(settings, task_id)
+    assert market.node(bob).accuracy_bps == task.best_bps + 100, log
+    # Carol: a point better than Bob, whose file and copy are both gone: the session runs
+    # without his count, and Carol is carried, since she is not a point above the most his
+    # exact score can be (his release + 99)
+    withdraw(bob).unlink()
+    bar = task.best_bps + 100 + 99 + 100
+    carol, _ = _blend_counting(
+        spec,
+        init,
+        trained["owner1"],
+        rows,
+        lambda c: c >= bob_count + 4 and ladder.bps(c, len(rows)) < bar,
+    )
+    carol = market_for(settings, 5).submit(task_id, arch, add_bytes(market.store, carol)).node_id
+    log = _oracle(settings, task_id)
+    nodes = market.nodes(task_id)
+    assert nodes[carol].status == "scored", log
+    assert nodes[carol].accuracy_bps == nodes[arch].accuracy_bps, log
+    assert market.task(task_id, with_info=False).best_node == bob
 
 
 def test_trained_weights_are_no_architecture(settings, deployed, files):

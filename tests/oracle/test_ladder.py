@@ -10,7 +10,6 @@ import numpy as np
 from bountytree.market.ladder import (
     BPS,
     Entry,
-    audit_tolerance,
     climb,
     near_scores,
     possible_records,
@@ -98,9 +97,8 @@ def test_against_the_payout_rule_nothing_forfeits_and_only_new_bests_gain():
             assert all(g >= margin for n, g in gains.items() if n in improved and g)
 
 
-def test_an_audit_accepts_the_rounding_of_a_secure_count_and_nothing_more():
-    rows, tol = 400, audit_tolerance(400)
-    assert tol == 2
+def test_an_audit_accepts_near_ties_and_nothing_more():
+    rows, tol = 400, 2  # a node deciding two rows by a near-tie
     # 372/400 = 93.00 %; two rows either side cover 92.50 % .. 93.50 %.
     allowed = possible_records(372, rows, tol, bests_bps={9200}, margin_bps=MARGIN, parent_bps=9000)
     assert allowed == {9000, 9300}
@@ -108,12 +106,29 @@ def test_an_audit_accepts_the_rounding_of_a_secure_count_and_nothing_more():
         372 + 40, rows, tol, bests_bps={9200}, margin_bps=MARGIN, parent_bps=9000
     )
     assert 9300 not in shifted
-    # a best the audit counts 368 may have been counted 366 to 370 in the session: from 91.50 %,
-    # 370 rows (92.50 %) was a release too
+    # a best the audit counts 368, with two near-ties of its own, may have been counted 366 to
+    # 370 by the validator: from 91.50 %, 370 rows (92.50 %) was a release too
     assert near_scores(368, rows, tol) == {9150, 9175, 9200, 9225, 9250}
     assert possible_records(
         372, rows, tol, bests_bps=near_scores(368, rows, tol), margin_bps=MARGIN, parent_bps=9000
     ) == {9000, 9200, 9300}
+
+
+def test_an_audit_window_on_both_the_node_and_the_best_lets_two_shifted_counts_pass():
+    """Found by the attacker review of the exact best: with the old tolerance of 0.5 % of the
+    rows on both the node's count and the best's, a node that ties a best of 91.90 % could be
+    recorded carried or released, so a validator that added two rows to a puppet's count and
+    took two off the best's passed the audit. A node's tolerance is now its own near-tie rows:
+    none for an ordinary model, and a tie is a tie."""
+    rows, old = 1000, 5
+    loose = possible_records(
+        919, rows, old, bests_bps=near_scores(919, rows, old), margin_bps=MARGIN, parent_bps=9100
+    )
+    assert loose == {9100, 9200}
+    tight = possible_records(
+        919, rows, 0, bests_bps=near_scores(919, rows, 0), margin_bps=MARGIN, parent_bps=9100
+    )
+    assert tight == {9100}
 
 
 def test_the_margin_is_counted_from_the_exact_best_not_its_release():

@@ -251,7 +251,7 @@ def _initial_count(files) -> int:
     spec = load_spec(MLP.read_bytes())
     rows = load_file(files["validation"])
     model = weights_io.load_evaluated(weights_io.initial_weights(spec), spec)
-    return correct_rows(model, spec, rows.X, rows.y)
+    return correct_rows(model, spec, rows.X, rows.y).correct
 
 
 def test_a_tampering_model_party_is_told_the_nodes_own_count_whatever_it_adds(
