@@ -55,11 +55,12 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 
 from bountytree.errors import UserError
-from bountytree.files import atomic_write
 from bountytree.market.actions import Market, NodeView
 from bountytree.models import weights as weights_io
 from bountytree.models.spec import MAX_SPEC_BYTES, ModelSpec, load_spec
-from bountytree.storage.store import StoreError, cid_of, get_bytes
+from bountytree.storage.store import StoreError, StoreUnavailable, get_bytes
+
+from .kept import KeptWeights
 
 TICKET_TTL_S = 600
 VALIDATION, TEST = "validation", "test"
@@ -80,11 +81,14 @@ MAX_LOGGED = 200  # characters of a refusal's reason written to the log
 # one read per this many seconds; an oracle granted the role meanwhile is known by then).
 ROLE_REFRESH_S = 5.0
 ROLE_SCAN_BLOCKS = 10_000  # blocks per event query (what RPC providers commonly allow)
-CIDV0 = re.compile(r"^Qm[1-9A-HJ-NP-Za-km-z]{44}$")  # a weights CID, safe as a file name
 
 
 class Refused(Exception):
     """The validator refuses the session; the message says why (it is logged and sent back)."""
+
+
+class StoreDown(Refused):
+    """Refused because the store cannot be reached: nobody's file is at fault."""
 
 
 @dataclass(frozen=True)
@@ -152,7 +156,7 @@ def issue(
     proves the public key `link`."""
     nodes = market.nodes(task_id)
     best = 0
-    if part == VALIDATION:
+    if part == VALIDATION and nodes:  # (a task unknown to the chain has no nodes and no best)
         task = market.task(task_id, with_info=False)
         best = task.best_node if task.best_bps else 0
     ticket = Ticket(
@@ -204,7 +208,8 @@ class Gate:
         contract = market.tree.address.lower()
         self.test_marker = self.log_path.parent / "test-sessions" / f"{contract}-task-{task_id}"
         self.nonces = self.log_path.parent / "nonces"  # one file per admitted ticket
-        self.kept = self.log_path.parent / "weights"  # a copy of each admitted node's weights
+        # a copy of each admitted node's weights, while it may become or is the best (kept.py)
+        self.kept = KeptWeights(self.log_path.parent / "weights" / f"{contract}-task-{task_id}")
         self._role: bytes | None = None  # ORACLE_ROLE's id, read once
         # ORACLE_ROLE's holders as its events say, up to block `_holders_at` (`screen`); read
         # before the gate admits anyone, so that no opening races the first read
@@ -405,11 +410,18 @@ class Gate:
             raise Refused(
                 f"the ticket names node {ticket.best} as the task's best, the chain {best}"
             )
+        nodes = self.market.nodes(self.task_id)
+        self.kept.drop(
+            n.cid
+            for n in nodes.values()
+            if n.kind == "trained" and n.status != "pending" and n.id != best
+        )
         if not best:
             return None
-        nodes = self.market.nodes(self.task_id)
         try:
             return Best(best, self._model(nodes[best], self._spec(_architecture(nodes, best))))
+        except StoreDown:
+            raise  # the store is down: the session waits for it, and nobody's bar moves
         except Refused as exc:
             self._log(time.time(), None, None, f"best node unreadable: {str(exc)[:MAX_LOGGED]}")
             return Best(best, None)
@@ -436,18 +448,19 @@ class Gate:
         about the rows of its choosing; found by the attacker review of the sessions)."""
         cid = node.weights_cid(spec)
         where = f"weights of node {node.id}"
-        kept = self.kept / cid if CIDV0.match(cid) else None
+        limit = weights_io.max_bytes(spec)
+        kept = self.kept.read(cid, limit)
         try:
-            raw = kept.read_bytes() if kept is not None and kept.exists() else None
-            if raw is None or cid_of(raw) != cid:
-                raw = get_bytes(self.market.store, cid, weights_io.max_bytes(spec))
+            raw = kept if kept is not None else get_bytes(self.market.store, cid, limit)
             model = Model(node.id, spec, weights_io.load(raw, spec, where))
-        except (UserError, StoreError, OSError) as exc:  # a file at fault, or the store down
+        except StoreUnavailable as exc:
+            raise StoreDown(f"{where}: {str(exc)[:MAX_LOGGED]}") from None
+        except (UserError, StoreError) as exc:  # a file at fault, or gone from the store
             raise Refused(f"{where}: {str(exc)[:MAX_LOGGED]}") from None
-        if kept is not None and not kept.exists():
-            # kept for the day the node is the task's best and its author's file is gone
-            self.kept.mkdir(mode=0o700, parents=True, exist_ok=True)
-            atomic_write(kept, raw)
+        if kept is None:  # for the day the node is the task's best and its author's file is gone
+            why = self.kept.keep(cid, raw)
+            if why:
+                self._log(time.time(), None, None, why[:MAX_LOGGED])
         return model
 
     def _claim_test_session(self) -> None:

@@ -48,9 +48,8 @@ from typing import Any
 
 import numpy as np
 
-from bountytree.models.inference import correct_rows
+from bountytree.models.counting import count_correct
 from bountytree.models.spec import ModelSpec
-from bountytree.models.weights import evaluated
 from bountytree.mpc import session
 from bountytree.mpc.counting import chunk_rows, shared_hits
 from bountytree.mpc.crypten_import import crypten, torch
@@ -239,7 +238,7 @@ def _evaluate(
         model = build_crypten(spec)
         plain = None
         if state is not None and plain_rows is not None:
-            plain = correct_rows(evaluated(state, spec), spec, *plain_rows).correct
+            plain = count_correct(state, spec, *plain_rows).correct
         if state is not None:
             weights = crypten_state(spec, state)
             if set(weights) != {name for name, _ in model.named_parameters()}:
@@ -349,7 +348,7 @@ def data_party(
     best = None
     if admitted.best is not None:  # its count, or None when its weights could not be read
         m = admitted.best.model
-        count = None if m is None else correct_rows(evaluated(m.weights, m.spec), m.spec, X, y)
+        count = None if m is None else count_correct(m.weights, m.spec, X, y)
         best = {"node": admitted.best.node_id, "correct": None if count is None else count.correct}
     send_json(
         {

@@ -11,10 +11,12 @@ the exact score of the node that set the best before each), and compare with wha
 a count, or an oracle that recorded something else, shows up as one line per node; the exit
 status is 1 if any node does not match.
 
-A public task records the validator's plaintext counts, made by the same code as the audit's, so
-a count may differ only on rows a node decides by a near-tie, which another machine's float
-arithmetic may decide the other way: an audit accepts any score the Ladder would record within
-the node's near-tie rows (and the best's, for the exact best), and no more.
+A public task records the validator's plaintext counts, made by the same code as the audit's
+(bountytree/models/counting.py), so a count may differ only on rows a node leaves undecided (its
+best logits closer than float32's rounding can move them), which another machine may decide the
+other way: an audit accepts any score the Ladder would record within the node's undecided rows
+(and the best's, within its release's band, for the exact best), and no more. A node that leaves
+more than 0.5 % of the rows undecided cannot be checked, and is reported as such.
 
 A private task's nodes have no public weights to recompute, but what they were scored on is
 checked: the sponsor's two sealed validation shares are made from the file and the salt alone
@@ -36,8 +38,8 @@ if TYPE_CHECKING:
     from bountytree.commands import Subparsers
     from bountytree.config import Settings
     from bountytree.market.actions import Market, NodeView
+    from bountytree.models.counting import Counted
     from bountytree.models.datasets import Dataset
-    from bountytree.models.inference import Counted
 
 
 def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
@@ -67,7 +69,7 @@ class Finding:
     plain_bps: int
     expected: frozenset[int]  # what the Ladder could record for the plaintext count
     best_before_bps: int
-    unreadable: str = ""  # why the node's weights could not be checked, if they could not
+    unreadable: str = ""  # why the node could not be checked (its weights, or its near-ties)
 
     @property
     def matches(self) -> bool:
@@ -147,6 +149,7 @@ def audit(market: Market, task_id: int) -> Report:
     """Every scored node of a finalized task, in the order its score was recorded, against the
     published validation file; the file's row count; a private task's validation shares."""
     from bountytree.market.ladder import bps, near_scores, possible_records
+    from bountytree.models.counting import checkable
     from bountytree.reasons import Rejected
     from bountytree.storage.store import StoreError, StoreUnavailable
 
@@ -161,12 +164,15 @@ def audit(market: Market, task_id: int) -> Report:
         key=lambda e: (e["blockNumber"], e["logIndex"]),
     )
     # The Ladder's best is exact: the count of the node that set the best recorded score, as
-    # this audit counts it (within the tolerance); one whose weights cannot be read leaves
-    # every exact score its release allows.
+    # this audit counts it (within its undecided rows), and always within the band its release
+    # allows (a release is its exact score rounded down); a best this audit cannot count leaves
+    # the whole band.
+    margin = task.info.margin_bps
     best, bests, out = 0, {0}, []
     for e in events:
         node = nodes[e["args"]["nodeId"]]
         recorded = int(e["args"]["accuracyBps"])
+        band = set(range(recorded, recorded + margin))
         try:
             counted = _plain_correct(market, node, rows)
         except StoreUnavailable:
@@ -174,22 +180,31 @@ def audit(market: Market, task_id: int) -> Report:
         except (StoreError, Rejected) as exc:  # a file gone from the store, or unreadable
             out.append(Finding(node.id, recorded, 0, frozenset(), best, str(exc)))
             if recorded > best:
-                best, bests = recorded, set(range(recorded, recorded + task.info.margin_bps))
+                best, bests = recorded, band
+            continue
+        plain = bps(counted.correct, len(rows))
+        if not checkable(counted, len(rows)):
+            why = (
+                f"it decides {counted.undecided} of {len(rows)} rows by a near-tie, which another "
+                "machine's arithmetic may decide otherwise: its count cannot be checked"
+            )
+            out.append(Finding(node.id, recorded, plain, frozenset(), best, why))
+            if recorded > best:
+                best, bests = recorded, band
             continue
         parent = nodes[node.parent_id].accuracy_bps if node.parent_id else 0
         expected = possible_records(
             counted.correct,
             len(rows),
-            counted.near_ties,
+            counted.undecided,
             bests_bps=bests,
-            margin_bps=task.info.margin_bps,
+            margin_bps=margin,
             parent_bps=parent,
         )
-        out.append(
-            Finding(node.id, recorded, bps(counted.correct, len(rows)), frozenset(expected), best)
-        )
+        out.append(Finding(node.id, recorded, plain, frozenset(expected), best))
         if recorded > best:
-            best, bests = recorded, near_scores(counted.correct, len(rows), counted.near_ties)
+            best = recorded
+            bests = (near_scores(counted.correct, len(rows), counted.undecided) & band) or band
     return Report(out, len(rows))
 
 
@@ -227,12 +242,11 @@ def published_rows(market: Market, task_id: int, commitment: bytes, label_column
 
 def _plain_correct(market: Market, node: NodeView, rows: Dataset) -> Counted:
     """The node's correct rows, in plaintext, from its stored weights (argmax ties to the
-    first class, as in PyTorch and in the secure evaluation)."""
-    from bountytree.models.inference import correct_rows
-    from bountytree.models.weights import load_evaluated, max_bytes
+    first class, as in PyTorch and in the secure evaluation), and its undecided rows."""
+    from bountytree.models.counting import count_correct
+    from bountytree.models.weights import load, max_bytes
     from bountytree.storage.store import get_bytes
 
     spec = market.architecture_spec(node)
     raw = get_bytes(market.store, node.weights_cid(spec), max_bytes(spec))
-    model = load_evaluated(raw, spec, f"weights of node {node.id}")
-    return correct_rows(model, spec, rows.X, rows.y)
+    return count_correct(load(raw, spec, f"weights of node {node.id}"), spec, rows.X, rows.y)

@@ -21,12 +21,6 @@ from bountytree.models.weights import load_evaluated
 
 # A CSV uploaded to the app for predictions is read whole; beyond this it is refused.
 MAX_CSV_BYTES = 32 << 20
-CHUNK_ROWS = 4096
-# Values of one layer's output across a chunk of rows: what counting holds at once per layer.
-CHUNK_VALUES = 1 << 21
-# Top two logits closer than this (relative to the top one, at least 1) decide a row by a near-tie:
-# float32 carries 1.2e-7, and summing a layer in another order moves a logit by a few of those.
-NEAR_TIE = 1e-5
 
 
 class InputError(UserError):
@@ -152,42 +146,6 @@ def rows_from_csv(
     if not np.isfinite(X).all():
         raise InputError(f"{where}: empty cells, NaN or infinity among the features")
     return CsvRows(X.astype(np.float32), labels)
-
-
-def chunk_rows(specs: list[ModelSpec]) -> int:
-    """Rows per chunk when counting these models (in plaintext here, on shared rows in a
-    session): CHUNK_VALUES over the widest layer, so that a wide model holds fewer rows at once
-    instead of exhausting memory. Every party computes it from the same specs."""
-    widest = max((s.widest for s in specs), default=1)
-    return max(1, min(CHUNK_ROWS, CHUNK_VALUES // max(1, widest)))
-
-
-@dataclass(frozen=True)
-class Counted:
-    """A model's correct rows in plaintext, and how many rows it decides by a near-tie (its top
-    two logits within NEAR_TIE of each other, relative): the rows another machine's float
-    arithmetic might decide the other way, and so what an audit may accept a count to differ by."""
-
-    correct: int
-    near_ties: int
-
-
-def correct_rows(model: torch.nn.Module, spec: ModelSpec, X: np.ndarray, y: np.ndarray) -> Counted:
-    """Rows whose predicted class (argmax, ties to the first class) is the label, in plaintext,
-    chunk by chunk (`chunk_rows`): how the audit and a public task's validator count a node,
-    from the model `weights.load_evaluated` gives."""
-    correct = near = 0
-    chunk = chunk_rows([spec])
-    with torch.no_grad():
-        for start in range(0, len(y), chunk):
-            x = torch.from_numpy(X[start : start + chunk]).reshape(-1, *spec.input_shape)
-            logits = model(x)
-            correct += int((logits.argmax(1).numpy() == y[start : start + chunk]).sum())
-            if logits.shape[1] > 1:
-                top = logits.topk(2, dim=1).values
-                gap = top[:, 0] - top[:, 1]
-                near += int((gap <= NEAR_TIE * top[:, 0].abs().clamp(min=1.0)).sum())
-    return Counted(correct, near)
 
 
 def accuracy(prediction: Prediction, labels: np.ndarray) -> float:

@@ -18,8 +18,8 @@ from bountytree.market import ladder
 from bountytree.market.actions import Market
 from bountytree.market.validation import validator_folder
 from bountytree.models import weights
+from bountytree.models.counting import count_correct
 from bountytree.models.datasets import Dataset, load_file
-from bountytree.models.inference import correct_rows
 from bountytree.models.spec import ModelSpec, build_torch, load_spec
 from bountytree.models.training import train_node
 from bountytree.processes import free_port
@@ -333,7 +333,7 @@ def _blend_counting(spec, a: dict, b: dict, rows, want, steps: int = 800) -> tup
     bytes a node would submit, with that count (as the validator counts it, in plaintext)."""
     for t in np.linspace(0.0, 1.0, steps + 1)[1:]:
         raw = save(_blend(a, b, float(t)))
-        count = correct_rows(weights.load_evaluated(raw, spec), spec, rows.X, rows.y).correct
+        count = count_correct(weights.load(raw, spec), spec, rows.X, rows.y).correct
         if want(count):
             return raw, count
     raise AssertionError("no blend with the count wanted")
@@ -352,7 +352,7 @@ def test_a_node_a_row_better_than_the_best_takes_no_release(settings, deployed, 
     task_id, arch, market, spec, init, rows, trained = (
         t.task_id, t.arch, t.market, t.spec, t.init, t.rows, t.trained
     )  # fmt: skip
-    start = correct_rows(weights.load_evaluated(save(init), spec), spec, rows.X, rows.y).correct
+    start = count_correct(init, spec, rows.X, rows.y).correct
     # Alice: 0.75 points (three rows of 400) above a multiple of the margin, well above the
     # architecture
     raw, alice_count = _blend_counting(
@@ -417,7 +417,11 @@ def test_a_leader_that_withdraws_its_file_stops_no_session(settings, deployed, f
     assert task.best_node == alice and task.best_bps == ladder.round_down(
         ladder.bps(alice_count, len(rows)), 100
     )
-    kept = validator_folder(settings.home, market.chain.chain_id) / "weights"
+    kept = (
+        validator_folder(settings.home, market.chain.chain_id)
+        / "weights"
+        / f"{market.tree.address.lower()}-task-{task_id}"
+    )
 
     def withdraw(node_id: int) -> Path:
         """The node's file is gone from the store; its copy the validator kept, at the path
@@ -456,6 +460,8 @@ def test_a_leader_that_withdraws_its_file_stops_no_session(settings, deployed, f
     assert nodes[carol].status == "scored", log
     assert nodes[carol].accuracy_bps == nodes[arch].accuracy_bps, log
     assert market.task(task_id, with_info=False).best_node == bob
+    # Alice is no longer the best: her copy went with the next session
+    assert not (kept / market.node(alice).weights_cid(spec)).exists()
 
 
 def test_trained_weights_are_no_architecture(settings, deployed, files):

@@ -6,13 +6,17 @@ counts (tests/oracle/hostile_validator.py) shows one mismatch per node."""
 from __future__ import annotations
 
 import pytest
+from safetensors.torch import save as to_bytes_state
 
 from bountytree.market.actions import Market
 from bountytree.market.validation import commitment, opening, registered_salt
+from bountytree.models.fixedpoint import TIE_EPS
+from bountytree.models.weights import load, max_bytes
 from bountytree.processes import free_port
 from bountytree.storage.cid import digest_from_cid
-from bountytree.storage.store import add_bytes, add_file
+from bountytree.storage.store import add_bytes, add_file, get_bytes
 from tests.conftest import (
+    advance_time,
     cli_error,
     cli_ok,
     market_for,
@@ -111,6 +115,36 @@ def test_a_validator_that_shifted_its_counts_is_caught(
     }
     assert flagged == set(nodes), report
     assert f"{len(nodes)} scored node(s) checked, {len(nodes)} mismatch(es)" in report
+
+
+def test_a_node_crafted_to_sit_on_ties_is_reported_as_unchecked(
+    settings, deployed, files, monkeypatch, capsys
+):
+    """A child whose class-1 logit is its class-0 logit, the tie offset cancelled: every row
+    either would win sits on a tie, which another machine's arithmetic may break either way.
+    The audit accepted any count within a node's undecided rows; for such a node that is nearly
+    anything (and, as the best, it covered every later node: the second attacker review of the
+    exact best). It is now reported as a node whose count cannot be checked, and the audit fails;
+    the honest nodes beside it still match."""
+    task_id, nodes = _market_with_two_trained_nodes(settings, files, "audit ties")
+    market = market_for(settings, 5)
+    parent = market.node(nodes[1])
+    spec = market.architecture_spec(parent)
+    state = load(get_bytes(market.store, parent.weights_cid(spec), max_bytes(spec)), spec)
+    last = len(spec.layers) - 1
+    state[f"{last}.weight"][1] = state[f"{last}.weight"][0]
+    state[f"{last}.bias"][1] = state[f"{last}.bias"][0] + TIE_EPS
+    crafted = market.submit(task_id, parent.id, add_bytes(market.store, to_bytes_state(state)))
+    out = cli_ok(settings, "--once", "--task", str(task_id), module="oracle")
+    assert market.node(crafted.node_id).status == "scored", out
+    if not market.task(task_id, with_info=False).finalized:
+        advance_time(settings, 2 * 3600 + 60)
+        cli_ok(settings, "finalize", "--task", str(task_id), "--account", "0")
+    status, report = _audit(settings, task_id, monkeypatch, capsys)
+    assert status == 1, report
+    lines = [line for line in report.splitlines() if line.startswith("node ")]
+    assert len(lines) == 1 and lines[0].startswith(f"node {crafted.node_id}:"), report
+    assert "cannot be checked" in lines[0], report
 
 
 def test_a_file_that_does_not_open_the_commitment_is_refused(

@@ -24,8 +24,8 @@ from eth_account.messages import encode_defunct
 
 from bountytree.config import ROOT
 from bountytree.models import weights as weights_io
+from bountytree.models.counting import count_correct
 from bountytree.models.datasets import load_file
-from bountytree.models.inference import correct_rows
 from bountytree.models.spec import load_spec
 from bountytree.mpc import links
 from bountytree.private.sealing import new_private_key, write_private_key
@@ -250,8 +250,8 @@ def _initial_count(files) -> int:
     plaintext."""
     spec = load_spec(MLP.read_bytes())
     rows = load_file(files["validation"])
-    model = weights_io.load_evaluated(weights_io.initial_weights(spec), spec)
-    return correct_rows(model, spec, rows.X, rows.y).correct
+    state = weights_io.load(weights_io.initial_weights(spec), spec)
+    return count_correct(state, spec, rows.X, rows.y).correct
 
 
 def test_a_tampering_model_party_is_told_the_nodes_own_count_whatever_it_adds(
@@ -445,3 +445,30 @@ def test_the_screen_follows_the_roles_grants_and_revocations(
     # stranger), and the admission, which asks the chain, refuses it
     with pytest.raises(Refused, match="does not hold ORACLE_ROLE"):
         gate.admit(issue(newcomer, task_id, [ids[1]]))
+
+
+def test_the_validators_copies_never_stop_an_admission(settings, deployed, pending_task, tmp_path):
+    """The validator keeps a copy of each node's weights it admits (for the Ladder's exact best,
+    once the node leads and its author's file is gone). The first version wrote it outside the
+    admission's error handling: a full or read-only disk ended every admission. A copy that
+    cannot be written is logged and the session goes on; something planted where a copy goes
+    (a link to an endless file) is never read, and is replaced by the real copy."""
+    task_id, ids = pending_task
+    oracle = market_for(settings, 0)
+    log = tmp_path / "validator" / "sessions.log"
+    gate = Gate(oracle, task_id, log)
+    gate.kept.folder.parent.mkdir(parents=True)
+    gate.kept.folder.write_text("a file where the folder goes: every write fails")
+    admitted = gate.admit(issue(oracle, task_id, [ids[0]]))
+    assert [m.node_id for m in admitted.models] == [ids[0]]
+    assert "no copy kept" in log.read_text()
+
+    gate.kept.folder.unlink()
+    gate.kept.folder.mkdir()
+    cid = issue(oracle, task_id, [ids[1]])["ticket"]["weights"][0]
+    (gate.kept.folder / cid).symlink_to("/dev/zero")
+    admitted = gate.admit(issue(oracle, task_id, [ids[1]]))
+    assert [m.node_id for m in admitted.models] == [ids[1]]
+    copy = gate.kept.folder / cid
+    assert not copy.is_symlink() and copy.is_file()
+    assert gate.kept.read(cid, 1 << 24) == copy.read_bytes()

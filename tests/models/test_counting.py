@@ -1,0 +1,98 @@
+"""Plaintext counting (bountytree/models/counting.py): what the validator records and the audit
+checks, and which rows any machine decides alike. An ordinary trained model leaves none
+undecided; weights crafted to sit on ties (a copied logit, hidden units that cancel, which a
+threshold on the logits alone did not see: the second attacker review of the exact best) leave
+many, and cannot be checked. Every row called decided is decided alike by float64 arithmetic and
+one row at a time, however the weights were crafted."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from bountytree.config import ROOT
+from bountytree.models import weights
+from bountytree.models.counting import checkable, count_correct
+from bountytree.models.fixedpoint import TIE_EPS, on_grid
+from bountytree.models.spec import build_torch, load_spec
+from bountytree.models.training import train_node
+from demo.sample_data import digits
+
+SPEC = load_spec((ROOT / "examples" / "mlp.json").read_bytes())
+
+
+def _rows():
+    ds = digits()
+    order = np.random.default_rng(7).permutation(len(ds))
+    return ds.subset(order[:1000]), ds.subset(order[1000:1400])
+
+
+def _trained() -> dict[str, torch.Tensor]:
+    train, _ = _rows()
+    model = build_torch(SPEC)
+    model.load_state_dict(weights.load(weights.initial_weights(SPEC), SPEC))
+    train_node(model, SPEC, train)
+    return weights.load(weights.to_bytes(model), SPEC)
+
+
+def _predictions(state, X: np.ndarray, dtype: torch.dtype, one_at_a_time: bool) -> np.ndarray:
+    model = weights.evaluated(state, SPEC).to(dtype)
+    x = torch.from_numpy(X).to(dtype)
+    with torch.no_grad():
+        if one_at_a_time:
+            return np.array([int(model(x[i : i + 1]).argmax(1)) for i in range(len(x))])
+        return model(x).argmax(1).numpy()
+
+
+def _decided_rows_agree(state, rows) -> None:
+    """Rows the count calls decided are predicted alike in float32 batched, float32 one row at a
+    time, and float64 (close to exact): recounting only those gives the same count each way."""
+    ref = _predictions(state, rows.X, torch.float32, one_at_a_time=False)
+    for dtype, single in ((torch.float32, True), (torch.float64, False)):
+        other = _predictions(state, rows.X, dtype, one_at_a_time=single)
+        differ = int((other != ref).sum())
+        assert differ <= count_correct(state, SPEC, rows.X, rows.y).undecided, (dtype, single)
+
+
+def test_an_ordinary_model_leaves_no_row_undecided():
+    state = _trained()
+    _, rows = _rows()
+    counted = count_correct(state, SPEC, rows.X, rows.y)
+    plain = _predictions(state, rows.X, torch.float32, one_at_a_time=False)
+    assert counted.correct == int((plain == rows.y).sum()) > 300
+    assert counted.undecided == 0 and checkable(counted, len(rows))
+
+
+def test_a_copied_logit_leaves_its_rows_undecided():
+    """Class 1's logit made class 0's exactly, its tie offset cancelled by the bias: every row
+    that either would win is on a tie."""
+    state = _trained()
+    state["2.weight"][1] = state["2.weight"][0]
+    state["2.bias"][1] = state["2.bias"][0] + TIE_EPS
+    _, rows = _rows()
+    counted = count_correct(state, SPEC, rows.X, rows.y)
+    on_the_tie = int((_predictions(state, rows.X, torch.float32, one_at_a_time=False) == 0).sum())
+    assert counted.undecided >= on_the_tie > 20 and not checkable(counted, len(rows))
+    _decided_rows_agree(state, rows)
+
+
+def test_hidden_units_that_cancel_leave_their_rows_undecided():
+    """h0 = 8000 + w·x, h1 = 3000 + a·x, h2 = 5000 + (w − a)·x: class 0's logit h0 − h1 − h2 is
+    zero exactly, and float32 noise of about 1e-3 in any machine's order. The logits themselves
+    are small, so a threshold relative to them called every row decided."""
+    state = {
+        k: torch.zeros_like(v) for k, v in weights.load(weights.initial_weights(SPEC), SPEC).items()
+    }
+    g = torch.Generator().manual_seed(3)
+    w, a = torch.rand(64, generator=g) * 0.2, torch.rand(64, generator=g) * 0.1
+    state["0.weight"][0], state["0.bias"][0] = w, 8000.0
+    state["0.weight"][1], state["0.bias"][1] = a, 3000.0
+    state["0.weight"][2], state["0.bias"][2] = w - a, 5000.0
+    state["2.weight"][0, :3] = torch.tensor([1.0, -1.0, -1.0])
+    state["2.bias"][0] = TIE_EPS * (SPEC.num_classes - 2)  # level with class 1 after offsets
+    state["2.bias"][2:] = -100.0
+    state = {k: on_grid(v) for k, v in state.items()}
+    _, rows = _rows()
+    counted = count_correct(state, SPEC, rows.X, rows.y)
+    assert not checkable(counted, len(rows)), counted
+    _decided_rows_agree(state, rows)
