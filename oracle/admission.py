@@ -58,7 +58,7 @@ from bountytree.errors import UserError
 from bountytree.market.actions import Market, NodeView
 from bountytree.models import weights as weights_io
 from bountytree.models.spec import MAX_SPEC_BYTES, ModelSpec, load_spec
-from bountytree.storage.store import StoreError, StoreUnavailable, get_bytes
+from bountytree.storage.store import StoreError, StoreUnavailable, cid_of, get_bytes
 
 from .kept import KeptWeights
 
@@ -411,11 +411,11 @@ class Gate:
                 f"the ticket names node {ticket.best} as the task's best, the chain {best}"
             )
         nodes = self.market.nodes(self.task_id)
-        self.kept.drop(
-            n.cid
-            for n in nodes.values()
-            if n.kind == "trained" and n.status != "pending" and n.id != best
-        )
+        # copies no node still needs: settled trained nodes' weights, unless a node that may
+        # yet be counted names the same file (one sent twice must not drop the best's copy)
+        needed = {n.cid for n in nodes.values() if n.kind != "trained" or n.status == "pending"}
+        needed |= {nodes[best].cid} if best else set()
+        self.kept.drop({n.cid for n in nodes.values() if n.kind == "trained"} - needed)
         if not best:
             return None
         try:
@@ -449,7 +449,7 @@ class Gate:
         cid = node.weights_cid(spec)
         where = f"weights of node {node.id}"
         limit = weights_io.max_bytes(spec)
-        kept = self.kept.read(cid, limit)
+        kept = self.kept.read(cid, limit) if node.kind == "trained" else self._initial(cid, spec)
         try:
             raw = kept if kept is not None else get_bytes(self.market.store, cid, limit)
             model = Model(node.id, spec, weights_io.load(raw, spec, where))
@@ -458,10 +458,15 @@ class Gate:
         except (UserError, StoreError) as exc:  # a file at fault, or gone from the store
             raise Refused(f"{where}: {str(exc)[:MAX_LOGGED]}") from None
         if kept is None:  # for the day the node is the task's best and its author's file is gone
-            why = self.kept.keep(cid, raw)
-            if why:
-                self._log(time.time(), None, None, why[:MAX_LOGGED])
+            self._keep(cid, raw)
         return model
+
+    @staticmethod
+    def _initial(cid: str, spec: ModelSpec) -> bytes | None:
+        """An architecture's weights, made from its spec's seed when they are the ones the spec
+        names (they need no copy and no store)."""
+        made = weights_io.initial_weights(spec)
+        return made if cid_of(made) == cid else None
 
     def _claim_test_session(self) -> None:
         """Claims one of the task's MAX_TEST_SESSIONS test sessions (each a marker file created
@@ -479,12 +484,25 @@ class Gate:
         )
 
     def _spec(self, arch: NodeView) -> ModelSpec:
+        """An architecture's spec: from this validator's copy, else the store (then kept)."""
+        kept = self.kept.read(arch.cid, MAX_SPEC_BYTES)
         try:
-            return load_spec(
-                get_bytes(self.market.store, arch.cid, MAX_SPEC_BYTES), f"spec of node {arch.id}"
+            raw = (
+                kept if kept is not None else get_bytes(self.market.store, arch.cid, MAX_SPEC_BYTES)
             )
+            spec = load_spec(raw, f"spec of node {arch.id}")
+        except StoreUnavailable as exc:
+            raise StoreDown(str(exc)) from None
         except UserError as exc:
             raise Refused(str(exc)) from None
+        if kept is None:
+            self._keep(arch.cid, raw)
+        return spec
+
+    def _keep(self, cid: str, raw: bytes) -> None:
+        why = self.kept.keep(cid, raw)
+        if why:
+            self._log(time.time(), None, None, why[:MAX_LOGGED])
 
     def _admitted_within(self, now: float) -> int:
         """Sessions admitted in the last hour: the nonce files younger than MEMORY_S (older ones

@@ -1,9 +1,11 @@
-"""The validator's own copies of the node weights it admitted, so that the task's best node can be
-counted in every session after its author withdraws the file from the store (the Ladder's exact
-best, docs/design.md). One owner-only folder per task (`validator/<chainId>/weights/<contract>-task-N/`,
-a file per CID); copies of trained nodes settled since (scored or rejected, and not the best) are
-removed as sessions are admitted, so the folder holds the pending nodes, the best and the
-architectures.
+"""The validator's own copies of the files it admitted (trained nodes' weights, architectures'
+specs), so that the task's best node can be counted in every session after its author withdraws
+a file from the store (the Ladder's exact best, docs/design.md). One owner-only folder per task
+(`validator/<chainId>/weights/<contract>-task-N/`, a file per CID). As sessions are admitted, the
+copies of trained nodes settled since are removed unless a node that may still be counted (a
+pending one, the best, an architecture) names the same file: the folder holds the pending
+nodes, the best and the specs. An architecture's weights need no copy: they follow from its
+spec's seed.
 
 Keeping is best effort: a full or read-only disk costs the copy, never the session (the first
 version let the write's error end every admission). A copy is used only if it is a regular file

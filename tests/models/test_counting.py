@@ -14,7 +14,7 @@ from bountytree.config import ROOT
 from bountytree.models import weights
 from bountytree.models.counting import checkable, count_correct
 from bountytree.models.fixedpoint import TIE_EPS, on_grid
-from bountytree.models.spec import build_torch, load_spec
+from bountytree.models.spec import build_torch, load_spec, parse_spec
 from bountytree.models.training import train_node
 from demo.sample_data import digits
 
@@ -96,3 +96,61 @@ def test_hidden_units_that_cancel_leave_their_rows_undecided():
     counted = count_correct(state, SPEC, rows.X, rows.y)
     assert not checkable(counted, len(rows)), counted
     _decided_rows_agree(state, rows)
+
+
+def _winograd_gadget(big: float) -> tuple[object, dict[str, torch.Tensor]]:
+    """The third attacker review's construction: a 3×3 convolution whose output at row 0,
+    column 3 is exactly (2k − 15)·2^-16 for the pixel k/16 above it, read through a tap that
+    lands on padding beside a channel worth `big` everywhere else; the logit of class 0 against
+    class 1 is its sign (the tie offsets levelled). Exact arithmetic, and an unfolded product,
+    decide every row; a Winograd convolution spreads the rounding of `big` over its tile."""
+    spec = parse_spec(
+        {
+            "format": "bountytree/model@1",
+            "name": "winograd gadget",
+            "input_shape": [1, 8, 8],
+            "num_classes": 10,
+            "layers": [
+                {"type": "Conv2d", "in_channels": 1, "out_channels": 2, "kernel_size": 3,
+                 "padding": 1},
+                {"type": "Conv2d", "in_channels": 2, "out_channels": 1, "kernel_size": 3,
+                 "padding": 1},
+                {"type": "Flatten"},
+                {"type": "Linear", "in_features": 64, "out_features": 10},
+            ],
+            "training": {"optimizer": "sgd", "lr": 0.1, "batch_size": 32, "epochs": 1, "seed": 1},
+        }
+    )  # fmt: skip
+    state = {k: torch.zeros(s) for k, s in spec.tensors.items()}
+    state["0.bias"][0] = big
+    state["0.weight"][1, 0, 1, 1] = 2.0**-11
+    state["0.bias"][1] = -15 * 2.0**-16
+    state["1.weight"][0, 0, 0, 0] = 1.0
+    state["1.weight"][0, 1, 1, 1] = 1.0
+    state["3.weight"][0, 3] = 1.0
+    state["3.bias"][0] = -TIE_EPS
+    state["3.bias"][2:] = -100.0
+    return spec, state
+
+
+def test_a_winograd_convolution_cannot_make_a_decided_row_flip():
+    """Counting computes each convolution as an unfolding and a matrix product, whatever
+    algorithm PyTorch would pick on the machine: with oneDNN off (NNPACK's Winograd path), the
+    model's own convolution flips rows here, and the count does not move."""
+    rows = digits()
+    X = rows.X.astype(np.float32)
+    for big in (1000.0, 65536.0):
+        spec, state = _winograd_gadget(big)
+        counted = count_correct(state, spec, X, rows.y)
+        assert counted.undecided == 0
+        model = weights.evaluated(state, spec)
+        x = torch.from_numpy(X).reshape(-1, 1, 8, 8)
+        with torch.no_grad():
+            exact = model.double()(x.double()).argmax(1).numpy()
+        model = weights.evaluated(state, spec)
+        with torch.backends.mkldnn.flags(enabled=False):
+            assert count_correct(state, spec, X, rows.y) == counted
+            with torch.no_grad():
+                own = model(x).argmax(1).numpy()
+        assert counted.correct == int((exact == rows.y).sum())
+        assert (own != exact).sum() > 0, "this machine's convolution did not flip: no hazard here"

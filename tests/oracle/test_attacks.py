@@ -433,6 +433,11 @@ def test_a_leader_that_withdraws_its_file_stops_no_session(settings, deployed, f
         assert (kept / cid).exists()
         return kept / cid
 
+    # Alice's file sent again as another node (rejected as a copy: settled, with her CID) must
+    # not take her copy with it (the third attacker review: copies were dropped by CID)
+    twice = market_for(settings, 8).submit(task_id, arch, market.node(alice).cid).node_id
+    _oracle(settings, task_id)
+    assert market.node(twice).status == "rejected"
     # Bob: four rows (a point) better than Alice, whose file is gone: the validator counts her
     # from its copy, and Bob beats her exact score by the margin
     withdraw(alice)
