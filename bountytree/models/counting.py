@@ -84,7 +84,7 @@ def count_correct(
     return Counted(correct, undecided)
 
 
-def _forward(model: torch.nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+def _forward(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The evaluated model on `x`, each Conv2d as an explicit unfolding and matrix product: the
     form the bound covers on every machine. PyTorch picks a convolution's algorithm per machine,
     and a Winograd one (NNPACK's, for 3×3 kernels when oneDNN is off) mixes the rounding of a
