@@ -448,8 +448,8 @@ def test_the_screen_follows_the_roles_grants_and_revocations(
 
 
 def test_the_validators_copies_never_stop_an_admission(settings, deployed, pending_task, tmp_path):
-    """The validator keeps a copy of each node's weights it admits (for the Ladder's exact best,
-    once the node leads and its author's file is gone). The first version wrote it outside the
+    """The validator keeps a copy of each trained node's weights and each spec it admits (for the
+    Ladder's exact best, once the node leads and its author's file is gone). The first version wrote it outside the
     admission's error handling: a full or read-only disk ended every admission. A copy that
     cannot be written is logged and the session goes on; something planted where a copy goes
     (a link to an endless file) is never read, and is replaced by the real copy."""
@@ -465,10 +465,10 @@ def test_the_validators_copies_never_stop_an_admission(settings, deployed, pendi
 
     gate.kept.folder.unlink()
     gate.kept.folder.mkdir()
-    cid = issue(oracle, task_id, [ids[1]])["ticket"]["weights"][0]
+    cid = oracle.node(ids[1]).cid  # the architecture's spec, which the validator keeps too
     (gate.kept.folder / cid).symlink_to("/dev/zero")
     admitted = gate.admit(issue(oracle, task_id, [ids[1]]))
     assert [m.node_id for m in admitted.models] == [ids[1]]
     copy = gate.kept.folder / cid
     assert not copy.is_symlink() and copy.is_file()
-    assert gate.kept.read(cid, 1 << 24) == copy.read_bytes()
+    assert gate.kept.read(cid, 1 << 20) == copy.read_bytes()
