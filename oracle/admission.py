@@ -413,7 +413,11 @@ class Gate:
         nodes = self.market.nodes(self.task_id)
         # copies no node still needs: settled trained nodes' weights, unless a node that may
         # yet be counted names the same file (one sent twice must not drop the best's copy)
-        needed = {n.cid for n in nodes.values() if n.kind != "trained" or n.status == "pending"}
+        needed = {
+            n.cid
+            for n in nodes.values()
+            if (n.kind != "trained" and n.status != "rejected") or n.status == "pending"
+        }
         needed |= {nodes[best].cid} if best else set()
         self.kept.drop({n.cid for n in nodes.values() if n.kind == "trained"} - needed)
         if not best:
@@ -449,7 +453,8 @@ class Gate:
         cid = node.weights_cid(spec)
         where = f"weights of node {node.id}"
         limit = weights_io.max_bytes(spec)
-        kept = self.kept.read(cid, limit) if node.kind == "trained" else self._initial(cid, spec)
+        made = None if node.kind == "trained" else self._initial(cid, spec)
+        kept = made if made is not None else self.kept.read(cid, limit)
         try:
             raw = kept if kept is not None else get_bytes(self.market.store, cid, limit)
             model = Model(node.id, spec, weights_io.load(raw, spec, where))

@@ -38,6 +38,7 @@ CHUNK_ROWS = 4096
 # Values of one layer's output across a chunk of rows: what counting holds at once per layer.
 CHUNK_VALUES = 1 << 21
 UNIT = 2.0**-24  # float32's unit roundoff
+TINY = 2.0**-126  # float32's smallest normal: what flushing a result to zero can lose
 MAX_UNDECIDED_SHARE = 0.005  # of the rows: more, and a node's count cannot be checked (`checkable`)
 
 
@@ -120,7 +121,11 @@ def _logit_error(spec: ModelSpec, folded: dict[str, torch.Tensor], x: torch.Tens
             bound(kwargs, magnitude, (-error, error))[1] - bound(kwargs, magnitude, (zero, zero))[1]
         )
         size = bound(kwargs, magnitude, (-size, size))[1]
-        error = carried + _gamma(_terms(layer.type, kwargs, weights)) * size
+        terms = _terms(layer.type, kwargs, weights)
+        # relative rounding, and each rounding's absolute floor: a result below float32's
+        # smallest normal may be flushed to zero (the fourth attacker review: subnormal
+        # activations scaled back up split machines with and without flush-to-zero)
+        error = carried + _gamma(terms) * size + terms * TINY
         size = size + error
     offsets = tie_offsets(spec.num_classes).double()
     return error + UNIT * (size + offsets)  # adding the offsets rounds once more

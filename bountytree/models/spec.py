@@ -41,6 +41,10 @@ MAX_CLASSES = 1000
 # Values one layer may output per row: what bounds the memory of a check, a replay and a session
 # (the two parties evaluate in chunks of rows sized by it).
 MAX_ACTIVATIONS = 1 << 17
+# Values per row a convolution unfolds to (input channels × kernel² × output positions): counting
+# computes each convolution as an unfolding (models/counting.py), and the bound's float64
+# convolution unfolds too; 2^22 is 16 MiB a row in float32.
+MAX_UNFOLDED = 1 << 22
 
 
 OPTIMIZERS = ("sgd", "adam")
@@ -121,6 +125,14 @@ def _follow(
                 f"{where}: outputs {math.prod(shape)} values per row, at most {MAX_ACTIVATIONS}"
             )
         widest = max(widest, math.prod(shape))
+        if layer.type == "Conv2d":  # counted as an unfolding (models/counting.py), bounded too
+            k = layer.args["kernel_size"]
+            unfolded = layer.args["in_channels"] * k * k * math.prod(shape[1:])
+            if unfolded > MAX_UNFOLDED:
+                raise SpecError(
+                    f"{where}: unfolds to {unfolded} values per row, at most {MAX_UNFOLDED}"
+                )
+            widest = max(widest, unfolded)
     return shape, tensors, widest
 
 

@@ -154,3 +154,37 @@ def test_a_winograd_convolution_cannot_make_a_decided_row_flip():
                 own = model(x).argmax(1).numpy()
         assert counted.correct == int((exact == rows.y).sum())
         assert (own != exact).sum() > 0, "this machine's convolution did not flip: no hazard here"
+
+
+def test_values_below_the_smallest_normal_leave_their_rows_undecided():
+    """The fourth attacker review: nine layers scaling by 2^-16 take every value below float32's
+    smallest normal, three scaling by 2^48 bring it back, and class 0 wins when it is above
+    0.75. Subnormal rounding (and a machine that flushes them to zero) moved half the decisions,
+    which a bound of relative errors alone called decided. Each rounding now carries an absolute
+    floor of 2^-126."""
+    layers = [{"type": "Linear", "in_features": 4, "out_features": 4} for _ in range(12)]
+    spec = parse_spec(
+        {
+            "format": "bountytree/model@1",
+            "name": "underflow gadget",
+            "input_shape": [4],
+            "num_classes": 2,
+            "layers": [*layers, {"type": "Linear", "in_features": 4, "out_features": 2}],
+            "training": {"optimizer": "sgd", "lr": 0.1, "batch_size": 32, "epochs": 1, "seed": 1},
+        }
+    )
+    state = {k: torch.zeros(s) for k, s in spec.tensors.items()}
+    for i in range(12):
+        state[f"{i}.weight"] = torch.eye(4) * (2.0**-16 if i < 9 else 2.0**48)
+    state["12.weight"][0, 0] = 1.0
+    state["12.bias"][1] = 0.75 + TIE_EPS
+    X = np.random.default_rng(5).uniform(0.5, 1.0, (2000, 4)).astype(np.float32)
+    y = np.zeros(2000, dtype=np.int64)
+    counted = count_correct(state, spec, X, y)
+    try:
+        torch.set_flush_denormal(True)
+        flushed = count_correct(state, spec, X, y)
+    finally:
+        torch.set_flush_denormal(False)
+    assert abs(flushed.correct - counted.correct) <= min(counted.undecided, flushed.undecided)
+    assert not checkable(counted, len(y))
