@@ -176,18 +176,13 @@ def test_a_convolution_that_unfolds_beyond_the_limit_is_refused():
     """Counting computes a convolution as an unfolding (models/counting.py): 256 channels, a
     32 × 32 kernel and padding 32 on an 8 × 8 input unfold to 1.8 GB a row (the fourth attacker
     review had a process killed on 8 rows)."""
-    spec = {
-        "format": "bountytree/model@1",
-        "name": "wide unfolding",
-        "input_shape": [256, 8, 8],
-        "num_classes": 2,
-        "layers": [
-            {"type": "Conv2d", "in_channels": 256, "out_channels": 1, "kernel_size": 32,
-             "padding": 32},
-            {"type": "Flatten"},
-            {"type": "Linear", "in_features": 1681, "out_features": 2},
-        ],
-        "training": {"optimizer": "sgd", "lr": 0.1, "batch_size": 32, "epochs": 1, "seed": 1},
-    }  # fmt: skip
+    spec = json.loads((ROOT / "examples" / "cnn.json").read_text())
+    spec["input_shape"] = [256, 8, 8]
+    spec["layers"] = [
+        {"type": "Conv2d", "in_channels": 256, "out_channels": 1, "kernel_size": 32, "padding": 32},
+        {"type": "Flatten"},
+        {"type": "Linear", "in_features": 1681, "out_features": 2},
+    ]
+    spec["num_classes"] = 2
     with pytest.raises(SpecError, match=r"unfolds to .* values per row"):
         parse_spec(spec)
