@@ -60,7 +60,7 @@ from bountytree.models import weights as weights_io
 from bountytree.models.spec import MAX_SPEC_BYTES, ModelSpec, load_spec
 from bountytree.storage.store import StoreError, StoreUnavailable, cid_of, get_bytes
 
-from .kept import KeptWeights
+from .kept import KeptFiles
 
 TICKET_TTL_S = 600
 VALIDATION, TEST = "validation", "test"
@@ -157,8 +157,7 @@ def issue(
     nodes = market.nodes(task_id)
     best = 0
     if part == VALIDATION and nodes:  # (a task unknown to the chain has no nodes and no best)
-        task = market.task(task_id, with_info=False)
-        best = task.best_node if task.best_bps else 0
+        best = market.task(task_id, with_info=False).released_best
     ticket = Ticket(
         market.chain.chain_id,
         market.tree.address,
@@ -208,8 +207,8 @@ class Gate:
         contract = market.tree.address.lower()
         self.test_marker = self.log_path.parent / "test-sessions" / f"{contract}-task-{task_id}"
         self.nonces = self.log_path.parent / "nonces"  # one file per admitted ticket
-        # a copy of each admitted node's weights, while it may become or is the best (kept.py)
-        self.kept = KeptWeights(self.log_path.parent / "weights" / f"{contract}-task-{task_id}")
+        # copies of the files it admitted, while a node may become or is the best (kept.py)
+        self.kept = KeptFiles(self.log_path.parent / "weights" / f"{contract}-task-{task_id}")
         self._role: bytes | None = None  # ORACLE_ROLE's id, read once
         # ORACLE_ROLE's holders as its events say, up to block `_holders_at` (`screen`); read
         # before the gate admits anyone, so that no opening races the first read
@@ -302,8 +301,11 @@ class Gate:
             ticket = self._parse(header)
             self._check(ticket, now, link_key)
             signer = self._signer(ticket, header)
-            models = self._winner(ticket) if ticket.part == TEST else self._models(ticket)
-            best = None if ticket.part == TEST else self._best(ticket)
+            if ticket.part == TEST:
+                models, best = self._winner(ticket), None
+            else:  # the task's nodes read once, for the ticket's nodes and the best
+                nodes = self.market.nodes(self.task_id)
+                models, best = self._models(ticket, nodes), self._best(ticket, nodes)
             self._claim_nonce(ticket.nonce, now)
             if ticket.part == TEST:
                 self._claim_test_session()
@@ -383,10 +385,9 @@ class Gate:
             raise Refused(f"{signer} does not hold ORACLE_ROLE")
         return signer
 
-    def _models(self, ticket: Ticket) -> list[Model]:
+    def _models(self, ticket: Ticket, nodes: dict[int, NodeView]) -> list[Model]:
         """Each node's spec and weights as the chain and the store say, for pending nodes of the
         task only, each with the weights the ticket names."""
-        nodes = self.market.nodes(self.task_id)
         out = []
         for node_id, weights in zip(ticket.nodes, ticket.weights, strict=True):
             node = nodes.get(node_id)
@@ -398,19 +399,17 @@ class Gate:
             out.append(self._model(node, spec))
         return out
 
-    def _best(self, ticket: Ticket) -> Best | None:
+    def _best(self, ticket: Ticket, nodes: dict[int, NodeView]) -> Best | None:
         """The node holding the task's best released score, which the ticket must name: the
         validator counts it again in every session, so the oracle compares against its exact
         score without keeping it. Its weights come from this validator's kept copy (it admitted
         the node once, while pending), else the store; with neither, the session goes on
         without its count (a leader that withdraws its file cannot stop every session)."""
-        task = self.market.task(self.task_id, with_info=False)
-        best = task.best_node if task.best_bps else 0
+        best = self.market.task(self.task_id, with_info=False).released_best
         if ticket.best != best:
             raise Refused(
                 f"the ticket names node {ticket.best} as the task's best, the chain {best}"
             )
-        nodes = self.market.nodes(self.task_id)
         # copies no node still needs: settled trained nodes' weights, unless a node that may
         # yet be counted names the same file (one sent twice must not drop the best's copy)
         needed = {

@@ -28,7 +28,7 @@ from bountytree.storage.store import cid_of
 CIDV0 = re.compile(r"^Qm[1-9A-HJ-NP-Za-km-z]{44}$")  # a weights CID, safe as a file name
 
 
-class KeptWeights:
+class KeptFiles:
     def __init__(self, folder: Path):
         self.folder = folder
 

@@ -270,10 +270,9 @@ def model_party(
 ) -> tuple[list[NodeScore], dict]:
     """Party 1 (after `join` with its ticket): checks party 0's answer against what the task
     says (`expect`: rows, features, classes, rows 0 when unknown; and the best node the ticket
-    named), takes part in each
-    evaluation, returns the scores and what it was told (rows, the validator's count of the
-    task's best node). `progress` hears a line as each node is evaluated (no count: the exact count is
-    this party's alone)."""
+    named), takes part in each evaluation, returns the scores and what it was told (rows, the
+    validator's count of the task's best node). `progress` hears a line as each node is
+    evaluated (no count: the exact count is this party's alone)."""
     answer = send_json(None, DATA_PARTY)
     if not answer.get("ok"):
         raise SessionRefused(answer.get("error", "refused"))

@@ -706,9 +706,9 @@ class Oracle:
         the oracle records scores."""
         task = self.market.task(task_id, with_info=False)
         best = 0  # nothing released yet: the first release is η above 0
-        if task.best_bps:
+        if task.released_best:
             known = self._exact_best.get(task_id)
-            if known is None or known.node_id != task.best_node:
+            if known is None or known.node_id != task.released_best:
                 # every session's ticket names the chain's best and the validator counts it,
                 # and only this oracle records: not reached unless the chain changed under it
                 raise UserError(

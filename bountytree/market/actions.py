@@ -138,6 +138,12 @@ class TaskView:
         return self.deadline - (self.now or int(time.time()))
 
     @property
+    def released_best(self) -> int:
+        """The node holding the best released score, whose exact score the Ladder compares
+        against; 0 while none is released (the contract names a best node even at 0)."""
+        return self.best_node if self.best_bps else 0
+
+    @property
     def target_reached(self) -> bool:
         return bool(self.best_node) and self.best_bps >= self.target_bps
 

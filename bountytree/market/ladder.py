@@ -114,13 +114,14 @@ def possible_records(
 ) -> set[int]:
     """Every score the rule could record for a count within `tolerance_rows` of `correct` and
     an exact best among `bests_bps` (`near_scores` of the best's own count): what an audit
-    accepts. The tolerance is the node's rows decided by a near-tie (`inference.Counted`), which
+    accepts. The tolerance is the node's undecided rows (`models.counting.Counted`), which
     another machine's float arithmetic may decide the other way, and nothing more: a wider one
     on both the node and the best lets a validator that shifts two counts pass."""
+    bests = set(bests_bps)
     return {
         recorded_score(c, best_bps=b, margin_bps=margin_bps, parent_bps=parent_bps)
         for c in near_scores(correct, rows, tolerance_rows)
-        for b in set(bests_bps)
+        for b in bests
     }
 
 

@@ -2,8 +2,9 @@
 custodians' scoring compute, up to the moment a count is revealed (each reveals its own way).
 
 Rows are shared in chunks of `chunk_rows` rows (bountytree/models/counting.py, which counts in
-plaintext the same way), so a wide model holds fewer rows at once instead of exhausting memory. Argmax ties go to the lowest class, as in PyTorch: the public offsets of
-`fixedpoint.tie_offsets` are added to the logits, as the delivered model adds them.
+plaintext the same way), so a wide model holds fewer rows at once instead of exhausting memory.
+Argmax ties go to the lowest class, as in PyTorch: the public offsets of `fixedpoint.tie_offsets`
+are added to the logits, as the delivered model adds them.
 """
 
 from __future__ import annotations
