@@ -14,7 +14,9 @@ audit accepts a count that differs by the undecided rows, and no more. An ordina
 none; weights crafted so that many rows sit on a tie (a near-copy of a logit, or units that
 cancel) have many, and the audit reports such a node as one it cannot check rather than widening
 what it accepts (found by the second attacker review of the exact best: a relative threshold on
-the logits alone let weights with cancelling hidden units hide their ties).
+the logits alone let weights with cancelling hidden units hide their ties). Convolutions are
+plain sums too: the evaluated model unfolds them (`weights.UnfoldedConv2d`), so the rows counted
+here are the rows `serve` and the exported files predict alike.
 
 Rows are counted in chunks of `chunk_rows` rows, the chunking the secure session uses too
 (bountytree/mpc/counting.py), so a wide model holds fewer rows at once.
@@ -78,33 +80,11 @@ def count_correct(
     with torch.no_grad():
         for start in range(0, len(y), chunk):
             x = torch.from_numpy(X[start : start + chunk]).reshape(-1, *spec.input_shape)
-            logits = _forward(model, x)
+            logits = model(x)
             predicted = logits.argmax(1)
             correct += int((predicted.numpy() == y[start : start + chunk]).sum())
             undecided += int((~_decided(logits, _logit_error(spec, folded, x), predicted)).sum())
     return Counted(correct, undecided)
-
-
-def _forward(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The evaluated model on `x`, each Conv2d as an explicit unfolding and matrix product: the
-    form the bound covers on every machine. PyTorch picks a convolution's algorithm per machine,
-    and a Winograd one (NNPACK's, for 3×3 kernels when oneDNN is off) mixes the rounding of a
-    whole tile into each output: a row decided here flipped there, by 10^6 times the bound
-    (found by the third attacker review of the exact best)."""
-    for layer in model.children():
-        x = _convolved(layer, x) if isinstance(layer, torch.nn.Conv2d) else layer(x)
-    return x
-
-
-def _convolved(conv: torch.nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-    k, s, p = conv.kernel_size, conv.stride, conv.padding
-    assert isinstance(p, tuple)  # the spec's padding is a number, never "same"
-    columns = torch.nn.functional.unfold(x, k, padding=p, stride=s)
-    out = conv.weight.reshape(conv.out_channels, -1) @ columns
-    if conv.bias is not None:
-        out = out + conv.bias[:, None]
-    height, width = ((x.shape[i + 2] + 2 * p[i] - k[i]) // s[i] + 1 for i in (0, 1))
-    return out.reshape(x.shape[0], conv.out_channels, height, width)
 
 
 def _logit_error(spec: ModelSpec, folded: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:

@@ -131,6 +131,40 @@ class Affine(torch.nn.Module):
         return x * self.weight + self.bias
 
 
+class UnfoldedConv2d(torch.nn.Module):
+    """A Conv2d computed as an explicit unfolding and one matrix product: every output a plain
+    sum of its products, the form whose rounding `counting` bounds on every machine. PyTorch
+    picks a convolution's algorithm per machine, and a Winograd one (NNPACK's, for 3×3 kernels
+    when oneDNN is off) mixes the rounding of a whole tile into each output: on weights crafted
+    near ties, a row counted one way was served the other (found by the third and fourth
+    attacker reviews of the exact best). Counting, serving and export all compute this one."""
+
+    def __init__(self, conv: torch.nn.Conv2d):
+        super().__init__()
+        self.weight = torch.nn.Parameter(conv.weight.detach(), requires_grad=False)
+        self.bias = (
+            None
+            if conv.bias is None
+            else torch.nn.Parameter(conv.bias.detach(), requires_grad=False)
+        )
+        assert isinstance(conv.padding, tuple)  # the spec's padding is a number, never "same"
+        self.kernel, self.stride, self.padding = conv.kernel_size, conv.stride, conv.padding
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k, s, p = self.kernel, self.stride, self.padding
+        columns = torch.nn.functional.unfold(x, k, padding=p, stride=s)
+        out = self.weight.reshape(self.weight.shape[0], -1) @ columns
+        if self.bias is not None:
+            out = out + self.bias[:, None]
+        height = (x.shape[2] + 2 * p[0] - k[0]) // s[0] + 1
+        width = (x.shape[3] + 2 * p[1] - k[1]) // s[1] + 1
+        return out.reshape(x.shape[0], self.weight.shape[0], height, width)
+
+    def extra_repr(self) -> str:
+        out, into = self.weight.shape[0], self.weight.shape[1]
+        return f"{into}, {out}, kernel_size={self.kernel}, stride={self.stride}, padding={self.padding}"
+
+
 class TieOffsets(torch.nn.Module):
     """Adds the secure evaluation's public argmax tie-breaking offsets to the logits."""
 
@@ -147,7 +181,8 @@ class TieOffsets(torch.nn.Module):
 def load_evaluated(raw: bytes, spec: ModelSpec, where: str = "weights") -> torch.nn.Module:
     """The checked weights as the secure evaluation computes them, in evaluation mode: each
     BatchNorm replaced by its folded map on the grid (`spec.evaluation_state`), and the logits
-    given the session's tie-breaking offsets (`fixedpoint.tie_offsets`). What is delivered and
+    given the session's tie-breaking offsets (`fixedpoint.tie_offsets`), each convolution
+    unfolded (`UnfoldedConv2d`). What is delivered and
     audited (`serve`, `model export`, `audit`) is then exactly the model that was scored, up to
     the inputs' encoding and the session's truncations, which `bounds.reach` bounds."""
     return evaluated(load(raw, spec, where), spec)
@@ -161,6 +196,8 @@ def evaluated(state: dict[str, torch.Tensor], spec: ModelSpec) -> torch.nn.Modul
     for i, layer in enumerate(spec.layers):
         if LAYERS[layer.type].fold is not None:
             model[i] = Affine(evaluated[f"{i}.weight"], evaluated[f"{i}.bias"])
+        elif isinstance(model[i], torch.nn.Conv2d):
+            model[i] = UnfoldedConv2d(model[i])
     model.append(TieOffsets(spec.num_classes))
     model.eval()
     return model

@@ -13,7 +13,9 @@ import torch
 from bountytree.config import ROOT
 from bountytree.models import weights
 from bountytree.models.counting import checkable, count_correct
-from bountytree.models.fixedpoint import TIE_EPS, on_grid
+from bountytree.delivery import export as ex
+from bountytree.models.fixedpoint import TIE_EPS, on_grid, tie_offsets
+from bountytree.models.inference import Predictor
 from bountytree.models.spec import build_torch, load_spec, parse_spec
 from bountytree.models.training import train_node
 from demo.sample_data import digits
@@ -133,27 +135,35 @@ def _winograd_gadget(big: float) -> tuple[object, dict[str, torch.Tensor]]:
     return spec, state
 
 
-def test_a_winograd_convolution_cannot_make_a_decided_row_flip():
-    """Counting computes each convolution as an unfolding and a matrix product, whatever
-    algorithm PyTorch would pick on the machine: with oneDNN off (NNPACK's Winograd path), the
-    model's own convolution flips rows here, and the count does not move."""
+def test_a_winograd_convolution_cannot_make_a_decided_row_flip(tmp_path):
+    """Counting, serving and export compute each convolution as an unfolding and a matrix
+    product (`weights.UnfoldedConv2d`), whatever algorithm PyTorch would pick on the machine:
+    with oneDNN off (NNPACK's Winograd path), PyTorch's own convolution flips rows here, and
+    neither the count nor the served or exported predictions move from exact arithmetic's."""
     rows = digits()
     X = rows.X.astype(np.float32)
     for big in (1000.0, 65536.0):
         spec, state = _winograd_gadget(big)
         counted = count_correct(state, spec, X, rows.y)
         assert counted.undecided == 0
-        model = weights.evaluated(state, spec)
         x = torch.from_numpy(X).reshape(-1, 1, 8, 8)
         with torch.no_grad():
-            exact = model.double()(x.double()).argmax(1).numpy()
-        model = weights.evaluated(state, spec)
+            exact = weights.evaluated(state, spec).double()(x.double()).argmax(1).numpy()
+        own = build_torch(spec)
+        own.load_state_dict(state)
+        offsets = tie_offsets(spec.num_classes)
+        predictor = Predictor.from_weights(weights.to_bytes(own), spec)
+        exported = ex.CheckRows(X, "digits")
         with torch.backends.mkldnn.flags(enabled=False):
             assert count_correct(state, spec, X, rows.y) == counted
             with torch.no_grad():
-                own = model(x).argmax(1).numpy()
+                flipped = int(((own.eval()(x) + offsets).argmax(1).numpy() != exact).sum())
+            served = predictor.predict(X).classes
+            for fmt in ("onnx", "torchscript"):  # each reproduces the served logits (checked)
+                assert ex._convert(fmt, predictor, tmp_path, exported).classes_agree == len(X)
         assert counted.correct == int((exact == rows.y).sum())
-        assert (own != exact).sum() > 0, "this machine's convolution did not flip: no hazard here"
+        assert (served == exact).all()
+        assert flipped > 0, "this machine's convolution did not flip: no hazard here"
 
 
 def test_values_below_the_smallest_normal_leave_their_rows_undecided():
