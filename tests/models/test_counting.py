@@ -11,9 +11,9 @@ import numpy as np
 import torch
 
 from bountytree.config import ROOT
+from bountytree.delivery import export as ex
 from bountytree.models import weights
 from bountytree.models.counting import checkable, count_correct
-from bountytree.delivery import export as ex
 from bountytree.models.fixedpoint import TIE_EPS, on_grid, tie_offsets
 from bountytree.models.inference import Predictor
 from bountytree.models.spec import build_torch, load_spec, parse_spec
