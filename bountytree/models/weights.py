@@ -194,10 +194,11 @@ def evaluated(state: dict[str, torch.Tensor], spec: ModelSpec) -> torch.nn.Modul
     model.load_state_dict(state)
     evaluated = evaluation_state(spec, state)
     for i, layer in enumerate(spec.layers):
+        built = model[i]
         if LAYERS[layer.type].fold is not None:
             model[i] = Affine(evaluated[f"{i}.weight"], evaluated[f"{i}.bias"])
-        elif isinstance(model[i], torch.nn.Conv2d):
-            model[i] = UnfoldedConv2d(model[i])
+        elif isinstance(built, torch.nn.Conv2d):
+            model[i] = UnfoldedConv2d(built)
     model.append(TieOffsets(spec.num_classes))
     model.eval()
     return model
