@@ -140,7 +140,8 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
         uint256 submissionStake,
         uint256 scoringFee,
         uint16 maxSubmissions,
-        uint256 auditBond
+        uint256 auditBond,
+        bool privateModels
     ) external payable returns (uint256 taskId) {
         if (msg.value <= auditBond) revert NoBounty();
         uint256 bounty = msg.value - auditBond;
@@ -170,6 +171,7 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
         t.dataShareBps = dataShareBps;
         t.computeShareBps = computeShareBps;
         t.expertiseShareBps = expertiseShareBps;
+        t.custodied = privateModels;
         if (auditBond != 0) {
             t.bondState = BondState.Held;
             t.auditBond = uint80(auditBond);
@@ -213,6 +215,8 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
             revert DatasetOnArchitecture(datasetId);
         }
 
+        // a private task's nodes wait for its custody (slot 4 read; slot 9 only for private tasks)
+        if (t.custodied && custodyOf[taskId] == address(0)) revert AwaitingCustody(taskId);
         _addNode(t);
         nodeId = _nextId(1);
         Node storage n = _nodes[nodeId];
@@ -325,12 +329,9 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
     /// @inheritdoc IBountyTree
     function markCustodied(uint256 taskId) external onlyRole(CUSTODY_ROLE) {
         Task storage t = _unfinalizedTask(taskId);
-        if (t.custodied) revert AlreadyCustodied(taskId, custodyOf[taskId]);
-        // revealed datasets count among submissions; a node is any other. (Refusing open
-        // commitments too let anyone keep a task public for good with one commitment, which
-        // cannot be withdrawn before finalize: found by the second review of session 14.)
-        if (t.submissions != t.datasets) revert TaskHasWork(taskId);
-        t.custodied = true;
+        if (!t.custodied) revert NotPrivate(taskId);
+        address held = custodyOf[taskId];
+        if (held != address(0)) revert AlreadyCustodied(taskId, held);
         custodyOf[taskId] = msg.sender;
         emit TaskCustodied(taskId, msg.sender);
     }
@@ -572,7 +573,7 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
     }
 
     /// @dev TaskCreated from the fields just stored (warm reads), which keeps createTask's
-    ///      eleven parameters off the stack when the event is built.
+    ///      twelve parameters off the stack when the event is built.
     function _emitTaskCreated(uint256 taskId, Task storage t, uint256 auditBond) private {
         emit TaskCreated(
             taskId,

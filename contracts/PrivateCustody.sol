@@ -92,7 +92,7 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
         c.handoverWindow = uint32(handoverWindow);
         c.sponsorKey = sponsorKey;
         emit CustodyRegistered(taskId, custodian0, custodian1, dealer, sponsorKey, stake, msg.value, handoverWindow);
-        // BountyTree refuses once the task has a node: a task turns private before any work
+        // BountyTree refuses a task created public: only a private task, node-free until now
         tree.markCustodied(taskId);
     }
 

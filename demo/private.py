@@ -57,6 +57,7 @@ def run(settings: Settings, log: Callable[[str], None] = print) -> DemoResult:
         stake=10**16,
         shares_bps=(8000, 0, 2000),
         description="Every trained model stays secret-shared between two custodians until paid for.",
+        private_models=True,
     )
     task_id = created.task_id
     terms = custody_terms(

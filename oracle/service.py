@@ -212,7 +212,7 @@ class Oracle:
         return out
 
     def is_private(self, task_id: int) -> bool:
-        """Whether the task is custodied (for good, once it is): the contract refuses this
+        """Whether the task is private (created so, for good): the contract refuses this
         oracle's scores on it anyway."""
         if task_id in self._private:
             return True
@@ -225,7 +225,7 @@ class Oracle:
     def run_round(self, task_ids: list[int] | None = None) -> list[TaskRound]:
         rounds = []
         for task_id in task_ids or self.open_tasks():
-            if self.is_private(task_id):  # again: it may have become private since the list
+            if self.is_private(task_id):
                 continue
             r = TaskRound(task_id)
             self._task_saying, self._saying = task_id, {}

@@ -83,7 +83,7 @@ def score(tree, task, nodes, accs, ops, oracle):
     )
 
 
-def new_task(tree, sponsor, target=10000, fee=0, cap=0, bond=0, commitment=None):
+def new_task(tree, sponsor, target=10000, fee=0, cap=0, bond=0, commitment=None, private=False):
     """A task and a dataset published to it (compute is paid only for published data)."""
     tx = tree.createTask(
         os.urandom(32),
@@ -97,6 +97,7 @@ def new_task(tree, sponsor, target=10000, fee=0, cap=0, bond=0, commitment=None)
         fee,
         cap,
         bond,
+        private,
         {"from": sponsor, "value": 10**18 + bond},
     )
     dataset, _ = publish(tree, tx.return_value, sponsor, fee)
@@ -114,7 +115,7 @@ def custody_rows(tree, admin, sponsor, architect, trainers):
     keys = [os.urandom(32) for _ in parties]  # every party's key: its links prove it
     out = {}
     for _ in range(2):
-        tx, data = new_task(tree, sponsor, target=1000)
+        tx, data = new_task(tree, sponsor, target=1000, private=True)
         task = tx.return_value
         reg = custody.register(
             task, *parties, os.urandom(32), 10**16, 86400, {"from": sponsor, "value": 3 * 10**16}

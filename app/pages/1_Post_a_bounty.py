@@ -169,6 +169,7 @@ if market is not None:
             scoring_fee=parse_eth(fee, "scoring fee"),
             max_submissions=int(cap),
             audit_bond=parse_eth(bond, "audit bond"),
+            private_models=custody is not None,
         )
         if custody is None:
             return created, None
@@ -176,8 +177,9 @@ if market is not None:
             Custody(m).register(created.task_id, custody)
         except UserError as exc:
             return created, (
-                f"Task {created.task_id} is not private yet ({exc}); before anyone submits, "
-                f"retry with `bountytree custody register --task {created.task_id} …`"
+                f"Task {created.task_id} is private but takes no node until its custody is "
+                f"registered ({exc}): retry with `bountytree custody register --task "
+                f"{created.task_id} …`"
             )
         return created, None
 

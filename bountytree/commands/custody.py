@@ -4,7 +4,7 @@
                                          public key
   approve ADDRESS [--revoke]             the admin approves a custodian or dealer
   register --task T --custodians A,B --dealer D --key-file FILE --stake ETH --fee ETH
-                                         the sponsor makes a task private (before any submission)
+                                         the sponsor names the custody of a task created private
   accept --task T --key-file FILE        a custodian or the dealer stakes, with its key
   show --task T                          who holds the task's models and what was handed over
   share-validation --task T [--validation FILE]
@@ -50,7 +50,11 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     p_.add_argument("address")
     p_.add_argument("--revoke", action="store_true", help="withdraw the approval")
     p_.set_defaults(run=run_approve)
-    r = verbs.add_parser("register", parents=[common], help="make a task private (its sponsor)")
+    r = verbs.add_parser(
+        "register",
+        parents=[common],
+        help="register the custody of a task created with --private-models (its sponsor)",
+    )
     r.add_argument("--task", type=int, required=True)
     r.add_argument("--custodians", required=True, help="two addresses, comma-separated")
     r.add_argument("--dealer", required=True, help="the dealer's address")

@@ -65,8 +65,9 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         "--private-models",
         action="store_true",
         help="no trained node's weights are ever public: custodians hold them as secret shares "
-        "(docs/private-models.md); needs --custodians, --dealer, --key-file, --custody-stake, "
-        "--custody-fee",
+        "(docs/private-models.md). With --custodians, --dealer, --key-file, --custody-stake and "
+        "--custody-fee, registers the custody too; without them, the task takes no node until "
+        "`custody register`",
     )
     c.add_argument("--custodians", help="private models: the two custodians' addresses, A,B")
     c.add_argument("--dealer", help="private models: the dealer's address")
@@ -101,7 +102,8 @@ def _count(text: str, flag: str) -> int:
 
 
 def _private_terms(args: argparse.Namespace) -> CustodyTerms | None:
-    """The custody terms of `--private-models`, checked before anything is sent."""
+    """The custody terms of `--private-models`, checked before anything is sent: all of them,
+    or none (the task then takes no node until `custody register` names them)."""
     from bountytree.commands.custody import custodian_pair
     from bountytree.market.custody import custody_terms
     from bountytree.units import parse_duration, parse_eth
@@ -113,8 +115,12 @@ def _private_terms(args: argparse.Namespace) -> CustodyTerms | None:
             raise UserError(f"{', '.join(given)}: only with --private-models")
         return None
     missing = [f"--{n.replace('_', '-')}" for n in needed if not getattr(args, n)]
+    if len(missing) == len(needed):
+        return None
     if missing:
-        raise UserError(f"--private-models needs {', '.join(missing)}")
+        raise UserError(
+            f"--private-models needs {', '.join(missing)} (or none of the custody terms)"
+        )
     return custody_terms(
         custodian_pair(args.custodians),
         args.dealer,
@@ -157,6 +163,7 @@ def run_create(args: argparse.Namespace, settings: Settings) -> int:
         scoring_fee=fee,
         max_submissions=cap,
         audit_bond=bond,
+        private_models=args.private_models,
     )
     info = out.info
     print(f"task {out.task_id} created  {out.sent}")
@@ -182,12 +189,18 @@ def run_create(args: argparse.Namespace, settings: Settings) -> int:
             made = custody.register(out.task_id, terms)
         except UserError as exc:
             raise UserError(
-                f"task {out.task_id} was created but is not private yet ({exc}); before anyone "
-                f"submits, retry with `bountytree custody register --task {out.task_id} …`"
+                f"task {out.task_id} was created private but takes no node until its custody is "
+                f"registered ({exc}): retry with `bountytree custody register --task "
+                f"{out.task_id} …`"
             ) from None
         print(
             f"  private models: custodians {', '.join(made.view.custodians)}, dealer "
             f"{made.view.dealer}; custody fee {eth(made.view.fee)}  {made.sent}"
+        )
+    elif args.private_models:
+        print(
+            f"  private models: no node is taken until you register its custody "
+            f"(`bountytree custody register --task {out.task_id} …`)"
         )
     return 0
 

@@ -108,7 +108,8 @@ class TaskView:
     unclaimed_weight: int = (
         0  # after finalize: compute weights off the winning path not claimed yet
     )
-    # a private task: its custodians score it through PrivateCustody, never the oracle
+    # a private task (created so): its custodians score it through PrivateCustody, never the
+    # oracle, and it takes no node until its custody is registered
     custodied: bool = False
 
     @property
@@ -477,6 +478,7 @@ class Market:
         scoring_fee: int = 0,
         max_submissions: int = 0,
         audit_bond: int = 0,
+        private_models: bool = False,
     ) -> TaskPosted:
         """Posts a bounty. The validation file stays here with a fresh secret salt; only
         SHA-256(salt ‖ cid of the file) goes on-chain, so nobody can confirm a guessed file
@@ -485,7 +487,9 @@ class Market:
         an unrevealed commitment reclaims it), each account may make at
         most `max_submissions` of them (0: no cap), and `audit_bond` (sent with the bounty, apart
         from the pool) comes back only if the file is published after finalize
-        (`publish_validation`)."""
+        (`publish_validation`). A task with `private_models` takes no node until its custody is
+        registered (`custody.Custody.register`): created so, it can never be kept public by a
+        node revealed before the sponsor's second transaction."""
         check_name(name, "task name")
         if len(description) > MAX_DESCRIPTION:
             raise UserError(
@@ -552,6 +556,7 @@ class Market:
                 scoring_fee,
                 max_submissions,
                 audit_bond,
+                private_models,
             ),
             value=bounty + audit_bond,
         )

@@ -108,8 +108,9 @@ interface IBountyTree {
         uint16 computeShareBps; // share for verified operations
         uint16 expertiseShareBps; // share for the architect
         BondState bondState;
-        bool custodied; // a private task: scored by the custody contract that marked it
-            // ({custodyOf}), never by the oracle; set before any work, never cleared
+        bool custodied; // a private task (created so, never cleared): no node is revealed in it
+            // until a custody contract registers ({markCustodied}, {custodyOf}), which alone
+            // scores it, never the oracle
         // slot 5 — auditable tasks, what comes after finalize, the dataset count, and what new
         // bests set (written by a scoring batch that sets one by training)
         uint80 auditBond; // wei the sponsor escrowed to publish the validation file after finalize
@@ -359,10 +360,15 @@ interface IBountyTree {
     /// @notice The caller does not hold the role that scores this task (ORACLE_ROLE for a public
     ///         task, CUSTODY_ROLE for a custodied one).
     error NotScorer(uint256 taskId, address caller);
-    /// @notice A task is made private only before any node is revealed.
-    error TaskHasWork(uint256 taskId);
+    /// @notice Only a task created with `privateModels` is held by a custody: a public task never
+    ///         turns private (that once raced the sponsor's second transaction, and a stranger's
+    ///         node revealed in between kept the task public for good).
+    error NotPrivate(uint256 taskId);
     /// @notice The task is already private, held by `custody`.
     error AlreadyCustodied(uint256 taskId, address custody);
+    /// @notice A private task takes no node until its custody is registered: a node revealed
+    ///         before would have nobody to hold its weights as shares.
+    error AwaitingCustody(uint256 taskId);
     /// @notice Commitments made in time may still be revealed: nobody may finalize before
     ///         `revealsCloseAt` (REVEAL_WINDOW after the deadline) unless they are all revealed.
     error RevealsOpen(uint256 taskId, uint256 openCommitments, uint256 revealsCloseAt);
@@ -419,6 +425,8 @@ interface IBountyTree {
     /// @param maxSubmissions Commitments per account; 0 = unlimited.
     /// @param auditBond Wei escrowed apart from the pool until the validation file is published
     ///        after finalize; 0 = not auditable.
+    /// @param privateModels A private task ({custodied}): commitments are taken at once, but no
+    ///        node is revealed until the sponsor registers its custody ({markCustodied}).
     /// @return taskId The new task's id.
     function createTask(
         bytes32 specCid,
@@ -431,7 +439,8 @@ interface IBountyTree {
         uint256 submissionStake,
         uint256 scoringFee,
         uint16 maxSubmissions,
-        uint256 auditBond
+        uint256 auditBond,
+        bool privateModels
     ) external payable returns (uint256 taskId);
 
     /// @notice First half of every submission (an architecture, a trained node, a dataset): pays
@@ -536,10 +545,11 @@ interface IBountyTree {
     /// @param pendingSeen Exactly the task's pendingNodes now, else {PendingChanged}.
     function finalizeLeaving(uint256 taskId, uint256 pendingSeen) external;
 
-    /// @notice Marks a task private before any work (CUSTODY_ROLE: PrivateCustody, when the
-    ///         sponsor registers custody): its scores and rejections then come from the calling
-    ///         contract alone ({custodyOf}), and the oracle's role no longer reaches it.
-    /// @param taskId An unfinalized, unmarked task with no node (published datasets aside).
+    /// @notice Registers the custody of a private task (CUSTODY_ROLE: PrivateCustody, when the
+    ///         sponsor registers custody): its nodes may then be revealed, and their scores and
+    ///         rejections come from the calling contract alone ({custodyOf}).
+    /// @param taskId An unfinalized task created with `privateModels`, its custody not yet
+    ///        registered (so it has no node: {AwaitingCustody}).
     function markCustodied(uint256 taskId) external;
 
     /// @notice The custody contract that alone scores a private task (zero for a public task).

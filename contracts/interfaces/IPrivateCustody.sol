@@ -17,10 +17,11 @@ pragma solidity 0.8.28;
 ///
 ///         The custodians also score their task's nodes (the Ladder computed on shares reveals
 ///         only the record) and each attests the record; when both attest the same, this
-///         contract records it on BountyTree. It holds BountyTree's CUSTODY_ROLE, and
-///         registering custody marks the task custodied there ({IBountyTree-markCustodied}), so
-///         that its nodes are scored through this contract alone: no single custodian, nor the
-///         oracle's account, decides a private node's score.
+///         contract records it on BountyTree. It holds BountyTree's CUSTODY_ROLE; a task is
+///         created private there, and registering its custody here makes this contract its
+///         custody ({IBountyTree-markCustodied}), so that its nodes are scored through this
+///         contract alone: no single custodian, nor the oracle's account, decides a private
+///         node's score.
 ///
 ///         Escrow, per task: the fee and the stakes accepted are exactly what {settle} (or the
 ///         second hand-over) credits; nothing of one task pays another.
@@ -152,10 +153,10 @@ interface IPrivateCustody {
     ///         never shortens it.
     function noteFinalized(uint256 taskId) external;
 
-    /// @notice Makes a task private: names its custodians, dealer and the sponsor's key, and
-    ///         marks the task custodied on BountyTree (which refuses once the task has a node:
-    ///         TaskHasWork). Only the task's sponsor, while the task is open. msg.value is the
-    ///         custody fee.
+    /// @notice Registers a private task's custody: names its custodians, dealer and the
+    ///         sponsor's key, and registers this contract as the task's custody on BountyTree,
+    ///         which takes its nodes from then on (it refuses a task created public: NotPrivate).
+    ///         Only the task's sponsor, while the task is open. msg.value is the custody fee.
     /// @param stake Wei each of the three must stake to accept.
     /// @param handoverWindow Seconds the custodians have for the hand-over once finalization is
     ///        noted, 1 hour to 30 days.

@@ -18,7 +18,7 @@ contract ReentrantWithdrawer {
 
     function sponsor(uint64 deadline) external payable returns (uint256) {
         return tree.createTask{value: msg.value}(
-            keccak256("spec"), keccak256("validation"), 9000, deadline, 5000, 3000, 2000, 0, 0, 0, 0
+            keccak256("spec"), keccak256("validation"), 9000, deadline, 5000, 3000, 2000, 0, 0, 0, 0, false
         );
     }
 

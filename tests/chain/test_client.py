@@ -46,7 +46,7 @@ def task_id(settings, deployed) -> int:
     deadline = sponsor.w3.eth.get_block("latest")["timestamp"] + 86400
     created = sponsor.send(
         sponsor.tree.functions.createTask(
-            b"\x01" * 32, b"\x02" * 32, 9000, deadline, 5000, 3000, 2000, 0, 0, 0, 0
+            b"\x01" * 32, b"\x02" * 32, 9000, deadline, 5000, 3000, 2000, 0, 0, 0, 0, False
         ),
         value=10**17,
     )
@@ -213,7 +213,7 @@ def test_a_reveal_waits_for_a_later_block_without_asking_the_node_to_mine(settin
     deadline = sponsor.w3.eth.get_block("latest")["timestamp"] + 3600
     created = sponsor.send(
         tree.functions.createTask(
-            b"\x01" * 32, b"\x02" * 32, 9000, deadline, 5000, 3000, 2000, 0, 0, 0, 0
+            b"\x01" * 32, b"\x02" * 32, 9000, deadline, 5000, 3000, 2000, 0, 0, 0, 0, False
         ),
         value=10**17,
     )

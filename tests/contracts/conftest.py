@@ -105,6 +105,7 @@ class Market:
         fee=0,
         cap=0,
         bond=0,
+        private=False,
     ):
         """createTask; msg.value is the bounty plus the audit bond."""
         deadline = deadline or chain.time() + deadline_in
@@ -118,6 +119,7 @@ class Market:
             fee,
             cap,
             bond,
+            private,
             {"from": sponsor, "value": bounty + bond},
         )
         return tx.return_value

@@ -73,6 +73,7 @@ def test_create_task_stores_the_new_terms(tree, market, sponsor):
         FEE,
         2,
         BOND,
+        False,
         {"from": sponsor, "value": BOUNTY + BOND},
     )
     e = tx.events["TaskCreated"]

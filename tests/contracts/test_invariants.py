@@ -234,6 +234,7 @@ class MarketMachine:
             fee,
             cap,
             bond,
+            False,
             {"from": sponsor, "value": bounty + bond},
         )
         self.tasks[tx.return_value] = {

@@ -31,7 +31,7 @@ def _register(custody, task_id, sponsor, parties, *, fee=FEE, window=WINDOW, sta
 
 
 def _ready(market, custody, sponsor, parties):
-    task_id = market.create_task(sponsor, target=9000)
+    task_id = market.create_task(sponsor, private=True, target=9000)
     _register(custody, task_id, sponsor, parties)
     _accept_all(custody, task_id, parties)
     return task_id
@@ -69,29 +69,41 @@ def _custody(custody, task_id) -> dict:
     return custody.custodyOf(task_id).dict()
 
 
-def test_only_the_sponsor_makes_a_task_private_and_only_before_any_submission(
+def test_a_task_is_private_from_its_creation_and_no_stranger_keeps_it_public(
     market, custody, sponsor, parties, architect, mallory
 ):
-    task_id = market.create_task(sponsor)
+    """The registration race: a task used to turn private only when `register` landed, so a
+    stranger who revealed an architecture between the sponsor's two transactions kept it public
+    for good (TaskHasWork). Now a task is created private, and takes no node until its custody
+    is registered: the stranger's commitment, made at once, is refused at reveal until then, and
+    the task turns private anyway. What it gains: nothing (no node, no share of a public task)."""
+    task_id = market.create_task(sponsor, private=True)
+    assert market.tree.getTask(task_id).dict()["custodied"]
+    _, salt, _ = market.commit(task_id, mallory, 0, cid(77))
+    with reverts("AwaitingCustody"):
+        market.tree.revealSubmission(task_id, 0, cid(77), 0, salt, {"from": mallory})
     with reverts("NotSponsor"):
         _register(custody, task_id, mallory, parties)
     with reverts("UnknownTask"):
         _register(custody, 999, sponsor, parties)
-    later = market.create_task(sponsor)
-    market.propose(later, architect)
-    with reverts("TaskHasWork"):  # BountyTree's refusal, through the custody
-        _register(custody, later, sponsor, parties)
-    # a commitment still open does not keep a task public (anyone could make one, and it cannot
-    # be withdrawn before finalize): its author checks `custody show` before revealing
-    committed = market.create_task(sponsor)
-    market.commit(committed, architect, 0, cid(77))
-    _register(custody, committed, sponsor, parties)
     _register(custody, task_id, sponsor, parties)
     with reverts("AlreadyRegistered"):
         _register(custody, task_id, sponsor, parties)
+    assert market.tree.custodyOf(task_id) == custody.address
     c = _custody(custody, task_id)
     assert (c["custodian0"], c["custodian1"], c["dealer"]) == parties
     assert c["sponsorKey"] == "0x" + KEY.hex() and c["fee"] == FEE
+    # the commitment made in time is revealed into the private task: the custodians judge it
+    revealed = market.tree.revealSubmission(task_id, 0, cid(77), 0, salt, {"from": mallory})
+    assert market.tree.getNode(revealed.return_value).dict()["status"] == 0  # pending
+    # a task created public never turns private, with work or without
+    public = market.create_task(sponsor)
+    with reverts("NotPrivate"):  # BountyTree's refusal, through the custody
+        _register(custody, public, sponsor, parties)
+    market.propose(public, architect)
+    with reverts("NotPrivate"):
+        _register(custody, public, sponsor, parties)
+    assert not market.tree.getTask(public).dict()["custodied"]
 
 
 @pytest.mark.parametrize(
@@ -105,13 +117,13 @@ def test_the_four_parties_are_four_accounts(market, custody, sponsor, parties, w
         "sponsor is a party": (c0, sponsor, dealer),
         "zero": (c0, c1, "0x" + "00" * 20),
     }[which]
-    task_id = market.create_task(sponsor)
+    task_id = market.create_task(sponsor, private=True)
     with reverts("PartiesNotDistinct"):
         _register(custody, task_id, sponsor, named)
 
 
 def test_terms_out_of_range_are_refused(market, custody, sponsor, parties):
-    task_id = market.create_task(sponsor)
+    task_id = market.create_task(sponsor, private=True)
     with reverts("WindowOutOfRange"):
         _register(custody, task_id, sponsor, parties, window=60)
     with reverts("WindowOutOfRange"):
@@ -123,7 +135,7 @@ def test_terms_out_of_range_are_refused(market, custody, sponsor, parties):
 def test_accepting_takes_the_exact_stake_once_from_a_named_party(
     market, custody, sponsor, parties, mallory
 ):
-    task_id = market.create_task(sponsor)
+    task_id = market.create_task(sponsor, private=True)
     _register(custody, task_id, sponsor, parties)
     with reverts("NotAParty"):
         custody.accept(task_id, _key(0), {"from": mallory, "value": CUSTODY_STAKE})
@@ -144,7 +156,7 @@ def test_accepting_takes_the_exact_stake_once_from_a_named_party(
 def test_only_a_custodian_of_the_nodes_task_commits_once_and_only_when_custody_is_ready(
     market, custody, sponsor, parties, architect, alice, mallory
 ):
-    task_id = market.create_task(sponsor)
+    task_id = market.create_task(sponsor, private=True)
     _register(custody, task_id, sponsor, parties)
     arch = market.propose(task_id, architect)
     with reverts("CustodyNotReady"):
@@ -248,7 +260,7 @@ def test_no_winner_pays_custody_served_and_nothing_is_handed_over(
 def test_custody_never_started_refunds_the_fee_and_returns_each_stake(
     market, custody, sponsor, parties, outsider
 ):
-    task_id = market.create_task(sponsor)
+    task_id = market.create_task(sponsor, private=True)
     _register(custody, task_id, sponsor, parties)
     custody.accept(task_id, _key(0), {"from": parties[0], "value": CUSTODY_STAKE})
     with reverts("CustodyNotReady"):
@@ -280,7 +292,7 @@ def test_one_tasks_custody_never_pays_from_anothers(
 
 
 def test_stake_amounts_do_not_overflow(market, custody, sponsor, parties):
-    task_id = market.create_task(sponsor)
+    task_id = market.create_task(sponsor, private=True)
     with reverts("AmountTooLarge"):
         _register(custody, task_id, sponsor, parties, stake=2**96)
     assert STAKE  # the BountyTree stake is a different one
@@ -399,7 +411,7 @@ def test_a_task_the_custody_does_not_hold_cannot_be_scored_through_it(
 def test_only_the_sponsor_shares_its_validation_rows_once_custody_is_ready(
     market, custody, sponsor, parties, mallory
 ):
-    task_id = market.create_task(sponsor)
+    task_id = market.create_task(sponsor, private=True)
     _register(custody, task_id, sponsor, parties)
     with reverts("CustodyNotReady"):
         custody.shareValidation(task_id, cid(1), cid(2), {"from": sponsor})
@@ -417,7 +429,7 @@ def test_only_approved_accounts_hold_a_task_and_only_the_admin_approves(
 ):
     """A sponsor naming accounts of its own as custodians would receive every data owner's
     rows and decide every score: it cannot, unless the admin approved them."""
-    task_id = market.create_task(sponsor)
+    task_id = market.create_task(sponsor, private=True)
     with reverts("NotApproved"):
         _register(custody, task_id, sponsor, (mallory, sybil, parties[2]))
     with reverts("NotAdmin"):
@@ -498,7 +510,7 @@ def test_nodes_the_custodians_leave_pending_do_not_burn_the_sponsors_bond(
     finalize; in a public task that burns the audit bond (the sponsor's validator left work
     unscored), but a private task's nodes wait for its custodians, not its sponsor: its bond
     stays held for the audit window, and the left node's fee is burned."""
-    task_id = market.create_task(sponsor, target=9000, bond=BOND)
+    task_id = market.create_task(sponsor, private=True, target=9000, bond=BOND)
     _register(custody, task_id, sponsor, parties)
     _accept_all(custody, task_id, parties)
     arch = market.propose(task_id, architect)

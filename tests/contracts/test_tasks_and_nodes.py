@@ -33,6 +33,7 @@ def test_create_task_stores_every_field(tree, market, sponsor):
         0,
         0,
         0,
+        False,
         {"from": sponsor, "value": BOUNTY},
     )
     task_id = tx.return_value

@@ -44,6 +44,7 @@ def test_reentrant_withdraw_is_blocked(tree, admin):
         0,
         0,
         0,
+        False,
         {"from": admin, "value": 5 * 10**18},
     )
     chain.sleep(101)

@@ -54,7 +54,7 @@ def test_deploy_writes_a_file_an_outside_client_can_use(settings, tmp_path):
     deadline = w3.eth.get_block("latest").timestamp + 3600
     r = send(
         tree.functions.createTask(
-            b"\x01" * 32, b"\x02" * 32, 9000, deadline, 5000, 3000, 2000, stake, 0, 0, 0
+            b"\x01" * 32, b"\x02" * 32, 9000, deadline, 5000, 3000, 2000, stake, 0, 0, 0, False
         ),
         sponsor,
         bounty,

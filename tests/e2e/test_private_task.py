@@ -84,7 +84,7 @@ def test_a_private_task_from_posting_to_the_sponsors_export(settings, deployed, 
         cli_ok(
             settings, "task", "create", "--validation", str(files["validation"]),
             "--name", "private digits", "--bounty", "1", "--target", "0.2",
-            "--deadline", "2h", "--stake", "0.01",
+            "--deadline", "2h", "--stake", "0.01", "--private-models",
         )
     )  # fmt: skip
     register = (

@@ -195,7 +195,18 @@ def test_a_task_whose_description_crashes_parsers_stops_no_other_task(settings, 
     deadline = bad_sponsor.chain.w3.eth.get_block("latest")["timestamp"] + 3600
     sent = bad_sponsor.chain.send(
         bad_sponsor.tree.functions.createTask(
-            cid_to_bytes32(info_cid), b"\x01" * 32, 9000, deadline, 6000, 2000, 2000, 0, 0, 0, 0
+            cid_to_bytes32(info_cid),
+            b"\x01" * 32,
+            9000,
+            deadline,
+            6000,
+            2000,
+            2000,
+            0,
+            0,
+            0,
+            0,
+            False,
         ),
         value=1,
     )
