@@ -14,6 +14,7 @@ import socket
 import struct
 import threading
 import time
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -251,6 +252,24 @@ def test_a_message_longer_than_the_receiver_expects_is_refused():
     tap_out.sendall(_frame(tap_in))
     with pytest.raises(links.LinkError, match="more than was expected"):
         b.recv_into(bytearray(10))
+
+
+def test_a_frame_header_over_what_is_expected_is_refused_before_anything_is_allocated():
+    """A stranger that sent only the 4-byte header of the largest frame held 8 MiB of the
+    listener's memory per connection until the timeout, unauthenticated (the attacker review of
+    the servers): the receiver knows how much it expects, and refuses from the header alone."""
+    for receive in (lambda link: link.recv(64), lambda link: link.recv_into(bytearray(64))):
+        a, _, tap_out, b = _pair()
+        tap_out.sendall(struct.pack(">I", links.MAX_FRAME))  # and nothing more, ever
+        tracemalloc.start()
+        started = time.monotonic()
+        with pytest.raises(links.LinkError, match="more than was expected"):
+            receive(b)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak < 1 << 20 and time.monotonic() - started < 1, (peak, receive)
+        a.close()
+        b.close()
 
 
 def test_a_peer_that_does_not_speak_the_protocol_or_names_an_unexpected_rank_is_refused():
