@@ -40,6 +40,7 @@ from bountytree.delivery.http import HttpLimits
 from bountytree.delivery.metrics import CONTENT_TYPE, Metrics, ModelInfo, route_of
 from bountytree.errors import UserError
 from bountytree.models.inference import InputError, Prediction, Predictor
+from bountytree.models.spec import ModelSpec
 
 INPUT = "input"
 # The largest magnitude each float datatype holds: data beyond it is not of that type.
@@ -61,6 +62,32 @@ DATATYPES = {
     **{f"INT{b}": "iu" for b in (8, 16, 32, 64)},
     **{f"UINT{b}": "iu" for b in (8, 16, 32, 64)},
 }
+
+
+# What one request may make the server compute and send back, whatever --max-rows allows: its
+# rows × the model's widest layer (what its forward pass computes, in chunks) and its rows × the
+# classes (the logits of its answer, which no body memory counts). A 682-row request to a
+# CIFAR-sized CNN held the event loop 2 s, and 2 KiB of rows to a 1,000-class model asked for a
+# 10.7 MiB answer (the attacker review of the servers).
+MAX_REQUEST_VALUES = 1 << 24
+MAX_ANSWER_VALUES = 1 << 16
+# A forward pass over more values than this runs in a worker thread, so that the event loop
+# keeps answering (health, metrics, other connections' parsing) meanwhile; below, the hop would
+# cost more than the pass (the examples' models take 10–20 µs).
+INLINE_VALUES = 1 << 20
+
+
+def request_rows(spec: ModelSpec, config: ServeConfig) -> int:
+    """Rows one request may hold for this model: `--max-rows`, or fewer for a model wide or with
+    many classes (MAX_REQUEST_VALUES, MAX_ANSWER_VALUES); at least one."""
+    return max(
+        1,
+        min(
+            config.max_rows,
+            MAX_REQUEST_VALUES // max(1, spec.widest),
+            MAX_ANSWER_VALUES // max(1, spec.num_classes),
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -206,7 +233,10 @@ class Batcher:
             self.metrics.batch_rows.observe(len(rows))
             self.metrics.batch_requests.observe(len(live))
             try:
-                out = self.predictor.forward(rows)
+                if len(rows) * self.predictor.spec.widest > INLINE_VALUES:
+                    out = await asyncio.to_thread(self.predictor.forward, rows)
+                else:
+                    out = self.predictor.forward(rows)
             except Exception as exc:  # not the caller's input: it was checked
                 for j in live:
                     j.done.set_exception(exc)
@@ -275,15 +305,16 @@ def parse_infer(body: bytes, predictor: Predictor, config: ServeConfig) -> Infer
     millisecond for 4 MiB): a body of a million empty lists, two million zeros or 400,000 keys
     would hold the event loop for 0.1 to 1 s in the parser, and is refused in that millisecond
     instead; what passes holds it for at most about 20 ms (docs/models.md, "Limits")."""
-    allowed = max_lists(predictor.spec.input_shape, config.max_rows)
-    if body.count(b"[") > allowed or body.count(b"{") > 16 + config.max_rows:
-        raise BadRequest(f"the body nests more lists than {config.max_rows} rows can need")
-    max_values = config.max_rows * math.prod(predictor.spec.input_shape)
+    most = request_rows(predictor.spec, config)
+    allowed = max_lists(predictor.spec.input_shape, most)
+    if body.count(b"[") > allowed or body.count(b"{") > 16 + most:
+        raise BadRequest(f"the body nests more lists than {most} rows can need")
+    max_values = most * math.prod(predictor.spec.input_shape)
     if (
         body.count(b",") > max_values + allowed + ENVELOPE_ITEMS
         or body.count(b":") > ENVELOPE_ITEMS
     ):
-        raise BadRequest(f"the body holds more items than {config.max_rows} rows can need")
+        raise BadRequest(f"the body holds more items than {most} rows can need")
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -312,8 +343,11 @@ def parse_infer(body: bytes, predictor: Predictor, config: ServeConfig) -> Infer
             f"[rows, {', '.join(map(str, spec.input_shape))}]"
             + (f" or [rows, {spec.num_features}]" if len(spec.input_shape) > 1 else "")
         )
-    if not 1 <= shape[0] <= config.max_rows:
-        raise BadRequest(f"inputs[0].shape: {shape[0]} rows, expected 1 to {config.max_rows}")
+    if not 1 <= shape[0] <= most:
+        raise BadRequest(
+            f"inputs[0].shape: {shape[0]} rows, expected 1 to {most}"
+            + ("" if most == config.max_rows else " (this model's limit per request)")
+        )
     data = tensor.get("data")
     if not isinstance(data, list):
         raise BadRequest("inputs[0].data: expected a list of numbers (flat or nested, row-major)")

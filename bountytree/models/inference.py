@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from bountytree.errors import UserError
+from bountytree.models.counting import chunk_rows
 from bountytree.models.spec import ModelSpec
 from bountytree.models.weights import load_evaluated
 
@@ -94,9 +95,18 @@ class Predictor:
         return rows
 
     def forward(self, rows: np.ndarray) -> Prediction:
-        """One forward pass over rows already checked by `rows` (the server's batches)."""
+        """The model over rows already checked by `rows` (the server's batches), in chunks of
+        `counting.chunk_rows` rows, as the count is made: a wide model's layers (a convolution
+        unfolded, say) hold a few MiB at once whatever the rows. One pass over 1,024 rows of a
+        model whose convolution unfolds to 2^22 values a row took 14 GiB (found by the attacker
+        review of the unfolded convolution)."""
+        chunk = chunk_rows([self.spec])
+        x = np.ascontiguousarray(rows)
         with torch.inference_mode():
-            logits = self.model(torch.from_numpy(np.ascontiguousarray(rows)))
+            parts = [
+                self.model(torch.from_numpy(x[i : i + chunk])) for i in range(0, len(x), chunk)
+            ]
+            logits = parts[0] if len(parts) == 1 else torch.cat(parts)
             classes = logits.argmax(dim=1)
         return Prediction(logits.numpy(), classes.numpy())
 

@@ -5,14 +5,28 @@ never waits; `max_batch 1` turns batching off; the Prometheus text is well forme
 from __future__ import annotations
 
 import asyncio
+import time
 
 import numpy as np
+import orjson
+import pytest
+import torch
 
 from bountytree.config import ROOT
 from bountytree.delivery.metrics import Metrics, ModelInfo, route_of
-from bountytree.delivery.serving import Batcher, ServeConfig
+from bountytree.delivery.serving import (
+    INLINE_VALUES,
+    MAX_ANSWER_VALUES,
+    MAX_REQUEST_VALUES,
+    BadRequest,
+    Batcher,
+    ServeConfig,
+    parse_infer,
+    request_rows,
+)
+from bountytree.models.counting import CHUNK_VALUES
 from bountytree.models.inference import Predictor
-from bountytree.models.spec import load_spec
+from bountytree.models.spec import load_spec, parse_spec
 from bountytree.models.weights import initial_weights
 
 SPEC = load_spec((ROOT / "examples" / "mlp.json").read_bytes())
@@ -113,3 +127,107 @@ def test_prometheus_text():
             "/v2/health/anything-a-stranger-sends",
         )
     ] == ["infer", "live", "model_metadata", "server_metadata", "other", "other"]
+
+
+# A model the spec admits whose convolution unfolds to 3.75 million values a row (the attacker
+# review of the unfolded convolution): one pass over 1,024 rows of it took 14 GiB.
+WIDE = parse_spec(
+    {
+        "format": "bountytree/model@1",
+        "name": "wide unfolding",
+        "input_shape": [1, 8, 8],
+        "num_classes": 10,
+        "layers": [
+            {"type": "Conv2d", "in_channels": 1, "out_channels": 1, "kernel_size": 16,
+             "padding": 64},
+            {"type": "MaxPool2d", "kernel_size": 2},
+            {"type": "Flatten"},
+            {"type": "Linear", "in_features": 3600, "out_features": 10},
+        ],
+        "training": {"optimizer": "sgd", "lr": 0.1, "batch_size": 32, "epochs": 1, "seed": 1},
+    }
+)  # fmt: skip
+
+
+def _body(rows: np.ndarray) -> bytes:
+    return orjson.dumps(
+        {"inputs": [{"name": "input", "shape": list(rows.shape), "datatype": "FP32",
+                     "data": rows.reshape(-1).tolist()}]}
+    )  # fmt: skip
+
+
+def test_a_wide_model_computes_a_few_rows_at_once_and_takes_few_per_request(monkeypatch):
+    predictor = Predictor.from_weights(initial_weights(WIDE), WIDE)
+    unfolded: list[int] = []
+    unfold = torch.nn.functional.unfold
+
+    def counted(*args, **kwargs):
+        out = unfold(*args, **kwargs)
+        unfolded.append(out.numel())
+        return out
+
+    monkeypatch.setattr(torch.nn.functional, "unfold", counted)
+    rows = _rows(3, 6).reshape(6, 1, 8, 8)
+    together = predictor.forward(rows)
+    assert max(unfolded) <= max(CHUNK_VALUES, WIDE.widest)  # one row of it at a time here
+    alone = np.concatenate([predictor.forward(rows[i : i + 1]).logits for i in range(6)])
+    assert np.array_equal(together.logits, alone)
+    config = ServeConfig()
+    most = request_rows(WIDE, config)
+    assert most == MAX_REQUEST_VALUES // WIDE.widest == 4 < config.max_rows
+    assert len(parse_infer(_body(rows[:most]), predictor, config).rows) == most
+    with pytest.raises(BadRequest, match="this model's limit per request"):
+        parse_infer(_body(rows[: most + 1]), predictor, config)
+
+
+def test_a_model_of_many_classes_answers_few_rows_per_request():
+    many = parse_spec(
+        {
+            "format": "bountytree/model@1",
+            "name": "many classes",
+            "input_shape": [1],
+            "num_classes": 1000,
+            "layers": [{"type": "Linear", "in_features": 1, "out_features": 1000}],
+            "training": {"optimizer": "sgd", "lr": 0.1, "batch_size": 32, "epochs": 1, "seed": 1},
+        }
+    )
+    predictor = Predictor.from_weights(initial_weights(many), many)
+    most = request_rows(many, ServeConfig())
+    assert most == MAX_ANSWER_VALUES // 1000
+    with pytest.raises(BadRequest, match="this model's limit per request"):
+        parse_infer(_body(np.zeros((most + 1, 1), np.float32)), predictor, ServeConfig())
+
+
+def test_a_heavy_pass_leaves_the_event_loop_free():
+    """A pass over more than INLINE_VALUES values runs in a worker thread: the loop keeps
+    ticking while it runs (before, it held the loop for the whole pass)."""
+    predictor = Predictor.from_weights(initial_weights(WIDE), WIDE)
+    rows = _rows(4, 4).reshape(4, 1, 8, 8)
+    assert len(rows) * WIDE.widest > INLINE_VALUES
+
+    async def main() -> tuple[float, float]:
+        batcher = Batcher(predictor, ServeConfig(), Metrics(MODEL))
+        batcher.start()
+        gaps: list[float] = []
+        done = False
+
+        async def tick() -> None:
+            last = time.perf_counter()
+            while not done:
+                await asyncio.sleep(0.002)
+                now = time.perf_counter()
+                gaps.append(now - last)
+                last = now
+
+        ticker = asyncio.get_running_loop().create_task(tick())
+        started = time.perf_counter()
+        try:
+            await batcher.predict(rows)
+        finally:
+            done = True
+            await ticker
+            await batcher.stop()
+        return time.perf_counter() - started, max(gaps)
+
+    took, gap = asyncio.run(main())
+    assert gap < took / 2, (gap, took)
