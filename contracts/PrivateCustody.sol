@@ -70,6 +70,7 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
         if (t.sponsor == address(0)) revert UnknownTask(taskId);
         if (msg.sender != t.sponsor) revert NotSponsor(msg.sender);
         if (t.finalized || block.timestamp >= t.deadline) revert TaskClosed(taskId);
+        if (t.privacy == IBountyTree.Privacy.Public) revert NotPrivate(taskId);
         Custody storage c = _custody[taskId];
         if (c.custodian0 != address(0)) revert AlreadyRegistered(taskId);
         if (
@@ -92,8 +93,6 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
         c.handoverWindow = uint32(handoverWindow);
         c.sponsorKey = sponsorKey;
         emit CustodyRegistered(taskId, custodian0, custodian1, dealer, sponsorKey, stake, msg.value, handoverWindow);
-        // BountyTree refuses a task created public: only a private task, node-free until now
-        tree.markCustodied(taskId);
     }
 
     /// @inheritdoc IPrivateCustody
@@ -177,6 +176,10 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
         if (_validation[taskId][0] != bytes32(0)) revert AlreadyShared(taskId);
         _validation[taskId] = [share0, share1];
         emit ValidationShared(taskId, share0, share1);
+        // Only now does the task take work: its three parties staked and its rows are with the
+        // custodians, so a node never waits on a sponsor that did not share them (its bond is
+        // not burned for what the custodians leave) and no fee waits on a custody never ready.
+        tree.markCustodied(taskId);
     }
 
     /// @inheritdoc IPrivateCustody

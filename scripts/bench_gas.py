@@ -29,6 +29,7 @@ GOALS = {
     "finalize per path level": 45_000,
     "withdraw": 40_000,
     "commit + reveal, scoring fee": 150_000,
+    "private task: commit + reveal (a trained node on a dataset)": 150_000,
 }
 STAKE = 10**15
 
@@ -84,7 +85,8 @@ def score(tree, task, nodes, accs, ops, oracle):
 
 
 def new_task(tree, sponsor, target=10000, fee=0, cap=0, bond=0, commitment=None, private=False):
-    """A task and a dataset published to it (compute is paid only for published data)."""
+    """A task and a dataset published to it (compute is paid only for published data); a
+    private task's dataset is published by `custody_rows`, once its custody takes work."""
     tx = tree.createTask(
         os.urandom(32),
         commitment or os.urandom(32),
@@ -100,6 +102,8 @@ def new_task(tree, sponsor, target=10000, fee=0, cap=0, bond=0, commitment=None,
         private,
         {"from": sponsor, "value": 10**18 + bond},
     )
+    if private:
+        return tx, None
     dataset, _ = publish(tree, tx.return_value, sponsor, fee)
     return tx, dataset
 
@@ -115,7 +119,7 @@ def custody_rows(tree, admin, sponsor, architect, trainers):
     keys = [os.urandom(32) for _ in parties]  # every party's key: its links prove it
     out = {}
     for _ in range(2):
-        tx, data = new_task(tree, sponsor, target=1000, private=True)
+        tx, _ = new_task(tree, sponsor, target=1000, private=True)
         task = tx.return_value
         reg = custody.register(
             task, *parties, os.urandom(32), 10**16, 86400, {"from": sponsor, "value": 3 * 10**16}
@@ -124,9 +128,10 @@ def custody_rows(tree, admin, sponsor, architect, trainers):
             custody.accept(task, keys[i], {"from": p, "value": 10**16})
             for i, p in enumerate(parties)
         ]
-        custody.shareValidation(task, os.urandom(32), os.urandom(32), {"from": sponsor})
+        shared = custody.shareValidation(task, os.urandom(32), os.urandom(32), {"from": sponsor})
+        data, _ = publish(tree, task, sponsor, 0)
         arch, _ = propose(tree, task, architect)
-        node, _ = submit(tree, task, trainers[0], arch, data)
+        node, private_node_gas = submit(tree, task, trainers[0], arch, data)
         commits, attests = [], []
         for n in (arch, node):
             for i in (0, 1):
@@ -139,6 +144,8 @@ def custody_rows(tree, admin, sponsor, architect, trainers):
         handed = [custody.handOver(task, os.urandom(32), {"from": parties[i]}) for i in (0, 1)]
     out["custody: register"] = reg.gas_used
     out["custody: accept (a custodian)"] = accepted[0].gas_used
+    out["custody: shareValidation (the task takes work from then on)"] = shared.gas_used
+    out["private task: commit + reveal (a trained node on a dataset)"] = private_node_gas
     out["custody: commitShare"] = commits[-1].gas_used
     out["custody: attest, first"] = attests[-2].gas_used
     out["custody: attest, second (records the score)"] = attests[-1].gas_used

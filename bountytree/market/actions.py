@@ -40,7 +40,7 @@ from bountytree.market.records import (
 )
 from bountytree.models import datasets
 from bountytree.models.fixedpoint import SAFE_LIMIT
-from bountytree.models.spec import ModelSpec, load_spec
+from bountytree.models.spec import ModelSpec, load_spec, private_problem
 from bountytree.reasons import Reason, Rejected
 from bountytree.storage.cid import bytes32_to_cid, cid_to_bytes32
 from bountytree.storage.connect import open_store
@@ -57,6 +57,7 @@ PAYOUT_KINDS = ("data", "compute", "expertise", "refund", "stake", "bond", "burn
 BURNED = "0x" + "00" * 20  # where the contract credits what it burns: nobody can withdraw it
 MAX_DESCRIPTION = 4000  # characters of a task's free-text description
 BOND_STATES = ("none", "held", "returned", "forfeited")  # the contract's BondState
+PUBLIC, AWAITING_CUSTODY, CUSTODIED = range(3)  # the contract's Privacy
 
 
 @dataclass(frozen=True)
@@ -108,9 +109,19 @@ class TaskView:
     unclaimed_weight: int = (
         0  # after finalize: compute weights off the winning path not claimed yet
     )
-    # a private task (created so): its custodians score it through PrivateCustody, never the
-    # oracle, and it takes no node until its custody is registered
-    custodied: bool = False
+    # IBountyTree.Privacy: 0 public, 1 private awaiting its custody (takes no node), 2 private
+    # and custodied (its custodians score it through PrivateCustody, never the oracle)
+    privacy: int = 0
+
+    @property
+    def custodied(self) -> bool:
+        """A private task, its custody registered or not: never the oracle's to score."""
+        return self.privacy != PUBLIC
+
+    @property
+    def awaiting_custody(self) -> bool:
+        """A private task whose custody is not registered yet: no node can be revealed in it."""
+        return self.privacy == AWAITING_CUSTODY
 
     @property
     def info(self) -> taskinfo.TaskInfo:
@@ -306,7 +317,7 @@ class Market:
             compute_weight=t["computeWeight"],
             unclaimed_raise_bps=t["unclaimedRaiseBps"],
             unclaimed_weight=t["unclaimedWeight"],
-            custodied=t.get("custodied", False),  # (absent from deployments older than custody)
+            privacy=int(t["privacy"]),
         )
         if with_info:
             view.description = taskinfo.parse(
@@ -586,6 +597,10 @@ class Market:
                 f"spec: input_shape {list(spec.input_shape)} and num_classes {spec.num_classes} do not "
                 f"fit task {task_id} ({info.num_features} features, {info.num_classes} classes)"
             )
+        if task.custodied and (problem := private_problem(spec)) is not None:
+            # the custodians would reject it, the stake forfeited (the attacker review of
+            # private-from-creation: the examples' Adam and MaxPool2d specs)
+            raise UserError(f"not proposed (nothing staked): task {task_id} is private; {problem}")
         # torch is imported by the actions that need it only: reading the market (`task show`)
         # must not wait for it (`make bench-cli`).
         from bountytree.models import weights as weights_io
@@ -1014,12 +1029,17 @@ class Market:
         return args
 
     def require_open(self, task: TaskView) -> None:
-        """Refuses, before any transaction, a task that takes no new nodes (by the chain's clock
-        when the task was read; the next block cannot be earlier)."""
+        """Refuses, before any upload or transaction, a task that takes no new nodes (by the
+        chain's clock when the task was read; the next block cannot be earlier)."""
         if task.finalized:
             raise UserError(f"task {task.id} is finalized; it takes no new nodes")
         if task.seconds_left <= 0:
             raise UserError(f"task {task.id}'s deadline has passed")
+        if task.awaiting_custody:
+            raise UserError(
+                f"task {task.id} is private and takes nothing until its custody is ready and holds "
+                f"the sponsor's validation rows (`bountytree custody show --task {task.id}`)"
+            )
 
     def require_below_cap(self, task: TaskView) -> None:
         """Refuses, before any upload or transaction, a proposal or commitment past the task's cap

@@ -51,11 +51,23 @@ def task_header(task: TaskView) -> list[str]:
             f"  scores recorded only as a new best by {info.margin_bps / 100:g} point(s), "
             "rounded down to it (the Ladder)"
         )
+    if task.awaiting_custody:
+        lines.append(
+            "  private models: takes nothing until its custody is ready and holds the sponsor's "
+            f"validation rows (`bountytree custody show --task {task.id}`)"
+        )
+    elif task.custodied:
+        lines.append("  private models: trained weights held as shares by two custodians")
     best = f"node {task.best_node} at {pct(task.best_bps)}" if task.best_node else "none scored yet"
     lines.append(
         f"  best {best}"
         + (f"  winner node {task.winner}" if task.finalized else "")
-        + (f"  {task.pending_nodes} node(s) awaiting the oracle" if task.pending_nodes else "")
+        + (
+            f"  {task.pending_nodes} node(s) awaiting the "
+            + ("custodians" if task.custodied else "oracle")
+            if task.pending_nodes
+            else ""
+        )
         + (f"  {task.open_commitments} commitment(s) to reveal" if task.reveals_open else "")
     )
     if task.finalized and task.unclaimed_raise_bps:

@@ -70,6 +70,14 @@ interface IBountyTree {
         Forfeited // burned (credited to address(0)): not published in time, or work left unscored
     }
 
+    /// @notice Who holds a task's nodes: the oracle (a public task), or a custody contract (a
+    ///         private one, created so: no node is revealed until its custody registers).
+    enum Privacy {
+        Public, // scored by ORACLE_ROLE; never turns private
+        AwaitingCustody, // created private: takes no commitment yet ({AwaitingCustody})
+        Custodied // private, its custody registered ({custodyOf}), which alone scores it
+    }
+
     /// @notice A task, as {getTask} returns it; its storage layout, slot by slot.
     /// @dev Slot 0 is everything a commitment or reveal reads and writes (one slot per
     ///      submission); slot 4 everything scoring and finalize write; slot 5 is touched by
@@ -108,9 +116,8 @@ interface IBountyTree {
         uint16 computeShareBps; // share for verified operations
         uint16 expertiseShareBps; // share for the architect
         BondState bondState;
-        bool custodied; // a private task (created so, never cleared): no node is revealed in it
-            // until a custody contract registers ({markCustodied}, {custodyOf}), which alone
-            // scores it, never the oracle
+        Privacy privacy; // set at creation; a private task's moves once, to Custodied
+            // ({markCustodied}), and only then takes nodes
         // slot 5 — auditable tasks, what comes after finalize, the dataset count, and what new
         // bests set (written by a scoring batch that sets one by training)
         uint80 auditBond; // wei the sponsor escrowed to publish the validation file after finalize
@@ -360,14 +367,14 @@ interface IBountyTree {
     /// @notice The caller does not hold the role that scores this task (ORACLE_ROLE for a public
     ///         task, CUSTODY_ROLE for a custodied one).
     error NotScorer(uint256 taskId, address caller);
-    /// @notice Only a task created with `privateModels` is held by a custody: a public task never
-    ///         turns private (that once raced the sponsor's second transaction, and a stranger's
-    ///         node revealed in between kept the task public for good).
-    error NotPrivate(uint256 taskId);
-    /// @notice The task is already private, held by `custody`.
-    error AlreadyCustodied(uint256 taskId, address custody);
-    /// @notice A private task takes no node until its custody is registered: a node revealed
-    ///         before would have nobody to hold its weights as shares.
+    /// @notice Only a task created with `privateModels` is held by a custody, and by one only: a
+    ///         public task never turns private (that once raced the sponsor's second transaction,
+    ///         and a stranger's node revealed in between kept the task public for good), and a
+    ///         custodied task's custody is never replaced ({custodyOf}).
+    error NotAwaitingCustody(uint256 taskId);
+    /// @notice A private task takes no commitment until its custody is registered: a node
+    ///         revealed before would have nobody to hold its weights as shares, and a commitment
+    ///         that could not be revealed would lose its fee.
     error AwaitingCustody(uint256 taskId);
     /// @notice Commitments made in time may still be revealed: nobody may finalize before
     ///         `revealsCloseAt` (REVEAL_WINDOW after the deadline) unless they are all revealed.
@@ -425,8 +432,8 @@ interface IBountyTree {
     /// @param maxSubmissions Commitments per account; 0 = unlimited.
     /// @param auditBond Wei escrowed apart from the pool until the validation file is published
     ///        after finalize; 0 = not auditable.
-    /// @param privateModels A private task ({custodied}): commitments are taken at once, but no
-    ///        node is revealed until the sponsor registers its custody ({markCustodied}).
+    /// @param privateModels A private task ({Privacy}): it takes no commitment until the sponsor
+    ///        registers its custody ({markCustodied}).
     /// @return taskId The new task's id.
     function createTask(
         bytes32 specCid,
@@ -545,11 +552,12 @@ interface IBountyTree {
     /// @param pendingSeen Exactly the task's pendingNodes now, else {PendingChanged}.
     function finalizeLeaving(uint256 taskId, uint256 pendingSeen) external;
 
-    /// @notice Registers the custody of a private task (CUSTODY_ROLE: PrivateCustody, when the
-    ///         sponsor registers custody): its nodes may then be revealed, and their scores and
-    ///         rejections come from the calling contract alone ({custodyOf}).
+    /// @notice Registers the custody of a private task (CUSTODY_ROLE: PrivateCustody, once the
+    ///         custody is ready and holds the validation rows): the task then takes commitments, and its nodes' scores
+    ///         and rejections come from the calling contract alone ({custodyOf}).
     /// @param taskId An unfinalized task created with `privateModels`, its custody not yet
-    ///        registered (so it has no node: {AwaitingCustody}).
+    ///        registered (so it has no commitment and no node: {AwaitingCustody}), else
+    ///        {NotAwaitingCustody}.
     function markCustodied(uint256 taskId) external;
 
     /// @notice The custody contract that alone scores a private task (zero for a public task).

@@ -18,10 +18,10 @@ pragma solidity 0.8.28;
 ///         The custodians also score their task's nodes (the Ladder computed on shares reveals
 ///         only the record) and each attests the record; when both attest the same, this
 ///         contract records it on BountyTree. It holds BountyTree's CUSTODY_ROLE; a task is
-///         created private there, and registering its custody here makes this contract its
-///         custody ({IBountyTree-markCustodied}), so that its nodes are scored through this
-///         contract alone: no single custodian, nor the oracle's account, decides a private
-///         node's score.
+///         created private there, and once its custody here is ready (three parties staked, the
+///         validation rows shared) this contract becomes its custody
+///         ({IBountyTree-markCustodied}), so that its nodes are scored through this contract
+///         alone: no single custodian, nor the oracle's account, decides a private node's score.
 ///
 ///         Escrow, per task: the fee and the stakes accepted are exactly what {settle} (or the
 ///         second hand-over) credits; nothing of one task pays another.
@@ -109,6 +109,9 @@ interface IPrivateCustody {
     error NotApproved(address account);
     error NotSponsor(address caller);
     error TaskClosed(uint256 taskId);
+    /// @notice The task was created public (`createTask(…, privateModels = false)`): it never
+    ///         turns private.
+    error NotPrivate(uint256 taskId);
     error AlreadyRegistered(uint256 taskId);
     error NotRegistered(uint256 taskId);
     /// @notice The custodians, the dealer and the sponsor must be four different accounts.
@@ -154,9 +157,10 @@ interface IPrivateCustody {
     function noteFinalized(uint256 taskId) external;
 
     /// @notice Registers a private task's custody: names its custodians, dealer and the
-    ///         sponsor's key, and registers this contract as the task's custody on BountyTree,
-    ///         which takes its nodes from then on (it refuses a task created public: NotPrivate).
-    ///         Only the task's sponsor, while the task is open. msg.value is the custody fee.
+    ///         sponsor's key (a task created public is refused: NotPrivate). Only the task's
+    ///         sponsor, while the task is open. msg.value is the custody fee. The task takes no
+    ///         commitment until the three accepted and the sponsor shared its rows
+    ///         ({shareValidation}).
     /// @param stake Wei each of the three must stake to accept.
     /// @param handoverWindow Seconds the custodians have for the hand-over once finalization is
     ///        noted, 1 hour to 30 days.
@@ -192,7 +196,8 @@ interface IPrivateCustody {
 
     /// @notice The sponsor gives the custodians its validation rows: the CIDs of the two shares,
     ///         each sealed to its custodian's key (bountytree/private/rows.py), once, after all
-    ///         three accepted.
+    ///         three accepted. This contract then becomes the task's custody on BountyTree
+    ///         ({IBountyTree-markCustodied}): from this moment the task takes commitments.
     function shareValidation(uint256 taskId, bytes32 share0, bytes32 share1) external;
 
     /// @notice Custodian `index` of a pending node's task attests its outcome: kind 0 a score

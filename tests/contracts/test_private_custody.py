@@ -34,6 +34,7 @@ def _ready(market, custody, sponsor, parties):
     task_id = market.create_task(sponsor, private=True, target=9000)
     _register(custody, task_id, sponsor, parties)
     _accept_all(custody, task_id, parties)
+    custody.shareValidation(task_id, cid(1), cid(2), {"from": sponsor})  # the task takes work
     return task_id
 
 
@@ -65,6 +66,9 @@ def _attest(custody, parties, scores: dict) -> None:
             custody.attest(node, 0, scores[node], {"from": parties[index]})
 
 
+PUBLIC, AWAITING, CUSTODIED = range(3)  # IBountyTree.Privacy
+
+
 def _custody(custody, task_id) -> dict:
     return custody.custodyOf(task_id).dict()
 
@@ -74,14 +78,18 @@ def test_a_task_is_private_from_its_creation_and_no_stranger_keeps_it_public(
 ):
     """The registration race: a task used to turn private only when `register` landed, so a
     stranger who revealed an architecture between the sponsor's two transactions kept it public
-    for good (TaskHasWork). Now a task is created private, and takes no node until its custody
-    is registered: the stranger's commitment, made at once, is refused at reveal until then, and
-    the task turns private anyway. What it gains: nothing (no node, no share of a public task)."""
-    task_id = market.create_task(sponsor, private=True)
-    assert market.tree.getTask(task_id).dict()["custodied"]
-    _, salt, _ = market.commit(task_id, mallory, 0, cid(77))
-    with reverts("AwaitingCustody"):
-        market.tree.revealSubmission(task_id, 0, cid(77), 0, salt, {"from": mallory})
+    for good (TaskHasWork). Now a task is created private, and takes no commitment until its
+    custody is ready and holds the validation rows (so nobody's fee, nor an architect's spec
+    uploaded at commit, waits on a registration that may never come: the attacker reviews of
+    the first version, which took commitments and refused their reveals); the task turns
+    private all the same. What the stranger gains: nothing."""
+    fee = 10**15
+    task_id = market.create_task(sponsor, private=True, fee=fee)
+    assert market.tree.getTask(task_id).dict()["privacy"] == AWAITING
+    before = market.tree.balance()
+    for data in (cid(77), cid(78)):  # an architecture, or a dataset's commitment: both refused
+        with reverts("AwaitingCustody"):
+            market.commit(task_id, mallory, 0, data, value=STAKE + fee)
     with reverts("NotSponsor"):
         _register(custody, task_id, mallory, parties)
     with reverts("UnknownTask"):
@@ -89,21 +97,28 @@ def test_a_task_is_private_from_its_creation_and_no_stranger_keeps_it_public(
     _register(custody, task_id, sponsor, parties)
     with reverts("AlreadyRegistered"):
         _register(custody, task_id, sponsor, parties)
-    assert market.tree.custodyOf(task_id) == custody.address
     c = _custody(custody, task_id)
     assert (c["custodian0"], c["custodian1"], c["dealer"]) == parties
     assert c["sponsorKey"] == "0x" + KEY.hex() and c["fee"] == FEE
-    # the commitment made in time is revealed into the private task: the custodians judge it
-    revealed = market.tree.revealSubmission(task_id, 0, cid(77), 0, salt, {"from": mallory})
-    assert market.tree.getNode(revealed.return_value).dict()["status"] == 0  # pending
+    # registered and accepted, but no rows shared yet: still nothing taken
+    _accept_all(custody, task_id, parties)
+    with reverts("AwaitingCustody"):
+        market.commit(task_id, mallory, 0, cid(77), value=STAKE + fee)
+    assert market.tree.balance() == before  # nothing taken
+    custody.shareValidation(task_id, cid(1), cid(2), {"from": sponsor})
+    assert market.tree.custodyOf(task_id) == custody.address
+    assert market.tree.getTask(task_id).dict()["privacy"] == CUSTODIED
+    # from now on it takes work, which its custodians judge
+    node = market.submit(task_id, mallory, 0, cid(77), value=STAKE + fee)
+    assert market.tree.getNode(node).dict()["status"] == 0  # pending
     # a task created public never turns private, with work or without
     public = market.create_task(sponsor)
-    with reverts("NotPrivate"):  # BountyTree's refusal, through the custody
+    with reverts("NotPrivate"):
         _register(custody, public, sponsor, parties)
     market.propose(public, architect)
     with reverts("NotPrivate"):
         _register(custody, public, sponsor, parties)
-    assert not market.tree.getTask(public).dict()["custodied"]
+    assert market.tree.getTask(public).dict()["privacy"] == PUBLIC
 
 
 @pytest.mark.parametrize(
@@ -158,10 +173,11 @@ def test_only_a_custodian_of_the_nodes_task_commits_once_and_only_when_custody_i
 ):
     task_id = market.create_task(sponsor, private=True)
     _register(custody, task_id, sponsor, parties)
-    arch = market.propose(task_id, architect)
-    with reverts("CustodyNotReady"):
-        custody.commitShare(arch, cid(1), {"from": parties[0]})
+    with reverts("AwaitingCustody"):  # no node before custody is ready and holds the rows
+        market.propose(task_id, architect)
     _accept_all(custody, task_id, parties)
+    custody.shareValidation(task_id, cid(1), cid(2), {"from": sponsor})
+    arch = market.propose(task_id, architect)
     for stranger in (mallory, parties[2], sponsor):
         with reverts("NotCustodian"):
             custody.commitShare(arch, cid(1), {"from": stranger})
@@ -358,7 +374,7 @@ def test_the_oracles_role_does_not_reach_a_private_task(
     task, and a task is made private only through registration."""
     task_id = _ready(market, custody, sponsor, parties)
     tree = market.tree
-    assert tree.getTask(task_id).dict()["custodied"]
+    assert tree.getTask(task_id).dict()["privacy"] == CUSTODIED
     arch = market.propose(task_id, architect)
     honest = market.submit(task_id, outsider, arch)
     accomplice = market.submit(task_id, mallory, arch)
@@ -377,7 +393,7 @@ def test_the_oracles_role_does_not_reach_a_private_task(
     assert tree.custodyOf(task_id) == custody.address
     with reverts("NotScorer"):
         tree.recordScores(task_id, [(accomplice, 9900, 0, 0)], {"from": mallory})
-    with reverts("AlreadyCustodied"):
+    with reverts("NotAwaitingCustody"):
         tree.markCustodied(task_id, {"from": mallory})
     tree.revokeRole(tree.CUSTODY_ROLE(), mallory, {"from": admin})
     assert tree.getNode(accomplice).dict()["status"] == 0  # still pending, never recorded
@@ -396,7 +412,7 @@ def test_the_oracles_role_does_not_reach_a_private_task(
         tree.markCustodied(public, {"from": admin})
     with reverts("NotRegistered"):
         custody.attest(p_arch, 0, 9000, {"from": parties[0]})
-    assert not tree.getTask(public).dict()["custodied"]
+    assert tree.getTask(public).dict()["privacy"] == PUBLIC
 
 
 def test_a_task_the_custody_does_not_hold_cannot_be_scored_through_it(
@@ -513,6 +529,7 @@ def test_nodes_the_custodians_leave_pending_do_not_burn_the_sponsors_bond(
     task_id = market.create_task(sponsor, private=True, target=9000, bond=BOND)
     _register(custody, task_id, sponsor, parties)
     _accept_all(custody, task_id, parties)
+    custody.shareValidation(task_id, cid(1), cid(2), {"from": sponsor})
     arch = market.propose(task_id, architect)
     _attest(custody, parties, {arch: 9500})
     market.submit(task_id, outsider, arch)  # never scored

@@ -30,11 +30,11 @@ from bountytree.market.custody import Custody
 from bountytree.market.ladder import DEFAULT_MARGIN_BPS, round_down
 from bountytree.models import weights as weights_io
 from bountytree.models.datasets import Dataset, load_file
-from bountytree.models.spec import build_torch, parse_spec
+from bountytree.models.spec import build_torch, load_spec, parse_spec
 from bountytree.private import ring, rows
 from bountytree.private.sealing import read_private_key
 from bountytree.processes import free_port
-from bountytree.storage.store import get_bytes
+from bountytree.storage.store import cid_of, get_bytes
 from custodian.holdings import Holdings
 from tests.e2e.test_private_task import SPEC
 
@@ -179,12 +179,20 @@ def test_custodians_train_score_and_hand_over_a_private_task(settings, deployed,
     _accept_and_share(settings, task_id, keys)
     _, procs = _services(settings, keys, task_id, tmp_path)
     try:
-        # An architecture the custodians cannot train on shares (Adam) comes first: both reject
-        # it, and it stalls nobody behind it.
-        unfit = node_id_of(
-            cli_ok(settings, "propose", "--task", str(task_id), "--spec", "examples/mlp.json",
-                   "--account", "3")
-        )  # fmt: skip
+        # An architecture the custodians cannot train on shares (Adam): the client refuses it
+        # with nothing staked; sent anyway (by a client of one's own), it comes first, both
+        # custodians reject it, and it stalls nobody behind it.
+        refused = cli_error(settings, "propose", "--task", str(task_id), "--spec",
+                            "examples/mlp.json", "--account", "3")  # fmt: skip
+        assert "nothing staked" in refused and "private" in refused, refused
+        architect = market_for(settings, 3)
+        adam = load_spec(Path("examples/mlp.json").read_bytes())
+        adam = adam.with_init_weights(
+            architect.store.add(io.BytesIO(weights_io.initial_weights(adam)))
+        )
+        unfit = architect.submit(
+            task_id, 0, cid_of(adam.to_bytes()), content=adam.to_bytes()
+        ).node_id
         arch = _propose(settings, task_id, tmp_path)
         owner_rows = _owner_rows(files, tmp_path)
         child = node_id_of(

@@ -110,6 +110,12 @@ def test_a_private_task_from_posting_to_the_sponsors_export(settings, deployed, 
     custody = Custody(market)
     view = custody.require(task_id)
     assert view.ready and all(view.keys)
+    # registered and accepted, the task takes nothing until the sponsor's rows are shared
+    assert "takes nothing until its custody is ready" in cli_error(
+        settings, "propose", "--task", str(task_id), "--spec", "examples/mlp.json",
+        "--account", str(ARCHITECT),
+    )  # fmt: skip
+    cli_ok(settings, "custody", "share-validation", "--task", str(task_id))
 
     spec_file = tmp_path / "spec.json"
     spec_file.write_text(json.dumps(SPEC))
