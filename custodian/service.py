@@ -488,7 +488,7 @@ class Custodian:
             # a result written is the session's, even if leaving it failed afterwards
             if not (folder / "result.json").exists():
                 tail = status.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
-                self.log(f"node {job.node_id}: no {job.kind} session this round ({tail[0]})")
+                self.log(f"node {job.node_id}: no {job.kind} session this round ({tail[0][:300]})")
                 return None
             result: dict = json.loads((folder / "result.json").read_text())
             return result

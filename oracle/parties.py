@@ -7,6 +7,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bountytree.errors import UserError
@@ -26,6 +28,37 @@ from bountytree.private.sealing import new_private_key, public_key, read_private
 from bountytree.processes import die_with_parent
 
 from .admission import TEST, VALIDATION, Gate
+
+# Connections turned away said on the validator's output per minute; the rest are counted.
+REFUSALS_PER_MINUTE = 10
+
+
+class RefusalLines:
+    """Says why connections were turned away, at most REFUSALS_PER_MINUTE a minute, and how many
+    more once the minute is over: any stranger can be refused, 58 times a second from one
+    client, and the validator's output (unlike its rotated sessions.log) grew without bound
+    (found by the attacker review of the servers)."""
+
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, say: Callable[[str], None] | None = None
+    ):
+        self.clock = clock
+        self.say = say or (lambda line: print(line, flush=True))
+        self.minute, self.said, self.held = -1, 0, 0
+
+    def __call__(self, line: str) -> None:
+        minute = int(self.clock() // 60)
+        if minute != self.minute:
+            if self.held:
+                self.say(f"… and {self.held} more connection(s) turned away in that minute")
+            self.minute, self.said, self.held = minute, 0, 0
+        if self.said < REFUSALS_PER_MINUTE:
+            self.said += 1
+            self.say(line)
+        else:
+            self.held += 1
+
+
 from .session import LINK_KEY, PROGRESS
 
 SALT_ENV = "BOUNTYTREE_VALIDATION_SALT"
@@ -127,7 +160,7 @@ def run_validator(
             rows.X.shape[1],
             task.info.num_classes,
             has_test=test_rows is not None,
-            log=lambda line: print(line, flush=True),
+            log=RefusalLines(),
             screen=lambda header, key: gate.screen(header, link_key=key),
         )
         try:

@@ -36,6 +36,7 @@ PROGRESS = "progress.log"
 LINK_KEY = "link.key"  # the model party's key for this session's link, in the job folder
 
 SESSION_TIMEOUT_S = 1800
+MAX_FAILURE = 300  # characters of a party's last stderr line quoted in the oracle's log
 
 
 @dataclass(frozen=True)
@@ -105,45 +106,17 @@ def run_session(
                 raise UserError(
                     f"task {task_id}: no validation file registered on this machine and no --validator"
                 )
+            validator_args = ["--validation", str(validation_file), "--address", address]
             procs.append(
-                (
+                _start(
+                    job,
                     "validator",
-                    subprocess.Popen(
-                        [
-                            sys.executable,
-                            "-m",
-                            "oracle",
-                            "validator",
-                            "--task",
-                            str(task_id),
-                            "--validation",
-                            str(validation_file),
-                            "--address",
-                            address,
-                            "--one-session",
-                        ],
-                        env=env,
-                        # what it says of refused connections is not read here: a pipe nobody
-                        # reads would fill and stop it
-                        stdout=subprocess.DEVNULL,
-                        stderr=subprocess.PIPE,
-                        preexec_fn=die_with_parent(),
-                    ),
+                    ["validator", "--task", str(task_id), *validator_args, "--one-session"],
+                    env,
                 )
             )
-        procs.append(
-            (
-                "model party",
-                subprocess.Popen(
-                    [sys.executable, "-m", "oracle", "model-party", "--job", str(job)],
-                    env=env,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    preexec_fn=die_with_parent(),
-                ),
-            )
-        )
-        failure = _wait_all(procs, timeout_s, _Follower(job / PROGRESS, progress))
+        procs.append(_start(job, "model party", ["model-party", "--job", str(job)], env))
+        failure = _wait_all(procs, job, timeout_s, _Follower(job / PROGRESS, progress))
         if failure:
             raise UserError(f"task {task_id}: scoring session failed: {failure}")
         result = json.loads((job / "result.json").read_text())
@@ -178,8 +151,41 @@ class _Follower:
             self.hear(line[: self.MAX_LINE].decode(errors="replace"))
 
 
+def _start(job: Path, name: str, args: list[str], env: dict) -> tuple[str, subprocess.Popen]:
+    """`python -m oracle ARGS` as the party `name`, its stderr in a file of the job's folder
+    rather than a pipe: a pipe was read only once the party had ended, and one that filled
+    (64 KiB: a validator's refusal that long, quoted by the model party) stopped the party until
+    the session's timeout, half an hour per node (found by the attacker review of the servers).
+    What it prints on stdout (the validator's refused connections) is not read."""
+    with open(job / f"{name}.err", "wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "oracle", *args],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            preexec_fn=die_with_parent(),
+        )
+    return name, proc
+
+
+def _last_line(job: Path, name: str, returncode: int) -> str:
+    """The last line a party wrote to stderr, cut to MAX_FAILURE characters: it goes to the
+    oracle's log and error, and a peer's words may be in it."""
+    try:
+        with open(job / f"{name}.err", "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 4 * MAX_FAILURE))
+            lines = f.read().decode(errors="replace").strip().splitlines()
+    except OSError:
+        lines = []
+    line = lines[-1] if lines else f"exit {returncode}"
+    return line if len(line) <= MAX_FAILURE else line[:MAX_FAILURE] + "…"
+
+
 def _wait_all(
-    procs: list[tuple[str, subprocess.Popen]], timeout_s: float, follower: _Follower | None = None
+    procs: list[tuple[str, subprocess.Popen]],
+    job: Path,
+    timeout_s: float,
+    follower: _Follower | None = None,
 ) -> str | None:
     """Waits for every party; if one fails or time runs out, stops the others. Returns the first
     failure's last stderr line, or None."""
@@ -193,9 +199,7 @@ def _wait_all(
             if proc.poll() is not None:
                 del pending[name]
                 if proc.returncode != 0:
-                    raw = proc.stderr.read() if proc.stderr else b""
-                    err = raw.decode(errors="replace").strip().splitlines()
-                    failure = f"{name}: {err[-1] if err else f'exit {proc.returncode}'}"
+                    failure = f"{name}: {_last_line(job, name, proc.returncode)}"
         if time.monotonic() > deadline:
             failure = f"no result after {timeout_s:.0f}s"
         time.sleep(0.05)
@@ -205,7 +209,4 @@ def _wait_all(
         if proc.poll() is None:
             proc.kill()
         proc.wait()
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
     return failure

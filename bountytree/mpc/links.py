@@ -90,7 +90,15 @@ class Unanswered(ConnectionError):
 
 class SessionRefused(Exception):
     """The other party refused the session (wrong task, invalid spec, another job, a ticket it
-    does not admit, …); the message says why."""
+    does not admit, …); the message says why, in at most MAX_CHARS characters: it often quotes
+    the peer, and goes to logs (a custodian 0 that sent an 8 MiB job header wrote 8 MiB lines
+    into the other's log every round: the attacker review of the servers)."""
+
+    MAX_CHARS = 300
+
+    def __init__(self, message: object = "refused"):
+        text = str(message)
+        super().__init__(text if len(text) <= self.MAX_CHARS else text[: self.MAX_CHARS] + "…")
 
 
 class PartyMissing(Exception):

@@ -103,3 +103,45 @@ def test_a_stranger_that_connects_and_stalls_neither_holds_nor_uses_up_a_session
     text = out.decode() + err.decode()
     assert "session 1" not in text, text  # nothing counted
     assert "Traceback" not in text, text
+
+
+def test_what_a_peer_says_is_cut_short_and_a_party_that_writes_much_never_stalls(tmp_path):
+    """A refusal quotes the peer, and goes to logs: it is cut to SessionRefused.MAX_CHARS (a
+    custodian 0 sent an 8 MiB job header, which the other logged whole every round). A party's
+    stderr goes to a file, not a pipe read only at its end: a party that wrote more than a pipe
+    holds (a validator's refusal quoted at length) stopped until the session's timeout, half an
+    hour a node (both found by the attacker review of the servers)."""
+    from bountytree.mpc.links import SessionRefused
+    from oracle.session import MAX_FAILURE, _wait_all
+
+    assert len(str(SessionRefused("x" * (8 << 20)))) <= SessionRefused.MAX_CHARS + 1
+    with open(tmp_path / "model party.err", "wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "import sys; sys.stderr.write('y' * (1 << 20)); sys.exit(3)"],
+            stderr=err,
+        )
+    started = time.monotonic()
+    failure = _wait_all([("model party", proc)], tmp_path, timeout_s=60)
+    assert time.monotonic() - started < 20
+    assert failure is not None and failure.startswith("model party: yyy")
+    assert len(failure) <= len("model party: ") + MAX_FAILURE + 1
+
+
+def test_connections_turned_away_are_said_a_few_a_minute_and_then_counted():
+    """Any stranger can be turned away, 58 times a second from one client: the validator's
+    output says REFUSALS_PER_MINUTE a minute, then how many more (the attacker review of the
+    servers: it grew 20–65 MB an hour per client)."""
+    from oracle.parties import REFUSALS_PER_MINUTE, RefusalLines
+
+    now, said = [0.0], []
+    lines = RefusalLines(clock=lambda: now[0], say=said.append)
+    for i in range(1000):
+        now[0] = i * 0.05  # 50 seconds of one refusal every 50 ms
+        lines(f"refused a connection: {i}")
+    assert len(said) == REFUSALS_PER_MINUTE
+    now[0] = 61.0
+    lines("refused a connection: later")
+    assert said[-2:] == [
+        f"… and {1000 - REFUSALS_PER_MINUTE} more connection(s) turned away in that minute",
+        "refused a connection: later",
+    ]
