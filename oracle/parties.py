@@ -28,6 +28,7 @@ from bountytree.private.sealing import new_private_key, public_key, read_private
 from bountytree.processes import die_with_parent
 
 from .admission import TEST, VALIDATION, Gate
+from .session import LINK_KEY, PROGRESS
 
 # Connections turned away said on the validator's output per minute; the rest are counted.
 REFUSALS_PER_MINUTE = 10
@@ -58,8 +59,6 @@ class RefusalLines:
         else:
             self.held += 1
 
-
-from .session import LINK_KEY, PROGRESS
 
 SALT_ENV = "BOUNTYTREE_VALIDATION_SALT"
 # A session's exit status when no oracle came to it (EX_TEMPFAIL): the validator waits again,
