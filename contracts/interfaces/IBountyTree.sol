@@ -254,8 +254,9 @@ interface IBountyTree {
     event StakeForfeited(uint256 indexed taskId, uint256 indexed nodeId, uint256 amount);
 
     /// @notice The task's best node reached the target: the task takes new commitments until
-    ///         `deadline` (REVEAL_WINDOW from now, where the deadline was later), and those made
-    ///         by then may be revealed for REVEAL_WINDOW more.
+    ///         `deadline` (REVEAL_WINDOW from now, where the deadline was later) or until it is
+    ///         finalized, which anyone may do from now on while no commitment is open; those made
+    ///         in time may be revealed for REVEAL_WINDOW more, and finalize waits for them.
     event DeadlineBroughtForward(uint256 indexed taskId, uint256 deadline);
 
     /// @notice A task was settled.
