@@ -197,10 +197,15 @@ def run_create(args: argparse.Namespace, settings: Settings) -> int:
             f"  private models: custodians {', '.join(made.view.custodians)}, dealer "
             f"{made.view.dealer}; custody fee {eth(made.view.fee)}  {made.sent}"
         )
+        print(
+            "  the task takes work once the three accept (`bountytree custody accept`) and you "
+            f"share the validation rows (`bountytree custody share-validation --task {out.task_id}`)"
+        )
     elif args.private_models:
         print(
-            f"  private models: no node is taken until you register its custody "
-            f"(`bountytree custody register --task {out.task_id} …`)"
+            f"  private models: the task takes nothing until you register its custody "
+            f"(`bountytree custody register --task {out.task_id} …`), the three accept, and you "
+            "share the validation rows (`bountytree custody share-validation`)"
         )
     return 0
 

@@ -179,7 +179,13 @@ class Custody:
                 raise UserError(f"{who} is not approved for custody (`bountytree custody approve`)")
 
     def register(self, task_id: int, terms: CustodyTerms) -> CustodyRegistered:
-        """Makes a task private (its sponsor, before any node); the fee is paid with it."""
+        """Names the custody of a task created private (its sponsor); the fee is paid with it.
+        The task takes work once the three accepted and the rows are shared."""
+        if not self.market.task(task_id, with_info=False).custodied:
+            raise UserError(
+                f"task {task_id} was created public and never turns private; post a task with "
+                "--private-models"
+            )
         sent = self.market.chain.send(
             self.contract.functions.register(
                 task_id,
@@ -190,7 +196,7 @@ class Custody:
                 terms.handover_window,
             ),
             value=terms.fee,
-            action=f"make task {task_id} private",
+            action=f"register task {task_id}'s custody",
         )
         return CustodyRegistered(self.require(task_id), sent)
 

@@ -80,20 +80,23 @@ def test_a_private_task_from_posting_to_the_sponsors_export(settings, deployed, 
     for path in custodian_keys:
         _keygen(settings, path)
 
-    task_id = created_task_id(
-        cli_ok(
-            settings, "task", "create", "--validation", str(files["validation"]),
-            "--name", "private digits", "--bounty", "1", "--target", "0.2",
-            "--deadline", "2h", "--stake", "0.01", "--private-models",
-        )
+    create = (
+        "task", "create", "--validation", str(files["validation"]), "--name", "private digits",
+        "--bounty", "1", "--target", "0.2", "--deadline", "2h", "--stake", "0.01",
     )  # fmt: skip
-    register = (
-        "custody", "register", "--task", str(task_id),
+    out = cli_ok(settings, *create, "--private-models")
+    assert "takes nothing until you register its custody" in out, out
+    task_id = created_task_id(out)
+    terms = (
         "--custodians", f"{address[5]},{address[6]}", "--dealer", address[7],
         "--key-file", str(sponsor_key), "--stake", "0.02", "--fee", "0.03",
     )  # fmt: skip
-    # only the sponsor makes its task private
+    register = ("custody", "register", "--task", str(task_id), *terms)
+    # only the sponsor names its task's custody, and only of a task created private
     assert "NotSponsor" in cli_error(settings, *register, "--account", "3")
+    public = created_task_id(cli_ok(settings, *create))
+    refused = cli_error(settings, "custody", "register", "--task", str(public), *terms)
+    assert "created public and never turns private" in refused, refused
     cli_ok(settings, *register)
     for index, account in enumerate(CUSTODIANS):
         cli_ok(
