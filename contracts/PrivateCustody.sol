@@ -102,7 +102,10 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
         uint8 party = _party(c, msg.sender);
         if (c.accepted & (1 << party) != 0) revert AlreadyAccepted(msg.sender);
         if (msg.value != c.stake) revert WrongStake(msg.value, c.stake);
-        if (tree.getTask(taskId).finalized) revert TaskClosed(taskId);
+        // only while the task can still take work: a party that accepted after the deadline
+        // made a custody that never held anything "served", and took its third of the fee
+        // (found by the attacker review of private-from-creation)
+        _requireOpen(taskId);
         if (sealingKey == bytes32(0)) revert ZeroKey();
         c.accepted |= uint8(1 << party);
         if (party == 0) c.key0 = sealingKey;
@@ -317,6 +320,12 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
         if (amount == 0) return;
         pendingWithdrawals[account] += amount;
         emit Credited(taskId, account, amount, uint8(kind));
+    }
+
+    /// @dev The task can still take work: not finalized, its deadline not passed.
+    function _requireOpen(uint256 taskId) private view {
+        IBountyTree.Task memory t = tree.getTask(taskId);
+        if (t.finalized || block.timestamp >= t.deadline) revert TaskClosed(taskId);
     }
 
     function _registered(uint256 taskId) private view returns (Custody storage c) {

@@ -40,7 +40,6 @@ from bountytree.delivery.http import HttpLimits
 from bountytree.delivery.metrics import CONTENT_TYPE, Metrics, ModelInfo, route_of
 from bountytree.errors import UserError
 from bountytree.models.inference import InputError, Prediction, Predictor
-from bountytree.models.spec import ModelSpec
 
 INPUT = "input"
 # The largest magnitude each float datatype holds: data beyond it is not of that type.
@@ -65,26 +64,31 @@ DATATYPES = {
 
 
 # What one request may make the server compute and send back, whatever --max-rows allows: its
-# rows × the model's widest layer (what its forward pass computes, in chunks) and its rows × the
-# classes (the logits of its answer, which no body memory counts). A 682-row request to a
-# CIFAR-sized CNN held the event loop 2 s, and 2 KiB of rows to a 1,000-class model asked for a
-# 10.7 MiB answer (the attacker review of the servers).
+# rows × the model's widest layer (what its forward pass holds, in chunks), × its operations
+# per row (what the pass costs: about a tenth of a second on one core), and × the classes (the
+# logits of its answer, which no body memory counts). A 682-row request to a CIFAR-sized CNN
+# held the event loop 2 s, and 2 KiB of rows to a 1,000-class model asked for a 10.7 MiB answer
+# (the attacker reviews of the servers and of their fixes).
 MAX_REQUEST_VALUES = 1 << 24
+MAX_REQUEST_FLOPS = 1 << 31
 MAX_ANSWER_VALUES = 1 << 16
-# A forward pass over more values than this runs in a worker thread, so that the event loop
+# A forward pass of more operations than this runs in a worker thread, so that the event loop
 # keeps answering (health, metrics, other connections' parsing) meanwhile; below, the hop would
 # cost more than the pass (the examples' models take 10–20 µs).
-INLINE_VALUES = 1 << 20
+INLINE_FLOPS = 1 << 22
 
 
-def request_rows(spec: ModelSpec, config: ServeConfig) -> int:
-    """Rows one request may hold for this model: `--max-rows`, or fewer for a model wide or with
-    many classes (MAX_REQUEST_VALUES, MAX_ANSWER_VALUES); at least one."""
+def request_rows(predictor: Predictor, config: ServeConfig) -> int:
+    """Rows one request may hold for this model: `--max-rows`, or fewer for a model that is
+    wide, costly per row or of many classes (MAX_REQUEST_VALUES, MAX_REQUEST_FLOPS,
+    MAX_ANSWER_VALUES); at least one."""
+    spec = predictor.spec
     return max(
         1,
         min(
             config.max_rows,
             MAX_REQUEST_VALUES // max(1, spec.widest),
+            MAX_REQUEST_FLOPS // predictor.flops_per_row,
             MAX_ANSWER_VALUES // max(1, spec.num_classes),
         ),
     )
@@ -170,6 +174,7 @@ class Batcher:
 
     def __init__(self, predictor: Predictor, config: ServeConfig, metrics: Metrics):
         self.predictor = predictor
+        predictor.flops_per_row  # noqa: B018 (counted once here, at start, not on a request)
         self.config = config
         self.metrics = metrics
         self.queue: deque[_Job] = deque()
@@ -233,18 +238,20 @@ class Batcher:
             self.metrics.batch_rows.observe(len(rows))
             self.metrics.batch_requests.observe(len(live))
             try:
-                if len(rows) * self.predictor.spec.widest > INLINE_VALUES:
+                if len(rows) * self.predictor.flops_per_row > INLINE_FLOPS:
                     out = await asyncio.to_thread(self.predictor.forward, rows)
                 else:
                     out = self.predictor.forward(rows)
             except Exception as exc:  # not the caller's input: it was checked
                 for j in live:
-                    j.done.set_exception(exc)
+                    if not j.done.done():  # (cancelled while the pass ran in its thread)
+                        j.done.set_exception(exc)
                 continue
             start = 0
             for j in live:
                 end = start + len(j.rows)
-                j.done.set_result(Prediction(out.logits[start:end], out.classes[start:end]))
+                if not j.done.done():  # a request cancelled meanwhile ended the batcher
+                    j.done.set_result(Prediction(out.logits[start:end], out.classes[start:end]))
                 start = end
 
 
@@ -305,7 +312,7 @@ def parse_infer(body: bytes, predictor: Predictor, config: ServeConfig) -> Infer
     millisecond for 4 MiB): a body of a million empty lists, two million zeros or 400,000 keys
     would hold the event loop for 0.1 to 1 s in the parser, and is refused in that millisecond
     instead; what passes holds it for at most about 20 ms (docs/models.md, "Limits")."""
-    most = request_rows(predictor.spec, config)
+    most = request_rows(predictor, config)
     allowed = max_lists(predictor.spec.input_shape, most)
     if body.count(b"[") > allowed or body.count(b"{") > 16 + most:
         raise BadRequest(f"the body nests more lists than {most} rows can need")

@@ -518,6 +518,15 @@ class Market:
             raise UserError("bounty: must be more than 0 ETH")
         if sum(shares_bps) != 10_000 or min(shares_bps) < 0:
             raise UserError(f"payout split {shares_bps} does not sum to 100 %")
+        if split and private_models:
+            # the train part would be published at once, which a private task refuses until
+            # its custody holds the rows, and a private winner gets no test score (the attacker
+            # review of private-from-creation: the bounty was escrowed, then the command failed)
+            raise UserError(
+                "--split with private models: a private task takes a dataset only once its "
+                "custody holds the validation rows, and its winner gets no test score; split "
+                "the file yourself and publish the train part then (`bountytree dataset publish`)"
+            )
         ds = datasets.load_file(validation_file, label_column)
         parts = None
         if split:

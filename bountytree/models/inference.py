@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -61,6 +62,13 @@ class Predictor:
     def __init__(self, spec: ModelSpec, model: torch.nn.Module):
         self.spec = spec
         self.model = model.eval()
+
+    @cached_property
+    def flops_per_row(self) -> int:
+        """One row's operations through the model (`flops.forward_flops_per_row`), counted once."""
+        from bountytree.models.flops import forward_flops_per_row
+
+        return forward_flops_per_row(self.model, self.spec)
 
     @classmethod
     def from_weights(cls, raw: bytes, spec: ModelSpec, where: str = "weights") -> Predictor:

@@ -177,7 +177,8 @@ interface IPrivateCustody {
     /// @notice A named party accepts custody by staking exactly the task's stake and giving its
     ///         X25519 public key: what a custodian is sent is sealed to it, and the three
     ///         parties' session links authenticate with it (a party that cannot prove the key
-    ///         the chain holds for it is refused by the others).
+    ///         the chain holds for it is refused by the others). Only before the task's deadline
+    ///         (TaskClosed): a custody completed after it could never hold anything.
     function accept(uint256 taskId, bytes32 sealingKey) external payable;
 
     /// @notice Custodian `index` of the node's task records its commitment to its share of the

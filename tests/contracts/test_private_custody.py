@@ -168,6 +168,27 @@ def test_accepting_takes_the_exact_stake_once_from_a_named_party(
     assert _custody(custody, task_id)["key2"] == "0x" + _key(2).hex()  # the dealer's link key
 
 
+def test_a_party_accepting_after_the_deadline_takes_no_part_of_the_fee(
+    market, custody, sponsor, parties, outsider
+):
+    """The dealer waited for the deadline, then accepted: the custody, which could never hold
+    anything, counted as served, and the three took the fee (the attacker review of
+    private-from-creation). Accepting is refused once the task cannot take work; the fee goes
+    back to the sponsor, each stake to its party."""
+    task_id = market.create_task(sponsor, private=True, deadline_in=DAY)
+    _register(custody, task_id, sponsor, parties)
+    for i in (0, 1):
+        custody.accept(task_id, _key(i), {"from": parties[i], "value": CUSTODY_STAKE})
+    chain.sleep(DAY + 1)
+    chain.mine()
+    with reverts("TaskClosed"):
+        custody.accept(task_id, _key(2), {"from": parties[2], "value": CUSTODY_STAKE})
+    market.tree.finalize(task_id, {"from": outsider})
+    custody.settle(task_id, {"from": outsider})
+    assert custody.pendingWithdrawals(sponsor) == FEE
+    assert [custody.pendingWithdrawals(p) for p in parties] == [CUSTODY_STAKE, CUSTODY_STAKE, 0]
+
+
 def test_only_a_custodian_of_the_nodes_task_commits_once_and_only_when_custody_is_ready(
     market, custody, sponsor, parties, architect, alice, mallory
 ):

@@ -15,8 +15,9 @@ import torch
 from bountytree.config import ROOT
 from bountytree.delivery.metrics import Metrics, ModelInfo, route_of
 from bountytree.delivery.serving import (
-    INLINE_VALUES,
+    INLINE_FLOPS,
     MAX_ANSWER_VALUES,
+    MAX_REQUEST_FLOPS,
     MAX_REQUEST_VALUES,
     BadRequest,
     Batcher,
@@ -39,17 +40,7 @@ def _rows(seed: int, n: int) -> np.ndarray:
 
 
 def _run(config: ServeConfig, scenario):
-    metrics = Metrics(MODEL)
-
-    async def main():
-        batcher = Batcher(PREDICTOR, config, metrics)
-        batcher.start()
-        try:
-            return await scenario(batcher)
-        finally:
-            await batcher.stop()
-
-    return asyncio.run(main()), metrics
+    return _run_with(PREDICTOR, config, scenario)
 
 
 async def _together(batcher: Batcher, sizes: list[int]):
@@ -173,7 +164,7 @@ def test_a_wide_model_computes_a_few_rows_at_once_and_takes_few_per_request(monk
     alone = np.concatenate([predictor.forward(rows[i : i + 1]).logits for i in range(6)])
     assert np.array_equal(together.logits, alone)
     config = ServeConfig()
-    most = request_rows(WIDE, config)
+    most = request_rows(predictor, config)
     assert most == MAX_REQUEST_VALUES // WIDE.widest == 4 < config.max_rows
     assert len(parse_infer(_body(rows[:most]), predictor, config).rows) == most
     with pytest.raises(BadRequest, match="this model's limit per request"):
@@ -192,18 +183,18 @@ def test_a_model_of_many_classes_answers_few_rows_per_request():
         }
     )
     predictor = Predictor.from_weights(initial_weights(many), many)
-    most = request_rows(many, ServeConfig())
+    most = request_rows(predictor, ServeConfig())
     assert most == MAX_ANSWER_VALUES // 1000
     with pytest.raises(BadRequest, match="this model's limit per request"):
         parse_infer(_body(np.zeros((most + 1, 1), np.float32)), predictor, ServeConfig())
 
 
 def test_a_heavy_pass_leaves_the_event_loop_free():
-    """A pass over more than INLINE_VALUES values runs in a worker thread: the loop keeps
+    """A pass of more than INLINE_FLOPS operations runs in a worker thread: the loop keeps
     ticking while it runs (before, it held the loop for the whole pass)."""
     predictor = Predictor.from_weights(initial_weights(WIDE), WIDE)
     rows = _rows(4, 4).reshape(4, 1, 8, 8)
-    assert len(rows) * WIDE.widest > INLINE_VALUES
+    assert len(rows) * predictor.flops_per_row > INLINE_FLOPS
 
     async def main() -> tuple[float, float]:
         batcher = Batcher(predictor, ServeConfig(), Metrics(MODEL))
@@ -231,3 +222,75 @@ def test_a_heavy_pass_leaves_the_event_loop_free():
 
     took, gap = asyncio.run(main())
     assert gap < took / 2, (gap, took)
+
+
+def test_a_model_costly_per_row_takes_few_rows_and_leaves_the_loop_even_for_one():
+    """Sixty 1×1 convolutions are narrow (their widest layer is small) and costly: the attacker
+    review of the serving fixes held the loop 3 s with 8 rows. What a request may hold and where
+    its pass runs follow the model's operations per row."""
+    layers = [
+        {"type": "Conv2d", "in_channels": 64, "out_channels": 64, "kernel_size": 1}
+        for _ in range(20)
+    ]
+    costly = parse_spec(
+        {
+            "format": "bountytree/model@1",
+            "name": "1x1 stack",
+            "input_shape": [64, 8, 8],
+            "num_classes": 10,
+            "layers": [*layers, {"type": "Flatten"},
+                       {"type": "Linear", "in_features": 4096, "out_features": 10}],
+            "training": {"optimizer": "sgd", "lr": 0.1, "batch_size": 32, "epochs": 1, "seed": 1},
+        }
+    )  # fmt: skip
+    predictor = Predictor.from_weights(initial_weights(costly), costly)
+    assert predictor.flops_per_row > INLINE_FLOPS > 0
+    most = request_rows(predictor, ServeConfig())
+    assert most == MAX_REQUEST_FLOPS // predictor.flops_per_row < ServeConfig().max_rows
+    threaded: list[int] = []
+    to_thread = asyncio.to_thread
+
+    async def recorded(fn, rows):
+        threaded.append(len(rows))
+        return await to_thread(fn, rows)
+
+    async def one(batcher):
+        asyncio.to_thread = recorded
+        try:
+            return await batcher.predict(np.zeros((1, 64, 8, 8), np.float32))
+        finally:
+            asyncio.to_thread = to_thread
+
+    batcher_out, _ = _run_with(predictor, ServeConfig(), one)
+    assert threaded == [1] and len(batcher_out) == 1
+
+
+def test_a_request_cancelled_during_a_threaded_pass_stops_nobody_else():
+    """A job cancelled while its pass ran in the worker thread made setting its result raise,
+    and the batcher ended: every later request waited for ever (the attacker review of the
+    serving fixes)."""
+    predictor = Predictor.from_weights(initial_weights(WIDE), WIDE)
+    rows = _rows(5, 1).reshape(1, 1, 8, 8)
+
+    async def scenario(batcher):
+        first = asyncio.get_running_loop().create_task(batcher.predict(rows))
+        await asyncio.sleep(0.005)  # its pass has started, in the thread
+        first.cancel()
+        return await asyncio.wait_for(batcher.predict(rows), timeout=30)
+
+    out, _ = _run_with(predictor, ServeConfig(max_batch=1), scenario)
+    assert len(out) == 1
+
+
+def _run_with(predictor: Predictor, config: ServeConfig, scenario):
+    metrics = Metrics(MODEL)
+
+    async def main():
+        batcher = Batcher(predictor, config, metrics)
+        batcher.start()
+        try:
+            return await scenario(batcher)
+        finally:
+            await batcher.stop()
+
+    return asyncio.run(main()), metrics

@@ -136,6 +136,9 @@ def test_publishing_the_file_returns_the_bond(settings, deployed, files):
         ("--max-submissions", "70000", "--max-submissions: '70000' is not a whole number"),
         ("--scoring-fee", "lots", "--scoring-fee: 'lots' is not an amount of ETH"),
         ("--audit-bond", "-1", "--audit-bond: '-1' is not an amount of ETH"),
+        # a private task refused the train part after the bounty was escrowed (the attacker
+        # review of private-from-creation)
+        ("--split", "60/20/20 --private-models", "--split with private models"),
     ],
 )
 def test_bad_terms_are_one_line_and_send_nothing(settings, deployed, files, flag, value, message):
@@ -156,7 +159,7 @@ def test_bad_terms_are_one_line_and_send_nothing(settings, deployed, files, flag
         "--deadline",
         "2h",
         flag,
-        value,
+        *value.split(),
     )
     assert message in line
     assert market_for(settings, 0).task_ids() == tasks and w3.is_connected()
