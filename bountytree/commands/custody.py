@@ -174,8 +174,17 @@ def run_show(args: argparse.Namespace, settings: Settings) -> int:
     from bountytree.market.custody import PARTIES
     from bountytree.market.render import eth
 
-    view = _custody(settings).require(args.task)
-    print(f"task {args.task}: fee {eth(view.fee)}, stake {eth(view.stake)} each")
+    custody = _custody(settings)
+    view = custody.require(args.task)
+    taking = not custody.market.task(args.task, with_info=False).awaiting_custody
+    print(
+        f"task {args.task}: fee {eth(view.fee)}, stake {eth(view.stake)} each; "
+        + (
+            "takes work"
+            if taking
+            else "takes nothing until the three accept and the rows are shared"
+        )
+    )
     for i, (who, party) in enumerate(zip(view.parties, PARTIES, strict=True)):
         accepted = "accepted" if view.accepted >> i & 1 else "not accepted"
         delivered = ""

@@ -166,6 +166,11 @@ class Custody:
     def require(self, task_id: int) -> CustodyView:
         view = self.of(task_id)
         if view is None:
+            if self.market.task(task_id, with_info=False).custodied:
+                raise UserError(
+                    f"task {task_id} is private, its custody not registered yet: it takes "
+                    f"nothing until then (`bountytree custody register --task {task_id} …`)"
+                )
             raise UserError(f"task {task_id} is not private (no custody registered)")
         return view
 

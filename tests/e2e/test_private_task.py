@@ -92,6 +92,8 @@ def test_a_private_task_from_posting_to_the_sponsors_export(settings, deployed, 
         "--key-file", str(sponsor_key), "--stake", "0.02", "--fee", "0.03",
     )  # fmt: skip
     register = ("custody", "register", "--task", str(task_id), *terms)
+    waiting = cli_error(settings, "custody", "show", "--task", str(task_id))
+    assert "is private, its custody not registered yet" in waiting, waiting
     # only the sponsor names its task's custody, and only of a task created private
     assert "NotSponsor" in cli_error(settings, *register, "--account", "3")
     public = created_task_id(cli_ok(settings, *create))
