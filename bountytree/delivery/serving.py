@@ -72,6 +72,9 @@ DATATYPES = {
 MAX_REQUEST_VALUES = 1 << 24
 MAX_REQUEST_FLOPS = 1 << 31
 MAX_ANSWER_VALUES = 1 << 16
+# Input values in one request: what its parsing costs the event loop (1,024 rows of 784
+# features held it 95 ms in the parser and the checks; 2^18 values, about 30 ms).
+MAX_REQUEST_INPUTS = 1 << 18
 # A forward pass of more operations than this runs in a worker thread, so that the event loop
 # keeps answering (health, metrics, other connections' parsing) meanwhile; below, the hop would
 # cost more than the pass (the examples' models take 10–20 µs).
@@ -80,8 +83,8 @@ INLINE_FLOPS = 1 << 22
 
 def request_rows(predictor: Predictor, config: ServeConfig) -> int:
     """Rows one request may hold for this model: `--max-rows`, or fewer for a model that is
-    wide, costly per row or of many classes (MAX_REQUEST_VALUES, MAX_REQUEST_FLOPS,
-    MAX_ANSWER_VALUES); at least one."""
+    wide, costly per row, of many classes or many features (MAX_REQUEST_VALUES,
+    MAX_REQUEST_FLOPS, MAX_ANSWER_VALUES, MAX_REQUEST_INPUTS); at least one."""
     spec = predictor.spec
     return max(
         1,
@@ -90,6 +93,7 @@ def request_rows(predictor: Predictor, config: ServeConfig) -> int:
             MAX_REQUEST_VALUES // max(1, spec.widest),
             MAX_REQUEST_FLOPS // predictor.flops_per_row,
             MAX_ANSWER_VALUES // max(1, spec.num_classes),
+            MAX_REQUEST_INPUTS // max(1, spec.num_features),
         ),
     )
 

@@ -18,6 +18,7 @@ from bountytree.delivery.serving import (
     INLINE_FLOPS,
     MAX_ANSWER_VALUES,
     MAX_REQUEST_FLOPS,
+    MAX_REQUEST_INPUTS,
     MAX_REQUEST_VALUES,
     BadRequest,
     Batcher,
@@ -185,6 +186,8 @@ def test_a_model_of_many_classes_answers_few_rows_per_request():
     predictor = Predictor.from_weights(initial_weights(many), many)
     most = request_rows(predictor, ServeConfig())
     assert most == MAX_ANSWER_VALUES // 1000
+    assert request_rows(PREDICTOR, ServeConfig()) == ServeConfig().max_rows  # the examples'
+    assert ServeConfig().max_rows > MAX_REQUEST_INPUTS // 784  # a 784-feature model's: fewer
     with pytest.raises(BadRequest, match="this model's limit per request"):
         parse_infer(_body(np.zeros((most + 1, 1), np.float32)), predictor, ServeConfig())
 
@@ -225,21 +228,21 @@ def test_a_heavy_pass_leaves_the_event_loop_free():
 
 
 def test_a_model_costly_per_row_takes_few_rows_and_leaves_the_loop_even_for_one():
-    """Sixty 1×1 convolutions are narrow (their widest layer is small) and costly: the attacker
+    """1×1 convolutions are narrow (their widest layer is small) and costly: the attacker
     review of the serving fixes held the loop 3 s with 8 rows. What a request may hold and where
     its pass runs follow the model's operations per row."""
     layers = [
-        {"type": "Conv2d", "in_channels": 64, "out_channels": 64, "kernel_size": 1}
-        for _ in range(20)
+        {"type": "Conv2d", "in_channels": 128, "out_channels": 128, "kernel_size": 1}
+        for _ in range(40)
     ]
     costly = parse_spec(
         {
             "format": "bountytree/model@1",
             "name": "1x1 stack",
-            "input_shape": [64, 8, 8],
+            "input_shape": [128, 3, 3],
             "num_classes": 10,
             "layers": [*layers, {"type": "Flatten"},
-                       {"type": "Linear", "in_features": 4096, "out_features": 10}],
+                       {"type": "Linear", "in_features": 1152, "out_features": 10}],
             "training": {"optimizer": "sgd", "lr": 0.1, "batch_size": 32, "epochs": 1, "seed": 1},
         }
     )  # fmt: skip
@@ -257,7 +260,7 @@ def test_a_model_costly_per_row_takes_few_rows_and_leaves_the_loop_even_for_one(
     async def one(batcher):
         asyncio.to_thread = recorded
         try:
-            return await batcher.predict(np.zeros((1, 64, 8, 8), np.float32))
+            return await batcher.predict(np.zeros((1, 128, 3, 3), np.float32))
         finally:
             asyncio.to_thread = to_thread
 
