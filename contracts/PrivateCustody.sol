@@ -170,17 +170,6 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
     }
 
     /// @inheritdoc IPrivateCustody
-    function withdrawCustody(uint256 taskId) external nonReentrant {
-        Custody storage c = _registered(taskId);
-        if (msg.sender != tree.getTask(taskId).sponsor) revert NotSponsor(msg.sender);
-        if (c.settled) revert AlreadySettled(taskId);
-        if (c.accepted == 7) revert CustodyReady(taskId);
-        _settle(taskId, c, msg.sender); // the fee back, each stake to its party
-        delete _custody[taskId];
-        emit CustodyWithdrawn(taskId);
-    }
-
-    /// @inheritdoc IPrivateCustody
     function shareValidation(uint256 taskId, bytes32 share0, bytes32 share1) external {
         Custody storage c = _registered(taskId);
         IBountyTree.Task memory t = tree.getTask(taskId);

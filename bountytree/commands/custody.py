@@ -5,7 +5,6 @@
   approve ADDRESS [--revoke]             the admin approves a custodian or dealer
   register --task T --custodians A,B --dealer D --key-file FILE --stake ETH --fee ETH
                                          the sponsor names the custody of a task created private
-  cancel --task T                        the sponsor withdraws a custody not ready yet
   accept --task T --key-file FILE        a custodian or the dealer stakes, with its key
   show --task T                          who holds the task's models and what was handed over
   share-validation --task T [--validation FILE]
@@ -68,13 +67,6 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         help="how long the custodians have to hand over once the task is finalized (2d)",
     )
     r.set_defaults(run=run_register)
-    c = verbs.add_parser(
-        "cancel",
-        parents=[common],
-        help="withdraw a custody not ready yet, to register another (its sponsor)",
-    )
-    c.add_argument("--task", type=int, required=True)
-    c.set_defaults(run=run_cancel)
     a = verbs.add_parser("accept", parents=[common], help="accept custody by staking")
     a.add_argument("--task", type=int, required=True)
     a.add_argument(
@@ -204,12 +196,6 @@ def run_show(args: argparse.Namespace, settings: Settings) -> int:
     print(
         f"  hand-over by {view.handover_deadline} (unix time){'; settled' if view.settled else ''}"
     )
-    return 0
-
-
-def run_cancel(args: argparse.Namespace, settings: Settings) -> int:
-    sent = _custody(settings).cancel(args.task)
-    print(f"withdrew task {args.task}'s custody: the fee back, each stake to its party  {sent}")
     return 0
 
 

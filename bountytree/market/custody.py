@@ -254,17 +254,6 @@ class Custody:
     def settle(self, task_id: int) -> Sent:
         return self.market.chain.send(self.contract.functions.settle(task_id))
 
-    def cancel(self, task_id: int) -> Sent:
-        """The sponsor withdraws a custody not ready yet (a party that never accepts): the fee
-        back, each stake to its party, and the task free to register another."""
-        view = self.require(task_id)
-        if view.ready:
-            raise UserError(f"task {task_id}'s custody is ready (all three accepted): it stays")
-        return self.market.chain.send(
-            self.contract.functions.withdrawCustody(task_id),
-            action=f"withdraw task {task_id}'s custody",
-        )
-
     def custodian_keys(self, task_id: int) -> tuple[bytes, bytes]:
         view = self.require(task_id)
         if not view.ready or view.keys[0] is None or view.keys[1] is None:

@@ -87,9 +87,6 @@ interface IPrivateCustody {
     event ShareCommitted(uint256 indexed taskId, uint256 indexed nodeId, uint8 index, bytes32 commitment);
     event HandedOver(uint256 indexed taskId, uint256 indexed nodeId, uint8 index, bytes32 sealedCid);
     event CustodySettled(uint256 indexed taskId, uint8 delivered);
-    /// @notice The sponsor withdrew a custody that was not ready: the fee back to it, each
-    ///         stake to its party, and the task free to register another.
-    event CustodyWithdrawn(uint256 indexed taskId);
     /// @param kind 0: a score (value in basis points); 1: a rejection (value the reason code).
     event Attested(uint256 indexed taskId, uint256 indexed nodeId, uint8 index, uint8 kind, uint16 value);
     /// @notice The custodians attested different outcomes; both attestations are cleared so they
@@ -128,8 +125,6 @@ interface IPrivateCustody {
     error AlreadyAccepted(address caller);
     error NotCustodian(address caller);
     error CustodyNotReady(uint256 taskId);
-    /// @notice The three accepted: the custody holds the task, and is not withdrawn.
-    error CustodyReady(uint256 taskId);
     error NodeNotInTask(uint256 nodeId);
     error EmptyCommitment();
     error AlreadyCommitted(uint256 nodeId, uint8 index);
@@ -199,12 +194,6 @@ interface IPrivateCustody {
     ///         finalized without a winner, custody never started, or the hand-over deadline
     ///         passed. Anyone may call it.
     function settle(uint256 taskId) external;
-
-    /// @notice The sponsor withdraws a custody that is not ready (a party that never accepts):
-    ///         the fee comes back to it and each stake to its party, as {settle} does for a
-    ///         custody that never started, and the task, which took nothing meanwhile, may
-    ///         register another. Before, the sponsor's bounty waited for the deadline.
-    function withdrawCustody(uint256 taskId) external;
 
     /// @notice The sponsor gives the custodians its validation rows: the CIDs of the two shares,
     ///         each sealed to its custodian's key (bountytree/private/rows.py), once, after all

@@ -168,34 +168,6 @@ def test_accepting_takes_the_exact_stake_once_from_a_named_party(
     assert _custody(custody, task_id)["key2"] == "0x" + _key(2).hex()  # the dealer's link key
 
 
-def test_a_sponsor_withdraws_a_custody_a_party_never_accepts_and_names_another(
-    market, custody, sponsor, parties, mallory, outsider
-):
-    """A named party that never accepts kept the sponsor's task, bounty and custody fee waiting
-    until the deadline (the attacker review of private-from-creation). The sponsor withdraws a
-    custody that is not ready: the fee comes back, each stake to its party, and it registers
-    another; a ready custody is not withdrawn, and nobody else withdraws."""
-    task_id = market.create_task(sponsor, private=True)
-    _register(custody, task_id, sponsor, parties)
-    custody.accept(task_id, _key(0), {"from": parties[0], "value": CUSTODY_STAKE})
-    with reverts("NotSponsor"):
-        custody.withdrawCustody(task_id, {"from": mallory})
-    before = custody.balance()
-    tx = custody.withdrawCustody(task_id, {"from": sponsor})
-    assert "CustodyWithdrawn" in tx.events
-    assert custody.pendingWithdrawals(sponsor) == FEE
-    assert custody.pendingWithdrawals(parties[0]) == CUSTODY_STAKE
-    assert custody.balance() == before  # credited, not sent: each withdraws its own
-    with reverts("NotRegistered"):
-        custody.accept(task_id, _key(1), {"from": parties[1], "value": CUSTODY_STAKE})
-    _register(custody, task_id, sponsor, parties)  # the same parties, or others
-    _accept_all(custody, task_id, parties)
-    with reverts("CustodyReady"):
-        custody.withdrawCustody(task_id, {"from": sponsor})
-    custody.shareValidation(task_id, cid(1), cid(2), {"from": sponsor})
-    assert market.tree.getTask(task_id).dict()["privacy"] == CUSTODIED
-
-
 def test_a_party_accepting_after_the_deadline_takes_no_part_of_the_fee(
     market, custody, sponsor, parties, outsider
 ):
