@@ -28,8 +28,9 @@ from bountytree.delivery.serving import (
 )
 from bountytree.models.counting import CHUNK_VALUES
 from bountytree.models.inference import Predictor
-from bountytree.models.spec import load_spec, parse_spec
+from bountytree.models.spec import load_spec
 from bountytree.models.weights import initial_weights
+from tests.models.specs import spec_of
 
 SPEC = load_spec((ROOT / "examples" / "mlp.json").read_bytes())
 PREDICTOR = Predictor.from_weights(initial_weights(SPEC), SPEC)
@@ -123,22 +124,17 @@ def test_prometheus_text():
 
 # A model the spec admits whose convolution unfolds to 3.75 million values a row (the attacker
 # review of the unfolded convolution): one pass over 1,024 rows of it took 14 GiB.
-WIDE = parse_spec(
-    {
-        "format": "bountytree/model@1",
-        "name": "wide unfolding",
-        "input_shape": [1, 8, 8],
-        "num_classes": 10,
-        "layers": [
-            {"type": "Conv2d", "in_channels": 1, "out_channels": 1, "kernel_size": 16,
-             "padding": 64},
-            {"type": "MaxPool2d", "kernel_size": 2},
-            {"type": "Flatten"},
-            {"type": "Linear", "in_features": 3600, "out_features": 10},
-        ],
-        "training": {"optimizer": "sgd", "lr": 0.1, "batch_size": 32, "epochs": 1, "seed": 1},
-    }
-)  # fmt: skip
+WIDE = spec_of(
+    "wide unfolding",
+    [1, 8, 8],
+    10,
+    [
+        {"type": "Conv2d", "in_channels": 1, "out_channels": 1, "kernel_size": 16, "padding": 64},
+        {"type": "MaxPool2d", "kernel_size": 2},
+        {"type": "Flatten"},
+        {"type": "Linear", "in_features": 3600, "out_features": 10},
+    ],
+)
 
 
 def _body(rows: np.ndarray) -> bytes:
@@ -173,15 +169,11 @@ def test_a_wide_model_computes_a_few_rows_at_once_and_takes_few_per_request(monk
 
 
 def test_a_model_of_many_classes_answers_few_rows_per_request():
-    many = parse_spec(
-        {
-            "format": "bountytree/model@1",
-            "name": "many classes",
-            "input_shape": [1],
-            "num_classes": 1000,
-            "layers": [{"type": "Linear", "in_features": 1, "out_features": 1000}],
-            "training": {"optimizer": "sgd", "lr": 0.1, "batch_size": 32, "epochs": 1, "seed": 1},
-        }
+    many = spec_of(
+        "many classes",
+        [1],
+        1000,
+        [{"type": "Linear", "in_features": 1, "out_features": 1000}],
     )
     predictor = Predictor.from_weights(initial_weights(many), many)
     most = request_rows(predictor, ServeConfig())
@@ -235,17 +227,12 @@ def test_a_model_costly_per_row_takes_few_rows_and_leaves_the_loop_even_for_one(
         {"type": "Conv2d", "in_channels": 128, "out_channels": 128, "kernel_size": 1}
         for _ in range(40)
     ]
-    costly = parse_spec(
-        {
-            "format": "bountytree/model@1",
-            "name": "1x1 stack",
-            "input_shape": [128, 3, 3],
-            "num_classes": 10,
-            "layers": [*layers, {"type": "Flatten"},
-                       {"type": "Linear", "in_features": 1152, "out_features": 10}],
-            "training": {"optimizer": "sgd", "lr": 0.1, "batch_size": 32, "epochs": 1, "seed": 1},
-        }
-    )  # fmt: skip
+    costly = spec_of(
+        "1x1 stack",
+        [128, 3, 3],
+        10,
+        [*layers, {"type": "Flatten"}, {"type": "Linear", "in_features": 1152, "out_features": 10}],
+    )
     predictor = Predictor.from_weights(initial_weights(costly), costly)
     assert predictor.flops_per_row > INLINE_FLOPS > 0
     most = request_rows(predictor, ServeConfig())

@@ -16,9 +16,10 @@ from bountytree.models import weights
 from bountytree.models.counting import checkable, count_correct
 from bountytree.models.fixedpoint import TIE_EPS, on_grid, tie_offsets
 from bountytree.models.inference import Predictor
-from bountytree.models.spec import build_torch, load_spec, parse_spec
+from bountytree.models.spec import build_torch, load_spec
 from bountytree.models.training import train_node
 from demo.sample_data import digits
+from tests.models.specs import spec_of
 
 SPEC = load_spec((ROOT / "examples" / "mlp.json").read_bytes())
 
@@ -106,23 +107,17 @@ def _winograd_gadget(big: float) -> tuple[object, dict[str, torch.Tensor]]:
     lands on padding beside a channel worth `big` everywhere else; the logit of class 0 against
     class 1 is its sign (the tie offsets levelled). Exact arithmetic, and an unfolded product,
     decide every row; a Winograd convolution spreads the rounding of `big` over its tile."""
-    spec = parse_spec(
-        {
-            "format": "bountytree/model@1",
-            "name": "winograd gadget",
-            "input_shape": [1, 8, 8],
-            "num_classes": 10,
-            "layers": [
-                {"type": "Conv2d", "in_channels": 1, "out_channels": 2, "kernel_size": 3,
-                 "padding": 1},
-                {"type": "Conv2d", "in_channels": 2, "out_channels": 1, "kernel_size": 3,
-                 "padding": 1},
-                {"type": "Flatten"},
-                {"type": "Linear", "in_features": 64, "out_features": 10},
-            ],
-            "training": {"optimizer": "sgd", "lr": 0.1, "batch_size": 32, "epochs": 1, "seed": 1},
-        }
-    )  # fmt: skip
+    spec = spec_of(
+        "winograd gadget",
+        [1, 8, 8],
+        10,
+        [
+            {"type": "Conv2d", "in_channels": 1, "out_channels": 2, "kernel_size": 3, "padding": 1},
+            {"type": "Conv2d", "in_channels": 2, "out_channels": 1, "kernel_size": 3, "padding": 1},
+            {"type": "Flatten"},
+            {"type": "Linear", "in_features": 64, "out_features": 10},
+        ],
+    )
     state = {k: torch.zeros(s) for k, s in spec.tensors.items()}
     state["0.bias"][0] = big
     state["0.weight"][1, 0, 1, 1] = 2.0**-11
@@ -173,15 +168,11 @@ def test_values_below_the_smallest_normal_leave_their_rows_undecided():
     which a bound of relative errors alone called decided. Each rounding now carries an absolute
     floor of 2^-126."""
     layers = [{"type": "Linear", "in_features": 4, "out_features": 4} for _ in range(12)]
-    spec = parse_spec(
-        {
-            "format": "bountytree/model@1",
-            "name": "underflow gadget",
-            "input_shape": [4],
-            "num_classes": 2,
-            "layers": [*layers, {"type": "Linear", "in_features": 4, "out_features": 2}],
-            "training": {"optimizer": "sgd", "lr": 0.1, "batch_size": 32, "epochs": 1, "seed": 1},
-        }
+    spec = spec_of(
+        "underflow gadget",
+        [4],
+        2,
+        [*layers, {"type": "Linear", "in_features": 4, "out_features": 2}],
     )
     state = {k: torch.zeros(s) for k, s in spec.tensors.items()}
     for i in range(12):
