@@ -145,3 +145,32 @@ def test_connections_turned_away_are_said_a_few_a_minute_and_then_counted():
         f"… and {1000 - REFUSALS_PER_MINUTE} more connection(s) turned away in that minute",
         "refused a connection: later",
     ]
+
+
+def test_a_validator_announcing_more_rows_than_party_1_holds_is_refused_first(monkeypatch):
+    """Party 1 holds shares of every row the validator announces: a count the task does not state
+    is held to MAX_UNSTATED_ROWS (10 million held about 6 GB: the attacker review of the
+    servers), a stated one must match and stay within MAX_ROWS; refused before anything is
+    shared, one line."""
+    import pytest
+
+    from bountytree.mpc.links import SessionRefused
+    from oracle import mpc
+
+    def refused(rows: int, stated: int) -> bool:
+        answer = {"ok": True, "rows": rows, "features": 64, "classes": 10}
+        monkeypatch.setattr(mpc, "send_json", lambda *_: answer)
+        monkeypatch.setattr(mpc, "_best_count", lambda *_: pytest.fail("went past the check"))
+        expect = {"rows": stated, "features": 64, "classes": 10}
+        try:
+            mpc.model_party([], expect)
+        except SessionRefused as exc:
+            assert "the validator announced" in str(exc)
+            return True
+        return False
+
+    assert refused(mpc.MAX_UNSTATED_ROWS + 1, stated=0)
+    assert refused(1_200_000, stated=1_000_000)  # not what the task says
+    assert refused(mpc.MAX_ROWS + 1, stated=mpc.MAX_ROWS + 1)
+    with pytest.raises(pytest.fail.Exception):  # a stated count within MAX_ROWS goes on
+        refused(1_200_000, stated=1_200_000)
