@@ -69,7 +69,7 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
         IBountyTree.Task memory t = tree.getTask(taskId);
         if (t.sponsor == address(0)) revert UnknownTask(taskId);
         if (msg.sender != t.sponsor) revert NotSponsor(msg.sender);
-        if (t.finalized || block.timestamp >= t.deadline) revert TaskClosed(taskId);
+        _requireOpen(taskId, t);
         if (t.privacy == IBountyTree.Privacy.Public) revert NotPrivate(taskId);
         Custody storage c = _custody[taskId];
         if (c.custodian0 != address(0)) revert AlreadyRegistered(taskId);
@@ -105,7 +105,7 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
         // only while the task can still take work: a party that accepted after the deadline
         // made a custody that never held anything "served", and took its third of the fee
         // (found by the attacker review of private-from-creation)
-        _requireOpen(taskId);
+        _requireOpen(taskId, tree.getTask(taskId));
         if (sealingKey == bytes32(0)) revert ZeroKey();
         c.accepted |= uint8(1 << party);
         if (party == 0) c.key0 = sealingKey;
@@ -323,8 +323,7 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
     }
 
     /// @dev The task can still take work: not finalized, its deadline not passed.
-    function _requireOpen(uint256 taskId) private view {
-        IBountyTree.Task memory t = tree.getTask(taskId);
+    function _requireOpen(uint256 taskId, IBountyTree.Task memory t) private view {
         if (t.finalized || block.timestamp >= t.deadline) revert TaskClosed(taskId);
     }
 
