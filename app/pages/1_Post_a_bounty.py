@@ -177,8 +177,8 @@ if market is not None:
             Custody(m).register(created.task_id, custody)
         except UserError as exc:
             return created, (
-                f"Task {created.task_id} is private but takes no node until its custody is "
-                f"registered ({exc}): retry with `bountytree custody register --task "
+                f"Task {created.task_id} was created private, its custody not registered ({exc}); "
+                f"it takes nothing until then: retry with `bountytree custody register --task "
                 f"{created.task_id} …`"
             )
         return created, None

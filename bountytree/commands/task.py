@@ -66,8 +66,8 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         action="store_true",
         help="no trained node's weights are ever public: custodians hold them as secret shares "
         "(docs/private-models.md). With --custodians, --dealer, --key-file, --custody-stake and "
-        "--custody-fee, registers the custody too; without them, the task takes no node until "
-        "`custody register`",
+        "--custody-fee, registers the custody too; without them, `custody register` does later. The task takes "
+        "nothing until its custody is ready and holds the validation rows",
     )
     c.add_argument("--custodians", help="private models: the two custodians' addresses, A,B")
     c.add_argument("--dealer", help="private models: the dealer's address")
@@ -103,7 +103,7 @@ def _count(text: str, flag: str) -> int:
 
 def _private_terms(args: argparse.Namespace) -> CustodyTerms | None:
     """The custody terms of `--private-models`, checked before anything is sent: all of them,
-    or none (the task then takes no node until `custody register` names them)."""
+    or none (`custody register` names them later)."""
     from bountytree.commands.custody import custodian_pair
     from bountytree.market.custody import custody_terms
     from bountytree.units import parse_duration, parse_eth
@@ -189,8 +189,8 @@ def run_create(args: argparse.Namespace, settings: Settings) -> int:
             made = custody.register(out.task_id, terms)
         except UserError as exc:
             raise UserError(
-                f"task {out.task_id} was created private but takes no node until its custody is "
-                f"registered ({exc}): retry with `bountytree custody register --task "
+                f"task {out.task_id} was created private, its custody not registered ({exc}); it "
+                f"takes nothing until then: retry with `bountytree custody register --task "
                 f"{out.task_id} …`"
             ) from None
         print(

@@ -58,6 +58,11 @@ BURNED = "0x" + "00" * 20  # where the contract credits what it burns: nobody ca
 MAX_DESCRIPTION = 4000  # characters of a task's free-text description
 BOND_STATES = ("none", "held", "returned", "forfeited")  # the contract's BondState
 PUBLIC, AWAITING_CUSTODY, CUSTODIED = range(3)  # the contract's Privacy
+# What a private task awaiting its custody takes (the contract refuses every commitment).
+AWAITING = (
+    "takes nothing until its custody is ready and holds the sponsor's validation rows "
+    "(`bountytree custody show --task {task}`)"
+)
 
 
 @dataclass(frozen=True)
@@ -109,7 +114,7 @@ class TaskView:
     unclaimed_weight: int = (
         0  # after finalize: compute weights off the winning path not claimed yet
     )
-    # IBountyTree.Privacy: 0 public, 1 private awaiting its custody (takes no node), 2 private
+    # IBountyTree.Privacy: 0 public, 1 private awaiting its custody (takes nothing), 2 private
     # and custodied (its custodians score it through PrivateCustody, never the oracle)
     privacy: int = 0
 
@@ -120,7 +125,8 @@ class TaskView:
 
     @property
     def awaiting_custody(self) -> bool:
-        """A private task whose custody is not registered yet: no node can be revealed in it."""
+        """A private task whose custody is not ready yet (registered, accepted by all three,
+        given the validation rows): it takes no commitment at all (AWAITING)."""
         return self.privacy == AWAITING_CUSTODY
 
     @property
@@ -498,9 +504,9 @@ class Market:
         an unrevealed commitment reclaims it), each account may make at
         most `max_submissions` of them (0: no cap), and `audit_bond` (sent with the bounty, apart
         from the pool) comes back only if the file is published after finalize
-        (`publish_validation`). A task with `private_models` takes no node until its custody is
-        registered (`custody.Custody.register`): created so, it can never be kept public by a
-        node revealed before the sponsor's second transaction."""
+        (`publish_validation`). A task with `private_models` takes nothing until its custody is
+        ready (`custody.Custody`: registered, accepted, given the rows): created so, it can
+        never be kept public by a node revealed before the sponsor's other transactions."""
         check_name(name, "task name")
         if len(description) > MAX_DESCRIPTION:
             raise UserError(
@@ -1045,10 +1051,7 @@ class Market:
         if task.seconds_left <= 0:
             raise UserError(f"task {task.id}'s deadline has passed")
         if task.awaiting_custody:
-            raise UserError(
-                f"task {task.id} is private and takes nothing until its custody is ready and holds "
-                f"the sponsor's validation rows (`bountytree custody show --task {task.id}`)"
-            )
+            raise UserError(f"task {task.id} is private and " + AWAITING.format(task=task.id))
 
     def require_below_cap(self, task: TaskView) -> None:
         """Refuses, before any upload or transaction, a proposal or commitment past the task's cap

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from web3 import Web3
 
-from bountytree.market.actions import Market, NodeView, TaskView
+from bountytree.market.actions import AWAITING, Market, NodeView, TaskView
 from bountytree.market.ladder import shown_score
 from bountytree.market.records import Payout
 from bountytree.text import terminal
@@ -52,10 +52,7 @@ def task_header(task: TaskView) -> list[str]:
             "rounded down to it (the Ladder)"
         )
     if task.awaiting_custody:
-        lines.append(
-            "  private models: takes nothing until its custody is ready and holds the sponsor's "
-            f"validation rows (`bountytree custody show --task {task.id}`)"
-        )
+        lines.append("  private models: " + AWAITING.format(task=task.id))
     elif task.custodied:
         lines.append("  private models: trained weights held as shares by two custodians")
     best = f"node {task.best_node} at {pct(task.best_bps)}" if task.best_node else "none scored yet"

@@ -381,7 +381,7 @@ def test_a_private_task_is_posted_from_the_form(app_env, settings, files, tmp_pa
     before = market.task_ids()
     post.button(key="post").click().run()
     assert not post.exception, post.exception
-    assert post.error and "takes no node until its custody" in post.error[-1].value, post.error
+    assert post.error and "its custody not registered" in post.error[-1].value, post.error
     assert len(market.task_ids()) == len(before) + 1
     assert market.task(market.task_ids()[-1], with_info=False).custodied  # private all the same
     assert post.button(key="post").disabled  # (AppTest refuses a click on it, as a browser does)
