@@ -96,9 +96,11 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
     }
 
     /// @inheritdoc IPrivateCustody
-    function accept(uint256 taskId, bytes32 sealingKey) external payable {
+    function accept(uint256 taskId, bytes32 terms, bytes32 sealingKey) external payable {
         Custody storage c = _registered(taskId);
         if (c.settled) revert AlreadySettled(taskId);
+        bytes32 registered = _terms(taskId, c);
+        if (terms != registered) revert TermsChanged(registered, terms);
         uint8 party = _party(c, msg.sender);
         if (c.accepted & (1 << party) != 0) revert AlreadyAccepted(msg.sender);
         if (msg.value != c.stake) revert WrongStake(msg.value, c.stake);
@@ -167,6 +169,22 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
             revert CustodyNotReady(taskId);
         }
         _settle(taskId, c, t.sponsor);
+    }
+
+    /// @inheritdoc IPrivateCustody
+    function termsOf(uint256 taskId) external view returns (bytes32) {
+        return _terms(taskId, _registered(taskId));
+    }
+
+    /// @inheritdoc IPrivateCustody
+    function withdrawCustody(uint256 taskId) external nonReentrant {
+        Custody storage c = _registered(taskId);
+        if (msg.sender != tree.getTask(taskId).sponsor) revert NotSponsor(msg.sender);
+        if (c.settled) revert AlreadySettled(taskId);
+        if (c.accepted == 7) revert CustodyReady(taskId);
+        _settle(taskId, c, msg.sender); // the fee back, each stake to its party
+        delete _custody[taskId];
+        emit CustodyWithdrawn(taskId);
     }
 
     /// @inheritdoc IPrivateCustody
@@ -314,6 +332,14 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
             }
         }
         emit CustodySettled(taskId, c.delivered);
+    }
+
+    function _terms(uint256 taskId, Custody storage c) private view returns (bytes32) {
+        return keccak256(
+            abi.encode(
+                taskId, c.custodian0, c.custodian1, c.dealer, c.sponsorKey, c.stake, c.fee, c.handoverWindow
+            )
+        );
     }
 
     function _credit(uint256 taskId, address account, uint256 amount, CreditKind kind) private {

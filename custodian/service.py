@@ -157,6 +157,8 @@ class Custodian:
     def serve_task(self, view: CustodyView) -> None:
         index = view.party_of(self.me)
         assert index in (0, 1)
+        if view.keys[index] is None:
+            return  # not accepted by this custodian (yet)
         if view.keys[index] != self.holdings.public:
             raise UserError("the key file is not the key this custodian accepted custody with")
         if not view.ready:

@@ -125,7 +125,7 @@ def custody_rows(tree, admin, sponsor, architect, trainers):
             task, *parties, os.urandom(32), 10**16, 86400, {"from": sponsor, "value": 3 * 10**16}
         )
         accepted = [
-            custody.accept(task, keys[i], {"from": p, "value": 10**16})
+            custody.accept(task, custody.termsOf(task), keys[i], {"from": p, "value": 10**16})
             for i, p in enumerate(parties)
         ]
         shared = custody.shareValidation(task, os.urandom(32), os.urandom(32), {"from": sponsor})

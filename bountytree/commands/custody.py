@@ -5,6 +5,7 @@
   approve ADDRESS [--revoke]             the admin approves a custodian or dealer
   register --task T --custodians A,B --dealer D --key-file FILE --stake ETH --fee ETH
                                          the sponsor names the custody of a task created private
+  cancel --task T                        the sponsor withdraws a custody not ready yet
   accept --task T --key-file FILE        a custodian or the dealer stakes, with its key
   show --task T                          who holds the task's models and what was handed over
   share-validation --task T [--validation FILE]
@@ -67,6 +68,13 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         help="how long the custodians have to hand over once the task is finalized (2d)",
     )
     r.set_defaults(run=run_register)
+    c = verbs.add_parser(
+        "cancel",
+        parents=[common],
+        help="withdraw a custody not ready yet, to register another (its sponsor)",
+    )
+    c.add_argument("--task", type=int, required=True)
+    c.set_defaults(run=run_cancel)
     a = verbs.add_parser("accept", parents=[common], help="accept custody by staking")
     a.add_argument("--task", type=int, required=True)
     a.add_argument(
@@ -164,9 +172,23 @@ def run_accept(args: argparse.Namespace, settings: Settings) -> int:
     from bountytree.private.sealing import public_key, read_private_key
 
     key = public_key(read_private_key(Path(args.key_file)))
-    custody = _custody(settings)
-    sent = custody.accept(args.task, key)
-    print(f"accepted custody of task {args.task}  {sent}")
+    from bountytree.market.custody import PARTIES
+    from bountytree.market.render import eth
+
+    out = _custody(settings).accept(args.task, key)
+    print(
+        f"accepted custody of task {args.task} as {PARTIES[out.party]}: staked "
+        f"{eth(out.view.stake)}, a third of the {eth(out.view.fee)} fee at settlement  {out.sent}"
+    )
+    return 0
+
+
+def run_cancel(args: argparse.Namespace, settings: Settings) -> int:
+    sent = _custody(settings).withdraw_custody(args.task)
+    print(
+        f"withdrew task {args.task}'s custody: the fee back to you, each stake to its party; "
+        f"register another with `bountytree custody register --task {args.task} …`  {sent}"
+    )
     return 0
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from eth_abi import encode as abi_encode
 from web3 import Web3
 
 from bountytree.chain.client import Sent, decode_record
@@ -111,6 +112,35 @@ class CustodyView:
         """All three have accepted: nodes can be trained and scored."""
         return self.accepted == 0b111
 
+    @property
+    def terms(self) -> bytes:
+        """What an accepting party names (PrivateCustody.termsOf): the hash of the registration
+        as read here, so that an accept sent for these terms binds to no other registration
+        the sponsor may put in their place meanwhile."""
+        return Web3.keccak(
+            abi_encode(
+                [
+                    "uint256",
+                    "address",
+                    "address",
+                    "address",
+                    "bytes32",
+                    "uint256",
+                    "uint256",
+                    "uint256",
+                ],
+                [
+                    self.task_id,
+                    *self.custodians,
+                    self.dealer,
+                    self.sponsor_key,
+                    self.stake,
+                    self.fee,
+                    self.handover_window,
+                ],
+            )
+        )
+
     def party_of(self, account: str) -> int | None:
         """0 or 1 for a custodian, 2 for the dealer, None for anyone else."""
         lowered = account.lower()
@@ -123,6 +153,13 @@ class CustodyView:
 @dataclass(frozen=True)
 class CustodyRegistered:
     view: CustodyView
+    sent: Sent
+
+
+@dataclass(frozen=True)
+class CustodyAccepted:
+    view: CustodyView  # the terms accepted, as read before sending
+    party: int  # 0, 1 a custodian, 2 the dealer
     sent: Sent
 
 
@@ -216,12 +253,17 @@ class Custody:
     def is_approved(self, account: str) -> bool:
         return bool(self.contract.functions.isApproved(_address(account, "account")).call())
 
-    def accept(self, task_id: int, key: bytes) -> Sent:
+    def accept(self, task_id: int, key: bytes) -> CustodyAccepted:
         """Accepts custody by staking and giving this party's X25519 public key (what a
-        custodian is sent is sealed to it; every party's session links prove it).
+        custodian is sent is sealed to it; every party's session links prove it), naming the
+        terms read here: if the sponsor withdrew them and registered others meanwhile, the
+        contract refuses the accept (TermsChanged) and nothing is staked.
         Refuses a custody whose sponsor key nothing can be sealed to: the hand-over could never
         happen, and the stake would be forfeited for it."""
         view = self.require(task_id)
+        party = view.party_of(self.market.chain.address)
+        if party is None:
+            raise UserError(f"{self.market.chain.address} is not named in task {task_id}'s custody")
         try:
             sealing.seal(b"", view.sponsor_key)
         except (UserError, ValueError):
@@ -229,10 +271,22 @@ class Custody:
                 f"task {task_id}'s sponsor key is not a usable X25519 key: the hand-over could "
                 "never be sealed to it; refusing custody"
             ) from None
-        return self.market.chain.send(
-            self.contract.functions.accept(task_id, key),
+        sent = self.market.chain.send(
+            self.contract.functions.accept(task_id, view.terms, key),
             value=view.stake,
             action=f"accept custody of task {task_id}",
+        )
+        return CustodyAccepted(view, party, sent)
+
+    def withdraw_custody(self, task_id: int) -> Sent:
+        """The sponsor withdraws a custody not ready yet (a party that never accepts): the fee
+        back, each stake to its party, and the task free to register another."""
+        view = self.require(task_id)
+        if view.ready:
+            raise UserError(f"task {task_id}'s custody is ready (all three accepted): it stays")
+        return self.market.chain.send(
+            self.contract.functions.withdrawCustody(task_id),
+            action=f"withdraw task {task_id}'s custody",
         )
 
     def commit_share(self, node_id: int, commitment: bytes) -> Sent:

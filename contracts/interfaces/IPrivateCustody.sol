@@ -87,6 +87,9 @@ interface IPrivateCustody {
     event ShareCommitted(uint256 indexed taskId, uint256 indexed nodeId, uint8 index, bytes32 commitment);
     event HandedOver(uint256 indexed taskId, uint256 indexed nodeId, uint8 index, bytes32 sealedCid);
     event CustodySettled(uint256 indexed taskId, uint8 delivered);
+    /// @notice The sponsor withdrew a custody that was not ready: the fee back to it, each
+    ///         stake to its party, and the task free to register another.
+    event CustodyWithdrawn(uint256 indexed taskId);
     /// @param kind 0: a score (value in basis points); 1: a rejection (value the reason code).
     event Attested(uint256 indexed taskId, uint256 indexed nodeId, uint8 index, uint8 kind, uint16 value);
     /// @notice The custodians attested different outcomes; both attestations are cleared so they
@@ -125,6 +128,11 @@ interface IPrivateCustody {
     error AlreadyAccepted(address caller);
     error NotCustodian(address caller);
     error CustodyNotReady(uint256 taskId);
+    /// @notice The three accepted: the custody holds the task, and is not withdrawn.
+    error CustodyReady(uint256 taskId);
+    /// @notice The terms an accepting party names are not the registered ones (the sponsor
+    ///         withdrew and registered others since the party read them).
+    error TermsChanged(bytes32 registered, bytes32 named);
     error NodeNotInTask(uint256 nodeId);
     error EmptyCommitment();
     error AlreadyCommitted(uint256 nodeId, uint8 index);
@@ -179,7 +187,22 @@ interface IPrivateCustody {
     ///         parties' session links authenticate with it (a party that cannot prove the key
     ///         the chain holds for it is refused by the others). Only before the task's deadline
     ///         (TaskClosed): a custody completed after it could never hold anything.
-    function accept(uint256 taskId, bytes32 sealingKey) external payable;
+    /// @param terms The {termsOf} hash of the registration the party read: the sponsor may
+    ///        withdraw a custody and register another ({withdrawCustody}), and a party must
+    ///        never be bound to terms it did not see (another role, no fee; TermsChanged).
+    function accept(uint256 taskId, bytes32 terms, bytes32 sealingKey) external payable;
+
+    /// @notice What a party accepts: keccak256 of the ABI encoding of (taskId, custodian0,
+    ///         custodian1, dealer, sponsorKey, stake, fee, handoverWindow) as registered
+    ///         (bountytree/market/custody.py computes the same from what it read).
+    function termsOf(uint256 taskId) external view returns (bytes32);
+
+    /// @notice The sponsor withdraws a custody that is not ready (a party that never accepts):
+    ///         the fee comes back to it and each stake to its party, as {settle} does for a
+    ///         custody that never started, and the task, which took nothing meanwhile, may
+    ///         register another. Accepts name the terms they read, so a party is never bound
+    ///         to the new registration by an accept sent for the old one.
+    function withdrawCustody(uint256 taskId) external;
 
     /// @notice Custodian `index` of the node's task records its commitment to its share of the
     ///         node, once.

@@ -42,9 +42,15 @@ def _key(party) -> bytes:
     return bytes([0x60 + party]) * 32
 
 
+def _accept(custody, task_id, party, key, *, value=CUSTODY_STAKE, terms=None):
+    """A party accepts the terms it reads now (or those it read before: `terms`)."""
+    terms = custody.termsOf(task_id) if terms is None else terms
+    return custody.accept(task_id, terms, key, {"from": party, "value": value})
+
+
 def _accept_all(custody, task_id, parties):
     for i, party in enumerate(parties):
-        custody.accept(task_id, _key(i), {"from": party, "value": CUSTODY_STAKE})
+        _accept(custody, task_id, party, _key(i))
 
 
 def _won(market, custody, sponsor, parties, architect, trainer):
@@ -153,18 +159,18 @@ def test_accepting_takes_the_exact_stake_once_from_a_named_party(
     task_id = market.create_task(sponsor, private=True)
     _register(custody, task_id, sponsor, parties)
     with reverts("NotAParty"):
-        custody.accept(task_id, _key(0), {"from": mallory, "value": CUSTODY_STAKE})
+        _accept(custody, task_id, mallory, _key(0))
     with reverts("WrongStake"):
-        custody.accept(task_id, _key(0), {"from": parties[0], "value": CUSTODY_STAKE - 1})
+        _accept(custody, task_id, parties[0], _key(0), value=CUSTODY_STAKE - 1)
     for party in parties:  # a custodian says what to seal to; every party what links prove
         with reverts("ZeroKey"):
-            custody.accept(task_id, b"\x00" * 32, {"from": party, "value": CUSTODY_STAKE})
-    custody.accept(task_id, _key(0), {"from": parties[0], "value": CUSTODY_STAKE})
+            _accept(custody, task_id, party, b"\x00" * 32)
+    _accept(custody, task_id, parties[0], _key(0))
     with reverts("AlreadyAccepted"):
-        custody.accept(task_id, _key(0), {"from": parties[0], "value": CUSTODY_STAKE})
+        _accept(custody, task_id, parties[0], _key(0))
     c = _custody(custody, task_id)
     assert c["accepted"] == 1 and c["key0"] == "0x" + _key(0).hex()  # bit 0: custodian 0
-    custody.accept(task_id, _key(2), {"from": parties[2], "value": CUSTODY_STAKE})
+    _accept(custody, task_id, parties[2], _key(2))
     assert _custody(custody, task_id)["key2"] == "0x" + _key(2).hex()  # the dealer's link key
 
 
@@ -178,11 +184,11 @@ def test_a_party_accepting_after_the_deadline_takes_no_part_of_the_fee(
     task_id = market.create_task(sponsor, private=True, deadline_in=DAY)
     _register(custody, task_id, sponsor, parties)
     for i in (0, 1):
-        custody.accept(task_id, _key(i), {"from": parties[i], "value": CUSTODY_STAKE})
+        _accept(custody, task_id, parties[i], _key(i))
     chain.sleep(DAY + 1)
     chain.mine()
     with reverts("TaskClosed"):
-        custody.accept(task_id, _key(2), {"from": parties[2], "value": CUSTODY_STAKE})
+        _accept(custody, task_id, parties[2], _key(2))
     market.tree.finalize(task_id, {"from": outsider})
     custody.settle(task_id, {"from": outsider})
     assert custody.pendingWithdrawals(sponsor) == FEE
@@ -299,7 +305,7 @@ def test_custody_never_started_refunds_the_fee_and_returns_each_stake(
 ):
     task_id = market.create_task(sponsor, private=True)
     _register(custody, task_id, sponsor, parties)
-    custody.accept(task_id, _key(0), {"from": parties[0], "value": CUSTODY_STAKE})
+    _accept(custody, task_id, parties[0], _key(0))
     with reverts("CustodyNotReady"):
         custody.settle(task_id, {"from": outsider})
     chain.sleep(DAY + 1)
@@ -308,7 +314,73 @@ def test_custody_never_started_refunds_the_fee_and_returns_each_stake(
     assert custody.pendingWithdrawals(sponsor) == FEE
     assert custody.pendingWithdrawals(parties[0]) == CUSTODY_STAKE
     with reverts("AlreadySettled"):
-        custody.accept(task_id, _key(1), {"from": parties[1], "value": CUSTODY_STAKE})
+        _accept(custody, task_id, parties[1], _key(1))
+
+
+def test_a_sponsor_withdraws_a_custody_a_party_never_accepts_and_registers_another(
+    market, custody, sponsor, parties, architect, outsider, mallory
+):
+    """A named party that never accepted kept the task, its bounty and the fee waiting until
+    the deadline. The sponsor withdraws a custody not ready: the fee comes back to it, each
+    stake to whoever staked it (nothing more to anyone), and it registers another."""
+    task_id = market.create_task(sponsor, private=True)
+    _register(custody, task_id, sponsor, parties)
+    _accept(custody, task_id, parties[0], _key(0))
+    _accept(custody, task_id, parties[2], _key(2))  # custodian 1 never accepts
+    for who in (mallory, parties[0]):
+        with reverts("NotSponsor"):
+            custody.withdrawCustody(task_id, {"from": who})
+    escrow_before = custody.balance()
+    custody.withdrawCustody(task_id, {"from": sponsor})
+    assert custody.pendingWithdrawals(sponsor) == FEE
+    assert [custody.pendingWithdrawals(p) for p in parties] == [CUSTODY_STAKE, 0, CUSTODY_STAKE]
+    assert custody.balance() == escrow_before  # credited, not sent: pull payments
+    assert int(_custody(custody, task_id)["custodian0"], 16) == 0
+    with reverts("NotRegistered"):
+        custody.withdrawCustody(task_id, {"from": sponsor})
+    # another custody: the dealer becomes custodian 1, the old custodian 1 is left out
+    others = (parties[0], parties[2], outsider)
+    custody.approve(outsider, True, {"from": custody.admin()})
+    _register(custody, task_id, sponsor, others, fee=0)
+    _accept_all(custody, task_id, others)
+    with reverts("CustodyReady"):
+        custody.withdrawCustody(task_id, {"from": sponsor})
+    custody.shareValidation(task_id, cid(1), cid(2), {"from": sponsor})
+    node = market.propose(task_id, architect)
+    assert market.tree.getNode(node).dict()["status"] == 0  # the task takes work
+    # what the contract holds is the new custody's stakes, plus what the first one credited
+    credited = sum(custody.pendingWithdrawals(a) for a in (*parties, outsider, sponsor))
+    assert custody.balance() == credited + 3 * CUSTODY_STAKE
+    custody.approve(outsider, False, {"from": custody.admin()})
+
+
+def test_an_accept_sent_for_withdrawn_terms_binds_to_nothing(market, custody, sponsor, parties):
+    """The attack that withdrew the first version of withdrawal: between a party's reading of
+    the terms and its accept landing, the sponsor withdraws and registers others (the party in
+    another role, no fee), and the accept, sent for the first terms, bound the party to the
+    second. An accept names the terms it read: it is refused, nothing is staked."""
+    task_id = market.create_task(sponsor, private=True)
+    _register(custody, task_id, sponsor, parties)
+    read = custody.termsOf(task_id)  # custodian 1 reads the terms: a third of FEE, custodian 1
+    custody.withdrawCustody(task_id, {"from": sponsor})
+    swapped = (parties[1], parties[0], parties[2])  # custodian 1 is now custodian 0
+    _register(custody, task_id, sponsor, swapped, fee=0)
+    assert custody.termsOf(task_id) != read
+    escrow = custody.balance()
+    with reverts("TermsChanged"):
+        _accept(custody, task_id, parties[1], _key(1), terms=read)
+    assert custody.balance() == escrow and _custody(custody, task_id)["accepted"] == 0
+    # the terms it now reads (every field counts: the same parties and fee, another window)
+    for changed in ({"fee": 0, "window": WINDOW + 1}, {"fee": 1}, {"stake": CUSTODY_STAKE + 1}):
+        now = custody.termsOf(task_id)
+        custody.withdrawCustody(task_id, {"from": sponsor})
+        _register(custody, task_id, sponsor, swapped, **changed)
+        assert custody.termsOf(task_id) != now
+    read = custody.termsOf(task_id)
+    custody.withdrawCustody(task_id, {"from": sponsor})
+    _register(custody, task_id, sponsor, swapped, stake=CUSTODY_STAKE + 1)  # the same terms
+    _accept(custody, task_id, parties[1], _key(1), terms=read, value=CUSTODY_STAKE + 1)
+    assert _custody(custody, task_id)["accepted"] == 1
 
 
 def test_one_tasks_custody_never_pays_from_anothers(

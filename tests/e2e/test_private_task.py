@@ -100,11 +100,26 @@ def test_a_private_task_from_posting_to_the_sponsors_export(settings, deployed, 
     refused = cli_error(settings, "custody", "register", "--task", str(public), *terms)
     assert "created public and never turns private" in refused, refused
     cli_ok(settings, *register)
-    for index, account in enumerate(CUSTODIANS):
-        cli_ok(
+
+    def accept(index: int) -> str:
+        return cli_ok(
             settings, "custody", "accept", "--task", str(task_id),
-            "--key-file", str(custodian_keys[index]), "--account", str(account),
+            "--key-file", str(custodian_keys[index]), "--account", str(CUSTODIANS[index]),
         )  # fmt: skip
+
+    # custodian 0 accepts and custodian 1 does not: the sponsor withdraws this custody (the
+    # stake back to custodian 0) and registers again, and custodian 0 accepts again
+    pending = market_for(settings).chain.custody.functions.pendingWithdrawals
+    before = pending(address[5]).call()
+    assert "as custodian 0: staked 0.02 ETH" in accept(0)
+    assert "NotSponsor" in cli_error(
+        settings, "custody", "cancel", "--task", str(task_id), "--account", "3"
+    )
+    assert "withdrew task" in cli_ok(settings, "custody", "cancel", "--task", str(task_id))
+    assert pending(address[5]).call() - before == 2 * 10**16
+    cli_ok(settings, *register)
+    for index in (0, 1):
+        accept(index)
     dealer_key = tmp_path / "dealer.key"
     _keygen(settings, dealer_key)
     cli_ok(
@@ -115,6 +130,9 @@ def test_a_private_task_from_posting_to_the_sponsors_export(settings, deployed, 
     custody = Custody(market)
     view = custody.require(task_id)
     assert view.ready and all(view.keys)
+    assert "is ready (all three accepted): it stays" in cli_error(
+        settings, "custody", "cancel", "--task", str(task_id)
+    )
     # registered and accepted, the task takes nothing until the sponsor's rows are shared
     assert "takes nothing until its custody is ready" in cli_error(
         settings, "propose", "--task", str(task_id), "--spec", "examples/mlp.json",
