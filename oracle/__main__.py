@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(run=lambda a, s: _validator(a, s))
     m = sub.add_parser("model-party", parents=[common], help=argparse.SUPPRESS)
     m.add_argument("--job", required=True)
-    m.set_defaults(run=lambda a, s: _model_party(a))
+    m.set_defaults(run=_model_party)
     return p
 
 
@@ -145,10 +145,10 @@ def _validator(args, settings) -> int:
     )
 
 
-def _model_party(args) -> int:
+def _model_party(args, settings) -> int:
     from .parties import run_model_party
 
-    return run_model_party(args.job)
+    return run_model_party(args.job, settings)
 
 
 def run_oracle(args, settings) -> int:

@@ -6,7 +6,9 @@ ticket with the key that holds ORACLE_ROLE: the chain id, the contract, the task
 expiry and a random nonce. The validator checks all of it against the chain before it shares a
 single row: the signer holds ORACLE_ROLE on that contract, the ticket is fresh and never used
 before, every node is pending in that task, and the validator reads each node's spec itself from
-the chain and the store (nothing the other party says about a model is believed). It also bounds
+the chain and the store (nothing the other party says about a model is believed: a file its
+store lacks it asks of the model party, and takes only if the bytes are the CID the chain
+records, `Gate.complete`). It also bounds
 nodes per session and sessions per hour, and logs every session, admitted or refused, on the
 sponsor's side (`validator/<chainId>/sessions.log`, owner-only: only fields that validated, so a
 stranger's junk never fills it).
@@ -58,7 +60,14 @@ from bountytree.errors import UserError
 from bountytree.market.actions import Market, NodeView
 from bountytree.models import weights as weights_io
 from bountytree.models.spec import MAX_SPEC_BYTES, ModelSpec, load_spec
-from bountytree.storage.store import StoreError, StoreUnavailable, cid_of, get_bytes
+from bountytree.storage.store import (
+    BlockCorrupted,
+    BlockMissing,
+    StoreError,
+    StoreUnavailable,
+    cid_of,
+    get_bytes,
+)
 
 from .kept import KeptFiles
 
@@ -89,6 +98,19 @@ class Refused(Exception):
 
 class StoreDown(Refused):
     """Refused because the store cannot be reached: nobody's file is at fault."""
+
+
+class _Missing(Exception):
+    """A file this validator's copies and store do not have, noted in `Gate._wanted`."""
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """A file the validator asks of the model party: its CID (the chain's) and the most bytes
+    it may hold."""
+
+    cid: str
+    max_bytes: int
 
 
 @dataclass(frozen=True)
@@ -133,6 +155,10 @@ class Admitted:
     part: str
     models: list[Model]
     best: Best | None = None
+    # files this validator could not read itself: asked of the model party, then the ticket's
+    # contents read again (`Gate.complete`) before anything is computed
+    wanted: tuple[Wanted, ...] = ()
+    ticket: Ticket | None = None
 
 
 @dataclass(frozen=True)
@@ -217,6 +243,11 @@ class Gate:
         self._holders_read = float("-inf")  # when, by the monotonic clock
         self._holders_lock = threading.Lock()
         self._log_lock = threading.Lock()
+        # what the model party gave this session for the files asked of it, each checked
+        # against its CID; and whether a file missing here is asked of it (before) or refused
+        self.supplied: dict[str, bytes] = {}
+        self._asking = True
+        self._wanted: list[Wanted] = []
         with contextlib.suppress(Exception):  # the chain did not answer: screen() says so
             self._read_holders()
 
@@ -301,19 +332,67 @@ class Gate:
             ticket = self._parse(header)
             self._check(ticket, now, link_key)
             signer = self._signer(ticket, header)
-            if ticket.part == TEST:
-                models, best = self._winner(ticket), None
-            else:  # the task's nodes read once, for the ticket's nodes and the best
-                nodes = self.market.nodes(self.task_id)
-                models, best = self._models(ticket, nodes), self._best(ticket, nodes)
+            self._asking, self._wanted = True, []
+            try:
+                models, best = self._contents(ticket)
+            except _Missing:  # asked of the model party once the session is open
+                models, best = [], None
             self._claim_nonce(ticket.nonce, now)
             if ticket.part == TEST:
                 self._claim_test_session()
         except Refused as exc:
             self._log(now, signer, None, f"refused: {str(exc)[:MAX_LOGGED]}")
             raise
-        self._log(now, signer, ticket, "admitted")
-        return Admitted(ticket.part, models, best)
+        wanted = tuple(dict.fromkeys(self._wanted))
+        asked = f", {len(wanted)} file(s) asked of the model party" if wanted else ""
+        self._log(now, signer, ticket, "admitted" + asked)
+        return Admitted(ticket.part, models, best, wanted, ticket)
+
+    def complete(self, admitted: Admitted, files: dict[str, bytes]) -> Admitted:
+        """The admission, its files read again with what the model party gave for those asked
+        of it: each only if its bytes are the CID's (so the model evaluated is still the one
+        the chain records, whoever sent it), kept like any file read. A node whose file neither
+        this validator's store nor the model party has is refused; the best then goes without
+        its count (`_best`), as before.
+
+        Why: the oracle scores only nodes whose files it read. A file served to the oracle's
+        store and withheld from the validator's used to fail every session of its node, which
+        the oracle then left pending; a task finalized with it pending burns the sponsor's bond.
+        A stranger could reach that for one fee; now a file cannot be withheld from one party
+        only."""
+        assert admitted.ticket is not None
+        limits = {w.cid: w.max_bytes for w in admitted.wanted}
+        for cid, data in files.items():
+            if cid in limits and 0 < len(data) <= limits[cid] and cid_of(data) == cid:
+                self.supplied[cid] = data
+        self._asking, self._wanted = False, []
+        try:
+            models, best = self._contents(admitted.ticket)
+        except Refused as exc:
+            self._log(time.time(), None, None, f"refused: {str(exc)[:MAX_LOGGED]}")
+            raise
+        self._log(
+            time.time(), None, None,
+            f"{len(self.supplied)} of {len(limits)} file(s) from the model party",
+        )  # fmt: skip
+        return Admitted(admitted.part, models, best)
+
+    def _contents(self, ticket: Ticket) -> tuple[list[Model], Best | None]:
+        """The ticket's models and the task's best, as the chain, this validator's copies, the
+        model party's files and the store give them; _Missing (after trying them all) when
+        files are to be asked of the model party."""
+        if ticket.part == TEST:
+            models, best = self._winner(ticket), None
+        else:  # the task's nodes read once, for the ticket's nodes and the best
+            nodes = self.market.nodes(self.task_id)
+            try:
+                models = self._models(ticket, nodes)
+            except _Missing:
+                models = []
+            best = self._best(ticket, nodes)
+        if self._wanted:
+            raise _Missing
+        return models, best
 
     def _parse(self, header: dict) -> Ticket:
         try:
@@ -387,16 +466,22 @@ class Gate:
 
     def _models(self, ticket: Ticket, nodes: dict[int, NodeView]) -> list[Model]:
         """Each node's spec and weights as the chain and the store say, for pending nodes of the
-        task only, each with the weights the ticket names."""
-        out = []
+        task only, each with the weights the ticket names; every file missing here is noted
+        before _Missing is raised."""
+        out, missing = [], False
         for node_id, weights in zip(ticket.nodes, ticket.weights, strict=True):
             node = nodes.get(node_id)
             if node is None or node.status != "pending":
                 raise Refused(f"node {node_id} is not pending in task {self.task_id}")
-            spec = self._spec(_architecture(nodes, node_id))
-            if node.weights_cid(spec) != weights:
-                raise Refused(f"the ticket names other weights than node {node_id}'s")
-            out.append(self._model(node, spec))
+            try:
+                spec = self._spec(_architecture(nodes, node_id))
+                if node.weights_cid(spec) != weights:
+                    raise Refused(f"the ticket names other weights than node {node_id}'s")
+                out.append(self._model(node, spec))
+            except _Missing:
+                missing = True
+        if missing:
+            raise _Missing
         return out
 
     def _best(self, ticket: Ticket, nodes: dict[int, NodeView]) -> Best | None:
@@ -423,6 +508,8 @@ class Gate:
             return None
         try:
             return Best(best, self._model(nodes[best], self._spec(_architecture(nodes, best))))
+        except _Missing:
+            return Best(best, None)  # asked of the model party (the admission raises _Missing)
         except StoreDown:
             raise  # the store is down: the session waits for it, and nobody's bar moves
         except Refused as exc:
@@ -451,19 +538,39 @@ class Gate:
         about the rows of its choosing; found by the attacker review of the sessions)."""
         cid = node.weights_cid(spec)
         where = f"weights of node {node.id}"
-        limit = weights_io.max_bytes(spec)
         made = None if node.kind == "trained" else self._initial(cid, spec)
-        kept = made if made is not None else self.kept.read(cid, limit)
+        raw = made if made is not None else self._read(cid, weights_io.max_bytes(spec), where)
         try:
-            raw = kept if kept is not None else get_bytes(self.market.store, cid, limit)
-            model = Model(node.id, spec, weights_io.load(raw, spec, where))
+            return Model(node.id, spec, weights_io.load(raw, spec, where))
+        except UserError as exc:  # a file at fault
+            raise Refused(f"{where}: {str(exc)[:MAX_LOGGED]}") from None
+
+    def _read(self, cid: str, limit: int, where: str) -> bytes:
+        """A file by the CID the chain records: this validator's copy, else what the model
+        party gave for it this session, else the store (then kept, for the day the node is the
+        task's best and its author's file is gone). A file the store does not have, or whose
+        blocks do not hash, is noted to be asked of the model party (_Missing), and refused
+        once it was asked."""
+        data = self.kept.read(cid, limit)
+        if data is not None:
+            return data
+        data = self.supplied.get(cid)
+        try:
+            if data is None:
+                data = get_bytes(self.market.store, cid, limit)
         except StoreUnavailable as exc:
             raise StoreDown(f"{where}: {str(exc)[:MAX_LOGGED]}") from None
-        except (UserError, StoreError) as exc:  # a file at fault, or gone from the store
+        except (BlockMissing, BlockCorrupted) as exc:
+            if self._asking:
+                self._wanted.append(Wanted(cid, limit))
+                raise _Missing from None
+            raise Refused(
+                f"{where}: {str(exc)[:MAX_LOGGED]}; the model party did not give it either"
+            ) from None
+        except StoreError as exc:  # a file at fault (over the limit, not a file)
             raise Refused(f"{where}: {str(exc)[:MAX_LOGGED]}") from None
-        if kept is None:  # for the day the node is the task's best and its author's file is gone
-            self._keep(cid, raw)
-        return model
+        self._keep(cid, data)
+        return data
 
     @staticmethod
     def _initial(cid: str, spec: ModelSpec) -> bytes | None:
@@ -488,20 +595,13 @@ class Gate:
         )
 
     def _spec(self, arch: NodeView) -> ModelSpec:
-        """An architecture's spec: from this validator's copy, else the store (then kept)."""
-        kept = self.kept.read(arch.cid, MAX_SPEC_BYTES)
+        """An architecture's spec: from this validator's copy, what the model party gave, else
+        the store (then kept)."""
+        raw = self._read(arch.cid, MAX_SPEC_BYTES, f"spec of node {arch.id}")
         try:
-            raw = (
-                kept if kept is not None else get_bytes(self.market.store, arch.cid, MAX_SPEC_BYTES)
-            )
-            spec = load_spec(raw, f"spec of node {arch.id}")
-        except StoreUnavailable as exc:
-            raise StoreDown(str(exc)) from None
+            return load_spec(raw, f"spec of node {arch.id}")
         except UserError as exc:
             raise Refused(str(exc)) from None
-        if kept is None:
-            self._keep(arch.cid, raw)
-        return spec
 
     def _keep(self, cid: str, raw: bytes) -> None:
         why = self.kept.keep(cid, raw)

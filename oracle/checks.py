@@ -36,6 +36,7 @@ from bountytree.storage.store import (
     StoreError,
     StoreUnavailable,
     TooLarge,
+    cid_of,
     get_bytes,
 )
 
@@ -90,7 +91,7 @@ class Fetcher:
 
     def get(self, cid: str, limit: int, what: str) -> bytes:
         try:
-            return get_bytes(self.store, cid, limit)
+            data = get_bytes(self.store, cid, limit)
         except BlockMissing:
             age_s = self.age()
             if age_s < self.fetch_timeout:
@@ -109,6 +110,18 @@ class Fetcher:
             raise Rejected(Reason.TOO_LARGE, f"{what}: {exc}") from None
         except StoreError as exc:
             raise Rejected(Reason.CORRUPT, f"{what}: {exc}") from None
+        if cid_of(data) != cid:
+            # Blocks laid out other than as the store adds the bytes (another chunking): the
+            # author's making. The validator takes a file its store lacks from the model party
+            # only when the bytes give the chain's CID, so a file nobody else could check
+            # would let one party's store alone serve it (admission.Gate.complete). The store's
+            # reader refuses such layouts already; this keeps the rule where it is relied on.
+            raise Rejected(
+                Reason.CORRUPT,
+                f"{what} {cid}: its blocks are not laid out as the store adds its bytes "
+                f"({cid_of(data)})",
+            )
+        return data
 
 
 def architecture_spec(fetch: Fetcher, node: NodeView, task: TaskInfo) -> ModelSpec:

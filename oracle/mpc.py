@@ -17,9 +17,12 @@ Party 1 opens its link to party 0 with the oracle's signed ticket (task, node id
 link proves). Party 0 admits it against the chain (`admission.py`), reading each node's spec
 itself, before anything else is said: a stranger at party 0's port, or anyone with a copied
 ticket, is told why it was refused and dropped, and party 0 goes on waiting for the oracle
-(`Admission`). Once admitted, party 0 answers with the number of rows, features and classes
-(JSON in a uint8 tensor; nothing is unpickled), which party 1 checks against the task. All
-nodes of one session share one encryption of the rows.
+(`Admission`). Once admitted, party 0 names the files it could not read itself (its store
+lacks them), and party 1 gives each from the oracle's store; party 0 takes one only if its
+bytes are the CID the chain records (`admission.Gate.complete`), so a file withheld from the
+validator's store alone cannot stall a node. Then party 0 answers with the number of rows,
+features and classes (JSON in a uint8 tensor; nothing is unpickled), which party 1 checks
+against the task. All nodes of one session share one encryption of the rows.
 
 Against a party 1 that deviates from the protocol (it holds shares of every intermediate value
 and can add what it likes to its own; two-party CrypTen has no MACs), party 0:
@@ -54,9 +57,16 @@ from bountytree.mpc import session
 from bountytree.mpc.counting import chunk_rows, shared_hits
 from bountytree.mpc.crypten_import import crypten, torch
 from bountytree.mpc.models import build_crypten, crypten_state
-from bountytree.mpc.session import Identity, LinkRefused, PartyMissing, SessionRefused, send_json
+from bountytree.mpc.session import (
+    Identity,
+    LinkRefused,
+    PartyMissing,
+    SessionRefused,
+    send_bytes,
+    send_json,
+)
 
-from .admission import TEST, Admitted, Refused
+from .admission import MAX_NODES_PER_SESSION, TEST, Admitted, Refused
 
 __all__ = [
     "Admission",
@@ -79,6 +89,8 @@ MODEL_PARTY, DATA_PARTY = 1, 0
 # memory: the attacker review of the servers).
 MAX_ROWS = 10_000_000
 MAX_UNSTATED_ROWS = 1_000_000
+# Files party 0 may ask of party 1 in one session: each node's spec and weights, and the best's.
+MAX_WANTED = 2 * (MAX_NODES_PER_SESSION + 1)
 
 
 def fixed_point_rows(rows: int) -> int:
@@ -156,19 +168,21 @@ class Admission:
     def __call__(self, link_key: bytes, opening: bytes) -> None:
         header = self._header(opening)
         try:
-            admitted = self.admit(header, link_key)
-            if admitted.part == TEST and not self.has_test:
-                raise Refused("this validator holds no test part")
-            for model in admitted.models:
-                if (
-                    model.spec.num_features != self.features
-                    or model.spec.num_classes != self.classes
-                ):
-                    raise Refused(f"node {model.node_id}: spec does not fit the validation rows")
+            admitted = self.fit(self.admit(header, link_key))
         except Refused as exc:
             self.log(f"refused a connection: {str(exc)[:300]}")
             raise SessionRefused(str(exc)) from None
         self.admitted = admitted
+
+    def fit(self, admitted: Admitted) -> Admitted:
+        """Refuses (Refused) a part this validator does not hold, or a model whose spec does not
+        fit its rows; run again on what the files the model party gave complete."""
+        if admitted.part == TEST and not self.has_test:
+            raise Refused("this validator holds no test part")
+        for model in admitted.models:
+            if model.spec.num_features != self.features or model.spec.num_classes != self.classes:
+                raise Refused(f"node {model.node_id}: spec does not fit the validation rows")
+        return admitted
 
 
 def leave() -> None:
@@ -273,12 +287,15 @@ def model_party(
     models: list[tuple[int, ModelSpec]],
     expect: dict,
     progress: Callable[[str], None] = lambda line: None,
+    files: Callable[[str, int], bytes] = lambda cid, limit: b"",
 ) -> tuple[list[NodeScore], dict]:
-    """Party 1 (after `join` with its ticket): checks party 0's answer against what the task
-    says (`expect`: rows, features, classes, rows 0 when unknown; and the best node the ticket
-    named), takes part in each evaluation, returns the scores and what it was told (rows, the
-    validator's count of the task's best node). `progress` hears a line as each node is
-    evaluated (no count: the exact count is this party's alone)."""
+    """Party 1 (after `join` with its ticket): gives party 0 the files it asks for that it
+    could not read itself (`files(cid, most bytes)`: b"" for none), checks party 0's answer
+    against what the task says (`expect`: rows, features, classes, rows 0 when unknown; and
+    the best node the ticket named), takes part in each evaluation, returns the scores and
+    what it was told (rows, the validator's count of the task's best node). `progress` hears a
+    line as each node is evaluated (no count: the exact count is this party's alone)."""
+    _give_files(send_json(None, DATA_PARTY).get("want"), files)
     answer = send_json(None, DATA_PARTY)
     if not answer.get("ok"):
         raise SessionRefused(answer.get("error", "refused"))
@@ -311,6 +328,28 @@ def model_party(
     }
 
 
+def _give_files(want: Any, files: Callable[[str, int], bytes]) -> None:
+    """Party 1's side of the files party 0 asks for: each as `files` gives it (b"": none), in
+    the order asked, within the size asked."""
+    if (
+        not isinstance(want, list)
+        or len(want) > MAX_WANTED
+        or not all(
+            isinstance(w, list)
+            and len(w) == 2
+            and isinstance(w[0], str)
+            and len(w[0]) <= 64
+            and type(w[1]) is int
+            and 0 < w[1] <= 1 << 32
+            for w in want
+        )
+    ):
+        raise SessionRefused(f"the validator asked for files as {str(want)[:100]}")
+    for cid, limit in want:
+        data = files(cid, limit)
+        send_bytes(data if len(data) <= limit else b"", MODEL_PARTY, limit)
+
+
 def _best_count(best: Any, rows: int, expected: int) -> dict | None:
     """The validator's count of the task's best node, which must be the node the ticket named
     (`expected`; 0: none released yet, and no count): {"node", "correct"}, the count in
@@ -340,10 +379,22 @@ def data_party(
     admitted: Admitted,
     test: tuple[np.ndarray, np.ndarray] | None = None,
     log: Callable[[str], None] = lambda line: None,
+    complete: Callable[[Admitted, dict[str, bytes]], Admitted] | None = None,
 ) -> list[NodeScore]:
-    """Party 0 (after `join`, which admitted party 1's ticket): shares the rows of the part it
-    admitted (validation, or the `test` rows) in a fresh secret order, takes part in every
-    evaluation."""
+    """Party 0 (after `join`, which admitted party 1's ticket): asks party 1 for the files it
+    could not read itself and has them checked and read (`complete`: the validator's
+    Gate.complete), shares the rows of the part it admitted (validation, or the `test` rows) in
+    a fresh secret order, takes part in every evaluation."""
+    send_json({"want": [[w.cid, w.max_bytes] for w in admitted.wanted]}, DATA_PARTY)
+    if admitted.wanted:
+        files = {w.cid: send_bytes(None, MODEL_PARTY, w.max_bytes) for w in admitted.wanted}
+        try:
+            if complete is None:
+                raise Refused("this validator reads no file from the model party")
+            admitted = complete(admitted, files)
+        except Refused as exc:
+            send_json({"ok": False, "error": str(exc)[:300]}, DATA_PARTY)
+            raise SessionRefused(str(exc)) from None
     if admitted.part == TEST:
         if test is None:
             raise SessionRefused("this validator holds no test part")

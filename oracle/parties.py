@@ -26,6 +26,8 @@ from bountytree.models import datasets
 from bountytree.models.spec import parse_spec
 from bountytree.private.sealing import new_private_key, public_key, read_private_key
 from bountytree.processes import die_with_parent
+from bountytree.storage.connect import open_store
+from bountytree.storage.store import StoreError, get_bytes
 
 from .admission import TEST, VALIDATION, Gate
 from .session import LINK_KEY, PROGRESS
@@ -185,6 +187,7 @@ def run_validator(
                 admission.admitted,
                 test=(test_rows.X, test_rows.y) if test_rows is not None else None,
                 log=lambda line: print(line, flush=True),
+                complete=lambda admitted, given: admission.fit(gate.complete(admitted, given)),
             )
         except mpc.SessionRefused as exc:
             raise UserError(f"session refused: {exc}") from None
@@ -235,12 +238,24 @@ def run_validator(
     return 1 if failed else 0
 
 
-def run_model_party(job_dir: str) -> int:
+def run_model_party(job_dir: str, settings) -> int:
     """Party 1: takes part in the evaluation of the job's nodes and writes the revealed counts."""
     from . import mpc
 
     job_path = Path(job_dir)
     job = json.loads((job_path / "job.json").read_text())
+    allowed = {str(cid): int(limit) for cid, limit in job.get("files", {}).items()}
+
+    def files(cid: str, limit: int) -> bytes:
+        """A file the validator could not read itself, from this oracle's store: only those of
+        the job's nodes (and the best's), which the oracle read before it asked for a session."""
+        if cid not in allowed:
+            return b""
+        try:
+            return get_bytes(open_store(settings.store), cid, min(limit, allowed[cid]))
+        except StoreError:
+            return b""
+
     # the specs only: party 0 shares each node's weights, read by itself from the store
     models = [(int(node["id"]), parse_spec(node["spec"])) for node in job["nodes"]]
     # the validator the task names, by its link key (any, for a task that names none)
@@ -260,7 +275,9 @@ def run_model_party(job_dir: str) -> int:
     try:
         # the best node the signed ticket named: the validator must count that one
         expect = {**job["expect"], "best": int(job["header"]["ticket"].get("best", 0))}
-        scores, info = mpc.model_party(models, expect, lambda line: print(line, file=progress))
+        scores, info = mpc.model_party(
+            models, expect, lambda line: print(line, file=progress), files
+        )
     except mpc.SessionRefused as exc:
         raise UserError(f"the validator refused the session: {exc}") from None
     finally:

@@ -23,7 +23,7 @@ from bountytree.market.actions import Market, NodeView, Score, TaskView
 from bountytree.market.validation import registered, registered_test
 from bountytree.models import datasets
 from bountytree.models import weights as weights_io
-from bountytree.models.spec import ModelSpec, SpecError
+from bountytree.models.spec import MAX_SPEC_BYTES, ModelSpec, SpecError
 from bountytree.reasons import Reason, Rejected
 from bountytree.storage.store import StoreError, StoreUnavailable, get_bytes
 
@@ -772,6 +772,7 @@ class Oracle:
                 validation_file=validation,
                 validator=self.validator,
                 settings_env=self.settings_env,
+                files=self._session_files(task, ready),
                 progress=lambda line: self.log(f"task {task.id}: {line}"),
             )
         except UserError as exc:
@@ -811,6 +812,27 @@ class Oracle:
             b = session.best
             exact = None if b.correct is None else ladder.bps(b.correct, session.rows)
             self._exact_best[task.id] = ExactBest(b.node_id, exact)
+        return out
+
+    def _session_files(self, task: TaskView, ready: list[Ready]) -> dict[str, int]:
+        """The files (CID: most bytes) the model party may give the validator when its store
+        lacks them: each node's spec and weights, which this oracle read to check it, and the
+        best's (docs/design.md, "Scoring sessions"). The validator takes a file only when its
+        bytes are the CID the chain records."""
+        nodes = self.market.nodes(task.id)
+        out: dict[str, int] = {}
+        for x in ready:
+            out[_architecture(x.node, nodes).cid] = MAX_SPEC_BYTES
+            out[x.node.weights_cid(x.spec)] = weights_io.max_bytes(x.spec)
+        best = nodes.get(task.released_best)
+        if best is not None:
+            arch = _architecture(best, nodes)
+            out[arch.cid] = MAX_SPEC_BYTES
+            try:
+                spec = self._arch_spec(arch, {}, task)
+                out[best.weights_cid(spec)] = weights_io.max_bytes(spec)
+            except (Rejected, StoreError):  # the validator counts the best without it, or not
+                pass
         return out
 
     def score_test_if_due(self, task_id: int, r: TaskRound) -> None:

@@ -7,7 +7,8 @@ started here too when this machine holds the task's registered validation file, 
 sponsor runs it (`python -m oracle validator`) and `validator` gives its address.
 
 What crosses between the oracle and its party-1 process is a folder (owner-only): the checked
-specs as JSON (the validator reads each node's weights itself), the signed ticket and the session's link key
+specs as JSON (the validator reads each node's weights itself), the CIDs of the files party 1
+may give the validator if its store lacks them, the signed ticket and the session's link key
 (a fresh X25519 key the ticket names: the validator admits the ticket only over the link that
 proves it), and back a JSON result. Nothing is pickled.
 """
@@ -74,14 +75,17 @@ def run_session(
     validation_file: Path | None,
     validator: str | None,
     settings_env: dict,
+    files: dict[str, int] | None = None,
     timeout_s: float = SESSION_TIMEOUT_S,
     progress: Callable[[str], None] = lambda line: None,
 ) -> SessionResult:
     """Scores `ready` (ordered by id) in one two-party session opened with the signed ticket
     `ticket(link key)` gives (admission.issue, for the session's fresh link key), checking the
     validator's answer against `expect`, with the validator proving `validator_key` on its link
-    (the one the task names; any, for a task that names none); raises UserError on failure. `progress` hears the model party's lines as they come (rows shared, each node
-    evaluated)."""
+    (the one the task names; any, for a task that names none); raises UserError on failure.
+    `files` (CID: most bytes) are those the model party may give the validator when it cannot
+    read them itself: the files the oracle read for these nodes. `progress` hears the model
+    party's lines as they come (rows shared, each node evaluated)."""
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bountytree-session-") as folder:
         job = Path(folder)
@@ -97,6 +101,7 @@ def run_session(
                 "header": ticket(link),
                 "expect": expect,
                 "validator_key": validator_key,
+                "files": files or {},
             },
         )
         env = {**_party_env(), **settings_env}

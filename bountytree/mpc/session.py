@@ -95,28 +95,39 @@ def leave() -> None:
 MAX_HEADER = 8 << 20
 
 
+def send_bytes(raw: bytes | None, src: int, max_bytes: int) -> bytes:
+    """Broadcasts bytes from `src` to the computing parties, at most `max_bytes` of them (the
+    receivers refuse a larger size before allocating); each returns them."""
+    comm = crypten.communicator.get()
+    me = comm.get_rank()
+    data = raw if me == src and raw is not None else b""
+    size = torch.tensor([len(data)], dtype=torch.int64)
+    comm.broadcast(size, src)
+    n = int(size.item())
+    if not 0 <= n <= max_bytes:
+        raise SessionRefused(f"{n} bytes from party {src}, at most {max_bytes} expected")
+    if n == 0:
+        return b""
+    buf = (
+        torch.frombuffer(bytearray(data), dtype=torch.uint8)
+        if me == src
+        else torch.empty(n, dtype=torch.uint8)
+    )
+    comm.broadcast(buf, src)
+    return bytes(buf.numpy())
+
+
 def send_json(obj: dict[str, Any] | None, src: int) -> dict[str, Any]:
     """Broadcasts a JSON object from `src` to the computing parties; each returns it. What the
     parties say to each other outside the computation (a ticket, a job, an answer): JSON in a
     uint8 tensor, never a pickle."""
     import json
 
-    comm = crypten.communicator.get()
-    me = comm.get_rank()
-    raw = json.dumps(obj).encode() if me == src else b""
-    size = torch.tensor([len(raw)], dtype=torch.int64)
-    comm.broadcast(size, src)
-    n = int(size.item())
-    if n > MAX_HEADER:
-        raise SessionRefused(f"header of {n} bytes from party {src}")
-    buf = (
-        torch.frombuffer(bytearray(raw), dtype=torch.uint8)
-        if me == src
-        else torch.empty(n, dtype=torch.uint8)
-    )
-    comm.broadcast(buf, src)
+    raw = json.dumps(obj).encode() if obj is not None else None
     try:
-        value = json.loads(bytes(buf.numpy()).decode())
+        value = json.loads(send_bytes(raw, src, MAX_HEADER).decode())
+    except SessionRefused as exc:
+        raise SessionRefused(f"header: {exc}") from None
     except (ValueError, RecursionError):  # UnicodeDecodeError included
         raise SessionRefused(f"party {src} sent a header that is not JSON") from None
     if not isinstance(value, dict):

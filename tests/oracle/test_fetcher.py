@@ -4,11 +4,13 @@ node wait; a daemon that is down, or killed mid-transfer, fails the round with n
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 
 import pytest
 import store_damage as damage
+import urllib3
 from ipfs_daemon import own_daemon
 
 from bountytree.reasons import Reason, Rejected
@@ -33,6 +35,40 @@ def test_missing_waits_inside_the_timeout_and_is_rejected_past_it(ipfs_daemon):
     with pytest.raises(Rejected) as rejected:
         fetcher(store, TIMEOUT + 1).get(absent, 1000, "weights")
     assert rejected.value.reason == Reason.MISSING
+
+
+def _add_chunked(url: str, data: bytes, chunk: int) -> str:
+    """The daemon's own add with another chunker: the same bytes under another CID."""
+    boundary = "b0undary"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="f"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    answer = urllib3.request(
+        "POST",
+        f"{url}/api/v0/add?cid-version=0&chunker=size-{chunk}&raw-leaves=false&pin=true",
+        body=body,
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    return json.loads(answer.data.splitlines()[-1])["Hash"]
+
+
+def test_a_file_laid_out_other_than_the_store_adds_it_is_the_authors(ipfs_daemon):
+    """The validator takes a file its store lacks from the oracle's model party only when the
+    bytes give the chain's CID as the store adds them; a file laid out otherwise (another
+    chunker, the same depth) could be served to the oracle's store alone and checked by nobody
+    else, so the oracle rejects it as the author's making (the store's reader refuses the
+    layout; the Fetcher checks the CID of what it read as well)."""
+    store = KuboStore(ipfs_daemon.url, timeout=1.0)
+    data = os.urandom(CHUNK_SIZE + 1000)  # two chunks under one root; three of 100 kB likewise
+    limit = 2 * CHUNK_SIZE
+    canonical = add_bytes(store, data)
+    other = _add_chunked(ipfs_daemon.url, data, 100_000)
+    assert other != canonical
+    with pytest.raises(Rejected) as rejected:
+        fetcher(store, 0).get(other, limit, "weights")
+    assert rejected.value.reason == Reason.CORRUPT and "as IPFS adds it" in str(rejected.value)
+    assert fetcher(store, 0).get(canonical, limit, "weights") == data
 
 
 def test_corrupted_bytes_from_the_daemon_wait_at_any_age(ipfs_daemon):

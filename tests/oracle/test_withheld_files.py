@@ -1,0 +1,134 @@
+"""A node's file served to the oracle's store and withheld from the validator's: the stranger's
+path to the sponsor's bond. The oracle scores only nodes whose files it read; the validator used
+to refuse every session of a node whose file its own store lacked, the oracle then left the
+node pending, and a task finalized with a node pending burns the bond, for one fee. Now the
+validator asks the model party for the files it cannot read, and takes them only when their
+bytes are the CID the chain records."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from bountytree.config import ROOT
+from bountytree.market.actions import open_market
+from bountytree.models import weights
+from bountytree.models.datasets import load_file
+from bountytree.models.spec import build_torch
+from bountytree.models.training import train_node
+from bountytree.processes import free_port
+from bountytree.storage.store import add_bytes, get_bytes
+from oracle.admission import Gate, Refused, issue
+from oracle.service import Oracle
+from tests.conftest import cli_ok, market_for, new_task, node_id_of, validator_process
+
+pytestmark = pytest.mark.mpc
+
+MLP = ROOT / "examples" / "mlp.json"
+
+
+def _spec_file(tmp_path: Path, hidden: int) -> str:
+    """The example MLP with `hidden` units: a spec no other test put in the store."""
+    raw = json.loads(MLP.read_text())
+    raw["layers"][0]["out_features"] = raw["layers"][2]["in_features"] = hidden
+    path = tmp_path / f"mlp-{hidden}.json"
+    path.write_text(json.dumps(raw))
+    return str(path)
+
+
+def _cut_store(settings, tmp_path: Path):
+    """The validator's settings: a store holding what the oracle's held until now, and nothing
+    added to the oracle's after (two stores cut apart)."""
+    cut = tmp_path / "validator-store"
+    shutil.copytree(settings.store, cut)
+    return dataclasses.replace(settings, store=str(cut))
+
+
+def _child(market, task_id: int, arch: int, rows) -> int:
+    """A child of `arch` trained on `rows`, its weights in `market`'s store only."""
+    node = market.node(arch)
+    spec = market.architecture_spec(node)
+    model = build_torch(spec)
+    model.load_state_dict(
+        weights.load(get_bytes(market.store, node.weights_cid(spec), 1 << 24), spec)
+    )
+    trained = train_node(model, spec, rows)
+    raw = weights.to_bytes(trained.model)
+    return market.submit(task_id, arch, add_bytes(market.store, raw)).node_id
+
+
+def test_a_file_withheld_from_the_validators_store_does_not_stall_its_node(
+    settings, deployed, files, tmp_path
+):
+    task_id = new_task(settings, files["validation"], "withheld files")
+    cut = _cut_store(settings, tmp_path)
+    # a spec, then a child's weights, that reach the oracle's store only
+    arch = node_id_of(
+        cli_ok(settings, "propose", "--task", str(task_id), "--spec", _spec_file(tmp_path, 40),
+               "--account", "8")
+    )  # fmt: skip
+    validator_market = open_market(cut)
+    assert not validator_market.store.has(validator_market.node(arch).cid)
+    address = f"127.0.0.1:{free_port()}"
+    validator = validator_process(
+        cut, task_id, files["validation"], address, "--sessions", "0", "--wait", "60"
+    )
+    try:
+        lines: list[str] = []
+        oracle = Oracle(
+            market_for(settings, 0),
+            validator=address,
+            fetch_timeout=0,
+            log=lines.append,
+            settings_env=settings.to_env(),
+        )
+        oracle.run_round([task_id])
+        market = market_for(settings)
+        assert market.node(arch).status == "scored", "\n".join(lines)
+        child = _child(market_for(settings, 8), task_id, arch, load_file(files["owner1"]))
+        assert not validator_market.store.has(market.node(child).cid)
+        lines.clear()
+        oracle.run_round([task_id])
+        assert market.node(child).status == "scored", "\n".join(lines)
+        assert market.task(task_id, with_info=False).pending_nodes == 0  # nothing left to burn a bond
+    finally:
+        validator.terminate()
+        out, err = validator.communicate(timeout=60)
+    log = (Path(cut.home) / "validator").rglob("sessions.log")
+    said = "".join(p.read_text() for p in log)
+    assert "file(s) from the model party" in said, (said[-2000:], err.decode()[-2000:])
+
+
+def test_the_validator_takes_from_the_model_party_only_the_files_the_chain_names(
+    settings, deployed, files, tmp_path
+):
+    """The model party used to share weights of its choosing, which turned each node into a
+    counting question about the rows; what it gives now stands for a file only when its bytes
+    are the CID the chain records for that node."""
+    task_id = new_task(settings, files["validation"], "given files")
+    oracle_market = market_for(settings, 0)
+    arch = node_id_of(
+        cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1")
+    )
+    cut = _cut_store(settings, tmp_path)  # the architecture's spec reached both stores
+    child = _child(market_for(settings, 8), task_id, arch, load_file(files["owner1"]))
+    spec = oracle_market.architecture_spec(oracle_market.node(arch))
+    cid = oracle_market.node(child).cid
+    real = get_bytes(oracle_market.store, cid, weights.max_bytes(spec))
+    chosen = weights.to_bytes(build_torch(spec))  # the architecture's own initialisation
+    gate = Gate(open_market(cut), task_id, tmp_path / "validator" / "sessions.log")
+    admitted = gate.admit(issue(oracle_market, task_id, [child]))
+    assert admitted.models == [] and [w.cid for w in admitted.wanted] == [cid]
+    with pytest.raises(Refused, match="the model party did not give it either"):
+        gate.complete(admitted, {cid: chosen, "QmSomethingElse": real})
+    admitted = gate.admit(issue(oracle_market, task_id, [child]))
+    (model,) = gate.complete(admitted, {cid: real}).models
+    expected = weights.load(real, spec)
+    assert all(torch.equal(model.weights[k], expected[k]) for k in expected)
+    # kept: the next session reads its own copy, and asks nothing
+    assert gate.admit(issue(oracle_market, task_id, [child])).wanted == ()
