@@ -98,7 +98,7 @@ def test_a_file_withheld_from_the_validators_store_does_not_stall_its_node(
         assert market.task(task_id, with_info=False).pending_nodes == 0  # nothing left to burn a bond
     finally:
         validator.terminate()
-        out, err = validator.communicate(timeout=60)
+        _, err = validator.communicate(timeout=60)
     log = (Path(cut.home) / "validator").rglob("sessions.log")
     said = "".join(p.read_text() for p in log)
     assert "file(s) from the model party" in said, (said[-2000:], err.decode()[-2000:])
