@@ -41,9 +41,13 @@ def _add_chunked(url: str, data: bytes, chunk: int) -> str:
     """The daemon's own add with another chunker: the same bytes under another CID."""
     boundary = "b0undary"
     body = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="f"\r\n'
-        "Content-Type: application/octet-stream\r\n\r\n"
-    ).encode() + data + f"\r\n--{boundary}--\r\n".encode()
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="f"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     answer = urllib3.request(
         "POST",
         f"{url}/api/v0/add?cid-version=0&chunker=size-{chunk}&raw-leaves=false&pin=true",

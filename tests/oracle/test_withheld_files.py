@@ -95,7 +95,9 @@ def test_a_file_withheld_from_the_validators_store_does_not_stall_its_node(
         lines.clear()
         oracle.run_round([task_id])
         assert market.node(child).status == "scored", "\n".join(lines)
-        assert market.task(task_id, with_info=False).pending_nodes == 0  # nothing left to burn a bond
+        assert (
+            market.task(task_id, with_info=False).pending_nodes == 0
+        )  # nothing left to burn a bond
     finally:
         validator.terminate()
         _, err = validator.communicate(timeout=60)
