@@ -72,7 +72,8 @@ def run(settings: Settings, log: Callable[[str], None] = print) -> DemoResult:
     log(f"Sponsor posted private task {task_id}: 10 ETH for {TARGET_BPS / 100:.0f}%")
     for account in LOCAL_PARTIES:
         key = public_key(read_private_key(local_key_file(settings.home, account)))
-        Custody(who[account]).accept(task_id, key)
+        party = Custody(who[account])
+        party.accept(task_id, key, party.require(task_id).terms)  # the terms it reads
     log("Kai and Lin (custodians) and Dee (dealer) staked and accepted custody")
     rows = Custody(sponsor).share_validation_file(task_id)
     log(f"Sponsor shared its {rows} validation rows as two sealed shares")

@@ -110,6 +110,12 @@ def validator_process(
     )  # fmt: skip
 
 
+def custody_terms(settings: Settings, task_id: int) -> str:
+    """The terms a custody party reviews before it accepts, as `custody show` prints them."""
+    shown = cli_ok(settings, "custody", "show", "--task", str(task_id))
+    return shown.split("terms", 1)[1].split()[0]
+
+
 def cli_ok(
     settings: Settings, *args: str, module: str = "bountytree", env: dict | None = None
 ) -> str:

@@ -6,7 +6,9 @@
   register --task T --custodians A,B --dealer D --key-file FILE --stake ETH --fee ETH
                                          the sponsor names the custody of a task created private
   cancel --task T                        the sponsor withdraws a custody not ready yet
-  accept --task T --key-file FILE        a custodian or the dealer stakes, with its key
+  accept --task T --key-file FILE --terms HASH
+                                         a custodian or the dealer stakes, with its key, on the
+                                         terms `show` printed
   show --task T                          who holds the task's models and what was handed over
   share-validation --task T [--validation FILE]
                                          the sponsor shares its validation rows with the
@@ -81,6 +83,12 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         "--key-file",
         required=True,
         help="this party's key file (custody keygen): shares are sealed to it, links prove it",
+    )
+    a.add_argument(
+        "--terms",
+        required=True,
+        help="the terms you accept, as `custody show` printed them (0x…): the sponsor may "
+        "withdraw a custody not ready and register others, and an accept binds only to these",
     )
     a.set_defaults(run=run_accept)
     s = verbs.add_parser("show", parents=[common], help="a task's custody")
@@ -169,13 +177,21 @@ def run_register(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_accept(args: argparse.Namespace, settings: Settings) -> int:
+    from bountytree.errors import UserError
+    from bountytree.market.custody import PARTIES
+    from bountytree.market.render import eth
     from bountytree.private.sealing import public_key, read_private_key
 
     key = public_key(read_private_key(Path(args.key_file)))
-    from bountytree.market.custody import PARTIES
-    from bountytree.market.render import eth
-
-    out = _custody(settings).accept(args.task, key)
+    try:
+        terms = bytes.fromhex(args.terms.removeprefix("0x"))
+        if len(terms) != 32:
+            raise ValueError
+    except ValueError:
+        raise UserError(
+            f"--terms {args.terms[:80]!r}: 32 bytes in hex, as `custody show` prints them"
+        ) from None
+    out = _custody(settings).accept(args.task, key, terms)
     print(
         f"accepted custody of task {args.task} as {PARTIES[out.party]}: staked "
         f"{eth(out.view.stake)}, a third of the {eth(out.view.fee)} fee at settlement  {out.sent}"
@@ -215,6 +231,8 @@ def run_show(args: argparse.Namespace, settings: Settings) -> int:
             delivered = f", handed over {sealed}" if sealed else ""
         print(f"  {party:<12} {who}  {accepted}{delivered}")
     print(f"  sponsor key  {view.sponsor_key.hex()}")
+    print(f"  window       {view.handover_window} s to hand over once the task is finalized")
+    print(f"  terms        0x{view.terms.hex()}  (what `custody accept --terms` names)")
     print(
         f"  hand-over by {view.handover_deadline} (unix time){'; settled' if view.settled else ''}"
     )

@@ -253,14 +253,22 @@ class Custody:
     def is_approved(self, account: str) -> bool:
         return bool(self.contract.functions.isApproved(_address(account, "account")).call())
 
-    def accept(self, task_id: int, key: bytes) -> CustodyAccepted:
+    def accept(self, task_id: int, key: bytes, terms: bytes) -> CustodyAccepted:
         """Accepts custody by staking and giving this party's X25519 public key (what a
-        custodian is sent is sealed to it; every party's session links prove it), naming the
-        terms read here: if the sponsor withdrew them and registered others meanwhile, the
-        contract refuses the accept (TermsChanged) and nothing is staked.
+        custodian is sent is sealed to it; every party's session links prove it), for the
+        `terms` the party reviewed (`CustodyView.terms`, which `custody show` prints): until
+        custody is ready the sponsor may withdraw it and register other terms, so an accept
+        binds only to what was read. Refused here when the registration is no longer those
+        terms, and by the contract (TermsChanged, nothing staked) when it changes on the way.
         Refuses a custody whose sponsor key nothing can be sealed to: the hand-over could never
         happen, and the stake would be forfeited for it."""
         view = self.require(task_id)
+        if view.terms != terms:
+            raise UserError(
+                f"task {task_id}'s custody is not on the terms you name any more (now "
+                f"0x{view.terms.hex()}): read them again with `bountytree custody show --task "
+                f"{task_id}`; nothing was sent"
+            )
         party = view.party_of(self.market.chain.address)
         if party is None:
             raise UserError(f"{self.market.chain.address} is not named in task {task_id}'s custody")

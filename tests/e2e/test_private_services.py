@@ -20,6 +20,7 @@ from conftest import (
     cli_error,
     cli_ok,
     created_task_id,
+    custody_terms,
     market_for,
     node_id_of,
     run_cli,
@@ -105,15 +106,12 @@ def _accept_and_share(settings, task_id: int, keys) -> None:
 
 
 def _accept(settings, task_id: int, keys) -> None:
-    for key, account in (("c0", 8), ("c1", 9)):
+    terms = custody_terms(settings, task_id)
+    for key, account in (("c0", 8), ("c1", 9), ("dealer", 10)):
         cli_ok(
             settings, "custody", "accept", "--task", str(task_id),
-            "--key-file", str(keys[key]), "--account", str(account),
+            "--key-file", str(keys[key]), "--account", str(account), "--terms", terms,
         )  # fmt: skip
-    cli_ok(
-        settings, "custody", "accept", "--task", str(task_id),
-        "--key-file", str(keys["dealer"]), "--account", "10",
-    )  # fmt: skip
 
 
 def _custodian(settings, keys, index: int, peer: str, task_id: int, log: Path, failpoint=""):

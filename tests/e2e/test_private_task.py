@@ -18,7 +18,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import cli_error, cli_ok, created_task_id, market_for, node_id_of
+from conftest import (
+    cli_error,
+    cli_ok,
+    created_task_id,
+    custody_terms,
+    market_for,
+    node_id_of,
+)
 
 from bountytree.chain.client import ganache_account
 from bountytree.errors import UserError
@@ -101,31 +108,40 @@ def test_a_private_task_from_posting_to_the_sponsors_export(settings, deployed, 
     assert "created public and never turns private" in refused, refused
     cli_ok(settings, *register)
 
-    def accept(index: int) -> str:
+    def accept(key: Path, account: int, terms: str) -> str:
         return cli_ok(
-            settings, "custody", "accept", "--task", str(task_id),
-            "--key-file", str(custodian_keys[index]), "--account", str(CUSTODIANS[index]),
+            settings, "custody", "accept", "--task", str(task_id), "--key-file", str(key),
+            "--account", str(account), "--terms", terms,
         )  # fmt: skip
 
     # custodian 0 accepts and custodian 1 does not: the sponsor withdraws this custody (the
     # stake back to custodian 0) and registers again, and custodian 0 accepts again
+    reviewed = custody_terms(settings, task_id)
     pending = market_for(settings).chain.custody.functions.pendingWithdrawals
     before = pending(address[5]).call()
-    assert "as custodian 0: staked 0.02 ETH" in accept(0)
+    assert "as custodian 0: staked 0.02 ETH" in accept(custodian_keys[0], 5, reviewed)
     assert "NotSponsor" in cli_error(
         settings, "custody", "cancel", "--task", str(task_id), "--account", "3"
     )
     assert "withdrew task" in cli_ok(settings, "custody", "cancel", "--task", str(task_id))
     assert pending(address[5]).call() - before == 2 * 10**16
+    # other terms (no fee) in the place of those custodian 1 reviewed: its accept binds to
+    # nothing it did not read (the attacker review of withdrawal)
+    cli_ok(settings, *register[:-2], "--fee", "0")
+    refused = cli_error(
+        settings, "custody", "accept", "--task", str(task_id), "--key-file",
+        str(custodian_keys[1]), "--account", "6", "--terms", reviewed,
+    )  # fmt: skip
+    assert "not on the terms you name" in refused, refused
+    assert Custody(market_for(settings)).require(task_id).accepted == 0
+    cli_ok(settings, "custody", "cancel", "--task", str(task_id))
     cli_ok(settings, *register)
+    assert custody_terms(settings, task_id) == reviewed  # the same terms, the same hash
     for index in (0, 1):
-        accept(index)
+        accept(custodian_keys[index], CUSTODIANS[index], reviewed)
     dealer_key = tmp_path / "dealer.key"
     _keygen(settings, dealer_key)
-    cli_ok(
-        settings, "custody", "accept", "--task", str(task_id),
-        "--key-file", str(dealer_key), "--account", str(DEALER),
-    )  # fmt: skip
+    accept(dealer_key, DEALER, reviewed)
     market = market_for(settings)
     custody = Custody(market)
     view = custody.require(task_id)
