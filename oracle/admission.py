@@ -244,9 +244,10 @@ class Gate:
         self._holders_lock = threading.Lock()
         self._log_lock = threading.Lock()
         # what the model party gave this session for the files asked of it, each checked
-        # against its CID; and whether a file missing here is asked of it (before) or refused
+        # against its CID; the CIDs asked of it (a file asked once and still missing is
+        # refused); the files this reading of the admission found missing
         self.supplied: dict[str, bytes] = {}
-        self._asking = True
+        self._asked: set[str] = set()
         self._wanted: list[Wanted] = []
         with contextlib.suppress(Exception):  # the chain did not answer: screen() says so
             self._read_holders()
@@ -332,7 +333,7 @@ class Gate:
             ticket = self._parse(header)
             self._check(ticket, now, link_key)
             signer = self._signer(ticket, header)
-            self._asking, self._wanted = True, []
+            self._asked, self._wanted, self.supplied = set(), [], {}
             try:
                 models, best = self._contents(ticket)
             except _Missing:  # asked of the model party once the session is open
@@ -351,9 +352,10 @@ class Gate:
     def complete(self, admitted: Admitted, files: dict[str, bytes]) -> Admitted:
         """The admission, its files read again with what the model party gave for those asked
         of it: each only if its bytes are the CID's (so the model evaluated is still the one
-        the chain records, whoever sent it), kept like any file read. A node whose file neither
-        this validator's store nor the model party has is refused; the best then goes without
-        its count (`_best`), as before.
+        the chain records, whoever sent it), kept like any file read. A file found missing only
+        now (a node's weights, once its spec came) is wanted in turn (`wanted`; the session
+        asks at most MAX_FILE_ROUNDS times); a file asked once and still missing refuses its
+        node, and the best then goes without its count (`_best`), as before.
 
         Why: the oracle scores only nodes whose files it read. A file served to the oracle's
         store and withheld from the validator's used to fail every session of its node, which
@@ -365,16 +367,21 @@ class Gate:
         for cid, data in files.items():
             if cid in limits and 0 < len(data) <= limits[cid] and cid_of(data) == cid:
                 self.supplied[cid] = data
-        self._asking, self._wanted = False, []
+        self._asked |= set(limits)
+        self._wanted = []
         try:
             models, best = self._contents(admitted.ticket)
+        except _Missing:
+            wanted = tuple(dict.fromkeys(self._wanted))
+            return Admitted(admitted.part, [], None, wanted, admitted.ticket)
         except Refused as exc:
             self._log(time.time(), None, None, f"refused: {str(exc)[:MAX_LOGGED]}")
             raise
         self._log(
             time.time(), None, None,
-            f"{len(self.supplied)} of {len(limits)} file(s) from the model party",
+            f"{len(self.supplied)} of {len(self._asked)} file(s) from the model party",
         )  # fmt: skip
+        self.supplied = {}  # read into the models, and kept: not held through the session
         return Admitted(admitted.part, models, best)
 
     def _contents(self, ticket: Ticket) -> tuple[list[Model], Best | None]:
@@ -561,7 +568,7 @@ class Gate:
         except StoreUnavailable as exc:
             raise StoreDown(f"{where}: {str(exc)[:MAX_LOGGED]}") from None
         except (BlockMissing, BlockCorrupted) as exc:
-            if self._asking:
+            if cid not in self._asked:
                 self._wanted.append(Wanted(cid, limit))
                 raise _Missing from None
             raise Refused(

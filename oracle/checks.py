@@ -115,7 +115,8 @@ class Fetcher:
             # author's making. The validator takes a file its store lacks from the model party
             # only when the bytes give the chain's CID, so a file nobody else could check
             # would let one party's store alone serve it (admission.Gate.complete). The store's
-            # reader refuses such layouts already; this keeps the rule where it is relied on.
+            # reader refuses most other layouts (other chunk sizes, other depths), not all
+            # (extra UnixFS fields, one oversized leaf: the attacker review of this check).
             raise Rejected(
                 Reason.CORRUPT,
                 f"{what} {cid}: its blocks are not laid out as the store adds its bytes "

@@ -89,8 +89,10 @@ MODEL_PARTY, DATA_PARTY = 1, 0
 # memory: the attacker review of the servers).
 MAX_ROWS = 10_000_000
 MAX_UNSTATED_ROWS = 1_000_000
-# Files party 0 may ask of party 1 in one session: each node's spec and weights, and the best's.
+# Files party 0 may ask of party 1 in one round: each node's spec and weights, and the best's;
+# and rounds in a session (a node's weights are known to be wanted once its spec came).
 MAX_WANTED = 2 * (MAX_NODES_PER_SESSION + 1)
+MAX_FILE_ROUNDS = 2
 
 
 def fixed_point_rows(rows: int) -> int:
@@ -295,8 +297,7 @@ def model_party(
     the best node the ticket named), takes part in each evaluation, returns the scores and
     what it was told (rows, the validator's count of the task's best node). `progress` hears a
     line as each node is evaluated (no count: the exact count is this party's alone)."""
-    _give_files(send_json(None, DATA_PARTY).get("want"), files)
-    answer = send_json(None, DATA_PARTY)
+    answer = _give_files(files)
     if not answer.get("ok"):
         raise SessionRefused(answer.get("error", "refused"))
     announced: dict[str, Any] = {k: answer.get(k) for k in ("rows", "features", "classes")}
@@ -328,26 +329,39 @@ def model_party(
     }
 
 
-def _give_files(want: Any, files: Callable[[str, int], bytes]) -> None:
-    """Party 1's side of the files party 0 asks for: each as `files` gives it (b"": none), in
-    the order asked, within the size asked."""
-    if (
-        not isinstance(want, list)
-        or len(want) > MAX_WANTED
-        or not all(
-            isinstance(w, list)
-            and len(w) == 2
-            and isinstance(w[0], str)
-            and len(w[0]) <= 64
-            and type(w[1]) is int
-            and 0 < w[1] <= 1 << 32
-            for w in want
-        )
-    ):
-        raise SessionRefused(f"the validator asked for files as {str(want)[:100]}")
-    for cid, limit in want:
-        data = files(cid, limit)
-        send_bytes(data if len(data) <= limit else b"", MODEL_PARTY, limit)
+def _give_files(files: Callable[[str, int], bytes]) -> dict:
+    """Party 1's side of the files party 0 asks for, round by round until it asks for none:
+    each as `files` gives it (b"": none; asked again, the same answer), in the order asked,
+    within the size asked. Returns party 0's answer (its rows, or its refusal)."""
+    given: dict[str, bytes] = {}
+    for round_no in range(MAX_FILE_ROUNDS + 1):
+        said = send_json(None, DATA_PARTY)
+        if "want" not in said:
+            return said  # a refusal instead of the next round
+        want = said["want"]
+        if want == []:
+            return send_json(None, DATA_PARTY)
+        if (
+            round_no == MAX_FILE_ROUNDS
+            or not isinstance(want, list)
+            or len(want) > MAX_WANTED
+            or not all(
+                isinstance(w, list)
+                and len(w) == 2
+                and isinstance(w[0], str)
+                and len(w[0]) <= 64
+                and type(w[1]) is int
+                and 0 < w[1] <= 1 << 32
+                for w in want
+            )
+        ):
+            raise SessionRefused(f"the validator asked for files as {str(want)[:100]}")
+        for cid, limit in want:
+            if cid not in given:
+                given[cid] = files(cid, limit)
+            data = given[cid]
+            send_bytes(data if len(data) <= limit else b"", MODEL_PARTY, limit)
+    raise AssertionError("unreachable: the last round returns or refuses")
 
 
 def _best_count(best: Any, rows: int, expected: int) -> dict | None:
@@ -385,16 +399,22 @@ def data_party(
     could not read itself and has them checked and read (`complete`: the validator's
     Gate.complete), shares the rows of the part it admitted (validation, or the `test` rows) in
     a fresh secret order, takes part in every evaluation."""
-    send_json({"want": [[w.cid, w.max_bytes] for w in admitted.wanted]}, DATA_PARTY)
-    if admitted.wanted:
-        files = {w.cid: send_bytes(None, MODEL_PARTY, w.max_bytes) for w in admitted.wanted}
+    for round_no in range(MAX_FILE_ROUNDS + 1):
+        if not admitted.wanted:
+            send_json({"want": []}, DATA_PARTY)
+            break
         try:
-            if complete is None:
-                raise Refused("this validator reads no file from the model party")
-            admitted = complete(admitted, files)
-        except Refused as exc:
-            send_json({"ok": False, "error": str(exc)[:300]}, DATA_PARTY)
-            raise SessionRefused(str(exc)) from None
+            if complete is None or round_no == MAX_FILE_ROUNDS:
+                raise Refused(f"files still missing: {', '.join(w.cid for w in admitted.wanted)}")
+            send_json({"want": [[w.cid, w.max_bytes] for w in admitted.wanted]}, DATA_PARTY)
+            given = {w.cid: send_bytes(None, MODEL_PARTY, w.max_bytes) for w in admitted.wanted}
+            admitted = complete(admitted, given)
+        except SessionRefused:
+            raise  # the link itself failed: nothing more can be said
+        except Exception as exc:  # the files refused, or the chain or store failing meanwhile
+            why = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+            send_json({"ok": False, "error": why}, DATA_PARTY)
+            raise SessionRefused(why) from None
     if admitted.part == TEST:
         if test is None:
             raise SessionRefused("this validator holds no test part")

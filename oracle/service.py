@@ -831,7 +831,7 @@ class Oracle:
             try:
                 spec = self._arch_spec(arch, {}, task)
                 out[best.weights_cid(spec)] = weights_io.max_bytes(spec)
-            except (Rejected, StoreError):  # the validator counts the best without it, or not
+            except (Rejected, StoreError, NotYet):  # the validator counts the best without it
                 pass
         return out
 
@@ -876,6 +876,7 @@ class Oracle:
             validation_file=validation,
             validator=self.validator,
             settings_env=self.settings_env,
+            files=self._session_files(task, [winner]),
         )
         count = session.correct.get(task.winner)
         if session.rows != task.info.test_rows or not (

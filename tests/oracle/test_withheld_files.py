@@ -17,6 +17,7 @@ import torch
 
 from bountytree.config import ROOT
 from bountytree.market.actions import open_market
+from bountytree.market.validation import validator_folder
 from bountytree.models import weights
 from bountytree.models.datasets import load_file
 from bountytree.models.spec import build_torch
@@ -92,6 +93,11 @@ def test_a_file_withheld_from_the_validators_store_does_not_stall_its_node(
         assert market.node(arch).status == "scored", "\n".join(lines)
         child = _child(market_for(settings, 8), task_id, arch, load_file(files["owner1"]))
         assert not validator_market.store.has(market.node(child).cid)
+        # and the validator cannot keep what it was given (a full disk): the child's spec,
+        # then its weights, are asked for in turn in its session
+        kept = validator_folder(Path(cut.home), market.chain.chain_id) / "weights"
+        shutil.rmtree(kept)
+        kept.write_text("a file where the folder goes: nothing can be kept")
         lines.clear()
         oracle.run_round([task_id])
         assert market.node(child).status == "scored", "\n".join(lines)
@@ -103,7 +109,9 @@ def test_a_file_withheld_from_the_validators_store_does_not_stall_its_node(
         _, err = validator.communicate(timeout=60)
     log = (Path(cut.home) / "validator").rglob("sessions.log")
     said = "".join(p.read_text() for p in log)
-    assert "file(s) from the model party" in said, (said[-2000:], err.decode()[-2000:])
+    # the architecture's spec in its session; the child's spec, then weights, in its own
+    assert "1 of 1 file(s) from the model party" in said, (said[-2000:], err.decode()[-2000:])
+    assert "2 of 2 file(s) from the model party" in said, (said[-2000:], err.decode()[-2000:])
 
 
 def test_the_validator_takes_from_the_model_party_only_the_files_the_chain_names(
@@ -134,3 +142,39 @@ def test_the_validator_takes_from_the_model_party_only_the_files_the_chain_names
     assert all(torch.equal(model.weights[k], expected[k]) for k in expected)
     # kept: the next session reads its own copy, and asks nothing
     assert gate.admit(issue(oracle_market, task_id, [child])).wanted == ()
+
+
+def test_a_spec_and_weights_both_withheld_are_asked_for_in_turn(
+    settings, deployed, files, tmp_path
+):
+    """A node's weights are known to be wanted only once its spec came: the first version
+    asked once, and refused the weights, and a validator that could not keep the spec (a full
+    disk) refused the node in every session (attacker review of the change). They are asked in
+    turn, within one session."""
+    task_id = new_task(settings, files["validation"], "withheld in turn")
+    cut = _cut_store(settings, tmp_path)
+    oracle_market = market_for(settings, 0)
+    arch = node_id_of(
+        cli_ok(settings, "propose", "--task", str(task_id), "--spec", _spec_file(tmp_path, 36),
+               "--account", "1")
+    )  # fmt: skip
+    child = _child(market_for(settings, 8), task_id, arch, load_file(files["owner1"]))
+    spec_cid, weights_cid = oracle_market.node(arch).cid, oracle_market.node(child).cid
+    gate = Gate(open_market(cut), task_id, tmp_path / "validator" / "sessions.log")
+    gate.kept.folder.parent.mkdir(parents=True)
+    gate.kept.folder.write_text("a file where the folder goes: nothing can be kept")
+
+    def given(*cids: str) -> dict[str, bytes]:
+        return {c: get_bytes(oracle_market.store, c, 1 << 24) for c in cids}
+
+    admitted = gate.admit(issue(oracle_market, task_id, [child]))
+    assert [w.cid for w in admitted.wanted] == [spec_cid]
+    admitted = gate.complete(admitted, given(spec_cid))
+    assert [w.cid for w in admitted.wanted] == [weights_cid] and admitted.models == []
+    (model,) = gate.complete(admitted, given(weights_cid)).models
+    assert model.node_id == child
+    # a file asked once and not given is refused, not asked again
+    admitted = gate.admit(issue(oracle_market, task_id, [child]))
+    admitted = gate.complete(admitted, given(spec_cid))
+    with pytest.raises(Refused, match="did not give it either"):
+        gate.complete(admitted, {})
