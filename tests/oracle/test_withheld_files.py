@@ -34,7 +34,8 @@ MLP = ROOT / "examples" / "mlp.json"
 
 
 def _spec_file(tmp_path: Path, hidden: int) -> str:
-    """The example MLP with `hidden` units: a spec no other test put in the store."""
+    """The example MLP with `hidden` units: a spec (and children, trained deterministically)
+    no other test put in the store; each test here has its own."""
     raw = json.loads(MLP.read_text())
     raw["layers"][0]["out_features"] = raw["layers"][2]["in_features"] = hidden
     path = tmp_path / f"mlp-{hidden}.json"
@@ -123,8 +124,9 @@ def test_the_validator_takes_from_the_model_party_only_the_files_the_chain_names
     task_id = new_task(settings, files["validation"], "given files")
     oracle_market = market_for(settings, 0)
     arch = node_id_of(
-        cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1")
-    )
+        cli_ok(settings, "propose", "--task", str(task_id), "--spec", _spec_file(tmp_path, 44),
+               "--account", "1")
+    )  # fmt: skip
     cut = _cut_store(settings, tmp_path)  # the architecture's spec reached both stores
     child = _child(market_for(settings, 8), task_id, arch, load_file(files["owner1"]))
     spec = oracle_market.architecture_spec(oracle_market.node(arch))
