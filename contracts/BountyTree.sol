@@ -385,7 +385,9 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
                 t.bondState = BondState.Forfeited;
                 emit BondForfeited(taskId, t.auditBond);
                 _credit(taskId, BURNED, t.auditBond, PayoutKind.Burned);
-            } else if (winner != 0) {
+            } else if (winner != 0 || t.pendingNodes != 0) {
+                // a winner to audit; or a private task's nodes its custodians left, perhaps for
+                // validation shares that did not open: the file shows it, or the bond burns
                 t.auditWindowEnd = uint40(block.timestamp + AUDIT_WINDOW);
             } else {
                 // nothing waited (all rejected, or nothing submitted): the file decided nothing

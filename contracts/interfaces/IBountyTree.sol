@@ -531,10 +531,12 @@ interface IBountyTree {
     ///         submitted in time (the scorer leaves nodes it gave up on with {finalizeLeaving}).
     ///         Nobody, the scorer included, finalizes while
     ///         a commitment is open and its reveal window (REVEAL_WINDOW after the deadline) lasts:
-    ///         work committed in time is never cut off before it could be revealed. A held bond is burned if any node is left
-    ///         pending (work waited for the sponsor's validator and was never scored); otherwise
-    ///         a task with a winner opens its audit window, and one without (nothing scored, so
-    ///         the file decided nothing) returns the bond at once. In every case the
+    ///         work committed in time is never cut off before it could be revealed. A held bond is
+    ///         burned if any node of a public task is left pending (work waited for the sponsor's
+    ///         validator and was never scored); otherwise a task with a winner, or a private task
+    ///         with nodes its custodians left (perhaps for validation shares that did not open),
+    ///         opens its audit window, and one with neither (the file decided nothing) returns
+    ///         the bond at once. In every case the
     ///         sponsor gets back at most its bounty: what the path was not paid beyond it
     ///         (strangers' forfeited stakes and fees) is burned, and so are the fees of nodes left
     ///         pending.

@@ -632,3 +632,37 @@ def test_nodes_the_custodians_leave_pending_do_not_burn_the_sponsors_bond(
     assert "TaskFinalized" in tx.events and "BondForfeited" not in tx.events
     task = market.tree.getTask(task_id).dict()
     assert task["pendingNodes"] == 1 and task["auditWindowEnd"] > 0  # held for the audit
+
+
+def test_a_private_task_whose_custodians_could_score_nothing_holds_the_bond_for_the_audit(
+    market, custody, sponsor, parties, architect, outsider
+):
+    """Validation shares that do not open (or rows that do not fit) leave every node pending:
+    the custodians blame no node for them, and agree to finalize leaving them. The bond used to
+    come back to the sponsor at once, though its own shares decided that nothing was scored
+    (attacker review of the contract economics). It is held for the audit window: the sponsor
+    publishes the file, which the audit checks the shares against, or the bond is burned."""
+    task_id = market.create_task(sponsor, private=True, target=9000, bond=BOND)
+    _register(custody, task_id, sponsor, parties)
+    _accept_all(custody, task_id, parties)
+    custody.shareValidation(task_id, cid(1), cid(2), {"from": sponsor})
+    market.propose(task_id, architect)  # never scored: the shares do not open
+    chain.sleep(DAY + 1)
+    chain.mine()
+    seen = market.tree.getTask(task_id).dict()["submissions"]
+    for index in (0, 1):
+        tx = custody.finalizeLeaving(task_id, 1, seen, {"from": parties[index]})
+    assert "TaskFinalized" in tx.events
+    bond_kind = 5  # IBountyTree.PayoutKind.Bond
+    assert all(e["kind"] != bond_kind for e in tx.events["PayoutCredited"])
+    task = market.tree.getTask(task_id).dict()
+    assert task["winnerNodeId"] == 0 and task["bondState"] == 1  # held
+    assert task["auditWindowEnd"] > 0
+    with reverts("AuditWindowOpen"):
+        market.tree.forfeitBond(task_id, {"from": outsider})
+    chain.sleep(task["auditWindowEnd"] - chain.time() + 1)
+    chain.mine()
+    burned = market.tree.forfeitBond(task_id, {"from": outsider})
+    assert [(e["account"], e["amount"]) for e in burned.events["PayoutCredited"]] == [
+        ("0x0000000000000000000000000000000000000000", BOND)
+    ]
