@@ -694,9 +694,23 @@ class Oracle:
                     )
                 )
             self.log(f"task {task_id}: {len(batch)} scored  {sent}")
+            self._pin([x.node for x, _ in batch])
             self.batches_sent += 1
             if f"after-score-batch:{self.batches_sent}" == FAILPOINT:
                 os._exit(137)
+
+    def _pin(self, nodes: list[NodeView]) -> None:
+        """Pins each scored node's file in this oracle's store (an architecture's spec, a trained
+        node's weights): its children are checked against it (lineage, replay, their
+        architecture's spec) and the validator may ask for it (the best), and an author who
+        stops serving it, with this store's cache collected, used to hold a child waiting
+        without end, its task until the grace day and the sponsor's bond with it (attacker
+        review of the validator's files). A pin that fails is logged; nobody is blamed."""
+        for node in nodes:
+            try:
+                self.market.store.pin(node.cid)
+            except StoreError as exc:
+                self.log(f"node {node.id}: its file is not pinned in this oracle's store ({exc})")
 
     def _ladder(
         self, task_id: int, margin_bps: int, scores: list[tuple[Ready, int]]

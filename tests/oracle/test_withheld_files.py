@@ -102,9 +102,10 @@ def test_a_file_withheld_from_the_validators_store_does_not_stall_its_node(
         lines.clear()
         oracle.run_round([task_id])
         assert market.node(child).status == "scored", "\n".join(lines)
-        assert (
-            market.task(task_id, with_info=False).pending_nodes == 0
-        )  # nothing left to burn a bond
+        # nothing left pending to burn a bond with
+        assert market.task(task_id, with_info=False).pending_nodes == 0
+        # and the oracle's store keeps both files, for the nodes and sessions to come
+        assert {market.node(arch).cid, market.node(child).cid} <= set(market.store.pins())
     finally:
         validator.terminate()
         _, err = validator.communicate(timeout=60)
