@@ -58,7 +58,6 @@ from . import session
 from .holdings import Holdings
 
 Log = Callable[[str], None]
-MAX_ROWS_BYTES = 64 << 20
 # Scoring sessions of one node that revealed its record, after which this custodian scores it
 # no more (one that ended well is attested; one that did not gives the node up): each run shows a
 # deviating custodian what its record compares, of its choosing (custodian 0 adds every public
@@ -345,7 +344,7 @@ class Custodian:
     def _rows(
         self, cid: str, index: int, what: str, context: bytes, shape: tuple[int, int]
     ) -> Share:
-        raw = get_bytes(self.market.store, cid, MAX_ROWS_BYTES)
+        raw = get_bytes(self.market.store, cid, rows.MAX_SEALED_ROWS_BYTES)
         return rows.open_rows(raw, self.holdings.key, index, what, context, shape)
 
     # ── sessions ──

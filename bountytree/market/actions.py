@@ -1008,7 +1008,7 @@ class Market:
         task = self.task(task_id, with_info=False)
         if not task.finalized or task.bond_state != "held":
             raise UserError(f"task {task_id} holds no audit bond (bond {task.bond_state})")
-        if task.now < task.audit_window_end:
+        if task.now <= task.audit_window_end:  # as the contract: open until its last second
             raise UserError(
                 f"task {task_id}'s sponsor may publish its validation file for "
                 f"{task.audit_window_end - task.now} s more"

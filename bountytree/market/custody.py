@@ -265,9 +265,8 @@ class Custody:
         view = self.require(task_id)
         if view.terms != terms:
             raise UserError(
-                f"task {task_id}'s custody is not on the terms you name any more (now "
-                f"0x{view.terms.hex()}): read them again with `bountytree custody show --task "
-                f"{task_id}`; nothing was sent"
+                f"task {task_id}'s custody is not on the terms you name any more: review them "
+                f"again with `bountytree custody show --task {task_id}`; nothing was sent"
             )
         party = view.party_of(self.market.chain.address)
         if party is None:

@@ -28,6 +28,11 @@ from .shares import Share, ShareError, derive, split_state
 FORMAT = "bountytree/private-node@1"
 MAX_RECORD = 4096
 MAX_ROWS = 1_000_000
+# The largest sealed share of rows a custodian reads (a data owner's, or the sponsor's
+# validation rows): about 8 bytes per feature and class of a row. Sealing refuses more, so that
+# nobody stakes or shares rows no custodian would read (a sponsor's validation shares over it
+# left every node of its task waiting: the attacker review of the audit bond).
+MAX_SEALED_ROWS_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -98,10 +103,17 @@ def seal_rows(
     with `seed`, the same rows and keys always give the same two files (`validation_seed`)."""
     onehot = np.eye(classes, dtype=np.float32)[np.asarray(y, dtype=np.int64)]
     zero, one = split_state({"X": np.asarray(X, dtype=np.float32), "Y": onehot}, seed)
-    return (
+    sealed = (
         sealing.seal(zero.to_bytes(), keys[0], context, _ephemeral(seed, 0)),
         sealing.seal(one.to_bytes(), keys[1], context, _ephemeral(seed, 1)),
     )
+    if max(len(s) for s in sealed) > MAX_SEALED_ROWS_BYTES:
+        raise ShareError(
+            f"{len(y)} rows of {np.shape(X)[1]} features and {classes} classes seal to "
+            f"{max(len(s) for s in sealed) / (1 << 20):.0f} MiB a share, more than the "
+            f"{MAX_SEALED_ROWS_BYTES >> 20} MiB a custodian reads: use fewer rows"
+        )
+    return sealed
 
 
 def _ephemeral(seed: bytes | None, index: int) -> bytes | None:

@@ -128,6 +128,24 @@ def test_validation_shares_made_from_a_salt_are_made_again_from_it_alone():
     assert rows.seal_rows(X, y, 10, public, context) != rows.seal_rows(X, y, 10, public, context)
 
 
+def test_rows_no_custodian_would_read_are_refused_when_sealed(monkeypatch):
+    """A sponsor's validation shares over what a custodian reads left every node of its task
+    waiting (the custodians blame no node for the sponsor's files), and a data owner's staked a
+    node no custodian could train; sealing refuses them, before anything is sent. (The limit is
+    lowered here: at 64 MiB it takes some 113,000 rows of 64 features.)"""
+    from bountytree.private import rows
+
+    public = tuple(sealing.public_key(sealing.new_private_key()) for _ in range(2))
+    data = digits()
+    context = rows.validation_context(1, 7)
+    sealed = rows.seal_rows(data.X[:200], data.y[:200], 10, public, context)
+    assert all(len(s) > 200 * 74 * 8 for s in sealed)  # 8 bytes a feature and a class
+    monkeypatch.setattr(rows, "MAX_SEALED_ROWS_BYTES", 200 * 74 * 8)
+    with pytest.raises(shares.ShareError, match="200 rows of 64 features and 10 classes seal to"):
+        rows.seal_rows(data.X[:200], data.y[:200], 10, public, context)
+    assert rows.seal_rows(data.X[:100], data.y[:100], 10, public, context)
+
+
 def test_a_key_file_others_can_read_is_refused(tmp_path):
     path = tmp_path / "sponsor.key"
     public = sealing.write_private_key(path)
