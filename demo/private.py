@@ -8,6 +8,7 @@ sponsor opens it into an ordinary model folder and checks it against what the ch
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -104,7 +105,11 @@ def run(settings: Settings, log: Callable[[str], None] = print) -> DemoResult:
     _wait("the hand-over", lambda: custody.require(task_id).settled, WAIT_S)
     opened = open_winner(sponsor, task_id, None, str(key_file))
     source = resolve(sponsor, task_id, None, opened)
-    folder = settings.home / f"private-model-task-{task_id}"
+    # the demo's own folder: each `up --demo` is a fresh chain whose task ids start again, so
+    # the last demo's export of the same task id is replaced (a second demo used to stop here)
+    folder = settings.home / "demo-exports" / f"private-task-{task_id}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.parent.mkdir(exist_ok=True)
     export_model(source, folder, "safetensors", check_rows(sponsor, source))
     model = build_torch(source.spec)
     model.load_state_dict(
