@@ -105,8 +105,8 @@ def run(settings: Settings, log: Callable[[str], None] = print) -> DemoResult:
     _wait("the hand-over", lambda: custody.require(task_id).settled, WAIT_S)
     opened = open_winner(sponsor, task_id, None, str(key_file))
     source = resolve(sponsor, task_id, None, opened)
-    # the demo's own folder: each `up --demo` is a fresh chain whose task ids start again, so
-    # the last demo's export of the same task id is replaced (a second demo used to stop here)
+    # the demo's own folder, replaced: a demo on a new chain numbers its tasks from 1 again,
+    # and found an earlier demo's export of the same task id there (it stopped here)
     folder = settings.home / "demo-exports" / f"private-task-{task_id}"
     shutil.rmtree(folder, ignore_errors=True)
     folder.parent.mkdir(exist_ok=True)
