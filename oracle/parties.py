@@ -245,14 +245,15 @@ def run_model_party(job_dir: str, settings) -> int:
     job_path = Path(job_dir)
     job = json.loads((job_path / "job.json").read_text())
     allowed = {str(cid): int(limit) for cid, limit in job.get("files", {}).items()}
+    store = open_store(settings.store) if allowed else None
 
     def files(cid: str, limit: int) -> bytes:
         """A file the validator could not read itself, from this oracle's store: only those of
         the job's nodes (and the best's), which the oracle read before it asked for a session."""
-        if cid not in allowed:
+        if store is None or cid not in allowed:
             return b""
         try:
-            return get_bytes(open_store(settings.store), cid, min(limit, allowed[cid]))
+            return get_bytes(store, cid, min(limit, allowed[cid]))
         except StoreError:
             return b""
 

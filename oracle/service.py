@@ -741,7 +741,12 @@ class Oracle:
         return {step.node_id: step for step in steps}
 
     def _evaluate(
-        self, task: TaskView, ready: list[Ready], validation, r: TaskRound
+        self,
+        task: TaskView,
+        ready: list[Ready],
+        validation,
+        r: TaskRound,
+        files: dict[str, int] | None = None,
     ) -> dict[int, int]:
         """Accuracy (bps) of each node, from one two-party session; if the session fails, each
         node alone, so no node keeps the others from being scored. When every session fails,
@@ -751,13 +756,15 @@ class Oracle:
         scored (nodes that each fail, revealed first, used to fail the round, so no later node
         was ever scored). A count out of [0, rows] or a row count other than the task's is
         refused (the node stays pending, unblamed)."""
+        if files is None:  # read once for the round's sessions (its parts, each node alone)
+            files = self._session_files(task, ready)
         if len(ready) > MAX_NODES_PER_SESSION:  # the validator admits at most this many per session
             out: dict[int, int] = {}
             parts = _batches(ready, MAX_NODES_PER_SESSION)
             failed: list[tuple[list[Ready], UserError]] = []
             for part in parts:
                 try:
-                    out |= self._evaluate(task, part, validation, r)
+                    out |= self._evaluate(task, part, validation, r, files)
                 except UserError as exc:
                     failed.append((part, exc))
             if len(failed) == len(parts):
@@ -786,7 +793,7 @@ class Oracle:
                 validation_file=validation,
                 validator=self.validator,
                 settings_env=self.settings_env,
-                files=self._session_files(task, ready),
+                files=files,
                 progress=lambda line: self.log(f"task {task.id}: {line}"),
             )
         except UserError as exc:
@@ -797,7 +804,7 @@ class Oracle:
             failures: dict[int, str] = {}
             for x in ready:
                 try:
-                    out |= self._evaluate(task, [x], validation, r)
+                    out |= self._evaluate(task, [x], validation, r, files)
                 except UserError as alone:
                     failures[x.node.id] = str(alone)
                     self.log(f"task {task.id} node {x.node.id}: not scored ({alone})")
@@ -831,7 +838,7 @@ class Oracle:
     def _session_files(self, task: TaskView, ready: list[Ready]) -> dict[str, int]:
         """The files (CID: most bytes) the model party may give the validator when its store
         lacks them: each node's spec and weights, which this oracle read to check it, and the
-        best's (docs/design.md, "Scoring sessions"). The validator takes a file only when its
+        best's (docs/design.md, "The oracle's checks"). The validator takes a file only when its
         bytes are the CID the chain records."""
         nodes = self.market.nodes(task.id)
         out: dict[str, int] = {}
