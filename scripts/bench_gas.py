@@ -19,7 +19,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from brownie import BountyTree, PrivateCustody, Reputation, accounts, chain, web3
+from brownie import BountyTree, Payouts, PrivateCustody, Reputation, accounts, chain, web3
 
 GOALS = {
     "createTask": 150_000,
@@ -158,6 +158,7 @@ def main():
     admin, sponsor, architect = accounts[0], accounts[1], accounts[2]
     trainers = accounts[3:9]
     rep = Reputation.deploy({"from": admin})
+    Payouts.deploy({"from": admin})  # linked into BountyTree by brownie
     tree = BountyTree.deploy(rep, admin, admin, {"from": admin})
     rep.bindWriter(tree, {"from": admin})
     rows = {}

@@ -837,6 +837,19 @@ def load_artifact(build: Path, name: str) -> dict[str, Any]:
     return {"abi": data["abi"], "bytecode": data["bytecode"]}
 
 
+def link(artifact: dict[str, Any], libraries: dict[str, str]) -> dict[str, Any]:
+    """`artifact` with each library's placeholder in its bytecode replaced by its address.
+
+    brownie writes a linked library's place as `__Name___…` (40 characters, the width of an
+    address); an artifact that still needs a library not given cannot be deployed."""
+    bytecode = artifact["bytecode"]
+    for name, address in libraries.items():
+        bytecode = bytecode.replace(f"__{name}".ljust(40, "_"), address[2:].lower())
+    if "__" in bytecode:
+        raise UserError("the contract needs a library this deployment does not link")
+    return {**artifact, "bytecode": bytecode}
+
+
 def deploy(
     settings: Settings,
     account: LocalAccount | None = None,
@@ -845,19 +858,23 @@ def deploy(
     confirm: Callable[[Quote], bool] = ask_on_terminal,
 ) -> dict[str, Any]:
     """The one deployment path (`bountytree deploy`, `bountytree up`, brownie's
-    scripts/deploy.py): deploys Reputation and BountyTree, binds the one to the other, deploys
+    scripts/deploy.py): deploys Reputation, the Payouts library (linked into BountyTree, whose
+    payout rule would not fit EIP-170's code size otherwise) and BountyTree, binds the one to the other, deploys
     PrivateCustody on BountyTree (with CUSTODY_ROLE, which marks a task private at registration
     and records the scores both of its custodians attest), and writes the deployment file. The deployer is admin; `oracle`
-    (default: the deployer) gets ORACLE_ROLE. Returns the record written and the five
+    (default: the deployer) gets ORACLE_ROLE. Returns the record written and the six
     transactions."""
     chain = Chain(settings, account, need_contracts=False, confirm=confirm)
     reputation_art = load_artifact(settings.build, "Reputation")
+    payouts_art = load_artifact(settings.build, "Payouts")
     tree_art = load_artifact(settings.build, "BountyTree")
     custody_art = load_artifact(settings.build, "PrivateCustody")
     if oracle is not None and not Web3.is_address(oracle):
         raise UserError(f"--oracle {oracle}: not an address")
     oracle = Web3.to_checksum_address(oracle) if oracle else chain.address
     rep = chain.deploy(reputation_art, name="Reputation")
+    payouts = chain.deploy(payouts_art, name="Payouts")
+    tree_art = link(tree_art, {"Payouts": payouts.address})
     tree = chain.deploy(tree_art, rep.address, chain.address, oracle, name="BountyTree")
     reputation = chain.w3.eth.contract(address=cast(Any, rep.address), abi=reputation_art["abi"])
     bind_tx = chain.send(reputation.functions.bindWriter(tree.address), action="bindWriter")
@@ -877,6 +894,7 @@ def deploy(
         "oracle": oracle,
         "block": tree.sent.receipt["blockNumber"],
         "Reputation": {"address": rep.address, "abi": reputation_art["abi"]},
+        "Payouts": {"address": payouts.address},
         "BountyTree": {"address": tree.address, "abi": tree_art["abi"]},
         "PrivateCustody": {"address": custody.address, "abi": custody_art["abi"]},
     }
@@ -885,6 +903,7 @@ def deploy(
         "record": record,
         "txs": {
             "Reputation": rep.sent,
+            "Payouts": payouts.sent,
             "BountyTree": tree.sent,
             "bindWriter": bind_tx,
             "PrivateCustody": custody.sent,

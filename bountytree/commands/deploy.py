@@ -1,4 +1,4 @@
-"""`bountytree deploy`: both contracts, wired together, recorded in deployments/<chainId>.json.
+"""`bountytree deploy`: the contracts and their library, wired together, recorded in deployments/<chainId>.json.
 
 The deployment itself is `chain.deploy`, the one path `bountytree up` and brownie's
 scripts/deploy.py take too; this command only prints what it did and what it cost.
@@ -25,7 +25,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     result = deploy(settings, oracle=args.oracle)
     record, txs = result["record"], result["txs"]
-    for name in ("Reputation", "BountyTree"):
+    for name in ("Reputation", "Payouts", "BountyTree"):
         print(f"{name:<14} {record[name]['address']}  {txs[name]}")
     print(f"{'bindWriter':<14} {txs['bindWriter']}")
     print(f"{'PrivateCustody':<14} {record['PrivateCustody']['address']}  {txs['PrivateCustody']}")

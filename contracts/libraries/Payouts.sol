@@ -101,7 +101,7 @@ library Payouts {
         uint256 winner,
         uint256 pool,
         uint256 maxDepth
-    ) internal view returns (PathPayout memory p) {
+    ) external view returns (PathPayout memory p) {
         (uint256[] memory path, uint256 len) = walk(nodes, winner, maxDepth);
         // at most two credits (data, compute) per trained node, and the expertise
         _allocate(p, 2 * len - 1, task.sponsor);
@@ -148,7 +148,7 @@ library Payouts {
         uint256 nodeId,
         uint256 raiseAmount,
         uint256 computeAmount
-    ) internal view returns (PathPayout memory p) {
+    ) external view returns (PathPayout memory p) {
         _allocate(p, 3, task.sponsor);
         IBountyTree.Node storage n = nodes[nodeId];
         // raiseAmount != 0 only if the reserve is, which needs one of the two shares

@@ -8,7 +8,7 @@ import os
 
 import brownie
 import pytest
-from brownie import BountyTree, Reputation, accounts, chain, web3
+from brownie import BountyTree, Payouts, Reputation, accounts, chain, web3
 from brownie.network.transaction import TransactionReceipt
 
 STAKE = 10**16  # 0.01 ETH
@@ -78,6 +78,8 @@ def reputation(admin):
 
 @pytest.fixture(scope="module")
 def tree(reputation, admin, oracle):
+    # BountyTree calls the Payouts library; brownie links the last one deployed
+    Payouts.deploy({"from": admin})
     contract = BountyTree.deploy(reputation, admin, oracle, {"from": admin})
     reputation.bindWriter(contract, {"from": admin})
     return contract
