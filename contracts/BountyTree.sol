@@ -335,6 +335,11 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
         emit TaskCustodied(taskId, msg.sender);
     }
 
+    /// @inheritdoc IBountyTree
+    function markValidationUnread(uint256 taskId, bool unread) external {
+        _scoredBy(taskId, msg.sender).validationUnread = unread;
+    }
+
     /// @dev An unfinalized task whose best reached its target, or whose deadline has passed.
     function _dueTask(uint256 taskId) private view returns (Task storage t) {
         t = _unfinalizedTask(taskId);
@@ -377,11 +382,12 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
         uint256 burned = left - refund + uint256(t.scoringFee) * t.pendingNodes;
         if (burned != 0) _credit(taskId, BURNED, burned, PayoutKind.Burned);
         if (t.bondState == BondState.Held) {
-            if (t.pendingNodes != 0 && t.privacy == Privacy.Public) {
+            if (t.pendingNodes != 0 && (t.privacy == Privacy.Public || t.validationUnread)) {
                 // Work waited for the sponsor's validator and was never scored (nothing at all,
                 // or everything but what the sponsor chose to score): the bond is burned. A
-                // private task's nodes wait for its custodians, not for the sponsor (its rows
-                // were shared before any node came): what they leave costs it nothing.
+                // private task's nodes wait for its custodians, not for the sponsor, unless a
+                // custodian could not read the sponsor's validation share: what the custodians
+                // leave otherwise costs the sponsor nothing.
                 t.bondState = BondState.Forfeited;
                 emit BondForfeited(taskId, t.auditBond);
                 _credit(taskId, BURNED, t.auditBond, PayoutKind.Burned);

@@ -32,6 +32,8 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
     /// @dev per task, each custodian's agreement to finalize leaving the pending nodes:
     ///      1 + (submissions << 128 | pendingSeen), 0 = none
     mapping(uint256 taskId => uint256[2]) private _leaving;
+    /// @dev bit i set: custodian i's last word is that it cannot read its validation share
+    mapping(uint256 taskId => uint8) public validationUnread;
 
     constructor(IBountyTree tree_) {
         tree = tree_;
@@ -201,6 +203,19 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
         // custodians, so a node never waits on a sponsor that did not share them (its bond is
         // not burned for what the custodians leave) and no fee waits on a custody never ready.
         tree.markCustodied(taskId);
+    }
+
+    /// @inheritdoc IPrivateCustody
+    function reportValidation(uint256 taskId, bool readable) external {
+        Custody storage c = _registered(taskId);
+        if (c.accepted != 7) revert CustodyNotReady(taskId);
+        uint8 index = _custodianIndex(c, msg.sender);
+        if (_validation[taskId][0] == bytes32(0)) revert NotShared(taskId);
+        uint8 bit = uint8(1 << index);
+        uint8 unread = readable ? validationUnread[taskId] & ~bit : validationUnread[taskId] | bit;
+        validationUnread[taskId] = unread;
+        emit ValidationReported(taskId, index, readable);
+        tree.markValidationUnread(taskId, unread != 0); // reverts once the task is finalized
     }
 
     /// @inheritdoc IPrivateCustody

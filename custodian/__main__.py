@@ -18,6 +18,7 @@ from pathlib import Path
 from bountytree.cli import common_options, run
 from bountytree.processes import die_with_parent
 
+from .service import FETCH_TIMEOUT
 from .session import SESSION_BUDGET
 
 SESSION_TIMEOUT = 60.0
@@ -37,6 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--once", action="store_true", help="one round, then exit")
     s.add_argument("--interval", type=float, default=2.0, help="seconds between rounds")
     s.add_argument("--session-timeout", type=float, default=SESSION_TIMEOUT)
+    s.add_argument(
+        "--fetch-timeout",
+        type=float,
+        default=FETCH_TIMEOUT,
+        help="seconds a file may stay missing from the store before its owner is blamed",
+    )
     s.set_defaults(run=run_serve)
     d = verbs.add_parser("dealer", parents=[common_options()], help="the dealer")
     d.add_argument("--key-file", required=True, help="the key this dealer accepted with")
@@ -61,6 +68,7 @@ def run_serve(args: argparse.Namespace, settings) -> int:
         Path(args.key_file),
         args.peer,
         session_timeout=args.session_timeout,
+        fetch_timeout=args.fetch_timeout,
         tasks=args.task,
         log=lambda line: print(line, flush=True),
     )

@@ -63,6 +63,9 @@ Log = Callable[[str], None]
 # deviating custodian what its record compares, of its choosing (custodian 0 adds every public
 # operand of the Ladder, its thresholds included), so a node is revealed once (holdings.py).
 MAX_SCORING_RUNS = 1
+# Seconds a node's file, or the sponsor's validation share, may stay missing from the store
+# before its owner is blamed (the node rejected; the sponsor's share said unreadable on-chain).
+FETCH_TIMEOUT = 60.0
 # Times one kept record may be attested, each after the chain dropped the last (two attestations
 # that differ are both dropped), before this custodian gives the node up.
 MAX_ATTESTATIONS = 3
@@ -112,7 +115,7 @@ class Custodian:
         log: Log = print,
         session_timeout: float = 60.0,
         session_budget: float = session.SESSION_BUDGET,
-        fetch_timeout: float = 60.0,
+        fetch_timeout: float = FETCH_TIMEOUT,
         tasks: list[int] | None = None,
     ):
         self.market = market
@@ -128,6 +131,9 @@ class Custodian:
         self.session_budget = session_budget
         self.fetch_timeout = fetch_timeout
         self._missing: dict[int, float] = {}  # node -> when a file of it was first missing
+        # task -> when its validation share was first missing; tasks whose share is pinned
+        self._validation_missing: dict[int, float] = {}
+        self._validation_pinned: set[int] = set()
         # task -> (pending nodes, submissions) this custodian last agreed to finalize leaving
         self._agreed: dict[int, tuple[int, int]] = {}
         self.only = tasks
@@ -409,10 +415,9 @@ class Custodian:
         spec = self._spec(node)
         context = rows.validation_context(self.market.chain.chain_id, view.task_id)
         shape = (spec.num_features, spec.num_classes)
-        try:
-            rows_share = self._rows(validation[index], index, "the validation rows", context, shape)
-        except UserError as exc:  # the sponsor's files: no node is blamed for them
-            raise UserError(f"the sponsor's validation shares: {exc}") from None
+        rows_share = self._validation_rows(view.task_id, index, validation[index], context, shape)
+        if rows_share is None:
+            return False
         # the chain as it is now (not the round's first read): which earlier nodes are scored
         scored = {n.id for n in self.market.nodes(view.task_id).values() if n.status == "scored"}
         best_from = self.holdings.best_source(node.id, scored)
@@ -437,6 +442,47 @@ class Custodian:
         if recorded is None:
             raise UserError(f"node {node.id}: the scoring session kept no best")
         return self._attest_kept(node, index, recorded)
+
+    def _validation_rows(
+        self, task_id: int, index: int, cid: str, context: bytes, shape: tuple[int, int]
+    ) -> Share | None:
+        """This custodian's share of the sponsor's validation rows, pinned in its store once
+        read (a sponsor that served it once cannot stall later nodes by serving it no more);
+        None while it waits for it. The sponsor's files blame no node: a share not served within
+        the fetch timeout, or one that does not open, is said on-chain instead
+        (PrivateCustody.reportValidation), and a task finalized with nodes pending while it is
+        said burns the sponsor's bond, as a public task whose validator never ran does. Before,
+        a sponsor that shared CIDs and never served the files had every node wait and its bond
+        back. A share read after such a word takes it back."""
+        unread = self.custody.validation_unread(task_id) >> index & 1
+        try:
+            share = self._rows(cid, index, "the validation rows", context, shape)
+        except (StoreUnavailable, BlockCorrupted):
+            raise  # the store is down or damaged: not the sponsor's doing
+        except BlockMissing as exc:
+            first = self._validation_missing.setdefault(task_id, time.monotonic())
+            if time.monotonic() - first < self.fetch_timeout:
+                self.log(f"task {task_id}: the sponsor's validation share: {exc}; waiting")
+                return None
+            why = str(exc)
+        except UserError as exc:
+            why = str(exc)
+        else:
+            self._validation_missing.pop(task_id, None)
+            if task_id not in self._validation_pinned:
+                try:
+                    self.market.store.pin(cid)
+                    self._validation_pinned.add(task_id)
+                except StoreError as exc:
+                    self.log(f"task {task_id}: the validation share is not pinned ({exc})")
+            if unread:
+                self.custody.report_validation(task_id, readable=True)
+                self.log(f"task {task_id}: the sponsor's validation share is read; said so")
+            return share
+        if not unread:
+            self.custody.report_validation(task_id, readable=False)
+            self.log(f"task {task_id}: said the sponsor's validation share cannot be read")
+        raise UserError(f"the sponsor's validation share: {why}")
 
     def _attest(self, node: NodeView, kind: int, value: int, what: str) -> None:
         index = self.custody.require(node.task_id).party_of(self.me)

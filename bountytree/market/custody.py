@@ -400,6 +400,18 @@ class Custody:
             return None
         return bytes32_to_cid(bytes(zero)), bytes32_to_cid(bytes(one))
 
+    def report_validation(self, task_id: int, *, readable: bool) -> Sent:
+        """A custodian says whether it can read its share of the sponsor's validation rows."""
+        said = "can" if readable else "cannot"
+        return self.market.chain.send(
+            self.contract.functions.reportValidation(task_id, readable),
+            action=f"say this custodian {said} read task {task_id}'s validation share",
+        )
+
+    def validation_unread(self, task_id: int) -> int:
+        """Bit i set: custodian i's last word is that it cannot read its validation share."""
+        return int(self.contract.functions.validationUnread(task_id).call())
+
     def attest(self, node_id: int, kind: int, value: int) -> Sent:
         """A custodian attests a node's outcome (SCORE with the Ladder's record, or REJECT with
         a reason code); the second equal attestation records it."""

@@ -132,10 +132,12 @@ interface IBountyTree {
         uint64 computeWeight; // the sum of every node's computeWeight (written by the same
             // batches); at most raisedBps × WEIGHT_PER_BPS
         // slots 6 and 7 — written at finalize only when a raise or a compute weight lies off the
-        // winning path, then by each claim
+        // winning path, then by each claim (and slot 6's last field by a private task's custody)
         uint64 unclaimedWeight; // the compute weights off the path not claimed yet
         uint16 unclaimedRaiseBps; // the raises off the path not claimed yet
         uint96 raiseReserve; // wei of the data and expertise shares kept for raises off the path
+        bool validationUnread; // a private task: one of its custodians' last word is that it could
+            // not read its share of the validation rows ({markValidationUnread}); read at finalize
         // slot 7
         uint96 computeReserve; // wei of the compute share kept for compute weights off the path
     }
@@ -562,6 +564,13 @@ interface IBountyTree {
     ///        registered (so it has no commitment and no node: {AwaitingCustody}), else
     ///        {NotAwaitingCustody}.
     function markCustodied(uint256 taskId) external;
+
+    /// @notice The task's custody says whether one of its custodians cannot read its share of
+    ///         the sponsor's validation rows (a file never served, or one that does not open). A
+    ///         task finalized with nodes pending while it is set burns its bond, as a public task's
+    ///         does: its nodes waited for the sponsor, not for its custodians.
+    /// @param taskId An unfinalized task this caller scores ({NotScorer} otherwise).
+    function markValidationUnread(uint256 taskId, bool unread) external;
 
     /// @notice The custody contract that alone scores a private task (zero for a public task).
     function custodyOf(uint256 taskId) external view returns (address);

@@ -101,6 +101,9 @@ interface IPrivateCustody {
     /// @notice Custodian `index` gives up on the task's `pendingSeen` pending nodes, as it saw
     ///         them after `submissions` submissions ({finalizeLeaving}).
     event LeavingAgreed(uint256 indexed taskId, uint8 index, uint256 pendingSeen, uint256 submissions);
+    /// @notice Custodian `index` says whether it can read its share of the validation rows
+    ///         ({reportValidation}).
+    event ValidationReported(uint256 indexed taskId, uint8 index, bool readable);
     event Credited(uint256 indexed taskId, address indexed account, uint256 amount, uint8 kind);
     event Withdrawn(address indexed account, uint256 amount);
 
@@ -148,6 +151,7 @@ interface IPrivateCustody {
     error AlreadyAttested(uint256 nodeId, uint8 index);
     error BadAttestation(uint8 kind, uint16 value);
     error AlreadyShared(uint256 taskId);
+    error NotShared(uint256 taskId);
     /// @notice The task took a submission since the custodian decided to finalize leaving nodes.
     error SubmissionsChanged(uint256 taskId, uint256 submissions, uint256 seen);
     error TransferFailed();
@@ -245,6 +249,20 @@ interface IPrivateCustody {
     function finalizeLeaving(uint256 taskId, uint256 pendingSeen, uint256 submissionsSeen) external;
 
     function validationShares(uint256 taskId) external view returns (bytes32 share0, bytes32 share1);
+
+    /// @notice A custodian says whether it can read its share of the sponsor's validation rows:
+    ///         `readable` false when the file was not served within its fetch timeout or does
+    ///         not open; true once it read it after saying so. While either custodian's last word
+    ///         is false, the task's nodes wait for the sponsor: finalized with nodes pending, the
+    ///         task burns its bond ({IBountyTree-markValidationUnread}), as a public task whose
+    ///         validator never ran does. A sponsor cannot serve one custodian to stall the other:
+    ///         either one's word is enough.
+    /// @param taskId A task whose custody is ready and holds the validation rows
+    ///        ({CustodyNotReady}, {NotShared}), not finalized.
+    function reportValidation(uint256 taskId, bool readable) external;
+
+    /// @notice Bit i set: custodian i's last word is that it cannot read its validation share.
+    function validationUnread(uint256 taskId) external view returns (uint8);
 
     /// @notice Pays out everything credited to the caller.
     function withdraw() external;

@@ -637,11 +637,11 @@ def test_nodes_the_custodians_leave_pending_do_not_burn_the_sponsors_bond(
 def test_a_private_task_whose_custodians_could_score_nothing_holds_the_bond_for_the_audit(
     market, custody, sponsor, parties, architect, outsider
 ):
-    """Validation shares that do not open (or rows that do not fit) leave every node pending:
-    the custodians blame no node for them, and agree to finalize leaving them. The bond used to
-    come back to the sponsor at once, though its own shares decided that nothing was scored
-    (attacker review of the contract economics). It is held for the audit window: the sponsor
-    publishes the file, which the audit checks the shares against, or the bond is burned."""
+    """Custodians that could score nothing (every record out of range, say) agree to finalize
+    leaving every node pending. The bond used to come back to the sponsor at once, though the
+    sponsor's own shares may have decided that nothing was scored (attacker review of the
+    contract economics). It is held for the audit window: the sponsor publishes the file, which
+    the audit checks the shares against, or the bond is burned."""
     task_id = market.create_task(sponsor, private=True, target=9000, bond=BOND)
     _register(custody, task_id, sponsor, parties)
     _accept_all(custody, task_id, parties)
@@ -666,3 +666,71 @@ def test_a_private_task_whose_custodians_could_score_nothing_holds_the_bond_for_
     assert [(e["account"], e["amount"]) for e in burned.events["PayoutCredited"]] == [
         ("0x0000000000000000000000000000000000000000", BOND)
     ]
+
+
+def test_validation_shares_a_custodian_cannot_read_burn_the_bond_of_a_task_left_pending(
+    market, custody, sponsor, parties, architect, outsider
+):
+    """A sponsor that shares the CIDs of its validation rows and serves them to one custodian
+    only (or to none) has every node wait: the custodians blame no node for the sponsor's files.
+    It used to get its bond back, the task having paid nobody. Either custodian's word that it
+    cannot read its share now makes the nodes the sponsor's: a finalize leaving them pending
+    burns the bond, as a public task's does. Only the task's custodians say it; a word taken
+    back (the share read after all) holds the bond for the audit again."""
+    task_id = market.create_task(sponsor, private=True, target=9000, bond=BOND)
+    _register(custody, task_id, sponsor, parties)
+    _accept_all(custody, task_id, parties)
+    with reverts("NotShared"):
+        custody.reportValidation(task_id, False, {"from": parties[1]})
+    custody.shareValidation(task_id, cid(1), cid(2), {"from": sponsor})
+    for stranger in (sponsor, parties[2], outsider):
+        with reverts("NotCustodian"):
+            custody.reportValidation(task_id, False, {"from": stranger})
+    with reverts("NotScorer"):  # nor BountyTree's flag, but through the task's custody
+        market.tree.markValidationUnread(task_id, True, {"from": outsider})
+    market.propose(task_id, architect)  # never scored: custodian 1 is never served its share
+
+    # a word taken back clears only the custodian's own
+    custody.reportValidation(task_id, False, {"from": parties[0]})
+    custody.reportValidation(task_id, False, {"from": parties[1]})
+    tx = custody.reportValidation(task_id, True, {"from": parties[0]})
+    assert tx.events["ValidationReported"][0]["readable"] is True
+    assert (
+        custody.validationUnread(task_id) == 0b10
+        and market.tree.getTask(task_id).dict()["validationUnread"]
+    )
+
+    task = market.tree.getTask(task_id).dict()
+    chain.sleep(task["deadline"] + DAY - chain.time() + 1)  # past FINALIZE_GRACE
+    chain.mine()
+    tx = market.tree.finalize(task_id, {"from": outsider})
+    assert "BondForfeited" in tx.events
+    credited = [(e["account"], e["amount"]) for e in tx.events["PayoutCredited"]]
+    assert (sponsor.address, BOND) not in credited and (
+        "0x0000000000000000000000000000000000000000",
+        BOND,
+    ) in credited
+    assert market.tree.getTask(task_id).dict()["bondState"] == 3  # forfeited
+    with reverts("TaskIsFinalized"):  # nothing said after finalize changes it
+        custody.reportValidation(task_id, True, {"from": parties[1]})
+
+
+def test_a_word_taken_back_leaves_the_bond_to_the_audit(
+    market, custody, sponsor, parties, architect
+):
+    """A custodian that could not read its share and then did (the sponsor's store was back)
+    takes its word back: nodes left pending are the custodians' again, and the bond is held."""
+    task_id = market.create_task(sponsor, private=True, target=9000, bond=BOND)
+    _register(custody, task_id, sponsor, parties)
+    _accept_all(custody, task_id, parties)
+    custody.shareValidation(task_id, cid(1), cid(2), {"from": sponsor})
+    market.propose(task_id, architect)
+    custody.reportValidation(task_id, False, {"from": parties[1]})
+    custody.reportValidation(task_id, True, {"from": parties[1]})
+    assert not market.tree.getTask(task_id).dict()["validationUnread"]
+    task = market.tree.getTask(task_id).dict()
+    chain.sleep(task["deadline"] + DAY - chain.time() + 1)
+    chain.mine()
+    tx = market.tree.finalize(task_id, {"from": architect})
+    assert "BondForfeited" not in tx.events
+    assert market.tree.getTask(task_id).dict()["bondState"] == 1  # held for the audit

@@ -114,16 +114,24 @@ def _accept(settings, task_id: int, keys) -> None:
         )  # fmt: skip
 
 
-def _custodian(settings, keys, index: int, peer: str, task_id: int, log: Path, failpoint=""):
+def _custodian(
+    settings, keys, index: int, peer: str, task_id: int, log: Path, failpoint="", fetch_timeout=60
+):
     return _start(
         settings, log, "serve", "--key-file", str(keys[f"c{index}"]), "--peer", peer,
         "--task", str(task_id), "--session-timeout", "30", "--interval", "1",
-        account=CUSTODIANS[index], failpoint=failpoint,
+        "--fetch-timeout", str(fetch_timeout), account=CUSTODIANS[index], failpoint=failpoint,
     )  # fmt: skip
 
 
 def _services(
-    settings, keys, task_id: int, folder: Path, failpoint: str = "", both: bool = False
+    settings,
+    keys,
+    task_id: int,
+    folder: Path,
+    failpoint: str = "",
+    both: bool = False,
+    fetch_timeout: float = 60,
 ) -> tuple[str, list[subprocess.Popen]]:
     """The dealer and both custodians, logging to folder/{dealer,c0,c1}.log; and their peer
     address. `failpoint` is custodian 1's (custodian/session.py), and custodian 0's too if
@@ -135,8 +143,17 @@ def _services(
     )  # fmt: skip
     return peer, [
         dealer,
-        _custodian(settings, keys, 0, peer, task_id, folder / "c0.log", failpoint if both else ""),
-        _custodian(settings, keys, 1, peer, task_id, folder / "c1.log", failpoint),
+        _custodian(
+            settings,
+            keys,
+            0,
+            peer,
+            task_id,
+            folder / "c0.log",
+            failpoint if both else "",
+            fetch_timeout,
+        ),
+        _custodian(settings, keys, 1, peer, task_id, folder / "c1.log", failpoint, fetch_timeout),
     ]
 
 
@@ -518,3 +535,45 @@ def test_validation_shares_of_other_rows_than_the_committed_file_show_in_the_aud
     out = audited.stdout.decode()
     assert audited.returncode == 1, (out, audited.stderr.decode())
     assert "are not the published file's" in out, out
+
+
+def test_a_validation_share_the_sponsor_never_serves_is_said_on_chain_and_taken_back_once_read(
+    settings, deployed, files, tmp_path
+):
+    """The sponsor shares its validation rows' CIDs and does not serve custodian 1's share. The
+    custodians blame no node for it, so every node used to wait and the sponsor got its bond
+    back: a task that paid nobody. Custodian 1 now says on-chain, after its fetch timeout, that
+    it cannot read its share, which makes a finalize leaving the nodes burn the bond
+    (tests/contracts/test_private_custody.py); served again, the share is read, pinned, the word
+    taken back, and the architecture scored."""
+    from bountytree.storage.cid import digest_from_cid
+    from bountytree.storage.embedded import EmbeddedStore
+    from tests.store_damage import remove
+
+    market = market_for(settings)
+    custody = Custody(market)
+    address, keys = _approved_keys(settings, tmp_path)
+    task_id = created_task_id(
+        cli_ok(settings, *_create(settings, files, "never served"), "--private-models",
+               "--audit-bond", "0.1", *_terms(address, keys))
+    )  # fmt: skip
+    _accept_and_share(settings, task_id, keys)
+    share1 = custody.validation_shares(task_id)[1]
+    store = EmbeddedStore(Path(settings.store))
+    sealed = get_bytes(store, share1, rows.MAX_SEALED_ROWS_BYTES)
+    remove(store, digest_from_cid(share1))  # never served
+    _, started = _services(settings, keys, task_id, tmp_path, fetch_timeout=2)
+    with _running(started) as procs:
+        arch = _propose(settings, task_id, tmp_path)
+        _wait("custodian 1's word", lambda: custody.validation_unread(task_id) == 0b10, procs)
+        assert market.node(arch).status == "pending"
+        assert market.task(task_id).pending_nodes == 1
+        log = (tmp_path / "c1.log").read_text()
+        assert "said the sponsor's validation share cannot be read" in log, log
+        assert "rejected" not in log  # the sponsor's file blames no node
+
+        assert store.add(io.BytesIO(sealed)) == share1  # served after all
+        _wait("the architecture's score", lambda: market.node(arch).status == "scored", procs)
+    assert custody.validation_unread(task_id) == 0
+    assert "the sponsor's validation share is read; said so" in (tmp_path / "c1.log").read_text()
+    assert share1 in store.pins()  # kept: not serving it again stalls nothing
