@@ -34,10 +34,12 @@ Admission is one session at a time, and a linked party waits its turn; what it w
 already be the oracle's. So an opening is first *screened*, with nothing a stranger can make slow:
 the checks that read no chain, the signature, and whether its signer is among the holders of
 ORACLE_ROLE the validator knows from the chain's RoleGranted and RoleRevoked events (read when the
-gate opens, and again at most every ROLE_REFRESH_S when an unknown signer comes; a node that
-never answers that query leaves the role to the full admission, as before). A stranger signing
-with keys of its own is refused there, without a chain call and without waiting for the
-admission; only then is the ticket admitted in full, with the role checked on the chain itself.
+gate opens, from where the last session's read ended, and again at most every ROLE_REFRESH_S
+when an unknown signer comes). A stranger signing with keys of its own is refused there, without
+waiting for the admission; only then is the ticket admitted in full, with the role checked on
+the chain itself. A node that refuses the event queries (one that caps `eth_getLogs`) leaves the
+screen to ask `hasRole` of each signer, its answer kept ROLE_REFRESH_S: a stranger's fresh keys
+cost a call each, outside the admission, and never a place in its queue.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 
 from bountytree.errors import UserError
+from bountytree.files import atomic_write_json
 from bountytree.market.actions import Market, NodeView
 from bountytree.models import weights as weights_io
 from bountytree.models.spec import MAX_SPEC_BYTES, ModelSpec, load_spec
@@ -90,6 +93,7 @@ MAX_LOGGED = 200  # characters of a refusal's reason written to the log
 # one read per this many seconds; an oracle granted the role meanwhile is known by then).
 ROLE_REFRESH_S = 5.0
 ROLE_SCAN_BLOCKS = 10_000  # blocks per event query (what RPC providers commonly allow)
+MAX_SIGNERS_KEPT = 4096  # hasRole answers kept when the events cannot be read (oldest dropped)
 
 
 class Refused(Exception):
@@ -242,6 +246,11 @@ class Gate:
         self._holders_at = market.first_block - 1
         self._holders_read = float("-inf")  # when, by the monotonic clock
         self._holders_lock = threading.Lock()
+        # where the last session's read ended (each session is a fresh process): read on from it
+        self._holders_file = self.log_path.parent / "roles" / f"{contract}.json"
+        self._load_holders()
+        # signer -> (holds the role, when asked): hasRole's answers while the events are unread
+        self._answers: dict[str, tuple[bool, float]] = {}
         self._log_lock = threading.Lock()
         # what the model party gave this session for the files asked of it, each checked
         # against its CID; the CIDs asked of it (a file asked once and still missing is
@@ -264,9 +273,7 @@ class Gate:
             self._check(ticket, now, link_key)
             signer = self._recover(ticket, header)
             holders = self._known_holders(signer)
-            # never read (the node refuses event queries of that range, say): the role is left
-            # to the full admission's check on the chain, as before there was a screen
-            if signer not in holders and self._holders_at >= self.market.first_block:
+            if signer not in holders and not self._holds_role(signer):
                 raise Refused(f"{signer} does not hold ORACLE_ROLE")
         except Refused as exc:
             self._log(now, signer, None, f"refused: {str(exc)[:MAX_LOGGED]}")
@@ -289,6 +296,40 @@ class Gate:
         finally:
             self._holders_lock.release()
         return self._holders
+
+    def _holds_role(self, signer: str) -> bool:
+        """False once the events were read (the signer is not among the holders); else (the
+        node refuses event queries) hasRole's answer, asked at most every ROLE_REFRESH_S per
+        signer. Before, such a screen let every signed stranger through to the admission, which
+        asked the chain under its lock: strangers could keep the oracle told the validator was
+        busy (attacker review of the servers). A chain that does not answer leaves the role to
+        the admission's own check."""
+        if self._holders_at >= self.market.first_block:
+            return False
+        now = time.monotonic()
+        answer = self._answers.get(signer)
+        if answer is not None and now - answer[1] < ROLE_REFRESH_S:
+            return answer[0]
+        try:
+            holds = bool(self.market.tree.functions.hasRole(self._oracle_role(), signer).call())
+        except Exception:  # the chain did not answer: the admission asks it again
+            return True
+        if len(self._answers) >= MAX_SIGNERS_KEPT:
+            self._answers.pop(next(iter(self._answers)))
+        self._answers.pop(signer, None)
+        self._answers[signer] = (holds, now)
+        return holds
+
+    def _load_holders(self) -> None:
+        """The holders the last session read, and the block it read them to (nothing if the
+        file is not this validator's record: unreadable, or past the chain's head)."""
+        try:
+            record = json.loads(self._holders_file.read_text())
+            at, holders = int(record["at"]), {str(h) for h in record["holders"]}
+            if self._holders_at < at <= self.market.chain.w3.eth.block_number:
+                self._holders, self._holders_at = holders, at
+        except Exception:  # no record, another's, or the chain did not answer: read them all
+            return
 
     def _read_holders(self) -> None:
         """Applies the role's grants and revocations since the last read, in chain order, once
@@ -316,6 +357,8 @@ class Gate:
         for _, _, granted, args in sorted(changes, key=lambda c: (c[0], c[1])):
             (holders.add if granted else holders.discard)(args["account"])
         self._holders, self._holders_at = holders, last
+        with contextlib.suppress(OSError):  # not kept: the next session reads them all again
+            atomic_write_json(self._holders_file, {"at": last, "holders": sorted(holders)})
 
     def _oracle_role(self) -> bytes:
         if self._role is None:

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
+from web3.exceptions import Web3RPCError
 
 from bountytree.config import ROOT
 from bountytree.models import weights as weights_io
@@ -472,3 +473,52 @@ def test_the_validators_copies_never_stop_an_admission(settings, deployed, pendi
     copy = gate.kept.folder / cid
     assert not copy.is_symlink() and copy.is_file()
     assert gate.kept.read(cid, 1 << 20) == copy.read_bytes()
+
+
+def _events_refused(*args, **kwargs):
+    raise Web3RPCError("query returned more than 10000 results")  # a node capping eth_getLogs
+
+
+def test_a_screen_that_cannot_read_the_roles_events_turns_strangers_away_asking_once_each(
+    settings, deployed, pending_task, tmp_path, monkeypatch
+):
+    """A node that refuses the role's event queries (an RPC capping `eth_getLogs`) used to leave
+    the screen letting every signed stranger through to the admission, which asks the chain
+    under its lock: strangers could keep the oracle told the validator was busy (attacker review
+    of the servers). The screen now asks `hasRole` of each signer, once per ROLE_REFRESH_S."""
+    task_id, ids = pending_task
+    oracle, stranger = market_for(settings, 0), market_for(settings, 6)
+    monkeypatch.setattr(Gate, "_read_holders", _events_refused)
+    gate = Gate(oracle, task_id, tmp_path / "validator" / "sessions.log")
+    asked: list[str] = []
+    has_role = gate.market.tree.functions.hasRole
+
+    def counted(role, account):
+        asked.append(account)
+        return has_role(role, account)  # the chain's own answer
+
+    monkeypatch.setattr(gate.market.tree.functions, "hasRole", counted)
+    gate.screen(issue(oracle, task_id, [ids[0]]))
+    for _ in range(5):
+        with pytest.raises(Refused, match="does not hold ORACLE_ROLE"):
+            gate.screen(issue(stranger, task_id, [ids[0]]))
+    assert asked == [oracle.chain.address, stranger.chain.address]  # once each
+
+
+def test_the_screen_reads_the_roles_on_from_where_the_last_session_ended(
+    settings, deployed, pending_task, tmp_path, monkeypatch
+):
+    """Each session is a fresh process whose gate read ORACLE_ROLE's grants from the
+    deployment's first block. It now keeps what it read, and the next session's gate reads on
+    from there: with the node refusing event queries since, it still knows the oracle and turns
+    a stranger away without asking the chain."""
+    task_id, ids = pending_task
+    oracle, stranger = market_for(settings, 0), market_for(settings, 6)
+    log = tmp_path / "validator" / "sessions.log"
+    Gate(oracle, task_id, log)  # the last session's
+    monkeypatch.setattr(Gate, "_read_holders", _events_refused)
+    gate = Gate(oracle, task_id, log)
+    monkeypatch.setattr(gate.market.tree.functions, "hasRole", _events_refused)
+    gate.screen(issue(oracle, task_id, [ids[0]]))
+    with pytest.raises(Refused, match="does not hold ORACLE_ROLE"):
+        gate.screen(issue(stranger, task_id, [ids[0]]))
