@@ -228,21 +228,20 @@ def test_off_a_local_chain_nothing_is_sent_unconfirmed(public_chain, tmp_path):
 
 def test_deploy_and_a_task_on_a_public_chain_are_quoted_and_confirmed(public_chain, tmp_path):
     w3 = Web3(Web3.HTTPProvider(public_chain.rpc))
-    deployed = _on_a_terminal(
-        public_chain, tmp_path, "y\ny\ny\ny\ny\n", "deploy", "--account", "dev:0"
-    )
+    deployed = _on_a_terminal(public_chain, tmp_path, "y\n" * 6, "deploy", "--account", "dev:0")
     err, out = deployed.stderr.decode(), deployed.stdout.decode()
     assert deployed.returncode == 0, err
     for action in (
         "deploy Reputation",
+        "deploy Payouts",
         "deploy BountyTree",
         "bindWriter",
         "deploy PrivateCustody",
         "grantRole CUSTODY_ROLE to PrivateCustody",
     ):
         assert f"{action} on chain {SEPOLIA}" in err
-    assert err.count("send it? [y/N]") == 5 and "waiting for 2 confirmations" in err
-    assert "cost           gas" in out and "ETH (5 transactions)" in out
+    assert err.count("send it? [y/N]") == 6 and "waiting for 2 confirmations" in err
+    assert "cost           gas" in out and "ETH (6 transactions)" in out
     record = json.loads((tmp_path / "deployments" / f"{SEPOLIA}.json").read_text())
     assert w3.eth.get_code(record["BountyTree"]["address"])
     assert w3.eth.get_code(record["PrivateCustody"]["address"])
