@@ -93,6 +93,7 @@ MAX_LOGGED = 200  # characters of a refusal's reason written to the log
 # one read per this many seconds; an oracle granted the role meanwhile is known by then).
 ROLE_REFRESH_S = 5.0
 ROLE_SCAN_BLOCKS = 10_000  # blocks per event query (what RPC providers commonly allow)
+ROLE_REREAD_BLOCKS = 64  # the last blocks read, read again by the next session (reorgs)
 MAX_SIGNERS_KEPT = 4096  # hasRole answers kept when the events cannot be read (oldest dropped)
 
 
@@ -245,6 +246,7 @@ class Gate:
         self._holders: set[str] = set()
         self._holders_at = market.first_block - 1
         self._holders_read = float("-inf")  # when, by the monotonic clock
+        self._read_failed = False  # the last read did not end: what is known may be stale
         self._holders_lock = threading.Lock()
         # where the last session's read ended (each session is a fresh process): read on from it
         self._holders_file = self.log_path.parent / "roles" / f"{contract}.json"
@@ -258,8 +260,7 @@ class Gate:
         self.supplied: dict[str, bytes] = {}
         self._asked: set[str] = set()
         self._wanted: list[Wanted] = []
-        with contextlib.suppress(Exception):  # the chain did not answer: screen() says so
-            self._read_holders()
+        self._try_read_holders()
 
     def screen(self, header: dict, link_key: bytes | None = None, now: float | None = None) -> None:
         """Refuses (Refused) an opening that cannot be the oracle's, without a chain call a
@@ -291,8 +292,7 @@ class Gate:
             if signer not in self._holders and (
                 time.monotonic() - self._holders_read >= ROLE_REFRESH_S
             ):
-                with contextlib.suppress(Exception):  # the chain did not answer
-                    self._read_holders()
+                self._try_read_holders()
         finally:
             self._holders_lock.release()
         return self._holders
@@ -304,7 +304,7 @@ class Gate:
         asked the chain under its lock: strangers could keep the oracle told the validator was
         busy (attacker review of the servers). A chain that does not answer leaves the role to
         the admission's own check."""
-        if self._holders_at >= self.market.first_block:
+        if self._holders_at >= self.market.first_block and not self._read_failed:
             return False
         now = time.monotonic()
         answer = self._answers.get(signer)
@@ -312,13 +312,23 @@ class Gate:
             return answer[0]
         try:
             holds = bool(self.market.tree.functions.hasRole(self._oracle_role(), signer).call())
-        except Exception:  # the chain did not answer: the admission asks it again
-            return True
+        except Exception as exc:  # the chain did not answer: nobody is let through unchecked
+            raise Refused("the role cannot be checked now; try again") from exc
         if len(self._answers) >= MAX_SIGNERS_KEPT:
             self._answers.pop(next(iter(self._answers)))
         self._answers.pop(signer, None)
         self._answers[signer] = (holds, now)
         return holds
+
+    def _try_read_holders(self) -> None:
+        """Reads the holders on; a read that does not end (the node caps or refuses event
+        queries) leaves the screen to ask hasRole of each signer until one does: what is known
+        may be stale (an oracle granted since, refused at the screen in every session)."""
+        try:
+            self._read_holders()
+            self._read_failed = False
+        except Exception:
+            self._read_failed = True
 
     def _load_holders(self) -> None:
         """The holders the last session read, and the block it read them to (nothing if the
@@ -326,7 +336,10 @@ class Gate:
         try:
             record = json.loads(self._holders_file.read_text())
             at, holders = int(record["at"]), {str(h) for h in record["holders"]}
-            if self._holders_at < at <= self.market.chain.w3.eth.block_number:
+            block = self.market.chain.w3.eth.get_block(at)  # this chain's, not a reset one's
+            if self._holders_at < at and block["hash"].hex().removeprefix("0x") == str(
+                record["hash"]
+            ).removeprefix("0x"):
                 self._holders, self._holders_at = holders, at
         except Exception:  # no record, another's, or the chain did not answer: read them all
             return
@@ -357,8 +370,17 @@ class Gate:
         for _, _, granted, args in sorted(changes, key=lambda c: (c[0], c[1])):
             (holders.add if granted else holders.discard)(args["account"])
         self._holders, self._holders_at = holders, last
-        with contextlib.suppress(OSError):  # not kept: the next session reads them all again
-            atomic_write_json(self._holders_file, {"at": last, "holders": sorted(holders)})
+        # kept for the next session, a few blocks short of the head: it reads them again, which
+        # changes nothing (the same grants and revocations in the same order), unless a reorg
+        # changed them
+        at = max(self.market.first_block - 1, last - ROLE_REREAD_BLOCKS)
+        if at >= self.market.first_block:
+            with contextlib.suppress(Exception):  # not kept: the next session reads them all
+                block_hash = self.market.chain.w3.eth.get_block(at)["hash"].hex()
+                atomic_write_json(
+                    self._holders_file,
+                    {"at": at, "hash": block_hash, "holders": sorted(holders)},
+                )
 
     def _oracle_role(self) -> bytes:
         if self._role is None:

@@ -510,15 +510,36 @@ def test_the_screen_reads_the_roles_on_from_where_the_last_session_ended(
 ):
     """Each session is a fresh process whose gate read ORACLE_ROLE's grants from the
     deployment's first block. It now keeps what it read, and the next session's gate reads on
-    from there: with the node refusing event queries since, it still knows the oracle and turns
-    a stranger away without asking the chain."""
+    from a few blocks short of where the last one ended (a reorg's reach): it knows the oracle
+    and turns a stranger away without asking hasRole. A record whose block is not this chain's
+    (a dev chain reset under the same id and address) is read again from the start."""
+    from oracle.admission import ROLE_REREAD_BLOCKS
+
     task_id, ids = pending_task
     oracle, stranger = market_for(settings, 0), market_for(settings, 6)
+    w3 = oracle.chain.w3
+    for _ in range(ROLE_REREAD_BLOCKS + 2):  # a chain longer than what is read again
+        w3.provider.make_request("evm_mine", [])
     log = tmp_path / "validator" / "sessions.log"
     Gate(oracle, task_id, log)  # the last session's
-    monkeypatch.setattr(Gate, "_read_holders", _events_refused)
+    head = w3.eth.block_number
+    starts: list[int] = []
+    read = Gate._read_holders
+
+    def spied(self) -> None:
+        starts.append(self._holders_at)
+        read(self)
+
+    monkeypatch.setattr(Gate, "_read_holders", spied)
     gate = Gate(oracle, task_id, log)
+    assert starts == [head - ROLE_REREAD_BLOCKS]
     monkeypatch.setattr(gate.market.tree.functions, "hasRole", _events_refused)
     gate.screen(issue(oracle, task_id, [ids[0]]))
     with pytest.raises(Refused, match="does not hold ORACLE_ROLE"):
         gate.screen(issue(stranger, task_id, [ids[0]]))
+
+    record = gate._holders_file
+    kept = json.loads(record.read_text())
+    record.write_text(json.dumps({**kept, "hash": "00" * 32}))
+    Gate(oracle, task_id, log)
+    assert starts[-1] == oracle.first_block - 1
