@@ -337,7 +337,11 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
 
     /// @inheritdoc IBountyTree
     function markValidationUnread(uint256 taskId, bool unread) external {
-        _scoredBy(taskId, msg.sender).validationUnread = unread;
+        Task storage t = _scoredBy(taskId, msg.sender);
+        // taken back only once no node waits: a sponsor that served its rows at the last
+        // moment would otherwise finalize between the word and the sessions it owes
+        if (!unread && t.pendingNodes != 0) revert NodesPending(taskId, t.pendingNodes);
+        t.validationUnread = unread;
     }
 
     /// @dev An unfinalized task whose best reached its target, or whose deadline has passed.
@@ -382,18 +386,18 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
         uint256 burned = left - refund + uint256(t.scoringFee) * t.pendingNodes;
         if (burned != 0) _credit(taskId, BURNED, burned, PayoutKind.Burned);
         if (t.bondState == BondState.Held) {
-            if (t.pendingNodes != 0 && (t.privacy == Privacy.Public || t.validationUnread)) {
-                // Work waited for the sponsor's validator and was never scored (nothing at all,
-                // or everything but what the sponsor chose to score): the bond is burned. A
-                // private task's nodes wait for its custodians, not for the sponsor, unless a
-                // custodian could not read the sponsor's validation share: what the custodians
-                // leave otherwise costs the sponsor nothing.
+            if (t.pendingNodes != 0 && t.validationUnread) {
+                // Work waited for the sponsor's validation rows, which its scorer said could not
+                // be had (the oracle: the sponsor's validator failed its sessions for an hour;
+                // a custodian: its share could not be read): the bond is burned. Nodes left
+                // pending otherwise (an oracle that was away, a stranger's files that never
+                // came, nodes the custodians gave up on) cost the sponsor nothing.
                 t.bondState = BondState.Forfeited;
                 emit BondForfeited(taskId, t.auditBond);
                 _credit(taskId, BURNED, t.auditBond, PayoutKind.Burned);
             } else if (winner != 0 || t.pendingNodes != 0) {
-                // a winner to audit; or a private task's nodes its custodians left, perhaps for
-                // validation shares that did not open: the file shows it, or the bond burns
+                // a winner to audit, or nodes left for reasons of their own: the file shows
+                // what was scored against, or the bond burns
                 t.auditWindowEnd = uint40(block.timestamp + AUDIT_WINDOW);
             } else {
                 // nothing waited (all rejected, or nothing submitted): the file decided nothing

@@ -134,6 +134,7 @@ class Custodian:
         # task -> when its validation share was first missing; tasks whose share is pinned
         self._validation_missing: dict[int, float] = {}
         self._validation_pinned: set[int] = set()
+        self._validation_read: set[int] = set()  # tasks whose share this process has read
         # task -> (pending nodes, submissions) this custodian last agreed to finalize leaving
         self._agreed: dict[int, tuple[int, int]] = {}
         self.only = tasks
@@ -179,6 +180,7 @@ class Custodian:
         validation = self.custody.validation_shares(view.task_id)
         if validation is None:
             return  # the sponsor has not shared its validation rows yet
+        self._take_back_word(view.task_id, index)
         nodes = self.market.nodes(view.task_id)
         for node in sorted(
             (n for n in nodes.values() if n.status == "pending"), key=lambda n: n.id
@@ -453,8 +455,8 @@ class Custodian:
         (PrivateCustody.reportValidation), and a task finalized with nodes pending while it is
         said burns the sponsor's bond, as a public task whose validator never ran does. Before,
         a sponsor that shared CIDs and never served the files had every node wait and its bond
-        back. A share read after such a word takes it back."""
-        unread = self.custody.validation_unread(task_id) >> index & 1
+        back. A share read after such a word takes it back once the nodes it held are done
+        (`_take_back_word`)."""
         try:
             share = self._rows(cid, index, "the validation rows", context, shape)
         except (StoreUnavailable, BlockCorrupted):
@@ -469,20 +471,32 @@ class Custodian:
             why = str(exc)
         else:
             self._validation_missing.pop(task_id, None)
+            self._validation_read.add(task_id)
             if task_id not in self._validation_pinned:
                 try:
                     self.market.store.pin(cid)
                     self._validation_pinned.add(task_id)
                 except StoreError as exc:
                     self.log(f"task {task_id}: the validation share is not pinned ({exc})")
-            if unread:
-                self.custody.report_validation(task_id, readable=True)
-                self.log(f"task {task_id}: the sponsor's validation share is read; said so")
             return share
-        if not unread:
+        if not self.custody.validation_unread(task_id) >> index & 1:
             self.custody.report_validation(task_id, readable=False)
             self.log(f"task {task_id}: said the sponsor's validation share cannot be read")
         raise UserError(f"the sponsor's validation share: {why}")
+
+    def _take_back_word(self, task_id: int, index: int) -> None:
+        """Takes back this custodian's word that it cannot read its validation share, once it
+        read it and no node of the task waits: a sponsor that served it at the last moment
+        would otherwise finalize between the word and the sessions its nodes still needed
+        (attacker review of the word; the contract refuses it earlier, NodesPending)."""
+        if task_id not in self._validation_read:
+            return
+        if not self.custody.validation_unread(task_id) >> index & 1:
+            return
+        if self.market.task(task_id, with_info=False).pending_nodes:
+            return
+        self.custody.report_validation(task_id, readable=True)
+        self.log(f"task {task_id}: the sponsor's validation share is read; said so")
 
     def _attest(self, node: NodeView, kind: int, value: int, what: str) -> None:
         index = self.custody.require(node.task_id).party_of(self.me)

@@ -229,7 +229,13 @@ class Oracle:
                 continue
             r = TaskRound(task_id)
             self._task_saying, self._saying = task_id, {}
-            for step in (self.score_task, self.finalize_if_due, self.score_test_if_due):
+            steps = (
+                self.score_task,
+                self.note_validator,
+                self.finalize_if_due,
+                self.score_test_if_due,
+            )
+            for step in steps:
                 try:
                     step(task_id, r)
                 except StoreUnavailable:
@@ -923,6 +929,34 @@ class Oracle:
         anyway = Fetcher(self.market.store, lambda: 0.0, float("inf"))
         spec = architecture_spec(anyway, arch, task.info)
         return check(anyway, node, spec, task.info.input_box)
+
+    def note_validator(self, task_id: int, r: TaskRound) -> None:
+        """Says on-chain whether the sponsor's validator keeps this task's work waiting
+        (`Market.mark_validation_unread`): once a pending node's sessions have failed for
+        GIVE_UP_S (the validator away, or refusing it), and again, cleared, once a session of
+        the task succeeded with none of its nodes failing. A task finalized leaving nodes
+        pending burns the sponsor's bond only while it is said: before, any node left pending
+        did, so an oracle away for a day past the deadline, or a stranger's node whose files
+        never came, cost an honest sponsor its bond."""
+        failing = set(self._failing)
+        if not failing and r.session is None:
+            return  # nothing to say, nor to take back
+        task = self.market.task(task_id, with_info=False)
+        if task.finalized or not (failing or task.validation_unread):
+            return
+        now = self.market.chain.w3.eth.get_block("latest")["timestamp"]
+        pending = {n.id for n in self.market.nodes(task_id).values() if n.status == "pending"}
+        late = sorted(n for n in failing & pending if now - self._failing[n].since >= GIVE_UP_S)
+        if late and not task.validation_unread:
+            sent = self.market.mark_validation_unread(task_id, True)
+            self.log(
+                f"task {task_id}: the validator has not scored node(s) {late} for "
+                f"{GIVE_UP_S / 3600:g} h; said on-chain (a finalize leaving them burns the "
+                f"sponsor's bond)  {sent}"
+            )
+        elif task.validation_unread and r.session is not None and not failing & pending:
+            sent = self.market.mark_validation_unread(task_id, False)
+            self.log(f"task {task_id}: the validator scores its nodes again; said on-chain  {sent}")
 
     def finalize_if_due(self, task_id: int, r: TaskRound) -> None:
         """Finalizes a due task once nothing submitted is left to score: every node scored or

@@ -104,6 +104,9 @@ class TaskView:
     bond_state: str = "none"  # none | held | returned | forfeited
     audit_window_end: int = 0  # while a bond is held after finalize: the last time to publish
     validation_published: bool = False
+    # the task's scorer says the sponsor's validation rows cannot be had: a finalize leaving nodes
+    # pending burns the bond
+    validation_unread: bool = False
     test_score_bps: int | None = None  # the winner's score on the sponsor's test part
     finalize_grace_s: int = 0  # the contract's FINALIZE_GRACE
     open_commitments: int = 0  # commitments neither revealed nor reclaimed
@@ -316,6 +319,7 @@ class Market:
             bond_state=BOND_STATES[t.get("bondState", 0)],
             audit_window_end=t.get("auditWindowEnd", 0),
             validation_published=t.get("validationPublished", False),
+            validation_unread=t.get("validationUnread", False),
             test_score_bps=t["testAccuracyBps"] if t.get("testScored") else None,
             open_commitments=t["openCommitments"],
             reveal_window_s=self.limits.reveal_window_s,
@@ -974,6 +978,15 @@ class Market:
                 [node_id for node_id, _ in rejections],
                 [int(reason) for _, reason in rejections],
             )
+        )
+
+    def mark_validation_unread(self, task_id: int, unread: bool) -> Sent:
+        """The oracle says whether the sponsor's validator has kept the task's work waiting
+        (BountyTree.markValidationUnread; the oracle's account only, for a public task)."""
+        said = "has kept its work waiting" if unread else "serves it again"
+        return self.chain.send(
+            self.tree.functions.markValidationUnread(task_id, unread),
+            action=f"say task {task_id}'s validator {said}",
         )
 
     def record_test_score(self, task_id: int, accuracy_bps: int) -> Sent:

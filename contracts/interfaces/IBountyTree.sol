@@ -136,8 +136,8 @@ interface IBountyTree {
         uint64 unclaimedWeight; // the compute weights off the path not claimed yet
         uint16 unclaimedRaiseBps; // the raises off the path not claimed yet
         uint96 raiseReserve; // wei of the data and expertise shares kept for raises off the path
-        bool validationUnread; // a private task: one of its custodians' last word is that it could
-            // not read its share of the validation rows ({markValidationUnread}); read at finalize
+        bool validationUnread; // the task's scorer says the sponsor's validation rows cannot be had
+            // ({markValidationUnread}); read at finalize
         // slot 7
         uint96 computeReserve; // wei of the compute share kept for compute weights off the path
     }
@@ -365,6 +365,8 @@ interface IBountyTree {
     error NotFinalizable(uint256 taskId, uint256 deadline);
     /// @notice Nodes await the oracle: only the oracle may finalize before `openToAllAt`.
     error WorkPending(uint256 taskId, uint256 pendingNodes, uint256 openToAllAt);
+    /// @notice The validation rows' word is taken back only once no node of the task waits.
+    error NodesPending(uint256 taskId, uint256 pendingNodes);
     /// @notice {finalizeLeaving} saw another pending count than the task holds now.
     error PendingChanged(uint256 taskId, uint256 pendingNodes, uint256 pendingSeen);
     /// @notice The caller does not hold the role that scores this task (ORACLE_ROLE for a public
@@ -565,10 +567,15 @@ interface IBountyTree {
     ///        {NotAwaitingCustody}.
     function markCustodied(uint256 taskId) external;
 
-    /// @notice The task's custody says whether one of its custodians cannot read its share of
-    ///         the sponsor's validation rows (a file never served, or one that does not open). A
-    ///         task finalized with nodes pending while it is set burns its bond, as a public task's
-    ///         does: its nodes waited for the sponsor, not for its custodians.
+    /// @notice The task's scorer says whether the sponsor's validation rows cannot be had: the
+    ///         oracle, for a public task whose sessions with the sponsor's validator have failed
+    ///         for an hour (it is away, or refuses them); a private task's custody, while one of
+    ///         its custodians cannot read its share (a file never served, or one that does not
+    ///         open). A task finalized with nodes pending burns its bond only while it is set:
+    ///         its nodes waited for the sponsor. Nodes left pending otherwise (an oracle that was
+    ///         away, a stranger's files that never came) hold the bond for the audit window.
+    ///         Taken back (`unread` false) only when no node of the task is pending
+    ///         ({NodesPending}): served at the last moment, the rows still owe their sessions.
     /// @param taskId An unfinalized task this caller scores ({NotScorer} otherwise).
     function markValidationUnread(uint256 taskId, bool unread) external;
 

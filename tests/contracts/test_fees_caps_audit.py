@@ -309,14 +309,15 @@ def test_a_sponsor_that_scores_only_its_own_account_loses_its_bond(
     tree, market, sponsor, sybil, alice, oracle
 ):
     """The sponsor's validator admits sessions for its second account's node only: that node
-    wins, alice's node is left pending, and the oracle finalizes. The bond is burned at once
-    (publishing the file cannot bring it back), alice's fee is burned (not the path's, not the
-    sponsor's) and her stake comes back."""
+    wins, alice's node is left pending, and the oracle, whose sessions for it kept failing for an
+    hour, said so and finalizes. The bond is burned at once (publishing the file cannot bring it
+    back), alice's fee is burned (not the path's, not the sponsor's) and her stake comes back."""
     task_id = auditable(market, sponsor, fee=FEE)
     price = STAKE + FEE
     arch = market.propose(task_id, sybil, value=price)
     node = market.propose(task_id, alice, value=price)
     market.score(task_id, {arch: 9500})
+    tree.markValidationUnread(task_id, True, {"from": oracle})
     fin = tree.finalizeLeaving(task_id, 1, {"from": oracle})
     assert (BURNED, BOND, BURNED_KIND) in credits(fin)
     assert (BURNED, FEE, BURNED_KIND) in credits(fin)
@@ -368,18 +369,24 @@ def test_no_winner_with_nothing_pending_returns_the_bond_and_burns_what_stranger
 
 
 def test_a_sponsor_that_never_runs_its_validator_gains_nothing(
-    tree, market, sponsor, architect, alice, bob, outsider
+    tree, market, sponsor, architect, alice, bob, outsider, oracle
 ):
-    """Strangers submit (each paying stake + fee) and the sponsor's validator never scores: after
-    the grace, the sponsor gets exactly its bounty back and its bond is burned; each node's
-    author reclaims its stake (its fee is burned), and so does a commitment left unrevealed a day
-    before the close (its fee burned too: no close cut it off). Before, the sponsor kept every
-    fee and its bond."""
+    """Strangers submit (each paying stake + fee) and the sponsor's validator never scores; the
+    oracle, its sessions failing, says so on-chain. After the grace, the sponsor gets exactly its
+    bounty back and its bond is burned; each node's author reclaims its stake (its fee is
+    burned), and so does a commitment left unrevealed a day before the close (its fee burned
+    too: no close cut it off). Before, the sponsor kept every fee and its bond."""
     task_id = auditable(market, sponsor, fee=FEE)
     price = STAKE + FEE
     arch = market.propose(task_id, architect, value=price)
     node = market.submit(task_id, alice, arch, value=price)
     c, _, _ = market.commit(task_id, bob, arch, cid(8), value=price)
+    for stranger in (sponsor, alice, outsider):  # only the task's scorer says it
+        with reverts("NotScorer"):
+            tree.markValidationUnread(task_id, True, {"from": stranger})
+    tree.markValidationUnread(task_id, True, {"from": oracle})
+    with reverts("NodesPending"):  # taken back only once nothing waits
+        tree.markValidationUnread(task_id, False, {"from": oracle})
     chain.sleep(2 * DAY + 10)  # past the deadline and the grace
     chain.mine()
     fin = tree.finalize(task_id, {"from": outsider})
@@ -464,3 +471,24 @@ def test_escrow_of_a_task_with_every_term(tree, market, sponsor, architect, alic
             total += owed
             tree.withdraw({"from": account})
     assert total == paid_in and tree.balance() == tree.pendingWithdrawals(BURNED)
+
+
+def test_nodes_left_pending_while_the_oracle_was_away_do_not_cost_the_sponsor_its_bond(
+    tree, market, sponsor, architect, alice, outsider
+):
+    """The oracle was down from the deadline to past the grace day: nobody said the sponsor's
+    validator failed anything. Any node left pending used to burn the bond at finalize, an
+    infrastructure failure blamed on the sponsor (and a stranger's node whose files never came
+    did the same). The bond is held for the audit now, and publishing the file returns it."""
+    task_id = auditable(market, sponsor, fee=FEE)
+    price = STAKE + FEE
+    arch = market.propose(task_id, architect, value=price)
+    market.submit(task_id, alice, arch, value=price)
+    chain.sleep(2 * DAY + 10)
+    chain.mine()
+    fin = tree.finalize(task_id, {"from": outsider})
+    assert "BondForfeited" not in fin.events
+    assert credits(fin) == [(sponsor, BOUNTY, 3), (BURNED, 2 * FEE, BURNED_KIND)]
+    assert tree.getTask(task_id).dict()["bondState"] == 1  # held
+    tx = tree.publishValidation(task_id, FILE_CID, SALT, {"from": sponsor})
+    assert credits(tx) == [(sponsor, BOND, 5)]

@@ -251,6 +251,7 @@ class MarketMachine:
             "submissions": 0,
             "by": Counter(),
             "bond_state": "held" if bond else "none",
+            "unread": False,  # the oracle said the sponsor's validator keeps work waiting
             "audit_end": None,
             "opening": opening,
             "published": False,
@@ -763,12 +764,26 @@ class MarketMachine:
             return
         if opened:
             self.outcomes["finalized after the reveal window, commitments left"] += 1
+        if pending and (st_pick // 7) % 3:  # the oracle's sessions for them failed for an hour
+            self._say_unread(tid, st_pick)
         self._finalize(tid, caller)
         if pending:
             self.outcomes[
                 "finalized with work pending "
                 + ("by the oracle" if now <= open_to_all else "after the grace")
             ] += 1
+
+    def _say_unread(self, tid, st_pick):
+        """The oracle says the sponsor's validator keeps the task's work waiting; nobody else
+        can say it, and it is not taken back while nodes wait."""
+        if st_pick % 2:
+            with expect_revert("NotScorer"):
+                self.tree.markValidationUnread(tid, True, {"from": accounts[PLAYERS[-1]]})
+            with expect_revert("NodesPending"):
+                self.tree.markValidationUnread(tid, False, {"from": self.oracle})
+            self.outcomes["validation word refused: a stranger's, or taken back early"] += 1
+        self.tree.markValidationUnread(tid, True, {"from": self.oracle})
+        self.tasks[tid]["unread"] = True
 
     def _send_finalize(self, tid, caller):
         """The oracle finalizes leaving exactly the pending nodes it sees (finalizeLeaving);
@@ -826,16 +841,18 @@ class MarketMachine:
         expected += [(ZERO_ADDRESS, burned, 6)] if burned else []
         if burned:
             self.outcomes["burned at finalize: beyond the bounty, or pending fees"] += 1
-        if task["bond_state"] == "held" and pending:  # work waited for the validator
+        if task["bond_state"] == "held" and pending and task["unread"]:  # waited for the validator
             expected.append((ZERO_ADDRESS, task["bond"], 6))
             task["bond_state"] = "forfeited"
             self.outcomes["bond burned: work left unscored"] += 1
-        elif task["bond_state"] == "held" and not winner:  # nothing waited: nothing to audit
+        elif task["bond_state"] == "held" and not winner and not pending:  # nothing to audit
             expected.append((str(task["sponsor"]), task["bond"], 5))
             task["bond_state"] = "returned"
             self.outcomes["bond returned: no winner"] += 1
         elif task["bond_state"] == "held":
             task["audit_end"] = tx.timestamp + AUDIT_WINDOW
+            if pending:
+                self.outcomes["bond held: work left without the validator's word"] += 1
         assert rest == expected
         self.paid_out[tid] = pool
         if levy:
@@ -1222,6 +1239,7 @@ class MarketMachine:
                     )
                 self.outcomes["finalize refused: work pending"] += 1
                 if by_oracle:  # every other one; the others wait for the grace to end
+                    self._say_unread(tid, tid)  # the oracle gave up on them: it says why first
                     self._finalize(tid, self.oracle)
                     self.outcomes["finalized with work pending by the oracle"] += 1
                 by_oracle = not by_oracle
@@ -1538,6 +1556,8 @@ def test_invariants_hold_under_random_calls(tree, oracle):
             "finalize refused: commitments may still be revealed",
             "bond returned: no winner",
             "bond burned: work left unscored",
+            "bond held: work left without the validator's word",
+            "validation word refused: a stranger's, or taken back early",
             "burned at finalize: beyond the bounty, or pending fees",
             "bond returned: published",
             "bond forfeited",

@@ -544,8 +544,8 @@ def test_a_validation_share_the_sponsor_never_serves_is_said_on_chain_and_taken_
     custodians blame no node for it, so every node used to wait and the sponsor got its bond
     back: a task that paid nobody. Custodian 1 now says on-chain, after its fetch timeout, that
     it cannot read its share, which makes a finalize leaving the nodes burn the bond
-    (tests/contracts/test_private_custody.py); served again, the share is read, pinned, the word
-    taken back, and the architecture scored."""
+    (tests/contracts/test_private_custody.py); served again, the share is read and pinned, the
+    architecture scored, and the word taken back once no node waits."""
     from bountytree.storage.cid import digest_from_cid
     from bountytree.storage.embedded import EmbeddedStore
     from tests.store_damage import remove
@@ -574,6 +574,6 @@ def test_a_validation_share_the_sponsor_never_serves_is_said_on_chain_and_taken_
 
         assert store.add(io.BytesIO(sealed)) == share1  # served after all
         _wait("the architecture's score", lambda: market.node(arch).status == "scored", procs)
-    assert custody.validation_unread(task_id) == 0
+        _wait("the word taken back", lambda: custody.validation_unread(task_id) == 0, procs)
     assert "the sponsor's validation share is read; said so" in (tmp_path / "c1.log").read_text()
     assert share1 in store.pins()  # kept: not serving it again stalls nothing

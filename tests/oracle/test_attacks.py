@@ -856,3 +856,38 @@ def test_nobody_but_the_oracle_finalizes_over_pending_work(settings, deployed, f
     market = market_for(settings)
     assert market.node(arch).status == "scored" and "finalized" in out
     assert _gain(market, task_id, market_for(settings, 1).chain.address) > 0
+
+
+def test_the_oracle_says_when_the_validator_keeps_work_waiting(
+    settings, deployed, files, monkeypatch
+):
+    """A node's sessions fail (the validator refusing it, `session-fails`): an hour later the
+    oracle says on-chain that the validator keeps the task's work waiting, which makes a
+    finalize leaving the node burn the sponsor's bond; the validator back and the node scored,
+    the oracle takes the word back. Before, any node left pending burned the bond, whoever's
+    doing it was (an oracle away, a stranger's files that never came: design.md, "The audit
+    bond")."""
+    task_id = new_task(settings, files["validation"], "validator away", target="0.999")
+    node = node_id_of(
+        cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1")
+    )
+    lines: list[str] = []
+    oracle = Oracle(
+        market_for(settings, 0), fetch_timeout=0, log=lines.append, settings_env=settings.to_env()
+    )
+    market = market_for(settings)
+    monkeypatch.setattr(service, "FAILPOINT", f"session-fails:{node}")
+    oracle.run_round([task_id])
+    assert not market.task(task_id, with_info=False).validation_unread  # one failure says nothing
+    advance_time(settings, int(service.GIVE_UP_S) + 60)
+    oracle.run_round([task_id])
+    out = "\n".join(lines)
+    assert market.task(task_id, with_info=False).validation_unread, out
+    assert f"the validator has not scored node(s) [{node}]" in out, out
+    monkeypatch.setattr(service, "FAILPOINT", "")
+    advance_time(settings, int(service.RETRY_MAX_S) + 1)  # past any rest
+    oracle.run_round([task_id])
+    out = "\n".join(lines)
+    assert market.node(node).status == "scored", out
+    assert not market.task(task_id, with_info=False).validation_unread, out
+    assert "the validator scores its nodes again" in out, out
