@@ -14,10 +14,12 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
 from bountytree.errors import UserError
+from bountytree.files import atomic_write_json
 from bountytree.market import ladder
 from bountytree.market.actions import Market, NodeView, Score, TaskView
 from bountytree.market.validation import registered, registered_test
@@ -181,6 +183,14 @@ class Oracle:
         # Nodes whose session failed: each holds the nodes revealed after it for the fetch
         # timeout from its first failure, and is tried again after a wait that doubles.
         self._failing: dict[int, Failing] = {}
+        # Nodes whose sessions failed and that are not recorded since: when the first failure
+        # was (chain time). What `note_validator` says on-chain is read from it, so it is kept
+        # on disk: an oracle restarted every hour (`--once` from cron, say) used to forget it,
+        # and a validator that refused every session was never said to (attacker review).
+        self._unserved_file = (
+            market.chain.settings.home / "oracle" / str(market.chain.chain_id) / "unserved.json"
+        )
+        self._unserved: dict[int, float] = _read_unserved(self._unserved_file)
         self._task_rest: dict[int, TaskRest] = {}  # tasks whose every session failed
         self._last_success: dict[int, float] = {}  # task -> when a session of it last succeeded
         self._exact_best: dict[int, ExactBest] = {}  # task -> its best node's exact score
@@ -645,6 +655,7 @@ class Oracle:
             rest.tried = rest.tried | tried
             for x in ready:  # counted against each node, its next try paced by the task's rest
                 self._failing.setdefault(x.node.id, Failing(since=now)).count += 1
+            self._note_unserved([x.node.id for x in ready], now)
             raise
         self._task_rest.pop(task_id, None)
         if correct:
@@ -661,6 +672,8 @@ class Oracle:
             else:
                 failing = self._failing.setdefault(x.node.id, Failing(since=now))
                 failing.failed(now, failing.since + self.fetch_timeout)
+        # counted is not recorded (a node held back in reveal order keeps its clock)
+        self._note_unserved([x.node.id for x in ready if x.node.id not in correct], now)
         holding = [x.node.id for x in ready if self._holds_after_failure(x.node.id, now)]
         held: list[Wait] = []
         counted = self._in_reveal_order([x for x in ready if x.node.id in correct], held, holding)
@@ -689,6 +702,7 @@ class Oracle:
                     self._exact_best[task_id] = ExactBest(rec.node_id, step.exact_bps)
                 r.scored[rec.node_id] = rec.accuracy_bps
                 r.exact[rec.node_id] = step.exact_bps
+                self._unserved.pop(rec.node_id, None)
                 self.log(
                     f"task {task_id} node {rec.node_id}: {step.exact_bps / 100:.2f}%, recorded "
                     f"{rec.accuracy_bps / 100:.2f}%"
@@ -700,6 +714,7 @@ class Oracle:
                     )
                 )
             self.log(f"task {task_id}: {len(batch)} scored  {sent}")
+            self._save_unserved()
             self._pin([x.node for x, _ in batch])
             self.batches_sent += 1
             if f"after-score-batch:{self.batches_sent}" == FAILPOINT:
@@ -933,30 +948,50 @@ class Oracle:
     def note_validator(self, task_id: int, r: TaskRound) -> None:
         """Says on-chain whether the sponsor's validator keeps this task's work waiting
         (`Market.mark_validation_unread`): once a pending node's sessions have failed for
-        GIVE_UP_S (the validator away, or refusing it), and again, cleared, once a session of
-        the task succeeded with none of its nodes failing. A task finalized leaving nodes
+        GIVE_UP_S without its score being recorded since (the validator away, or refusing it),
+        and again, cleared, once no node of the task is pending. A task finalized leaving nodes
         pending burns the sponsor's bond only while it is said: before, any node left pending
         did, so an oracle away for a day past the deadline, or a stranger's node whose files
         never came, cost an honest sponsor its bond."""
-        failing = set(self._failing)
-        if not failing and r.session is None:
-            return  # nothing to say, nor to take back
         task = self.market.task(task_id, with_info=False)
-        if task.finalized or not (failing or task.validation_unread):
+        if task.finalized:
+            return
+        if task.validation_unread and task.pending_nodes == 0:
+            sent = self.market.mark_validation_unread(task_id, False)
+            self.log(f"task {task_id}: the validator scored every node; said on-chain  {sent}")
+            return
+        if task.validation_unread or not self._unserved:
             return
         now = self.market.chain.w3.eth.get_block("latest")["timestamp"]
-        pending = {n.id for n in self.market.nodes(task_id).values() if n.status == "pending"}
-        late = sorted(n for n in failing & pending if now - self._failing[n].since >= GIVE_UP_S)
-        if late and not task.validation_unread:
+        nodes = self.market.nodes(task_id)
+        gone = [n for n in self._unserved if n in nodes and nodes[n].status != "pending"]
+        if gone:  # rejected, or scored by another oracle
+            for n in gone:
+                del self._unserved[n]
+            self._save_unserved()
+        late = sorted(
+            n for n, since in self._unserved.items() if n in nodes and now - since >= GIVE_UP_S
+        )
+        if late:
             sent = self.market.mark_validation_unread(task_id, True)
             self.log(
                 f"task {task_id}: the validator has not scored node(s) {late} for "
                 f"{GIVE_UP_S / 3600:g} h; said on-chain (a finalize leaving them burns the "
                 f"sponsor's bond)  {sent}"
             )
-        elif task.validation_unread and r.session is not None and not failing & pending:
-            sent = self.market.mark_validation_unread(task_id, False)
-            self.log(f"task {task_id}: the validator scores its nodes again; said on-chain  {sent}")
+
+    def _note_unserved(self, node_ids: list[int], now: float) -> None:
+        added = [n for n in node_ids if n not in self._unserved]
+        for n in added:
+            self._unserved[n] = now
+        if added:
+            self._save_unserved()
+
+    def _save_unserved(self) -> None:
+        try:
+            atomic_write_json(self._unserved_file, {str(n): s for n, s in self._unserved.items()})
+        except OSError as exc:  # kept in memory: said by this process, forgotten by the next
+            self.log(f"the failed sessions' record is not kept ({exc})")
 
     def finalize_if_due(self, task_id: int, r: TaskRound) -> None:
         """Finalizes a due task once nothing submitted is left to score: every node scored or
@@ -989,11 +1024,25 @@ class Oracle:
                 "due", f"task {task_id}: due, {work_left} node(s) still to score before finalizing"
             )
             return
+        if failed & given_up and not task.validation_unread:
+            # nodes left because their sessions kept failing: said first, whatever the last
+            # round's clock said (a block between the two reads, a word whose send failed)
+            self.market.mark_validation_unread(task_id, True)
         # the nodes left pending are exactly those it saw: one revealed since refuses the call
         leaving = task.pending_nodes if task.pending_nodes else None
         out = self.market.finalize(task_id, leaving=leaving)
         r.finalized = True
         self.log(f"task {task_id}: finalized, winner node {out.winner}  {out.sent}")
+
+
+def _read_unserved(path: Path) -> dict[int, float]:
+    """The record `_save_unserved` keeps: node id -> when its sessions first failed (nothing
+    if it is missing or not this oracle's)."""
+    try:
+        raw = json.loads(path.read_text())
+        return {int(n): float(s) for n, s in raw.items()}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}
 
 
 def _utc(timestamp: int) -> str:

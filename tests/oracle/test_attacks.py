@@ -862,11 +862,12 @@ def test_the_oracle_says_when_the_validator_keeps_work_waiting(
     settings, deployed, files, monkeypatch
 ):
     """A node's sessions fail (the validator refusing it, `session-fails`): an hour later the
-    oracle says on-chain that the validator keeps the task's work waiting, which makes a
-    finalize leaving the node burn the sponsor's bond; the validator back and the node scored,
-    the oracle takes the word back. Before, any node left pending burned the bond, whoever's
-    doing it was (an oracle away, a stranger's files that never came: design.md, "The audit
-    bond")."""
+    oracle, restarted meanwhile, says on-chain that the validator keeps the task's work
+    waiting, which makes a finalize leaving the node burn the sponsor's bond; the validator
+    back and the node scored, the oracle takes the word back. Before, any node left pending
+    burned the bond, whoever's doing it was (an oracle away, a stranger's files that never
+    came: design.md, "The audit bond"); and the first version kept the failures' clock in
+    memory only, so an oracle restarted every hour never said it."""
     task_id = new_task(settings, files["validation"], "validator away", target="0.999")
     node = node_id_of(
         cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1")
@@ -880,6 +881,9 @@ def test_the_oracle_says_when_the_validator_keeps_work_waiting(
     oracle.run_round([task_id])
     assert not market.task(task_id, with_info=False).validation_unread  # one failure says nothing
     advance_time(settings, int(service.GIVE_UP_S) + 60)
+    oracle = Oracle(  # restarted: the failures' clock is kept on disk
+        market_for(settings, 0), fetch_timeout=0, log=lines.append, settings_env=settings.to_env()
+    )
     oracle.run_round([task_id])
     out = "\n".join(lines)
     assert market.task(task_id, with_info=False).validation_unread, out
@@ -890,4 +894,4 @@ def test_the_oracle_says_when_the_validator_keeps_work_waiting(
     out = "\n".join(lines)
     assert market.node(node).status == "scored", out
     assert not market.task(task_id, with_info=False).validation_unread, out
-    assert "the validator scores its nodes again" in out, out
+    assert "the validator scored every node" in out, out
