@@ -183,14 +183,20 @@ class Oracle:
         # Nodes whose session failed: each holds the nodes revealed after it for the fetch
         # timeout from its first failure, and is tried again after a wait that doubles.
         self._failing: dict[int, Failing] = {}
-        # Nodes whose sessions failed and that are not recorded since: when the first failure
-        # was (chain time). What `note_validator` says on-chain is read from it, so it is kept
-        # on disk: an oracle restarted every hour (`--once` from cron, say) used to forget it,
-        # and a validator that refused every session was never said to (attacker review).
+        # Nodes whose sessions failed and that are not recorded since: their task and when the
+        # first failure was (chain time). What `note_validator` says on-chain is read from it, so
+        # it is kept on disk: an oracle restarted every hour (`--once` from cron, say) used to
+        # forget it, and a validator that refused every session was never said to (attacker
+        # review). The record names the deployment (contract and its first block's hash): a dev
+        # chain reset under the same id and address reuses node ids, whose old clocks would say
+        # at once that a new task's validator kept work waiting.
         self._unserved_file = (
             market.chain.settings.home / "oracle" / str(market.chain.chain_id) / "unserved.json"
         )
-        self._unserved: dict[int, float] = _read_unserved(self._unserved_file)
+        self._deployment = _deployment_key(market)
+        self._unserved: dict[int, tuple[int, float]] = _read_unserved(
+            self._unserved_file, self._deployment
+        )
         self._task_rest: dict[int, TaskRest] = {}  # tasks whose every session failed
         self._last_success: dict[int, float] = {}  # task -> when a session of it last succeeded
         self._exact_best: dict[int, ExactBest] = {}  # task -> its best node's exact score
@@ -655,7 +661,7 @@ class Oracle:
             rest.tried = rest.tried | tried
             for x in ready:  # counted against each node, its next try paced by the task's rest
                 self._failing.setdefault(x.node.id, Failing(since=now)).count += 1
-            self._note_unserved([x.node.id for x in ready], now)
+            self._note_unserved(task_id, [x.node.id for x in ready], now)
             raise
         self._task_rest.pop(task_id, None)
         if correct:
@@ -673,7 +679,7 @@ class Oracle:
                 failing = self._failing.setdefault(x.node.id, Failing(since=now))
                 failing.failed(now, failing.since + self.fetch_timeout)
         # counted is not recorded (a node held back in reveal order keeps its clock)
-        self._note_unserved([x.node.id for x in ready if x.node.id not in correct], now)
+        self._note_unserved(task_id, [x.node.id for x in ready if x.node.id not in correct], now)
         holding = [x.node.id for x in ready if self._holds_after_failure(x.node.id, now)]
         held: list[Wait] = []
         counted = self._in_reveal_order([x for x in ready if x.node.id in correct], held, holding)
@@ -960,18 +966,17 @@ class Oracle:
             sent = self.market.mark_validation_unread(task_id, False)
             self.log(f"task {task_id}: the validator scored every node; said on-chain  {sent}")
             return
-        if task.validation_unread or not self._unserved:
+        mine = {n: since for n, (t, since) in self._unserved.items() if t == task_id}
+        if task.validation_unread or not mine:
             return
         now = self.market.chain.w3.eth.get_block("latest")["timestamp"]
         nodes = self.market.nodes(task_id)
-        gone = [n for n in self._unserved if n in nodes and nodes[n].status != "pending"]
+        gone = [n for n in mine if n not in nodes or nodes[n].status != "pending"]
         if gone:  # rejected, or scored by another oracle
             for n in gone:
-                del self._unserved[n]
+                del self._unserved[n], mine[n]
             self._save_unserved()
-        late = sorted(
-            n for n, since in self._unserved.items() if n in nodes and now - since >= GIVE_UP_S
-        )
+        late = sorted(n for n, since in mine.items() if now - since >= GIVE_UP_S)
         if late:
             sent = self.market.mark_validation_unread(task_id, True)
             self.log(
@@ -980,16 +985,17 @@ class Oracle:
                 f"sponsor's bond)  {sent}"
             )
 
-    def _note_unserved(self, node_ids: list[int], now: float) -> None:
+    def _note_unserved(self, task_id: int, node_ids: list[int], now: float) -> None:
         added = [n for n in node_ids if n not in self._unserved]
         for n in added:
-            self._unserved[n] = now
+            self._unserved[n] = (task_id, now)
         if added:
             self._save_unserved()
 
     def _save_unserved(self) -> None:
+        nodes = {str(n): [t, s] for n, (t, s) in self._unserved.items()}
         try:
-            atomic_write_json(self._unserved_file, {str(n): s for n, s in self._unserved.items()})
+            atomic_write_json(self._unserved_file, {"deployment": self._deployment, "nodes": nodes})
         except OSError as exc:  # kept in memory: said by this process, forgotten by the next
             self.log(f"the failed sessions' record is not kept ({exc})")
 
@@ -1035,13 +1041,25 @@ class Oracle:
         self.log(f"task {task_id}: finalized, winner node {out.winner}  {out.sent}")
 
 
-def _read_unserved(path: Path) -> dict[int, float]:
-    """The record `_save_unserved` keeps: node id -> when its sessions first failed (nothing
-    if it is missing or not this oracle's)."""
+def _deployment_key(market: Market) -> str:
+    """The contract's address and its first block's hash ("" if the chain did not answer: a
+    record made then is never read back)."""
+    try:
+        first = market.chain.w3.eth.get_block(market.first_block)["hash"].hex()
+    except Exception:
+        return ""
+    return f"{market.tree.address.lower()}@{first.removeprefix('0x')}"
+
+
+def _read_unserved(path: Path, deployment: str) -> dict[int, tuple[int, float]]:
+    """The record `_save_unserved` keeps: node id -> (its task, when its sessions first
+    failed); nothing if it is missing or another deployment's."""
     try:
         raw = json.loads(path.read_text())
-        return {int(n): float(s) for n, s in raw.items()}
-    except (OSError, ValueError, AttributeError, TypeError):
+        if not deployment or raw["deployment"] != deployment:
+            return {}
+        return {int(n): (int(t), float(s)) for n, (t, s) in raw["nodes"].items()}
+    except (OSError, ValueError, AttributeError, TypeError, KeyError):
         return {}
 
 

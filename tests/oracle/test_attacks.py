@@ -895,3 +895,10 @@ def test_the_oracle_says_when_the_validator_keeps_work_waiting(
     assert market.node(node).status == "scored", out
     assert not market.task(task_id, with_info=False).validation_unread, out
     assert "the validator scored every node" in out, out
+    # the record names its deployment: a chain reset under the same id reuses node ids, whose
+    # old clocks would say at once that a new task's validator kept work waiting
+    record = oracle._unserved_file
+    record.write_text(json.dumps({"deployment": "0xother@00", "nodes": {str(node): [task_id, 0]}}))
+    assert service._read_unserved(record, oracle._deployment) == {}
+    record.write_text(json.dumps({"deployment": oracle._deployment, "nodes": {"7": [task_id, 5]}}))
+    assert service._read_unserved(record, oracle._deployment) == {7: (task_id, 5.0)}
