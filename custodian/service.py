@@ -130,9 +130,9 @@ class Custodian:
         # What one session may take, start to end (a training of many rows and epochs is long)
         self.session_budget = session_budget
         self.fetch_timeout = fetch_timeout
-        self._missing: dict[int, float] = {}  # node -> when a file of it was first missing
-        # task -> when its validation share was first missing; tasks whose share is pinned
-        self._validation_missing: dict[int, float] = {}
+        # ("node", id) or ("validation", task) -> when its file was first missing
+        self._missing: dict[tuple[str, int], float] = {}
+        # tasks whose validation share is pinned
         self._validation_pinned: set[int] = set()
         self._validation_read: set[int] = set()  # tasks whose share this process has read
         # task -> (pending nodes, submissions) this custodian last agreed to finalize leaving
@@ -262,8 +262,7 @@ class Custodian:
             except (StoreUnavailable, BlockCorrupted):
                 raise  # the store is down or damaged: nobody's node is at fault
             except BlockMissing as exc:
-                first = self._missing.setdefault(node.id, time.monotonic())
-                if time.monotonic() - first < self.fetch_timeout:
+                if self._still_fetching(("node", node.id)):
                     self.log(f"node {node.id}: {exc}; waiting")
                     return False
                 raise Refuse(Reason.MISSING, str(exc)) from None
@@ -462,15 +461,14 @@ class Custodian:
         except (StoreUnavailable, BlockCorrupted):
             raise  # the store is down or damaged: not the sponsor's doing
         except BlockMissing as exc:
-            first = self._validation_missing.setdefault(task_id, time.monotonic())
-            if time.monotonic() - first < self.fetch_timeout:
+            if self._still_fetching(("validation", task_id)):
                 self.log(f"task {task_id}: the sponsor's validation share: {exc}; waiting")
                 return None
             why = str(exc)
         except UserError as exc:
             why = str(exc)
         else:
-            self._validation_missing.pop(task_id, None)
+            self._missing.pop(("validation", task_id), None)
             self._validation_read.add(task_id)
             if task_id not in self._validation_pinned:
                 try:
@@ -483,6 +481,12 @@ class Custodian:
             self.custody.report_validation(task_id, readable=False)
             self.log(f"task {task_id}: said the sponsor's validation share cannot be read")
         raise UserError(f"the sponsor's validation share: {why}")
+
+    def _still_fetching(self, key: tuple[str, int]) -> bool:
+        """Whether a file found missing (a node's, or the sponsor's validation share) is still
+        within the fetch timeout from when it was first missing: its owner is not blamed yet."""
+        first = self._missing.setdefault(key, time.monotonic())
+        return time.monotonic() - first < self.fetch_timeout
 
     def _take_back_word(self, task_id: int, index: int) -> None:
         """Takes back this custodian's word that it cannot read its validation share, once it
