@@ -34,6 +34,8 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
     mapping(uint256 taskId => uint256[2]) private _leaving;
     /// @dev bit i set: custodian i's last word is that it cannot read its validation share
     mapping(uint256 taskId => uint8) public validationUnread;
+    /// @dev bit i set: custodian i's last word is that the dealer does not come
+    mapping(uint256 taskId => uint8) public dealerAway;
 
     constructor(IBountyTree tree_) {
         tree = tree_;
@@ -151,7 +153,7 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
         if (index == 0) c.sealed0 = sealedCid;
         else c.sealed1 = sealedCid;
         emit HandedOver(taskId, t.winnerNodeId, index, sealedCid);
-        if (c.delivered == 3) _settle(taskId, c, t.sponsor);
+        if (c.delivered == 3) _settle(taskId, c, t);
     }
 
     /// @inheritdoc IPrivateCustody
@@ -170,7 +172,7 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
             // custody has not started yet, and the parties still have until the deadline
             revert CustodyNotReady(taskId);
         }
-        _settle(taskId, c, t.sponsor);
+        _settle(taskId, c, t);
     }
 
     /// @inheritdoc IPrivateCustody
@@ -181,10 +183,11 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
     /// @inheritdoc IPrivateCustody
     function withdrawCustody(uint256 taskId) external nonReentrant {
         Custody storage c = _registered(taskId);
-        if (msg.sender != tree.getTask(taskId).sponsor) revert NotSponsor(msg.sender);
+        IBountyTree.Task memory t = tree.getTask(taskId);
+        if (msg.sender != t.sponsor) revert NotSponsor(msg.sender);
         if (c.settled) revert AlreadySettled(taskId);
         if (c.accepted == 7) revert CustodyReady(taskId);
-        _settle(taskId, c, msg.sender); // the fee back, each stake to its party
+        _settle(taskId, c, t); // the fee back, each stake to its party
         delete _custody[taskId];
         emit CustodyWithdrawn(taskId);
     }
@@ -211,11 +214,23 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
         if (c.accepted != 7) revert CustodyNotReady(taskId);
         uint8 index = _custodianIndex(c, msg.sender);
         if (_validation[taskId][0] == bytes32(0)) revert NotShared(taskId);
-        uint8 bit = uint8(1 << index);
-        uint8 unread = readable ? validationUnread[taskId] & ~bit : validationUnread[taskId] | bit;
+        uint8 unread = _word(validationUnread[taskId], index, !readable);
         validationUnread[taskId] = unread;
         emit ValidationReported(taskId, index, readable);
         tree.markValidationUnread(taskId, unread != 0); // reverts once the task is finalized
+    }
+
+    /// @inheritdoc IPrivateCustody
+    function reportDealer(uint256 taskId, bool came) external {
+        Custody storage c = _registered(taskId);
+        if (c.accepted != 7) revert CustodyNotReady(taskId);
+        uint8 index = _custodianIndex(c, msg.sender);
+        IBountyTree.Task memory t = tree.getTask(taskId);
+        if (t.finalized) revert TaskClosed(taskId);
+        uint8 away = dealerAway[taskId];
+        if (came && away >> index & 1 != 0 && t.pendingNodes != 0) revert NodesPending(taskId, t.pendingNodes);
+        dealerAway[taskId] = _word(away, index, !came);
+        emit DealerReported(taskId, index, came);
     }
 
     /// @inheritdoc IPrivateCustody
@@ -322,9 +337,11 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
 
     /// @dev Credits everyone once. Custody served (all three accepted): each party its stake and
     ///      a third of the fee (the dealer takes the rounding), except a custodian that did not
-    ///      deliver, whose stake and third go to the sponsor. Custody never started: the fee back
-    ///      to the sponsor, each stake back to whoever staked it.
-    function _settle(uint256 taskId, Custody storage c, address sponsor) private {
+    ///      deliver, whose stake and third go to the sponsor, and a dealer both custodians said
+    ///      never came while the task was left with nodes pending, whose third goes back to the
+    ///      sponsor ({reportDealer}). Custody never started: the fee back to the sponsor, each
+    ///      stake back to whoever staked it.
+    function _settle(uint256 taskId, Custody storage c, IBountyTree.Task memory t) private {
         c.settled = true;
         address[PARTIES] memory parties = [c.custodian0, c.custodian1, c.dealer];
         uint256 stake = c.stake;
@@ -333,13 +350,16 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
             for (uint256 i = 0; i < PARTIES; ++i) {
                 if (c.accepted & (1 << i) != 0) _credit(taskId, parties[i], stake, CreditKind.Stake);
             }
-            _credit(taskId, sponsor, fee, CreditKind.Refund);
+            _credit(taskId, t.sponsor, fee, CreditKind.Refund);
         } else {
             uint256 third = fee / PARTIES;
             for (uint256 i = 0; i < PARTIES; ++i) {
                 uint256 share = i == PARTIES - 1 ? fee - 2 * third : third;
                 if (i < 2 && c.delivered & (1 << i) == 0) {
-                    _credit(taskId, sponsor, stake + share, CreditKind.Forfeit);
+                    _credit(taskId, t.sponsor, stake + share, CreditKind.Forfeit);
+                } else if (i == 2 && dealerAway[taskId] == 3 && t.pendingNodes != 0) {
+                    _credit(taskId, parties[i], stake, CreditKind.Stake);
+                    _credit(taskId, t.sponsor, share, CreditKind.Unserved);
                 } else {
                     _credit(taskId, parties[i], stake, CreditKind.Stake);
                     _credit(taskId, parties[i], share, CreditKind.Fee);
@@ -388,6 +408,12 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
 
     function _deadline(Custody storage c) private view returns (uint256) {
         return uint256(c.finalizedAt) + c.handoverWindow;
+    }
+
+    /// @dev A custodian's word in a task's two bits: bit `index` set iff `said`.
+    function _word(uint8 bits, uint8 index, bool said) private pure returns (uint8) {
+        uint8 bit = uint8(1 << index);
+        return said ? bits | bit : bits & ~bit;
     }
 
     /// @dev Records the first moment the task was seen finalized; whether it is finalized.

@@ -18,7 +18,7 @@ from pathlib import Path
 from bountytree.cli import common_options, run
 from bountytree.processes import die_with_parent
 
-from .service import FETCH_TIMEOUT
+from .service import DEALER_TIMEOUT, FETCH_TIMEOUT
 from .session import SESSION_BUDGET
 
 SESSION_TIMEOUT = 60.0
@@ -43,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=FETCH_TIMEOUT,
         help="seconds a file may stay missing from the store before its owner is blamed",
+    )
+    s.add_argument(
+        "--dealer-timeout",
+        type=float,
+        default=DEALER_TIMEOUT,
+        help="seconds the dealer may miss every session before it is said not to come",
     )
     s.set_defaults(run=run_serve)
     d = verbs.add_parser("dealer", parents=[common_options()], help="the dealer")
@@ -69,6 +75,7 @@ def run_serve(args: argparse.Namespace, settings) -> int:
         args.peer,
         session_timeout=args.session_timeout,
         fetch_timeout=args.fetch_timeout,
+        dealer_timeout=args.dealer_timeout,
         tasks=args.task,
         log=lambda line: print(line, flush=True),
     )

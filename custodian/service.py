@@ -66,6 +66,9 @@ MAX_SCORING_RUNS = 1
 # Seconds a node's file, or the sponsor's validation share, may stay missing from the store
 # before its owner is blamed (the node rejected; the sponsor's share said unreadable on-chain).
 FETCH_TIMEOUT = 60.0
+# Seconds every session with the other custodian may find no dealer before this custodian says
+# on-chain that the dealer does not come (PrivateCustody.reportDealer).
+DEALER_TIMEOUT = 600.0
 # Times one kept record may be attested, each after the chain dropped the last (two attestations
 # that differ are both dropped), before this custodian gives the node up.
 MAX_ATTESTATIONS = 3
@@ -116,6 +119,7 @@ class Custodian:
         session_timeout: float = 60.0,
         session_budget: float = session.SESSION_BUDGET,
         fetch_timeout: float = FETCH_TIMEOUT,
+        dealer_timeout: float = DEALER_TIMEOUT,
         tasks: list[int] | None = None,
     ):
         self.market = market
@@ -130,11 +134,14 @@ class Custodian:
         # What one session may take, start to end (a training of many rows and epochs is long)
         self.session_budget = session_budget
         self.fetch_timeout = fetch_timeout
-        # ("node", id) or ("validation", task) -> when its file was first missing
+        self.dealer_timeout = dealer_timeout
+        # ("node", id) or ("validation", task) -> when its file was first missing; ("dealer",
+        # task) -> when a session with the other custodian first found no dealer
         self._missing: dict[tuple[str, int], float] = {}
         # tasks whose validation share is pinned
         self._validation_pinned: set[int] = set()
         self._validation_read: set[int] = set()  # tasks whose share this process has read
+        self._dealer_came: set[int] = set()  # tasks whose last session here had the dealer
         # task -> (pending nodes, submissions) this custodian last agreed to finalize leaving
         self._agreed: dict[int, tuple[int, int]] = {}
         self.only = tasks
@@ -180,7 +187,7 @@ class Custodian:
         validation = self.custody.validation_shares(view.task_id)
         if validation is None:
             return  # the sponsor has not shared its validation rows yet
-        self._take_back_word(view.task_id, index)
+        self._take_back_words(view.task_id, index)
         nodes = self.market.nodes(view.task_id)
         for node in sorted(
             (n for n in nodes.values() if n.status == "pending"), key=lambda n: n.id
@@ -262,7 +269,7 @@ class Custodian:
             except (StoreUnavailable, BlockCorrupted):
                 raise  # the store is down or damaged: nobody's node is at fault
             except BlockMissing as exc:
-                if self._still_fetching(("node", node.id)):
+                if self._still_waiting(("node", node.id), self.fetch_timeout):
                     self.log(f"node {node.id}: {exc}; waiting")
                     return False
                 raise Refuse(Reason.MISSING, str(exc)) from None
@@ -455,13 +462,13 @@ class Custodian:
         said burns the sponsor's bond, as a public task whose validator never ran does. Before,
         a sponsor that shared CIDs and never served the files had every node wait and its bond
         back. A share read after such a word takes it back once the nodes it held are done
-        (`_take_back_word`)."""
+        (`_take_back_words`)."""
         try:
             share = self._rows(cid, index, "the validation rows", context, shape)
         except (StoreUnavailable, BlockCorrupted):
             raise  # the store is down or damaged: not the sponsor's doing
         except BlockMissing as exc:
-            if self._still_fetching(("validation", task_id)):
+            if self._still_waiting(("validation", task_id), self.fetch_timeout):
                 self.log(f"task {task_id}: the sponsor's validation share: {exc}; waiting")
                 return None
             why = str(exc)
@@ -482,25 +489,53 @@ class Custodian:
             self.log(f"task {task_id}: said the sponsor's validation share cannot be read")
         raise UserError(f"the sponsor's validation share: {why}")
 
-    def _still_fetching(self, key: tuple[str, int]) -> bool:
-        """Whether a file found missing (a node's, or the sponsor's validation share) is still
-        within the fetch timeout from when it was first missing: its owner is not blamed yet."""
+    def _still_waiting(self, key: tuple[str, int], timeout: float) -> bool:
+        """Whether what was found missing (a node's file, the sponsor's validation share, the
+        dealer) is still within `timeout` from when it was first missing: nobody is blamed yet."""
         first = self._missing.setdefault(key, time.monotonic())
-        return time.monotonic() - first < self.fetch_timeout
+        return time.monotonic() - first < timeout
 
-    def _take_back_word(self, task_id: int, index: int) -> None:
-        """Takes back this custodian's word that it cannot read its validation share, once it
-        read it and no node of the task waits: a sponsor that served it at the last moment
-        would otherwise finalize between the word and the sessions its nodes still needed
-        (attacker review of the word; the contract refuses it earlier, NodesPending)."""
-        if task_id not in self._validation_read:
+    def _note_dealer(self, task_id: int, index: int, missing: list[int] | None) -> None:
+        """What a session's rendezvous says of the dealer (`missing`: the ranks that did not
+        come; None if the session never got as far). A dealer missing alone from every session
+        for the dealer timeout is said on-chain not to come: while both custodians say so, a
+        task left with nodes pending refunds its fee third to the sponsor. Before, a dealer that
+        never joined held every node pending and was paid at settlement. A session the other
+        custodian missed too says nothing of the dealer."""
+        key = ("dealer", task_id)
+        if missing == []:
+            self._missing.pop(key, None)
+            self._dealer_came.add(task_id)
             return
-        if not self.custody.validation_unread(task_id) >> index & 1:
+        if missing != [session.DEALER]:
             return
-        if self.market.task(task_id, with_info=False).pending_nodes:
+        self._dealer_came.discard(task_id)
+        if self._still_waiting(key, self.dealer_timeout):
             return
-        self.custody.report_validation(task_id, readable=True)
-        self.log(f"task {task_id}: the sponsor's validation share is read; said so")
+        if not self.custody.dealer_away(task_id) >> index & 1:
+            self.custody.report_dealer(task_id, came=False)
+            self.log(f"task {task_id}: said the dealer does not come to its sessions")
+
+    def _take_back_words(self, task_id: int, index: int) -> None:
+        """Takes back this custodian's words (that it cannot read its validation share; that
+        the dealer does not come) once what they said is over and no node of the task waits: a
+        sponsor that served its share, or a dealer that came back, at the last moment would
+        otherwise finalize (or be paid) between the word and the sessions its nodes still
+        needed (attacker review of the word; the contracts refuse it earlier, NodesPending)."""
+        validation = task_id in self._validation_read and bool(
+            self.custody.validation_unread(task_id) >> index & 1
+        )
+        dealer = task_id in self._dealer_came and bool(
+            self.custody.dealer_away(task_id) >> index & 1
+        )
+        if not (validation or dealer) or self.market.task(task_id, with_info=False).pending_nodes:
+            return
+        if validation:
+            self.custody.report_validation(task_id, readable=True)
+            self.log(f"task {task_id}: the sponsor's validation share is read; said so")
+        if dealer:
+            self.custody.report_dealer(task_id, came=True)
+            self.log(f"task {task_id}: the dealer came back; said so")
 
     def _attest(self, node: NodeView, kind: int, value: int, what: str) -> None:
         index = self.custody.require(node.task_id).party_of(self.me)
@@ -550,6 +585,7 @@ class Custodian:
                     f"node {job.node_id}: the {job.kind} session ran over {self.session_budget:.0f} s"
                 )
                 return None
+            self._note_dealer(job.task_id, index, _missing_parties(folder))
             # a result written is the session's, even if leaving it failed afterwards
             if not (folder / "result.json").exists():
                 tail = status.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
@@ -570,3 +606,13 @@ class Custodian:
         cid = self.market.store.add(io.BytesIO(sealed))
         self.custody.hand_over(view.task_id, cid)
         self.log(f"task {view.task_id}: handed share {index} of node {winner} over as {cid}")
+
+
+def _missing_parties(folder: Path) -> list[int] | None:
+    """The ranks a session's rendezvous found missing ([] if all came), or None if the session
+    process never got that far."""
+    try:
+        missing = json.loads((folder / session.RENDEZVOUS).read_text())["missing"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return [int(r) for r in missing] if isinstance(missing, list) else None

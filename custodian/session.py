@@ -35,6 +35,9 @@ from .holdings import Holdings
 TRAIN, SCORE = "train", "score"
 SESSION_BUDGET = 1800.0  # what one session may take, start to end, before it is stopped
 DEALER = session.DEALER_RANK
+RENDEZVOUS = (
+    "rendezvous.json"  # written once the session's parties met, or did not: who was missing
+)
 # Fault injection for the recovery drills: "custodian-kept:RANK" ends custodian RANK's session
 # process abruptly right after it kept its trained share tentatively, before it said so;
 # "custodian-trained:RANK" ends custodian RANK's service right after a training session ended
@@ -58,13 +61,19 @@ def run(job_dir: Path) -> int:
     # its share of the best kept after `best_from`; two different bests would add to noise)
     header = {k: job[k] for k in ("kind", "task", "node", "best_from")}
     peers = {int(r): {bytes.fromhex(k)} for r, k in job["peers"].items()}
-    session.join(
-        job["address"],
-        rank,
-        identity(job["key_file"], peers),
-        dealer=True,
-        timeout_s=float(job["timeout"]),
-    )
+    try:
+        session.join(
+            job["address"],
+            rank,
+            identity(job["key_file"], peers),
+            dealer=True,
+            timeout_s=float(job["timeout"]),
+        )
+    except session.PartyMissing as exc:
+        atomic_write_json(job_dir / RENDEZVOUS, {"missing": list(exc.missing)})
+        raise
+    # who came, for the service's word on the dealer (service.py, `_note_dealer`)
+    atomic_write_json(job_dir / RENDEZVOUS, {"missing": []})
     started = time.perf_counter()
     try:
         theirs = session.send_json(header if rank == 0 else None, 0)

@@ -103,7 +103,12 @@ class SessionRefused(Exception):
 
 class PartyMissing(Exception):
     """The other parties did not all join within the timeout: nobody came, not a failure of
-    whoever waited (a validator waiting for an oracle waits again)."""
+    whoever waited (a validator waiting for an oracle waits again). `missing`: the ranks that
+    did not (a custodian says the dealer does not come only when it alone was missing)."""
+
+    def __init__(self, message: str, missing: tuple[int, ...]):
+        super().__init__(message)
+        self.missing = missing
 
 
 @dataclass(frozen=True)
@@ -526,7 +531,9 @@ def _accept(
                     for link in done.values():
                         link.close()
                     missing = sorted(set(ranks) - set(done))
-                raise PartyMissing(f"parties {missing} did not join within the time allowed")
+                raise PartyMissing(
+                    f"parties {missing} did not join within the time allowed", tuple(missing)
+                )
             listener.settimeout(min(0.2, left))
             try:
                 conn, peer = listener.accept()
@@ -586,7 +593,7 @@ def _connect(
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
-            raise PartyMissing(f"party {peer} at {address} could not be reached in time")
+            raise PartyMissing(f"party {peer} at {address} could not be reached in time", (peer,))
         try:
             sock = socket.create_connection((host, port), timeout=min(HANDSHAKE_S, left))
         except OSError:

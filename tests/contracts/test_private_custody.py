@@ -739,3 +739,74 @@ def test_a_word_taken_back_leaves_the_bond_to_the_audit(
     tx = market.tree.finalize(task_id, {"from": architect})
     assert "BondForfeited" not in tx.events
     assert market.tree.getTask(task_id).dict()["bondState"] == 1  # held for the audit
+
+
+@pytest.mark.parametrize("said", [(0, 1), (1,), ()], ids=["both", "custodian 1 alone", "none"])
+def test_a_dealer_both_custodians_say_never_came_is_not_paid_for_the_nodes_it_left(
+    market, custody, sponsor, parties, architect, outsider, said
+):
+    """A dealer that never joins holds every node of its task pending (no session runs without
+    it) and was paid its third at settlement all the same. Both custodians' word that it does
+    not come now sends its third back to the sponsor when the task is left with nodes pending;
+    its stake is returned (custodian 0 relays the dealer to custodian 1, so a custodian 0 that
+    turned it away would make both say it: it may cost the dealer a fee it could not earn, not
+    its stake). One custodian's word alone changes nothing. Only the task's custodians say it,
+    it is taken back only once nothing waits, and nothing said after finalize counts."""
+    task_id = _ready(market, custody, sponsor, parties)
+    for stranger in (sponsor, parties[2], outsider):
+        with reverts("NotCustodian"):
+            custody.reportDealer(task_id, False, {"from": stranger})
+    market.propose(task_id, architect)  # never scored: no session without the dealer
+    for index in said:
+        tx = custody.reportDealer(task_id, False, {"from": parties[index]})
+        assert tx.events["DealerReported"][0]["came"] is False
+    assert custody.dealerAway(task_id) == sum(1 << i for i in said)
+    for index in said:
+        with reverts("NodesPending"):  # a dealer back for one session owes the nodes it left
+            custody.reportDealer(task_id, True, {"from": parties[index]})
+
+    task = market.tree.getTask(task_id).dict()
+    chain.sleep(task["deadline"] + DAY - chain.time() + 1)  # past FINALIZE_GRACE
+    chain.mine()
+    market.tree.finalize(task_id, {"from": outsider})
+    with reverts("TaskClosed"):
+        custody.reportDealer(task_id, False, {"from": parties[0]})
+    before = {p: custody.pendingWithdrawals(p) for p in (*parties, sponsor)}
+    tx = custody.settle(task_id, {"from": outsider})
+    gain = {p: custody.pendingWithdrawals(p) - before[p] for p in before}
+    third = FEE // 3
+    dealer_third = FEE - 2 * third
+    assert gain[parties[0]] == gain[parties[1]] == CUSTODY_STAKE + third
+    if said == (0, 1):
+        assert gain[parties[2]] == CUSTODY_STAKE  # its own stake back: nothing earned
+        assert gain[sponsor] == dealer_third
+        unserved = [e for e in tx.events["Credited"] if e["kind"] == 4]
+        assert [(e["account"], e["amount"]) for e in unserved] == [(sponsor, dealer_third)]
+    else:
+        assert gain[parties[2]] == CUSTODY_STAKE + dealer_third
+        assert gain[sponsor] == 0
+
+
+def test_a_dealer_that_came_back_and_served_every_node_is_paid(
+    market, custody, sponsor, parties, architect, outsider
+):
+    """Both custodians said the dealer did not come, then it came and every node was scored:
+    they take their word back, and the dealer is paid its third. A word left standing over a
+    task with no node pending costs the dealer nothing either (a custodian that crashed before
+    taking it back)."""
+    task_id = _ready(market, custody, sponsor, parties)
+    arch = market.propose(task_id, architect)
+    for index in (0, 1):
+        custody.reportDealer(task_id, False, {"from": parties[index]})
+        custody.commitShare(arch, cid(900 + index), {"from": parties[index]})
+    _attest(custody, parties, {arch: 5000})
+    custody.reportDealer(task_id, True, {"from": parties[0]})  # custodian 1 never takes it back
+    assert custody.dealerAway(task_id) == 0b10
+    task = market.tree.getTask(task_id).dict()
+    chain.sleep(task["deadline"] - chain.time() + 1)
+    chain.mine()
+    market.tree.finalize(task_id, {"from": outsider})
+    custody.handOver(task_id, cid(70), {"from": parties[0]})
+    before = custody.pendingWithdrawals(parties[2])
+    custody.handOver(task_id, cid(80), {"from": parties[1]})  # both delivered: settled
+    assert custody.pendingWithdrawals(parties[2]) - before == CUSTODY_STAKE + FEE - 2 * (FEE // 3)

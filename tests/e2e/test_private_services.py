@@ -115,12 +115,23 @@ def _accept(settings, task_id: int, keys) -> None:
 
 
 def _custodian(
-    settings, keys, index: int, peer: str, task_id: int, log: Path, failpoint="", fetch_timeout=60
+    settings, keys, index: int, peer: str, task_id: int, log: Path, failpoint="", **timeouts
 ):
+    """Custodian `index`'s service; `timeouts` (session, fetch, dealer: seconds) override the
+    defaults below."""
+    seconds = {"session": 30, "fetch": 60, "dealer": 600, **timeouts}
     return _start(
         settings, log, "serve", "--key-file", str(keys[f"c{index}"]), "--peer", peer,
-        "--task", str(task_id), "--session-timeout", "30", "--interval", "1",
-        "--fetch-timeout", str(fetch_timeout), account=CUSTODIANS[index], failpoint=failpoint,
+        "--task", str(task_id), "--interval", "1",
+        *(f"--{what}-timeout={value}" for what, value in seconds.items()),
+        account=CUSTODIANS[index], failpoint=failpoint,
+    )  # fmt: skip
+
+
+def _dealer(settings, keys, peer: str, log: Path) -> subprocess.Popen:
+    return _start(
+        settings, log, "dealer", "--key-file", str(keys["dealer"]),
+        "--peer", peer, "--session-timeout", "30", "--interval", "1", account=DEALER,
     )  # fmt: skip
 
 
@@ -131,30 +142,21 @@ def _services(
     folder: Path,
     failpoint: str = "",
     both: bool = False,
-    fetch_timeout: float = 60,
+    with_dealer: bool = True,
+    **timeouts: float,
 ) -> tuple[str, list[subprocess.Popen]]:
-    """The dealer and both custodians, logging to folder/{dealer,c0,c1}.log; and their peer
-    address. `failpoint` is custodian 1's (custodian/session.py), and custodian 0's too if
-    `both`."""
+    """The dealer (unless not `with_dealer`) and both custodians, logging to
+    folder/{dealer,c0,c1}.log; and their peer address. `failpoint` is custodian 1's
+    (custodian/session.py), and custodian 0's too if `both`; `timeouts` the custodians'."""
     peer = f"127.0.0.1:{free_port()}"
-    dealer = _start(
-        settings, folder / "dealer.log", "dealer", "--key-file", str(keys["dealer"]),
-        "--peer", peer, "--session-timeout", "30", "--interval", "1", account=DEALER,
-    )  # fmt: skip
     return peer, [
-        dealer,
+        *([_dealer(settings, keys, peer, folder / "dealer.log")] if with_dealer else []),
         _custodian(
-            settings,
-            keys,
-            0,
-            peer,
-            task_id,
-            folder / "c0.log",
-            failpoint if both else "",
-            fetch_timeout,
+            settings, keys, 0, peer, task_id, folder / "c0.log", failpoint if both else "",
+            **timeouts,
         ),
-        _custodian(settings, keys, 1, peer, task_id, folder / "c1.log", failpoint, fetch_timeout),
-    ]
+        _custodian(settings, keys, 1, peer, task_id, folder / "c1.log", failpoint, **timeouts),
+    ]  # fmt: skip
 
 
 def _propose(settings, task_id: int, tmp_path: Path) -> int:
@@ -562,7 +564,7 @@ def test_a_validation_share_the_sponsor_never_serves_is_said_on_chain_and_taken_
     store = EmbeddedStore(Path(settings.store))
     sealed = get_bytes(store, share1, rows.MAX_SEALED_ROWS_BYTES)
     remove(store, digest_from_cid(share1))  # never served
-    _, started = _services(settings, keys, task_id, tmp_path, fetch_timeout=2)
+    _, started = _services(settings, keys, task_id, tmp_path, fetch=2)
     with _running(started) as procs:
         arch = _propose(settings, task_id, tmp_path)
         _wait("custodian 1's word", lambda: custody.validation_unread(task_id) == 0b10, procs)
@@ -577,3 +579,33 @@ def test_a_validation_share_the_sponsor_never_serves_is_said_on_chain_and_taken_
         _wait("the word taken back", lambda: custody.validation_unread(task_id) == 0, procs)
     assert "the sponsor's validation share is read; said so" in (tmp_path / "c1.log").read_text()
     assert share1 in store.pins()  # kept: not serving it again stalls nothing
+
+
+def test_a_dealer_that_never_comes_is_said_on_chain_and_taken_back_once_it_served(
+    settings, deployed, files, tmp_path
+):
+    """The dealer accepted custody and never runs. No session happens without it, so every node
+    waits, and the dealer used to be paid its third at settlement all the same. Each custodian
+    now says on-chain, once every session with the other found no dealer for its dealer
+    timeout, that the dealer does not come (a task left with nodes pending while both say it
+    refunds the dealer's third: tests/contracts/test_private_custody.py); the dealer started,
+    the architecture is scored and both take the word back once no node waits."""
+    task_id, keys = _private_task(settings, files, tmp_path, "no dealer")
+    market = market_for(settings)
+    custody = Custody(market)
+    peer, started = _services(
+        settings, keys, task_id, tmp_path, with_dealer=False, session=8, dealer=2
+    )
+    with _running(started) as procs:
+        arch = _propose(settings, task_id, tmp_path)
+        _wait("both custodians' word", lambda: custody.dealer_away(task_id) == 0b11, procs)
+        assert market.node(arch).status == "pending"
+        for i in (0, 1):
+            log = (tmp_path / f"c{i}.log").read_text()
+            assert "said the dealer does not come to its sessions" in log, log
+            assert "rejected" not in log  # the dealer's absence blames no node
+        procs.append(_dealer(settings, keys, peer, tmp_path / "dealer.log"))
+        _wait("the architecture's score", lambda: market.node(arch).status == "scored", procs)
+        _wait("the word taken back", lambda: custody.dealer_away(task_id) == 0, procs)
+    for i in (0, 1):
+        assert "the dealer came back; said so" in (tmp_path / f"c{i}.log").read_text()
