@@ -8,7 +8,8 @@ computes the kubo-default CID itself while it uploads, and refuses a node that s
 bytes under another.
 
 Errors are classified once, here: only the node's own answer that a block was not found in
-time is `BlockMissing`; bytes that do not hash to their CID are `BlockCorrupted`; anything else
+time is `BlockMissing`; bytes that do not hash to their CID are `BlockCorrupted` (a block that
+does, over IPFS's size limit, is `TooLarge`: its publisher's); anything else
 going wrong (refused, reset, timed out on our side, cut mid-body, an error we do not know) is
 `StoreUnavailable`, because it says nothing about the file.
 """
@@ -43,6 +44,7 @@ from bountytree.storage.store import (
     BlockCorrupted,
     BlockMissing,
     StoreUnavailable,
+    TooLarge,
     check_readable,
     read_file,
     which_block,
@@ -54,6 +56,12 @@ CONNECT_TIMEOUT = 5.0
 # own "not found" comes first. A node that answers, but drips, is cut off at the same bound.
 GRACE = 10.0
 AHEAD = 8  # blocks requested at once while reading a file (memory: 8 × 256 KiB)
+# The most a node may answer for one block: bitswap's message limit, the largest block a peer
+# can have sent. A block over MAX_BLOCK that hashes to its CID is its publisher's doing (kubo
+# stores one with --allow-big-block and a peer's may pass it on): TooLarge, which the services
+# hold against the publisher, not BlockCorrupted, which blames nobody (a sponsor serving its
+# validation share as one such block stalled its task without the custodians' word).
+MAX_SENT_BLOCK = 4 * 1024 * 1024
 MAX_ANSWER = 64 * 1024 * 1024  # the JSON answers we read whole (pin lists)
 # What kubo (context deadline, offline lookups) and js-ipfs (its `timeout` argument) say when a
 # block could not be found in time.
@@ -233,16 +241,21 @@ class KuboStore:
             {"arg": name, "timeout": f"{self.timeout:g}s"},
             missing=which_block(cid, name),
         )
-        block = self._read(answer, MAX_BLOCK)
-        if len(block) > MAX_BLOCK:
+        block = self._read(answer, MAX_SENT_BLOCK)
+        if len(block) > MAX_SENT_BLOCK:
             raise BlockCorrupted(
                 f"{which_block(cid, name)} is corrupted: the IPFS node at {self.url} sent over "
-                f"{MAX_BLOCK} bytes for it, and no IPFS block is that large"
+                f"{MAX_SENT_BLOCK} bytes for it, and no peer can send a block that large"
             )
         if hashlib.sha256(block).digest() != digest:
             raise BlockCorrupted(
                 f"{which_block(cid, name)} is corrupted: the bytes the IPFS node at {self.url} sent "
                 "do not hash to its CID"
+            )
+        if len(block) > MAX_BLOCK:  # whole, and its CID's: its publisher made it so
+            raise TooLarge(
+                f"{which_block(cid, name)} is a block of {len(block)} bytes, over IPFS's "
+                f"{MAX_BLOCK}-byte limit"
             )
         return block
 

@@ -791,3 +791,28 @@ def test_chunks_are_full_whatever_the_reads(tmp_path):
     assert sizes == [C, C, 5]
     store = EmbeddedStore(tmp_path / "store")
     assert store.add(_Trickle(data)) == add_bytes(store, data)
+
+
+@pytest.mark.parametrize(
+    ("size", "hashes", "error"),
+    [
+        (3 * 1024 * 1024, True, TooLarge),  # whole and its CID's: its publisher made it
+        (3 * 1024 * 1024, False, BlockCorrupted),
+        (5 * 1024 * 1024, True, BlockCorrupted),  # more than any peer can send as one block
+    ],
+)
+def test_a_block_over_ipfs_s_limit_is_its_publishers_only_when_it_hashes_to_its_cid(
+    size, hashes, error
+):
+    """kubo stores a block over 2 MiB when told to (--allow-big-block), and a peer may pass it
+    on: a sponsor serving its validation share as one such block was read as store damage,
+    which blames nobody, and its task stalled without the custodians' word. A block that hashes
+    to its CID is now the publisher's (TooLarge: a node is rejected for it, a share said
+    unreadable); bytes that do not, or more than bitswap can carry, are still damage."""
+    block = random.Random(size).randbytes(size)
+    digest = hashlib.sha256(block if hashes else block[1:]).digest()
+    cid = cid_from_digest(digest)
+    with _fake_node(200, block) as url:
+        with pytest.raises(error) as raised:
+            get_bytes(KuboStore(url, timeout=5.0), cid, 10 * 1024 * 1024)
+    assert cid in str(raised.value)
