@@ -812,7 +812,6 @@ def test_a_block_over_ipfs_s_limit_is_its_publishers_only_when_it_hashes_to_its_
     block = random.Random(size).randbytes(size)
     digest = hashlib.sha256(block if hashes else block[1:]).digest()
     cid = cid_from_digest(digest)
-    with _fake_node(200, block) as url:
-        with pytest.raises(error) as raised:
-            get_bytes(KuboStore(url, timeout=5.0), cid, 10 * 1024 * 1024)
+    with _fake_node(200, block) as url, pytest.raises(error) as raised:
+        get_bytes(KuboStore(url, timeout=5.0), cid, 10 * 1024 * 1024)
     assert cid in str(raised.value)
