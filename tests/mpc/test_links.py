@@ -325,7 +325,10 @@ def test_the_dealer_answers_only_what_both_custodians_ask_for(tmp_path):
 
 
 def _listener(
-    keys: dict[int, bytes | None], deadline_s: float = 20, admit: links.Admit | None = None
+    keys: dict[int, bytes | None],
+    deadline_s: float = 20,
+    admit: links.Admit | None = None,
+    screen: links.Admit | None = None,
 ) -> tuple[str, dict]:
     """Party 0 of a two-party session accepting party 1's `keys[1]` (None: any key, admitted by
     its opening instead), listening in a thread; its links (or error) land in the returned
@@ -338,8 +341,9 @@ def _listener(
         me = links.Identity(keys[0], {1: {public_key(one)} if one else None})
         try:
             out["links"] = links.connect(
-                address, me, 0, 2, rendezvous_s=deadline_s, timeout_s=5, admit=admit
-            )
+                address, me, 0, 2, rendezvous_s=deadline_s, timeout_s=5, admit=admit,
+                screen=screen,
+            )  # fmt: skip
         except Exception as exc:
             out["error"] = exc
 
@@ -440,6 +444,50 @@ def test_empty_frames_that_say_more_follows_or_a_message_dripped_end_by_the_time
         b2.recv(64)
     assert time.monotonic() - started < 2.5
     for link in (a, b, a2, b2):
+        link.close()
+
+
+def test_refused_strangers_hold_a_bounded_number_of_threads(monkeypatch):
+    """A connection refused in its handshake (it does not speak the protocol) is closed
+    gracefully, its hello read first, which holds a thread for up to 2 s while the peer stays;
+    one refused at the screen (any signed stranger, at the validator) is told why. Strangers
+    doing either as fast as they can hold at most MAX_PENDING threads: the first kind stays
+    among the handshakes the busiest source gives way from, the second is closed as its verdict
+    goes out. The party still links."""
+    monkeypatch.setattr(links, "MAX_PENDING", 4)
+
+    def screen(key: bytes, opening: bytes) -> None:
+        if opening != b"a ticket":
+            raise links.SessionRefused("not an oracle")
+
+    address, out = _listener(
+        {0: new_private_key(), 1: None}, admit=lambda key, opening: None, screen=screen
+    )
+    host, port = address.rsplit(":", 1)
+
+    def serving() -> int:  # the listener's threads, one per connection
+        return sum(t.name.endswith("(serve)") for t in threading.enumerate())
+
+    strangers: list = []
+    peak = 0
+    for i in range(60):
+        if i % 2:  # refused at the screen, and staying
+            stranger = links.Identity(new_private_key(), {0: None})
+            link = links._connect(address, stranger, 1, 2, 0, time.monotonic() + 5, 5)
+            link.send(b"junk")
+            strangers.append(link)
+        else:  # refused in the handshake, and staying silent
+            sock = socket.create_connection((host, int(port)))
+            sock.sendall(b"GET / HTTP/1.1\r\n" + b"x" * 200)
+            strangers.append(sock)
+        time.sleep(0.01)
+        peak = max(peak, serving())
+    assert peak <= links.MAX_PENDING + 1, peak
+    me = links.Identity(new_private_key(), {0: None})
+    mine = links.connect(address, me, 1, 2, rendezvous_s=10, timeout_s=5, opening=b"a ticket")
+    out["thread"].join(10)
+    assert set(out["links"]) == {1}
+    for link in [*strangers, *out["links"].values(), *mine.values()]:
         link.close()
 
 
