@@ -34,8 +34,10 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
     mapping(uint256 taskId => uint256[2]) private _leaving;
     /// @dev bit i set: custodian i's last word is that it cannot read its validation share
     mapping(uint256 taskId => uint8) public validationUnread;
-    /// @dev bit i set: custodian i's last word is that the dealer does not come
-    mapping(uint256 taskId => uint8) public dealerAway;
+    /// @dev bit i set: custodian i's last word is that the node waits for the dealer
+    mapping(uint256 nodeId => uint8) public dealerWaitOf;
+    /// @dev pending nodes of the task with both bits set
+    mapping(uint256 taskId => uint256) public dealerWaiting;
 
     constructor(IBountyTree tree_) {
         tree = tree_;
@@ -221,16 +223,20 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
     }
 
     /// @inheritdoc IPrivateCustody
-    function reportDealer(uint256 taskId, bool came) external {
-        Custody storage c = _registered(taskId);
-        if (c.accepted != 7) revert CustodyNotReady(taskId);
+    function reportDealer(uint256 nodeId, bool waits) external {
+        IBountyTree.Node memory n = tree.getNode(nodeId);
+        if (n.author == address(0)) revert NodeNotInTask(nodeId);
+        Custody storage c = _registered(n.taskId);
+        if (c.accepted != 7) revert CustodyNotReady(n.taskId);
         uint8 index = _custodianIndex(c, msg.sender);
-        IBountyTree.Task memory t = tree.getTask(taskId);
-        if (t.finalized) revert TaskClosed(taskId);
-        uint8 away = dealerAway[taskId];
-        if (came && away >> index & 1 != 0 && t.pendingNodes != 0) revert NodesPending(taskId, t.pendingNodes);
-        dealerAway[taskId] = _word(away, index, !came);
-        emit DealerReported(taskId, index, came);
+        if (n.status != IBountyTree.NodeStatus.Pending) revert NodeNotPending(nodeId);
+        if (tree.getTask(n.taskId).finalized) revert TaskClosed(n.taskId);
+        uint8 before = dealerWaitOf[nodeId];
+        uint8 word = _word(before, index, waits);
+        dealerWaitOf[nodeId] = word;
+        if (word == 3 && before != 3) ++dealerWaiting[n.taskId];
+        else if (before == 3 && word != 3) --dealerWaiting[n.taskId];
+        emit DealerReported(n.taskId, nodeId, index, waits);
     }
 
     /// @inheritdoc IPrivateCustody
@@ -264,6 +270,8 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
             return;
         }
         _attestations[key] = mine;
+        if (dealerWaitOf[nodeId] == 3) --dealerWaiting[n.taskId]; // recorded: it waits no more
+        delete dealerWaitOf[nodeId];
         if (bothReject) value = uint16((theirs - 1) & 0xFFFF);
         if (kind == 0) {
             IBountyTree.Score[] memory scores = new IBountyTree.Score[](1);
@@ -337,9 +345,9 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
 
     /// @dev Credits everyone once. Custody served (all three accepted): each party its stake and
     ///      a third of the fee (the dealer takes the rounding), except a custodian that did not
-    ///      deliver, whose stake and third go to the sponsor, and a dealer both custodians said
-    ///      never came while the task was left with nodes pending, whose third goes back to the
-    ///      sponsor ({reportDealer}). Custody never started: the fee back to the sponsor, each
+    ///      deliver, whose stake and third go to the sponsor, and a dealer that left a node
+    ///      both custodians say waits for it, whose third goes back to the sponsor
+    ///      ({reportDealer}). Custody never started: the fee back to the sponsor, each
     ///      stake back to whoever staked it.
     function _settle(uint256 taskId, Custody storage c, IBountyTree.Task memory t) private {
         c.settled = true;
@@ -357,7 +365,7 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
                 uint256 share = i == PARTIES - 1 ? fee - 2 * third : third;
                 if (i < 2 && c.delivered & (1 << i) == 0) {
                     _credit(taskId, t.sponsor, stake + share, CreditKind.Forfeit);
-                } else if (i == 2 && dealerAway[taskId] == 3 && t.pendingNodes != 0) {
+                } else if (i == 2 && dealerWaiting[taskId] != 0) {
                     _credit(taskId, parties[i], stake, CreditKind.Stake);
                     _credit(taskId, t.sponsor, share, CreditKind.Unserved);
                 } else {

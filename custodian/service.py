@@ -136,12 +136,11 @@ class Custodian:
         self.fetch_timeout = fetch_timeout
         self.dealer_timeout = dealer_timeout
         # ("node", id) or ("validation", task) -> when its file was first missing; ("dealer",
-        # task) -> when a session with the other custodian first found no dealer
+        # task) -> the first of the sessions since that all found the dealer alone missing
         self._missing: dict[tuple[str, int], float] = {}
         # tasks whose validation share is pinned
         self._validation_pinned: set[int] = set()
         self._validation_read: set[int] = set()  # tasks whose share this process has read
-        self._dealer_came: set[int] = set()  # tasks whose last session here had the dealer
         # task -> (pending nodes, submissions) this custodian last agreed to finalize leaving
         self._agreed: dict[int, tuple[int, int]] = {}
         self.only = tasks
@@ -187,7 +186,7 @@ class Custodian:
         validation = self.custody.validation_shares(view.task_id)
         if validation is None:
             return  # the sponsor has not shared its validation rows yet
-        self._take_back_words(view.task_id, index)
+        self._take_back_word(view.task_id, index)
         nodes = self.market.nodes(view.task_id)
         for node in sorted(
             (n for n in nodes.values() if n.status == "pending"), key=lambda n: n.id
@@ -462,7 +461,7 @@ class Custodian:
         said burns the sponsor's bond, as a public task whose validator never ran does. Before,
         a sponsor that shared CIDs and never served the files had every node wait and its bond
         back. A share read after such a word takes it back once the nodes it held are done
-        (`_take_back_words`)."""
+        (`_take_back_word`)."""
         try:
             share = self._rows(cid, index, "the validation rows", context, shape)
         except (StoreUnavailable, BlockCorrupted):
@@ -495,47 +494,44 @@ class Custodian:
         first = self._missing.setdefault(key, time.monotonic())
         return time.monotonic() - first < timeout
 
-    def _note_dealer(self, task_id: int, index: int, missing: list[int] | None) -> None:
+    def _note_dealer(
+        self, task_id: int, node_id: int, index: int, missing: list[int] | None
+    ) -> None:
         """What a session's rendezvous says of the dealer (`missing`: the ranks that did not
-        come; None if the session never got as far). A dealer missing alone from every session
-        for the dealer timeout is said on-chain not to come: while both custodians say so, a
-        task left with nodes pending refunds its fee third to the sponsor. Before, a dealer that
-        never joined held every node pending and was paid at settlement. A session the other
-        custodian missed too says nothing of the dealer."""
+        come; None if the session never got as far). Once every session for the dealer timeout
+        found the dealer alone missing, the node of the last one is said on-chain to wait for
+        it; a session for a node that the dealer came to takes that back. A task finalized
+        leaving a node both custodians say waits refunds the dealer's fee third to the sponsor:
+        before, a dealer that never joined held every node pending and was paid at settlement.
+        Any other outcome (everyone came, the other custodian missing too, a session that
+        failed before its rendezvous) starts the clock again, so an outage of the other
+        custodian or of this one is never the dealer's."""
         key = ("dealer", task_id)
-        if missing == []:
-            self._missing.pop(key, None)
-            self._dealer_came.add(task_id)
-            return
         if missing != [session.DEALER]:
+            self._missing.pop(key, None)
+            if missing == [] and self.custody.dealer_wait(node_id) >> index & 1:
+                self.custody.report_dealer(node_id, waits=False)
+                self.log(f"node {node_id}: the dealer came to its session; said so")
             return
-        self._dealer_came.discard(task_id)
         if self._still_waiting(key, self.dealer_timeout):
             return
-        if not self.custody.dealer_away(task_id) >> index & 1:
-            self.custody.report_dealer(task_id, came=False)
-            self.log(f"task {task_id}: said the dealer does not come to its sessions")
+        if not self.custody.dealer_wait(node_id) >> index & 1:
+            self.custody.report_dealer(node_id, waits=True)
+            self.log(f"node {node_id}: said it waits for the dealer, who does not come")
 
-    def _take_back_words(self, task_id: int, index: int) -> None:
-        """Takes back this custodian's words (that it cannot read its validation share; that
-        the dealer does not come) once what they said is over and no node of the task waits: a
-        sponsor that served its share, or a dealer that came back, at the last moment would
-        otherwise finalize (or be paid) between the word and the sessions its nodes still
-        needed (attacker review of the word; the contracts refuse it earlier, NodesPending)."""
-        validation = task_id in self._validation_read and bool(
-            self.custody.validation_unread(task_id) >> index & 1
-        )
-        dealer = task_id in self._dealer_came and bool(
-            self.custody.dealer_away(task_id) >> index & 1
-        )
-        if not (validation or dealer) or self.market.task(task_id, with_info=False).pending_nodes:
+    def _take_back_word(self, task_id: int, index: int) -> None:
+        """Takes back this custodian's word that it cannot read its validation share, once it
+        read it and no node of the task waits: a sponsor that served it at the last moment
+        would otherwise finalize between the word and the sessions its nodes still needed
+        (attacker review of the word; the contract refuses it earlier, NodesPending)."""
+        if task_id not in self._validation_read:
             return
-        if validation:
-            self.custody.report_validation(task_id, readable=True)
-            self.log(f"task {task_id}: the sponsor's validation share is read; said so")
-        if dealer:
-            self.custody.report_dealer(task_id, came=True)
-            self.log(f"task {task_id}: the dealer came back; said so")
+        if not self.custody.validation_unread(task_id) >> index & 1:
+            return
+        if self.market.task(task_id, with_info=False).pending_nodes:
+            return
+        self.custody.report_validation(task_id, readable=True)
+        self.log(f"task {task_id}: the sponsor's validation share is read; said so")
 
     def _attest(self, node: NodeView, kind: int, value: int, what: str) -> None:
         index = self.custody.require(node.task_id).party_of(self.me)
@@ -585,7 +581,10 @@ class Custodian:
                     f"node {job.node_id}: the {job.kind} session ran over {self.session_budget:.0f} s"
                 )
                 return None
-            self._note_dealer(job.task_id, index, _missing_parties(folder))
+            try:
+                self._note_dealer(job.task_id, job.node_id, index, _missing_parties(folder))
+            except UserError as exc:  # the chain: said next time, the session's result kept
+                self.log(f"node {job.node_id}: the word on the dealer is not said ({exc})")
             # a result written is the session's, even if leaving it failed afterwards
             if not (folder / "result.json").exists():
                 tail = status.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]

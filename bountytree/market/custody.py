@@ -412,19 +412,23 @@ class Custody:
         """Bit i set: custodian i's last word is that it cannot read its validation share."""
         return int(self.contract.functions.validationUnread(task_id).call())
 
-    def report_dealer(self, task_id: int, *, came: bool) -> Sent:
-        """A custodian says whether the dealer comes to its sessions (PrivateCustody.reportDealer:
-        while both say it does not, a task left with nodes pending refunds the dealer's fee third
-        to the sponsor)."""
-        said = "comes" if came else "does not come"
+    def report_dealer(self, node_id: int, *, waits: bool) -> Sent:
+        """A custodian says whether a pending node waits for the dealer (PrivateCustody.
+        reportDealer: a task finalized leaving a node both say waits refunds the dealer's fee
+        third to the sponsor)."""
+        said = "waits" if waits else "no longer waits"
         return self.market.chain.send(
-            self.contract.functions.reportDealer(task_id, came),
-            action=f"say the dealer of task {task_id} {said}",
+            self.contract.functions.reportDealer(node_id, waits),
+            action=f"say node {node_id} {said} for the dealer",
         )
 
-    def dealer_away(self, task_id: int) -> int:
-        """Bit i set: custodian i's last word is that the dealer does not come."""
-        return int(self.contract.functions.dealerAway(task_id).call())
+    def dealer_wait(self, node_id: int) -> int:
+        """Bit i set: custodian i's last word is that the node waits for the dealer."""
+        return int(self.contract.functions.dealerWaitOf(node_id).call())
+
+    def dealer_waiting(self, task_id: int) -> int:
+        """The task's pending nodes both custodians say wait for the dealer."""
+        return int(self.contract.functions.dealerWaiting(task_id).call())
 
     def attest(self, node_id: int, kind: int, value: int) -> Sent:
         """A custodian attests a node's outcome (SCORE with the Ladder's record, or REJECT with

@@ -66,6 +66,7 @@ HANDSHAKE_S = 10.0  # a connection that has not confirmed by then is dropped
 MAX_PENDING = 32  # handshakes a listener runs at once; beyond, the busiest source's oldest goes
 MAX_WAITING_PER_SOURCE = 4  # linked connections of one address waiting for their admission
 BUSY = "too many connections waiting"  # a refusal that says: come again
+DEALER_LINKED = b"dealer linked"  # party 1 to party 0, once the dealer linked to it too
 
 
 class LinkError(Exception):
@@ -644,6 +645,12 @@ def connect(
         if world == 3:  # party 1 says where the dealer finds it; party 0 passes it on
             said = links[1].recv(64).decode(errors="replace")
             links[2].send(json.dumps([links[1].sock.getpeername()[0], said]).encode())
+            # and whether it came there: a dealer that links to party 0 alone is missing for
+            # both (a custodian says the dealer does not come only when both found it missing)
+            if links[1].recv(64) != DEALER_LINKED:
+                for link in links.values():
+                    link.close()
+                raise PartyMissing("party 2 did not link to party 1", (2,))
         return links
     while True:
         links = {0: _connect(address, me, rank, world, 0, deadline, timeout_s)}
@@ -666,7 +673,14 @@ def connect(
         local = links[0].sock.getsockname()[0]
         with socket.create_server((local, 0)) as listener:
             links[0].send(str(listener.getsockname()[1]).encode())
-            links.update(_accept(listener, me, 1, world, [2], deadline, timeout_s))
+            try:
+                links.update(_accept(listener, me, 1, world, [2], deadline, timeout_s))
+            except PartyMissing:
+                with contextlib.suppress(LinkError):
+                    links[0].send(b"dealer missing")
+                links[0].close()
+                raise
+            links[0].send(DEALER_LINKED)
     elif world == 3 and rank == 2:
         try:
             host, port = json.loads(links[0].recv(256))

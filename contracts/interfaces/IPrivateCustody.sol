@@ -61,8 +61,8 @@ interface IPrivateCustody {
         Stake, // a stake returned
         Forfeit, // a stake and a fee third, to the sponsor: a custodian did not deliver
         Refund, // the fee back to the sponsor: custody never started
-        Unserved // the dealer's fee third back to the sponsor: both custodians said it never came
-            // while nodes waited ({reportDealer})
+        Unserved // the dealer's fee third back to the sponsor: the task was finalized leaving a
+            // node both custodians said waits for the dealer ({reportDealer})
     }
 
     // ─────────────────────────────── events ──────────────────────────────
@@ -106,8 +106,8 @@ interface IPrivateCustody {
     /// @notice Custodian `index` says whether it can read its share of the validation rows
     ///         ({reportValidation}).
     event ValidationReported(uint256 indexed taskId, uint8 index, bool readable);
-    /// @notice Custodian `index` says whether the dealer comes to its sessions ({reportDealer}).
-    event DealerReported(uint256 indexed taskId, uint8 index, bool came);
+    /// @notice Custodian `index` says whether node `nodeId` waits for the dealer ({reportDealer}).
+    event DealerReported(uint256 indexed taskId, uint256 indexed nodeId, uint8 index, bool waits);
     event Credited(uint256 indexed taskId, address indexed account, uint256 amount, uint8 kind);
     event Withdrawn(address indexed account, uint256 amount);
 
@@ -156,8 +156,6 @@ interface IPrivateCustody {
     error BadAttestation(uint8 kind, uint16 value);
     error AlreadyShared(uint256 taskId);
     error NotShared(uint256 taskId);
-    /// @notice A word taken back while nodes of the task are pending ({reportDealer}).
-    error NodesPending(uint256 taskId, uint256 pending);
     /// @notice The task took a submission since the custodian decided to finalize leaving nodes.
     error SubmissionsChanged(uint256 taskId, uint256 submissions, uint256 seen);
     error TransferFailed();
@@ -271,24 +269,30 @@ interface IPrivateCustody {
     /// @notice Bit i set: custodian i's last word is that it cannot read its validation share.
     function validationUnread(uint256 taskId) external view returns (uint8);
 
-    /// @notice A custodian says whether the dealer comes to its sessions: `came` false once,
+    /// @notice A custodian says whether a pending node waits for the dealer: `waits` true once,
     ///         for its dealer timeout, every session it held with the other custodian found no
-    ///         dealer (custodian 0 sees the dealer arrive itself; custodian 1 waits for it after
-    ///         linking with custodian 0); true once a session had it again and no node waits.
-    ///         While both custodians' last word is false, a task finalized with nodes pending
-    ///         refunds the dealer's fee third to the sponsor at settlement (the dealer's stake is
-    ///         returned: a custodian 0 that turns the dealer away can cost it a fee it could not
-    ///         earn, never its stake). One custodian's word alone changes nothing: custodian 0
-    ///         relays the dealer to custodian 1, so only both together say it of an honest
-    ///         custodian 0. The word is taken back only when no node of the task is pending
-    ///         ({NodesPending}): a dealer that came back for one session before finalize would
-    ///         otherwise be paid for the nodes it left waiting.
-    /// @param taskId A task whose custody is ready ({CustodyNotReady}), not finalized
-    ///        ({TaskClosed}).
-    function reportDealer(uint256 taskId, bool came) external;
+    ///         dealer, the last of them for this node (custodian 0 sees the dealer arrive itself;
+    ///         custodian 1 waits for it once linked with custodian 0, and tells custodian 0
+    ///         whether it came); false once a session for this node had the dealer. A node both
+    ///         custodians' last word says waits is counted in {dealerWaiting} until it is
+    ///         recorded; a task finalized while the count is not zero sends the dealer's fee third
+    ///         back to the sponsor at settlement, and returns the dealer's stake. The word is per
+    ///         node, and taken back only by a session for that node that the dealer came to: a
+    ///         dealer back for one session before finalize is not paid for the nodes it left
+    ///         waiting, and one that was away once is not unpaid for nodes that wait for anything
+    ///         else (a node given up on, a task that never runs out of pending nodes). One
+    ///         custodian's word alone changes nothing; the stake is never taken: a custodian that
+    ///         keeps the dealer out can make both say it, costing the dealer a fee it could not
+    ///         earn, and gains nothing itself.
+    /// @param nodeId A pending node ({NodeNotPending}) of a task whose custody is ready
+    ///        ({CustodyNotReady}), not finalized ({TaskClosed}).
+    function reportDealer(uint256 nodeId, bool waits) external;
 
-    /// @notice Bit i set: custodian i's last word is that the dealer does not come.
-    function dealerAway(uint256 taskId) external view returns (uint8);
+    /// @notice The task's pending nodes both custodians say wait for the dealer.
+    function dealerWaiting(uint256 taskId) external view returns (uint256);
+
+    /// @notice Bit i set: custodian i's last word is that the node waits for the dealer.
+    function dealerWaitOf(uint256 nodeId) external view returns (uint8);
 
     /// @notice Pays out everything credited to the caller.
     function withdraw() external;

@@ -742,35 +742,35 @@ def test_a_word_taken_back_leaves_the_bond_to_the_audit(
 
 
 @pytest.mark.parametrize("said", [(0, 1), (1,), ()], ids=["both", "custodian 1 alone", "none"])
-def test_a_dealer_both_custodians_say_never_came_is_not_paid_for_the_nodes_it_left(
+def test_a_node_both_custodians_say_waits_for_the_dealer_costs_the_dealer_its_third(
     market, custody, sponsor, parties, architect, outsider, said
 ):
     """A dealer that never joins holds every node of its task pending (no session runs without
-    it) and was paid its third at settlement all the same. Both custodians' word that it does
-    not come now sends its third back to the sponsor when the task is left with nodes pending;
-    its stake is returned (custodian 0 relays the dealer to custodian 1, so a custodian 0 that
-    turned it away would make both say it: it may cost the dealer a fee it could not earn, not
-    its stake). One custodian's word alone changes nothing. Only the task's custodians say it,
-    it is taken back only once nothing waits, and nothing said after finalize counts."""
+    it) and was paid its third at settlement all the same. A task finalized leaving a node both
+    custodians say waits for the dealer now sends its third back to the sponsor; its stake is
+    returned (a custodian that keeps the dealer out can make both say it: it may cost the dealer
+    a fee it could not earn, not its stake). One custodian's word alone changes nothing. Only
+    the task's custodians say it, of a pending node, and nothing said after finalize counts."""
     task_id = _ready(market, custody, sponsor, parties)
+    arch = market.propose(task_id, architect)  # never scored: no session without the dealer
     for stranger in (sponsor, parties[2], outsider):
         with reverts("NotCustodian"):
-            custody.reportDealer(task_id, False, {"from": stranger})
-    market.propose(task_id, architect)  # never scored: no session without the dealer
+            custody.reportDealer(arch, True, {"from": stranger})
+    with reverts("NodeNotInTask"):
+        custody.reportDealer(arch + 99, True, {"from": parties[0]})
     for index in said:
-        tx = custody.reportDealer(task_id, False, {"from": parties[index]})
-        assert tx.events["DealerReported"][0]["came"] is False
-    assert custody.dealerAway(task_id) == sum(1 << i for i in said)
-    for index in said:
-        with reverts("NodesPending"):  # a dealer back for one session owes the nodes it left
-            custody.reportDealer(task_id, True, {"from": parties[index]})
+        tx = custody.reportDealer(arch, True, {"from": parties[index]})
+        assert tx.events["DealerReported"][0]["waits"] is True
+        custody.reportDealer(arch, True, {"from": parties[index]})  # said again: counted once
+    assert custody.dealerWaitOf(arch) == sum(1 << i for i in said)
+    assert custody.dealerWaiting(task_id) == (said == (0, 1))
 
     task = market.tree.getTask(task_id).dict()
     chain.sleep(task["deadline"] + DAY - chain.time() + 1)  # past FINALIZE_GRACE
     chain.mine()
     market.tree.finalize(task_id, {"from": outsider})
     with reverts("TaskClosed"):
-        custody.reportDealer(task_id, False, {"from": parties[0]})
+        custody.reportDealer(arch, False, {"from": parties[0]})
     before = {p: custody.pendingWithdrawals(p) for p in (*parties, sponsor)}
     tx = custody.settle(task_id, {"from": outsider})
     gain = {p: custody.pendingWithdrawals(p) - before[p] for p in before}
@@ -785,25 +785,35 @@ def test_a_dealer_both_custodians_say_never_came_is_not_paid_for_the_nodes_it_le
     else:
         assert gain[parties[2]] == CUSTODY_STAKE + dealer_third
         assert gain[sponsor] == 0
+    assert custody.balance() >= sum(custody.pendingWithdrawals(p) for p in (*parties, sponsor))
 
 
-def test_a_dealer_that_came_back_and_served_every_node_is_paid(
+def test_a_word_on_the_dealer_is_per_node_and_ends_when_the_node_is_recorded(
     market, custody, sponsor, parties, architect, outsider
 ):
-    """Both custodians said the dealer did not come, then it came and every node was scored:
-    they take their word back, and the dealer is paid its third. A word left standing over a
-    task with no node pending costs the dealer nothing either (a custodian that crashed before
-    taking it back)."""
+    """A dealer that was away once, both custodians saying so of the node then waiting, and that
+    came back for every session after: the node is recorded (or a custodian takes its word back
+    when the dealer comes to its session), the count falls to zero, and a node left pending at
+    finalize for another reason (a node the custodians gave up on) costs the dealer nothing.
+    Before, the word was per task and stayed while any node was pending."""
     task_id = _ready(market, custody, sponsor, parties)
     arch = market.propose(task_id, architect)
+    other = market.propose(task_id, outsider)
     for index in (0, 1):
-        custody.reportDealer(task_id, False, {"from": parties[index]})
+        custody.reportDealer(arch, True, {"from": parties[index]})
+        custody.reportDealer(other, True, {"from": parties[index]})
         custody.commitShare(arch, cid(900 + index), {"from": parties[index]})
-    _attest(custody, parties, {arch: 5000})
-    custody.reportDealer(task_id, True, {"from": parties[0]})  # custodian 1 never takes it back
-    assert custody.dealerAway(task_id) == 0b10
+    assert custody.dealerWaiting(task_id) == 2
+    _attest(custody, parties, {arch: 5000})  # the dealer came back: recorded, waits no more
+    assert custody.dealerWaitOf(arch) == 0 and custody.dealerWaiting(task_id) == 1
+    custody.reportDealer(other, False, {"from": parties[1]})  # the dealer came to its session
+    assert custody.dealerWaiting(task_id) == 0
+    custody.reportDealer(other, False, {"from": parties[1]})  # said again: nothing changes
+    assert custody.dealerWaiting(task_id) == 0 and custody.dealerWaitOf(other) == 0b01
+    with reverts("NodeNotPending"):
+        custody.reportDealer(arch, True, {"from": parties[0]})
     task = market.tree.getTask(task_id).dict()
-    chain.sleep(task["deadline"] - chain.time() + 1)
+    chain.sleep(task["deadline"] + DAY - chain.time() + 1)  # `other` left pending
     chain.mine()
     market.tree.finalize(task_id, {"from": outsider})
     custody.handOver(task_id, cid(70), {"from": parties[0]})

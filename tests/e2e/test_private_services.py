@@ -581,15 +581,15 @@ def test_a_validation_share_the_sponsor_never_serves_is_said_on_chain_and_taken_
     assert share1 in store.pins()  # kept: not serving it again stalls nothing
 
 
-def test_a_dealer_that_never_comes_is_said_on_chain_and_taken_back_once_it_served(
+def test_a_node_waiting_for_a_dealer_that_never_comes_is_said_on_chain_until_it_comes(
     settings, deployed, files, tmp_path
 ):
     """The dealer accepted custody and never runs. No session happens without it, so every node
     waits, and the dealer used to be paid its third at settlement all the same. Each custodian
-    now says on-chain, once every session with the other found no dealer for its dealer
-    timeout, that the dealer does not come (a task left with nodes pending while both say it
+    now says on-chain, once every session with the other found the dealer alone missing for its
+    dealer timeout, that the node waits for the dealer (a task finalized leaving such a node
     refunds the dealer's third: tests/contracts/test_private_custody.py); the dealer started,
-    the architecture is scored and both take the word back once no node waits."""
+    each takes it back at the node's next session, and the architecture is scored."""
     task_id, keys = _private_task(settings, files, tmp_path, "no dealer")
     market = market_for(settings)
     custody = Custody(market)
@@ -598,14 +598,17 @@ def test_a_dealer_that_never_comes_is_said_on_chain_and_taken_back_once_it_serve
     )
     with _running(started) as procs:
         arch = _propose(settings, task_id, tmp_path)
-        _wait("both custodians' word", lambda: custody.dealer_away(task_id) == 0b11, procs)
-        assert market.node(arch).status == "pending"
+        _wait("both custodians' word", lambda: custody.dealer_waiting(task_id) == 1, procs)
+        assert custody.dealer_wait(arch) == 0b11 and market.node(arch).status == "pending"
         for i in (0, 1):
             log = (tmp_path / f"c{i}.log").read_text()
-            assert "said the dealer does not come to its sessions" in log, log
+            assert f"node {arch}: said it waits for the dealer, who does not come" in log, log
             assert "rejected" not in log  # the dealer's absence blames no node
         procs.append(_dealer(settings, keys, peer, tmp_path / "dealer.log"))
         _wait("the architecture's score", lambda: market.node(arch).status == "scored", procs)
-        _wait("the word taken back", lambda: custody.dealer_away(task_id) == 0, procs)
+    assert custody.dealer_wait(arch) == 0 and custody.dealer_waiting(task_id) == 0
     for i in (0, 1):
-        assert "the dealer came back; said so" in (tmp_path / f"c{i}.log").read_text()
+        assert (
+            f"node {arch}: the dealer came to its session; said so"
+            in (tmp_path / f"c{i}.log").read_text()
+        )

@@ -644,3 +644,35 @@ def test_strangers_queueing_openings_from_one_address_keep_no_party_out():
     assert out["links"][1].peer_key == links.Identity(me.private_key).public_key
     for link in [*out["links"].values(), *mine.values()]:
         link.close()
+
+
+def test_a_dealer_that_links_to_custodian_0_alone_is_missing_for_both():
+    """The dealer links to party 0 and never to party 1. Party 0 used to find its rendezvous
+    whole and fail later, saying nothing of the dealer, so only party 1 ever said it was
+    missing (and a custodian's word on the dealer needs both). Party 1 now tells party 0
+    whether the dealer came to it; both end with the dealer missing, and only the dealer."""
+    address = f"127.0.0.1:{free_port()}"
+    keys = [new_private_key() for _ in range(3)]
+    identities = _identities(keys)
+    outcome: dict[int, BaseException | None] = {}
+
+    def party(rank: int) -> None:
+        try:
+            made = links.connect(address, identities[rank], rank, 3, rendezvous_s=4, timeout_s=8)
+            outcome[rank] = None
+            for link in made.values():
+                link.close()
+        except Exception as exc:
+            outcome[rank] = exc
+
+    threads = [threading.Thread(target=party, args=(r,), daemon=True) for r in (0, 1)]
+    for t in threads:
+        t.start()
+    dealer = links._connect(address, identities[2], 2, 3, 0, time.monotonic() + 4, 8)
+    assert dealer.recv(256)  # where party 1 is: it never goes there
+    for t in threads:
+        t.join(20)
+    dealer.close()
+    for rank in (0, 1):
+        assert isinstance(outcome[rank], links.PartyMissing), outcome
+        assert outcome[rank].missing == (2,)
