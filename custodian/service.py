@@ -495,29 +495,35 @@ class Custodian:
         return time.monotonic() - first < timeout
 
     def _note_dealer(
-        self, task_id: int, node_id: int, index: int, missing: list[int] | None
+        self, job: Job, index: int, ended_well: bool, missing: list[int] | None
     ) -> None:
-        """What a session's rendezvous says of the dealer (`missing`: the ranks that did not
-        come; None if the session never got as far). Once every session for the dealer timeout
-        found the dealer alone missing, the node of the last one is said on-chain to wait for
-        it; a session for a node that the dealer came to takes that back. A task finalized
-        leaving a node both custodians say waits refunds the dealer's fee third to the sponsor:
-        before, a dealer that never joined held every node pending and was paid at settlement.
-        Any other outcome (everyone came, the other custodian missing too, a session that
-        failed before its rendezvous) starts the clock again, so an outage of the other
-        custodian or of this one is never the dealer's."""
-        key = ("dealer", task_id)
+        """What a session says of the dealer. One that ended well had it: the clock starts
+        again, and a word that its node waits for the dealer is taken back. One whose
+        rendezvous found the dealer alone missing (`missing`, from rendezvous.json) counts: once
+        such sessions have run for the dealer timeout with none ending well between them, the
+        node of the last one is said on-chain to wait for the dealer, and a task finalized
+        leaving a node both custodians say waits refunds the dealer's fee third to the sponsor
+        (before, a dealer that never joined held every node pending and was paid at
+        settlement). A rendezvous the other custodian missed starts the clock again (its outage
+        is not the dealer's); a session that failed otherwise, before or after its rendezvous,
+        says nothing either way (a dealer that joins and leaves does not reset the clock)."""
+        key = ("dealer", job.task_id)
+        if ended_well:
+            self._missing.pop(key, None)
+            if self.custody.dealer_wait(job.node_id) >> index & 1:
+                self.custody.report_dealer(job.node_id, waits=False)
+                self.log(f"node {job.node_id}: the dealer served its session; said so")
+            return
+        if missing is None:
+            return
         if missing != [session.DEALER]:
             self._missing.pop(key, None)
-            if missing == [] and self.custody.dealer_wait(node_id) >> index & 1:
-                self.custody.report_dealer(node_id, waits=False)
-                self.log(f"node {node_id}: the dealer came to its session; said so")
             return
         if self._still_waiting(key, self.dealer_timeout):
             return
-        if not self.custody.dealer_wait(node_id) >> index & 1:
-            self.custody.report_dealer(node_id, waits=True)
-            self.log(f"node {node_id}: said it waits for the dealer, who does not come")
+        if not self.custody.dealer_wait(job.node_id) >> index & 1:
+            self.custody.report_dealer(job.node_id, waits=True)
+            self.log(f"node {job.node_id}: said it waits for the dealer, who does not come")
 
     def _take_back_word(self, task_id: int, index: int) -> None:
         """Takes back this custodian's word that it cannot read its validation share, once it
@@ -581,16 +587,17 @@ class Custodian:
                     f"node {job.node_id}: the {job.kind} session ran over {self.session_budget:.0f} s"
                 )
                 return None
-            try:
-                self._note_dealer(job.task_id, job.node_id, index, _missing_parties(folder))
-            except UserError as exc:  # the chain: said next time, the session's result kept
-                self.log(f"node {job.node_id}: the word on the dealer is not said ({exc})")
             # a result written is the session's, even if leaving it failed afterwards
-            if not (folder / "result.json").exists():
+            result: dict | None = None
+            if (folder / "result.json").exists():
+                result = json.loads((folder / "result.json").read_text())
+            else:
                 tail = status.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
                 self.log(f"node {job.node_id}: no {job.kind} session this round ({tail[0][:300]})")
-                return None
-            result: dict = json.loads((folder / "result.json").read_text())
+            try:
+                self._note_dealer(job, index, result is not None, _missing_parties(folder))
+            except Exception as exc:  # the chain: said next round; the session's result is kept
+                self.log(f"node {job.node_id}: the word on the dealer is not said ({exc})")
             return result
 
     # ── hand-over ──
@@ -608,8 +615,8 @@ class Custodian:
 
 
 def _missing_parties(folder: Path) -> list[int] | None:
-    """The ranks a session's rendezvous found missing ([] if all came), or None if the session
-    process never got that far."""
+    """The ranks a session's rendezvous found missing, or None if it found none missing or the
+    session process never got that far."""
     try:
         missing = json.loads((folder / session.RENDEZVOUS).read_text())["missing"]
     except (OSError, ValueError, KeyError, TypeError):

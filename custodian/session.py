@@ -35,9 +35,7 @@ from .holdings import Holdings
 TRAIN, SCORE = "train", "score"
 SESSION_BUDGET = 1800.0  # what one session may take, start to end, before it is stopped
 DEALER = session.DEALER_RANK
-RENDEZVOUS = (
-    "rendezvous.json"  # written once the session's parties met, or did not: who was missing
-)
+RENDEZVOUS = "rendezvous.json"  # written when the parties did not all come: who did not
 # Fault injection for the recovery drills: "custodian-kept:RANK" ends custodian RANK's session
 # process abruptly right after it kept its trained share tentatively, before it said so;
 # "custodian-trained:RANK" ends custodian RANK's service right after a training session ended
@@ -69,11 +67,9 @@ def run(job_dir: Path) -> int:
             dealer=True,
             timeout_s=float(job["timeout"]),
         )
-    except session.PartyMissing as exc:
+    except session.PartyMissing as exc:  # who did not come: the service's word on the dealer
         atomic_write_json(job_dir / RENDEZVOUS, {"missing": list(exc.missing)})
         raise
-    # who came, for the service's word on the dealer (service.py, `_note_dealer`)
-    atomic_write_json(job_dir / RENDEZVOUS, {"missing": []})
     started = time.perf_counter()
     try:
         theirs = session.send_json(header if rank == 0 else None, 0)

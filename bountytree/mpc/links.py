@@ -644,7 +644,14 @@ def connect(
             )
         if world == 3:  # party 1 says where the dealer finds it; party 0 passes it on
             said = links[1].recv(64).decode(errors="replace")
-            links[2].send(json.dumps([links[1].sock.getpeername()[0], said]).encode())
+            try:
+                links[2].send(json.dumps([links[1].sock.getpeername()[0], said]).encode())
+            except LinkError:  # it linked and left (reset): missing, as if it never came
+                for link in links.values():
+                    link.close()
+                raise PartyMissing(
+                    "party 2 left before it was told where party 1 is", (2,)
+                ) from None
             # and whether it came there: a dealer that links to party 0 alone is missing for
             # both (a custodian says the dealer does not come only when both found it missing)
             if links[1].recv(64) != DEALER_LINKED:

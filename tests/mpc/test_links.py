@@ -646,11 +646,14 @@ def test_strangers_queueing_openings_from_one_address_keep_no_party_out():
         link.close()
 
 
-def test_a_dealer_that_links_to_custodian_0_alone_is_missing_for_both():
-    """The dealer links to party 0 and never to party 1. Party 0 used to find its rendezvous
-    whole and fail later, saying nothing of the dealer, so only party 1 ever said it was
-    missing (and a custodian's word on the dealer needs both). Party 1 now tells party 0
-    whether the dealer came to it; both end with the dealer missing, and only the dealer."""
+@pytest.mark.parametrize("leaves", ["waits", "resets"])
+def test_a_dealer_that_links_to_custodian_0_alone_is_missing_for_both(leaves):
+    """The dealer links to party 0 and never to party 1 (it waits there, or resets the link at
+    once). Party 0 used to find its rendezvous whole and fail later, saying nothing of the
+    dealer, so only party 1 ever said it was missing (and a custodian's word on the dealer needs
+    both). Party 1 now tells party 0 whether the dealer came to it, and a dealer gone before it
+    is told where party 1 is counts as missing; both end with the dealer missing, and only the
+    dealer (attacker reviews of the word)."""
     address = f"127.0.0.1:{free_port()}"
     keys = [new_private_key() for _ in range(3)]
     identities = _identities(keys)
@@ -669,7 +672,11 @@ def test_a_dealer_that_links_to_custodian_0_alone_is_missing_for_both():
     for t in threads:
         t.start()
     dealer = links._connect(address, identities[2], 2, 3, 0, time.monotonic() + 4, 8)
-    assert dealer.recv(256)  # where party 1 is: it never goes there
+    if leaves == "resets":
+        dealer.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        dealer.sock.close()
+    else:
+        assert dealer.recv(256)  # where party 1 is: it never goes there
     for t in threads:
         t.join(20)
     dealer.close()
