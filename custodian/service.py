@@ -23,7 +23,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +54,7 @@ from bountytree.storage.store import (
 )
 
 from . import session
+from .clocks import Clocks
 from .holdings import Holdings
 
 Log = Callable[[str], None]
@@ -135,9 +135,9 @@ class Custodian:
         self.session_budget = session_budget
         self.fetch_timeout = fetch_timeout
         self.dealer_timeout = dealer_timeout
-        # ("node", id) or ("validation", task) -> when its file was first missing; ("dealer",
-        # task) -> the first of the sessions since that all found the dealer alone missing
-        self._missing: dict[tuple[str, int], float] = {}
+        # ("node", id) or ("validation", task): when its file was first missing; ("dealer",
+        # task): the first of the sessions since that all found the dealer alone missing
+        self.clocks = Clocks(self.holdings.folder / "clocks.json", log)
         # tasks whose validation share is pinned
         self._validation_pinned: set[int] = set()
         self._validation_read: set[int] = set()  # tasks whose share this process has read
@@ -268,7 +268,7 @@ class Custodian:
             except (StoreUnavailable, BlockCorrupted):
                 raise  # the store is down or damaged: nobody's node is at fault
             except BlockMissing as exc:
-                if self._still_waiting(("node", node.id), self.fetch_timeout):
+                if self.clocks.still_waiting(("node", node.id), self.fetch_timeout):
                     self.log(f"node {node.id}: {exc}; waiting")
                     return False
                 raise Refuse(Reason.MISSING, str(exc)) from None
@@ -467,14 +467,14 @@ class Custodian:
         except (StoreUnavailable, BlockCorrupted):
             raise  # the store is down or damaged: not the sponsor's doing
         except BlockMissing as exc:
-            if self._still_waiting(("validation", task_id), self.fetch_timeout):
+            if self.clocks.still_waiting(("validation", task_id), self.fetch_timeout):
                 self.log(f"task {task_id}: the sponsor's validation share: {exc}; waiting")
                 return None
             why = str(exc)
         except UserError as exc:
             why = str(exc)
         else:
-            self._missing.pop(("validation", task_id), None)
+            self.clocks.stop(("validation", task_id))
             self._validation_read.add(task_id)
             if task_id not in self._validation_pinned:
                 try:
@@ -487,12 +487,6 @@ class Custodian:
             self.custody.report_validation(task_id, readable=False)
             self.log(f"task {task_id}: said the sponsor's validation share cannot be read")
         raise UserError(f"the sponsor's validation share: {why}")
-
-    def _still_waiting(self, key: tuple[str, int], timeout: float) -> bool:
-        """Whether what was found missing (a node's file, the sponsor's validation share, the
-        dealer) is still within `timeout` from when it was first missing: nobody is blamed yet."""
-        first = self._missing.setdefault(key, time.monotonic())
-        return time.monotonic() - first < timeout
 
     def _note_dealer(
         self, job: Job, index: int, ended_well: bool, missing: list[int] | None
@@ -509,7 +503,7 @@ class Custodian:
         says nothing either way (a dealer that joins and leaves does not reset the clock)."""
         key = ("dealer", job.task_id)
         if ended_well:
-            self._missing.pop(key, None)
+            self.clocks.stop(key)
             if self.custody.dealer_wait(job.node_id) >> index & 1:
                 self.custody.report_dealer(job.node_id, waits=False)
                 self.log(f"node {job.node_id}: the dealer served its session; said so")
@@ -517,9 +511,9 @@ class Custodian:
         if missing is None:
             return
         if missing != [session.DEALER]:
-            self._missing.pop(key, None)
+            self.clocks.stop(key)
             return
-        if self._still_waiting(key, self.dealer_timeout):
+        if self.clocks.still_waiting(key, self.dealer_timeout):
             return
         if not self.custody.dealer_wait(job.node_id) >> index & 1:
             self.custody.report_dealer(job.node_id, waits=True)

@@ -1,0 +1,41 @@
+"""The custodian's clocks (custodian/clocks.py): kept across restarts, so that a custodian
+restarted more often than its timeouts still blames a party whose file never comes."""
+
+from __future__ import annotations
+
+import json
+
+from custodian import clocks
+from custodian.clocks import Clocks
+
+
+def test_a_clock_runs_on_across_a_restart_and_stops_when_told(tmp_path, monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr(clocks.time, "time", lambda: now[0])
+    path = tmp_path / "c" / "clocks.json"
+    first = Clocks(path)
+    assert first.still_waiting(("validation", 3), 60)  # starts now
+    now[0] += 50
+    assert Clocks(path).still_waiting(("validation", 3), 60)  # restarted: 50 s of 60
+    now[0] += 11
+    restarted = Clocks(path)
+    assert not restarted.still_waiting(("validation", 3), 60)  # 61 s: its owner is blamed
+    assert restarted.still_waiting(("node", 3), 60)  # another clock, its own start
+    restarted.stop(("validation", 3))
+    assert json.loads(path.read_text()) == {"node:3": 1061.0}
+    assert Clocks(path).still_waiting(("validation", 3), 60)  # stopped: it starts again
+
+
+def test_a_record_that_cannot_be_read_or_written_only_starts_the_clocks_again(tmp_path):
+    path = tmp_path / "clocks.json"
+    path.write_text('{"node:1": "soon", "dealer:x": 5, "validation:2": 7.0, "junk')
+    assert Clocks(path)._first == {}  # not JSON: nothing is taken from it
+    path.write_text('{"node:1": "soon", "dealer:x": 5, "validation:2": 7.0}')
+    assert Clocks(path)._first == {("validation", 2): 7.0}  # what is well formed
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    said: list[str] = []
+    unwritable = Clocks(blocked / "clocks.json", log=said.append)  # its folder is a file
+    assert unwritable.still_waiting(("node", 1), 60)
+    assert not unwritable.still_waiting(("node", 1), 0)  # kept in memory all the same
+    assert said and "not kept on disk" in said[0]
