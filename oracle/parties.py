@@ -61,6 +61,13 @@ class RefusalLines:
         else:
             self.held += 1
 
+    def close(self) -> None:
+        """Says how many more were turned away since the last line said, before the session
+        ends (a session that ended idle, its minute not over, used to leave them unsaid)."""
+        if self.held:
+            self.say(f"… and {self.held} more connection(s) turned away")
+            self.held = 0
+
 
 SALT_ENV = "BOUNTYTREE_VALIDATION_SALT"
 # A session's exit status when no oracle came to it (EX_TEMPFAIL): the validator waits again,
@@ -156,12 +163,13 @@ def run_validator(
             validator_folder(settings.home, market.chain.chain_id) / "sessions.log",
             parts=(VALIDATION, TEST) if test_rows is not None else (VALIDATION,),
         )
+        refusals = RefusalLines()
         admission = mpc.Admission(
             lambda header, key: gate.admit(header, link_key=key),
             rows.X.shape[1],
             task.info.num_classes,
             has_test=test_rows is not None,
-            log=RefusalLines(),
+            log=refusals,
             screen=lambda header, key: gate.screen(header, link_key=key),
         )
         try:
@@ -178,6 +186,8 @@ def run_validator(
             return IDLE
         except Exception as exc:  # a peer that was let in, then stalled or sent garbage
             raise UserError(f"session failed: {_first_line(exc)}") from None
+        finally:
+            refusals.close()
         assert admission.admitted is not None
         try:
             mpc.data_party(

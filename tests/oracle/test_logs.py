@@ -145,6 +145,12 @@ def test_connections_turned_away_are_said_a_few_a_minute_and_then_counted():
         f"… and {1000 - REFUSALS_PER_MINUTE} more connection(s) turned away in that minute",
         "refused a connection: later",
     ]
+    for i in range(REFUSALS_PER_MINUTE + 5):  # then the session ends within the minute
+        lines(f"refused again: {i}")
+    lines.close()
+    assert said[-1] == "… and 6 more connection(s) turned away"
+    lines.close()  # said once
+    assert said[-1] == "… and 6 more connection(s) turned away" and said.count(said[-1]) == 1
 
 
 def test_a_validator_announcing_more_rows_than_party_1_holds_is_refused_first(monkeypatch):
