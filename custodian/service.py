@@ -143,6 +143,7 @@ class Custodian:
         self._validation_read: set[int] = set()  # tasks whose share this process has read
         # task -> (pending nodes, submissions) this custodian last agreed to finalize leaving
         self._agreed: dict[int, tuple[int, int]] = {}
+        self._unaccepted: set[int] = set()  # tasks whose custody this account has not accepted
         self.only = tasks
 
     # ── the round ──
@@ -169,8 +170,14 @@ class Custodian:
     def serve_task(self, view: CustodyView) -> None:
         index = view.party_of(self.me)
         assert index in (0, 1)
-        if view.keys[index] is None:
-            return  # not accepted by this custodian (yet)
+        if view.keys[index] is None:  # not accepted by this custodian (yet): said once
+            if view.task_id not in self._unaccepted:
+                self._unaccepted.add(view.task_id)
+                self.log(
+                    f"task {view.task_id}: this account has not accepted the custody it is named "
+                    f"for (`bountytree custody accept --task {view.task_id}`); nothing to do until it does"
+                )
+            return
         if view.keys[index] != self.holdings.public:
             raise UserError("the key file is not the key this custodian accepted custody with")
         if not view.ready:

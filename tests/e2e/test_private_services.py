@@ -193,6 +193,14 @@ def test_custodians_train_score_and_hand_over_a_private_task(settings, deployed,
     assert "not accepted by all three" in cli_error(
         settings, "custody", "share-validation", "--task", str(task_id)
     )
+    # a custodian named and not accepted yet says so, once (it used to wait in silence)
+    once = _start(
+        settings, tmp_path / "once.log", "serve", "--key-file", str(keys["c0"]), "--peer",
+        "127.0.0.1:1", "--task", str(task_id), "--once", account=CUSTODIANS[0],
+    )  # fmt: skip
+    assert once.wait(120) == 0
+    said = (tmp_path / "once.log").read_text()
+    assert f"task {task_id}: this account has not accepted the custody" in said, said
     _accept_and_share(settings, task_id, keys)
     _, procs = _services(settings, keys, task_id, tmp_path)
     try:
