@@ -1,5 +1,7 @@
 """When a custodian first found something missing, kept on disk: a node's file, the sponsor's
-validation share, the dealer (`clocks.json` in the custodian's folder, wall-clock seconds).
+validation share, the dealer (`clocks.json` in the custodian's folder: when first and last
+found missing, wall-clock seconds; a node's clock stops once its files are read, or once it is
+no longer pending).
 
 Each clock decides when a party is blamed: a node rejected for files that never came, the
 sponsor's share said unreadable on-chain, a node said to wait for the dealer. In memory only,
@@ -26,41 +28,52 @@ class Clocks:
     def __init__(self, path: Path, log=print):
         self.path = Path(path)
         self.log = log
-        self._first: dict[Key, float] = _read(self.path)
+        self._seen: dict[Key, tuple[float, float]] = _read(self.path)  # (first, last)
 
-    def still_waiting(self, key: Key, timeout: float) -> bool:
+    def still_waiting(self, key: Key, timeout: float, *, gap: float | None = None) -> bool:
         """Whether what `key` names, found missing now, is still within `timeout` seconds of
-        when it was first found missing (the clock starts now if it was not running)."""
+        when it was first found missing (the clock starts now if it was not running). With
+        `gap`, a clock last touched more than `gap` seconds ago starts again: findings that far
+        apart are no streak (the dealer's: a custodian that held no session for a while says
+        nothing of the dealer meanwhile; attacker review of the clocks)."""
         now = time.time()
-        if key not in self._first:
-            self._first[key] = now
-            if len(self._first) > MAX_CLOCKS:
-                del self._first[min(self._first, key=self._first.__getitem__)]
-            self._save()
-        return now - self._first[key] < timeout
+        first, last = self._seen.get(key, (now, now))
+        if gap is not None and now - last > gap:
+            first = now
+        self._seen[key] = (first, now)
+        if len(self._seen) > MAX_CLOCKS:  # the longest untouched gives way, never this one
+            oldest = min((k for k in self._seen if k != key), key=lambda k: self._seen[k][1])
+            del self._seen[oldest]
+        self._save()
+        return now - first < timeout
 
     def stop(self, key: Key) -> None:
         """What `key` names is there (or no longer counts): its clock starts again next time."""
-        if self._first.pop(key, None) is not None:
+        if self._seen.pop(key, None) is not None:
             self._save()
 
     def _save(self) -> None:
-        record = {f"{kind}:{number}": first for (kind, number), first in self._first.items()}
+        record = {f"{kind}:{number}": list(seen) for (kind, number), seen in self._seen.items()}
         try:
             atomic_write_json(self.path, record)
         except OSError as exc:  # kept in memory: this process still blames in time
             self.log(f"the clocks are not kept on disk ({exc})")
 
 
-def _read(path: Path) -> dict[Key, float]:
+def _read(path: Path) -> dict[Key, tuple[float, float]]:
     try:
         record = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
-    first: dict[Key, float] = {}
+    seen: dict[Key, tuple[float, float]] = {}
     if isinstance(record, dict):
-        for name, seconds in record.items():
+        for name, times in record.items():
             kind, _, number = str(name).partition(":")
-            if number.isdigit() and isinstance(seconds, int | float):
-                first[(kind, int(number))] = float(seconds)
-    return first
+            if (
+                number.isdigit()
+                and isinstance(times, list)
+                and len(times) == 2
+                and all(isinstance(t, int | float) for t in times)
+            ):
+                seen[(kind, int(number))] = (float(times[0]), float(times[1]))
+    return seen

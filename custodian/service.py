@@ -195,6 +195,9 @@ class Custodian:
             return  # the sponsor has not shared its validation rows yet
         self._take_back_word(view.task_id, index)
         nodes = self.market.nodes(view.task_id)
+        for node in nodes.values():  # their clocks no longer count
+            if node.status != "pending":
+                self.clocks.stop(("node", node.id))
         for node in sorted(
             (n for n in nodes.values() if n.status == "pending"), key=lambda n: n.id
         ):
@@ -270,8 +273,11 @@ class Custodian:
                         parent = nodes[node.parent_id]
                         if parent.status == "rejected":
                             raise Refuse(Reason.PARENT_REJECTED, f"parent {parent.id} was rejected")
-                        return self._train(view, index, node, parent)
+                        trained = self._train(view, index, node, parent)
+                        self.clocks.stop(("node", node.id))  # its files were there
+                        return trained
                 self._spec(node)  # an architecture the task cannot use stops here, too
+                self.clocks.stop(("node", node.id))  # its files were there
             except (StoreUnavailable, BlockCorrupted):
                 raise  # the store is down or damaged: nobody's node is at fault
             except BlockMissing as exc:
@@ -520,7 +526,7 @@ class Custodian:
         if missing != [session.DEALER]:
             self.clocks.stop(key)
             return
-        if self.clocks.still_waiting(key, self.dealer_timeout):
+        if self.clocks.still_waiting(key, self.dealer_timeout, gap=self.dealer_timeout):
             return
         if not self.custody.dealer_wait(job.node_id) >> index & 1:
             self.custody.report_dealer(job.node_id, waits=True)
