@@ -526,7 +526,10 @@ class Custodian:
         if missing != [session.DEALER]:
             self.clocks.stop(key)
             return
-        if self.clocks.still_waiting(key, self.dealer_timeout, gap=self.dealer_timeout):
+        # findings further apart than the timeout (or than three sessions' rendezvous, one
+        # after another) are no streak: a custodian that held no session meanwhile saw nothing
+        gap = max(self.dealer_timeout, 3 * self.session_timeout)
+        if self.clocks.still_waiting(key, self.dealer_timeout, gap=gap):
             return
         if not self.custody.dealer_wait(job.node_id) >> index & 1:
             self.custody.report_dealer(job.node_id, waits=True)
