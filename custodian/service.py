@@ -505,21 +505,25 @@ class Custodian:
         self, job: Job, index: int, ended_well: bool, missing: list[int] | None
     ) -> None:
         """What a session says of the dealer. One that ended well had it: the clock starts
-        again, and a word that its node waits for the dealer is taken back. One whose
-        rendezvous found the dealer alone missing (`missing`, from rendezvous.json) counts: once
-        such sessions have run for the dealer timeout with none ending well between them, the
-        node of the last one is said on-chain to wait for the dealer, and a task finalized
-        leaving a node both custodians say waits refunds the dealer's fee third to the sponsor
-        (before, a dealer that never joined held every node pending and was paid at
-        settlement). A rendezvous the other custodian missed starts the clock again (its outage
-        is not the dealer's); a session that failed otherwise, before or after its rendezvous,
-        says nothing either way (a dealer that joins and leaves does not reset the clock)."""
+        again. One whose rendezvous the dealer came to takes back a word that its node waits
+        for the dealer (so does one that ended well), without starting the clock again: a
+        dealer that joins and leaves is said again at the node's next session it misses, and
+        one that came to a node's session that failed later is not unpaid for that node (final
+        review). One whose rendezvous found the dealer alone missing (`missing`, from
+        rendezvous.json) counts: once such sessions have run for the dealer timeout with none
+        ending well between them, the node of the last one is said on-chain to wait for the
+        dealer, and a task finalized leaving a node both custodians say waits refunds the
+        dealer's fee third to the sponsor (before, a dealer that never joined held every node
+        pending and was paid at settlement). A rendezvous the other custodian missed starts the
+        clock again (its outage is not the dealer's); a session that failed before its
+        rendezvous says nothing either way."""
         key = ("dealer", job.task_id)
         if ended_well:
             self.clocks.stop(key)
+        if ended_well or missing == []:  # the dealer came to this node's session
             if self.custody.dealer_wait(job.node_id) >> index & 1:
                 self.custody.report_dealer(job.node_id, waits=False)
-                self.log(f"node {job.node_id}: the dealer served its session; said so")
+                self.log(f"node {job.node_id}: the dealer came to its session; said so")
             return
         if missing is None:
             return
@@ -625,8 +629,8 @@ class Custodian:
 
 
 def _missing_parties(folder: Path) -> list[int] | None:
-    """The ranks a session's rendezvous found missing, or None if it found none missing or the
-    session process never got that far."""
+    """The ranks a session's rendezvous found missing ([] if all came), or None if the session
+    process never got that far."""
     try:
         missing = json.loads((folder / session.RENDEZVOUS).read_text())["missing"]
     except (OSError, ValueError, KeyError, TypeError):

@@ -35,7 +35,7 @@ from .holdings import Holdings
 TRAIN, SCORE = "train", "score"
 SESSION_BUDGET = 1800.0  # what one session may take, start to end, before it is stopped
 DEALER = session.DEALER_RANK
-RENDEZVOUS = "rendezvous.json"  # written when the parties did not all come: who did not
+RENDEZVOUS = "rendezvous.json"  # who did not come to the session's rendezvous ([]: all came)
 # Fault injection for the recovery drills: "custodian-kept:RANK" ends custodian RANK's session
 # process abruptly right after it kept its trained share tentatively, before it said so;
 # "custodian-trained:RANK" ends custodian RANK's service right after a training session ended
@@ -70,6 +70,7 @@ def run(job_dir: Path) -> int:
     except session.PartyMissing as exc:  # who did not come: the service's word on the dealer
         atomic_write_json(job_dir / RENDEZVOUS, {"missing": list(exc.missing)})
         raise
+    atomic_write_json(job_dir / RENDEZVOUS, {"missing": []})  # the dealer came to this one
     started = time.perf_counter()
     try:
         theirs = session.send_json(header if rank == 0 else None, 0)

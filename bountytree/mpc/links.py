@@ -51,7 +51,8 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from bountytree.errors import UserError
 from bountytree.private.sealing import new_private_key, public_key
 
-HELLO = b"bountytree-link-v1\n"
+# v2: in a three-party session, party 1 tells party 0 whether the dealer linked to it
+HELLO = b"bountytree-link-v2\n"
 KEY_BYTES = 32
 HELLO_BYTES = len(HELLO) + 1 + 2 * KEY_BYTES
 CONFIRM = b"bountytree-link-confirmed"
@@ -694,5 +695,10 @@ def connect(
             where = f"[{host}]:{int(port)}" if ":" in host else f"{host}:{int(port)}"
         except (ValueError, TypeError):
             raise LinkError("party 0 sent no address for party 1") from None
-        links[1] = _connect(where, me, rank, world, 1, deadline, timeout_s)
+        # a window of its own to reach party 1, which listens until its own deadline: the
+        # dealer's may have run out while party 1 was on its way (final review: an honest
+        # dealer was then counted missing by both custodians)
+        links[1] = _connect(
+            where, me, rank, world, 1, max(deadline, time.monotonic() + HANDSHAKE_S), timeout_s
+        )
     return links

@@ -617,6 +617,6 @@ def test_a_node_waiting_for_a_dealer_that_never_comes_is_said_on_chain_until_it_
     assert custody.dealer_wait(arch) == 0 and custody.dealer_waiting(task_id) == 0
     for i in (0, 1):
         assert (
-            f"node {arch}: the dealer served its session; said so"
+            f"node {arch}: the dealer came to its session; said so"
             in (tmp_path / f"c{i}.log").read_text()
         )
