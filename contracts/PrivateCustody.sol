@@ -124,11 +124,7 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
 
     /// @inheritdoc IPrivateCustody
     function commitShare(uint256 nodeId, bytes32 commitment) external {
-        IBountyTree.Node memory n = tree.getNode(nodeId);
-        if (n.author == address(0)) revert NodeNotInTask(nodeId);
-        Custody storage c = _registered(n.taskId);
-        if (c.accepted != 7) revert CustodyNotReady(n.taskId);
-        uint8 index = _custodianIndex(c, msg.sender);
+        (IBountyTree.Node memory n, uint8 index) = _nodeOfMyTask(nodeId);
         if (commitment == bytes32(0)) revert EmptyCommitment();
         uint256 key = nodeId * 2 + index;
         if (_commitments[key] != bytes32(0)) revert AlreadyCommitted(nodeId, index);
@@ -212,9 +208,7 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
 
     /// @inheritdoc IPrivateCustody
     function reportValidation(uint256 taskId, bool readable) external {
-        Custody storage c = _registered(taskId);
-        if (c.accepted != 7) revert CustodyNotReady(taskId);
-        uint8 index = _custodianIndex(c, msg.sender);
+        (, uint8 index) = _readyCustodian(taskId);
         if (_validation[taskId][0] == bytes32(0)) revert NotShared(taskId);
         uint8 unread = _word(validationUnread[taskId], index, !readable);
         validationUnread[taskId] = unread;
@@ -224,11 +218,7 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
 
     /// @inheritdoc IPrivateCustody
     function reportDealer(uint256 nodeId, bool waits) external {
-        IBountyTree.Node memory n = tree.getNode(nodeId);
-        if (n.author == address(0)) revert NodeNotInTask(nodeId);
-        Custody storage c = _registered(n.taskId);
-        if (c.accepted != 7) revert CustodyNotReady(n.taskId);
-        uint8 index = _custodianIndex(c, msg.sender);
+        (IBountyTree.Node memory n, uint8 index) = _nodeOfMyTask(nodeId);
         if (n.status != IBountyTree.NodeStatus.Pending) revert NodeNotPending(nodeId);
         if (tree.getTask(n.taskId).finalized) revert TaskClosed(n.taskId);
         uint8 before = dealerWaitOf[nodeId];
@@ -241,11 +231,7 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
 
     /// @inheritdoc IPrivateCustody
     function attest(uint256 nodeId, uint8 kind, uint16 value) external nonReentrant {
-        IBountyTree.Node memory n = tree.getNode(nodeId);
-        if (n.author == address(0)) revert NodeNotInTask(nodeId);
-        Custody storage c = _registered(n.taskId);
-        if (c.accepted != 7) revert CustodyNotReady(n.taskId);
-        uint8 index = _custodianIndex(c, msg.sender);
+        (IBountyTree.Node memory n, uint8 index) = _nodeOfMyTask(nodeId);
         if (n.status != IBountyTree.NodeStatus.Pending) revert NodeNotPending(nodeId);
         if (kind > 1 || (kind == 0 && value > BPS) || (kind == 1 && (value == 0 || value > 255))) {
             revert BadAttestation(kind, value);
@@ -288,9 +274,7 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
 
     /// @inheritdoc IPrivateCustody
     function finalizeLeaving(uint256 taskId, uint256 pendingSeen, uint256 submissionsSeen) external nonReentrant {
-        Custody storage c = _registered(taskId);
-        if (c.accepted != 7) revert CustodyNotReady(taskId);
-        uint8 index = _custodianIndex(c, msg.sender);
+        (Custody storage c, uint8 index) = _readyCustodian(taskId);
         IBountyTree.Task memory t = tree.getTask(taskId);
         if (t.submissions != submissionsSeen) revert SubmissionsChanged(taskId, t.submissions, submissionsSeen);
         emit LeavingAgreed(taskId, index, pendingSeen, submissionsSeen);
@@ -406,6 +390,21 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
         if (account == c.custodian1) return 1;
         if (account == c.dealer) return 2;
         revert NotAParty(account);
+    }
+
+    /// @dev The task's custody, ready ({CustodyNotReady}), and the caller's custodian index in it.
+    function _readyCustodian(uint256 taskId) private view returns (Custody storage c, uint8 index) {
+        c = _registered(taskId);
+        if (c.accepted != 7) revert CustodyNotReady(taskId);
+        index = _custodianIndex(c, msg.sender);
+    }
+
+    /// @dev A node ({NodeNotInTask}) of a task whose custody is ready, and the caller's custodian
+    ///      index in it: what every custodian's word on a node checks first.
+    function _nodeOfMyTask(uint256 nodeId) private view returns (IBountyTree.Node memory n, uint8 index) {
+        n = tree.getNode(nodeId);
+        if (n.author == address(0)) revert NodeNotInTask(nodeId);
+        (, index) = _readyCustodian(n.taskId);
     }
 
     function _custodianIndex(Custody storage c, address account) private view returns (uint8) {

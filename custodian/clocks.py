@@ -37,6 +37,7 @@ class Clocks:
         apart are no streak (the dealer's: a custodian that held no session for a while says
         nothing of the dealer meanwhile; attacker review of the clocks)."""
         now = time.time()
+        started = key not in self._seen
         first, last = self._seen.get(key, (now, now))
         if gap is not None and now - last > gap:
             first = now
@@ -44,7 +45,8 @@ class Clocks:
         if len(self._seen) > MAX_CLOCKS:  # the longest untouched gives way, never this one
             oldest = min((k for k in self._seen if k != key), key=lambda k: self._seen[k][1])
             del self._seen[oldest]
-        self._save()
+        if started or gap is not None:  # written when it matters on restart, not each round
+            self._save()
         return now - first < timeout
 
     def stop(self, key: Key) -> None:
