@@ -324,6 +324,17 @@ def test_the_dealer_answers_only_what_both_custodians_ask_for(tmp_path):
     assert 0 not in results  # party 0 got no answer
 
 
+def _dial(host: str, port: str) -> socket.socket:
+    """A raw connection to a listener started in a thread, which may not be bound yet under
+    load (a connection refused then is the test's race, not the listener's answer)."""
+    for _ in range(100):
+        try:
+            return socket.create_connection((host, int(port)), timeout=2)
+        except ConnectionRefusedError:
+            time.sleep(0.05)
+    return socket.create_connection((host, int(port)), timeout=2)
+
+
 def _listener(
     keys: dict[int, bytes | None],
     deadline_s: float = 20,
@@ -362,12 +373,7 @@ def test_strangers_naming_a_party_s_public_key_leave_nothing_behind_in_the_liste
     before = threading.active_count()
     hello = links.HELLO + bytes([1]) + public_key(keys[1]) + public_key(new_private_key())
     for _ in range(60):
-        for _ in range(50):
-            try:
-                s = socket.create_connection((host, int(port)), timeout=2)
-                break
-            except OSError:
-                time.sleep(0.05)
+        s = _dial(host, port)
         s.sendall(hello)
         links._recv_exact(s, links.HELLO_BYTES)  # the listener's hello: it took ours
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -477,7 +483,7 @@ def test_refused_strangers_hold_a_bounded_number_of_threads(monkeypatch):
             link.send(b"junk")
             strangers.append(link)
         else:  # refused in the handshake, and staying silent
-            sock = socket.create_connection((host, int(port)))
+            sock = _dial(host, port)
             sock.sendall(b"GET / HTTP/1.1\r\n" + b"x" * 200)
             strangers.append(sock)
         time.sleep(0.01)
