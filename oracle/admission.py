@@ -28,7 +28,9 @@ test session only when the chain says the task is finalized, the ticket names ex
 winner, no test score is recorded yet, and this validator has never admitted a test session for
 the task MAX_TEST_SESSIONS times before (a marker file it creates for each it admits): a session
 admitted and then cut off is tried again, a bounded number of times, and the winner's weights
-are the same in each, so an honest party learns the same count.
+are the same in each, so an honest party learns the same count. One refused before it evaluated
+anything (the winner's files missing even from the model party, the store down) gives its
+claim back.
 
 Admission is one session at a time, and a linked party waits its turn; what it waits with must
 already be the oracle's. So an opening is first *screened*, with nothing a stranger can make slow:
@@ -237,6 +239,7 @@ class Gate:
         # contract as well as task, so that another deployment's task of the same id is its own.
         contract = market.tree.address.lower()
         self.test_marker = self.log_path.parent / "test-sessions" / f"{contract}-task-{task_id}"
+        self._claimed: Path | None = None  # the marker this session's admission created
         self.nonces = self.log_path.parent / "nonces"  # one file per admitted ticket
         # copies of the files it admitted, while a node may become or is the best (kept.py)
         self.kept = KeptFiles(self.log_path.parent / "weights" / f"{contract}-task-{task_id}")
@@ -405,7 +408,7 @@ class Gate:
                 models, best = [], None
             self._claim_nonce(ticket.nonce, now)
             if ticket.part == TEST:
-                self._claim_test_session()
+                self._claimed = self._claim_test_session()
         except Refused as exc:
             self._log(now, signer, None, f"refused: {str(exc)[:MAX_LOGGED]}")
             raise
@@ -441,6 +444,7 @@ class Gate:
             return Admitted(admitted.part, [], None, wanted, admitted.ticket)
         except Refused as exc:
             self._log(time.time(), None, None, f"refused: {str(exc)[:MAX_LOGGED]}")
+            self._release_test_session(admitted)  # the store down, too (StoreDown)
             raise
         self._log(
             time.time(), None, None,
@@ -651,7 +655,7 @@ class Gate:
         made = weights_io.initial_weights(spec)
         return made if cid_of(made) == cid else None
 
-    def _claim_test_session(self) -> None:
+    def _claim_test_session(self) -> Path:
         """Claims one of the task's MAX_TEST_SESSIONS test sessions (each a marker file created
         exclusively, so two validators of one home cannot both take the last)."""
         self.test_marker.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -659,12 +663,21 @@ class Gate:
             marker = self.test_marker.with_name(f"{self.test_marker.name}.{attempt}")
             try:
                 os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-                return
+                return marker
             except FileExistsError:
                 continue
         raise Refused(
             f"the test part of task {self.task_id} was already admitted {MAX_TEST_SESSIONS} times"
         )
+
+    def _release_test_session(self, admitted: Admitted) -> None:
+        """Gives back the test session claimed at admission when the session ends before it
+        counted anything (the winner's files refused once the model party was asked, or the store
+        down): the winner was never evaluated, so nothing was learned, and a session that
+        evaluated nothing used up one of the few the task has."""
+        claimed, self._claimed = self._claimed, None
+        if admitted.part == TEST and claimed is not None:
+            claimed.unlink(missing_ok=True)
 
     def _spec(self, arch: NodeView) -> ModelSpec:
         """An architecture's spec: from this validator's copy, what the model party gave, else

@@ -13,7 +13,16 @@ from bountytree.models import weights
 from bountytree.models.datasets import load_file
 from bountytree.storage.store import get_bytes
 from demo.sample_data import digits, write_csv
-from oracle.admission import MAX_TEST_SESSIONS, TEST, VALIDATION, Gate, Refused, issue
+from oracle.admission import (
+    MAX_TEST_SESSIONS,
+    TEST,
+    VALIDATION,
+    Gate,
+    Refused,
+    Wanted,
+    _Missing,
+    issue,
+)
 from oracle.service import Oracle
 from tests.conftest import (
     advance_time,
@@ -118,7 +127,9 @@ def test_the_winner_is_scored_once_on_the_test_part(settings, deployed, files, t
     assert again.test_bps is None and again.error is None
 
 
-def test_a_test_session_cut_off_after_admission_is_tried_again(settings, deployed, files, tmp_path):
+def test_a_test_session_cut_off_after_admission_is_tried_again(
+    settings, deployed, files, tmp_path, monkeypatch
+):
     """A test session admitted and then cut off (the oracle's party dies, the network drops) used
     to use up the test part: the validator marked it scored when it admitted the session, and
     the winner was never tested. Now the validator admits up to MAX_TEST_SESSIONS of them; the
@@ -142,6 +153,24 @@ def test_a_test_session_cut_off_after_admission_is_tried_again(settings, deploye
         parts=(VALIDATION, TEST),
     )
     assert gate.admit(issue(oracle_market, task_id, [arch], part=TEST)).part == TEST  # cut off
+    # A session refused once its files were asked of the model party evaluated nothing: it gives
+    # its claim back (a deviating or unlucky model party used to spend the task's test sessions
+    # that way). The refusal is forced here: the winner's files are all at hand.
+    markers = lambda: sorted(gate.test_marker.parent.glob(gate.test_marker.name + ".*"))  # noqa: E731
+    assert len(markers()) == 1
+    contents = iter([_Missing(), Refused("weights of node 1: gone; the model party did not…")])
+
+    def refusing(ticket):
+        gate._wanted.append(Wanted("bafy", 1))
+        raise next(contents)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(gate, "_contents", refusing)
+        asked = gate.admit(issue(oracle_market, task_id, [arch], part=TEST))
+        assert asked.wanted and len(markers()) == 2
+        with pytest.raises(Refused, match="gone"):
+            gate.complete(asked, {})
+    assert len(markers()) == 1
     lines: list[str] = []
     oracle = Oracle(oracle_market, log=lines.append, settings_env=settings.to_env())
     (r,) = oracle.run_round([task_id])
