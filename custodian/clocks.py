@@ -9,13 +9,17 @@ they started again with every restart, so a custodian restarted more often than 
 (by a supervisor, or run `--once` from cron) never blamed anyone: a sponsor that never served
 its share kept its bond, and a node whose files never came stayed pending (attacker review of
 the validation word). A file that cannot be read or written starts the clocks afresh, which
-only ever delays a word.
+only ever delays a word. Processes of one account on one home (one per `--task` shard) share
+the file: each writes only the clock it moved, under a lock, into the file as it finds it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from bountytree.files import atomic_write_json
@@ -42,24 +46,46 @@ class Clocks:
         if gap is not None and now - last > gap:
             first = now
         self._seen[key] = (first, now)
-        if len(self._seen) > MAX_CLOCKS:  # the longest untouched gives way, never this one
-            oldest = min((k for k in self._seen if k != key), key=lambda k: self._seen[k][1])
-            del self._seen[oldest]
+        _bound(self._seen, key)
         if started or gap is not None:  # written when it matters on restart, not each round
-            self._save()
+            self._save(key)
         return now - first < timeout
 
     def stop(self, key: Key) -> None:
         """What `key` names is there (or no longer counts): its clock starts again next time."""
         if self._seen.pop(key, None) is not None:
-            self._save()
+            self._save(key)
 
-    def _save(self) -> None:
-        record = {f"{kind}:{number}": list(seen) for (kind, number), seen in self._seen.items()}
+    def _save(self, key: Key) -> None:
+        """Writes `key`'s clock, or its end, into the file as it is on disk now: a whole-file
+        write from memory dropped the clocks another process of this account had started."""
         try:
-            atomic_write_json(self.path, record)
+            with _locked(self.path):
+                record = _read(self.path)
+                if key in self._seen:
+                    record[key] = self._seen[key]
+                    _bound(record, key)
+                else:
+                    record.pop(key, None)
+                atomic_write_json(
+                    self.path, {f"{kind}:{n}": list(seen) for (kind, n), seen in record.items()}
+                )
         except OSError as exc:  # kept in memory: this process still blames in time
             self.log(f"the clocks are not kept on disk ({exc})")
+
+
+def _bound(seen: dict[Key, tuple[float, float]], key: Key) -> None:
+    """Past MAX_CLOCKS, the longest untouched clock gives way, never `key` (just moved)."""
+    if len(seen) > MAX_CLOCKS:
+        del seen[min((k for k in seen if k != key), key=lambda k: seen[k][1])]
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield  # closing the file releases the lock
 
 
 def _read(path: Path) -> dict[Key, tuple[float, float]]:

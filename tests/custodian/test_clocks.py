@@ -69,3 +69,23 @@ def test_a_record_that_cannot_be_read_or_written_only_starts_the_clocks_again(tm
     assert unwritable.still_waiting(("node", 1), 60)
     assert not unwritable.still_waiting(("node", 1), 0)  # kept in memory all the same
     assert said and "not kept on disk" in said[0]
+
+
+def test_two_processes_of_one_account_keep_each_other_s_clocks(tmp_path, monkeypatch):
+    """Two custodian processes of one account on one home (one per `--task`) share the file:
+    each used to write its whole memory over it, dropping the clocks the other had started, and
+    a node whose files never came was never rejected while both ran."""
+    now = [0.0]
+    monkeypatch.setattr(clocks.time, "time", lambda: now[0])
+    path = tmp_path / "clocks.json"
+    one, two = Clocks(path), Clocks(path)
+    one.still_waiting(("node", 1), 60)
+    now[0] = 30.0
+    two.still_waiting(("node", 2), 60)
+    two.stop(("validation", 9))  # not running: nothing written
+    one.stop(("node", 7))
+    assert set(json.loads(path.read_text())) == {"node:1", "node:2"}
+    now[0] = 61.0
+    assert not Clocks(path).still_waiting(("node", 1), 60)  # restarted: node 1 is due
+    two.stop(("node", 2))
+    assert set(json.loads(path.read_text())) == {"node:1"}
