@@ -506,11 +506,11 @@ class Custodian:
     ) -> None:
         """What a session says of the dealer. One that ended well had it: the clock starts
         again. One whose rendezvous the dealer came to takes back a word that its node waits
-        for the dealer (so does one that ended well), without starting the clock again: a
-        dealer that joins and leaves is said again at the node's next session it misses, and
-        one that came to a node's session that failed later is not unpaid for that node (final
-        review). One whose rendezvous found the dealer alone missing (`missing`, from
-        rendezvous.json) counts: once such sessions have run for the dealer timeout with none
+        for the dealer (so does one that ended well), without starting the clock again: one
+        that came to a node's session that failed later for another reason is not unpaid for
+        that node (final review). One whose rendezvous found the dealer alone missing, or that
+        the dealer failed after it came (`missing` is then [dealer], from rendezvous.json: a
+        dealer that joined and went silent used to count as come), counts: once such sessions have run for the dealer timeout with none
         ending well between them, the node of the last one is said on-chain to wait for the
         dealer, and a task finalized leaving a node both custodians say waits refunds the
         dealer's fee third to the sponsor (before, a dealer that never joined held every node

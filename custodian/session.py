@@ -35,7 +35,9 @@ from .holdings import Holdings
 TRAIN, SCORE = "train", "score"
 SESSION_BUDGET = 1800.0  # what one session may take, start to end, before it is stopped
 DEALER = session.DEALER_RANK
-RENDEZVOUS = "rendezvous.json"  # who did not come to the session's rendezvous ([]: all came)
+# who did not come to the session's rendezvous ([]: all came), or [DEALER] once the dealer
+# failed the session after it came (see _note_dealer_failure)
+RENDEZVOUS = "rendezvous.json"
 # Fault injection for the recovery drills: "custodian-kept:RANK" ends custodian RANK's session
 # process abruptly right after it kept its trained share tentatively, before it said so;
 # "custodian-trained:RANK" ends custodian RANK's service right after a training session ended
@@ -69,6 +71,9 @@ def run(job_dir: Path) -> int:
         )
     except session.PartyMissing as exc:  # who did not come: the service's word on the dealer
         atomic_write_json(job_dir / RENDEZVOUS, {"missing": list(exc.missing)})
+        raise
+    except session.LinkError as exc:  # the dealer came, and failed the session's start
+        _note_dealer_failure(job_dir, rank, exc)
         raise
     atomic_write_json(job_dir / RENDEZVOUS, {"missing": []})  # the dealer came to this one
     started = time.perf_counter()
@@ -117,9 +122,21 @@ def run(job_dir: Path) -> int:
         # them out of step for good)
         result["seconds"] = time.perf_counter() - started
         atomic_write_json(job_dir / "result.json", result)
+    except session.LinkError as exc:
+        _note_dealer_failure(job_dir, rank, exc)
+        raise
     finally:
         session.leave()
     return 0
+
+
+def _note_dealer_failure(job_dir: Path, rank: int, exc: session.LinkError) -> None:
+    """A session the dealer came to and then failed (it stopped answering, left, or sent what it
+    should not) counts as one it missed. A dealer that joined each session and then went silent
+    was counted as having come, which took back the custodians' word on its nodes: it held them
+    pending and was paid all the same (a residue of the dealer's word, session 21)."""
+    if session.dealer_failed(exc, rank):
+        atomic_write_json(job_dir / RENDEZVOUS, {"missing": [DEALER]})
 
 
 def _holdings(job: dict) -> Holdings:

@@ -21,12 +21,16 @@ decides what party 0 allocates.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import json
 import math
-from typing import Any
+import time
+from typing import Any, ClassVar
 
 from . import randomness
 from .crypten_import import crypten, torch
+from .links import Link
 
 MAX_REQUEST = 1 << 16
 MAX_ELEMENTS = 1 << 24  # per tensor a request names or its answer holds (128 MiB of int64)
@@ -35,6 +39,46 @@ FUNCTIONS = {"additive", "square", "binary", "wraps", "B2A"}
 OPERATIONS = {"mul", "matmul", "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d"}
 KEYWORDS = {"stride", "padding", "dilation", "groups", "output_padding"}
 END = "end"
+RECALLED = 8  # requests a computing party recalls the lags of (blame.py)
+
+
+class Requests:
+    """This computing party's requests to the dealer in this session (one per process), what its
+    last word says when a session fails (blame.py). Request 0 is the streams' keys, asked for
+    by joining. For each of the last RECALLED: its lag, the seconds from the last message this
+    party exchanged with the other custodian to sending it (measured from a moment both share,
+    so that the two custodians' lags compare, whenever each writes its word); and the last
+    request whose answer came, and when (party 0 alone receives answers; either, its key)."""
+
+    lags: ClassVar[collections.OrderedDict[int, float]] = collections.OrderedDict()
+    answered: ClassVar[int] = -1
+    answered_at: ClassVar[float] = 0.0
+    sent_at: ClassVar[float] = 0.0  # when the last request was sent
+
+    @classmethod
+    def start(cls, peer: Link) -> None:
+        cls.lags = collections.OrderedDict()
+        cls.answered, cls.answered_at = -1, time.monotonic()
+        cls._note(0, peer)
+
+    @classmethod
+    def asked(cls) -> int:
+        return next(reversed(cls.lags), 0)
+
+    @classmethod
+    def note_sent(cls, peer: Link) -> None:
+        cls._note(cls.asked() + 1, peer)
+
+    @classmethod
+    def _note(cls, number: int, peer: Link) -> None:
+        cls.sent_at = time.monotonic()
+        cls.lags[number] = cls.sent_at - peer.last_active
+        if len(cls.lags) > RECALLED:
+            cls.lags.popitem(last=False)
+
+    @classmethod
+    def note_answered(cls) -> None:
+        cls.answered, cls.answered_at = cls.asked(), time.monotonic()
 
 
 class DealerError(Exception):
@@ -68,7 +112,9 @@ def _client_generators(self) -> None:
     """A computing party's stream shared with the dealer (replaces CrypTen's torch.Generator,
     whose seed is 32 bits): its 256-bit key comes over the link from the dealer."""
     comm = crypten.comm.get()
+    Requests.start(comm.links[1 - comm.get_rank()])
     self.generator = randomness.receive_key(comm.get_ttp_rank())
+    Requests.note_answered()
     self.generator_cuda = None
     comm.barrier(comm.ttp_group)
 
@@ -104,6 +150,7 @@ def _asked_by_both(function: str, method):
     def call(self, *args, device=None, **kwargs):
         comm = crypten.comm.get()
         if comm.get_rank() == 1:
+            Requests.note_sent(comm.links[0])
             _send_json(_message(function, args, kwargs), comm.get_ttp_rank())
         return method(self, *args, device=device, **kwargs)
 
@@ -194,9 +241,11 @@ def _request(self, func_name, device, *args, **kwargs):
     message = _message(func_name, args, kwargs)
     # the answer's size, worked out here from the request (the dealer's word is not taken)
     size = answer_size(*parse_request(json.loads(json.dumps(message))))
+    Requests.note_sent(comm.links[1])
     _send_json(message, ttp_rank)
     result = torch.empty(size, dtype=torch.long)
     comm.broadcast(result, ttp_rank, self.comm_group)
+    Requests.note_answered()
     return result
 
 
@@ -219,10 +268,14 @@ def install() -> None:
 
 def finish() -> None:
     """Both custodians tell the dealer the session is over; CrypTen's own (pickled) goodbye is
-    skipped."""
+    skipped. A dealer already gone is not told: leaving a session it failed (or gave up on)
+    raised here, in place of why the session ended."""
+    from .links import LinkError
+
     comm = crypten.comm.get()
     if comm.get_rank() in comm.main_group and comm.ttp_initialized:
-        _send_json(END, comm.get_ttp_rank())
+        with contextlib.suppress(LinkError):
+            _send_json(END, comm.get_ttp_rank())
     comm.ttp_initialized = False
 
 

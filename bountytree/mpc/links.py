@@ -52,12 +52,13 @@ from bountytree.errors import UserError
 from bountytree.private.sealing import new_private_key, public_key
 
 # v2: in a three-party session, party 1 tells party 0 whether the dealer linked to it
-HELLO = b"bountytree-link-v2\n"
+HELLO = b"bountytree-link-v3\n"
 KEY_BYTES = 32
 HELLO_BYTES = len(HELLO) + 1 + 2 * KEY_BYTES
 CONFIRM = b"bountytree-link-confirmed"
 TAG_BYTES = 16
 MORE = 1 << 31  # a frame's header: its length, and whether the message goes on
+ENDED = 1 << 30  # … or whether it is the party's last word: why it ends the session
 MAX_FRAME = 8 << 20  # plaintext bytes per frame
 MAX_MESSAGE = 1 << 30  # bytes one message may hold (the dealer's answers are at most 128 MiB)
 MAX_OPENING = 1 << 20  # bytes of the message a party opens with (the oracle's ticket)
@@ -72,7 +73,23 @@ DEALER_LINKED = b"dealer linked"  # party 1 to party 0, once the dealer linked t
 
 class LinkError(Exception):
     """A link that failed during a session: the peer left, a frame did not open, or nothing came
-    within the session's timeout. Ends the session (nobody's fault is implied)."""
+    within the session's timeout. Ends the session (nobody's fault is implied). `rank`: the
+    peer of the link that failed, when one did; `sending`: whether it failed a send (the peer
+    may have given up on this party) rather than a receive (the peer owed it something)."""
+
+    def __init__(self, message: object = "", rank: int | None = None, sending: bool = False):
+        super().__init__(message)
+        self.rank, self.sending = rank, sending
+
+
+class PeerEnded(LinkError):
+    """The peer ended the session and said why (`reason`, at most MAX_REASON characters), after
+    every message it sent before: a custodian that the dealer stopped answering tells the other
+    custodian, which was waiting on it, so that both know whose silence ended the session."""
+
+    def __init__(self, rank: int, reason: str):
+        super().__init__(f"party {rank} ended the session: {reason}", rank)
+        self.reason = reason
 
 
 class Tampered(LinkError):
@@ -177,6 +194,7 @@ class Link:
         # megabytes, ten times faster than pycryptodome's here (docs/private-models.md)
         self._send, self._recv = ChaCha20Poly1305(send_key), ChaCha20Poly1305(recv_key)
         self._sent = self._received = 0
+        self.last_active = time.monotonic()  # when a message last went out or a frame came in
         self._outbox: queue.Queue[list[bytes] | None] = queue.Queue()
         self._queued = 0  # frames handed to the writer and not yet written
         # Frames are sealed and queued under this lock, so they are written in nonce order; the
@@ -193,8 +211,8 @@ class Link:
     def _nonce(counter: int) -> bytes:
         return struct.pack("<Q", counter) + b"\0\0\0\0"
 
-    def _seal(self, chunk: bytes | memoryview, more: bool) -> list[bytes]:
-        header = struct.pack(">I", len(chunk) | (MORE if more else 0))
+    def _seal(self, chunk: bytes | memoryview, more: bool, ended: bool = False) -> list[bytes]:
+        header = struct.pack(">I", len(chunk) | (MORE if more else 0) | (ENDED if ended else 0))
         sealed = self._send.encrypt(self._nonce(self._sent), chunk, header)  # body ‖ tag
         self._sent += 1
         return [header + sealed] if len(sealed) <= self.DIRECT else [header, sealed]
@@ -210,22 +228,27 @@ class Link:
             with self._lock:
                 self._queued -= 1
 
-    def send(self, data: bytes | memoryview) -> None:
+    def send(self, data: bytes | memoryview, *, ended: bool = False) -> None:
         """Sends one message (any length up to MAX_MESSAGE); returns once it is written or
         queued."""
         if self._failure is not None:
-            raise LinkError(f"the link to party {self.rank} failed: {self._failure}")
+            raise LinkError(
+                f"the link to party {self.rank} failed: {self._failure}", self.rank, sending=True
+            )
         view = memoryview(data).cast("B")
         if len(view) > MAX_MESSAGE:
             raise LinkError(f"a message of {len(view)} bytes")
+        self.last_active = time.monotonic()
         if len(view) <= self.DIRECT:
             with self._lock:
-                frame = self._seal(view, more=False)
+                frame = self._seal(view, more=False, ended=ended)
                 if self._queued == 0:  # nothing before it: write it now
                     try:
                         self.sock.sendall(frame[0])
                     except OSError as exc:
-                        raise LinkError(f"the link to party {self.rank} failed: {exc}") from None
+                        raise LinkError(
+                            f"the link to party {self.rank} failed: {exc}", self.rank, sending=True
+                        ) from None
                     return
                 self._queued += 1
             self._outbox.put(frame)
@@ -239,6 +262,29 @@ class Link:
             self._outbox.put(frame)
             start = end
 
+    @property
+    def failed(self) -> bool:
+        """Whether a write of this link's own thread failed (the peer cut it)."""
+        return self._failure is not None
+
+    def end(self, reason: str) -> None:
+        """Tells the peer why this party ends the session: its next receive raises PeerEnded,
+        after every message sent before. A last word, so never an error: the link may be gone."""
+        with contextlib.suppress(LinkError, OSError):
+            self.send(reason.encode()[:MAX_REASON], ended=True)
+
+    def last_word(self, within_s: float) -> str | None:
+        """The peer's last word (`end`), past whatever it sent before; None if none comes within
+        `within_s` seconds or the link fails first."""
+        deadline = time.monotonic() + within_s
+        try:
+            while True:
+                self._frame_into(None, deadline, MAX_FRAME)
+        except PeerEnded as ended:
+            return ended.reason
+        except LinkError:
+            return None
+
     def _frame_into(
         self, out: memoryview | None, deadline: float, room: int, raw_header: bytes | None = None
     ) -> tuple[int, bool, bytes | None]:
@@ -250,32 +296,40 @@ class Link:
         try:
             raw_header = raw_header or _recv_exact(self.sock, 4, deadline)
             (header,) = struct.unpack(">I", raw_header)
-            n, more = header & ~MORE, bool(header & MORE)
+            n, more, ended = header & ~(MORE | ENDED), bool(header & MORE), bool(header & ENDED)
             # a message is cut into frames of MAX_FRAME bytes but its last: a peer sending it
             # as 1-byte frames held 123 bytes of memory per byte sent (the attacker review of
             # the link fixes), and empty ones that say more follows, forever
-            if n > MAX_FRAME or (more and n != MAX_FRAME):
-                raise LinkError(f"party {self.rank} sent a frame header {header:#x}")
+            if n > MAX_FRAME or (more and n != MAX_FRAME) or (ended and (more or n > MAX_REASON)):
+                raise LinkError(f"party {self.rank} sent a frame header {header:#x}", self.rank)
+            if ended:  # the peer's last word, whatever this party was waiting for
+                out, room = None, n
             if n > room:
-                raise LinkError(f"party {self.rank} sent more than was expected")
+                raise LinkError(f"party {self.rank} sent more than was expected", self.rank)
             if len(self._body) < n + TAG_BYTES:
                 self._body = bytearray(n + TAG_BYTES)
             body = memoryview(self._body)[: n + TAG_BYTES]
             _recv_into(self.sock, body, deadline)
         except TimeoutError:
             raise LinkError(
-                f"party {self.rank} sent nothing within the session's timeout"
+                f"party {self.rank} sent nothing within the session's timeout", self.rank
             ) from None
         except OSError as exc:
-            raise LinkError(f"the link to party {self.rank} failed: {exc}") from None
+            raise LinkError(f"the link to party {self.rank} failed: {exc}", self.rank) from None
         nonce, aad = self._nonce(self._received), struct.pack(">I", header)
         self._received += 1
+        self.last_active = time.monotonic()
         try:
+            if ended:  # printable ASCII alone: nothing the peer says can break a log line
+                said = self._recv.decrypt(nonce, body, aad)
+                raise PeerEnded(self.rank, "".join(chr(b) if 32 <= b < 127 else "?" for b in said))
             if out is None:
                 return n, more, self._recv.decrypt(nonce, body, aad)
             self._recv.decrypt_into(nonce, body, aad, out[:n])
         except InvalidTag:
-            raise Tampered(f"a frame from party {self.rank} does not open (changed?)") from None
+            raise Tampered(
+                f"a frame from party {self.rank} does not open (changed?)", self.rank
+            ) from None
         return n, more, None
 
     def recv_into(self, buffer: memoryview | bytearray) -> None:
@@ -287,7 +341,9 @@ class Link:
             n, more, _ = self._frame_into(out[got:], deadline, len(out) - got)
             got += n
         if got != len(out):
-            raise LinkError(f"party {self.rank} sent {got} bytes where {len(out)} were expected")
+            raise LinkError(
+                f"party {self.rank} sent {got} bytes where {len(out)} were expected", self.rank
+            )
 
     def recv(self, limit: int, raw_header: bytes | None = None) -> bytes:
         """Receives one message of at most `limit` bytes (its first frame's header may have

@@ -16,16 +16,29 @@ from typing import Any
 from bountytree.errors import UserError
 
 from .crypten_import import crypten, torch
-from .links import Admit, Identity, LinkRefused, PartyMissing, SessionRefused, connect
+from .links import (
+    HANDSHAKE_S,
+    Admit,
+    Identity,
+    LinkError,
+    LinkRefused,
+    PartyMissing,
+    PeerEnded,
+    SessionRefused,
+    connect,
+)
 
 COMPUTING_PARTIES = 2
 DEALER_RANK = COMPUTING_PARTIES
 
 __all__ = [
     "Identity",
+    "LinkError",
     "LinkRefused",
     "PartyMissing",
+    "PeerEnded",
     "SessionRefused",
+    "dealer_failed",
     "join",
     "leave",
     "send_json",
@@ -67,6 +80,11 @@ def join(
         admit=admit,
         screen=screen,
     )
+    if dealer and rank < COMPUTING_PARTIES:
+        # A computing party waits on the other a little longer than on the dealer: the dealer
+        # answers party 0 alone, so when it goes silent party 1 waits on party 0, which must be
+        # able to tell it so before party 1 gives up (dealer_failed)
+        links[1 - rank].set_timeout(timeout_s + HANDSHAKE_S)
     torch.set_num_threads(1)
     crypten.cfg.mpc.provider = "TTP" if dealer else "TFP"
     randomness.install()
@@ -78,6 +96,19 @@ def join(
     crypten.init()
     if rank < COMPUTING_PARTIES:
         randomness.share_keys(rank)  # before anything is drawn
+
+
+def dealer_failed(exc: LinkError, rank: int) -> bool:
+    """Whether the dealer failed this computing party's session, which ended on a link: the
+    two custodians exchange last words and apply one rule to both (blame.py)."""
+    from . import blame
+    from .communicator import LinkCommunicator
+
+    comm = LinkCommunicator.instance
+    if comm is None or DEALER_RANK not in comm.links:
+        return False
+    timeout = comm.links[DEALER_RANK].timeout_s
+    return blame.exchange(comm.links, rank, exc, DEALER_RANK, timeout)
 
 
 def leave() -> None:

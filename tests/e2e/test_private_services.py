@@ -596,27 +596,51 @@ def test_a_node_waiting_for_a_dealer_that_never_comes_is_said_on_chain_until_it_
     waits, and the dealer used to be paid its third at settlement all the same. Each custodian
     now says on-chain, once every session with the other found the dealer alone missing for its
     dealer timeout, that the node waits for the dealer (a task finalized leaving such a node
-    refunds the dealer's third: tests/contracts/test_private_custody.py); the dealer started,
-    each takes it back at the node's next session, and the architecture is scored."""
+    refunds the dealer's third: tests/contracts/test_private_custody.py). A dealer that then
+    comes to a session and goes silent does not take the word back (it used to: it had come);
+    the dealer started, each takes it back at the node's next session, and the architecture is
+    scored."""
     task_id, keys = _private_task(settings, files, tmp_path, "no dealer")
     market = market_for(settings)
     custody = Custody(market)
     peer, started = _services(
         settings, keys, task_id, tmp_path, with_dealer=False, session=8, dealer=2
     )
+    logs = [tmp_path / f"c{i}.log" for i in (0, 1)]
     with _running(started) as procs:
         arch = _propose(settings, task_id, tmp_path)
         _wait("both custodians' word", lambda: custody.dealer_waiting(task_id) == 1, procs)
         assert custody.dealer_wait(arch) == 0b11 and market.node(arch).status == "pending"
-        for i in (0, 1):
-            log = (tmp_path / f"c{i}.log").read_text()
-            assert f"node {arch}: said it waits for the dealer, who does not come" in log, log
-            assert "rejected" not in log  # the dealer's absence blames no node
+        for log in logs:
+            text = log.read_text()
+            assert f"node {arch}: said it waits for the dealer, who does not come" in text, text
+            assert "rejected" not in text  # the dealer's absence blames no node
+
+        view = custody.of(task_id)
+        assert view is not None
+        for _ in range(5):  # its rendezvous may fall between two of the custodians' sessions
+            silent = subprocess.run(
+                [sys.executable, "-m", "tests.e2e.silent_dealer", peer, "8",
+                 str(keys["dealer"]), view.keys[0].hex(), view.keys[1].hex()],
+                capture_output=True, timeout=120,
+            )  # fmt: skip
+            if b"went silent" in silent.stdout:
+                break
+        else:
+            raise AssertionError(f"the silent dealer never joined: {silent.stderr[-300:]!r}")
+        # it ends 20 s after the custodians gave its session up: one more session of each
+        # proves they have noted how that one ended
+        begun = {log: log.read_text().count("session at") for log in logs}
+        _wait(
+            "both custodians' next session",
+            lambda: all(log.read_text().count("session at") > n for log, n in begun.items()),
+            procs,
+        )
+        assert custody.dealer_wait(arch) == 0b11  # the word stands: it came, and failed them
+        for log in logs:
+            assert "the dealer came to its session" not in log.read_text()
         procs.append(_dealer(settings, keys, peer, tmp_path / "dealer.log"))
         _wait("the architecture's score", lambda: market.node(arch).status == "scored", procs)
     assert custody.dealer_wait(arch) == 0 and custody.dealer_waiting(task_id) == 0
-    for i in (0, 1):
-        assert (
-            f"node {arch}: the dealer came to its session; said so"
-            in (tmp_path / f"c{i}.log").read_text()
-        )
+    for log in logs:
+        assert f"node {arch}: the dealer came to its session; said so" in log.read_text()

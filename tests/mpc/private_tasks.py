@@ -75,9 +75,12 @@ def square(rank, share):
     return {"input": share, "output": private.my_share(y), "revealed": y.get_plain_text().numpy()}
 
 
-def linked_party(rank, address, identity, work, rendezvous_s, share, task=square, delay_s=0.0):
+def linked_party(
+    rank, address, identity, work, rendezvous_s, share, task=square, delay_s=0.0, timeout_s=30.0
+):
     """One party of a three-party session over links: custodians square `share`, the dealer
-    deals. Writes rank{r}.safetensors, or rank{r}.error with the one line it failed with."""
+    deals (or does `task` too, if the task says it plays the dealer). Writes
+    rank{r}.safetensors, or rank{r}.error with the one line it failed with."""
     import time
     from pathlib import Path
 
@@ -89,9 +92,21 @@ def linked_party(rank, address, identity, work, rendezvous_s, share, task=square
 
     out = Path(work)
     time.sleep(delay_s)  # a party that comes late
+    plays = getattr(task, "plays_the_dealer", False)
     try:
-        session.join(address, rank, identity, dealer=True, timeout_s=30, rendezvous_s=rendezvous_s)
-        if rank == session.DEALER_RANK:
+        try:
+            session.join(
+                address, rank, identity, dealer=True, timeout_s=timeout_s, rendezvous_s=rendezvous_s
+            )
+        except session.LinkError as exc:  # a dealer failing the start: how each custodian sees it
+            if not plays or rank == session.DEALER_RANK:
+                raise
+            failed = session.dealer_failed(exc, rank)
+            atomic_write(
+                out / f"rank{rank}.safetensors", save({"dealer_failed": np.array([failed])})
+            )
+            return
+        if rank == session.DEALER_RANK and not plays:
             result = {"answered": np.array([dealer.serve()])}
         else:
             result = task(rank, share)
@@ -134,6 +149,184 @@ def draws(rank, share):
     kinds = {type(g[torch.device("cpu")]).__name__ for g in crypten.generators.values()}
     kinds.add(type(TTPClient.get().generator).__name__)
     return {"torch_draws": np.array([calls["n"]]), "kinds": np.array([sorted(kinds) == ["Stream"]])}
+
+
+def dealer_goes_silent(rank, share):
+    """The dealer deals the streams' keys, takes the first request and then says nothing for
+    20 s; each custodian records how its session ended (`_squared`)."""
+    import contextlib
+    import time
+
+    import numpy as np
+
+    from bountytree.mpc import dealer, session
+
+    if rank == session.DEALER_RANK:
+        dealer.parse_request = lambda message: time.sleep(20)  # and then its answer is wrong
+        with contextlib.suppress(Exception):  # its session ends as it may
+            dealer.serve()
+        return {"silent": np.array([1])}
+    return _squared(rank, share)
+
+
+def custodian_1_asks_late(rank, share):
+    """An honest dealer, and a custodian 1 that sends its first request 6 s late (a slow or
+    stalled machine): the dealer waits on it, and custodian 0 waits on the dealer."""
+    import contextlib
+    import time
+
+    import numpy as np
+
+    from bountytree.mpc import dealer, session
+
+    if rank == session.DEALER_RANK:
+        with contextlib.suppress(Exception):  # its session ends as it may
+            dealer.serve()
+        return {"served": np.array([1])}
+    if rank == 1:
+        time.sleep(6)
+    return _squared(rank, share)
+
+
+def dealer_says_custodian_1_asked_nothing(rank, share):
+    """At the first request the dealer ends its link to custodian 0 with a last word of its own
+    (blaming custodian 1), and stays."""
+    import time
+
+    from bountytree.mpc import session
+    from bountytree.mpc.crypten_import import crypten
+
+    if rank != session.DEALER_RANK:
+        return _squared(rank, share)
+
+    def blame_the_other(message):
+        crypten.comm.get().links[0].end("custodian 1 asked nothing")
+        time.sleep(20)
+
+    return _deal(blame_the_other)
+
+
+def dealer_resets_its_links(rank, share):
+    """At the first request the dealer resets both links (no silence: every send to it fails)."""
+    import socket
+    import struct
+    import time
+
+    from bountytree.mpc import session
+    from bountytree.mpc.crypten_import import crypten
+
+    if rank != session.DEALER_RANK:
+        return _squared(rank, share)
+
+    def reset(message):
+        for link in crypten.comm.get().links.values():
+            link.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            link.sock.close()
+        time.sleep(20)
+
+    return _deal(reset)
+
+
+def dealer_cuts_custodian_1_and_goes_silent(rank, share):
+    """At the first request the dealer resets its link to custodian 1 alone (whose next send
+    fails at once) and says nothing more to custodian 0 (which waits the whole timeout): the
+    two fail a timeout apart (second attacker review)."""
+    import socket
+    import struct
+    import time
+
+    from bountytree.mpc import session
+    from bountytree.mpc.crypten_import import crypten
+
+    if rank != session.DEALER_RANK:
+        return _squared(rank, share, times=2)
+
+    def cut_one(message):
+        sock = crypten.comm.get().links[1].sock
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+        time.sleep(20)
+
+    return _deal(cut_one)
+
+
+def custodians_pause_between_requests(rank, share):
+    """An honest dealer; both custodians compute for 5 s (past its 4 s timeout) between two
+    multiplications, and it gives up waiting for the next request."""
+    from bountytree.mpc import session
+
+    if rank == session.DEALER_RANK:
+        return _deal(None)
+    return _squared(rank, share, times=2, pause_s=5.0)
+
+
+def dealer_keys_custodian_1_alone(rank, share):
+    """The dealer sends custodian 1 its stream's key, never custodian 0's, and stays."""
+    import time
+
+    from bountytree.mpc import dealer, randomness, session
+
+    if rank != session.DEALER_RANK:
+        return _squared(rank, share)
+
+    def keys(server):
+        randomness.send_key(1)
+        time.sleep(20)
+
+    dealer._server_generators = keys
+    return _deal(None)
+
+
+def _deal(stall):
+    """The dealer's loop, its answer to the first request replaced by `stall` (if given)."""
+    import contextlib
+
+    import numpy as np
+
+    from bountytree.mpc import dealer
+
+    if stall is not None:
+        dealer.parse_request = stall
+    with contextlib.suppress(Exception):  # its session ends as it may
+        dealer.serve()
+    return {"dealt": np.array([1])}
+
+
+for _task in (
+    dealer_cuts_custodian_1_and_goes_silent,
+    custodians_pause_between_requests,
+    dealer_goes_silent,
+    custodian_1_asks_late,
+    dealer_says_custodian_1_asked_nothing,
+    dealer_resets_its_links,
+    dealer_keys_custodian_1_alone,
+):
+    _task.plays_the_dealer = True  # type: ignore[attr-defined]
+
+
+def _squared(rank, share, times=1, pause_s=0.0):
+    """x·x (`times` times, `pause_s` apart), and how the session ended for this custodian:
+    whether it says the dealer failed it (session.dealer_failed), whether the other custodian
+    told it so, and after how long."""
+    import time
+
+    import numpy as np
+
+    from bountytree.mpc import private, session
+
+    x = private.shared(share)
+    started = time.monotonic()
+    try:
+        for i in range(times):
+            time.sleep(pause_s if i else 0.0)
+            (x * x).get_plain_text()
+    except session.LinkError as exc:
+        return {
+            "dealer_failed": np.array([session.dealer_failed(exc, rank)]),
+            "told": np.array([isinstance(exc, session.PeerEnded)]),
+            "seconds": np.array([time.monotonic() - started]),
+        }
+    return {"dealer_failed": np.array([False]), "told": np.array([False])}
 
 
 def asks_for_wraps(rank, share):

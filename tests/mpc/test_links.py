@@ -45,6 +45,7 @@ def _run(
     rendezvous_s: float = 60,
     task=private_tasks.square,
     late_s: float = 0.0,
+    timeout_s: float = 30.0,
 ) -> tuple[dict[int, dict], dict[int, str], list[np.ndarray]]:
     """The three parties, party r joining at addresses[r]; their results, their errors (one
     line each) and the shares of VALUES the custodians were given."""
@@ -64,6 +65,7 @@ def _run(
                 shares[r] if r < 2 else None,
                 task,
                 late_s if r else 0.0,
+                timeout_s,
             ),
         )
         for r in range(3)
@@ -221,7 +223,7 @@ def _pair() -> tuple[links.Link, socket.socket, socket.socket, links.Link]:
 
 def _frame(tap: socket.socket) -> bytes:
     header = links._recv_exact(tap, 4)
-    n = int.from_bytes(header, "big") & ~links.MORE
+    n = int.from_bytes(header, "big") & ~(links.MORE | links.ENDED)
     return header + links._recv_exact(tap, n + links.TAG_BYTES)
 
 
@@ -310,6 +312,102 @@ def test_a_session_draws_every_mask_from_cryptographic_streams(tmp_path):
     for rank in (0, 1):
         assert int(results[rank]["torch_draws"][0]) == 0
         assert bool(results[rank]["kinds"][0])
+
+
+@pytest.mark.parametrize(
+    "fails",
+    [
+        private_tasks.dealer_says_custodian_1_asked_nothing,
+        private_tasks.dealer_resets_its_links,
+        private_tasks.dealer_keys_custodian_1_alone,
+        private_tasks.dealer_cuts_custodian_1_and_goes_silent,
+    ],
+    ids=["its own last word", "links reset", "keys to custodian 1 alone", "one cut, one silent"],
+)
+def test_a_dealer_that_fails_a_session_any_other_way_is_named_by_both_custodians(tmp_path, fails):
+    """Attacker review of the first version, which judged on one custodian's view: a dealer
+    that ended its link with a last word of its own, reset its links (every send to it failed,
+    which a custodian did not count), or stalled at custodian 0's key was named by neither."""
+    address = f"127.0.0.1:{free_port()}"
+    identities = _identities([new_private_key() for _ in range(3)])
+    results, errors, _ = _run([address] * 3, identities, tmp_path, task=fails, timeout_s=4)
+    assert 0 not in errors and 1 not in errors, errors
+    assert bool(results[0]["dealer_failed"][0]) and bool(results[1]["dealer_failed"][0]), results
+
+
+def test_a_dealer_that_goes_silent_mid_session_is_named_by_both_custodians(tmp_path):
+    """The dealer answers party 0 alone: when it goes silent, party 0 waits on it and party 1
+    waits on party 0, so party 1 used to see only party 0's silence, and a dealer that joined
+    every session and then stopped answering was never said to fail one. The custodians now
+    exchange last words before party 1 gives up (its wait on party 0 is longer by
+    HANDSHAKE_S), and both say the dealer failed it (bountytree/mpc/blame.py)."""
+    address = f"127.0.0.1:{free_port()}"
+    identities = _identities([new_private_key() for _ in range(3)])
+    results, errors, _ = _run(
+        [address] * 3, identities, tmp_path, task=private_tasks.dealer_goes_silent, timeout_s=4
+    )
+    assert not errors, errors
+    assert bool(results[0]["dealer_failed"][0]) and not bool(results[0]["told"][0])
+    assert bool(results[1]["dealer_failed"][0]) and bool(results[1]["told"][0])
+    # party 1 heard it from party 0 once party 0's wait ended, not at its own longer timeout
+    assert results[1]["seconds"][0] < 4 + links.HANDSHAKE_S, results[1]["seconds"]
+
+
+def test_an_honest_dealer_that_gives_up_on_custodians_computing_is_not_blamed(tmp_path):
+    """Both custodians compute for longer than the dealer's timeout between two requests; the
+    honest dealer gives up waiting, and their next request finds it gone (second attacker
+    review: it was blamed). Party 0's last word says how long it asked nothing."""
+    address = f"127.0.0.1:{free_port()}"
+    identities = _identities([new_private_key() for _ in range(3)])
+    results, errors, _ = _run(
+        [address] * 3,
+        identities,
+        tmp_path,
+        task=private_tasks.custodians_pause_between_requests,
+        timeout_s=4,
+    )
+    assert 0 not in errors and 1 not in errors, errors
+    assert "seconds" in results[0] and "seconds" in results[1], results  # the session failed
+    assert not bool(results[0]["dealer_failed"][0]) and not bool(results[1]["dealer_failed"][0])
+
+
+def test_a_custodian_1_that_asks_late_does_not_have_the_dealer_blamed(tmp_path):
+    """Custodian 1 sends its request after the dealer's timeout (a slow or stalled machine): the
+    honest dealer waited on it and gave up, and custodian 0 waited on the dealer. Neither
+    custodian says the dealer failed the session: their last words show custodian 1 was late."""
+    address = f"127.0.0.1:{free_port()}"
+    identities = _identities([new_private_key() for _ in range(3)])
+    results, errors, _ = _run(
+        [address] * 3, identities, tmp_path, task=private_tasks.custodian_1_asks_late, timeout_s=4
+    )
+    assert not errors, errors
+    assert not bool(results[0]["dealer_failed"][0]), results[0]
+    assert not bool(results[1]["dealer_failed"][0]), results[1]
+
+
+def test_a_party_s_last_word_comes_after_what_it_sent_and_says_nothing_unprintable():
+    a, tap_in, tap_out, b = _pair()
+    a.send(b"x" * 8)
+    a.end("the dealer\u2028PartyMissing: forged\r")
+    tap_out.sendall(_frame(tap_in) + _frame(tap_in))
+    got = bytearray(8)
+    b.recv_into(got)
+    assert got == b"x" * 8
+    with pytest.raises(links.PeerEnded, match="party 0 ended the session: the dealer") as ended:
+        b.recv_into(bytearray(8))  # whatever it waited for
+    assert ended.value.rank == 0 and ended.value.reason == "the dealer???PartyMissing: forged?"
+    assert len(str(ended.value).splitlines()) == 1
+    b.set_timeout(0.2)
+    with pytest.raises(links.LinkError, match="sent nothing") as silent:
+        b.recv_into(bytearray(8))
+    assert silent.value.rank == 0 and not silent.value.sending
+    a.send(b"y" * 100)  # read past, to the last word
+    a.end("bye")
+    tap_out.sendall(_frame(tap_in) + _frame(tap_in))
+    assert b.last_word(2) == "bye"
+    assert b.last_word(0.2) is None  # nothing more comes
+    a.close()
+    b.close()
 
 
 def test_the_dealer_answers_only_what_both_custodians_ask_for(tmp_path):

@@ -1,0 +1,133 @@
+"""Whether the dealer failed a private session that ended on a link: the custodians' last words.
+
+The dealer answers party 0 alone, once both custodians have sent the same request; so when it
+goes silent, party 0 waits on it and party 1 on party 0, and when it cuts a link, which
+custodian notices first depends on who talks to it next. Neither custodian can tell alone: a
+dealer that joined each session and then stopped answering used to count as come, and so held
+its nodes pending and was paid; a rule on one custodian's view alone let the dealer escape by
+failing the other way (cutting links rather than going silent, a last word of its own, stalling
+at the keys), or blamed it for a custodian that asked late (attacker review of the first
+version).
+
+So each custodian whose session ended on a link sends the other, as its last word on their link
+(links.Link.end), what it knows (`Word`), and reads the other's; both then apply the same rule
+(`dealer_at_fault`) to the same two words. The dealer is at fault when it owed something and
+neither custodian was late: party 0's last request unanswered though party 1 had sent it too,
+in step (each sent it within half the shorter step timeout of the other, both measured from
+the last message the two exchanged: a moment both share, whatever their clocks and whenever
+each fails), or a link to the dealer cut while party 0 was not idle (it asked, or was answered,
+within that half timeout). An honest dealer gives up only on a custodian later than its own
+timeout, which it sets no shorter than theirs (second attacker review: ages measured when each
+custodian failed let a dealer that cut one link and went silent on the other look like a late
+custodian). What
+a custodian says of itself is believed: a deviating custodian can have the dealer blamed, as it
+can by keeping it out, and that costs the dealer its fee third only (docs/private-models.md).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+
+from .dealer import RECALLED, Requests
+from .links import HANDSHAKE_S, Link, LinkError, PeerEnded
+
+PREFIX = "last word "  # a custodian's last word on the link: this, then the Word as JSON
+
+
+@dataclass(frozen=True)
+class Word:
+    """A custodian's account of its session with the dealer, as it ended."""
+
+    asked: int  # requests it sent the dealer (0: the streams' keys, asked for by joining)
+    lags: tuple[float, ...]  # for request `asked`, `asked` - 1, …: its lag (dealer.Requests)
+    answered: bool  # whether the answer to request `asked` came (party 0; either: its key)
+    idle: float  # party 0: seconds from the answer before to request `asked` (or to now)
+    cut: bool  # whether its own link to the dealer failed
+    timeout: float  # its step timeout, seconds
+
+    def lag(self, number: int) -> float | None:
+        """Request `number`'s lag, if it sent it and recalls it."""
+        back = self.asked - number
+        return self.lags[back] if 0 <= back < len(self.lags) else None
+
+    def text(self) -> str:
+        return PREFIX + json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def parse(cls, text: str) -> Word | None:
+        """A word as the other custodian sent it; None for anything else."""
+        if not text.startswith(PREFIX):
+            return None
+        try:
+            raw = json.loads(text[len(PREFIX) :])
+            word = cls(
+                int(raw["asked"]),
+                tuple(float(a) for a in raw["lags"][:RECALLED]),
+                raw["answered"] is True,
+                float(raw["idle"]),
+                raw["cut"] is True,
+                float(raw["timeout"]),
+            )
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
+            return None
+        numbers = (word.timeout, word.idle, *word.lags)
+        if word.asked < 0 or not all(0 <= n < 1e9 for n in numbers):
+            return None
+        return word
+
+
+def mine(cut: bool, timeout: float) -> Word:
+    asked, lags = Requests.asked(), Requests.lags
+    answered = Requests.answered >= asked
+    idle = (time.monotonic() if answered else Requests.sent_at) - Requests.answered_at
+    return Word(
+        asked,
+        tuple(round(lags[n], 3) for n in range(asked, -1, -1) if n in lags),
+        answered,
+        round(max(0.0, idle), 3),
+        cut,
+        timeout,
+    )
+
+
+def dealer_at_fault(zero: Word, one: Word) -> bool:
+    """The rule both custodians apply to party 0's and party 1's words."""
+    in_step = min(zero.timeout, one.timeout) / 2
+    if zero.idle >= in_step:  # party 0 asked nothing that long: the dealer may have given up
+        return False
+    if not zero.answered:  # party 0 waits on (or could not send) request `asked`
+        a, b = zero.lag(zero.asked), one.lag(zero.asked)  # None: party 1 has not asked it
+        return a is not None and b is not None and abs(a - b) < in_step
+    if not (zero.cut or one.cut):  # the dealer owed party 0 nothing, and cut no link
+        return False
+    # a link cut, party 0 not idle, and party 1 at most the next request on
+    return one.asked in (zero.asked, zero.asked + 1)
+
+
+def exchange(
+    links: dict[int, Link], rank: int, exc: LinkError, dealer: int, timeout: float
+) -> bool:
+    """This custodian's last word to the other and the other's to it (waiting for it past what
+    the other sent before, as long as the other may still wait on the dealer and then some:
+    the step timeout and HANDSHAKE_S), and the rule applied to both. Never raises: a session
+    that ended is not ended again by its post-mortem."""
+    other = 1 - rank
+    try:
+        to_dealer = links.get(dealer)
+        cut = exc.rank == dealer or (to_dealer is not None and to_dealer.failed)
+        me = mine(cut, timeout)
+        if other not in links:
+            return False
+        links[other].end(me.text())
+        if isinstance(exc, PeerEnded) and exc.rank == other:
+            said: str | None = exc.reason
+        else:
+            said = links[other].last_word(timeout + HANDSHAKE_S)
+        theirs = Word.parse(said) if said is not None else None
+        if theirs is None:
+            return False
+        return dealer_at_fault(*((me, theirs) if rank == 0 else (theirs, me)))
+    except Exception:
+        return False
