@@ -398,6 +398,13 @@ def _handshake(
         except OSError as exc:  # closed or silent before saying who it is: nobody answered
             raise Unanswered(str(exc)) from None
         if not theirs.startswith(HELLO):
+            version = theirs.split(b"\n", 1)[0]
+            if version.startswith(b"bountytree-link-v") and version.isascii():
+                ours = HELLO.decode().strip()
+                said = "".join(c for c in version.decode()[:30] if c.isalnum() or c == "-")
+                raise _refuse(
+                    sock, f"the peer speaks {said}, this party {ours}: run one release on both"
+                )
             raise _refuse(sock, "the peer does not speak bountytree's link protocol")
         peer = theirs[len(HELLO)]
         s_peer = theirs[len(HELLO) + 1 : len(HELLO) + 1 + KEY_BYTES]

@@ -276,11 +276,16 @@ def test_a_frame_header_over_what_is_expected_is_refused_before_anything_is_allo
 
 def test_a_peer_that_does_not_speak_the_protocol_or_names_an_unexpected_rank_is_refused():
     me = links.Identity(new_private_key(), {1: {public_key(new_private_key())}})
-    for greeting in (b"GET / HTTP/1.1\r\n" + b"x" * 80, links.HELLO + bytes([5]) + b"k" * 64):
+    for greeting, why in (
+        (b"GET / HTTP/1.1\r\n" + b"x" * 80, "does not speak"),
+        (links.HELLO + bytes([5]) + b"k" * 64, "party 5"),
+        # an older release: said as such, not as a stranger
+        (b"bountytree-link-v2\n" + bytes([1]) + b"k" * 64, "speaks bountytree-link-v2, this"),
+    ):
         ours, theirs = socket.socketpair()
         ours.settimeout(5)
         theirs.sendall(greeting)
-        with pytest.raises(links.LinkRefused):
+        with pytest.raises(links.LinkRefused, match=why):
             links._handshake(ours, me, 0, 3, {1: me.peers[1]})
         ours.close()
         theirs.close()
