@@ -510,9 +510,9 @@ class Custodian:
         that came to a node's session that failed later for another reason is not unpaid for
         that node (final review). One whose rendezvous found the dealer alone missing, or that
         the dealer failed after it came (`missing` is then [dealer], from rendezvous.json: a
-        dealer that joined and went silent used to count as come), counts: once such sessions have run for the dealer timeout with none
-        ending well between them, the node of the last one is said on-chain to wait for the
-        dealer, and a task finalized leaving a node both custodians say waits refunds the
+        dealer that joined and went silent used to count as come), counts: once such sessions
+        have run for the dealer timeout with none ending well between them, the node of the
+        last one is said on-chain to wait for the dealer, and a task finalized leaving a node both custodians say waits refunds the
         dealer's fee third to the sponsor (before, a dealer that never joined held every node
         pending and was paid at settlement). A rendezvous the other custodian missed starts the
         clock again (its outage is not the dealer's); a session that failed before its

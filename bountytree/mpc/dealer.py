@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 from . import randomness
 from .crypten_import import crypten, torch
-from .links import Link
+from .links import Link, LinkError
 
 MAX_REQUEST = 1 << 16
 MAX_ELEMENTS = 1 << 24  # per tensor a request names or its answer holds (128 MiB of int64)
@@ -96,8 +96,6 @@ def _send_json(obj: Any, dst: int) -> None:
 
 
 def _recv_json(src: int) -> Any:
-    from .links import LinkError
-
     try:
         raw = crypten.comm.get().links[src].recv(MAX_REQUEST)
     except LinkError as exc:
@@ -270,8 +268,6 @@ def finish() -> None:
     """Both custodians tell the dealer the session is over; CrypTen's own (pickled) goodbye is
     skipped. A dealer already gone is not told: leaving a session it failed (or gave up on)
     raised here, in place of why the session ended."""
-    from .links import LinkError
-
     comm = crypten.comm.get()
     if comm.get_rank() in comm.main_group and comm.ttp_initialized:
         with contextlib.suppress(LinkError):

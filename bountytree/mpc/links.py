@@ -51,7 +51,8 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from bountytree.errors import UserError
 from bountytree.private.sealing import new_private_key, public_key
 
-# v2: in a three-party session, party 1 tells party 0 whether the dealer linked to it
+# v2: in a three-party session, party 1 tells party 0 whether the dealer linked to it; v3: a
+# frame may be a party's last word (ENDED), which the custodians exchange when a session fails
 HELLO = b"bountytree-link-v3\n"
 KEY_BYTES = 32
 HELLO_BYTES = len(HELLO) + 1 + 2 * KEY_BYTES
@@ -74,12 +75,11 @@ DEALER_LINKED = b"dealer linked"  # party 1 to party 0, once the dealer linked t
 class LinkError(Exception):
     """A link that failed during a session: the peer left, a frame did not open, or nothing came
     within the session's timeout. Ends the session (nobody's fault is implied). `rank`: the
-    peer of the link that failed, when one did; `sending`: whether it failed a send (the peer
-    may have given up on this party) rather than a receive (the peer owed it something)."""
+    peer of the link that failed, when one did (blame.py asks whether it was the dealer)."""
 
-    def __init__(self, message: object = "", rank: int | None = None, sending: bool = False):
+    def __init__(self, message: object = "", rank: int | None = None):
         super().__init__(message)
-        self.rank, self.sending = rank, sending
+        self.rank = rank
 
 
 class PeerEnded(LinkError):
@@ -232,9 +232,7 @@ class Link:
         """Sends one message (any length up to MAX_MESSAGE); returns once it is written or
         queued."""
         if self._failure is not None:
-            raise LinkError(
-                f"the link to party {self.rank} failed: {self._failure}", self.rank, sending=True
-            )
+            raise LinkError(f"the link to party {self.rank} failed: {self._failure}", self.rank)
         view = memoryview(data).cast("B")
         if len(view) > MAX_MESSAGE:
             raise LinkError(f"a message of {len(view)} bytes")
@@ -247,7 +245,7 @@ class Link:
                         self.sock.sendall(frame[0])
                     except OSError as exc:
                         raise LinkError(
-                            f"the link to party {self.rank} failed: {exc}", self.rank, sending=True
+                            f"the link to party {self.rank} failed: {exc}", self.rank
                         ) from None
                     return
                 self._queued += 1
