@@ -13,7 +13,7 @@ So each custodian whose session ended on a link sends the other, as its last wor
 (links.Link.end), what it knows (`Word`), and reads the other's; both then apply the same rule
 (`dealer_at_fault`) to the same two words. The dealer is at fault when it owed something and
 neither custodian was late: party 0's last request unanswered though party 1 had sent it too,
-in step (each sent it within half the shorter step timeout of the other, both measured from
+in step (each asked it within half the shorter step timeout of the other, both measured from
 the last message the two exchanged: a moment both share, whatever their clocks and whenever
 each fails), or a link to the dealer cut while party 0 was not idle (it asked, or was answered,
 within that half timeout). An honest dealer gives up only on a custodian later than its own
@@ -40,7 +40,7 @@ PREFIX = "last word "  # a custodian's last word on the link: this, then the Wor
 class Word:
     """A custodian's account of its session with the dealer, as it ended."""
 
-    asked: int  # requests it sent the dealer (0: the streams' keys, asked for by joining)
+    asked: int  # requests it asked the dealer (0: the streams' keys, asked for by joining)
     lags: tuple[float, ...]  # for request `asked`, `asked` - 1, …: its lag (dealer.Requests)
     answered: bool  # whether the answer to request `asked` came (party 0; either: its key)
     idle: float  # party 0: seconds from the answer before to request `asked` (or to now)

@@ -46,14 +46,17 @@ class Requests:
     """This computing party's requests to the dealer in this session (one per process), what its
     last word says when a session fails (blame.py). Request 0 is the streams' keys, asked for
     by joining. For each of the last RECALLED: its lag, the seconds from the last message this
-    party exchanged with the other custodian to sending it (measured from a moment both share,
+    party exchanged with the other custodian to asking it (measured from a moment both share,
     so that the two custodians' lags compare, whenever each writes its word); and the last
-    request whose answer came, and when (party 0 alone receives answers; either, its key)."""
+    request whose answer came, and when (party 0 alone receives answers; either, its key).
+    A request is asked when CrypTen's provider method starts, on both custodians (party 1
+    sends it then; party 0 after drawing its masks and working out the answer's size), so that
+    neither party's lag counts work the other's does not."""
 
     lags: ClassVar[collections.OrderedDict[int, float]] = collections.OrderedDict()
     answered: ClassVar[int] = -1
     answered_at: ClassVar[float] = 0.0
-    sent_at: ClassVar[float] = 0.0  # when the last request was sent
+    sent_at: ClassVar[float] = 0.0  # when the last request was asked
 
     @classmethod
     def start(cls, peer: Link) -> None:
@@ -66,7 +69,7 @@ class Requests:
         return next(reversed(cls.lags), 0)
 
     @classmethod
-    def note_sent(cls, peer: Link) -> None:
+    def note_asked(cls, peer: Link) -> None:
         cls._note(cls.asked() + 1, peer)
 
     @classmethod
@@ -147,8 +150,8 @@ def _message(function: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> di
 def _asked_by_both(function: str, method):
     def call(self, *args, device=None, **kwargs):
         comm = crypten.comm.get()
+        Requests.note_asked(comm.links[1 - comm.get_rank()])
         if comm.get_rank() == 1:
-            Requests.note_sent(comm.links[0])
             _send_json(_message(function, args, kwargs), comm.get_ttp_rank())
         return method(self, *args, device=device, **kwargs)
 
@@ -179,6 +182,15 @@ def _keyword(value: Any) -> int | tuple[int, ...]:
     if isinstance(value, list) and all(isinstance(v, int) and 0 <= v <= 4096 for v in value):
         return tuple(value)
     raise DealerError(f"not a convolution argument: {value!r}")
+
+
+def warm_shapes() -> None:
+    """Works out one answer's size, before the session's clocks start (party 0 and the dealer,
+    in session.join, before they link). The first shape worked out on the meta device imports
+    some 800 modules (sympy's among them), about 3 s of CPU: inside party 0's first request it
+    made party 0 look late to the custodians' last-word rule on a loaded machine (blame.py),
+    and it delayed the dealer's first answer."""
+    answer_size("additive", [torch.Size([1]), torch.Size([1]), "mul"], {})
 
 
 def answer_size(function: str, args: list[Any], kwargs: dict[str, Any]) -> torch.Size:
@@ -239,7 +251,6 @@ def _request(self, func_name, device, *args, **kwargs):
     message = _message(func_name, args, kwargs)
     # the answer's size, worked out here from the request (the dealer's word is not taken)
     size = answer_size(*parse_request(json.loads(json.dumps(message))))
-    Requests.note_sent(comm.links[1])
     _send_json(message, ttp_rank)
     result = torch.empty(size, dtype=torch.long)
     comm.broadcast(result, ttp_rank, self.comm_group)

@@ -69,6 +69,8 @@ def join(
 
     if timeout_s <= 0 or (rendezvous_s is not None and rendezvous_s <= 0):
         raise UserError("a session's timeouts must be positive numbers of seconds")
+    if dealer and rank != 1:  # the parties that work out answers' sizes
+        dealing.warm_shapes()
     links = connect(
         address,
         identity,

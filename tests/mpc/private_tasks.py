@@ -5,6 +5,13 @@ from __future__ import annotations
 from bountytree.models.spec import parse_spec
 from bountytree.private.shares import Share
 
+# The step timeout of the sessions whose dealer deviates or whose custodians lag. Half of it is
+# the custodians' margin for being in step (blame.py); their lags agree within 0.02 s on a
+# two-core machine loaded with four busy loops once party 0's first request no longer imports
+# torch's meta kernels (dealer.warm_shapes), 4.4 s apart before (and 4 s was the timeout).
+STEP_S = 8.0
+STALL_S = 3 * STEP_S  # how long a deviating dealer stalls: past both custodians' giving up
+
 
 def score(rank, spec_json, weights, rows_x, rows_y, best, margin, parent):
     from bountytree.mpc import private
@@ -153,7 +160,7 @@ def draws(rank, share):
 
 def dealer_goes_silent(rank, share):
     """The dealer deals the streams' keys, takes the first request and then says nothing for
-    20 s; each custodian records how its session ended (`_squared`)."""
+    STALL_S; each custodian records how its session ended (`_squared`)."""
     import contextlib
     import time
 
@@ -162,7 +169,7 @@ def dealer_goes_silent(rank, share):
     from bountytree.mpc import dealer, session
 
     if rank == session.DEALER_RANK:
-        dealer.parse_request = lambda message: time.sleep(20)  # and then its answer is wrong
+        dealer.parse_request = lambda message: time.sleep(STALL_S)  # and then its answer is wrong
         with contextlib.suppress(Exception):  # its session ends as it may
             dealer.serve()
         return {"silent": np.array([1])}
@@ -170,7 +177,7 @@ def dealer_goes_silent(rank, share):
 
 
 def custodian_1_asks_late(rank, share):
-    """An honest dealer, and a custodian 1 that sends its first request 6 s late (a slow or
+    """An honest dealer, and a custodian 1 that sends its first request STEP_S / 2 past the step timeout (a slow or
     stalled machine): the dealer waits on it, and custodian 0 waits on the dealer."""
     import contextlib
     import time
@@ -184,7 +191,7 @@ def custodian_1_asks_late(rank, share):
             dealer.serve()
         return {"served": np.array([1])}
     if rank == 1:
-        time.sleep(6)
+        time.sleep(1.5 * STEP_S)
     return _squared(rank, share)
 
 
@@ -201,7 +208,7 @@ def dealer_says_custodian_1_asked_nothing(rank, share):
 
     def blame_the_other(message):
         crypten.comm.get().links[0].end("custodian 1 asked nothing")
-        time.sleep(20)
+        time.sleep(STALL_S)
 
     return _deal(blame_the_other)
 
@@ -222,7 +229,7 @@ def dealer_resets_its_links(rank, share):
         for link in crypten.comm.get().links.values():
             link.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             link.sock.close()
-        time.sleep(20)
+        time.sleep(STALL_S)
 
     return _deal(reset)
 
@@ -245,19 +252,19 @@ def dealer_cuts_custodian_1_and_goes_silent(rank, share):
         sock = crypten.comm.get().links[1].sock
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         sock.close()
-        time.sleep(20)
+        time.sleep(STALL_S)
 
     return _deal(cut_one)
 
 
 def custodians_pause_between_requests(rank, share):
-    """An honest dealer; both custodians compute for 5 s (past its 4 s timeout) between two
+    """An honest dealer; both custodians compute for 1.5 STEP_S (past its timeout, STEP_S) between two
     multiplications, and it gives up waiting for the next request."""
     from bountytree.mpc import session
 
     if rank == session.DEALER_RANK:
         return _deal(None)
-    return _squared(rank, share, times=2, pause_s=5.0)
+    return _squared(rank, share, times=2, pause_s=1.5 * STEP_S)
 
 
 def dealer_keys_custodian_1_alone(rank, share):
@@ -271,7 +278,7 @@ def dealer_keys_custodian_1_alone(rank, share):
 
     def keys(server):
         randomness.send_key(1)
-        time.sleep(20)
+        time.sleep(STALL_S)
 
     dealer._server_generators = keys
     return _deal(None)
