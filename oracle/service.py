@@ -32,8 +32,10 @@ from bountytree.storage.store import StoreError, StoreUnavailable, get_bytes
 from .admission import MAX_NODES_PER_SESSION, MAX_TEST_SESSIONS, TEST, issue
 from .checks import Fetcher, NotYet, Ready, Reject, Wait, architecture_spec, check
 from .lineage import check_lineage
+from .pacing import GIVE_UP_S, TASK_RETRY_BASE_S, TASK_RETRY_MAX_S, Failing
 from .replay import replay, replay_cost
 from .session import SessionResult, run_session
+from .unread_best import HOLD_S, UnreadBests
 
 # A node declared as trained on private data is replayed on at most this many of the task's
 # published datasets (the first ones), so publishing datasets cannot make the oracle train forever.
@@ -41,56 +43,6 @@ MAX_ATTRIBUTION_REPLAYS = 4
 # Flattened weights of scored nodes, by CID, for the lineage check: at most this many floats (1 GiB).
 MAX_CACHED_FLOATS = 1 << 27
 MAX_CACHED_DATASETS = 4
-# A node whose session failed is tried again after RETRY_BASE_S, then twice as long after each
-# further failure, up to RETRY_MAX_S: a node that keeps failing (its weights readable by the
-# oracle's store but not the validator's, say) costs the validator's hourly sessions a few a
-# day, not one a round.
-RETRY_BASE_S = 30.0
-RETRY_MAX_S = 3600.0
-# A failed node is given up on (finalize may leave it pending) only once its sessions have
-# failed GIVE_UP_TRIES times over at least GIVE_UP_S, and a session of its task succeeded since
-# it first failed (or in that round): a failure is the validator's as often as the node's, and
-# one brought about at the right moment (the validator kept busy during one session) must not
-# let a task be finalized without an honest node, nor a validator that was away.
-GIVE_UP_S = 3600.0
-GIVE_UP_TRIES = 4
-# A task whose every session failed in a round (the validator away, or only nodes that each
-# fail) rests before its next session, from TASK_RETRY_BASE_S doubling to TASK_RETRY_MAX_S (chain
-# time, as for nodes): such a round costs a session per node.
-TASK_RETRY_BASE_S = 10.0
-TASK_RETRY_MAX_S = 600.0
-
-
-@dataclass
-class Failing:
-    """A node whose two-party session failed: since when (chain time), how often, and when it
-    may be tried again."""
-
-    since: float
-    count: int = 0
-    next_try: float = 0.0
-    base_s: float = RETRY_BASE_S
-    max_s: float = RETRY_MAX_S
-
-    def failed(self, now: float, hold_ends: float) -> None:
-        """One more failure at `now`. While the node still holds later nodes (until
-        `hold_ends`) it is tried again by then at the latest, so that it is recorded before
-        them if it can be (a copy revealed after it could otherwise take its raise)."""
-        self.count += 1
-        wait = min(self.base_s * 2 ** min(self.count - 1, 16), self.max_s)
-        self.next_try = now + wait if now >= hold_ends else min(now + wait, hold_ends)
-
-    def resting(self, now: float) -> bool:
-        return now < self.next_try
-
-    def given_up(self, now: float, last_success: float) -> bool:
-        """Whether finalize may leave the node: it failed often and long enough, and the
-        validator worked for its task since it first failed (`last_success`)."""
-        return (
-            self.count >= GIVE_UP_TRIES
-            and now - self.since >= GIVE_UP_S
-            and last_success >= self.since
-        )
 
 
 @dataclass(frozen=True)
@@ -196,6 +148,10 @@ class Oracle:
         self._deployment = _deployment_key(market)
         self._unserved: dict[int, tuple[int, float]] = _read_unserved(
             self._unserved_file, self._deployment
+        )
+        # Tasks whose best node the validator could not count: on disk, as the record above
+        self._unread = UnreadBests(
+            self._unserved_file.with_name("unread-best.json"), self._deployment, self.log
         )
         self._task_rest: dict[int, TaskRest] = {}  # tasks whose every session failed
         self._last_success: dict[int, float] = {}  # task -> when a session of it last succeeded
@@ -641,6 +597,16 @@ class Oracle:
         ready = [x for x in ready if x.node.id not in resting]
         if not ready:
             return
+        unread = self._unread.resting(task_id, task.released_best, now)
+        if unread is not None:  # no session spent on nodes that would wait again
+            why = (
+                f"the validator could not count the best node {task.released_best}; "
+                f"tried again in {unread.next_try - now:.0f} s"
+            )
+            for x in ready:
+                r.waiting[x.node.id] = why
+            self.say("unread best", f"task {task_id}: {len(ready)} node(s) wait ({why})")
+            return
         tried = frozenset(x.node.id for x in ready)
         rest = self._task_rest.get(task_id)
         if rest is not None and rest.failing.resting(now) and tried <= rest.tried:
@@ -695,7 +661,14 @@ class Oracle:
             scores.append((x, correct[x.node.id]))
         if not scores:
             return
-        steps = self._ladder(task_id, task.info.margin_bps, scores)
+        least, most = self._best_bounds(task_id, task.info.margin_bps)
+        if least == most:
+            self._unread.read(task_id)
+        else:  # the validator could not count the best
+            scores = self._held_for_best(task, scores, now, r)
+            if not scores:
+                return
+        steps = self._ladder(task_id, task.info.margin_bps, scores, most)
         for batch in _batches(scores, self.batch_size):
             records = [
                 Score(x.node.id, steps[x.node.id].recorded_bps, x.verified_ops, x.dataset_id)
@@ -739,25 +712,32 @@ class Oracle:
             except StoreError as exc:
                 self.log(f"node {node.id}: its file is not pinned in this oracle's store ({exc})")
 
-    def _ladder(
-        self, task_id: int, margin_bps: int, scores: list[tuple[Ready, int]]
-    ) -> dict[int, ladder.Step]:
-        """What each node records (bountytree/market/ladder.py), in the order they are recorded, from
-        the exact score of the task's best node and the parents' scores on-chain right now: only
-        the oracle records scores."""
+    def _best_bounds(self, task_id: int, margin_bps: int) -> tuple[int, int]:
+        """The least and the most the exact score of the task's best node can be: its exact
+        score, as the validator counted it in this round's session (or the oracle's own
+        release); when the validator could not read the best, anything from its release to
+        the next (release + η − 1)."""
         task = self.market.task(task_id, with_info=False)
-        best = 0  # nothing released yet: the first release is η above 0
-        if task.released_best:
-            known = self._exact_best.get(task_id)
-            if known is None or known.node_id != task.released_best:
-                # every session's ticket names the chain's best and the validator counts it,
-                # and only this oracle records: not reached unless the chain changed under it
-                raise UserError(
-                    f"task {task_id}: no count of the best node {task.best_node} (the Ladder "
-                    "compares against its exact score); nothing recorded"
-                )
-            # unread by the validator: the most its exact score can be, below the next release
-            best = known.bps if known.bps is not None else task.best_bps + margin_bps - 1
+        if not task.released_best:
+            return 0, 0  # nothing released yet: the first release is η above 0
+        known = self._exact_best.get(task_id)
+        if known is None or known.node_id != task.released_best:
+            # every session's ticket names the chain's best and the validator counts it,
+            # and only this oracle records: not reached unless the chain changed under it
+            raise UserError(
+                f"task {task_id}: no count of the best node {task.best_node} (the Ladder "
+                "compares against its exact score); nothing recorded"
+            )
+        if known.bps is not None:
+            return known.bps, known.bps
+        return task.best_bps, task.best_bps + margin_bps - 1
+
+    def _ladder(
+        self, task_id: int, margin_bps: int, scores: list[tuple[Ready, int]], best: int
+    ) -> dict[int, ladder.Step]:
+        """What each node records (bountytree/market/ladder.py), in the order they are recorded,
+        from `best`, the exact score of the task's best node, and the parents' scores on-chain
+        right now: only the oracle records scores."""
         recorded = {
             n.id: n.accuracy_bps
             for n in self.market.nodes(task_id).values()
@@ -766,6 +746,35 @@ class Oracle:
         entries = [ladder.Entry(x.node.id, x.node.parent_id, bps) for x, bps in scores]
         steps = ladder.climb(entries, best_bps=best, margin_bps=margin_bps, recorded=recorded)
         return {step.node_id: step for step in steps}
+
+    def _held_for_best(
+        self, task: TaskView, scores: list[tuple[Ready, int]], now: float, r: TaskRound
+    ) -> list[tuple[Ready, int]]:
+        """The scores that may be recorded now, counted in a session that could not count the
+        best: those of nodes revealed HOLD_S ago or more, recorded against the most the best
+        can be; every later one waits for a session that counts it (oracle/unread_best.py)."""
+        eth = self.market.chain.w3.eth
+        held, hold_ends = len(scores), now
+        for i, (x, _) in enumerate(scores):  # in reveal order: the held are the last ones
+            ends = eth.get_block(x.node.block)["timestamp"] + HOLD_S
+            if now < ends:
+                held, hold_ends = i, ends
+                break
+        self._unread.unread(task.id, task.released_best, now, hold_ends)
+        if held:
+            self.log(
+                f"task {task.id}: the best node {task.released_best} is still uncounted "
+                f"{HOLD_S / 3600:g} h after node(s) {[x.node.id for x, _ in scores[:held]]} "
+                "were revealed: recorded against the most its exact score can be"
+            )
+        why = (
+            f"the validator could not count the best node {task.released_best}; held until a "
+            f"session counts it, for up to {HOLD_S / 3600:g} h from its reveal"
+        )
+        for x, _ in scores[held:]:
+            r.waiting[x.node.id] = why
+            self.say(f"wait {x.node.id}", f"task {task.id} node {x.node.id}: waiting ({why})")
+        return scores[:held]
 
     def _evaluate(
         self,

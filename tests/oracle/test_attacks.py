@@ -25,7 +25,7 @@ from bountytree.models.training import train_node
 from bountytree.processes import free_port
 from bountytree.storage.cid import digest_from_cid
 from bountytree.storage.store import StoreError, add_bytes, cid_of, get_bytes
-from oracle import service
+from oracle import pacing, service, unread_best
 from oracle.service import Oracle
 from tests.conftest import (
     advance_time,
@@ -396,10 +396,13 @@ def test_a_leader_that_withdraws_its_file_stops_no_session(settings, deployed, f
     first version refused every session whose best it could not read: a leader that withdrew
     its file would have kept the lead, every later node pending (found by the attacker review
     of the exact best). Now the validator counts the best from the copy it kept when it admitted
-    the node; with that copy gone too, the session goes on without the count, and the oracle
-    compares against the most the best can be (its release + η − 1), so that a lost file never
-    lowers the bar."""
-    t = _blend_task(settings, files, "withdrawn", ("owner1",))
+    the node; with that copy gone too, the session goes on without the count. The nodes counted
+    then wait for a session that counts it (they were recorded at once against the most the best
+    can be, its release + η − 1, so a node that had earned a release carried its parent's score:
+    an open finding of the exact best), no session spent while they rest, and each is recorded
+    against that most once unread_best.HOLD_S from its reveal is over: a lost file never lowers
+    the bar."""
+    t = _blend_task(settings, files, "withdrawn", ("owner1", "owner2"))
     task_id, arch, market, spec, init, rows, trained = (
         t.task_id, t.arch, t.market, t.spec, t.init, t.rows, t.trained
     )  # fmt: skip
@@ -441,32 +444,67 @@ def test_a_leader_that_withdraws_its_file_stops_no_session(settings, deployed, f
     # Bob: four rows (a point) better than Alice, whose file is gone: the validator counts her
     # from its copy, and Bob beats her exact score by the margin
     withdraw(alice)
-    bob, bob_count = _blend_counting(
+    bob_raw, bob_count = _blend_counting(
         spec, init, trained["owner1"], rows, lambda c: alice_count + 4 <= c <= alice_count + 6
     )
-    bob = market_for(settings, 4).submit(task_id, arch, add_bytes(market.store, bob)).node_id
+    bob = market_for(settings, 4).submit(task_id, arch, add_bytes(market.store, bob_raw)).node_id
     log = _oracle(settings, task_id)
     assert market.node(bob).accuracy_bps == task.best_bps + 100, log
     # Carol: a point better than Bob, whose file and copy are both gone: the session runs
-    # without his count, and Carol is carried, since she is not a point above the most his
-    # exact score can be (his release + 99)
+    # without his count, and Carol, a point above his exact score but not above the most it can
+    # be (his release + 99), waits for his count, as every node would. (Carol and Dave blend towards another
+    # owner's model: once Bob's file is back, the copy check reads it.)
     withdraw(bob).unlink()
-    bar = task.best_bps + 100 + 99 + 100
-    carol, _ = _blend_counting(
+    bob_release = market.task(task_id, with_info=False).best_bps
+    carol_raw, carol_count = _blend_counting(
         spec,
         init,
-        trained["owner1"],
+        trained["owner2"],
         rows,
-        lambda c: c >= bob_count + 4 and ladder.bps(c, len(rows)) < bar,
+        lambda c: c >= bob_count + 4 and ladder.bps(c, len(rows)) < bob_release + 99 + 100,
     )
-    carol = market_for(settings, 5).submit(task_id, arch, add_bytes(market.store, carol)).node_id
+    carol = market_for(settings, 5).submit(task_id, arch, add_bytes(market.store, carol_raw))
+    carol = carol.node_id
+    log = _oracle(settings, task_id)
+    assert market.node(carol).status == "pending", log
+    assert f"node {carol}: waiting (the validator could not count the best node {bob}" in log
+    log = _oracle(settings, task_id)  # resting: no session (a cron'd oracle spent one a round)
+    assert "two-party session" not in log and market.node(carol).status == "pending", log
+    # Bob's file is back in the store: the validator counts him, and Carol is released
+    add_bytes(market.store, bob_raw)
+    advance_time(settings, int(pacing.RETRY_BASE_S) + 1)
     log = _oracle(settings, task_id)
     nodes = market.nodes(task_id)
     assert nodes[carol].status == "scored", log
-    assert nodes[carol].accuracy_bps == nodes[arch].accuracy_bps, log
-    assert market.task(task_id, with_info=False).best_node == bob
+    assert nodes[carol].accuracy_bps == ladder.round_down(ladder.bps(carol_count, len(rows)), 100)
+    assert market.task(task_id, with_info=False).best_node == carol
     # Alice is no longer the best: her copy went with the next session
     assert not (kept / market.node(alice).weights_cid(spec)).exists()
+    # Dave: a point better than Carol, whose file and copy are both gone for good: Dave waits
+    # for her count for unread_best.HOLD_S from his reveal, and is then recorded against the
+    # most her exact score can be, carrying his parent's score
+    withdraw(carol).unlink()
+    carol_release = market.task(task_id, with_info=False).best_bps
+    dave, _ = _blend_counting(
+        spec,
+        init,
+        trained["owner2"],
+        rows,
+        lambda c: c >= carol_count + 4 and ladder.bps(c, len(rows)) < carol_release + 99 + 100,
+    )
+    dave = market_for(settings, 6).submit(task_id, arch, add_bytes(market.store, dave)).node_id
+    log = _oracle(settings, task_id)
+    assert market.node(dave).status == "pending", log
+    advance_time(settings, int(unread_best.HOLD_S) - 120)
+    log = _oracle(settings, task_id)
+    assert market.node(dave).status == "pending", log  # held its whole hold, not less
+    advance_time(settings, 120)
+    log = _oracle(settings, task_id)
+    nodes = market.nodes(task_id)
+    assert nodes[dave].status == "scored", log
+    assert nodes[dave].accuracy_bps == nodes[arch].accuracy_bps, log
+    assert "recorded against the most its exact score can be" in log
+    assert market.task(task_id, with_info=False).best_node == carol
 
 
 def test_trained_weights_are_no_architecture(settings, deployed, files):
@@ -601,13 +639,13 @@ def test_a_copy_of_a_node_whose_session_failed_cannot_take_its_raise(
     out = "\n".join(lines)
     assert "two-party session" not in out and f"node {alice}: not scored (its session" in out, out
     assert mallory.node(copy).status == "pending"
-    advance_time(settings, service.RETRY_BASE_S + 1)
+    advance_time(settings, pacing.RETRY_BASE_S + 1)
     lines.clear()
     oracle.run_round([task_id])  # tried again, failing again: now it rests twice as long
     out = "\n".join(lines)
     assert "scoring 1 node(s)" in out and mallory.node(copy).status == "pending", out
     monkeypatch.setattr(service, "FAILPOINT", "")
-    advance_time(settings, 2 * service.RETRY_BASE_S + 1)
+    advance_time(settings, 2 * pacing.RETRY_BASE_S + 1)
     lines.clear()
     oracle.run_round([task_id])
     oracle.run_round([task_id])  # Alice's node first, then the copy it held
@@ -697,7 +735,7 @@ def test_a_session_failed_at_the_right_moment_does_not_get_a_node_left_out(
     monkeypatch.setattr(service, "FAILPOINT", "")
     # past any rest (the chain's clock under a loaded machine once fell 50 s short of a rest
     # of 60 advanced by 61; the rule under test is the next try, not the rest's length)
-    advance_time(settings, service.RETRY_MAX_S + 1)
+    advance_time(settings, pacing.RETRY_MAX_S + 1)
     oracle.run_round([task_id])
     out = "\n".join(lines)
     assert market.node(bob).status == "scored", out
@@ -733,7 +771,7 @@ def test_a_task_whose_every_session_fails_rests_before_the_next(
     oracle.run_round([task_id])
     assert market_for(settings).node(later).status == "scored"
     monkeypatch.setattr(service, "FAILPOINT", "")
-    advance_time(settings, 2 * service.RETRY_BASE_S + 1)  # its second failure: 60 s of rest
+    advance_time(settings, 2 * pacing.RETRY_BASE_S + 1)  # its second failure: 60 s of rest
     oracle.run_round([task_id])
     assert market_for(settings).node(node).status == "scored"
 
@@ -880,7 +918,7 @@ def test_the_oracle_says_when_the_validator_keeps_work_waiting(
     monkeypatch.setattr(service, "FAILPOINT", f"session-fails:{node}")
     oracle.run_round([task_id])
     assert not market.task(task_id, with_info=False).validation_unread  # one failure says nothing
-    advance_time(settings, int(service.GIVE_UP_S) + 60)
+    advance_time(settings, int(pacing.GIVE_UP_S) + 60)
     oracle = Oracle(  # restarted: the failures' clock is kept on disk
         market_for(settings, 0), fetch_timeout=0, log=lines.append, settings_env=settings.to_env()
     )
@@ -889,7 +927,7 @@ def test_the_oracle_says_when_the_validator_keeps_work_waiting(
     assert market.task(task_id, with_info=False).validation_unread, out
     assert f"the validator has not scored node(s) [{node}]" in out, out
     monkeypatch.setattr(service, "FAILPOINT", "")
-    advance_time(settings, int(service.RETRY_MAX_S) + 1)  # past any rest
+    advance_time(settings, int(pacing.RETRY_MAX_S) + 1)  # past any rest
     oracle.run_round([task_id])
     out = "\n".join(lines)
     assert market.node(node).status == "scored", out
