@@ -598,7 +598,9 @@ class Oracle:
         if not ready:
             return
         unread = self._unread.resting(task_id, task.released_best, now)
-        if unread is not None:  # no session spent on nodes that would wait again
+        # no session spent on nodes that would wait again; one whose own session failed is
+        # tried at its own pace (its clock towards the word on the validator runs meanwhile)
+        if unread is not None and not any(x.node.id in self._failing for x in ready):
             why = (
                 f"the validator could not count the best node {task.released_best}; "
                 f"tried again in {unread.next_try - now:.0f} s"
@@ -754,13 +756,20 @@ class Oracle:
         best: those of nodes revealed HOLD_S ago or more, recorded against the most the best
         can be; every later one waits for a session that counts it (oracle/unread_best.py)."""
         eth = self.market.chain.w3.eth
+        # from its reveal, or from when the best was first found unread: a node delayed past
+        # an hour (an oracle or validator away) gets its hour all the same (second review)
+        since = self._unread.since(task.id, task.released_best, now)
         held, hold_ends = len(scores), now
         for i, (x, _) in enumerate(scores):  # in reveal order: the held are the last ones
-            ends = eth.get_block(x.node.block)["timestamp"] + HOLD_S
+            ends = max(eth.get_block(x.node.block)["timestamp"], since) + HOLD_S
             if now < ends:
                 held, hold_ends = i, ends
                 break
         self._unread.unread(task.id, task.released_best, now, hold_ends)
+        # counted: the validator served them, and their clock towards the word that it keeps
+        # work waiting stops (it ran on while they waited, second review)
+        if any(self._unserved.pop(x.node.id, None) for x, _ in scores[held:]):
+            self._save_unserved()
         if held:
             self.log(
                 f"task {task.id}: the best node {task.released_best} is still uncounted "
@@ -1068,7 +1077,7 @@ def _read_unserved(path: Path, deployment: str) -> dict[int, tuple[int, float]]:
         if not deployment or raw["deployment"] != deployment:
             return {}
         return {int(n): (int(t), float(s)) for n, (t, s) in raw["nodes"].items()}
-    except (OSError, ValueError, AttributeError, TypeError, KeyError):
+    except (OSError, ValueError, AttributeError, TypeError, KeyError, ArithmeticError):
         return {}
 
 

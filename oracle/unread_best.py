@@ -19,6 +19,7 @@ that an oracle run from cron (`--once`) does not spend a session each round on n
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +53,7 @@ class UnreadBests:
             raw = json.loads(path.read_text())
             if deployment and raw["deployment"] == deployment:
                 self.tasks = {int(t): _unread(u) for t, u in raw["tasks"].items()}
-        except (OSError, ValueError, AttributeError, TypeError, KeyError):
+        except (OSError, ValueError, AttributeError, TypeError, KeyError, ArithmeticError):
             pass
 
     def resting(self, task_id: int, best_node: int, now: float) -> Failing | None:
@@ -61,6 +62,11 @@ class UnreadBests:
         if unread is None or unread.best_node != best_node or not unread.pacing.resting(now):
             return None
         return unread.pacing
+
+    def since(self, task_id: int, best_node: int, now: float) -> float:
+        """When a session first could not count `best_node` (`now` if none has yet)."""
+        unread = self.tasks.get(task_id)
+        return unread.pacing.since if unread is not None and unread.best_node == best_node else now
 
     def unread(self, task_id: int, best_node: int, now: float, hold_ends: float) -> None:
         """A session could not count the best: tried again later, by `hold_ends` at the latest
@@ -91,5 +97,10 @@ class UnreadBests:
 
 
 def _unread(raw: dict) -> Unread:
+    """One task's record as `_save` wrote it; ValueError for anything else (a next try at
+    infinity would rest the task for good)."""
     since, count, next_try = raw["pacing"]
-    return Unread(int(raw["best_node"]), Failing(float(since), int(count), float(next_try)))
+    times = (float(since), float(next_try))
+    if not all(math.isfinite(t) for t in times):
+        raise ValueError("not a time")
+    return Unread(int(raw["best_node"]), Failing(times[0], int(count), times[1]))

@@ -3,6 +3,8 @@ across oracle processes, paced as a failing node, never another deployment's."""
 
 from __future__ import annotations
 
+import json
+
 from oracle import pacing
 from oracle.unread_best import UnreadBests
 
@@ -19,6 +21,8 @@ def test_the_record_outlives_the_process_and_paces_the_task(tmp_path):
     assert again.resting(3, 8, 1001.0) is None  # another best: nothing known of it
     again.unread(3, 7, now=1100.0, hold_ends=1130.0)  # doubled, but not past the first hold's end
     assert again.resting(3, 7, 1129.0) is not None and again.resting(3, 7, 1130.0) is None
+    assert again.since(3, 7, 2000.0) == 1000.0  # when it was first found unread
+    assert again.since(3, 8, 2000.0) == 2000.0
     again.read(3)
     assert UnreadBests(path, "tree@abc", lines.append).tasks == {}
     assert not lines
@@ -35,6 +39,10 @@ def test_another_deployment_s_or_a_damaged_record_is_nothing(tmp_path):
         '{"deployment": "tree@abc", "tasks": {"3": {"best_node": 7, "pacing": ["x", 1, 2]}}}'
     )
     assert UnreadBests(path, "tree@abc", print).tasks == {}
+    for damaged in (["Infinity", 1, 2], [1, 1, "Infinity"], [1, float("inf"), 2]):
+        record = {"best_node": 7, "pacing": damaged}
+        path.write_text(json.dumps({"deployment": "tree@abc", "tasks": {"3": record}}))
+        assert UnreadBests(path, "tree@abc", print).tasks == {}, damaged  # never rests for good
     path.write_text("not json")
     assert UnreadBests(path, "tree@abc", print).tasks == {}
 
