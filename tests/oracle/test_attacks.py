@@ -391,7 +391,7 @@ def test_a_node_a_row_better_than_the_best_takes_no_release(settings, deployed, 
     assert _gain(bob, task_id, bob.chain.address) > 0
 
 
-def test_a_leader_that_withdraws_its_file_stops_no_session(settings, deployed, files):
+def test_a_leader_that_withdraws_its_file_stops_no_session(settings, deployed, files, monkeypatch):
     """The validator counts the task's best node in every session (the Ladder's exact best). The
     first version refused every session whose best it could not read: a leader that withdrew
     its file would have kept the lead, every later node pending (found by the attacker review
@@ -493,8 +493,22 @@ def test_a_leader_that_withdraws_its_file_stops_no_session(settings, deployed, f
         lambda c: c >= carol_count + 4 and ladder.bps(c, len(rows)) < carol_release + 99 + 100,
     )
     dave = market_for(settings, 6).submit(task_id, arch, add_bytes(market.store, dave)).node_id
-    log = _oracle(settings, task_id)
-    assert market.node(dave).status == "pending", log
+    # his first session fails, which starts his clock towards the word that the validator keeps
+    # work waiting; counted in the next, he is served and the clock stops while he waits (it
+    # ran on, and at the hour said the validator kept him waiting: second attacker review)
+    lines: list[str] = []
+    oracle = Oracle(
+        market_for(settings, 0), fetch_timeout=0, log=lines.append, settings_env=settings.to_env()
+    )
+    monkeypatch.setattr(service, "FAILPOINT", f"session-fails:{dave}")
+    oracle.run_round([task_id])
+    assert dave in oracle._unserved, lines
+    monkeypatch.setattr(service, "FAILPOINT", "")
+    advance_time(settings, int(pacing.RETRY_BASE_S) + 1)
+    oracle.run_round([task_id])
+    log = "\n".join(lines)
+    assert f"node {dave}: waiting (the validator could not count the best node {carol}" in log
+    assert market.node(dave).status == "pending" and dave not in oracle._unserved, log
     advance_time(settings, int(unread_best.HOLD_S) - 120)
     log = _oracle(settings, task_id)
     assert market.node(dave).status == "pending", log  # held its whole hold, not less
