@@ -1,5 +1,6 @@
 """Tasks whose best node the validator could not count, kept on disk: the nodes counted meanwhile
-wait for a session that counts it, each for up to HOLD_S from its reveal.
+wait for a session that counts it, each for up to HOLD_S from its reveal (or from when the best
+was first found unread, if later).
 
 The Ladder compares a node against the exact score of the task's best (bountytree/market/
 ladder.py). The validator counts the best in every session, from the copy it kept, its store or
@@ -28,9 +29,8 @@ from bountytree.files import atomic_write_json
 
 from .pacing import GIVE_UP_S, Failing
 
-# A counted node waits for the best's count this long from its reveal (chain time). Not longer
-# than GIVE_UP_S: a counted node that had failed earlier keeps its clock towards the word that
-# the validator keeps work waiting (service.note_validator), which must not run out meanwhile.
+# A counted node waits for the best's count this long (chain time): as long as a failing node's
+# sessions are tried before it may be given up on.
 HOLD_S = GIVE_UP_S
 
 
@@ -56,25 +56,29 @@ class UnreadBests:
         except (OSError, ValueError, AttributeError, TypeError, KeyError, ArithmeticError):
             pass
 
-    def resting(self, task_id: int, best_node: int, now: float) -> Failing | None:
-        """The task's pacing, if its best (still `best_node`) was unread and is not due yet."""
+    def _of(self, task_id: int, best_node: int) -> Failing | None:
+        """The task's pacing, if a session could not count its best, still `best_node`."""
         unread = self.tasks.get(task_id)
-        if unread is None or unread.best_node != best_node or not unread.pacing.resting(now):
-            return None
-        return unread.pacing
+        return unread.pacing if unread is not None and unread.best_node == best_node else None
+
+    def resting(self, task_id: int, best_node: int, now: float) -> Failing | None:
+        """The task's pacing, if its best was unread and is not due to be tried yet."""
+        pacing = self._of(task_id, best_node)
+        return pacing if pacing is not None and pacing.resting(now) else None
 
     def since(self, task_id: int, best_node: int, now: float) -> float:
         """When a session first could not count `best_node` (`now` if none has yet)."""
-        unread = self.tasks.get(task_id)
-        return unread.pacing.since if unread is not None and unread.best_node == best_node else now
+        pacing = self._of(task_id, best_node)
+        return pacing.since if pacing is not None else now
 
     def unread(self, task_id: int, best_node: int, now: float, hold_ends: float) -> None:
         """A session could not count the best: tried again later, by `hold_ends` at the latest
         (when the first node that waits for it is recorded anyway)."""
-        unread = self.tasks.get(task_id)
-        if unread is None or unread.best_node != best_node:
-            unread = self.tasks[task_id] = Unread(best_node, Failing(since=now))
-        unread.pacing.failed(now, hold_ends)
+        pacing = self._of(task_id, best_node)
+        if pacing is None:
+            pacing = Failing(since=now)
+            self.tasks[task_id] = Unread(best_node, pacing)
+        pacing.failed(now, hold_ends)
         self._save()
 
     def read(self, task_id: int) -> None:

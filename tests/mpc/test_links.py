@@ -90,6 +90,17 @@ def _run(
     return results, errors, shares
 
 
+def _step_timed(work: Path, task) -> tuple[dict[int, dict], dict[int, str]]:
+    """The three parties on one address with fresh keys, `task` (a dealer that deviates, or
+    custodians that lag) under the step timeout private_tasks.STEP_S."""
+    address = f"127.0.0.1:{free_port()}"
+    identities = _identities([new_private_key() for _ in range(3)])
+    results, errors, _ = _run(
+        [address] * 3, identities, work, task=task, timeout_s=private_tasks.STEP_S
+    )
+    return results, errors
+
+
 class Relay:
     """A wiretap in front of party 0: forwards every connection to `target` and keeps every
     byte that passes, both ways."""
@@ -334,11 +345,7 @@ def test_a_dealer_that_fails_a_session_any_other_way_is_named_by_both_custodians
     """Attacker review of the first version, which judged on one custodian's view: a dealer
     that ended its link with a last word of its own, reset its links (every send to it failed,
     which a custodian did not count), or stalled at custodian 0's key was named by neither."""
-    address = f"127.0.0.1:{free_port()}"
-    identities = _identities([new_private_key() for _ in range(3)])
-    results, errors, _ = _run(
-        [address] * 3, identities, tmp_path, task=fails, timeout_s=private_tasks.STEP_S
-    )
+    results, errors = _step_timed(tmp_path, fails)
     assert 0 not in errors and 1 not in errors, errors
     assert bool(results[0]["dealer_failed"][0]) and bool(results[1]["dealer_failed"][0]), results
 
@@ -349,15 +356,7 @@ def test_a_dealer_that_goes_silent_mid_session_is_named_by_both_custodians(tmp_p
     every session and then stopped answering was never said to fail one. The custodians now
     exchange last words before party 1 gives up (its wait on party 0 is longer by
     HANDSHAKE_S), and both say the dealer failed it (bountytree/mpc/blame.py)."""
-    address = f"127.0.0.1:{free_port()}"
-    identities = _identities([new_private_key() for _ in range(3)])
-    results, errors, _ = _run(
-        [address] * 3,
-        identities,
-        tmp_path,
-        task=private_tasks.dealer_goes_silent,
-        timeout_s=private_tasks.STEP_S,
-    )
+    results, errors = _step_timed(tmp_path, private_tasks.dealer_goes_silent)
     assert not errors, errors
     assert bool(results[0]["dealer_failed"][0]) and not bool(results[0]["told"][0])
     assert bool(results[1]["dealer_failed"][0]) and bool(results[1]["told"][0])
@@ -371,15 +370,7 @@ def test_an_honest_dealer_that_gives_up_on_custodians_computing_is_not_blamed(tm
     """Both custodians compute for longer than the dealer's timeout between two requests; the
     honest dealer gives up waiting, and their next request finds it gone (second attacker
     review: it was blamed). Party 0's last word says how long it asked nothing."""
-    address = f"127.0.0.1:{free_port()}"
-    identities = _identities([new_private_key() for _ in range(3)])
-    results, errors, _ = _run(
-        [address] * 3,
-        identities,
-        tmp_path,
-        task=private_tasks.custodians_pause_between_requests,
-        timeout_s=private_tasks.STEP_S,
-    )
+    results, errors = _step_timed(tmp_path, private_tasks.custodians_pause_between_requests)
     assert 0 not in errors and 1 not in errors, errors
     assert "seconds" in results[0] and "seconds" in results[1], results  # the session failed
     assert not bool(results[0]["dealer_failed"][0]) and not bool(results[1]["dealer_failed"][0])
@@ -389,15 +380,7 @@ def test_a_custodian_1_that_asks_late_does_not_have_the_dealer_blamed(tmp_path):
     """Custodian 1 sends its request after the dealer's timeout (a slow or stalled machine): the
     honest dealer waited on it and gave up, and custodian 0 waited on the dealer. Neither
     custodian says the dealer failed the session: their last words show custodian 1 was late."""
-    address = f"127.0.0.1:{free_port()}"
-    identities = _identities([new_private_key() for _ in range(3)])
-    results, errors, _ = _run(
-        [address] * 3,
-        identities,
-        tmp_path,
-        task=private_tasks.custodian_1_asks_late,
-        timeout_s=private_tasks.STEP_S,
-    )
+    results, errors = _step_timed(tmp_path, private_tasks.custodian_1_asks_late)
     assert not errors, errors
     assert not bool(results[0]["dealer_failed"][0]), results[0]
     assert not bool(results[1]["dealer_failed"][0]), results[1]

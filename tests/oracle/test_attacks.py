@@ -450,19 +450,25 @@ def test_a_leader_that_withdraws_its_file_stops_no_session(settings, deployed, f
     bob = market_for(settings, 4).submit(task_id, arch, add_bytes(market.store, bob_raw)).node_id
     log = _oracle(settings, task_id)
     assert market.node(bob).accuracy_bps == task.best_bps + 100, log
+
     # Carol: a point better than Bob, whose file and copy are both gone: the session runs
     # without his count, and Carol, a point above his exact score but not above the most it can
-    # be (his release + 99), waits for his count, as every node would. (Carol and Dave blend towards another
-    # owner's model: once Bob's file is back, the copy check reads it.)
+    # be (his release + 99), waits for his count, as every node would
+    def a_point_above(count: int) -> tuple[bytes, int]:
+        """A blend a point above `count`, the best's, and below the most it can be plus a
+        point (towards another owner's model than Bob's: once his file is back, the copy
+        check reads it)."""
+        release = market.task(task_id, with_info=False).best_bps
+        return _blend_counting(
+            spec,
+            init,
+            trained["owner2"],
+            rows,
+            lambda c: c >= count + 4 and ladder.bps(c, len(rows)) < release + 99 + 100,
+        )
+
     withdraw(bob).unlink()
-    bob_release = market.task(task_id, with_info=False).best_bps
-    carol_raw, carol_count = _blend_counting(
-        spec,
-        init,
-        trained["owner2"],
-        rows,
-        lambda c: c >= bob_count + 4 and ladder.bps(c, len(rows)) < bob_release + 99 + 100,
-    )
+    carol_raw, carol_count = a_point_above(bob_count)
     carol = market_for(settings, 5).submit(task_id, arch, add_bytes(market.store, carol_raw))
     carol = carol.node_id
     log = _oracle(settings, task_id)
@@ -484,14 +490,7 @@ def test_a_leader_that_withdraws_its_file_stops_no_session(settings, deployed, f
     # for her count for unread_best.HOLD_S from his reveal, and is then recorded against the
     # most her exact score can be, carrying his parent's score
     withdraw(carol).unlink()
-    carol_release = market.task(task_id, with_info=False).best_bps
-    dave, _ = _blend_counting(
-        spec,
-        init,
-        trained["owner2"],
-        rows,
-        lambda c: c >= carol_count + 4 and ladder.bps(c, len(rows)) < carol_release + 99 + 100,
-    )
+    dave, _ = a_point_above(carol_count)
     dave = market_for(settings, 6).submit(task_id, arch, add_bytes(market.store, dave)).node_id
     # his first session fails, which starts his clock towards the word that the validator keeps
     # work waiting; counted in the next, he is served and the clock stops while he waits (it
