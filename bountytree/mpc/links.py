@@ -43,13 +43,12 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 from Crypto.Hash import SHA256
-from Crypto.Protocol import DH
 from Crypto.Protocol.KDF import HKDF
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from bountytree.errors import UserError
-from bountytree.private.sealing import new_private_key, public_key
+from bountytree.private.sealing import agree, new_private_key, public_key
 
 # v2: in a three-party session, party 1 tells party 0 whether the dealer linked to it; v3: a
 # frame may be a party's last word (ENDED), which the custodians exchange when a session fails
@@ -143,12 +142,6 @@ class Identity:
     @property
     def public_key(self) -> bytes:
         return public_key(self.private_key)
-
-
-def _dh(private, public: bytes) -> bytes:
-    theirs = DH.import_x25519_public_key(public)
-    shared: bytes = DH.key_agreement(static_priv=private, static_pub=theirs, kdf=lambda z: z)
-    return shared
 
 
 def _recv_exact(sock: socket.socket, n: int, deadline: float | None = None) -> bytes:
@@ -386,10 +379,8 @@ def _handshake(
     watchdog.daemon = True
     watchdog.start()
     try:
-        mine = DH.import_x25519_private_key(me.private_key)
-        ephemeral = DH.import_x25519_private_key(new_private_key())
-        e_pub = ephemeral.public_key().export_key(format="raw")
-        hello = HELLO + bytes([rank]) + me.public_key + e_pub
+        mine, ephemeral = me.private_key, new_private_key()
+        hello = HELLO + bytes([rank]) + public_key(mine) + public_key(ephemeral)
         try:
             sock.sendall(hello)
             theirs = _recv_exact(sock, HELLO_BYTES)
@@ -417,10 +408,10 @@ def _handshake(
         initiator = rank > peer  # the higher rank connects
         first, second = (hello, theirs) if initiator else (theirs, hello)
         try:
-            ikm = _dh(ephemeral, e_peer) + (
-                _dh(mine, e_peer) + _dh(ephemeral, s_peer)
+            ikm = agree(ephemeral, e_peer) + (
+                agree(mine, e_peer) + agree(ephemeral, s_peer)
                 if initiator
-                else _dh(ephemeral, s_peer) + _dh(mine, e_peer)
+                else agree(ephemeral, s_peer) + agree(mine, e_peer)
             )
         except ValueError:
             raise _refuse(sock, f"party {peer} sent a key that is not an X25519 key") from None

@@ -4,8 +4,10 @@ A sealed file is MAGIC ‖ the sender's ephemeral public key (32 bytes) ‖ a Ch
 nonce (12) ‖ the ciphertext ‖ its tag (16). The key is HKDF-SHA256 of the X25519 agreement
 between the ephemeral key and the recipient's key, bound to both public keys. Only the holder of
 the recipient's private key opens it, and any change to a byte makes opening fail; the sender
-keeps nothing that opens it. pycryptodome, which web3's stack already pins, supplies all three
-primitives.
+keeps nothing that opens it. pycryptodome, which web3's stack already pins, supplies the cipher
+and the key derivation; `cryptography` the X25519 agreement, in OpenSSL's C (pycryptodome's
+X25519 is Python arithmetic: 11 ms of CPU per end of a link handshake, 1.1 ms now, under the
+GIL, and a flood of handshakes at a party's port turned that into seconds per handshake).
 
 A private key file holds the 32-byte X25519 seed, hex, readable by its owner only; the public
 key is 32 bytes, written as 64 hex digits (how a task records the sponsor's key on-chain).
@@ -20,9 +22,8 @@ from pathlib import Path
 
 from Crypto.Cipher import ChaCha20_Poly1305
 from Crypto.Hash import SHA256
-from Crypto.Protocol import DH
 from Crypto.Protocol.KDF import HKDF
-from Crypto.PublicKey import ECC
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 from bountytree.errors import UserError
 
@@ -38,15 +39,20 @@ class SealError(UserError):
 
 def new_private_key() -> bytes:
     """A fresh X25519 private key (its 32-byte seed)."""
-    seed: bytes = ECC.generate(curve="curve25519").seed  # type: ignore[attr-defined]
-    return seed
+    return X25519PrivateKey.generate().private_bytes_raw()
 
 
 def public_key(private: bytes) -> bytes:
     """The 32-byte public key of a private key."""
-    raw = DH.import_x25519_private_key(private).public_key().export_key(format="raw")
-    assert isinstance(raw, bytes)
-    return raw
+    return X25519PrivateKey.from_private_bytes(private).public_key().public_bytes_raw()
+
+
+def agree(private: bytes, public: bytes) -> bytes:
+    """The X25519 shared secret of a private key and a peer's public key; ValueError for a
+    public key that is not one (not 32 bytes, or a point of small order, whose secret is 0)."""
+    return X25519PrivateKey.from_private_bytes(private).exchange(
+        X25519PublicKey.from_public_bytes(public)
+    )
 
 
 def _key(shared: bytes, ephemeral: bytes, recipient: bytes, context: bytes) -> bytes:
@@ -67,20 +73,16 @@ def seal(
     the file."""
     if len(recipient) != KEY_BYTES:
         raise UserError(f"a public key is {KEY_BYTES} bytes, this one is {len(recipient)}")
+    if ephemeral is None:
+        own, nonce = new_private_key(), os.urandom(NONCE_BYTES)
+    else:
+        own = ephemeral
+        nonce = SHA256.new(b"bountytree seal nonce" + ephemeral).digest()[:NONCE_BYTES]
+    mine = public_key(own)
     try:
-        their = DH.import_x25519_public_key(recipient)
+        key = _key(agree(own, recipient), mine, recipient, context)
     except ValueError:
         raise UserError("not an X25519 public key") from None
-    if ephemeral is None:
-        own, nonce = ECC.generate(curve="curve25519"), os.urandom(NONCE_BYTES)
-    else:
-        own = DH.import_x25519_private_key(ephemeral)
-        nonce = SHA256.new(b"bountytree seal nonce" + ephemeral).digest()[:NONCE_BYTES]
-    mine = own.public_key().export_key(format="raw")
-    assert isinstance(mine, bytes)
-    key = DH.key_agreement(
-        static_priv=own, static_pub=their, kdf=lambda z: _key(z, mine, recipient, context)
-    )
     cipher = ChaCha20_Poly1305.new(key=key, nonce=nonce)
     cipher.update(MAGIC + mine + context)
     body, tag = cipher.encrypt_and_digest(data)
@@ -98,13 +100,8 @@ def open_sealed(
     theirs = sealed[len(MAGIC) : len(MAGIC) + KEY_BYTES]
     nonce = sealed[len(MAGIC) + KEY_BYTES : head]
     body, tag = sealed[head:-TAG_BYTES], sealed[-TAG_BYTES:]
-    me = DH.import_x25519_private_key(private)
     try:
-        key = DH.key_agreement(
-            static_priv=me,
-            static_pub=DH.import_x25519_public_key(theirs),
-            kdf=lambda z: _key(z, theirs, public_key(private), context),
-        )
+        key = _key(agree(private, theirs), theirs, public_key(private), context)
         cipher = ChaCha20_Poly1305.new(key=key, nonce=nonce)
         cipher.update(MAGIC + theirs + context)
         return bytes(cipher.decrypt_and_verify(body, tag))
