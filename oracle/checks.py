@@ -124,6 +124,20 @@ class Fetcher:
             )
         return data
 
+    def pin(self, cid: str, what: str) -> None:
+        """Keeps the file in this store for good (its blocks read whole by `get` just before): a
+        node is scored only once its files are pinned, so the task's best is always one whose
+        files this oracle can give the validator (the Ladder's exact best). A pin that fails,
+        whatever the store says (full, busy, collecting, down), makes the node wait like a file
+        not come, overdue past its fetch timeout, and never rejects it: the file was read."""
+        try:
+            self.store.pin(cid)
+        except StoreError as exc:
+            raise NotYet(
+                f"{what} {cid} cannot be pinned in this oracle's store ({exc}); nobody's fault",
+                overdue=self.age() >= self.fetch_timeout,
+            ) from None
+
 
 def architecture_spec(fetch: Fetcher, node: NodeView, task: TaskInfo) -> ModelSpec:
     """An architecture's spec, checked against the task; raises Rejected or NotYet."""

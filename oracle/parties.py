@@ -256,6 +256,8 @@ def run_model_party(job_dir: str, settings) -> int:
     job = json.loads((job_path / "job.json").read_text())
     allowed = {str(cid): int(limit) for cid, limit in job.get("files", {}).items()}
     store = open_store(settings.store) if allowed else None
+    failed: set[str] = set()  # asked of it and not given: its store's doing, the oracle is told
+    given: set[str] = set()
 
     def files(cid: str, limit: int) -> bytes:
         """A file the validator could not read itself, from this oracle's store: only those of
@@ -263,9 +265,12 @@ def run_model_party(job_dir: str, settings) -> int:
         if store is None or cid not in allowed:
             return b""
         try:
-            return get_bytes(store, cid, min(limit, allowed[cid]))
+            data = get_bytes(store, cid, min(limit, allowed[cid]))
         except StoreError:
+            failed.add(cid)
             return b""
+        given.add(cid)
+        return data
 
     # the specs only: party 0 shares each node's weights, read by itself from the store
     models = [(int(node["id"]), parse_spec(node["spec"])) for node in job["nodes"]]
@@ -302,6 +307,7 @@ def run_model_party(job_dir: str, settings) -> int:
             "best": info["best"],
             "correct": {str(s.node_id): s.correct for s in scores},
             "seconds": {str(s.node_id): s.seconds for s in scores},
+            "undelivered": sorted(failed - given),
         },
     )
     return 0

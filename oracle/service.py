@@ -156,6 +156,7 @@ class Oracle:
         self._task_rest: dict[int, TaskRest] = {}  # tasks whose every session failed
         self._last_success: dict[int, float] = {}  # task -> when a session of it last succeeded
         self._exact_best: dict[int, ExactBest] = {}  # task -> its best node's exact score
+        self._pinned: set[str] = set()  # the CIDs this process pinned (each a node's file)
         # What each task's last round said of lasting states (an error, a node waiting), so that
         # a state is said once, and again only when it changes or comes back.
         self._said: dict[int, dict[str, str]] = {}
@@ -286,6 +287,16 @@ class Oracle:
                     self._check_lineage(ok, nodes, specs, checked, task)
                     parent_fetch = Fetcher(self.market.store, age(parent.block), self.fetch_timeout)
                     self._verify_training(ok, parent, task, parent_fetch, fetch)
+                # Its file pinned before it may be scored, never after: its children are checked
+                # against it (lineage, replay, their architecture's spec), and the validator asks
+                # for it once it is the best. An author who stopped serving it used to hold a child
+                # waiting without end (attacker review of the validator's files); and a leader
+                # whose pin failed (best effort, after the record) could withdraw its file and
+                # keep the lead, the Ladder's exact best uncountable (open finding, session 23).
+                for cid in dict.fromkeys((node.cid, ok.node.weights_cid(ok.spec))):
+                    if cid not in self._pinned:  # once per process, not a re-read a round
+                        fetch.pin(cid, "file")
+                        self._pinned.add(cid)
             except StoreUnavailable:
                 raise
             except Rejected as exc:
@@ -696,23 +707,9 @@ class Oracle:
                 )
             self.log(f"task {task_id}: {len(batch)} scored  {sent}")
             self._save_unserved()
-            self._pin([x.node for x, _ in batch])
             self.batches_sent += 1
             if f"after-score-batch:{self.batches_sent}" == FAILPOINT:
                 os._exit(137)
-
-    def _pin(self, nodes: list[NodeView]) -> None:
-        """Pins each scored node's file in this oracle's store (an architecture's spec, a trained
-        node's weights): its children are checked against it (lineage, replay, their
-        architecture's spec) and the validator may ask for it (the best), and an author who
-        stops serving it, with this store's cache collected, used to hold a child waiting
-        without end, its task until the grace day and the sponsor's bond with it (attacker
-        review of the validator's files). A pin that fails is logged; nobody is blamed."""
-        for node in nodes:
-            try:
-                self.market.store.pin(node.cid)
-            except StoreError as exc:
-                self.log(f"node {node.id}: its file is not pinned in this oracle's store ({exc})")
 
     def _best_bounds(self, task_id: int, margin_bps: int) -> tuple[int, int]:
         """The least and the most the exact score of the task's best node can be: its exact
@@ -876,6 +873,15 @@ class Oracle:
             out[x.node.id] = ladder.bps(count, session.rows)
         if session.best is not None:  # the node the ticket named, checked by the model party
             b = session.best
+            if b.correct is None and self._best_was_given(task, b.node_id, files, session):
+                # a validator that says it cannot count the best though the model party gave it
+                # (or would have given) its files: every node counted would wait for an hour,
+                # then be recorded against the most the best can be (a margin's release lost,
+                # the target perhaps not reached: the sponsor's gain); a session it failed
+                raise UserError(
+                    f"the validator did not count the best node {b.node_id}, whose files the "
+                    "model party gave it when asked; nothing recorded"
+                )
             exact = None if b.correct is None else ladder.bps(b.correct, session.rows)
             self._exact_best[task.id] = ExactBest(b.node_id, exact)
         return out
@@ -890,16 +896,40 @@ class Oracle:
         for x in ready:
             out[_architecture(x.node, nodes).cid] = MAX_SPEC_BYTES
             out[x.node.weights_cid(x.spec)] = weights_io.max_bytes(x.spec)
+        return out | self._best_files(task, nodes)
+
+    def _best_files(self, task: TaskView, nodes: dict[int, NodeView]) -> dict[str, int]:
+        """The spec and weights (CID: most bytes) of the task's best node, as far as this
+        oracle can read them now (without them, the validator counts the best only from its own
+        copy or store)."""
         best = nodes.get(task.released_best)
-        if best is not None:
-            arch = _architecture(best, nodes)
-            out[arch.cid] = MAX_SPEC_BYTES
-            try:
-                spec = self._arch_spec(arch, {}, task)
-                out[best.weights_cid(spec)] = weights_io.max_bytes(spec)
-            except (Rejected, StoreError, NotYet):  # the validator counts the best without it
-                pass
+        if best is None:
+            return {}
+        arch = _architecture(best, nodes)
+        out = {arch.cid: MAX_SPEC_BYTES}
+        try:
+            spec = self._arch_spec(arch, {}, task)
+            out[best.weights_cid(spec)] = weights_io.max_bytes(spec)
+        except (Rejected, StoreError, NotYet):  # the validator counts the best without it
+            pass
         return out
+
+    def _best_was_given(
+        self, task: TaskView, best: int, files: dict[str, int], session: SessionResult
+    ) -> bool:
+        """Whether the model party offered the validator both of the best node's files (its
+        spec and weights, pinned by this oracle before it was scored) and gave each it was asked
+        for: an honest validator then always counts the best (from its copy, its store or
+        those files). A file the model party could not read when asked (its store busy or
+        down, the file lost) blames nobody: the nodes then wait for a count of the best."""
+        if best != task.released_best:  # not the best the offer was made for
+            return False
+        offered = self._best_files(task, self.market.nodes(task.id))
+        return (
+            len(offered) == 2
+            and all(cid in files for cid in offered)
+            and not set(offered) & session.undelivered
+        )
 
     def score_test_if_due(self, task_id: int, r: TaskRound) -> None:
         """Once a task is finalized, scores its winner on the sponsor's test part, once, in a

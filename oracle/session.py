@@ -58,6 +58,8 @@ class SessionResult:
     per_node_s: dict[int, float]
     share_rows_s: float
     best: BestCount | None = None
+    # the files the validator asked the model party for that it could not give (its store)
+    undelivered: frozenset[str] = frozenset()
 
 
 def _party_env() -> dict:
@@ -132,6 +134,7 @@ def run_session(
         {int(k): v for k, v in result["seconds"].items()},
         result["share_rows_s"],
         BestCount(result["best"]["node"], result["best"]["correct"]) if result["best"] else None,
+        frozenset(str(cid) for cid in result.get("undelivered", [])),
     )
 
 

@@ -23,7 +23,7 @@ from bountytree.models.datasets import load_file
 from bountytree.models.spec import build_torch
 from bountytree.models.training import train_node
 from bountytree.processes import free_port
-from bountytree.storage.store import add_bytes, get_bytes
+from bountytree.storage.store import StoreUnavailable, add_bytes, get_bytes
 from oracle.admission import Gate, Refused, issue
 from oracle.service import Oracle
 from tests.conftest import cli_ok, market_for, new_task, node_id_of, validator_process
@@ -181,3 +181,92 @@ def test_a_spec_and_weights_both_withheld_are_asked_for_in_turn(
     admitted = gate.complete(admitted, given(spec_cid))
     with pytest.raises(Refused, match="did not give it either"):
         gate.complete(admitted, {})
+
+
+def test_a_node_whose_files_cannot_be_pinned_waits_and_is_blamed_for_nothing(
+    settings, deployed, files, tmp_path, monkeypatch
+):
+    """The oracle pinned a node's file after recording its score, and a pin that failed was only
+    logged: a leader whose pin failed could withdraw its file and keep the lead, the Ladder's
+    exact best uncountable (an open finding of session 23). Its files are now pinned before it
+    may be scored: a store that will not pin (a full repository, say) leaves the node waiting,
+    neither scored nor rejected (nor the round stopped, for this task or another), and it is scored
+    once the pin succeeds."""
+    task_id = new_task(settings, files["validation"], "pin fails")
+    arch = node_id_of(
+        cli_ok(settings, "propose", "--task", str(task_id), "--spec", _spec_file(tmp_path, 38),
+               "--account", "8")
+    )  # fmt: skip
+    lines: list[str] = []
+    oracle = Oracle(
+        market_for(settings, 0), fetch_timeout=0, log=lines.append, settings_env=settings.to_env()
+    )
+    store = oracle.market.store
+
+    def full(cid: str) -> None:  # as both stores say a full disk
+        raise StoreUnavailable("no space left on device")
+
+    monkeypatch.setattr(store, "pin", full)
+    rounds = oracle.run_round([task_id])
+    market = market_for(settings)
+    log = "\n".join(lines)
+    assert market.node(arch).status == "pending", log
+    assert "cannot be pinned in this oracle's store (no space left on device); nobody's" in log
+    assert market.node(arch).status == "pending" and not rounds[0].error, log  # the round went on
+    assert "two-party session" not in log  # no session spent on it
+    monkeypatch.undo()
+    lines.clear()
+    oracle.run_round([task_id])
+    assert market.node(arch).status == "scored", "\n".join(lines)
+    node = market.node(arch)
+    spec = market.architecture_spec(node)
+    assert {node.cid, node.weights_cid(spec)} <= set(store.pins())
+
+
+def test_a_validator_that_will_not_count_the_best_fails_its_session(
+    settings, deployed, files, tmp_path
+):
+    """A sponsor's validator that says it cannot count the task's best node, though the model
+    party gives it the best's files when asked (the oracle pinned them before scoring it): every node
+    counted used to wait an hour and then be recorded against the most the best could be, so a
+    node a margin above the best's exact score carried its parent's score (a release lost, the
+    target perhaps never reached: the sponsor's gain). It is now a session the validator failed:
+    nothing is recorded, and the nodes are on the clock towards the word that the validator
+    keeps work waiting (which lets a finalize leaving them burn the sponsor's bond). The honest
+    validator's next session records the node with its own score."""
+    task_id = new_task(settings, files["validation"], "uncounted best")
+    arch = node_id_of(
+        cli_ok(settings, "propose", "--task", str(task_id), "--spec", _spec_file(tmp_path, 42),
+               "--account", "8")
+    )  # fmt: skip
+    cli_ok(settings, "--once", "--task", str(task_id), module="oracle")
+    market = market_for(settings)
+    assert market.task(task_id, with_info=False).best_node == arch
+    child = _child(market_for(settings, 8), task_id, arch, load_file(files["owner1"]))
+    address = f"127.0.0.1:{free_port()}"
+    validator = validator_process(
+        settings, task_id, files["validation"], address, "--one-session",
+        hostile=("--shift", "0", "--no-best"),
+    )  # fmt: skip
+    lines: list[str] = []
+    oracle = Oracle(
+        market_for(settings, 0),
+        validator=address,
+        fetch_timeout=0,
+        log=lines.append,
+        settings_env=settings.to_env(),
+    )
+    try:
+        oracle.run_round([task_id])
+    finally:
+        _, err = validator.communicate(timeout=120)
+    log = "\n".join(lines)
+    said = f"the validator did not count the best node {arch}, whose files the model party gave"
+    assert said in log, (log, err.decode()[-2000:])
+    assert market.node(child).status == "pending", log
+    assert "could not count the best" not in log  # no hold, no record against the most
+    assert child in oracle._unserved and child in oracle._failing, log
+    # the honest validator counts the best, and the child is released with its own score
+    out = cli_ok(settings, "--once", "--task", str(task_id), module="oracle")
+    node = market.node(child)
+    assert node.status == "scored" and node.accuracy_bps > market.node(arch).accuracy_bps, out
