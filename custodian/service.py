@@ -582,6 +582,7 @@ class Custodian:
                     "parent_bps": job.parent_bps,
                     "best_from": job.best_from,
                     "timeout": self.session_timeout,
+                    "budget": session.own_budget(self.session_budget, self.session_timeout),
                     "key_file": str(self.key_file.resolve()),
                     "holdings": str(self.holdings.folder.resolve()),
                     "peers": {str(r): key.hex() for r, key in peers.items() if key},

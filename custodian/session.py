@@ -26,7 +26,7 @@ from safetensors.numpy import load
 from bountytree.files import atomic_write_json
 from bountytree.models.spec import parse_spec
 from bountytree.mpc import private, session
-from bountytree.mpc.links import Identity
+from bountytree.mpc.links import HANDSHAKE_S, Identity
 from bountytree.private.sealing import read_private_key
 from bountytree.private.shares import Share
 
@@ -34,6 +34,15 @@ from .holdings import Holdings
 
 TRAIN, SCORE = "train", "score"
 SESSION_BUDGET = 1800.0  # what one session may take, start to end, before it is stopped
+
+
+def own_budget(budget_s: float, timeout_s: float) -> float:
+    """What a custodian's session process gives itself of its service's budget: it ends the
+    session itself (links.OverBudget) with room left for the custodians' last words, which
+    say whether the dealer made it slow (blame.py), before the service kills it."""
+    return max(budget_s / 2, budget_s - 3 * (timeout_s + HANDSHAKE_S))
+
+
 DEALER = session.DEALER_RANK
 # who did not come to the session's rendezvous ([]: all came), or [DEALER] once the dealer
 # failed the session after it came (see _note_dealer_failure)
@@ -68,6 +77,7 @@ def run(job_dir: Path) -> int:
             identity(job["key_file"], peers),
             dealer=True,
             timeout_s=float(job["timeout"]),
+            budget_s=float(job["budget"]) if "budget" in job else None,
         )
     except session.PartyMissing as exc:  # who did not come: the service's word on the dealer
         atomic_write_json(job_dir / RENDEZVOUS, {"missing": list(exc.missing)})

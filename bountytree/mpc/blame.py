@@ -31,7 +31,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from .dealer import RECALLED, Requests
-from .links import HANDSHAKE_S, Link, LinkError, PeerEnded
+from .links import HANDSHAKE_S, Link, LinkError, OverBudget, PeerEnded
 
 PREFIX = "last word "  # a custodian's last word on the link: this, then the Word as JSON
 
@@ -46,6 +46,14 @@ class Word:
     idle: float  # party 0: seconds from the answer before to request `asked` (or to now)
     cut: bool  # whether its own link to the dealer failed
     timeout: float  # its step timeout, seconds
+    # whether its session ran over its budget (links.OverBudget); then the session's totals
+    # (dealer.Requests): party 0's wait on the dealer, this party's lags, seconds since the keys,
+    # party 1's sends to the dealer blocked
+    over: bool = False
+    waited: float = 0.0
+    lagged: float = 0.0
+    elapsed: float = 0.0
+    blocked: float = 0.0
 
     def lag(self, number: int) -> float | None:
         """Request `number`'s lag, if it sent it and recalls it."""
@@ -69,19 +77,26 @@ class Word:
                 float(raw["idle"]),
                 raw["cut"] is True,
                 float(raw["timeout"]),
+                raw.get("over") is True,  # absent from an earlier release's words
+                float(raw.get("waited", 0.0)),
+                float(raw.get("lagged", 0.0)),
+                float(raw.get("elapsed", 0.0)),
+                float(raw.get("blocked", 0.0)),
             )
         except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
             return None
-        numbers = (word.timeout, word.idle, *word.lags)
+        totals = (word.waited, word.lagged, word.elapsed, word.blocked)
+        numbers = (word.timeout, word.idle, *totals, *word.lags)
         if word.asked < 0 or not all(0 <= n < 1e9 for n in numbers):
             return None
         return word
 
 
-def mine(cut: bool, timeout: float) -> Word:
+def mine(cut: bool, timeout: float, over: bool = False) -> Word:
     asked, lags = Requests.asked(), Requests.lags
     answered = Requests.answered >= asked
-    idle = (time.monotonic() if answered else Requests.sent_at) - Requests.answered_at
+    now = time.monotonic()
+    idle = (now if answered else Requests.sent_at) - Requests.answered_at
     return Word(
         asked,
         tuple(round(lags[n], 3) for n in range(asked, -1, -1) if n in lags),
@@ -89,11 +104,30 @@ def mine(cut: bool, timeout: float) -> Word:
         round(max(0.0, idle), 3),
         cut,
         timeout,
+        over,
+        round(Requests.waiting(now), 3),
+        round(Requests.lagged, 3),
+        round(now - Requests.began, 3),
+        round(Requests.blocked, 3),
     )
 
 
 def dealer_at_fault(zero: Word, one: Word) -> bool:
     """The rule both custodians apply to party 0's and party 1's words."""
+    if zero.over or one.over:
+        # A session over its budget: the dealer made it so when more than half of party 0's
+        # time went on waiting for answers (or party 1 on sending it requests) that party 1's
+        # lags do not account for. A dealer answering each request just inside the step
+        # timeout used to keep every session alive until its service killed it at the budget,
+        # which said nothing: never blamed, it never let a node be scored either. An honest
+        # dealer's part is its own dealing, never half of a session; custodians that compute
+        # slowly lag, and so blame nobody. All of party 1's lags are credited to the
+        # custodians, though party 0 often sends after party 1 asked: a dealer may slow a
+        # session up to fourfold unnamed, so one whose honest time is under a quarter of the
+        # budget cannot be stalled past it unnamed. Nothing else is judged here: a session cut
+        # at its budget leaves requests unanswered.
+        dealers = zero.waited + one.blocked - one.lagged
+        return zero.elapsed > 0 and dealers > zero.elapsed / 2
     in_step = min(zero.timeout, one.timeout) / 2
     if zero.idle >= in_step:  # party 0 asked nothing that long: the dealer may have given up
         return False
@@ -117,14 +151,15 @@ def exchange(
     try:
         to_dealer = links.get(dealer)
         cut = exc.rank == dealer or (to_dealer is not None and to_dealer.failed)
-        me = mine(cut, timeout)
+        me = mine(cut, timeout, isinstance(exc, OverBudget))
         if other not in links:
             return False
         links[other].end(me.text())
         if isinstance(exc, PeerEnded) and exc.rank == other:
             said: str | None = exc.reason
-        else:
-            said = links[other].last_word(timeout + HANDSHAKE_S)
+        else:  # over its budget, the other may be one request and one send from reading it
+            within = (2 if me.over else 1) * (timeout + HANDSHAKE_S)
+            said = links[other].last_word(within)
         theirs = Word.parse(said) if said is not None else None
         if theirs is None:
             return False

@@ -51,17 +51,31 @@ class Requests:
     request whose answer came, and when (party 0 alone receives answers; either, its key).
     A request is asked when CrypTen's provider method starts, on both custodians (party 1
     sends it then; party 0 after drawing its masks and working out the answer's size), so that
-    neither party's lag counts work the other's does not."""
+    neither party's lag counts work the other's does not.
+
+    Over the whole session, for a session that runs over its budget: the sum of this party's
+    lags (`lagged`); party 0's seconds from starting to send each request to the dealer to its
+    answer (`waited`); party 1's seconds blocked sending its requests to the dealer
+    (`blocked`: a dealer that does not read them). The dealer's part of the session is at
+    least party 0's wait and party 1's blocked sends less party 1's lags, since an honest
+    dealer cannot answer before party 1 asks (blame.py)."""
 
     lags: ClassVar[collections.OrderedDict[int, float]] = collections.OrderedDict()
     answered: ClassVar[int] = -1
     answered_at: ClassVar[float] = 0.0
     sent_at: ClassVar[float] = 0.0  # when the last request was asked
+    began: ClassVar[float] = 0.0  # when the session asked for the streams' keys
+    lagged: ClassVar[float] = 0.0
+    waited: ClassVar[float] = 0.0
+    blocked: ClassVar[float] = 0.0
+    to_dealer_at: ClassVar[float | None] = None  # party 0: the unanswered request went out then
 
     @classmethod
     def start(cls, peer: Link) -> None:
         cls.lags = collections.OrderedDict()
         cls.answered, cls.answered_at = -1, time.monotonic()
+        cls.began, cls.to_dealer_at = cls.answered_at, None
+        cls.lagged = cls.waited = cls.blocked = 0.0
         cls._note(0, peer)
 
     @classmethod
@@ -76,12 +90,25 @@ class Requests:
     def _note(cls, number: int, peer: Link) -> None:
         cls.sent_at = time.monotonic()
         cls.lags[number] = cls.sent_at - peer.last_active
+        cls.lagged += cls.lags[number]
         if len(cls.lags) > RECALLED:
             cls.lags.popitem(last=False)
 
     @classmethod
+    def note_sent(cls) -> None:
+        """Party 0 sends the request to the dealer (after its own work on it)."""
+        cls.to_dealer_at = time.monotonic()
+
+    @classmethod
     def note_answered(cls) -> None:
         cls.answered, cls.answered_at = cls.asked(), time.monotonic()
+        cls.waited = cls.waiting(cls.answered_at)
+        cls.to_dealer_at = None
+
+    @classmethod
+    def waiting(cls, now: float) -> float:
+        """Party 0's wait on the dealer so far, the unanswered request's included."""
+        return cls.waited + (0.0 if cls.to_dealer_at is None else now - cls.to_dealer_at)
 
 
 class DealerError(Exception):
@@ -152,7 +179,9 @@ def _asked_by_both(function: str, method):
         comm = crypten.comm.get()
         Requests.note_asked(comm.links[1 - comm.get_rank()])
         if comm.get_rank() == 1:
+            began = time.monotonic()
             _send_json(_message(function, args, kwargs), comm.get_ttp_rank())
+            Requests.blocked += time.monotonic() - began
         return method(self, *args, device=device, **kwargs)
 
     call.__wrapped__ = method  # type: ignore[attr-defined]
@@ -251,6 +280,7 @@ def _request(self, func_name, device, *args, **kwargs):
     message = _message(func_name, args, kwargs)
     # the answer's size, worked out here from the request (the dealer's word is not taken)
     size = answer_size(*parse_request(json.loads(json.dumps(message))))
+    Requests.note_sent()  # before the send: a dealer that reads slowly makes it block
     _send_json(message, ttp_rank)
     result = torch.empty(size, dtype=torch.long)
     comm.broadcast(result, ttp_rank, self.comm_group)

@@ -91,6 +91,24 @@ class PeerEnded(LinkError):
         self.reason = reason
 
 
+class OverBudget(LinkError):
+    """The session ran over the time it may take (`set_budget`), whoever this party was waiting
+    on: it ends the session itself, in time for the custodians' last words (blame.py), where
+    its service's kill at the budget said nothing of who made it slow."""
+
+
+# when this process's session is over its budget (monotonic seconds; None: no budget). A party's
+# sessions each run in a process of their own.
+_budget_ends: float | None = None
+
+
+def set_budget(seconds: float | None) -> None:
+    """From now, the session may take `seconds` more (None: as long as each step's timeout
+    allows); a receive waiting past it raises OverBudget."""
+    global _budget_ends
+    _budget_ends = None if seconds is None else time.monotonic() + seconds
+
+
 class Tampered(LinkError):
     """A frame that does not open under the link's key: changed on the way, or sealed by
     someone who does not hold the key."""
@@ -286,6 +304,8 @@ class Link:
         connection, unauthenticated (found by the attacker review of the servers)."""
         try:
             raw_header = raw_header or _recv_exact(self.sock, 4, deadline)
+            if deadline == _budget_ends:  # the budget ends a session between frames only
+                deadline = time.monotonic() + self.timeout_s
             (header,) = struct.unpack(">I", raw_header)
             n, more, ended = header & ~(MORE | ENDED), bool(header & MORE), bool(header & ENDED)
             # a message is cut into frames of MAX_FRAME bytes but its last: a peer sending it
@@ -302,6 +322,8 @@ class Link:
             body = memoryview(self._body)[: n + TAG_BYTES]
             _recv_into(self.sock, body, deadline)
         except TimeoutError:
+            if deadline == _budget_ends:
+                raise OverBudget("the session ran over its budget") from None
             raise LinkError(
                 f"party {self.rank} sent nothing within the session's timeout", self.rank
             ) from None
@@ -326,7 +348,7 @@ class Link:
     def recv_into(self, buffer: memoryview | bytearray) -> None:
         """Receives one message of exactly len(buffer) bytes into `buffer`."""
         out = memoryview(buffer).cast("B")
-        deadline = time.monotonic() + self.timeout_s
+        deadline = self._deadline()
         got, more = 0, True
         while more:
             n, more, _ = self._frame_into(out[got:], deadline, len(out) - got)
@@ -339,7 +361,7 @@ class Link:
     def recv(self, limit: int, raw_header: bytes | None = None) -> bytes:
         """Receives one message of at most `limit` bytes (its first frame's header may have
         been read already)."""
-        deadline = time.monotonic() + self.timeout_s
+        deadline = self._deadline()
         parts: list[bytes] = []
         got, more = 0, True
         while more:
@@ -349,6 +371,12 @@ class Link:
             assert chunk is not None
             parts.append(chunk)
         return b"".join(parts)
+
+    def _deadline(self) -> float:
+        """By when the next message must have come: the step timeout, or the session's budget
+        (`set_budget`) if it ends sooner."""
+        step = time.monotonic() + self.timeout_s
+        return step if _budget_ends is None or step < _budget_ends else _budget_ends
 
     def set_timeout(self, timeout_s: float) -> None:
         """What one message may take to arrive, and one write to go out."""

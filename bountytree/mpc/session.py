@@ -22,10 +22,12 @@ from .links import (
     Identity,
     LinkError,
     LinkRefused,
+    OverBudget,
     PartyMissing,
     PeerEnded,
     SessionRefused,
     connect,
+    set_budget,
 )
 
 COMPUTING_PARTIES = 2
@@ -35,6 +37,7 @@ __all__ = [
     "Identity",
     "LinkError",
     "LinkRefused",
+    "OverBudget",
     "PartyMissing",
     "PeerEnded",
     "SessionRefused",
@@ -56,19 +59,22 @@ def join(
     opening: bytes | None = None,
     admit: Admit | None = None,
     screen: Admit | None = None,
+    budget_s: float | None = None,
 ) -> None:
     """Joins the session at `address` (host:port; rank 0 listens there) as `rank`, proving
     `identity`'s key. With a dealer, multiplication triples come from rank 2 (CrypTen's trusted
     third party); without, from rank 0 (trusted first party). Every step may take `timeout_s`;
     the others may take `rendezvous_s` (default: the same) to join, after which PartyMissing.
     Rank 1 may open with a message that rank 0 must `admit` (SessionRefused if it does not),
-    after `screen` has passed it, before it waits its turn (links.connect)."""
+    after `screen` has passed it, before it waits its turn (links.connect). With `budget_s`,
+    the whole session, from now, may take that long (links.OverBudget past it)."""
     from . import dealer as dealing
     from . import randomness
     from .communicator import LinkCommunicator
 
-    if timeout_s <= 0 or (rendezvous_s is not None and rendezvous_s <= 0):
+    if timeout_s <= 0 or (rendezvous_s is not None and rendezvous_s <= 0) or budget_s == 0:
         raise UserError("a session's timeouts must be positive numbers of seconds")
+    set_budget(budget_s)
     if dealer and rank != 1:  # the parties that work out answers' sizes
         dealing.warm_shapes()
     links = connect(
@@ -123,6 +129,7 @@ def leave() -> None:
         dealing.finish()
     crypten.uninit()
     crypten.communicator.DistributedCommunicator = DistributedCommunicator
+    set_budget(None)
 
 
 MAX_HEADER = 8 << 20

@@ -11,6 +11,7 @@ from bountytree.private.shares import Share
 # torch's meta kernels (dealer.warm_shapes), 4.4 s apart before (and 4 s was the timeout).
 STEP_S = 8.0
 STALL_S = 3 * STEP_S  # how long a deviating dealer stalls: past both custodians' giving up
+BUDGET_S = 3 * STEP_S  # the budget of the sessions made to run over it
 
 
 def score(rank, spec_json, weights, rows_x, rows_y, best, margin, parent):
@@ -103,7 +104,13 @@ def linked_party(
     try:
         try:
             session.join(
-                address, rank, identity, dealer=True, timeout_s=timeout_s, rendezvous_s=rendezvous_s
+                address,
+                rank,
+                identity,
+                dealer=True,
+                timeout_s=timeout_s,
+                rendezvous_s=rendezvous_s,
+                budget_s=getattr(task, "budget_s", None) if rank < session.DEALER_RANK else None,
             )
         except session.LinkError as exc:  # a dealer failing the start: how each custodian sees it
             if not plays or rank == session.DEALER_RANK:
@@ -284,8 +291,36 @@ def dealer_keys_custodian_1_alone(rank, share):
     return _deal(None)
 
 
+def dealer_answers_just_inside_the_timeout(rank, share):
+    """The dealer answers every request 0.6 STEP_S late, inside the custodians' step timeout,
+    and the custodians square ten times: the session runs over its budget (BUDGET_S)."""
+    import time
+
+    from bountytree.mpc import dealer, session
+
+    if rank != session.DEALER_RANK:
+        return _squared(rank, share, times=10)
+    parse = dealer.parse_request
+
+    def slowly(message):
+        time.sleep(0.6 * STEP_S)
+        return parse(message)
+
+    return _deal(slowly)
+
+
+def custodians_run_over_the_budget(rank, share):
+    """An honest dealer; both custodians compute for 0.4 STEP_S between ten multiplications,
+    and the session runs over its budget (BUDGET_S)."""
+    from bountytree.mpc import session
+
+    if rank == session.DEALER_RANK:
+        return _deal(None)
+    return _squared(rank, share, times=10, pause_s=0.4 * STEP_S)
+
+
 def _deal(stall):
-    """The dealer's loop, its answer to the first request replaced by `stall` (if given)."""
+    """The dealer's loop, its parsing of each request replaced by `stall` (if given)."""
     import contextlib
 
     import numpy as np
@@ -300,6 +335,8 @@ def _deal(stall):
 
 
 for _task in (
+    dealer_answers_just_inside_the_timeout,
+    custodians_run_over_the_budget,
     dealer_cuts_custodian_1_and_goes_silent,
     custodians_pause_between_requests,
     dealer_goes_silent,
@@ -309,6 +346,8 @@ for _task in (
     dealer_keys_custodian_1_alone,
 ):
     _task.plays_the_dealer = True  # type: ignore[attr-defined]
+for _task in (dealer_answers_just_inside_the_timeout, custodians_run_over_the_budget):
+    _task.budget_s = BUDGET_S  # type: ignore[attr-defined]
 
 
 def _squared(rank, share, times=1, pause_s=0.0):

@@ -44,10 +44,49 @@ def test_the_dealer_is_blamed_only_when_it_owed_something_and_both_custodians_we
     assert dealer_at_fault(zero, one) is at_fault
 
 
+def over(asked=40, waited=0.0, lagged=0.0, elapsed=1590.0, blocked=0.0) -> Word:
+    """A word of a session that ran over its budget (its totals in seconds)."""
+    return Word(asked, (0.1,), False, 0.1, False, T, True, waited, lagged, elapsed, blocked)
+
+
+@pytest.mark.parametrize(
+    ("zero", "one", "at_fault"),
+    [
+        # the dealer answered each request 40 s late: its waits are the session
+        (over(waited=1560.0, lagged=0.0), over(lagged=2.0), True),
+        # either custodian over its budget is enough (the other heard its last word)
+        (over(waited=1560.0), word(40, [0.1]), True),
+        (word(40, [0.1]), over(lagged=2.0), False),  # party 0 waited on nothing
+        # custodians computing slowly: party 0 waited on party 1, whose lags say so
+        (over(waited=900.0), over(lagged=850.0), False),
+        # an honest dealer's own dealing, and a request cut unanswered at the budget: the old
+        # rule would name it (in step, unanswered), the budget's does not
+        (over(waited=40.0), over(lagged=30.0), False),
+        # more than half of the session is the line
+        (over(waited=796.0), over(lagged=0.0), True),
+        (over(waited=795.0), over(lagged=0.0), False),
+        # a dealer that reads party 1's requests slowly, and answers party 0 without them:
+        # party 0 waits on party 1, party 1 on its sends to the dealer
+        (over(waited=10.0), over(lagged=5.0, blocked=1200.0), True),
+        # an earlier release's party 0 (no totals) and a party 1 over its budget: nothing known
+        (word(40, [0.1]), over(), False),
+    ],
+)
+def test_a_session_over_its_budget_is_the_dealers_when_half_of_it_went_on_waiting_for_it(
+    zero, one, at_fault
+):
+    assert dealer_at_fault(zero, one) is at_fault
+
+
 def test_a_last_word_is_read_back_exactly_and_nothing_else_is_one():
     said = word(7, [1.5, 2.25, 3] + [123456.789] * 5, answered=True, cut=True, timeout=30)
     assert Word.parse(said.text()) == said
     assert len(said.text()) < 300  # it fits a link's last word
+    long = Word(7, (123456.789,) * 8, False, 123456.789, True, 60, True, *(1234567.891,) * 4)
+    assert Word.parse(long.text()) == long and len(long.text()) < 300
+    # an earlier release's word, without the budget's fields: not over, nothing waited
+    earlier = said.text().split(',"over"')[0] + "}"
+    assert Word.parse(earlier) == said
     fields = '"answered": false, "idle": 1, "cut": false, "timeout": 1'
     for junk in (
         "the dealer stopped answering",

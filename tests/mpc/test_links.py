@@ -386,6 +386,33 @@ def test_a_custodian_1_that_asks_late_does_not_have_the_dealer_blamed(tmp_path):
     assert not bool(results[1]["dealer_failed"][0]), results[1]
 
 
+def test_a_dealer_that_answers_just_inside_the_timeout_is_named_once_the_session_runs_over(
+    tmp_path,
+):
+    """A dealer that answers each request just inside the step timeout kept every session alive
+    until its service killed it at the budget, which counted neither way: never blamed, it
+    never let a node be scored either (an open item of the private models). The custodians now
+    end a session that runs over its budget themselves, in time for their last words, and both
+    name a dealer whose waits took half of it."""
+    results, errors = _step_timed(tmp_path, private_tasks.dealer_answers_just_inside_the_timeout)
+    assert not errors, errors
+    assert bool(results[0]["dealer_failed"][0]) and bool(results[1]["dealer_failed"][0]), results
+    # ended at the budget, not by a step timeout or the service's kill
+    for r in (0, 1):
+        assert results[r]["seconds"][0] < private_tasks.BUDGET_S + private_tasks.STEP_S, results
+
+
+def test_custodians_that_compute_past_the_budget_do_not_have_the_dealer_blamed(tmp_path):
+    """The same budget, an honest dealer, and custodians that compute slowly between requests:
+    the session runs over, and neither custodian names the dealer (their lags account for the
+    time)."""
+    results, errors = _step_timed(tmp_path, private_tasks.custodians_run_over_the_budget)
+    assert not errors, errors
+    assert "seconds" in results[0] and "seconds" in results[1], results  # it ran over
+    assert not bool(results[0]["dealer_failed"][0]), results[0]
+    assert not bool(results[1]["dealer_failed"][0]), results[1]
+
+
 def test_a_party_s_last_word_comes_after_what_it_sent_and_says_nothing_unprintable():
     a, tap_in, tap_out, b = _pair()
     a.send(b"x" * 8)
