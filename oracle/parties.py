@@ -27,7 +27,7 @@ from bountytree.models.spec import parse_spec
 from bountytree.private.sealing import new_private_key, public_key, read_private_key
 from bountytree.processes import die_with_parent
 from bountytree.storage.connect import open_store
-from bountytree.storage.store import StoreError, get_bytes
+from bountytree.storage.store import StoreError, cid_of, get_bytes
 
 from .admission import TEST, VALIDATION, Gate
 from .session import LINK_KEY, PROGRESS
@@ -261,16 +261,24 @@ def run_model_party(job_dir: str, settings) -> int:
 
     def files(cid: str, limit: int) -> bytes:
         """A file the validator could not read itself, from this oracle's store: only those of
-        the job's nodes (and the best's), which the oracle read before it asked for a session."""
+        the job's nodes (and the best's), which the oracle read before it asked for a session.
+        Read within this oracle's own limit, whatever the validator asked: a file this store
+        holds whole, under its CID, counts as given, though a validator asking it within a
+        smaller limit gets nothing (its own doing; asking for the best's weights within one
+        byte made them undelivered, and so excused a validator that would not count the best:
+        the second attacker review)."""
         if store is None or cid not in allowed:
             return b""
         try:
-            data = get_bytes(store, cid, min(limit, allowed[cid]))
+            data = get_bytes(store, cid, allowed[cid])
         except StoreError:
             failed.add(cid)
             return b""
+        if cid_of(data) != cid:  # laid out otherwise: the validator would not take it
+            failed.add(cid)
+            return b""
         given.add(cid)
-        return data
+        return data if len(data) <= limit else b""
 
     # the specs only: party 0 shares each node's weights, read by itself from the store
     models = [(int(node["id"]), parse_spec(node["spec"])) for node in job["nodes"]]

@@ -14,12 +14,14 @@ With `--own-key` it is someone else at the validator's address: it proves a link
 not the one the task names (it holds the rows here only so that it can run the real code).
 
 With `--no-best` it says it cannot count the task's best node (whose count the Ladder compares
-against) in every session, whatever files it holds or the model party would give it.
+against) in every session, whatever files it holds or the model party would give it; with
+`--tiny-limit` as well, it asks the model party for the best's weights within one byte.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 from bountytree.cli import run
@@ -33,6 +35,7 @@ def main() -> None:
     p.add_argument("--shift", type=int, required=True)
     p.add_argument("--own-key", action="store_true")
     p.add_argument("--no-best", action="store_true")
+    p.add_argument("--tiny-limit", action="store_true")
     args, rest = p.parse_known_args()
     honest_reveal = mpc._reveal_count
 
@@ -49,6 +52,18 @@ def main() -> None:
             return None if best is None else admission.Best(best.node_id, None)
 
         admission.Gate._best = uncounted
+    if args.tiny_limit:
+        admit = admission.Gate.admit
+
+        def asks_within_a_byte(self, header, *a, **k):
+            admitted = admit(self, header, *a, **k)
+            nodes = self.market.nodes(self.task_id)
+            best = self.market.task(self.task_id, with_info=False).released_best
+            spec = self._spec(admission._architecture(nodes, best))
+            tiny = admission.Wanted(nodes[best].weights_cid(spec), 1)
+            return dataclasses.replace(admitted, wanted=(*admitted.wanted, tiny))
+
+        admission.Gate.admit = asks_within_a_byte
     if args.own_key:
         parties.link_identity = lambda *_: new_private_key()
     sys.exit(run(build_parser(), rest))

@@ -223,8 +223,13 @@ def test_a_node_whose_files_cannot_be_pinned_waits_and_is_blamed_for_nothing(
     assert {node.cid, node.weights_cid(spec)} <= set(store.pins())
 
 
+@pytest.mark.parametrize(
+    "deviation",
+    [("--no-best",), ("--no-best", "--tiny-limit")],
+    ids=["says it cannot", "asks for the best's weights within a byte"],
+)
 def test_a_validator_that_will_not_count_the_best_fails_its_session(
-    settings, deployed, files, tmp_path
+    settings, deployed, files, tmp_path, deviation
 ):
     """A sponsor's validator that says it cannot count the task's best node, though the model
     party gives it the best's files when asked (the oracle pinned them before scoring it): every node
@@ -233,11 +238,13 @@ def test_a_validator_that_will_not_count_the_best_fails_its_session(
     target perhaps never reached: the sponsor's gain). It is now a session the validator failed:
     nothing is recorded, and the nodes are on the clock towards the word that the validator
     keeps work waiting (which lets a finalize leaving them burn the sponsor's bond). The honest
-    validator's next session records the node with its own score."""
-    task_id = new_task(settings, files["validation"], "uncounted best")
+    validator's next session records the node with its own score. Asking the model party for
+    the best's weights within one byte made them undelivered, which excused it (the second
+    attacker review); a file the oracle's store holds whole counts as given."""
+    task_id = new_task(settings, files["validation"], f"uncounted best {len(deviation)}")
     arch = node_id_of(
-        cli_ok(settings, "propose", "--task", str(task_id), "--spec", _spec_file(tmp_path, 42),
-               "--account", "8")
+        cli_ok(settings, "propose", "--task", str(task_id),
+               "--spec", _spec_file(tmp_path, 41 + len(deviation)), "--account", "8")
     )  # fmt: skip
     cli_ok(settings, "--once", "--task", str(task_id), module="oracle")
     market = market_for(settings)
@@ -246,7 +253,7 @@ def test_a_validator_that_will_not_count_the_best_fails_its_session(
     address = f"127.0.0.1:{free_port()}"
     validator = validator_process(
         settings, task_id, files["validation"], address, "--one-session",
-        hostile=("--shift", "0", "--no-best"),
+        hostile=("--shift", "0", *deviation),
     )  # fmt: skip
     lines: list[str] = []
     oracle = Oracle(
