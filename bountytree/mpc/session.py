@@ -72,7 +72,8 @@ def join(
     from . import randomness
     from .communicator import LinkCommunicator
 
-    if timeout_s <= 0 or (rendezvous_s is not None and rendezvous_s <= 0) or budget_s == 0:
+    optional = (s for s in (rendezvous_s, budget_s) if s is not None)
+    if timeout_s <= 0 or any(s <= 0 for s in optional):
         raise UserError("a session's timeouts must be positive numbers of seconds")
     set_budget(budget_s)
     if dealer and rank != 1:  # the parties that work out answers' sizes

@@ -51,6 +51,20 @@ def _cut_store(settings, tmp_path: Path):
     return dataclasses.replace(settings, store=str(cut))
 
 
+def _oracle(settings, validator: str | None = None) -> tuple[Oracle, list[str]]:
+    """The oracle in this process (its state inspectable), with no fetch timeout, talking to the
+    validator at `validator` (else one it runs itself); the lines it logs."""
+    lines: list[str] = []
+    oracle = Oracle(
+        market_for(settings, 0),
+        validator=validator,
+        fetch_timeout=0,
+        log=lines.append,
+        settings_env=settings.to_env(),
+    )
+    return oracle, lines
+
+
 def _child(market, task_id: int, arch: int, rows) -> int:
     """A child of `arch` trained on `rows`, its weights in `market`'s store only."""
     node = market.node(arch)
@@ -81,14 +95,7 @@ def test_a_file_withheld_from_the_validators_store_does_not_stall_its_node(
         cut, task_id, files["validation"], address, "--sessions", "0", "--wait", "60"
     )
     try:
-        lines: list[str] = []
-        oracle = Oracle(
-            market_for(settings, 0),
-            validator=address,
-            fetch_timeout=0,
-            log=lines.append,
-            settings_env=settings.to_env(),
-        )
+        oracle, lines = _oracle(settings, address)
         oracle.run_round([task_id])
         market = market_for(settings)
         assert market.node(arch).status == "scored", "\n".join(lines)
@@ -197,10 +204,7 @@ def test_a_node_whose_files_cannot_be_pinned_waits_and_is_blamed_for_nothing(
         cli_ok(settings, "propose", "--task", str(task_id), "--spec", _spec_file(tmp_path, 38),
                "--account", "8")
     )  # fmt: skip
-    lines: list[str] = []
-    oracle = Oracle(
-        market_for(settings, 0), fetch_timeout=0, log=lines.append, settings_env=settings.to_env()
-    )
+    oracle, lines = _oracle(settings)
     store = oracle.market.store
 
     def full(cid: str) -> None:  # as both stores say a full disk
@@ -255,14 +259,7 @@ def test_a_validator_that_will_not_count_the_best_fails_its_session(
         settings, task_id, files["validation"], address, "--one-session",
         hostile=("--shift", "0", *deviation),
     )  # fmt: skip
-    lines: list[str] = []
-    oracle = Oracle(
-        market_for(settings, 0),
-        validator=address,
-        fetch_timeout=0,
-        log=lines.append,
-        settings_env=settings.to_env(),
-    )
+    oracle, lines = _oracle(settings, address)
     try:
         oracle.run_round([task_id])
     finally:
