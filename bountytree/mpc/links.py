@@ -10,13 +10,22 @@ dropped, replayed or reordered ends the session instead of being used.
 
 Handshake (both ends know which static keys they accept, as in Noise's KK pattern):
 
-    I -> R:  HELLO ‖ rank_I ‖ s_I ‖ e_I
-    R -> I:  HELLO ‖ rank_R ‖ s_R ‖ e_R
+    I -> R:  HELLO ‖ rank_I ‖ s_I ‖ e_I ‖ mac_I
+    R -> I:  HELLO ‖ rank_R ‖ s_R ‖ e_R ‖ mac_R
     keys  =  HKDF-SHA256(DH(e_I, e_R) ‖ DH(s_I, e_R) ‖ DH(e_I, s_R), salt = SHA-256(transcript))
 
 then each sends a sealed confirmation. Only the holder of s_I's private key computes
 DH(s_I, e_R) for R's fresh e_R (and the same for R), so a party that does not hold the key it
 names cannot confirm and is dropped; the ephemeral keys make each session's keys fresh.
+
+`mac` is an HMAC of the hello under DH(s_I, s_R), which both ends of a pair that know each
+other's static keys hold before anything is said (zeros from an end that does not know which
+key the other holds: the oracle's model party is known by its ticket). It proves the key a
+hello names in its first message, without a round trip: a listener takes a hello that proves a
+key it accepts out of the handshakes strangers can evict (`_accept`), so a flood from many
+addresses, which evicts handshakes that take a round trip or two to finish, cannot keep a
+known party out once its hello has arrived (link v4; before, a flood from more addresses than
+MAX_PENDING cycled a dealer on a slow network out of every handshake).
 
 Topology: party 0 listens at the session's address; parties 1 and 2 connect to it. Party 1 then
 listens on a port of its own, which it tells party 0 and party 0 tells the dealer, and the
@@ -31,6 +40,9 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
+import hashlib
+import hmac
 import ipaddress
 import json
 import queue
@@ -51,10 +63,12 @@ from bountytree.errors import UserError
 from bountytree.private.sealing import agree, new_private_key, public_key
 
 # v2: in a three-party session, party 1 tells party 0 whether the dealer linked to it; v3: a
-# frame may be a party's last word (ENDED), which the custodians exchange when a session fails
-HELLO = b"bountytree-link-v3\n"
+# frame may be a party's last word (ENDED), which the custodians exchange when a session fails;
+# v4: a hello proves the static key it names (its MAC)
+HELLO = b"bountytree-link-v4\n"
 KEY_BYTES = 32
-HELLO_BYTES = len(HELLO) + 1 + 2 * KEY_BYTES
+MAC_BYTES = 16
+HELLO_BYTES = len(HELLO) + 1 + 2 * KEY_BYTES + MAC_BYTES
 CONFIRM = b"bountytree-link-confirmed"
 TAG_BYTES = 16
 MORE = 1 << 31  # a frame's header: its length, and whether the message goes on
@@ -67,6 +81,7 @@ REFUSAL = b"\xff\xff\xff\xff"  # in place of a confirmation's header: "your key 
 HANDSHAKE_S = 10.0  # a connection that has not confirmed by then is dropped
 MAX_PENDING = 32  # handshakes a listener runs at once; beyond, the busiest source's oldest goes
 MAX_WAITING_PER_SOURCE = 4  # linked connections of one address waiting for their admission
+MAX_PROVEN_PER_KEY = 2  # handshakes under way whose hello proved one accepted key
 BUSY = "too many connections waiting"  # a refusal that says: come again
 DEALER_LINKED = b"dealer linked"  # party 1 to party 0, once the dealer linked to it too
 
@@ -397,18 +412,28 @@ def _handshake(
     rank: int,
     world: int,
     expect: Mapping[int, Collection[bytes] | None],
+    proven: Callable[[bytes, bytes], None] | None = None,
 ) -> Link:
     """Runs the handshake on a connected socket (either end), all of it within HANDSHAKE_S (a
     watchdog shuts the socket then, however the peer drips its bytes); returns the link, or
     raises LinkRefused (the peer is not accepted, or does not accept this party) or Unanswered
     (the connection ended before the peer said whether it accepts). `expect` is the ranks (and
-    their keys) this end accepts on this socket."""
+    their keys) this end accepts on this socket. `proven` (a listener's) is told the static and
+    ephemeral keys of a hello whose MAC proves a key this end accepts, as soon as it is read."""
     watchdog = threading.Timer(HANDSHAKE_S, _shut, args=(sock,))
     watchdog.daemon = True
     watchdog.start()
     try:
         mine, ephemeral = me.private_key, new_private_key()
-        hello = HELLO + bytes([rank]) + public_key(mine) + public_key(ephemeral)
+        s_mine = public_key(mine)
+        body = HELLO + bytes([rank]) + s_mine + public_key(ephemeral)
+        # the MAC for the one key this end accepts here (zeros if it does not know which)
+        known = [key for keys in expect.values() for key in (keys if keys is not None else [b""])]
+        one = known[0] if len(known) == 1 and known[0] else None
+        try:
+            hello = body + (_mac(mine, one, body, one) if one else bytes(MAC_BYTES))
+        except ValueError:  # no X25519 key: the handshake says so below
+            hello = body + bytes(MAC_BYTES)
         try:
             sock.sendall(hello)
             theirs = _recv_exact(sock, HELLO_BYTES)
@@ -425,7 +450,7 @@ def _handshake(
             raise _refuse(sock, "the peer does not speak bountytree's link protocol")
         peer = theirs[len(HELLO)]
         s_peer = theirs[len(HELLO) + 1 : len(HELLO) + 1 + KEY_BYTES]
-        e_peer = theirs[len(HELLO) + 1 + KEY_BYTES :]
+        e_peer = theirs[len(HELLO) + 1 + KEY_BYTES : len(HELLO) + 1 + 2 * KEY_BYTES]
         if peer not in expect or peer == rank or peer >= world:
             raise _refuse(sock, f"a peer that says it is party {peer}, which is not expected here")
         accepted = expect[peer]
@@ -433,6 +458,11 @@ def _handshake(
             raise _refuse(
                 sock, f"party {peer}'s key {s_peer.hex()[:16]}… is not one this party accepts"
             )
+        if proven is not None and accepted is not None:
+            mac = theirs[len(HELLO) + 1 + 2 * KEY_BYTES :]
+            with contextlib.suppress(ValueError):  # a key on the chain that is no X25519 key
+                if hmac.compare_digest(mac, _mac(mine, s_peer, theirs[:-MAC_BYTES], s_mine)):
+                    proven(s_peer, e_peer)
         initiator = rank > peer  # the higher rank connects
         first, second = (hello, theirs) if initiator else (theirs, hello)
         try:
@@ -469,6 +499,21 @@ def _handshake(
         return link
     finally:
         watchdog.cancel()
+
+
+@functools.lru_cache(maxsize=64)
+def _pair_key(private: bytes, theirs: bytes) -> bytes:
+    """What two parties that know each other's static keys share before either speaks (the
+    hellos' MAC key). Cached: a listener checks every hello naming a key it accepts, and the
+    keys it accepts are few (the chain's). ValueError for a key that is no X25519 key."""
+    return hashlib.sha256(b"bountytree link hello\n" + agree(private, theirs)).digest()
+
+
+def _mac(private: bytes, theirs: bytes, body: bytes, recipient: bytes) -> bytes:
+    """A hello's MAC (`body`: the hello up to it) between the holders of `private` and `theirs`,
+    bound to its recipient's static key, so that it proves nothing to anyone else."""
+    key = _pair_key(private, theirs)
+    return hmac.new(key, body + recipient, hashlib.sha256).digest()[:MAC_BYTES]
 
 
 def _shut(sock: socket.socket) -> None:
@@ -538,6 +583,10 @@ def _accept(
     admitting = threading.Lock()  # one admission at a time: the first admitted takes the place
     # still in the handshake, oldest first, with the address each came from
     pending: dict[socket.socket, str] = {}
+    # … and those whose hello proved a key this end accepts, with that key: never evicted for
+    # strangers (at most MAX_PROVEN_PER_KEY per key, the oldest giving way), each hello once
+    proven: dict[socket.socket, tuple[bytes, str]] = {}
+    hellos: set[bytes] = set()  # the ephemeral keys of the hellos proven here
     waiting: collections.Counter[str] = collections.Counter()  # openings waiting, by address
     over = threading.Event()  # this listener has returned or given up: late links are closed
     expect = {r: me.peers.get(r, ()) for r in ranks}
@@ -559,7 +608,7 @@ def _accept(
         assert admit is not None
         opening = link.recv(MAX_OPENING)
         with lock:
-            source = pending.pop(conn, None)
+            source = pending.pop(conn, None) or proven.pop(conn, ("", None))[1]
             full = source is not None and (
                 waiting.total() >= MAX_PENDING or waiting[source] >= MAX_WAITING_PER_SOURCE
             )
@@ -585,11 +634,26 @@ def _accept(
                 if not waiting[source]:
                     del waiting[source]
 
+    def prove(conn: socket.socket, key: bytes, ephemeral: bytes) -> None:
+        """The connection's hello proved `key`: out of the strangers' reach (a hello replayed
+        by someone who saw it on the wire, which could not confirm anyway, is not)."""
+        with lock:
+            if conn not in pending or ephemeral in hellos:  # evicted already, or a replay
+                return
+            hellos.add(ephemeral)
+            source = pending.pop(conn)
+            same = [c for c, (k, _) in proven.items() if k == key]
+            if len(same) >= MAX_PROVEN_PER_KEY:
+                del proven[same[0]]
+                with contextlib.suppress(OSError):
+                    same[0].shutdown(socket.SHUT_RDWR)
+            proven[conn] = key, source
+
     def serve(conn: socket.socket) -> None:
         link = None
         try:
             conn.settimeout(min(HANDSHAKE_S, max(0.1, deadline - time.monotonic())))
-            link = _handshake(conn, me, rank, world, expect)
+            link = _handshake(conn, me, rank, world, expect, lambda k, e: prove(conn, k, e))
             if admit is not None:
                 admitted(conn, link)
             else:
@@ -601,6 +665,7 @@ def _accept(
         finally:
             with lock:
                 pending.pop(conn, None)
+                proven.pop(conn, None)
 
     try:
         while True:

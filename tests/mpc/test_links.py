@@ -289,10 +289,10 @@ def test_a_frame_header_over_what_is_expected_is_refused_before_anything_is_allo
 def test_a_peer_that_does_not_speak_the_protocol_or_names_an_unexpected_rank_is_refused():
     me = links.Identity(new_private_key(), {1: {public_key(new_private_key())}})
     for greeting, why in (
-        (b"GET / HTTP/1.1\r\n" + b"x" * 80, "does not speak"),
-        (links.HELLO + bytes([5]) + b"k" * 64, "party 5"),
+        (b"GET / HTTP/1.1\r\n" + b"x" * 96, "does not speak"),
+        (links.HELLO + bytes([5]) + b"k" * 80, "party 5"),
         # an older release: said as such, not as a stranger
-        (b"bountytree-link-v2\n" + bytes([1]) + b"k" * 64, "speaks bountytree-link-v2, this"),
+        (b"bountytree-link-v2\n" + bytes([1]) + b"k" * 80, "speaks bountytree-link-v2, this"),
     ):
         ours, theirs = socket.socketpair()
         ours.settimeout(5)
@@ -498,6 +498,7 @@ def test_strangers_naming_a_party_s_public_key_leave_nothing_behind_in_the_liste
     host, port = address.rsplit(":", 1)
     before = threading.active_count()
     hello = links.HELLO + bytes([1]) + public_key(keys[1]) + public_key(new_private_key())
+    hello += bytes(links.MAC_BYTES)  # it cannot prove the key it names
     for _ in range(60):
         s = _dial(host, port)
         s.sendall(hello)
@@ -530,7 +531,7 @@ def test_a_handshake_that_drips_ends_by_its_deadline(monkeypatch):
                 conn, _ = server.accept()
             except OSError:
                 continue
-            conn.sendall(links.HELLO + bytes([0]) + public_key(key) + public_key(key))
+            conn.sendall(links.HELLO + bytes([0]) + public_key(key) * 2 + bytes(links.MAC_BYTES))
             with contextlib.suppress(OSError):
                 for byte in b"\x00\x00\x00\x20" + b"\x00" * 48:
                     if stop.is_set():
@@ -655,31 +656,46 @@ def test_strangers_on_the_admission_path_leave_nothing_behind_and_the_opening_de
         link.close()
 
 
-def _flood(address: str, source: str, stop, opened) -> None:
-    """Opens connections to `address` from `source` as fast as it can, each left silent (the
-    last thousand kept open), until `stop` is set; counts them in `opened`."""
+def _flood(address: str, sources: list[str], stop, opened) -> None:
+    """Opens connections to `address` from each of `sources` (a thread each, so that a connect
+    the kernel holds back does not stop the others) as fast as it can, each left silent (the
+    last thousand of each kept open), until `stop` is set; counts them in `opened`."""
     host, port = address.rsplit(":", 1)
-    held: collections.deque[socket.socket] = collections.deque()
-    while not stop.is_set():
-        try:
-            s = socket.create_connection((host, int(port)), timeout=1, source_address=(source, 0))
-        except OSError:
-            continue
-        held.append(s)
-        if len(held) > 1000:
-            held.popleft().close()
-        with opened.get_lock():
-            opened.value += 1
+
+    def flood(source: str) -> None:
+        held: collections.deque[socket.socket] = collections.deque()
+        while not stop.is_set():
+            try:
+                s = socket.create_connection(
+                    (host, int(port)), timeout=1, source_address=(source, 0)
+                )
+            except OSError:
+                continue
+            held.append(s)
+            if len(held) > 1000:
+                held.popleft().close()
+            with opened.get_lock():
+                opened.value += 1
+
+    threads = [threading.Thread(target=flood, args=(s,), daemon=True) for s in sources]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
 
 def _slow_path(target: str, delay_s: float, tries: list[int]) -> str:
     """A forwarder to `target` that holds every chunk `delay_s` each way (a party on a slow
-    network); its address. Each connection it forwards is appended to `tries`."""
+    network); its address. It connects onward with the first chunk, which goes with the
+    connection, as a hello sent at once goes with TCP's last handshake segment. Each
+    connection it forwards is appended to `tries`."""
     server = socket.create_server(("127.0.0.1", 0))
     host, port = target.rsplit(":", 1)
 
-    def pipe(a: socket.socket, b: socket.socket) -> None:
+    def pipe(a: socket.socket, b: socket.socket, first: bytes = b"") -> None:
         with contextlib.suppress(OSError):
+            if first:
+                b.sendall(first)
             while data := a.recv(1 << 16):
                 time.sleep(delay_s)
                 b.sendall(data)
@@ -687,13 +703,19 @@ def _slow_path(target: str, delay_s: float, tries: list[int]) -> str:
             with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
 
+    def forward(client: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            first = client.recv(1 << 16)
+            time.sleep(delay_s)
+            upstream = socket.create_connection((host, int(port)))
+            tries.append(1)
+            threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
+            pipe(client, upstream, first)
+
     def serve() -> None:
         while True:
             client, _ = server.accept()
-            tries.append(1)
-            upstream = socket.create_connection((host, int(port)))
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=pipe, args=(a, b), daemon=True).start()
+            threading.Thread(target=forward, args=(client,), daemon=True).start()
 
     threading.Thread(target=serve, daemon=True).start()
     return f"127.0.0.1:{server.getsockname()[1]}"
@@ -711,7 +733,7 @@ def test_a_flood_of_connections_from_one_address_keeps_no_party_out(monkeypatch)
         keys = {0: new_private_key(), 1: new_private_key()}
         address, out = _listener(keys, deadline_s=30)
         stop, opened = ctx.Event(), ctx.Value("l", 0)
-        flooder = ctx.Process(target=_flood, args=(address, "127.0.0.2", stop, opened))
+        flooder = ctx.Process(target=_flood, args=(address, ["127.0.0.2"], stop, opened))
         flooder.start()
         try:
             while opened.value < 2 * links.MAX_PENDING:  # the flood is on before party 1 comes
@@ -728,6 +750,72 @@ def test_a_flood_of_connections_from_one_address_keeps_no_party_out(monkeypatch)
         assert len(tries) == 1, f"party 1's handshake was cut {len(tries) - 1} time(s)"
         for link in [*out["links"].values(), *mine.values()]:
             link.close()
+
+
+def test_a_flood_from_more_addresses_than_handshakes_keeps_no_known_party_out(monkeypatch):
+    """Strangers at eight addresses (127.0.0.2–9), more than the handshakes the listener runs at
+    once (4 here), open silent connections to party 0's port as fast as one process can, while
+    party 1 comes over a slow network (0.5 s each way). Each source then holds as few
+    handshakes as party 1's, so the oldest gave way: party 1's, a round trip from done, every
+    time, for as long as the flood lasted (the dealer at a custodian's port, counted missing).
+    Now party 1's hello proves the key party 0 accepts, in its first message, and a handshake
+    so proven is no stranger's to evict."""
+    monkeypatch.setattr(links, "MAX_PENDING", 4)
+    ctx = multiprocessing.get_context("spawn")
+    sources = [f"127.0.0.{i}" for i in range(2, 10)]
+    for _ in range(3):
+        keys = {0: new_private_key(), 1: new_private_key()}
+        address, out = _listener(keys, deadline_s=30)
+        stop, opened = ctx.Event(), ctx.Value("l", 0)
+        flooder = ctx.Process(target=_flood, args=(address, sources, stop, opened))
+        flooder.start()
+        try:
+            while opened.value < 4 * links.MAX_PENDING:  # the flood is on before party 1 comes
+                time.sleep(0.01)
+            me = links.Identity(keys[1], {0: {public_key(keys[0])}})
+            tries: list[int] = []
+            path = _slow_path(address, 0.5, tries)
+            mine = links.connect(path, me, 1, 2, rendezvous_s=20, timeout_s=5)
+            flooded = opened.value
+        finally:
+            stop.set()
+            flooder.join(10)
+        out["thread"].join(10)
+        assert set(out.get("links", ())) == {1} and set(mine) == {0}, out.get("error")
+        assert flooded > 10 * links.MAX_PENDING  # the flood turned every handshake over
+        assert len(tries) <= 2, f"party 1's handshake was cut {len(tries) - 1} times"
+        for link in [*out["links"].values(), *mine.values()]:
+            link.close()
+
+
+def test_a_hello_proves_only_the_key_it_names_to_the_party_it_names():
+    """A listener takes a hello out of the strangers' reach only when its MAC is the named
+    key's for this listener: a stranger naming the key (no MAC, or one made with its own key),
+    a hello proven to another listener, and a hello replayed are not."""
+    keys = [new_private_key() for _ in range(3)]
+    me = links.Identity(keys[0], {1: {public_key(keys[1])}})
+    other = links.Identity(keys[2], {1: {public_key(keys[1])}})
+    body = links.HELLO + bytes([1]) + public_key(keys[1]) + public_key(new_private_key())
+    real = body + links._mac(keys[1], public_key(keys[0]), body, public_key(keys[0]))
+    to_other = body + links._mac(keys[1], public_key(keys[2]), body, public_key(keys[2]))
+    forged = body + links._mac(new_private_key(), public_key(keys[0]), body, public_key(keys[0]))
+
+    def proves(hello: bytes, identity: links.Identity = me) -> bool:
+        said: list[bytes] = []
+        ours, theirs = socket.socketpair()
+        ours.settimeout(2)
+        theirs.sendall(hello)
+        theirs.shutdown(socket.SHUT_WR)  # and nothing after it: the handshake ends there
+        with contextlib.suppress(links.LinkRefused, links.Unanswered):
+            links._handshake(ours, identity, 0, 2, identity.peers, lambda k, e: said.append(k))
+        ours.close()
+        theirs.close()
+        return said == [public_key(keys[1])]
+
+    assert proves(real)
+    assert proves(to_other, other) and not proves(to_other)
+    assert not proves(body + bytes(links.MAC_BYTES)) and not proves(forged)
+    assert not proves(real[:-1] + bytes([real[-1] ^ 1]))
 
 
 def test_strangers_queueing_openings_from_one_address_keep_no_party_out():
