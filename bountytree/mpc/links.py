@@ -10,30 +10,24 @@ dropped, replayed or reordered ends the session instead of being used.
 
 Handshake (both ends know which static keys they accept, as in Noise's KK pattern):
 
-    I -> R:  HELLO ‖ rank_I ‖ s_I ‖ e_I ‖ mac_I
-    R -> I:  HELLO ‖ rank_R ‖ s_R ‖ e_R ‖ mac_R
+    I -> R:  HELLO ‖ rank_I ‖ s_I ‖ e_I ‖ time_I ‖ n ‖ proof_1 … proof_n
+    R -> I:  HELLO ‖ rank_R ‖ s_R ‖ e_R ‖ time_R ‖ 0
     keys  =  HKDF-SHA256(DH(e_I, e_R) ‖ DH(s_I, e_R) ‖ DH(e_I, s_R), salt = SHA-256(transcript))
 
 then each sends a sealed confirmation. Only the holder of s_I's private key computes
 DH(s_I, e_R) for R's fresh e_R (and the same for R), so a party that does not hold the key it
 names cannot confirm and is dropped; the ephemeral keys make each session's keys fresh.
 
-`mac` is an HMAC of the hello under DH(s_I, s_R), which both ends of a pair that know each
-other's static keys hold before anything is said (zeros from an end that does not know which
-key the other holds: the oracle's model party is known by its ticket). It proves the key a
-hello names in its first message, without a round trip: a listener takes a hello that proves a
-key it accepts out of the handshakes strangers can evict (`_accept`), so a flood from many
-addresses, which evicts handshakes that take a round trip or two to finish, cannot keep a
-known party out once its hello has arrived (link v4; before, a flood from more addresses than
-MAX_PENDING cycled a dealer on a slow network out of every handshake).
-
-Topology: party 0 listens at the session's address; parties 1 and 2 connect to it. Party 1 then
-listens on a port of its own, which it tells party 0 and party 0 tells the dealer, and the
-dealer connects there. A listener serves many handshakes at once, each with a deadline, and a
-new connection beyond MAX_PENDING evicts the oldest unfinished one of the source address that
-has the most: a stranger who connects and stalls, or floods connections faster than handshakes
-complete, holds and evicts only its own connections, never the place of a party that connects
-from another address.
+A proof is an HMAC of the hello (up to its proofs) and the recipient's static key, under
+DH(s_I, s_R), which two parties that know each other's static keys share before either speaks;
+the connecting end sends one for each key it accepts there (the dealer, serving several tasks,
+does not know which of their custodians it reaches). It proves the key a hello names in its
+first message, without a round trip: a listener takes a hello that proves a key it accepts,
+made within PROOF_FRESH_S, out of the handshakes strangers can evict (`_accept`), so a flood
+from many addresses, which evicts handshakes that take a round trip or two to finish, cannot
+keep a known party out once its hello has arrived (link v4; before, a flood from more addresses
+than MAX_PENDING cycled a dealer on a slow network out of every handshake). The validator's
+listener, which takes any key for the oracle's model party (known by its ticket), checks none.
 """
 
 from __future__ import annotations
@@ -67,8 +61,10 @@ from bountytree.private.sealing import agree, new_private_key, public_key
 # v4: a hello proves the static key it names (its MAC)
 HELLO = b"bountytree-link-v4\n"
 KEY_BYTES = 32
-MAC_BYTES = 16
-HELLO_BYTES = len(HELLO) + 1 + 2 * KEY_BYTES + MAC_BYTES
+FIXED_BYTES = len(HELLO) + 1 + 2 * KEY_BYTES + 8 + 1  # a hello up to its proofs
+PROOF_BYTES = 16
+MAX_PROOFS = 16  # keys a connecting end proves its own to in one hello (a dealer's custodians)
+PROOF_FRESH_S = 120.0  # a hello's proof counts for this long either side of its time
 CONFIRM = b"bountytree-link-confirmed"
 TAG_BYTES = 16
 MORE = 1 << 31  # a frame's header: its length, and whether the message goes on
@@ -426,31 +422,34 @@ def _handshake(
     try:
         mine, ephemeral = me.private_key, new_private_key()
         s_mine = public_key(mine)
-        body = HELLO + bytes([rank]) + s_mine + public_key(ephemeral)
-        # the MAC for the one key this end accepts here (zeros if it does not know which)
-        known = [key for keys in expect.values() for key in (keys if keys is not None else [b""])]
-        one = known[0] if len(known) == 1 and known[0] else None
-        try:
-            hello = body + (_mac(mine, one, body, one) if one else bytes(MAC_BYTES))
-        except ValueError:  # no X25519 key: the handshake says so below
-            hello = body + bytes(MAC_BYTES)
+        # the connecting end proves its key to each key it may be talking to; a listener, whose
+        # address is what the other came for, proves its own at the confirmation
+        maybe = [] if proven is not None else [k for keys in expect.values() for k in keys or ()]
+        hello = _hello(rank, mine, s_mine, public_key(ephemeral), sorted(maybe))
         try:
             sock.sendall(hello)
-            theirs = _recv_exact(sock, HELLO_BYTES)
+            version = _recv_exact(sock, len(HELLO))
+            if version == HELLO:
+                fixed = version + _recv_exact(sock, FIXED_BYTES - len(HELLO))
+                many = fixed[-1]
+                proofs = _recv_exact(sock, many * PROOF_BYTES) if many <= MAX_PROOFS else b""
         except OSError as exc:  # closed or silent before saying who it is: nobody answered
             raise Unanswered(str(exc)) from None
-        if not theirs.startswith(HELLO):
-            version = theirs.split(b"\n", 1)[0]
-            if version.startswith(b"bountytree-link-v") and version.isascii():
+        if version != HELLO:  # read alone, so that a release whose hello is shorter is told
+            line = version.split(b"\n", 1)[0]
+            if line.startswith(b"bountytree-link-v") and line.isascii():
                 ours = HELLO.decode().strip()
-                said = "".join(c for c in version.decode()[:30] if c.isalnum() or c == "-")
+                said = "".join(c for c in line.decode()[:30] if c.isalnum() or c == "-")
                 raise _refuse(
                     sock, f"the peer speaks {said}, this party {ours}: run one release on both"
                 )
             raise _refuse(sock, "the peer does not speak bountytree's link protocol")
-        peer = theirs[len(HELLO)]
-        s_peer = theirs[len(HELLO) + 1 : len(HELLO) + 1 + KEY_BYTES]
-        e_peer = theirs[len(HELLO) + 1 + KEY_BYTES : len(HELLO) + 1 + 2 * KEY_BYTES]
+        if many > MAX_PROOFS:
+            raise _refuse(sock, f"a hello with {many} proofs")
+        theirs = fixed + proofs
+        peer = fixed[len(HELLO)]
+        s_peer = fixed[len(HELLO) + 1 : len(HELLO) + 1 + KEY_BYTES]
+        e_peer = fixed[len(HELLO) + 1 + KEY_BYTES : len(HELLO) + 1 + 2 * KEY_BYTES]
         if peer not in expect or peer == rank or peer >= world:
             raise _refuse(sock, f"a peer that says it is party {peer}, which is not expected here")
         accepted = expect[peer]
@@ -458,11 +457,8 @@ def _handshake(
             raise _refuse(
                 sock, f"party {peer}'s key {s_peer.hex()[:16]}… is not one this party accepts"
             )
-        if proven is not None and accepted is not None:
-            mac = theirs[len(HELLO) + 1 + 2 * KEY_BYTES :]
-            with contextlib.suppress(ValueError):  # a key on the chain that is no X25519 key
-                if hmac.compare_digest(mac, _mac(mine, s_peer, theirs[:-MAC_BYTES], s_mine)):
-                    proven(s_peer, e_peer)
+        if proven is not None and accepted is not None and _proves(mine, s_mine, fixed, proofs):
+            proven(s_peer, e_peer)
         initiator = rank > peer  # the higher rank connects
         first, second = (hello, theirs) if initiator else (theirs, hello)
         try:
@@ -501,19 +497,50 @@ def _handshake(
         watchdog.cancel()
 
 
+def _hello(rank: int, mine: bytes, s_mine: bytes, e_mine: bytes, maybe: list[bytes]) -> bytes:
+    """This end's hello, with a proof of its key for each key in `maybe` (none beyond
+    MAX_PROOFS: the listener then proves nothing of it, and it may be evicted as a stranger's)."""
+    maybe = maybe if len(maybe) <= MAX_PROOFS else []
+    fixed = HELLO + bytes([rank]) + s_mine + e_mine
+    fixed += struct.pack(">Q", int(time.time())) + bytes([len(maybe)])
+    proofs = b""
+    for key in maybe:
+        try:
+            proofs += _mac(mine, key, fixed, key)
+        except ValueError:  # no X25519 key: a proof for nobody
+            proofs += bytes(PROOF_BYTES)
+    return fixed + proofs
+
+
+def _proves(mine: bytes, s_mine: bytes, fixed: bytes, proofs: bytes) -> bool:
+    """Whether one of a hello's proofs is its named key's, to this end, and made recently (a
+    hello recorded on the wire proves nothing a few minutes on)."""
+    (made,) = struct.unpack(">Q", fixed[-9:-1])
+    if abs(time.time() - made) > PROOF_FRESH_S:
+        return False
+    s_peer = fixed[len(HELLO) + 1 : len(HELLO) + 1 + KEY_BYTES]
+    try:
+        expected = _mac(mine, s_peer, fixed, s_mine)
+    except ValueError:  # a key on the chain that is no X25519 key
+        return False
+    chunks = (proofs[i : i + PROOF_BYTES] for i in range(0, len(proofs), PROOF_BYTES))
+    return any([hmac.compare_digest(chunk, expected) for chunk in chunks])
+
+
 @functools.lru_cache(maxsize=64)
 def _pair_key(private: bytes, theirs: bytes) -> bytes:
     """What two parties that know each other's static keys share before either speaks (the
-    hellos' MAC key). Cached: a listener checks every hello naming a key it accepts, and the
+    hellos' proof key). Cached: a listener checks every hello naming a key it accepts, and the
     keys it accepts are few (the chain's). ValueError for a key that is no X25519 key."""
     return hashlib.sha256(b"bountytree link hello\n" + agree(private, theirs)).digest()
 
 
-def _mac(private: bytes, theirs: bytes, body: bytes, recipient: bytes) -> bytes:
-    """A hello's MAC (`body`: the hello up to it) between the holders of `private` and `theirs`,
-    bound to its recipient's static key, so that it proves nothing to anyone else."""
+def _mac(private: bytes, theirs: bytes, fixed: bytes, recipient: bytes) -> bytes:
+    """A hello's proof (`fixed`: the hello up to its proofs) between the holders of `private`
+    and `theirs`, bound to its recipient's static key, so that it proves nothing to anyone
+    else."""
     key = _pair_key(private, theirs)
-    return hmac.new(key, body + recipient, hashlib.sha256).digest()[:MAC_BYTES]
+    return hmac.new(key, fixed + recipient, hashlib.sha256).digest()[:PROOF_BYTES]
 
 
 def _shut(sock: socket.socket) -> None:
@@ -635,18 +662,24 @@ def _accept(
                     del waiting[source]
 
     def prove(conn: socket.socket, key: bytes, ephemeral: bytes) -> None:
-        """The connection's hello proved `key`: out of the strangers' reach (a hello replayed
-        by someone who saw it on the wire, which could not confirm anyway, is not)."""
+        """The connection's hello proved `key`: out of the strangers' reach. A hello proven
+        before here is a replay (it could not confirm anyway); beyond MAX_PROVEN_PER_KEY, only
+        the same source's older handshake gives way (a party's retry), so that hellos recorded
+        on the wire and replayed from elsewhere cannot push a party's own out."""
         with lock:
             if conn not in pending or ephemeral in hellos:  # evicted already, or a replay
                 return
-            hellos.add(ephemeral)
-            source = pending.pop(conn)
+            source = pending[conn]
             same = [c for c, (k, _) in proven.items() if k == key]
             if len(same) >= MAX_PROVEN_PER_KEY:
-                del proven[same[0]]
+                older = [c for c in same if proven[c][1] == source]
+                if not older:
+                    return  # left with the strangers, as before it was proven
+                del proven[older[0]]
                 with contextlib.suppress(OSError):
-                    same[0].shutdown(socket.SHUT_RDWR)
+                    older[0].shutdown(socket.SHUT_RDWR)
+            hellos.add(ephemeral)
+            del pending[conn]
             proven[conn] = key, source
 
     def serve(conn: socket.socket) -> None:
@@ -657,6 +690,9 @@ def _accept(
             if admit is not None:
                 admitted(conn, link)
             else:
+                with lock:  # linked: nobody's to evict from now on
+                    pending.pop(conn, None)
+                    proven.pop(conn, None)
                 place(link)
         except Exception:  # whatever went wrong, nothing of the connection is left behind
             if link is not None and done.get(link.rank) is not link:

@@ -290,9 +290,10 @@ def test_a_peer_that_does_not_speak_the_protocol_or_names_an_unexpected_rank_is_
     me = links.Identity(new_private_key(), {1: {public_key(new_private_key())}})
     for greeting, why in (
         (b"GET / HTTP/1.1\r\n" + b"x" * 96, "does not speak"),
-        (links.HELLO + bytes([5]) + b"k" * 80, "party 5"),
-        # an older release: said as such, not as a stranger
-        (b"bountytree-link-v2\n" + bytes([1]) + b"k" * 80, "speaks bountytree-link-v2, this"),
+        (links.HELLO + bytes([5]) + b"k" * 72 + bytes([0]), "party 5"),
+        (links.HELLO + bytes([1]) + b"k" * 72 + bytes([200]), "200 proofs"),
+        # an older release, whose hello is shorter: said as such, not as a stranger
+        (b"bountytree-link-v3\n" + bytes([1]) + b"k" * 64, "speaks bountytree-link-v3, this"),
     ):
         ours, theirs = socket.socketpair()
         ours.settimeout(5)
@@ -497,12 +498,12 @@ def test_strangers_naming_a_party_s_public_key_leave_nothing_behind_in_the_liste
     address, out = _listener(keys)
     host, port = address.rsplit(":", 1)
     before = threading.active_count()
-    hello = links.HELLO + bytes([1]) + public_key(keys[1]) + public_key(new_private_key())
-    hello += bytes(links.MAC_BYTES)  # it cannot prove the key it names
+    stranger, e = new_private_key(), public_key(new_private_key())
+    hello = links._hello(1, stranger, public_key(keys[1]), e, [])  # no proof: it cannot make one
     for _ in range(60):
         s = _dial(host, port)
         s.sendall(hello)
-        links._recv_exact(s, links.HELLO_BYTES)  # the listener's hello: it took ours
+        links._recv_exact(s, links.FIXED_BYTES)  # the listener's hello: it took ours
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         s.close()  # a reset, before any confirmation
     time.sleep(1)
@@ -531,7 +532,7 @@ def test_a_handshake_that_drips_ends_by_its_deadline(monkeypatch):
                 conn, _ = server.accept()
             except OSError:
                 continue
-            conn.sendall(links.HELLO + bytes([0]) + public_key(key) * 2 + bytes(links.MAC_BYTES))
+            conn.sendall(links._hello(0, key, public_key(key), public_key(key), []))
             with contextlib.suppress(OSError):
                 for byte in b"\x00\x00\x00\x20" + b"\x00" * 48:
                     if stop.is_set():
@@ -788,17 +789,25 @@ def test_a_flood_from_more_addresses_than_handshakes_keeps_no_known_party_out(mo
             link.close()
 
 
-def test_a_hello_proves_only_the_key_it_names_to_the_party_it_names():
-    """A listener takes a hello out of the strangers' reach only when its MAC is the named
-    key's for this listener: a stranger naming the key (no MAC, or one made with its own key),
-    a hello proven to another listener, and a hello replayed are not."""
+def test_a_hello_proves_only_the_key_it_names_to_the_party_it_names(monkeypatch):
+    """A listener takes a hello out of the strangers' reach only when one of its proofs is the
+    named key's for this listener, made lately: a stranger naming the key (no proof, or one made
+    with its own key), a hello proven to another listener, one changed, and one made long ago
+    (recorded on the wire) are not. A dealer serving several tasks proves its key to each of
+    their custodians in one hello."""
     keys = [new_private_key() for _ in range(3)]
-    me = links.Identity(keys[0], {1: {public_key(keys[1])}})
-    other = links.Identity(keys[2], {1: {public_key(keys[1])}})
-    body = links.HELLO + bytes([1]) + public_key(keys[1]) + public_key(new_private_key())
-    real = body + links._mac(keys[1], public_key(keys[0]), body, public_key(keys[0]))
-    to_other = body + links._mac(keys[1], public_key(keys[2]), body, public_key(keys[2]))
-    forged = body + links._mac(new_private_key(), public_key(keys[0]), body, public_key(keys[0]))
+    one = public_key(keys[1])
+    me = links.Identity(keys[0], {1: {one}})
+    other = links.Identity(keys[2], {1: {one}})
+    e = public_key(new_private_key())
+    real = links._hello(1, keys[1], one, e, [public_key(keys[0])])
+    to_other = links._hello(1, keys[1], one, e, [public_key(keys[2])])
+    to_both = links._hello(1, keys[1], one, e, sorted(public_key(k) for k in (keys[0], keys[2])))
+    forged = links._hello(1, new_private_key(), one, e, [public_key(keys[0])])
+    now = time.time()
+    with monkeypatch.context() as patch:  # made three minutes ago
+        patch.setattr(links.time, "time", lambda: now - 3 * 60)
+        stale = links._hello(1, keys[1], one, e, [public_key(keys[0])])
 
     def proves(hello: bytes, identity: links.Identity = me) -> bool:
         said: list[bytes] = []
@@ -810,12 +819,56 @@ def test_a_hello_proves_only_the_key_it_names_to_the_party_it_names():
             links._handshake(ours, identity, 0, 2, identity.peers, lambda k, e: said.append(k))
         ours.close()
         theirs.close()
-        return said == [public_key(keys[1])]
+        return said == [one]
 
-    assert proves(real)
+    assert proves(real) and proves(to_both) and proves(to_both, other)
     assert proves(to_other, other) and not proves(to_other)
-    assert not proves(body + bytes(links.MAC_BYTES)) and not proves(forged)
+    assert not proves(links._hello(1, keys[1], one, e, [])) and not proves(forged)
     assert not proves(real[:-1] + bytes([real[-1] ^ 1]))
+    assert abs(struct.unpack(">Q", stale[-25:-17])[0] - time.time()) > links.PROOF_FRESH_S
+    assert not proves(stale)
+
+
+def test_hellos_replayed_from_elsewhere_cannot_push_a_party_s_handshake_out():
+    """Someone who recorded two of party 1's hellos on the wire replays them from another
+    address while party 1's own proven handshake is under way (on a slow path, say): only the
+    same source's older handshake gives way to a proven one, so party 1's stays (the attacker
+    review of the proofs: a replay used to shut it within 0.3 s). Party 1's own retries, from
+    its address, do replace its older attempt."""
+    keys = {0: new_private_key(), 1: new_private_key()}
+    address, out = _listener(keys)
+    host, port = address.rsplit(":", 1)
+
+    def hello() -> bytes:
+        e = public_key(new_private_key())
+        return links._hello(1, keys[1], public_key(keys[1]), e, [public_key(keys[0])])
+
+    def still_open(s: socket.socket) -> bool:
+        s.settimeout(0.5)
+        try:
+            while s.recv(1 << 12):  # the listener's hello and confirmation, then nothing
+                pass
+        except TimeoutError:
+            return True
+        return False
+
+    def dial(source: str, said: bytes) -> socket.socket:
+        s = _dial(host, port) if source == "127.0.0.1" else socket.create_connection(
+            (host, int(port)), timeout=2, source_address=(source, 0)
+        )  # fmt: skip
+        s.sendall(said)
+        return s
+
+    recorded = [hello(), hello()]
+    real = dial("127.0.0.1", hello())
+    time.sleep(0.3)
+    replays = [dial("127.0.0.3", h) for h in recorded]
+    assert still_open(real), "a replay from another address pushed party 1's handshake out"
+    retries = [dial("127.0.0.1", hello()) for _ in range(2)]
+    assert not still_open(real)  # party 1's own retry took its place
+    for s in [real, *replays, *retries]:
+        s.close()
+    out["thread"].join(25)
 
 
 def test_strangers_queueing_openings_from_one_address_keep_no_party_out():

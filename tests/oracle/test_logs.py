@@ -93,7 +93,7 @@ def test_a_stranger_that_connects_and_stalls_neither_holds_nor_uses_up_a_session
                 time.sleep(0.5)
         assert len(held) == 3, "the validator never listened"
         held[1].sendall(b"GET / HTTP/1.1\r\n\r\n" + b"x" * 4096)
-        held[2].sendall(links.HELLO + bytes([1]) + bytes(80))  # a hello, no key
+        held[2].sendall(links.HELLO + bytes([1]) + bytes(links.FIXED_BYTES - 20))  # no key
         time.sleep(12)  # past two waits of 5 s: each ends quietly, uncounted
         assert proc.poll() is None, "the validator ended"
     finally:
