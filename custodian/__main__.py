@@ -95,19 +95,17 @@ def run_serve(args: argparse.Namespace, settings) -> int:
         time.sleep(min(60.0, args.interval * 2**failures))
 
 
-def custodian_keys(custody, me: str, mine: bytes) -> tuple[set[bytes], set[bytes]]:
-    """The keys of custodians 0 and 1 of the ready, unsettled tasks this account deals for with
-    this key: the only parties whose sessions it joins."""
-    zero: set[bytes] = set()
-    one: set[bytes] = set()
+def custodian_keys(custody, me: str, mine: bytes) -> set[tuple[bytes, bytes]]:
+    """The keys of custodians 0 and 1, pair by pair, of the ready, unsettled tasks this account
+    deals for with this key: the only parties whose sessions it joins, each pair together."""
+    pairs: set[tuple[bytes, bytes]] = set()
     for task_id in custody.market.task_ids():
         view = custody.of(task_id)
         if not view or view.party_of(me) != 2 or not view.ready or view.settled:
             continue
         if view.keys[2] == mine and view.keys[0] and view.keys[1]:
-            zero.add(view.keys[0])
-            one.add(view.keys[1])
-    return zero, one
+            pairs.add((view.keys[0], view.keys[1]))
+    return pairs
 
 
 def run_dealer(args: argparse.Namespace, settings) -> int:
@@ -122,15 +120,15 @@ def run_dealer(args: argparse.Namespace, settings) -> int:
     served = 0
     while args.sessions == 0 or served < args.sessions:
         try:
-            zero, one = custodian_keys(custody, custody.market.chain.address, mine)
+            pairs = custodian_keys(custody, custody.market.chain.address, mine)
         except Exception as exc:  # the chain is down: wait and look again
             print(f"could not read the tasks ({type(exc).__name__}: {exc}); retrying", flush=True)
-            zero = one = set()
-        if not zero:
+            pairs = set()
+        if not pairs:
             time.sleep(args.interval)
             continue
         try:
-            status = _dealer_session(args, key_file, zero, one)
+            status = _dealer_session(args, key_file, pairs)
         except subprocess.TimeoutExpired:  # a session a custodian kept alive without end
             print(f"a session ran over {SESSION_BUDGET:.0f} s and was stopped", flush=True)
             continue
@@ -140,7 +138,7 @@ def run_dealer(args: argparse.Namespace, settings) -> int:
     return 0
 
 
-def _dealer_session(args, key_file: Path, zero: set[bytes], one: set[bytes]):
+def _dealer_session(args, key_file: Path, pairs: set[tuple[bytes, bytes]]):
     return subprocess.run(
         [
             sys.executable,
@@ -150,8 +148,7 @@ def _dealer_session(args, key_file: Path, zero: set[bytes], one: set[bytes]):
             args.peer,
             str(args.session_timeout),
             str(key_file),
-            ",".join(sorted(k.hex() for k in zero)),
-            ",".join(sorted(k.hex() for k in one)),
+            ",".join(sorted(f"{zero.hex()}:{one.hex()}" for zero, one in pairs)),
         ],
         preexec_fn=die_with_parent(),
         capture_output=True,
@@ -166,7 +163,7 @@ def run_session(args: argparse.Namespace, settings) -> int:
 
 
 def main() -> int:
-    if len(sys.argv) == 7 and sys.argv[1] == "session-dealer":
+    if len(sys.argv) == 6 and sys.argv[1] == "session-dealer":
         from .session import dealer
 
         return dealer(sys.argv[2], float(sys.argv[3]), *sys.argv[4:])

@@ -54,12 +54,18 @@ RENDEZVOUS = "rendezvous.json"
 # node NODE's record fall out of range, as a deviating custodian would; "custodian-scored:RANK"
 # ends custodian RANK's service right after a scoring session ended well, before it attested;
 # "custodian-withholds:RANK" ends every scoring session of custodian RANK once the record is
-# revealed, before it says it kept its result (a deviating custodian after another comparison).
+# revealed, before it says it kept its result (a deviating custodian after another comparison);
+# "custodian-rejects:RANK:REASON" has custodian RANK reject every trained node it meets with
+# REASON, first, whatever its files (a deviating custodian against honest nodes).
 FAILPOINT = os.environ.get("BOUNTYTREE_FAILPOINT", "")
 
 
-def identity(key_file: str, peers: dict[int, set[bytes]]) -> Identity:
-    return Identity(read_private_key(Path(key_file)), peers)
+def identity(
+    key_file: str,
+    peers: dict[int, set[bytes]],
+    pairs: set[tuple[bytes, bytes]] | None = None,
+) -> Identity:
+    return Identity(read_private_key(Path(key_file)), peers, pairs)
 
 
 def run(job_dir: Path) -> int:
@@ -163,15 +169,18 @@ def _both_kept(rank: int) -> None:
             raise session.SessionRefused(f"custodian {speaker} did not keep its result")
 
 
-def dealer(address: str, timeout_s: float, key_file: str, keys0: str, keys1: str) -> int:
+def dealer(address: str, timeout_s: float, key_file: str, pairs: str) -> int:
     """One session as the dealer (a fresh process each time, like the custodians'), accepting
-    as custodian 0 and 1 the keys named (comma-separated hex: the custodians of its tasks)."""
+    as custodians 0 and 1 the pairs of keys named (comma-separated `zero:one` hex: the
+    custodians of its tasks), each pair together."""
     from bountytree.mpc import dealer as dealing
 
-    peers = {
-        r: {bytes.fromhex(k) for k in keys.split(",") if k} for r, keys in enumerate((keys0, keys1))
+    both = {
+        (bytes.fromhex(zero), bytes.fromhex(one))
+        for zero, _, one in (pair.partition(":") for pair in pairs.split(",") if pair)
     }
-    session.join(address, DEALER, identity(key_file, peers), dealer=True, timeout_s=timeout_s)
+    peers = {r: {pair[r] for pair in both} for r in (0, 1)}
+    session.join(address, DEALER, identity(key_file, peers, both), dealer=True, timeout_s=timeout_s)
     answered = dealing.serve()
     session.leave()
     print(f"dealt {answered} requests", flush=True)

@@ -47,6 +47,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from Crypto.Hash import SHA256
 from Crypto.Protocol.KDF import HKDF
@@ -167,6 +168,9 @@ class Identity:
 
     private_key: bytes
     peers: Mapping[int, Collection[bytes] | None] = field(default_factory=dict)
+    # a dealer's: the (party 0, party 1) keys it accepts together, the custodians of one task
+    # (None: any of `peers` together)
+    pairs: Collection[tuple[bytes, bytes]] | None = None
 
     @property
     def public_key(self) -> bytes:
@@ -796,6 +800,59 @@ def _connect(
         return link
 
 
+@dataclass(frozen=True)
+class PartyOne:
+    """What party 0 tells the dealer of party 1 in a three-party session: where it listens,
+    the key it proved (the dealer proves its own to that key alone: its proofs for every party
+    1 it deals for, replayable by any of them, kept it out of another task's session, the
+    second attacker review of the proofs), and party 0's step timeout (the dealer waits at
+    least that long: one with a shorter timeout gave up on a custodian the custodians counted
+    in step, and was blamed for it)."""
+
+    host: str
+    port: int
+    key: bytes
+    timeout_s: float
+
+    MAX_TIMEOUT_S: ClassVar[float] = 600.0  # what a party 0 may make the dealer wait per step
+
+    def text(self) -> bytes:
+        return json.dumps([self.host, self.port, self.key.hex(), self.timeout_s]).encode()
+
+    @classmethod
+    def parse(cls, said: bytes) -> PartyOne:
+        """LinkError for anything but party 0's account of party 1."""
+        try:
+            host, port, key, timeout_s = json.loads(said)
+            told = cls(str(host), int(port), bytes.fromhex(key), float(timeout_s))
+        except (ValueError, TypeError, AttributeError):
+            raise LinkError("party 0 sent no address for party 1") from None
+        if not told.timeout_s > 0 or not 0 < told.port < 65536:
+            raise LinkError("party 0 sent no address for party 1")
+        return told
+
+    @property
+    def address(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    def identity(self, me: Identity, zero: bytes) -> Identity:
+        """The dealer's identity for its link to this party 1, party 0 having proved `zero`:
+        accepting it alone, and only as the custodian 1 of a task whose custodian 0 that is (a
+        custodian 0 naming another task's custodian 1 had the dealer prove its key to it:
+        third attacker review)."""
+        accepted = me.peers.get(1, ())
+        if accepted is not None and self.key not in accepted:
+            raise LinkError("party 0 named a party 1 this party does not accept")
+        if me.pairs is not None and (zero, self.key) not in me.pairs:
+            raise LinkError("party 0 named the party 1 of another task")
+        return Identity(me.private_key, {**me.peers, 1: {self.key}}, me.pairs)
+
+    def waited(self, own_s: float) -> float:
+        """The dealer's step timeout: its own, or party 0's if longer, up to MAX_TIMEOUT_S (an
+        honest custodian 0 configured longer is served, not refused)."""
+        return max(own_s, min(self.timeout_s, self.MAX_TIMEOUT_S))
+
+
 def connect(
     address: str,
     me: Identity,
@@ -826,8 +883,14 @@ def connect(
             )
         if world == 3:  # party 1 says where the dealer finds it; party 0 passes it on
             said = links[1].recv(64).decode(errors="replace")
+            if not (said.isascii() and said.isdigit() and 0 < int(said) < 65536):
+                for link in links.values():
+                    link.close()
+                raise LinkError(f"party 1 sent no port: {said[:20]!r}", 1)  # its failure
+            # and whom, and how long each step may take (PartyOne)
+            host, key = links[1].sock.getpeername()[0], links[1].peer_key
             try:
-                links[2].send(json.dumps([links[1].sock.getpeername()[0], said]).encode())
+                links[2].send(PartyOne(host, int(said), key, timeout_s).text())
             except LinkError:  # it linked and left (reset): missing, as if it never came
                 for link in links.values():
                     link.close()
@@ -871,15 +934,14 @@ def connect(
                 raise
             links[0].send(DEALER_LINKED)
     elif world == 3 and rank == 2:
-        try:
-            host, port = json.loads(links[0].recv(256))
-            where = f"[{host}]:{int(port)}" if ":" in host else f"{host}:{int(port)}"
-        except (ValueError, TypeError):
-            raise LinkError("party 0 sent no address for party 1") from None
+        one = PartyOne.parse(links[0].recv(512))
+        timeout_s = one.waited(timeout_s)
+        links[0].set_timeout(timeout_s)
         # a window of its own to reach party 1, which listens until its own deadline: the
         # dealer's may have run out while party 1 was on its way (final review: an honest
         # dealer was then counted missing by both custodians)
         links[1] = _connect(
-            where, me, rank, world, 1, max(deadline, time.monotonic() + HANDSHAKE_S), timeout_s
-        )
+            one.address, one.identity(me, links[0].peer_key), rank, world, 1,
+            max(deadline, time.monotonic() + HANDSHAKE_S), timeout_s,
+        )  # fmt: skip
     return links

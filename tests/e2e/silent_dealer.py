@@ -1,7 +1,7 @@
 """A dealer that comes to a session and then stops answering: it deals the streams' keys, takes
 the first request and says nothing more (a deviating party of the e2e tests). Run as
-`python -m tests.e2e.silent_dealer PEER TIMEOUT KEY_FILE KEYS0 KEYS1`, the arguments the
-dealer's own loop gives its sessions (KEYS: the custodians' public keys, hex); it prints "went
+`python -m tests.e2e.silent_dealer PEER TIMEOUT KEY_FILE PAIRS`, the arguments the dealer's
+own loop gives its sessions (PAIRS: the custodians' public keys, `zero:one` in hex); it prints "went
 silent" once it has a request it will not answer, and ends well after the custodians' timeout."""
 
 from __future__ import annotations
@@ -22,4 +22,4 @@ if __name__ == "__main__":
     dealing.parse_request = _silent
     from custodian.session import dealer
 
-    sys.exit(dealer(sys.argv[1], float(sys.argv[2]), *sys.argv[3:6]))
+    sys.exit(dealer(sys.argv[1], float(sys.argv[2]), *sys.argv[3:5]))

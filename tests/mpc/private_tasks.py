@@ -202,6 +202,16 @@ def custodian_1_asks_late(rank, share):
     return _squared(rank, share)
 
 
+def custodian_1_asks_a_little_late(rank, share):
+    """An honest dealer, and a custodian 1 that sends its first request 0.4 STEP_S late: in step
+    for the custodians' rule (within half their timeout)."""
+    import time
+
+    if rank == 1:
+        time.sleep(0.4 * STEP_S)
+    return _squared(rank, share)
+
+
 def dealer_says_custodian_1_asked_nothing(rank, share):
     """At the first request the dealer ends its link to custodian 0 with a last word of its own
     (blaming custodian 1), and stays."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import json
 import multiprocessing
 import socket
 import struct
@@ -46,6 +47,7 @@ def _run(
     task=private_tasks.square,
     late_s: float = 0.0,
     timeout_s: float = 30.0,
+    dealer_timeout_s: float | None = None,
 ) -> tuple[dict[int, dict], dict[int, str], list[np.ndarray]]:
     """The three parties, party r joining at addresses[r]; their results, their errors (one
     line each) and the shares of VALUES the custodians were given."""
@@ -65,7 +67,7 @@ def _run(
                 shares[r] if r < 2 else None,
                 task,
                 late_s if r else 0.0,
-                timeout_s,
+                dealer_timeout_s if r == 2 and dealer_timeout_s else timeout_s,
             ),
         )
         for r in range(3)
@@ -827,6 +829,54 @@ def test_a_hello_proves_only_the_key_it_names_to_the_party_it_names(monkeypatch)
     assert not proves(real[:-1] + bytes([real[-1] ^ 1]))
     assert abs(struct.unpack(">Q", stale[-25:-17])[0] - time.time()) > links.PROOF_FRESH_S
     assert not proves(stale)
+
+
+def test_the_dealer_proves_its_key_only_to_the_custodian_1_party_0_names():
+    """A dealer serving two tasks accepts both tasks' custodians 1; party 0 names the one of
+    this session, and the dealer's hello to it proves its key to that one alone (a proof for
+    each, replayable by the other task's custodian 1, could take the proven places at this one's
+    port: the second attacker review of the proofs), and only as the custodian 1 of a task
+    whose custodian 0 named it. Anything else ends the session."""
+    keys = [new_private_key() for _ in range(6)]
+    zero, other_zero = public_key(keys[0]), public_key(keys[4])
+    ours, theirs = public_key(keys[1]), public_key(keys[2])
+    dealer = links.Identity(
+        keys[3], {0: {zero, other_zero}, 1: {ours, theirs}}, {(zero, ours), (other_zero, theirs)}
+    )
+    told = links.PartyOne.parse(links.PartyOne("::1", 4242, ours, 8.0).text())
+    me = told.identity(dealer, zero)
+    assert told.address == "[::1]:4242" and told.timeout_s == 8.0
+    assert me.peers[1] == {ours} and me.peers[0] == dealer.peers[0]
+    hello = links._hello(2, keys[3], public_key(keys[3]), b"e" * 32, sorted(me.peers[1]))
+    assert hello[links.FIXED_BYTES - 1] == 1  # one proof, for ours
+    # another task's custodian 1, named by this task's custodian 0 (third attacker review)
+    with pytest.raises(links.LinkError, match="another task"):
+        links.PartyOne("127.0.0.1", 1, theirs, 8.0).identity(dealer, zero)
+    with pytest.raises(links.LinkError):
+        links.PartyOne("127.0.0.1", 1, public_key(keys[5]), 8.0).identity(dealer, zero)
+    # a longer step timeout is served, up to a bound; a shorter one changes nothing
+    assert links.PartyOne("h", 1, ours, 1e9).waited(2.0) == links.PartyOne.MAX_TIMEOUT_S
+    assert links.PartyOne("h", 1, ours, 1.0).waited(2.0) == 2.0
+    for said in (["h", 1, ours.hex(), -1], ["h", 0, ours.hex(), 8], ["h", 1, ours.hex()],
+                 ["127.0.0.1", "1"], {"a": 1}, "x"):  # fmt: skip
+        with pytest.raises(links.LinkError):
+            links.PartyOne.parse(json.dumps(said).encode())
+
+
+def test_a_dealer_with_a_shorter_timeout_waits_as_long_as_the_custodians(tmp_path):
+    """The dealer's own step timeout is a quarter of the custodians', and custodian 1 asks its
+    first request 0.4 of theirs late: in step for the custodians' rule, past the dealer's
+    timeout. Such a dealer gave up on it and was blamed by both; now party 0 tells the dealer
+    its step timeout, the dealer waits at least that long, and the session ends well."""
+    address = f"127.0.0.1:{free_port()}"
+    identities = _identities([new_private_key() for _ in range(3)])
+    results, errors, _ = _run(
+        [address] * 3, identities, tmp_path, task=private_tasks.custodian_1_asks_a_little_late,
+        timeout_s=private_tasks.STEP_S, dealer_timeout_s=private_tasks.STEP_S / 4,
+    )  # fmt: skip
+    assert not errors, errors
+    for r in (0, 1):  # it ended well, nobody blamed
+        assert "seconds" not in results[r] and not bool(results[r]["dealer_failed"][0]), results
 
 
 def test_hellos_replayed_from_elsewhere_cannot_push_a_party_s_handshake_out():
