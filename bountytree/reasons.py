@@ -24,6 +24,15 @@ class Reason(IntEnum):
     UNFIT_SPEC = 12  # the spec does not fit the task's features and classes
     TOO_COSTLY = 13  # replaying its training would cost more than the oracle's replay budget
     LOGIT_RANGE = 14  # on the task's input range its values could leave CrypTen's fixed-point range
+    # a private node's share found at fault by one custodian, the other's sound: its stake back
+    UNCONFIRMED = 15
+
+    @property
+    def share_fault(self) -> bool:
+        """Whether it may be a fault in one custodian's own share of a private node's files,
+        which only that custodian sees (the other follows it as UNCONFIRMED); every other
+        reason is about files both read alike (RejectReasons.isShareFault, on-chain)."""
+        return self in (Reason.MISSING, Reason.TOO_LARGE, Reason.CORRUPT)
 
     @property
     def label(self) -> str:

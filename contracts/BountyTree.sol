@@ -7,6 +7,7 @@ import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {IBountyTree} from "./interfaces/IBountyTree.sol";
 import {IReputation} from "./interfaces/IReputation.sol";
 import {Payouts} from "./libraries/Payouts.sol";
+import {RejectReasons} from "./libraries/RejectReasons.sol";
 
 /// @title BountyTree
 /// @notice The bountytree marketplace; {IBountyTree} documents every type, event, error and
@@ -35,7 +36,9 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
     /// @inheritdoc IBountyTree
     uint256 public constant MAX_BATCH = 64;
     /// @inheritdoc IBountyTree
-    uint8 public constant PARENT_REJECTED = 7;
+    uint8 public constant PARENT_REJECTED = RejectReasons.PARENT_REJECTED;
+    /// @inheritdoc IBountyTree
+    uint8 public constant UNCONFIRMED = RejectReasons.UNCONFIRMED;
     /// @inheritdoc IBountyTree
     uint256 public constant MAX_VIEW = 500;
     /// @inheritdoc IBountyTree
@@ -294,9 +297,10 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
             if (reasons[i] == 0) revert InvalidReason(id);
             n.status = NodeStatus.Rejected;
             emit NodeRejected(taskId, id, reasons[i]);
-            if (reasons[i] == PARENT_REJECTED) {
+            if (reasons[i] == PARENT_REJECTED || reasons[i] == UNCONFIRMED) {
                 // never judged on its own: its parent fell after it was revealed (a bait parent,
-                // say), so it keeps its stake and its reputation
+                // say), or one custodian alone found it at fault; it keeps its stake and its
+                // reputation
                 if (stake != 0) _credit(taskId, n.author, stake, PayoutKind.Stake);
             } else {
                 penalised[judged++] = n.author;

@@ -249,31 +249,49 @@ class Custodian:
                     node, "the other custodian committed to a share this one never kept"
                 )
         other = self.custody.attestation(node.id, 1 - index)
+        deviation = session.FAILPOINT.split(":")
+        if deviation[:2] == ["custodian-rejects", str(index)] and node.parent_id and held is None:
+            self._attest(node, REJECT, int(deviation[2]), "a deviation: the failpoint's")
+            return True
         try:
             try:
+                if held is None and node.parent_id and nodes[node.parent_id].status == "rejected":
+                    raise Refuse(Reason.PARENT_REJECTED, f"parent {node.parent_id} was rejected")
                 if other is not None and other[0] == REJECT and held is None:
                     # The other custodian found a fault in its share of the node's files, which
                     # only it can see (a share sealed wrongly to it, say). This custodian checks
-                    # its own and then rejects too: a node one custodian cannot train would
-                    # otherwise stay pending and hold up the task's finalization.
+                    # its own (a fault there is rejected for its own reason) and then rejects
+                    # too: a node one custodian cannot train would otherwise stay pending and
+                    # hold up the task's finalization. It cannot confirm the other's fault, so
+                    # it says so (UNCONFIRMED), and the node's stake comes back: a custodian
+                    # that rejected honest nodes used to have their stakes forfeited. Only a
+                    # fault of the other's own share is followed so (attacker review: a
+                    # custodian following a fault both could see with UNCONFIRMED handed the
+                    # node's stake back); a fault of the files both read alike is its own.
+                    if node.id in self.holdings.given_up(task_id):
+                        return True  # decided once: its files are not read again
                     if node.parent_id:
                         self._training_rows(view, index, node)
                     else:
                         self._architecture(node, index)
-                    raise Refuse(
-                        Reason(other[1])
-                        if other[1] in Reason._value2member_map_
-                        else Reason.CORRUPT,
-                        "the other custodian found its share of the node's files at fault",
-                    )
+                    self.clocks.stop(("node", node.id))  # its files were there
+                    said = Reason.describe(other[1])
+                    known = other[1] in Reason._value2member_map_
+                    # an architecture's files are public: no share of them is the other's alone
+                    if node.parent_id and known and Reason(other[1]).share_fault:
+                        raise Refuse(
+                            Reason.UNCONFIRMED,
+                            f"the other custodian found its share of the node's files {said}; "
+                            "this one's is sound",
+                        )
+                    # a fault both would see, which this one does not: a deviation it will not
+                    # follow (the node stays pending; its author reclaims the stake)
+                    return self._give_up(node, f"the other custodian says {said}; it is not")
                 if held is None:
                     if node.parent_id == 0:
                         held = self.holdings.keep(task_id, node.id, self._architecture(node, index))
                     else:
-                        parent = nodes[node.parent_id]
-                        if parent.status == "rejected":
-                            raise Refuse(Reason.PARENT_REJECTED, f"parent {parent.id} was rejected")
-                        trained = self._train(view, index, node, parent)
+                        trained = self._train(view, index, node, nodes[node.parent_id])
                         self.clocks.stop(("node", node.id))  # its files were there
                         return trained
                 self._spec(node)  # an architecture the task cannot use stops here, too

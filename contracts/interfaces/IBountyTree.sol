@@ -35,6 +35,9 @@ import {IReputation} from "./IReputation.sol";
 ///         13 too-costly: replaying its training would exceed the oracle's budget.
 ///         14 logit-range: logits out of the fixed-point range on the task's inputs (weights
 ///            whose logits could overflow the oracle's fixed-point encoding).
+///         15 unconfirmed: in a private task, one custodian found its share of the node's files
+///            at fault and the other found its own sound; nobody else can tell which is right,
+///            so the node was never judged by both (its stake is returned, as for 7).
 /// @dev Implemented by BountyTree; roles (ORACLE_ROLE, DEFAULT_ADMIN_ROLE) are OpenZeppelin's
 ///      AccessControl.
 interface IBountyTree {
@@ -514,7 +517,8 @@ interface IBountyTree {
 
     /// @notice Rejects nodes (ORACLE_ROLE); their stakes join the task's pool and their authors
     ///         lose reputation, except a node rejected as PARENT_REJECTED (never judged on its
-    ///         own), whose stake is returned.
+    ///         own) or UNCONFIRMED (judged at fault by one custodian alone), whose stake is
+    ///         returned.
     /// @param taskId The task every node belongs to.
     /// @param nodeIds Pending nodes, at most MAX_BATCH.
     /// @param reasons A non-zero reject reason code per node (listed above).
@@ -684,6 +688,11 @@ interface IBountyTree {
     /// @notice The reject reason of a node whose parent was rejected: the node was never judged
     ///         on its own, so {rejectNodes} returns its stake and takes no reputation.
     function PARENT_REJECTED() external view returns (uint8);
+    /// @notice The reject reason of a private node that one custodian found at fault in its own
+    ///         share of the node's files while the other found its own sound: a fault nobody
+    ///         else can check, so {rejectNodes} returns its stake and takes no reputation (a
+    ///         custodian that rejects honest nodes cannot have their stakes forfeited).
+    function UNCONFIRMED() external view returns (uint8);
     /// @notice Most nodes {getNodes} returns in one call.
     function MAX_VIEW() external view returns (uint256);
     /// @notice Reputation lost by a node that scores below its parent (what the levy on 1 ETH of

@@ -288,11 +288,16 @@ def test_reason_codes_are_the_contracts():
     )
     for reason in Reason:
         assert f"{reason.value} {reason.label}" in doc, reason
-    # the one code the contract acts on itself, as its own constant
-    assert (
-        f"uint8 public constant PARENT_REJECTED = {Reason.PARENT_REJECTED.value};"
-        in (ROOT / "contracts" / "BountyTree.sol").read_text()
-    )
+    # the codes the contracts act on themselves, as constants of their own
+    library = (ROOT / "contracts" / "libraries" / "RejectReasons.sol").read_text()
+    named = {r for r in Reason if f"uint8 internal constant {r.name} = {r.value};" in library}
+    assert {Reason.PARENT_REJECTED, Reason.UNCONFIRMED} <= named
+    # the share faults, on-chain and here alike
+    assert {r for r in Reason if r.share_fault} == named - {
+        Reason.PARENT_REJECTED,
+        Reason.UNCONFIRMED,
+    }
+    assert "reason == MISSING || reason == TOO_LARGE || reason == CORRUPT" in library
 
 
 def test_validation_commitment_is_salted(tmp_path):

@@ -456,6 +456,62 @@ def test_both_custodians_reject_a_node_they_cannot_train(
     assert "StakeForfeited" in tx.events
 
 
+def test_a_custodian_that_rejects_an_honest_node_cannot_have_its_stake_forfeited(
+    market, custody, sponsor, parties, architect, outsider, reputation
+):
+    """A deviating custodian says its share of an honest node is corrupt, a fault only it could
+    see; the other, whose share is sound, follows as UNCONFIRMED (a node one custodian cannot
+    train would hold up the task). The node's stake used to be forfeited to the pool: now it is
+    returned and its author's reputation kept, so the rejection takes nothing from the author
+    but its chance, whichever custodian speaks first (third attacker review: a deviating
+    custodian that spoke first had a later missing share of the other's forfeit the stake). Nor
+    does a corrupt said on a child whose parent just fell: the other's parent-rejected stands
+    (second attacker review). And a custodian cannot hand a faulty node its stake back: an
+    UNCONFIRMED beside a fault both could check spares nothing, an architecture (whose files
+    are public) is never unconfirmed, and parent-rejected is refused while the parent stands."""
+    task_id = _ready(market, custody, sponsor, parties)
+    tree = market.tree
+    arch = market.propose(task_id, architect)
+    _attest(custody, parties, {arch: 0})
+    honest, late, missing, unfit, unfit_late = (
+        market.submit(task_id, outsider, arch) for _ in range(5)
+    )
+    owed, points = tree.pendingWithdrawals(outsider), reputation.scoreOf(outsider)
+    forfeited = tree.getTask(task_id).dict()["forfeited"]
+
+    def spared(node: int, first: int, second: int) -> bool:
+        """Whether `node`, rejected `first` then `second`, kept its stake (and no more)."""
+        before = tree.pendingWithdrawals(outsider)
+        custody.attest(node, 1, first, {"from": parties[0]})
+        tx = custody.attest(node, 1, second, {"from": parties[1]})
+        kept = tree.pendingWithdrawals(outsider) - before
+        assert kept in (0, STAKE) and ("StakeForfeited" in tx.events) == (kept == 0)
+        return kept == STAKE
+
+    assert spared(honest, 8, tree.UNCONFIRMED()) and tree.UNCONFIRMED() == 15
+    assert tree.getNode(honest).dict()["status"] == 2  # rejected, as unconfirmed
+    assert reputation.scoreOf(outsider) == points  # the gain of the deviation: nothing
+    assert tree.getTask(task_id).dict()["forfeited"] == forfeited
+    assert tree.pendingWithdrawals(outsider) == owed + STAKE
+    assert spared(late, tree.UNCONFIRMED(), 8) and spared(missing, tree.UNCONFIRMED(), 1)
+    assert not spared(unfit, 12, tree.UNCONFIRMED())  # unfit-spec: both could check it
+    assert not spared(unfit_late, tree.UNCONFIRMED(), 12)
+    other = market.propose(task_id, architect)
+    with reverts("BadAttestation"):
+        custody.attest(other, 1, tree.UNCONFIRMED(), {"from": parties[1]})
+    # a bait parent falls; a deviating custodian says its child is corrupt, the other follows
+    # the parent
+    bait = market.propose(task_id, architect)
+    child = market.submit(task_id, outsider, bait)
+    with reverts("BadAttestation"):  # not while the parent stands
+        custody.attest(child, 1, tree.PARENT_REJECTED(), {"from": parties[1]})
+    with reverts("BadAttestation"):  # nor for an architecture
+        custody.attest(bait, 1, tree.PARENT_REJECTED(), {"from": parties[1]})
+    custody.attest(bait, 1, 8, {"from": parties[0]})
+    custody.attest(bait, 1, 8, {"from": parties[1]})
+    assert spared(child, 8, tree.PARENT_REJECTED())
+
+
 def test_the_oracles_role_does_not_reach_a_private_task(
     market, custody, sponsor, parties, architect, outsider, mallory, oracle, admin
 ):

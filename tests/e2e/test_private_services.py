@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import torch
 from conftest import (
     advance_time,
@@ -35,6 +36,7 @@ from bountytree.models.spec import build_torch, load_spec, parse_spec
 from bountytree.private import ring, rows
 from bountytree.private.sealing import read_private_key
 from bountytree.processes import free_port
+from bountytree.reasons import Reason
 from bountytree.storage.store import cid_of, get_bytes
 from custodian.holdings import Holdings
 from tests.e2e.test_private_task import SPEC
@@ -232,8 +234,11 @@ def test_custodians_train_score_and_hand_over_a_private_task(settings, deployed,
         record = rows.PrivateNode(arch, stolen["rows"], tuple(stolen["shares"])).to_bytes()
         theft = thief.submit(task_id, arch, thief.store.add(io.BytesIO(record))).node_id
         # An owner seals a good share to custodian 0 and junk to custodian 1: only custodian 1
-        # can see the fault; custodian 0 rejects with it rather than leave the node pending.
+        # can see the fault; custodian 0 rejects too rather than leave the node pending, as a
+        # fault it cannot confirm (its own share is sound), and the stake comes back: a
+        # custodian that rejected honest nodes used to have their stakes forfeited.
         half = market_for(settings, 5)
+        owed_before = half.pending()
         context = rows.node_context(market.chain.chain_id, task_id, half.chain.address, arch)
         keys_on_chain = Custody(market).custodian_keys(task_id)
         data = load_file(_owner_rows(files, tmp_path))
@@ -247,6 +252,8 @@ def test_custodians_train_score_and_hand_over_a_private_task(settings, deployed,
         _wait(
             "the half-junk node's rejection", lambda: market.node(junk).status == "rejected", procs
         )
+        assert market.nodes(task_id)[junk].reason == "unconfirmed"
+        assert half.pending() == owed_before + 10**16  # its stake of 0.01 ETH, back
         recorded = market.node(child).accuracy_bps
         assert recorded >= 2000
         assert market.node(unfit).status == "rejected"
@@ -370,6 +377,38 @@ def test_a_custodian_killed_mid_training_loses_nothing_and_the_round_is_retried(
         procs[2] = _custodian(settings, keys, 1, peer, task_id, tmp_path / "c1.log")
         _wait("the child's score", lambda: market.node(child).status == "scored", procs)
     assert market.node(child).accuracy_bps >= 2000
+
+
+@pytest.mark.parametrize("said", ["corrupt", "unfit-spec"])
+def test_a_custodian_that_rejects_honest_nodes_takes_nothing_from_their_authors(
+    settings, deployed, files, tmp_path, said
+):
+    """Custodian 1 deviates: it rejects the honest child first (`custodian-rejects:1:…`). Said
+    of its own share (corrupt), a fault custodian 0 cannot check, custodian 0 follows as
+    `unconfirmed` and the stake comes back (it used to be forfeited to the pool). Said of what
+    both read alike (the spec unfit), custodian 0, which finds it fit, does not follow: the node
+    stays pending, and its author reclaims the stake at the end. Either way the author keeps its
+    stake and its reputation."""
+    market = market_for(settings)
+    task_id, keys = _private_task(settings, files, tmp_path, f"rejects as {said}")
+    code = next(r for r in Reason if r.label == said)
+    _, started = _services(settings, keys, task_id, tmp_path, f"custodian-rejects:1:{int(code)}")
+    owner = market_for(settings, 2)
+    with _running(started) as procs:
+        arch = _propose(settings, task_id, tmp_path)
+        _wait("the architecture's score", lambda: market.node(arch).status == "scored", procs)
+        owed, points = owner.pending(), owner.reputation(owner.chain.address)
+        child = _submit_child(settings, files, tmp_path, task_id, arch)
+        if code.share_fault:
+            _wait("the rejection", lambda: market.node(child).status == "rejected", procs)
+            assert market.nodes(task_id)[child].reason == "unconfirmed"
+            assert owner.pending() == owed + 10**16  # its stake of 0.01 ETH, back
+        else:
+            given_up = f"node {child}: the other custodian says {said}; it is not; given up on"
+            _wait("custodian 0 to give it up", lambda: given_up in (tmp_path / "c0.log").read_text(),
+                  procs)  # fmt: skip
+            assert market.node(child).status == "pending"  # its stake stays its author's
+        assert owner.reputation(owner.chain.address) == points
 
 
 def test_a_custodian_killed_between_its_session_and_its_commitment_loses_nothing(
@@ -621,7 +660,7 @@ def test_a_node_waiting_for_a_dealer_that_never_comes_is_said_on_chain_until_it_
         for _ in range(5):  # its rendezvous may fall between two of the custodians' sessions
             silent = subprocess.run(
                 [sys.executable, "-m", "tests.e2e.silent_dealer", peer, "8",
-                 str(keys["dealer"]), view.keys[0].hex(), view.keys[1].hex()],
+                 str(keys["dealer"]), f"{view.keys[0].hex()}:{view.keys[1].hex()}"],
                 capture_output=True, timeout=120,
             )  # fmt: skip
             if b"went silent" in silent.stdout:

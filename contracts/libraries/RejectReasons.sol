@@ -1,0 +1,45 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+/// @title RejectReasons
+/// @notice The reject reason codes the contracts act on themselves, in one place (the full list
+///         is documented on {IBountyTree}; the client's is bountytree/reasons.py). A node
+///         rejected as PARENT_REJECTED or UNCONFIRMED was never judged at fault by everyone who
+///         could judge it, so {IBountyTree-rejectNodes} returns its stake and takes no
+///         reputation.
+library RejectReasons {
+    /// @notice The node's files never came.
+    uint8 internal constant MISSING = 1;
+    /// @notice A file over what a reader takes.
+    uint8 internal constant TOO_LARGE = 5;
+    /// @notice Its parent was rejected after it was revealed.
+    uint8 internal constant PARENT_REJECTED = 7;
+    /// @notice A file that does not open as what it should be.
+    uint8 internal constant CORRUPT = 8;
+    /// @notice One custodian found its own share of the node's files at fault, the other its own
+    ///         sound: a fault nobody else can check.
+    uint8 internal constant UNCONFIRMED = 15;
+
+    /// @notice Whether `reason` may be a fault in one custodian's own share of a private node's
+    ///         files, which only that custodian can see (the other follows it as UNCONFIRMED).
+    ///         Every other reason is about files both custodians read alike.
+    function isShareFault(uint256 reason) internal pure returns (bool) {
+        return reason == MISSING || reason == TOO_LARGE || reason == CORRUPT;
+    }
+
+    /// @notice What two custodians' rejections of one node record, `first` attested first: the
+    ///         first's reason, except a PARENT_REJECTED second (its parent is rejected on-chain:
+    ///         checked at attestation), and an UNCONFIRMED beside a share fault, in either order,
+    ///         which records UNCONFIRMED (the stake comes back: a custodian that rejects honest
+    ///         nodes cannot forfeit them, whichever of the two speaks first). An UNCONFIRMED
+    ///         beside a reason both custodians can check records that reason: a custodian cannot
+    ///         hand a faulty node its stake back by following it so.
+    function agreed(uint256 first, uint256 second) internal pure returns (uint256) {
+        if (second == PARENT_REJECTED) return second;
+        if (first == UNCONFIRMED || second == UNCONFIRMED) {
+            uint256 other = first == UNCONFIRMED ? second : first;
+            return isShareFault(other) || other == UNCONFIRMED ? UNCONFIRMED : other;
+        }
+        return first;
+    }
+}
