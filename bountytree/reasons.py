@@ -27,11 +27,14 @@ class Reason(IntEnum):
     # a private node's share found at fault by one custodian, the other's sound: its stake back
     UNCONFIRMED = 15
 
-    @property
-    def share_fault(self) -> bool:
-        """Whether it may be a fault in one custodian's own share of a private node's files,
-        which only that custodian sees (the other follows it as UNCONFIRMED); every other
-        reason is about files both read alike (RejectReasons.isShareFault, on-chain)."""
+    def seen_alone(self, architecture: bool) -> bool:
+        """Whether it may be a fault one custodian of a private task sees alone (the other
+        follows it as UNCONFIRMED): of a trained node, in its own share of the rows (missing, too
+        large, corrupt); of any node, a file missing (one store may not get in time what the
+        other's did). Every other reason is about files both read alike
+        (RejectReasons.seenAlone, on-chain)."""
+        if architecture:
+            return self is Reason.MISSING
         return self in (Reason.MISSING, Reason.TOO_LARGE, Reason.CORRUPT)
 
     @property

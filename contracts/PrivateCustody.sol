@@ -237,16 +237,11 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
         if (kind > 1 || (kind == 0 && value > BPS) || (kind == 1 && (value == 0 || value > 255))) {
             revert BadAttestation(kind, value);
         }
-        // the rejections that return the stake: for the parent's sake only when the parent
-        // fell, and a fault nobody else can check only where each custodian has a share of the
-        // files (a trained node's rows; an architecture's files are public)
-        if (kind == 1 && (value == RejectReasons.PARENT_REJECTED || value == RejectReasons.UNCONFIRMED)) {
-            if (n.parentId == 0) revert BadAttestation(kind, value);
-            if (
-                value == RejectReasons.PARENT_REJECTED
-                    && tree.getNode(n.parentId).status != IBountyTree.NodeStatus.Rejected
-            ) revert BadAttestation(kind, value);
-        }
+        // a rejection that returns the stake for the parent's sake only when the parent fell
+        if (
+            kind == 1 && value == RejectReasons.PARENT_REJECTED
+                && (n.parentId == 0 || tree.getNode(n.parentId).status != IBountyTree.NodeStatus.Rejected)
+        ) revert BadAttestation(kind, value);
         uint256 key = nodeId * 2 + index;
         if (_attestations[key] != 0) revert AlreadyAttested(nodeId, index);
         uint32 mine = 1 + (uint32(kind) << 16 | value);
@@ -269,7 +264,7 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
         _attestations[key] = mine;
         if (dealerWaitOf[nodeId] == 3) --dealerWaiting[n.taskId]; // recorded: it waits no more
         delete dealerWaitOf[nodeId];
-        if (bothReject) value = uint16(RejectReasons.agreed((theirs - 1) & 0xFFFF, value));
+        if (bothReject) value = uint16(RejectReasons.agreed((theirs - 1) & 0xFFFF, value, n.parentId == 0));
         if (kind == 0) {
             IBountyTree.Score[] memory scores = new IBountyTree.Score[](1);
             scores[0] = IBountyTree.Score(nodeId, value, 0, n.datasetId);

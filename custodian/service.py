@@ -277,12 +277,11 @@ class Custodian:
                     self.clocks.stop(("node", node.id))  # its files were there
                     said = Reason.describe(other[1])
                     known = other[1] in Reason._value2member_map_
-                    # an architecture's files are public: no share of them is the other's alone
-                    if node.parent_id and known and Reason(other[1]).share_fault:
+                    if known and Reason(other[1]).seen_alone(architecture=not node.parent_id):
                         raise Refuse(
                             Reason.UNCONFIRMED,
-                            f"the other custodian found its share of the node's files {said}; "
-                            "this one's is sound",
+                            f"the other custodian found the node's files {said}; "
+                            "this one's are sound",
                         )
                     # a fault both would see, which this one does not: a deviation it will not
                     # follow (the node stays pending; its author reclaims the stake)

@@ -16,29 +16,30 @@ library RejectReasons {
     uint8 internal constant PARENT_REJECTED = 7;
     /// @notice A file that does not open as what it should be.
     uint8 internal constant CORRUPT = 8;
-    /// @notice One custodian found its own share of the node's files at fault, the other its own
-    ///         sound: a fault nobody else can check.
+    /// @notice One custodian found a fault it sees alone (seenAlone), the other found none: a
+    ///         fault nobody else can check.
     uint8 internal constant UNCONFIRMED = 15;
 
-    /// @notice Whether `reason` may be a fault in one custodian's own share of a private node's
-    ///         files, which only that custodian can see (the other follows it as UNCONFIRMED).
-    ///         Every other reason is about files both custodians read alike.
-    function isShareFault(uint256 reason) internal pure returns (bool) {
-        return reason == MISSING || reason == TOO_LARGE || reason == CORRUPT;
+    /// @notice Whether `reason` may be a fault one custodian sees alone: of a trained node, in
+    ///         its own share of the node's rows (missing, too large, corrupt), which only it
+    ///         reads; of any node, a file missing (one custodian's store may not get in time what
+    ///         the other's did). Every other reason is about files both custodians read alike.
+    function seenAlone(uint256 reason, bool architecture) internal pure returns (bool) {
+        return reason == MISSING || (!architecture && (reason == TOO_LARGE || reason == CORRUPT));
     }
 
     /// @notice What two custodians' rejections of one node record, `first` attested first: the
     ///         first's reason, except a PARENT_REJECTED second (its parent is rejected on-chain:
-    ///         checked at attestation), and an UNCONFIRMED beside a share fault, in either order,
-    ///         which records UNCONFIRMED (the stake comes back: a custodian that rejects honest
-    ///         nodes cannot forfeit them, whichever of the two speaks first). An UNCONFIRMED
-    ///         beside a reason both custodians can check records that reason: a custodian cannot
-    ///         hand a faulty node its stake back by following it so.
-    function agreed(uint256 first, uint256 second) internal pure returns (uint256) {
+    ///         checked at attestation), and an UNCONFIRMED beside a fault one custodian sees
+    ///         alone, in either order, which records UNCONFIRMED (the stake comes back: a
+    ///         custodian that rejects honest nodes cannot forfeit them, whichever of the two
+    ///         speaks first). An UNCONFIRMED beside a reason both custodians can check records
+    ///         that reason: a custodian cannot hand a faulty node its stake back by following it.
+    function agreed(uint256 first, uint256 second, bool architecture) internal pure returns (uint256) {
         if (second == PARENT_REJECTED) return second;
         if (first == UNCONFIRMED || second == UNCONFIRMED) {
             uint256 other = first == UNCONFIRMED ? second : first;
-            return isShareFault(other) || other == UNCONFIRMED ? UNCONFIRMED : other;
+            return seenAlone(other, architecture) || other == UNCONFIRMED ? UNCONFIRMED : other;
         }
         return first;
     }

@@ -292,12 +292,14 @@ def test_reason_codes_are_the_contracts():
     library = (ROOT / "contracts" / "libraries" / "RejectReasons.sol").read_text()
     named = {r for r in Reason if f"uint8 internal constant {r.name} = {r.value};" in library}
     assert {Reason.PARENT_REJECTED, Reason.UNCONFIRMED} <= named
-    # the share faults, on-chain and here alike
-    assert {r for r in Reason if r.share_fault} == named - {
+    # the faults one custodian sees alone, on-chain and here alike
+    assert {r for r in Reason if r.seen_alone(architecture=True)} == {Reason.MISSING}
+    assert {r for r in Reason if r.seen_alone(architecture=False)} == named - {
         Reason.PARENT_REJECTED,
         Reason.UNCONFIRMED,
     }
-    assert "reason == MISSING || reason == TOO_LARGE || reason == CORRUPT" in library
+    rule = "reason == MISSING || (!architecture && (reason == TOO_LARGE || reason == CORRUPT))"
+    assert rule in library
 
 
 def test_validation_commitment_is_salted(tmp_path):

@@ -399,7 +399,7 @@ def test_a_custodian_that_rejects_honest_nodes_takes_nothing_from_their_authors(
         _wait("the architecture's score", lambda: market.node(arch).status == "scored", procs)
         owed, points = owner.pending(), owner.reputation(owner.chain.address)
         child = _submit_child(settings, files, tmp_path, task_id, arch)
-        if code.share_fault:
+        if code.seen_alone(architecture=False):
             _wait("the rejection", lambda: market.node(child).status == "rejected", procs)
             assert market.nodes(task_id)[child].reason == "unconfirmed"
             assert owner.pending() == owed + 10**16  # its stake of 0.01 ETH, back
