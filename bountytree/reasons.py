@@ -24,7 +24,7 @@ class Reason(IntEnum):
     UNFIT_SPEC = 12  # the spec does not fit the task's features and classes
     TOO_COSTLY = 13  # replaying its training would cost more than the oracle's replay budget
     LOGIT_RANGE = 14  # on the task's input range its values could leave CrypTen's fixed-point range
-    # a private node's share found at fault by one custodian, the other's sound: its stake back
+    # a private node at fault where one custodian alone sees (seen_alone): its stake back
     UNCONFIRMED = 15
 
     def seen_alone(self, architecture: bool) -> bool:

@@ -17,9 +17,9 @@ in step (each asked it within half the shorter step timeout of the other, both m
 the last message the two exchanged: a moment both share, whatever their clocks and whenever
 each fails), or a link to the dealer cut while party 0 was not idle (it asked, or was answered,
 within that half timeout). An honest dealer gives up only on a custodian later than its own
-timeout, which is never shorter than party 0's (links.PartyOne; second attacker review: ages measured when each
+timeout, which is never shorter than party 0's (links.PartyOne). Ages measured when each
 custodian failed let a dealer that cut one link and went silent on the other look like a late
-custodian). What a custodian says of itself is believed: a deviating custodian can have the
+custodian (second attacker review). What a custodian says of itself is believed: a deviating custodian can have the
 dealer blamed, as it can by keeping it out, and that costs the dealer its fee third only
 (docs/private-models.md).
 """

@@ -461,7 +461,7 @@ def _handshake(
             raise _refuse(
                 sock, f"party {peer}'s key {s_peer.hex()[:16]}… is not one this party accepts"
             )
-        if proven is not None and accepted is not None and _proves(mine, s_mine, fixed, proofs):
+        if proven is not None and accepted is not None and _proves(mine, s_peer, fixed, proofs):
             proven(s_peer, e_peer)
         initiator = rank > peer  # the higher rank connects
         first, second = (hello, theirs) if initiator else (theirs, hello)
@@ -516,15 +516,14 @@ def _hello(rank: int, mine: bytes, s_mine: bytes, e_mine: bytes, maybe: list[byt
     return fixed + proofs
 
 
-def _proves(mine: bytes, s_mine: bytes, fixed: bytes, proofs: bytes) -> bool:
-    """Whether one of a hello's proofs is its named key's, to this end, and made recently (a
-    hello recorded on the wire proves nothing a few minutes on)."""
+def _proves(mine: bytes, s_peer: bytes, fixed: bytes, proofs: bytes) -> bool:
+    """Whether one of a hello's proofs is its named key's (`s_peer`), to this end, and made
+    recently (a hello recorded on the wire proves nothing a few minutes on)."""
     (made,) = struct.unpack(">Q", fixed[-9:-1])
     if abs(time.time() - made) > PROOF_FRESH_S:
         return False
-    s_peer = fixed[len(HELLO) + 1 : len(HELLO) + 1 + KEY_BYTES]
     try:
-        expected = _mac(mine, s_peer, fixed, s_mine)
+        expected = _mac(mine, s_peer, fixed, public_key(mine))
     except ValueError:  # a key on the chain that is no X25519 key
         return False
     chunks = (proofs[i : i + PROOF_BYTES] for i in range(0, len(proofs), PROOF_BYTES))

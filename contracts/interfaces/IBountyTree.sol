@@ -35,9 +35,10 @@ import {IReputation} from "./IReputation.sol";
 ///         13 too-costly: replaying its training would exceed the oracle's budget.
 ///         14 logit-range: logits out of the fixed-point range on the task's inputs (weights
 ///            whose logits could overflow the oracle's fixed-point encoding).
-///         15 unconfirmed: in a private task, one custodian found its share of the node's files
-///            at fault and the other found its own sound; nobody else can tell which is right,
-///            so the node was never judged by both (its stake is returned, as for 7).
+///         15 unconfirmed: in a private task, one custodian found a fault it may see alone (in
+///            its own share of a trained node's rows, or a file its store missed) and the other
+///            found none; nobody else can tell which is right, so the node was never judged by
+///            both (its stake is returned, as for 7).
 /// @dev Implemented by BountyTree; roles (ORACLE_ROLE, DEFAULT_ADMIN_ROLE) are OpenZeppelin's
 ///      AccessControl.
 interface IBountyTree {
@@ -688,8 +689,8 @@ interface IBountyTree {
     /// @notice The reject reason of a node whose parent was rejected: the node was never judged
     ///         on its own, so {rejectNodes} returns its stake and takes no reputation.
     function PARENT_REJECTED() external view returns (uint8);
-    /// @notice The reject reason of a private node that one custodian found at fault in its own
-    ///         share of the node's files while the other found its own sound: a fault nobody
+    /// @notice The reject reason of a private node that one custodian found at fault where only
+    ///         it can see (RejectReasons.seenAlone) while the other found nothing: a fault nobody
     ///         else can check, so {rejectNodes} returns its stake and takes no reputation (a
     ///         custodian that rejects honest nodes cannot have their stakes forfeited).
     function UNCONFIRMED() external view returns (uint8);

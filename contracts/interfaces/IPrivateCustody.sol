@@ -236,8 +236,8 @@ interface IPrivateCustody {
     ///         (the Ladder's record, 0..10000), kind 1 a rejection (a reason code, 1..255). The
     ///         second, equal attestation records it on BountyTree; two rejections agree whatever
     ///         their reasons (the one recorded is {RejectReasons-agreed}'s: the first's, or an
-    ///         UNCONFIRMED that follows a fault in the other's own share, which returns the
-    ///         node's stake, or a PARENT_REJECTED, accepted only when the parent is rejected).
+    ///         UNCONFIRMED beside a fault one custodian sees alone, which returns the node's
+    ///         stake, or a PARENT_REJECTED, accepted only when the parent is rejected).
     function attest(uint256 nodeId, uint8 kind, uint16 value) external;
 
     function attestationOf(uint256 nodeId, uint8 index) external view returns (uint32);

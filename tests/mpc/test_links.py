@@ -724,35 +724,45 @@ def _slow_path(target: str, delay_s: float, tries: list[int]) -> str:
     return f"127.0.0.1:{server.getsockname()[1]}"
 
 
+def _through_a_flood(sources: list[str], delay_s: float, rendezvous_s: float) -> tuple[int, int]:
+    """Party 1 links to a listening party 0 over a slow path (`delay_s` each way) while
+    strangers at `sources` flood party 0's port with silent connections (on before party 1
+    comes); asserts both ends linked, and returns how many connections the path forwarded
+    (party 1's tries) and how many the flood had opened by then."""
+    ctx = multiprocessing.get_context("spawn")
+    keys = {0: new_private_key(), 1: new_private_key()}
+    address, out = _listener(keys, deadline_s=30)
+    stop, opened = ctx.Event(), ctx.Value("l", 0)
+    flooder = ctx.Process(target=_flood, args=(address, sources, stop, opened))
+    flooder.start()
+    try:
+        while opened.value < 2 * len(sources) * links.MAX_PENDING:
+            time.sleep(0.01)
+        me = links.Identity(keys[1], {0: {public_key(keys[0])}})
+        tries: list[int] = []
+        path = _slow_path(address, delay_s, tries)
+        mine = links.connect(path, me, 1, 2, rendezvous_s=rendezvous_s, timeout_s=5)
+        flooded = opened.value
+    finally:
+        stop.set()
+        flooder.join(10)
+    out["thread"].join(10)
+    assert set(out.get("links", ())) == {1} and set(mine) == {0}, out.get("error")
+    for link in [*out["links"].values(), *mine.values()]:
+        link.close()
+    return len(tries), flooded
+
+
 def test_a_flood_of_connections_from_one_address_keeps_no_party_out(monkeypatch):
     """A stranger at 127.0.0.2 opens connections to party 0's port as fast as one process can,
-    each silent, while party 1 comes over a slow network (0.1 s each way, so its handshake takes
+    each silent, while party 1 comes over a slow network (0.2 s each way, so its handshake takes
     most of a second). Evicting the oldest handshake let the flood cycle party 1's out before it
     finished, for as long as it flooded; now the busiest source gives way, and party 1, from
     127.0.0.1, links within its rendezvous each time."""
     monkeypatch.setattr(links, "MAX_PENDING", 2)
-    ctx = multiprocessing.get_context("spawn")
     for _ in range(3):
-        keys = {0: new_private_key(), 1: new_private_key()}
-        address, out = _listener(keys, deadline_s=30)
-        stop, opened = ctx.Event(), ctx.Value("l", 0)
-        flooder = ctx.Process(target=_flood, args=(address, ["127.0.0.2"], stop, opened))
-        flooder.start()
-        try:
-            while opened.value < 2 * links.MAX_PENDING:  # the flood is on before party 1 comes
-                time.sleep(0.01)
-            me = links.Identity(keys[1], {0: {public_key(keys[0])}})
-            tries: list[int] = []
-            path = _slow_path(address, 0.2, tries)
-            mine = links.connect(path, me, 1, 2, rendezvous_s=15, timeout_s=5)
-        finally:
-            stop.set()
-            flooder.join(10)
-        out["thread"].join(10)
-        assert set(out["links"]) == {1} and set(mine) == {0}, out.get("error")
-        assert len(tries) == 1, f"party 1's handshake was cut {len(tries) - 1} time(s)"
-        for link in [*out["links"].values(), *mine.values()]:
-            link.close()
+        tries, _ = _through_a_flood(["127.0.0.2"], 0.2, rendezvous_s=15)
+        assert tries == 1, f"party 1's handshake was cut {tries - 1} time(s)"
 
 
 def test_a_flood_from_more_addresses_than_handshakes_keeps_no_known_party_out(monkeypatch):
@@ -764,31 +774,10 @@ def test_a_flood_from_more_addresses_than_handshakes_keeps_no_known_party_out(mo
     Now party 1's hello proves the key party 0 accepts, in its first message, and a handshake
     so proven is no stranger's to evict."""
     monkeypatch.setattr(links, "MAX_PENDING", 4)
-    ctx = multiprocessing.get_context("spawn")
-    sources = [f"127.0.0.{i}" for i in range(2, 10)]
     for _ in range(3):
-        keys = {0: new_private_key(), 1: new_private_key()}
-        address, out = _listener(keys, deadline_s=30)
-        stop, opened = ctx.Event(), ctx.Value("l", 0)
-        flooder = ctx.Process(target=_flood, args=(address, sources, stop, opened))
-        flooder.start()
-        try:
-            while opened.value < 4 * links.MAX_PENDING:  # the flood is on before party 1 comes
-                time.sleep(0.01)
-            me = links.Identity(keys[1], {0: {public_key(keys[0])}})
-            tries: list[int] = []
-            path = _slow_path(address, 0.5, tries)
-            mine = links.connect(path, me, 1, 2, rendezvous_s=20, timeout_s=5)
-            flooded = opened.value
-        finally:
-            stop.set()
-            flooder.join(10)
-        out["thread"].join(10)
-        assert set(out.get("links", ())) == {1} and set(mine) == {0}, out.get("error")
+        tries, flooded = _through_a_flood([f"127.0.0.{i}" for i in range(2, 10)], 0.5, 20)
         assert flooded > 10 * links.MAX_PENDING  # the flood turned every handshake over
-        assert len(tries) <= 2, f"party 1's handshake was cut {len(tries) - 1} times"
-        for link in [*out["links"].values(), *mine.values()]:
-            link.close()
+        assert tries <= 2, f"party 1's handshake was cut {tries - 1} times"
 
 
 def test_a_hello_proves_only_the_key_it_names_to_the_party_it_names(monkeypatch):
