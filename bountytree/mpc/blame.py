@@ -48,12 +48,15 @@ class Word:
     timeout: float  # its step timeout, seconds
     # whether its session ran over its budget (links.OverBudget); then the session's totals
     # (dealer.Requests): party 0's wait on the dealer, this party's lags, seconds since the keys,
-    # party 1's sends to the dealer blocked
+    # party 1's sends to the dealer blocked, and party 0's pairing of party 1's lags with its
+    # own: how much later party 1 asked, and party 1's lags paired
     over: bool = False
     waited: float = 0.0
     lagged: float = 0.0
     elapsed: float = 0.0
     blocked: float = 0.0
+    excused: float = 0.0
+    noted: float = 0.0
 
     def lag(self, number: int) -> float | None:
         """Request `number`'s lag, if it sent it and recalls it."""
@@ -82,10 +85,12 @@ class Word:
                 float(raw.get("lagged", 0.0)),
                 float(raw.get("elapsed", 0.0)),
                 float(raw.get("blocked", 0.0)),
+                float(raw.get("excused", 0.0)),
+                float(raw.get("noted", 0.0)),
             )
         except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
             return None
-        totals = (word.waited, word.lagged, word.elapsed, word.blocked)
+        totals = (word.waited, word.lagged, word.elapsed, word.blocked, word.excused, word.noted)
         numbers = (word.timeout, word.idle, *totals, *word.lags)
         if word.asked < 0 or not all(0 <= n < 1e9 for n in numbers):
             return None
@@ -109,6 +114,8 @@ def mine(cut: bool, timeout: float, over: bool = False) -> Word:
         round(Requests.lagged, 3),
         round(now - Requests.began, 3),
         round(Requests.blocked, 3),
+        round(Requests.excused, 3),
+        round(Requests.noted, 3),
     )
 
 
@@ -116,17 +123,21 @@ def dealer_at_fault(zero: Word, one: Word) -> bool:
     """The rule both custodians apply to party 0's and party 1's words."""
     if zero.over or one.over:
         # A session over its budget: the dealer made it so when more than half of party 0's
-        # time went on waiting for answers (or party 1 on sending it requests) that party 1's
-        # lags do not account for. A dealer answering each request just inside the step
-        # timeout used to keep every session alive until its service killed it at the budget,
-        # which said nothing: never blamed, it never let a node be scored either. An honest
-        # dealer's part is its own dealing, never half of a session; custodians that compute
-        # slowly lag, and so blame nobody. All of party 1's lags are credited to the
-        # custodians, though party 0 often sends after party 1 asked: a dealer may slow a
-        # session up to fourfold unnamed, so one whose honest time is under a quarter of the
-        # budget cannot be stalled past it unnamed. Nothing else is judged here: a session cut
-        # at its budget leaves requests unanswered.
-        dealers = zero.waited + one.blocked - one.lagged
+        # time went on waiting for answers (or party 1 on sending it requests) that party 1
+        # being later than party 0 does not account for. A dealer answering each request just
+        # inside the step timeout used to keep every session alive until its service killed it
+        # at the budget, which said nothing: never blamed, it never let a node be scored
+        # either. An honest dealer's part is its own dealing, never half of a session;
+        # custodians that compute slowly lag, and so blame nobody. Party 1's lags are paired
+        # with party 0's on the same request (dealer.Requests: its notes), and only how much
+        # later it asked is excused; lags party 0 never paired (notes it had not read when the
+        # session ended) are excused whole. Excusing every lag
+        # of party 1's, though party 0 computes as long beside it, let a dealer slow a session
+        # up to fourfold unnamed; now it is up to twofold, so a session whose honest time is
+        # under half the budget cannot be stalled past it unnamed. Nothing else is judged here:
+        # a session cut at its budget leaves requests unanswered.
+        unpaired = max(0.0, one.lagged - zero.noted)
+        dealers = zero.waited + one.blocked - zero.excused - unpaired
         return zero.elapsed > 0 and dealers > zero.elapsed / 2
     in_step = min(zero.timeout, one.timeout) / 2
     if zero.idle >= in_step:  # party 0 asked nothing that long: the dealer may have given up

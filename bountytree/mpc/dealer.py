@@ -25,6 +25,7 @@ import collections
 import contextlib
 import json
 import math
+import struct
 import time
 from typing import Any, ClassVar
 
@@ -40,6 +41,7 @@ OPERATIONS = {"mul", "matmul", "conv1d", "conv2d", "conv_transpose1d", "conv_tra
 KEYWORDS = {"stride", "padding", "dilation", "groups", "output_padding"}
 END = "end"
 RECALLED = 8  # requests a computing party recalls the lags of (blame.py)
+NOTE = struct.Struct(">Qd")  # party 1's note to party 0: a request's number and its lag
 
 
 class Requests:
@@ -56,10 +58,16 @@ class Requests:
     Over the whole session, for a session that runs over its budget: the sum of this party's
     lags (`lagged`); party 0's seconds from starting to send each request to the dealer to its
     answer (`waited`); party 1's seconds blocked sending its requests to the dealer
-    (`blocked`: a dealer that does not read them). The dealer's part of the session is at
-    least party 0's wait and party 1's blocked sends less party 1's lags, since an honest
-    dealer cannot answer before party 1 asks (blame.py)."""
+    (`blocked`: a dealer that does not read them). An honest dealer cannot answer before party
+    1 asks, so party 0's wait holds party 1's lateness on each request: party 1 notes each lag
+    to party 0 as it asks (Link.note), and party 0 pairs it with its own lag on the same request
+    (`excused`: the sum of how much later party 1 asked, `noted`: the sum of the lags it paired).
+    The dealer's part of the session is party 0's wait and party 1's blocked sends, less what
+    was excused, less party 1's lags party 0 never paired (blame.py)."""
 
+    PAIRING = 64  # unpaired lags each side keeps (the two are a request or two apart)
+
+    rank: ClassVar[int] = 0
     lags: ClassVar[collections.OrderedDict[int, float]] = collections.OrderedDict()
     answered: ClassVar[int] = -1
     answered_at: ClassVar[float] = 0.0
@@ -68,14 +76,21 @@ class Requests:
     lagged: ClassVar[float] = 0.0
     waited: ClassVar[float] = 0.0
     blocked: ClassVar[float] = 0.0
+    excused: ClassVar[float] = 0.0
+    noted: ClassVar[float] = 0.0
     to_dealer_at: ClassVar[float | None] = None  # party 0: the unanswered request went out then
+    # party 0: its own lags and party 1's notes not yet paired, by request
+    _mine: ClassVar[collections.OrderedDict[int, float]] = collections.OrderedDict()
+    _theirs: ClassVar[collections.OrderedDict[int, float]] = collections.OrderedDict()
 
     @classmethod
-    def start(cls, peer: Link) -> None:
-        cls.lags = collections.OrderedDict()
+    def start(cls, peer: Link, rank: int) -> None:
+        cls.rank, cls.lags = rank, collections.OrderedDict()
         cls.answered, cls.answered_at = -1, time.monotonic()
         cls.began, cls.to_dealer_at = cls.answered_at, None
-        cls.lagged = cls.waited = cls.blocked = 0.0
+        cls.lagged = cls.waited = cls.blocked = cls.excused = cls.noted = 0.0
+        cls._mine, cls._theirs = collections.OrderedDict(), collections.OrderedDict()
+        peer.on_note = cls.heard if rank == 0 else None
         cls._note(0, peer)
 
     @classmethod
@@ -89,10 +104,33 @@ class Requests:
     @classmethod
     def _note(cls, number: int, peer: Link) -> None:
         cls.sent_at = time.monotonic()
-        cls.lags[number] = cls.sent_at - peer.last_active
-        cls.lagged += cls.lags[number]
+        lag = cls.lags[number] = cls.sent_at - peer.last_active
+        cls.lagged += lag
         if len(cls.lags) > RECALLED:
             cls.lags.popitem(last=False)
+        if cls.rank == 1:
+            peer.note(NOTE.pack(number, lag))
+        else:
+            cls._pair(cls._mine, number, lag)
+
+    @classmethod
+    def heard(cls, note: bytes) -> None:
+        """Party 0: party 1's note of its lag on a request (anything else is ignored)."""
+        if len(note) != NOTE.size:
+            return
+        number, lag = NOTE.unpack(note)
+        if math.isfinite(lag) and 0 <= lag < 1e9:
+            cls._pair(cls._theirs, number, lag)
+
+    @classmethod
+    def _pair(cls, side: collections.OrderedDict[int, float], number: int, lag: float) -> None:
+        side[number] = lag
+        if len(side) > cls.PAIRING:
+            side.popitem(last=False)
+        if number in cls._mine and number in cls._theirs:
+            mine, theirs = cls._mine.pop(number), cls._theirs.pop(number)
+            cls.excused += max(0.0, theirs - mine)
+            cls.noted += theirs
 
     @classmethod
     def note_sent(cls) -> None:
@@ -140,7 +178,7 @@ def _client_generators(self) -> None:
     """A computing party's stream shared with the dealer (replaces CrypTen's torch.Generator,
     whose seed is 32 bits): its 256-bit key comes over the link from the dealer."""
     comm = crypten.comm.get()
-    Requests.start(comm.links[1 - comm.get_rank()])
+    Requests.start(comm.links[1 - comm.get_rank()], comm.get_rank())
     self.generator = randomness.receive_key(comm.get_ttp_rank())
     Requests.note_answered()
     self.generator_cuda = None

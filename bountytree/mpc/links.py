@@ -59,8 +59,9 @@ from bountytree.private.sealing import agree, new_private_key, public_key
 
 # v2: in a three-party session, party 1 tells party 0 whether the dealer linked to it; v3: a
 # frame may be a party's last word (ENDED), which the custodians exchange when a session fails;
-# v4: a hello proves the static key it names (its MAC)
-HELLO = b"bountytree-link-v4\n"
+# v4: a hello proves the static key it names (its MAC); v5: a frame may be a note beside the
+# messages (NOTED: custodian 1's lag on each request to the dealer, blame.py)
+HELLO = b"bountytree-link-v5\n"
 KEY_BYTES = 32
 FIXED_BYTES = len(HELLO) + 1 + 2 * KEY_BYTES + 8 + 1  # a hello up to its proofs
 PROOF_BYTES = 16
@@ -70,10 +71,12 @@ CONFIRM = b"bountytree-link-confirmed"
 TAG_BYTES = 16
 MORE = 1 << 31  # a frame's header: its length, and whether the message goes on
 ENDED = 1 << 30  # … or whether it is the party's last word: why it ends the session
+NOTED = 1 << 29  # … or whether it is a note beside the messages (Link.note)
+MAX_NOTE = 64  # bytes of a note
 MAX_FRAME = 8 << 20  # plaintext bytes per frame
 MAX_MESSAGE = 1 << 30  # bytes one message may hold (the dealer's answers are at most 128 MiB)
 MAX_OPENING = 1 << 20  # bytes of the message a party opens with (the oracle's ticket)
-MAX_REASON = 300  # characters of a refusal's reason sent back
+MAX_REASON = 400  # characters of a refusal's reason sent back, or of a last word (blame.Word)
 REFUSAL = b"\xff\xff\xff\xff"  # in place of a confirmation's header: "your key is not accepted"
 HANDSHAKE_S = 10.0  # a connection that has not confirmed by then is dropped
 MAX_PENDING = 32  # handshakes a listener runs at once; beyond, the busiest source's oldest goes
@@ -221,6 +224,7 @@ class Link:
         self._send, self._recv = ChaCha20Poly1305(send_key), ChaCha20Poly1305(recv_key)
         self._sent = self._received = 0
         self.last_active = time.monotonic()  # when a message last went out or a frame came in
+        self.on_note: Callable[[bytes], None] | None = None  # what this party does with a note
         self._outbox: queue.Queue[list[bytes] | None] = queue.Queue()
         self._queued = 0  # frames handed to the writer and not yet written
         # Frames are sealed and queued under this lock, so they are written in nonce order; the
@@ -237,8 +241,8 @@ class Link:
     def _nonce(counter: int) -> bytes:
         return struct.pack("<Q", counter) + b"\0\0\0\0"
 
-    def _seal(self, chunk: bytes | memoryview, more: bool, ended: bool = False) -> list[bytes]:
-        header = struct.pack(">I", len(chunk) | (MORE if more else 0) | (ENDED if ended else 0))
+    def _seal(self, chunk: bytes | memoryview, flags: int = 0) -> list[bytes]:
+        header = struct.pack(">I", len(chunk) | flags)
         sealed = self._send.encrypt(self._nonce(self._sent), chunk, header)  # body ‖ tag
         self._sent += 1
         return [header + sealed] if len(sealed) <= self.DIRECT else [header, sealed]
@@ -265,7 +269,7 @@ class Link:
         self.last_active = time.monotonic()
         if len(view) <= self.DIRECT:
             with self._lock:
-                frame = self._seal(view, more=False, ended=ended)
+                frame = self._seal(view, ENDED if ended else 0)
                 if self._queued == 0:  # nothing before it: write it now
                     try:
                         self.sock.sendall(frame[0])
@@ -281,7 +285,7 @@ class Link:
         while start < len(view):
             end = min(len(view), start + MAX_FRAME)
             with self._lock:
-                frame = self._seal(view[start:end], more=end < len(view))
+                frame = self._seal(view[start:end], MORE if end < len(view) else 0)
                 self._queued += 1
             self._outbox.put(frame)
             start = end
@@ -296,6 +300,19 @@ class Link:
         after every message sent before. A last word, so never an error: the link may be gone."""
         with contextlib.suppress(LinkError, OSError):
             self.send(reason.encode()[:MAX_REASON], ended=True)
+
+    def note(self, data: bytes) -> None:
+        """Sends a note beside the messages: the peer's receive hands it to its `on_note` and
+        reads on, so a note is never part of a message, whatever the peer waits for. Neither
+        end counts it as the two parties exchanging (`last_active`), since lags are measured
+        from that (dealer.Requests). Queued to the link's writer, so it never blocks the
+        caller; never an error (a failed link fails the next message)."""
+        if self._failure is not None or len(data) > MAX_NOTE:
+            return
+        with self._lock:
+            frame = self._seal(data, NOTED)
+            self._queued += 1
+        self._outbox.put(frame)
 
     def last_word(self, within_s: float) -> str | None:
         """The peer's last word (`end`), past whatever it sent before; None if none comes within
@@ -312,23 +329,42 @@ class Link:
     def _frame_into(
         self, out: memoryview | None, deadline: float, room: int, raw_header: bytes | None = None
     ) -> tuple[int, bool, bytes | None]:
-        """Reads one frame of at most `room` bytes by `deadline`; decrypts it into `out` (which
-        must be at least its length) or, with no buffer, returns it. A frame over `room` is
-        refused from its header, before anything is allocated for it: a stranger who sent a
-        4-byte header of the largest frame once held 8 MiB of every listener's memory per
-        connection, unauthenticated (found by the attacker review of the servers)."""
+        """Reads one frame of at most `room` bytes by `deadline`, past any notes before it
+        (each handed to `on_note`); decrypts it into `out` (which must be at least its length)
+        or, with no buffer, returns it."""
+        while True:
+            n, more, chunk, noted = self._one_frame(out, deadline, room, raw_header)
+            if not noted:
+                return n, more, chunk
+            raw_header = None
+            if self.on_note is not None and chunk is not None:
+                self.on_note(chunk)
+
+    def _one_frame(
+        self, out: memoryview | None, deadline: float, room: int, raw_header: bytes | None
+    ) -> tuple[int, bool, bytes | None, bool]:
+        """One frame, a note's included. A frame over `room` is refused from its header, before
+        anything is allocated for it: a stranger who sent a 4-byte header of the largest frame
+        once held 8 MiB of every listener's memory per connection, unauthenticated (found by
+        the attacker review of the servers)."""
         try:
             raw_header = raw_header or _recv_exact(self.sock, 4, deadline)
             if deadline == _budget_ends:  # the budget ends a session between frames only
                 deadline = time.monotonic() + self.timeout_s
             (header,) = struct.unpack(">I", raw_header)
-            n, more, ended = header & ~(MORE | ENDED), bool(header & MORE), bool(header & ENDED)
+            n = header & ~(MORE | ENDED | NOTED)
+            more, ended, noted = bool(header & MORE), bool(header & ENDED), bool(header & NOTED)
             # a message is cut into frames of MAX_FRAME bytes but its last: a peer sending it
             # as 1-byte frames held 123 bytes of memory per byte sent (the attacker review of
             # the link fixes), and empty ones that say more follows, forever
-            if n > MAX_FRAME or (more and n != MAX_FRAME) or (ended and (more or n > MAX_REASON)):
+            if (
+                n > MAX_FRAME
+                or (more and n != MAX_FRAME)
+                or (ended and (more or n > MAX_REASON))
+                or (noted and (more or ended or n > MAX_NOTE))
+            ):
                 raise LinkError(f"party {self.rank} sent a frame header {header:#x}", self.rank)
-            if ended:  # the peer's last word, whatever this party was waiting for
+            if ended or noted:  # read aside, whatever this party was waiting for
                 out, room = None, n
             if n > room:
                 raise LinkError(f"party {self.rank} sent more than was expected", self.rank)
@@ -346,19 +382,20 @@ class Link:
             raise LinkError(f"the link to party {self.rank} failed: {exc}", self.rank) from None
         nonce, aad = self._nonce(self._received), struct.pack(">I", header)
         self._received += 1
-        self.last_active = time.monotonic()
+        if not noted:
+            self.last_active = time.monotonic()
         try:
             if ended:  # printable ASCII alone: nothing the peer says can break a log line
                 said = self._recv.decrypt(nonce, body, aad)
                 raise PeerEnded(self.rank, "".join(chr(b) if 32 <= b < 127 else "?" for b in said))
             if out is None:
-                return n, more, self._recv.decrypt(nonce, body, aad)
+                return n, more, self._recv.decrypt(nonce, body, aad), noted
             self._recv.decrypt_into(nonce, body, aad, out[:n])
         except InvalidTag:
             raise Tampered(
                 f"a frame from party {self.rank} does not open (changed?)", self.rank
             ) from None
-        return n, more, None
+        return n, more, None, noted
 
     def recv_into(self, buffer: memoryview | bytearray) -> None:
         """Receives one message of exactly len(buffer) bytes into `buffer`."""

@@ -319,6 +319,25 @@ def dealer_answers_just_inside_the_timeout(rank, share):
     return _deal(slowly)
 
 
+def dealer_answers_twice_as_slowly(rank, share):
+    """Both custodians compute for 0.25 STEP_S before each of ten multiplications, and the
+    dealer answers each 0.5 STEP_S after both asked: the session runs over its budget
+    (BUDGET_S)."""
+    import time
+
+    from bountytree.mpc import dealer, session
+
+    if rank != session.DEALER_RANK:
+        return _squared(rank, share, times=10, pause_s=0.25 * STEP_S)
+    parse = dealer.parse_request
+
+    def slowly(message):
+        time.sleep(0.5 * STEP_S)
+        return parse(message)
+
+    return _deal(slowly)
+
+
 def custodians_run_over_the_budget(rank, share):
     """An honest dealer; both custodians compute for 0.4 STEP_S between ten multiplications,
     and the session runs over its budget (BUDGET_S)."""
@@ -346,6 +365,7 @@ def _deal(stall):
 
 for _task in (
     dealer_answers_just_inside_the_timeout,
+    dealer_answers_twice_as_slowly,
     custodians_run_over_the_budget,
     dealer_cuts_custodian_1_and_goes_silent,
     custodians_pause_between_requests,
@@ -356,7 +376,11 @@ for _task in (
     dealer_keys_custodian_1_alone,
 ):
     _task.plays_the_dealer = True  # type: ignore[attr-defined]
-for _task in (dealer_answers_just_inside_the_timeout, custodians_run_over_the_budget):
+for _task in (
+    dealer_answers_just_inside_the_timeout,
+    dealer_answers_twice_as_slowly,
+    custodians_run_over_the_budget,
+):
     _task.budget_s = BUDGET_S  # type: ignore[attr-defined]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from bountytree.mpc import links
 from bountytree.mpc.blame import PREFIX, Word, dealer_at_fault
 
 T = 60.0  # both custodians' step timeout: in step means less than 30 s apart
@@ -44,9 +45,12 @@ def test_the_dealer_is_blamed_only_when_it_owed_something_and_both_custodians_we
     assert dealer_at_fault(zero, one) is at_fault
 
 
-def over(asked=40, waited=0.0, lagged=0.0, elapsed=1590.0, blocked=0.0) -> Word:
+def over(
+    asked=40, waited=0.0, lagged=0.0, elapsed=1590.0, blocked=0.0, excused=0.0, noted=0.0
+) -> Word:
     """A word of a session that ran over its budget (its totals in seconds)."""
-    return Word(asked, (0.1,), False, 0.1, False, T, True, waited, lagged, elapsed, blocked)
+    totals = (waited, lagged, elapsed, blocked, excused, noted)
+    return Word(asked, (0.1,), False, 0.1, False, T, True, *totals)
 
 
 @pytest.mark.parametrize(
@@ -70,6 +74,15 @@ def over(asked=40, waited=0.0, lagged=0.0, elapsed=1590.0, blocked=0.0) -> Word:
         (over(waited=10.0), over(lagged=5.0, blocked=1200.0), True),
         # an earlier release's party 0 (no totals) and a party 1 over its budget: nothing known
         (word(40, [0.1]), over(), False),
+        # both custodians compute 11 s per request, the dealer answers 28 s after both asked:
+        # excusing every lag of party 1's left the dealer 680 s of 1590 (unnamed, the session
+        # slowed 3.5-fold); paired with party 0's, none of them is excused
+        (over(waited=1136.0, excused=0.0, noted=454.0), over(lagged=454.0), True),
+        # custodians computing slowly, party 1 the slower on every request: its lateness paired
+        (over(waited=900.0, excused=845.0, noted=880.0), over(lagged=880.0), False),
+        # party 1's last lags, whose notes party 0 had not read, are excused whole
+        (over(waited=1300.0, excused=400.0, noted=440.0), over(lagged=880.0), False),
+        (over(waited=1300.0, excused=400.0, noted=880.0), over(lagged=880.0), True),
     ],
 )
 def test_a_session_over_its_budget_is_the_dealers_when_half_of_it_went_on_waiting_for_it(
@@ -81,9 +94,9 @@ def test_a_session_over_its_budget_is_the_dealers_when_half_of_it_went_on_waitin
 def test_a_last_word_is_read_back_exactly_and_nothing_else_is_one():
     said = word(7, [1.5, 2.25, 3] + [123456.789] * 5, answered=True, cut=True, timeout=30)
     assert Word.parse(said.text()) == said
-    assert len(said.text()) < 300  # it fits a link's last word
-    long = Word(7, (123456.789,) * 8, False, 123456.789, True, 60, True, *(1234567.891,) * 4)
-    assert Word.parse(long.text()) == long and len(long.text()) < 300
+    assert len(said.text()) < links.MAX_REASON  # it fits a link's last word
+    long = Word(7, (123456.789,) * 8, False, 123456.789, True, 60, True, *(1234567.891,) * 6)
+    assert Word.parse(long.text()) == long and len(long.text()) < links.MAX_REASON
     # an earlier release's word, without the budget's fields: not over, nothing waited
     earlier = said.text().split(',"over"')[0] + "}"
     assert Word.parse(earlier) == said

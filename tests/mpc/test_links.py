@@ -237,7 +237,7 @@ def _pair() -> tuple[links.Link, socket.socket, socket.socket, links.Link]:
 
 def _frame(tap: socket.socket) -> bytes:
     header = links._recv_exact(tap, 4)
-    n = int.from_bytes(header, "big") & ~(links.MORE | links.ENDED)
+    n = int.from_bytes(header, "big") & ~(links.MORE | links.ENDED | links.NOTED)
     return header + links._recv_exact(tap, n + links.TAG_BYTES)
 
 
@@ -405,6 +405,20 @@ def test_a_dealer_that_answers_just_inside_the_timeout_is_named_once_the_session
         assert results[r]["seconds"][0] < private_tasks.BUDGET_S + private_tasks.STEP_S, results
 
 
+def test_a_dealer_that_answers_twice_as_slowly_as_the_custodians_compute_is_named(tmp_path):
+    """Both custodians compute 0.25 of the step timeout before each request and the dealer
+    answers each half the step timeout after both asked: the session runs over its budget at
+    a third of the custodians' pace. Every lag of custodian 1's used to be excused though
+    custodian 0 computed as long beside it, which left the dealer a third of the session and
+    unnamed (a session slowed up to fourfold); paired request by request (custodian 1's notes),
+    none of it is excused, and both custodians name the dealer."""
+    results, errors = _step_timed(tmp_path, private_tasks.dealer_answers_twice_as_slowly)
+    assert not errors, errors
+    assert bool(results[0]["dealer_failed"][0]) and bool(results[1]["dealer_failed"][0]), results
+    for r in (0, 1):
+        assert results[r]["seconds"][0] < private_tasks.BUDGET_S + private_tasks.STEP_S, results
+
+
 def test_custodians_that_compute_past_the_budget_do_not_have_the_dealer_blamed(tmp_path):
     """The same budget, an honest dealer, and custodians that compute slowly between requests:
     the session runs over, and neither custodian names the dealer (their lags account for the
@@ -550,6 +564,49 @@ def test_a_handshake_that_drips_ends_by_its_deadline(monkeypatch):
         links.connect(address, me, 1, 2, rendezvous_s=3, timeout_s=5)
     stop.set()
     assert time.monotonic() - started < 3 + 1 + 1  # its rendezvous, one handshake, a margin
+
+
+def test_a_note_is_read_aside_whatever_the_peer_waits_for_and_is_not_an_exchange():
+    """Custodian 1 notes its lag on each request to custodian 0 (dealer.Requests) beside the
+    computation's messages: a note is handed to `on_note` and never becomes part of a message,
+    a last word or the moment the two last exchanged (lags are measured from it)."""
+    a, tap_in, tap_out, b = _pair()
+    heard: list[bytes] = []
+    b.on_note = heard.append
+    a.send(b"x" * 8)
+    a.note(b"first")
+    a.note(b"n" * (links.MAX_NOTE + 1))  # too long: never sent
+    a.note(b"second")
+    a.end("bye")
+    tap_out.sendall(b"".join(_frame(tap_in) for _ in range(4)))
+    before = b.last_active
+    got = bytearray(8)
+    b.recv_into(got)
+    assert got == b"x" * 8 and heard == [] and b.last_active > before
+    assert b.last_word(2) == "bye"  # past both notes
+    assert heard == [b"first", b"second"]
+    a.note(b"third")
+    a.send(b"y" * 4)
+    tap_out.sendall(_frame(tap_in) + _frame(tap_in))
+    assert b.recv(64) == b"y" * 4 and heard[-1] == b"third"
+    sent = a.last_active
+    a.note(b"fourth")
+    assert a.last_active == sent
+    tap_out.sendall(_frame(tap_in))
+    b.set_timeout(0.3)
+    exchanged = b.last_active
+    with pytest.raises(links.LinkError, match="sent nothing"):
+        b.recv(64)  # a note is not a message: the receive still waits for one
+    assert heard[-1] == b"fourth" and b.last_active == exchanged
+    # a note that says more follows, or is longer than a note, is a broken frame
+    for header in (links.NOTED | links.MORE | links.MAX_FRAME, links.NOTED | (links.MAX_NOTE + 1)):
+        a2, _, tap_out2, b2 = _pair()
+        tap_out2.sendall(struct.pack(">I", header))
+        with pytest.raises(links.LinkError, match="frame header"):
+            b2.recv(links.MAX_FRAME * 2)
+        a2.close()
+        b2.close()
+    a.close()
 
 
 def test_empty_frames_that_say_more_follows_or_a_message_dripped_end_by_the_timeout():
