@@ -57,6 +57,7 @@ class Word:
     blocked: float = 0.0
     excused: float = 0.0
     noted: float = 0.0
+    open: float = 0.0  # party 0: its wait on the unanswered request so far (part of `waited`)
 
     def lag(self, number: int) -> float | None:
         """Request `number`'s lag, if it sent it and recalls it."""
@@ -87,10 +88,12 @@ class Word:
                 float(raw.get("blocked", 0.0)),
                 float(raw.get("excused", 0.0)),
                 float(raw.get("noted", 0.0)),
+                float(raw.get("open", 0.0)),
             )
         except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
             return None
-        totals = (word.waited, word.lagged, word.elapsed, word.blocked, word.excused, word.noted)
+        totals: tuple[float, ...] = (word.waited, word.lagged, word.elapsed, word.blocked)
+        totals += (word.excused, word.noted, word.open)
         numbers = (word.timeout, word.idle, *totals, *word.lags)
         if word.asked < 0 or not all(0 <= n < 1e9 for n in numbers):
             return None
@@ -116,6 +119,7 @@ def mine(cut: bool, timeout: float, over: bool = False) -> Word:
         round(Requests.blocked, 3),
         round(Requests.excused, 3),
         round(Requests.noted, 3),
+        round(Requests.open(now), 3),
     )
 
 
@@ -137,7 +141,10 @@ def dealer_at_fault(zero: Word, one: Word) -> bool:
         # under half the budget cannot be stalled past it unnamed. Nothing else is judged here:
         # a session cut at its budget leaves requests unanswered.
         unpaired = max(0.0, one.lagged - zero.noted)
-        dealers = zero.waited + one.blocked - zero.excused - unpaired
+        # a request party 1 had not asked yet when the session ended: party 0's wait on it is
+        # party 1's (the attacker review of the pairing)
+        waiting_on_one = zero.open if one.asked < zero.asked else 0.0
+        dealers = zero.waited + one.blocked - zero.excused - unpaired - waiting_on_one
         return zero.elapsed > 0 and dealers > zero.elapsed / 2
     in_step = min(zero.timeout, one.timeout) / 2
     if zero.idle >= in_step:  # party 0 asked nothing that long: the dealer may have given up

@@ -87,7 +87,10 @@ class Requests:
     def start(cls, peer: Link, rank: int) -> None:
         cls.rank, cls.lags = rank, collections.OrderedDict()
         cls.answered, cls.answered_at = -1, time.monotonic()
-        cls.began, cls.to_dealer_at = cls.answered_at, None
+        # party 0 waits on the dealer from here to the barrier after the keys (a dealer that
+        # held a key or its barrier message was paid no part of the session for it)
+        cls.began = cls.answered_at
+        cls.to_dealer_at = cls.began if rank == 0 else None
         cls.lagged = cls.waited = cls.blocked = cls.excused = cls.noted = 0.0
         cls._mine, cls._theirs = collections.OrderedDict(), collections.OrderedDict()
         peer.on_note = cls.heard if rank == 0 else None
@@ -146,7 +149,12 @@ class Requests:
     @classmethod
     def waiting(cls, now: float) -> float:
         """Party 0's wait on the dealer so far, the unanswered request's included."""
-        return cls.waited + (0.0 if cls.to_dealer_at is None else now - cls.to_dealer_at)
+        return cls.waited + cls.open(now)
+
+    @classmethod
+    def open(cls, now: float) -> float:
+        """Party 0's wait on the unanswered request so far (0: none is)."""
+        return 0.0 if cls.to_dealer_at is None else now - cls.to_dealer_at
 
 
 class DealerError(Exception):
@@ -180,9 +188,9 @@ def _client_generators(self) -> None:
     comm = crypten.comm.get()
     Requests.start(comm.links[1 - comm.get_rank()], comm.get_rank())
     self.generator = randomness.receive_key(comm.get_ttp_rank())
-    Requests.note_answered()
     self.generator_cuda = None
     comm.barrier(comm.ttp_group)
+    Requests.note_answered()
 
 
 def _server_generators(self) -> None:

@@ -73,6 +73,7 @@ MORE = 1 << 31  # a frame's header: its length, and whether the message goes on
 ENDED = 1 << 30  # … or whether it is the party's last word: why it ends the session
 NOTED = 1 << 29  # … or whether it is a note beside the messages (Link.note)
 MAX_NOTE = 64  # bytes of a note
+MAX_NOTES = 64  # notes read aside before one frame of a message (custodian 1 notes each request)
 MAX_FRAME = 8 << 20  # plaintext bytes per frame
 MAX_MESSAGE = 1 << 30  # bytes one message may hold (the dealer's answers are at most 128 MiB)
 MAX_OPENING = 1 << 20  # bytes of the message a party opens with (the oracle's ticket)
@@ -223,7 +224,10 @@ class Link:
         # megabytes, ten times faster than pycryptodome's here (docs/private-models.md)
         self._send, self._recv = ChaCha20Poly1305(send_key), ChaCha20Poly1305(recv_key)
         self._sent = self._received = 0
-        self.last_active = time.monotonic()  # when a message last went out or a frame came in
+        # when a message last went out, or began to come in (its first header: a large one's
+        # transfer is not the receiver's lateness)
+        self.last_active = time.monotonic()
+        self._header_at = self.last_active  # when the last frame's header was read
         self.on_note: Callable[[bytes], None] | None = None  # what this party does with a note
         self._outbox: queue.Queue[list[bytes] | None] = queue.Queue()
         self._queued = 0  # frames handed to the writer and not yet written
@@ -278,16 +282,13 @@ class Link:
                             f"the link to party {self.rank} failed: {exc}", self.rank
                         ) from None
                     return
-                self._queued += 1
-            self._outbox.put(frame)
+                self._queue(frame)
             return
         start = 0
         while start < len(view):
             end = min(len(view), start + MAX_FRAME)
             with self._lock:
-                frame = self._seal(view[start:end], MORE if end < len(view) else 0)
-                self._queued += 1
-            self._outbox.put(frame)
+                self._queue(self._seal(view[start:end], MORE if end < len(view) else 0))
             start = end
 
     @property
@@ -310,8 +311,11 @@ class Link:
         if self._failure is not None or len(data) > MAX_NOTE:
             return
         with self._lock:
-            frame = self._seal(data, NOTED)
-            self._queued += 1
+            self._queue(self._seal(data, NOTED))
+
+    def _queue(self, frame: list[bytes]) -> None:
+        """Hands a frame to the writer, in nonce order (under the lock, as it was sealed)."""
+        self._queued += 1
         self._outbox.put(frame)
 
     def last_word(self, within_s: float) -> str | None:
@@ -332,13 +336,14 @@ class Link:
         """Reads one frame of at most `room` bytes by `deadline`, past any notes before it
         (each handed to `on_note`); decrypts it into `out` (which must be at least its length)
         or, with no buffer, returns it."""
-        while True:
+        for _ in range(MAX_NOTES + 1):
             n, more, chunk, noted = self._one_frame(out, deadline, room, raw_header)
             if not noted:
                 return n, more, chunk
             raw_header = None
             if self.on_note is not None and chunk is not None:
                 self.on_note(chunk)
+        raise LinkError(f"party {self.rank} sent more than {MAX_NOTES} notes at once", self.rank)
 
     def _one_frame(
         self, out: memoryview | None, deadline: float, room: int, raw_header: bytes | None
@@ -349,6 +354,7 @@ class Link:
         the attacker review of the servers)."""
         try:
             raw_header = raw_header or _recv_exact(self.sock, 4, deadline)
+            self._header_at = time.monotonic()
             if deadline == _budget_ends:  # the budget ends a session between frames only
                 deadline = time.monotonic() + self.timeout_s
             (header,) = struct.unpack(">I", raw_header)
@@ -361,7 +367,7 @@ class Link:
                 n > MAX_FRAME
                 or (more and n != MAX_FRAME)
                 or (ended and (more or n > MAX_REASON))
-                or (noted and (more or ended or n > MAX_NOTE))
+                or (noted and (more or ended or n > MAX_NOTE or self.on_note is None))
             ):
                 raise LinkError(f"party {self.rank} sent a frame header {header:#x}", self.rank)
             if ended or noted:  # read aside, whatever this party was waiting for
@@ -382,8 +388,6 @@ class Link:
             raise LinkError(f"the link to party {self.rank} failed: {exc}", self.rank) from None
         nonce, aad = self._nonce(self._received), struct.pack(">I", header)
         self._received += 1
-        if not noted:
-            self.last_active = time.monotonic()
         try:
             if ended:  # printable ASCII alone: nothing the peer says can break a log line
                 said = self._recv.decrypt(nonce, body, aad)
@@ -401,10 +405,12 @@ class Link:
         """Receives one message of exactly len(buffer) bytes into `buffer`."""
         out = memoryview(buffer).cast("B")
         deadline = self._deadline()
-        got, more = 0, True
+        got, more, began = 0, True, None
         while more:
             n, more, _ = self._frame_into(out[got:], deadline, len(out) - got)
+            began = began or self._header_at
             got += n
+        self.last_active = began or time.monotonic()
         if got != len(out):
             raise LinkError(
                 f"party {self.rank} sent {got} bytes where {len(out)} were expected", self.rank
@@ -415,13 +421,15 @@ class Link:
         been read already)."""
         deadline = self._deadline()
         parts: list[bytes] = []
-        got, more = 0, True
+        got, more, began = 0, True, None
         while more:
             n, more, chunk = self._frame_into(None, deadline, limit - got, raw_header)
+            began = began or self._header_at
             raw_header = None
             got += n
             assert chunk is not None
             parts.append(chunk)
+        self.last_active = began or time.monotonic()
         return b"".join(parts)
 
     def _deadline(self) -> float:

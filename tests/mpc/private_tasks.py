@@ -338,6 +338,30 @@ def dealer_answers_twice_as_slowly(rank, share):
     return _deal(slowly)
 
 
+def dealer_stalls_at_the_keys(rank, share):
+    """The dealer holds the streams' keys and then its barrier message 0.9 STEP_S each, inside
+    the custodians' step timeout, and answers at once afterwards; both custodians compute for
+    0.25 STEP_S between ten multiplications: the session runs over its budget (BUDGET_S)."""
+    import time
+
+    from bountytree.mpc import dealer, randomness, session
+    from bountytree.mpc.crypten_import import crypten
+
+    if rank != session.DEALER_RANK:
+        return _squared(rank, share, times=10, pause_s=0.25 * STEP_S)
+
+    def keys(server):
+        comm = crypten.comm.get()
+        time.sleep(0.9 * STEP_S)
+        server.generators = [randomness.send_key(r) for r in comm.main_group]
+        server.generators_cuda = [None for _ in comm.main_group]
+        time.sleep(0.9 * STEP_S)
+        comm.barrier(comm.ttp_group)
+
+    dealer._server_generators = keys
+    return _deal(None)
+
+
 def custodians_run_over_the_budget(rank, share):
     """An honest dealer; both custodians compute for 0.4 STEP_S between ten multiplications,
     and the session runs over its budget (BUDGET_S)."""
@@ -366,6 +390,7 @@ def _deal(stall):
 for _task in (
     dealer_answers_just_inside_the_timeout,
     dealer_answers_twice_as_slowly,
+    dealer_stalls_at_the_keys,
     custodians_run_over_the_budget,
     dealer_cuts_custodian_1_and_goes_silent,
     custodians_pause_between_requests,
@@ -379,6 +404,7 @@ for _task in (
 for _task in (
     dealer_answers_just_inside_the_timeout,
     dealer_answers_twice_as_slowly,
+    dealer_stalls_at_the_keys,
     custodians_run_over_the_budget,
 ):
     _task.budget_s = BUDGET_S  # type: ignore[attr-defined]

@@ -46,10 +46,17 @@ def test_the_dealer_is_blamed_only_when_it_owed_something_and_both_custodians_we
 
 
 def over(
-    asked=40, waited=0.0, lagged=0.0, elapsed=1590.0, blocked=0.0, excused=0.0, noted=0.0
+    asked=40,
+    waited=0.0,
+    lagged=0.0,
+    elapsed=1590.0,
+    blocked=0.0,
+    excused=0.0,
+    noted=0.0,
+    open=0.0,
 ) -> Word:
     """A word of a session that ran over its budget (its totals in seconds)."""
-    totals = (waited, lagged, elapsed, blocked, excused, noted)
+    totals = (waited, lagged, elapsed, blocked, excused, noted, open)
     return Word(asked, (0.1,), False, 0.1, False, T, True, *totals)
 
 
@@ -83,6 +90,10 @@ def over(
         # party 1's last lags, whose notes party 0 had not read, are excused whole
         (over(waited=1300.0, excused=400.0, noted=440.0), over(lagged=880.0), False),
         (over(waited=1300.0, excused=400.0, noted=880.0), over(lagged=880.0), True),
+        # the session ended while party 1 computed before asking party 0's last request: party
+        # 0's wait on it is party 1's, not the dealer's
+        (over(waited=1300.0, open=600.0), over(asked=39), False),
+        (over(waited=1300.0, open=600.0), over(asked=40), True),
     ],
 )
 def test_a_session_over_its_budget_is_the_dealers_when_half_of_it_went_on_waiting_for_it(
@@ -95,7 +106,7 @@ def test_a_last_word_is_read_back_exactly_and_nothing_else_is_one():
     said = word(7, [1.5, 2.25, 3] + [123456.789] * 5, answered=True, cut=True, timeout=30)
     assert Word.parse(said.text()) == said
     assert len(said.text()) < links.MAX_REASON  # it fits a link's last word
-    long = Word(7, (123456.789,) * 8, False, 123456.789, True, 60, True, *(1234567.891,) * 6)
+    long = Word(7, (123456.789,) * 8, False, 123456.789, True, 60, True, *(1234567.891,) * 7)
     assert Word.parse(long.text()) == long and len(long.text()) < links.MAX_REASON
     # an earlier release's word, without the budget's fields: not over, nothing waited
     earlier = said.text().split(',"over"')[0] + "}"

@@ -419,6 +419,16 @@ def test_a_dealer_that_answers_twice_as_slowly_as_the_custodians_compute_is_name
         assert results[r]["seconds"][0] < private_tasks.BUDGET_S + private_tasks.STEP_S, results
 
 
+def test_a_dealer_that_stalls_at_the_keys_is_named_once_the_session_runs_over(tmp_path):
+    """The dealer holds the streams' keys and its barrier message just inside the step timeout,
+    then deals at once: custodian 0's wait on it there was counted nowhere, so it could stall
+    every session by two step timeouts unnamed, and its allowance grew by as much (the attacker
+    review of the pairing). Both custodians now name it."""
+    results, errors = _step_timed(tmp_path, private_tasks.dealer_stalls_at_the_keys)
+    assert not errors, errors
+    assert bool(results[0]["dealer_failed"][0]) and bool(results[1]["dealer_failed"][0]), results
+
+
 def test_custodians_that_compute_past_the_budget_do_not_have_the_dealer_blamed(tmp_path):
     """The same budget, an honest dealer, and custodians that compute slowly between requests:
     the session runs over, and neither custodian names the dealer (their lags account for the
@@ -598,15 +608,31 @@ def test_a_note_is_read_aside_whatever_the_peer_waits_for_and_is_not_an_exchange
     with pytest.raises(links.LinkError, match="sent nothing"):
         b.recv(64)  # a note is not a message: the receive still waits for one
     assert heard[-1] == b"fourth" and b.last_active == exchanged
-    # a note that says more follows, or is longer than a note, is a broken frame
+    # a note that says more follows, is longer than a note, or comes to a party that takes
+    # none (every link but custodian 0's from custodian 1) is a broken frame
     for header in (links.NOTED | links.MORE | links.MAX_FRAME, links.NOTED | (links.MAX_NOTE + 1)):
         a2, _, tap_out2, b2 = _pair()
+        b2.on_note = heard.append
         tap_out2.sendall(struct.pack(">I", header))
         with pytest.raises(links.LinkError, match="frame header"):
             b2.recv(links.MAX_FRAME * 2)
         a2.close()
         b2.close()
-    a.close()
+    a2, tap_in2, tap_out2, b2 = _pair()
+    a2.note(b"to a party that takes none")
+    tap_out2.sendall(_frame(tap_in2))
+    with pytest.raises(links.LinkError, match="frame header"):
+        b2.recv(64)
+    # notes without end hold a receive no longer than the notes one receive reads aside
+    a3, tap_in3, tap_out3, b3 = _pair()
+    b3.on_note = heard.append
+    for _ in range(links.MAX_NOTES + 1):
+        a3.note(b"n")
+    tap_out3.sendall(b"".join(_frame(tap_in3) for _ in range(links.MAX_NOTES + 1)))
+    with pytest.raises(links.LinkError, match="notes at once"):
+        b3.recv(64)
+    for link in (a, a2, b2, a3, b3):
+        link.close()
 
 
 def test_empty_frames_that_say_more_follows_or_a_message_dripped_end_by_the_timeout():
