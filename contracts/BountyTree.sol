@@ -342,9 +342,13 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
     /// @inheritdoc IBountyTree
     function markValidationUnread(uint256 taskId, bool unread) external {
         Task storage t = _scoredBy(taskId, msg.sender);
-        // taken back only once no node waits: a sponsor that served its rows at the last
-        // moment would otherwise finalize between the word and the sessions it owes
-        if (!unread && t.pendingNodes != 0) revert NodesPending(taskId, t.pendingNodes);
+        // The oracle takes its word back once no pending node waits on the validator (it sees
+        // which wait for their own files); a custody only once no node waits at all: a sponsor
+        // that served its rows at the last moment would otherwise finalize between the word
+        // and the sessions it owes
+        if (!unread && t.pendingNodes != 0 && t.privacy != Privacy.Public) {
+            revert NodesPending(taskId, t.pendingNodes);
+        }
         t.validationUnread = unread;
     }
 

@@ -65,15 +65,23 @@ class Wait:
     # Past its fetch timeout with nobody to blame (its file corrupted in the store): it is not
     # rejected, but no longer holds up an early finalize either.
     overdue: bool = False
+    # Waits for files of its own not come yet (or under, or behind, a node that does), never for
+    # the validator: it does not keep the word that the validator keeps work waiting
+    # (service._held). A wait any store may cause (a file corrupted or not pinned there, an
+    # older node's file it cannot read) is not own: a second oracle process on another store,
+    # its files withheld, took the word back (attacker review).
+    own: bool = False
 
 
 class NotYet(Exception):
     """A file is not in the store yet, and the node is still inside its fetch timeout; or it is
-    corrupted in the store (nobody's fault), `overdue` once past that timeout."""
+    corrupted in the store (nobody's fault), `overdue` once past that timeout. `own` when what
+    is missing is the node's own file inside its fetch timeout, the one wait no store can
+    cause: its author's doing (Wait.own)."""
 
-    def __init__(self, detail: str, *, overdue: bool = False):
+    def __init__(self, detail: str, *, overdue: bool = False, own: bool = False):
         super().__init__(detail)
-        self.overdue = overdue
+        self.overdue, self.own = overdue, own
 
 
 @dataclass
@@ -88,6 +96,7 @@ class Fetcher:
     store: Store
     age: Callable[[], float]  # the node's age in chain seconds, asked only when a file is missing
     fetch_timeout: float
+    own: bool = True  # the files are the node's own (not its parent's or architecture's)
 
     def get(self, cid: str, limit: int, what: str) -> bytes:
         try:
@@ -96,7 +105,8 @@ class Fetcher:
             age_s = self.age()
             if age_s < self.fetch_timeout:
                 raise NotYet(
-                    f"{what} {cid} not in the store yet ({age_s:.0f}s of {self.fetch_timeout:.0f}s)"
+                    f"{what} {cid} not in the store yet ({age_s:.0f}s of {self.fetch_timeout:.0f}s)",
+                    own=self.own,
                 ) from None
             raise Rejected(Reason.MISSING, f"{what} {cid} never reached the store") from None
         except BlockCorrupted as exc:

@@ -82,6 +82,10 @@ class TaskRound:
     unscorable: dict[int, str] = field(
         default_factory=dict
     )  # node id -> why its own session failed
+    # the pending nodes this round classified (None: it did not get that far), and those among
+    # them that wait for files of their own, or under a parent that does (Wait.own)
+    classified: set[int] | None = None
+    own_waits: set[int] = field(default_factory=set)
     session: SessionResult | None = None
     finalized: bool = False
     test_bps: int | None = None  # the winner's test score, recorded this round
@@ -262,11 +266,13 @@ class Oracle:
                     # under a parent that is overdue (never scored) it is overdue too, and holds
                     # nothing up (_in_reveal_order)
                     fate[node.id] = "waiting"
+                    above = [w for w in waits if w.node.id == parent.id]
                     waits.append(
                         Wait(
                             node,
                             f"parent {parent.id} is not scored yet",
-                            overdue=any(w.overdue for w in waits if w.node.id == parent.id),
+                            overdue=any(w.overdue for w in above),
+                            own=any(w.own for w in above),
                         )
                     )
                     continue
@@ -285,7 +291,9 @@ class Oracle:
                     spec = self._arch_spec(arch, specs, task)
                     ok = check(fetch, node, spec, task.info.input_box)
                     self._check_lineage(ok, nodes, specs, checked, task)
-                    parent_fetch = Fetcher(self.market.store, age(parent.block), self.fetch_timeout)
+                    parent_fetch = Fetcher(
+                        self.market.store, age(parent.block), self.fetch_timeout, own=False
+                    )
                     self._verify_training(ok, parent, task, parent_fetch, fetch)
                 # Its file pinned before it may be scored, never after: its children are checked
                 # against it (lineage, replay, their architecture's spec), and the validator asks
@@ -304,7 +312,7 @@ class Oracle:
                 rejects.append(Reject(node, exc.reason, str(exc)))
             except NotYet as exc:
                 fate[node.id] = "waiting"
-                waits.append(Wait(node, str(exc), overdue=exc.overdue))
+                waits.append(Wait(node, str(exc), overdue=exc.overdue, own=exc.own))
             except Exception as exc:  # a file that makes a check fail in a way nobody foresaw
                 fate[node.id] = "rejected"
                 reason = Reason.INVALID_SPEC if node.kind == "architecture" else Reason.CORRUPT
@@ -344,9 +352,12 @@ class Oracle:
         if not holding:
             return ready
         first = min(holding)  # a holder that is ready itself (its session failed) is retried
+        # held behind a node waiting for its own files, a node waits on no validator either
+        own = any(w.own for w in waits if w.node.id == first)
         for ok in ready:
             if ok.node.id > first:
-                waits.append(Wait(ok.node, f"node {first}, revealed before it, is not scored yet"))
+                why = f"node {first}, revealed before it, is not scored yet"
+                waits.append(Wait(ok.node, why, own=own))
         return [ok for ok in ready if ok.node.id <= first]
 
     def _arch_spec(
@@ -357,7 +368,9 @@ class Oracle:
         if arch.id not in specs:
             try:
                 specs[arch.id] = architecture_spec(
-                    Fetcher(self.market.store, lambda: 0.0, float("inf")), arch, task.info
+                    Fetcher(self.market.store, lambda: 0.0, float("inf"), own=False),
+                    arch,
+                    task.info,
                 )
             except (Rejected, SpecError):
                 specs[arch.id] = None
@@ -582,6 +595,9 @@ class Oracle:
                 f"--validation FILE` on the sponsor's host and pass its address with --validator"
             )
         ready, rejects, waits = self._classify(task)
+        r.classified = {x.node.id for x in ready} | {x.node.id for x in rejects}
+        r.classified |= {w.node.id for w in waits}
+        r.own_waits = {w.node.id for w in waits if w.own}
         r.waiting = {w.node.id: w.detail for w in waits}
         r.unscorable |= {w.node.id: w.detail for w in waits if w.overdue}
         for w in waits:
@@ -668,7 +684,10 @@ class Oracle:
         for (
             x
         ) in counted:  # in id order; a node whose pending parent got no score cannot be recorded
-            if x.node.parent_id in in_round and x.node.parent_id not in done:
+            # a node whose pending parent got no score (in this session, resting, waiting)
+            # cannot be recorded: the contract refuses the whole batch (ParentNotScored; a
+            # resting parent stalled every record of its task, attacker review)
+            if x.node.parent_id in (r.classified or in_round) and x.node.parent_id not in done:
                 continue
             done.add(x.node.id)
             scores.append((x, correct[x.node.id]))
@@ -1003,28 +1022,41 @@ class Oracle:
         """Says on-chain whether the sponsor's validator keeps this task's work waiting
         (`Market.mark_validation_unread`): once a pending node's sessions have failed for
         GIVE_UP_S without its score being recorded since (the validator away, or refusing it),
-        and again, cleared, once no node of the task is pending. A task finalized leaving nodes
-        pending burns the sponsor's bond only while it is said: before, any node left pending
-        did, so an oracle away for a day past the deadline, or a stranger's node whose files
-        never came, cost an honest sponsor its bond."""
+        and again, cleared, once no pending node waits on the validator (`_held`). A task
+        finalized leaving nodes pending burns the sponsor's bond only while it is said: before,
+        any node left pending did, so an oracle away for a day past the deadline, or a
+        stranger's node whose files never came, cost an honest sponsor its bond. The word used
+        to be taken back only once no node of the task was pending, which a busy task never
+        is: a validator away for an hour once kept it to the end, and a node left pending for
+        a reason of its own then burned the bond (open finding, "the validation word is per
+        task")."""
         task = self.market.task(task_id, with_info=False)
         if task.finalized:
             return
-        if task.validation_unread and task.pending_nodes == 0:
-            sent = self.market.mark_validation_unread(task_id, False)
-            self.log(f"task {task_id}: the validator scored every node; said on-chain  {sent}")
+        if task.validation_unread:
+            if task.pending_nodes == 0 or _held(self.market.nodes(task_id), r) == set():
+                sent = self.market.mark_validation_unread(task_id, False)
+                self.log(
+                    f"task {task_id}: the validator scored every node it was given; said "
+                    f"on-chain  {sent}"
+                )
             return
         mine = {n: since for n, (t, since) in self._unserved.items() if t == task_id}
-        if task.validation_unread or not mine:
+        if not mine:
             return
         now = self.market.chain.w3.eth.get_block("latest")["timestamp"]
         nodes = self.market.nodes(task_id)
+        held = _held(nodes, r)
         gone = [n for n in mine if n not in nodes or nodes[n].status != "pending"]
         if gone:  # rejected, or scored by another oracle
             for n in gone:
                 del self._unserved[n], mine[n]
             self._save_unserved()
-        late = sorted(n for n, since in mine.items() if now - since >= GIVE_UP_S)
+        late = sorted(
+            n
+            for n, since in mine.items()
+            if now - since >= GIVE_UP_S and (held is None or n in held)
+        )
         if late:
             sent = self.market.mark_validation_unread(task_id, True)
             self.log(
@@ -1087,6 +1119,27 @@ class Oracle:
         out = self.market.finalize(task_id, leaving=leaving)
         r.finalized = True
         self.log(f"task {task_id}: finalized, winner node {out.winner}  {out.sent}")
+
+
+def _held(nodes: dict[int, NodeView], r: TaskRound) -> set[int] | None:
+    """The task's pending nodes that wait on the validator, as this round found them: every
+    node it classified and did not find waiting for files of its own (or under a parent
+    that does), so a node ready and not recorded (its session failed, it rests, it waits
+    for the best's count, or behind such a node), and a child of a node recorded this
+    round, never tried yet. A node revealed since the round's classification is not held
+    (the validator has not had it). None when the round classified nothing: it knows of
+    no node. Read from the round, never from the failures' clock, so an oracle process
+    without the clock (restarted with a fresh home, a second one) says what any other
+    would: the first version, which counted only the nodes whose sessions had failed,
+    took the word back while the children of late roots waited untried (its attacker
+    review)."""
+    if r.classified is None:
+        return None
+    return {
+        n.id
+        for n in nodes.values()
+        if n.status == "pending" and n.id in r.classified and n.id not in r.own_waits
+    }
 
 
 def _deployment_key(market: Market) -> str:

@@ -369,7 +369,7 @@ interface IBountyTree {
     error NotFinalizable(uint256 taskId, uint256 deadline);
     /// @notice Nodes await the oracle: only the oracle may finalize before `openToAllAt`.
     error WorkPending(uint256 taskId, uint256 pendingNodes, uint256 openToAllAt);
-    /// @notice The validation rows' word is taken back only once no node of the task waits.
+    /// @notice A custody takes the validation rows' word back only once no node of the task waits.
     error NodesPending(uint256 taskId, uint256 pendingNodes);
     /// @notice {finalizeLeaving} saw another pending count than the task holds now.
     error PendingChanged(uint256 taskId, uint256 pendingNodes, uint256 pendingSeen);
@@ -579,8 +579,12 @@ interface IBountyTree {
     ///         open). A task finalized with nodes pending burns its bond only while it is set:
     ///         its nodes waited for the sponsor. Nodes left pending otherwise (an oracle that was
     ///         away, a stranger's files that never came) hold the bond for the audit window.
-    ///         Taken back (`unread` false) only when no node of the task is pending
-    ///         ({NodesPending}): served at the last moment, the rows still owe their sessions.
+    ///         Taken back (`unread` false) by the oracle once no pending node waits on the
+    ///         validator, whatever waits for its own files (a busy task is never without
+    ///         pending nodes, so the word said after an hour away used to stay, and burn an
+    ///         honest sponsor's bond for a node left for another reason); by a custody only
+    ///         when no node of the task is pending ({NodesPending}):
+    ///         served at the last moment, the rows still owe their sessions.
     /// @param taskId An unfinalized task this caller scores ({NotScorer} otherwise).
     function markValidationUnread(uint256 taskId, bool unread) external;
 

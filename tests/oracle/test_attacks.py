@@ -953,3 +953,95 @@ def test_the_oracle_says_when_the_validator_keeps_work_waiting(
     assert service._read_unserved(record, oracle._deployment) == {}
     record.write_text(json.dumps({"deployment": oracle._deployment, "nodes": {"7": [task_id, 5]}}))
     assert service._read_unserved(record, oracle._deployment) == {7: (task_id, 5.0)}
+
+
+def test_the_word_on_the_validator_is_taken_back_once_no_node_waits_on_it(
+    settings, deployed, files, monkeypatch
+):
+    """The validator away for an hour, the oracle says so on-chain; back, it scores every node
+    it is given, while a stranger's node whose file has not come stays pending, and a node
+    revealed after it waits for it (reveal order). The word used to be taken back only once no
+    node of the task was pending, which a busy task never is, so an honest sponsor's bond burned
+    at a finalize leaving such nodes (open finding, "the validation word is per task"). It is
+    now taken back once no pending node waits on the validator: kept while the node and a child
+    of it fail their sessions beside the stranger's, taken back once both are recorded, though
+    two nodes still wait for the stranger's file."""
+    task_id = new_task(settings, files["validation"], "validator away once", target="0.999")
+    node = node_id_of(
+        cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1")
+    )
+    lines: list[str] = []
+    day = 24 * 3600  # the stranger's file stays young whatever the chain's clock does
+
+    def oracle() -> Oracle:  # restarted every round: nothing is read from the failures' clock
+        return Oracle(
+            market_for(settings, 0), fetch_timeout=30 * day, log=lines.append,
+            settings_env=settings.to_env(),
+        )  # fmt: skip
+
+    def unread() -> bool:
+        return market.task(task_id, with_info=False).validation_unread
+
+    market = market_for(settings)
+    monkeypatch.setattr(service, "FAILPOINT", f"session-fails:{node}")
+    oracle().run_round([task_id])
+    advance_time(settings, int(pacing.GIVE_UP_S) + 60)
+    oracle().run_round([task_id])
+    assert unread(), "\n".join(lines)
+    # a child of the node; a stranger's architecture whose file never reaches the store; and a
+    # child revealed after it, which waits for it
+    child = _train(settings, task_id, 2, data=files["owner1"], parent=node)
+    stranger = market_for(settings, 5).submit(task_id, 0, cid_of(b"a spec nobody serves")).node_id
+    later = _train(settings, task_id, 3, data=files["owner2"], parent=node)
+    advance_time(settings, int(pacing.RETRY_MAX_S) + 1)  # past any rest
+    lines.clear()
+    oracle().run_round([task_id])  # the node's and its child's session fails again
+    out = "\n".join(lines)
+    assert market.node(node).status == "pending" and market.node(child).status == "pending", out
+    assert unread(), out  # both wait on the validator
+    monkeypatch.setattr(service, "FAILPOINT", "")
+    advance_time(settings, int(pacing.RETRY_MAX_S) + 1)
+    oracle().run_round([task_id])
+    out = "\n".join(lines)
+    assert market.node(node).status == "scored" and market.node(child).status == "scored", out
+    assert f"node {later}: waiting (node {stranger}, revealed before it" in out, out
+    assert market.node(stranger).status == "pending" and market.node(later).status == "pending"
+    assert not unread(), out
+    assert "the validator scored every node it was given" in out, out
+    oracle().run_round([task_id])  # nothing held, nothing said again
+    assert not unread(), "\n".join(lines)
+
+
+def test_a_node_whose_parent_rests_after_failing_stalls_no_record_of_its_task(
+    settings, deployed, files, monkeypatch, tmp_path
+):
+    """A validator that refuses one node with a child: the node rests after its failed session
+    while its child is counted. The child used to go into the batch of scores, which the
+    contract refuses whole (its parent not scored), so nothing the validator served was
+    recorded until the node's next try, and the word on the validator could not be taken back
+    (attacker review of the per-node word). The child now waits for its parent; the rest is
+    recorded."""
+    task_id = new_task(settings, files["validation"], "a resting parent", target="0.999")
+    refused = node_id_of(
+        cli_ok(settings, "propose", "--task", str(task_id), "--spec", MLP, "--account", "1")
+    )
+    child = _train(settings, task_id, 2, data=files["owner1"], parent=refused)
+    lines: list[str] = []
+    oracle = Oracle(
+        market_for(settings, 0), fetch_timeout=0, log=lines.append, settings_env=settings.to_env()
+    )
+    market = market_for(settings)
+    monkeypatch.setattr(service, "FAILPOINT", f"session-fails:{refused}")
+    oracle.run_round([task_id])  # the refused node fails, its child waits for it
+    wider = json.loads(Path(MLP).read_text())
+    wider["layers"][0]["out_features"] = wider["layers"][2]["in_features"] = 40
+    (tmp_path / "wider.json").write_text(json.dumps(wider))
+    other = node_id_of(
+        cli_ok(settings, "propose", "--task", str(task_id), "--spec", str(tmp_path / "wider.json"),
+               "--account", "3")
+    )  # fmt: skip
+    rounds = oracle.run_round([task_id])  # the refused node rests; its child and another count
+    out = "\n".join(lines)
+    assert rounds[0].error is None, out
+    assert market.node(other).status == "scored", out
+    assert market.node(refused).status == "pending" and market.node(child).status == "pending"

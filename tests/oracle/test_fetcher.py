@@ -30,8 +30,14 @@ def fetcher(store, age: float) -> Fetcher:
 def test_missing_waits_inside_the_timeout_and_is_rejected_past_it(ipfs_daemon):
     store = KuboStore(ipfs_daemon.url, timeout=1.0)
     absent = cid_from_digest(os.urandom(32))
-    with pytest.raises(NotYet, match="not in the store yet"):
+    with pytest.raises(NotYet, match="not in the store yet") as young:
         fetcher(store, TIMEOUT - 1).get(absent, 1000, "weights")
+    assert young.value.own  # the author's file, not come yet: no validator's doing
+    # an older node's file (a parent's, an architecture's spec) that this store cannot give is
+    # no wait of the node's own: another store, the file withheld, would have it hold nothing
+    with pytest.raises(NotYet, match="not in the store yet") as older:
+        Fetcher(store, lambda: 0.0, float("inf"), own=False).get(absent, 1000, "spec")
+    assert not older.value.own
     with pytest.raises(Rejected) as rejected:
         fetcher(store, TIMEOUT + 1).get(absent, 1000, "weights")
     assert rejected.value.reason == Reason.MISSING
@@ -82,6 +88,7 @@ def test_corrupted_bytes_from_the_daemon_wait_at_any_age(ipfs_daemon):
     with pytest.raises(NotYet, match=f"{cid} is corrupted.*nobody's fault") as young:
         fetcher(store, TIMEOUT - 1).get(cid, 10_000, "weights")
     assert not young.value.overdue
+    assert not young.value.own  # a store's damage: it keeps the word on the validator
     # Past its timeout it is still nobody's fault, but no longer holds up an early finalize.
     with pytest.raises(NotYet, match=f"{cid} is corrupted.*nobody's fault") as old:
         fetcher(store, 10 * TIMEOUT).get(cid, 10_000, "weights")
