@@ -189,8 +189,25 @@ def _client_generators(self) -> None:
     Requests.start(comm.links[1 - comm.get_rank()], comm.get_rank())
     self.generator = randomness.receive_key(comm.get_ttp_rank())
     self.generator_cuda = None
-    comm.barrier(comm.ttp_group)
+    _barrier_after_keys(comm)
     Requests.note_answered()
+
+
+def _barrier_after_keys(comm) -> None:
+    """The barrier that ends the keys (the dealer's `comm.barrier`: it sends to both, then
+    receives). Custodian 1 reads the dealer's message before it sends its own to custodian 0,
+    so a dealer that holds custodian 1's back holds custodian 0 in its barrier too, a wait on
+    the dealer it counts (Requests): sent first, custodian 0 went on, its wait on custodian 1
+    counted nowhere, and a dealer that held custodian 1's message past its timeout failed the
+    session unnamed (second attacker review of the pairing)."""
+    if comm.get_rank() == 0:
+        comm.barrier(comm.ttp_group)
+        return
+    dealer = comm.get_ttp_rank()
+    comm.links[dealer].recv_into(bytearray())
+    for other in (0, dealer):
+        comm.links[other].send(b"")
+    comm.links[0].recv_into(bytearray())
 
 
 def _server_generators(self) -> None:

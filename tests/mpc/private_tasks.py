@@ -284,6 +284,28 @@ def custodians_pause_between_requests(rank, share):
     return _squared(rank, share, times=2, pause_s=1.5 * STEP_S)
 
 
+def dealer_holds_custodian_1_s_barrier(rank, share):
+    """The dealer sends both keys and custodian 0 its barrier message, never custodian 1's, and
+    stays."""
+    import time
+
+    from bountytree.mpc import dealer, randomness, session
+    from bountytree.mpc.crypten_import import crypten
+
+    if rank != session.DEALER_RANK:
+        return _squared(rank, share)
+
+    def keys(server):
+        comm = crypten.comm.get()
+        server.generators = [randomness.send_key(r) for r in comm.main_group]
+        server.generators_cuda = [None for _ in comm.main_group]
+        comm.links[0].send(b"")
+        time.sleep(STALL_S)
+
+    dealer._server_generators = keys
+    return _deal(None)
+
+
 def dealer_keys_custodian_1_alone(rank, share):
     """The dealer sends custodian 1 its stream's key, never custodian 0's, and stays."""
     import time
@@ -399,6 +421,7 @@ for _task in (
     dealer_says_custodian_1_asked_nothing,
     dealer_resets_its_links,
     dealer_keys_custodian_1_alone,
+    dealer_holds_custodian_1_s_barrier,
 ):
     _task.plays_the_dealer = True  # type: ignore[attr-defined]
 for _task in (

@@ -340,14 +340,23 @@ def test_a_session_draws_every_mask_from_cryptographic_streams(tmp_path):
         private_tasks.dealer_says_custodian_1_asked_nothing,
         private_tasks.dealer_resets_its_links,
         private_tasks.dealer_keys_custodian_1_alone,
+        private_tasks.dealer_holds_custodian_1_s_barrier,
         private_tasks.dealer_cuts_custodian_1_and_goes_silent,
     ],
-    ids=["its own last word", "links reset", "keys to custodian 1 alone", "one cut, one silent"],
+    ids=[
+        "its own last word",
+        "links reset",
+        "keys to custodian 1 alone",
+        "custodian 1's barrier held",
+        "one cut, one silent",
+    ],
 )
 def test_a_dealer_that_fails_a_session_any_other_way_is_named_by_both_custodians(tmp_path, fails):
     """Attacker review of the first version, which judged on one custodian's view: a dealer
     that ended its link with a last word of its own, reset its links (every send to it failed,
-    which a custodian did not count), or stalled at custodian 0's key was named by neither."""
+    which a custodian did not count), or stalled at custodian 0's key was named by neither; nor
+    was one that held custodian 1's barrier message after the keys (second review of the
+    pairing)."""
     results, errors = _step_timed(tmp_path, fails)
     assert 0 not in errors and 1 not in errors, errors
     assert bool(results[0]["dealer_failed"][0]) and bool(results[1]["dealer_failed"][0]), results

@@ -1033,11 +1033,8 @@ def test_a_node_whose_parent_rests_after_failing_stalls_no_record_of_its_task(
     market = market_for(settings)
     monkeypatch.setattr(service, "FAILPOINT", f"session-fails:{refused}")
     oracle.run_round([task_id])  # the refused node fails, its child waits for it
-    wider = json.loads(Path(MLP).read_text())
-    wider["layers"][0]["out_features"] = wider["layers"][2]["in_features"] = 40
-    (tmp_path / "wider.json").write_text(json.dumps(wider))
     other = node_id_of(
-        cli_ok(settings, "propose", "--task", str(task_id), "--spec", str(tmp_path / "wider.json"),
+        cli_ok(settings, "propose", "--task", str(task_id), "--spec", _narrow_mlp(tmp_path, 53),
                "--account", "3")
     )  # fmt: skip
     rounds = oracle.run_round([task_id])  # the refused node rests; its child and another count
