@@ -76,8 +76,8 @@ class Wait:
 class NotYet(Exception):
     """A file is not in the store yet, and the node is still inside its fetch timeout; or it is
     corrupted in the store (nobody's fault), `overdue` once past that timeout. `own` when what
-    is missing is the node's own file inside its fetch timeout, the one wait no store can
-    cause: its author's doing (Wait.own)."""
+    is missing is the node's own file inside its fetch timeout: its author's to serve
+    (Wait.own)."""
 
     def __init__(self, detail: str, *, overdue: bool = False, own: bool = False):
         super().__init__(detail)
@@ -96,7 +96,7 @@ class Fetcher:
     store: Store
     age: Callable[[], float]  # the node's age in chain seconds, asked only when a file is missing
     fetch_timeout: float
-    own: bool = True  # the files are the node's own (not its parent's or architecture's)
+    own: bool = False  # the files are the node's own (not a parent's, spec's or dataset's)
 
     def get(self, cid: str, limit: int, what: str) -> bytes:
         try:

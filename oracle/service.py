@@ -13,7 +13,7 @@ import os
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -83,7 +83,7 @@ class TaskRound:
         default_factory=dict
     )  # node id -> why its own session failed
     # the pending nodes this round classified (None: it did not get that far), and those among
-    # them that wait for files of their own, or under a parent that does (Wait.own)
+    # them that wait for files of their own, or under or behind a node that does (Wait.own)
     classified: set[int] | None = None
     own_waits: set[int] = field(default_factory=set)
     session: SessionResult | None = None
@@ -277,7 +277,7 @@ class Oracle:
                     )
                     continue
 
-            fetch = Fetcher(self.market.store, age(node.block), self.fetch_timeout)
+            fetch = Fetcher(self.market.store, age(node.block), self.fetch_timeout, own=True)
             try:
                 arch = _architecture(node, nodes)
                 if node.kind == "architecture":
@@ -291,9 +291,7 @@ class Oracle:
                     spec = self._arch_spec(arch, specs, task)
                     ok = check(fetch, node, spec, task.info.input_box)
                     self._check_lineage(ok, nodes, specs, checked, task)
-                    parent_fetch = Fetcher(
-                        self.market.store, age(parent.block), self.fetch_timeout, own=False
-                    )
+                    parent_fetch = Fetcher(self.market.store, age(parent.block), self.fetch_timeout)
                     self._verify_training(ok, parent, task, parent_fetch, fetch)
                 # Its file pinned before it may be scored, never after: its children are checked
                 # against it (lineage, replay, their architecture's spec), and the validator asks
@@ -368,9 +366,7 @@ class Oracle:
         if arch.id not in specs:
             try:
                 specs[arch.id] = architecture_spec(
-                    Fetcher(self.market.store, lambda: 0.0, float("inf"), own=False),
-                    arch,
-                    task.info,
+                    Fetcher(self.market.store, lambda: 0.0, float("inf")), arch, task.info
                 )
             except (Rejected, SpecError):
                 specs[arch.id] = None
@@ -480,12 +476,15 @@ class Oracle:
         self, task: TaskView, dataset_id: int, fetch: Fetcher
     ) -> datasets.Dataset | None:
         """A published dataset's rows (None if it cannot be trained on); a dataset not in the
-        store yet is waited for within the node's fetch timeout, never remembered as bad."""
+        store yet is waited for within the node's fetch timeout, never remembered as bad. Not
+        the node's own file: a node waiting for it keeps the word on the validator (_held)."""
         key = (task.id, dataset_id)
         if key not in self._rows:
             try:
                 cid = self.market.dataset_cid(task.id, dataset_id)
-                raw = fetch.get(cid, datasets.MAX_DATASET_BYTES, f"dataset {dataset_id}")
+                raw = replace(fetch, own=False).get(
+                    cid, datasets.MAX_DATASET_BYTES, f"dataset {dataset_id}"
+                )
                 rows = datasets.load_bytes(raw, f"dataset {dataset_id}", task.info.label_column)
                 datasets.check_against(
                     rows, task.info.num_features, task.info.num_classes, f"dataset {dataset_id}"
@@ -662,7 +661,6 @@ class Oracle:
         if correct:
             self._last_success[task_id] = now
         scores, done = [], set()
-        in_round = {x.node.id for x in ready}
         # A node whose session failed holds the nodes revealed after it back, as a node waiting
         # for its files does (`_in_reveal_order`) and for as long (the fetch timeout, from its
         # first failure): recorded first, a copy of it could take its raise. Later rounds hold
@@ -681,13 +679,15 @@ class Oracle:
         for w in held:
             r.waiting[w.node.id] = w.detail
             self.say(f"wait {w.node.id}", f"task {task_id} node {w.node.id}: waiting ({w.detail})")
-        for (
-            x
-        ) in counted:  # in id order; a node whose pending parent got no score cannot be recorded
+        pending = r.classified or set()
+        for x in counted:  # in id order
             # a node whose pending parent got no score (in this session, resting, waiting)
             # cannot be recorded: the contract refuses the whole batch (ParentNotScored; a
             # resting parent stalled every record of its task, attacker review)
-            if x.node.parent_id in (r.classified or in_round) and x.node.parent_id not in done:
+            if x.node.parent_id in pending and x.node.parent_id not in done:
+                why = f"parent {x.node.parent_id} is not scored yet"
+                r.waiting[x.node.id] = why
+                self.say(f"wait {x.node.id}", f"task {task_id} node {x.node.id}: waiting ({why})")
                 continue
             done.add(x.node.id)
             scores.append((x, correct[x.node.id]))
@@ -1022,7 +1022,8 @@ class Oracle:
         """Says on-chain whether the sponsor's validator keeps this task's work waiting
         (`Market.mark_validation_unread`): once a pending node's sessions have failed for
         GIVE_UP_S without its score being recorded since (the validator away, or refusing it),
-        and again, cleared, once no pending node waits on the validator (`_held`). A task
+        and still waiting on the validator (`_held`), and again, cleared, once no pending node
+        waits on it. A task
         finalized leaving nodes pending burns the sponsor's bond only while it is said: before,
         any node left pending did, so an oracle away for a day past the deadline, or a
         stranger's node whose files never came, cost an honest sponsor its bond. The word used
@@ -1123,14 +1124,14 @@ class Oracle:
 
 def _held(nodes: dict[int, NodeView], r: TaskRound) -> set[int] | None:
     """The task's pending nodes that wait on the validator, as this round found them: every
-    node it classified and did not find waiting for files of its own (or under a parent
-    that does), so a node ready and not recorded (its session failed, it rests, it waits
+    node it classified and did not find waiting for files of its own, or under or behind a
+    node that does (Wait.own), so a node ready and not recorded (its session failed, it rests, it waits
     for the best's count, or behind such a node), and a child of a node recorded this
     round, never tried yet. A node revealed since the round's classification is not held
     (the validator has not had it). None when the round classified nothing: it knows of
     no node. Read from the round, never from the failures' clock, so an oracle process
-    without the clock (restarted with a fresh home, a second one) says what any other
-    would: the first version, which counted only the nodes whose sessions had failed,
+    without the clock (restarted with a fresh home, a second one) on the same store says
+    what any other would: the first version, which counted only the nodes whose sessions had failed,
     took the word back while the children of late roots waited untried (its attacker
     review)."""
     if r.classified is None:

@@ -47,7 +47,7 @@ class Word:
     cut: bool  # whether its own link to the dealer failed
     timeout: float  # its step timeout, seconds
     # whether its session ran over its budget (links.OverBudget); then the session's totals
-    # (dealer.Requests): party 0's wait on the dealer, this party's lags, seconds since the keys,
+    # (dealer.Requests): party 0's wait on the dealer, this party's lags, seconds since it asked for the keys,
     # party 1's sends to the dealer blocked, and party 0's pairing of party 1's lags with its
     # own: how much later party 1 asked, and party 1's lags paired
     over: bool = False
@@ -56,8 +56,8 @@ class Word:
     elapsed: float = 0.0
     blocked: float = 0.0
     excused: float = 0.0
-    noted: float = 0.0
-    open: float = 0.0  # party 0: its wait on the unanswered request so far (part of `waited`)
+    paired: float = 0.0
+    unanswered: float = 0.0  # party 0: its wait on the unanswered request so far (in `waited`)
 
     def lag(self, number: int) -> float | None:
         """Request `number`'s lag, if it sent it and recalls it."""
@@ -87,13 +87,13 @@ class Word:
                 float(raw.get("elapsed", 0.0)),
                 float(raw.get("blocked", 0.0)),
                 float(raw.get("excused", 0.0)),
-                float(raw.get("noted", 0.0)),
-                float(raw.get("open", 0.0)),
+                float(raw.get("paired", 0.0)),
+                float(raw.get("unanswered", 0.0)),
             )
         except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
             return None
         totals: tuple[float, ...] = (word.waited, word.lagged, word.elapsed, word.blocked)
-        totals += (word.excused, word.noted, word.open)
+        totals += (word.excused, word.paired, word.unanswered)
         numbers = (word.timeout, word.idle, *totals, *word.lags)
         if word.asked < 0 or not all(0 <= n < 1e9 for n in numbers):
             return None
@@ -118,8 +118,8 @@ def mine(cut: bool, timeout: float, over: bool = False) -> Word:
         round(now - Requests.began, 3),
         round(Requests.blocked, 3),
         round(Requests.excused, 3),
-        round(Requests.noted, 3),
-        round(Requests.open(now), 3),
+        round(Requests.paired, 3),
+        round(Requests.unanswered(now), 3),
     )
 
 
@@ -140,10 +140,10 @@ def dealer_at_fault(zero: Word, one: Word) -> bool:
         # up to fourfold unnamed; now it is up to twofold, so a session whose honest time is
         # under half the budget cannot be stalled past it unnamed. Nothing else is judged here:
         # a session cut at its budget leaves requests unanswered.
-        unpaired = max(0.0, one.lagged - zero.noted)
+        unpaired = max(0.0, one.lagged - zero.paired)
         # a request party 1 had not asked yet when the session ended: party 0's wait on it is
         # party 1's (the attacker review of the pairing)
-        waiting_on_one = zero.open if one.asked < zero.asked else 0.0
+        waiting_on_one = zero.unanswered if one.asked < zero.asked else 0.0
         dealers = zero.waited + one.blocked - zero.excused - unpaired - waiting_on_one
         return zero.elapsed > 0 and dealers > zero.elapsed / 2
     in_step = min(zero.timeout, one.timeout) / 2

@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 
 from . import randomness
 from .crypten_import import crypten, torch
-from .links import Link, LinkError
+from .links import MAX_NOTES, Link, LinkError
 
 MAX_REQUEST = 1 << 16
 MAX_ELEMENTS = 1 << 24  # per tensor a request names or its answer holds (128 MiB of int64)
@@ -57,15 +57,17 @@ class Requests:
 
     Over the whole session, for a session that runs over its budget: the sum of this party's
     lags (`lagged`); party 0's seconds from starting to send each request to the dealer to its
-    answer (`waited`); party 1's seconds blocked sending its requests to the dealer
-    (`blocked`: a dealer that does not read them). An honest dealer cannot answer before party
-    1 asks, so party 0's wait holds party 1's lateness on each request: party 1 notes each lag
-    to party 0 as it asks (Link.note), and party 0 pairs it with its own lag on the same request
-    (`excused`: the sum of how much later party 1 asked, `noted`: the sum of the lags it paired).
+    answer, and from asking for its key to the barrier after the keys (`waited`); party 1's
+    seconds blocked sending its requests to the dealer (`blocked`: a dealer that does not read
+    them). An honest dealer cannot answer before party 1 asks, so party 0's wait holds party
+    1's lateness on each request: party 1 notes each lag to party 0 as it asks (Link.note), and
+    party 0 pairs it with its own, up to when it sent the same request (after its own work on
+    it: party 1 asking later than party 0 asked, but before it sent, delayed nobody):
+    `excused`, the sum of how much later party 1 asked; `paired`, the sum of the lags it paired.
     The dealer's part of the session is party 0's wait and party 1's blocked sends, less what
     was excused, less party 1's lags party 0 never paired (blame.py)."""
 
-    PAIRING = 64  # unpaired lags each side keeps (the two are a request or two apart)
+    PAIRING = MAX_NOTES  # unpaired lags each side keeps: party 1 may be that many notes ahead
 
     rank: ClassVar[int] = 0
     lags: ClassVar[collections.OrderedDict[int, float]] = collections.OrderedDict()
@@ -77,8 +79,9 @@ class Requests:
     waited: ClassVar[float] = 0.0
     blocked: ClassVar[float] = 0.0
     excused: ClassVar[float] = 0.0
-    noted: ClassVar[float] = 0.0
+    paired: ClassVar[float] = 0.0
     to_dealer_at: ClassVar[float | None] = None  # party 0: the unanswered request went out then
+    asked_from: ClassVar[float] = 0.0  # party 0: the moment its last request's lag counts from
     # party 0: its own lags and party 1's notes not yet paired, by request
     _mine: ClassVar[collections.OrderedDict[int, float]] = collections.OrderedDict()
     _theirs: ClassVar[collections.OrderedDict[int, float]] = collections.OrderedDict()
@@ -87,14 +90,15 @@ class Requests:
     def start(cls, peer: Link, rank: int) -> None:
         cls.rank, cls.lags = rank, collections.OrderedDict()
         cls.answered, cls.answered_at = -1, time.monotonic()
-        # party 0 waits on the dealer from here to the barrier after the keys (a dealer that
-        # held a key or its barrier message was paid no part of the session for it)
-        cls.began = cls.answered_at
-        cls.to_dealer_at = cls.began if rank == 0 else None
-        cls.lagged = cls.waited = cls.blocked = cls.excused = cls.noted = 0.0
+        cls.began, cls.to_dealer_at = cls.answered_at, None
+        cls.lagged = cls.waited = cls.blocked = cls.excused = cls.paired = 0.0
         cls._mine, cls._theirs = collections.OrderedDict(), collections.OrderedDict()
         peer.on_note = cls.heard if rank == 0 else None
         cls._note(0, peer)
+        # party 0 waits on the dealer from here to the barrier after the keys (a dealer that
+        # held them used to be charged nothing for it)
+        if rank == 0:
+            cls.note_sent()
 
     @classmethod
     def asked(cls) -> int:
@@ -114,7 +118,7 @@ class Requests:
         if cls.rank == 1:
             peer.note(NOTE.pack(number, lag))
         else:
-            cls._pair(cls._mine, number, lag)
+            cls.asked_from = peer.last_active
 
     @classmethod
     def heard(cls, note: bytes) -> None:
@@ -133,12 +137,13 @@ class Requests:
         if number in cls._mine and number in cls._theirs:
             mine, theirs = cls._mine.pop(number), cls._theirs.pop(number)
             cls.excused += max(0.0, theirs - mine)
-            cls.noted += theirs
+            cls.paired += theirs
 
     @classmethod
     def note_sent(cls) -> None:
         """Party 0 sends the request to the dealer (after its own work on it)."""
         cls.to_dealer_at = time.monotonic()
+        cls._pair(cls._mine, cls.asked(), cls.to_dealer_at - cls.asked_from)
 
     @classmethod
     def note_answered(cls) -> None:
@@ -149,10 +154,10 @@ class Requests:
     @classmethod
     def waiting(cls, now: float) -> float:
         """Party 0's wait on the dealer so far, the unanswered request's included."""
-        return cls.waited + cls.open(now)
+        return cls.waited + cls.unanswered(now)
 
     @classmethod
-    def open(cls, now: float) -> float:
+    def unanswered(cls, now: float) -> float:
         """Party 0's wait on the unanswered request so far (0: none is)."""
         return 0.0 if cls.to_dealer_at is None else now - cls.to_dealer_at
 

@@ -52,11 +52,11 @@ def over(
     elapsed=1590.0,
     blocked=0.0,
     excused=0.0,
-    noted=0.0,
-    open=0.0,
+    paired=0.0,
+    unanswered=0.0,
 ) -> Word:
     """A word of a session that ran over its budget (its totals in seconds)."""
-    totals = (waited, lagged, elapsed, blocked, excused, noted, open)
+    totals = (waited, lagged, elapsed, blocked, excused, paired, unanswered)
     return Word(asked, (0.1,), False, 0.1, False, T, True, *totals)
 
 
@@ -84,16 +84,16 @@ def over(
         # both custodians compute 11 s per request, the dealer answers 28 s after both asked:
         # excusing every lag of party 1's left the dealer 680 s of 1590 (unnamed, the session
         # slowed 3.5-fold); paired with party 0's, none of them is excused
-        (over(waited=1136.0, excused=0.0, noted=454.0), over(lagged=454.0), True),
+        (over(waited=1136.0, excused=0.0, paired=454.0), over(lagged=454.0), True),
         # custodians computing slowly, party 1 the slower on every request: its lateness paired
-        (over(waited=900.0, excused=845.0, noted=880.0), over(lagged=880.0), False),
+        (over(waited=900.0, excused=845.0, paired=880.0), over(lagged=880.0), False),
         # party 1's last lags, whose notes party 0 had not read, are excused whole
-        (over(waited=1300.0, excused=400.0, noted=440.0), over(lagged=880.0), False),
-        (over(waited=1300.0, excused=400.0, noted=880.0), over(lagged=880.0), True),
+        (over(waited=1300.0, excused=400.0, paired=440.0), over(lagged=880.0), False),
+        (over(waited=1300.0, excused=400.0, paired=880.0), over(lagged=880.0), True),
         # the session ended while party 1 computed before asking party 0's last request: party
         # 0's wait on it is party 1's, not the dealer's
-        (over(waited=1300.0, open=600.0), over(asked=39), False),
-        (over(waited=1300.0, open=600.0), over(asked=40), True),
+        (over(waited=1300.0, unanswered=600.0), over(asked=39), False),
+        (over(waited=1300.0, unanswered=600.0), over(asked=40), True),
     ],
 )
 def test_a_session_over_its_budget_is_the_dealers_when_half_of_it_went_on_waiting_for_it(

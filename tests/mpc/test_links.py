@@ -421,11 +421,12 @@ def test_a_dealer_that_answers_twice_as_slowly_as_the_custodians_compute_is_name
     custodian 0 computed as long beside it, which left the dealer a third of the session and
     unnamed (a session slowed up to fourfold); paired request by request (custodian 1's notes),
     none of it is excused, and both custodians name the dealer."""
-    results, errors = _step_timed(tmp_path, private_tasks.dealer_answers_twice_as_slowly)
+    task = private_tasks.dealer_answers_twice_as_slowly
+    results, errors = _step_timed(tmp_path, task)
     assert not errors, errors
     assert bool(results[0]["dealer_failed"][0]) and bool(results[1]["dealer_failed"][0]), results
-    for r in (0, 1):
-        assert results[r]["seconds"][0] < private_tasks.BUDGET_S + private_tasks.STEP_S, results
+    for r in (0, 1):  # ended at the budget, not by a step timeout
+        assert results[r]["seconds"][0] < task.budget_s + private_tasks.STEP_S, results
 
 
 def test_a_dealer_that_stalls_at_the_keys_is_named_once_the_session_runs_over(tmp_path):
@@ -434,8 +435,10 @@ def test_a_dealer_that_stalls_at_the_keys_is_named_once_the_session_runs_over(tm
     every session by two step timeouts unnamed, and its allowance grew by as much (the attacker
     review of the pairing). Both custodians now name it."""
     results, errors = _step_timed(tmp_path, private_tasks.dealer_stalls_at_the_keys)
-    assert not errors, errors
+    assert not errors, errors  # the keys came inside the step timeout: it ran past them
     assert bool(results[0]["dealer_failed"][0]) and bool(results[1]["dealer_failed"][0]), results
+    budget = private_tasks.dealer_stalls_at_the_keys.budget_s
+    assert all(results[r]["seconds"][0] < budget for r in (0, 1)), results  # ended at it
 
 
 def test_custodians_that_compute_past_the_budget_do_not_have_the_dealer_blamed(tmp_path):
@@ -640,8 +643,29 @@ def test_a_note_is_read_aside_whatever_the_peer_waits_for_and_is_not_an_exchange
     tap_out3.sendall(b"".join(_frame(tap_in3) for _ in range(links.MAX_NOTES + 1)))
     with pytest.raises(links.LinkError, match="notes at once"):
         b3.recv(64)
-    for link in (a, a2, b2, a3, b3):
+    for link in (a, b, a2, b2, a3, b3):
         link.close()
+
+
+def test_a_message_counts_as_exchanged_from_when_it_began_to_come_in():
+    """Lags are measured from the last exchange (dealer.Requests): a large message's transfer
+    is not the receiver's lateness, so it counts from its first frame's header, not its end
+    (attacker review of the pairing: the sender counts from when it began to send)."""
+    a, tap_in, tap_out, b = _pair()
+    a.send(b"x" * (links.MAX_FRAME + 10))
+    first, second = _frame(tap_in), _frame(tap_in)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(b.recv(2 * links.MAX_FRAME)))
+    reader.start()
+    tap_out.sendall(first)
+    time.sleep(0.5)
+    second_at = time.monotonic()
+    tap_out.sendall(second)
+    reader.join(10)
+    assert got and len(got[0]) == links.MAX_FRAME + 10
+    assert b.last_active < second_at - 0.3  # from the first header, half a second before
+    a.close()
+    b.close()
 
 
 def test_empty_frames_that_say_more_follows_or_a_message_dripped_end_by_the_timeout():

@@ -995,7 +995,7 @@ def test_the_word_on_the_validator_is_taken_back_once_no_node_waits_on_it(
     later = _train(settings, task_id, 3, data=files["owner2"], parent=node)
     advance_time(settings, int(pacing.RETRY_MAX_S) + 1)  # past any rest
     lines.clear()
-    oracle().run_round([task_id])  # the node's and its child's session fails again
+    oracle().run_round([task_id])  # the node's session fails again; its child waits for it
     out = "\n".join(lines)
     assert market.node(node).status == "pending" and market.node(child).status == "pending", out
     assert unread(), out  # both wait on the validator
@@ -1033,12 +1033,15 @@ def test_a_node_whose_parent_rests_after_failing_stalls_no_record_of_its_task(
     market = market_for(settings)
     monkeypatch.setattr(service, "FAILPOINT", f"session-fails:{refused}")
     oracle.run_round([task_id])  # the refused node fails, its child waits for it
+    lines.clear()
     other = node_id_of(
         cli_ok(settings, "propose", "--task", str(task_id), "--spec", _narrow_mlp(tmp_path, 53),
                "--account", "3")
     )  # fmt: skip
     rounds = oracle.run_round([task_id])  # the refused node rests; its child and another count
     out = "\n".join(lines)
+    assert f"node {refused}: not scored (its session failed 1 time(s)" in out, out  # it rests
+    assert rounds[0].waiting[child] == f"parent {refused} is not scored yet", out
     assert rounds[0].error is None, out
     assert market.node(other).status == "scored", out
     assert market.node(refused).status == "pending" and market.node(child).status == "pending"

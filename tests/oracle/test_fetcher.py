@@ -24,7 +24,8 @@ TIMEOUT = 60.0  # the node's fetch timeout, in chain seconds
 
 
 def fetcher(store, age: float) -> Fetcher:
-    return Fetcher(store, lambda: age, TIMEOUT)
+    """A fetcher of a node's own files (the oracle's for the node it checks)."""
+    return Fetcher(store, lambda: age, TIMEOUT, own=True)
 
 
 def test_missing_waits_inside_the_timeout_and_is_rejected_past_it(ipfs_daemon):
@@ -36,7 +37,7 @@ def test_missing_waits_inside_the_timeout_and_is_rejected_past_it(ipfs_daemon):
     # an older node's file (a parent's, an architecture's spec) that this store cannot give is
     # no wait of the node's own: another store, the file withheld, would have it hold nothing
     with pytest.raises(NotYet, match="not in the store yet") as older:
-        Fetcher(store, lambda: 0.0, float("inf"), own=False).get(absent, 1000, "spec")
+        Fetcher(store, lambda: 0.0, float("inf")).get(absent, 1000, "spec")
     assert not older.value.own
     with pytest.raises(Rejected) as rejected:
         fetcher(store, TIMEOUT + 1).get(absent, 1000, "weights")
