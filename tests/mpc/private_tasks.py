@@ -326,35 +326,29 @@ def dealer_keys_custodian_1_alone(rank, share):
 def dealer_answers_just_inside_the_timeout(rank, share):
     """The dealer answers every request 0.6 STEP_S late, inside the custodians' step timeout,
     and the custodians square ten times: the session runs over its budget (BUDGET_S)."""
-    import time
-
-    from bountytree.mpc import dealer, session
-
-    if rank != session.DEALER_RANK:
-        return _squared(rank, share, times=10)
-    parse = dealer.parse_request
-
-    def slowly(message):
-        time.sleep(0.6 * STEP_S)
-        return parse(message)
-
-    return _deal(slowly)
+    return _slow_dealer(rank, share, answer_s=0.6 * STEP_S, pause_s=0.0)
 
 
 def dealer_answers_twice_as_slowly(rank, share):
     """Both custodians compute for 0.25 STEP_S before each of ten multiplications, and the
     dealer answers each 0.5 STEP_S after both asked: the session runs over its budget (its
     own, 5 STEP_S, so that the first request's lack of a pause weighs little either way)."""
+    return _slow_dealer(rank, share, answer_s=0.5 * STEP_S, pause_s=0.25 * STEP_S)
+
+
+def _slow_dealer(rank, share, *, answer_s, pause_s):
+    """Custodians that square ten times, `pause_s` apart, and a dealer that answers each
+    request `answer_s` after both asked."""
     import time
 
     from bountytree.mpc import dealer, session
 
     if rank != session.DEALER_RANK:
-        return _squared(rank, share, times=10, pause_s=0.25 * STEP_S)
+        return _squared(rank, share, times=10, pause_s=pause_s)
     parse = dealer.parse_request
 
     def slowly(message):
-        time.sleep(0.5 * STEP_S)
+        time.sleep(answer_s)
         return parse(message)
 
     return _deal(slowly)

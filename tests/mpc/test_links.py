@@ -588,6 +588,17 @@ def test_a_handshake_that_drips_ends_by_its_deadline(monkeypatch):
     assert time.monotonic() - started < 3 + 1 + 1  # its rendezvous, one handshake, a margin
 
 
+def _refuses_header(header: int, on_note=None) -> None:
+    """A link refuses a frame with this header from the header alone."""
+    a, _, tap_out, b = _pair()
+    b.on_note = on_note
+    tap_out.sendall(struct.pack(">I", header))
+    with pytest.raises(links.LinkError, match="frame header"):
+        b.recv(links.MAX_FRAME * 2)
+    a.close()
+    b.close()
+
+
 def test_a_note_is_read_aside_whatever_the_peer_waits_for_and_is_not_an_exchange():
     """Custodian 1 notes its lag on each request to custodian 0 (dealer.Requests) beside the
     computation's messages: a note is handed to `on_note` and never becomes part of a message,
@@ -623,13 +634,7 @@ def test_a_note_is_read_aside_whatever_the_peer_waits_for_and_is_not_an_exchange
     # a note that says more follows, is longer than a note, or comes to a party that takes
     # none (every link but custodian 0's from custodian 1) is a broken frame
     for header in (links.NOTED | links.MORE | links.MAX_FRAME, links.NOTED | (links.MAX_NOTE + 1)):
-        a2, _, tap_out2, b2 = _pair()
-        b2.on_note = heard.append
-        tap_out2.sendall(struct.pack(">I", header))
-        with pytest.raises(links.LinkError, match="frame header"):
-            b2.recv(links.MAX_FRAME * 2)
-        a2.close()
-        b2.close()
+        _refuses_header(header, on_note=heard.append)
     a2, tap_in2, tap_out2, b2 = _pair()
     a2.note(b"to a party that takes none")
     tap_out2.sendall(_frame(tap_in2))
@@ -672,13 +677,7 @@ def test_empty_frames_that_say_more_follows_or_a_message_dripped_end_by_the_time
     # zero bytes, "more follows", forever; or a message in 1-byte frames (123 bytes held per byte
     # sent: the attacker review of the link fixes): only a message's last frame is short
     for header in (links.MORE, links.MORE | 1, links.MORE | (links.MAX_FRAME - 1)):
-        a, _, tap_out, b = _pair()
-        tap_out.sendall(struct.pack(">I", header))
-        with pytest.raises(links.LinkError, match="frame header"):
-            b.recv(links.MAX_FRAME * 2)
-        a.close()
-        b.close()
-    a, _, tap_out, b = _pair()
+        _refuses_header(header)
     a2, tap_in2, tap_out2, b2 = _pair()
     b2.set_timeout(1.0)
     a2.send(b"a message sent one byte a second")
@@ -695,7 +694,7 @@ def test_empty_frames_that_say_more_follows_or_a_message_dripped_end_by_the_time
     with pytest.raises(links.LinkError, match="within the session's timeout"):
         b2.recv(64)
     assert time.monotonic() - started < 2.5
-    for link in (a, b, a2, b2):
+    for link in (a2, b2):
         link.close()
 
 
