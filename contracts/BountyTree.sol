@@ -342,13 +342,9 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
     /// @inheritdoc IBountyTree
     function markValidationUnread(uint256 taskId, bool unread) external {
         Task storage t = _scoredBy(taskId, msg.sender);
-        // The oracle takes its word back once no pending node waits on the validator (it sees
-        // which wait for their own files); a custody only once no node waits at all: a sponsor
-        // that served its rows at the last moment would otherwise finalize between the word
-        // and the sessions it owes
-        if (!unread && t.pendingNodes != 0 && t.privacy != Privacy.Public) {
-            revert NodesPending(taskId, t.pendingNodes);
-        }
+        // Which pending nodes waited for the rows is the scorer's to see (the oracle's rounds,
+        // each custodian's walk): it takes the word back once none of them waits. A rule of
+        // pending counts here held a busy task's word to its end.
         t.validationUnread = unread;
     }
 

@@ -140,7 +140,6 @@ class Custodian:
         self.clocks = Clocks(self.holdings.folder / "clocks.json", log)
         # tasks whose validation share is pinned
         self._validation_pinned: set[int] = set()
-        self._validation_read: set[int] = set()  # tasks whose share this process has read
         # task -> (pending nodes, submissions) this custodian last agreed to finalize leaving
         self._agreed: dict[int, tuple[int, int]] = {}
         self._unaccepted: set[int] = set()  # tasks whose custody this account has not accepted
@@ -193,8 +192,8 @@ class Custodian:
         validation = self.custody.validation_shares(view.task_id)
         if validation is None:
             return  # the sponsor has not shared its validation rows yet
-        self._take_back_word(view.task_id, index)
         nodes = self.market.nodes(view.task_id)
+        self._review_word(view.task_id, index, nodes)
         for node in nodes.values():  # their clocks no longer count
             if node.status != "pending":
                 self.clocks.stop(("node", node.id))
@@ -203,20 +202,22 @@ class Custodian:
         ):
             if not self.advance(view, index, node, nodes, validation):
                 return
-        self.leave_if_due(view.task_id, self.market.task(view.task_id, with_info=False))
+        self.leave_if_due(view.task_id, index, self.market.task(view.task_id, with_info=False))
 
-    def leave_if_due(self, task_id: int, task: TaskView) -> None:
+    def leave_if_due(self, task_id: int, index: int, task: TaskView) -> None:
         """Agrees to finalize a due task leaving its pending nodes once this custodian has given
         up on every one (its record fell out of range, or its parent is such a node); the other
         custodian's equal agreement finalizes it (PrivateCustody.finalizeLeaving). Such nodes
-        used to hold the task until the grace period after its deadline."""
+        used to hold the task until the grace period after its deadline. Its word on the
+        validation share is reviewed first: given-up nodes hold none, and the other custodian's
+        agreement may finalize the task in the next block (attacker review: a word still said
+        from the round's start burned an honest sponsor's bond)."""
         if task.pending_nodes == 0 or not task.finalizable(by_scorer=True):
             return
+        nodes = self.market.nodes(task_id)
+        self._review_word(task_id, index, nodes)
         given_up = self.holdings.given_up(task_id)
-        pending = sorted(
-            (n for n in self.market.nodes(task_id).values() if n.status == "pending"),
-            key=lambda n: n.id,
-        )
+        pending = sorted((n for n in nodes.values() if n.status == "pending"), key=lambda n: n.id)
         for node in pending:  # parents first: a child of a node given up on waits for good
             if node.parent_id in given_up:
                 given_up.add(node.id)
@@ -490,8 +491,9 @@ class Custodian:
         (PrivateCustody.reportValidation), and a task finalized with nodes pending while it is
         said burns the sponsor's bond, as a public task whose validator never ran does. Before,
         a sponsor that shared CIDs and never served the files had every node wait and its bond
-        back. A share read after such a word takes it back once the nodes it held are done
-        (`_take_back_word`)."""
+        back. The first read after such a word notes the task's newest node (read then: one
+        revealed since never waited on the share), and the word is taken back once the nodes up
+        to it are done (`_review_word`)."""
         try:
             share = self._rows(cid, index, "the validation rows", context, shape)
         except (StoreUnavailable, BlockCorrupted):
@@ -505,7 +507,13 @@ class Custodian:
             why = str(exc)
         else:
             self.clocks.stop(("validation", task_id))
-            self._validation_read.add(task_id)
+            if (
+                self.holdings.validation_read_up_to(task_id) is None
+                and self.custody.validation_unread(task_id) >> index & 1
+            ):
+                newest = max(self.market.nodes(task_id))
+                self.holdings.note_validation_read(task_id, newest)
+                self.log(f"task {task_id}: read the validation share; newest node {newest}")
             if task_id not in self._validation_pinned:
                 try:
                     self.market.store.pin(cid)
@@ -513,6 +521,7 @@ class Custodian:
                 except StoreError as exc:
                     self.log(f"task {task_id}: the validation share is not pinned ({exc})")
             return share
+        self.holdings.forget_validation_read(task_id)  # the nodes up to now wait on it again
         if not self.custody.validation_unread(task_id) >> index & 1:
             self.custody.report_validation(task_id, readable=False)
             self.log(f"task {task_id}: said the sponsor's validation share cannot be read")
@@ -556,19 +565,56 @@ class Custodian:
             self.custody.report_dealer(job.node_id, waits=True)
             self.log(f"node {job.node_id}: said it waits for the dealer, who does not come")
 
-    def _take_back_word(self, task_id: int, index: int) -> None:
-        """Takes back this custodian's word that it cannot read its validation share, once it
-        read it and no node of the task waits: a sponsor that served it at the last moment
-        would otherwise finalize between the word and the sessions its nodes still needed
-        (attacker review of the word; the contract refuses it earlier, NodesPending)."""
-        if task_id not in self._validation_read:
+    def _review_word(self, task_id: int, index: int, nodes: dict[int, NodeView]) -> None:
+        """Takes back this custodian's word that it cannot read its validation share once it
+        read it again and no node that waited on it is held (`_held_by_word`), and says it
+        again while one is held again (its dealer came back: attacker review, a dealer away
+        for its timeout at the moment the share was served cleared the word for good). Done
+        with the word once none of those nodes is pending. A sponsor that served the share at
+        the last moment would otherwise finalize between the word and the sessions its nodes
+        still needed (attacker review of the word); a word kept until no node at all was
+        pending stayed to a busy task's end (nodes keep coming), and burned an honest sponsor's
+        bond for a node left pending for another reason."""
+        up_to = self.holdings.validation_read_up_to(task_id)
+        if up_to is None:  # no word said, or not read since it was
             return
-        if not self.custody.validation_unread(task_id) >> index & 1:
+        said = bool(self.custody.validation_unread(task_id) >> index & 1)
+        if all(node.status != "pending" for n, node in nodes.items() if n <= up_to):
+            if said:
+                self.custody.report_validation(task_id, readable=True)
+                self.log(f"task {task_id}: the sponsor's validation share is read; said so")
+            self.holdings.forget_validation_read(task_id)
             return
-        if self.market.task(task_id, with_info=False).pending_nodes:
-            return
-        self.custody.report_validation(task_id, readable=True)
-        self.log(f"task {task_id}: the sponsor's validation share is read; said so")
+        held = self._held_by_word(task_id, index, nodes, up_to)
+        if said and not held:
+            self.custody.report_validation(task_id, readable=True)
+            self.log(f"task {task_id}: the sponsor's validation share is read; said so")
+        elif held and not said:
+            self.custody.report_validation(task_id, readable=False)
+            self.log(
+                f"task {task_id}: node {held[0]}, which waited on the validation share, "
+                "waits again; said so"
+            )
+
+    def _held_by_word(
+        self, task_id: int, index: int, nodes: dict[int, NodeView], up_to: int
+    ) -> list[int]:
+        """The pending nodes that still owe the sessions the unread share held up: those up to
+        the task's newest when it was read again (later ones never waited on it), walked as the
+        rounds walk them. Not held: a node this custodian gave up on, or one it said waits for
+        the dealer, and every node the walk reaches only through one (its children; for the
+        dealer, every node after it)."""
+        given_up = self.holdings.given_up(task_id)
+        pending = sorted(n for n, node in nodes.items() if node.status == "pending" and n <= up_to)
+        held: list[int] = []
+        for n in pending:
+            if n in given_up or nodes[n].parent_id in given_up:
+                given_up.add(n)
+            elif self.custody.dealer_wait(n) >> index & 1:
+                break  # the walk stops at it each round: the nodes after it wait for the dealer
+            else:
+                held.append(n)
+        return held
 
     def _attest(self, node: NodeView, kind: int, value: int, what: str) -> None:
         index = self.custody.require(node.task_id).party_of(self.me)

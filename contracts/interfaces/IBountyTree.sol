@@ -369,8 +369,6 @@ interface IBountyTree {
     error NotFinalizable(uint256 taskId, uint256 deadline);
     /// @notice Nodes await the oracle: only the oracle may finalize before `openToAllAt`.
     error WorkPending(uint256 taskId, uint256 pendingNodes, uint256 openToAllAt);
-    /// @notice A custody takes the validation rows' word back only once no node of the task waits.
-    error NodesPending(uint256 taskId, uint256 pendingNodes);
     /// @notice {finalizeLeaving} saw another pending count than the task holds now.
     error PendingChanged(uint256 taskId, uint256 pendingNodes, uint256 pendingSeen);
     /// @notice The caller does not hold the role that scores this task (ORACLE_ROLE for a public
@@ -579,12 +577,12 @@ interface IBountyTree {
     ///         open). A task finalized with nodes pending burns its bond only while it is set:
     ///         its nodes waited for the sponsor. Nodes left pending otherwise (an oracle that was
     ///         away, a stranger's files that never came) hold the bond for the audit window.
-    ///         Taken back (`unread` false) by the oracle once no pending node waits on the
-    ///         validator, whatever waits for its own files (a busy task is never without
-    ///         pending nodes, so the word said after an hour away used to stay, and burn an
-    ///         honest sponsor's bond for a node left for another reason); by a custody only
-    ///         when no node of the task is pending ({NodesPending}):
-    ///         served at the last moment, the rows still owe their sessions.
+    ///         Taken back (`unread` false) once no pending node waits on the rows: by the
+    ///         oracle, whatever waits for its own files; by a custodian, once the nodes pending
+    ///         when it read its share again are done, whatever waits for the dealer or was
+    ///         given up. A busy task is never without pending nodes, so a word kept until none
+    ///         was pending stayed, and burned an honest sponsor's bond for a node left for
+    ///         another reason; rows served at the last moment still owe their nodes' sessions.
     /// @param taskId An unfinalized task this caller scores ({NotScorer} otherwise).
     function markValidationUnread(uint256 taskId, bool unread) external;
 

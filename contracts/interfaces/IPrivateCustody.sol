@@ -262,8 +262,8 @@ interface IPrivateCustody {
     ///         is false, the task's nodes wait for the sponsor: finalized with nodes pending, the
     ///         task burns its bond ({IBountyTree-markValidationUnread}), as a public task whose
     ///         validator never ran does. A sponsor cannot serve one custodian to stall the other:
-    ///         either one's word is enough. The last word is taken back only when no node of the
-    ///         task is pending ({IBountyTree-NodesPending}).
+    ///         either one's word is enough. A custodian takes its word back once every node
+    ///         pending when it read its share again is done (custodian/service.py).
     /// @param taskId A task whose custody is ready and holds the validation rows
     ///        ({CustodyNotReady}, {NotShared}), not finalized.
     function reportValidation(uint256 taskId, bool readable) external;

@@ -89,3 +89,17 @@ def test_scoring_runs_and_attestations_are_counted_on_disk(tmp_path):
     for _ in range(3):
         Holdings(tmp_path, key).note_attestation_sent(1, 8)
     assert Holdings(tmp_path, key).attestations_sent(1, 8) == 3
+
+
+def test_the_nodes_a_read_validation_share_held_survive_a_restart(tmp_path):
+    """The newest node when the validation share was read again is kept per task on disk: a
+    custodian restarted keeps its word on the nodes up to it, and only forgetting (the share
+    unreadable again, or those nodes done) clears it."""
+    key = new_private_key()
+    Holdings(tmp_path, key).note_validation_read(1, 12)
+    restarted = Holdings(tmp_path, key)
+    assert restarted.validation_read_up_to(1) == 12
+    assert restarted.validation_read_up_to(2) is None  # per task
+    restarted.forget_validation_read(1)
+    restarted.forget_validation_read(1)  # forgetting twice is harmless
+    assert Holdings(tmp_path, key).validation_read_up_to(1) is None

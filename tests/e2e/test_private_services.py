@@ -527,19 +527,42 @@ def test_custodians_finalize_a_due_task_leaving_a_node_neither_can_score(
     settings, deployed, files, tmp_path
 ):
     """The child's record falls out of range in both custodians (`custodian-out-of-range`, as a
-    deviating custodian would make it): it is never scored. Once the task is due, both agree to finalize leaving it,
-    and the task is finalized with the architecture as its winner. (Such a node used to hold the
-    task until the grace period after its deadline: only the scorer may finalize leaving nodes.)"""
-    task_id, keys = _private_task(settings, files, tmp_path, "left pending")
+    deviating custodian would make it): it is never scored. Once the task is due, both agree to
+    finalize leaving it, and the task is finalized with the architecture as its winner. (Such a
+    node used to hold the task until the grace period after its deadline: only the scorer may
+    finalize leaving nodes.) Custodian 1 could not read its validation share for the child
+    (withheld again after the architecture's scoring) and said so; served after the deadline,
+    it is read, the child given up, and custodian 1 takes its word back before it agrees: a
+    given-up node waits on nobody's rows, and the bond is held for the audit. (Its word was
+    reviewed only at a round's start, so an agreement in the round it gave the child up could
+    finalize the task with the word standing and burn the bond: attacker review.)"""
+    from bountytree.storage.cid import digest_from_cid
+    from bountytree.storage.embedded import EmbeddedStore
+    from tests.store_damage import remove
+
     market = market_for(settings)
+    custody = Custody(market)
+    address, keys = _approved_keys(settings, tmp_path)
+    task_id = created_task_id(
+        cli_ok(settings, *_create(settings, files, "left pending"), "--private-models",
+               "--audit-bond", "0.1", *_terms(address, keys))
+    )  # fmt: skip
+    _accept_and_share(settings, task_id, keys)
+    share1 = custody.validation_shares(task_id)[1]
+    store = EmbeddedStore(Path(settings.store))
     arch = _propose(settings, task_id, tmp_path)
     child_id = arch + 1  # the next node of the chain: nothing else submits meanwhile
     failpoint = f"custodian-out-of-range:{child_id}"
-    _, started = _services(settings, keys, task_id, tmp_path, failpoint, both=True)
+    _, started = _services(settings, keys, task_id, tmp_path, failpoint, both=True, fetch=2)
     with _running(started) as procs:
         _wait("the architecture's score", lambda: market.node(arch).status == "scored", procs)
+        sealed = get_bytes(store, share1, rows.MAX_SEALED_ROWS_BYTES)
+        remove(store, digest_from_cid(share1))  # withheld now
         child = _submit_child(settings, files, tmp_path, task_id, arch)
         assert child == child_id
+        _wait("custodian 1's word", lambda: custody.validation_unread(task_id) == 0b10, procs)
+        advance_time(settings, 2 * 3600 + 60)  # past the deadline: due
+        assert store.add(io.BytesIO(sealed)) == share1  # served after all
         _wait(
             "both custodians to give the child up",
             lambda: all(
@@ -549,11 +572,11 @@ def test_custodians_finalize_a_due_task_leaving_a_node_neither_can_score(
             ),
             procs,
         )
-        assert not market.task(task_id, with_info=False).finalized
-        advance_time(settings, 2 * 3600 + 60)  # past the deadline: due
         _wait("the task's finalization", lambda: market.task(task_id).finalized, procs)
     task = market.task(task_id)
     assert task.winner == arch and market.node(child).status == "pending"
+    assert task.bond_state == "held" and not task.validation_unread
+    assert "the sponsor's validation share is read; said so" in (tmp_path / "c1.log").read_text()
 
 
 def test_validation_shares_of_other_rows_than_the_committed_file_show_in_the_audit(
@@ -593,8 +616,12 @@ def test_a_validation_share_the_sponsor_never_serves_is_said_on_chain_and_taken_
     custodians blame no node for it, so every node used to wait and the sponsor got its bond
     back: a task that paid nobody. Custodian 1 now says on-chain, after its fetch timeout, that
     it cannot read its share, which makes a finalize leaving the nodes burn the bond
-    (tests/contracts/test_private_custody.py); served again, the share is read and pinned, the
-    architecture scored, and the word taken back once no node waits."""
+    (tests/contracts/test_private_custody.py). Served again, the share is read and pinned; the
+    word stays while the architecture that waited on it is unscored (served at the last
+    moment, the rows still owe its session), and is taken back once it is scored, though a
+    node revealed after the read is still pending (its spec never served). It used to stay
+    until no node was pending, which a busy task never is: an honest sponsor's bond burned for
+    a node left pending for another reason."""
     from bountytree.storage.cid import digest_from_cid
     from bountytree.storage.embedded import EmbeddedStore
     from tests.store_damage import remove
@@ -611,21 +638,98 @@ def test_a_validation_share_the_sponsor_never_serves_is_said_on_chain_and_taken_
     store = EmbeddedStore(Path(settings.store))
     sealed = get_bytes(store, share1, rows.MAX_SEALED_ROWS_BYTES)
     remove(store, digest_from_cid(share1))  # never served
-    _, started = _services(settings, keys, task_id, tmp_path, fetch=2)
+    peer, started = _services(settings, keys, task_id, tmp_path, fetch=2, session=8)
+    c1_log = tmp_path / "c1.log"
     with _running(started) as procs:
         arch = _propose(settings, task_id, tmp_path)
         _wait("custodian 1's word", lambda: custody.validation_unread(task_id) == 0b10, procs)
         assert market.node(arch).status == "pending"
         assert market.task(task_id).pending_nodes == 1
-        log = (tmp_path / "c1.log").read_text()
+        log = c1_log.read_text()
         assert "said the sponsor's validation share cannot be read" in log, log
         assert "rejected" not in log  # the sponsor's file blames no node
 
+        for p in procs[1:]:  # both custodians stop; they come back with a long fetch timeout
+            p.kill()
+            p.wait()
         assert store.add(io.BytesIO(sealed)) == share1  # served after all
+        slow = {"fetch": 600, "session": 8}
+        procs[2] = _custodian(settings, keys, 1, peer, task_id, c1_log, **slow)
+        read = f"task {task_id}: read the validation share; newest node {arch}"
+        _wait("custodian 1's read", lambda: read in c1_log.read_text(), [procs[0], procs[2]])
+        # read, and the architecture unscored (custodian 0 is away): the word stays
+        assert custody.validation_unread(task_id) == 0b10
+
+        spec_file = tmp_path / "later.json"
+        narrower = [
+            {"type": "Linear", "in_features": 64, "out_features": 24},
+            {"type": "ReLU"},
+            {"type": "Linear", "in_features": 24, "out_features": 10},
+        ]
+        spec_file.write_text(json.dumps({**SPEC, "name": "a later one", "layers": narrower}))
+        later = node_id_of(
+            cli_ok(settings, "propose", "--task", str(task_id), "--spec", str(spec_file),
+                   "--account", "1")
+        )  # fmt: skip
+        remove(store, digest_from_cid(market.node(later).cid))  # its spec never served
+        procs[1] = _custodian(settings, keys, 0, peer, task_id, tmp_path / "c0.log", **slow)
         _wait("the architecture's score", lambda: market.node(arch).status == "scored", procs)
         _wait("the word taken back", lambda: custody.validation_unread(task_id) == 0, procs)
-    assert "the sponsor's validation share is read; said so" in (tmp_path / "c1.log").read_text()
+        assert market.node(later).status == "pending"  # pending, and holding no word
+        assert not market.task(task_id, with_info=False).validation_unread
+    assert "the sponsor's validation share is read; said so" in c1_log.read_text()
     assert share1 in store.pins()  # kept: not serving it again stalls nothing
+
+
+def test_a_word_on_the_validation_share_excused_for_the_dealer_is_said_again_when_it_comes(
+    settings, deployed, files, tmp_path
+):
+    """Custodian 1 cannot read its validation share and says so. The share is served while the
+    dealer is away: the architecture it held now waits for the dealer, which custodian 1 says,
+    and so takes its word on the share back (a node the dealer holds waits on nobody's rows).
+    The dealer comes, the scoring ends well, and custodian 1 stops before attesting: restarted,
+    it finds the architecture waiting on the share's sessions again and says the word again,
+    then takes it back once the node is scored. The word taken back used to stay so (attacker
+    review): a sponsor that served its share at the last moment, in a dealer's absence, kept
+    its bond whatever its nodes were owed."""
+    from bountytree.storage.cid import digest_from_cid
+    from bountytree.storage.embedded import EmbeddedStore
+    from tests.store_damage import remove
+
+    market = market_for(settings)
+    custody = Custody(market)
+    address, keys = _approved_keys(settings, tmp_path)
+    task_id = created_task_id(
+        cli_ok(settings, *_create(settings, files, "served in the dealer's absence"),
+               "--private-models", "--audit-bond", "0.1", *_terms(address, keys))
+    )  # fmt: skip
+    _accept_and_share(settings, task_id, keys)
+    share1 = custody.validation_shares(task_id)[1]
+    store = EmbeddedStore(Path(settings.store))
+    sealed = get_bytes(store, share1, rows.MAX_SEALED_ROWS_BYTES)
+    remove(store, digest_from_cid(share1))
+    timeouts = {"fetch": 2, "session": 8, "dealer": 2}
+    peer, started = _services(
+        settings, keys, task_id, tmp_path, "custodian-scored:1", with_dealer=False, **timeouts
+    )
+    c1_log = tmp_path / "c1.log"
+    with _running(started) as procs:
+        arch = _propose(settings, task_id, tmp_path)
+        _wait("custodian 1's word", lambda: custody.validation_unread(task_id) == 0b10, procs)
+        assert store.add(io.BytesIO(sealed)) == share1  # served, the dealer away
+        _wait("the dealer's word", lambda: custody.dealer_wait(arch) >> 1 & 1, procs)
+        _wait("the word taken back", lambda: custody.validation_unread(task_id) == 0, procs)
+        assert market.node(arch).status == "pending"
+
+        procs.append(_dealer(settings, keys, peer, tmp_path / "dealer.log"))
+        procs[1].wait(timeout=WAIT_S)  # custodian 1 stops itself after the scoring, unattested
+        assert custody.dealer_wait(arch) >> 1 & 1 == 0  # the dealer came: said before it stopped
+        procs[1] = _custodian(settings, keys, 1, peer, task_id, c1_log, **timeouts)
+        _wait("the architecture's score", lambda: market.node(arch).status == "scored", procs)
+        _wait("the word taken back again", lambda: custody.validation_unread(task_id) == 0, procs)
+    log = c1_log.read_text()
+    assert f"node {arch}, which waited on the validation share, waits again; said so" in log, log
+    assert log.count("the sponsor's validation share is read; said so") == 2, log
 
 
 def test_a_node_waiting_for_a_dealer_that_never_comes_is_said_on_chain_until_it_comes(
