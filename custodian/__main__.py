@@ -95,6 +95,9 @@ def run_serve(args: argparse.Namespace, settings) -> int:
         time.sleep(min(60.0, args.interval * 2**failures))
 
 
+PAIRS_REFRESH_S = 30.0  # how old the dealer's list of custodian pairs may be
+
+
 def custodian_keys(custody, me: str, mine: bytes) -> set[tuple[bytes, bytes]]:
     """The keys of custodians 0 and 1, pair by pair, of the ready, unsettled tasks this account
     deals for with this key: the only parties whose sessions it joins, each pair together."""
@@ -118,12 +121,21 @@ def run_dealer(args: argparse.Namespace, settings) -> int:
     custody = Custody(open_market(settings))
     print(f"dealer {custody.market.chain.address}: sessions at {args.peer}", flush=True)
     served = 0
+    pairs: set[tuple[bytes, bytes]] = set()
+    read_at = -PAIRS_REFRESH_S
     while args.sessions == 0 or served < args.sessions:
-        try:
-            pairs = custodian_keys(custody, custody.market.chain.address, mine)
-        except Exception as exc:  # the chain is down: wait and look again
-            print(f"could not read the tasks ({type(exc).__name__}: {exc}); retrying", flush=True)
-            pairs = set()
+        # read again at most every PAIRS_REFRESH_S while there are pairs: a scan of every task
+        # before each session delayed the dealer's link on a large market, and time before it
+        # links counts against it in a session over its budget (attacker review)
+        if not pairs or time.monotonic() - read_at > PAIRS_REFRESH_S:
+            try:
+                pairs = custodian_keys(custody, custody.market.chain.address, mine)
+                read_at = time.monotonic()
+            except Exception as exc:  # the chain is down: wait and look again
+                print(
+                    f"could not read the tasks ({type(exc).__name__}: {exc}); retrying", flush=True
+                )
+                pairs = set()
         if not pairs:
             time.sleep(args.interval)
             continue

@@ -110,24 +110,33 @@ class Holdings:
         folder = self.folder / f"task-{task_id}"
         return {int(p.name[len("given-up-") :]) for p in folder.glob("given-up-*")}
 
-    def _validation_read(self, task_id: int) -> Path:
-        return self.folder / f"task-{task_id}" / "validation-read-up-to"
+    def _validation_word(self, task_id: int) -> Path:
+        return self.folder / f"task-{task_id}" / "validation-word"
+
+    def say_validation_word(self, task_id: int) -> None:
+        """This custodian says it cannot read its share of the sponsor's validation rows (kept
+        before the word is sent: a word on-chain always has its record here)."""
+        atomic_write(self._validation_word(task_id), b"0\n")
 
     def note_validation_read(self, task_id: int, newest: int) -> None:
-        """This custodian read its share of the sponsor's validation rows again, after saying it
-        could not, while the task's newest node was `newest`: nodes after it never waited on
-        the rows. Kept on disk until those nodes are done, so that a restart keeps the word on
-        the nodes it held (and says it again should one of them wait on it again)."""
-        atomic_write(self._validation_read(task_id), f"{newest}\n".encode())
+        """It read the share again while the task's newest node was `newest`: nodes after it
+        never waited on the rows."""
+        atomic_write(self._validation_word(task_id), f"{newest}\n".encode())
 
-    def validation_read_up_to(self, task_id: int) -> int | None:
-        """The newest node when the validation share was first read since this custodian last
-        said it could not be (None: not read since, or those nodes are done)."""
-        path = self._validation_read(task_id)
-        return int(path.read_text()) if path.exists() else None
+    def validation_word(self, task_id: int) -> int | None:
+        """None: no word said (or done with); 0: said, not read since; else the newest node
+        when it was read again, up to which the pending nodes hold the word. On disk, so that
+        a restart keeps the word on the nodes it held."""
+        path = self._validation_word(task_id)
+        if not path.exists():
+            return None
+        try:  # anything but a node id (a damaged file) is a word not read since: read again
+            return max(0, int(path.read_text()))
+        except ValueError:
+            return 0
 
-    def forget_validation_read(self, task_id: int) -> None:
-        self._validation_read(task_id).unlink(missing_ok=True)
+    def forget_validation_word(self, task_id: int) -> None:
+        self._validation_word(task_id).unlink(missing_ok=True)
 
     def _best_tentative(self, task_id: int, node_id: int) -> Path:
         return self.folder / f"task-{task_id}" / f"best-after-{node_id}.tentative.sealed"

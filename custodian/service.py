@@ -140,6 +140,7 @@ class Custodian:
         self.clocks = Clocks(self.holdings.folder / "clocks.json", log)
         # tasks whose validation share is pinned
         self._validation_pinned: set[int] = set()
+        self._validation_tried: set[int] = set()  # tasks whose word read the share this round
         # task -> (pending nodes, submissions) this custodian last agreed to finalize leaving
         self._agreed: dict[int, tuple[int, int]] = {}
         self._unaccepted: set[int] = set()  # tasks whose custody this account has not accepted
@@ -193,18 +194,25 @@ class Custodian:
         if validation is None:
             return  # the sponsor has not shared its validation rows yet
         nodes = self.market.nodes(view.task_id)
-        self._review_word(view.task_id, index, nodes)
+        self._validation_tried.discard(view.task_id)
+        self._review_word(view, index, validation, nodes)
         for node in nodes.values():  # their clocks no longer count
             if node.status != "pending":
                 self.clocks.stop(("node", node.id))
-        for node in sorted(
-            (n for n in nodes.values() if n.status == "pending"), key=lambda n: n.id
-        ):
+        pending = sorted((n for n in nodes.values() if n.status == "pending"), key=lambda n: n.id)
+        for i, node in enumerate(pending):
+            if i and self._recorded_under_word(view.task_id, pending[i - 1].id):
+                # a word kept for a round of sessions after its last node was recorded burned
+                # the bond of a finalize meanwhile (attacker review)
+                self._review_word(view, index, validation, self.market.nodes(view.task_id))
             if not self.advance(view, index, node, nodes, validation):
                 return
-        self.leave_if_due(view.task_id, index, self.market.task(view.task_id, with_info=False))
+        task = self.market.task(view.task_id, with_info=False)
+        self.leave_if_due(view, index, validation, task)
 
-    def leave_if_due(self, task_id: int, index: int, task: TaskView) -> None:
+    def leave_if_due(
+        self, view: CustodyView, index: int, validation: tuple[str, str], task: TaskView
+    ) -> None:
         """Agrees to finalize a due task leaving its pending nodes once this custodian has given
         up on every one (its record fell out of range, or its parent is such a node); the other
         custodian's equal agreement finalizes it (PrivateCustody.finalizeLeaving). Such nodes
@@ -214,8 +222,10 @@ class Custodian:
         from the round's start burned an honest sponsor's bond)."""
         if task.pending_nodes == 0 or not task.finalizable(by_scorer=True):
             return
+        task_id = view.task_id
         nodes = self.market.nodes(task_id)
-        self._review_word(task_id, index, nodes)
+        if not self._review_word(view, index, validation, nodes):
+            return  # the store failed its review: agreeing could leave a word standing
         given_up = self.holdings.given_up(task_id)
         pending = sorted((n for n in nodes.values() if n.status == "pending"), key=lambda n: n.id)
         for node in pending:  # parents first: a child of a node given up on waits for good
@@ -507,10 +517,7 @@ class Custodian:
             why = str(exc)
         else:
             self.clocks.stop(("validation", task_id))
-            if (
-                self.holdings.validation_read_up_to(task_id) is None
-                and self.custody.validation_unread(task_id) >> index & 1
-            ):
+            if self.holdings.validation_word(task_id) == 0:  # said, and read since only now
                 newest = max(self.market.nodes(task_id))
                 self.holdings.note_validation_read(task_id, newest)
                 self.log(f"task {task_id}: read the validation share; newest node {newest}")
@@ -521,7 +528,7 @@ class Custodian:
                 except StoreError as exc:
                     self.log(f"task {task_id}: the validation share is not pinned ({exc})")
             return share
-        self.holdings.forget_validation_read(task_id)  # the nodes up to now wait on it again
+        self.holdings.say_validation_word(task_id)  # the nodes up to now wait on it again
         if not self.custody.validation_unread(task_id) >> index & 1:
             self.custody.report_validation(task_id, readable=False)
             self.log(f"task {task_id}: said the sponsor's validation share cannot be read")
@@ -565,53 +572,76 @@ class Custodian:
             self.custody.report_dealer(job.node_id, waits=True)
             self.log(f"node {job.node_id}: said it waits for the dealer, who does not come")
 
-    def _review_word(self, task_id: int, index: int, nodes: dict[int, NodeView]) -> None:
+    def _review_word(
+        self,
+        view: CustodyView,
+        index: int,
+        validation: tuple[str, str],
+        nodes: dict[int, NodeView],
+    ) -> bool:
         """Takes back this custodian's word that it cannot read its validation share once it
-        read it again and no node that waited on it is held (`_held_by_word`), and says it
-        again while one is held again (its dealer came back: attacker review, a dealer away
-        for its timeout at the moment the share was served cleared the word for good). Done
-        with the word once none of those nodes is pending. A sponsor that served the share at
-        the last moment would otherwise finalize between the word and the sessions its nodes
-        still needed (attacker review of the word); a word kept until no node at all was
-        pending stayed to a busy task's end (nodes keep coming), and burned an honest sponsor's
-        bond for a node left pending for another reason."""
-        up_to = self.holdings.validation_read_up_to(task_id)
-        if up_to is None:  # no word said, or not read since it was
-            return
-        said = bool(self.custody.validation_unread(task_id) >> index & 1)
-        if all(node.status != "pending" for n, node in nodes.items() if n <= up_to):
-            if said:
-                self.custody.report_validation(task_id, readable=True)
-                self.log(f"task {task_id}: the sponsor's validation share is read; said so")
-            self.holdings.forget_validation_read(task_id)
-            return
-        held = self._held_by_word(task_id, index, nodes, up_to)
-        if said and not held:
+        read it again and no node that waited on it is held (`_held_by_word`); False if the
+        store kept it from reviewing the word. A sponsor that served the share at the last
+        moment would otherwise finalize between the word and the sessions its nodes still
+        needed (attacker review of the word); a word kept until no node at all was pending
+        stayed to a busy task's end (nodes keep coming), and burned an honest sponsor's bond for
+        a node left pending for another reason. A word not read since is read here, once a
+        round: a round that scores nothing (every node given up, or waiting on the other
+        custodian) would never read it. A word on-chain with no record here (a transaction
+        mined after it was given up on, a holdings folder restored from before it) is taken as
+        said and not read since: it was never taken back (attacker review)."""
+        task_id = view.task_id
+        word = self.holdings.validation_word(task_id)
+        if word is None:
+            if not self.market.task(task_id, with_info=False).validation_unread:
+                return True
+            if not self.custody.validation_unread(task_id) >> index & 1:
+                return True  # the other custodian's word
+            self.holdings.say_validation_word(task_id)
+            word = 0
+        if word == 0:
+            if task_id in self._validation_tried:
+                return True
+            self._validation_tried.add(task_id)
+            info = self.market.task(task_id).info
+            context = rows.validation_context(self.market.chain.chain_id, task_id)
+            shape = (info.num_features, info.num_classes)
+            try:
+                self._validation_rows(task_id, index, validation[index], context, shape)
+            except (StoreUnavailable, BlockCorrupted) as exc:
+                self.log(f"task {task_id}: the word on the validation share waits ({exc})")
+                return False
+            except UserError:
+                return True  # it cannot be read: the word stands, said
+            word = self.holdings.validation_word(task_id)
+            nodes = self.market.nodes(task_id)  # the newest noted is as fresh
+        if not word or self._held_by_word(task_id, nodes, word):
+            return True
+        if self.custody.validation_unread(task_id) >> index & 1:
             self.custody.report_validation(task_id, readable=True)
             self.log(f"task {task_id}: the sponsor's validation share is read; said so")
-        elif held and not said:
-            self.custody.report_validation(task_id, readable=False)
-            self.log(
-                f"task {task_id}: node {held[0]}, which waited on the validation share, "
-                "waits again; said so"
-            )
+        self.holdings.forget_validation_word(task_id)
+        return True
 
-    def _held_by_word(
-        self, task_id: int, index: int, nodes: dict[int, NodeView], up_to: int
-    ) -> list[int]:
+    def _recorded_under_word(self, task_id: int, node_id: int) -> bool:
+        """Whether node `node_id`, walked in this round and held by this custodian's word, has
+        been recorded since the round began (one call per such node, none without a word)."""
+        word = self.holdings.validation_word(task_id) or 0
+        return node_id <= word and self.market.node(node_id).status != "pending"
+
+    def _held_by_word(self, task_id: int, nodes: dict[int, NodeView], up_to: int) -> list[int]:
         """The pending nodes that still owe the sessions the unread share held up: those up to
-        the task's newest when it was read again (later ones never waited on it), walked as the
-        rounds walk them. Not held: a node this custodian gave up on, or one it said waits for
-        the dealer, and every node the walk reaches only through one (its children; for the
-        dealer, every node after it)."""
+        the task's newest when it was read again (later ones never waited on it), less those
+        this custodian gave up on and their children (a deviating custodian's doing, which it
+        could stall as well with the rows on time). A node the dealer or the other custodian
+        holds now holds the word too: had the rows come in time, it would have been scored
+        before they went (attacker review: a dealer away when the share was served, excused,
+        cleared the word, and the sponsor finalized in the next block)."""
         given_up = self.holdings.given_up(task_id)
-        pending = sorted(n for n, node in nodes.items() if node.status == "pending" and n <= up_to)
         held: list[int] = []
-        for n in pending:
+        for n in sorted(n for n, node in nodes.items() if node.status == "pending" and n <= up_to):
             if n in given_up or nodes[n].parent_id in given_up:
                 given_up.add(n)
-            elif self.custody.dealer_wait(n) >> index & 1:
-                break  # the walk stops at it each round: the nodes after it wait for the dealer
             else:
                 held.append(n)
         return held

@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 
 from . import randomness
 from .crypten_import import crypten, torch
-from .links import MAX_NOTES, Link, LinkError
+from .links import HANDSHAKE_S, MAX_NOTES, Link, LinkError
 
 MAX_REQUEST = 1 << 16
 MAX_ELEMENTS = 1 << 24  # per tensor a request names or its answer holds (128 MiB of int64)
@@ -57,7 +57,8 @@ class Requests:
 
     Over the whole session, for a session that runs over its budget: the sum of this party's
     lags (`lagged`); party 0's seconds from starting to send each request to the dealer to its
-    answer, and from asking for its key to the barrier after the keys (`waited`); party 1's
+    answer, from asking for its key to the barrier after the keys, and from party 1's link to
+    the dealer's link to both (`waited`); party 1's
     seconds blocked sending its requests to the dealer (`blocked`: a dealer that does not read
     them). An honest dealer cannot answer before party 1 asks, so party 0's wait holds party
     1's lateness on each request: party 1 notes each lag to party 0 as it asks (Link.note), and
@@ -74,7 +75,7 @@ class Requests:
     answered: ClassVar[int] = -1
     answered_at: ClassVar[float] = 0.0
     sent_at: ClassVar[float] = 0.0  # when the last request was asked
-    began: ClassVar[float] = 0.0  # when the session asked for the streams' keys
+    began: ClassVar[float] = 0.0  # when both custodians were linked
     lagged: ClassVar[float] = 0.0
     waited: ClassVar[float] = 0.0
     blocked: ClassVar[float] = 0.0
@@ -87,11 +88,20 @@ class Requests:
     _theirs: ClassVar[collections.OrderedDict[int, float]] = collections.OrderedDict()
 
     @classmethod
-    def start(cls, peer: Link, rank: int) -> None:
+    def start(cls, peer: Link, rank: int, dealer: Link) -> None:
         cls.rank, cls.lags = rank, collections.OrderedDict()
         cls.answered, cls.answered_at = -1, time.monotonic()
-        cls.began, cls.to_dealer_at = cls.answered_at, None
+        cls.to_dealer_at = None
         cls.lagged = cls.waited = cls.blocked = cls.excused = cls.paired = 0.0
+        # The session counts from when both custodians were linked, and party 0's wait on the
+        # dealer from then to when it was linked to both, less a handshake's allowance (a
+        # dealer that came at the end of its rendezvous window used that much of the budget
+        # unnamed; an honest one's session process starts cold, seconds of CPU before it links,
+        # and party 1 passes its word on: attacker review); a custodian's own lateness to the
+        # rendezvous is before it, and counts for nobody
+        cls.began = peer.linked_at
+        if rank == 0:
+            cls.waited = max(0.0, dealer.linked_at - peer.linked_at - HANDSHAKE_S)
         cls._mine, cls._theirs = collections.OrderedDict(), collections.OrderedDict()
         peer.on_note = cls.heard if rank == 0 else None
         cls._note(0, peer)
@@ -191,7 +201,8 @@ def _client_generators(self) -> None:
     """A computing party's stream shared with the dealer (replaces CrypTen's torch.Generator,
     whose seed is 32 bits): its 256-bit key comes over the link from the dealer."""
     comm = crypten.comm.get()
-    Requests.start(comm.links[1 - comm.get_rank()], comm.get_rank())
+    rank = comm.get_rank()
+    Requests.start(comm.links[1 - rank], rank, comm.links[comm.get_ttp_rank()])
     self.generator = randomness.receive_key(comm.get_ttp_rank())
     self.generator_cuda = None
     _barrier_after_keys(comm)
@@ -282,8 +293,9 @@ def _keyword(value: Any) -> int | tuple[int, ...]:
 
 
 def warm_shapes() -> None:
-    """Works out one answer's size, before the session's clocks start (party 0 and the dealer,
-    in session.join, before they link). The first shape worked out on the meta device imports
+    """Works out one answer's size before the session's clocks start (party 0 and the dealer,
+    in session.join, before they link; the dealer's falls in the handshake's allowance of
+    Requests.start). The first shape worked out on the meta device imports
     some 800 modules (sympy's among them), about 3 s of CPU: inside party 0's first request it
     made party 0 look late to the custodians' last-word rule on a loaded machine (blame.py),
     and it delayed the dealer's first answer."""

@@ -227,6 +227,9 @@ class Link:
         # when a message last went out, or began to come in (its first header: a large one's
         # transfer is not the receiver's lateness)
         self.last_active = time.monotonic()
+        # when the peer linked (party 0's link to the dealer: when party 1 said the dealer had
+        # linked to it too, connect): where the session's time starts counting (dealer.Requests)
+        self.linked_at = self.last_active
         self._header_at = self.last_active  # when the last frame's header was read
         self.on_note: Callable[[bytes], None] | None = None  # what this party does with a note
         self._outbox: queue.Queue[list[bytes] | None] = queue.Queue()
@@ -947,6 +950,7 @@ def connect(
                 for link in links.values():
                     link.close()
                 raise PartyMissing("party 2 did not link to party 1", (2,))
+            links[2].linked_at = time.monotonic()  # there for both only now
         return links
     while True:
         links = {0: _connect(address, me, rank, world, 0, deadline, timeout_s)}

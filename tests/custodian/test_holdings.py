@@ -91,15 +91,29 @@ def test_scoring_runs_and_attestations_are_counted_on_disk(tmp_path):
     assert Holdings(tmp_path, key).attestations_sent(1, 8) == 3
 
 
-def test_the_nodes_a_read_validation_share_held_survive_a_restart(tmp_path):
-    """The newest node when the validation share was read again is kept per task on disk: a
-    custodian restarted keeps its word on the nodes up to it, and only forgetting (the share
-    unreadable again, or those nodes done) clears it."""
+def test_a_word_on_the_validation_share_and_the_nodes_it_holds_survive_a_restart(tmp_path):
+    """A custodian's word that it cannot read its validation share is kept per task on disk
+    before it is sent, then the newest node when the share was read again: a custodian
+    restarted keeps the word on the nodes up to it, and only forgetting (those nodes done)
+    clears it."""
     key = new_private_key()
+    Holdings(tmp_path, key).say_validation_word(1)
+    assert Holdings(tmp_path, key).validation_word(1) == 0  # said, not read since
     Holdings(tmp_path, key).note_validation_read(1, 12)
     restarted = Holdings(tmp_path, key)
-    assert restarted.validation_read_up_to(1) == 12
-    assert restarted.validation_read_up_to(2) is None  # per task
-    restarted.forget_validation_read(1)
-    restarted.forget_validation_read(1)  # forgetting twice is harmless
-    assert Holdings(tmp_path, key).validation_read_up_to(1) is None
+    assert restarted.validation_word(1) == 12
+    assert restarted.validation_word(2) is None  # per task
+    restarted.forget_validation_word(1)
+    restarted.forget_validation_word(1)  # forgetting twice is harmless
+    assert Holdings(tmp_path, key).validation_word(1) is None
+
+
+@pytest.mark.parametrize("damaged", [b"", b"twelve\n", b"-3\n"])
+def test_a_damaged_record_of_the_word_is_a_word_not_read_since(tmp_path, damaged):
+    """A record of the word that is not a node id (a disk fault, a hand edit) neither stops the
+    custodian's rounds nor releases the word: it reads as said and not read since, and the
+    next round reads the share again."""
+    holdings = Holdings(tmp_path, new_private_key())
+    holdings.say_validation_word(1)
+    (tmp_path / "task-1" / "validation-word").write_bytes(damaged)
+    assert holdings.validation_word(1) == 0

@@ -100,6 +100,8 @@ def linked_party(
 
     out = Path(work)
     time.sleep(delay_s)  # a party that comes late
+    if rank == session.DEALER_RANK:
+        time.sleep(getattr(task, "dealer_late_s", 0.0))
     plays = getattr(task, "plays_the_dealer", False)
     try:
         try:
@@ -379,6 +381,17 @@ def dealer_stalls_at_the_keys(rank, share):
     return _deal(None)
 
 
+def dealer_comes_late(rank, share):
+    """A dealer that comes to the rendezvous 5 STEP_S after both custodians (inside their
+    window) and then deals at once; both custodians compute for 0.125 STEP_S between ten
+    multiplications: the session runs over its budget (its own, 6 STEP_S)."""
+    from bountytree.mpc import session
+
+    if rank == session.DEALER_RANK:
+        return _deal(None)
+    return _squared(rank, share, times=10, pause_s=0.125 * STEP_S)
+
+
 def custodians_run_over_the_budget(rank, share):
     """An honest dealer; both custodians compute for 0.4 STEP_S between ten multiplications,
     and the session runs over its budget (BUDGET_S)."""
@@ -408,6 +421,7 @@ for _task in (
     dealer_answers_just_inside_the_timeout,
     dealer_answers_twice_as_slowly,
     dealer_stalls_at_the_keys,
+    dealer_comes_late,
     custodians_run_over_the_budget,
     dealer_cuts_custodian_1_and_goes_silent,
     custodians_pause_between_requests,
@@ -423,6 +437,8 @@ for _task in (dealer_answers_just_inside_the_timeout, custodians_run_over_the_bu
     _task.budget_s = BUDGET_S  # type: ignore[attr-defined]
 dealer_answers_twice_as_slowly.budget_s = 5 * STEP_S  # type: ignore[attr-defined]
 dealer_stalls_at_the_keys.budget_s = 2.5 * STEP_S  # type: ignore[attr-defined]
+dealer_comes_late.budget_s = 6 * STEP_S  # type: ignore[attr-defined]
+dealer_comes_late.dealer_late_s = 5 * STEP_S  # type: ignore[attr-defined]
 
 
 def _squared(rank, share, times=1, pause_s=0.0):

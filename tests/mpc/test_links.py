@@ -441,6 +441,20 @@ def test_a_dealer_that_stalls_at_the_keys_is_named_once_the_session_runs_over(tm
     assert all(results[r]["seconds"][0] < budget for r in (0, 1)), results  # ended at it
 
 
+def test_a_dealer_that_comes_at_the_end_of_its_window_is_named_once_the_session_runs_over(
+    tmp_path,
+):
+    """The dealer comes to the rendezvous five step timeouts after both custodians (inside their
+    window), then deals at once; the custodians' own work fits the budget with time to spare,
+    the dealer's lateness does not. The time before the keys counted for nobody, so a dealer
+    could use most of every session's budget unnamed; it now counts from when both custodians
+    were linked, the dealer's wait included (less a handshake's allowance, HANDSHAKE_S: 30 s of
+    the 45 s), and both custodians name it."""
+    results, errors = _step_timed(tmp_path, private_tasks.dealer_comes_late)
+    assert not errors, errors
+    assert bool(results[0]["dealer_failed"][0]) and bool(results[1]["dealer_failed"][0]), results
+
+
 def test_custodians_that_compute_past_the_budget_do_not_have_the_dealer_blamed(tmp_path):
     """The same budget, an honest dealer, and custodians that compute slowly between requests:
     the session runs over, and neither custodian names the dealer (their lags account for the
