@@ -226,13 +226,10 @@ class Custodian:
         nodes = self.market.nodes(task_id)
         if not self._review_word(view, index, validation, nodes):
             return  # the store failed its review: agreeing could leave a word standing
-        given_up = self.holdings.given_up(task_id)
-        pending = sorted((n for n in nodes.values() if n.status == "pending"), key=lambda n: n.id)
-        for node in pending:  # parents first: a child of a node given up on waits for good
-            if node.parent_id in given_up:
-                given_up.add(node.id)
+        given_up = self._given_up(task_id, nodes)
+        pending = (n for n in nodes if nodes[n].status == "pending")
         seen = (task.pending_nodes, task.submissions)
-        if any(n.id not in given_up for n in pending) or self._agreed.get(task_id) == seen:
+        if any(n not in given_up for n in pending) or self._agreed.get(task_id) == seen:
             return
         self.custody.finalize_leaving(task_id, task.pending_nodes, task.submissions)
         self._agreed[task_id] = seen
@@ -580,7 +577,7 @@ class Custodian:
         nodes: dict[int, NodeView],
     ) -> bool:
         """Takes back this custodian's word that it cannot read its validation share once it
-        read it again and no node that waited on it is held (`_held_by_word`); False if the
+        read it again and no node that waited on it is held (`_word_holds`); False if the
         store kept it from reviewing the word. A sponsor that served the share at the last
         moment would otherwise finalize between the word and the sessions its nodes still
         needed (attacker review of the word); a word kept until no node at all was pending
@@ -615,7 +612,7 @@ class Custodian:
                 return True  # it cannot be read: the word stands, said
             word = self.holdings.validation_word(task_id)
             nodes = self.market.nodes(task_id)  # the newest noted is as fresh
-        if not word or self._held_by_word(task_id, nodes, word):
+        if not word or self._word_holds(task_id, nodes, word):
             return True
         if self.custody.validation_unread(task_id) >> index & 1:
             self.custody.report_validation(task_id, readable=True)
@@ -629,22 +626,25 @@ class Custodian:
         word = self.holdings.validation_word(task_id) or 0
         return node_id <= word and self.market.node(node_id).status != "pending"
 
-    def _held_by_word(self, task_id: int, nodes: dict[int, NodeView], up_to: int) -> list[int]:
-        """The pending nodes that still owe the sessions the unread share held up: those up to
-        the task's newest when it was read again (later ones never waited on it), less those
-        this custodian gave up on and their children (a deviating custodian's doing, which it
-        could stall as well with the rows on time). A node the dealer or the other custodian
-        holds now holds the word too: had the rows come in time, it would have been scored
-        before they went (attacker review: a dealer away when the share was served, excused,
-        cleared the word, and the sponsor finalized in the next block)."""
+    def _given_up(self, task_id: int, nodes: dict[int, NodeView]) -> set[int]:
+        """The nodes this custodian gave up on, and the pending children of those (parents
+        first: a child of a node given up on waits for good)."""
         given_up = self.holdings.given_up(task_id)
-        held: list[int] = []
-        for n in sorted(n for n, node in nodes.items() if node.status == "pending" and n <= up_to):
-            if n in given_up or nodes[n].parent_id in given_up:
+        for n in sorted(nodes):
+            if nodes[n].status == "pending" and nodes[n].parent_id in given_up:
                 given_up.add(n)
-            else:
-                held.append(n)
-        return held
+        return given_up
+
+    def _word_holds(self, task_id: int, nodes: dict[int, NodeView], up_to: int) -> bool:
+        """Whether a pending node still owes the sessions the unread share held up: one up to
+        the task's newest when it was read again (later ones never waited on it), not given up
+        by this custodian (a deviating custodian's doing, which it could stall as well with the
+        rows on time). A node the dealer or the other custodian holds now holds the word too:
+        had the rows come in time, it would have been scored before they went (attacker review:
+        a dealer away when the share was served, excused, cleared the word, and the sponsor
+        finalized in the next block)."""
+        given_up = self._given_up(task_id, nodes)
+        return any(nodes[n].status == "pending" and n not in given_up for n in nodes if n <= up_to)
 
     def _attest(self, node: NodeView, kind: int, value: int, what: str) -> None:
         index = self.custody.require(node.task_id).party_of(self.me)

@@ -47,9 +47,9 @@ class Word:
     cut: bool  # whether its own link to the dealer failed
     timeout: float  # its step timeout, seconds
     # whether its session ran over its budget (links.OverBudget); then the session's totals
-    # (dealer.Requests): party 0's wait on the dealer, this party's lags, seconds since both custodians linked,
-    # party 1's sends to the dealer blocked, and party 0's pairing of party 1's lags with its
-    # own: how much later party 1 asked, and party 1's lags paired
+    # (dealer.Requests): party 0's wait on the dealer, this party's lags, seconds since both
+    # custodians linked, party 1's sends to the dealer blocked, and party 0's pairing of party
+    # 1's lags with its own: how much later party 1 asked, and party 1's lags paired
     over: bool = False
     waited: float = 0.0
     lagged: float = 0.0

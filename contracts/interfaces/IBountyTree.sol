@@ -579,8 +579,7 @@ interface IBountyTree {
     ///         away, a stranger's files that never came) hold the bond for the audit window.
     ///         Taken back (`unread` false) once no pending node waits on the rows: by the
     ///         oracle, whatever waits for its own files; by a custodian, once the nodes pending
-    ///         when it read its share again are done, whatever waits for the dealer or was
-    ///         given up. A busy task is never without pending nodes, so a word kept until none
+    ///         when it read its share again are done or given up. A busy task is never without pending nodes, so a word kept until none
     ///         was pending stayed, and burned an honest sponsor's bond for a node left for
     ///         another reason; rows served at the last moment still owe their nodes' sessions.
     /// @param taskId An unfinalized task this caller scores ({NotScorer} otherwise).
