@@ -16,12 +16,25 @@ import time
 from pathlib import Path
 
 from bountytree.cli import common_options, run
+from bountytree.errors import UserError
+from bountytree.mpc.links import HANDSHAKE_S
 from bountytree.processes import die_with_parent
 
 from .service import DEALER_TIMEOUT, FETCH_TIMEOUT
 from .session import SESSION_BUDGET
 
 SESSION_TIMEOUT = 60.0
+
+
+def seconds(text: str) -> float:
+    """A time option: a positive, finite number of seconds (a clear error otherwise)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,17 +49,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--task", type=int, action="append", help="only these tasks (repeatable)")
     s.add_argument("--once", action="store_true", help="one round, then exit")
-    s.add_argument("--interval", type=float, default=2.0, help="seconds between rounds")
-    s.add_argument("--session-timeout", type=float, default=SESSION_TIMEOUT)
+    s.add_argument("--interval", type=seconds, default=2.0, help="seconds between rounds")
+    s.add_argument("--session-timeout", type=seconds, default=SESSION_TIMEOUT)
+    s.add_argument(
+        "--session-budget",
+        type=seconds,
+        default=SESSION_BUDGET,
+        help="seconds one session may take, start to end, before it is stopped",
+    )
     s.add_argument(
         "--fetch-timeout",
-        type=float,
+        type=seconds,
         default=FETCH_TIMEOUT,
         help="seconds a file may stay missing from the store before its owner is blamed",
     )
     s.add_argument(
         "--dealer-timeout",
-        type=float,
+        type=seconds,
         default=DEALER_TIMEOUT,
         help="seconds the dealer may miss every session before it is said not to come",
     )
@@ -54,9 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
     d = verbs.add_parser("dealer", parents=[common_options()], help="the dealer")
     d.add_argument("--key-file", required=True, help="the key this dealer accepted with")
     d.add_argument("--peer", required=True, help="host:port of custodian 0's sessions")
-    d.add_argument("--interval", type=float, default=2.0, help="seconds between looks for tasks")
+    d.add_argument("--interval", type=seconds, default=2.0, help="seconds between looks for tasks")
     d.add_argument("--sessions", type=int, default=0, help="stop after N sessions (0: never)")
-    d.add_argument("--session-timeout", type=float, default=SESSION_TIMEOUT)
+    d.add_argument("--session-timeout", type=seconds, default=SESSION_TIMEOUT)
+    d.add_argument(
+        "--session-budget",
+        type=seconds,
+        default=SESSION_BUDGET,
+        help="seconds one session may take before it is stopped: at least the custodians'",
+    )
     d.set_defaults(run=run_dealer)
     j = verbs.add_parser("session", help=argparse.SUPPRESS)
     j.add_argument("job")
@@ -64,16 +89,32 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def least_budget(session_timeout: float) -> float:
+    """The shortest session budget that leaves a session over it room to end itself and hear
+    the other custodian's last word (links.OverBudget, blame.exchange) before its service
+    stops it: what the session gives itself (session.own_budget) is then at least half, and
+    the words take at most two step timeouts and handshakes. A session stopped before its
+    words is counted against its node, whoever made it slow (attacker review)."""
+    return 4 * (session_timeout + HANDSHAKE_S)
+
+
 def run_serve(args: argparse.Namespace, settings) -> int:
     from bountytree.market.actions import open_market
 
     from .service import Custodian
+
+    if args.session_budget < least_budget(args.session_timeout):
+        raise UserError(
+            f"--session-budget {args.session_budget:g} is too short for --session-timeout "
+            f"{args.session_timeout:g}: at least {least_budget(args.session_timeout):g} s"
+        )
 
     custodian = Custodian(
         open_market(settings),
         Path(args.key_file),
         args.peer,
         session_timeout=args.session_timeout,
+        session_budget=args.session_budget,
         fetch_timeout=args.fetch_timeout,
         dealer_timeout=args.dealer_timeout,
         tasks=args.task,
@@ -142,7 +183,7 @@ def run_dealer(args: argparse.Namespace, settings) -> int:
         try:
             status = _dealer_session(args, key_file, pairs)
         except subprocess.TimeoutExpired:  # a session a custodian kept alive without end
-            print(f"a session ran over {SESSION_BUDGET:.0f} s and was stopped", flush=True)
+            print(f"a session ran over {args.session_budget:.0f} s and was stopped", flush=True)
             continue
         if status.returncode == 0:
             served += 1
@@ -164,7 +205,9 @@ def _dealer_session(args, key_file: Path, pairs: set[tuple[bytes, bytes]]):
         ],
         preexec_fn=die_with_parent(),
         capture_output=True,
-        timeout=SESSION_BUDGET,
+        # stopped at the budget only: one shorter than the custodians' cut their sessions, and
+        # they named an honest dealer for it (attacker review)
+        timeout=args.session_budget,
     )
 
 

@@ -72,6 +72,13 @@ DEALER_TIMEOUT = 600.0
 # Times one kept record may be attested, each after the chain dropped the last (two attestations
 # that differ are both dropped), before this custodian gives the node up.
 MAX_ATTESTATIONS = 3
+# Sessions of one node that ran over the session budget, the dealer not to blame, after which
+# this custodian gives the node up. The operations counted before training (MAX_PRIVATE_OPS)
+# are PyTorch's multiply-adds, which leave out comparisons (ReLU, max pooling): far dearer on
+# shares, and a machine may be slower than the one the bound was set on. A node too slow for the
+# budget used to be tried again every round, each time for the whole budget, holding both
+# custodians, the dealer and every node behind it (and a word on the validation share on it).
+MAX_OVER_BUDGET = 2
 # What custodians train on shares: at most this many operations (about half an hour of MPC
 # here), and batches whose widest layer the dealer can deal for.
 MAX_PRIVATE_OPS = 10**11
@@ -298,6 +305,8 @@ class Custodian:
                     if node.parent_id == 0:
                         held = self.holdings.keep(task_id, node.id, self._architecture(node, index))
                     else:
+                        if self._too_slow(node, session.TRAIN):
+                            return True
                         trained = self._train(view, index, node, nodes[node.parent_id])
                         self.clocks.stop(("node", node.id))  # its files were there
                         return trained
@@ -339,12 +348,26 @@ class Custodian:
             return self._follow(node, index, other)
         if self.holdings.scoring_runs(task_id, node.id) >= MAX_SCORING_RUNS:
             return self._give_up(node, "a scoring revealed its record and did not end well")
+        if self._too_slow(node, session.SCORE):
+            return True
         return self._score(view, index, node, nodes, held.share, validation)
 
     def _give_up(self, node: NodeView, why: str) -> bool:
         self.holdings.give_up(node.task_id, node.id)
         self.log(f"node {node.id}: {why}; given up on")
         return True
+
+    def _too_slow(self, node: NodeView, kind: str) -> bool:
+        """Whether the node's sessions of `kind` ran over the budget too often to be tried again
+        (given up on, said once). Counted per kind: a training whose last message one custodian
+        missed at the budget is still trained (it promotes its share once the other commits),
+        and its count must not carry into the scoring, where the other's does not."""
+        if node.id in self.holdings.given_up(node.task_id):
+            return True
+        runs = self.holdings.sessions_over_budget(node.task_id, node.id, kind)
+        if runs < MAX_OVER_BUDGET:
+            return False
+        return self._give_up(node, f"its sessions ran over the budget {runs} times")
 
     def _attest_kept(self, node: NodeView, index: int, recorded: int) -> bool:
         """Attests the record this custodian kept, once more if the chain dropped it (two
@@ -562,7 +585,9 @@ class Custodian:
             return
         # findings further apart than the timeout (or than three sessions' rendezvous, one
         # after another) are no streak: a custodian that held no session meanwhile saw nothing
-        gap = max(self.dealer_timeout, 3 * self.session_timeout)
+        # (a session the dealer made slow lasts up to the budget: findings a budget apart used
+        # to start a new streak each, and the word was never said: attacker review)
+        gap = max(self.dealer_timeout, self.session_budget + 3 * self.session_timeout)
         if self.clocks.still_waiting(key, self.dealer_timeout, gap=gap):
             return
         if not self.custody.dealer_wait(job.node_id) >> index & 1:
@@ -690,20 +715,26 @@ class Custodian:
                     capture_output=True,
                     timeout=self.session_budget,
                 )
+                tail = status.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
+                killed = False
             except subprocess.TimeoutExpired:
-                self.log(
-                    f"node {job.node_id}: the {job.kind} session ran over {self.session_budget:.0f} s"
-                )
-                return None
+                tail, killed = [f"stopped at {self.session_budget:.0f} s"], True
             # a result written is the session's, even if leaving it failed afterwards
             result: dict | None = None
             if (folder / "result.json").exists():
                 result = json.loads((folder / "result.json").read_text())
             else:
-                tail = status.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
                 self.log(f"node {job.node_id}: no {job.kind} session this round ({tail[0][:300]})")
+            ended = _ending(folder)
+            # Over its budget with the dealer not to blame, by both custodians' words, or killed
+            # at the budget after its rendezvous with no word on the dealer (its own work, too
+            # long between two messages to end itself): the node's cost. A kill after the words
+            # named the dealer is the dealer's (attacker review: it was counted against the node).
+            if result is None and (ended.over_budget or (killed and ended.missing == [])):
+                self.holdings.note_over_budget(job.task_id, job.node_id, job.kind)
+                self.log(f"node {job.node_id}: the {job.kind} session ran over its budget")
             try:
-                self._note_dealer(job, index, result is not None, _missing_parties(folder))
+                self._note_dealer(job, index, result is not None, ended.missing)
             except Exception as exc:  # the chain: said next round; the session's result is kept
                 self.log(f"node {job.node_id}: the word on the dealer is not said ({exc})")
             return result
@@ -722,11 +753,22 @@ class Custodian:
         self.log(f"task {view.task_id}: handed share {index} of node {winner} over as {cid}")
 
 
-def _missing_parties(folder: Path) -> list[int] | None:
-    """The ranks a session's rendezvous found missing ([] if all came), or None if the session
-    process never got that far."""
+@dataclass(frozen=True)
+class SessionEnd:
+    """What a session's rendezvous file says: the ranks found missing ([] if all came; None if
+    the session process never got that far), and whether it ran over its budget with the
+    dealer not to blame."""
+
+    missing: list[int] | None = None
+    over_budget: bool = False
+
+
+def _ending(folder: Path) -> SessionEnd:
     try:
-        missing = json.loads((folder / session.RENDEZVOUS).read_text())["missing"]
+        said = json.loads((folder / session.RENDEZVOUS).read_text())
+        missing = said["missing"]
     except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return [int(r) for r in missing] if isinstance(missing, list) else None
+        return SessionEnd()
+    if not isinstance(missing, list):
+        return SessionEnd()
+    return SessionEnd([int(r) for r in missing], said.get("over_budget") is True)

@@ -45,7 +45,8 @@ def own_budget(budget_s: float, timeout_s: float) -> float:
 
 DEALER = session.DEALER_RANK
 # who did not come to the session's rendezvous ([]: all came), or [DEALER] once the dealer
-# failed the session after it came (see _note_dealer_failure)
+# failed the session after it came; with "over_budget" once the session ran over its budget
+# with the dealer not to blame (see _note_dealer_failure)
 RENDEZVOUS = "rendezvous.json"
 # Fault injection for the recovery drills: "custodian-kept:RANK" ends custodian RANK's session
 # process abruptly right after it kept its trained share tentatively, before it said so;
@@ -150,9 +151,14 @@ def _note_dealer_failure(job_dir: Path, rank: int, exc: session.LinkError) -> No
     """A session the dealer came to and then failed (it stopped answering, left, or sent what it
     should not) counts as one it missed. A dealer that joined each session and then went silent
     was counted as having come, which took back the custodians' word on its nodes: it held them
-    pending and was paid all the same (a residue of the dealer's word, session 21)."""
-    if session.dealer_failed(exc, rank):
+    pending and was paid all the same (a residue of the dealer's word, session 21). One that ran
+    over its budget, the dealer not to blame, says so (`over_budget`): it counts against its
+    node (service.MAX_OVER_BUDGET)."""
+    ending = session.ending(exc, rank)
+    if ending.dealer_at_fault:
         atomic_write_json(job_dir / RENDEZVOUS, {"missing": [DEALER]})
+    elif ending.over_budget:
+        atomic_write_json(job_dir / RENDEZVOUS, {"missing": [], "over_budget": True})
 
 
 def _holdings(job: dict) -> Holdings:

@@ -158,9 +158,24 @@ def dealer_at_fault(zero: Word, one: Word) -> bool:
     return one.asked in (zero.asked, zero.asked + 1)
 
 
+@dataclass(frozen=True)
+class Ending:
+    """How a session that ended on a link ended, as both custodians read their two last words:
+    whether the dealer failed it (`dealer_at_fault`), and whether it ran over its budget (either
+    custodian's session did) with the dealer not to blame. A session over its budget that the
+    dealer did not make slow is the node's own cost (or a custodian's): the custodian's service
+    counts it against the node, which used to be retried every round for the whole budget. Said
+    only from both words, as the dealer's fault is: a custodian that fell back on its own view
+    alone (the other's word never came) could count where the other did not, and the two would
+    part ways over the node (attacker review)."""
+
+    dealer_at_fault: bool = False
+    over_budget: bool = False
+
+
 def exchange(
     links: dict[int, Link], rank: int, exc: LinkError, dealer: int, timeout: float
-) -> bool:
+) -> Ending:
     """This custodian's last word to the other and the other's to it (waiting for it past what
     the other sent before, as long as the other may still wait on the dealer and then some:
     the step timeout and HANDSHAKE_S), and the rule applied to both. Never raises: a session
@@ -171,7 +186,7 @@ def exchange(
         cut = exc.rank == dealer or (to_dealer is not None and to_dealer.failed)
         me = mine(cut, timeout, isinstance(exc, OverBudget))
         if other not in links:
-            return False
+            return Ending()
         links[other].end(me.text())
         if isinstance(exc, PeerEnded) and exc.rank == other:
             said: str | None = exc.reason
@@ -180,7 +195,9 @@ def exchange(
             said = links[other].last_word(within)
         theirs = Word.parse(said) if said is not None else None
         if theirs is None:
-            return False
-        return dealer_at_fault(*((me, theirs) if rank == 0 else (theirs, me)))
+            return Ending()
+        if dealer_at_fault(*((me, theirs) if rank == 0 else (theirs, me))):
+            return Ending(dealer_at_fault=True)
+        return Ending(over_budget=me.over or theirs.over)
     except Exception:
-        return False
+        return Ending()

@@ -259,8 +259,10 @@ def _asked_by_both(function: str, method):
         Requests.note_asked(comm.links[1 - comm.get_rank()])
         if comm.get_rank() == 1:
             began = time.monotonic()
-            _send_json(_message(function, args, kwargs), comm.get_ttp_rank())
-            Requests.blocked += time.monotonic() - began
+            try:
+                _send_json(_message(function, args, kwargs), comm.get_ttp_rank())
+            finally:  # a send the dealer blocked until it failed counts too (attacker review)
+                Requests.blocked += time.monotonic() - began
         return method(self, *args, device=device, **kwargs)
 
     call.__wrapped__ = method  # type: ignore[attr-defined]

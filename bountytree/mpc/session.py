@@ -11,7 +11,7 @@ party that cannot make its links secure refuses to start, in one line (links.py)
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bountytree.errors import UserError
 
@@ -30,6 +30,9 @@ from .links import (
     set_budget,
 )
 
+if TYPE_CHECKING:
+    from .blame import Ending
+
 COMPUTING_PARTIES = 2
 DEALER_RANK = COMPUTING_PARTIES
 
@@ -41,7 +44,7 @@ __all__ = [
     "PartyMissing",
     "PeerEnded",
     "SessionRefused",
-    "dealer_failed",
+    "ending",
     "join",
     "leave",
     "send_json",
@@ -107,15 +110,16 @@ def join(
         randomness.share_keys(rank)  # before anything is drawn
 
 
-def dealer_failed(exc: LinkError, rank: int) -> bool:
-    """Whether the dealer failed this computing party's session, which ended on a link: the
-    two custodians exchange last words and apply one rule to both (blame.py)."""
+def ending(exc: LinkError, rank: int) -> Ending:
+    """How this computing party's session, which ended on a link, ended: whether the dealer
+    failed it, and whether it ran over its budget otherwise. The two custodians exchange last
+    words and apply one rule to both (blame.py)."""
     from . import blame
     from .communicator import LinkCommunicator
 
     comm = LinkCommunicator.instance
     if comm is None or DEALER_RANK not in comm.links:
-        return False
+        return blame.Ending()
     timeout = comm.links[DEALER_RANK].timeout_s
     return blame.exchange(comm.links, rank, exc, DEALER_RANK, timeout)
 

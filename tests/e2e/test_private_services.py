@@ -118,15 +118,17 @@ def _accept(settings, task_id: int, keys) -> None:
 
 
 def _custodian(
-    settings, keys, index: int, peer: str, task_id: int, log: Path, failpoint="", **timeouts
-):
+    settings, keys, index: int, peer: str, task_id: int, log: Path, failpoint="", budget=None,
+    **timeouts,
+):  # fmt: skip
     """Custodian `index`'s service; `timeouts` (session, fetch, dealer: seconds) override the
-    defaults below."""
+    defaults below, `budget` the session budget's."""
     seconds = {"session": 30, "fetch": 60, "dealer": 600, **timeouts}
     return _start(
         settings, log, "serve", "--key-file", str(keys[f"c{index}"]), "--peer", peer,
         "--task", str(task_id), "--interval", "1",
         *(f"--{what}-timeout={value}" for what, value in seconds.items()),
+        *([f"--session-budget={budget}"] if budget else []),
         account=CUSTODIANS[index], failpoint=failpoint,
     )  # fmt: skip
 
@@ -146,25 +148,29 @@ def _services(
     failpoint: str = "",
     both: bool = False,
     with_dealer: bool = True,
+    budget: float | None = None,
     **timeouts: float,
 ) -> tuple[str, list[subprocess.Popen]]:
     """The dealer (unless not `with_dealer`) and both custodians, logging to
     folder/{dealer,c0,c1}.log; and their peer address. `failpoint` is custodian 1's
-    (custodian/session.py), and custodian 0's too if `both`; `timeouts` the custodians'."""
+    (custodian/session.py), and custodian 0's too if `both`; `budget` and `timeouts` the
+    custodians'."""
     peer = f"127.0.0.1:{free_port()}"
     return peer, [
         *([_dealer(settings, keys, peer, folder / "dealer.log")] if with_dealer else []),
         _custodian(
             settings, keys, 0, peer, task_id, folder / "c0.log", failpoint if both else "",
-            **timeouts,
+            budget, **timeouts,
         ),
-        _custodian(settings, keys, 1, peer, task_id, folder / "c1.log", failpoint, **timeouts),
+        _custodian(
+            settings, keys, 1, peer, task_id, folder / "c1.log", failpoint, budget, **timeouts
+        ),
     ]  # fmt: skip
 
 
-def _propose(settings, task_id: int, tmp_path: Path) -> int:
+def _propose(settings, task_id: int, tmp_path: Path, spec: dict = SPEC) -> int:
     spec_file = tmp_path / "spec.json"
-    spec_file.write_text(json.dumps(SPEC))
+    spec_file.write_text(json.dumps(spec))
     return node_id_of(
         cli_ok(settings, "propose", "--task", str(task_id), "--spec", str(spec_file),
                "--account", "1")
@@ -775,3 +781,43 @@ def test_a_node_waiting_for_a_dealer_that_never_comes_is_said_on_chain_until_it_
     assert custody.dealer_wait(arch) == 0 and custody.dealer_waiting(task_id) == 0
     for log in logs:
         assert f"node {arch}: the dealer came to its session; said so" in log.read_text()
+
+
+def test_a_node_too_slow_for_the_session_budget_is_given_up_after_two_tries(
+    settings, deployed, files, tmp_path
+):
+    """An architect's recipe of a hundred epochs passes the operations counted before training
+    (far under MAX_PRIVATE_OPS) and is scored at once, but a data owner's child of it cannot be
+    trained within the custodians' session budget. Each such session used to be tried again
+    every round for the whole budget: one fee bought both custodians' and the dealer's time for
+    good, and held every node behind it. Both custodians now count a session over its budget
+    that the dealer did not make slow, and give the node up after MAX_OVER_BUDGET: the gain,
+    sessions spent on it, is two. The dealer is not blamed; once due, the task is finalized
+    leaving the child, whose author reclaims its stake, and the bond is held for the audit."""
+    from custodian.service import MAX_OVER_BUDGET
+
+    market = market_for(settings)
+    custody = Custody(market)
+    task_id, keys = _private_task(settings, files, tmp_path, "too slow", *BOND)
+    slow = {**SPEC, "training": {**SPEC["training"], "epochs": 100}}
+    arch = _propose(settings, task_id, tmp_path, slow)
+    logs = [tmp_path / f"c{i}.log" for i in (0, 1)]
+    _, started = _services(settings, keys, task_id, tmp_path, budget=100, session=15)
+    with _running(started) as procs:
+        _wait("the architecture's score", lambda: market.node(arch).status == "scored", procs)
+        child = _submit_child(settings, files, tmp_path, task_id, arch)
+        gave_up = f"node {child}: its sessions ran over the budget {MAX_OVER_BUDGET} times"
+        _wait("both custodians to give the child up", lambda: all(
+            gave_up in log.read_text() for log in logs), procs)  # fmt: skip
+        advance_time(settings, 2 * 3600 + 60)  # past the deadline: due
+        _wait("the task's finalization", lambda: market.task(task_id).finalized, procs)
+    for log in logs:
+        text = log.read_text()
+        assert text.count(f"node {child}: train session") == MAX_OVER_BUDGET, text
+        assert text.count(f"node {child}: the train session ran over") == MAX_OVER_BUDGET, text
+        assert text.count(gave_up) == 1 and "waits for the dealer" not in text, text
+    task = market.task(task_id)
+    assert task.winner == arch and market.node(child).status == "pending"
+    assert task.bond_state == "held" and custody.dealer_wait(child) == 0
+    cli_ok(settings, "reclaim", "--task", str(task_id), "--account", "2")
+    assert market.node(child).status == "reclaimed"

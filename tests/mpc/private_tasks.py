@@ -117,7 +117,7 @@ def linked_party(
         except session.LinkError as exc:  # a dealer failing the start: how each custodian sees it
             if not plays or rank == session.DEALER_RANK:
                 raise
-            failed = session.dealer_failed(exc, rank)
+            failed = session.ending(exc, rank).dealer_at_fault
             atomic_write(
                 out / f"rank{rank}.safetensors", save({"dealer_failed": np.array([failed])})
             )
@@ -443,8 +443,8 @@ dealer_comes_late.dealer_late_s = 5 * STEP_S  # type: ignore[attr-defined]
 
 def _squared(rank, share, times=1, pause_s=0.0):
     """x·x (`times` times, `pause_s` apart), and how the session ended for this custodian:
-    whether it says the dealer failed it (session.dealer_failed), whether the other custodian
-    told it so, and after how long."""
+    whether it says the dealer failed it or the session ran over its budget otherwise
+    (session.ending), whether the other custodian told it so, and after how long."""
     import time
 
     import numpy as np
@@ -458,8 +458,10 @@ def _squared(rank, share, times=1, pause_s=0.0):
             time.sleep(pause_s if i else 0.0)
             (x * x).get_plain_text()
     except session.LinkError as exc:
+        ending = session.ending(exc, rank)
         return {
-            "dealer_failed": np.array([session.dealer_failed(exc, rank)]),
+            "dealer_failed": np.array([ending.dealer_at_fault]),
+            "over_budget": np.array([ending.over_budget]),
             "told": np.array([isinstance(exc, session.PeerEnded)]),
             "seconds": np.array([time.monotonic() - started]),
         }
