@@ -26,6 +26,9 @@ class Reason(IntEnum):
     LOGIT_RANGE = 14  # on the task's input range its values could leave CrypTen's fixed-point range
     # a private node at fault where one custodian alone sees (seen_alone): its stake back
     UNCONFIRMED = 15
+    # a private node a custodian could not train within its session budget twice, the dealer
+    # not to blame: its stake back, whatever the other custodian says beside it
+    TOO_SLOW = 16
 
     def seen_alone(self, architecture: bool) -> bool:
         """Whether it may be a fault one custodian of a private task sees alone (the other

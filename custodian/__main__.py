@@ -91,11 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def least_budget(session_timeout: float) -> float:
     """The shortest session budget that leaves a session over it room to end itself and hear
-    the other custodian's last word (links.OverBudget, blame.exchange) before its service
-    stops it: what the session gives itself (session.own_budget) is then at least half, and
-    the words take at most two step timeouts and handshakes. A session stopped before its
-    words is counted against its node, whoever made it slow (attacker review)."""
-    return 4 * (session_timeout + HANDSHAKE_S)
+    the other custodian's last word (links.OverBudget, blame.exchange: at most two step
+    timeouts and handshakes) and to leave (one more) before its service stops it: what the
+    session gives itself (session.own_budget) is then the budget less three. A session stopped
+    before its words is counted against its node, whoever made it slow (attacker review)."""
+    return 6 * (session_timeout + HANDSHAKE_S)
 
 
 def run_serve(args: argparse.Namespace, settings) -> int:

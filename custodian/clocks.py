@@ -34,16 +34,19 @@ class Clocks:
         self.log = log
         self._seen: dict[Key, tuple[float, float]] = _read(self.path)  # (first, last)
 
-    def still_waiting(self, key: Key, timeout: float, *, gap: float | None = None) -> bool:
+    def still_waiting(
+        self, key: Key, timeout: float, *, gap: float | None = None, since: float | None = None
+    ) -> bool:
         """Whether what `key` names, found missing now, is still within `timeout` seconds of
         when it was first found missing (the clock starts now if it was not running). With
-        `gap`, a clock last touched more than `gap` seconds ago starts again: findings that far
-        apart are no streak (the dealer's: a custodian that held no session for a while says
-        nothing of the dealer meanwhile; attacker review of the clocks)."""
+        `gap`, a clock last touched more than `gap` seconds before `since` (the look that found
+        it missing began then; default now) starts again: findings that far apart are no streak
+        (the dealer's: a custodian that held no session for a while says nothing of the dealer
+        meanwhile; attacker review of the clocks)."""
         now = time.time()
         started = key not in self._seen
         first, last = self._seen.get(key, (now, now))
-        if gap is not None and now - last > gap:
+        if gap is not None and (now if since is None else since) - last > gap:
             first = now
         self._seen[key] = (first, now)
         _bound(self._seen, key)

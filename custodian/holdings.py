@@ -202,10 +202,10 @@ class Holdings:
     def attestations_sent(self, task_id: int, node_id: int) -> int:
         return self._read_count(self._count(task_id, f"attestations-{node_id}"))
 
-    def note_over_budget(self, task_id: int, node_id: int, kind: str) -> None:
-        """Counts a session of the node (`kind`: train or score) that ran over its budget, the
-        dealer not to blame."""
-        self._add_one(self._count(task_id, f"over-budget-{kind}-{node_id}"))
+    def note_training_over_budget(self, task_id: int, node_id: int) -> None:
+        """Counts a training session of the node that ran over its budget, the dealer not to
+        blame."""
+        self._add_one(self._count(task_id, f"training-over-budget-{node_id}"))
 
-    def sessions_over_budget(self, task_id: int, node_id: int, kind: str) -> int:
-        return self._read_count(self._count(task_id, f"over-budget-{kind}-{node_id}"))
+    def training_over_budget(self, task_id: int, node_id: int) -> int:
+        return self._read_count(self._count(task_id, f"training-over-budget-{node_id}"))

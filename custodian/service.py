@@ -23,6 +23,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,12 +73,14 @@ DEALER_TIMEOUT = 600.0
 # Times one kept record may be attested, each after the chain dropped the last (two attestations
 # that differ are both dropped), before this custodian gives the node up.
 MAX_ATTESTATIONS = 3
-# Sessions of one node that ran over the session budget, the dealer not to blame, after which
-# this custodian gives the node up. The operations counted before training (MAX_PRIVATE_OPS)
-# are PyTorch's multiply-adds, which leave out comparisons (ReLU, max pooling): far dearer on
-# shares, and a machine may be slower than the one the bound was set on. A node too slow for the
-# budget used to be tried again every round, each time for the whole budget, holding both
-# custodians, the dealer and every node behind it (and a word on the validation share on it).
+# Training sessions of one node that ran over the session budget, the dealer not to blame, after
+# which this custodian rejects the node as TOO_SLOW (its stake comes back, whatever the other
+# says beside it) and the other follows. The operations counted before training (MAX_PRIVATE_OPS) are PyTorch's multiply-adds,
+# which leave out comparisons (ReLU, max pooling) and round trips, far dearer on shares, and a
+# machine may be slower than the one the bound was set on. A node too slow for the budget used to
+# be tried again every round, each time for the whole budget, holding both custodians, the dealer
+# and every node behind it (and a word on the validation share on it). Scorings are not counted:
+# their cost is the sponsor's rows' as much as the node's (docs/private-models.md).
 MAX_OVER_BUDGET = 2
 # What custodians train on shares: at most this many operations (about half an hour of MPC
 # here), and batches whose widest layer the dealer can deal for.
@@ -292,6 +295,12 @@ class Custodian:
                     self.clocks.stop(("node", node.id))  # its files were there
                     said = Reason.describe(other[1])
                     known = other[1] in Reason._value2member_map_
+                    if other[1] == Reason.TOO_SLOW:
+                        # the other could not train it in its budget, which this one cannot
+                        # check; the stake comes back whatever is said beside it
+                        raise Refuse(
+                            Reason.TOO_SLOW, "the other custodian could not train it in time"
+                        )
                     if known and Reason(other[1]).seen_alone(architecture=not node.parent_id):
                         raise Refuse(
                             Reason.UNCONFIRMED,
@@ -305,8 +314,15 @@ class Custodian:
                     if node.parent_id == 0:
                         held = self.holdings.keep(task_id, node.id, self._architecture(node, index))
                     else:
-                        if self._too_slow(node, session.TRAIN):
-                            return True
+                        runs = self.holdings.training_over_budget(task_id, node.id)
+                        if runs >= MAX_OVER_BUDGET:
+                            # on-chain, so the other custodian follows, whatever it counted: one
+                            # that gave the node up alone parted ways with the other for good,
+                            # and both stopped their rounds at it (attacker review)
+                            raise Refuse(
+                                Reason.TOO_SLOW,
+                                f"its training ran over the session budget {runs} times",
+                            )
                         trained = self._train(view, index, node, nodes[node.parent_id])
                         self.clocks.stop(("node", node.id))  # its files were there
                         return trained
@@ -348,26 +364,12 @@ class Custodian:
             return self._follow(node, index, other)
         if self.holdings.scoring_runs(task_id, node.id) >= MAX_SCORING_RUNS:
             return self._give_up(node, "a scoring revealed its record and did not end well")
-        if self._too_slow(node, session.SCORE):
-            return True
         return self._score(view, index, node, nodes, held.share, validation)
 
     def _give_up(self, node: NodeView, why: str) -> bool:
         self.holdings.give_up(node.task_id, node.id)
         self.log(f"node {node.id}: {why}; given up on")
         return True
-
-    def _too_slow(self, node: NodeView, kind: str) -> bool:
-        """Whether the node's sessions of `kind` ran over the budget too often to be tried again
-        (given up on, said once). Counted per kind: a training whose last message one custodian
-        missed at the budget is still trained (it promotes its share once the other commits),
-        and its count must not carry into the scoring, where the other's does not."""
-        if node.id in self.holdings.given_up(node.task_id):
-            return True
-        runs = self.holdings.sessions_over_budget(node.task_id, node.id, kind)
-        if runs < MAX_OVER_BUDGET:
-            return False
-        return self._give_up(node, f"its sessions ran over the budget {runs} times")
 
     def _attest_kept(self, node: NodeView, index: int, recorded: int) -> bool:
         """Attests the record this custodian kept, once more if the chain dropped it (two
@@ -555,7 +557,7 @@ class Custodian:
         raise UserError(f"the sponsor's validation share: {why}")
 
     def _note_dealer(
-        self, job: Job, index: int, ended_well: bool, missing: list[int] | None
+        self, job: Job, index: int, ended_well: bool, missing: list[int] | None, began: float
     ) -> None:
         """What a session says of the dealer. One that ended well had it: the clock starts
         again. One whose rendezvous the dealer came to takes back a word that its node waits
@@ -583,12 +585,13 @@ class Custodian:
         if missing != [session.DEALER]:
             self.clocks.stop(key)
             return
-        # findings further apart than the timeout (or than three sessions' rendezvous, one
-        # after another) are no streak: a custodian that held no session meanwhile saw nothing
-        # (a session the dealer made slow lasts up to the budget: findings a budget apart used
-        # to start a new streak each, and the word was never said: attacker review)
-        gap = max(self.dealer_timeout, self.session_budget + 3 * self.session_timeout)
-        if self.clocks.still_waiting(key, self.dealer_timeout, gap=gap):
+        # a finding further from the session before than the timeout (or than three sessions'
+        # rendezvous, one after another) starts a new streak: a custodian that held no session
+        # meanwhile saw nothing. Measured to this session's start (`began`): a session the
+        # dealer made slow lasts up to the budget, and findings a budget apart started a new
+        # streak each, so its word was never said (attacker review)
+        gap = max(self.dealer_timeout, 3 * self.session_timeout)
+        if self.clocks.still_waiting(key, self.dealer_timeout, gap=gap, since=began):
             return
         if not self.custody.dealer_wait(job.node_id) >> index & 1:
             self.custody.report_dealer(job.node_id, waits=True)
@@ -700,13 +703,16 @@ class Custodian:
                     "parent_bps": job.parent_bps,
                     "best_from": job.best_from,
                     "timeout": self.session_timeout,
-                    "budget": session.own_budget(self.session_budget, self.session_timeout),
+                    # from now, not from the process's start: its imports and inputs are in it
+                    "deadline": time.monotonic()
+                    + session.own_budget(self.session_budget, self.session_timeout),
                     "key_file": str(self.key_file.resolve()),
                     "holdings": str(self.holdings.folder.resolve()),
                     "peers": {str(r): key.hex() for r, key in peers.items() if key},
                 },
             )
             self.log(f"node {job.node_id}: {job.kind} session at {self.peer}")
+            began = time.time()
             try:
                 status = subprocess.run(
                     [sys.executable, "-m", "custodian", "session", str(folder)],
@@ -730,11 +736,12 @@ class Custodian:
             # at the budget after its rendezvous with no word on the dealer (its own work, too
             # long between two messages to end itself): the node's cost. A kill after the words
             # named the dealer is the dealer's (attacker review: it was counted against the node).
-            if result is None and (ended.over_budget or (killed and ended.missing == [])):
-                self.holdings.note_over_budget(job.task_id, job.node_id, job.kind)
+            over = ended.over_budget or (killed and ended.missing == [])
+            if result is None and over and job.kind == session.TRAIN:
+                self.holdings.note_training_over_budget(job.task_id, job.node_id)
                 self.log(f"node {job.node_id}: the {job.kind} session ran over its budget")
             try:
-                self._note_dealer(job, index, result is not None, ended.missing)
+                self._note_dealer(job, index, result is not None, ended.missing, began)
             except Exception as exc:  # the chain: said next round; the session's result is kept
                 self.log(f"node {job.node_id}: the word on the dealer is not said ({exc})")
             return result

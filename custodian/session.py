@@ -84,7 +84,9 @@ def run(job_dir: Path) -> int:
             identity(job["key_file"], peers),
             dealer=True,
             timeout_s=float(job["timeout"]),
-            budget_s=float(job["budget"]) if "budget" in job else None,
+            budget_s=max(1.0, float(job["deadline"]) - time.monotonic())
+            if "deadline" in job
+            else None,
         )
     except session.PartyMissing as exc:  # who did not come: the service's word on the dealer
         atomic_write_json(job_dir / RENDEZVOUS, {"missing": list(exc.missing)})
@@ -152,8 +154,8 @@ def _note_dealer_failure(job_dir: Path, rank: int, exc: session.LinkError) -> No
     should not) counts as one it missed. A dealer that joined each session and then went silent
     was counted as having come, which took back the custodians' word on its nodes: it held them
     pending and was paid all the same (a residue of the dealer's word, session 21). One that ran
-    over its budget, the dealer not to blame, says so (`over_budget`): it counts against its
-    node (service.MAX_OVER_BUDGET)."""
+    over its budget, the dealer not to blame, says so (`over_budget`): a training so counts
+    against its node (service.MAX_OVER_BUDGET)."""
     ending = session.ending(exc, rank)
     if ending.dealer_at_fault:
         atomic_write_json(job_dir / RENDEZVOUS, {"missing": [DEALER]})

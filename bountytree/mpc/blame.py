@@ -31,7 +31,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from .dealer import RECALLED, Requests
-from .links import HANDSHAKE_S, Link, LinkError, OverBudget, PeerEnded
+from .links import HANDSHAKE_S, Link, LinkError, OverBudget, PeerEnded, budget_left
 
 PREFIX = "last word "  # a custodian's last word on the link: this, then the Word as JSON
 
@@ -161,8 +161,10 @@ def dealer_at_fault(zero: Word, one: Word) -> bool:
 @dataclass(frozen=True)
 class Ending:
     """How a session that ended on a link ended, as both custodians read their two last words:
-    whether the dealer failed it (`dealer_at_fault`), and whether it ran over its budget (either
-    custodian's session did) with the dealer not to blame. A session over its budget that the
+    whether the dealer failed it (`dealer_at_fault`), and whether this custodian's session ran
+    over its budget with the dealer not to blame (its own, or the other's once this one's is
+    within a step of its end: a word of the other's saying it ran over, sent a second into the
+    session, would count a session that never did: attacker review). A session over its budget that the
     dealer did not make slow is the node's own cost (or a custodian's): the custodian's service
     counts it against the node, which used to be retried every round for the whole budget. Said
     only from both words, as the dealer's fault is: a custodian that fell back on its own view
@@ -198,6 +200,11 @@ def exchange(
             return Ending()
         if dealer_at_fault(*((me, theirs) if rank == 0 else (theirs, me))):
             return Ending(dealer_at_fault=True)
-        return Ending(over_budget=me.over or theirs.over)
+        # the other's word that it ran over is believed only within a step of this one's own
+        # budget: the two budgets end seconds apart, and whichever ends first ends the other's
+        # session (counting only one's own had each count every other session)
+        left = budget_left()
+        near = left is not None and left < timeout + HANDSHAKE_S
+        return Ending(over_budget=me.over or (theirs.over and near))
     except Exception:
         return Ending()

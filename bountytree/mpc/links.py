@@ -125,6 +125,11 @@ def set_budget(seconds: float | None) -> None:
     _budget_ends = None if seconds is None else time.monotonic() + seconds
 
 
+def budget_left() -> float | None:
+    """Seconds until this process's session is over its budget (None: no budget)."""
+    return None if _budget_ends is None else _budget_ends - time.monotonic()
+
+
 class Tampered(LinkError):
     """A frame that does not open under the link's key: changed on the way, or sealed by
     someone who does not hold the key."""

@@ -516,6 +516,29 @@ def test_a_custodian_that_rejects_an_honest_node_cannot_have_its_stake_forfeited
     assert spared(child, 8, tree.PARENT_REJECTED())
 
 
+def test_a_node_a_custodian_could_not_train_in_time_keeps_its_stake_whatever_the_other_says(
+    market, custody, sponsor, parties, architect, outsider, reputation
+):
+    """An honest custodian that could not train a node within its budget twice says so first
+    (TOO_SLOW, 16). As UNCONFIRMED, a deviating other could then name a fault both could check,
+    and the pair recorded that fault: the stake forfeited and the author's reputation taken
+    (attacker review). TOO_SLOW beside any reason, in either order, records TOO_SLOW and
+    returns the stake."""
+    task_id = _ready(market, custody, sponsor, parties)
+    tree = market.tree
+    arch = market.propose(task_id, architect)
+    _attest(custody, parties, {arch: 0})
+    points = reputation.scoreOf(outsider)
+    for first, second in ((16, 13), (12, 16), (16, 8), (16, 16)):
+        node = market.submit(task_id, outsider, arch)
+        before = tree.pendingWithdrawals(outsider)
+        custody.attest(node, 1, first, {"from": parties[0]})
+        tx = custody.attest(node, 1, second, {"from": parties[1]})
+        assert tx.events["NodeRejected"]["reason"] == 16 and "StakeForfeited" not in tx.events
+        assert tree.pendingWithdrawals(outsider) - before == STAKE
+    assert reputation.scoreOf(outsider) == points
+
+
 def test_the_oracles_role_does_not_reach_a_private_task(
     market, custody, sponsor, parties, architect, outsider, mallory, oracle, admin
 ):

@@ -25,30 +25,48 @@ class _Words:
         self.said.append((node_id, waits))
 
 
+def _custodian(tmp_path, monkeypatch) -> tuple[Custodian, _Words, list[float]]:
+    """A custodian's rule on the dealer alone (no chain, no store), and the wall clock."""
+    now = [0.0]
+    monkeypatch.setattr(clocks.time, "time", lambda: now[0])
+    custodian = object.__new__(Custodian)
+    words = _Words()
+    custodian.custody = words
+    custodian.clocks = Clocks(tmp_path / "clocks.json")
+    custodian.log = lambda line: None
+    custodian.dealer_timeout, custodian.session_timeout, custodian.session_budget = 600, 60, 1800
+    return custodian, words, now
+
+
 def test_a_dealer_that_makes_each_session_run_to_the_budget_is_said_not_to_come(
     tmp_path, monkeypatch
 ):
     """Both custodians name the dealer after each session, and each lasts the whole budget
     (1800 s, three times the dealer timeout). Findings further apart than the dealer timeout
     started a new streak each, so the word was never said: the dealer held the node, and every
-    node behind it, and was paid (attacker review). Findings a budget apart are a streak."""
-    now = [0.0]
-    monkeypatch.setattr(clocks.time, "time", lambda: now[0])
-    custodian = object.__new__(Custodian)  # its rule alone: no chain, no store
-    words = _Words()
-    custodian.custody = words
-    custodian.clocks = Clocks(tmp_path / "clocks.json")
-    custodian.log = lambda line: None
-    custodian.dealer_timeout, custodian.session_timeout, custodian.session_budget = 600, 60, 1800
+    node behind it, and was paid (attacker review). The gap is measured to the next session's
+    start: sessions one after another are a streak."""
+    custodian, words, now = _custodian(tmp_path, monkeypatch)
     job = Job(session.TRAIN, 1, 5, None, {})  # type: ignore[arg-type]
-    for ended in (1800.0, 3610.0):  # one session's end, then the next's
+    for began, ended in ((0.0, 1800.0), (1810.0, 3610.0)):  # one session, then the next
         now[0] = ended
-        custodian._note_dealer(job, 0, False, [session.DEALER])
+        custodian._note_dealer(job, 0, False, [session.DEALER], began)
     assert words.said == [(5, True)]
 
 
+def test_findings_with_an_outage_between_them_are_no_streak(tmp_path, monkeypatch):
+    """The custodian held no session for an hour between two findings (it was down): the
+    second starts a new streak, and the dealer is not said to be missing for the hour."""
+    custodian, words, now = _custodian(tmp_path, monkeypatch)
+    job = Job(session.TRAIN, 1, 5, None, {})  # type: ignore[arg-type]
+    for began, ended in ((0.0, 100.0), (3700.0, 3800.0)):
+        now[0] = ended
+        custodian._note_dealer(job, 0, False, [session.DEALER], began)
+    assert words.said == []
+
+
 def test_a_session_budget_too_short_for_the_last_words_is_refused_in_one_line(tmp_path):
-    """A budget under four step timeouts and handshakes would have the service stop a session
+    """A budget under six step timeouts and handshakes would have the service stop a session
     over it before the custodians' last words: counted against its node, whoever made it
     slow."""
     out = subprocess.run(
@@ -59,5 +77,5 @@ def test_a_session_budget_too_short_for_the_last_words_is_refused_in_one_line(tm
     assert out.returncode == 2, out
     lines = out.stderr.strip().splitlines()
     assert lines == [
-        "error: --session-budget 100 is too short for --session-timeout 30: at least 160 s"
+        "error: --session-budget 100 is too short for --session-timeout 30: at least 240 s"
     ]

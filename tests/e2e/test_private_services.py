@@ -783,41 +783,75 @@ def test_a_node_waiting_for_a_dealer_that_never_comes_is_said_on_chain_until_it_
         assert f"node {arch}: the dealer came to its session; said so" in log.read_text()
 
 
-def test_a_node_too_slow_for_the_session_budget_is_given_up_after_two_tries(
+def test_a_node_too_slow_to_train_in_the_session_budget_is_refused_after_two_tries(
     settings, deployed, files, tmp_path
 ):
     """An architect's recipe of a hundred epochs passes the operations counted before training
     (far under MAX_PRIVATE_OPS) and is scored at once, but a data owner's child of it cannot be
     trained within the custodians' session budget. Each such session used to be tried again
     every round for the whole budget: one fee bought both custodians' and the dealer's time for
-    good, and held every node behind it. Both custodians now count a session over its budget
-    that the dealer did not make slow, and give the node up after MAX_OVER_BUDGET: the gain,
-    sessions spent on it, is two. The dealer is not blamed; once due, the task is finalized
-    leaving the child, whose author reclaims its stake, and the bond is held for the audit."""
+    good, and held every node behind it. Each custodian now counts a training session over the
+    budget that the dealer did not make slow, and after MAX_OVER_BUDGET rejects
+    the node as `too-slow` (its stake back, no reputation taken), the other following: the
+    gain, sessions spent on it, is two. The dealer is not blamed, and the task goes on: a later architecture is
+    scored."""
     from custodian.service import MAX_OVER_BUDGET
 
     market = market_for(settings)
     custody = Custody(market)
-    task_id, keys = _private_task(settings, files, tmp_path, "too slow", *BOND)
+    owner = market_for(settings, 2)
+    task_id, keys = _private_task(settings, files, tmp_path, "too slow")
     slow = {**SPEC, "training": {**SPEC["training"], "epochs": 100}}
     arch = _propose(settings, task_id, tmp_path, slow)
     logs = [tmp_path / f"c{i}.log" for i in (0, 1)]
-    _, started = _services(settings, keys, task_id, tmp_path, budget=100, session=15)
+    _, started = _services(settings, keys, task_id, tmp_path, budget=150, session=15)
     with _running(started) as procs:
         _wait("the architecture's score", lambda: market.node(arch).status == "scored", procs)
+        owed, points = owner.pending(), owner.reputation(owner.chain.address)
         child = _submit_child(settings, files, tmp_path, task_id, arch)
-        gave_up = f"node {child}: its sessions ran over the budget {MAX_OVER_BUDGET} times"
-        _wait("both custodians to give the child up", lambda: all(
-            gave_up in log.read_text() for log in logs), procs)  # fmt: skip
-        advance_time(settings, 2 * 3600 + 60)  # past the deadline: due
-        _wait("the task's finalization", lambda: market.task(task_id).finalized, procs)
+        _wait("the child's rejection", lambda: market.node(child).status == "rejected", procs)
+        later = _propose(settings, task_id, tmp_path)
+        _wait("a later node's score", lambda: market.node(later).status == "scored", procs)
+    assert market.nodes(task_id)[child].reason == "too-slow"
+    assert owner.pending() == owed + 10**16  # its stake of 0.01 ETH, back
+    assert owner.reputation(owner.chain.address) == points
+    assert custody.dealer_wait(child) == 0
     for log in logs:
         text = log.read_text()
-        assert text.count(f"node {child}: train session") == MAX_OVER_BUDGET, text
+        held = text.count(f"node {child}: train session") - text.count("did not join")
+        assert held == MAX_OVER_BUDGET, text
         assert text.count(f"node {child}: the train session ran over") == MAX_OVER_BUDGET, text
-        assert text.count(gave_up) == 1 and "waits for the dealer" not in text, text
-    task = market.task(task_id)
-    assert task.winner == arch and market.node(child).status == "pending"
-    assert task.bond_state == "held" and custody.dealer_wait(child) == 0
-    cli_ok(settings, "reclaim", "--task", str(task_id), "--account", "2")
-    assert market.node(child).status == "reclaimed"
+        assert "waits for the dealer" not in text, text
+
+
+def test_custodians_that_counted_a_slow_training_differently_both_refuse_it(
+    settings, deployed, files, tmp_path
+):
+    """Custodian 0 counted the child's training over the budget twice where custodian 1 did
+    not (its service stopped the session, say, while custodian 1 timed out waiting on it). It
+    gave the node up alone, and the two parted ways for good: custodian 1 kept asking for the
+    child's session and custodian 0 for the next node's, and neither round went past them
+    (attacker review). Custodian 0's rejection is on-chain, and custodian 1 follows it as
+    `too-slow` without training; a later architecture is scored."""
+    from custodian.service import MAX_OVER_BUDGET
+
+    market = market_for(settings)
+    task_id, keys = _private_task(settings, files, tmp_path, "counted apart")
+    peer, started = _services(settings, keys, task_id, tmp_path)
+    with _running(started) as procs:
+        arch = _propose(settings, task_id, tmp_path)
+        _wait("the architecture's score", lambda: market.node(arch).status == "scored", procs)
+        procs[1].kill()  # custodian 0
+        procs[1].wait()
+        child = _submit_child(settings, files, tmp_path, task_id, arch)
+        c0 = ganache_account(CUSTODIANS[0]).address.lower()
+        folder = settings.home / "custodian" / str(market.chain.chain_id) / c0
+        holdings = Holdings(folder, read_private_key(keys["c0"]))
+        for _ in range(MAX_OVER_BUDGET):
+            holdings.note_training_over_budget(task_id, child)
+        procs[1] = _custodian(settings, keys, 0, peer, task_id, tmp_path / "c0.log")
+        _wait("the child's rejection", lambda: market.node(child).status == "rejected", procs)
+        later = _propose(settings, task_id, tmp_path)
+        _wait("a later node's score", lambda: market.node(later).status == "scored", procs)
+    assert market.nodes(task_id)[child].reason == "too-slow"
+    assert f"node {child}: trained" not in (tmp_path / "c1.log").read_text()

@@ -460,8 +460,9 @@ def test_a_dealer_that_comes_at_the_end_of_its_window_is_named_once_the_session_
 def test_custodians_that_compute_past_the_budget_do_not_have_the_dealer_blamed(tmp_path):
     """The same budget, an honest dealer, and custodians that compute slowly between requests:
     the session runs over, and neither custodian names the dealer (their lags account for the
-    time). Both say the session ran over its budget with the dealer not to blame: their
-    services count it against the node (custodian/service.py, MAX_OVER_BUDGET)."""
+    time). Both say the session ran over with the dealer not to blame (the one whose budget
+    ended second, told by the other, within a step of its own): their services count it
+    against the node (custodian/service.py, MAX_OVER_BUDGET)."""
     results, errors = _step_timed(tmp_path, private_tasks.custodians_run_over_the_budget)
     assert not errors, errors
     assert "seconds" in results[0] and "seconds" in results[1], results  # it ran over
