@@ -242,6 +242,13 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
             kind == 1 && value == RejectReasons.PARENT_REJECTED
                 && (n.parentId == 0 || tree.getNode(n.parentId).status != IBountyTree.NodeStatus.Rejected)
         ) revert BadAttestation(kind, value);
+        // a training too slow for the budget only of a trained node, and only before either
+        // custodian committed to a share of it (a training that ended): said of anything else,
+        // it would hand a faulty node its stake back (RejectReasons.agreed)
+        if (
+            kind == 1 && value == RejectReasons.TOO_SLOW
+                && (n.parentId == 0 || _commitments[nodeId * 2] != 0 || _commitments[nodeId * 2 + 1] != 0)
+        ) revert BadAttestation(kind, value);
         uint256 key = nodeId * 2 + index;
         if (_attestations[key] != 0) revert AlreadyAttested(nodeId, index);
         uint32 mine = 1 + (uint32(kind) << 16 | value);

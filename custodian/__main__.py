@@ -37,6 +37,18 @@ def seconds(text: str) -> float:
     return value
 
 
+def session_options(p: argparse.ArgumentParser) -> None:
+    """A session's step timeout and budget, alike for the custodians and the dealer (whose
+    budget must be at least theirs: a shorter one cut their sessions, and they named it)."""
+    p.add_argument("--session-timeout", type=seconds, default=SESSION_TIMEOUT)
+    p.add_argument(
+        "--session-budget",
+        type=seconds,
+        default=SESSION_BUDGET,
+        help="seconds one session may take, start to end, before it is stopped",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m custodian", description="a private task's custodian or dealer"
@@ -50,13 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--task", type=int, action="append", help="only these tasks (repeatable)")
     s.add_argument("--once", action="store_true", help="one round, then exit")
     s.add_argument("--interval", type=seconds, default=2.0, help="seconds between rounds")
-    s.add_argument("--session-timeout", type=seconds, default=SESSION_TIMEOUT)
-    s.add_argument(
-        "--session-budget",
-        type=seconds,
-        default=SESSION_BUDGET,
-        help="seconds one session may take, start to end, before it is stopped",
-    )
+    session_options(s)
     s.add_argument(
         "--fetch-timeout",
         type=seconds,
@@ -75,13 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--peer", required=True, help="host:port of custodian 0's sessions")
     d.add_argument("--interval", type=seconds, default=2.0, help="seconds between looks for tasks")
     d.add_argument("--sessions", type=int, default=0, help="stop after N sessions (0: never)")
-    d.add_argument("--session-timeout", type=seconds, default=SESSION_TIMEOUT)
-    d.add_argument(
-        "--session-budget",
-        type=seconds,
-        default=SESSION_BUDGET,
-        help="seconds one session may take before it is stopped: at least the custodians'",
-    )
+    session_options(d)
     d.set_defaults(run=run_dealer)
     j = verbs.add_parser("session", help=argparse.SUPPRESS)
     j.add_argument("job")

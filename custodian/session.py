@@ -46,7 +46,7 @@ def own_budget(budget_s: float, timeout_s: float) -> float:
 DEALER = session.DEALER_RANK
 # who did not come to the session's rendezvous ([]: all came), or [DEALER] once the dealer
 # failed the session after it came; with "over_budget" once the session ran over its budget
-# with the dealer not to blame (see _note_dealer_failure)
+# with the dealer not to blame (see _note_ending)
 RENDEZVOUS = "rendezvous.json"
 # Fault injection for the recovery drills: "custodian-kept:RANK" ends custodian RANK's session
 # process abruptly right after it kept its trained share tentatively, before it said so;
@@ -92,7 +92,7 @@ def run(job_dir: Path) -> int:
         atomic_write_json(job_dir / RENDEZVOUS, {"missing": list(exc.missing)})
         raise
     except session.LinkError as exc:  # the dealer came, and failed the session's start
-        _note_dealer_failure(job_dir, rank, exc)
+        _note_ending(job_dir, rank, exc)
         raise
     atomic_write_json(job_dir / RENDEZVOUS, {"missing": []})  # the dealer came to this one
     started = time.perf_counter()
@@ -142,14 +142,14 @@ def run(job_dir: Path) -> int:
         result["seconds"] = time.perf_counter() - started
         atomic_write_json(job_dir / "result.json", result)
     except session.LinkError as exc:
-        _note_dealer_failure(job_dir, rank, exc)
+        _note_ending(job_dir, rank, exc)
         raise
     finally:
         session.leave()
     return 0
 
 
-def _note_dealer_failure(job_dir: Path, rank: int, exc: session.LinkError) -> None:
+def _note_ending(job_dir: Path, rank: int, exc: session.LinkError) -> None:
     """A session the dealer came to and then failed (it stopped answering, left, or sent what it
     should not) counts as one it missed. A dealer that joined each session and then went silent
     was counted as having come, which took back the custodians' word on its nodes: it held them

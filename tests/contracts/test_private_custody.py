@@ -537,6 +537,12 @@ def test_a_node_a_custodian_could_not_train_in_time_keeps_its_stake_whatever_the
         assert tx.events["NodeRejected"]["reason"] == 16 and "StakeForfeited" not in tx.events
         assert tree.pendingWithdrawals(outsider) - before == STAKE
     assert reputation.scoreOf(outsider) == points
+    # said of what no training can be too slow for, it would hand a faulty node its stake back
+    committed = market.submit(task_id, outsider, arch)
+    custody.commitShare(committed, cid(901), {"from": parties[1]})
+    for node in (market.propose(task_id, architect), committed):
+        with reverts("BadAttestation"):
+            custody.attest(node, 1, 16, {"from": parties[0]})
 
 
 def test_the_oracles_role_does_not_reach_a_private_task(
