@@ -299,8 +299,8 @@ contract BountyTree is IBountyTree, AccessControl, ReentrancyGuard {
             emit NodeRejected(taskId, id, reasons[i]);
             if (RejectReasons.returnsStake(reasons[i])) {
                 // never judged on its own: its parent fell after it was revealed (a bait parent,
-                // say), or one custodian alone found it at fault or could not train it in time;
-                // it keeps its stake and its reputation
+                // say), or one custodian alone found it at fault or could not train or score it
+                // in time; it keeps its stake and its reputation
                 if (stake != 0) _credit(taskId, n.author, stake, PayoutKind.Stake);
             } else {
                 penalised[judged++] = n.author;

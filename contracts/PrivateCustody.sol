@@ -242,13 +242,16 @@ contract PrivateCustody is IPrivateCustody, ReentrancyGuard {
             kind == 1 && value == RejectReasons.PARENT_REJECTED
                 && (n.parentId == 0 || tree.getNode(n.parentId).status != IBountyTree.NodeStatus.Rejected)
         ) revert BadAttestation(kind, value);
-        // a training too slow for the budget only of a trained node, and only before either
-        // custodian committed to a share of it (a training that ended): said of anything else,
-        // it would hand a faulty node its stake back (RejectReasons.agreed)
-        if (
-            kind == 1 && value == RejectReasons.TOO_SLOW
-                && (n.parentId == 0 || _commitments[nodeId * 2] != 0 || _commitments[nodeId * 2 + 1] != 0)
-        ) revert BadAttestation(kind, value);
+        // too slow for the budget: a training, of a trained node neither custodian committed to
+        // a share of (a training that ended), or a scoring, of a node both committed to (nothing
+        // is found at fault once both have; its stake comes back when it is scored). Said of a
+        // node one custodian committed to, or of an architecture before its commitments, it
+        // would hand a faulty node its stake back (RejectReasons.agreed).
+        if (kind == 1 && value == RejectReasons.TOO_SLOW) {
+            bool zero = _commitments[nodeId * 2] != 0;
+            bool one = _commitments[nodeId * 2 + 1] != 0;
+            if (zero != one || (!zero && n.parentId == 0)) revert BadAttestation(kind, value);
+        }
         uint256 key = nodeId * 2 + index;
         if (_attestations[key] != 0) revert AlreadyAttested(nodeId, index);
         uint32 mine = 1 + (uint32(kind) << 16 | value);

@@ -35,19 +35,28 @@ class Clocks:
         self._seen: dict[Key, tuple[float, float]] = _read(self.path)  # (first, last)
 
     def still_waiting(
-        self, key: Key, timeout: float, *, gap: float | None = None, since: float | None = None
+        self,
+        key: Key,
+        timeout: float,
+        *,
+        gap: float | None = None,
+        since: float | None = None,
+        in_step: bool = False,
     ) -> bool:
         """Whether what `key` names, found missing now, is still within `timeout` seconds of
         when it was first found missing (the clock starts now if it was not running). With
         `gap`, a clock last touched more than `gap` seconds before `since` (the look that found
         it missing began then; default now) starts again: findings that far apart are no streak
         (the dealer's: a custodian that held no session for a while says nothing of the dealer
-        meanwhile; attacker review of the clocks)."""
+        meanwhile; attacker review of the clocks). Findings `in_step` (the look before came
+        just before this one, busy elsewhere meanwhile) keep the streak, but the time between
+        them is not counted: the clock's start moves forward by it."""
         now = time.time()
         started = key not in self._seen
         first, last = self._seen.get(key, (now, now))
-        if gap is not None and (now if since is None else since) - last > gap:
-            first = now
+        look = now if since is None else since
+        if gap is not None and look - last > gap:
+            first = first + (look - last) if in_step else now
         self._seen[key] = (first, now)
         _bound(self._seen, key)
         if started or gap is not None:  # written when it matters on restart, not each round

@@ -33,6 +33,10 @@ from bountytree.files import atomic_write
 from bountytree.private import handover, sealing
 from bountytree.private.shares import Share, new_salt
 
+# The counts' file names per session kind ("training-over-budget-N" is the name trainings were
+# counted under before scorings were counted too: counts on disk carry over)
+_COUNTED_AS = {"train": "training", "score": "scoring"}
+
 
 class Holdings:
     def __init__(self, folder: Path, private_key: bytes):
@@ -202,10 +206,15 @@ class Holdings:
     def attestations_sent(self, task_id: int, node_id: int) -> int:
         return self._read_count(self._count(task_id, f"attestations-{node_id}"))
 
-    def note_training_over_budget(self, task_id: int, node_id: int) -> None:
-        """Counts a training session of the node that ran over its budget, the dealer not to
-        blame."""
-        self._add_one(self._count(task_id, f"training-over-budget-{node_id}"))
+    def note_over_budget(self, task_id: int, node_id: int, kind: str) -> None:
+        """Counts a session of the node of `kind` ("train" or "score") that ran over its
+        budget, the dealer not to blame. Each kind is counted apart: a training that ran over
+        once and then ended well does not count against the node's scoring (attacker review:
+        one count had a node refused at its first scoring)."""
+        self._add_one(self._over_budget(task_id, node_id, kind))
 
-    def training_over_budget(self, task_id: int, node_id: int) -> int:
-        return self._read_count(self._count(task_id, f"training-over-budget-{node_id}"))
+    def over_budget(self, task_id: int, node_id: int, kind: str) -> int:
+        return self._read_count(self._over_budget(task_id, node_id, kind))
+
+    def _over_budget(self, task_id: int, node_id: int, kind: str) -> Path:
+        return self._count(task_id, f"{_COUNTED_AS[kind]}-over-budget-{node_id}")

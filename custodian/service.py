@@ -40,6 +40,7 @@ from bountytree.models import weights as weights_io
 from bountytree.models.fields import SpecError
 from bountytree.models.flops import training_ops
 from bountytree.models.spec import ModelSpec, private_problem
+from bountytree.mpc.links import HANDSHAKE_S
 from bountytree.private import handover, rows
 from bountytree.private.sealing import read_private_key
 from bountytree.private.shares import Share, ShareError, commitment, public_share
@@ -73,14 +74,18 @@ DEALER_TIMEOUT = 600.0
 # Times one kept record may be attested, each after the chain dropped the last (two attestations
 # that differ are both dropped), before this custodian gives the node up.
 MAX_ATTESTATIONS = 3
-# Training sessions of one node that ran over the session budget, the dealer not to blame, after
-# which this custodian rejects the node as TOO_SLOW (its stake comes back, whatever the other
-# says beside it) and the other follows. The operations counted before training (MAX_PRIVATE_OPS) are PyTorch's multiply-adds,
-# which leave out comparisons (ReLU, max pooling) and round trips, far dearer on shares, and a
-# machine may be slower than the one the bound was set on. A node too slow for the budget used to
-# be tried again every round, each time for the whole budget, holding both custodians, the dealer
-# and every node behind it (and a word on the validation share on it). Scorings are not counted:
-# their cost is the sponsor's rows' as much as the node's (docs/private-models.md).
+# Sessions of one node of one kind (trainings, or scorings) that ran over the session budget,
+# the dealer not to blame, after which this custodian rejects the node as TOO_SLOW (its stake
+# comes back, whatever the other says beside it) and the other follows (a scoring's, once one of
+# its own ran over too). The operations counted before
+# training (MAX_PRIVATE_OPS) are PyTorch's multiply-adds, which leave out comparisons (ReLU, max
+# pooling) and round trips, far dearer on shares, and a machine may be slower than the one the
+# bound was set on. A node too slow for the budget used to be tried again every round, each time
+# for the whole budget, holding both custodians, the dealer and every node behind it (and a word
+# on the validation share on it). Scorings count too: an architecture is never trained, so a wide
+# one cheap to propose but too slow to score on the sponsor's rows held every task of its
+# custodians for one fee (a sponsor whose rows are too many to score any node in the budget sees
+# its nodes refused, their stakes back: its own task's loss, docs/private-models.md).
 MAX_OVER_BUDGET = 2
 # What custodians train on shares: at most this many operations (about half an hour of MPC
 # here), and batches whose widest layer the dealer can deal for.
@@ -143,6 +148,11 @@ class Custodian:
         self.session_timeout = session_timeout
         # What one session may take, start to end (a training of many rows and epochs is long)
         self.session_budget = session_budget
+        # A session that lasted this long ran to its budget here or at the other custodian
+        # (whose session may have started a rendezvous and a handshake before this one's)
+        self._long_session = session.own_budget(session_budget, session_timeout) - (
+            session_timeout + HANDSHAKE_S
+        )
         self.fetch_timeout = fetch_timeout
         self.dealer_timeout = dealer_timeout
         # ("node", id) or ("validation", task): when its file was first missing; ("dealer",
@@ -155,6 +165,8 @@ class Custodian:
         self._agreed: dict[int, tuple[int, int]] = {}
         self._unaccepted: set[int] = set()  # tasks whose custody this account has not accepted
         self.only = tasks
+        self._round = 0  # rounds run by this process
+        self._dealer_found: dict[int, int] = {}  # task -> the round its dealer was last missing
 
     # ── the round ──
 
@@ -167,6 +179,7 @@ class Custodian:
         return out
 
     def run_round(self) -> None:
+        self._round += 1
         for view in self.my_tasks():
             try:
                 self.serve_task(view)
@@ -298,9 +311,7 @@ class Custodian:
                     if other[1] == Reason.TOO_SLOW:
                         # the other could not train it in its budget, which this one cannot
                         # check; the stake comes back whatever is said beside it
-                        raise Refuse(
-                            Reason.TOO_SLOW, "the other custodian could not train it in time"
-                        )
+                        raise Refuse(Reason.TOO_SLOW, "the other custodian ran over its budget")
                     if known and Reason(other[1]).seen_alone(architecture=not node.parent_id):
                         raise Refuse(
                             Reason.UNCONFIRMED,
@@ -314,15 +325,7 @@ class Custodian:
                     if node.parent_id == 0:
                         held = self.holdings.keep(task_id, node.id, self._architecture(node, index))
                     else:
-                        runs = self.holdings.training_over_budget(task_id, node.id)
-                        if runs >= MAX_OVER_BUDGET:
-                            # on-chain, so the other custodian follows, whatever it counted: one
-                            # that gave the node up alone parted ways with the other for good,
-                            # and both stopped their rounds at it (attacker review)
-                            raise Refuse(
-                                Reason.TOO_SLOW,
-                                f"its training ran over the session budget {runs} times",
-                            )
+                        self._refuse_if_too_slow(node, session.TRAIN)
                         trained = self._train(view, index, node, nodes[node.parent_id])
                         self.clocks.stop(("node", node.id))  # its files were there
                         return trained
@@ -361,10 +364,39 @@ class Custodian:
         if recorded is not None:  # this one ended its scoring well: never scored again
             return self._attest_kept(node, index, recorded)
         if (other := self.custody.attestation(node.id, 1 - index)) is not None:
+            if other == (REJECT, Reason.TOO_SLOW):  # the other could not score it in time
+                return self._follow_too_slow(node)
             return self._follow(node, index, other)
         if self.holdings.scoring_runs(task_id, node.id) >= MAX_SCORING_RUNS:
             return self._give_up(node, "a scoring revealed its record and did not end well")
+        try:
+            self._refuse_if_too_slow(node, session.SCORE)
+        except Refuse as refused:
+            self._attest(node, REJECT, int(refused.reason), str(refused))
+            return True
         return self._score(view, index, node, nodes, held.share, validation)
+
+    def _refuse_if_too_slow(self, node: NodeView, kind: str) -> None:
+        """Refuses the node (TOO_SLOW) once MAX_OVER_BUDGET of its sessions of `kind` ran over
+        the budget. On-chain, so the other custodian follows: one that gave the node up alone
+        parted ways with the other for good, and both stopped their rounds at it (attacker
+        review)."""
+        runs = self.holdings.over_budget(node.task_id, node.id, kind)
+        if runs >= MAX_OVER_BUDGET:
+            raise Refuse(Reason.TOO_SLOW, f"its {kind} sessions ran over the budget {runs} times")
+
+    def _follow_too_slow(self, node: NodeView) -> bool:
+        """The other custodian says a node both committed to could not be scored in its budget.
+        Followed only when one of this custodian's own scoring sessions of it ran over too (or
+        ran as long: `_session`): said right after both committed, with no session over, it
+        would turn a node the other could only stall into one rejected, its fee in the winner's
+        pool (attacker review). Otherwise the node is given up on (pending, not retried: this
+        one's round goes on). A deviating custodian that lags one session to the budget (a
+        custodian's lag is excused, blame.py) still has it followed."""
+        if self.holdings.over_budget(node.task_id, node.id, session.SCORE) == 0:
+            return self._give_up(node, "the other custodian says it ran over; no session here did")
+        self._attest(node, REJECT, Reason.TOO_SLOW, "the other custodian ran over its budget")
+        return True
 
     def _give_up(self, node: NodeView, why: str) -> bool:
         self.holdings.give_up(node.task_id, node.id)
@@ -575,6 +607,8 @@ class Custodian:
         key = ("dealer", job.task_id)
         if ended_well:
             self.clocks.stop(key)
+        elif missing == []:  # tried this round: a dealer that came and failed it unnamed keeps
+            self._dealer_found[job.task_id] = self._round  # the next finding in step (review)
         if ended_well or missing == []:  # the dealer came to this node's session
             if self.custody.dealer_wait(job.node_id) >> index & 1:
                 self.custody.report_dealer(job.node_id, waits=False)
@@ -589,9 +623,19 @@ class Custodian:
         # rendezvous, one after another) starts a new streak: a custodian that held no session
         # meanwhile saw nothing. Measured to this session's start (`began`): a session the
         # dealer made slow lasts up to the budget, and findings a budget apart started a new
-        # streak each, so its word was never said (attacker review)
+        # streak each, so its word was never said (attacker review). Findings in rounds one
+        # after another keep the streak however long the rounds, counting only their own time:
+        # a dealer that served another task's sessions slowly (each round longer than the gap)
+        # while never coming to this one's started its streak again each round (attacker
+        # review); counting the rounds' whole time, two findings a round apart would name it.
+        # Across a restart, the gap alone decides.
+        found_before = self._dealer_found.get(job.task_id)
+        self._dealer_found[job.task_id] = self._round
+        in_step = found_before is not None and found_before >= self._round - 1
         gap = max(self.dealer_timeout, 3 * self.session_timeout)
-        if self.clocks.still_waiting(key, self.dealer_timeout, gap=gap, since=began):
+        if self.clocks.still_waiting(
+            key, self.dealer_timeout, gap=gap, since=began, in_step=in_step
+        ):
             return
         if not self.custody.dealer_wait(job.node_id) >> index & 1:
             self.custody.report_dealer(job.node_id, waits=True)
@@ -734,11 +778,16 @@ class Custodian:
             ended = _ending(folder)
             # Over its budget with the dealer not to blame, by both custodians' words, or killed
             # at the budget after its rendezvous with no word on the dealer (its own work, too
-            # long between two messages to end itself): the node's cost. A kill after the words
-            # named the dealer is the dealer's (attacker review: it was counted against the node).
-            over = ended.over_budget or (killed and ended.missing == [])
-            if result is None and over and job.kind == session.TRAIN:
-                self.holdings.note_training_over_budget(job.task_id, job.node_id)
+            # long between two messages to end itself), or run that long with no word at all (the
+            # other was killed at its budget, and this one timed out on it): the node's cost. A
+            # session after whose words named the dealer is the dealer's (attacker review: a kill
+            # was counted against the node). Without the last case, one custodian counted the
+            # sessions the other's service killed and the other none, and the two parted ways
+            # over a scoring's refusal (attacker review).
+            ran_long = time.time() - began >= self._long_session
+            over = ended.over_budget or (ended.missing == [] and (killed or ran_long))
+            if result is None and over:
+                self.holdings.note_over_budget(job.task_id, job.node_id, job.kind)
                 self.log(f"node {job.node_id}: the {job.kind} session ran over its budget")
             try:
                 self._note_dealer(job, index, result is not None, ended.missing, began)

@@ -39,8 +39,8 @@ import {IReputation} from "./IReputation.sol";
 ///            its own share of a trained node's rows, or a file its store missed) and the other
 ///            found none; nobody else can tell which is right, so the node was never judged by
 ///            both (its stake is returned, as for 7).
-///         16 too-slow: in a private task, a custodian could not train the node within its
-///            session budget twice, the dealer not to blame (its stake is returned, as for 7).
+///         16 too-slow: in a private task, a custodian could not train or score the node within
+///            its session budget twice, the dealer not to blame (its stake is returned, as for 7).
 /// @dev Implemented by BountyTree; roles (ORACLE_ROLE, DEFAULT_ADMIN_ROLE) are OpenZeppelin's
 ///      AccessControl.
 interface IBountyTree {
@@ -519,7 +519,7 @@ interface IBountyTree {
     /// @notice Rejects nodes (ORACLE_ROLE); their stakes join the task's pool and their authors
     ///         lose reputation, except a node rejected as PARENT_REJECTED (never judged on its
     ///         own), UNCONFIRMED (judged at fault by one custodian alone) or TOO_SLOW (a
-    ///         custodian could not train it in its budget), whose stake is returned.
+    ///         custodian could not train or score it in its budget), whose stake is returned.
     /// @param taskId The task every node belongs to.
     /// @param nodeIds Pending nodes, at most MAX_BATCH.
     /// @param reasons A non-zero reject reason code per node (listed above).

@@ -238,8 +238,8 @@ interface IPrivateCustody {
     ///         their reasons (the one recorded is {RejectReasons-agreed}'s: the first's, or an
     ///         UNCONFIRMED beside a fault one custodian sees alone, which returns the node's
     ///         stake, a TOO_SLOW beside any, which returns it too, accepted only of a trained
-    ///         node neither custodian committed to, or a PARENT_REJECTED, accepted only when the
-    ///         parent is rejected).
+    ///         node neither custodian committed to (its training) or of a node both committed to
+    ///         (its scoring), or a PARENT_REJECTED, accepted only when the parent is rejected).
     function attest(uint256 nodeId, uint8 kind, uint16 value) external;
 
     function attestationOf(uint256 nodeId, uint8 index) external view returns (uint32);

@@ -19,8 +19,8 @@ library RejectReasons {
     /// @notice One custodian found a fault it sees alone (seenAlone), the other found none: a
     ///         fault nobody else can check.
     uint8 internal constant UNCONFIRMED = 15;
-    /// @notice A private node one custodian could not train within its session budget, twice,
-    ///         the dealer not to blame: nobody else can check it.
+    /// @notice A private node one custodian could not train or score within its session budget,
+    ///         twice, the dealer not to blame: nobody else can check it.
     uint8 internal constant TOO_SLOW = 16;
 
     /// @notice Whether a node rejected for `reason` keeps its stake and its author's reputation:

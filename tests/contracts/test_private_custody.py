@@ -516,14 +516,15 @@ def test_a_custodian_that_rejects_an_honest_node_cannot_have_its_stake_forfeited
     assert spared(child, 8, tree.PARENT_REJECTED())
 
 
-def test_a_node_a_custodian_could_not_train_in_time_keeps_its_stake_whatever_the_other_says(
+def test_a_node_a_custodian_could_not_train_or_score_in_time_keeps_its_stake_whatever_the_other_says(
     market, custody, sponsor, parties, architect, outsider, reputation
 ):
     """An honest custodian that could not train a node within its budget twice says so first
     (TOO_SLOW, 16). As UNCONFIRMED, a deviating other could then name a fault both could check,
     and the pair recorded that fault: the stake forfeited and the author's reputation taken
     (attacker review). TOO_SLOW beside any reason, in either order, records TOO_SLOW and
-    returns the stake."""
+    returns the stake. So it does of a node both custodians committed to, architecture or
+    trained, that could not be scored in time: nothing is found at fault once both committed."""
     task_id = _ready(market, custody, sponsor, parties)
     tree = market.tree
     arch = market.propose(task_id, architect)
@@ -537,7 +538,18 @@ def test_a_node_a_custodian_could_not_train_in_time_keeps_its_stake_whatever_the
         assert tx.events["NodeRejected"]["reason"] == 16 and "StakeForfeited" not in tx.events
         assert tree.pendingWithdrawals(outsider) - before == STAKE
     assert reputation.scoreOf(outsider) == points
-    # said of what no training can be too slow for, it would hand a faulty node its stake back
+    for node, author in ((market.submit(task_id, outsider, arch), outsider),
+                         (market.propose(task_id, architect), architect)):  # fmt: skip
+        points, before = reputation.scoreOf(author), tree.pendingWithdrawals(author)
+        for i in (0, 1):
+            custody.commitShare(node, cid(900 + 2 * node + i), {"from": parties[i]})
+        custody.attest(node, 1, 16, {"from": parties[1]})
+        tx = custody.attest(node, 1, 16, {"from": parties[0]})
+        assert tx.events["NodeRejected"]["reason"] == 16 and "StakeForfeited" not in tx.events
+        assert tree.pendingWithdrawals(author) - before == STAKE
+        assert reputation.scoreOf(author) == points
+    # said of a training one custodian says ended (its commitment), or of an architecture
+    # before its scoring, it would hand a faulty node its stake back
     committed = market.submit(task_id, outsider, arch)
     custody.commitShare(committed, cid(901), {"from": parties[1]})
     for node in (market.propose(task_id, architect), committed):

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from types import SimpleNamespace
 
+from bountytree.market.custody import REJECT
+from bountytree.reasons import Reason
 from custodian import clocks, session
 from custodian.clocks import Clocks
 from custodian.service import Custodian, Job
@@ -35,6 +38,7 @@ def _custodian(tmp_path, monkeypatch) -> tuple[Custodian, _Words, list[float]]:
     custodian.clocks = Clocks(tmp_path / "clocks.json")
     custodian.log = lambda line: None
     custodian.dealer_timeout, custodian.session_timeout, custodian.session_budget = 600, 60, 1800
+    custodian._round, custodian._dealer_found = 0, {}
     return custodian, words, now
 
 
@@ -55,14 +59,101 @@ def test_a_dealer_that_makes_each_session_run_to_the_budget_is_said_not_to_come(
 
 
 def test_findings_with_an_outage_between_them_are_no_streak(tmp_path, monkeypatch):
-    """The custodian held no session for an hour between two findings (it was down): the
-    second starts a new streak, and the dealer is not said to be missing for the hour."""
+    """The custodian held no session for an hour between two findings (it was down, or ran
+    rounds that did not try the task): the second starts a new streak, and the dealer is not
+    said to be missing for the hour."""
     custodian, words, now = _custodian(tmp_path, monkeypatch)
     job = Job(session.TRAIN, 1, 5, None, {})  # type: ignore[arg-type]
     for began, ended in ((0.0, 100.0), (3700.0, 3800.0)):
+        custodian._round += 100
         now[0] = ended
         custodian._note_dealer(job, 0, False, [session.DEALER], began)
     assert words.said == []
+
+
+def test_a_dealer_that_never_comes_to_one_task_is_said_missing_while_it_serves_another_slowly(
+    tmp_path, monkeypatch
+):
+    """Each round, the custodians first hold a session of task 2 that the dealer comes to and
+    makes last the whole budget, then wait a rendezvous (60 s) for it in vain for task 1's
+    node. Findings of task 1 were a budget apart, further than the gap, so each round started
+    task 1's streak again: the dealer never served task 1's node and was never said to
+    (attacker review). Findings in rounds one after another keep the streak, counting their own
+    time only: the word is said once they add up to the dealer timeout (600 s: the first
+    finding starts the clock, ten more), not after two findings a round apart (attacker review
+    of the fix). Across a restart (a new process, no rounds known) the gap decides, as before."""
+    custodian, words, now = _custodian(tmp_path, monkeypatch)
+    job = Job(session.TRAIN, 1, 5, None, {})  # type: ignore[arg-type]
+
+    def round_of(custodian, start: float) -> None:
+        custodian._round += 1
+        began = start + 1800.0  # task 2's session took the budget
+        now[0] = began + 60.0
+        custodian._note_dealer(job, 0, False, [session.DEALER], began)
+
+    for k in range(11):
+        round_of(custodian, k * 1860.0)
+        assert words.said == ([(5, True)] if k == 10 else []), k
+    # a round whose session the dealer came to and failed unnamed keeps the next finding in step
+    custodian, words, now = _custodian(tmp_path / "came", monkeypatch)
+    for k in range(21):
+        if k % 2:
+            custodian._round += 1
+            now[0] = k * 1860.0 + 1860.0
+            custodian._note_dealer(job, 0, False, [], now[0] - 60.0)
+        else:
+            round_of(custodian, k * 1860.0)
+    assert words.said == [(5, True)]
+    restarted, words, now = _custodian(tmp_path / "again", monkeypatch)
+    for k in range(20):  # a new process each round (cron's `--once`)
+        restarted._round, restarted._dealer_found = 0, {}
+        round_of(restarted, k * 1860.0)
+    assert words.said == []
+
+
+class _Chain:
+    """The chain's attestations of one custodian (custodian 0), and its counts on disk."""
+
+    def __init__(self, scorings_over: int) -> None:
+        self.attested: list[tuple[int, int, int]] = []
+        self.given_up: list[int] = []
+        self.scorings_over = scorings_over
+
+    def require(self, task_id: int):
+        return SimpleNamespace(party_of=lambda account: 0)
+
+    def attestation(self, node_id: int, index: int):
+        return None
+
+    def attest(self, node_id: int, kind: int, value: int) -> None:
+        self.attested.append((node_id, kind, value))
+
+    def over_budget(self, task_id: int, node_id: int, kind: str) -> int:
+        return self.scorings_over if kind == session.SCORE else 0
+
+    def give_up(self, task_id: int, node_id: int) -> None:
+        self.given_up.append(node_id)
+
+
+def test_a_scoring_too_slow_is_followed_only_after_a_session_of_ones_own_ran_over(
+    tmp_path, monkeypatch
+):
+    """The other custodian attests `too-slow` of a node both committed to. Said right after
+    both committed, with no scoring session over the budget, following it turned a node a
+    deviating custodian could only stall into one rejected, its fee in the winner's pool
+    (attacker review): this custodian gives the node up instead. Once one of its own scoring
+    sessions of the node ran over too, it follows (the two counted apart by a session)."""
+    node = SimpleNamespace(id=7, task_id=1)
+    for scorings_over, attested, given_up in (
+        (0, [], [7]),
+        (1, [(7, REJECT, Reason.TOO_SLOW)], []),
+    ):
+        custodian, _, _ = _custodian(tmp_path, monkeypatch)
+        chain = _Chain(scorings_over)
+        custodian.custody = custodian.holdings = chain  # type: ignore[assignment]
+        custodian.me = "0xc0"
+        assert custodian._follow_too_slow(node) is True  # type: ignore[arg-type]
+        assert chain.attested == attested and chain.given_up == given_up
 
 
 def test_a_session_budget_too_short_for_the_last_words_is_refused_in_one_line(tmp_path):

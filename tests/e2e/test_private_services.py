@@ -783,6 +783,19 @@ def test_a_node_waiting_for_a_dealer_that_never_comes_is_said_on_chain_until_it_
         assert f"node {arch}: the dealer came to its session; said so" in log.read_text()
 
 
+def _assert_held_over_budget(logs: list[Path], node: int, kind: str) -> None:
+    """Each custodian held exactly MAX_OVER_BUDGET sessions of `kind` for the node, each over
+    the budget, and never said the dealer was to blame."""
+    from custodian.service import MAX_OVER_BUDGET
+
+    for log in logs:
+        text = log.read_text()
+        held = text.count(f"node {node}: {kind} session") - text.count("did not join")
+        assert held == MAX_OVER_BUDGET, text
+        assert text.count(f"node {node}: the {kind} session ran over") == MAX_OVER_BUDGET, text
+        assert "waits for the dealer" not in text, text
+
+
 def test_a_node_too_slow_to_train_in_the_session_budget_is_refused_after_two_tries(
     settings, deployed, files, tmp_path
 ):
@@ -795,7 +808,6 @@ def test_a_node_too_slow_to_train_in_the_session_budget_is_refused_after_two_tri
     the node as `too-slow` (its stake back, no reputation taken), the other following: the
     gain, sessions spent on it, is two. The dealer is not blamed, and the task goes on: a later architecture is
     scored."""
-    from custodian.service import MAX_OVER_BUDGET
 
     market = market_for(settings)
     custody = Custody(market)
@@ -816,12 +828,60 @@ def test_a_node_too_slow_to_train_in_the_session_budget_is_refused_after_two_tri
     assert owner.pending() == owed + 10**16  # its stake of 0.01 ETH, back
     assert owner.reputation(owner.chain.address) == points
     assert custody.dealer_wait(child) == 0
-    for log in logs:
-        text = log.read_text()
-        held = text.count(f"node {child}: train session") - text.count("did not join")
-        assert held == MAX_OVER_BUDGET, text
-        assert text.count(f"node {child}: the train session ran over") == MAX_OVER_BUDGET, text
-        assert "waits for the dealer" not in text, text
+    _assert_held_over_budget(logs, child, "train")
+
+
+def _slow_to_score(relus: int) -> dict:
+    """An architecture under every limit a spec has (its fixed-point drift included), never
+    trained, whose scoring on shares is slow: a 3x3 convolution out to 1,024 channels followed by
+    `relus` ReLUs (65,536 comparisons a row each, each a round of the dealer's randomness and
+    messages), and back to one channel."""
+    wide = {
+        "type": "Conv2d",
+        "in_channels": 1,
+        "out_channels": 1024,
+        "kernel_size": 3,
+        "padding": 1,
+    }
+    narrow = {**wide, "in_channels": 1024, "out_channels": 1}
+    relu = {"type": "ReLU"}
+    return {
+        **SPEC,
+        "name": "slow to score",
+        "input_shape": [1, 8, 8],
+        "layers": [wide, *[relu] * relus, narrow, relu, {"type": "Flatten"},
+                   {"type": "Linear", "in_features": 64, "out_features": 10}],
+    }  # fmt: skip
+
+
+def test_an_architecture_too_slow_to_score_in_the_session_budget_is_refused_after_two_tries(
+    settings, deployed, files, tmp_path
+):
+    """An architecture is never trained, so nothing counted before training stops one that is
+    cheap to propose but too slow to score on the sponsor's 400 rows within the custodians'
+    budget. Its scoring session was tried again every round for the whole budget: one fee held
+    both custodians, the dealer and every task they serve for good. Scorings now count as
+    trainings do: after MAX_OVER_BUDGET the custodians reject it as `too-slow` (both had
+    committed to its shares; the architect's stake back, no reputation taken), the dealer is
+    not blamed, and a later architecture is scored."""
+
+    market = market_for(settings)
+    architect = market_for(settings, 1)
+    task_id, keys = _private_task(settings, files, tmp_path, "too slow to score")
+    owed, points = architect.pending(), architect.reputation(architect.chain.address)
+    slow = _propose(settings, task_id, tmp_path, _slow_to_score(16))
+    logs = [tmp_path / f"c{i}.log" for i in (0, 1)]
+    _, started = _services(settings, keys, task_id, tmp_path, budget=150, session=15)
+    with _running(started) as procs:
+        _wait("the slow architecture's rejection", lambda: market.node(slow).status == "rejected",
+              procs, timeout=WAIT_S + 2 * 150)  # fmt: skip
+        assert architect.pending() == owed + 10**16  # its stake of 0.01 ETH, back
+        assert architect.reputation(architect.chain.address) == points
+        later = _propose(settings, task_id, tmp_path)
+        _wait("a later node's score", lambda: market.node(later).status == "scored", procs)
+    assert market.nodes(task_id)[slow].reason == "too-slow"
+    assert all(Custody(market).commitment(slow, i) for i in (0, 1))  # it was a scoring
+    _assert_held_over_budget(logs, slow, "score")
 
 
 def test_custodians_that_counted_a_slow_training_differently_both_refuse_it(
@@ -848,7 +908,7 @@ def test_custodians_that_counted_a_slow_training_differently_both_refuse_it(
         folder = settings.home / "custodian" / str(market.chain.chain_id) / c0
         holdings = Holdings(folder, read_private_key(keys["c0"]))
         for _ in range(MAX_OVER_BUDGET):
-            holdings.note_training_over_budget(task_id, child)
+            holdings.note_over_budget(task_id, child, "train")
         procs[1] = _custodian(settings, keys, 0, peer, task_id, tmp_path / "c0.log")
         _wait("the child's rejection", lambda: market.node(child).status == "rejected", procs)
         later = _propose(settings, task_id, tmp_path)
