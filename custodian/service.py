@@ -347,8 +347,7 @@ class Custodian:
             except (ShareError, StoreError) as exc:
                 raise Refuse(Reason.CORRUPT, str(exc)) from None
         except Refuse as refused:
-            self._attest(node, REJECT, int(refused.reason), str(refused))
-            return True
+            return self._reject(node, refused)
         if node.id in self.holdings.given_up(task_id):
             return True
         if self.custody.commitment(node.id, index) is None:
@@ -372,8 +371,7 @@ class Custodian:
         try:
             self._refuse_if_too_slow(node, session.SCORE)
         except Refuse as refused:
-            self._attest(node, REJECT, int(refused.reason), str(refused))
-            return True
+            return self._reject(node, refused)
         return self._score(view, index, node, nodes, held.share, validation)
 
     def _refuse_if_too_slow(self, node: NodeView, kind: str) -> None:
@@ -396,6 +394,10 @@ class Custodian:
         if self.holdings.over_budget(node.task_id, node.id, session.SCORE) == 0:
             return self._give_up(node, "the other custodian says it ran over; no session here did")
         self._attest(node, REJECT, Reason.TOO_SLOW, "the other custodian ran over its budget")
+        return True
+
+    def _reject(self, node: NodeView, refused: Refuse) -> bool:
+        self._attest(node, REJECT, int(refused.reason), str(refused))
         return True
 
     def _give_up(self, node: NodeView, why: str) -> bool:
